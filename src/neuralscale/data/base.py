@@ -1,0 +1,117 @@
+"""Images as uint8 tensors, a tensor cache, and the seeded validation split."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import NeuralscaleError
+from ..records import atomic_torch_save
+from .info import DatasetInfo
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class ImageData:
+    """A whole dataset in memory: uint8 NCHW images and int64 labels.
+
+    `val_x`/`val_y` are set only when the dataset itself defines a validation
+    set (TinyImageNet's original split); otherwise `split` carves one from the
+    training set.
+    """
+
+    info: DatasetInfo
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+    classes: list[str] = field(default_factory=list)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {k: getattr(self, k) for k in ("train_x", "train_y", "test_x", "test_y", "val_x", "val_y")}
+        return {k: v for k, v in out.items() if v is not None}
+
+    def split(self, val_fraction: float = 0.1, seed: int = 0) -> "Splits":
+        """Train/validation/test.  The validation set is a stratified, seeded
+        `val_fraction` of the training set unless the dataset brings its own."""
+        if self.val_x is not None:
+            return Splits(self.info, (self.train_x, self.train_y), (self.val_x, self.val_y),
+                          (self.test_x, self.test_y), self.classes)
+        if not 0 <= val_fraction < 1:
+            raise NeuralscaleError(f"validation fraction must be in [0, 1), got {val_fraction}")
+        g = torch.Generator().manual_seed(seed)
+        val_idx = []
+        for c in torch.unique(self.train_y):
+            idx = torch.nonzero(self.train_y == c).flatten()
+            idx = idx[torch.randperm(len(idx), generator=g)]
+            val_idx.append(idx[: int(round(len(idx) * val_fraction))])
+        val_idx = torch.cat(val_idx).sort().values
+        mask = torch.ones(len(self.train_y), dtype=torch.bool)
+        mask[val_idx] = False
+        return Splits(self.info, (self.train_x[mask], self.train_y[mask]),
+                      (self.train_x[val_idx], self.train_y[val_idx]), (self.test_x, self.test_y), self.classes)
+
+
+@dataclass
+class Splits:
+    info: DatasetInfo
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+    classes: list[str] = field(default_factory=list)
+
+    def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "Splits":
+        """A seeded random subset of each part (for quick runs and demos)."""
+        g = torch.Generator().manual_seed(seed)
+
+        def take(xy, n):
+            if n is None or n >= len(xy[1]):
+                return xy
+            idx = torch.randperm(len(xy[1]), generator=g)[:n].sort().values
+            return xy[0][idx], xy[1][idx]
+        val_n = None if train is None else max(1, int(round(train * len(self.val[1]) / max(1, len(self.train[1])))))
+        return Splits(self.info, take(self.train, train), take(self.val, val_n), take(self.test, test), self.classes)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train[1]), "val": len(self.val[1]), "test": len(self.test[1])}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NEURALSCALE_CACHE", Path.home() / ".cache" / "neuralscale"))
+
+
+def fingerprint(paths: list[Path], extra: dict | None = None) -> str:
+    """A key that changes when any source file (size, mtime) or option changes."""
+    parts = []
+    for p in sorted(paths):
+        st = p.stat()
+        parts.append([str(p.resolve()), st.st_size, int(st.st_mtime)])
+    blob = json.dumps([CACHE_VERSION, parts, extra or {}], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def load_cached(name: str, key: str) -> dict[str, torch.Tensor] | None:
+    path = cache_dir() / "tensors" / f"{name}-{key}.pt"
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception:  # a damaged cache is rebuilt, never trusted
+        path.unlink(missing_ok=True)
+        return None
+
+
+def save_cached(name: str, key: str, tensors: dict) -> None:
+    path = cache_dir() / "tensors" / f"{name}-{key}.pt"
+    try:
+        atomic_torch_save(tensors, path)
+    except OSError:
+        pass  # a read-only cache only costs speed

@@ -1,0 +1,113 @@
+"""CIFAR-10 and CIFAR-100 in the upstream "python version" format.
+
+Either the archive (`cifar-10-python.tar.gz`, `cifar-100-python.tar.gz`) or the
+folder it extracts to (`cifar-10-batches-py/`, `cifar-100-python/`) in the data
+directory.  The batches are Python pickles, so they are read with an
+unpickler that admits only the numpy types the upstream files contain.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import NeuralscaleError
+
+SOURCES = {
+    "cifar10": {
+        "archive": "cifar-10-python.tar.gz", "folder": "cifar-10-batches-py",
+        "url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "md5": "c58f30108f718f92721af3b95e74349a",
+        "train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"],
+        "labels": b"labels", "meta": "batches.meta", "names": b"label_names",
+    },
+    "cifar100": {
+        "archive": "cifar-100-python.tar.gz", "folder": "cifar-100-python",
+        "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "md5": "eb9058c3a382ffc7106e4002c42a8d85",
+        "train": ["train"], "test": ["test"],
+        "labels": b"fine_labels", "meta": "meta", "names": b"fine_label_names",
+    },
+}
+
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+        if module.startswith("numpy.core"):
+            module = module.replace("numpy.core", "numpy._core" if hasattr(np, "_core") else "numpy.core")
+        return super().find_class(module, name)
+
+
+def _unpickle(blob: bytes, where: str) -> dict:
+    try:
+        obj = _SafeUnpickler(io.BytesIO(blob), encoding="bytes").load()
+    except Exception as e:
+        raise NeuralscaleError(f"{where} is not a readable CIFAR batch ({e}); delete it and download again") from None
+    if not isinstance(obj, dict):
+        raise NeuralscaleError(f"{where} is not a CIFAR batch (no dict inside)")
+    return obj
+
+
+def locate(name: str, data_dir: Path) -> Path | None:
+    src = SOURCES[name]
+    for p in (data_dir / src["folder"], data_dir / src["archive"]):
+        if p.exists():
+            return p
+    return None
+
+
+def read(name: str, path: Path) -> dict:
+    """Read train/test tensors from the archive or extracted folder at `path`."""
+    src = SOURCES[name]
+    members = src["train"] + src["test"] + [src["meta"]]
+    blobs: dict[str, bytes] = {}
+    if path.is_dir():
+        for m in members:
+            f = path / m
+            if not f.exists():
+                raise NeuralscaleError(f"{f} is missing; the CIFAR folder is incomplete, download it again")
+            blobs[m] = f.read_bytes()
+    else:
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                for m in members:
+                    try:
+                        blobs[m] = tar.extractfile(f"{src['folder']}/{m}").read()
+                    except KeyError:
+                        raise NeuralscaleError(f"{path} has no {src['folder']}/{m}; it is not the {name} archive") from None
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise NeuralscaleError(f"{path} is not a readable archive ({e}); delete it and download again") from None
+
+    def part(files):
+        xs, ys = [], []
+        for m in files:
+            d = _unpickle(blobs[m], f"{path}:{m}")
+            try:
+                data = np.asarray(d[b"data"], dtype=np.uint8)
+                labels = np.asarray(d[src["labels"]], dtype=np.int64)
+                xs.append(data.reshape(-1, 3, 32, 32))
+            except (KeyError, ValueError) as e:
+                raise NeuralscaleError(f"{path}:{m} is not a {name} batch ({e})") from None
+            if len(labels) != len(xs[-1]):
+                raise NeuralscaleError(f"{path}:{m} has {len(xs[-1])} images but {len(labels)} labels")
+            ys.append(labels)
+        return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+    train_x, train_y = part(src["train"])
+    test_x, test_y = part(src["test"])
+    meta = _unpickle(blobs[src["meta"]], f"{path}:{src['meta']}")
+    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(src["names"], [])]
+    return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y, "classes": classes}

@@ -1,0 +1,71 @@
+"""Any dataset laid out as class folders: ROOT/train/<class>/*.png and ROOT/test/<class>/*
+(or ROOT/val/).  Images are decoded to RGB and resized to the size of the
+first training image, so mixed sizes are fine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..errors import NeuralscaleError
+from .images import EXTENSIONS, decode, image_size, stack
+from .info import DatasetInfo
+
+
+def _split_dir(root: Path, names: tuple[str, ...]) -> Path | None:
+    for n in names:
+        if (root / n).is_dir():
+            return root / n
+    return None
+
+
+def _classes(train_dir: Path) -> list[str]:
+    return sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _files(d: Path) -> list[Path]:
+    return sorted(p for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+
+
+def _layout(root: str) -> tuple[Path, Path, Path, list[str]]:
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise NeuralscaleError(f"image folder {path} does not exist")
+    train = _split_dir(path, ("train",))
+    test = _split_dir(path, ("test", "val", "valid", "validation"))
+    if train is None or test is None:
+        raise NeuralscaleError(f"image folder {path} needs train/<class>/ and test/<class>/ (or val/) subfolders")
+    classes = _classes(train)
+    if not classes:
+        raise NeuralscaleError(f"{train} has no class folders")
+    return path, train, test, classes
+
+
+def imagefolder_info(root: str) -> DatasetInfo:
+    path, train, _, classes = _layout(root)
+    first = next((f for c in classes for f in _files(train / c)), None)
+    if first is None:
+        raise NeuralscaleError(f"{train} holds no images ({', '.join(EXTENSIONS)})")
+    return DatasetInfo(f"imagefolder:{path}", len(classes), 3, image_size(first.read_bytes(), str(first)))
+
+
+def read(root: str) -> dict:
+    info = imagefolder_info(root)
+    _, train, test, classes = _layout(root)
+    out = {"classes": classes}
+    for part, d in (("train", train), ("test", test)):
+        items = []
+        for i, c in enumerate(classes):
+            if (d / c).is_dir():
+                items += [(f, i) for f in _files(d / c)]
+        unknown = sorted({p.name for p in d.iterdir() if p.is_dir()} - set(classes))
+        if unknown:
+            raise NeuralscaleError(f"{d} has class folders not in train/: {', '.join(unknown[:5])}")
+        if not items:
+            raise NeuralscaleError(f"{d} holds no images")
+        xs = [decode(f.read_bytes(), info.resolution, str(f)) for f, _ in tqdm(items, desc=f"{part} images", disable=None, leave=False)]
+        out[f"{part}_x"] = stack(xs)
+        out[f"{part}_y"] = torch.tensor([y for _, y in items], dtype=torch.int64)
+    return out

@@ -1,0 +1,66 @@
+"""MobileNetV2 for small images, as in the original NeuralScale code.
+
+Widths (19): the stem convolution, the output of each of the 17 inverted
+residual blocks, and the final 1x1 convolution.  A block's expansion width is
+tied to its input (x1 for the first block, x6 otherwise) and is not searched.
+Every convolution has a bias.  A block that strides or changes width gets a 1x1
+convolution + BN shortcut (`convcut`: every block does), and the gate sits after
+the residual sum, so it gates the whole stream the next block sees.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from .gate import Gate
+
+BASE_WIDTHS = (32, 16, 24, 24, 32, 32, 32, 64, 64, 64, 64, 96, 96, 96, 160, 160, 160, 320, 1280)
+# (blocks, expansion, stride) per stage; stage 5's stride is 2 at 64x64 and above.
+STAGES = ((1, 1, 1), (2, 6, 2), (3, 6, 2), (4, 6, 2), (3, 6, 1), (3, 6, 2), (1, 6, 1))
+LAYER_NAMES = ("stem",) + tuple(f"block{i + 1}" for i in range(17)) + ("conv_last",)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int, t: int, gate: int, convcut: bool):
+        super().__init__()
+        hidden = c_in * t
+        self.residual = nn.Sequential(
+            nn.Conv2d(c_in, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+            nn.Conv2d(hidden, c_out, 1), nn.BatchNorm2d(c_out),
+        )
+        self.shortcut = None
+        if convcut or stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride), nn.BatchNorm2d(c_out))
+        self.gate = Gate(gate, c_out)
+
+    def forward(self, x):
+        out = self.residual(x)
+        out = out + (x if self.shortcut is None else self.shortcut(x))
+        return self.gate(out)
+
+
+class MobileNetV2(nn.Module):
+    def __init__(self, widths: list[int], num_classes: int, in_channels: int = 3,
+                 large_input: bool = False, convcut: bool = False):
+        super().__init__()
+        self.pre = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1), nn.BatchNorm2d(widths[0]))
+        self.gate_pre = Gate(0, widths[0])
+        blocks, i = [], 1
+        for s, (n, t, stride) in enumerate(STAGES):
+            if s == 4 and large_input:
+                stride = 2
+            for j in range(n):
+                blocks.append(InvertedResidual(widths[i - 1], widths[i], stride if j == 0 else 1, t, i, convcut))
+                i += 1
+        self.blocks = nn.Sequential(*blocks)
+        self.conv1 = nn.Sequential(nn.Conv2d(widths[17], widths[18], 1), nn.BatchNorm2d(widths[18]))
+        self.gate_conv1 = Gate(18, widths[18])
+        self.conv2 = nn.Conv2d(widths[18], num_classes, 1)
+
+    def forward(self, x):
+        x = F.relu6(self.gate_pre(self.pre(x)))
+        x = self.blocks(x)
+        x = F.relu6(self.gate_conv1(self.conv1(x)))
+        return self.conv2(F.adaptive_avg_pool2d(x, 1)).flatten(1)

@@ -1,0 +1,46 @@
+"""VGG11 with batch norm, as in the original NeuralScale code.
+
+Eight 3x3 convolutions (with bias) each followed by BN, a gate and ReLU, five
+2x2 max-pools, and one linear classifier.  The original flattens the 1x1 map
+left after the last pool; we average-pool first, which is the identity at 32x32
+and lets other resolutions work with the same parameter count.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .gate import Gate
+
+BASE_WIDTHS = (64, 128, 256, 256, 512, 512, 512, 512)
+LAYER_NAMES = tuple(f"conv{i + 1}" for i in range(8))
+POOL_AFTER = {0, 1, 3, 5, 7}  # a max-pool follows these convolutions
+
+
+class VGG11(nn.Module):
+    def __init__(self, widths: list[int], num_classes: int, in_channels: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for i, w in enumerate(widths):
+            layers += [nn.Conv2d(c_in, w, 3, padding=1), nn.BatchNorm2d(w), Gate(i, w), nn.ReLU(inplace=True)]
+            if i in POOL_AFTER:
+                layers.append(nn.MaxPool2d(2, 2))
+            c_in = w
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_in, num_classes)
+        for m in self.modules():  # the original's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 0.5)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        x = self.pool(self.features(x)).flatten(1)
+        return self.classifier(x)

@@ -1,0 +1,132 @@
+"""Width spaces: a network family whose every gated layer's width is a parameter.
+
+A width space knows its gated layers (names, base widths, in order) and builds a
+freshly initialised model for any list of widths.  Everything downstream
+(accounting, pruning, scaling laws, sweeps) talks to this interface only.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from . import accounting
+from .data.info import DatasetInfo
+from .errors import NeuralscaleError
+from .models import mobilenetv2, resnet, vgg
+
+
+class WidthSpace:
+    """Gated layers with base widths, and `build(widths)` -> a new nn.Module."""
+
+    def __init__(self, name: str, layer_names: Sequence[str], base_widths: Sequence[int],
+                 info: DatasetInfo, make: Callable[[list[int]], nn.Module]):
+        if len(layer_names) != len(base_widths):
+            raise ValueError("layer_names and base_widths differ in length")
+        self.name = name
+        self.layer_names = tuple(layer_names)
+        self.base_widths = tuple(int(w) for w in base_widths)
+        self.info = info
+        self._make = make
+        self._positions: dict[str, int] = {}  # output positions per layer, for MACs
+
+    def __repr__(self) -> str:
+        return f"WidthSpace({self.name!r}, dataset={self.info.name!r}, layers={len(self)})"
+
+    def __len__(self) -> int:
+        return len(self.base_widths)
+
+    def validate(self, widths: Sequence[int]) -> list[int]:
+        """Widths as a list of ints, or a NeuralscaleError saying what is wrong."""
+        widths = list(widths)
+        if len(widths) != len(self):
+            raise NeuralscaleError(
+                f"{self.name} has {len(self)} gated layers, got {len(widths)} widths")
+        out = []
+        for i, w in enumerate(widths):
+            if isinstance(w, float) and not w.is_integer():
+                raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) is not an integer: {w}")
+            try:
+                w = int(w)
+            except (TypeError, ValueError):
+                raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) is not an integer: {w!r}") from None
+            if w < 1:
+                raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) must be at least 1, got {w}")
+            out.append(w)
+        return out
+
+    def uniform(self, ratio: float) -> list[int]:
+        """Every base width times `ratio`, truncated as the original does (at least 1)."""
+        if not ratio > 0:
+            raise NeuralscaleError(f"ratio must be positive, got {ratio}")
+        return [max(1, int(w * ratio)) for w in self.base_widths]
+
+    def build(self, widths: Sequence[int], device: torch.device | str | None = None) -> nn.Module:
+        """A freshly initialised model with exactly these widths."""
+        widths = self.validate(widths)
+        if device is None:
+            return self._make(widths)
+        with torch.device(device):
+            return self._make(widths)
+
+    def params(self, widths: Sequence[int]) -> int:
+        """Exact parameter count of the model these widths build (gates hold none)."""
+        return self._costs(tuple(self.validate(widths)))[0]
+
+    def macs(self, widths: Sequence[int]) -> int:
+        """Multiply-accumulates of conv and linear layers for one image."""
+        return self._costs(tuple(self.validate(widths)))[1]
+
+    @functools.lru_cache(maxsize=4096)
+    def _costs(self, widths: tuple[int, ...]) -> tuple[int, int]:
+        model = self.build(widths, device="meta")
+        return accounting.count_params(model), accounting.count_macs(model, self.info.input_shape, self._positions)
+
+    def describe(self, widths: Sequence[int]) -> dict:
+        widths = self.validate(widths)
+        return {"model": self.name, "dataset": self.info.name, "layers": list(self.layer_names),
+                "widths": widths, "params": self.params(widths), "macs": self.macs(widths)}
+
+
+# --- the paper's three families ----------------------------------------------
+
+def _vgg11(info: DatasetInfo, convcut: bool) -> WidthSpace:
+    if convcut:
+        raise NeuralscaleError("vgg11 has no shortcuts, so --convcut does not apply to it")
+    return WidthSpace("vgg11", vgg.LAYER_NAMES, vgg.BASE_WIDTHS, info,
+                      lambda w: vgg.VGG11(w, info.num_classes, info.in_channels))
+
+
+def _resnet18(info: DatasetInfo, convcut: bool) -> WidthSpace:
+    first_stride = 2 if info.resolution >= 64 else 1
+    return WidthSpace("resnet18" + ("-convcut" if convcut else ""), resnet.LAYER_NAMES, resnet.BASE_WIDTHS, info,
+                      lambda w: resnet.PreActResNet18(w, info.num_classes, info.in_channels, first_stride, convcut))
+
+
+def _mobilenetv2(info: DatasetInfo, convcut: bool) -> WidthSpace:
+    large = info.resolution >= 64
+    return WidthSpace("mobilenetv2" + ("-convcut" if convcut else ""), mobilenetv2.LAYER_NAMES,
+                      mobilenetv2.BASE_WIDTHS, info,
+                      lambda w: mobilenetv2.MobileNetV2(w, info.num_classes, info.in_channels, large, convcut))
+
+
+FAMILIES: dict[str, Callable[[DatasetInfo, bool], WidthSpace]] = {
+    "vgg11": _vgg11, "resnet18": _resnet18, "mobilenetv2": _mobilenetv2,
+}
+
+
+def space(model: str, dataset: str | DatasetInfo, *, convcut: bool = False,
+          data_dir: str | None = None) -> WidthSpace:
+    """The width space of `model` for `dataset` (a name or a DatasetInfo)."""
+    from .data import dataset_info
+
+    info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset, data_dir)
+    name = model.lower()
+    if name.endswith("-convcut"):
+        name, convcut = name[: -len("-convcut")], True
+    if name not in FAMILIES:
+        raise NeuralscaleError(f"unknown model {model!r}; choose one of: {', '.join(FAMILIES)}")
+    return FAMILIES[name](info, convcut)

@@ -1,0 +1,337 @@
+"""The one training loop: plain training, pruning and fine-tuning all run here.
+
+Data lives on the training device as uint8 and is batched and augmented there
+(see data/augment.py).  Behaviour beyond plain SGD (pruning, logging, early
+stops) comes from callbacks, never from copies of this loop.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data.augment import DeviceBatches, channel_stats
+from .data.base import Splits
+from .errors import NeuralscaleError
+from .progress import progress_bar
+from .records import atomic_torch_save
+
+SCHEDULES = ("step", "cosine", "constant", "prune")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides how a network is trained (the paper's defaults)."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.5
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "step"  # step | cosine | constant | prune
+    milestones: tuple[float, ...] = (1 / 3, 2 / 3, 5 / 6)  # step: fractions of `epochs`
+    gamma: float = 0.1  # step: factor at each milestone
+    warmup_epochs: int = 10  # prune: lr stays at `lr` this long, then 0.01 / 1.5 every 10 epochs
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    channels_last: bool | None = None  # None: on CUDA only
+    amp: bool | None = None  # bf16 autocast; None: on CUDA only
+    compile: bool = False
+    eval_batch_size: int = 1000
+    val_fraction: float = 0.1  # of the training set, stratified; the test set is never used to select
+    split_seed: int = 0  # the same validation split for every training seed
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise NeuralscaleError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        if self.epochs < 1:
+            raise NeuralscaleError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise NeuralscaleError(f"batch size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise NeuralscaleError(f"learning rate must be positive, got {self.lr}")
+        self.milestones = tuple(float(m) for m in self.milestones)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def lr_at(self, epoch: float) -> float:
+        """Learning rate at a (fractional) epoch."""
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "cosine":
+            return 0.5 * self.lr * (1 + math.cos(math.pi * min(epoch / self.epochs, 1.0)))
+        if self.schedule == "prune":  # the original's pruning schedule
+            if epoch < self.warmup_epochs:
+                return self.lr
+            return 0.01 / 1.5 ** int((epoch - self.warmup_epochs) // 10)
+        passed = sum(1 for m in self.milestones if int(epoch) >= round(m * self.epochs))
+        return self.lr * self.gamma ** passed
+
+
+def paper_config(dataset: str, **overrides) -> TrainConfig:
+    """The paper's training protocol for a dataset (300 or 150 epochs)."""
+    if dataset == "tinyimagenet":
+        base = dict(epochs=150, milestones=(1 / 3, 2 / 3), batch_size=128)
+    else:
+        base = dict(epochs=300, milestones=(1 / 3, 2 / 3, 5 / 6), batch_size=128)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise NeuralscaleError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NeuralscaleError("CUDA was asked for but no CUDA device is available; use --device cpu")
+    return dev
+
+
+class Callback:
+    """Hooks into the trainer; override what you need."""
+
+    def on_train_start(self, trainer: "Trainer") -> None: ...
+    def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None: ...
+    def after_backward(self, trainer: "Trainer") -> None: ...
+    def on_step_end(self, trainer: "Trainer") -> None: ...
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, metrics: dict) -> None: ...
+    def state_dict(self) -> dict: return {}
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]
+    summary: dict
+    wall_s: float
+    stopped_early: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class Trainer:
+    """Trains `model` on `splits` with `config`; `fit()` returns the per-epoch history.
+
+    The model and optimizer are attributes that callbacks may replace (the
+    pruner swaps in a physically smaller network).  With `checkpoint`, state is
+    saved atomically after every epoch and `fit()` resumes from it.
+    """
+
+    def __init__(self, model: nn.Module, splits: Splits, config: TrainConfig,
+                 callbacks: Sequence[Callback] = (), checkpoint: str | Path | None = None,
+                 progress: bool = True, log=None, desc: str = "train"):
+        self.config = config
+        self.device = resolve_device(config.device)
+        cuda = self.device.type == "cuda"
+        self.channels_last = cuda if config.channels_last is None else config.channels_last
+        self.amp = cuda if config.amp is None else config.amp
+        self.splits = splits
+        mean, std = channel_stats(splits.train[0])
+        self.train_data = DeviceBatches(*splits.train, mean, std, self.device, self.channels_last)
+        self.val_data = DeviceBatches(*splits.val, mean, std, self.device, self.channels_last)
+        self.test_data = DeviceBatches(*splits.test, mean, std, self.device, self.channels_last)
+        self.callbacks = list(callbacks)
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.progress = progress
+        self.log = log if log is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.desc = desc
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.step = 0
+        self.stop = False  # a callback sets this to end training after the current step
+        self.set_model(model)
+
+    # -- model and optimizer -------------------------------------------------
+    def set_model(self, model: nn.Module, optimizer_state: dict | None = None) -> None:
+        """Install a (new) model and a fresh optimizer over its parameters."""
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.forward = torch.compile(model) if self.config.compile else model
+        c = self.config
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=c.momentum,
+                                         weight_decay=c.weight_decay, nesterov=c.nesterov,
+                                         foreach=True)
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state)
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    # -- evaluation ----------------------------------------------------------
+    @torch.inference_mode()
+    def evaluate(self, data: DeviceBatches) -> tuple[float, float]:
+        """(loss, accuracy in %) over a split, without augmentation."""
+        if len(data) == 0:
+            return float("nan"), float("nan")
+        was = self.model.training
+        self.model.eval()
+        loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for x, y in data.eval_batches(self.config.eval_batch_size):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out = self.forward(x)
+            loss += F.cross_entropy(out.float(), y, reduction="sum")
+            correct += (out.argmax(1) == y).sum()
+        self.model.train(was)
+        return loss.item() / len(data), 100.0 * correct.item() / len(data)
+
+    # -- training ------------------------------------------------------------
+    def _generator(self, epoch: int) -> torch.Generator:
+        # Derived from (seed, epoch) so that a resumed run sees the same batches.
+        gen = torch.Generator(device=self.device if self.device.type == "cuda" else "cpu")
+        return gen.manual_seed(self.config.seed * 1_000_003 + epoch)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.forward(x)
+            loss = F.cross_entropy(out.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for cb in self.callbacks:
+            cb.after_backward(self)
+        self.optimizer.step()
+        self.step += 1
+        for cb in self.callbacks:
+            cb.on_step_end(self)
+        return loss.detach(), (out.detach().argmax(1) == y).sum()
+
+    def fit(self) -> TrainResult:
+        c = self.config
+        start = time.perf_counter()
+        self._resume()
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        steps_per_epoch = math.ceil(len(self.train_data) / c.batch_size)
+        while self.epoch < c.epochs and not self.stop:
+            epoch = self.epoch
+            self.set_lr(c.lr_at(epoch))
+            for cb in self.callbacks:
+                cb.on_epoch_start(self, epoch)
+            self.model.train()
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros((), device=self.device)
+            correct = torch.zeros((), device=self.device, dtype=torch.long)
+            seen = 0
+            bar = progress_bar(steps_per_epoch, f"{self.desc} epoch {epoch + 1}/{c.epochs}", enabled=self.progress)
+            gen = self._generator(epoch)
+            for x, y in self.train_data.train_batches(c.batch_size, gen, self.splits.info.crop_padding,
+                                                      self.splits.info.rotate, c.augment):
+                loss, corr = self.train_step(x, y)
+                loss_sum += loss * len(y)
+                correct += corr
+                seen += len(y)
+                bar.update(1)
+                if bar.n % 25 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.3f}")
+                if self.stop:
+                    break
+            bar.close()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            train_time = time.perf_counter() - t0
+            val_loss, val_acc = self.evaluate(self.val_data)
+            test_loss, test_acc = self.evaluate(self.test_data)
+            metrics = {
+                "epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
+                "train_loss": loss_sum.item() / max(seen, 1), "train_acc": 100.0 * correct.item() / max(seen, 1),
+                "val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc,
+                "train_time_s": train_time, "images_per_s": seen / train_time if train_time > 0 else float("nan"),
+            }
+            if not math.isfinite(metrics["train_loss"]):
+                raise NeuralscaleError(f"training diverged at epoch {epoch + 1} (loss is {metrics['train_loss']})")
+            self.history.append(metrics)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, metrics)
+            self.epoch += 1
+            if self.progress:
+                self.log(f"{self.desc} epoch {epoch + 1}/{c.epochs}: loss {metrics['train_loss']:.4f} "
+                         f"train {metrics['train_acc']:.2f}% val {val_acc:.2f}% test {test_acc:.2f}% "
+                         f"({metrics['images_per_s']:.0f} img/s)")
+            self._save()
+        return TrainResult(self.history, summarize(self.history), time.perf_counter() - start, self.stop)
+
+    # -- checkpoints ---------------------------------------------------------
+    def _save(self) -> None:
+        if self.checkpoint is None:
+            return
+        atomic_torch_save({
+            "epoch": self.epoch, "step": self.step, "stop": self.stop, "history": self.history,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "callbacks": [cb.state_dict() for cb in self.callbacks], "config": self.config.to_dict(),
+        }, self.checkpoint)
+
+    def _resume(self) -> None:
+        if self.checkpoint is None or not self.checkpoint.exists() or self.epoch > 0:
+            return
+        try:
+            state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
+        except Exception as e:
+            raise NeuralscaleError(f"checkpoint {self.checkpoint} is unreadable ({e}); delete it to start over") from None
+        for cb, cb_state in zip(self.callbacks, state.get("callbacks", [])):
+            cb.load_state_dict(cb_state)  # may rebuild self.model at other widths first
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise NeuralscaleError(f"checkpoint {self.checkpoint} does not fit this model ({str(e).splitlines()[0]})") from None
+        self.epoch, self.step, self.stop = state["epoch"], state["step"], state.get("stop", False)
+        self.history = list(state["history"])
+        if self.progress:
+            self.log(f"{self.desc}: resumed from {self.checkpoint} after epoch {self.epoch}")
+
+
+def summarize(history: list[dict]) -> dict:
+    """The numbers a run is judged by.
+
+    Honest protocol: test accuracy at the final epoch, and at the epoch with the
+    best validation accuracy.  `best_test_acc_original_protocol` is the highest
+    test accuracy over all epochs, which selects on the test set: reported only
+    for comparison with the paper.
+    """
+    if not history:
+        return {}
+    best = max(history, key=lambda m: (m["val_acc"] if math.isfinite(m["val_acc"]) else -1, -m["epoch"]))
+    last = history[-1]
+    return {
+        "epochs": last["epoch"],
+        "final_test_acc": last["test_acc"], "final_val_acc": last["val_acc"],
+        "best_val_epoch": best["epoch"], "best_val_acc": best["val_acc"],
+        "test_acc_at_best_val": best["test_acc"],
+        "best_test_acc_original_protocol": max(m["test_acc"] for m in history),
+        "images_per_s": sum(m["images_per_s"] for m in history) / len(history),
+    }
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import numpy
+    import torchvision
+
+    from . import __version__
+    env = {"neuralscale": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+           "numpy": numpy.__version__, "python": platform.python_version(), "platform": platform.platform(),
+           "device": str(device), "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
