@@ -45,7 +45,7 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     device: str = "auto"
-    channels_last: bool | None = None  # None: on CUDA only
+    channels_last: bool = True  # faster on CUDA and, measured, on CPU too (benchmarks/RESULTS.md)
     amp: bool | None = None  # bf16 autocast; None: on CUDA only
     compile: bool = False
     eval_batch_size: int = 1000
@@ -142,7 +142,7 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device)
         cuda = self.device.type == "cuda"
-        self.channels_last = cuda if config.channels_last is None else config.channels_last
+        self.channels_last = config.channels_last
         self.amp = cuda if config.amp is None else config.amp
         self.splits = splits
         mean, std = channel_stats(splits.train[0])

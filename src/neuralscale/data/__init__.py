@@ -39,7 +39,12 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
     upstream archive is fetched and checked against its MD5.
     """
     info = dataset_info(name, data_dir)
-    data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    if data_dir is not None:
+        data_dir = Path(data_dir).expanduser()
+        if not data_dir.is_dir():
+            raise NeuralscaleError(f"data directory {data_dir} does not exist")
+    else:
+        data_dir = default_data_dir()
     key = _key(name)
 
     if key == "synthetic":
@@ -66,8 +71,8 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
             target = data_dir / "fashion-mnist"
             for stem, md5 in fm.FILES.values():
                 if not (target / (stem + ".gz")).exists():
-                    _fetch(fm.URL + stem + ".gz", target / (stem + ".gz"), md5,
-                           "install Debian's dataset-fashion-mnist or put the four IDX files in --data-dir")
+                    _fetch(name, data_dir, fm.URL + stem + ".gz", target / (stem + ".gz"), md5,
+                           "the four IDX files; install Debian's dataset-fashion-mnist or put them in --data-dir")
             files = fm.locate(data_dir)
         return _cached(info, list(files.values()), {}, lambda: fm.read(files))
 
@@ -91,16 +96,17 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
 def _download_or_fail(name, data_dir: Path, url, archive, md5, download, looked_for) -> Path:
     if not download:
         raise NeuralscaleError(f"{name} not found in {data_dir} (looked for {looked_for}); "
-                               "pass --data-dir pointing at it, or allow the download")
-    return _fetch(url, data_dir / archive, md5, f"or put {looked_for} in --data-dir")
+                               "put it there or pass --data-dir")
+    return _fetch(name, data_dir, url, data_dir / archive, md5, looked_for)
 
 
-def _fetch(url, dest: Path, md5, advice: str) -> Path:
-    from .download import fetch
+def _fetch(name, data_dir: Path, url, dest: Path, md5, looked_for: str) -> Path:
+    from .download import DownloadError, fetch
     try:
         return fetch(url, dest, md5)
-    except NeuralscaleError as e:
-        raise NeuralscaleError(f"{e}; offline? {advice}") from None
+    except DownloadError as e:
+        raise NeuralscaleError(f"{name} not found in {data_dir} (looked for {looked_for}) and the download "
+                               f"failed: {e}; put it there or pass --data-dir") from None
 
 
 def _cached(info: DatasetInfo, sources: list[Path], options: dict, read) -> ImageData:

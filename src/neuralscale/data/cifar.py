@@ -89,7 +89,8 @@ def read(name: str, path: Path) -> dict:
                     except KeyError:
                         raise NeuralscaleError(f"{path} has no {src['folder']}/{m}; it is not the {name} archive") from None
         except (tarfile.TarError, EOFError, OSError) as e:
-            raise NeuralscaleError(f"{path} is not a readable archive ({e}); delete it and download again") from None
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise NeuralscaleError(f"{path} is not a readable archive ({reason}); delete it and download again") from None
 
     def part(files):
         xs, ys = [], []

@@ -13,6 +13,10 @@ from tqdm import tqdm
 from ..errors import NeuralscaleError
 
 
+class DownloadError(NeuralscaleError):
+    """The file could not be fetched or did not match its checksum."""
+
+
 def md5sum(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -35,10 +39,9 @@ def fetch(url: str, dest: Path, md5: str | None = None) -> Path:
                     bar.update(len(block))
     except (urllib.error.URLError, OSError, ValueError) as e:
         tmp.unlink(missing_ok=True)
-        raise NeuralscaleError(f"could not download {url} ({getattr(e, 'reason', e)}); "
-                               f"put {dest.name} in {dest.parent} by hand or pass --data-dir") from None
+        raise DownloadError(f"{url}: {getattr(e, 'reason', e)}") from None
     if md5 is not None and (got := md5sum(tmp)) != md5:
         tmp.unlink(missing_ok=True)
-        raise NeuralscaleError(f"checksum mismatch for {url}: expected md5 {md5}, got {got}")
+        raise DownloadError(f"{url}: checksum mismatch, expected md5 {md5}, got {got}")
     os.replace(tmp, dest)
     return dest

@@ -1,0 +1,41 @@
+# Two commands: `make demo` (the main job, end to end, offline) and `make test`.
+# Each creates .venv and installs what it needs on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test venv data bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m pip install -q -e '.[test]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "import neuralscale, torch, torchvision"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Fashion-MNIST from Debian's package when it is not there yet (root or sudo);
+# otherwise neuralscale looks in the data dir or downloads the upstream files.
+data:
+	@if [ ! -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  ($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
+	    || echo "note: could not install Debian's dataset-fashion-mnist; neuralscale will try the data dir or a download"; \
+	fi
+
+demo: venv data
+	$(BIN)/neuralscale train --model vgg11 --dataset fashionmnist --ratio 0.25 --epochs 2 \
+	  --train-subset 20000 --lr 0.05 --momentum 0.9 --schedule cosine --out runs/demo-train
+
+test: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

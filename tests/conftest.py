@@ -1,0 +1,163 @@
+"""Fixtures: small files in the exact upstream formats, and an isolated cache."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own tensor cache and default data directory."""
+    root = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("NEURALSCALE_CACHE", str(root / "cache"))
+    monkeypatch.setenv("NEURALSCALE_DATA", str(root / "data"))
+    return root
+
+
+def learnable_images(n: int, classes: int, channels: int, size: int, seed: int = 0):
+    """uint8 NCHW images whose class shows in their mean colour, and labels."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    rng.shuffle(y)
+    base = (y[:, None, None, None] * (200 // max(classes - 1, 1))).astype(np.float64)
+    x = base + rng.normal(0, 20, size=(n, channels, size, size))
+    return np.clip(x, 0, 255).astype(np.uint8), y
+
+
+# --- CIFAR: python-pickle batches, protocol 2, bytes keys, as upstream ---------
+def _cifar_batch(x, labels, key):
+    return pickle.dumps({b"batch_label": b"batch", key: [int(v) for v in labels],
+                         b"data": x.reshape(len(x), -1), b"filenames": [b"f%d.png" % i for i in range(len(x))]},
+                        protocol=2)
+
+
+def write_cifar(root: Path, name: str = "cifar10", per_batch: int = 20, n_test: int = 20, archive: bool = True) -> Path:
+    if name == "cifar10":
+        folder, classes, key = "cifar-10-batches-py", 10, b"labels"
+        members = {f"data_batch_{i}": per_batch for i in range(1, 6)} | {"test_batch": n_test}
+        meta = ("batches.meta", {b"label_names": [b"c%d" % i for i in range(10)], b"num_vis": 3072})
+    else:
+        folder, classes, key = "cifar-100-python", 100, b"fine_labels"
+        members = {"train": per_batch * 5, "test": n_test}
+        meta = ("meta", {b"fine_label_names": [b"c%d" % i for i in range(100)], b"coarse_label_names": [b"x"] * 20})
+    files = {}
+    for i, (m, n) in enumerate(members.items()):
+        x, y = learnable_images(n, classes, 3, 32, seed=i)
+        files[m] = _cifar_batch(x, y, key)
+    files[meta[0]] = pickle.dumps(meta[1], protocol=2)
+    root.mkdir(parents=True, exist_ok=True)
+    if archive:
+        path = root / ("cifar-10-python.tar.gz" if name == "cifar10" else "cifar-100-python.tar.gz")
+        with tarfile.open(path, "w:gz") as tar:
+            for m, blob in files.items():
+                info = tarfile.TarInfo(f"{folder}/{m}")
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+        return path
+    d = root / folder
+    d.mkdir()
+    for m, blob in files.items():
+        (d / m).write_bytes(blob)
+    return d
+
+
+# --- Fashion-MNIST: IDX, big-endian header ---------------------------------------
+def idx_bytes(arr: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    return header + arr.astype(np.uint8).tobytes()
+
+
+def write_fashion(root: Path, n_train: int = 60, n_test: int = 20, gz: bool = True) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    xtr, ytr = learnable_images(n_train, 10, 1, 28, seed=1)
+    xte, yte = learnable_images(n_test, 10, 1, 28, seed=2)
+    for stem, arr in (("train-images-idx3-ubyte", xtr[:, 0]), ("train-labels-idx1-ubyte", ytr),
+                      ("t10k-images-idx3-ubyte", xte[:, 0]), ("t10k-labels-idx1-ubyte", yte)):
+        blob = idx_bytes(arr)
+        if gz:
+            (root / (stem + ".gz")).write_bytes(gzip.compress(blob))
+        else:
+            (root / stem).write_bytes(blob)
+    return root
+
+
+# --- TinyImageNet: the official zip layout ---------------------------------------
+def _jpeg(arr_chw: np.ndarray, gray: bool = False) -> bytes:
+    img = Image.fromarray(arr_chw.transpose(1, 2, 0))
+    if gray:
+        img = img.convert("L")
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def tinyimagenet_files(classes: int = 3, train_per_class: int = 6, val_per_class: int = 4) -> dict[str, bytes]:
+    wnids = [f"n{1000 + i:08d}" for i in range(classes)]
+    files = {"wnids.txt": ("\n".join(wnids) + "\n").encode(),
+             "words.txt": "".join(f"{w}\tthing {i}\n" for i, w in enumerate(wnids)).encode()}
+    for c, w in enumerate(wnids):
+        x, _ = learnable_images(train_per_class, 1, 3, 64, seed=c)
+        x = np.clip(x.astype(int) + c * 60, 0, 255).astype(np.uint8)
+        boxes = []
+        for i in range(train_per_class):
+            files[f"train/{w}/images/{w}_{i}.JPEG"] = _jpeg(x[i], gray=(i == 0))
+            boxes.append(f"{w}_{i}.JPEG\t0\t0\t63\t63")
+        files[f"train/{w}/{w}_boxes.txt"] = ("\n".join(boxes) + "\n").encode()
+    ann, k = [], 0
+    for i in range(val_per_class):
+        for c, w in enumerate(wnids):
+            x, _ = learnable_images(1, 1, 3, 64, seed=100 + k)
+            files[f"val/images/val_{k}.JPEG"] = _jpeg(np.clip(x[0].astype(int) + c * 60, 0, 255).astype(np.uint8))
+            ann.append(f"val_{k}.JPEG\t{w}\t0\t0\t63\t63")
+            k += 1
+    files["val/val_annotations.txt"] = ("\n".join(ann) + "\n").encode()
+    files["test/images/test_0.JPEG"] = _jpeg(learnable_images(1, 1, 3, 64)[0][0])
+    return files
+
+
+def write_tinyimagenet(root: Path, archive: bool = True, **kw) -> Path:
+    files = tinyimagenet_files(**kw)
+    root.mkdir(parents=True, exist_ok=True)
+    if archive:
+        path = root / "tiny-imagenet-200.zip"
+        with zipfile.ZipFile(path, "w") as z:
+            for rel, blob in files.items():
+                z.writestr(f"tiny-imagenet-200/{rel}", blob)
+        return path
+    for rel, blob in files.items():
+        p = root / "tiny-imagenet-200" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(blob)
+    return root / "tiny-imagenet-200"
+
+
+def write_imagefolder(root: Path, classes: int = 3, per_class: int = 6, size: int = 24) -> Path:
+    for part, n in (("train", per_class), ("test", 2)):
+        for c in range(classes):
+            d = root / part / f"class_{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            x, _ = learnable_images(n, 1, 3, size, seed=c)
+            for i in range(n):
+                arr = np.clip(x[i].astype(int) + c * 70, 0, 255).astype(np.uint8)
+                Image.fromarray(arr.transpose(1, 2, 0)).save(d / f"img{i}.png")
+    return root
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The real `neuralscale` command in a subprocess."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "neuralscale", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)

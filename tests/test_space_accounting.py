@@ -1,0 +1,133 @@
+"""Width spaces build the original's networks: exact parameter counts and MACs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neuralscale as ns
+from neuralscale import accounting
+from neuralscale.errors import NeuralscaleError
+from neuralscale.models.gate import gates
+from neuralscale.reference import rows
+
+CONFIGS = rows("paper_configs.csv")
+RESULTS = {(r["model"], r["dataset"], r["ratio"], r["method"]): r for r in rows("paper_results.csv")}
+
+
+def _space(row):
+    return ns.space(row["model"], row["dataset"], convcut=row["method"].endswith("convcut"))
+
+
+@pytest.mark.parametrize("row", CONFIGS, ids=lambda r: f"{r['model']}-{r['dataset']}-{r['ratio']}-{r['method']}")
+def test_every_paper_configuration_has_the_reference_params_and_macs(row):
+    sp = _space(row)
+    widths = [int(w) for w in row["widths"].split()]
+    assert sp.params(widths) == int(row["params"])
+    ref = RESULTS[(row["model"], row["dataset"], row["ratio"], row["method"])]
+    assert abs(sp.macs(widths) / 1e6 - float(ref["macs_per_image_millions"])) <= 0.005 + 1e-9
+
+
+@pytest.mark.parametrize("model,dataset,ratio,params", [
+    ("vgg11", "cifar100", 1.0, 9_277_284), ("vgg11", "cifar100", 0.25, 591_396), ("vgg11", "cifar10", 1.0, 9_231_114),
+    ("resnet18", "cifar100", 1.0, 11_218_340), ("resnet18", "cifar100", 0.25, 712_628),
+    ("resnet18", "tinyimagenet", 1.0, 11_273_736),
+    ("mobilenetv2", "cifar100", 1.0, 2_448_700), ("mobilenetv2", "cifar100", 0.25, 199_354),
+])
+def test_uniform_ratio_gives_the_readme_counts(model, dataset, ratio, params):
+    sp = ns.space(model, dataset)
+    assert sp.params(sp.uniform(ratio)) == params
+
+
+def test_vgg_macs_by_hand():
+    # conv MACs = H*W*cout*cin*9 at each resolution, plus the classifier
+    sp = ns.space("vgg11", "cifar10")
+    w = [16, 32, 64, 64, 128, 128, 128, 128]
+    sizes = [32, 16, 8, 8, 4, 4, 2, 2]
+    cin = [3] + w[:-1]
+    expected = sum(s * s * co * ci * 9 for s, co, ci in zip(sizes, w, cin)) + 128 * 10
+    assert sp.macs(w) == expected == 9_880_832
+
+
+@pytest.mark.parametrize("model", ["vgg11", "resnet18", "mobilenetv2"])
+@pytest.mark.parametrize("dataset", ["cifar10", "tinyimagenet", "fashionmnist"])
+def test_real_build_matches_meta_counts_and_runs(model, dataset):
+    sp = ns.space(model, dataset)
+    widths = [max(1, w // 8) + i % 3 for i, w in enumerate(sp.base_widths)]  # uneven, small
+    torch.manual_seed(0)
+    net = sp.build(widths)
+    assert accounting.count_params(net) == sp.params(widths)
+    assert accounting.count_macs(net, sp.info.input_shape) == sp.macs(widths)
+    assert next(net.parameters()).device.type == "cpu"  # counting did not move the model
+    x = torch.randn(2, *sp.info.input_shape)
+    out = net(x)
+    assert out.shape == (2, sp.info.num_classes)
+    out.sum().backward()
+    g = gates(net)
+    assert [gate.index for gate in g] == list(range(len(sp)))
+    assert [gate.width for gate in g] == widths
+
+
+def test_gates_hold_no_parameters_and_are_identity():
+    sp = ns.space("vgg11", "cifar10")
+    net = sp.build(sp.uniform(0.125))
+    g = gates(net)[0]
+    assert list(g.parameters()) == []
+    x = torch.randn(2, g.width, 4, 4)
+    assert torch.equal(g(x), x)
+    g.ones = torch.full((g.width,), 2.0)
+    assert torch.allclose(g(x), 2 * x)
+
+
+def test_stride_and_shortcut_rules():
+    cifar = ns.space("resnet18", "cifar100").build(ns.space("resnet18", "cifar100").uniform(0.25))
+    tiny = ns.space("resnet18", "tinyimagenet").build(ns.space("resnet18", "tinyimagenet").uniform(0.25))
+    assert cifar.blocks[0].shortcut is None and tiny.blocks[0].shortcut is not None  # first stage strides at 64x64
+    sp = ns.space("resnet18", "cifar100")
+    w = sp.uniform(0.25)
+    w[2] = 20  # block 1's output differs from its input: a projection appears
+    assert sp.build(w).blocks[0].shortcut is not None
+    conv = ns.space("resnet18", "cifar100", convcut=True).build(sp.uniform(0.25))
+    assert all(b.shortcut is not None for b in conv.blocks)
+    mb = ns.space("mobilenetv2", "cifar100")
+    net = mb.build(mb.uniform(0.25))
+    assert net.blocks[0].residual[0].out_channels == 8 * 1  # block 1: expansion 1
+    assert net.blocks[1].residual[0].out_channels == 4 * 6  # later blocks: 6x the input
+
+
+def test_fashion_mnist_has_one_input_channel():
+    sp = ns.space("vgg11", "fashionmnist")
+    assert sp.info.input_shape == (1, 32, 32)
+    assert sp.build(sp.uniform(0.25)).features[0].in_channels == 1
+
+
+def test_ratio_truncates_like_the_original():
+    sp = ns.space("mobilenetv2", "cifar100")
+    assert sp.uniform(0.25)[:4] == [8, 4, 6, 6]
+    assert sp.uniform(0.001) == [1] * len(sp)  # never below one channel
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: ns.space("vgg13", "cifar10"),
+    lambda: ns.space("vgg11", "imagenet"),
+    lambda: ns.space("vgg11", "cifar10").uniform(-0.5),
+    lambda: ns.space("vgg11", "cifar10").uniform(0),
+    lambda: ns.space("vgg11", "cifar10").params([8] * 7),
+    lambda: ns.space("vgg11", "cifar10").params([8] * 7 + [0]),
+    lambda: ns.space("vgg11", "cifar10").params([8] * 7 + [2.5]),
+    lambda: ns.space("vgg11", "cifar10", convcut=True),
+])
+def test_bad_spaces_and_widths_are_clear_errors(bad):
+    with pytest.raises(NeuralscaleError):
+        bad()
+
+
+def test_latency_measurement_reports_median_and_spread():
+    sp = ns.space("vgg11", "cifar10")
+    lat = accounting.measure_latency(sp.build(sp.uniform(0.125)), sp.info.input_shape, "cpu",
+                                     batch_sizes=(1, 8), warmup=1, repeats=5)
+    assert set(lat["batches"]) == {"1", "8"}
+    for m in lat["batches"].values():
+        assert 0 < m["p10_ms"] <= m["median_ms"] <= m["p90_ms"]
+        assert m["iqr_ms"] >= 0 and m["repeats"] == 5
+    assert lat["batches"]["8"]["per_image_ms"] == pytest.approx(lat["batches"]["8"]["median_ms"] / 8)

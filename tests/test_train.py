@@ -1,0 +1,154 @@
+"""The trainer: real steps on tiny data, determinism, resume, schedules, honest summaries."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import neuralscale as ns
+from conftest import write_cifar, write_fashion, write_imagefolder, write_tinyimagenet
+from neuralscale.data import load
+from neuralscale.errors import NeuralscaleError
+from neuralscale.train import Callback, Trainer, TrainConfig, summarize
+
+
+def _synthetic_splits(n=600):
+    return load("synthetic", synthetic=dict(num_train=n, num_test=200)).split(0.1, 0)
+
+
+@pytest.mark.parametrize("fmt", ["cifar10", "cifar100", "fashionmnist", "tinyimagenet", "imagefolder", "synthetic"])
+def test_a_few_steps_on_every_format_lower_the_loss(tmp_path, fmt):
+    name = fmt
+    if fmt in ("cifar10", "cifar100"):
+        write_cifar(tmp_path, fmt, per_batch=24, n_test=20)
+    elif fmt == "fashionmnist":
+        write_fashion(tmp_path, n_train=120, n_test=20)
+    elif fmt == "tinyimagenet":
+        write_tinyimagenet(tmp_path, classes=3, train_per_class=20, val_per_class=4)
+    elif fmt == "imagefolder":
+        write_imagefolder(tmp_path, classes=3, per_class=20, size=32)
+        name = f"imagefolder:{tmp_path}"
+    data = load(name, tmp_path) if fmt != "synthetic" else load("synthetic", synthetic=dict(num_train=200, num_test=40))
+    splits = data.split(0.1, 0)
+    model = "resnet18" if fmt == "tinyimagenet" else "vgg11"
+    sp = ns.space(model, data.info)
+    torch.manual_seed(0)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.02, momentum=0.9, schedule="constant", augment=False)
+    trainer = Trainer(sp.build(sp.uniform(0.125)), splits, cfg, progress=False)
+    x, y = next(trainer.train_data.eval_batches(10_000))
+
+    def batch_loss():  # train mode: batch statistics, so BN running averages do not blur the signal
+        with torch.no_grad():
+            return torch.nn.functional.cross_entropy(trainer.model(x), y).item()
+    before = batch_loss()
+    trainer.fit()
+    after = batch_loss()
+    assert math.isfinite(after) and after < before - 0.01
+    assert len(trainer.history) == 3
+
+
+def test_same_seed_same_run_and_other_seed_differs():
+    splits = _synthetic_splits()
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05, schedule="cosine")
+
+    def run(seed):
+        c = TrainConfig(**{**cfg.to_dict(), "seed": seed})
+        r = ns.train("vgg11", "synthetic", ratio=0.125, config=c, splits=splits, progress=False)
+        return [(m["train_loss"], m["test_acc"]) for m in r["history"]]
+    assert run(0) == run(0)
+    assert run(0) != run(1)
+
+
+class _Interrupt(Callback):
+    def __init__(self, at_epoch):
+        self.at = at_epoch
+
+    def on_epoch_start(self, trainer, epoch):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_training_resumes_to_the_same_result(tmp_path):
+    splits = _synthetic_splits()
+    sp = ns.space("vgg11", "synthetic")
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, momentum=0.9)
+
+    def fresh():
+        torch.manual_seed(0)
+        return sp.build(sp.uniform(0.125))
+    straight = Trainer(fresh(), splits, cfg, progress=False)
+    straight.fit()
+
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(fresh(), splits, cfg, callbacks=[_Interrupt(2)], checkpoint=ckpt, progress=False).fit()
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+    resumed = Trainer(fresh(), splits, cfg, checkpoint=ckpt, progress=False)
+    resumed.fit()
+    assert [m["train_loss"] for m in resumed.history] == [m["train_loss"] for m in straight.history]
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
+    splits = _synthetic_splits(200)
+    sp = ns.space("vgg11", "synthetic")
+    cfg = TrainConfig(epochs=1, batch_size=64)
+    ckpt = tmp_path / "c.pt"
+    Trainer(sp.build(sp.uniform(0.125)), splits, cfg, checkpoint=ckpt, progress=False).fit()
+    cfg2 = TrainConfig(epochs=2, batch_size=64)
+    with pytest.raises(NeuralscaleError, match="does not fit"):
+        Trainer(sp.build(sp.uniform(0.25)), splits, cfg2, checkpoint=ckpt, progress=False).fit()
+    ckpt.write_bytes(b"garbage")
+    with pytest.raises(NeuralscaleError, match="unreadable"):
+        Trainer(sp.build(sp.uniform(0.125)), splits, cfg2, checkpoint=ckpt, progress=False).fit()
+
+
+def test_divergence_is_an_error():
+    class Poison(Callback):
+        def on_step_end(self, trainer):
+            with torch.no_grad():
+                next(trainer.model.parameters()).fill_(float("nan"))
+    sp = ns.space("vgg11", "synthetic")
+    tr = Trainer(sp.build(sp.uniform(0.125)), _synthetic_splits(200), TrainConfig(epochs=1, batch_size=64),
+                 callbacks=[Poison()], progress=False)
+    with pytest.raises(NeuralscaleError, match="diverged"):
+        tr.fit()
+
+
+def test_schedules():
+    step = TrainConfig(epochs=300, lr=0.1)
+    assert [step.lr_at(e) for e in (0, 99, 100, 199, 200, 249, 250, 299)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4])
+    tiny = ns.paper_config("tinyimagenet")
+    assert tiny.epochs == 150 and [tiny.lr_at(e) for e in (49, 50, 100)] == pytest.approx([0.1, 0.01, 1e-3])
+    cos = TrainConfig(epochs=10, lr=0.2, schedule="cosine")
+    assert cos.lr_at(0) == pytest.approx(0.2) and cos.lr_at(5) == pytest.approx(0.1) and cos.lr_at(10) == pytest.approx(0)
+    prune = TrainConfig(epochs=100, lr=0.1, schedule="prune", warmup_epochs=10)
+    assert [prune.lr_at(e) for e in (9, 10, 19, 20, 30)] == pytest.approx([0.1, 0.01, 0.01, 0.01 / 1.5, 0.01 / 2.25])
+    with pytest.raises(NeuralscaleError):
+        TrainConfig(schedule="exponential")
+    with pytest.raises(NeuralscaleError):
+        TrainConfig(epochs=0)
+
+
+def test_summary_selects_on_validation_not_test():
+    hist = [{"epoch": 1, "val_acc": 50.0, "test_acc": 60.0, "images_per_s": 1.0},
+            {"epoch": 2, "val_acc": 70.0, "test_acc": 55.0, "images_per_s": 1.0},
+            {"epoch": 3, "val_acc": 65.0, "test_acc": 58.0, "images_per_s": 1.0}]
+    s = summarize(hist)
+    assert s["best_val_epoch"] == 2 and s["test_acc_at_best_val"] == 55.0
+    assert s["final_test_acc"] == 58.0 and s["best_test_acc_original_protocol"] == 60.0
+
+
+def test_api_train_writes_a_record(tmp_path):
+    r = ns.train("vgg11", "synthetic", ratio=0.125, config=TrainConfig(epochs=1, batch_size=64),
+                 splits=_synthetic_splits(200), out_dir=tmp_path / "run", progress=False)
+    import json
+    rec = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert rec["status"] == "finished" and rec["params"] == ns.space("vgg11", "synthetic").params(rec["widths"])
+    assert rec["summary"]["epochs"] == 1 and len(rec["history"]) == 1
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,lr,train_loss")
+    assert rec == json.loads(json.dumps(r))
