@@ -23,7 +23,8 @@ class WidthSpace:
     """Gated layers with base widths, and `build(widths)` -> a new nn.Module."""
 
     def __init__(self, name: str, layer_names: Sequence[str], base_widths: Sequence[int],
-                 info: DatasetInfo, make: Callable[[list[int]], nn.Module]):
+                 info: DatasetInfo, make: Callable[[list[int]], nn.Module],
+                 original_count: Callable[[list[int]], int] | None = None):
         if len(layer_names) != len(base_widths):
             raise ValueError("layer_names and base_widths differ in length")
         self.name = name
@@ -31,6 +32,7 @@ class WidthSpace:
         self.base_widths = tuple(int(w) for w in base_widths)
         self.info = info
         self._make = make
+        self._original_count = original_count  # the original code's parameter formula, where it has one
         self._positions: dict[str, int] = {}  # output positions per layer, for MACs
 
     def __repr__(self) -> str:
@@ -76,6 +78,21 @@ class WidthSpace:
         """Exact parameter count of the model these widths build (gates hold none)."""
         return self._costs(tuple(self.validate(widths)))[0]
 
+    def tau(self, widths: Sequence[int], count: str = "exact") -> int:
+        """The parameter count a scaling law is fitted against.
+
+        `exact` counts the built model; `original` uses the original
+        implementation's formula (which the original's trajectories were
+        fitted with), where this space has one.
+        """
+        if count == "exact":
+            return self.params(widths)
+        if count == "original":
+            if self._original_count is None:
+                raise NeuralscaleError(f"{self.name} has no original parameter formula; use the exact count")
+            return int(self._original_count(self.validate(widths)))
+        raise NeuralscaleError(f"unknown parameter count {count!r}; use exact or original")
+
     def macs(self, widths: Sequence[int]) -> int:
         """Multiply-accumulates of conv and linear layers for one image."""
         return self._costs(tuple(self.validate(widths)))[1]
@@ -97,20 +114,23 @@ def _vgg11(info: DatasetInfo, convcut: bool) -> WidthSpace:
     if convcut:
         raise NeuralscaleError("vgg11 has no shortcuts, so --convcut does not apply to it")
     return WidthSpace("vgg11", vgg.LAYER_NAMES, vgg.BASE_WIDTHS, info,
-                      lambda w: vgg.VGG11(w, info.num_classes, info.in_channels))
+                      lambda w: vgg.VGG11(w, info.num_classes, info.in_channels),
+                      lambda w: vgg.original_param_count(w, info.num_classes, info.in_channels))
 
 
 def _resnet18(info: DatasetInfo, convcut: bool) -> WidthSpace:
     first_stride = 2 if info.resolution >= 64 else 1
     return WidthSpace("resnet18" + ("-convcut" if convcut else ""), resnet.LAYER_NAMES, resnet.BASE_WIDTHS, info,
-                      lambda w: resnet.PreActResNet18(w, info.num_classes, info.in_channels, first_stride, convcut))
+                      lambda w: resnet.PreActResNet18(w, info.num_classes, info.in_channels, first_stride, convcut),
+                      None if convcut else lambda w: resnet.original_param_count(w, info.num_classes, info.in_channels))
 
 
 def _mobilenetv2(info: DatasetInfo, convcut: bool) -> WidthSpace:
     large = info.resolution >= 64
     return WidthSpace("mobilenetv2" + ("-convcut" if convcut else ""), mobilenetv2.LAYER_NAMES,
                       mobilenetv2.BASE_WIDTHS, info,
-                      lambda w: mobilenetv2.MobileNetV2(w, info.num_classes, info.in_channels, large, convcut))
+                      lambda w: mobilenetv2.MobileNetV2(w, info.num_classes, info.in_channels, large, convcut),
+                      None if convcut else lambda w: mobilenetv2.original_param_count(w, info.num_classes, info.in_channels))
 
 
 FAMILIES: dict[str, Callable[[DatasetInfo, bool], WidthSpace]] = {

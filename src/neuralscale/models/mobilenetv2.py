@@ -64,3 +64,23 @@ class MobileNetV2(nn.Module):
         x = self.blocks(x)
         x = F.relu6(self.gate_conv1(self.conv1(x)))
         return self.conv2(F.adaptive_avg_pool2d(x, 1)).flatten(1)
+
+
+def original_param_count(widths, num_classes: int, in_channels: int = 3) -> int:
+    """The original implementation's `compute_params` for MobileNetV2, bugs included.
+
+    It counts the 3x3 stem as if it were 1x1 and adds a shortcut only where
+    widths differ.  The original fitted its laws with this count.
+    """
+    expand = [1] + [6] * 16
+    total = in_channels * widths[0] + widths[0] + 2 * widths[0]
+    prev = widths[0]
+    for i in range(1, 18):
+        w = widths[i]
+        if prev != w:
+            total += prev * w + w + 2 * w
+        mid = prev * expand[i - 1]
+        total += prev * mid + 3 * mid + mid * 9 + 3 * mid + mid * w + 3 * w
+        prev = w
+    total += prev * widths[18] + 3 * widths[18]
+    return total + widths[18] * num_classes + num_classes

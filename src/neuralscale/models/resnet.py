@@ -65,3 +65,22 @@ class PreActResNet18(nn.Module):
     def forward(self, x):
         out = self.gate_out(self.bn_out(self.blocks(self.conv1(x))))
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+def original_param_count(widths, num_classes: int, in_channels: int = 3) -> int:
+    """The original implementation's `compute_params` for ResNet18.
+
+    It adds a projection only where a block's input and output widths differ,
+    ignoring stride, so it undercounts a strided block that keeps its width.
+    The original fitted its laws with this count, so it is what reproduces
+    them.
+    """
+    total, prev = 0, in_channels
+    for w in widths:
+        total += prev * w * 9 + 2 * w
+        prev = w
+    total += prev * num_classes + num_classes
+    for i in range(2, len(widths), 2):
+        if widths[i - 2] != widths[i]:
+            total += widths[i - 2] * widths[i]
+    return total

@@ -44,3 +44,12 @@ class VGG11(nn.Module):
     def forward(self, x):
         x = self.pool(self.features(x)).flatten(1)
         return self.classifier(x)
+
+
+def original_param_count(widths, num_classes: int, in_channels: int = 3) -> int:
+    """The original implementation's `compute_params` for VGG (exact for this family)."""
+    total, prev = 0, in_channels
+    for w in widths:
+        total += prev * w * 9 + w + 2 * w
+        prev = w
+    return total + prev * num_classes + num_classes

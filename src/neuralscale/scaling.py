@@ -1,0 +1,311 @@
+"""Scaling laws: fit `width_l = alpha_l * tau ** beta_l`, and solve one for a budget.
+
+This is the one place in the code that fits and solves.  Every method reduces
+to a law: NeuralScale fits one to a pruning trajectory.  Uniform scaling of a
+configuration `w` is the law with `beta_l = 1/2` and `alpha_l = w_l / sqrt(P(w))`:
+every layer times the same ratio.  That covers the `uniform` method (from the
+base widths), `morphnet` (from the pruned widths) and the fit's fallback when a
+trajectory is too short.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import NeuralscaleError
+from .space import WidthSpace
+
+MIN_ROWS = 6  # fewer trajectory rows than this: fall back to uniform scaling
+METRICS = ("params", "macs", "latency")
+
+
+@dataclass
+class ScalingLaw:
+    """Per-layer power laws of one width space; `widths(tau)` gives real-valued widths."""
+
+    model: str
+    dataset: str
+    layers: list[str]
+    alpha: list[float]
+    beta: list[float]
+    r2: list[float] = field(default_factory=list)
+    rows: int = 0
+    fallback: bool = False  # True: uniform scaling of `origin`, not a fit
+    origin: list[int] = field(default_factory=list)  # the configuration a uniform law scales
+    iteration: int | None = None
+    note: str = ""
+
+    def raw_widths(self, tau: float) -> np.ndarray:
+        return np.asarray(self.alpha) * float(tau) ** np.asarray(self.beta)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ScalingLaw":
+        try:
+            law = cls(**{k: d[k] for k in ("model", "dataset", "layers", "alpha", "beta")},
+                      **{k: d[k] for k in ("r2", "rows", "fallback", "origin", "iteration", "note") if k in d})
+        except (KeyError, TypeError) as e:
+            raise NeuralscaleError(f"not a scaling-law file: missing or bad field {e}") from None
+        if not (len(law.alpha) == len(law.beta) == len(law.layers)):
+            raise NeuralscaleError("scaling-law file: alpha, beta and layers differ in length")
+        return law
+
+    def save(self, path: str | Path) -> None:
+        from .records import atomic_write_json
+        atomic_write_json(Path(path), self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ScalingLaw":
+        try:
+            d = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise NeuralscaleError(f"{path} does not exist") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise NeuralscaleError(f"{path} is not valid JSON ({e})") from None
+        if isinstance(d, dict) and "laws" in d:  # a descent's fits.json: take the last iteration
+            if not d["laws"]:
+                raise NeuralscaleError(f"{path} holds no fitted iteration yet")
+            d = d["laws"][-1]
+        if not isinstance(d, dict):
+            raise NeuralscaleError(f"{path} is not a scaling-law file")
+        return cls.from_dict(d)
+
+    def check_space(self, space: WidthSpace) -> None:
+        if self.model != space.name or self.dataset != space.info.name or len(self.layers) != len(space):
+            raise NeuralscaleError(f"this law was fitted for {self.model} on {self.dataset}, "
+                                   f"not {space.name} on {space.info.name}")
+
+
+def uniform_law(space: WidthSpace, widths: Sequence[int], note: str = "uniform scaling") -> ScalingLaw:
+    """Every layer scaled by the same ratio from `widths`."""
+    widths = space.validate(widths)
+    p = space.params(widths)
+    return ScalingLaw(space.name, space.info.name, list(space.layer_names),
+                      [w / math.sqrt(p) for w in widths], [0.5] * len(widths), [1.0] * len(widths),
+                      rows=1, fallback=True, origin=widths, note=note)
+
+
+# --- trajectories ------------------------------------------------------------
+
+@dataclass
+class Trajectory:
+    rows: list[list[int]]
+    format: str  # "neuralscale" (with a header) or "original" (header-less)
+
+    @property
+    def count(self) -> str:
+        """The parameter count its producer fitted with."""
+        return "original" if self.format == "original" else "exact"
+
+
+def read_trajectory(path: str | Path, space: WidthSpace) -> Trajectory:
+    """Rows of per-layer widths, in the space's layer order.
+
+    Reads neuralscale's CSV (a header with the layer names, plus `step` and
+    `params` columns that are ignored and recounted) and the original
+    implementation's header-less CSV (one column per gated layer).
+    """
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise NeuralscaleError(f"trajectory {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise NeuralscaleError(f"trajectory {path} cannot be read ({e})") from None
+    table = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    if not table:
+        raise NeuralscaleError(f"trajectory {path} is empty")
+
+    def is_int(c: str) -> bool:
+        try:
+            int(c)
+            return True
+        except ValueError:
+            return False
+    columns = list(range(len(space)))
+    fmt = "original"
+    if not all(is_int(c) for c in table[0]):
+        fmt = "neuralscale"
+        header = [c.strip() for c in table.pop(0)]
+        missing = [n for n in space.layer_names if n not in header]
+        if missing:
+            raise NeuralscaleError(f"trajectory {path} is not for {space.name}: no column for layer(s) "
+                                   f"{', '.join(missing[:3])}")
+        columns = [header.index(n) for n in space.layer_names]
+    elif len(table[0]) != len(space):
+        raise NeuralscaleError(f"trajectory {path} has {len(table[0])} columns but {space.name} has "
+                               f"{len(space)} gated layers; it is for another model")
+    rows = []
+    for i, r in enumerate(table, start=1):
+        try:
+            row = [int(r[c]) for c in columns]
+        except (ValueError, IndexError):
+            raise NeuralscaleError(f"trajectory {path}: row {i} is malformed: {','.join(r)[:80]}") from None
+        if min(row) < 1:
+            raise NeuralscaleError(f"trajectory {path}: row {i} has a width below 1")
+        rows.append(row)
+    return Trajectory(rows, fmt)
+
+
+def write_trajectory(path: str | Path, space: WidthSpace, rows: Sequence[Sequence[int]],
+                     steps: Sequence[int] | None = None) -> None:
+    from .records import atomic_write_text
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", "params", *space.layer_names])
+    for i, r in enumerate(rows):
+        w.writerow([steps[i] if steps is not None else i + 1, space.params(r), *r])
+    atomic_write_text(Path(path), buf.getvalue())
+
+
+# --- fitting -----------------------------------------------------------------
+
+def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None = None,
+        count: str = "exact") -> ScalingLaw:
+    """Least squares of ln(width_l) on [ln tau, 1] per layer.
+
+    tau is each row's parameter count: `exact` (the built model) or `original`
+    (the original implementation's formula, to reproduce its fits).
+    """
+    rows = [space.validate(r) for r in rows]
+    if not rows:
+        raise NeuralscaleError("cannot fit a scaling law to an empty trajectory")
+    if len(rows) < MIN_ROWS:
+        law = uniform_law(space, rows[0], note=f"only {len(rows)} trajectory rows (< {MIN_ROWS}): "
+                                               "uniform scaling of the first row instead of a fit")
+        law.rows, law.iteration = len(rows), iteration
+        return law
+    tau = np.array([space.tau(r, count) for r in rows], dtype=np.float64)
+    widths = np.array(rows, dtype=np.float64)
+    design = np.stack([np.log(tau), np.ones_like(tau)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, np.log(widths), rcond=None)  # (2, layers)
+    beta, log_alpha = coef
+    pred = design @ coef
+    ss_res = ((np.log(widths) - pred) ** 2).sum(0)
+    ss_tot = ((np.log(widths) - np.log(widths).mean(0)) ** 2).sum(0)
+    r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 1.0)
+    return ScalingLaw(space.name, space.info.name, list(space.layer_names), np.exp(log_alpha).tolist(),
+                      beta.tolist(), r2.tolist(), rows=len(rows), iteration=iteration,
+                      note="" if count == "exact" else f"tau counted with the {count} formula")
+
+
+# --- solving for a budget ----------------------------------------------------
+
+@dataclass
+class Solution:
+    widths: list[int]
+    metric: str
+    budget: float
+    achieved: float
+    tau: float
+
+    @property
+    def rel_error(self) -> float:
+        return (self.achieved - self.budget) / self.budget
+
+    def to_dict(self) -> dict:
+        return {"widths": self.widths, "metric": self.metric, "budget": self.budget,
+                "achieved": self.achieved, "rel_error": self.rel_error, "tau": self.tau}
+
+
+def round_widths(raw: np.ndarray, min_width: int = 1, multiple: int = 1) -> list[int]:
+    """Truncate as the original does (or to a multiple), never below `min_width`."""
+    if multiple > 1:
+        out = [multiple * max(1, int(round(w / multiple))) for w in raw]
+    else:
+        out = [int(w) for w in raw]
+    return [max(min_width, w) for w in out]
+
+
+def cost_function(space: WidthSpace, metric: str, device: str = "cpu", batch_size: int = 1) -> Callable[[list[int]], float]:
+    if metric == "params":
+        return space.params
+    if metric == "macs":
+        return space.macs
+    if metric == "latency":
+        from .accounting import measure_latency
+
+        def latency(widths):
+            m = measure_latency(space.build(widths), space.info.input_shape, device, (batch_size,), warmup=3, repeats=10)
+            return m["batches"][str(batch_size)]["median_ms"]
+        return latency
+    raise NeuralscaleError(f"unknown budget metric {metric!r}; choose one of: {', '.join(METRICS)}")
+
+
+def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "params", *,
+          min_width: int = 1, multiple: int = 1, max_width: int | None = None,
+          device: str = "cpu", batch_size: int = 1, tolerance: float = 0.005) -> Solution:
+    """The configuration on `law` whose cost is nearest `budget`.
+
+    Brackets the budget on log tau by doubling, then bisects; at most ~120 cost
+    evaluations, so it always terminates.  Widths are capped at `max_width`
+    (default 64x the largest base width); a budget outside what the law can
+    reach within [min_width, max_width] is an error naming the feasible range.
+    """
+    law.check_space(space)
+    if not budget > 0:
+        raise NeuralscaleError(f"budget must be positive, got {budget}")
+    if min_width < 1 or multiple < 1:
+        raise NeuralscaleError("minimum width and multiple must be at least 1")
+    cap = max_width or 64 * max(space.base_widths)
+    cost = cost_function(space, metric, device, batch_size)
+    seen: dict[tuple, float] = {}
+    best: list = [None]
+
+    def evaluate(log_tau: float) -> float:
+        raw = law.raw_widths(math.exp(log_tau))
+        widths = tuple(min(cap, w) for w in round_widths(raw, min_width, multiple))
+        if widths not in seen:
+            seen[widths] = float(cost(list(widths)))
+            c = seen[widths]
+            if best[0] is None or abs(c - budget) < abs(best[0][1] - budget):
+                best[0] = (widths, c, log_tau)
+        return seen[widths]
+
+    def capped(log_tau: float) -> bool:
+        return bool(np.all(law.raw_widths(math.exp(log_tau)) >= cap)) or log_tau > 80
+
+    def floored(log_tau: float) -> bool:
+        return bool(np.all(law.raw_widths(math.exp(log_tau)) <= min_width)) or log_tau < -20
+
+    # start where tau equals the budget in parameters (tau *is* a parameter count)
+    ref = space.params(space.base_widths)
+    start = budget if metric == "params" else ref * budget / cost(list(space.base_widths))
+    lo = hi = math.log(max(start, 1.0))
+    c = evaluate(lo)
+    if c > budget:
+        while (c := evaluate(lo)) > budget:
+            if floored(lo):
+                break
+            hi, lo = lo, lo - math.log(2)
+    else:
+        while (c := evaluate(hi)) < budget:
+            if capped(hi):
+                break
+            lo, hi = hi, hi + math.log(2)
+    c_lo, c_hi = evaluate(lo), evaluate(hi)
+    if not (c_lo <= budget <= c_hi):
+        low, high = min(seen.values()), max(seen.values())
+        if abs(best[0][1] - budget) > tolerance * budget:
+            unit = {"params": "parameters", "macs": "MACs", "latency": "ms"}[metric]
+            raise NeuralscaleError(f"a budget of {budget:,.0f} {unit} is out of reach: this law spans "
+                                   f"{low:,.0f} to {high:,.0f} {unit} with widths in [{min_width}, {cap}]")
+    for _ in range(60):
+        if hi - lo < 1e-9:
+            break
+        mid = 0.5 * (lo + hi)
+        if evaluate(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    widths, achieved, log_tau = best[0]
+    return Solution(list(widths), metric, float(budget), achieved, math.exp(log_tau))
