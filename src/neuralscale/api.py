@@ -73,3 +73,52 @@ def _csv(history: list[dict]) -> str:
     keys = list(history[0])
     lines = [",".join(keys)] + [",".join(f"{m[k]:.6g}" if isinstance(m[k], float) else str(m[k]) for k in keys) for m in history]
     return "\n".join(lines) + "\n"
+
+
+METHODS = ("uniform", "morphnet", "neuralscale")
+
+
+def scale(space: WidthSpace, method: str, metric: str, budget: float, *, source: str | Path | None = None,
+          iteration: int | None = None, min_width: int = 1, multiple: int = 1, device: str = "cpu",
+          batch_size: int = 1) -> dict:
+    """Widths of `method` for a budget.  metric: ratio | params | macs | latency (ms)."""
+    from .descent import law_from, morphnet_widths
+    from .scaling import solve, uniform_law
+
+    if method not in METHODS:
+        raise NeuralscaleError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+    if metric == "ratio":
+        if method == "uniform" and min_width == 1 and multiple == 1:
+            widths = space.uniform(budget)
+            p = space.params(widths)
+            return {"method": method, "widths": widths, "params": p, "macs": space.macs(widths),
+                    "metric": "params", "budget": p, "achieved": p, "rel_error": 0.0}
+        metric, budget = "params", space.params(space.uniform(budget))
+    if method == "uniform":
+        law = uniform_law(space, space.base_widths)
+    else:
+        if source is None:
+            raise NeuralscaleError(f"method {method} needs --from DESCENT_DIR" + (" or FIT.json" if method == "neuralscale" else ""))
+        law = law_from(source, space, iteration) if method == "neuralscale" else \
+            uniform_law(space, morphnet_widths(source, space), note="morphnet")
+    sol = solve(law, space, budget, metric, min_width=min_width, multiple=multiple, device=device, batch_size=batch_size)
+    return {"method": method, "widths": sol.widths, "params": space.params(sol.widths), "macs": space.macs(sol.widths),
+            "metric": metric, "budget": sol.budget, "achieved": sol.achieved, "rel_error": sol.rel_error,
+            "iteration": law.iteration}
+
+
+def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=None, *, data_dir: str | None = None,
+            convcut: bool = False, subset: dict | None = None, splits: Splits | None = None, progress: bool = True,
+            plots: bool = False):
+    """Run or continue an architecture descent; returns the laws of every finished iteration."""
+    from .descent import DescentConfig, descend as run_descent
+
+    config = config or DescentConfig()
+    space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
+    if splits is None:
+        splits = load_splits(dataset, TrainConfig(), data_dir, subset)
+    laws = run_descent(space, splits, out_dir, config, progress=progress)
+    if plots:
+        from .plots import descent_figures
+        descent_figures(out_dir, space.rebased(space.uniform(config.base_ratio)) if config.base_ratio != 1 else space)
+    return laws

@@ -91,7 +91,127 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write record.json, metrics.csv and a checkpoint here (resumable)")
     p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    from .descent import DescentConfig
+    dd = DescentConfig()
+    p = sub.add_parser("descend", help="architecture descent: prune, fit a scaling law, rebuild, repeat",
+                       description="Run NeuralScale's architecture descent. Each iteration trains a network with "
+                                   "Taylor-FO pruning until --prune-fraction of its channels are gone, records the "
+                                   "per-layer widths, and fits width = alpha * params^beta per layer; the next "
+                                   "iteration starts from that law at the base parameter count. Rerun the same "
+                                   "command to continue where it stopped.")
+    _add_space_args(p, widths=False)
+    p.add_argument("--iterations", type=int, default=dd.iterations, help=f"default {dd.iterations}")
+    p.add_argument("--warmup-epochs", type=int, default=dd.warmup_epochs, help=f"epochs before pruning starts (default {dd.warmup_epochs})")
+    p.add_argument("--prune-fraction", type=float, default=dd.prune_fraction,
+                   help=f"stop when this fraction of channels is pruned (default {dd.prune_fraction}; 0.5 with --iterations 1 is MorphNet mode)")
+    p.add_argument("--prune-k", type=int, default=dd.k, help=f"channels pruned per step (default {dd.k})")
+    p.add_argument("--prune-interval", type=int, default=None,
+                   help="mini-batches between pruning steps (default 50; 100 for TinyImageNet)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 256 (100 for TinyImageNet)")
+    p.add_argument("--lr", type=float, default=dd.lr, help=f"learning rate during warm-up (default {dd.lr}; then 0.01, /1.5 every 10 epochs)")
+    p.add_argument("--add10", action="store_true", help="the original's +10 channels for layers under 10 when rebuilding")
+    p.add_argument("--base-ratio", type=float, default=1.0,
+                   help="start from every base width times R and keep its parameter count (smaller machines)")
+    p.add_argument("--masking", action="store_true", help="prune by masking gates only (no physical shrinking)")
+    p.add_argument("--max-epochs", type=int, default=dd.max_epochs, help="safety cap on epochs per iteration")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--train-subset", type=int, metavar="N", help="prune on a seeded random N training images")
+    p.add_argument("--out", metavar="DIR", required=True, help="the descent directory (trajectories, fits.json, logs)")
+    p.add_argument("--plots", action="store_true", help="also write the growth and heatmap figures into DIR")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("fit", help="fit the power law to a pruning trajectory",
+                       description="Fit width_l = alpha_l * tau^beta_l per layer by least squares in log space "
+                                   "(tau: total parameters of each row's widths). Reads neuralscale's trajectories "
+                                   "and the original implementation's header-less CSVs.")
+    p.add_argument("trajectory", metavar="TRAJECTORY.csv")
+    _add_space_args(p, widths=False)
+    p.add_argument("--tau", choices=("auto", "exact", "original"), default="auto",
+                   help="parameter count used as tau: exact (the built model) or original (the original code's "
+                        "formula); auto: original for header-less original CSVs, exact otherwise")
+    p.add_argument("--out", metavar="FIT.json", help="write the law here")
+    p.add_argument("--json", action="store_true", help="print the law as JSON (alpha and beta in layer order)")
+
+    p = sub.add_parser("scale", help="a width configuration for a budget",
+                       description="Solve a scaling method for a budget. uniform: every base width times one ratio; "
+                                   "morphnet: the widths left after pruning 50%% of the channels (iteration 1 of a "
+                                   "descent), scaled uniformly; neuralscale: the fitted power law of a descent "
+                                   "iteration. --ratio R means the parameter budget of uniform scaling by R.")
+    _add_space_args(p, widths=False)
+    p.add_argument("--method", required=True, metavar="METHOD", help="uniform, morphnet or neuralscale")
+    p.add_argument("--from", dest="source", metavar="DIR|FIT.json", help="descent directory or fit file (morphnet, neuralscale)")
+    p.add_argument("--iteration", type=int, help="descent iteration whose law to use (default: the last)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--ratio", type=float, help="the parameter count of uniform scaling by R")
+    g.add_argument("--params", type=float, help="parameter budget")
+    g.add_argument("--macs", type=float, help="MACs-per-image budget")
+    g.add_argument("--latency-ms", type=float, help="measured latency budget (see --device, --batch)")
+    p.add_argument("--device", default="cpu", help="device for --latency-ms (default cpu)")
+    p.add_argument("--batch", type=int, default=1, help="batch size for --latency-ms (default 1)")
+    p.add_argument("--min-width", type=int, default=1, help="no layer narrower than this (default 1)")
+    p.add_argument("--multiple", type=int, default=1, help="round widths to a multiple of this, e.g. 8 (default 1)")
+    p.add_argument("--json", action="store_true", help="print JSON (widths, params, macs, budget, achieved)")
     return parser
+
+
+def cmd_descend(args) -> int:
+    from .api import descend
+    from .descent import DescentConfig
+
+    tiny = args.dataset.lower() == "tinyimagenet"
+    cfg = DescentConfig(iterations=args.iterations, warmup_epochs=args.warmup_epochs, prune_fraction=args.prune_fraction,
+                        k=args.prune_k, interval=args.prune_interval or (100 if tiny else 50),
+                        batch_size=args.batch_size or (100 if tiny else 256), lr=args.lr, add10=args.add10,
+                        physical=not args.masking, base_ratio=args.base_ratio, seed=args.seed, device=args.device, max_epochs=args.max_epochs)
+    laws = descend(args.model, args.dataset, args.out, cfg, data_dir=args.data_dir, convcut=args.convcut,
+                   subset={"train": args.train_subset} if args.train_subset else None, progress=not args.quiet,
+                   plots=args.plots)
+    print(f"{len(laws)} iteration(s) in {args.out}; last law: beta = "
+          + ", ".join(f"{b:.3f}" for b in laws[-1].beta))
+    return 0
+
+
+def cmd_fit(args) -> int:
+    from .scaling import fit, read_trajectory
+    from .space import space as make_space
+
+    sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
+    traj = read_trajectory(args.trajectory, sp)
+    law = fit(sp, traj.rows, count=traj.count if args.tau == "auto" else args.tau)
+    if args.out:
+        law.save(args.out)
+    if args.json:
+        print(json.dumps(law.to_dict(), indent=2))
+        return 0
+    if law.fallback:
+        print(f"note: {law.note}")
+    print(f"{law.model} on {law.dataset}: {law.rows} rows")
+    name_w = max(len(n) for n in law.layers)
+    for n, a, b, r2 in zip(law.layers, law.alpha, law.beta, law.r2):
+        print(f"  {n:<{name_w}}  alpha {a:12.6g}  beta {b:8.5f}  R^2 {r2:.4f}")
+    if args.out:
+        print(f"law: {args.out}")
+    return 0
+
+
+def cmd_scale(args) -> int:
+    from .api import scale
+    from .space import space as make_space
+
+    sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
+    budget = {"ratio": args.ratio, "params": args.params, "macs": args.macs, "latency": args.latency_ms}
+    metric = next(k for k, v in budget.items() if v is not None)
+    result = scale(sp, args.method, metric, budget[metric], source=args.source, iteration=args.iteration,
+                   min_width=args.min_width, multiple=args.multiple, device=args.device, batch_size=args.batch)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['method']} {sp.name} on {sp.info.name}: widths {','.join(map(str, result['widths']))}")
+    print(f"params {result['params']:,}  macs {result['macs']:,}")
+    print(f"budget {result['budget']:,.6g} {result['metric']}, achieved {result['achieved']:,.6g} "
+          f"({100 * result['rel_error']:+.2f}%)")
+    return 0
 
 
 def cmd_info(args) -> int:
@@ -155,7 +275,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = {"info": cmd_info, "train": cmd_train}
+COMMANDS = {"info": cmd_info, "train": cmd_train, "descend": cmd_descend, "fit": cmd_fit, "scale": cmd_scale}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,6 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
         print(f"neuralscale: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("neuralscale: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -41,6 +41,12 @@ class WidthSpace:
     def __len__(self) -> int:
         return len(self.base_widths)
 
+    def rebased(self, widths: Sequence[int]) -> "WidthSpace":
+        """The same family with other base widths (e.g. a narrower start for a descent)."""
+        sp = WidthSpace(self.name, self.layer_names, self.validate(widths), self.info, self._make, self._original_count)
+        sp._positions = self._positions
+        return sp
+
     def validate(self, widths: Sequence[int]) -> list[int]:
         """Widths as a list of ints, or a NeuralscaleError saying what is wrong."""
         widths = list(widths)

@@ -48,6 +48,7 @@ class TrainConfig:
     channels_last: bool = True  # faster on CUDA and, measured, on CPU too (benchmarks/RESULTS.md)
     amp: bool | None = None  # bf16 autocast; None: on CUDA only
     compile: bool = False
+    dtype: str = "float32"  # float64 for exactness tests
     eval_batch_size: int = 1000
     val_fraction: float = 0.1  # of the training set, stratified; the test set is never used to select
     split_seed: int = 0  # the same validation split for every training seed
@@ -59,6 +60,8 @@ class TrainConfig:
             raise NeuralscaleError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise NeuralscaleError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.dtype not in ("float32", "float64"):
+            raise NeuralscaleError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if not self.lr > 0:
             raise NeuralscaleError(f"learning rate must be positive, got {self.lr}")
         self.milestones = tuple(float(m) for m in self.milestones)
@@ -116,7 +119,7 @@ class Callback:
     def on_step_end(self, trainer: "Trainer") -> None: ...
     def on_epoch_end(self, trainer: "Trainer", epoch: int, metrics: dict) -> None: ...
     def state_dict(self) -> dict: return {}
-    def load_state_dict(self, state: dict) -> None: ...
+    def load_state_dict(self, state: dict, trainer: "Trainer") -> None: ...
 
 
 @dataclass
@@ -143,12 +146,13 @@ class Trainer:
         self.device = resolve_device(config.device)
         cuda = self.device.type == "cuda"
         self.channels_last = config.channels_last
-        self.amp = cuda if config.amp is None else config.amp
+        self.dtype = getattr(torch, config.dtype)
+        self.amp = (cuda if config.amp is None else config.amp) and self.dtype == torch.float32
         self.splits = splits
         mean, std = channel_stats(splits.train[0])
-        self.train_data = DeviceBatches(*splits.train, mean, std, self.device, self.channels_last)
-        self.val_data = DeviceBatches(*splits.val, mean, std, self.device, self.channels_last)
-        self.test_data = DeviceBatches(*splits.test, mean, std, self.device, self.channels_last)
+        self.train_data, self.val_data, self.test_data = (
+            DeviceBatches(*part, mean, std, self.device, self.channels_last, self.dtype)
+            for part in (splits.train, splits.val, splits.test))
         self.callbacks = list(callbacks)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress
@@ -163,7 +167,7 @@ class Trainer:
     # -- model and optimizer -------------------------------------------------
     def set_model(self, model: nn.Module, optimizer_state: dict | None = None) -> None:
         """Install a (new) model and a fresh optimizer over its parameters."""
-        model = model.to(self.device)
+        model = model.to(self.device, self.dtype)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -290,7 +294,7 @@ class Trainer:
         except Exception as e:
             raise NeuralscaleError(f"checkpoint {self.checkpoint} is unreadable ({e}); delete it to start over") from None
         for cb, cb_state in zip(self.callbacks, state.get("callbacks", [])):
-            cb.load_state_dict(cb_state)  # may rebuild self.model at other widths first
+            cb.load_state_dict(cb_state, self)  # may rebuild self.model at other widths first
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])

@@ -63,22 +63,23 @@ class DeviceBatches:
     """A split's images on the training device, served as normalised float batches."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-                 device: torch.device, channels_last: bool = False):
+                 device: torch.device, channels_last: bool = False, dtype: torch.dtype = torch.float32):
         self.x = x.to(device)
         self.y = y.to(device)
         self.device = device
         self.mean = (mean.to(device) / 255.0).view(1, -1, 1, 1)
         self.std = (std.to(device) / 255.0).view(1, -1, 1, 1)
         self.channels_last = channels_last
+        self.dtype = dtype
 
     def __len__(self) -> int:
         return len(self.y)
 
     def _finish(self, xb: torch.Tensor, rotate: float = 0.0, gen: torch.Generator | None = None) -> torch.Tensor:
-        out = xb.float() / 255.0
+        out = xb.to(self.dtype) / 255.0
         if rotate:
             out = random_rotate(out, rotate, gen)
-        out = (out - self.mean) / self.std
+        out = (out - self.mean.to(self.dtype)) / self.std.to(self.dtype)
         return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
 
     def train_batches(self, batch_size: int, gen: torch.Generator, crop_padding: int = 4,

@@ -1,0 +1,211 @@
+"""Iterative Taylor-FO pruning on gates, as a trainer callback.
+
+Every mini-batch after the warm-up, each gate's gradient gives per channel the
+Taylor-FO score `(gate * dLoss/dgate)^2` (the gate is 1).  Scores are averaged
+over the batches since the last pruning step; every `interval` batches the
+`k` lowest-scoring channels across all layers are pruned, never a layer's last
+`min_width` channels, until `fraction` of all channels are gone.
+
+Pruned channels leave the network physically where that is exactly what
+masking their gate would do: the pruner rebuilds the model at the new widths
+and copies the surviving weights, BN statistics and momentum.  Which tensor
+dimensions belong to which gated layer is read off the width space itself, by
+building it at `w` and at `w` plus one channel in a layer and comparing shapes.
+Where a channel is not cleanly removable, the pruner masks it instead (gate
+set to 0) and says so.  This happens when a residual identity carries it past
+the gate (ResNet), when widths are tied by a multiple (MobileNetV2's
+expansion), or when the structure would change.  The trajectory is the same
+either way.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .models.gate import gates
+from .space import WidthSpace
+from .train import Callback, Trainer
+
+
+def channel_map(space: WidthSpace, widths: Sequence[int]) -> dict[str, list[tuple[int, int]]] | None:
+    """For every state-dict entry, the (dim, layer) pairs indexed by a gated layer's channels.
+
+    None when the model cannot be sliced exactly at these widths: one more
+    channel in some layer changes the model's structure or changes a
+    dimension by more than one.
+    """
+    widths = list(widths)
+    shapes = {k: tuple(v.shape) for k, v in space.build(widths, device="meta").state_dict().items()}
+    mapping: dict[str, list[tuple[int, int]]] = {k: [] for k in shapes}
+    for layer in range(len(widths)):
+        bigger = list(widths)
+        bigger[layer] += 1
+        other = {k: tuple(v.shape) for k, v in space.build(bigger, device="meta").state_dict().items()}
+        if other.keys() != shapes.keys():
+            return None
+        for k, shape in shapes.items():
+            for dim, (a, b) in enumerate(zip(shape, other[k])):
+                if b - a == 1:
+                    mapping[k].append((dim, layer))
+                elif b != a:
+                    return None
+    return mapping
+
+
+def slice_state(state: dict[str, torch.Tensor], mapping: dict[str, list[tuple[int, int]]],
+                keep: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, t in state.items():
+        for dim, layer in mapping.get(k, []):
+            t = t.index_select(dim, keep[layer].to(t.device))
+        out[k] = t
+    return out
+
+
+class TaylorPruner(Callback):
+    """Prunes a trainer's model during training and records the width trajectory."""
+
+    def __init__(self, space: WidthSpace, widths: Sequence[int], *, k: int = 10, interval: int = 50,
+                 warmup_epochs: int = 10, fraction: float = 0.95, min_width: int = 1, physical: bool = True):
+        self.space = space
+        self.initial = list(space.validate(widths))
+        self.k, self.interval, self.warmup_epochs = k, interval, warmup_epochs
+        self.fraction, self.min_width = fraction, min_width
+        self.physical = physical
+        self.widths = list(self.initial)  # physical widths of the current model
+        self.alive: list[torch.Tensor] = [torch.ones(w, dtype=torch.bool) for w in self.initial]
+        self.rows: list[list[int]] = []  # trajectory, once every layer has lost a channel
+        self.row_steps: list[int] = []
+        self.all_rows: list[list[int]] = []  # after every pruning step
+        self.pruning_steps = 0
+        self.notes: list[str] = []
+        self._scores: list[torch.Tensor] | None = None
+        self._batches = 0
+        self._map = None
+        self._trainer: Trainer | None = None
+
+    # -- state -----------------------------------------------------------------
+    @property
+    def current(self) -> list[int]:
+        """Unpruned channels per layer."""
+        return [int(a.sum()) for a in self.alive]
+
+    @property
+    def done(self) -> bool:
+        return sum(self.current) <= (1 - self.fraction) * sum(self.initial) + 1e-9
+
+    def state_dict(self) -> dict:
+        return {"widths": self.widths, "alive": [a.clone() for a in self.alive], "rows": self.rows,
+                "row_steps": self.row_steps, "all_rows": self.all_rows, "pruning_steps": self.pruning_steps,
+                "physical": self.physical, "notes": self.notes}
+
+    def load_state_dict(self, state: dict, trainer: Trainer) -> None:
+        self.widths = list(state["widths"])
+        self.alive = [a.cpu().bool() for a in state["alive"]]
+        self.rows, self.row_steps, self.all_rows = state["rows"], state["row_steps"], state["all_rows"]
+        self.pruning_steps, self.physical, self.notes = state["pruning_steps"], state["physical"], state["notes"]
+        if self.widths != [g.width for g in gates(trainer.model)]:
+            trainer.set_model(self.space.build(self.widths))
+
+    # -- hooks -------------------------------------------------------------------
+    def on_train_start(self, trainer: Trainer) -> None:
+        self._trainer = trainer
+        if self.physical:
+            self._map = channel_map(self.space, self.widths)
+            if self._map is None:
+                self._mask_from_now(f"{self.space.name} at these widths cannot be sliced exactly; pruning by masking")
+        self._attach(trainer)
+
+    def _mask_from_now(self, why: str) -> None:
+        self.physical = False
+        self._map = None
+        self.notes.append(why)
+
+    def _attach(self, trainer: Trainer) -> None:
+        dtype = next(trainer.model.parameters()).dtype
+        for g, alive in zip(gates(trainer.model), self.alive):
+            g.ones = alive.to(trainer.device, dtype).requires_grad_(True)
+        self._scores = None
+        self._batches = 0
+
+    def _active(self, trainer: Trainer) -> bool:
+        return trainer.epoch >= self.warmup_epochs and not self.done
+
+    def after_backward(self, trainer: Trainer) -> None:
+        if not self._active(trainer):
+            return
+        grads = []
+        for g in gates(trainer.model):
+            grad = g.ones.grad
+            grads.append(torch.zeros_like(g.ones) if grad is None else grad.detach() ** 2)
+            g.ones.grad = None
+        self._scores = grads if self._scores is None else [s + d for s, d in zip(self._scores, grads)]
+        self._batches += 1
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if self._batches >= self.interval and self._active(trainer):
+            self.prune_step(trainer)
+            if self.done:
+                trainer.stop = True
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        if self.done:
+            trainer.stop = True
+
+    # -- pruning -----------------------------------------------------------------
+    def choose(self) -> list[tuple[int, int]]:
+        """The k lowest average scores across layers, as (layer, physical index), keeping min_width."""
+        avg = [s.float().cpu() / self._batches for s in self._scores]
+        flat = torch.cat([torch.where(a, s, torch.full_like(s, float("inf"))) for s, a in zip(avg, self.alive)])
+        owner = torch.cat([torch.full((len(s),), i) for i, s in enumerate(avg)])
+        offset = torch.cat([torch.arange(len(s)) for s in avg])
+        remaining = self.current
+        chosen = []
+        for j in torch.argsort(flat, stable=True).tolist():
+            if not torch.isfinite(flat[j]) or len(chosen) == self.k:
+                break
+            layer = int(owner[j])
+            if remaining[layer] > self.min_width:
+                remaining[layer] -= 1
+                chosen.append((layer, int(offset[j])))
+        return chosen
+
+    def prune_step(self, trainer: Trainer) -> None:
+        chosen = self.choose()
+        self.pruning_steps += 1
+        for layer, idx in chosen:
+            self.alive[layer][idx] = False
+        if self.physical and chosen:
+            new_widths = self.current
+            if self.space.build(new_widths, device="meta").state_dict().keys() != trainer.model.state_dict().keys():
+                self._mask_from_now(f"step {self.pruning_steps}: the structure would change at {new_widths}; "
+                                    "masking from here on")
+            else:
+                self._shrink(trainer, new_widths)
+        row = self.current
+        self.all_rows.append(row)
+        if all(r < i for r, i in zip(row, self.initial)):
+            self.rows.append(row)
+            self.row_steps.append(self.pruning_steps)
+        self._attach(trainer)
+
+    def _shrink(self, trainer: Trainer, new_widths: list[int]) -> None:
+        keep = [torch.nonzero(a).flatten() for a in self.alive]
+        model = trainer.model
+        names = [n for n, _ in model.named_parameters()]
+        state = slice_state(model.state_dict(), self._map, keep)
+        opt = trainer.optimizer.state_dict()
+        opt["state"] = {i: {k: (slice_state({names[i]: v}, self._map, keep)[names[i]] if torch.is_tensor(v) and v.dim() else v)
+                            for k, v in s.items()} for i, s in opt["state"].items()}
+        dtype = next(model.parameters()).dtype
+        new = self.space.build(new_widths, device=trainer.device).to(dtype)
+        new.load_state_dict(state)
+        new.train(model.training)
+        trainer.set_model(new, opt)
+        self.widths = new_widths
+        self.alive = [torch.ones(w, dtype=torch.bool) for w in new_widths]
+        self._map = channel_map(self.space, new_widths)
+        if self._map is None:
+            self._mask_from_now(f"after step {self.pruning_steps} the model cannot be sliced exactly; masking from here on")
