@@ -81,6 +81,7 @@ class TaylorPruner(Callback):
         self.all_rows: list[list[int]] = []  # after every pruning step
         self.pruning_steps = 0
         self.notes: list[str] = []
+        self.exhausted = False  # every layer is at its floor: nothing more can be pruned
         self._scores: list[torch.Tensor] | None = None
         self._batches = 0
         self._map = None
@@ -94,18 +95,19 @@ class TaylorPruner(Callback):
 
     @property
     def done(self) -> bool:
-        return sum(self.current) <= (1 - self.fraction) * sum(self.initial) + 1e-9
+        return self.exhausted or sum(self.current) <= (1 - self.fraction) * sum(self.initial) + 1e-9
 
     def state_dict(self) -> dict:
         return {"widths": self.widths, "alive": [a.clone() for a in self.alive], "rows": self.rows,
                 "row_steps": self.row_steps, "all_rows": self.all_rows, "pruning_steps": self.pruning_steps,
-                "physical": self.physical, "notes": self.notes}
+                "physical": self.physical, "notes": self.notes, "exhausted": self.exhausted}
 
     def load_state_dict(self, state: dict, trainer: Trainer) -> None:
         self.widths = list(state["widths"])
         self.alive = [a.cpu().bool() for a in state["alive"]]
         self.rows, self.row_steps, self.all_rows = state["rows"], state["row_steps"], state["all_rows"]
         self.pruning_steps, self.physical, self.notes = state["pruning_steps"], state["physical"], state["notes"]
+        self.exhausted = state.get("exhausted", False)
         if self.widths != [g.width for g in gates(trainer.model)]:
             trainer.set_model(self.space.build(self.widths))
 
@@ -174,6 +176,10 @@ class TaylorPruner(Callback):
 
     def prune_step(self, trainer: Trainer) -> None:
         chosen = self.choose()
+        if not chosen:
+            self.exhausted = True
+            self.notes.append(f"every layer reached {self.min_width} channel(s) before {self.fraction:.0%} were pruned")
+            return
         self.pruning_steps += 1
         for layer, idx in chosen:
             self.alive[layer][idx] = False

@@ -247,7 +247,9 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     """The configuration on `law` whose cost is nearest `budget`.
 
     Brackets the budget on log tau by doubling, then bisects; at most ~120 cost
-    evaluations, so it always terminates.  Widths are capped at `max_width`
+    evaluations, so it always terminates.  If the nearest configuration on the
+    law still misses the budget by more than `tolerance` (integer widths move in
+    steps), single layers are moved by one channel towards it while that helps.  Widths are capped at `max_width`
     (default 64x the largest base width); a budget outside what the law can
     reach within [min_width, max_width] is an error naming the feasible range.
     """
@@ -308,4 +310,29 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
         else:
             hi = mid
     widths, achieved, log_tau = best[0]
+    if abs(achieved - budget) > tolerance * budget and metric != "latency":
+        widths, achieved = _nudge(list(widths), achieved, budget, cost, tolerance, min_width, multiple, cap)
     return Solution(list(widths), metric, float(budget), achieved, math.exp(log_tau))
+
+
+def _nudge(widths: list[int], achieved: float, budget: float, cost, tolerance: float,
+           min_width: int, multiple: int, cap: int) -> tuple[list[int], float]:
+    """Integer steps along the law can be coarser than the tolerance; move single layers
+    by one step (of `multiple`) towards the budget while that brings the cost nearer."""
+    for _ in range(4 * len(widths)):
+        if abs(achieved - budget) <= tolerance * budget:
+            break
+        step = multiple if achieved < budget else -multiple
+        best = None
+        for i in range(len(widths)):
+            w = widths[i] + step
+            if not min_width <= w <= cap:
+                continue
+            trial = widths[:i] + [w] + widths[i + 1:]
+            c = float(cost(trial))
+            if best is None or abs(c - budget) < abs(best[1] - budget):
+                best = (trial, c)
+        if best is None or abs(best[1] - budget) >= abs(achieved - budget):
+            break
+        widths, achieved = best
+    return widths, achieved

@@ -45,7 +45,7 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     device: str = "auto"
-    channels_last: bool = True  # faster on CUDA and, measured, on CPU too (benchmarks/RESULTS.md)
+    channels_last: bool | None = None  # None: on CUDA only (on CPU, oneDNN hangs on 2-channel layers in channels_last)
     amp: bool | None = None  # bf16 autocast; None: on CUDA only
     compile: bool = False
     dtype: str = "float32"  # float64 for exactness tests
@@ -145,7 +145,7 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device)
         cuda = self.device.type == "cuda"
-        self.channels_last = config.channels_last
+        self.channels_last = cuda if config.channels_last is None else config.channels_last
         self.dtype = getattr(torch, config.dtype)
         self.amp = (cuda if config.amp is None else config.amp) and self.dtype == torch.float32
         self.splits = splits

@@ -80,7 +80,9 @@ class DeviceBatches:
         if rotate:
             out = random_rotate(out, rotate, gen)
         out = (out - self.mean.to(self.dtype)) / self.std.to(self.dtype)
-        return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
+        # Batch crops come out channels-last; without channels_last the model gets NCHW, because
+        # oneDNN on CPU hangs in backward on channels-last inputs to layers of 2 channels.
+        return out.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
     def train_batches(self, batch_size: int, gen: torch.Generator, crop_padding: int = 4,
                       rotate: float = 0.0, augment: bool = True, drop_last: bool = False):

@@ -1,0 +1,101 @@
+"""Taylor-FO pruning: scores, physical shrinking equivalent to masking, floors, fallbacks."""
+
+from __future__ import annotations
+
+import torch
+
+import neuralscale as ns
+from neuralscale.data import load
+from neuralscale.models.gate import gates
+from neuralscale.prune import TaylorPruner, channel_map
+from neuralscale.train import Trainer, TrainConfig
+
+
+def _splits(n=640):
+    return load("synthetic", synthetic=dict(num_train=n, num_test=64)).split(0.1, 0)
+
+
+def _run(space, widths, physical, dtype="float64", **kw):
+    torch.manual_seed(0)
+    pr = TaylorPruner(space, widths, physical=physical, **kw)
+    cfg = TrainConfig(epochs=200, batch_size=32, lr=0.05, schedule="prune", warmup_epochs=1, dtype=dtype)
+    tr = Trainer(space.build(widths), _splits(), cfg, callbacks=[pr], progress=False)
+    tr.fit()
+    return pr, tr
+
+
+def test_physical_pruning_makes_the_same_decisions_as_masking():
+    sp = ns.space("vgg11", "synthetic")
+    w = sp.uniform(0.125)
+    phys, tr_p = _run(sp, w, True, k=3, interval=4, warmup_epochs=1, fraction=0.6)
+    mask, tr_m = _run(sp, w, False, k=3, interval=4, warmup_epochs=1, fraction=0.6)
+    assert phys.physical and not phys.notes
+    assert phys.pruning_steps >= 30
+    assert phys.all_rows == mask.all_rows  # every decision the same
+    assert [g.width for g in gates(tr_p.model)] == phys.all_rows[-1]  # physically smaller
+    assert [g.width for g in gates(tr_m.model)] == w  # masking kept the full network
+    # the shrunk optimizer state fits the shrunk parameters
+    for p in tr_p.model.parameters():
+        buf = tr_p.optimizer.state[p].get("momentum_buffer")
+        assert buf is None or buf.shape == p.shape
+    # and the two networks compute the same function
+    x, _ = next(tr_p.val_data.eval_batches(16))
+    tr_p.model.eval(), tr_m.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(tr_p.model(x), tr_m.model(x), atol=1e-8)
+
+
+def test_gate_gradient_is_the_taylor_quantity():
+    sp = ns.space("vgg11", "synthetic")
+    torch.manual_seed(0)
+    net = sp.build(sp.uniform(0.125)).double()
+    g = gates(net)[2]
+    g.ones = torch.ones(g.width, dtype=torch.float64, requires_grad=True)
+    acts = {}
+    g.register_forward_hook(lambda m, i, o: acts.__setitem__("a", i[0]))
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+    out = net(x)
+    a = acts["a"]
+    a.retain_grad()
+    out.square().sum().backward()
+    # dL/dgate_c = sum over batch and positions of dL/d(gated)_c * activation_c
+    net2 = sp.build(sp.uniform(0.125)).double()
+    net2.load_state_dict(net.state_dict())
+    y = {}
+
+    def keep(m, i, o):
+        o.retain_grad()
+        y["o"] = o
+    gates(net2)[2].register_forward_hook(keep)
+    net2(x).square().sum().backward()
+    manual = (y["o"].grad * y["o"]).sum(dim=(0, 2, 3))
+    assert torch.allclose(g.ones.grad, manual)
+
+
+def test_never_removes_a_layers_last_channels():
+    sp = ns.space("vgg11", "synthetic")
+    pr, tr = _run(sp, [4, 4, 4, 4, 4, 4, 4, 40], True, dtype="float32", k=8, interval=2, warmup_epochs=0,
+                  fraction=0.9, min_width=2)
+    assert min(pr.all_rows[-1]) >= 2
+    assert pr.done and (pr.exhausted or sum(pr.all_rows[-1]) <= 0.1 * 68)
+    assert len(tr.history) < 50  # stopped once nothing more could be pruned
+
+
+def test_resnet_and_mobilenet_prune_by_masking_and_say_so():
+    for model in ("resnet18", "mobilenetv2"):
+        sp = ns.space(model, "synthetic")
+        assert channel_map(sp, sp.uniform(0.25)) is None
+        pr, tr = _run(sp, [max(2, w // 16) for w in sp.base_widths], True, dtype="float32",
+                      k=4, interval=3, warmup_epochs=0, fraction=0.6)
+        assert not pr.physical and pr.notes
+        assert pr.done and pr.pruning_steps > 0 and sum(pr.all_rows[-1]) <= 0.4 * sum(pr.initial) + 4
+        # trajectory rows start only once every layer has lost a channel
+        assert all(all(r < i for r, i in zip(row, pr.initial)) for row in pr.rows)
+
+
+def test_vgg_channel_map_names_every_sliced_dimension():
+    sp = ns.space("vgg11", "synthetic")
+    m = channel_map(sp, sp.uniform(0.125))
+    assert m["features.0.weight"] == [(0, 0)]  # conv1 output channels
+    assert m["features.4.weight"] == [(0, 1), (1, 0)]  # conv2: out = layer 1, in = layer 0
+    assert m["classifier.weight"] == [(1, 7)]

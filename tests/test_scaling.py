@@ -1,0 +1,158 @@
+"""Scaling laws: golden fits of the original implementation, the budget solver, trajectories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import neuralscale as ns
+from conftest import run_cli
+from neuralscale.errors import NeuralscaleError
+from neuralscale.scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
+
+REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "original_descent"
+if not REF.exists():  # CI clones main with shared/ beside it
+    REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "original_descent"
+needs_ref = pytest.mark.skipif(not REF.exists(), reason="shared/reference not present")
+PAPER_VGG_C100_025 = [80, 121, 111, 110, 98, 73, 54, 125]
+
+
+@needs_ref
+@pytest.mark.parametrize("name,model", [("vgg11_cifar100", "vgg11"), ("resnet18_cifar100", "resnet18")])
+def test_fit_reproduces_the_original_fits(name, model):
+    sp = ns.space(model, "cifar100")
+    ref = json.loads((REF / name / "fits.json").read_text())
+    assert len(ref["iterations"]) == 15
+    for it in ref["iterations"]:
+        traj = read_trajectory(REF / name / f"iteration_{it['iteration']:02d}.csv", sp)
+        assert traj.format == "original"
+        law = fit(sp, traj.rows, count=traj.count)
+        np.testing.assert_allclose(law.alpha, it["alpha"], rtol=1e-6)
+        np.testing.assert_allclose(law.beta, it["beta"], atol=1e-6)
+        assert all(0.5 < r2 <= 1 for r2 in law.r2)
+
+
+@needs_ref
+def test_fit_cli_reproduces_a_golden_fit(tmp_path):
+    ref = json.loads((REF / "resnet18_cifar100" / "fits.json").read_text())["iterations"][6]
+    r = run_cli("fit", str(REF / "resnet18_cifar100" / "iteration_07.csv"), "--model", "resnet18",
+                "--dataset", "cifar100", "--json", "--out", str(tmp_path / "fit.json"))
+    assert r.returncode == 0, r.stderr
+    law = json.loads(r.stdout)
+    np.testing.assert_allclose(law["alpha"], ref["alpha"], rtol=1e-6)
+    np.testing.assert_allclose(law["beta"], ref["beta"], atol=1e-6)
+    assert json.loads((tmp_path / "fit.json").read_text())["beta"] == law["beta"]
+
+
+@needs_ref
+def test_iteration_15_of_vgg_scales_to_the_papers_configuration():
+    sp = ns.space("vgg11", "cifar100")
+    traj = read_trajectory(REF / "vgg11_cifar100" / "iteration_15.csv", sp)
+    law = fit(sp, traj.rows, count=traj.count)
+    sol = solve(law, sp, 591_396)
+    assert abs(sol.rel_error) <= 0.005 and sp.params(sol.widths) == sol.achieved
+    assert max(abs(a - b) for a, b in zip(sol.widths, PAPER_VGG_C100_025)) <= 3
+
+
+def test_exact_and_original_counts_differ_where_the_original_ignores_stride():
+    sp = ns.space("resnet18", "cifar100")
+    w = sp.uniform(0.25)
+    w[4] = 32  # block 3 (strided) now has equal input and output widths
+    assert sp.tau(w, "original") < sp.params(w)  # the original forgets the strided projection
+    assert sp.tau(sp.uniform(0.25), "original") == sp.params(sp.uniform(0.25))
+
+
+def test_solver_hits_parameter_and_mac_budgets():
+    sp = ns.space("resnet18", "cifar100")
+    law = ScalingLaw("resnet18", "cifar100", list(sp.layer_names), [0.5 + 0.1 * i for i in range(17)],
+                     [0.3 + 0.01 * i for i in range(17)])
+    for budget in (2e5, 1e6, 5e6, 3e7):
+        sol = solve(law, sp, budget)
+        assert abs(sol.rel_error) <= 0.005, (budget, sol)
+    macs = solve(law, sp, 2e8, "macs")
+    assert abs(macs.rel_error) <= 0.005 and sp.macs(macs.widths) == macs.achieved
+
+
+def test_uniform_law_is_uniform_scaling():
+    sp = ns.space("vgg11", "cifar100")
+    law = uniform_law(sp, sp.base_widths)
+    sol = solve(law, sp, sp.params(sp.uniform(0.5)))
+    assert sol.widths == sp.uniform(0.5)
+
+
+def test_min_width_and_multiple():
+    sp = ns.space("vgg11", "cifar10")
+    law = uniform_law(sp, sp.base_widths)
+    sol = solve(law, sp, 300_000, multiple=8, min_width=16)
+    assert all(w % 8 == 0 and w >= 16 for w in sol.widths)
+    assert abs(sol.rel_error) < 0.2
+
+
+def test_impossible_budgets_name_the_feasible_range():
+    sp = ns.space("vgg11", "cifar10")
+    law = uniform_law(sp, sp.base_widths)
+    with pytest.raises(NeuralscaleError, match="out of reach.*spans"):
+        solve(law, sp, 50)
+    with pytest.raises(NeuralscaleError, match="out of reach"):
+        solve(law, sp, 1e15)
+    with pytest.raises(NeuralscaleError, match="positive"):
+        solve(law, sp, -5)
+
+
+def test_short_trajectories_fall_back_to_uniform_scaling():
+    sp = ns.space("vgg11", "cifar10")
+    rows = [sp.uniform(r) for r in (0.5, 0.45, 0.4)]
+    law = fit(sp, rows)
+    assert law.fallback and "uniform" in law.note
+    assert solve(law, sp, sp.params(rows[0])).widths == rows[0]
+
+
+def test_trajectory_roundtrip_and_malformed_files(tmp_path):
+    sp = ns.space("vgg11", "cifar10")
+    rows = [[64 - i, 128 - 2 * i, 256 - 3 * i, 256 - 3 * i, 512 - 5 * i, 512 - 6 * i, 512 - 7 * i, 512 - 8 * i]
+            for i in range(1, 12)]
+    path = tmp_path / "t.csv"
+    write_trajectory(path, sp, rows)
+    t = read_trajectory(path, sp)
+    assert t.rows == rows and t.format == "neuralscale" and t.count == "exact"
+    bad = {
+        "empty.csv": "", "short.csv": "1,2,3\n4,5,6\n", "text.csv": "1,2,3,4,5,6,7,8\n1,2,x,4,5,6,7,8\n",
+        "zero.csv": "1,2,3,4,5,6,7,0\n",
+        "other.csv": "step,params,stem,block1.conv1\n1,2,3,4\n",
+    }
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(NeuralscaleError):
+            read_trajectory(tmp_path / name, sp)
+    with pytest.raises(NeuralscaleError, match="does not exist"):
+        read_trajectory(tmp_path / "absent.csv", sp)
+
+
+def test_law_for_another_model_is_refused(tmp_path):
+    sp = ns.space("vgg11", "cifar10")
+    law = uniform_law(sp, sp.base_widths)
+    law.save(tmp_path / "law.json")
+    loaded = ScalingLaw.load(tmp_path / "law.json")
+    assert loaded.alpha == law.alpha
+    with pytest.raises(NeuralscaleError, match="fitted for vgg11"):
+        solve(loaded, ns.space("resnet18", "cifar10"), 1e6)
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(NeuralscaleError, match="not valid JSON"):
+        ScalingLaw.load(tmp_path / "junk.json")
+
+
+def test_scale_cli(tmp_path):
+    r = run_cli("scale", "--model", "vgg11", "--dataset", "cifar100", "--method", "uniform", "--ratio", "0.25", "--json")
+    out = json.loads(r.stdout)
+    assert out["widths"] == [16, 32, 64, 64, 128, 128, 128, 128] and out["params"] == 591_396
+    r = run_cli("scale", "--model", "vgg11", "--dataset", "cifar100", "--method", "uniform", "--macs", "2e7", "--json")
+    out = json.loads(r.stdout)
+    assert abs(out["macs"] - 2e7) / 2e7 <= 0.005
+    for args, needle in [(["--method", "magic", "--ratio", "1"], "unknown method"),
+                         (["--method", "neuralscale", "--ratio", "1"], "needs --from"),
+                         (["--method", "uniform", "--params", "10"], "out of reach")]:
+        r = run_cli("scale", "--model", "vgg11", "--dataset", "cifar100", *args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
