@@ -122,6 +122,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=1, help="timed epochs (after one warm-up epoch)")
     p.add_argument("--skip-reference", action="store_true")
     p.add_argument("--compile", action="store_true", help="also time neuralscale with torch.compile")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels_last for neuralscale on CPU too (the default is CUDA only; see RESULTS.md)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
@@ -139,8 +141,9 @@ def main(argv=None) -> int:
            "batch_size": args.batch_size, "images": args.images}
     print(f"# {json.dumps(env)}", file=sys.stderr)
     result = dict(env)
+    result["channels_last"] = True if (args.channels_last or device.type == "cuda") else False
     result["neuralscale_images_per_s"] = neuralscale_throughput(space, widths, x_chw, y_t, args.batch_size, device,
-                                                                 args.epochs)
+                                                                 args.epochs, channels_last=result["channels_last"])
     print(f"neuralscale trainer:  {result['neuralscale_images_per_s']:10.0f} images/s")
     if args.compile:
         result["neuralscale_compiled_images_per_s"] = neuralscale_throughput(

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels_last memory format on CPU too (faster, but oneDNN can hang on layers of 1-2 channels)")
     p.add_argument("--no-augment", action="store_true", help="no random crop/flip")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help=f"fraction of the training set held out for validation (default {d.val_fraction})")
@@ -251,7 +253,7 @@ def cmd_train(args) -> int:
     from .train import TrainConfig, paper_config
 
     common = dict(seed=args.seed, device=args.device, compile=args.compile, augment=not args.no_augment,
-                  val_fraction=args.val_fraction)
+                  val_fraction=args.val_fraction, channels_last=True if args.channels_last else None)
     if args.preset == "paper":
         config = paper_config(args.dataset, **common)
     else:

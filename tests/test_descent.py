@@ -1,0 +1,66 @@
+"""Architecture descent end to end: files, resume after SIGKILL, scale from it, plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import neuralscale as ns
+from conftest import run_cli
+
+ARGS = ["descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "2",
+        "--warmup-epochs", "1", "--prune-interval", "3", "--prune-k", "3", "--prune-fraction", "0.7",
+        "--batch-size", "64", "--device", "cpu"]
+
+
+def test_descent_resumes_after_sigkill_and_redoes_nothing(tmp_path):
+    out = tmp_path / "descent"
+    cmd = [sys.executable, "-m", "neuralscale", *ARGS, "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out / "iteration_02.ckpt").exists():  # kill inside iteration 2
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / "iteration_01.csv").exists()
+    first = (out / "iteration_01.csv").read_bytes()
+    mtime = (out / "iteration_01.csv").stat().st_mtime_ns
+    laws = json.loads((out / "fits.json").read_text())["laws"]
+    assert [d["iteration"] for d in laws] == [1]
+
+    r = run_cli(*ARGS, "--out", str(out), "--plots")
+    assert r.returncode == 0, r.stderr
+    assert "resumed" in r.stderr  # iteration 2 continued from its checkpoint
+    assert (out / "iteration_01.csv").read_bytes() == first and (out / "iteration_01.csv").stat().st_mtime_ns == mtime
+    laws = json.loads((out / "fits.json").read_text())["laws"]
+    assert [d["iteration"] for d in laws] == [1, 2]
+    assert not list(out.glob("*.ckpt"))
+    assert (out / "growth_iteration_02.png").stat().st_size > 10_000 and (out / "heatmap.png").exists()
+    sp = ns.space("vgg11", "synthetic").rebased(ns.space("vgg11", "synthetic").uniform(0.0625))
+    # iteration 2 started from law 1 solved at the base parameter count
+    assert abs(sp.params(laws[1]["start_widths"]) - sp.params(sp.base_widths)) <= 0.005 * sp.params(sp.base_widths) + 200
+
+    again = run_cli(*ARGS, "--out", str(out))  # everything finished: nothing redone
+    assert again.returncode == 0 and "descent iteration" not in again.stderr
+    assert json.loads((out / "fits.json").read_text())["laws"] == laws
+
+    # scale from the descent directory, by each method
+    for method in ("neuralscale", "morphnet"):
+        r = run_cli("scale", "--model", "vgg11", "--dataset", "synthetic", "--method", method, "--from", str(out),
+                    "--params", "20000", "--json")
+        assert r.returncode == 0, r.stderr
+        res = json.loads(r.stdout)
+        assert abs(res["params"] - 20000) <= 0.005 * 20000
+    r = run_cli("scale", "--model", "resnet18", "--dataset", "synthetic", "--method", "neuralscale", "--from", str(out),
+                "--ratio", "0.5")
+    assert r.returncode == 2 and "fitted for vgg11" in r.stderr
+
+    # another configuration in the same directory is refused
+    r = run_cli(*[a if a != "0.7" else "0.8" for a in ARGS], "--out", str(out))
+    assert r.returncode == 2 and "another configuration" in r.stderr
