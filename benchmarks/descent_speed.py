@@ -1,0 +1,70 @@
+"""One descent iteration at the paper's pruning schedule: physical shrinking vs gate masking.
+
+Same model, data, seed and schedule in one process: k=10 channels every 50
+mini-batches of 256 after the warm-up, until 95% of the channels are gone.
+The data is reduced (a seeded subset of Fashion-MNIST) so the run fits this
+machine; the pruning schedule is the paper's.  Prints the wall time of each,
+the ratio, and whether both made the same pruning decisions.
+
+    python benchmarks/descent_speed.py [--base-ratio 0.125] [--images 2560] [--warmup-epochs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+import neuralscale as ns
+from neuralscale.api import load_splits
+from neuralscale.descent import DescentConfig
+from neuralscale.prune import TaylorPruner
+from neuralscale.train import Trainer
+
+
+def run(space, splits, cfg: DescentConfig, physical: bool) -> tuple[float, TaylorPruner, int]:
+    torch.manual_seed(cfg.seed)
+    widths = list(space.base_widths)
+    pruner = TaylorPruner(space, widths, k=cfg.k, interval=cfg.interval, warmup_epochs=cfg.warmup_epochs,
+                          fraction=cfg.prune_fraction, physical=physical)
+    trainer = Trainer(space.build(widths), splits, cfg.train_config(), callbacks=[pruner], progress=False)
+    t0 = time.perf_counter()
+    trainer.fit()
+    return time.perf_counter() - t0, pruner, trainer.epoch
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="vgg11")
+    p.add_argument("--dataset", default="fashionmnist")
+    p.add_argument("--base-ratio", type=float, default=0.125)
+    p.add_argument("--images", type=int, default=2560, help="training images (a seeded subset)")
+    p.add_argument("--warmup-epochs", type=int, default=10)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+
+    base = ns.space(args.model, args.dataset)
+    space = base.rebased(base.uniform(args.base_ratio))
+    cfg = DescentConfig(warmup_epochs=args.warmup_epochs, device=args.device)  # k=10, interval=50, batch 256, 95%
+    splits = load_splits(args.dataset, cfg.train_config(), subset={"train": args.images, "test": 500})
+    print(f"# {space.name} at base ratio {args.base_ratio} ({space.params(space.base_widths):,} params, "
+          f"{sum(space.base_widths)} channels), {splits.sizes()}, device {args.device}", file=sys.stderr)
+    t_phys, p_phys, ep_phys = run(space, splits, cfg, physical=True)
+    print(f"physical shrinking: {t_phys:8.1f} s ({ep_phys} epochs, {p_phys.pruning_steps} pruning steps)")
+    t_mask, p_mask, ep_mask = run(space, splits, cfg, physical=False)
+    print(f"gate masking:       {t_mask:8.1f} s ({ep_mask} epochs, {p_mask.pruning_steps} pruning steps)")
+    same = p_phys.all_rows == p_mask.all_rows
+    print(f"ratio:              {t_mask / t_phys:8.2f}x  (same decisions: {same})")
+    if args.json:
+        print(json.dumps({"physical_s": t_phys, "masking_s": t_mask, "speedup": t_mask / t_phys,
+                          "same_decisions": same, "steps": p_phys.pruning_steps, "base_ratio": args.base_ratio,
+                          "images": args.images, "device": args.device}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
