@@ -84,6 +84,7 @@ class TaylorPruner(Callback):
         self.exhausted = False  # every layer is at its floor: nothing more can be pruned
         self._scores: list[torch.Tensor] | None = None
         self._batches = 0
+        self._gates: list = []  # the current model's gates, refreshed whenever the model changes
         self._map = None
         self._trainer: Trainer | None = None
 
@@ -127,7 +128,8 @@ class TaylorPruner(Callback):
 
     def _attach(self, trainer: Trainer) -> None:
         dtype = next(trainer.model.parameters()).dtype
-        for g, alive in zip(gates(trainer.model), self.alive):
+        self._gates = gates(trainer.model)
+        for g, alive in zip(self._gates, self.alive):
             g.ones = alive.to(trainer.device, dtype).requires_grad_(True)
         self._scores = None
         self._batches = 0
@@ -139,7 +141,7 @@ class TaylorPruner(Callback):
         if not self._active(trainer):
             return
         grads = []
-        for g in gates(trainer.model):
+        for g in self._gates:
             grad = g.ones.grad
             grads.append(torch.zeros_like(g.ones) if grad is None else grad.detach() ** 2)
             g.ones.grad = None

@@ -111,12 +111,13 @@ def _fetch(name, data_dir: Path, url, dest: Path, md5, looked_for: str) -> Path:
 
 def _cached(info: DatasetInfo, sources: list[Path], options: dict, read) -> ImageData:
     key = fingerprint(sources, {"dataset": info.name, **options})
-    tensors = load_cached(info.name.replace(":", "_").replace("/", "_")[-60:], key)
+    name = info.name.replace(":", "_").replace("/", "_")[-60:]
+    tensors = load_cached(name, key)
     if tensors is None:
         raw = read()
         tensors = {k: v for k, v in raw.items() if k != "classes"}
         tensors["classes"] = list(raw.get("classes", []))
-        save_cached(info.name.replace(":", "_").replace("/", "_")[-60:], key, tensors)
+        save_cached(name, key, tensors)
     return _wrap(info, tensors)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import torch
-
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import NeuralscaleError
