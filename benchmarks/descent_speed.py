@@ -6,7 +6,7 @@ The data is reduced (a seeded subset of Fashion-MNIST) so the run fits this
 machine; the pruning schedule is the paper's.  Prints the wall time of each,
 the ratio, and whether both made the same pruning decisions.
 
-    python benchmarks/descent_speed.py [--base-ratio 0.125] [--images 2560] [--warmup-epochs 10]
+    python benchmarks/descent_speed.py [--base-ratio 0.25] [--images 2560] [--warmup-epochs 10]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="vgg11")
     p.add_argument("--dataset", default="fashionmnist")
-    p.add_argument("--base-ratio", type=float, default=0.125)
+    p.add_argument("--base-ratio", type=float, default=0.25)
     p.add_argument("--images", type=int, default=2560, help="training images (a seeded subset)")
     p.add_argument("--warmup-epochs", type=int, default=10)
     p.add_argument("--device", default="cpu")

@@ -152,3 +152,21 @@ def test_api_train_writes_a_record(tmp_path):
     assert rec["summary"]["epochs"] == 1 and len(rec["history"]) == 1
     assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,lr,train_loss")
     assert rec == json.loads(json.dumps(r))
+
+
+def test_eval_every_skips_evaluation_but_not_the_last_epoch():
+    splits = _synthetic_splits(200)
+    sp = ns.space("vgg11", splits.info)
+    cfg = TrainConfig(epochs=5, batch_size=32, lr=0.02, schedule="constant", augment=False, eval_every=2)
+    torch.manual_seed(0)
+    result = Trainer(sp.build(sp.uniform(0.125)), splits, cfg, progress=False).fit()
+    evaluated = [m["epoch"] for m in result.history if math.isfinite(m["test_acc"])]
+    assert evaluated == [2, 4, 5]
+    assert result.summary["best_val_epoch"] in (2, 4, 5)
+    assert math.isfinite(result.summary["best_test_acc_original_protocol"])
+
+    cfg0 = TrainConfig(epochs=3, batch_size=32, lr=0.02, schedule="constant", augment=False, eval_every=0)
+    result0 = Trainer(sp.build(sp.uniform(0.125)), splits, cfg0, progress=False).fit()
+    assert [m["epoch"] for m in result0.history if math.isfinite(m["val_acc"])] == [3]
+    with pytest.raises(NeuralscaleError):
+        TrainConfig(eval_every=-1)

@@ -51,6 +51,7 @@ class DescentConfig:
     seed: int = 0
     device: str = "auto"
     max_epochs: int = 1000  # a safety cap; pruning normally ends first
+    eval_every: int = 0  # evaluate val/test every N epochs while pruning; 0: only when pruning ends
 
     def __post_init__(self):
         if self.iterations < 1:
@@ -65,7 +66,7 @@ class DescentConfig:
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                            weight_decay=self.weight_decay, schedule="prune", warmup_epochs=self.warmup_epochs,
-                           seed=self.seed, device=self.device)
+                           seed=self.seed, device=self.device, eval_every=self.eval_every)
 
 
 def load_laws(out: Path) -> list[dict]:
@@ -102,7 +103,7 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
         mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
-        mismatch += [k for k in identity["descent"] if k != "iterations" and old.get("descent", {}).get(k) != identity["descent"][k]]
+        mismatch += [k for k in identity["descent"] if k not in ("iterations", "eval_every") and old.get("descent", {}).get(k) != identity["descent"][k]]
         if mismatch:
             raise NeuralscaleError(f"{out} holds a descent with another configuration ({', '.join(mismatch)}); "
                                    "use a new --out directory")

@@ -10,7 +10,8 @@ Pruned channels leave the network physically where that is exactly what
 masking their gate would do: the pruner rebuilds the model at the new widths
 and copies the surviving weights, BN statistics and momentum.  Which tensor
 dimensions belong to which gated layer is read off the width space itself, by
-building it at `w` and at `w` plus one channel in a layer and comparing shapes.
+building it at `w` and at `w` plus one channel in a layer and comparing shapes;
+the map is derived once and checked against the shapes after every step.
 Where a channel is not cleanly removable, the pruner masks it instead (gate
 set to 0) and says so.  This happens when a residual identity carries it past
 the gate (ResNet), when widths are tied by a multiple (MobileNetV2's
@@ -187,11 +188,12 @@ class TaylorPruner(Callback):
             self.alive[layer][idx] = False
         if self.physical and chosen:
             new_widths = self.current
-            if self.space.build(new_widths, device="meta").state_dict().keys() != trainer.model.state_dict().keys():
+            shapes = {k: tuple(v.shape) for k, v in self.space.build(new_widths, device="meta").state_dict().items()}
+            if shapes.keys() != trainer.model.state_dict().keys():
                 self._mask_from_now(f"step {self.pruning_steps}: the structure would change at {new_widths}; "
                                     "masking from here on")
             else:
-                self._shrink(trainer, new_widths)
+                self._shrink(trainer, new_widths, shapes)
         row = self.current
         self.all_rows.append(row)
         if all(r < i for r, i in zip(row, self.initial)):
@@ -199,21 +201,27 @@ class TaylorPruner(Callback):
             self.row_steps.append(self.pruning_steps)
         self._attach(trainer)
 
-    def _shrink(self, trainer: Trainer, new_widths: list[int]) -> None:
+    def _shrink(self, trainer: Trainer, new_widths: list[int], new_shapes: dict[str, tuple]) -> None:
         keep = [torch.nonzero(a).flatten() for a in self.alive]
         model = trainer.model
         names = [n for n, _ in model.named_parameters()]
         state = slice_state(model.state_dict(), self._map, keep)
+        if any(tuple(state[k].shape) != shape for k, shape in new_shapes.items()):
+            # The map derived at the old widths does not carry over: derive it afresh here.
+            self._map = channel_map(self.space, self.widths)
+            state = slice_state(model.state_dict(), self._map, keep) if self._map is not None else None
+            if state is None or any(tuple(state[k].shape) != shape for k, shape in new_shapes.items()):
+                self._mask_from_now(f"step {self.pruning_steps}: the model cannot be sliced exactly at "
+                                    f"{new_widths}; masking from here on")
+                return
         opt = trainer.optimizer.state_dict()
         opt["state"] = {i: {k: (slice_state({names[i]: v}, self._map, keep)[names[i]] if torch.is_tensor(v) and v.dim() else v)
                             for k, v in s.items()} for i, s in opt["state"].items()}
         dtype = next(model.parameters()).dtype
-        new = self.space.build(new_widths, device=trainer.device).to(dtype)
-        new.load_state_dict(state)
+        new = self.space.build(new_widths, device="meta")  # no initialisation: every tensor comes from `state`
+        new.load_state_dict(state, assign=True)
+        new = new.to(trainer.device, dtype)
         new.train(model.training)
         trainer.set_model(new, opt)
         self.widths = new_widths
         self.alive = [torch.ones(w, dtype=torch.bool) for w in new_widths]
-        self._map = channel_map(self.space, new_widths)
-        if self._map is None:
-            self._mask_from_now(f"after step {self.pruning_steps} the model cannot be sliced exactly; masking from here on")
