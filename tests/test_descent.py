@@ -61,6 +61,12 @@ def test_descent_resumes_after_sigkill_and_redoes_nothing(tmp_path):
                 "--ratio", "0.5")
     assert r.returncode == 2 and "fitted for vgg11" in r.stderr
 
+    # MorphNet: iteration 1's widths once half the channels it started from are gone (k=3 per step)
+    from neuralscale.descent import morphnet_widths
+    mw = morphnet_widths(out, ns.space("vgg11", "synthetic"))
+    start = laws[0]["start_widths"]
+    assert 0.5 * sum(start) - 3 < sum(mw) <= 0.5 * sum(start)
+
     # another configuration in the same directory is refused
     r = run_cli(*[a if a != "0.7" else "0.8" for a in ARGS], "--out", str(out))
     assert r.returncode == 2 and "another configuration" in r.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -11,9 +10,8 @@ import torch
 from .data import load as load_dataset
 from .data.base import Splits
 from .errors import NeuralscaleError
-from .records import atomic_write_json, atomic_write_text
 from .space import WidthSpace, space as make_space
-from .train import TrainConfig, Trainer, environment
+from .train import TrainConfig
 
 
 def resolve_widths(space: WidthSpace, widths: Sequence[int] | None = None, ratio: float | None = None) -> list[int]:
@@ -36,43 +34,24 @@ def load_splits(dataset: str, config: TrainConfig, data_dir: str | None = None,
 def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None = None,
           ratio: float | None = None, config: TrainConfig | None = None, data_dir: str | None = None,
           out_dir: str | Path | None = None, subset: dict | None = None, splits: Splits | None = None,
-          progress: bool = True, convcut: bool = False) -> dict:
-    """Train one network from scratch and return its record.
+          progress: bool = True, convcut: bool = False, latency_batches: Sequence[int] = ()) -> dict:
+    """Train one network from scratch and return its run record (see runs.py).
 
     With `out_dir`, the record (record.json), per-epoch metrics (metrics.csv)
-    and a checkpoint are written there, and calling again resumes the run.
+    and a checkpoint are written there; calling again resumes an interrupted
+    run and returns a finished one's record without training.
     """
+    from .runs import RunSpec, execute
+
     config = config or TrainConfig()
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     widths = resolve_widths(space, widths, ratio)
     if splits is None:
         splits = load_splits(dataset, config, data_dir, subset)
-    out = Path(out_dir) if out_dir is not None else None
-    torch.manual_seed(config.seed)
-    net = space.build(widths)
-    trainer = Trainer(net, splits, config, checkpoint=out / "checkpoint.pt" if out else None,
-                      progress=progress, desc=f"{space.name}")
-    t0 = time.time()
-    result = trainer.fit()
-    record = {
-        "kind": "train", "status": "finished", "model": space.name, "dataset": space.info.name,
-        "widths": widths, "params": space.params(widths), "macs": space.macs(widths),
-        "config": config.to_dict(), "data": splits.sizes(), "summary": result.summary,
-        "history": result.history, "wall_s": result.wall_s, "started": t0,
-        "environment": environment(trainer.device),
-    }
-    if out is not None:
-        atomic_write_json(out / "record.json", record)
-        atomic_write_text(out / "metrics.csv", _csv(result.history))
-    return record
-
-
-def _csv(history: list[dict]) -> str:
-    if not history:
-        return ""
-    keys = list(history[0])
-    lines = [",".join(keys)] + [",".join(f"{m[k]:.6g}" if isinstance(m[k], float) else str(m[k]) for k in keys) for m in history]
-    return "\n".join(lines) + "\n"
+    spec = RunSpec(model=space.name, dataset=space.info.name, method="explicit", config=config.to_dict(),
+                   widths=widths, convcut=convcut, data={k: v for k, v in (subset or {}).items() if v is not None},
+                   budget={"metric": "params", "value": space.params(widths)}, latency_batches=tuple(latency_batches))
+    return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
 
 
 METHODS = ("uniform", "morphnet", "neuralscale")

@@ -154,7 +154,143 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-width", type=int, default=1, help="no layer narrower than this (default 1)")
     p.add_argument("--multiple", type=int, default=1, help="round widths to a multiple of this, e.g. 8 (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON (widths, params, macs, budget, achieved)")
+    _add_sweep_parsers(sub)
     return parser
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def _words(text: str) -> list[str]:
+    return [x for x in text.replace(",", " ").split() if x]
+
+
+def _add_sweep_parsers(sub) -> None:
+    from .report import ACCURACY
+    from .sweep import BASE_METHODS, PRESETS
+    from .train import SCHEDULES
+
+    p = sub.add_parser("sweep", help="train every method at every budget over several seeds",
+                       description="Train each scaling method at each budget with each seed, from scratch, with one "
+                                   "recipe, into a run store (one record per run). Rerun the same command to skip "
+                                   "finished runs and resume interrupted ones.",
+                       epilog="example:\n  neuralscale sweep --model vgg11 --dataset fashionmnist --preset quick "
+                              "--from runs/descent --out runs/sweep --report",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_space_args(p, widths=False)
+    p.add_argument("--preset", choices=PRESETS,
+                   help="paper: the paper's ratios, 5 seeds and 300/150-epoch recipe; quick: ratios 0.25,0.5, 2 seeds, 5 epochs")
+    p.add_argument("--methods", type=_words, metavar="M1,M2",
+                   help=f"from {', '.join(BASE_METHODS)}; neuralscale@K for one descent iteration "
+                        "(default uniform,morphnet,neuralscale)")
+    p.add_argument("--ratios", type=_floats, metavar="R1,R2", help="budgets: parameter counts of uniform scaling by R")
+    p.add_argument("--params", type=_floats, metavar="N1,N2", help="budgets: parameter counts")
+    p.add_argument("--macs", type=_floats, metavar="N1,N2", help="budgets: MACs per image")
+    p.add_argument("--seeds", type=_ints, metavar="S1,S2", help="training seeds (default 0,1,2)")
+    p.add_argument("--from", dest="descent", metavar="DESCENT_DIR", help="descent directory (morphnet, neuralscale)")
+    p.add_argument("--iterations", type=_words, metavar="first,last",
+                   help="neuralscale: which descent iterations (first, last or numbers; default last)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--finetune-epochs", type=int, help="l1-prune, slimming: fine-tuning epochs (default 40)")
+    p.add_argument("--finetune-lr", type=float, help="l1-prune, slimming: fine-tuning learning rate (default 0.001)")
+    p.add_argument("--train-subset", type=int, metavar="N")
+    p.add_argument("--test-subset", type=int, metavar="N")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", metavar="DIR", required=True, help="the run store (sweep.json, runs/)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--report", action="store_true", help="write the report when the sweep is done")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("report", help="report of a sweep, rebuilt from its run records",
+                       description="Write DIR/report/report.md and report.html (self-contained) with accuracy "
+                                   "against parameters, MACs and latency, per-layer widths, the descent's figures, "
+                                   "and a table of mean and std over seeds with each method's gap to uniform.")
+    p.add_argument("store", metavar="DIR", help="a sweep's output directory (or any folder of run directories)")
+    p.add_argument("--accuracy", choices=tuple(ACCURACY), default="best-val",
+                   help="best-val: test accuracy at the best validation epoch (default); final: at the last epoch; "
+                        "original: best test epoch (the paper's protocol, selects on test; labelled as such)")
+    p.add_argument("--out", metavar="DIR", help="where to write (default DIR/report)")
+    p.add_argument("--descent", metavar="DIR", help="descent directory for the growth and heatmap figures")
+    p.add_argument("--json", action="store_true", help="print the per-run summary as JSON")
+
+    p = sub.add_parser("experiment", help="descent + sweep + report from one TOML file",
+                       description="Run a whole experiment described in a TOML file ([experiment], [data], "
+                                   "[descent], [sweep], [sweep.train], [report]); see examples/demo.toml. "
+                                   "Rerun to continue. The last line printed is the report's path.")
+    p.add_argument("file", metavar="FILE.toml")
+    p.add_argument("--out", metavar="DIR", help="override [experiment] out")
+    p.add_argument("--retry-failed", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import SweepConfig, preset, run_sweep
+
+    train = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                               "momentum": args.momentum, "weight_decay": args.weight_decay,
+                               "schedule": args.schedule, "device": args.device}.items() if v is not None}
+    if args.no_augment:
+        train["augment"] = False
+    data = {k: v for k, v in {"train": args.train_subset, "test": args.test_subset, "data_dir": args.data_dir}.items()
+            if v is not None}
+    fields = {k: v for k, v in {"methods": args.methods, "ratios": args.ratios, "params": args.params,
+                                "macs": args.macs, "seeds": args.seeds, "descent": args.descent,
+                                "iterations": args.iterations, "finetune_epochs": args.finetune_epochs,
+                                "finetune_lr": args.finetune_lr}.items() if v is not None}
+    if args.preset:
+        cfg = preset(args.preset, args.model, args.dataset, train=train, convcut=args.convcut, data=data, **fields)
+    else:
+        cfg = SweepConfig(model=args.model, dataset=args.dataset, train=train, convcut=args.convcut, data=data, **fields)
+    records = run_sweep(cfg, args.out, progress=not args.quiet, retry_failed=args.retry_failed)
+    counts = {s: sum(r is not None and r["status"] == s for r in records) for s in ("finished", "failed")}
+    print(f"{counts['finished']} of {len(records)} runs finished, {counts['failed']} failed: {args.out}")
+    if args.report:
+        from .report import build_report
+        print(build_report(args.out)["html"])
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import build_report
+
+    result = build_report(args.store, accuracy=args.accuracy, out=args.out, descent=args.descent)
+    if args.json:
+        from .report import run_summary
+        print(json.dumps([run_summary(r) for r in result["records"]], indent=2))
+        return 0
+    for r in result["rows"]:
+        gap = "" if r["gap_to_uniform"] is None else f"  gap {r['gap_to_uniform']:+.2f}"
+        print(f"{r['label']:<16} {r['budget']:<14} n={r['n']}  {r['params']:>10,} params  "
+              f"{r['mean']:6.2f} ± {r['std']:.2f}{gap}")
+    print(result["markdown"])
+    print(result["html"])
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from .experiment import run
+
+    result = run(args.file, out=args.out, progress=not args.quiet, retry_failed=args.retry_failed)
+    print(result["markdown"])
+    print(result["html"])
+    return 0
 
 
 def cmd_descend(args) -> int:
@@ -277,7 +413,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-COMMANDS = {"info": cmd_info, "train": cmd_train, "descend": cmd_descend, "fit": cmd_fit, "scale": cmd_scale}
+COMMANDS = {"info": cmd_info, "train": cmd_train, "descend": cmd_descend, "fit": cmd_fit, "scale": cmd_scale,
+            "sweep": cmd_sweep, "report": cmd_report, "experiment": cmd_experiment}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

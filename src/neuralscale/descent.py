@@ -176,13 +176,22 @@ def law_from(source: str | Path, space: WidthSpace, iteration: int | None = None
 
 
 def morphnet_widths(source: str | Path, space: WidthSpace, fraction: float = 0.5) -> list[int]:
-    """The MorphNet (Taylor-FO) configuration: iteration 1's widths once `fraction` of channels are pruned."""
+    """The MorphNet (Taylor-FO) configuration: iteration 1's widths once `fraction` of channels are pruned.
+
+    The fraction is of the widths iteration 1 started from (a descent's
+    `--base-ratio` start, as fits.json records it), else of the base widths.
+    """
     path = Path(source)
     traj = path / "iteration_01.csv" if path.is_dir() else path
     if not traj.exists():
         raise NeuralscaleError(f"{traj} does not exist; run a descent (or --prune-fraction 0.5 --iterations 1) first")
     rows = read_trajectory(traj, space).rows
-    total = sum(space.base_widths)
+    start = space.base_widths
+    if path.is_dir():
+        first = [d for d in load_laws(path) if d.get("iteration") == 1 and d.get("start_widths")]
+        if first:
+            start = first[0]["start_widths"]
+    total = sum(start)
     for row in rows:
         if sum(row) <= (1 - fraction) * total:
             return row

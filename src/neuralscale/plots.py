@@ -19,7 +19,8 @@ def _plt():
     return plt
 
 
-def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None = None) -> Path:
+def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None = None,
+                  dest: str | Path | None = None) -> Path:
     """Per-layer widths against total parameters: the trajectory's points and the fitted curves."""
     out = Path(out_dir)
     laws = load_laws(out)
@@ -48,13 +49,14 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
     ax.legend(fontsize=7, ncol=2 if len(space) > 10 else 1, loc="upper left")
     ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
-    path = out / f"growth_iteration_{it:02d}.png"
+    path = Path(dest or out) / f"growth_iteration_{it:02d}.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.0, 2.0)) -> Path:
+def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.0, 2.0),
+                   dest: str | Path | None = None) -> Path:
     """Per-layer widths across descent iterations, one panel per budget (uniform ratio)."""
     out = Path(out_dir)
     laws = [ScalingLaw.from_dict(d) for d in load_laws(out)]
@@ -77,11 +79,11 @@ def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(f"{space.name} on {space.info.name}: widths the law gives after each descent iteration")
     fig.tight_layout()
-    path = out / "heatmap.png"
+    path = Path(dest or out) / "heatmap.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def descent_figures(out_dir: str | Path, space: WidthSpace) -> list[Path]:
-    return [growth_figure(out_dir, space), heatmap_figure(out_dir, space)]
+def descent_figures(out_dir: str | Path, space: WidthSpace, dest: str | Path | None = None) -> list[Path]:
+    return [growth_figure(out_dir, space, dest=dest), heatmap_figure(out_dir, space, dest=dest)]

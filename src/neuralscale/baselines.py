@@ -1,0 +1,171 @@
+"""Train-prune-fine-tune baselines (the paper's supplement): prune a trained network to a budget, then fine-tune.
+
+- `l1`: filter-magnitude pruning (Li et al., 2017).  A channel's importance is
+  the L1 norm of the convolution filter that produces it, divided by the
+  filter's size, so that layers with a large fan-in are not favoured when
+  channels are ranked across layers.
+- `slimming`: network slimming (Liu et al., 2017).  A channel's importance is
+  the absolute scale (gamma) of the batch norm in front of its gate; one global
+  threshold across layers.
+
+Channels are removed in ascending importance, globally, never a layer's last
+one, until the network's parameters (or MACs) are within the budget.  The
+pruned network is physically smaller where the width space can be sliced
+exactly (see prune.channel_map); otherwise its pruned channels stay masked by
+their gates for the whole fine-tuning, which computes the same function.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import NeuralscaleError
+from .models.gate import Gate, gates
+from .prune import channel_map, slice_state
+from .space import WidthSpace
+from .train import Callback, Trainer
+
+CRITERIA = ("l1", "slimming")
+
+
+def gated_producers(model: nn.Module, input_shape) -> list[tuple[nn.Module, nn.Module]]:
+    """For each gate in width-space order: (the convolution, the batch norm) whose output it gates.
+
+    Found by running the model once and noting the order in which modules are
+    called: a gate's batch norm is the last one called before it, and that
+    batch norm's convolution the last one called before the batch norm.
+    """
+    order: list[nn.Module] = []
+    hooks = [m.register_forward_pre_hook(lambda mod, inp: order.append(mod))
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, Gate))]
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            p = next(model.parameters())
+            model(torch.zeros(1, *input_shape, device=p.device, dtype=p.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    found: dict[int, tuple[nn.Module, nn.Module]] = {}
+    for i, m in enumerate(order):
+        if not isinstance(m, Gate) or m.index in found:
+            continue
+        bn = next((x for x in reversed(order[:i]) if isinstance(x, nn.BatchNorm2d)), None)
+        j = order.index(bn) if bn is not None else -1
+        conv = next((x for x in reversed(order[:j]) if isinstance(x, nn.Conv2d)), None) if bn is not None else None
+        if bn is None or conv is None or bn.num_features != m.width or conv.out_channels != m.width:
+            raise NeuralscaleError(f"gated layer {m.index} is not preceded by a convolution and batch norm of its "
+                                   "width; the pruning baselines cannot score it")
+        found[m.index] = (conv, bn)
+    return [found[g.index] for g in gates(model)]
+
+
+def importance(model: nn.Module, input_shape, criterion: str) -> list[torch.Tensor]:
+    """Per gated layer, one importance score per channel (higher: keep)."""
+    if criterion not in CRITERIA:
+        raise NeuralscaleError(f"unknown pruning criterion {criterion!r}; choose one of: {', '.join(CRITERIA)}")
+    scores = []
+    for conv, bn in gated_producers(model, input_shape):
+        if criterion == "l1":
+            w = conv.weight.detach().float()
+            scores.append(w.abs().flatten(1).mean(1).cpu())
+        else:
+            scores.append(bn.weight.detach().float().abs().cpu())
+    return scores
+
+
+def choose_widths(space: WidthSpace, scores: list[torch.Tensor], budget: float, metric: str = "params",
+                  min_width: int = 1) -> tuple[list[int], list[torch.Tensor]]:
+    """Remove the least important channels globally until `metric` is within `budget`.
+
+    Returns the widths and, per layer, the sorted indices of the channels kept.
+    The number removed is found by bisection (cost falls as channels go).
+    """
+    cost = space.params if metric == "params" else space.macs
+    base = [len(s) for s in scores]
+    if cost(base) <= budget:
+        return base, [torch.arange(w) for w in base]
+    flat = torch.cat(scores)
+    owner = torch.cat([torch.full((len(s),), i) for i, s in enumerate(scores)])
+    offset = torch.cat([torch.arange(len(s)) for s in scores])
+    order = torch.argsort(flat, stable=True).tolist()
+    # The removal sequence, skipping channels that would take a layer below min_width.
+    left = list(base)
+    sequence = []
+    for j in order:
+        layer = int(owner[j])
+        if left[layer] > min_width:
+            left[layer] -= 1
+            sequence.append((layer, int(offset[j])))
+
+    def widths_after(n: int) -> list[int]:
+        w = list(base)
+        for layer, _ in sequence[:n]:
+            w[layer] -= 1
+        return w
+
+    if cost(widths_after(len(sequence))) > budget:
+        floor = cost(widths_after(len(sequence)))
+        raise NeuralscaleError(f"a budget of {budget:,.0f} {metric} is below what pruning can reach "
+                               f"({floor:,.0f} with every layer at {min_width} channel(s))")
+    lo, hi = 0, len(sequence)  # cost(lo) > budget >= cost(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if cost(widths_after(mid)) <= budget:
+            hi = mid
+        else:
+            lo = mid
+    removed = [set() for _ in base]
+    for layer, idx in sequence[:hi]:
+        removed[layer].add(idx)
+    keep = [torch.tensor([i for i in range(b) if i not in r], dtype=torch.long) for b, r in zip(base, removed)]
+    return [len(k) for k in keep], keep
+
+
+class GateMask(Callback):
+    """Keeps pruned channels masked (gate 0) for a whole training run, and over resumes."""
+
+    def __init__(self, keep: list[torch.Tensor], base: list[int]):
+        self.keep, self.base = keep, base
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        dtype = next(trainer.model.parameters()).dtype
+        for g, keep, w in zip(gates(trainer.model), self.keep, self.base):
+            mask = torch.zeros(w, dtype=dtype)
+            mask[keep] = 1
+            g.ones = mask.to(trainer.device)
+
+
+def prune_pretrained(space: WidthSpace, pretrained_dir: Path, spec) -> tuple[nn.Module, list[int], list, dict]:
+    """The baseline's starting point: the pretrained run's final network, pruned to the spec's budget."""
+    from .runs import read_record
+    record = read_record(pretrained_dir)
+    if record is None or record.get("status") != "finished":
+        raise NeuralscaleError(f"the run to prune ({pretrained_dir.name}) has not finished")
+    ckpt = pretrained_dir / "checkpoint.pt"
+    if not ckpt.exists():
+        raise NeuralscaleError(f"{ckpt} is missing; the pretrained run's weights are needed to prune it")
+    base = record["widths"]
+    full = space.build(base)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
+    full.load_state_dict(state)
+    scores = importance(full, space.info.input_shape, spec.criterion)
+    metric = spec.budget.get("metric", "params")
+    widths, keep = choose_widths(space, scores, spec.budget["value"], metric)
+    mapping = channel_map(space, base)
+    info = {"criterion": spec.criterion, "from": pretrained_dir.name, "from_widths": base,
+            "from_test_acc": record["summary"].get("final_test_acc")}
+    if mapping is not None:
+        model = space.build(widths, device="meta")
+        model.load_state_dict(slice_state(full.state_dict(), mapping, keep), assign=True)
+        model = model.to("cpu")
+        info["physical"] = True
+        return model, widths, [], info
+    info["physical"] = False
+    info["note"] = f"{space.name} cannot be sliced exactly; pruned channels are masked during fine-tuning"
+    return full, widths, [GateMask(keep, base)], info

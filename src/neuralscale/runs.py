@@ -1,0 +1,232 @@
+"""One run, one record: the unit every command and every executor shares.
+
+A run trains one network with one recipe: from scratch at given widths, or
+(the train-prune-fine-tune baselines) by pruning a finished full-width run to
+a budget and fine-tuning it.  It lives in one directory:
+
+    record.json     the run record (JSON, written atomically): status running, finished or failed
+    metrics.csv     per-epoch metrics of a finished run
+    checkpoint.pt   the trainer's checkpoint (resume point; final weights once finished)
+
+A run is identified by its configuration (`RunSpec.id`): the same spec always
+maps to the same directory, so a sweep run twice skips what is finished and
+resumes what was interrupted from its last epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import NeuralscaleError
+from .records import atomic_write_json, atomic_write_text
+from .train import TrainConfig, Trainer, environment
+
+RECORD = "record.json"
+# Fields of the training configuration that do not change what is computed, so they are not part of a run's identity.
+_NOT_IDENTITY = ("device", "eval_batch_size")
+
+
+@dataclass
+class RunSpec:
+    """Everything that decides a run's outcome (and a little that only labels it)."""
+
+    model: str  # a width-space name, e.g. "vgg11"
+    dataset: str
+    method: str  # uniform | morphnet | neuralscale | l1-prune | slimming | explicit
+    config: dict  # TrainConfig.to_dict()
+    widths: list[int] | None = None  # None for the pruning baselines: decided from the trained weights
+    budget: dict = field(default_factory=dict)  # e.g. {"metric": "params", "value": 579786, "ratio": 0.25}
+    label: str = ""  # how reports name the method, e.g. "neuralscale@15"
+    convcut: bool = False
+    data: dict = field(default_factory=dict)  # {"train": N, "test": N, "tinyimagenet_split": ...}
+    pretrained: str | None = None  # baselines: the id of the finished run to prune
+    criterion: str | None = None  # baselines: l1 | slimming
+    latency_batches: tuple[int, ...] = (1,)  # measured after training; () for none
+
+    def __post_init__(self):
+        self.label = self.label or self.method
+        self.latency_batches = tuple(self.latency_batches)
+        if self.widths is not None:
+            self.widths = [int(w) for w in self.widths]
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("seed", 0))
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.config)
+
+    def identity(self) -> dict:
+        d = asdict(self)
+        d["config"] = {k: v for k, v in self.config.items() if k not in _NOT_IDENTITY}
+        d.pop("latency_batches")
+        d["data"] = {k: v for k, v in self.data.items() if k != "data_dir"}
+        return d
+
+    @property
+    def id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
+        b = self.budget
+        budget = f"r{b['ratio']:g}" if "ratio" in b else (f"{b['metric'][0]}{b['value']:.4g}" if b else "")
+        slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{self.label}-{budget}-s{self.seed}").strip("-")
+        return f"{slug}-{digest}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["latency_batches"] = list(self.latency_batches)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        return cls(**d)
+
+
+def read_record(run_dir: str | Path) -> dict | None:
+    """A run directory's record, or None when it has none; a damaged record is an error."""
+    path = Path(run_dir) / RECORD
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or "status" not in record:
+            raise ValueError("no status")
+        return record
+    except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
+        raise NeuralscaleError(f"{path} is not a run record ({e})") from None
+
+
+def _space(spec: RunSpec, data_dir: str | None):
+    from .space import space as make_space
+    return make_space(spec.model, spec.dataset, convcut=spec.convcut, data_dir=data_dir)
+
+
+def load_run_splits(spec: RunSpec, data_dir: str | None = None):
+    from .api import load_splits
+    return load_splits(spec.dataset, spec.train_config(), data_dir or spec.data.get("data_dir"),
+                       subset={"train": spec.data.get("train"), "test": spec.data.get("test")},
+                       tinyimagenet_split=spec.data.get("tinyimagenet_split", "official"))
+
+
+def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=None, progress: bool = True,
+            log=None, data_dir: str | None = None, store_root: str | Path | None = None,
+            raise_errors: bool = False) -> dict:
+    """Run `spec` in `run_dir` (or return its finished record) and return the record.
+
+    With `run_dir` None nothing is written (no record, no checkpoint).
+
+    An interrupted run resumes from its checkpoint.  A run that raises or
+    diverges is recorded as failed (status, error) and its record returned;
+    with `raise_errors` the error is raised after recording.
+    `store_root` is where the baselines find their pretrained run.
+    """
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    run_dir = Path(run_dir) if run_dir is not None else None
+    old = read_record(run_dir) if run_dir is not None else None
+    if old is not None:
+        if old.get("id") != spec.id:
+            raise NeuralscaleError(f"{run_dir} holds another run ({old.get('id')}); use another directory")
+        if old["status"] == "finished":
+            if progress:
+                say(f"{run_dir}: already finished; nothing redone")
+            return old
+
+    def write(rec: dict) -> None:
+        if run_dir is not None:
+            atomic_write_json(run_dir / RECORD, rec)
+    record: dict[str, Any] = {
+        "id": spec.id, "kind": "run", "status": "running", "method": spec.method, "label": spec.label,
+        "model": spec.model, "dataset": spec.dataset, "seed": spec.seed, "budget": spec.budget,
+        "spec": spec.to_dict(), "config": spec.config, "attempts": (old or {}).get("attempts", 0) + 1,
+        "started": time.time(),
+    }
+    write(record)
+    t0 = time.time()
+    try:
+        space = space or _space(spec, data_dir)
+        if splits is None:
+            splits = load_run_splits(spec, data_dir)
+        config = spec.train_config()
+        callbacks = []
+        torch.manual_seed(config.seed)
+        if spec.pretrained is not None:
+            from .baselines import prune_pretrained
+            if store_root is None and run_dir is None:
+                raise NeuralscaleError("a pruning baseline needs a run store holding its pretrained run")
+            root = Path(store_root) if store_root is not None else run_dir.parent
+            model, widths, callbacks, prune_info = prune_pretrained(space, root / spec.pretrained, spec)
+            record["pruning"] = prune_info
+        else:
+            if spec.widths is None:
+                raise NeuralscaleError(f"run {spec.id} has neither widths nor a run to prune")
+            widths = space.validate(spec.widths)
+            model = space.build(widths)
+        record.update(widths=widths, params=space.params(widths), macs=space.macs(widths))
+        write(record)
+        ckpt = run_dir / "checkpoint.pt" if run_dir is not None else None
+        trainer = Trainer(model, splits, config, callbacks=callbacks, checkpoint=ckpt,
+                          progress=progress, log=log, desc=f"{spec.label} {_budget_text(spec.budget)} seed {spec.seed}".replace("  ", " "))
+        record["resumed"] = bool(ckpt and ckpt.exists())
+        result = trainer.fit()
+        record.update(summary=result.summary, history=result.history, data=splits.sizes(),
+                      environment=environment(trainer.device))
+        if spec.latency_batches:
+            from .accounting import measure_latency
+            record["latency"] = measure_latency(space.build(widths), space.info.input_shape, trainer.device,
+                                                batch_sizes=spec.latency_batches, warmup=3, repeats=15)
+        record.update(status="finished", wall_s=time.time() - t0, finished=time.time())
+        if run_dir is not None:
+            atomic_write_text(run_dir / "metrics.csv", _csv(result.history))
+        write(record)
+        return record
+    except Exception as e:  # recorded, so that a sweep goes on
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        record.update(status="failed", error=f"{type(e).__name__}: {message}", wall_s=time.time() - t0,
+                      traceback=traceback.format_exc(limit=8))
+        write(record)
+        if raise_errors:
+            raise
+        return record
+
+
+def _budget_text(budget: dict) -> str:
+    if not budget:
+        return ""
+    if "ratio" in budget:
+        return f"ratio {budget['ratio']:g}"
+    return f"{budget['value']:,.0f} {budget['metric']}"
+
+
+def _csv(history: list[dict]) -> str:
+    if not history:
+        return ""
+    keys = list(history[0])
+    lines = [",".join(keys)] + [",".join(f"{m[k]:.6g}" if isinstance(m[k], float) else str(m[k]) for k in keys)
+                                for m in history]
+    return "\n".join(lines) + "\n"
+
+
+def load_records(root: str | Path) -> list[dict]:
+    """Every run record under a run store (one directory per run), sorted by id."""
+    root = Path(root)
+    runs = root / "runs" if (root / "runs").is_dir() else root
+    records = []
+    for d in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
+        r = read_record(d)
+        if r is not None and r.get("kind") == "run":
+            records.append(r)
+    return records
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -1,0 +1,269 @@
+"""Sweeps: scaling methods x budgets x seeds, every network trained with one recipe, into one run store.
+
+    OUT/sweep.json        the sweep's configuration and its plan (run ids in order)
+    OUT/runs/<id>/        one directory per run (see runs.py): record.json, metrics.csv, checkpoint.pt
+
+Running a sweep again skips finished runs, resumes interrupted ones from their
+checkpoints and leaves failed ones failed (unless `retry_failed`).  Methods:
+
+    uniform            every base width times one ratio
+    morphnet           iteration 1 of a descent at 50% pruned, scaled uniformly
+    neuralscale        a descent's law; one entry per iteration in `iterations`
+                       ("first", "last" or numbers); "neuralscale@K" names one
+    l1-prune           a trained full-width network, L1 filter pruning to the budget, fine-tuned
+    slimming           the same with network slimming's BN-scale criterion
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .errors import NeuralscaleError
+from .progress import progress_bar
+from .records import atomic_write_json
+from .runs import RunSpec, execute, read_record
+from .train import TrainConfig, paper_config
+
+BASE_METHODS = ("uniform", "morphnet", "neuralscale", "l1-prune", "slimming")
+PAPER_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+PRESETS = ("paper", "quick")
+
+
+@dataclass
+class SweepConfig:
+    """A sweep: what to compare, at which budgets, over which seeds, with which recipe."""
+
+    model: str
+    dataset: str
+    methods: list[str] = field(default_factory=lambda: ["uniform", "morphnet", "neuralscale"])
+    ratios: list[float] = field(default_factory=list)  # budgets as uniform ratios ...
+    params: list[float] = field(default_factory=list)  # ... as parameter counts ...
+    macs: list[float] = field(default_factory=list)  # ... or as MACs per image
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    train: dict = field(default_factory=dict)  # TrainConfig fields (the one recipe)
+    descent: str | None = None  # descent directory (morphnet, neuralscale)
+    iterations: list = field(default_factory=lambda: ["last"])  # neuralscale: which descent iterations
+    finetune_epochs: int = 40  # l1-prune, slimming (20 on TinyImageNet in the paper)
+    finetune_lr: float = 0.001
+    convcut: bool = False
+    min_width: int = 1
+    multiple: int = 1
+    data: dict = field(default_factory=dict)  # train / test subset sizes, data_dir, tinyimagenet_split
+    latency_batches: list[int] = field(default_factory=lambda: [1])
+
+    def __post_init__(self):
+        if not self.methods:
+            raise NeuralscaleError("the sweep has no methods")
+        for m in self.methods:
+            if m.split("@")[0] not in BASE_METHODS:
+                raise NeuralscaleError(f"unknown method {m!r}; choose from: {', '.join(BASE_METHODS)} "
+                                       "(neuralscale@K for one descent iteration)")
+        if not (self.ratios or self.params or self.macs):
+            raise NeuralscaleError("the sweep has no budgets: give ratios, params or macs")
+        if not self.seeds:
+            raise NeuralscaleError("the sweep has no seeds")
+        for r in [*self.ratios, *self.params, *self.macs]:
+            if not r > 0:
+                raise NeuralscaleError(f"budgets must be positive, got {r}")
+        TrainConfig.from_dict(self.train)  # fails early on a bad recipe
+        unknown = set(self.train) - {f.name for f in fields(TrainConfig)}
+        if unknown:
+            raise NeuralscaleError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise NeuralscaleError(f"unknown sweep setting(s): {', '.join(sorted(unknown))}")
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise NeuralscaleError(f"bad sweep configuration: {e}") from None
+
+
+def preset(name: str, model: str, dataset: str, **overrides) -> SweepConfig:
+    """`paper`: the paper's protocol (its ratios, 5 seeds, 300/150 epochs); `quick`: a short look."""
+    tiny = dataset == "tinyimagenet"
+    if name == "paper":
+        d = dict(ratios=list(PAPER_RATIOS[:4] if tiny else PAPER_RATIOS), seeds=[0, 1, 2, 3, 4],
+                 train=paper_config(dataset).to_dict(), iterations=["first", "last"],
+                 finetune_epochs=20 if tiny else 40)
+    elif name == "quick":
+        d = dict(ratios=[0.25, 0.5], seeds=[0, 1],
+                 train=TrainConfig(epochs=5, schedule="cosine", lr=0.05, momentum=0.9).to_dict(),
+                 finetune_epochs=2)
+    else:
+        raise NeuralscaleError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    train = d.pop("train")
+    train.update(overrides.pop("train", {}))
+    d.update(overrides)
+    return SweepConfig(model=model, dataset=dataset, train=train, **d)
+
+
+def _budgets(cfg: SweepConfig, space) -> list[dict]:
+    out = [{"metric": "params", "value": space.params(space.uniform(r)), "ratio": r} for r in cfg.ratios]
+    out += [{"metric": "params", "value": float(p)} for p in cfg.params]
+    out += [{"metric": "macs", "value": float(m)} for m in cfg.macs]
+    return out
+
+
+def _iterations(cfg: SweepConfig, method: str) -> list[int]:
+    from .descent import load_laws
+    if cfg.descent is None:
+        raise NeuralscaleError(f"method {method} needs a descent directory (--from DIR)")
+    laws = load_laws(Path(cfg.descent))
+    if not laws:
+        raise NeuralscaleError(f"{cfg.descent} holds no finished descent iteration")
+    have = [d["iteration"] for d in laws]
+    wanted = [method.split("@", 1)[1]] if "@" in method else cfg.iterations
+    out = []
+    for w in wanted:
+        it = have[0] if w == "first" else have[-1] if w == "last" else None
+        if it is None:
+            try:
+                it = int(w)
+            except (TypeError, ValueError):
+                raise NeuralscaleError(f"descent iteration must be first, last or a number, got {w!r}") from None
+            if it not in have:
+                raise NeuralscaleError(f"{cfg.descent} has no iteration {it} (it has {have[0]} to {have[-1]})")
+        if it not in out:
+            out.append(it)
+    return out
+
+
+def plan(cfg: SweepConfig) -> list[RunSpec]:
+    """Every run of the sweep, in order: seed by seed, budget by budget, method by method.
+
+    The pruning baselines' full-width networks come first in their seed.
+    """
+    from .api import scale
+    from .space import space as make_space
+
+    data_dir = cfg.data.get("data_dir")
+    space = make_space(cfg.model, cfg.dataset, convcut=cfg.convcut, data_dir=data_dir)
+    if cfg.descent is not None:
+        if not Path(cfg.descent).is_dir():
+            raise NeuralscaleError(f"descent directory {cfg.descent} does not exist")
+        from .descent import load_laws
+        laws = load_laws(Path(cfg.descent))
+        if laws:
+            from .scaling import ScalingLaw
+            ScalingLaw.from_dict(laws[0]).check_space(space)
+    budgets = _budgets(cfg, space)
+    data = {k: v for k, v in cfg.data.items() if v is not None}
+    common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
+                  latency_batches=tuple(cfg.latency_batches))
+    solved: dict = {}  # (method, iteration, budget index) -> widths, the same for every seed
+
+    def widths_for(method: str, iteration: int | None, bi: int) -> list[int]:
+        key = (method, iteration, bi)
+        if key not in solved:
+            b = budgets[bi]
+            metric, value = ("ratio", b["ratio"]) if "ratio" in b and method == "uniform" else (b["metric"], b["value"])
+            solved[key] = scale(space, method, metric, value, source=cfg.descent, iteration=iteration,
+                                min_width=cfg.min_width, multiple=cfg.multiple)["widths"]
+        return solved[key]
+
+    specs: list[RunSpec] = []
+    for seed in cfg.seeds:
+        recipe = TrainConfig.from_dict({**cfg.train, "seed": seed}).to_dict()
+        pretrained = None
+        if any(m in ("l1-prune", "slimming") for m in cfg.methods):
+            pretrained = RunSpec(method="uniform", config=recipe, widths=list(space.base_widths),
+                                 budget={"metric": "params", "value": space.params(space.base_widths), "ratio": 1.0},
+                                 **common)
+            specs.append(pretrained)
+        finetune = {**recipe, "epochs": cfg.finetune_epochs, "lr": cfg.finetune_lr, "schedule": "constant"}
+        for bi, b in enumerate(budgets):
+            for m in cfg.methods:
+                base = m.split("@")[0]
+                if base in ("uniform", "morphnet"):
+                    specs.append(RunSpec(method=base, config=recipe, widths=widths_for(base, None, bi), budget=b, **common))
+                elif base == "neuralscale":
+                    for it in _iterations(cfg, m):
+                        specs.append(RunSpec(method=base, label=f"neuralscale@{it}", config=recipe,
+                                             widths=widths_for(base, it, bi), budget=b, **common))
+                else:
+                    specs.append(RunSpec(method=base, config=finetune, budget=b, pretrained=pretrained.id,
+                                         criterion="l1" if base == "l1-prune" else "slimming", **common))
+    unique, seen = [], set()
+    for s in specs:
+        if s.id not in seen:
+            seen.add(s.id)
+            unique.append(s)
+    return unique
+
+
+def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
+              log=None, executor=None) -> list[dict]:
+    """Plan the sweep and run every run not yet finished; returns the records in plan order."""
+    import sys
+
+    out = Path(out_dir)
+    specs = plan(cfg)
+    atomic_write_json(out / "sweep.json", {"config": cfg.to_dict(), "runs": [s.id for s in specs],
+                                           "written": time.strftime("%Y-%m-%d %H:%M:%S")})
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    todo = []
+    for s in specs:
+        r = read_record(out / "runs" / s.id)
+        if r is not None and (r["status"] == "finished" or (r["status"] == "failed" and not retry_failed)):
+            continue
+        todo.append(s)
+    done_before = len(specs) - len(todo)
+    if progress:
+        say(f"sweep: {len(specs)} runs, {done_before} already done, {len(todo)} to run in {out}")
+    from .executors import get_executor
+    ex = executor or get_executor("sequential")
+    bar = progress_bar(len(specs), "sweep", enabled=progress, leave=True)
+    bar.update(done_before)
+
+    def on_done(i: int, spec: RunSpec, record: dict) -> None:
+        bar.update(1)
+        if progress:
+            say(f"[{done_before + i}/{len(specs)}] {_describe(spec)}: {_outcome(record)}")
+
+    ex.run(todo, out, on_done=on_done, progress=progress, log=say)
+    bar.close()
+    records = [read_record(out / "runs" / s.id) for s in specs]
+    failed = [r for r in records if r and r["status"] == "failed"]
+    if progress and failed:
+        say(f"sweep: {len(failed)} run(s) failed; see their record.json (rerun with --retry-failed to try again)")
+    return records
+
+
+def _describe(spec: RunSpec) -> str:
+    b = spec.budget
+    budget = f"ratio {b['ratio']:g}" if "ratio" in b else f"{b['value']:,.0f} {b['metric']}"
+    return f"{spec.label} {budget} seed {spec.seed}"
+
+
+def _outcome(record: dict) -> str:
+    if record["status"] != "finished":
+        return f"{record['status']} ({record.get('error', '')})"
+    s = record["summary"]
+    return (f"test {s['final_test_acc']:.2f}% final, {s['test_acc_at_best_val']:.2f}% at best val "
+            f"({record['params']:,} params, {record['wall_s']:.0f} s)")
+
+
+def execute_in_store(spec: RunSpec, out_dir: str | Path, progress: bool = False, log=None) -> dict:
+    """The one run function every executor calls: run `spec` in the sweep's run store."""
+    out = Path(out_dir)
+    return execute(spec, out / "runs" / spec.id, store_root=out / "runs", progress=progress, log=log)
+
+
+def load_sweep(out_dir: str | Path) -> dict | None:
+    path = Path(out_dir) / "sweep.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise NeuralscaleError(f"{path} is damaged ({e})") from None
