@@ -139,7 +139,8 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
             traj = out / f"iteration_{it:02d}.csv"
             write_trajectory(traj, space, pruner.rows, pruner.row_steps)
             law = fit(space, pruner.rows, iteration=it)
-            entry = {**law.to_dict(), "start_widths": widths, "final_widths": pruner.current,
+            half = next((r for r in pruner.all_rows if sum(r) <= 0.5 * sum(widths)), None)
+            entry = {**law.to_dict(), "start_widths": widths, "final_widths": pruner.current, "half_widths": half,
                      "epochs": trainer.epoch, "pruning_steps": pruner.pruning_steps, "physical": pruner.physical,
                      "notes": pruner.notes, "wall_s": time.time() - t0,
                      "final_val_acc": trainer.history[-1]["val_acc"] if trainer.history else None}
@@ -180,18 +181,25 @@ def morphnet_widths(source: str | Path, space: WidthSpace, fraction: float = 0.5
 
     The fraction is of the widths iteration 1 started from (a descent's
     `--base-ratio` start, as fits.json records it), else of the base widths.
+    fits.json records the widths at 50% from every pruning step; a trajectory
+    CSV alone only has rows once every layer has lost a channel.
     """
     path = Path(source)
     traj = path / "iteration_01.csv" if path.is_dir() else path
     if not traj.exists():
         raise NeuralscaleError(f"{traj} does not exist; run a descent (or --prune-fraction 0.5 --iterations 1) first")
-    rows = read_trajectory(traj, space).rows
     start = space.base_widths
     if path.is_dir():
         first = [d for d in load_laws(path) if d.get("iteration") == 1 and d.get("start_widths")]
         if first:
             start = first[0]["start_widths"]
+            if fraction == 0.5 and first[0].get("half_widths"):
+                return list(first[0]["half_widths"])
+    rows = read_trajectory(traj, space).rows
     total = sum(start)
+    if rows and sum(rows[0]) <= (1 - fraction) * total:
+        raise NeuralscaleError(f"{traj} starts after {fraction:.0%} of the channels were already pruned "
+                               "(rows begin once every layer has lost a channel); rerun the descent to record it")
     for row in rows:
         if sum(row) <= (1 - fraction) * total:
             return row
