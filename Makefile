@@ -27,9 +27,10 @@ data:
 	    || echo "note: could not install Debian's dataset-fashion-mnist; neuralscale will try the data dir or a download"; \
 	fi
 
+# Descent + sweep (uniform, MorphNet, NeuralScale x 2 budgets x 2 seeds) + report on real
+# Fashion-MNIST; see examples/demo.toml.  The last line printed is the report's path.
 demo: venv data
-	$(BIN)/neuralscale train --model vgg11 --dataset fashionmnist --ratio 0.25 --epochs 2 \
-	  --train-subset 20000 --lr 0.05 --momentum 0.9 --schedule cosine --out runs/demo-train
+	$(BIN)/neuralscale experiment examples/demo.toml
 
 test: venv
 	$(BIN)/python -m pytest

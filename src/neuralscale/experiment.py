@@ -32,6 +32,7 @@ whatever was not finished.
 
 from __future__ import annotations
 
+import os
 import sys
 import tomllib
 from dataclasses import fields
@@ -77,7 +78,7 @@ def run(path: str | Path, out: str | Path | None = None, progress: bool = True, 
     exp = doc["experiment"]
     out_dir = Path(out) if out else Path(exp.get("out", Path(path).stem))
     if not out_dir.is_absolute() and out is None:
-        out_dir = doc["_base"] / out_dir
+        out_dir = Path(os.path.normpath(doc["_base"] / out_dir))
     device = exp.get("device", "auto")
     convcut = bool(exp.get("convcut", False))
     data = dict(doc.get("data", {}))

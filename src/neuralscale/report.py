@@ -184,7 +184,10 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
         for r in (r for r in rows if tuple(r["budget_key"]) == b):
             ax.plot(range(1, len(r["widths"]) + 1), r["widths"], "o-", ms=3, color=colors[r["label"]], label=r["label"])
         ax.set_title(budget_text(b), fontsize=9)
-        ax.set_xlabel("gated layer")
+        if layer_names and len(layer_names) <= 24:
+            ax.set_xticks(range(1, len(layer_names) + 1), layer_names, rotation=90, fontsize=6)
+        else:
+            ax.set_xlabel("gated layer")
         ax.set_yscale("log")
         ax.grid(True, alpha=0.25)
     axes[0][0].set_ylabel("channels")
@@ -283,7 +286,8 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
     lines += ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(row) + " |" for row in table[1:]]
     lines.append("")
-    recipe = sweep_cfg.get("train") or records[0].get("config", {})
+    finished = [r for r in records if r["status"] == "finished"]
+    recipe = finished[0].get("config", {}) if finished else {}
     if recipe:
         lines += [f"Recipe: {recipe.get('epochs')} epochs, batch {recipe.get('batch_size')}, lr {recipe.get('lr')} "
                   f"({recipe.get('schedule')}), momentum {recipe.get('momentum')}, weight decay {recipe.get('weight_decay')}, "
