@@ -217,13 +217,11 @@ class Solution:
                 "achieved": self.achieved, "rel_error": self.rel_error, "tau": self.tau}
 
 
-def round_widths(raw: np.ndarray, min_width: int = 1, multiple: int = 1) -> list[int]:
-    """Truncate as the original does (or to a multiple), never below `min_width`."""
-    if multiple > 1:
-        out = [multiple * max(1, int(round(w / multiple))) for w in raw]
-    else:
-        out = [int(w) for w in raw]
-    return [max(min_width, w) for w in out]
+def round_widths(raw: np.ndarray, min_width: int = 1, multiple: int | Sequence[int] = 1) -> list[int]:
+    """Truncate as the original does (or round to a multiple, per layer if a list), never below `min_width`."""
+    multiples = [multiple] * len(raw) if isinstance(multiple, int) else list(multiple)
+    out = [m * max(1, int(round(w / m))) if m > 1 else int(w) for w, m in zip(raw, multiples)]
+    return [max(-(-min_width // m) * m, w) for w, m in zip(out, multiples)]
 
 
 def cost_function(space: WidthSpace, metric: str, device: str = "cpu", batch_size: int = 1) -> Callable[[list[int]], float]:
@@ -260,12 +258,13 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
         raise NeuralscaleError("minimum width and multiple must be at least 1")
     cap = max_width or 64 * max(space.base_widths)
     cost = cost_function(space, metric, device, batch_size)
+    multiples = [math.lcm(multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
     seen: dict[tuple, float] = {}
     best: list = [None]
 
     def evaluate(log_tau: float) -> float:
         raw = law.raw_widths(math.exp(log_tau))
-        widths = tuple(min(cap, w) for w in round_widths(raw, min_width, multiple))
+        widths = tuple(min(cap // m * m, w) for w, m in zip(round_widths(raw, min_width, multiples), multiples))
         if widths not in seen:
             seen[widths] = float(cost(list(widths)))
             c = seen[widths]
@@ -311,21 +310,21 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
             hi = mid
     widths, achieved, log_tau = best[0]
     if abs(achieved - budget) > tolerance * budget and metric != "latency":
-        widths, achieved = _nudge(list(widths), achieved, budget, cost, tolerance, min_width, multiple, cap)
+        widths, achieved = _nudge(list(widths), achieved, budget, cost, tolerance, min_width, multiples, cap)
     return Solution(list(widths), metric, float(budget), achieved, math.exp(log_tau))
 
 
 def _nudge(widths: list[int], achieved: float, budget: float, cost, tolerance: float,
-           min_width: int, multiple: int, cap: int) -> tuple[list[int], float]:
+           min_width: int, multiples: list[int], cap: int) -> tuple[list[int], float]:
     """Integer steps along the law can be coarser than the tolerance; move single layers
     by one step (of `multiple`) towards the budget while that brings the cost nearer."""
     for _ in range(4 * len(widths)):
         if abs(achieved - budget) <= tolerance * budget:
             break
-        step = multiple if achieved < budget else -multiple
+        sign = 1 if achieved < budget else -1
         best = None
         for i in range(len(widths)):
-            w = widths[i] + step
+            w = widths[i] + sign * multiples[i]
             if not min_width <= w <= cap:
                 continue
             trial = widths[:i] + [w] + widths[i + 1:]

@@ -24,7 +24,8 @@ class WidthSpace:
 
     def __init__(self, name: str, layer_names: Sequence[str], base_widths: Sequence[int],
                  info: DatasetInfo, make: Callable[[list[int]], nn.Module],
-                 original_count: Callable[[list[int]], int] | None = None):
+                 original_count: Callable[[list[int]], int] | None = None,
+                 multiples: Sequence[int] | None = None):
         if len(layer_names) != len(base_widths):
             raise ValueError("layer_names and base_widths differ in length")
         self.name = name
@@ -34,6 +35,8 @@ class WidthSpace:
         self._make = make
         self._original_count = original_count  # the original code's parameter formula, where it has one
         self._positions: dict[str, int] = {}  # output positions per layer, for MACs
+        # a layer feeding a grouped convolution must keep a multiple of its group count
+        self.multiples = tuple(int(m) for m in multiples) if multiples else (1,) * len(self.base_widths)
 
     def __repr__(self) -> str:
         return f"WidthSpace({self.name!r}, dataset={self.info.name!r}, layers={len(self)})"
@@ -43,7 +46,8 @@ class WidthSpace:
 
     def rebased(self, widths: Sequence[int]) -> "WidthSpace":
         """The same family with other base widths (e.g. a narrower start for a descent)."""
-        sp = WidthSpace(self.name, self.layer_names, self.validate(widths), self.info, self._make, self._original_count)
+        sp = WidthSpace(self.name, self.layer_names, self.validate(widths), self.info, self._make, self._original_count,
+                        self.multiples)
         sp._positions = self._positions
         return sp
 
@@ -63,14 +67,17 @@ class WidthSpace:
                 raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) is not an integer: {w!r}") from None
             if w < 1:
                 raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) must be at least 1, got {w}")
+            if w % self.multiples[i]:
+                raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) feeds a grouped convolution of "
+                                       f"{self.multiples[i]} groups, so it must be a multiple of {self.multiples[i]}; got {w}")
             out.append(w)
         return out
 
     def uniform(self, ratio: float) -> list[int]:
-        """Every base width times `ratio`, truncated as the original does (at least 1)."""
+        """Every base width times `ratio`, truncated as the original does (at least 1, or down to a layer's multiple)."""
         if not ratio > 0:
             raise NeuralscaleError(f"ratio must be positive, got {ratio}")
-        return [max(1, int(w * ratio)) for w in self.base_widths]
+        return [max(m, int(w * ratio) // m * m) for w, m in zip(self.base_widths, self.multiples)]
 
     def build(self, widths: Sequence[int], device: torch.device | str | None = None) -> nn.Module:
         """A freshly initialised model with exactly these widths."""
@@ -150,9 +157,29 @@ def space(model: str, dataset: str | DatasetInfo, *, convcut: bool = False,
     from .data import dataset_info
 
     info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset, data_dir)
+    if ":" in model:
+        return generic_space(model, info, convcut)
     name = model.lower()
     if name.endswith("-convcut"):
         name, convcut = name[: -len("-convcut")], True
     if name not in FAMILIES:
-        raise NeuralscaleError(f"unknown model {model!r}; choose one of: {', '.join(FAMILIES)}")
+        raise NeuralscaleError(f"unknown model {model!r}; choose one of: {', '.join(FAMILIES)}, "
+                               "torchvision:NAME, timm:NAME")
     return FAMILIES[name](info, convcut)
+
+
+@functools.lru_cache(maxsize=64)
+def _generic_cached(model: str, info: DatasetInfo) -> WidthSpace:
+    from .generic import module_space, timm_factory, torchvision_factory
+    source, _, name = model.partition(":")
+    factories = {"torchvision": torchvision_factory, "timm": timm_factory}
+    if source not in factories or not name:
+        raise NeuralscaleError(f"unknown model source {source!r} in {model!r}; use torchvision:NAME or timm:NAME")
+    return module_space(model, factories[source](name, info), info)
+
+
+def generic_space(model: str, info: DatasetInfo, convcut: bool = False) -> WidthSpace:
+    """The width space of a torchvision or timm model, found from its computation graph."""
+    if convcut:
+        raise NeuralscaleError("--convcut applies to the paper's resnet18 and mobilenetv2 only")
+    return _generic_cached(model, info)

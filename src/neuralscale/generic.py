@@ -1,0 +1,408 @@
+"""Width spaces for any CNN: channel groups found from the model's computation graph.
+
+A model is traced with torch.fx.  Every tensor's channel dimension is
+described as a list of segments, each belonging to a channel group: a
+convolution or linear layer starts a new group; batch norms, activations and
+pooling keep their input's; an addition or multiplication of two tensors ties
+their groups together (residual sums, squeeze-excitation gates); a depthwise
+convolution keeps its input's group; a concatenation along channels joins
+segments.  The image's channels and the classifier's outputs are fixed; every
+other group is a gated layer whose width is a parameter of the space.
+
+To build at any widths (smaller or larger than the original), a fresh model
+is made and each convolution, batch norm and linear layer is replaced by one of
+the new shape, then initialised the torchvision way (Kaiming normal for
+convolutions, unit batch-norm scale, N(0, 0.01) for linear layers; no
+zero-initialised residual scales, whose Taylor scores would be zero).  A gate
+(see models/gate.py) follows every batch norm (else every convolution) that
+produces a gated group, so pruning, physical shrinking and everything else
+run unchanged.  An operation that moves or reshapes channels in a way this
+analysis does not follow (a channel shuffle, a permute to channels-last, a
+split) ends in an error naming the node; a wrong model is never built.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from .data.info import DatasetInfo
+from .errors import NeuralscaleError
+from .models.gate import Gate
+
+# Modules that keep their input's channels.
+_SAME = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.LeakyReLU,
+         nn.ELU, nn.Mish, nn.Dropout, nn.Dropout2d, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+         nn.AdaptiveMaxPool2d)
+_SAME_FUNCTIONS = {F.relu, F.relu6, F.silu, F.gelu, F.hardswish, F.hardsigmoid, torch.sigmoid, F.sigmoid,
+                   F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.max_pool2d, F.avg_pool2d, F.dropout, torch.relu}
+_TIE_FUNCTIONS = {operator.add, operator.mul, torch.add, torch.mul, operator.iadd, operator.imul}
+FIXED_INPUT, FIXED_OUTPUT = -1, -2  # pseudo-groups: the image's channels, the classifier's outputs
+
+
+@dataclass
+class _Tag:
+    """A tensor's channel layout: segments of groups, where the channel dimension is, and flattening."""
+    segments: list[int]  # group ids in channel order
+    flat: int = 0  # >0: flattened, each channel repeated this many times (spatial positions)
+
+
+@dataclass
+class Analysis:
+    parent: dict[int, int] = field(default_factory=dict)
+    base: dict[int, int] = field(default_factory=dict)  # group -> width in the traced model
+    name: dict[int, str] = field(default_factory=dict)  # group -> the module that first produced it
+    multiple: dict[int, int] = field(default_factory=dict)  # group -> widths must be a multiple (grouped convs)
+    convs: dict[str, tuple[list[int], int | None, str]] = field(default_factory=dict)  # name -> (in segs, out group, kind)
+    norms: dict[str, list[int]] = field(default_factory=dict)  # name -> segments
+    linears: dict[str, tuple[list[int], int, int]] = field(default_factory=dict)  # name -> (in segs, flat, out group)
+
+    def find(self, g: int) -> int:
+        while self.parent.get(g, g) != g:
+            g = self.parent[g]
+        return g
+
+    def new(self, width: int, name: str) -> int:
+        g = len(self.base)
+        self.parent[g], self.base[g], self.name[g] = g, width, name
+        return g
+
+    def tie(self, a: int, b: int, where: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if ra < 0 and rb < 0:
+            raise NeuralscaleError(f"{where} ties the input channels to the classifier outputs")
+        if rb < 0 or (ra >= 0 and rb < ra):
+            ra, rb = rb, ra  # keep the fixed or the earlier group as the root
+        if ra >= 0 and self.base[ra] != self.base[rb]:
+            raise NeuralscaleError(f"{where} adds tensors of {self.base[ra]} and {self.base[rb]} channels")
+        self.parent[rb] = ra
+        m = max(self.multiple.get(ra, 1), self.multiple.get(rb, 1))
+        if m > 1:
+            self.multiple[ra] = m
+
+
+def _tensor_args(node: fx.Node) -> list[fx.Node]:
+    return [a for a in node.args if isinstance(a, fx.Node)]
+
+
+def analyse(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) -> Analysis:
+    """Find the channel groups of `model` (eval mode, traced with torch.fx)."""
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception as e:  # fx raises many kinds
+        raise NeuralscaleError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    modules = dict(gm.named_modules())
+    an = Analysis(parent={FIXED_INPUT: FIXED_INPUT, FIXED_OUTPUT: FIXED_OUTPUT})
+    tags: dict[fx.Node, _Tag | None] = {}
+    width = lambda segs: sum(an.base[an.find(s)] if an.find(s) >= 0 else _fixed_width(an, s) for s in segs)  # noqa: E731
+    an.fixed_width = {FIXED_INPUT: input_shape[0], FIXED_OUTPUT: num_classes}
+
+    def obstacle(node: fx.Node, what: str) -> NeuralscaleError:
+        return NeuralscaleError(f"{type(model).__name__}: {what} at node {node.name!r} "
+                                f"({node.op} {getattr(node.target, '__name__', node.target)}); "
+                                "its channels cannot be followed, so widths cannot be changed safely")
+
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            tags[node] = _Tag([FIXED_INPUT])
+        elif node.op == "output":
+            continue
+        elif node.op == "get_attr":
+            raise obstacle(node, "a parameter used directly in forward")
+        elif node.op == "call_module":
+            mod = modules[node.target]
+            src = tags.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
+            if isinstance(mod, nn.Conv2d):
+                if src is None or src.flat:
+                    raise obstacle(node, "a convolution of a tensor without channels")
+                cin = width(src.segments)
+                if cin != mod.in_channels:
+                    raise obstacle(node, f"a convolution expecting {mod.in_channels} channels of {cin}")
+                if mod.groups == 1:
+                    g = an.new(mod.out_channels, node.target)
+                    an.convs[node.target] = (src.segments, g, "dense")
+                    tags[node] = _Tag([g])
+                elif mod.groups == mod.in_channels == mod.out_channels and len(src.segments) == 1:
+                    an.convs[node.target] = (src.segments, None, "depthwise")
+                    tags[node] = _Tag(list(src.segments))
+                elif len(src.segments) == 1 and mod.in_channels % mod.groups == 0 and mod.out_channels % mod.groups == 0 \
+                        and mod.out_channels // mod.groups == mod.in_channels // mod.groups:
+                    # grouped convolution with as many channels out as in per group (ResNeXt, RegNet): the group
+                    # count stays; both sides must stay multiples of it, and out follows in.
+                    g_in = an.find(src.segments[0])
+                    an.multiple[g_in] = max(an.multiple.get(g_in, 1), mod.groups)
+                    an.convs[node.target] = (src.segments, None, "grouped")
+                    tags[node] = _Tag(list(src.segments))
+                else:
+                    raise obstacle(node, f"a grouped convolution ({mod.groups} groups, {mod.in_channels} in, "
+                                         f"{mod.out_channels} out)")
+            elif isinstance(mod, nn.BatchNorm2d):
+                if src is None or src.flat:
+                    raise obstacle(node, "a batch norm of a tensor without channels")
+                an.norms[node.target] = src.segments
+                tags[node] = _Tag(list(src.segments))
+            elif isinstance(mod, nn.Linear):
+                if src is None or (not src.flat and src.segments != [FIXED_INPUT]):
+                    raise obstacle(node, "a linear layer on channels that are not flattened")
+                if len(node.users) and all(u.op == "output" for u in node.users):
+                    g = FIXED_OUTPUT
+                    if mod.out_features != num_classes:
+                        raise obstacle(node, f"a classifier with {mod.out_features} outputs for {num_classes} classes")
+                else:
+                    g = an.new(mod.out_features, node.target)
+                an.linears[node.target] = (src.segments, src.flat, g)
+                tags[node] = _Tag([g], flat=1)
+            elif isinstance(mod, nn.Flatten):
+                tags[node] = _flatten(node, src, obstacle)
+            elif isinstance(mod, _SAME) or type(mod).__name__ == "StochasticDepth":
+                tags[node] = src
+            else:
+                raise obstacle(node, f"a {type(mod).__name__} module")
+        elif node.op in ("call_function", "call_method"):
+            target = node.target
+            ins = _tensor_args(node)
+            if target in _TIE_FUNCTIONS or target in ("add", "mul", "add_", "mul_"):
+                ts = [tags.get(a) for a in ins]
+                ts = [t for t in ts if t is not None]
+                if not ts:
+                    tags[node] = None
+                    continue
+                first = ts[0]
+                for t in ts[1:]:
+                    if t.flat != first.flat or len(t.segments) != len(first.segments):
+                        raise obstacle(node, "an elementwise operation on differently laid out channels")
+                    for a, b in zip(first.segments, t.segments):
+                        an.tie(a, b, f"node {node.name!r}")
+                tags[node] = first
+            elif target in _SAME_FUNCTIONS or getattr(target, "__name__", "") == "stochastic_depth" \
+                    or target in ("relu", "relu_", "sigmoid", "contiguous"):
+                tags[node] = tags.get(ins[0]) if ins else None
+            elif target in (torch.flatten, "flatten"):
+                start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+                if start != 1:
+                    raise obstacle(node, f"a flatten from dimension {start}")
+                tags[node] = _flatten(node, tags.get(ins[0]), obstacle)
+            elif target is torch.cat:
+                parts = node.args[0]
+                dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+                if dim != 1:
+                    raise obstacle(node, f"a concatenation along dimension {dim}")
+                segs = []
+                for p in parts:
+                    t = tags.get(p)
+                    if t is None or t.flat:
+                        raise obstacle(node, "a concatenation of tensors without channels")
+                    segs += t.segments
+                tags[node] = _Tag(segs)
+            elif target == "mean" and node.args[1:] and list(node.args[1]) in ([2, 3], [-2, -1]):
+                keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
+                t = tags.get(ins[0])  # global average pooling
+                tags[node] = t if keep or t is None else _Tag(list(t.segments), flat=1)
+            else:
+                raise obstacle(node, "an operation that may move or reshape channels")
+    return an
+
+
+def _fixed_width(an: Analysis, g: int) -> int:
+    return an.fixed_width[an.find(g)]
+
+
+def _flatten(node, src: _Tag | None, obstacle) -> _Tag:
+    if src is None or src.flat:
+        raise obstacle(node, "a flatten of a tensor without channels")
+    shape = node.meta.get("tensor_meta")
+    return _Tag(list(src.segments), flat=-1)  # spatial size: resolved by shape propagation below
+
+
+class GenericSpace:
+    """Everything the width space needs from an analysed model: gated groups, and a builder."""
+
+    def __init__(self, name: str, make: Callable[[], nn.Module], info: DatasetInfo):
+        with torch.device("cpu"):
+            model = make()  # once, on the CPU (some builders compute with tensors); kept as a meta skeleton
+        model = model.to("meta").eval()
+        self.template = model
+        self.an = analyse(model, info.input_shape, info.num_classes)
+        self._resolve_flat(model, info)
+        roots = sorted({self.an.find(g) for g in self.an.base if self.an.find(g) >= 0})
+        self.roots = roots
+        self.index = {r: i for i, r in enumerate(roots)}
+        self.layer_names = [self.an.name[r] for r in roots]
+        self.base_widths = [self.an.base[r] for r in roots]
+        self.multiples = [self.an.multiple.get(r, 1) for r in roots]
+        self.info = info
+        self.name = name
+
+    def _resolve_flat(self, model: nn.Module, info: DatasetInfo) -> None:
+        """Spatial positions per channel at each linear layer that reads a flattened map."""
+        seen: dict[str, int] = {}
+
+        def hook(mod, inp, out, name):
+            x = inp[0]
+            seen[name] = x.shape[-1]
+
+        handles = [m.register_forward_hook(lambda mod, inp, out, n=n: hook(mod, inp, out, n))
+                   for n, m in model.named_modules() if n in self.an.linears]
+        with torch.no_grad():
+            model(torch.zeros(1, *info.input_shape, device="meta"))
+        for h in handles:
+            h.remove()
+        for n, (segs, flat, g) in list(self.an.linears.items()):
+            if flat == -1:
+                channels = sum(self._width0(s) for s in segs)
+                if seen[n] % channels:
+                    raise NeuralscaleError(f"linear layer {n} reads {seen[n]} features from {channels} channels")
+                self.an.linears[n] = (segs, seen[n] // channels, g)
+
+    def _width0(self, g: int) -> int:
+        r = self.an.find(g)
+        return self.an.base[r] if r >= 0 else self.an.fixed_width[r]
+
+    def width_of(self, g: int, widths: list[int]) -> int:
+        r = self.an.find(g)
+        return widths[self.index[r]] if r >= 0 else self.an.fixed_width[r]
+
+    def check(self, widths: list[int]) -> None:
+        for w, m, n in zip(widths, self.multiples, self.layer_names):
+            if w % m:
+                raise NeuralscaleError(f"layer {n} feeds a grouped convolution of {m} groups: its width must be a "
+                                       f"multiple of {m}, got {w}")
+
+    def build(self, widths: list[int]) -> nn.Module:
+        """A fresh model whose every group has exactly the given width."""
+        self.check(widths)
+        dev = torch.get_default_device()
+        model = copy.deepcopy(self.template).train()
+        W = lambda segs: sum(self.width_of(s, widths) for s in segs)  # noqa: E731
+        for name, (segs, out, kind) in self.an.convs.items():
+            old = model.get_submodule(name)
+            cin = W(segs)
+            cout = self.width_of(out, widths) if kind == "dense" else cin
+            groups = 1 if kind == "dense" else (cin if kind == "depthwise" else old.groups)
+            new = nn.Conv2d(cin, cout, old.kernel_size, old.stride, old.padding, old.dilation, groups,
+                            old.bias is not None, old.padding_mode, device="meta")
+            _replace(model, name, new)
+        for name, segs in self.an.norms.items():
+            old = model.get_submodule(name)
+            new = nn.BatchNorm2d(W(segs), old.eps, old.momentum, old.affine, old.track_running_stats, device="meta")
+            _replace(model, name, new)
+        for name, (segs, flat, out) in self.an.linears.items():
+            old = model.get_submodule(name)
+            new = nn.Linear(W(segs) * flat, self.width_of(out, widths), old.bias is not None, device="meta")
+            _replace(model, name, new)
+        if dev.type != "meta":
+            model.to_empty(device=dev)
+            _initialise(model)
+        self._add_gates(model, widths)
+        return model
+
+    def _add_gates(self, model: nn.Module, widths: list[int]) -> None:
+        gated = set()
+        for name, segs in self.an.norms.items():
+            if len(segs) == 1 and self.an.find(segs[0]) >= 0:
+                _gate_after(model.get_submodule(name), self.index[self.an.find(segs[0])], widths)
+                gated.add(self.an.find(segs[0]))
+        for name, (segs, out, kind) in self.an.convs.items():
+            r = self.an.find(out) if out is not None else None
+            if kind == "dense" and r is not None and r >= 0 and r not in gated:
+                _gate_after(model.get_submodule(name), self.index[r], widths)
+        for name, (segs, flat, out) in self.an.linears.items():
+            r = self.an.find(out)
+            if r >= 0 and r not in gated:
+                _gate_after(model.get_submodule(name), self.index[r], widths)
+
+
+@torch.no_grad()
+def _initialise(model: nn.Module) -> None:
+    """Fresh weights everywhere: each module's own reset, then torchvision's scheme for conv, BN and linear."""
+    for m in model.modules():
+        if hasattr(m, "reset_parameters") and m is not model:
+            m.reset_parameters()
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
+            if getattr(m, "weight", None) is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    for name, buf in model.named_buffers():
+        if buf.is_floating_point() and not torch.isfinite(buf).all():
+            raise NeuralscaleError(f"buffer {name} has no initial value after rebuilding the model")
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, new)
+
+
+def _gate_after(module: nn.Module, index: int, widths: list[int]) -> None:
+    module.ns_gate = Gate(index, widths[index])
+    module.register_forward_hook(_apply_gate)
+
+
+def _apply_gate(module, inputs, output):
+    return module.ns_gate(output)
+
+
+def torchvision_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
+    import torchvision
+    try:
+        torchvision.models.get_model_builder(name)
+    except ValueError:
+        raise NeuralscaleError(f"unknown torchvision model {name!r}") from None
+
+    def make() -> nn.Module:
+        kwargs = {"num_classes": info.num_classes}
+        if name.startswith("inception") or name.startswith("googlenet"):
+            kwargs["aux_logits"] = False
+            kwargs["init_weights"] = False
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+        first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+        if first.in_channels != info.in_channels:  # e.g. 1-channel Fashion-MNIST
+            _retarget_input(model, first, info.in_channels)
+        return model
+    return make
+
+
+def timm_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
+    try:
+        import timm
+    except ImportError:
+        raise NeuralscaleError("timm models need the optional extra: pip install 'neuralscale[timm]'") from None
+    if name not in timm.list_models():
+        raise NeuralscaleError(f"unknown timm model {name!r}")
+
+    def make() -> nn.Module:
+        return timm.create_model(name, pretrained=False, num_classes=info.num_classes, in_chans=info.in_channels)
+    return make
+
+
+def _retarget_input(model: nn.Module, first: nn.Conv2d, channels: int) -> None:
+    for n, m in model.named_modules():
+        if m is first:
+            _replace(model, n, nn.Conv2d(channels, first.out_channels, first.kernel_size, first.stride,
+                                         first.padding, first.dilation, first.groups, first.bias is not None))
+            return
+
+
+def module_space(name: str, make: Callable[[], nn.Module], info: DatasetInfo):
+    """A WidthSpace for the modules `make()` returns (fresh each call), on inputs of `info`."""
+    from .space import WidthSpace
+    gs = GenericSpace(name, make, info)
+    space = WidthSpace(name, gs.layer_names, gs.base_widths, info, gs.build, multiples=gs.multiples)
+    space.generic = gs
+    return space
