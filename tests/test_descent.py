@@ -70,3 +70,12 @@ def test_descent_resumes_after_sigkill_and_redoes_nothing(tmp_path):
     # another configuration in the same directory is refused
     r = run_cli(*[a if a != "0.7" else "0.8" for a in ARGS], "--out", str(out))
     assert r.returncode == 2 and "another configuration" in r.stderr
+
+
+def test_a_descent_without_trajectory_rows_falls_back_to_uniform(tmp_path):
+    r = run_cli("descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "1",
+                "--warmup-epochs", "0", "--prune-interval", "1", "--prune-k", "1", "--prune-fraction", "0.02",
+                "--batch-size", "64", "--train-subset", "128", "--device", "cpu", "--out", str(tmp_path / "d"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    law = json.loads((tmp_path / "d" / "fits.json").read_text())["laws"][0]
+    assert law["fallback"] and "no trajectory rows" in law["note"] and law["iteration"] == 1

@@ -31,16 +31,18 @@ from .train import Callback, Trainer
 CRITERIA = ("l1", "slimming")
 
 
-def gated_producers(model: nn.Module, input_shape) -> list[tuple[nn.Module, nn.Module]]:
-    """For each gate in width-space order: (the convolution, the batch norm) whose output it gates.
+def gated_producers(model: nn.Module, input_shape) -> dict[int, list[tuple[nn.Module, nn.Module | None]]]:
+    """For each gated layer: the (convolution or linear, batch norm or None) pairs whose output its gates gate.
 
     Found by running the model once and noting the order in which modules are
-    called: a gate's batch norm is the last one called before it, and that
-    batch norm's convolution the last one called before the batch norm.
+    called: a gate right after a batch norm gates that batch norm and the
+    convolution called last before it; a gate right after a convolution or
+    linear layer gates that layer.  A layer tied across residual sums has
+    several such pairs.
     """
     order: list[nn.Module] = []
     hooks = [m.register_forward_pre_hook(lambda mod, inp: order.append(mod))
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, Gate))]
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear, Gate))]
     was = model.training
     model.eval()
     try:
@@ -51,31 +53,46 @@ def gated_producers(model: nn.Module, input_shape) -> list[tuple[nn.Module, nn.M
         for h in hooks:
             h.remove()
         model.train(was)
-    found: dict[int, tuple[nn.Module, nn.Module]] = {}
+    found: dict[int, list] = {}
+    seen: set[int] = set()
     for i, m in enumerate(order):
-        if not isinstance(m, Gate) or m.index in found:
+        if not isinstance(m, Gate) or id(m) in seen:
             continue
-        bn = next((x for x in reversed(order[:i]) if isinstance(x, nn.BatchNorm2d)), None)
-        j = order.index(bn) if bn is not None else -1
-        conv = next((x for x in reversed(order[:j]) if isinstance(x, nn.Conv2d)), None) if bn is not None else None
-        if bn is None or conv is None or bn.num_features != m.width or conv.out_channels != m.width:
-            raise NeuralscaleError(f"gated layer {m.index} is not preceded by a convolution and batch norm of its "
+        seen.add(id(m))
+        prev = order[i - 1] if i else None
+        if isinstance(prev, nn.BatchNorm2d):
+            conv = next((x for x in reversed(order[:i - 1]) if isinstance(x, nn.Conv2d)), None)
+            pair = (conv, prev)
+        elif isinstance(prev, (nn.Conv2d, nn.Linear)):
+            pair = (prev, None)
+        else:
+            pair = (None, None)
+        producer = pair[0]
+        out = getattr(producer, "out_channels", getattr(producer, "out_features", None))
+        if producer is None or out != m.width or (pair[1] is not None and pair[1].num_features != m.width):
+            raise NeuralscaleError(f"gated layer {m.index} is not preceded by a convolution (and batch norm) of its "
                                    "width; the pruning baselines cannot score it")
-        found[m.index] = (conv, bn)
-    return [found[g.index] for g in gates(model)]
+        found.setdefault(m.index, []).append(pair)
+    return found
 
 
 def importance(model: nn.Module, input_shape, criterion: str) -> list[torch.Tensor]:
-    """Per gated layer, one importance score per channel (higher: keep)."""
+    """Per gated layer, one importance score per channel (higher: keep), summed over the layer's producers."""
     if criterion not in CRITERIA:
         raise NeuralscaleError(f"unknown pruning criterion {criterion!r}; choose one of: {', '.join(CRITERIA)}")
     scores = []
-    for conv, bn in gated_producers(model, input_shape):
-        if criterion == "l1":
-            w = conv.weight.detach().float()
-            scores.append(w.abs().flatten(1).mean(1).cpu())
-        else:
-            scores.append(bn.weight.detach().float().abs().cpu())
+    producers = gated_producers(model, input_shape)
+    for index in sorted(producers):
+        total = None
+        for layer, bn in producers[index]:
+            if criterion == "l1":
+                s = layer.weight.detach().float().abs().flatten(1).mean(1).cpu()
+            else:
+                if bn is None:
+                    raise NeuralscaleError(f"gated layer {index} has no batch norm, so network slimming cannot score it")
+                s = bn.weight.detach().float().abs().cpu()
+            total = s if total is None else total + s
+        scores.append(total)
     return scores
 
 
@@ -135,10 +152,13 @@ class GateMask(Callback):
 
     def on_train_start(self, trainer: Trainer) -> None:
         dtype = next(trainer.model.parameters()).dtype
-        for g, keep, w in zip(gates(trainer.model), self.keep, self.base):
+        masks = []
+        for keep, w in zip(self.keep, self.base):
             mask = torch.zeros(w, dtype=dtype)
             mask[keep] = 1
-            g.ones = mask.to(trainer.device)
+            masks.append(mask.to(trainer.device))
+        for g in gates(trainer.model):
+            g.ones = masks[g.index]
 
 
 def prune_pretrained(space: WidthSpace, pretrained_dir: Path, spec) -> tuple[nn.Module, list[int], list, dict]:

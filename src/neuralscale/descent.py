@@ -27,7 +27,7 @@ from .data.base import Splits
 from .errors import NeuralscaleError
 from .prune import TaylorPruner
 from .records import atomic_write_json
-from .scaling import ScalingLaw, fit, read_trajectory, solve, write_trajectory
+from .scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, Trainer
 
@@ -138,7 +138,12 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
                                        f"{cfg.prune_fraction:.0%} of the channels; raise --max-epochs")
             traj = out / f"iteration_{it:02d}.csv"
             write_trajectory(traj, space, pruner.rows, pruner.row_steps)
-            law = fit(space, pruner.rows, iteration=it)
+            if pruner.rows:
+                law = fit(space, pruner.rows, iteration=it)
+            else:  # some layer never lost a channel before pruning stopped
+                law = uniform_law(space, widths, note="no trajectory rows (a layer never lost a channel); "
+                                                      "uniform scaling of the start widths")
+                law.iteration = it
             half = next((r for r in pruner.all_rows if sum(r) <= 0.5 * sum(widths)), None)
             entry = {**law.to_dict(), "start_widths": widths, "final_widths": pruner.current, "half_widths": half,
                      "epochs": trainer.epoch, "pruning_steps": pruner.pruning_steps, "physical": pruner.physical,

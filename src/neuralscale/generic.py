@@ -241,6 +241,38 @@ class GenericSpace:
         self.multiples = [self.an.multiple.get(r, 1) for r in roots]
         self.info = info
         self.name = name
+        self._prepare_costs()
+
+    def _prepare_costs(self) -> None:
+        """Parameters and MACs from widths by formula (checked against built models in the tests)."""
+        from .accounting import _output_positions
+        t = self.template
+        layers = {n: m for n, m in t.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+        self.positions = _output_positions(t, self.info.input_shape, layers)
+        replaced = set(self.an.convs) | set(self.an.norms) | set(self.an.linears)
+        self.const_params = sum(p.numel() for n, p in t.named_parameters() if n.rpartition(".")[0] not in replaced)
+        self.modules = {n: t.get_submodule(n) for n in replaced}
+
+    def costs(self, widths: list[int]) -> tuple[int, int]:
+        W = lambda segs: sum(self.width_of(s, widths) for s in segs)  # noqa: E731
+        params, macs = self.const_params, 0
+        for name, (segs, out, kind) in self.an.convs.items():
+            m = self.modules[name]
+            cin = W(segs)
+            cout = self.width_of(out, widths) if kind == "dense" else cin
+            groups = 1 if kind == "dense" else (cin if kind == "depthwise" else m.groups)
+            k = m.kernel_size[0] * m.kernel_size[1]
+            params += cout * (cin // groups) * k + (cout if m.bias is not None else 0)
+            macs += self.positions[name] * cout * k * (cin // groups)
+        for name, segs in self.an.norms.items():
+            if self.modules[name].affine:
+                params += 2 * W(segs)
+        for name, (segs, flat, out) in self.an.linears.items():
+            m = self.modules[name]
+            fin, fout = W(segs) * flat, self.width_of(out, widths)
+            params += fin * fout + (fout if m.bias is not None else 0)
+            macs += self.positions[name] * fin * fout
+        return int(params), int(macs)
 
     def _resolve_flat(self, model: nn.Module, info: DatasetInfo) -> None:
         """Spatial positions per channel at each linear layer that reads a flattened map."""
@@ -403,6 +435,6 @@ def module_space(name: str, make: Callable[[], nn.Module], info: DatasetInfo):
     """A WidthSpace for the modules `make()` returns (fresh each call), on inputs of `info`."""
     from .space import WidthSpace
     gs = GenericSpace(name, make, info)
-    space = WidthSpace(name, gs.layer_names, gs.base_widths, info, gs.build, multiples=gs.multiples)
+    space = WidthSpace(name, gs.layer_names, gs.base_widths, info, gs.build, multiples=gs.multiples, costs=gs.costs)
     space.generic = gs
     return space

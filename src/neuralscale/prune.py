@@ -25,6 +25,7 @@ from typing import Sequence
 
 import torch
 
+from .errors import NeuralscaleError
 from .models.gate import gates
 from .space import WidthSpace
 from .train import Callback, Trainer
@@ -49,6 +50,8 @@ def channel_map(space: WidthSpace, widths: Sequence[int]) -> dict[str, list[tupl
         for k, shape in shapes.items():
             for dim, (a, b) in enumerate(zip(shape, other[k])):
                 if b - a == 1:
+                    if any(d == dim for d, _ in mapping[k]):
+                        return None  # several layers share this dimension (a concatenation)
                     mapping[k].append((dim, layer))
                 elif b != a:
                     return None
@@ -71,6 +74,11 @@ class TaylorPruner(Callback):
     def __init__(self, space: WidthSpace, widths: Sequence[int], *, k: int = 10, interval: int = 50,
                  warmup_epochs: int = 10, fraction: float = 0.95, min_width: int = 1, physical: bool = True):
         self.space = space
+        grouped = [n for n, m in zip(space.layer_names, space.multiples) if m > 1]
+        if grouped:
+            raise NeuralscaleError(f"{space.name}: layers feeding grouped convolutions ({', '.join(grouped[:3])}"
+                                   f"{', ...' if len(grouped) > 3 else ''}) must keep multiples of their group count; "
+                                   "Taylor pruning of such layers is not supported yet")
         self.initial = list(space.validate(widths))
         self.k, self.interval, self.warmup_epochs = k, interval, warmup_epochs
         self.fraction, self.min_width = fraction, min_width
@@ -110,7 +118,7 @@ class TaylorPruner(Callback):
         self.rows, self.row_steps, self.all_rows = state["rows"], state["row_steps"], state["all_rows"]
         self.pruning_steps, self.physical, self.notes = state["pruning_steps"], state["physical"], state["notes"]
         self.exhausted = state.get("exhausted", False)
-        if self.widths != [g.width for g in gates(trainer.model)]:
+        if self.widths != [w for _, w in sorted({g.index: g.width for g in gates(trainer.model)}.items())]:
             trainer.set_model(self.space.build(self.widths))
 
     # -- hooks -------------------------------------------------------------------
@@ -129,9 +137,10 @@ class TaylorPruner(Callback):
 
     def _attach(self, trainer: Trainer) -> None:
         dtype = next(trainer.model.parameters()).dtype
-        self._gates = gates(trainer.model)
-        for g, alive in zip(self._gates, self.alive):
-            g.ones = alive.to(trainer.device, dtype).requires_grad_(True)
+        self._gates = gates(trainer.model)  # a layer tied across residual sums has one gate per producer
+        masks = [alive.to(trainer.device, dtype) for alive in self.alive]
+        for g in self._gates:
+            g.ones = masks[g.index].clone().requires_grad_(True)
         self._scores = None
         self._batches = 0
 
@@ -141,11 +150,14 @@ class TaylorPruner(Callback):
     def after_backward(self, trainer: Trainer) -> None:
         if not self._active(trainer):
             return
-        grads = []
-        for g in self._gates:
+        grads = [None] * len(self.alive)
+        for g in self._gates:  # a layer's score sums over its gates
             grad = g.ones.grad
-            grads.append(torch.zeros_like(g.ones) if grad is None else grad.detach() ** 2)
+            d = torch.zeros_like(g.ones) if grad is None else grad.detach() ** 2
+            grads[g.index] = d if grads[g.index] is None else grads[g.index] + d
             g.ones.grad = None
+        grads = [torch.zeros(len(a), device=self._gates[0].ones.device) if d is None else d
+                 for d, a in zip(grads, self.alive)]
         self._scores = grads if self._scores is None else [s + d for s, d in zip(self._scores, grads)]
         self._batches += 1
 

@@ -25,7 +25,8 @@ class WidthSpace:
     def __init__(self, name: str, layer_names: Sequence[str], base_widths: Sequence[int],
                  info: DatasetInfo, make: Callable[[list[int]], nn.Module],
                  original_count: Callable[[list[int]], int] | None = None,
-                 multiples: Sequence[int] | None = None):
+                 multiples: Sequence[int] | None = None,
+                 costs: Callable[[list[int]], tuple[int, int]] | None = None):
         if len(layer_names) != len(base_widths):
             raise ValueError("layer_names and base_widths differ in length")
         self.name = name
@@ -37,6 +38,7 @@ class WidthSpace:
         self._positions: dict[str, int] = {}  # output positions per layer, for MACs
         # a layer feeding a grouped convolution must keep a multiple of its group count
         self.multiples = tuple(int(m) for m in multiples) if multiples else (1,) * len(self.base_widths)
+        self._formula = costs  # (params, MACs) by formula, where the space has one; else a meta build counts
 
     def __repr__(self) -> str:
         return f"WidthSpace({self.name!r}, dataset={self.info.name!r}, layers={len(self)})"
@@ -47,7 +49,7 @@ class WidthSpace:
     def rebased(self, widths: Sequence[int]) -> "WidthSpace":
         """The same family with other base widths (e.g. a narrower start for a descent)."""
         sp = WidthSpace(self.name, self.layer_names, self.validate(widths), self.info, self._make, self._original_count,
-                        self.multiples)
+                        self.multiples, self._formula)
         sp._positions = self._positions
         return sp
 
@@ -112,6 +114,8 @@ class WidthSpace:
 
     @functools.lru_cache(maxsize=4096)
     def _costs(self, widths: tuple[int, ...]) -> tuple[int, int]:
+        if self._formula is not None:
+            return self._formula(list(widths))
         model = self.build(widths, device="meta")
         return accounting.count_params(model), accounting.count_macs(model, self.info.input_shape, self._positions)
 

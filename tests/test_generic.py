@@ -1,0 +1,145 @@
+"""Width spaces for any CNN: the support matrix over torchvision's classification families."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neuralscale as ns
+from neuralscale.accounting import count_macs
+from neuralscale.api import scale
+from neuralscale.errors import NeuralscaleError
+from neuralscale.prune import TaylorPruner
+from neuralscale.train import TrainConfig, Trainer
+
+GROUPED = {"resnext50_32x4d", "regnet_x_400mf"}  # pruning layers that feed grouped convolutions: not yet
+SUPPORTED = ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "vgg11_bn", "mobilenet_v2",
+             "mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf", "densenet121"]
+UNSUPPORTED = {"convnext_tiny": "permute", "shufflenet_v2_x1_0": "'size'"}
+
+
+@pytest.fixture(scope="module")
+def tiny_splits():
+    return ns.data.load("synthetic", synthetic=dict(num_train=8, num_test=2)).split(0.25, 0)
+
+
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_supported_family(name, tiny_splits):
+    import torchvision
+    sp = ns.space(f"torchvision:{name}", "synthetic")
+    base = sp.params(sp.base_widths)
+    # the analysed space at its base widths is exactly torchvision's model
+    assert base == sum(p.numel() for p in torchvision.models.get_model(name, num_classes=10).parameters())
+    for factor in (0.5, 2.0):
+        res = scale(sp, "uniform", "params", factor * base)
+        assert abs(res["params"] - factor * base) <= 0.01 * factor * base, (factor, res["params"])
+        if factor == 2.0:
+            assert any(w > b for w, b in zip(res["widths"], sp.base_widths))  # above the base, too
+            built = sp.build(res["widths"], device="meta")  # the formula counts what a built model has
+            assert sp.params(res["widths"]) == sum(p.numel() for p in built.parameters())
+            assert sp.macs(res["widths"]) == count_macs(built, sp.info.input_shape)
+        else:
+            half = res["widths"]
+    # forward and backward of the built model at 0.5x
+    torch.manual_seed(0)
+    model = sp.build(half)
+    assert sum(p.numel() for p in model.parameters()) == sp.params(half)
+    assert sp.macs(half) == count_macs(model, sp.info.input_shape)
+    x = torch.randn(2, *sp.info.input_shape)
+    out = model(x)
+    assert out.shape == (2, 10)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    # one pruning step, through the same pruner as the paper's families
+    small = sp.uniform(0.125)
+    if name in GROUPED:
+        with pytest.raises(NeuralscaleError, match="grouped convolutions"):
+            TaylorPruner(sp, small)
+        return
+    pruner = TaylorPruner(sp, small, k=3, interval=2, warmup_epochs=0, fraction=0.9)
+    cfg = TrainConfig(epochs=1, batch_size=3, lr=0.01, augment=False, device="cpu", schedule="constant")
+    trainer = Trainer(sp.build(small), tiny_splits, cfg, callbacks=[pruner], progress=False)
+    trainer.fit()
+    assert pruner.pruning_steps == 1 and sum(pruner.current) == sum(small) - 3 * pruner.pruning_steps
+    if pruner.physical:  # physically smaller: the model has exactly the pruned widths
+        assert sum(p.numel() for p in trainer.model.parameters()) == sp.params(pruner.current)
+
+
+@pytest.mark.parametrize("name", sorted(UNSUPPORTED))
+def test_unsupported_family_fails_cleanly(name):
+    with pytest.raises(NeuralscaleError) as e:
+        ns.space(f"torchvision:{name}", "synthetic")
+    assert UNSUPPORTED[name] in str(e.value) and "cannot be followed" in str(e.value)
+
+
+def test_unknown_generic_models():
+    with pytest.raises(NeuralscaleError, match="unknown torchvision model"):
+        ns.space("torchvision:resnet9000", "cifar10")
+    with pytest.raises(NeuralscaleError, match="unknown model source"):
+        ns.space("keras:resnet50", "cifar10")
+
+
+def test_grouped_convolutions_keep_multiples():
+    sp = ns.space("torchvision:resnext50_32x4d", "synthetic")
+    assert 32 in sp.multiples
+    i = sp.multiples.index(32)
+    bad = list(sp.base_widths)
+    bad[i] += 1
+    with pytest.raises(NeuralscaleError, match="multiple of 32"):
+        sp.params(bad)
+    assert all(w % m == 0 for w, m in zip(sp.uniform(0.3), sp.multiples))
+
+
+def test_a_users_own_module():
+    from torch import nn
+
+    from neuralscale.generic import module_space
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+            self.a = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16))
+            self.b = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU())
+            self.head = nn.Linear(32, 10)
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = torch.relu(x + self.a(x))  # ties a's output to the stem's
+            x = self.b(x).mean([2, 3])
+            return self.head(x)
+
+    sp = module_space("mine", Net, ns.data.dataset_info("synthetic"))
+    assert list(sp.base_widths) == [16, 32]  # stem and a are one group
+    assert sp.params([16, 32]) == sum(p.numel() for p in Net().parameters())
+    m = sp.build([24, 8])
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert m.a[0].out_channels == 24 and m.stem[0].out_channels == 24 and m.head.in_features == 8
+
+
+def test_cli_on_torchvision_models(tmp_path):
+    import json
+
+    from conftest import run_cli, write_fashion
+    r = run_cli("info", "--model", "torchvision:resnet50", "--dataset", "cifar10", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["params"] == 23528522 and len(info["widths"]) == len(info["layers"]) == 37
+    r = run_cli("scale", "--model", "torchvision:mobilenet_v2", "--dataset", "cifar10", "--method", "uniform",
+                "--ratio", "2.0", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    sp = ns.space("torchvision:mobilenet_v2", "cifar10")
+    assert res["widths"] == sp.uniform(2.0) and res["params"] == sp.params(sp.uniform(2.0))
+    r = run_cli("info", "--model", "torchvision:shufflenet_v2_x1_0", "--dataset", "cifar10")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "cannot be followed" in r.stderr
+    # a short descent of a torchvision model on Fashion-MNIST files (1 channel), through the same code paths
+    write_fashion(tmp_path / "data", n_train=120, n_test=20)
+    out = tmp_path / "descent"
+    r = run_cli("descend", "--model", "torchvision:resnet18", "--dataset", "fashionmnist", "--data-dir",
+                str(tmp_path / "data"), "--base-ratio", "0.0625", "--iterations", "2", "--warmup-epochs", "0",
+                "--prune-interval", "1", "--prune-k", "2", "--prune-fraction", "0.7", "--batch-size", "16",
+                "--device", "cpu", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    laws = json.loads((out / "fits.json").read_text())["laws"]
+    assert [d["iteration"] for d in laws] == [1, 2] and laws[0]["physical"] is True
