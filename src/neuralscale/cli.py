@@ -230,6 +230,14 @@ def _add_sweep_parsers(sub) -> None:
     p.add_argument("--descent", metavar="DIR", help="descent directory for the growth and heatmap figures")
     p.add_argument("--json", action="store_true", help="print the per-run summary as JSON")
 
+    p = sub.add_parser("export", help="save a trained run's network as widths (JSON) + weights, optionally ONNX",
+                       description="Export a finished run (a run directory of a sweep or of `train --out`) as "
+                                   "NAME.json (model, dataset, widths) and NAME.pt (weights). "
+                                   "neuralscale.export.load_model('NAME.json') rebuilds it in one call.")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="NAME", required=True, help="writes NAME.json and NAME.pt (and NAME.onnx)")
+    p.add_argument("--onnx", action="store_true", help="also export to ONNX (needs neuralscale[onnx]) and check it")
+
     p = sub.add_parser("experiment", help="descent + sweep + report from one TOML file",
                        description="Run a whole experiment described in a TOML file ([experiment], [data], "
                                    "[descent], [sweep], [sweep.train], [report]); see examples/demo.toml. "
@@ -238,6 +246,23 @@ def _add_sweep_parsers(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="override [experiment] out")
     p.add_argument("--retry-failed", action="store_true")
     p.add_argument("--quiet", action="store_true")
+
+
+def cmd_export(args) -> int:
+    from .export import from_run, load_model, to_onnx
+
+    json_path, weights = from_run(args.run, args.out)
+    print(f"widths: {json_path}")
+    print(f"weights: {weights}")
+    if args.onnx:
+        model, meta = load_model(json_path)
+        from .space import space as make_space
+        sp = make_space(meta["model"], meta["dataset"], convcut=meta.get("convcut", False))
+        result = to_onnx(model, sp.info.input_shape, json_path.with_suffix(".onnx"))
+        check = (f" (onnxruntime matches PyTorch to {result['max_abs_diff']:.2g})" if result["checked"]
+                 else " (not checked: onnxruntime is not installed)")
+        print(f"onnx: {result['onnx']}{check}")
+    return 0
 
 
 def cmd_sweep(args) -> int:
@@ -414,7 +439,7 @@ def cmd_train(args) -> int:
 
 
 COMMANDS = {"info": cmd_info, "train": cmd_train, "descend": cmd_descend, "fit": cmd_fit, "scale": cmd_scale,
-            "sweep": cmd_sweep, "report": cmd_report, "experiment": cmd_experiment}
+            "sweep": cmd_sweep, "report": cmd_report, "experiment": cmd_experiment, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

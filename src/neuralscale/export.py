@@ -1,0 +1,137 @@
+"""A scaled model as a file pair: its widths (JSON) and its weights, rebuildable with one call; ONNX export.
+
+    NAME.json   {"format": "neuralscale-model", "model", "dataset", "convcut", "widths", "params", "macs", ...}
+    NAME.pt     the state dict (torch.save; loads with weights_only=True)
+
+`load_model("NAME.json")` rebuilds the width space, builds it at the widths and
+loads the weights.  `to_onnx` exports a model (the optional extra
+`neuralscale[onnx]`) and, where onnxruntime is installed, checks that the
+exported model gives the same outputs as the PyTorch one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import NeuralscaleError
+from .records import atomic_torch_save, atomic_write_json
+
+FORMAT = "neuralscale-model"
+
+
+def save_model(path: str | Path, model: nn.Module, space, widths, convcut: bool = False,
+               extra: dict | None = None) -> tuple[Path, Path]:
+    """Write PATH.json (widths and identity) and PATH.pt (weights); returns both paths."""
+    base = Path(path)
+    base = base.with_suffix("") if base.suffix in (".json", ".pt") else base
+    widths = space.validate(widths)
+    meta = {"format": FORMAT, "model": space.name, "dataset": space.info.name, "convcut": convcut,
+            "layers": list(space.layer_names), "widths": widths, "params": space.params(widths),
+            "macs": space.macs(widths), "weights": base.name + ".pt", **(extra or {})}
+    weights = base.parent / (base.name + ".pt")
+    atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+    json_path = base.parent / (base.name + ".json")
+    atomic_write_json(json_path, meta)
+    return json_path, weights
+
+
+def read_meta(path: str | Path) -> dict:
+    path = Path(path)
+    if path.suffix != ".json":
+        path = path.with_suffix(".json")
+    if not path.exists():
+        raise NeuralscaleError(f"{path} does not exist")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise NeuralscaleError(f"{path} is not a neuralscale model file ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise NeuralscaleError(f"{path} is not a neuralscale model file (no format: {FORMAT})")
+    meta["_path"] = str(path)
+    return meta
+
+
+def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild a saved model: its width space at its widths, with its weights."""
+    from .space import space as make_space
+    meta = read_meta(path)
+    sp = make_space(meta["model"], meta["dataset"], convcut=meta.get("convcut", False), data_dir=data_dir)
+    model = sp.build(meta["widths"])
+    weights = Path(meta["_path"]).parent / meta["weights"]
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except FileNotFoundError:
+        raise NeuralscaleError(f"{weights} is missing") from None
+    except Exception as e:
+        raise NeuralscaleError(f"{weights} does not fit {meta['model']} at these widths ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), meta
+
+
+def from_run(run_dir: str | Path, path: str | Path) -> tuple[Path, Path]:
+    """Export a finished run's network (its record and final checkpoint)."""
+    from .runs import read_record
+    from .space import space as make_space
+    run_dir = Path(run_dir)
+    record = read_record(run_dir)
+    if record is None:
+        raise NeuralscaleError(f"{run_dir} holds no run record")
+    if record["status"] != "finished":
+        raise NeuralscaleError(f"run {run_dir.name} has not finished (status {record['status']})")
+    ckpt = run_dir / "checkpoint.pt"
+    if not ckpt.exists():
+        raise NeuralscaleError(f"{ckpt} is missing; the run's weights were not kept")
+    spec = record.get("spec", {})
+    sp = make_space(record["model"], record["dataset"], convcut=spec.get("convcut", False), data_dir=spec.get("data", {}).get("data_dir"))
+    model = sp.build(record["widths"])
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
+    if any(k not in model.state_dict() for k in state) or any(state[k].shape != v.shape for k, v in model.state_dict().items()):
+        raise NeuralscaleError(f"{ckpt} is not a network of the recorded widths (a masked baseline cannot be exported "
+                               "as a smaller model)")
+    model.load_state_dict(state)
+    s = record.get("summary", {})
+    return save_model(path, model, sp, record["widths"], spec.get("convcut", False),
+                      extra={"run": record["id"], "method": record.get("label"),
+                             "test_acc_at_best_val": s.get("test_acc_at_best_val"),
+                             "final_test_acc": s.get("final_test_acc")})
+
+
+def to_onnx(model: nn.Module, input_shape, path: str | Path, check: bool = True) -> dict:
+    """Export to ONNX; with onnxruntime installed, compare its outputs with PyTorch's on random inputs."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise NeuralscaleError("ONNX export needs the optional extra: pip install 'neuralscale[onnx]'") from None
+    path = Path(path)
+    model = model.cpu().eval()
+    x = torch.randn(2, *input_shape)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        import warnings
+        with warnings.catch_warnings():  # the TorchScript exporter (no onnxscript needed) warns that it is legacy
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(model, (x,), str(tmp), input_names=["images"], output_names=["logits"],
+                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    result = {"onnx": str(path), "checked": False}
+    if check:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return result
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        x = torch.randn(3, *input_shape)
+        with torch.no_grad():
+            ref = model(x).numpy()
+        got = sess.run(["logits"], {"images": x.numpy()})[0]
+        diff = float(abs(ref - got).max())
+        result.update(checked=True, max_abs_diff=diff)
+        if diff > 1e-3 * max(1.0, float(abs(ref).max())):
+            raise NeuralscaleError(f"the ONNX model's outputs differ from PyTorch's by up to {diff:.3g}")
+    return result
