@@ -96,6 +96,31 @@ def test_resnet_and_mobilenet_prune_by_masking_and_say_so():
 def test_vgg_channel_map_names_every_sliced_dimension():
     sp = ns.space("vgg11", "synthetic")
     m = channel_map(sp, sp.uniform(0.125))
-    assert m["features.0.weight"] == [(0, 0)]  # conv1 output channels
-    assert sorted(m["features.5.weight"]) == [(0, 1), (1, 0)]  # conv2 (after a max-pool): out = layer 1, in = layer 0
-    assert m["classifier.weight"] == [(1, 7)]
+    assert m["features.0.weight"] == [(0, 0, 1)]  # conv1 output channels
+    assert sorted(m["features.5.weight"]) == [(0, 1, 1), (1, 0, 1)]  # conv2 (after a max-pool): out = layer 1, in = layer 0
+    assert m["classifier.weight"] == [(1, 7, 1)]
+
+
+def test_a_flattened_map_is_sliced_in_blocks_of_positions():
+    import torch
+    from neuralscale.prune import slice_state
+    sp = ns.space("torchvision:vgg11_bn", "synthetic")  # avgpool to 7x7, flatten, Linear(512*49, 4096)
+    w = sp.uniform(0.0625)
+    m = channel_map(sp, w)
+    assert m is not None and sorted(m["classifier.0.weight"]) == [(0, 8, 1), (1, 7, 49)]
+    torch.manual_seed(0)
+    full = sp.build(w).eval()
+    keep = [torch.arange(n) for n in w]
+    keep[7] = torch.tensor([0, 2, 5])
+    small_w = list(w)
+    small_w[7] = 3
+    small = sp.build(small_w).eval()
+    small.load_state_dict(slice_state(full.state_dict(), m, keep))
+    from neuralscale.models.gate import gates
+    for g in gates(full):  # masking the same channels in the full model computes the same function
+        if g.index == 7:
+            g.ones = torch.zeros(w[7])
+            g.ones[keep[7]] = 1
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(full(x), small(x), atol=1e-5)

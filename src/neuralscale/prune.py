@@ -31,39 +31,46 @@ from .space import WidthSpace
 from .train import Callback, Trainer
 
 
-def channel_map(space: WidthSpace, widths: Sequence[int]) -> dict[str, list[tuple[int, int]]] | None:
-    """For every state-dict entry, the (dim, layer) pairs indexed by a gated layer's channels.
+def channel_map(space: WidthSpace, widths: Sequence[int]) -> dict[str, list[tuple[int, int, int]]] | None:
+    """For every state-dict entry, the (dim, layer, block) triples indexed by a gated layer's channels.
 
+    `block` is how many consecutive entries of the dimension one channel owns:
+    1, or H*W where a linear layer reads a flattened (channel-major) map.
     None when the model cannot be sliced exactly at these widths: one more
-    channel in some layer changes the model's structure or changes a
-    dimension by more than one.
+    channel in some layer changes the model's structure, or several layers
+    share a dimension (a concatenation).
     """
     widths = list(widths)
     shapes = {k: tuple(v.shape) for k, v in space.build(widths, device="meta").state_dict().items()}
-    mapping: dict[str, list[tuple[int, int]]] = {k: [] for k in shapes}
+    mapping: dict[str, list[tuple[int, int, int]]] = {k: [] for k in shapes}
     for layer in range(len(widths)):
         bigger = list(widths)
-        bigger[layer] += 1
+        bigger[layer] += space.multiples[layer]
+        if space.multiples[layer] != 1:
+            return None
         other = {k: tuple(v.shape) for k, v in space.build(bigger, device="meta").state_dict().items()}
         if other.keys() != shapes.keys():
             return None
         for k, shape in shapes.items():
             for dim, (a, b) in enumerate(zip(shape, other[k])):
-                if b - a == 1:
-                    if any(d == dim for d, _ in mapping[k]):
-                        return None  # several layers share this dimension (a concatenation)
-                    mapping[k].append((dim, layer))
-                elif b != a:
-                    return None
+                if b == a:
+                    continue
+                block = b - a
+                if block < 1 or a != block * widths[layer] or any(d == dim for d, _, _ in mapping[k]):
+                    return None  # not this layer's channels alone, in blocks
+                mapping[k].append((dim, layer, block))
     return mapping
 
 
-def slice_state(state: dict[str, torch.Tensor], mapping: dict[str, list[tuple[int, int]]],
+def slice_state(state: dict[str, torch.Tensor], mapping: dict[str, list[tuple[int, int, int]]],
                 keep: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for k, t in state.items():
-        for dim, layer in mapping.get(k, []):
-            t = t.index_select(dim, keep[layer].to(t.device))
+        for dim, layer, block in mapping.get(k, []):
+            idx = keep[layer].to(t.device)
+            if block > 1:
+                idx = (idx[:, None] * block + torch.arange(block, device=t.device)).flatten()
+            t = t.index_select(dim, idx)
         out[k] = t
     return out
 
