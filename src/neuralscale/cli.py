@@ -35,7 +35,8 @@ def _add_space_args(p: argparse.ArgumentParser, widths: bool = True) -> None:
     from .data import DATASET_NAMES
     from .space import FAMILIES
     p.add_argument("--model", required=True, metavar="NAME",
-                   help=f"network family: {', '.join(FAMILIES)} (add --convcut for all-conv shortcuts)")
+                   help=f"network: {', '.join(FAMILIES)} (--convcut: all-conv shortcuts), torchvision:NAME "
+                        "(e.g. torchvision:resnet50) or timm:NAME")
     p.add_argument("--dataset", required=True, metavar="NAME",
                    help=f"dataset: {', '.join(DATASET_NAMES)}")
     p.add_argument("--convcut", action="store_true", help="every shortcut a 1x1 convolution (the paper's supplement)")

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import NeuralscaleError
-from .runs import RunSpec, read_record
+from .records import atomic_write_json
+from .runs import RECORD, RunSpec, failed_record, read_record
 
 EXECUTORS = ("sequential", "local")
 
@@ -109,13 +110,8 @@ class Local:
                 state = ready(s)
                 if state is None:  # its pretrained run failed: record why, without running
                     pending.remove(s)
-                    from .sweep import execute_in_store  # noqa: F401 (same record format)
-                    from .records import atomic_write_json
-                    rec = {"id": s.id, "kind": "run", "status": "failed", "method": s.method, "label": s.label,
-                           "model": s.model, "dataset": s.dataset, "seed": s.seed, "budget": s.budget,
-                           "spec": s.to_dict(), "config": s.config, "attempts": 0,
-                           "error": f"the run to prune ({s.pretrained}) failed"}
-                    atomic_write_json(out / "runs" / s.id / "record.json", rec)
+                    rec = failed_record(s, f"the run to prune ({s.pretrained}) failed")
+                    atomic_write_json(out / "runs" / s.id / RECORD, rec)
                     done += 1
                     if on_done:
                         on_done(done, s, rec)
@@ -152,11 +148,8 @@ class Local:
                         f"({deaths[rid]}/{self.retries})")
                     pending.insert(0, s)
                 else:
-                    from .records import atomic_write_json
-                    rec = dict(rec or {"id": rid, "kind": "run", "label": s.label, "method": s.method,
-                                       "seed": s.seed, "budget": s.budget, "spec": s.to_dict()})
-                    rec.update(status="failed", error=f"worker died {deaths[rid]} times (last exit code {p.exitcode})")
-                    atomic_write_json(out / "runs" / rid / "record.json", rec)
+                    rec = failed_record(s, f"worker died {deaths[rid]} times (last exit code {p.exitcode})", rec)
+                    atomic_write_json(out / "runs" / rid / RECORD, rec)
                     done += 1
                     if on_done:
                         on_done(done, s, rec)

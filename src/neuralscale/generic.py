@@ -62,6 +62,12 @@ class Analysis:
     convs: dict[str, tuple[list[int], int | None, str]] = field(default_factory=dict)  # name -> (in segs, out group, kind)
     norms: dict[str, list[int]] = field(default_factory=dict)  # name -> segments
     linears: dict[str, tuple[list[int], int, int]] = field(default_factory=dict)  # name -> (in segs, flat, out group)
+    fixed_width: dict[int, int] = field(default_factory=dict)  # FIXED_INPUT / FIXED_OUTPUT -> channels
+
+    def width(self, g: int) -> int:
+        """A group's width in the traced model."""
+        r = self.find(g)
+        return self.base[r] if r >= 0 else self.fixed_width[r]
 
     def find(self, g: int) -> int:
         while self.parent.get(g, g) != g:
@@ -101,10 +107,10 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) ->
         raise NeuralscaleError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''})") from None
     modules = dict(gm.named_modules())
-    an = Analysis(parent={FIXED_INPUT: FIXED_INPUT, FIXED_OUTPUT: FIXED_OUTPUT})
+    an = Analysis(parent={FIXED_INPUT: FIXED_INPUT, FIXED_OUTPUT: FIXED_OUTPUT},
+                  fixed_width={FIXED_INPUT: input_shape[0], FIXED_OUTPUT: num_classes})
     tags: dict[fx.Node, _Tag | None] = {}
-    width = lambda segs: sum(an.base[an.find(s)] if an.find(s) >= 0 else _fixed_width(an, s) for s in segs)  # noqa: E731
-    an.fixed_width = {FIXED_INPUT: input_shape[0], FIXED_OUTPUT: num_classes}
+    width = lambda segs: sum(an.width(s) for s in segs)  # noqa: E731
 
     def obstacle(node: fx.Node, what: str) -> NeuralscaleError:
         return NeuralscaleError(f"{type(model).__name__}: {what} at node {node.name!r} "
@@ -212,14 +218,9 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) ->
     return an
 
 
-def _fixed_width(an: Analysis, g: int) -> int:
-    return an.fixed_width[an.find(g)]
-
-
 def _flatten(node, src: _Tag | None, obstacle) -> _Tag:
     if src is None or src.flat:
         raise obstacle(node, "a flatten of a tensor without channels")
-    shape = node.meta.get("tensor_meta")
     return _Tag(list(src.segments), flat=-1)  # spatial size: resolved by shape propagation below
 
 
@@ -290,14 +291,10 @@ class GenericSpace:
             h.remove()
         for n, (segs, flat, g) in list(self.an.linears.items()):
             if flat == -1:
-                channels = sum(self._width0(s) for s in segs)
+                channels = sum(self.an.width(s) for s in segs)
                 if seen[n] % channels:
                     raise NeuralscaleError(f"linear layer {n} reads {seen[n]} features from {channels} channels")
                 self.an.linears[n] = (segs, seen[n] // channels, g)
-
-    def _width0(self, g: int) -> int:
-        r = self.an.find(g)
-        return self.an.base[r] if r >= 0 else self.an.fixed_width[r]
 
     def width_of(self, g: int, widths: list[int]) -> int:
         r = self.an.find(g)

@@ -41,13 +41,13 @@ def channel_map(space: WidthSpace, widths: Sequence[int]) -> dict[str, list[tupl
     share a dimension (a concatenation).
     """
     widths = list(widths)
+    if any(m != 1 for m in space.multiples):
+        return None  # widths move in steps of a group count; the pruner does not handle those yet
     shapes = {k: tuple(v.shape) for k, v in space.build(widths, device="meta").state_dict().items()}
     mapping: dict[str, list[tuple[int, int, int]]] = {k: [] for k in shapes}
     for layer in range(len(widths)):
         bigger = list(widths)
-        bigger[layer] += space.multiples[layer]
-        if space.multiples[layer] != 1:
-            return None
+        bigger[layer] += 1
         other = {k: tuple(v.shape) for k, v in space.build(bigger, device="meta").state_dict().items()}
         if other.keys() != shapes.keys():
             return None

@@ -306,7 +306,7 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
     html_path = dest / "report.html"
     atomic_write_text(html_path, _html(markdown, figures, model, dataset))
     summary = {"model": model, "dataset": dataset, "accuracy": accuracy, "store": str(store),
-               "rows": [{k: v for k, v in r.items()} for r in rows],
+               "rows": rows,
                "runs": [run_summary(r) for r in records]}
     atomic_write_json(dest / "summary.json", summary)
     return {"markdown": md_path, "html": html_path, "summary": dest / "summary.json", "rows": rows,

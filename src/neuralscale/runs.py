@@ -175,7 +175,7 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
         write(record)
         ckpt = run_dir / "checkpoint.pt" if run_dir is not None else None
         trainer = Trainer(model, splits, config, callbacks=callbacks, checkpoint=ckpt,
-                          progress=progress, log=log, desc=f"{spec.label} {_budget_text(spec.budget)} seed {spec.seed}".replace("  ", " "))
+                          progress=progress, log=log, desc=describe(spec))
         record["resumed"] = bool(ckpt and ckpt.exists())
         result = trainer.fit()
         record.update(summary=result.summary, history=result.history, data=splits.sizes(),
@@ -199,12 +199,20 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
         return record
 
 
-def _budget_text(budget: dict) -> str:
-    if not budget:
-        return ""
-    if "ratio" in budget:
-        return f"ratio {budget['ratio']:g}"
-    return f"{budget['value']:,.0f} {budget['metric']}"
+def describe(spec: RunSpec) -> str:
+    """A run in words: label, budget, seed."""
+    b = spec.budget
+    budget = (f"ratio {b['ratio']:g} " if "ratio" in b else f"{b['value']:,.0f} {b['metric']} ") if b else ""
+    return f"{spec.label} {budget}seed {spec.seed}"
+
+
+def failed_record(spec: RunSpec, error: str, old: dict | None = None) -> dict:
+    """The record of a run that failed outside `execute` (its worker died, or the run it prunes failed)."""
+    record = dict(old or {"id": spec.id, "kind": "run", "method": spec.method, "label": spec.label,
+                          "model": spec.model, "dataset": spec.dataset, "seed": spec.seed, "budget": spec.budget,
+                          "spec": spec.to_dict(), "config": spec.config, "attempts": 0})
+    record.update(status="failed", error=error)
+    return record
 
 
 def _csv(history: list[dict]) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 from .errors import NeuralscaleError
 from .progress import progress_bar
 from .records import atomic_write_json
-from .runs import RunSpec, execute, read_record
+from .runs import RunSpec, describe, execute, read_record
 from .train import TrainConfig, paper_config
 
 BASE_METHODS = ("uniform", "morphnet", "neuralscale", "l1-prune", "slimming")
@@ -228,7 +228,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     def on_done(i: int, spec: RunSpec, record: dict) -> None:
         bar.update(1)
         if progress:
-            say(f"[{done_before + i}/{len(specs)}] {_describe(spec)}: {_outcome(record)}")
+            say(f"[{done_before + i}/{len(specs)}] {describe(spec)}: {_outcome(record)}")
 
     ex.run(todo, out, on_done=on_done, progress=progress, log=say)
     bar.close()
@@ -237,12 +237,6 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     if progress and failed:
         say(f"sweep: {len(failed)} run(s) failed; see their record.json (rerun with --retry-failed to try again)")
     return records
-
-
-def _describe(spec: RunSpec) -> str:
-    b = spec.budget
-    budget = f"ratio {b['ratio']:g}" if "ratio" in b else f"{b['value']:,.0f} {b['metric']}"
-    return f"{spec.label} {budget} seed {spec.seed}"
 
 
 def _outcome(record: dict) -> str:
