@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+import pytest
 
 from conftest import run_cli
 from neuralscale.runs import load_records, read_record
@@ -68,3 +75,99 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path):
     r = read_record(out / "runs" / victim)
     assert r["attempts"] == 2 and r["resumed"] is True
     assert [m["epoch"] for m in r["history"]] == [1, 2, 3, 4, 5]
+
+
+# --- Ray: a real local cluster (this machine's CPUs), started by the tests ------------------------------
+@pytest.fixture(scope="module")
+def ray_cluster():
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).parent / "ray"
+    temp = tempfile.mkdtemp(prefix="nsray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Token authentication, as Ray enables it by default: the head and every driver share one token
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
+    saved = {k: os.environ.get(k) for k in auth}
+    os.environ.update(auth)  # the CLI subprocesses inherit it
+    env = dict(os.environ)
+    start = subprocess.run([str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                            "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false", f"--temp-dir={temp}",
+                            "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=180)
+    assert start.returncode == 0, start.stdout + start.stderr
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_ray_cluster_gives_the_same_records_as_sequential(tmp_path, ray_cluster):
+    args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "2"]
+    seq = run_cli(*args, "--out", str(tmp_path / "seq"))
+    assert seq.returncode == 0, seq.stderr
+    ray = run_cli(*args, "--out", str(tmp_path / "ray"), "--backend", "ray", "--address", ray_cluster)
+    assert ray.returncode == 0, ray.stderr
+    assert "ray: 2 CPUs, 0 GPUs" in ray.stderr
+    a, b = load_records(tmp_path / "seq"), load_records(tmp_path / "ray")
+    assert len(a) == len(b) == 2 and all(r["status"] == "finished" for r in a + b)
+    assert _metrics(a) == _metrics(b)  # same seeds, same numbers, bit for bit
+    assert all("epoch 2" in (tmp_path / "ray" / "runs" / r["id"] / "log.txt").read_text() for r in b)
+    again = run_cli(*args, "--out", str(tmp_path / "ray"), "--backend", "ray", "--address", ray_cluster)
+    assert again.returncode == 0 and "2 already done, 0 to run" in again.stderr  # nothing redone
+
+
+def _holders(path_part: str) -> list[int]:
+    """Processes with a file whose path contains `path_part` open (Ray workers are not our children)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if any(path_part in os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")):
+                pids.append(int(pid))
+        except (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError):
+            pass
+    return pids
+
+
+def test_a_killed_ray_worker_is_retried_from_its_checkpoint(tmp_path, ray_cluster):
+    out = tmp_path / "sweep"
+    args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "5", "--backend", "ray", "--address", ray_cluster,
+            "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    killed, deadline = None, time.time() + 240
+    while time.time() < deadline and killed is None and proc.poll() is None:
+        for ckpt in out.glob("runs/*/checkpoint.pt"):
+            rec = read_record(ckpt.parent)
+            if rec and rec["status"] == "running":
+                for pid in _holders(str(ckpt.parent / "log.txt")):
+                    if pid != proc.pid:
+                        os.kill(pid, signal.SIGKILL)
+                        killed = ckpt.parent.name
+                break
+        time.sleep(0.05)
+    assert killed is not None, "no Ray worker was caught mid-run"
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "worker died" in stderr and "retrying from its checkpoint" in stderr
+    records = load_records(out)
+    assert len(records) == 2 and all(r["status"] == "finished" for r in records)
+    r = read_record(out / "runs" / killed)
+    assert r["attempts"] == 2 and r["resumed"] is True
+    assert [m["epoch"] for m in r["history"]] == [1, 2, 3, 4, 5]
+
+
+def test_ray_bad_address_is_one_clear_line(tmp_path):
+    pytest.importorskip("ray")
+    r = run_cli(*TINY, "--ratios", "0.0625", "--epochs", "1", "--out", str(tmp_path / "x"),
+                "--backend", "ray", "--address", "127.0.0.1:1")
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines()[-1].startswith("neuralscale: error: cannot reach the Ray cluster")
+    assert "Traceback" not in r.stderr

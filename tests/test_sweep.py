@@ -273,6 +273,11 @@ seeds = [0]
 [sweep.train]
 epochs = 1
 batch_size = 32
+
+[executor]
+name = "local"
+workers = 2
+threads = 1
 """)
     r = run_cli("experiment", str(toml), "--quiet")
     assert r.returncode == 0, r.stderr
@@ -289,6 +294,10 @@ batch_size = 32
     bad.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nmethods = ["uniform"]\nratios = [0.1]\nbogus = 1\n')
     r = run_cli("experiment", str(bad))
     assert r.returncode == 2 and "unknown sweep setting(s): bogus" in r.stderr
+    bad.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nmethods = ["uniform"]\n'
+                   'ratios = [0.1]\n[executor]\nname = "local"\nworkers = "two"\n')
+    r = run_cli("experiment", str(bad))
+    assert r.returncode == 2 and "[executor] workers must be" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("experiment", str(tmp_path / "missing.toml"))
     assert r.returncode == 2 and "does not exist" in r.stderr
 

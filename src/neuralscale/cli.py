@@ -216,12 +216,19 @@ def _add_sweep_parsers(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", metavar="DIR", required=True, help="the run store (sweep.json, runs/)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
-    p.add_argument("--executor", choices=("sequential", "local"), default="sequential",
-                   help="sequential: one run after another in this process (default); local: --workers processes")
-    p.add_argument("--workers", type=int, help="local: concurrent runs (default 2)")
+    p.add_argument("--executor", "--backend", dest="executor", choices=("sequential", "local", "ray"),
+                   default="sequential",
+                   help="sequential: one run after another in this process (default); local: --workers processes "
+                        "on this machine; ray: each run a Ray task (needs neuralscale[ray])")
+    p.add_argument("--workers", type=int, help="local: concurrent runs (default 2); ray: at most this many at once")
     p.add_argument("--devices", type=_words, metavar="cuda:0,cuda:1",
                    help="local: devices to pin workers to, round-robin (e.g. 8 workers on 2 GPUs = 4 runs per GPU)")
-    p.add_argument("--threads", type=int, help="CPU threads per run (default: cores / workers)")
+    p.add_argument("--threads", type=int, help="CPU threads per run (default: cores / workers; ray: --cpus-per-run)")
+    p.add_argument("--address", metavar="HOST:PORT",
+                   help="ray: the cluster to join (default: RAY_ADDRESS, else a local one for this sweep)")
+    p.add_argument("--gpus-per-run", type=float, metavar="F",
+                   help="ray: GPU share of each run (0.25 = 4 runs per GPU; default 0 = CPU)")
+    p.add_argument("--cpus-per-run", type=float, metavar="N", help="ray: CPUs of each run (default 1)")
     p.add_argument("--report", action="store_true", help="write the report when the sweep is done")
     p.add_argument("--quiet", action="store_true")
 
@@ -291,7 +298,8 @@ def cmd_sweep(args) -> int:
     else:
         cfg = SweepConfig(model=args.model, dataset=args.dataset, train=train, convcut=args.convcut, data=data, **fields)
     from .executors import get_executor
-    executor = get_executor(args.executor, workers=args.workers, devices=args.devices, threads=args.threads)
+    executor = get_executor(args.executor, workers=args.workers, devices=args.devices, threads=args.threads,
+                            address=args.address, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run)
     records = run_sweep(cfg, args.out, progress=not args.quiet, retry_failed=args.retry_failed, executor=executor)
     counts = {s: sum(r is not None and r["status"] == s for r in records) for s in ("finished", "failed")}
     print(f"{counts['finished']} of {len(records)} runs finished, {counts['failed']} failed: {args.out}")

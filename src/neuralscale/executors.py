@@ -5,11 +5,17 @@ the same run store, so records are the same whichever runs them:
 
 - `sequential`: one run after another, in this process (the default);
 - `local`: N worker processes on this machine, each pinned to a device (CPU
-  threads divided between them; several runs per GPU), a dead worker's run
-  retried from its checkpoint a bounded number of times.
+  threads divided between them; several runs per GPU);
+- `ray`: each run a Ray task (a fractional GPU share, some CPUs) on a Ray
+  cluster, local or remote, writing to a run store every node can reach.
+  Ray is an optional extra (`pip install 'neuralscale[ray]'`), imported only
+  when this executor is chosen.
 
 A run that raises or diverges is recorded as failed by the run function
-itself; an executor only has to notice processes that die without a record.
+itself; the parallel executors share one scheduler (`_Pool`) that starts a
+run when the run it depends on has finished, notices workers that die
+without a final record and retries their run from its checkpoint a bounded
+number of times.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from .errors import NeuralscaleError
 from .records import atomic_write_json
 from .runs import RECORD, RunSpec, failed_record, read_record
 
-EXECUTORS = ("sequential", "local")
+EXECUTORS = ("sequential", "local", "ray")
 
 
 def _set_threads(threads: int | None) -> None:
@@ -51,45 +57,49 @@ class Sequential:
                 on_done(i, spec, record)
 
 
-def _child(spec: dict, out_dir: str, device: str | None, threads: int | None, log_path: str) -> None:
-    """A worker process: one run, its output in the run's log file."""
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    _set_threads(threads)
-    from .sweep import execute_in_store
-    s = RunSpec.from_dict(spec)
-    if device:
-        s.config = {**s.config, "device": device}  # the device is not part of a run's identity
-    execute_in_store(s, out_dir, progress=True)
+class _Pool:
+    """The scheduler the parallel executors share.
 
+    A subclass says how to start a run (`_start`, returning a handle) and
+    which started runs have ended (`_ended`, returning {run id: exit note});
+    the pool does the rest: order (a pruning baseline waits for its pretrained
+    run), slots, retries of runs whose worker died, and the callbacks.
+    """
 
-class Local:
-    """N worker processes on this machine, one run each at a time."""
+    slots: int = 1
+    retries: int = 2
 
-    name = "local"
+    def _open(self, out: Path, log) -> None:  # before the first run
+        pass
 
-    def __init__(self, workers: int = 2, devices: Sequence[str] | None = None, threads: int | None = None,
-                 retries: int = 2, poll: float = 0.2):
-        if workers < 1:
-            raise NeuralscaleError(f"workers must be at least 1, got {workers}")
-        self.workers = workers
-        self.devices = list(devices) if devices else [None]
-        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        self.retries = retries
-        self.poll = poll
+    def _close(self) -> None:  # after the last run, or on error
+        pass
+
+    def _start(self, spec: RunSpec, slot: int, out: Path):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _ended(self, running: dict) -> dict[str, str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _where(self, slot: int) -> str:
+        return ""
 
     def run(self, specs: Sequence[RunSpec], out_dir: str | Path, *, on_done: Callable | None = None,
             progress: bool = True, log=None) -> None:
         out = Path(out_dir)
         say = log or (lambda m: None)
-        ctx = mp.get_context("spawn")
         pending = list(specs)
-        running: dict[str, tuple] = {}  # id -> (process, spec, slot)
+        running: dict[str, tuple] = {}  # id -> (handle, spec, slot)
         deaths: dict[str, int] = {}
-        free = list(range(self.workers))
+        free = list(range(self.slots))
         done = 0
         ids = {s.id for s in specs}
+
+        def finish(s: RunSpec, rec: dict) -> None:
+            nonlocal done
+            done += 1
+            if on_done:
+                on_done(done, s, rec)
 
         def ready(s: RunSpec) -> bool | None:
             """True: can start; False: wait for the run it prunes; None: that run failed."""
@@ -103,56 +113,206 @@ class Local:
                 return None
             return False
 
-        while pending or running:
-            for s in list(pending):
-                if not free:
-                    break
-                state = ready(s)
-                if state is None:  # its pretrained run failed: record why, without running
+        self._open(out, say)
+        try:
+            while pending or running:
+                for s in list(pending):
+                    if not free:
+                        break
+                    state = ready(s)
+                    if state is None:  # its pretrained run failed: record why, without running
+                        pending.remove(s)
+                        rec = failed_record(s, f"the run to prune ({s.pretrained}) failed")
+                        atomic_write_json(out / "runs" / s.id / RECORD, rec)
+                        finish(s, rec)
+                        continue
+                    if not state:
+                        continue
                     pending.remove(s)
-                    rec = failed_record(s, f"the run to prune ({s.pretrained}) failed")
-                    atomic_write_json(out / "runs" / s.id / RECORD, rec)
-                    done += 1
-                    if on_done:
-                        on_done(done, s, rec)
-                    continue
-                if not state:
-                    continue
-                pending.remove(s)
-                slot = free.pop(0)
-                device = self.devices[slot % len(self.devices)]
-                run_dir = out / "runs" / s.id
-                run_dir.mkdir(parents=True, exist_ok=True)
-                p = ctx.Process(target=_child, args=(s.to_dict(), str(out), device, self.threads,
-                                                     str(run_dir / "log.txt")), daemon=False)
-                p.start()
-                running[s.id] = (p, s, slot)
-                if progress:
-                    say(f"worker {slot}: started {s.label} seed {s.seed} ({s.id})" + (f" on {device}" if device else ""))
-            time.sleep(self.poll)
-            for rid, (p, s, slot) in list(running.items()):
-                if p.is_alive():
-                    continue
+                    slot = free.pop(0)
+                    (out / "runs" / s.id).mkdir(parents=True, exist_ok=True)
+                    running[s.id] = (self._start(s, slot, out), s, slot)
+                    if progress:
+                        say(f"{self.name} {slot}: started {s.label} seed {s.seed} ({s.id}){self._where(slot)}")
+                for rid, note in self._ended(running).items():
+                    _, s, slot = running.pop(rid)
+                    free.append(slot)
+                    rec = read_record(out / "runs" / rid)
+                    if rec is not None and rec["status"] in ("finished", "failed"):
+                        finish(s, rec)
+                        continue
+                    deaths[rid] = deaths.get(rid, 0) + 1  # the worker died without a final record
+                    if deaths[rid] <= self.retries:
+                        say(f"{self.name} {slot}: worker died ({note}) in {rid}; retrying from its checkpoint "
+                            f"({deaths[rid]}/{self.retries})")
+                        pending.insert(0, s)
+                    else:
+                        rec = failed_record(s, f"worker died {deaths[rid]} times ({note})", rec)
+                        atomic_write_json(out / "runs" / rid / RECORD, rec)
+                        finish(s, rec)
+        finally:
+            self._close()
+
+
+def _child(spec: dict, out_dir: str, device: str | None, threads: int | None, log_path: str) -> None:
+    """A local worker process: one run, its output in the run's log file."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    _set_threads(threads)
+    from .sweep import execute_in_store
+    s = RunSpec.from_dict(spec)
+    if device:
+        s.config = {**s.config, "device": device}  # the device is not part of a run's identity
+    execute_in_store(s, out_dir, progress=True)
+
+
+class Local(_Pool):
+    """N worker processes on this machine, one run each at a time."""
+
+    name = "worker"
+
+    def __init__(self, workers: int = 2, devices: Sequence[str] | None = None, threads: int | None = None,
+                 retries: int = 2, poll: float = 0.2):
+        if workers < 1:
+            raise NeuralscaleError(f"workers must be at least 1, got {workers}")
+        self.slots = workers
+        self.devices = list(devices) if devices else [None]
+        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self.retries = retries
+        self.poll = poll
+        self._ctx = mp.get_context("spawn")
+
+    def _where(self, slot: int) -> str:
+        device = self.devices[slot % len(self.devices)]
+        return f" on {device}" if device else ""
+
+    def _start(self, spec: RunSpec, slot: int, out: Path):
+        device = self.devices[slot % len(self.devices)]
+        p = self._ctx.Process(target=_child, args=(spec.to_dict(), str(out), device, self.threads,
+                                                   str(out / "runs" / spec.id / "log.txt")), daemon=False)
+        p.start()
+        return p
+
+    def _ended(self, running: dict) -> dict[str, str]:
+        time.sleep(self.poll)
+        ended = {}
+        for rid, (p, _, _) in running.items():
+            if not p.is_alive():
                 p.join()
-                del running[rid]
-                free.append(slot)
-                rec = read_record(out / "runs" / rid)
-                if rec is not None and rec["status"] in ("finished", "failed"):
-                    done += 1
-                    if on_done:
-                        on_done(done, s, rec)
-                    continue
-                deaths[rid] = deaths.get(rid, 0) + 1  # the worker died without a final record
-                if deaths[rid] <= self.retries:
-                    say(f"worker {slot} died (exit {p.exitcode}) in {rid}; retrying from its checkpoint "
-                        f"({deaths[rid]}/{self.retries})")
-                    pending.insert(0, s)
-                else:
-                    rec = failed_record(s, f"worker died {deaths[rid]} times (last exit code {p.exitcode})", rec)
-                    atomic_write_json(out / "runs" / rid / RECORD, rec)
-                    done += 1
-                    if on_done:
-                        on_done(done, s, rec)
+                ended[rid] = f"exit code {p.exitcode}"
+        return ended
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes (Ray retries for long), when a cluster's host:port does not answer."""
+    import socket
+    if not address or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise NeuralscaleError(f"--address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise NeuralscaleError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
+def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> int:
+    """One run as a Ray task: its output in the run's log file, on the GPU share Ray gave it."""
+    import ray
+    saved = os.dup(1), os.dup(2)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        _set_threads(threads)
+        from .sweep import execute_in_store
+        s = RunSpec.from_dict(spec)
+        if ray.get_gpu_ids():  # Ray set CUDA_VISIBLE_DEVICES to this task's GPU
+            s.config = {**s.config, "device": "cuda"}
+        execute_in_store(s, out_dir, progress=True)
+        return os.getpid()
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+class Ray(_Pool):
+    """Each run a Ray task on a Ray cluster (`address`), or on one started here for the sweep."""
+
+    name = "ray task"
+
+    def __init__(self, address: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: float = 1.0,
+                 threads: int | None = None, retries: int = 2, max_concurrent: int | None = None):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise NeuralscaleError("the ray executor needs Ray: pip install 'neuralscale[ray]'") from None
+        if gpus_per_run < 0 or cpus_per_run <= 0:
+            raise NeuralscaleError(f"a run needs a positive CPU share and a GPU share of at least 0 "
+                                   f"(got --cpus-per-run {cpus_per_run}, --gpus-per-run {gpus_per_run})")
+        self.address = address
+        self.gpus_per_run = gpus_per_run
+        self.cpus_per_run = cpus_per_run
+        self.threads = threads or max(1, int(cpus_per_run))
+        self.retries = retries
+        self.slots = max_concurrent or 10_000  # Ray queues tasks by their resources
+        self._started_here = False
+        self._remote = None
+
+    def _open(self, out: Path, log) -> None:
+        import ray
+        if not ray.is_initialized():
+            _check_reachable(self.address)
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False, logging_level="error")
+            except ConnectionError as e:
+                raise NeuralscaleError(f"cannot reach the Ray cluster at {self.address}: "
+                                       f"{str(e).splitlines()[0]} (a cluster with token authentication needs "
+                                       f"RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or "
+                                       f"~/.ray/auth_token)") from None
+            self._started_here = True
+        res = ray.cluster_resources()
+        if self.gpus_per_run > 0 and res.get("GPU", 0) == 0:
+            self._close()
+            raise NeuralscaleError("--gpus-per-run asks for GPUs but the Ray cluster has none")
+        log(f"ray: {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs; each run {self.cpus_per_run:g} CPU"
+            + (f" and {self.gpus_per_run:g} GPU" if self.gpus_per_run else ""))
+        self._remote = ray.remote(_ray_task).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
+                                                     max_retries=0)  # retried by the pool, from the checkpoint
+
+    def _close(self) -> None:
+        import ray
+        if self._started_here and ray.is_initialized():
+            ray.shutdown()
+        self._started_here = False
+
+    def _start(self, spec: RunSpec, slot: int, out: Path):
+        return self._remote.remote(spec.to_dict(), str(out.resolve()), self.threads,
+                                   str((out / "runs" / spec.id / "log.txt").resolve()))
+
+    def _ended(self, running: dict) -> dict[str, str]:
+        import ray
+        refs = {h: rid for rid, (h, _, _) in running.items()}
+        if not refs:
+            return {}
+        ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
+        if ready:  # take every other one that has ended too
+            ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+        ended = {}
+        for ref in ready:
+            try:
+                ray.get(ref)
+                ended[refs[ref]] = "finished"
+            except Exception as e:  # the worker died (or the task could not run): the pool decides
+                ended[refs[ref]] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+        return ended
 
 
 def get_executor(name: str, **options):
@@ -161,4 +321,8 @@ def get_executor(name: str, **options):
     if name == "local":
         return Local(workers=options.get("workers") or 2, devices=options.get("devices"),
                      threads=options.get("threads"), retries=options.get("retries", 2))
+    if name == "ray":
+        return Ray(address=options.get("address"), gpus_per_run=options.get("gpus_per_run") or 0.0,
+                   cpus_per_run=options.get("cpus_per_run") or 1.0, threads=options.get("threads"),
+                   retries=options.get("retries", 2), max_concurrent=options.get("workers"))
     raise NeuralscaleError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")

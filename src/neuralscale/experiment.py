@@ -22,6 +22,11 @@
     [sweep.train]              # the one training recipe (TrainConfig fields)
     epochs = 3
 
+    [executor]                 # optional: where the sweep's runs execute (default: sequential)
+    name = "local"             # sequential | local | ray
+    workers = 2                # local: processes; ray: at most this many at once
+    # devices = ["cuda:0", "cuda:1"]; threads = 1; address = "HOST:PORT"; gpus_per_run = 0.25; cpus_per_run = 1
+
     [report]
     accuracy = "best-val"      # best-val | final | original
 
@@ -40,7 +45,8 @@ from pathlib import Path
 
 from .errors import NeuralscaleError
 
-SECTIONS = ("experiment", "data", "descent", "sweep", "report")
+SECTIONS = ("experiment", "data", "descent", "sweep", "executor", "report")
+EXECUTOR_KEYS = ("name", "workers", "devices", "threads", "address", "gpus_per_run", "cpus_per_run", "retries")
 
 
 def load(path: str | Path) -> dict:
@@ -119,8 +125,20 @@ def run(path: str | Path, out: str | Path | None = None, progress: bool = True, 
                            **{k: v for k, v in {**common, **sw}.items() if k not in ("model", "dataset")})
     else:
         sweep_cfg = SweepConfig.from_dict({**common, **sw, "train": train})
+    ex = dict(doc.get("executor", {}))
+    bad = set(ex) - set(EXECUTOR_KEYS)
+    if bad:
+        raise NeuralscaleError(f"unknown [executor] setting(s) {', '.join(sorted(bad))}; use {', '.join(EXECUTOR_KEYS)}")
+    kinds = {"name": str, "workers": int, "threads": int, "retries": int, "address": str,
+             "gpus_per_run": (int, float), "cpus_per_run": (int, float), "devices": list}
+    for k, v in ex.items():
+        if not isinstance(v, kinds[k]) or isinstance(v, bool):
+            want = {int: "an integer", str: "a string", list: "a list of device names"}.get(kinds[k], "a number")
+            raise NeuralscaleError(f"[executor] {k} must be {want}, got {v!r}")
+    from .executors import get_executor
+    executor = get_executor(ex.pop("name", "sequential"), **ex)
     say(f"experiment: sweep into {out_dir}")
-    run_sweep(sweep_cfg, out_dir, progress=progress, retry_failed=retry_failed)
+    run_sweep(sweep_cfg, out_dir, progress=progress, retry_failed=retry_failed, executor=executor)
     rep = doc.get("report", {})
     bad = set(rep) - {"accuracy"}
     if bad:
