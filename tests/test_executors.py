@@ -171,3 +171,30 @@ def test_ray_bad_address_is_one_clear_line(tmp_path):
     assert r.returncode != 0
     assert r.stderr.strip().splitlines()[-1].startswith("neuralscale: error: cannot reach the Ray cluster")
     assert "Traceback" not in r.stderr
+
+
+def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path):
+    out = tmp_path / "sweep"
+    args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "4", "--executor", "local", "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not list(out.glob("runs/*/checkpoint.pt")):
+        time.sleep(0.05)
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                              text=True).stdout.split()]
+    assert workers and proc.poll() is None, "the sweep ended before a checkpoint"
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 20  # orphaned workers notice within about a second
+    while time.time() < deadline and any(os.path.exists(f"/proc/{p}") and
+                                         open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in workers):
+        time.sleep(0.1)
+    alive = [p for p in workers if os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+    assert not alive, f"workers outlived their driver: {alive}"
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    records = load_records(out)
+    assert len(records) == 2 and all(r["status"] == "finished" for r in records)
+    assert any(r["resumed"] for r in records)
+    assert all([m["epoch"] for m in r["history"]] == [1, 2, 3, 4] for r in records)

@@ -4,8 +4,8 @@ Every executor calls the same run function (`sweep.execute_in_store`) against
 the same run store, so records are the same whichever runs them:
 
 - `sequential`: one run after another, in this process (the default);
-- `local`: N worker processes on this machine, each pinned to a device (CPU
-  threads divided between them; several runs per GPU);
+- `local`: N long-lived worker processes on this machine, each pinned to a
+  device (CPU threads divided between them; several runs per GPU);
 - `ray`: each run a Ray task (a fractional GPU share, some CPUs) on a Ray
   cluster, local or remote, writing to a run store every node can reach.
   Ray is an optional extra (`pip install 'neuralscale[ray]'`), imported only
@@ -154,26 +154,76 @@ class _Pool:
             self._close()
 
 
-def _child(spec: dict, out_dir: str, device: str | None, threads: int | None, log_path: str) -> None:
-    """A local worker process: one run, its output in the run's log file."""
+def _redirect(log_path: str):
+    """Point this process's stdout and stderr at `log_path`; returns what restores them."""
+    import sys
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
+    os.close(fd)
+
+    def restore() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+    return restore
+
+
+def _exit_with_parent(poll: float = 1.0) -> None:
+    """A worker whose driver died stops at once, so that a restarted sweep never shares a run with it."""
+    import threading
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll)
+            if os.getppid() != parent:
+                os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker(conn, device: str | None, threads: int | None) -> None:
+    """A local worker process: runs what the driver sends, one at a time, each run's output in its log."""
+    _exit_with_parent()
     _set_threads(threads)
     from .sweep import execute_in_store
-    s = RunSpec.from_dict(spec)
-    if device:
-        s.config = {**s.config, "device": device}  # the device is not part of a run's identity
-    execute_in_store(s, out_dir, progress=True)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):  # the driver is gone
+            return
+        if msg is None:
+            return
+        spec, out_dir, log_path = msg
+        restore = _redirect(log_path)
+        try:
+            s = RunSpec.from_dict(spec)
+            if device:
+                s.config = {**s.config, "device": device}  # the device is not part of a run's identity
+            execute_in_store(s, out_dir, progress=True)
+        finally:
+            restore()
+        conn.send(s.id)
 
 
 class Local(_Pool):
-    """N worker processes on this machine, one run each at a time."""
+    """N long-lived worker processes on this machine, one run each at a time.
+
+    A worker is started once and runs one run after another, so a run does not
+    pay for a new process, the imports and (on a GPU) a new CUDA context.  A
+    worker that dies is replaced by a fresh one.
+    """
 
     name = "worker"
 
     def __init__(self, workers: int = 2, devices: Sequence[str] | None = None, threads: int | None = None,
-                 retries: int = 2, poll: float = 0.2):
+                 retries: int = 2, poll: float = 0.05):
         if workers < 1:
             raise NeuralscaleError(f"workers must be at least 1, got {workers}")
         self.slots = workers
@@ -182,26 +232,62 @@ class Local(_Pool):
         self.retries = retries
         self.poll = poll
         self._ctx = mp.get_context("spawn")
+        self._procs: dict[int, tuple] = {}  # slot -> (process, connection)
+
+    def _device(self, slot: int) -> str | None:
+        return self.devices[slot % len(self.devices)]
 
     def _where(self, slot: int) -> str:
-        device = self.devices[slot % len(self.devices)]
+        device = self._device(slot)
         return f" on {device}" if device else ""
 
     def _start(self, spec: RunSpec, slot: int, out: Path):
-        device = self.devices[slot % len(self.devices)]
-        p = self._ctx.Process(target=_child, args=(spec.to_dict(), str(out), device, self.threads,
-                                                   str(out / "runs" / spec.id / "log.txt")), daemon=False)
-        p.start()
-        return p
+        proc = self._procs.get(slot)
+        if proc is None or not proc[0].is_alive():
+            here, there = self._ctx.Pipe()
+            p = self._ctx.Process(target=_worker, args=(there, self._device(slot), self.threads), daemon=False)
+            p.start()
+            there.close()
+            proc = self._procs[slot] = (p, here)
+        proc[1].send((spec.to_dict(), str(out), str(out / "runs" / spec.id / "log.txt")))
+        return slot
 
     def _ended(self, running: dict) -> dict[str, str]:
-        time.sleep(self.poll)
+        from multiprocessing.connection import wait
+        conns = {self._procs[slot][1]: rid for rid, (slot, _, _) in running.items()}
+        sentinels = {self._procs[slot][0].sentinel: rid for rid, (slot, _, _) in running.items()}
+        if not conns:
+            return {}
+        wait([*conns, *sentinels], timeout=self.poll)
         ended = {}
-        for rid, (p, _, _) in running.items():
+        for rid, (slot, _, _) in running.items():
+            p, conn = self._procs[slot]
+            try:
+                if conn.poll():
+                    conn.recv()
+                    ended[rid] = "finished"
+                    continue
+            except (EOFError, OSError):
+                pass
             if not p.is_alive():
                 p.join()
                 ended[rid] = f"exit code {p.exitcode}"
+                del self._procs[slot]
         return ended
+
+    def _close(self) -> None:
+        for p, conn in self._procs.values():
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for p, conn in self._procs.values():
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+            conn.close()
+        self._procs.clear()
 
 
 def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
@@ -222,11 +308,7 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
 def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> int:
     """One run as a Ray task: its output in the run's log file, on the GPU share Ray gave it."""
     import ray
-    saved = os.dup(1), os.dup(2)
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+    restore = _redirect(log_path)
     try:
         _set_threads(threads)
         from .sweep import execute_in_store
@@ -236,10 +318,7 @@ def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> i
         execute_in_store(s, out_dir, progress=True)
         return os.getpid()
     finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
+        restore()
 
 
 class Ray(_Pool):
