@@ -15,7 +15,7 @@ from neuralscale.train import TrainConfig, Trainer
 GROUPED = {"resnext50_32x4d", "regnet_x_400mf"}  # pruning layers that feed grouped convolutions: not yet
 SUPPORTED = ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "vgg11_bn", "mobilenet_v2",
              "mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf", "densenet121"]
-UNSUPPORTED = {"convnext_tiny": "permute", "shufflenet_v2_x1_0": "'size'"}
+UNSUPPORTED = {"convnext_tiny": "permute", "shufflenet_v2_x1_0": "'view'"}
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +23,48 @@ def tiny_splits():
     return ns.data.load("synthetic", synthetic=dict(num_train=8, num_test=2)).split(0.25, 0)
 
 
+# timm: plain and deep-stem ResNets, EfficientNet (BatchNormAct2d), TF-padded EfficientNet (Conv2dSame),
+# MobileNetV3 (hard-swish, SE), RegNet (grouped convolutions)
+TIMM_SUPPORTED = ["resnet18", "efficientnet_b0", "tf_efficientnet_b0", "mobilenetv3_small_100", "regnetx_002"]
+TIMM_GROUPED = {"regnetx_002"}
+TIMM_UNSUPPORTED = {"ghostnet_100": "getitem", "convnext_atto": "permute"}
+
+
 @pytest.mark.parametrize("name", SUPPORTED)
 def test_supported_family(name, tiny_splits):
     import torchvision
     sp = ns.space(f"torchvision:{name}", "synthetic")
-    base = sp.params(sp.base_widths)
     # the analysed space at its base widths is exactly torchvision's model
-    assert base == sum(p.numel() for p in torchvision.models.get_model(name, num_classes=10).parameters())
+    reference = sum(p.numel() for p in torchvision.models.get_model(name, num_classes=10).parameters())
+    _check_family(sp, reference, name in GROUPED, name != "densenet121", tiny_splits)
+
+
+@pytest.mark.parametrize("name", TIMM_SUPPORTED)
+def test_supported_timm_model(name, tiny_splits):
+    timm = pytest.importorskip("timm")
+    sp = ns.space(f"timm:{name}", "synthetic")
+    reference = sum(p.numel() for p in timm.create_model(name, num_classes=10).parameters())
+    _check_family(sp, reference, name in TIMM_GROUPED, True, tiny_splits)
+    if name == "efficientnet_b0":  # timm's BatchNormAct2d keeps its activation when resized
+        from timm.layers import BatchNormAct2d
+        bn = next(m for m in sp.build(sp.uniform(0.5)).modules() if isinstance(m, BatchNormAct2d))
+        assert isinstance(bn.act, torch.nn.SiLU) and bn.num_features == bn.weight.numel()
+    if name == "tf_efficientnet_b0":  # and Conv2dSame its own padding
+        from timm.layers import Conv2dSame
+        assert any(isinstance(m, Conv2dSame) for m in sp.build(sp.uniform(0.5)).modules())
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_UNSUPPORTED))
+def test_unsupported_timm_model_fails_cleanly(name):
+    pytest.importorskip("timm")
+    with pytest.raises(NeuralscaleError) as e:
+        ns.space(f"timm:{name}", "synthetic")
+    assert TIMM_UNSUPPORTED[name] in str(e.value) and "cannot be followed" in str(e.value)
+
+
+def _check_family(sp, reference: int, grouped: bool, physical: bool, tiny_splits) -> None:
+    base = sp.params(sp.base_widths)
+    assert base == reference
     for factor in (0.5, 2.0):
         res = scale(sp, "uniform", "params", factor * base)
         assert abs(res["params"] - factor * base) <= 0.01 * factor * base, (factor, res["params"])
@@ -52,7 +87,7 @@ def test_supported_family(name, tiny_splits):
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     # one pruning step, through the same pruner as the paper's families
     small = sp.uniform(0.125)
-    if name in GROUPED:
+    if grouped:
         with pytest.raises(NeuralscaleError, match="grouped convolutions"):
             TaylorPruner(sp, small)
         return
@@ -62,7 +97,7 @@ def test_supported_family(name, tiny_splits):
     trainer.fit()
     assert pruner.pruning_steps == 1 and sum(pruner.current) == sum(small) - 3 * pruner.pruning_steps
     # physically smaller, except where concatenations share a dimension (DenseNet): masking, which it says
-    assert pruner.physical == (name != "densenet121"), pruner.notes
+    assert pruner.physical == physical, pruner.notes
     if pruner.physical:
         assert sum(p.numel() for p in trainer.model.parameters()) == sp.params(pruner.current)
     else:
@@ -81,6 +116,9 @@ def test_unknown_generic_models():
         ns.space("torchvision:resnet9000", "cifar10")
     with pytest.raises(NeuralscaleError, match="unknown model source"):
         ns.space("keras:resnet50", "cifar10")
+    pytest.importorskip("timm")
+    with pytest.raises(NeuralscaleError, match="unknown timm model"):
+        ns.space("timm:resnet9000", "cifar10")
 
 
 def test_grouped_convolutions_keep_multiples():

@@ -95,6 +95,23 @@ class Analysis:
             self.multiple[ra] = m
 
 
+_RESIZABLE = (nn.Conv2d, nn.BatchNorm2d, nn.Linear)
+_STANDARD_TENSORS = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
+_METADATA = {"shape", "ndim", "dtype", "device", "is_cuda", "requires_grad"}  # attributes that are not channels
+
+
+class _Tracer(fx.Tracer):
+    """torch.fx, with convolutions, batch norms and linear layers as leaves, subclasses too.
+
+    timm's `BatchNormAct2d` (a batch norm followed by its activation) and
+    `Conv2dSame` are subclasses whose own forward would otherwise be traced
+    through; as leaves they are analysed, counted and resized as what they are.
+    """
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, _RESIZABLE) or super().is_leaf_module(m, qualname)
+
+
 def _tensor_args(node: fx.Node) -> list[fx.Node]:
     return [a for a in node.args if isinstance(a, fx.Node)]
 
@@ -102,7 +119,7 @@ def _tensor_args(node: fx.Node) -> list[fx.Node]:
 def analyse(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) -> Analysis:
     """Find the channel groups of `model` (eval mode, traced with torch.fx)."""
     try:
-        gm = fx.symbolic_trace(model)
+        gm = fx.GraphModule(model, _Tracer().trace(model))
     except Exception as e:  # fx raises many kinds
         raise NeuralscaleError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''})") from None
@@ -120,13 +137,27 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) ->
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             tags[node] = _Tag([FIXED_INPUT])
-        elif node.op == "output":
+        elif node.op == "output":  # the model's outputs are the classes: whatever produced them keeps its width
+            outs = []
+            fx.node.map_arg(node.args, lambda a: outs.append(a))
+            for a in outs:
+                t = tags.get(a)
+                if t is None:
+                    continue
+                if len(t.segments) != 1 or width(t.segments) != num_classes:
+                    raise obstacle(node, f"an output of {width(t.segments)} channels for {num_classes} classes")
+                an.tie(t.segments[0], FIXED_OUTPUT, "the output")
             continue
         elif node.op == "get_attr":
             raise obstacle(node, "a parameter used directly in forward")
         elif node.op == "call_module":
             mod = modules[node.target]
             src = tags.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
+            if isinstance(mod, _RESIZABLE):
+                extra = {n for n, _ in [*mod.named_parameters(recurse=False), *mod.named_buffers(recurse=False)]}
+                if extra - _STANDARD_TENSORS:
+                    raise obstacle(node, f"a {type(mod).__name__} with its own tensors "
+                                         f"({', '.join(sorted(extra - _STANDARD_TENSORS))})")
             if isinstance(mod, nn.Conv2d):
                 if src is None or src.flat:
                     raise obstacle(node, "a convolution of a tensor without channels")
@@ -159,12 +190,7 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) ->
             elif isinstance(mod, nn.Linear):
                 if src is None or (not src.flat and src.segments != [FIXED_INPUT]):
                     raise obstacle(node, "a linear layer on channels that are not flattened")
-                if len(node.users) and all(u.op == "output" for u in node.users):
-                    g = FIXED_OUTPUT
-                    if mod.out_features != num_classes:
-                        raise obstacle(node, f"a classifier with {mod.out_features} outputs for {num_classes} classes")
-                else:
-                    g = an.new(mod.out_features, node.target)
+                g = an.new(mod.out_features, node.target)  # tied to the classes if it reaches the output
                 an.linears[node.target] = (src.segments, src.flat, g)
                 tags[node] = _Tag([g], flat=1)
             elif isinstance(mod, nn.Flatten):
@@ -176,6 +202,10 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) ->
         elif node.op in ("call_function", "call_method"):
             target = node.target
             ins = _tensor_args(node)
+            if (target is getattr and len(node.args) > 1 and node.args[1] in _METADATA) \
+                    or target in ("size", "dim") or (ins and all(tags.get(a) is None for a in ins)):
+                tags[node] = None  # a shape, a check or a value without channels: nothing to follow
+                continue
             if target in _TIE_FUNCTIONS or target in ("add", "mul", "add_", "mul_"):
                 ts = [tags.get(a) for a in ins]
                 ts = [t for t in ts if t is not None]
@@ -243,6 +273,24 @@ class GenericSpace:
         self.info = info
         self.name = name
         self._prepare_costs()
+        self._self_check()
+
+    def _self_check(self) -> None:
+        """Build at uneven widths (on meta) and run it: a space that would build a wrong model fails here."""
+        odd = [max(m, (w // 2 + 1) // m * m) + (m if i % 2 else 0)
+               for i, (w, m) in enumerate(zip(self.base_widths, self.multiples))]
+        try:
+            with torch.device("meta"):
+                model = self.build(odd).eval()
+                out = model(torch.zeros(2, *self.info.input_shape))
+        except NeuralscaleError:
+            raise
+        except Exception as e:
+            raise NeuralscaleError(f"{self.name}: a model rebuilt at other widths does not run "
+                                   f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        if tuple(out.shape) != (2, self.info.num_classes):
+            raise NeuralscaleError(f"{self.name}: a model rebuilt at other widths gives outputs of shape "
+                                   f"{tuple(out.shape)}, not (2, {self.info.num_classes}); it cannot be scaled safely")
 
     def _prepare_costs(self) -> None:
         """Parameters and MACs from widths by formula (checked against built models in the tests)."""
@@ -312,22 +360,23 @@ class GenericSpace:
         dev = torch.get_default_device()
         model = copy.deepcopy(self.template).train()
         W = lambda segs: sum(self.width_of(s, widths) for s in segs)  # noqa: E731
+        # Resized in place, so that subclasses (timm's BatchNormAct2d, Conv2dSame) keep their behaviour.
         for name, (segs, out, kind) in self.an.convs.items():
-            old = model.get_submodule(name)
+            m = model.get_submodule(name)
             cin = W(segs)
             cout = self.width_of(out, widths) if kind == "dense" else cin
-            groups = 1 if kind == "dense" else (cin if kind == "depthwise" else old.groups)
-            new = nn.Conv2d(cin, cout, old.kernel_size, old.stride, old.padding, old.dilation, groups,
-                            old.bias is not None, old.padding_mode, device="meta")
-            _replace(model, name, new)
+            m.groups = 1 if kind == "dense" else (cin if kind == "depthwise" else m.groups)
+            m.in_channels, m.out_channels = cin, cout
+            _resize(m, weight=(cout, cin // m.groups, *m.kernel_size), bias=(cout,))
         for name, segs in self.an.norms.items():
-            old = model.get_submodule(name)
-            new = nn.BatchNorm2d(W(segs), old.eps, old.momentum, old.affine, old.track_running_stats, device="meta")
-            _replace(model, name, new)
+            m = model.get_submodule(name)
+            m.num_features = W(segs)
+            _resize(m, weight=(m.num_features,), bias=(m.num_features,), running_mean=(m.num_features,),
+                    running_var=(m.num_features,))
         for name, (segs, flat, out) in self.an.linears.items():
-            old = model.get_submodule(name)
-            new = nn.Linear(W(segs) * flat, self.width_of(out, widths), old.bias is not None, device="meta")
-            _replace(model, name, new)
+            m = model.get_submodule(name)
+            m.in_features, m.out_features = W(segs) * flat, self.width_of(out, widths)
+            _resize(m, weight=(m.out_features, m.in_features), bias=(m.out_features,))
         if dev.type != "meta":
             model.to_empty(device=dev)
             _initialise(model)
@@ -376,6 +425,17 @@ def _initialise(model: nn.Module) -> None:
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
+
+
+def _resize(m: nn.Module, **shapes: tuple[int, ...]) -> None:
+    """Give a module's own parameters and buffers new shapes (uninitialised, on meta)."""
+    for name, shape in shapes.items():
+        if name in m._parameters and m._parameters[name] is not None:
+            old = m._parameters[name]
+            m._parameters[name] = nn.Parameter(torch.empty(shape, device="meta", dtype=old.dtype),
+                                               requires_grad=old.requires_grad)
+        elif name in m._buffers and m._buffers[name] is not None:
+            m._buffers[name] = torch.empty(shape, device="meta", dtype=m._buffers[name].dtype)
 
 
 def _gate_after(module: nn.Module, index: int, widths: list[int]) -> None:
