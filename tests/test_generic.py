@@ -12,7 +12,7 @@ from neuralscale.errors import NeuralscaleError
 from neuralscale.prune import TaylorPruner
 from neuralscale.train import TrainConfig, Trainer
 
-GROUPED = {"resnext50_32x4d", "regnet_x_400mf"}  # pruning layers that feed grouped convolutions: not yet
+GROUPED = {"resnext50_32x4d", "regnet_x_400mf"}  # layers feeding grouped convolutions: pruned by masking
 SUPPORTED = ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "vgg11_bn", "mobilenet_v2",
              "mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf", "densenet121"]
 UNSUPPORTED = {"convnext_tiny": "permute", "shufflenet_v2_x1_0": "'view'"}
@@ -36,7 +36,7 @@ def test_supported_family(name, tiny_splits):
     sp = ns.space(f"torchvision:{name}", "synthetic")
     # the analysed space at its base widths is exactly torchvision's model
     reference = sum(p.numel() for p in torchvision.models.get_model(name, num_classes=10).parameters())
-    _check_family(sp, reference, name in GROUPED, name != "densenet121", tiny_splits)
+    _check_family(sp, reference, name in GROUPED, name not in GROUPED | {"densenet121"}, tiny_splits)
 
 
 @pytest.mark.parametrize("name", TIMM_SUPPORTED)
@@ -44,7 +44,7 @@ def test_supported_timm_model(name, tiny_splits):
     timm = pytest.importorskip("timm")
     sp = ns.space(f"timm:{name}", "synthetic")
     reference = sum(p.numel() for p in timm.create_model(name, num_classes=10).parameters())
-    _check_family(sp, reference, name in TIMM_GROUPED, True, tiny_splits)
+    _check_family(sp, reference, name in TIMM_GROUPED, name not in TIMM_GROUPED, tiny_splits)
     if name == "efficientnet_b0":  # timm's BatchNormAct2d keeps its activation when resized
         from timm.layers import BatchNormAct2d
         bn = next(m for m in sp.build(sp.uniform(0.5)).modules() if isinstance(m, BatchNormAct2d))
@@ -87,15 +87,17 @@ def _check_family(sp, reference: int, grouped: bool, physical: bool, tiny_splits
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     # one pruning step, through the same pruner as the paper's families
     small = sp.uniform(0.125)
-    if grouped:
-        with pytest.raises(NeuralscaleError, match="grouped convolutions"):
-            TaylorPruner(sp, small)
-        return
     pruner = TaylorPruner(sp, small, k=3, interval=2, warmup_epochs=0, fraction=0.9)
     cfg = TrainConfig(epochs=1, batch_size=3, lr=0.01, augment=False, device="cpu", schedule="constant")
     trainer = Trainer(sp.build(small), tiny_splits, cfg, callbacks=[pruner], progress=False)
     trainer.fit()
-    assert pruner.pruning_steps == 1 and sum(pruner.current) == sum(small) - 3 * pruner.pruning_steps
+    assert pruner.pruning_steps == 1
+    if grouped:  # a unit of one channel per group may take the step past k; multiples are kept
+        assert sum(pruner.current) <= sum(small) - 3
+        assert all(w % m == 0 for w, m in zip(pruner.current, sp.multiples))
+        assert "grouped convolutions" in pruner.notes[0]
+    else:
+        assert sum(pruner.current) == sum(small) - 3
     # physically smaller, except where concatenations share a dimension (DenseNet): masking, which it says
     assert pruner.physical == physical, pruner.notes
     if pruner.physical:
@@ -130,6 +132,40 @@ def test_grouped_convolutions_keep_multiples():
     with pytest.raises(NeuralscaleError, match="multiple of 32"):
         sp.params(bad)
     assert all(w % m == 0 for w, m in zip(sp.uniform(0.3), sp.multiples))
+
+
+def test_grouped_layers_lose_one_channel_per_group(tiny_splits):
+    from torch import nn
+
+    from neuralscale.generic import module_space
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+            self.grouped = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=4), nn.BatchNorm2d(16), nn.ReLU())
+            self.last = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+            self.head = nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.head(self.last(self.grouped(self.stem(x))).mean([2, 3]))
+
+    sp = module_space("grouped", Net, ns.data.dataset_info("synthetic"))
+    assert list(sp.base_widths) == [16, 8] and list(sp.multiples) == [4, 1]
+    pruner = TaylorPruner(sp, [16, 8], k=3, interval=1, warmup_epochs=0, fraction=0.9)
+    pruner._batches = 1
+    low = torch.ones(16)
+    low[[1, 5, 9, 13]] = 0.0  # the second channel of each of the 4 groups is the cheapest
+    pruner._scores = [low, torch.full((8,), 0.5)]
+    assert sorted(pruner.choose()) == [(0, 1), (0, 5), (0, 9), (0, 13)]  # one unit: past k=3
+    pruner._scores = [low + 1, torch.full((8,), 0.1)]
+    assert len(pruner.choose()) == 3 and {layer for layer, _ in pruner.choose()} == {1}
+    # real training: every step keeps the grouped layer a multiple of 4, and at least one channel per group
+    pruner = TaylorPruner(sp, [16, 8], k=3, interval=1, warmup_epochs=0, fraction=0.9)
+    cfg = TrainConfig(epochs=3, batch_size=2, lr=0.01, augment=False, device="cpu", schedule="constant")
+    Trainer(sp.build([16, 8]), tiny_splits, cfg, callbacks=[pruner], progress=False).fit()
+    assert pruner.pruning_steps >= 3 and all(r[0] % 4 == 0 and r[0] >= 4 for r in pruner.all_rows)
+    assert pruner.all_rows[-1][0] < 16
 
 
 def test_a_users_own_module():

@@ -17,6 +17,10 @@ set to 0) and says so.  This happens when a residual identity carries it past
 the gate (ResNet), when widths are tied by a multiple (MobileNetV2's
 expansion), or when the structure would change.  The trajectory is the same
 either way.
+
+A layer that feeds grouped convolutions (ResNeXt, RegNet) keeps a multiple of
+their group count: it loses one channel in each group at a time, and is
+pruned by masking.
 """
 
 from __future__ import annotations
@@ -81,11 +85,7 @@ class TaylorPruner(Callback):
     def __init__(self, space: WidthSpace, widths: Sequence[int], *, k: int = 10, interval: int = 50,
                  warmup_epochs: int = 10, fraction: float = 0.95, min_width: int = 1, physical: bool = True):
         self.space = space
-        grouped = [n for n, m in zip(space.layer_names, space.multiples) if m > 1]
-        if grouped:
-            raise NeuralscaleError(f"{space.name}: layers feeding grouped convolutions ({', '.join(grouped[:3])}"
-                                   f"{', ...' if len(grouped) > 3 else ''}) must keep multiples of their group count; "
-                                   "Taylor pruning of such layers is not supported yet")
+        self.multiples = list(space.multiples)
         self.initial = list(space.validate(widths))
         self.k, self.interval, self.warmup_epochs = k, interval, warmup_epochs
         self.fraction, self.min_width = fraction, min_width
@@ -133,7 +133,10 @@ class TaylorPruner(Callback):
         self._trainer = trainer
         if self.physical:
             self._map = channel_map(self.space, self.widths)
-            if self._map is None:
+            if any(m > 1 for m in self.multiples):
+                self._mask_from_now(f"{self.space.name}: layers feeding grouped convolutions lose one channel per "
+                                    "group at a time; pruning by masking")
+            elif self._map is None:
                 self._mask_from_now(f"{self.space.name} at these widths cannot be sliced exactly; pruning by masking")
         self._attach(trainer)
 
@@ -180,20 +183,53 @@ class TaylorPruner(Callback):
 
     # -- pruning -----------------------------------------------------------------
     def choose(self) -> list[tuple[int, int]]:
-        """The k lowest average scores across layers, as (layer, physical index), keeping min_width."""
+        """The k lowest average scores across layers, as (layer, physical index), keeping min_width.
+
+        A layer that feeds grouped convolutions (multiple m > 1) must keep equally many channels in each
+        of its m groups, so it loses one channel per group at a time: a unit of m channels, the j-th
+        lowest-scoring alive channel of every group, scored by their mean.  Candidates (channels and
+        units) are taken cheapest first until k channels are chosen; a unit may take the step past k.
+        """
         avg = [s.float().cpu() / self._batches for s in self._scores]
-        flat = torch.cat([torch.where(a, s, torch.full_like(s, float("inf"))) for s, a in zip(avg, self.alive)])
-        owner = torch.cat([torch.full((len(s),), i) for i, s in enumerate(avg)])
-        offset = torch.cat([torch.arange(len(s)) for s in avg])
+        if all(m == 1 for m in self.multiples):
+            flat = torch.cat([torch.where(a, s, torch.full_like(s, float("inf"))) for s, a in zip(avg, self.alive)])
+            owner = torch.cat([torch.full((len(s),), i) for i, s in enumerate(avg)])
+            offset = torch.cat([torch.arange(len(s)) for s in avg])
+            remaining = self.current
+            chosen = []
+            for j in torch.argsort(flat, stable=True).tolist():
+                if not torch.isfinite(flat[j]) or len(chosen) == self.k:
+                    break
+                layer = int(owner[j])
+                if remaining[layer] > self.min_width:
+                    remaining[layer] -= 1
+                    chosen.append((layer, int(offset[j])))
+            return chosen
+        candidates = []  # (score, layer, rank, [physical indices])
+        for layer, (s, a, m) in enumerate(zip(avg, self.alive, self.multiples)):
+            if m == 1:
+                candidates += [(float(s[i]), layer, 0, [i]) for i in torch.nonzero(a).flatten().tolist()]
+                continue
+            per = len(a) // m  # physical channels per group
+            groups = []
+            for g in range(m):
+                idx = torch.nonzero(a[g * per:(g + 1) * per]).flatten() + g * per
+                groups.append(idx[torch.argsort(s[idx], stable=True)].tolist())
+            alive_per_group = min(len(g) for g in groups)
+            floor = max(1, -(-self.min_width // m))  # channels per group to keep
+            for rank in range(alive_per_group - floor):
+                unit = [g[rank] for g in groups]
+                candidates.append((float(s[unit].mean()), layer, rank, unit))
+        candidates.sort(key=lambda c: (c[0], c[1], c[2]))
         remaining = self.current
-        chosen = []
-        for j in torch.argsort(flat, stable=True).tolist():
-            if not torch.isfinite(flat[j]) or len(chosen) == self.k:
+        chosen: list[tuple[int, int]] = []
+        for score, layer, _, unit in candidates:
+            if len(chosen) >= self.k:
                 break
-            layer = int(owner[j])
-            if remaining[layer] > self.min_width:
-                remaining[layer] -= 1
-                chosen.append((layer, int(offset[j])))
+            if len(unit) == 1 and remaining[layer] <= self.min_width:
+                continue
+            remaining[layer] -= len(unit)
+            chosen += [(layer, i) for i in unit]
         return chosen
 
     def prune_step(self, trainer: Trainer) -> None:
