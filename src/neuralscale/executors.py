@@ -305,7 +305,7 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
         raise NeuralscaleError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
 
 
-def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> int:
+def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> None:
     """One run as a Ray task: its output in the run's log file, on the GPU share Ray gave it."""
     import ray
     restore = _redirect(log_path)
@@ -316,7 +316,6 @@ def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> i
         if ray.get_gpu_ids():  # Ray set CUDA_VISIBLE_DEVICES to this task's GPU
             s.config = {**s.config, "device": "cuda"}
         execute_in_store(s, out_dir, progress=True)
-        return os.getpid()
     finally:
         restore()
 

@@ -191,24 +191,11 @@ class TaylorPruner(Callback):
         units) are taken cheapest first until k channels are chosen; a unit may take the step past k.
         """
         avg = [s.float().cpu() / self._batches for s in self._scores]
-        if all(m == 1 for m in self.multiples):
-            flat = torch.cat([torch.where(a, s, torch.full_like(s, float("inf"))) for s, a in zip(avg, self.alive)])
-            owner = torch.cat([torch.full((len(s),), i) for i, s in enumerate(avg)])
-            offset = torch.cat([torch.arange(len(s)) for s in avg])
-            remaining = self.current
-            chosen = []
-            for j in torch.argsort(flat, stable=True).tolist():
-                if not torch.isfinite(flat[j]) or len(chosen) == self.k:
-                    break
-                layer = int(owner[j])
-                if remaining[layer] > self.min_width:
-                    remaining[layer] -= 1
-                    chosen.append((layer, int(offset[j])))
-            return chosen
         candidates = []  # (score, layer, rank, [physical indices])
         for layer, (s, a, m) in enumerate(zip(avg, self.alive, self.multiples)):
             if m == 1:
-                candidates += [(float(s[i]), layer, 0, [i]) for i in torch.nonzero(a).flatten().tolist()]
+                idx = torch.nonzero(a).flatten()
+                candidates += [(v, layer, 0, [i]) for v, i in zip(s[idx].tolist(), idx.tolist())]
                 continue
             per = len(a) // m  # physical channels per group
             groups = []
@@ -220,7 +207,7 @@ class TaylorPruner(Callback):
             for rank in range(alive_per_group - floor):
                 unit = [g[rank] for g in groups]
                 candidates.append((float(s[unit].mean()), layer, rank, unit))
-        candidates.sort(key=lambda c: (c[0], c[1], c[2]))
+        candidates.sort(key=lambda c: (c[0], c[1], c[2]))  # stable: ties go to the earlier layer and channel
         remaining = self.current
         chosen: list[tuple[int, int]] = []
         for score, layer, _, unit in candidates:
