@@ -15,10 +15,10 @@ def _splits(n=640):
     return load("synthetic", synthetic=dict(num_train=n, num_test=64)).split(0.1, 0)
 
 
-def _run(space, widths, physical, dtype="float64", **kw):
+def _run(space, widths, physical, dtype="float64", epochs=200, **kw):
     torch.manual_seed(0)
     pr = TaylorPruner(space, widths, physical=physical, **kw)
-    cfg = TrainConfig(epochs=200, batch_size=32, lr=0.05, schedule="prune", warmup_epochs=1, dtype=dtype)
+    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=0.05, schedule="prune", warmup_epochs=1, dtype=dtype)
     tr = Trainer(space.build(widths), _splits(), cfg, callbacks=[pr], progress=False)
     tr.fit()
     return pr, tr
@@ -70,6 +70,40 @@ def test_gate_gradient_is_the_taylor_quantity():
     net2(x).square().sum().backward()
     manual = (y["o"].grad * y["o"]).sum(dim=(0, 2, 3))
     assert torch.allclose(g.ones.grad, manual)
+
+
+def test_a_gate_after_a_batch_norm_is_scored_from_the_norms_gradients():
+    # At gate 1, dLoss/dgate = gamma * dLoss/dgamma + beta * dLoss/dbeta: physical pruning needs no multiply.
+    sp = ns.space("vgg11", "synthetic")
+    torch.manual_seed(0)
+    net = sp.build(sp.uniform(0.125)).double()
+    gs = gates(net)
+    assert all(isinstance(g.source, torch.nn.BatchNorm2d) for g in gs)
+    assert not any("source" in k for k in net.state_dict())  # a reference, not a submodule
+    for g in gs:
+        g.ones = torch.ones(g.width, dtype=torch.float64, requires_grad=True)
+    net(torch.randn(4, 3, 32, 32, dtype=torch.float64)).square().sum().backward()
+    for g in gs:
+        bn = g.source
+        assert torch.allclose(g.ones.grad, bn.weight * bn.weight.grad + bn.bias * bn.bias.grad, rtol=1e-10)
+    # a gate after a residual sum has no norm to read from (MobileNetV2's blocks)
+    mb = gates(ns.space("mobilenetv2", "synthetic").build(ns.space("mobilenetv2", "synthetic").uniform(0.25)))
+    assert [g.index for g in mb if g.source is not None] == [0, 18]
+    # physical pruning leaves such gates as the identity; masking multiplies
+    phys, tr_p = _run(sp, sp.uniform(0.125), True, dtype="float32", epochs=2, k=3, interval=4, warmup_epochs=1)
+    mask, tr_m = _run(sp, sp.uniform(0.125), False, dtype="float32", epochs=2, k=3, interval=4, warmup_epochs=1)
+    assert phys.pruning_steps > 0 and phys.pruning_steps == mask.pruning_steps
+    assert all(g.ones is None for g in gates(tr_p.model))
+    assert all(g.ones is not None for g in gates(tr_m.model))
+
+
+def test_warm_up_gradients_never_reach_the_scores():
+    # Gates are not parameters, so no optimizer clears their gradients: the pruner must, even in warm-up,
+    # or the first interval's scores would carry every warm-up batch.
+    sp = ns.space("vgg11", "synthetic")
+    pr, tr = _run(sp, sp.uniform(0.125), False, dtype="float32", epochs=2, warmup_epochs=2)
+    assert pr.pruning_steps == 0
+    assert all(g.ones is not None and g.ones.grad is None for g in gates(tr.model))
 
 
 def test_never_removes_a_layers_last_channels():

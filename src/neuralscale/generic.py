@@ -439,7 +439,7 @@ def _resize(m: nn.Module, **shapes: tuple[int, ...]) -> None:
 
 
 def _gate_after(module: nn.Module, index: int, widths: list[int]) -> None:
-    module.ns_gate = Gate(index, widths[index])
+    module.ns_gate = Gate(index, widths[index], module)  # a source only if `module` is a plain affine BN
     module.register_forward_hook(_apply_gate)
 
 

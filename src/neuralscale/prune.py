@@ -150,23 +150,42 @@ class TaylorPruner(Callback):
         self._gates = gates(trainer.model)  # a layer tied across residual sums has one gate per producer
         masks = [alive.to(trainer.device, dtype) for alive in self.alive]
         for g in self._gates:
-            g.ones = masks[g.index].clone().requires_grad_(True)
+            # With nothing to mask, a gate right after an affine batch norm need not multiply: its gradient
+            # is gamma * dgamma + beta * dbeta (see gate.py), which saves a pass over every activation.
+            free = self.physical and g.source is not None and bool(self.alive[g.index].all()) \
+                and g.source.weight.requires_grad and g.source.bias.requires_grad
+            g.ones = None if free else masks[g.index].clone().requires_grad_(True)
         self._scores = None
         self._batches = 0
+
+    @staticmethod
+    def _gate_grad(g) -> torch.Tensor | None:
+        """dLoss/dgate for one gate, from the gate itself or from the batch norm it follows."""
+        if g.ones is not None:
+            grad, g.ones.grad = g.ones.grad, None
+            return grad
+        w, b = g.source.weight, g.source.bias
+        if w.grad is None or b.grad is None:
+            return None
+        return w.detach() * w.grad + b.detach() * b.grad
 
     def _active(self, trainer: Trainer) -> bool:
         return trainer.epoch >= self.warmup_epochs and not self.done
 
     def after_backward(self, trainer: Trainer) -> None:
         if not self._active(trainer):
+            for g in self._gates:  # gates are not parameters: no optimizer clears them
+                if g.ones is not None:
+                    g.ones.grad = None
             return
         grads = [None] * len(self.alive)
         for g in self._gates:  # a layer's score sums over its gates
-            grad = g.ones.grad
-            d = torch.zeros_like(g.ones) if grad is None else grad.detach() ** 2
+            grad = self._gate_grad(g)
+            if grad is None:
+                continue
+            d = grad.detach() ** 2
             grads[g.index] = d if grads[g.index] is None else grads[g.index] + d
-            g.ones.grad = None
-        grads = [torch.zeros(len(a), device=self._gates[0].ones.device) if d is None else d
+        grads = [torch.zeros(len(a), device=trainer.device) if d is None else d
                  for d, a in zip(grads, self.alive)]
         self._scores = grads if self._scores is None else [s + d for s, d in zip(self._scores, grads)]
         self._batches += 1

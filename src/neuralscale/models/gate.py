@@ -5,6 +5,12 @@ scoring on: the gate then multiplies by a ones vector that requires grad, so
 autograd hands back dLoss/dgate per channel, which is what Taylor-FO needs.
 Gates hold no parameters of their own, so they never count towards a model's
 size and never reach an optimizer.
+
+A gate that multiplies the output of an affine batch norm directly knows that
+norm (`source`).  With the gate at 1 its gradient is then already in the
+norm's own parameter gradients, `dLoss/dgate = gamma * dLoss/dgamma + beta *
+dLoss/dbeta`, so a pruner that masks nothing can score the layer without
+multiplying anything (see prune.py).
 """
 
 from __future__ import annotations
@@ -14,11 +20,20 @@ from torch import nn
 
 
 class Gate(nn.Module):
-    def __init__(self, index: int, width: int):
+    def __init__(self, index: int, width: int, source: nn.Module | None = None):
         super().__init__()
         self.index = index  # position of this gated layer in the width space
         self.width = width
         self.ones: torch.Tensor | None = None  # set while a pruner is scoring
+        if source is not None and not (type(source) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+                                       and source.affine):
+            source = None  # a subclass may do more than normalise (timm's BatchNormAct2d applies its activation)
+        object.__setattr__(self, "_source", source)  # a plain reference: not a submodule, not in the state dict
+
+    @property
+    def source(self) -> nn.Module | None:
+        """The affine batch norm whose output this gate multiplies, if it is one."""
+        return self._source
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.ones is None:

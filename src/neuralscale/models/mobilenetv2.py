@@ -46,7 +46,7 @@ class MobileNetV2(nn.Module):
                  large_input: bool = False, convcut: bool = False):
         super().__init__()
         self.pre = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1), nn.BatchNorm2d(widths[0]))
-        self.gate_pre = Gate(0, widths[0])
+        self.gate_pre = Gate(0, widths[0], self.pre[1])
         blocks, i = [], 1
         for s, (n, t, stride) in enumerate(STAGES):
             if s == 4 and large_input:
@@ -56,7 +56,7 @@ class MobileNetV2(nn.Module):
                 i += 1
         self.blocks = nn.Sequential(*blocks)
         self.conv1 = nn.Sequential(nn.Conv2d(widths[17], widths[18], 1), nn.BatchNorm2d(widths[18]))
-        self.gate_conv1 = Gate(18, widths[18])
+        self.gate_conv1 = Gate(18, widths[18], self.conv1[1])
         self.conv2 = nn.Conv2d(widths[18], num_classes, 1)
 
     def forward(self, x):

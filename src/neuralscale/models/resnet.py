@@ -25,10 +25,10 @@ class PreActBlock(nn.Module):
     def __init__(self, c_in: int, c_mid: int, c_out: int, stride: int, in_gate: int, convcut: bool):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(c_in)
-        self.gate1 = Gate(in_gate, c_in)
+        self.gate1 = Gate(in_gate, c_in, self.bn1)
         self.conv1 = nn.Conv2d(c_in, c_mid, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_mid)
-        self.gate2 = Gate(in_gate + 1, c_mid)
+        self.gate2 = Gate(in_gate + 1, c_mid, self.bn2)
         self.conv2 = nn.Conv2d(c_mid, c_out, 3, 1, 1, bias=False)
         self.shortcut = None
         if convcut or stride != 1 or c_in != c_out:
@@ -54,7 +54,7 @@ class PreActResNet18(nn.Module):
             blocks.append(PreActBlock(c_in, c_mid, c_out, stride, 2 * b, convcut))
         self.blocks = nn.Sequential(*blocks)
         self.bn_out = nn.BatchNorm2d(widths[-1])
-        self.gate_out = Gate(16, widths[-1])
+        self.gate_out = Gate(16, widths[-1], self.bn_out)
         self.linear = nn.Linear(widths[-1], num_classes)
         for m in self.modules():  # the original's initialisation
             if isinstance(m, nn.Conv2d):

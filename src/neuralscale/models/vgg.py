@@ -23,7 +23,8 @@ class VGG11(nn.Module):
         layers: list[nn.Module] = []
         c_in = in_channels
         for i, w in enumerate(widths):
-            layers += [nn.Conv2d(c_in, w, 3, padding=1), nn.BatchNorm2d(w), Gate(i, w), nn.ReLU(inplace=True)]
+            bn = nn.BatchNorm2d(w)
+            layers += [nn.Conv2d(c_in, w, 3, padding=1), bn, Gate(i, w, bn), nn.ReLU(inplace=True)]
             if i in POOL_AFTER:
                 layers.append(nn.MaxPool2d(2, 2))
             c_in = w
