@@ -25,15 +25,35 @@ from neuralscale.prune import TaylorPruner
 from neuralscale.train import Trainer
 
 
+class Clock(TaylorPruner):
+    """The pruner, plus the wall time at each pruning step (to see where an iteration's time goes)."""
+
+    def prune_step(self, trainer) -> None:
+        super().prune_step(trainer)
+        self.times.append(time.perf_counter() - self.t0)
+
+
 def run(space, splits, cfg: DescentConfig, physical: bool) -> tuple[float, TaylorPruner, int]:
     torch.manual_seed(cfg.seed)
     widths = list(space.base_widths)
-    pruner = TaylorPruner(space, widths, k=cfg.k, interval=cfg.interval, warmup_epochs=cfg.warmup_epochs,
-                          fraction=cfg.prune_fraction, physical=physical)
+    pruner = Clock(space, widths, k=cfg.k, interval=cfg.interval, warmup_epochs=cfg.warmup_epochs,
+                   fraction=cfg.prune_fraction, physical=physical)
     trainer = Trainer(space.build(widths), splits, cfg.train_config(), callbacks=[pruner], progress=False)
-    t0 = time.perf_counter()
+    pruner.times, pruner.t0 = [], time.perf_counter()
     trainer.fit()
-    return time.perf_counter() - t0, pruner, trainer.epoch
+    return time.perf_counter() - pruner.t0, pruner, trainer.epoch
+
+
+def phases(p_phys: TaylorPruner, p_mask: TaylorPruner) -> list[dict]:
+    """Seconds per pruning interval of each run, at the start, a quarter, half, three quarters and the end."""
+    n = min(len(p_phys.times), len(p_mask.times))
+    out = []
+    for q in (1, n // 4, n // 2, 3 * n // 4, n - 1):
+        dp = p_phys.times[q] - p_phys.times[q - 1]
+        dm = p_mask.times[q] - p_mask.times[q - 1]
+        out.append({"step": q + 1, "widths": p_phys.all_rows[q], "physical_s": dp, "masking_s": dm,
+                    "ratio": dm / dp})
+    return out
 
 
 def main(argv=None) -> int:
@@ -59,10 +79,18 @@ def main(argv=None) -> int:
     print(f"gate masking:       {t_mask:8.1f} s ({ep_mask} epochs, {p_mask.pruning_steps} pruning steps)")
     same = p_phys.all_rows == p_mask.all_rows
     print(f"ratio:              {t_mask / t_phys:8.2f}x  (same decisions: {same})")
+    warm = {"physical_s": p_phys.times[0], "masking_s": p_mask.times[0]}
+    print(f"to the first pruning step (warm-up, full width): physical {warm['physical_s']:.1f} s, "
+          f"masking {warm['masking_s']:.1f} s")
+    profile = phases(p_phys, p_mask)
+    for ph in profile:
+        print(f"  interval {ph['step']:3d}: physical {ph['physical_s']:6.2f} s, masking {ph['masking_s']:6.2f} s "
+              f"({ph['ratio']:.2f}x) at widths {ph['widths']}")
     if args.json:
         print(json.dumps({"physical_s": t_phys, "masking_s": t_mask, "speedup": t_mask / t_phys,
                           "same_decisions": same, "steps": p_phys.pruning_steps, "base_ratio": args.base_ratio,
-                          "images": args.images, "device": args.device}))
+                          "images": args.images, "device": args.device,
+                          "to_first_step": warm, "intervals": profile, "trajectory": p_phys.all_rows}))
     return 0
 
 
