@@ -221,3 +221,25 @@ def test_batch_crop_flip_rotate():
     assert random_rotate(xf, 20.0, g).shape == xf.shape
     mean, std = channel_stats(torch.full((4, 3, 2, 2), 100, dtype=torch.uint8))
     assert torch.allclose(mean, torch.full((3,), 100.0)) and torch.all(std < 1e-2)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_batches_reach_the_model_in_the_layout_asked_for(channels):
+    # A crop of a one-channel batch has channels-last strides that also count as contiguous; unless the
+    # batch is re-strided, convolutions pick channels-last for the whole network (slow batch norm on CPU).
+    from neuralscale.data.augment import DeviceBatches
+    x = torch.randint(0, 255, (8, channels, 12, 12), dtype=torch.uint8)
+    y = torch.zeros(8, dtype=torch.long)
+    mean, std = channel_stats(x)
+    conv = torch.nn.Conv2d(channels, 4, 3, padding=1)
+    for channels_last in (False, True):
+        data = DeviceBatches(x, y, mean, std, torch.device("cpu"), channels_last=channels_last)
+        if channels_last:  # as the trainer converts the model
+            conv = conv.to(memory_format=torch.channels_last)
+        for xb, _ in [next(data.train_batches(4, torch.Generator().manual_seed(0), 2)), next(data.eval_batches(4))]:
+            out = conv(xb)
+            if channels_last:
+                assert out.stride()[1] == 1  # channels innermost
+            else:
+                assert out.stride() == (4 * 144, 144, 12, 1)
+                assert xb.stride() == (channels * 144, 144, 12, 1)

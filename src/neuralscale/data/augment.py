@@ -82,7 +82,11 @@ class DeviceBatches:
         out = (out - self.mean.to(self.dtype)) / self.std.to(self.dtype)
         # Batch crops come out channels-last; without channels_last the model gets NCHW, because
         # oneDNN on CPU hangs in backward on channels-last inputs to layers of 2 channels.
-        return out.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        if self.channels_last:
+            return out.contiguous(memory_format=torch.channels_last)
+        # With one channel, channels-last strides also count as contiguous, and `contiguous()` keeps them;
+        # convolutions would then pick channels-last for the whole network.  Re-view with NCHW strides.
+        return out.contiguous().view(-1).view(out.shape)
 
     def train_batches(self, batch_size: int, gen: torch.Generator, crop_padding: int = 4,
                       rotate: float = 0.0, augment: bool = True, drop_last: bool = False):
