@@ -75,7 +75,11 @@ def test_descent_resumes_after_sigkill_and_redoes_nothing(tmp_path):
 def test_a_descent_without_trajectory_rows_falls_back_to_uniform(tmp_path):
     r = run_cli("descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "1",
                 "--warmup-epochs", "0", "--prune-interval", "1", "--prune-k", "1", "--prune-fraction", "0.02",
-                "--batch-size", "64", "--train-subset", "128", "--device", "cpu", "--out", str(tmp_path / "d"), "--quiet")
+                "--batch-size", "64", "--train-subset", "128", "--device", "cpu", "--out", str(tmp_path / "d"), "--quiet",
+                "--plots")
     assert r.returncode == 0, r.stderr
     law = json.loads((tmp_path / "d" / "fits.json").read_text())["laws"][0]
     assert law["fallback"] and "no trajectory rows" in law["note"] and law["iteration"] == 1
+    # the figures still come out: the uniform law's curves, with no trajectory points
+    assert (tmp_path / "d" / "growth_iteration_01.png").stat().st_size > 10_000
+    assert (tmp_path / "d" / "heatmap.png").exists()

@@ -36,7 +36,10 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     colors = plt.cm.viridis(np.linspace(0, 0.95, len(space)))
-    grid = np.geomspace(tau.min(), space.params(space.base_widths) * 2, 200)
+    # An iteration whose trajectory has no rows (some layer never lost a channel) has a uniform law: its
+    # curves are drawn from the widths pruning ended at, with no points.
+    low = tau.min() if len(tau) else space.params(entry.get("final_widths") or space.uniform(0.05))
+    grid = np.geomspace(low, space.params(space.base_widths) * 2, 200)
     for i, name in enumerate(space.layer_names):
         ax.scatter(tau, [r[i] for r in rows], s=6, color=colors[i], alpha=0.5)
         ax.plot(grid, law.alpha[i] * grid ** law.beta[i], color=colors[i], lw=1.5,
@@ -45,7 +48,8 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
     ax.set_yscale("log")
     ax.set_xlabel("total parameters τ")
     ax.set_ylabel("channels")
-    ax.set_title(f"{space.name} on {space.info.name}: widths during pruning (iteration {it}) and fitted laws")
+    ax.set_title(f"{space.name} on {space.info.name}: widths during pruning (iteration {it}) and fitted laws"
+                 + ("" if rows else "\n(no trajectory rows: uniform scaling)"), fontsize=10)
     ax.legend(fontsize=7, ncol=2 if len(space) > 10 else 1, loc="upper left")
     ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
