@@ -27,10 +27,26 @@ from neuralscale.train import Trainer
 
 
 class Clock(TaylorPruner):
-    """The pruner, plus the wall time at each pruning step (to see where an iteration's time goes)."""
+    """The pruner, plus the wall time at each pruning step (to see where an iteration's time goes).
+
+    It also counts training batches, and the MACs of the unpruned widths at each batch: `batches /
+    mac_batches` is the speed-up over masking of an ideal physical run whose step cost is proportional
+    to its MACs (no fixed costs), with masking's cost that of the start widths throughout.
+    """
+
+    def on_train_start(self, trainer) -> None:
+        super().on_train_start(trainer)
+        self.batches, self.mac_batches, self._full = 0, 0.0, self.space.macs(self.initial)
+        self._frac = self.space.macs(self.current) / self._full
+
+    def on_step_end(self, trainer) -> None:
+        self.batches += 1
+        self.mac_batches += self._frac  # this batch ran at the widths before any pruning it triggers
+        super().on_step_end(trainer)
 
     def prune_step(self, trainer) -> None:
         super().prune_step(trainer)
+        self._frac = self.space.macs(self.current) / self._full
         self.times.append(time.perf_counter() - self.t0)
 
 
@@ -86,6 +102,9 @@ def main(argv=None) -> int:
     print(f"gate masking:       {t_mask:8.1f} s ({ep_mask} epochs, {p_mask.pruning_steps} pruning steps)")
     same = p_phys.all_rows == p_mask.all_rows
     print(f"ratio:              {t_mask / t_phys:8.2f}x  (same decisions: {same})")
+    bound = p_phys.batches / p_phys.mac_batches
+    print(f"MAC bound:          {bound:8.2f}x  (an ideal physical run whose step cost is proportional to its MACs, "
+          f"over {p_phys.batches} batches; measured = {t_mask / t_phys / bound:.0%} of it)")
     t_mask_cl = None
     if args.masking_channels_last:
         t_mask_cl, p_cl, _ = run(space, splits, cfg, physical=False, channels_last=True)
@@ -100,7 +119,7 @@ def main(argv=None) -> int:
               f"({ph['ratio']:.2f}x) at widths {ph['widths']}")
     if args.json:
         print(json.dumps({"physical_s": t_phys, "masking_s": t_mask, "speedup": t_mask / t_phys,
-                          "same_decisions": same, "steps": p_phys.pruning_steps, "base_ratio": args.base_ratio,
+                          "same_decisions": same, "mac_bound": bound, "batches": p_phys.batches, "steps": p_phys.pruning_steps, "base_ratio": args.base_ratio,
                           "images": args.images, "device": args.device,
                           "masking_channels_last_s": t_mask_cl, "to_first_step": warm, "intervals": profile, "trajectory": p_phys.all_rows}))
     return 0

@@ -48,7 +48,7 @@ def step_ms(space, widths, channels_last, alive=None, reps=12, batch=256) -> flo
             mask[:alive[g.index]] = 1
             g.ones = mask.requires_grad_(True)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5, weight_decay=5e-4, foreach=True)
-    c, s = space.info.channels, space.info.size
+    c, s = space.info.in_channels, space.info.resolution
     x = torch.randn(batch, c, s, s)
     x = x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous().view(-1).view(x.shape)
     y = torch.randint(0, space.info.num_classes, (batch,))
