@@ -36,8 +36,8 @@ class Clock(TaylorPruner):
 
     def on_train_start(self, trainer) -> None:
         super().on_train_start(trainer)
-        self.batches, self.mac_batches, self._full = 0, 0.0, self.space.macs(self.initial)
-        self._frac = self.space.macs(self.current) / self._full
+        self.batches, self.mac_batches, self._frac = 0, 0.0, 1.0
+        self._full = self.space.macs(self.initial)
 
     def on_step_end(self, trainer) -> None:
         self.batches += 1
@@ -119,9 +119,10 @@ def main(argv=None) -> int:
               f"({ph['ratio']:.2f}x) at widths {ph['widths']}")
     if args.json:
         print(json.dumps({"physical_s": t_phys, "masking_s": t_mask, "speedup": t_mask / t_phys,
-                          "same_decisions": same, "mac_bound": bound, "batches": p_phys.batches, "steps": p_phys.pruning_steps, "base_ratio": args.base_ratio,
-                          "images": args.images, "device": args.device,
-                          "masking_channels_last_s": t_mask_cl, "to_first_step": warm, "intervals": profile, "trajectory": p_phys.all_rows}))
+                          "same_decisions": same, "mac_bound": bound, "batches": p_phys.batches,
+                          "steps": p_phys.pruning_steps, "base_ratio": args.base_ratio, "images": args.images,
+                          "device": args.device, "masking_channels_last_s": t_mask_cl, "to_first_step": warm,
+                          "intervals": profile, "trajectory": p_phys.all_rows}))
     return 0
 
 

@@ -66,18 +66,15 @@ def step_ms(space, widths, channels_last, alive=None, reps=12, batch=256) -> flo
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="vgg11")
-    p.add_argument("--dataset", default="fashionmnist")
-    p.add_argument("--base-ratio", type=float, default=0.25)
-    p.add_argument("--reps", type=int, default=12)
+    p.add_argument("--reps", type=int, default=12, help="timed steps per case (the median is reported)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    space = ns.space(args.model, args.dataset)
-    full = space.uniform(args.base_ratio)
-    if len(TRAJECTORY[0]) != len(full):
-        p.error("the built-in trajectory is VGG11's; other models are not supported by this script")
+    if args.reps < 1:
+        p.error("--reps must be at least 1")
+    space = ns.space("vgg11", "fashionmnist")  # the trajectory's model and data
+    full = space.uniform(0.25)
     rows = []
-    print(f"# ms per step of batch 256, {space.name} at base ratio {args.base_ratio} {full}, "
+    print(f"# ms per step of batch 256, {space.name} at base ratio 0.25 {full}, "
           f"{torch.get_num_threads()} threads", file=sys.stderr)
     print(f"{'widths':<36} {'phys':>7} {'pad8':>7} {'mask':>7} {'phys CL':>8} {'pad8 CL':>8} {'mask CL':>8}  "
           "mask/phys (same layout; best layout each)")
