@@ -161,3 +161,98 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subproce
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "neuralscale", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout)
+
+
+# --- physical pruning against masking, compared step by step from one state -----------------------------------
+def _embed(full: "torch.Tensor", small: "torch.Tensor", dims: list, idx: list) -> "torch.Tensor":
+    """`full` with the entries that `small` holds (at channel indices `idx` along `dims`) replaced by `small`."""
+    import torch
+    index = []
+    for d, size in enumerate(full.shape):
+        i = idx[dims.index(d)] if d in dims else torch.arange(size)
+        shape = [1] * full.dim()
+        shape[d] = -1
+        index.append(i.view(shape))
+    out = full.clone()
+    out[tuple(index)] = small.to(full.dtype)
+    return out
+
+
+def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int, lr: float, batch_size: int):
+    """Prune one network physically and one by masking, restored to one state before every step.
+
+    Before each step, the masked network takes the physical network's weights, batch-norm statistics and
+    momentum at the surviving channels (and its pruning masks), so that both start the interval from the
+    same state; both then train on the same `interval` batches.  Returns, per step, the largest relative
+    difference of the two score vectors and whether the two choices agree where the choice is decided
+    (the k-th and (k+1)-th lowest scores more than 1e-6 apart); the physical choice is applied to both.
+    A float64 comparison of whole runs instead would depend on rounding: tiny differences grow with
+    training until some near-tie is decided differently, at a step that depends on the host's arithmetic.
+    """
+    import torch
+
+    from neuralscale.prune import TaylorPruner, channel_map
+    from neuralscale.train import Trainer, TrainConfig
+
+    cfg = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, augment=False, device="cpu", schedule="constant",
+                      warmup_epochs=0, dtype="float64")
+    torch.manual_seed(0)
+    model = space.build(widths)
+    masked = space.build(widths)
+    masked.load_state_dict(model.state_dict())
+    never = 10 ** 9  # the test decides when to prune
+    phys = TaylorPruner(space, widths, k=k, interval=never, warmup_epochs=0, fraction=0.95)
+    mask = TaylorPruner(space, widths, k=k, interval=never, warmup_epochs=0, fraction=0.95, physical=False)
+    tp = Trainer(model, splits, cfg, callbacks=[phys], progress=False)
+    tm = Trainer(masked, splits, cfg, callbacks=[mask], progress=False)
+    phys.on_train_start(tp), mask.on_train_start(tm)
+    assert phys.physical, phys.notes
+    mapping = channel_map(space, widths)
+    original = [torch.arange(w) for w in widths]  # the full index of each surviving channel, per layer
+    gen = torch.Generator().manual_seed(0)
+
+    def batches():
+        while True:
+            yield from tp.train_data.train_batches(batch_size, gen, 0, 0.0, augment=False)
+    data = batches()
+    results = []
+    for _ in range(steps):
+        for _ in range(interval):
+            x, y = next(data)
+            tp.train_step(x, y)
+            tm.train_step(x, y)
+        sp_ = [s / phys._batches for s in phys._scores]
+        sm_ = [s[a] / mask._batches for s, a in zip(mask._scores, mask.alive)]
+        rel = max(float(((a - b).abs() / b.abs().clamp_min(1e-300)).max()) for a, b in zip(sp_, sm_) if len(a))
+        flat = torch.sort(torch.cat(sp_)).values
+        n = min(k, len(flat) - 1)
+        decided = bool(flat[n] - flat[n - 1] > 1e-6 * flat[n].abs())
+        chosen_p = {(layer, int(original[layer][i])) for layer, i in phys.choose()}
+        chosen_m = set(mask.choose())
+        results.append({"rel": rel, "decided": decided, "same": chosen_p == chosen_m})
+        keep = [torch.ones(len(o), dtype=torch.bool) for o in original]
+        for layer, i in phys.choose():
+            keep[layer][i] = False
+        phys.prune_step(tp)
+        if phys.done:
+            break
+        original = [o[kp] for o, kp in zip(original, keep)]
+        # restore the masked network to the physical one's state, at the surviving channels
+        dims = {key: [d for d, _, _ in entries] for key, entries in mapping.items()}
+        index = {key: [original[layer] if block == 1 else
+                       (original[layer][:, None] * block + torch.arange(block)).flatten()
+                       for _, layer, block in entries] for key, entries in mapping.items()}
+        small, full = tp.model.state_dict(), tm.model.state_dict()
+        tm.model.load_state_dict({key: _embed(full[key], small[key], dims[key], index[key]) for key in full})
+        for (name, p_m), (_, p_p) in zip(tm.model.named_parameters(), tp.model.named_parameters()):
+            buf = tp.optimizer.state.get(p_p, {}).get("momentum_buffer")
+            if buf is not None:
+                tm.optimizer.state[p_m]["momentum_buffer"] = _embed(
+                    tm.optimizer.state[p_m].get("momentum_buffer", torch.zeros_like(p_m)), buf,
+                    dims[name], index[name])
+        for layer, o in enumerate(original):
+            mask.alive[layer] = torch.zeros(widths[layer], dtype=torch.bool)
+            mask.alive[layer][o] = True
+        mask._scores, mask._batches = None, 0
+        mask._attach(tm)
+    return results

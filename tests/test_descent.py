@@ -16,7 +16,9 @@ from conftest import run_cli
 
 ARGS = ["descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "2",
         "--warmup-epochs", "1", "--prune-interval", "3", "--prune-k", "3", "--prune-fraction", "0.7",
-        "--batch-size", "64", "--device", "cpu"]
+        "--batch-size", "64", "--device", "cpu", "--prune-past-one", "--allow-fallback"]
+# Tiny networks on synthetic data: these tests exercise resume and files, not the stop rule (test_fidelity.py)
+# or how many rows an iteration records, so they let pruning go past one channel and accept a fallback law.
 
 
 def test_descent_resumes_after_sigkill_and_redoes_nothing(tmp_path):
@@ -72,14 +74,36 @@ def test_descent_resumes_after_sigkill_and_redoes_nothing(tmp_path):
     assert r.returncode == 2 and "another configuration" in r.stderr
 
 
-def test_a_descent_without_trajectory_rows_falls_back_to_uniform(tmp_path):
-    r = run_cli("descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "1",
-                "--warmup-epochs", "0", "--prune-interval", "1", "--prune-k", "1", "--prune-fraction", "0.02",
-                "--batch-size", "64", "--train-subset", "128", "--device", "cpu", "--out", str(tmp_path / "d"), "--quiet",
-                "--plots")
+def test_a_descent_without_trajectory_rows_falls_back_loudly(tmp_path):
+    args = ["descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "2",
+            "--warmup-epochs", "0", "--prune-interval", "1", "--prune-k", "1", "--prune-fraction", "0.02",
+            "--batch-size", "64", "--train-subset", "128", "--device", "cpu", "--out", str(tmp_path / "d")]
+    r = run_cli(*args, "--plots")
+    # the iteration is recorded, then the descent stops with one clear line instead of building on a non-fit
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) <= 40
+    assert "WARNING: iteration 1's law is not a fit" in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("neuralscale: error: iteration 1's law is not a fit")
+    assert "--allow-fallback" in r.stderr.strip().splitlines()[-1]
+    laws = json.loads((tmp_path / "d" / "fits.json").read_text())["laws"]
+    law = laws[0]
+    assert len(laws) == 1 and law["fallback"] and law["rows"] == 0 and "no trajectory rows" in law["fallback_reason"]
+    # as the original: uniform scaling of the widths at the end of pruning, not of the start
+    assert law["origin"] == law["final_widths"] and law["final_widths"] != law["start_widths"]
+    assert "not a fit" in (tmp_path / "d" / "log.txt").read_text()
+    r = run_cli(*args, "--quiet")  # a rerun refuses to build on it too
+    assert r.returncode == 2 and "--allow-fallback" in r.stderr
+    r = run_cli(*args, "--quiet", "--allow-fallback", "--plots")
     assert r.returncode == 0, r.stderr
-    law = json.loads((tmp_path / "d" / "fits.json").read_text())["laws"][0]
-    assert law["fallback"] and "no trajectory rows" in law["note"] and law["iteration"] == 1
+    laws = json.loads((tmp_path / "d" / "fits.json").read_text())["laws"]
+    assert [d["iteration"] for d in laws] == [1, 2] and laws[0]["fallback"]
     # the figures still come out: the uniform law's curves, with no trajectory points
-    assert (tmp_path / "d" / "growth_iteration_01.png").stat().st_size > 10_000
+    assert (tmp_path / "d" / "growth_iteration_02.png").stat().st_size > 10_000
     assert (tmp_path / "d" / "heatmap.png").exists()
+    # a sweep and report on it say which rows come from a fallback law
+    r = run_cli("sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods", "uniform,neuralscale",
+                "--iterations", "first", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1", "--train-subset", "64",
+                "--test-subset", "16", "--batch-size", "32", "--device", "cpu", "--from", str(tmp_path / "d"),
+                "--out", str(tmp_path / "s"), "--quiet", "--report")
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "s" / "report" / "report.md").read_text()
+    assert "| neuralscale@1 (fallback) |" in md and "**Fallback laws:** iteration 1's law is not a fit" in md

@@ -10,6 +10,8 @@ from neuralscale.models.gate import gates
 from neuralscale.prune import TaylorPruner, channel_map
 from neuralscale.train import Trainer, TrainConfig
 
+from conftest import lockstep_pruning
+
 
 def _splits(n=640):
     return load("synthetic", synthetic=dict(num_train=n, num_test=64)).split(0.1, 0)
@@ -25,24 +27,26 @@ def _run(space, widths, physical, dtype="float64", epochs=200, **kw):
 
 
 def test_physical_pruning_makes_the_same_decisions_as_masking():
+    # Compared step by step from one state (see conftest.lockstep_pruning), so that the outcome does not depend
+    # on how this host rounds: the scores agree to rounding, and so does every decided choice.
+    sp = ns.space("vgg11", "synthetic")
+    results = lockstep_pruning(sp, sp.uniform(0.125), _splits(), steps=40, k=3, interval=4, lr=0.05, batch_size=32)
+    assert len(results) >= 30
+    assert max(r["rel"] for r in results) < 1e-6
+    assert all(r["same"] for r in results if r["decided"])
+    assert sum(r["decided"] for r in results) >= 0.8 * len(results)
+
+
+def test_physical_pruning_shrinks_the_network_and_its_optimizer_state():
     sp = ns.space("vgg11", "synthetic")
     w = sp.uniform(0.125)
-    phys, tr_p = _run(sp, w, True, k=3, interval=4, warmup_epochs=1, fraction=0.6)
-    mask, tr_m = _run(sp, w, False, k=3, interval=4, warmup_epochs=1, fraction=0.6)
-    assert phys.physical and not phys.notes
-    assert phys.pruning_steps >= 30
-    assert phys.all_rows == mask.all_rows  # every decision the same
+    phys, tr_p = _run(sp, w, True, epochs=3, k=3, interval=4, warmup_epochs=1)
+    assert phys.physical and not phys.notes and phys.pruning_steps >= 5
     assert [g.width for g in gates(tr_p.model)] == phys.all_rows[-1]  # physically smaller
-    assert [g.width for g in gates(tr_m.model)] == w  # masking kept the full network
-    # the shrunk optimizer state fits the shrunk parameters
-    for p in tr_p.model.parameters():
+    assert sum(p.numel() for p in tr_p.model.parameters()) == sp.params(phys.current)
+    for p in tr_p.model.parameters():  # the shrunk optimizer state fits the shrunk parameters
         buf = tr_p.optimizer.state[p].get("momentum_buffer")
         assert buf is None or buf.shape == p.shape
-    # and the two networks compute the same function
-    x, _ = next(tr_p.val_data.eval_batches(16))
-    tr_p.model.eval(), tr_m.model.eval()
-    with torch.no_grad():
-        assert torch.allclose(tr_p.model(x), tr_m.model(x), atol=1e-8)
 
 
 def test_gate_gradient_is_the_taylor_quantity():
@@ -109,7 +113,7 @@ def test_warm_up_gradients_never_reach_the_scores():
 def test_never_removes_a_layers_last_channels():
     sp = ns.space("vgg11", "synthetic")
     pr, tr = _run(sp, [4, 4, 4, 4, 4, 4, 4, 40], True, dtype="float32", k=8, interval=2, warmup_epochs=0,
-                  fraction=0.9, min_width=2)
+                  fraction=0.9, min_width=2, stop_at_last_channel=False)
     assert min(pr.all_rows[-1]) >= 2
     assert pr.done and (pr.exhausted or sum(pr.all_rows[-1]) <= 0.1 * 68)
     assert len(tr.history) < 50  # stopped once nothing more could be pruned
@@ -120,7 +124,7 @@ def test_resnet_and_mobilenet_prune_by_masking_and_say_so():
         sp = ns.space(model, "synthetic")
         assert channel_map(sp, sp.uniform(0.25)) is None
         pr, tr = _run(sp, [max(2, w // 16) for w in sp.base_widths], True, dtype="float32",
-                      k=4, interval=3, warmup_epochs=0, fraction=0.6)
+                      k=4, interval=3, warmup_epochs=0, fraction=0.6, stop_at_last_channel=False)
         assert not pr.physical and pr.notes
         assert pr.done and pr.pruning_steps > 0 and sum(pr.all_rows[-1]) <= 0.4 * sum(pr.initial) + 4
         # trajectory rows start only once every layer has lost a channel

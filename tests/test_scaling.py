@@ -21,9 +21,12 @@ PAPER_VGG_C100_025 = [80, 121, 111, 110, 98, 73, 54, 125]
 
 
 @needs_ref
-@pytest.mark.parametrize("name,model", [("vgg11_cifar100", "vgg11"), ("resnet18_cifar100", "resnet18")])
-def test_fit_reproduces_the_original_fits(name, model):
-    sp = ns.space(model, "cifar100")
+@pytest.mark.parametrize("name,model,dataset", [("vgg11_cifar100", "vgg11", "cifar100"),
+                                                ("resnet18_cifar100", "resnet18", "cifar100"),
+                                                ("mobilenetv2_cifar100", "mobilenetv2", "cifar100"),
+                                                ("resnet18_tinyimagenet", "resnet18", "tinyimagenet")])
+def test_fit_reproduces_the_original_fits(name, model, dataset):
+    sp = ns.space(model, dataset)
     ref = json.loads((REF / name / "fits.json").read_text())
     assert len(ref["iterations"]) == 15
     for it in ref["iterations"]:

@@ -14,7 +14,7 @@ import torch
 
 import neuralscale as ns
 from conftest import run_cli
-from neuralscale.baselines import GateMask, choose_widths, importance, prune_pretrained
+from neuralscale.baselines import GateMask, choose_uniform_widths, choose_widths, importance, prune_pretrained
 from neuralscale.errors import NeuralscaleError
 from neuralscale.models.gate import gates
 from neuralscale.prune import channel_map, slice_state
@@ -33,7 +33,8 @@ def descent_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("descent") / "d"
     r = run_cli("descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "2",
                 "--warmup-epochs", "1", "--prune-interval", "2", "--prune-k", "3", "--prune-fraction", "0.8",
-                "--batch-size", "64", "--train-subset", "256", "--device", "cpu", "--out", str(out), "--quiet")
+                "--batch-size", "64", "--train-subset", "256", "--device", "cpu", "--out", str(out), "--quiet",
+                "--prune-past-one", "--allow-fallback")
     assert r.returncode == 0, r.stderr
     return out
 
@@ -139,6 +140,8 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, descent_dir):
     assert html.count("data:image/png;base64,") == 6 and "<table>" in html
     md = (rep / "report.md").read_text()
     assert "test accuracy at the best-validation epoch" in md and "neuralscale@2" in md
+    assert "## Methods" in md and "paper: 'weight magnitude'" not in md  # only the methods of this sweep
+    assert "- `morphnet`: MorphNet-style" in md and "(paper: NeuralScale, iteration 1 / 15)" in md
     orig = run_cli("report", str(out), "--accuracy", "original", "--out", str(tmp_path / "orig"))
     assert orig.returncode == 0 and "ORIGINAL PROTOCOL" in (tmp_path / "orig" / "report.md").read_text()
     assert orig.stdout.strip().splitlines()[-1].endswith("report.html")
@@ -191,8 +194,9 @@ def test_pruning_baselines_prune_to_budget_and_slicing_equals_masking(tmp_path):
     rec = execute(pre, store / pre.id, space=small, splits=splits, progress=False)
     assert rec["status"] == "finished"
     budget = small.params(small.uniform(0.5))
-    for criterion in ("l1", "slimming"):
-        spec = RunSpec(model="vgg11", dataset="synthetic", method="l1-prune", criterion=criterion, pretrained=pre.id,
+    methods = {"l1": "l1-global", "slimming": "slimming", "l1-uniform": "l1-prune"}
+    for criterion, method in methods.items():
+        spec = RunSpec(model="vgg11", dataset="synthetic", method=method, criterion=criterion, pretrained=pre.id,
                        budget={"metric": "params", "value": budget}, latency_batches=(),
                        config=TrainConfig(epochs=1, batch_size=32, lr=0.001, schedule="constant", device="cpu").to_dict())
         model, widths, callbacks, info = prune_pretrained(small, store / pre.id, spec)
@@ -202,7 +206,7 @@ def test_pruning_baselines_prune_to_budget_and_slicing_equals_masking(tmp_path):
         full = small.build(base)
         full.load_state_dict(torch.load(store / pre.id / "checkpoint.pt", weights_only=True)["model"])
         scores = importance(full, sp.info.input_shape, criterion)
-        w2, keep = choose_widths(small, scores, budget)
+        w2, keep = (choose_uniform_widths if criterion == "l1-uniform" else choose_widths)(small, scores, budget)
         assert w2 == widths
         for g, k, w in zip(gates(full), keep, base):
             g.ones = torch.zeros(w)
@@ -211,12 +215,14 @@ def test_pruning_baselines_prune_to_budget_and_slicing_equals_masking(tmp_path):
         full.eval(), model.eval()
         with torch.no_grad():
             assert torch.allclose(full(x), model(x), atol=1e-5)
-        # the most important channels (globally) are the ones kept; only a layer's floor channel may break the order
-        flat_kept = torch.cat([s[k] for s, k in zip(scores, keep)])
-        flat_dropped = torch.cat([s[torch.tensor(sorted(set(range(len(s))) - set(k.tolist())), dtype=torch.long)]
-                                  for s, k in zip(scores, keep)])
-        assert flat_dropped.numel() > 0
-        assert int((flat_kept < flat_dropped.max()).sum()) <= len(base)
+        if criterion == "l1-uniform":  # ranked within each layer (see test_fidelity)
+            assert all(torch.equal(k, torch.topk(sc, len(k)).indices.sort().values) for sc, k in zip(scores, keep))
+        else:  # the most important channels (globally) are kept; only a layer's floor channel may break the order
+            flat_kept = torch.cat([s[k] for s, k in zip(scores, keep)])
+            flat_dropped = torch.cat([s[torch.tensor(sorted(set(range(len(s))) - set(k.tolist())), dtype=torch.long)]
+                                      for s, k in zip(scores, keep)])
+            assert flat_dropped.numel() > 0
+            assert int((flat_kept < flat_dropped.max()).sum()) <= len(base)
         done = execute(spec, store / spec.id, space=small, splits=splits, progress=False, store_root=store)
         assert done["status"] == "finished" and done["pruning"]["criterion"] == criterion
         assert done["params"] <= budget
@@ -264,6 +270,8 @@ interval = 2
 k = 3
 prune_fraction = 0.8
 batch_size = 64
+prune_past_one = true
+allow_fallback = true
 
 [sweep]
 methods = ["uniform", "neuralscale"]

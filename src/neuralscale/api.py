@@ -92,10 +92,10 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     """Run or continue an architecture descent; returns the laws of every finished iteration."""
     from .descent import DescentConfig, descend as run_descent
 
-    config = config or DescentConfig()
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
-    if splits is None:
-        splits = load_splits(dataset, TrainConfig(), data_dir, subset)
+    config = (config or DescentConfig()).resolve(space)
+    if splits is None:  # the whole training set unless config.val_fraction says otherwise
+        splits = load_splits(dataset, config.train_config(), data_dir, subset)
     laws = run_descent(space, splits, out_dir, config, progress=progress)
     if plots:
         from .plots import descent_figures

@@ -1,18 +1,24 @@
 """Train-prune-fine-tune baselines (the paper's supplement): prune a trained network to a budget, then fine-tune.
 
-- `l1`: filter-magnitude pruning (Li et al., 2017).  A channel's importance is
-  the L1 norm of the convolution filter that produces it, divided by the
-  filter's size, so that layers with a large fan-in are not favoured when
-  channels are ranked across layers.
-- `slimming`: network slimming (Liu et al., 2017).  A channel's importance is
-  the absolute scale (gamma) of the batch norm in front of its gate; one global
-  threshold across layers.
+Criteria (`RunSpec.criterion`) and the sweep methods that use them:
 
-Channels are removed in ascending importance, globally, never a layer's last
-one, until the network's parameters (or MACs) are within the budget.  The
-pruned network is physically smaller where the width space can be sliced
-exactly (see prune.channel_map); otherwise its pruned channels stay masked by
-their gates for the whole fine-tuning, which computes the same function.
+- `slimming` (method `slimming`): network slimming (Liu et al., 2017), the
+  original implementation's default criterion and so the curve its paper
+  calls "weight magnitude".  A channel's importance is the absolute scale
+  (gamma) of the batch norm in front of its gate; channels are removed in
+  ascending importance, globally across layers.
+- `l1-uniform` (method `l1-prune`): filter-magnitude pruning (Li et al., 2017)
+  as the original implements it: one pruning ratio for every layer, the
+  largest whose widths `int(width * ratio)` meet the budget, and in each layer
+  the filters with the largest L1 norm kept.
+- `l1` (method `l1-global`): the L1 norm of each filter divided by its size,
+  ranked globally across layers (not in the original).
+
+Global removal never takes a layer's last channel and stops once the
+network's parameters (or MACs) are within the budget.  The pruned network is
+physically smaller where the width space can be sliced exactly (see
+prune.channel_map); otherwise its pruned channels stay masked by their gates
+for the whole fine-tuning, which computes the same function.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from .prune import channel_map, slice_state
 from .space import WidthSpace
 from .train import Callback, Trainer
 
-CRITERIA = ("l1", "slimming")
+CRITERIA = ("slimming", "l1-uniform", "l1")
 
 
 def gated_producers(model: nn.Module, input_shape) -> dict[int, list[tuple[nn.Module, nn.Module | None]]]:
@@ -85,8 +91,10 @@ def importance(model: nn.Module, input_shape, criterion: str) -> list[torch.Tens
     for index in sorted(producers):
         total = None
         for layer, bn in producers[index]:
-            if criterion == "l1":
+            if criterion == "l1":  # per weight, so that layers with a large fan-in are not favoured
                 s = layer.weight.detach().float().abs().flatten(1).mean(1).cpu()
+            elif criterion == "l1-uniform":  # ranked within a layer only: the plain L1 norm
+                s = layer.weight.detach().float().abs().flatten(1).sum(1).cpu()
             else:
                 if bn is None:
                     raise NeuralscaleError(f"gated layer {index} has no batch norm, so network slimming cannot score it")
@@ -144,6 +152,37 @@ def choose_widths(space: WidthSpace, scores: list[torch.Tensor], budget: float, 
     return [len(k) for k in keep], keep
 
 
+def choose_uniform_widths(space: WidthSpace, scores: list[torch.Tensor], budget: float, metric: str = "params",
+                          min_width: int = 1) -> tuple[list[int], list[torch.Tensor]]:
+    """One ratio for every layer, the largest whose widths `int(width * ratio)` meet the budget; in each
+    layer the most important channels are kept (the original's weight-magnitude baseline).
+
+    The original lowers the ratio from 0.9 by factors of 0.999 until the budget is met; bisection finds
+    the largest such ratio, so the widths agree up to that step.
+    """
+    cost = space.params if metric == "params" else space.macs
+    base = [len(s) for s in scores]
+
+    def widths_at(ratio: float) -> list[int]:
+        return [max(min_width, int(b * ratio)) for b in base]
+    if cost(base) <= budget:
+        widths = base
+    else:
+        if cost(widths_at(0.0)) > budget:
+            raise NeuralscaleError(f"a budget of {budget:,.0f} {metric} is below what pruning can reach "
+                                   f"({cost(widths_at(0.0)):,.0f} with every layer at {min_width} channel(s))")
+        lo, hi = 0.0, 1.0  # cost(widths_at(lo)) <= budget < cost(widths_at(hi))
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if cost(widths_at(mid)) <= budget:
+                lo = mid
+            else:
+                hi = mid
+        widths = widths_at(lo)
+    keep = [torch.argsort(s, descending=True, stable=True)[:w].sort().values for s, w in zip(scores, widths)]
+    return widths, keep
+
+
 class GateMask(Callback):
     """Keeps pruned channels masked (gate 0) for a whole training run, and over resumes."""
 
@@ -176,7 +215,8 @@ def prune_pretrained(space: WidthSpace, pretrained_dir: Path, spec) -> tuple[nn.
     full.load_state_dict(state)
     scores = importance(full, space.info.input_shape, spec.criterion)
     metric = spec.budget.get("metric", "params")
-    widths, keep = choose_widths(space, scores, spec.budget["value"], metric)
+    choose = choose_uniform_widths if spec.criterion == "l1-uniform" else choose_widths
+    widths, keep = choose(space, scores, spec.budget["value"], metric)
     mapping = channel_map(space, base)
     info = {"criterion": spec.criterion, "from": pretrained_dir.name, "from_widths": base,
             "from_test_acc": record["summary"].get("final_test_acc")}

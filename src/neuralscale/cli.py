@@ -97,11 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .descent import DescentConfig
     dd = DescentConfig()
     p = sub.add_parser("descend", help="architecture descent: prune, fit a scaling law, rebuild, repeat",
-                       description="Run NeuralScale's architecture descent. Each iteration trains a network with "
-                                   "Taylor-FO pruning until --prune-fraction of its channels are gone, records the "
-                                   "per-layer widths, and fits width = alpha * params^beta per layer; the next "
-                                   "iteration starts from that law at the base parameter count. Rerun the same "
-                                   "command to continue where it stopped.")
+                       description="Run NeuralScale's architecture descent, by the original implementation's rules "
+                                   "(docs/FIDELITY.md). Each iteration trains a network on every training image with "
+                                   "Taylor-FO pruning until --prune-fraction of its channels are gone or a step "
+                                   "would remove a layer's last channel, records the per-layer widths, and fits "
+                                   "width = alpha * params^beta per layer; the next iteration starts from that law "
+                                   "at the base parameter count. An iteration with too few rows for a fit stops the "
+                                   "descent (exit status 2) unless --allow-fallback. Rerun the same command to "
+                                   "continue where it stopped.")
     _add_space_args(p, widths=False)
     p.add_argument("--iterations", type=int, default=dd.iterations, help=f"default {dd.iterations}")
     p.add_argument("--warmup-epochs", type=int, default=dd.warmup_epochs, help=f"epochs before pruning starts (default {dd.warmup_epochs})")
@@ -109,10 +112,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"stop when this fraction of channels is pruned (default {dd.prune_fraction}; 0.5 with --iterations 1 is MorphNet mode)")
     p.add_argument("--prune-k", type=int, default=dd.k, help=f"channels pruned per step (default {dd.k})")
     p.add_argument("--prune-interval", type=int, default=None,
-                   help="mini-batches between pruning steps (default 50; 100 for TinyImageNet)")
-    p.add_argument("--batch-size", type=int, default=None, help="default 256 (100 for TinyImageNet)")
-    p.add_argument("--lr", type=float, default=dd.lr, help=f"learning rate during warm-up (default {dd.lr}; then 0.01, /1.5 every 10 epochs)")
-    p.add_argument("--add10", action="store_true", help="the original's +10 channels for layers under 10 when rebuilding")
+                   help="mini-batches between pruning steps (default 50; 100 for TinyImageNet, as the original)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 256 (100 for TinyImageNet, as the original)")
+    p.add_argument("--lr", type=float, default=dd.lr,
+                   help=f"learning rate before epoch --warmup-epochs (default {dd.lr}); from it on 0.01, divided by "
+                        "1.5 every 10 epochs (the original's schedule)")
+    p.add_argument("--add10", action=argparse.BooleanOptionalAction, default=None,
+                   help="add 10 channels to every layer under 10 when the next iteration is built from a law "
+                        "(default: on for resnet18 and mobilenetv2, off for vgg11 and generic models, as the original)")
+    p.add_argument("--prune-past-one", action="store_true",
+                   help="keep pruning past a layer's last channel (skip it) up to --prune-fraction; default: end "
+                        "pruning at the first step that would empty a layer, as the original")
+    p.add_argument("--val-fraction", type=float, default=dd.val_fraction,
+                   help="hold out this fraction of the training set (default 0: a descent selects nothing, and "
+                        "the original prunes on every training image)")
+    p.add_argument("--allow-fallback", action="store_true",
+                   help="go on when an iteration records too few trajectory rows for a fit (its law is then "
+                        "uniform scaling, as the original does); default: stop with an error")
     p.add_argument("--base-ratio", type=float, default=1.0,
                    help="start from every base width times R and keep its parameter count (smaller machines)")
     p.add_argument("--masking", action="store_true", help="prune by masking gates only (no physical shrinking)")
@@ -209,8 +225,8 @@ def _add_sweep_parsers(sub) -> None:
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--schedule", choices=SCHEDULES)
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--finetune-epochs", type=int, help="l1-prune, slimming: fine-tuning epochs (default 40)")
-    p.add_argument("--finetune-lr", type=float, help="l1-prune, slimming: fine-tuning learning rate (default 0.001)")
+    p.add_argument("--finetune-epochs", type=int, help="l1-prune, l1-global, slimming: fine-tuning epochs (default 40)")
+    p.add_argument("--finetune-lr", type=float, help="l1-prune, l1-global, slimming: fine-tuning learning rate (default 0.001)")
     p.add_argument("--train-subset", type=int, metavar="N")
     p.add_argument("--test-subset", type=int, metavar="N")
     p.add_argument("--device", default="auto")
@@ -339,11 +355,11 @@ def cmd_descend(args) -> int:
     from .api import descend
     from .descent import DescentConfig
 
-    tiny = args.dataset.lower() == "tinyimagenet"
     cfg = DescentConfig(iterations=args.iterations, warmup_epochs=args.warmup_epochs, prune_fraction=args.prune_fraction,
-                        k=args.prune_k, interval=args.prune_interval or (100 if tiny else 50),
-                        batch_size=args.batch_size or (100 if tiny else 256), lr=args.lr, add10=args.add10,
-                        physical=not args.masking, base_ratio=args.base_ratio, seed=args.seed, device=args.device, max_epochs=args.max_epochs)
+                        k=args.prune_k, interval=args.prune_interval, batch_size=args.batch_size, lr=args.lr,
+                        add10=args.add10, prune_past_one=args.prune_past_one, val_fraction=args.val_fraction,
+                        allow_fallback=args.allow_fallback, physical=not args.masking, base_ratio=args.base_ratio,
+                        seed=args.seed, device=args.device, max_epochs=args.max_epochs)
     laws = descend(args.model, args.dataset, args.out, cfg, data_dir=args.data_dir, convcut=args.convcut,
                    subset={"train": args.train_subset} if args.train_subset else None, progress=not args.quiet,
                    plots=args.plots)

@@ -17,8 +17,9 @@ Running the same command again continues after the last finished iteration
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -32,41 +33,79 @@ from .space import WidthSpace
 from .train import TrainConfig, Trainer
 
 
+ADD10_FAMILIES = ("resnet18", "mobilenetv2")  # the original adds 10 channels to narrow layers of these only
+TINY = "tinyimagenet"
+
+
 @dataclass
 class DescentConfig:
-    """How a descent prunes (the paper's defaults)."""
+    """How a descent prunes: the original implementation's settings by default.
+
+    Fields left at None are decided per dataset and model by `resolve`, the one
+    place that knows the original's dataset-dependent settings; `descend`
+    resolves its configuration first and records the result in config.json.
+    """
 
     iterations: int = 15
     warmup_epochs: int = 10
     prune_fraction: float = 0.95
     k: int = 10  # channels pruned per step
-    interval: int = 50  # mini-batches between steps (100 for TinyImageNet in the paper)
-    batch_size: int = 256
+    interval: int | None = None  # mini-batches between steps; None: 50 (100 for TinyImageNet)
+    batch_size: int | None = None  # None: 256 (100 for TinyImageNet)
     lr: float = 0.1
     momentum: float = 0.5
     weight_decay: float = 5e-4
-    add10: bool = False  # the original's +10 channels for layers under 10 when rebuilding
+    add10: bool | None = None  # +10 channels for layers under 10 when rebuilding; None: resnet18, mobilenetv2 only
+    prune_past_one: bool = False  # False: pruning ends at the first step that would empty a layer (the original)
+    val_fraction: float = 0.0  # a descent selects nothing, so it prunes on the whole training set (the original)
+    schedule: str | None = None  # None: "prune" ("prune-tinyimagenet": decays at multiples of 10 epochs)
+    crop_padding: int | None = None  # None: the dataset's (0 for TinyImageNet: its descent only rotates and flips)
     base_ratio: float = 1.0  # start from the base widths times this (a smaller network on small machines)
     physical: bool = True
     seed: int = 0
     device: str = "auto"
     max_epochs: int = 1000  # a safety cap; pruning normally ends first
     eval_every: int = 0  # evaluate val/test every N epochs while pruning; 0: only when pruning ends
+    allow_fallback: bool = False  # go on when an iteration's law is a fallback, not a fit
+
+    # Settings that do not change what a descent computes: a rerun may change them.
+    NOT_IDENTITY = ("iterations", "eval_every", "allow_fallback", "device", "max_epochs")
 
     def __post_init__(self):
         if self.iterations < 1:
             raise NeuralscaleError(f"iterations must be at least 1, got {self.iterations}")
         if not 0 < self.prune_fraction < 1:
             raise NeuralscaleError(f"prune fraction must be between 0 and 1, got {self.prune_fraction}")
-        if self.k < 1 or self.interval < 1:
+        if self.k < 1 or (self.interval is not None and self.interval < 1):
             raise NeuralscaleError("channels per step and steps between prunings must be at least 1")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise NeuralscaleError(f"batch size must be at least 1, got {self.batch_size}")
         if self.warmup_epochs < 0:
             raise NeuralscaleError(f"warm-up epochs must be at least 0, got {self.warmup_epochs}")
+        if not 0 <= self.val_fraction < 1:
+            raise NeuralscaleError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
+        if self.schedule not in (None, "prune", "prune-tinyimagenet"):
+            raise NeuralscaleError(f"a descent's schedule is prune or prune-tinyimagenet, got {self.schedule!r}")
+
+    def resolve(self, space: WidthSpace) -> "DescentConfig":
+        """A copy with every None decided for this model and dataset, as the original does."""
+        tiny = space.info.name == TINY
+        family = space.name.split("-")[0]
+        defaults = {"interval": 100 if tiny else 50, "batch_size": 100 if tiny else 256,
+                    "add10": family in ADD10_FAMILIES, "schedule": "prune-tinyimagenet" if tiny else "prune",
+                    "crop_padding": 0 if tiny else space.info.crop_padding}
+        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+
+    def identity(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in self.NOT_IDENTITY}
 
     def train_config(self) -> TrainConfig:
+        if self.interval is None or self.batch_size is None or self.schedule is None:
+            raise NeuralscaleError("resolve the descent configuration for a space first (DescentConfig.resolve)")
         return TrainConfig(epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-                           weight_decay=self.weight_decay, schedule="prune", warmup_epochs=self.warmup_epochs,
-                           seed=self.seed, device=self.device, eval_every=self.eval_every)
+                           weight_decay=self.weight_decay, schedule=self.schedule, warmup_epochs=self.warmup_epochs,
+                           seed=self.seed, device=self.device, eval_every=self.eval_every,
+                           val_fraction=self.val_fraction)
 
 
 def load_laws(out: Path) -> list[dict]:
@@ -80,7 +119,11 @@ def load_laws(out: Path) -> list[dict]:
 
 
 def start_widths(space: WidthSpace, laws: list[dict], cfg: DescentConfig) -> list[int]:
-    """Iteration 1: the base widths; later: the last law solved at the base parameter count."""
+    """Iteration 1: the base widths; later: the last law solved at the base parameter count.
+
+    With `add10` (the original's rule for ResNet18 and MobileNetV2), every layer
+    under 10 channels gets 10 more.
+    """
     if not laws:
         return list(space.base_widths)
     law = ScalingLaw.from_dict(laws[-1])
@@ -90,24 +133,53 @@ def start_widths(space: WidthSpace, laws: list[dict], cfg: DescentConfig) -> lis
     return widths
 
 
+def fallback_message(entry: dict) -> str:
+    return (f"iteration {entry['iteration']}'s law is not a fit ({entry.get('fallback_reason') or entry.get('note')}); "
+            "it scales one configuration uniformly")
+
+
+def _refuse_fallback(laws: list[dict], cfg: DescentConfig) -> None:
+    if laws and laws[-1].get("fallback") and not cfg.allow_fallback:
+        raise NeuralscaleError(f"{fallback_message(laws[-1])}. Rerun with --allow-fallback (allow_fallback = true "
+                               "in an experiment file) to accept it, or record more rows: a smaller --prune-k or "
+                               "--prune-interval, more training images, or --prune-past-one")
+
+
+def _pruning_law(space: WidthSpace, pruner: TaylorPruner, it: int) -> ScalingLaw:
+    """The iteration's law: a fit to its rows, or (as the original does) uniform scaling of one configuration."""
+    if pruner.rows:
+        return fit(space, pruner.rows, iteration=it)
+    law = uniform_law(space, pruner.current, note="no trajectory rows (some layer never lost a channel): uniform "
+                                                  "scaling of the widths at the end of pruning")
+    law.iteration, law.rows = it, 0
+    return law
+
+
 def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: DescentConfig | None = None, *,
             progress: bool = True, data_note: dict | None = None) -> list[ScalingLaw]:
-    """Run (or continue) an architecture descent in `out_dir`; returns the laws of all iterations."""
-    cfg = config or DescentConfig()
+    """Run (or continue) an architecture descent in `out_dir`; returns the laws of all iterations.
+
+    `splits` should hold the whole training set (no validation split: a
+    descent selects nothing); `config.val_fraction` says how it was made.
+    """
+    cfg = (config or DescentConfig()).resolve(space)
     if cfg.base_ratio != 1.0:
         space = space.rebased(space.uniform(cfg.base_ratio))
+    if cfg.crop_padding != splits.info.crop_padding:
+        splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    identity = {"model": space.name, "dataset": space.info.name, "descent": asdict(cfg), "data": data_note or splits.sizes()}
+    identity = {"model": space.name, "dataset": space.info.name, "descent": cfg.identity(),
+                "data": data_note or splits.sizes()}
     cfg_path = out / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
         mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
-        mismatch += [k for k in identity["descent"] if k not in ("iterations", "eval_every") and old.get("descent", {}).get(k) != identity["descent"][k]]
+        mismatch += [k for k in identity["descent"] if old.get("descent", {}).get(k) != identity["descent"][k]]
         if mismatch:
             raise NeuralscaleError(f"{out} holds a descent with another configuration ({', '.join(mismatch)}); "
                                    "use a new --out directory")
-    atomic_write_json(cfg_path, identity)
+    atomic_write_json(cfg_path, {**identity, "descent": asdict(cfg)})
     log_file = open(out / "log.txt", "a")
 
     def log(msg: str) -> None:
@@ -121,11 +193,13 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     laws = load_laws(out)
     try:
         for it in range(len(laws) + 1, cfg.iterations + 1):
+            _refuse_fallback(laws, cfg)
             widths = start_widths(space, laws, cfg)
             log(f"descent iteration {it}/{cfg.iterations}: start from {widths} ({space.params(widths):,} params)")
             torch.manual_seed(cfg.seed * 1000 + it)
             pruner = TaylorPruner(space, widths, k=cfg.k, interval=cfg.interval, warmup_epochs=cfg.warmup_epochs,
-                                  fraction=cfg.prune_fraction, physical=cfg.physical)
+                                  fraction=cfg.prune_fraction, physical=cfg.physical,
+                                  stop_at_last_channel=not cfg.prune_past_one)
             tc = cfg.train_config()
             tc.seed = cfg.seed * 1000 + it
             ckpt = out / f"iteration_{it:02d}.ckpt"
@@ -138,23 +212,24 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
                                        f"{cfg.prune_fraction:.0%} of the channels; raise --max-epochs")
             traj = out / f"iteration_{it:02d}.csv"
             write_trajectory(traj, space, pruner.rows, pruner.row_steps)
-            if pruner.rows:
-                law = fit(space, pruner.rows, iteration=it)
-            else:  # some layer never lost a channel before pruning stopped
-                law = uniform_law(space, widths, note="no trajectory rows (a layer never lost a channel); "
-                                                      "uniform scaling of the start widths")
-                law.iteration = it
-            half = next((r for r in pruner.all_rows if sum(r) <= 0.5 * sum(widths)), None)
-            entry = {**law.to_dict(), "start_widths": widths, "final_widths": pruner.current, "half_widths": half,
+            law = _pruning_law(space, pruner, it)
+            val = trainer.history[-1]["val_acc"] if trainer.history else None
+            entry = {**law.to_dict(), "start_widths": widths, "final_widths": pruner.current,
+                     "half_widths": pruner.half_widths or pruner.current, "half_reached": pruner.half_widths is not None,
                      "epochs": trainer.epoch, "pruning_steps": pruner.pruning_steps, "physical": pruner.physical,
-                     "notes": pruner.notes, "wall_s": time.time() - t0,
-                     "final_val_acc": trainer.history[-1]["val_acc"] if trainer.history else None}
+                     "stop_reason": pruner.stop_reason, "notes": pruner.notes, "wall_s": time.time() - t0,
+                     "final_val_acc": val if val is not None and math.isfinite(val) else None}
+            if law.fallback:
+                entry["fallback_reason"] = law.note
             laws.append(entry)
             atomic_write_json(out / "fits.json", {"model": space.name, "dataset": space.info.name, "laws": laws})
             ckpt.unlink(missing_ok=True)
             log(f"descent iteration {it}/{cfg.iterations}: {len(pruner.rows)} trajectory rows, "
-                f"{pruner.pruning_steps} pruning steps, {trainer.epoch} epochs, {entry['wall_s']:.0f} s"
-                + (f"; {law.note}" if law.note else ""))
+                f"{pruner.pruning_steps} pruning steps, {trainer.epoch} epochs, {entry['wall_s']:.0f} s; "
+                f"{pruner.stop_reason}")
+            if law.fallback:
+                log(f"WARNING: {fallback_message(entry)}")
+        _refuse_fallback(laws, cfg)
     finally:
         log_file.close()
     return [ScalingLaw.from_dict(d) for d in laws]
@@ -186,8 +261,10 @@ def morphnet_widths(source: str | Path, space: WidthSpace, fraction: float = 0.5
 
     The fraction is of the widths iteration 1 started from (a descent's
     `--base-ratio` start, as fits.json records it), else of the base widths.
-    fits.json records the widths at 50% from every pruning step; a trajectory
-    CSV alone only has rows once every layer has lost a channel.
+    fits.json records the widths at 50% as the original's separate `--morph`
+    run (pruning capped at 50%) would end; where pruning ended before 50%, the
+    widths at its end, which is where that run would have stopped too.  A
+    trajectory CSV alone only has rows once every layer has lost a channel.
     """
     path = Path(source)
     traj = path / "iteration_01.csv" if path.is_dir() else path

@@ -78,7 +78,6 @@ def run(path: str | Path, out: str | Path | None = None, progress: bool = True, 
     from .report import build_report
     from .space import space as make_space
     from .sweep import SweepConfig, preset, run_sweep
-    from .train import TrainConfig
 
     doc = load(path)
     exp = doc["experiment"]
@@ -101,9 +100,9 @@ def run(path: str | Path, out: str | Path | None = None, progress: bool = True, 
         if bad:
             raise NeuralscaleError(f"unknown [descent] setting(s) {', '.join(sorted(bad))}")
         d.setdefault("device", device)
-        cfg = DescentConfig(**d)
         space = make_space(exp["model"], exp["dataset"], convcut=convcut, data_dir=data.get("data_dir"))
-        splits = load_splits(exp["dataset"], TrainConfig(), data.get("data_dir"),
+        cfg = DescentConfig(**d).resolve(space)
+        splits = load_splits(exp["dataset"], cfg.train_config(), data.get("data_dir"),
                              subset={"train": data.get("train"), "test": data.get("test")},
                              tinyimagenet_split=data.get("tinyimagenet_split", "official"))
         descent_dir = out_dir / "descent"

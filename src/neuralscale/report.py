@@ -26,7 +26,9 @@ from pathlib import Path
 
 from .errors import NeuralscaleError
 from .records import atomic_write_json, atomic_write_text
+from .descent import fallback_message, load_laws
 from .runs import finite, load_records
+from .sweep import BASE_METHODS, METHOD_TITLES
 
 ACCURACY = {
     "best-val": ("test_acc_at_best_val", "test accuracy at the best-validation epoch"),
@@ -97,7 +99,7 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         finals = [r["summary"]["final_test_acc"] for r in rs]
         lat = [x for x in (_latency_ms(r) for r in rs) if x is not None]
         rows.append({
-            "label": label, "method": rs[0]["method"], "budget": budget_text(bkey), "budget_key": list(bkey),
+            "label": label, "shown": label, "fallback": False, "method": rs[0]["method"], "budget": budget_text(bkey), "budget_key": list(bkey),
             "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
             "params": rs[0]["params"], "macs": rs[0]["macs"], "widths": rs[0]["widths"],
             "latency_ms": statistics.median(lat) if lat else None,
@@ -113,9 +115,20 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             r["gap_to_uniform"], r["gap_ci95"] = welch_gap(r["values"], u["values"])
         else:
             r["gap_to_uniform"], r["gap_ci95"] = None, None
-    order = {"uniform": 0, "morphnet": 1, "neuralscale": 2, "l1-prune": 3, "slimming": 4}
+    order = {m: i for i, m in enumerate(BASE_METHODS)}
     rows.sort(key=lambda r: (r["budget_key"][0], r["budget_key"][1], order.get(r["method"], 9), r["label"]))
     return rows
+
+
+def _mark_fallbacks(rows: list[dict], descent_dir: Path | None) -> list[str]:
+    """Label rows whose NeuralScale law was a fallback (uniform scaling, not a fit) as such; returns the notes."""
+    if descent_dir is None or not (descent_dir / "fits.json").exists():
+        return []
+    laws = {f"neuralscale@{d.get('iteration')}": d for d in load_laws(descent_dir) if d.get("fallback")}
+    for r in rows:
+        if r["label"] in laws:
+            r["fallback"], r["shown"] = True, r["label"] + " (fallback)"
+    return [fallback_message(d) for label, d in laws.items() if any(r["label"] == label for r in rows)]
 
 
 def _paper_rows(model: str, dataset: str) -> list[dict]:
@@ -150,7 +163,8 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
     for label in labels:
         pts = sorted((r for r in usable if r["label"] == label), key=lambda r: r[field])
         x = [r[field] for r in pts]
-        ax.plot(x, [r["mean"] for r in pts], "o-", color=colors[label], label=f"{label} (n={max(r['n'] for r in pts)})")
+        ax.plot(x, [r["mean"] for r in pts], "o-", color=colors[label],
+                label=f"{pts[0]['shown']} (n={max(r['n'] for r in pts)})")
         ax.fill_between(x, [r["min"] for r in pts], [r["max"] for r in pts], color=colors[label], alpha=0.18, lw=0)
     if paper and axis in ("params", "macs"):
         for method, label in PAPER_METHODS.items():
@@ -182,7 +196,7 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
     fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 3.8), squeeze=False, sharey=True)
     for ax, b in zip(axes[0], budgets):
         for r in (r for r in rows if tuple(r["budget_key"]) == b):
-            ax.plot(range(1, len(r["widths"]) + 1), r["widths"], "o-", ms=3, color=colors[r["label"]], label=r["label"])
+            ax.plot(range(1, len(r["widths"]) + 1), r["widths"], "o-", ms=3, color=colors[r["label"]], label=r["shown"])
         ax.set_title(budget_text(b), fontsize=9)
         if layer_names and len(layer_names) <= 24:
             ax.set_xticks(range(1, len(layer_names) + 1), layer_names, rotation=90, fontsize=6)
@@ -210,7 +224,7 @@ def _fmt_ci(r: dict) -> str:
 def _table(rows: list[dict]) -> list[list[str]]:
     head = ["method", "budget", "seeds", "params", "MACs (M)", "latency (ms)", "test acc (sel.)", "final-epoch test acc",
             "gap to uniform [95% CI]"]
-    body = [[r["label"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
+    body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
              f"{r['latency_ms']:.2f}" if r["latency_ms"] is not None else "",
              f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['final_mean']:.2f} ± {r['final_std']:.2f}", _fmt_ci(r)]
             for r in rows]
@@ -240,6 +254,8 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
             sweep_cfg = json.loads((store / "sweep.json").read_text()).get("config", {})
         except json.JSONDecodeError:
             sweep_cfg = {}
+    descent_dir = Path(descent) if descent else (Path(sweep_cfg["descent"]) if sweep_cfg.get("descent") else None)
+    fallbacks = _mark_fallbacks(rows, descent_dir)
     ylabel = ACCURACY[accuracy][1]
     labels = sorted({r["label"] for r in rows}, key=lambda s: (s != "uniform", s))
     colors = _colors(labels)
@@ -261,7 +277,6 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
     p = widths_figure(rows, layer_names, dest, colors)
     if p:
         figures.append(("per-layer widths", p))
-    descent_dir = Path(descent) if descent else (Path(sweep_cfg["descent"]) if sweep_cfg.get("descent") else None)
     descent_note = ""
     if descent_dir is not None and space is not None:
         if (descent_dir / "fits.json").exists():
@@ -292,6 +307,11 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
         lines += [f"Recipe: {recipe.get('epochs')} epochs, batch {recipe.get('batch_size')}, lr {recipe.get('lr')} "
                   f"({recipe.get('schedule')}), momentum {recipe.get('momentum')}, weight decay {recipe.get('weight_decay')}, "
                   f"augmentation {'on' if recipe.get('augment') else 'off'}.", ""]
+    if fallbacks:
+        lines += ["**Fallback laws:** " + "; ".join(fallbacks) + ". A row marked `(fallback)` is uniform scaling "
+                  "of one configuration, not a fitted law.", ""]
+    lines += ["## Methods", ""] + [f"- `{m}`: {METHOD_TITLES[m]}" for m in
+                                   dict.fromkeys(r["method"] for r in rows) if m in METHOD_TITLES] + [""]
     for caption, p in figures:
         lines += [f"## {caption[0].upper() + caption[1:]}", "", f"![{caption}]({p.name})", ""]
     if descent_note:
@@ -299,7 +319,7 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
     if failed:
         lines += ["## Failed runs", ""] + [f"- `{r['id']}`: {r.get('error', '')}" for r in failed] + [""]
     lines += ["## Widths", "", "| method | budget | widths |", "|---|---|---|"]
-    lines += [f"| {r['label']} | {r['budget']} | {','.join(map(str, r['widths']))} |" for r in rows]
+    lines += [f"| {r['shown']} | {r['budget']} | {','.join(map(str, r['widths']))} |" for r in rows]
     markdown = "\n".join(lines) + "\n"
     md_path = dest / "report.md"
     atomic_write_text(md_path, markdown)

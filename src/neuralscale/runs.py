@@ -43,7 +43,7 @@ class RunSpec:
 
     model: str  # a width-space name, e.g. "vgg11"
     dataset: str
-    method: str  # uniform | morphnet | neuralscale | l1-prune | slimming | explicit
+    method: str  # uniform | morphnet | neuralscale | l1-prune | l1-global | slimming | explicit
     config: dict  # TrainConfig.to_dict()
     widths: list[int] | None = None  # None for the pruning baselines: decided from the trained weights
     budget: dict = field(default_factory=dict)  # e.g. {"metric": "params", "value": 579786, "ratio": 0.25}
@@ -51,7 +51,7 @@ class RunSpec:
     convcut: bool = False
     data: dict = field(default_factory=dict)  # {"train": N, "test": N, "tinyimagenet_split": ...}
     pretrained: str | None = None  # baselines: the id of the finished run to prune
-    criterion: str | None = None  # baselines: l1 | slimming
+    criterion: str | None = None  # baselines: slimming | l1-uniform | l1 (see baselines.py)
     latency_batches: tuple[int, ...] = (1,)  # measured after training; () for none
 
     def __post_init__(self):

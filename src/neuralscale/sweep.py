@@ -10,8 +10,13 @@ checkpoints and leaves failed ones failed (unless `retry_failed`).  Methods:
     morphnet           iteration 1 of a descent at 50% pruned, scaled uniformly
     neuralscale        a descent's law; one entry per iteration in `iterations`
                        ("first", "last" or numbers); "neuralscale@K" names one
-    l1-prune           a trained full-width network, L1 filter pruning to the budget, fine-tuned
-    slimming           the same with network slimming's BN-scale criterion
+    l1-prune           a trained full-width network pruned to the budget by L1 filter norm with one ratio
+                       for every layer (the original's weight-magnitude baseline), then fine-tuned
+    l1-global          the same with L1 norms per weight ranked across layers (not in the original)
+    slimming           the same with network slimming's BN-scale criterion, globally: the original's
+                       default criterion, behind the paper's "weight magnitude" curve
+
+`METHOD_TITLES` says which line of the paper each method is.
 """
 
 from __future__ import annotations
@@ -27,7 +32,18 @@ from .records import atomic_write_json
 from .runs import RunSpec, describe, execute, read_record
 from .train import TrainConfig, paper_config
 
-BASE_METHODS = ("uniform", "morphnet", "neuralscale", "l1-prune", "slimming")
+BASELINES = {"l1-prune": "l1-uniform", "l1-global": "l1", "slimming": "slimming"}  # method -> pruning criterion
+BASE_METHODS = ("uniform", "morphnet", "neuralscale", *BASELINES)
+METHOD_TITLES = {  # how reports name each method, and its line in the paper
+    "uniform": "uniform scaling of every layer (paper: uniform)",
+    "morphnet": "MorphNet-style: Taylor-FO pruning to 50%, rescaled uniformly (paper: MorphNet)",
+    "neuralscale": "NeuralScale: the descent's power law at iteration K (paper: NeuralScale, iteration 1 / 15)",
+    "l1-prune": "L1 filter pruning, one ratio for every layer, then fine-tuning (Li et al.; the original's "
+                "weight-magnitude code path, not the one behind its curve)",
+    "l1-global": "L1 filter pruning ranked across layers, then fine-tuning (not in the paper)",
+    "slimming": "BN-scale pruning across layers, then fine-tuning (network slimming; paper: 'weight magnitude', "
+                "the original's default criterion)",
+}
 PAPER_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 PRESETS = ("paper", "quick")
 
@@ -175,7 +191,7 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
     for seed in cfg.seeds:
         recipe = TrainConfig.from_dict({**cfg.train, "seed": seed}).to_dict()
         pretrained = None
-        if any(m in ("l1-prune", "slimming") for m in cfg.methods):
+        if any(m in BASELINES for m in cfg.methods):
             pretrained = RunSpec(method="uniform", config=recipe, widths=list(space.base_widths),
                                  budget={"metric": "params", "value": space.params(space.base_widths), "ratio": 1.0},
                                  **common)
@@ -192,7 +208,7 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
                                              widths=widths_for(base, it, bi), budget=b, **common))
                 else:
                     specs.append(RunSpec(method=base, config=finetune, budget=b, pretrained=pretrained.id,
-                                         criterion="l1" if base == "l1-prune" else "slimming", **common))
+                                         criterion=BASELINES[base], **common))
     unique, seen = [], set()
     for s in specs:
         if s.id not in seen:

@@ -25,7 +25,8 @@ from .errors import NeuralscaleError
 from .progress import progress_bar
 from .records import atomic_torch_save
 
-SCHEDULES = ("step", "cosine", "constant", "prune")
+SCHEDULES = ("step", "cosine", "constant", "prune", "prune-tinyimagenet")
+PRUNE_LR = 0.01  # the original's learning rate from the end of warm-up on
 
 
 @dataclass
@@ -41,7 +42,7 @@ class TrainConfig:
     schedule: str = "step"  # step | cosine | constant | prune
     milestones: tuple[float, ...] = (1 / 3, 2 / 3, 5 / 6)  # step: fractions of `epochs`
     gamma: float = 0.1  # step: factor at each milestone
-    warmup_epochs: int = 10  # prune: lr stays at `lr` this long, then 0.01 / 1.5 every 10 epochs
+    warmup_epochs: int = 10  # prune: epochs 1..W-1 at `lr`, then 0.01, / 1.5 every 10 epochs (see lr_at)
     augment: bool = True
     seed: int = 0
     device: str = "auto"
@@ -83,12 +84,27 @@ class TrainConfig:
             return self.lr
         if self.schedule == "cosine":
             return 0.5 * self.lr * (1 + math.cos(math.pi * min(epoch / self.epochs, 1.0)))
-        if self.schedule == "prune":  # the original's pruning schedule
-            if epoch < self.warmup_epochs:
-                return self.lr
-            return 0.01 / 1.5 ** int((epoch - self.warmup_epochs) // 10)
+        if self.schedule.startswith("prune"):
+            return self._prune_lr(int(epoch) + 1)
         passed = sum(1 for m in self.milestones if int(epoch) >= round(m * self.epochs))
         return self.lr * self.gamma ** passed
+
+
+    def _prune_lr(self, e: int) -> float:
+        """The original's descent schedule at epoch `e`, counted from 1 as it counts them.
+
+        Epochs 1 to W-1 train at `lr`; epoch W (the warm-up length) sets 0.01;
+        then every 10 epochs past W divide it by 1.5, so epoch e >= W has
+        0.01 / 1.5 ** ((e - W) // 10).  `prune-tinyimagenet` (the original's
+        TinyImageNet descent) divides only at epochs that are multiples of 10.
+        With W = 0 no epoch sets 0.01, and the divisions apply to `lr`.
+        """
+        w = self.warmup_epochs
+        if e < w:
+            return self.lr
+        base = PRUNE_LR if w > 0 else self.lr
+        anchor = e if self.schedule == "prune" else e - e % 10  # the last epoch at which the lr changed
+        return base / 1.5 ** ((anchor - w) // 10) if anchor > w else base
 
 
 def paper_config(dataset: str, **overrides) -> TrainConfig:

@@ -1,0 +1,300 @@
+"""The original implementation's behaviour by default: stop rule, selection, schedule, data, settings, baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import neuralscale as ns
+from conftest import run_cli, write_tinyimagenet
+from neuralscale.baselines import choose_uniform_widths, importance
+from neuralscale.descent import DescentConfig
+from neuralscale.errors import NeuralscaleError
+from neuralscale.models.gate import gates
+from neuralscale.prune import TaylorPruner
+from neuralscale.scaling import read_trajectory
+from neuralscale.train import Callback, Trainer, TrainConfig
+
+REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "original_descent"
+needs_ref = pytest.mark.skipif(not REF.exists(), reason="shared/reference not present")
+REFERENCES = {"vgg11_cifar100": ("vgg11", "cifar100", 0), "resnet18_cifar100": ("resnet18", "cifar100", 0),
+              "mobilenetv2_cifar100": ("mobilenetv2", "cifar100", 5),
+              "resnet18_tinyimagenet": ("resnet18", "tinyimagenet", 12)}
+
+
+# --- the stop rule -------------------------------------------------------------------------------------------
+
+@needs_ref
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_the_originals_trajectories_have_a_width_of_one_only_in_their_last_row(name):
+    # What the stop rule leaves behind: a layer reaches one channel, and the next step, which would take it
+    # (its pruned channels score 0, below every threshold), ends pruning before it is carried out.
+    model, dataset, with_one = REFERENCES[name]
+    sp = ns.space(model, dataset)
+    ended_at_one = 0
+    for it in range(1, 16):
+        rows = read_trajectory(REF / name / f"iteration_{it:02d}.csv", sp).rows
+        ones = [i for i, r in enumerate(rows) if min(r) == 1]
+        assert ones in ([], [len(rows) - 1]), (name, it, ones)
+        ended_at_one += bool(ones)
+    assert ended_at_one == with_one
+
+
+def _pruner(widths, **kw):
+    """A pruner attached to a real trainer (masking, so that scores can be set by hand)."""
+    sp = ns.space("vgg11", "synthetic")
+    splits = ns.data.load("synthetic", synthetic=dict(num_train=16, num_test=4)).split(0.0, 0)
+    pr = TaylorPruner(sp, widths, physical=False, **kw)
+    tr = Trainer(sp.build(widths), splits, TrainConfig(epochs=1, device="cpu"), callbacks=[pr], progress=False)
+    pr.on_train_start(tr)
+    return pr, tr
+
+
+def _set_scores(pr, scores):
+    pr._scores = [torch.tensor(s, dtype=torch.float32) for s in scores]
+    pr._batches = 1
+
+
+def test_a_step_that_would_empty_a_layer_ends_pruning_before_it():
+    w = [3, 4, 4, 4, 4, 4, 4, 4]
+    pr, tr = _pruner(w, k=3)
+    # the three cheapest channels are all of layer 0's: the step would empty it
+    _set_scores(pr, [[0.1, 0.2, 0.3]] + [[1.0 + j + 0.1 * i for i in range(4)] for j in range(7)])
+    pr.prune_step(tr)
+    assert pr.done and pr.pruning_steps == 0 and pr.current == w and not pr.all_rows
+    assert "last channel of conv1" in pr.stop_reason
+    # the option skips the layer's last channel and goes on
+    pr, tr = _pruner(w, k=3, stop_at_last_channel=False)
+    _set_scores(pr, [[0.1, 0.2, 0.3]] + [[1.0 + j + 0.1 * i for i in range(4)] for j in range(7)])
+    pr.prune_step(tr)
+    assert not pr.done and pr.current == [1, 3, 4, 4, 4, 4, 4, 4]
+
+
+def test_a_layer_pruned_down_to_one_channel_ends_pruning_at_the_next_step():
+    w = [3, 4, 4, 4, 4, 4, 4, 4]
+    pr, tr = _pruner(w, k=2)
+    _set_scores(pr, [[0.1, 0.2, 5.0]] + [[1.0 + j + 0.1 * i for i in range(4)] for j in range(7)])
+    pr.prune_step(tr)
+    assert pr.current == [1, 4, 4, 4, 4, 4, 4, 4] and pr.all_rows == [pr.current] and not pr.done
+    # layer 0's last channel is the most important one now, yet the original ends here
+    _set_scores(pr, [[0.0, 0.0, 9.0]] + [[0.5 + j, 0.6 + j, 20.0, 30.0] for j in range(7)])
+    pr.prune_step(tr)
+    assert pr.done and pr.pruning_steps == 1 and "conv1" in pr.stop_reason
+    assert pr.current == [1, 4, 4, 4, 4, 4, 4, 4]
+
+
+def test_ties_with_the_kth_score_are_pruned_too_and_the_last_step_stops_at_the_target():
+    w = [8] * 8
+    pr, tr = _pruner(w, k=3)
+    _set_scores(pr, [[0.5, 0.5, 0.5, 0.5, 2, 2, 2, 2]] + [[1.0 + j + 0.1 * i for i in range(8)] for j in range(7)])
+    pr.prune_step(tr)
+    assert pr.current[0] == 4 and sum(pr.current) == 60  # four tied at the third-lowest score
+    pr, tr = _pruner(w, k=10, fraction=0.1)  # int(64 * 0.1) = 6 channels in all
+    assert pr.max_pruned == 6 and pr.max_steps == 1
+    _set_scores(pr, [[float(i + 8 * j) for i in range(8)] for j in range(8)])
+    pr.prune_step(tr)
+    assert pr.pruned == 6 and pr.done and "6 of 64" in pr.stop_reason
+
+
+class _StepLog(Callback):
+    def __init__(self, pruner):
+        self.pruner, self.at = pruner, []
+
+    def on_step_end(self, trainer):
+        if len(self.at) < self.pruner.pruning_steps:
+            self.at.append(trainer.step)
+
+
+def _train(sp, widths, epochs=60, **kw):
+    torch.manual_seed(0)
+    splits = ns.data.load("synthetic", synthetic=dict(num_train=256, num_test=32)).split(0.0, 0)
+    pr = TaylorPruner(sp, widths, **kw)
+    steps = _StepLog(pr)
+    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=0.05, schedule="prune", warmup_epochs=1, device="cpu")
+    tr = Trainer(sp.build(widths), splits, cfg, callbacks=[pr, steps], progress=False)
+    tr.fit()
+    return pr, steps.at
+
+
+def test_the_first_step_averages_interval_plus_one_batches_then_interval():
+    sp = ns.space("vgg11", "synthetic")
+    pr, at = _train(sp, sp.uniform(0.125), epochs=4, k=2, interval=5, warmup_epochs=1)
+    warmup = 8  # batches in the warm-up epoch (256 / 32)
+    assert at[:4] == [warmup + 6, warmup + 11, warmup + 16, warmup + 21]
+
+
+def test_the_default_run_ends_where_the_option_would_go_past_a_layers_last_channel():
+    sp = ns.space("vgg11", "synthetic")
+    w = [4, 6, 8, 8, 12, 12, 12, 12]
+    faithful, _ = _train(sp, w, k=3, interval=2, warmup_epochs=1)
+    past, _ = _train(sp, w, k=3, interval=2, warmup_epochs=1, stop_at_last_channel=False)
+    assert "last channel" in faithful.stop_reason and faithful.pruning_steps >= 5
+    # the same decisions up to the stop (same machine, same arithmetic), then the option goes on
+    assert past.all_rows[:len(faithful.all_rows)] == faithful.all_rows
+    assert past.pruning_steps > faithful.pruning_steps
+    # a width of 1 only in the last row of the default run; the option keeps rows with layers stuck at 1
+    assert all(min(r) > 1 for r in faithful.all_rows[:-1])
+    assert sum(min(r) == 1 for r in past.all_rows) > 1
+    # the step after the default's last row is the first that would empty a layer: either a layer was
+    # already down to one channel, or the option had to spare a layer's last channel at that step
+    last = faithful.all_rows[-1] if faithful.all_rows else w
+    nxt = past.all_rows[len(faithful.all_rows)]
+    assert min(last) == 1 or any(a > 1 and b == 1 for a, b in zip(last, nxt)), (last, nxt)
+    assert past.pruned >= faithful.pruned
+
+
+# --- the schedule ----------------------------------------------------------------------------------------------
+
+def _original_lrs(warmup: int, epochs: int, tiny: bool) -> list[float]:
+    """The original's stateful schedule, as its training loop applies it, epoch by epoch from 1."""
+    args_lr = current = 0.1
+    out = []
+    for epoch in range(1, epochs + 1):
+        if epoch == warmup:
+            args_lr = current = 0.01
+        decays = (epoch % 10 == 0) if tiny else ((epoch - warmup) % 10 == 0)
+        if epoch > warmup and decays:
+            current = args_lr / 1.5 ** ((epoch - warmup) // 10)
+        out.append(current)
+    return out
+
+
+@pytest.mark.parametrize("warmup", [10, 7, 1, 0])
+@pytest.mark.parametrize("schedule", ["prune", "prune-tinyimagenet"])
+def test_the_pruning_schedule_is_the_originals_at_every_epoch(warmup, schedule):
+    cfg = TrainConfig(schedule=schedule, warmup_epochs=warmup, lr=0.1, epochs=60)
+    ours = [cfg.lr_at(e) for e in range(60)]  # the trainer counts epochs from 0
+    assert ours == pytest.approx(_original_lrs(warmup, 60, schedule != "prune"), rel=1e-12)
+    if warmup == 10:
+        assert ours[8] == 0.1 and ours[9] == 0.01 and ours[19] == pytest.approx(0.01 / 1.5)
+
+
+def test_the_trainer_applies_the_schedule_epoch_by_epoch():
+    splits = ns.data.load("synthetic", synthetic=dict(num_train=32, num_test=8)).split(0.0, 0)
+    sp = ns.space("vgg11", "synthetic")
+    cfg = TrainConfig(epochs=4, batch_size=32, schedule="prune", warmup_epochs=2, device="cpu")
+    tr = Trainer(sp.build(sp.uniform(0.0625)), splits, cfg, progress=False)
+    tr.fit()
+    assert [m["lr"] for m in tr.history] == [0.1, 0.01, 0.01, 0.01]
+
+
+# --- data and settings ----------------------------------------------------------------------------------------
+
+def test_a_descent_prunes_on_the_whole_training_set(tmp_path):
+    from neuralscale.api import descend
+    cfg = DescentConfig(iterations=1, warmup_epochs=0, k=20, interval=1, batch_size=64, base_ratio=0.0625,
+                        device="cpu", prune_past_one=True, allow_fallback=True)
+    descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": 300}, progress=False)
+    data = json.loads((tmp_path / "d" / "config.json").read_text())["data"]
+    assert data == {"train": 300, "val": 0, "test": 500}
+    held = DescentConfig(**{**cfg.__dict__, "val_fraction": 0.1})
+    descend("vgg11", "synthetic", tmp_path / "v", held, progress=False)
+    data = json.loads((tmp_path / "v" / "config.json").read_text())["data"]
+    assert data["val"] == 200 and data["train"] == 1800
+
+
+def test_dataset_dependent_settings_come_from_one_place():
+    tiny = DescentConfig().resolve(ns.space("resnet18", "tinyimagenet"))
+    assert (tiny.interval, tiny.batch_size, tiny.schedule, tiny.crop_padding, tiny.add10) == \
+        (100, 100, "prune-tinyimagenet", 0, True)
+    vgg = DescentConfig().resolve(ns.space("vgg11", "cifar100"))
+    assert (vgg.interval, vgg.batch_size, vgg.schedule, vgg.crop_padding, vgg.add10) == (50, 256, "prune", 4, False)
+    assert DescentConfig().resolve(ns.space("mobilenetv2", "cifar10")).add10
+    assert not DescentConfig().resolve(ns.space("torchvision:resnet18", "cifar10")).add10
+    assert DescentConfig(interval=7, add10=False).resolve(ns.space("resnet18", "tinyimagenet")).interval == 7
+
+
+def test_the_same_tinyimagenet_descent_gets_the_same_settings_from_cli_api_and_experiment_file(tmp_path):
+    data = tmp_path / "data"
+    write_tinyimagenet(data, archive=False)
+    common = dict(iterations=1, base_ratio=0.0625, warmup_epochs=0, max_epochs=1, device="cpu")
+    # max_epochs=1 ends each descent after its first epoch (an error): config.json is written before training
+    r = run_cli("descend", "--model", "resnet18", "--dataset", "tinyimagenet", "--data-dir", str(data),
+                "--iterations", "1", "--base-ratio", "0.0625", "--warmup-epochs", "0", "--max-epochs", "1",
+                "--device", "cpu", "--out", str(tmp_path / "cli"), "--quiet")
+    assert r.returncode == 2 and "raise --max-epochs" in r.stderr
+    from neuralscale.api import descend
+    with pytest.raises(NeuralscaleError, match="max-epochs"):
+        descend("resnet18", "tinyimagenet", tmp_path / "api", DescentConfig(**common), data_dir=str(data),
+                progress=False)
+    (tmp_path / "exp.toml").write_text(f"""
+[experiment]
+model = "resnet18"
+dataset = "tinyimagenet"
+out = "exp"
+device = "cpu"
+[data]
+data_dir = "{data}"
+[descent]
+iterations = 1
+base_ratio = 0.0625
+warmup_epochs = 0
+max_epochs = 1
+[sweep]
+methods = ["uniform"]
+ratios = [0.0625]
+[sweep.train]
+epochs = 1
+""")
+    r = run_cli("experiment", str(tmp_path / "exp.toml"), "--quiet")
+    assert r.returncode == 2 and "raise --max-epochs" in r.stderr
+    configs = [json.loads((tmp_path / d / "config.json").read_text()) for d in ("cli", "api", "exp/descent")]
+    assert configs[0] == configs[1] == configs[2]
+    d = configs[0]["descent"]
+    assert (d["interval"], d["batch_size"], d["schedule"], d["crop_padding"], d["add10"], d["val_fraction"]) == \
+        (100, 100, "prune-tinyimagenet", 0, True, 0.0)
+
+
+def test_add10_rebuilds_narrow_layers_of_resnet_and_mobilenet_only():
+    from neuralscale.descent import start_widths
+    from neuralscale.scaling import ScalingLaw
+    for model, on in (("resnet18", True), ("mobilenetv2", True), ("vgg11", False)):
+        sp = ns.space(model, "cifar10")
+        n = len(sp)
+        # a law that gives the first layer 4 channels at any size, the others uniform scaling
+        law = ScalingLaw(model, "cifar10", list(sp.layer_names), [4.0] + [b / sp.params(sp.base_widths) ** 0.5
+                                                                          for b in sp.base_widths[1:]],
+                         [0.0] + [0.5] * (n - 1))
+        cfg = DescentConfig().resolve(sp)
+        widths = start_widths(sp, [law.to_dict()], cfg)
+        assert (widths[0] == 14) is on and (widths[0] == 4) is not on
+
+
+# --- the baselines ---------------------------------------------------------------------------------------------
+
+def test_l1_prune_keeps_one_ratio_for_every_layer_and_the_largest_filters_in_each():
+    sp = ns.space("vgg11", "synthetic")
+    base = sp.uniform(0.125)
+    small = sp.rebased(base)
+    torch.manual_seed(0)
+    model = small.build(base)
+    scores = importance(model, sp.info.input_shape, "l1-uniform")
+    for convs, s in zip([m for m in model.modules() if isinstance(m, torch.nn.Conv2d)], scores):
+        assert torch.allclose(s, convs.weight.detach().abs().flatten(1).sum(1))
+    budget = small.params(small.uniform(0.5))
+    widths, keep = choose_uniform_widths(small, scores, budget)
+    assert small.params(widths) <= budget
+    # one ratio r for every layer: int(base * r) = width holds for r in [max(w / b), min((w + 1) / b))
+    lo = max(w / b for w, b in zip(widths, base))
+    hi = min((w + 1) / b for w, b in zip(widths, base))
+    assert lo < hi and all(int(b * (lo + hi) / 2) == w for w, b in zip(widths, base)), widths
+    # ... the largest such ratio: one step more breaks the budget
+    assert small.params([int(b * hi) for b in base]) > budget
+    for s, k, w in zip(scores, keep, widths):  # in each layer, the filters with the largest L1 norm
+        assert len(k) == w and set(k.tolist()) == set(torch.topk(s, w).indices.tolist())
+
+
+def test_sweep_methods_name_their_criteria_and_the_report_names_the_papers_lines():
+    from neuralscale.report import _table  # noqa: F401  (the report module loads)
+    from neuralscale.sweep import BASELINES, METHOD_TITLES
+    assert BASELINES == {"l1-prune": "l1-uniform", "l1-global": "l1", "slimming": "slimming"}
+    assert "weight magnitude" in METHOD_TITLES["slimming"]
+    assert all(m in METHOD_TITLES for m in ("uniform", "morphnet", "neuralscale", *BASELINES))
+
+
+def test_gates_still_hold_no_parameters():
+    sp = ns.space("vgg11", "synthetic")
+    assert all(not list(g.parameters()) for g in gates(sp.build(sp.uniform(0.25))))
