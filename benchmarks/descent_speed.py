@@ -45,9 +45,11 @@ class Clock(TaylorPruner):
         super().on_step_end(trainer)
 
     def prune_step(self, trainer) -> None:
+        steps = self.pruning_steps
         super().prune_step(trainer)
-        self._frac = self.space.macs(self.current) / self._full
-        self.times.append(time.perf_counter() - self.t0)
+        if self.pruning_steps > steps:  # not the step the stop rule refused
+            self._frac = self.space.macs(self.current) / self._full
+            self.times.append(time.perf_counter() - self.t0)
 
 
 def run(space, splits, cfg: DescentConfig, physical: bool, channels_last: bool | None = None
@@ -55,7 +57,7 @@ def run(space, splits, cfg: DescentConfig, physical: bool, channels_last: bool |
     torch.manual_seed(cfg.seed)
     widths = list(space.base_widths)
     pruner = Clock(space, widths, k=cfg.k, interval=cfg.interval, warmup_epochs=cfg.warmup_epochs,
-                   fraction=cfg.prune_fraction, physical=physical)
+                   fraction=cfg.prune_fraction, physical=physical, stop_at_last_channel=not cfg.prune_past_one)
     tc = cfg.train_config()
     tc.channels_last = channels_last
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], progress=False)
@@ -92,7 +94,7 @@ def main(argv=None) -> int:
 
     base = ns.space(args.model, args.dataset)
     space = base.rebased(base.uniform(args.base_ratio))
-    cfg = DescentConfig(warmup_epochs=args.warmup_epochs, device=args.device)  # k=10, interval=50, batch 256, 95%
+    cfg = DescentConfig(warmup_epochs=args.warmup_epochs, device=args.device).resolve(space)  # k=10, every 50, batch 256
     splits = load_splits(args.dataset, cfg.train_config(), subset={"train": args.images, "test": 500})
     print(f"# {space.name} at base ratio {args.base_ratio} ({space.params(space.base_widths):,} params, "
           f"{sum(space.base_widths)} channels), {splits.sizes()}, device {args.device}", file=sys.stderr)
