@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from neuralscale.executors import get_executor
-from neuralscale.runs import load_records
+from neuralscale.store import load_records
 from neuralscale.sweep import SweepConfig, run_sweep
 
 

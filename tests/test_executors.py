@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from neuralscale.runs import load_records, read_record
+from neuralscale.store import load_records, read_record
 
 TINY = ["sweep", "--model", "vgg11", "--dataset", "synthetic", "--train-subset", "160", "--test-subset", "40",
         "--batch-size", "32", "--device", "cpu", "--lr", "0.05", "--momentum", "0.9", "--schedule", "cosine",

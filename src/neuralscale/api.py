@@ -10,6 +10,7 @@ import torch
 from .data import load as load_dataset
 from .data.base import Splits
 from .errors import NeuralscaleError
+from .records import exclusive
 from .space import WidthSpace, space as make_space
 from .train import TrainConfig
 
@@ -51,7 +52,10 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     spec = RunSpec(model=space.name, dataset=space.info.name, method="explicit", config=config.to_dict(),
                    widths=widths, convcut=convcut, data={k: v for k, v in (subset or {}).items() if v is not None},
                    budget={"metric": "params", "value": space.params(widths)}, latency_batches=tuple(latency_batches))
-    return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
+    if out_dir is None:
+        return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
+    with exclusive(out_dir, "run directory"):
+        return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
 
 
 METHODS = ("uniform", "morphnet", "neuralscale")

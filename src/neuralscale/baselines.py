@@ -32,6 +32,7 @@ from .errors import NeuralscaleError
 from .models.gate import Gate, gates
 from .prune import channel_map, slice_state
 from .space import WidthSpace
+from .store import read_record
 from .train import Callback, Trainer
 
 CRITERIA = ("slimming", "l1-uniform", "l1")
@@ -202,7 +203,6 @@ class GateMask(Callback):
 
 def prune_pretrained(space: WidthSpace, pretrained_dir: Path, spec) -> tuple[nn.Module, list[int], list, dict]:
     """The baseline's starting point: the pretrained run's final network, pruned to the spec's budget."""
-    from .runs import read_record
     record = read_record(pretrained_dir)
     if record is None or record.get("status") != "finished":
         raise NeuralscaleError(f"the run to prune ({pretrained_dir.name}) has not finished")

@@ -149,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tau", choices=("auto", "exact", "original"), default="auto",
                    help="parameter count used as tau: exact (the built model) or original (the original code's "
                         "formula); auto: original for header-less original CSVs, exact otherwise")
-    p.add_argument("--out", metavar="FIT.json", help="write the law here")
+    p.add_argument("--out", metavar="FIT.json", help="write the law here (a new file; see --force)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists, or write into a run or "
+                   "descent directory")
     p.add_argument("--json", action="store_true", help="print the law as JSON (alpha and beta in layer order)")
 
     p = sub.add_parser("scale", help="a width configuration for a budget",
@@ -259,6 +261,8 @@ def _add_sweep_parsers(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="where to write (default DIR/report)")
     p.add_argument("--descent", metavar="DIR", help="descent directory for the growth and heatmap figures")
     p.add_argument("--json", action="store_true", help="print the per-run summary as JSON")
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even if it holds other files than an earlier report")
 
     p = sub.add_parser("export", help="save a trained run's network as widths (JSON) + weights, optionally ONNX",
                        description="Export a finished run (a run directory of a sweep or of `train --out`) as "
@@ -267,6 +271,8 @@ def _add_sweep_parsers(sub) -> None:
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("--out", metavar="NAME", required=True, help="writes NAME.json and NAME.pt (and NAME.onnx)")
     p.add_argument("--onnx", action="store_true", help="also export to ONNX (needs neuralscale[onnx]) and check it")
+    p.add_argument("--force", action="store_true", help="overwrite existing NAME.* files, or write into a run or "
+                   "descent directory")
 
     p = sub.add_parser("experiment", help="descent + sweep + report from one TOML file",
                        description="Run a whole experiment described in a TOML file ([experiment], [data], "
@@ -281,7 +287,7 @@ def _add_sweep_parsers(sub) -> None:
 def cmd_export(args) -> int:
     from .export import from_run, load_model, to_onnx
 
-    json_path, weights = from_run(args.run, args.out)
+    json_path, weights = from_run(args.run, args.out, force=args.force, onnx=args.onnx)
     print(f"widths: {json_path}")
     print(f"weights: {weights}")
     if args.onnx:
@@ -322,13 +328,22 @@ def cmd_sweep(args) -> int:
     if args.report:
         from .report import build_report
         print(build_report(args.out)["html"])
+    return _failed_runs(counts["failed"], len(records))
+
+
+def _failed_runs(failed: int, total: int) -> int:
+    """Exit status 1 when runs failed (their records say why), with the count on stderr; else 0."""
+    if failed:
+        print(f"neuralscale: {failed} of {total} run(s) failed; see their record.json, and rerun with "
+              "--retry-failed to try them again", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_report(args) -> int:
     from .report import build_report
 
-    result = build_report(args.store, accuracy=args.accuracy, out=args.out, descent=args.descent)
+    result = build_report(args.store, accuracy=args.accuracy, out=args.out, descent=args.descent, force=args.force)
     if args.json:
         from .report import run_summary
         print(json.dumps([run_summary(r) for r in result["records"]], indent=2))
@@ -348,7 +363,7 @@ def cmd_experiment(args) -> int:
     result = run(args.file, out=args.out, progress=not args.quiet, retry_failed=args.retry_failed)
     print(result["markdown"])
     print(result["html"])
-    return 0
+    return _failed_runs(sum(r["status"] == "failed" for r in result["records"]), len(result["records"]))
 
 
 def cmd_descend(args) -> int:
@@ -372,7 +387,10 @@ def cmd_fit(args) -> int:
     from .scaling import fit, read_trajectory
     from .space import space as make_space
 
+    from .guard import check_new_file
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
+    if args.out:
+        check_new_file(args.out, args.force)
     traj = read_trajectory(args.trajectory, sp)
     law = fit(sp, traj.rows, count=traj.count if args.tau == "auto" else args.tau)
     if args.out:
@@ -464,8 +482,10 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps({k: record[k] for k in ("model", "dataset", "widths", "params", "macs", "summary")}, indent=2))
     else:
+        at_best = (f"test accuracy at best validation epoch ({s['best_val_epoch']}) {s['test_acc_at_best_val']:.2f}%"
+                   if s.get("test_acc_at_best_val") is not None else "no validation split (--val-fraction 0)")
         print(f"{record['model']} {record['params']:,} params: final test accuracy {s['final_test_acc']:.2f}%, "
-              f"test accuracy at best validation epoch ({s['best_val_epoch']}) {s['test_acc_at_best_val']:.2f}%")
+              + at_best)
         if args.out:
             print(f"record: {args.out}/record.json")
     return 0

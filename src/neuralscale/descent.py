@@ -6,9 +6,13 @@ lives in one directory:
 
     config.json          the descent's configuration (a rerun must match it)
     iteration_NN.csv     the trajectory of iteration NN
-    fits.json            {"laws": [...]}: alpha, beta, R^2 per finished iteration
+    fits.json            {"laws": [...]}: alpha, beta, R^2 per finished iteration, and how it ended
     iteration_NN.ckpt    the running iteration's checkpoint (removed when it finishes)
-    log.txt              one line per epoch and per iteration
+    log.txt              one line per epoch and per iteration, with times
+    .lock                held by the command running the descent
+
+Everything but log.txt is a function of the configuration and the data: a
+descent killed at any point and run again writes the same bytes.
 
 Running the same command again continues after the last finished iteration
 (and inside an unfinished one, from its last epoch); nothing finished is redone.
@@ -17,7 +21,6 @@ Running the same command again continues after the last finished iteration
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,7 +30,7 @@ import torch
 from .data.base import Splits
 from .errors import NeuralscaleError
 from .prune import TaylorPruner
-from .records import atomic_write_json
+from .records import atomic_write_json, exclusive
 from .scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, Trainer
@@ -108,14 +111,28 @@ class DescentConfig:
                            val_fraction=self.val_fraction)
 
 
-def load_laws(out: Path) -> list[dict]:
-    path = out / "fits.json"
+def is_descent_dir(path: str | Path) -> bool:
+    """A folder that a descent has written (its configuration and log or laws)."""
+    path = Path(path)
+    return (path / "config.json").is_file() and ((path / "fits.json").is_file() or (path / "log.txt").is_file())
+
+
+def load_laws(out: str | Path) -> list[dict]:
+    """The finished iterations of a descent directory (fits.json), checked for shape; [] before the first."""
+    path = Path(out) / "fits.json"
     if not path.exists():
         return []
     try:
-        return json.loads(path.read_text())["laws"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        laws = json.loads(path.read_text())["laws"]
+        if not isinstance(laws, list):
+            raise TypeError("laws is not a list")
+        for i, d in enumerate(laws, 1):
+            ScalingLaw.from_dict(d)  # alpha, beta and layers of one length
+            if d.get("iteration") != i:
+                raise ValueError(f"entry {i} is not iteration {i}")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, NeuralscaleError) as e:
         raise NeuralscaleError(f"{path} is damaged ({e}); remove it and the later iterations to redo them") from None
+    return laws
 
 
 def start_widths(space: WidthSpace, laws: list[dict], cfg: DescentConfig) -> list[int]:
@@ -168,12 +185,23 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     if cfg.crop_padding != splits.info.crop_padding:
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out, "descent directory"):
+        return _descend(space, splits, out, cfg, progress, data_note)
+
+
+def _descend(space: WidthSpace, splits: Splits, out: Path, cfg: DescentConfig, progress: bool,
+             data_note: dict | None) -> list[ScalingLaw]:
     identity = {"model": space.name, "dataset": space.info.name, "descent": cfg.identity(),
                 "data": data_note or splits.sizes()}
     cfg_path = out / "config.json"
     if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
+        try:
+            old = json.loads(cfg_path.read_text())
+            if not isinstance(old, dict) or not isinstance(old.get("descent"), dict):
+                raise ValueError("not a descent configuration")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise NeuralscaleError(f"{cfg_path} is damaged ({e}); remove it only if this directory's iterations "
+                                   "may be redone with the configuration given now") from None
         mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
         mismatch += [k for k in identity["descent"] if old.get("descent", {}).get(k) != identity["descent"][k]]
         if mismatch:
@@ -217,15 +245,14 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
             entry = {**law.to_dict(), "start_widths": widths, "final_widths": pruner.current,
                      "half_widths": pruner.half_widths or pruner.current, "half_reached": pruner.half_widths is not None,
                      "epochs": trainer.epoch, "pruning_steps": pruner.pruning_steps, "physical": pruner.physical,
-                     "stop_reason": pruner.stop_reason, "notes": pruner.notes, "wall_s": time.time() - t0,
-                     "final_val_acc": val if val is not None and math.isfinite(val) else None}
+                     "stop_reason": pruner.stop_reason, "notes": pruner.notes, "final_val_acc": val}
             if law.fallback:
                 entry["fallback_reason"] = law.note
             laws.append(entry)
             atomic_write_json(out / "fits.json", {"model": space.name, "dataset": space.info.name, "laws": laws})
             ckpt.unlink(missing_ok=True)
             log(f"descent iteration {it}/{cfg.iterations}: {len(pruner.rows)} trajectory rows, "
-                f"{pruner.pruning_steps} pruning steps, {trainer.epoch} epochs, {entry['wall_s']:.0f} s; "
+                f"{pruner.pruning_steps} pruning steps, {trainer.epoch} epochs, {time.time() - t0:.0f} s; "
                 f"{pruner.stop_reason}")
             if law.fallback:
                 log(f"WARNING: {fallback_message(entry)}")

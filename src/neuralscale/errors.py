@@ -7,3 +7,11 @@ escaping is a bug and keeps its traceback.
 
 class NeuralscaleError(Exception):
     """A problem with the user's input, data or files, explained in one line."""
+
+
+class EnvironmentFailure(NeuralscaleError):
+    """The machine, not the run, failed: no such device, out of device memory.
+
+    A run that meets one is not recorded as failed (its record stays unfinished, so a rerun on a
+    working machine runs it); the command stops with the message.
+    """

@@ -1,6 +1,6 @@
 """Executors: where a sweep's runs execute.
 
-Every executor calls the same run function (`sweep.execute_in_store`) against
+Every executor calls the same run function (`runs.execute_in_store`) against
 the same run store, so records are the same whichever runs them:
 
 - `sequential`: one run after another, in this process (the default);
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import NeuralscaleError
-from .records import atomic_write_json
-from .runs import RECORD, RunSpec, failed_record, read_record
+from .runs import RunSpec, execute_in_store, failed_record
+from .store import RunStore
 
 EXECUTORS = ("sequential", "local", "ray")
 
@@ -49,10 +49,10 @@ class Sequential:
 
     def run(self, specs: Sequence[RunSpec], out_dir: str | Path, *, on_done: Callable | None = None,
             progress: bool = True, log=None) -> None:
-        from .sweep import execute_in_store
         _set_threads(self.threads)
+        store = RunStore(out_dir)
         for i, spec in enumerate(specs, 1):
-            record = execute_in_store(spec, out_dir, progress=progress, log=log)
+            record = execute_in_store(spec, store, progress=progress, log=log)
             if on_done:
                 on_done(i, spec, record)
 
@@ -87,6 +87,7 @@ class _Pool:
     def run(self, specs: Sequence[RunSpec], out_dir: str | Path, *, on_done: Callable | None = None,
             progress: bool = True, log=None) -> None:
         out = Path(out_dir)
+        store = RunStore(out)
         say = log or (lambda m: None)
         pending = list(specs)
         running: dict[str, tuple] = {}  # id -> (handle, spec, slot)
@@ -105,7 +106,7 @@ class _Pool:
             """True: can start; False: wait for the run it prunes; None: that run failed."""
             if s.pretrained is None or s.pretrained not in ids:
                 return True
-            r = read_record(out / "runs" / s.pretrained)
+            r = store.read(s.pretrained)
             if r is not None and r["status"] == "finished":
                 return True
             if r is not None and r["status"] == "failed" and s.pretrained not in [x.id for x in pending] \
@@ -123,21 +124,21 @@ class _Pool:
                     if state is None:  # its pretrained run failed: record why, without running
                         pending.remove(s)
                         rec = failed_record(s, f"the run to prune ({s.pretrained}) failed")
-                        atomic_write_json(out / "runs" / s.id / RECORD, rec)
+                        store.write(s.id, rec)
                         finish(s, rec)
                         continue
                     if not state:
                         continue
                     pending.remove(s)
                     slot = free.pop(0)
-                    (out / "runs" / s.id).mkdir(parents=True, exist_ok=True)
+                    store.run_dir(s.id).mkdir(parents=True, exist_ok=True)
                     running[s.id] = (self._start(s, slot, out), s, slot)
                     if progress:
                         say(f"{self.name} {slot}: started {s.label} seed {s.seed} ({s.id}){self._where(slot)}")
                 for rid, note in self._ended(running).items():
                     _, s, slot = running.pop(rid)
                     free.append(slot)
-                    rec = read_record(out / "runs" / rid)
+                    rec = store.read(rid)
                     if rec is not None and rec["status"] in ("finished", "failed"):
                         finish(s, rec)
                         continue
@@ -148,7 +149,7 @@ class _Pool:
                         pending.insert(0, s)
                     else:
                         rec = failed_record(s, f"worker died {deaths[rid]} times ({note})", rec)
-                        atomic_write_json(out / "runs" / rid / RECORD, rec)
+                        store.write(rid, rec)
                         finish(s, rec)
         finally:
             self._close()
@@ -192,7 +193,6 @@ def _worker(conn, device: str | None, threads: int | None) -> None:
     """A local worker process: runs what the driver sends, one at a time, each run's output in its log."""
     _exit_with_parent()
     _set_threads(threads)
-    from .sweep import execute_in_store
     while True:
         try:
             msg = conn.recv()
@@ -206,7 +206,7 @@ def _worker(conn, device: str | None, threads: int | None) -> None:
             s = RunSpec.from_dict(spec)
             if device:
                 s.config = {**s.config, "device": device}  # the device is not part of a run's identity
-            execute_in_store(s, out_dir, progress=True)
+            execute_in_store(s, RunStore(out_dir), progress=True)
         finally:
             restore()
         conn.send(s.id)
@@ -226,6 +226,9 @@ class Local(_Pool):
                  retries: int = 2, poll: float = 0.05):
         if workers < 1:
             raise NeuralscaleError(f"workers must be at least 1, got {workers}")
+        from .train import resolve_device
+        for d in devices or ():
+            resolve_device(d)  # a device this machine lacks stops the sweep before any run starts
         self.slots = workers
         self.devices = list(devices) if devices else [None]
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
@@ -249,7 +252,7 @@ class Local(_Pool):
             p.start()
             there.close()
             proc = self._procs[slot] = (p, here)
-        proc[1].send((spec.to_dict(), str(out), str(out / "runs" / spec.id / "log.txt")))
+        proc[1].send((spec.to_dict(), str(out), str(RunStore(out).run_dir(spec.id) / "log.txt")))
         return slot
 
     def _ended(self, running: dict) -> dict[str, str]:
@@ -311,11 +314,10 @@ def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> N
     restore = _redirect(log_path)
     try:
         _set_threads(threads)
-        from .sweep import execute_in_store
         s = RunSpec.from_dict(spec)
         if ray.get_gpu_ids():  # Ray set CUDA_VISIBLE_DEVICES to this task's GPU
             s.config = {**s.config, "device": "cuda"}
-        execute_in_store(s, out_dir, progress=True)
+        execute_in_store(s, RunStore(out_dir), progress=True)
     finally:
         restore()
 
@@ -373,7 +375,7 @@ class Ray(_Pool):
 
     def _start(self, spec: RunSpec, slot: int, out: Path):
         return self._remote.remote(spec.to_dict(), str(out.resolve()), self.threads,
-                                   str((out / "runs" / spec.id / "log.txt").resolve()))
+                                   str((RunStore(out).run_dir(spec.id) / "log.txt").resolve()))
 
     def _ended(self, running: dict) -> dict[str, str]:
         import ray
@@ -394,6 +396,11 @@ class Ray(_Pool):
 
 
 def get_executor(name: str, **options):
+    """An executor by name; options that are given must make sense (nothing is silently replaced)."""
+    for key in ("workers", "threads", "retries"):
+        v = options.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "retries" else 1)):
+            raise NeuralscaleError(f"{key} must be an integer of at least {0 if key == 'retries' else 1}, got {v!r}")
     if name == "sequential":
         return Sequential(threads=options.get("threads"))
     if name == "local":

@@ -72,11 +72,21 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     return model.to(device).eval(), meta
 
 
-def from_run(run_dir: str | Path, path: str | Path) -> tuple[Path, Path]:
-    """Export a finished run's network (its record and final checkpoint)."""
-    from .runs import read_record
+def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx: bool = False) -> tuple[Path, Path]:
+    """Export a finished run's network (its record and final checkpoint) as PATH.json + PATH.pt.
+
+    Nothing is overwritten and nothing is written into a run or descent directory unless `force`;
+    with `onnx`, the ONNX extra must be installed, checked before anything is written.
+    """
+    from .guard import check_new_file
     from .space import space as make_space
+    from .store import read_record
     run_dir = Path(run_dir)
+    base = Path(path)
+    for suffix in (".json", ".pt") + ((".onnx",) if onnx else ()):
+        check_new_file(base.with_suffix(suffix), force)
+    if onnx:
+        _need_onnx()
     record = read_record(run_dir)
     if record is None:
         raise NeuralscaleError(f"{run_dir} holds no run record")
@@ -88,7 +98,12 @@ def from_run(run_dir: str | Path, path: str | Path) -> tuple[Path, Path]:
     spec = record.get("spec", {})
     sp = make_space(record["model"], record["dataset"], convcut=spec.get("convcut", False), data_dir=spec.get("data", {}).get("data_dir"))
     model = sp.build(record["widths"])
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
+        if not isinstance(state, dict):
+            raise TypeError("no model weights")
+    except Exception as e:
+        raise NeuralscaleError(f"{ckpt} is damaged ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     if any(k not in model.state_dict() for k in state) or any(state[k].shape != v.shape for k, v in model.state_dict().items()):
         raise NeuralscaleError(f"{ckpt} is not a network of the recorded widths (a masked baseline cannot be exported "
                                "as a smaller model)")
@@ -100,12 +115,16 @@ def from_run(run_dir: str | Path, path: str | Path) -> tuple[Path, Path]:
                              "final_test_acc": s.get("final_test_acc")})
 
 
-def to_onnx(model: nn.Module, input_shape, path: str | Path, check: bool = True) -> dict:
-    """Export to ONNX; with onnxruntime installed, compare its outputs with PyTorch's on random inputs."""
+def _need_onnx() -> None:
     try:
         import onnx  # noqa: F401
     except ImportError:
         raise NeuralscaleError("ONNX export needs the optional extra: pip install 'neuralscale[onnx]'") from None
+
+
+def to_onnx(model: nn.Module, input_shape, path: str | Path, check: bool = True) -> dict:
+    """Export to ONNX; with onnxruntime installed, compare its outputs with PyTorch's on random inputs."""
+    _need_onnx()
     path = Path(path)
     model = model.cpu().eval()
     x = torch.randn(2, *input_shape)

@@ -1,26 +1,53 @@
-"""Atomic writes: a record is either the old file or the complete new one."""
+"""Files that must not be lost: atomic writes, strict JSON, and exclusive locks on directories."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
+
+from .errors import NeuralscaleError
+
+LOCK = ".lock"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NeuralscaleError(f"cannot write {path}: {path.parent} is a file, not a directory") from None
+    except OSError as e:
+        raise NeuralscaleError(f"cannot write {path}: {e.strerror or e}") from None
+    if path.is_dir():
+        raise NeuralscaleError(f"cannot write {path}: it is a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise NeuralscaleError(f"cannot write in {path.parent}: {e.strerror or e}") from None
     os.close(fd)
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files 0600; collaborators should read records
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise NeuralscaleError(f"cannot write {path}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -33,9 +60,49 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic(path, write)
 
 
+def strict(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None, so that any JSON reader accepts it."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(path, json.dumps(strict(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+@contextmanager
+def exclusive(directory: str | Path, what: str = "directory") -> Iterator[None]:
+    """Hold an exclusive lock on `directory` (its .lock file) for the duration, or stop with a clear error.
+
+    The lock is the kernel's (flock): it is released when the holder exits, crashes or is killed, so a
+    lock never outlives its command.  The holder's pid is written into the file for the error message.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    except FileExistsError:
+        raise NeuralscaleError(f"{directory} is a file, not a directory") from None
+    except OSError as e:
+        raise NeuralscaleError(f"cannot use {directory}: {e.strerror or e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            raise NeuralscaleError(f"{directory} is in use by another neuralscale command (pid {holder}); wait "
+                                   f"for it to finish, or use another {what}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock

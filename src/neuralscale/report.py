@@ -27,7 +27,8 @@ from pathlib import Path
 from .errors import NeuralscaleError
 from .records import atomic_write_json, atomic_write_text
 from .descent import fallback_message, load_laws
-from .runs import finite, load_records
+from .guard import check_report_dir
+from .store import RunStore, finite, load_records
 from .sweep import BASE_METHODS, METHOD_TITLES
 
 ACCURACY = {
@@ -232,7 +233,7 @@ def _table(rows: list[dict]) -> list[list[str]]:
 
 
 def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path | None = None,
-                 descent: str | Path | None = None) -> dict:
+                 descent: str | Path | None = None, force: bool = False) -> dict:
     """Write the report of a run store; returns {"markdown", "html", "summary", "rows", "records"}."""
     store = Path(store)
     if not store.is_dir():
@@ -244,16 +245,15 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
     if not rows:
         raise NeuralscaleError(f"{store} holds no finished runs yet ({len(records)} record(s): "
                                + ", ".join(sorted({r['status'] for r in records})) + ")")
-    dest = Path(out) if out else store / "report"
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = check_report_dir(Path(out) if out else store / "report", force)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NeuralscaleError(f"cannot write the report into {dest}: {e.strerror or e}") from None
     models = sorted({(r["model"], r["dataset"]) for r in records})
     model, dataset = models[0]
-    sweep_cfg = {}
-    if (store / "sweep.json").exists():
-        try:
-            sweep_cfg = json.loads((store / "sweep.json").read_text()).get("config", {})
-        except json.JSONDecodeError:
-            sweep_cfg = {}
+    plan = RunStore(store).load_plan() or {}
+    sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
     descent_dir = Path(descent) if descent else (Path(sweep_cfg["descent"]) if sweep_cfg.get("descent") else None)
     fallbacks = _mark_fallbacks(rows, descent_dir)
     ylabel = ACCURACY[accuracy][1]

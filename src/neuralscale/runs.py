@@ -2,11 +2,8 @@
 
 A run trains one network with one recipe: from scratch at given widths, or
 (the train-prune-fine-tune baselines) by pruning a finished full-width run to
-a budget and fine-tuning it.  It lives in one directory:
-
-    record.json     the run record (JSON, written atomically): status running, finished or failed
-    metrics.csv     per-epoch metrics of a finished run
-    checkpoint.pt   the trainer's checkpoint (resume point; final weights once finished)
+a budget and fine-tuning it.  It lives in one run directory (its files and
+the record's fields: store.py).
 
 A run is identified by its configuration (`RunSpec.id`): the same spec always
 maps to the same directory, so a sweep run twice skips what is finished and
@@ -17,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import sys
 import time
@@ -28,11 +24,11 @@ from typing import Any
 
 import torch
 
-from .errors import NeuralscaleError
-from .records import atomic_write_json, atomic_write_text
+from .errors import EnvironmentFailure, NeuralscaleError
+from .records import atomic_write_text
+from .store import RunStore, read_record, write_record
 from .train import TrainConfig, Trainer, environment
 
-RECORD = "record.json"
 # Fields of the training configuration that do not change what is computed, so they are not part of a run's identity.
 _NOT_IDENTITY = ("device", "eval_batch_size")
 
@@ -92,20 +88,6 @@ class RunSpec:
         return cls(**d)
 
 
-def read_record(run_dir: str | Path) -> dict | None:
-    """A run directory's record, or None when it has none; a damaged record is an error."""
-    path = Path(run_dir) / RECORD
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text())
-        if not isinstance(record, dict) or "status" not in record:
-            raise ValueError("no status")
-        return record
-    except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as e:
-        raise NeuralscaleError(f"{path} is not a run record ({e})") from None
-
-
 def _space(spec: RunSpec, data_dir: str | None):
     from .space import space as make_space
     return make_space(spec.model, spec.dataset, convcut=spec.convcut, data_dir=data_dir)
@@ -143,7 +125,7 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
 
     def write(rec: dict) -> None:
         if run_dir is not None:
-            atomic_write_json(run_dir / RECORD, rec)
+            write_record(run_dir, rec)
     record: dict[str, Any] = {
         "id": spec.id, "kind": "run", "status": "running", "method": spec.method, "label": spec.label,
         "model": spec.model, "dataset": spec.dataset, "seed": spec.seed, "budget": spec.budget,
@@ -189,6 +171,11 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
             atomic_write_text(run_dir / "metrics.csv", _csv(result.history))
         write(record)
         return record
+    except EnvironmentFailure:
+        raise  # not the run's failure: its record stays unfinished
+    except torch.cuda.OutOfMemoryError as e:
+        raise EnvironmentFailure(f"{describe(spec)}: out of GPU memory ({str(e).splitlines()[0]}); fewer runs "
+                                 "per GPU or a smaller batch") from None
     except Exception as e:  # recorded, so that a sweep goes on
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         record.update(status="failed", error=f"{type(e).__name__}: {message}", wall_s=time.time() - t0,
@@ -219,22 +206,12 @@ def _csv(history: list[dict]) -> str:
     if not history:
         return ""
     keys = list(history[0])
-    lines = [",".join(keys)] + [",".join(f"{m[k]:.6g}" if isinstance(m[k], float) else str(m[k]) for k in keys)
-                                for m in history]
+    def cell(v) -> str:  # an empty cell where nothing was measured
+        return "" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v)
+    lines = [",".join(keys)] + [",".join(cell(m[k]) for k in keys) for m in history]
     return "\n".join(lines) + "\n"
 
 
-def load_records(root: str | Path) -> list[dict]:
-    """Every run record under a run store (one directory per run), sorted by id."""
-    root = Path(root)
-    runs = root / "runs" if (root / "runs").is_dir() else root
-    records = []
-    for d in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
-        r = read_record(d)
-        if r is not None and r.get("kind") == "run":
-            records.append(r)
-    return records
-
-
-def finite(x) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
+def execute_in_store(spec: RunSpec, store: RunStore, progress: bool = False, log=None) -> dict:
+    """The one run function every executor calls: run `spec` in its directory of the run store."""
+    return execute(spec, store.run_dir(spec.id), store_root=store.runs, progress=progress, log=log)

@@ -56,8 +56,18 @@ class ScalingLaw:
                       **{k: d[k] for k in ("r2", "rows", "fallback", "origin", "iteration", "note") if k in d})
         except (KeyError, TypeError) as e:
             raise NeuralscaleError(f"not a scaling-law file: missing or bad field {e}") from None
+
+        def numbers(xs) -> bool:
+            return isinstance(xs, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                and math.isfinite(x) for x in xs)
+        if not (isinstance(law.model, str) and isinstance(law.dataset, str) and isinstance(law.layers, list)
+                and numbers(law.alpha) and numbers(law.beta)):
+            raise NeuralscaleError("not a scaling-law file: model and dataset must be names, layers a list, "
+                                   "alpha and beta lists of finite numbers")
         if not (len(law.alpha) == len(law.beta) == len(law.layers)):
             raise NeuralscaleError("scaling-law file: alpha, beta and layers differ in length")
+        if any(a <= 0 for a in law.alpha):
+            raise NeuralscaleError("scaling-law file: every alpha must be positive")
         return law
 
     def save(self, path: str | Path) -> None:

@@ -1,7 +1,7 @@
 """Sweeps: scaling methods x budgets x seeds, every network trained with one recipe, into one run store.
 
-    OUT/sweep.json        the sweep's configuration and its plan (run ids in order)
-    OUT/runs/<id>/        one directory per run (see runs.py): record.json, metrics.csv, checkpoint.pt
+    OUT/sweep.json        the store's recipe, the sweep's configuration and its plan (run ids in order)
+    OUT/runs/<id>/        one directory per run (see store.py): record.json, metrics.csv, checkpoint.pt
 
 Running a sweep again skips finished runs, resumes interrupted ones from their
 checkpoints and leaves failed ones failed (unless `retry_failed`).  Methods:
@@ -21,6 +21,7 @@ checkpoints and leaves failed ones failed (unless `retry_failed`).  Methods:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -28,8 +29,8 @@ from pathlib import Path
 
 from .errors import NeuralscaleError
 from .progress import progress_bar
-from .records import atomic_write_json
-from .runs import RunSpec, describe, execute, read_record
+from .runs import RunSpec, describe
+from .store import RunStore
 from .train import TrainConfig, paper_config
 
 BASELINES = {"l1-prune": "l1-uniform", "l1-global": "l1", "slimming": "slimming"}  # method -> pruning criterion
@@ -217,38 +218,64 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
     return unique
 
 
+def recipe(cfg: SweepConfig) -> dict:
+    """What decides how every run of the sweep trains; a run store holds one recipe (see store.RunStore).
+
+    Methods, budgets and seeds may grow; the laws are fingerprinted per descent iteration, so that a
+    label such as neuralscale@2 always means one law in one store.
+    """
+    train = {k: v for k, v in TrainConfig.from_dict(cfg.train).to_dict().items()
+             if k not in ("seed", "device", "eval_batch_size")}
+    laws = {}
+    if cfg.descent is not None and Path(cfg.descent).is_dir():
+        from .descent import load_laws
+        for d in load_laws(Path(cfg.descent)):
+            blob = json.dumps([d.get("alpha"), d.get("beta"), d.get("half_widths") if d.get("iteration") == 1 else None])
+            laws[str(d.get("iteration"))] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return {"model": cfg.model, "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
+            "data": {k: v for k, v in cfg.data.items() if k != "data_dir" and v is not None},
+            "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr, "min_width": cfg.min_width,
+            "multiple": cfg.multiple, "laws": laws}
+
+
 def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
               log=None, executor=None) -> list[dict]:
-    """Plan the sweep and run every run not yet finished; returns the records in plan order."""
+    """Plan the sweep and run every run not yet finished; returns the records in plan order.
+
+    The store is locked for the duration (a second command on it stops with an error), and a store
+    that holds another recipe is refused.
+    """
     import sys
 
-    out = Path(out_dir)
-    specs = plan(cfg)
-    atomic_write_json(out / "sweep.json", {"config": cfg.to_dict(), "runs": [s.id for s in specs],
-                                           "written": time.strftime("%Y-%m-%d %H:%M:%S")})
-    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    todo = []
-    for s in specs:
-        r = read_record(out / "runs" / s.id)
-        if r is not None and (r["status"] == "finished" or (r["status"] == "failed" and not retry_failed)):
-            continue
-        todo.append(s)
-    done_before = len(specs) - len(todo)
-    if progress:
-        say(f"sweep: {len(specs)} runs, {done_before} already done, {len(todo)} to run in {out}")
     from .executors import get_executor
+    from .train import resolve_device
+    store = RunStore(out_dir)
+    resolve_device(TrainConfig.from_dict(cfg.train).device)  # before planning: no run fails for the machine
+    specs = plan(cfg)
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     ex = executor or get_executor("sequential")
-    bar = progress_bar(len(specs), "sweep", enabled=progress, leave=True)
-    bar.update(done_before)
-
-    def on_done(i: int, spec: RunSpec, record: dict) -> None:
-        bar.update(1)
+    with store.lock():
+        store.save_plan(recipe(cfg), cfg.to_dict(), [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
+        todo = []
+        for s in specs:
+            status = store.status(s.id)
+            if status == "finished" or (status == "failed" and not retry_failed):
+                continue
+            todo.append(s)
+        done_before = len(specs) - len(todo)
         if progress:
-            say(f"[{done_before + i}/{len(specs)}] {describe(spec)}: {_outcome(record)}")
+            say(f"sweep: {len(specs)} runs, {done_before} already done, {len(todo)} to run in {store.root}")
+        bar = progress_bar(len(specs), "sweep", enabled=progress, leave=True)
+        bar.update(done_before)
 
-    ex.run(todo, out, on_done=on_done, progress=progress, log=say)
-    bar.close()
-    records = [read_record(out / "runs" / s.id) for s in specs]
+        def on_done(i: int, spec: RunSpec, record: dict) -> None:
+            bar.update(1)
+            if progress:
+                say(f"[{done_before + i}/{len(specs)}] {describe(spec)}: {_outcome(record)}")
+
+        ex.run(todo, store.root, on_done=on_done, progress=progress, log=say)
+        bar.close()
+    records = [store.read(s.id) for s in specs]
     failed = [r for r in records if r and r["status"] == "failed"]
     if progress and failed:
         say(f"sweep: {len(failed)} run(s) failed; see their record.json (rerun with --retry-failed to try again)")
@@ -259,21 +286,9 @@ def _outcome(record: dict) -> str:
     if record["status"] != "finished":
         return f"{record['status']} ({record.get('error', '')})"
     s = record["summary"]
-    return (f"test {s['final_test_acc']:.2f}% final, {s['test_acc_at_best_val']:.2f}% at best val "
+    return (f"test {_pct(s.get('final_test_acc'))} final, {_pct(s.get('test_acc_at_best_val'))} at best val "
             f"({record['params']:,} params, {record['wall_s']:.0f} s)")
 
 
-def execute_in_store(spec: RunSpec, out_dir: str | Path, progress: bool = False, log=None) -> dict:
-    """The one run function every executor calls: run `spec` in the sweep's run store."""
-    out = Path(out_dir)
-    return execute(spec, out / "runs" / spec.id, store_root=out / "runs", progress=progress, log=log)
-
-
-def load_sweep(out_dir: str | Path) -> dict | None:
-    path = Path(out_dir) / "sweep.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise NeuralscaleError(f"{path} is damaged ({e})") from None
+def _pct(x) -> str:
+    return f"{x:.2f}%" if isinstance(x, (int, float)) else "n/a"

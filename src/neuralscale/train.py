@@ -21,7 +21,7 @@ from torch import nn
 
 from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits
-from .errors import NeuralscaleError
+from .errors import EnvironmentFailure, NeuralscaleError
 from .progress import progress_bar
 from .records import atomic_torch_save
 
@@ -118,14 +118,21 @@ def paper_config(dataset: str, **overrides) -> TrainConfig:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device `name` (cpu, cuda, cuda:N, auto) on this machine; one that is not here is an EnvironmentFailure."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, TypeError):
         raise NeuralscaleError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise NeuralscaleError("CUDA was asked for but no CUDA device is available; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise NeuralscaleError(f"device {name!r} is not supported; use cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EnvironmentFailure(f"CUDA was asked for ({name}) but no CUDA device is available; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise EnvironmentFailure(f"there is no {name}: this machine has {torch.cuda.device_count()} CUDA "
+                                     "device(s)")
     return dev
 
 
@@ -204,10 +211,10 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------
     @torch.inference_mode()
-    def evaluate(self, data: DeviceBatches) -> tuple[float, float]:
-        """(loss, accuracy in %) over a split, without augmentation."""
+    def evaluate(self, data: DeviceBatches) -> tuple[float | None, float | None]:
+        """(loss, accuracy in %) over a split, without augmentation; None for an empty split."""
         if len(data) == 0:
-            return float("nan"), float("nan")
+            return None, None
         was = self.model.training
         self.model.eval()
         loss = torch.zeros((), device=self.device)
@@ -279,12 +286,12 @@ class Trainer:
                 val_loss, val_acc = self.evaluate(self.val_data)
                 test_loss, test_acc = self.evaluate(self.test_data)
             else:
-                val_loss = val_acc = test_loss = test_acc = float("nan")
+                val_loss = val_acc = test_loss = test_acc = None  # not evaluated at this epoch (eval_every)
             metrics = {
                 "epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
                 "train_loss": loss_sum.item() / max(seen, 1), "train_acc": 100.0 * correct.item() / max(seen, 1),
                 "val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc,
-                "train_time_s": train_time, "images_per_s": seen / train_time if train_time > 0 else float("nan"),
+                "train_time_s": train_time, "images_per_s": seen / train_time if train_time > 0 else None,
             }
             if not math.isfinite(metrics["train_loss"]):
                 raise NeuralscaleError(f"training diverged at epoch {epoch + 1} (loss is {metrics['train_loss']})")
@@ -293,7 +300,8 @@ class Trainer:
                 cb.on_epoch_end(self, epoch, metrics)
             self.epoch += 1
             if self.progress:
-                evaluated = f"val {val_acc:.2f}% test {test_acc:.2f}% " if math.isfinite(val_acc) else ""
+                evaluated = "".join(f"{name} {acc:.2f}% " for name, acc in (("val", val_acc), ("test", test_acc))
+                                    if acc is not None)
                 self.log(f"{self.desc} epoch {epoch + 1}/{c.epochs}: loss {metrics['train_loss']:.4f} "
                          f"train {metrics['train_acc']:.2f}% {evaluated}({metrics['images_per_s']:.0f} img/s)")
             self._save()
@@ -307,7 +315,21 @@ class Trainer:
             "epoch": self.epoch, "step": self.step, "stop": self.stop, "history": self.history,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "callbacks": [cb.state_dict() for cb in self.callbacks], "config": self.config.to_dict(),
+            "rng": torch.get_rng_state(),  # dropout and anything else drawing from the global generator
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }, self.checkpoint)
+
+    def _restore(self, state: dict) -> None:
+        for cb, cb_state in zip(self.callbacks, state.get("callbacks", [])):
+            cb.load_state_dict(cb_state, self)  # may rebuild self.model at other widths first
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.step, self.stop = int(state["epoch"]), int(state["step"]), bool(state.get("stop", False))
+        if state.get("rng") is not None:
+            torch.set_rng_state(state["rng"].cpu())
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        self.history = list(state["history"])
 
     def _resume(self) -> None:
         if self.checkpoint is None or not self.checkpoint.exists() or self.epoch > 0:
@@ -316,15 +338,14 @@ class Trainer:
             state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
         except Exception as e:
             raise NeuralscaleError(f"checkpoint {self.checkpoint} is unreadable ({e}); delete it to start over") from None
-        for cb, cb_state in zip(self.callbacks, state.get("callbacks", [])):
-            cb.load_state_dict(cb_state, self)  # may rebuild self.model at other widths first
         try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise NeuralscaleError(f"checkpoint {self.checkpoint} does not fit this model ({str(e).splitlines()[0]})") from None
-        self.epoch, self.step, self.stop = state["epoch"], state["step"], state.get("stop", False)
-        self.history = list(state["history"])
+            self._restore(state)
+        except NeuralscaleError:
+            raise
+        except Exception as e:  # a file that loads but is not this run's checkpoint
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise NeuralscaleError(f"checkpoint {self.checkpoint} does not fit this run ({message}); delete it to "
+                                   "start over") from None
         if self.progress:
             self.log(f"{self.desc}: resumed from {self.checkpoint} after epoch {self.epoch}")
 
@@ -335,20 +356,23 @@ def summarize(history: list[dict]) -> dict:
     Honest protocol: test accuracy at the final epoch, and at the epoch with the
     best validation accuracy.  `best_test_acc_original_protocol` is the highest
     test accuracy over all epochs, which selects on the test set: reported only
-    for comparison with the paper.
+    for comparison with the paper.  A number that was not measured (no
+    validation split, an epoch not evaluated) is None.
     """
     if not history:
         return {}
-    best = max(history, key=lambda m: (m["val_acc"] if math.isfinite(m["val_acc"]) else -1, -m["epoch"]))
+    validated = [m for m in history if m.get("val_acc") is not None]
+    best = max(validated, key=lambda m: (m["val_acc"], -m["epoch"])) if validated else None
     last = history[-1]
-    tests = [m["test_acc"] for m in history if math.isfinite(m["test_acc"])]
+    tests = [m["test_acc"] for m in history if m.get("test_acc") is not None]
+    speeds = [m["images_per_s"] for m in history if m.get("images_per_s") is not None]
     return {
         "epochs": last["epoch"],
         "final_test_acc": last["test_acc"], "final_val_acc": last["val_acc"],
-        "best_val_epoch": best["epoch"], "best_val_acc": best["val_acc"],
-        "test_acc_at_best_val": best["test_acc"],
-        "best_test_acc_original_protocol": max(tests) if tests else float("nan"),
-        "images_per_s": sum(m["images_per_s"] for m in history) / len(history),
+        "best_val_epoch": best["epoch"] if best else None, "best_val_acc": best["val_acc"] if best else None,
+        "test_acc_at_best_val": best["test_acc"] if best else None,
+        "best_test_acc_original_protocol": max(tests) if tests else None,
+        "images_per_s": sum(speeds) / len(speeds) if speeds else None,
     }
 
 

@@ -1,0 +1,58 @@
+"""Where a command may write: never over finished results, never into a run or descent directory.
+
+Exports, fitted laws and reports are written only to new files, or (a report) into a folder that holds
+nothing but an earlier report; `force` (the CLI's --force) overrides both rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .descent import is_descent_dir
+from .errors import NeuralscaleError
+from .store import is_run_dir
+
+REPORT_FILES = {"report.md", "report.html", "summary.json", ".lock"}
+REPORT_SUFFIXES = {".png", ".svg", ".pdf"}
+
+
+def holder(directory: Path) -> str | None:
+    """'the run directory X' or 'the descent directory X' when `directory` is one, else None."""
+    if is_run_dir(directory):
+        return f"the run directory {directory}"
+    if is_descent_dir(directory):
+        return f"the descent directory {directory}"
+    return None
+
+
+def check_new_file(path: str | Path, force: bool = False) -> Path:
+    """`path`, if writing it loses nothing; otherwise a NeuralscaleError that names what it would overwrite."""
+    path = Path(path)
+    if force:
+        return path
+    if path.is_dir():
+        raise NeuralscaleError(f"{path} is a directory; give a file name")
+    if path.exists():
+        raise NeuralscaleError(f"{path} exists; give another name, or --force to overwrite it")
+    inside = holder(path.parent)
+    if inside:
+        raise NeuralscaleError(f"{path} would be written into {inside}; give another place, or --force")
+    return path
+
+
+def check_report_dir(path: str | Path, force: bool = False) -> Path:
+    """A folder for a report: new, or holding only an earlier report (which is rebuilt)."""
+    path = Path(path)
+    if force or not path.exists():
+        return path
+    if not path.is_dir():
+        raise NeuralscaleError(f"{path} is a file, not a folder for a report")
+    inside = holder(path)
+    if inside:
+        raise NeuralscaleError(f"a report would be written into {inside}; give another --out, or --force")
+    foreign = sorted(p.name for p in path.iterdir()
+                     if p.name not in REPORT_FILES and p.suffix not in REPORT_SUFFIXES)
+    if foreign:
+        raise NeuralscaleError(f"{path} holds files that are not a report ({', '.join(foreign[:3])}); give another "
+                               "--out, or --force")
+    return path

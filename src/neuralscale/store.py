@@ -1,0 +1,197 @@
+"""Run directories and the run store: where runs live, their record format, and who may write them.
+
+A run lives in one directory (`train --out DIR`, or a store's `runs/<id>/`):
+
+    record.json     the run record (RunRecord below), written atomically
+    metrics.csv     per-epoch metrics of a finished run
+    checkpoint.pt   the trainer's checkpoint (resume point; final weights once finished)
+    log.txt         the run's output, when a worker process ran it
+
+A run store (a sweep's `--out`) holds many:
+
+    ROOT/sweep.json     the store's recipe (what decides how its runs train) and every run planned in it
+    ROOT/runs/<id>/     one run directory per run; `id` is the hash of the run's configuration
+    ROOT/.lock          held by the one command that is using the store (see records.exclusive)
+
+This module is the only one that knows these paths and the record's fields.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, TypedDict
+
+from .errors import NeuralscaleError
+from .records import atomic_write_json, exclusive
+
+RECORD = "record.json"
+STATUSES = ("running", "finished", "failed")
+
+
+class RunRecord(TypedDict, total=False):
+    """The one run record format (record.json).  Every key below; `summary` and later once finished."""
+
+    id: str  # RunSpec.id: the hash of everything that decides the run
+    kind: str  # always "run"
+    status: str  # running | finished | failed
+    method: str  # uniform | morphnet | neuralscale | l1-prune | l1-global | slimming | explicit
+    label: str  # how reports name the method, e.g. "neuralscale@15"
+    model: str
+    dataset: str
+    seed: int
+    budget: dict  # {"metric": "params" | "macs", "value": N, "ratio": R (when given as a ratio)}
+    spec: dict  # RunSpec.to_dict(): enough to run it again
+    config: dict  # TrainConfig.to_dict()
+    attempts: int  # how many times it was started
+    started: float  # time.time() of the last start
+    widths: list[int]
+    params: int
+    macs: int
+    pruning: dict  # the pruning baselines: criterion, the run pruned, physical or masked
+    resumed: bool  # the last attempt continued from a checkpoint
+    summary: dict  # train.summarize: final and best-validation test accuracy, ...
+    history: list[dict]  # every epoch's metrics (null where not evaluated)
+    data: dict  # train / val / test sizes
+    environment: dict  # library versions, device, threads
+    latency: dict  # accounting.measure_latency, when asked for
+    wall_s: float
+    finished: float
+    error: str  # failed runs: the error in one line
+    traceback: str  # failed runs: where it happened
+
+
+def read_record(run_dir: str | Path) -> dict | None:
+    """A run directory's record, or None when it has none; a damaged record is an error."""
+    path = Path(run_dir) / RECORD
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or record.get("status") not in STATUSES or not isinstance(record.get("id"), str):
+            raise ValueError("no id or status")
+        return record
+    except (json.JSONDecodeError, ValueError, UnicodeDecodeError, OSError) as e:
+        raise NeuralscaleError(f"{path} is not a run record ({e})") from None
+
+
+def write_record(run_dir: str | Path, record: dict) -> None:
+    atomic_write_json(Path(run_dir) / RECORD, record)
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / RECORD).is_file()
+
+
+def load_records(root: str | Path) -> list[dict]:
+    """Every run record under a run store (or a folder of run directories), sorted by directory name."""
+    root = Path(root)
+    runs = root / "runs" if (root / "runs").is_dir() else root
+    records = []
+    for d in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
+        r = read_record(d)
+        if r is not None and r.get("kind") == "run":
+            records.append(r)
+    return records
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+class RunStore:
+    """A sweep's output directory: its recipe, its plan and its run directories."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+        self.plan_path = self.root / "sweep.json"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs / run_id
+
+    def read(self, run_id: str) -> dict | None:
+        return read_record(self.run_dir(run_id))
+
+    def write(self, run_id: str, record: dict) -> None:
+        write_record(self.run_dir(run_id), record)
+
+    def status(self, run_id: str) -> str | None:
+        r = self.read(run_id)
+        return None if r is None else r["status"]
+
+    def records(self) -> list[dict]:
+        return load_records(self.root)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while a command trains in this store: a second command on it stops with a clear error."""
+        with exclusive(self.root, "run store"):
+            yield
+
+    def load_plan(self) -> dict | None:
+        if not self.plan_path.exists():
+            return None
+        try:
+            plan = json.loads(self.plan_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+            raise NeuralscaleError(f"{self.plan_path} is damaged ({e}); remove it to plan the sweep again") from None
+        if not isinstance(plan, dict) or not isinstance(plan.get("runs", []), list):
+            raise NeuralscaleError(f"{self.plan_path} is not a sweep file; remove it to plan the sweep again")
+        return plan
+
+    def save_plan(self, recipe: dict, config: dict, run_ids: list[str], written: str) -> list[str]:
+        """Record the sweep's recipe and runs; refuse a recipe that differs from the store's.
+
+        The recipe is what decides how every run in the store trains (model, data, training
+        settings, the laws it scales); methods, budgets and seeds may grow.  Returns every run id
+        planned in this store so far, old ones first.
+        """
+        old = self.load_plan()
+        recipe = json.loads(json.dumps(recipe))  # as it reads back: tuples are lists
+        ids = list(run_ids)
+        if old is not None:
+            before = old.get("recipe")
+            if isinstance(before, dict):
+                diff = recipe_difference(before, recipe)
+                if diff:
+                    raise NeuralscaleError(f"{self.root} holds a sweep with another recipe ({diff}); its runs "
+                                           "would be pooled with these in one report: use another --out")
+            ids = [i for i in old.get("runs", []) if isinstance(i, str)]
+            ids += [i for i in run_ids if i not in set(ids)]
+        atomic_write_json(self.plan_path, {"recipe": recipe, "config": config, "runs": ids, "written": written})
+        return ids
+
+
+def recipe_difference(old: dict, new: dict) -> str:
+    """What differs between two recipes, in words ('' if nothing); laws are compared where both have one."""
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if key == "laws" and isinstance(a, dict) and isinstance(b, dict):
+            changed = sorted(k for k in set(a) & set(b) if a[k] != b[k])
+            if changed:
+                diffs.append(f"the laws of descent iteration(s) {', '.join(changed)}")
+        elif isinstance(a, dict) and isinstance(b, dict):
+            diffs += [f"{key}.{k}: {a.get(k)!r} before, {b.get(k)!r} now" for k in sorted(set(a) | set(b))
+                      if a.get(k) != b.get(k)]
+        elif a != b:
+            diffs.append(f"{key}: {a!r} before, {b!r} now")
+    return "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+
+
+def strip_timing(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without what varies from one execution to another (times, attempts, speed, latency).
+
+    Two executions of the same run on the same machine agree on everything else.
+    """
+    volatile = {"started", "finished", "wall_s", "attempts", "resumed", "latency", "environment"}
+    out = {k: v for k, v in record.items() if k not in volatile}
+    if "history" in out:
+        out["history"] = [{k: v for k, v in m.items() if k not in ("train_time_s", "images_per_s")}
+                          for m in out["history"]]
+    if "summary" in out:
+        out["summary"] = {k: v for k, v in out["summary"].items() if k != "images_per_s"}
+    return out
