@@ -170,7 +170,7 @@ def test_bad_sweeps_are_clear_errors(tmp_path, descent_dir):
         (["--methods", "uniform", "--ratios", "0.25", "--seeds", ""], "no seeds"),
         (["--methods", "neuralscale", "--ratios", "0.25"], "needs a descent directory"),
         (["--methods", "neuralscale", "--ratios", "0.25", "--from", str(tmp_path / "nope")], "does not exist"),
-        (["--methods", "uniform", "--ratios", "-1"], "positive"),
+        (["--methods", "uniform", "--ratios", "-1"], "a width ratio must be a number in (0, 64]"),
     ]
     for extra, message in cases:
         r = run_cli(*base, *extra)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -34,6 +34,7 @@ from .records import atomic_write_json, exclusive
 from .scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, Trainer
+from .validate import at_least, check_types, fraction, positive, ratio, suggest
 
 
 ADD10_FAMILIES = ("resnet18", "mobilenetv2")  # the original adds 10 channels to narrow layers of these only
@@ -75,20 +76,30 @@ class DescentConfig:
     NOT_IDENTITY = ("iterations", "eval_every", "allow_fallback", "device", "max_epochs")
 
     def __post_init__(self):
-        if self.iterations < 1:
-            raise NeuralscaleError(f"iterations must be at least 1, got {self.iterations}")
-        if not 0 < self.prune_fraction < 1:
-            raise NeuralscaleError(f"prune fraction must be between 0 and 1, got {self.prune_fraction}")
-        if self.k < 1 or (self.interval is not None and self.interval < 1):
-            raise NeuralscaleError("channels per step and steps between prunings must be at least 1")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise NeuralscaleError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.warmup_epochs < 0:
-            raise NeuralscaleError(f"warm-up epochs must be at least 0, got {self.warmup_epochs}")
-        if not 0 <= self.val_fraction < 1:
-            raise NeuralscaleError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
+        check_types(self, "descent setting")
+        for name in ("iterations", "k", "interval", "batch_size", "max_epochs"):
+            at_least(name, getattr(self, name), 1)
+        for name in ("warmup_epochs", "eval_every", "seed", "crop_padding"):
+            at_least(name, getattr(self, name), 0)
+        fraction("prune fraction", self.prune_fraction, low_open=True)
+        fraction("validation fraction", self.val_fraction)
+        positive("learning rate (lr)", self.lr)
+        for name in ("momentum", "weight_decay"):
+            at_least(name, getattr(self, name), 0)
+        ratio(self.base_ratio)
         if self.schedule not in (None, "prune", "prune-tinyimagenet"):
             raise NeuralscaleError(f"a descent's schedule is prune or prune-tinyimagenet, got {self.schedule!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DescentConfig":
+        """From a dict of fields (an experiment file's [descent]); an unknown key is an error."""
+        if not isinstance(d, dict):
+            raise NeuralscaleError(f"descent settings must be a table of settings, got {d!r}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise NeuralscaleError(f"unknown descent setting(s): {', '.join(unknown)}{suggest(unknown[0], names)}")
+        return cls(**d)
 
     def resolve(self, space: WidthSpace) -> "DescentConfig":
         """A copy with every None decided for this model and dataset, as the original does."""

@@ -40,13 +40,17 @@ from __future__ import annotations
 import os
 import sys
 import tomllib
-from dataclasses import fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NeuralscaleError
+from .validate import check_data, matches, one_of, suggest
 
 SECTIONS = ("experiment", "data", "descent", "sweep", "executor", "report")
 EXECUTOR_KEYS = ("name", "workers", "devices", "threads", "address", "gpus_per_run", "cpus_per_run", "retries")
+
+
+EXPERIMENT_KEYS = {"model": str, "dataset": str, "out": str, "device": str, "convcut": bool}
 
 
 def load(path: str | Path) -> dict:
@@ -57,27 +61,47 @@ def load(path: str | Path) -> dict:
         doc = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise NeuralscaleError(f"{path} is not valid TOML ({e})") from None
-    unknown = set(doc) - set(SECTIONS)
+    unknown = sorted(set(doc) - set(SECTIONS))
     if unknown:
-        raise NeuralscaleError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}; use {', '.join(SECTIONS)}")
+        raise NeuralscaleError(f"{path}: unknown section(s) {', '.join(unknown)}; use {', '.join(SECTIONS)}"
+                               + suggest(unknown[0], SECTIONS))
+    for section in SECTIONS:
+        if section in doc and not isinstance(doc[section], dict):
+            raise NeuralscaleError(f"{path}: {section} must be a [{section}] section")
     exp = doc.get("experiment", {})
     for key in ("model", "dataset"):
         if key not in exp:
             raise NeuralscaleError(f"{path}: [experiment] needs {key}")
-    extra = set(exp) - {"model", "dataset", "out", "device", "convcut"}
-    if extra:
-        raise NeuralscaleError(f"{path}: unknown [experiment] setting(s) {', '.join(sorted(extra))}")
+    for key, value in exp.items():
+        if key not in EXPERIMENT_KEYS:
+            raise NeuralscaleError(f"{path}: unknown [experiment] setting {key}{suggest(key, EXPERIMENT_KEYS)}")
+        if not matches(value, EXPERIMENT_KEYS[key]):
+            raise NeuralscaleError(f"{path}: [experiment] {key} must be "
+                                   f"{'true or false' if EXPERIMENT_KEYS[key] is bool else 'a string'}, got {value!r}")
     doc["_base"] = path.parent
     return doc
 
 
-def run(path: str | Path, out: str | Path | None = None, progress: bool = True, retry_failed: bool = False) -> dict:
-    """Run (or continue) the experiment; returns build_report's result."""
-    from .api import load_splits
-    from .descent import DescentConfig, descend
-    from .report import build_report
+@dataclass
+class Experiment:
+    """An experiment file, validated whole: nothing runs until every section is known to be right."""
+
+    space: object  # the WidthSpace
+    out: Path
+    data: dict
+    descent: object | None  # a resolved DescentConfig, or None
+    sweep: object  # SweepConfig
+    executor: object
+    accuracy: str
+
+
+def prepare(path: str | Path, out: str | Path | None = None) -> Experiment:
+    """Read and check every section of an experiment file, before any work starts."""
+    from .descent import DescentConfig
+    from .executors import get_executor
+    from .report import ACCURACY
     from .space import space as make_space
-    from .sweep import SweepConfig, preset, run_sweep
+    from .sweep import SweepConfig, preset
 
     doc = load(path)
     exp = doc["experiment"]
@@ -85,61 +109,73 @@ def run(path: str | Path, out: str | Path | None = None, progress: bool = True, 
     if not out_dir.is_absolute() and out is None:
         out_dir = Path(os.path.normpath(doc["_base"] / out_dir))
     device = exp.get("device", "auto")
-    convcut = bool(exp.get("convcut", False))
+    convcut = exp.get("convcut", False)
     data = dict(doc.get("data", {}))
-    extra = set(data) - {"train", "test", "data_dir", "tinyimagenet_split"}
-    if extra:
-        raise NeuralscaleError(f"unknown [data] setting(s) {', '.join(sorted(extra))}")
-    say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    check_data(data)
+    space = make_space(exp["model"], exp["dataset"], convcut=convcut, data_dir=data.get("data_dir"))
 
-    descent_dir = None
+    cfg = None
     if "descent" in doc:
-        d = dict(doc["descent"])
-        names = {f.name for f in fields(DescentConfig)}
-        bad = set(d) - names
-        if bad:
-            raise NeuralscaleError(f"unknown [descent] setting(s) {', '.join(sorted(bad))}")
-        d.setdefault("device", device)
-        space = make_space(exp["model"], exp["dataset"], convcut=convcut, data_dir=data.get("data_dir"))
-        cfg = DescentConfig(**d).resolve(space)
-        splits = load_splits(exp["dataset"], cfg.train_config(), data.get("data_dir"),
-                             subset={"train": data.get("train"), "test": data.get("test")},
-                             tinyimagenet_split=data.get("tinyimagenet_split", "official"))
-        descent_dir = out_dir / "descent"
-        say(f"experiment: descent into {descent_dir}")
-        descend(space, splits, descent_dir, cfg, progress=progress)
-        from .plots import descent_figures
-        descent_figures(descent_dir, space.rebased(space.uniform(cfg.base_ratio)) if cfg.base_ratio != 1 else space)
+        cfg = DescentConfig.from_dict({"device": device, **doc["descent"]}).resolve(space)
 
     sw = dict(doc.get("sweep", {}))
     if not sw:
         raise NeuralscaleError(f"{path}: [sweep] is missing; an experiment needs at least a sweep")
-    train = dict(sw.pop("train", {}))
-    train.setdefault("device", device)
+    train = sw.pop("train", {})
+    if not isinstance(train, dict):
+        raise NeuralscaleError(f"{path}: [sweep.train] must be a section of training settings")
+    train = {"device": device, **train}
+    descent_dir = out_dir / "descent" if cfg is not None else sw.pop("descent", None)
     common = dict(model=exp["model"], dataset=exp["dataset"], convcut=convcut, data=data,
-                  descent=str(descent_dir) if descent_dir else sw.pop("descent", None))
+                  descent=str(descent_dir) if descent_dir is not None else None)
     name = sw.pop("preset", None)
-    if name:
+    if name is not None:
         sweep_cfg = preset(name, exp["model"], exp["dataset"], train=train,
                            **{k: v for k, v in {**common, **sw}.items() if k not in ("model", "dataset")})
     else:
         sweep_cfg = SweepConfig.from_dict({**common, **sw, "train": train})
+
     ex = dict(doc.get("executor", {}))
-    bad = set(ex) - set(EXECUTOR_KEYS)
+    bad = sorted(set(ex) - set(EXECUTOR_KEYS))
     if bad:
-        raise NeuralscaleError(f"unknown [executor] setting(s) {', '.join(sorted(bad))}; use {', '.join(EXECUTOR_KEYS)}")
+        raise NeuralscaleError(f"unknown [executor] setting(s) {', '.join(bad)}; use {', '.join(EXECUTOR_KEYS)}"
+                               + suggest(bad[0], EXECUTOR_KEYS))
     kinds = {"name": str, "workers": int, "threads": int, "retries": int, "address": str,
-             "gpus_per_run": (int, float), "cpus_per_run": (int, float), "devices": list}
+             "gpus_per_run": float, "cpus_per_run": float, "devices": list[str]}
     for k, v in ex.items():
-        if not isinstance(v, kinds[k]) or isinstance(v, bool):
-            want = {int: "an integer", str: "a string", list: "a list of device names"}.get(kinds[k], "a number")
+        if not matches(v, kinds[k]):
+            want = {int: "an integer", str: "a string", float: "a number"}.get(kinds[k], "a list of device names")
             raise NeuralscaleError(f"[executor] {k} must be {want}, got {v!r}")
-    from .executors import get_executor
     executor = get_executor(ex.pop("name", "sequential"), **ex)
-    say(f"experiment: sweep into {out_dir}")
-    run_sweep(sweep_cfg, out_dir, progress=progress, retry_failed=retry_failed, executor=executor)
+
     rep = doc.get("report", {})
-    bad = set(rep) - {"accuracy"}
+    bad = sorted(set(rep) - {"accuracy"})
     if bad:
-        raise NeuralscaleError(f"unknown [report] setting(s) {', '.join(sorted(bad))}")
-    return build_report(out_dir, accuracy=rep.get("accuracy", "best-val"))
+        raise NeuralscaleError(f"unknown [report] setting(s) {', '.join(bad)}{suggest(bad[0], ['accuracy'])}")
+    accuracy = rep.get("accuracy", "best-val")
+    one_of("[report] accuracy", accuracy, tuple(ACCURACY))
+    return Experiment(space, out_dir, data, cfg, sweep_cfg, executor, accuracy)
+
+
+def run(path: str | Path, out: str | Path | None = None, progress: bool = True, retry_failed: bool = False) -> dict:
+    """Run (or continue) the experiment; returns build_report's result."""
+    from .api import load_splits
+    from .descent import descend
+    from .report import build_report
+    from .sweep import run_sweep
+
+    e = prepare(path, out)
+    say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
+    if e.descent is not None:
+        splits = load_splits(e.sweep.dataset, e.descent.train_config(), e.data.get("data_dir"),
+                             subset={"train": e.data.get("train"), "test": e.data.get("test")},
+                             tinyimagenet_split=e.data.get("tinyimagenet_split", "official"))
+        descent_dir = Path(e.sweep.descent)
+        say(f"experiment: descent into {descent_dir}")
+        descend(e.space, splits, descent_dir, e.descent, progress=progress)
+        from .plots import descent_figures
+        descent_figures(descent_dir, e.space.rebased(e.space.uniform(e.descent.base_ratio))
+                        if e.descent.base_ratio != 1 else e.space)
+    say(f"experiment: sweep into {e.out}")
+    run_sweep(e.sweep, e.out, progress=progress, retry_failed=retry_failed, executor=e.executor)
+    return build_report(e.out, accuracy=e.accuracy)

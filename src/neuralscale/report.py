@@ -237,7 +237,7 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
     """Write the report of a run store; returns {"markdown", "html", "summary", "rows", "records"}."""
     store = Path(store)
     if not store.is_dir():
-        raise NeuralscaleError(f"{store} does not exist")
+        raise NeuralscaleError(f"{store} is not a folder" if store.exists() else f"{store} does not exist")
     records = load_records(store)
     if not records:
         raise NeuralscaleError(f"{store} holds no run records")
@@ -254,7 +254,8 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
     model, dataset = models[0]
     plan = RunStore(store).load_plan() or {}
     sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
-    descent_dir = Path(descent) if descent else (Path(sweep_cfg["descent"]) if sweep_cfg.get("descent") else None)
+    recorded = sweep_cfg.get("descent")
+    descent_dir = Path(descent) if descent else (Path(recorded) if isinstance(recorded, str) and recorded else None)
     fallbacks = _mark_fallbacks(rows, descent_dir)
     ylabel = ACCURACY[accuracy][1]
     labels = sorted({r["label"] for r in rows}, key=lambda s: (s != "uniform", s))
@@ -270,7 +271,7 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
     space = None
     try:
         from .space import space as make_space
-        space = make_space(model, dataset, convcut=bool(sweep_cfg.get("convcut")))
+        space = make_space(model, dataset, convcut=sweep_cfg.get("convcut") is True)
         layer_names = list(space.layer_names)
     except NeuralscaleError:
         pass

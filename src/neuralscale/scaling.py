@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import NeuralscaleError
 from .space import WidthSpace
+from .validate import MAX_WIDTH, budget as check_budget
 
 MIN_ROWS = 6  # fewer trajectory rows than this: fall back to uniform scaling
 METRICS = ("params", "macs", "latency")
@@ -262,11 +263,10 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     reach within [min_width, max_width] is an error naming the feasible range.
     """
     law.check_space(space)
-    if not budget > 0:
-        raise NeuralscaleError(f"budget must be positive, got {budget}")
+    budget = check_budget("a budget", budget)
     if min_width < 1 or multiple < 1:
         raise NeuralscaleError("minimum width and multiple must be at least 1")
-    cap = max_width or 64 * max(space.base_widths)
+    cap = min(max_width or 64 * max(space.base_widths), MAX_WIDTH)
     cost = cost_function(space, metric, device, batch_size)
     multiples = [math.lcm(multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
     seen: dict[tuple, float] = {}

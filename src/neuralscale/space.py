@@ -17,6 +17,7 @@ from . import accounting
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
 from .models import mobilenetv2, resnet, vgg
+from .validate import MAX_WIDTH, ratio as check_ratio, suggest
 
 
 class WidthSpace:
@@ -67,8 +68,9 @@ class WidthSpace:
                 w = int(w)
             except (TypeError, ValueError):
                 raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) is not an integer: {w!r}") from None
-            if w < 1:
-                raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) must be at least 1, got {w}")
+            if not 1 <= w <= MAX_WIDTH:
+                raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) must be between 1 and {MAX_WIDTH}, "
+                                       f"got {w}")
             if w % self.multiples[i]:
                 raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) feeds a grouped convolution of "
                                        f"{self.multiples[i]} groups, so it must be a multiple of {self.multiples[i]}; got {w}")
@@ -77,9 +79,8 @@ class WidthSpace:
 
     def uniform(self, ratio: float) -> list[int]:
         """Every base width times `ratio`, truncated as the original does (at least 1, or down to a layer's multiple)."""
-        if not ratio > 0:
-            raise NeuralscaleError(f"ratio must be positive, got {ratio}")
-        return [max(m, int(w * ratio) // m * m) for w, m in zip(self.base_widths, self.multiples)]
+        ratio = check_ratio(ratio)
+        return self.validate([max(m, int(w * ratio) // m * m) for w, m in zip(self.base_widths, self.multiples)])
 
     def build(self, widths: Sequence[int], device: torch.device | str | None = None) -> nn.Module:
         """A freshly initialised model with exactly these widths."""
@@ -168,8 +169,14 @@ def space(model: str, dataset: str | DatasetInfo, *, convcut: bool = False,
         name, convcut = name[: -len("-convcut")], True
     if name not in FAMILIES:
         raise NeuralscaleError(f"unknown model {model!r}; choose one of: {', '.join(FAMILIES)}, "
-                               "torchvision:NAME, timm:NAME")
-    return FAMILIES[name](info, convcut)
+                               f"torchvision:NAME, timm:NAME{suggest(name, FAMILIES)}")
+    sp = FAMILIES[name](info, convcut)
+    try:
+        sp.macs(sp.base_widths)  # one forward pass on the meta device: the images must be large enough
+    except RuntimeError as e:
+        raise NeuralscaleError(f"{info.name}'s {info.resolution}x{info.resolution} images are too small for "
+                               f"{sp.name} ({str(e).splitlines()[0][:120]})") from None
+    return sp
 
 
 @functools.lru_cache(maxsize=64)

@@ -77,6 +77,21 @@ def read_record(run_dir: str | Path) -> dict | None:
         raise NeuralscaleError(f"{path} is not a run record ({e})") from None
 
 
+FINISHED_FIELDS = {"model": str, "dataset": str, "method": str, "label": str, "seed": int, "budget": dict,
+                   "widths": list, "params": int, "macs": int, "summary": dict, "config": dict}
+
+
+def check_finished(record: dict, where: str | Path) -> dict:
+    """A finished record has the fields reports read, of the right types; else a clear error naming the file."""
+    from .validate import matches
+    for key, tp in FINISHED_FIELDS.items():
+        if not matches(record.get(key), tp):
+            raise NeuralscaleError(f"{where} is not a finished run record: {key} is {record.get(key)!r}")
+    if not all(matches(w, int) for w in record["widths"]):
+        raise NeuralscaleError(f"{where} is not a finished run record: widths are not integers")
+    return record
+
+
 def write_record(run_dir: str | Path, record: dict) -> None:
     atomic_write_json(Path(run_dir) / RECORD, record)
 
@@ -93,7 +108,7 @@ def load_records(root: str | Path) -> list[dict]:
     for d in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
         r = read_record(d)
         if r is not None and r.get("kind") == "run":
-            records.append(r)
+            records.append(check_finished(r, d / RECORD) if r["status"] == "finished" else r)
     return records
 
 

@@ -32,6 +32,7 @@ from .progress import progress_bar
 from .runs import RunSpec, describe
 from .store import RunStore
 from .train import TrainConfig, paper_config
+from .validate import at_least, budget, check_data, check_types, positive, ratio, suggest
 
 BASELINES = {"l1-prune": "l1-uniform", "l1-global": "l1", "slimming": "slimming"}  # method -> pruning criterion
 BASE_METHODS = ("uniform", "morphnet", "neuralscale", *BASELINES)
@@ -72,23 +73,31 @@ class SweepConfig:
     latency_batches: list[int] = field(default_factory=lambda: [1])
 
     def __post_init__(self):
+        check_types(self, "sweep setting")
         if not self.methods:
             raise NeuralscaleError("the sweep has no methods")
         for m in self.methods:
             if m.split("@")[0] not in BASE_METHODS:
                 raise NeuralscaleError(f"unknown method {m!r}; choose from: {', '.join(BASE_METHODS)} "
-                                       "(neuralscale@K for one descent iteration)")
+                                       f"(neuralscale@K for one descent iteration){suggest(m, BASE_METHODS)}")
         if not (self.ratios or self.params or self.macs):
             raise NeuralscaleError("the sweep has no budgets: give ratios, params or macs")
         if not self.seeds:
             raise NeuralscaleError("the sweep has no seeds")
-        for r in [*self.ratios, *self.params, *self.macs]:
-            if not r > 0:
-                raise NeuralscaleError(f"budgets must be positive, got {r}")
+        for r in self.ratios:
+            ratio(r)
+        for b in [*self.params, *self.macs]:
+            budget("a budget", b)
+        for seed in self.seeds:
+            at_least("a seed", seed, 0)
         TrainConfig.from_dict(self.train)  # fails early on a bad recipe
-        unknown = set(self.train) - {f.name for f in fields(TrainConfig)}
-        if unknown:
-            raise NeuralscaleError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        at_least("finetune_epochs", self.finetune_epochs, 1)
+        positive("finetune_lr", self.finetune_lr)
+        at_least("min_width", self.min_width, 1)
+        at_least("multiple", self.multiple, 1)
+        for b in self.latency_batches:
+            at_least("a latency batch size", b, 1)
+        check_data(self.data)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,9 +105,9 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "SweepConfig":
         names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
+        unknown = sorted(set(d) - names)
         if unknown:
-            raise NeuralscaleError(f"unknown sweep setting(s): {', '.join(sorted(unknown))}")
+            raise NeuralscaleError(f"unknown sweep setting(s): {', '.join(unknown)}{suggest(unknown[0], names)}")
         try:
             return cls(**d)
         except TypeError as e:

@@ -24,6 +24,7 @@ from .data.base import Splits
 from .errors import EnvironmentFailure, NeuralscaleError
 from .progress import progress_bar
 from .records import atomic_torch_save
+from .validate import at_least, check_types, fraction, one_of, positive, suggest
 
 SCHEDULES = ("step", "cosine", "constant", "prune", "prune-tinyimagenet")
 PRUNE_LR = 0.01  # the original's learning rate from the end of warm-up on
@@ -56,18 +57,24 @@ class TrainConfig:
     eval_every: int = 1  # evaluate val and test every N epochs (and always at the last); 0: only at the last
 
     def __post_init__(self):
-        if self.schedule not in SCHEDULES:
-            raise NeuralscaleError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
-        if self.epochs < 1:
-            raise NeuralscaleError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise NeuralscaleError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.dtype not in ("float32", "float64"):
-            raise NeuralscaleError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        if not self.lr > 0:
-            raise NeuralscaleError(f"learning rate must be positive, got {self.lr}")
-        if self.eval_every < 0:
-            raise NeuralscaleError(f"eval_every must be 0 or more, got {self.eval_every}")
+        if isinstance(self.milestones, list):  # as TOML and JSON give it
+            self.milestones = tuple(self.milestones)
+        check_types(self, "training setting")
+        one_of("schedule", self.schedule, SCHEDULES)
+        one_of("dtype", self.dtype, ("float32", "float64"))
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            at_least(name, getattr(self, name), 1)
+        for name in ("warmup_epochs", "eval_every", "seed", "split_seed"):
+            at_least(name, getattr(self, name), 0)
+        positive("learning rate (lr)", self.lr)
+        positive("gamma", self.gamma)
+        for name in ("momentum", "weight_decay"):
+            at_least(name, getattr(self, name), 0)
+        if self.nesterov and self.momentum == 0:
+            raise NeuralscaleError("nesterov needs a positive momentum")
+        for m in self.milestones:
+            fraction("a milestone (a fraction of the epochs)", m, low_open=True, high_open=False)
+        fraction("validation fraction", self.val_fraction)
         self.milestones = tuple(float(m) for m in self.milestones)
 
     def to_dict(self) -> dict:
@@ -75,8 +82,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """From a dict of TrainConfig fields; an unknown key is an error (with the nearest name)."""
+        if not isinstance(d, dict):
+            raise NeuralscaleError(f"training settings must be a table of settings, got {d!r}")
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise NeuralscaleError(f"unknown training setting(s): {', '.join(unknown)}{suggest(unknown[0], names)}")
+        return cls(**d)
 
     def lr_at(self, epoch: float) -> float:
         """Learning rate at a (fractional) epoch."""

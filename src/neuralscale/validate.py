@@ -1,0 +1,144 @@
+"""One validation of every option, shared by the CLI, the Python API and experiment files.
+
+The configuration dataclasses (TrainConfig, DescentConfig, SweepConfig) call
+`check_types` and the range checks below from `__post_init__`, so a value is
+checked the same way whichever door it came in by, and before any work starts.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from dataclasses import fields
+from typing import Any
+
+from .errors import NeuralscaleError
+
+MAX_WIDTH = 1 << 16  # channels in one layer: far beyond any real network, far below an allocation that kills the host
+MAX_RATIO = 64.0  # uniform width multiplier
+
+
+def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a finite number"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    if tp is dict or origin is dict:
+        return "a table of settings"
+    if tp is list or origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return "a list" + (f" of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s" if args else "")
+    if origin in (typing.Union, types.UnionType):
+        parts = [_describe(a) for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(parts) + (" (or left out)" if type(None) in typing.get_args(tp) else "")
+    return str(tp)
+
+
+def matches(value: Any, tp) -> bool:
+    """Whether `value` has type `tp` (int, float, bool, str, list[...], tuple[X, ...], dict, X | None).
+
+    Strict where Python is lax: a bool is not an int, "no" is not a bool, and a float must be finite.
+    """
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if tp is str:
+        return isinstance(value, str)
+    if tp is dict or origin is dict:
+        return isinstance(value, dict)
+    if tp is list:
+        return isinstance(value, list)
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return isinstance(value, (list, tuple)) and all(matches(v, args[0]) for v in value) if args else \
+            isinstance(value, (list, tuple))
+    if origin in (typing.Union, types.UnionType):
+        return any(matches(value, a) for a in typing.get_args(tp))
+    return isinstance(value, tp)
+
+
+def check_types(obj, what: str) -> None:
+    """Every field of a dataclass instance against its annotation; one clear line for the first that is wrong."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        if f.name in hints and not matches(getattr(obj, f.name), hints[f.name]):
+            raise NeuralscaleError(f"{what} {f.name} must be {_describe(hints[f.name])}, got "
+                                   f"{getattr(obj, f.name)!r}")
+
+
+def at_least(what: str, value, low) -> None:
+    if value is not None and value < low:
+        raise NeuralscaleError(f"{what} must be at least {low}, got {value}")
+
+
+def positive(what: str, value) -> None:
+    if value is not None and not value > 0:
+        raise NeuralscaleError(f"{what} must be positive, got {value}")
+
+
+def fraction(what: str, value, *, low_open: bool = False, high_open: bool = True) -> None:
+    ok = (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
+    if not ok:
+        raise NeuralscaleError(f"{what} must be in {'(' if low_open else '['}0, 1{')' if high_open else ']'}, "
+                               f"got {value}")
+
+
+def budget(what: str, value) -> float:
+    """A positive, finite budget (parameters, MACs, milliseconds)."""
+    if not matches(value, float) or not value > 0:
+        raise NeuralscaleError(f"{what} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def ratio(value) -> float:
+    """A uniform width multiplier: positive, finite and at most MAX_RATIO."""
+    if not matches(value, float) or not 0 < value <= MAX_RATIO:
+        raise NeuralscaleError(f"a width ratio must be a number in (0, {MAX_RATIO:g}], got {value!r}")
+    return float(value)
+
+
+def one_of(what: str, value, choices) -> None:
+    if value not in choices:
+        raise NeuralscaleError(f"unknown {what} {value!r}; choose one of: {', '.join(map(str, choices))}")
+
+
+def suggest(name: str, choices) -> str:
+    """' (did you mean X?)' for the nearest of `choices`, or ''."""
+    import difflib
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+DATA_KEYS = ("train", "test", "data_dir", "tinyimagenet_split")
+
+
+def check_data(data: dict) -> None:
+    """Data settings: seeded subset sizes (at least 1 image), a data folder, TinyImageNet's split."""
+    if not isinstance(data, dict):
+        raise NeuralscaleError(f"data settings must be a table of settings, got {data!r}")
+    unknown = sorted(set(data) - set(DATA_KEYS))
+    if unknown:
+        raise NeuralscaleError(f"unknown data setting(s): {', '.join(unknown)}{suggest(unknown[0], DATA_KEYS)}")
+    for key in ("train", "test"):
+        v = data.get(key)
+        if v is not None and (not matches(v, int) or v < 1):
+            raise NeuralscaleError(f"a {key} subset must be a number of images of at least 1, got {v!r}")
+    if data.get("data_dir") is not None and not isinstance(data["data_dir"], str):
+        raise NeuralscaleError(f"data_dir must be a path, got {data['data_dir']!r}")
+    split = data.get("tinyimagenet_split")
+    if split is not None:
+        one_of("tinyimagenet_split", split, ("official", "original"))
