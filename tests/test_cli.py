@@ -36,7 +36,7 @@ def test_info_text_and_latency():
 @pytest.mark.parametrize("args,needle", [
     (["info", "--model", "alexnet", "--dataset", "cifar10"], "unknown model"),
     (["info", "--model", "vgg11", "--dataset", "mnist"], "unknown dataset"),
-    (["info", "--model", "vgg11", "--dataset", "cifar10", "--ratio", "-1"], "ratio must be positive"),
+    (["info", "--model", "vgg11", "--dataset", "cifar10", "--ratio", "-1"], "width ratio must be a number in (0, 64]"),
     (["info", "--model", "vgg11", "--dataset", "cifar10", "--widths", "8,8,8"], "8 gated layers, got 3"),
     (["info", "--model", "vgg11", "--dataset", "cifar10", "--widths", "8,x"], "integers"),
     (["info", "--model", "vgg11"], "required"),

@@ -9,8 +9,10 @@ import torch
 
 from .data import load as load_dataset
 from .data.base import Splits
+from .descent import is_descent_dir
 from .errors import NeuralscaleError
 from .records import exclusive
+from .validate import check_data
 from .space import WidthSpace, space as make_space
 from .train import TrainConfig
 
@@ -45,6 +47,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     from .runs import RunSpec, execute
 
     config = config or TrainConfig()
+    check_data({k: v for k, v in (subset or {}).items() if v is not None})
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     widths = resolve_widths(space, widths, ratio)
     if splits is None:
@@ -54,6 +57,8 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
                    budget={"metric": "params", "value": space.params(widths)}, latency_batches=tuple(latency_batches))
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
+    if is_descent_dir(out_dir):
+        raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
     with exclusive(out_dir, "run directory"):
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
 
@@ -96,6 +101,7 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     """Run or continue an architecture descent; returns the laws of every finished iteration."""
     from .descent import DescentConfig, descend as run_descent
 
+    check_data({k: v for k, v in (subset or {}).items() if v is not None})
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     config = (config or DescentConfig()).resolve(space)
     if splits is None:  # the whole training set unless config.val_fraction says otherwise

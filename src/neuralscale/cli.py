@@ -376,7 +376,7 @@ def cmd_descend(args) -> int:
                         allow_fallback=args.allow_fallback, physical=not args.masking, base_ratio=args.base_ratio,
                         seed=args.seed, device=args.device, max_epochs=args.max_epochs)
     laws = descend(args.model, args.dataset, args.out, cfg, data_dir=args.data_dir, convcut=args.convcut,
-                   subset={"train": args.train_subset} if args.train_subset else None, progress=not args.quiet,
+                   subset={"train": args.train_subset}, progress=not args.quiet,
                    plots=args.plots)
     print(f"{len(laws)} iteration(s) in {args.out}; last law: beta = "
           + ", ".join(f"{b:.3f}" for b in laws[-1].beta))
@@ -472,9 +472,6 @@ def cmd_train(args) -> int:
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                              weight_decay=args.weight_decay, schedule=args.schedule, **common)
     subset = {"train": args.train_subset, "test": args.test_subset}
-    for k, v in subset.items():
-        if v is not None and v < 1:
-            raise NeuralscaleError(f"--{k}-subset must be at least 1, got {v}")
     record = train(args.model, args.dataset, widths=args.widths, ratio=args.ratio, config=config,
                    data_dir=args.data_dir, out_dir=args.out, subset=subset, progress=not args.quiet,
                    convcut=args.convcut)

@@ -154,6 +154,12 @@ def prepare(path: str | Path, out: str | Path | None = None) -> Experiment:
         raise NeuralscaleError(f"unknown [report] setting(s) {', '.join(bad)}{suggest(bad[0], ['accuracy'])}")
     accuracy = rep.get("accuracy", "best-val")
     one_of("[report] accuracy", accuracy, tuple(ACCURACY))
+    try:  # a folder that cannot be written is found now, not after the descent
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NeuralscaleError(f"cannot use {out_dir}: it is a file") from None
+    except OSError as e:
+        raise NeuralscaleError(f"cannot use {out_dir}: {e.strerror or e}") from None
     return Experiment(space, out_dir, data, cfg, sweep_cfg, executor, accuracy)
 
 

@@ -37,6 +37,10 @@ def check_new_file(path: str | Path, force: bool = False) -> Path:
     inside = holder(path.parent)
     if inside:
         raise NeuralscaleError(f"{path} would be written into {inside}; give another place, or --force")
+    try:  # a place that cannot be written is found now, not after the work
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NeuralscaleError(f"cannot write {path}: {e.strerror or e}") from None
     return path
 
 

@@ -1,0 +1,336 @@
+"""A corpus of bad inputs, every command: each ends in one clear line on stderr and exit status 2, never a traceback.
+
+The corpus runs the command's real entry point (`cli.main`) in this process, so that 140 cases take seconds; an
+exception that escaped it would fail the test with its traceback.  A sample also runs as real subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from neuralscale import cli
+
+VGG = ["--model", "vgg11", "--dataset", "synthetic"]
+TINY_TRAIN = [*VGG, "--ratio", "0.0625", "--epochs", "1", "--train-subset", "32", "--test-subset", "8",
+              "--device", "cpu", "--quiet"]
+SWEEP = ["sweep", *VGG, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
+         "--train-subset", "32", "--test-subset", "8", "--device", "cpu", "--quiet"]
+DESCEND = ["descend", *VGG, "--base-ratio", "0.0625", "--iterations", "1", "--warmup-epochs", "0",
+           "--prune-fraction", "0.05", "--prune-k", "4", "--prune-interval", "1", "--batch-size", "32",
+           "--train-subset", "64", "--device", "cpu", "--quiet", "--allow-fallback", "--prune-past-one"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Real files to break: a finished run, a descent, a sweep store, image folders, laws, trajectories."""
+    root = tmp_path_factory.mktemp("world")
+    w = {"root": root}
+    assert cli.main(["train", *TINY_TRAIN, "--out", str(root / "run")]) == 0
+    assert cli.main([*DESCEND, "--out", str(root / "descent")]) == 0
+    assert cli.main([*SWEEP, "--out", str(root / "store")]) == 0
+    (root / "file.txt").write_text("not a directory\n")
+    import neuralscale as ns
+    from neuralscale.scaling import write_trajectory
+    sp = ns.space("vgg11", "synthetic")
+    write_trajectory(root / "traj.csv", sp, [sp.uniform(0.5 - 0.03 * i) for i in range(8)])
+    small = root / "small"  # images too small for VGG11's five poolings
+    for c in range(2):
+        (small / "train" / f"c{c}").mkdir(parents=True)
+        (small / "test" / f"c{c}").mkdir(parents=True)
+        for i in range(2):
+            img = Image.fromarray(np.full((8, 8, 3), 40 * c + i, dtype=np.uint8))
+            img.save(small / "train" / f"c{c}" / f"{i}.png")
+            img.save(small / "test" / f"c{c}" / f"{i}.png")
+    # a second run to break: unfinished, without weights, with a damaged checkpoint
+    for name, change in (("unfinished", "status"), ("noweights", "ckpt"), ("badckpt", "damage"),
+                         ("badfields", "fields")):
+        d = root / name
+        d.mkdir()
+        rec = json.loads((root / "run" / "record.json").read_text())
+        if change == "status":
+            rec["status"] = "running"
+        if change == "fields":
+            rec["widths"] = "abc"
+        (d / "record.json").write_text(json.dumps(rec))
+        if change == "damage":
+            (d / "checkpoint.pt").write_bytes(b"PK\x03\x04 not a checkpoint")
+        elif change != "ckpt":
+            (d / "checkpoint.pt").write_bytes((root / "run" / "checkpoint.pt").read_bytes())
+    bad_store = root / "badstore" / "runs" / "x"
+    bad_store.mkdir(parents=True)
+    (bad_store / "record.json").write_text(json.dumps({**json.loads((root / "run" / "record.json").read_text()),
+                                                       "widths": "abc"}))
+    (root / "damagedplan").mkdir()
+    (root / "damagedplan" / "sweep.json").write_text("{not json")
+    (root / "wrongplan").mkdir()
+    (root / "wrongplan" / "sweep.json").write_text(json.dumps({"recipe": [], "runs": "all of them"}))
+    for name, text in (("empty.csv", ""), ("junk.csv", "1,2,x\n"), ("law_strings.json", json.dumps(
+            {"model": "vgg11", "dataset": "synthetic", "layers": ["a"] * 8, "alpha": ["x"] * 8, "beta": [1] * 8})),
+            ("law_other.json", json.dumps({"model": "resnet18", "dataset": "synthetic", "layers": ["a"] * 17,
+                                           "alpha": [1.0] * 17, "beta": [0.5] * 17}))):
+        (root / name).write_text(text)
+    d = root / "damaged_descent"
+    d.mkdir()
+    (d / "config.json").write_text("[1, 2")
+    (d / "log.txt").write_text("")
+    d = root / "damaged_fits"
+    d.mkdir()
+    (d / "config.json").write_text((root / "descent" / "config.json").read_text())
+    (d / "fits.json").write_text(json.dumps({"laws": {"a": 1}}))
+    (root / "report_here").mkdir()
+    (root / "report_here" / "notes.txt").write_text("mine\n")
+    (root / "taken.json").write_text("{}")
+    return w
+
+
+def _experiment(root: Path, body: str) -> str:
+    import hashlib
+    path = root / f"exp_{hashlib.sha256(body.encode()).hexdigest()[:12]}.toml"
+    path.write_text(body)
+    return str(path)
+
+
+EXP_OK = """
+[experiment]
+model = "vgg11"
+dataset = "synthetic"
+out = "exp-out"
+device = "cpu"
+[data]
+train = 32
+test = 8
+[descent]
+base_ratio = 0.0625
+iterations = 1
+[sweep]
+methods = ["uniform"]
+ratios = [0.0625]
+seeds = [0]
+[sweep.train]
+epochs = 1
+"""
+
+
+def _cases(r: Path) -> list[tuple[list[str], str]]:
+    run, descent, store = str(r / "run"), str(r / "descent"), str(r / "store")
+    f = str(r / "file.txt")
+    small = f"imagefolder:{r / 'small'}"
+    exp = lambda body: ["experiment", ("TOML", body)]  # noqa: E731  (written into the world at test time)
+    swap = lambda text, old, new: text.replace(old, new, 1)  # noqa: E731
+    return [
+        # --- info -------------------------------------------------------------------------------------------
+        (["info", "--model", "bogus", "--dataset", "cifar10"], "unknown model"),
+        (["info", "--model", "vggg11", "--dataset", "cifar10"], "did you mean vgg11"),
+        (["info", "--model", "vgg11", "--dataset", "bogus"], "unknown dataset"),
+        (["info", *VGG, "--ratio", "inf"], "width ratio"),
+        (["info", *VGG, "--ratio", "nan"], "width ratio"),
+        (["info", *VGG, "--ratio", "-1"], "width ratio"),
+        (["info", *VGG, "--ratio", "0"], "width ratio"),
+        (["info", *VGG, "--ratio", "1e9"], "width ratio"),
+        (["info", *VGG, "--ratio", "abc"], "invalid float"),
+        (["info", *VGG, "--widths", "1,2"], "8 gated layers, got 2"),
+        (["info", *VGG, "--widths", "99999999,1,1,1,1,1,1,1"], "between 1 and 65536"),
+        (["info", *VGG, "--widths", "0,1,1,1,1,1,1,1"], "between 1 and 65536"),
+        (["info", *VGG, "--widths", "a,b"], "integers"),
+        (["info", *VGG, "--latency", "--batch", "0"], "--batch must be at least 1"),
+        (["info", *VGG, "--latency", "--device", "bogus"], "unknown device"),
+        (["info", "--dataset", "cifar10"], "required"),
+        (["info", "--model", "torchvision:nonexistent_net", "--dataset", "cifar10"], "nonexistent_net"),
+        (["info", "--model", "vgg11", "--dataset", "imagefolder:/no/such/folder"], "does not exist"),
+        (["info", "--model", "vgg11", "--dataset", small], "too small"),
+        (["info", *VGG, "--convcut"], "no shortcuts"),
+        # --- train ------------------------------------------------------------------------------------------
+        (["train", *VGG, "--epochs", "0"], "epochs must be at least 1"),
+        (["train", *VGG, "--epochs", "-3"], "epochs must be at least 1"),
+        (["train", *VGG, "--batch-size", "0"], "batch_size must be at least 1"),
+        (["train", *VGG, "--lr", "0"], "learning rate (lr) must be positive"),
+        (["train", *VGG, "--lr", "nan"], "lr must be a finite number"),
+        (["train", *VGG, "--lr", "inf"], "lr must be a finite number"),
+        (["train", *VGG, "--momentum", "-1"], "momentum must be at least 0"),
+        (["train", *VGG, "--weight-decay", "-1"], "weight_decay must be at least 0"),
+        (["train", *VGG, "--val-fraction", "1"], "validation fraction"),
+        (["train", *VGG, "--val-fraction", "-0.1"], "validation fraction"),
+        (["train", *VGG, "--train-subset", "0"], "train subset must be a number of images"),
+        (["train", *VGG, "--test-subset", "0"], "test subset must be a number of images"),
+        (["train", *VGG, "--seed", "-1"], "seed must be at least 0"),
+        (["train", *VGG, "--schedule", "bogus"], "invalid choice"),
+        (["train", *TINY_TRAIN, "--out", "/proc/neuralscale-test/run"], "/proc/neuralscale-test"),
+        (["train", *TINY_TRAIN, "--out", f], "is a file"),
+        (["train", *TINY_TRAIN, "--out", descent], "descent directory"),
+        (["train", *[a if a != "0.0625" else "0.125" for a in TINY_TRAIN], "--out", run], "holds another run"),
+        (["train", *TINY_TRAIN[:-3], "--device", "cuda:5", "--out", str(r / "new_run")], "CUDA"),
+        (["train", *VGG, "--ratio", "inf"], "width ratio"),
+        (["train", "--model", "vgg11", "--dataset", small, "--epochs", "1"], "too small"),
+        # --- descend ----------------------------------------------------------------------------------------
+        (["descend", *VGG, "--out", str(r / "d1"), "--iterations", "0"], "iterations must be at least 1"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--prune-fraction", "1"], "prune fraction"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--prune-fraction", "0"], "prune fraction"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--prune-k", "0"], "k must be at least 1"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--prune-interval", "0"], "interval must be at least 1"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--batch-size", "0"], "batch_size must be at least 1"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--warmup-epochs", "-1"], "warmup_epochs must be at least 0"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--base-ratio", "0"], "width ratio"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--base-ratio", "inf"], "base_ratio must be a finite number"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--val-fraction", "1"], "validation fraction"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--lr", "-1"], "must be positive"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--max-epochs", "0"], "max_epochs must be at least 1"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--train-subset", "0"], "train subset must be a number of images"),
+        (["descend", *VGG, "--out", str(r / "d1"), "--seed", "-2"], "seed must be at least 0"),
+        ([*DESCEND, "--out", "/proc/neuralscale-test/d"], "/proc/neuralscale-test"),
+        ([*DESCEND, "--out", f], "is a file"),
+        ([*DESCEND, "--out", str(r / "damaged_descent")], "config.json is damaged"),
+        ([*DESCEND, "--out", str(r / "damaged_fits")], "fits.json is damaged"),
+        ([*[a if a != "0.05" else "0.1" for a in DESCEND], "--out", descent], "another configuration"),
+        # --- fit --------------------------------------------------------------------------------------------
+        (["fit", str(r / "absent.csv"), *VGG], "does not exist"),
+        (["fit", str(r / "empty.csv"), *VGG], "is empty"),
+        (["fit", str(r / "junk.csv"), *VGG], "is not for vgg11"),
+        (["fit", str(r / "traj.csv"), "--model", "torchvision:resnet18", "--dataset",
+          "synthetic", "--tau", "original"], "layer"),
+        (["fit", str(r / "traj.csv"), *VGG, "--out", str(r / "taken.json")], "exists"),
+        (["fit", str(r / "traj.csv"), *VGG, "--out", str(r / "descent" / "law.json")],
+         "descent directory"),
+        (["fit", str(r / "traj.csv"), *VGG, "--out", str(r / "descent" / "fits.json")],
+         "exists"),
+        (["fit", str(r / "traj.csv"), *VGG, "--out", "/proc/neuralscale-test/law.json"],
+         "/proc/neuralscale-test"),
+        (["fit", str(r / "traj.csv"), *VGG, "--out", str(r)], "is a directory"),
+        # --- scale ------------------------------------------------------------------------------------------
+        (["scale", *VGG, "--method", "bogus", "--ratio", "0.5"], "unknown method"),
+        (["scale", *VGG, "--method", "neuralscale", "--ratio", "0.5"], "needs --from"),
+        (["scale", *VGG, "--method", "neuralscale", "--ratio", "0.5", "--from", str(r / "nope")], "does not exist"),
+        (["scale", *VGG, "--method", "neuralscale", "--ratio", "0.5", "--from", str(r / "damaged_fits")], "damaged"),
+        (["scale", *VGG, "--method", "neuralscale", "--ratio", "0.5", "--from", str(r / "law_other.json")],
+         "fitted for resnet18"),
+        (["scale", *VGG, "--method", "neuralscale", "--ratio", "0.5", "--from", str(r / "law_strings.json")],
+         "finite numbers"),
+        (["scale", *VGG, "--method", "neuralscale", "--ratio", "0.5", "--from", descent, "--iteration", "99"],
+         "no iteration 99"),
+        (["scale", *VGG, "--method", "uniform", "--params", "inf"], "positive finite"),
+        (["scale", *VGG, "--method", "uniform", "--params", "-5"], "positive finite"),
+        (["scale", *VGG, "--method", "uniform", "--params", "1e300"], "out of reach"),
+        (["scale", *VGG, "--method", "uniform", "--macs", "0"], "positive finite"),
+        (["scale", *VGG, "--method", "uniform", "--ratio", "inf"], "width ratio"),
+        (["scale", *VGG, "--method", "uniform", "--latency-ms", "nan"], "positive finite"),
+        (["scale", *VGG, "--method", "uniform", "--params", "1e5", "--min-width", "0"], "at least 1"),
+        (["scale", *VGG, "--method", "uniform", "--params", "1e5", "--multiple", "0"], "at least 1"),
+        (["scale", *VGG, "--method", "uniform"], "one of the arguments"),
+        # --- sweep ------------------------------------------------------------------------------------------
+        ([*SWEEP, "--methods", "bogus", "--out", str(r / "s1")], "unknown method"),
+        ([*SWEEP, "--methods", "unifrom", "--out", str(r / "s1")], "did you mean uniform"),
+        ([*SWEEP, "--ratios", "inf", "--out", str(r / "s1")], "ratios must be a list of finite numbers"),
+        ([*SWEEP, "--ratios", "-1", "--out", str(r / "s1")], "width ratio"),
+        ([*SWEEP, "--params", "nan", "--out", str(r / "s1")], "params must be a list of finite numbers"),
+        ([*SWEEP, "--params", "-3", "--out", str(r / "s1")], "a budget must be a positive finite number"),
+        ([*SWEEP, "--seeds", "-1", "--out", str(r / "s1")], "seed must be at least 0"),
+        ([*SWEEP, "--epochs", "0", "--out", str(r / "s1")], "epochs must be at least 1"),
+        ([*SWEEP, "--batch-size", "0", "--out", str(r / "s1")], "batch_size must be at least 1"),
+        ([*SWEEP, "--momentum", "-1", "--out", str(r / "s1")], "momentum must be at least 0"),
+        ([*SWEEP, "--lr", "inf", "--out", str(r / "s1")], "lr must be a finite number"),
+        ([*SWEEP, "--train-subset", "0", "--out", str(r / "s1")], "train subset must be a number of images"),
+        ([*SWEEP, "--test-subset", "0", "--out", str(r / "s1")], "test subset must be a number of images"),
+        ([*SWEEP, "--executor", "local", "--workers", "0", "--out", str(r / "s1")], "workers must be"),
+        ([*SWEEP, "--threads", "0", "--out", str(r / "s1")], "threads must be"),
+        ([*SWEEP, "--methods", "slimming", "--finetune-epochs", "0", "--out", str(r / "s1")], "finetune_epochs"),
+        ([*SWEEP, "--methods", "slimming", "--finetune-lr", "0", "--out", str(r / "s1")], "finetune_lr"),
+        ([*SWEEP, "--out", "/proc/neuralscale-test/s"], "/proc/neuralscale-test"),
+        ([*SWEEP, "--out", f], "is a file"),
+        ([*SWEEP[:-3], "--device", "cuda:5", "--quiet", "--out", str(r / "s1")], "CUDA"),
+        ([*SWEEP, "--executor", "local", "--devices", "cuda:3", "--out", str(r / "s1")], "CUDA"),
+        ([*SWEEP, "--methods", "neuralscale", "--from", str(r / "nope"), "--out", str(r / "s1")], "does not exist"),
+        ([*SWEEP, "--methods", "neuralscale", "--from", descent, "--iterations", "bogus", "--out", str(r / "s1")],
+         "first, last or a number"),
+        ([*SWEEP, "--out", str(r / "damagedplan")], "sweep.json is damaged"),
+        ([*SWEEP, "--out", str(r / "wrongplan")], "is not a sweep file"),
+        ([*[a if a != "1" else "2" for a in SWEEP], "--out", store], "another recipe"),
+        ([*SWEEP, "--schedule", "nope", "--out", str(r / "s1")], "invalid choice"),
+        # --- report -----------------------------------------------------------------------------------------
+        (["report", str(r / "nope")], "does not exist"),
+        (["report", f], "is not a folder"),
+        (["report", str(r / "report_here")], "no run records"),
+        (["report", str(r / "badstore")], "not a finished run record"),
+        (["report", store, "--accuracy", "bogus"], "invalid choice"),
+        (["report", store, "--out", descent], "descent directory"),
+        (["report", store, "--out", str(r / "report_here")], "not a report"),
+        (["report", store, "--out", "/proc/neuralscale-test/report"], "/proc/neuralscale-test"),
+        (["report", store, "--out", f], "is a file"),
+        # --- export -----------------------------------------------------------------------------------------
+        (["export", str(r / "nope"), "--out", str(r / "e1")], "holds no run record"),
+        (["export", str(r / "unfinished"), "--out", str(r / "e1")], "has not finished"),
+        (["export", str(r / "noweights"), "--out", str(r / "e1")], "is missing"),
+        (["export", str(r / "badckpt"), "--out", str(r / "e1")], "is damaged"),
+        (["export", run, "--out", str(Path(run) / "record")], "exists"),
+        (["export", run, "--out", str(Path(run) / "weights")], "run directory"),
+        (["export", run, "--out", str(r / "taken")], "exists"),
+        (["export", run, "--out", "/proc/neuralscale-test/model"], "/proc/neuralscale-test"),
+        # --- experiment -------------------------------------------------------------------------------------
+        (["experiment", str(r / "absent.toml")], "does not exist"),
+        (["experiment", ("TOML", EXP_OK), "--out", "/proc/neuralscale-test/exp"], "/proc/neuralscale-test"),
+        (exp("[experiment\nmodel = 1"), "not valid TOML"),
+        (exp(EXP_OK + "\n[bogus]\nx = 1\n"), "unknown section"),
+        (exp(swap(EXP_OK, 'device = "cpu"', 'device = "cpu"\nconvcut = "no"')), "convcut must be true or false"),
+        (exp(swap(EXP_OK, 'model = "vgg11"', "model = 1")), "model must be a string"),
+        (exp(EXP_OK.split("[sweep]")[0]), "[sweep] is missing"),
+        (exp(swap(EXP_OK, "seeds = [0]", "seeds = [0]\nbogus = 1")), "unknown sweep setting(s): bogus"),
+        (exp(swap(EXP_OK, "iterations = 1", "iterations = 1\nintervall = 3")), "did you mean interval"),
+        (exp(swap(EXP_OK, "iterations = 1", 'iterations = 1\nk = "ten"')), "k must be an integer"),
+        (exp(swap(EXP_OK, "iterations = 1", "iterations = 1\nprune_fraction = 1.5")), "prune fraction"),
+        (exp(swap(EXP_OK, "train = 32", "train = 0")), "train subset"),
+        (exp(swap(EXP_OK, "train = 32", "train = 32\nbogus = 1")), "unknown data setting"),
+        (exp(EXP_OK + '\n[executor]\nname = "local"\nworkers = "two"\n'), "workers must be an integer"),
+        (exp(EXP_OK + '\n[executor]\nname = "local"\nworkers = 0\n'), "workers must be"),
+        (exp(EXP_OK + '\n[report]\naccuracy = "bogus"\n'), "unknown [report] accuracy"),
+        (exp(EXP_OK + "\n[report]\nbogus = 1\n"), "unknown [report] setting"),
+        (exp(swap(EXP_OK, "epochs = 1", "epochs = 0")), "epochs must be at least 1"),
+        (exp(swap(EXP_OK, "ratios = [0.0625]", 'ratios = ["a"]')), "ratios must be"),
+        (exp(swap(EXP_OK, 'methods = ["uniform"]', 'methods = "uniform"')), "methods must be"),
+        (exp(swap(EXP_OK, "[sweep.train]", "[sweep.train]\nmomentum = -0.5")), "momentum must be at least 0"),
+        # --- anything -----------------------------------------------------------------------------------------
+        (["frobnicate"], "invalid choice"),
+    ]
+
+
+CASES = _cases(Path("/ROOT"))  # the shape of the corpus, for ids; the real paths come from the fixture
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[" ".join(map(str, c[0][:3]))[:40] + f"#{i}"
+                                                          for i, c in enumerate(CASES)])
+def test_bad_input_ends_in_one_clear_line(world, index, capsys):
+    args, needle = _cases(world["root"])[index]
+    args = [_experiment(world["root"], a[1]) if isinstance(a, tuple) else a for a in args]
+    before = sorted(p.relative_to(world["root"]) for p in world["root"].rglob("*") if ".lock" not in p.name)
+    code = cli.main(args)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("neuralscale: error: ") and needle in lines[0], err
+    after = sorted(p.relative_to(world["root"]) for p in world["root"].rglob("*") if ".lock" not in p.name)
+    assert not set(before) - set(after)  # nothing that was there is gone
+
+
+def test_the_corpus_is_large():
+    assert len(CASES) >= 100
+
+
+def test_a_late_mistake_in_an_experiment_file_stops_it_before_the_descent(world, capsys):
+    path = _experiment(world["root"], EXP_OK.replace('out = "exp-out"', 'out = "late-out"')
+                       + '\n[report]\naccuracy = "bogus"\n')
+    assert cli.main(["experiment", path]) == 2
+    assert not (world["root"] / "late-out").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["info", "--model", "vgg11", "--dataset", "synthetic", "--ratio", "inf"], "width ratio"),
+    (["sweep", *SWEEP[1:], "--train-subset", "0", "--out", "/tmp/never"], "train subset"),
+    (["descend", "--model", "vgg11", "--dataset", "synthetic", "--out", "/proc/x", "--iterations", "1"], "/proc/x"),
+])
+def test_bad_input_in_a_real_subprocess(args, needle):
+    r = run_cli(*args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
