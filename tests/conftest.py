@@ -191,7 +191,8 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
     """
     import torch
 
-    from neuralscale.prune import TaylorPruner, channel_map
+    from neuralscale.graph import ChannelGraph
+    from neuralscale.prune import TaylorPruner
     from neuralscale.train import Trainer, TrainConfig
 
     cfg = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, augment=False, device="cpu", schedule="constant",
@@ -207,7 +208,7 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
     tm = Trainer(masked, splits, cfg, callbacks=[mask], progress=False)
     phys.on_train_start(tp), mask.on_train_start(tm)
     assert phys.physical, phys.notes
-    mapping = channel_map(space, widths)
+    mapping = ChannelGraph(space, widths).slices
     original = [torch.arange(w) for w in widths]  # the full index of each surviving channel, per layer
     gen = torch.Generator().manual_seed(0)
 
@@ -221,8 +222,8 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
             x, y = next(data)
             tp.train_step(x, y)
             tm.train_step(x, y)
-        sp_ = [s / phys._batches for s in phys._scores]
-        sm_ = [s[a] / mask._batches for s, a in zip(mask._scores, mask.alive)]
+        sp_ = [phys.importance.score(layer) for layer in phys._layers]
+        sm_ = [mask.importance.score(layer)[a] for layer, a in zip(mask._layers, mask.alive)]
         rel = max(float(((a - b).abs() / b.abs().clamp_min(1e-300)).max()) for a, b in zip(sp_, sm_) if len(a))
         flat = torch.sort(torch.cat(sp_)).values
         n = min(k, len(flat) - 1)
@@ -253,6 +254,7 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
         for layer, o in enumerate(original):
             mask.alive[layer] = torch.zeros(widths[layer], dtype=torch.bool)
             mask.alive[layer][o] = True
-        mask._scores, mask._batches = None, 0
+        mask.importance.reset()
+        mask._batches = 0
         mask._attach(tm)
     return results

@@ -54,8 +54,8 @@ def _pruner(widths, **kw):
 
 
 def _set_scores(pr, scores):
-    pr._scores = [torch.tensor(s, dtype=torch.float32) for s in scores]
-    pr._batches = 1
+    pr.importance.sums = [torch.tensor(s, dtype=torch.float32) for s in scores]
+    pr.importance.batches = pr._batches = 1
 
 
 def test_a_step_that_would_empty_a_layer_ends_pruning_before_it():
@@ -249,7 +249,7 @@ epochs = 1
 
 
 def test_add10_rebuilds_narrow_layers_of_resnet_and_mobilenet_only():
-    from neuralscale.descent import start_widths
+    from neuralscale.descent import Iteration, start_widths
     from neuralscale.scaling import ScalingLaw
     for model, on in (("resnet18", True), ("mobilenetv2", True), ("vgg11", False)):
         sp = ns.space(model, "cifar10")
@@ -259,7 +259,8 @@ def test_add10_rebuilds_narrow_layers_of_resnet_and_mobilenet_only():
                                                                           for b in sp.base_widths[1:]],
                          [0.0] + [0.5] * (n - 1))
         cfg = DescentConfig().resolve(sp)
-        widths = start_widths(sp, [law.to_dict()], cfg)
+        base = list(sp.base_widths)
+        widths = start_widths(sp, [Iteration(law, base, base, base, True, 1, 1, False, "")], cfg)
         assert (widths[0] == 14) is on and (widths[0] == 4) is not on
 
 
@@ -271,7 +272,7 @@ def test_l1_prune_keeps_one_ratio_for_every_layer_and_the_largest_filters_in_eac
     small = sp.rebased(base)
     torch.manual_seed(0)
     model = small.build(base)
-    scores = importance(model, sp.info.input_shape, "l1-uniform")
+    scores = importance(small, model, "l1-uniform")
     for convs, s in zip([m for m in model.modules() if isinstance(m, torch.nn.Conv2d)], scores):
         assert torch.allclose(s, convs.weight.detach().abs().flatten(1).sum(1))
     budget = small.params(small.uniform(0.5))
@@ -289,7 +290,7 @@ def test_l1_prune_keeps_one_ratio_for_every_layer_and_the_largest_filters_in_eac
 
 def test_sweep_methods_name_their_criteria_and_the_report_names_the_papers_lines():
     from neuralscale.report import _table  # noqa: F401  (the report module loads)
-    from neuralscale.sweep import BASELINES, METHOD_TITLES
+    from neuralscale.methods import BASELINES, METHOD_TITLES
     assert BASELINES == {"l1-prune": "l1-uniform", "l1-global": "l1", "slimming": "slimming"}
     assert "weight magnitude" in METHOD_TITLES["slimming"]
     assert all(m in METHOD_TITLES for m in ("uniform", "morphnet", "neuralscale", *BASELINES))

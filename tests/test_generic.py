@@ -157,12 +157,12 @@ def test_grouped_layers_lose_one_channel_per_group(tiny_splits):
     sp = module_space("grouped", Net, ns.data.dataset_info("synthetic"))
     assert list(sp.base_widths) == [16, 8] and list(sp.multiples) == [4, 1]
     pruner = TaylorPruner(sp, [16, 8], k=3, interval=1, warmup_epochs=0, fraction=0.9)
-    pruner._batches = 1
+    pruner.importance.batches = 1
     low = torch.ones(16)
     low[[1, 5, 9, 13]] = 0.0  # the second channel of each of the 4 groups is the cheapest
-    pruner._scores = [low, torch.full((8,), 0.5)]
+    pruner.importance.sums = [low, torch.full((8,), 0.5)]
     assert sorted(pruner.choose()) == [(0, 1), (0, 5), (0, 9), (0, 13)]  # one unit: past k=3
-    pruner._scores = [low + 1, torch.linspace(0.1, 0.2, 8)]
+    pruner.importance.sums = [low + 1, torch.linspace(0.1, 0.2, 8)]
     assert len(pruner.choose()) == 3 and {layer for layer, _ in pruner.choose()} == {1}
     # real training: every step keeps the grouped layer a multiple of 4, and at least one channel per group
     pruner = TaylorPruner(sp, [16, 8], k=3, interval=1, warmup_epochs=0, fraction=0.9)

@@ -7,7 +7,8 @@ import torch
 import neuralscale as ns
 from neuralscale.data import load
 from neuralscale.models.gate import gates
-from neuralscale.prune import TaylorPruner, channel_map
+from neuralscale.graph import ChannelGraph
+from neuralscale.prune import TaylorPruner
 from neuralscale.train import Trainer, TrainConfig
 
 from conftest import lockstep_pruning
@@ -122,7 +123,7 @@ def test_never_removes_a_layers_last_channels():
 def test_resnet_and_mobilenet_prune_by_masking_and_say_so():
     for model in ("resnet18", "mobilenetv2"):
         sp = ns.space(model, "synthetic")
-        assert channel_map(sp, sp.uniform(0.25)) is None
+        assert not ChannelGraph(sp, sp.uniform(0.25)).exact
         pr, tr = _run(sp, [max(2, w // 16) for w in sp.base_widths], True, dtype="float32",
                       k=4, interval=3, warmup_epochs=0, fraction=0.6, stop_at_last_channel=False)
         assert not pr.physical and pr.notes
@@ -133,7 +134,7 @@ def test_resnet_and_mobilenet_prune_by_masking_and_say_so():
 
 def test_vgg_channel_map_names_every_sliced_dimension():
     sp = ns.space("vgg11", "synthetic")
-    m = channel_map(sp, sp.uniform(0.125))
+    m = ChannelGraph(sp, sp.uniform(0.125)).slices
     assert m["features.0.weight"] == [(0, 0, 1)]  # conv1 output channels
     assert sorted(m["features.5.weight"]) == [(0, 1, 1), (1, 0, 1)]  # conv2 (after a max-pool): out = layer 1, in = layer 0
     assert m["classifier.weight"] == [(1, 7, 1)]
@@ -141,11 +142,11 @@ def test_vgg_channel_map_names_every_sliced_dimension():
 
 def test_a_flattened_map_is_sliced_in_blocks_of_positions():
     import torch
-    from neuralscale.prune import slice_state
     sp = ns.space("torchvision:vgg11_bn", "synthetic")  # avgpool to 7x7, flatten, Linear(512*49, 4096)
     w = sp.uniform(0.0625)
-    m = channel_map(sp, w)
-    assert m is not None and sorted(m["classifier.0.weight"]) == [(0, 8, 1), (1, 7, 49)]
+    graph = ChannelGraph(sp, w)
+    m = graph.slices
+    assert graph.exact and sorted(m["classifier.0.weight"]) == [(0, 8, 1), (1, 7, 49)]
     torch.manual_seed(0)
     full = sp.build(w).eval()
     keep = [torch.arange(n) for n in w]
@@ -153,7 +154,7 @@ def test_a_flattened_map_is_sliced_in_blocks_of_positions():
     small_w = list(w)
     small_w[7] = 3
     small = sp.build(small_w).eval()
-    small.load_state_dict(slice_state(full.state_dict(), m, keep))
+    small.load_state_dict(graph.slice_state(full.state_dict(), keep))
     from neuralscale.models.gate import gates
     for g in gates(full):  # masking the same channels in the full model computes the same function
         if g.index == 7:

@@ -17,7 +17,7 @@ from conftest import run_cli
 from neuralscale.baselines import GateMask, choose_uniform_widths, choose_widths, importance, prune_pretrained
 from neuralscale.errors import NeuralscaleError
 from neuralscale.models.gate import gates
-from neuralscale.prune import channel_map, slice_state
+from neuralscale.graph import ChannelGraph
 from neuralscale.report import build_report, summarize_records, t975, welch_gap
 from neuralscale.runs import RunSpec, execute
 from neuralscale.store import load_records, read_record
@@ -207,7 +207,7 @@ def test_pruning_baselines_prune_to_budget_and_slicing_equals_masking(tmp_path):
         # the sliced network computes what the full one computes with the pruned channels' gates at 0
         full = small.build(base)
         full.load_state_dict(torch.load(store / pre.id / "checkpoint.pt", weights_only=True)["model"])
-        scores = importance(full, sp.info.input_shape, criterion)
+        scores = importance(small, full, criterion)
         w2, keep = (choose_uniform_widths if criterion == "l1-uniform" else choose_widths)(small, scores, budget)
         assert w2 == widths
         for g, k, w in zip(gates(full), keep, base):
@@ -244,7 +244,7 @@ def test_masking_baseline_for_a_model_that_cannot_be_sliced(tmp_path):
     spec = RunSpec(model="resnet18", dataset="synthetic", method="slimming", criterion="slimming", pretrained=pre.id,
                    budget={"metric": "params", "value": budget}, latency_batches=(),
                    config=TrainConfig(epochs=1, batch_size=32, device="cpu").to_dict())
-    assert channel_map(small, small.base_widths) is None
+    assert not ChannelGraph(small, small.base_widths).exact
     model, widths, callbacks, info = prune_pretrained(small, store / pre.id, spec)
     assert not info["physical"] and isinstance(callbacks[0], GateMask) and small.params(widths) <= budget
     rec = execute(spec, store / spec.id, space=small, splits=splits, progress=False, store_root=store)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import platform
 import statistics
 import time
 from typing import Sequence
@@ -108,5 +109,4 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str | 
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

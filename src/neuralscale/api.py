@@ -7,14 +7,22 @@ from typing import Sequence
 
 import torch
 
-from .data import load as load_dataset
+from .data import load_splits as data_splits
 from .data.base import Splits
-from .descent import is_descent_dir
+from .descent import DescentConfig, descend as run_descent, is_descent_dir
+from .accounting import measure_latency
 from .errors import NeuralscaleError
+from .figures import descent_figures
+from .guard import check_new_file
+from .importance import Importance
+from .methods import scale  # noqa: F401  (part of the API: widths of a method for a budget)
 from .records import exclusive
+from .runs import RunSpec, execute
+from .scaling import ScalingLaw, fit, read_trajectory
+from .space import WidthSpace
+from .train import TrainConfig, paper_config, resolve_device
 from .validate import check_data
-from .space import WidthSpace, space as make_space
-from .train import TrainConfig
+from .zoo import space as make_space
 
 
 def resolve_widths(space: WidthSpace, widths: Sequence[int] | None = None, ratio: float | None = None) -> list[int]:
@@ -25,13 +33,50 @@ def resolve_widths(space: WidthSpace, widths: Sequence[int] | None = None, ratio
     return space.uniform(1.0 if ratio is None else ratio)
 
 
+def train_config(dataset: str, preset: str | None = None, **fields) -> TrainConfig:
+    """A training recipe: the paper's protocol for the dataset (`preset="paper"`, where only seed, device and
+    the like of `fields` apply), or `fields` over the defaults."""
+    if preset is None:
+        return TrainConfig(**fields)
+    if preset != "paper":
+        raise NeuralscaleError(f"unknown training preset {preset!r}; the one preset is paper")
+    recipe = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule")
+    return paper_config(dataset, **{k: v for k, v in fields.items() if k not in recipe})
+
+
+def describe(space: WidthSpace, widths: Sequence[int], latency_batch: int | None = None,
+             device: str = "cpu") -> dict:
+    """A configuration's layers, widths, parameters and MACs; measured latency at batch 1 and `latency_batch`."""
+    info = space.describe(widths)
+    if latency_batch is not None:
+        if latency_batch < 1:
+            raise NeuralscaleError(f"--batch must be at least 1, got {latency_batch}")
+        info["latency"] = measure_latency(space.build(widths), space.info.input_shape, resolve_device(device),
+                                          batch_sizes=(1, latency_batch))
+    return info
+
+
+def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto", out: str | Path | None = None,
+                   force: bool = False) -> ScalingLaw:
+    """Fit the power law to a trajectory file; with `out`, save it there (a new file unless `force`).
+
+    `tau`: exact (the built model's parameters), original (the original code's formula) or auto (original
+    for the original's header-less files, exact otherwise).
+    """
+    if out:
+        check_new_file(out, force)
+    traj = read_trajectory(trajectory, space)
+    law = fit(space, traj.rows, count=traj.count if tau == "auto" else tau)
+    if out:
+        law.save(out)
+    return law
+
+
 def load_splits(dataset: str, config: TrainConfig, data_dir: str | None = None,
                 subset: dict | None = None, tinyimagenet_split: str = "official") -> Splits:
-    data = load_dataset(dataset, data_dir, tinyimagenet_split=tinyimagenet_split)
-    splits = data.split(config.val_fraction, config.split_seed)
-    if subset:
-        splits = splits.subset(subset.get("train"), subset.get("test"), seed=config.split_seed)
-    return splits
+    """The splits a training configuration asks for (its validation fraction and split seed)."""
+    return data_splits(dataset, val_fraction=config.val_fraction, split_seed=config.split_seed, data_dir=data_dir,
+                       subset=subset, tinyimagenet_split=tinyimagenet_split)
 
 
 def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None = None,
@@ -44,8 +89,6 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     and a checkpoint are written there; calling again resumes an interrupted
     run and returns a finished one's record without training.
     """
-    from .runs import RunSpec, execute
-
     config = config or TrainConfig()
     check_data({k: v for k, v in (subset or {}).items() if v is not None})
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
@@ -63,51 +106,20 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
 
 
-METHODS = ("uniform", "morphnet", "neuralscale")
-
-
-def scale(space: WidthSpace, method: str, metric: str, budget: float, *, source: str | Path | None = None,
-          iteration: int | None = None, min_width: int = 1, multiple: int = 1, device: str = "cpu",
-          batch_size: int = 1) -> dict:
-    """Widths of `method` for a budget.  metric: ratio | params | macs | latency (ms)."""
-    from .descent import law_from, morphnet_widths
-    from .scaling import solve, uniform_law
-
-    if method not in METHODS:
-        raise NeuralscaleError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
-    if metric == "ratio":
-        if method == "uniform" and min_width == 1 and multiple == 1:
-            widths = space.uniform(budget)
-            p = space.params(widths)
-            return {"method": method, "widths": widths, "params": p, "macs": space.macs(widths),
-                    "metric": "params", "budget": p, "achieved": p, "rel_error": 0.0}
-        metric, budget = "params", space.params(space.uniform(budget))
-    if method == "uniform":
-        law = uniform_law(space, space.base_widths)
-    else:
-        if source is None:
-            raise NeuralscaleError(f"method {method} needs --from DESCENT_DIR" + (" or FIT.json" if method == "neuralscale" else ""))
-        law = law_from(source, space, iteration) if method == "neuralscale" else \
-            uniform_law(space, morphnet_widths(source, space), note="morphnet")
-    sol = solve(law, space, budget, metric, min_width=min_width, multiple=multiple, device=device, batch_size=batch_size)
-    return {"method": method, "widths": sol.widths, "params": space.params(sol.widths), "macs": space.macs(sol.widths),
-            "metric": metric, "budget": sol.budget, "achieved": sol.achieved, "rel_error": sol.rel_error,
-            "iteration": law.iteration}
-
-
 def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=None, *, data_dir: str | None = None,
             convcut: bool = False, subset: dict | None = None, splits: Splits | None = None, progress: bool = True,
-            plots: bool = False):
-    """Run or continue an architecture descent; returns the laws of every finished iteration."""
-    from .descent import DescentConfig, descend as run_descent
+            plots: bool = False, importance: Importance | None = None) -> list[ScalingLaw]:
+    """Run or continue an architecture descent; returns the laws of every finished iteration.
+
+    `importance` scores channels for pruning (default: Taylor-FO, the method's; see importance.py).
+    """
 
     check_data({k: v for k, v in (subset or {}).items() if v is not None})
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     config = (config or DescentConfig()).resolve(space)
     if splits is None:  # the whole training set unless config.val_fraction says otherwise
         splits = load_splits(dataset, config.train_config(), data_dir, subset)
-    laws = run_descent(space, splits, out_dir, config, progress=progress)
+    laws = run_descent(space, splits, out_dir, config, progress=progress, importance=importance)
     if plots:
-        from .plots import descent_figures
-        descent_figures(out_dir, space.rebased(space.uniform(config.base_ratio)) if config.base_ratio != 1 else space)
+        descent_figures(out_dir, space)
     return laws

@@ -14,11 +14,14 @@ Criteria (`RunSpec.criterion`) and the sweep methods that use them:
 - `l1` (method `l1-global`): the L1 norm of each filter divided by its size,
   ranked globally across layers (not in the original).
 
-Global removal never takes a layer's last channel and stops once the
-network's parameters (or MACs) are within the budget.  The pruned network is
-physically smaller where the width space can be sliced exactly (see
-prune.channel_map); otherwise its pruned channels stay masked by their gates
-for the whole fine-tuning, which computes the same function.
+Each criterion is an importance object (importance.py) asked about the layers
+of the channel graph (graph.py): a layer's producers are the convolutions or
+linear layers making its channels, its norms their batch norms.  Global
+removal never takes a layer's last channel and stops once the network's
+parameters (or MACs) are within the budget.  The pruned network is physically
+smaller where the channel graph is exact; otherwise its pruned channels stay
+masked by their gates for the whole fine-tuning, which computes the same
+function.
 """
 
 from __future__ import annotations
@@ -29,80 +32,27 @@ import torch
 from torch import nn
 
 from .errors import NeuralscaleError
-from .models.gate import Gate, gates
-from .prune import channel_map, slice_state
+from .graph import ChannelGraph
+from .importance import BNScale, Importance, L1FilterNorm
+from .models.gate import gates
 from .space import WidthSpace
 from .store import read_record
 from .train import Callback, Trainer
 
-CRITERIA = ("slimming", "l1-uniform", "l1")
 
 
-def gated_producers(model: nn.Module, input_shape) -> dict[int, list[tuple[nn.Module, nn.Module | None]]]:
-    """For each gated layer: the (convolution or linear, batch norm or None) pairs whose output its gates gate.
-
-    Found by running the model once and noting the order in which modules are
-    called: a gate right after a batch norm gates that batch norm and the
-    convolution called last before it; a gate right after a convolution or
-    linear layer gates that layer.  A layer tied across residual sums has
-    several such pairs.
-    """
-    order: list[nn.Module] = []
-    hooks = [m.register_forward_pre_hook(lambda mod, inp: order.append(mod))
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear, Gate))]
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            p = next(model.parameters())
-            model(torch.zeros(1, *input_shape, device=p.device, dtype=p.dtype))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was)
-    found: dict[int, list] = {}
-    seen: set[int] = set()
-    for i, m in enumerate(order):
-        if not isinstance(m, Gate) or id(m) in seen:
-            continue
-        seen.add(id(m))
-        prev = order[i - 1] if i else None
-        if isinstance(prev, nn.BatchNorm2d):
-            conv = next((x for x in reversed(order[:i - 1]) if isinstance(x, nn.Conv2d)), None)
-            pair = (conv, prev)
-        elif isinstance(prev, (nn.Conv2d, nn.Linear)):
-            pair = (prev, None)
-        else:
-            pair = (None, None)
-        producer = pair[0]
-        out = getattr(producer, "out_channels", getattr(producer, "out_features", None))
-        if producer is None or out != m.width or (pair[1] is not None and pair[1].num_features != m.width):
-            raise NeuralscaleError(f"gated layer {m.index} is not preceded by a convolution (and batch norm) of its "
-                                   "width; the pruning baselines cannot score it")
-        found.setdefault(m.index, []).append(pair)
-    return found
+CRITERIA = {"slimming": lambda: BNScale(), "l1-uniform": lambda: L1FilterNorm(), "l1": lambda: L1FilterNorm(True)}
 
 
-def importance(model: nn.Module, input_shape, criterion: str) -> list[torch.Tensor]:
-    """Per gated layer, one importance score per channel (higher: keep), summed over the layer's producers."""
-    if criterion not in CRITERIA:
-        raise NeuralscaleError(f"unknown pruning criterion {criterion!r}; choose one of: {', '.join(CRITERIA)}")
-    scores = []
-    producers = gated_producers(model, input_shape)
-    for index in sorted(producers):
-        total = None
-        for layer, bn in producers[index]:
-            if criterion == "l1":  # per weight, so that layers with a large fan-in are not favoured
-                s = layer.weight.detach().float().abs().flatten(1).mean(1).cpu()
-            elif criterion == "l1-uniform":  # ranked within a layer only: the plain L1 norm
-                s = layer.weight.detach().float().abs().flatten(1).sum(1).cpu()
-            else:
-                if bn is None:
-                    raise NeuralscaleError(f"gated layer {index} has no batch norm, so network slimming cannot score it")
-                s = bn.weight.detach().float().abs().cpu()
-            total = s if total is None else total + s
-        scores.append(total)
-    return scores
+def importance(space: WidthSpace, model: nn.Module, criterion: str | Importance) -> list[torch.Tensor]:
+    """Per gated layer, one importance score per channel (higher: keep), from the channel graph's producers."""
+    if isinstance(criterion, str):
+        if criterion not in CRITERIA:
+            raise NeuralscaleError(f"unknown pruning criterion {criterion!r}; choose one of: {', '.join(CRITERIA)}")
+        criterion = CRITERIA[criterion]()
+    layers = ChannelGraph(space, [g.width for g in sorted({g.index: g for g in gates(model)}.values(),
+                                                          key=lambda g: g.index)]).layers(model)
+    return [criterion.score(layer) for layer in layers]
 
 
 def choose_widths(space: WidthSpace, scores: list[torch.Tensor], budget: float, metric: str = "params",
@@ -213,16 +163,16 @@ def prune_pretrained(space: WidthSpace, pretrained_dir: Path, spec) -> tuple[nn.
     full = space.build(base)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
     full.load_state_dict(state)
-    scores = importance(full, space.info.input_shape, spec.criterion)
+    scores = importance(space, full, spec.criterion)
     metric = spec.budget.get("metric", "params")
     choose = choose_uniform_widths if spec.criterion == "l1-uniform" else choose_widths
     widths, keep = choose(space, scores, spec.budget["value"], metric)
-    mapping = channel_map(space, base)
+    graph = ChannelGraph(space, base)
     info = {"criterion": spec.criterion, "from": pretrained_dir.name, "from_widths": base,
             "from_test_acc": record["summary"].get("final_test_acc")}
-    if mapping is not None:
+    if graph.exact:
         model = space.build(widths, device="meta")
-        model.load_state_dict(slice_state(full.state_dict(), mapping, keep), assign=True)
+        model.load_state_dict(graph.slice_state(full.state_dict(), keep), assign=True)
         model = model.to("cpu")
         info["physical"] = True
         return model, widths, [], info

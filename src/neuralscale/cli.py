@@ -10,7 +10,20 @@ import json
 import sys
 from typing import Sequence
 
+from ._version import __version__
+from .api import describe, descend, fit_trajectory, resolve_widths, scale, train, train_config
+from .data import DATASET_NAMES
+from .descent import DescentConfig
 from .errors import NeuralscaleError
+from .executors import get_executor
+from .experiment import run as run_experiment
+from .export import export_run
+from .logs import configure as configure_logging
+from .methods import BASE_METHODS
+from .report import ACCURACY, build_report, run_summary
+from .sweep import PRESETS, run_sweep, sweep_config
+from .train import SCHEDULES, TrainConfig
+from .zoo import FAMILIES, space as make_space
 
 EPILOG = """examples:
   neuralscale info --model vgg11 --dataset cifar100 --ratio 0.25 --json
@@ -32,8 +45,6 @@ def _widths(text: str) -> list[int]:
 
 
 def _add_space_args(p: argparse.ArgumentParser, widths: bool = True) -> None:
-    from .data import DATASET_NAMES
-    from .space import FAMILIES
     p.add_argument("--model", required=True, metavar="NAME",
                    help=f"network: {', '.join(FAMILIES)} (--convcut: all-conv shortcuts), torchvision:NAME "
                         "(e.g. torchvision:resnet50) or timm:NAME")
@@ -47,16 +58,25 @@ def _add_space_args(p: argparse.ArgumentParser, widths: bool = True) -> None:
         g.add_argument("--widths", type=_widths, metavar="W1,W2,...", help="explicit per-layer widths, in layer order")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .train import SCHEDULES, TrainConfig
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
 
-    parser = _Parser(prog="neuralscale", formatter_class=argparse.RawDescriptionHelpFormatter,
-                     description="Find how wide each layer of a CNN should be for a budget (NeuralScale), and prove it.",
-                     epilog=EPILOG)
-    parser.add_argument("--version", action="version", version=f"neuralscale {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def _words(text: str) -> list[str]:
+    return [x for x in text.replace(",", " ").split() if x]
+
+
+def _info_parser(sub) -> None:
     p = sub.add_parser("info", help="widths, parameters, MACs (and latency) of a configuration",
                        description="Print a configuration's per-layer widths, exact parameter count and MACs per "
                                    "image, computed without training.")
@@ -66,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=128, help="large batch size for --latency (default 128)")
     p.add_argument("--json", action="store_true", help="print JSON (keys: model, dataset, layers, widths, params, macs)")
 
+
+def _train_parser(sub) -> None:
     d = TrainConfig()
     p = sub.add_parser("train", help="train one network from scratch",
                        description="Train one network from scratch and record every epoch. Models are selected on a "
@@ -94,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write record.json, metrics.csv and a checkpoint here (resumable)")
     p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    from .descent import DescentConfig
+
+
+def _descend_parser(sub) -> None:
     dd = DescentConfig()
     p = sub.add_parser("descend", help="architecture descent: prune, fit a scaling law, rebuild, repeat",
                        description="Run NeuralScale's architecture descent, by the original implementation's rules "
@@ -140,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", action="store_true", help="also write the growth and heatmap figures into DIR")
     p.add_argument("--quiet", action="store_true")
 
+
+def _fit_parser(sub) -> None:
     p = sub.add_parser("fit", help="fit the power law to a pruning trajectory",
                        description="Fit width_l = alpha_l * tau^beta_l per layer by least squares in log space "
                                    "(tau: total parameters of each row's widths). Reads neuralscale's trajectories "
@@ -154,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "descent directory")
     p.add_argument("--json", action="store_true", help="print the law as JSON (alpha and beta in layer order)")
 
+
+def _scale_parser(sub) -> None:
     p = sub.add_parser("scale", help="a width configuration for a budget",
                        description="Solve a scaling method for a budget. uniform: every base width times one ratio; "
                                    "morphnet: the widths left after pruning 50%% of the channels (iteration 1 of a "
@@ -173,33 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-width", type=int, default=1, help="no layer narrower than this (default 1)")
     p.add_argument("--multiple", type=int, default=1, help="round widths to a multiple of this, e.g. 8 (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON (widths, params, macs, budget, achieved)")
-    _add_sweep_parsers(sub)
-    return parser
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
-
-
-def _words(text: str) -> list[str]:
-    return [x for x in text.replace(",", " ").split() if x]
-
-
-def _add_sweep_parsers(sub) -> None:
-    from .report import ACCURACY
-    from .sweep import BASE_METHODS, PRESETS
-    from .train import SCHEDULES
-
+def _sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="train every method at every budget over several seeds",
                        description="Train each scaling method at each budget with each seed, from scratch, with one "
                                    "recipe, into a run store (one record per run). Rerun the same command to skip "
@@ -250,6 +254,8 @@ def _add_sweep_parsers(sub) -> None:
     p.add_argument("--report", action="store_true", help="write the report when the sweep is done")
     p.add_argument("--quiet", action="store_true")
 
+
+def _report_parser(sub) -> None:
     p = sub.add_parser("report", help="report of a sweep, rebuilt from its run records",
                        description="Write DIR/report/report.md and report.html (self-contained) with accuracy "
                                    "against parameters, MACs and latency, per-layer widths, the descent's figures, "
@@ -264,6 +270,8 @@ def _add_sweep_parsers(sub) -> None:
     p.add_argument("--force", action="store_true",
                    help="write into --out even if it holds other files than an earlier report")
 
+
+def _export_parser(sub) -> None:
     p = sub.add_parser("export", help="save a trained run's network as widths (JSON) + weights, optionally ONNX",
                        description="Export a finished run (a run directory of a sweep or of `train --out`) as "
                                    "NAME.json (model, dataset, widths) and NAME.pt (weights). "
@@ -274,6 +282,8 @@ def _add_sweep_parsers(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing NAME.* files, or write into a run or "
                    "descent directory")
 
+
+def _experiment_parser(sub) -> None:
     p = sub.add_parser("experiment", help="descent + sweep + report from one TOML file",
                        description="Run a whole experiment described in a TOML file ([experiment], [data], "
                                    "[descent], [sweep], [sweep.train], [report]); see examples/demo.toml. "
@@ -284,17 +294,23 @@ def _add_sweep_parsers(sub) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
-def cmd_export(args) -> int:
-    from .export import from_run, load_model, to_onnx
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="neuralscale", formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Find how wide each layer of a CNN should be for a budget (NeuralScale), and prove it.",
+                     epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"neuralscale {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in (_info_parser, _train_parser, _descend_parser, _fit_parser, _scale_parser, _sweep_parser,
+                _report_parser, _export_parser, _experiment_parser):
+        add(sub)
+    return parser
 
-    json_path, weights = from_run(args.run, args.out, force=args.force, onnx=args.onnx)
-    print(f"widths: {json_path}")
-    print(f"weights: {weights}")
+
+def cmd_export(args) -> int:
+    result = export_run(args.run, args.out, onnx=args.onnx, force=args.force)
+    print(f"widths: {result['json']}")
+    print(f"weights: {result['weights']}")
     if args.onnx:
-        model, meta = load_model(json_path)
-        from .space import space as make_space
-        sp = make_space(meta["model"], meta["dataset"], convcut=meta.get("convcut", False))
-        result = to_onnx(model, sp.info.input_shape, json_path.with_suffix(".onnx"))
         check = (f" (onnxruntime matches PyTorch to {result['max_abs_diff']:.2g})" if result["checked"]
                  else " (not checked: onnxruntime is not installed)")
         print(f"onnx: {result['onnx']}{check}")
@@ -302,8 +318,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import SweepConfig, preset, run_sweep
-
     train = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                                "momentum": args.momentum, "weight_decay": args.weight_decay,
                                "schedule": args.schedule, "device": args.device}.items() if v is not None}
@@ -315,18 +329,14 @@ def cmd_sweep(args) -> int:
                                 "macs": args.macs, "seeds": args.seeds, "descent": args.descent,
                                 "iterations": args.iterations, "finetune_epochs": args.finetune_epochs,
                                 "finetune_lr": args.finetune_lr}.items() if v is not None}
-    if args.preset:
-        cfg = preset(args.preset, args.model, args.dataset, train=train, convcut=args.convcut, data=data, **fields)
-    else:
-        cfg = SweepConfig(model=args.model, dataset=args.dataset, train=train, convcut=args.convcut, data=data, **fields)
-    from .executors import get_executor
+    cfg = sweep_config(args.model, args.dataset, preset_name=args.preset, train=train, convcut=args.convcut, data=data,
+                       **fields)
     executor = get_executor(args.executor, workers=args.workers, devices=args.devices, threads=args.threads,
                             address=args.address, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run)
     records = run_sweep(cfg, args.out, progress=not args.quiet, retry_failed=args.retry_failed, executor=executor)
     counts = {s: sum(r is not None and r["status"] == s for r in records) for s in ("finished", "failed")}
     print(f"{counts['finished']} of {len(records)} runs finished, {counts['failed']} failed: {args.out}")
     if args.report:
-        from .report import build_report
         print(build_report(args.out)["html"])
     return _failed_runs(counts["failed"], len(records))
 
@@ -341,11 +351,8 @@ def _failed_runs(failed: int, total: int) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import build_report
-
     result = build_report(args.store, accuracy=args.accuracy, out=args.out, descent=args.descent, force=args.force)
     if args.json:
-        from .report import run_summary
         print(json.dumps([run_summary(r) for r in result["records"]], indent=2))
         return 0
     for r in result["rows"]:
@@ -358,18 +365,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from .experiment import run
-
-    result = run(args.file, out=args.out, progress=not args.quiet, retry_failed=args.retry_failed)
+    result = run_experiment(args.file, out=args.out, progress=not args.quiet, retry_failed=args.retry_failed)
     print(result["markdown"])
     print(result["html"])
     return _failed_runs(sum(r["status"] == "failed" for r in result["records"]), len(result["records"]))
 
 
 def cmd_descend(args) -> int:
-    from .api import descend
-    from .descent import DescentConfig
-
     cfg = DescentConfig(iterations=args.iterations, warmup_epochs=args.warmup_epochs, prune_fraction=args.prune_fraction,
                         k=args.prune_k, interval=args.prune_interval, batch_size=args.batch_size, lr=args.lr,
                         add10=args.add10, prune_past_one=args.prune_past_one, val_fraction=args.val_fraction,
@@ -384,17 +386,8 @@ def cmd_descend(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from .scaling import fit, read_trajectory
-    from .space import space as make_space
-
-    from .guard import check_new_file
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
-    if args.out:
-        check_new_file(args.out, args.force)
-    traj = read_trajectory(args.trajectory, sp)
-    law = fit(sp, traj.rows, count=traj.count if args.tau == "auto" else args.tau)
-    if args.out:
-        law.save(args.out)
+    law = fit_trajectory(args.trajectory, sp, tau=args.tau, out=args.out, force=args.force)
     if args.json:
         print(json.dumps(law.to_dict(), indent=2))
         return 0
@@ -410,9 +403,6 @@ def cmd_fit(args) -> int:
 
 
 def cmd_scale(args) -> int:
-    from .api import scale
-    from .space import space as make_space
-
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
     budget = {"ratio": args.ratio, "params": args.params, "macs": args.macs, "latency": args.latency_ms}
     metric = next(k for k, v in budget.items() if v is not None)
@@ -429,19 +419,9 @@ def cmd_scale(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .api import resolve_widths
-    from .space import space as make_space
-
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
     widths = resolve_widths(sp, args.widths, args.ratio)
-    info = sp.describe(widths)
-    if args.latency:
-        from .accounting import measure_latency
-        from .train import resolve_device
-        if args.batch < 1:
-            raise NeuralscaleError(f"--batch must be at least 1, got {args.batch}")
-        info["latency"] = measure_latency(sp.build(widths), sp.info.input_shape, resolve_device(args.device),
-                                          batch_sizes=(1, args.batch))
+    info = describe(sp, widths, latency_batch=args.batch if args.latency else None, device=args.device)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -461,16 +441,11 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .api import train
-    from .train import TrainConfig, paper_config
-
-    common = dict(seed=args.seed, device=args.device, compile=args.compile, augment=not args.no_augment,
-                  val_fraction=args.val_fraction, channels_last=True if args.channels_last else None)
-    if args.preset == "paper":
-        config = paper_config(args.dataset, **common)
-    else:
-        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                             weight_decay=args.weight_decay, schedule=args.schedule, **common)
+    config = train_config(args.dataset, preset=args.preset, seed=args.seed, device=args.device,
+                          compile=args.compile, augment=not args.no_augment, val_fraction=args.val_fraction,
+                          channels_last=True if args.channels_last else None, epochs=args.epochs,
+                          batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+                          weight_decay=args.weight_decay, schedule=args.schedule)
     subset = {"train": args.train_subset, "test": args.test_subset}
     record = train(args.model, args.dataset, widths=args.widths, ratio=args.ratio, config=config,
                    data_dir=args.data_dir, out_dir=args.out, subset=subset, progress=not args.quiet,
@@ -499,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
+        configure_logging(quiet=getattr(args, "quiet", False))
         return COMMANDS[args.command](args)
     except NeuralscaleError as e:
         message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())

@@ -21,20 +21,26 @@ Running the same command again continues after the last finished iteration
 from __future__ import annotations
 
 import json
+import logging
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
 from .data.base import Splits
 from .errors import NeuralscaleError
+from .importance import Importance
 from .prune import TaylorPruner
 from .records import atomic_write_json, exclusive
 from .scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, Trainer
 from .validate import at_least, check_types, fraction, positive, ratio, suggest
+
+log = logging.getLogger(__name__)
 
 
 ADD10_FAMILIES = ("resnet18", "mobilenetv2")  # the original adds 10 channels to narrow layers of these only
@@ -122,205 +128,274 @@ class DescentConfig:
                            val_fraction=self.val_fraction)
 
 
+    def start_space(self, space: WidthSpace) -> WidthSpace:
+        """The space a descent with this configuration prunes: the base widths times `base_ratio`."""
+        return space.rebased(space.uniform(self.base_ratio)) if self.base_ratio != 1.0 else space
+
+
+@dataclass
+class Iteration:
+    """One finished iteration of a descent, as its directory records it."""
+
+    law: ScalingLaw  # a fit to the trajectory, or a fallback (uniform scaling of one configuration)
+    start_widths: list[int]
+    final_widths: list[int]  # where pruning ended
+    half_widths: list[int]  # MorphNet's configuration: as a run capped at 50% would end (see prune.py)
+    half_reached: bool  # False: pruning ended before 50%, and half_widths are the final widths
+    epochs: int
+    pruning_steps: int
+    physical: bool
+    stop_reason: str
+    notes: list[str] = field(default_factory=list)
+    final_val_acc: float | None = None
+
+    @property
+    def number(self) -> int:
+        return int(self.law.iteration)
+
+    def fallback_message(self) -> str:
+        return f"iteration {self.number}'s law is not a fit ({self.law.note}); it scales one configuration uniformly"
+
+    def to_dict(self) -> dict:
+        d = {**self.law.to_dict(), **{k: v for k, v in asdict(self).items() if k != "law"}}
+        if self.law.fallback:
+            d["fallback_reason"] = self.law.note
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Iteration":
+        law = ScalingLaw.from_dict(d)
+        try:
+            start = list(d["start_widths"])
+            return cls(law, start, list(d.get("final_widths") or start), list(d.get("half_widths") or start),
+                       bool(d.get("half_reached", True)), int(d.get("epochs", 0)), int(d.get("pruning_steps", 0)),
+                       bool(d.get("physical", False)), str(d.get("stop_reason", "")), list(d.get("notes", [])),
+                       d.get("final_val_acc"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise NeuralscaleError(f"not a descent iteration: missing or bad field {e}") from None
+
+
+class DescentDir:
+    """A descent's directory: the only code that knows its files (see the module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config_path = self.path / "config.json"
+        self.fits_path = self.path / "fits.json"
+        self.log_path = self.path / "log.txt"
+
+    def __repr__(self) -> str:
+        return f"DescentDir({str(self.path)!r})"
+
+    def exists(self) -> bool:
+        """A folder that a descent has written (its configuration and log or laws)."""
+        return self.config_path.is_file() and (self.fits_path.is_file() or self.log_path.is_file())
+
+    def trajectory_path(self, number: int) -> Path:
+        return self.path / f"iteration_{number:02d}.csv"
+
+    def checkpoint(self, number: int) -> Path:
+        return self.path / f"iteration_{number:02d}.ckpt"
+
+    def iterations(self) -> list[Iteration]:
+        """The finished iterations, checked for shape; [] before the first."""
+        if not self.fits_path.exists():
+            return []
+        try:
+            entries = json.loads(self.fits_path.read_text())["laws"]
+            if not isinstance(entries, list):
+                raise TypeError("laws is not a list")
+            out = [Iteration.from_dict(d) for d in entries]
+            for i, it in enumerate(out, 1):
+                if it.law.iteration != i:
+                    raise ValueError(f"entry {i} is not iteration {i}")
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, NeuralscaleError) as e:
+            raise NeuralscaleError(f"{self.fits_path} is damaged ({e}); remove it and the later iterations to "
+                                   "redo them") from None
+        return out
+
+    def laws(self) -> list[ScalingLaw]:
+        return [it.law for it in self.iterations()]
+
+    def iteration(self, number: int | None = None) -> Iteration:
+        """One finished iteration (the last if `number` is None); an error naming what exists otherwise."""
+        its = self.iterations()
+        if not its:
+            raise NeuralscaleError(f"{self.path} holds no finished descent iteration")
+        if number is None:
+            return its[-1]
+        if not 1 <= number <= len(its):
+            raise NeuralscaleError(f"{self.path} has no iteration {number} (it has 1 to {len(its)})")
+        return its[number - 1]
+
+    def trajectory(self, number: int, space: WidthSpace) -> list[list[int]]:
+        return read_trajectory(self.trajectory_path(number), space).rows
+
+    def config(self) -> dict | None:
+        """The recorded configuration ({"model", "dataset", "descent", "data"}), None before the first run."""
+        if not self.config_path.exists():
+            return None
+        try:
+            old = json.loads(self.config_path.read_text())
+            if not isinstance(old, dict) or not isinstance(old.get("descent"), dict):
+                raise ValueError("not a descent configuration")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise NeuralscaleError(f"{self.config_path} is damaged ({e}); remove it only if this directory's "
+                                   "iterations may be redone with the configuration given now") from None
+        return old
+
+    def claim(self, space: WidthSpace, cfg: DescentConfig, data: dict) -> None:
+        """Record the configuration, or check that it is the one recorded (a rerun must match it)."""
+        identity = {"model": space.name, "dataset": space.info.name, "descent": cfg.identity(), "data": data}
+        old = self.config()
+        if old is not None:
+            mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
+            mismatch += [k for k in identity["descent"] if old["descent"].get(k) != identity["descent"][k]]
+            if mismatch:
+                raise NeuralscaleError(f"{self.path} holds a descent with another configuration "
+                                       f"({', '.join(mismatch)}); use a new --out directory")
+        atomic_write_json(self.config_path, {**identity, "descent": asdict(cfg)})
+
+    def start_space(self, space: WidthSpace) -> WidthSpace:
+        """The space this descent pruned (its --base-ratio start), from the recorded configuration."""
+        cfg = self.config()
+        r = cfg["descent"].get("base_ratio", 1.0) if cfg else 1.0
+        return space.rebased(space.uniform(r)) if r != 1.0 else space
+
+    def add(self, space: WidthSpace, it: Iteration, rows: list[list[int]], steps: list[int]) -> None:
+        """Write a finished iteration: its trajectory, then its entry in fits.json (the commit point)."""
+        write_trajectory(self.trajectory_path(it.number), space, rows, steps)
+        entries = [i.to_dict() for i in self.iterations()] + [it.to_dict()]
+        atomic_write_json(self.fits_path, {"model": space.name, "dataset": space.info.name, "laws": entries})
+        self.checkpoint(it.number).unlink(missing_ok=True)
+
+    @contextmanager
+    def open_log(self) -> Iterator[None]:
+        """While open, the package's log messages also go to log.txt, with times."""
+        handler = logging.FileHandler(self.log_path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        handler.setLevel(logging.INFO)
+        root = logging.getLogger("neuralscale")
+        level = root.level
+        root.addHandler(handler)
+        if root.getEffectiveLevel() > logging.INFO:
+            root.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+            handler.close()
+
+
 def is_descent_dir(path: str | Path) -> bool:
-    """A folder that a descent has written (its configuration and log or laws)."""
-    path = Path(path)
-    return (path / "config.json").is_file() and ((path / "fits.json").is_file() or (path / "log.txt").is_file())
+    return DescentDir(path).exists()
 
 
-def load_laws(out: str | Path) -> list[dict]:
-    """The finished iterations of a descent directory (fits.json), checked for shape; [] before the first."""
-    path = Path(out) / "fits.json"
-    if not path.exists():
-        return []
-    try:
-        laws = json.loads(path.read_text())["laws"]
-        if not isinstance(laws, list):
-            raise TypeError("laws is not a list")
-        for i, d in enumerate(laws, 1):
-            ScalingLaw.from_dict(d)  # alpha, beta and layers of one length
-            if d.get("iteration") != i:
-                raise ValueError(f"entry {i} is not iteration {i}")
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, NeuralscaleError) as e:
-        raise NeuralscaleError(f"{path} is damaged ({e}); remove it and the later iterations to redo them") from None
-    return laws
-
-
-def start_widths(space: WidthSpace, laws: list[dict], cfg: DescentConfig) -> list[int]:
+def start_widths(space: WidthSpace, previous: list[Iteration], cfg: DescentConfig) -> list[int]:
     """Iteration 1: the base widths; later: the last law solved at the base parameter count.
 
     With `add10` (the original's rule for ResNet18 and MobileNetV2), every layer
     under 10 channels gets 10 more.
     """
-    if not laws:
+    if not previous:
         return list(space.base_widths)
-    law = ScalingLaw.from_dict(laws[-1])
-    widths = solve(law, space, space.params(space.base_widths)).widths
+    widths = solve(previous[-1].law, space, space.params(space.base_widths)).widths
     if cfg.add10:
         widths = [w + 10 if w < 10 else w for w in widths]
     return widths
 
 
-def fallback_message(entry: dict) -> str:
-    return (f"iteration {entry['iteration']}'s law is not a fit ({entry.get('fallback_reason') or entry.get('note')}); "
-            "it scales one configuration uniformly")
-
-
-def _refuse_fallback(laws: list[dict], cfg: DescentConfig) -> None:
-    if laws and laws[-1].get("fallback") and not cfg.allow_fallback:
-        raise NeuralscaleError(f"{fallback_message(laws[-1])}. Rerun with --allow-fallback (allow_fallback = true "
+def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
+    if done and done[-1].law.fallback and not cfg.allow_fallback:
+        raise NeuralscaleError(f"{done[-1].fallback_message()}. Rerun with --allow-fallback (allow_fallback = true "
                                "in an experiment file) to accept it, or record more rows: a smaller --prune-k or "
                                "--prune-interval, more training images, or --prune-past-one")
 
 
-def _pruning_law(space: WidthSpace, pruner: TaylorPruner, it: int) -> ScalingLaw:
+def _pruning_law(space: WidthSpace, pruner: TaylorPruner, number: int) -> ScalingLaw:
     """The iteration's law: a fit to its rows, or (as the original does) uniform scaling of one configuration."""
     if pruner.rows:
-        return fit(space, pruner.rows, iteration=it)
+        return fit(space, pruner.rows, iteration=number)
     law = uniform_law(space, pruner.current, note="no trajectory rows (some layer never lost a channel): uniform "
                                                   "scaling of the widths at the end of pruning")
-    law.iteration, law.rows = it, 0
+    law.iteration, law.rows = number, 0
     return law
 
 
 def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: DescentConfig | None = None, *,
-            progress: bool = True, data_note: dict | None = None) -> list[ScalingLaw]:
+            progress: bool = True, importance: Importance | None = None) -> list[ScalingLaw]:
     """Run (or continue) an architecture descent in `out_dir`; returns the laws of all iterations.
 
     `splits` should hold the whole training set (no validation split: a
     descent selects nothing); `config.val_fraction` says how it was made.
+    `importance` scores channels (default: Taylor-FO, the method's).
     """
     cfg = (config or DescentConfig()).resolve(space)
-    if cfg.base_ratio != 1.0:
-        space = space.rebased(space.uniform(cfg.base_ratio))
+    space = cfg.start_space(space)
     if cfg.crop_padding != splits.info.crop_padding:
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
-    out = Path(out_dir)
-    with exclusive(out, "descent directory"):
-        return _descend(space, splits, out, cfg, progress, data_note)
+    d = DescentDir(out_dir)
+    with exclusive(d.path, "descent directory"):
+        d.claim(space, cfg, splits.sizes())
+        with d.open_log():
+            done = d.iterations()
+            for number in range(len(done) + 1, cfg.iterations + 1):
+                _refuse_fallback(done, cfg)
+                done.append(_iteration(d, space, splits, cfg, done, number, progress, importance))
+            _refuse_fallback(done, cfg)
+    return [it.law for it in done]
 
 
-def _descend(space: WidthSpace, splits: Splits, out: Path, cfg: DescentConfig, progress: bool,
-             data_note: dict | None) -> list[ScalingLaw]:
-    identity = {"model": space.name, "dataset": space.info.name, "descent": cfg.identity(),
-                "data": data_note or splits.sizes()}
-    cfg_path = out / "config.json"
-    if cfg_path.exists():
-        try:
-            old = json.loads(cfg_path.read_text())
-            if not isinstance(old, dict) or not isinstance(old.get("descent"), dict):
-                raise ValueError("not a descent configuration")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise NeuralscaleError(f"{cfg_path} is damaged ({e}); remove it only if this directory's iterations "
-                                   "may be redone with the configuration given now") from None
-        mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
-        mismatch += [k for k in identity["descent"] if old.get("descent", {}).get(k) != identity["descent"][k]]
-        if mismatch:
-            raise NeuralscaleError(f"{out} holds a descent with another configuration ({', '.join(mismatch)}); "
-                                   "use a new --out directory")
-    atomic_write_json(cfg_path, {**identity, "descent": asdict(cfg)})
-    log_file = open(out / "log.txt", "a")
-
-    def log(msg: str) -> None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        log_file.write(f"{stamp} {msg}\n")
-        log_file.flush()
-        if progress:
-            import sys
-            print(msg, file=sys.stderr, flush=True)
-
-    laws = load_laws(out)
-    try:
-        for it in range(len(laws) + 1, cfg.iterations + 1):
-            _refuse_fallback(laws, cfg)
-            widths = start_widths(space, laws, cfg)
-            log(f"descent iteration {it}/{cfg.iterations}: start from {widths} ({space.params(widths):,} params)")
-            torch.manual_seed(cfg.seed * 1000 + it)
-            pruner = TaylorPruner(space, widths, k=cfg.k, interval=cfg.interval, warmup_epochs=cfg.warmup_epochs,
-                                  fraction=cfg.prune_fraction, physical=cfg.physical,
-                                  stop_at_last_channel=not cfg.prune_past_one)
-            tc = cfg.train_config()
-            tc.seed = cfg.seed * 1000 + it
-            ckpt = out / f"iteration_{it:02d}.ckpt"
-            trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=ckpt,
-                              progress=progress, log=log, desc=f"descent {it}/{cfg.iterations}")
-            t0 = time.time()
-            trainer.fit()
-            if not pruner.done:
-                raise NeuralscaleError(f"iteration {it} stopped after {cfg.max_epochs} epochs before pruning "
-                                       f"{cfg.prune_fraction:.0%} of the channels; raise --max-epochs")
-            traj = out / f"iteration_{it:02d}.csv"
-            write_trajectory(traj, space, pruner.rows, pruner.row_steps)
-            law = _pruning_law(space, pruner, it)
-            val = trainer.history[-1]["val_acc"] if trainer.history else None
-            entry = {**law.to_dict(), "start_widths": widths, "final_widths": pruner.current,
-                     "half_widths": pruner.half_widths or pruner.current, "half_reached": pruner.half_widths is not None,
-                     "epochs": trainer.epoch, "pruning_steps": pruner.pruning_steps, "physical": pruner.physical,
-                     "stop_reason": pruner.stop_reason, "notes": pruner.notes, "final_val_acc": val}
-            if law.fallback:
-                entry["fallback_reason"] = law.note
-            laws.append(entry)
-            atomic_write_json(out / "fits.json", {"model": space.name, "dataset": space.info.name, "laws": laws})
-            ckpt.unlink(missing_ok=True)
-            log(f"descent iteration {it}/{cfg.iterations}: {len(pruner.rows)} trajectory rows, "
-                f"{pruner.pruning_steps} pruning steps, {trainer.epoch} epochs, {time.time() - t0:.0f} s; "
-                f"{pruner.stop_reason}")
-            if law.fallback:
-                log(f"WARNING: {fallback_message(entry)}")
-        _refuse_fallback(laws, cfg)
-    finally:
-        log_file.close()
-    return [ScalingLaw.from_dict(d) for d in laws]
+def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentConfig, done: list[Iteration],
+               number: int, progress: bool, importance: Importance | None) -> Iteration:
+    """Prune one network to the end, fit its law, and record it; resumes from the iteration's checkpoint."""
+    widths = start_widths(space, done, cfg)
+    log.info("descent iteration %d/%d: start from %s (%s params)", number, cfg.iterations, widths,
+             f"{space.params(widths):,}")
+    torch.manual_seed(cfg.seed * 1000 + number)
+    pruner = TaylorPruner(space, widths, k=cfg.k, interval=cfg.interval, warmup_epochs=cfg.warmup_epochs,
+                          fraction=cfg.prune_fraction, physical=cfg.physical,
+                          stop_at_last_channel=not cfg.prune_past_one, importance=importance)
+    tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number)
+    trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
+                      progress=progress, desc=f"descent {number}/{cfg.iterations}")
+    t0 = time.time()
+    trainer.fit()
+    if not pruner.done:
+        raise NeuralscaleError(f"iteration {number} stopped after {cfg.max_epochs} epochs before pruning "
+                               f"{cfg.prune_fraction:.0%} of the channels; raise --max-epochs")
+    law = _pruning_law(space, pruner, number)
+    it = Iteration(law, widths, pruner.current, pruner.half_widths or pruner.current, pruner.half_widths is not None,
+                   trainer.epoch, pruner.pruning_steps, pruner.physical, pruner.stop_reason, pruner.notes,
+                   trainer.history[-1]["val_acc"] if trainer.history else None)
+    d.add(space, it, pruner.rows, pruner.row_steps)
+    log.info("descent iteration %d/%d: %d trajectory rows, %d pruning steps, %d epochs, %.0f s; %s", number,
+             cfg.iterations, len(pruner.rows), pruner.pruning_steps, trainer.epoch, time.time() - t0,
+             pruner.stop_reason)
+    if law.fallback:
+        log.warning("WARNING: %s", it.fallback_message())
+    return it
 
 
 def law_from(source: str | Path, space: WidthSpace, iteration: int | None = None) -> ScalingLaw:
     """A law from a descent directory (its fits.json) or a fit JSON file."""
     path = Path(source)
-    if path.is_dir():
-        laws = load_laws(path)
-        if not laws:
-            raise NeuralscaleError(f"{path} holds no finished descent iteration")
-        if iteration is None:
-            d = laws[-1]
-        else:
-            found = [d for d in laws if d.get("iteration") == iteration]
-            if not found:
-                raise NeuralscaleError(f"{path} has no iteration {iteration} (it has 1 to {len(laws)})")
-            d = found[0]
-        law = ScalingLaw.from_dict(d)
-    else:
-        law = ScalingLaw.load(path)
+    law = DescentDir(path).iteration(iteration).law if path.is_dir() else ScalingLaw.load(path)
     law.check_space(space)
     return law
 
 
-def morphnet_widths(source: str | Path, space: WidthSpace, fraction: float = 0.5) -> list[int]:
-    """The MorphNet (Taylor-FO) configuration: iteration 1's widths once `fraction` of channels are pruned.
+def morphnet_widths(source: str | Path, space: WidthSpace) -> list[int]:
+    """The MorphNet (Taylor-FO) configuration: iteration 1's widths once half of its channels are pruned.
 
-    The fraction is of the widths iteration 1 started from (a descent's
-    `--base-ratio` start, as fits.json records it), else of the base widths.
-    fits.json records the widths at 50% as the original's separate `--morph`
-    run (pruning capped at 50%) would end; where pruning ended before 50%, the
-    widths at its end, which is where that run would have stopped too.  A
-    trajectory CSV alone only has rows once every layer has lost a channel.
+    fits.json records them as the original's separate `--morph` run (pruning
+    capped at 50%) would end; where pruning ended before 50%, the widths at its
+    end, which is where that run would have stopped too.
     """
     path = Path(source)
-    traj = path / "iteration_01.csv" if path.is_dir() else path
-    if not traj.exists():
-        raise NeuralscaleError(f"{traj} does not exist; run a descent (or --prune-fraction 0.5 --iterations 1) first")
-    start = space.base_widths
-    if path.is_dir():
-        first = [d for d in load_laws(path) if d.get("iteration") == 1 and d.get("start_widths")]
-        if first:
-            start = first[0]["start_widths"]
-            if fraction == 0.5 and first[0].get("half_widths"):
-                return list(first[0]["half_widths"])
-    rows = read_trajectory(traj, space).rows
-    total = sum(start)
-    if rows and sum(rows[0]) <= (1 - fraction) * total:
-        raise NeuralscaleError(f"{traj} starts after {fraction:.0%} of the channels were already pruned "
-                               "(rows begin once every layer has lost a channel); rerun the descent to record it")
-    for row in rows:
-        if sum(row) <= (1 - fraction) * total:
-            return row
-    raise NeuralscaleError(f"{traj} never reaches {fraction:.0%} of the channels pruned")
+    if not path.is_dir():
+        raise NeuralscaleError(f"MorphNet needs a descent directory (its iteration 1), not {path}")
+    first = DescentDir(path).iteration(1)
+    space.validate(first.half_widths)
+    return list(first.half_widths)

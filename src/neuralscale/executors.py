@@ -21,6 +21,8 @@ number of times.
 from __future__ import annotations
 
 import multiprocessing as mp
+from multiprocessing.connection import wait
+import logging
 import os
 import time
 from pathlib import Path
@@ -29,6 +31,10 @@ from typing import Callable, Sequence
 from .errors import NeuralscaleError
 from .runs import RunSpec, execute_in_store, failed_record
 from .store import RunStore
+from .logs import configure as configure_logging
+from .train import resolve_device
+
+log = logging.getLogger(__name__)
 
 EXECUTORS = ("sequential", "local", "ray")
 
@@ -48,11 +54,11 @@ class Sequential:
         self.threads = threads
 
     def run(self, specs: Sequence[RunSpec], out_dir: str | Path, *, on_done: Callable | None = None,
-            progress: bool = True, log=None) -> None:
+            progress: bool = True) -> None:
         _set_threads(self.threads)
         store = RunStore(out_dir)
         for i, spec in enumerate(specs, 1):
-            record = execute_in_store(spec, store, progress=progress, log=log)
+            record = execute_in_store(spec, store, progress=progress)
             if on_done:
                 on_done(i, spec, record)
 
@@ -69,7 +75,7 @@ class _Pool:
     slots: int = 1
     retries: int = 2
 
-    def _open(self, out: Path, log) -> None:  # before the first run
+    def _open(self, out: Path) -> None:  # before the first run
         pass
 
     def _close(self) -> None:  # after the last run, or on error
@@ -85,74 +91,75 @@ class _Pool:
         return ""
 
     def run(self, specs: Sequence[RunSpec], out_dir: str | Path, *, on_done: Callable | None = None,
-            progress: bool = True, log=None) -> None:
-        out = Path(out_dir)
-        store = RunStore(out)
-        say = log or (lambda m: None)
-        pending = list(specs)
-        running: dict[str, tuple] = {}  # id -> (handle, spec, slot)
-        deaths: dict[str, int] = {}
-        free = list(range(self.slots))
-        done = 0
-        ids = {s.id for s in specs}
-
-        def finish(s: RunSpec, rec: dict) -> None:
-            nonlocal done
-            done += 1
-            if on_done:
-                on_done(done, s, rec)
-
-        def ready(s: RunSpec) -> bool | None:
-            """True: can start; False: wait for the run it prunes; None: that run failed."""
-            if s.pretrained is None or s.pretrained not in ids:
-                return True
-            r = store.read(s.pretrained)
-            if r is not None and r["status"] == "finished":
-                return True
-            if r is not None and r["status"] == "failed" and s.pretrained not in [x.id for x in pending] \
-                    and s.pretrained not in running:
-                return None
-            return False
-
-        self._open(out, say)
+            progress: bool = True) -> None:
+        self._store, self._on_done, self._done = RunStore(out_dir), on_done, 0
+        self._pending, self._ids = list(specs), {s.id for s in specs}
+        self._running: dict[str, tuple] = {}  # id -> (handle, spec, slot)
+        self._deaths: dict[str, int] = {}
+        self._free = list(range(self.slots))
+        self._open(self._store.root)
         try:
-            while pending or running:
-                for s in list(pending):
-                    if not free:
-                        break
-                    state = ready(s)
-                    if state is None:  # its pretrained run failed: record why, without running
-                        pending.remove(s)
-                        rec = failed_record(s, f"the run to prune ({s.pretrained}) failed")
-                        store.write(s.id, rec)
-                        finish(s, rec)
-                        continue
-                    if not state:
-                        continue
-                    pending.remove(s)
-                    slot = free.pop(0)
-                    store.run_dir(s.id).mkdir(parents=True, exist_ok=True)
-                    running[s.id] = (self._start(s, slot, out), s, slot)
-                    if progress:
-                        say(f"{self.name} {slot}: started {s.label} seed {s.seed} ({s.id}){self._where(slot)}")
-                for rid, note in self._ended(running).items():
-                    _, s, slot = running.pop(rid)
-                    free.append(slot)
-                    rec = store.read(rid)
-                    if rec is not None and rec["status"] in ("finished", "failed"):
-                        finish(s, rec)
-                        continue
-                    deaths[rid] = deaths.get(rid, 0) + 1  # the worker died without a final record
-                    if deaths[rid] <= self.retries:
-                        say(f"{self.name} {slot}: worker died ({note}) in {rid}; retrying from its checkpoint "
-                            f"({deaths[rid]}/{self.retries})")
-                        pending.insert(0, s)
-                    else:
-                        rec = failed_record(s, f"worker died {deaths[rid]} times ({note})", rec)
-                        store.write(rid, rec)
-                        finish(s, rec)
+            while self._pending or self._running:
+                self._start_ready()
+                for rid, note in self._ended(self._running).items():
+                    self._collect(rid, note)
         finally:
             self._close()
+
+    def _finish(self, s: RunSpec, rec: dict) -> None:
+        self._done += 1
+        if self._on_done:
+            self._on_done(self._done, s, rec)
+
+    def _ready(self, s: RunSpec) -> bool | None:
+        """True: can start; False: wait for the run it prunes; None: that run failed."""
+        if s.pretrained is None or s.pretrained not in self._ids:
+            return True
+        r = self._store.read(s.pretrained)
+        if r is not None and r["status"] == "finished":
+            return True
+        if r is not None and r["status"] == "failed" and s.pretrained not in [x.id for x in self._pending] \
+                and s.pretrained not in self._running:
+            return None
+        return False
+
+    def _start_ready(self) -> None:
+        """Start every pending run whose dependency allows it, while slots are free."""
+        for s in list(self._pending):
+            if not self._free:
+                break
+            state = self._ready(s)
+            if state is None:  # its pretrained run failed: record why, without running
+                self._pending.remove(s)
+                rec = failed_record(s, f"the run to prune ({s.pretrained}) failed")
+                self._store.write(s.id, rec)
+                self._finish(s, rec)
+                continue
+            if not state:
+                continue
+            self._pending.remove(s)
+            slot = self._free.pop(0)
+            self._store.run_dir(s.id).mkdir(parents=True, exist_ok=True)
+            self._running[s.id] = (self._start(s, slot, self._store.root), s, slot)
+            log.info("%s %d: started %s seed %d (%s)%s", self.name, slot, s.label, s.seed, s.id, self._where(slot))
+
+    def _collect(self, rid: str, note: str) -> None:
+        """A run's worker has ended: its record says how, or the worker died and the run is retried."""
+        _, s, slot = self._running.pop(rid)
+        self._free.append(slot)
+        rec = self._store.read(rid)
+        if rec is not None and rec["status"] in ("finished", "failed"):
+            self._finish(s, rec)
+            return
+        self._deaths[rid] = self._deaths.get(rid, 0) + 1  # the worker died without a final record
+        if self._deaths[rid] <= self.retries:
+            log.warning("%s %d: worker died (%s) in %s; retrying from its checkpoint (%d/%d)", self.name, slot,
+                        note, rid, self._deaths[rid], self.retries)
+            self._pending.insert(0, s)
+        else:
+            rec = failed_record(s, f"worker died {self._deaths[rid]} times ({note})", rec)
+            self._store.write(rid, rec)
+            self._finish(s, rec)
 
 
 def _redirect(log_path: str):
@@ -193,6 +200,7 @@ def _worker(conn, device: str | None, threads: int | None) -> None:
     """A local worker process: runs what the driver sends, one at a time, each run's output in its log."""
     _exit_with_parent()
     _set_threads(threads)
+    configure_logging()  # to stderr, which each run points at its own log.txt
     while True:
         try:
             msg = conn.recv()
@@ -226,7 +234,6 @@ class Local(_Pool):
                  retries: int = 2, poll: float = 0.05):
         if workers < 1:
             raise NeuralscaleError(f"workers must be at least 1, got {workers}")
-        from .train import resolve_device
         for d in devices or ():
             resolve_device(d)  # a device this machine lacks stops the sweep before any run starts
         self.slots = workers
@@ -256,7 +263,6 @@ class Local(_Pool):
         return slot
 
     def _ended(self, running: dict) -> dict[str, str]:
-        from multiprocessing.connection import wait
         conns = {self._procs[slot][1]: rid for rid, (slot, _, _) in running.items()}
         sentinels = {self._procs[slot][0].sentinel: rid for rid, (slot, _, _) in running.items()}
         if not conns:
@@ -313,6 +319,7 @@ def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> N
     import ray
     restore = _redirect(log_path)
     try:
+        configure_logging()
         _set_threads(threads)
         s = RunSpec.from_dict(spec)
         if ray.get_gpu_ids():  # Ray set CUDA_VISIBLE_DEVICES to this task's GPU
@@ -345,7 +352,7 @@ class Ray(_Pool):
         self._started_here = False
         self._remote = None
 
-    def _open(self, out: Path, log) -> None:
+    def _open(self, out: Path) -> None:
         import ray
         if not ray.is_initialized():
             _check_reachable(self.address)
@@ -362,7 +369,7 @@ class Ray(_Pool):
         if self.gpus_per_run > 0 and res.get("GPU", 0) == 0:
             self._close()
             raise NeuralscaleError("--gpus-per-run asks for GPUs but the Ray cluster has none")
-        log(f"ray: {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs; each run {self.cpus_per_run:g} CPU"
+        log.info(f"ray: {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs; each run {self.cpus_per_run:g} CPU"
             + (f" and {self.gpus_per_run:g} GPU" if self.gpus_per_run else ""))
         self._remote = ray.remote(_ray_task).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                                                      max_retries=0)  # retried by the pool, from the checkpoint

@@ -37,14 +37,23 @@ whatever was not finished.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NeuralscaleError
+from .api import load_splits
+from .descent import DescentConfig, descend
+from .executors import get_executor
+from .figures import descent_figures
+from .report import ACCURACY, build_report
+from .sweep import SweepConfig, preset, run_sweep
+from .zoo import space as make_space
 from .validate import check_data, matches, one_of, suggest
+
+log = logging.getLogger(__name__)
 
 SECTIONS = ("experiment", "data", "descent", "sweep", "executor", "report")
 EXECUTOR_KEYS = ("name", "workers", "devices", "threads", "address", "gpus_per_run", "cpus_per_run", "retries")
@@ -97,12 +106,6 @@ class Experiment:
 
 def prepare(path: str | Path, out: str | Path | None = None) -> Experiment:
     """Read and check every section of an experiment file, before any work starts."""
-    from .descent import DescentConfig
-    from .executors import get_executor
-    from .report import ACCURACY
-    from .space import space as make_space
-    from .sweep import SweepConfig, preset
-
     doc = load(path)
     exp = doc["experiment"]
     out_dir = Path(out) if out else Path(exp.get("out", Path(path).stem))
@@ -165,23 +168,15 @@ def prepare(path: str | Path, out: str | Path | None = None) -> Experiment:
 
 def run(path: str | Path, out: str | Path | None = None, progress: bool = True, retry_failed: bool = False) -> dict:
     """Run (or continue) the experiment; returns build_report's result."""
-    from .api import load_splits
-    from .descent import descend
-    from .report import build_report
-    from .sweep import run_sweep
-
     e = prepare(path, out)
-    say = (lambda m: print(m, file=sys.stderr, flush=True)) if progress else (lambda m: None)
     if e.descent is not None:
         splits = load_splits(e.sweep.dataset, e.descent.train_config(), e.data.get("data_dir"),
                              subset={"train": e.data.get("train"), "test": e.data.get("test")},
                              tinyimagenet_split=e.data.get("tinyimagenet_split", "official"))
         descent_dir = Path(e.sweep.descent)
-        say(f"experiment: descent into {descent_dir}")
+        log.info("experiment: descent into %s", descent_dir)
         descend(e.space, splits, descent_dir, e.descent, progress=progress)
-        from .plots import descent_figures
-        descent_figures(descent_dir, e.space.rebased(e.space.uniform(e.descent.base_ratio))
-                        if e.descent.base_ratio != 1 else e.space)
-    say(f"experiment: sweep into {e.out}")
+        descent_figures(descent_dir, e.space)
+    log.info("experiment: sweep into %s", e.out)
     run_sweep(e.sweep, e.out, progress=progress, retry_failed=retry_failed, executor=e.executor)
     return build_report(e.out, accuracy=e.accuracy)

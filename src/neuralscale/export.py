@@ -18,6 +18,9 @@ import torch
 from torch import nn
 
 from .errors import NeuralscaleError
+from .guard import check_new_file
+from .store import read_record
+from .zoo import space as make_space
 from .records import atomic_torch_save, atomic_write_json
 
 FORMAT = "neuralscale-model"
@@ -57,7 +60,6 @@ def read_meta(path: str | Path) -> dict:
 
 def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = None) -> tuple[nn.Module, dict]:
     """Rebuild a saved model: its width space at its widths, with its weights."""
-    from .space import space as make_space
     meta = read_meta(path)
     sp = make_space(meta["model"], meta["dataset"], convcut=meta.get("convcut", False), data_dir=data_dir)
     model = sp.build(meta["widths"])
@@ -78,9 +80,6 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     Nothing is overwritten and nothing is written into a run or descent directory unless `force`;
     with `onnx`, the ONNX extra must be installed, checked before anything is written.
     """
-    from .guard import check_new_file
-    from .space import space as make_space
-    from .store import read_record
     run_dir = Path(run_dir)
     base = Path(path)
     for suffix in (".json", ".pt") + ((".onnx",) if onnx else ()):
@@ -113,6 +112,17 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
                       extra={"run": record["id"], "method": record.get("label"),
                              "test_acc_at_best_val": s.get("test_acc_at_best_val"),
                              "final_test_acc": s.get("final_test_acc")})
+
+
+def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, force: bool = False) -> dict:
+    """A finished run as PATH.json + PATH.pt (and PATH.onnx, checked against onnxruntime where installed)."""
+    json_path, weights = from_run(run_dir, path, force=force, onnx=onnx)
+    result = {"json": json_path, "weights": weights}
+    if onnx:
+        model, meta = load_model(json_path)
+        sp = make_space(meta["model"], meta["dataset"], convcut=meta.get("convcut", False))
+        result.update(to_onnx(model, sp.info.input_shape, json_path.with_suffix(".onnx")))
+    return result
 
 
 def _need_onnx() -> None:

@@ -32,9 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from .accounting import _output_positions
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
 from .models.gate import Gate
+from .space import WidthSpace
 
 # Modules that keep their input's channels.
 _SAME = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.LeakyReLU,
@@ -48,9 +50,26 @@ FIXED_INPUT, FIXED_OUTPUT = -1, -2  # pseudo-groups: the image's channels, the c
 
 @dataclass
 class _Tag:
-    """A tensor's channel layout: segments of groups, where the channel dimension is, and flattening."""
+    """A tensor's channel layout: segments of groups in channel order, and whether they are flattened."""
     segments: list[int]  # group ids in channel order
-    flat: int = 0  # >0: flattened, each channel repeated this many times (spatial positions)
+    flat: bool = False  # flattened into features (what a linear layer reads)
+    positions: int | None = 1  # when flat: features per channel (spatial positions); None until shapes tell
+
+
+@dataclass
+class Conv:
+    """A convolution: the groups of its input channels, the group it starts, and its kind."""
+    segments: list[int]
+    out: int | None  # the group its output starts (dense); None where the output follows the input
+    kind: str  # dense | depthwise | grouped
+
+
+@dataclass
+class Linear:
+    """A linear layer: the groups of its input, features per input channel, and the group it starts."""
+    segments: list[int]
+    positions: int | None  # None until resolved from the traced shapes (after a flatten)
+    out: int
 
 
 @dataclass
@@ -59,9 +78,9 @@ class Analysis:
     base: dict[int, int] = field(default_factory=dict)  # group -> width in the traced model
     name: dict[int, str] = field(default_factory=dict)  # group -> the module that first produced it
     multiple: dict[int, int] = field(default_factory=dict)  # group -> widths must be a multiple (grouped convs)
-    convs: dict[str, tuple[list[int], int | None, str]] = field(default_factory=dict)  # name -> (in segs, out group, kind)
+    convs: dict[str, Conv] = field(default_factory=dict)
     norms: dict[str, list[int]] = field(default_factory=dict)  # name -> segments
-    linears: dict[str, tuple[list[int], int, int]] = field(default_factory=dict)  # name -> (in segs, flat, out group)
+    linears: dict[str, Linear] = field(default_factory=dict)
     fixed_width: dict[int, int] = field(default_factory=dict)  # FIXED_INPUT / FIXED_OUTPUT -> channels
 
     def width(self, g: int) -> int:
@@ -123,135 +142,159 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) ->
     except Exception as e:  # fx raises many kinds
         raise NeuralscaleError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    modules = dict(gm.named_modules())
-    an = Analysis(parent={FIXED_INPUT: FIXED_INPUT, FIXED_OUTPUT: FIXED_OUTPUT},
-                  fixed_width={FIXED_INPUT: input_shape[0], FIXED_OUTPUT: num_classes})
-    tags: dict[fx.Node, _Tag | None] = {}
-    width = lambda segs: sum(an.width(s) for s in segs)  # noqa: E731
+    return _Analyser(model, gm, input_shape, num_classes).run()
 
-    def obstacle(node: fx.Node, what: str) -> NeuralscaleError:
-        return NeuralscaleError(f"{type(model).__name__}: {what} at node {node.name!r} "
+
+class _Analyser:
+    """Walks the traced graph once, giving every node's output a channel layout (`_Tag`)."""
+
+    def __init__(self, model: nn.Module, gm: fx.GraphModule, input_shape: tuple[int, ...], num_classes: int):
+        self.model_name = type(model).__name__
+        self.gm, self.num_classes = gm, num_classes
+        self.modules = dict(gm.named_modules())
+        self.an = Analysis(parent={FIXED_INPUT: FIXED_INPUT, FIXED_OUTPUT: FIXED_OUTPUT},
+                           fixed_width={FIXED_INPUT: input_shape[0], FIXED_OUTPUT: num_classes})
+        self.tags: dict[fx.Node, _Tag | None] = {}
+
+    def run(self) -> Analysis:
+        for node in self.gm.graph.nodes:
+            if node.op == "placeholder":
+                self.tags[node] = _Tag([FIXED_INPUT])
+            elif node.op == "output":
+                self._output(node)
+            elif node.op == "get_attr":
+                raise self.obstacle(node, "a parameter used directly in forward")
+            elif node.op == "call_module":
+                self.tags[node] = self._module(node, self.modules[node.target])
+            elif node.op in ("call_function", "call_method"):
+                self.tags[node] = self._function(node)
+        return self.an
+
+    def width(self, segments: list[int]) -> int:
+        return sum(self.an.width(s) for s in segments)
+
+    def obstacle(self, node: fx.Node, what: str) -> NeuralscaleError:
+        return NeuralscaleError(f"{self.model_name}: {what} at node {node.name!r} "
                                 f"({node.op} {getattr(node.target, '__name__', node.target)}); "
                                 "its channels cannot be followed, so widths cannot be changed safely")
 
-    for node in gm.graph.nodes:
-        if node.op == "placeholder":
-            tags[node] = _Tag([FIXED_INPUT])
-        elif node.op == "output":  # the model's outputs are the classes: whatever produced them keeps its width
-            outs = []
-            fx.node.map_arg(node.args, lambda a: outs.append(a))
-            for a in outs:
-                t = tags.get(a)
-                if t is None:
-                    continue
-                if len(t.segments) != 1 or width(t.segments) != num_classes:
-                    raise obstacle(node, f"an output of {width(t.segments)} channels for {num_classes} classes")
-                an.tie(t.segments[0], FIXED_OUTPUT, "the output")
-            continue
-        elif node.op == "get_attr":
-            raise obstacle(node, "a parameter used directly in forward")
-        elif node.op == "call_module":
-            mod = modules[node.target]
-            src = tags.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
-            if isinstance(mod, _RESIZABLE):
-                extra = {n for n, _ in [*mod.named_parameters(recurse=False), *mod.named_buffers(recurse=False)]}
-                if extra - _STANDARD_TENSORS:
-                    raise obstacle(node, f"a {type(mod).__name__} with its own tensors "
-                                         f"({', '.join(sorted(extra - _STANDARD_TENSORS))})")
-            if isinstance(mod, nn.Conv2d):
-                if src is None or src.flat:
-                    raise obstacle(node, "a convolution of a tensor without channels")
-                cin = width(src.segments)
-                if cin != mod.in_channels:
-                    raise obstacle(node, f"a convolution expecting {mod.in_channels} channels of {cin}")
-                if mod.groups == 1:
-                    g = an.new(mod.out_channels, node.target)
-                    an.convs[node.target] = (src.segments, g, "dense")
-                    tags[node] = _Tag([g])
-                elif mod.groups == mod.in_channels == mod.out_channels and len(src.segments) == 1:
-                    an.convs[node.target] = (src.segments, None, "depthwise")
-                    tags[node] = _Tag(list(src.segments))
-                elif len(src.segments) == 1 and mod.in_channels % mod.groups == 0 and mod.out_channels % mod.groups == 0 \
-                        and mod.out_channels // mod.groups == mod.in_channels // mod.groups:
-                    # grouped convolution with as many channels out as in per group (ResNeXt, RegNet): the group
-                    # count stays; both sides must stay multiples of it, and out follows in.
-                    g_in = an.find(src.segments[0])
-                    an.multiple[g_in] = max(an.multiple.get(g_in, 1), mod.groups)
-                    an.convs[node.target] = (src.segments, None, "grouped")
-                    tags[node] = _Tag(list(src.segments))
-                else:
-                    raise obstacle(node, f"a grouped convolution ({mod.groups} groups, {mod.in_channels} in, "
-                                         f"{mod.out_channels} out)")
-            elif isinstance(mod, nn.BatchNorm2d):
-                if src is None or src.flat:
-                    raise obstacle(node, "a batch norm of a tensor without channels")
-                an.norms[node.target] = src.segments
-                tags[node] = _Tag(list(src.segments))
-            elif isinstance(mod, nn.Linear):
-                if src is None or (not src.flat and src.segments != [FIXED_INPUT]):
-                    raise obstacle(node, "a linear layer on channels that are not flattened")
-                g = an.new(mod.out_features, node.target)  # tied to the classes if it reaches the output
-                an.linears[node.target] = (src.segments, src.flat, g)
-                tags[node] = _Tag([g], flat=1)
-            elif isinstance(mod, nn.Flatten):
-                tags[node] = _flatten(node, src, obstacle)
-            elif isinstance(mod, _SAME) or type(mod).__name__ == "StochasticDepth":
-                tags[node] = src
-            else:
-                raise obstacle(node, f"a {type(mod).__name__} module")
-        elif node.op in ("call_function", "call_method"):
-            target = node.target
-            ins = _tensor_args(node)
-            if (target is getattr and len(node.args) > 1 and node.args[1] in _METADATA) \
-                    or target in ("size", "dim") or (ins and all(tags.get(a) is None for a in ins)):
-                tags[node] = None  # a shape, a check or a value without channels: nothing to follow
+    def _output(self, node: fx.Node) -> None:
+        """The model's outputs are the classes: whatever produced them keeps its width."""
+        outs = []
+        fx.node.map_arg(node.args, lambda a: outs.append(a))
+        for a in outs:
+            t = self.tags.get(a)
+            if t is None:
                 continue
-            if target in _TIE_FUNCTIONS or target in ("add", "mul", "add_", "mul_"):
-                ts = [tags.get(a) for a in ins]
-                ts = [t for t in ts if t is not None]
-                if not ts:
-                    tags[node] = None
-                    continue
-                first = ts[0]
-                for t in ts[1:]:
-                    if t.flat != first.flat or len(t.segments) != len(first.segments):
-                        raise obstacle(node, "an elementwise operation on differently laid out channels")
-                    for a, b in zip(first.segments, t.segments):
-                        an.tie(a, b, f"node {node.name!r}")
-                tags[node] = first
-            elif target in _SAME_FUNCTIONS or getattr(target, "__name__", "") == "stochastic_depth" \
-                    or target in ("relu", "relu_", "sigmoid", "contiguous"):
-                tags[node] = tags.get(ins[0]) if ins else None
-            elif target in (torch.flatten, "flatten"):
-                start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
-                if start != 1:
-                    raise obstacle(node, f"a flatten from dimension {start}")
-                tags[node] = _flatten(node, tags.get(ins[0]), obstacle)
-            elif target is torch.cat:
-                parts = node.args[0]
-                dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-                if dim != 1:
-                    raise obstacle(node, f"a concatenation along dimension {dim}")
-                segs = []
-                for p in parts:
-                    t = tags.get(p)
-                    if t is None or t.flat:
-                        raise obstacle(node, "a concatenation of tensors without channels")
-                    segs += t.segments
-                tags[node] = _Tag(segs)
-            elif target == "mean" and node.args[1:] and list(node.args[1]) in ([2, 3], [-2, -1]):
-                keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
-                t = tags.get(ins[0])  # global average pooling
-                tags[node] = t if keep or t is None else _Tag(list(t.segments), flat=1)
-            else:
-                raise obstacle(node, "an operation that may move or reshape channels")
-    return an
+            if len(t.segments) != 1 or self.width(t.segments) != self.num_classes:
+                raise self.obstacle(node, f"an output of {self.width(t.segments)} channels for {self.num_classes} "
+                                          "classes")
+            self.an.tie(t.segments[0], FIXED_OUTPUT, "the output")
 
+    def _module(self, node: fx.Node, mod: nn.Module) -> _Tag | None:
+        src = self.tags.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
+        if isinstance(mod, _RESIZABLE):
+            extra = {n for n, _ in [*mod.named_parameters(recurse=False), *mod.named_buffers(recurse=False)]}
+            if extra - _STANDARD_TENSORS:
+                raise self.obstacle(node, f"a {type(mod).__name__} with its own tensors "
+                                          f"({', '.join(sorted(extra - _STANDARD_TENSORS))})")
+        if isinstance(mod, nn.Conv2d):
+            return self._conv(node, mod, src)
+        if isinstance(mod, nn.BatchNorm2d):
+            if src is None or src.flat:
+                raise self.obstacle(node, "a batch norm of a tensor without channels")
+            self.an.norms[node.target] = src.segments
+            return _Tag(list(src.segments))
+        if isinstance(mod, nn.Linear):
+            if src is None or (not src.flat and src.segments != [FIXED_INPUT]):
+                raise self.obstacle(node, "a linear layer on channels that are not flattened")
+            g = self.an.new(mod.out_features, node.target)  # tied to the classes if it reaches the output
+            self.an.linears[node.target] = Linear(src.segments, src.positions if src.flat else None, g)
+            return _Tag([g], flat=True)
+        if isinstance(mod, nn.Flatten):
+            return self._flatten(node, src)
+        if isinstance(mod, _SAME) or type(mod).__name__ == "StochasticDepth":
+            return src
+        raise self.obstacle(node, f"a {type(mod).__name__} module")
 
-def _flatten(node, src: _Tag | None, obstacle) -> _Tag:
-    if src is None or src.flat:
-        raise obstacle(node, "a flatten of a tensor without channels")
-    return _Tag(list(src.segments), flat=-1)  # spatial size: resolved by shape propagation below
+    def _conv(self, node: fx.Node, mod: nn.Conv2d, src: _Tag | None) -> _Tag:
+        if src is None or src.flat:
+            raise self.obstacle(node, "a convolution of a tensor without channels")
+        cin = self.width(src.segments)
+        if cin != mod.in_channels:
+            raise self.obstacle(node, f"a convolution expecting {mod.in_channels} channels of {cin}")
+        if mod.groups == 1:
+            g = self.an.new(mod.out_channels, node.target)
+            self.an.convs[node.target] = Conv(src.segments, g, "dense")
+            return _Tag([g])
+        if mod.groups == mod.in_channels == mod.out_channels and len(src.segments) == 1:
+            self.an.convs[node.target] = Conv(src.segments, None, "depthwise")
+            return _Tag(list(src.segments))
+        if len(src.segments) == 1 and mod.in_channels % mod.groups == 0 and mod.out_channels % mod.groups == 0 \
+                and mod.out_channels // mod.groups == mod.in_channels // mod.groups:
+            # grouped convolution with as many channels out as in per group (ResNeXt, RegNet): the group
+            # count stays; both sides must stay multiples of it, and out follows in.
+            g_in = self.an.find(src.segments[0])
+            self.an.multiple[g_in] = max(self.an.multiple.get(g_in, 1), mod.groups)
+            self.an.convs[node.target] = Conv(src.segments, None, "grouped")
+            return _Tag(list(src.segments))
+        raise self.obstacle(node, f"a grouped convolution ({mod.groups} groups, {mod.in_channels} in, "
+                                  f"{mod.out_channels} out)")
+
+    def _function(self, node: fx.Node) -> _Tag | None:
+        target = node.target
+        ins = _tensor_args(node)
+        if (target is getattr and len(node.args) > 1 and node.args[1] in _METADATA) \
+                or target in ("size", "dim") or (ins and all(self.tags.get(a) is None for a in ins)):
+            return None  # a shape, a check or a value without channels: nothing to follow
+        if target in _TIE_FUNCTIONS or target in ("add", "mul", "add_", "mul_"):
+            return self._tie(node, ins)
+        if target in _SAME_FUNCTIONS or getattr(target, "__name__", "") == "stochastic_depth" \
+                or target in ("relu", "relu_", "sigmoid", "contiguous"):
+            return self.tags.get(ins[0]) if ins else None
+        if target in (torch.flatten, "flatten"):
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+            if start != 1:
+                raise self.obstacle(node, f"a flatten from dimension {start}")
+            return self._flatten(node, self.tags.get(ins[0]))
+        if target is torch.cat:
+            return self._cat(node)
+        if target == "mean" and node.args[1:] and list(node.args[1]) in ([2, 3], [-2, -1]):
+            keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
+            t = self.tags.get(ins[0])  # global average pooling
+            return t if keep or t is None else _Tag(list(t.segments), flat=True)
+        raise self.obstacle(node, "an operation that may move or reshape channels")
+
+    def _tie(self, node: fx.Node, ins: list[fx.Node]) -> _Tag | None:
+        """An elementwise sum or product: the channels of its operands are the same channels."""
+        ts = [t for t in (self.tags.get(a) for a in ins) if t is not None]
+        if not ts:
+            return None
+        first = ts[0]
+        for t in ts[1:]:
+            if t.flat != first.flat or len(t.segments) != len(first.segments):
+                raise self.obstacle(node, "an elementwise operation on differently laid out channels")
+            for a, b in zip(first.segments, t.segments):
+                self.an.tie(a, b, f"node {node.name!r}")
+        return first
+
+    def _cat(self, node: fx.Node) -> _Tag:
+        parts = node.args[0]
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        if dim != 1:
+            raise self.obstacle(node, f"a concatenation along dimension {dim}")
+        segs = []
+        for p in parts:
+            t = self.tags.get(p)
+            if t is None or t.flat:
+                raise self.obstacle(node, "a concatenation of tensors without channels")
+            segs += t.segments
+        return _Tag(segs)
+
+    def _flatten(self, node: fx.Node, src: _Tag | None) -> _Tag:
+        if src is None or src.flat:
+            raise self.obstacle(node, "a flatten of a tensor without channels")
+        return _Tag(list(src.segments), flat=True, positions=None)  # spatial size: resolved from the shapes
 
 
 class GenericSpace:
@@ -294,7 +337,6 @@ class GenericSpace:
 
     def _prepare_costs(self) -> None:
         """Parameters and MACs from widths by formula (checked against built models in the tests)."""
-        from .accounting import _output_positions
         t = self.template
         layers = {n: m for n, m in t.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
         self.positions = _output_positions(t, self.info.input_shape, layers)
@@ -305,20 +347,20 @@ class GenericSpace:
     def costs(self, widths: list[int]) -> tuple[int, int]:
         W = lambda segs: sum(self.width_of(s, widths) for s in segs)  # noqa: E731
         params, macs = self.const_params, 0
-        for name, (segs, out, kind) in self.an.convs.items():
+        for name, c in self.an.convs.items():
             m = self.modules[name]
-            cin = W(segs)
-            cout = self.width_of(out, widths) if kind == "dense" else cin
-            groups = 1 if kind == "dense" else (cin if kind == "depthwise" else m.groups)
+            cin = W(c.segments)
+            cout = self.width_of(c.out, widths) if c.kind == "dense" else cin
+            groups = 1 if c.kind == "dense" else (cin if c.kind == "depthwise" else m.groups)
             k = m.kernel_size[0] * m.kernel_size[1]
             params += cout * (cin // groups) * k + (cout if m.bias is not None else 0)
             macs += self.positions[name] * cout * k * (cin // groups)
         for name, segs in self.an.norms.items():
             if self.modules[name].affine:
                 params += 2 * W(segs)
-        for name, (segs, flat, out) in self.an.linears.items():
+        for name, lin in self.an.linears.items():
             m = self.modules[name]
-            fin, fout = W(segs) * flat, self.width_of(out, widths)
+            fin, fout = W(lin.segments) * lin.positions, self.width_of(lin.out, widths)
             params += fin * fout + (fout if m.bias is not None else 0)
             macs += self.positions[name] * fin * fout
         return int(params), int(macs)
@@ -337,12 +379,12 @@ class GenericSpace:
             model(torch.zeros(1, *info.input_shape, device="meta"))
         for h in handles:
             h.remove()
-        for n, (segs, flat, g) in list(self.an.linears.items()):
-            if flat == -1:
-                channels = sum(self.an.width(s) for s in segs)
+        for n, lin in self.an.linears.items():
+            if lin.positions is None:
+                channels = sum(self.an.width(s) for s in lin.segments)
                 if seen[n] % channels:
                     raise NeuralscaleError(f"linear layer {n} reads {seen[n]} features from {channels} channels")
-                self.an.linears[n] = (segs, seen[n] // channels, g)
+                lin.positions = seen[n] // channels
 
     def width_of(self, g: int, widths: list[int]) -> int:
         r = self.an.find(g)
@@ -361,11 +403,11 @@ class GenericSpace:
         model = copy.deepcopy(self.template).train()
         W = lambda segs: sum(self.width_of(s, widths) for s in segs)  # noqa: E731
         # Resized in place, so that subclasses (timm's BatchNormAct2d, Conv2dSame) keep their behaviour.
-        for name, (segs, out, kind) in self.an.convs.items():
+        for name, c in self.an.convs.items():
             m = model.get_submodule(name)
-            cin = W(segs)
-            cout = self.width_of(out, widths) if kind == "dense" else cin
-            m.groups = 1 if kind == "dense" else (cin if kind == "depthwise" else m.groups)
+            cin = W(c.segments)
+            cout = self.width_of(c.out, widths) if c.kind == "dense" else cin
+            m.groups = 1 if c.kind == "dense" else (cin if c.kind == "depthwise" else m.groups)
             m.in_channels, m.out_channels = cin, cout
             _resize(m, weight=(cout, cin // m.groups, *m.kernel_size), bias=(cout,))
         for name, segs in self.an.norms.items():
@@ -373,9 +415,9 @@ class GenericSpace:
             m.num_features = W(segs)
             _resize(m, weight=(m.num_features,), bias=(m.num_features,), running_mean=(m.num_features,),
                     running_var=(m.num_features,))
-        for name, (segs, flat, out) in self.an.linears.items():
+        for name, lin in self.an.linears.items():
             m = model.get_submodule(name)
-            m.in_features, m.out_features = W(segs) * flat, self.width_of(out, widths)
+            m.in_features, m.out_features = W(lin.segments) * lin.positions, self.width_of(lin.out, widths)
             _resize(m, weight=(m.out_features, m.in_features), bias=(m.out_features,))
         if dev.type != "meta":
             model.to_empty(device=dev)
@@ -389,12 +431,12 @@ class GenericSpace:
             if len(segs) == 1 and self.an.find(segs[0]) >= 0:
                 _gate_after(model.get_submodule(name), self.index[self.an.find(segs[0])], widths)
                 gated.add(self.an.find(segs[0]))
-        for name, (segs, out, kind) in self.an.convs.items():
-            r = self.an.find(out) if out is not None else None
-            if kind == "dense" and r is not None and r >= 0 and r not in gated:
+        for name, c in self.an.convs.items():
+            r = self.an.find(c.out) if c.out is not None else None
+            if c.kind == "dense" and r is not None and r >= 0 and r not in gated:
                 _gate_after(model.get_submodule(name), self.index[r], widths)
-        for name, (segs, flat, out) in self.an.linears.items():
-            r = self.an.find(out)
+        for name, lin in self.an.linears.items():
+            r = self.an.find(lin.out)
             if r >= 0 and r not in gated:
                 _gate_after(model.get_submodule(name), self.index[r], widths)
 
@@ -490,7 +532,6 @@ def _retarget_input(model: nn.Module, first: nn.Conv2d, channels: int) -> None:
 
 def module_space(name: str, make: Callable[[], nn.Module], info: DatasetInfo):
     """A WidthSpace for the modules `make()` returns (fresh each call), on inputs of `info`."""
-    from .space import WidthSpace
     gs = GenericSpace(name, make, info)
     space = WidthSpace(name, gs.layer_names, gs.base_widths, info, gs.build, multiples=gs.multiples, costs=gs.costs)
     space.generic = gs

@@ -1,10 +1,11 @@
 """Iterative Taylor-FO pruning on gates, as a trainer callback.
 
-Every mini-batch after the warm-up, each gate's gradient gives per channel the
-Taylor-FO score `(gate * dLoss/dgate)^2` (the gate is 1).  Scores are averaged
-over the batches since the last pruning step; every `interval` batches the
-`k` lowest-scoring channels across all layers are pruned (with any channel
-tied with the k-th), until `fraction` of all channels are gone.  As in the
+Every mini-batch after the warm-up, the importance criterion observes the
+gradients (by default Taylor-FO: `(gate * dLoss/dgate)^2` per channel, the
+gate being 1, averaged over the batches since the last pruning step; see
+importance.py); every `interval` batches the `k` lowest-scoring channels
+across all layers are pruned (with any channel tied with the k-th), until
+`fraction` of all channels are gone.  As in the
 original, the first step comes after `interval + 1` batches, and the last step
 prunes only up to the target.
 
@@ -20,9 +21,8 @@ layer reaches one channel ends pruning.  With `stop_at_last_channel=False`
 Pruned channels leave the network physically where that is exactly what
 masking their gate would do: the pruner rebuilds the model at the new widths
 and copies the surviving weights, BN statistics and momentum.  Which tensor
-dimensions belong to which gated layer is read off the width space itself, by
-building it at `w` and at `w` plus one channel in a layer and comparing shapes;
-the map is derived once and checked against the shapes after every step.
+dimensions belong to which gated layer comes from the channel graph
+(graph.py), derived once and checked against the shapes after every step.
 Where a channel is not cleanly removable, the pruner masks it instead (gate
 set to 0) and says so.  This happens when a residual identity carries it past
 the gate (ResNet), when widths are tied by a multiple (MobileNetV2's
@@ -41,54 +41,11 @@ from typing import Sequence
 
 import torch
 
-from .errors import NeuralscaleError
+from .graph import ChannelGraph, Layer
+from .importance import Importance, TaylorFO
 from .models.gate import gates
 from .space import WidthSpace
 from .train import Callback, Trainer
-
-
-def channel_map(space: WidthSpace, widths: Sequence[int]) -> dict[str, list[tuple[int, int, int]]] | None:
-    """For every state-dict entry, the (dim, layer, block) triples indexed by a gated layer's channels.
-
-    `block` is how many consecutive entries of the dimension one channel owns:
-    1, or H*W where a linear layer reads a flattened (channel-major) map.
-    None when the model cannot be sliced exactly at these widths: one more
-    channel in some layer changes the model's structure, or several layers
-    share a dimension (a concatenation).
-    """
-    widths = list(widths)
-    if any(m != 1 for m in space.multiples):
-        return None  # widths move in steps of a group count; the pruner does not handle those yet
-    shapes = {k: tuple(v.shape) for k, v in space.build(widths, device="meta").state_dict().items()}
-    mapping: dict[str, list[tuple[int, int, int]]] = {k: [] for k in shapes}
-    for layer in range(len(widths)):
-        bigger = list(widths)
-        bigger[layer] += 1
-        other = {k: tuple(v.shape) for k, v in space.build(bigger, device="meta").state_dict().items()}
-        if other.keys() != shapes.keys():
-            return None
-        for k, shape in shapes.items():
-            for dim, (a, b) in enumerate(zip(shape, other[k])):
-                if b == a:
-                    continue
-                block = b - a
-                if block < 1 or a != block * widths[layer] or any(d == dim for d, _, _ in mapping[k]):
-                    return None  # not this layer's channels alone, in blocks
-                mapping[k].append((dim, layer, block))
-    return mapping
-
-
-def slice_state(state: dict[str, torch.Tensor], mapping: dict[str, list[tuple[int, int, int]]],
-                keep: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, t in state.items():
-        for dim, layer, block in mapping.get(k, []):
-            idx = keep[layer].to(t.device)
-            if block > 1:
-                idx = (idx[:, None] * block + torch.arange(block, device=t.device)).flatten()
-            t = t.index_select(dim, idx)
-        out[k] = t
-    return out
 
 
 class TaylorPruner(Callback):
@@ -96,7 +53,7 @@ class TaylorPruner(Callback):
 
     def __init__(self, space: WidthSpace, widths: Sequence[int], *, k: int = 10, interval: int = 50,
                  warmup_epochs: int = 10, fraction: float = 0.95, min_width: int = 1, physical: bool = True,
-                 stop_at_last_channel: bool = True):
+                 stop_at_last_channel: bool = True, importance: Importance | None = None):
         self.space = space
         self.multiples = list(space.multiples)
         self.initial = list(space.validate(widths))
@@ -104,6 +61,7 @@ class TaylorPruner(Callback):
         self.fraction, self.min_width = fraction, min_width
         self.physical = physical
         self.stop_at_last_channel = stop_at_last_channel
+        self.importance = importance if importance is not None else TaylorFO()
         self.max_pruned = int(sum(self.initial) * fraction)  # the original's target: int(channels * fraction)
         self.max_steps = math.ceil(self.max_pruned / k)
         self.half_target = int(sum(self.initial) * 0.5)  # MorphNet's configuration: the original's --morph run
@@ -117,12 +75,11 @@ class TaylorPruner(Callback):
         self.notes: list[str] = []
         self.exhausted = False  # every layer is at its floor: nothing more can be pruned
         self.stop_reason = ""  # why pruning ended, once it has
-        self._scores: list[torch.Tensor] | None = None  # summed since the last step
-        self._batches = 0  # batches summed in _scores
+        self._batches = 0  # batches scored since the last step
         self._seen = 0  # batches scored since pruning began
-        self._gates: list = []  # the current model's gates, refreshed whenever the model changes
-        self._map = None
-        self._trainer: Trainer | None = None
+        # the current model's gated layers (gates, producers, norms), refreshed whenever the model changes
+        self._layers: list[Layer] = [Layer(i, n, w, []) for i, (n, w) in enumerate(zip(space.layer_names, widths))]
+        self._graph: ChannelGraph | None = None
 
     # -- state -----------------------------------------------------------------
     @property
@@ -144,8 +101,7 @@ class TaylorPruner(Callback):
                 "row_steps": self.row_steps, "all_rows": self.all_rows, "pruning_steps": self.pruning_steps,
                 "physical": self.physical, "notes": self.notes, "exhausted": self.exhausted,
                 "stop_reason": self.stop_reason, "half_widths": self.half_widths,
-                "batches": self._batches, "seen": self._seen,
-                "scores": None if self._scores is None else [s.detach().cpu() for s in self._scores]}
+                "batches": self._batches, "seen": self._seen, "importance": self.importance.state_dict()}
 
     def load_state_dict(self, state: dict, trainer: Trainer) -> None:
         self.widths = list(state["widths"])
@@ -156,69 +112,46 @@ class TaylorPruner(Callback):
         self.stop_reason = state.get("stop_reason", "")
         self.half_widths = state.get("half_widths")
         self._batches, self._seen = state.get("batches", 0), state.get("seen", 0)
-        scores = state.get("scores")
-        self._scores = None if scores is None else [s.to(trainer.device) for s in scores]
+        self.importance.load_state_dict(state.get("importance", {}))
         if self.widths != [w for _, w in sorted({g.index: g.width for g in gates(trainer.model)}.items())]:
             trainer.set_model(self.space.build(self.widths))
 
     # -- hooks -------------------------------------------------------------------
     def on_train_start(self, trainer: Trainer) -> None:
-        self._trainer = trainer
-        if self.physical:
-            self._map = channel_map(self.space, self.widths)
-            if any(m > 1 for m in self.multiples):
-                self._mask_from_now(f"{self.space.name}: layers feeding grouped convolutions lose one channel per "
-                                    "group at a time; pruning by masking")
-            elif self._map is None:
-                self._mask_from_now(f"{self.space.name} at these widths cannot be sliced exactly; pruning by masking")
+        self._graph = ChannelGraph(self.space, self.widths)
+        if self.physical and not self._graph.exact:
+            self._mask_from_now(f"{self.space.name}: {self._graph.why_not_exact}; pruning by masking")
+        if hasattr(self.importance, "to"):
+            self.importance.to(trainer.device)
         self._attach(trainer)
 
     def _mask_from_now(self, why: str) -> None:
         self.physical = False
-        self._map = None
         self.notes.append(why)
 
     def _attach(self, trainer: Trainer) -> None:
         dtype = next(trainer.model.parameters()).dtype
-        self._gates = gates(trainer.model)  # a layer tied across residual sums has one gate per producer
+        self._layers = self._graph.layers(trainer.model)
         masks = [alive.to(trainer.device, dtype) for alive in self.alive]
-        for g in self._gates:
-            # With nothing to mask, a gate right after an affine batch norm need not multiply: its gradient
-            # is gamma * dgamma + beta * dbeta (see gate.py), which saves a pass over every activation.
-            free = self.physical and g.source is not None and bool(self.alive[g.index].all()) \
-                and g.source.weight.requires_grad and g.source.bias.requires_grad
-            g.ones = None if free else masks[g.index].clone().requires_grad_(True)
-
-    @staticmethod
-    def _gate_grad(g) -> torch.Tensor | None:
-        """dLoss/dgate for one gate, from the gate itself or from the batch norm it follows."""
-        if g.ones is not None:
-            grad, g.ones.grad = g.ones.grad, None
-            return grad
-        w, b = g.source.weight, g.source.bias
-        if w.grad is None or b.grad is None:
-            return None
-        return w.detach() * w.grad + b.detach() * b.grad
+        for layer in self._layers:
+            for g in layer.gates:  # a layer tied across residual sums has one gate per producer
+                # With nothing to mask, a gate right after an affine batch norm need not multiply: its gradient
+                # is gamma * dgamma + beta * dbeta (see gate.py), which saves a pass over every activation.
+                free = self.physical and g.source is not None and bool(self.alive[g.index].all()) \
+                    and g.source.weight.requires_grad and g.source.bias.requires_grad
+                g.ones = None if free else masks[g.index].clone().requires_grad_(True)
 
     def _active(self, trainer: Trainer) -> bool:
         return trainer.epoch >= self.warmup_epochs and not self.done
 
     def after_backward(self, trainer: Trainer) -> None:
         if not self._active(trainer):
-            for g in self._gates:  # gates are not parameters: no optimizer clears them
-                if g.ones is not None:
-                    g.ones.grad = None
+            for layer in self._layers:  # gates are not parameters: no optimizer clears them
+                for g in layer.gates:
+                    if g.ones is not None:
+                        g.ones.grad = None
             return
-        grads = [None] * len(self.alive)
-        for g in self._gates:  # a layer's score sums over its gates
-            grad = self._gate_grad(g)
-            if grad is None:
-                continue
-            d = grad.detach() ** 2
-            grads[g.index] = d if grads[g.index] is None else grads[g.index] + d
-        grads = [torch.zeros(len(a), device=trainer.device) if d is None else d
-                 for d, a in zip(grads, self.alive)]
-        self._scores = grads if self._scores is None else [s + d for s, d in zip(self._scores, grads)]
+        self.importance.observe(self._layers)
         self._batches += 1
         self._seen += 1
 
@@ -247,7 +180,7 @@ class TaylorPruner(Callback):
         lowest-scoring alive channel of every group, scored by their mean.  Candidates (channels and
         units) are taken cheapest first until k channels are chosen; a unit may take the step past k.
         """
-        avg = [s.float().cpu() / self._batches for s in self._scores]
+        avg = [self.importance.score(layer).float().cpu() for layer in self._layers]
         candidates = []  # (score, layer, rank, [physical indices])
         for layer, (s, a, m) in enumerate(zip(avg, self.alive, self.multiples)):
             if m == 1:
@@ -297,7 +230,8 @@ class TaylorPruner(Callback):
 
     def prune_step(self, trainer: Trainer) -> None:
         chosen = self.choose()
-        self._scores, self._batches = None, 0
+        self.importance.reset()
+        self._batches = 0
         if not chosen:
             self.exhausted = True
             self.stop_reason = f"every layer reached {self.min_width} channel(s) before {self.fraction:.0%} were pruned"
@@ -315,13 +249,7 @@ class TaylorPruner(Callback):
         for layer, idx in chosen:
             self.alive[layer][idx] = False
         if self.physical and chosen:
-            new_widths = self.current
-            shapes = {k: tuple(v.shape) for k, v in self.space.build(new_widths, device="meta").state_dict().items()}
-            if shapes.keys() != trainer.model.state_dict().keys():
-                self._mask_from_now(f"step {self.pruning_steps}: the structure would change at {new_widths}; "
-                                    "masking from here on")
-            else:
-                self._shrink(trainer, new_widths, shapes)
+            self._shrink(trainer, self.current)
         row = self.current
         self.all_rows.append(row)
         if all(r < i for r, i in zip(row, self.initial)):
@@ -348,22 +276,24 @@ class TaylorPruner(Callback):
             widths[layer] -= 1
         self.half_widths = widths
 
-    def _shrink(self, trainer: Trainer, new_widths: list[int], new_shapes: dict[str, tuple]) -> None:
+    def _shrink(self, trainer: Trainer, new_widths: list[int]) -> None:
+        """Rebuild the model at `new_widths` from the surviving channels (weights, statistics, momentum)."""
         keep = [torch.nonzero(a).flatten() for a in self.alive]
         model = trainer.model
-        names = [n for n, _ in model.named_parameters()]
-        state = slice_state(model.state_dict(), self._map, keep)
-        if any(tuple(state[k].shape) != shape for k, shape in new_shapes.items()):
-            # The map derived at the old widths does not carry over: derive it afresh here.
-            self._map = channel_map(self.space, self.widths)
-            state = slice_state(model.state_dict(), self._map, keep) if self._map is not None else None
-            if state is None or any(tuple(state[k].shape) != shape for k, shape in new_shapes.items()):
+        state = self._graph.slice_state(model.state_dict(), keep)
+        if not self._graph.fits(state, new_widths):
+            # The graph derived at the old widths does not carry over: derive it afresh here.
+            self._graph = ChannelGraph(self.space, self.widths)
+            state = self._graph.slice_state(model.state_dict(), keep) if self._graph.exact else None
+            if state is None or not self._graph.fits(state, new_widths):
                 self._mask_from_now(f"step {self.pruning_steps}: the model cannot be sliced exactly at "
                                     f"{new_widths}; masking from here on")
                 return
+        names = [n for n, _ in model.named_parameters()]
         opt = trainer.optimizer.state_dict()
-        opt["state"] = {i: {k: (slice_state({names[i]: v}, self._map, keep)[names[i]] if torch.is_tensor(v) and v.dim() else v)
-                            for k, v in s.items()} for i, s in opt["state"].items()}
+        opt["state"] = {i: {k: (self._graph.slice_state({names[i]: v}, keep)[names[i]]
+                                if torch.is_tensor(v) and v.dim() else v) for k, v in st.items()}
+                        for i, st in opt["state"].items()}
         dtype = next(model.parameters()).dtype
         new = self.space.build(new_widths, device="meta")  # no initialisation: every tensor comes from `state`
         new.load_state_dict(state, assign=True)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
-import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -23,11 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from .accounting import measure_latency
+from .baselines import prune_pretrained
+from .data import load_splits
 from .errors import EnvironmentFailure, NeuralscaleError
 from .records import atomic_write_text
 from .store import RunStore, read_record, write_record
 from .train import TrainConfig, Trainer, environment
+from .zoo import space as make_space
+
+log = logging.getLogger(__name__)
 
 # Fields of the training configuration that do not change what is computed, so they are not part of a run's identity.
 _NOT_IDENTITY = ("device", "eval_batch_size")
@@ -89,19 +96,19 @@ class RunSpec:
 
 
 def _space(spec: RunSpec, data_dir: str | None):
-    from .space import space as make_space
     return make_space(spec.model, spec.dataset, convcut=spec.convcut, data_dir=data_dir)
 
 
 def load_run_splits(spec: RunSpec, data_dir: str | None = None):
-    from .api import load_splits
-    return load_splits(spec.dataset, spec.train_config(), data_dir or spec.data.get("data_dir"),
+    config = spec.train_config()
+    return load_splits(spec.dataset, val_fraction=config.val_fraction, split_seed=config.split_seed,
+                       data_dir=data_dir or spec.data.get("data_dir"),
                        subset={"train": spec.data.get("train"), "test": spec.data.get("test")},
                        tinyimagenet_split=spec.data.get("tinyimagenet_split", "official"))
 
 
 def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=None, progress: bool = True,
-            log=None, data_dir: str | None = None, store_root: str | Path | None = None,
+            data_dir: str | None = None, store_root: str | Path | None = None,
             raise_errors: bool = False) -> dict:
     """Run `spec` in `run_dir` (or return its finished record) and return the record.
 
@@ -112,15 +119,13 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
     with `raise_errors` the error is raised after recording.
     `store_root` is where the baselines find their pretrained run.
     """
-    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     run_dir = Path(run_dir) if run_dir is not None else None
     old = read_record(run_dir) if run_dir is not None else None
     if old is not None:
         if old.get("id") != spec.id:
             raise NeuralscaleError(f"{run_dir} holds another run ({old.get('id')}); use another directory")
         if old["status"] == "finished":
-            if progress:
-                say(f"{run_dir}: already finished; nothing redone")
+            log.info("%s: already finished; nothing redone", run_dir)
             return old
 
     def write(rec: dict) -> None:
@@ -135,40 +140,9 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
     write(record)
     t0 = time.time()
     try:
-        space = space or _space(spec, data_dir)
-        if splits is None:
-            splits = load_run_splits(spec, data_dir)
-        config = spec.train_config()
-        callbacks = []
-        torch.manual_seed(config.seed)
-        if spec.pretrained is not None:
-            from .baselines import prune_pretrained
-            if store_root is None and run_dir is None:
-                raise NeuralscaleError("a pruning baseline needs a run store holding its pretrained run")
-            root = Path(store_root) if store_root is not None else run_dir.parent
-            model, widths, callbacks, prune_info = prune_pretrained(space, root / spec.pretrained, spec)
-            record["pruning"] = prune_info
-        else:
-            if spec.widths is None:
-                raise NeuralscaleError(f"run {spec.id} has neither widths nor a run to prune")
-            widths = space.validate(spec.widths)
-            model = space.build(widths)
-        record.update(widths=widths, params=space.params(widths), macs=space.macs(widths))
-        write(record)
-        ckpt = run_dir / "checkpoint.pt" if run_dir is not None else None
-        trainer = Trainer(model, splits, config, callbacks=callbacks, checkpoint=ckpt,
-                          progress=progress, log=log, desc=describe(spec))
-        record["resumed"] = bool(ckpt and ckpt.exists())
-        result = trainer.fit()
-        record.update(summary=result.summary, history=result.history, data=splits.sizes(),
-                      environment=environment(trainer.device))
-        if spec.latency_batches:
-            from .accounting import measure_latency
-            record["latency"] = measure_latency(space.build(widths), space.info.input_shape, trainer.device,
-                                                batch_sizes=spec.latency_batches, warmup=3, repeats=15)
+        _train(spec, record, write, run_dir, space or _space(spec, data_dir),
+               splits if splits is not None else load_run_splits(spec, data_dir), progress, store_root)
         record.update(status="finished", wall_s=time.time() - t0, finished=time.time())
-        if run_dir is not None:
-            atomic_write_text(run_dir / "metrics.csv", _csv(result.history))
         write(record)
         return record
     except EnvironmentFailure:
@@ -184,6 +158,42 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
         if raise_errors:
             raise
         return record
+
+
+def _network(spec: RunSpec, space, run_dir: Path | None, store_root) -> tuple[nn.Module, list[int], list, dict]:
+    """The network a run starts from: built at its widths, or (a baseline) its pretrained run pruned."""
+    if spec.pretrained is not None:
+        if store_root is None and run_dir is None:
+            raise NeuralscaleError("a pruning baseline needs a run store holding its pretrained run")
+        root = Path(store_root) if store_root is not None else run_dir.parent
+        model, widths, callbacks, info = prune_pretrained(space, root / spec.pretrained, spec)
+        return model, widths, callbacks, {"pruning": info}
+    if spec.widths is None:
+        raise NeuralscaleError(f"run {spec.id} has neither widths nor a run to prune")
+    widths = space.validate(spec.widths)
+    return space.build(widths), widths, [], {}
+
+
+def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, splits, progress: bool,
+           store_root) -> None:
+    """Train the run to its end (resuming from its checkpoint), filling in `record`."""
+    config = spec.train_config()
+    torch.manual_seed(config.seed)
+    model, widths, callbacks, extra = _network(spec, space, run_dir, store_root)
+    record.update(widths=widths, params=space.params(widths), macs=space.macs(widths), **extra)
+    write(record)
+    ckpt = run_dir / "checkpoint.pt" if run_dir is not None else None
+    trainer = Trainer(model, splits, config, callbacks=callbacks, checkpoint=ckpt, progress=progress,
+                      desc=describe(spec))
+    record["resumed"] = bool(ckpt and ckpt.exists())
+    result = trainer.fit()
+    record.update(summary=result.summary, history=result.history, data=splits.sizes(),
+                  environment=environment(trainer.device))
+    if spec.latency_batches:
+        record["latency"] = measure_latency(space.build(widths), space.info.input_shape, trainer.device,
+                                            batch_sizes=spec.latency_batches, warmup=3, repeats=15)
+    if run_dir is not None:
+        atomic_write_text(run_dir / "metrics.csv", _csv(result.history))
 
 
 def describe(spec: RunSpec) -> str:
@@ -212,6 +222,6 @@ def _csv(history: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def execute_in_store(spec: RunSpec, store: RunStore, progress: bool = False, log=None) -> dict:
+def execute_in_store(spec: RunSpec, store: RunStore, progress: bool = False) -> dict:
     """The one run function every executor calls: run `spec` in its directory of the run store."""
-    return execute(spec, store.run_dir(spec.id), store_root=store.runs, progress=progress, log=log)
+    return execute(spec, store.run_dir(spec.id), store_root=store.runs, progress=progress)

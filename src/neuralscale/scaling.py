@@ -20,7 +20,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .accounting import measure_latency
 from .errors import NeuralscaleError
+from .records import atomic_write_json, atomic_write_text
 from .space import WidthSpace
 from .validate import MAX_WIDTH, budget as check_budget
 
@@ -72,7 +74,6 @@ class ScalingLaw:
         return law
 
     def save(self, path: str | Path) -> None:
-        from .records import atomic_write_json
         atomic_write_json(Path(path), self.to_dict())
 
     @classmethod
@@ -169,7 +170,6 @@ def read_trajectory(path: str | Path, space: WidthSpace) -> Trajectory:
 
 def write_trajectory(path: str | Path, space: WidthSpace, rows: Sequence[Sequence[int]],
                      steps: Sequence[int] | None = None) -> None:
-    from .records import atomic_write_text
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["step", "params", *space.layer_names])
@@ -241,13 +241,59 @@ def cost_function(space: WidthSpace, metric: str, device: str = "cpu", batch_siz
     if metric == "macs":
         return space.macs
     if metric == "latency":
-        from .accounting import measure_latency
 
         def latency(widths):
             m = measure_latency(space.build(widths), space.info.input_shape, device, (batch_size,), warmup=3, repeats=10)
             return m["batches"][str(batch_size)]["median_ms"]
         return latency
     raise NeuralscaleError(f"unknown budget metric {metric!r}; choose one of: {', '.join(METRICS)}")
+
+
+class _Search:
+    """Configurations along a law, by log tau: each costed once, the nearest to the budget kept."""
+
+    def __init__(self, law: ScalingLaw, budget: float, cost, min_width: int, multiples: list[int], cap: int):
+        self.law, self.budget, self.cost = law, budget, cost
+        self.min_width, self.multiples, self.cap = min_width, multiples, cap
+        self.seen: dict[tuple, float] = {}
+        self.best: tuple | None = None  # (widths, cost, log tau)
+
+    def __call__(self, log_tau: float) -> float:
+        raw = self.law.raw_widths(math.exp(log_tau))
+        widths = tuple(min(self.cap // m * m, w)
+                       for w, m in zip(round_widths(raw, self.min_width, self.multiples), self.multiples))
+        if widths not in self.seen:
+            c = self.seen[widths] = float(self.cost(list(widths)))
+            if self.best is None or abs(c - self.budget) < abs(self.best[1] - self.budget):
+                self.best = (widths, c, log_tau)
+        return self.seen[widths]
+
+    def bracket(self, start: float) -> tuple[float, float]:
+        """log tau values around the budget, by doubling from `start` (as far as the widths' limits allow)."""
+        lo = hi = math.log(max(start, 1.0))
+        if self(lo) > self.budget:
+            while self(lo) > self.budget and not self._floored(lo):
+                hi, lo = lo, lo - math.log(2)
+        else:
+            while self(hi) < self.budget and not self._capped(hi):
+                lo, hi = hi, hi + math.log(2)
+        return lo, hi
+
+    def bisect(self, lo: float, hi: float) -> None:
+        for _ in range(60):
+            if hi - lo < 1e-9:
+                break
+            mid = 0.5 * (lo + hi)
+            if self(mid) <= self.budget:
+                lo = mid
+            else:
+                hi = mid
+
+    def _capped(self, log_tau: float) -> bool:
+        return bool(np.all(self.law.raw_widths(math.exp(log_tau)) >= self.cap)) or log_tau > 80
+
+    def _floored(self, log_tau: float) -> bool:
+        return bool(np.all(self.law.raw_widths(math.exp(log_tau)) <= self.min_width)) or log_tau < -20
 
 
 def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "params", *,
@@ -258,9 +304,10 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     Brackets the budget on log tau by doubling, then bisects; at most ~120 cost
     evaluations, so it always terminates.  If the nearest configuration on the
     law still misses the budget by more than `tolerance` (integer widths move in
-    steps), single layers are moved by one channel towards it while that helps.  Widths are capped at `max_width`
-    (default 64x the largest base width); a budget outside what the law can
-    reach within [min_width, max_width] is an error naming the feasible range.
+    steps), single layers are moved by one channel towards it while that helps.
+    Widths are capped at `max_width` (default 64x the largest base width); a
+    budget outside what the law can reach within [min_width, max_width] is an
+    error naming the feasible range.
     """
     law.check_space(space)
     budget = check_budget("a budget", budget)
@@ -269,56 +316,17 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     cap = min(max_width or 64 * max(space.base_widths), MAX_WIDTH)
     cost = cost_function(space, metric, device, batch_size)
     multiples = [math.lcm(multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
-    seen: dict[tuple, float] = {}
-    best: list = [None]
-
-    def evaluate(log_tau: float) -> float:
-        raw = law.raw_widths(math.exp(log_tau))
-        widths = tuple(min(cap // m * m, w) for w, m in zip(round_widths(raw, min_width, multiples), multiples))
-        if widths not in seen:
-            seen[widths] = float(cost(list(widths)))
-            c = seen[widths]
-            if best[0] is None or abs(c - budget) < abs(best[0][1] - budget):
-                best[0] = (widths, c, log_tau)
-        return seen[widths]
-
-    def capped(log_tau: float) -> bool:
-        return bool(np.all(law.raw_widths(math.exp(log_tau)) >= cap)) or log_tau > 80
-
-    def floored(log_tau: float) -> bool:
-        return bool(np.all(law.raw_widths(math.exp(log_tau)) <= min_width)) or log_tau < -20
-
+    search = _Search(law, budget, cost, min_width, multiples, cap)
     # start where tau equals the budget in parameters (tau *is* a parameter count)
-    ref = space.params(space.base_widths)
-    start = budget if metric == "params" else ref * budget / cost(list(space.base_widths))
-    lo = hi = math.log(max(start, 1.0))
-    c = evaluate(lo)
-    if c > budget:
-        while (c := evaluate(lo)) > budget:
-            if floored(lo):
-                break
-            hi, lo = lo, lo - math.log(2)
-    else:
-        while (c := evaluate(hi)) < budget:
-            if capped(hi):
-                break
-            lo, hi = hi, hi + math.log(2)
-    c_lo, c_hi = evaluate(lo), evaluate(hi)
-    if not (c_lo <= budget <= c_hi):
-        low, high = min(seen.values()), max(seen.values())
-        if abs(best[0][1] - budget) > tolerance * budget:
-            unit = {"params": "parameters", "macs": "MACs", "latency": "ms"}[metric]
-            raise NeuralscaleError(f"a budget of {budget:,.0f} {unit} is out of reach: this law spans "
-                                   f"{low:,.0f} to {high:,.0f} {unit} with widths in [{min_width}, {cap}]")
-    for _ in range(60):
-        if hi - lo < 1e-9:
-            break
-        mid = 0.5 * (lo + hi)
-        if evaluate(mid) <= budget:
-            lo = mid
-        else:
-            hi = mid
-    widths, achieved, log_tau = best[0]
+    start = budget if metric == "params" else space.params(space.base_widths) * budget / cost(list(space.base_widths))
+    lo, hi = search.bracket(start)
+    if not search(lo) <= budget <= search(hi) and abs(search.best[1] - budget) > tolerance * budget:
+        unit = {"params": "parameters", "macs": "MACs", "latency": "ms"}[metric]
+        raise NeuralscaleError(f"a budget of {budget:,.0f} {unit} is out of reach: this law spans "
+                               f"{min(search.seen.values()):,.0f} to {max(search.seen.values()):,.0f} {unit} with "
+                               f"widths in [{min_width}, {cap}]")
+    search.bisect(lo, hi)
+    widths, achieved, log_tau = search.best
     if abs(achieved - budget) > tolerance * budget and metric != "latency":
         widths, achieved = _nudge(list(widths), achieved, budget, cost, tolerance, min_width, multiples, cap)
     return Solution(list(widths), metric, float(budget), achieved, math.exp(log_tau))

@@ -3,6 +3,7 @@
 A width space knows its gated layers (names, base widths, in order) and builds a
 freshly initialised model for any list of widths.  Everything downstream
 (accounting, pruning, scaling laws, sweeps) talks to this interface only.
+Which spaces exist, and how a name becomes one, is zoo.py's business.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from . import accounting
+from .accounting import count_macs, count_params
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
-from .models import mobilenetv2, resnet, vgg
-from .validate import MAX_WIDTH, ratio as check_ratio, suggest
+from .validate import MAX_WIDTH, ratio as check_ratio
 
 
 class WidthSpace:
@@ -118,79 +118,9 @@ class WidthSpace:
         if self._formula is not None:
             return self._formula(list(widths))
         model = self.build(widths, device="meta")
-        return accounting.count_params(model), accounting.count_macs(model, self.info.input_shape, self._positions)
+        return count_params(model), count_macs(model, self.info.input_shape, self._positions)
 
     def describe(self, widths: Sequence[int]) -> dict:
         widths = self.validate(widths)
         return {"model": self.name, "dataset": self.info.name, "layers": list(self.layer_names),
                 "widths": widths, "params": self.params(widths), "macs": self.macs(widths)}
-
-
-# --- the paper's three families ----------------------------------------------
-
-def _vgg11(info: DatasetInfo, convcut: bool) -> WidthSpace:
-    if convcut:
-        raise NeuralscaleError("vgg11 has no shortcuts, so --convcut does not apply to it")
-    return WidthSpace("vgg11", vgg.LAYER_NAMES, vgg.BASE_WIDTHS, info,
-                      lambda w: vgg.VGG11(w, info.num_classes, info.in_channels),
-                      lambda w: vgg.original_param_count(w, info.num_classes, info.in_channels))
-
-
-def _resnet18(info: DatasetInfo, convcut: bool) -> WidthSpace:
-    first_stride = 2 if info.resolution >= 64 else 1
-    return WidthSpace("resnet18" + ("-convcut" if convcut else ""), resnet.LAYER_NAMES, resnet.BASE_WIDTHS, info,
-                      lambda w: resnet.PreActResNet18(w, info.num_classes, info.in_channels, first_stride, convcut),
-                      None if convcut else lambda w: resnet.original_param_count(w, info.num_classes, info.in_channels))
-
-
-def _mobilenetv2(info: DatasetInfo, convcut: bool) -> WidthSpace:
-    large = info.resolution >= 64
-    return WidthSpace("mobilenetv2" + ("-convcut" if convcut else ""), mobilenetv2.LAYER_NAMES,
-                      mobilenetv2.BASE_WIDTHS, info,
-                      lambda w: mobilenetv2.MobileNetV2(w, info.num_classes, info.in_channels, large, convcut),
-                      None if convcut else lambda w: mobilenetv2.original_param_count(w, info.num_classes, info.in_channels))
-
-
-FAMILIES: dict[str, Callable[[DatasetInfo, bool], WidthSpace]] = {
-    "vgg11": _vgg11, "resnet18": _resnet18, "mobilenetv2": _mobilenetv2,
-}
-
-
-def space(model: str, dataset: str | DatasetInfo, *, convcut: bool = False,
-          data_dir: str | None = None) -> WidthSpace:
-    """The width space of `model` for `dataset` (a name or a DatasetInfo)."""
-    from .data import dataset_info
-
-    info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset, data_dir)
-    if ":" in model:
-        return generic_space(model, info, convcut)
-    name = model.lower()
-    if name.endswith("-convcut"):
-        name, convcut = name[: -len("-convcut")], True
-    if name not in FAMILIES:
-        raise NeuralscaleError(f"unknown model {model!r}; choose one of: {', '.join(FAMILIES)}, "
-                               f"torchvision:NAME, timm:NAME{suggest(name, FAMILIES)}")
-    sp = FAMILIES[name](info, convcut)
-    try:
-        sp.macs(sp.base_widths)  # one forward pass on the meta device: the images must be large enough
-    except RuntimeError as e:
-        raise NeuralscaleError(f"{info.name}'s {info.resolution}x{info.resolution} images are too small for "
-                               f"{sp.name} ({str(e).splitlines()[0][:120]})") from None
-    return sp
-
-
-@functools.lru_cache(maxsize=64)
-def _generic_cached(model: str, info: DatasetInfo) -> WidthSpace:
-    from .generic import module_space, timm_factory, torchvision_factory
-    source, _, name = model.partition(":")
-    factories = {"torchvision": torchvision_factory, "timm": timm_factory}
-    if source not in factories or not name:
-        raise NeuralscaleError(f"unknown model source {source!r} in {model!r}; use torchvision:NAME or timm:NAME")
-    return module_space(model, factories[source](name, info), info)
-
-
-def generic_space(model: str, info: DatasetInfo, convcut: bool = False) -> WidthSpace:
-    """The width space of a torchvision or timm model, found from its computation graph."""
-    if convcut:
-        raise NeuralscaleError("--convcut applies to the paper's resnet18 and mobilenetv2 only")
-    return _generic_cached(model, info)

@@ -26,6 +26,7 @@ from typing import Any, Iterator, TypedDict
 
 from .errors import NeuralscaleError
 from .records import atomic_write_json, exclusive
+from .validate import matches
 
 RECORD = "record.json"
 STATUSES = ("running", "finished", "failed")
@@ -83,7 +84,6 @@ FINISHED_FIELDS = {"model": str, "dataset": str, "method": str, "label": str, "s
 
 def check_finished(record: dict, where: str | Path) -> dict:
     """A finished record has the fields reports read, of the right types; else a clear error naming the file."""
-    from .validate import matches
     for key, tp in FINISHED_FIELDS.items():
         if not matches(record.get(key), tp):
             raise NeuralscaleError(f"{where} is not a finished run record: {key} is {record.get(key)!r}")
@@ -114,6 +114,20 @@ def load_records(root: str | Path) -> list[dict]:
 
 def finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def budget_key(record: dict) -> tuple:
+    b = record.get("budget") or {}
+    if "ratio" in b:
+        return ("ratio", float(b["ratio"]))
+    if b:
+        return (b["metric"], float(b["value"]))
+    return ("params", float(record.get("params", 0)))
+
+
+def budget_text(key: tuple) -> str:
+    kind, v = key
+    return f"ratio {v:g}" if kind == "ratio" else f"{v:,.0f} {kind}"
 
 
 class RunStore:

@@ -4,48 +4,32 @@
     OUT/runs/<id>/        one directory per run (see store.py): record.json, metrics.csv, checkpoint.pt
 
 Running a sweep again skips finished runs, resumes interrupted ones from their
-checkpoints and leaves failed ones failed (unless `retry_failed`).  Methods:
-
-    uniform            every base width times one ratio
-    morphnet           iteration 1 of a descent at 50% pruned, scaled uniformly
-    neuralscale        a descent's law; one entry per iteration in `iterations`
-                       ("first", "last" or numbers); "neuralscale@K" names one
-    l1-prune           a trained full-width network pruned to the budget by L1 filter norm with one ratio
-                       for every layer (the original's weight-magnitude baseline), then fine-tuned
-    l1-global          the same with L1 norms per weight ranked across layers (not in the original)
-    slimming           the same with network slimming's BN-scale criterion, globally: the original's
-                       default criterion, behind the paper's "weight magnitude" curve
-
-`METHOD_TITLES` says which line of the paper each method is.
+checkpoints and leaves failed ones failed (unless `retry_failed`).  The
+methods, and which line of the paper each is: methods.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .descent import DescentDir
 from .errors import NeuralscaleError
+from .executors import get_executor
+from .methods import BASE_METHODS, BASELINES, scale
 from .progress import progress_bar
 from .runs import RunSpec, describe
 from .store import RunStore
-from .train import TrainConfig, paper_config
+from .train import TrainConfig, paper_config, resolve_device
 from .validate import at_least, budget, check_data, check_types, positive, ratio, suggest
+from .zoo import space as make_space
 
-BASELINES = {"l1-prune": "l1-uniform", "l1-global": "l1", "slimming": "slimming"}  # method -> pruning criterion
-BASE_METHODS = ("uniform", "morphnet", "neuralscale", *BASELINES)
-METHOD_TITLES = {  # how reports name each method, and its line in the paper
-    "uniform": "uniform scaling of every layer (paper: uniform)",
-    "morphnet": "MorphNet-style: Taylor-FO pruning to 50%, rescaled uniformly (paper: MorphNet)",
-    "neuralscale": "NeuralScale: the descent's power law at iteration K (paper: NeuralScale, iteration 1 / 15)",
-    "l1-prune": "L1 filter pruning, one ratio for every layer, then fine-tuning (Li et al.; the original's "
-                "weight-magnitude code path, not the one behind its curve)",
-    "l1-global": "L1 filter pruning ranked across layers, then fine-tuning (not in the paper)",
-    "slimming": "BN-scale pruning across layers, then fine-tuning (network slimming; paper: 'weight magnitude', "
-                "the original's default criterion)",
-}
+log = logging.getLogger(__name__)
+
 PAPER_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 PRESETS = ("paper", "quick")
 
@@ -133,6 +117,13 @@ def preset(name: str, model: str, dataset: str, **overrides) -> SweepConfig:
     return SweepConfig(model=model, dataset=dataset, train=train, **d)
 
 
+def sweep_config(model: str, dataset: str, preset_name: str | None = None, **fields) -> SweepConfig:
+    """A sweep's configuration: a preset's (see `preset`) with `fields` over it, or `fields` alone."""
+    if preset_name is not None:
+        return preset(preset_name, model, dataset, **fields)
+    return SweepConfig(model=model, dataset=dataset, **fields)
+
+
 def _budgets(cfg: SweepConfig, space) -> list[dict]:
     out = [{"metric": "params", "value": space.params(space.uniform(r)), "ratio": r} for r in cfg.ratios]
     out += [{"metric": "params", "value": float(p)} for p in cfg.params]
@@ -141,13 +132,11 @@ def _budgets(cfg: SweepConfig, space) -> list[dict]:
 
 
 def _iterations(cfg: SweepConfig, method: str) -> list[int]:
-    from .descent import load_laws
     if cfg.descent is None:
         raise NeuralscaleError(f"method {method} needs a descent directory (--from DIR)")
-    laws = load_laws(Path(cfg.descent))
-    if not laws:
+    have = [it.number for it in DescentDir(cfg.descent).iterations()]
+    if not have:
         raise NeuralscaleError(f"{cfg.descent} holds no finished descent iteration")
-    have = [d["iteration"] for d in laws]
     wanted = [method.split("@", 1)[1]] if "@" in method else cfg.iterations
     out = []
     for w in wanted:
@@ -169,19 +158,14 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
 
     The pruning baselines' full-width networks come first in their seed.
     """
-    from .api import scale
-    from .space import space as make_space
-
     data_dir = cfg.data.get("data_dir")
     space = make_space(cfg.model, cfg.dataset, convcut=cfg.convcut, data_dir=data_dir)
     if cfg.descent is not None:
         if not Path(cfg.descent).is_dir():
             raise NeuralscaleError(f"descent directory {cfg.descent} does not exist")
-        from .descent import load_laws
-        laws = load_laws(Path(cfg.descent))
+        laws = DescentDir(cfg.descent).laws()
         if laws:
-            from .scaling import ScalingLaw
-            ScalingLaw.from_dict(laws[0]).check_space(space)
+            laws[0].check_space(space)
     budgets = _budgets(cfg, space)
     data = {k: v for k, v in cfg.data.items() if v is not None}
     common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
@@ -237,10 +221,9 @@ def recipe(cfg: SweepConfig) -> dict:
              if k not in ("seed", "device", "eval_batch_size")}
     laws = {}
     if cfg.descent is not None and Path(cfg.descent).is_dir():
-        from .descent import load_laws
-        for d in load_laws(Path(cfg.descent)):
-            blob = json.dumps([d.get("alpha"), d.get("beta"), d.get("half_widths") if d.get("iteration") == 1 else None])
-            laws[str(d.get("iteration"))] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+        for it in DescentDir(cfg.descent).iterations():
+            blob = json.dumps([it.law.alpha, it.law.beta, it.half_widths if it.number == 1 else None])
+            laws[str(it.number)] = hashlib.sha256(blob.encode()).hexdigest()[:12]
     return {"model": cfg.model, "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
             "data": {k: v for k, v in cfg.data.items() if k != "data_dir" and v is not None},
             "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr, "min_width": cfg.min_width,
@@ -248,20 +231,15 @@ def recipe(cfg: SweepConfig) -> dict:
 
 
 def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
-              log=None, executor=None) -> list[dict]:
+              executor=None) -> list[dict]:
     """Plan the sweep and run every run not yet finished; returns the records in plan order.
 
     The store is locked for the duration (a second command on it stops with an error), and a store
     that holds another recipe is refused.
     """
-    import sys
-
-    from .executors import get_executor
-    from .train import resolve_device
     store = RunStore(out_dir)
     resolve_device(TrainConfig.from_dict(cfg.train).device)  # before planning: no run fails for the machine
     specs = plan(cfg)
-    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     ex = executor or get_executor("sequential")
     with store.lock():
         store.save_plan(recipe(cfg), cfg.to_dict(), [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -272,22 +250,21 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
                 continue
             todo.append(s)
         done_before = len(specs) - len(todo)
-        if progress:
-            say(f"sweep: {len(specs)} runs, {done_before} already done, {len(todo)} to run in {store.root}")
+        log.info("sweep: %d runs, %d already done, %d to run in %s", len(specs), done_before, len(todo), store.root)
         bar = progress_bar(len(specs), "sweep", enabled=progress, leave=True)
         bar.update(done_before)
 
         def on_done(i: int, spec: RunSpec, record: dict) -> None:
             bar.update(1)
-            if progress:
-                say(f"[{done_before + i}/{len(specs)}] {describe(spec)}: {_outcome(record)}")
+            log.info("[%d/%d] %s: %s", done_before + i, len(specs), describe(spec), _outcome(record))
 
-        ex.run(todo, store.root, on_done=on_done, progress=progress, log=say)
+        ex.run(todo, store.root, on_done=on_done, progress=progress)
         bar.close()
     records = [store.read(s.id) for s in specs]
     failed = [r for r in records if r and r["status"] == "failed"]
-    if progress and failed:
-        say(f"sweep: {len(failed)} run(s) failed; see their record.json (rerun with --retry-failed to try again)")
+    if failed:
+        log.warning("sweep: %d run(s) failed; see their record.json (rerun with --retry-failed to try again)",
+                    len(failed))
     return records
 
 

@@ -7,9 +7,9 @@ stops) comes from callbacks, never from copies of this loop.
 
 from __future__ import annotations
 
+import logging
 import math
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -19,12 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._version import __version__
 from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits
 from .errors import EnvironmentFailure, NeuralscaleError
 from .progress import progress_bar
 from .records import atomic_torch_save
 from .validate import at_least, check_types, fraction, one_of, positive, suggest
+
+log = logging.getLogger(__name__)
 
 SCHEDULES = ("step", "cosine", "constant", "prune", "prune-tinyimagenet")
 PRUNE_LR = 0.01  # the original's learning rate from the end of warm-up on
@@ -180,7 +183,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, splits: Splits, config: TrainConfig,
                  callbacks: Sequence[Callback] = (), checkpoint: str | Path | None = None,
-                 progress: bool = True, log=None, desc: str = "train"):
+                 progress: bool = True, desc: str = "train"):
         self.config = config
         self.device = resolve_device(config.device)
         cuda = self.device.type == "cuda"
@@ -195,7 +198,6 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress
-        self.log = log if log is not None else (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.desc = desc
         self.history: list[dict] = []
         self.epoch = 0
@@ -312,11 +314,10 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, metrics)
             self.epoch += 1
-            if self.progress:
-                evaluated = "".join(f"{name} {acc:.2f}% " for name, acc in (("val", val_acc), ("test", test_acc))
-                                    if acc is not None)
-                self.log(f"{self.desc} epoch {epoch + 1}/{c.epochs}: loss {metrics['train_loss']:.4f} "
-                         f"train {metrics['train_acc']:.2f}% {evaluated}({metrics['images_per_s']:.0f} img/s)")
+            evaluated = "".join(f"{name} {acc:.2f}% " for name, acc in (("val", val_acc), ("test", test_acc))
+                                if acc is not None)
+            log.info(f"{self.desc} epoch {epoch + 1}/{c.epochs}: loss {metrics['train_loss']:.4f} "
+                     f"train {metrics['train_acc']:.2f}% {evaluated}({metrics['images_per_s'] or 0:.0f} img/s)")
             self._save()
         return TrainResult(self.history, summarize(self.history), time.perf_counter() - start, self.stop)
 
@@ -359,8 +360,7 @@ class Trainer:
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise NeuralscaleError(f"checkpoint {self.checkpoint} does not fit this run ({message}); delete it to "
                                    "start over") from None
-        if self.progress:
-            self.log(f"{self.desc}: resumed from {self.checkpoint} after epoch {self.epoch}")
+        log.info("%s: resumed from %s after epoch %d", self.desc, self.checkpoint, self.epoch)
 
 
 def summarize(history: list[dict]) -> dict:
@@ -393,7 +393,6 @@ def environment(device: torch.device) -> dict[str, Any]:
     import numpy
     import torchvision
 
-    from . import __version__
     env = {"neuralscale": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
            "numpy": numpy.__version__, "python": platform.python_version(), "platform": platform.platform(),
            "device": str(device), "threads": torch.get_num_threads()}

@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 from ..errors import NeuralscaleError
+from . import cifar, fashionmnist, imagefolder, synthetic as synthetic_data, tinyimagenet
 from .base import ImageData, Splits, fingerprint, load_cached, save_cached
+from .download import DownloadError, fetch
 from .info import KNOWN, DatasetInfo
 
 DATASET_NAMES = tuple(KNOWN) + ("imagefolder:PATH",)
@@ -19,11 +21,19 @@ def _key(name: str) -> str:
 def dataset_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
     """Metadata of a dataset by name, without reading its images."""
     if name.startswith("imagefolder:"):
-        from .imagefolder import imagefolder_info
-        return imagefolder_info(name.split(":", 1)[1])
+        return imagefolder.imagefolder_info(name.split(":", 1)[1])
     if _key(name) in KNOWN:
         return KNOWN[_key(name)]
     raise NeuralscaleError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
+
+
+def load_splits(name: str, *, val_fraction: float = 0.1, split_seed: int = 0, data_dir: str | Path | None = None,
+                subset: dict | None = None, tinyimagenet_split: str = "official") -> Splits:
+    """A dataset split into train / validation / test, with seeded subsets of train and test if asked."""
+    splits = load(name, data_dir, tinyimagenet_split=tinyimagenet_split).split(val_fraction, split_seed)
+    if subset and (subset.get("train") is not None or subset.get("test") is not None):
+        splits = splits.subset(subset.get("train"), subset.get("test"), seed=split_seed)
+    return splits
 
 
 def default_data_dir() -> Path:
@@ -45,52 +55,56 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
             raise NeuralscaleError(f"data directory {data_dir} does not exist")
     else:
         data_dir = default_data_dir()
+    key = "imagefolder" if name.startswith("imagefolder:") else _key(name)
+    return _LOADERS[key](name, info, data_dir, download, tinyimagenet_split, synthetic)
+
+
+def _load_synthetic(name, info, data_dir, download, split, options) -> ImageData:
+    return _wrap(info, synthetic_data.make(**(options or {})))
+
+
+def _load_cifar(name, info, data_dir, download, split, options) -> ImageData:
     key = _key(name)
+    src = cifar.locate(key, data_dir)
+    if src is None:
+        source = cifar.SOURCES[key]
+        src = _download_or_fail(name, data_dir, source["url"], source["archive"], source["md5"], download,
+                                f"{source['archive']} or {source['folder']}/")
+    return _cached(info, [src], {}, lambda: cifar.read(key, src))
 
-    if key == "synthetic":
-        from . import synthetic as syn
-        return _wrap(info, syn.make(**(synthetic or {})))
 
-    if key in ("cifar10", "cifar100"):
-        from . import cifar
-        src = cifar.locate(key, data_dir)
-        if src is None:
-            src = _download_or_fail(name, data_dir, cifar.SOURCES[key]["url"], cifar.SOURCES[key]["archive"],
-                                    cifar.SOURCES[key]["md5"], download,
-                                    f"{cifar.SOURCES[key]['archive']} or {cifar.SOURCES[key]['folder']}/")
-        return _cached(info, [src], {}, lambda: cifar.read(key, src))
+def _load_fashionmnist(name, info, data_dir, download, split, options) -> ImageData:
+    files = fashionmnist.locate(data_dir)
+    if files is None:
+        if not download:
+            raise NeuralscaleError(f"Fashion-MNIST not found in {data_dir} or {fashionmnist.SYSTEM_DIR}; install "
+                                   "Debian's dataset-fashion-mnist or put the four IDX files in --data-dir")
+        target = data_dir / "fashion-mnist"
+        for stem, md5 in fashionmnist.FILES.values():
+            if not (target / (stem + ".gz")).exists():
+                _fetch(name, data_dir, fashionmnist.URL + stem + ".gz", target / (stem + ".gz"), md5,
+                       "the four IDX files; install Debian's dataset-fashion-mnist or put them in --data-dir")
+        files = fashionmnist.locate(data_dir)
+    return _cached(info, list(files.values()), {}, lambda: fashionmnist.read(files))
 
-    if key == "fashionmnist":
-        from . import fashionmnist as fm
-        files = fm.locate(data_dir)
-        if files is None:
-            if not download:
-                raise NeuralscaleError(
-                    f"Fashion-MNIST not found in {data_dir} or {fm.SYSTEM_DIR}; "
-                    "install Debian's dataset-fashion-mnist or put the four IDX files in --data-dir")
-            target = data_dir / "fashion-mnist"
-            for stem, md5 in fm.FILES.values():
-                if not (target / (stem + ".gz")).exists():
-                    _fetch(name, data_dir, fm.URL + stem + ".gz", target / (stem + ".gz"), md5,
-                           "the four IDX files; install Debian's dataset-fashion-mnist or put them in --data-dir")
-            files = fm.locate(data_dir)
-        return _cached(info, list(files.values()), {}, lambda: fm.read(files))
 
-    if key == "tinyimagenet":
-        from . import tinyimagenet as tin
-        src = tin.locate(data_dir)
-        if src is None:
-            src = _download_or_fail(name, data_dir, tin.URL, tin.ARCHIVE, tin.MD5, download,
-                                    f"{tin.ARCHIVE} or {tin.FOLDER}/")
-        files = [src] if src.is_file() else [src / "wnids.txt", src / "val", src / "train"]
-        return _cached(info, files, {"split": tinyimagenet_split}, lambda: tin.read(src, tinyimagenet_split))
+def _load_tinyimagenet(name, info, data_dir, download, split, options) -> ImageData:
+    src = tinyimagenet.locate(data_dir)
+    if src is None:
+        src = _download_or_fail(name, data_dir, tinyimagenet.URL, tinyimagenet.ARCHIVE, tinyimagenet.MD5, download,
+                                f"{tinyimagenet.ARCHIVE} or {tinyimagenet.FOLDER}/")
+    files = [src] if src.is_file() else [src / "wnids.txt", src / "val", src / "train"]
+    return _cached(info, files, {"split": split}, lambda: tinyimagenet.read(src, split))
 
-    if name.startswith("imagefolder:"):
-        from . import imagefolder
-        root = Path(name.split(":", 1)[1]).expanduser()
-        files = [root] + [p for p in root.glob("*/*") if p.is_dir()]
-        return _cached(info, files, {}, lambda: imagefolder.read(str(root)))
-    raise AssertionError(name)
+
+def _load_imagefolder(name, info, data_dir, download, split, options) -> ImageData:
+    root = Path(name.split(":", 1)[1]).expanduser()
+    files = [root] + [p for p in root.glob("*/*") if p.is_dir()]
+    return _cached(info, files, {}, lambda: imagefolder.read(str(root)))
+
+
+_LOADERS = {"synthetic": _load_synthetic, "cifar10": _load_cifar, "cifar100": _load_cifar,
+            "fashionmnist": _load_fashionmnist, "tinyimagenet": _load_tinyimagenet, "imagefolder": _load_imagefolder}
 
 
 def _download_or_fail(name, data_dir: Path, url, archive, md5, download, looked_for) -> Path:
@@ -101,7 +115,6 @@ def _download_or_fail(name, data_dir: Path, url, archive, md5, download, looked_
 
 
 def _fetch(name, data_dir: Path, url, dest: Path, md5, looked_for: str) -> Path:
-    from .download import DownloadError, fetch
     try:
         return fetch(url, dest, md5)
     except DownloadError as e:

@@ -1,0 +1,71 @@
+"""The scaling methods compared, and how each turns a budget into widths.
+
+    uniform            every base width times one ratio
+    morphnet           iteration 1 of a descent at 50% pruned, scaled uniformly
+    neuralscale        a descent's law (one iteration's: neuralscale@K)
+    l1-prune           a trained full-width network pruned to the budget by L1 filter norm with one ratio
+                       for every layer (the original's weight-magnitude code path), then fine-tuned
+    l1-global          the same with L1 norms per weight ranked across layers (not in the original)
+    slimming           the same with network slimming's BN-scale criterion, globally: the original's
+                       default criterion, behind the paper's "weight magnitude" curve
+
+The first three are laws solved by the one budget solver (scaling.solve); the
+pruning baselines decide their widths from trained weights (baselines.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .descent import law_from, morphnet_widths
+from .errors import NeuralscaleError
+from .scaling import ScalingLaw, solve, uniform_law
+from .space import WidthSpace
+
+SCALED = ("uniform", "morphnet", "neuralscale")  # methods that are a law solved for a budget
+BASELINES = {"l1-prune": "l1-uniform", "l1-global": "l1", "slimming": "slimming"}  # method -> pruning criterion
+BASE_METHODS = (*SCALED, *BASELINES)
+METHOD_TITLES = {  # how reports name each method, and its line in the paper
+    "uniform": "uniform scaling of every layer (paper: uniform)",
+    "morphnet": "MorphNet-style: Taylor-FO pruning to 50%, rescaled uniformly (paper: MorphNet)",
+    "neuralscale": "NeuralScale: the descent's power law at iteration K (paper: NeuralScale, iteration 1 / 15)",
+    "l1-prune": "L1 filter pruning, one ratio for every layer, then fine-tuning (Li et al.; the original's "
+                "weight-magnitude code path, not the one behind its curve)",
+    "l1-global": "L1 filter pruning ranked across layers, then fine-tuning (not in the paper)",
+    "slimming": "BN-scale pruning across layers, then fine-tuning (network slimming; paper: 'weight magnitude', "
+                "the original's default criterion)",
+}
+
+
+def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
+               iteration: int | None = None) -> ScalingLaw:
+    """The law a scaled method solves: uniform from the base widths or MorphNet's, or a descent's fit."""
+    if method not in SCALED:
+        raise NeuralscaleError(f"unknown method {method!r}; choose one of: {', '.join(SCALED)}")
+    if method == "uniform":
+        return uniform_law(space, space.base_widths)
+    if source is None:
+        raise NeuralscaleError(f"method {method} needs --from DESCENT_DIR" + (" or FIT.json" if method == "neuralscale"
+                                                                            else ""))
+    if method == "morphnet":
+        return uniform_law(space, morphnet_widths(source, space), note="morphnet")
+    return law_from(source, space, iteration)
+
+
+def scale(space: WidthSpace, method: str, metric: str, budget: float, *, source: str | Path | None = None,
+          iteration: int | None = None, min_width: int = 1, multiple: int = 1, device: str = "cpu",
+          batch_size: int = 1) -> dict:
+    """Widths of `method` for a budget.  metric: ratio | params | macs | latency (ms)."""
+    law = method_law(space, method, source, iteration)
+    if metric == "ratio":
+        if method == "uniform" and min_width == 1 and multiple == 1:
+            widths = space.uniform(budget)
+            p = space.params(widths)
+            return {"method": method, "widths": widths, "params": p, "macs": space.macs(widths),
+                    "metric": "params", "budget": p, "achieved": p, "rel_error": 0.0, "iteration": None}
+        metric, budget = "params", space.params(space.uniform(budget))
+    sol = solve(law, space, budget, metric, min_width=min_width, multiple=multiple, device=device,
+                batch_size=batch_size)
+    return {"method": method, "widths": sol.widths, "params": space.params(sol.widths), "macs": space.macs(sol.widths),
+            "metric": metric, "budget": sol.budget, "achieved": sol.achieved, "rel_error": sol.rel_error,
+            "iteration": law.iteration}

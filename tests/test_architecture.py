@@ -1,0 +1,147 @@
+"""The shape of the code: one-way imports, one owner per concept, short functions, and records of the last release."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+import neuralscale as ns
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "neuralscale"
+RELEASE = Path(__file__).resolve().parent / "data" / "release-0.1.0"  # files written by neuralscale 0.1.0 (6d94904)
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> dict[str, set[str]]:
+    """Every module of the package and the package modules it imports, at the top or inside functions."""
+    modules = {_module_name(p): p for p in SRC.rglob("*.py")}
+    edges: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        out: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module
+                if not target or not target.startswith("neuralscale"):
+                    continue
+                submodules = [f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in modules]
+                out |= set(submodules) if submodules else {target}
+            elif isinstance(node, ast.Import):
+                out |= {a.name for a in node.names if a.name.startswith("neuralscale")}
+        edges[name] = out - {name}
+    return edges
+
+
+def test_imports_point_one_way():
+    edges = _imports()
+    assert "neuralscale.zoo" in edges and len(edges) > 30
+    # no module imports the package's own __init__ (neuralscale), which imports almost everything
+    importers = sorted(m for m, e in edges.items() if "neuralscale" in e and m != "neuralscale")
+    assert not importers, importers
+    # no cycle, through imports at the top or inside functions
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(edges.get(m, ())):
+            if state.get(n) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(path[path.index(n):] + [n]))
+            if n not in state:
+                visit(n, path + [n])
+        state[m] = 2
+    for m in sorted(edges):
+        if m not in state:
+            visit(m, [m])
+
+
+def test_each_file_format_has_one_owner():
+    owners = {'"record.json"': {"store.py"}, '"sweep.json"': {"store.py"}, '/ "runs"': {"store.py"},
+              '"fits.json"': {"descent.py"}, '"config.json"': {"descent.py"}, '"iteration_{': {"descent.py"}}
+    for literal, allowed in owners.items():
+        found = {p.name for p in SRC.rglob("*.py") if literal in p.read_text()}
+        assert found == allowed, (literal, found)
+
+
+def test_functions_are_short():
+    long = []
+    for path in SRC.rglob("*.py"):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                if "long on purpose:" not in lines[node.lineno - 1] + (lines[node.lineno] if node.lineno < len(lines)
+                                                                       else ""):
+                    long.append(f"{path.name}:{node.lineno} {node.name}")
+    assert not long, long
+
+
+def test_records_of_the_last_release_still_load(tmp_path):
+    from neuralscale.descent import DescentDir, law_from, morphnet_widths
+    from neuralscale.methods import scale
+    from neuralscale.report import build_report
+    from neuralscale.store import load_records, read_record
+    release = tmp_path / "release"
+    shutil.copytree(RELEASE, release)
+    run = read_record(release / "run")
+    assert run["status"] == "finished" and run["summary"]["final_test_acc"] is not None
+    records = load_records(release / "sweep")
+    assert [r["label"] for r in records] == ["neuralscale@2", "uniform"]
+    # the old descent: its laws, MorphNet's widths, and scaling from it
+    sp = ns.space("vgg11", "synthetic")
+    its = DescentDir(release / "descent").iterations()
+    assert [it.number for it in its] == [1, 2] and all(len(it.law.alpha) == 8 for it in its)
+    assert law_from(release / "descent", sp).beta == its[-1].law.beta
+    assert sum(morphnet_widths(release / "descent", sp)) > 0
+    widths = scale(sp, "neuralscale", "params", 20_000, source=release / "descent")["widths"]
+    assert abs(sp.params(widths) - 20_000) <= 0.005 * 20_000
+    # the report of the old store, from its records alone
+    plan = json.loads((release / "sweep" / "sweep.json").read_text())
+    plan["config"]["descent"] = str(release / "descent")
+    (release / "sweep" / "sweep.json").write_text(json.dumps(plan))
+    result = build_report(release / "sweep")
+    assert len(result["rows"]) == 2 and "neuralscale@2" in result["markdown"].read_text()
+
+
+class Inverted(ns.Importance):
+    """A user's own criterion: prune the channels Taylor-FO would keep (a test that the interface is used)."""
+
+    name = "inverted-taylor"
+
+    def __init__(self):
+        self.taylor = ns.importance.TaylorFO()
+        self.calls = 0
+
+    def observe(self, layers):
+        self.taylor.observe(layers)
+
+    def score(self, layer):
+        self.calls += 1
+        return -self.taylor.score(layer)
+
+    def reset(self):
+        self.taylor.reset()
+
+
+def test_a_users_importance_runs_a_descent_iteration(tmp_path):
+    from neuralscale.descent import DescentConfig
+    imp = Inverted()
+    cfg = DescentConfig(iterations=1, warmup_epochs=0, k=4, interval=2, batch_size=64, base_ratio=0.0625,
+                        prune_fraction=0.5, device="cpu", prune_past_one=True, allow_fallback=True)
+    laws = ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": 256}, progress=False, importance=imp)
+    assert len(laws) == 1 and imp.calls > 0
+    # it decided: the same descent with Taylor-FO prunes other channels
+    torch.manual_seed(0)
+    taylor = ns.descend("vgg11", "synthetic", tmp_path / "t", cfg, subset={"train": 256}, progress=False)
+    first = ns.descent.DescentDir(tmp_path / "d").iteration(1)
+    other = ns.descent.DescentDir(tmp_path / "t").iteration(1)
+    assert first.final_widths != other.final_widths and len(taylor) == 1
