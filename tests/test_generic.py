@@ -89,13 +89,17 @@ def _check_family(sp, reference: int, grouped: bool, physical: bool, tiny_splits
     assert out.shape == (2, 10)
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
-    # one pruning step, through the same pruner as the paper's families
+    # pruning steps through the same pruner as the paper's families, with a generic model's trajectory (rows from
+    # the first step, each layer fitted from its own first loss): at least 6 rows, and a fit
     small = sp.uniform(0.125)
-    pruner = TaylorPruner(sp, small, k=3, interval=2, warmup_epochs=0, fraction=0.9, stop_at_last_channel=False)
-    cfg = TrainConfig(epochs=1, batch_size=3, lr=0.01, augment=False, device="cpu", schedule="constant")
+    pruner = TaylorPruner(sp, small, k=3, interval=1, warmup_epochs=0, fraction=0.9, stop_at_last_channel=False,
+                          rows_from="step")
+    cfg = TrainConfig(epochs=3, batch_size=3, lr=0.01, augment=False, device="cpu", schedule="constant", eval_every=0)
     trainer = Trainer(sp.build(small), tiny_splits, cfg, callbacks=[pruner], progress=False)
     trainer.fit()
-    assert pruner.pruning_steps == 1
+    assert pruner.pruning_steps >= 6 and len(pruner.rows) >= 6
+    law = ns.scaling.fit(sp, pruner.rows, start=small)
+    assert not law.fallback and len(law.r2) == len(sp)
     if grouped:  # a unit of one channel per group may take the step past k; multiples are kept
         assert sum(pruner.current) <= sum(small) - 3
         assert all(w % m == 0 for w, m in zip(pruner.current, sp.multiples))

@@ -144,12 +144,25 @@ def _descend_parser(sub) -> None:
     p.add_argument("--add10", action=argparse.BooleanOptionalAction, default=None,
                    help="add 10 channels to every layer under 10 when the next iteration is built from a law "
                         "(default: on for resnet18 and mobilenetv2, off for vgg11 and generic models, as the original)")
-    p.add_argument("--prune-past-one", action="store_true",
-                   help="keep pruning past a layer's last channel (skip it) up to --prune-fraction; default: end "
-                        "pruning at the first step that would empty a layer, as the original")
+    p.add_argument("--prune-past-one", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep pruning past a layer's last channel (skip it) up to --prune-fraction; default: on for "
+                        "torchvision:/timm: models, off for the paper's families, which end pruning at the first step "
+                        "that would empty a layer, as the original")
+    p.add_argument("--trajectory-start", choices=("all-lost", "per-layer"),
+                   help="all-lost: record rows once every layer has lost a channel (the original; default for the "
+                        "paper's families); per-layer: from the first step, each layer fitted from its own first "
+                        "loss (default for torchvision:/timm: models)")
     p.add_argument("--val-fraction", type=float, default=dd.val_fraction,
                    help="hold out this fraction of the training set (default 0: a descent selects nothing, and "
                         "the original prunes on every training image)")
+    p.add_argument("--until-converged", action="store_true",
+                   help="stop before --iterations once the configuration at the base parameter count has moved "
+                        "less than --converge-tolerance (every layer, relative) for --converge-patience iterations "
+                        "in a row")
+    p.add_argument("--converge-tolerance", type=float, default=dd.converge_tolerance,
+                   help=f"default {dd.converge_tolerance}")
+    p.add_argument("--converge-patience", type=int, default=dd.converge_patience,
+                   help=f"default {dd.converge_patience}")
     p.add_argument("--allow-fallback", action="store_true",
                    help="go on when an iteration records too few trajectory rows for a fit (its law is then "
                         "uniform scaling, as the original does); default: stop with an error")
@@ -374,8 +387,11 @@ def cmd_experiment(args) -> int:
 def cmd_descend(args) -> int:
     cfg = DescentConfig(iterations=args.iterations, warmup_epochs=args.warmup_epochs, prune_fraction=args.prune_fraction,
                         k=args.prune_k, interval=args.prune_interval, batch_size=args.batch_size, lr=args.lr,
-                        add10=args.add10, prune_past_one=args.prune_past_one, val_fraction=args.val_fraction,
-                        allow_fallback=args.allow_fallback, physical=not args.masking, base_ratio=args.base_ratio,
+                        add10=args.add10, prune_past_one=args.prune_past_one,
+                        trajectory_start=args.trajectory_start, val_fraction=args.val_fraction,
+                        allow_fallback=args.allow_fallback, until_converged=args.until_converged,
+                        converge_tolerance=args.converge_tolerance, converge_patience=args.converge_patience,
+                        physical=not args.masking, base_ratio=args.base_ratio,
                         seed=args.seed, device=args.device, max_epochs=args.max_epochs)
     laws = descend(args.model, args.dataset, args.out, cfg, data_dir=args.data_dir, convcut=args.convcut,
                    subset={"train": args.train_subset}, progress=not args.quiet,

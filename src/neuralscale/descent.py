@@ -43,6 +43,7 @@ from .validate import at_least, check_types, fraction, positive, ratio, suggest
 log = logging.getLogger(__name__)
 
 
+PAPER_FAMILIES = ("vgg11", "resnet18", "mobilenetv2")
 ADD10_FAMILIES = ("resnet18", "mobilenetv2")  # the original adds 10 channels to narrow layers of these only
 TINY = "tinyimagenet"
 
@@ -66,7 +67,10 @@ class DescentConfig:
     momentum: float = 0.5
     weight_decay: float = 5e-4
     add10: bool | None = None  # +10 channels for layers under 10 when rebuilding; None: resnet18, mobilenetv2 only
-    prune_past_one: bool = False  # False: pruning ends at the first step that would empty a layer (the original)
+    prune_past_one: bool | None = None  # False: pruning ends at the first step that would empty a layer (the
+    # original's rule); None: False for the paper's families, True for generic models (see docs/FIDELITY.md)
+    trajectory_start: str | None = None  # "all-lost" (the original: rows once every layer has lost a channel)
+    # or "per-layer" (rows from the first step; each layer fitted from its own first loss); None: by family
     val_fraction: float = 0.0  # a descent selects nothing, so it prunes on the whole training set (the original)
     schedule: str | None = None  # None: "prune" ("prune-tinyimagenet": decays at multiples of 10 epochs)
     crop_padding: int | None = None  # None: the dataset's (0 for TinyImageNet: its descent only rotates and flips)
@@ -77,9 +81,13 @@ class DescentConfig:
     max_epochs: int = 1000  # a safety cap; pruning normally ends first
     eval_every: int = 0  # evaluate val/test every N epochs while pruning; 0: only when pruning ends
     allow_fallback: bool = False  # go on when an iteration's law is a fallback, not a fit
+    until_converged: bool = False  # stop early once the configuration at the base budget has settled
+    converge_tolerance: float = 0.05  # ... each layer within this relative change of the previous iteration's
+    converge_patience: int = 2  # ... for this many iterations in a row
 
     # Settings that do not change what a descent computes: a rerun may change them.
-    NOT_IDENTITY = ("iterations", "eval_every", "allow_fallback", "device", "max_epochs")
+    NOT_IDENTITY = ("iterations", "eval_every", "allow_fallback", "device", "max_epochs", "until_converged",
+                    "converge_tolerance", "converge_patience")
 
     def __post_init__(self):
         check_types(self, "descent setting")
@@ -89,10 +97,14 @@ class DescentConfig:
             at_least(name, getattr(self, name), 0)
         fraction("prune fraction", self.prune_fraction, low_open=True)
         fraction("validation fraction", self.val_fraction)
+        fraction("converge_tolerance", self.converge_tolerance, low_open=True)
+        at_least("converge_patience", self.converge_patience, 1)
         positive("learning rate (lr)", self.lr)
         for name in ("momentum", "weight_decay"):
             at_least(name, getattr(self, name), 0)
         ratio(self.base_ratio)
+        if self.trajectory_start not in (None, "all-lost", "per-layer"):
+            raise NeuralscaleError(f"trajectory_start is all-lost or per-layer, got {self.trajectory_start!r}")
         if self.schedule not in (None, "prune", "prune-tinyimagenet"):
             raise NeuralscaleError(f"a descent's schedule is prune or prune-tinyimagenet, got {self.schedule!r}")
 
@@ -111,9 +123,11 @@ class DescentConfig:
         """A copy with every None decided for this model and dataset, as the original does."""
         tiny = space.info.name == TINY
         family = space.name.split("-")[0]
+        generic = ":" in space.name or family not in PAPER_FAMILIES
         defaults = {"interval": 100 if tiny else 50, "batch_size": 100 if tiny else 256,
                     "add10": family in ADD10_FAMILIES, "schedule": "prune-tinyimagenet" if tiny else "prune",
-                    "crop_padding": 0 if tiny else space.info.crop_padding}
+                    "crop_padding": 0 if tiny else space.info.crop_padding, "prune_past_one": generic,
+                    "trajectory_start": "per-layer" if generic else "all-lost"}
         return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
     def identity(self) -> dict:
@@ -306,6 +320,34 @@ def start_widths(space: WidthSpace, previous: list[Iteration], cfg: DescentConfi
     return widths
 
 
+def configuration_changes(laws: list[ScalingLaw], space: WidthSpace) -> list[float]:
+    """For each law after the first: the largest relative change of any layer's width at the base budget."""
+    budget = space.params(space.base_widths)
+    configs = [solve(law, space, budget).widths for law in laws]
+    return [max(abs(b - a) / a for a, b in zip(prev, cur)) for prev, cur in zip(configs, configs[1:])]
+
+
+def converged_at(laws: list[ScalingLaw], space: WidthSpace, tolerance: float = 0.05, patience: int = 2) -> int | None:
+    """The iteration after which the configuration at the base budget has moved less than `tolerance` (every
+    layer, relative) for `patience` iterations in a row; None if it has not."""
+    changes = configuration_changes(laws, space)
+    for i in range(patience, len(changes) + 1):
+        if all(c < tolerance for c in changes[i - patience:i]):
+            return i + 1  # changes[j] compares iterations j+1 and j+2
+    return None
+
+
+def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig) -> bool:
+    if not cfg.until_converged or len(done) <= cfg.converge_patience:
+        return False
+    at = converged_at([it.law for it in done], space, cfg.converge_tolerance, cfg.converge_patience)
+    if at is not None:
+        log.info("descent converged after iteration %d: the configuration at the base budget moved less than "
+                 "%.0f%% per layer for %d iterations in a row", at, 100 * cfg.converge_tolerance,
+                 cfg.converge_patience)
+    return at is not None
+
+
 def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
     if done and done[-1].law.fallback and not cfg.allow_fallback:
         raise NeuralscaleError(f"{done[-1].fallback_message()}. Rerun with --allow-fallback (allow_fallback = true "
@@ -316,7 +358,7 @@ def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
 def _pruning_law(space: WidthSpace, pruner: TaylorPruner, number: int) -> ScalingLaw:
     """The iteration's law: a fit to its rows, or (as the original does) uniform scaling of one configuration."""
     if pruner.rows:
-        return fit(space, pruner.rows, iteration=number)
+        return fit(space, pruner.rows, iteration=number, start=pruner.initial if pruner.rows_from == "step" else None)
     law = uniform_law(space, pruner.current, note="no trajectory rows (some layer never lost a channel): uniform "
                                                   "scaling of the widths at the end of pruning")
     law.iteration, law.rows = number, 0
@@ -341,6 +383,8 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
         with d.open_log():
             done = d.iterations()
             for number in range(len(done) + 1, cfg.iterations + 1):
+                if _converged(done, space, cfg):
+                    break
                 _refuse_fallback(done, cfg)
                 done.append(_iteration(d, space, splits, cfg, done, number, progress, importance))
             _refuse_fallback(done, cfg)
@@ -356,7 +400,8 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     torch.manual_seed(cfg.seed * 1000 + number)
     pruner = TaylorPruner(space, widths, k=cfg.k, interval=cfg.interval, warmup_epochs=cfg.warmup_epochs,
                           fraction=cfg.prune_fraction, physical=cfg.physical,
-                          stop_at_last_channel=not cfg.prune_past_one, importance=importance)
+                          stop_at_last_channel=not cfg.prune_past_one, importance=importance,
+                          rows_from="step" if cfg.trajectory_start == "per-layer" else "all-lost")
     tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number)
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
                       progress=progress, desc=f"descent {number}/{cfg.iterations}")

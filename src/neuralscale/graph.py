@@ -91,10 +91,7 @@ class ChannelGraph:
     # -- questions about a live model ------------------------------------------
     def layers(self, model: nn.Module) -> list[Layer]:
         """Every gated layer of `model` (built by this space), with its gates, producers and norms."""
-        out = [Layer(i, n, 0, []) for i, n in enumerate(self.space.layer_names)]
-        for g in gates(model):
-            out[g.index].gates.append(g)
-            out[g.index].width = g.width
+        out = gate_layers(self.space, model)
         for name, module in model.named_modules():
             weight = f"{name}.weight" if name else "weight"
             for dim, layer, block in self.slices.get(weight, ()):
@@ -122,6 +119,15 @@ class ChannelGraph:
         """Whether `state` has exactly the shapes the space builds at `widths`."""
         shapes = _shapes(self.space, widths)
         return shapes.keys() == state.keys() and all(tuple(state[k].shape) == s for k, s in shapes.items())
+
+
+def gate_layers(space: WidthSpace, model: nn.Module) -> list[Layer]:
+    """The gated layers of `model` with their gates only (enough for Taylor-FO; no probing needed)."""
+    out = [Layer(i, n, 0, []) for i, n in enumerate(space.layer_names)]
+    for g in gates(model):
+        out[g.index].gates.append(g)
+        out[g.index].width = g.width
+    return out
 
 
 def _shapes(space: WidthSpace, widths: Sequence[int]) -> dict[str, tuple]:

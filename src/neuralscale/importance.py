@@ -32,6 +32,7 @@ class Importance:
     """One score per channel of a layer; the lowest are pruned first."""
 
     name = "importance"
+    needs_graph = True  # reads a layer's producers or norms (from the channel graph); False: gates are enough
 
     def observe(self, layers: list[Layer]) -> None:
         """After a mini-batch's backward pass, while pruning is on (gradients are in place)."""
@@ -50,13 +51,21 @@ class Importance:
 
 
 class TaylorFO(Importance):
-    """Taylor-FO on gates: (gate * dLoss/dgate)^2 per channel, summed over a layer's gates, averaged over batches.
+    """Taylor-FO on gates: the squared first-order change of the loss when a channel is removed, per batch,
+    averaged over batches.
+
+    For a channel behind one gate that is (gate * dLoss/dgate)^2 with the gate at 1, the original's score.
+    A channel tied across residual sums appears behind several gates (one per producer), and removing it
+    removes it everywhere at once: the first-order change is the sum of its gates' gradients, so its score
+    is (sum of dLoss/dgate)^2.  Summing squares instead would count each gate's share as a separate
+    removal and score a group of n gates about n times higher, so tied groups would be pruned last.
 
     A gate that multiplies nothing (physical pruning, right after an affine batch norm) is scored from the
     norm's own gradients, gamma * dgamma + beta * dbeta, which is the same number (see models/gate.py).
     """
 
     name = "taylor"
+    needs_graph = False
 
     def __init__(self):
         self.sums: list[torch.Tensor] | None = None
@@ -77,14 +86,14 @@ class TaylorFO(Importance):
         per_layer = []
         for layer in layers:
             total = None
-            for g in layer.gates:
+            for g in layer.gates:  # the channel's first-order change: its gates' gradients, summed
                 grad = self.gate_grad(g)
                 if grad is not None:
-                    total = grad.detach() ** 2 if total is None else total + grad.detach() ** 2
+                    total = grad.detach() if total is None else total + grad.detach()
             if total is None:
                 device = layer.gates[0].ones.device if layer.gates and layer.gates[0].ones is not None else "cpu"
                 total = torch.zeros(layer.width, device=device)
-            per_layer.append(total)
+            per_layer.append(total ** 2)
         self.sums = per_layer if self.sums is None else [s + d for s, d in zip(self.sums, per_layer)]
         self.batches += 1
 

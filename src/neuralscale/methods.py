@@ -15,12 +15,15 @@ pruning baselines decide their widths from trained weights (baselines.py).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from .descent import law_from, morphnet_widths
 from .errors import NeuralscaleError
 from .scaling import ScalingLaw, solve, uniform_law
 from .space import WidthSpace
+
+log = logging.getLogger(__name__)
 
 SCALED = ("uniform", "morphnet", "neuralscale")  # methods that are a law solved for a budget
 BASELINES = {"l1-prune": "l1-uniform", "l1-global": "l1", "slimming": "slimming"}  # method -> pruning criterion
@@ -62,10 +65,17 @@ def scale(space: WidthSpace, method: str, metric: str, budget: float, *, source:
             widths = space.uniform(budget)
             p = space.params(widths)
             return {"method": method, "widths": widths, "params": p, "macs": space.macs(widths),
-                    "metric": "params", "budget": p, "achieved": p, "rel_error": 0.0, "iteration": None}
+                    "metric": "params", "budget": p, "achieved": p, "rel_error": 0.0, "iteration": None,
+                    "fallback": False, "extrapolated": False,
+                    "macs_above_base": space.macs(widths) > space.macs(space.base_widths), "warnings": []}
         metric, budget = "params", space.params(space.uniform(budget))
     sol = solve(law, space, budget, metric, min_width=min_width, multiple=multiple, device=device,
                 batch_size=batch_size)
+    for w in sol.warnings:
+        log.warning("warning: %s %s: %s", method if law.iteration is None else f"{method}@{law.iteration}",
+                    f"at {sol.budget:,.0f} {metric}", w)
     return {"method": method, "widths": sol.widths, "params": space.params(sol.widths), "macs": space.macs(sol.widths),
             "metric": metric, "budget": sol.budget, "achieved": sol.achieved, "rel_error": sol.rel_error,
-            "iteration": law.iteration}
+            "iteration": law.iteration, "fallback": law.fallback,
+            "extrapolated": any(w.startswith("extrapolated") for w in sol.warnings),
+            "macs_above_base": space.macs(sol.widths) > space.macs(space.base_widths), "warnings": sol.warnings}

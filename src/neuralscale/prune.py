@@ -36,16 +36,23 @@ pruned by masking.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from typing import Sequence
 
 import torch
 
-from .graph import ChannelGraph, Layer
+from .graph import ChannelGraph, Layer, gate_layers
 from .importance import Importance, TaylorFO
 from .models.gate import gates
 from .space import WidthSpace
 from .train import Callback, Trainer
+
+log = logging.getLogger(__name__)
+
+
+ROWS_FROM = ("all-lost", "step")  # a trajectory starts once every layer has lost a channel, or at the first step
 
 
 class TaylorPruner(Callback):
@@ -53,7 +60,8 @@ class TaylorPruner(Callback):
 
     def __init__(self, space: WidthSpace, widths: Sequence[int], *, k: int = 10, interval: int = 50,
                  warmup_epochs: int = 10, fraction: float = 0.95, min_width: int = 1, physical: bool = True,
-                 stop_at_last_channel: bool = True, importance: Importance | None = None):
+                 stop_at_last_channel: bool = True, importance: Importance | None = None,
+                 rows_from: str = "all-lost"):
         self.space = space
         self.multiples = list(space.multiples)
         self.initial = list(space.validate(widths))
@@ -61,14 +69,19 @@ class TaylorPruner(Callback):
         self.fraction, self.min_width = fraction, min_width
         self.physical = physical
         self.stop_at_last_channel = stop_at_last_channel
+        if rows_from not in ROWS_FROM:
+            raise ValueError(f"rows_from is one of {ROWS_FROM}, got {rows_from!r}")
+        self.rows_from = rows_from
         self.importance = importance if importance is not None else TaylorFO()
         self.max_pruned = int(sum(self.initial) * fraction)  # the original's target: int(channels * fraction)
+        # a layer that starts at its floor can never lose a channel: it does not hold the trajectory back
+        self._floors = [max(m, -(-min_width // m) * m) for m in self.multiples]
         self.max_steps = math.ceil(self.max_pruned / k)
         self.half_target = int(sum(self.initial) * 0.5)  # MorphNet's configuration: the original's --morph run
         self.half_widths: list[int] | None = None  # the widths once half_target channels are pruned
         self.widths = list(self.initial)  # physical widths of the current model
         self.alive: list[torch.Tensor] = [torch.ones(w, dtype=torch.bool) for w in self.initial]
-        self.rows: list[list[int]] = []  # trajectory, once every layer has lost a channel
+        self.rows: list[list[int]] = []  # trajectory: once every layer has lost a channel, or from the first step
         self.row_steps: list[int] = []
         self.all_rows: list[list[int]] = []  # after every pruning step
         self.pruning_steps = 0
@@ -80,6 +93,7 @@ class TaylorPruner(Callback):
         # the current model's gated layers (gates, producers, norms), refreshed whenever the model changes
         self._layers: list[Layer] = [Layer(i, n, w, []) for i, (n, w) in enumerate(zip(space.layer_names, widths))]
         self._graph: ChannelGraph | None = None
+        self._started: float | None = None  # when this process began scoring (for the time estimate)
 
     # -- state -----------------------------------------------------------------
     @property
@@ -118,7 +132,9 @@ class TaylorPruner(Callback):
 
     # -- hooks -------------------------------------------------------------------
     def on_train_start(self, trainer: Trainer) -> None:
-        self._graph = ChannelGraph(self.space, self.widths)
+        self._advise(trainer)
+        if self.physical or self.importance.needs_graph:  # probing costs a build per layer: only when needed
+            self._graph = ChannelGraph(self.space, self.widths)
         if self.physical and not self._graph.exact:
             self._mask_from_now(f"{self.space.name}: {self._graph.why_not_exact}; pruning by masking")
         if hasattr(self.importance, "to"):
@@ -131,7 +147,7 @@ class TaylorPruner(Callback):
 
     def _attach(self, trainer: Trainer) -> None:
         dtype = next(trainer.model.parameters()).dtype
-        self._layers = self._graph.layers(trainer.model)
+        self._layers = self._graph.layers(trainer.model) if self._graph else gate_layers(self.space, trainer.model)
         masks = [alive.to(trainer.device, dtype) for alive in self.alive]
         for layer in self._layers:
             for g in layer.gates:  # a layer tied across residual sums has one gate per producer
@@ -151,6 +167,8 @@ class TaylorPruner(Callback):
                     if g.ones is not None:
                         g.ones.grad = None
             return
+        if self._started is None:
+            self._started = time.monotonic()
         self.importance.observe(self._layers)
         self._batches += 1
         self._seen += 1
@@ -166,6 +184,30 @@ class TaylorPruner(Callback):
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         if self.done:
             trainer.stop = True
+
+    def status(self, trainer: Trainer) -> str:
+        """How far pruning has come: steps, channels against the target, and a time estimate."""
+        if trainer.epoch < self.warmup_epochs and not self.pruning_steps:
+            return f"warm-up {trainer.epoch + 1}/{self.warmup_epochs}"
+        text = (f"pruning step {self.pruning_steps}/{self.max_steps}, {self.pruned}/{self.max_pruned} channels "
+                f"({self.pruned / max(self.max_pruned, 1):.0%})")
+        if self.done:
+            return text + f"; ended: {self.stop_reason}"
+        if self._seen > 1 and self._started is not None:
+            per_batch = (time.monotonic() - self._started) / self._seen
+            left = per_batch * self.interval * max(self.max_steps - self.pruning_steps, 0)
+            text += f", about {left / 60:.0f} min left" if left >= 60 else f", about {left:.0f} s left"
+        return text
+
+    def _advise(self, trainer: Trainer) -> None:
+        """A pruning step every many epochs makes a descent slow: say so, with an interval that would not."""
+        per_epoch = math.ceil(len(trainer.train_data) / trainer.config.batch_size)
+        epochs = self.max_steps * self.interval / max(per_epoch, 1)
+        if epochs > 100 and per_epoch < self.interval:
+            suggest = max(1, per_epoch // 2)
+            log.warning("with %d mini-batches per epoch, %d pruning steps every %d batches take about %.0f epochs; "
+                        "--prune-interval %d would take about %.0f", per_epoch, self.max_steps, self.interval, epochs,
+                        suggest, self.max_steps * suggest / per_epoch)
 
     # -- pruning -----------------------------------------------------------------
     def choose(self) -> list[tuple[int, int]]:
@@ -252,7 +294,7 @@ class TaylorPruner(Callback):
             self._shrink(trainer, self.current)
         row = self.current
         self.all_rows.append(row)
-        if all(r < i for r, i in zip(row, self.initial)):
+        if self.rows_from == "step" or all(r < i or i <= f for r, i, f in zip(row, self.initial, self._floors)):
             self.rows.append(row)
             self.row_steps.append(self.pruning_steps)
         if self.done and not self.stop_reason:

@@ -116,9 +116,11 @@ def _mark_fallbacks(rows: list[dict], descent_dir: Path | None) -> list[str]:
         return []
     fallbacks = {f"neuralscale@{it.number}": it for it in DescentDir(descent_dir).iterations() if it.law.fallback}
     for r in rows:
-        if r["label"] in fallbacks:
-            r["fallback"], r["shown"] = True, r["label"] + " (fallback)"
-    return [it.fallback_message() for label, it in fallbacks.items() if any(r["label"] == label for r in rows)]
+        if r["label"] in fallbacks:  # planned before its law was known to be a fallback
+            r["shown"] = r["label"] + " (fallback)"
+        r["fallback"] = r["shown"].endswith(" (fallback)")
+    return [it.fallback_message() for label, it in fallbacks.items()
+            if any(r["shown"] == label + " (fallback)" for r in rows)]
 
 
 def _paper_rows(model: str, dataset: str) -> list[dict]:

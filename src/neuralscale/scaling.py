@@ -45,6 +45,7 @@ class ScalingLaw:
     origin: list[int] = field(default_factory=list)  # the configuration a uniform law scales
     iteration: int | None = None
     note: str = ""
+    tau_range: list[float] = field(default_factory=list)  # [smallest, largest] tau of the rows it was fitted on
 
     def raw_widths(self, tau: float) -> np.ndarray:
         return np.asarray(self.alpha) * float(tau) ** np.asarray(self.beta)
@@ -56,7 +57,8 @@ class ScalingLaw:
     def from_dict(cls, d: dict) -> "ScalingLaw":
         try:
             law = cls(**{k: d[k] for k in ("model", "dataset", "layers", "alpha", "beta")},
-                      **{k: d[k] for k in ("r2", "rows", "fallback", "origin", "iteration", "note") if k in d})
+                      **{k: d[k] for k in ("r2", "rows", "fallback", "origin", "iteration", "note", "tau_range")
+                         if k in d})
         except (KeyError, TypeError) as e:
             raise NeuralscaleError(f"not a scaling-law file: missing or bad field {e}") from None
 
@@ -181,11 +183,14 @@ def write_trajectory(path: str | Path, space: WidthSpace, rows: Sequence[Sequenc
 # --- fitting -----------------------------------------------------------------
 
 def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None = None,
-        count: str = "exact") -> ScalingLaw:
+        count: str = "exact", start: Sequence[int] | None = None) -> ScalingLaw:
     """Least squares of ln(width_l) on [ln tau, 1] per layer.
 
     tau is each row's parameter count: `exact` (the built model) or `original`
-    (the original implementation's formula, to reproduce its fits).
+    (the original implementation's formula, to reproduce its fits).  With
+    `start` (the widths pruning started from; the per-layer trajectory start),
+    each layer is fitted on the rows from the first in which it has lost a
+    channel, or on all rows where that leaves fewer than MIN_ROWS.
     """
     rows = [space.validate(r) for r in rows]
     if not rows:
@@ -195,18 +200,30 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
                                                "uniform scaling of the first row instead of a fit")
         law.rows, law.iteration = len(rows), iteration
         return law
-    tau = np.array([space.tau(r, count) for r in rows], dtype=np.float64)
-    widths = np.array(rows, dtype=np.float64)
-    design = np.stack([np.log(tau), np.ones_like(tau)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, np.log(widths), rcond=None)  # (2, layers)
-    beta, log_alpha = coef
-    pred = design @ coef
-    ss_res = ((np.log(widths) - pred) ** 2).sum(0)
-    ss_tot = ((np.log(widths) - np.log(widths).mean(0)) ** 2).sum(0)
-    r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 1.0)
-    return ScalingLaw(space.name, space.info.name, list(space.layer_names), np.exp(log_alpha).tolist(),
-                      beta.tolist(), r2.tolist(), rows=len(rows), iteration=iteration,
-                      note="" if count == "exact" else f"tau counted with the {count} formula")
+    tau = np.log(np.array([space.tau(r, count) for r in rows], dtype=np.float64))
+    widths = np.log(np.array(rows, dtype=np.float64))
+    alpha, beta, r2 = [], [], []
+    for layer in range(len(space)):
+        use = np.ones(len(rows), dtype=bool)
+        if start is not None:
+            lost = widths[:, layer] < np.log(start[layer])
+            use = lost if lost.sum() >= MIN_ROWS else use
+        a, b, r = _least_squares(tau[use], widths[use, layer])
+        alpha.append(a), beta.append(b), r2.append(r)
+    return ScalingLaw(space.name, space.info.name, list(space.layer_names), alpha, beta, r2, rows=len(rows),
+                      iteration=iteration, note="" if count == "exact" else f"tau counted with the {count} formula",
+                      tau_range=[float(np.exp(tau.min())), float(np.exp(tau.max()))])
+
+
+def _least_squares(ln_tau: np.ndarray, ln_width: np.ndarray) -> tuple[float, float, float]:
+    """alpha, beta and R^2 of ln_width = ln alpha + beta * ln_tau."""
+    design = np.stack([ln_tau, np.ones_like(ln_tau)], axis=1)
+    (beta, log_alpha), *_ = np.linalg.lstsq(design, ln_width, rcond=None)
+    ss_res = float(((ln_width - design @ np.array([beta, log_alpha])) ** 2).sum())
+    ss_tot = float(((ln_width - ln_width.mean()) ** 2).sum())
+    if np.ptp(ln_width) == 0:  # a width that never changed: the constant fits exactly (rounding would say otherwise)
+        return float(np.exp(ln_width[0])), 0.0, 1.0
+    return float(np.exp(log_alpha)), float(beta), 1 - ss_res / ss_tot if ss_tot > 0 else 1.0
 
 
 # --- solving for a budget ----------------------------------------------------
@@ -218,6 +235,7 @@ class Solution:
     budget: float
     achieved: float
     tau: float
+    warnings: list[str] = field(default_factory=list)  # why the configuration deserves a second look
 
     @property
     def rel_error(self) -> float:
@@ -225,7 +243,26 @@ class Solution:
 
     def to_dict(self) -> dict:
         return {"widths": self.widths, "metric": self.metric, "budget": self.budget,
-                "achieved": self.achieved, "rel_error": self.rel_error, "tau": self.tau}
+                "achieved": self.achieved, "rel_error": self.rel_error, "tau": self.tau, "warnings": self.warnings}
+
+EXTRAPOLATION = 2.0  # a law solved beyond this factor of the parameter range it was fitted on is extrapolated
+
+
+def solution_warnings(law: ScalingLaw, space: WidthSpace, widths: list[int], tau: float) -> list[str]:
+    """What a reader should know about a configuration a law gives: extrapolation, more MACs than the base."""
+    out = []
+    if law.fallback:
+        out.append(f"the law is not a fit ({law.note or 'uniform scaling'})")
+    if len(law.tau_range) == 2:
+        low, high = law.tau_range
+        if tau < low / EXTRAPOLATION or tau > high * EXTRAPOLATION:
+            out.append(f"extrapolated: solved at tau = {tau:,.0f}, but the law was fitted on rows of {low:,.0f} to "
+                       f"{high:,.0f} parameters")
+    base = space.macs(space.base_widths)
+    macs = space.macs(widths)
+    if macs > base:
+        out.append(f"{macs / base:.0%} of the base model's MACs ({macs:,} against {base:,})")
+    return out
 
 
 def round_widths(raw: np.ndarray, min_width: int = 1, multiple: int | Sequence[int] = 1) -> list[int]:
@@ -321,15 +358,27 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     start = budget if metric == "params" else space.params(space.base_widths) * budget / cost(list(space.base_widths))
     lo, hi = search.bracket(start)
     if not search(lo) <= budget <= search(hi) and abs(search.best[1] - budget) > tolerance * budget:
-        unit = {"params": "parameters", "macs": "MACs", "latency": "ms"}[metric]
-        raise NeuralscaleError(f"a budget of {budget:,.0f} {unit} is out of reach: this law spans "
-                               f"{min(search.seen.values()):,.0f} to {max(search.seen.values()):,.0f} {unit} with "
-                               f"widths in [{min_width}, {cap}]")
+        _out_of_reach(search, metric, min_width, cap)
     search.bisect(lo, hi)
     widths, achieved, log_tau = search.best
     if abs(achieved - budget) > tolerance * budget and metric != "latency":
         widths, achieved = _nudge(list(widths), achieved, budget, cost, tolerance, min_width, multiples, cap)
-    return Solution(list(widths), metric, float(budget), achieved, math.exp(log_tau))
+    tau = math.exp(log_tau)
+    return Solution(list(widths), metric, float(budget), achieved, tau,
+                    solution_warnings(law, space, list(widths), tau))
+
+
+def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int) -> None:
+    """The budget error, naming what the law can really reach: from every layer at its floor to every layer at
+    the cap (a law whose layers do not all grow together may reach less in between)."""
+    floor = [max(-(-min_width // m) * m, m) for m in search.multiples]
+    top = [cap // m * m for m in search.multiples]
+    low = min(float(search.cost(floor)), *search.seen.values())
+    high = max(float(search.cost(top)), *search.seen.values())
+    unit = {"params": "parameters", "macs": "MACs", "latency": "ms"}[metric]
+    where = "below" if search.budget < low else "above" if search.budget > high else "between the steps of"
+    raise NeuralscaleError(f"a budget of {search.budget:,.0f} {unit} is out of reach: it is {where} what this law "
+                           f"reaches, {low:,.0f} to {high:,.0f} {unit} with widths in [{min_width}, {cap}]")
 
 
 def _nudge(widths: list[int], achieved: float, budget: float, cost, tolerance: float,

@@ -153,6 +153,15 @@ def _iterations(cfg: SweepConfig, method: str) -> list[int]:
     return out
 
 
+def _label(cfg: SweepConfig, iteration: int) -> str:
+    """neuralscale@K, marked when iteration K's law is a fallback (uniform scaling, not a fit)."""
+    if DescentDir(cfg.descent).iteration(iteration).law.fallback:
+        log.warning("warning: neuralscale@%d is a fallback law (uniform scaling, not a fit); its runs are labelled "
+                    "so", iteration)
+        return f"neuralscale@{iteration} (fallback)"
+    return f"neuralscale@{iteration}"
+
+
 def plan(cfg: SweepConfig) -> list[RunSpec]:
     """Every run of the sweep, in order: seed by seed, budget by budget, method by method.
 
@@ -171,6 +180,7 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
     common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
                   latency_batches=tuple(cfg.latency_batches))
     solved: dict = {}  # (method, iteration, budget index) -> widths, the same for every seed
+    labels: dict[int, str] = {}  # descent iteration -> label
 
     def widths_for(method: str, iteration: int | None, bi: int) -> list[int]:
         key = (method, iteration, bi)
@@ -198,7 +208,9 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
                     specs.append(RunSpec(method=base, config=recipe, widths=widths_for(base, None, bi), budget=b, **common))
                 elif base == "neuralscale":
                     for it in _iterations(cfg, m):
-                        specs.append(RunSpec(method=base, label=f"neuralscale@{it}", config=recipe,
+                        if it not in labels:
+                            labels[it] = _label(cfg, it)
+                        specs.append(RunSpec(method=base, label=labels[it], config=recipe,
                                              widths=widths_for(base, it, bi), budget=b, **common))
                 else:
                     specs.append(RunSpec(method=base, config=finetune, budget=b, pretrained=pretrained.id,

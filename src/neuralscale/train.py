@@ -160,6 +160,7 @@ class Callback:
     def after_backward(self, trainer: "Trainer") -> None: ...
     def on_step_end(self, trainer: "Trainer") -> None: ...
     def on_epoch_end(self, trainer: "Trainer", epoch: int, metrics: dict) -> None: ...
+    def status(self, trainer: "Trainer") -> str | None: return None  # progress in words, e.g. a pruner's
     def state_dict(self) -> dict: return {}
     def load_state_dict(self, state: dict, trainer: "Trainer") -> None: ...
 
@@ -279,7 +280,7 @@ class Trainer:
             loss_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), device=self.device, dtype=torch.long)
             seen = 0
-            bar = progress_bar(steps_per_epoch, f"{self.desc} epoch {epoch + 1}/{c.epochs}", enabled=self.progress)
+            bar = progress_bar(steps_per_epoch, f"{self.desc} {self._epoch_text(epoch)}", enabled=self.progress)
             gen = self._generator(epoch)
             for x, y in self.train_data.train_batches(c.batch_size, gen, self.splits.info.crop_padding,
                                                       self.splits.info.rotate, c.augment):
@@ -289,7 +290,7 @@ class Trainer:
                 seen += len(y)
                 bar.update(1)
                 if bar.n % 25 == 0:
-                    bar.set_postfix(loss=f"{loss.item():.3f}")
+                    bar.set_postfix_str(" ".join([f"loss {loss.item():.3f}", *self._statuses()]))
                 if self.stop:
                     break
             bar.close()
@@ -316,10 +317,20 @@ class Trainer:
             self.epoch += 1
             evaluated = "".join(f"{name} {acc:.2f}% " for name, acc in (("val", val_acc), ("test", test_acc))
                                 if acc is not None)
-            log.info(f"{self.desc} epoch {epoch + 1}/{c.epochs}: loss {metrics['train_loss']:.4f} "
-                     f"train {metrics['train_acc']:.2f}% {evaluated}({metrics['images_per_s'] or 0:.0f} img/s)")
+            status = "".join(f"; {x}" for x in self._statuses())
+            log.info(f"{self.desc} {self._epoch_text(epoch)}: loss {metrics['train_loss']:.4f} "
+                     f"train {metrics['train_acc']:.2f}% {evaluated}({metrics['images_per_s'] or 0:.0f} img/s){status}")
             self._save()
         return TrainResult(self.history, summarize(self.history), time.perf_counter() - start, self.stop)
+
+    def _statuses(self) -> list[str]:
+        return [x for x in (cb.status(self) for cb in self.callbacks) if x]
+
+    def _epoch_text(self, epoch: int) -> str:
+        """'epoch 3/30'; a run that a callback ends (pruning) has a cap, not a length: 'epoch 3'."""
+        if any(cb.status(self) is not None for cb in self.callbacks):
+            return f"epoch {epoch + 1}"
+        return f"epoch {epoch + 1}/{self.config.epochs}"
 
     # -- checkpoints ---------------------------------------------------------
     def _save(self) -> None:
