@@ -37,28 +37,32 @@ TRAJECTORY = [  # descent_speed.py's physical run at pruning steps 2, 17, 34, 50
 ]
 
 
-def step_ms(space, widths, channels_last, alive=None, reps=12, batch=256) -> float:
+def step_ms(space, widths, channels_last, alive=None, reps=12, batch=256, device="cpu") -> float:
     torch.manual_seed(0)
-    model = space.build(widths)
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    model = space.build(widths).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if alive is not None:  # gate masking: the first alive[i] channels of layer i are kept
         for g in gates(model):
-            mask = torch.zeros(g.width)
+            mask = torch.zeros(g.width, device=device)
             mask[:alive[g.index]] = 1
             g.ones = mask.requires_grad_(True)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5, weight_decay=5e-4, foreach=True)
     c, s = space.info.in_channels, space.info.resolution
-    x = torch.randn(batch, c, s, s)
+    x = torch.randn(batch, c, s, s, device=device)
     x = x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous().view(-1).view(x.shape)
-    y = torch.randint(0, space.info.num_classes, (batch,))
+    y = torch.randint(0, space.info.num_classes, (batch,), device=device)
     times = []
     for _ in range(reps + 2):
+        sync()
         t = time.perf_counter()
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sync()
         times.append(time.perf_counter() - t)
     times = sorted(times[2:])
     return 1000 * times[len(times) // 2]

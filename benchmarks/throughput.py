@@ -10,8 +10,8 @@ on the same device, in this one process:
   (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize) in a
   DataLoader, fp32, NCHW, and a gate module (x * ones-parameter) after every BN.
 - neuralscale: `neuralscale.Trainer` with its defaults for the device (data as
-  uint8 on the device, crop and flip in batch there; on CUDA also channels_last
-  and bf16 autocast).
+  uint8 on the device, crop and flip in batch there; channels_last on CUDA and,
+  where it is faster, on the CPU; bf16 autocast on CUDA).
 
 Prints images/s of each and the ratio.  Usage:
     python benchmarks/throughput.py [--device cpu|cuda] [--ratio 0.25] [--images 10000]
@@ -108,6 +108,7 @@ def neuralscale_throughput(space, widths, x_chw, y, batch_size, device, epochs=1
                       device=str(device), **overrides)
     trainer = Trainer(space.build(widths), splits, cfg, progress=False)
     trainer.fit()
+    neuralscale_throughput.channels_last = trainer.channels_last  # the layout the trainer chose
     return float(np.mean([m["images_per_s"] for m in trainer.history[1:]]))  # epoch 1 is warm-up
 
 
@@ -122,8 +123,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=1, help="timed epochs (after one warm-up epoch)")
     p.add_argument("--skip-reference", action="store_true")
     p.add_argument("--compile", action="store_true", help="also time neuralscale with torch.compile")
-    p.add_argument("--channels-last", action="store_true",
-                   help="channels_last for neuralscale on CPU too (the default is CUDA only; see RESULTS.md)")
+    p.add_argument("--layout", choices=("default", "channels-last", "nchw"), default="default",
+                   help="the trainer's memory layout (default: its own rule, train.cpu_channels_last on a CPU)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
@@ -141,10 +142,12 @@ def main(argv=None) -> int:
            "batch_size": args.batch_size, "images": args.images}
     print(f"# {json.dumps(env)}", file=sys.stderr)
     result = dict(env)
-    result["channels_last"] = True if (args.channels_last or device.type == "cuda") else False
+    layout = {"default": None, "channels-last": True, "nchw": False}[args.layout]
     result["neuralscale_images_per_s"] = neuralscale_throughput(space, widths, x_chw, y_t, args.batch_size, device,
-                                                                 args.epochs, channels_last=result["channels_last"])
-    print(f"neuralscale trainer:  {result['neuralscale_images_per_s']:10.0f} images/s")
+                                                                 args.epochs, channels_last=layout)
+    result["channels_last"] = neuralscale_throughput.channels_last
+    print(f"neuralscale trainer:  {result['neuralscale_images_per_s']:10.0f} images/s "
+          f"({'channels-last' if result['channels_last'] else 'NCHW'}: {args.layout})")
     if args.compile:
         result["neuralscale_compiled_images_per_s"] = neuralscale_throughput(
             space, widths, x_chw, y_t, args.batch_size, device, args.epochs, compile=True)

@@ -17,6 +17,17 @@ import pytest
 from PIL import Image
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` need a CUDA device: skipped, with the reason, everywhere else."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (run benchmarks/gpu_check.py on a GPU machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own tensor cache and default data directory."""
@@ -169,16 +180,17 @@ def _embed(full: "torch.Tensor", small: "torch.Tensor", dims: list, idx: list) -
     import torch
     index = []
     for d, size in enumerate(full.shape):
-        i = idx[dims.index(d)] if d in dims else torch.arange(size)
+        i = (idx[dims.index(d)] if d in dims else torch.arange(size)).to(full.device)
         shape = [1] * full.dim()
         shape[d] = -1
         index.append(i.view(shape))
     out = full.clone()
-    out[tuple(index)] = small.to(full.dtype)
+    out[tuple(index)] = small.to(full.device, full.dtype)
     return out
 
 
-def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int, lr: float, batch_size: int):
+def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int, lr: float, batch_size: int,
+                     device: str = "cpu", dtype: str = "float64"):
     """Prune one network physically and one by masking, restored to one state before every step.
 
     Before each step, the masked network takes the physical network's weights, batch-norm statistics and
@@ -195,8 +207,8 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
     from neuralscale.prune import TaylorPruner
     from neuralscale.train import Trainer, TrainConfig
 
-    cfg = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, augment=False, device="cpu", schedule="constant",
-                      warmup_epochs=0, dtype="float64")
+    cfg = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, augment=False, device=device, schedule="constant",
+                      warmup_epochs=0, dtype=dtype, amp=False, channels_last=False)
     torch.manual_seed(0)
     model = space.build(widths)
     masked = space.build(widths)
@@ -210,7 +222,7 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
     assert phys.physical, phys.notes
     mapping = ChannelGraph(space, widths).slices
     original = [torch.arange(w) for w in widths]  # the full index of each surviving channel, per layer
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator(device=tp.device if tp.device.type == "cuda" else "cpu").manual_seed(0)
 
     def batches():
         while True:
@@ -224,10 +236,11 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
             tm.train_step(x, y)
         sp_ = [phys.importance.score(layer) for layer in phys._layers]
         sm_ = [mask.importance.score(layer)[a] for layer, a in zip(mask._layers, mask.alive)]
-        rel = max(float(((a - b).abs() / b.abs().clamp_min(1e-300)).max()) for a, b in zip(sp_, sm_) if len(a))
+        tiny = 1e-300 if dtype == "float64" else 1e-30
+        rel = max(float(((a - b).abs() / b.abs().clamp_min(tiny)).max()) for a, b in zip(sp_, sm_) if len(a))
         flat = torch.sort(torch.cat(sp_)).values
         n = min(k, len(flat) - 1)
-        decided = bool(flat[n] - flat[n - 1] > 1e-6 * flat[n].abs())
+        decided = bool(flat[n] - flat[n - 1] > (1e-6 if dtype == "float64" else 1e-3) * flat[n].abs())
         chosen_p = {(layer, int(original[layer][i])) for layer, i in phys.choose()}
         chosen_m = set(mask.choose())
         results.append({"rel": rel, "decided": decided, "same": chosen_p == chosen_m})
@@ -238,6 +251,7 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
         if phys.done:
             break
         original = [o[kp] for o, kp in zip(original, keep)]
+        original = [o.cpu() for o in original]
         # restore the masked network to the physical one's state, at the surviving channels
         dims = {key: [d for d, _, _ in entries] for key, entries in mapping.items()}
         index = {key: [original[layer] if block == 1 else

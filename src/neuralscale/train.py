@@ -23,6 +23,7 @@ from ._version import __version__
 from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits
 from .errors import EnvironmentFailure, NeuralscaleError
+from .models.gate import gates
 from .progress import progress_bar
 from .records import atomic_torch_save
 from .validate import at_least, check_types, fraction, one_of, positive, suggest
@@ -50,7 +51,7 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     device: str = "auto"
-    channels_last: bool | None = None  # None: on CUDA only (on CPU, oneDNN hangs on 2-channel layers in channels_last)
+    channels_last: bool | None = None  # None: on CUDA always; on CPU where it is faster and safe (cpu_channels_last)
     amp: bool | None = None  # bf16 autocast; None: on CUDA only
     compile: bool = False
     dtype: str = "float32"  # float64 for exactness tests
@@ -133,6 +134,18 @@ def paper_config(dataset: str, **overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def cpu_channels_last(widths: Sequence[int]) -> bool:
+    """The layout rule on the CPU: channels-last where it is faster, and far from the layers of 1-2 channels on
+    which oneDNN was once seen to hang (benchmarks/onednn_hang.py; RESULTS.md).
+
+    Measured on this project's CPU (benchmarks/prune_step_cost.py): channels-last makes a VGG11 step 20-30%
+    faster at mean gated widths of 40 and more, and slower below about 25 (its batch norms at widths that are
+    not multiples of 8).  So: channels-last when the mean width is at least 32 and no layer is under 4.
+    A model without gates keeps NCHW.
+    """
+    return bool(widths) and sum(widths) / len(widths) >= 32 and min(widths) >= 4
+
+
 def resolve_device(name: str) -> torch.device:
     """The device `name` (cpu, cuda, cuda:N, auto) on this machine; one that is not here is an EnvironmentFailure."""
     if name == "auto":
@@ -188,7 +201,7 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device)
         cuda = self.device.type == "cuda"
-        self.channels_last = cuda if config.channels_last is None else config.channels_last
+        self.channels_last = False  # decided per model, in set_model
         self.dtype = getattr(torch, config.dtype)
         self.amp = (cuda if config.amp is None else config.amp) and self.dtype == torch.float32
         self.splits = splits
@@ -210,6 +223,9 @@ class Trainer:
     def set_model(self, model: nn.Module, optimizer_state: dict | None = None) -> None:
         """Install a (new) model and a fresh optimizer over its parameters."""
         model = model.to(self.device, self.dtype)
+        self.channels_last = self._layout(model)
+        for data in (self.train_data, self.val_data, self.test_data):
+            data.channels_last = self.channels_last  # batches in the model's layout
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -220,6 +236,11 @@ class Trainer:
                                          foreach=True)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
+
+    def _layout(self, model: nn.Module) -> bool:
+        if self.config.channels_last is not None:
+            return self.config.channels_last
+        return self.device.type == "cuda" or cpu_channels_last([g.width for g in gates(model)])
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -314,10 +335,10 @@ class Trainer:
             self.history.append(metrics)
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, metrics)
+            status = "".join(f"; {x}" for x in self._statuses())  # as the epoch ends, before the count moves
             self.epoch += 1
             evaluated = "".join(f"{name} {acc:.2f}% " for name, acc in (("val", val_acc), ("test", test_acc))
                                 if acc is not None)
-            status = "".join(f"; {x}" for x in self._statuses())
             log.info(f"{self.desc} {self._epoch_text(epoch)}: loss {metrics['train_loss']:.4f} "
                      f"train {metrics['train_acc']:.2f}% {evaluated}({metrics['images_per_s'] or 0:.0f} img/s){status}")
             self._save()

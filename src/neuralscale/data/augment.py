@@ -44,6 +44,22 @@ def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Te
     return xp.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # b,c,h,w
 
 
+def random_crop_flip(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
+    """random_crop then random_flip in one gather (the same random draws, in the same order, so the same images)."""
+    b, c, h, w = x.shape
+    if padding <= 0:
+        return random_flip(x, gen)
+    xp = F.pad(x, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (b,), generator=gen, device=gen.device).to(x.device)
+    dx = torch.randint(0, 2 * padding + 1, (b,), generator=gen, device=gen.device).to(x.device)
+    flip = (torch.rand(b, generator=gen, device=gen.device) < 0.5).to(x.device)
+    ar_h, ar_w = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    rows = (dy[:, None] + ar_h)[:, :, None]  # b,h,1
+    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - ar_w, ar_w)  # a flipped image reads its columns backwards
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return xp.permute(0, 2, 3, 1)[batch, rows, cols[:, None, :]].permute(0, 3, 1, 2)
+
+
 def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     flip = (torch.rand(len(x), generator=gen, device=gen.device) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -69,6 +85,9 @@ class DeviceBatches:
         self.device = device
         self.mean = (mean.to(device) / 255.0).view(1, -1, 1, 1)
         self.std = (std.to(device) / 255.0).view(1, -1, 1, 1)
+        # (x / 255 - mean) / std as one multiply-add on the uint8 pixels
+        self.scale = (1.0 / (255.0 * self.std)).to(dtype)
+        self.shift = (-self.mean / self.std).to(dtype)
         self.channels_last = channels_last
         self.dtype = dtype
 
@@ -76,12 +95,12 @@ class DeviceBatches:
         return len(self.y)
 
     def _finish(self, xb: torch.Tensor, rotate: float = 0.0, gen: torch.Generator | None = None) -> torch.Tensor:
-        out = xb.to(self.dtype) / 255.0
-        if rotate:
-            out = random_rotate(out, rotate, gen)
-        out = (out - self.mean.to(self.dtype)) / self.std.to(self.dtype)
-        # Batch crops come out channels-last; without channels_last the model gets NCHW, because
-        # oneDNN on CPU hangs in backward on channels-last inputs to layers of 2 channels.
+        if rotate:  # rotation fills with zeros in pixel space, before normalising
+            out = random_rotate(xb.to(self.dtype) / 255.0, rotate, gen)
+            out = (out - self.mean.to(self.dtype)) / self.std.to(self.dtype)
+        else:
+            out = torch.addcmul(self.shift, xb.to(self.dtype), self.scale)
+        # Batch crops come out channels-last; the model gets the layout it was put in (train.cpu_channels_last).
         if self.channels_last:
             return out.contiguous(memory_format=torch.channels_last)
         # With one channel, channels-last strides also count as contiguous, and `contiguous()` keeps them;
@@ -97,7 +116,7 @@ class DeviceBatches:
             idx = order[i:i + batch_size]
             xb = self.x[idx]
             if augment:
-                xb = random_flip(random_crop(xb, crop_padding, gen), gen)
+                xb = random_crop_flip(xb, crop_padding, gen)
             yield self._finish(xb, rotate if augment else 0.0, gen), self.y[idx]
 
     def eval_batches(self, batch_size: int):

@@ -1,0 +1,80 @@
+"""The CUDA path: run on a GPU machine (`pytest -m cuda`, or benchmarks/gpu_check.py); skipped without CUDA."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import neuralscale as ns
+from conftest import lockstep_pruning, run_cli
+from neuralscale.store import load_records
+from neuralscale.train import Trainer, TrainConfig
+
+pytestmark = pytest.mark.cuda
+
+
+def _splits(n=2048):
+    return ns.data.load("synthetic", synthetic=dict(num_train=n, num_test=512)).split(0.1, 0)
+
+
+def test_bf16_channels_last_reaches_the_accuracy_of_fp32():
+    sp = ns.space("vgg11", "synthetic")
+    accs = {}
+    for name, extra in (("fp32", dict(amp=False, channels_last=False)), ("bf16-cl", dict(amp=True, channels_last=True))):
+        torch.manual_seed(0)
+        cfg = TrainConfig(epochs=4, batch_size=128, lr=0.05, momentum=0.9, schedule="cosine", device="cuda", **extra)
+        result = Trainer(sp.build(sp.uniform(0.25)), _splits(), cfg, progress=False).fit()
+        accs[name] = result.summary["final_test_acc"]
+    assert accs["fp32"] > 50 and abs(accs["fp32"] - accs["bf16-cl"]) < 8, accs
+
+
+def test_physical_pruning_on_cuda_decides_as_masking():
+    sp = ns.space("vgg11", "synthetic")
+    results = lockstep_pruning(sp, sp.uniform(0.125), _splits(640), steps=20, k=3, interval=4, lr=0.05,
+                               batch_size=32, device="cuda", dtype="float32")
+    assert len(results) >= 15 and max(r["rel"] for r in results) < 1e-3
+    assert all(r["same"] for r in results if r["decided"])
+
+
+def test_a_sweep_with_several_workers_on_one_gpu(tmp_path):
+    r = run_cli("sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods", "uniform", "--ratios",
+                "0.0625,0.125", "--seeds", "0,1", "--epochs", "2", "--train-subset", "512", "--test-subset", "128",
+                "--executor", "local", "--workers", "4", "--devices", "cuda:0", "--out", str(tmp_path / "s"),
+                "--quiet", timeout=600)
+    assert r.returncode == 0, r.stderr
+    records = load_records(tmp_path / "s")
+    assert len(records) == 4 and all(x["status"] == "finished" for x in records)
+    assert all(x["environment"]["device"].startswith("cuda") for x in records)
+
+
+def test_a_cuda_trained_run_exports_and_reloads(tmp_path):
+    r = run_cli("train", "--model", "vgg11", "--dataset", "synthetic", "--ratio", "0.125", "--train-subset", "1024",
+                "--test-subset", "128", "--device", "cuda", "--quiet", "--epochs", "2", "--out", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert rec["environment"]["device"].startswith("cuda")
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["cuda_rng"] is not None
+    r = run_cli("export", str(tmp_path / "run"), "--out", str(tmp_path / "model"))
+    assert r.returncode == 0, r.stderr
+    from neuralscale.export import load_model
+    for device in ("cuda", "cpu"):
+        model, meta = load_model(tmp_path / "model.json", device=device)
+        assert model(torch.zeros(2, 3, 32, 32, device=device)).shape == (2, 10)
+
+
+def test_resuming_a_cuda_run_continues_identically(tmp_path):
+    sp = ns.space("vgg11", "synthetic")
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    splits = _splits(1024)
+
+    def train(epochs, ckpt):
+        torch.manual_seed(0)
+        cfg = TrainConfig(epochs=epochs, batch_size=128, lr=0.05, schedule="constant", device="cuda", amp=False)
+        return Trainer(sp.build(sp.uniform(0.125)), splits, cfg, checkpoint=ckpt, progress=False).fit()
+    whole = train(3, tmp_path / "a.pt")
+    train(2, tmp_path / "b.pt")
+    resumed = train(3, tmp_path / "b.pt")
+    assert [m["train_loss"] for m in resumed.history] == pytest.approx([m["train_loss"] for m in whole.history],
+                                                                       rel=1e-5)

@@ -1,0 +1,35 @@
+"""The prepared GPU check runs end to end, at toy sizes on the CPU, as it will be run on a GPU machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_runs_on_the_cpu_in_quick_mode(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # as on the GPU machine: no install, the source tree
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--quick",
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=600,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    sections = result["sections"]
+    assert set(sections) == {"correctness", "throughput", "runs_per_device", "step_cost"}
+    assert not [name for name, s in sections.items() if "error" in s or "not_run" in s], sections
+    assert sections["correctness"]["skipped"] == 5 and sections["correctness"]["failed"] == 0  # no CUDA here
+    row = sections["throughput"]["rows"][0]
+    assert row["neuralscale_images_per_s"] > 0 and row["speedup"] > 0
+    assert [r["runs"] for r in sections["runs_per_device"]["rows"]] == [1, 2]
+    assert sections["step_cost"]["rows"][0]["physical_ms"] > 0
+    assert set(result["targets"]) == {"speedup_025", "full_width_images_per_s", "runs_per_gpu_gain"}
+    assert "## Targets" in (tmp_path / "out" / "gpu_check.md").read_text()
+    import torch
+    if not torch.cuda.is_available():  # asked for CUDA where there is none: one clear line
+        r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(tmp_path / "x"),
+                            "--device", "cuda"], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+        assert r.returncode == 2 and "no CUDA device here" in r.stderr and len(r.stderr.strip().splitlines()) == 1
