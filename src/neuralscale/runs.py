@@ -80,9 +80,7 @@ class RunSpec:
     @property
     def id(self) -> str:
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
-        b = self.budget
-        budget = f"r{b['ratio']:g}" if "ratio" in b else (f"{b['metric'][0]}{b['value']:.4g}" if b else "")
-        slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{self.label}-{budget}-s{self.seed}").strip("-")
+        slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{self.label}-{budget_slug(self.budget)}-s{self.seed}").strip("-")
         return f"{slug}-{digest}"
 
     def to_dict(self) -> dict:
@@ -194,6 +192,19 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
                                             batch_sizes=spec.latency_batches, warmup=3, repeats=15)
     if run_dir is not None:
         atomic_write_text(run_dir / "metrics.csv", _csv(result.history))
+
+
+def budget_slug(budget: dict) -> str:
+    """A budget as a run directory's name shows it: r0.25, params2.8M, macs150k (a ratio, or a count)."""
+    if not budget:
+        return ""
+    if "ratio" in budget:
+        return f"r{budget['ratio']:g}"
+    value = float(budget["value"])
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{budget['metric']}{value / size:.4g}{unit}"
+    return f"{budget['metric']}{value:.4g}"
 
 
 def describe(spec: RunSpec) -> str:

@@ -49,6 +49,7 @@ class SweepConfig:
     descent: str | None = None  # descent directory (morphnet, neuralscale)
     iterations: list = field(default_factory=lambda: ["last"])  # neuralscale: which descent iterations
     finetune_epochs: int = 40  # l1-prune, slimming (20 on TinyImageNet in the paper)
+    pretrain_ratio: float = 1.0  # l1-prune, slimming: the trained network they prune, base widths times this
     finetune_lr: float = 0.001
     convcut: bool = False
     min_width: int = 1
@@ -77,6 +78,7 @@ class SweepConfig:
         TrainConfig.from_dict(self.train)  # fails early on a bad recipe
         at_least("finetune_epochs", self.finetune_epochs, 1)
         positive("finetune_lr", self.finetune_lr)
+        ratio(self.pretrain_ratio)
         at_least("min_width", self.min_width, 1)
         at_least("multiple", self.multiple, 1)
         for b in self.latency_batches:
@@ -196,8 +198,9 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
         recipe = TrainConfig.from_dict({**cfg.train, "seed": seed}).to_dict()
         pretrained = None
         if any(m in BASELINES for m in cfg.methods):
-            pretrained = RunSpec(method="uniform", config=recipe, widths=list(space.base_widths),
-                                 budget={"metric": "params", "value": space.params(space.base_widths), "ratio": 1.0},
+            start = space.uniform(cfg.pretrain_ratio)
+            pretrained = RunSpec(method="uniform", config=recipe, widths=start,
+                                 budget={"metric": "params", "value": space.params(start), "ratio": cfg.pretrain_ratio},
                                  **common)
             specs.append(pretrained)
         finetune = {**recipe, "epochs": cfg.finetune_epochs, "lr": cfg.finetune_lr, "schedule": "constant"}
@@ -238,7 +241,8 @@ def recipe(cfg: SweepConfig) -> dict:
             laws[str(it.number)] = hashlib.sha256(blob.encode()).hexdigest()[:12]
     return {"model": cfg.model, "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
             "data": {k: v for k, v in cfg.data.items() if k != "data_dir" and v is not None},
-            "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr, "min_width": cfg.min_width,
+            "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr,
+            "pretrain_ratio": cfg.pretrain_ratio, "min_width": cfg.min_width,
             "multiple": cfg.multiple, "laws": laws}
 
 
