@@ -1,7 +1,7 @@
 """Which channels-last training steps hang on this CPU (oneDNN), and how fast each layout is.
 
 Each case trains a few steps of one model at one set of widths in one memory layout, in a subprocess with a
-time limit (a hang is a case that does not finish in time; it is killed).  Printed per case: the step time in
+time limit (a hang is a case that does not finish in time; it is killed; a crash is a case killed by a signal).  Printed per case: the step time in
 NCHW and in channels-last, or HANG.  The trainer's layout rule (train.cpu_layout) is checked against the result.
 
     python benchmarks/onednn_hang.py [--timeout 60] [--steps 5] [--json]
@@ -27,6 +27,8 @@ CASES = [  # (model, dataset, widths or a uniform ratio)
     ("resnet18", "fashionmnist", [4] * 17),
     ("mobilenetv2", "cifar10", 0.25),
     ("mobilenetv2", "cifar10", [2] * 19),
+    ("torchvision:regnet_x_400mf", "cifar10", 0.125),  # grouped convolutions: a crash in channels-last
+    ("torchvision:resnext50_32x4d", "cifar10", 0.125),
 ]
 
 CHILD = r"""
@@ -57,6 +59,8 @@ def run(case, layout: str, steps: int, timeout: float):
                              text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "hang"
+    if out.returncode < 0:
+        return f"crash (signal {-out.returncode})"
     if out.returncode != 0:
         return "error: " + (out.stderr.strip().splitlines() or ["?"])[-1][:120]
     return float(out.stdout.strip().splitlines()[-1])

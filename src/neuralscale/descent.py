@@ -97,7 +97,7 @@ class DescentConfig:
             at_least(name, getattr(self, name), 0)
         fraction("prune fraction", self.prune_fraction, low_open=True)
         fraction("validation fraction", self.val_fraction)
-        fraction("converge_tolerance", self.converge_tolerance, low_open=True)
+        positive("converge_tolerance", self.converge_tolerance)
         at_least("converge_patience", self.converge_patience, 1)
         positive("learning rate (lr)", self.lr)
         for name in ("momentum", "weight_decay"):

@@ -141,7 +141,9 @@ def cpu_channels_last(widths: Sequence[int]) -> bool:
     Measured on this project's CPU (benchmarks/prune_step_cost.py): channels-last makes a VGG11 step 20-30%
     faster at mean gated widths of 40 and more, and slower below about 25 (its batch norms at widths that are
     not multiples of 8).  So: channels-last when the mean width is at least 32 and no layer is under 4.
-    A model without gates keeps NCHW.
+    A model without gates keeps NCHW, and so does one with grouped convolutions (ResNeXt, RegNet): training
+    torchvision's RegNetX-400MF at 1/8 width in channels-last on batches of 3 crashes oneDNN's backward pass on
+    this CPU (a segmentation fault; the support-matrix test's configuration), though not on batches of 128.
     """
     return bool(widths) and sum(widths) / len(widths) >= 32 and min(widths) >= 4
 
@@ -240,7 +242,10 @@ class Trainer:
     def _layout(self, model: nn.Module) -> bool:
         if self.config.channels_last is not None:
             return self.config.channels_last
-        return self.device.type == "cuda" or cpu_channels_last([g.width for g in gates(model)])
+        if self.device.type == "cuda":
+            return True
+        grouped = any(isinstance(m, nn.Conv2d) and 1 < m.groups < m.in_channels for m in model.modules())
+        return not grouped and cpu_channels_last([g.width for g in gates(model)])
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
