@@ -18,7 +18,8 @@ from neuralscale.baselines import GateMask, choose_uniform_widths, choose_widths
 from neuralscale.errors import NeuralscaleError
 from neuralscale.models.gate import gates
 from neuralscale.graph import ChannelGraph
-from neuralscale.report import build_report, summarize_records, t975, welch_gap
+from neuralscale.report import build_report, summarize_records
+from neuralscale.stats import t975, welch_gap
 from neuralscale.runs import RunSpec, execute
 from neuralscale.store import load_records, read_record
 from neuralscale.sweep import SweepConfig, plan, preset, run_sweep
@@ -121,7 +122,7 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, descent_dir):
         ckpt.unlink()
     r = run_cli("report", str(out), "--json")
     assert r.returncode == 0, r.stderr
-    runs = json.loads(r.stdout)
+    runs = json.loads(r.stdout)["runs"]
     assert len(runs) == 12 and all(x["status"] == "finished" for x in runs)
     records = load_records(out)
     rows = summarize_records(records)
@@ -261,15 +262,15 @@ out = "exp-out"
 device = "cpu"
 
 [data]
-train = 200
-test = 40
+train_subset = 200   # the flags' names (--train-subset) ...
+test = 40            # ... or the configuration's
 
 [descent]
 base_ratio = 0.0625
 iterations = 1
 warmup_epochs = 1
-interval = 2
-k = 3
+prune-interval = 2
+prune_k = 3
 prune_fraction = 0.8
 batch_size = 64
 prune_past_one = true

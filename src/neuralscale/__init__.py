@@ -10,7 +10,10 @@ from .descent import DescentConfig
 from .importance import BNScale, Importance, L1FilterNorm, TaylorFO
 from .scaling import ScalingLaw
 from .api import descend, scale, train
+from .descent import DescentResult
+from .export import load_model
+from .loop import Pruner
 
 __all__ = ["NeuralscaleError", "WidthSpace", "space", "TrainConfig", "Trainer", "paper_config", "load_dataset",
            "dataset_info", "DescentConfig", "Importance", "TaylorFO", "BNScale", "L1FilterNorm", "ScalingLaw",
-           "descend", "scale", "train", "__version__"]
+           "descend", "scale", "train", "DescentResult", "Pruner", "load_model", "__version__"]

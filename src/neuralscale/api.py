@@ -9,19 +9,19 @@ import torch
 
 from .data import load_splits as data_splits
 from .data.base import Splits
-from .descent import DescentConfig, descend as run_descent, is_descent_dir
+from .descent import DescentConfig, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
 from .errors import NeuralscaleError
 from .figures import descent_figures
 from .guard import check_new_file
 from .importance import Importance
-from .methods import scale  # noqa: F401  (part of the API: widths of a method for a budget)
+from .methods import SCALED, scale
 from .records import exclusive
 from .runs import RunSpec, execute
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, resolve_device
-from .validate import check_data
+from .validate import check_data, share
 from .zoo import space as make_space
 
 
@@ -79,11 +79,43 @@ def load_splits(dataset: str, config: TrainConfig, data_dir: str | None = None,
                        subset=subset, tinyimagenet_split=tinyimagenet_split)
 
 
+def _configuration(space: WidthSpace, widths, ratio, method, params, macs, source, iteration) -> dict:
+    """What `train` trains: explicit widths, or a method's widths for one budget (method, label, budget)."""
+    budgets = {k: v for k, v in (("ratio", ratio), ("params", params), ("macs", macs)) if v is not None}
+    if len(budgets) > 1 or (budgets and widths is not None):
+        raise NeuralscaleError("give one of widths, ratio, params or macs")
+    if method is None and not {"params", "macs"} & set(budgets):
+        w = resolve_widths(space, widths, ratio)
+        return {"widths": w, "method": "explicit", "label": "explicit",
+                "budget": {"metric": "params", "value": space.params(w)}}
+    if widths is not None:
+        raise NeuralscaleError("--widths are explicit: give a method a budget instead (--ratio, --params, --macs)")
+    method = method or "uniform"
+    if method not in SCALED:
+        raise NeuralscaleError(f"train takes a scaling method ({', '.join(SCALED)}); the pruning baselines "
+                               "prune a trained network: run them with `neuralscale sweep`")
+    metric, value = next(iter(budgets.items())) if budgets else ("ratio", 1.0)
+    found = scale(space, method, metric, value, source=source, iteration=iteration)
+    budget = {"metric": found["metric"], "value": found["budget"]}
+    if metric == "ratio":
+        budget["ratio"] = value
+    elif share(value) is not None:
+        budget["share"] = share(value)
+    label = f"{method}@{found['iteration']}" if method == "neuralscale" and found["iteration"] else method
+    return {"widths": found["widths"], "method": method, "label": label, "budget": budget}
+
+
 def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None = None,
-          ratio: float | None = None, config: TrainConfig | None = None, data_dir: str | None = None,
+          ratio: float | None = None, method: str | None = None, params: float | str | None = None,
+          macs: float | str | None = None, source: str | Path | None = None, iteration: int | None = None,
+          config: TrainConfig | None = None, data_dir: str | None = None,
           out_dir: str | Path | None = None, subset: dict | None = None, splits: Splits | None = None,
           progress: bool = True, convcut: bool = False, latency_batches: Sequence[int] = ()) -> dict:
     """Train one network from scratch and return its run record (see runs.py).
+
+    The network: explicit `widths`, uniform scaling by `ratio`, or `method` (uniform, morphnet,
+    neuralscale; those two from the descent directory or fit file `source`, at `iteration`) solved
+    for one budget: `ratio`, `params` or `macs`, a number or a share of the base model ("25%").
 
     With `out_dir`, the record (record.json), per-epoch metrics (metrics.csv)
     and a checkpoint are written there; calling again resumes an interrupted
@@ -92,12 +124,14 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     config = config or TrainConfig()
     check_data({k: v for k, v in (subset or {}).items() if v is not None})
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
-    widths = resolve_widths(space, widths, ratio)
+    what = _configuration(space, widths, ratio, method, params, macs, source, iteration)
     if splits is None:
         splits = load_splits(dataset, config, data_dir, subset)
-    spec = RunSpec(model=space.name, dataset=space.info.name, method="explicit", config=config.to_dict(),
-                   widths=widths, convcut=convcut, data={k: v for k, v in (subset or {}).items() if v is not None},
-                   budget={"metric": "params", "value": space.params(widths)}, latency_batches=tuple(latency_batches))
+    _check_fits(space, splits)
+    spec = RunSpec(model=space.name, dataset=space.info.name, method=what["method"], label=what["label"],
+                   config=config.to_dict(), widths=what["widths"], convcut=convcut,
+                   data={k: v for k, v in (subset or {}).items() if v is not None},
+                   budget=what["budget"], latency_batches=tuple(latency_batches))
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
     if is_descent_dir(out_dir):
@@ -108,8 +142,9 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
 
 def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=None, *, data_dir: str | None = None,
             convcut: bool = False, subset: dict | None = None, splits: Splits | None = None, progress: bool = True,
-            plots: bool = False, importance: Importance | None = None) -> list[ScalingLaw]:
-    """Run or continue an architecture descent; returns the laws of every finished iteration.
+            plots: bool = False, importance: Importance | None = None) -> DescentResult:
+    """Run or continue an architecture descent; returns the laws of every finished iteration, as a
+    DescentResult (a list of ScalingLaw whose `build(params="25%")` gives a network for a budget).
 
     `importance` scores channels for pruning (default: Taylor-FO, the method's; see importance.py).
     """
@@ -119,7 +154,27 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     config = (config or DescentConfig()).resolve(space)
     if splits is None:  # the whole training set unless config.val_fraction says otherwise
         splits = load_splits(dataset, config.train_config(), data_dir, subset)
+    _check_fits(space, splits)
     laws = run_descent(space, splits, out_dir, config, progress=progress, importance=importance)
     if plots:
         descent_figures(out_dir, space)
-    return laws
+    return DescentResult(laws, space, out_dir, base_params=config.start_space(space).params(
+        config.start_space(space).base_widths))
+
+
+def _check_fits(space: WidthSpace, splits: Splits) -> None:
+    """A space of your own (`space(model, example_input)`) must take the data's images and classes."""
+    mine, data = space.info, splits.info
+    if (mine.input_shape, mine.num_classes) != (data.input_shape, data.num_classes):
+        raise NeuralscaleError(f"{space.name} takes {'x'.join(map(str, mine.input_shape))} inputs and "
+                               f"{mine.num_classes} classes, but {data.name} has {'x'.join(map(str, data.input_shape))}"
+                               f" images and {data.num_classes} classes")
+
+
+def describe_run(record: dict) -> dict:
+    """A run record in the keys every command's --json shares (see WidthSpace.describe), with its outcome."""
+    spec = record.get("spec") or {}
+    space = make_space(record["model"], record["dataset"], convcut=spec.get("convcut", False),
+                       data_dir=(spec.get("data") or {}).get("data_dir"))
+    return {**space.describe(record["widths"]),
+            **{k: record.get(k) for k in ("id", "status", "method", "label", "budget", "seed", "summary")}}

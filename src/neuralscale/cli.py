@@ -11,18 +11,21 @@ import sys
 from typing import Sequence
 
 from ._version import __version__
-from .api import describe, descend, fit_trajectory, resolve_widths, scale, train, train_config
+from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
 from .data import DATASET_NAMES
 from .descent import DescentConfig
 from .errors import NeuralscaleError
 from .executors import get_executor
 from .experiment import run as run_experiment
+from .figures import BANDS
 from .export import export_run
 from .logs import configure as configure_logging
+from .records import strict
 from .methods import BASE_METHODS
 from .report import ACCURACY, build_report, run_summary
 from .sweep import PRESETS, run_sweep, sweep_config
 from .train import SCHEDULES, TrainConfig
+from .validate import budget as check_budget, share
 from .zoo import FAMILIES, space as make_space
 
 EPILOG = """examples:
@@ -44,7 +47,7 @@ def _widths(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"widths must be integers separated by commas, got {text!r}") from None
 
 
-def _add_space_args(p: argparse.ArgumentParser, widths: bool = True) -> None:
+def _add_space_args(p: argparse.ArgumentParser, widths: bool = True):
     p.add_argument("--model", required=True, metavar="NAME",
                    help=f"network: {', '.join(FAMILIES)} (--convcut: all-conv shortcuts), torchvision:NAME "
                         "(e.g. torchvision:resnet50) or timm:NAME")
@@ -56,6 +59,21 @@ def _add_space_args(p: argparse.ArgumentParser, widths: bool = True) -> None:
         g = p.add_mutually_exclusive_group()
         g.add_argument("--ratio", type=float, metavar="R", help="uniform scaling: every base width times R (default 1.0)")
         g.add_argument("--widths", type=_widths, metavar="W1,W2,...", help="explicit per-layer widths, in layer order")
+        return g
+    return None
+
+
+def _budget(text: str) -> float | str:
+    """A budget: a number (2795410, 2.8M, 150k) or a share of the base model (25%)."""
+    try:
+        value = check_budget("a budget", text)
+    except NeuralscaleError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value if share(value) is not None else float(value)
+
+
+def _budgets(text: str) -> list[float | str]:
+    return [_budget(x) for x in text.replace(",", " ").split()]
 
 
 def _floats(text: str) -> list[float]:
@@ -76,6 +94,12 @@ def _words(text: str) -> list[str]:
     return [x for x in text.replace(",", " ").split() if x]
 
 
+def _add_json(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true",
+                   help=f"print JSON: {what} (every command names a model, its layers, widths, params and macs, and "
+                        "their shares of the base model's, with the same keys)")
+
+
 def _info_parser(sub) -> None:
     p = sub.add_parser("info", help="widths, parameters, MACs (and latency) of a configuration",
                        description="Print a configuration's per-layer widths, exact parameter count and MACs per "
@@ -84,7 +108,7 @@ def _info_parser(sub) -> None:
     p.add_argument("--latency", action="store_true", help="also measure inference latency (batch 1 and --batch)")
     p.add_argument("--device", default="cpu", help="device for --latency: cpu, cuda, cuda:N (default cpu)")
     p.add_argument("--batch", type=int, default=128, help="large batch size for --latency (default 128)")
-    p.add_argument("--json", action="store_true", help="print JSON (keys: model, dataset, layers, widths, params, macs)")
+    _add_json(p, "the configuration (and latency)")
 
 
 def _train_parser(sub) -> None:
@@ -92,7 +116,16 @@ def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train one network from scratch",
                        description="Train one network from scratch and record every epoch. Models are selected on a "
                                    "validation split carved from the training set; the test set is only reported.")
-    _add_space_args(p)
+    g = _add_space_args(p)
+    g.add_argument("--params", type=_budget, metavar="N|P%",
+                   help="train --method's configuration for this parameter budget: a count or a share of the base "
+                        "model (25%%)")
+    g.add_argument("--macs", type=_budget, metavar="N|P%", help="the same for a MACs budget (50%%)")
+    p.add_argument("--method", metavar="METHOD",
+                   help="uniform (default with --params/--macs), morphnet or neuralscale: the method's widths for "
+                        "the budget (--ratio, --params or --macs); morphnet and neuralscale need --from")
+    p.add_argument("--from", dest="source", metavar="DIR|FIT.json", help="descent directory or fit file (--method)")
+    p.add_argument("--iteration", type=int, help="descent iteration whose law to use (default: the last)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default {d.lr})")
@@ -114,7 +147,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--tinyimagenet-split", choices=("official", "original"), default="official",
                    help="original: the NeuralScale code's 25 val + 25 test images per class of the official val set")
     p.add_argument("--out", metavar="DIR", help="write record.json, metrics.csv and a checkpoint here (resumable)")
-    p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
+    _add_json(p, "the configuration, the run's id, budget and summary")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -175,6 +208,7 @@ def _descend_parser(sub) -> None:
     p.add_argument("--train-subset", type=int, metavar="N", help="prune on a seeded random N training images")
     p.add_argument("--out", metavar="DIR", required=True, help="the descent directory (trajectories, fits.json, logs)")
     p.add_argument("--plots", action="store_true", help="also write the growth and heatmap figures into DIR")
+    _add_json(p, "the configuration at the base parameter count and every iteration's law")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -191,13 +225,13 @@ def _fit_parser(sub) -> None:
     p.add_argument("--out", metavar="FIT.json", help="write the law here (a new file; see --force)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists, or write into a run or "
                    "descent directory")
-    p.add_argument("--json", action="store_true", help="print the law as JSON (alpha and beta in layer order)")
+    _add_json(p, "the law (alpha, beta, R^2 in layer order)")
 
 
 def _scale_parser(sub) -> None:
     p = sub.add_parser("scale", help="a width configuration for a budget",
                        description="Solve a scaling method for a budget. uniform: every base width times one ratio; "
-                                   "morphnet: the widths left after pruning 50%% of the channels (iteration 1 of a "
+                                   "morphnet: the widths left after pruning 50% of the channels (iteration 1 of a "
                                    "descent), scaled uniformly; neuralscale: the fitted power law of a descent "
                                    "iteration. --ratio R means the parameter budget of uniform scaling by R.")
     _add_space_args(p, widths=False)
@@ -206,14 +240,17 @@ def _scale_parser(sub) -> None:
     p.add_argument("--iteration", type=int, help="descent iteration whose law to use (default: the last)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--ratio", type=float, help="the parameter count of uniform scaling by R")
-    g.add_argument("--params", type=float, help="parameter budget")
-    g.add_argument("--macs", type=float, help="MACs-per-image budget")
-    g.add_argument("--latency-ms", type=float, help="measured latency budget (see --device, --batch)")
+    g.add_argument("--params", type=_budget, metavar="N|P%",
+                   help="parameter budget: a count (2795410, 2.8M) or a share of the base model (25%%)")
+    g.add_argument("--macs", type=_budget, metavar="N|P%",
+                   help="MACs-per-image budget: a count (150M) or a share of the base model (50%%)")
+    g.add_argument("--latency-ms", type=_budget, metavar="MS|P%",
+                   help="measured latency budget in ms, or a share of the base model's (see --device, --batch)")
     p.add_argument("--device", default="cpu", help="device for --latency-ms (default cpu)")
     p.add_argument("--batch", type=int, default=1, help="batch size for --latency-ms (default 1)")
     p.add_argument("--min-width", type=int, default=1, help="no layer narrower than this (default 1)")
     p.add_argument("--multiple", type=int, default=1, help="round widths to a multiple of this, e.g. 8 (default 1)")
-    p.add_argument("--json", action="store_true", help="print JSON (widths, params, macs, budget, achieved)")
+    _add_json(p, "the configuration, budget, achieved cost and warnings")
 
 
 def _sweep_parser(sub) -> None:
@@ -231,8 +268,10 @@ def _sweep_parser(sub) -> None:
                    help=f"from {', '.join(BASE_METHODS)}; neuralscale@K for one descent iteration "
                         "(default uniform,morphnet,neuralscale)")
     p.add_argument("--ratios", type=_floats, metavar="R1,R2", help="budgets: parameter counts of uniform scaling by R")
-    p.add_argument("--params", type=_floats, metavar="N1,N2", help="budgets: parameter counts")
-    p.add_argument("--macs", type=_floats, metavar="N1,N2", help="budgets: MACs per image")
+    p.add_argument("--params", type=_budgets, metavar="N1,N2",
+                   help="budgets: parameter counts (2.8M) or shares of the base model (25%%,50%%)")
+    p.add_argument("--macs", type=_budgets, metavar="N1,N2",
+                   help="budgets: MACs per image (150M) or shares of the base model's (50%%)")
     p.add_argument("--seeds", type=_ints, metavar="S1,S2", help="training seeds (default 0,1,2)")
     p.add_argument("--from", dest="descent", metavar="DESCENT_DIR", help="descent directory (morphnet, neuralscale)")
     p.add_argument("--iterations", type=_words, metavar="first,last",
@@ -265,6 +304,7 @@ def _sweep_parser(sub) -> None:
                    help="ray: GPU share of each run (0.25 = 4 runs per GPU; default 0 = CPU)")
     p.add_argument("--cpus-per-run", type=float, metavar="N", help="ray: CPUs of each run (default 1)")
     p.add_argument("--report", action="store_true", help="write the report when the sweep is done")
+    _add_json(p, "counts and every run (its widths, params, macs and accuracies)")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -279,7 +319,12 @@ def _report_parser(sub) -> None:
                         "original: best test epoch (the paper's protocol, selects on test; labelled as such)")
     p.add_argument("--out", metavar="DIR", help="where to write (default DIR/report)")
     p.add_argument("--descent", metavar="DIR", help="descent directory for the growth and heatmap figures")
-    p.add_argument("--json", action="store_true", help="print the per-run summary as JSON")
+    p.add_argument("--format", type=_words, default=["png"], metavar="png,svg,pdf",
+                   help="figure files to write (default png; the page embeds PNG, else SVG)")
+    p.add_argument("--band", choices=BANDS, default="ci",
+                   help="band around each accuracy curve: ci (95%% confidence interval of the mean over seeds, "
+                        "default), minmax, none")
+    _add_json(p, "the table's rows and every run (its widths, params, macs and accuracies)")
     p.add_argument("--force", action="store_true",
                    help="write into --out even if it holds other files than an earlier report")
 
@@ -294,6 +339,7 @@ def _export_parser(sub) -> None:
     p.add_argument("--onnx", action="store_true", help="also export to ONNX (needs neuralscale[onnx]) and check it")
     p.add_argument("--force", action="store_true", help="overwrite existing NAME.* files, or write into a run or "
                    "descent directory")
+    _add_json(p, "the files written and the configuration")
 
 
 def _experiment_parser(sub) -> None:
@@ -304,6 +350,7 @@ def _experiment_parser(sub) -> None:
     p.add_argument("file", metavar="FILE.toml")
     p.add_argument("--out", metavar="DIR", help="override [experiment] out")
     p.add_argument("--retry-failed", action="store_true")
+    _add_json(p, "the report's table and every run, as report --json")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -319,8 +366,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _json(obj) -> int:
+    print(json.dumps(strict(obj), indent=2, default=str))
+    return 0
+
+
+def _shares(info: dict) -> str:
+    return f"{100 * info['params_share']:.1f}% of the base model's parameters, {100 * info['macs_share']:.1f}% of its MACs"
+
+
 def cmd_export(args) -> int:
     result = export_run(args.run, args.out, onnx=args.onnx, force=args.force)
+    if args.json:
+        return _json(result)
     print(f"widths: {result['json']}")
     print(f"weights: {result['weights']}")
     if args.onnx:
@@ -348,9 +406,15 @@ def cmd_sweep(args) -> int:
                             address=args.address, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run)
     records = run_sweep(cfg, args.out, progress=not args.quiet, retry_failed=args.retry_failed, executor=executor)
     counts = {s: sum(r is not None and r["status"] == s for r in records) for s in ("finished", "failed")}
-    print(f"{counts['finished']} of {len(records)} runs finished, {counts['failed']} failed: {args.out}")
-    if args.report:
-        print(build_report(args.out)["html"])
+    report = build_report(args.out)["document"] if args.report else None
+    if args.json:
+        _json({"model": cfg.model, "dataset": cfg.dataset, "store": args.out, **counts, "total": len(records),
+               "report": report and report["report"], "html": report and report["html"],
+               "runs": [run_summary(r) for r in records if r is not None]})
+    else:
+        print(f"{counts['finished']} of {len(records)} runs finished, {counts['failed']} failed: {args.out}")
+        if report:
+            print(report["html"])
     return _failed_runs(counts["failed"], len(records))
 
 
@@ -364,10 +428,10 @@ def _failed_runs(failed: int, total: int) -> int:
 
 
 def cmd_report(args) -> int:
-    result = build_report(args.store, accuracy=args.accuracy, out=args.out, descent=args.descent, force=args.force)
+    result = build_report(args.store, accuracy=args.accuracy, out=args.out, descent=args.descent, force=args.force,
+                          formats=args.format, bands=args.band)
     if args.json:
-        print(json.dumps([run_summary(r) for r in result["records"]], indent=2))
-        return 0
+        return _json(result["document"])
     for r in result["rows"]:
         gap = "" if r["gap_to_uniform"] is None else f"  gap {r['gap_to_uniform']:+.2f}"
         print(f"{r['label']:<16} {r['budget']:<14} n={r['n']}  {r['params']:>10,} params  "
@@ -379,8 +443,11 @@ def cmd_report(args) -> int:
 
 def cmd_experiment(args) -> int:
     result = run_experiment(args.file, out=args.out, progress=not args.quiet, retry_failed=args.retry_failed)
-    print(result["markdown"])
-    print(result["html"])
+    if args.json:
+        _json(result["document"])
+    else:
+        print(result["markdown"])
+        print(result["html"])
     return _failed_runs(sum(r["status"] == "failed" for r in result["records"]), len(result["records"]))
 
 
@@ -396,8 +463,12 @@ def cmd_descend(args) -> int:
     laws = descend(args.model, args.dataset, args.out, cfg, data_dir=args.data_dir, convcut=args.convcut,
                    subset={"train": args.train_subset}, progress=not args.quiet,
                    plots=args.plots)
+    at_base = laws.configuration()
+    if args.json:
+        return _json({**at_base, "out": args.out, "iterations": len(laws), "laws": [law.to_dict() for law in laws]})
     print(f"{len(laws)} iteration(s) in {args.out}; last law: beta = "
           + ", ".join(f"{b:.3f}" for b in laws[-1].beta))
+    print(f"at the base parameter count: widths {','.join(map(str, at_base['widths']))}")
     return 0
 
 
@@ -405,8 +476,7 @@ def cmd_fit(args) -> int:
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
     law = fit_trajectory(args.trajectory, sp, tau=args.tau, out=args.out, force=args.force)
     if args.json:
-        print(json.dumps(law.to_dict(), indent=2))
-        return 0
+        return _json({**law.to_dict(), "out": args.out})
     if law.fallback:
         print(f"note: {law.note}")
     print(f"{law.model} on {law.dataset}: {law.rows} rows")
@@ -425,10 +495,9 @@ def cmd_scale(args) -> int:
     result = scale(sp, args.method, metric, budget[metric], source=args.source, iteration=args.iteration,
                    min_width=args.min_width, multiple=args.multiple, device=args.device, batch_size=args.batch)
     if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
+        return _json(result)
     print(f"{result['method']} {sp.name} on {sp.info.name}: widths {','.join(map(str, result['widths']))}")
-    print(f"params {result['params']:,}  macs {result['macs']:,}")
+    print(f"params {result['params']:,}  macs {result['macs']:,}  ({_shares(result)})")
     print(f"budget {result['budget']:,.6g} {result['metric']}, achieved {result['achieved']:,.6g} "
           f"({100 * result['rel_error']:+.2f}%)")
     return 0
@@ -439,15 +508,15 @@ def cmd_info(args) -> int:
     widths = resolve_widths(sp, args.widths, args.ratio)
     info = describe(sp, widths, latency_batch=args.batch if args.latency else None, device=args.device)
     if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
+        return _json(info)
     print(f"{info['model']} on {info['dataset']} (input {'x'.join(map(str, sp.info.input_shape))}, "
           f"{sp.info.num_classes} classes)")
     name_w = max(len(n) for n in info["layers"])
     for n, w, b in zip(info["layers"], widths, sp.base_widths):
         print(f"  {n:<{name_w}}  {w:>6}  (base {b})")
-    print(f"params  {info['params']:,}")
-    print(f"macs    {info['macs']:,} per image ({info['macs'] / 1e6:.2f} M)")
+    print(f"params  {info['params']:,} ({100 * info['params_share']:.1f}% of the base model)")
+    print(f"macs    {info['macs']:,} per image ({info['macs'] / 1e6:.2f} M, {100 * info['macs_share']:.1f}% of the base "
+          "model)")
     if args.latency:
         lat = info["latency"]
         for bs, m in lat["batches"].items():
@@ -463,17 +532,18 @@ def cmd_train(args) -> int:
                           batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                           weight_decay=args.weight_decay, schedule=args.schedule)
     subset = {"train": args.train_subset, "test": args.test_subset}
-    record = train(args.model, args.dataset, widths=args.widths, ratio=args.ratio, config=config,
+    record = train(args.model, args.dataset, widths=args.widths, ratio=args.ratio, method=args.method,
+                   params=args.params, macs=args.macs, source=args.source, iteration=args.iteration, config=config,
                    data_dir=args.data_dir, out_dir=args.out, subset=subset, progress=not args.quiet,
                    convcut=args.convcut)
     s = record["summary"]
     if args.json:
-        print(json.dumps({k: record[k] for k in ("model", "dataset", "widths", "params", "macs", "summary")}, indent=2))
+        _json({**describe_run(record), "out": args.out})
     else:
         at_best = (f"test accuracy at best validation epoch ({s['best_val_epoch']}) {s['test_acc_at_best_val']:.2f}%"
                    if s.get("test_acc_at_best_val") is not None else "no validation split (--val-fraction 0)")
-        print(f"{record['model']} {record['params']:,} params: final test accuracy {s['final_test_acc']:.2f}%, "
-              + at_best)
+        print(f"{record['label']} {record['model']} {record['params']:,} params "
+              f"({_shares(describe_run(record))}): final test accuracy {s['final_test_acc']:.2f}%, " + at_best)
         if args.out:
             print(f"record: {args.out}/record.json")
     return 0

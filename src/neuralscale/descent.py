@@ -302,6 +302,47 @@ class DescentDir:
             handler.close()
 
 
+class DescentResult(list):
+    """What a descent found: the laws of its finished iterations (a list of ScalingLaw, the last the best
+    estimate) and the width space they belong to, with the step from a budget to a model.
+
+        laws = ns.descend(space, ...)
+        small = laws.build(params="25%")        # an nn.Module at 25% of the base model's parameters
+        laws.configuration(macs=150e6)          # its widths, parameters, MACs and shares, as `info` shows them
+    """
+
+    def __init__(self, laws, space: WidthSpace, path: str | Path | None = None, base_params: int | None = None):
+        super().__init__(laws)
+        self.space = space
+        self.path = Path(path) if path is not None else None
+        self.base_params = base_params if base_params is not None else space.params(space.base_widths)
+
+    def configuration(self, params: float | str | None = None, macs: float | str | None = None,
+                      iteration: int | None = None, **solve_options) -> dict:
+        """The configuration of one iteration's law (default the last) for a budget: `params` or `macs`, a
+        number or a share of the base model ("25%"); neither: the descent's own parameter count."""
+        if params is not None and macs is not None:
+            raise NeuralscaleError("give a params or a macs budget, not both")
+        if not self:
+            raise NeuralscaleError("the descent has no finished iteration")
+        if iteration is not None and not 1 <= iteration <= len(self):
+            raise NeuralscaleError(f"the descent has no iteration {iteration} (it has 1 to {len(self)})")
+        law = self[(iteration or len(self)) - 1]
+        metric, budget = ("macs", macs) if macs is not None else ("params", params or self.base_params)
+        sol = solve(law, self.space, budget, metric, **solve_options)
+        return {**self.space.describe(sol.widths), "iteration": law.iteration, "metric": metric,
+                "budget": sol.budget, "achieved": sol.achieved, "warnings": sol.warnings}
+
+    def widths(self, params: float | str | None = None, macs: float | str | None = None,
+               iteration: int | None = None, **solve_options) -> list[int]:
+        return self.configuration(params, macs, iteration, **solve_options)["widths"]
+
+    def build(self, params: float | str | None = None, macs: float | str | None = None,
+              iteration: int | None = None, **solve_options):
+        """A fresh, untrained network at the configuration for the budget (the paper trains it from scratch)."""
+        return self.space.build(self.widths(params, macs, iteration, **solve_options))
+
+
 def is_descent_dir(path: str | Path) -> bool:
     return DescentDir(path).exists()
 

@@ -7,19 +7,20 @@
     device = "cpu"             # optional (default auto)
 
     [data]                     # optional: seeded subsets, data_dir, tinyimagenet_split
-    train = 10000
-    test = 5000
+    train_subset = 10000       # (or train, test)
+    test_subset = 5000
 
-    [descent]                  # optional: any DescentConfig field (see `neuralscale descend --help`)
+    [descent]                  # optional: `neuralscale descend`'s flags (prune_k or prune-k for --prune-k)
     base_ratio = 0.125
     iterations = 2
+    prune_interval = 10
 
-    [sweep]                    # any SweepConfig field; `preset` = "quick" | "paper" fills in the rest
+    [sweep]                    # `neuralscale sweep`'s flags; `preset` = "quick" | "paper" fills in the rest
     methods = ["uniform", "morphnet", "neuralscale"]
     ratios = [0.125, 0.25]
     seeds = [0, 1]
 
-    [sweep.train]              # the one training recipe (TrainConfig fields)
+    [sweep.train]              # the one training recipe (`neuralscale train`'s flags: epochs, lr, no_augment...)
     epochs = 3
 
     [executor]                 # optional: where the sweep's runs execute (default: sequential)
@@ -29,6 +30,8 @@
 
     [report]
     accuracy = "best-val"      # best-val | final | original
+    format = ["png", "svg"]    # figure files: png, svg, pdf (default png)
+    band = "ci"                # ci (95% CI of the mean, default) | minmax | none
 
 Layout of `out`: descent/ (the descent directory), runs/ and sweep.json (the
 sweep's run store), report/ (the report).  Running the file again continues
@@ -40,18 +43,19 @@ from __future__ import annotations
 import logging
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields as dc_fields
 from pathlib import Path
 
 from .errors import NeuralscaleError
 from .api import load_splits
 from .descent import DescentConfig, descend
 from .executors import get_executor
-from .figures import descent_figures
+from .figures import BANDS, check_formats, descent_figures
 from .report import ACCURACY, build_report
 from .sweep import SweepConfig, preset, run_sweep
+from .train import TrainConfig
 from .zoo import space as make_space
-from .validate import check_data, matches, one_of, suggest
+from .validate import DATA_KEYS, check_data, matches, one_of, suggest
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,59 @@ SECTIONS = ("experiment", "data", "descent", "sweep", "executor", "report")
 EXECUTOR_KEYS = ("name", "workers", "devices", "threads", "address", "gpus_per_run", "cpus_per_run", "retries")
 
 
+REPORT_KEYS = ("accuracy", "format", "band")
+
+
+def _strings(value, what: str) -> list[str]:
+    """A list of words, or one string of them separated by commas ("png,svg")."""
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not matches(value, list[str]):
+        raise NeuralscaleError(f"[report] {what} must be a list of names, got {value!r}")
+    return value
+
+
 EXPERIMENT_KEYS = {"model": str, "dataset": str, "out": str, "device": str, "convcut": bool}
+
+# Keys are the command-line flags' names (--prune-k: prune_k or prune-k); the configuration's own field
+# names are accepted too.  Flags that invert a field (--masking, --no-augment) are read as such.
+FLAG_KEYS = {
+    "descent": {"prune_k": "k", "prune_interval": "interval"},
+    "data": {"train_subset": "train", "test_subset": "test"},
+    "sweep": {},
+    "train": {},
+}
+INVERTED = {"descent": {"masking": "physical"}, "train": {"no_augment": "augment"}}
+
+
+def _field_names(section: str) -> set[str]:
+    return {"descent": {f.name for f in dc_fields(DescentConfig)}, "data": set(DATA_KEYS),
+            "sweep": {f.name for f in dc_fields(SweepConfig)} | {"preset", "train"},
+            "train": {f.name for f in dc_fields(TrainConfig)}}[section]
+
+
+def flag_keys(section: str, table: dict, where: str) -> dict:
+    """A section's keys as flag names (prune_k, prune-k) or field names (k), as the configuration's fields;
+    an unknown key names the nearest of either."""
+    aliases, inverted = FLAG_KEYS[section], INVERTED.get(section, {})
+    fieldnames = _field_names(section)
+    out: dict = {}
+    seen: dict = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name in inverted:
+            if not isinstance(value, bool):
+                raise NeuralscaleError(f"{where} {key} must be true or false, got {value!r}")
+            name, value = inverted[name], not value
+        name = aliases.get(name, name)
+        if name not in fieldnames:
+            known = sorted((fieldnames - set(aliases.values())) | set(aliases) | set(inverted))
+            what = {"train": "training"}.get(section, section)
+            raise NeuralscaleError(f"unknown {what} setting(s): {key}{suggest(name, known)}")
+        if name in out:
+            raise NeuralscaleError(f"{where} sets {name} twice: {seen[name]} and {key}")
+        out[name], seen[name] = value, key
+    return out
 
 
 def load(path: str | Path) -> dict:
@@ -77,6 +133,14 @@ def load(path: str | Path) -> dict:
     for section in SECTIONS:
         if section in doc and not isinstance(doc[section], dict):
             raise NeuralscaleError(f"{path}: {section} must be a [{section}] section")
+    try:
+        for section in ("descent", "data", "sweep"):
+            if section in doc:
+                doc[section] = flag_keys(section, doc[section], f"[{section}]")
+        if isinstance(doc.get("sweep", {}).get("train"), dict):
+            doc["sweep"]["train"] = flag_keys("train", doc["sweep"]["train"], "[sweep.train]")
+    except NeuralscaleError as e:
+        raise NeuralscaleError(f"{path}: {e}") from None
     exp = doc.get("experiment", {})
     for key in ("model", "dataset"):
         if key not in exp:
@@ -101,7 +165,37 @@ class Experiment:
     descent: object | None  # a resolved DescentConfig, or None
     sweep: object  # SweepConfig
     executor: object
-    accuracy: str
+    report: dict  # build_report's accuracy, formats and bands
+
+
+def _executor(table: dict):
+    """The [executor] section: where the sweep's runs execute."""
+    ex = dict(table)
+    bad = sorted(set(ex) - set(EXECUTOR_KEYS))
+    if bad:
+        raise NeuralscaleError(f"unknown [executor] setting(s) {', '.join(bad)}; use {', '.join(EXECUTOR_KEYS)}"
+                               + suggest(bad[0], EXECUTOR_KEYS))
+    kinds = {"name": str, "workers": int, "threads": int, "retries": int, "address": str,
+             "gpus_per_run": float, "cpus_per_run": float, "devices": list[str]}
+    for k, v in ex.items():
+        if not matches(v, kinds[k]):
+            want = {int: "an integer", str: "a string", float: "a number"}.get(kinds[k], "a list of device names")
+            raise NeuralscaleError(f"[executor] {k} must be {want}, got {v!r}")
+    return get_executor(ex.pop("name", "sequential"), **ex)
+
+
+def _report(table: dict) -> dict:
+    """The [report] section: build_report's accuracy, formats and bands."""
+    rep = table
+    bad = sorted(set(rep) - set(REPORT_KEYS))
+    if bad:
+        raise NeuralscaleError(f"unknown [report] setting(s) {', '.join(bad)}{suggest(bad[0], REPORT_KEYS)}")
+    accuracy = rep.get("accuracy", "best-val")
+    one_of("[report] accuracy", accuracy, tuple(ACCURACY))
+    report = {"accuracy": accuracy, "formats": check_formats(_strings(rep.get("format", ["png"]), "format")),
+              "bands": rep.get("band", "ci")}
+    one_of("[report] band", report["bands"], BANDS)
+    return report
 
 
 def prepare(path: str | Path, out: str | Path | None = None) -> Experiment:
@@ -138,32 +232,15 @@ def prepare(path: str | Path, out: str | Path | None = None) -> Experiment:
     else:
         sweep_cfg = SweepConfig.from_dict({**common, **sw, "train": train})
 
-    ex = dict(doc.get("executor", {}))
-    bad = sorted(set(ex) - set(EXECUTOR_KEYS))
-    if bad:
-        raise NeuralscaleError(f"unknown [executor] setting(s) {', '.join(bad)}; use {', '.join(EXECUTOR_KEYS)}"
-                               + suggest(bad[0], EXECUTOR_KEYS))
-    kinds = {"name": str, "workers": int, "threads": int, "retries": int, "address": str,
-             "gpus_per_run": float, "cpus_per_run": float, "devices": list[str]}
-    for k, v in ex.items():
-        if not matches(v, kinds[k]):
-            want = {int: "an integer", str: "a string", float: "a number"}.get(kinds[k], "a list of device names")
-            raise NeuralscaleError(f"[executor] {k} must be {want}, got {v!r}")
-    executor = get_executor(ex.pop("name", "sequential"), **ex)
-
-    rep = doc.get("report", {})
-    bad = sorted(set(rep) - {"accuracy"})
-    if bad:
-        raise NeuralscaleError(f"unknown [report] setting(s) {', '.join(bad)}{suggest(bad[0], ['accuracy'])}")
-    accuracy = rep.get("accuracy", "best-val")
-    one_of("[report] accuracy", accuracy, tuple(ACCURACY))
+    executor = _executor(doc.get("executor", {}))
+    report = _report(doc.get("report", {}))
     try:  # a folder that cannot be written is found now, not after the descent
         out_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise NeuralscaleError(f"cannot use {out_dir}: it is a file") from None
     except OSError as e:
         raise NeuralscaleError(f"cannot use {out_dir}: {e.strerror or e}") from None
-    return Experiment(space, out_dir, data, cfg, sweep_cfg, executor, accuracy)
+    return Experiment(space, out_dir, data, cfg, sweep_cfg, executor, report)
 
 
 def run(path: str | Path, out: str | Path | None = None, progress: bool = True, retry_failed: bool = False) -> dict:
@@ -176,7 +253,7 @@ def run(path: str | Path, out: str | Path | None = None, progress: bool = True, 
         descent_dir = Path(e.sweep.descent)
         log.info("experiment: descent into %s", descent_dir)
         descend(e.space, splits, descent_dir, e.descent, progress=progress)
-        descent_figures(descent_dir, e.space)
+        descent_figures(descent_dir, e.space, formats=e.report["formats"])
     log.info("experiment: sweep into %s", e.out)
     run_sweep(e.sweep, e.out, progress=progress, retry_failed=retry_failed, executor=e.executor)
-    return build_report(e.out, accuracy=e.accuracy)
+    return build_report(e.out, **e.report)

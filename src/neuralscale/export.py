@@ -1,10 +1,13 @@
 """A scaled model as a file pair: its widths (JSON) and its weights, rebuildable with one call; ONNX export.
 
-    NAME.json   {"format": "neuralscale-model", "model", "dataset", "convcut", "widths", "params", "macs", ...}
+    NAME.json   {"format": "neuralscale-model", "model", "dataset", "convcut", "layers", "widths", "params",
+                 "macs", "params_share", "macs_share", "input_shape", "num_classes", "data": {...}, ...}
     NAME.pt     the state dict (torch.save; loads with weights_only=True)
 
 `load_model("NAME.json")` rebuilds the width space, builds it at the widths and
-loads the weights.  `to_onnx` exports a model (the optional extra
+loads the weights.  The JSON carries what the model needs to know of its data
+(input shape, classes), so loading needs no dataset; a space of your own
+(`neuralscale.space(model, example_input)`) is passed as `space=`.  `to_onnx` exports a model (the optional extra
 `neuralscale[onnx]`) and, where onnxruntime is installed, checks that the
 exported model gives the same outputs as the PyTorch one.
 """
@@ -12,16 +15,19 @@ exported model gives the same outputs as the PyTorch one.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .data.info import DatasetInfo
 from .errors import NeuralscaleError
 from .guard import check_new_file
 from .store import read_record
 from .zoo import space as make_space
 from .records import atomic_torch_save, atomic_write_json
+from .space import WidthSpace
 
 FORMAT = "neuralscale-model"
 
@@ -31,10 +37,9 @@ def save_model(path: str | Path, model: nn.Module, space, widths, convcut: bool 
     """Write PATH.json (widths and identity) and PATH.pt (weights); returns both paths."""
     base = Path(path)
     base = base.with_suffix("") if base.suffix in (".json", ".pt") else base
-    widths = space.validate(widths)
-    meta = {"format": FORMAT, "model": space.name, "dataset": space.info.name, "convcut": convcut,
-            "layers": list(space.layer_names), "widths": widths, "params": space.params(widths),
-            "macs": space.macs(widths), "weights": base.name + ".pt", **(extra or {})}
+    meta = {"format": FORMAT, **space.describe(widths), "convcut": convcut,
+            "input_shape": list(space.info.input_shape), "num_classes": space.info.num_classes,
+            "data": asdict(space.info), "weights": base.name + ".pt", **(extra or {})}
     weights = base.parent / (base.name + ".pt")
     atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
     json_path = base.parent / (base.name + ".json")
@@ -58,10 +63,30 @@ def read_meta(path: str | Path) -> dict:
     return meta
 
 
-def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = None) -> tuple[nn.Module, dict]:
-    """Rebuild a saved model: its width space at its widths, with its weights."""
+def saved_space(meta: dict, data_dir: str | None = None, space: WidthSpace | None = None) -> WidthSpace:
+    """The width space a saved model or run belongs to: `space` if given (checked against its layers), else
+    rebuilt from its name and the data description it carries (files of 0.1 name only their dataset)."""
+    if space is None:
+        info = meta.get("data")
+        try:
+            dataset = DatasetInfo(**info) if isinstance(info, dict) else meta["dataset"]
+        except TypeError:
+            raise NeuralscaleError(f"{meta.get('_path', 'the model file')}'s data description is damaged") from None
+        space = make_space(meta["model"], dataset, convcut=meta.get("convcut", False), data_dir=data_dir)
+    if "layers" in meta and list(meta["layers"]) != list(space.layer_names):
+        raise NeuralscaleError(f"the space given is not {meta['model']}'s: its layers differ")
+    return space
+
+
+def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = None,
+               space: WidthSpace | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild a saved model: its width space at its widths, with its weights.  No dataset is needed; a
+    space of your own (`neuralscale.space(model, example_input)`) is passed as `space`."""
     meta = read_meta(path)
-    sp = make_space(meta["model"], meta["dataset"], convcut=meta.get("convcut", False), data_dir=data_dir)
+    sp = saved_space(meta, data_dir, space)
+    meta.setdefault("params_share", sp.params(meta["widths"]) / sp.params(sp.base_widths))
+    meta.setdefault("macs_share", sp.macs(meta["widths"]) / sp.macs(sp.base_widths))
+    meta.setdefault("input_shape", list(sp.info.input_shape))
     model = sp.build(meta["widths"])
     weights = Path(meta["_path"]).parent / meta["weights"]
     try:
@@ -74,7 +99,8 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     return model.to(device).eval(), meta
 
 
-def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx: bool = False) -> tuple[Path, Path]:
+def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx: bool = False,
+             space: WidthSpace | None = None) -> tuple[Path, Path]:
     """Export a finished run's network (its record and final checkpoint) as PATH.json + PATH.pt.
 
     Nothing is overwritten and nothing is written into a run or descent directory unless `force`;
@@ -95,7 +121,8 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     if not ckpt.exists():
         raise NeuralscaleError(f"{ckpt} is missing; the run's weights were not kept")
     spec = record.get("spec", {})
-    sp = make_space(record["model"], record["dataset"], convcut=spec.get("convcut", False), data_dir=spec.get("data", {}).get("data_dir"))
+    sp = saved_space({"model": record["model"], "dataset": record["dataset"], "convcut": spec.get("convcut", False)},
+                     spec.get("data", {}).get("data_dir"), space)
     model = sp.build(record["widths"])
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
@@ -114,14 +141,17 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
                              "final_test_acc": s.get("final_test_acc")})
 
 
-def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, force: bool = False) -> dict:
-    """A finished run as PATH.json + PATH.pt (and PATH.onnx, checked against onnxruntime where installed)."""
-    json_path, weights = from_run(run_dir, path, force=force, onnx=onnx)
-    result = {"json": json_path, "weights": weights}
+def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, force: bool = False,
+               space: WidthSpace | None = None) -> dict:
+    """A finished run as PATH.json + PATH.pt (and PATH.onnx, checked against onnxruntime where installed).
+    A run of a space of your own needs that space (`space`)."""
+    json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space)
+    model, meta = load_model(json_path, space=space)
+    result = {"json": str(json_path), "weights": str(weights),
+              **{k: meta[k] for k in ("model", "dataset", "layers", "widths", "params", "macs", "params_share",
+                                      "macs_share")}}
     if onnx:
-        model, meta = load_model(json_path)
-        sp = make_space(meta["model"], meta["dataset"], convcut=meta.get("convcut", False))
-        result.update(to_onnx(model, sp.info.input_shape, json_path.with_suffix(".onnx")))
+        result.update(to_onnx(model, tuple(meta["input_shape"]), json_path.with_suffix(".onnx")))
     return result
 
 

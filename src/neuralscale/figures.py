@@ -1,4 +1,7 @@
-"""Every figure neuralscale draws (PNG, via matplotlib's non-interactive backend, imported only when drawing).
+"""Every figure neuralscale draws (PNG, and SVG or PDF on request, via matplotlib's non-interactive backend,
+imported only when drawing).
+
+Titles name the model and dataset, never a filesystem path, and wrap rather than run off the figure.
 
 - a descent's figures: per-layer widths against parameters with the fitted laws
   (`growth_figure`), and the widths each iteration's law gives (`heatmap_figure`);
@@ -9,6 +12,8 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +22,48 @@ from .descent import DescentDir
 from .errors import NeuralscaleError
 from .scaling import solve
 from .space import WidthSpace
+from .stats import t975
 from .store import budget_text
 
 PAPER_METHODS = {"uniform": "uniform", "morphnet": "morphnet", "neuralscale_iter1": "neuralscale@1",
                  "neuralscale_iter15": "neuralscale@15"}
+
+
+FORMATS = ("png", "svg", "pdf")
+BANDS = ("ci", "minmax", "none")
+
+
+def check_formats(formats) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise NeuralscaleError(f"unknown figure format {(bad or [''])[0]!r}; choose from: {', '.join(FORMATS)}")
+    return formats
+
+
+def display_name(name: str) -> str:
+    """A model or dataset name as a title shows it: an image folder by its folder's name, not its path."""
+    scheme, _, rest = name.partition(":")
+    if rest and ("/" in rest or "\\" in rest):
+        return f"{Path(rest.rstrip('/')).name} ({scheme})"
+    return name
+
+
+def _title(space_or_model, dataset: str | None = None, what: str = "") -> str:
+    model = space_or_model.name if isinstance(space_or_model, WidthSpace) else space_or_model
+    dataset = space_or_model.info.name if isinstance(space_or_model, WidthSpace) else dataset
+    return textwrap.fill(f"{display_name(model)} on {display_name(dataset)}: {what}", 72)
+
+
+def _save(fig, path: Path, formats=("png",), dpi: int = 120) -> Path:
+    """Save `path` (a .png name) in each format; returns the PNG's path (the one reports embed)."""
+    plt = _plt()
+    formats = check_formats(formats)
+    for f in formats:
+        fig.savefig(path.with_suffix(f".{f}"), dpi=dpi)
+    plt.close(fig)
+    shown = next((f for f in ("png", "svg") if f in formats), formats[0])
+    return path.with_suffix(f".{shown}")
 
 
 def _plt():
@@ -31,8 +74,9 @@ def _plt():
 
 
 def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None = None,
-                  dest: str | Path | None = None) -> Path:
-    """Per-layer widths against total parameters: the trajectory's points and the fitted curves."""
+                  dest: str | Path | None = None, formats=("png",)) -> Path:
+    """Per-layer widths against total parameters: the trajectory's points and the fitted curves, solid over
+    the range of parameter counts the law was fitted on (shaded) and dotted where it extrapolates."""
     d = DescentDir(out_dir)
     entry = d.iteration(iteration)
     it, law = entry.number, entry.law
@@ -45,27 +89,30 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
     # curves are drawn from the widths pruning ended at, with no points.
     low = tau.min() if len(tau) else space.params(entry.final_widths)
     grid = np.geomspace(low, space.params(space.base_widths) * 2, 200)
+    lo, hi = law.tau_range if len(law.tau_range) == 2 else (grid[0], grid[-1])
+    if len(law.tau_range) == 2:
+        ax.axvspan(lo, hi, color="grey", alpha=0.08, lw=0, label="fitted range")
+    inside = (grid >= lo) & (grid <= hi)
     for i, name in enumerate(space.layer_names):
         ax.scatter(tau, [r[i] for r in rows], s=6, color=colors[i], alpha=0.5)
-        ax.plot(grid, law.alpha[i] * grid ** law.beta[i], color=colors[i], lw=1.5,
-                label=f"{name} (β={law.beta[i]:.2f})")
+        curve = law.alpha[i] * grid ** law.beta[i]
+        ax.plot(grid[inside], curve[inside], color=colors[i], lw=1.5, label=f"{name} (β={law.beta[i]:.2f})")
+        ax.plot(grid, np.where(inside, np.nan, curve), ":", color=colors[i], lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("total parameters τ")
     ax.set_ylabel("channels")
-    ax.set_title(f"{space.name} on {space.info.name}: widths during pruning (iteration {it}) and fitted laws"
-                 + ("" if rows else "\n(no trajectory rows: uniform scaling)"), fontsize=10)
+    ax.set_title(_title(space, what=f"widths during pruning (iteration {it}) and fitted laws, dotted outside the "
+                                    "fitted range") + ("" if rows else "\n(no trajectory rows: uniform scaling)"),
+                 fontsize=10)
     ax.legend(fontsize=7, ncol=2 if len(space) > 10 else 1, loc="upper left")
     ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
-    path = Path(dest or d.path) / f"growth_iteration_{it:02d}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, Path(dest or d.path) / f"growth_iteration_{it:02d}.png", formats)
 
 
 def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.0, 2.0),
-                   dest: str | Path | None = None) -> Path:
+                   dest: str | Path | None = None, formats=("png",)) -> Path:
     """Per-layer widths across descent iterations, one panel per budget (uniform ratio)."""
     d = DescentDir(out_dir)
     laws = d.laws()
@@ -86,18 +133,17 @@ def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.
                 ax.text(x, y, f"{int(v)}", ha="center", va="center", fontsize=6,
                         color="white" if v < grid.max() * 0.6 else "black")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.suptitle(f"{space.name} on {space.info.name}: widths the law gives after each descent iteration")
+    fig.suptitle(_title(space, what="widths the law gives after each descent iteration"), fontsize=10)
     fig.tight_layout()
-    path = Path(dest or d.path) / "heatmap.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, Path(dest or d.path) / "heatmap.png", formats)
 
 
-def descent_figures(out_dir: str | Path, space: WidthSpace, dest: str | Path | None = None) -> list[Path]:
+def descent_figures(out_dir: str | Path, space: WidthSpace, dest: str | Path | None = None,
+                    formats=("png",)) -> list[Path]:
     """Both figures of a descent; `space` is the model's space (the descent's --base-ratio start is applied)."""
     space = DescentDir(out_dir).start_space(space)
-    return [growth_figure(out_dir, space, dest=dest), heatmap_figure(out_dir, space, dest=dest)]
+    return [growth_figure(out_dir, space, dest=dest, formats=formats),
+            heatmap_figure(out_dir, space, dest=dest, formats=formats)]
 
 
 def method_colors(labels: list[str]) -> dict[str, object]:
@@ -106,9 +152,21 @@ def method_colors(labels: list[str]) -> dict[str, object]:
     return {label: cmap(i % 10) for i, label in enumerate(labels)}
 
 
+def band(row: dict, kind: str = "ci") -> tuple[float, float]:
+    """The band drawn around a row's mean: its 95% confidence interval (t, over seeds), or min-max."""
+    if kind == "minmax":
+        return row["min"], row["max"]
+    if kind == "none" or row["n"] < 2:
+        return row["mean"], row["mean"]
+    half = t975(row["n"] - 1) * row["std"] / math.sqrt(row["n"])
+    return row["mean"] - half, row["mean"] + half
+
+
 def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel: str,
-                    paper: list[dict] | None = None, colors: dict | None = None) -> Path | None:
-    """Mean accuracy against params, MACs or latency: one line per method, min-max band over seeds."""
+                    paper: list[dict] | None = None, colors: dict | None = None, bands: str = "ci",
+                    formats=("png",)) -> Path | None:
+    """Mean accuracy against params, MACs or latency: one line per method, a band over seeds (95% CI of the
+    mean by default, min-max on request)."""
     field = {"params": "params", "macs": "macs", "latency": "latency_ms"}[axis]
     usable = [r for r in rows if r[field] is not None]
     if not usable:
@@ -122,7 +180,9 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
         x = [r[field] for r in pts]
         ax.plot(x, [r["mean"] for r in pts], "o-", color=colors[label],
                 label=f"{pts[0]['shown']} (n={max(r['n'] for r in pts)})")
-        ax.fill_between(x, [r["min"] for r in pts], [r["max"] for r in pts], color=colors[label], alpha=0.18, lw=0)
+        if bands != "none":
+            lo_hi = [band(r, bands) for r in pts]
+            ax.fill_between(x, [b[0] for b in lo_hi], [b[1] for b in lo_hi], color=colors[label], alpha=0.18, lw=0)
     if paper and axis in ("params", "macs"):
         for method, label in PAPER_METHODS.items():
             pr = sorted((r for r in paper if r["method"] == method), key=lambda r: float(r["params"]))
@@ -134,17 +194,15 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
     ax.set_xscale("log")
     ax.set_xlabel({"params": "parameters", "macs": "MACs per image", "latency": "latency, batch 1 (ms, median)"}[axis])
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 72), fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = dest / f"acc_vs_{axis}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, dest / f"acc_vs_{axis}.png", formats, dpi=110)
 
 
-def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, colors: dict) -> Path | None:
+def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, colors: dict,
+                  formats=("png",)) -> Path | None:
     """Per-layer widths of every method, one panel per budget."""
     budgets = sorted({tuple(r["budget_key"]) for r in rows})
     if not budgets:
@@ -165,7 +223,4 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
     axes[0][-1].legend(fontsize=7)
     fig.suptitle("per-layer widths of each method at each budget", fontsize=10)
     fig.tight_layout()
-    path = dest / "widths.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, dest / "widths.png", formats, dpi=110)

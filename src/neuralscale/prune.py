@@ -133,6 +133,10 @@ class TaylorPruner(Callback):
     # -- hooks -------------------------------------------------------------------
     def on_train_start(self, trainer: Trainer) -> None:
         self._advise(trainer)
+        self.start(trainer)
+
+    def start(self, trainer) -> None:
+        """Find the layers' gates and attach the masks (a Trainer, or loop.py's view of your own loop)."""
         if self.physical or self.importance.needs_graph:  # probing costs a build per layer: only when needed
             self._graph = ChannelGraph(self.space, self.widths)
         if self.physical and not self._graph.exact:

@@ -27,51 +27,32 @@ from pathlib import Path
 
 from .descent import DescentDir
 from .errors import NeuralscaleError
-from .figures import accuracy_figure, descent_figures, method_colors, widths_figure
+from .figures import (BANDS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
+                      widths_figure)
 from .guard import check_report_dir
 from .methods import BASE_METHODS, METHOD_TITLES
 from .records import atomic_write_json, atomic_write_text
 from .reference import rows as reference_rows
 from .space import WidthSpace
+from .stats import welch_gap
+from .validate import one_of
 from .store import RunStore, budget_key, budget_text, finite, load_records
 from .zoo import space as make_space
 
+BAND_TEXT = {"ci": ", band = 95% confidence interval of the mean", "minmax": ", band = min-max over seeds",
+             "none": ""}
 ACCURACY = {
     "best-val": ("test_acc_at_best_val", "test accuracy at the best-validation epoch"),
     "final": ("final_test_acc", "test accuracy at the final epoch"),
     "original": ("best_test_acc_original_protocol",
                  "best test accuracy over epochs (ORIGINAL PROTOCOL: selects on the test set; for comparison with the paper only)"),
 }
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-
-
-def t975(df: float) -> float:
-    if df < 1:
-        return float("nan")
-    return _T975[min(int(df), 30) - 1] if df < 31 else 1.96
-
-
 def _latency_ms(record: dict) -> float | None:
     lat = record.get("latency") or {}
     batches = lat.get("batches") or {}
     if "1" in batches:
         return batches["1"]["median_ms"]
     return None
-
-
-def welch_gap(a: list[float], b: list[float]) -> tuple[float, float | None]:
-    """mean(a) - mean(b) and the half-width of its 95% confidence interval (Welch), None with under 2 of either."""
-    gap = statistics.fmean(a) - statistics.fmean(b)
-    if len(a) < 2 or len(b) < 2:
-        return gap, None
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return gap, 0.0
-    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
-    return gap, t975(df) * se
 
 
 def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[dict]:
@@ -183,7 +164,7 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
                   _mark_fallbacks(rows, descent_dir))
 
 
-def _figures(st: _Store, dest: Path) -> tuple[list[tuple[str, Path]], str]:
+def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tuple[list[tuple[str, Path]], str]:
     """Every figure of the report, drawn once; and a note when the descent's are missing."""
     labels = sorted({r["label"] for r in st.rows}, key=lambda s: (s != "uniform", s))
     colors = method_colors(labels)
@@ -191,18 +172,18 @@ def _figures(st: _Store, dest: Path) -> tuple[list[tuple[str, Path]], str]:
     ylabel = ACCURACY[st.accuracy][1] + " (%)"
     out = []
     for axis in ("params", "macs", "latency"):
-        p = accuracy_figure(st.rows, axis, dest, f"{st.model} on {st.dataset}: mean over seeds, band = min-max",
-                            ylabel, paper, colors)
+        p = accuracy_figure(st.rows, axis, dest, f"{display_name(st.model)} on {display_name(st.dataset)}: mean over "
+                            f"seeds{BAND_TEXT[bands]}", ylabel, paper, colors, bands=bands, formats=formats)
         if p:
             out.append((f"accuracy against {axis}", p))
-    p = widths_figure(st.rows, list(st.space.layer_names) if st.space else None, dest, colors)
+    p = widths_figure(st.rows, list(st.space.layer_names) if st.space else None, dest, colors, formats=formats)
     if p:
         out.append(("per-layer widths", p))
     if st.descent is None or st.space is None:
         return out, ""
     if not DescentDir(st.descent).fits_path.exists():
         return out, f"The descent directory {st.descent} is not available; its figures are left out."
-    growth, heatmap = descent_figures(st.descent, st.space, dest=dest)
+    growth, heatmap = descent_figures(st.descent, st.space, dest=dest, formats=formats)
     return out + [("descent: widths during pruning and fitted laws", growth),
                   ("descent: widths the law gives per iteration", heatmap)], ""
 
@@ -211,7 +192,7 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     """The report as blocks: ("h1" | "h2" | "p", text), ("table", head, rows), ("list", items), ("figure", caption, path)."""
     status = [r["status"] for r in st.records]
     doc: list[tuple] = [
-        ("h1", f"neuralscale report: {st.model} on {st.dataset}"),
+        ("h1", f"neuralscale report: {display_name(st.model)} on {display_name(st.dataset)}"),
         ("p", f"Built {time.strftime('%Y-%m-%d %H:%M:%S')} from {len(st.records)} run record(s) in `{st.path}`: "
               f"{status.count('finished')} finished, {status.count('failed')} failed, "
               f"{status.count('running')} unfinished."),
@@ -283,7 +264,8 @@ def render_html(doc: list[tuple], title: str) -> str:
             out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block[1]) + "</ul>")
         elif kind == "figure":
             data = base64.b64encode(block[2].read_bytes()).decode()
-            out.append(f"<img alt='{html.escape(block[1])}' src='data:image/png;base64,{data}'>")
+            mime = {".svg": "image/svg+xml", ".pdf": "application/pdf"}.get(block[2].suffix, "image/png")
+            out.append(f"<img alt='{html.escape(block[1])}' src='data:{mime};base64,{data}'>")
         elif kind == "table":
             out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in block[1]) + "</tr>")
             out += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block[2]]
@@ -293,30 +275,39 @@ def render_html(doc: list[tuple], title: str) -> str:
 
 
 def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path | None = None,
-                 descent: str | Path | None = None, force: bool = False) -> dict:
-    """Write the report of a run store; returns {"markdown", "html", "summary", "rows", "records", "figures"}."""
+                 descent: str | Path | None = None, force: bool = False, formats=("png",),
+                 bands: str = "ci") -> dict:
+    """Write the report of a run store; returns {"markdown", "html", "summary", "rows", "records", "figures"}.
+
+    `formats`: the figures' files (png, svg, pdf; the page embeds the first of png, svg); `bands`: what
+    the band around each accuracy curve shows (ci: the mean's 95% confidence interval, minmax, none).
+    """
     if accuracy not in ACCURACY:
         raise NeuralscaleError(f"unknown accuracy {accuracy!r}; choose one of: {', '.join(ACCURACY)}")
+    formats = check_formats(formats)
+    one_of("band", bands, BANDS)
     st = _read(Path(store), accuracy, descent)
     dest = check_report_dir(Path(out) if out else st.path / "report", force)
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise NeuralscaleError(f"cannot write the report into {dest}: {e.strerror or e}") from None
-    figures, note = _figures(st, dest)
+    figures, note = _figures(st, dest, formats, bands)
     doc = _document(st, figures, note)
     atomic_write_text(dest / "report.md", render_markdown(doc))
     atomic_write_text(dest / "report.html", render_html(doc, f"neuralscale: {st.model} on {st.dataset}"))
-    atomic_write_json(dest / "summary.json", {"model": st.model, "dataset": st.dataset, "accuracy": accuracy,
-                                              "store": str(st.path), "rows": st.rows,
-                                              "runs": [run_summary(r) for r in st.records]})
+    summary = {"model": st.model, "dataset": st.dataset, "accuracy": accuracy, "store": str(st.path),
+               "report": str(dest / "report.md"), "html": str(dest / "report.html"), "rows": st.rows,
+               "runs": [run_summary(r) for r in st.records]}
+    atomic_write_json(dest / "summary.json", summary)
     return {"markdown": dest / "report.md", "html": dest / "report.html", "summary": dest / "summary.json",
-            "rows": st.rows, "records": st.records, "figures": [p for _, p in figures]}
+            "rows": st.rows, "records": st.records, "figures": [p for _, p in figures], "document": summary}
 
 
 def run_summary(r: dict) -> dict:
     s = r.get("summary") or {}
-    return {"id": r["id"], "status": r["status"], "label": r.get("label"), "budget": r.get("budget"),
+    return {"id": r["id"], "status": r["status"], "model": r.get("model"), "dataset": r.get("dataset"),
+            "method": r.get("method"), "label": r.get("label"), "budget": r.get("budget"),
             "seed": r.get("seed"), "widths": r.get("widths"), "params": r.get("params"), "macs": r.get("macs"),
             "latency_ms": _latency_ms(r), "final_test_acc": s.get("final_test_acc"),
             "test_acc_at_best_val": s.get("test_acc_at_best_val"), "best_val_epoch": s.get("best_val_epoch"),

@@ -195,11 +195,13 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
 
 
 def budget_slug(budget: dict) -> str:
-    """A budget as a run directory's name shows it: r0.25, params2.8M, macs150k (a ratio, or a count)."""
+    """A budget as a run directory's name shows it: r0.25, params25pct (of the base), params2.8M, macs150k."""
     if not budget:
         return ""
     if "ratio" in budget:
         return f"r{budget['ratio']:g}"
+    if "share" in budget:
+        return f"{budget['metric']}{100 * budget['share']:.4g}pct"
     value = float(budget["value"])
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if value >= size:

@@ -333,7 +333,7 @@ class _Search:
         return bool(np.all(self.law.raw_widths(math.exp(log_tau)) <= self.min_width)) or log_tau < -20
 
 
-def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "params", *,
+def solve(law: ScalingLaw, space: WidthSpace, budget: float | str, metric: str = "params", *,
           min_width: int = 1, multiple: int = 1, max_width: int | None = None,
           device: str = "cpu", batch_size: int = 1, tolerance: float = 0.005) -> Solution:
     """The configuration on `law` whose cost is nearest `budget`.
@@ -347,11 +347,13 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     error naming the feasible range.
     """
     law.check_space(space)
-    budget = check_budget("a budget", budget)
     if min_width < 1 or multiple < 1:
         raise NeuralscaleError("minimum width and multiple must be at least 1")
     cap = min(max_width or 64 * max(space.base_widths), MAX_WIDTH)
     cost = cost_function(space, metric, device, batch_size)
+    # "25%": a share of the base model's cost (its measured latency, for a latency budget)
+    budget = check_budget(f"a {metric} budget", budget,
+                          base=cost(list(space.base_widths)) if isinstance(budget, str) else None)
     multiples = [math.lcm(multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
     search = _Search(law, budget, cost, min_width, multiples, cap)
     # start where tau equals the budget in parameters (tau *is* a parameter count)

@@ -121,6 +121,10 @@ class WidthSpace:
         return count_params(model), count_macs(model, self.info.input_shape, self._positions)
 
     def describe(self, widths: Sequence[int]) -> dict:
+        """The keys every command's --json shares: model, dataset, layers, widths, params, macs, and the
+        shares of the base model's parameters and MACs."""
         widths = self.validate(widths)
-        return {"model": self.name, "dataset": self.info.name, "layers": list(self.layer_names),
-                "widths": widths, "params": self.params(widths), "macs": self.macs(widths)}
+        p, m = self.params(widths), self.macs(widths)
+        return {"model": self.name, "dataset": self.info.name, "layers": list(self.layer_names), "widths": widths,
+                "params": p, "macs": m, "params_share": p / self.params(self.base_widths),
+                "macs_share": m / self.macs(self.base_widths)}

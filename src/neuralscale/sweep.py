@@ -25,7 +25,7 @@ from .progress import progress_bar
 from .runs import RunSpec, describe
 from .store import RunStore
 from .train import TrainConfig, paper_config, resolve_device
-from .validate import at_least, budget, check_data, check_types, positive, ratio, suggest
+from .validate import at_least, budget, check_data, check_types, positive, ratio, share, suggest
 from .zoo import space as make_space
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ class SweepConfig:
     dataset: str
     methods: list[str] = field(default_factory=lambda: ["uniform", "morphnet", "neuralscale"])
     ratios: list[float] = field(default_factory=list)  # budgets as uniform ratios ...
-    params: list[float] = field(default_factory=list)  # ... as parameter counts ...
-    macs: list[float] = field(default_factory=list)  # ... or as MACs per image
+    params: list[float | str] = field(default_factory=list)  # ... as parameter counts ("25%": of the base) ...
+    macs: list[float | str] = field(default_factory=list)  # ... or as MACs per image
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     train: dict = field(default_factory=dict)  # TrainConfig fields (the one recipe)
     descent: str | None = None  # descent directory (morphnet, neuralscale)
@@ -128,8 +128,13 @@ def sweep_config(model: str, dataset: str, preset_name: str | None = None, **fie
 
 def _budgets(cfg: SweepConfig, space) -> list[dict]:
     out = [{"metric": "params", "value": space.params(space.uniform(r)), "ratio": r} for r in cfg.ratios]
-    out += [{"metric": "params", "value": float(p)} for p in cfg.params]
-    out += [{"metric": "macs", "value": float(m)} for m in cfg.macs]
+    for metric, values, base in (("params", cfg.params, space.params(space.base_widths)),
+                                 ("macs", cfg.macs, space.macs(space.base_widths))):
+        for v in values:
+            b = {"metric": metric, "value": float(budget(f"a {metric} budget", v, base=base))}
+            if share(v) is not None:
+                b["share"] = share(v)
+            out.append(b)
     return out
 
 

@@ -16,8 +16,12 @@ space through `generic.module_space` (or `ns.space(model, example_input)`).
 
 from __future__ import annotations
 
+import copy
 import functools
 from typing import Callable
+
+import torch
+from torch import nn
 
 from .data import dataset_info
 from .data.info import DatasetInfo
@@ -82,9 +86,18 @@ def family(name: str) -> str:
     return name.split(":", 1)[0] if ":" in name else name.lower().removesuffix("-convcut")
 
 
-def space(model: str, dataset: str | DatasetInfo, *, convcut: bool = False,
-          data_dir: str | None = None) -> WidthSpace:
-    """The width space of `model` for `dataset` (a name or a DatasetInfo)."""
+def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | None = None, *, convcut: bool = False,
+          data_dir: str | None = None, name: str | None = None) -> WidthSpace:
+    """The width space of `model` for `dataset` (a name or a DatasetInfo).
+
+    `model` may also be your own `nn.Module` with an example input instead of a dataset, as Torch-Pruning
+    takes it: `space(model, torch.randn(1, 3, 32, 32))`.  Its channels are found from its graph (generic.py);
+    every network the space builds is a fresh copy of `model` at other widths, initialised afresh.
+    """
+    if isinstance(model, nn.Module):
+        return _module_space(model, dataset, name)
+    if dataset is None or isinstance(dataset, torch.Tensor):
+        raise NeuralscaleError("a model name needs a dataset (a name such as cifar10, or a DatasetInfo)")
     info = dataset if isinstance(dataset, DatasetInfo) else dataset_info(dataset, data_dir)
     if ":" in model:
         if convcut:
@@ -103,6 +116,25 @@ def space(model: str, dataset: str | DatasetInfo, *, convcut: bool = False,
         raise NeuralscaleError(f"{info.name}'s {info.resolution}x{info.resolution} images are too small for "
                                f"{sp.name} ({str(e).splitlines()[0][:120]})") from None
     return sp
+
+
+def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, name: str | None) -> WidthSpace:
+    if isinstance(example, DatasetInfo):
+        info = example
+    elif isinstance(example, torch.Tensor) and example.dim() == 4 and example.shape[-1] == example.shape[-2]:
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            out = model(example[:1].to(next(model.parameters()).device))
+        model.train(was)
+        if out.dim() != 2:
+            raise NeuralscaleError(f"the model must return class scores of shape (batch, classes), got {tuple(out.shape)}")
+        info = DatasetInfo("custom", int(out.shape[1]), int(example.shape[1]), int(example.shape[-1]))
+    else:
+        raise NeuralscaleError("your own model needs an example input: a tensor of shape (batch, channels, size, size)"
+                               + (f", got shape {tuple(example.shape)}" if isinstance(example, torch.Tensor) else ""))
+    template = copy.deepcopy(model).cpu()
+    return module_space(name or f"module:{type(model).__name__}", lambda: copy.deepcopy(template), info)
 
 
 @functools.lru_cache(maxsize=64)

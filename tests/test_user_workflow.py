@@ -1,0 +1,302 @@
+"""What a user reaches for: budgets as shares, a budget to a model in one step, their own model and training
+loop, standalone exports, one --json interface, readable files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+import neuralscale as ns
+from neuralscale.data import load_splits
+from neuralscale.data.augment import DeviceBatches, channel_stats
+from neuralscale.descent import DescentConfig
+from conftest import run_cli, write_fashion
+
+SYNTH = ["--model", "vgg11", "--dataset", "synthetic"]
+SMALL_DESCENT = dict(iterations=1, warmup_epochs=1, k=3, interval=2, prune_fraction=0.6, batch_size=32,
+                     base_ratio=0.0625, prune_past_one=True, trajectory_start="per-layer", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def descent(tmp_path_factory):
+    out = tmp_path_factory.mktemp("descent") / "d"
+    cfg = DescentConfig(**SMALL_DESCENT)
+    laws = ns.descend("vgg11", "synthetic", out, cfg, subset={"train": 160}, progress=False)
+    return out, laws
+
+
+def test_budgets_as_shares_of_the_base_model():
+    sp = ns.space("vgg11", "cifar10")
+    base_p, base_m = sp.params(sp.base_widths), sp.macs(sp.base_widths)
+    r = run_cli("scale", "--model", "vgg11", "--dataset", "cifar10", "--method", "uniform", "--params", "25%", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert abs(res["params"] - 0.25 * base_p) <= 0.005 * 0.25 * base_p
+    assert res["params_share"] == res["params"] / base_p and res["macs_share"] == res["macs"] / base_m
+    assert "warning" not in r.stderr  # uniform is uniform by design, not a failed fit
+    human = run_cli("scale", "--model", "vgg11", "--dataset", "cifar10", "--method", "uniform", "--macs", "50%")
+    assert "of the base model's parameters" in human.stdout and ("50.0% of its MACs" in human.stdout or "50.1% of its MACs" in human.stdout)
+    info = run_cli("info", "--model", "vgg11", "--dataset", "cifar10", "--ratio", "0.5")
+    assert "(25.0% of the base model)" in info.stdout
+    assert ns.scale(sp, "uniform", "params", "2.3M")["budget"] == 2.3e6  # suffixes read as people write them
+    for bad in ("0%", "-5%", "25x", "abc"):
+        r = run_cli("scale", "--model", "vgg11", "--dataset", "cifar10", "--method", "uniform", f"--params={bad}")
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "share of the base" in r.stderr
+
+
+def test_train_from_a_descent_at_a_share(tmp_path, descent):
+    out, laws = descent
+    run = tmp_path / "run"
+    r = run_cli("train", *SYNTH, "--from", str(out), "--method", "neuralscale", "--params", "50%", "--epochs", "1",
+                "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                "--out", str(run), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    sp = ns.space("vgg11", "synthetic")
+    assert res["label"] == "neuralscale@1" and res["budget"]["share"] == 0.5
+    assert res["widths"] == ns.scale(sp, "neuralscale", "params", "50%", source=out)["widths"]
+    assert abs(res["params_share"] - 0.5) < 0.01
+    assert run.joinpath("record.json").exists() and "params50pct" not in str(run)  # --out names the run
+    human = run_cli("train", *SYNTH, "--from", str(out), "--method", "neuralscale", "--params", "50%", "--epochs",
+                    "1", "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                    "--out", str(run))
+    assert human.returncode == 0 and "of the base model's parameters" in human.stdout
+    assert "already finished" in human.stderr
+    r = run_cli("train", *SYNTH, "--method", "slimming", "--params", "50%", "--epochs", "1")
+    assert r.returncode == 2 and "sweep" in r.stderr
+
+
+def test_descent_result_builds_a_model_for_a_budget(descent):
+    out, laws = descent
+    assert isinstance(laws, ns.DescentResult) and len(laws) == 1
+    sp = ns.space("vgg11", "synthetic")
+    model = laws.build(params="25%")
+    got = sum(p.numel() for p in model.parameters())
+    assert abs(got - 0.25 * sp.params(sp.base_widths)) <= 0.01 * 0.25 * sp.params(sp.base_widths)
+    conf = laws.configuration(macs="10%")
+    assert abs(conf["macs_share"] - 0.10) < 0.01 and conf["iteration"] == 1
+    # with no budget: the descent's own (rebased) parameter count
+    assert abs(laws.configuration()["params"] - sp.params(sp.uniform(0.0625))) <= 0.01 * sp.params(sp.uniform(0.0625))
+
+
+def test_your_own_module_end_to_end(tmp_path):
+    """ns.space(model, example_input) -> descend -> build at 25% -> train -> export -> load with its space."""
+    net = torchvision.models.resnet18(num_classes=10)
+    sp = ns.space(net, torch.randn(2, 3, 32, 32))
+    assert sp.info.num_classes == 10 and sp.info.input_shape == (3, 32, 32) and sp.name == "module:ResNet"
+    cfg = DescentConfig(**{**SMALL_DESCENT, "base_ratio": 0.125, "k": 8})
+    laws = ns.descend(sp, "synthetic", tmp_path / "d", cfg, subset={"train": 96}, progress=False)
+    small = laws.build(params="25%")
+    assert isinstance(small, torch.nn.Module) and small.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+    rec = ns.train(sp, "synthetic", widths=laws.widths(params="25%"), config=ns.TrainConfig(epochs=1, batch_size=32,
+                   device="cpu"), subset={"train": 64, "test": 16}, out_dir=tmp_path / "run", progress=False)
+    from neuralscale.export import export_run
+    with pytest.raises(ns.NeuralscaleError):  # a space of your own cannot be rebuilt from its name
+        export_run(tmp_path / "run", tmp_path / "m")
+    export_run(tmp_path / "run", tmp_path / "m", space=sp)
+    model, meta = ns.load_model(tmp_path / "m.json", space=sp)
+    assert meta["widths"] == rec["widths"] and model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    bad = ns.space(torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                       torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4)),
+                   torch.randn(1, 1, 32, 32))
+    with pytest.raises(ns.NeuralscaleError, match="4 classes, but synthetic"):
+        ns.train(bad, "synthetic", ratio=1.0, subset={"train": 16, "test": 8}, progress=False)
+
+
+def test_a_pruner_in_your_own_loop_gives_descends_trajectory(tmp_path):
+    """The same data, seed and recipe: a plain PyTorch loop with ns.Pruner writes what `descend --masking` does."""
+    cfg = DescentConfig(**{**SMALL_DESCENT, "physical": False})
+    ref = ns.descend("vgg11", "synthetic", tmp_path / "ref", cfg, subset={"train": 160}, progress=False)
+
+    # the user's loop: their model, optimizer, lr per epoch and batches (here the same as descend's, to compare)
+    base = ns.space("vgg11", "synthetic")
+    resolved = cfg.resolve(base)
+    sp = resolved.start_space(base)
+    splits = load_splits("synthetic", val_fraction=0.0, subset={"train": 160})
+    tc = replace(resolved.train_config(), seed=resolved.seed * 1000 + 1)
+    torch.manual_seed(resolved.seed * 1000 + 1)
+    model = sp.build(sp.base_widths)
+    opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay,
+                          foreach=True)
+    mean, std = channel_stats(splits.train[0])
+    batches = DeviceBatches(*splits.train, mean, std, torch.device("cpu"), False, torch.float32)
+    pruner = None
+    for epoch in range(50):
+        for g in opt.param_groups:
+            g["lr"] = tc.lr_at(epoch)
+        if epoch == resolved.warmup_epochs:
+            pruner = ns.Pruner(sp, model, tmp_path / "mine", k=resolved.k, interval=resolved.interval,
+                               fraction=resolved.prune_fraction, prune_past_one=True, trajectory_start="per-layer")
+        model.train()
+        gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + epoch)
+        for x, y in batches.train_batches(tc.batch_size, gen, splits.info.crop_padding, splits.info.rotate, True):
+            loss = F.cross_entropy(model(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if pruner is not None:
+                pruner.step()
+                if pruner.done:
+                    break
+        if pruner is not None and pruner.done:
+            break
+    laws = pruner.finish()
+    assert len(pruner.rows) >= 10 and not laws[0].fallback
+    assert (tmp_path / "mine" / "iteration_01.csv").read_text() == (tmp_path / "ref" / "iteration_01.csv").read_text()
+    assert laws[0].alpha == ref[0].alpha and laws[0].beta == ref[0].beta
+    assert pruner.widths == json.loads((tmp_path / "ref" / "fits.json").read_text())["laws"][0]["final_widths"]
+    # the directory is a descent directory like any other
+    r = run_cli("scale", *SYNTH, "--method", "neuralscale", "--from", str(tmp_path / "mine"), "--params", "25%")
+    assert r.returncode == 0, r.stderr
+
+
+def test_an_export_loads_with_no_dataset_and_its_onnx_matches(tmp_path):
+    pytest.importorskip("onnxruntime")
+    data = write_fashion(tmp_path / "data", n_train=80, n_test=20)
+    run = tmp_path / "run"
+    r = run_cli("train", "--model", "vgg11", "--dataset", "fashionmnist", "--data-dir", str(data), "--ratio", "0.0625",
+                "--epochs", "1", "--batch-size", "32", "--out", str(run), "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("export", str(run), "--out", str(tmp_path / "model"), "--onnx", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["checked"] and res["max_abs_diff"] < 1e-3 and res["model"] == "vgg11"
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["input_shape"] == [1, 32, 32] and meta["num_classes"] == 10
+    shutil.rmtree(data)  # elsewhere: no dataset, no data folder, a fresh process
+    code = ("import neuralscale as ns, torch, onnxruntime as ort, sys\n"
+            "m, meta = ns.load_model(sys.argv[1])\n"
+            "x = torch.randn(2, *meta['input_shape'])\n"
+            "s = ort.InferenceSession(sys.argv[2], providers=['CPUExecutionProvider'])\n"
+            "d = abs(s.run(['logits'], {'images': x.numpy()})[0] - m(x).detach().numpy()).max()\n"
+            "print(float(d))\n")
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.json"), str(tmp_path / "model.onnx")],
+                       capture_output=True, text=True, env={**os.environ, "NEURALSCALE_DATA": str(tmp_path / "none")})
+    assert p.returncode == 0, p.stderr
+    assert float(p.stdout) < 1e-3
+
+
+def test_every_command_speaks_json_with_the_same_keys(tmp_path, descent):
+    out, laws = descent
+    shared = ("model", "dataset", "layers", "widths", "params", "macs", "params_share", "macs_share")
+    tiny = ["--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu"]
+    outputs = {
+        "info": run_cli("info", *SYNTH, "--ratio", "0.0625", "--json"),
+        "scale": run_cli("scale", *SYNTH, "--method", "uniform", "--ratio", "0.0625", "--json"),
+        "train": run_cli("train", *SYNTH, "--ratio", "0.0625", "--epochs", "1", *tiny, "--out", str(tmp_path / "r"),
+                         "--json"),
+        "descend": run_cli("descend", *SYNTH, "--base-ratio", "0.0625", "--iterations", "1", "--warmup-epochs", "1",
+                           "--prune-k", "3", "--prune-interval", "2", "--prune-fraction", "0.6", "--batch-size", "32",
+                           "--prune-past-one", "--trajectory-start", "per-layer", "--train-subset", "160", "--device", "cpu",
+                           "--out", str(out), "--json"),  # finished: answers from its directory
+        "fit": run_cli("fit", str(out / "iteration_01.csv"), *SYNTH, "--json"),
+        "export": run_cli("export", str(tmp_path / "r"), "--out", str(tmp_path / "m"), "--json"),
+        "sweep": run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
+                         "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                         "--out", str(tmp_path / "s"), "--json", "--quiet"),
+        "report": run_cli("report", str(tmp_path / "s"), "--json"),
+    }
+    (tmp_path / "e.toml").write_text(
+        '[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\nout = "x"\ndevice = "cpu"\n'
+        '[data]\ntrain = 64\ntest = 32\n[sweep]\nmethods = ["uniform"]\nratios = [0.0625]\nseeds = [0]\n'
+        '[sweep.train]\nepochs = 1\nbatch_size = 32\n')
+    outputs["experiment"] = run_cli("experiment", str(tmp_path / "e.toml"), "--json", "--quiet")
+    docs = {}
+    for name, r in outputs.items():
+        assert r.returncode == 0, (name, r.stderr)
+        docs[name] = json.loads(r.stdout)
+    from neuralscale.cli import build_parser
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) == set(docs)  # every command
+    for name in commands:
+        assert "--json" in commands[name].format_help(), name
+    one = {k: docs["info"][k] for k in shared}
+    for name in ("scale", "train", "export", "descend"):
+        layers = docs[name]
+        assert all(k in layers for k in shared), (name, [k for k in shared if k not in layers])
+        assert layers["model"] == one["model"] and layers["dataset"] == one["dataset"]
+        assert layers["layers"] == one["layers"]
+    for name in ("scale", "train", "export"):  # the same configuration: the same numbers under the same keys
+        assert {k: docs[name][k] for k in shared} == one, name
+    assert docs["fit"]["model"] == "vgg11" and docs["fit"]["layers"] == one["layers"]
+    for name in ("sweep", "report", "experiment"):
+        run = docs[name]["runs"][0]
+        assert docs[name]["model"] == "vgg11" and run["widths"] == one["widths"] and run["params"] == one["params"]
+        assert run["macs"] == one["macs"] and run["model"] == "vgg11" and run["dataset"] == "synthetic"
+
+
+def test_files_are_readable_by_collaborators(tmp_path):
+    old = os.umask(0o022)
+    try:
+        r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
+                    "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                    "--out", str(tmp_path / "s"), "--report", "--quiet")
+        assert r.returncode == 0, r.stderr
+        files = [p for p in (tmp_path / "s").rglob("*") if p.is_file() and p.name != ".lock"]
+        assert len(files) >= 6 and any(p.name == "report.html" for p in files)
+        assert any(p.name == "checkpoint.pt" for p in files) and any(p.name == "record.json" for p in files)
+        for p in files:
+            assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+        for d in [tmp_path / "s", *[p for p in (tmp_path / "s").rglob("*") if p.is_dir()]]:
+            assert stat.S_IMODE(d.stat().st_mode) == 0o755, d
+    finally:
+        os.umask(old)
+
+
+def test_experiment_keys_are_the_flags_names_with_a_suggestion(tmp_path):
+    from neuralscale.experiment import prepare
+    base = '[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nratios = [0.0625]\n'
+    f = tmp_path / "e.toml"
+    f.write_text(base + '[descent]\nprune-k = 3\nprune_interval = 4\nmasking = true\n[data]\ntrain_subset = 64\n'
+                 '[sweep.train]\nno_augment = true\nbatch-size = 16\n')
+    e = prepare(f)
+    assert (e.descent.k, e.descent.interval, e.descent.physical) == (3, 4, False)
+    assert e.data == {"train": 64} and e.sweep.train["augment"] is False and e.sweep.train["batch_size"] == 16
+    for section, key, hint in (("descent", "prune_intervall = 4", "prune_interval"),
+                               ("descent", "prune-kk = 4", "prune_k"), ("data", "train_subsets = 4", "train_subset"),
+                               ("sweep.train", "weight-decays = 0.1", "weight_decay")):
+        f.write_text(base + f"[{section}]\n{key}\n")
+        r = run_cli("experiment", str(f))
+        assert r.returncode == 2 and f"(did you mean {hint}?)" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    f.write_text(base + "[descent]\nprune_k = 3\nk = 4\n")
+    r = run_cli("experiment", str(f))
+    assert r.returncode == 2 and "sets k twice: prune_k and k" in r.stderr
+
+
+def test_figures_for_a_paper(tmp_path, descent):
+    from neuralscale.figures import band, descent_figures, display_name
+    assert display_name("imagefolder:/home/me/data/flowers/") == "flowers (imagefolder)"
+    assert display_name("torchvision:resnet18") == "torchvision:resnet18"
+    row = {"mean": 90.0, "std": 1.0, "n": 5, "min": 88.0, "max": 91.5}
+    lo, hi = band(row)  # the mean's 95% CI: t(4) = 2.776
+    assert abs((hi - lo) / 2 - 2.776 / 5 ** 0.5) < 1e-9 and band(row, "minmax") == (88.0, 91.5)
+    out, laws = descent
+    paths = descent_figures(out, ns.space("vgg11", "synthetic"), dest=tmp_path, formats=("svg", "pdf"))
+    assert [p.suffix for p in paths] == [".svg", ".svg"]
+    assert all(p.with_suffix(".pdf").stat().st_size > 1000 for p in paths)
+    assert "fitted range" in paths[0].read_text()  # the shaded range of the law's rows, in the legend
+    store = tmp_path / "s"
+    r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0,1", "--epochs", "1",
+                "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                "--out", str(store), "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("report", str(store), "--format", "png,svg,pdf", "--band", "minmax")
+    assert r.returncode == 0, r.stderr
+    for ext in ("png", "svg", "pdf"):
+        assert (store / "report" / f"acc_vs_params.{ext}").stat().st_size > 1000
+    assert "data:image/png;base64" in (store / "report" / "report.html").read_text()
+    r = run_cli("report", str(store), "--format", "svg", "--force")
+    assert r.returncode == 0 and "data:image/svg+xml;base64" in (store / "report" / "report.html").read_text()
+    r = run_cli("report", str(store), "--format", "gif")
+    assert r.returncode == 2 and "unknown figure format 'gif'" in r.stderr
