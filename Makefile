@@ -32,8 +32,9 @@ data:
 demo: venv data
 	$(BIN)/neuralscale experiment examples/demo.toml
 
+# two test processes: the tests train on one thread each, and this project's machines have two cores
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 bench: venv
 	$(BIN)/python benchmarks/throughput.py

@@ -17,6 +17,13 @@ import pytest
 from PIL import Image
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two test processes on two cores: one thread each, for them and the commands they start
+    # (more would oversubscribe the cores and make every test crawl).  Set before torch is imported.
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `cuda` need a CUDA device: skipped, with the reason, everywhere else."""
     import torch

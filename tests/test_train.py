@@ -82,8 +82,10 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     straight.fit()
 
     ckpt = tmp_path / "ckpt.pt"
+    interrupted = Trainer(fresh(), splits, cfg, callbacks=[_Interrupt(2)], checkpoint=ckpt, progress=False)
+    interrupted.checkpoint_every_s = 0  # every epoch, however short (by default at most every 5 s)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(fresh(), splits, cfg, callbacks=[_Interrupt(2)], checkpoint=ckpt, progress=False).fit()
+        interrupted.fit()
     assert torch.load(ckpt, weights_only=True)["epoch"] == 2
     resumed = Trainer(fresh(), splits, cfg, checkpoint=ckpt, progress=False)
     resumed.fit()

@@ -300,3 +300,29 @@ def test_figures_for_a_paper(tmp_path, descent):
     assert r.returncode == 0 and "data:image/svg+xml;base64" in (store / "report" / "report.html").read_text()
     r = run_cli("report", str(store), "--format", "gif")
     assert r.returncode == 2 and "unknown figure format 'gif'" in r.stderr
+
+
+def test_the_report_renders_in_headless_chromium(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "report_screenshot.py"
+    spec = importlib.util.spec_from_file_location("report_screenshot", bench)
+    shot = importlib.util.module_from_spec(spec)
+    sys.modules["report_screenshot"] = shot
+    spec.loader.exec_module(shot)
+    if shot.browser() is None:
+        pytest.skip("no headless Chromium here (apt-get install chromium-headless-shell)")
+    store = tmp_path / "s"
+    r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625,0.125", "--seeds", "0", "--epochs", "1",
+                "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                "--out", str(store), "--quiet")
+    assert r.returncode == 0, r.stderr
+    for fmt in ("png", "svg"):
+        r = run_cli("report", str(store), "--format", fmt, "--out", str(tmp_path / fmt))
+        assert r.returncode == 0, r.stderr
+        png = shot.screenshot(tmp_path / fmt / "report.html", tmp_path / f"{fmt}.png", height=1600)
+        assert not shot.is_blank(png)
+        from PIL import Image
+        colours = Image.open(png).convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 50, fmt  # figures, not just text on white

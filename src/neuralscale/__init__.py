@@ -11,9 +11,9 @@ from .importance import BNScale, Importance, L1FilterNorm, TaylorFO
 from .scaling import ScalingLaw
 from .api import descend, scale, train
 from .descent import DescentResult
-from .export import load_model
+from .export import export_run, load_model
 from .loop import Pruner
 
 __all__ = ["NeuralscaleError", "WidthSpace", "space", "TrainConfig", "Trainer", "paper_config", "load_dataset",
            "dataset_info", "DescentConfig", "Importance", "TaylorFO", "BNScale", "L1FilterNorm", "ScalingLaw",
-           "descend", "scale", "train", "DescentResult", "Pruner", "load_model", "__version__"]
+           "descend", "scale", "train", "DescentResult", "Pruner", "load_model", "export_run", "__version__"]

@@ -194,7 +194,8 @@ class Trainer:
 
     The model and optimizer are attributes that callbacks may replace (the
     pruner swaps in a physically smaller network).  With `checkpoint`, state is
-    saved atomically after every epoch and `fit()` resumes from it.
+    saved atomically after every epoch (at most every `checkpoint_every_s` seconds, and after the last) and
+    `fit()` resumes from it.
     """
 
     def __init__(self, model: nn.Module, splits: Splits, config: TrainConfig,
@@ -219,6 +220,11 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.stop = False  # a callback sets this to end training after the current step
+        # Epochs of a few milliseconds (tiny data) are checkpointed at most every few seconds, and the last
+        # always: a kill loses at most that much work, and resumes exactly from the epoch saved.
+        self.checkpoint_every_s = 5.0
+        self._saved_at: float | None = None
+        self._saved_epoch = -1
         self.set_model(model)
 
     # -- model and optimizer -------------------------------------------------
@@ -295,46 +301,12 @@ class Trainer:
         self._resume()
         for cb in self.callbacks:
             cb.on_train_start(self)
-        steps_per_epoch = math.ceil(len(self.train_data) / c.batch_size)
         while self.epoch < c.epochs and not self.stop:
             epoch = self.epoch
             self.set_lr(c.lr_at(epoch))
             for cb in self.callbacks:
                 cb.on_epoch_start(self, epoch)
-            self.model.train()
-            t0 = time.perf_counter()
-            loss_sum = torch.zeros((), device=self.device)
-            correct = torch.zeros((), device=self.device, dtype=torch.long)
-            seen = 0
-            bar = progress_bar(steps_per_epoch, f"{self.desc} {self._epoch_text(epoch)}", enabled=self.progress)
-            gen = self._generator(epoch)
-            for x, y in self.train_data.train_batches(c.batch_size, gen, self.splits.info.crop_padding,
-                                                      self.splits.info.rotate, c.augment):
-                loss, corr = self.train_step(x, y)
-                loss_sum += loss * len(y)
-                correct += corr
-                seen += len(y)
-                bar.update(1)
-                if bar.n % 25 == 0:
-                    bar.set_postfix_str(" ".join([f"loss {loss.item():.3f}", *self._statuses()]))
-                if self.stop:
-                    break
-            bar.close()
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            train_time = time.perf_counter() - t0
-            last = self.stop or epoch + 1 >= c.epochs
-            if last or (c.eval_every and (epoch + 1) % c.eval_every == 0):
-                val_loss, val_acc = self.evaluate(self.val_data)
-                test_loss, test_acc = self.evaluate(self.test_data)
-            else:
-                val_loss = val_acc = test_loss = test_acc = None  # not evaluated at this epoch (eval_every)
-            metrics = {
-                "epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
-                "train_loss": loss_sum.item() / max(seen, 1), "train_acc": 100.0 * correct.item() / max(seen, 1),
-                "val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc,
-                "train_time_s": train_time, "images_per_s": seen / train_time if train_time > 0 else None,
-            }
+            metrics = self._train_epoch(epoch)
             if not math.isfinite(metrics["train_loss"]):
                 raise NeuralscaleError(f"training diverged at epoch {epoch + 1} (loss is {metrics['train_loss']})")
             self.history.append(metrics)
@@ -342,12 +314,53 @@ class Trainer:
                 cb.on_epoch_end(self, epoch, metrics)
             status = "".join(f"; {x}" for x in self._statuses())  # as the epoch ends, before the count moves
             self.epoch += 1
-            evaluated = "".join(f"{name} {acc:.2f}% " for name, acc in (("val", val_acc), ("test", test_acc))
-                                if acc is not None)
+            evaluated = "".join(f"{name} {metrics[key]:.2f}% " for name, key in (("val", "val_acc"), ("test", "test_acc"))
+                                if metrics[key] is not None)
             log.info(f"{self.desc} {self._epoch_text(epoch)}: loss {metrics['train_loss']:.4f} "
                      f"train {metrics['train_acc']:.2f}% {evaluated}({metrics['images_per_s'] or 0:.0f} img/s){status}")
+            if self._saved_at is None or time.monotonic() - self._saved_at >= self.checkpoint_every_s:
+                self._save()
+        if self._saved_epoch != self.epoch:
             self._save()
         return TrainResult(self.history, summarize(self.history), time.perf_counter() - start, self.stop)
+
+    def _train_epoch(self, epoch: int) -> dict:
+        """One epoch of training (until a callback stops it), then val/test where due; the epoch's metrics."""
+        c = self.config
+        self.model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        bar = progress_bar(math.ceil(len(self.train_data) / c.batch_size), f"{self.desc} {self._epoch_text(epoch)}",
+                           enabled=self.progress)
+        gen = self._generator(epoch)
+        for x, y in self.train_data.train_batches(c.batch_size, gen, self.splits.info.crop_padding,
+                                                  self.splits.info.rotate, c.augment):
+            loss, corr = self.train_step(x, y)
+            loss_sum += loss * len(y)
+            correct += corr
+            seen += len(y)
+            bar.update(1)
+            if bar.n % 25 == 0:
+                bar.set_postfix_str(" ".join([f"loss {loss.item():.3f}", *self._statuses()]))
+            if self.stop:
+                break
+        bar.close()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        train_time = time.perf_counter() - t0
+        if self.stop or epoch + 1 >= c.epochs or (c.eval_every and (epoch + 1) % c.eval_every == 0):
+            val_loss, val_acc = self.evaluate(self.val_data)
+            test_loss, test_acc = self.evaluate(self.test_data)
+        else:
+            val_loss = val_acc = test_loss = test_acc = None  # not evaluated at this epoch (eval_every)
+        return {
+            "epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum.item() / max(seen, 1), "train_acc": 100.0 * correct.item() / max(seen, 1),
+            "val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc,
+            "train_time_s": train_time, "images_per_s": seen / train_time if train_time > 0 else None,
+        }
 
     def _statuses(self) -> list[str]:
         return [x for x in (cb.status(self) for cb in self.callbacks) if x]
@@ -362,6 +375,7 @@ class Trainer:
     def _save(self) -> None:
         if self.checkpoint is None:
             return
+        self._saved_at, self._saved_epoch = time.monotonic(), self.epoch
         atomic_torch_save({
             "epoch": self.epoch, "step": self.step, "stop": self.stop, "history": self.history,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -1,0 +1,65 @@
+"""The README's walkthrough runs as written: its shell lines in subprocesses, its Python twin in-process, on a
+small image folder written here as `flowers/`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_imagefolder
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _block(marker: str, language: str) -> str:
+    text = README.read_text()
+    start = text.index(f"<!-- walkthrough: {marker}")
+    m = re.compile(rf"```{language}\n(.*?)```", re.S).search(text, start)
+    assert m, f"no {language} block after the {marker} marker"
+    return m.group(1)
+
+
+def _commands(block: str) -> list[str]:
+    joined = block.replace("\\\n", " ")
+    return [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+@pytest.fixture
+def flowers(tmp_path, monkeypatch):
+    write_imagefolder(tmp_path / "flowers", classes=3, per_class=8, size=32)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_cli_walkthrough_runs_as_written(flowers):
+    commands = _commands(_block("cli", "sh"))
+    assert [c.split()[1] if c.startswith("neuralscale") else c.split()[0] for c in commands] == \
+        ["info", "descend", "scale", "train", "export", "python"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    outputs = []
+    for command in commands:
+        r = subprocess.run(["bash", "-c", command], cwd=flowers, env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, (command, r.stderr[-2000:])
+        outputs.append(r.stdout)
+    assert "25.0% of the base model's parameters" in outputs[2] or "% of the base model's parameters" in outputs[2]
+    record = json.loads((flowers / "runs" / "flowers-25" / "record.json").read_text())
+    assert record["status"] == "finished" and record["label"].startswith("neuralscale@2")
+    assert json.loads(outputs[-1].replace("'", '"').replace("(", "[").replace(")", "]")) == record["widths"]
+    assert (flowers / "flowers-25.onnx").stat().st_size > 10_000
+
+
+def test_the_python_walkthrough_runs_as_written(flowers):
+    code = _block("python", "python")
+    scope: dict = {}
+    exec(compile(code, str(README), "exec"), scope)
+    record, meta = scope["record"], scope["meta"]
+    assert record["status"] == "finished" and meta["widths"] == record["widths"]
+    space = scope["space"]
+    share = space.params(record["widths"]) / space.params(space.base_widths)
+    assert abs(share - 0.25) < 0.01
