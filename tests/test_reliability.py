@@ -45,8 +45,10 @@ def kill_repeatedly(args: list[str], progress: Path, kills: int, seed: int) -> l
     start = startup_seconds()
     seen = []
     cmd = [sys.executable, "-m", "neuralscale", *args]
+    env = {**os.environ, "NEURALSCALE_CHECKPOINT_SECONDS": "0"}  # every epoch: kills resume from many states
     for _ in range(kills):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                env=env)
         try:
             proc.wait(timeout=start + rng.uniform(0.0, 2.0))
             break  # it finished before this kill
@@ -82,8 +84,10 @@ def test_a_sweep_killed_at_random_points_gives_the_same_records(tmp_path):
     cmd = [sys.executable, "-m", "neuralscale", *SWEEP, "--out", str(hit), "--quiet"]
     kills = 0
     points = []
+    env = {**os.environ, "NEURALSCALE_CHECKPOINT_SECONDS": "0"}  # every epoch: kills resume from many states
     for _ in range(16):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                env=env)
         try:
             proc.wait(timeout=start + rng.uniform(0.0, 2.0))
             break

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -220,9 +221,10 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.stop = False  # a callback sets this to end training after the current step
-        # Epochs of a few milliseconds (tiny data) are checkpointed at most every few seconds, and the last
-        # always: a kill loses at most that much work, and resumes exactly from the epoch saved.
-        self.checkpoint_every_s = 5.0
+        # Epochs of a few milliseconds (tiny data) are checkpointed at most every few seconds
+        # ($NEURALSCALE_CHECKPOINT_SECONDS, default 5; 0: every epoch), and the last always: a kill loses at
+        # most that much work, and resumes exactly from the epoch saved.
+        self.checkpoint_every_s = float(os.environ.get("NEURALSCALE_CHECKPOINT_SECONDS", 5.0))
         self._saved_at: float | None = None
         self._saved_epoch = -1
         self.set_model(model)
