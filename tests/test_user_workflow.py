@@ -326,3 +326,70 @@ def test_the_report_renders_in_headless_chromium(tmp_path):
         from PIL import Image
         colours = Image.open(png).convert("RGB").getcolors(maxcolors=1 << 20)
         assert colours is not None and len(colours) > 50, fmt  # figures, not just text on white
+
+
+def test_review_findings_stay_fixed(tmp_path, descent):
+    """What an adversarial review found, each one line: a user's space records its real dataset, dotted export
+    names, a PDF-only report still shows its figures, the Pruner refuses early, bad settings are one line."""
+    from conftest import write_imagefolder
+    from neuralscale.experiment import prepare
+    out, laws = descent
+    # 1. a space of your own records the data it was trained on: another folder is another run
+    for name in ("a", "b"):
+        write_imagefolder(tmp_path / name, classes=3, per_class=4, size=32)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    sp = ns.space(net, torch.randn(1, 3, 32, 32))
+    cfg = ns.TrainConfig(epochs=1, batch_size=8, device="cpu")
+    ra = ns.train(sp, f"imagefolder:{tmp_path / 'a'}", ratio=1.0, config=cfg, out_dir=tmp_path / "ra", progress=False)
+    assert ra["dataset"] == f"imagefolder:{tmp_path / 'a'}"
+    with pytest.raises(ns.NeuralscaleError, match="another run"):
+        ns.train(sp, f"imagefolder:{tmp_path / 'b'}", ratio=1.0, config=cfg, out_dir=tmp_path / "ra", progress=False)
+    # 2. NAME with a dot: checked, written and loaded under that name, never overwritten without --force
+    r = run_cli("train", *SYNTH, "--ratio", "0.0625", "--epochs", "1", "--train-subset", "64", "--test-subset", "32",
+                "--batch-size", "32", "--device", "cpu", "--out", str(tmp_path / "r"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert run_cli("export", str(tmp_path / "r"), "--out", str(tmp_path / "m-0.25")).returncode == 0
+    assert (tmp_path / "m-0.25.json").exists() and not (tmp_path / "m-0.json").exists()
+    again = run_cli("export", str(tmp_path / "r"), "--out", str(tmp_path / "m-0.25"))
+    assert again.returncode == 2 and "m-0.25.json" in again.stderr
+    assert ns.load_model(tmp_path / "m-0.25")[1]["widths"] == ns.space("vgg11", "synthetic").uniform(0.0625)
+    # 3. a PDF-only report: the page still shows its figures (as PNG)
+    store = tmp_path / "s"
+    assert run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
+                   "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                   "--out", str(store), "--quiet").returncode == 0
+    assert run_cli("report", str(store), "--format", "pdf").returncode == 0
+    page = (store / "report" / "report.html").read_text()
+    assert "data:image/png;base64" in page and "application/pdf" not in page
+    assert (store / "report" / "acc_vs_params.pdf").exists()
+    # 4. the Pruner: another configuration is refused before any training, step() needs gradients
+    model = ns.space("vgg11", "synthetic").build(ns.space("vgg11", "synthetic").uniform(0.0625))
+    spv = ns.space("vgg11", "synthetic")
+    ns.Pruner(spv, model, tmp_path / "p", k=3)
+    with pytest.raises(ns.NeuralscaleError, match="another configuration"):
+        ns.Pruner(spv, model, tmp_path / "p", k=4)
+    with pytest.raises(ns.NeuralscaleError, match="after loss.backward"):
+        ns.Pruner(spv, model, tmp_path / "p", k=3).step()
+    # 5. bad settings: one line each
+    r = run_cli("train", *SYNTH, "--ratio", "0.0625", "--epochs", "1", "--train-subset", "32",
+                env={"NEURALSCALE_CHECKPOINT_SECONDS": "abc"})
+    assert r.returncode == 2 and "NEURALSCALE_CHECKPOINT_SECONDS" in r.stderr and len(r.stderr.splitlines()) == 1
+    f = tmp_path / "e.toml"
+    for table, hint in (('from = "d"\nepochs = 1\n', "epochs belongs in [sweep.train]"),
+                        ("train_subset = 5\n", "train_subset belongs in [data]")):
+        f.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nratios = [0.0625]\n' + table)
+        r = run_cli("experiment", str(f))
+        assert r.returncode == 2 and hint in r.stderr, r.stderr
+    f.write_text(f'[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nratios = [0.0625]\nfrom = "{out}"\n')
+    assert prepare(f).sweep.descent == str(out)
+    with pytest.raises(ns.NeuralscaleError):
+        laws.configuration(params=0)
+
+
+def test_from_and_iteration_are_not_ignored_silently(descent):
+    out, _ = descent
+    for cmd in (["scale", *SYNTH, "--method", "uniform", "--params", "25%", "--from", str(out)],
+                ["train", *SYNTH, "--ratio", "0.5", "--iteration", "1", "--epochs", "1"]):
+        r = run_cli(*cmd)
+        assert r.returncode == 2 and "apply to --method morphnet and neuralscale" in r.stderr, r.stderr

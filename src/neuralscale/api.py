@@ -82,6 +82,8 @@ def load_splits(dataset: str, config: TrainConfig, data_dir: str | None = None,
 def _configuration(space: WidthSpace, widths, ratio, method, params, macs, source, iteration) -> dict:
     """What `train` trains: explicit widths, or a method's widths for one budget (method, label, budget)."""
     budgets = {k: v for k, v in (("ratio", ratio), ("params", params), ("macs", macs)) if v is not None}
+    if method in (None, "uniform") and (source is not None or iteration is not None):
+        raise NeuralscaleError("--from and --iteration apply to --method morphnet and neuralscale")
     if len(budgets) > 1 or (budgets and widths is not None):
         raise NeuralscaleError("give one of widths, ratio, params or macs")
     if method is None and not {"params", "macs"} & set(budgets):
@@ -128,7 +130,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     if splits is None:
         splits = load_splits(dataset, config, data_dir, subset)
     _check_fits(space, splits)
-    spec = RunSpec(model=space.name, dataset=space.info.name, method=what["method"], label=what["label"],
+    spec = RunSpec(model=space.name, dataset=splits.info.name, method=what["method"], label=what["label"],
                    config=config.to_dict(), widths=what["widths"], convcut=convcut,
                    data={k: v for k, v in (subset or {}).items() if v is not None},
                    budget=what["budget"], latency_batches=tuple(latency_batches))

@@ -96,8 +96,8 @@ def _words(text: str) -> list[str]:
 
 def _add_json(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--json", action="store_true",
-                   help=f"print JSON: {what} (every command names a model, its layers, widths, params and macs, and "
-                        "their shares of the base model's, with the same keys)")
+                   help=f"print JSON: {what} (with the keys the other commands use for the same things: model, "
+                        "dataset, widths, params, macs, ...)")
 
 
 def _info_parser(sub) -> None:
@@ -492,6 +492,8 @@ def cmd_scale(args) -> int:
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
     budget = {"ratio": args.ratio, "params": args.params, "macs": args.macs, "latency": args.latency_ms}
     metric = next(k for k, v in budget.items() if v is not None)
+    if args.method == "uniform" and (args.source is not None or args.iteration is not None):
+        raise NeuralscaleError("--from and --iteration apply to --method morphnet and neuralscale")
     result = scale(sp, args.method, metric, budget[metric], source=args.source, iteration=args.iteration,
                    min_width=args.min_width, multiple=args.multiple, device=args.device, batch_size=args.batch)
     if args.json:

@@ -258,9 +258,11 @@ class DescentDir:
                                    "iterations may be redone with the configuration given now") from None
         return old
 
-    def claim(self, space: WidthSpace, cfg: DescentConfig, data: dict) -> None:
-        """Record the configuration, or check that it is the one recorded (a rerun must match it)."""
-        identity = {"model": space.name, "dataset": space.info.name, "descent": cfg.identity(), "data": data}
+    def claim(self, space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None = None) -> None:
+        """Record the configuration, or check that it is the one recorded (a rerun must match it).
+        `dataset`: the data's name where the space's own is not it (a space of your own says "custom")."""
+        identity = {"model": space.name, "dataset": dataset or space.info.name, "descent": cfg.identity(),
+                    "data": data}
         old = self.config()
         if old is not None:
             mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
@@ -328,7 +330,8 @@ class DescentResult(list):
         if iteration is not None and not 1 <= iteration <= len(self):
             raise NeuralscaleError(f"the descent has no iteration {iteration} (it has 1 to {len(self)})")
         law = self[(iteration or len(self)) - 1]
-        metric, budget = ("macs", macs) if macs is not None else ("params", params or self.base_params)
+        metric, budget = ("macs", macs) if macs is not None else ("params", self.base_params if params is None
+                                                                   else params)
         sol = solve(law, self.space, budget, metric, **solve_options)
         return {**self.space.describe(sol.widths), "iteration": law.iteration, "metric": metric,
                 "budget": sol.budget, "achieved": sol.achieved, "warnings": sol.warnings}
@@ -420,7 +423,7 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
     d = DescentDir(out_dir)
     with exclusive(d.path, "descent directory"):
-        d.claim(space, cfg, splits.sizes())
+        d.claim(space, cfg, splits.sizes(), dataset=splits.info.name)
         with d.open_log():
             done = d.iterations()
             for number in range(len(done) + 1, cfg.iterations + 1):

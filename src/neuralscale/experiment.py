@@ -82,9 +82,11 @@ EXPERIMENT_KEYS = {"model": str, "dataset": str, "out": str, "device": str, "con
 FLAG_KEYS = {
     "descent": {"prune_k": "k", "prune_interval": "interval"},
     "data": {"train_subset": "train", "test_subset": "test"},
-    "sweep": {},
+    "sweep": {"from": "descent"},
     "train": {},
 }
+TRAIN_OR_DATA = {**{f.name: "[sweep.train]" for f in dc_fields(TrainConfig)}, "no_augment": "[sweep.train]",
+                 "train_subset": "[data]", "test_subset": "[data]", "data_dir": "[data]"}
 INVERTED = {"descent": {"masking": "physical"}, "train": {"no_augment": "augment"}}
 
 
@@ -108,6 +110,8 @@ def flag_keys(section: str, table: dict, where: str) -> dict:
                 raise NeuralscaleError(f"{where} {key} must be true or false, got {value!r}")
             name, value = inverted[name], not value
         name = aliases.get(name, name)
+        if section == "sweep" and name in TRAIN_OR_DATA:
+            raise NeuralscaleError(f"{key} belongs in {TRAIN_OR_DATA[name]}, not [sweep]")
         if name not in fieldnames:
             known = sorted((fieldnames - set(aliases.values())) | set(aliases) | set(inverted))
             what = {"train": "training"}.get(section, section)

@@ -35,8 +35,7 @@ FORMAT = "neuralscale-model"
 def save_model(path: str | Path, model: nn.Module, space, widths, convcut: bool = False,
                extra: dict | None = None) -> tuple[Path, Path]:
     """Write PATH.json (widths and identity) and PATH.pt (weights); returns both paths."""
-    base = Path(path)
-    base = base.with_suffix("") if base.suffix in (".json", ".pt") else base
+    base = stem(path)
     meta = {"format": FORMAT, **space.describe(widths), "convcut": convcut,
             "input_shape": list(space.info.input_shape), "num_classes": space.info.num_classes,
             "data": asdict(space.info), "weights": base.name + ".pt", **(extra or {})}
@@ -47,10 +46,19 @@ def save_model(path: str | Path, model: nn.Module, space, widths, convcut: bool 
     return json_path, weights
 
 
-def read_meta(path: str | Path) -> dict:
+def stem(path: str | Path) -> Path:
+    """NAME of NAME.json / NAME.pt / NAME.onnx: a dot inside NAME (resnet18-0.25) is part of it."""
     path = Path(path)
-    if path.suffix != ".json":
-        path = path.with_suffix(".json")
+    return path.with_suffix("") if path.suffix in (".json", ".pt", ".onnx") else path
+
+
+def named(path: str | Path, suffix: str) -> Path:
+    base = stem(path)
+    return base.parent / (base.name + suffix)
+
+
+def read_meta(path: str | Path) -> dict:
+    path = named(path, ".json")
     if not path.exists():
         raise NeuralscaleError(f"{path} does not exist")
     try:
@@ -83,10 +91,16 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     """Rebuild a saved model: its width space at its widths, with its weights.  No dataset is needed; a
     space of your own (`neuralscale.space(model, example_input)`) is passed as `space`."""
     meta = read_meta(path)
+    missing = [k for k in ("model", "dataset", "widths", "weights") if k not in meta]
+    if missing:
+        raise NeuralscaleError(f"{meta['_path']} is damaged: it has no {', '.join(missing)}")
+    if meta["model"].startswith("module:") and space is None:
+        raise NeuralscaleError(f"{meta['model']} is a space of your own: pass it, load_model(path, space=space)")
     sp = saved_space(meta, data_dir, space)
     meta.setdefault("params_share", sp.params(meta["widths"]) / sp.params(sp.base_widths))
     meta.setdefault("macs_share", sp.macs(meta["widths"]) / sp.macs(sp.base_widths))
     meta.setdefault("input_shape", list(sp.info.input_shape))
+    meta.setdefault("num_classes", sp.info.num_classes)
     model = sp.build(meta["widths"])
     weights = Path(meta["_path"]).parent / meta["weights"]
     try:
@@ -107,9 +121,8 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     with `onnx`, the ONNX extra must be installed, checked before anything is written.
     """
     run_dir = Path(run_dir)
-    base = Path(path)
     for suffix in (".json", ".pt") + ((".onnx",) if onnx else ()):
-        check_new_file(base.with_suffix(suffix), force)
+        check_new_file(named(path, suffix), force)
     if onnx:
         _need_onnx()
     record = read_record(run_dir)
@@ -136,7 +149,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     model.load_state_dict(state)
     s = record.get("summary", {})
     return save_model(path, model, sp, record["widths"], spec.get("convcut", False),
-                      extra={"run": record["id"], "method": record.get("label"),
+                      extra={"run": record["id"], "method": record.get("label"), "dataset": record["dataset"],
                              "test_acc_at_best_val": s.get("test_acc_at_best_val"),
                              "final_test_acc": s.get("final_test_acc")})
 
@@ -151,7 +164,7 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
               **{k: meta[k] for k in ("model", "dataset", "layers", "widths", "params", "macs", "params_share",
                                       "macs_share")}}
     if onnx:
-        result.update(to_onnx(model, tuple(meta["input_shape"]), json_path.with_suffix(".onnx")))
+        result.update(to_onnx(model, tuple(meta["input_shape"]), named(json_path, ".onnx")))
     return result
 
 

@@ -36,8 +36,10 @@ BANDS = ("ci", "minmax", "none")
 def check_formats(formats) -> tuple[str, ...]:
     formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
     bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise NeuralscaleError(f"unknown figure format {(bad or [''])[0]!r}; choose from: {', '.join(FORMATS)}")
+    if not formats:
+        raise NeuralscaleError(f"no figure format given; choose from: {', '.join(FORMATS)}")
+    if bad:
+        raise NeuralscaleError(f"unknown figure format {bad[0]!r}; choose from: {', '.join(FORMATS)}")
     return formats
 
 

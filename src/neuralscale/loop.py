@@ -88,6 +88,8 @@ class Pruner:
                                     rows_from="step" if self.config.trajectory_start == "per-layer" else "all-lost")
         self._pruner.start(self._loop)
         self._finished: DescentResult | None = None
+        with exclusive(self.dir.path, "descent directory"):  # another configuration is refused now, not at the end
+            self.dir.claim(space, self.config, {"loop": "user"})
 
     @property
     def done(self) -> bool:
@@ -114,6 +116,10 @@ class Pruner:
             raise NeuralscaleError("this pruner has finished; start a new Pruner for the next iteration")
         if self.done:
             return
+        if not any(g.ones is not None and g.ones.grad is not None for layer in self._pruner._layers
+                   for g in layer.gates):
+            raise NeuralscaleError("no gate gradients: call pruner.step() after loss.backward(), on the model "
+                                   "given to the Pruner")
         self._pruner.after_backward(self._loop)
         self._pruner.on_step_end(self._loop)
 

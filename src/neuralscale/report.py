@@ -285,6 +285,8 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
     if accuracy not in ACCURACY:
         raise NeuralscaleError(f"unknown accuracy {accuracy!r}; choose one of: {', '.join(ACCURACY)}")
     formats = check_formats(formats)
+    if not {"png", "svg"} & set(formats):  # the page shows PNG or SVG: draw a PNG too
+        formats = (*formats, "png")
     one_of("band", bands, BANDS)
     st = _read(Path(store), accuracy, descent)
     dest = check_report_dir(Path(out) if out else st.path / "report", force)

@@ -149,6 +149,17 @@ def cpu_channels_last(widths: Sequence[int]) -> bool:
     return bool(widths) and sum(widths) / len(widths) >= 32 and min(widths) >= 4
 
 
+def _checkpoint_seconds() -> float:
+    text = os.environ.get("NEURALSCALE_CHECKPOINT_SECONDS", "5")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise NeuralscaleError(f"NEURALSCALE_CHECKPOINT_SECONDS must be a number of seconds, 0 or more, got {text!r}")
+    return value
+
+
 def resolve_device(name: str) -> torch.device:
     """The device `name` (cpu, cuda, cuda:N, auto) on this machine; one that is not here is an EnvironmentFailure."""
     if name == "auto":
@@ -224,7 +235,7 @@ class Trainer:
         # Epochs of a few milliseconds (tiny data) are checkpointed at most every few seconds
         # ($NEURALSCALE_CHECKPOINT_SECONDS, default 5; 0: every epoch), and the last always: a kill loses at
         # most that much work, and resumes exactly from the epoch saved.
-        self.checkpoint_every_s = float(os.environ.get("NEURALSCALE_CHECKPOINT_SECONDS", 5.0))
+        self.checkpoint_every_s = _checkpoint_seconds()
         self._saved_at: float | None = None
         self._saved_epoch = -1
         self.set_model(model)
