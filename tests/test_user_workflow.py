@@ -393,3 +393,16 @@ def test_from_and_iteration_are_not_ignored_silently(descent):
                 ["train", *SYNTH, "--ratio", "0.5", "--iteration", "1", "--epochs", "1"]):
         r = run_cli(*cmd)
         assert r.returncode == 2 and "apply to --method morphnet and neuralscale" in r.stderr, r.stderr
+
+
+def test_a_run_exports_with_its_data_gone(tmp_path):
+    from conftest import write_imagefolder
+    write_imagefolder(tmp_path / "flowers", classes=3, per_class=6, size=32)
+    r = run_cli("train", "--model", "vgg11", "--dataset", f"imagefolder:{tmp_path / 'flowers'}", "--ratio", "0.0625",
+                "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path / "run"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    shutil.rmtree(tmp_path / "flowers")
+    r = run_cli("export", str(tmp_path / "run"), "--out", str(tmp_path / "m"), "--json")
+    assert r.returncode == 0, r.stderr
+    model, meta = ns.load_model(tmp_path / "m.json")
+    assert meta["num_classes"] == 3 and model(torch.randn(2, 3, 32, 32)).shape == (2, 3)

@@ -74,6 +74,8 @@ def read_meta(path: str | Path) -> dict:
 def saved_space(meta: dict, data_dir: str | None = None, space: WidthSpace | None = None) -> WidthSpace:
     """The width space a saved model or run belongs to: `space` if given (checked against its layers), else
     rebuilt from its name and the data description it carries (files of 0.1 name only their dataset)."""
+    if space is None and meta["model"].startswith("module:"):
+        raise NeuralscaleError(f"{meta['model']} is a space of your own: pass it as space=")
     if space is None:
         info = meta.get("data")
         try:
@@ -94,8 +96,6 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     missing = [k for k in ("model", "dataset", "widths", "weights") if k not in meta]
     if missing:
         raise NeuralscaleError(f"{meta['_path']} is damaged: it has no {', '.join(missing)}")
-    if meta["model"].startswith("module:") and space is None:
-        raise NeuralscaleError(f"{meta['model']} is a space of your own: pass it, load_model(path, space=space)")
     sp = saved_space(meta, data_dir, space)
     meta.setdefault("params_share", sp.params(meta["widths"]) / sp.params(sp.base_widths))
     meta.setdefault("macs_share", sp.macs(meta["widths"]) / sp.macs(sp.base_widths))
@@ -134,8 +134,8 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     if not ckpt.exists():
         raise NeuralscaleError(f"{ckpt} is missing; the run's weights were not kept")
     spec = record.get("spec", {})
-    sp = saved_space({"model": record["model"], "dataset": record["dataset"], "convcut": spec.get("convcut", False)},
-                     spec.get("data", {}).get("data_dir"), space)
+    sp = saved_space({"model": record["model"], "dataset": record["dataset"], "convcut": spec.get("convcut", False),
+                      "data": record.get("input")}, spec.get("data", {}).get("data_dir"), space)
     model = sp.build(record["widths"])
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]

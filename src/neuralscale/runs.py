@@ -178,7 +178,8 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
     config = spec.train_config()
     torch.manual_seed(config.seed)
     model, widths, callbacks, extra = _network(spec, space, run_dir, store_root)
-    record.update(widths=widths, params=space.params(widths), macs=space.macs(widths), **extra)
+    record.update(widths=widths, params=space.params(widths), macs=space.macs(widths), input=asdict(space.info),
+                  **extra)
     write(record)
     ckpt = run_dir / "checkpoint.pt" if run_dir is not None else None
     trainer = Trainer(model, splits, config, callbacks=callbacks, checkpoint=ckpt, progress=progress,

@@ -51,6 +51,7 @@ class RunRecord(TypedDict, total=False):
     widths: list[int]
     params: int
     macs: int
+    input: dict  # the space's DatasetInfo (input shape, classes): exporting the run needs no data
     pruning: dict  # the pruning baselines: criterion, the run pruned, physical or masked
     resumed: bool  # the last attempt continued from a checkpoint
     summary: dict  # train.summarize: final and best-validation test accuracy, ...
