@@ -406,3 +406,16 @@ def test_a_run_exports_with_its_data_gone(tmp_path):
     assert r.returncode == 0, r.stderr
     model, meta = ns.load_model(tmp_path / "m.json")
     assert meta["num_classes"] == 3 and model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
+    store = tmp_path / "s"
+    r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--params", "5%", "--seeds", "0", "--epochs", "1",
+                "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                "--out", str(store), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert run_cli("report", str(store), "--format", "png,svg").returncode == 0
+    assert "| 5% of the base params |" in (store / "report" / "report.md").read_text()
+    (store / "report" / "mine.svg").write_text("<svg/>")  # not a figure of the report: kept
+    assert run_cli("report", str(store), "--format", "png", "--force").returncode == 0
+    assert not (store / "report" / "acc_vs_params.svg").exists() and (store / "report" / "mine.svg").exists()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .descent import DescentDir
 from .errors import NeuralscaleError
-from .figures import (BANDS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
+from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
                       widths_figure)
 from .guard import check_report_dir
 from .methods import BASE_METHODS, METHOD_TITLES
@@ -39,6 +39,7 @@ from .validate import one_of
 from .store import RunStore, budget_key, budget_text, finite, load_records
 from .zoo import space as make_space
 
+FIGURE_NAMES = r"acc_vs_(params|macs|latency)|widths|heatmap|growth_iteration_\d+"  # the files _figures draws
 BAND_TEXT = {"ci": ", band = 95% confidence interval of the mean", "minmax": ", band = min-max over seeds",
              "none": ""}
 ACCURACY = {
@@ -294,6 +295,10 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise NeuralscaleError(f"cannot write the report into {dest}: {e.strerror or e}") from None
+    for stale in dest.glob("*.*"):  # this report's own figures from an earlier build, in formats not asked for now
+        ext = stale.suffix.lstrip(".")
+        if ext in FORMATS and ext not in formats and re.fullmatch(FIGURE_NAMES, stale.stem):
+            stale.unlink()
     figures, note = _figures(st, dest, formats, bands)
     doc = _document(st, figures, note)
     atomic_write_text(dest / "report.md", render_markdown(doc))

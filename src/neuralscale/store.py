@@ -121,6 +121,8 @@ def budget_key(record: dict) -> tuple:
     b = record.get("budget") or {}
     if "ratio" in b:
         return ("ratio", float(b["ratio"]))
+    if "share" in b:
+        return (f"{b['metric']} share", float(b["share"]))
     if b:
         return (b["metric"], float(b["value"]))
     return ("params", float(record.get("params", 0)))
@@ -128,7 +130,11 @@ def budget_key(record: dict) -> tuple:
 
 def budget_text(key: tuple) -> str:
     kind, v = key
-    return f"ratio {v:g}" if kind == "ratio" else f"{v:,.0f} {kind}"
+    if kind == "ratio":
+        return f"ratio {v:g}"
+    if kind.endswith(" share"):
+        return f"{100 * v:g}% of the base {kind.removesuffix(' share')}"
+    return f"{v:,.0f} {kind}"
 
 
 class RunStore:
