@@ -419,3 +419,14 @@ def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
     (store / "report" / "mine.svg").write_text("<svg/>")  # not a figure of the report: kept
     assert run_cli("report", str(store), "--format", "png", "--force").returncode == 0
     assert not (store / "report" / "acc_vs_params.svg").exists() and (store / "report" / "mine.svg").exists()
+
+
+def test_an_experiment_reads_a_relative_descent_from_its_own_folder(tmp_path, monkeypatch):
+    from neuralscale.experiment import prepare
+    (tmp_path / "study").mkdir()
+    f = tmp_path / "study" / "e.toml"
+    f.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nratios = [0.0625]\n'
+                 'from = "params/descent"\n')
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the path is the file's, as out is
+    e = prepare(f)
+    assert e.sweep.descent == str(tmp_path / "study" / "params" / "descent")

@@ -227,6 +227,8 @@ def prepare(path: str | Path, out: str | Path | None = None) -> Experiment:
         raise NeuralscaleError(f"{path}: [sweep.train] must be a section of training settings")
     train = {"device": device, **train}
     descent_dir = out_dir / "descent" if cfg is not None else sw.pop("descent", None)
+    if isinstance(descent_dir, str) and not Path(descent_dir).is_absolute():  # relative to the file, as out is
+        descent_dir = Path(os.path.normpath(doc["_base"] / descent_dir))
     common = dict(model=exp["model"], dataset=exp["dataset"], convcut=convcut, data=data,
                   descent=str(descent_dir) if descent_dir is not None else None)
     name = sw.pop("preset", None)
