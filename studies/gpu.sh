@@ -15,12 +15,21 @@
 set -u
 BUDGET=${BUDGET:-480}
 STUDY=${STUDY:-studies/fmnist-vgg11/params.gpu.toml}
+BESIDE=${BESIDE:-studies/fmnist-vgg11/baselines.gpu.toml}
 OUT=${OUT:-/tmp/study-out}
 mkdir -p "$OUT"
 export PYTHONPATH=src NEURALSCALE_DATA="$PWD/data" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/device.txt" 2>&1 || true
+# BESIDE (if it exists): runs that need no more of the descent, started first so that their sweep holds the run
+# store while the study's descent runs; the study's own sweep then waits for a later call (its lock is taken).
+if [ -f "$BESIDE" ]; then
+    (timeout -s INT -k 30 "$BUDGET" python3 -m neuralscale experiment "$BESIDE" --quiet > "$OUT/beside.log" 2>&1
+     echo "exit status $?" >> "$OUT/beside.log") &
+    sleep 15
+fi
 timeout -s INT -k 30 "$BUDGET" python3 -m neuralscale experiment "$STUDY" --quiet > "$OUT/experiment.log" 2>&1
 echo "experiment exit status $?" >> "$OUT/experiment.log"
+wait
 tar czf "$OUT/records.tgz" --exclude='*.pt' --exclude='*.ckpt' --exclude='.lock' --exclude='*/runs/*/log.txt' \
     "$(dirname "$STUDY")"/*/
 ls -la "$OUT"
