@@ -32,10 +32,14 @@ def test_bf16_channels_last_reaches_the_accuracy_of_fp32():
 
 def test_physical_pruning_on_cuda_decides_as_masking():
     sp = ns.space("vgg11", "synthetic")
+    # float64, as on the CPU: in float32 an H100 runs convolutions in TF32 (PyTorch's default for cuDNN), whose
+    # 10-bit mantissa made the scores of the narrow and the masked network differ by up to 240% (gpu_check, H100)
+    torch.backends.cudnn.deterministic = True
     results = lockstep_pruning(sp, sp.uniform(0.125), _splits(640), steps=20, k=3, interval=4, lr=0.05,
-                               batch_size=32, device="cuda", dtype="float32")
-    assert len(results) >= 15 and max(r["rel"] for r in results) < 1e-3
+                               batch_size=32, device="cuda", dtype="float64")
+    assert len(results) >= 15 and max(r["rel"] for r in results) < 1e-6
     assert all(r["same"] for r in results if r["decided"])
+    assert sum(r["decided"] for r in results) >= 0.8 * len(results)
 
 
 def test_a_sweep_with_several_workers_on_one_gpu(tmp_path):
