@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import pickle
+import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -173,12 +176,64 @@ def write_imagefolder(root: Path, classes: int = 3, per_class: int = 6, size: in
     return root
 
 
+class Command:
+    """A `neuralscale` command forked from tests/cli_zygote.py: a real process (its own pid, optionally its own
+    session, its exit status, its streams), started without re-importing torch. Popen's interface, in part."""
+
+    _zygote: subprocess.Popen | None = None
+
+    def __init__(self, args, env: dict | None = None, new_session: bool = False):
+        import tempfile
+        z = Command._zygote
+        if z is None or z.poll() is not None:
+            z = Command._zygote = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_zygote.py"))],
+                                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._dir = Path(tempfile.mkdtemp(prefix="ns-cli-"))
+        req = {"args": [str(a) for a in args], "env": {**os.environ, **(env or {})}, "cwd": os.getcwd(),
+               "stdout": str(self._dir / "out"), "stderr": str(self._dir / "err"), "new_session": new_session}
+        z.stdin.write(json.dumps(req) + "\n")
+        z.stdin.flush()
+        self.pid = json.loads(z.stdout.readline())["pid"]
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        import select
+        if self.returncode is None:
+            out = Command._zygote.stdout
+            if timeout is not None and not select.select([out], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired("neuralscale", timeout)
+            self.returncode = json.loads(out.readline())["returncode"]
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.wait()
+            raise
+        texts = tuple((self._dir / n).read_text() for n in ("out", "err"))
+        shutil.rmtree(self._dir, ignore_errors=True)
+        return texts
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """The real `neuralscale` command in a subprocess."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
+    """The real `neuralscale` command in its own process (a fork of tests/cli_zygote.py, which has imported
+    torch once: about 1 s saved per command). Tests of the interpreter's start, of commands side by side and
+    a sample of the rest start `python -m neuralscale` with `subprocess` instead (run_real_cli)."""
+    cmd = Command(args, env)
+    out, err = cmd.communicate(timeout)
+    return subprocess.CompletedProcess([sys.executable, "-m", "neuralscale", *args], cmd.returncode, out, err)
+
+
+def run_real_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python -m neuralscale ...` started as a new interpreter, as a user starts it."""
     return subprocess.run([sys.executable, "-m", "neuralscale", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+                          env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 # --- physical pruning against masking, compared step by step from one state -----------------------------------

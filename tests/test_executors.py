@@ -83,14 +83,26 @@ def _finishes_after_the_kill(proc, out, victim: str, died: str) -> None:
 
 
 # --- Ray: a real local cluster (this machine's CPUs), started by the tests ------------------------------
+RAY_DEFAULT_PORTS = {6379, 8076, 8077, 8265, 10001, 52365}  # Ray's own components take these unless told
+
+
+def free_port() -> int:
+    """A free port for the head that none of Ray's other components takes by default (a random free port was
+    once 52365, the dashboard agent's, and `ray start` refused it)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in RAY_DEFAULT_PORTS and not 10002 <= port <= 19999:  # 10002-19999: Ray's worker ports
+            return port
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     _need_ray()
     ray_bin = Path(sys.executable).parent / "ray"
     temp = tempfile.mkdtemp(prefix="nsray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     # Token authentication, as Ray enables it by default: the head and every driver share one token
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
     saved = {k: os.environ.get(k) for k in auth}

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import Command, run_cli
 from neuralscale.store import load_records, strip_timing
 
 DESCENT = ["descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "2",
-           "--warmup-epochs", "1", "--train-subset", "600", "--prune-interval", "2", "--prune-k", "2",
+           "--warmup-epochs", "1", "--train-subset", "400", "--prune-interval", "2", "--prune-k", "3",
            "--batch-size", "64", "--device", "cpu", "--prune-past-one", "--allow-fallback"]
 SWEEP = ["sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods", "uniform", "--ratios", "0.0625,0.125",
-         "--seeds", "0,1,2", "--epochs", "4", "--train-subset", "1200", "--test-subset", "60", "--batch-size", "32",
+         "--seeds", "0,1,2", "--epochs", "3", "--train-subset", "640", "--test-subset", "60", "--batch-size", "32",
          "--lr", "0.05", "--momentum", "0.9", "--schedule", "cosine", "--device", "cpu"]
 
 
@@ -32,40 +32,60 @@ def strict_json(path: Path):
 
 
 def startup_seconds() -> float:
-    """How long the command takes to start on this host (imports), so that kills land in the work on any host."""
+    """How long a command takes to start on this host, so that kills land in the work on any host."""
+    assert Command(["--version"]).wait(60) == 0  # the first one may wait for tests/cli_zygote.py to start
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import neuralscale.cli, neuralscale.sweep, neuralscale.descent"],
-                   check=True)
+    assert Command(["--version"]).wait(60) == 0
     return time.perf_counter() - t0
 
 
-def kill_repeatedly(args: list[str], progress: Path, kills: int, seed: int) -> list[int]:
-    """Start the command and SIGKILL it at random moments, `kills` times; returns the progress seen at each kill."""
+def start_killable(args: list[str], env: dict) -> Command:
+    return Command(args, env, new_session=True)
+
+
+def kill_group(proc: Command) -> None:
+    """SIGKILL the command and every process it started (its session), and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # killed before it had made its own session
+        proc.kill()
+    proc.wait()
+
+
+def timed_cli(*args: str) -> float:
+    """Run the command to its end; its wall time, which sizes the kill windows on this host."""
+    t0 = time.perf_counter()
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    return time.perf_counter() - t0
+
+
+def kill_repeatedly(args: list[str], progress: Path, kills: int, seed: int, window: float) -> list[int]:
+    """Start the command and SIGKILL it at random moments, `kills` times; returns the progress seen at each kill.
+
+    Each kill comes within `window` seconds of work after the start: a fraction of the whole command's time on
+    this host, so that the kills land all through the work on a fast host as on a slow one."""
     rng = random.Random(seed)
     start = startup_seconds()
     seen = []
-    cmd = [sys.executable, "-m", "neuralscale", *args]
-    env = {**os.environ, "NEURALSCALE_CHECKPOINT_SECONDS": "0"}  # every epoch: kills resume from many states
+    env = {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}  # every epoch: kills resume from many states
     for _ in range(kills):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                                env=env)
+        proc = start_killable(args, env)
         try:
-            proc.wait(timeout=start + rng.uniform(0.0, 2.0))
+            proc.wait(timeout=start + rng.uniform(0.0, window))
             break  # it finished before this kill
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            kill_group(proc)
         seen.append(len(progress.read_text().splitlines()) if progress.exists() else 0)
     return seen
 
 
 def test_a_descent_killed_at_random_points_writes_the_same_bytes(tmp_path):
     ref, hit = tmp_path / "ref", tmp_path / "hit"
-    r = run_cli(*DESCENT, "--out", str(ref), "--quiet")
-    assert r.returncode == 0, r.stderr
+    whole = timed_cli(*DESCENT, "--out", str(ref), "--quiet")
     laws = strict_json(ref / "fits.json")["laws"]
     assert [d["rows"] > 6 for d in laws] == [True, True]  # real fits: the resumed state reaches the law
-    seen = kill_repeatedly([*DESCENT, "--out", str(hit)], hit / "log.txt", kills=12, seed=1)
+    seen = kill_repeatedly([*DESCENT, "--out", str(hit)], hit / "log.txt", kills=12, seed=1, window=whole / 8)
     assert len(seen) >= 10, seen
     assert len(set(seen)) >= 5, seen  # killed at many different points of the work, not only at its start
     r = run_cli(*DESCENT, "--out", str(hit), "--quiet")
@@ -77,23 +97,19 @@ def test_a_descent_killed_at_random_points_writes_the_same_bytes(tmp_path):
 
 def test_a_sweep_killed_at_random_points_gives_the_same_records(tmp_path):
     ref, hit = tmp_path / "ref", tmp_path / "hit"
-    r = run_cli(*SWEEP, "--out", str(ref), "--quiet")
-    assert r.returncode == 0, r.stderr
+    whole = timed_cli(*SWEEP, "--out", str(ref), "--quiet")
     rng = random.Random(2)
     start = startup_seconds()
-    cmd = [sys.executable, "-m", "neuralscale", *SWEEP, "--out", str(hit), "--quiet"]
     kills = 0
     points = []
-    env = {**os.environ, "NEURALSCALE_CHECKPOINT_SECONDS": "0"}  # every epoch: kills resume from many states
+    env = {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}  # every epoch: kills resume from many states
     for _ in range(16):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                                env=env)
+        proc = start_killable([*SWEEP, "--out", str(hit), "--quiet"], env)
         try:
-            proc.wait(timeout=start + rng.uniform(0.0, 2.0))
+            proc.wait(timeout=start + rng.uniform(0.0, whole / 10))
             break
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            kill_group(proc)
             kills += 1
         recs = load_records(hit) if (hit / "runs").exists() else []
         points.append((sum(r["status"] == "finished" for r in recs), sum(r["status"] == "running" for r in recs)))

@@ -115,9 +115,10 @@ class ChannelGraph:
             out[k] = t
         return out
 
-    def fits(self, state: dict[str, torch.Tensor], widths: Sequence[int]) -> bool:
-        """Whether `state` has exactly the shapes the space builds at `widths`."""
-        shapes = _shapes(self.space, widths)
+    @staticmethod
+    def fits(state: dict[str, torch.Tensor], model: nn.Module) -> bool:
+        """Whether `state` has exactly the shapes of `model`'s state (a model built at the new widths, on meta)."""
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         return shapes.keys() == state.keys() and all(tuple(state[k].shape) == s for k, s in shapes.items())
 
 

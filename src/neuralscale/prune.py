@@ -327,11 +327,12 @@ class TaylorPruner(Callback):
         keep = [torch.nonzero(a).flatten() for a in self.alive]
         model = trainer.model
         state = self._graph.slice_state(model.state_dict(), keep)
-        if not self._graph.fits(state, new_widths):
+        new = self.space.build(new_widths, device="meta")  # no initialisation: every tensor comes from `state`
+        if not self._graph.fits(state, new):
             # The graph derived at the old widths does not carry over: derive it afresh here.
             self._graph = ChannelGraph(self.space, self.widths)
             state = self._graph.slice_state(model.state_dict(), keep) if self._graph.exact else None
-            if state is None or not self._graph.fits(state, new_widths):
+            if state is None or not self._graph.fits(state, new):
                 self._mask_from_now(f"step {self.pruning_steps}: the model cannot be sliced exactly at "
                                     f"{new_widths}; masking from here on")
                 return
@@ -341,7 +342,6 @@ class TaylorPruner(Callback):
                                 if torch.is_tensor(v) and v.dim() else v) for k, v in st.items()}
                         for i, st in opt["state"].items()}
         dtype = next(model.parameters()).dtype
-        new = self.space.build(new_widths, device="meta")  # no initialisation: every tensor comes from `state`
         new.load_state_dict(state, assign=True)
         new = new.to(trainer.device, dtype)
         new.train(model.training)

@@ -1,0 +1,105 @@
+"""Start `neuralscale` commands for the tests as forks of one process that has already imported torch.
+
+A command started as `python -m neuralscale ...` spends about a second importing torch, torchvision and
+numpy before it reads its arguments, and the suite starts well over a hundred commands. This process
+imports them once; for each command it forks a child that becomes that command: its own process id and
+session where asked, its own working directory, environment, argv and standard streams (files), and it
+runs the package's `__main__` as `python -m neuralscale` does, and exits as the interpreter does (exit
+status, a traceback on stderr, threads joined, atexit handlers run, streams flushed). Only the import is shared: nothing
+of torch's runs here before the fork (no thread pool exists yet), and the command's own settings (threads,
+environment variables) are all read after it.
+
+Protocol, one JSON object per line: the parent writes a request on stdin
+({"args", "env", "cwd", "stdout", "stderr", "new_session"}); this process answers {"pid": N} at once and
+{"pid": N, "returncode": R} when the child ends (R negative for a signal, as subprocess reports it). One
+command at a time. Commands that must run side by side, or that test the interpreter's start itself,
+use real `subprocess` calls (tests/conftest.py says which).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import runpy
+import signal
+import sys
+import threading
+import traceback
+
+import numpy  # noqa: F401  (imported once, before any fork)
+import torch  # noqa: F401
+import torchvision  # noqa: F401
+
+import neuralscale.cli  # noqa: F401
+
+
+def _become(req: dict) -> None:
+    """In the child: take the command's session, directory, environment and streams, then run it."""
+    if req.get("new_session"):
+        os.setsid()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.chdir(req["cwd"])
+    os.environ.clear()
+    os.environ.update(req["env"])
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(fd, 0)
+    for name, target in (("stdout", 1), ("stderr", 2)):
+        fd = os.open(req[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, target)
+        os.close(fd)
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False)
+    sys.argv = [sys.executable, *req["args"]]
+    try:
+        runpy.run_module("neuralscale", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as e:
+        code = _exit_code(e.code)
+    except BaseException:  # as the interpreter does with an uncaught exception
+        traceback.print_exc()
+        code = 1
+    _shut_down(code)
+
+
+def _exit_code(code) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _shut_down(code: int) -> None:
+    """The interpreter's exit (threads joined, atexit handlers, streams flushed) without its teardown of every
+    module: in a fork, that teardown touches every page it shares with this process and takes a second."""
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in pytest stops the children, not this process
+    answer = os.fdopen(os.dup(1), "w")
+    for line in sys.stdin:
+        req = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            answer.close()
+            _become(req)  # never returns
+        answer.write(json.dumps({"pid": pid}) + "\n")
+        answer.flush()
+        _, status = os.waitpid(pid, 0)
+        answer.write(json.dumps({"pid": pid, "returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+        answer.flush()
+
+
+if __name__ == "__main__":
+    main()
