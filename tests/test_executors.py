@@ -19,6 +19,13 @@ import pytest
 from conftest import run_cli
 from neuralscale.store import load_records, read_record
 
+
+
+def every_epoch() -> dict:
+    """This test's environment, with checkpoints after every epoch (not at most every 5 s): a kill finds one."""
+    return {**os.environ, "NEURALSCALE_CHECKPOINT_SECONDS": "0"}
+
+
 TINY = ["sweep", "--model", "vgg11", "--dataset", "synthetic", "--train-subset", "160", "--test-subset", "40",
         "--batch-size", "32", "--device", "cpu", "--lr", "0.05", "--momentum", "0.9", "--schedule", "cosine",
         "--methods", "uniform", "--seeds", "0", "--threads", "1"]
@@ -45,7 +52,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path):
     out = tmp_path / "sweep"
     args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "5", "--executor", "local", "--workers", "2", "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=every_epoch())
     victim = None
     deadline = time.time() + 240
     while time.time() < deadline and victim is None and proc.poll() is None:
@@ -166,7 +173,7 @@ def test_a_killed_ray_worker_is_retried_from_its_checkpoint(tmp_path, ray_cluste
     args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "5", "--backend", "ray", "--address", ray_cluster,
             "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=every_epoch())
     killed, deadline = None, time.time() + 240
     while time.time() < deadline and killed is None and proc.poll() is None:
         for ckpt in out.glob("runs/*/checkpoint.pt"):
@@ -195,7 +202,7 @@ def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path):
     out = tmp_path / "sweep"
     args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "30", "--executor", "local", "--workers", "2", "--out", str(out)]
     proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, env=every_epoch())
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not list(out.glob("runs/*/checkpoint.pt")):
         time.sleep(0.05)
@@ -212,7 +219,9 @@ def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path):
     assert not alive, f"workers outlived their driver: {alive}"
     interrupted = [d.name for d in out.glob("runs/*") if (d / "checkpoint.pt").exists()
                    and read_record(d)["status"] == "running"]
-    assert interrupted, "no run was interrupted mid-run"
+    assert interrupted, ("no run was interrupted mid-run",
+                         [(d.name, (read_record(d) or {}).get("status"), sorted(x.name for x in d.iterdir()))
+                          for d in out.glob("runs/*")])
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr
     records = load_records(out)
