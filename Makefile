@@ -32,9 +32,10 @@ data:
 demo: venv data
 	$(BIN)/neuralscale experiment examples/demo.toml
 
-# two test processes: the tests train on one thread each, and this project's machines have two cores
+# two test processes (the tests train on one thread each, and this project's machines have two cores);
+# worksteal: a process that runs out of tests takes some of the other's, so neither idles at the end
 test: venv
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 bench: venv
 	$(BIN)/python benchmarks/throughput.py

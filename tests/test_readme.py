@@ -1,18 +1,20 @@
-"""The README's walkthrough runs as written: its shell lines in subprocesses, its Python twin in-process, on a
-small image folder written here as `flowers/`."""
+"""The README's walkthrough runs as written: its shell lines in subprocesses (the first through bash and the
+installed script, the other `neuralscale` lines as the same argv forked by tests/cli_zygote.py), its Python twin
+in-process, on a small image folder written here as `flowers/`."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import write_imagefolder
+from conftest import run_cli, write_imagefolder
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -43,8 +45,13 @@ def test_the_cli_walkthrough_runs_as_written(flowers):
         ["info", "descend", "scale", "train", "export", "python"]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     outputs = []
-    for command in commands:
-        r = subprocess.run(["bash", "-c", command], cwd=flowers, env=env, capture_output=True, text=True, timeout=600)
+    for i, command in enumerate(commands):
+        argv = shlex.split(command)
+        if i and argv[0] == "neuralscale":  # the same command line, forked without re-importing torch
+            r = run_cli(*argv[1:], timeout=600)
+        else:  # through the shell and the installed `neuralscale` script, as a user types it
+            r = subprocess.run(["bash", "-c", command], cwd=flowers, env=env, capture_output=True, text=True,
+                               timeout=600)
         assert r.returncode == 0, (command, r.stderr[-2000:])
         outputs.append(r.stdout)
     assert "25.0% of the base model's parameters" in outputs[2] or "% of the base model's parameters" in outputs[2]
