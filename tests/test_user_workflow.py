@@ -430,3 +430,43 @@ def test_an_experiment_reads_a_relative_descent_from_its_own_folder(tmp_path, mo
     monkeypatch.chdir(tmp_path)  # run from elsewhere: the path is the file's, as out is
     e = prepare(f)
     assert e.sweep.descent == str(tmp_path / "study" / "params" / "descent")
+
+
+# --- a warm start: a scaled network that begins from a trained one --------------------------------------------
+def test_a_warm_start_keeps_the_trained_networks_strongest_channels(tmp_path):
+    from neuralscale.baselines import trained_network, warm_start
+    from neuralscale.runs import RunSpec
+    common = ["--model", "vgg11", "--dataset", "synthetic", "--epochs", "1", "--train-subset", "256",
+              "--test-subset", "64", "--device", "cpu", "--quiet"]
+    assert run_cli("train", *common, "--ratio", "0.125", "--out", str(tmp_path / "base")).returncode == 0
+    sp = ns.space("vgg11", "synthetic")
+    trained, record = trained_network(sp, tmp_path / "base")
+    trained.eval()
+    x = torch.randn(4, *sp.info.input_shape)
+    # at the trained widths a warm start is the trained network itself
+    same = warm_start(sp, trained, record["widths"]).eval()
+    assert torch.equal(same(x), trained(x))
+    # narrower: each layer keeps its channels with the largest L1 filter norms, in their order
+    widths = [max(1, w // 2) for w in record["widths"]]
+    small = warm_start(sp, trained, widths)
+    conv = lambda m: [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]  # noqa: E731
+    w0 = conv(trained)[0].weight
+    kept = torch.sort(torch.topk(w0.abs().sum(dim=(1, 2, 3)), widths[0]).indices).values
+    assert torch.equal(conv(small)[0].weight, w0[kept])
+    assert torch.equal(conv(small)[1].weight, conv(trained)[1].weight[
+        torch.sort(torch.topk(conv(trained)[1].weight.abs().sum(dim=(1, 2, 3)), widths[1]).indices).values][:, kept])
+    # through the CLI: the record says where it started, and its id differs from the same run from scratch
+    args = ["train", *common, "--widths", ",".join(map(str, widths))]
+    warm = run_cli(*args, "--init-from", str(tmp_path / "base"), "--out", str(tmp_path / "warm"), "--json")
+    cold = run_cli(*args, "--out", str(tmp_path / "cold"), "--json")
+    assert warm.returncode == 0 and cold.returncode == 0, warm.stderr + cold.stderr
+    w, c = (json.loads((tmp_path / d / "record.json").read_text()) for d in ("warm", "cold"))
+    assert w["init"]["from_id"] == record["id"] and w["init"]["from_widths"] == record["widths"]
+    assert "init" not in c and w["id"] != c["id"]
+    # a run without a warm start keeps the id it had before warm starts existed (init is left out of it)
+    assert "init" not in RunSpec(**{k: v for k, v in c["spec"].items() if k != "init"}).identity()
+    # growing a layer, or a source that is not a finished run: one clear line
+    for extra, needle in ((["--ratio", "0.25", "--init-from", str(tmp_path / "base")], "would grow from"),
+                          (["--ratio", "0.0625", "--init-from", str(tmp_path / "none")], "not a finished run")):
+        r = run_cli("train", *common, *extra, "--out", str(tmp_path / "x"))
+        assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -13,7 +13,8 @@ from .api import descend, scale, train
 from .descent import DescentResult
 from .export import export_run, load_model
 from .loop import Pruner
+from .baselines import warm_start
 
 __all__ = ["NeuralscaleError", "WidthSpace", "space", "TrainConfig", "Trainer", "paper_config", "load_dataset",
            "dataset_info", "DescentConfig", "Importance", "TaylorFO", "BNScale", "L1FilterNorm", "ScalingLaw",
-           "descend", "scale", "train", "DescentResult", "Pruner", "load_model", "export_run", "__version__"]
+           "descend", "scale", "train", "DescentResult", "Pruner", "load_model", "export_run", "__version__", "warm_start"]

@@ -18,6 +18,7 @@ from .importance import Importance
 from .methods import SCALED, scale
 from .records import exclusive
 from .runs import RunSpec, execute
+from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, resolve_device
@@ -112,12 +113,15 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
           macs: float | str | None = None, source: str | Path | None = None, iteration: int | None = None,
           config: TrainConfig | None = None, data_dir: str | None = None,
           out_dir: str | Path | None = None, subset: dict | None = None, splits: Splits | None = None,
-          progress: bool = True, convcut: bool = False, latency_batches: Sequence[int] = ()) -> dict:
-    """Train one network from scratch and return its run record (see runs.py).
+          progress: bool = True, convcut: bool = False, latency_batches: Sequence[int] = (),
+          init_from: str | Path | None = None) -> dict:
+    """Train one network from scratch (or, with `init_from`, from a trained run) and return its run record.
 
     The network: explicit `widths`, uniform scaling by `ratio`, or `method` (uniform, morphnet,
     neuralscale; those two from the descent directory or fit file `source`, at `iteration`) solved
     for one budget: `ratio`, `params` or `macs`, a number or a share of the base model ("25%").
+    `init_from`: a finished run of the same model, no narrower in any layer, whose channels with the largest
+    L1 filter norms start the network (baselines.warm_start); the paper trains from scratch.
 
     With `out_dir`, the record (record.json), per-epoch metrics (metrics.csv)
     and a checkpoint are written there; calling again resumes an interrupted
@@ -133,13 +137,23 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     spec = RunSpec(model=space.name, dataset=splits.info.name, method=what["method"], label=what["label"],
                    config=config.to_dict(), widths=what["widths"], convcut=convcut,
                    data={k: v for k, v in (subset or {}).items() if v is not None},
-                   budget=what["budget"], latency_batches=tuple(latency_batches))
+                   budget=what["budget"], latency_batches=tuple(latency_batches), init=_init(init_from))
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
     if is_descent_dir(out_dir):
         raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
     with exclusive(out_dir, "run directory"):
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
+
+
+def _init(init_from: str | Path | None) -> dict | None:
+    """A warm start's source, checked now: a finished run (its weights are read when training starts)."""
+    if init_from is None:
+        return None
+    record = read_record(Path(init_from))
+    if record is None or record.get("status") != "finished":
+        raise NeuralscaleError(f"--init-from {init_from}: not a finished run directory")
+    return {"run": str(Path(init_from).resolve()), "id": record["id"]}
 
 
 def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=None, *, data_dir: str | None = None,

@@ -151,18 +151,53 @@ class GateMask(Callback):
             g.ones = masks[g.index]
 
 
+def trained_network(space: WidthSpace, run_dir: Path) -> tuple[nn.Module, dict]:
+    """A finished run's final network (built by `space`, its weights loaded) and the run's record."""
+    record = read_record(run_dir)
+    if record is None or record.get("status") != "finished":
+        raise NeuralscaleError(f"the trained run {run_dir} has not finished (or is not a run directory)")
+    if record.get("model") != space.name:
+        raise NeuralscaleError(f"the trained run {run_dir} is a {record.get('model')}, not a {space.name}")
+    ckpt = run_dir / "checkpoint.pt"
+    if not ckpt.exists():
+        raise NeuralscaleError(f"{ckpt} is missing; the trained run's weights are needed")
+    full = space.build(record["widths"])
+    full.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["model"])
+    return full, record
+
+
+def warm_start(space: WidthSpace, trained: nn.Module, widths: list[int]) -> nn.Module:
+    """A network at `widths` that starts from `trained` (a network of `space`, e.g. `trained_network`'s):
+    in each layer the channels with the largest L1 filter norms (the `l1-prune` criterion), with their
+    weights, batch-norm statistics and the matching inputs of the next layers. Widths may only shrink.
+
+    The paper trains every scaled network from scratch; this is for those who fine-tune instead.
+    """
+    base = [g.width for g in sorted({g.index: g for g in gates(trained)}.values(), key=lambda g: g.index)]
+    widths = space.validate(widths)
+    grow = [(n, b, w) for n, b, w in zip(space.layer_names, base, widths) if w > b]
+    if grow:
+        n, b, w = grow[0]
+        raise NeuralscaleError(f"a warm start keeps channels of the trained network, but layer {n} would grow "
+                               f"from {b} to {w} channels; start from a wider network or train from scratch")
+    graph = ChannelGraph(space, base)
+    if not graph.exact:
+        raise NeuralscaleError(f"{space.name} cannot be sliced exactly at these widths, which a warm start needs; "
+                               "train from scratch")
+    scores = importance(space, trained, "l1-uniform")
+    keep = [torch.sort(torch.topk(s, w).indices).values for s, w in zip(scores, widths)]
+    model = space.build(widths, device="meta")
+    model.load_state_dict(graph.slice_state(trained.state_dict(), keep), assign=True)
+    return model.to(next(trained.parameters()).device)
+
+
 def prune_pretrained(space: WidthSpace, pretrained_dir: Path, spec) -> tuple[nn.Module, list[int], list, dict]:
     """The baseline's starting point: the pretrained run's final network, pruned to the spec's budget."""
     record = read_record(pretrained_dir)
     if record is None or record.get("status") != "finished":
         raise NeuralscaleError(f"the run to prune ({pretrained_dir.name}) has not finished")
-    ckpt = pretrained_dir / "checkpoint.pt"
-    if not ckpt.exists():
-        raise NeuralscaleError(f"{ckpt} is missing; the pretrained run's weights are needed to prune it")
+    full, record = trained_network(space, pretrained_dir)
     base = record["widths"]
-    full = space.build(base)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
-    full.load_state_dict(state)
     scores = importance(space, full, spec.criterion)
     metric = spec.budget.get("metric", "params")
     choose = choose_uniform_widths if spec.criterion == "l1-uniform" else choose_widths

@@ -126,6 +126,9 @@ def _train_parser(sub) -> None:
                         "the budget (--ratio, --params or --macs); morphnet and neuralscale need --from")
     p.add_argument("--from", dest="source", metavar="DIR|FIT.json", help="descent directory or fit file (--method)")
     p.add_argument("--iteration", type=int, help="descent iteration whose law to use (default: the last)")
+    p.add_argument("--init-from", metavar="RUN", help="start from this finished run's weights (same model, no layer "
+                   "narrower): in each layer its channels with the largest L1 filter norms. For fine-tuning; the "
+                   "paper trains from scratch")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default {d.lr})")
@@ -537,7 +540,7 @@ def cmd_train(args) -> int:
     record = train(args.model, args.dataset, widths=args.widths, ratio=args.ratio, method=args.method,
                    params=args.params, macs=args.macs, source=args.source, iteration=args.iteration, config=config,
                    data_dir=args.data_dir, out_dir=args.out, subset=subset, progress=not args.quiet,
-                   convcut=args.convcut)
+                   convcut=args.convcut, init_from=args.init_from)
     s = record["summary"]
     if args.json:
         _json({**describe_run(record), "out": args.out})

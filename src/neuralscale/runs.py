@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .accounting import measure_latency
-from .baselines import prune_pretrained
+from .baselines import prune_pretrained, trained_network, warm_start
 from .data import load_splits
 from .errors import EnvironmentFailure, NeuralscaleError
 from .records import atomic_write_text
@@ -56,6 +56,7 @@ class RunSpec:
     pretrained: str | None = None  # baselines: the id of the finished run to prune
     criterion: str | None = None  # baselines: slimming | l1-uniform | l1 (see baselines.py)
     latency_batches: tuple[int, ...] = (1,)  # measured after training; () for none
+    init: dict | None = None  # a warm start: {"run": path of a finished run, "id": its id} (see baselines.warm_start)
 
     def __post_init__(self):
         self.label = self.label or self.method
@@ -74,6 +75,9 @@ class RunSpec:
         d = asdict(self)
         d["config"] = {k: v for k, v in self.config.items() if k not in _NOT_IDENTITY}
         d.pop("latency_batches")
+        init = d.pop("init")
+        if init is not None:  # the run it starts from, by id: where that run lies does not change the outcome
+            d["init"] = init["id"]
         d["data"] = {k: v for k, v in self.data.items() if k != "data_dir"}
         return d
 
@@ -169,6 +173,13 @@ def _network(spec: RunSpec, space, run_dir: Path | None, store_root) -> tuple[nn
     if spec.widths is None:
         raise NeuralscaleError(f"run {spec.id} has neither widths nor a run to prune")
     widths = space.validate(spec.widths)
+    if spec.init is not None:
+        trained, source = trained_network(space, Path(spec.init["run"]))
+        if source["id"] != spec.init["id"]:
+            raise NeuralscaleError(f"{spec.init['run']} now holds run {source['id']}, not {spec.init['id']}")
+        info = {"from": str(spec.init["run"]), "from_id": source["id"], "from_widths": source["widths"],
+                "criterion": "l1-uniform"}
+        return warm_start(space, trained, widths), widths, [], {"init": info}
     return space.build(widths), widths, [], {}
 
 
