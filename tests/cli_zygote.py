@@ -9,11 +9,14 @@ status, a traceback on stderr, threads joined, atexit handlers run, streams flus
 of torch's runs here before the fork (no thread pool exists yet), and the command's own settings (threads,
 environment variables) are all read after it.
 
-Protocol, one JSON object per line: the parent writes a request on stdin
-({"args", "env", "cwd", "stdout", "stderr", "new_session"}); this process answers {"pid": N} at once and
-{"pid": N, "returncode": R} when the child ends (R negative for a signal, as subprocess reports it). One
-command at a time. Commands that must run side by side, or that test the interpreter's start itself,
-use real `subprocess` calls (tests/conftest.py says which).
+Protocol, one JSON object per line: the parent writes requests on stdin ({"id", "args", "env", "cwd",
+"stdout", "stderr", "new_session"}); this process answers {"id", "pid"} at once and {"id", "pid", "returncode"}
+when that child ends (negative for a signal, as subprocess reports it). Several commands may run at once.
+
+Two differences from a new interpreter remain, neither of which the tests depend on: torch's default thread
+count is fixed when it is imported here (tests/conftest.py sets OMP_NUM_THREADS before that under xdist, and
+the commands set their own), and `sys.path[0]` is tests/, not the working directory. Tests of the interpreter's
+own start use real `subprocess` calls (tests/conftest.py: run_real_cli).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import atexit
 import json
 import os
 import runpy
+import select
 import signal
 import sys
 import threading
@@ -87,18 +91,36 @@ def _shut_down(code: int) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in pytest stops the children, not this process
-    answer = os.fdopen(os.dup(1), "w")
-    for line in sys.stdin:
-        req = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            answer.close()
-            _become(req)  # never returns
-        answer.write(json.dumps({"pid": pid}) + "\n")
-        answer.flush()
-        _, status = os.waitpid(pid, 0)
-        answer.write(json.dumps({"pid": pid, "returncode": os.waitstatus_to_exitcode(status)}) + "\n")
-        answer.flush()
+    answer = os.dup(1)
+    children: dict[int, str] = {}  # pid -> request id
+    pending = b""
+    while True:
+        if select.select([0], [], [], 0.02)[0]:
+            data = os.read(0, 1 << 16)
+            if not data:  # the tests are done; children that still run are theirs to end
+                return
+            pending += data
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                req = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    os.close(answer)
+                    _become(req)  # never returns
+                children[pid] = req["id"]
+                _say(answer, {"id": req["id"], "pid": pid})
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            _say(answer, {"id": children.pop(pid), "pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
+
+
+def _say(fd: int, message: dict) -> None:
+    os.write(fd, (json.dumps(message) + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -178,36 +178,81 @@ def write_imagefolder(root: Path, classes: int = 3, per_class: int = 6, size: in
 
 class Command:
     """A `neuralscale` command forked from tests/cli_zygote.py: a real process (its own pid, optionally its own
-    session, its exit status, its streams), started without re-importing torch. Popen's interface, in part."""
+    session, its exit status, its streams), started without re-importing torch. Popen's interface, in part.
+    Several may run at once; a reader thread files the zygote's answers by request id."""
 
     _zygote: subprocess.Popen | None = None
+    _answers: dict = {}
+    _cond = None
+    _ids = 0
+
+    @classmethod
+    def _start_zygote(cls) -> subprocess.Popen:
+        import threading
+        z = cls._zygote
+        if z is not None and z.poll() is None:
+            return z
+        z = cls._zygote = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_zygote.py"))],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        cls._cond = threading.Condition()
+
+        def read(out=z.stdout, cond=cls._cond):
+            for line in out:
+                msg = json.loads(line)
+                with cond:
+                    cls._answers.setdefault(msg["id"], {}).update(msg)
+                    cond.notify_all()
+            with cond:  # the zygote is gone: nobody waits forever
+                cls._answers["gone"] = True
+                cond.notify_all()
+        threading.Thread(target=read, daemon=True).start()
+        return z
+
+    def _await(self, key: str, timeout: float | None) -> dict | None:
+        with Command._cond:
+            Command._cond.wait_for(lambda: key in Command._answers.get(self._id, {}) or "gone" in Command._answers,
+                                   timeout)
+            answer = Command._answers.get(self._id, {})
+        if key not in answer and "gone" in Command._answers:
+            raise RuntimeError("tests/cli_zygote.py has died; see the test output for its error")
+        return answer if key in answer else None
 
     def __init__(self, args, env: dict | None = None, new_session: bool = False):
         import tempfile
-        z = Command._zygote
-        if z is None or z.poll() is not None:
-            z = Command._zygote = subprocess.Popen([sys.executable, str(Path(__file__).with_name("cli_zygote.py"))],
-                                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        z = Command._start_zygote()
+        Command._ids += 1
+        self._id = f"{os.getpid()}-{Command._ids}"
         self._dir = Path(tempfile.mkdtemp(prefix="ns-cli-"))
-        req = {"args": [str(a) for a in args], "env": {**os.environ, **(env or {})}, "cwd": os.getcwd(),
-               "stdout": str(self._dir / "out"), "stderr": str(self._dir / "err"), "new_session": new_session}
-        z.stdin.write(json.dumps(req) + "\n")
-        z.stdin.flush()
-        self.pid = json.loads(z.stdout.readline())["pid"]
+        req = {"id": self._id, "args": [str(a) for a in args], "env": {**os.environ, **(env or {})},
+               "cwd": os.getcwd(), "stdout": str(self._dir / "out"), "stderr": str(self._dir / "err"),
+               "new_session": new_session}
+        z.stdin.write((json.dumps(req) + "\n").encode())
+        answer = self._await("pid", 60)
+        if answer is None:
+            raise RuntimeError("tests/cli_zygote.py did not start the command within 60 s")
+        self.pid: int = answer["pid"]
         self.returncode: int | None = None
+        self.stdout = self.stderr = None
 
     def wait(self, timeout: float | None = None) -> int:
-        import select
         if self.returncode is None:
-            out = Command._zygote.stdout
-            if timeout is not None and not select.select([out], [], [], timeout)[0]:
+            answer = self._await("returncode", timeout)
+            if answer is None:
                 raise subprocess.TimeoutExpired("neuralscale", timeout)
-            self.returncode = json.loads(out.readline())["returncode"]
+            self.returncode = answer["returncode"]
+            with Command._cond:
+                Command._answers.pop(self._id, None)
+            self.stdout, self.stderr = ((self._dir / n).read_text() if (self._dir / n).exists() else ""
+                                        for n in ("out", "err"))
+            shutil.rmtree(self._dir, ignore_errors=True)
         return self.returncode
 
     def kill(self) -> None:
         if self.returncode is None:
-            os.kill(self.pid, signal.SIGKILL)
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it has ended and been reaped already
+                pass
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
         try:
@@ -216,15 +261,13 @@ class Command:
             self.kill()
             self.wait()
             raise
-        texts = tuple((self._dir / n).read_text() for n in ("out", "err"))
-        shutil.rmtree(self._dir, ignore_errors=True)
-        return texts
+        return self.stdout, self.stderr
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """The real `neuralscale` command in its own process (a fork of tests/cli_zygote.py, which has imported
-    torch once: about 1 s saved per command). Tests of the interpreter's start, of commands side by side and
-    a sample of the rest start `python -m neuralscale` with `subprocess` instead (run_real_cli)."""
+    torch once: about 1 s saved per command). The README's first line, the bad-input sample, the GPU check and
+    the tests that kill a sweep's driver start a new interpreter instead (run_real_cli, subprocess)."""
     cmd = Command(args, env)
     out, err = cmd.communicate(timeout)
     return subprocess.CompletedProcess([sys.executable, "-m", "neuralscale", *args], cmd.returncode, out, err)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import run_real_cli
 from neuralscale import cli
 
 VGG = ["--model", "vgg11", "--dataset", "synthetic"]
@@ -331,6 +331,6 @@ def test_a_late_mistake_in_an_experiment_file_stops_it_before_the_descent(world,
     (["descend", "--model", "vgg11", "--dataset", "synthetic", "--out", "/proc/x", "--iterations", "1"], "/proc/x"),
 ])
 def test_bad_input_in_a_real_subprocess(args, needle):
-    r = run_cli(*args)
+    r = run_real_cli(*args)  # a new interpreter, as a user starts it
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
