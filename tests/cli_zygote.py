@@ -5,9 +5,9 @@ numpy before it reads its arguments, and the suite starts well over a hundred co
 imports them once; for each command it forks a child that becomes that command: its own process id and
 session where asked, its own working directory, environment, argv and standard streams (files), and it
 runs the package's `__main__` as `python -m neuralscale` does, and exits as the interpreter does (exit
-status, a traceback on stderr, threads joined, atexit handlers run, streams flushed). Only the import is shared: nothing
-of torch's runs here before the fork (no thread pool exists yet), and the command's own settings (threads,
-environment variables) are all read after it.
+status, a traceback on stderr, threads joined, atexit handlers run, streams flushed). Only the import is
+shared: nothing of torch's runs here before the fork (no thread pool exists yet), and the environment
+variables the commands read are read after it.
 
 Protocol, one JSON object per line: the parent writes requests on stdin ({"id", "args", "env", "cwd",
 "stdout", "stderr", "new_session"}); this process answers {"id", "pid"} at once and {"id", "pid", "returncode"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -121,14 +122,32 @@ def ray_cluster():
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        # `ray stop` waits about 5 s for the cluster's processes to end: it does that beside the next tests
-        subprocess.Popen(["sh", "-c", f'"{ray_bin}" stop --force; rm -rf "{temp}"'], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+        _stop_cluster(temp)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _stop_cluster(temp: str) -> None:
+    """End this cluster alone (`ray stop` would end every Ray cluster on the machine, another test process's
+    too, and waits about 5 s): its processes name its temp folder; their children (workers, agents) follow."""
+    found = subprocess.run(["pgrep", "-f", temp], capture_output=True, text=True).stdout.split()
+    pids, todo = set(), [int(p) for p in found]
+    while todo:
+        pid = todo.pop()
+        if pid in pids or pid == os.getpid():
+            continue
+        pids.add(pid)
+        todo += [int(c) for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                text=True).stdout.split()]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def _need_ray() -> None:

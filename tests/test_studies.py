@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,17 @@ STORES = sorted(p.parent for p in STUDIES.glob("*/*/sweep.json"))
 @pytest.mark.parametrize("store", STORES, ids=[f"{s.parent.name}/{s.name}" for s in STORES])
 def test_a_study_report_comes_from_its_records_alone(store, tmp_path):
     copy = tmp_path / store.name
-    # the records only: no checkpoints (never committed), and no run that had not finished
-    shutil.copytree(store, copy, ignore=shutil.ignore_patterns("*.pt", "*.ckpt", ".lock", "log.txt"))
-    for run in list((copy / "runs").iterdir()):
-        if json.loads((run / "record.json").read_text())["status"] != "finished":
+    # what is committed (a study may be running in this checkout), else the folder without checkpoints
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=store, capture_output=True)  # relative to store
+    if tracked.returncode == 0 and tracked.stdout:
+        for name in filter(None, tracked.stdout.decode().split("\0")):
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(store / name, copy / name)
+    else:
+        shutil.copytree(store, copy, ignore=shutil.ignore_patterns("*.pt", "*.ckpt", ".lock", "*.tmp", "log.txt"))
+    for run in list((copy / "runs").iterdir()):  # only finished runs: an unfinished one has nothing to report
+        record = run / "record.json"
+        if not record.exists() or json.loads(record.read_text())["status"] != "finished":
             shutil.rmtree(run)
     r = run_cli("report", str(copy), "--format", "png")
     assert r.returncode == 0, r.stderr

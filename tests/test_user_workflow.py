@@ -470,3 +470,13 @@ def test_a_warm_start_keeps_the_trained_networks_strongest_channels(tmp_path):
                           (["--ratio", "0.0625", "--init-from", str(tmp_path / "none")], "not a finished run")):
         r = run_cli("train", *common, *extra, "--out", str(tmp_path / "x"))
         assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "x").exists()  # found before anything was written: --out stays free
+    # data of another shape: one clear line, not a size mismatch deep in torch
+    write_fashion(tmp_path / "fm", n_train=64, n_test=16)
+    r = run_cli("train", "--model", "vgg11", "--dataset", "fashionmnist", "--data-dir", str(tmp_path / "fm"),
+                "--ratio", "0.0625", "--epochs", "1", "--init-from", str(tmp_path / "base"), "--quiet")
+    assert r.returncode == 2 and "does not fit this data" in r.stderr, r.stderr
+    # a finished warm run is returned as it is, and an unfinished one resumes, with its source moved away
+    shutil.move(tmp_path / "base", tmp_path / "moved")
+    again = run_cli(*args, "--init-from", str(tmp_path / "base"), "--out", str(tmp_path / "warm"), "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["widths"] == w["widths"], again.stderr

@@ -17,6 +17,7 @@ from .guard import check_new_file
 from .importance import Importance
 from .methods import SCALED, scale
 from .records import exclusive
+from .baselines import trained_network, warm_start
 from .runs import RunSpec, execute
 from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
@@ -137,7 +138,8 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     spec = RunSpec(model=space.name, dataset=splits.info.name, method=what["method"], label=what["label"],
                    config=config.to_dict(), widths=what["widths"], convcut=convcut,
                    data={k: v for k, v in (subset or {}).items() if v is not None},
-                   budget=what["budget"], latency_batches=tuple(latency_batches), init=_init(init_from))
+                   budget=what["budget"], latency_batches=tuple(latency_batches),
+                   init=_init(space, init_from, what["widths"], out_dir))
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
     if is_descent_dir(out_dir):
@@ -146,14 +148,29 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
 
 
-def _init(init_from: str | Path | None) -> dict | None:
-    """A warm start's source, checked now: a finished run (its weights are read when training starts)."""
+def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], out_dir) -> dict | None:
+    """A warm start's source, checked before anything is written: a finished run of this model, on data of the
+    same shape and classes, from which `widths` can be cut. A run in `out_dir` that already started from it
+    continues without reading the source again (its checkpoint holds the weights)."""
     if init_from is None:
         return None
-    record = read_record(Path(init_from))
+    src = Path(init_from).resolve()
+    old = read_record(out_dir) if out_dir is not None and Path(out_dir).is_dir() else None
+    if old is not None and ((old.get("spec") or {}).get("init") or {}).get("run") == str(src):
+        return old["spec"]["init"]
+    record = read_record(src)
     if record is None or record.get("status") != "finished":
         raise NeuralscaleError(f"--init-from {init_from}: not a finished run directory")
-    return {"run": str(Path(init_from).resolve()), "id": record["id"]}
+    theirs = record.get("input") or {}
+    mine = {"num_classes": space.info.num_classes, "in_channels": space.info.in_channels,
+            "resolution": space.info.resolution}
+    if theirs and any(theirs.get(k) != v for k, v in mine.items()):
+        raise NeuralscaleError(f"--init-from {init_from}: trained on {theirs.get('name')} "
+                               f"({theirs.get('num_classes')} classes, {theirs.get('in_channels')}x"
+                               f"{theirs.get('resolution')}x{theirs.get('resolution')}), which does not fit this data")
+    trained, record = trained_network(space, src)
+    warm_start(space, trained, widths)  # the widths can be cut from it (or one clear error now)
+    return {"run": str(src), "id": record["id"]}
 
 
 def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=None, *, data_dir: str | None = None,

@@ -162,7 +162,11 @@ def trained_network(space: WidthSpace, run_dir: Path) -> tuple[nn.Module, dict]:
     if not ckpt.exists():
         raise NeuralscaleError(f"{ckpt} is missing; the trained run's weights are needed")
     full = space.build(record["widths"])
-    full.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["model"])
+    try:
+        full.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["model"])
+    except (RuntimeError, KeyError) as e:
+        detail = " ".join(str(e).split())[:160]
+        raise NeuralscaleError(f"the weights of {run_dir} do not fit {space.name} on this data: {detail}") from None
     return full, record
 
 
@@ -174,6 +178,9 @@ def warm_start(space: WidthSpace, trained: nn.Module, widths: list[int]) -> nn.M
     The paper trains every scaled network from scratch; this is for those who fine-tune instead.
     """
     base = [g.width for g in sorted({g.index: g for g in gates(trained)}.values(), key=lambda g: g.index)]
+    if len(base) != len(space):
+        raise NeuralscaleError(f"a warm start needs a network built by this space ({len(space)} gated layers), "
+                               f"got one with {len(base)}: build it with space.build(widths) and load its weights")
     widths = space.validate(widths)
     grow = [(n, b, w) for n, b, w in zip(space.layer_names, base, widths) if w > b]
     if grow:

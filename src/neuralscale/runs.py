@@ -139,6 +139,8 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
         "spec": spec.to_dict(), "config": spec.config, "attempts": (old or {}).get("attempts", 0) + 1,
         "started": time.time(),
     }
+    if old is not None and "init" in old:  # a resumed warm start: where it started (its source may be gone)
+        record["init"] = old["init"]
     write(record)
     t0 = time.time()
     try:
@@ -173,6 +175,11 @@ def _network(spec: RunSpec, space, run_dir: Path | None, store_root) -> tuple[nn
     if spec.widths is None:
         raise NeuralscaleError(f"run {spec.id} has neither widths nor a run to prune")
     widths = space.validate(spec.widths)
+    if spec.init is not None and run_dir is not None and (run_dir / "checkpoint.pt").exists():
+        # resuming: the checkpoint holds the weights, so the run it started from is not needed again
+        old = read_record(run_dir) or {}
+        return space.build(widths), widths, [], {"init": old.get("init") or {"from": spec.init["run"],
+                                                                             "from_id": spec.init["id"]}}
     if spec.init is not None:
         trained, source = trained_network(space, Path(spec.init["run"]))
         if source["id"] != spec.init["id"]:
