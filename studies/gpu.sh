@@ -15,7 +15,10 @@
 set -u
 BUDGET=${BUDGET:-480}
 STUDY=${STUDY:-studies/fmnist-vgg11/params.gpu.toml}
-BESIDE=${BESIDE:-studies/fmnist-vgg11/baselines.gpu.toml}
+# While a study's descent still runs, BESIDE=studies/fmnist-vgg11/baselines.gpu.toml (say) trains the runs that
+# need no more of it beside the descent. Once the descent is finished (fmnist-vgg11's is), leave it out: the
+# study's own sweep then takes every worker.
+BESIDE=${BESIDE:-none}
 OUT=${OUT:-/tmp/study-out}
 mkdir -p "$OUT"
 export PYTHONPATH=src NEURALSCALE_DATA="$PWD/data" PYTHONUNBUFFERED=1
