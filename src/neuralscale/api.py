@@ -17,7 +17,7 @@ from .guard import check_new_file
 from .importance import Importance
 from .methods import SCALED, scale
 from .records import exclusive
-from .baselines import trained_network, warm_start
+from .baselines import check_cut, trained_record
 from .runs import RunSpec, execute
 from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
@@ -158,9 +158,9 @@ def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], ou
     old = read_record(out_dir) if out_dir is not None and Path(out_dir).is_dir() else None
     if old is not None and ((old.get("spec") or {}).get("init") or {}).get("run") == str(src):
         return old["spec"]["init"]
-    record = read_record(src)
-    if record is None or record.get("status") != "finished":
+    if read_record(src) is None:
         raise NeuralscaleError(f"--init-from {init_from}: not a finished run directory")
+    record = trained_record(space, src)
     theirs = record.get("input") or {}
     mine = {"num_classes": space.info.num_classes, "in_channels": space.info.in_channels,
             "resolution": space.info.resolution}
@@ -168,8 +168,7 @@ def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], ou
         raise NeuralscaleError(f"--init-from {init_from}: trained on {theirs.get('name')} "
                                f"({theirs.get('num_classes')} classes, {theirs.get('in_channels')}x"
                                f"{theirs.get('resolution')}x{theirs.get('resolution')}), which does not fit this data")
-    trained, record = trained_network(space, src)
-    warm_start(space, trained, widths)  # the widths can be cut from it (or one clear error now)
+    check_cut(space, record["widths"], space.validate(widths))  # its weights are read when training starts
     return {"run": str(src), "id": record["id"]}
 
 

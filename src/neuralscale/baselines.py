@@ -151,23 +151,50 @@ class GateMask(Callback):
             g.ones = masks[g.index]
 
 
-def trained_network(space: WidthSpace, run_dir: Path) -> tuple[nn.Module, dict]:
-    """A finished run's final network (built by `space`, its weights loaded) and the run's record."""
+def trained_record(space: WidthSpace, run_dir: Path) -> dict:
+    """A finished run of `space`'s model with its weights on disk: its record (or one clear error)."""
     record = read_record(run_dir)
     if record is None or record.get("status") != "finished":
         raise NeuralscaleError(f"the trained run {run_dir} has not finished (or is not a run directory)")
     if record.get("model") != space.name:
         raise NeuralscaleError(f"the trained run {run_dir} is a {record.get('model')}, not a {space.name}")
-    ckpt = run_dir / "checkpoint.pt"
-    if not ckpt.exists():
-        raise NeuralscaleError(f"{ckpt} is missing; the trained run's weights are needed")
+    if not (run_dir / "checkpoint.pt").exists():
+        raise NeuralscaleError(f"{run_dir / 'checkpoint.pt'} is missing; the trained run's weights are needed")
+    return record
+
+
+def trained_network(space: WidthSpace, run_dir: Path) -> tuple[nn.Module, dict]:
+    """A finished run's final network (built by `space`, its weights loaded) and the run's record."""
+    record = trained_record(space, run_dir)
     full = space.build(record["widths"])
     try:
-        full.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["model"])
+        full.load_state_dict(torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)["model"])
     except (RuntimeError, KeyError) as e:
         detail = " ".join(str(e).split())[:160]
         raise NeuralscaleError(f"the weights of {run_dir} do not fit {space.name} on this data: {detail}") from None
     return full, record
+
+
+def check_cut(space: WidthSpace, base: list[int], widths: list[int]) -> ChannelGraph:
+    """The channel graph that cuts `widths` out of a network at `base` (or one clear error): no layer grows,
+    and the graph slices exactly."""
+    grow = [(n, b, w) for n, b, w in zip(space.layer_names, base, widths) if w > b]
+    if grow:
+        n, b, w = grow[0]
+        raise NeuralscaleError(f"a warm start keeps channels of the trained network, but layer {n} would grow "
+                               f"from {b} to {w} channels; start from a wider network or train from scratch")
+    graph = ChannelGraph(space, base)
+    if not graph.exact:
+        raise NeuralscaleError(f"{space.name} cannot be sliced exactly at these widths, which a warm start needs; "
+                               "train from scratch")
+    return graph
+
+
+def _cut(space: WidthSpace, graph: ChannelGraph, trained: nn.Module, widths: list[int], keep) -> nn.Module:
+    """A network at `widths` holding `trained`'s channels `keep` (per layer), sliced by `graph`."""
+    model = space.build(widths, device="meta")
+    model.load_state_dict(graph.slice_state(trained.state_dict(), keep), assign=True)
+    return model.to(next(trained.parameters()).device)
 
 
 def warm_start(space: WidthSpace, trained: nn.Module, widths: list[int]) -> nn.Module:
@@ -182,20 +209,10 @@ def warm_start(space: WidthSpace, trained: nn.Module, widths: list[int]) -> nn.M
         raise NeuralscaleError(f"a warm start needs a network built by this space ({len(space)} gated layers), "
                                f"got one with {len(base)}: build it with space.build(widths) and load its weights")
     widths = space.validate(widths)
-    grow = [(n, b, w) for n, b, w in zip(space.layer_names, base, widths) if w > b]
-    if grow:
-        n, b, w = grow[0]
-        raise NeuralscaleError(f"a warm start keeps channels of the trained network, but layer {n} would grow "
-                               f"from {b} to {w} channels; start from a wider network or train from scratch")
-    graph = ChannelGraph(space, base)
-    if not graph.exact:
-        raise NeuralscaleError(f"{space.name} cannot be sliced exactly at these widths, which a warm start needs; "
-                               "train from scratch")
+    graph = check_cut(space, base, widths)
     scores = importance(space, trained, "l1-uniform")
     keep = [torch.sort(torch.topk(s, w).indices).values for s, w in zip(scores, widths)]
-    model = space.build(widths, device="meta")
-    model.load_state_dict(graph.slice_state(trained.state_dict(), keep), assign=True)
-    return model.to(next(trained.parameters()).device)
+    return _cut(space, graph, trained, widths, keep)
 
 
 def prune_pretrained(space: WidthSpace, pretrained_dir: Path, spec) -> tuple[nn.Module, list[int], list, dict]:
@@ -213,9 +230,7 @@ def prune_pretrained(space: WidthSpace, pretrained_dir: Path, spec) -> tuple[nn.
     info = {"criterion": spec.criterion, "from": pretrained_dir.name, "from_widths": base,
             "from_test_acc": record["summary"].get("final_test_acc")}
     if graph.exact:
-        model = space.build(widths, device="meta")
-        model.load_state_dict(graph.slice_state(full.state_dict(), keep), assign=True)
-        model = model.to("cpu")
+        model = _cut(space, graph, full, widths, keep)
         info["physical"] = True
         return model, widths, [], info
     info["physical"] = False
