@@ -81,13 +81,21 @@ def kill_repeatedly(args: list[str], progress: Path, kills: int, seed: int, wind
 
 
 def test_a_descent_killed_at_random_points_writes_the_same_bytes(tmp_path):
-    ref, hit = tmp_path / "ref", tmp_path / "hit"
+    ref = tmp_path / "ref"
     whole = timed_cli(*DESCENT, "--out", str(ref), "--quiet")
     laws = strict_json(ref / "fits.json")["laws"]
     assert [d["rows"] > 6 for d in laws] == [True, True]  # real fits: the resumed state reaches the law
-    seen = kill_repeatedly([*DESCENT, "--out", str(hit)], hit / "log.txt", kills=12, seed=1, window=whole / 8)
-    assert len(seen) >= 10, seen
-    assert len(set(seen)) >= 5, seen  # killed at many different points of the work, not only at its start
+    window = whole / 8
+    for attempt in range(3):  # a host whose load eased since `whole` was measured finishes early: shorter kills
+        hit = tmp_path / f"hit{attempt}"
+        seen = kill_repeatedly([*DESCENT, "--out", str(hit)], hit / "log.txt", kills=12, seed=1 + attempt,
+                               window=window)
+        # killed many times, at many different points of the work, not only at its start
+        if len(seen) >= 10 and len(set(seen)) >= 5:
+            break
+        window /= 2
+    else:
+        pytest.fail(f"the kills did not land all through the work: {seen}")
     r = run_cli(*DESCENT, "--out", str(hit), "--quiet")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in hit.glob("iteration_*")) == ["iteration_01.csv", "iteration_02.csv"]
@@ -95,26 +103,38 @@ def test_a_descent_killed_at_random_points_writes_the_same_bytes(tmp_path):
         assert (hit / name).read_bytes() == (ref / name).read_bytes(), name
 
 
-def test_a_sweep_killed_at_random_points_gives_the_same_records(tmp_path):
-    ref, hit = tmp_path / "ref", tmp_path / "hit"
-    whole = timed_cli(*SWEEP, "--out", str(ref), "--quiet")
-    rng = random.Random(2)
+def kill_sweep(hit: Path, seed: int, window: float) -> list[tuple[int, int]]:
+    """Start the sweep and SIGKILL it at random moments within `window` seconds of work, up to 16 times; the
+    (finished, running) runs seen after each kill."""
+    rng = random.Random(seed)
     start = startup_seconds()
-    kills = 0
     points = []
     env = {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}  # every epoch: kills resume from many states
     for _ in range(16):
         proc = start_killable([*SWEEP, "--out", str(hit), "--quiet"], env)
         try:
-            proc.wait(timeout=start + rng.uniform(0.0, whole / 10))
+            proc.wait(timeout=start + rng.uniform(0.0, window))
             break
         except subprocess.TimeoutExpired:
             kill_group(proc)
-            kills += 1
         recs = load_records(hit) if (hit / "runs").exists() else []
         points.append((sum(r["status"] == "finished" for r in recs), sum(r["status"] == "running" for r in recs)))
-    assert kills >= 10, points
-    assert sum(running for _, running in points) >= 3, points  # several kills landed inside a run
+    return points
+
+
+def test_a_sweep_killed_at_random_points_gives_the_same_records(tmp_path):
+    ref = tmp_path / "ref"
+    whole = timed_cli(*SWEEP, "--out", str(ref), "--quiet")
+    window = whole / 10
+    for attempt in range(3):  # a host whose load eased since `whole` was measured finishes early: shorter kills
+        hit = tmp_path / f"hit{attempt}"
+        points = kill_sweep(hit, 2 + attempt, window)
+        # killed many times, several of them inside a run
+        if len(points) >= 10 and sum(running for _, running in points) >= 3:
+            break
+        window /= 2
+    else:
+        pytest.fail(f"the kills did not land all through the work: {points}")
     r = run_cli(*SWEEP, "--out", str(hit), "--quiet")
     assert r.returncode == 0, r.stderr
     mine, theirs = load_records(hit), load_records(ref)

@@ -252,6 +252,42 @@ def test_masking_baseline_for_a_model_that_cannot_be_sliced(tmp_path):
     assert rec["status"] == "finished" and rec["widths"] == widths
 
 
+def test_baselines_on_a_machine_without_the_pretrained_weights_train_them_again_once(tmp_path):
+    """A study travels as records without checkpoints: on another machine the pretrained run is finished but
+    its weights are not there. The baselines that still need them train the same spec again, once, in
+    <run>/weights/, beside the run's untouched record; the runs finished before are not redone."""
+    out = tmp_path / "sweep"
+    base = ["sweep", *TINY, "--seeds", "0", "--epochs", "1", "--finetune-epochs", "1", "--out", str(out), "--quiet"]
+    r = run_cli(*base, "--methods", "slimming", "--ratios", "0.0625")
+    assert r.returncode == 0, r.stderr
+    (pre,) = [x for x in load_records(out) if x["method"] == "uniform"]
+    (done,) = [x for x in load_records(out) if x["method"] == "slimming"]
+    kept = {x: (out / "runs" / x / "record.json").read_bytes() for x in (pre["id"], done["id"])}
+    for ckpt in out.glob("runs/*/checkpoint.pt"):  # what a clone of the committed study holds
+        ckpt.unlink()
+    # three more baselines of the same pretrained run, two at a time: one trains the weights, the other waits
+    r = run_cli(*base, "--methods", "slimming,l1-prune", "--ratios", "0.0625,0.125", "--executor", "local",
+                "--workers", "2", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    for x, before in kept.items():  # neither the pretrained run nor the finished baseline is redone
+        assert (out / "runs" / x / "record.json").read_bytes() == before
+    again = read_record(out / "runs" / pre["id"] / "weights")
+    assert again["status"] == "finished" and again["id"] == pre["id"] and again["attempts"] == 1
+    assert (out / "runs" / pre["id"] / "weights" / "checkpoint.pt").exists()
+    new = [x for x in load_records(out) if x["method"] != "uniform" and x["id"] != done["id"]]
+    assert len(new) == 3 and all(x["status"] == "finished" for x in new)
+    said = [(out / "runs" / x["id"] / "log.txt").read_text() for x in new]  # a worker's log is its run's
+    assert sum("its weights are not on this machine" in s for s in said) == 1, said
+    for x in new:
+        info = x["pruning"]
+        assert info["from"] == pre["id"] and info["retrained"] is True
+        assert info["from_test_acc"] == pre["summary"]["final_test_acc"]
+        assert info["retrained_test_acc"] == again["summary"]["final_test_acc"]
+    assert len(load_records(out)) == 5  # the copy in weights/ is not a run of the store
+    rep = run_cli("report", str(out), "--json")
+    assert rep.returncode == 0 and len(json.loads(rep.stdout)["runs"]) == 5
+
+
 def test_experiment_file_runs_descent_sweep_and_report(tmp_path):
     toml = tmp_path / "exp.toml"
     toml.write_text("""

@@ -80,8 +80,9 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 @contextmanager
-def exclusive(directory: str | Path, what: str = "directory") -> Iterator[None]:
-    """Hold an exclusive lock on `directory` (its .lock file) for the duration, or stop with a clear error.
+def exclusive(directory: str | Path, what: str = "directory", wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on `directory` (its .lock file) for the duration, or stop with a clear error
+    (with `wait`, wait for the holder instead).
 
     The lock is the kernel's (flock): it is released when the holder exits, crashes or is killed, so a
     lock never outlives its command.  The holder's pid is written into the file for the error message.
@@ -96,7 +97,7 @@ def exclusive(directory: str | Path, what: str = "directory") -> Iterator[None]:
         raise NeuralscaleError(f"cannot use {directory}: {e.strerror or e}") from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             raise NeuralscaleError(f"{directory} is in use by another neuralscale command (pid {holder}); wait "

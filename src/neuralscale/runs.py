@@ -29,7 +29,7 @@ from .accounting import measure_latency
 from .baselines import prune_pretrained, trained_network, warm_start
 from .data import load_splits
 from .errors import EnvironmentFailure, NeuralscaleError
-from .records import atomic_write_text
+from .records import atomic_write_text, exclusive
 from .store import RunStore, read_record, write_record
 from .train import TrainConfig, Trainer, environment
 from .zoo import space as make_space
@@ -164,13 +164,18 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
         return record
 
 
-def _network(spec: RunSpec, space, run_dir: Path | None, store_root) -> tuple[nn.Module, list[int], list, dict]:
+def _network(spec: RunSpec, space, splits, run_dir: Path | None, store_root,
+             progress: bool) -> tuple[nn.Module, list[int], list, dict]:
     """The network a run starts from: built at its widths, or (a baseline) its pretrained run pruned."""
     if spec.pretrained is not None:
         if store_root is None and run_dir is None:
             raise NeuralscaleError("a pruning baseline needs a run store holding its pretrained run")
         root = Path(store_root) if store_root is not None else run_dir.parent
-        model, widths, callbacks, info = prune_pretrained(space, root / spec.pretrained, spec)
+        source, again = _weights_to_prune(root / spec.pretrained, space, splits, progress)
+        model, widths, callbacks, info = prune_pretrained(space, source, spec)
+        if again:  # pruned from a copy trained again here: the run's own accuracy, and the copy's
+            info.update({"from": spec.pretrained, "retrained": True, "retrained_test_acc": info["from_test_acc"],
+                         "from_test_acc": read_record(root / spec.pretrained)["summary"].get("final_test_acc")})
         return model, widths, callbacks, {"pruning": info}
     if spec.widths is None:
         raise NeuralscaleError(f"run {spec.id} has neither widths nor a run to prune")
@@ -190,12 +195,35 @@ def _network(spec: RunSpec, space, run_dir: Path | None, store_root) -> tuple[nn
     return space.build(widths), widths, [], {}
 
 
+def _weights_to_prune(source: Path, space, splits, progress: bool) -> tuple[Path, bool]:
+    """Where the weights of a baseline's pretrained run lie, and whether they were trained again.
+
+    A study keeps records, not checkpoints (they stay on the machine that trained them), so on another
+    machine a finished pretrained run has no weights: they are trained again from its spec (the same
+    widths, recipe and seed) in `<run>/weights/`, once per run, while the run's own record stays as it is.
+    Two baselines pruning the same run take turns: the second waits and uses the first one's weights.
+    """
+    record = read_record(source)
+    if record is None or record.get("status") != "finished":
+        raise NeuralscaleError(f"the run to prune ({source.name}) has not finished")
+    if (source / "checkpoint.pt").exists():
+        return source, False
+    again = source / "weights"
+    with exclusive(again, "directory", wait=True):
+        if (read_record(again) or {}).get("status") != "finished":
+            log.warning("%s: its weights are not on this machine (a study keeps records, not checkpoints); "
+                        "training it again from its spec in %s", source.name, again)
+        execute(RunSpec.from_dict(record["spec"]), again, space=space, splits=splits, progress=progress,
+                raise_errors=True)
+    return again, True
+
+
 def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, splits, progress: bool,
            store_root) -> None:
     """Train the run to its end (resuming from its checkpoint), filling in `record`."""
     config = spec.train_config()
     torch.manual_seed(config.seed)
-    model, widths, callbacks, extra = _network(spec, space, run_dir, store_root)
+    model, widths, callbacks, extra = _network(spec, space, splits, run_dir, store_root, progress)
     record.update(widths=widths, params=space.params(widths), macs=space.macs(widths), input=asdict(space.info),
                   **extra)
     write(record)
