@@ -144,6 +144,17 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, descent_dir):
     assert "test accuracy at the best-validation epoch" in md and "neuralscale@2" in md
     assert "## Methods" in md and "paper: 'weight magnitude'" not in md  # only the methods of this sweep
     assert "- `morphnet`: MorphNet-style" in md and "(paper: NeuralScale, iteration 1 / 15)" in md
+    assert "| latency (ms) |" in md and "Latency: batch 1, median of each run's measurement on cpu" in md
+    # a run that measured its latency on another machine: no latency column or figure, and a note says why
+    moved = out / "runs" / runs[0]["id"] / "record.json"
+    rec = json.loads(moved.read_text())
+    rec["latency"]["device"] = "NVIDIA H100 80GB HBM3"
+    moved.write_text(json.dumps(rec))
+    r = run_cli("report", str(out), "--out", str(tmp_path / "mixed"))
+    assert r.returncode == 0, r.stderr
+    mixed = (tmp_path / "mixed" / "report.md").read_text()
+    assert "latency (ms)" not in mixed and not (tmp_path / "mixed" / "acc_vs_latency.png").exists()
+    assert "Latency is left out: the runs measured it on different devices (NVIDIA H100 80GB HBM3; cpu" in mixed
     orig = run_cli("report", str(out), "--accuracy", "original", "--out", str(tmp_path / "orig"))
     assert orig.returncode == 0 and "ORIGINAL PROTOCOL" in (tmp_path / "orig" / "report.md").read_text()
     assert orig.stdout.strip().splitlines()[-1].endswith("report.html")
@@ -286,6 +297,9 @@ def test_baselines_on_a_machine_without_the_pretrained_weights_train_them_again_
     assert len(load_records(out)) == 5  # the copy in weights/ is not a run of the store
     rep = run_cli("report", str(out), "--json")
     assert rep.returncode == 0 and len(json.loads(rep.stdout)["runs"]) == 5
+    md = (out / "report" / "report.md").read_text()  # the recipe of the runs from scratch, and the fine-tuning
+    assert "Recipe: 1 epochs, batch 32, lr 0.05 (cosine)" in md
+    assert "The pruning baselines: pruned from a trained run, then fine-tuned 1 epochs at lr 0.001 (constant)" in md
 
 
 def test_experiment_file_runs_descent_sweep_and_report(tmp_path):

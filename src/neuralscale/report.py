@@ -56,6 +56,18 @@ def _latency_ms(record: dict) -> float | None:
     return None
 
 
+def _latency_device(record: dict) -> str | None:
+    """Where a run measured its latency (e.g. 'cpu (x86_64, 1 threads)', 'NVIDIA H100 80GB HBM3')."""
+    return (record.get("latency") or {}).get("device") if _latency_ms(record) is not None else None
+
+
+def latency_device(rows: list[dict]) -> str | None:
+    """The one device every row's latency was measured on, or None (none measured, or several devices:
+    latencies of different machines cannot be compared, so the report leaves them out)."""
+    devices = {d for r in rows for d in r["latency_devices"]}
+    return devices.pop() if len(devices) == 1 else None
+
+
 def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[dict]:
     """One row per (method label, budget) over the finished runs: statistics over seeds and the gap to uniform."""
     if accuracy not in ACCURACY:
@@ -70,11 +82,13 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         accs = [r["summary"][key] for r in rs]
         finals = [r["summary"]["final_test_acc"] for r in rs]
         lat = [x for x in (_latency_ms(r) for r in rs) if x is not None]
+        lat_devices = {_latency_device(r) for r in rs} - {None}  # more than one: not comparable (latency_device)
         rows.append({
             "label": label, "shown": label, "fallback": False, "method": rs[0]["method"], "budget": budget_text(bkey), "budget_key": list(bkey),
             "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
             "params": rs[0]["params"], "macs": rs[0]["macs"], "widths": rs[0]["widths"],
             "latency_ms": statistics.median(lat) if lat else None,
+            "latency_devices": sorted(lat_devices),
             "accuracy": accuracy, "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "min": min(accs), "max": max(accs), "values": accs,
             "final_mean": statistics.fmean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
@@ -117,13 +131,27 @@ def _fmt_ci(r: dict) -> str:
 
 
 def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    head = ["method", "budget", "seeds", "params", "MACs (M)", "latency (ms)", "test acc (sel.)", "final-epoch test acc",
-            "gap to uniform [95% CI]"]
+    """The results table; the latency column only where every row measured it on one device."""
+    latency = latency_device(rows) is not None
+    head = ["method", "budget", "seeds", "params", "MACs (M)", *(["latency (ms)"] if latency else []),
+            "test acc (sel.)", "final-epoch test acc", "gap to uniform [95% CI]"]
     body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
-             f"{r['latency_ms']:.2f}" if r["latency_ms"] is not None else "",
+             *([f"{r['latency_ms']:.2f}" if r["latency_ms"] is not None else ""] if latency else []),
              f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['final_mean']:.2f} ± {r['final_std']:.2f}", _fmt_ci(r)]
             for r in rows]
     return head, body
+
+
+def _latency_note(rows: list[dict]) -> str:
+    """Where the table's latencies come from, or why they are left out."""
+    device = latency_device(rows)
+    if device is not None:
+        return f"Latency: batch 1, median of each run's measurement on {device}, taken after training."
+    devices = sorted({d for r in rows for d in r["latency_devices"]})
+    if len(devices) < 2:
+        return ""
+    return ("Latency is left out: the runs measured it on different devices (" + "; ".join(devices) + "), whose "
+            "times cannot be compared. Measure the configurations on one machine: `neuralscale info --latency`.")
 
 
 @dataclass
@@ -172,7 +200,7 @@ def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tup
     paper = [] if st.several_models else _paper_rows(st.model, st.dataset)
     ylabel = ACCURACY[st.accuracy][1] + " (%)"
     out = []
-    for axis in ("params", "macs", "latency"):
+    for axis in ("params", "macs", "latency") if latency_device(st.rows) is not None else ("params", "macs"):
         p = accuracy_figure(st.rows, axis, dest, f"{display_name(st.model)} on {display_name(st.dataset)}: mean over "
                             f"seeds{BAND_TEXT[bands]}", ylabel, paper, colors, bands=bands, formats=formats)
         if p:
@@ -187,6 +215,22 @@ def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tup
     growth, heatmap = descent_figures(st.descent, st.space, dest=dest, formats=formats)
     return out + [("descent: widths during pruning and fitted laws", growth),
                   ("descent: widths the law gives per iteration", heatmap)], ""
+
+
+def _recipe_text(records: list[dict]) -> str:
+    """How the runs trained: the recipe of the runs trained from scratch, and the pruning baselines' fine-tuning."""
+    finished = [r for r in records if r["status"] == "finished"]
+    scratch = next((r.get("config", {}) for r in finished if not (r.get("spec") or {}).get("pretrained")), None)
+    tuned = next((r.get("config", {}) for r in finished if (r.get("spec") or {}).get("pretrained")), None)
+    text = ""
+    if scratch is not None:
+        text = (f"Recipe: {scratch.get('epochs')} epochs, batch {scratch.get('batch_size')}, lr {scratch.get('lr')} "
+                f"({scratch.get('schedule')}), momentum {scratch.get('momentum')}, weight decay "
+                f"{scratch.get('weight_decay')}, augmentation {'on' if scratch.get('augment') else 'off'}.")
+    if tuned is not None:
+        text += (f" The pruning baselines: pruned from a trained run, then fine-tuned {tuned.get('epochs')} epochs "
+                 f"at lr {tuned.get('lr')} ({tuned.get('schedule')}).")
+    return text.strip()
 
 
 def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tuple]:
@@ -204,10 +248,9 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
         doc.append(("p", "Dashed lines: the paper's published curves for this model and dataset (best test epoch "
                          "over 300/150 epochs, the original protocol); a reduced schedule will sit below them."))
     doc.append(("table", *_table(st.rows)))
-    recipe = next((r.get("config", {}) for r in st.records if r["status"] == "finished"), {})
-    doc.append(("p", f"Recipe: {recipe.get('epochs')} epochs, batch {recipe.get('batch_size')}, lr {recipe.get('lr')} "
-                     f"({recipe.get('schedule')}), momentum {recipe.get('momentum')}, weight decay "
-                     f"{recipe.get('weight_decay')}, augmentation {'on' if recipe.get('augment') else 'off'}."))
+    if _latency_note(st.rows):
+        doc.append(("p", _latency_note(st.rows)))
+    doc.append(("p", _recipe_text(st.records)))
     if st.fallbacks:
         doc.append(("p", "**Fallback laws:** " + "; ".join(st.fallbacks) + ". A row marked `(fallback)` is uniform "
                          "scaling of one configuration, not a fitted law."))
