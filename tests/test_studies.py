@@ -1,11 +1,13 @@
-"""A committed study's report is rebuilt from its committed records alone, and its numbers are the records'."""
+"""A committed study's report is rebuilt from its committed records alone: its numbers are the records', and
+the tables of studies/README.md are its reports' tables."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import shutil
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,24 +16,16 @@ from conftest import run_cli
 from neuralscale.store import load_records
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
-STORES = sorted(p.parent for p in STUDIES.glob("*/*/sweep.json"))
+_spec = importlib.util.spec_from_file_location("study_tables", STUDIES / "tables.py")
+tables = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tables)
+STORES = tables.committed_stores()
 
 
 @pytest.mark.parametrize("store", STORES, ids=[f"{s.parent.name}/{s.name}" for s in STORES])
 def test_a_study_report_comes_from_its_records_alone(store, tmp_path):
-    copy = tmp_path / store.name
-    # what is committed (a study may be running in this checkout), else the folder without checkpoints
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=store, capture_output=True)  # relative to store
-    if tracked.returncode == 0 and tracked.stdout:
-        for name in filter(None, tracked.stdout.decode().split("\0")):
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(store / name, copy / name)
-    else:
-        shutil.copytree(store, copy, ignore=shutil.ignore_patterns("*.pt", "*.ckpt", ".lock", "*.tmp", "log.txt"))
-    for run in list((copy / "runs").iterdir()):  # only finished runs: an unfinished one has nothing to report
-        record = run / "record.json"
-        if not record.exists() or json.loads(record.read_text())["status"] != "finished":
-            shutil.rmtree(run)
+    # what is committed (a study may be running in this checkout), finished runs only
+    copy = tables.committed_copy(store.parent, tmp_path / store.parent.name) / store.name
     r = run_cli("report", str(copy), "--format", "png")
     assert r.returncode == 0, r.stderr
     summary = json.loads((copy / "report" / "summary.json").read_text())
@@ -42,3 +36,23 @@ def test_a_study_report_comes_from_its_records_alone(store, tmp_path):
                 if x["label"] == row["label"] and [x["budget"].get(row["budget_key"][0])] == [row["budget_key"][1]]]
         assert sorted(mine) == sorted(row["values"]) and row["n"] == len(mine)
         assert abs(row["mean"] - statistics.fmean(mine)) < 0.01
+    if json.loads((store / "sweep.json").read_text())["config"].get("descent"):  # its descent, found in the copy
+        assert (copy / "report" / "heatmap.png").exists(), (copy / "report" / "report.md").read_text()
+
+
+def test_the_readme_tables_are_the_reports_tables(tmp_path):
+    text = (STUDIES / "README.md").read_text()
+    stores = [m["store"] for m in tables.BLOCK.finditer(text)]
+    assert stores and all((STUDIES / s / "sweep.json").exists() for s in stores), stores
+    check = [sys.executable, str(STUDIES / "tables.py"), "--check"]
+    r = subprocess.run(check, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # the check can fail: one number changed in a copy of the README
+    m = next(tables.BLOCK.finditer(text))
+    row = m["table"].splitlines()[2]
+    acc = next(cell for cell in row.split(" | ") if "±" in cell)  # the first row's accuracy, made up
+    changed = text.replace(row, row.replace(acc, "99.99 ± 0.00", 1))
+    assert changed != text
+    (tmp_path / "README.md").write_text(changed)
+    r = subprocess.run([*check, "--readme", str(tmp_path / "README.md")], capture_output=True, text=True)
+    assert r.returncode == 1 and f"the table of {m['store']}" in r.stderr

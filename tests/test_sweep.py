@@ -118,6 +118,8 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, descent_dir):
     r = run_cli("sweep", *TINY, "--methods", "uniform,morphnet,neuralscale", "--ratios", "0.0625,0.125",
                 "--seeds", "0,1", "--epochs", "2", "--from", str(descent_dir), "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
+    plan = json.loads((out / "sweep.json").read_text())["config"]  # the descent, found from wherever the store is
+    assert (out / plan["descent_from_store"]).resolve() == descent_dir.resolve()
     for ckpt in out.glob("runs/*/checkpoint.pt"):  # no weights, no training: the records are enough
         ckpt.unlink()
     r = run_cli("report", str(out), "--json")
@@ -134,6 +136,12 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, descent_dir):
         assert abs(row["mean"] - sum(mine) / 2) < 1e-9
         if row["label"] != "uniform":
             assert row["gap_to_uniform"] is not None
+            uni = next(u for u in rows if u["label"] == "uniform" and u["budget_key"] == row["budget_key"])
+            assert (row["final_gap"], row["final_gap_ci95"]) == welch_gap(row["finals"], uni["finals"])
+            lo, hi = row["gap_to_uniform"] - row["gap_ci95"], row["gap_to_uniform"] + row["gap_ci95"]
+            cell = f"{row['gap_to_uniform']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+            md = (out / "report" / "report.md").read_text()
+            assert (f"**{cell}**" in md) == (lo > 0 or hi < 0) and cell in md  # bold: the interval excludes 0
     rep = out / "report"
     for name in ("report.md", "report.html", "summary.json", "acc_vs_params.png", "acc_vs_macs.png",
                  "acc_vs_latency.png", "widths.png", "heatmap.png", "growth_iteration_02.png"):

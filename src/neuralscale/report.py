@@ -91,7 +91,7 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             "latency_devices": sorted(lat_devices),
             "accuracy": accuracy, "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "min": min(accs), "max": max(accs), "values": accs,
-            "final_mean": statistics.fmean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+            "finals": finals, "final_mean": statistics.fmean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
             "wall_s": sum(r.get("wall_s", 0) for r in rs),
         })
     uniform = {tuple(r["budget_key"]): r for r in rows if r["label"] == "uniform"}
@@ -99,8 +99,9 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         u = uniform.get(tuple(r["budget_key"]))
         if u is not None and r is not u:
             r["gap_to_uniform"], r["gap_ci95"] = welch_gap(r["values"], u["values"])
+            r["final_gap"], r["final_gap_ci95"] = welch_gap(r["finals"], u["finals"])
         else:
-            r["gap_to_uniform"], r["gap_ci95"] = None, None
+            r["gap_to_uniform"], r["gap_ci95"], r["final_gap"], r["final_gap_ci95"] = None, None, None, None
     order = {m: i for i, m in enumerate(BASE_METHODS)}
     rows.sort(key=lambda r: (r["budget_key"][0], r["budget_key"][1], order.get(r["method"], 9), r["label"]))
     return rows
@@ -123,21 +124,26 @@ def _paper_rows(model: str, dataset: str) -> list[dict]:
     return [r for r in reference_rows("paper_results.csv") if r["model"] == model and r["dataset"] == dataset]
 
 
-def _fmt_ci(r: dict) -> str:
-    if r["gap_to_uniform"] is None:
+def _fmt_gap(gap: float | None, half: float | None) -> str:
+    """A gap to uniform and its 95% interval, in bold where the interval excludes zero."""
+    if gap is None:
         return ""
-    ci = f" ± {r['gap_ci95']:.2f}" if r["gap_ci95"] is not None else " (CI needs 2+ seeds)"
-    return f"{r['gap_to_uniform']:+.2f}{ci}"
+    if half is None:
+        return f"{gap:+.2f} (CI needs 2+ seeds)"
+    text = f"{gap:+.2f} [{gap - half:+.2f}, {gap + half:+.2f}]"
+    return f"**{text}**" if gap - half > 0 or gap + half < 0 else text
 
 
 def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     """The results table; the latency column only where every row measured it on one device."""
     latency = latency_device(rows) is not None
     head = ["method", "budget", "seeds", "params", "MACs (M)", *(["latency (ms)"] if latency else []),
-            "test acc (sel.)", "final-epoch test acc", "gap to uniform [95% CI]"]
+            "test acc (sel.)", "final-epoch test acc", "gap to uniform (sel.) [95% CI]",
+            "gap to uniform (final epoch) [95% CI]"]
     body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
              *([f"{r['latency_ms']:.2f}" if r["latency_ms"] is not None else ""] if latency else []),
-             f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['final_mean']:.2f} ± {r['final_std']:.2f}", _fmt_ci(r)]
+             f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['final_mean']:.2f} ± {r['final_std']:.2f}",
+             _fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), _fmt_gap(r["final_gap"], r["final_gap_ci95"])]
             for r in rows]
     return head, body
 
@@ -184,6 +190,9 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
     plan = RunStore(store).load_plan() or {}
     sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
     recorded = sweep_cfg.get("descent")
+    beside = sweep_cfg.get("descent_from_store")  # relative to the store: right wherever the store was copied
+    if isinstance(beside, str) and beside and (store / beside).is_dir():
+        recorded = str(store / beside)
     descent_dir = Path(descent) if descent else (Path(recorded) if isinstance(recorded, str) and recorded else None)
     try:
         space = make_space(models[0][0], models[0][1], convcut=sweep_cfg.get("convcut") is True)
@@ -243,7 +252,8 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
               f"{status.count('running')} unfinished."),
         ("p", f"Accuracy: **{ACCURACY[st.accuracy][1]}**, mean ± std over seeds. Models are selected on a validation "
               "split carved from the training set; the final-epoch column needs no selection at all. The gap to "
-              "uniform is the difference of means at the same budget, with a Welch 95% confidence interval.")]
+              "uniform is the difference of means at the same budget, with its Welch 95% confidence interval; in bold where "
+              "the interval excludes zero.")]
     if not st.several_models and _paper_rows(st.model, st.dataset):
         doc.append(("p", "Dashed lines: the paper's published curves for this model and dataset (best test epoch "
                          "over 300/150 epochs, the original protocol); a reduced schedule will sit below them."))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -263,7 +264,10 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     specs = plan(cfg)
     ex = executor or get_executor("sequential")
     with store.lock():
-        store.save_plan(recipe(cfg), cfg.to_dict(), [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
+        config = cfg.to_dict()
+        if cfg.descent is not None:  # found by a report from any folder, and in a clone of the store's repository
+            config["descent_from_store"] = os.path.relpath(Path(cfg.descent).resolve(), store.root.resolve())
+        store.save_plan(recipe(cfg), config, [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
         todo = []
         for s in specs:
             status = store.status(s.id)
