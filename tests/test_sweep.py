@@ -22,6 +22,7 @@ from neuralscale.report import build_report, summarize_records
 from neuralscale.stats import t975, welch_gap
 from neuralscale.runs import RunSpec, execute
 from neuralscale.store import load_records, read_record
+from neuralscale.experiment import prepare
 from neuralscale.sweep import SweepConfig, plan, preset, run_sweep
 from neuralscale.train import TrainConfig
 
@@ -369,6 +370,12 @@ threads = 1
     assert r.returncode == 2 and "[executor] workers must be" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("experiment", str(tmp_path / "missing.toml"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+    # the executor's settings may be replaced for one invocation (a bigger machine), checked as the file's
+    e = prepare(toml, executor={"workers": 3, "threads": None, "devices": ["cpu"]})
+    assert e.executor.slots == 3 and e.executor.threads == 1
+    r = run_cli("experiment", str(toml), "--workers", "0")
+    assert r.returncode == 2 and "workers must be an integer of at least 1" in r.stderr and "Traceback" not in r.stderr
+    assert run_cli("experiment", "--help").stdout.count("override [executor]") == 3
 
 
 def test_statistics():

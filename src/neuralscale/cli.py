@@ -353,6 +353,9 @@ def _experiment_parser(sub) -> None:
     p.add_argument("file", metavar="FILE.toml")
     p.add_argument("--out", metavar="DIR", help="override [experiment] out")
     p.add_argument("--retry-failed", action="store_true")
+    p.add_argument("--workers", type=int, metavar="N", help="override [executor] workers (concurrent runs)")
+    p.add_argument("--threads", type=int, metavar="N", help="override [executor] threads (CPU threads per run)")
+    p.add_argument("--devices", metavar="cuda:0,cuda:1", help="override [executor] devices (runs spread over them)")
     _add_json(p, "the report's table and every run, as report --json")
     p.add_argument("--quiet", action="store_true")
 
@@ -445,7 +448,10 @@ def cmd_report(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    result = run_experiment(args.file, out=args.out, progress=not args.quiet, retry_failed=args.retry_failed)
+    executor = {"workers": args.workers, "threads": args.threads,
+                "devices": args.devices.split(",") if args.devices else None}
+    result = run_experiment(args.file, out=args.out, progress=not args.quiet, retry_failed=args.retry_failed,
+                            executor=executor)
     if args.json:
         _json(result["document"])
     else:

@@ -202,8 +202,12 @@ def _report(table: dict) -> dict:
     return report
 
 
-def prepare(path: str | Path, out: str | Path | None = None) -> Experiment:
-    """Read and check every section of an experiment file, before any work starts."""
+def prepare(path: str | Path, out: str | Path | None = None, executor: dict | None = None) -> Experiment:
+    """Read and check every section of an experiment file, before any work starts.
+
+    `executor`: settings that replace the file's [executor] ones for this invocation (e.g. {"workers": 8}
+    on a bigger machine); like `out`, they do not change what the runs compute.
+    """
     doc = load(path)
     exp = doc["experiment"]
     out_dir = Path(out) if out else Path(exp.get("out", Path(path).stem))
@@ -238,7 +242,8 @@ def prepare(path: str | Path, out: str | Path | None = None) -> Experiment:
     else:
         sweep_cfg = SweepConfig.from_dict({**common, **sw, "train": train})
 
-    executor = _executor(doc.get("executor", {}))
+    overrides = {k: v for k, v in (executor or {}).items() if v is not None}
+    executor = _executor({**doc.get("executor", {}), **overrides})
     report = _report(doc.get("report", {}))
     try:  # a folder that cannot be written is found now, not after the descent
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -249,9 +254,10 @@ def prepare(path: str | Path, out: str | Path | None = None) -> Experiment:
     return Experiment(space, out_dir, data, cfg, sweep_cfg, executor, report)
 
 
-def run(path: str | Path, out: str | Path | None = None, progress: bool = True, retry_failed: bool = False) -> dict:
-    """Run (or continue) the experiment; returns build_report's result."""
-    e = prepare(path, out)
+def run(path: str | Path, out: str | Path | None = None, progress: bool = True, retry_failed: bool = False,
+        executor: dict | None = None) -> dict:
+    """Run (or continue) the experiment; returns build_report's result. `executor` as in `prepare`."""
+    e = prepare(path, out, executor)
     if e.descent is not None:
         splits = load_splits(e.sweep.dataset, e.descent.train_config(), e.data.get("data_dir"),
                              subset={"train": e.data.get("train"), "test": e.data.get("test")},
