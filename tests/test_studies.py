@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from neuralscale.store import load_records
+from neuralscale.store import budget_key, load_records
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 _spec = importlib.util.spec_from_file_location("study_tables", STUDIES / "tables.py")
@@ -33,7 +33,7 @@ def test_a_study_report_comes_from_its_records_alone(store, tmp_path):
     assert summary["rows"] and sum(row["n"] for row in summary["rows"]) == len(records)
     for row in summary["rows"]:
         mine = [x["summary"]["test_acc_at_best_val"] for x in records
-                if x["label"] == row["label"] and [x["budget"].get(row["budget_key"][0])] == [row["budget_key"][1]]]
+                if x["label"] == row["label"] and list(budget_key(x)) == row["budget_key"]]
         assert sorted(mine) == sorted(row["values"]) and row["n"] == len(mine)
         assert abs(row["mean"] - statistics.fmean(mine)) < 0.01
     if json.loads((store / "sweep.json").read_text())["config"].get("descent"):  # its descent, found in the copy
