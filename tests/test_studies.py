@@ -3,6 +3,7 @@ the tables of studies/README.md are its reports' tables."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import statistics
@@ -56,3 +57,18 @@ def test_the_readme_tables_are_the_reports_tables(tmp_path):
     (tmp_path / "README.md").write_text(changed)
     r = subprocess.run([*check, "--readme", str(tmp_path / "README.md")], capture_output=True, text=True)
     assert r.returncode == 1 and f"the table of {m['store']}" in r.stderr
+
+
+def test_latency_of_every_configuration_of_a_store(tmp_path):
+    """studies/latency.py measures each configuration a store trained, one row each, with its widths."""
+    store = STORES[0]
+    copy = tables.committed_copy(store.parent, tmp_path / store.parent.name) / store.name
+    out = tmp_path / "latency.csv"
+    r = subprocess.run([sys.executable, str(STUDIES / "latency.py"), str(copy), "--out", str(out), "--rounds", "2",
+                        "--calls", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(out.open()))
+    records = [x for x in load_records(copy) if x["status"] == "finished"]
+    want = {(x["label"], ",".join(map(str, x["widths"]))) for x in records}
+    assert {(row["label"], row["widths"]) for row in rows} == want and len(rows) == len(want)
+    assert all(float(row["median_ms"]) > 0 and row["rounds"] == "2" and row["threads"] == "1" for row in rows)
