@@ -16,7 +16,7 @@
 # id does not include its device.
 #
 # A pruning baseline whose pretrained run finished on another machine trains that run again first (its
-# weights are not in the records), once per seed, in <run>/weights/.
+# weights are not in the records), once per pretrained run and machine, in <run>/weights/ (not packed).
 set -u
 BUDGET=${BUDGET:-480}
 STUDIES=${STUDIES:-"studies/fmnist-vgg11/params.toml studies/fmnist-vgg11/macs.toml studies/fmnist-vgg11/warmup0.toml studies/fmnist-vgg11/warmup2.toml"}
@@ -39,5 +39,5 @@ packed=""
 for d in $dirs; do packed="$packed $d/*/"; done
 # shellcheck disable=SC2086  # the folders' globs are meant to expand
 tar czf "$OUT/records.tgz" --exclude='*.pt' --exclude='*.ckpt' --exclude='.lock' --exclude='*/runs/*/log.txt' \
-    --exclude='*/report' $packed
+    --exclude='*/runs/*/weights' --exclude='*/report' $packed
 ls -la "$OUT"; tail -n 3 "$OUT"/*.log

@@ -9,19 +9,21 @@ A table in the README sits between two markers naming its store (relative to thi
     python studies/tables.py           rewrite every marked table from the committed finished records
     python studies/tables.py --check   exit 1 (naming the store) where a table differs from its report
 
-Only what git tracks counts (a study may be running in this checkout, with unfinished and uncommitted runs), and
-of that only finished runs: the table is what any clone of the repository rebuilds. tests/test_studies.py runs
+Only what the last commit holds counts (a study may be running in this checkout, with unfinished, uncommitted or
+newly finished runs), and of that only finished runs: the table is what any clone of the repository rebuilds. tests/test_studies.py runs
 the check.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -30,25 +32,37 @@ README = HERE / "README.md"
 BLOCK = re.compile(r"(<!-- report: (?P<store>[^ ]+) -->\n)(?P<table>.*?)(<!-- /report -->)", re.S)
 
 
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+
+
 def committed_stores() -> list[Path]:
-    """Every run store of every study that git tracks (all of them outside a git checkout)."""
-    tracked = subprocess.run(["git", "ls-files", "-z", "*/*/sweep.json"], cwd=HERE, capture_output=True)
-    if tracked.returncode == 0 and tracked.stdout:
-        return sorted((HERE / name).parent for name in filter(None, tracked.stdout.decode().split("\0")))
+    """Every run store of every study in the last commit (all of them outside a git checkout)."""
+    tree = _git(["ls-tree", "-r", "--name-only", "HEAD", "--", "."], HERE)  # names relative to HERE
+    if tree.returncode == 0 and tree.stdout:
+        names = tree.stdout.decode().splitlines()
+        return sorted((HERE / n).parent for n in names if re.fullmatch(r"[^/]+/[^/]+/sweep\.json", n))
     return sorted(p.parent for p in HERE.glob("*/*/sweep.json"))
 
 
 def committed_copy(study: Path, dest: Path) -> Path:
-    """A study folder's git-tracked files (all of it outside a git checkout, less checkpoints), with only the
-    finished runs of each store; its stores keep their places (a store may use another's descent)."""
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=study, capture_output=True)  # relative to study
-    if tracked.returncode == 0 and tracked.stdout:
-        for name in filter(None, tracked.stdout.decode().split("\0")):
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(study / name, dest / name)
+    """A study folder as the last commit holds it (as it is, less checkpoints, outside a git checkout), with
+    only the finished runs of each store; its stores keep their places (a store may use another's descent).
+
+    Not the working tree: a study running here changes its files (a run committed unfinished finishes)."""
+    top = _git(["rev-parse", "--show-toplevel"], study)
+    archive = None
+    if top.returncode == 0:
+        prefix = study.resolve().relative_to(Path(top.stdout.decode().strip()).resolve()).as_posix()
+        archive = _git(["archive", "--format=tar", "HEAD", prefix], study)
+    if archive is not None and archive.returncode == 0 and archive.stdout:
+        with tempfile.TemporaryDirectory() as tmp:
+            with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+                tar.extractall(tmp, filter="data")
+            shutil.move(str(Path(tmp) / prefix), dest)
     else:
         shutil.copytree(study, dest, ignore=shutil.ignore_patterns("*.pt", "*.ckpt", ".lock", "*.tmp", "log.txt",
-                                                                   "report"))
+                                                                   "report", "weights"))
     for run in [p for p in dest.glob("*/runs/*") if p.is_dir()]:
         record = run / "record.json"
         if not record.exists() or json.loads(record.read_text()).get("status") != "finished":

@@ -137,8 +137,11 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, descent_dir):
         assert abs(row["mean"] - sum(mine) / 2) < 1e-9
         if row["label"] != "uniform":
             assert row["gap_to_uniform"] is not None
-            uni = next(u for u in rows if u["label"] == "uniform" and u["budget_key"] == row["budget_key"])
-            assert (row["final_gap"], row["final_gap_ci95"]) == welch_gap(row["finals"], uni["finals"])
+            mine_final = [x["summary"]["final_test_acc"] for x in records
+                          if x["label"] == row["label"] and x["budget"]["ratio"] == row["budget_key"][1]]
+            theirs = [x["summary"]["final_test_acc"] for x in records
+                      if x["label"] == "uniform" and x["budget"]["ratio"] == row["budget_key"][1]]
+            assert abs(row["final_gap"] - (sum(mine_final) - sum(theirs)) / 2) < 1e-9  # the final epoch's gap
             lo, hi = row["gap_to_uniform"] - row["gap_ci95"], row["gap_to_uniform"] + row["gap_ci95"]
             cell = f"{row['gap_to_uniform']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
             md = (out / "report" / "report.md").read_text()
@@ -282,9 +285,13 @@ def test_baselines_on_a_machine_without_the_pretrained_weights_train_them_again_
     assert r.returncode == 0, r.stderr
     (pre,) = [x for x in load_records(out) if x["method"] == "uniform"]
     (done,) = [x for x in load_records(out) if x["method"] == "slimming"]
-    kept = {x: (out / "runs" / x / "record.json").read_bytes() for x in (pre["id"], done["id"])}
     for ckpt in out.glob("runs/*/checkpoint.pt"):  # what a clone of the committed study holds
         ckpt.unlink()
+    moved = out / "runs" / pre["id"] / "record.json"  # trained on a GPU machine: retrained on this one's device
+    rec = json.loads(moved.read_text())
+    rec["spec"]["config"]["device"] = "cuda:7"
+    moved.write_text(json.dumps(rec))
+    kept = {x: (out / "runs" / x / "record.json").read_bytes() for x in (pre["id"], done["id"])}
     # three more baselines of the same pretrained run, two at a time: one trains the weights, the other waits
     r = run_cli(*base, "--methods", "slimming,l1-prune", "--ratios", "0.0625,0.125", "--executor", "local",
                 "--workers", "2", "--threads", "1")
@@ -304,8 +311,28 @@ def test_baselines_on_a_machine_without_the_pretrained_weights_train_them_again_
         assert info["from_test_acc"] == pre["summary"]["final_test_acc"]
         assert info["retrained_test_acc"] == again["summary"]["final_test_acc"]
     assert len(load_records(out)) == 5  # the copy in weights/ is not a run of the store
+    assert again["environment"]["device"] == "cpu"
+
+    # the copy's record came from another machine without its weights: trained again, not trusted
+    (out / "runs" / pre["id"] / "weights" / "checkpoint.pt").unlink()
+    r = run_cli(*base, "--methods", "slimming", "--ratios", "0.0625,0.125,0.25")
+    assert r.returncode == 0, r.stderr
+    assert (out / "runs" / pre["id"] / "weights" / "checkpoint.pt").exists()
+    assert len([x for x in load_records(out) if x["status"] == "finished"]) == 6
+
+    # a copy that failed: every baseline of it stops with one clear error (no traceback) until it is removed
+    weights = out / "runs" / pre["id"] / "weights"
+    (weights / "checkpoint.pt").unlink()
+    failed = json.loads((weights / "record.json").read_text())
+    failed.update(status="failed", error="RuntimeError: diverged")
+    (weights / "record.json").write_text(json.dumps(failed))
+    r = run_cli(*base, "--methods", "l1-prune", "--ratios", "0.25")
+    assert r.returncode == 1
+    (bad,) = [x for x in load_records(out) if x["status"] == "failed"]
+    assert bad["error"].startswith(f"NeuralscaleError: training {pre['id']} again for its weights failed "
+                                   "(RuntimeError: diverged)"), bad["error"]
     rep = run_cli("report", str(out), "--json")
-    assert rep.returncode == 0 and len(json.loads(rep.stdout)["runs"]) == 5
+    assert rep.returncode == 0 and len(json.loads(rep.stdout)["runs"]) == 7
     md = (out / "report" / "report.md").read_text()  # the recipe of the runs from scratch, and the fine-tuning
     assert "Recipe: 1 epochs, batch 32, lr 0.05 (cosine)" in md
     assert "The pruning baselines: pruned from a trained run, then fine-tuned 1 epochs at lr 0.001 (constant)" in md

@@ -114,7 +114,9 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
             raise_errors: bool = False) -> dict:
     """Run `spec` in `run_dir` (or return its finished record) and return the record.
 
-    With `run_dir` None nothing is written (no record, no checkpoint).
+    With `run_dir` None nothing is written (no record, no checkpoint), except by a pruning baseline
+    whose pretrained run has no weights on this machine: they are trained in `store_root` (see
+    `_weights_to_prune`).
 
     An interrupted run resumes from its checkpoint.  A run that raises or
     diverges is recorded as failed (status, error) and its record returned;
@@ -171,7 +173,7 @@ def _network(spec: RunSpec, space, splits, run_dir: Path | None, store_root,
         if store_root is None and run_dir is None:
             raise NeuralscaleError("a pruning baseline needs a run store holding its pretrained run")
         root = Path(store_root) if store_root is not None else run_dir.parent
-        source, again = _weights_to_prune(root / spec.pretrained, space, splits, progress)
+        source, again = _weights_to_prune(root / spec.pretrained, spec, space, splits, progress)
         model, widths, callbacks, info = prune_pretrained(space, source, spec)
         if again:  # pruned from a copy trained again here: the run's own accuracy, and the copy's
             info.update({"from": spec.pretrained, "retrained": True, "retrained_test_acc": info["from_test_acc"],
@@ -195,13 +197,16 @@ def _network(spec: RunSpec, space, splits, run_dir: Path | None, store_root,
     return space.build(widths), widths, [], {}
 
 
-def _weights_to_prune(source: Path, space, splits, progress: bool) -> tuple[Path, bool]:
-    """Where the weights of a baseline's pretrained run lie, and whether they were trained again.
+def _weights_to_prune(source: Path, spec: RunSpec, space, splits, progress: bool) -> tuple[Path, bool]:
+    """Where the weights of baseline `spec`'s pretrained run lie, and whether they were trained again.
 
     A study keeps records, not checkpoints (they stay on the machine that trained them), so on another
     machine a finished pretrained run has no weights: they are trained again from its spec (the same
-    widths, recipe and seed) in `<run>/weights/`, once per run, while the run's own record stays as it is.
-    Two baselines pruning the same run take turns: the second waits and uses the first one's weights.
+    widths, recipe and seed, on this baseline's device) in `<run>/weights/`, once per run and machine,
+    while the run's own record stays as it is. Two baselines pruning the same run take turns: the second
+    waits and uses the first one's weights. A copy whose weights are gone too (its record came from
+    another machine) is trained again; one that failed stops every baseline of it with one clear error
+    until its folder is removed.
     """
     record = read_record(source)
     if record is None or record.get("status") != "finished":
@@ -210,11 +215,26 @@ def _weights_to_prune(source: Path, space, splits, progress: bool) -> tuple[Path
         return source, False
     again = source / "weights"
     with exclusive(again, "directory", wait=True):
+        old = read_record(again) or {}
+        if old.get("status") == "failed":
+            raise NeuralscaleError(f"training {source.name} again for its weights failed ({old.get('error')}); "
+                                   f"see {again / 'record.json'}, and remove {again} to try again")
+        if old.get("status") == "finished" and not (again / "checkpoint.pt").exists():
+            (again / "record.json").unlink()  # a record without its weights: from another machine
         if (read_record(again) or {}).get("status") != "finished":
             log.warning("%s: its weights are not on this machine (a study keeps records, not checkpoints); "
                         "training it again from its spec in %s", source.name, again)
-        execute(RunSpec.from_dict(record["spec"]), again, space=space, splits=splits, progress=progress,
-                raise_errors=True)
+        pre = RunSpec.from_dict(record["spec"])
+        pre.config = {**pre.config, "device": spec.config.get("device", pre.config.get("device"))}  # this machine's
+        same_data = pre.data == spec.data and pre.dataset == spec.dataset
+        try:
+            execute(pre, again, space=space, splits=splits if same_data else None, progress=progress,
+                    raise_errors=True)
+        except EnvironmentFailure:
+            raise
+        except Exception as e:
+            raise NeuralscaleError(f"training {source.name} again for its weights failed: "
+                                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     return again, True
 
 
