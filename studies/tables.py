@@ -51,11 +51,12 @@ def committed_copy(study: Path, dest: Path) -> Path:
 
     Not the working tree: a study running here changes its files (a run committed unfinished finishes)."""
     top = _git(["rev-parse", "--show-toplevel"], study)
-    archive = None
     if top.returncode == 0:
-        prefix = study.resolve().relative_to(Path(top.stdout.decode().strip()).resolve()).as_posix()
-        archive = _git(["archive", "--format=tar", "HEAD", prefix], study)
-    if archive is not None and archive.returncode == 0 and archive.stdout:
+        root = Path(top.stdout.decode().strip()).resolve()
+        prefix = study.resolve().relative_to(root).as_posix()
+        archive = _git(["archive", "--format=tar", "HEAD", prefix], root)
+        if archive.returncode != 0:
+            raise SystemExit(f"tables.py: git archive HEAD {prefix} failed: {archive.stderr.decode().strip()}")
         with tempfile.TemporaryDirectory() as tmp:
             with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
                 tar.extractall(tmp, filter="data")
