@@ -142,7 +142,7 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, descent_dir):
             theirs = [x["summary"]["final_test_acc"] for x in records
                       if x["label"] == "uniform" and x["budget"]["ratio"] == row["budget_key"][1]]
             assert abs(row["final_gap"] - (sum(mine_final) - sum(theirs)) / 2) < 1e-9  # the final epoch's gap
-            lo, hi = row["gap_to_uniform"] - row["gap_ci95"], row["gap_to_uniform"] + row["gap_ci95"]
+            lo, hi = round(row["gap_to_uniform"] - row["gap_ci95"], 2), round(row["gap_to_uniform"] + row["gap_ci95"], 2)
             cell = f"{row['gap_to_uniform']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
             md = (out / "report" / "report.md").read_text()
             assert (f"**{cell}**" in md) == (lo > 0 or hi < 0) and cell in md  # bold: the interval excludes 0
@@ -400,6 +400,14 @@ threads = 1
     # the executor's settings may be replaced for one invocation (a bigger machine), checked as the file's
     e = prepare(toml, executor={"workers": 3, "threads": None, "devices": ["cpu"]})
     assert e.executor.slots == 3 and e.executor.threads == 1
+    sequential = tmp_path / "seq.toml"  # no [executor]: one run at a time, unless workers are asked for
+    sequential.write_text(toml.read_text().split("[executor]")[0])
+    assert type(prepare(sequential).executor).__name__ == "Sequential"
+    assert prepare(sequential, executor={"workers": 2}).executor.slots == 2
+    ray = tmp_path / "ray.toml"
+    ray.write_text(toml.read_text().replace('name = "local"', 'name = "ray"').replace("workers = 2\n", ""))
+    with pytest.raises(NeuralscaleError, match="--devices places local workers"):
+        prepare(ray, executor={"devices": ["cuda:0"]})
     r = run_cli("experiment", str(toml), "--workers", "0")
     assert r.returncode == 2 and "workers must be an integer of at least 1" in r.stderr and "Traceback" not in r.stderr
     assert run_cli("experiment", "--help").stdout.count("override [executor]") == 3

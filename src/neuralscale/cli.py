@@ -353,7 +353,8 @@ def _experiment_parser(sub) -> None:
     p.add_argument("file", metavar="FILE.toml")
     p.add_argument("--out", metavar="DIR", help="override [experiment] out")
     p.add_argument("--retry-failed", action="store_true")
-    p.add_argument("--workers", type=int, metavar="N", help="override [executor] workers (concurrent runs)")
+    p.add_argument("--workers", type=int, metavar="N", help="override [executor] workers (concurrent runs; a "
+                   "sequential executor becomes local workers)")
     p.add_argument("--threads", type=int, metavar="N", help="override [executor] threads (CPU threads per run)")
     p.add_argument("--devices", metavar="cuda:0,cuda:1", help="override [executor] devices (runs spread over them)")
     _add_json(p, "the report's table and every run, as report --json")

@@ -243,7 +243,12 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
         sweep_cfg = SweepConfig.from_dict({**common, **sw, "train": train})
 
     overrides = {k: v for k, v in (executor or {}).items() if v is not None}
-    executor = _executor({**doc.get("executor", {}), **overrides})
+    table = {**doc.get("executor", {}), **overrides}
+    if table.get("name", "sequential") == "sequential" and ("workers" in overrides or "devices" in overrides):
+        table["name"] = "local"  # asked for workers or devices: local workers, not one run at a time
+    if table.get("name") == "ray" and "devices" in overrides:
+        raise NeuralscaleError("--devices places local workers; a Ray cluster places runs by [executor] gpus_per_run")
+    executor = _executor(table)
     report = _report(doc.get("report", {}))
     try:  # a folder that cannot be written is found now, not after the descent
         out_dir.mkdir(parents=True, exist_ok=True)

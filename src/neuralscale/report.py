@@ -130,8 +130,9 @@ def _fmt_gap(gap: float | None, half: float | None) -> str:
         return ""
     if half is None:
         return f"{gap:+.2f} (CI needs 2+ seeds)"
-    text = f"{gap:+.2f} [{gap - half:+.2f}, {gap + half:+.2f}]"
-    return f"**{text}**" if gap - half > 0 or gap + half < 0 else text
+    lo, hi = round(gap - half, 2), round(gap + half, 2)  # decided as shown: [+0.00, ...] is not bold
+    text = f"{gap:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    return f"**{text}**" if lo > 0 or hi < 0 else text
 
 
 def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
