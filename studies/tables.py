@@ -6,12 +6,16 @@ A table in the README sits between two markers naming its store (relative to thi
     | method | budget | ... |
     <!-- /report -->
 
+or one row (a method at a budget) from each of several stores, side by side with its widths:
+
+    <!-- report: fmnist-vgg11/warmup0 fmnist-vgg11/warmup2 fmnist-vgg11/params | neuralscale@1 | ratio 0.0625 -->
+
     python studies/tables.py           rewrite every marked table from the committed finished records
-    python studies/tables.py --check   exit 1 (naming the store) where a table differs from its report
+    python studies/tables.py --check   exit 1 (naming the table) where a table differs from its reports
 
 Only what the last commit holds counts (a study may be running in this checkout, with unfinished, uncommitted or
-newly finished runs), and of that only finished runs: the table is what any clone of the repository rebuilds. tests/test_studies.py runs
-the check.
+newly finished runs), and of that only finished runs: the table is what any clone of the repository rebuilds.
+tests/test_studies.py runs the check.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
-BLOCK = re.compile(r"(<!-- report: (?P<store>[^ ]+) -->\n)(?P<table>.*?)(<!-- /report -->)", re.S)
+BLOCK = re.compile(r"(<!-- report: (?P<store>[^>]+?) -->\n)(?P<table>.*?)(<!-- /report -->)", re.S)
+ROW_COLUMNS = ["method", "budget", "seeds", "params", "MACs (M)", "test acc (sel.)", "final-epoch test acc"]
 
 
 def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -82,6 +87,25 @@ def report_markdown(store: Path) -> str:
         return (copy / "report" / "report.md").read_text()
 
 
+def _tables(md: str) -> list[list[list[str]]]:
+    """Every table of a markdown text, as rows of cells (the header first, the rule left out)."""
+    tables, current = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                current.append(cells)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def _markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]]) + "\n"
+
+
 def report_table(store: Path) -> str:
     """The results table of the report on the committed finished records of `store`."""
     md = report_markdown(store)
@@ -89,6 +113,30 @@ def report_table(store: Path) -> str:
     start = next(i for i, line in enumerate(lines) if line.startswith("| method |"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     return "\n".join(lines[start:end]) + "\n"
+
+
+def rows_table(stores: list[str], label: str, budget: str) -> str:
+    """One method at one budget from each store's report: its row and its widths, a store per line."""
+    out = [["store", *ROW_COLUMNS, "widths"]]
+    for store in stores:
+        results, *rest = _tables(report_markdown(HERE / store))
+        head = results[0]
+        widths = next((t for t in rest if t[0] == ["method", "budget", "widths"]), [])
+        for row in results[1:]:
+            if row[0] == label and row[1] == budget:
+                w = next((x[2] for x in widths[1:] if x[0] == label and x[1] == budget), "")
+                out.append([store, *(row[head.index(c)] for c in ROW_COLUMNS), w])
+    return _markdown(out)
+
+
+def table_for(spec: str) -> str:
+    """The table a marker names: a store's whole table, or one row of several stores."""
+    parts = [p.strip() for p in spec.split("|")]
+    if len(parts) == 1:
+        return report_table(HERE / parts[0])
+    if len(parts) != 3:
+        raise SystemExit(f"tables.py: a marker is 'STORE' or 'STORE STORE ... | LABEL | BUDGET', got {spec!r}")
+    return rows_table(parts[0].split(), parts[1], parts[2])
 
 
 def main(argv=None) -> int:
@@ -102,7 +150,7 @@ def main(argv=None) -> int:
     stale = []
 
     def rebuild(m: re.Match) -> str:
-        table = report_table(HERE / m["store"])
+        table = table_for(m["store"])
         if table != m["table"]:
             stale.append(m["store"])
         return m.group(1) + table + m.group(4)

@@ -72,3 +72,17 @@ def test_latency_of_every_configuration_of_a_store(tmp_path):
     want = {(x["label"], ",".join(map(str, x["widths"]))) for x in records}
     assert {(row["label"], row["widths"]) for row in rows} == want and len(rows) == len(want)
     assert all(float(row["median_ms"]) > 0 and row["rounds"] == "2" and row["threads"] == "1" for row in rows)
+
+
+def test_a_row_table_takes_one_method_at_one_budget_from_each_store():
+    store = STORES[0]
+    name = f"{store.parent.name}/{store.name}"
+    whole = tables._tables(tables.report_table(store))[0]
+    head, first = whole[0], whole[1]
+    rows = tables._tables(tables.table_for(f"{name} {name} | {first[0]} | {first[1]}"))[0]
+    assert rows[0][:2] == ["store", "method"] and len(rows) == 3  # the header and the row, once per store named
+    for row in rows[1:]:
+        assert row[0] == name and row[1:3] == first[:2]
+        for col in tables.ROW_COLUMNS:
+            assert row[1 + tables.ROW_COLUMNS.index(col)] == first[head.index(col)]
+        assert row[-1] and all(w.isdigit() for w in row[-1].split(","))  # its widths
