@@ -157,6 +157,8 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, descent_dir):
     assert "## Methods" in md and "paper: 'weight magnitude'" not in md  # only the methods of this sweep
     assert "- `morphnet`: MorphNet-style" in md and "(paper: NeuralScale, iteration 1 / 15)" in md
     assert "| latency (ms) |" in md and "Latency: batch 1, median of each run's measurement on cpu" in md
+    last = sum(x["summary"]["best_val_epoch"] == len(x["history"]) for x in records)  # where selection fell
+    assert f"Selection: the best-validation epoch was the last epoch in {last} of 12 runs" in md
     # a run that measured its latency on another machine: no latency column or figure, and a note says why
     moved = out / "runs" / runs[0]["id"] / "record.json"
     rec = json.loads(moved.read_text())

@@ -227,6 +227,18 @@ def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tup
                   ("descent: widths the law gives per iteration", heatmap)], ""
 
 
+def _selection_text(records: list[dict]) -> str:
+    """Where the best-validation epoch fell: if always the last, selecting on validation chose nothing."""
+    picks = [(r["summary"]["best_val_epoch"], len(r.get("history") or []) or r["config"].get("epochs"))
+             for r in records if r["status"] == "finished" and isinstance(r.get("summary", {}).get("best_val_epoch"), int)]
+    if not picks:
+        return ""
+    epochs = sorted(e for e, _ in picks)
+    last = sum(e == n for e, n in picks)
+    return (f"Selection: the best-validation epoch was the last epoch in {last} of {len(picks)} runs; over all runs "
+            f"it fell at epochs {epochs[0]}-{epochs[-1]} (median {statistics.median(epochs):g}).")
+
+
 def _recipe_text(records: list[dict]) -> str:
     """How the runs trained: the recipe of the runs trained from scratch, and the pruning baselines' fine-tuning."""
     finished = [r for r in records if r["status"] == "finished"]
@@ -262,6 +274,8 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     if _latency_note(st.rows):
         doc.append(("p", _latency_note(st.rows)))
     doc.append(("p", _recipe_text(st.records)))
+    if st.accuracy == "best-val" and _selection_text(st.records):
+        doc.append(("p", _selection_text(st.records)))
     if st.fallbacks:
         doc.append(("p", "**Fallback laws:** " + "; ".join(st.fallbacks) + ". A row marked `(fallback)` is uniform "
                          "scaling of one configuration, not a fitted law."))
