@@ -30,7 +30,7 @@ from .baselines import prune_pretrained, trained_network, warm_start
 from .data import load_splits
 from .errors import EnvironmentFailure, NeuralscaleError
 from .records import atomic_write_text, exclusive
-from .store import RunStore, read_record, write_record
+from .store import RECORD, RunStore, read_record, write_record
 from .train import TrainConfig, Trainer, environment
 from .zoo import space as make_space
 
@@ -218,9 +218,9 @@ def _weights_to_prune(source: Path, spec: RunSpec, space, splits, progress: bool
         old = read_record(again) or {}
         if old.get("status") == "failed":
             raise NeuralscaleError(f"training {source.name} again for its weights failed ({old.get('error')}); "
-                                   f"see {again / 'record.json'}, and remove {again} to try again")
+                                   f"see {again / RECORD}, and remove {again} to try again")
         if old.get("status") == "finished" and not (again / "checkpoint.pt").exists():
-            (again / "record.json").unlink()  # a record without its weights: from another machine
+            (again / RECORD).unlink()  # a record without its weights: from another machine
         if (read_record(again) or {}).get("status") != "finished":
             log.warning("%s: its weights are not on this machine (a study keeps records, not checkpoints); "
                         "training it again from its spec in %s", source.name, again)
