@@ -271,11 +271,9 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
         doc.append(("p", "Dashed lines: the paper's published curves for this model and dataset (best test epoch "
                          "over 300/150 epochs, the original protocol); a reduced schedule will sit below them."))
     doc.append(("table", *_table(st.rows)))
-    if _latency_note(st.rows):
-        doc.append(("p", _latency_note(st.rows)))
-    doc.append(("p", _recipe_text(st.records)))
-    if st.accuracy == "best-val" and _selection_text(st.records):
-        doc.append(("p", _selection_text(st.records)))
+    latency = _latency_note(st.rows)
+    selection = _selection_text(st.records) if st.accuracy == "best-val" else ""
+    doc += [("p", text) for text in (latency, _recipe_text(st.records), selection) if text]
     if st.fallbacks:
         doc.append(("p", "**Fallback laws:** " + "; ".join(st.fallbacks) + ". A row marked `(fallback)` is uniform "
                          "scaling of one configuration, not a fitted law."))
