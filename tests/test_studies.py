@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
+from neuralscale.experiment import load, prepare
 from neuralscale.store import budget_key, load_records
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
@@ -89,3 +91,25 @@ def test_a_row_table_takes_one_method_at_one_budget_from_each_store():
         for col in tables.ROW_COLUMNS:
             assert row[1 + tables.ROW_COLUMNS.index(col)] == first[head.index(col)]
         assert row[-1] and all(w.isdigit() for w in row[-1].split(","))  # its widths
+
+
+EXPERIMENT_FILES = sorted(STUDIES.glob("*/*.toml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENT_FILES, ids=[f"{p.parent.name}/{p.name}" for p in EXPERIMENT_FILES])
+def test_every_study_file_is_ready_to_run(path, tmp_path):
+    """Each experiment file of studies/ passes the whole check that `neuralscale experiment` makes before any
+    work (model, dataset, every section), and its store is the folder beside it that holds its records."""
+    exp = prepare(path, out=tmp_path / "out")
+    assert exp.sweep.methods and exp.sweep.seeds
+    store = path.parent / load(path)["experiment"]["out"]
+    assert store.parent == path.parent and store.name != path.parent.name
+
+
+def test_the_gpu_script_runs_study_files_that_exist():
+    text = (STUDIES / "gpu.sh").read_text()
+    default = re.search(r'STUDIES=\$\{STUDIES:-"([^"]+)"\}', text)
+    assert default, "gpu.sh names its default experiment files in STUDIES"
+    names = default[1].split()
+    assert names and all((STUDIES.parent / n).is_file() for n in names), names
+    assert set(names) <= {str(p.relative_to(STUDIES.parent)) for p in EXPERIMENT_FILES}
