@@ -6,9 +6,10 @@ A table in the README sits between two markers naming its store (relative to thi
     | method | budget | ... |
     <!-- /report -->
 
-or one row (a method at a budget) from each of several stores, side by side with its widths:
+or one row (a method at a budget) from each of several stores, side by side with its widths (the method may
+name alternatives, separated by commas, for a method labelled differently in some stores):
 
-    <!-- report: fmnist-vgg11/warmup0 fmnist-vgg11/warmup2 fmnist-vgg11/params | neuralscale@1 | ratio 0.0625 -->
+    <!-- report: fmnist-vgg11/warmup0 fmnist-vgg11/warmup2 fmnist-vgg11/params | neuralscale@1, neuralscale@1 (fallback) | ratio 0.0625 -->
 
     python studies/tables.py           rewrite every marked table from the committed finished records
     python studies/tables.py --check   exit 1 (naming the table) where a table differs from its reports
@@ -116,15 +117,18 @@ def report_table(store: Path) -> str:
 
 
 def rows_table(stores: list[str], label: str, budget: str) -> str:
-    """One method at one budget from each store's report: its row and its widths, a store per line."""
+    """One method at one budget from each store's report: its row and its widths, a store per line.
+
+    `label` may name alternatives separated by commas (a method labelled differently in some stores)."""
+    labels = [x.strip() for x in label.split(",")]
     out = [["store", *ROW_COLUMNS, "widths"]]
     for store in stores:
         results, *rest = _tables(report_markdown(HERE / store))
         head = results[0]
         widths = next((t for t in rest if t[0] == ["method", "budget", "widths"]), [])
         for row in results[1:]:
-            if row[0] == label and row[1] == budget:
-                w = next((x[2] for x in widths[1:] if x[0] == label and x[1] == budget), "")
+            if row[0] in labels and row[1] == budget:
+                w = next((x[2] for x in widths[1:] if x[0] == row[0] and x[1] == budget), "")
                 out.append([store, *(row[head.index(c)] for c in ROW_COLUMNS), w])
     return _markdown(out)
 

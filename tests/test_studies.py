@@ -93,6 +93,19 @@ def test_a_row_table_takes_one_method_at_one_budget_from_each_store():
         assert row[-1] and all(w.isdigit() for w in row[-1].split(","))  # its widths
 
 
+def test_a_row_table_takes_the_method_under_any_of_its_names():
+    store = STORES[0]
+    name = f"{store.parent.name}/{store.name}"
+    whole = tables._tables(tables.report_table(store))[0]
+    first, other = whole[1], next(r for r in whole[2:] if r[0] != whole[1][0] and r[1] == whole[1][1])
+    one = tables._tables(tables.table_for(f"{name} | no-such-method, {first[0]} | {first[1]}"))[0]
+    assert [r[1] for r in one[1:]] == [first[0]]
+    both = tables._tables(tables.table_for(f"{name} | {first[0]}, {other[0]} | {first[1]}"))[0]
+    assert [r[1] for r in both[1:]] == [first[0], other[0]]  # in the report's order
+    none = tables._tables(tables.table_for(f"{name} | no-such-method | {first[1]}"))[0]
+    assert len(none) == 1  # the header alone
+
+
 EXPERIMENT_FILES = sorted(STUDIES.glob("*/*.toml"))
 
 
