@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -172,6 +173,14 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, descent_dir):
     orig = run_cli("report", str(out), "--accuracy", "original", "--out", str(tmp_path / "orig"))
     assert orig.returncode == 0 and "ORIGINAL PROTOCOL" in (tmp_path / "orig" / "report.md").read_text()
     assert orig.stdout.strip().splitlines()[-1].endswith("report.html")
+    for x in records:  # one seed left: no spread to show, and the table says so instead of "± 0.00"
+        if x["seed"] == 1:
+            shutil.rmtree(out / "runs" / x["id"])
+    one = run_cli("report", str(out), "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    md = (tmp_path / "one" / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| uniform |"))
+    assert "(1 seed)" in row and "±" not in row and "CI needs 2+ seeds" in md
 
 
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):

@@ -22,7 +22,7 @@ from .export import export_run
 from .logs import configure as configure_logging
 from .records import strict
 from .methods import BASE_METHODS
-from .report import ACCURACY, build_report, run_summary
+from .report import ACCURACY, build_report, mean_std, run_summary
 from .sweep import PRESETS, run_sweep, sweep_config
 from .train import SCHEDULES, TrainConfig
 from .validate import budget as check_budget, share
@@ -442,7 +442,7 @@ def cmd_report(args) -> int:
     for r in result["rows"]:
         gap = "" if r["gap_to_uniform"] is None else f"  gap {r['gap_to_uniform']:+.2f}"
         print(f"{r['label']:<16} {r['budget']:<14} n={r['n']}  {r['params']:>10,} params  "
-              f"{r['mean']:6.2f} ± {r['std']:.2f}{gap}")
+              f"{mean_std(r['mean'], r['std'], r['n']):>16}{gap}")
     print(result["markdown"])
     print(result["html"])
     return 0

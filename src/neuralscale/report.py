@@ -135,6 +135,11 @@ def _fmt_gap(gap: float | None, half: float | None) -> str:
     return f"**{text}**" if lo > 0 or hi < 0 else text
 
 
+def mean_std(mean: float, std: float, n: int) -> str:
+    """`mean ± std`; with one seed there is no spread to show, and the text says so instead of ± 0.00."""
+    return f"{mean:.2f} ± {std:.2f}" if n > 1 else f"{mean:.2f} (1 seed)"
+
+
 def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     """The results table; the latency column only where every row measured it on one device."""
     latency = latency_device(rows) is not None
@@ -143,7 +148,7 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
             "gap to uniform (final epoch) [95% CI]"]
     body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
              *([f"{r['latency_ms']:.2f}" if r["latency_ms"] is not None else ""] if latency else []),
-             f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['final_mean']:.2f} ± {r['final_std']:.2f}",
+             mean_std(r["mean"], r["std"], r["n"]), mean_std(r["final_mean"], r["final_std"], r["n"]),
              _fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), _fmt_gap(r["final_gap"], r["final_gap_ci95"])]
             for r in rows]
     return head, body
