@@ -19,7 +19,7 @@
 # weights are not in the records), once per pretrained run and machine, in <run>/weights/ (not packed).
 set -u
 BUDGET=${BUDGET:-480}
-STUDIES=${STUDIES:-"studies/fmnist-vgg11/params.toml studies/fmnist-vgg11/macs.toml studies/fmnist-vgg11/warmup0.toml studies/fmnist-vgg11/warmup2.toml studies/fmnist-resnet18/params.toml"}
+STUDIES=${STUDIES:-"studies/fmnist-vgg11/params.toml studies/fmnist-vgg11/macs.toml studies/fmnist-vgg11/warmup0.toml studies/fmnist-vgg11/warmup2.toml studies/fmnist-resnet18/params.toml studies/fmnist-resnet18/macs.toml"}
 WORKERS=${WORKERS:-3}
 THREADS=${THREADS:-1}
 OUT=${OUT:-/tmp/study-out}
