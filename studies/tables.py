@@ -77,8 +77,21 @@ def committed_copy(study: Path, dest: Path) -> Path:
     return dest
 
 
+_REPORTS: dict[tuple[str, str], str] = {}  # (store, HEAD commit) -> report.md: a store's report is made once
+
+
 def report_markdown(store: Path) -> str:
-    """The report.md of `neuralscale report` on the committed finished records of `store` (a study's store)."""
+    """The report.md of `neuralscale report` on the committed finished records of `store` (a study's store).
+
+    Made once per store and commit in a process (several tables may name one store)."""
+    head = _git(["rev-parse", "HEAD"], HERE)
+    key = (str(store.resolve()), head.stdout.decode().strip() if head.returncode == 0 else "")
+    if key not in _REPORTS:
+        _REPORTS[key] = _report_markdown(store)
+    return _REPORTS[key]
+
+
+def _report_markdown(store: Path) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         copy = committed_copy(store.parent, Path(tmp) / store.parent.name) / store.name
         r = subprocess.run([sys.executable, "-m", "neuralscale", "report", str(copy), "--format", "png"],
