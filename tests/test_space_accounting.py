@@ -10,6 +10,7 @@ from neuralscale import accounting
 from neuralscale.errors import NeuralscaleError
 from neuralscale.models.gate import gates
 from neuralscale.reference import rows
+from neuralscale.space import WidthSpace
 
 CONFIGS = rows("paper_configs.csv")
 RESULTS = {(r["model"], r["dataset"], r["ratio"], r["method"]): r for r in rows("paper_results.csv")}
@@ -66,6 +67,39 @@ def test_real_build_matches_meta_counts_and_runs(model, dataset):
     g = gates(net)
     assert [gate.index for gate in g] == list(range(len(sp)))
     assert [gate.width for gate in g] == widths
+
+
+@pytest.mark.parametrize("model", ["vgg11", "resnet18", "mobilenetv2"])
+def test_a_meta_build_skips_initialisers_and_leaves_them_as_they_were(model):
+    """The solver's meta builds skip torch.nn.init (nothing to fill) and put every initialiser back, even when
+    the build fails: a model built afterwards is initialised as before."""
+    sp = ns.space(model, "cifar10")
+    widths = sp.uniform(0.25)
+    before = {name: getattr(torch.nn.init, name) for name in dir(torch.nn.init)}
+    calls = []  # a spy on the initialisers of convolutions (the originals' own, and torch's default)
+    real = {n: getattr(torch.nn.init, n) for n in ("kaiming_normal_", "kaiming_uniform_")}
+    for n, f in real.items():
+        setattr(torch.nn.init, n, lambda t, *a, f=f, **k: calls.append(1) or f(t, *a, **k))
+    try:
+        spied = {name: getattr(torch.nn.init, name) for name in dir(torch.nn.init)}
+        meta = sp.build(widths, device="meta")
+        assert calls == [] and {n: getattr(torch.nn.init, n) for n in dir(torch.nn.init)} == spied
+        torch.manual_seed(0)
+        cpu = sp.build(widths)
+        assert calls, "a real build initialises its convolutions again"
+    finally:
+        for n, f in real.items():
+            setattr(torch.nn.init, n, f)
+    assert {n: getattr(torch.nn.init, n) for n in dir(torch.nn.init)} == before
+    assert [(n, p.shape) for n, p in meta.named_parameters()] == [(n, p.shape) for n, p in cpu.named_parameters()]
+    assert all(p.device.type == "meta" for p in meta.parameters())
+
+    def fails(widths):
+        torch.nn.init.zeros_(torch.empty(1))
+        raise RuntimeError("this model cannot be built")
+    with pytest.raises(RuntimeError, match="cannot be built"):
+        WidthSpace("fails", sp.layer_names, sp.base_widths, sp.info, fails).build(widths, device="meta")
+    assert {n: getattr(torch.nn.init, n) for n in dir(torch.nn.init)} == before
 
 
 def test_gates_hold_no_parameters_and_are_identity():
