@@ -24,7 +24,7 @@ from .validate import MAX_WIDTH, ratio as check_ratio
 
 _INITIALISERS = [n for n in dir(torch.nn.init)
                  if n.endswith("_") and not n.startswith("_") and callable(getattr(torch.nn.init, n))]
-_SKIP_LOCK = threading.Lock()
+_SKIP_LOCK = threading.RLock()  # re-entrant: a model whose constructor builds another on meta
 
 
 def _unchanged(tensor, *args, **kwargs):
