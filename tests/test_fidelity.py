@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,23 @@ def test_dataset_dependent_settings_come_from_one_place():
     assert DescentConfig().resolve(ns.space("mobilenetv2", "cifar10")).add10
     assert not DescentConfig().resolve(ns.space("torchvision:resnet18", "cifar10")).add10
     assert DescentConfig(interval=7, add10=False).resolve(ns.space("resnet18", "tinyimagenet")).interval == 7
+
+
+@pytest.mark.parametrize("name", ["vgg11", "resnet18", "mobilenetv2", "torchvision:resnet18"])
+def test_a_step_prunes_the_originals_share_of_the_network_at_any_width(name):
+    """10 channels a step at full width (the original's k, unchanged for its golden trajectories); below it the
+    same share of the network's channels, at least 1; a descent keeps its k through its iterations."""
+    sp = ns.space(name, "cifar10")
+    assert DescentConfig().resolve(sp).k == 10
+    full = sum(sp.base_widths)
+    for r in (0.5, 0.25, 0.125, 0.0625, 0.01):
+        k = DescentConfig(base_ratio=r).resolve(sp).k
+        share = sum(sp.uniform(r)) / full
+        assert k == max(1, math.floor(10 * share + 0.5)), (r, k)
+        assert k >= 1 and abs(k - 10 * share) <= 0.5 or k == 1
+    assert DescentConfig(base_ratio=0.125).resolve(ns.space("vgg11", "cifar10")).k == 1  # 344 of 2,752 channels
+    assert DescentConfig(base_ratio=0.25).resolve(ns.space("vgg11", "cifar10")).k == 3  # 688: 2.5 rounds up
+    assert DescentConfig(k=7, base_ratio=0.125).resolve(sp).k == 7  # a count given is kept
 
 
 def test_the_same_tinyimagenet_descent_gets_the_same_settings_from_cli_api_and_experiment_file(tmp_path):

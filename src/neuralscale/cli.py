@@ -170,7 +170,9 @@ def _descend_parser(sub) -> None:
     p.add_argument("--warmup-epochs", type=int, default=dd.warmup_epochs, help=f"epochs before pruning starts (default {dd.warmup_epochs})")
     p.add_argument("--prune-fraction", type=float, default=dd.prune_fraction,
                    help=f"stop when this fraction of channels is pruned (default {dd.prune_fraction}; 0.5 with --iterations 1 is MorphNet mode)")
-    p.add_argument("--prune-k", type=int, default=dd.k, help=f"channels pruned per step (default {dd.k})")
+    p.add_argument("--prune-k", type=int, default=None,
+                   help="channels pruned per step (default: the original's pace relative to the network, 10 per "
+                        "full-width network's channels: 10 at full width, 1 from VGG11 at 1/8 width; at least 1)")
     p.add_argument("--prune-interval", type=int, default=None,
                    help="mini-batches between pruning steps (default 50; 100 for TinyImageNet, as the original)")
     p.add_argument("--batch-size", type=int, default=None, help="default 256 (100 for TinyImageNet, as the original)")

@@ -33,7 +33,7 @@ import torch
 from .data.base import Splits
 from .errors import NeuralscaleError
 from .importance import Importance
-from .prune import TaylorPruner
+from .prune import TaylorPruner, paced_k
 from .records import atomic_write_json, exclusive
 from .scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
@@ -60,7 +60,7 @@ class DescentConfig:
     iterations: int = 15
     warmup_epochs: int = 10
     prune_fraction: float = 0.95
-    k: int = 10  # channels pruned per step
+    k: int | None = None  # channels pruned per step; None: the original's pace relative to the network (`paced_k`)
     interval: int | None = None  # mini-batches between steps; None: 50 (100 for TinyImageNet)
     batch_size: int | None = None  # None: 256 (100 for TinyImageNet)
     lr: float = 0.1
@@ -124,7 +124,8 @@ class DescentConfig:
         tiny = space.info.name == TINY
         family = space.name.split("-")[0]
         generic = ":" in space.name or family not in PAPER_FAMILIES
-        defaults = {"interval": 100 if tiny else 50, "batch_size": 100 if tiny else 256,
+        defaults = {"k": paced_k(space.uniform(self.base_ratio), space.base_widths),
+                    "interval": 100 if tiny else 50, "batch_size": 100 if tiny else 256,
                     "add10": family in ADD10_FAMILIES, "schedule": "prune-tinyimagenet" if tiny else "prune",
                     "crop_padding": 0 if tiny else space.info.crop_padding, "prune_past_one": generic,
                     "trajectory_start": "per-layer" if generic else "all-lost"}
@@ -134,7 +135,7 @@ class DescentConfig:
         return {k: v for k, v in asdict(self).items() if k not in self.NOT_IDENTITY}
 
     def train_config(self) -> TrainConfig:
-        if self.interval is None or self.batch_size is None or self.schedule is None:
+        if self.k is None or self.interval is None or self.batch_size is None or self.schedule is None:
             raise NeuralscaleError("resolve the descent configuration for a space first (DescentConfig.resolve)")
         return TrainConfig(epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                            weight_decay=self.weight_decay, schedule=self.schedule, warmup_epochs=self.warmup_epochs,

@@ -45,7 +45,7 @@ from .descent import DescentConfig, DescentDir, DescentResult, Iteration, _pruni
 from .errors import NeuralscaleError
 from .importance import Importance
 from .models.gate import gates
-from .prune import TaylorPruner
+from .prune import TaylorPruner, paced_k
 from .records import exclusive
 from .space import WidthSpace
 
@@ -67,18 +67,23 @@ class Pruner:
     """The descent's pruning, one `step()` per mini-batch of your own loop (see the module docstring).
 
     k, interval, fraction, prune_past_one and trajectory_start are `descend`'s (defaults by the space's
-    family, as `DescentConfig.resolve` decides them); `importance` scores channels (default Taylor-FO).
+    family, as `DescentConfig.resolve` decides them; k by default the original's pace relative to the model's
+    channels, `prune.paced_k`); `importance` scores channels (default Taylor-FO).
     """
 
-    def __init__(self, space: WidthSpace, model: nn.Module, out_dir: str | Path, *, k: int = 10,
+    def __init__(self, space: WidthSpace, model: nn.Module, out_dir: str | Path, *, k: int | None = None,
                  interval: int | None = None, fraction: float = 0.95, prune_past_one: bool | None = None,
                  trajectory_start: str | None = None, importance: Importance | None = None):
-        widths = [g.width for g in sorted(gates(model), key=lambda g: g.index)]
-        if len(widths) != len(space):
+        # one width per gated layer: a layer tied across residual sums has a gate per producer, all one width
+        by_layer = {g.index: g.width for g in gates(model)}
+        widths = [by_layer[i] for i in sorted(by_layer)]
+        if len(widths) != len(space) or sorted(by_layer) != list(range(len(space))):
             raise NeuralscaleError(f"the model has {len(widths)} gated layers, {space.name} has {len(space)}: build "
                                    "it with space.build(widths)")
         self.space, self.model = space, model
         self.dir = DescentDir(out_dir)
+        if k is None:
+            k = paced_k(widths, space.base_widths)
         self.config = DescentConfig(k=k, interval=interval, prune_fraction=fraction, prune_past_one=prune_past_one,
                                     trajectory_start=trajectory_start, physical=False).resolve(space)
         self._loop = _Loop(model, next(model.parameters()).device)
