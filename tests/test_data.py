@@ -243,3 +243,60 @@ def test_batches_reach_the_model_in_the_layout_asked_for(channels):
             else:
                 assert out.stride() == (4 * 144, 144, 12, 1)
                 assert xb.stride() == (channels * 144, 144, 12, 1)
+
+
+def test_the_tinyimagenet_split_asked_for_is_the_split_loaded_by_every_door(tmp_path):
+    """`--tinyimagenet-split original` was parsed and never read, and the API always loaded the official split
+    while the record said the one asked for.  Each door now loads it: the official split tests on all 4
+    validation images of each of 3 classes (12); the original's on the last 2 of each (6)."""
+    import json
+    from conftest import run_cli
+    from neuralscale.api import train
+    from neuralscale.train import TrainConfig
+    data = write_tinyimagenet(tmp_path / "data", archive=False, classes=3, train_per_class=6, val_per_class=4)
+    data = str(tmp_path / "data")
+    common = ["--model", "resnet18", "--dataset", "tinyimagenet", "--data-dir", data]
+    quick = ["--epochs", "1", "--batch-size", "8", "--device", "cpu"]
+
+    def loaded(record):  # (the split its record claims, the test images it was evaluated on)
+        return record["spec"]["data"].get("tinyimagenet_split", "official"), record["data"]["test"]
+
+    r = run_cli("train", *common, "--ratio", "0.0625", *quick, "--tinyimagenet-split", "original",
+                "--out", str(tmp_path / "cli"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert loaded(json.loads((tmp_path / "cli" / "record.json").read_text())) == ("original", 6)
+    r = run_cli("train", *common, "--ratio", "0.0625", *quick, "--out", str(tmp_path / "cli-official"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert loaded(json.loads((tmp_path / "cli-official" / "record.json").read_text())) == ("official", 12)
+
+    rec = train("resnet18", "tinyimagenet", ratio=0.0625, data_dir=data, progress=False,
+                config=TrainConfig(epochs=1, batch_size=8, device="cpu"), subset={"tinyimagenet_split": "original"})
+    assert loaded(rec) == ("original", 6)
+
+    r = run_cli("sweep", *common, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", *quick,
+                "--tinyimagenet-split", "original", "--out", str(tmp_path / "sweep"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "sweep" / "runs").glob("*/record.json")]
+    assert loaded(record) == ("original", 6)
+
+    (tmp_path / "exp.toml").write_text(f"""
+[experiment]
+model = "resnet18"
+dataset = "tinyimagenet"
+out = "exp"
+device = "cpu"
+[data]
+data_dir = "{data}"
+tinyimagenet_split = "original"
+[sweep]
+methods = ["uniform"]
+ratios = [0.0625]
+seeds = [0]
+[sweep.train]
+epochs = 1
+batch_size = 8
+""")
+    r = run_cli("experiment", str(tmp_path / "exp.toml"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "exp" / "runs").glob("*/record.json")]
+    assert loaded(record) == ("original", 6)

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from .data import load_splits as data_splits
+from .data import DataConfig
 from .data.base import Splits
 from .descent import DescentConfig, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
@@ -23,7 +23,7 @@ from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, resolve_device
-from .validate import check_data, share
+from .validate import share
 from .zoo import space as make_space
 
 
@@ -74,11 +74,12 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
     return law
 
 
-def load_splits(dataset: str, config: TrainConfig, data_dir: str | None = None,
-                subset: dict | None = None, tinyimagenet_split: str = "official") -> Splits:
-    """The splits a training configuration asks for (its validation fraction and split seed)."""
-    return data_splits(dataset, val_fraction=config.val_fraction, split_seed=config.split_seed, data_dir=data_dir,
-                       subset=subset, tinyimagenet_split=tinyimagenet_split)
+def load_splits(dataset: str | DataConfig, config: TrainConfig, data_dir: str | None = None,
+                subset: dict | None = None) -> Splits:
+    """The splits a training configuration asks for (its validation fraction and split seed), of the images a
+    DataConfig names (or a dataset name with its data settings in `subset`: train, test, tinyimagenet_split)."""
+    data = dataset if isinstance(dataset, DataConfig) else DataConfig.from_settings(dataset, subset, data_dir)
+    return data.splits(config.val_fraction, config.split_seed)
 
 
 def _configuration(space: WidthSpace, widths, ratio, method, params, macs, source, iteration) -> dict:
@@ -129,15 +130,15 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     run and returns a finished one's record without training.
     """
     config = config or TrainConfig()
-    check_data({k: v for k, v in (subset or {}).items() if v is not None})
+    data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration)
     if splits is None:
-        splits = load_splits(dataset, config, data_dir, subset)
+        splits = load_splits(data, config)
     _check_fits(space, splits)
     spec = RunSpec(model=space.name, dataset=splits.info.name, method=what["method"], label=what["label"],
                    config=config.to_dict(), widths=what["widths"], convcut=convcut,
-                   data={k: v for k, v in (subset or {}).items() if v is not None},
+                   data=data.settings(),
                    budget=what["budget"], latency_batches=tuple(latency_batches),
                    init=_init(space, init_from, what["widths"], out_dir))
     if out_dir is None:
@@ -181,11 +182,11 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     `importance` scores channels for pruning (default: Taylor-FO, the method's; see importance.py).
     """
 
-    check_data({k: v for k, v in (subset or {}).items() if v is not None})
+    data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     config = (config or DescentConfig()).resolve(space)
     if splits is None:  # the whole training set unless config.val_fraction says otherwise
-        splits = load_splits(dataset, config.train_config(), data_dir, subset)
+        splits = load_splits(data, config.train_config())
     _check_fits(space, splits)
     laws = run_descent(space, splits, out_dir, config, progress=progress, importance=importance)
     if plots:

@@ -111,6 +111,15 @@ def _info_parser(sub) -> None:
     _add_json(p, "the configuration (and latency)")
 
 
+def _add_data_args(p, train_help: str, test: bool) -> None:
+    """Which images: seeded subsets and TinyImageNet's split (DataConfig's settings; `_data_settings` reads them)."""
+    p.add_argument("--train-subset", type=int, metavar="N", help=train_help)
+    if test:
+        p.add_argument("--test-subset", type=int, metavar="N", help="test on a seeded random N images")
+    p.add_argument("--tinyimagenet-split", choices=("official", "original"), default="official",
+                   help="original: the NeuralScale code's 25 val + 25 test images per class of the official val set")
+
+
 def _train_parser(sub) -> None:
     d = TrainConfig()
     p = sub.add_parser("train", help="train one network from scratch",
@@ -145,10 +154,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--no-augment", action="store_true", help="no random crop/flip")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help=f"fraction of the training set held out for validation (default {d.val_fraction})")
-    p.add_argument("--train-subset", type=int, metavar="N", help="train on a seeded random N images (quick looks)")
-    p.add_argument("--test-subset", type=int, metavar="N", help="test on a seeded random N images")
-    p.add_argument("--tinyimagenet-split", choices=("official", "original"), default="official",
-                   help="original: the NeuralScale code's 25 val + 25 test images per class of the official val set")
+    _add_data_args(p, "train on a seeded random N images (quick looks)", test=True)
     p.add_argument("--out", metavar="DIR", help="write record.json, metrics.csv and a checkpoint here (resumable)")
     _add_json(p, "the configuration, the run's id, budget and summary")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -170,9 +176,8 @@ def _descend_parser(sub) -> None:
     p.add_argument("--warmup-epochs", type=int, default=dd.warmup_epochs, help=f"epochs before pruning starts (default {dd.warmup_epochs})")
     p.add_argument("--prune-fraction", type=float, default=dd.prune_fraction,
                    help=f"stop when this fraction of channels is pruned (default {dd.prune_fraction}; 0.5 with --iterations 1 is MorphNet mode)")
-    p.add_argument("--prune-k", type=int, default=None,
-                   help="channels pruned per step (default: the original's pace relative to the network, 10 per "
-                        "full-width network's channels: 10 at full width, 1 from VGG11 at 1/8 width; at least 1)")
+    p.add_argument("--prune-k", type=int, help="channels pruned per step (default: the original's 10 per full-width "
+                   "network's channels, in proportion: 10 at full width, 1 from VGG11 at 1/8 width; at least 1)")
     p.add_argument("--prune-interval", type=int, default=None,
                    help="mini-batches between pruning steps (default 50; 100 for TinyImageNet, as the original)")
     p.add_argument("--batch-size", type=int, default=None, help="default 256 (100 for TinyImageNet, as the original)")
@@ -210,7 +215,7 @@ def _descend_parser(sub) -> None:
     p.add_argument("--max-epochs", type=int, default=dd.max_epochs, help="safety cap on epochs per iteration")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--train-subset", type=int, metavar="N", help="prune on a seeded random N training images")
+    _add_data_args(p, "prune on a seeded random N training images", test=False)
     p.add_argument("--out", metavar="DIR", required=True, help="the descent directory (trajectories, fits.json, logs)")
     p.add_argument("--plots", action="store_true", help="also write the growth and heatmap figures into DIR")
     _add_json(p, "the configuration at the base parameter count and every iteration's law")
@@ -290,8 +295,7 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--finetune-epochs", type=int, help="l1-prune, l1-global, slimming: fine-tuning epochs (default 40)")
     p.add_argument("--finetune-lr", type=float, help="l1-prune, l1-global, slimming: fine-tuning learning rate (default 0.001)")
-    p.add_argument("--train-subset", type=int, metavar="N")
-    p.add_argument("--test-subset", type=int, metavar="N")
+    _add_data_args(p, "train every run on a seeded random N images", test=True)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", metavar="DIR", required=True, help="the run store (sweep.json, runs/)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
@@ -397,14 +401,23 @@ def cmd_export(args) -> int:
     return 0
 
 
+
+def _data_settings(args, *keys: str) -> dict:
+    """The data settings a command was given, as DataConfig's (and a record's) keys; defaults left out."""
+    flags = {"train": "train_subset", "test": "test_subset", "data_dir": "data_dir",
+             "tinyimagenet_split": "tinyimagenet_split"}
+    d = {k: getattr(args, flags[k], None) for k in keys}
+    if d.get("tinyimagenet_split") == "official":
+        d["tinyimagenet_split"] = None
+    return {k: v for k, v in d.items() if v is not None}
+
 def cmd_sweep(args) -> int:
     train = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                                "momentum": args.momentum, "weight_decay": args.weight_decay,
                                "schedule": args.schedule, "device": args.device}.items() if v is not None}
     if args.no_augment:
         train["augment"] = False
-    data = {k: v for k, v in {"train": args.train_subset, "test": args.test_subset, "data_dir": args.data_dir}.items()
-            if v is not None}
+    data = _data_settings(args, "train", "test", "data_dir", "tinyimagenet_split")
     fields = {k: v for k, v in {"methods": args.methods, "ratios": args.ratios, "params": args.params,
                                 "macs": args.macs, "seeds": args.seeds, "descent": args.descent,
                                 "iterations": args.iterations, "finetune_epochs": args.finetune_epochs,
@@ -473,7 +486,7 @@ def cmd_descend(args) -> int:
                         physical=not args.masking, base_ratio=args.base_ratio,
                         seed=args.seed, device=args.device, max_epochs=args.max_epochs)
     laws = descend(args.model, args.dataset, args.out, cfg, data_dir=args.data_dir, convcut=args.convcut,
-                   subset={"train": args.train_subset}, progress=not args.quiet,
+                   subset=_data_settings(args, "train", "tinyimagenet_split"), progress=not args.quiet,
                    plots=args.plots)
     at_base = laws.configuration()
     if args.json:
@@ -545,7 +558,7 @@ def cmd_train(args) -> int:
                           channels_last=True if args.channels_last else None, epochs=args.epochs,
                           batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                           weight_decay=args.weight_decay, schedule=args.schedule)
-    subset = {"train": args.train_subset, "test": args.test_subset}
+    subset = _data_settings(args, "train", "test", "tinyimagenet_split")
     record = train(args.model, args.dataset, widths=args.widths, ratio=args.ratio, method=args.method,
                    params=args.params, macs=args.macs, source=args.source, iteration=args.iteration, config=config,
                    data_dir=args.data_dir, out_dir=args.out, subset=subset, progress=not args.quiet,

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from .errors import NeuralscaleError
 from .api import load_splits
+from .data import DataConfig
 from .descent import DescentConfig, descend
 from .executors import get_executor
 from .figures import BANDS, check_formats, descent_figures
@@ -264,9 +265,7 @@ def run(path: str | Path, out: str | Path | None = None, progress: bool = True, 
     """Run (or continue) the experiment; returns build_report's result. `executor` as in `prepare`."""
     e = prepare(path, out, executor)
     if e.descent is not None:
-        splits = load_splits(e.sweep.dataset, e.descent.train_config(), e.data.get("data_dir"),
-                             subset={"train": e.data.get("train"), "test": e.data.get("test")},
-                             tinyimagenet_split=e.data.get("tinyimagenet_split", "official"))
+        splits = load_splits(DataConfig.from_settings(e.sweep.dataset, e.data), e.descent.train_config())
         descent_dir = Path(e.sweep.descent)
         log.info("experiment: descent into %s", descent_dir)
         descend(e.space, splits, descent_dir, e.descent, progress=progress)

@@ -27,7 +27,7 @@ from torch import nn
 
 from .accounting import measure_latency
 from .baselines import prune_pretrained, trained_network, warm_start
-from .data import load_splits
+from .data import DataConfig
 from .errors import EnvironmentFailure, NeuralscaleError
 from .records import atomic_write_text, exclusive
 from .store import RECORD, RunStore, read_record, write_record
@@ -103,10 +103,8 @@ def _space(spec: RunSpec, data_dir: str | None):
 
 def load_run_splits(spec: RunSpec, data_dir: str | None = None):
     config = spec.train_config()
-    return load_splits(spec.dataset, val_fraction=config.val_fraction, split_seed=config.split_seed,
-                       data_dir=data_dir or spec.data.get("data_dir"),
-                       subset={"train": spec.data.get("train"), "test": spec.data.get("test")},
-                       tinyimagenet_split=spec.data.get("tinyimagenet_split", "official"))
+    data = DataConfig.from_settings(spec.dataset, spec.data, data_dir)
+    return data.splits(config.val_fraction, config.split_seed)
 
 
 def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=None, progress: bool = True,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NeuralscaleError
+from ..validate import DATA_KEYS, check_data
 from . import cifar, fashionmnist, imagefolder, synthetic as synthetic_data, tinyimagenet
 from .base import ImageData, Splits, fingerprint, load_cached, save_cached
 from .download import DownloadError, fetch
@@ -27,13 +29,59 @@ def dataset_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
     raise NeuralscaleError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
 
 
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images a command reads: the dataset, seeded subsets of train and test, the data folder and
+    TinyImageNet's split.  The one owner of these settings: every door (CLI, API, sweep, experiment file) builds
+    one, its `settings()` are what a record's "data" holds, and `splits` is the one way to load them.
+    """
+
+    dataset: str
+    train: int | None = None  # a seeded subset of this many training images
+    test: int | None = None  # ... of test images
+    data_dir: str | None = None
+    tinyimagenet_split: str = "official"  # or "original" (the NeuralScale code's; see tinyimagenet.py)
+
+    def __post_init__(self):
+        check_data({k: getattr(self, k) for k in DATA_KEYS})
+
+    @classmethod
+    def from_settings(cls, dataset: str, settings: dict | None = None, data_dir: str | Path | None = None
+                      ) -> "DataConfig":
+        """From a record's or an experiment file's data settings ({"train", "test", "data_dir",
+        "tinyimagenet_split"}, any left out); `data_dir` given here wins over the settings'."""
+        d = {k: v for k, v in (settings or {}).items() if v is not None}
+        check_data(d)
+        if data_dir is not None:
+            d["data_dir"] = str(data_dir)
+        return cls(dataset, **d)
+
+    def settings(self, with_dir: bool = False) -> dict:
+        """The settings that say which images were read (a record's "data"): the subsets given, and the split
+        when it is not the default.  The folder only `with_dir` (where the data lives is not what it is)."""
+        d = {"train": self.train, "test": self.test, "tinyimagenet_split": self.tinyimagenet_split}
+        if with_dir:
+            d["data_dir"] = self.data_dir
+        if d["tinyimagenet_split"] == "official":
+            del d["tinyimagenet_split"]
+        return {k: v for k, v in d.items() if v is not None}
+
+    def splits(self, val_fraction: float = 0.1, split_seed: int = 0) -> Splits:
+        """The dataset split into train / validation / test, with the seeded subsets asked for."""
+        data = load(self.dataset, self.data_dir, tinyimagenet_split=self.tinyimagenet_split)
+        splits = data.split(val_fraction, split_seed)
+        if self.train is not None or self.test is not None:
+            splits = splits.subset(self.train, self.test, seed=split_seed)
+        return splits
+
+
 def load_splits(name: str, *, val_fraction: float = 0.1, split_seed: int = 0, data_dir: str | Path | None = None,
-                subset: dict | None = None, tinyimagenet_split: str = "official") -> Splits:
-    """A dataset split into train / validation / test, with seeded subsets of train and test if asked."""
-    splits = load(name, data_dir, tinyimagenet_split=tinyimagenet_split).split(val_fraction, split_seed)
-    if subset and (subset.get("train") is not None or subset.get("test") is not None):
-        splits = splits.subset(subset.get("train"), subset.get("test"), seed=split_seed)
-    return splits
+                subset: dict | None = None, tinyimagenet_split: str | None = None) -> Splits:
+    """`DataConfig(...).splits(...)` from loose settings; `subset` may hold any data setting."""
+    settings = dict(subset or {})
+    if tinyimagenet_split is not None:
+        settings["tinyimagenet_split"] = tinyimagenet_split
+    return DataConfig.from_settings(name, settings, data_dir).splits(val_fraction, split_seed)
 
 
 def default_data_dir() -> Path:
