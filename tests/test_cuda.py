@@ -42,6 +42,26 @@ def test_physical_pruning_on_cuda_decides_as_masking():
     assert sum(r["decided"] for r in results) >= 0.8 * len(results)
 
 
+def test_a_descent_on_cuda_computes_in_float32_unless_asked(tmp_path, monkeypatch):
+    """A descent's trainer does not autocast to bf16 on CUDA (training runs do by default): its pruning choices
+    are what the law is fitted on.  Checked on the trainer `descend` really builds."""
+    import neuralscale.descent as descent
+    from neuralscale.descent import DescentConfig
+    built = []
+
+    class Recording(descent.Trainer):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            built.append((self.device.type, self.amp))
+
+    monkeypatch.setattr(descent, "Trainer", Recording)
+    for amp in (False, True):
+        cfg = DescentConfig(iterations=1, warmup_epochs=0, interval=2, batch_size=32, prune_fraction=0.1,
+                            base_ratio=0.125, device="cuda", amp=amp, allow_fallback=True)
+        ns.descend("vgg11", "synthetic", tmp_path / f"d{amp}", cfg, subset={"train": 320}, progress=False)
+        assert built[-1] == ("cuda", amp)
+
+
 def test_a_sweep_with_several_workers_on_one_gpu(tmp_path):
     r = run_cli("sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods", "uniform", "--ratios",
                 "0.0625,0.125", "--seeds", "0,1", "--epochs", "2", "--train-subset", "512", "--test-subset", "128",

@@ -99,3 +99,22 @@ def test_a_descent_without_trajectory_rows_falls_back_loudly(tmp_path):
     assert r.returncode == 0, r.stderr
     md = (tmp_path / "s" / "report" / "report.md").read_text()
     assert "| neuralscale@1 (fallback) |" in md and "**Fallback laws:** iteration 1's law is not a fit" in md
+
+
+def test_a_descent_computes_in_float32_unless_asked_and_old_records_resume(tmp_path):
+    """bf16 autocast is on by default for training on CUDA, off for a descent (explicitly, so CUDA does not turn
+    it on); `--amp` asks for it.  A config.json written before the setting existed still resumes."""
+    import json
+    from neuralscale.descent import DescentConfig, DescentDir
+    sp = ns.space("vgg11", "synthetic")
+    assert DescentConfig().resolve(sp).train_config().amp is False
+    assert DescentConfig(amp=True).resolve(sp).train_config().amp is True
+    cfg = DescentConfig(base_ratio=0.125, device="cpu").resolve(sp)
+    d = DescentDir(tmp_path / "d")
+    d.claim(sp, cfg, {"train": 10})
+    old = json.loads(d.config_path.read_text())
+    del old["descent"]["amp"]  # as written by an earlier release
+    d.config_path.write_text(json.dumps(old))
+    d.claim(sp, cfg, {"train": 10})  # the same configuration: accepted
+    with pytest.raises(ns.NeuralscaleError, match="another configuration"):
+        d.claim(sp, DescentConfig(base_ratio=0.125, device="cpu", amp=True).resolve(sp), {"train": 10})

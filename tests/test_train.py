@@ -124,8 +124,14 @@ def test_schedules():
     step = TrainConfig(epochs=300, lr=0.1)
     assert [step.lr_at(e) for e in (0, 99, 100, 199, 200, 249, 250, 299)] == pytest.approx(
         [0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4])
+    # the paper's recipe: the original's epochs 100, 200 and 250 counted from 1 (50, 100 and 150 on TinyImageNet)
+    # are the first at the lower rate; the trainer counts from 0
+    paper = ns.paper_config("cifar100")
+    assert paper.epochs == 300 and [paper.lr_at(e) for e in (0, 98, 99, 198, 199, 248, 249, 299)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4])
     tiny = ns.paper_config("tinyimagenet")
-    assert tiny.epochs == 150 and [tiny.lr_at(e) for e in (49, 50, 100)] == pytest.approx([0.1, 0.01, 1e-3])
+    assert tiny.epochs == 150 and [tiny.lr_at(e) for e in (0, 48, 49, 98, 99, 148, 149)] == pytest.approx(
+        [0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4])
     cos = TrainConfig(epochs=10, lr=0.2, schedule="cosine")
     assert cos.lr_at(0) == pytest.approx(0.2) and cos.lr_at(5) == pytest.approx(0.1) and cos.lr_at(10) == pytest.approx(0)
     prune = TrainConfig(epochs=100, lr=0.1, schedule="prune", warmup_epochs=10)

@@ -160,6 +160,17 @@ def _train_parser(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+def _add_convergence_args(p, dd: DescentConfig) -> None:
+    p.add_argument("--until-converged", action="store_true",
+                   help="stop before --iterations once the configuration at the base parameter count has moved "
+                        "less than --converge-tolerance (every layer, relative) for --converge-patience iterations "
+                        "in a row")
+    p.add_argument("--converge-tolerance", type=float, default=dd.converge_tolerance,
+                   help=f"default {dd.converge_tolerance}")
+    p.add_argument("--converge-patience", type=int, default=dd.converge_patience,
+                   help=f"default {dd.converge_patience}")
+
+
 def _descend_parser(sub) -> None:
     dd = DescentConfig()
     p = sub.add_parser("descend", help="architecture descent: prune, fit a scaling law, rebuild, repeat",
@@ -198,20 +209,14 @@ def _descend_parser(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=dd.val_fraction,
                    help="hold out this fraction of the training set (default 0: a descent selects nothing, and "
                         "the original prunes on every training image)")
-    p.add_argument("--until-converged", action="store_true",
-                   help="stop before --iterations once the configuration at the base parameter count has moved "
-                        "less than --converge-tolerance (every layer, relative) for --converge-patience iterations "
-                        "in a row")
-    p.add_argument("--converge-tolerance", type=float, default=dd.converge_tolerance,
-                   help=f"default {dd.converge_tolerance}")
-    p.add_argument("--converge-patience", type=int, default=dd.converge_patience,
-                   help=f"default {dd.converge_patience}")
+    _add_convergence_args(p, dd)
     p.add_argument("--allow-fallback", action="store_true",
                    help="go on when an iteration records too few trajectory rows for a fit (its law is then "
                         "uniform scaling, as the original does); default: stop with an error")
     p.add_argument("--base-ratio", type=float, default=1.0,
                    help="start from every base width times R and keep its parameter count (smaller machines)")
     p.add_argument("--masking", action="store_true", help="prune by masking gates only (no physical shrinking)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: float32, as the original)")
     p.add_argument("--max-epochs", type=int, default=dd.max_epochs, help="safety cap on epochs per iteration")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -483,7 +488,7 @@ def cmd_descend(args) -> int:
                         trajectory_start=args.trajectory_start, val_fraction=args.val_fraction,
                         allow_fallback=args.allow_fallback, until_converged=args.until_converged,
                         converge_tolerance=args.converge_tolerance, converge_patience=args.converge_patience,
-                        physical=not args.masking, base_ratio=args.base_ratio,
+                        physical=not args.masking, amp=args.amp, base_ratio=args.base_ratio,
                         seed=args.seed, device=args.device, max_epochs=args.max_epochs)
     laws = descend(args.model, args.dataset, args.out, cfg, data_dir=args.data_dir, convcut=args.convcut,
                    subset=_data_settings(args, "train", "tinyimagenet_split"), progress=not args.quiet,

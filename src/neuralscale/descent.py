@@ -76,6 +76,8 @@ class DescentConfig:
     crop_padding: int | None = None  # None: the dataset's (0 for TinyImageNet: its descent only rotates and flips)
     base_ratio: float = 1.0  # start from the base widths times this (a smaller network on small machines)
     physical: bool = True
+    amp: bool = False  # bf16 autocast on CUDA; off: a descent computes in float32, as the original (training runs
+    # default to bf16 on CUDA; a descent's choices are what its law is fitted on)
     seed: int = 0
     device: str = "auto"
     max_epochs: int = 1000  # a safety cap; pruning normally ends first
@@ -140,7 +142,7 @@ class DescentConfig:
         return TrainConfig(epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                            weight_decay=self.weight_decay, schedule=self.schedule, warmup_epochs=self.warmup_epochs,
                            seed=self.seed, device=self.device, eval_every=self.eval_every,
-                           val_fraction=self.val_fraction)
+                           val_fraction=self.val_fraction, amp=self.amp)
 
 
     def start_space(self, space: WidthSpace) -> WidthSpace:
@@ -267,7 +269,10 @@ class DescentDir:
         old = self.config()
         if old is not None:
             mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
-            mismatch += [k for k in identity["descent"] if old["descent"].get(k) != identity["descent"][k]]
+            # a setting added after the record was written counts as its default there
+            defaults = asdict(DescentConfig())
+            mismatch += [k for k in identity["descent"]
+                         if old["descent"].get(k, defaults.get(k)) != identity["descent"][k]]
             if mismatch:
                 raise NeuralscaleError(f"{self.path} holds a descent with another configuration "
                                        f"({', '.join(mismatch)}); use a new --out directory")

@@ -126,11 +126,16 @@ class TrainConfig:
 
 
 def paper_config(dataset: str, **overrides) -> TrainConfig:
-    """The paper's training protocol for a dataset (300 or 150 epochs)."""
+    """The paper's training protocol for a dataset (300 or 150 epochs).
+
+    The original counts epochs from 1 and lowers the learning rate at the start of its epochs 100, 200 and 250
+    (TinyImageNet: 50, 100 and 150, the last epoch); the trainer counts from 0, so its milestones are the epochs
+    before those: 99, 199 and 249 (49, 99 and 149).
+    """
     if dataset == "tinyimagenet":
-        base = dict(epochs=150, milestones=(1 / 3, 2 / 3), batch_size=128)
+        base = dict(epochs=150, milestones=(49 / 150, 99 / 150, 149 / 150), batch_size=128)
     else:
-        base = dict(epochs=300, milestones=(1 / 3, 2 / 3, 5 / 6), batch_size=128)
+        base = dict(epochs=300, milestones=(99 / 300, 199 / 300, 249 / 300), batch_size=128)
     base.update(overrides)
     return TrainConfig(**base)
 
