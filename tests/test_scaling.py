@@ -159,3 +159,25 @@ def test_scale_cli(tmp_path):
                          (["--method", "uniform", "--params", "10"], "out of reach")]:
         r = run_cli("scale", "--model", "vgg11", "--dataset", "cifar100", *args)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+
+
+def test_a_law_records_how_well_it_predicts_rows_it_was_not_fitted_on():
+    """Each layer is fitted again on the earlier rows and asked for the last fifth (the narrowest networks):
+    a trajectory that follows a power law is predicted closely, one that bends away from it is not."""
+    from neuralscale.scaling import MIN_ROWS, ScalingLaw, fit, holdout_rows
+    sp = ns.space("vgg11", "cifar10")
+    shares = np.linspace(1.0, 0.1, 40)
+    straight = [[max(1, int(round(w * s))) for w in sp.base_widths] for s in shares]
+    law = fit(sp, straight)
+    assert law.holdout_rows == 8 and len(law.holdout_error) == len(sp)
+    assert max(law.holdout_error) < 0.1, law.holdout_error
+    bent = [row[:1] + [max(1, int(w * (s if s > 0.3 else s ** 3 / 0.09))) for w in row[1:]]
+            for row, s in zip(straight, shares)]  # every layer but conv1 collapses in the last rows
+    bad = fit(sp, bent)
+    assert max(bad.holdout_error) > 0.5 and min(bad.holdout_error) > 2 * max(law.holdout_error)
+    assert "out-of-sample error" in bad.quality() and ScalingLaw.from_dict(bad.to_dict()).holdout_error == \
+        bad.holdout_error
+    # too few rows to hold any back: none is reported
+    assert holdout_rows(2 * MIN_ROWS) == 0 and fit(sp, straight[:2 * MIN_ROWS]).holdout_error == []
+    old = {k: v for k, v in law.to_dict().items() if k not in ("holdout_error", "holdout_rows")}
+    assert ScalingLaw.from_dict(old).holdout_error == []  # fits written before it still load

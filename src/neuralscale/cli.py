@@ -498,6 +498,8 @@ def cmd_descend(args) -> int:
         return _json({**at_base, "out": args.out, "iterations": len(laws), "laws": [law.to_dict() for law in laws]})
     print(f"{len(laws)} iteration(s) in {args.out}; last law: beta = "
           + ", ".join(f"{b:.3f}" for b in laws[-1].beta))
+    for law in laws:
+        print(f"  iteration {law.iteration}: {law.quality()}")
     print(f"at the base parameter count: widths {','.join(map(str, at_base['widths']))}")
     return 0
 
@@ -509,10 +511,12 @@ def cmd_fit(args) -> int:
         return _json({**law.to_dict(), "out": args.out})
     if law.fallback:
         print(f"note: {law.note}")
-    print(f"{law.model} on {law.dataset}: {law.rows} rows")
+    print(f"{law.model} on {law.dataset}: {law.quality()}")
     name_w = max(len(n) for n in law.layers)
-    for n, a, b, r2 in zip(law.layers, law.alpha, law.beta, law.r2):
-        print(f"  {n:<{name_w}}  alpha {a:12.6g}  beta {b:8.5f}  R^2 {r2:.4f}")
+    held = law.holdout_error or [None] * len(law.layers)
+    for n, a, b, r2, e in zip(law.layers, law.alpha, law.beta, law.r2, held):
+        print(f"  {n:<{name_w}}  alpha {a:12.6g}  beta {b:8.5f}  R^2 {r2:.4f}"
+              + (f"  out-of-sample error {e:.1%}" if e is not None else ""))
     if args.out:
         print(f"law: {args.out}")
     return 0

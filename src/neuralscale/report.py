@@ -244,6 +244,23 @@ def _selection_text(records: list[dict]) -> str:
             f"it fell at epochs {epochs[0]}-{epochs[-1]} (median {statistics.median(epochs):g}).")
 
 
+FEW_ROWS = 20  # a law fitted on fewer trajectory rows than this is marked as such in the report
+
+
+def _law_notes(st: "_Store") -> list[str]:
+    """One line per NeuralScale law the rows use: its fit quality, marked where it rests on few rows."""
+    if st.descent is None or not DescentDir(st.descent).fits_path.exists():
+        return []
+    used = {r["label"].split("@")[1] for r in st.rows if r["label"].startswith("neuralscale@")}
+    out = []
+    for it in DescentDir(st.descent).iterations():
+        if str(it.number) in used:
+            few = " **(few rows: a law fitted on so few points is a weak guide)**" \
+                if not it.law.fallback and it.law.rows < FEW_ROWS else ""
+            out.append(f"`neuralscale@{it.number}`: {it.law.quality()}{few}")
+    return out
+
+
 def _recipe_text(records: list[dict]) -> str:
     """How the runs trained: the recipe of the runs trained from scratch, and the pruning baselines' fine-tuning."""
     finished = [r for r in records if r["status"] == "finished"]
@@ -282,6 +299,11 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     if st.fallbacks:
         doc.append(("p", "**Fallback laws:** " + "; ".join(st.fallbacks) + ". A row marked `(fallback)` is uniform "
                          "scaling of one configuration, not a fitted law."))
+    laws = _law_notes(st)
+    if laws:
+        doc += [("h2", "Laws"), ("p", "How well each NeuralScale law fits the trajectory it was fitted on (R^2 of "
+                                      "its worst layer) and predicts rows it was not fitted on (each layer fitted on "
+                                      "the earlier rows, asked for the widths of the last fifth)."), ("list", laws)]
     doc += [("h2", "Methods"), ("list", [f"`{m}`: {METHOD_TITLES[m]}" for m in
                                          dict.fromkeys(r["method"] for r in st.rows) if m in METHOD_TITLES])]
     for caption, path in figures:

@@ -46,6 +46,20 @@ class ScalingLaw:
     iteration: int | None = None
     note: str = ""
     tau_range: list[float] = field(default_factory=list)  # [smallest, largest] tau of the rows it was fitted on
+    # out of sample: each layer's law fitted on the earlier rows only, then asked for the widths of the last
+    # `holdout_rows` rows (the narrowest networks): the mean of |predicted - recorded| / recorded per layer
+    holdout_error: list[float] = field(default_factory=list)
+    holdout_rows: int = 0
+
+    def quality(self) -> str:
+        """The fit's quality in one line: rows, the worst layer's R^2 and the out-of-sample error."""
+        if self.fallback:
+            return f"not a fit ({self.note or 'uniform scaling'})"
+        text = f"{self.rows} rows, R^2 {min(self.r2):.3f} (worst layer)" if self.r2 else f"{self.rows} rows"
+        if self.holdout_error:
+            text += (f", out-of-sample error {sum(self.holdout_error) / len(self.holdout_error):.1%} mean, "
+                     f"{max(self.holdout_error):.1%} worst layer (last {self.holdout_rows} rows predicted from the rest)")
+        return text
 
     def raw_widths(self, tau: float) -> np.ndarray:
         return np.asarray(self.alpha) * float(tau) ** np.asarray(self.beta)
@@ -57,8 +71,8 @@ class ScalingLaw:
     def from_dict(cls, d: dict) -> "ScalingLaw":
         try:
             law = cls(**{k: d[k] for k in ("model", "dataset", "layers", "alpha", "beta")},
-                      **{k: d[k] for k in ("r2", "rows", "fallback", "origin", "iteration", "note", "tau_range")
-                         if k in d})
+                      **{k: d[k] for k in ("r2", "rows", "fallback", "origin", "iteration", "note", "tau_range",
+                                           "holdout_error", "holdout_rows") if k in d})
         except (KeyError, TypeError) as e:
             raise NeuralscaleError(f"not a scaling-law file: missing or bad field {e}") from None
 
@@ -202,7 +216,8 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
         return law
     tau = np.log(np.array([space.tau(r, count) for r in rows], dtype=np.float64))
     widths = np.log(np.array(rows, dtype=np.float64))
-    alpha, beta, r2 = [], [], []
+    alpha, beta, r2, holdout = [], [], [], []
+    held = holdout_rows(len(rows))
     for layer in range(len(space)):
         use = np.ones(len(rows), dtype=bool)
         if start is not None:
@@ -210,9 +225,25 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
             use = lost if lost.sum() >= MIN_ROWS else use
         a, b, r = _least_squares(tau[use], widths[use, layer])
         alpha.append(a), beta.append(b), r2.append(r)
+        if held:
+            early = use.copy()
+            early[-held:] = False
+            if early.sum() >= MIN_ROWS:
+                a, b, _ = _least_squares(tau[early], widths[early, layer])
+                actual = np.exp(widths[-held:, layer])
+                holdout.append(float(np.mean(np.abs(a * np.exp(tau[-held:]) ** b - actual) / actual)))
+    if len(holdout) != len(space):
+        holdout, held = [], 0
     return ScalingLaw(space.name, space.info.name, list(space.layer_names), alpha, beta, r2, rows=len(rows),
                       iteration=iteration, note="" if count == "exact" else f"tau counted with the {count} formula",
-                      tau_range=[float(np.exp(tau.min())), float(np.exp(tau.max()))])
+                      tau_range=[float(np.exp(tau.min())), float(np.exp(tau.max()))], holdout_error=holdout,
+                      holdout_rows=held)
+
+
+def holdout_rows(rows: int) -> int:
+    """How many of the last rows the out-of-sample check predicts: a fifth, once the rest has 2 * MIN_ROWS."""
+    held = rows // 5
+    return held if held >= 1 and rows - held >= 2 * MIN_ROWS else 0
 
 
 def _least_squares(ln_tau: np.ndarray, ln_width: np.ndarray) -> tuple[float, float, float]:
