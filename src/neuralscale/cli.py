@@ -217,7 +217,8 @@ def _descend_parser(sub) -> None:
                    help="start from every base width times R and keep its parameter count (smaller machines)")
     p.add_argument("--masking", action="store_true", help="prune by masking gates only (no physical shrinking)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: float32, as the original)")
-    p.add_argument("--max-epochs", type=int, default=dd.max_epochs, help="safety cap on epochs per iteration")
+    p.add_argument("--max-epochs", type=int, help="cap on epochs per iteration (default: what the pruning schedule "
+                                                    "needs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     _add_data_args(p, "prune on a seeded random N training images", test=False)
@@ -300,6 +301,9 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--finetune-epochs", type=int, help="l1-prune, l1-global, slimming: fine-tuning epochs (default 40)")
     p.add_argument("--finetune-lr", type=float, help="l1-prune, l1-global, slimming: fine-tuning learning rate (default 0.001)")
+    p.add_argument("--slimming-sparsity", type=float,
+                   help="slimming: train the network it prunes with this L1 penalty on the batch norms' scales "
+                        "(network slimming's sparsity training; default 1e-4, the original's; 0: without)")
     _add_data_args(p, "train every run on a seeded random N images", test=True)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", metavar="DIR", required=True, help="the run store (sweep.json, runs/)")
@@ -426,7 +430,8 @@ def cmd_sweep(args) -> int:
     fields = {k: v for k, v in {"methods": args.methods, "ratios": args.ratios, "params": args.params,
                                 "macs": args.macs, "seeds": args.seeds, "descent": args.descent,
                                 "iterations": args.iterations, "finetune_epochs": args.finetune_epochs,
-                                "finetune_lr": args.finetune_lr}.items() if v is not None}
+                                "finetune_lr": args.finetune_lr,
+                                "slimming_sparsity": args.slimming_sparsity}.items() if v is not None}
     cfg = sweep_config(args.model, args.dataset, preset_name=args.preset, train=train, convcut=args.convcut, data=data,
                        **fields)
     executor = get_executor(args.executor, workers=args.workers, devices=args.devices, threads=args.threads,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -80,7 +81,8 @@ class DescentConfig:
     # default to bf16 on CUDA; a descent's choices are what its law is fitted on)
     seed: int = 0
     device: str = "auto"
-    max_epochs: int = 1000  # a safety cap; pruning normally ends first
+    max_epochs: int | None = None  # a cap on epochs per iteration; None: what the pruning schedule needs (warm-up,
+    # then every step's interval at the most steps the fraction allows), which pruning normally ends before
     eval_every: int = 0  # evaluate val/test every N epochs while pruning; 0: only when pruning ends
     allow_fallback: bool = False  # go on when an iteration's law is a fallback, not a fit
     until_converged: bool = False  # stop early once the configuration at the base budget has settled
@@ -139,7 +141,7 @@ class DescentConfig:
     def train_config(self) -> TrainConfig:
         if self.k is None or self.interval is None or self.batch_size is None or self.schedule is None:
             raise NeuralscaleError("resolve the descent configuration for a space first (DescentConfig.resolve)")
-        return TrainConfig(epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+        return TrainConfig(epochs=self.max_epochs or 1, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                            weight_decay=self.weight_decay, schedule=self.schedule, warmup_epochs=self.warmup_epochs,
                            seed=self.seed, device=self.device, eval_every=self.eval_every,
                            val_fraction=self.val_fraction, amp=self.amp)
@@ -398,6 +400,13 @@ def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig) -> 
     return at is not None
 
 
+def schedule_epochs(pruner: TaylorPruner, images: int, batch_size: int) -> int:
+    """Epochs enough for the warm-up and the most pruning steps the fraction allows (the first after interval + 1
+    batches, each later after interval), with one to spare."""
+    per_epoch = max(1, images // batch_size)  # full batches only: never fewer epochs than needed
+    return pruner.warmup_epochs + math.ceil((pruner.max_steps * pruner.interval + 1) / per_epoch) + 1
+
+
 def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
     if done and done[-1].law.fallback and not cfg.allow_fallback:
         raise NeuralscaleError(f"{done[-1].fallback_message()}. Rerun with --allow-fallback (allow_fallback = true "
@@ -452,13 +461,14 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
                           fraction=cfg.prune_fraction, physical=cfg.physical,
                           stop_at_last_channel=not cfg.prune_past_one, importance=importance,
                           rows_from="step" if cfg.trajectory_start == "per-layer" else "all-lost")
-    tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number)
+    tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number,
+                 epochs=cfg.max_epochs or schedule_epochs(pruner, len(splits.train[1]), cfg.batch_size))
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
                       progress=progress, desc=f"descent {number}/{cfg.iterations}")
     t0 = time.time()
     trainer.fit()
     if not pruner.done:
-        raise NeuralscaleError(f"iteration {number} stopped after {cfg.max_epochs} epochs before pruning "
+        raise NeuralscaleError(f"iteration {number} stopped after {tc.epochs} epochs before pruning "
                                f"{cfg.prune_fraction:.0%} of the channels; raise --max-epochs")
     law = _pruning_law(space, pruner, number)
     it = Iteration(law, widths, pruner.current, pruner.half_widths or pruner.current, pruner.half_widths is not None,

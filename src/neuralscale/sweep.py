@@ -52,6 +52,8 @@ class SweepConfig:
     finetune_epochs: int = 40  # l1-prune, slimming (20 on TinyImageNet in the paper)
     pretrain_ratio: float = 1.0  # l1-prune, slimming: the trained network they prune, base widths times this
     finetune_lr: float = 0.001
+    slimming_sparsity: float = 1e-4  # slimming: its trained network is trained with this L1 penalty on the batch
+    # norms' scales (network slimming's sparsity training, the original's s); 0: trained without it
     convcut: bool = False
     min_width: int = 1
     multiple: int = 1
@@ -78,6 +80,7 @@ class SweepConfig:
             at_least("a seed", seed, 0)
         TrainConfig.from_dict(self.train)  # fails early on a bad recipe
         at_least("finetune_epochs", self.finetune_epochs, 1)
+        at_least("slimming_sparsity", self.slimming_sparsity, 0)
         positive("finetune_lr", self.finetune_lr)
         ratio(self.pretrain_ratio)
         at_least("min_width", self.min_width, 1)
@@ -202,13 +205,8 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for seed in cfg.seeds:
         recipe = TrainConfig.from_dict({**cfg.train, "seed": seed}).to_dict()
-        pretrained = None
-        if any(m in BASELINES for m in cfg.methods):
-            start = space.uniform(cfg.pretrain_ratio)
-            pretrained = RunSpec(method="uniform", config=recipe, widths=start,
-                                 budget={"metric": "params", "value": space.params(start), "ratio": cfg.pretrain_ratio},
-                                 **common)
-            specs.append(pretrained)
+        pretrained = _pretrained(cfg, space, recipe, common)  # criterion -> the trained run it prunes
+        specs += list({p.id: p for p in pretrained.values()}.values())
         finetune = {**recipe, "epochs": cfg.finetune_epochs, "lr": cfg.finetune_lr, "schedule": "constant"}
         for bi, b in enumerate(budgets):
             for m in cfg.methods:
@@ -222,14 +220,33 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
                         specs.append(RunSpec(method=base, label=labels[it], config=recipe,
                                              widths=widths_for(base, it, bi), budget=b, **common))
                 else:
-                    specs.append(RunSpec(method=base, config=finetune, budget=b, pretrained=pretrained.id,
-                                         criterion=BASELINES[base], **common))
+                    specs.append(RunSpec(method=base, config=finetune, budget=b,
+                                         pretrained=pretrained[BASELINES[base]].id, criterion=BASELINES[base],
+                                         **common))
     unique, seen = [], set()
     for s in specs:
         if s.id not in seen:
             seen.add(s.id)
             unique.append(s)
     return unique
+
+
+def _pretrained(cfg: SweepConfig, space, recipe: dict, common: dict) -> dict[str, RunSpec]:
+    """The trained networks the pruning baselines prune, by criterion: uniform at `pretrain_ratio`, trained with
+    the recipe; slimming's with the sparsity penalty on the batch norms' scales as well (unless it is 0)."""
+    if not any(m in BASELINES for m in cfg.methods):
+        return {}
+    start = space.uniform(cfg.pretrain_ratio)
+    at = {"metric": "params", "value": space.params(start), "ratio": cfg.pretrain_ratio}
+    plain = RunSpec(method="uniform", config=recipe, widths=start, budget=at, **common)
+    out = {BASELINES[m]: plain for m in cfg.methods if m in BASELINES}
+    if "slimming" in cfg.methods and cfg.slimming_sparsity > 0:
+        out["slimming"] = RunSpec(method="uniform", label=SPARSE_LABEL, widths=start, budget=at,
+                                  config={**recipe, "bn_sparsity": cfg.slimming_sparsity}, **common)
+    return out
+
+
+SPARSE_LABEL = "uniform-sparse"  # the network slimming prunes: uniform widths, trained with the sparsity penalty
 
 
 def recipe(cfg: SweepConfig) -> dict:
@@ -249,7 +266,10 @@ def recipe(cfg: SweepConfig) -> dict:
             "data": {k: v for k, v in cfg.data.items() if k != "data_dir" and v is not None},
             "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr,
             "pretrain_ratio": cfg.pretrain_ratio, "min_width": cfg.min_width,
-            "multiple": cfg.multiple, "laws": laws}
+            "multiple": cfg.multiple, "laws": laws,
+            # added later: only where it changes a run (stores recorded before it hold no such key)
+            **({"slimming_sparsity": cfg.slimming_sparsity}
+               if "slimming" in cfg.methods and cfg.slimming_sparsity > 0 else {})}
 
 
 def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,

@@ -60,6 +60,11 @@ class TrainConfig:
     val_fraction: float = 0.1  # of the training set, stratified; the test set is never used to select
     split_seed: int = 0  # the same validation split for every training seed
     eval_every: int = 1  # evaluate val and test every N epochs (and always at the last); 0: only at the last
+    bn_sparsity: float = 0.0  # network slimming's sparsity training: an L1 penalty of this weight on every batch
+    # norm's scale (`BNSparsity`; the original trains the network that slimming prunes with 1e-4)
+
+    # settings added after runs were recorded: left out of `to_dict` at these values, so those runs keep their ids
+    ADDED_LATER = {"bn_sparsity": 0.0}
 
     def __post_init__(self):
         if isinstance(self.milestones, list):  # as TOML and JSON give it
@@ -73,7 +78,7 @@ class TrainConfig:
             at_least(name, getattr(self, name), 0)
         positive("learning rate (lr)", self.lr)
         positive("gamma", self.gamma)
-        for name in ("momentum", "weight_decay"):
+        for name in ("momentum", "weight_decay", "bn_sparsity"):
             at_least(name, getattr(self, name), 0)
         if self.nesterov and self.momentum == 0:
             raise NeuralscaleError("nesterov needs a positive momentum")
@@ -83,7 +88,11 @@ class TrainConfig:
         self.milestones = tuple(float(m) for m in self.milestones)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for name, default in self.ADDED_LATER.items():
+            if d[name] == default:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -197,6 +206,20 @@ class Callback:
     def load_state_dict(self, state: dict, trainer: "Trainer") -> None: ...
 
 
+class BNSparsity(Callback):
+    """Network slimming's sparsity training (Liu et al., 2017), as the original's `updateBN`: after every
+    backward pass, `s * sign(gamma)` is added to the gradient of every batch norm's scale (the subgradient of an L1
+    penalty on the scales), so that the scales the slimming baseline ranks are comparable across layers."""
+
+    def __init__(self, s: float):
+        self.s = s
+
+    def after_backward(self, trainer: "Trainer") -> None:
+        for m in trainer.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and m.weight.grad is not None:
+                m.weight.grad.add_(torch.sign(m.weight.detach()), alpha=self.s)
+
+
 @dataclass
 class TrainResult:
     history: list[dict]
@@ -229,7 +252,7 @@ class Trainer:
         self.train_data, self.val_data, self.test_data = (
             DeviceBatches(*part, mean, std, self.device, self.channels_last, self.dtype)
             for part in (splits.train, splits.val, splits.test))
-        self.callbacks = list(callbacks)
+        self.callbacks = list(callbacks) + ([BNSparsity(config.bn_sparsity)] if config.bn_sparsity else [])
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.progress = progress
         self.desc = desc
