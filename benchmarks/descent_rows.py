@@ -29,7 +29,7 @@ def one(model: str, dataset: str, ratio: float, rule: str, seed: int, args) -> d
     base = ns.space(model, dataset)
     cfg = DescentConfig(iterations=1, base_ratio=ratio, seed=seed, device=args.device,
                         k=10 if rule == "fixed" else None, interval=args.interval, batch_size=args.batch_size,
-                        warmup_epochs=args.warmup_epochs).resolve(base)
+                        warmup_epochs=args.warmup_epochs, allow_fallback=True).resolve(base)
     splits = load_splits(dataset, cfg.train_config(), subset={"train": args.train_subset, "test": 256})
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()

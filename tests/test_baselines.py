@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -10,7 +11,7 @@ import neuralscale as ns
 from neuralscale.baselines import choose_widths, importance
 from neuralscale.data import load
 from neuralscale.data.augment import DeviceBatches, channel_stats
-from neuralscale.sweep import SPARSE_LABEL, SweepConfig, plan, recipe
+from neuralscale.sweep import SPARSE_LABEL, SweepConfig, plan, recipe, run_sweep
 from neuralscale.train import Trainer, TrainConfig
 
 S = 0.2  # far larger than the original's 1e-4, so that 20 steps of a tiny network show it
@@ -72,9 +73,19 @@ def test_a_sweep_prunes_slimming_from_a_network_trained_with_the_penalty_and_l1_
     l1 = next(s for s in specs.values() if s.method == "l1-prune")
     assert specs[slim.pretrained].label == SPARSE_LABEL and specs[slim.pretrained].config["bn_sparsity"] == 1e-4
     assert specs[l1.pretrained].label == "uniform" and "bn_sparsity" not in specs[l1.pretrained].config
-    assert recipe(cfg)["slimming_sparsity"] == 1e-4
     # without the penalty (as stores recorded before it): one trained network for both, and the recipe of old
     old = SweepConfig(**{**cfg.__dict__, "slimming_sparsity": 0.0})
     specs = {s.id: s for s in plan(old)}
-    assert len({s.pretrained for s in specs.values() if s.pretrained}) == 1 and "slimming_sparsity" not in recipe(old)
-    assert "slimming_sparsity" not in recipe(SweepConfig(**{**cfg.__dict__, "methods": ["uniform", "l1-prune"]}))
+    assert len({s.pretrained for s in specs.values() if s.pretrained}) == 1 and recipe(old) == recipe(cfg)
+
+
+def test_a_store_refuses_slimming_runs_of_another_sparsity_and_grows_otherwise(tmp_path):
+    cfg = SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform"], ratios=[0.03125], seeds=[0],
+                      pretrain_ratio=0.0625, finetune_epochs=1, data={"train": 64, "test": 16},
+                      train={"epochs": 1, "batch_size": 32, "device": "cpu"}, slimming_sparsity=0.0)
+    run_sweep(cfg, tmp_path / "s", progress=False)
+    grown = SweepConfig(**{**cfg.__dict__, "methods": ["uniform", "slimming"]})
+    records = run_sweep(grown, tmp_path / "s", progress=False)  # methods may grow
+    assert all(r["status"] == "finished" for r in records)
+    with pytest.raises(ns.NeuralscaleError, match="sparsity penalty of 0, and this sweep asks for 0.0001"):
+        run_sweep(SweepConfig(**{**grown.__dict__, "slimming_sparsity": 1e-4}), tmp_path / "s", progress=False)

@@ -75,9 +75,11 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
 
 
 def load_splits(dataset: str | DataConfig, config: TrainConfig, data_dir: str | None = None,
-                subset: dict | None = None) -> Splits:
+                subset: dict | None = None, tinyimagenet_split: str | None = None) -> Splits:
     """The splits a training configuration asks for (its validation fraction and split seed), of the images a
     DataConfig names (or a dataset name with its data settings in `subset`: train, test, tinyimagenet_split)."""
+    if tinyimagenet_split is not None:
+        subset = {**(subset or {}), "tinyimagenet_split": tinyimagenet_split}
     data = dataset if isinstance(dataset, DataConfig) else DataConfig.from_settings(dataset, subset, data_dir)
     return data.splits(config.val_fraction, config.split_seed)
 

@@ -194,6 +194,10 @@ class Iteration:
             raise NeuralscaleError(f"not a descent iteration: missing or bad field {e}") from None
 
 
+def _on_cuda(device: str) -> bool:
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
 class DescentDir:
     """A descent's directory: the only code that knows its files (see the module docstring)."""
 
@@ -273,11 +277,15 @@ class DescentDir:
             mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
             # a setting added after the record was written counts as its default there
             defaults = asdict(DescentConfig())
-            mismatch += [k for k in identity["descent"]
-                         if old["descent"].get(k, defaults.get(k)) != identity["descent"][k]]
+            mismatch += [f"{k}: recorded {old['descent'].get(k, defaults.get(k))!r}, now {v!r}"
+                         for k, v in identity["descent"].items() if old["descent"].get(k, defaults.get(k)) != v]
+            if "amp" not in old["descent"] and not cfg.amp and _on_cuda(cfg.device):
+                mismatch.append("amp: recorded before descents ran in float32 on CUDA, so it ran in bf16 there "
+                                "(give --amp to continue it)")
             if mismatch:
                 raise NeuralscaleError(f"{self.path} holds a descent with another configuration "
-                                       f"({', '.join(mismatch)}); use a new --out directory")
+                                       f"({'; '.join(mismatch)}); continue it with the recorded settings, or use a "
+                                       "new --out directory")
         atomic_write_json(self.config_path, {**identity, "descent": asdict(cfg)})
 
     def start_space(self, space: WidthSpace) -> WidthSpace:

@@ -27,6 +27,7 @@ from .validate import ratio as check_ratio
 log = logging.getLogger(__name__)
 
 SCALED = ("uniform", "morphnet", "neuralscale")  # methods that are a law solved for a budget
+SPARSE_LABEL = "uniform-sparse"  # the network slimming prunes: uniform widths trained with the sparsity penalty
 BASELINES = {"l1-prune": "l1-uniform", "l1-global": "l1", "slimming": "slimming"}  # method -> pruning criterion
 BASE_METHODS = (*SCALED, *BASELINES)
 METHOD_TITLES = {  # how reports name each method, and its line in the paper

@@ -30,7 +30,7 @@ from .errors import NeuralscaleError
 from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
                       widths_figure)
 from .guard import check_report_dir
-from .methods import BASE_METHODS, METHOD_TITLES
+from .methods import BASE_METHODS, METHOD_TITLES, SPARSE_LABEL
 from .records import atomic_write_json, atomic_write_text
 from .reference import rows as reference_rows
 from .space import WidthSpace
@@ -251,7 +251,7 @@ def _law_notes(st: "_Store") -> list[str]:
     """One line per NeuralScale law the rows use: its fit quality, marked where it rests on few rows."""
     if st.descent is None or not DescentDir(st.descent).fits_path.exists():
         return []
-    used = {r["label"].split("@")[1] for r in st.rows if r["label"].startswith("neuralscale@")}
+    used = {m.group(1) for r in st.rows if (m := re.match(r"neuralscale@(\d+)", r["label"]))}
     out = []
     for it in DescentDir(st.descent).iterations():
         if str(it.number) in used:
@@ -304,8 +304,11 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
         doc += [("h2", "Laws"), ("p", "How well each NeuralScale law fits the trajectory it was fitted on (R^2 of "
                                       "its worst layer) and predicts rows it was not fitted on (each layer fitted on "
                                       "the earlier rows, asked for the widths of the last fifth)."), ("list", laws)]
-    doc += [("h2", "Methods"), ("list", [f"`{m}`: {METHOD_TITLES[m]}" for m in
-                                         dict.fromkeys(r["method"] for r in st.rows) if m in METHOD_TITLES])]
+    methods = [f"`{m}`: {METHOD_TITLES[m]}" for m in dict.fromkeys(r["method"] for r in st.rows) if m in METHOD_TITLES]
+    if any(r["label"] == SPARSE_LABEL for r in st.rows):
+        methods.append(f"`{SPARSE_LABEL}`: not a method compared: the network `slimming` prunes, uniform widths "
+                       "trained with network slimming's L1 penalty on the batch norms' scales")
+    doc += [("h2", "Methods"), ("list", methods)]
     for caption, path in figures:
         doc += [("h2", caption[0].upper() + caption[1:]), ("figure", caption, path)]
     if note:

@@ -21,7 +21,8 @@ from pathlib import Path
 from .descent import DescentDir
 from .errors import NeuralscaleError
 from .executors import get_executor
-from .methods import BASE_METHODS, BASELINES, scale
+from .data import DataConfig
+from .methods import BASE_METHODS, BASELINES, SPARSE_LABEL, scale
 from .progress import progress_bar
 from .runs import RunSpec, describe
 from .store import RunStore
@@ -187,7 +188,7 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
         if laws:
             laws[0].check_space(space)
     budgets = _budgets(cfg, space)
-    data = {k: v for k, v in cfg.data.items() if v is not None}
+    data = DataConfig.from_settings(cfg.dataset, cfg.data).settings(with_dir=True)  # as `train` records it
     common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
                   latency_batches=tuple(cfg.latency_batches))
     solved: dict = {}  # (method, iteration, budget index) -> widths, the same for every seed
@@ -246,9 +247,6 @@ def _pretrained(cfg: SweepConfig, space, recipe: dict, common: dict) -> dict[str
     return out
 
 
-SPARSE_LABEL = "uniform-sparse"  # the network slimming prunes: uniform widths, trained with the sparsity penalty
-
-
 def recipe(cfg: SweepConfig) -> dict:
     """What decides how every run of the sweep trains; a run store holds one recipe (see store.RunStore).
 
@@ -263,13 +261,11 @@ def recipe(cfg: SweepConfig) -> dict:
             blob = json.dumps([it.law.alpha, it.law.beta, it.half_widths if it.number == 1 else None])
             laws[str(it.number)] = hashlib.sha256(blob.encode()).hexdigest()[:12]
     return {"model": cfg.model, "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
-            "data": {k: v for k, v in cfg.data.items() if k != "data_dir" and v is not None},
+            "data": DataConfig.from_settings(cfg.dataset, cfg.data).settings(),
             "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr,
             "pretrain_ratio": cfg.pretrain_ratio, "min_width": cfg.min_width,
-            "multiple": cfg.multiple, "laws": laws,
-            # added later: only where it changes a run (stores recorded before it hold no such key)
-            **({"slimming_sparsity": cfg.slimming_sparsity}
-               if "slimming" in cfg.methods and cfg.slimming_sparsity > 0 else {})}
+            "multiple": cfg.multiple, "laws": laws}  # slimming_sparsity: checked against the store's runs instead
+    # (`_check_slimming`), so that methods may still grow and stores recorded before it still open
 
 
 def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
@@ -287,6 +283,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
         config = cfg.to_dict()
         if cfg.descent is not None:  # found by a report from any folder, and in a clone of the store's repository
             config["descent_from_store"] = os.path.relpath(Path(cfg.descent).resolve(), store.root.resolve())
+        _check_slimming(store, cfg)
         store.save_plan(recipe(cfg), config, [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
         todo = []
         for s in specs:
@@ -311,6 +308,23 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
         log.warning("sweep: %d run(s) failed; see their record.json (rerun with --retry-failed to try again)",
                     len(failed))
     return records
+
+
+def _check_slimming(store: RunStore, cfg: SweepConfig) -> None:
+    """A store's slimming rows pool runs of one sparsity: refuse a sweep whose slimming prunes a network trained
+    with another penalty than the slimming runs the store already holds."""
+    if "slimming" not in cfg.methods:
+        return
+    records = {r["id"]: r for r in store.records()}
+    for r in records.values():
+        source = records.get((r.get("spec") or {}).get("pretrained") or "")
+        if r.get("method") == "slimming" and source is not None:
+            theirs = (source.get("config") or {}).get("bn_sparsity", 0.0)
+            if theirs != cfg.slimming_sparsity:
+                raise NeuralscaleError(f"{store.root} holds slimming runs pruned from a network trained with a "
+                                       f"sparsity penalty of {theirs:g}, and this sweep asks for "
+                                       f"{cfg.slimming_sparsity:g}; give slimming_sparsity = {theirs:g} "
+                                       "(--slimming-sparsity) or use a new store")
 
 
 def _outcome(record: dict) -> str:
