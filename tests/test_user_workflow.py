@@ -480,3 +480,15 @@ def test_a_warm_start_keeps_the_trained_networks_strongest_channels(tmp_path):
     shutil.move(tmp_path / "base", tmp_path / "moved")
     again = run_cli(*args, "--init-from", str(tmp_path / "base"), "--out", str(tmp_path / "warm"), "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["widths"] == w["widths"], again.stderr
+
+
+def test_info_on_a_descent_shows_each_laws_fit_quality(descent):
+    out, laws = descent
+    r = run_cli("info", *SYNTH, "--from", str(out))
+    assert r.returncode == 0, r.stderr
+    assert f"iteration 1: {laws[0].rows} rows, R^2" in r.stdout
+    r = run_cli("info", *SYNTH, "--from", str(out), "--json")
+    got = json.loads(r.stdout)["laws"]
+    assert len(got) == len(laws) and got[0]["quality"] == laws[0].quality() and "holdout_error" in got[0]
+    r = run_cli("info", "--model", "resnet18", "--dataset", "synthetic", "--from", str(out))
+    assert r.returncode == 2 and "not resnet18" in r.stderr and "Traceback" not in r.stderr

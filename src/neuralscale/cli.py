@@ -13,7 +13,7 @@ from typing import Sequence
 from ._version import __version__
 from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
 from .data import DATASET_NAMES
-from .descent import DescentConfig
+from .descent import DescentConfig, DescentDir
 from .errors import NeuralscaleError
 from .executors import get_executor
 from .experiment import run as run_experiment
@@ -108,7 +108,9 @@ def _info_parser(sub) -> None:
     p.add_argument("--latency", action="store_true", help="also measure inference latency (batch 1 and --batch)")
     p.add_argument("--device", default="cpu", help="device for --latency: cpu, cuda, cuda:N (default cpu)")
     p.add_argument("--batch", type=int, default=128, help="large batch size for --latency (default 128)")
-    _add_json(p, "the configuration (and latency)")
+    p.add_argument("--from", dest="source", metavar="DESCENT_DIR",
+                   help="also list a descent's laws: rows, R^2 and out-of-sample error of each iteration")
+    _add_json(p, "the configuration (and latency, and the descent's laws)")
 
 
 def _add_data_args(p, train_help: str, test: bool) -> None:
@@ -548,8 +550,14 @@ def cmd_info(args) -> int:
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
     widths = resolve_widths(sp, args.widths, args.ratio)
     info = describe(sp, widths, latency_batch=args.batch if args.latency else None, device=args.device)
+    laws = DescentDir(args.source).laws() if args.source else []
+    if args.source and not laws:
+        raise NeuralscaleError(f"{args.source} holds no finished descent iteration")
+    for law in laws:
+        law.check_space(sp)
     if args.json:
-        return _json(info)
+        return _json({**info, **({"laws": [{**law.to_dict(), "quality": law.quality()} for law in laws]}
+                                 if args.source else {})})
     print(f"{info['model']} on {info['dataset']} (input {'x'.join(map(str, sp.info.input_shape))}, "
           f"{sp.info.num_classes} classes)")
     name_w = max(len(n) for n in info["layers"])
@@ -563,6 +571,8 @@ def cmd_info(args) -> int:
         for bs, m in lat["batches"].items():
             print(f"latency batch {bs}: median {m['median_ms']:.3f} ms (p10 {m['p10_ms']:.3f}, p90 {m['p90_ms']:.3f}), "
                   f"{m['per_image_ms']:.4f} ms/image on {lat['device']}")
+    for law in laws:
+        print(f"{args.source} iteration {law.iteration}: {law.quality()}")
     return 0
 
 
