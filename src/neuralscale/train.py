@@ -213,11 +213,17 @@ class BNSparsity(Callback):
 
     def __init__(self, s: float):
         self.s = s
+        self._model: nn.Module | None = None  # the model whose scales `_scales` lists (a callback may replace it)
+        self._scales: list[torch.Tensor] = []
 
     def after_backward(self, trainer: "Trainer") -> None:
-        for m in trainer.model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and m.weight.grad is not None:
-                m.weight.grad.add_(torch.sign(m.weight.detach()), alpha=self.s)
+        if trainer.model is not self._model:
+            self._model = trainer.model
+            self._scales = [m.weight for m in trainer.model.modules()
+                            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None]
+        for w in self._scales:
+            if w.grad is not None:
+                w.grad.add_(torch.sign(w.detach()), alpha=self.s)
 
 
 @dataclass
