@@ -102,7 +102,7 @@ def test_records_of_the_last_release_still_load(tmp_path):
     assert [it.number for it in its] == [1, 2] and all(len(it.law.alpha) == 8 for it in its)
     assert law_from(release / "descent", sp).beta == its[-1].law.beta
     assert sum(morphnet_widths(release / "descent", sp)) > 0
-    widths = scale(sp, "neuralscale", "params", 20_000, source=release / "descent")["widths"]
+    widths = scale(sp, "neuralscale", 20_000, source=release / "descent")["widths"]
     assert abs(sp.params(widths) - 20_000) <= 0.005 * 20_000
     # the report of the old store, from its records alone
     plan = json.loads((release / "sweep" / "sweep.json").read_text())

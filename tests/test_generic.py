@@ -70,7 +70,7 @@ def _check_family(sp, reference: int, grouped: bool, physical: bool, tiny_splits
     base = sp.params(sp.base_widths)
     assert base == reference
     for factor in (0.5, 2.0):
-        res = scale(sp, "uniform", "params", factor * base)
+        res = scale(sp, "uniform", factor * base)
         assert abs(res["params"] - factor * base) <= 0.01 * factor * base, (factor, res["params"])
         if factor == 2.0:
             assert any(w > b for w, b in zip(res["widths"], sp.base_widths))  # above the base, too

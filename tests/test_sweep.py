@@ -54,7 +54,7 @@ def test_plan_covers_methods_budgets_seeds_and_ids_are_stable(descent_dir):
     assert [s.id for s in plan(cfg)] == [s.id for s in specs]  # the same configuration, the same ids
     sp = ns.space("vgg11", "synthetic")
     for s in specs:
-        budget = sp.params(sp.uniform(s.budget["ratio"]))
+        budget = sp.params(sp.uniform(s.budget.ratio))
         assert abs(sp.params(s.widths) - budget) <= 0.01 * budget, (s.label, s.widths)
         assert s.config["seed"] == s.seed
     # another recipe gives other ids; the device does not change a run's identity

@@ -46,7 +46,7 @@ def test_budgets_as_shares_of_the_base_model():
     assert "of the base model's parameters" in human.stdout and ("50.0% of its MACs" in human.stdout or "50.1% of its MACs" in human.stdout)
     info = run_cli("info", "--model", "vgg11", "--dataset", "cifar10", "--ratio", "0.5")
     assert "(25.0% of the base model)" in info.stdout
-    assert ns.scale(sp, "uniform", "params", "2.3M")["budget"] == 2.3e6  # suffixes read as people write them
+    assert ns.scale(sp, "uniform", "2.3M")["budget"] == 2.3e6  # suffixes read as people write them
     for bad in ("0%", "-5%", "25x", "abc"):
         r = run_cli("scale", "--model", "vgg11", "--dataset", "cifar10", "--method", "uniform", f"--params={bad}")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "share of the base" in r.stderr
@@ -62,7 +62,7 @@ def test_train_from_a_descent_at_a_share(tmp_path, descent):
     res = json.loads(r.stdout)
     sp = ns.space("vgg11", "synthetic")
     assert res["label"] == "neuralscale@1" and res["budget"]["share"] == 0.5
-    assert res["widths"] == ns.scale(sp, "neuralscale", "params", "50%", source=out)["widths"]
+    assert res["widths"] == ns.scale(sp, "neuralscale", ns.Budget.parse("50%"), source=out)["widths"]
     assert abs(res["params_share"] - 0.5) < 0.01
     assert run.joinpath("record.json").exists() and "params50pct" not in str(run)  # --out names the run
     human = run_cli("train", *SYNTH, "--from", str(out), "--method", "neuralscale", "--params", "50%", "--epochs",

@@ -1,6 +1,7 @@
 """neuralscale: find how wide each layer of a CNN should be for a budget (NeuralScale, CVPR 2020)."""
 
 from ._version import __version__
+from .budget import Budget
 from .errors import NeuralscaleError
 from .space import WidthSpace
 from .zoo import space
@@ -15,6 +16,6 @@ from .export import export_run, load_model
 from .loop import Pruner
 from .baselines import warm_start
 
-__all__ = ["NeuralscaleError", "WidthSpace", "space", "TrainConfig", "Trainer", "paper_config", "load_dataset",
+__all__ = ["Budget", "NeuralscaleError", "WidthSpace", "space", "TrainConfig", "Trainer", "paper_config", "load_dataset",
            "dataset_info", "DescentConfig", "Importance", "TaylorFO", "BNScale", "L1FilterNorm", "ScalingLaw",
            "descend", "scale", "train", "DescentResult", "Pruner", "load_model", "export_run", "__version__", "warm_start"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from .budget import Budget
 from .data import DataConfig
 from .data.base import Splits
 from .descent import DescentConfig, DescentResult, descend as run_descent, is_descent_dir
@@ -23,7 +25,6 @@ from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, resolve_device
-from .validate import share
 from .zoo import space as make_space
 
 
@@ -85,31 +86,28 @@ def load_splits(dataset: str | DataConfig, config: TrainConfig, data_dir: str | 
 
 
 def _configuration(space: WidthSpace, widths, ratio, method, params, macs, source, iteration) -> dict:
-    """What `train` trains: explicit widths, or a method's widths for one budget (method, label, budget)."""
-    budgets = {k: v for k, v in (("ratio", ratio), ("params", params), ("macs", macs)) if v is not None}
+    """What `train` trains: explicit widths, or a method's widths for one budget (method, label, Budget)."""
+    budgets = [b for b in (None if ratio is None else Budget.of_ratio(ratio),
+                           None if params is None else Budget.parse(params, "params"),
+                           None if macs is None else Budget.parse(macs, "macs")) if b is not None]
     if method in (None, "uniform") and (source is not None or iteration is not None):
         raise NeuralscaleError("--from and --iteration apply to --method morphnet and neuralscale")
     if len(budgets) > 1 or (budgets and widths is not None):
         raise NeuralscaleError("give one of widths, ratio, params or macs")
-    if method is None and not {"params", "macs"} & set(budgets):
+    if method is None and (not budgets or budgets[0].ratio is not None):
         w = resolve_widths(space, widths, ratio)
-        return {"widths": w, "method": "explicit", "label": "explicit",
-                "budget": {"metric": "params", "value": space.params(w)}}
+        return {"widths": w, "method": "explicit", "label": "explicit", "budget": Budget("params", space.params(w))}
     if widths is not None:
         raise NeuralscaleError("--widths are explicit: give a method a budget instead (--ratio, --params, --macs)")
     method = method or "uniform"
     if method not in SCALED:
         raise NeuralscaleError(f"train takes a scaling method ({', '.join(SCALED)}); the pruning baselines "
                                "prune a trained network: run them with `neuralscale sweep`")
-    metric, value = next(iter(budgets.items())) if budgets else ("ratio", 1.0)
-    found = scale(space, method, metric, value, source=source, iteration=iteration)
-    budget = {"metric": found["metric"], "value": found["budget"]}
-    if metric == "ratio":
-        budget["ratio"] = value
-    elif share(value) is not None:
-        budget["share"] = share(value)
+    budget = budgets[0] if budgets else Budget.of_ratio(1.0)
+    found = scale(space, method, budget, source=source, iteration=iteration)
     label = f"{method}@{found['iteration']}" if method == "neuralscale" and found["iteration"] else method
-    return {"widths": found["widths"], "method": method, "label": label, "budget": budget}
+    return {"widths": found["widths"], "method": method, "label": label,
+            "budget": replace(budget, value=found["budget"])}
 
 
 def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None = None,

@@ -223,9 +223,8 @@ def prune_pretrained(space: WidthSpace, pretrained_dir: Path, spec) -> tuple[nn.
     full, record = trained_network(space, pretrained_dir)
     base = record["widths"]
     scores = importance(space, full, spec.criterion)
-    metric = spec.budget.get("metric", "params")
     choose = choose_uniform_widths if spec.criterion == "l1-uniform" else choose_widths
-    widths, keep = choose(space, scores, spec.budget["value"], metric)
+    widths, keep = choose(space, scores, spec.budget.amount(space), spec.budget.metric)
     graph = ChannelGraph(space, base)
     info = {"criterion": spec.criterion, "from": pretrained_dir.name, "from_widths": base,
             "from_test_acc": record["summary"].get("final_test_acc")}

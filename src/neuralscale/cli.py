@@ -12,6 +12,7 @@ from typing import Sequence
 
 from ._version import __version__
 from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
+from .budget import Budget
 from .data import DATASET_NAMES
 from .descent import DescentConfig, DescentDir
 from .errors import NeuralscaleError
@@ -25,7 +26,6 @@ from .methods import BASE_METHODS
 from .report import ACCURACY, build_report, mean_std, run_summary
 from .sweep import PRESETS, run_sweep, sweep_config
 from .train import SCHEDULES, TrainConfig
-from .validate import budget as check_budget, share
 from .zoo import FAMILIES, space as make_space
 
 EPILOG = """examples:
@@ -63,17 +63,19 @@ def _add_space_args(p: argparse.ArgumentParser, widths: bool = True):
     return None
 
 
-def _budget(text: str) -> float | str:
-    """A budget: a number (2795410, 2.8M, 150k) or a share of the base model (25%)."""
-    try:
-        value = check_budget("a budget", text)
-    except NeuralscaleError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return value if share(value) is not None else float(value)
+def _budget(metric: str):
+    """An argparse type: a budget of `metric`, a number (2795410, 2.8M, 150k) or a share of the base model (25%)."""
+    def parse(text: str) -> Budget:
+        try:
+            return Budget.parse(text, metric)
+        except NeuralscaleError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
 
 
-def _budgets(text: str) -> list[float | str]:
-    return [_budget(x) for x in text.replace(",", " ").split()]
+def _budgets(metric: str):
+    one = _budget(metric)
+    return lambda text: [one(x) for x in text.replace(",", " ").split()]
 
 
 def _floats(text: str) -> list[float]:
@@ -128,10 +130,10 @@ def _train_parser(sub) -> None:
                        description="Train one network from scratch and record every epoch. Models are selected on a "
                                    "validation split carved from the training set; the test set is only reported.")
     g = _add_space_args(p)
-    g.add_argument("--params", type=_budget, metavar="N|P%",
+    g.add_argument("--params", type=_budget("params"), metavar="N|P%",
                    help="train --method's configuration for this parameter budget: a count or a share of the base "
                         "model (25%%)")
-    g.add_argument("--macs", type=_budget, metavar="N|P%", help="the same for a MACs budget (50%%)")
+    g.add_argument("--macs", type=_budget("macs"), metavar="N|P%", help="the same for a MACs budget (50%%)")
     p.add_argument("--method", metavar="METHOD",
                    help="uniform (default with --params/--macs), morphnet or neuralscale: the method's widths for "
                         "the budget (--ratio, --params or --macs); morphnet and neuralscale need --from")
@@ -258,11 +260,11 @@ def _scale_parser(sub) -> None:
     p.add_argument("--iteration", type=int, help="descent iteration whose law to use (default: the last)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--ratio", type=float, help="the parameter count of uniform scaling by R")
-    g.add_argument("--params", type=_budget, metavar="N|P%",
+    g.add_argument("--params", type=_budget("params"), metavar="N|P%",
                    help="parameter budget: a count (2795410, 2.8M) or a share of the base model (25%%)")
-    g.add_argument("--macs", type=_budget, metavar="N|P%",
+    g.add_argument("--macs", type=_budget("macs"), metavar="N|P%",
                    help="MACs-per-image budget: a count (150M) or a share of the base model (50%%)")
-    g.add_argument("--latency-ms", type=_budget, metavar="MS|P%",
+    g.add_argument("--latency-ms", type=_budget("latency"), metavar="MS|P%",
                    help="measured latency budget in ms, or a share of the base model's (see --device, --batch)")
     p.add_argument("--device", default="cpu", help="device for --latency-ms (default cpu)")
     p.add_argument("--batch", type=int, default=1, help="batch size for --latency-ms (default 1)")
@@ -286,9 +288,9 @@ def _sweep_parser(sub) -> None:
                    help=f"from {', '.join(BASE_METHODS)}; neuralscale@K for one descent iteration "
                         "(default uniform,morphnet,neuralscale)")
     p.add_argument("--ratios", type=_floats, metavar="R1,R2", help="budgets: parameter counts of uniform scaling by R")
-    p.add_argument("--params", type=_budgets, metavar="N1,N2",
+    p.add_argument("--params", type=_budgets("params"), metavar="N1,N2",
                    help="budgets: parameter counts (2.8M) or shares of the base model (25%%,50%%)")
-    p.add_argument("--macs", type=_budgets, metavar="N1,N2",
+    p.add_argument("--macs", type=_budgets("macs"), metavar="N1,N2",
                    help="budgets: MACs per image (150M) or shares of the base model's (50%%)")
     p.add_argument("--seeds", type=_ints, metavar="S1,S2", help="training seeds (default 0,1,2)")
     p.add_argument("--from", dest="descent", metavar="DESCENT_DIR", help="descent directory (morphnet, neuralscale)")
@@ -531,11 +533,11 @@ def cmd_fit(args) -> int:
 
 def cmd_scale(args) -> int:
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
-    budget = {"ratio": args.ratio, "params": args.params, "macs": args.macs, "latency": args.latency_ms}
-    metric = next(k for k, v in budget.items() if v is not None)
+    budget = Budget.of_ratio(args.ratio) if args.ratio is not None else next(
+        b for b in (args.params, args.macs, args.latency_ms) if b is not None)
     if args.method == "uniform" and (args.source is not None or args.iteration is not None):
         raise NeuralscaleError("--from and --iteration apply to --method morphnet and neuralscale")
-    result = scale(sp, args.method, metric, budget[metric], source=args.source, iteration=args.iteration,
+    result = scale(sp, args.method, budget, source=args.source, iteration=args.iteration,
                    min_width=args.min_width, multiple=args.multiple, device=args.device, batch_size=args.batch)
     if args.json:
         return _json(result)

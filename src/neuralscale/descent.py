@@ -31,6 +31,7 @@ from typing import Iterator
 
 import torch
 
+from .budget import Budget
 from .data.base import Splits
 from .errors import NeuralscaleError
 from .importance import Importance
@@ -335,7 +336,7 @@ class DescentResult(list):
         self.path = Path(path) if path is not None else None
         self.base_params = base_params if base_params is not None else space.params(space.base_widths)
 
-    def configuration(self, params: float | str | None = None, macs: float | str | None = None,
+    def configuration(self, params: float | str | Budget | None = None, macs: float | str | Budget | None = None,
                       iteration: int | None = None, **solve_options) -> dict:
         """The configuration of one iteration's law (default the last) for a budget: `params` or `macs`, a
         number or a share of the base model ("25%"); neither: the descent's own parameter count."""
@@ -346,10 +347,10 @@ class DescentResult(list):
         if iteration is not None and not 1 <= iteration <= len(self):
             raise NeuralscaleError(f"the descent has no iteration {iteration} (it has 1 to {len(self)})")
         law = self[(iteration or len(self)) - 1]
-        metric, budget = ("macs", macs) if macs is not None else ("params", self.base_params if params is None
-                                                                   else params)
-        sol = solve(law, self.space, budget, metric, **solve_options)
-        return {**self.space.describe(sol.widths), "iteration": law.iteration, "metric": metric,
+        budget = Budget.parse(macs, "macs") if macs is not None else Budget.parse(
+            self.base_params if params is None else params, "params")
+        sol = solve(law, self.space, budget.amount(self.space), budget.metric, **solve_options)
+        return {**self.space.describe(sol.widths), "iteration": law.iteration, "metric": budget.metric,
                 "budget": sol.budget, "achieved": sol.achieved, "warnings": sol.warnings}
 
     def widths(self, params: float | str | None = None, macs: float | str | None = None,

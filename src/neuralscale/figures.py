@@ -23,7 +23,7 @@ from .errors import NeuralscaleError
 from .scaling import solve
 from .space import WidthSpace
 from .stats import t975
-from .store import budget_text
+from .budget import Budget
 
 PAPER_METHODS = {"uniform": "uniform", "morphnet": "morphnet", "neuralscale_iter1": "neuralscale@1",
                  "neuralscale_iter15": "neuralscale@15"}
@@ -214,7 +214,7 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
     for ax, b in zip(axes[0], budgets):
         for r in (r for r in rows if tuple(r["budget_key"]) == b):
             ax.plot(range(1, len(r["widths"]) + 1), r["widths"], "o-", ms=3, color=colors[r["label"]], label=r["shown"])
-        ax.set_title(budget_text(b), fontsize=9)
+        ax.set_title(Budget.from_key(b).text, fontsize=9)
         if layer_names and len(layer_names) <= 24:
             ax.set_xticks(range(1, len(layer_names) + 1), layer_names, rotation=90, fontsize=6)
         else:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from .budget import Budget
 from .descent import law_from, morphnet_widths
 from .errors import NeuralscaleError
-from .scaling import ScalingLaw, solve, uniform_law
+from .scaling import ScalingLaw, cost_function, solve, uniform_law
 from .space import WidthSpace
-from .validate import ratio as check_ratio
 
 log = logging.getLogger(__name__)
 
@@ -57,32 +57,31 @@ def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
     return law_from(source, space, iteration)
 
 
-def scale(space: WidthSpace, method: str, metric: str, budget: float | str, *, source: str | Path | None = None,
+def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, source: str | Path | None = None,
           iteration: int | None = None, min_width: int = 1, multiple: int = 1, device: str = "cpu",
           batch_size: int = 1) -> dict:
     """Widths of `method` for a budget, described as `WidthSpace.describe` does, with the solver's findings.
 
-    metric: ratio | params | macs | latency (ms).  A params or MACs budget may be a share of the base
-    model's ("25%"), or a number with a suffix ("2.8M").
+    budget: a `Budget` (a ratio, an amount or a share of the base model's params, MACs or latency); a number
+    or a string is a parameter budget ("2.8M", "25%").
     """
+    budget = Budget.parse(budget, budget.metric if isinstance(budget, Budget) else "params")
     law = method_law(space, method, source, iteration)
-    if metric == "ratio":
-        budget = check_ratio(budget)
-        if method == "uniform" and min_width == 1 and multiple == 1:
-            widths = space.uniform(budget)
-            p = space.params(widths)
-            return {**space.describe(widths), "method": method, "metric": "params", "budget": p, "achieved": p,
-                    "rel_error": 0.0, "iteration": None, "fallback": False, "extrapolated": False,
-                    "macs_above_base": space.macs(widths) > space.macs(space.base_widths), "warnings": []}
-        metric, budget = "params", space.params(space.uniform(budget))
-    sol = solve(law, space, budget, metric, min_width=min_width, multiple=multiple, device=device,
-                batch_size=batch_size)
+    if budget.ratio is not None and method == "uniform" and min_width == 1 and multiple == 1:
+        widths = space.uniform(budget.ratio)
+        p = space.params(widths)
+        return {**space.describe(widths), "method": method, "metric": "params", "budget": p, "achieved": p,
+                "rel_error": 0.0, "iteration": None, "fallback": False, "extrapolated": False,
+                "macs_above_base": space.macs(widths) > space.macs(space.base_widths), "warnings": []}
+    cost = cost_function(space, budget.metric, device, batch_size) if budget.metric == "latency" else None
+    sol = solve(law, space, budget.amount(space, cost), budget.metric, min_width=min_width, multiple=multiple,
+                device=device, batch_size=batch_size)
     if method != "neuralscale":  # uniform and MorphNet scale one configuration uniformly by design
         sol.warnings = [w for w in sol.warnings if not w.startswith("the law is not a fit")]
     for w in sol.warnings:
         log.warning("warning: %s %s: %s", method if law.iteration is None else f"{method}@{law.iteration}",
-                    f"at {sol.budget:,.0f} {metric}", w)
-    return {**space.describe(sol.widths), "method": method, "metric": metric, "budget": sol.budget,
+                    f"at {sol.budget:,.0f} {budget.metric}", w)
+    return {**space.describe(sol.widths), "method": method, "metric": budget.metric, "budget": sol.budget,
             "achieved": sol.achieved, "rel_error": sol.rel_error, "iteration": law.iteration,
             "fallback": law.fallback, "extrapolated": any(w.startswith("extrapolated") for w in sol.warnings),
             "macs_above_base": space.macs(sol.widths) > space.macs(space.base_widths), "warnings": sol.warnings}

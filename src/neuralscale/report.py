@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import re
 import statistics
 import time
@@ -36,7 +35,8 @@ from .reference import rows as reference_rows
 from .space import WidthSpace
 from .stats import welch_gap
 from .validate import one_of
-from .store import RunStore, budget_key, budget_text, finite, load_records
+from .budget import Budget
+from .store import RunStore, budget_key, finite, load_records
 from .zoo import space as make_space
 
 FIGURE_NAMES = r"acc_vs_(params|macs|latency)|widths|heatmap|growth_iteration_\d+"  # the files _figures draws
@@ -84,7 +84,7 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         lat = [x for x in (_latency_ms(r) for r in rs) if x is not None]
         lat_devices = {_latency_device(r) for r in rs} - {None}  # more than one: not comparable (latency_device)
         rows.append({
-            "label": label, "shown": label, "fallback": False, "method": rs[0]["method"], "budget": budget_text(bkey), "budget_key": list(bkey),
+            "label": label, "shown": label, "fallback": False, "method": rs[0]["method"], "budget": Budget.from_key(bkey).text, "budget_key": list(bkey),
             "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
             "params": rs[0]["params"], "macs": rs[0]["macs"], "widths": rs[0]["widths"],
             "latency_ms": statistics.median(lat) if lat else None,

@@ -27,6 +27,7 @@ from torch import nn
 
 from .accounting import measure_latency
 from .baselines import prune_pretrained, trained_network, warm_start
+from .budget import Budget
 from .data import DataConfig
 from .errors import EnvironmentFailure, NeuralscaleError
 from .records import atomic_write_text, exclusive
@@ -49,7 +50,7 @@ class RunSpec:
     method: str  # uniform | morphnet | neuralscale | l1-prune | l1-global | slimming | explicit
     config: dict  # TrainConfig.to_dict()
     widths: list[int] | None = None  # None for the pruning baselines: decided from the trained weights
-    budget: dict = field(default_factory=dict)  # e.g. {"metric": "params", "value": 579786, "ratio": 0.25}
+    budget: Budget | None = None  # in the record: {"metric": "params", "value": 579786, "ratio": 0.25}
     label: str = ""  # how reports name the method, e.g. "neuralscale@15"
     convcut: bool = False
     data: dict = field(default_factory=dict)  # {"train": N, "test": N, "tinyimagenet_split": ...}
@@ -61,6 +62,8 @@ class RunSpec:
     def __post_init__(self):
         self.label = self.label or self.method
         self.latency_batches = tuple(self.latency_batches)
+        if not isinstance(self.budget, Budget):
+            self.budget = Budget.from_dict(self.budget)
         if self.widths is not None:
             self.widths = [int(w) for w in self.widths]
 
@@ -72,7 +75,7 @@ class RunSpec:
         return TrainConfig.from_dict(self.config)
 
     def identity(self) -> dict:
-        d = asdict(self)
+        d = self.to_dict()
         d["config"] = {k: v for k, v in self.config.items() if k not in _NOT_IDENTITY}
         d.pop("latency_batches")
         init = d.pop("init")
@@ -84,12 +87,14 @@ class RunSpec:
     @property
     def id(self) -> str:
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
-        slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{self.label}-{budget_slug(self.budget)}-s{self.seed}").strip("-")
+        budget = self.budget.slug if self.budget else ""
+        slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{self.label}-{budget}-s{self.seed}").strip("-")
         return f"{slug}-{digest}"
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["latency_batches"] = list(self.latency_batches)
+        d["budget"] = self.budget.to_dict() if self.budget else {}
         return d
 
     @classmethod
@@ -133,10 +138,11 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
     def write(rec: dict) -> None:
         if run_dir is not None:
             write_record(run_dir, rec)
+    d = spec.to_dict()
     record: dict[str, Any] = {
         "id": spec.id, "kind": "run", "status": "running", "method": spec.method, "label": spec.label,
-        "model": spec.model, "dataset": spec.dataset, "seed": spec.seed, "budget": spec.budget,
-        "spec": spec.to_dict(), "config": spec.config, "attempts": (old or {}).get("attempts", 0) + 1,
+        "model": spec.model, "dataset": spec.dataset, "seed": spec.seed, "budget": d["budget"],
+        "spec": d, "config": spec.config, "attempts": (old or {}).get("attempts", 0) + 1,
         "started": time.time(),
     }
     if old is not None and "init" in old:  # a resumed warm start: where it started (its source may be gone)
@@ -259,33 +265,17 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
         atomic_write_text(run_dir / "metrics.csv", _csv(result.history))
 
 
-def budget_slug(budget: dict) -> str:
-    """A budget as a run directory's name shows it: r0.25, params25pct (of the base), params2.8M, macs150k."""
-    if not budget:
-        return ""
-    if "ratio" in budget:
-        return f"r{budget['ratio']:g}"
-    if "share" in budget:
-        return f"{budget['metric']}{100 * budget['share']:.4g}pct"
-    value = float(budget["value"])
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= size:
-            return f"{budget['metric']}{value / size:.4g}{unit}"
-    return f"{budget['metric']}{value:.4g}"
-
-
 def describe(spec: RunSpec) -> str:
     """A run in words: label, budget, seed."""
-    b = spec.budget
-    budget = (f"ratio {b['ratio']:g} " if "ratio" in b else f"{b['value']:,.0f} {b['metric']} ") if b else ""
-    return f"{spec.label} {budget}seed {spec.seed}"
+    return f"{spec.label} {spec.budget.words + ' ' if spec.budget else ''}seed {spec.seed}"
 
 
 def failed_record(spec: RunSpec, error: str, old: dict | None = None) -> dict:
     """The record of a run that failed outside `execute` (its worker died, or the run it prunes failed)."""
+    d = spec.to_dict()
     record = dict(old or {"id": spec.id, "kind": "run", "method": spec.method, "label": spec.label,
-                          "model": spec.model, "dataset": spec.dataset, "seed": spec.seed, "budget": spec.budget,
-                          "spec": spec.to_dict(), "config": spec.config, "attempts": 0})
+                          "model": spec.model, "dataset": spec.dataset, "seed": spec.seed, "budget": d["budget"],
+                          "spec": d, "config": spec.config, "attempts": 0})
     record.update(status="failed", error=error)
     return record
 

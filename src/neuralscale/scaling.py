@@ -22,12 +22,12 @@ import numpy as np
 
 from .accounting import measure_latency
 from .errors import NeuralscaleError
+from .budget import METRICS
 from .records import atomic_write_json, atomic_write_text
 from .space import WidthSpace
-from .validate import MAX_WIDTH, budget as check_budget
+from .validate import MAX_WIDTH, matches
 
 MIN_ROWS = 6  # fewer trajectory rows than this: fall back to uniform scaling
-METRICS = ("params", "macs", "latency")
 
 
 @dataclass
@@ -364,10 +364,11 @@ class _Search:
         return bool(np.all(self.law.raw_widths(math.exp(log_tau)) <= self.min_width)) or log_tau < -20
 
 
-def solve(law: ScalingLaw, space: WidthSpace, budget: float | str, metric: str = "params", *,
+def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "params", *,
           min_width: int = 1, multiple: int = 1, max_width: int | None = None,
           device: str = "cpu", batch_size: int = 1, tolerance: float = 0.005) -> Solution:
-    """The configuration on `law` whose cost is nearest `budget`.
+    """The configuration on `law` whose cost is nearest `budget` (an amount of `metric`: resolve a share or a
+    ratio first, with `budget.Budget`).
 
     Brackets the budget on log tau by doubling, then bisects; at most ~120 cost
     evaluations, so it always terminates.  If the nearest configuration on the
@@ -382,9 +383,8 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float | str, metric: str =
         raise NeuralscaleError("minimum width and multiple must be at least 1")
     cap = min(max_width or 64 * max(space.base_widths), MAX_WIDTH)
     cost = cost_function(space, metric, device, batch_size)
-    # "25%": a share of the base model's cost (its measured latency, for a latency budget)
-    budget = check_budget(f"a {metric} budget", budget,
-                          base=cost(list(space.base_widths)) if isinstance(budget, str) else None)
+    if not (matches(budget, float) and math.isfinite(budget) and budget > 0):
+        raise NeuralscaleError(f"a {metric} budget must be a positive finite amount, got {budget!r}")
     multiples = [math.lcm(multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
     search = _Search(law, budget, cost, min_width, multiples, cap)
     # start where tau equals the budget in parameters (tau *is* a parameter count)

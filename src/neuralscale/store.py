@@ -26,6 +26,7 @@ from typing import Any, Iterator, TypedDict
 
 from .errors import NeuralscaleError
 from .records import atomic_write_json, exclusive
+from .budget import Budget
 from .validate import matches
 
 RECORD = "record.json"
@@ -118,23 +119,9 @@ def finite(x) -> bool:
 
 
 def budget_key(record: dict) -> tuple:
-    b = record.get("budget") or {}
-    if "ratio" in b:
-        return ("ratio", float(b["ratio"]))
-    if "share" in b:
-        return (f"{b['metric']} share", float(b["share"]))
-    if b:
-        return (b["metric"], float(b["value"]))
-    return ("params", float(record.get("params", 0)))
-
-
-def budget_text(key: tuple) -> str:
-    kind, v = key
-    if kind == "ratio":
-        return f"ratio {v:g}"
-    if kind.endswith(" share"):
-        return f"{100 * v:g}% of the base {kind.removesuffix(' share')}"
-    return f"{v:,.0f} {kind}"
+    """What reports group a record by: its budget's key (a record without one: its parameter count)."""
+    b = Budget.from_dict(record.get("budget"))
+    return b.key if b is not None else ("params", float(record.get("params", 0)))
 
 
 class RunStore:

@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .budget import Budget
 from .descent import DescentDir
 from .errors import NeuralscaleError
 from .executors import get_executor
@@ -27,7 +28,7 @@ from .progress import progress_bar
 from .runs import RunSpec, describe
 from .store import RunStore
 from .train import TrainConfig, paper_config, resolve_device
-from .validate import at_least, budget, check_data, check_types, positive, ratio, share, suggest
+from .validate import at_least, check_data, check_types, positive, ratio, suggest
 from .zoo import space as make_space
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class SweepConfig:
     latency_batches: list[int] = field(default_factory=lambda: [1])
 
     def __post_init__(self):
+        # a Budget given here (the CLI's) is kept as a person spells it, as experiment files do
+        self.params = [b.spelling if isinstance(b, Budget) else b for b in self.params]
+        self.macs = [b.spelling if isinstance(b, Budget) else b for b in self.macs]
         check_types(self, "sweep setting")
         if not self.methods:
             raise NeuralscaleError("the sweep has no methods")
@@ -75,8 +79,9 @@ class SweepConfig:
             raise NeuralscaleError("the sweep has no seeds")
         for r in self.ratios:
             ratio(r)
-        for b in [*self.params, *self.macs]:
-            budget("a budget", b)
+        for metric in ("params", "macs"):
+            for b in getattr(self, metric):
+                Budget.parse(b, metric)
         for seed in self.seeds:
             at_least("a seed", seed, 0)
         TrainConfig.from_dict(self.train)  # fails early on a bad recipe
@@ -131,16 +136,10 @@ def sweep_config(model: str, dataset: str, preset_name: str | None = None, **fie
     return SweepConfig(model=model, dataset=dataset, **fields)
 
 
-def _budgets(cfg: SweepConfig, space) -> list[dict]:
-    out = [{"metric": "params", "value": space.params(space.uniform(r)), "ratio": r} for r in cfg.ratios]
-    for metric, values, base in (("params", cfg.params, space.params(space.base_widths)),
-                                 ("macs", cfg.macs, space.macs(space.base_widths))):
-        for v in values:
-            b = {"metric": metric, "value": float(budget(f"a {metric} budget", v, base=base))}
-            if share(v) is not None:
-                b["share"] = share(v)
-            out.append(b)
-    return out
+def _budgets(cfg: SweepConfig, space) -> list[Budget]:
+    stated = [Budget.of_ratio(r) for r in cfg.ratios] + [Budget.parse(v, "params") for v in cfg.params] \
+        + [Budget.parse(v, "macs") for v in cfg.macs]
+    return [b.resolve(space) for b in stated]
 
 
 def _iterations(cfg: SweepConfig, method: str) -> list[int]:
@@ -197,9 +196,7 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
     def widths_for(method: str, iteration: int | None, bi: int) -> list[int]:
         key = (method, iteration, bi)
         if key not in solved:
-            b = budgets[bi]
-            metric, value = ("ratio", b["ratio"]) if "ratio" in b and method == "uniform" else (b["metric"], b["value"])
-            solved[key] = scale(space, method, metric, value, source=cfg.descent, iteration=iteration,
+            solved[key] = scale(space, method, budgets[bi], source=cfg.descent, iteration=iteration,
                                 min_width=cfg.min_width, multiple=cfg.multiple)["widths"]
         return solved[key]
 
@@ -238,7 +235,7 @@ def _pretrained(cfg: SweepConfig, space, recipe: dict, common: dict) -> dict[str
     if not any(m in BASELINES for m in cfg.methods):
         return {}
     start = space.uniform(cfg.pretrain_ratio)
-    at = {"metric": "params", "value": space.params(start), "ratio": cfg.pretrain_ratio}
+    at = Budget.of_ratio(cfg.pretrain_ratio).resolve(space)
     plain = RunSpec(method="uniform", config=recipe, widths=start, budget=at, **common)
     out = {BASELINES[m]: plain for m in cfg.methods if m in BASELINES}
     if "slimming" in cfg.methods and cfg.slimming_sparsity > 0:

@@ -97,38 +97,6 @@ def fraction(what: str, value, *, low_open: bool = False, high_open: bool = True
                                f"got {value}")
 
 
-SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9}
-
-
-def budget(what: str, value, base: float | None = None) -> float | str:
-    """A positive, finite budget as people state it: a number (2795410, or 2.8M, 150k), or a share of the
-    base model ("25%").  With `base` (the base model's count), the amount; without, the value checked."""
-    text = value.strip().lower().replace(",", "").replace("_", "") if isinstance(value, str) else None
-    try:
-        if text is not None and text.endswith("%"):
-            share = float(text[:-1]) / 100
-            if not (math.isfinite(share) and share > 0):
-                raise ValueError
-            return value if base is None else share * base
-        if text is not None:
-            amount = float(text[:-1]) * SUFFIXES[text[-1]] if text[-1:] in SUFFIXES else float(text)
-            if not (math.isfinite(amount) and amount > 0):
-                raise ValueError
-            return amount
-    except (ValueError, KeyError):
-        pass
-    else:
-        if matches(value, float) and value > 0:
-            return float(value)
-    raise NeuralscaleError(f"{what} must be a positive finite number (e.g. 2795410 or 2.8M) or a share of the base model "
-                           f"(e.g. 25%), got {value!r}")
-
-
-def share(value) -> float | None:
-    """The share of the base model a budget states ("25%" -> 0.25), None for an amount."""
-    return float(value.strip().rstrip("%")) / 100 if isinstance(value, str) and value.strip().endswith("%") else None
-
-
 def ratio(value) -> float:
     """A uniform width multiplier: positive, finite and at most MAX_RATIO."""
     if not matches(value, float) or not 0 < value <= MAX_RATIO:

@@ -1,0 +1,95 @@
+"""Budgets: one parser for every spelling, and the record's form, names and texts of earlier releases."""
+
+from __future__ import annotations
+
+import pytest
+
+import neuralscale as ns
+from neuralscale.budget import Budget
+from neuralscale.errors import NeuralscaleError
+from neuralscale.runs import RunSpec
+from neuralscale.store import budget_key
+
+
+@pytest.mark.parametrize("text, metric, value, share", [
+    ("25%", "params", None, 0.25), ("2.8M", "params", 2.8e6, None), ("150k", "macs", 150e3, None),
+    ("1,200,000", "params", 1.2e6, None), (" 1.5G ", "macs", 1.5e9, None), (2795410, "params", 2795410.0, None),
+    ("12.5%", "latency", None, 0.125), ("8", "latency", 8.0, None)])
+def test_every_spelling_parses_to_one_value(text, metric, value, share):
+    b = Budget.parse(text, metric)
+    assert (b.metric, b.value, b.share, b.ratio) == (metric, value, share, None)
+    assert isinstance(b.value, (float, type(None)))  # records of earlier releases hold floats for parsed amounts
+
+
+@pytest.mark.parametrize("bad", ["", "0", "-5", "x", "12%%", "nan", "inf", "0%", "1e400", True, None, [1], "5q"])
+def test_a_bad_budget_is_one_clear_error(bad):
+    with pytest.raises(NeuralscaleError, match="must be a positive finite number"):
+        Budget.parse(bad)
+
+
+def test_metric_and_ratio_are_checked():
+    with pytest.raises(NeuralscaleError, match="unknown budget metric 'flops'"):
+        Budget("flops", 1.0)
+    with pytest.raises(NeuralscaleError, match="width ratio"):
+        Budget.of_ratio(0)
+    with pytest.raises(NeuralscaleError, match="a macs budget where a params budget"):
+        Budget.parse(Budget("macs", 5.0), "params")
+
+
+def test_resolve_against_a_space():
+    sp = ns.space("vgg11", "synthetic")
+    base_p, base_m = sp.params(sp.base_widths), sp.macs(sp.base_widths)
+    assert Budget.parse("25%").resolve(sp).value == 0.25 * base_p
+    assert Budget.parse("50%", "macs").resolve(sp).value == 0.5 * base_m
+    r = Budget.of_ratio(0.25).resolve(sp)
+    assert r.value == sp.params(sp.uniform(0.25)) and isinstance(r.value, int)
+    assert Budget.parse("2.8M").resolve(sp).value == 2.8e6  # an amount stays what it is
+    assert Budget.parse("10%", "latency").resolve(sp, cost=lambda w: 4.0).value == pytest.approx(0.4)
+    with pytest.raises(NeuralscaleError, match="measured latency"):
+        Budget.parse("10%", "latency").resolve(sp)
+
+
+# the record's form, run directory names, report keys and texts that neuralscale 0.1.0 wrote (runs.budget_slug,
+# store.budget_key and budget_text of that release): a store written then still resumes and reports the same
+@pytest.mark.parametrize("record, slug, key, text", [
+    ({"metric": "params", "value": 579786, "ratio": 0.25}, "r0.25", ("ratio", 0.25), "ratio 0.25"),
+    ({"metric": "params", "value": 700000.0, "share": 0.25}, "params25pct", ("params share", 0.25),
+     "25% of the base params"),
+    ({"metric": "macs", "value": 150000.0}, "macs150k", ("macs", 150000.0), "150,000 macs"),
+    ({"metric": "params", "value": 2800000.0}, "params2.8M", ("params", 2800000.0), "2,800,000 params"),
+    ({"metric": "params", "value": 512}, "params512", ("params", 512.0), "512 params")])
+def test_records_of_earlier_releases_keep_their_names(record, slug, key, text):
+    b = Budget.from_dict(record)
+    assert b.to_dict() == record and b.slug == slug and b.key == key and b.text == text
+    assert Budget.from_key(key).text == text
+    assert budget_key({"budget": record}) == key
+
+
+def test_a_run_spec_keeps_its_id_and_record_form():
+    # the id of a spec written by the release before Budget existed (same dict, same hash)
+    spec = RunSpec(model="vgg11", dataset="synthetic", method="uniform", config={"seed": 1, "epochs": 2},
+                   widths=[8] * 8, budget={"metric": "params", "value": 579786, "ratio": 0.25})
+    assert spec.id == "uniform-r0.25-s1-2eed949a57"  # what the release before Budget named it
+    shared = RunSpec(model="vgg11", dataset="synthetic", method="uniform", config={"seed": 0}, widths=[8] * 8,
+                     budget=Budget.parse("25%").resolve(ns.space("vgg11", "synthetic")))
+    assert shared.budget.value != 700000.0
+    shared.budget = Budget("params", 700000.0, share=0.25)
+    assert shared.id == "uniform-params25pct-s0-88442893db"
+    again = RunSpec.from_dict(spec.to_dict())
+    assert again.id == spec.id and again.budget == spec.budget
+    assert spec.to_dict()["budget"] == {"metric": "params", "value": 579786, "ratio": 0.25}
+    bare = RunSpec(model="vgg11", dataset="synthetic", method="explicit", config={}, widths=[8] * 8)
+    assert bare.budget is None and bare.to_dict()["budget"] == {} and bare.id == "explicit-s0-1e5f3eb710"
+
+
+def test_every_door_takes_the_same_spellings(tmp_path):
+    sp = ns.space("vgg11", "synthetic")
+    by_api = ns.scale(sp, "uniform", "25%")["widths"]
+    assert by_api == ns.scale(sp, "uniform", Budget.parse("25%"))["widths"]
+    from neuralscale.sweep import SweepConfig, plan
+    cfg = SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform"], params=[Budget.parse("25%"), "2e5"],
+                      seeds=[0], train={"epochs": 1})
+    assert cfg.params == ["25%", "2e5"]  # kept as spelled: the sweep's file says what a person wrote
+    specs = plan(cfg)
+    assert specs[0].widths == by_api and specs[0].budget.share == 0.25
+    assert specs[1].budget.to_dict() == {"metric": "params", "value": 2e5}
