@@ -6,8 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
 from .budget import Budget
 from .data import DataConfig
 from .data.base import Splits

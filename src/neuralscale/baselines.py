@@ -36,6 +36,7 @@ from .graph import ChannelGraph
 from .importance import BNScale, Importance, L1FilterNorm
 from .models.gate import gates
 from .space import WidthSpace
+from .layout import RunDir
 from .store import read_record
 from .train import Callback, Trainer
 
@@ -158,8 +159,8 @@ def trained_record(space: WidthSpace, run_dir: Path) -> dict:
         raise NeuralscaleError(f"the trained run {run_dir} has not finished (or is not a run directory)")
     if record.get("model") != space.name:
         raise NeuralscaleError(f"the trained run {run_dir} is a {record.get('model')}, not a {space.name}")
-    if not (run_dir / "checkpoint.pt").exists():
-        raise NeuralscaleError(f"{run_dir / 'checkpoint.pt'} is missing; the trained run's weights are needed")
+    if not RunDir(run_dir).checkpoint.exists():
+        raise NeuralscaleError(f"{RunDir(run_dir).checkpoint} is missing; the trained run's weights are needed")
     return record
 
 
@@ -168,7 +169,7 @@ def trained_network(space: WidthSpace, run_dir: Path) -> tuple[nn.Module, dict]:
     record = trained_record(space, run_dir)
     full = space.build(record["widths"])
     try:
-        full.load_state_dict(torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)["model"])
+        full.load_state_dict(torch.load(RunDir(run_dir).checkpoint, map_location="cpu", weights_only=True)["model"])
     except (RuntimeError, KeyError) as e:
         detail = " ".join(str(e).split())[:160]
         raise NeuralscaleError(f"the weights of {run_dir} do not fit {space.name} on this data: {detail}") from None

@@ -20,6 +20,7 @@ from .executors import get_executor
 from .experiment import run as run_experiment
 from .figures import BANDS
 from .export import export_run
+from .layout import RunDir
 from .logs import configure as configure_logging
 from .records import strict
 from .methods import BASE_METHODS
@@ -598,7 +599,7 @@ def cmd_train(args) -> int:
         print(f"{record['label']} {record['model']} {record['params']:,} params "
               f"({_shares(describe_run(record))}): final test accuracy {s['final_test_acc']:.2f}%, " + at_best)
         if args.out:
-            print(f"record: {args.out}/record.json")
+            print(f"record: {RunDir(args.out).record}")
     return 0
 
 

@@ -139,7 +139,7 @@ class _Pool:
                 continue
             self._pending.remove(s)
             slot = self._free.pop(0)
-            self._store.run_dir(s.id).mkdir(parents=True, exist_ok=True)
+            self._store.run_dir(s.id).path.mkdir(parents=True, exist_ok=True)
             self._running[s.id] = (self._start(s, slot, self._store.root), s, slot)
             log.info("%s %d: started %s seed %d (%s)%s", self.name, slot, s.label, s.seed, s.id, self._where(slot))
 
@@ -259,7 +259,7 @@ class Local(_Pool):
             p.start()
             there.close()
             proc = self._procs[slot] = (p, here)
-        proc[1].send((spec.to_dict(), str(out), str(RunStore(out).run_dir(spec.id) / "log.txt")))
+        proc[1].send((spec.to_dict(), str(out), str(RunStore(out).run_dir(spec.id).log)))
         return slot
 
     def _ended(self, running: dict) -> dict[str, str]:
@@ -382,7 +382,7 @@ class Ray(_Pool):
 
     def _start(self, spec: RunSpec, slot: int, out: Path):
         return self._remote.remote(spec.to_dict(), str(out.resolve()), self.threads,
-                                   str((RunStore(out).run_dir(spec.id) / "log.txt").resolve()))
+                                   str(RunStore(out).run_dir(spec.id).log.resolve()))
 
     def _ended(self, running: dict) -> dict[str, str]:
         import ray

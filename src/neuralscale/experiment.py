@@ -51,6 +51,7 @@ from .api import load_splits
 from .data import DataConfig
 from .descent import DescentConfig, descend
 from .executors import get_executor
+from .layout import ExperimentDir
 from .figures import BANDS, check_formats, descent_figures
 from .report import ACCURACY, build_report
 from .sweep import SweepConfig, preset, run_sweep
@@ -231,7 +232,7 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
     if not isinstance(train, dict):
         raise NeuralscaleError(f"{path}: [sweep.train] must be a section of training settings")
     train = {"device": device, **train}
-    descent_dir = out_dir / "descent" if cfg is not None else sw.pop("descent", None)
+    descent_dir = ExperimentDir(out_dir).descent if cfg is not None else sw.pop("descent", None)
     if isinstance(descent_dir, str) and not Path(descent_dir).is_absolute():  # relative to the file, as out is
         descent_dir = Path(os.path.normpath(doc["_base"] / descent_dir))
     common = dict(model=exp["model"], dataset=exp["dataset"], convcut=convcut, data=data,

@@ -24,6 +24,7 @@ from torch import nn
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
 from .guard import check_new_file
+from .layout import RunDir
 from .store import read_record
 from .zoo import space as make_space
 from .records import atomic_torch_save, atomic_write_json
@@ -130,7 +131,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
         raise NeuralscaleError(f"{run_dir} holds no run record")
     if record["status"] != "finished":
         raise NeuralscaleError(f"run {run_dir.name} has not finished (status {record['status']})")
-    ckpt = run_dir / "checkpoint.pt"
+    ckpt = RunDir(run_dir).checkpoint
     if not ckpt.exists():
         raise NeuralscaleError(f"{ckpt} is missing; the run's weights were not kept")
     spec = record.get("spec", {})

@@ -24,6 +24,7 @@ from .scaling import solve
 from .space import WidthSpace
 from .stats import t975
 from .budget import Budget
+from .layout import HEATMAP_FIGURE, WIDTHS_FIGURE, accuracy_figure_name, growth_figure_name
 
 PAPER_METHODS = {"uniform": "uniform", "morphnet": "morphnet", "neuralscale_iter1": "neuralscale@1",
                  "neuralscale_iter15": "neuralscale@15"}
@@ -110,7 +111,7 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
     ax.legend(fontsize=7, ncol=2 if len(space) > 10 else 1, loc="upper left")
     ax.grid(True, which="both", alpha=0.2)
     fig.tight_layout()
-    return _save(fig, Path(dest or d.path) / f"growth_iteration_{it:02d}.png", formats)
+    return _save(fig, Path(dest or d.path) / growth_figure_name(it), formats)
 
 
 def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.0, 2.0),
@@ -137,7 +138,7 @@ def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(_title(space, what="widths the law gives after each descent iteration"), fontsize=10)
     fig.tight_layout()
-    return _save(fig, Path(dest or d.path) / "heatmap.png", formats)
+    return _save(fig, Path(dest or d.path) / HEATMAP_FIGURE, formats)
 
 
 def descent_figures(out_dir: str | Path, space: WidthSpace, dest: str | Path | None = None,
@@ -200,7 +201,7 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, dest / f"acc_vs_{axis}.png", formats, dpi=110)
+    return _save(fig, dest / accuracy_figure_name(axis), formats, dpi=110)
 
 
 def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, colors: dict,
@@ -225,4 +226,4 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
     axes[0][-1].legend(fontsize=7)
     fig.suptitle("per-layer widths of each method at each budget", fontsize=10)
     fig.tight_layout()
-    return _save(fig, dest / "widths.png", formats, dpi=110)
+    return _save(fig, dest / WIDTHS_FIGURE, formats, dpi=110)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from .descent import is_descent_dir
 from .errors import NeuralscaleError
+from .layout import ReportDir
 from .store import is_run_dir
 
-REPORT_FILES = {"report.md", "report.html", "summary.json", ".lock"}
-REPORT_SUFFIXES = {".png", ".svg", ".pdf"}
 
 
 def holder(directory: Path) -> str | None:
@@ -54,8 +53,7 @@ def check_report_dir(path: str | Path, force: bool = False) -> Path:
     inside = holder(path)
     if inside:
         raise NeuralscaleError(f"a report would be written into {inside}; give another --out, or --force")
-    foreign = sorted(p.name for p in path.iterdir()
-                     if p.name not in REPORT_FILES and p.suffix not in REPORT_SUFFIXES)
+    foreign = sorted(p.name for p in path.iterdir() if not ReportDir.belongs(p.name))
     if foreign:
         raise NeuralscaleError(f"{path} holds files that are not a report ({', '.join(foreign[:3])}); give another "
                                "--out, or --force")

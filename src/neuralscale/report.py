@@ -36,10 +36,10 @@ from .space import WidthSpace
 from .stats import welch_gap
 from .validate import one_of
 from .budget import Budget
+from .layout import ReportDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
 from .zoo import space as make_space
 
-FIGURE_NAMES = r"acc_vs_(params|macs|latency)|widths|heatmap|growth_iteration_\d+"  # the files _figures draws
 BAND_TEXT = {"ci": ", band = 95% confidence interval of the mean", "minmax": ", band = min-max over seeds",
              "none": ""}
 ACCURACY = {
@@ -386,24 +386,25 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
         formats = (*formats, "png")
     one_of("band", bands, BANDS)
     st = _read(Path(store), accuracy, descent)
-    dest = check_report_dir(Path(out) if out else st.path / "report", force)
+    dest = check_report_dir(Path(out) if out else StoreDir(st.path).report, force)
+    pages = ReportDir(dest)
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise NeuralscaleError(f"cannot write the report into {dest}: {e.strerror or e}") from None
     for stale in dest.glob("*.*"):  # this report's own figures from an earlier build, in formats not asked for now
         ext = stale.suffix.lstrip(".")
-        if ext in FORMATS and ext not in formats and re.fullmatch(FIGURE_NAMES, stale.stem):
+        if ext in FORMATS and ext not in formats and ReportDir.is_figure(stale):
             stale.unlink()
     figures, note = _figures(st, dest, formats, bands)
     doc = _document(st, figures, note)
-    atomic_write_text(dest / "report.md", render_markdown(doc))
-    atomic_write_text(dest / "report.html", render_html(doc, f"neuralscale: {st.model} on {st.dataset}"))
+    atomic_write_text(pages.markdown, render_markdown(doc))
+    atomic_write_text(pages.html, render_html(doc, f"neuralscale: {st.model} on {st.dataset}"))
     summary = {"model": st.model, "dataset": st.dataset, "accuracy": accuracy, "store": str(st.path),
-               "report": str(dest / "report.md"), "html": str(dest / "report.html"), "rows": st.rows,
+               "report": str(pages.markdown), "html": str(pages.html), "rows": st.rows,
                "runs": [run_summary(r) for r in st.records]}
-    atomic_write_json(dest / "summary.json", summary)
-    return {"markdown": dest / "report.md", "html": dest / "report.html", "summary": dest / "summary.json",
+    atomic_write_json(pages.summary, summary)
+    return {"markdown": pages.markdown, "html": pages.html, "summary": pages.summary,
             "rows": st.rows, "records": st.records, "figures": [p for _, p in figures], "document": summary}
 
 

@@ -31,7 +31,8 @@ from .budget import Budget
 from .data import DataConfig
 from .errors import EnvironmentFailure, NeuralscaleError
 from .records import atomic_write_text, exclusive
-from .store import RECORD, RunStore, read_record, write_record
+from .layout import RunDir
+from .store import RunStore, read_record, write_record
 from .train import TrainConfig, Trainer, environment
 from .zoo import space as make_space
 
@@ -186,7 +187,7 @@ def _network(spec: RunSpec, space, splits, run_dir: Path | None, store_root,
     if spec.widths is None:
         raise NeuralscaleError(f"run {spec.id} has neither widths nor a run to prune")
     widths = space.validate(spec.widths)
-    if spec.init is not None and run_dir is not None and (run_dir / "checkpoint.pt").exists():
+    if spec.init is not None and run_dir is not None and RunDir(run_dir).checkpoint.exists():
         # resuming: the checkpoint holds the weights, so the run it started from is not needed again
         old = read_record(run_dir) or {}
         return space.build(widths), widths, [], {"init": old.get("init") or {"from": spec.init["run"],
@@ -215,16 +216,16 @@ def _weights_to_prune(source: Path, spec: RunSpec, space, splits, progress: bool
     record = read_record(source)
     if record is None or record.get("status") != "finished":
         raise NeuralscaleError(f"the run to prune ({source.name}) has not finished")
-    if (source / "checkpoint.pt").exists():
+    if RunDir(source).checkpoint.exists():
         return source, False
-    again = source / "weights"
+    again = RunDir(source).weights
     with exclusive(again, "directory", wait=True):
         old = read_record(again) or {}
         if old.get("status") == "failed":
             raise NeuralscaleError(f"training {source.name} again for its weights failed ({old.get('error')}); "
-                                   f"see {again / RECORD}, and remove {again} to try again")
-        if old.get("status") == "finished" and not (again / "checkpoint.pt").exists():
-            (again / RECORD).unlink()  # a record without its weights: from another machine
+                                   f"see {again.record}, and remove {again} to try again")
+        if old.get("status") == "finished" and not again.checkpoint.exists():
+            again.record.unlink()  # a record without its weights: from another machine
         if (read_record(again) or {}).get("status") != "finished":
             log.warning("%s: its weights are not on this machine (a study keeps records, not checkpoints); "
                         "training it again from its spec in %s", source.name, again)
@@ -239,7 +240,7 @@ def _weights_to_prune(source: Path, spec: RunSpec, space, splits, progress: bool
         except Exception as e:
             raise NeuralscaleError(f"training {source.name} again for its weights failed: "
                                    f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    return again, True
+    return again.path, True
 
 
 def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, splits, progress: bool,
@@ -251,7 +252,7 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
     record.update(widths=widths, params=space.params(widths), macs=space.macs(widths), input=asdict(space.info),
                   **extra)
     write(record)
-    ckpt = run_dir / "checkpoint.pt" if run_dir is not None else None
+    ckpt = RunDir(run_dir).checkpoint if run_dir is not None else None
     trainer = Trainer(model, splits, config, callbacks=callbacks, checkpoint=ckpt, progress=progress,
                       desc=describe(spec))
     record["resumed"] = bool(ckpt and ckpt.exists())
@@ -262,7 +263,7 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
         record["latency"] = measure_latency(space.build(widths), space.info.input_shape, trainer.device,
                                             batch_sizes=spec.latency_batches, warmup=3, repeats=15)
     if run_dir is not None:
-        atomic_write_text(run_dir / "metrics.csv", _csv(result.history))
+        atomic_write_text(RunDir(run_dir).metrics, _csv(result.history))
 
 
 def describe(spec: RunSpec) -> str:

@@ -1,19 +1,7 @@
-"""Run directories and the run store: where runs live, their record format, and who may write them.
+"""Run records and the run store: the record's format, reading and writing it, and the store's plan and lock.
 
-A run lives in one directory (`train --out DIR`, or a store's `runs/<id>/`):
-
-    record.json     the run record (RunRecord below), written atomically
-    metrics.csv     per-epoch metrics of a finished run
-    checkpoint.pt   the trainer's checkpoint (resume point; final weights once finished)
-    log.txt         the run's output, when a worker process ran it
-
-A run store (a sweep's `--out`) holds many:
-
-    ROOT/sweep.json     the store's recipe (what decides how its runs train) and every run planned in it
-    ROOT/runs/<id>/     one run directory per run; `id` is the hash of the run's configuration
-    ROOT/.lock          held by the one command that is using the store (see records.exclusive)
-
-This module is the only one that knows these paths and the record's fields.
+A run lives in one directory (`train --out DIR`, or a store's `runs/<id>/`); a run store (a sweep's `--out`)
+holds many.  Their files are named by `layout` (RunDir, StoreDir).
 """
 
 from __future__ import annotations
@@ -27,9 +15,10 @@ from typing import Any, Iterator, TypedDict
 from .errors import NeuralscaleError
 from .records import atomic_write_json, exclusive
 from .budget import Budget
+from .layout import RunDir, StoreDir
 from .validate import matches
 
-RECORD = "record.json"
+RECORD = RunDir.RECORD
 STATUSES = ("running", "finished", "failed")
 
 
@@ -68,7 +57,7 @@ class RunRecord(TypedDict, total=False):
 
 def read_record(run_dir: str | Path) -> dict | None:
     """A run directory's record, or None when it has none; a damaged record is an error."""
-    path = Path(run_dir) / RECORD
+    path = RunDir(run_dir).record
     if not path.exists():
         return None
     try:
@@ -95,22 +84,21 @@ def check_finished(record: dict, where: str | Path) -> dict:
 
 
 def write_record(run_dir: str | Path, record: dict) -> None:
-    atomic_write_json(Path(run_dir) / RECORD, record)
+    atomic_write_json(RunDir(run_dir).record, record)
 
 
 def is_run_dir(path: str | Path) -> bool:
-    return (Path(path) / RECORD).is_file()
+    return RunDir(path).record.is_file()
 
 
 def load_records(root: str | Path) -> list[dict]:
     """Every run record under a run store (or a folder of run directories), sorted by directory name."""
-    root = Path(root)
-    runs = root / "runs" if (root / "runs").is_dir() else root
+    runs = StoreDir(root).runs_folder()
     records = []
     for d in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
         r = read_record(d)
         if r is not None and r.get("kind") == "run":
-            records.append(check_finished(r, d / RECORD) if r["status"] == "finished" else r)
+            records.append(check_finished(r, RunDir(d).record) if r["status"] == "finished" else r)
     return records
 
 
@@ -129,11 +117,12 @@ class RunStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.runs = self.root / "runs"
-        self.plan_path = self.root / "sweep.json"
+        self.layout = StoreDir(self.root)
+        self.runs = self.layout.runs
+        self.plan_path = self.layout.plan
 
-    def run_dir(self, run_id: str) -> Path:
-        return self.runs / run_id
+    def run_dir(self, run_id: str) -> RunDir:
+        return self.layout.run(run_id)
 
     def read(self, run_id: str) -> dict | None:
         return read_record(self.run_dir(run_id))
