@@ -23,7 +23,7 @@ from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, resolve_device
-from .zoo import space as make_space
+from .zoo import record_space, space as make_space
 
 
 def resolve_widths(space: WidthSpace, widths: Sequence[int] | None = None, ratio: float | None = None) -> list[int]:
@@ -204,8 +204,6 @@ def _check_fits(space: WidthSpace, splits: Splits) -> None:
 
 def describe_run(record: dict) -> dict:
     """A run record in the keys every command's --json shares (see WidthSpace.describe), with its outcome."""
-    spec = record.get("spec") or {}
-    space = make_space(record["model"], record["dataset"], convcut=spec.get("convcut", False),
-                       data_dir=(spec.get("data") or {}).get("data_dir"))
+    space = record_space(record)
     return {**space.describe(record["widths"]),
             **{k: record.get(k) for k in ("id", "status", "method", "label", "budget", "seed", "summary")}}

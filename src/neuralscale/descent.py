@@ -45,8 +45,6 @@ from .validate import at_least, check_types, fraction, positive, ratio, suggest
 log = logging.getLogger(__name__)
 
 
-PAPER_FAMILIES = ("vgg11", "resnet18", "mobilenetv2")
-ADD10_FAMILIES = ("resnet18", "mobilenetv2")  # the original adds 10 channels to narrow layers of these only
 TINY = "tinyimagenet"
 
 
@@ -127,11 +125,10 @@ class DescentConfig:
     def resolve(self, space: WidthSpace) -> "DescentConfig":
         """A copy with every None decided for this model and dataset, as the original does."""
         tiny = space.info.name == TINY
-        family = space.name.split("-")[0]
-        generic = ":" in space.name or family not in PAPER_FAMILIES
+        generic = not space.family.paper
         defaults = {"k": paced_k(space.uniform(self.base_ratio), space.base_widths),
                     "interval": 100 if tiny else 50, "batch_size": 100 if tiny else 256,
-                    "add10": family in ADD10_FAMILIES, "schedule": "prune-tinyimagenet" if tiny else "prune",
+                    "add10": space.family.add10, "schedule": "prune-tinyimagenet" if tiny else "prune",
                     "crop_padding": 0 if tiny else space.info.crop_padding, "prune_past_one": generic,
                     "trajectory_start": "per-layer" if generic else "all-lost"}
         return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})

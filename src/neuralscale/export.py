@@ -21,23 +21,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data.info import DatasetInfo
 from .errors import NeuralscaleError
 from .guard import check_new_file
 from .layout import RunDir
 from .store import read_record
-from .zoo import space as make_space
+from .zoo import CONVCUT, record_space
 from .records import atomic_torch_save, atomic_write_json
 from .space import WidthSpace
 
 FORMAT = "neuralscale-model"
 
 
-def save_model(path: str | Path, model: nn.Module, space, widths, convcut: bool = False,
-               extra: dict | None = None) -> tuple[Path, Path]:
+def save_model(path: str | Path, model: nn.Module, space, widths, extra: dict | None = None) -> tuple[Path, Path]:
     """Write PATH.json (widths and identity) and PATH.pt (weights); returns both paths."""
     base = stem(path)
-    meta = {"format": FORMAT, **space.describe(widths), "convcut": convcut,
+    meta = {"format": FORMAT, **space.describe(widths), "convcut": space.family.variant == CONVCUT,
             "input_shape": list(space.info.input_shape), "num_classes": space.info.num_classes,
             "data": asdict(space.info), "weights": base.name + ".pt", **(extra or {})}
     weights = base.parent / (base.name + ".pt")
@@ -72,23 +70,6 @@ def read_meta(path: str | Path) -> dict:
     return meta
 
 
-def saved_space(meta: dict, data_dir: str | None = None, space: WidthSpace | None = None) -> WidthSpace:
-    """The width space a saved model or run belongs to: `space` if given (checked against its layers), else
-    rebuilt from its name and the data description it carries (files of 0.1 name only their dataset)."""
-    if space is None and meta["model"].startswith("module:"):
-        raise NeuralscaleError(f"{meta['model']} is a space of your own: pass it as space=")
-    if space is None:
-        info = meta.get("data")
-        try:
-            dataset = DatasetInfo(**info) if isinstance(info, dict) else meta["dataset"]
-        except TypeError:
-            raise NeuralscaleError(f"{meta.get('_path', 'the model file')}'s data description is damaged") from None
-        space = make_space(meta["model"], dataset, convcut=meta.get("convcut", False), data_dir=data_dir)
-    if "layers" in meta and list(meta["layers"]) != list(space.layer_names):
-        raise NeuralscaleError(f"the space given is not {meta['model']}'s: its layers differ")
-    return space
-
-
 def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = None,
                space: WidthSpace | None = None) -> tuple[nn.Module, dict]:
     """Rebuild a saved model: its width space at its widths, with its weights.  No dataset is needed; a
@@ -97,7 +78,7 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     missing = [k for k in ("model", "dataset", "widths", "weights") if k not in meta]
     if missing:
         raise NeuralscaleError(f"{meta['_path']} is damaged: it has no {', '.join(missing)}")
-    sp = saved_space(meta, data_dir, space)
+    sp = record_space(meta, data_dir, space)
     meta.setdefault("params_share", sp.params(meta["widths"]) / sp.params(sp.base_widths))
     meta.setdefault("macs_share", sp.macs(meta["widths"]) / sp.macs(sp.base_widths))
     meta.setdefault("input_shape", list(sp.info.input_shape))
@@ -134,9 +115,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     ckpt = RunDir(run_dir).checkpoint
     if not ckpt.exists():
         raise NeuralscaleError(f"{ckpt} is missing; the run's weights were not kept")
-    spec = record.get("spec", {})
-    sp = saved_space({"model": record["model"], "dataset": record["dataset"], "convcut": spec.get("convcut", False),
-                      "data": record.get("input")}, spec.get("data", {}).get("data_dir"), space)
+    sp = record_space(record, None, space)
     model = sp.build(record["widths"])
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
@@ -149,7 +128,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
                                "as a smaller model)")
     model.load_state_dict(state)
     s = record.get("summary", {})
-    return save_model(path, model, sp, record["widths"], spec.get("convcut", False),
+    return save_model(path, model, sp, record["widths"],
                       extra={"run": record["id"], "method": record.get("label"), "dataset": record["dataset"],
                              "test_acc_at_best_val": s.get("test_acc_at_best_val"),
                              "final_test_acc": s.get("final_test_acc")})

@@ -38,7 +38,7 @@ from .validate import one_of
 from .budget import Budget
 from .layout import ReportDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
-from .zoo import space as make_space
+from .zoo import record_space
 
 BAND_TEXT = {"ci": ", band = 95% confidence interval of the mean", "minmax": ", band = min-max over seeds",
              "none": ""}
@@ -201,7 +201,7 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
         recorded = str(store / beside)
     descent_dir = Path(descent) if descent else (Path(recorded) if isinstance(recorded, str) and recorded else None)
     try:
-        space = make_space(models[0][0], models[0][1], convcut=sweep_cfg.get("convcut") is True)
+        space = record_space(next(r for r in records if (r["model"], r["dataset"]) == models[0]))
     except NeuralscaleError:
         space = None  # e.g. an image folder that is not on this machine: no layer names, no descent figures
     return _Store(store, records, rows, accuracy, models[0][0], models[0][1], len(models) > 1, space, descent_dir,

@@ -34,7 +34,7 @@ from .records import atomic_write_text, exclusive
 from .layout import RunDir
 from .store import RunStore, read_record, write_record
 from .train import TrainConfig, Trainer, environment
-from .zoo import space as make_space
+from .zoo import record_space
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class RunSpec:
 
 
 def _space(spec: RunSpec, data_dir: str | None):
-    return make_space(spec.model, spec.dataset, convcut=spec.convcut, data_dir=data_dir)
+    return record_space({"model": spec.model, "dataset": spec.dataset, "spec": spec.to_dict()}, data_dir)
 
 
 def load_run_splits(spec: RunSpec, data_dir: str | None = None):

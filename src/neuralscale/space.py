@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -49,6 +50,23 @@ def _initialisers_skipped() -> Iterator[None]:
                 setattr(torch.nn.init, name, f)
 
 
+@dataclass(frozen=True)
+class Family:
+    """What the registry knows of a space's family, so that nothing downstream matches names.
+
+    paper: one of the paper's three families, whose descent follows the original's rules (stop before a layer
+    empties, rows from the step every layer has lost a channel); generic models prune on, rows per layer.
+    add10: the original adds 10 channels to every layer under 10 when it rebuilds the network for the next
+    descent iteration (its ResNet18 and MobileNetV2 code; not its VGG11).
+    variant: "convcut" for the paper's all-convolution shortcuts, else None.
+    """
+
+    name: str
+    paper: bool = False
+    add10: bool = False
+    variant: str | None = None
+
+
 class WidthSpace:
     """Gated layers with base widths, and `build(widths)` -> a new nn.Module."""
 
@@ -56,7 +74,7 @@ class WidthSpace:
                  info: DatasetInfo, make: Callable[[list[int]], nn.Module],
                  original_count: Callable[[list[int]], int] | None = None,
                  multiples: Sequence[int] | None = None,
-                 costs: Callable[[list[int]], tuple[int, int]] | None = None):
+                 costs: Callable[[list[int]], tuple[int, int]] | None = None, family: Family | None = None):
         if len(layer_names) != len(base_widths):
             raise ValueError("layer_names and base_widths differ in length")
         self.name = name
@@ -69,6 +87,7 @@ class WidthSpace:
         # a layer feeding a grouped convolution must keep a multiple of its group count
         self.multiples = tuple(int(m) for m in multiples) if multiples else (1,) * len(self.base_widths)
         self._formula = costs  # (params, MACs) by formula, where the space has one; else a meta build counts
+        self.family = family or Family(name.split(":", 1)[0])  # a generic space's family: its scheme or module
 
     def __repr__(self) -> str:
         return f"WidthSpace({self.name!r}, dataset={self.info.name!r}, layers={len(self)})"
@@ -79,7 +98,7 @@ class WidthSpace:
     def rebased(self, widths: Sequence[int]) -> "WidthSpace":
         """The same family with other base widths (e.g. a narrower start for a descent)."""
         sp = WidthSpace(self.name, self.layer_names, self.validate(widths), self.info, self._make, self._original_count,
-                        self.multiples, self._formula)
+                        self.multiples, self._formula, self.family)
         sp._positions = self._positions
         return sp
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -28,17 +29,21 @@ from .data.info import DatasetInfo
 from .errors import NeuralscaleError
 from .generic import module_space, timm_factory, torchvision_factory
 from .models import mobilenetv2, resnet, vgg
-from .space import WidthSpace
+from .space import Family, WidthSpace
 from .validate import suggest
 
 FAMILIES: dict[str, Callable[[DatasetInfo, bool], WidthSpace]] = {}
+FAMILY_INFO: dict[str, Family] = {}  # what descent and sweeps need to know of each family (space.Family)
 SCHEMES: dict[str, Callable[[str, DatasetInfo], Callable]] = {}
+CONVCUT = "convcut"  # the paper's all-convolution shortcuts: `--convcut`, or the model name's suffix "-convcut"
 
 
-def register_family(name: str):
-    """Register `builder(info, convcut) -> WidthSpace` under `name` (a decorator)."""
+def register_family(name: str, *, paper: bool = False, add10: bool = False):
+    """Register `builder(info, convcut) -> WidthSpace` under `name` (a decorator), with the family's metadata
+    (`space.Family`: whether the original's descent rules apply, whether it adds 10 channels to narrow layers)."""
     def add(builder: Callable[[DatasetInfo, bool], WidthSpace]):
         FAMILIES[name] = builder
+        FAMILY_INFO[name] = Family(name, paper=paper, add10=add10)
         return builder
     return add
 
@@ -54,7 +59,7 @@ register_scheme("timm", timm_factory)
 
 # --- the paper's three families ----------------------------------------------
 
-@register_family("vgg11")
+@register_family("vgg11", paper=True)
 def _vgg11(info: DatasetInfo, convcut: bool) -> WidthSpace:
     if convcut:
         raise NeuralscaleError("vgg11 has no shortcuts, so --convcut does not apply to it")
@@ -63,27 +68,36 @@ def _vgg11(info: DatasetInfo, convcut: bool) -> WidthSpace:
                       lambda w: vgg.original_param_count(w, info.num_classes, info.in_channels))
 
 
-@register_family("resnet18")
+@register_family("resnet18", paper=True, add10=True)
 def _resnet18(info: DatasetInfo, convcut: bool) -> WidthSpace:
     first_stride = 2 if info.resolution >= 64 else 1
-    return WidthSpace("resnet18" + ("-convcut" if convcut else ""), resnet.LAYER_NAMES, resnet.BASE_WIDTHS, info,
+    return WidthSpace(named("resnet18", convcut), resnet.LAYER_NAMES, resnet.BASE_WIDTHS, info,
                       lambda w: resnet.PreActResNet18(w, info.num_classes, info.in_channels, first_stride, convcut),
                       None if convcut else lambda w: resnet.original_param_count(w, info.num_classes, info.in_channels))
 
 
-@register_family("mobilenetv2")
+@register_family("mobilenetv2", paper=True, add10=True)
 def _mobilenetv2(info: DatasetInfo, convcut: bool) -> WidthSpace:
     large = info.resolution >= 64
-    return WidthSpace("mobilenetv2" + ("-convcut" if convcut else ""), mobilenetv2.LAYER_NAMES,
+    return WidthSpace(named("mobilenetv2", convcut), mobilenetv2.LAYER_NAMES,
                       mobilenetv2.BASE_WIDTHS, info,
                       lambda w: mobilenetv2.MobileNetV2(w, info.num_classes, info.in_channels, large, convcut),
                       None if convcut else lambda w: mobilenetv2.original_param_count(w, info.num_classes,
                                                                                         info.in_channels))
 
 
-def family(name: str) -> str:
-    """The family a space's name belongs to ('resnet18' for 'resnet18-convcut'; the scheme name for generic)."""
-    return name.split(":", 1)[0] if ":" in name else name.lower().removesuffix("-convcut")
+def named(family: str, convcut: bool) -> str:
+    """A registered family's space name: "resnet18", or "resnet18-convcut" for the all-convolution shortcuts."""
+    return f"{family}-{CONVCUT}" if convcut else family
+
+
+def parse_name(model: str, convcut: bool = False) -> tuple[str, bool]:
+    """A registered family's name and whether it has the all-convolution shortcuts, from a model name (the one
+    place the "-convcut" suffix is read) and the `convcut` flag."""
+    name = model.lower()
+    if name.endswith(f"-{CONVCUT}"):
+        return name.removesuffix(f"-{CONVCUT}"), True
+    return name, convcut
 
 
 def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | None = None, *, convcut: bool = False,
@@ -103,13 +117,12 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
         if convcut:
             raise NeuralscaleError("--convcut applies to the paper's resnet18 and mobilenetv2 only")
         return _scheme_space(model, info)
-    name = model.lower()
-    if name.endswith("-convcut"):
-        name, convcut = name[: -len("-convcut")], True
+    name, convcut = parse_name(model, convcut)
     if name not in FAMILIES:
         raise NeuralscaleError(f"unknown model {model!r}; choose one of: {', '.join(FAMILIES)}, "
                                f"{', '.join(f'{s}:NAME' for s in SCHEMES)}{suggest(name, FAMILIES)}")
     sp = FAMILIES[name](info, convcut)
+    sp.family = replace(FAMILY_INFO[name], variant=CONVCUT if convcut else None)
     try:
         sp.macs(sp.base_widths)  # one forward pass on the meta device: the images must be large enough
     except RuntimeError as e:
@@ -144,3 +157,29 @@ def _scheme_space(model: str, info: DatasetInfo) -> WidthSpace:
         raise NeuralscaleError(f"unknown model source {source!r} in {model!r}; use "
                                f"{' or '.join(f'{s}:NAME' for s in SCHEMES)}")
     return module_space(model, SCHEMES[source](name, info), info)
+
+
+def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | None = None) -> WidthSpace:
+    """The width space a run record, a run spec or a saved model's metadata belongs to: `given` if any (checked
+    against its layers), else rebuilt from its model name and the data it describes (a run record's `input`, a
+    model file's `data`; records and files of 0.1 name only their dataset), without reading the data."""
+    model = record.get("model")
+    if not isinstance(model, str):
+        raise NeuralscaleError(f"{record.get('_path', 'the record')} names no model")
+    if given is None and model.startswith("module:"):
+        raise NeuralscaleError(f"{model} is a space of your own: pass it as space=")
+    spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
+    sp = given
+    if sp is None:
+        info = record.get("input") if "spec" in record or "input" in record else record.get("data")
+        try:
+            dataset = DatasetInfo(**info) if isinstance(info, dict) else record["dataset"]
+        except (TypeError, KeyError):
+            raise NeuralscaleError(f"{record.get('_path', 'the record')}'s data description is damaged") from None
+        convcut = record.get("convcut", spec.get("convcut", False)) is True
+        data_dir = data_dir or (spec.get("data") or {}).get("data_dir")
+        sp = space(model, dataset, convcut=convcut, data_dir=data_dir)
+    if "layers" in record and list(record["layers"]) != list(sp.layer_names):
+        raise NeuralscaleError(f"the space given is not {model}'s: its layers differ")
+    return sp
+

@@ -1,0 +1,66 @@
+"""The registry: family metadata instead of name matching, and the one way back from a record to its space."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+import neuralscale as ns
+from neuralscale.data.info import DatasetInfo
+from neuralscale.descent import DescentConfig
+from neuralscale.errors import NeuralscaleError
+from neuralscale.models import vgg
+from neuralscale.space import Family, WidthSpace
+from neuralscale.zoo import FAMILIES, FAMILY_INFO, parse_name, record_space, register_family
+
+
+@pytest.mark.parametrize("model, paper, add10, variant", [
+    ("vgg11", True, False, None), ("resnet18", True, True, None), ("resnet18-convcut", True, True, "convcut"),
+    ("mobilenetv2", True, True, None), ("torchvision:resnet18", False, False, None)])
+def test_every_space_carries_its_familys_metadata(model, paper, add10, variant):
+    sp = ns.space(model, "synthetic")
+    assert (sp.family.paper, sp.family.add10, sp.family.variant) == (paper, add10, variant)
+    assert sp.rebased(sp.uniform(0.5)).family == sp.family  # a narrower start is the same family
+    cfg = DescentConfig().resolve(sp)
+    assert cfg.add10 == add10 and cfg.prune_past_one == (not paper)
+    assert cfg.trajectory_start == ("all-lost" if paper else "per-layer")
+
+
+def test_the_convcut_flag_and_suffix_are_one_thing():
+    assert parse_name("ResNet18-convcut") == ("resnet18", True)
+    assert parse_name("resnet18", convcut=True) == ("resnet18", True)
+    assert parse_name("vgg11") == ("vgg11", False)
+    a, b = ns.space("resnet18-convcut", "synthetic"), ns.space("resnet18", "synthetic", convcut=True)
+    assert a.name == b.name == "resnet18-convcut" and a.family == b.family
+
+
+def test_a_users_family_declares_its_rules(monkeypatch):
+    monkeypatch.setitem(FAMILIES, "tinyvgg", None)  # removed again after the test
+    monkeypatch.setitem(FAMILY_INFO, "tinyvgg", None)
+
+    @register_family("tinyvgg", paper=True, add10=True)
+    def _tiny(info, convcut):
+        return WidthSpace("tinyvgg", vgg.LAYER_NAMES, [8] * 8, info, lambda w: vgg.VGG11(w, info.num_classes,
+                                                                                          info.in_channels))
+    sp = ns.space("tinyvgg", "synthetic")
+    assert sp.family == Family("tinyvgg", paper=True, add10=True)
+    assert DescentConfig().resolve(sp).add10 is True  # no name is matched: the registry said so
+
+
+def test_a_record_rebuilds_its_space_without_its_data(tmp_path):
+    info = DatasetInfo("imagefolder:flowers", 5, 3, 32)  # a folder that is not on this machine
+    record = {"model": "vgg11", "dataset": "imagefolder:flowers", "input": asdict(info),
+              "spec": {"convcut": False, "data": {"data_dir": str(tmp_path / "gone")}}, "data": {"train": 10}}
+    sp = record_space(record)
+    assert sp.info.num_classes == 5 and sp.name == "vgg11"
+    meta = {"model": "resnet18", "dataset": "synthetic", "convcut": True, "data": asdict(ns.dataset_info("synthetic"))}
+    assert record_space(meta).name == "resnet18-convcut"  # a model file's metadata
+    old = {"model": "vgg11", "dataset": "synthetic"}  # 0.1 named only its dataset
+    assert record_space(old).info == ns.dataset_info("synthetic")
+    with pytest.raises(NeuralscaleError, match="a space of your own"):
+        record_space({"model": "module:Net", "dataset": "custom"})
+    with pytest.raises(NeuralscaleError, match="data description is damaged"):
+        record_space({"model": "vgg11", "input": {"nope": 1}, "spec": {}})
+    with pytest.raises(NeuralscaleError, match="its layers differ"):
+        record_space({**old, "layers": ["a"]}, given=ns.space("vgg11", "synthetic"))
