@@ -1,5 +1,5 @@
 """Trajectory rows and cost of one descent iteration: the original's fixed 10 channels a step against its pace
-relative to the network (`prune.paced_k`, the default), side by side in one process.
+relative to the network (`pruning.paced_k`, the default), side by side in one process.
 
 For each starting width (a share of the full-width model) and each k rule, one descent iteration runs on the
 chosen data with the same seed and settings; printed: k, pruning steps, trajectory rows (what the law is fitted

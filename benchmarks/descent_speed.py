@@ -22,7 +22,7 @@ import torch
 import neuralscale as ns
 from neuralscale.api import load_splits
 from neuralscale.descent import DescentConfig
-from neuralscale.prune import TaylorPruner
+from neuralscale.pruning import TaylorPruner
 from neuralscale.train import Trainer
 
 
@@ -37,27 +37,26 @@ class Clock(TaylorPruner):
     def on_train_start(self, trainer) -> None:
         super().on_train_start(trainer)
         self.batches, self.mac_batches, self._frac = 0, 0.0, 1.0
-        self._full = self.space.macs(self.initial)
+        self._full = self.session.space.macs(self.session.initial)
 
     def on_step_end(self, trainer) -> None:
         self.batches += 1
         self.mac_batches += self._frac  # this batch ran at the widths before any pruning it triggers
         super().on_step_end(trainer)
 
-    def prune_step(self, trainer) -> None:
-        steps = self.pruning_steps
-        super().prune_step(trainer)
-        if self.pruning_steps > steps:  # not the step the stop rule refused
-            self._frac = self.space.macs(self.current) / self._full
+    def prune_step(self, trainer):
+        step = super().prune_step(trainer)
+        if step.pruned:  # not the step the stop rule refused
+            self._frac = self.session.space.macs(self.session.current) / self._full
             self.times.append(time.perf_counter() - self.t0)
+        return step
 
 
 def run(space, splits, cfg: DescentConfig, physical: bool, channels_last: bool | None = None
         ) -> tuple[float, TaylorPruner, int]:
     torch.manual_seed(cfg.seed)
     widths = list(space.base_widths)
-    pruner = Clock(space, widths, k=cfg.k, interval=cfg.interval, warmup_epochs=cfg.warmup_epochs,
-                   fraction=cfg.prune_fraction, physical=physical, stop_at_last_channel=not cfg.prune_past_one)
+    pruner = Clock(space, widths, physical=physical, **cfg.schedule_fields())
     tc = cfg.train_config()
     tc.channels_last = channels_last
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], progress=False)
@@ -73,7 +72,7 @@ def phases(p_phys: TaylorPruner, p_mask: TaylorPruner) -> list[dict]:
     for q in (1, n // 4, n // 2, 3 * n // 4, n - 1):
         dp = p_phys.times[q] - p_phys.times[q - 1]
         dm = p_mask.times[q] - p_mask.times[q - 1]
-        out.append({"step": q + 1, "widths": p_phys.all_rows[q], "physical_s": dp, "masking_s": dm,
+        out.append({"step": q + 1, "widths": p_phys.session.all_rows[q], "physical_s": dp, "masking_s": dm,
                     "ratio": dm / dp})
     return out
 
@@ -99,10 +98,10 @@ def main(argv=None) -> int:
     print(f"# {space.name} at base ratio {args.base_ratio} ({space.params(space.base_widths):,} params, "
           f"{sum(space.base_widths)} channels), {splits.sizes()}, device {args.device}", file=sys.stderr)
     t_phys, p_phys, ep_phys = run(space, splits, cfg, physical=True)
-    print(f"physical shrinking: {t_phys:8.1f} s ({ep_phys} epochs, {p_phys.pruning_steps} pruning steps)")
+    print(f"physical shrinking: {t_phys:8.1f} s ({ep_phys} epochs, {p_phys.session.pruning_steps} pruning steps)")
     t_mask, p_mask, ep_mask = run(space, splits, cfg, physical=False)
-    print(f"gate masking:       {t_mask:8.1f} s ({ep_mask} epochs, {p_mask.pruning_steps} pruning steps)")
-    same = p_phys.all_rows == p_mask.all_rows
+    print(f"gate masking:       {t_mask:8.1f} s ({ep_mask} epochs, {p_mask.session.pruning_steps} pruning steps)")
+    same = p_phys.session.all_rows == p_mask.session.all_rows
     print(f"ratio:              {t_mask / t_phys:8.2f}x  (same decisions: {same})")
     bound = p_phys.batches / p_phys.mac_batches
     print(f"MAC bound:          {bound:8.2f}x  (an ideal physical run whose step cost is proportional to its MACs, "
@@ -122,9 +121,9 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps({"physical_s": t_phys, "masking_s": t_mask, "speedup": t_mask / t_phys,
                           "same_decisions": same, "mac_bound": bound, "batches": p_phys.batches,
-                          "steps": p_phys.pruning_steps, "base_ratio": args.base_ratio, "images": args.images,
+                          "steps": p_phys.session.pruning_steps, "base_ratio": args.base_ratio, "images": args.images,
                           "device": args.device, "masking_channels_last_s": t_mask_cl, "to_first_step": warm,
-                          "intervals": profile, "trajectory": p_phys.all_rows}))
+                          "intervals": profile, "trajectory": p_phys.session.all_rows}))
     return 0
 
 

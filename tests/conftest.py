@@ -309,7 +309,7 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
     import torch
 
     from neuralscale.graph import ChannelGraph
-    from neuralscale.prune import TaylorPruner
+    from neuralscale.pruning import TaylorPruner
     from neuralscale.train import Trainer, TrainConfig
 
     cfg = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, augment=False, device=device, schedule="constant",
@@ -319,12 +319,12 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
     masked = space.build(widths)
     masked.load_state_dict(model.state_dict())
     never = 10 ** 9  # the test decides when to prune
-    phys = TaylorPruner(space, widths, k=k, interval=never, warmup_epochs=0, fraction=0.95)
-    mask = TaylorPruner(space, widths, k=k, interval=never, warmup_epochs=0, fraction=0.95, physical=False)
+    phys = TaylorPruner(space, widths, k=k, interval=never, warmup_epochs=0, prune_fraction=0.95)
+    mask = TaylorPruner(space, widths, k=k, interval=never, warmup_epochs=0, prune_fraction=0.95, physical=False)
     tp = Trainer(model, splits, cfg, callbacks=[phys], progress=False)
     tm = Trainer(masked, splits, cfg, callbacks=[mask], progress=False)
     phys.on_train_start(tp), mask.on_train_start(tm)
-    assert phys.physical, phys.notes
+    assert phys.session.physical, phys.session.notes
     mapping = ChannelGraph(space, widths).slices
     original = [torch.arange(w) for w in widths]  # the full index of each surviving channel, per layer
     gen = torch.Generator(device=tp.device if tp.device.type == "cuda" else "cpu").manual_seed(0)
@@ -339,18 +339,18 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
             x, y = next(data)
             tp.train_step(x, y)
             tm.train_step(x, y)
-        sp_ = [phys.importance.score(layer) for layer in phys._layers]
-        sm_ = [mask.importance.score(layer)[a] for layer, a in zip(mask._layers, mask.alive)]
+        sp_ = [phys.session.importance.score(layer) for layer in phys.session.layers]
+        sm_ = [mask.session.importance.score(layer)[a] for layer, a in zip(mask.session.layers, mask.session.alive)]
         tiny = 1e-300 if dtype == "float64" else 1e-30
         rel = max(float(((a - b).abs() / b.abs().clamp_min(tiny)).max()) for a, b in zip(sp_, sm_) if len(a))
         flat = torch.sort(torch.cat(sp_)).values
         n = min(k, len(flat) - 1)
         decided = bool(flat[n] - flat[n - 1] > (1e-6 if dtype == "float64" else 1e-3) * flat[n].abs())
-        chosen_p = {(layer, int(original[layer][i])) for layer, i in phys.choose()}
-        chosen_m = set(mask.choose())
+        chosen_p = {(layer, int(original[layer][i])) for layer, i in phys.session.choose()}
+        chosen_m = set(mask.session.choose())
         results.append({"rel": rel, "decided": decided, "same": chosen_p == chosen_m})
         keep = [torch.ones(len(o), dtype=torch.bool) for o in original]
-        for layer, i in phys.choose():
+        for layer, i in phys.session.choose():
             keep[layer][i] = False
         phys.prune_step(tp)
         if phys.done:
@@ -371,9 +371,9 @@ def lockstep_pruning(space, widths, splits, *, steps: int, k: int, interval: int
                     tm.optimizer.state[p_m].get("momentum_buffer", torch.zeros_like(p_m)), buf,
                     dims[name], index[name])
         for layer, o in enumerate(original):
-            mask.alive[layer] = torch.zeros(widths[layer], dtype=torch.bool)
-            mask.alive[layer][o] = True
-        mask.importance.reset()
-        mask._batches = 0
-        mask._attach(tm)
+            mask.session.alive[layer] = torch.zeros(widths[layer], dtype=torch.bool)
+            mask.session.alive[layer][o] = True
+        mask.session.importance.reset()
+        mask.session.batches = 0
+        mask.session.attach(tm.model, tm.device)
     return results

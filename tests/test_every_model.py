@@ -14,7 +14,7 @@ from conftest import run_cli
 from neuralscale.descent import DescentDir, configuration_changes, converged_at
 from neuralscale.generic import module_space
 from neuralscale.importance import TaylorFO
-from neuralscale.prune import TaylorPruner
+from neuralscale.pruning import TaylorPruner
 from neuralscale.scaling import ScalingLaw, uniform_law
 from neuralscale.train import Trainer, TrainConfig
 
@@ -61,12 +61,12 @@ class SumOfSquares(TaylorFO):
 def _prune(sp, importance):
     torch.manual_seed(0)
     splits = ns.data.load("synthetic", synthetic=dict(num_train=512, num_test=32)).split(0.0, 0)
-    pr = TaylorPruner(sp, list(sp.base_widths), k=2, interval=2, warmup_epochs=1, fraction=0.9,
-                      stop_at_last_channel=False, importance=importance)
+    pr = TaylorPruner(sp, list(sp.base_widths), k=2, interval=2, warmup_epochs=1, prune_fraction=0.9,
+                      prune_past_one=True, importance=importance)
     cfg = TrainConfig(epochs=100, batch_size=64, lr=0.05, schedule="prune", warmup_epochs=1, device="cpu")
     Trainer(sp.build(list(sp.base_widths)), splits, cfg, callbacks=[pr], progress=False).fit()
     first_loss = {}
-    for step, row in enumerate(pr.all_rows, 1):
+    for step, row in enumerate(pr.session.all_rows, 1):
         for i, (w, w0) in enumerate(zip(row, sp.base_widths)):
             first_loss.setdefault(i, step) if w < w0 else None
     return pr, first_loss
@@ -84,9 +84,9 @@ def test_a_tied_group_is_scored_like_one_layer():
     # the tied group loses its first channel much earlier than when each gate counted as its own removal ...
     assert first[tied] <= 0.6 * first_old[tied], (first, first_old)
     # ... and the trajectory (every layer has lost a channel) starts in the first half of pruning
-    assert pruner.row_steps and pruner.row_steps[0] <= 0.5 * pruner.pruning_steps, (pruner.row_steps[:1],
-                                                                                   pruner.pruning_steps)
-    assert len(pruner.rows) >= 0.5 * pruner.pruning_steps
+    assert pruner.session.row_steps and pruner.session.row_steps[0] <= 0.5 * pruner.session.pruning_steps, (pruner.session.row_steps[:1],
+                                                                                   pruner.session.pruning_steps)
+    assert len(pruner.session.rows) >= 0.5 * pruner.session.pruning_steps
 
 
 def test_a_layer_that_starts_at_its_floor_does_not_hold_the_trajectory_back():
@@ -94,10 +94,10 @@ def test_a_layer_that_starts_at_its_floor_does_not_hold_the_trajectory_back():
     w = [1, 8, 8, 8, 8, 8, 8, 8]  # conv1 can never lose its only channel
     torch.manual_seed(0)
     splits = ns.data.load("synthetic", synthetic=dict(num_train=256, num_test=32)).split(0.0, 0)
-    pr = TaylorPruner(sp, w, k=3, interval=1, warmup_epochs=0, fraction=0.8, stop_at_last_channel=False)
+    pr = TaylorPruner(sp, w, k=3, interval=1, warmup_epochs=0, prune_fraction=0.8, prune_past_one=True)
     cfg = TrainConfig(epochs=30, batch_size=64, lr=0.05, schedule="constant", device="cpu", eval_every=0)
     Trainer(sp.build(w), splits, cfg, callbacks=[pr], progress=False).fit()
-    assert pr.rows and all(r[0] == 1 for r in pr.rows)
+    assert pr.session.rows and all(r[0] == 1 for r in pr.session.rows)
 
 
 def test_per_layer_trajectories_fit_each_layer_from_its_own_first_loss():

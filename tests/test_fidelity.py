@@ -15,7 +15,7 @@ from neuralscale.baselines import choose_uniform_widths, importance
 from neuralscale.descent import DescentConfig
 from neuralscale.errors import NeuralscaleError
 from neuralscale.models.gate import gates
-from neuralscale.prune import TaylorPruner
+from neuralscale.pruning import TaylorPruner
 from neuralscale.scaling import read_trajectory
 from neuralscale.train import Callback, Trainer, TrainConfig
 
@@ -55,8 +55,8 @@ def _pruner(widths, **kw):
 
 
 def _set_scores(pr, scores):
-    pr.importance.sums = [torch.tensor(s, dtype=torch.float32) for s in scores]
-    pr.importance.batches = pr._batches = 1
+    pr.session.importance.sums = [torch.tensor(s, dtype=torch.float32) for s in scores]
+    pr.session.importance.batches = pr.session.batches = 1
 
 
 def test_a_step_that_would_empty_a_layer_ends_pruning_before_it():
@@ -65,13 +65,13 @@ def test_a_step_that_would_empty_a_layer_ends_pruning_before_it():
     # the three cheapest channels are all of layer 0's: the step would empty it
     _set_scores(pr, [[0.1, 0.2, 0.3]] + [[1.0 + j + 0.1 * i for i in range(4)] for j in range(7)])
     pr.prune_step(tr)
-    assert pr.done and pr.pruning_steps == 0 and pr.current == w and not pr.all_rows
-    assert "last channel of conv1" in pr.stop_reason
+    assert pr.done and pr.session.pruning_steps == 0 and pr.session.current == w and not pr.session.all_rows
+    assert "last channel of conv1" in pr.session.stop_reason
     # the option skips the layer's last channel and goes on
-    pr, tr = _pruner(w, k=3, stop_at_last_channel=False)
+    pr, tr = _pruner(w, k=3, prune_past_one=True)
     _set_scores(pr, [[0.1, 0.2, 0.3]] + [[1.0 + j + 0.1 * i for i in range(4)] for j in range(7)])
     pr.prune_step(tr)
-    assert not pr.done and pr.current == [1, 3, 4, 4, 4, 4, 4, 4]
+    assert not pr.done and pr.session.current == [1, 3, 4, 4, 4, 4, 4, 4]
 
 
 def test_a_layer_pruned_down_to_one_channel_ends_pruning_at_the_next_step():
@@ -79,12 +79,12 @@ def test_a_layer_pruned_down_to_one_channel_ends_pruning_at_the_next_step():
     pr, tr = _pruner(w, k=2)
     _set_scores(pr, [[0.1, 0.2, 5.0]] + [[1.0 + j + 0.1 * i for i in range(4)] for j in range(7)])
     pr.prune_step(tr)
-    assert pr.current == [1, 4, 4, 4, 4, 4, 4, 4] and pr.all_rows == [pr.current] and not pr.done
+    assert pr.session.current == [1, 4, 4, 4, 4, 4, 4, 4] and pr.session.all_rows == [pr.session.current] and not pr.done
     # layer 0's last channel is the most important one now, yet the original ends here
     _set_scores(pr, [[0.0, 0.0, 9.0]] + [[0.5 + j, 0.6 + j, 20.0, 30.0] for j in range(7)])
     pr.prune_step(tr)
-    assert pr.done and pr.pruning_steps == 1 and "conv1" in pr.stop_reason
-    assert pr.current == [1, 4, 4, 4, 4, 4, 4, 4]
+    assert pr.done and pr.session.pruning_steps == 1 and "conv1" in pr.session.stop_reason
+    assert pr.session.current == [1, 4, 4, 4, 4, 4, 4, 4]
 
 
 def test_ties_with_the_kth_score_are_pruned_too_and_the_last_step_stops_at_the_target():
@@ -92,12 +92,12 @@ def test_ties_with_the_kth_score_are_pruned_too_and_the_last_step_stops_at_the_t
     pr, tr = _pruner(w, k=3)
     _set_scores(pr, [[0.5, 0.5, 0.5, 0.5, 2, 2, 2, 2]] + [[1.0 + j + 0.1 * i for i in range(8)] for j in range(7)])
     pr.prune_step(tr)
-    assert pr.current[0] == 4 and sum(pr.current) == 60  # four tied at the third-lowest score
-    pr, tr = _pruner(w, k=10, fraction=0.1)  # int(64 * 0.1) = 6 channels in all
-    assert pr.max_pruned == 6 and pr.max_steps == 1
+    assert pr.session.current[0] == 4 and sum(pr.session.current) == 60  # four tied at the third-lowest score
+    pr, tr = _pruner(w, k=10, prune_fraction=0.1)  # int(64 * 0.1) = 6 channels in all
+    assert pr.session.max_pruned == 6 and pr.session.max_steps == 1
     _set_scores(pr, [[float(i + 8 * j) for i in range(8)] for j in range(8)])
     pr.prune_step(tr)
-    assert pr.pruned == 6 and pr.done and "6 of 64" in pr.stop_reason
+    assert pr.session.pruned == 6 and pr.done and "6 of 64" in pr.session.stop_reason
 
 
 class _StepLog(Callback):
@@ -105,7 +105,7 @@ class _StepLog(Callback):
         self.pruner, self.at = pruner, []
 
     def on_step_end(self, trainer):
-        if len(self.at) < self.pruner.pruning_steps:
+        if len(self.at) < self.pruner.session.pruning_steps:
             self.at.append(trainer.step)
 
 
@@ -117,7 +117,7 @@ def _train(sp, widths, epochs=60, **kw):
     cfg = TrainConfig(epochs=epochs, batch_size=32, lr=0.05, schedule="prune", warmup_epochs=1, device="cpu")
     tr = Trainer(sp.build(widths), splits, cfg, callbacks=[pr, steps], progress=False)
     tr.fit()
-    return pr, steps.at
+    return pr.session, steps.at
 
 
 def test_the_first_step_averages_interval_plus_one_batches_then_interval():
@@ -131,7 +131,7 @@ def test_the_default_run_ends_where_the_option_would_go_past_a_layers_last_chann
     sp = ns.space("vgg11", "synthetic")
     w = [4, 6, 8, 8, 12, 12, 12, 12]
     faithful, _ = _train(sp, w, k=3, interval=2, warmup_epochs=1)
-    past, _ = _train(sp, w, k=3, interval=2, warmup_epochs=1, stop_at_last_channel=False)
+    past, _ = _train(sp, w, k=3, interval=2, warmup_epochs=1, prune_past_one=True)
     assert "last channel" in faithful.stop_reason and faithful.pruning_steps >= 5
     # the same decisions up to the stop (same machine, same arithmetic), then the option goes on
     assert past.all_rows[:len(faithful.all_rows)] == faithful.all_rows

@@ -9,7 +9,7 @@ import neuralscale as ns
 from neuralscale.accounting import count_macs
 from neuralscale.api import scale
 from neuralscale.errors import NeuralscaleError
-from neuralscale.prune import TaylorPruner
+from neuralscale.pruning import TaylorPruner
 from neuralscale.train import TrainConfig, Trainer
 
 from conftest import lockstep_pruning
@@ -92,26 +92,26 @@ def _check_family(sp, reference: int, grouped: bool, physical: bool, tiny_splits
     # pruning steps through the same pruner as the paper's families, with a generic model's trajectory (rows from
     # the first step, each layer fitted from its own first loss): at least 6 rows, and a fit
     small = sp.uniform(0.125)
-    pruner = TaylorPruner(sp, small, k=3, interval=1, warmup_epochs=0, fraction=0.9, stop_at_last_channel=False,
-                          rows_from="step")
+    pruner = TaylorPruner(sp, small, k=3, interval=1, warmup_epochs=0, prune_fraction=0.9, prune_past_one=True,
+                          trajectory_start="per-layer")
     cfg = TrainConfig(epochs=3, batch_size=3, lr=0.01, augment=False, device="cpu", schedule="constant", eval_every=0)
     trainer = Trainer(sp.build(small), tiny_splits, cfg, callbacks=[pruner], progress=False)
     trainer.fit()
-    assert pruner.pruning_steps >= 6 and len(pruner.rows) >= 6
-    law = ns.scaling.fit(sp, pruner.rows, start=small)
+    assert pruner.session.pruning_steps >= 6 and len(pruner.session.rows) >= 6
+    law = ns.scaling.fit(sp, pruner.session.rows, start=small)
     assert not law.fallback and len(law.r2) == len(sp)
     if grouped:  # a unit of one channel per group may take the step past k; multiples are kept
-        assert sum(pruner.current) <= sum(small) - 3
-        assert all(w % m == 0 for w, m in zip(pruner.current, sp.multiples))
-        assert "grouped convolutions" in pruner.notes[0]
+        assert sum(pruner.session.current) <= sum(small) - 3
+        assert all(w % m == 0 for w, m in zip(pruner.session.current, sp.multiples))
+        assert "grouped convolutions" in pruner.session.notes[0]
     else:  # k, or more where channels tie with the k-th (dead units of a classifier all score 0)
-        assert sum(pruner.current) <= sum(small) - 3
+        assert sum(pruner.session.current) <= sum(small) - 3
     # physically smaller, except where concatenations share a dimension (DenseNet): masking, which it says
-    assert pruner.physical == physical, pruner.notes
-    if pruner.physical:
-        assert sum(p.numel() for p in trainer.model.parameters()) == sp.params(pruner.current)
+    assert pruner.session.physical == physical, pruner.session.notes
+    if pruner.session.physical:
+        assert sum(p.numel() for p in trainer.model.parameters()) == sp.params(pruner.session.current)
     else:
-        assert pruner.notes
+        assert pruner.session.notes
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED))
@@ -160,20 +160,20 @@ def test_grouped_layers_lose_one_channel_per_group(tiny_splits):
 
     sp = module_space("grouped", Net, ns.data.dataset_info("synthetic"))
     assert list(sp.base_widths) == [16, 8] and list(sp.multiples) == [4, 1]
-    pruner = TaylorPruner(sp, [16, 8], k=3, interval=1, warmup_epochs=0, fraction=0.9)
-    pruner.importance.batches = 1
+    pruner = TaylorPruner(sp, [16, 8], k=3, interval=1, warmup_epochs=0, prune_fraction=0.9)
+    pruner.session.importance.batches = 1
     low = torch.ones(16)
     low[[1, 5, 9, 13]] = 0.0  # the second channel of each of the 4 groups is the cheapest
-    pruner.importance.sums = [low, torch.full((8,), 0.5)]
-    assert sorted(pruner.choose()) == [(0, 1), (0, 5), (0, 9), (0, 13)]  # one unit: past k=3
-    pruner.importance.sums = [low + 1, torch.linspace(0.1, 0.2, 8)]
-    assert len(pruner.choose()) == 3 and {layer for layer, _ in pruner.choose()} == {1}
+    pruner.session.importance.sums = [low, torch.full((8,), 0.5)]
+    assert sorted(pruner.session.choose()) == [(0, 1), (0, 5), (0, 9), (0, 13)]  # one unit: past k=3
+    pruner.session.importance.sums = [low + 1, torch.linspace(0.1, 0.2, 8)]
+    assert len(pruner.session.choose()) == 3 and {layer for layer, _ in pruner.session.choose()} == {1}
     # real training: every step keeps the grouped layer a multiple of 4, and at least one channel per group
-    pruner = TaylorPruner(sp, [16, 8], k=3, interval=1, warmup_epochs=0, fraction=0.9)
+    pruner = TaylorPruner(sp, [16, 8], k=3, interval=1, warmup_epochs=0, prune_fraction=0.9)
     cfg = TrainConfig(epochs=3, batch_size=2, lr=0.01, augment=False, device="cpu", schedule="constant")
     Trainer(sp.build([16, 8]), tiny_splits, cfg, callbacks=[pruner], progress=False).fit()
-    assert pruner.pruning_steps >= 3 and all(r[0] % 4 == 0 and r[0] >= 4 for r in pruner.all_rows)
-    assert pruner.all_rows[-1][0] < 16
+    assert pruner.session.pruning_steps >= 3 and all(r[0] % 4 == 0 and r[0] >= 4 for r in pruner.session.all_rows)
+    assert pruner.session.all_rows[-1][0] < 16
 
 
 def test_physical_pruning_of_a_residual_network_makes_the_same_decisions_as_masking():

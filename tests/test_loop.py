@@ -11,7 +11,7 @@ import torchvision
 
 import neuralscale as ns
 from neuralscale.models.gate import gates
-from neuralscale.prune import paced_k
+from neuralscale.pruning import paced_k
 
 
 def _prune_in_a_plain_loop(space, widths, out, seed, **kw):
@@ -41,7 +41,7 @@ def test_a_pruner_prunes_a_library_model_with_tied_layers_to_the_end(name, tmp_p
     model = space.build(space.base_widths)
     assert len(list(gates(model))) > len(space)  # the point: more gates than layers
     widths = space.uniform(0.03)
-    pruner, laws = _prune_in_a_plain_loop(space, widths, tmp_path / "d", 0, interval=1, fraction=0.5)
+    pruner, laws = _prune_in_a_plain_loop(space, widths, tmp_path / "d", 0, interval=1, prune_fraction=0.5)
     assert pruner.done and pruner.config.k == paced_k(widths, space.base_widths)
     assert not laws[-1].fallback and laws[-1].rows == len(pruner.rows) >= 6
     fits = json.loads((tmp_path / "d" / "fits.json").read_text())["laws"]

@@ -8,7 +8,7 @@ import neuralscale as ns
 from neuralscale.data import load
 from neuralscale.models.gate import gates
 from neuralscale.graph import ChannelGraph
-from neuralscale.prune import TaylorPruner
+from neuralscale.pruning import TaylorPruner
 from neuralscale.train import Trainer, TrainConfig
 
 from conftest import lockstep_pruning
@@ -42,9 +42,9 @@ def test_physical_pruning_shrinks_the_network_and_its_optimizer_state():
     sp = ns.space("vgg11", "synthetic")
     w = sp.uniform(0.125)
     phys, tr_p = _run(sp, w, True, epochs=3, k=3, interval=4, warmup_epochs=1)
-    assert phys.physical and not phys.notes and phys.pruning_steps >= 5
-    assert [g.width for g in gates(tr_p.model)] == phys.all_rows[-1]  # physically smaller
-    assert sum(p.numel() for p in tr_p.model.parameters()) == sp.params(phys.current)
+    assert phys.session.physical and not phys.session.notes and phys.session.pruning_steps >= 5
+    assert [g.width for g in gates(tr_p.model)] == phys.session.all_rows[-1]  # physically smaller
+    assert sum(p.numel() for p in tr_p.model.parameters()) == sp.params(phys.session.current)
     for p in tr_p.model.parameters():  # the shrunk optimizer state fits the shrunk parameters
         buf = tr_p.optimizer.state[p].get("momentum_buffer")
         assert buf is None or buf.shape == p.shape
@@ -97,7 +97,7 @@ def test_a_gate_after_a_batch_norm_is_scored_from_the_norms_gradients():
     # physical pruning leaves such gates as the identity; masking multiplies
     phys, tr_p = _run(sp, sp.uniform(0.125), True, dtype="float32", epochs=2, k=3, interval=4, warmup_epochs=1)
     mask, tr_m = _run(sp, sp.uniform(0.125), False, dtype="float32", epochs=2, k=3, interval=4, warmup_epochs=1)
-    assert phys.pruning_steps > 0 and phys.pruning_steps == mask.pruning_steps
+    assert phys.session.pruning_steps > 0 and phys.session.pruning_steps == mask.session.pruning_steps
     assert all(g.ones is None for g in gates(tr_p.model))
     assert all(g.ones is not None for g in gates(tr_m.model))
 
@@ -107,16 +107,16 @@ def test_warm_up_gradients_never_reach_the_scores():
     # or the first interval's scores would carry every warm-up batch.
     sp = ns.space("vgg11", "synthetic")
     pr, tr = _run(sp, sp.uniform(0.125), False, dtype="float32", epochs=2, warmup_epochs=2)
-    assert pr.pruning_steps == 0
+    assert pr.session.pruning_steps == 0
     assert all(g.ones is not None and g.ones.grad is None for g in gates(tr.model))
 
 
 def test_never_removes_a_layers_last_channels():
     sp = ns.space("vgg11", "synthetic")
     pr, tr = _run(sp, [4, 4, 4, 4, 4, 4, 4, 40], True, dtype="float32", k=8, interval=2, warmup_epochs=0,
-                  fraction=0.9, min_width=2, stop_at_last_channel=False)
-    assert min(pr.all_rows[-1]) >= 2
-    assert pr.done and (pr.exhausted or sum(pr.all_rows[-1]) <= 0.1 * 68)
+                  prune_fraction=0.9, min_width=2, prune_past_one=True)
+    assert min(pr.session.all_rows[-1]) >= 2
+    assert pr.done and (pr.session.exhausted or sum(pr.session.all_rows[-1]) <= 0.1 * 68)
     assert len(tr.history) < 50  # stopped once nothing more could be pruned
 
 
@@ -125,11 +125,11 @@ def test_resnet_and_mobilenet_prune_by_masking_and_say_so():
         sp = ns.space(model, "synthetic")
         assert not ChannelGraph(sp, sp.uniform(0.25)).exact
         pr, tr = _run(sp, [max(2, w // 16) for w in sp.base_widths], True, dtype="float32",
-                      k=4, interval=3, warmup_epochs=0, fraction=0.6, stop_at_last_channel=False)
-        assert not pr.physical and pr.notes
-        assert pr.done and pr.pruning_steps > 0 and sum(pr.all_rows[-1]) <= 0.4 * sum(pr.initial) + 4
+                      k=4, interval=3, warmup_epochs=0, prune_fraction=0.6, prune_past_one=True)
+        assert not pr.session.physical and pr.session.notes
+        assert pr.done and pr.session.pruning_steps > 0 and sum(pr.session.all_rows[-1]) <= 0.4 * sum(pr.session.initial) + 4
         # trajectory rows start only once every layer has lost a channel
-        assert all(all(r < i for r, i in zip(row, pr.initial)) for row in pr.rows)
+        assert all(all(r < i for r, i in zip(row, pr.session.initial)) for row in pr.session.rows)
 
 
 def test_vgg_channel_map_names_every_sliced_dimension():

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -35,7 +34,7 @@ from .budget import Budget
 from .data.base import Splits
 from .errors import NeuralscaleError
 from .importance import Importance
-from .prune import TaylorPruner, paced_k
+from .pruning import PruningSession, Schedule, TaylorPruner, paced_k
 from .records import atomic_write_json, exclusive
 from .scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
@@ -136,6 +135,12 @@ class DescentConfig:
     def identity(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in self.NOT_IDENTITY}
 
+    def schedule_fields(self) -> dict:
+        """The pruning schedule's settings (pruning.Schedule), under the names this configuration gives them."""
+        if self.k is None or self.interval is None or self.prune_past_one is None or self.trajectory_start is None:
+            raise NeuralscaleError("resolve the descent configuration for a space first (DescentConfig.resolve)")
+        return {f.name: getattr(self, f.name) for f in fields(Schedule) if hasattr(self, f.name)}
+
     def train_config(self) -> TrainConfig:
         if self.k is None or self.interval is None or self.batch_size is None or self.schedule is None:
             raise NeuralscaleError("resolve the descent configuration for a space first (DescentConfig.resolve)")
@@ -157,7 +162,7 @@ class Iteration:
     law: ScalingLaw  # a fit to the trajectory, or a fallback (uniform scaling of one configuration)
     start_widths: list[int]
     final_widths: list[int]  # where pruning ended
-    half_widths: list[int]  # MorphNet's configuration: as a run capped at 50% would end (see prune.py)
+    half_widths: list[int]  # MorphNet's configuration: as a run capped at 50% would end (see pruning/select.py)
     half_reached: bool  # False: pruning ended before 50%, and half_widths are the final widths
     epochs: int
     pruning_steps: int
@@ -406,11 +411,10 @@ def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig) -> 
     return at is not None
 
 
-def schedule_epochs(pruner: TaylorPruner, images: int, batch_size: int) -> int:
+def schedule_epochs(session: PruningSession, images: int, batch_size: int) -> int:
     """Epochs enough for the warm-up and the most pruning steps the fraction allows (the first after interval + 1
     batches, each later after interval), with one to spare."""
-    per_epoch = max(1, images // batch_size)  # full batches only: never fewer epochs than needed
-    return pruner.warmup_epochs + math.ceil((pruner.max_steps * pruner.interval + 1) / per_epoch) + 1
+    return session.schedule.epochs(sum(session.initial), images, batch_size)
 
 
 def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
@@ -420,11 +424,11 @@ def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
                                "--prune-interval, more training images, or --prune-past-one")
 
 
-def _pruning_law(space: WidthSpace, pruner: TaylorPruner, number: int) -> ScalingLaw:
+def pruning_law(space: WidthSpace, session: PruningSession, number: int) -> ScalingLaw:
     """The iteration's law: a fit to its rows, or (as the original does) uniform scaling of one configuration."""
-    if pruner.rows:
-        return fit(space, pruner.rows, iteration=number, start=pruner.initial if pruner.rows_from == "step" else None)
-    law = uniform_law(space, pruner.current, note="no trajectory rows (some layer never lost a channel): uniform "
+    if session.rows:
+        return fit(space, session.rows, iteration=number, start=session.trajectory.fit_start)
+    law = uniform_law(space, session.current, note="no trajectory rows (some layer never lost a channel): uniform "
                                                   "scaling of the widths at the end of pruning")
     law.iteration, law.rows = number, 0
     return law
@@ -463,27 +467,24 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     log.info("descent iteration %d/%d: start from %s (%s params)", number, cfg.iterations, widths,
              f"{space.params(widths):,}")
     torch.manual_seed(cfg.seed * 1000 + number)
-    pruner = TaylorPruner(space, widths, k=cfg.k, interval=cfg.interval, warmup_epochs=cfg.warmup_epochs,
-                          fraction=cfg.prune_fraction, physical=cfg.physical,
-                          stop_at_last_channel=not cfg.prune_past_one, importance=importance,
-                          rows_from="step" if cfg.trajectory_start == "per-layer" else "all-lost")
+    pruner = TaylorPruner(space, widths, physical=cfg.physical, importance=importance, **cfg.schedule_fields())
+    p = pruner.session
     tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number,
-                 epochs=cfg.max_epochs or schedule_epochs(pruner, len(splits.train[1]), cfg.batch_size))
+                 epochs=cfg.max_epochs or schedule_epochs(p, len(splits.train[1]), cfg.batch_size))
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
                       progress=progress, desc=f"descent {number}/{cfg.iterations}")
     t0 = time.time()
     trainer.fit()
-    if not pruner.done:
+    if not p.done:
         raise NeuralscaleError(f"iteration {number} stopped after {tc.epochs} epochs before pruning "
                                f"{cfg.prune_fraction:.0%} of the channels; raise --max-epochs")
-    law = _pruning_law(space, pruner, number)
-    it = Iteration(law, widths, pruner.current, pruner.half_widths or pruner.current, pruner.half_widths is not None,
-                   trainer.epoch, pruner.pruning_steps, pruner.physical, pruner.stop_reason, pruner.notes,
+    law = pruning_law(space, p, number)
+    it = Iteration(law, widths, p.current, p.half_widths or p.current, p.half_widths is not None,
+                   trainer.epoch, p.pruning_steps, p.physical, p.stop_reason, p.notes,
                    trainer.history[-1]["val_acc"] if trainer.history else None)
-    d.add(space, it, pruner.rows, pruner.row_steps)
+    d.add(space, it, p.rows, p.trajectory.row_steps)
     log.info("descent iteration %d/%d: %d trajectory rows, %d pruning steps, %d epochs, %.0f s; %s", number,
-             cfg.iterations, len(pruner.rows), pruner.pruning_steps, trainer.epoch, time.time() - t0,
-             pruner.stop_reason)
+             cfg.iterations, len(p.rows), p.pruning_steps, trainer.epoch, time.time() - t0, p.stop_reason)
     if law.fallback:
         log.warning("WARNING: %s", it.fallback_message())
     return it

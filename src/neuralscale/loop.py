@@ -35,63 +35,49 @@ parameter count) and prune it with a new Pruner on the same directory.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from .descent import DescentConfig, DescentDir, DescentResult, Iteration, _pruning_law
+from .descent import DescentConfig, DescentDir, DescentResult, Iteration, pruning_law
 from .errors import NeuralscaleError
 from .importance import Importance
-from .models.gate import gates
-from .prune import TaylorPruner, paced_k
+from .models.gate import gate_widths
+from .pruning import PruningSession, Schedule, paced_k
 from .records import exclusive
 from .space import WidthSpace
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class _Loop:
-    """What the pruner needs to know of a training loop that is not neuralscale's Trainer."""
-
-    model: nn.Module
-    device: torch.device
-    epoch: int = 0  # pruning is on from the first step() (warm-up is the loop's business)
-    stop: bool = False
-    history: list = field(default_factory=list)
-
-
 class Pruner:
     """The descent's pruning, one `step()` per mini-batch of your own loop (see the module docstring).
 
-    k, interval, fraction, prune_past_one and trajectory_start are `descend`'s (defaults by the space's
+    k, interval, prune_fraction, prune_past_one and trajectory_start are `descend`'s (defaults by the space's
     family, as `DescentConfig.resolve` decides them; k by default the original's pace relative to the model's
-    channels, `prune.paced_k`); `importance` scores channels (default Taylor-FO).
+    channels, `pruning.paced_k`); `importance` scores channels (default Taylor-FO).  The network is pruned by
+    masking its gates: your model and optimizer stay yours.
     """
 
     def __init__(self, space: WidthSpace, model: nn.Module, out_dir: str | Path, *, k: int | None = None,
-                 interval: int | None = None, fraction: float = 0.95, prune_past_one: bool | None = None,
+                 interval: int | None = None, prune_fraction: float = 0.95, prune_past_one: bool | None = None,
                  trajectory_start: str | None = None, importance: Importance | None = None):
-        # one width per gated layer: a layer tied across residual sums has a gate per producer, all one width
-        by_layer = {g.index: g.width for g in gates(model)}
+        by_layer = gate_widths(model)
         widths = [by_layer[i] for i in sorted(by_layer)]
-        if len(widths) != len(space) or sorted(by_layer) != list(range(len(space))):
-            raise NeuralscaleError(f"the model has {len(widths)} gated layers, {space.name} has {len(space)}: build "
-                                   "it with space.build(widths)")
+        if sorted(by_layer) != list(range(len(space))):
+            raise NeuralscaleError(f"the model has {len(by_layer)} gated layers, {space.name} has {len(space)}: "
+                                   "build it with space.build(widths)")
         self.space, self.model = space, model
         self.dir = DescentDir(out_dir)
         if k is None:
             k = paced_k(widths, space.base_widths)
-        self.config = DescentConfig(k=k, interval=interval, prune_fraction=fraction, prune_past_one=prune_past_one,
-                                    trajectory_start=trajectory_start, physical=False).resolve(space)
-        self._loop = _Loop(model, next(model.parameters()).device)
-        self._pruner = TaylorPruner(space, widths, k=k, interval=self.config.interval, warmup_epochs=0,
-                                    fraction=fraction, physical=False,
-                                    stop_at_last_channel=not self.config.prune_past_one, importance=importance,
-                                    rows_from="step" if self.config.trajectory_start == "per-layer" else "all-lost")
-        self._pruner.start(self._loop)
+        self.config = DescentConfig(k=k, interval=interval, prune_fraction=prune_fraction,
+                                    prune_past_one=prune_past_one, trajectory_start=trajectory_start,
+                                    physical=False).resolve(space)
+        # pruning is on from the first step() (warm-up is the loop's business)
+        schedule = Schedule(**{**self.config.schedule_fields(), "warmup_epochs": 0})
+        self.session = PruningSession(space, widths, schedule, importance=importance, physical=False)
+        self.session.start(model, next(model.parameters()).device)
         self._finished: DescentResult | None = None
         with exclusive(self.dir.path, "descent directory"):  # another configuration is refused now, not at the end
             self.dir.claim(space, self.config, {"loop": "user"})
@@ -99,20 +85,20 @@ class Pruner:
     @property
     def done(self) -> bool:
         """Pruning has ended (the target fraction, or the step that would empty a layer)."""
-        return self._pruner.done
+        return self.session.done
 
     @property
     def widths(self) -> list[int]:
         """Unmasked channels per layer, now."""
-        return self._pruner.current
+        return self.session.current
 
     @property
     def rows(self) -> list[list[int]]:
         """The trajectory so far (what iteration_NN.csv will hold)."""
-        return self._pruner.rows
+        return self.session.rows
 
     def status(self) -> str:
-        return self._pruner.status(self._loop)
+        return self.session.status()
 
     def step(self) -> None:
         """Call once per mini-batch after `loss.backward()`: scores the gates' gradients and, every
@@ -121,12 +107,12 @@ class Pruner:
             raise NeuralscaleError("this pruner has finished; start a new Pruner for the next iteration")
         if self.done:
             return
-        if not any(g.ones is not None and g.ones.grad is not None for layer in self._pruner._layers
-                   for g in layer.gates):
+        if not self.session.has_gradients():
             raise NeuralscaleError("no gate gradients: call pruner.step() after loss.backward(), on the model "
                                    "given to the Pruner")
-        self._pruner.after_backward(self._loop)
-        self._pruner.on_step_end(self._loop)
+        self.session.observe()
+        if self.session.due() and self.session.step(self.model).pruned:
+            self.session.attach(self.model, next(self.model.parameters()).device)
 
     def finish(self) -> DescentResult:
         """Fit this iteration's law and write it into the descent directory; returns every iteration's law."""
@@ -134,15 +120,15 @@ class Pruner:
             return self._finished
         if not self.done:
             raise NeuralscaleError(f"pruning has not ended ({self.status()}); keep calling step()")
-        p = self._pruner
+        p = self.session
         with exclusive(self.dir.path, "descent directory"):
             self.dir.claim(self.space, self.config, {"loop": "user"})
             done = self.dir.iterations()
             number = len(done) + 1
-            law = _pruning_law(self.space, p, number)
+            law = pruning_law(self.space, p, number)
             it = Iteration(law, list(p.initial), p.current, p.half_widths or p.current, p.half_widths is not None,
                            0, p.pruning_steps, False, p.stop_reason, p.notes)
-            self.dir.add(self.space, it, p.rows, p.row_steps)
+            self.dir.add(self.space, it, p.rows, p.trajectory.row_steps)
         log.info("iteration %d: %d trajectory rows, %d pruning steps; %s", number, len(p.rows), p.pruning_steps,
                  p.stop_reason)
         self._finished = DescentResult([*(i.law for i in done), law], self.space, self.dir.path)

@@ -10,7 +10,7 @@ A gate that multiplies the output of an affine batch norm directly knows that
 norm (`source`).  With the gate at 1 its gradient is then already in the
 norm's own parameter gradients, `dLoss/dgate = gamma * dLoss/dgamma + beta *
 dLoss/dbeta`, so a pruner that masks nothing can score the layer without
-multiplying anything (see prune.py).
+multiplying anything (see pruning/apply.py).
 """
 
 from __future__ import annotations
@@ -49,3 +49,10 @@ def gates(model: nn.Module) -> list[Gate]:
     """The model's gates in width-space order."""
     found = sorted((m for m in model.modules() if isinstance(m, Gate)), key=lambda g: g.index)
     return found
+
+
+def gate_widths(model: nn.Module) -> dict[int, int]:
+    """The width of each gated layer of `model`, by its index (a layer tied across residual sums has a gate per
+    producer, all of one width: it is one layer here)."""
+    return {g.index: g.width for g in gates(model)}
+

@@ -1,0 +1,76 @@
+"""Carrying out a pruning decision on the channel graph: gate masks, or physical removal of the channels.
+
+Pruned channels leave the network physically where that is exactly what masking their gate would do: the
+network is rebuilt at the new widths with the surviving weights, BN statistics and optimizer momentum.  Which
+tensor dimensions belong to which gated layer comes from the channel graph (graph.py), derived once and checked
+against the shapes after every step.  Where a channel is not cleanly removable (a residual identity carries it
+past the gate, widths tied by a multiple, a structure that would change), its gate is set to 0 instead; the
+trajectory is the same either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..graph import ChannelGraph, Layer
+from ..space import WidthSpace
+
+
+def attach_masks(layers: Sequence[Layer], alive: Sequence[torch.Tensor], physical: bool, device,
+                 dtype: torch.dtype) -> None:
+    """Give every gate its mask (1 for a live channel, 0 for a pruned one), with a gradient to score it by."""
+    masks = [a.to(device, dtype) for a in alive]
+    for layer in layers:
+        for g in layer.gates:  # a layer tied across residual sums has one gate per producer
+            # With nothing to mask, a gate right after an affine batch norm need not multiply: its gradient is
+            # gamma * dgamma + beta * dbeta (see gate.py), which saves a pass over every activation.
+            free = physical and g.source is not None and bool(alive[g.index].all()) \
+                and g.source.weight.requires_grad and g.source.bias.requires_grad
+            g.ones = None if free else masks[g.index].clone().requires_grad_(True)
+
+
+def clear_gate_grads(layers: Sequence[Layer]) -> None:
+    """Gates are not parameters, so no optimizer clears their gradients: done here while nothing is scored."""
+    for layer in layers:
+        for g in layer.gates:
+            if g.ones is not None:
+                g.ones.grad = None
+
+
+def has_gate_grads(layers: Sequence[Layer]) -> bool:
+    return any(g.ones is not None and g.ones.grad is not None for layer in layers for g in layer.gates)
+
+
+@dataclass
+class Shrunk:
+    """A network rebuilt without its pruned channels, its optimizer's state sliced the same way."""
+
+    model: nn.Module
+    optimizer_state: dict
+    graph: ChannelGraph
+
+
+def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: torch.optim.Optimizer,
+           keep: Sequence[torch.Tensor], old_widths: list[int], new_widths: list[int]) -> Shrunk | None:
+    """`model` rebuilt at `new_widths` from the channels `keep` lists per layer (weights, statistics, momentum);
+    None where it cannot be sliced exactly (the caller masks from then on)."""
+    state = graph.slice_state(model.state_dict(), keep)
+    new = space.build(new_widths, device="meta")  # no initialisation: every tensor comes from `state`
+    if not graph.fits(state, new):
+        graph = ChannelGraph(space, old_widths)  # the graph derived at earlier widths does not carry over
+        state = graph.slice_state(model.state_dict(), keep) if graph.exact else None
+        if state is None or not graph.fits(state, new):
+            return None
+    names = [n for n, _ in model.named_parameters()]
+    opt = optimizer.state_dict()
+    opt["state"] = {i: {k: (graph.slice_state({names[i]: v}, keep)[names[i]] if torch.is_tensor(v) and v.dim()
+                            else v) for k, v in st.items()} for i, st in opt["state"].items()}
+    first = next(model.parameters())
+    new.load_state_dict(state, assign=True)
+    new = new.to(first.device, first.dtype)
+    new.train(model.training)
+    return Shrunk(new, opt, graph)

@@ -1,0 +1,98 @@
+"""The pruning package's parts on their own: the schedule, the pure selection, the trajectory recorder, and the
+session that the Trainer's callback and a plain loop (loop.Pruner) both drive."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import neuralscale as ns
+from neuralscale.pruning import PruningSession, Schedule
+from neuralscale.pruning.select import choose, half_widths, last_channel
+from neuralscale.pruning.trajectory import Trajectory
+
+
+def _alive(*widths):
+    return [torch.ones(w, dtype=torch.bool) for w in widths]
+
+
+def test_the_schedule_counts_as_the_original():
+    s = Schedule(k=10, interval=50, prune_fraction=0.95)
+    assert s.target(2752) == 2614 and s.max_steps(2752) == 262
+    assert [n for n in range(1, 160) if s.due(n)] == [51, 101, 151]  # the first step after interval + 1 batches
+    with pytest.raises(ValueError, match="trajectory_start"):
+        Schedule(trajectory_start="step")
+    with pytest.raises(ValueError):
+        Schedule(k=0)
+
+
+def test_choose_takes_the_lowest_scores_across_layers_with_ties():
+    scores = [torch.tensor([0.5, 0.1, 0.9]), torch.tensor([0.1, 0.2, 0.1, 0.7])]
+    assert choose(scores, _alive(3, 4), [1, 1], want=2) == [(0, 1), (1, 0), (1, 2)]  # the tie at 0.1 comes along
+    dead = _alive(3, 4)
+    dead[1][0] = False  # a pruned channel is never chosen again
+    assert choose(scores, dead, [1, 1], want=2) == [(0, 1), (1, 2)]
+    # past one: a layer at min_width is passed over; the original's rule takes it (and last_channel ends the step)
+    one = [torch.tensor([0.0]), torch.tensor([0.3, 0.2])]
+    assert choose(one, _alive(1, 2), [1, 1], want=1, prune_past_one=True) == [(1, 1)]
+    assert choose(one, _alive(1, 2), [1, 1], want=1) == [(0, 0)]
+
+
+def test_a_grouped_layer_loses_one_channel_per_group():
+    scores = [torch.tensor([0.1, 0.9, 0.2, 0.8]), torch.tensor([0.5, 0.6])]
+    # two groups of two: the unit is the cheapest channel of each group, scored by their mean (0.15)
+    assert choose(scores, _alive(4, 2), [2, 1], want=1) == [(0, 0), (0, 2)]
+
+
+def test_the_last_channel_rule_and_morphnets_half_point():
+    assert last_channel([(0, 0)], current=[1, 4], initial=[4, 4]) == 0  # a layer already at one ends it
+    assert last_channel([(1, 0), (1, 1)], current=[3, 2], initial=[4, 4]) == 1  # this step would empty layer 1
+    assert last_channel([(1, 0)], current=[3, 2], initial=[4, 4]) is None
+    assert half_widths([(0, 0), (1, 1)], current=[4, 4], initial=[4, 4], half_target=5) is None  # not there yet
+    assert half_widths([(0, 0), (1, 1), (1, 2)], current=[3, 3], initial=[4, 4], half_target=4) == [2, 2]
+
+
+def test_the_trajectory_starts_once_every_layer_has_lost_a_channel():
+    t = Trajectory([4, 4, 1], floors=[1, 1, 1])  # the third starts at its floor: it never holds rows back
+    t.record([3, 4, 1], 1)
+    t.record([3, 3, 1], 2)
+    assert t.all_rows == [[3, 4, 1], [3, 3, 1]] and t.rows == [[3, 3, 1]] and t.row_steps == [2]
+    assert t.fit_start is None
+    per = Trajectory([4, 4], floors=[1, 1], start="per-layer")
+    per.record([3, 4], 1)
+    assert per.rows == [[3, 4]] and per.fit_start == [4, 4]
+
+
+def test_no_driver_reads_the_sessions_private_state():
+    """loop.Pruner and the callback use the session's public methods only (no fake trainer, no `_x` reads)."""
+    src = Path(ns.__file__).parent
+    for path in (src / "loop.py", src / "pruning" / "callback.py", src / "descent.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                base = node.value
+                assert isinstance(base, ast.Name) and base.id == "self", f"{path.name}: .{node.attr}"
+    assert "_Loop" not in (src / "loop.py").read_text()
+
+
+def test_a_session_in_a_plain_loop_prunes_by_masking():
+    sp = ns.space("vgg11", "synthetic")
+    widths = sp.uniform(0.125)
+    model = sp.build(widths)
+    session = PruningSession(sp, widths, Schedule(k=3, interval=1, warmup_epochs=0, prune_fraction=0.3),
+                             physical=False)
+    session.start(model, torch.device("cpu"))
+    torch.manual_seed(0)
+    x, y = torch.randn(8, *sp.info.input_shape), torch.randint(0, sp.info.num_classes, (8,))
+    while not session.done:
+        F.cross_entropy(model(x), y).backward()
+        session.observe()
+        if session.due():
+            step = session.step(model)
+            assert step.shrunk is None  # masking: the model stays the caller's
+            session.attach(model, torch.device("cpu"))
+    assert session.pruned >= session.max_pruned or session.stop_reason
+    assert [g.width for g in ns.models.gate.gates(model)] == widths  # nothing rebuilt
