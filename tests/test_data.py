@@ -300,3 +300,25 @@ batch_size = 8
     assert r.returncode == 0, r.stderr
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "exp" / "runs").glob("*/record.json")]
     assert loaded(record) == ("original", 6)
+
+
+def test_every_reader_of_a_datasets_protocol_reads_the_one_table(monkeypatch):
+    """The descent's settings, the paper's training preset, the sweep preset and the CLI help all come from
+    data.info.PROTOCOLS: change the table, and each of them follows."""
+    import neuralscale as ns
+    from neuralscale.data.info import PROTOCOLS, Protocol, protocol
+    from neuralscale.descent import DescentConfig
+    from neuralscale.sweep import preset
+    from neuralscale.train import paper_config
+    tiny = protocol("tinyimagenet")
+    assert (tiny.prune_interval, tiny.prune_batch_size, tiny.epochs, tiny.lr_epochs) == (100, 100, 150, (50, 100, 150))
+    assert protocol("cifar100").epochs == 300 and protocol("an-image-folder") == protocol("cifar10")
+    monkeypatch.setitem(PROTOCOLS, "synthetic", Protocol(prune_interval=7, prune_batch_size=12, prune_crop_padding=1,
+                                                         epochs=12, lr_epochs=(4, 7, 10), ratios=(0.5,),
+                                                         finetune_epochs=3))
+    cfg = DescentConfig().resolve(ns.space("vgg11", "synthetic"))
+    assert (cfg.interval, cfg.batch_size, cfg.crop_padding) == (7, 12, 1)
+    train = paper_config("synthetic")
+    assert train.epochs == 12 and train.milestones == (3 / 12, 6 / 12, 9 / 12)
+    sweep = preset("paper", "vgg11", "synthetic")
+    assert sweep.ratios == [0.5] and sweep.finetune_epochs == 3

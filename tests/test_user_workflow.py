@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torchvision
 
 import neuralscale as ns
-from neuralscale.data import load_splits
+from neuralscale.api import load_splits
 from neuralscale.data.augment import DeviceBatches, channel_stats
 from neuralscale.descent import DescentConfig
 from conftest import run_cli, write_fashion
@@ -120,7 +120,7 @@ def test_a_pruner_in_your_own_loop_gives_descends_trajectory(tmp_path):
     base = ns.space("vgg11", "synthetic")
     resolved = cfg.resolve(base)
     sp = resolved.start_space(base)
-    splits = load_splits("synthetic", val_fraction=0.0, subset={"train": 160})
+    splits = load_splits("synthetic", ns.TrainConfig(val_fraction=0.0), subset={"train": 160})
     tc = replace(resolved.train_config(), seed=resolved.seed * 1000 + 1)
     torch.manual_seed(resolved.seed * 1000 + 1)
     model = sp.build(sp.base_widths)
@@ -134,7 +134,7 @@ def test_a_pruner_in_your_own_loop_gives_descends_trajectory(tmp_path):
             g["lr"] = tc.lr_at(epoch)
         if epoch == resolved.warmup_epochs:
             pruner = ns.Pruner(sp, model, tmp_path / "mine", k=resolved.k, interval=resolved.interval,
-                               fraction=resolved.prune_fraction, prune_past_one=True, trajectory_start="per-layer")
+                               prune_fraction=resolved.prune_fraction, prune_past_one=True, trajectory_start="per-layer")
         model.train()
         gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + epoch)
         for x, y in batches.train_batches(tc.batch_size, gen, splits.info.crop_padding, splits.info.rotate, True):

@@ -14,6 +14,7 @@ from ._version import __version__
 from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
 from .budget import Budget
 from .data import DATASET_NAMES
+from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
 from .errors import NeuralscaleError
 from .executors import get_executor
@@ -28,6 +29,8 @@ from .report import ACCURACY, build_report, mean_std, run_summary
 from .sweep import PRESETS, run_sweep, sweep_config
 from .train import SCHEDULES, TrainConfig
 from .zoo import FAMILIES, space as make_space
+
+_TINY = protocol("tinyimagenet")  # the protocol facts the help names (data.info.PROTOCOLS)
 
 EPILOG = """examples:
   neuralscale info --model vgg11 --dataset cifar100 --ratio 0.25 --json
@@ -150,7 +153,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay}")
     p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
                    help="learning-rate schedule: step (x0.1 at 1/3, 2/3, 5/6 of the epochs, the paper's), cosine, constant")
-    p.add_argument("--preset", choices=("paper",), help="the paper's protocol for the dataset (300 epochs CIFAR, 150 TinyImageNet)")
+    p.add_argument("--preset", choices=("paper",), help="the paper's protocol for the dataset "
+                   f"({_DEF.epochs} epochs CIFAR, {_TINY.epochs} TinyImageNet)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -195,8 +199,10 @@ def _descend_parser(sub) -> None:
     p.add_argument("--prune-k", type=int, help="channels pruned per step (default: the original's 10 per full-width "
                    "network's channels, in proportion: 10 at full width, 1 from VGG11 at 1/8 width; at least 1)")
     p.add_argument("--prune-interval", type=int, default=None,
-                   help="mini-batches between pruning steps (default 50; 100 for TinyImageNet, as the original)")
-    p.add_argument("--batch-size", type=int, default=None, help="default 256 (100 for TinyImageNet, as the original)")
+                   help=f"mini-batches between pruning steps (default {_DEF.prune_interval}; {_TINY.prune_interval} "
+                   "for TinyImageNet, as the original)")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default {_DEF.prune_batch_size} "
+                   f"({_TINY.prune_batch_size} for TinyImageNet, as the original)")
     p.add_argument("--lr", type=float, default=dd.lr,
                    help=f"learning rate before epoch --warmup-epochs (default {dd.lr}); from it on 0.01, divided by "
                         "1.5 every 10 epochs (the original's schedule)")

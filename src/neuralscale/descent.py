@@ -32,6 +32,7 @@ import torch
 
 from .budget import Budget
 from .data.base import Splits
+from .data.info import protocol
 from .errors import NeuralscaleError
 from .importance import Importance
 from .pruning import PruningSession, Schedule, TaylorPruner, paced_k
@@ -42,9 +43,6 @@ from .train import TrainConfig, Trainer
 from .validate import at_least, check_types, fraction, positive, ratio, suggest
 
 log = logging.getLogger(__name__)
-
-
-TINY = "tinyimagenet"
 
 
 @dataclass
@@ -60,8 +58,8 @@ class DescentConfig:
     warmup_epochs: int = 10
     prune_fraction: float = 0.95
     k: int | None = None  # channels pruned per step; None: the original's pace relative to the network (`paced_k`)
-    interval: int | None = None  # mini-batches between steps; None: 50 (100 for TinyImageNet)
-    batch_size: int | None = None  # None: 256 (100 for TinyImageNet)
+    interval: int | None = None  # mini-batches between steps; None: the dataset's protocol (data.info.PROTOCOLS)
+    batch_size: int | None = None  # None: the dataset's protocol
     lr: float = 0.1
     momentum: float = 0.5
     weight_decay: float = 5e-4
@@ -123,12 +121,13 @@ class DescentConfig:
 
     def resolve(self, space: WidthSpace) -> "DescentConfig":
         """A copy with every None decided for this model and dataset, as the original does."""
-        tiny = space.info.name == TINY
+        p = protocol(space.info.name)
         generic = not space.family.paper
         defaults = {"k": paced_k(space.uniform(self.base_ratio), space.base_widths),
-                    "interval": 100 if tiny else 50, "batch_size": 100 if tiny else 256,
-                    "add10": space.family.add10, "schedule": "prune-tinyimagenet" if tiny else "prune",
-                    "crop_padding": 0 if tiny else space.info.crop_padding, "prune_past_one": generic,
+                    "interval": p.prune_interval, "batch_size": p.prune_batch_size,
+                    "add10": space.family.add10, "schedule": p.prune_schedule,
+                    "crop_padding": space.info.crop_padding if p.prune_crop_padding is None else p.prune_crop_padding,
+                    "prune_past_one": generic,
                     "trajectory_start": "per-layer" if generic else "all-lost"}
         return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 

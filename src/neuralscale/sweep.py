@@ -23,6 +23,7 @@ from .descent import DescentDir
 from .errors import NeuralscaleError
 from .executors import get_executor
 from .data import DataConfig
+from .data.info import protocol
 from .methods import BASE_METHODS, BASELINES, SPARSE_LABEL, scale
 from .progress import progress_bar
 from .runs import RunSpec, describe
@@ -33,7 +34,6 @@ from .zoo import space as make_space
 
 log = logging.getLogger(__name__)
 
-PAPER_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 PRESETS = ("paper", "quick")
 
 
@@ -112,11 +112,10 @@ class SweepConfig:
 
 def preset(name: str, model: str, dataset: str, **overrides) -> SweepConfig:
     """`paper`: the paper's protocol (its ratios, 5 seeds, 300/150 epochs); `quick`: a short look."""
-    tiny = dataset == "tinyimagenet"
     if name == "paper":
-        d = dict(ratios=list(PAPER_RATIOS[:4] if tiny else PAPER_RATIOS), seeds=[0, 1, 2, 3, 4],
-                 train=paper_config(dataset).to_dict(), iterations=["first", "last"],
-                 finetune_epochs=20 if tiny else 40)
+        p = protocol(dataset)
+        d = dict(ratios=list(p.ratios), seeds=[0, 1, 2, 3, 4], train=paper_config(dataset).to_dict(),
+                 iterations=["first", "last"], finetune_epochs=p.finetune_epochs)
     elif name == "quick":
         d = dict(ratios=[0.25, 0.5], seeds=[0, 1],
                  train=TrainConfig(epochs=5, schedule="cosine", lr=0.05, momentum=0.9).to_dict(),

@@ -23,6 +23,7 @@ from torch import nn
 from ._version import __version__
 from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits
+from .data.info import protocol
 from .errors import EnvironmentFailure, NeuralscaleError
 from .models.gate import gates
 from .progress import progress_bar
@@ -141,10 +142,8 @@ def paper_config(dataset: str, **overrides) -> TrainConfig:
     (TinyImageNet: 50, 100 and 150, the last epoch); the trainer counts from 0, so its milestones are the epochs
     before those: 99, 199 and 249 (49, 99 and 149).
     """
-    if dataset == "tinyimagenet":
-        base = dict(epochs=150, milestones=(49 / 150, 99 / 150, 149 / 150), batch_size=128)
-    else:
-        base = dict(epochs=300, milestones=(99 / 300, 199 / 300, 249 / 300), batch_size=128)
+    p = protocol(dataset)
+    base = dict(epochs=p.epochs, milestones=p.milestones(), batch_size=p.batch_size)
     base.update(overrides)
     return TrainConfig(**base)
 

@@ -75,15 +75,6 @@ class DataConfig:
         return splits
 
 
-def load_splits(name: str, *, val_fraction: float = 0.1, split_seed: int = 0, data_dir: str | Path | None = None,
-                subset: dict | None = None, tinyimagenet_split: str | None = None) -> Splits:
-    """`DataConfig(...).splits(...)` from loose settings; `subset` may hold any data setting."""
-    settings = dict(subset or {})
-    if tinyimagenet_split is not None:
-        settings["tinyimagenet_split"] = tinyimagenet_split
-    return DataConfig.from_settings(name, settings, data_dir).splits(val_fraction, split_seed)
-
-
 def default_data_dir() -> Path:
     return Path(os.environ.get("NEURALSCALE_DATA", Path.home() / ".cache" / "neuralscale" / "data"))
 

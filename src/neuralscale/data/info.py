@@ -27,3 +27,38 @@ KNOWN = {
     "fashionmnist": DatasetInfo("fashionmnist", 10, 1, 32),
     "synthetic": DatasetInfo("synthetic", 10, 3, 32),
 }
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the original implementation trains, prunes and compares on a dataset: the one table that the descent
+    (DescentConfig.resolve), the training preset (train.paper_config), the sweep preset (sweep.preset) and the
+    command line's help read."""
+
+    prune_interval: int = 50  # mini-batches between pruning steps
+    prune_batch_size: int = 256
+    prune_schedule: str = "prune"  # the descent's learning-rate schedule (train.py)
+    prune_crop_padding: int | None = None  # the descent's random-crop padding; None: the dataset's own
+    epochs: int = 300  # the paper's training epochs
+    lr_epochs: tuple[int, ...] = (100, 200, 250)  # the original's epochs (counted from 1) that start at lr / 10
+    batch_size: int = 128
+    ratios: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)  # the paper's uniform ratios
+    finetune_epochs: int = 40  # the pruning baselines' fine-tuning
+
+    def milestones(self) -> tuple[float, ...]:
+        """The trainer's milestones as shares of the epochs: it counts epochs from 0, so the epoch before each."""
+        return tuple((e - 1) / self.epochs for e in self.lr_epochs)
+
+
+PROTOCOLS = {
+    "tinyimagenet": Protocol(prune_interval=100, prune_batch_size=100, prune_schedule="prune-tinyimagenet",
+                             prune_crop_padding=0, epochs=150, lr_epochs=(50, 100, 150),
+                             ratios=(0.25, 0.5, 0.75, 1.0), finetune_epochs=20),
+}
+DEFAULT_PROTOCOL = Protocol()  # CIFAR-10/100, and what other datasets follow
+
+
+def protocol(dataset: str) -> Protocol:
+    """The original's protocol for `dataset` (CIFAR's for any dataset it did not use)."""
+    return PROTOCOLS.get(dataset, DEFAULT_PROTOCOL)
+
