@@ -16,7 +16,7 @@ when that child ends (negative for a signal, as subprocess reports it). Several 
 Two differences from a new interpreter remain, neither of which the tests depend on: torch's default thread
 count is fixed when it is imported here (tests/conftest.py sets OMP_NUM_THREADS before that under xdist, and
 the commands set their own), and `sys.path[0]` is tests/, not the working directory. Tests of the interpreter's
-own start use real `subprocess` calls (tests/conftest.py: run_real_cli).
+own start use real `subprocess` calls (tests/helpers.py: run_real_cli).
 """
 
 from __future__ import annotations

@@ -7,13 +7,14 @@ exception that escaped it would fail the test with its traceback.  A sample also
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_real_cli
+from helpers import TINY_DESCENT_ARGS, run_real_cli
 from neuralscale import cli
 
 VGG = ["--model", "vgg11", "--dataset", "synthetic"]
@@ -21,18 +22,16 @@ TINY_TRAIN = [*VGG, "--ratio", "0.0625", "--epochs", "1", "--train-subset", "32"
               "--device", "cpu", "--quiet"]
 SWEEP = ["sweep", *VGG, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
          "--train-subset", "32", "--test-subset", "8", "--device", "cpu", "--quiet"]
-DESCEND = ["descend", *VGG, "--base-ratio", "0.0625", "--iterations", "1", "--warmup-epochs", "0",
-           "--prune-fraction", "0.05", "--prune-k", "4", "--prune-interval", "1", "--batch-size", "32",
-           "--train-subset", "64", "--device", "cpu", "--quiet", "--allow-fallback", "--prune-past-one"]
+DESCEND = ["descend", *TINY_DESCENT_ARGS, "--quiet"]  # the session's tiny descent (conftest.tiny_descent)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, tiny_descent):
     """Real files to break: a finished run, a descent, a sweep store, image folders, laws, trajectories."""
     root = tmp_path_factory.mktemp("world")
     w = {"root": root}
     assert cli.main(["train", *TINY_TRAIN, "--out", str(root / "run")]) == 0
-    assert cli.main([*DESCEND, "--out", str(root / "descent")]) == 0
+    shutil.copytree(tiny_descent[0], root / "descent")
     assert cli.main([*SWEEP, "--out", str(root / "store")]) == 0
     (root / "file.txt").write_text("not a directory\n")
     import neuralscale as ns
@@ -186,7 +185,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         ([*DESCEND, "--out", f], "is a file"),
         ([*DESCEND, "--out", str(r / "damaged_descent")], "config.json is damaged"),
         ([*DESCEND, "--out", str(r / "damaged_fits")], "fits.json is damaged"),
-        ([*[a if a != "0.05" else "0.1" for a in DESCEND], "--out", descent], "another configuration"),
+        ([*[a if a != "0.8" else "0.7" for a in DESCEND], "--out", descent], "another configuration"),
         # --- fit --------------------------------------------------------------------------------------------
         (["fit", str(r / "absent.csv"), *VGG], "does not exist"),
         (["fit", str(r / "empty.csv"), *VGG], "is empty"),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import run_cli, write_cifar, write_fashion
+from helpers import run_cli, write_cifar, write_fashion
 
 
 def test_help_reads_well():

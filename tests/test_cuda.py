@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import neuralscale as ns
-from conftest import lockstep_pruning, run_cli
+from helpers import lockstep_pruning, run_cli
 from neuralscale.store import load_records
 from neuralscale.train import Trainer, TrainConfig
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import (write_cifar, write_fashion, write_imagefolder, write_tinyimagenet)
+from helpers import (write_cifar, write_fashion, write_imagefolder, write_tinyimagenet)
 from neuralscale.data import load
 from neuralscale.data.augment import channel_stats, random_crop, random_flip, random_rotate
 from neuralscale.data.download import fetch
@@ -250,7 +250,7 @@ def test_the_tinyimagenet_split_asked_for_is_the_split_loaded_by_every_door(tmp_
     while the record said the one asked for.  Each door now loads it: the official split tests on all 4
     validation images of each of 3 classes (12); the original's on the last 2 of each (6)."""
     import json
-    from conftest import run_cli
+    from helpers import run_cli
     from neuralscale.api import train
     from neuralscale.train import TrainConfig
     data = write_tinyimagenet(tmp_path / "data", archive=False, classes=3, train_per_class=6, val_per_class=4)

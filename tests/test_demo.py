@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_fashion
+from helpers import write_fashion
 from neuralscale.api import load_splits
 from neuralscale.data.fashionmnist import SYSTEM_DIR
 from neuralscale.descent import descend

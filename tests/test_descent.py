@@ -7,7 +7,7 @@ import json
 import pytest
 
 import neuralscale as ns
-from conftest import run_cli
+from helpers import run_cli
 
 ARGS = ["descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "2",
         "--warmup-epochs", "1", "--prune-interval", "3", "--prune-k", "3", "--prune-fraction", "0.7",

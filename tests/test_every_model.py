@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import neuralscale as ns
-from conftest import run_cli
+from helpers import run_cli
 from neuralscale.descent import DescentDir, configuration_changes, converged_at
 from neuralscale.generic import module_space
 from neuralscale.importance import TaylorFO

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import neuralscale as ns
-from conftest import run_cli
+from helpers import run_cli
 from neuralscale.errors import NeuralscaleError
 from neuralscale.export import load_model, save_model, to_onnx
 

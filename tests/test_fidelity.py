@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import neuralscale as ns
-from conftest import run_cli, write_tinyimagenet
+from helpers import run_cli, write_tinyimagenet
 from neuralscale.baselines import choose_uniform_widths, importance
 from neuralscale.descent import DescentConfig
 from neuralscale.errors import NeuralscaleError

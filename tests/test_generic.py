@@ -12,7 +12,7 @@ from neuralscale.errors import NeuralscaleError
 from neuralscale.pruning import TaylorPruner
 from neuralscale.train import TrainConfig, Trainer
 
-from conftest import lockstep_pruning
+from helpers import lockstep_pruning
 
 GROUPED = {"resnext50_32x4d", "regnet_x_400mf"}  # layers feeding grouped convolutions: pruned by masking
 SUPPORTED = ["resnet18", "resnet50", "resnext50_32x4d", "wide_resnet50_2", "vgg11_bn", "mobilenet_v2",
@@ -179,7 +179,7 @@ def test_grouped_layers_lose_one_channel_per_group(tiny_splits):
 def test_physical_pruning_of_a_residual_network_makes_the_same_decisions_as_masking():
     # torchvision's ResNet18: tied residual layers have one gate per producer, each after its own batch norm;
     # physical pruning scores them from the norms' gradients, masking through the gates.  Compared step by
-    # step from one state (conftest.lockstep_pruning): a whole-run comparison depended on the host's rounding.
+    # step from one state (helpers.lockstep_pruning): a whole-run comparison depended on the host's rounding.
     sp = ns.space("torchvision:resnet18", "synthetic")
     splits = ns.data.load("synthetic", synthetic=dict(num_train=96, num_test=8)).split(0.25, 0)
     results = lockstep_pruning(sp, sp.uniform(0.0625), splits, steps=16, k=4, interval=2, lr=0.05, batch_size=24)
@@ -219,7 +219,7 @@ def test_a_users_own_module():
 def test_cli_on_torchvision_models(tmp_path):
     import json
 
-    from conftest import run_cli, write_fashion
+    from helpers import run_cli, write_fashion
     r = run_cli("info", "--model", "torchvision:resnet50", "--dataset", "cifar10", "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)

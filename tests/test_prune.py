@@ -11,7 +11,7 @@ from neuralscale.graph import ChannelGraph
 from neuralscale.pruning import TaylorPruner
 from neuralscale.train import Trainer, TrainConfig
 
-from conftest import lockstep_pruning
+from helpers import lockstep_pruning
 
 
 def _splits(n=640):
@@ -28,7 +28,7 @@ def _run(space, widths, physical, dtype="float64", epochs=200, **kw):
 
 
 def test_physical_pruning_makes_the_same_decisions_as_masking():
-    # Compared step by step from one state (see conftest.lockstep_pruning), so that the outcome does not depend
+    # Compared step by step from one state (see helpers.lockstep_pruning), so that the outcome does not depend
     # on how this host rounds: the scores agree to rounding, and so does every decided choice.
     sp = ns.space("vgg11", "synthetic")
     results = lockstep_pruning(sp, sp.uniform(0.125), _splits(), steps=25, k=3, interval=4, lr=0.05, batch_size=32)

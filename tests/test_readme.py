@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_imagefolder
+from helpers import run_cli, write_imagefolder
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Command, run_cli
+from helpers import Command, run_cli
 from neuralscale.store import load_records, strip_timing
 
 DESCENT = ["descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "2",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import neuralscale as ns
-from conftest import run_cli
+from helpers import run_cli
 from neuralscale.errors import NeuralscaleError
 from neuralscale.scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
 

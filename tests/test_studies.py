@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 from neuralscale.experiment import load, prepare
 from neuralscale.store import budget_key, load_records
 

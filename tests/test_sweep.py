@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import neuralscale as ns
-from conftest import run_cli
+from helpers import run_cli
 from neuralscale.baselines import GateMask, choose_uniform_widths, choose_widths, importance, prune_pretrained
 from neuralscale.errors import NeuralscaleError
 from neuralscale.models.gate import gates
@@ -31,16 +31,10 @@ TINY = ["--model", "vgg11", "--dataset", "synthetic", "--train-subset", "160", "
         "--batch-size", "32", "--device", "cpu", "--lr", "0.05", "--momentum", "0.9", "--schedule", "cosine"]
 
 
-@pytest.fixture(scope="module")
-def descent_dir(tmp_path_factory):
-    """A real (tiny) two-iteration descent on synthetic data."""
-    out = tmp_path_factory.mktemp("descent") / "d"
-    r = run_cli("descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "2",
-                "--warmup-epochs", "1", "--prune-interval", "2", "--prune-k", "3", "--prune-fraction", "0.8",
-                "--batch-size", "64", "--train-subset", "256", "--device", "cpu", "--out", str(out), "--quiet",
-                "--prune-past-one", "--allow-fallback")
-    assert r.returncode == 0, r.stderr
-    return out
+@pytest.fixture
+def descent_dir(tiny_descent):
+    """A real (tiny) two-iteration descent on synthetic data (conftest.tiny_descent)."""
+    return tiny_descent[0]
 
 
 def test_plan_covers_methods_budgets_seeds_and_ids_are_stable(descent_dir):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import neuralscale as ns
-from conftest import write_cifar, write_fashion, write_imagefolder, write_tinyimagenet
+from helpers import write_cifar, write_fashion, write_imagefolder, write_tinyimagenet
 from neuralscale.data import load
 from neuralscale.errors import NeuralscaleError
 from neuralscale.train import Callback, Trainer, TrainConfig, summarize

@@ -18,19 +18,17 @@ import neuralscale as ns
 from neuralscale.api import load_splits
 from neuralscale.data.augment import DeviceBatches, channel_stats
 from neuralscale.descent import DescentConfig
-from conftest import run_cli, write_fashion
+from helpers import TINY_DESCENT_ARGS, run_cli, write_fashion
 
 SYNTH = ["--model", "vgg11", "--dataset", "synthetic"]
 SMALL_DESCENT = dict(iterations=1, warmup_epochs=1, k=3, interval=2, prune_fraction=0.6, batch_size=32,
                      base_ratio=0.0625, prune_past_one=True, trajectory_start="per-layer", device="cpu")
 
 
-@pytest.fixture(scope="module")
-def descent(tmp_path_factory):
-    out = tmp_path_factory.mktemp("descent") / "d"
-    cfg = DescentConfig(**SMALL_DESCENT)
-    laws = ns.descend("vgg11", "synthetic", out, cfg, subset={"train": 160}, progress=False)
-    return out, laws
+@pytest.fixture
+def descent(tiny_descent):
+    """(directory, laws) of the session's tiny descent (conftest.tiny_descent)."""
+    return tiny_descent
 
 
 def test_budgets_as_shares_of_the_base_model():
@@ -61,7 +59,7 @@ def test_train_from_a_descent_at_a_share(tmp_path, descent):
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     sp = ns.space("vgg11", "synthetic")
-    assert res["label"] == "neuralscale@1" and res["budget"]["share"] == 0.5
+    assert res["label"] == f"neuralscale@{len(laws)}" and res["budget"]["share"] == 0.5
     assert res["widths"] == ns.scale(sp, "neuralscale", ns.Budget.parse("50%"), source=out)["widths"]
     assert abs(res["params_share"] - 0.5) < 0.01
     assert run.joinpath("record.json").exists() and "params50pct" not in str(run)  # --out names the run
@@ -76,13 +74,13 @@ def test_train_from_a_descent_at_a_share(tmp_path, descent):
 
 def test_descent_result_builds_a_model_for_a_budget(descent):
     out, laws = descent
-    assert isinstance(laws, ns.DescentResult) and len(laws) == 1
+    assert isinstance(laws, ns.DescentResult) and len(laws) == 2
     sp = ns.space("vgg11", "synthetic")
     model = laws.build(params="25%")
     got = sum(p.numel() for p in model.parameters())
     assert abs(got - 0.25 * sp.params(sp.base_widths)) <= 0.01 * 0.25 * sp.params(sp.base_widths)
     conf = laws.configuration(macs="10%")
-    assert abs(conf["macs_share"] - 0.10) < 0.01 and conf["iteration"] == 1
+    assert abs(conf["macs_share"] - 0.10) < 0.01 and conf["iteration"] == 2
     # with no budget: the descent's own (rebased) parameter count
     assert abs(laws.configuration()["params"] - sp.params(sp.uniform(0.0625))) <= 0.01 * sp.params(sp.uniform(0.0625))
 
@@ -195,10 +193,8 @@ def test_every_command_speaks_json_with_the_same_keys(tmp_path, descent):
         "scale": run_cli("scale", *SYNTH, "--method", "uniform", "--ratio", "0.0625", "--json"),
         "train": run_cli("train", *SYNTH, "--ratio", "0.0625", "--epochs", "1", *tiny, "--out", str(tmp_path / "r"),
                          "--json"),
-        "descend": run_cli("descend", *SYNTH, "--base-ratio", "0.0625", "--iterations", "1", "--warmup-epochs", "1",
-                           "--prune-k", "3", "--prune-interval", "2", "--prune-fraction", "0.6", "--batch-size", "32",
-                           "--prune-past-one", "--trajectory-start", "per-layer", "--train-subset", "160", "--device", "cpu",
-                           "--out", str(out), "--json"),  # finished: answers from its directory
+        "descend": run_cli("descend", *TINY_DESCENT_ARGS, "--out", str(out), "--json"),  # finished: answers from
+        # its directory
         "fit": run_cli("fit", str(out / "iteration_01.csv"), *SYNTH, "--json"),
         "export": run_cli("export", str(tmp_path / "r"), "--out", str(tmp_path / "m"), "--json"),
         "sweep": run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
@@ -331,7 +327,7 @@ def test_the_report_renders_in_headless_chromium(tmp_path):
 def test_review_findings_stay_fixed(tmp_path, descent):
     """What an adversarial review found, each one line: a user's space records its real dataset, dotted export
     names, a PDF-only report still shows its figures, the Pruner refuses early, bad settings are one line."""
-    from conftest import write_imagefolder
+    from helpers import write_imagefolder
     from neuralscale.experiment import prepare
     out, laws = descent
     # 1. a space of your own records the data it was trained on: another folder is another run
@@ -396,7 +392,7 @@ def test_from_and_iteration_are_not_ignored_silently(descent):
 
 
 def test_a_run_exports_with_its_data_gone(tmp_path):
-    from conftest import write_imagefolder
+    from helpers import write_imagefolder
     write_imagefolder(tmp_path / "flowers", classes=3, per_class=6, size=32)
     r = run_cli("train", "--model", "vgg11", "--dataset", f"imagefolder:{tmp_path / 'flowers'}", "--ratio", "0.0625",
                 "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path / "run"), "--quiet")
