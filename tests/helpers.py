@@ -22,6 +22,19 @@ import torch
 from PIL import Image
 
 
+SYNTH = ["--model", "vgg11", "--dataset", "synthetic"]
+# tiny training runs on synthetic data, as the sweep and report tests train them
+TINY_RUN_ARGS = [*SYNTH, "--train-subset", "160", "--test-subset", "40", "--batch-size", "32", "--device", "cpu",
+                 "--lr", "0.05", "--momentum", "0.9", "--schedule", "cosine"]
+
+
+def strict_json(path: Path):
+    """Parse as a strict reader would: NaN and Infinity are not JSON."""
+    def refuse(name):
+        raise ValueError(f"{path} holds {name}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 # The one tiny descent most tests read (conftest.tiny_descent): VGG11 at 1/16 width on synthetic data, two
 # iterations.  Tiny networks on synthetic data: pruning goes past one channel and a fallback law is accepted (the
 # stop rule and row counts are tested on their own, in test_fidelity.py and test_demo.py).

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import Command, run_cli
+from helpers import strict_json, Command, run_cli
 from neuralscale.store import load_records, strip_timing
 
 DESCENT = ["descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "2",
@@ -22,13 +20,6 @@ DESCENT = ["descend", "--model", "vgg11", "--dataset", "synthetic", "--base-rati
 SWEEP = ["sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods", "uniform", "--ratios", "0.0625,0.125",
          "--seeds", "0,1,2", "--epochs", "3", "--train-subset", "640", "--test-subset", "60", "--batch-size", "32",
          "--lr", "0.05", "--momentum", "0.9", "--schedule", "cosine", "--device", "cpu"]
-
-
-def strict_json(path: Path):
-    """Parse as a strict reader would: NaN and Infinity are not JSON."""
-    def refuse(name):
-        raise ValueError(f"{path} holds {name}")
-    return json.loads(path.read_text(), parse_constant=refuse)
 
 
 def startup_seconds() -> float:
@@ -143,36 +134,6 @@ def test_a_sweep_killed_at_random_points_gives_the_same_records(tmp_path):
     for a, b in zip(mine, theirs):
         assert strip_timing(a) == strip_timing(b), a["id"]
         strict_json(hit / "runs" / a["id"] / "record.json")
-
-
-def test_two_sweeps_on_one_store_train_every_run_once(tmp_path):
-    out = tmp_path / "s"
-    cmd = [sys.executable, "-m", "neuralscale", *SWEEP, "--seeds", "0", "--out", str(out), "--quiet"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
-    codes = sorted(code for _, _, code in results)
-    assert codes[0] == 0, results
-    if codes[1] != 0:  # the other found the store in use: one clear line, nothing trained
-        err = next(e for _, e, c in results if c != 0)
-        assert codes[1] == 2 and "is in use by another neuralscale command (pid" in err
-        assert len(err.strip().splitlines()) == 1
-    records = load_records(out)
-    assert len(records) == 2 and all(r["status"] == "finished" and r["attempts"] == 1 for r in records)
-
-
-def test_a_store_holds_one_recipe_and_may_grow(tmp_path):
-    out = tmp_path / "s"
-    base = [*SWEEP[:SWEEP.index("--ratios")], "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
-            "--train-subset", "64", "--test-subset", "16", "--device", "cpu", "--out", str(out), "--quiet"]
-    assert run_cli(*base).returncode == 0
-    r = run_cli(*[a if a != "1" else "2" for a in base])  # --epochs 2: another recipe
-    assert r.returncode == 2 and "holds a sweep with another recipe (train.epochs: 1 before, 2 now)" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
-    r = run_cli(*[a if a != "0" else "0,1" for a in base])  # more seeds: the same recipe, grown
-    assert r.returncode == 0, r.stderr
-    plan = strict_json(out / "sweep.json")
-    assert len(plan["runs"]) == 2 and plan["recipe"]["train"]["epochs"] == 1
-    assert len(load_records(out)) == 2
 
 
 def test_a_device_this_machine_lacks_stops_before_any_run(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,21 +13,17 @@ import pytest
 import torch
 
 import neuralscale as ns
-from helpers import run_cli
+from helpers import TINY_RUN_ARGS, run_cli
 from neuralscale.baselines import GateMask, choose_uniform_widths, choose_widths, importance, prune_pretrained
 from neuralscale.errors import NeuralscaleError
 from neuralscale.models.gate import gates
 from neuralscale.graph import ChannelGraph
-from neuralscale.report import build_report, summarize_records
-from neuralscale.stats import t975, welch_gap
 from neuralscale.runs import RunSpec, execute
 from neuralscale.store import load_records, read_record
-from neuralscale.experiment import prepare
-from neuralscale.sweep import SweepConfig, plan, preset, run_sweep
+from neuralscale.sweep import SweepConfig, plan, preset
 from neuralscale.train import TrainConfig
 
-TINY = ["--model", "vgg11", "--dataset", "synthetic", "--train-subset", "160", "--test-subset", "40",
-        "--batch-size", "32", "--device", "cpu", "--lr", "0.05", "--momentum", "0.9", "--schedule", "cosine"]
+TINY = TINY_RUN_ARGS
 
 
 @pytest.fixture
@@ -107,87 +102,6 @@ def test_sweep_survives_sigkill_and_finishes_every_run_exactly_once(tmp_path):
 
     again = run_cli(*args)  # nothing left to do
     assert again.returncode == 0 and "0 to run" in again.stderr
-
-
-def test_report_is_rebuilt_from_the_records_alone(tmp_path, descent_dir):
-    out = tmp_path / "sweep"
-    r = run_cli("sweep", *TINY, "--methods", "uniform,morphnet,neuralscale", "--ratios", "0.0625,0.125",
-                "--seeds", "0,1", "--epochs", "2", "--from", str(descent_dir), "--out", str(out), "--quiet")
-    assert r.returncode == 0, r.stderr
-    plan = json.loads((out / "sweep.json").read_text())["config"]  # the descent, found from wherever the store is
-    assert (out / plan["descent_from_store"]).resolve() == descent_dir.resolve()
-    for ckpt in out.glob("runs/*/checkpoint.pt"):  # no weights, no training: the records are enough
-        ckpt.unlink()
-    r = run_cli("report", str(out), "--json")
-    assert r.returncode == 0, r.stderr
-    runs = json.loads(r.stdout)["runs"]
-    assert len(runs) == 12 and all(x["status"] == "finished" for x in runs)
-    records = load_records(out)
-    rows = summarize_records(records)
-    assert len(rows) == 6
-    for row in rows:  # the table is exactly the records' numbers
-        mine = [x["summary"]["test_acc_at_best_val"] for x in records
-                if x["label"] == row["label"] and x["budget"]["ratio"] == row["budget_key"][1]]
-        assert sorted(row["values"]) == sorted(mine) and row["n"] == 2
-        assert abs(row["mean"] - sum(mine) / 2) < 1e-9
-        if row["label"] != "uniform":
-            assert row["gap_to_uniform"] is not None
-            mine_final = [x["summary"]["final_test_acc"] for x in records
-                          if x["label"] == row["label"] and x["budget"]["ratio"] == row["budget_key"][1]]
-            theirs = [x["summary"]["final_test_acc"] for x in records
-                      if x["label"] == "uniform" and x["budget"]["ratio"] == row["budget_key"][1]]
-            assert abs(row["final_gap"] - (sum(mine_final) - sum(theirs)) / 2) < 1e-9  # the final epoch's gap
-            lo, hi = round(row["gap_to_uniform"] - row["gap_ci95"], 2), round(row["gap_to_uniform"] + row["gap_ci95"], 2)
-            cell = f"{row['gap_to_uniform']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-            md = (out / "report" / "report.md").read_text()
-            assert (f"**{cell}**" in md) == (lo > 0 or hi < 0) and cell in md  # bold: the interval excludes 0
-    rep = out / "report"
-    for name in ("report.md", "report.html", "summary.json", "acc_vs_params.png", "acc_vs_macs.png",
-                 "acc_vs_latency.png", "widths.png", "heatmap.png", "growth_iteration_02.png"):
-        assert (rep / name).stat().st_size > 0, name
-    html = (rep / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 6 and "<table>" in html
-    md = (rep / "report.md").read_text()
-    assert "test accuracy at the best-validation epoch" in md and "neuralscale@2" in md
-    assert "## Methods" in md and "paper: 'weight magnitude'" not in md  # only the methods of this sweep
-    assert "- `morphnet`: MorphNet-style" in md and "(paper: NeuralScale, iteration 1 / 15)" in md
-    assert "| latency (ms) |" in md and "Latency: batch 1, median of each run's measurement on cpu" in md
-    last = sum(x["summary"]["best_val_epoch"] == len(x["history"]) for x in records)  # where selection fell
-    assert f"Selection: the best-validation epoch was the last epoch in {last} of 12 runs" in md
-    # a run that measured its latency on another machine: no latency column or figure, and a note says why
-    moved = out / "runs" / runs[0]["id"] / "record.json"
-    rec = json.loads(moved.read_text())
-    rec["latency"]["device"] = "NVIDIA H100 80GB HBM3"
-    moved.write_text(json.dumps(rec))
-    r = run_cli("report", str(out), "--out", str(tmp_path / "mixed"))
-    assert r.returncode == 0, r.stderr
-    mixed = (tmp_path / "mixed" / "report.md").read_text()
-    assert "latency (ms)" not in mixed and not (tmp_path / "mixed" / "acc_vs_latency.png").exists()
-    assert "Latency is left out: the runs measured it on different devices (NVIDIA H100 80GB HBM3; cpu" in mixed
-    orig = run_cli("report", str(out), "--accuracy", "original", "--out", str(tmp_path / "orig"))
-    assert orig.returncode == 0 and "ORIGINAL PROTOCOL" in (tmp_path / "orig" / "report.md").read_text()
-    assert orig.stdout.strip().splitlines()[-1].endswith("report.html")
-    for x in records:  # one seed left: no spread to show, and the table says so instead of "± 0.00"
-        if x["seed"] == 1:
-            shutil.rmtree(out / "runs" / x["id"])
-    one = run_cli("report", str(out), "--out", str(tmp_path / "one"))
-    assert one.returncode == 0, one.stderr
-    md = (tmp_path / "one" / "report.md").read_text()
-    row = next(line for line in md.splitlines() if line.startswith("| uniform |"))
-    assert "(1 seed)" in row and "±" not in row and "CI needs 2+ seeds" in md
-
-
-def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
-    out = tmp_path / "sweep"
-    r = run_cli("sweep", *[a if a != "0.05" else "1e12" for a in TINY], "--methods", "uniform",
-                "--ratios", "0.0625,0.125", "--seeds", "0", "--epochs", "2", "--out", str(out), "--no-augment")
-    assert r.returncode == 1, r.stderr  # the sweep went on, and its exit status says runs failed
-    assert "0 of 2 runs finished, 2 failed" in r.stdout
-    assert r.stderr.strip().splitlines()[-1].startswith("neuralscale: 2 of 2 run(s) failed")
-    records = load_records(out)
-    assert len(records) == 2 and all(x["status"] == "failed" and "diverged" in x["error"] for x in records)
-    rep = run_cli("report", str(out))
-    assert rep.returncode == 2 and "no finished runs" in rep.stderr
 
 
 def test_bad_sweeps_are_clear_errors(tmp_path, descent_dir):
@@ -345,85 +259,3 @@ def test_baselines_on_a_machine_without_the_pretrained_weights_train_them_again_
     assert "The pruning baselines: pruned from a trained run, then fine-tuned 1 epochs at lr 0.001 (constant)" in md
 
 
-def test_experiment_file_runs_descent_sweep_and_report(tmp_path):
-    toml = tmp_path / "exp.toml"
-    toml.write_text("""
-[experiment]
-model = "vgg11"
-dataset = "synthetic"
-out = "exp-out"
-device = "cpu"
-
-[data]
-train_subset = 200   # the flags' names (--train-subset) ...
-test = 40            # ... or the configuration's
-
-[descent]
-base_ratio = 0.0625
-iterations = 1
-warmup_epochs = 1
-prune-interval = 2
-prune_k = 3
-prune_fraction = 0.8
-batch_size = 64
-prune_past_one = true
-allow_fallback = true
-
-[sweep]
-methods = ["uniform", "neuralscale"]
-ratios = [0.0625]
-seeds = [0]
-
-[sweep.train]
-epochs = 1
-batch_size = 32
-
-[executor]
-name = "local"
-workers = 2
-threads = 1
-""")
-    r = run_cli("experiment", str(toml), "--quiet")
-    assert r.returncode == 0, r.stderr
-    last = r.stdout.strip().splitlines()[-1]
-    assert last == str(tmp_path / "exp-out" / "report" / "report.html")
-    assert (tmp_path / "exp-out" / "descent" / "fits.json").exists()
-    assert len(load_records(tmp_path / "exp-out")) == 2
-    assert "growth" in (tmp_path / "exp-out" / "report" / "report.md").read_text()
-
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[experiment\nmodel = 1")
-    r = run_cli("experiment", str(bad))
-    assert r.returncode == 2 and "not valid TOML" in r.stderr
-    bad.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nmethods = ["uniform"]\nratios = [0.1]\nbogus = 1\n')
-    r = run_cli("experiment", str(bad))
-    assert r.returncode == 2 and "unknown sweep setting(s): bogus" in r.stderr
-    bad.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nmethods = ["uniform"]\n'
-                   'ratios = [0.1]\n[executor]\nname = "local"\nworkers = "two"\n')
-    r = run_cli("experiment", str(bad))
-    assert r.returncode == 2 and "[executor] workers must be" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("experiment", str(tmp_path / "missing.toml"))
-    assert r.returncode == 2 and "does not exist" in r.stderr
-    # the executor's settings may be replaced for one invocation (a bigger machine), checked as the file's
-    e = prepare(toml, executor={"workers": 3, "threads": None, "devices": ["cpu"]})
-    assert e.executor.slots == 3 and e.executor.threads == 1
-    sequential = tmp_path / "seq.toml"  # no [executor]: one run at a time, unless workers are asked for
-    sequential.write_text(toml.read_text().split("[executor]")[0])
-    assert type(prepare(sequential).executor).__name__ == "Sequential"
-    assert prepare(sequential, executor={"workers": 2}).executor.slots == 2
-    ray = tmp_path / "ray.toml"
-    ray.write_text(toml.read_text().replace('name = "local"', 'name = "ray"').replace("workers = 2\n", ""))
-    with pytest.raises(NeuralscaleError, match="--devices places local workers"):
-        prepare(ray, executor={"devices": ["cuda:0"]})
-    r = run_cli("experiment", str(toml), "--workers", "0")
-    assert r.returncode == 2 and "workers must be an integer of at least 1" in r.stderr and "Traceback" not in r.stderr
-    assert run_cli("experiment", "--help").stdout.count("override [executor]") == 3
-
-
-def test_statistics():
-    assert t975(1) == 12.706 and t975(10) == 2.228 and t975(1000) == 1.96
-    gap, ci = welch_gap([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
-    assert gap == pytest.approx(1.0)
-    # se = sqrt(1/3 + 1/3), df = 4 -> t = 2.776
-    assert ci == pytest.approx(2.776 * (2 / 3) ** 0.5)
-    assert welch_gap([1.0], [0.0, 1.0]) == (0.5, None)

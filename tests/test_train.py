@@ -152,17 +152,6 @@ def test_summary_selects_on_validation_not_test():
     assert s["final_test_acc"] == 58.0 and s["best_test_acc_original_protocol"] == 60.0
 
 
-def test_api_train_writes_a_record(tmp_path):
-    r = ns.train("vgg11", "synthetic", ratio=0.125, config=TrainConfig(epochs=1, batch_size=64),
-                 splits=_synthetic_splits(200), out_dir=tmp_path / "run", progress=False)
-    import json
-    rec = json.loads((tmp_path / "run" / "record.json").read_text())
-    assert rec["status"] == "finished" and rec["params"] == ns.space("vgg11", "synthetic").params(rec["widths"])
-    assert rec["summary"]["epochs"] == 1 and len(rec["history"]) == 1
-    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,lr,train_loss")
-    assert rec == json.loads(json.dumps(r))
-
-
 def test_eval_every_skips_evaluation_but_not_the_last_epoch():
     splits = _synthetic_splits(200)
     sp = ns.space("vgg11", splits.info)

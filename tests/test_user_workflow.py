@@ -249,81 +249,6 @@ def test_files_are_readable_by_collaborators(tmp_path):
         os.umask(old)
 
 
-def test_experiment_keys_are_the_flags_names_with_a_suggestion(tmp_path):
-    from neuralscale.experiment import prepare
-    base = '[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nratios = [0.0625]\n'
-    f = tmp_path / "e.toml"
-    f.write_text(base + '[descent]\nprune-k = 3\nprune_interval = 4\nmasking = true\n[data]\ntrain_subset = 64\n'
-                 '[sweep.train]\nno_augment = true\nbatch-size = 16\n')
-    e = prepare(f)
-    assert (e.descent.k, e.descent.interval, e.descent.physical) == (3, 4, False)
-    assert e.data == {"train": 64} and e.sweep.train["augment"] is False and e.sweep.train["batch_size"] == 16
-    for section, key, hint in (("descent", "prune_intervall = 4", "prune_interval"),
-                               ("descent", "prune-kk = 4", "prune_k"), ("data", "train_subsets = 4", "train_subset"),
-                               ("sweep.train", "weight-decays = 0.1", "weight_decay")):
-        f.write_text(base + f"[{section}]\n{key}\n")
-        r = run_cli("experiment", str(f))
-        assert r.returncode == 2 and f"(did you mean {hint}?)" in r.stderr, r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1
-    f.write_text(base + "[descent]\nprune_k = 3\nk = 4\n")
-    r = run_cli("experiment", str(f))
-    assert r.returncode == 2 and "sets k twice: prune_k and k" in r.stderr
-
-
-def test_figures_for_a_paper(tmp_path, descent):
-    from neuralscale.figures import band, descent_figures, display_name
-    assert display_name("imagefolder:/home/me/data/flowers/") == "flowers (imagefolder)"
-    assert display_name("torchvision:resnet18") == "torchvision:resnet18"
-    row = {"mean": 90.0, "std": 1.0, "n": 5, "min": 88.0, "max": 91.5}
-    lo, hi = band(row)  # the mean's 95% CI: t(4) = 2.776
-    assert abs((hi - lo) / 2 - 2.776 / 5 ** 0.5) < 1e-9 and band(row, "minmax") == (88.0, 91.5)
-    out, laws = descent
-    paths = descent_figures(out, ns.space("vgg11", "synthetic"), dest=tmp_path, formats=("svg", "pdf"))
-    assert [p.suffix for p in paths] == [".svg", ".svg"]
-    assert all(p.with_suffix(".pdf").stat().st_size > 1000 for p in paths)
-    assert "fitted range" in paths[0].read_text()  # the shaded range of the law's rows, in the legend
-    store = tmp_path / "s"
-    r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0,1", "--epochs", "1",
-                "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
-                "--out", str(store), "--quiet")
-    assert r.returncode == 0, r.stderr
-    r = run_cli("report", str(store), "--format", "png,svg,pdf", "--band", "minmax")
-    assert r.returncode == 0, r.stderr
-    for ext in ("png", "svg", "pdf"):
-        assert (store / "report" / f"acc_vs_params.{ext}").stat().st_size > 1000
-    assert "data:image/png;base64" in (store / "report" / "report.html").read_text()
-    r = run_cli("report", str(store), "--format", "svg", "--force")
-    assert r.returncode == 0 and "data:image/svg+xml;base64" in (store / "report" / "report.html").read_text()
-    r = run_cli("report", str(store), "--format", "gif")
-    assert r.returncode == 2 and "unknown figure format 'gif'" in r.stderr
-
-
-def test_the_report_renders_in_headless_chromium(tmp_path):
-    import importlib.util
-    import sys
-    from pathlib import Path
-    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "report_screenshot.py"
-    spec = importlib.util.spec_from_file_location("report_screenshot", bench)
-    shot = importlib.util.module_from_spec(spec)
-    sys.modules["report_screenshot"] = shot
-    spec.loader.exec_module(shot)
-    if shot.browser() is None:
-        pytest.skip("no headless Chromium here (apt-get install chromium-headless-shell)")
-    store = tmp_path / "s"
-    r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625,0.125", "--seeds", "0", "--epochs", "1",
-                "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
-                "--out", str(store), "--quiet")
-    assert r.returncode == 0, r.stderr
-    for fmt in ("png", "svg"):
-        r = run_cli("report", str(store), "--format", fmt, "--out", str(tmp_path / fmt))
-        assert r.returncode == 0, r.stderr
-        png = shot.screenshot(tmp_path / fmt / "report.html", tmp_path / f"{fmt}.png", height=1600)
-        assert not shot.is_blank(png)
-        from PIL import Image
-        colours = Image.open(png).convert("RGB").getcolors(maxcolors=1 << 20)
-        assert colours is not None and len(colours) > 50, fmt  # figures, not just text on white
-
-
 def test_review_findings_stay_fixed(tmp_path, descent):
     """What an adversarial review found, each one line: a user's space records its real dataset, dotted export
     names, a PDF-only report still shows its figures, the Pruner refuses early, bad settings are one line."""
@@ -402,30 +327,6 @@ def test_a_run_exports_with_its_data_gone(tmp_path):
     assert r.returncode == 0, r.stderr
     model, meta = ns.load_model(tmp_path / "m.json")
     assert meta["num_classes"] == 3 and model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
-
-
-def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
-    store = tmp_path / "s"
-    r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--params", "5%", "--seeds", "0", "--epochs", "1",
-                "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
-                "--out", str(store), "--quiet")
-    assert r.returncode == 0, r.stderr
-    assert run_cli("report", str(store), "--format", "png,svg").returncode == 0
-    assert "| 5% of the base params |" in (store / "report" / "report.md").read_text()
-    (store / "report" / "mine.svg").write_text("<svg/>")  # not a figure of the report: kept
-    assert run_cli("report", str(store), "--format", "png", "--force").returncode == 0
-    assert not (store / "report" / "acc_vs_params.svg").exists() and (store / "report" / "mine.svg").exists()
-
-
-def test_an_experiment_reads_a_relative_descent_from_its_own_folder(tmp_path, monkeypatch):
-    from neuralscale.experiment import prepare
-    (tmp_path / "study").mkdir()
-    f = tmp_path / "study" / "e.toml"
-    f.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nratios = [0.0625]\n'
-                 'from = "params/descent"\n')
-    monkeypatch.chdir(tmp_path)  # run from elsewhere: the path is the file's, as out is
-    e = prepare(f)
-    assert e.sweep.descent == str(tmp_path / "study" / "params" / "descent")
 
 
 # --- a warm start: a scaled network that begins from a trained one --------------------------------------------

@@ -1,0 +1,118 @@
+"""experiment.py: an experiment file, read and checked whole, then run (descent, sweep, report)."""
+
+from __future__ import annotations
+
+import pytest
+
+from neuralscale.errors import NeuralscaleError
+from neuralscale.experiment import prepare
+from neuralscale.store import load_records
+
+from helpers import run_cli
+
+
+def test_experiment_file_runs_descent_sweep_and_report(tmp_path):
+    toml = tmp_path / "exp.toml"
+    toml.write_text("""
+[experiment]
+model = "vgg11"
+dataset = "synthetic"
+out = "exp-out"
+device = "cpu"
+
+[data]
+train_subset = 200   # the flags' names (--train-subset) ...
+test = 40            # ... or the configuration's
+
+[descent]
+base_ratio = 0.0625
+iterations = 1
+warmup_epochs = 1
+prune-interval = 2
+prune_k = 3
+prune_fraction = 0.8
+batch_size = 64
+prune_past_one = true
+allow_fallback = true
+
+[sweep]
+methods = ["uniform", "neuralscale"]
+ratios = [0.0625]
+seeds = [0]
+
+[sweep.train]
+epochs = 1
+batch_size = 32
+
+[executor]
+name = "local"
+workers = 2
+threads = 1
+""")
+    r = run_cli("experiment", str(toml), "--quiet")
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    assert last == str(tmp_path / "exp-out" / "report" / "report.html")
+    assert (tmp_path / "exp-out" / "descent" / "fits.json").exists()
+    assert len(load_records(tmp_path / "exp-out")) == 2
+    assert "growth" in (tmp_path / "exp-out" / "report" / "report.md").read_text()
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[experiment\nmodel = 1")
+    r = run_cli("experiment", str(bad))
+    assert r.returncode == 2 and "not valid TOML" in r.stderr
+    bad.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nmethods = ["uniform"]\nratios = [0.1]\nbogus = 1\n')
+    r = run_cli("experiment", str(bad))
+    assert r.returncode == 2 and "unknown sweep setting(s): bogus" in r.stderr
+    bad.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nmethods = ["uniform"]\n'
+                   'ratios = [0.1]\n[executor]\nname = "local"\nworkers = "two"\n')
+    r = run_cli("experiment", str(bad))
+    assert r.returncode == 2 and "[executor] workers must be" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("experiment", str(tmp_path / "missing.toml"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    # the executor's settings may be replaced for one invocation (a bigger machine), checked as the file's
+    e = prepare(toml, executor={"workers": 3, "threads": None, "devices": ["cpu"]})
+    assert e.executor.slots == 3 and e.executor.threads == 1
+    sequential = tmp_path / "seq.toml"  # no [executor]: one run at a time, unless workers are asked for
+    sequential.write_text(toml.read_text().split("[executor]")[0])
+    assert type(prepare(sequential).executor).__name__ == "Sequential"
+    assert prepare(sequential, executor={"workers": 2}).executor.slots == 2
+    ray = tmp_path / "ray.toml"
+    ray.write_text(toml.read_text().replace('name = "local"', 'name = "ray"').replace("workers = 2\n", ""))
+    with pytest.raises(NeuralscaleError, match="--devices places local workers"):
+        prepare(ray, executor={"devices": ["cuda:0"]})
+    r = run_cli("experiment", str(toml), "--workers", "0")
+    assert r.returncode == 2 and "workers must be an integer of at least 1" in r.stderr and "Traceback" not in r.stderr
+    assert run_cli("experiment", "--help").stdout.count("override [executor]") == 3
+
+
+def test_experiment_keys_are_the_flags_names_with_a_suggestion(tmp_path):
+    from neuralscale.experiment import prepare
+    base = '[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nratios = [0.0625]\n'
+    f = tmp_path / "e.toml"
+    f.write_text(base + '[descent]\nprune-k = 3\nprune_interval = 4\nmasking = true\n[data]\ntrain_subset = 64\n'
+                 '[sweep.train]\nno_augment = true\nbatch-size = 16\n')
+    e = prepare(f)
+    assert (e.descent.k, e.descent.interval, e.descent.physical) == (3, 4, False)
+    assert e.data == {"train": 64} and e.sweep.train["augment"] is False and e.sweep.train["batch_size"] == 16
+    for section, key, hint in (("descent", "prune_intervall = 4", "prune_interval"),
+                               ("descent", "prune-kk = 4", "prune_k"), ("data", "train_subsets = 4", "train_subset"),
+                               ("sweep.train", "weight-decays = 0.1", "weight_decay")):
+        f.write_text(base + f"[{section}]\n{key}\n")
+        r = run_cli("experiment", str(f))
+        assert r.returncode == 2 and f"(did you mean {hint}?)" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    f.write_text(base + "[descent]\nprune_k = 3\nk = 4\n")
+    r = run_cli("experiment", str(f))
+    assert r.returncode == 2 and "sets k twice: prune_k and k" in r.stderr
+
+
+def test_an_experiment_reads_a_relative_descent_from_its_own_folder(tmp_path, monkeypatch):
+    from neuralscale.experiment import prepare
+    (tmp_path / "study").mkdir()
+    f = tmp_path / "study" / "e.toml"
+    f.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nratios = [0.0625]\n'
+                 'from = "params/descent"\n')
+    monkeypatch.chdir(tmp_path)  # run from elsewhere: the path is the file's, as out is
+    e = prepare(f)
+    assert e.sweep.descent == str(tmp_path / "study" / "params" / "descent")

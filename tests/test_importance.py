@@ -1,0 +1,70 @@
+"""importance.py: each criterion's score, computed by hand on a real network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import neuralscale as ns
+from neuralscale.graph import ChannelGraph, gate_layers
+from neuralscale.importance import TaylorFO
+
+
+def _net(seed=0):
+    sp = ns.space("vgg11", "synthetic")
+    torch.manual_seed(seed)
+    widths = sp.uniform(0.0625)
+    return sp, widths, sp.build(widths)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_taylor_fo_averages_the_squared_gate_gradients_over_batches(seed):
+    sp, widths, model = _net(seed)
+    layers = gate_layers(sp, model)
+    for layer in layers:
+        for g in layer.gates:
+            g.ones = torch.ones(g.width, requires_grad=True)
+    taylor, by_hand = TaylorFO(), [torch.zeros(w) for w in widths]
+    for b in range(3):
+        x = torch.randn(4, *sp.info.input_shape)
+        y = torch.randint(0, sp.info.num_classes, (4,))
+        F.cross_entropy(model(x), y).backward()
+        for layer in layers:
+            by_hand[layer.index] += sum(g.ones.grad for g in layer.gates) ** 2
+        taylor.observe(layers)  # takes the gradients, so that they do not add up
+        assert all(g.ones.grad is None for layer in layers for g in layer.gates)
+    for layer in layers:
+        torch.testing.assert_close(taylor.score(layer), by_hand[layer.index] / 3)
+    state = taylor.state_dict()
+    again = TaylorFO()
+    again.load_state_dict(state)
+    torch.testing.assert_close(again.score(layers[0]), taylor.score(layers[0]))
+    taylor.reset()
+    assert taylor.batches == 0 and taylor.sums is None
+
+
+def test_taylor_fo_from_a_batch_norm_equals_the_gates_gradient():
+    """A gate that multiplies nothing is scored from its norm's gradients: gamma * dgamma + beta * dbeta."""
+    sp, widths, model = _net()
+    layers = gate_layers(sp, model)
+    for layer in layers:
+        for g in layer.gates:
+            g.ones = torch.ones(g.width, requires_grad=True)
+    x, y = torch.randn(4, *sp.info.input_shape), torch.randint(0, sp.info.num_classes, (4,))
+    F.cross_entropy(model(x), y).backward()
+    g = layers[2].gates[0]
+    gate_grad = g.ones.grad.clone()
+    g.ones = None
+    torch.testing.assert_close(TaylorFO.gate_grad(g), gate_grad, rtol=1e-4, atol=1e-7)
+
+
+def test_bn_scale_and_l1_filter_norm():
+    sp, widths, model = _net()
+    layers = ChannelGraph(sp, widths).layers(model)
+    bn = ns.BNScale().score(layers[1])
+    assert torch.equal(bn, sum(n.weight.detach().abs() for n in layers[1].norms))
+    l1 = ns.L1FilterNorm().score(layers[1])
+    conv = layers[1].producers[0].weight.detach()
+    torch.testing.assert_close(l1, conv.abs().flatten(1).sum(1))
+    torch.testing.assert_close(ns.L1FilterNorm(per_weight=True).score(layers[1]), conv.abs().flatten(1).mean(1))

@@ -1,0 +1,152 @@
+"""report.py: the report rebuilt from run records alone, its figures, its page in a browser, and how it names budgets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+import neuralscale as ns
+from neuralscale.report import summarize_records
+from neuralscale.store import load_records
+
+from helpers import SYNTH
+from helpers import TINY_RUN_ARGS as TINY
+from helpers import run_cli
+
+
+def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
+    descent_dir = tiny_descent[0]
+    out = tmp_path / "sweep"
+    r = run_cli("sweep", *TINY, "--methods", "uniform,morphnet,neuralscale", "--ratios", "0.0625,0.125",
+                "--seeds", "0,1", "--epochs", "2", "--from", str(descent_dir), "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((out / "sweep.json").read_text())["config"]  # the descent, found from wherever the store is
+    assert (out / plan["descent_from_store"]).resolve() == descent_dir.resolve()
+    for ckpt in out.glob("runs/*/checkpoint.pt"):  # no weights, no training: the records are enough
+        ckpt.unlink()
+    r = run_cli("report", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    runs = json.loads(r.stdout)["runs"]
+    assert len(runs) == 12 and all(x["status"] == "finished" for x in runs)
+    records = load_records(out)
+    rows = summarize_records(records)
+    assert len(rows) == 6
+    for row in rows:  # the table is exactly the records' numbers
+        mine = [x["summary"]["test_acc_at_best_val"] for x in records
+                if x["label"] == row["label"] and x["budget"]["ratio"] == row["budget_key"][1]]
+        assert sorted(row["values"]) == sorted(mine) and row["n"] == 2
+        assert abs(row["mean"] - sum(mine) / 2) < 1e-9
+        if row["label"] != "uniform":
+            assert row["gap_to_uniform"] is not None
+            mine_final = [x["summary"]["final_test_acc"] for x in records
+                          if x["label"] == row["label"] and x["budget"]["ratio"] == row["budget_key"][1]]
+            theirs = [x["summary"]["final_test_acc"] for x in records
+                      if x["label"] == "uniform" and x["budget"]["ratio"] == row["budget_key"][1]]
+            assert abs(row["final_gap"] - (sum(mine_final) - sum(theirs)) / 2) < 1e-9  # the final epoch's gap
+            lo, hi = round(row["gap_to_uniform"] - row["gap_ci95"], 2), round(row["gap_to_uniform"] + row["gap_ci95"], 2)
+            cell = f"{row['gap_to_uniform']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+            md = (out / "report" / "report.md").read_text()
+            assert (f"**{cell}**" in md) == (lo > 0 or hi < 0) and cell in md  # bold: the interval excludes 0
+    rep = out / "report"
+    for name in ("report.md", "report.html", "summary.json", "acc_vs_params.png", "acc_vs_macs.png",
+                 "acc_vs_latency.png", "widths.png", "heatmap.png", "growth_iteration_02.png"):
+        assert (rep / name).stat().st_size > 0, name
+    html = (rep / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 6 and "<table>" in html
+    md = (rep / "report.md").read_text()
+    assert "test accuracy at the best-validation epoch" in md and "neuralscale@2" in md
+    assert "## Methods" in md and "paper: 'weight magnitude'" not in md  # only the methods of this sweep
+    assert "- `morphnet`: MorphNet-style" in md and "(paper: NeuralScale, iteration 1 / 15)" in md
+    assert "| latency (ms) |" in md and "Latency: batch 1, median of each run's measurement on cpu" in md
+    last = sum(x["summary"]["best_val_epoch"] == len(x["history"]) for x in records)  # where selection fell
+    assert f"Selection: the best-validation epoch was the last epoch in {last} of 12 runs" in md
+    # a run that measured its latency on another machine: no latency column or figure, and a note says why
+    moved = out / "runs" / runs[0]["id"] / "record.json"
+    rec = json.loads(moved.read_text())
+    rec["latency"]["device"] = "NVIDIA H100 80GB HBM3"
+    moved.write_text(json.dumps(rec))
+    r = run_cli("report", str(out), "--out", str(tmp_path / "mixed"))
+    assert r.returncode == 0, r.stderr
+    mixed = (tmp_path / "mixed" / "report.md").read_text()
+    assert "latency (ms)" not in mixed and not (tmp_path / "mixed" / "acc_vs_latency.png").exists()
+    assert "Latency is left out: the runs measured it on different devices (NVIDIA H100 80GB HBM3; cpu" in mixed
+    orig = run_cli("report", str(out), "--accuracy", "original", "--out", str(tmp_path / "orig"))
+    assert orig.returncode == 0 and "ORIGINAL PROTOCOL" in (tmp_path / "orig" / "report.md").read_text()
+    assert orig.stdout.strip().splitlines()[-1].endswith("report.html")
+    for x in records:  # one seed left: no spread to show, and the table says so instead of "± 0.00"
+        if x["seed"] == 1:
+            shutil.rmtree(out / "runs" / x["id"])
+    one = run_cli("report", str(out), "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    md = (tmp_path / "one" / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| uniform |"))
+    assert "(1 seed)" in row and "±" not in row and "CI needs 2+ seeds" in md
+
+
+def test_figures_for_a_paper(tmp_path, tiny_descent):
+    from neuralscale.figures import band, descent_figures, display_name
+    assert display_name("imagefolder:/home/me/data/flowers/") == "flowers (imagefolder)"
+    assert display_name("torchvision:resnet18") == "torchvision:resnet18"
+    row = {"mean": 90.0, "std": 1.0, "n": 5, "min": 88.0, "max": 91.5}
+    lo, hi = band(row)  # the mean's 95% CI: t(4) = 2.776
+    assert abs((hi - lo) / 2 - 2.776 / 5 ** 0.5) < 1e-9 and band(row, "minmax") == (88.0, 91.5)
+    out, laws = tiny_descent
+    paths = descent_figures(out, ns.space("vgg11", "synthetic"), dest=tmp_path, formats=("svg", "pdf"))
+    assert [p.suffix for p in paths] == [".svg", ".svg"]
+    assert all(p.with_suffix(".pdf").stat().st_size > 1000 for p in paths)
+    assert "fitted range" in paths[0].read_text()  # the shaded range of the law's rows, in the legend
+    store = tmp_path / "s"
+    r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0,1", "--epochs", "1",
+                "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                "--out", str(store), "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("report", str(store), "--format", "png,svg,pdf", "--band", "minmax")
+    assert r.returncode == 0, r.stderr
+    for ext in ("png", "svg", "pdf"):
+        assert (store / "report" / f"acc_vs_params.{ext}").stat().st_size > 1000
+    assert "data:image/png;base64" in (store / "report" / "report.html").read_text()
+    r = run_cli("report", str(store), "--format", "svg", "--force")
+    assert r.returncode == 0 and "data:image/svg+xml;base64" in (store / "report" / "report.html").read_text()
+    r = run_cli("report", str(store), "--format", "gif")
+    assert r.returncode == 2 and "unknown figure format 'gif'" in r.stderr
+
+
+def test_the_report_renders_in_headless_chromium(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    import sys
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "report_screenshot.py"
+    spec = importlib.util.spec_from_file_location("report_screenshot", bench)
+    shot = importlib.util.module_from_spec(spec)
+    sys.modules["report_screenshot"] = shot
+    spec.loader.exec_module(shot)
+    if shot.browser() is None:
+        pytest.skip("no headless Chromium here (apt-get install chromium-headless-shell)")
+    store = tmp_path / "s"
+    r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625,0.125", "--seeds", "0", "--epochs", "1",
+                "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                "--out", str(store), "--quiet")
+    assert r.returncode == 0, r.stderr
+    for fmt in ("png", "svg"):
+        r = run_cli("report", str(store), "--format", fmt, "--out", str(tmp_path / fmt))
+        assert r.returncode == 0, r.stderr
+        png = shot.screenshot(tmp_path / fmt / "report.html", tmp_path / f"{fmt}.png", height=1600)
+        assert not shot.is_blank(png)
+        from PIL import Image
+        colours = Image.open(png).convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 50, fmt  # figures, not just text on white
+
+
+def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
+    store = tmp_path / "s"
+    r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--params", "5%", "--seeds", "0", "--epochs", "1",
+                "--train-subset", "64", "--test-subset", "32", "--batch-size", "32", "--device", "cpu",
+                "--out", str(store), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert run_cli("report", str(store), "--format", "png,svg").returncode == 0
+    assert "| 5% of the base params |" in (store / "report" / "report.md").read_text()
+    (store / "report" / "mine.svg").write_text("<svg/>")  # not a figure of the report: kept
+    assert run_cli("report", str(store), "--format", "png", "--force").returncode == 0
+    assert not (store / "report" / "acc_vs_params.svg").exists() and (store / "report" / "mine.svg").exists()

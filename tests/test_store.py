@@ -1,0 +1,78 @@
+"""store.py and layout.py: run records, the run store's plan, recipe and lock, and the folders' file names."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from neuralscale.store import load_records
+
+from helpers import run_cli, strict_json
+
+SWEEP = ["sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods", "uniform", "--ratios", "0.0625,0.125",
+         "--seeds", "0,1,2", "--epochs", "3", "--train-subset", "640", "--test-subset", "60", "--batch-size", "32",
+         "--lr", "0.05", "--momentum", "0.9", "--schedule", "cosine", "--device", "cpu"]
+
+
+def test_a_store_holds_one_recipe_and_may_grow(tmp_path):
+    out = tmp_path / "s"
+    base = [*SWEEP[:SWEEP.index("--ratios")], "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
+            "--train-subset", "64", "--test-subset", "16", "--device", "cpu", "--out", str(out), "--quiet"]
+    assert run_cli(*base).returncode == 0
+    r = run_cli(*[a if a != "1" else "2" for a in base])  # --epochs 2: another recipe
+    assert r.returncode == 2 and "holds a sweep with another recipe (train.epochs: 1 before, 2 now)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = run_cli(*[a if a != "0" else "0,1" for a in base])  # more seeds: the same recipe, grown
+    assert r.returncode == 0, r.stderr
+    plan = strict_json(out / "sweep.json")
+    assert len(plan["runs"]) == 2 and plan["recipe"]["train"]["epochs"] == 1
+    assert len(load_records(out)) == 2
+
+
+def test_two_sweeps_on_one_store_train_every_run_once(tmp_path):
+    out = tmp_path / "s"
+    cmd = [sys.executable, "-m", "neuralscale", *SWEEP, "--seeds", "0", "--out", str(out), "--quiet"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    codes = sorted(code for _, _, code in results)
+    assert codes[0] == 0, results
+    if codes[1] != 0:  # the other found the store in use: one clear line, nothing trained
+        err = next(e for _, e, c in results if c != 0)
+        assert codes[1] == 2 and "is in use by another neuralscale command (pid" in err
+        assert len(err.strip().splitlines()) == 1
+    records = load_records(out)
+    assert len(records) == 2 and all(r["status"] == "finished" and r["attempts"] == 1 for r in records)
+
+
+def test_the_layouts_name_every_file(tmp_path):
+    from neuralscale.layout import ExperimentDir, ReportDir, RunDir, StoreDir
+    from neuralscale.store import RunStore
+    run = RunStore(tmp_path).run_dir("abc")
+    assert isinstance(run, RunDir) and Path(run) == tmp_path / "runs" / "abc"  # a path wherever one is taken
+    assert (run.record.name, run.checkpoint.name, run.metrics.name, run.log.name) == (
+        "record.json", "checkpoint.pt", "metrics.csv", "log.txt")
+    assert run.weights.path == run.path / "weights" and StoreDir(tmp_path).plan.name == "sweep.json"
+    assert ExperimentDir(tmp_path).descent == tmp_path / "descent" and StoreDir(tmp_path).report == tmp_path / "report"
+    assert all(ReportDir.belongs(n) for n in ("report.md", "summary.json", "acc_vs_macs.svg", ".lock", "x.png"))
+    assert not ReportDir.belongs("notes.txt")
+    assert ReportDir.is_figure(Path("growth_iteration_03.pdf")) and not ReportDir.is_figure(Path("mine.png"))
+
+
+def test_records_are_read_strictly(tmp_path):
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.store import is_run_dir, read_record, write_record
+    assert read_record(tmp_path) is None and not is_run_dir(tmp_path)
+    write_record(tmp_path, {"id": "x", "status": "running", "kind": "run"})
+    assert read_record(tmp_path)["id"] == "x" and is_run_dir(tmp_path)
+    for damaged in ("{", '{"id": "x", "status": "lost"}', "[]", '{"status": "running"}'):
+        (tmp_path / "record.json").write_text(damaged)
+        with pytest.raises(NeuralscaleError, match="is not a run record"):
+            read_record(tmp_path)
+    # a folder of run directories reads like a store
+    for name in ("b", "a"):
+        write_record(tmp_path / "runs" / name, {"id": name, "status": "running", "kind": "run"})
+    assert [r["id"] for r in load_records(tmp_path)] == ["a", "b"]
+    assert [r["id"] for r in load_records(tmp_path / "runs")] == ["a", "b"]
