@@ -176,3 +176,19 @@ def test_a_users_importance_runs_a_descent_iteration(tmp_path):
     first = ns.descent.DescentDir(tmp_path / "d").iteration(1)
     other = ns.descent.DescentDir(tmp_path / "t").iteration(1)
     assert first.final_widths != other.final_widths and len(taylor) == 1
+
+
+def test_budget_parsing_and_split_loading_have_one_definition_each():
+    """A budget's spellings are read in budget.py alone, and a dataset is split into train / validation / test in
+    DataConfig.splits alone: every door goes through them (grep would show a second one; this test does)."""
+    percent, splitting = set(), set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and any(
+                    isinstance(a, ast.Constant) and a.value == "%" for a in node.args):  # endswith("%"), rstrip...
+                percent.add(path.name)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "split" \
+                    and node.args and not isinstance(node.args[0], ast.Constant):  # ImageData.split(fraction, seed)
+                splitting.add(str(path.relative_to(SRC)))
+    assert percent == {"budget.py"}, percent
+    assert splitting == {"data/__init__.py"}, splitting
