@@ -7,6 +7,9 @@ iteration it would stop at, how far that configuration is from iteration 15's, a
 ratio 0.25 (the paper's headline budget) at the stop and at 15.
 
     python benchmarks/convergence.py [--reference DIR] [--tolerance 0.05] [--patience 2] [--json]
+
+With `--descent DIR` (a neuralscale descent directory), the same for that descent, at the tolerances given
+(`--tolerances 0.05 0.1 0.15`), with each iteration's trajectory rows and whether its law is a fit.
 """
 
 from __future__ import annotations
@@ -47,6 +50,22 @@ def study(path: Path, model: str, dataset: str, tolerance: float, patience: int)
             "widths_ratio_025": {str(k): v for k, v in at.items()}}
 
 
+def own(path: Path, tolerances: list[float], patience: int) -> dict:
+    """The rule on a neuralscale descent directory: changes per iteration, where each tolerance would stop."""
+    from neuralscale.descent import DescentDir
+    d = DescentDir(path)
+    recorded = d.config()
+    sp = d.start_space(ns.space(recorded["model"], recorded["dataset"]))
+    its = d.iterations()
+    laws = [it.law for it in its]
+    changes = configuration_changes(laws, sp)
+    return {"descent": str(path), "iterations": len(its), "rows": [it.law.rows for it in its],
+            "fits": [not it.law.fallback for it in its], "changes": [round(c, 4) for c in changes],
+            "stops": {str(t): converged_at(laws, sp, t, patience) for t in tolerances},
+            "base_widths": {str(k): solve(laws[k - 1], sp, sp.params(sp.base_widths)).widths
+                            for k in sorted({1, len(laws) // 2, len(laws)})}}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = Path(__file__).resolve().parents[1]
@@ -54,7 +73,24 @@ def main(argv=None) -> int:
     p.add_argument("--tolerance", type=float, default=0.05)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--descent", type=Path, help="a neuralscale descent directory to study instead")
+    p.add_argument("--tolerances", type=float, nargs="+", default=[0.05, 0.1, 0.15])
     args = p.parse_args(argv)
+    if args.descent is not None:
+        r = own(args.descent, args.tolerances, args.patience)
+        if args.json:
+            print(json.dumps(r, indent=2))
+            return 0
+        print(f"{r['descent']}: {r['iterations']} iterations; rows per iteration {r['rows']}; "
+              f"fits {sum(r['fits'])} of {len(r['fits'])}")
+        print("  largest per-layer change of the configuration at the base count, per iteration: "
+              + ", ".join(f"{c:.0%}" for c in r["changes"]))
+        for t, stop in r["stops"].items():
+            print(f"  tolerance {float(t):.0%} for {args.patience} in a row: "
+                  + (f"stops after iteration {stop}" if stop else "never stops"))
+        for k, w in r["base_widths"].items():
+            print(f"  iteration {k:>2} at the base count: {w}")
+        return 0
     if not args.reference.is_dir():
         print(f"no reference data at {args.reference}", file=sys.stderr)
         return 2
