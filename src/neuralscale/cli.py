@@ -13,7 +13,7 @@ from typing import Sequence
 from ._version import __version__
 from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
 from .budget import Budget
-from .data import DATASET_NAMES
+from .data import DATASET_NAMES, DataConfig
 from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
 from .errors import NeuralscaleError
@@ -26,7 +26,7 @@ from .logs import configure as configure_logging
 from .records import strict
 from .methods import BASE_METHODS
 from .report import ACCURACY, build_report, mean_std, run_summary
-from .sweep import PRESETS, run_sweep, sweep_config
+from .sweep import PRESETS, SweepConfig, run_sweep, sweep_config
 from .train import SCHEDULES, TrainConfig
 from .zoo import FAMILIES, space as make_space
 
@@ -422,27 +422,27 @@ def cmd_export(args) -> int:
 
 
 
+def _given(args, cls, *, skip: tuple[str, ...] = ()) -> dict:
+    """The settings of configuration `cls` a command was given, as its fields: every flag is read through the
+    declaration on the dataclass (settings.option), as an experiment file's keys are; flags left out are left out."""
+    names = cls.flags()
+    table = {k: v for k, v in vars(args).items()
+             if k in names and k not in skip and v is not None and not (names[k][1] and v is False)}
+    return cls.keys_from_flags(table)
+
+
 def _data_settings(args, *keys: str) -> dict:
     """The data settings a command was given, as DataConfig's (and a record's) keys; defaults left out."""
-    flags = {"train": "train_subset", "test": "test_subset", "data_dir": "data_dir",
-             "tinyimagenet_split": "tinyimagenet_split"}
-    d = {k: getattr(args, flags[k], None) for k in keys}
+    d = {k: v for k, v in _given(args, DataConfig, skip=("dataset",)).items() if k in keys}
     if d.get("tinyimagenet_split") == "official":
-        d["tinyimagenet_split"] = None
-    return {k: v for k, v in d.items() if v is not None}
+        del d["tinyimagenet_split"]
+    return d
+
 
 def cmd_sweep(args) -> int:
-    train = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                               "momentum": args.momentum, "weight_decay": args.weight_decay,
-                               "schedule": args.schedule, "device": args.device}.items() if v is not None}
-    if args.no_augment:
-        train["augment"] = False
+    train = _given(args, TrainConfig)
     data = _data_settings(args, "train", "test", "data_dir", "tinyimagenet_split")
-    fields = {k: v for k, v in {"methods": args.methods, "ratios": args.ratios, "params": args.params,
-                                "macs": args.macs, "seeds": args.seeds, "descent": args.descent,
-                                "iterations": args.iterations, "finetune_epochs": args.finetune_epochs,
-                                "finetune_lr": args.finetune_lr,
-                                "slimming_sparsity": args.slimming_sparsity}.items() if v is not None}
+    fields = _given(args, SweepConfig, skip=("model", "dataset", "convcut"))
     cfg = sweep_config(args.model, args.dataset, preset_name=args.preset, train=train, convcut=args.convcut, data=data,
                        **fields)
     executor = get_executor(args.executor, workers=args.workers, devices=args.devices, threads=args.threads,
@@ -498,14 +498,7 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_descend(args) -> int:
-    cfg = DescentConfig(iterations=args.iterations, warmup_epochs=args.warmup_epochs, prune_fraction=args.prune_fraction,
-                        k=args.prune_k, interval=args.prune_interval, batch_size=args.batch_size, lr=args.lr,
-                        add10=args.add10, prune_past_one=args.prune_past_one,
-                        trajectory_start=args.trajectory_start, val_fraction=args.val_fraction,
-                        allow_fallback=args.allow_fallback, until_converged=args.until_converged,
-                        converge_tolerance=args.converge_tolerance, converge_patience=args.converge_patience,
-                        physical=not args.masking, amp=args.amp, base_ratio=args.base_ratio,
-                        seed=args.seed, device=args.device, max_epochs=args.max_epochs)
+    cfg = DescentConfig.from_dict(_given(args, DescentConfig))
     laws = descend(args.model, args.dataset, args.out, cfg, data_dir=args.data_dir, convcut=args.convcut,
                    subset=_data_settings(args, "train", "tinyimagenet_split"), progress=not args.quiet,
                    plots=args.plots)
@@ -586,11 +579,9 @@ def cmd_info(args) -> int:
 
 
 def cmd_train(args) -> int:
-    config = train_config(args.dataset, preset=args.preset, seed=args.seed, device=args.device,
-                          compile=args.compile, augment=not args.no_augment, val_fraction=args.val_fraction,
-                          channels_last=True if args.channels_last else None, epochs=args.epochs,
-                          batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                          weight_decay=args.weight_decay, schedule=args.schedule)
+    fields = _given(args, TrainConfig, skip=("channels_last",))  # --channels-last: on; left out: the device's rule
+    config = train_config(args.dataset, preset=args.preset, **fields,
+                          **({"channels_last": True} if args.channels_last else {}))
     subset = _data_settings(args, "train", "test", "tinyimagenet_split")
     record = train(args.model, args.dataset, widths=args.widths, ratio=args.ratio, method=args.method,
                    params=args.params, macs=args.macs, source=args.source, iteration=args.iteration, config=config,

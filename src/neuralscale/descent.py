@@ -37,16 +37,17 @@ from .errors import NeuralscaleError
 from .importance import Importance
 from .pruning import PruningSession, Schedule, TaylorPruner, paced_k
 from .records import atomic_write_json, exclusive
+from .settings import Settings, option
 from .scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, Trainer
-from .validate import at_least, check_types, fraction, positive, ratio, suggest
+from .validate import at_least, check_types, fraction, positive, ratio
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class DescentConfig:
+class DescentConfig(Settings):
     """How a descent prunes: the original implementation's settings by default.
 
     Fields left at None are decided per dataset and model by `resolve`, the one
@@ -54,11 +55,13 @@ class DescentConfig:
     resolves its configuration first and records the result in config.json.
     """
 
+    WHAT = "descent setting"
+
     iterations: int = 15
     warmup_epochs: int = 10
     prune_fraction: float = 0.95
-    k: int | None = None  # channels pruned per step; None: the original's pace relative to the network (`paced_k`)
-    interval: int | None = None  # mini-batches between steps; None: the dataset's protocol (data.info.PROTOCOLS)
+    k: int | None = option(None, flag="prune_k")  # channels pruned per step (--prune-k); None: the original's pace relative to the network (`paced_k`)
+    interval: int | None = option(None, flag="prune_interval")  # mini-batches between steps (--prune-interval); None: the dataset's protocol (data.info.PROTOCOLS)
     batch_size: int | None = None  # None: the dataset's protocol
     lr: float = 0.1
     momentum: float = 0.5
@@ -72,7 +75,7 @@ class DescentConfig:
     schedule: str | None = None  # None: "prune" ("prune-tinyimagenet": decays at multiples of 10 epochs)
     crop_padding: int | None = None  # None: the dataset's (0 for TinyImageNet: its descent only rotates and flips)
     base_ratio: float = 1.0  # start from the base widths times this (a smaller network on small machines)
-    physical: bool = True
+    physical: bool = option(True, flag="masking", inverted=True)  # --masking: prune by masking gates instead
     amp: bool = False  # bf16 autocast on CUDA; off: a descent computes in float32, as the original (training runs
     # default to bf16 on CUDA; a descent's choices are what its law is fitted on)
     seed: int = 0
@@ -107,17 +110,6 @@ class DescentConfig:
             raise NeuralscaleError(f"trajectory_start is all-lost or per-layer, got {self.trajectory_start!r}")
         if self.schedule not in (None, "prune", "prune-tinyimagenet"):
             raise NeuralscaleError(f"a descent's schedule is prune or prune-tinyimagenet, got {self.schedule!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DescentConfig":
-        """From a dict of fields (an experiment file's [descent]); an unknown key is an error."""
-        if not isinstance(d, dict):
-            raise NeuralscaleError(f"descent settings must be a table of settings, got {d!r}")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise NeuralscaleError(f"unknown descent setting(s): {', '.join(unknown)}{suggest(unknown[0], names)}")
-        return cls(**d)
 
     def resolve(self, space: WidthSpace) -> "DescentConfig":
         """A copy with every None decided for this model and dataset, as the original does."""

@@ -57,7 +57,7 @@ from .report import ACCURACY, build_report
 from .sweep import SweepConfig, preset, run_sweep
 from .train import TrainConfig
 from .zoo import space as make_space
-from .validate import DATA_KEYS, check_data, matches, one_of, suggest
+from .validate import check_data, matches, one_of, suggest
 
 log = logging.getLogger(__name__)
 
@@ -79,49 +79,26 @@ def _strings(value, what: str) -> list[str]:
 
 EXPERIMENT_KEYS = {"model": str, "dataset": str, "out": str, "device": str, "convcut": bool}
 
-# Keys are the command-line flags' names (--prune-k: prune_k or prune-k); the configuration's own field
-# names are accepted too.  Flags that invert a field (--masking, --no-augment) are read as such.
-FLAG_KEYS = {
-    "descent": {"prune_k": "k", "prune_interval": "interval"},
-    "data": {"train_subset": "train", "test_subset": "test"},
-    "sweep": {"from": "descent"},
-    "train": {},
-}
+# Keys are the command-line flags' names (--prune-k: prune_k or prune-k) or the configuration's own field names, as
+# each configuration declares them (settings.option); flags that invert a field (--masking, --no-augment) are read
+# as such.
+SECTION_SETTINGS = {"descent": DescentConfig, "data": DataConfig, "sweep": SweepConfig, "train": TrainConfig}
 TRAIN_OR_DATA = {**{f.name: "[sweep.train]" for f in dc_fields(TrainConfig)}, "no_augment": "[sweep.train]",
                  "train_subset": "[data]", "test_subset": "[data]", "data_dir": "[data]"}
-INVERTED = {"descent": {"masking": "physical"}, "train": {"no_augment": "augment"}}
-
-
-def _field_names(section: str) -> set[str]:
-    return {"descent": {f.name for f in dc_fields(DescentConfig)}, "data": set(DATA_KEYS),
-            "sweep": {f.name for f in dc_fields(SweepConfig)} | {"preset", "train"},
-            "train": {f.name for f in dc_fields(TrainConfig)}}[section]
 
 
 def flag_keys(section: str, table: dict, where: str) -> dict:
     """A section's keys as flag names (prune_k, prune-k) or field names (k), as the configuration's fields;
     an unknown key names the nearest of either."""
-    aliases, inverted = FLAG_KEYS[section], INVERTED.get(section, {})
-    fieldnames = _field_names(section)
-    out: dict = {}
-    seen: dict = {}
-    for key, value in table.items():
-        name = key.replace("-", "_")
-        if name in inverted:
-            if not isinstance(value, bool):
-                raise NeuralscaleError(f"{where} {key} must be true or false, got {value!r}")
-            name, value = inverted[name], not value
-        name = aliases.get(name, name)
-        if section == "sweep" and name in TRAIN_OR_DATA:
-            raise NeuralscaleError(f"{key} belongs in {TRAIN_OR_DATA[name]}, not [sweep]")
-        if name not in fieldnames:
-            known = sorted((fieldnames - set(aliases.values())) | set(aliases) | set(inverted))
-            what = {"train": "training"}.get(section, section)
-            raise NeuralscaleError(f"unknown {what} setting(s): {key}{suggest(name, known)}")
-        if name in out:
-            raise NeuralscaleError(f"{where} sets {name} twice: {seen[name]} and {key}")
-        out[name], seen[name] = value, key
-    return out
+    cls = SECTION_SETTINGS[section]
+    if section == "sweep":
+        for key in table:
+            name = key.replace("-", "_")
+            if name in TRAIN_OR_DATA and name not in cls.flags():
+                raise NeuralscaleError(f"{key} belongs in {TRAIN_OR_DATA[name]}, not [sweep]")
+    if section == "data" and "dataset" in table:
+        raise NeuralscaleError(f"unknown data setting(s): dataset (the dataset is [experiment]'s)")
+    return cls.keys_from_flags(table, where)
 
 
 def load(path: str | Path) -> dict:

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .budget import Budget
@@ -27,6 +27,7 @@ from .data.info import protocol
 from .methods import BASE_METHODS, BASELINES, SPARSE_LABEL, scale
 from .progress import progress_bar
 from .runs import RunSpec, describe
+from .settings import Settings, option
 from .store import RunStore
 from .train import TrainConfig, paper_config, resolve_device
 from .validate import at_least, check_data, check_types, positive, ratio, suggest
@@ -38,8 +39,11 @@ PRESETS = ("paper", "quick")
 
 
 @dataclass
-class SweepConfig:
+class SweepConfig(Settings):
     """A sweep: what to compare, at which budgets, over which seeds, with which recipe."""
+
+    WHAT = "sweep setting"
+    EXTRA_KEYS = ("preset",)  # an experiment file's [sweep] may name a preset
 
     model: str
     dataset: str
@@ -49,7 +53,7 @@ class SweepConfig:
     macs: list[float | str] = field(default_factory=list)  # ... or as MACs per image
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     train: dict = field(default_factory=dict)  # TrainConfig fields (the one recipe)
-    descent: str | None = None  # descent directory (morphnet, neuralscale)
+    descent: str | None = option(None, flag="from")  # descent directory (morphnet, neuralscale): --from
     iterations: list = field(default_factory=lambda: ["last"])  # neuralscale: which descent iterations
     finetune_epochs: int = 40  # l1-prune, slimming (20 on TinyImageNet in the paper)
     pretrain_ratio: float = 1.0  # l1-prune, slimming: the trained network they prune, base widths times this
@@ -94,21 +98,6 @@ class SweepConfig:
         for b in self.latency_batches:
             at_least("a latency batch size", b, 1)
         check_data(self.data)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SweepConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise NeuralscaleError(f"unknown sweep setting(s): {', '.join(unknown)}{suggest(unknown[0], names)}")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise NeuralscaleError(f"bad sweep configuration: {e}") from None
-
 
 def preset(name: str, model: str, dataset: str, **overrides) -> SweepConfig:
     """`paper`: the paper's protocol (its ratios, 5 seeds, 300/150 epochs); `quick`: a short look."""

@@ -12,7 +12,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +28,8 @@ from .errors import EnvironmentFailure, NeuralscaleError
 from .models.gate import gates
 from .progress import progress_bar
 from .records import atomic_torch_save
-from .validate import at_least, check_types, fraction, one_of, positive, suggest
+from .settings import Settings, option
+from .validate import at_least, check_types, fraction, one_of, positive
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,10 @@ PRUNE_LR = 0.01  # the original's learning rate from the end of warm-up on
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Everything that decides how a network is trained (the paper's defaults)."""
+
+    WHAT = "training setting"
 
     epochs: int = 30
     batch_size: int = 128
@@ -50,7 +53,7 @@ class TrainConfig:
     milestones: tuple[float, ...] = (1 / 3, 2 / 3, 5 / 6)  # step: fractions of `epochs`
     gamma: float = 0.1  # step: factor at each milestone
     warmup_epochs: int = 10  # prune: epochs 1..W-1 at `lr`, then 0.01, / 1.5 every 10 epochs (see lr_at)
-    augment: bool = True
+    augment: bool = option(True, flag="no_augment", inverted=True)
     seed: int = 0
     device: str = "auto"
     channels_last: bool | None = None  # None: on CUDA always; on CPU where it is faster and safe (cpu_channels_last)
@@ -94,17 +97,6 @@ class TrainConfig:
             if d[name] == default:
                 del d[name]
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """From a dict of TrainConfig fields; an unknown key is an error (with the nearest name)."""
-        if not isinstance(d, dict):
-            raise NeuralscaleError(f"training settings must be a table of settings, got {d!r}")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise NeuralscaleError(f"unknown training setting(s): {', '.join(unknown)}{suggest(unknown[0], names)}")
-        return cls(**d)
 
     def lr_at(self, epoch: float) -> float:
         """Learning rate at a (fractional) epoch."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NeuralscaleError
+from ..settings import Settings, option
 from ..validate import DATA_KEYS, check_data
 from . import cifar, fashionmnist, imagefolder, synthetic as synthetic_data, tinyimagenet
 from .base import ImageData, Splits, fingerprint, load_cached, save_cached
@@ -30,15 +31,17 @@ def dataset_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Settings):
     """Which images a command reads: the dataset, seeded subsets of train and test, the data folder and
     TinyImageNet's split.  The one owner of these settings: every door (CLI, API, sweep, experiment file) builds
     one, its `settings()` are what a record's "data" holds, and `splits` is the one way to load them.
     """
 
+    WHAT = "data setting"
+
     dataset: str
-    train: int | None = None  # a seeded subset of this many training images
-    test: int | None = None  # ... of test images
+    train: int | None = option(None, flag="train_subset")  # a seeded subset of this many training images
+    test: int | None = option(None, flag="test_subset")  # ... of test images
     data_dir: str | None = None
     tinyimagenet_split: str = "official"  # or "original" (the NeuralScale code's; see tinyimagenet.py)
 

@@ -1,0 +1,92 @@
+"""Settings: one declaration per option for the configuration dataclasses, shared by the command line, experiment
+files and the Python API.
+
+A configuration dataclass (TrainConfig, DescentConfig, SweepConfig, DataConfig) derives from `Settings` and
+declares, on the field itself, the name its command-line flag gives it where that differs from the field's
+(`option(None, flag="prune_k")`: `--prune-k` on the command line, `prune_k` or `prune-k` in an experiment file,
+`k` in Python), and whether the flag says the opposite (`option(True, flag="masking", inverted=True)`: `--masking`
+sets `physical = False`).  `from_flags` reads a table of flag names or field names alike, so the command line and
+experiment files go through the same declaration; nothing else maps one name to another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import MISSING, asdict, fields
+from typing import Any
+
+from .errors import NeuralscaleError
+from .validate import suggest
+
+
+def option(default: Any = MISSING, *, flag: str | None = None, inverted: bool = False,
+           default_factory: Any = MISSING) -> Any:
+    """A dataclass field whose command-line flag is `flag` (with `_` for `-`); `inverted`: the flag is true when
+    the field is false."""
+    meta = {"flag": flag, "inverted": inverted} if flag else {}
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+class Settings:
+    """Mixin for the configuration dataclasses: strict `from_dict`, `to_dict`, and `from_flags` (see the module)."""
+
+    WHAT = "setting"  # how messages name one of them: "unknown descent setting(s)"
+    EXTRA_KEYS: tuple[str, ...] = ()  # keys a section may hold beside the fields (a sweep's preset and train)
+
+    @classmethod
+    def flags(cls) -> dict[str, tuple[str, bool]]:
+        """Every name a setting may be given by: flag or field name -> (field name, inverted)."""
+        out = {f.name: (f.name, False) for f in fields(cls)}
+        out.update({f.metadata["flag"]: (f.name, f.metadata["inverted"]) for f in fields(cls) if f.metadata.get("flag")})
+        return out
+
+    @classmethod
+    def keys_from_flags(cls, table: dict, where: str = "") -> dict:
+        """`table`'s keys (flag names, with - or _, or field names) as field names, inverted flags turned round;
+        an unknown key names the nearest known one, a field set twice is an error."""
+        names = cls.flags()
+        out: dict = {}
+        seen: dict = {}
+        for key, value in table.items():
+            name = key.replace("-", "_")
+            if name in cls.EXTRA_KEYS:
+                out[name], seen[name] = value, key
+                continue
+            if name not in names:  # suggest the flag's name where a field has one, as the command line spells it
+                flagged = {f.name for f in fields(cls) if f.metadata.get("flag")}
+                known = sorted((set(names) - flagged) | set(cls.EXTRA_KEYS))
+                raise NeuralscaleError(f"unknown {cls.WHAT}(s): {key}{suggest(name, known)}")
+            field_name, inverted = names[name]
+            if inverted:
+                if not isinstance(value, bool):
+                    raise NeuralscaleError(f"{where + ' ' if where else ''}{key} must be true or false, got {value!r}")
+                value = not value
+            if field_name in out:
+                raise NeuralscaleError(f"{where + ' ' if where else ''}sets {field_name} twice: {seen[field_name]} "
+                                       f"and {key}")
+            out[field_name], seen[field_name] = value, key
+        return out
+
+    @classmethod
+    def from_flags(cls, table: dict, where: str = ""):
+        """A configuration from flag or field names (an experiment file's section, the command line's values)."""
+        return cls.from_dict(cls.keys_from_flags(table, where))
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """From a dict of field names; an unknown key is an error that names the nearest field."""
+        if not isinstance(d, dict):
+            raise NeuralscaleError(f"{cls.WHAT}s must be a table of settings, got {d!r}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise NeuralscaleError(f"unknown {cls.WHAT}(s): {', '.join(unknown)}{suggest(unknown[0], names)}")
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise NeuralscaleError(f"bad {cls.WHAT}s: {e}") from None
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,53 @@
+"""settings.py: one declaration per option, read by the command line and experiment files alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from neuralscale import cli
+from neuralscale.data import DataConfig
+from neuralscale.descent import DescentConfig
+from neuralscale.errors import NeuralscaleError
+from neuralscale.sweep import SweepConfig
+from neuralscale.train import TrainConfig
+
+# what a command takes that is not a configuration's setting: what to run, where to write, how to show it
+COMMAND_ONLY = {
+    "descend": {"model", "dataset", "convcut", "out", "json", "plots", "quiet"},
+    "train": {"model", "dataset", "convcut", "out", "json", "quiet", "widths", "ratio", "method", "params", "macs",
+              "source", "iteration", "preset", "init_from"},
+    "sweep": {"model", "dataset", "convcut", "out", "json", "quiet", "preset", "report", "retry_failed", "executor",
+              "workers", "threads", "devices", "address", "gpus_per_run", "cpus_per_run"},
+}
+CONFIGS = {"descend": (DescentConfig, DataConfig), "train": (TrainConfig, DataConfig),
+           "sweep": (TrainConfig, DataConfig, SweepConfig)}
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_ONLY))
+def test_every_option_of_a_command_is_a_declared_setting(command):
+    """No option is translated on the way down: each is a field's name or the flag its field declares."""
+    sub = next(a for a in cli.build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    dests = {a.dest for a in sub.choices[command]._actions} - {"help"}
+    declared = set().union(*(set(c.flags()) for c in CONFIGS[command]))
+    assert dests - declared - COMMAND_ONLY[command] == set() and COMMAND_ONLY[command] <= dests
+
+
+def test_flags_fields_and_inverted_flags_reach_one_field():
+    a = DescentConfig.from_flags({"prune-k": 3, "prune_interval": 4, "masking": True})
+    b = DescentConfig.from_dict({"k": 3, "interval": 4, "physical": False})
+    assert a == b
+    assert TrainConfig.from_flags({"no_augment": True}).augment is False
+    assert DataConfig.keys_from_flags({"train_subset": 10, "test": 5}) == {"train": 10, "test": 5}
+    assert SweepConfig.keys_from_flags({"from": "d", "preset": "quick"}) == {"descent": "d", "preset": "quick"}
+
+
+def test_a_wrong_key_names_the_flag_and_a_field_set_twice_is_refused():
+    with pytest.raises(NeuralscaleError, match=r"unknown descent setting\(s\): prune_intervall \(did you mean "
+                                               r"prune_interval\?\)"):
+        DescentConfig.from_flags({"prune_intervall": 4})
+    with pytest.raises(NeuralscaleError, match="sets k twice: prune_k and k"):
+        DescentConfig.from_flags({"prune_k": 3, "k": 4}, "[descent]")
+    with pytest.raises(NeuralscaleError, match="masking must be true or false"):
+        DescentConfig.from_flags({"masking": "yes"})
+    with pytest.raises(NeuralscaleError, match="descent settings must be a table"):
+        DescentConfig.from_dict([1])
