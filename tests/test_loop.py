@@ -33,11 +33,17 @@ def _prune_in_a_plain_loop(space, widths, out, seed, **kw):
     return pruner, pruner.finish()
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "timm:resnet18"])
 def test_a_pruner_prunes_a_library_model_with_tied_layers_to_the_end(name, tmp_path):
-    """torchvision's residual models tie layers across sums (one gate per producer): the Pruner counts layers,
-    not gates, prunes to the end and writes a fitted law (it refused them: "the model has 20 gated layers")."""
-    space = ns.space(getattr(torchvision.models, name)(num_classes=10), torch.randn(1, 3, 32, 32))
+    """torchvision's and timm's residual models tie layers across sums (one gate per producer): the Pruner counts
+    layers, not gates, prunes to the end and writes a fitted law (it refused them: "the model has 20 gated
+    layers"); MobileNetV2 adds depthwise groups."""
+    if name.startswith("timm:"):
+        timm = pytest.importorskip("timm")
+        net = timm.create_model(name.removeprefix("timm:"), num_classes=10, pretrained=False)
+    else:
+        net = getattr(torchvision.models, name)(num_classes=10)
+    space = ns.space(net, torch.randn(1, 3, 32, 32))
     model = space.build(space.base_widths)
     assert len(list(gates(model))) > len(space)  # the point: more gates than layers
     widths = space.uniform(0.03)
