@@ -51,3 +51,16 @@ def test_a_wrong_key_names_the_flag_and_a_field_set_twice_is_refused():
         DescentConfig.from_flags({"masking": "yes"})
     with pytest.raises(NeuralscaleError, match="descent settings must be a table"):
         DescentConfig.from_dict([1])
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: DescentConfig(k=0), "k must be at least 1, got 0"),
+    (lambda: DescentConfig(warmup_epochs=-1), "warmup_epochs must be at least 0"),
+    (lambda: DescentConfig(lr=0.0), r"learning rate \(lr\) must be positive"),
+    (lambda: TrainConfig(schedule="cosin"), "unknown schedule 'cosin'"),
+    (lambda: TrainConfig(bn_sparsity=-1e-4), "bn_sparsity must be at least 0"),
+    (lambda: TrainConfig(epochs="3"), "training setting epochs must be"),
+])
+def test_ranges_are_declared_on_the_field_and_checked_once(make, message):
+    with pytest.raises(NeuralscaleError, match=message):
+        make()

@@ -41,7 +41,7 @@ from .settings import Settings, option
 from .scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, Trainer
-from .validate import at_least, check_types, fraction, positive, ratio
+from .validate import fraction, ratio
 
 log = logging.getLogger(__name__)
 
@@ -57,54 +57,50 @@ class DescentConfig(Settings):
 
     WHAT = "descent setting"
 
-    iterations: int = 15
-    warmup_epochs: int = 10
+    iterations: int = option(15, at_least=1)
+    warmup_epochs: int = option(10, at_least=0)
     prune_fraction: float = 0.95
-    k: int | None = option(None, flag="prune_k")  # channels pruned per step (--prune-k); None: the original's pace relative to the network (`paced_k`)
-    interval: int | None = option(None, flag="prune_interval")  # mini-batches between steps (--prune-interval); None: the dataset's protocol (data.info.PROTOCOLS)
-    batch_size: int | None = None  # None: the dataset's protocol
-    lr: float = 0.1
-    momentum: float = 0.5
-    weight_decay: float = 5e-4
-    add10: bool | None = None  # +10 channels for layers under 10 when rebuilding; None: resnet18, mobilenetv2 only
+    # channels pruned per step (--prune-k); None: the original's pace relative to the network (`paced_k`)
+    k: int | None = option(None, flag="prune_k", at_least=1)
+    # mini-batches between steps (--prune-interval); None: the dataset's protocol (data.info.PROTOCOLS)
+    interval: int | None = option(None, flag="prune_interval", at_least=1)
+    batch_size: int | None = option(None, at_least=1)  # None: the dataset's protocol
+    lr: float = option(0.1, positive=True, what="learning rate (lr)")
+    momentum: float = option(0.5, at_least=0)
+    weight_decay: float = option(5e-4, at_least=0)
+    add10: bool | None = None  # +10 channels for layers under 10 when rebuilding; None: as the family (space.Family)
     prune_past_one: bool | None = None  # False: pruning ends at the first step that would empty a layer (the
     # original's rule); None: False for the paper's families, True for generic models (see docs/FIDELITY.md)
     trajectory_start: str | None = None  # "all-lost" (the original: rows once every layer has lost a channel)
     # or "per-layer" (rows from the first step; each layer fitted from its own first loss); None: by family
     val_fraction: float = 0.0  # a descent selects nothing, so it prunes on the whole training set (the original)
     schedule: str | None = None  # None: "prune" ("prune-tinyimagenet": decays at multiples of 10 epochs)
-    crop_padding: int | None = None  # None: the dataset's (0 for TinyImageNet: its descent only rotates and flips)
+    # None: the dataset's (0 for TinyImageNet: its descent only rotates and flips)
+    crop_padding: int | None = option(None, at_least=0)
     base_ratio: float = 1.0  # start from the base widths times this (a smaller network on small machines)
     physical: bool = option(True, flag="masking", inverted=True)  # --masking: prune by masking gates instead
     amp: bool = False  # bf16 autocast on CUDA; off: a descent computes in float32, as the original (training runs
     # default to bf16 on CUDA; a descent's choices are what its law is fitted on)
-    seed: int = 0
+    seed: int = option(0, at_least=0)
     device: str = "auto"
-    max_epochs: int | None = None  # a cap on epochs per iteration; None: what the pruning schedule needs (warm-up,
+    # a cap on epochs per iteration; None: what the pruning schedule needs (warm-up,
+    max_epochs: int | None = option(None, at_least=1)
     # then every step's interval at the most steps the fraction allows), which pruning normally ends before
-    eval_every: int = 0  # evaluate val/test every N epochs while pruning; 0: only when pruning ends
+    eval_every: int = option(0, at_least=0)  # evaluate val/test every N epochs while pruning; 0: only when pruning ends
     allow_fallback: bool = False  # go on when an iteration's law is a fallback, not a fit
     until_converged: bool = False  # stop early once the configuration at the base budget has settled
-    converge_tolerance: float = 0.05  # ... each layer within this relative change of the previous iteration's
-    converge_patience: int = 2  # ... for this many iterations in a row
+    # ... each layer within this relative change of the previous iteration's
+    converge_tolerance: float = option(0.05, positive=True)
+    converge_patience: int = option(2, at_least=1)  # ... for this many iterations in a row
 
     # Settings that do not change what a descent computes: a rerun may change them.
     NOT_IDENTITY = ("iterations", "eval_every", "allow_fallback", "device", "max_epochs", "until_converged",
                     "converge_tolerance", "converge_patience")
 
     def __post_init__(self):
-        check_types(self, "descent setting")
-        for name in ("iterations", "k", "interval", "batch_size", "max_epochs"):
-            at_least(name, getattr(self, name), 1)
-        for name in ("warmup_epochs", "eval_every", "seed", "crop_padding"):
-            at_least(name, getattr(self, name), 0)
+        self.check()  # types and the declared ranges
         fraction("prune fraction", self.prune_fraction, low_open=True)
         fraction("validation fraction", self.val_fraction)
-        positive("converge_tolerance", self.converge_tolerance)
-        at_least("converge_patience", self.converge_patience, 1)
-        positive("learning rate (lr)", self.lr)
-        for name in ("momentum", "weight_decay"):
-            at_least(name, getattr(self, name), 0)
         ratio(self.base_ratio)
         if self.trajectory_start not in (None, "all-lost", "per-layer"):
             raise NeuralscaleError(f"trajectory_start is all-lost or per-layer, got {self.trajectory_start!r}")

@@ -16,14 +16,18 @@ from dataclasses import MISSING, asdict, fields
 from typing import Any
 
 from .errors import NeuralscaleError
-from .validate import suggest
+from .validate import at_least, check_types, one_of, positive, suggest
 
 
-def option(default: Any = MISSING, *, flag: str | None = None, inverted: bool = False,
+def option(default: Any = MISSING, *, flag: str | None = None, inverted: bool = False, at_least: float | None = None,
+           positive: bool = False, choices: tuple | None = None, what: str | None = None,
            default_factory: Any = MISSING) -> Any:
     """A dataclass field whose command-line flag is `flag` (with `_` for `-`); `inverted`: the flag is true when
-    the field is false."""
-    meta = {"flag": flag, "inverted": inverted} if flag else {}
+    the field is false.  Its range, checked by `Settings.check`: `at_least`, `positive`, `choices` (None always
+    passes: it means "decided later"); `what`: how messages name it (default: the field's name)."""
+    meta: dict = {"flag": flag, "inverted": inverted} if flag else {}
+    meta.update({k: v for k, v in (("at_least", at_least), ("positive", positive or None), ("choices", choices),
+                                   ("what", what)) if v is not None})
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -90,3 +94,15 @@ class Settings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def check(self) -> None:
+        """Every field's type against its annotation, and its declared range (call from `__post_init__`)."""
+        check_types(self, self.WHAT)
+        for f in fields(self):
+            value, what = getattr(self, f.name), f.metadata.get("what", f.name)
+            if "at_least" in f.metadata:
+                at_least(what, value, f.metadata["at_least"])
+            if f.metadata.get("positive"):
+                positive(what, value)
+            if "choices" in f.metadata and value is not None:
+                one_of(what, value, f.metadata["choices"])

@@ -29,7 +29,7 @@ from .models.gate import gates
 from .progress import progress_bar
 from .records import atomic_torch_save
 from .settings import Settings, option
-from .validate import at_least, check_types, fraction, one_of, positive
+from .validate import fraction
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +43,31 @@ class TrainConfig(Settings):
 
     WHAT = "training setting"
 
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.5
-    weight_decay: float = 5e-4
+    epochs: int = option(30, at_least=1)
+    batch_size: int = option(128, at_least=1)
+    lr: float = option(0.1, positive=True, what="learning rate (lr)")
+    momentum: float = option(0.5, at_least=0)
+    weight_decay: float = option(5e-4, at_least=0)
     nesterov: bool = False
-    schedule: str = "step"  # step | cosine | constant | prune
+    schedule: str = option("step", choices=SCHEDULES)  # step | cosine | constant | prune
     milestones: tuple[float, ...] = (1 / 3, 2 / 3, 5 / 6)  # step: fractions of `epochs`
-    gamma: float = 0.1  # step: factor at each milestone
-    warmup_epochs: int = 10  # prune: epochs 1..W-1 at `lr`, then 0.01, / 1.5 every 10 epochs (see lr_at)
+    gamma: float = option(0.1, positive=True)  # step: factor at each milestone
+    # prune: epochs 1..W-1 at `lr`, then 0.01, / 1.5 every 10 epochs (see lr_at)
+    warmup_epochs: int = option(10, at_least=0)
     augment: bool = option(True, flag="no_augment", inverted=True)
-    seed: int = 0
+    seed: int = option(0, at_least=0)
     device: str = "auto"
     channels_last: bool | None = None  # None: on CUDA always; on CPU where it is faster and safe (cpu_channels_last)
     amp: bool | None = None  # bf16 autocast; None: on CUDA only
     compile: bool = False
-    dtype: str = "float32"  # float64 for exactness tests
-    eval_batch_size: int = 1000
+    dtype: str = option("float32", choices=("float32", "float64"))  # float64 for exactness tests
+    eval_batch_size: int = option(1000, at_least=1)
     val_fraction: float = 0.1  # of the training set, stratified; the test set is never used to select
-    split_seed: int = 0  # the same validation split for every training seed
-    eval_every: int = 1  # evaluate val and test every N epochs (and always at the last); 0: only at the last
-    bn_sparsity: float = 0.0  # network slimming's sparsity training: an L1 penalty of this weight on every batch
+    split_seed: int = option(0, at_least=0)  # the same validation split for every training seed
+    # evaluate val and test every N epochs (and always at the last); 0: only at the last
+    eval_every: int = option(1, at_least=0)
+    # network slimming's sparsity training: an L1 penalty of this weight on every batch
+    bn_sparsity: float = option(0.0, at_least=0)
     # norm's scale (`BNSparsity`; the original trains the network that slimming prunes with 1e-4)
 
     # settings added after runs were recorded: left out of `to_dict` at these values, so those runs keep their ids
@@ -73,17 +76,7 @@ class TrainConfig(Settings):
     def __post_init__(self):
         if isinstance(self.milestones, list):  # as TOML and JSON give it
             self.milestones = tuple(self.milestones)
-        check_types(self, "training setting")
-        one_of("schedule", self.schedule, SCHEDULES)
-        one_of("dtype", self.dtype, ("float32", "float64"))
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            at_least(name, getattr(self, name), 1)
-        for name in ("warmup_epochs", "eval_every", "seed", "split_seed"):
-            at_least(name, getattr(self, name), 0)
-        positive("learning rate (lr)", self.lr)
-        positive("gamma", self.gamma)
-        for name in ("momentum", "weight_decay", "bn_sparsity"):
-            at_least(name, getattr(self, name), 0)
+        self.check()  # types and the declared ranges
         if self.nesterov and self.momentum == 0:
             raise NeuralscaleError("nesterov needs a positive momentum")
         for m in self.milestones:
