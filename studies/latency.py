@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from neuralscale.records import atomic_write_text
-from neuralscale.report import budget_text
+from neuralscale.budget import Budget
 from neuralscale.store import budget_key, load_records
 from neuralscale.zoo import space as make_space
 
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
             if r["status"] != "finished":
                 continue
             key = (store.name, r["label"], budget_key(r))
-            configs.setdefault(key, {"store": store.name, "label": r["label"], "budget": budget_text(budget_key(r)),
+            configs.setdefault(key, {"store": store.name, "label": r["label"], "budget": Budget.from_key(budget_key(r)).text,
                                      "model": r["model"], "dataset": r["dataset"], "widths": r["widths"],
                                      "params": r["params"], "macs": r["macs"]})
     nets = {}
