@@ -28,7 +28,7 @@ import torch
 from neuralscale.records import atomic_write_text
 from neuralscale.budget import Budget
 from neuralscale.store import budget_key, load_records
-from neuralscale.zoo import space as make_space
+from neuralscale.zoo import record_space
 
 
 def cpu_name() -> str:
@@ -56,12 +56,13 @@ def main(argv=None) -> int:
             if r["status"] != "finished":
                 continue
             key = (store.name, r["label"], budget_key(r))
-            configs.setdefault(key, {"store": store.name, "label": r["label"], "budget": Budget.from_key(budget_key(r)).text,
-                                     "model": r["model"], "dataset": r["dataset"], "widths": r["widths"],
-                                     "params": r["params"], "macs": r["macs"]})
+            configs.setdefault(key, {"store": store.name, "label": r["label"],
+                                     "budget": Budget.from_key(budget_key(r)).text, "model": r["model"],
+                                     "dataset": r["dataset"], "widths": r["widths"], "params": r["params"],
+                                     "macs": r["macs"], "record": r})
     nets = {}
     for key, c in configs.items():
-        space = make_space(c["model"], c["dataset"])
+        space = record_space(c["record"])  # the record's network (its convcut, its data's shape)
         nets[key] = (space.build(c["widths"]).eval(), torch.randn(1, *space.info.input_shape))
     times: dict[tuple, list[float]] = {k: [] for k in nets}
     with torch.inference_mode():

@@ -32,6 +32,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from neuralscale.layout import ReportDir, RunDir, StoreDir
+
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
 BLOCK = re.compile(r"(<!-- report: (?P<store>[^>]+?) -->\n)(?P<table>.*?)(<!-- /report -->)", re.S)
@@ -71,7 +73,7 @@ def committed_copy(study: Path, dest: Path) -> Path:
         shutil.copytree(study, dest, ignore=shutil.ignore_patterns("*.pt", "*.ckpt", ".lock", "*.tmp", "log.txt",
                                                                    "report", "weights"))
     for run in [p for p in dest.glob("*/runs/*") if p.is_dir()]:
-        record = run / "record.json"
+        record = RunDir(run).record
         if not record.exists() or json.loads(record.read_text()).get("status") != "finished":
             shutil.rmtree(run)
     return dest
@@ -98,7 +100,7 @@ def _report_markdown(store: Path) -> str:
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"tables.py: neuralscale report {store} failed: {r.stderr.strip()}")
-        return (copy / "report" / "report.md").read_text()
+        return ReportDir(StoreDir(copy).report).markdown.read_text()
 
 
 def _tables(md: str) -> list[list[list[str]]]:

@@ -93,3 +93,24 @@ def test_every_door_takes_the_same_spellings(tmp_path):
     specs = plan(cfg)
     assert specs[0].widths == by_api and specs[0].budget.share == 0.25
     assert specs[1].budget.to_dict() == {"metric": "params", "value": 2e5}
+
+
+def test_a_sweeps_ids_are_the_release_befores():
+    """Whole-number ratios stay what they were given as (1, not 1.0) and a share keeps the digits it was typed
+    with, so a store planned before Budget resumes without training anything again (ids computed by bb21cfa)."""
+    from neuralscale.sweep import SweepConfig, plan
+    cfg = SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform", "l1-prune"], ratios=[1, 0.25],
+                      params=[Budget.parse("12.345678%")], seeds=[0], train={"epochs": 1}, pretrain_ratio=1)
+    assert cfg.params == ["12.345678%"]
+    assert [s.id for s in plan(cfg)] == [
+        "uniform-r1-s0-9f47ba53de", "l1-prune-r1-s0-87e7906acf", "uniform-r0.25-s0-a095322a21",
+        "l1-prune-r0.25-s0-9622a3b8a2", "uniform-params12.35pct-s0-b207726050", "l1-prune-params12.35pct-s0-443cd5bfe9"]
+    with pytest.raises(NeuralscaleError, match="a params budget where a macs budget"):
+        SweepConfig(model="vgg11", dataset="synthetic", macs=[Budget.parse("5%")])
+    with pytest.raises(NeuralscaleError, match="given as a ratio"):
+        SweepConfig(model="vgg11", dataset="synthetic", params=[Budget.of_ratio(0.5)])
+
+
+def test_a_run_directory_prints_as_its_path(tmp_path):
+    from neuralscale.layout import RunDir
+    assert f"remove {RunDir(tmp_path / 'w')}" == f"remove {tmp_path / 'w'}"

@@ -21,7 +21,7 @@ The record's form, unchanged since the first release:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .errors import NeuralscaleError
@@ -41,6 +41,7 @@ class Budget:
     value: float | int | None = None
     share: float | None = None
     ratio: float | None = None
+    stated: str | None = field(default=None, compare=False, repr=False)  # a share as typed ("12.345678%")
 
     def __post_init__(self):
         if self.metric not in METRICS:
@@ -64,7 +65,7 @@ class Budget:
             if text is not None and text.endswith("%"):
                 share = float(text[:-1]) / 100
                 if math.isfinite(share) and share > 0:
-                    return cls(metric, share=share)
+                    return cls(metric, share=share, stated=value)
             elif text is not None:
                 amount = float(text[:-1]) * SUFFIXES[text[-1]] if text[-1:] in SUFFIXES else float(text)
                 if math.isfinite(amount) and amount > 0:
@@ -78,7 +79,8 @@ class Budget:
     @classmethod
     def of_ratio(cls, ratio: float) -> "Budget":
         """The parameters of uniform scaling by `ratio` (every base width times it, truncated)."""
-        return cls("params", ratio=check_ratio(ratio))
+        check_ratio(ratio)
+        return cls("params", ratio=ratio)  # as given: a ratio of 1 is recorded as 1, as it always was (run ids)
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Budget | None":
@@ -126,7 +128,11 @@ class Budget:
 
     @property
     def spelling(self) -> float | int | str:
-        """As a person would write it again: "25%" for a share, else the amount (ratios: `of_ratio`)."""
+        """A share as it was typed ("12.345678%"; "25%" when it was not typed), else the amount (ratios: `of_ratio`)."""
+        if self.ratio is not None:
+            raise NeuralscaleError(f"a ratio budget ({self.ratio:g}) is given as a ratio, not as an amount or share")
+        if self.stated is not None:
+            return self.stated
         return f"{100 * self.share:g}%" if self.share is not None else self.value
 
     @property

@@ -290,7 +290,8 @@ def _sweep_parser(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_space_args(p, widths=False)
     p.add_argument("--preset", choices=PRESETS,
-                   help="paper: the paper's ratios, 5 seeds and 300/150-epoch recipe; quick: ratios 0.25,0.5, 2 seeds, 5 epochs")
+                   help=f"paper: the paper's ratios, 5 seeds and {_DEF.epochs}/{_TINY.epochs}-epoch recipe; quick: "
+                   "ratios 0.25,0.5, 2 seeds, 5 epochs")
     p.add_argument("--methods", type=_words, metavar="M1,M2",
                    help=f"from {', '.join(BASE_METHODS)}; neuralscale@K for one descent iteration "
                         "(default uniform,morphnet,neuralscale)")

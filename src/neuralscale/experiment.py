@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import os
 import tomllib
-from dataclasses import dataclass, fields as dc_fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NeuralscaleError
@@ -83,8 +83,8 @@ EXPERIMENT_KEYS = {"model": str, "dataset": str, "out": str, "device": str, "con
 # each configuration declares them (settings.option); flags that invert a field (--masking, --no-augment) are read
 # as such.
 SECTION_SETTINGS = {"descent": DescentConfig, "data": DataConfig, "sweep": SweepConfig, "train": TrainConfig}
-TRAIN_OR_DATA = {**{f.name: "[sweep.train]" for f in dc_fields(TrainConfig)}, "no_augment": "[sweep.train]",
-                 "train_subset": "[data]", "test_subset": "[data]", "data_dir": "[data]"}
+TRAIN_OR_DATA = {**{name: "[sweep.train]" for name in TrainConfig.flags()},  # where a misplaced key belongs
+                 **{name: "[data]" for name in DataConfig.flags() if name not in ("dataset", "train", "test")}}
 
 
 def flag_keys(section: str, table: dict, where: str) -> dict:
@@ -97,7 +97,7 @@ def flag_keys(section: str, table: dict, where: str) -> dict:
             if name in TRAIN_OR_DATA and name not in cls.flags():
                 raise NeuralscaleError(f"{key} belongs in {TRAIN_OR_DATA[name]}, not [sweep]")
     if section == "data" and "dataset" in table:
-        raise NeuralscaleError(f"unknown data setting(s): dataset (the dataset is [experiment]'s)")
+        raise NeuralscaleError("unknown data setting(s): dataset (the dataset is [experiment]'s)")
     return cls.keys_from_flags(table, where)
 
 

@@ -44,6 +44,9 @@ class RunDir(os.PathLike):
     def __fspath__(self) -> str:
         return str(self.path)
 
+    def __str__(self) -> str:  # in messages: the path, as a Path prints
+        return str(self.path)
+
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 

@@ -36,6 +36,7 @@ from .space import WidthSpace
 from .stats import welch_gap
 from .validate import one_of
 from .budget import Budget
+from .data.info import protocol
 from .layout import ReportDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
 from .zoo import record_space
@@ -291,7 +292,8 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
               "the interval excludes zero.")]
     if not st.several_models and _paper_rows(st.model, st.dataset):
         doc.append(("p", "Dashed lines: the paper's published curves for this model and dataset (best test epoch "
-                         "over 300/150 epochs, the original protocol); a reduced schedule will sit below them."))
+                         f"over {protocol(st.dataset).epochs} epochs, the original protocol); a reduced schedule will "
+                         "sit below them."))
     doc.append(("table", *_table(st.rows)))
     latency = _latency_note(st.rows)
     selection = _selection_text(st.records) if st.accuracy == "best-val" else ""

@@ -23,7 +23,7 @@ from .descent import DescentDir
 from .errors import NeuralscaleError
 from .executors import get_executor
 from .data import DataConfig
-from .data.info import protocol
+from .data.info import DEFAULT_PROTOCOL, protocol
 from .methods import BASE_METHODS, BASELINES, SPARSE_LABEL, scale
 from .progress import progress_bar
 from .runs import RunSpec, describe
@@ -55,7 +55,9 @@ class SweepConfig(Settings):
     train: dict = field(default_factory=dict)  # TrainConfig fields (the one recipe)
     descent: str | None = option(None, flag="from")  # descent directory (morphnet, neuralscale): --from
     iterations: list = field(default_factory=lambda: ["last"])  # neuralscale: which descent iterations
-    finetune_epochs: int = 40  # l1-prune, slimming (20 on TinyImageNet in the paper)
+    # l1-prune, slimming: the original's fine-tuning (data.info.PROTOCOLS: 40, 20 on TinyImageNet; `preset` uses the
+    # dataset's)
+    finetune_epochs: int = DEFAULT_PROTOCOL.finetune_epochs
     pretrain_ratio: float = 1.0  # l1-prune, slimming: the trained network they prune, base widths times this
     finetune_lr: float = 0.001
     slimming_sparsity: float = 1e-4  # slimming: its trained network is trained with this L1 penalty on the batch
@@ -68,8 +70,8 @@ class SweepConfig(Settings):
 
     def __post_init__(self):
         # a Budget given here (the CLI's) is kept as a person spells it, as experiment files do
-        self.params = [b.spelling if isinstance(b, Budget) else b for b in self.params]
-        self.macs = [b.spelling if isinstance(b, Budget) else b for b in self.macs]
+        self.params = [Budget.parse(b, "params").spelling if isinstance(b, Budget) else b for b in self.params]
+        self.macs = [Budget.parse(b, "macs").spelling if isinstance(b, Budget) else b for b in self.macs]
         check_types(self, "sweep setting")
         if not self.methods:
             raise NeuralscaleError("the sweep has no methods")
