@@ -398,12 +398,6 @@ def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig) -> 
     return at is not None
 
 
-def schedule_epochs(session: PruningSession, images: int, batch_size: int) -> int:
-    """Epochs enough for the warm-up and the most pruning steps the fraction allows (the first after interval + 1
-    batches, each later after interval), with one to spare."""
-    return session.schedule.epochs(sum(session.initial), images, batch_size)
-
-
 def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
     if done and done[-1].law.fallback and not cfg.allow_fallback:
         raise NeuralscaleError(f"{done[-1].fallback_message()}. Rerun with --allow-fallback (allow_fallback = true "
@@ -457,7 +451,7 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     pruner = TaylorPruner(space, widths, physical=cfg.physical, importance=importance, **cfg.schedule_fields())
     p = pruner.session
     tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number,
-                 epochs=cfg.max_epochs or schedule_epochs(p, len(splits.train[1]), cfg.batch_size))
+                 epochs=cfg.max_epochs or p.schedule.epochs(sum(widths), len(splits.train[1]), cfg.batch_size))
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
                       progress=progress, desc=f"descent {number}/{cfg.iterations}")
     t0 = time.time()

@@ -46,7 +46,8 @@ class TaylorPruner(Callback):
             self.session.idle()
 
     def on_step_end(self, trainer: Trainer) -> None:
-        if self._active(trainer) and self.session.due():
+        # due() asks its cheap counters first: `done` (a pass over every layer's mask) only when a step is due
+        if self.session.due() and trainer.epoch >= self.session.schedule.warmup_epochs:
             self.prune_step(trainer)
             if self.session.done:
                 trainer.stop = True
