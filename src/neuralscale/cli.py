@@ -16,6 +16,7 @@ from .budget import Budget
 from .data import DATASET_NAMES, DataConfig
 from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
+from .pruning import TRAJECTORY_STARTS
 from .errors import NeuralscaleError
 from .executors import get_executor
 from .experiment import run as run_experiment
@@ -213,7 +214,7 @@ def _descend_parser(sub) -> None:
                    help="keep pruning past a layer's last channel (skip it) up to --prune-fraction; default: on for "
                         "torchvision:/timm: models, off for the paper's families, which end pruning at the first step "
                         "that would empty a layer, as the original")
-    p.add_argument("--trajectory-start", choices=("all-lost", "per-layer"),
+    p.add_argument("--trajectory-start", choices=TRAJECTORY_STARTS,
                    help="all-lost: record rows once every layer has lost a channel (the original; default for the "
                         "paper's families); per-layer: from the first step, each layer fitted from its own first "
                         "loss (default for torchvision:/timm: models)")

@@ -35,7 +35,7 @@ from .data.base import Splits
 from .data.info import protocol
 from .errors import NeuralscaleError
 from .importance import Importance
-from .pruning import PruningSession, Schedule, TaylorPruner, paced_k
+from .pruning import TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, paced_k
 from .records import atomic_write_json, exclusive
 from .settings import Settings, option
 from .scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
@@ -102,7 +102,7 @@ class DescentConfig(Settings):
         fraction("prune fraction", self.prune_fraction, low_open=True)
         fraction("validation fraction", self.val_fraction)
         ratio(self.base_ratio)
-        if self.trajectory_start not in (None, "all-lost", "per-layer"):
+        if self.trajectory_start not in (None, *TRAJECTORY_STARTS):
             raise NeuralscaleError(f"trajectory_start is all-lost or per-layer, got {self.trajectory_start!r}")
         if self.schedule not in (None, "prune", "prune-tinyimagenet"):
             raise NeuralscaleError(f"a descent's schedule is prune or prune-tinyimagenet, got {self.schedule!r}")
