@@ -81,7 +81,7 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str | 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    result = {"device": _device_name(device), "channels_last": channels_last, "batches": {}}
+    result = {"device": device_name(device), "channels_last": channels_last, "batches": {}}
     with torch.inference_mode():
         for bs in batch_sizes:
             x = torch.randn(bs, *input_shape, device=device)
@@ -106,7 +106,8 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str | 
     return result
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
+    """The device as latency figures name it: a GPU's model, or the CPU's model and thread count."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({_cpu_model()}, {torch.get_num_threads()} threads)"

@@ -9,13 +9,13 @@ from typing import Sequence
 from .budget import Budget
 from .data import DataConfig
 from .data.base import Splits
-from .descent import DescentConfig, DescentResult, descend as run_descent, is_descent_dir
+from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
 from .errors import NeuralscaleError
 from .figures import descent_figures
 from .guard import check_new_file
 from .importance import Importance
-from .methods import SCALED, scale
+from .methods import SCALED, law_label, scale
 from .records import exclusive
 from .baselines import check_cut, trained_record
 from .runs import RunSpec, execute
@@ -83,7 +83,7 @@ def load_splits(dataset: str | DataConfig, config: TrainConfig, data_dir: str | 
     return data.splits(config.val_fraction, config.split_seed)
 
 
-def _configuration(space: WidthSpace, widths, ratio, method, params, macs, source, iteration) -> dict:
+def _configuration(space: WidthSpace, widths, ratio, method, params, macs, source, iteration, convert) -> dict:
     """What `train` trains: explicit widths, or a method's widths for one budget (method, label, Budget)."""
     budgets = [b for b in (None if ratio is None else Budget.of_ratio(ratio),
                            None if params is None else Budget.parse(params, "params"),
@@ -102,8 +102,9 @@ def _configuration(space: WidthSpace, widths, ratio, method, params, macs, sourc
         raise NeuralscaleError(f"train takes a scaling method ({', '.join(SCALED)}); the pruning baselines "
                                "prune a trained network: run them with `neuralscale sweep`")
     budget = budgets[0] if budgets else Budget.of_ratio(1.0)
-    found = scale(space, method, budget, source=source, iteration=iteration)
-    label = f"{method}@{found['iteration']}" if method == "neuralscale" and found["iteration"] else method
+    found = scale(space, method, budget, source=source, iteration=iteration, convert=convert)
+    label = law_label(found["iteration"], found["objective"]) if method == "neuralscale" and found["iteration"] \
+        else method
     return {"widths": found["widths"], "method": method, "label": label,
             "budget": replace(budget, value=found["budget"])}
 
@@ -114,12 +115,13 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
           config: TrainConfig | None = None, data_dir: str | None = None,
           out_dir: str | Path | None = None, subset: dict | None = None, splits: Splits | None = None,
           progress: bool = True, convcut: bool = False, latency_batches: Sequence[int] = (),
-          init_from: str | Path | None = None) -> dict:
+          init_from: str | Path | None = None, convert: bool = False) -> dict:
     """Train one network from scratch (or, with `init_from`, from a trained run) and return its run record.
 
     The network: explicit `widths`, uniform scaling by `ratio`, or `method` (uniform, morphnet,
     neuralscale; those two from the descent directory or fit file `source`, at `iteration`) solved
-    for one budget: `ratio`, `params` or `macs`, a number or a share of the base model ("25%").
+    for one budget: `ratio`, `params` or `macs`, a number or a share of the base model ("25%"); a
+    neuralscale law fitted against another metric than the budget's only with `convert` (methods.scale).
     `init_from`: a finished run of the same model, no narrower in any layer, whose channels with the largest
     L1 filter norms start the network (baselines.warm_start); the paper trains from scratch.
 
@@ -130,7 +132,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     config = config or TrainConfig()
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
-    what = _configuration(space, widths, ratio, method, params, macs, source, iteration)
+    what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
     if splits is None:
         splits = load_splits(data, config)
     _check_fits(space, splits)
@@ -173,11 +175,13 @@ def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], ou
 
 def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=None, *, data_dir: str | None = None,
             convcut: bool = False, subset: dict | None = None, splits: Splits | None = None, progress: bool = True,
-            plots: bool = False, importance: Importance | None = None) -> DescentResult:
+            plots: bool = False, importance: Importance | None = None, measure=None) -> DescentResult:
     """Run or continue an architecture descent; returns the laws of every finished iteration, as a
     DescentResult (a list of ScalingLaw whose `build(params="25%")` gives a network for a budget).
 
     `importance` scores channels for pruning (default: Taylor-FO, the method's; see importance.py).
+    What the laws are fitted against: `config.objective` (params, macs or latency; objective.py); `measure`
+    replaces a latency objective's timing (tests).
     """
 
     data = DataConfig.from_settings(dataset, subset, data_dir)
@@ -186,11 +190,12 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     if splits is None:  # the whole training set unless config.val_fraction says otherwise
         splits = load_splits(data, config.train_config())
     _check_fits(space, splits)
-    laws = run_descent(space, splits, out_dir, config, progress=progress, importance=importance)
+    laws = run_descent(space, splits, out_dir, config, progress=progress, importance=importance, measure=measure)
     if plots:
         descent_figures(out_dir, space)
-    return DescentResult(laws, space, out_dir, base_params=config.start_space(space).params(
-        config.start_space(space).base_widths))
+    start = config.start_space(space)
+    return DescentResult(laws, space, out_dir, base_params=start.params(start.base_widths),
+                         objective=config.objective_for(start, DescentDir(out_dir), measure))
 
 
 def _check_fits(space: WidthSpace, splits: Splits) -> None:

@@ -28,6 +28,7 @@ from .errors import NeuralscaleError
 from .validate import matches, ratio as check_ratio
 
 METRICS = ("params", "macs", "latency")
+UNITS = {"params": "parameters", "macs": "MACs", "latency": "ms"}  # how a metric's amounts are named
 SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9}
 _HELP = "a positive finite number (e.g. 2795410 or 2.8M) or a share of the base model (e.g. 25%)"
 

@@ -16,6 +16,7 @@ from .budget import Budget
 from .data import DATASET_NAMES, DataConfig
 from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
+from .objective import OBJECTIVES, UNITS
 from .pruning import TRAJECTORY_STARTS
 from .errors import NeuralscaleError
 from .executors import get_executor
@@ -107,6 +108,12 @@ def _add_json(p: argparse.ArgumentParser, what: str) -> None:
                         "dataset, widths, params, macs, ...)")
 
 
+def _add_convert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--convert", action="store_true",
+                   help="solve a neuralscale law for a budget of another metric than it was fitted against (a law "
+                        "of `descend --objective macs` for --params, or the paper's for --macs); refused without it")
+
+
 def _info_parser(sub) -> None:
     p = sub.add_parser("info", help="widths, parameters, MACs (and latency) of a configuration",
                        description="Print a configuration's per-layer widths, exact parameter count and MACs per "
@@ -144,6 +151,7 @@ def _train_parser(sub) -> None:
                         "the budget (--ratio, --params or --macs); morphnet and neuralscale need --from")
     p.add_argument("--from", dest="source", metavar="DIR|FIT.json", help="descent directory or fit file (--method)")
     p.add_argument("--iteration", type=int, help="descent iteration whose law to use (default: the last)")
+    _add_convert(p)
     p.add_argument("--init-from", metavar="RUN", help="start from this finished run's weights (same model, no layer "
                    "narrower): in each layer its channels with the largest L1 filter norms. For fine-tuning; the "
                    "paper trains from scratch")
@@ -179,6 +187,19 @@ def _add_convergence_args(p, dd: DescentConfig) -> None:
                    help=f"default {dd.converge_tolerance}")
     p.add_argument("--converge-patience", type=int, default=dd.converge_patience,
                    help=f"default {dd.converge_patience}")
+
+
+def _add_objective_args(p, dd: DescentConfig) -> None:
+    p.add_argument("--objective", choices=OBJECTIVES, default=dd.objective,
+                   help="what the laws are fitted against and pruning saves: params (the paper's: tau is the "
+                        "parameter count, channels ranked by Taylor-FO), macs (tau is MACs per image; each channel's "
+                        "score divided by the MACs its removal saves) or latency (tau is the latency estimated from "
+                        "per-operation tables measured on --latency-device, kept in DIR/latency_table.json; scores "
+                        "per ms saved). Default params")
+    p.add_argument("--latency-device", default=dd.latency_device,
+                   help="--objective latency: where the network will run, and its latency is measured (default cpu)")
+    p.add_argument("--latency-batch", type=int, default=dd.latency_batch,
+                   help="--objective latency: the batch size measured (default 1)")
 
 
 def _descend_parser(sub) -> None:
@@ -222,6 +243,7 @@ def _descend_parser(sub) -> None:
                    help="hold out this fraction of the training set (default 0: a descent selects nothing, and "
                         "the original prunes on every training image)")
     _add_convergence_args(p, dd)
+    _add_objective_args(p, dd)
     p.add_argument("--allow-fallback", action="store_true",
                    help="go on when an iteration records too few trajectory rows for a fit (its law is then "
                         "uniform scaling, as the original does); default: stop with an error")
@@ -278,6 +300,7 @@ def _scale_parser(sub) -> None:
     p.add_argument("--batch", type=int, default=1, help="batch size for --latency-ms (default 1)")
     p.add_argument("--min-width", type=int, default=1, help="no layer narrower than this (default 1)")
     p.add_argument("--multiple", type=int, default=1, help="round widths to a multiple of this, e.g. 8 (default 1)")
+    _add_convert(p)
     _add_json(p, "the configuration, budget, achieved cost and warnings")
 
 
@@ -507,11 +530,12 @@ def cmd_descend(args) -> int:
     at_base = laws.configuration()
     if args.json:
         return _json({**at_base, "out": args.out, "iterations": len(laws), "laws": [law.to_dict() for law in laws]})
-    print(f"{len(laws)} iteration(s) in {args.out}; last law: beta = "
+    print(f"{len(laws)} iteration(s) in {args.out}, fitted against {UNITS[cfg.objective]}; last law: beta = "
           + ", ".join(f"{b:.3f}" for b in laws[-1].beta))
     for law in laws:
         print(f"  iteration {law.iteration}: {law.quality()}")
-    print(f"at the base parameter count: widths {','.join(map(str, at_base['widths']))}")
+    print(f"at the base model's {UNITS[at_base['metric']]} ({at_base['budget']:,.6g}): widths "
+          f"{','.join(map(str, at_base['widths']))}")
     return 0
 
 
@@ -540,13 +564,19 @@ def cmd_scale(args) -> int:
     if args.method == "uniform" and (args.source is not None or args.iteration is not None):
         raise NeuralscaleError("--from and --iteration apply to --method morphnet and neuralscale")
     result = scale(sp, args.method, budget, source=args.source, iteration=args.iteration,
-                   min_width=args.min_width, multiple=args.multiple, device=args.device, batch_size=args.batch)
+                   min_width=args.min_width, multiple=args.multiple, device=args.device, batch_size=args.batch,
+                   convert=args.convert)
     if args.json:
         return _json(result)
     print(f"{result['method']} {sp.name} on {sp.info.name}: widths {','.join(map(str, result['widths']))}")
     print(f"params {result['params']:,}  macs {result['macs']:,}  ({_shares(result)})")
     print(f"budget {result['budget']:,.6g} {result['metric']}, achieved {result['achieved']:,.6g} "
           f"({100 * result['rel_error']:+.2f}%)")
+    if "measured" in result:
+        m = result["measured"]
+        print(f"measured again on {m['device']}: {m['median_ms']:.4g} ms (interquartile range {m['iqr_ms']:.3g} ms), "
+              f"{100 * m['rel_error']:+.1f}% from the budget: {'within' if m['within'] else 'NOT within'} the "
+              f"tolerance of {100 * m['tolerance']:.1f}%")
     return 0
 
 
@@ -576,7 +606,7 @@ def cmd_info(args) -> int:
             print(f"latency batch {bs}: median {m['median_ms']:.3f} ms (p10 {m['p10_ms']:.3f}, p90 {m['p90_ms']:.3f}), "
                   f"{m['per_image_ms']:.4f} ms/image on {lat['device']}")
     for law in laws:
-        print(f"{args.source} iteration {law.iteration}: {law.quality()}")
+        print(f"{args.source} iteration {law.iteration} (fitted against {UNITS[law.objective]}): {law.quality()}")
     return 0
 
 
@@ -588,7 +618,7 @@ def cmd_train(args) -> int:
     record = train(args.model, args.dataset, widths=args.widths, ratio=args.ratio, method=args.method,
                    params=args.params, macs=args.macs, source=args.source, iteration=args.iteration, config=config,
                    data_dir=args.data_dir, out_dir=args.out, subset=subset, progress=not args.quiet,
-                   convcut=args.convcut, init_from=args.init_from)
+                   convcut=args.convcut, init_from=args.init_from, convert=args.convert)
     s = record["summary"]
     if args.json:
         _json({**describe_run(record), "out": args.out})

@@ -9,10 +9,12 @@ lives in one directory:
     fits.json            {"laws": [...]}: alpha, beta, R^2 per finished iteration, and how it ended
     iteration_NN.ckpt    the running iteration's checkpoint (removed when it finishes)
     log.txt              one line per epoch and per iteration, with times
+    latency_table.json   a latency objective's measurements (latency.py), measured on first use and kept
     .lock                held by the command running the descent
 
-Everything but log.txt is a function of the configuration and the data: a
-descent killed at any point and run again writes the same bytes.
+Everything but log.txt is a function of the configuration and the data (and, for
+a latency objective, of latency_table.json, a measurement): a descent killed at
+any point and run again writes the same bytes.
 
 Running the same command again continues after the last finished iteration
 (and inside an unfinished one, from its last epoch); nothing finished is redone.
@@ -35,10 +37,12 @@ from .data.base import Splits
 from .data.info import protocol
 from .errors import NeuralscaleError
 from .importance import Importance
+from .latency import LatencyTable
+from .objective import OBJECTIVES, Objective
 from .pruning import TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, paced_k
 from .records import atomic_write_json, exclusive
 from .settings import Settings, option
-from .scaling import ScalingLaw, fit, read_trajectory, solve, uniform_law, write_trajectory
+from .scaling import ScalingLaw, check_objective, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, Trainer
 from .validate import fraction, ratio
@@ -92,6 +96,12 @@ class DescentConfig(Settings):
     # ... each layer within this relative change of the previous iteration's
     converge_tolerance: float = option(0.05, positive=True)
     converge_patience: int = option(2, at_least=1)  # ... for this many iterations in a row
+    # what the laws are fitted against and pruning ranks channels by (objective.py): params (the paper's), macs
+    # (Taylor-FO per MAC saved) or latency (per ms saved, from a latency table measured on latency_device at
+    # latency_batch, saved beside the descent as latency_table.json)
+    objective: str = option("params", choices=OBJECTIVES)
+    latency_device: str = "cpu"
+    latency_batch: int = option(1, at_least=1)
 
     # Settings that do not change what a descent computes: a rerun may change them.
     NOT_IDENTITY = ("iterations", "eval_every", "allow_fallback", "device", "max_epochs", "until_converged",
@@ -140,6 +150,16 @@ class DescentConfig(Settings):
     def start_space(self, space: WidthSpace) -> WidthSpace:
         """The space a descent with this configuration prunes: the base widths times `base_ratio`."""
         return space.rebased(space.uniform(self.base_ratio)) if self.base_ratio != 1.0 else space
+
+    def objective_for(self, space: WidthSpace, d: "DescentDir | None" = None, measure=None) -> Objective:
+        """The objective over `space`; a latency objective's table is the descent directory's (measured there on
+        first use and kept), or a table in memory without one.  `measure`: a latency table's measurement (tests)."""
+        table = None
+        if self.objective == "latency":
+            path = d.latency_table if d is not None else None
+            table = (LatencyTable.open(path, self.latency_device, self.latency_batch, measure) if path is not None
+                     else LatencyTable(self.latency_device, self.latency_batch, measure=measure))
+        return Objective(space, self.objective, table)
 
 
 @dataclass
@@ -196,6 +216,7 @@ class DescentDir:
         self.config_path = self.path / "config.json"
         self.fits_path = self.path / "fits.json"
         self.log_path = self.path / "log.txt"
+        self.latency_table = self.path / "latency_table.json"  # a latency objective's measurements, kept
 
     def __repr__(self) -> str:
         return f"DescentDir({str(self.path)!r})"
@@ -319,16 +340,20 @@ class DescentResult(list):
         laws.configuration(macs=150e6)          # its widths, parameters, MACs and shares, as `info` shows them
     """
 
-    def __init__(self, laws, space: WidthSpace, path: str | Path | None = None, base_params: int | None = None):
+    def __init__(self, laws, space: WidthSpace, path: str | Path | None = None, base_params: int | None = None,
+                 objective: Objective | None = None):
         super().__init__(laws)
         self.space = space
         self.path = Path(path) if path is not None else None
         self.base_params = base_params if base_params is not None else space.params(space.base_widths)
+        self.objective = objective  # what the laws were fitted against, over the space the descent pruned
 
     def configuration(self, params: float | str | Budget | None = None, macs: float | str | Budget | None = None,
-                      iteration: int | None = None, **solve_options) -> dict:
+                      iteration: int | None = None, *, convert: bool = False, **solve_options) -> dict:
         """The configuration of one iteration's law (default the last) for a budget: `params` or `macs`, a
-        number or a share of the base model ("25%"); neither: the descent's own parameter count."""
+        number or a share of the base model ("25%"); neither: the descent's own base value of its objective
+        (its parameter count, or its MACs or estimated latency).  A law fitted against MACs is solved for a
+        parameter budget only with `convert` (and the other way round)."""
         if params is not None and macs is not None:
             raise NeuralscaleError("give a params or a macs budget, not both")
         if not self:
@@ -336,11 +361,18 @@ class DescentResult(list):
         if iteration is not None and not 1 <= iteration <= len(self):
             raise NeuralscaleError(f"the descent has no iteration {iteration} (it has 1 to {len(self)})")
         law = self[(iteration or len(self)) - 1]
-        budget = Budget.parse(macs, "macs") if macs is not None else Budget.parse(
-            self.base_params if params is None else params, "params")
-        sol = solve(law, self.space, budget.amount(self.space), budget.metric, **solve_options)
-        return {**self.space.describe(sol.widths), "iteration": law.iteration, "metric": budget.metric,
-                "budget": sol.budget, "achieved": sol.achieved, "warnings": sol.warnings}
+        if params is None and macs is None and self.objective is not None and self.objective.name != "params":
+            o = self.objective
+            sol = solve(law, self.space, o.cost(o.space.base_widths), o.name, cost=o.cost, **solve_options)
+        else:
+            budget = Budget.parse(macs, "macs") if macs is not None else Budget.parse(
+                self.base_params if params is None else params, "params")
+            if params is not None or macs is not None:
+                check_objective(law, budget.metric, convert)
+            sol = solve(law, self.space, budget.amount(self.space), budget.metric, **solve_options)
+        return {**self.space.describe(sol.widths), "iteration": law.iteration, "metric": sol.metric,
+                "objective": law.objective, "budget": sol.budget, "achieved": sol.achieved,
+                "warnings": sol.warnings}
 
     def widths(self, params: float | str | None = None, macs: float | str | None = None,
                iteration: int | None = None, **solve_options) -> list[int]:
@@ -356,41 +388,51 @@ def is_descent_dir(path: str | Path) -> bool:
     return DescentDir(path).exists()
 
 
-def start_widths(space: WidthSpace, previous: list[Iteration], cfg: DescentConfig) -> list[int]:
-    """Iteration 1: the base widths; later: the last law solved at the base parameter count.
+def at_base(law: ScalingLaw, space: WidthSpace, objective: Objective | None = None) -> list[int]:
+    """The law's configuration at the base model's value of the objective (default: its parameter count)."""
+    if objective is None or objective.name == "params":
+        return solve(law, space, space.params(space.base_widths)).widths
+    return solve(law, space, objective.cost(space.base_widths), objective.name, cost=objective.cost).widths
+
+
+def start_widths(space: WidthSpace, previous: list[Iteration], cfg: DescentConfig,
+                 objective: Objective | None = None) -> list[int]:
+    """Iteration 1: the base widths; later: the last law solved at the base model's value of the objective
+    (its parameter count by default).
 
     With `add10` (the original's rule for ResNet18 and MobileNetV2), every layer
     under 10 channels gets 10 more.
     """
     if not previous:
         return list(space.base_widths)
-    widths = solve(previous[-1].law, space, space.params(space.base_widths)).widths
+    widths = at_base(previous[-1].law, space, objective)
     if cfg.add10:
         widths = [w + 10 if w < 10 else w for w in widths]
     return widths
 
 
-def configuration_changes(laws: list[ScalingLaw], space: WidthSpace) -> list[float]:
-    """For each law after the first: the largest relative change of any layer's width at the base budget."""
-    budget = space.params(space.base_widths)
-    configs = [solve(law, space, budget).widths for law in laws]
+def configuration_changes(laws: list[ScalingLaw], space: WidthSpace, objective: Objective | None = None) -> list[float]:
+    """For each law after the first: the largest relative change of any layer's width at the base budget (of
+    the objective's metric)."""
+    configs = [at_base(law, space, objective) for law in laws]
     return [max(abs(b - a) / a for a, b in zip(prev, cur)) for prev, cur in zip(configs, configs[1:])]
 
 
-def converged_at(laws: list[ScalingLaw], space: WidthSpace, tolerance: float = 0.05, patience: int = 2) -> int | None:
+def converged_at(laws: list[ScalingLaw], space: WidthSpace, tolerance: float = 0.05, patience: int = 2,
+                 objective: Objective | None = None) -> int | None:
     """The iteration after which the configuration at the base budget has moved less than `tolerance` (every
     layer, relative) for `patience` iterations in a row; None if it has not."""
-    changes = configuration_changes(laws, space)
+    changes = configuration_changes(laws, space, objective)
     for i in range(patience, len(changes) + 1):
         if all(c < tolerance for c in changes[i - patience:i]):
             return i + 1  # changes[j] compares iterations j+1 and j+2
     return None
 
 
-def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig) -> bool:
+def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig, objective: Objective) -> bool:
     if not cfg.until_converged or len(done) <= cfg.converge_patience:
         return False
-    at = converged_at([it.law for it in done], space, cfg.converge_tolerance, cfg.converge_patience)
+    at = converged_at([it.law for it in done], space, cfg.converge_tolerance, cfg.converge_patience, objective)
     if at is not None:
         log.info("descent converged after iteration %d: the configuration at the base budget moved less than "
                  "%.0f%% per layer for %d iterations in a row", at, 100 * cfg.converge_tolerance,
@@ -406,9 +448,11 @@ def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
 
 
 def pruning_law(space: WidthSpace, session: PruningSession, number: int) -> ScalingLaw:
-    """The iteration's law: a fit to its rows, or (as the original does) uniform scaling of one configuration."""
+    """The iteration's law: a fit to its rows (against the session's objective), or (as the original does)
+    uniform scaling of one configuration."""
     if session.rows:
-        return fit(space, session.rows, iteration=number, start=session.trajectory.fit_start)
+        return fit(space, session.rows, iteration=number, start=session.trajectory.fit_start,
+                   objective=session.objective)
     law = uniform_law(space, session.current, note="no trajectory rows (some layer never lost a channel): uniform "
                                                   "scaling of the widths at the end of pruning")
     law.iteration, law.rows = number, 0
@@ -416,12 +460,13 @@ def pruning_law(space: WidthSpace, session: PruningSession, number: int) -> Scal
 
 
 def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: DescentConfig | None = None, *,
-            progress: bool = True, importance: Importance | None = None) -> list[ScalingLaw]:
+            progress: bool = True, importance: Importance | None = None, measure=None) -> list[ScalingLaw]:
     """Run (or continue) an architecture descent in `out_dir`; returns the laws of all iterations.
 
     `splits` should hold the whole training set (no validation split: a
     descent selects nothing); `config.val_fraction` says how it was made.
     `importance` scores channels (default: Taylor-FO, the method's).
+    `measure`: a latency objective's table measurement in place of timing (tests; see latency.py).
     """
     cfg = (config or DescentConfig()).resolve(space)
     space = cfg.start_space(space)
@@ -431,24 +476,26 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     with exclusive(d.path, "descent directory"):
         d.claim(space, cfg, splits.sizes(), dataset=splits.info.name)
         with d.open_log():
+            objective = cfg.objective_for(space, d, measure)
             done = d.iterations()
             for number in range(len(done) + 1, cfg.iterations + 1):
-                if _converged(done, space, cfg):
+                if _converged(done, space, cfg, objective):
                     break
                 _refuse_fallback(done, cfg)
-                done.append(_iteration(d, space, splits, cfg, done, number, progress, importance))
+                done.append(_iteration(d, space, splits, cfg, done, number, progress, importance, objective))
             _refuse_fallback(done, cfg)
     return [it.law for it in done]
 
 
 def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentConfig, done: list[Iteration],
-               number: int, progress: bool, importance: Importance | None) -> Iteration:
+               number: int, progress: bool, importance: Importance | None, objective: Objective) -> Iteration:
     """Prune one network to the end, fit its law, and record it; resumes from the iteration's checkpoint."""
-    widths = start_widths(space, done, cfg)
-    log.info("descent iteration %d/%d: start from %s (%s params)", number, cfg.iterations, widths,
-             f"{space.params(widths):,}")
+    widths = start_widths(space, done, cfg, objective)
+    log.info("descent iteration %d/%d: start from %s (%s params, %s MACs)", number, cfg.iterations, widths,
+             f"{space.params(widths):,}", f"{space.macs(widths):,}")
     torch.manual_seed(cfg.seed * 1000 + number)
-    pruner = TaylorPruner(space, widths, physical=cfg.physical, importance=importance, **cfg.schedule_fields())
+    pruner = TaylorPruner(space, widths, physical=cfg.physical, importance=importance,
+                          objective=objective if objective.weighs else None, **cfg.schedule_fields())
     p = pruner.session
     tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number,
                  epochs=cfg.max_epochs or p.schedule.epochs(sum(widths), len(splits.train[1]), cfg.batch_size))

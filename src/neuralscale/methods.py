@@ -21,7 +21,9 @@ from pathlib import Path
 from .budget import Budget
 from .descent import law_from, morphnet_widths
 from .errors import NeuralscaleError
-from .scaling import ScalingLaw, cost_function, solve, uniform_law
+from .accounting import measure_latency
+from .latency import tolerance
+from .scaling import ScalingLaw, check_objective, cost_function, solve, uniform_law
 from .space import WidthSpace
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,13 @@ METHOD_TITLES = {  # how reports name each method, and its line in the paper
 }
 
 
+def law_label(iteration: int, objective: str = "params") -> str:
+    """How runs of a descent's law are labelled: neuralscale@K for the paper's (fitted against parameters),
+    neuralscale-macs@K or neuralscale-latency@K for a law fitted against another objective, so that one run
+    store holds them side by side."""
+    return f"neuralscale@{iteration}" if objective == "params" else f"neuralscale-{objective}@{iteration}"
+
+
 def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
                iteration: int | None = None) -> ScalingLaw:
     """The law a scaled method solves: uniform from the base widths or MorphNet's, or a descent's fit."""
@@ -59,14 +68,19 @@ def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
 
 def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, source: str | Path | None = None,
           iteration: int | None = None, min_width: int = 1, multiple: int = 1, device: str = "cpu",
-          batch_size: int = 1) -> dict:
+          batch_size: int = 1, convert: bool = False) -> dict:
     """Widths of `method` for a budget, described as `WidthSpace.describe` does, with the solver's findings.
 
     budget: a `Budget` (a ratio, an amount or a share of the base model's params, MACs or latency); a number
-    or a string is a parameter budget ("2.8M", "25%").
+    or a string is a parameter budget ("2.8M", "25%").  A neuralscale law is solved for a budget of the metric it
+    was fitted against (`law.objective`), or of another with `convert`.  A latency budget's configuration is
+    measured afresh after solving (`measured`: median, interquartile range, and whether it is within
+    `latency.tolerance` of the budget).
     """
     budget = Budget.parse(budget, budget.metric if isinstance(budget, Budget) else "params")
     law = method_law(space, method, source, iteration)
+    if method == "neuralscale":
+        check_objective(law, budget.metric, convert)
     if budget.ratio is not None and method == "uniform" and min_width == 1 and multiple == 1:
         widths = space.uniform(budget.ratio)
         p = space.params(widths)
@@ -81,7 +95,27 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
     for w in sol.warnings:
         log.warning("warning: %s %s: %s", method if law.iteration is None else f"{method}@{law.iteration}",
                     f"at {sol.budget:,.0f} {budget.metric}", w)
-    return {**space.describe(sol.widths), "method": method, "metric": budget.metric, "budget": sol.budget,
-            "achieved": sol.achieved, "rel_error": sol.rel_error, "iteration": law.iteration,
-            "fallback": law.fallback, "extrapolated": any(w.startswith("extrapolated") for w in sol.warnings),
-            "macs_above_base": space.macs(sol.widths) > space.macs(space.base_widths), "warnings": sol.warnings}
+    out = {**space.describe(sol.widths), "method": method, "metric": budget.metric, "budget": sol.budget,
+           "achieved": sol.achieved, "rel_error": sol.rel_error, "iteration": law.iteration,
+           "objective": law.objective, "fallback": law.fallback,
+           "extrapolated": any(w.startswith("extrapolated") for w in sol.warnings),
+           "macs_above_base": space.macs(sol.widths) > space.macs(space.base_widths), "warnings": sol.warnings}
+    if budget.metric == "latency":
+        out["measured"] = fresh_latency(space, sol.widths, sol.budget, device, batch_size)
+        if not out["measured"]["within"]:
+            log.warning("warning: a fresh measurement gives %.4g ms, %+.1f%% from the budget (tolerance %.1f%%)",
+                        out["measured"]["median_ms"], 100 * out["measured"]["rel_error"],
+                        100 * out["measured"]["tolerance"])
+    return out
+
+
+def fresh_latency(space: WidthSpace, widths: list[int], budget: float, device: str, batch_size: int) -> dict:
+    """The configuration measured again (30 timed calls): its median and spread, and whether the budget is met
+    within the tolerance (the spread, at least 2%: latency.tolerance)."""
+    whole = measure_latency(space.build(widths), space.info.input_shape, device, (batch_size,), warmup=5, repeats=30)
+    m = whole["batches"][str(batch_size)]
+    check = {"measured_ms": m["median_ms"], "iqr_ms": m["iqr_ms"]}
+    tol = tolerance(check)
+    rel = (m["median_ms"] - budget) / budget
+    return {"median_ms": m["median_ms"], "iqr_ms": m["iqr_ms"], "rel_error": rel, "tolerance": tol,
+            "within": abs(rel) <= tol, "device": whole["device"]}

@@ -22,7 +22,7 @@ import numpy as np
 
 from .accounting import measure_latency
 from .errors import NeuralscaleError
-from .budget import METRICS
+from .budget import METRICS, UNITS
 from .records import atomic_write_json, atomic_write_text
 from .space import WidthSpace
 from .validate import MAX_WIDTH, matches
@@ -50,6 +50,7 @@ class ScalingLaw:
     # `holdout_rows` rows (the narrowest networks): the mean of |predicted - recorded| / recorded per layer
     holdout_error: list[float] = field(default_factory=list)
     holdout_rows: int = 0
+    objective: str = "params"  # what tau counts: params (the paper's), macs or latency (objective.py)
 
     def quality(self) -> str:
         """The fit's quality in one line: rows, the worst layer's R^2 and the out-of-sample error."""
@@ -64,15 +65,12 @@ class ScalingLaw:
     def raw_widths(self, tau: float) -> np.ndarray:
         return np.asarray(self.alpha) * float(tau) ** np.asarray(self.beta)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, d: dict) -> "ScalingLaw":
         try:
             law = cls(**{k: d[k] for k in ("model", "dataset", "layers", "alpha", "beta")},
                       **{k: d[k] for k in ("r2", "rows", "fallback", "origin", "iteration", "note", "tau_range",
-                                           "holdout_error", "holdout_rows") if k in d})
+                                           "holdout_error", "holdout_rows", "objective") if k in d})
         except (KeyError, TypeError) as e:
             raise NeuralscaleError(f"not a scaling-law file: missing or bad field {e}") from None
 
@@ -87,7 +85,16 @@ class ScalingLaw:
             raise NeuralscaleError("scaling-law file: alpha, beta and layers differ in length")
         if any(a <= 0 for a in law.alpha):
             raise NeuralscaleError("scaling-law file: every alpha must be positive")
+        if law.objective not in METRICS:
+            raise NeuralscaleError(f"scaling-law file: objective must be one of {', '.join(METRICS)}, "
+                                   f"got {law.objective!r}")
         return law
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if d["objective"] == "params":  # the laws of the release before, byte for byte: params is implied
+            del d["objective"]
+        return d
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(Path(path), self.to_dict())
@@ -112,6 +119,18 @@ class ScalingLaw:
         if self.model != space.name or self.dataset != space.info.name or len(self.layers) != len(space):
             raise NeuralscaleError(f"this law was fitted for {self.model} on {self.dataset}, "
                                    f"not {space.name} on {space.info.name}")
+
+
+def check_objective(law: ScalingLaw, metric: str, convert: bool = False) -> None:
+    """Refuse to solve a fitted law for a budget of another metric than it was fitted against, unless asked to
+    convert (a law fitted against MACs says how widths shrink with MACs; solved at a parameter count, it still
+    gives a configuration, but not one the descent optimised for).  Uniform scaling is any metric's."""
+    if law.fallback or law.objective == metric or convert:
+        return
+    flag = {"params": "--params", "macs": "--macs", "latency": "--latency-ms"}[law.objective]
+    raise NeuralscaleError(f"this law (iteration {law.iteration}) was fitted against {law.objective}, and the budget "
+                           f"counts {metric}: give a {law.objective} budget ({flag}), or --convert (convert = true in "
+                           f"a sweep or experiment file) to solve it for a {metric} budget anyway")
 
 
 def uniform_law(space: WidthSpace, widths: Sequence[int], note: str = "uniform scaling") -> ScalingLaw:
@@ -197,11 +216,13 @@ def write_trajectory(path: str | Path, space: WidthSpace, rows: Sequence[Sequenc
 # --- fitting -----------------------------------------------------------------
 
 def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None = None,
-        count: str = "exact", start: Sequence[int] | None = None) -> ScalingLaw:
+        count: str = "exact", start: Sequence[int] | None = None, objective=None) -> ScalingLaw:
     """Least squares of ln(width_l) on [ln tau, 1] per layer.
 
     tau is each row's parameter count: `exact` (the built model) or `original`
-    (the original implementation's formula, to reproduce its fits).  With
+    (the original implementation's formula, to reproduce its fits); with an
+    `objective` (objective.Objective) other than params, each row's MACs or
+    estimated latency.  With
     `start` (the widths pruning started from; the per-layer trajectory start),
     each layer is fitted on the rows from the first in which it has lost a
     channel, or on all rows where that leaves fewer than MIN_ROWS.
@@ -214,7 +235,9 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
                                                "uniform scaling of the first row instead of a fit")
         law.rows, law.iteration = len(rows), iteration
         return law
-    tau = np.log(np.array([space.tau(r, count) for r in rows], dtype=np.float64))
+    against = objective.name if objective is not None else "params"
+    tau = np.log(np.array([space.tau(r, count) if against == "params" else objective.cost(r) for r in rows],
+                          dtype=np.float64))
     widths = np.log(np.array(rows, dtype=np.float64))
     alpha, beta, r2, holdout = [], [], [], []
     held = holdout_rows(len(rows))
@@ -237,7 +260,7 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
     return ScalingLaw(space.name, space.info.name, list(space.layer_names), alpha, beta, r2, rows=len(rows),
                       iteration=iteration, note="" if count == "exact" else f"tau counted with the {count} formula",
                       tau_range=[float(np.exp(tau.min())), float(np.exp(tau.max()))], holdout_error=holdout,
-                      holdout_rows=held)
+                      holdout_rows=held, objective=against)
 
 
 def holdout_rows(rows: int) -> int:
@@ -287,8 +310,9 @@ def solution_warnings(law: ScalingLaw, space: WidthSpace, widths: list[int], tau
     if len(law.tau_range) == 2:
         low, high = law.tau_range
         if tau < low / EXTRAPOLATION or tau > high * EXTRAPOLATION:
-            out.append(f"extrapolated: solved at tau = {tau:,.0f}, but the law was fitted on rows of {low:,.0f} to "
-                       f"{high:,.0f} parameters")
+            unit = UNITS[law.objective]
+            out.append(f"extrapolated: solved at tau = {tau:,.6g}, but the law was fitted on rows of {low:,.6g} to "
+                       f"{high:,.6g} {unit}")
     base = space.macs(space.base_widths)
     macs = space.macs(widths)
     if macs > base:
@@ -366,7 +390,8 @@ class _Search:
 
 def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "params", *,
           min_width: int = 1, multiple: int = 1, max_width: int | None = None,
-          device: str = "cpu", batch_size: int = 1, tolerance: float = 0.005) -> Solution:
+          device: str = "cpu", batch_size: int = 1, tolerance: float = 0.005,
+          cost: Callable[[list[int]], float] | None = None) -> Solution:
     """The configuration on `law` whose cost is nearest `budget` (an amount of `metric`: resolve a share or a
     ratio first, with `budget.Budget`).
 
@@ -376,19 +401,19 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     steps), single layers are moved by one channel towards it while that helps.
     Widths are capped at `max_width` (default 64x the largest base width); a
     budget outside what the law can reach within [min_width, max_width] is an
-    error naming the feasible range.
+    error naming the feasible range.  `cost`: what a configuration costs in `metric`, where not the
+    space's count or a fresh measurement (a descent's latency table).
     """
     law.check_space(space)
     if min_width < 1 or multiple < 1:
         raise NeuralscaleError("minimum width and multiple must be at least 1")
     cap = min(max_width or 64 * max(space.base_widths), MAX_WIDTH)
-    cost = cost_function(space, metric, device, batch_size)
+    cost = cost or cost_function(space, metric, device, batch_size)
     if not (matches(budget, float) and math.isfinite(budget) and budget > 0):
         raise NeuralscaleError(f"a {metric} budget must be a positive finite amount, got {budget!r}")
     multiples = [math.lcm(multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
     search = _Search(law, budget, cost, min_width, multiples, cap)
-    # start where tau equals the budget in parameters (tau *is* a parameter count)
-    start = budget if metric == "params" else space.params(space.base_widths) * budget / cost(list(space.base_widths))
+    start = _start(law, space, budget, metric, cost)
     lo, hi = search.bracket(start)
     if not search(lo) <= budget <= search(hi) and abs(search.best[1] - budget) > tolerance * budget:
         _out_of_reach(search, metric, min_width, cap)
@@ -401,6 +426,17 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
                     solution_warnings(law, space, list(widths), tau))
 
 
+def _start(law: ScalingLaw, space: WidthSpace, budget: float, metric: str, cost) -> float:
+    """Where the search starts: tau equal to the budget when both count the same; else the base model's tau
+    times the budget's share of the base model's cost (or the middle of the rows' tau for a latency law)."""
+    if metric == law.objective:
+        return budget
+    base = list(space.base_widths)
+    if law.objective in ("params", "macs"):
+        return getattr(space, law.objective)(base) * budget / cost(base)
+    return math.sqrt(law.tau_range[0] * law.tau_range[1]) if len(law.tau_range) == 2 else 1.0
+
+
 def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int) -> None:
     """The budget error, naming what the law can really reach: from every layer at its floor to every layer at
     the cap (a law whose layers do not all grow together may reach less in between)."""
@@ -408,7 +444,7 @@ def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int) -> Non
     top = [cap // m * m for m in search.multiples]
     low = min(float(search.cost(floor)), *search.seen.values())
     high = max(float(search.cost(top)), *search.seen.values())
-    unit = {"params": "parameters", "macs": "MACs", "latency": "ms"}[metric]
+    unit = UNITS[metric]
     where = "below" if search.budget < low else "above" if search.budget > high else "between the steps of"
     raise NeuralscaleError(f"a budget of {search.budget:,.0f} {unit} is out of reach: it is {where} what this law "
                            f"reaches, {low:,.0f} to {high:,.0f} {unit} with widths in [{min_width}, {cap}]")

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from ..importance import Importance
 from ..models.gate import gate_widths
+from ..objective import Objective
 from ..space import WidthSpace
 from ..train import Callback, Trainer
 from .schedule import Schedule
@@ -20,12 +21,14 @@ class TaylorPruner(Callback):
     """Prunes a trainer's model during training (a `PruningSession`, in `.session`) and records its trajectory.
 
     The keyword arguments are the `Schedule`'s (k, interval, warmup_epochs, prune_fraction, min_width,
-    prune_past_one, trajectory_start), named as `DescentConfig` and the command line name them.
+    prune_past_one, trajectory_start), named as `DescentConfig` and the command line name them; `objective` weighs the
+    scores by what each channel costs (objective.py).
     """
 
     def __init__(self, space: WidthSpace, widths: Sequence[int], *, importance: Importance | None = None,
-                 physical: bool = True, **schedule):
-        self.session = PruningSession(space, widths, Schedule(**schedule), importance=importance, physical=physical)
+                 physical: bool = True, objective: Objective | None = None, **schedule):
+        self.session = PruningSession(space, widths, Schedule(**schedule), importance=importance, physical=physical,
+                                      objective=objective)
 
     @property
     def done(self) -> bool:

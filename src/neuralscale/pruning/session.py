@@ -1,6 +1,9 @@
 """One pruning session: the state of a network being pruned, driven by a Trainer callback (callback.py) or by a
 user's own loop (loop.Pruner), which call the same methods.
 
+With an `objective` of MACs or latency (objective.py), each layer's scores are divided by what removing one of its
+channels saves at the current widths, so that channels are ranked by importance per unit of the objective.
+
 Every mini-batch after the warm-up, the importance criterion observes the gates' gradients (by default
 Taylor-FO: `(gate * dLoss/dgate)^2` per channel, the gate being 1, averaged over the batches since the last
 step; see importance.py); when the schedule says a step is due, `select.choose` picks the channels, the stop rule
@@ -28,6 +31,7 @@ from torch import nn
 
 from ..graph import ChannelGraph, Layer, gate_layers
 from ..importance import Importance, TaylorFO
+from ..objective import Objective
 from ..space import WidthSpace
 from .apply import Shrunk, attach_masks, clear_gate_grads, has_gate_grads, shrink
 from .schedule import Schedule
@@ -48,12 +52,13 @@ class PruningSession:
     """A network being pruned: which channels are alive, the steps taken, the trajectory, and why it ended."""
 
     def __init__(self, space: WidthSpace, widths: Sequence[int], schedule: Schedule | None = None, *,
-                 importance: Importance | None = None, physical: bool = True):
+                 importance: Importance | None = None, physical: bool = True, objective: Objective | None = None):
         self.space, self.schedule = space, schedule or Schedule()
         self.multiples = list(space.multiples)
         self.initial = list(space.validate(widths))
         self.physical = physical
         self.importance = importance if importance is not None else TaylorFO()
+        self.objective = objective  # macs / latency: scores per unit saved (objective.py); None or params: as they are
         self.max_pruned = self.schedule.target(sum(self.initial))
         self.max_steps = self.schedule.max_steps(sum(self.initial))
         self.half_target = int(sum(self.initial) * 0.5)  # MorphNet's configuration: the original's --morph run
@@ -158,8 +163,10 @@ class PruningSession:
     def choose(self) -> list[tuple[int, int]]:
         """The channels the next step would take (see select.choose)."""
         want = min(self.schedule.k, self.max_pruned - self.pruned)
-        return choose([self.importance.score(layer) for layer in self.layers], self.alive, self.multiples, want,
-                      self.schedule.min_width, self.schedule.prune_past_one)
+        scores = [self.importance.score(layer) for layer in self.layers]
+        if self.objective is not None:
+            scores = self.objective.weigh(scores, self.current)
+        return choose(scores, self.alive, self.multiples, want, self.schedule.min_width, self.schedule.prune_past_one)
 
     def step(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> Step:
         """One pruning step on `model`: choose, apply the stop rule, mask or remove, record the widths."""
