@@ -318,7 +318,8 @@ def _sweep_parser(sub) -> None:
                    "ratios 0.25,0.5, 2 seeds, 5 epochs")
     p.add_argument("--methods", type=_words, metavar="M1,M2",
                    help=f"from {', '.join(BASE_METHODS)}; neuralscale@K for one descent iteration "
-                        "(default uniform,morphnet,neuralscale)")
+                        "(default uniform,morphnet,neuralscale). Runs of a descent of --objective macs are labelled "
+                        "neuralscale-macs@K (neuralscale-macs names it here too), so that one store holds both")
     p.add_argument("--ratios", type=_floats, metavar="R1,R2", help="budgets: parameter counts of uniform scaling by R")
     p.add_argument("--params", type=_budgets("params"), metavar="N1,N2",
                    help="budgets: parameter counts (2.8M) or shares of the base model (25%%,50%%)")
@@ -328,6 +329,7 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--from", dest="descent", metavar="DESCENT_DIR", help="descent directory (morphnet, neuralscale)")
     p.add_argument("--iterations", type=_words, metavar="first,last",
                    help="neuralscale: which descent iterations (first, last or numbers; default last)")
+    _add_convert(p)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)

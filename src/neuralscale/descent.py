@@ -6,7 +6,8 @@ lives in one directory:
 
     config.json          the descent's configuration (a rerun must match it)
     iteration_NN.csv     the trajectory of iteration NN
-    fits.json            {"laws": [...]}: alpha, beta, R^2 per finished iteration, and how it ended
+    fits.json            {"objective", "laws": [...]}: what the laws are fitted against; alpha, beta, R^2 per
+                         finished iteration, and how it ended
     iteration_NN.ckpt    the running iteration's checkpoint (removed when it finishes)
     log.txt              one line per epoch and per iteration, with times
     latency_table.json   a latency objective's measurements (latency.py), measured on first use and kept
@@ -299,6 +300,11 @@ class DescentDir:
                                        "new --out directory")
         atomic_write_json(self.config_path, {**identity, "descent": asdict(cfg)})
 
+    def objective(self) -> str:
+        """What this descent's laws are fitted against (its recorded configuration's; params before objectives)."""
+        cfg = self.config()
+        return (cfg or {}).get("descent", {}).get("objective", "params")
+
     def start_space(self, space: WidthSpace) -> WidthSpace:
         """The space this descent pruned (its --base-ratio start), from the recorded configuration."""
         cfg = self.config()
@@ -309,7 +315,8 @@ class DescentDir:
         """Write a finished iteration: its trajectory, then its entry in fits.json (the commit point)."""
         write_trajectory(self.trajectory_path(it.number), space, rows, steps)
         entries = [i.to_dict() for i in self.iterations()] + [it.to_dict()]
-        atomic_write_json(self.fits_path, {"model": space.name, "dataset": space.info.name, "laws": entries})
+        atomic_write_json(self.fits_path, {"model": space.name, "dataset": space.info.name,
+                                           "objective": self.objective(), "laws": entries})
         self.checkpoint(it.number).unlink(missing_ok=True)
 
     @contextmanager

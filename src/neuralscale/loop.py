@@ -55,13 +55,15 @@ class Pruner:
 
     k, interval, prune_fraction, prune_past_one and trajectory_start are `descend`'s (defaults by the space's
     family, as `DescentConfig.resolve` decides them; k by default the original's pace relative to the model's
-    channels, `pruning.paced_k`); `importance` scores channels (default Taylor-FO).  The network is pruned by
+    channels, `pruning.paced_k`); `importance` scores channels (default Taylor-FO); `objective` (params, macs,
+    latency) is `descend`'s: what each channel's score is weighed by and the law is fitted against.  The network is pruned by
     masking its gates: your model and optimizer stay yours.
     """
 
     def __init__(self, space: WidthSpace, model: nn.Module, out_dir: str | Path, *, k: int | None = None,
                  interval: int | None = None, prune_fraction: float = 0.95, prune_past_one: bool | None = None,
-                 trajectory_start: str | None = None, importance: Importance | None = None):
+                 trajectory_start: str | None = None, importance: Importance | None = None,
+                 objective: str = "params"):
         by_layer = gate_widths(model)
         widths = [by_layer[i] for i in sorted(by_layer)]
         if sorted(by_layer) != list(range(len(space))):
@@ -73,10 +75,12 @@ class Pruner:
             k = paced_k(widths, space.base_widths)
         self.config = DescentConfig(k=k, interval=interval, prune_fraction=prune_fraction,
                                     prune_past_one=prune_past_one, trajectory_start=trajectory_start,
-                                    physical=False).resolve(space)
+                                    physical=False, objective=objective).resolve(space)
+        weigh = self.config.objective_for(space, self.dir) if objective != "params" else None
         # pruning is on from the first step() (warm-up is the loop's business)
         schedule = Schedule(**{**self.config.schedule_fields(), "warmup_epochs": 0})
-        self.session = PruningSession(space, widths, schedule, importance=importance, physical=False)
+        self.session = PruningSession(space, widths, schedule, importance=importance, physical=False,
+                                      objective=weigh)
         self.session.start(model, next(model.parameters()).device)
         self._finished: DescentResult | None = None
         with exclusive(self.dir.path, "descent directory"):  # another configuration is refused now, not at the end

@@ -43,6 +43,14 @@ METHOD_TITLES = {  # how reports name each method, and its line in the paper
                 "the original's default criterion)",
 }
 
+OBJECTIVE_TITLES = {  # the runs of a descent of another objective than the paper's (descend --objective)
+    "macs": "the same from a descent whose objective is MACs (beyond the paper): each channel's Taylor-FO score "
+            "divided by the MACs its removal saves, the law fitted against MACs per image",
+    "latency": "the same from a descent whose objective is latency (beyond the paper): each channel's Taylor-FO "
+               "score divided by the latency its removal saves (a measured per-operation table), the law fitted "
+               "against the estimated latency",
+}
+
 
 def law_label(iteration: int, objective: str = "params") -> str:
     """How runs of a descent's law are labelled: neuralscale@K for the paper's (fitted against parameters),
@@ -93,7 +101,7 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
     if method != "neuralscale":  # uniform and MorphNet scale one configuration uniformly by design
         sol.warnings = [w for w in sol.warnings if not w.startswith("the law is not a fit")]
     for w in sol.warnings:
-        log.warning("warning: %s %s: %s", method if law.iteration is None else f"{method}@{law.iteration}",
+        log.warning("warning: %s %s: %s", method if law.iteration is None else law_label(law.iteration, law.objective),
                     f"at {sol.budget:,.0f} {budget.metric}", w)
     out = {**space.describe(sol.widths), "method": method, "metric": budget.metric, "budget": sol.budget,
            "achieved": sol.achieved, "rel_error": sol.rel_error, "iteration": law.iteration,

@@ -58,7 +58,8 @@ class Objective:
     def savings(self, widths: Sequence[int]) -> list[float]:
         """Per layer, what removing one channel saves at `widths` (a layer that feeds grouped convolutions
         loses one channel per group: its saving per channel).  A layer at its last unit: the saving of its
-        last unit, as one more would cost."""
+        last unit, as one more would cost.  Where removing one costs more than it saves (the structure
+        changes), the saving of the one after it."""
         widths = self.space.validate(widths)
         here = self.cost(widths)
         out = []
@@ -66,7 +67,12 @@ class Objective:
             fewer = list(widths)
             if widths[layer] > m:
                 fewer[layer] -= m
-                out.append((here - self.cost(fewer)) / m)
+                saved = here - self.cost(fewer)
+                if saved <= 0 and widths[layer] > 2 * m:  # a structure that changes (the paper's ResNet adds a
+                    fewest = list(fewer)                    # projection shortcut once a block's widths differ):
+                    fewest[layer] -= m                      # the saving of the next unit, past the jump
+                    saved = self.cost(fewer) - self.cost(fewest)
+                out.append(saved / m)
             else:
                 fewer[layer] += m
                 out.append((self.cost(fewer) - here) / m)

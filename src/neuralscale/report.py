@@ -21,7 +21,7 @@ import re
 import statistics
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .descent import DescentDir
@@ -29,13 +29,13 @@ from .errors import NeuralscaleError
 from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
                       widths_figure)
 from .guard import check_report_dir
-from .methods import BASE_METHODS, METHOD_TITLES, SPARSE_LABEL
+from .methods import BASE_METHODS, METHOD_TITLES, OBJECTIVE_TITLES, SPARSE_LABEL, law_label
 from .records import atomic_write_json, atomic_write_text
 from .reference import rows as reference_rows
 from .space import WidthSpace
 from .stats import welch_gap
 from .validate import one_of
-from .budget import Budget
+from .budget import UNITS, Budget
 from .data.info import protocol
 from .layout import ReportDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
@@ -108,11 +108,13 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
     return rows
 
 
-def _mark_fallbacks(rows: list[dict], descent_dir: Path | None) -> list[str]:
+def _mark_fallbacks(rows: list[dict], descents: list[Path]) -> list[str]:
     """Label rows whose NeuralScale law was a fallback (uniform scaling, not a fit) as such; returns the notes."""
-    if descent_dir is None or not DescentDir(descent_dir).fits_path.exists():
-        return []
-    fallbacks = {f"neuralscale@{it.number}": it for it in DescentDir(descent_dir).iterations() if it.law.fallback}
+    fallbacks = {}
+    for path in descents:
+        d = DescentDir(path)
+        if d.fits_path.exists():
+            fallbacks.update({law_label(it.number, d.objective()): it for it in d.iterations() if it.law.fallback})
     for r in rows:
         if r["label"] in fallbacks:  # planned before its law was known to be a fallback
             r["shown"] = r["label"] + " (fallback)"
@@ -181,6 +183,7 @@ class _Store:
     space: WidthSpace | None
     descent: Path | None
     fallbacks: list[str]
+    descents: list[Path] = field(default_factory=list)  # every descent the runs came from (one per objective)
 
 
 def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
@@ -201,12 +204,19 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
     if isinstance(beside, str) and beside and (store / beside).is_dir():
         recorded = str(store / beside)
     descent_dir = Path(descent) if descent else (Path(recorded) if isinstance(recorded, str) and recorded else None)
+    by_objective = sweep_cfg.get("descents_from_store")
+    descents = [store / p for p in (by_objective.values() if isinstance(by_objective, dict) else ())
+                if isinstance(p, str) and (store / p).is_dir()]
+    if descent or not descents:
+        descents = [descent_dir] if descent_dir is not None else []
+    elif isinstance(by_objective.get("params"), str) and (store / by_objective["params"]).is_dir():
+        descent_dir = store / by_objective["params"]  # the figures are the paper's descent's
     try:
         space = record_space(next(r for r in records if (r["model"], r["dataset"]) == models[0]))
     except NeuralscaleError:
         space = None  # e.g. an image folder that is not on this machine: no layer names, no descent figures
     return _Store(store, records, rows, accuracy, models[0][0], models[0][1], len(models) > 1, space, descent_dir,
-                  _mark_fallbacks(rows, descent_dir))
+                  _mark_fallbacks(rows, descents), descents)
 
 
 def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tuple[list[tuple[str, Path]], str]:
@@ -249,16 +259,20 @@ FEW_ROWS = 20  # a law fitted on fewer trajectory rows than this is marked as su
 
 
 def _law_notes(st: "_Store") -> list[str]:
-    """One line per NeuralScale law the rows use: its fit quality, marked where it rests on few rows."""
-    if st.descent is None or not DescentDir(st.descent).fits_path.exists():
-        return []
-    used = {m.group(1) for r in st.rows if (m := re.match(r"neuralscale@(\d+)", r["label"]))}
+    """One line per NeuralScale law the rows use: what it was fitted against, its fit quality, marked where it
+    rests on few rows."""
+    used = {m.group(0) for r in st.rows if (m := re.match(r"neuralscale(-\w+)?@\d+", r["label"]))}
     out = []
-    for it in DescentDir(st.descent).iterations():
-        if str(it.number) in used:
-            few = " **(few rows: a law fitted on so few points is a weak guide)**" \
-                if not it.law.fallback and it.law.rows < FEW_ROWS else ""
-            out.append(f"`neuralscale@{it.number}`: {it.law.quality()}{few}")
+    for path in st.descents:
+        d = DescentDir(path)
+        if not d.fits_path.exists():
+            continue
+        for it in d.iterations():
+            label = law_label(it.number, d.objective())
+            if label in used:
+                few = " **(few rows: a law fitted on so few points is a weak guide)**" \
+                    if not it.law.fallback and it.law.rows < FEW_ROWS else ""
+                out.append(f"`{label}`: fitted against {UNITS[it.law.objective]}, {it.law.quality()}{few}")
     return out
 
 
@@ -307,6 +321,8 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
                                       "its worst layer) and predicts rows it was not fitted on (each layer fitted on "
                                       "the earlier rows, asked for the widths of the last fifth)."), ("list", laws)]
     methods = [f"`{m}`: {METHOD_TITLES[m]}" for m in dict.fromkeys(r["method"] for r in st.rows) if m in METHOD_TITLES]
+    for objective in sorted({m.group(1) for r in st.rows if (m := re.match(r"(?:neuralscale|morphnet)-(\w+)@?", r["label"]))}):
+        methods.append(f"`neuralscale-{objective}@K`, `morphnet-{objective}`: {OBJECTIVE_TITLES[objective]}")
     if any(r["label"] == SPARSE_LABEL for r in st.rows):
         methods.append(f"`{SPARSE_LABEL}`: not a method compared: the network `slimming` prunes, uniform widths "
                        "trained with network slimming's L1 penalty on the batch norms' scales")

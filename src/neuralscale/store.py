@@ -171,6 +171,8 @@ class RunStore:
                 if diff:
                     raise NeuralscaleError(f"{self.root} holds a sweep with another recipe ({diff}); its runs "
                                            "would be pooled with these in one report: use another --out")
+            if isinstance(before, dict) and isinstance(before.get("laws"), dict):  # laws of every descent so far
+                recipe["laws"] = {**before["laws"], **recipe.get("laws", {})}
             ids = [i for i in old.get("runs", []) if isinstance(i, str)]
             ids += [i for i in run_ids if i not in set(ids)]
         atomic_write_json(self.plan_path, {"recipe": recipe, "config": config, "runs": ids, "written": written})

@@ -18,13 +18,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .budget import Budget
+from .budget import METRICS, Budget
 from .descent import DescentDir
 from .errors import NeuralscaleError
 from .executors import get_executor
 from .data import DataConfig
 from .data.info import DEFAULT_PROTOCOL, protocol
-from .methods import BASE_METHODS, BASELINES, SPARSE_LABEL, scale
+from .methods import BASE_METHODS, BASELINES, SPARSE_LABEL, law_label, scale
 from .progress import progress_bar
 from .runs import RunSpec, describe
 from .settings import Settings, option
@@ -67,6 +67,9 @@ class SweepConfig(Settings):
     multiple: int = 1
     data: dict = field(default_factory=dict)  # train / test subset sizes, data_dir, tinyimagenet_split
     latency_batches: list[int] = field(default_factory=lambda: [1])
+    # solve a neuralscale law for budgets of another metric than it was fitted against (the paper's laws at equal
+    # MACs); without it such a sweep is refused (methods.scale)
+    convert: bool = False
 
     def __post_init__(self):
         # a Budget given here (the CLI's) is kept as a person spells it, as experiment files do
@@ -76,9 +79,10 @@ class SweepConfig(Settings):
         if not self.methods:
             raise NeuralscaleError("the sweep has no methods")
         for m in self.methods:
-            if m.split("@")[0] not in BASE_METHODS:
+            if method_base(m) not in BASE_METHODS:
                 raise NeuralscaleError(f"unknown method {m!r}; choose from: {', '.join(BASE_METHODS)} "
-                                       f"(neuralscale@K for one descent iteration){suggest(m, BASE_METHODS)}")
+                                       "(neuralscale@K for one descent iteration; neuralscale-macs, "
+                                       f"neuralscale-latency for a descent of that objective){suggest(m, BASE_METHODS)}")
         if not (self.ratios or self.params or self.macs):
             raise NeuralscaleError("the sweep has no budgets: give ratios, params or macs")
         if not self.seeds:
@@ -100,6 +104,18 @@ class SweepConfig(Settings):
         for b in self.latency_batches:
             at_least("a latency batch size", b, 1)
         check_data(self.data)
+
+def method_base(method: str) -> str:
+    """The method a sweep's method name runs: neuralscale-macs@15 is neuralscale (from a MACs descent)."""
+    base = method.split("@")[0]
+    return "neuralscale" if base in (f"neuralscale-{o}" for o in METRICS) else base
+
+
+def _objective_asked(method: str) -> str | None:
+    """The objective a method name asks its descent for (neuralscale-macs: macs), or None."""
+    base = method.split("@")[0]
+    return base.removeprefix("neuralscale-") if base.startswith("neuralscale-") else None
+
 
 def preset(name: str, model: str, dataset: str, **overrides) -> SweepConfig:
     """`paper`: the paper's protocol (its ratios, 5 seeds, 300/150 epochs); `quick`: a short look."""
@@ -155,12 +171,14 @@ def _iterations(cfg: SweepConfig, method: str) -> list[int]:
 
 
 def _label(cfg: SweepConfig, iteration: int) -> str:
-    """neuralscale@K, marked when iteration K's law is a fallback (uniform scaling, not a fit)."""
-    if DescentDir(cfg.descent).iteration(iteration).law.fallback:
-        log.warning("warning: neuralscale@%d is a fallback law (uniform scaling, not a fit); its runs are labelled "
-                    "so", iteration)
-        return f"neuralscale@{iteration} (fallback)"
-    return f"neuralscale@{iteration}"
+    """neuralscale@K (neuralscale-macs@K for a descent of that objective), marked when iteration K's law is a
+    fallback (uniform scaling, not a fit)."""
+    d = DescentDir(cfg.descent)
+    label = law_label(iteration, d.objective())
+    if d.iteration(iteration).law.fallback:
+        log.warning("warning: %s is a fallback law (uniform scaling, not a fit); its runs are labelled so", label)
+        return f"{label} (fallback)"
+    return label
 
 
 def plan(cfg: SweepConfig) -> list[RunSpec]:
@@ -177,6 +195,12 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
         if laws:
             laws[0].check_space(space)
     budgets = _budgets(cfg, space)
+    objective = DescentDir(cfg.descent).objective() if cfg.descent is not None else "params"
+    for m in cfg.methods:
+        asked = _objective_asked(m)
+        if asked is not None and asked != objective:
+            raise NeuralscaleError(f"method {m} needs a descent of objective {asked}, and {cfg.descent} was run with "
+                                   f"--objective {objective}")
     data = DataConfig.from_settings(cfg.dataset, cfg.data).settings(with_dir=True)  # as `train` records it
     common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
                   latency_batches=tuple(cfg.latency_batches))
@@ -187,7 +211,7 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
         key = (method, iteration, bi)
         if key not in solved:
             solved[key] = scale(space, method, budgets[bi], source=cfg.descent, iteration=iteration,
-                                min_width=cfg.min_width, multiple=cfg.multiple)["widths"]
+                                min_width=cfg.min_width, multiple=cfg.multiple, convert=cfg.convert)["widths"]
         return solved[key]
 
     specs: list[RunSpec] = []
@@ -198,9 +222,11 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
         finetune = {**recipe, "epochs": cfg.finetune_epochs, "lr": cfg.finetune_lr, "schedule": "constant"}
         for bi, b in enumerate(budgets):
             for m in cfg.methods:
-                base = m.split("@")[0]
+                base = method_base(m)
                 if base in ("uniform", "morphnet"):
-                    specs.append(RunSpec(method=base, config=recipe, widths=widths_for(base, None, bi), budget=b, **common))
+                    label = base if base == "uniform" or objective == "params" else f"morphnet-{objective}"
+                    specs.append(RunSpec(method=base, label=label, config=recipe, widths=widths_for(base, None, bi),
+                                         budget=b, **common))
                 elif base == "neuralscale":
                     for it in _iterations(cfg, m):
                         if it not in labels:
@@ -244,9 +270,11 @@ def recipe(cfg: SweepConfig) -> dict:
              if k not in ("seed", "device", "eval_batch_size")}
     laws = {}
     if cfg.descent is not None and Path(cfg.descent).is_dir():
-        for it in DescentDir(cfg.descent).iterations():
+        d = DescentDir(cfg.descent)
+        prefix = "" if d.objective() == "params" else f"{d.objective()}@"  # one store holds descents of each
+        for it in d.iterations():
             blob = json.dumps([it.law.alpha, it.law.beta, it.half_widths if it.number == 1 else None])
-            laws[str(it.number)] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+            laws[f"{prefix}{it.number}"] = hashlib.sha256(blob.encode()).hexdigest()[:12]
     return {"model": cfg.model, "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
             "data": DataConfig.from_settings(cfg.dataset, cfg.data).settings(),
             "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr,
@@ -270,6 +298,9 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
         config = cfg.to_dict()
         if cfg.descent is not None:  # found by a report from any folder, and in a clone of the store's repository
             config["descent_from_store"] = os.path.relpath(Path(cfg.descent).resolve(), store.root.resolve())
+            old = (store.load_plan() or {}).get("config") or {}  # every descent the store's runs came from, by objective
+            config["descents_from_store"] = {**(old.get("descents_from_store") or {}),
+                                             DescentDir(cfg.descent).objective(): config["descent_from_store"]}
         _check_slimming(store, cfg)
         store.save_plan(recipe(cfg), config, [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
         todo = []

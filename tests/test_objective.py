@@ -1,0 +1,220 @@
+"""Objectives (params, MACs, latency): what a channel saves, pruning per unit saved, laws fitted against the
+objective, the refusal of a budget of another metric, and the sweep labels that keep descents apart."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import neuralscale as ns
+from helpers import TINY_DESCENT, TINY_DESCENT_TRAIN, run_cli
+from neuralscale.accounting import count_macs
+from neuralscale.descent import DescentConfig, DescentDir
+from neuralscale.errors import NeuralscaleError
+from neuralscale.latency import GRID, LatencyTable
+from neuralscale.objective import Objective
+from neuralscale.pruning import PruningSession, Schedule
+from neuralscale.scaling import fit
+from neuralscale.sweep import SweepConfig, run_sweep
+
+
+def _macs_of_built(space, widths):
+    return count_macs(space.build(widths, device="meta"), space.info.input_shape)
+
+
+@pytest.mark.parametrize("name", ["vgg11", "resnet18", "mobilenetv2", "torchvision:resnet18"])
+def test_a_channel_saves_what_the_built_models_differ_by(name):
+    sp = ns.space(name, "synthetic")
+    sp = sp.rebased(sp.uniform(0.125))
+    o = Objective(sp, "macs")
+    widths = list(sp.base_widths)
+    saved = o.savings(widths)
+    for layer in (0, len(sp) // 2, len(sp) - 1):
+        m = sp.multiples[layer]
+        steps = [[w - (i * m if j == layer else 0) for j, w in enumerate(widths)] for i in range(3)]
+        built = [_macs_of_built(sp, w) for w in steps]
+        # the first unit's saving, or (where the structure changes: the paper's ResNet adds a projection) the next's
+        assert saved[layer] in ((built[0] - built[1]) / m, (built[1] - built[2]) / m)
+    assert all(s > 0 for s in saved)
+    scores = [torch.rand(w) for w in widths]
+    assert Objective(sp, "params").weigh(scores, widths) is scores  # the paper's ranking, untouched
+
+
+def _session(space, objective):
+    s = PruningSession(space, space.base_widths, Schedule(k=1, interval=1, prune_past_one=True),
+                       objective=objective, physical=False)
+    s.start(space.build(space.base_widths), "cpu")
+    return s
+
+
+class _Equal(ns.Importance):
+    """Every channel equally important: only the objective tells them apart."""
+    name = "equal"
+    needs_graph = False
+
+    def score(self, layer):
+        return torch.ones(layer.width)
+
+
+def test_with_equal_scores_the_macs_objective_prunes_the_costliest_channel_first():
+    sp = ns.space("vgg11", "synthetic")
+    sp = sp.rebased(sp.uniform(0.125))
+    costly = max(range(len(sp)), key=lambda i: Objective(sp, "macs").savings(sp.base_widths)[i])
+    s = _session(sp, Objective(sp, "macs"))
+    s.importance = _Equal()
+    assert {layer for layer, _ in s.choose()} == {costly}
+    plain = _session(sp, None)
+    plain.importance = _Equal()
+    assert {layer for layer, _ in plain.choose()} == set(range(len(sp)))  # all tied: nothing weighs them apart
+
+
+def test_a_law_is_fitted_against_its_objective():
+    sp = ns.space("vgg11", "synthetic")
+    rows = [[max(1, int(w * r)) for w in sp.base_widths] for r in (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25)]
+    law = fit(sp, rows, objective=Objective(sp, "macs"))
+    assert law.objective == "macs"
+    assert law.tau_range == pytest.approx([sp.macs(rows[-1]), sp.macs(rows[0])], rel=1e-9)
+    assert "objective" not in fit(sp, rows).to_dict()  # a params law reads and writes as before objectives
+    assert ns.ScalingLaw.from_dict(law.to_dict()).objective == "macs"
+    with pytest.raises(NeuralscaleError, match="objective must be one of"):
+        ns.ScalingLaw.from_dict({**law.to_dict(), "objective": "flops"})
+
+
+@pytest.fixture(scope="module")
+def macs_descent(tmp_path_factory):
+    root = tmp_path_factory.mktemp("macs-descent")
+    laws = ns.descend("vgg11", "synthetic", root / "d", ns.DescentConfig(**TINY_DESCENT, objective="macs"),
+                      subset={"train": TINY_DESCENT_TRAIN}, progress=False)
+    return root / "d", laws
+
+
+def test_a_macs_descent_records_its_objective_and_scales_to_a_macs_budget(macs_descent):
+    path, laws = macs_descent
+    fits = json.loads((path / "fits.json").read_text())
+    assert fits["objective"] == "macs" and DescentDir(path).objective() == "macs"
+    assert [law["objective"] for law in fits["laws"] if not law["fallback"]] == \
+        ["macs"] * sum(not law["fallback"] for law in fits["laws"])
+    sp = ns.space("vgg11", "synthetic")
+    base = sp.macs(sp.base_widths)
+    for share in ("50%", "30%", "70%"):  # within 1% of the budget, at several budgets
+        got = ns.scale(sp, "neuralscale", ns.Budget.parse(share, "macs"), source=path)
+        assert abs(got["macs"] - base * float(share[:-1]) / 100) <= 0.01 * base * float(share[:-1]) / 100
+        assert got["objective"] == laws[-1].objective
+    at_base = laws.configuration()  # the descent's own MACs, not its parameter count
+    assert at_base["metric"] == "macs" and at_base["budget"] == laws.objective.cost(laws.objective.space.base_widths)
+
+
+def test_a_budget_of_another_metric_is_refused_unless_converted(macs_descent):
+    path, laws = macs_descent
+    if laws[-1].fallback:
+        pytest.skip("this host's tiny descent ended in a fallback law (uniform scaling takes every metric)")
+    sp = ns.space("vgg11", "synthetic")
+    with pytest.raises(NeuralscaleError, match="fitted against macs.*--convert"):
+        ns.scale(sp, "neuralscale", ns.Budget.parse("25%"), source=path)
+    assert ns.scale(sp, "neuralscale", ns.Budget.parse("25%"), source=path, convert=True)["params_share"] == \
+        pytest.approx(0.25, rel=0.01)
+    r = run_cli("scale", "--model", "vgg11", "--dataset", "synthetic", "--method", "neuralscale", "--from",
+                str(path), "--params", "25%")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "--convert" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("info", "--model", "vgg11", "--dataset", "synthetic", "--from", str(path))
+    assert r.returncode == 0 and "fitted against MACs" in r.stdout
+
+
+def test_one_store_holds_the_papers_neuralscale_and_the_macs_one(tiny_descent, macs_descent, tmp_path):
+    params_dir, macs_dir = tmp_path / "params", tmp_path / "macs"
+    shutil.copytree(tiny_descent[0], params_dir)
+    shutil.copytree(macs_descent[0], macs_dir)
+    common = dict(model="vgg11", dataset="synthetic", macs=[150000], seeds=[0], iterations=["last"], convert=True,
+                  train=dict(epochs=1, batch_size=64), data={"train": 128, "test": 64})
+    first = run_sweep(SweepConfig(methods=["uniform", "neuralscale"], descent=str(params_dir), **common),
+                      tmp_path / "store", progress=False)
+    second = run_sweep(SweepConfig(methods=["neuralscale-macs"], descent=str(macs_dir), **common),
+                       tmp_path / "store", progress=False)
+    labels = [r["label"] for r in first + second]
+    assert labels[0] == "uniform" and labels[1].startswith("neuralscale@2") and labels[2].startswith("neuralscale-macs@2")
+    plan = json.loads((tmp_path / "store" / "sweep.json").read_text())
+    assert {"1", "2", "macs@1", "macs@2"} <= set(plan["recipe"]["laws"])  # both descents' laws are kept
+    assert set(plan["config"]["descents_from_store"]) == {"params", "macs"}
+    with pytest.raises(NeuralscaleError, match="needs a descent of objective macs"):
+        run_sweep(SweepConfig(methods=["neuralscale-macs"], descent=str(params_dir), **common), tmp_path / "s2",
+                  progress=False)
+    report = ns.build_report(tmp_path / "store")["document"] if hasattr(ns, "build_report") else None
+    if report is not None:
+        text = (tmp_path / "store" / "report" / "report.md").read_text()
+        assert "fitted against MACs" in text and "fitted against parameters" in text
+
+
+def _model(sig, dims):
+    """A deterministic device: a convolution costs in proportion to its MACs, plus a fixed 0.01 ms."""
+    if sig[0] == "linear":
+        return 0.01 + 1e-6 * dims[0] * dims[1], 0.001
+    _, k, stride, _, _, groups, h, w = sig
+    per = dims[0] if groups == "dw" else dims[0] * dims[1] * (1 if groups == "dw" else groups)
+    return 0.01 + 1e-6 * per * k * k * (h // stride) * (w // stride), 0.001
+
+
+def test_the_latency_table_interpolates_kept_measurements_and_refuses_another_device(tmp_path):
+    sp = ns.space("vgg11", "synthetic")
+    sp = sp.rebased(sp.uniform(0.125))
+    calls = []
+
+    def measure(sig, dims):
+        calls.append((sig, dims))
+        return _model(sig, dims)
+    table = LatencyTable.open(tmp_path / "t.json", measure=measure)
+    on_grid = [w for w in sp.base_widths]  # 8, 16, 32, 64: every one on the grid
+    assert all(w in GRID for w in on_grid)
+    exact = sum(_model(*op)[0] for op in table._ops_of(sp)(on_grid))
+    assert table.operations(sp, on_grid) == pytest.approx(exact)
+    between = [w - 1 for w in on_grid]  # off the grid: bilinear in (in, out), as the model is
+    assert table.operations(sp, between) == pytest.approx(sum(_model(*op)[0] for op in table._ops_of(sp)(between)),
+                                                          rel=0.02)
+    table.estimate(sp, on_grid)
+    saved = json.loads((tmp_path / "t.json").read_text())
+    assert saved["measured_on"] == "given" and saved["tables"] and sp.name in saved["rest"]
+    n = len(calls)
+    again = LatencyTable.open(tmp_path / "t.json", measure=measure)
+    assert again.estimate(sp, between) == pytest.approx(table.estimate(sp, between)) and len(calls) == n  # kept
+    elsewhere = {**saved, "measured_on": "cpu (another, 8 threads)"}
+    (tmp_path / "t.json").write_text(json.dumps(elsewhere))
+    with pytest.raises(NeuralscaleError, match="was measured on cpu \\(another"):
+        LatencyTable.open(tmp_path / "t.json", measure=measure)
+    (tmp_path / "t.json").write_text("{")
+    with pytest.raises(NeuralscaleError, match="not a latency table"):
+        LatencyTable.open(tmp_path / "t.json", measure=measure)
+
+
+def test_a_real_latency_table_times_each_operation():
+    sp = ns.space("vgg11", "synthetic")
+    sp = sp.rebased(sp.uniform(0.0625))
+    table = LatencyTable("cpu", repeats=3)
+    check = table.check(sp, list(sp.base_widths))
+    assert check["measured_ms"] > 0 and check["iqr_ms"] >= 0 and check["estimate_ms"] > 0
+    points = [v for t in table.tables.values() for v in t.values()]
+    assert points and all(median > 0 and iqr >= 0 for median, iqr in points)
+    assert table.where.startswith("cpu (") and table.threads == torch.get_num_threads()
+
+
+def test_a_latency_descent_fits_against_its_table_and_keeps_it(tmp_path):
+    calls = []
+
+    def measure(sig, dims):
+        calls.append(dims)
+        return _model(sig, dims)
+    cfg = ns.DescentConfig(**{**TINY_DESCENT, "iterations": 1}, objective="latency")
+    laws = ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": TINY_DESCENT_TRAIN},
+                      progress=False, measure=measure)
+    assert (tmp_path / "d" / "latency_table.json").is_file() and calls
+    if not laws[-1].fallback:
+        assert laws[-1].objective == "latency"
+    n = len(calls)
+    ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": TINY_DESCENT_TRAIN}, progress=False,
+               measure=measure)
+    assert len(calls) == n  # a finished descent measures nothing again
+    with pytest.raises(NeuralscaleError, match="latency_device|another configuration"):
+        ns.descend("vgg11", "synthetic", tmp_path / "d", DescentConfig(**{**TINY_DESCENT, "iterations": 1},
+                                                                       objective="macs"),
+                   subset={"train": TINY_DESCENT_TRAIN}, progress=False)
