@@ -446,8 +446,9 @@ def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int) -> Non
     high = max(float(search.cost(top)), *search.seen.values())
     unit = UNITS[metric]
     where = "below" if search.budget < low else "above" if search.budget > high else "between the steps of"
-    raise NeuralscaleError(f"a budget of {search.budget:,.0f} {unit} is out of reach: it is {where} what this law "
-                           f"reaches, {low:,.0f} to {high:,.0f} {unit} with widths in [{min_width}, {cap}]")
+    f = ",.4g" if metric == "latency" else ",.0f"
+    raise NeuralscaleError(f"a budget of {search.budget:{f}} {unit} is out of reach: it is {where} what this law "
+                           f"reaches, {low:{f}} to {high:{f}} {unit} with widths in [{min_width}, {cap}]")
 
 
 def _nudge(widths: list[int], achieved: float, budget: float, cost, tolerance: float,

@@ -50,14 +50,15 @@ class Shrunk:
     """A network rebuilt without its pruned channels, its optimizer's state sliced the same way."""
 
     model: nn.Module
-    optimizer_state: dict
+    optimizer_state: dict  # {"state": {}, "param_groups": []} where no optimizer was given
     graph: ChannelGraph
 
 
-def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: torch.optim.Optimizer,
+def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: torch.optim.Optimizer | None,
            keep: Sequence[torch.Tensor], old_widths: list[int], new_widths: list[int]) -> Shrunk | None:
     """`model` rebuilt at `new_widths` from the channels `keep` lists per layer (weights, statistics, momentum);
-    None where it cannot be sliced exactly (the caller masks from then on)."""
+    None where it cannot be sliced exactly (the caller masks from then on).  Without an optimizer, its state
+    is {} (nothing to carry over)."""
     state = graph.slice_state(model.state_dict(), keep)
     new = space.build(new_widths, device="meta")  # no initialisation: every tensor comes from `state`
     if not graph.fits(state, new):
@@ -66,7 +67,7 @@ def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: 
         if state is None or not graph.fits(state, new):
             return None
     names = [n for n, _ in model.named_parameters()]
-    opt = optimizer.state_dict()
+    opt = optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
     opt["state"] = {i: {k: (graph.slice_state({names[i]: v}, keep)[names[i]] if torch.is_tensor(v) and v.dim()
                             else v) for k, v in st.items()} for i, st in opt["state"].items()}
     first = next(model.parameters())
