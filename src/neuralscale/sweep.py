@@ -181,6 +181,26 @@ def _label(cfg: SweepConfig, iteration: int) -> str:
     return label
 
 
+def _check_descent(cfg: SweepConfig, space) -> str:
+    """The sweep's descent exists, is of this space, and has the objective its method names ask for (returned:
+    params without a descent)."""
+    if cfg.descent is None:
+        objective = "params"
+    else:
+        if not Path(cfg.descent).is_dir():
+            raise NeuralscaleError(f"descent directory {cfg.descent} does not exist")
+        laws = DescentDir(cfg.descent).laws()
+        if laws:
+            laws[0].check_space(space)
+        objective = DescentDir(cfg.descent).objective()
+    for m in cfg.methods:
+        asked = _objective_asked(m)
+        if asked is not None and asked != objective:
+            raise NeuralscaleError(f"method {m} needs a descent of objective {asked}, and "
+                                   f"{cfg.descent or 'the sweep (no --from)'} was run with --objective {objective}")
+    return objective
+
+
 def plan(cfg: SweepConfig) -> list[RunSpec]:
     """Every run of the sweep, in order: seed by seed, budget by budget, method by method.
 
@@ -188,19 +208,8 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
     """
     data_dir = cfg.data.get("data_dir")
     space = make_space(cfg.model, cfg.dataset, convcut=cfg.convcut, data_dir=data_dir)
-    if cfg.descent is not None:
-        if not Path(cfg.descent).is_dir():
-            raise NeuralscaleError(f"descent directory {cfg.descent} does not exist")
-        laws = DescentDir(cfg.descent).laws()
-        if laws:
-            laws[0].check_space(space)
+    objective = _check_descent(cfg, space)
     budgets = _budgets(cfg, space)
-    objective = DescentDir(cfg.descent).objective() if cfg.descent is not None else "params"
-    for m in cfg.methods:
-        asked = _objective_asked(m)
-        if asked is not None and asked != objective:
-            raise NeuralscaleError(f"method {m} needs a descent of objective {asked}, and {cfg.descent} was run with "
-                                   f"--objective {objective}")
     data = DataConfig.from_settings(cfg.dataset, cfg.data).settings(with_dir=True)  # as `train` records it
     common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
                   latency_batches=tuple(cfg.latency_batches))
