@@ -33,7 +33,7 @@ from .methods import BASE_METHODS, METHOD_TITLES, OBJECTIVE_TITLES, SPARSE_LABEL
 from .records import atomic_write_json, atomic_write_text
 from .reference import rows as reference_rows
 from .space import WidthSpace
-from .stats import welch_gap
+from .stats import paired_gap, welch_gap
 from .validate import one_of
 from .budget import UNITS, Budget
 from .data.info import protocol
@@ -91,7 +91,7 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             "latency_ms": statistics.median(lat) if lat else None,
             "latency_devices": sorted(lat_devices),
             "accuracy": accuracy, "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "min": min(accs), "max": max(accs), "values": accs,
+            "min": min(accs), "max": max(accs), "values": accs, "by_seed": {r["seed"]: r["summary"][key] for r in rs},
             "finals": finals, "final_mean": statistics.fmean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
             "wall_s": sum(r.get("wall_s", 0) for r in rs),
         })
@@ -101,8 +101,10 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         if u is not None and r is not u:
             r["gap_to_uniform"], r["gap_ci95"] = welch_gap(r["values"], u["values"])
             r["final_gap"], r["final_gap_ci95"] = welch_gap(r["finals"], u["finals"])
+            r["paired_gap"], r["paired_ci95"], r["paired_n"] = paired_gap(r["by_seed"], u["by_seed"])
         else:
             r["gap_to_uniform"], r["gap_ci95"], r["final_gap"], r["final_gap_ci95"] = None, None, None, None
+            r["paired_gap"], r["paired_ci95"], r["paired_n"] = None, None, 0
     order = {m: i for i, m in enumerate(BASE_METHODS)}
     rows.sort(key=lambda r: (r["budget_key"][0], r["budget_key"][1], order.get(r["method"], 9), r["label"]))
     return rows
@@ -148,11 +150,12 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     latency = latency_device(rows) is not None
     head = ["method", "budget", "seeds", "params", "MACs (M)", *(["latency (ms)"] if latency else []),
             "test acc (sel.)", "final-epoch test acc", "gap to uniform (sel.) [95% CI]",
-            "gap to uniform (final epoch) [95% CI]"]
+            "gap to uniform (final epoch) [95% CI]", "gap, paired by seed (sel.) [95% CI]"]
     body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
              *([f"{r['latency_ms']:.2f}" if r["latency_ms"] is not None else ""] if latency else []),
              mean_std(r["mean"], r["std"], r["n"]), mean_std(r["final_mean"], r["final_std"], r["n"]),
-             _fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), _fmt_gap(r["final_gap"], r["final_gap_ci95"])]
+             _fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), _fmt_gap(r["final_gap"], r["final_gap_ci95"]),
+             _fmt_gap(r["paired_gap"], r["paired_ci95"])]
             for r in rows]
     return head, body
 
@@ -302,8 +305,9 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
               f"{status.count('running')} unfinished."),
         ("p", f"Accuracy: **{ACCURACY[st.accuracy][1]}**, mean ± std over seeds. Models are selected on a validation "
               "split carved from the training set; the final-epoch column needs no selection at all. The gap to "
-              "uniform is the difference of means at the same budget, with its Welch 95% confidence interval; in bold where "
-              "the interval excludes zero.")]
+              "uniform is the difference of means at the same budget, with its Welch 95% confidence interval, and the "
+              "mean of the differences between runs of the same seed (which share their data order and split), with "
+              "its paired t interval; in bold where the interval excludes zero.")]
     if not st.several_models and _paper_rows(st.model, st.dataset):
         doc.append(("p", "Dashed lines: the paper's published curves for this model and dataset (best test epoch "
                          f"over {protocol(st.dataset).epochs} epochs, the original protocol); a reduced schedule will "

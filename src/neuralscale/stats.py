@@ -1,4 +1,5 @@
-"""Statistics over seeds: Student's t quantiles and the Welch confidence interval of a gap between means."""
+"""Statistics over seeds: Student's t quantiles, the Welch confidence interval of a gap between means, and the
+paired one (by seed) of a gap between runs that share their seeds."""
 
 from __future__ import annotations
 
@@ -27,3 +28,18 @@ def welch_gap(a: list[float], b: list[float]) -> tuple[float, float | None]:
         return gap, 0.0
     df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
     return gap, t975(df) * se
+
+
+def paired_gap(a: dict, b: dict) -> tuple[float | None, float | None, int]:
+    """The mean of a[seed] - b[seed] over the seeds both have, the half-width of its 95% confidence interval
+    (Student's t on the differences), and how many seeds were paired; (None, None, 0) without a common seed,
+    a None half-width with one.  Two methods trained with the same seeds share their data order and split, so
+    pairing removes what the seed does to both."""
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None, None, 0
+    diffs = [a[s] - b[s] for s in seeds]
+    gap = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return gap, None, 1
+    return gap, t975(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
