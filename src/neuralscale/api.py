@@ -15,7 +15,7 @@ from .errors import NeuralscaleError
 from .figures import descent_figures
 from .guard import check_new_file
 from .importance import Importance
-from .methods import SCALED, law_label, scale
+from .methods import SCALED, law_label, method_law, scale, source_objective
 from .records import exclusive
 from .baselines import check_cut, trained_record
 from .runs import RunSpec, execute
@@ -101,10 +101,13 @@ def _configuration(space: WidthSpace, widths, ratio, method, params, macs, sourc
     if method not in SCALED:
         raise NeuralscaleError(f"train takes a scaling method ({', '.join(SCALED)}); the pruning baselines "
                                "prune a trained network: run them with `neuralscale sweep`")
-    budget = budgets[0] if budgets else Budget.of_ratio(1.0)
+    objective = source_objective(source, method_law(space, method, source, iteration)) if method != "uniform" \
+        else "params"
+    # no budget: the base model's cost in the descent's objective (the full width's parameters for the paper's)
+    budget = budgets[0] if budgets else Budget.of_ratio(1.0) if objective == "params" else Budget(objective, share=1.0)
     found = scale(space, method, budget, source=source, iteration=iteration, convert=convert)
-    label = law_label(found["iteration"], found["objective"]) if method == "neuralscale" and found["iteration"] \
-        else method
+    label = law_label(found["iteration"], objective) if method == "neuralscale" and found["iteration"] \
+        else method if objective == "params" else f"{method}-{objective}"
     return {"widths": found["widths"], "method": method, "label": label,
             "budget": replace(budget, value=found["budget"])}
 

@@ -45,7 +45,7 @@ from .records import atomic_write_json, exclusive
 from .settings import Settings, option
 from .scaling import ScalingLaw, check_objective, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
-from .train import TrainConfig, Trainer
+from .train import TrainConfig, Trainer, resolve_device
 from .validate import fraction, ratio
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ class DescentConfig(Settings):
             raise NeuralscaleError(f"trajectory_start is all-lost or per-layer, got {self.trajectory_start!r}")
         if self.schedule not in (None, "prune", "prune-tinyimagenet"):
             raise NeuralscaleError(f"a descent's schedule is prune or prune-tinyimagenet, got {self.schedule!r}")
+        if self.objective == "latency":
+            resolve_device(self.latency_device)  # a device this machine has, before anything is recorded
 
     def resolve(self, space: WidthSpace) -> "DescentConfig":
         """A copy with every None decided for this model and dataset, as the original does."""
@@ -131,7 +133,10 @@ class DescentConfig(Settings):
         return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
     def identity(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in self.NOT_IDENTITY}
+        """What decides what a descent computes (a rerun must match it); where the latency is measured only
+        counts for a latency objective."""
+        skip = self.NOT_IDENTITY + (() if self.objective == "latency" else ("latency_device", "latency_batch"))
+        return {k: v for k, v in asdict(self).items() if k not in skip}
 
     def schedule_fields(self) -> dict:
         """The pruning schedule's settings (pruning.Schedule), under the names this configuration gives them."""
@@ -158,8 +163,9 @@ class DescentConfig(Settings):
         table = None
         if self.objective == "latency":
             path = d.latency_table if d is not None else None
-            table = (LatencyTable.open(path, self.latency_device, self.latency_batch, measure) if path is not None
-                     else LatencyTable(self.latency_device, self.latency_batch, measure=measure))
+            device = str(resolve_device(self.latency_device))
+            table = (LatencyTable.open(path, device, self.latency_batch, measure) if path is not None
+                     else LatencyTable(device, self.latency_batch, measure=measure))
         return Objective(space, self.objective, table)
 
 
@@ -304,6 +310,12 @@ class DescentDir:
         """What this descent's laws are fitted against (its recorded configuration's; params before objectives)."""
         cfg = self.config()
         return (cfg or {}).get("descent", {}).get("objective", "params")
+
+    def objective_over(self, space: WidthSpace) -> Objective:
+        """This descent's objective over `space`, to read (figures, reports): a latency objective's table as
+        recorded, on any machine, measuring nothing."""
+        name = self.objective()
+        return Objective(space, name, LatencyTable.read(self.latency_table) if name == "latency" else None)
 
     def start_space(self, space: WidthSpace) -> WidthSpace:
         """The space this descent pruned (its --base-ratio start), from the recorded configuration."""

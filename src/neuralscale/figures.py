@@ -23,7 +23,7 @@ from .errors import NeuralscaleError
 from .scaling import solve
 from .space import WidthSpace
 from .stats import t975
-from .budget import Budget
+from .budget import UNITS, Budget
 from .layout import HEATMAP_FIGURE, WIDTHS_FIGURE, accuracy_figure_name, growth_figure_name
 
 PAPER_METHODS = {"uniform": "uniform", "morphnet": "morphnet", "neuralscale_iter1": "neuralscale@1",
@@ -78,20 +78,23 @@ def _plt():
 
 def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None = None,
                   dest: str | Path | None = None, formats=("png",)) -> Path:
-    """Per-layer widths against total parameters: the trajectory's points and the fitted curves, solid over
-    the range of parameter counts the law was fitted on (shaded) and dotted where it extrapolates."""
+    """Per-layer widths against the network's total of the descent's objective (parameters, MACs or estimated
+    latency): the trajectory's points and the fitted curves, solid over the range the law was fitted on (shaded)
+    and dotted where it extrapolates."""
     d = DescentDir(out_dir)
     entry = d.iteration(iteration)
     it, law = entry.number, entry.law
     rows = d.trajectory(it, space)
-    tau = np.array([space.params(r) for r in rows], dtype=float)
+    # a fallback law is uniform scaling in parameters, whatever the descent's objective
+    cost = d.objective_over(space).cost if law.objective != "params" else space.params
+    tau = np.array([cost(r) for r in rows], dtype=float)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     colors = plt.cm.viridis(np.linspace(0, 0.95, len(space)))
     # An iteration whose trajectory has no rows (some layer never lost a channel) has a uniform law: its
     # curves are drawn from the widths pruning ended at, with no points.
-    low = tau.min() if len(tau) else space.params(entry.final_widths)
-    grid = np.geomspace(low, space.params(space.base_widths) * 2, 200)
+    low = tau.min() if len(tau) else cost(entry.final_widths)
+    grid = np.geomspace(low, cost(space.base_widths) * 2, 200)
     lo, hi = law.tau_range if len(law.tau_range) == 2 else (grid[0], grid[-1])
     if len(law.tau_range) == 2:
         ax.axvspan(lo, hi, color="grey", alpha=0.08, lw=0, label="fitted range")
@@ -103,7 +106,8 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
         ax.plot(grid, np.where(inside, np.nan, curve), ":", color=colors[i], lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("total parameters τ")
+    ax.set_xlabel(f"total {UNITS[law.objective]} τ" + (" (estimated, batch as measured)" if law.objective == "latency"
+                                                        else ""))
     ax.set_ylabel("channels")
     ax.set_title(_title(space, what=f"widths during pruning (iteration {it}) and fitted laws, dotted outside the "
                                     "fitted range") + ("" if rows else "\n(no trajectory rows: uniform scaling)"),
@@ -116,18 +120,22 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
 
 def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.0, 2.0),
                    dest: str | Path | None = None, formats=("png",)) -> Path:
-    """Per-layer widths across descent iterations, one panel per budget (uniform ratio)."""
+    """Per-layer widths across descent iterations, one panel per budget: the cost of uniform scaling by a ratio,
+    in the descent's objective (parameters, MACs or estimated latency)."""
     d = DescentDir(out_dir)
     laws = d.laws()
+    objective = d.objective_over(space)
     if not laws:
         raise NeuralscaleError(f"{d.path} holds no finished descent iteration to plot")
     plt = _plt()
     fig, axes = plt.subplots(1, len(ratios), figsize=(3.2 * len(ratios), 0.35 * len(space) + 2), squeeze=False)
     for ax, ratio in zip(axes[0], ratios):
-        budget = space.params(space.uniform(ratio))
-        grid = np.array([solve(law, space, budget).widths for law in laws], dtype=float).T
+        budget = objective.cost(space.uniform(ratio))
+        grid = np.array([solve(law, space, budget, objective.name, cost=objective.cost).widths for law in laws],
+                        dtype=float).T
         im = ax.imshow(grid, aspect="auto", cmap="magma", origin="upper")
-        ax.set_title(f"ratio {ratio} ({budget / 1e6:.2f}M params)", fontsize=9)
+        amount = f"{budget:.3g} ms" if objective.name == "latency" else f"{budget / 1e6:.2f}M {objective.name}"
+        ax.set_title(f"ratio {ratio} ({amount})", fontsize=9)
         ax.set_xlabel("iteration")
         ax.set_xticks(range(len(laws)), [str(l.iteration) for l in laws], fontsize=7)
         ax.set_yticks(range(len(space)), space.layer_names if ax is axes[0][0] else [""] * len(space), fontsize=7)

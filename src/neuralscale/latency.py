@@ -158,8 +158,9 @@ class LatencyTable:
             widths = list(space.base_widths)
             ops = self.operations(space, widths)
             measured, iqr = self.whole(space, widths)
-            self.rest[space.name] = {"ms": measured - ops, "base_measured_ms": measured, "base_iqr_ms": iqr,
-                                     "widths": widths}
+            # never negative: operations timed alone can take longer than inside the network (warm caches)
+            self.rest[space.name] = {"ms": max(0.0, measured - ops), "base_measured_ms": measured,
+                                     "base_iqr_ms": iqr, "base_operations_ms": ops, "widths": widths}
             self._dirty = True
         return self.rest[space.name]["ms"]
 
@@ -218,6 +219,16 @@ class LatencyTable:
             self._dirty = False
 
     @classmethod
+    def read(cls, path: str | Path) -> "LatencyTable":
+        """The table at `path` as recorded, to read estimates from (figures, reports): on any machine, measuring
+        nothing (a configuration that needs a point the table lacks is an error)."""
+        def missing(sig, dims):
+            raise NeuralscaleError(f"{path} has no measurement of {sig[0]} {dims}; estimate where it was measured")
+        table = cls(measure=missing)
+        table.tables, table.rest = _parse(Path(path))[:2]
+        return table
+
+    @classmethod
     def open(cls, path: str | Path, device: str = "cpu", batch_size: int = 1,
              measure: Measure | None = None) -> "LatencyTable":
         """The table at `path` (to be measured there, if it is not yet), refusing one measured elsewhere."""
@@ -225,20 +236,27 @@ class LatencyTable:
         path = Path(path)
         if not path.exists():
             return table
-        try:
-            d = json.loads(path.read_text())
-            tables, rest = d["tables"], d["rest"]
-            if not (isinstance(tables, dict) and isinstance(rest, dict)):
-                raise TypeError("tables and rest must be objects")
-            old = (d["measured_on"], d["batch_size"], d["threads"])
-        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-            raise NeuralscaleError(f"{path} is not a latency table ({e}); remove it to measure it again") from None
+        tables, rest, old = _parse(path)
         if old != (table.where, batch_size, table.threads):
             raise NeuralscaleError(f"{path} was measured on {old[0]} at batch {old[1]} with {old[2]} thread(s), not "
                                    f"on {table.where} at batch {batch_size} with {table.threads}: a latency law "
                                    "holds where it was measured; continue there, or start a new descent here")
         table.tables, table.rest = tables, rest
         return table
+
+
+def _parse(path: Path) -> tuple[dict, dict, tuple]:
+    """A latency table file's tables, rests and (device, batch size, threads); one clear error if it is not one."""
+    try:
+        d = json.loads(path.read_text())
+        tables, rest = d["tables"], d["rest"]
+        if not (isinstance(tables, dict) and isinstance(rest, dict)):
+            raise TypeError("tables and rest must be objects")
+        return tables, rest, (d["measured_on"], d["batch_size"], d["threads"])
+    except FileNotFoundError:
+        raise NeuralscaleError(f"{path} does not exist") from None
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise NeuralscaleError(f"{path} is not a latency table ({e}); remove it to measure it again") from None
 
 
 def _operation(sig: Signature, dims: tuple[int, ...], batch: int, device) -> tuple[nn.Module, torch.Tensor]:

@@ -135,5 +135,6 @@ class Pruner:
             self.dir.add(self.space, it, p.rows, p.trajectory.row_steps)
         log.info("iteration %d: %d trajectory rows, %d pruning steps; %s", number, len(p.rows), p.pruning_steps,
                  p.stop_reason)
-        self._finished = DescentResult([*(i.law for i in done), law], self.space, self.dir.path)
+        self._finished = DescentResult([*(i.law for i in done), law], self.space, self.dir.path,
+                                       objective=self.config.objective_for(self.space, self.dir))
         return self._finished

@@ -19,12 +19,13 @@ import logging
 from pathlib import Path
 
 from .budget import Budget
-from .descent import law_from, morphnet_widths
+from .descent import DescentDir, law_from, morphnet_widths
 from .errors import NeuralscaleError
 from .accounting import measure_latency
 from .latency import tolerance
 from .scaling import ScalingLaw, check_objective, cost_function, solve, uniform_law
 from .space import WidthSpace
+from .train import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,26 @@ def law_label(iteration: int, objective: str = "params") -> str:
     return f"neuralscale@{iteration}" if objective == "params" else f"neuralscale-{objective}@{iteration}"
 
 
+def source_objective(source: str | Path | None, law: ScalingLaw) -> str:
+    """What a method's law belongs to: its descent's objective (a fallback law of a MACs descent is uniform
+    scaling, but its runs are the MACs descent's), else what the law was fitted against."""
+    if source is not None and Path(source).is_dir() and DescentDir(source).exists():
+        return DescentDir(source).objective()
+    return law.objective
+
+
+def _check_measured_where(source, device: str, batch_size: int) -> None:
+    """A latency law is solved against measurements where its descent measured: the same device and batch."""
+    cfg = DescentDir(source).config() if source is not None and Path(source).is_dir() else None
+    if not cfg:
+        return
+    d = cfg["descent"]
+    want = (str(resolve_device(d.get("latency_device", "cpu"))), int(d.get("latency_batch", 1)))
+    if (str(resolve_device(device)), int(batch_size)) != want:
+        raise NeuralscaleError(f"this law's latencies were measured on {want[0]} at batch {want[1]}; solve it there "
+                               f"(--device {want[0]} --batch {want[1]}), not on {device} at batch {batch_size}")
+
+
 def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
                iteration: int | None = None) -> ScalingLaw:
     """The law a scaled method solves: uniform from the base widths or MorphNet's, or a descent's fit."""
@@ -87,8 +108,11 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
     """
     budget = Budget.parse(budget, budget.metric if isinstance(budget, Budget) else "params")
     law = method_law(space, method, source, iteration)
+    objective = source_objective(source, law)
     if method == "neuralscale":
         check_objective(law, budget.metric, convert)
+        if law.objective == "latency" and budget.metric == "latency":
+            _check_measured_where(source, device, batch_size)
     if budget.ratio is not None and method == "uniform" and min_width == 1 and multiple == 1:
         widths = space.uniform(budget.ratio)
         p = space.params(widths)
@@ -97,7 +121,7 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
                 "macs_above_base": space.macs(widths) > space.macs(space.base_widths), "warnings": []}
     cost = cost_function(space, budget.metric, device, batch_size) if budget.metric == "latency" else None
     sol = solve(law, space, budget.amount(space, cost), budget.metric, min_width=min_width, multiple=multiple,
-                device=device, batch_size=batch_size)
+                device=device, batch_size=batch_size, cost=cost)
     if method != "neuralscale":  # uniform and MorphNet scale one configuration uniformly by design
         sol.warnings = [w for w in sol.warnings if not w.startswith("the law is not a fit")]
     for w in sol.warnings:
@@ -105,7 +129,7 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
                     f"at {sol.budget:,.0f} {budget.metric}", w)
     out = {**space.describe(sol.widths), "method": method, "metric": budget.metric, "budget": sol.budget,
            "achieved": sol.achieved, "rel_error": sol.rel_error, "iteration": law.iteration,
-           "objective": law.objective, "fallback": law.fallback,
+           "objective": objective, "fallback": law.fallback,
            "extrapolated": any(w.startswith("extrapolated") for w in sol.warnings),
            "macs_above_base": space.macs(sol.widths) > space.macs(space.base_widths), "warnings": sol.warnings}
     if budget.metric == "latency":

@@ -275,7 +275,8 @@ def _law_notes(st: "_Store") -> list[str]:
             if label in used:
                 few = " **(few rows: a law fitted on so few points is a weak guide)**" \
                     if not it.law.fallback and it.law.rows < FEW_ROWS else ""
-                out.append(f"`{label}`: fitted against {UNITS[it.law.objective]}, {it.law.quality()}{few}")
+                against = "" if it.law.fallback else f"fitted against {UNITS[it.law.objective]}, "
+                out.append(f"`{label}`: {against}{it.law.quality()}{few}")
     return out
 
 

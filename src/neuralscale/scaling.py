@@ -127,7 +127,8 @@ def check_objective(law: ScalingLaw, metric: str, convert: bool = False) -> None
     gives a configuration, but not one the descent optimised for).  Uniform scaling is any metric's."""
     if law.fallback or law.objective == metric or convert:
         return
-    flag = {"params": "--params", "macs": "--macs", "latency": "--latency-ms"}[law.objective]
+    flag = {"params": "--params", "macs": "--macs",
+            "latency": "`scale --latency-ms`; train and sweeps take parameter and MACs budgets only"}[law.objective]
     raise NeuralscaleError(f"this law (iteration {law.iteration}) was fitted against {law.objective}, and the budget "
                            f"counts {metric}: give a {law.objective} budget ({flag}), or --convert (convert = true in "
                            f"a sweep or experiment file) to solve it for a {metric} budget anyway")
@@ -310,9 +311,9 @@ def solution_warnings(law: ScalingLaw, space: WidthSpace, widths: list[int], tau
     if len(law.tau_range) == 2:
         low, high = law.tau_range
         if tau < low / EXTRAPOLATION or tau > high * EXTRAPOLATION:
-            unit = UNITS[law.objective]
-            out.append(f"extrapolated: solved at tau = {tau:,.6g}, but the law was fitted on rows of {low:,.6g} to "
-                       f"{high:,.6g} {unit}")
+            f = ",.4g" if law.objective == "latency" else ",.0f"
+            out.append(f"extrapolated: solved at tau = {tau:{f}}, but the law was fitted on rows of {low:{f}} to "
+                       f"{high:{f}} {UNITS[law.objective]}")
     base = space.macs(space.base_widths)
     macs = space.macs(widths)
     if macs > base:
