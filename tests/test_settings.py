@@ -15,7 +15,7 @@ from neuralscale.train import TrainConfig
 COMMAND_ONLY = {
     "descend": {"model", "dataset", "convcut", "out", "json", "plots", "quiet"},
     "train": {"model", "dataset", "convcut", "out", "json", "quiet", "widths", "ratio", "method", "params", "macs",
-              "source", "iteration", "preset", "init_from"},
+              "source", "iteration", "preset", "init_from", "convert"},
     "sweep": {"model", "dataset", "convcut", "out", "json", "quiet", "preset", "report", "retry_failed", "executor",
               "workers", "threads", "devices", "address", "gpus_per_run", "cpus_per_run"},
 }

@@ -608,8 +608,8 @@ def cmd_info(args) -> int:
             print(f"latency batch {bs}: median {m['median_ms']:.3f} ms (p10 {m['p10_ms']:.3f}, p90 {m['p90_ms']:.3f}), "
                   f"{m['per_image_ms']:.4f} ms/image on {lat['device']}")
     for law in laws:
-        against = "" if law.fallback else f" (fitted against {UNITS[law.objective]})"
-        print(f"{args.source} iteration {law.iteration}{against}: {law.quality()}")
+        against = "" if law.fallback else f"; fitted against {UNITS[law.objective]}"
+        print(f"{args.source} iteration {law.iteration}: {law.quality()}{against}")
     return 0
 
 

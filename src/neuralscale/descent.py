@@ -356,7 +356,8 @@ class DescentResult(list):
 
         laws = ns.descend(space, ...)
         small = laws.build(params="25%")        # an nn.Module at 25% of the base model's parameters
-        laws.configuration(macs=150e6)          # its widths, parameters, MACs and shares, as `info` shows them
+        laws.configuration(params="10%")        # its widths, parameters, MACs and shares, as `info` shows them
+        laws.configuration(macs=150e6, convert=True)   # a MACs budget for a law fitted against parameters
     """
 
     def __init__(self, laws, space: WidthSpace, path: str | Path | None = None, base_params: int | None = None,
