@@ -109,10 +109,7 @@ class LatencyTable:
 
     def estimate(self, space, widths: Sequence[int]) -> float:
         """The network's latency at `widths` in ms: its operations from the tables, plus the space's rest."""
-        rest = self._rest(space)
-        total = rest + sum(self._op(sig, dims) for sig, dims in self._ops_of(space)(widths))
-        self.save()
-        return total
+        return self._rest(space) + self.operations(space, widths)
 
     def operations(self, space, widths: Sequence[int]) -> float:
         """The sum of the operations' latencies alone (no rest), in ms."""
