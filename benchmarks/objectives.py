@@ -56,7 +56,7 @@ def latency_check(model: str, dataset: str, ratio: float, subset: int, shares=(0
                                                    enumerate(start.base_widths)])]
         measured_s = time.time() - t0
         cfg = ns.DescentConfig(iterations=1, warmup_epochs=1, base_ratio=ratio, objective="latency", interval=10,
-                               allow_fallback=True, device="cpu")
+                               trajectory_start="per-layer", allow_fallback=True, device="cpu")
         t0 = time.time()
         laws = ns.descend(model, dataset, Path(tmp) / "d", cfg, subset={"train": subset}, progress=False)
         descent_s = time.time() - t0

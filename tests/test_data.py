@@ -145,6 +145,9 @@ def test_imagefolder_errors(tmp_path):
         load(f"imagefolder:{tmp_path}")
     (tmp_path / "test" / "a").mkdir(parents=True)
     (tmp_path / "train" / "a" / "x.png").write_bytes(b"not a png")
+    with pytest.raises(NeuralscaleError, match="one class folder"):
+        load(f"imagefolder:{tmp_path}")
+    (tmp_path / "train" / "b").mkdir(parents=True)
     with pytest.raises(NeuralscaleError, match="x.png"):
         load(f"imagefolder:{tmp_path}")
 

@@ -13,10 +13,11 @@ from neuralscale.train import TrainConfig
 
 # what a command takes that is not a configuration's setting: what to run, where to write, how to show it
 COMMAND_ONLY = {
-    "descend": {"model", "dataset", "convcut", "out", "json", "plots", "quiet"},
-    "train": {"model", "dataset", "convcut", "out", "json", "quiet", "widths", "ratio", "method", "params", "macs",
-              "source", "iteration", "preset", "init_from", "convert"},
-    "sweep": {"model", "dataset", "convcut", "out", "json", "quiet", "preset", "report", "retry_failed", "executor",
+    "descend": {"model", "dataset", "convcut", "out", "force", "json", "plots", "quiet"},
+    "train": {"model", "dataset", "convcut", "out", "force", "json", "quiet", "widths", "ratio", "method", "params",
+              "macs", "source", "iteration", "preset", "init_from", "convert"},
+    "sweep": {"model", "dataset", "convcut", "out", "force", "json", "quiet", "preset", "report", "retry_failed",
+              "executor",
               "workers", "threads", "devices", "address", "gpus_per_run", "cpus_per_run"},
 }
 CONFIGS = {"descend": (DescentConfig, DataConfig), "train": (TrainConfig, DataConfig),

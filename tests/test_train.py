@@ -102,7 +102,9 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     Trainer(sp.build(sp.uniform(0.125)), splits, cfg, checkpoint=ckpt, progress=False).fit()
     cfg2 = TrainConfig(epochs=2, batch_size=64)
     with pytest.raises(NeuralscaleError, match="does not fit"):
-        Trainer(sp.build(sp.uniform(0.25)), splits, cfg2, checkpoint=ckpt, progress=False).fit()
+        Trainer(sp.build(sp.uniform(0.25)), splits, cfg, checkpoint=ckpt, progress=False).fit()
+    with pytest.raises(NeuralscaleError, match=r"other training settings \(epochs: 1 there, 2 here\)"):
+        Trainer(sp.build(sp.uniform(0.125)), splits, cfg2, checkpoint=ckpt, progress=False).fit()
     ckpt.write_bytes(b"garbage")
     with pytest.raises(NeuralscaleError, match="unreadable"):
         Trainer(sp.build(sp.uniform(0.125)), splits, cfg2, checkpoint=ckpt, progress=False).fit()

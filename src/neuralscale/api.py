@@ -15,6 +15,7 @@ from .errors import NeuralscaleError
 from .figures import descent_figures
 from .guard import check_new_file
 from .importance import Importance
+from .layout import RunDir, claim_folder
 from .methods import SCALED, law_label, method_law, scale, source_objective
 from .records import exclusive
 from .baselines import check_cut, trained_record
@@ -118,7 +119,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
           config: TrainConfig | None = None, data_dir: str | None = None,
           out_dir: str | Path | None = None, subset: dict | None = None, splits: Splits | None = None,
           progress: bool = True, convcut: bool = False, latency_batches: Sequence[int] = (),
-          init_from: str | Path | None = None, convert: bool = False) -> dict:
+          init_from: str | Path | None = None, convert: bool = False, force: bool = False) -> dict:
     """Train one network from scratch (or, with `init_from`, from a trained run) and return its run record.
 
     The network: explicit `widths`, uniform scaling by `ratio`, or `method` (uniform, morphnet,
@@ -130,9 +131,14 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
 
     With `out_dir`, the record (record.json), per-epoch metrics (metrics.csv)
     and a checkpoint are written there; calling again resumes an interrupted
-    run and returns a finished one's record without training.
+    run and returns a finished one's record without training.  A folder that holds other files and no
+    run record is refused unless `force`.
     """
     config = config or TrainConfig()
+    if out_dir is not None and is_descent_dir(out_dir):
+        raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
+    if out_dir is not None:  # before any work
+        claim_folder(out_dir, RunDir(out_dir).record, "run directory", force)
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
@@ -146,8 +152,6 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
                    init=_init(space, init_from, what["widths"], out_dir))
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
-    if is_descent_dir(out_dir):
-        raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
     with exclusive(out_dir, "run directory"):
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
 
@@ -178,13 +182,14 @@ def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], ou
 
 def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=None, *, data_dir: str | None = None,
             convcut: bool = False, subset: dict | None = None, splits: Splits | None = None, progress: bool = True,
-            plots: bool = False, importance: Importance | None = None, measure=None) -> DescentResult:
+            plots: bool = False, importance: Importance | None = None, measure=None,
+            force: bool = False) -> DescentResult:
     """Run or continue an architecture descent; returns the laws of every finished iteration, as a
     DescentResult (a list of ScalingLaw whose `build(params="25%")` gives a network for a budget).
 
     `importance` scores channels for pruning (default: Taylor-FO, the method's; see importance.py).
     What the laws are fitted against: `config.objective` (params, macs or latency; objective.py); `measure`
-    replaces a latency objective's timing (tests).
+    replaces a latency objective's timing (tests).  `force`: descend into a folder that holds other files.
     """
 
     data = DataConfig.from_settings(dataset, subset, data_dir)
@@ -193,7 +198,8 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     if splits is None:  # the whole training set unless config.val_fraction says otherwise
         splits = load_splits(data, config.train_config())
     _check_fits(space, splits)
-    laws = run_descent(space, splits, out_dir, config, progress=progress, importance=importance, measure=measure)
+    laws = run_descent(space, splits, out_dir, config, progress=progress, importance=importance, measure=measure,
+                       force=force)
     if plots:
         descent_figures(out_dir, space)
     start = config.start_space(space)

@@ -108,6 +108,11 @@ def _add_json(p: argparse.ArgumentParser, what: str) -> None:
                         "dataset, widths, params, macs, ...)")
 
 
+def _add_force(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--force", action="store_true", help=f"write into an --out folder that holds other files and is "
+                   f"not a {what} (refused without it)")
+
+
 def _add_convert(p: argparse.ArgumentParser) -> None:
     p.add_argument("--convert", action="store_true",
                    help="solve a neuralscale law for a budget of another metric than it was fitted against (a law "
@@ -174,6 +179,7 @@ def _train_parser(sub) -> None:
                    help=f"fraction of the training set held out for validation (default {d.val_fraction})")
     _add_data_args(p, "train on a seeded random N images (quick looks)", test=True)
     p.add_argument("--out", metavar="DIR", help="write record.json, metrics.csv and a checkpoint here (resumable)")
+    _add_force(p, "run directory")
     _add_json(p, "the configuration, the run's id, budget and summary")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -257,6 +263,7 @@ def _descend_parser(sub) -> None:
     p.add_argument("--device", default="auto")
     _add_data_args(p, "prune on a seeded random N training images", test=False)
     p.add_argument("--out", metavar="DIR", required=True, help="the descent directory (trajectories, fits.json, logs)")
+    _add_force(p, "descent directory")
     p.add_argument("--plots", action="store_true", help="also write the growth and heatmap figures into DIR")
     _add_json(p, "the configuration at the base parameter count and every iteration's law")
     p.add_argument("--quiet", action="store_true")
@@ -345,6 +352,7 @@ def _sweep_parser(sub) -> None:
     _add_data_args(p, "train every run on a seeded random N images", test=True)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", metavar="DIR", required=True, help="the run store (sweep.json, runs/)")
+    _add_force(p, "run store")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--executor", "--backend", dest="executor", choices=("sequential", "local", "ray"),
                    default="sequential",
@@ -405,6 +413,7 @@ def _experiment_parser(sub) -> None:
                                    "Rerun to continue. The last line printed is the report's path.")
     p.add_argument("file", metavar="FILE.toml")
     p.add_argument("--out", metavar="DIR", help="override [experiment] out")
+    _add_force(p, "run store")
     p.add_argument("--retry-failed", action="store_true")
     p.add_argument("--workers", type=int, metavar="N", help="override [executor] workers (concurrent runs; a "
                    "sequential executor becomes local workers)")
@@ -474,7 +483,8 @@ def cmd_sweep(args) -> int:
                        **fields)
     executor = get_executor(args.executor, workers=args.workers, devices=args.devices, threads=args.threads,
                             address=args.address, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run)
-    records = run_sweep(cfg, args.out, progress=not args.quiet, retry_failed=args.retry_failed, executor=executor)
+    records = run_sweep(cfg, args.out, progress=not args.quiet, retry_failed=args.retry_failed, executor=executor,
+                        force=args.force)
     counts = {s: sum(r is not None and r["status"] == s for r in records) for s in ("finished", "failed")}
     report = build_report(args.out)["document"] if args.report else None
     if args.json:
@@ -515,7 +525,7 @@ def cmd_experiment(args) -> int:
     executor = {"workers": args.workers, "threads": args.threads,
                 "devices": args.devices.split(",") if args.devices else None}
     result = run_experiment(args.file, out=args.out, progress=not args.quiet, retry_failed=args.retry_failed,
-                            executor=executor)
+                            executor=executor, force=args.force)
     if args.json:
         _json(result["document"])
     else:
@@ -528,7 +538,7 @@ def cmd_descend(args) -> int:
     cfg = DescentConfig.from_dict(_given(args, DescentConfig))
     laws = descend(args.model, args.dataset, args.out, cfg, data_dir=args.data_dir, convcut=args.convcut,
                    subset=_data_settings(args, "train", "tinyimagenet_split"), progress=not args.quiet,
-                   plots=args.plots)
+                   plots=args.plots, force=args.force)
     at_base = laws.configuration()
     if args.json:
         return _json({**at_base, "out": args.out, "iterations": len(laws), "laws": [law.to_dict() for law in laws]})
@@ -621,7 +631,7 @@ def cmd_train(args) -> int:
     record = train(args.model, args.dataset, widths=args.widths, ratio=args.ratio, method=args.method,
                    params=args.params, macs=args.macs, source=args.source, iteration=args.iteration, config=config,
                    data_dir=args.data_dir, out_dir=args.out, subset=subset, progress=not args.quiet,
-                   convcut=args.convcut, init_from=args.init_from, convert=args.convert)
+                   convcut=args.convcut, init_from=args.init_from, convert=args.convert, force=args.force)
     s = record["summary"]
     if args.json:
         _json({**describe_run(record), "out": args.out})

@@ -23,6 +23,7 @@ Running the same command again continues after the last finished iteration
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from .data.info import protocol
 from .errors import NeuralscaleError
 from .importance import Importance
 from .latency import LatencyTable
+from .layout import claim_folder
 from .objective import OBJECTIVES, Objective
 from .pruning import TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, paced_k
 from .records import atomic_write_json, exclusive
@@ -285,13 +287,17 @@ class DescentDir:
                                    "iterations may be redone with the configuration given now") from None
         return old
 
-    def claim(self, space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None = None) -> None:
+    def claim(self, space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None = None,
+              force: bool = False) -> None:
         """Record the configuration, or check that it is the one recorded (a rerun must match it).
-        `dataset`: the data's name where the space's own is not it (a space of your own says "custom")."""
+        `dataset`: the data's name where the space's own is not it (a space of your own says "custom").
+        A folder with content but no configuration is refused (layout.claim_folder) unless `force`."""
         identity = {"model": space.name, "dataset": dataset or space.info.name, "descent": cfg.identity(),
                     "data": data}
         old = self.config()
-        if old is not None:
+        if old is None:
+            claim_folder(self.path, self.config_path, "descent directory", force)
+        else:
             mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
             # a setting added after the record was written counts as its default there
             defaults = asdict(DescentConfig())
@@ -464,7 +470,9 @@ def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
     if done and done[-1].law.fallback and not cfg.allow_fallback:
         raise NeuralscaleError(f"{done[-1].fallback_message()}. Rerun with --allow-fallback (allow_fallback = true "
                                "in an experiment file) to accept it, or record more rows: a smaller --prune-k or "
-                               "--prune-interval, more training images, or --prune-past-one")
+                               "--prune-interval, more training images, --prune-past-one, or --trajectory-start "
+                               "per-layer (rows from the first step, which a MACs or latency objective may need: "
+                               "it can leave a cheap layer whole)")
 
 
 def pruning_law(space: WidthSpace, session: PruningSession, number: int) -> ScalingLaw:
@@ -480,13 +488,15 @@ def pruning_law(space: WidthSpace, session: PruningSession, number: int) -> Scal
 
 
 def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: DescentConfig | None = None, *,
-            progress: bool = True, importance: Importance | None = None, measure=None) -> list[ScalingLaw]:
+            progress: bool = True, importance: Importance | None = None, measure=None,
+            force: bool = False) -> list[ScalingLaw]:
     """Run (or continue) an architecture descent in `out_dir`; returns the laws of all iterations.
 
     `splits` should hold the whole training set (no validation split: a
     descent selects nothing); `config.val_fraction` says how it was made.
     `importance` scores channels (default: Taylor-FO, the method's).
     `measure`: a latency objective's table measurement in place of timing (tests; see latency.py).
+    `force`: descend into a folder with other content (layout.claim_folder).
     """
     cfg = (config or DescentConfig()).resolve(space)
     space = cfg.start_space(space)
@@ -494,7 +504,7 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
     d = DescentDir(out_dir)
     with exclusive(d.path, "descent directory"):
-        d.claim(space, cfg, splits.sizes(), dataset=splits.info.name)
+        d.claim(space, cfg, splits.sizes(), dataset=splits.info.name, force=force)
         with d.open_log():
             objective = cfg.objective_for(space, d, measure)
             done = d.iterations()
@@ -505,6 +515,12 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
                 done.append(_iteration(d, space, splits, cfg, done, number, progress, importance, objective))
             _refuse_fallback(done, cfg)
     return [it.law for it in done]
+
+
+def _fingerprint(space: WidthSpace, cfg: DescentConfig, splits: Splits) -> str:
+    """A short hash of what decides a descent (its checkpoints carry it: see Trainer's owner)."""
+    what = {"model": space.name, "base": list(space.base_widths), "descent": cfg.identity(), "data": splits.sizes()}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentConfig, done: list[Iteration],
@@ -520,7 +536,8 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number,
                  epochs=cfg.max_epochs or p.schedule.epochs(sum(widths), len(splits.train[1]), cfg.batch_size))
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
-                      progress=progress, desc=f"descent {number}/{cfg.iterations}")
+                      progress=progress, desc=f"descent {number}/{cfg.iterations}",
+                      owner=f"descent {_fingerprint(space, cfg, splits)} iteration {number}")
     t0 = time.time()
     trainer.fit()
     if not p.done:

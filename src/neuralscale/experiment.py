@@ -51,7 +51,7 @@ from .api import load_splits
 from .data import DataConfig
 from .descent import DescentConfig, descend
 from .executors import get_executor
-from .layout import ExperimentDir
+from .layout import ExperimentDir, claim_folder
 from .figures import BANDS, check_formats, descent_figures
 from .report import ACCURACY, build_report
 from .sweep import SweepConfig, preset, run_sweep
@@ -181,8 +181,10 @@ def _report(table: dict) -> dict:
     return report
 
 
-def prepare(path: str | Path, out: str | Path | None = None, executor: dict | None = None) -> Experiment:
-    """Read and check every section of an experiment file, before any work starts.
+def prepare(path: str | Path, out: str | Path | None = None, executor: dict | None = None,
+            force: bool = False) -> Experiment:
+    """Read and check every section of an experiment file, before any work starts (`force`: write into an
+    `out` folder that holds other files).
 
     `executor`: settings that replace the file's [executor] ones for this invocation (e.g. {"workers": 8}
     on a bigger machine); like `out`, they do not change what the runs compute.
@@ -209,6 +211,9 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
     if not isinstance(train, dict):
         raise NeuralscaleError(f"{path}: [sweep.train] must be a section of training settings")
     train = {"device": device, **train}
+    if cfg is not None and ("from" in sw or "descent" in sw):
+        raise NeuralscaleError(f"{path}: [sweep] from names a descent to scale, and the file has a [descent] of its "
+                               "own (which descends into its out folder's descent/): keep one of the two")
     descent_dir = ExperimentDir(out_dir).descent if cfg is not None else sw.pop("descent", None)
     if isinstance(descent_dir, str) and not Path(descent_dir).is_absolute():  # relative to the file, as out is
         descent_dir = Path(os.path.normpath(doc["_base"] / descent_dir))
@@ -229,25 +234,33 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
         raise NeuralscaleError("--devices places local workers; a Ray cluster places runs by [executor] gpus_per_run")
     executor = _executor(table)
     report = _report(doc.get("report", {}))
-    try:  # a folder that cannot be written is found now, not after the descent
+    _claim_out(out_dir, force)
+    return Experiment(space, out_dir, data, cfg, sweep_cfg, executor, report)
+
+
+def _claim_out(out_dir: Path, force: bool) -> None:
+    """The experiment's folder, checked now rather than after the descent: writable, and new, empty or a run
+    store (its descent/ aside) unless `force`."""
+    try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise NeuralscaleError(f"cannot use {out_dir}: it is a file") from None
     except OSError as e:
         raise NeuralscaleError(f"cannot use {out_dir}: {e.strerror or e}") from None
-    return Experiment(space, out_dir, data, cfg, sweep_cfg, executor, report)
+    layout = ExperimentDir(out_dir)
+    claim_folder(out_dir, layout.plan, "run store", force, also=lambda p: p == layout.descent and p.is_dir())
 
 
 def run(path: str | Path, out: str | Path | None = None, progress: bool = True, retry_failed: bool = False,
-        executor: dict | None = None) -> dict:
-    """Run (or continue) the experiment; returns build_report's result. `executor` as in `prepare`."""
-    e = prepare(path, out, executor)
+        executor: dict | None = None, force: bool = False) -> dict:
+    """Run (or continue) the experiment; returns build_report's result. `executor` and `force` as in `prepare`."""
+    e = prepare(path, out, executor, force)
     if e.descent is not None:
         splits = load_splits(DataConfig.from_settings(e.sweep.dataset, e.data), e.descent.train_config())
         descent_dir = Path(e.sweep.descent)
         log.info("experiment: descent into %s", descent_dir)
-        descend(e.space, splits, descent_dir, e.descent, progress=progress)
+        descend(e.space, splits, descent_dir, e.descent, progress=progress, force=force)
         descent_figures(descent_dir, e.space, formats=e.report["formats"])
     log.info("experiment: sweep into %s", e.out)
-    run_sweep(e.sweep, e.out, progress=progress, retry_failed=retry_failed, executor=e.executor)
+    run_sweep(e.sweep, e.out, progress=progress, retry_failed=retry_failed, executor=e.executor, force=force)
     return build_report(e.out, **e.report)

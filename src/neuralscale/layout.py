@@ -29,8 +29,26 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Callable
 
+from .errors import NeuralscaleError
 from .records import LOCK  # the lock's name is records.exclusive's
+
+
+def claim_folder(path: str | os.PathLike, marker: Path, what: str, force: bool = False,
+                 also: Callable[[Path], bool] = lambda p: False) -> None:
+    """Refuse to make `path` a neuralscale folder (`what`: "run directory", "run store", "descent directory")
+    when it already holds something and not its `marker` (the file it writes first): a folder that neuralscale
+    did not create, or one whose marker is gone, is never taken for a fresh one.  Its lock and the entries that
+    `also` accepts (an experiment's descent beside its runs) do not count; `force` writes into it anyway."""
+    path = Path(path)
+    if force or not path.is_dir() or marker.exists():
+        return
+    held = sorted(p.name for p in path.iterdir() if p.name != LOCK and not also(p))
+    if held:
+        names = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+        raise NeuralscaleError(f"{path} is not empty ({names}) and is not a {what} (no {marker.name}); give a new "
+                               f"or empty folder, or --force to write into it anyway")
 
 
 class RunDir(os.PathLike):

@@ -14,13 +14,26 @@ PACKAGE = "neuralscale"
 _handler: logging.Handler | None = None
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a message comes (a test's capture, a worker's log file), never to
+    a stream that has since been closed."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler sets it; the current stderr is always used
+        pass
+
+
 def configure(quiet: bool = False) -> None:
     """Messages to the current stderr; called again, it replaces its handler (one per process)."""
     global _handler
     root = logging.getLogger(PACKAGE)
     if _handler is not None:
         root.removeHandler(_handler)
-    _handler = logging.StreamHandler(sys.stderr)
+    _handler = _Stderr()
     _handler.setFormatter(logging.Formatter("%(message)s"))
     _handler.setLevel(logging.WARNING if quiet else logging.INFO)
     root.addHandler(_handler)

@@ -33,7 +33,7 @@ from .errors import EnvironmentFailure, NeuralscaleError
 from .records import atomic_write_text, exclusive
 from .layout import RunDir
 from .store import RunStore, read_record, write_record
-from .train import TrainConfig, Trainer, environment
+from .train import TrainConfig, Trainer, environment, read_checkpoint
 from .zoo import record_space
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,8 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
         if old["status"] == "finished":
             log.info("%s: already finished; nothing redone", run_dir)
             return old
+    if run_dir is not None and RunDir(run_dir).checkpoint.exists():  # another run's is refused, its record unchanged
+        read_checkpoint(RunDir(run_dir).checkpoint, _owner(spec), spec.train_config())
 
     def write(rec: dict) -> None:
         if run_dir is not None:
@@ -254,7 +256,7 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
     write(record)
     ckpt = RunDir(run_dir).checkpoint if run_dir is not None else None
     trainer = Trainer(model, splits, config, callbacks=callbacks, checkpoint=ckpt, progress=progress,
-                      desc=describe(spec))
+                      desc=describe(spec), owner=_owner(spec))
     record["resumed"] = bool(ckpt and ckpt.exists())
     result = trainer.fit()
     record.update(summary=result.summary, history=result.history, data=splits.sizes(),
@@ -264,6 +266,11 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
                                             batch_sizes=spec.latency_batches, warmup=3, repeats=15)
     if run_dir is not None:
         atomic_write_text(RunDir(run_dir).metrics, _csv(result.history))
+
+
+def _owner(spec: RunSpec) -> str:
+    """What a run's checkpoint says it belongs to."""
+    return f"run {spec.id}"
 
 
 def describe(spec: RunSpec) -> str:
@@ -292,5 +299,8 @@ def _csv(history: list[dict]) -> str:
 
 
 def execute_in_store(spec: RunSpec, store: RunStore, progress: bool = False) -> dict:
-    """The one run function every executor calls: run `spec` in its directory of the run store."""
-    return execute(spec, store.run_dir(spec.id), store_root=store.runs, progress=progress)
+    """The one run function every executor calls: run `spec` in its directory of the run store, holding that
+    directory's lock (as `train --out` does), so that no other command trains it at the same time."""
+    run_dir = store.run_dir(spec.id)
+    with exclusive(run_dir, "run directory"):
+        return execute(spec, run_dir, store_root=store.runs, progress=progress)

@@ -93,12 +93,24 @@ def is_run_dir(path: str | Path) -> bool:
 
 def load_records(root: str | Path) -> list[dict]:
     """Every run record under a run store (or a folder of run directories), sorted by directory name."""
-    runs = StoreDir(root).runs_folder()
-    records = []
+    layout = StoreDir(root)
+    runs = layout.runs_folder()
+    records, seen = [], {}
     for d in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
         r = read_record(d)
-        if r is not None and r.get("kind") == "run":
-            records.append(check_finished(r, RunDir(d).record) if r["status"] == "finished" else r)
+        if r is None or r.get("kind") != "run":
+            continue
+        if r["status"] == "finished":
+            check_finished(r, RunDir(d).record)
+        # a store names each run's directory by its id; in a folder of `train --out` directories, one run twice
+        if runs == layout.runs and d.name != r["id"]:
+            raise NeuralscaleError(f"{RunDir(d).record} is the record of run {r['id']}, not of {d.name} whose "
+                                   f"directory it is in; move it back to runs/{r['id']} or remove it")
+        if r["id"] in seen:
+            raise NeuralscaleError(f"{seen[r['id']]} and {d} hold the same run ({r['id']}); remove one, or it "
+                                   "would be counted twice")
+        seen[r["id"]] = d
+        records.append(r)
     return records
 
 
@@ -125,7 +137,14 @@ class RunStore:
         return self.layout.run(run_id)
 
     def read(self, run_id: str) -> dict | None:
-        return read_record(self.run_dir(run_id))
+        """The record of run `run_id`, None if it has none; a record of another run in its directory (copied
+        or moved there) is an error, never taken for this run's."""
+        record = read_record(self.run_dir(run_id))
+        if record is not None and record["id"] != run_id:
+            raise NeuralscaleError(f"{self.run_dir(run_id).record} is the record of run {record['id']}, not of "
+                                   f"{run_id} whose directory it is in; move it back to runs/{record['id']} or "
+                                   "remove it")
+        return record
 
     def write(self, run_id: str, record: dict) -> None:
         write_record(self.run_dir(run_id), record)

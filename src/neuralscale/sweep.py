@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .budget import METRICS, Budget
-from .descent import DescentDir
+from .descent import DescentDir, is_descent_dir
 from .errors import NeuralscaleError
 from .executors import get_executor
+from .layout import claim_folder
 from .data import DataConfig
 from .data.info import DEFAULT_PROTOCOL, protocol
 from .methods import BASE_METHODS, BASELINES, SPARSE_LABEL, law_label, scale
@@ -293,17 +294,19 @@ def recipe(cfg: SweepConfig) -> dict:
 
 
 def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
-              executor=None) -> list[dict]:
+              executor=None, force: bool = False) -> list[dict]:
     """Plan the sweep and run every run not yet finished; returns the records in plan order.
 
     The store is locked for the duration (a second command on it stops with an error), and a store
-    that holds another recipe is refused.
+    that holds another recipe is refused, as is a folder with other content and no sweep.json (unless
+    `force`: layout.claim_folder).
     """
     store = RunStore(out_dir)
     resolve_device(TrainConfig.from_dict(cfg.train).device)  # before planning: no run fails for the machine
     specs = plan(cfg)
     ex = executor or get_executor("sequential")
     with store.lock():
+        claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
         config = cfg.to_dict()
         if cfg.descent is not None:  # found by a report from any folder, and in a clone of the store's repository
             config["descent_from_store"] = os.path.relpath(Path(cfg.descent).resolve(), store.root.resolve())

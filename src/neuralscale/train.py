@@ -225,13 +225,16 @@ class Trainer:
     The model and optimizer are attributes that callbacks may replace (the
     pruner swaps in a physically smaller network).  With `checkpoint`, state is
     saved atomically after every epoch (at most every `checkpoint_every_s` seconds, and after the last) and
-    `fit()` resumes from it.
+    `fit()` resumes from it.  `owner` names what the checkpoint belongs to (a run's id, a descent iteration):
+    it is written into the checkpoint, and a checkpoint of another owner, or with other training settings, is
+    refused on resume rather than continued as if it were this one's.
     """
 
     def __init__(self, model: nn.Module, splits: Splits, config: TrainConfig,
                  callbacks: Sequence[Callback] = (), checkpoint: str | Path | None = None,
-                 progress: bool = True, desc: str = "train"):
+                 progress: bool = True, desc: str = "train", owner: str | None = None):
         self.config = config
+        self.owner = owner
         self.device = resolve_device(config.device)
         cuda = self.device.type == "cuda"
         self.channels_last = False  # decided per model, in set_model
@@ -409,7 +412,7 @@ class Trainer:
         self._saved_at, self._saved_epoch = time.monotonic(), self.epoch
         atomic_torch_save({
             "epoch": self.epoch, "step": self.step, "stop": self.stop, "history": self.history,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "owner": self.owner, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "callbacks": [cb.state_dict() for cb in self.callbacks], "config": self.config.to_dict(),
             "rng": torch.get_rng_state(),  # dropout and anything else drawing from the global generator
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
@@ -430,10 +433,7 @@ class Trainer:
     def _resume(self) -> None:
         if self.checkpoint is None or not self.checkpoint.exists() or self.epoch > 0:
             return
-        try:
-            state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
-        except Exception as e:
-            raise NeuralscaleError(f"checkpoint {self.checkpoint} is unreadable ({e}); delete it to start over") from None
+        state = read_checkpoint(self.checkpoint, self.owner, self.config, self.device)
         try:
             self._restore(state)
         except NeuralscaleError:
@@ -443,6 +443,34 @@ class Trainer:
             raise NeuralscaleError(f"checkpoint {self.checkpoint} does not fit this run ({message}); delete it to "
                                    "start over") from None
         log.info("%s: resumed from %s after epoch %d", self.desc, self.checkpoint, self.epoch)
+
+
+def read_checkpoint(path: Path, owner: str | None, config: TrainConfig, device="cpu") -> dict:
+    """A checkpoint's state, if it is `owner`'s: one written for another owner (a run's id, a descent
+    iteration), or with other training settings, is refused rather than continued as if it were this one's."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise NeuralscaleError(f"checkpoint {path} is unreadable ({e}); delete it to start over") from None
+    if not isinstance(state, dict):
+        raise NeuralscaleError(f"checkpoint {path} is not a neuralscale checkpoint; delete it to start over")
+    theirs = state.get("owner")
+    if owner is not None and theirs is not None and theirs != owner:
+        raise NeuralscaleError(f"checkpoint {path} belongs to {theirs}, not to {owner}; move it away or delete it "
+                               "to train this one from the start")
+    recorded, mine = state.get("config"), config.to_dict()
+    if isinstance(recorded, dict):  # settings that do not change what is computed may differ
+        differ = [f"{k}: {recorded[k]!r} there, {mine[k]!r} here" for k in sorted(set(recorded) & set(mine))
+                  if k not in ("device", "eval_batch_size") and _listed(recorded[k]) != _listed(mine[k])]
+        if differ:
+            raise NeuralscaleError(f"checkpoint {path} was written with other training settings "
+                                   f"({'; '.join(differ[:3])}); delete it to start over")
+    return state
+
+
+def _listed(v):
+    """A setting as it compares across a checkpoint (tuples are saved as lists)."""
+    return list(v) if isinstance(v, tuple) else v
 
 
 def summarize(history: list[dict]) -> dict:

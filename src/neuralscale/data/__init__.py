@@ -141,7 +141,8 @@ def _load_tinyimagenet(name, info, data_dir, download, split, options) -> ImageD
 
 def _load_imagefolder(name, info, data_dir, download, split, options) -> ImageData:
     root = Path(name.split(":", 1)[1]).expanduser()
-    files = [root] + [p for p in root.glob("*/*") if p.is_dir()]
+    # every image file (size and time): an image replaced in place changes the key, and the cache is rebuilt
+    files = [root] + [p for p in root.glob("*/*") if p.is_dir()] + imagefolder.image_files(root)
     return _cached(info, files, {}, lambda: imagefolder.read(str(root)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,8 @@ import torch
 from ..errors import NeuralscaleError
 from ..records import atomic_torch_save
 from .info import DatasetInfo
+
+log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 
@@ -89,11 +92,11 @@ def cache_dir() -> Path:
 
 
 def fingerprint(paths: list[Path], extra: dict | None = None) -> str:
-    """A key that changes when any source file (size, mtime) or option changes."""
+    """A key that changes when any source file (size, modification time to the nanosecond) or option changes."""
     parts = []
     for p in sorted(paths):
         st = p.stat()
-        parts.append([str(p.resolve()), st.st_size, int(st.st_mtime)])
+        parts.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
     blob = json.dumps([CACHE_VERSION, parts, extra or {}], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -105,7 +108,10 @@ def load_cached(name: str, key: str) -> dict[str, torch.Tensor] | None:
     try:
         return torch.load(path, weights_only=True)
     except Exception:  # a damaged cache is rebuilt, never trusted
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only cache: rebuilt in memory each time
         return None
 
 
@@ -113,5 +119,6 @@ def save_cached(name: str, key: str, tensors: dict) -> None:
     path = cache_dir() / "tensors" / f"{name}-{key}.pt"
     try:
         atomic_torch_save(tensors, path)
-    except OSError:
-        pass  # a read-only cache only costs speed
+    except (OSError, NeuralscaleError) as e:  # a cache that cannot be written only costs speed
+        log.warning("the tensor cache is not written (%s); set NEURALSCALE_CACHE to a writable folder to keep "
+                    "decoded data between commands", e)

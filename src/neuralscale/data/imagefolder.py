@@ -40,7 +40,15 @@ def _layout(root: str) -> tuple[Path, Path, Path, list[str]]:
     classes = _classes(train)
     if not classes:
         raise NeuralscaleError(f"{train} has no class folders")
+    if len(classes) < 2:
+        raise NeuralscaleError(f"{train} has one class folder ({classes[0]}); a classifier needs two or more")
     return path, train, test, classes
+
+
+def image_files(root: str | Path) -> list[Path]:
+    """Every image of the folder's train and test (or val) splits: what its data's identity depends on."""
+    _, train, test, _ = _layout(str(root))
+    return _files(train) + _files(test)
 
 
 def imagefolder_info(root: str) -> DatasetInfo:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
@@ -15,12 +16,26 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 def decode(blob: bytes, size: int, where: str) -> torch.Tensor:
     """RGB uint8 tensor (3, size, size); resized (antialiased) if needed."""
     try:
-        img = Image.open(io.BytesIO(blob)).convert("RGB")
-    except (UnidentifiedImageError, OSError) as e:
+        img = _rgb(Image.open(io.BytesIO(blob)), where)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
         raise NeuralscaleError(f"{where} is not a readable image ({e})") from None
     if img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
     return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(size, size, 3).permute(2, 0, 1).clone()
+
+
+def _rgb(img: Image.Image, where: str) -> Image.Image:
+    """8-bit RGB.  16-bit grey images (PNG's I;16, which PIL's own conversion clips to white) are scaled to 8
+    bits; floating-point images, whose range nothing states, are refused."""
+    if img.mode.startswith("I;16") or img.mode == "I":
+        a = np.asarray(img, dtype=np.float64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise NeuralscaleError(f"{where} holds 32-bit integer pixels outside 0..65535; save it as 8 or 16 bits")
+        img = Image.fromarray(np.rint(a / 257.0).astype(np.uint8), "L")
+    elif img.mode == "F":
+        raise NeuralscaleError(f"{where} holds floating-point pixels, whose range is unknown; save it as 8 or 16 "
+                               "bits per channel")
+    return img.convert("RGB")
 
 
 def stack(images: list[torch.Tensor]) -> torch.Tensor:
