@@ -290,6 +290,17 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (exp(swap(EXP_OK, "ratios = [0.0625]", 'ratios = ["a"]')), "ratios must be"),
         (exp(swap(EXP_OK, 'methods = ["uniform"]', 'methods = "uniform"')), "methods must be"),
         (exp(swap(EXP_OK, "[sweep.train]", "[sweep.train]\nmomentum = -0.5")), "momentum must be at least 0"),
+        # --- values and paths at the edges (issue 32) --------------------------------------------------------------
+        (["info", *VGG, "--ratio", "0.125", "--latency", "--batch", "1000000000"], "does not fit in cpu's memory"),
+        (["train", *TINY_TRAIN, "--seed", str(2**63)], "seed must be at most"),
+        (["train", *TINY_TRAIN, "--seed", str(2**64 + 1)], "seed must be at most"),
+        (exp(swap(EXP_OK, "epochs = 1", f"epochs = 1\nsplit_seed = {2**60}")), "split_seed must be at most"),
+        ([*SWEEP, "--seeds", f"0,{2**63}", "--out", str(r / "bigseed")], "a seed must be at most"),
+        (["descend", *TINY_DESCENT_ARGS, "--seed", str(2**62), "--out", str(r / "bigseed_d")], "seed must be at most"),
+        (exp("a = " + "[" * 5000 + "]" * 5000 + "\n"), "nests its arrays or tables too deeply"),
+        (["train", *TINY_TRAIN, "--out", str(r / ("x" * 5000))], "File name too long"),
+        (["train", *TINY_TRAIN, "--out", str(r / ("y" * 300) / "run")], "File name too long"),
+        (["scale", *VGG, "--method", "uniform", "--params", "1e308%"], "positive finite amount"),
         # --- anything -----------------------------------------------------------------------------------------
         (["frobnicate"], "invalid choice"),
     ]

@@ -181,3 +181,23 @@ def test_a_law_records_how_well_it_predicts_rows_it_was_not_fitted_on():
     assert holdout_rows(2 * MIN_ROWS) == 0 and fit(sp, straight[:2 * MIN_ROWS]).holdout_error == []
     old = {k: v for k, v in law.to_dict().items() if k not in ("holdout_error", "holdout_rows")}
     assert ScalingLaw.from_dict(old).holdout_error == []  # fits written before it still load
+
+
+def test_a_law_whose_widths_overflow_is_capped_not_infinite(tmp_path, capsys):
+    """alpha * tau ** beta beyond a float's range reads as the widest layer a law may give, so the solver
+    answers (a width or 'out of reach') instead of failing on infinity."""
+    from neuralscale import cli
+    from neuralscale.scaling import WIDTH_CAP, ScalingLaw
+    sp = ns.space("vgg11", "synthetic")
+    n = len(sp)
+    law = ScalingLaw(sp.name, sp.info.name, list(sp.layer_names), [1e300] * n, [50.0] * n, [1.0] * n, rows=10)
+    assert list(law.raw_widths(1e6)) == [WIDTH_CAP] * n
+    path = tmp_path / "law.json"
+    law.save(path)
+    for budget in ("50%", "1e15"):
+        capsys.readouterr()
+        code = cli.main(["scale", "--model", "vgg11", "--dataset", "synthetic", "--method", "neuralscale",
+                         "--from", str(path), "--params", budget])
+        err = capsys.readouterr().err
+        assert code in (0, 2) and "Traceback" not in err, err
+        assert code == 0 or err.startswith("neuralscale: error: ") and "out of reach" in err, err

@@ -6,10 +6,13 @@ import copy
 import platform
 import statistics
 import time
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
+
+from .errors import NeuralscaleError
 
 
 def count_params(model: nn.Module) -> int:
@@ -64,6 +67,22 @@ def _output_positions(model: nn.Module, input_shape: Sequence[int], layers: dict
     return found
 
 
+@contextmanager
+def _memory(batch_sizes, input_shape, device) -> Iterator[None]:
+    """An allocation that cannot succeed (a batch far beyond the device's memory) is one clear error."""
+    try:
+        yield
+    except (MemoryError, torch.OutOfMemoryError) as e:
+        raise NeuralscaleError(f"latency at batch {max(batch_sizes)} of {'x'.join(map(str, input_shape))} inputs "
+                               f"does not fit in {device}'s memory; measure a smaller --batch") from None
+    except RuntimeError as e:
+        if "allocate" not in str(e):
+            raise
+        raise NeuralscaleError(f"latency at batch {max(batch_sizes)} of {'x'.join(map(str, input_shape))} inputs "
+                               f"does not fit in {device}'s memory ({str(e).splitlines()[0][:120]}); measure a "
+                               "smaller --batch") from None
+
+
 def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str | torch.device = "cpu",
                     batch_sizes: Sequence[int] = (1, 128), warmup: int = 5, repeats: int = 20,
                     channels_last: bool | None = None) -> dict:
@@ -82,7 +101,7 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str | 
         model = model.to(memory_format=torch.channels_last)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     result = {"device": device_name(device), "channels_last": channels_last, "batches": {}}
-    with torch.inference_mode():
+    with torch.inference_mode(), _memory(batch_sizes, input_shape, device):
         for bs in batch_sizes:
             x = torch.randn(bs, *input_shape, device=device)
             if channels_last:

@@ -669,6 +669,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neuralscale: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except OSError as e:  # the file system said no (a name too long, a full disk, no permission): one line
+        print(f"neuralscale: error: {_os_error(e)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("neuralscale: error: out of memory; ask for less (a smaller batch, subset or model)", file=sys.stderr)
+        return 2
+
+
+def _os_error(e: OSError) -> str:
+    """An OSError in one line, its file name shortened."""
+    name = str(e.filename) if e.filename is not None else ""
+    if len(name) > 120:
+        name = name[:60] + "..." + name[-40:]
+    return f"{e.strerror or type(e).__name__}" + (f": {name}" if name else "")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from .settings import Settings, option
 from .scaling import ScalingLaw, check_objective, fit, read_trajectory, solve, uniform_law, write_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, Trainer, resolve_device
-from .validate import fraction, ratio
+from .validate import SEED_MAX, fraction, ratio
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class DescentConfig(Settings):
     physical: bool = option(True, flag="masking", inverted=True)  # --masking: prune by masking gates instead
     amp: bool = False  # bf16 autocast on CUDA; off: a descent computes in float32, as the original (training runs
     # default to bf16 on CUDA; a descent's choices are what its law is fitted on)
-    seed: int = option(0, at_least=0)
+    seed: int = option(0, at_least=0, at_most=SEED_MAX // 1000 - 1)  # iteration n trains with seed * 1000 + n
     device: str = "auto"
     # a cap on epochs per iteration; None: what the pruning schedule needs (warm-up,
     max_epochs: int | None = option(None, at_least=1)

@@ -109,6 +109,8 @@ def load(path: str | Path) -> dict:
         doc = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise NeuralscaleError(f"{path} is not valid TOML ({e})") from None
+    except RecursionError:
+        raise NeuralscaleError(f"{path} nests its arrays or tables too deeply to be an experiment file") from None
     unknown = sorted(set(doc) - set(SECTIONS))
     if unknown:
         raise NeuralscaleError(f"{path}: unknown section(s) {', '.join(unknown)}; use {', '.join(SECTIONS)}"

@@ -30,6 +30,9 @@ from .validate import MAX_WIDTH, matches
 MIN_ROWS = 6  # fewer trajectory rows than this: fall back to uniform scaling
 
 
+WIDTH_CAP = 2.0**31  # the widest layer a law may give (no network has one as wide; 2**31 keeps every count exact)
+
+
 @dataclass
 class ScalingLaw:
     """Per-layer power laws of one width space; `widths(tau)` gives real-valued widths."""
@@ -63,7 +66,11 @@ class ScalingLaw:
         return text
 
     def raw_widths(self, tau: float) -> np.ndarray:
-        return np.asarray(self.alpha) * float(tau) ** np.asarray(self.beta)
+        """alpha * tau ** beta, capped at WIDTH_CAP (a law that overflows reaches no budget beyond the cap's,
+        rather than infinity)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            w = np.asarray(self.alpha) * float(tau) ** np.asarray(self.beta)
+        return np.where(np.isfinite(w) & (w < WIDTH_CAP), w, WIDTH_CAP)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ScalingLaw":

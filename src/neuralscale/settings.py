@@ -16,18 +16,19 @@ from dataclasses import MISSING, asdict, fields
 from typing import Any
 
 from .errors import NeuralscaleError
-from .validate import at_least, check_types, one_of, positive, suggest
+from .validate import at_least, check_types, one_of, positive, at_most as check_at_most, suggest
 
 
 def option(default: Any = MISSING, *, flag: str | None = None, inverted: bool = False, at_least: float | None = None,
            positive: bool = False, choices: tuple | None = None, what: str | None = None,
-           default_factory: Any = MISSING) -> Any:
+           default_factory: Any = MISSING, at_most: float | None = None) -> Any:
     """A dataclass field whose command-line flag is `flag` (with `_` for `-`); `inverted`: the flag is true when
     the field is false.  Its range, checked by `Settings.check`: `at_least`, `positive`, `choices` (None always
-    passes: it means "decided later"); `what`: how messages name it (default: the field's name)."""
+    passes: it means "decided later"), `at_most`; `what`: how messages name it (default: the
+    field's name)."""
     meta: dict = {"flag": flag, "inverted": inverted} if flag else {}
     meta.update({k: v for k, v in (("at_least", at_least), ("positive", positive or None), ("choices", choices),
-                                   ("what", what)) if v is not None})
+                                   ("what", what), ("at_most", at_most)) if v is not None})
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -104,5 +105,7 @@ class Settings:
                 at_least(what, value, f.metadata["at_least"])
             if f.metadata.get("positive"):
                 positive(what, value)
+            if "at_most" in f.metadata:
+                check_at_most(what, value, f.metadata["at_most"])
             if "choices" in f.metadata and value is not None:
                 one_of(what, value, f.metadata["choices"])

@@ -31,7 +31,7 @@ from .runs import RunSpec, describe
 from .settings import Settings, option
 from .store import RunStore
 from .train import TrainConfig, paper_config, resolve_device
-from .validate import at_least, check_data, check_types, positive, ratio, suggest
+from .validate import SEED_MAX, at_least, at_most, check_data, check_types, positive, ratio, suggest
 from .zoo import space as make_space
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ class SweepConfig(Settings):
                 Budget.parse(b, metric)
         for seed in self.seeds:
             at_least("a seed", seed, 0)
+            at_most("a seed", seed, SEED_MAX)
         TrainConfig.from_dict(self.train)  # fails early on a bad recipe
         at_least("finetune_epochs", self.finetune_epochs, 1)
         at_least("slimming_sparsity", self.slimming_sparsity, 0)

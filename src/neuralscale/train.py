@@ -29,7 +29,7 @@ from .models.gate import gates
 from .progress import progress_bar
 from .records import atomic_torch_save
 from .settings import Settings, option
-from .validate import fraction
+from .validate import SEED_MAX, fraction
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class TrainConfig(Settings):
     # prune: epochs 1..W-1 at `lr`, then 0.01, / 1.5 every 10 epochs (see lr_at)
     warmup_epochs: int = option(10, at_least=0)
     augment: bool = option(True, flag="no_augment", inverted=True)
-    seed: int = option(0, at_least=0)
+    seed: int = option(0, at_least=0, at_most=SEED_MAX)
     device: str = "auto"
     channels_last: bool | None = None  # None: on CUDA always; on CPU where it is faster and safe (cpu_channels_last)
     amp: bool | None = None  # bf16 autocast; None: on CUDA only
@@ -63,7 +63,7 @@ class TrainConfig(Settings):
     dtype: str = option("float32", choices=("float32", "float64"))  # float64 for exactness tests
     eval_batch_size: int = option(1000, at_least=1)
     val_fraction: float = 0.1  # of the training set, stratified; the test set is never used to select
-    split_seed: int = option(0, at_least=0)  # the same validation split for every training seed
+    split_seed: int = option(0, at_least=0, at_most=SEED_MAX)  # the same validation split for every training seed
     # evaluate val and test every N epochs (and always at the last); 0: only at the last
     eval_every: int = option(1, at_least=0)
     # network slimming's sparsity training: an L1 penalty of this weight on every batch

@@ -85,6 +85,14 @@ def at_least(what: str, value, low) -> None:
         raise NeuralscaleError(f"{what} must be at least {low}, got {value}")
 
 
+SEED_MAX = 2**53  # what torch's and numpy's generators take, exact in every JSON reader
+
+
+def at_most(what: str, value, high) -> None:
+    if value is not None and value > high:
+        raise NeuralscaleError(f"{what} must be at most {high:,}, got {value}")
+
+
 def positive(what: str, value) -> None:
     if value is not None and not value > 0:
         raise NeuralscaleError(f"{what} must be positive, got {value}")
