@@ -57,6 +57,13 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     assert html.count("data:image/png;base64,") == 6 and "<table>" in html
     md = (rep / "report.md").read_text()
     assert "test accuracy at the best-validation epoch" in md and "neuralscale@2" in md
+    from neuralscale.stats import holm, paired_p
+    ps = [paired_p(r["by_seed"], next(u for u in rows if u["label"] == "uniform" and u["budget_key"] ==
+                                      r["budget_key"])["by_seed"]) if r["label"] != "uniform" else None for r in rows]
+    assert [r["p"] for r in rows] == ps and [r["holm"] for r in rows] == holm(ps)  # 4 comparisons, paired
+    held = sum(bool(h) for h in holm(ps))
+    assert f"The table makes 4 comparison(s) with uniform" in md and f"5% family-wise level, {held} hold" in md
+    assert "| p (Holm) |" in md and md.count("**holds**") == held + 1  # each row that holds, and the note
     assert "## Methods" in md and "paper: 'weight magnitude'" not in md  # only the methods of this sweep
     assert "- `morphnet`: MorphNet-style" in md and "(paper: NeuralScale, iteration 1 / 15)" in md
     assert "| latency (ms) |" in md and "Latency: batch 1, median of each run's measurement on cpu" in md

@@ -33,7 +33,7 @@ from .methods import BASE_METHODS, METHOD_TITLES, OBJECTIVE_TITLES, SPARSE_LABEL
 from .records import atomic_write_json, atomic_write_text
 from .reference import rows as reference_rows
 from .space import WidthSpace
-from .stats import paired_gap, welch_gap
+from .stats import holm, paired_gap, paired_p, welch_gap, welch_p
 from .validate import one_of
 from .budget import UNITS, Budget
 from .data.info import protocol
@@ -105,9 +105,44 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         else:
             r["gap_to_uniform"], r["gap_ci95"], r["final_gap"], r["final_gap_ci95"] = None, None, None, None
             r["paired_gap"], r["paired_ci95"], r["paired_n"] = None, None, 0
+        r["p"], r["p_test"] = _pvalue(r, u)
+    for r, holds in zip(rows, holm([r["p"] for r in rows])):
+        r["holm"] = holds
     order = {m: i for i, m in enumerate(BASE_METHODS)}
     rows.sort(key=lambda r: (r["budget_key"][0], r["budget_key"][1], order.get(r["method"], 9), r["label"]))
     return rows
+
+
+def _pvalue(row: dict, uniform: dict | None) -> tuple[float | None, str | None]:
+    """The p-value of a row's gap to uniform: paired by seed where 2+ seeds pair, else Welch's; None without
+    a comparison."""
+    if uniform is None or row is uniform:
+        return None, None
+    if row["paired_n"] >= 2:
+        return paired_p(row["by_seed"], uniform["by_seed"]), "paired"
+    p = welch_p(row["values"], uniform["values"])
+    return (p, "welch") if p is not None else (None, None)
+
+
+def _fmt_p(row: dict) -> str:
+    """'0.004 (holds)' where the gap survives Holm's correction over the table's comparisons."""
+    if row.get("p") is None:
+        return ""
+    text = "<0.001" if row["p"] < 0.001 else f"{row['p']:.3f}"
+    text += "" if row["p_test"] == "paired" else " (Welch)"
+    return f"{text} **holds**" if row.get("holm") else text
+
+
+def comparisons_text(rows: list[dict]) -> str:
+    """How many comparisons with uniform the table makes and how many survive Holm's correction."""
+    made = [r for r in rows if r.get("p") is not None]
+    if not made:
+        return ""
+    held = [r for r in made if r.get("holm")]
+    return (f"The table makes {len(made)} comparison(s) with uniform (one per row with 2+ seeds: the paired t-test "
+            f"where seeds pair, else Welch's); with Holm's correction for all of them at a 5% family-wise level, "
+            f"{len(held)} hold (marked **holds** in the p column). A bold interval alone is one comparison read "
+            "on its own.")
 
 
 def _mark_fallbacks(rows: list[dict], descents: list[Path]) -> list[str]:
@@ -150,12 +185,12 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     latency = latency_device(rows) is not None
     head = ["method", "budget", "seeds", "params", "MACs (M)", *(["latency (ms)"] if latency else []),
             "test acc (sel.)", "final-epoch test acc", "gap to uniform (sel.) [95% CI]",
-            "gap to uniform (final epoch) [95% CI]", "gap, paired by seed (sel.) [95% CI]"]
+            "gap to uniform (final epoch) [95% CI]", "gap, paired by seed (sel.) [95% CI]", "p (Holm)"]
     body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
              *([f"{r['latency_ms']:.2f}" if r["latency_ms"] is not None else ""] if latency else []),
              mean_std(r["mean"], r["std"], r["n"]), mean_std(r["final_mean"], r["final_std"], r["n"]),
              _fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), _fmt_gap(r["final_gap"], r["final_gap_ci95"]),
-             _fmt_gap(r["paired_gap"], r["paired_ci95"])]
+             _fmt_gap(r["paired_gap"], r["paired_ci95"]), _fmt_p(r)]
             for r in rows]
     return head, body
 
@@ -314,6 +349,8 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
                          f"over {protocol(st.dataset).epochs} epochs, the original protocol); a reduced schedule will "
                          "sit below them."))
     doc.append(("table", *_table(st.rows)))
+    if comparisons_text(st.rows):
+        doc.append(("p", comparisons_text(st.rows)))
     latency = _latency_note(st.rows)
     selection = _selection_text(st.records) if st.accuracy == "best-val" else ""
     doc += [("p", text) for text in (latency, _recipe_text(st.records), selection) if text]

@@ -1,5 +1,6 @@
-"""Statistics over seeds: Student's t quantiles, the Welch confidence interval of a gap between means, and the
-paired one (by seed) of a gap between runs that share their seeds."""
+"""Statistics over seeds: Student's t quantiles, the Welch confidence interval of a gap between means, the paired
+one (by seed) of a gap between runs that share their seeds, their two-sided p-values, and Holm's correction for a
+table that makes several comparisons at once."""
 
 from __future__ import annotations
 
@@ -43,3 +44,77 @@ def paired_gap(a: dict, b: dict) -> tuple[float | None, float | None, int]:
     if len(diffs) < 2:
         return gap, None, 1
     return gap, t975(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """The continued fraction of the regularized incomplete beta function (Lentz's method)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_pvalue(t: float, df: float) -> float:
+    """Two-sided p-value of Student's t with `df` degrees of freedom."""
+    if math.isinf(t):
+        return 0.0
+    return betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def welch_p(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test of mean(a) = mean(b); None with under 2 of either."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    gap = statistics.fmean(a) - statistics.fmean(b)
+    if va + vb == 0:
+        return 1.0 if gap == 0 else 0.0
+    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
+    # the degrees of freedom as welch_gap's interval takes them (whole, normal beyond 30), so that the two agree
+    return t_pvalue(gap / math.sqrt(va + vb), float(math.floor(df)) if df < 31 else 1e9)
+
+
+def paired_p(a: dict, b: dict) -> float | None:
+    """Two-sided p-value of the paired t-test over the seeds both have; None with under 2."""
+    diffs = [a[s] - b[s] for s in sorted(set(a) & set(b))]
+    if len(diffs) < 2:
+        return None
+    sd = statistics.stdev(diffs)
+    mean = statistics.fmean(diffs)
+    if sd == 0:
+        return 1.0 if mean == 0 else 0.0
+    return t_pvalue(mean / (sd / math.sqrt(len(diffs))), len(diffs) - 1)
+
+
+def holm(pvalues: list[float | None], alpha: float = 0.05) -> list[bool | None]:
+    """Holm's step-down correction: which of the comparisons (None: not made) hold at family-wise level `alpha`."""
+    made = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    out: list[bool | None] = [None if p is None else False for p in pvalues]
+    for rank, (p, i) in enumerate(made):
+        if p > alpha / (len(made) - rank):
+            break
+        out[i] = True
+    return out
