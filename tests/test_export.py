@@ -47,3 +47,42 @@ def test_export_command_from_a_run(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(NeuralscaleError, match="not a neuralscale model file"):
         load_model(tmp_path / "bad.json")
+
+
+def test_an_exported_model_takes_the_images_of_a_folder_as_they_are(tmp_path):
+    """Trained on an image folder, exported with ONNX: the ONNX model and `load_model`'s, fed the test images as
+    a user has them (pixel values read from the PNG files, nothing else), score what the run's own evaluation
+    scored, and say which class each index is (issue 33)."""
+    import numpy as np
+    import onnxruntime as ort
+    from PIL import Image
+    from helpers import write_imagefolder
+    root = write_imagefolder(tmp_path / "folder", classes=3, per_class=12, size=32)
+    out = tmp_path / "run"
+    r = run_cli("train", "--model", "vgg11", "--dataset", f"imagefolder:{root}", "--ratio", "0.125", "--epochs", "4",
+                "--batch-size", "8", "--lr", "0.05", "--device", "cpu", "--val-fraction", "0", "--out", str(out),
+                "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("export", str(out), "--out", str(tmp_path / "m"), "--onnx")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["classes"] == ["class_0", "class_1", "class_2"]
+    assert meta["preprocessing"]["in_onnx"] and len(meta["preprocessing"]["mean"]) == 3
+    files = sorted((root / "test").glob("*/*.png"))
+    x = np.stack([np.asarray(Image.open(f).convert("RGB"), dtype=np.float32).transpose(2, 0, 1) for f in files])
+    truth = np.array([meta["classes"].index(f.parent.name) for f in files])
+    logits = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
+        ["logits"], {"images": x})[0]
+    model, _ = load_model(tmp_path / "m.json")
+    with torch.no_grad():
+        mine = model(torch.from_numpy(x)).numpy()
+    recorded = json.loads((out / "record.json").read_text())["summary"]["final_test_acc"]
+    for out_logits in (logits, mine):
+        acc = 100.0 * float((out_logits.argmax(1) == truth).mean())
+        # the same images and weights; only an argmax tie broken by rounding could differ (one image at most)
+        assert abs(acc - recorded) <= 100.0 / len(files) + 1e-9, (acc, recorded)
+    bare, _ = load_model(tmp_path / "m.json", pixels=False)  # the network alone takes normalised inputs
+    with torch.no_grad():
+        mean = torch.tensor(meta["preprocessing"]["mean"]).view(1, 3, 1, 1)
+        std = torch.tensor(meta["preprocessing"]["std"]).view(1, 3, 1, 1)
+        assert torch.allclose(bare((torch.from_numpy(x) - mean) / std), torch.from_numpy(mine), atol=1e-5)

@@ -22,7 +22,7 @@ from .errors import NeuralscaleError
 from .executors import get_executor
 from .experiment import run as run_experiment
 from .figures import BANDS
-from .export import export_run
+from .export import PIXELS, export_run
 from .layout import RunDir
 from .logs import configure as configure_logging
 from .records import strict
@@ -450,6 +450,7 @@ def cmd_export(args) -> int:
         return _json(result)
     print(f"widths: {result['json']}")
     print(f"weights: {result['weights']}")
+    print(f"input: {PIXELS}; classes in the JSON's \"classes\"")
     if args.onnx:
         check = (f" (onnxruntime matches PyTorch to {result['max_abs_diff']:.2g})" if result["checked"]
                  else " (not checked: onnxruntime is not installed)")

@@ -1,12 +1,17 @@
 """A scaled model as a file pair: its widths (JSON) and its weights, rebuildable with one call; ONNX export.
 
     NAME.json   {"format": "neuralscale-model", "model", "dataset", "convcut", "layers", "widths", "params",
-                 "macs", "params_share", "macs_share", "input_shape", "num_classes", "data": {...}, ...}
-    NAME.pt     the state dict (torch.save; loads with weights_only=True)
+                 "macs", "params_share", "macs_share", "input_shape", "num_classes", "data": {...},
+                 "classes": [names], "preprocessing": {"input", "mean", "std", "in_onnx"}, ...}
+    NAME.pt     the state dict of the network (torch.save; loads with weights_only=True)
+    NAME.onnx   the network with its preprocessing in the graph: input "images", float32 N x C x H x W
+                pixel values 0-255 (C: 3 RGB, or 1 for grey datasets) at input_shape; output "logits"
 
 `load_model("NAME.json")` rebuilds the width space, builds it at the widths and
-loads the weights.  The JSON carries what the model needs to know of its data
-(input shape, classes), so loading needs no dataset; a space of your own
+loads the weights; a model exported from a run takes images as pixel values 0-255 (`Pixels`: the training's
+per-channel normalisation, then the network), as its ONNX file does; `pixels=False` gives the bare network,
+which takes normalised inputs.  The JSON carries what the model needs to know of its data
+(input shape, class names, normalisation), so loading needs no dataset; a space of your own
 (`neuralscale.space(model, example_input)`) is passed as `space=`.  `to_onnx` exports a model (the optional extra
 `neuralscale[onnx]`) and, where onnxruntime is installed, checks that the
 exported model gives the same outputs as the PyTorch one.
@@ -30,6 +35,22 @@ from .records import atomic_torch_save, atomic_write_json
 from .space import WidthSpace
 
 FORMAT = "neuralscale-model"
+PIXELS = ("float32 N x C x H x W pixel values 0-255 (C: RGB, or one grey channel) at input_shape, resized as "
+          "the dataset's reader resizes them")
+
+
+class Pixels(nn.Module):
+    """A network that takes images as pixel values 0-255: (x - mean) / std per channel (the normalisation it
+    was trained with, in the same units), then the network."""
+
+    def __init__(self, net: nn.Module, mean, std):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
 
 
 def save_model(path: str | Path, model: nn.Module, space, widths, extra: dict | None = None) -> tuple[Path, Path]:
@@ -71,9 +92,13 @@ def read_meta(path: str | Path) -> dict:
 
 
 def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = None,
-               space: WidthSpace | None = None) -> tuple[nn.Module, dict]:
+               space: WidthSpace | None = None, pixels: bool = True) -> tuple[nn.Module, dict]:
     """Rebuild a saved model: its width space at its widths, with its weights.  No dataset is needed; a
-    space of your own (`neuralscale.space(model, example_input)`) is passed as `space`."""
+    space of your own (`neuralscale.space(model, example_input)`) is passed as `space`.
+
+    A model exported from a run takes images as they are (`Pixels`: float pixel values 0-255, N x C x H x W at
+    meta["input_shape"]; class names in meta["classes"]); `pixels=False` (or a model saved without its
+    normalisation) gives the bare network, which takes normalised inputs."""
     meta = read_meta(path)
     missing = [k for k in ("model", "dataset", "widths", "weights") if k not in meta]
     if missing:
@@ -92,6 +117,12 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
         raise NeuralscaleError(f"{weights} is missing") from None
     except Exception as e:
         raise NeuralscaleError(f"{weights} does not fit {meta['model']} at these widths ({str(e).splitlines()[0]})") from None
+    pre = meta.get("preprocessing")
+    if pixels and isinstance(pre, dict):
+        try:
+            model = Pixels(model, pre["mean"], pre["std"])
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            raise NeuralscaleError(f"{meta['_path']} is damaged: its preprocessing has no per-channel mean and std") from None
     return model.to(device).eval(), meta
 
 
@@ -128,10 +159,30 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
                                "as a smaller model)")
     model.load_state_dict(state)
     s = record.get("summary", {})
+    norm, classes = _normalization(record, run_dir)
     return save_model(path, model, sp, record["widths"],
                       extra={"run": record["id"], "method": record.get("label"), "dataset": record["dataset"],
                              "test_acc_at_best_val": s.get("test_acc_at_best_val"),
-                             "final_test_acc": s.get("final_test_acc")})
+                             "final_test_acc": s.get("final_test_acc"), "classes": classes,
+                             "preprocessing": {"input": PIXELS, "mean": norm["mean"], "std": norm["std"],
+                                               "in_onnx": True}})
+
+
+def _normalization(record: dict, run_dir: Path) -> tuple[dict, list[str]]:
+    """The run's input normalisation and class names: from its record, or (a run recorded before records kept
+    them) from its data, read again."""
+    norm = record.get("normalization")
+    if isinstance(norm, dict) and all(isinstance(norm.get(k), list) for k in ("mean", "std")):
+        return norm, list(record.get("classes") or [])
+    from .data.augment import channel_stats
+    from .runs import RunSpec, load_run_splits
+    try:
+        splits = load_run_splits(RunSpec.from_dict(record["spec"]))
+    except NeuralscaleError as e:
+        raise NeuralscaleError(f"run {run_dir.name} was recorded before runs kept their input normalisation, and "
+                               f"its data cannot be read to compute it ({e})") from None
+    mean, std = channel_stats(splits.train[0])
+    return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}, list(splits.classes)
 
 
 def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, force: bool = False,

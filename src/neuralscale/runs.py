@@ -258,6 +258,9 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
     trainer = Trainer(model, splits, config, callbacks=callbacks, checkpoint=ckpt, progress=progress,
                       desc=describe(spec), owner=_owner(spec))
     record["resumed"] = bool(ckpt and ckpt.exists())
+    # what an exported model needs to take images as they are: the inputs' normalisation and the class names
+    record.update(normalization={**trainer.input_stats, "units": "pixel values 0-255"},
+                  classes=list(splits.classes))
     result = trainer.fit()
     record.update(summary=result.summary, history=result.history, data=splits.sizes(),
                   environment=environment(trainer.device))

@@ -42,6 +42,8 @@ class RunRecord(TypedDict, total=False):
     params: int
     macs: int
     input: dict  # the space's DatasetInfo (input shape, classes): exporting the run needs no data
+    normalization: dict  # {"mean", "std"} per input channel, in pixel values 0-255, of its training split
+    classes: list[str]  # the data's class names, in label order ([] where the data has none)
     pruning: dict  # the pruning baselines: criterion, the run pruned, physical or masked
     resumed: bool  # the last attempt continued from a checkpoint
     summary: dict  # train.summarize: final and best-validation test accuracy, ...

@@ -242,6 +242,7 @@ class Trainer:
         self.amp = (cuda if config.amp is None else config.amp) and self.dtype == torch.float32
         self.splits = splits
         mean, std = channel_stats(splits.train[0])
+        self.input_stats = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}  # 0-255 units
         self.train_data, self.val_data, self.test_data = (
             DeviceBatches(*part, mean, std, self.device, self.channels_last, self.dtype)
             for part in (splits.train, splits.val, splits.test))
