@@ -201,3 +201,25 @@ def test_a_law_whose_widths_overflow_is_capped_not_infinite(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code in (0, 2) and "Traceback" not in err, err
         assert code == 0 or err.startswith("neuralscale: error: ") and "out of reach" in err, err
+
+
+def test_the_python_api_warns_what_the_command_line_prints(tiny_descent, capsys):
+    """The same law at the same far budget: `scale` prints 'warning: ...' lines, and DescentResult.configuration
+    (laws.widths, laws.build) raises the same texts as NeuralscaleWarnings (issue 33)."""
+    import warnings
+    from neuralscale import cli
+    d, laws = tiny_descent
+    budget = 20 * laws.base_params  # far beyond the rows the laws were fitted on
+    capsys.readouterr()
+    assert cli.main(["scale", "--model", "vgg11", "--dataset", "synthetic", "--method", "neuralscale", "--from",
+                     str(d), "--params", str(budget)]) == 0
+    printed = [line.removeprefix("warning: ") for line in capsys.readouterr().err.splitlines()
+               if line.startswith("warning: ")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        laws.configuration(params=budget)
+    raised = [str(w.message) for w in caught if issubclass(w.category, ns.NeuralscaleWarning)]
+    assert printed and any("extrapolated" in p for p in printed)
+    assert raised == printed
+    with pytest.warns(ns.NeuralscaleWarning, match="extrapolated"):
+        laws.build(params=budget)

@@ -2,7 +2,7 @@
 
 from ._version import __version__
 from .budget import Budget
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, NeuralscaleWarning
 from .space import WidthSpace
 from .zoo import space
 from .train import TrainConfig, Trainer, paper_config
@@ -16,6 +16,6 @@ from .export import export_run, load_model
 from .loop import Pruner
 from .baselines import warm_start
 
-__all__ = ["Budget", "NeuralscaleError", "WidthSpace", "space", "TrainConfig", "Trainer", "paper_config", "load_dataset",
+__all__ = ["Budget", "NeuralscaleError", "NeuralscaleWarning", "WidthSpace", "space", "TrainConfig", "Trainer", "paper_config", "load_dataset",
            "dataset_info", "DescentConfig", "Importance", "TaylorFO", "BNScale", "L1FilterNorm", "ScalingLaw",
            "descend", "scale", "train", "DescentResult", "Pruner", "load_model", "export_run", "__version__", "warm_start"]

@@ -6,8 +6,11 @@ Every user error ends in one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import logging
 import sys
+import warnings
 from typing import Sequence
 
 from ._version import __version__
@@ -18,7 +21,7 @@ from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
 from .objective import OBJECTIVES, UNITS
 from .pruning import TRAJECTORY_STARTS
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, NeuralscaleWarning
 from .executors import get_executor
 from .experiment import run as run_experiment
 from .figures import BANDS
@@ -658,7 +661,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         configure_logging(quiet=getattr(args, "quiet", False))
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():  # the API's warnings, each as one line (restored when the command ends)
+            warnings.simplefilter("always", NeuralscaleWarning)
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+            return COMMANDS[args.command](args)
     except NeuralscaleError as e:
         message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
         print(f"neuralscale: error: {message}", file=sys.stderr)
@@ -676,6 +682,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("neuralscale: error: out of memory; ask for less (a smaller batch, subset or model)", file=sys.stderr)
         return 2
+
+
+def _show_warning(shown, message, category, filename, lineno, file=None, line=None) -> None:
+    """A NeuralscaleWarning as the line `warning: ...` (through logging, so --quiet keeps it); others as Python
+    shows them (`shown`)."""
+    if issubclass(category, NeuralscaleWarning):
+        logging.getLogger("neuralscale").warning("warning: %s", message)
+    else:
+        shown(message, category, filename, lineno, file, line)
 
 
 def _os_error(e: OSError) -> str:

@@ -37,7 +37,7 @@ import torch
 from .budget import Budget
 from .data.base import Splits
 from .data.info import protocol
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, warn
 from .importance import Importance
 from .latency import LatencyTable
 from .layout import claim_folder
@@ -45,7 +45,8 @@ from .objective import OBJECTIVES, Objective
 from .pruning import TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, paced_k
 from .records import atomic_write_json, exclusive
 from .settings import Settings, option
-from .scaling import ScalingLaw, check_objective, fit, read_trajectory, solve, uniform_law, write_trajectory
+from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajectory, solve, uniform_law,
+                      write_trajectory)
 from .space import WidthSpace
 from .train import TrainConfig, Trainer, resolve_device
 from .validate import SEED_MAX, fraction, ratio
@@ -396,6 +397,8 @@ class DescentResult(list):
             if params is not None or macs is not None:
                 check_objective(law, budget.metric, convert)
             sol = solve(law, self.space, budget.amount(self.space), budget.metric, **solve_options)
+        for w in sol.warnings:  # what `scale` prints for the same law and budget
+            warn(f"{law_label(law.iteration, law.objective)} at {sol.budget:,.0f} {sol.metric}: {w}")
         return {**self.space.describe(sol.widths), "iteration": law.iteration, "metric": sol.metric,
                 "objective": law.objective, "budget": sol.budget, "achieved": sol.achieved,
                 "warnings": sol.warnings}

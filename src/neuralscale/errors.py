@@ -15,3 +15,15 @@ class EnvironmentFailure(NeuralscaleError):
     A run that meets one is not recorded as failed (its record stays unfinished, so a rerun on a
     working machine runs it); the command stops with the message.
     """
+
+
+class NeuralscaleWarning(UserWarning):
+    """Something a user should know about a result that is still given: a law solved outside the rows it was
+    fitted on, a configuration that costs more MACs than the base model, a fallback law.  The Python API raises
+    it as a warning from the call that found it; the CLI prints the same text as one `warning:` line."""
+
+
+def warn(message: str) -> None:
+    """Warn of `message` from the public call that found it (see NeuralscaleWarning)."""
+    import warnings
+    warnings.warn(message, NeuralscaleWarning, stacklevel=3)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from .budget import Budget
 from .descent import DescentDir, law_from, morphnet_widths
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, warn
 from .accounting import measure_latency
 from .latency import tolerance
-from .scaling import ScalingLaw, check_objective, cost_function, solve, uniform_law
+from .scaling import ScalingLaw, check_objective, cost_function, law_label, solve, uniform_law
 from .space import WidthSpace
 from .train import resolve_device
 
@@ -51,13 +51,6 @@ OBJECTIVE_TITLES = {  # the runs of a descent of another objective than the pape
                "score divided by the latency its removal saves (a measured per-operation table), the law fitted "
                "against the estimated latency",
 }
-
-
-def law_label(iteration: int, objective: str = "params") -> str:
-    """How runs of a descent's law are labelled: neuralscale@K for the paper's (fitted against parameters),
-    neuralscale-macs@K or neuralscale-latency@K for a law fitted against another objective, so that one run
-    store holds them side by side."""
-    return f"neuralscale@{iteration}" if objective == "params" else f"neuralscale-{objective}@{iteration}"
 
 
 def source_objective(source: str | Path | None, law: ScalingLaw) -> str:
@@ -125,8 +118,8 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
     if method != "neuralscale":  # uniform and MorphNet scale one configuration uniformly by design
         sol.warnings = [w for w in sol.warnings if not w.startswith("the law is not a fit")]
     for w in sol.warnings:
-        log.warning("warning: %s %s: %s", method if law.iteration is None else law_label(law.iteration, law.objective),
-                    f"at {sol.budget:,.0f} {budget.metric}", w)
+        warn(f"{method if law.iteration is None else law_label(law.iteration, law.objective)} at "
+             f"{sol.budget:,.0f} {budget.metric}: {w}")
     out = {**space.describe(sol.widths), "method": method, "metric": budget.metric, "budget": sol.budget,
            "achieved": sol.achieved, "rel_error": sol.rel_error, "iteration": law.iteration,
            "objective": objective, "fallback": law.fallback,
@@ -135,9 +128,9 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
     if budget.metric == "latency":
         out["measured"] = fresh_latency(space, sol.widths, sol.budget, device, batch_size)
         if not out["measured"]["within"]:
-            log.warning("warning: a fresh measurement gives %.4g ms, %+.1f%% from the budget (tolerance %.1f%%)",
-                        out["measured"]["median_ms"], 100 * out["measured"]["rel_error"],
-                        100 * out["measured"]["tolerance"])
+            m = out["measured"]
+            warn(f"a fresh measurement gives {m['median_ms']:.4g} ms, {100 * m['rel_error']:+.1f}% from the budget "
+                 f"(tolerance {100 * m['tolerance']:.1f}%)")
     return out
 
 

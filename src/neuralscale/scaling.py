@@ -141,6 +141,13 @@ def check_objective(law: ScalingLaw, metric: str, convert: bool = False) -> None
                            f"a sweep or experiment file) to solve it for a {metric} budget anyway")
 
 
+def law_label(iteration: int, objective: str = "params") -> str:
+    """How runs of a descent's law are labelled: neuralscale@K for the paper's (fitted against parameters),
+    neuralscale-macs@K or neuralscale-latency@K for a law fitted against another objective, so that one run
+    store holds them side by side."""
+    return f"neuralscale@{iteration}" if objective == "params" else f"neuralscale-{objective}@{iteration}"
+
+
 def uniform_law(space: WidthSpace, widths: Sequence[int], note: str = "uniform scaling") -> ScalingLaw:
     """Every layer scaled by the same ratio from `widths`."""
     widths = space.validate(widths)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .budget import METRICS, Budget
 from .descent import DescentDir, is_descent_dir
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, warn
 from .executors import get_executor
 from .layout import claim_folder
 from .data import DataConfig
@@ -178,7 +178,7 @@ def _label(cfg: SweepConfig, iteration: int) -> str:
     d = DescentDir(cfg.descent)
     label = law_label(iteration, d.objective())
     if d.iteration(iteration).law.fallback:
-        log.warning("warning: %s is a fallback law (uniform scaling, not a fit); its runs are labelled so", label)
+        warn(f"{label} is a fallback law (uniform scaling, not a fit); its runs are labelled so")
         return f"{label} (fallback)"
     return label
 
