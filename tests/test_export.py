@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -65,6 +66,7 @@ def test_an_exported_model_takes_the_images_of_a_folder_as_they_are(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run_cli("export", str(out), "--out", str(tmp_path / "m"), "--onnx")
     assert r.returncode == 0, r.stderr
+    recorded = json.loads((out / "record.json").read_text())["summary"]["final_test_acc"]
     meta = json.loads((tmp_path / "m.json").read_text())
     assert meta["classes"] == ["class_0", "class_1", "class_2"]
     assert meta["preprocessing"]["in_onnx"] and len(meta["preprocessing"]["mean"]) == 3
@@ -73,15 +75,33 @@ def test_an_exported_model_takes_the_images_of_a_folder_as_they_are(tmp_path):
     truth = np.array([meta["classes"].index(f.parent.name) for f in files])
     logits = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
         ["logits"], {"images": x})[0]
-    model, _ = load_model(tmp_path / "m.json")
-    with torch.no_grad():
-        mine = model(torch.from_numpy(x)).numpy()
-    recorded = json.loads((out / "record.json").read_text())["summary"]["final_test_acc"]
+    # in a fresh process, with only the exported files (the run, the training images and the cache gone)
+    import shutil
+    import subprocess
+    import sys
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for suffix in (".json", ".pt"):
+        shutil.copy(tmp_path / f"m{suffix}", alone / f"m{suffix}")
+    np.save(alone / "x.npy", x)
+    shutil.rmtree(out)
+    shutil.rmtree(root / "train")
+    code = ("import sys, numpy as np, torch, neuralscale as ns\n"
+            "model, meta = ns.load_model(sys.argv[1])\n"
+            "with torch.no_grad():\n"
+            "    np.save(sys.argv[3], model(torch.from_numpy(np.load(sys.argv[2]))).numpy())\n")
+    p = subprocess.run([sys.executable, "-c", code, str(alone / "m.json"), str(alone / "x.npy"),
+                        str(alone / "y.npy")], capture_output=True, text=True, cwd=alone,
+                       env={**os.environ, "NEURALSCALE_DATA": str(alone / "none"),
+                            "NEURALSCALE_CACHE": str(alone / "nocache")})
+    assert p.returncode == 0, p.stderr
+    mine = np.load(alone / "y.npy")
+    model, _ = load_model(alone / "m.json")
     for out_logits in (logits, mine):
         acc = 100.0 * float((out_logits.argmax(1) == truth).mean())
         # the same images and weights; only an argmax tie broken by rounding could differ (one image at most)
         assert abs(acc - recorded) <= 100.0 / len(files) + 1e-9, (acc, recorded)
-    bare, _ = load_model(tmp_path / "m.json", pixels=False)  # the network alone takes normalised inputs
+    bare, _ = load_model(alone / "m.json", pixels=False)  # the network alone takes normalised inputs
     with torch.no_grad():
         mean = torch.tensor(meta["preprocessing"]["mean"]).view(1, 3, 1, 1)
         std = torch.tensor(meta["preprocessing"]["std"]).view(1, 3, 1, 1)
