@@ -159,3 +159,35 @@ def test_no_file_holds_nan(tmp_path):
     assert rec["summary"]["test_acc_at_best_val"] is None and rec["summary"]["final_test_acc"] is not None
     assert "nan" not in (tmp_path / "run" / "metrics.csv").read_text().lower()
     assert (tmp_path / "run" / "record.json").stat().st_mode & 0o044 == 0o044  # readable by collaborators
+
+
+@pytest.mark.parametrize("sig,code,word", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_ctrl_c_or_sigterm_on_a_sweep_with_local_workers_is_one_line_and_resumes(tmp_path, sig, code, word):
+    """Ctrl-C reaches the driver and its workers (one process group); SIGTERM, as `kill` sends it, the driver
+    alone.  Either way: one line on the terminal, no traceback from any process, and a rerun finishes every run
+    (issue 32)."""
+    out = tmp_path / "store"
+    args = [*SWEEP, "--epochs", "4", "--executor", "local", "--workers", "2", "--threads", "1", "--out", str(out),
+            "--quiet"]
+    proc = Command(args, {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}, new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("runs/*/checkpoint.pt")):  # a run is training, however fast or slow the host
+        assert time.monotonic() < deadline, "no run started within 300 s"
+        try:
+            proc.wait(timeout=0.1)
+            pytest.fail(f"the sweep ended before any checkpoint: {proc.stderr}")
+        except subprocess.TimeoutExpired:
+            pass
+    if sig == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=120) == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"neuralscale: {word}") and "resume" in lines[0], proc.stderr
+    logs = "".join(p.read_text() for p in out.glob("runs/*/log.txt"))
+    assert "Traceback" not in logs
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    records = load_records(out)
+    assert len(records) == 6 and all(x["status"] == "finished" for x in records)

@@ -653,7 +653,28 @@ COMMANDS = {"info": cmd_info, "train": cmd_train, "descend": cmd_descend, "fit":
             "sweep": cmd_sweep, "report": cmd_report, "experiment": cmd_experiment, "export": cmd_export}
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the command is, so that it stops as Ctrl-C stops it: what is finished stays, what is
+    in progress resumes on the next run, and the terminal gets one line."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import threading
+    here = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if here else None
+    try:
+        return _main(argv)
+    finally:
+        if here:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -676,6 +697,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("neuralscale: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Terminated:
+        print("neuralscale: terminated (SIGTERM); run the same command again to resume", file=sys.stderr)
+        return 143
     except OSError as e:  # the file system said no (a name too long, a full disk, no permission): one line
         print(f"neuralscale: error: {_os_error(e)}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ import multiprocessing as mp
 from multiprocessing.connection import wait
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -78,7 +79,7 @@ class _Pool:
     def _open(self, out: Path) -> None:  # before the first run
         pass
 
-    def _close(self) -> None:  # after the last run, or on error
+    def _close(self, abort: bool = False) -> None:  # after the last run; `abort`: stop the runs in progress
         pass
 
     def _start(self, spec: RunSpec, slot: int, out: Path):  # pragma: no cover - abstract
@@ -103,8 +104,10 @@ class _Pool:
                 self._start_ready()
                 for rid, note in self._ended(self._running).items():
                     self._collect(rid, note)
-        finally:
-            self._close()
+        except BaseException:  # Ctrl-C, SIGTERM, an error: the runs in progress stop now, resumable
+            self._close(abort=True)
+            raise
+        self._close()
 
     def _finish(self, s: RunSpec, rec: dict) -> None:
         self._done += 1
@@ -197,7 +200,10 @@ def _exit_with_parent(poll: float = 1.0) -> None:
 
 
 def _worker(conn, device: str | None, threads: int | None) -> None:
-    """A local worker process: runs what the driver sends, one at a time, each run's output in its log."""
+    """A local worker process: runs what the driver sends, one at a time, each run's output in its log.
+    Ctrl-C reaches the whole process group; the driver alone answers it (and stops its workers), so that the
+    terminal shows one line, not a traceback per worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
     _set_threads(threads)
     configure_logging()  # to stderr, which each run points at its own log.txt
@@ -284,7 +290,11 @@ class Local(_Pool):
                 del self._procs[slot]
         return ended
 
-    def _close(self) -> None:
+    def _close(self, abort: bool = False) -> None:
+        if abort:  # a worker's run stops where it is (its checkpoint and unfinished record resume it)
+            for p, conn in self._procs.values():
+                if p.is_alive():
+                    p.terminate()
         for p, conn in self._procs.values():
             try:
                 conn.send(None)
@@ -374,7 +384,7 @@ class Ray(_Pool):
         self._remote = ray.remote(_ray_task).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                                                      max_retries=0)  # retried by the pool, from the checkpoint
 
-    def _close(self) -> None:
+    def _close(self, abort: bool = False) -> None:
         import ray
         if self._started_here and ray.is_initialized():
             ray.shutdown()
