@@ -313,10 +313,13 @@ def test_review_findings_stay_fixed(tmp_path, descent):
 
 def test_from_and_iteration_are_not_ignored_silently(descent):
     out, _ = descent
-    for cmd in (["scale", *SYNTH, "--method", "uniform", "--params", "25%", "--from", str(out)],
-                ["train", *SYNTH, "--ratio", "0.5", "--iteration", "1", "--epochs", "1"]):
-        r = run_cli(*cmd)
-        assert r.returncode == 2 and "apply to --method morphnet and neuralscale" in r.stderr, r.stderr
+    r = run_cli("train", *SYNTH, "--ratio", "0.5", "--iteration", "1", "--epochs", "1")
+    assert r.returncode == 2 and "apply to --method morphnet and neuralscale" in r.stderr, r.stderr
+    # scale accepts them with uniform, so that one command line serves a loop over methods, and says so
+    r = run_cli("scale", *SYNTH, "--method", "uniform", "--params", "25%", "--from", str(out))
+    assert r.returncode == 0 and "note: --method uniform scales the base model" in r.stderr, r.stderr
+    plain = run_cli("scale", *SYNTH, "--method", "uniform", "--params", "25%")
+    assert plain.stdout == r.stdout
 
 
 def test_a_run_exports_with_its_data_gone(tmp_path):

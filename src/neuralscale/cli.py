@@ -578,7 +578,10 @@ def cmd_scale(args) -> int:
     budget = Budget.of_ratio(args.ratio) if args.ratio is not None else next(
         b for b in (args.params, args.macs, args.latency_ms) if b is not None)
     if args.method == "uniform" and (args.source is not None or args.iteration is not None):
-        raise NeuralscaleError("--from and --iteration apply to --method morphnet and neuralscale")
+        # accepted, so that one command line serves a loop over methods, and said, so that it is not silent
+        logging.getLogger("neuralscale").info("note: --method uniform scales the base model; --from and "
+                                              "--iteration apply to morphnet and neuralscale and are not used")
+        args.source = args.iteration = None
     result = scale(sp, args.method, budget, source=args.source, iteration=args.iteration,
                    min_width=args.min_width, multiple=args.multiple, device=args.device, batch_size=args.batch,
                    convert=args.convert)
