@@ -19,7 +19,7 @@ from helpers import run_cli
 def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     descent_dir = tiny_descent[0]
     out = tmp_path / "sweep"
-    r = run_cli("sweep", *TINY, "--methods", "uniform,morphnet,neuralscale", "--ratios", "0.0625,0.125",
+    r = run_cli("sweep", *TINY, "--methods", "uniform,morphnet,neuralscale,pruned,shape", "--ratios", "0.0625,0.125",
                 "--seeds", "0,1", "--epochs", "2", "--from", str(descent_dir), "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     plan = json.loads((out / "sweep.json").read_text())["config"]  # the descent, found from wherever the store is
@@ -29,10 +29,10 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     r = run_cli("report", str(out), "--json")
     assert r.returncode == 0, r.stderr
     runs = json.loads(r.stdout)["runs"]
-    assert len(runs) == 12 and all(x["status"] == "finished" for x in runs)
+    assert len(runs) == 20 and all(x["status"] == "finished" for x in runs)
     records = load_records(out)
     rows = summarize_records(records)
-    assert len(rows) == 6
+    assert len(rows) == 10
     for row in rows:  # the table is exactly the records' numbers
         mine = [x["summary"]["test_acc_at_best_val"] for x in records
                 if x["label"] == row["label"] and x["budget"]["ratio"] == row["budget_key"][1]]
@@ -60,15 +60,29 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     from neuralscale.stats import holm, paired_p
     ps = [paired_p(r["by_seed"], next(u for u in rows if u["label"] == "uniform" and u["budget_key"] ==
                                       r["budget_key"])["by_seed"]) if r["label"] != "uniform" else None for r in rows]
-    assert [r["p"] for r in rows] == ps and [r["holm"] for r in rows] == holm(ps)  # 4 comparisons, paired
+    assert [r["p"] for r in rows] == ps and [r["holm"] for r in rows] == holm(ps)  # 8 comparisons, paired
     held = sum(bool(h) for h in holm(ps))
-    assert f"The table makes 4 comparison(s) with uniform" in md and f"5% family-wise level, {held} hold" in md
-    assert "| p (Holm) |" in md and md.count("**holds**") == held + 1  # each row that holds, and the note
+    assert f"The table makes 8 comparison(s) with uniform" in md and f"5% family-wise level, {held} hold" in md
+    # the law against its ablations, paired by seed at each budget (none where the law is a fallback)
+    from neuralscale.descent import DescentDir
+    from neuralscale.stats import paired_gap
+    by = {(x["label"], x["budget"]["ratio"], x["seed"]): x["summary"]["test_acc_at_best_val"] for x in records}
+    fitted = not DescentDir(descent_dir).iteration(2).law.fallback
+    ablations = md.split("## The law against its ablations")[1].split("\n## ")[0] if fitted else ""
+    assert ("## The law against its ablations" in md) == fitted
+    for ratio in (0.0625, 0.125) if fitted else ():
+        for against in ("pruned", "shape@2"):
+            gap, half, n = paired_gap({s: by["neuralscale@2", ratio, s] for s in (0, 1)},
+                                      {s: by[against, ratio, s] for s in (0, 1)})
+            assert n == 2 and f"| neuralscale@2 | {against} | 2 |" in ablations
+            assert f"{gap:+.2f} [{round(gap - half, 2):+.2f}, {round(gap + half, 2):+.2f}]" in ablations
+    holds = ablations.count("**holds**")
+    assert "| p (Holm) |" in md and md.count("**holds**") == held + 1 + holds  # each row that holds, and the note
     assert "## Methods" in md and "paper: 'weight magnitude'" not in md  # only the methods of this sweep
     assert "- `morphnet`: MorphNet-style" in md and "(paper: NeuralScale, iteration 1 / 15)" in md
     assert "| latency (ms) |" in md and "Latency: batch 1, median of each run's measurement on cpu" in md
     last = sum(x["summary"]["best_val_epoch"] == len(x["history"]) for x in records)  # where selection fell
-    assert f"Selection: the best-validation epoch was the last epoch in {last} of 12 runs" in md
+    assert f"Selection: the best-validation epoch was the last epoch in {last} of 20 runs" in md
     # a run that measured its latency on another machine: no latency column or figure, and a note says why
     moved = out / "runs" / runs[0]["id"] / "record.json"
     rec = json.loads(moved.read_text())

@@ -53,6 +53,35 @@ def test_plan_covers_methods_budgets_seeds_and_ids_are_stable(descent_dir):
     assert [s.id for s in plan(moved)] == [s.id for s in specs]
 
 
+def test_the_ablations_scale_the_descents_widths_uniformly(descent_dir):
+    """pruned: iteration 1's widths where its pruning ended; shape@K: the widths iteration K started from; both
+    scaled by one ratio to the budget (what the law adds over 'prune once, then scale' and over the shape)."""
+    from neuralscale.descent import DescentDir
+    from neuralscale.methods import scale
+    sp = ns.space("vgg11", "synthetic")
+    d = DescentDir(descent_dir)
+    first, last = d.iteration(1), d.iteration()
+    assert first.final_widths != first.start_widths  # pruning happened: the ablation is not uniform scaling
+    for method, iteration, origin in (("pruned", None, first.final_widths), ("shape", 2, last.start_widths),
+                                      ("shape", 1, sp.base_widths)):
+        for budget in (12000, 30000):
+            found = scale(sp, method, budget, source=descent_dir, iteration=iteration)
+            assert abs(found["params"] - budget) <= 0.02 * budget, (method, found)
+            r = sum(found["widths"]) / sum(origin)  # one ratio for every layer, up to rounding to whole channels
+            assert all(abs(w - r * o) <= 1 + 0.1 * r * o for w, o in zip(found["widths"], origin)), (method, found)
+            assert found["iteration"] == (None if method == "pruned" else iteration)
+    cfg = SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform", "pruned", "shape", "neuralscale@1"],
+                      ratios=[0.0625], seeds=[0], descent=str(descent_dir), iterations=["first", "last"],
+                      train={"epochs": 1})
+    labels = [s.label.removesuffix(" (fallback)") for s in plan(cfg)]
+    assert labels == ["uniform", "pruned", "shape@1", "shape@2", "neuralscale@1"]
+    shape1 = next(s for s in plan(cfg) if s.label == "shape@1")
+    uniform = next(s for s in plan(cfg) if s.label == "uniform")
+    assert shape1.widths == uniform.widths and shape1.id != uniform.id  # iteration 1 starts from the base widths
+    r = run_cli("scale", "--model", "vgg11", "--dataset", "synthetic", "--method", "pruned", "--params", "20000")
+    assert r.returncode == 2 and "needs --from" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
 def test_presets():
     paper = preset("paper", "vgg11", "cifar10")
     assert paper.ratios == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0] and paper.seeds == [0, 1, 2, 3, 4]

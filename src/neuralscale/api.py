@@ -16,7 +16,7 @@ from .figures import descent_figures
 from .guard import check_new_file
 from .importance import Importance
 from .layout import RunDir, claim_folder
-from .methods import SCALED, law_label, method_law, scale, source_objective
+from .methods import SCALED, method_label, method_law, scale, source_objective
 from .records import exclusive
 from .baselines import check_cut, trained_record
 from .runs import RunSpec, execute
@@ -90,7 +90,8 @@ def _configuration(space: WidthSpace, widths, ratio, method, params, macs, sourc
                            None if params is None else Budget.parse(params, "params"),
                            None if macs is None else Budget.parse(macs, "macs")) if b is not None]
     if method in (None, "uniform") and (source is not None or iteration is not None):
-        raise NeuralscaleError("--from and --iteration apply to --method morphnet and neuralscale")
+        raise NeuralscaleError("--from and --iteration apply to the methods of a descent (morphnet, neuralscale, "
+                               "pruned, shape)")
     if len(budgets) > 1 or (budgets and widths is not None):
         raise NeuralscaleError("give one of widths, ratio, params or macs")
     if method is None and (not budgets or budgets[0].ratio is not None):
@@ -107,8 +108,7 @@ def _configuration(space: WidthSpace, widths, ratio, method, params, macs, sourc
     # no budget: the base model's cost in the descent's objective (the full width's parameters for the paper's)
     budget = budgets[0] if budgets else Budget.of_ratio(1.0) if objective == "params" else Budget(objective, share=1.0)
     found = scale(space, method, budget, source=source, iteration=iteration, convert=convert)
-    label = law_label(found["iteration"], objective) if method == "neuralscale" and found["iteration"] \
-        else method if objective == "params" else f"{method}-{objective}"
+    label = method_label(method, found["iteration"], objective)
     return {"widths": found["widths"], "method": method, "label": label,
             "budget": replace(budget, value=found["budget"])}
 

@@ -29,7 +29,7 @@ from .export import PIXELS, export_run
 from .layout import RunDir
 from .logs import configure as configure_logging
 from .records import strict
-from .methods import BASE_METHODS
+from .methods import BASE_METHODS, SCALED, method_label
 from .report import ACCURACY, build_report, mean_std, run_summary
 from .sweep import PRESETS, SweepConfig, run_sweep, sweep_config
 from .train import SCHEDULES, TrainConfig
@@ -155,8 +155,9 @@ def _train_parser(sub) -> None:
                         "model (25%%)")
     g.add_argument("--macs", type=_budget("macs"), metavar="N|P%", help="the same for a MACs budget (50%%)")
     p.add_argument("--method", metavar="METHOD",
-                   help="uniform (default with --params/--macs), morphnet or neuralscale: the method's widths for "
-                        "the budget (--ratio, --params or --macs); morphnet and neuralscale need --from")
+                   help="uniform (default with --params/--macs), morphnet, neuralscale, or the ablations pruned "
+                        "and shape: the method's widths for the budget (--ratio, --params or --macs); all but "
+                        "uniform need --from")
     p.add_argument("--from", dest="source", metavar="DIR|FIT.json", help="descent directory or fit file (--method)")
     p.add_argument("--iteration", type=int, help="descent iteration whose law to use (default: the last)")
     _add_convert(p)
@@ -293,10 +294,13 @@ def _scale_parser(sub) -> None:
                        description="Solve a scaling method for a budget. uniform: every base width times one ratio; "
                                    "morphnet: the widths left after pruning 50% of the channels (iteration 1 of a "
                                    "descent), scaled uniformly; neuralscale: the fitted power law of a descent "
-                                   "iteration. --ratio R means the parameter budget of uniform scaling by R.")
+                                   "iteration; the ablations pruned (iteration 1's widths where its pruning ended) "
+                                   "and shape (the widths --iteration started from), scaled uniformly. --ratio R "
+                                   "means the parameter budget of uniform scaling by R.")
     _add_space_args(p, widths=False)
-    p.add_argument("--method", required=True, metavar="METHOD", help="uniform, morphnet or neuralscale")
-    p.add_argument("--from", dest="source", metavar="DIR|FIT.json", help="descent directory or fit file (morphnet, neuralscale)")
+    p.add_argument("--method", required=True, metavar="METHOD", help=", ".join(SCALED))
+    p.add_argument("--from", dest="source", metavar="DIR|FIT.json",
+                   help="descent directory (morphnet, neuralscale, pruned, shape) or fit file (neuralscale)")
     p.add_argument("--iteration", type=int, help="descent iteration whose law to use (default: the last)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--ratio", type=float, help="the parameter count of uniform scaling by R")
@@ -327,7 +331,7 @@ def _sweep_parser(sub) -> None:
                    help=f"paper: the paper's ratios, 5 seeds and {_DEF.epochs}/{_TINY.epochs}-epoch recipe; quick: "
                    "ratios 0.25,0.5, 2 seeds, 5 epochs")
     p.add_argument("--methods", type=_words, metavar="M1,M2",
-                   help=f"from {', '.join(BASE_METHODS)}; neuralscale@K for one descent iteration "
+                   help=f"from {', '.join(BASE_METHODS)}; neuralscale@K, shape@K for one descent iteration "
                         "(default uniform,morphnet,neuralscale). Runs of a descent of --objective macs are labelled "
                         "neuralscale-macs@K (neuralscale-macs names it here too), so that one store holds both")
     p.add_argument("--ratios", type=_floats, metavar="R1,R2", help="budgets: parameter counts of uniform scaling by R")
@@ -336,9 +340,10 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--macs", type=_budgets("macs"), metavar="N1,N2",
                    help="budgets: MACs per image (150M) or shares of the base model's (50%%)")
     p.add_argument("--seeds", type=_ints, metavar="S1,S2", help="training seeds (default 0,1,2)")
-    p.add_argument("--from", dest="descent", metavar="DESCENT_DIR", help="descent directory (morphnet, neuralscale)")
+    p.add_argument("--from", dest="descent", metavar="DESCENT_DIR",
+                   help="descent directory (morphnet, neuralscale, pruned, shape)")
     p.add_argument("--iterations", type=_words, metavar="first,last",
-                   help="neuralscale: which descent iterations (first, last or numbers; default last)")
+                   help="neuralscale, shape: which descent iterations (first, last or numbers; default last)")
     _add_convert(p)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -585,14 +590,15 @@ def cmd_scale(args) -> int:
     if args.method == "uniform" and (args.source is not None or args.iteration is not None):
         # accepted, so that one command line serves a loop over methods, and said, so that it is not silent
         logging.getLogger("neuralscale").info("note: --method uniform scales the base model; --from and "
-                                              "--iteration apply to morphnet and neuralscale and are not used")
+                                              "--iteration apply to the methods of a descent and are not used")
         args.source = args.iteration = None
     result = scale(sp, args.method, budget, source=args.source, iteration=args.iteration,
                    min_width=args.min_width, multiple=args.multiple, device=args.device, batch_size=args.batch,
                    convert=args.convert)
     if args.json:
         return _json(result)
-    print(f"{result['method']} {sp.name} on {sp.info.name}: widths {','.join(map(str, result['widths']))}")
+    label = method_label(result["method"], result["iteration"], result.get("objective") or "params")
+    print(f"{label} {sp.name} on {sp.info.name}: widths {','.join(map(str, result['widths']))}")
     print(f"params {result['params']:,}  macs {result['macs']:,}  ({_shares(result)})")
     print(f"budget {_amount(result['budget'], result['metric'])}, achieved "
           f"{_amount(result['achieved'], result['metric'])} "

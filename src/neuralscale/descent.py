@@ -579,3 +579,22 @@ def morphnet_widths(source: str | Path, space: WidthSpace) -> list[int]:
     first = DescentDir(path).iteration(1)
     space.validate(first.half_widths)
     return list(first.half_widths)
+
+
+def pruned_widths(source: str | Path, space: WidthSpace) -> list[int]:
+    """An ablation's configuration (`pruned`): iteration 1's widths where its pruning ended (95% of the channels
+    gone, or the step that would have emptied a layer), with no law fitted: prune once, then scale."""
+    path = Path(source)
+    if not path.is_dir():
+        raise NeuralscaleError(f"method pruned needs a descent directory (its iteration 1), not {path}")
+    return list(space.validate(DescentDir(path).iteration(1).final_widths))
+
+
+def shape_widths(source: str | Path, space: WidthSpace, iteration: int | None = None) -> list[int]:
+    """An ablation's configuration (`shape@K`): the widths iteration K started from (the previous law solved at
+    the base budget; iteration 1's are the base widths), with none of the law's exponents: the descent's shape
+    alone, to be scaled uniformly."""
+    path = Path(source)
+    if not path.is_dir():
+        raise NeuralscaleError(f"method shape needs a descent directory, not {path}")
+    return list(space.validate(DescentDir(path).iteration(iteration).start_widths))

@@ -3,6 +3,9 @@
     uniform            every base width times one ratio
     morphnet           iteration 1 of a descent at 50% pruned, scaled uniformly
     neuralscale        a descent's law (one iteration's: neuralscale@K)
+    pruned             an ablation: iteration 1's widths where its pruning ended, scaled uniformly (no law)
+    shape              an ablation: the widths iteration K started from, scaled uniformly (shape@K: the
+                       descent's shape without the law's exponents)
     l1-prune           a trained full-width network pruned to the budget by L1 filter norm with one ratio
                        for every layer (the original's weight-magnitude code path), then fine-tuned
     l1-global          the same with L1 norms per weight ranked across layers (not in the original)
@@ -19,7 +22,7 @@ import logging
 from pathlib import Path
 
 from .budget import Budget
-from .descent import DescentDir, law_from, morphnet_widths
+from .descent import DescentDir, law_from, morphnet_widths, pruned_widths, shape_widths
 from .errors import NeuralscaleError, warn
 from .accounting import measure_latency
 from .latency import tolerance
@@ -29,7 +32,8 @@ from .train import resolve_device
 
 log = logging.getLogger(__name__)
 
-SCALED = ("uniform", "morphnet", "neuralscale")  # methods that are a law solved for a budget
+SCALED = ("uniform", "morphnet", "neuralscale", "pruned", "shape")  # methods that are a law solved for a budget
+ITERATED = ("neuralscale", "shape")  # methods of one descent iteration (METHOD@K)
 SPARSE_LABEL = "uniform-sparse"  # the network slimming prunes: uniform widths trained with the sparsity penalty
 BASELINES = {"l1-prune": "l1-uniform", "l1-global": "l1", "slimming": "slimming"}  # method -> pruning criterion
 BASE_METHODS = (*SCALED, *BASELINES)
@@ -37,6 +41,10 @@ METHOD_TITLES = {  # how reports name each method, and its line in the paper
     "uniform": "uniform scaling of every layer (paper: uniform)",
     "morphnet": "MorphNet-style: Taylor-FO pruning to 50%, rescaled uniformly (paper: MorphNet)",
     "neuralscale": "NeuralScale: the descent's power law at iteration K (paper: NeuralScale, iteration 1 / 15)",
+    "pruned": "ablation: iteration 1's widths where its pruning ended (95%), rescaled uniformly: prune once, then "
+              "scale, no law (not in the paper)",
+    "shape": "ablation: the widths descent iteration K started from, rescaled uniformly: the descent's shape "
+             "without the law's exponents (not in the paper)",
     "l1-prune": "L1 filter pruning, one ratio for every layer, then fine-tuning (Li et al.; the original's "
                 "weight-magnitude code path, not the one behind its curve)",
     "l1-global": "L1 filter pruning ranked across layers, then fine-tuning (not in the paper)",
@@ -85,6 +93,10 @@ def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
                                                                             else ""))
     if method == "morphnet":
         return uniform_law(space, morphnet_widths(source, space), note="morphnet")
+    if method == "pruned":
+        return uniform_law(space, pruned_widths(source, space), note="pruned")
+    if method == "shape":
+        return uniform_law(space, shape_widths(source, space, iteration), note="shape")
     return law_from(source, space, iteration)
 
 
@@ -121,7 +133,8 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
         warn(f"{method if law.iteration is None else law_label(law.iteration, law.objective)} at "
              f"{sol.budget:,.0f} {budget.metric}: {w}")
     out = {**space.describe(sol.widths), "method": method, "metric": budget.metric, "budget": sol.budget,
-           "achieved": sol.achieved, "rel_error": sol.rel_error, "iteration": law.iteration,
+           "achieved": sol.achieved, "rel_error": sol.rel_error,
+           "iteration": _iteration_of(method, law, source, iteration),
            "objective": objective, "fallback": law.fallback,
            "extrapolated": any(w.startswith("extrapolated") for w in sol.warnings),
            "macs_above_base": space.macs(sol.widths) > space.macs(space.base_widths), "warnings": sol.warnings}
@@ -132,6 +145,22 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
             warn(f"a fresh measurement gives {m['median_ms']:.4g} ms, {100 * m['rel_error']:+.1f}% from the budget "
                  f"(tolerance {100 * m['tolerance']:.1f}%)")
     return out
+
+
+def method_label(method: str, iteration: int | None, objective: str = "params") -> str:
+    """How a scaled method's runs are labelled: uniform; morphnet, pruned (morphnet-macs from a MACs descent);
+    neuralscale@K and shape@K (neuralscale-macs@K, shape-macs@K)."""
+    if method == "neuralscale" and iteration:
+        return law_label(iteration, objective)
+    name = method if objective == "params" or method == "uniform" else f"{method}-{objective}"
+    return f"{name}@{iteration}" if method == "shape" else name
+
+
+def _iteration_of(method: str, law: ScalingLaw, source, iteration: int | None) -> int | None:
+    """The descent iteration a configuration comes from: its law's, or the one shape@K started from."""
+    if method == "shape":
+        return DescentDir(source).iteration(iteration).number
+    return law.iteration
 
 
 def fresh_latency(space: WidthSpace, widths: list[int], budget: float, device: str, batch_size: int) -> dict:

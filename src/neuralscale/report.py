@@ -145,6 +145,43 @@ def comparisons_text(rows: list[dict]) -> str:
             "on its own.")
 
 
+def ablation_rows(rows: list[dict]) -> list[dict]:
+    """Each NeuralScale law against its ablations at the same budget, paired by seed: against `pruned` (iteration
+    1's pruned widths scaled uniformly: what the law adds over 'prune once, then scale') and against `shape@K`
+    where K > 1 (the widths iteration K started from, scaled uniformly: what the law's exponents add over the
+    descent's shape).  Holm's correction runs over this table's comparisons."""
+    def split(label: str) -> tuple[str, str, str]:  # (method, objective suffix, iteration) of a label
+        m = re.match(r"(neuralscale|shape|pruned)(-\w+)?(?:@(\d+))?$", label)
+        return (m.group(1), m.group(2) or "", m.group(3) or "") if m else ("", "", "")
+    by_key = {(tuple(r["budget_key"]), r["label"]): r for r in rows}
+    out = []
+    for r in rows:
+        method, suffix, it = split(r["label"])
+        if method != "neuralscale" or r["fallback"]:
+            continue
+        for against in (f"pruned{suffix}", *([f"shape{suffix}@{it}"] if it and int(it) > 1 else [])):
+            a = by_key.get((tuple(r["budget_key"]), against))
+            if a is None:
+                continue
+            gap, half, n = paired_gap(r["by_seed"], a["by_seed"])
+            if gap is None:
+                continue
+            out.append({"budget": r["budget"], "law": r["label"], "against": against, "law_mean": r["mean"],
+                        "against_mean": a["mean"], "gap": gap, "ci95": half, "n": n,
+                        "p": paired_p(r["by_seed"], a["by_seed"])})
+    for row, holds in zip(out, holm([x["p"] for x in out])):
+        row["holm"] = holds
+    return out
+
+
+def _ablation_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    head = ["budget", "law", "against", "seeds paired", "law acc", "ablation acc", "gap, paired by seed [95% CI]",
+            "p (Holm)"]
+    body = [[x["budget"], x["law"], x["against"], str(x["n"]), f"{x['law_mean']:.2f}", f"{x['against_mean']:.2f}",
+             _fmt_gap(x["gap"], x["ci95"]), _fmt_p({**x, "p_test": "paired"})] for x in rows]
+    return head, body
+
+
 def _mark_fallbacks(rows: list[dict], descents: list[Path]) -> list[str]:
     """Label rows whose NeuralScale law was a fallback (uniform scaling, not a fit) as such; returns the notes."""
     fallbacks = {}
@@ -351,6 +388,15 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     doc.append(("table", *_table(st.rows)))
     if comparisons_text(st.rows):
         doc.append(("p", comparisons_text(st.rows)))
+    ablations = ablation_rows(st.rows)
+    if ablations:
+        doc += [("h2", "The law against its ablations"),
+                ("p", "Each NeuralScale law against `pruned` (iteration 1's widths where its pruning ended, scaled "
+                      "uniformly: what the law adds over pruning once and scaling) and `shape@K` (the widths "
+                      "iteration K started from, scaled uniformly: what the law's exponents add over the shape the "
+                      "descent found), at the same budget, paired by seed; in bold where the interval excludes "
+                      f"zero. Holm's correction runs over this table's {len(ablations)} comparison(s)."),
+                ("table", *_ablation_table(ablations))]
     latency = _latency_note(st.rows)
     selection = _selection_text(st.records) if st.accuracy == "best-val" else ""
     doc += [("p", text) for text in (latency, _recipe_text(st.records), selection) if text]
@@ -363,7 +409,8 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
                                       "its worst layer) and predicts rows it was not fitted on (each layer fitted on "
                                       "the earlier rows, asked for the widths of the last fifth)."), ("list", laws)]
     methods = [f"`{m}`: {METHOD_TITLES[m]}" for m in dict.fromkeys(r["method"] for r in st.rows) if m in METHOD_TITLES]
-    for objective in sorted({m.group(1) for r in st.rows if (m := re.match(r"(?:neuralscale|morphnet)-(\w+)@?", r["label"]))}):
+    for objective in sorted({m.group(1) for r in st.rows
+                             if (m := re.match(r"(?:neuralscale|morphnet|pruned|shape)-(\w+)@?", r["label"]))}):
         methods.append(f"`neuralscale-{objective}@K`, `morphnet-{objective}`: {OBJECTIVE_TITLES[objective]}")
     if any(r["label"] == SPARSE_LABEL for r in st.rows):
         methods.append(f"`{SPARSE_LABEL}`: not a method compared: the network `slimming` prunes, uniform widths "

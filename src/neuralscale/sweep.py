@@ -25,7 +25,7 @@ from .executors import get_executor
 from .layout import claim_folder
 from .data import DataConfig
 from .data.info import DEFAULT_PROTOCOL, protocol
-from .methods import BASE_METHODS, BASELINES, SPARSE_LABEL, law_label, scale
+from .methods import BASE_METHODS, BASELINES, ITERATED, SPARSE_LABEL, method_label, scale
 from .progress import progress_bar
 from .runs import RunSpec, describe
 from .settings import Settings, option
@@ -82,7 +82,7 @@ class SweepConfig(Settings):
         for m in self.methods:
             if method_base(m) not in BASE_METHODS:
                 raise NeuralscaleError(f"unknown method {m!r}; choose from: {', '.join(BASE_METHODS)} "
-                                       "(neuralscale@K for one descent iteration; neuralscale-macs, "
+                                       "(neuralscale@K, shape@K for one descent iteration; neuralscale-macs, "
                                        f"neuralscale-latency for a descent of that objective){suggest(m, BASE_METHODS)}")
         if not (self.ratios or self.params or self.macs):
             raise NeuralscaleError("the sweep has no budgets: give ratios, params or macs")
@@ -172,12 +172,12 @@ def _iterations(cfg: SweepConfig, method: str) -> list[int]:
     return out
 
 
-def _label(cfg: SweepConfig, iteration: int) -> str:
+def _label(cfg: SweepConfig, method: str, iteration: int) -> str:
     """neuralscale@K (neuralscale-macs@K for a descent of that objective), marked when iteration K's law is a
-    fallback (uniform scaling, not a fit)."""
+    fallback (uniform scaling, not a fit); shape@K."""
     d = DescentDir(cfg.descent)
-    label = law_label(iteration, d.objective())
-    if d.iteration(iteration).law.fallback:
+    label = method_label(method, iteration, d.objective())
+    if method == "neuralscale" and d.iteration(iteration).law.fallback:
         warn(f"{label} is a fallback law (uniform scaling, not a fit); its runs are labelled so")
         return f"{label} (fallback)"
     return label
@@ -216,7 +216,7 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
     common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
                   latency_batches=tuple(cfg.latency_batches))
     solved: dict = {}  # (method, iteration, budget index) -> widths, the same for every seed
-    labels: dict[int, str] = {}  # descent iteration -> label
+    labels: dict[tuple[str, int], str] = {}  # (method, descent iteration) -> label
 
     def widths_for(method: str, iteration: int | None, bi: int) -> list[int]:
         key = (method, iteration, bi)
@@ -234,15 +234,14 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
         for bi, b in enumerate(budgets):
             for m in cfg.methods:
                 base = method_base(m)
-                if base in ("uniform", "morphnet"):
-                    label = base if base == "uniform" or objective == "params" else f"morphnet-{objective}"
-                    specs.append(RunSpec(method=base, label=label, config=recipe, widths=widths_for(base, None, bi),
-                                         budget=b, **common))
-                elif base == "neuralscale":
+                if base in ("uniform", "morphnet", "pruned"):
+                    specs.append(RunSpec(method=base, label=method_label(base, None, objective), config=recipe,
+                                         widths=widths_for(base, None, bi), budget=b, **common))
+                elif base in ITERATED:
                     for it in _iterations(cfg, m):
-                        if it not in labels:
-                            labels[it] = _label(cfg, it)
-                        specs.append(RunSpec(method=base, label=labels[it], config=recipe,
+                        if (base, it) not in labels:
+                            labels[base, it] = _label(cfg, base, it)
+                        specs.append(RunSpec(method=base, label=labels[base, it], config=recipe,
                                              widths=widths_for(base, it, bi), budget=b, **common))
                 else:
                     specs.append(RunSpec(method=base, config=finetune, budget=b,
@@ -286,6 +285,8 @@ def recipe(cfg: SweepConfig) -> dict:
         for it in d.iterations():
             blob = json.dumps([it.law.alpha, it.law.beta, it.half_widths if it.number == 1 else None])
             laws[f"{prefix}{it.number}"] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+            if it.number == 1:  # the ablation `pruned` scales where iteration 1's pruning ended
+                laws[f"{prefix}pruned"] = hashlib.sha256(json.dumps(it.final_widths).encode()).hexdigest()[:12]
     return {"model": cfg.model, "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
             "data": DataConfig.from_settings(cfg.dataset, cfg.data).settings(),
             "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr,
