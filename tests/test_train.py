@@ -70,7 +70,10 @@ class _Interrupt(Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_training_resumes_to_the_same_result(tmp_path):
+def test_interrupted_training_resumes_to_the_same_result(tmp_path, monkeypatch):
+    # bit for bit at one thread count (a CPU's sums depend on how many threads share them): by default the count
+    # follows the machine's load (threads.py), so the test fixes it as a user who needs exactness does
+    monkeypatch.setenv("NEURALSCALE_THREADS", str(torch.get_num_threads()))
     splits = _synthetic_splits()
     sp = ns.space("vgg11", "synthetic")
     cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, momentum=0.9)

@@ -1,6 +1,10 @@
 """neuralscale: find how wide each layer of a CNN should be for a budget (NeuralScale, CVPR 2020)."""
 
-from ._version import __version__
+from . import threads as _threads
+
+_threads.prepare()  # how idle OpenMP threads wait: decided before torch (and its OpenMP runtime) is imported
+
+from ._version import __version__  # noqa: E402 (after the line above, on purpose)
 from .budget import Budget
 from .errors import NeuralscaleError, NeuralscaleWarning
 from .space import WidthSpace

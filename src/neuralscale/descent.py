@@ -540,7 +540,7 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
                  epochs=cfg.max_epochs or p.schedule.epochs(sum(widths), len(splits.train[1]), cfg.batch_size))
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
                       progress=progress, desc=f"descent {number}/{cfg.iterations}",
-                      owner=f"descent {_fingerprint(space, cfg, splits)} iteration {number}")
+                      owner=f"descent {_fingerprint(space, cfg, splits)} iteration {number}", follow_load=False)
     t0 = time.time()
     trainer.fit()
     if not p.done:

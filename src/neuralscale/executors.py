@@ -33,6 +33,7 @@ from .errors import NeuralscaleError
 from .runs import RunSpec, execute_in_store, failed_record
 from .store import RunStore
 from .logs import configure as configure_logging
+from .threads import set_limit
 from .train import resolve_device
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,7 @@ EXECUTORS = ("sequential", "local", "ray")
 
 
 def _set_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-        torch.set_num_threads(threads)
+    set_limit(threads)  # this process's share of the cores: its runs' trainers use at most so many threads
 
 
 class Sequential:

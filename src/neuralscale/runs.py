@@ -263,7 +263,7 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
                   classes=list(splits.classes))
     result = trainer.fit()
     record.update(summary=result.summary, history=result.history, data=splits.sizes(),
-                  environment=environment(trainer.device))
+                  environment=environment(trainer.device, trainer.governor))
     if spec.latency_batches:
         record["latency"] = measure_latency(space.build(widths), space.info.input_shape, trainer.device,
                                             batch_sizes=spec.latency_batches, warmup=3, repeats=15)

@@ -29,6 +29,7 @@ from .models.gate import gates
 from .progress import progress_bar
 from .records import atomic_torch_save
 from .settings import Settings, option
+from .threads import Governor
 from .validate import SEED_MAX, fraction
 
 log = logging.getLogger(__name__)
@@ -232,8 +233,11 @@ class Trainer:
 
     def __init__(self, model: nn.Module, splits: Splits, config: TrainConfig,
                  callbacks: Sequence[Callback] = (), checkpoint: str | Path | None = None,
-                 progress: bool = True, desc: str = "train", owner: str | None = None):
+                 progress: bool = True, desc: str = "train", owner: str | None = None, follow_load: bool = True):
         self.config = config
+        # on a CPU, fewer threads while other processes keep cores busy (threads.Governor); False: one thread count
+        # throughout (a descent: its arithmetic, and so its law, is then the same on the same machine)
+        self.follow_load = follow_load
         self.owner = owner
         self.device = resolve_device(config.device)
         cuda = self.device.type == "cuda"
@@ -254,6 +258,7 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.stop = False  # a callback sets this to end training after the current step
+        self.governor: Governor | None = None  # on a CPU while fitting: threads that follow the load (threads.py)
         # Epochs of a few milliseconds (tiny data) are checkpointed at most every few seconds
         # ($NEURALSCALE_CHECKPOINT_SECONDS, default 5; 0: every epoch), and the last always: a kill loses at
         # most that much work, and resumes exactly from the epoch saved.
@@ -334,6 +339,16 @@ class Trainer:
         c = self.config
         start = time.perf_counter()
         self._resume()
+        self.governor = Governor(follow=self.follow_load) if self.device.type == "cpu" else None
+        if self.governor is not None:
+            log.info(f"{self.desc}: {self.governor.describe()}")
+        try:
+            return self._fit(c, start)
+        finally:
+            if self.governor is not None:
+                self.governor.restore()  # what follows (latency) measures at a fixed thread count
+
+    def _fit(self, c: "TrainConfig", start: float) -> "TrainResult":
         for cb in self.callbacks:
             cb.on_train_start(self)
         while self.epoch < c.epochs and not self.stop:
@@ -373,6 +388,8 @@ class Trainer:
         for x, y in self.train_data.train_batches(c.batch_size, gen, self.splits.info.crop_padding,
                                                   self.splits.info.rotate, c.augment):
             loss, corr = self.train_step(x, y)
+            if self.governor is not None:
+                self.governor.tick()
             loss_sum += loss * len(y)
             correct += corr
             seen += len(y)
@@ -500,13 +517,17 @@ def summarize(history: list[dict]) -> dict:
     }
 
 
-def environment(device: torch.device) -> dict[str, Any]:
+def environment(device: torch.device, governor: Governor | None = None) -> dict[str, Any]:
+    """Where a run ran; with the trainer's `governor`, how its CPU threads were chosen and how often they
+    changed with the load."""
     import numpy
     import torchvision
 
     env = {"neuralscale": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
            "numpy": numpy.__version__, "python": platform.python_version(), "platform": platform.platform(),
            "device": str(device), "threads": torch.get_num_threads()}
+    if governor is not None:
+        env.update(thread_policy=governor.describe(), thread_changes=governor.changes)
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     return env

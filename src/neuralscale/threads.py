@@ -1,0 +1,198 @@
+"""CPU threads: how many a process computes with, and how its idle threads wait.
+
+torch's CPU kernels run on an OpenMP pool (libgomp in the PyPI builds) whose idle threads spin for a while
+before they sleep. Beside another CPU-bound process that spinning fights it for the cores: on a 2-core machine
+the trainer with its default 2 threads ran 8-15x slower beside one busy process than pinned to one thread
+(issue 31; benchmarks/threads.py measures it). So, unless the user decides:
+
+- `prepare()`, run when the package is imported (before torch is): idle OpenMP threads wait passively
+  (OMP_WAIT_POLICY=PASSIVE), so that they give a busy core back at once instead of spinning on it;
+- `Governor`, ticked by the trainer at every batch: every `every_s` seconds it measures how much CPU other
+  processes use (the machine's busy time in /proc/stat less this process's own) and sets torch's threads to
+  the cores they leave free, between 1 and the process's limit (the CPUs it may run on, its cgroup quota, or
+  what a sweep worker was given), with some hysteresis; each change is logged.
+
+The user decides with their own environment: OMP_WAIT_POLICY or GOMP_SPINCOUNT (the wait policy is theirs),
+OMP_NUM_THREADS (a fixed count: no governor), or NEURALSCALE_THREADS=torch (leave both to torch, as before
+issue 31) or a number (a fixed count). A `torch.set_num_threads` of the user's own while training stops the
+governor too. Where /proc/stat cannot be read (not Linux), the threads stay at the limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+
+log = logging.getLogger(__name__)
+
+ENV = "NEURALSCALE_THREADS"
+_WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+_MARK = "NEURALSCALE_SET_WAIT_POLICY"  # "1": OMP_WAIT_POLICY=PASSIVE is this package's choice, not the user's
+# what prepare() decided; the most threads (a sweep worker's share: set_limit); the count a governor set last
+_state = {"policy": None, "limit": None, "set": None}
+
+
+def _mode() -> str:
+    """'auto' (the governor), 'torch' (leave it to torch), or a fixed count as text."""
+    value = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if value in ("auto", "torch") or (value.isdigit() and int(value) >= 1):
+        return value
+    return "auto"  # a malformed value is not worth failing a run for: said once in describe()
+
+
+def prepare() -> None:
+    """Choose how idle OpenMP threads wait, before the OpenMP runtime starts (at the package's import)."""
+    if _state["policy"] is not None:
+        return
+    ours = os.environ.get(_MARK) == "1" and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"  # set by a parent
+    if _mode() == "torch":
+        _state["policy"] = "torch's default (NEURALSCALE_THREADS=torch)"
+    elif ours:
+        _state["policy"] = "passive (OMP_WAIT_POLICY=PASSIVE)"
+    elif any(v in os.environ for v in _WAIT_VARS):
+        _state["policy"] = "the user's (" + ", ".join(f"{v}={os.environ[v]}" for v in _WAIT_VARS
+                                                     if v in os.environ) + ")"
+    else:  # also for the processes started from here (sweep workers), marked as this package's choice
+        os.environ.update({"OMP_WAIT_POLICY": "PASSIVE", _MARK: "1"})
+        _state["policy"] = ("torch's default (torch was imported before neuralscale)" if "torch" in sys.modules
+                            else "passive (OMP_WAIT_POLICY=PASSIVE)")  # its OpenMP runtime may have started
+
+
+def allowed_cpus() -> int:
+    """The CPUs this process may use: its affinity, within its cgroup's CPU quota where one is set."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def set_limit(threads: int | None) -> None:
+    """A sweep worker's share of the cores (executors): the most threads its runs use."""
+    if threads:
+        import torch
+        _state["limit"] = _state["set"] = int(threads)
+        torch.set_num_threads(int(threads))
+
+
+def fixed_by_user() -> int | None:
+    """The thread count the user fixed (NEURALSCALE_THREADS=N or OMP_NUM_THREADS), else None."""
+    mode = _mode()
+    if mode.isdigit():
+        return int(mode)
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) >= 1 else None
+
+
+def _machine_busy() -> tuple[float, int] | None:
+    """(seconds of CPU time the whole machine has spent busy, its CPU count), from /proc/stat; None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+        fields = [int(x) for x in lines[0].split()[1:]]
+        cpus = sum(1 for line in lines[1:] if line.startswith("cpu") and line[3:4].isdigit())
+    except (OSError, ValueError, IndexError):
+        return None
+    busy = sum(fields[i] for i in (0, 1, 2, 5, 6) if i < len(fields))  # user, nice, system, irq, softirq (guest
+    # time is within user; idle, iowait and the hypervisor's steal are nobody's work here)
+    return busy / os.sysconf("SC_CLK_TCK"), max(1, cpus)
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def choose(threads: int, limit: int, cpus: int, others: float) -> int:
+    """The thread count for the cores that processes other than this one leave free (`others`: how many cores'
+    worth of CPU they used lately, of the machine's `cpus`), from `threads` now, between 1 and `limit`.
+
+    Fewer once they take half a core or more of ours (a parallel step waits for its slowest thread, so a
+    thread on a shared core slows all of them); more only once a whole core and a quarter is free beyond
+    ours, so that a load near a boundary does not make the count flap."""
+    free = cpus - others
+    if free <= threads - 0.5 and threads > 1:
+        return max(1, min(limit, math.ceil(free - 0.5)))
+    if free >= threads + 0.75 and threads < limit:
+        return max(1, min(limit, math.floor(free + 0.25)))
+    return threads
+
+
+class Governor:
+    """Keeps torch's CPU threads at the cores other processes leave free (see the module docstring)."""
+
+    def __init__(self, every_s: float = 2.0, follow: bool = True):
+        import torch
+        self.every_s = every_s
+        self.fixed = fixed_by_user()
+        if _mode().isdigit():
+            _state["limit"] = self.fixed
+        elif _state["limit"] is None or torch.get_num_threads() != _state["set"]:
+            # torch's own choice, or the program's torch.set_num_threads since, within the quota
+            _state["limit"] = min(torch.get_num_threads(), allowed_cpus())
+        self.limit = _state["limit"]
+        self.follow = follow
+        self.active = follow and _mode() == "auto" and self.fixed is None and _machine_busy() is not None
+        if _mode() != "torch" and torch.get_num_threads() != self.limit:
+            torch.set_num_threads(self.limit)
+        self._set = _state["set"] = torch.get_num_threads()
+        self._sample = self._take()
+        self.others = 0.0  # cores other processes kept busy at the last measurement
+        self.changes = 0
+
+    def _take(self) -> tuple[float, float, float, int] | None:
+        busy = _machine_busy()
+        return None if busy is None else (time.monotonic(), busy[0], _own_cpu(), busy[1])
+
+    def tick(self) -> None:
+        """Cheap between measurements; call it once per training step."""
+        if not self.active or self._sample is None or time.monotonic() - self._sample[0] < self.every_s:
+            return
+        import torch
+        if torch.get_num_threads() != self._set:  # the user set the threads themselves: theirs from now on
+            self.active = False
+            log.info(f"threads: {torch.get_num_threads()} (set by the program; no longer following the load)")
+            return
+        now = self._take()
+        wall = now[0] - self._sample[0]
+        self.others = max(0.0, (now[1] - self._sample[1]) - (now[2] - self._sample[2])) / wall
+        self._sample = now
+        want = choose(self._set, self.limit, now[3], self.others)
+        if want == self._set:
+            return
+        torch.set_num_threads(want)
+        self._set = _state["set"] = want
+        self.changes += 1
+        log.info(f"threads: {want} of {self.limit} (other processes keep {self.others:.1f} of {now[3]} CPUs busy)")
+
+    def restore(self) -> None:
+        """Back to the limit (after training: latency is measured at a fixed thread count)."""
+        if self.active and self._set != self.limit:
+            import torch
+            torch.set_num_threads(self.limit)
+            self._set = _state["set"] = self.limit
+
+    def describe(self) -> str:
+        """The choice in words, for the run's log."""
+        import torch
+        how = ("following the load (fewer while other processes keep cores busy)" if self.active
+               else "fixed by NEURALSCALE_THREADS" if _mode().isdigit()
+               else "fixed (a descent keeps one count: its arithmetic, and so its law, repeats on this machine)"
+               if not self.follow
+               else "fixed by OMP_NUM_THREADS" if self.fixed is not None
+               else "as torch chose (NEURALSCALE_THREADS=torch)" if _mode() == "torch"
+               else "fixed (the load cannot be read here)")
+        bad = os.environ.get(ENV, "auto").strip().lower()
+        note = f"; ignored {ENV}={bad!r} (auto, torch or a count)" if bad and _mode() == "auto" and bad != "auto" \
+            else ""
+        return (f"threads: {torch.get_num_threads()} of {allowed_cpus()} CPUs, {how}; idle OpenMP threads wait: "
+                f"{_state['policy'] or 'as torch chose'}{note}")
