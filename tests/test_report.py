@@ -58,6 +58,7 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     md = (rep / "report.md").read_text()
     assert "test accuracy at the best-validation epoch" in md and "neuralscale@2" in md
     from neuralscale.stats import holm, paired_p
+    uniform_macs = {r["budget"]: r["macs"] for r in rows if r["label"] == "uniform"}
     ps = [paired_p(r["by_seed"], next(u for u in rows if u["label"] == "uniform" and u["budget_key"] ==
                                       r["budget_key"])["by_seed"]) if r["label"] != "uniform" else None for r in rows]
     assert [r["p"] for r in rows] == ps and [r["holm"] for r in rows] == holm(ps)  # 8 comparisons, paired
@@ -77,6 +78,23 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
             assert n == 2 and f"| neuralscale@2 | {against} | 2 |" in ablations
             assert f"{gap:+.2f} [{round(gap - half, 2):+.2f}, {round(gap + half, 2):+.2f}]" in ablations
     holds = ablations.count("**holds**")
+    # the verdicts come first: one line per comparison, the word decided by the interval and Holm's correction
+    assert md.split("\n## ")[1].startswith("Verdicts")
+    from neuralscale.methods import scale
+    from neuralscale.budget import Budget
+    sp = ns.space("vgg11", "synthetic")
+    for row in rows:
+        if row["label"] == "uniform":
+            continue
+        shown = row["label"]
+        if row["label"] == "neuralscale@2" and fitted:  # marked where its law is read outside its rows
+            found = scale(sp, "neuralscale", Budget.of_ratio(row["budget_key"][1]), source=descent_dir)
+            shown += " (extrapolated)" if found["extrapolated"] else ""
+        line = next(x for x in md.splitlines() if x.startswith(f"- `{shown}` at {row['budget']}: "))
+        lo, hi = row["paired_gap"] - row["paired_ci95"], row["paired_gap"] + row["paired_ci95"]
+        word = ("**better**" if lo > 0 else "**worse**") if row["holm"] else "better" if lo > 0 else "worse" \
+            if hi < 0 else "cannot tell"
+        assert f": {word}" in line and f"{row['macs'] / uniform_macs[row['budget']]:.2f}x its MACs" in line, line
     assert "| p (Holm) |" in md and md.count("**holds**") == held + 1 + holds  # each row that holds, and the note
     assert "## Methods" in md and "paper: 'weight magnitude'" not in md  # only the methods of this sweep
     assert "- `morphnet`: MorphNet-style" in md and "(paper: NeuralScale, iteration 1 / 15)" in md

@@ -20,6 +20,7 @@ import html
 import re
 import statistics
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,10 @@ from .errors import NeuralscaleError
 from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
                       widths_figure)
 from .guard import check_report_dir
-from .methods import BASE_METHODS, METHOD_TITLES, OBJECTIVE_TITLES, SPARSE_LABEL, law_label
+from .methods import BASE_METHODS, METHOD_TITLES, OBJECTIVE_TITLES, SPARSE_LABEL, law_label, scale
 from .records import atomic_write_json, atomic_write_text
 from .reference import rows as reference_rows
+from .scaling import EXTRAPOLATION
 from .space import WidthSpace
 from .stats import holm, paired_gap, paired_p, welch_gap, welch_p
 from .validate import one_of
@@ -197,6 +199,63 @@ def _mark_fallbacks(rows: list[dict], descents: list[Path]) -> list[str]:
             if any(r["shown"] == label + " (fallback)" for r in rows)]
 
 
+def _mark_extrapolated(rows: list[dict], descents: list[Path], space: WidthSpace | None) -> None:
+    """Label rows whose NeuralScale law was solved outside the parameter range it was fitted on (methods.scale's
+    `extrapolated`, solved again here for the row's budget) `(extrapolated)`."""
+    if space is None:
+        return
+    by_label = {}
+    for path in descents:
+        d = DescentDir(path)
+        if d.fits_path.exists():
+            by_label.update({law_label(it.number, d.objective()): (path, it.number) for it in d.iterations()})
+    for r in rows:
+        if r["method"] != "neuralscale" or r["fallback"] or r["label"] not in by_label:
+            continue
+        path, number = by_label[r["label"]]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the sweep said them when it planned the runs
+                found = scale(space, "neuralscale", Budget.from_key(r["budget_key"]), source=path,
+                              iteration=number, convert=True)
+        except NeuralscaleError:
+            continue
+        r["extrapolated"] = found["widths"] == r["widths"] and found["extrapolated"]
+        if r["extrapolated"]:
+            r["shown"] += " (extrapolated)"
+
+
+def verdicts(rows: list[dict]) -> list[str]:
+    """One line per comparison with uniform, for a reader with ten seconds: better, worse or cannot tell (with
+    the interval and whether it survives Holm's correction), and what the configuration costs against uniform's."""
+    uniform = {tuple(r["budget_key"]): r for r in rows if r["label"] == "uniform"}
+    return [_verdict(r, uniform[tuple(r["budget_key"])]) for r in rows
+            if tuple(r["budget_key"]) in uniform and r is not uniform[tuple(r["budget_key"])]]
+
+
+def _verdict(r: dict, u: dict) -> str:
+    paired = r["paired_n"] >= 2
+    gap, half = (r["paired_gap"], r["paired_ci95"]) if paired else (r["gap_to_uniform"], r["gap_ci95"])
+    better = gap > 0
+    if half is None:
+        word = "cannot tell (one seed: no interval)"
+    elif r.get("holm"):
+        word = f"**{'better' if better else 'worse'}** than uniform"
+    elif gap - half > 0 or gap + half < 0:
+        word = f"{'better' if better else 'worse'} than uniform on this comparison alone, not after Holm's correction"
+    else:
+        word = "cannot tell"
+    facts = [f"{gap:+.2f} points" + ("" if half is None else f" [{gap - half:+.2f}, {gap + half:+.2f}]")
+             + (" paired by seed" if paired else " (Welch)")]
+    if r.get("p") is not None:
+        facts.append(f"p {'<0.001' if r['p'] < 0.001 else format(r['p'], '.3f')}")
+    facts += [f"{r['n']} seed(s)", f"{r['params'] / u['params']:.2f}x uniform's parameters",
+              f"{r['macs'] / u['macs']:.2f}x its MACs"]
+    if r["latency_ms"] is not None and u["latency_ms"] and latency_device([r, u]) is not None:
+        facts.append(f"{r['latency_ms'] / u['latency_ms']:.2f}x its latency")
+    return f"`{r['shown']}` at {r['budget']}: {word} ({'; '.join(facts)})"
+
+
 def _paper_rows(model: str, dataset: str) -> list[dict]:
     return [r for r in reference_rows("paper_results.csv") if r["model"] == model and r["dataset"] == dataset]
 
@@ -290,8 +349,10 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
         space = record_space(next(r for r in records if (r["model"], r["dataset"]) == models[0]))
     except NeuralscaleError:
         space = None  # e.g. an image folder that is not on this machine: no layer names, no descent figures
+    fallbacks = _mark_fallbacks(rows, descents)
+    _mark_extrapolated(rows, descents, space)
     return _Store(store, records, rows, accuracy, models[0][0], models[0][1], len(models) > 1, space, descent_dir,
-                  _mark_fallbacks(rows, descents), descents)
+                  fallbacks, descents)
 
 
 def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tuple[list[tuple[str, Path]], str]:
@@ -371,8 +432,14 @@ def _recipe_text(records: list[dict]) -> str:
 def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tuple]:
     """The report as blocks: ("h1" | "h2" | "p", text), ("table", head, rows), ("list", items), ("figure", caption, path)."""
     status = [r["status"] for r in st.records]
+    lines = verdicts(st.rows)
     doc: list[tuple] = [
         ("h1", f"neuralscale report: {display_name(st.model)} on {display_name(st.dataset)}"),
+        *([("h2", "Verdicts"), ("list", lines),
+           ("p", "Each configuration against uniform scaling at the same budget, by the accuracy below: better or "
+                 "worse where the 95% interval excludes zero and the gap survives Holm's correction over the "
+                 "table's comparisons; otherwise cannot tell. What each costs is relative to uniform's.")]
+          if lines else []),
         ("p", f"Built {time.strftime('%Y-%m-%d %H:%M:%S')} from {len(st.records)} run record(s) in `{st.path}`: "
               f"{status.count('finished')} finished, {status.count('failed')} failed, "
               f"{status.count('running')} unfinished."),
@@ -400,6 +467,10 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     latency = _latency_note(st.rows)
     selection = _selection_text(st.records) if st.accuracy == "best-val" else ""
     doc += [("p", text) for text in (latency, _recipe_text(st.records), selection) if text]
+    if any(r.get("extrapolated") for r in st.rows):
+        doc.append(("p", f"A row marked `(extrapolated)` is a law solved beyond {EXTRAPOLATION:g}x outside the "
+                         "range of network sizes its trajectory rows covered: the law is read where nothing was "
+                         "fitted (the Laws section gives each law's range)."))
     if st.fallbacks:
         doc.append(("p", "**Fallback laws:** " + "; ".join(st.fallbacks) + ". A row marked `(fallback)` is uniform "
                          "scaling of one configuration, not a fitted law."))
