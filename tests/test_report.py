@@ -98,9 +98,24 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     assert "| p (Holm) |" in md and md.count("**holds**") == held + 1 + holds  # each row that holds, and the note
     assert "## Methods" in md and "paper: 'weight magnitude'" not in md  # only the methods of this sweep
     assert "- `morphnet`: MorphNet-style" in md and "(paper: NeuralScale, iteration 1 / 15)" in md
-    assert "| latency (ms) |" in md and "Latency: batch 1, median of each run's measurement on cpu" in md
+    assert "| latency (ms) |" in md and "Latency: batch 1, median over the runs of each run's median on cpu" in md
     last = sum(x["summary"]["best_val_epoch"] == len(x["history"]) for x in records)  # where selection fell
     assert f"Selection: the best-validation epoch was the last epoch in {last} of 20 runs" in md
+    # every latency carries its spread, and a measurement whose spread is large is flagged
+    row = next(x for x in md.splitlines() if x.startswith("| uniform | ratio 0.125 |"))
+    assert " (IQR " in row and "unstable" not in row.replace(" **unstable**", "") or "**unstable**" in row
+    shaky = next(x for x in records if x["label"] == "uniform" and x["budget"]["ratio"] == 0.125)
+    path = out / "runs" / shaky["id"] / "record.json"
+    saved = path.read_text()
+    rec = json.loads(saved)
+    rec["latency"]["batches"]["1"]["iqr_ms"] = rec["latency"]["batches"]["1"]["median_ms"]  # a busy machine's
+    path.write_text(json.dumps(rec))
+    r = run_cli("report", str(out), "--out", str(tmp_path / "shaky"))
+    assert r.returncode == 0, r.stderr
+    shaky_md = (tmp_path / "shaky" / "report.md").read_text()
+    row = next(x for x in shaky_md.splitlines() if x.startswith("| uniform | ratio 0.125 |"))
+    assert "**unstable**" in row and "**Unstable** (an interquartile range over 20% of the median" in shaky_md
+    path.write_text(saved)
     # a run that measured its latency on another machine: no latency column or figure, and a note says why
     moved = out / "runs" / runs[0]["id"] / "record.json"
     rec = json.loads(moved.read_text())

@@ -165,3 +165,21 @@ def test_latency_measurement_reports_median_and_spread():
         assert 0 < m["p10_ms"] <= m["median_ms"] <= m["p90_ms"]
         assert m["iqr_ms"] >= 0 and m["repeats"] == 5
     assert lat["batches"]["8"]["per_image_ms"] == pytest.approx(lat["batches"]["8"]["median_ms"] / 8)
+
+
+def test_a_latency_with_a_large_spread_is_flagged_unstable():
+    """A measurement disturbed as a busy machine disturbs it (calls alternately fast and slow, by sleeping, whose
+    overshoot only slows a call): its interquartile range dwarfs its median, and it says so."""
+    import time
+    from torch import nn
+
+    class Jittery(nn.Module):
+        calls = 0
+
+        def forward(self, x):
+            Jittery.calls += 1
+            time.sleep(0.001 if Jittery.calls % 2 else 0.04)
+            return x
+    m = accounting.measure_latency(Jittery(), (1, 4, 4), "cpu", batch_sizes=(1,), warmup=2, repeats=20)["batches"]["1"]
+    assert m["unstable"] and m["iqr_ms"] > accounting.UNSTABLE * m["median_ms"]
+    assert not accounting.unstable(10.0, 1.0) and accounting.unstable(10.0, 2.5)

@@ -115,14 +115,25 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str | 
                 model(x)
                 sync()
                 times.append((time.perf_counter() - t0) * 1e3)
-            q = statistics.quantiles(times, n=20) if len(times) > 1 else [times[0]] * 19
-            q4 = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+            # "inclusive": within the times measured (the default extrapolates past them: a p10 below zero at 5)
+            q = statistics.quantiles(times, n=20, method="inclusive") if len(times) > 1 else [times[0]] * 19
+            q4 = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
             med = statistics.median(times)
             result["batches"][str(bs)] = {
                 "median_ms": med, "p10_ms": q[1], "p90_ms": q[17], "iqr_ms": q4[2] - q4[0],
                 "per_image_ms": med / bs, "repeats": repeats,
+                "unstable": unstable(med, q4[2] - q4[0]),
             }
     return result
+
+
+UNSTABLE = 0.2  # a latency whose interquartile range exceeds this share of its median is flagged as unstable
+
+
+def unstable(median_ms: float, iqr_ms: float) -> bool:
+    """Whether a measurement's spread is too large to read its median as the configuration's latency (another
+    process busy on the machine, frequency scaling, ...): its interquartile range above UNSTABLE of its median."""
+    return median_ms <= 0 or iqr_ms / median_ms > UNSTABLE
 
 
 def device_name(device: torch.device) -> str:

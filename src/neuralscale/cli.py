@@ -14,6 +14,7 @@ import warnings
 from typing import Sequence
 
 from ._version import __version__
+from .accounting import unstable
 from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
 from .budget import Budget
 from .data import DATASET_NAMES, DataConfig
@@ -634,8 +635,10 @@ def cmd_info(args) -> int:
     if args.latency:
         lat = info["latency"]
         for bs, m in lat["batches"].items():
-            print(f"latency batch {bs}: median {m['median_ms']:.3f} ms (p10 {m['p10_ms']:.3f}, p90 {m['p90_ms']:.3f}), "
-                  f"{m['per_image_ms']:.4f} ms/image on {lat['device']}")
+            print(f"latency batch {bs}: median {m['median_ms']:.3f} ms (p10 {m['p10_ms']:.3f}, p90 {m['p90_ms']:.3f}, "
+                  f"interquartile range {m['iqr_ms']:.3f}), {m['per_image_ms']:.4f} ms/image on {lat['device']}"
+                  + ("; UNSTABLE: the spread is over 20% of the median (another process busy?), measure again"
+                     if unstable(m["median_ms"], m["iqr_ms"]) else ""))
     for law in laws:
         against = "" if law.fallback else f"; fitted against {UNITS[law.objective]}"
         print(f"{args.source} iteration {law.iteration}: {law.quality()}{against}")

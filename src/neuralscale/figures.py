@@ -191,6 +191,10 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
         x = [r[field] for r in pts]
         ax.plot(x, [r["mean"] for r in pts], "o-", color=colors[label],
                 label=f"{pts[0]['shown']} (n={max(r['n'] for r in pts)})")
+        if axis == "latency":  # each latency's measured spread: its interquartile range, centred on the median
+            spread = [r.get("latency_iqr_ms") or 0.0 for r in pts]
+            ax.errorbar(x, [r["mean"] for r in pts], xerr=[[s / 2 for s in spread]] * 2, fmt="none",
+                        ecolor=colors[label], elinewidth=1, capsize=3)
         if bands != "none":
             lo_hi = [band(r, bands) for r in pts]
             ax.fill_between(x, [b[0] for b in lo_hi], [b[1] for b in lo_hi], color=colors[label], alpha=0.18, lw=0)

@@ -200,7 +200,7 @@ class LatencyTable:
                     module(x)
                 sync()
                 times.append((time.perf_counter() - t0) * 1e3 / calls)
-        q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+        q = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
         return statistics.median(times), q[2] - q[0]
 
     # --- keeping it --------------------------------------------------------------

@@ -37,6 +37,7 @@ from .scaling import EXTRAPOLATION
 from .space import WidthSpace
 from .stats import holm, paired_gap, paired_p, welch_gap, welch_p
 from .validate import one_of
+from .accounting import UNSTABLE, unstable
 from .budget import UNITS, Budget
 from .data.info import protocol
 from .layout import ReportDir, StoreDir
@@ -52,11 +53,25 @@ ACCURACY = {
                  "best test accuracy over epochs (ORIGINAL PROTOCOL: selects on the test set; for comparison with the paper only)"),
 }
 def _latency_ms(record: dict) -> float | None:
+    m = _latency_at_1(record)
+    return None if m is None else m["median_ms"]
+
+
+def _latency_at_1(record: dict) -> dict | None:
+    """A run's latency measurement at batch 1 (median, iqr_ms, ...), or None."""
     lat = record.get("latency") or {}
     batches = lat.get("batches") or {}
-    if "1" in batches:
-        return batches["1"]["median_ms"]
-    return None
+    m = batches.get("1")
+    return m if isinstance(m, dict) and finite(m.get("median_ms")) else None
+
+
+def _latency_spread(rs: list[dict]) -> tuple[float | None, bool]:
+    """The interquartile range of a row's latency (the median of its runs' own) and whether any of its runs'
+    measurements was unstable (accounting.unstable)."""
+    ms = [m for m in (_latency_at_1(r) for r in rs) if m is not None and finite(m.get("iqr_ms"))]
+    if not ms:
+        return None, False
+    return statistics.median(m["iqr_ms"] for m in ms), any(unstable(m["median_ms"], m["iqr_ms"]) for m in ms)
 
 
 def _latency_device(record: dict) -> str | None:
@@ -91,6 +106,7 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
             "params": rs[0]["params"], "macs": rs[0]["macs"], "widths": rs[0]["widths"],
             "latency_ms": statistics.median(lat) if lat else None,
+            "latency_iqr_ms": _latency_spread(rs)[0], "latency_unstable": _latency_spread(rs)[1],
             "latency_devices": sorted(lat_devices),
             "accuracy": accuracy, "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "min": min(accs), "max": max(accs), "values": accs, "by_seed": {r["seed"]: r["summary"][key] for r in rs},
@@ -283,7 +299,7 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
             "test acc (sel.)", "final-epoch test acc", "gap to uniform (sel.) [95% CI]",
             "gap to uniform (final epoch) [95% CI]", "gap, paired by seed (sel.) [95% CI]", "p (Holm)"]
     body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
-             *([f"{r['latency_ms']:.2f}" if r["latency_ms"] is not None else ""] if latency else []),
+             *([_fmt_latency(r)] if latency else []),
              mean_std(r["mean"], r["std"], r["n"]), mean_std(r["final_mean"], r["final_std"], r["n"]),
              _fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), _fmt_gap(r["final_gap"], r["final_gap_ci95"]),
              _fmt_gap(r["paired_gap"], r["paired_ci95"]), _fmt_p(r)]
@@ -291,11 +307,25 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
+def _fmt_latency(r: dict) -> str:
+    """'1.23 (IQR 0.04)', flagged where a run's measurement was unstable."""
+    if r["latency_ms"] is None:
+        return ""
+    text = f"{r['latency_ms']:.2f}" + ("" if r["latency_iqr_ms"] is None else f" (IQR {r['latency_iqr_ms']:.2f})")
+    return text + (" **unstable**" if r["latency_unstable"] else "")
+
+
 def _latency_note(rows: list[dict]) -> str:
     """Where the table's latencies come from, or why they are left out."""
     device = latency_device(rows)
     if device is not None:
-        return f"Latency: batch 1, median of each run's measurement on {device}, taken after training."
+        flagged = [r["shown"] + " at " + r["budget"] for r in rows if r["latency_unstable"]]
+        return (f"Latency: batch 1, median over the runs of each run's median on {device}, taken after training; "
+                "in brackets the interquartile range of the measurement (the median of the runs'); the figure's "
+                "horizontal bars span it."
+                + (f" **Unstable** (an interquartile range over {100 * UNSTABLE:.0f}% of the median, as when "
+                   "another process is busy; do not read the median as the configuration's latency): "
+                   + "; ".join(flagged) + "." if flagged else ""))
     devices = sorted({d for r in rows for d in r["latency_devices"]})
     if len(devices) < 2:
         return ""
@@ -429,17 +459,35 @@ def _recipe_text(records: list[dict]) -> str:
     return text.strip()
 
 
+def _verdict_blocks(rows: list[dict]) -> list[tuple]:
+    lines = verdicts(rows)
+    if not lines:
+        return []
+    return [("h2", "Verdicts"), ("list", lines),
+            ("p", "Each configuration against uniform scaling at the same budget, by the accuracy below: better or "
+                  "worse where the 95% interval excludes zero and the gap survives Holm's correction over the "
+                  "table's comparisons; otherwise cannot tell. What each costs is relative to uniform's.")]
+
+
+def _ablation_blocks(rows: list[dict]) -> list[tuple]:
+    ablations = ablation_rows(rows)
+    if not ablations:
+        return []
+    return [("h2", "The law against its ablations"),
+            ("p", "Each NeuralScale law against `pruned` (iteration 1's widths where its pruning ended, scaled "
+                  "uniformly: what the law adds over pruning once and scaling) and `shape@K` (the widths "
+                  "iteration K started from, scaled uniformly: what the law's exponents add over the shape the "
+                  "descent found), at the same budget, paired by seed; in bold where the interval excludes "
+                  f"zero. Holm's correction runs over this table's {len(ablations)} comparison(s)."),
+            ("table", *_ablation_table(ablations))]
+
+
 def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tuple]:
     """The report as blocks: ("h1" | "h2" | "p", text), ("table", head, rows), ("list", items), ("figure", caption, path)."""
     status = [r["status"] for r in st.records]
-    lines = verdicts(st.rows)
     doc: list[tuple] = [
         ("h1", f"neuralscale report: {display_name(st.model)} on {display_name(st.dataset)}"),
-        *([("h2", "Verdicts"), ("list", lines),
-           ("p", "Each configuration against uniform scaling at the same budget, by the accuracy below: better or "
-                 "worse where the 95% interval excludes zero and the gap survives Holm's correction over the "
-                 "table's comparisons; otherwise cannot tell. What each costs is relative to uniform's.")]
-          if lines else []),
+        *_verdict_blocks(st.rows),
         ("p", f"Built {time.strftime('%Y-%m-%d %H:%M:%S')} from {len(st.records)} run record(s) in `{st.path}`: "
               f"{status.count('finished')} finished, {status.count('failed')} failed, "
               f"{status.count('running')} unfinished."),
@@ -455,15 +503,7 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     doc.append(("table", *_table(st.rows)))
     if comparisons_text(st.rows):
         doc.append(("p", comparisons_text(st.rows)))
-    ablations = ablation_rows(st.rows)
-    if ablations:
-        doc += [("h2", "The law against its ablations"),
-                ("p", "Each NeuralScale law against `pruned` (iteration 1's widths where its pruning ended, scaled "
-                      "uniformly: what the law adds over pruning once and scaling) and `shape@K` (the widths "
-                      "iteration K started from, scaled uniformly: what the law's exponents add over the shape the "
-                      "descent found), at the same budget, paired by seed; in bold where the interval excludes "
-                      f"zero. Holm's correction runs over this table's {len(ablations)} comparison(s)."),
-                ("table", *_ablation_table(ablations))]
+    doc += _ablation_blocks(st.rows)
     latency = _latency_note(st.rows)
     selection = _selection_text(st.records) if st.accuracy == "best-val" else ""
     doc += [("p", text) for text in (latency, _recipe_text(st.records), selection) if text]
