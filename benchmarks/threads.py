@@ -4,10 +4,9 @@ Three settings of the same trainer (VGG11 at --ratio on 32x32 single-channel ima
 random pixels: throughput does not depend on content), each in a fresh process, since OpenMP reads its
 settings once, when it starts:
 
-- default: neuralscale's own choice (threads.py: idle OpenMP threads wait passively, and the threads follow
-  the cores other processes leave free);
-- torch:   NEURALSCALE_THREADS=torch, torch's defaults (every core, OpenMP's spin-waiting): the trainer before
-  issue 31;
+- default: neuralscale's own choice (threads.py: the threads follow the cores other processes leave free,
+  measured every 2 s; libgomp's wait policy);
+- torch:   NEURALSCALE_THREADS=torch, torch's thread count throughout: the trainer before issue 31;
 - pinned:  OMP_NUM_THREADS=1.
 
 Each is timed quiet, then beside one busy process (a Python loop on one core, started before the trainer and
@@ -29,12 +28,13 @@ import time
 
 SETTINGS = {"default": {}, "torch": {"NEURALSCALE_THREADS": "torch"}, "pinned": {"OMP_NUM_THREADS": "1"}}
 _CLEAR = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NEURALSCALE_THREADS")
+# (a setting's own variables are added back per setting: e.g. {"OMP_WAIT_POLICY": "PASSIVE"} for a comparison)
 
 
 def child(ratio: float, images: int, epochs: int) -> None:
     """Train in this process and print one JSON line: images/s per epoch and the threads used at the end."""
     import logging
-    import neuralscale as ns  # first: the package decides OpenMP's wait policy before torch starts it
+    import neuralscale as ns
     import torch
     from neuralscale.data.base import Splits
     from neuralscale.data.info import DatasetInfo

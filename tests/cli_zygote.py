@@ -14,7 +14,7 @@ Protocol, one JSON object per line: the parent writes requests on stdin ({"id", 
 when that child ends (negative for a signal, as subprocess reports it). Several commands may run at once.
 
 Two differences from a new interpreter remain, neither of which the tests depend on: torch's default thread
-count and OpenMP's settings (threads.py) are fixed when it is imported here (tests/conftest.py sets OMP_NUM_THREADS before that under xdist, and
+count is fixed when it is imported here (tests/conftest.py sets OMP_NUM_THREADS before that under xdist, and
 the commands set their own), and `sys.path[0]` is tests/, not the working directory. Tests of the interpreter's
 own start use real `subprocess` calls (tests/helpers.py: run_real_cli).
 """
@@ -31,7 +31,6 @@ import sys
 import threading
 import traceback
 
-import neuralscale  # noqa: F401  (first, as `python -m neuralscale` does: it sets OpenMP's wait policy before torch)
 import numpy  # noqa: F401  (imported once, before any fork)
 import torch  # noqa: F401
 import torchvision  # noqa: F401

@@ -1,13 +1,10 @@
-"""CPU threads (threads.py): OpenMP's wait policy set before torch starts it, threads that follow the load in
-training and stay fixed in a descent, and the user's own settings taking precedence."""
+"""CPU threads (threads.py): threads that follow the load in training and stay fixed in a descent, and the
+user's own settings taking precedence."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,9 +12,6 @@ import torch
 from helpers import TINY_RUN_ARGS, run_cli
 from neuralscale import threads
 from neuralscale.threads import Governor, choose
-
-SRC = os.path.join(os.path.dirname(__file__), "..", "src")
-
 
 @pytest.mark.parametrize("threads_now, limit, cpus, others, want", [
     (2, 2, 2, 0.0, 2), (2, 2, 2, 0.4, 2),    # a light load: every core still worth a thread
@@ -32,36 +26,12 @@ def test_the_thread_count_follows_the_cores_others_leave(threads_now, limit, cpu
     assert choose(threads_now, limit, cpus, others) == want
 
 
-def base_env() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME",
-                                                              "NEURALSCALE_THREADS", threads._MARK)}
-
-
-def _imported(env: dict) -> str:
-    base = base_env()
-    code = ("import os, neuralscale; from neuralscale import threads; "
-            "print(os.environ.get('OMP_WAIT_POLICY')); print(threads._state['policy'])")
-    r = subprocess.run([sys.executable, "-c", code], env={**base, "PYTHONPATH": SRC, **env}, capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
-
-
-def test_importing_the_package_makes_idle_openmp_threads_wait_passively_unless_the_user_decides():
-    # a real interpreter each time: the policy must be in the environment before torch's OpenMP runtime starts
-    assert _imported({}).splitlines() == ["PASSIVE", "passive (OMP_WAIT_POLICY=PASSIVE)"]
-    assert _imported({"OMP_WAIT_POLICY": "ACTIVE"}).splitlines()[0] == "ACTIVE"
-    assert "the user's (GOMP_SPINCOUNT=1000)" in _imported({"GOMP_SPINCOUNT": "1000"})
-    assert _imported({"NEURALSCALE_THREADS": "torch"}).splitlines()[0] == "None"
-    code = "import torch, neuralscale; from neuralscale import threads; print(threads._state['policy'])"
-    r = subprocess.run([sys.executable, "-c", code], env={**base_env(), "PYTHONPATH": SRC}, capture_output=True,
-                       text=True, timeout=120)
-    assert "torch was imported before neuralscale" in r.stdout, r.stdout + r.stderr
-    # a process started by one that imported the package (a sweep worker) keeps the package's choice as its own
-    code = "import neuralscale; from neuralscale import threads; print(threads._state['policy'])"
-    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": SRC}, capture_output=True,
-                       text=True, timeout=120)
-    assert r.stdout.strip() == "passive (OMP_WAIT_POLICY=PASSIVE)", r.stdout + r.stderr
+def test_the_wait_policy_is_the_users_or_libgomps(monkeypatch):
+    for var in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME"):
+        monkeypatch.delenv(var, raising=False)
+    assert threads.wait_policy().startswith("libgomp's default")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
+    assert threads.wait_policy() == "the user's (GOMP_SPINCOUNT=1000)"
 
 
 class _Load:
@@ -87,7 +57,7 @@ def free_threads(monkeypatch):
     before = torch.get_num_threads()
     for var in ("OMP_NUM_THREADS", "NEURALSCALE_THREADS"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(threads, "_state", {"policy": "passive", "limit": None, "set": None})
+    monkeypatch.setattr(threads, "_state", {"limit": None, "set": None})
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
@@ -113,7 +83,7 @@ def test_the_governor_gives_cores_back_under_load_and_takes_them_again(monkeypat
     assert torch.get_num_threads() == 1
     g.restore()  # after training: the limit again, for a latency measured at a fixed count
     assert torch.get_num_threads() == 2
-    assert "following the load" in g.describe() and "passive" in g.describe()
+    assert "following the load" in g.describe() and "idle OpenMP threads wait: " in g.describe()
 
 
 def test_the_users_own_thread_count_wins(monkeypatch, free_threads, caplog):

@@ -1,10 +1,6 @@
 """neuralscale: find how wide each layer of a CNN should be for a budget (NeuralScale, CVPR 2020)."""
 
-from . import threads as _threads
-
-_threads.prepare()  # how idle OpenMP threads wait: decided before torch (and its OpenMP runtime) is imported
-
-from ._version import __version__  # noqa: E402 (after the line above, on purpose)
+from ._version import __version__
 from .budget import Budget
 from .errors import NeuralscaleError, NeuralscaleWarning
 from .space import WidthSpace

@@ -1,21 +1,24 @@
-"""CPU threads: how many a process computes with, and how its idle threads wait.
+"""CPU threads: how many a process computes with, chosen for the machine as it is.
 
 torch's CPU kernels run on an OpenMP pool (libgomp in the PyPI builds) whose idle threads spin for a while
-before they sleep. Beside another CPU-bound process that spinning fights it for the cores: on a 2-core machine
-the trainer with its default 2 threads ran 8-15x slower beside one busy process than pinned to one thread
-(issue 31; benchmarks/threads.py measures it). So, unless the user decides:
+before they sleep. Beside another CPU-bound process a pool as wide as the machine fights it for the cores: on
+a 2-core machine the trainer with torch's defaults ran 8-15x slower beside one busy process than pinned to one
+thread (issue 31; benchmarks/threads.py measures it). Making the idle threads wait passively
+(OMP_WAIT_POLICY=PASSIVE) stops the fight but costs a quiet machine a quarter of its speed (measured: two
+passive threads train no faster than one), so the wait policy stays libgomp's, and the thread count moves:
 
-- `prepare()`, run when the package is imported (before torch is): idle OpenMP threads wait passively
-  (OMP_WAIT_POLICY=PASSIVE), so that they give a busy core back at once instead of spinning on it;
-- `Governor`, ticked by the trainer at every batch: every `every_s` seconds it measures how much CPU other
+- `Governor`, ticked by the trainer at every step: every `every_s` seconds it measures how much CPU other
   processes use (the machine's busy time in /proc/stat less this process's own) and sets torch's threads to
-  the cores they leave free, between 1 and the process's limit (the CPUs it may run on, its cgroup quota, or
-  what a sweep worker was given), with some hysteresis; each change is logged.
+  the cores they leave free (`choose`), between 1 and the process's limit (torch's own count, within the
+  CPUs it may run on and its cgroup quota, or what a sweep worker was given), with some hysteresis; each
+  change is logged. A descent's trainer keeps one count throughout (`follow=False`): a CPU's sums depend on
+  how many threads share them, and a descent's law should repeat exactly on the same machine.
 
-The user decides with their own environment: OMP_WAIT_POLICY or GOMP_SPINCOUNT (the wait policy is theirs),
-OMP_NUM_THREADS (a fixed count: no governor), or NEURALSCALE_THREADS=torch (leave both to torch, as before
-issue 31) or a number (a fixed count). A `torch.set_num_threads` of the user's own while training stops the
-governor too. Where /proc/stat cannot be read (not Linux), the threads stay at the limit.
+The user decides with their own environment: OMP_NUM_THREADS or NEURALSCALE_THREADS=N (a fixed count, no
+governor), NEURALSCALE_THREADS=torch (torch's count, as before issue 31), OMP_WAIT_POLICY or GOMP_SPINCOUNT
+(the wait policy, reported as theirs); a `torch.set_num_threads` of the program's own while training stops the
+governor, and a later trainer takes that count as its limit. Where /proc/stat cannot be read (not Linux), the
+threads stay at the limit.
 """
 
 from __future__ import annotations
@@ -23,16 +26,14 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 
 log = logging.getLogger(__name__)
 
 ENV = "NEURALSCALE_THREADS"
 _WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
-_MARK = "NEURALSCALE_SET_WAIT_POLICY"  # "1": OMP_WAIT_POLICY=PASSIVE is this package's choice, not the user's
-# what prepare() decided; the most threads (a sweep worker's share: set_limit); the count a governor set last
-_state = {"policy": None, "limit": None, "set": None}
+# the most threads (a sweep worker's share: set_limit, else the first trainer's count); the count set last
+_state = {"limit": None, "set": None}
 
 
 def _mode() -> str:
@@ -43,22 +44,10 @@ def _mode() -> str:
     return "auto"  # a malformed value is not worth failing a run for: said once in describe()
 
 
-def prepare() -> None:
-    """Choose how idle OpenMP threads wait, before the OpenMP runtime starts (at the package's import)."""
-    if _state["policy"] is not None:
-        return
-    ours = os.environ.get(_MARK) == "1" and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"  # set by a parent
-    if _mode() == "torch":
-        _state["policy"] = "torch's default (NEURALSCALE_THREADS=torch)"
-    elif ours:
-        _state["policy"] = "passive (OMP_WAIT_POLICY=PASSIVE)"
-    elif any(v in os.environ for v in _WAIT_VARS):
-        _state["policy"] = "the user's (" + ", ".join(f"{v}={os.environ[v]}" for v in _WAIT_VARS
-                                                     if v in os.environ) + ")"
-    else:  # also for the processes started from here (sweep workers), marked as this package's choice
-        os.environ.update({"OMP_WAIT_POLICY": "PASSIVE", _MARK: "1"})
-        _state["policy"] = ("torch's default (torch was imported before neuralscale)" if "torch" in sys.modules
-                            else "passive (OMP_WAIT_POLICY=PASSIVE)")  # its OpenMP runtime may have started
+def wait_policy() -> str:
+    """How idle OpenMP threads wait, in words: the user's settings, or libgomp's default."""
+    mine = [f"{v}={os.environ[v]}" for v in _WAIT_VARS if v in os.environ]
+    return f"the user's ({', '.join(mine)})" if mine else "libgomp's default (spin briefly, then sleep)"
 
 
 def allowed_cpus() -> int:
@@ -195,4 +184,4 @@ class Governor:
         note = f"; ignored {ENV}={bad!r} (auto, torch or a count)" if bad and _mode() == "auto" and bad != "auto" \
             else ""
         return (f"threads: {torch.get_num_threads()} of {allowed_cpus()} CPUs, {how}; idle OpenMP threads wait: "
-                f"{_state['policy'] or 'as torch chose'}{note}")
+                f"{wait_policy()}{note}")
