@@ -118,3 +118,22 @@ def test_a_descent_computes_in_float32_unless_asked_and_old_records_resume(tmp_p
     d.claim(sp, cfg, {"train": 10})  # the same configuration: accepted
     with pytest.raises(ns.NeuralscaleError, match="another configuration"):
         d.claim(sp, DescentConfig(base_ratio=0.125, device="cpu", amp=True).resolve(sp), {"train": 10})
+
+
+def test_a_long_descent_iteration_says_at_most_how_long_it_takes(caplog):
+    import logging
+    from neuralscale.descent import _say_how_long
+    from neuralscale.pruning import TaylorPruner
+    sp = ns.space("vgg11", "synthetic")
+    cfg = ns.DescentConfig(base_ratio=0.0625, batch_size=32, device="cpu").resolve(sp)
+    widths = sp.uniform(0.0625)
+    session = TaylorPruner(sp, widths, **cfg.schedule_fields()).session
+    caplog.set_level(logging.INFO, logger="neuralscale")
+    _say_how_long(sp, widths, cfg, session, 60000, 1, "cpu")  # 10 warm-up epochs of 60,000 images, then pruning
+    line = next(r.getMessage() for r in caplog.records if "at most" in r.getMessage())
+    assert line.startswith(f"descent iteration 1/{cfg.iterations}: at most ")
+    assert f"(10 warm-up epoch(s) and up to {session.max_steps} pruning steps at " in line
+    caplog.clear()
+    quick = ns.DescentConfig(base_ratio=0.0625, batch_size=32, device="cpu", warmup_epochs=1, interval=2).resolve(sp)
+    _say_how_long(sp, widths, quick, TaylorPruner(sp, widths, **quick.schedule_fields()).session, 100, 1, "cpu")
+    assert not caplog.records  # a few seconds of work: not worth measuring

@@ -288,3 +288,31 @@ def test_baselines_on_a_machine_without_the_pretrained_weights_train_them_again_
     assert "The pruning baselines: pruned from a trained run, then fine-tuned 1 epochs at lr 0.001 (constant)" in md
 
 
+
+
+def test_a_sweep_says_how_long_it_will_take_before_it_starts(caplog):
+    """The estimate's arithmetic (estimate.py), and the line a long sweep logs before its first run (measured
+    on this machine; the test runs none of it)."""
+    import logging
+    from neuralscale.estimate import Rates, duration_text, runs_seconds
+    from neuralscale.executors import get_executor
+    from neuralscale.sweep import _say_how_long
+    assert [duration_text(s) for s in (30, 90, 3600, 9000)] == ["under a minute", "about 2 min", "about 1 h",
+                                                                  "about 2 h 30 min"]
+    assert runs_seconds([([4], 1000), ([4], 3000)], lambda w: 1000.0, workers=2) == 3.0  # the longest run
+    assert runs_seconds([([4], 1000)] * 4, lambda w: 1000.0, workers=2) == 2.0  # shared by the workers
+    sp = ns.space("vgg11", "synthetic")
+    cheap, costly = sp.uniform(0.0625), sp.uniform(0.125)
+    rates = Rates(sp, [costly, cheap, costly], batch_size=16)
+    assert [m for m, _ in rates.points] == [sp.macs(cheap), sp.macs(costly)] and all(r > 0 for _, r in rates.points)
+    assert rates(cheap) == pytest.approx(rates.points[0][1]) and rates(costly) == pytest.approx(rates.points[1][1])
+    cfg = SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform"], ratios=[0.0625, 0.125], seeds=[0],
+                      train={"epochs": 400, "batch_size": 16}, data={"train": 400})  # 320,000 images to train
+    caplog.set_level(logging.INFO, logger="neuralscale")
+    _say_how_long(cfg, plan(cfg), get_executor("local", workers=2, threads=1))
+    line = next(r.getMessage() for r in caplog.records if "on this machine as it is now" in r.getMessage())
+    assert "for 2 run(s) 2 at a time (an estimate: " in line and "at 1 thread(s) each" in line
+    caplog.clear()
+    small = SweepConfig(**{**cfg.to_dict(), "train": {"epochs": 4, "batch_size": 16}})
+    _say_how_long(small, plan(small), get_executor("sequential"))
+    assert not caplog.records  # a few seconds of work is not worth measuring

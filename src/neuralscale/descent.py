@@ -37,6 +37,7 @@ import torch
 from .budget import Budget
 from .data.base import Splits
 from .data.info import protocol
+from .estimate import duration_text, training_rate
 from .errors import NeuralscaleError, warn
 from .importance import Importance
 from .latency import LatencyTable
@@ -526,6 +527,19 @@ def _fingerprint(space: WidthSpace, cfg: DescentConfig, splits: Splits) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
+def _say_how_long(space: WidthSpace, widths: list[int], cfg: DescentConfig, session, n_train: int, number: int,
+                  device) -> None:
+    """Log at most how long the iteration takes (estimate.py): its warm-up and its most pruning steps at the speed
+    of its widest network, measured now; pruning only speeds it up. Not for iterations of under a minute or so."""
+    images = cfg.warmup_epochs * n_train + session.max_steps * session.schedule.interval * cfg.batch_size
+    if images < 200_000:
+        return
+    rate = training_rate(space, widths, cfg.batch_size, str(device))
+    log.info(f"descent iteration {number}/{cfg.iterations}: at most {duration_text(images / rate).removeprefix('about ')}"
+             f" ({cfg.warmup_epochs} warm-up epoch(s) and up to {session.max_steps} pruning steps at "
+             f"{rate:,.0f} training images/s, measured now at its starting widths; an estimate)")
+
+
 def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentConfig, done: list[Iteration],
                number: int, progress: bool, importance: Importance | None, objective: Objective) -> Iteration:
     """Prune one network to the end, fit its law, and record it; resumes from the iteration's checkpoint."""
@@ -541,6 +555,7 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
                       progress=progress, desc=f"descent {number}/{cfg.iterations}",
                       owner=f"descent {_fingerprint(space, cfg, splits)} iteration {number}", follow_load=False)
+    _say_how_long(space, widths, cfg, p, len(splits.train[1]), number, trainer.device)
     t0 = time.time()
     trainer.fit()
     if not p.done:

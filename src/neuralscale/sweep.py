@@ -21,6 +21,7 @@ from pathlib import Path
 from .budget import METRICS, Budget
 from .descent import DescentDir, is_descent_dir
 from .errors import NeuralscaleError, warn
+from .estimate import Rates, duration_text, runs_seconds
 from .executors import get_executor
 from .layout import claim_folder
 from .data import DataConfig
@@ -325,6 +326,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
             todo.append(s)
         done_before = len(specs) - len(todo)
         log.info("sweep: %d runs, %d already done, %d to run in %s", len(specs), done_before, len(todo), store.root)
+        _say_how_long(cfg, todo, ex)
         bar = progress_bar(len(specs), "sweep", enabled=progress, leave=True)
         bar.update(done_before)
 
@@ -340,6 +342,31 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
         log.warning("sweep: %d run(s) failed; see their record.json (rerun with --retry-failed to try again)",
                     len(failed))
     return records
+
+
+def _say_how_long(cfg: SweepConfig, todo: list[RunSpec], ex) -> None:
+    """Log an estimate of the sweep's wall time on this machine before it starts (estimate.py); not for work of
+    under a minute or so, nor for a Ray cluster, whose machines this one cannot time."""
+    if not todo or getattr(ex, "name", "") == "ray":
+        return
+    data = DataConfig.from_settings(cfg.dataset, cfg.data)
+    train = TrainConfig.from_dict(cfg.train)
+    if data.train is not None:
+        n_train = data.train
+    else:
+        n_train = data.splits(train.val_fraction, train.split_seed).sizes()["train"]
+    images = [s.config["epochs"] * n_train for s in todo]
+    if sum(images) < 200_000:
+        return
+    space = make_space(cfg.model, cfg.dataset, convcut=cfg.convcut, data_dir=cfg.data.get("data_dir"))
+    widths = [s.widths or scale(space, "uniform", s.budget)["widths"] for s in todo]
+    threads = getattr(ex, "threads", None)
+    rates = Rates(space, widths, train.batch_size, str(resolve_device(train.device)), threads)
+    seconds = runs_seconds(list(zip(widths, images)), rates, getattr(ex, "slots", 1))
+    log.info(f"sweep: {duration_text(seconds)} on this machine as it is now, for {len(todo)} run(s) "
+             f"{getattr(ex, 'slots', 1)} at a time (an estimate: {min(r for _, r in rates.points):,.0f}-"
+             f"{max(r for _, r in rates.points):,.0f} training images/s measured"
+             f"{f' at {threads} thread(s) each' if threads else ''}; evaluation not counted)")
 
 
 def _check_slimming(store: RunStore, cfg: SweepConfig) -> None:
