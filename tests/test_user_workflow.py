@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -19,6 +21,8 @@ from neuralscale.api import load_splits
 from neuralscale.data.augment import DeviceBatches, channel_stats
 from neuralscale.descent import DescentConfig
 from helpers import TINY_DESCENT_ARGS, run_cli, write_fashion
+
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 SYNTH = ["--model", "vgg11", "--dataset", "synthetic"]
 SMALL_DESCENT = dict(iterations=1, warmup_epochs=1, k=3, interval=2, prune_fraction=0.6, batch_size=32,
@@ -395,3 +399,20 @@ def test_info_on_a_descent_shows_each_laws_fit_quality(descent):
     assert len(got) == len(laws) and got[0]["quality"] == laws[0].quality() and "holdout_error" in got[0]
     r = run_cli("info", "--model", "resnet18", "--dataset", "synthetic", "--from", str(out))
     assert r.returncode == 2 and "not resnet18" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("setup, progress, shown", [
+    ("", True, True),                                           # a script that set nothing up: the CLI's lines
+    ("", False, False),                                         # asked for none
+    ("import logging; logging.basicConfig(level=logging.WARNING)", True, False),  # the program's own logging
+])
+def test_the_python_api_prints_progress_as_the_cli_does_unless_told_otherwise(setup, progress, shown):
+    """In a real interpreter, as a user's script runs: the default logging of a process is the point."""
+    code = (f"{setup}\nimport neuralscale as ns\n"
+            "ns.train('vgg11', 'synthetic', ratio=0.0625, config=ns.TrainConfig(epochs=2, batch_size=32, "
+            f"device='cpu'), subset={{'train': 160, 'test': 40}}, progress={progress})\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": SRC})
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stderr.splitlines() if " epoch 2/2: loss " in x]
+    assert bool(lines) == shown, r.stderr

@@ -11,6 +11,7 @@ from .data import DataConfig
 from .data.base import Splits
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
+from .logs import for_api
 from .errors import NeuralscaleError
 from .figures import descent_figures
 from .guard import check_new_file
@@ -134,6 +135,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     run and returns a finished one's record without training.  A folder that holds other files and no
     run record is refused unless `force`.
     """
+    for_api(progress)
     config = config or TrainConfig()
     if out_dir is not None and is_descent_dir(out_dir):
         raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
@@ -191,6 +193,7 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     What the laws are fitted against: `config.objective` (params, macs or latency; objective.py); `measure`
     replaces a latency objective's timing (tests).  `force`: descend into a folder that holds other files.
     """
+    for_api(progress)
 
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)

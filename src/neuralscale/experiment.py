@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NeuralscaleError
+from .logs import for_api
 from .api import load_splits
 from .data import DataConfig
 from .descent import DescentConfig, descend
@@ -256,6 +257,7 @@ def _claim_out(out_dir: Path, force: bool) -> None:
 def run(path: str | Path, out: str | Path | None = None, progress: bool = True, retry_failed: bool = False,
         executor: dict | None = None, force: bool = False) -> dict:
     """Run (or continue) the experiment; returns build_report's result. `executor` and `force` as in `prepare`."""
+    for_api(progress)
     e = prepare(path, out, executor, force)
     if e.descent is not None:
         splits = load_splits(DataConfig.from_settings(e.sweep.dataset, e.data), e.descent.train_config())

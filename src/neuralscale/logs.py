@@ -2,6 +2,8 @@
 
 `configure(quiet)` sends the package's messages to stderr, one line each:
 progress and results at INFO, problems at WARNING (all that `--quiet` keeps).
+The Python API calls `for_api(progress)`: the same lines, unless the program has configured logging itself
+(then its configuration decides) or asked for no progress.
 A descent also copies them into its log.txt while it runs (descent.DescentDir.open_log).
 """
 
@@ -38,3 +40,14 @@ def configure(quiet: bool = False) -> None:
     _handler.setLevel(logging.WARNING if quiet else logging.INFO)
     root.addHandler(_handler)
     root.setLevel(logging.INFO)
+
+
+def for_api(progress: bool) -> None:
+    """What the Python API's long calls (train, descend, sweeps, experiments) print: the CLI's lines on stderr
+    when `progress` is asked (the default) and the program has set up no logging of its own; nothing otherwise.
+    Warnings are Python warnings either way (errors.warn)."""
+    if not progress or _handler is not None:
+        return
+    if logging.getLogger().handlers or logging.getLogger(PACKAGE).handlers:
+        return  # the program decides where messages go
+    configure()

@@ -24,6 +24,7 @@ from .errors import NeuralscaleError, warn
 from .estimate import Rates, duration_text, runs_seconds
 from .executors import get_executor
 from .layout import claim_folder
+from .logs import for_api
 from .data import DataConfig
 from .data.info import DEFAULT_PROTOCOL, protocol
 from .methods import BASE_METHODS, BASELINES, ITERATED, SPARSE_LABEL, method_label, scale
@@ -304,6 +305,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     that holds another recipe is refused, as is a folder with other content and no sweep.json (unless
     `force`: layout.claim_folder).
     """
+    for_api(progress)
     store = RunStore(out_dir)
     resolve_device(TrainConfig.from_dict(cfg.train).device)  # before planning: no run fails for the machine
     specs = plan(cfg)
