@@ -95,7 +95,10 @@ def _configuration(space: WidthSpace, widths, ratio, method, params, macs, sourc
                                "pruned, shape)")
     if len(budgets) > 1 or (budgets and widths is not None):
         raise NeuralscaleError("give one of widths, ratio, params or macs")
-    if method is None and (not budgets or budgets[0].ratio is not None):
+    if method is None and widths is None and ratio is not None:  # uniform scaling by the ratio, as a sweep's
+        return {"widths": space.uniform(ratio), "method": "uniform", "label": "uniform",
+                "budget": Budget.of_ratio(ratio).resolve(space)}
+    if method is None and not budgets:
         w = resolve_widths(space, widths, ratio)
         return {"widths": w, "method": "explicit", "label": "explicit", "budget": Budget("params", space.params(w))}
     if widths is not None:
