@@ -55,7 +55,7 @@ def test_a_wrong_key_names_the_flag_and_a_field_set_twice_is_refused():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: DescentConfig(k=0), "k must be at least 1, got 0"),
+    (lambda: DescentConfig(k=0), r"prune_k \(--prune-k\) must be at least 1, got 0"),
     (lambda: DescentConfig(warmup_epochs=-1), "warmup_epochs must be at least 0"),
     (lambda: DescentConfig(lr=0.0), r"learning rate \(lr\) must be positive"),
     (lambda: TrainConfig(schedule="cosin"), "unknown schedule 'cosin'"),

@@ -34,6 +34,15 @@ def option(default: Any = MISSING, *, flag: str | None = None, inverted: bool = 
     return dataclasses.field(default=default, metadata=meta)
 
 
+def _spelled(f) -> str:
+    """How a message names a field: its `what`, or as the user writes it where that differs from the field's name
+    (`prune_k (--prune-k)` for the field k)."""
+    flag = f.metadata.get("flag")
+    if "what" in f.metadata:
+        return f.metadata["what"]
+    return f"{flag} (--{flag.replace('_', '-')})" if flag and not f.metadata.get("inverted") else f.name
+
+
 class Settings:
     """Mixin for the configuration dataclasses: strict `from_dict`, `to_dict`, and `from_flags` (see the module)."""
 
@@ -100,7 +109,7 @@ class Settings:
         """Every field's type against its annotation, and its declared range (call from `__post_init__`)."""
         check_types(self, self.WHAT)
         for f in fields(self):
-            value, what = getattr(self, f.name), f.metadata.get("what", f.name)
+            value, what = getattr(self, f.name), _spelled(f)
             if "at_least" in f.metadata:
                 at_least(what, value, f.metadata["at_least"])
             if f.metadata.get("positive"):
