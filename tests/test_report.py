@@ -204,3 +204,25 @@ def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
     (store / "report" / "mine.svg").write_text("<svg/>")  # not a figure of the report: kept
     assert run_cli("report", str(store), "--format", "png", "--force").returncode == 0
     assert not (store / "report" / "acc_vs_params.svg").exists() and (store / "report" / "mine.svg").exists()
+
+
+def test_figures_name_budgets_as_the_tables_do_and_frame_one_budget(tmp_path, tiny_descent, monkeypatch):
+    """The heatmap's panels are ratios of the model (the tiny descent starts at 1/16 width: its start is ratio
+    0.0625, not 1.0); an accuracy figure at one budget frames its points instead of stretching past 100%."""
+    from neuralscale import figures
+    drawn = []
+    real_save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path, *a, **k: (drawn.append(fig), real_save(fig, path, *a, **k))[1])
+    sp = ns.space("vgg11", "synthetic")
+    figures.heatmap_figure(tiny_descent[0], figures.DescentDir(tiny_descent[0]).start_space(sp), dest=tmp_path)
+    titles = [ax.get_title() for ax in drawn[-1].axes if ax.get_title()]
+    assert [t.split(" (")[0] for t in titles] == ["ratio 0.015625", "ratio 0.03125", "ratio 0.0625", "ratio 0.125"]
+    row = dict(label="uniform", shown="uniform", params=36882, macs=627008, latency_ms=None, mean=88.7, std=0.3, n=5,
+               min=88.3, max=89.1)
+    other = {**row, "label": "neuralscale@1", "shown": "neuralscale@1", "params": 36881, "mean": 90.6}
+    figures.accuracy_figure([row, other], "params", tmp_path, "one budget", "accuracy (%)",
+                            paper=[{"method": "uniform", "params": "9000000", "acc_best_epoch_mean": "93.5",
+                                    "macs_per_image_millions": "150"}])
+    ax = drawn[-1].axes[0]
+    lo, hi = ax.get_ylim()
+    assert 85 < lo < 88.5 and 90.6 < hi <= 100 and ax.get_xlim()[1] < 36882 * 2  # the paper's curve is not framed

@@ -128,20 +128,23 @@ def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.
     if not laws:
         raise NeuralscaleError(f"{d.path} holds no finished descent iteration to plot")
     plt = _plt()
-    fig, axes = plt.subplots(1, len(ratios), figsize=(3.2 * len(ratios), 0.35 * len(space) + 2), squeeze=False)
+    # the panels' ratios are of the descent's start (its --base-ratio of the model): named as the model's, as the
+    # tables name budgets (VGG11 at 1/8 width is ratio 0.125, not 1.0)
+    base_ratio = float(((d.config() or {}).get("descent") or {}).get("base_ratio", 1.0))
+    fig, axes = plt.subplots(1, len(ratios), figsize=(3.8 * len(ratios), 0.45 * len(space) + 2.2), squeeze=False)
     for ax, ratio in zip(axes[0], ratios):
         budget = objective.cost(space.uniform(ratio))
         grid = np.array([solve(law, space, budget, objective.name, cost=objective.cost).widths for law in laws],
                         dtype=float).T
         im = ax.imshow(grid, aspect="auto", cmap="magma", origin="upper")
         amount = f"{budget:.3g} ms" if objective.name == "latency" else f"{budget / 1e6:.2f}M {objective.name}"
-        ax.set_title(f"ratio {ratio} ({amount})", fontsize=9)
+        ax.set_title(f"ratio {ratio * base_ratio:g} ({amount})", fontsize=10)
         ax.set_xlabel("iteration")
         ax.set_xticks(range(len(laws)), [str(l.iteration) for l in laws], fontsize=7)
         ax.set_yticks(range(len(space)), space.layer_names if ax is axes[0][0] else [""] * len(space), fontsize=7)
         for (y, x), v in np.ndenumerate(grid):
             if len(laws) <= 8 and len(space) <= 20:
-                ax.text(x, y, f"{int(v)}", ha="center", va="center", fontsize=6,
+                ax.text(x, y, f"{int(v)}", ha="center", va="center", fontsize=8,
                         color="white" if v < grid.max() * 0.6 else "black")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(_title(space, what="widths the law gives after each descent iteration"), fontsize=10)
@@ -207,6 +210,7 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
             ax.plot(x, [float(r["acc_best_epoch_mean"]) for r in pr], "--", lw=1, alpha=0.7,
                     color=colors.get(label, "grey"), label=f"paper: {label}")
     ax.set_xscale("log")
+    _fit_one_budget(ax, usable, field, bands)
     ax.set_xlabel({"params": "parameters", "macs": "MACs per image", "latency": "latency, batch 1 (ms, median)"}[axis])
     ax.set_ylabel(ylabel)
     ax.set_title(textwrap.fill(title, 72), fontsize=10)
@@ -214,6 +218,19 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, dest / accuracy_figure_name(axis), formats, dpi=110)
+
+
+def _fit_one_budget(ax, rows: list[dict], field: str, bands: str) -> None:
+    """Where the rows sit at about one budget (within 1.5x on the axis), the axes frame them: x from a third
+    below to a half above, y around their bands, so that the paper's curves and matplotlib's autoscale on a
+    near-empty range neither stretch the accuracy axis past 100% nor zoom the x axis onto noise."""
+    xs = [r[field] for r in rows]
+    if max(xs) > 1.5 * min(xs):
+        return
+    ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
+    lows, highs = zip(*(band(r, bands) for r in rows))
+    pad = max(0.5, 0.15 * (max(highs) - min(lows)))
+    ax.set_ylim(max(0.0, min(lows) - pad), min(100.0, max(highs) + pad))
 
 
 def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, colors: dict,
