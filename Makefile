@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test venv data bench clean
+.PHONY: demo test venv data bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,12 @@ demo: venv data
 test: venv
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 
+# the API reference, from the docstrings (pdoc), into docs/api/: open docs/api/index.html
+docs: venv
+	$(BIN)/python docs/api.py
+
 bench: venv
 	$(BIN)/python benchmarks/throughput.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache docs/api
