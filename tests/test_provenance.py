@@ -142,6 +142,31 @@ def test_an_experiment_with_its_own_descent_and_another_to_scale_is_refused(tmp_
     assert not (tmp_path / "o").exists() and not (tmp_path / "elsewhere").exists()
 
 
+@pytest.mark.parametrize("field, value, says", [
+    ("tau_range", ["x", 1], "tau_range must be two positive numbers"),
+    ("tau_range", [5.0, 1.0], "smallest first"),
+    ("r2", "bad", "r2 must be finite numbers"),
+    ("rows", -3, "rows must be a count"),
+    ("origin", [0], "origin must be widths"),
+    ("iteration", "one", "iteration must be a count or null"),
+    ("start_widths", [-5] * 8, "start_widths must be 8 widths"),
+    ("final_widths", ["a"] * 8, "final_widths must be 8 widths"),
+    ("half_widths", [4] * 3, "half_widths must be 8 widths"),
+    ("final_val_acc", "x", "final_val_acc must be a number or null"),
+])
+def test_every_field_of_a_law_read_back_is_checked(tiny_descent, tmp_path, capsys, field, value, says):
+    """A fits.json damaged in any field is refused in one line naming the field, whichever method reads it."""
+    d = tmp_path / "d"
+    shutil.copytree(tiny_descent[0], d)
+    fits = json.loads((d / "fits.json").read_text())
+    fits["laws"][0][field] = value
+    (d / "fits.json").write_text(json.dumps(fits))
+    for method in ("neuralscale", "morphnet", "pruned"):
+        line = _error(capsys, ["scale", *VGG, "--method", method, "--from", d, "--iteration", "1", "--params", "20000"]
+                      if method != "morphnet" else ["scale", *VGG, "--method", method, "--from", d, "--params", "20000"])
+        assert "fits.json is damaged" in line and says in line, line
+
+
 def test_a_sweep_holds_the_lock_of_the_run_it_trains(tmp_path, monkeypatch):
     """`train --out` into a run that a sweep is training meets the run directory's lock (as two `train --out` do)."""
     from neuralscale import runs

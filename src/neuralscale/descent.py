@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import logging
 import time
 from contextlib import contextmanager
@@ -207,12 +208,22 @@ class Iteration:
         law = ScalingLaw.from_dict(d)
         try:
             start = list(d["start_widths"])
-            return cls(law, start, list(d.get("final_widths") or start), list(d.get("half_widths") or start),
-                       bool(d.get("half_reached", True)), int(d.get("epochs", 0)), int(d.get("pruning_steps", 0)),
-                       bool(d.get("physical", False)), str(d.get("stop_reason", "")), list(d.get("notes", [])),
-                       d.get("final_val_acc"))
+            it = cls(law, start, list(d.get("final_widths") or start), list(d.get("half_widths") or start),
+                     bool(d.get("half_reached", True)), int(d.get("epochs", 0)), int(d.get("pruning_steps", 0)),
+                     bool(d.get("physical", False)), str(d.get("stop_reason", "")), list(d.get("notes", [])),
+                     d.get("final_val_acc"))
         except (KeyError, TypeError, ValueError) as e:
             raise NeuralscaleError(f"not a descent iteration: missing or bad field {e}") from None
+        for name in ("start_widths", "final_widths", "half_widths"):
+            ws = getattr(it, name)
+            if len(ws) != len(law.layers) or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
+                                                     for w in ws):
+                raise NeuralscaleError(f"not a descent iteration: {name} must be {len(law.layers)} widths "
+                                       "(positive integers)")
+        acc = it.final_val_acc
+        if acc is not None and not (isinstance(acc, (int, float)) and not isinstance(acc, bool) and math.isfinite(acc)):
+            raise NeuralscaleError("not a descent iteration: final_val_acc must be a number or null")
+        return it
 
 
 def _on_cuda(device: str) -> bool:

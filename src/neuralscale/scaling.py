@@ -95,7 +95,30 @@ class ScalingLaw:
         if law.objective not in METRICS:
             raise NeuralscaleError(f"scaling-law file: objective must be one of {', '.join(METRICS)}, "
                                    f"got {law.objective!r}")
+        law._check_the_rest(numbers)
         return law
+
+    def _check_the_rest(self, numbers) -> None:
+        """Every other field's type and range, so that nothing read back fails later with a traceback."""
+        def count(x) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+        problems = [what for what, ok in (
+            ("layers must be names", all(isinstance(x, str) for x in self.layers)),
+            ("r2 must be finite numbers, one per layer or none", numbers(self.r2)
+             and len(self.r2) in (0, len(self.layers))),
+            ("rows must be a count", count(self.rows)),
+            ("fallback must be true or false", isinstance(self.fallback, bool)),
+            ("origin must be widths (positive integers)", isinstance(self.origin, list)
+             and all(count(w) and w >= 1 for w in self.origin) and len(self.origin) in (0, len(self.layers))),
+            ("iteration must be a count or null", self.iteration is None or count(self.iteration)),
+            ("note must be text", isinstance(self.note, str)),
+            ("tau_range must be two positive numbers, smallest first, or none", numbers(self.tau_range)
+             and (not self.tau_range or (len(self.tau_range) == 2 and 0 < self.tau_range[0] <= self.tau_range[1]))),
+            ("holdout_error must be finite numbers", numbers(self.holdout_error)),
+            ("holdout_rows must be a count", count(self.holdout_rows)),
+        ) if not ok]
+        if problems:
+            raise NeuralscaleError("scaling-law file: " + "; ".join(problems))
 
     def to_dict(self) -> dict:
         d = asdict(self)
