@@ -167,6 +167,25 @@ def test_every_field_of_a_law_read_back_is_checked(tiny_descent, tmp_path, capsy
         assert "fits.json is damaged" in line and says in line, line
 
 
+@pytest.mark.parametrize("change, says", [
+    (lambda r: r["summary"].update(test_acc_at_best_val="x"), "summary.test_acc_at_best_val is 'x'"),
+    (lambda r: r["budget"].update(value="x"), "budget is"),
+    (lambda r: r.update(history=5), "history is not a list of epochs"),
+    (lambda r: r.update(latency={"batches": {"1": {"median_ms": "x"}}}), "latency is not a measurement"),
+])
+def test_every_field_a_report_reads_of_a_record_is_checked(two_runs, tmp_path, capsys, change, says):
+    """A finished record damaged in a field the report reads is one line naming it (not a traceback, and not a
+    run silently left out of the table)."""
+    store = tmp_path / "s"
+    shutil.copytree(two_runs / "s0", store / "runs" / json.loads((two_runs / "s0" / "record.json").read_text())["id"])
+    path = next(store.glob("runs/*/record.json"))
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+    line = _error(capsys, ["report", store, "--out", tmp_path / "rep"])
+    assert "is not a finished run record" in line and says in line, line
+
+
 def test_a_sweep_holds_the_lock_of_the_run_it_trains(tmp_path, monkeypatch):
     """`train --out` into a run that a sweep is training meets the run directory's lock (as two `train --out` do)."""
     from neuralscale import runs

@@ -14,7 +14,7 @@ from typing import Any, Iterator, TypedDict
 
 from .errors import NeuralscaleError
 from .records import atomic_write_json, exclusive
-from .budget import Budget
+from .budget import METRICS, Budget
 from .layout import RunDir, StoreDir
 from .validate import matches
 
@@ -82,7 +82,39 @@ def check_finished(record: dict, where: str | Path) -> dict:
             raise NeuralscaleError(f"{where} is not a finished run record: {key} is {record.get(key)!r}")
     if not all(matches(w, int) for w in record["widths"]):
         raise NeuralscaleError(f"{where} is not a finished run record: widths are not integers")
+    problem = _finished_problem(record)
+    if problem:
+        raise NeuralscaleError(f"{where} is not a finished run record: {problem}")
     return record
+
+
+def _number(x, optional: bool = False) -> bool:
+    return (optional and x is None) or (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))
+
+
+def _finished_problem(record: dict) -> str:
+    """What else a report reads of a finished record, checked field by field: '' when all is well."""
+    summary = record["summary"]
+    for key in ("final_test_acc", "test_acc_at_best_val", "best_test_acc_original_protocol", "final_val_acc",
+                "best_val_acc", "best_val_epoch"):  # None: not measured (no validation split, say)
+        if not _number(summary.get(key), optional=True):
+            return f"summary.{key} is {summary.get(key)!r}, not a number"
+    b = record["budget"]
+    if b and (b.get("metric", "params") not in METRICS
+              or not all(_number(b.get(k), optional=True) for k in ("value", "share", "ratio"))):
+        return f"budget is {b!r}"
+    history = record.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        return "history is not a list of epochs"
+    latency = record.get("latency")
+    if latency is not None:
+        batches = latency.get("batches") if isinstance(latency, dict) else None
+        if not isinstance(batches, dict) or not all(
+                isinstance(m, dict) and all(_number(m.get(k), optional=k != "median_ms")
+                                            for k in ("median_ms", "p10_ms", "p90_ms", "iqr_ms"))
+                for m in batches.values()):
+            return "latency is not a measurement (batches of median_ms, p10_ms, p90_ms, iqr_ms)"
+    return ""
 
 
 def write_record(run_dir: str | Path, record: dict) -> None:
