@@ -195,3 +195,36 @@ def test_ctrl_c_or_sigterm_on_a_sweep_with_local_workers_is_one_line_and_resumes
     assert r.returncode == 0, r.stderr
     records = load_records(out)
     assert len(records) == 6 and all(x["status"] == "finished" for x in records)
+
+
+def _file_size_limit(limit: int):
+    """In the child, before it runs: files may not grow past `limit` bytes (the kernel refuses the write, as a
+    full disk does, with an error instead of the signal it sends by default)."""
+    import resource
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
+def test_a_disk_that_refuses_a_write_is_one_line_and_loses_nothing(tmp_path):
+    """A checkpoint the disk refuses to take (here: a file-size limit, as a full disk refuses): one line, exit 2,
+    no half-written file left, the run's record intact; once the disk takes writes again the run finishes."""
+    import json
+    import sys
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "neuralscale", "train", "--model", "vgg11", "--dataset", "synthetic", "--ratio",
+            "0.0625", "--epochs", "2", "--train-subset", "64", "--test-subset", "16", "--batch-size", "32",
+            "--device", "cpu", "--out", str(out), "--quiet"]
+    env = {**os.environ, "NEURALSCALE_CHECKPOINT_SECONDS": "0"}
+    r = subprocess.run(args, preexec_fn=_file_size_limit(100_000), capture_output=True, text=True, env=env,
+                       timeout=300)  # the record (a few kB) fits; the checkpoint (about 190 kB) does not
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and lines == [f"neuralscale: error: cannot write {out / 'checkpoint.pt'}: File too large"], r.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "record.json"]  # no temporary file left behind
+    assert json.loads((out / "record.json").read_text())["status"] == "running"
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "record.json").read_text())["status"] == "finished"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import math
 import os
@@ -13,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from .errors import NeuralscaleError
+from .errors import EnvironmentFailure, NeuralscaleError
 
 LOCK = ".lock"
 
@@ -36,8 +37,8 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
         raise NeuralscaleError(f"cannot write {path}: it is a directory")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise NeuralscaleError(f"cannot write in {path.parent}: {e.strerror or e}") from None
+    except OSError as e:  # the machine's doing (no space, no permission, a read-only disk), not the run's
+        raise EnvironmentFailure(f"cannot write in {path.parent}: {e.strerror or e}") from None
     os.close(fd)
     try:
         write(tmp)
@@ -45,9 +46,9 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files 0600; collaborators should read records
         os.replace(tmp, path)
-    except OSError as e:
+    except OSError as e:  # a full disk, a file-size limit, ...: the run is not to blame (errors.EnvironmentFailure)
         Path(tmp).unlink(missing_ok=True)
-        raise NeuralscaleError(f"cannot write {path}: {e.strerror or e}") from None
+        raise EnvironmentFailure(f"cannot write {path}: {e.strerror or e}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -76,7 +77,15 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    _atomic(path, lambda tmp: torch.save(obj, tmp))
+    """torch.save, atomically. Serialised in memory first: torch's own file writer reports a refused write (a
+    full disk, a file-size limit) as a RuntimeError about positions; Python's, as the OSError it is."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+    _atomic(path, write)
 
 
 @contextmanager
