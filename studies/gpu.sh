@@ -19,7 +19,9 @@
 # weights are not in the records), once per pretrained run and machine, in <run>/weights/ (not packed).
 set -u
 BUDGET=${BUDGET:-480}
-STUDIES=${STUDIES:-"studies/fmnist-vgg11/params.toml studies/fmnist-vgg11/macs.toml studies/fmnist-vgg11/warmup0.toml studies/fmnist-vgg11/warmup2.toml studies/fmnist-resnet18/params.toml studies/fmnist-resnet18/macs.toml"}
+# the studies still running that are meant for a GPU (the finished ones: fmnist-vgg11/*.toml, fmnist-resnet18/*.toml;
+# fmnist-vgg11-regime runs on the CPU of this repository's machines: one machine at a time per descent)
+STUDIES=${STUDIES:-"studies/fmnist-mobilenetv2/regime.toml"}
 WORKERS=${WORKERS:-3}
 THREADS=${THREADS:-1}
 OUT=${OUT:-/tmp/study-out}
