@@ -96,7 +96,7 @@ def report_markdown(store: Path) -> str:
 def _report_markdown(store: Path) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         copy = committed_copy(store.parent, Path(tmp) / store.parent.name) / store.name
-        r = subprocess.run([sys.executable, "-m", "neuralscale", "report", str(copy), "--format", "png"],
+        r = subprocess.run([sys.executable, "-m", "neuralscale", "report", str(copy), "--no-figures"],  # tables only
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"tables.py: neuralscale report {store} failed: {r.stderr.strip()}")

@@ -126,6 +126,12 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     mixed = (tmp_path / "mixed" / "report.md").read_text()
     assert "latency (ms)" not in mixed and not (tmp_path / "mixed" / "acc_vs_latency.png").exists()
     assert "Latency is left out: the runs measured it on different devices (NVIDIA H100 80GB HBM3; cpu" in mixed
+    quick = run_cli("report", str(out), "--no-figures", "--out", str(tmp_path / "quick"))  # text and tables only
+    assert quick.returncode == 0, quick.stderr
+    assert not list((tmp_path / "quick").glob("*.png"))
+    table = [x for x in mixed.splitlines() if x.startswith("| uniform |")]  # the report of the same records
+    assert table and table == [x for x in (tmp_path / "quick" / "report.md").read_text().splitlines()
+                               if x.startswith("| uniform |")]
     orig = run_cli("report", str(out), "--accuracy", "original", "--out", str(tmp_path / "orig"))
     assert orig.returncode == 0 and "ORIGINAL PROTOCOL" in (tmp_path / "orig" / "report.md").read_text()
     assert orig.stdout.strip().splitlines()[-1].endswith("report.html")

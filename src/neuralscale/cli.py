@@ -398,6 +398,8 @@ def _report_parser(sub) -> None:
                    help="band around each accuracy curve: ci (95%% confidence interval of the mean over seeds, "
                         "default), minmax, none")
     _add_json(p, "the table's rows and every run (its widths, params, macs and accuracies)")
+    p.add_argument("--no-figures", dest="figures", action="store_false",
+                   help="the text and tables only, without drawing a figure (seconds instead of a minute)")
     p.add_argument("--force", action="store_true",
                    help="write into --out even if it holds other files than an earlier report")
 
@@ -519,7 +521,7 @@ def _failed_runs(failed: int, total: int) -> int:
 
 def cmd_report(args) -> int:
     result = build_report(args.store, accuracy=args.accuracy, out=args.out, descent=args.descent, force=args.force,
-                          formats=args.format, bands=args.band)
+                          formats=args.format, bands=args.band, figures=args.figures)
     if args.json:
         return _json(result["document"])
     for r in result["rows"]:
