@@ -131,7 +131,7 @@ def test_a_long_descent_iteration_says_at_most_how_long_it_takes(caplog):
     caplog.set_level(logging.INFO, logger="neuralscale")
     _say_how_long(sp, widths, cfg, session, 60000, 1, "cpu")  # 10 warm-up epochs of 60,000 images, then pruning
     line = next(r.getMessage() for r in caplog.records if "at most" in r.getMessage())
-    assert line.startswith(f"descent iteration 1/{cfg.iterations}: at most ")
+    assert line.startswith(f"descent iteration 1/{cfg.iterations}: ") and " at most for its training (" in line
     assert f"(10 warm-up epoch(s) and up to {session.max_steps} pruning steps at " in line
     caplog.clear()
     quick = ns.DescentConfig(base_ratio=0.0625, batch_size=32, device="cpu", warmup_epochs=1, interval=2).resolve(sp)

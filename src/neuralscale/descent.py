@@ -545,10 +545,15 @@ def _say_how_long(space: WidthSpace, widths: list[int], cfg: DescentConfig, sess
     images = cfg.warmup_epochs * n_train + session.max_steps * session.schedule.interval * cfg.batch_size
     if images < 200_000:
         return
-    rate = training_rate(space, widths, cfg.batch_size, str(device))
-    log.info(f"descent iteration {number}/{cfg.iterations}: at most {duration_text(images / rate).removeprefix('about ')}"
-             f" ({cfg.warmup_epochs} warm-up epoch(s) and up to {session.max_steps} pruning steps at "
-             f"{rate:,.0f} training images/s, measured now at its starting widths; an estimate)")
+    try:
+        rate = training_rate(space, widths, cfg.batch_size, str(device))
+    except (RuntimeError, OSError) as e:  # only an estimate: the descent goes on without it
+        log.warning("descent: no time estimate (%s)", str(e).splitlines()[0][:200])
+        return
+    log.info(f"descent iteration {number}/{cfg.iterations}: {duration_text(images / rate)} at most for its training "
+             f"({cfg.warmup_epochs} warm-up epoch(s) and up to {session.max_steps} pruning steps at "
+             f"{rate:,.0f} training images/s, measured now at its starting widths; an estimate, evaluation not "
+             "counted)")
 
 
 def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentConfig, done: list[Iteration],

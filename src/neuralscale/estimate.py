@@ -26,6 +26,13 @@ def training_rate(space: WidthSpace, widths: Sequence[int], batch_size: int, dev
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    dev = torch.device(device)
+    cuda = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # the work it times draws from the seeded generators, not this
+        return _rate(space, widths, batch_size, device, steps, before)
+
+
+def _rate(space, widths, batch_size, device, steps, before) -> float:
     try:
         dev = torch.device(device)
         model = space.build(list(widths)).to(dev).train()

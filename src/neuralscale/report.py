@@ -246,7 +246,8 @@ def verdicts(rows: list[dict]) -> list[str]:
     the interval and whether it survives Holm's correction), and what the configuration costs against uniform's."""
     uniform = {tuple(r["budget_key"]): r for r in rows if r["label"] == "uniform"}
     return [_verdict(r, uniform[tuple(r["budget_key"])]) for r in rows
-            if tuple(r["budget_key"]) in uniform and r is not uniform[tuple(r["budget_key"])]]
+            if tuple(r["budget_key"]) in uniform and r is not uniform[tuple(r["budget_key"])]
+            and r["label"] != SPARSE_LABEL]  # the network slimming prunes is no method compared
 
 
 def _verdict(r: dict, u: dict) -> str:

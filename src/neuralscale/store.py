@@ -95,13 +95,16 @@ def _number(x, optional: bool = False) -> bool:
 def _finished_problem(record: dict) -> str:
     """What else a report reads of a finished record, checked field by field: '' when all is well."""
     summary = record["summary"]
-    for key in ("final_test_acc", "test_acc_at_best_val", "best_test_acc_original_protocol", "final_val_acc",
+    if not _number(summary.get("final_test_acc")):  # every finished run is tested at its last epoch
+        return f"summary.final_test_acc is {summary.get('final_test_acc')!r}, not a number"
+    for key in ("test_acc_at_best_val", "best_test_acc_original_protocol", "final_val_acc",
                 "best_val_acc", "best_val_epoch"):  # None: not measured (no validation split, say)
         if not _number(summary.get(key), optional=True):
             return f"summary.{key} is {summary.get(key)!r}, not a number"
     b = record["budget"]
     if b and (b.get("metric", "params") not in METRICS
-              or not all(_number(b.get(k), optional=True) for k in ("value", "share", "ratio"))):
+              or not all(_number(b.get(k), optional=True) for k in ("value", "share", "ratio"))
+              or all(b.get(k) is None for k in ("value", "share", "ratio"))):
         return f"budget is {b!r}"
     history = record.get("history", [])
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):

@@ -349,10 +349,17 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
 def _say_how_long(cfg: SweepConfig, todo: list[RunSpec], ex) -> None:
     """Log an estimate of the sweep's wall time on this machine before it starts (estimate.py); not for work of
     under a minute or so, nor for a Ray cluster, whose machines this one cannot time."""
-    if not todo or getattr(ex, "name", "") == "ray":
-        return
-    data = DataConfig.from_settings(cfg.dataset, cfg.data)
     train = TrainConfig.from_dict(cfg.train)
+    if not todo or str(getattr(ex, "name", "")).startswith("ray") or resolve_device(train.device).type != "cpu":
+        return  # a cluster's machines, or a GPU the workers would hold (not the driver), are not timed from here
+    try:
+        _estimate(cfg, todo, ex, train)
+    except (NeuralscaleError, OSError, RuntimeError) as e:  # only an estimate: the sweep goes on without it
+        log.warning("sweep: no time estimate (%s)", str(e).splitlines()[0][:200])
+
+
+def _estimate(cfg: SweepConfig, todo: list[RunSpec], ex, train: TrainConfig) -> None:
+    data = DataConfig.from_settings(cfg.dataset, cfg.data)
     if data.train is not None:
         n_train = data.train
     else:

@@ -83,17 +83,25 @@ def fixed_by_user() -> int | None:
 
 
 def _machine_busy() -> tuple[float, int] | None:
-    """(seconds of CPU time the whole machine has spent busy, its CPU count), from /proc/stat; None elsewhere."""
+    """(seconds of CPU time spent busy on the CPUs this process may run on, how many they are), from
+    /proc/stat's per-CPU lines; None where it cannot be read (not Linux)."""
     try:
+        mine = os.sched_getaffinity(0)
         with open("/proc/stat") as f:
-            lines = f.read().splitlines()
-        fields = [int(x) for x in lines[0].split()[1:]]
-        cpus = sum(1 for line in lines[1:] if line.startswith("cpu") and line[3:4].isdigit())
-    except (OSError, ValueError, IndexError):
+            lines = [line.split() for line in f.read().splitlines() if line.startswith("cpu") and line[3:4].isdigit()]
+        per_cpu = {int(p[0][3:]): [int(x) for x in p[1:]] for p in lines}
+    except (AttributeError, OSError, ValueError, IndexError):
         return None
-    busy = sum(fields[i] for i in (0, 1, 2, 5, 6) if i < len(fields))  # user, nice, system, irq, softirq (guest
-    # time is within user; idle, iowait and the hypervisor's steal are nobody's work here)
-    return busy / os.sysconf("SC_CLK_TCK"), max(1, cpus)
+    ours = [fields for cpu, fields in per_cpu.items() if cpu in mine]
+    if not ours:
+        return None
+    # user, nice, system, irq, softirq (guest time is within user; idle, iowait and steal are nobody's work here)
+    busy = sum(fields[i] for fields in ours for i in (0, 1, 2, 5, 6) if i < len(fields))
+    return busy / os.sysconf("SC_CLK_TCK"), len(ours)
+
+
+def _now() -> float:  # the governor's clock (a test moves it)
+    return time.monotonic()
 
 
 def _own_cpu() -> float:
@@ -140,11 +148,11 @@ class Governor:
 
     def _take(self) -> tuple[float, float, float, int] | None:
         busy = _machine_busy()
-        return None if busy is None else (time.monotonic(), busy[0], _own_cpu(), busy[1])
+        return None if busy is None else (_now(), busy[0], _own_cpu(), busy[1])
 
     def tick(self) -> None:
         """Cheap between measurements; call it once per training step."""
-        if not self.active or self._sample is None or time.monotonic() - self._sample[0] < self.every_s:
+        if not self.active or self._sample is None or _now() - self._sample[0] < self.every_s:
             return
         import torch
         if torch.get_num_threads() != self._set:  # the user set the threads themselves: theirs from now on
