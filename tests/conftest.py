@@ -11,12 +11,16 @@ import pytest
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two test processes on two cores: one thread each, for them and the commands they start
     # (more would oversubscribe the cores and make every test crawl).  Set before torch is imported.
-    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NEURALSCALE_THREADS"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
-# A fixed thread count for every training run of the tests (by default a run's count follows the machine's load,
-# threads.py, and a CPU's sums depend on it): tests that compare runs bit for bit must not depend on the load.
-os.environ.setdefault("NEURALSCALE_THREADS", str(len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity")
-                      else "1")
+    # one thread per training run too, whatever the controlling process set below (workers inherit its
+    # environment: a count of 2 here ran every training on two threads per worker, 6x slower on two cores)
+    os.environ["NEURALSCALE_THREADS"] = os.environ["OMP_NUM_THREADS"]
+elif not os.environ.get("PYTEST_XDIST_TESTRUNUID"):  # a plain pytest run, not xdist's controller
+    # A fixed thread count for every training run of the tests (by default a run's count follows the machine's
+    # load, threads.py, and a CPU's sums depend on it): tests that compare runs bit for bit must not depend on it.
+    os.environ.setdefault("NEURALSCALE_THREADS", str(len(os.sched_getaffinity(0)))
+                          if hasattr(os, "sched_getaffinity") else "1")
 
 
 def pytest_collection_modifyitems(config, items):
