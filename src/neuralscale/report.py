@@ -106,7 +106,7 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
             "params": rs[0]["params"], "macs": rs[0]["macs"], "widths": rs[0]["widths"],
             "latency_ms": statistics.median(lat) if lat else None,
-            "latency_iqr_ms": _latency_spread(rs)[0], "latency_unstable": _latency_spread(rs)[1],
+            **dict(zip(("latency_iqr_ms", "latency_unstable"), _latency_spread(rs))),
             "latency_devices": sorted(lat_devices),
             "accuracy": accuracy, "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "min": min(accs), "max": max(accs), "values": accs, "by_seed": {r["seed"]: r["summary"][key] for r in rs},

@@ -89,7 +89,7 @@ def check_finished(record: dict, where: str | Path) -> dict:
 
 
 def _number(x, optional: bool = False) -> bool:
-    return (optional and x is None) or (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))
+    return (optional and x is None) or finite(x)
 
 
 def _finished_problem(record: dict) -> str:
