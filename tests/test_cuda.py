@@ -89,16 +89,56 @@ def test_a_cuda_trained_run_exports_and_reloads(tmp_path):
 
 
 def test_resuming_a_cuda_run_continues_identically(tmp_path):
+    for graphs in (False, True):  # the eager step, and the step captured as a CUDA graph
+        _resume_identically(tmp_path / str(graphs), graphs)
+
+
+def _resume_identically(tmp_path, graphs):
+    tmp_path.mkdir()
     sp = ns.space("vgg11", "synthetic")
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     splits = _splits(1024)
 
     def train(epochs, ckpt):
         torch.manual_seed(0)
-        cfg = TrainConfig(epochs=epochs, batch_size=128, lr=0.05, schedule="constant", device="cuda", amp=False)
+        cfg = TrainConfig(epochs=epochs, batch_size=128, lr=0.05, schedule="constant", device="cuda", amp=False,
+                          cuda_graphs=graphs)
         return Trainer(sp.build(sp.uniform(0.125)), splits, cfg, checkpoint=ckpt, progress=False).fit()
     whole = train(3, tmp_path / "a.pt")
     train(2, tmp_path / "b.pt")
     resumed = train(3, tmp_path / "b.pt")
     assert [m["train_loss"] for m in resumed.history] == pytest.approx([m["train_loss"] for m in whole.history],
                                                                        rel=1e-5)
+
+
+def test_a_captured_step_trains_as_the_eager_one():
+    """cuda_graphs replays the captured step: the same training as eager, across a partial last batch and
+    learning rate changes (captured again at each)."""
+    sp = ns.space("vgg11", "synthetic")
+    torch.backends.cudnn.deterministic = True
+    splits = _splits(2048)  # 1,843 training images: 14 batches of 128 and a partial one each epoch
+    states, trainers = {}, {}
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        cfg = TrainConfig(epochs=6, batch_size=128, lr=0.05, momentum=0.9, schedule="step", device="cuda",
+                          dtype="float64", cuda_graphs=graphs)
+        tr = Trainer(sp.build(sp.uniform(0.125)), splits, cfg, progress=False)
+        tr.fit()
+        states[graphs], trainers[graphs] = tr.model.state_dict(), tr
+    assert trainers[True].captured.captures == 4  # lr 0.05, then x0.1 at epochs 2, 4 and 5
+    for name, a in states[False].items():
+        b = states[True][name]
+        assert torch.allclose(a.double(), b.double(), rtol=1e-9, atol=1e-12), name
+    assert [m["train_loss"] for m in trainers[False].history] == pytest.approx(
+        [m["train_loss"] for m in trainers[True].history], rel=1e-9)
+
+
+def test_a_step_with_callbacks_is_not_captured():
+    from neuralscale.train import Callback
+    cfg = TrainConfig(epochs=1, batch_size=128, device="cuda", cuda_graphs=True)
+    sp = ns.space("vgg11", "synthetic")
+    assert Trainer(sp.build(sp.uniform(0.125)), _splits(512), cfg, progress=False).captured is not None
+    tr = Trainer(sp.build(sp.uniform(0.125)), _splits(512), cfg, callbacks=[Callback()], progress=False)
+    assert tr.captured is None
+    tr.fit()  # trains eagerly
+    assert tr.history[-1]["train_loss"] > 0

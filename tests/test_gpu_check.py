@@ -23,11 +23,14 @@ def test_gpu_check_runs_on_the_cpu_in_quick_mode(tmp_path):
     assert not [name for name, s in sections.items() if "error" in s or "not_run" in s], sections
     cuda_tests = (ROOT / "tests" / "test_cuda.py").read_text().count("\ndef test_")
     assert sections["correctness"]["skipped"] == cuda_tests and sections["correctness"]["failed"] == 0  # no CUDA
-    row = sections["throughput"]["rows"][0]
-    assert row["neuralscale_images_per_s"] > 0 and row["speedup"] > 0
-    assert [r["runs"] for r in sections["runs_per_device"]["rows"]] == [1, 2]
+    row, captured = sections["throughput"]["rows"]
+    assert row["mode"] == "eager" and row["neuralscale_images_per_s"] > 0 and row["speedup"] > 0
+    # the captured step is CUDA's: on the CPU its row says why it did not run, and the other rows still ran
+    assert captured["mode"] == "graphs" and "CUDA graphs need a CUDA device" in captured["error"]
+    assert [(r["runs"], r["mode"]) for r in sections["runs_per_device"]["rows"]] == [(1, "eager"), (2, "eager")]
     assert sections["step_cost"]["rows"][0]["physical_ms"] > 0
-    assert set(result["targets"]) == {"speedup_025", "full_width_images_per_s", "runs_per_gpu_gain"}
+    assert set(result["targets"]) == {"graphs_over_eager_025_b128", "speedup_025", "full_width_images_per_s",
+                                      "runs_per_gpu_gain"}
     assert "## Targets" in (tmp_path / "out" / "gpu_check.md").read_text()
     import torch
     if not torch.cuda.is_available():  # asked for CUDA where there is none: one clear line

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import neuralscale as ns
-from helpers import write_cifar, write_fashion, write_imagefolder, write_tinyimagenet
+from helpers import run_cli, write_cifar, write_fashion, write_imagefolder, write_tinyimagenet
 from neuralscale.data import load
 from neuralscale.errors import NeuralscaleError
 from neuralscale.train import Callback, Trainer, TrainConfig, summarize
@@ -174,3 +174,16 @@ def test_eval_every_skips_evaluation_but_not_the_last_epoch():
     assert [m["epoch"] for m in result0.history if m["val_acc"] is not None] == [3]
     with pytest.raises(NeuralscaleError):
         TrainConfig(eval_every=-1)
+
+
+def test_cuda_graphs_are_refused_without_cuda_and_leave_run_ids_alone(tmp_path):
+    from neuralscale.train import TrainConfig, Trainer
+    assert "cuda_graphs" not in TrainConfig().to_dict()  # a setting added later: runs recorded before keep their ids
+    assert TrainConfig(cuda_graphs=True).to_dict()["cuda_graphs"] is True
+    sp = ns.space("vgg11", "synthetic")
+    splits = ns.data.load("synthetic", synthetic=dict(num_train=64, num_test=8)).split(0.0, 0)
+    with pytest.raises(ns.NeuralscaleError, match="CUDA graphs need a CUDA device"):
+        Trainer(sp.build(sp.uniform(0.125)), splits, TrainConfig(device="cpu", cuda_graphs=True), progress=False)
+    r = run_cli("train", "--model", "vgg11", "--dataset", "synthetic", "--device", "cpu", "--cuda-graphs",
+                "--epochs", "1", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and r.stderr.strip() == "neuralscale: error: cuda_graphs: CUDA graphs need a CUDA device", r.stderr

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._version import __version__
+from .captured import CapturedStep, capturable
 from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits
 from .data.info import protocol
@@ -61,6 +62,9 @@ class TrainConfig(Settings):
     channels_last: bool | None = None  # None: on CUDA always; on CPU where it is faster and safe (cpu_channels_last)
     amp: bool | None = None  # bf16 autocast; None: on CUDA only
     compile: bool = False
+    # the training step captured as one CUDA graph and replayed (captured.py): for small networks at small
+    # batches, which launches bound; CUDA only, not with compile; a step with callbacks stays eager
+    cuda_graphs: bool = False
     dtype: str = option("float32", choices=("float32", "float64"))  # float64 for exactness tests
     eval_batch_size: int = option(1000, at_least=1)
     val_fraction: float = 0.1  # of the training set, stratified; the test set is never used to select
@@ -72,7 +76,7 @@ class TrainConfig(Settings):
     # norm's scale (`BNSparsity`; the original trains the network that slimming prunes with 1e-4)
 
     # settings added after runs were recorded: left out of `to_dict` at these values, so those runs keep their ids
-    ADDED_LATER = {"bn_sparsity": 0.0}
+    ADDED_LATER = {"bn_sparsity": 0.0, "cuda_graphs": False}
 
     def __post_init__(self):
         if isinstance(self.milestones, list):  # as TOML and JSON give it
@@ -265,6 +269,15 @@ class Trainer:
         self.checkpoint_every_s = _checkpoint_seconds()
         self._saved_at: float | None = None
         self._saved_epoch = -1
+        self.captured: CapturedStep | None = None
+        if config.cuda_graphs:
+            why = capturable(self)
+            if why is not None and (self.device.type != "cuda" or config.compile):
+                raise NeuralscaleError(f"cuda_graphs: {why}")
+            if why is not None:
+                log.info(f"{desc}: the training step is not captured as a CUDA graph: {why}")
+            else:
+                self.captured = CapturedStep(self)
         self.set_model(model)
 
     # -- model and optimizer -------------------------------------------------
@@ -284,6 +297,8 @@ class Trainer:
                                          foreach=True)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
+        if getattr(self, "captured", None) is not None:
+            self.captured.reset()  # a graph holds the old model's and optimizer's tensors
 
     def _layout(self, model: nn.Module) -> bool:
         if self.config.channels_last is not None:
@@ -322,6 +337,13 @@ class Trainer:
         return gen.manual_seed(self.config.seed * 1_000_003 + epoch)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch; (the batch's mean loss, its count of correct predictions), on the
+        device. Replayed from a CUDA graph where the config asks for one (captured.py)."""
+        if self.captured is not None:
+            return self.captured.step(x, y)
+        return self._eager_step(x, y)
+
+    def _eager_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.forward(x)
             loss = F.cross_entropy(out.float(), y)
