@@ -37,6 +37,12 @@ import torchvision  # noqa: F401
 
 import neuralscale.cli  # noqa: F401
 
+# A process's first forward pass on the meta device imports about 900 modules (sympy among them) for two seconds;
+# the generic spaces make one. Done once here: it runs no kernel and starts no thread.
+with torch.no_grad():
+    torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(),
+                        torch.nn.Linear(2, 1)).to("meta").eval()(torch.empty(1, 1, 3, 3, device="meta"))
+
 
 def _become(req: dict) -> None:
     """In the child: take the command's session, directory, environment and streams, then run it."""

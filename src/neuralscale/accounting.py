@@ -42,10 +42,13 @@ def count_macs(model: nn.Module, input_shape: Sequence[int], positions: dict[str
     return int(total)
 
 
-def _output_positions(model: nn.Module, input_shape: Sequence[int], layers: dict[str, nn.Module]) -> dict[str, int]:
-    """Per layer, output elements per channel (H*W for a conv), from a meta forward pass."""
-    if any(p.device.type != "meta" for p in model.parameters()):
-        model = copy.deepcopy(model).to("meta")
+def _output_positions(model: nn.Module, input_shape: Sequence[int], layers: dict[str, nn.Module],
+                      on_cpu: bool = False) -> dict[str, int]:
+    """Per layer, output elements per channel (H*W for a conv), from a meta forward pass, or with `on_cpu` one
+    on the CPU (for a model small enough: a meta pass costs a second or more the first time in a process)."""
+    device = "cpu" if on_cpu else "meta"
+    if any(p.device.type != device for p in model.parameters()):
+        model = copy.deepcopy(model).to(device)
         layers = {name: m for name, m in model.named_modules() if name in layers}
     found: dict[str, int] = {}
     handles = []
@@ -59,7 +62,7 @@ def _output_positions(model: nn.Module, input_shape: Sequence[int], layers: dict
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.empty(1, *input_shape, device="meta"))
+            model(torch.zeros(1, *input_shape, device=device))
     finally:
         for h in handles:
             h.remove()

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from .accounting import count_macs, count_params
+from .accounting import _output_positions, count_macs, count_params
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
 from .validate import MAX_WIDTH, ratio as check_ratio
@@ -170,7 +170,28 @@ class WidthSpace:
         if self._formula is not None:
             return self._formula(list(widths))
         model = self.build(widths, device="meta")
+        names = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        for at in (self.multiples, widths):  # the narrowest first; a layer it lacks (a shortcut conv), at these
+            if any(n not in self._positions for n in names):
+                self._positions.update(self._cpu_positions(at))
         return count_params(model), count_macs(model, self.info.input_shape, self._positions)
+
+    def _cpu_positions(self, widths: Sequence[int]) -> dict[str, int]:
+        """Each layer's output positions at these widths, from one forward pass on the CPU (spatial sizes do not
+        depend on widths, but which layers exist may: a shortcut conv where widths differ): milliseconds, where a
+        process's first meta pass takes seconds. Its weights are zeros, not drawn (the caller's random stream is
+        untouched). None found (a model that does not run so): count_macs makes its meta pass."""
+        try:
+            with torch.random.fork_rng(devices=[]), _initialisers_skipped(), torch.device("cpu"):
+                model = self._make(list(widths))
+            with torch.no_grad():
+                for t in (*model.parameters(), *model.buffers()):
+                    if t.is_floating_point():
+                        t.zero_()
+            layers = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+            return _output_positions(model, self.info.input_shape, layers, on_cpu=True)
+        except (RuntimeError, ValueError, ZeroDivisionError):
+            return {}
 
     def describe(self, widths: Sequence[int]) -> dict:
         """The keys every command's --json shares: model, dataset, layers, widths, params, macs, and the
