@@ -37,11 +37,30 @@ import torchvision  # noqa: F401
 
 import neuralscale.cli  # noqa: F401
 
-# A process's first forward pass on the meta device imports about 900 modules (sympy among them) for two seconds;
-# the generic spaces make one. Done once here: it runs no kernel and starts no thread.
+# What commands load lazily, each a second or more, loaded once here (none of it runs a kernel or starts a thread):
+# a process's first forward pass on the meta device imports about 900 modules (sympy among them), and the generic
+# spaces make one; reports draw with matplotlib (its Agg backend, as figures.py chooses it, and its font cache);
+# `export --onnx` imports torch.onnx and onnx (an optional extra).
 with torch.no_grad():
     torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(),
                         torch.nn.Linear(2, 1)).to("meta").eval()(torch.empty(1, 1, 3, 3, device="meta"))
+try:
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    _fig = plt.figure()
+    _fig.text(0.5, 0.5, "warm")
+    _fig.savefig(io.BytesIO(), format="png")
+    plt.close(_fig)
+except ImportError:
+    pass
+try:
+    import onnx  # noqa: F401
+    import torch.onnx  # noqa: F401
+except ImportError:
+    pass
 
 
 def _become(req: dict) -> None:
