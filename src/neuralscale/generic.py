@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import pickle
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -305,6 +306,10 @@ class GenericSpace:
             model = make()  # once, on the CPU (some builders compute with tensors); kept as a meta skeleton
         model = model.to("meta").eval()
         self.template = model
+        try:  # each build starts from a copy of the skeleton: unpickled in 1.5 ms where deepcopy takes 6 (ResNet18)
+            self._pickled: bytes | None = pickle.dumps(model)
+        except Exception:  # noqa: BLE001  (a module of the user's that does not pickle: deepcopy it each time)
+            self._pickled = None
         self.an = analyse(model, info.input_shape, info.num_classes)
         self._resolve_flat(model, info)
         roots = sorted({self.an.find(g) for g in self.an.base if self.an.find(g) >= 0})
@@ -400,7 +405,7 @@ class GenericSpace:
         """A fresh model whose every group has exactly the given width."""
         self.check(widths)
         dev = torch.get_default_device()
-        model = copy.deepcopy(self.template).train()
+        model = (pickle.loads(self._pickled) if self._pickled is not None else copy.deepcopy(self.template)).train()
         W = lambda segs: sum(self.width_of(s, widths) for s in segs)  # noqa: E731
         # Resized in place, so that subclasses (timm's BatchNormAct2d, Conv2dSame) keep their behaviour.
         for name, c in self.an.convs.items():
