@@ -57,7 +57,7 @@ def free_threads(monkeypatch):
     before = torch.get_num_threads()
     for var in ("OMP_NUM_THREADS", "NEURALSCALE_THREADS"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(threads, "_state", {"limit": None, "set": None})
+    monkeypatch.setattr(threads, "_state", {"limit": None, "set": None, "share": None})
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
@@ -110,6 +110,15 @@ def test_the_users_own_thread_count_wins(monkeypatch, free_threads, caplog):
     load.advance(5.0, others=2.0, own=1.0)
     descent.tick()
     assert not descent.active and torch.get_num_threads() == 2 and "a descent keeps one count" in descent.describe()
+
+
+def test_a_sweep_workers_share_is_named_as_its_cap(monkeypatch, free_threads):
+    threads.set_limit(1)  # what a local or Ray worker does with its share of the cores
+    g = Governor(every_s=2.0)
+    assert g.limit == 1 and torch.get_num_threads() == 1
+    assert "at most 1 (this sweep worker's share of the cores)" in g.describe(), g.describe()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's count is the reason then, not the share
+    assert "this sweep worker's share" not in Governor().describe()
 
 
 def test_a_run_records_how_its_threads_were_chosen(tmp_path):

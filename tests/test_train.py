@@ -187,3 +187,23 @@ def test_cuda_graphs_are_refused_without_cuda_and_leave_run_ids_alone(tmp_path):
     r = run_cli("train", "--model", "vgg11", "--dataset", "synthetic", "--device", "cpu", "--cuda-graphs",
                 "--epochs", "1", "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and r.stderr.strip() == "neuralscale: error: cuda_graphs: CUDA graphs need a CUDA device", r.stderr
+
+
+def test_short_epochs_log_the_first_and_last_and_one_line_per_interval(caplog, monkeypatch):
+    import logging
+    import sys
+    train_module = sys.modules["neuralscale.train"]  # (the package's `train` is the function)
+    sp = ns.space("vgg11", "synthetic")
+    splits = ns.data.load("synthetic", synthetic=dict(num_train=64, num_test=8)).split(0.0, 0)
+    cfg = TrainConfig(epochs=6, batch_size=64, device="cpu", eval_every=0)
+    lines = {}
+    for interval in (3600.0, 0.0):  # epochs of milliseconds: an hour between lines, or none
+        monkeypatch.setattr(train_module, "EPOCH_LINE_S", interval)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="neuralscale"):
+            tr = Trainer(sp.build(sp.uniform(0.125)), splits, cfg, progress=False, desc="t")
+            tr.fit()
+        lines[interval] = [r.getMessage().split(":")[0] for r in caplog.records if r.getMessage().startswith("t epoch")]
+        assert len(tr.history) == 6  # every epoch trained and recorded, whatever was logged
+    assert lines[3600.0] == ["t epoch 1/6", "t epoch 6/6"]
+    assert lines[0.0] == [f"t epoch {i}/6" for i in range(1, 7)]

@@ -9,7 +9,7 @@ lives in one directory:
     fits.json            {"objective", "laws": [...]}: what the laws are fitted against; alpha, beta, R^2 per
                          finished iteration, and how it ended
     iteration_NN.ckpt    the running iteration's checkpoint (removed when it finishes)
-    log.txt              one line per epoch and per iteration, with times
+    log.txt              a line per iteration and per epoch (epochs under 10 s: one line per 10 s), with times
     latency_table.json   a latency objective's measurements (latency.py), measured on first use and kept
     .lock                held by the command running the descent
 

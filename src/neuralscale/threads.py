@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 ENV = "NEURALSCALE_THREADS"
 _WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 # the most threads (a sweep worker's share: set_limit, else the first trainer's count); the count set last
-_state = {"limit": None, "set": None}
+_state = {"limit": None, "set": None, "share": None}  # share: the limit a sweep worker was given (set_limit)
 
 
 def _mode() -> str:
@@ -69,7 +69,7 @@ def set_limit(threads: int | None) -> None:
     """A sweep worker's share of the cores (executors): the most threads its runs use."""
     if threads:
         import torch
-        _state["limit"] = _state["set"] = int(threads)
+        _state["limit"] = _state["set"] = _state["share"] = int(threads)
         torch.set_num_threads(int(threads))
 
 
@@ -188,6 +188,9 @@ class Governor:
                else "fixed by OMP_NUM_THREADS" if self.fixed is not None
                else "as torch chose (NEURALSCALE_THREADS=torch)" if _mode() == "torch"
                else "fixed (the load cannot be read here)")
+        share = _state["share"]
+        if share and self.fixed is None and _mode() == "auto":  # the cap is the worker's share, not the machine's
+            how += f", at most {share} (this sweep worker's share of the cores)"
         bad = os.environ.get(ENV, "auto").strip().lower()
         note = f"; ignored {ENV}={bad!r} (auto, torch or a count)" if bad and _mode() == "auto" and bad != "auto" \
             else ""

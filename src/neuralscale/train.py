@@ -36,6 +36,7 @@ from .validate import SEED_MAX, fraction
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("step", "cosine", "constant", "prune", "prune-tinyimagenet")
+EPOCH_LINE_S = 10.0  # epochs shorter than this are logged at most one line per this many seconds
 PRUNE_LR = 0.01  # the original's learning rate from the end of warm-up on
 
 
@@ -268,6 +269,7 @@ class Trainer:
         # most that much work, and resumes exactly from the epoch saved.
         self.checkpoint_every_s = _checkpoint_seconds()
         self._saved_at: float | None = None
+        self._line_at: float | None = None  # when the last epoch's line was logged
         self._saved_epoch = -1
         self.captured: CapturedStep | None = None
         if config.cuda_graphs:
@@ -388,8 +390,9 @@ class Trainer:
             self.epoch += 1
             evaluated = "".join(f"{name} {metrics[key]:.2f}% " for name, key in (("val", "val_acc"), ("test", "test_acc"))
                                 if metrics[key] is not None)
-            log.info(f"{self.desc} {self._epoch_text(epoch)}: loss {metrics['train_loss']:.4f} "
-                     f"train {metrics['train_acc']:.2f}% {evaluated}({metrics['images_per_s'] or 0:.0f} img/s){status}")
+            if self._epoch_line_due():
+                log.info(f"{self.desc} {self._epoch_text(epoch)}: loss {metrics['train_loss']:.4f} train "
+                         f"{metrics['train_acc']:.2f}% {evaluated}({metrics['images_per_s'] or 0:.0f} img/s){status}")
             if self._saved_at is None or time.monotonic() - self._saved_at >= self.checkpoint_every_s:
                 self._save()
         if self._saved_epoch != self.epoch:
@@ -435,6 +438,16 @@ class Trainer:
             "val_loss": val_loss, "val_acc": val_acc, "test_loss": test_loss, "test_acc": test_acc,
             "train_time_s": train_time, "images_per_s": seen / train_time if train_time > 0 else None,
         }
+
+    def _epoch_line_due(self) -> bool:
+        """An epoch's log line: the first, the last, and otherwise at most one every EPOCH_LINE_S seconds (a
+        descent on a few dozen images runs hundreds of one-batch epochs; each epoch is in the history anyway)."""
+        now = time.monotonic()
+        if (self._line_at is not None and now - self._line_at < EPOCH_LINE_S and self.epoch < self.config.epochs
+                and not self.stop):
+            return False
+        self._line_at = now
+        return True
 
     def _statuses(self) -> list[str]:
         return [x for x in (cb.status(self) for cb in self.callbacks) if x]
