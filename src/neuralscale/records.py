@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
-import io
 import json
 import math
 import os
@@ -77,14 +77,17 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save, atomically. Serialised in memory first: torch's own file writer reports a refused write (a
-    full disk, a file-size limit) as a RuntimeError about positions; Python's, as the OSError it is."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-
+    """torch.save, atomically, streamed into the file (a dataset's tensor cache is not held twice in memory).
+    A write the disk refuses in part (a file-size limit) reaches torch's zip writer as a short write, which it
+    reports as a RuntimeError about positions: that is the OSError it is (a full disk raises one directly)."""
     def write(tmp):
         with open(tmp, "wb") as f:
-            f.write(buffer.getbuffer())
+            try:
+                torch.save(obj, f)
+            except RuntimeError as e:
+                if "unexpected pos" not in str(e):
+                    raise
+                raise OSError(errno.EFBIG, os.strerror(errno.EFBIG)) from None  # written in part: "File too large"
     _atomic(path, write)
 
 
