@@ -232,3 +232,24 @@ def test_figures_name_budgets_as_the_tables_do_and_frame_one_budget(tmp_path, ti
     ax = drawn[-1].axes[0]
     lo, hi = ax.get_ylim()
     assert 85 < lo < 88.5 and 90.6 < hi <= 100 and ax.get_xlim()[1] < 36882 * 2  # the paper's curve is not framed
+
+
+def test_a_row_solved_with_the_sweeps_rounding_is_marked_extrapolated(tiny_descent):
+    """A sweep that rounds widths (min_width, multiple) solved its rows with them: the report solves again with
+    the same rounding, so a law read outside its rows is marked whatever the rounding was."""
+    import sys
+    from neuralscale.budget import Budget
+    from neuralscale.methods import scale
+    report = sys.modules["neuralscale.report"]
+    descent_dir = tiny_descent[0]
+    sp = ns.space("vgg11", "synthetic")
+    budget = Budget.of_ratio(0.125)  # far above the sizes the tiny descent recorded rows at
+    found = scale(sp, "neuralscale", budget, source=descent_dir, multiple=8, min_width=8)
+    plain = scale(sp, "neuralscale", budget, source=descent_dir)
+    assert found["extrapolated"] and found["widths"] != plain["widths"]
+    label = report.law_label(max(it.number for it in report.DescentDir(descent_dir).iterations()), "params")
+    for cfg, marked in (({"multiple": 8, "min_width": 8}, True), ({}, False)):
+        row = {"method": "neuralscale", "fallback": False, "label": label, "shown": label,
+               "budget_key": list(budget.key), "widths": found["widths"]}
+        report._mark_extrapolated([row], [descent_dir], sp, cfg)
+        assert row["extrapolated"] is marked and row["shown"].endswith(" (extrapolated)") == marked

@@ -215,9 +215,13 @@ def _mark_fallbacks(rows: list[dict], descents: list[Path]) -> list[str]:
             if any(r["shown"] == label + " (fallback)" for r in rows)]
 
 
-def _mark_extrapolated(rows: list[dict], descents: list[Path], space: WidthSpace | None) -> None:
+def _mark_extrapolated(rows: list[dict], descents: list[Path], space: WidthSpace | None,
+                       sweep_cfg: dict) -> None:
     """Label rows whose NeuralScale law was solved outside the parameter range it was fitted on (methods.scale's
-    `extrapolated`, solved again here for the row's budget) `(extrapolated)`."""
+    `extrapolated`, solved again here for the row's budget, with the sweep's min_width and multiple)
+    `(extrapolated)`."""
+    rounding = {k: sweep_cfg[k] for k in ("min_width", "multiple")
+                if isinstance(sweep_cfg.get(k), int) and not isinstance(sweep_cfg.get(k), bool) and sweep_cfg[k] >= 1}
     if space is None:
         return
     by_label = {}
@@ -233,7 +237,7 @@ def _mark_extrapolated(rows: list[dict], descents: list[Path], space: WidthSpace
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the sweep said them when it planned the runs
                 found = scale(space, "neuralscale", Budget.from_key(r["budget_key"]), source=path,
-                              iteration=number, convert=True)
+                              iteration=number, convert=True, **rounding)
         except NeuralscaleError:
             continue
         r["extrapolated"] = found["widths"] == r["widths"] and found["extrapolated"]
@@ -381,7 +385,7 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
     except NeuralscaleError:
         space = None  # e.g. an image folder that is not on this machine: no layer names, no descent figures
     fallbacks = _mark_fallbacks(rows, descents)
-    _mark_extrapolated(rows, descents, space)
+    _mark_extrapolated(rows, descents, space, sweep_cfg)
     return _Store(store, records, rows, accuracy, models[0][0], models[0][1], len(models) > 1, space, descent_dir,
                   fallbacks, descents)
 
