@@ -20,7 +20,7 @@ import neuralscale as ns
 from neuralscale.api import load_splits
 from neuralscale.data.augment import DeviceBatches, channel_stats
 from neuralscale.descent import DescentConfig
-from helpers import TINY_DESCENT_ARGS, run_cli, write_fashion
+from helpers import TINY_DESCENT_ARGS, run_cli, write_fashion, write_imagefolder
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
@@ -416,3 +416,14 @@ def test_the_python_api_prints_progress_as_the_cli_does_unless_told_otherwise(se
     assert r.returncode == 0, r.stderr
     lines = [x for x in r.stderr.splitlines() if " epoch 2/2: loss " in x]
     assert bool(lines) == shown, r.stderr
+
+
+def test_your_own_module_takes_its_input_shape_from_the_dataset(tmp_path):
+    """`ns.space(model, "imagefolder:...")`: the folder's image size and class count, not a guessed 32x32."""
+    write_imagefolder(tmp_path / "pets", classes=3, per_class=2, size=40)
+    sp = ns.space(torchvision.models.resnet18(num_classes=3), f"imagefolder:{tmp_path / 'pets'}")
+    assert (sp.info.resolution, sp.info.in_channels, sp.info.num_classes) == (40, 3, 3)
+    assert sp.macs(sp.base_widths) > ns.space(torchvision.models.resnet18(num_classes=3),
+                                              torch.randn(1, 3, 32, 32)).macs(sp.base_widths)  # 40x40 costs more
+    with pytest.raises(ns.NeuralscaleError, match="5 channels for 3 classes"):  # a model for other classes
+        ns.space(torchvision.models.resnet18(num_classes=5), f"imagefolder:{tmp_path / 'pets'}")

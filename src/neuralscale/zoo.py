@@ -104,11 +104,14 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
           data_dir: str | None = None, name: str | None = None) -> WidthSpace:
     """The width space of `model` for `dataset` (a name or a DatasetInfo).
 
-    `model` may also be your own `nn.Module` with an example input instead of a dataset, as Torch-Pruning
-    takes it: `space(model, torch.randn(1, 3, 32, 32))`.  Its channels are found from its graph (generic.py);
+    `model` may also be your own `nn.Module` with an example input, as Torch-Pruning takes it:
+    `space(model, torch.randn(1, 3, 32, 32))`, or with the dataset it will train on: `space(model,
+    "imagefolder:flowers")` takes the folder's image size and class count.  Its channels are found from its graph (generic.py);
     every network the space builds is a fresh copy of `model` at other widths, initialised afresh.
     """
     if isinstance(model, nn.Module):
+        if isinstance(dataset, str):  # its images' shape and classes from the dataset (an image folder's own size)
+            dataset = dataset_info(dataset, data_dir)
         return _module_space(model, dataset, name)
     if dataset is None or isinstance(dataset, torch.Tensor):
         raise NeuralscaleError("a model name needs a dataset (a name such as cifar10, or a DatasetInfo)")
