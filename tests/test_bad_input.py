@@ -217,6 +217,11 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["scale", *VGG, "--method", "uniform", "--macs", "0"], "positive finite"),
         (["scale", *VGG, "--method", "uniform", "--ratio", "inf"], "width ratio"),
         (["scale", *VGG, "--method", "uniform", "--latency-ms", "nan"], "positive finite"),
+        # below any network's latency: the range it reaches is measured no wider than memory holds (it once
+        # built a network 64x as wide to say so, and ended in an allocation traceback)
+        (["scale", *VGG, "--method", "uniform", "--latency-ms", "0.0001"], "out of reach"),
+        (["sweep", *VGG, "--methods", "uniform,slimming", "--latency-ms", "50%", "--out", str(r / "lat")],
+         "give them params or macs budgets"),
         (["scale", *VGG, "--method", "uniform", "--params", "1e5", "--min-width", "0"], "at least 1"),
         (["scale", *VGG, "--method", "uniform", "--params", "1e5", "--multiple", "0"], "at least 1"),
         (["scale", *VGG, "--method", "uniform"], "one of the arguments"),

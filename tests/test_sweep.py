@@ -316,3 +316,37 @@ def test_a_sweep_says_how_long_it_will_take_before_it_starts(caplog):
     small = SweepConfig(**{**cfg.to_dict(), "train": {"epochs": 4, "batch_size": 16}})
     _say_how_long(small, plan(small), get_executor("sequential"))
     assert not caplog.records  # a few seconds of work is not worth measuring
+
+
+def test_a_latency_budget_is_measured_once_and_kept_for_every_rerun(tmp_path, monkeypatch):
+    """`sweep --latency-ms 60%`: the base model's latency and each method's widths are measured and solved once,
+    kept in sweep.json, and a rerun plans the very same runs although another measurement would differ."""
+    import sys as _sys
+    sweep_module = _sys.modules["neuralscale.sweep"]
+    out = tmp_path / "s"
+    args = ["sweep", *TINY, "--methods", "uniform", "--latency-ms", "60%", "--seeds", "0", "--epochs", "1",
+            "--out", str(out), "--quiet"]
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    kept = json.loads((out / "sweep.json").read_text())["config"]["latency_budgets"]["60%"]
+    (record,) = load_records(out)
+    assert record["budget"]["metric"] == "latency" and record["budget"]["share"] == 0.6
+    assert record["budget"]["value"] == kept["value"] > 0 and record["widths"] == kept["widths"]["uniform"]
+    # another measurement (a busier machine) would plan other runs; the kept one plans this store's
+    cfg = SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform"], latency=["60%"], seeds=[0])
+    calls = []
+
+    def slower(space, metric, device="cpu", batch_size=1):
+        calls.append(metric)
+        return lambda widths: 3.0 * (1 + sum(widths))  # nothing like the first measurement
+    monkeypatch.setattr(sweep_module, "cost_function", slower)
+    monkeypatch.setattr(sweep_module, "scale", lambda *a, **k: {"widths": [1] * 8})  # a solve that differs too
+    fresh = plan(cfg)[0]
+    assert fresh.budget.value != kept["value"] and fresh.widths != kept["widths"]["uniform"] and calls == ["latency"]
+    same = plan(cfg, {"60%": json.loads(json.dumps(kept))})[0]
+    assert (same.budget.value, same.widths, calls) == (kept["value"], kept["widths"]["uniform"], ["latency"])
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert load_records(out) == [record]  # the same run, not redone beside another
+    with pytest.raises(ns.NeuralscaleError, match="give them params or macs budgets"):
+        SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform", "l1-prune"], latency=["60%"])

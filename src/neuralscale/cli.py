@@ -343,6 +343,9 @@ def _sweep_parser(sub) -> None:
                    help="budgets: parameter counts (2.8M) or shares of the base model (25%%,50%%)")
     p.add_argument("--macs", type=_budgets("macs"), metavar="N1,N2",
                    help="budgets: MACs per image (150M) or shares of the base model's (50%%)")
+    p.add_argument("--latency-ms", dest="latency", type=_budgets("latency"), metavar="MS1,MS2",
+                   help="budgets: inference latency in ms, or shares of the base model's (50%%), measured on the "
+                        "CPU at batch 1 once and kept in sweep.json (not for l1-prune, l1-global, slimming)")
     p.add_argument("--seeds", type=_ints, metavar="S1,S2", help="training seeds (default 0,1,2)")
     p.add_argument("--from", dest="descent", metavar="DESCENT_DIR",
                    help="descent directory (morphnet, neuralscale, pruned, shape)")

@@ -373,7 +373,14 @@ def cost_function(space: WidthSpace, metric: str, device: str = "cpu", batch_siz
     if metric == "latency":
 
         def latency(widths):
-            m = measure_latency(space.build(widths), space.info.input_shape, device, (batch_size,), warmup=3, repeats=10)
+            try:
+                model = space.build(widths)
+            except (MemoryError, RuntimeError) as e:  # too wide for this machine's memory to measure
+                if isinstance(e, RuntimeError) and "allocate" not in str(e):
+                    raise
+                raise NeuralscaleError(f"the latency of widths up to {max(widths)} cannot be measured here (the "
+                                       "network does not fit in memory): the latency budget is out of reach") from None
+            m = measure_latency(model, space.info.input_shape, device, (batch_size,), warmup=3, repeats=10)
             return m["batches"][str(batch_size)]["median_ms"]
         return latency
     raise NeuralscaleError(f"unknown budget metric {metric!r}; choose one of: {', '.join(METRICS)}")
@@ -445,7 +452,8 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     law.check_space(space)
     if min_width < 1 or multiple < 1:
         raise NeuralscaleError("minimum width and multiple must be at least 1")
-    cap = min(max_width or 64 * max(space.base_widths), MAX_WIDTH)
+    # a latency is measured on a built network: no wider than 4x the base (16x its cost), which memory holds
+    cap = min(max_width or (4 if metric == "latency" else 64) * max(space.base_widths), MAX_WIDTH)
     cost = cost or cost_function(space, metric, device, batch_size)
     if not (matches(budget, float) and math.isfinite(budget) and budget > 0):
         raise NeuralscaleError(f"a {metric} budget must be a positive finite amount, got {budget!r}")

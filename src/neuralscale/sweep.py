@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .budget import METRICS, Budget
@@ -30,6 +30,7 @@ from .data.info import DEFAULT_PROTOCOL, protocol
 from .methods import BASE_METHODS, BASELINES, ITERATED, SPARSE_LABEL, method_label, scale
 from .progress import progress_bar
 from .runs import RunSpec, describe
+from .scaling import cost_function
 from .settings import Settings, option
 from .store import RunStore
 from .train import TrainConfig, paper_config, resolve_device
@@ -53,7 +54,11 @@ class SweepConfig(Settings):
     methods: list[str] = field(default_factory=lambda: ["uniform", "morphnet", "neuralscale"])
     ratios: list[float] = field(default_factory=list)  # budgets as uniform ratios ...
     params: list[float | str] = field(default_factory=list)  # ... as parameter counts ("25%": of the base) ...
-    macs: list[float | str] = field(default_factory=list)  # ... or as MACs per image
+    macs: list[float | str] = field(default_factory=list)  # ... as MACs per image ...
+    # ... or as inference latency (ms, or "50%" of the base model's), measured on the CPU at batch 1 (a latency
+    # law: where its descent measured); solved once and kept in the store's sweep.json (`frozen`), so that a
+    # rerun plans the same runs whatever the machine measures then
+    latency: list[float | str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     train: dict = field(default_factory=dict)  # TrainConfig fields (the one recipe)
     descent: str | None = option(None, flag="from")  # descent directory (morphnet, neuralscale): --from
@@ -78,6 +83,7 @@ class SweepConfig(Settings):
         # a Budget given here (the CLI's) is kept as a person spells it, as experiment files do
         self.params = [Budget.parse(b, "params").spelling if isinstance(b, Budget) else b for b in self.params]
         self.macs = [Budget.parse(b, "macs").spelling if isinstance(b, Budget) else b for b in self.macs]
+        self.latency = [Budget.parse(b, "latency").spelling if isinstance(b, Budget) else b for b in self.latency]
         check_types(self, "sweep setting")
         if not self.methods:
             raise NeuralscaleError("the sweep has no methods")
@@ -86,15 +92,19 @@ class SweepConfig(Settings):
                 raise NeuralscaleError(f"unknown method {m!r}; choose from: {', '.join(BASE_METHODS)} "
                                        "(neuralscale@K, shape@K for one descent iteration; neuralscale-macs, "
                                        f"neuralscale-latency for a descent of that objective){suggest(m, BASE_METHODS)}")
-        if not (self.ratios or self.params or self.macs):
-            raise NeuralscaleError("the sweep has no budgets: give ratios, params or macs")
+        if not (self.ratios or self.params or self.macs or self.latency):
+            raise NeuralscaleError("the sweep has no budgets: give ratios, params, macs or latency")
         if not self.seeds:
             raise NeuralscaleError("the sweep has no seeds")
         for r in self.ratios:
             ratio(r)
-        for metric in ("params", "macs"):
+        for metric in ("params", "macs", "latency"):
             for b in getattr(self, metric):
                 Budget.parse(b, metric)
+        fixed = [m for m in self.methods if m in BASELINES]
+        if self.latency and fixed:
+            raise NeuralscaleError(f"{', '.join(fixed)} prune to their budget as they run, where latency cannot be "
+                                   "measured once for every run: give them params or macs budgets")
         for seed in self.seeds:
             at_least("a seed", seed, 0)
             at_most("a seed", seed, SEED_MAX)
@@ -146,10 +156,21 @@ def sweep_config(model: str, dataset: str, preset_name: str | None = None, **fie
     return SweepConfig(model=model, dataset=dataset, **fields)
 
 
-def _budgets(cfg: SweepConfig, space) -> list[Budget]:
+LATENCY_DEVICE, LATENCY_BATCH = "cpu", 1  # where a sweep's latency budgets are measured
+
+
+def _budgets(cfg: SweepConfig, space, frozen: dict) -> list[Budget]:
+    """The budgets, resolved; a latency budget's amount as `frozen` holds it (measured and added there first)."""
     stated = [Budget.of_ratio(r) for r in cfg.ratios] + [Budget.parse(v, "params") for v in cfg.params] \
         + [Budget.parse(v, "macs") for v in cfg.macs]
-    return [b.resolve(space) for b in stated]
+    out = [b.resolve(space) for b in stated]
+    for v in cfg.latency:
+        b = Budget.parse(v, "latency")
+        kept = frozen.setdefault(str(b.spelling), {})
+        if not isinstance(kept.get("value"), (int, float)):
+            kept["value"] = b.resolve(space, cost_function(space, "latency", LATENCY_DEVICE, LATENCY_BATCH)).value
+        out.append(replace(b, value=float(kept["value"])))
+    return out
 
 
 def _iterations(cfg: SweepConfig, method: str) -> list[int]:
@@ -205,15 +226,18 @@ def _check_descent(cfg: SweepConfig, space) -> str:
     return objective
 
 
-def plan(cfg: SweepConfig) -> list[RunSpec]:
+def plan(cfg: SweepConfig, frozen: dict | None = None) -> list[RunSpec]:
     """Every run of the sweep, in order: seed by seed, budget by budget, method by method.
 
-    The pruning baselines' full-width networks come first in their seed.
+    The pruning baselines' full-width networks come first in their seed. `frozen`: the latency budgets' amounts
+    and solved widths from an earlier plan of the store (by budget, then method), used as they are and added to
+    where missing (measurements differ from one call to the next; a store's runs must not).
     """
+    frozen = {} if frozen is None else frozen
     data_dir = cfg.data.get("data_dir")
     space = make_space(cfg.model, cfg.dataset, convcut=cfg.convcut, data_dir=data_dir)
     objective = _check_descent(cfg, space)
-    budgets = _budgets(cfg, space)
+    budgets = _budgets(cfg, space, frozen)
     data = DataConfig.from_settings(cfg.dataset, cfg.data).settings(with_dir=True)  # as `train` records it
     common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
                   latency_batches=tuple(cfg.latency_batches))
@@ -222,9 +246,17 @@ def plan(cfg: SweepConfig) -> list[RunSpec]:
 
     def widths_for(method: str, iteration: int | None, bi: int) -> list[int]:
         key = (method, iteration, bi)
+        b = budgets[bi]
+        kept = frozen[str(b.spelling)].setdefault("widths", {}) if b.metric == "latency" else {}
+        name = method if iteration is None else f"{method}@{iteration}"
+        if key not in solved and isinstance(kept.get(name), list):
+            solved[key] = space.validate(kept[name])
         if key not in solved:
-            solved[key] = scale(space, method, budgets[bi], source=cfg.descent, iteration=iteration,
-                                min_width=cfg.min_width, multiple=cfg.multiple, convert=cfg.convert)["widths"]
+            solved[key] = scale(space, method, b, source=cfg.descent, iteration=iteration, min_width=cfg.min_width,
+                                multiple=cfg.multiple, convert=cfg.convert, device=LATENCY_DEVICE,
+                                batch_size=LATENCY_BATCH)["widths"]
+            if b.metric == "latency":
+                kept[name] = solved[key]
         return solved[key]
 
     specs: list[RunSpec] = []
@@ -308,11 +340,16 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     for_api(progress)
     store = RunStore(out_dir)
     resolve_device(TrainConfig.from_dict(cfg.train).device)  # before planning: no run fails for the machine
-    specs = plan(cfg)
+    before = store.load_plan() if store.plan_path.is_file() else None
+    frozen = dict(((before or {}).get("config") or {}).get("latency_budgets") or {}) if cfg.latency else {}
+    specs = plan(cfg, frozen)
     ex = executor or get_executor("sequential")
     with store.lock():
         claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
         config = cfg.to_dict()
+        if cfg.latency:  # what the latency budgets were measured and solved as, for every rerun
+            config["latency_budgets"] = {**(((store.load_plan() or {}).get("config") or {}).get("latency_budgets")
+                                            or {}), **frozen}
         if cfg.descent is not None:  # found by a report from any folder, and in a clone of the store's repository
             config["descent_from_store"] = os.path.relpath(Path(cfg.descent).resolve(), store.root.resolve())
             old = (store.load_plan() or {}).get("config") or {}  # every descent the store's runs came from, by objective
