@@ -322,6 +322,17 @@ def _scale_parser(sub) -> None:
     _add_json(p, "the configuration, budget, achieved cost and warnings")
 
 
+def _add_sweep_budgets(p) -> None:
+    p.add_argument("--ratios", type=_floats, metavar="R1,R2", help="budgets: parameter counts of uniform scaling by R")
+    p.add_argument("--params", type=_budgets("params"), metavar="N1,N2",
+                   help="budgets: parameter counts (2.8M) or shares of the base model (25%%,50%%)")
+    p.add_argument("--macs", type=_budgets("macs"), metavar="N1,N2",
+                   help="budgets: MACs per image (150M) or shares of the base model's (50%%)")
+    p.add_argument("--latency-ms", dest="latency", type=_budgets("latency"), metavar="MS1,MS2",
+                   help="budgets: inference latency in ms, or shares of the base model's (50%%), measured on the "
+                        "CPU at batch 1 once and kept in sweep.json (not for l1-prune, l1-global, slimming)")
+
+
 def _sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="train every method at every budget over several seeds",
                        description="Train each scaling method at each budget with each seed, from scratch, with one "
@@ -338,14 +349,7 @@ def _sweep_parser(sub) -> None:
                    help=f"from {', '.join(BASE_METHODS)}; neuralscale@K, shape@K for one descent iteration "
                         "(default uniform,morphnet,neuralscale). Runs of a descent of --objective macs are labelled "
                         "neuralscale-macs@K (neuralscale-macs names it here too), so that one store holds both")
-    p.add_argument("--ratios", type=_floats, metavar="R1,R2", help="budgets: parameter counts of uniform scaling by R")
-    p.add_argument("--params", type=_budgets("params"), metavar="N1,N2",
-                   help="budgets: parameter counts (2.8M) or shares of the base model (25%%,50%%)")
-    p.add_argument("--macs", type=_budgets("macs"), metavar="N1,N2",
-                   help="budgets: MACs per image (150M) or shares of the base model's (50%%)")
-    p.add_argument("--latency-ms", dest="latency", type=_budgets("latency"), metavar="MS1,MS2",
-                   help="budgets: inference latency in ms, or shares of the base model's (50%%), measured on the "
-                        "CPU at batch 1 once and kept in sweep.json (not for l1-prune, l1-global, slimming)")
+    _add_sweep_budgets(p)
     p.add_argument("--seeds", type=_ints, metavar="S1,S2", help="training seeds (default 0,1,2)")
     p.add_argument("--from", dest="descent", metavar="DESCENT_DIR",
                    help="descent directory (morphnet, neuralscale, pruned, shape)")

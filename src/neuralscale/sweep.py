@@ -241,23 +241,8 @@ def plan(cfg: SweepConfig, frozen: dict | None = None) -> list[RunSpec]:
     data = DataConfig.from_settings(cfg.dataset, cfg.data).settings(with_dir=True)  # as `train` records it
     common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
                   latency_batches=tuple(cfg.latency_batches))
-    solved: dict = {}  # (method, iteration, budget index) -> widths, the same for every seed
+    widths_for = _Widths(cfg, space, budgets, frozen)
     labels: dict[tuple[str, int], str] = {}  # (method, descent iteration) -> label
-
-    def widths_for(method: str, iteration: int | None, bi: int) -> list[int]:
-        key = (method, iteration, bi)
-        b = budgets[bi]
-        kept = frozen[str(b.spelling)].setdefault("widths", {}) if b.metric == "latency" else {}
-        name = method if iteration is None else f"{method}@{iteration}"
-        if key not in solved and isinstance(kept.get(name), list):
-            solved[key] = space.validate(kept[name])
-        if key not in solved:
-            solved[key] = scale(space, method, b, source=cfg.descent, iteration=iteration, min_width=cfg.min_width,
-                                multiple=cfg.multiple, convert=cfg.convert, device=LATENCY_DEVICE,
-                                batch_size=LATENCY_BATCH)["widths"]
-            if b.metric == "latency":
-                kept[name] = solved[key]
-        return solved[key]
 
     specs: list[RunSpec] = []
     for seed in cfg.seeds:
@@ -287,6 +272,29 @@ def plan(cfg: SweepConfig, frozen: dict | None = None) -> list[RunSpec]:
             seen.add(s.id)
             unique.append(s)
     return unique
+
+
+class _Widths:
+    """Each method's widths at each budget, solved once for every seed; a latency budget's as `frozen` keeps
+    them (by budget, then method), solved and added there where missing."""
+
+    def __init__(self, cfg: SweepConfig, space, budgets: list[Budget], frozen: dict):
+        self.cfg, self.space, self.budgets, self.frozen = cfg, space, budgets, frozen
+        self.solved: dict = {}  # (method, iteration, budget index) -> widths
+
+    def __call__(self, method: str, iteration: int | None, bi: int) -> list[int]:
+        key, b, cfg = (method, iteration, bi), self.budgets[bi], self.cfg
+        kept = self.frozen[str(b.spelling)].setdefault("widths", {}) if b.metric == "latency" else {}
+        name = method if iteration is None else f"{method}@{iteration}"
+        if key not in self.solved and isinstance(kept.get(name), list):
+            self.solved[key] = self.space.validate(kept[name])
+        if key not in self.solved:
+            self.solved[key] = scale(self.space, method, b, source=cfg.descent, iteration=iteration,
+                                     min_width=cfg.min_width, multiple=cfg.multiple, convert=cfg.convert,
+                                     device=LATENCY_DEVICE, batch_size=LATENCY_BATCH)["widths"]
+            if b.metric == "latency":
+                kept[name] = self.solved[key]
+        return self.solved[key]
 
 
 def _pretrained(cfg: SweepConfig, space, recipe: dict, common: dict) -> dict[str, RunSpec]:
