@@ -303,7 +303,10 @@ class Local(_Pool):
             p.join(timeout=10)
             if p.is_alive():
                 p.terminate()
-                p.join()
+                p.join(timeout=10)
+            if p.is_alive():  # a worker stuck where SIGTERM cannot end it (in the kernel, or a native call)
+                p.kill()
+                p.join(timeout=10)
             conn.close()
         self._procs.clear()
 
