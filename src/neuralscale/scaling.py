@@ -489,10 +489,13 @@ def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int) -> Non
     floor = [max(-(-min_width // m) * m, m) for m in search.multiples]
     top = [cap // m * m for m in search.multiples]
     low = min(float(search.cost(floor)), *search.seen.values())
-    high = max(float(search.cost(top)), *search.seen.values())
     unit = UNITS[metric]
-    where = "below" if search.budget < low else "above" if search.budget > high else "between the steps of"
     f = ",.4g" if metric == "latency" else ",.0f"
+    if metric == "latency" and search.budget < low:  # the widest network is not built and measured to say so
+        raise NeuralscaleError(f"a budget of {search.budget:{f}} {unit} is out of reach: it is below what this law "
+                               f"reaches, {low:{f}} {unit} at its narrowest (widths of at least {min_width})")
+    high = max(float(search.cost(top)), *search.seen.values())
+    where = "below" if search.budget < low else "above" if search.budget > high else "between the steps of"
     raise NeuralscaleError(f"a budget of {search.budget:{f}} {unit} is out of reach: it is {where} what this law "
                            f"reaches, {low:{f}} to {high:{f}} {unit} with widths in [{min_width}, {cap}]")
 
