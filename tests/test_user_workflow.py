@@ -427,3 +427,20 @@ def test_your_own_module_takes_its_input_shape_from_the_dataset(tmp_path):
                                               torch.randn(1, 3, 32, 32)).macs(sp.base_widths)  # 40x40 costs more
     with pytest.raises(ns.NeuralscaleError, match="5 channels for 3 classes"):  # a model for other classes
         ns.space(torchvision.models.resnet18(num_classes=5), f"imagefolder:{tmp_path / 'pets'}")
+
+
+def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
+    """A script that calls the API, then sets up logging (basicConfig), then calls it again: the second call's
+    lines come once, through the program's handler, not also through the API's own."""
+    code = ("import logging, neuralscale as ns\n"
+            "cfg = ns.TrainConfig(epochs=2, batch_size=32, device='cpu')\n"
+            "ns.train('vgg11', 'synthetic', ratio=0.0625, config=cfg, subset={'train': 160, 'test': 40})\n"
+            "logging.basicConfig(level=logging.INFO, format='program: %(message)s')\n"
+            "ns.train('vgg11', 'synthetic', ratio=0.125, config=cfg, subset={'train': 160, 'test': 40})\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": SRC})
+    assert r.returncode == 0, r.stderr
+    first = [x for x in r.stderr.splitlines() if "ratio 0.0625" in x and " epoch 2/2: loss " in x]
+    second = [x for x in r.stderr.splitlines() if "ratio 0.125" in x and " epoch 2/2: loss " in x]
+    assert len(first) == 1 and not first[0].startswith("program: "), r.stderr  # the API's own line
+    assert len(second) == 1 and second[0].startswith("program: "), r.stderr  # once, the program's way

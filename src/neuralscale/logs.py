@@ -51,3 +51,10 @@ def for_api(progress: bool) -> None:
     if logging.getLogger().handlers or logging.getLogger(PACKAGE).handlers:
         return  # the program decides where messages go
     configure()
+    _handler.addFilter(_until_the_program_configures)
+
+
+def _until_the_program_configures(record: logging.LogRecord) -> bool:
+    """The API's own lines stop once the program sets up logging after all (basicConfig after a first call):
+    its handlers get the package's messages by propagation, and ours would print each a second time."""
+    return not logging.getLogger().handlers
