@@ -345,8 +345,12 @@ def test_a_latency_budget_is_measured_once_and_kept_for_every_rerun(tmp_path, mo
     assert fresh.budget.value != kept["value"] and fresh.widths != kept["widths"]["uniform"] and calls == ["latency"]
     same = plan(cfg, {"60%": json.loads(json.dumps(kept))})[0]
     assert (same.budget.value, same.widths, calls) == (kept["value"], kept["widths"]["uniform"], ["latency"])
+    other = run_cli("sweep", *TINY, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
+                    "--out", str(out), "--quiet")  # a sweep of other budgets into the store keeps them
+    assert other.returncode == 0, other.stderr
+    assert json.loads((out / "sweep.json").read_text())["config"]["latency_budgets"]["60%"] == kept
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr
-    assert load_records(out) == [record]  # the same run, not redone beside another
+    assert [x for x in load_records(out) if x["budget"]["metric"] == "latency"] == [record]  # not redone
     with pytest.raises(ns.NeuralscaleError, match="give them params or macs budgets"):
         SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform", "l1-prune"], latency=["60%"])

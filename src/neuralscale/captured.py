@@ -57,8 +57,8 @@ class CapturedStep:
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.trainer
-        if self.x is not None and (x.shape != self.x.shape or x.stride() != self.x.stride()):
-            return t._eager_step(x, y)  # a partial batch
+        if len(y) != t.config.batch_size or (self.x is not None and x.stride() != self.x.stride()):
+            return t._eager_step(x, y)  # a partial batch: never warmed up on, never captured
         lr = t.optimizer.param_groups[0]["lr"]
         if self.graph is not None and lr != self.lr:
             self.graph = None  # captured at another learning rate

@@ -348,16 +348,16 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     for_api(progress)
     store = RunStore(out_dir)
     resolve_device(TrainConfig.from_dict(cfg.train).device)  # before planning: no run fails for the machine
-    before = store.load_plan() if store.plan_path.is_file() else None
-    frozen = dict(((before or {}).get("config") or {}).get("latency_budgets") or {}) if cfg.latency else {}
+    before = (store.load_plan() if store.plan_path.is_file() else None) or {}
+    # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
+    frozen = dict((before.get("config") or {}).get("latency_budgets") or {})
     specs = plan(cfg, frozen)
     ex = executor or get_executor("sequential")
     with store.lock():
         claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
         config = cfg.to_dict()
-        if cfg.latency:  # what the latency budgets were measured and solved as, for every rerun
-            config["latency_budgets"] = {**(((store.load_plan() or {}).get("config") or {}).get("latency_budgets")
-                                            or {}), **frozen}
+        if frozen:  # what the latency budgets were measured and solved as, for every rerun
+            config["latency_budgets"] = frozen
         if cfg.descent is not None:  # found by a report from any folder, and in a clone of the store's repository
             config["descent_from_store"] = os.path.relpath(Path(cfg.descent).resolve(), store.root.resolve())
             old = (store.load_plan() or {}).get("config") or {}  # every descent the store's runs came from, by objective
