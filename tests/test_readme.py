@@ -32,44 +32,95 @@ def _commands(block: str) -> list[str]:
     return [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
-@pytest.fixture
-def flowers(tmp_path, monkeypatch):
-    write_imagefolder(tmp_path / "flowers", classes=3, per_class=8, size=32)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+PINNED = {"NEURALSCALE_THREADS": "1"}  # both twins sum alike, so that they find the same law (and its warnings)
 
 
-def test_the_cli_walkthrough_runs_as_written(flowers):
+def _walk_cli(root: Path) -> list[subprocess.CompletedProcess]:
     commands = _commands(_block("cli", "sh"))
     assert [c.split()[1] if c.startswith("neuralscale") else c.split()[0] for c in commands] == \
         ["info", "descend", "scale", "train", "export", "python"]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    outputs = []
+    env = {**os.environ, **PINNED, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = []
     for i, command in enumerate(commands):
         argv = shlex.split(command)
         if i and argv[0] == "neuralscale":  # the same command line, forked without re-importing torch
-            r = run_cli(*argv[1:], timeout=600)
+            r = run_cli(*argv[1:], env=PINNED, timeout=600)
         else:  # through the shell and the installed `neuralscale` script, as a user types it
-            r = subprocess.run(["bash", "-c", command], cwd=flowers, env=env, capture_output=True, text=True,
+            r = subprocess.run(["bash", "-c", command], cwd=root, env=env, capture_output=True, text=True,
                                timeout=600)
         assert r.returncode == 0, (command, r.stderr[-2000:])
-        outputs.append(r.stdout)
-    assert "25.0% of the base model's parameters" in outputs[2] or "% of the base model's parameters" in outputs[2]
-    record = json.loads((flowers / "runs" / "flowers-25" / "record.json").read_text())
+        done.append(r)
+    return done
+
+
+def _walk_python(root: Path) -> subprocess.CompletedProcess:
+    """The Python twin as a user runs it: a script of its own, in a new interpreter, its logging left alone."""
+    script = root / "walkthrough.py"
+    script.write_text(_block("python", "python") + "import json\nprint(json.dumps(record))\nprint(json.dumps(meta))\n")
+    r = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True, text=True, timeout=900,
+                       env={**os.environ, **PINNED})
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def walked(tmp_path_factory):
+    """Both walkthroughs, as written, on one small image folder written here as `flowers/`."""
+    root = tmp_path_factory.mktemp("readme")
+    write_imagefolder(root / "flowers", classes=3, per_class=8, size=32)
+    here = os.getcwd()
+    os.chdir(root)  # run_cli's commands run where the test is
+    try:
+        return root, _walk_cli(root), _walk_python(root)
+    finally:
+        os.chdir(here)
+
+
+def test_the_cli_walkthrough_runs_as_written(walked):
+    root, done, _ = walked
+    outputs = [r.stdout for r in done]
+    assert "% of the base model's parameters" in outputs[2]
+    record = json.loads((root / "runs" / "flowers-25" / "record.json").read_text())
     assert record["status"] == "finished" and record["label"].startswith("neuralscale@2")
     assert json.loads(outputs[-1].replace("'", '"').replace("(", "[").replace(")", "]")) == record["widths"]
-    assert (flowers / "flowers-25.onnx").stat().st_size > 10_000
+    assert (root / "flowers-25.onnx").stat().st_size > 10_000
 
 
-def test_the_python_walkthrough_runs_as_written(flowers):
-    code = _block("python", "python")
-    scope: dict = {}
-    exec(compile(code, str(README), "exec"), scope)
-    record, meta = scope["record"], scope["meta"]
+def test_the_python_walkthrough_runs_as_written(walked):
+    root, _, r = walked
+    lines = r.stdout.strip().splitlines()
+    record, meta = json.loads(lines[-2]), json.loads(lines[-1])
     assert record["status"] == "finished" and meta["widths"] == record["widths"]
-    space = scope["space"]
+    import torch
+    import torchvision
+    import neuralscale as ns
+    space = ns.space(torchvision.models.resnet18(num_classes=3), torch.randn(1, 3, 32, 32))
     share = space.params(record["widths"]) / space.params(space.base_widths)
     assert abs(share - 0.25) < 0.01
+
+
+def _warnings_of(stderr: str, python: bool) -> set[str]:
+    if python:  # what Python's warnings module prints: "<file>:<line>: NeuralscaleWarning: <message>"
+        return {m.group(1).strip() for m in re.finditer(r"NeuralscaleWarning: (.*)", stderr)}
+    return {line.removeprefix("warning: ").strip() for line in stderr.splitlines() if line.startswith("warning: ")}
+
+
+def test_the_python_walkthrough_says_what_its_cli_twin_says(walked):
+    """Issue 33: the Python calls print the CLI's progress (descent iterations and steps, training epochs) and
+    raise as Python warnings what the CLI prints as warnings, for the same work on the same folder: both twins
+    find the same laws, so that any warning one gives the other must give (on this folder neither warns; a far
+    budget that does is test_scaling.py::test_the_python_api_warns_what_the_command_line_prints)."""
+    root, done, r = walked
+    laws = [json.loads((root / "runs" / d / "fits.json").read_text())["laws"]
+            for d in ("flowers-descent", "flowers-descent-py")]
+    assert [(x["alpha"], x["beta"]) for x in laws[0]] == [(x["alpha"], x["beta"]) for x in laws[1]]
+    cli_err = "".join(x.stderr + x.stdout for x in done[1:4])  # descend, scale, train
+    for said in ("iteration 1", "iteration 2", " epoch 30/30"):
+        assert said in cli_err, said
+        assert said in r.stderr, (said, r.stderr[-3000:])
+    cli_warnings = _warnings_of(cli_err, python=False)
+    py_warnings = _warnings_of(r.stderr, python=True)
+    assert py_warnings == cli_warnings, (py_warnings, cli_warnings)
 
 
 def test_the_api_reference_builds_without_warnings(tmp_path):
