@@ -251,7 +251,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         ([*SWEEP, "--methods", "neuralscale", "--from", descent, "--iterations", "bogus", "--out", str(r / "s1")],
          "first, last or a number"),
         ([*SWEEP, "--out", str(r / "damagedplan")], "sweep.json is damaged"),
-        ([*SWEEP, "--out", str(r / "wrongplan")], "is not a sweep file"),
+        ([*SWEEP, "--out", str(r / "wrongplan")], "sweep.json is damaged: recipe is []"),
         ([*[a if a != "1" else "2" for a in SWEEP], "--out", store], "another recipe"),
         ([*SWEEP, "--schedule", "nope", "--out", str(r / "s1")], "invalid choice"),
         # --- report -----------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -228,3 +229,104 @@ def test_a_disk_that_refuses_a_write_is_one_line_and_loses_nothing(tmp_path):
     r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "record.json").read_text())["status"] == "finished"
+
+
+# --- read-only file systems and immutable files (issue 32) -----------------------------------------------------
+TINY_RUN = ["--model", "vgg11", "--ratio", "0.0625", "--epochs", "1", "--train-subset", "32", "--test-subset", "8",
+            "--device", "cpu", "--quiet"]
+
+
+def _namespace_prefix() -> list[str] | None:
+    """How this machine can mount a folder read-only for one command: a private mount namespace (as root), or one
+    inside a user namespace (as a user, where the kernel allows it); None where neither works."""
+    for prefix in (["unshare", "-m", "--propagation", "private"], ["unshare", "-r", "-m", "--propagation", "private"]):
+        try:
+            if subprocess.run([*prefix, "true"], capture_output=True, timeout=30).returncode == 0:
+                return prefix
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return None
+
+
+def _on_read_only(folder: Path, *args, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m neuralscale ARGS` with `folder` bind-mounted read-only over itself: the kernel's EROFS, as on a
+    read-only medium or export, which root cannot write through (file permissions would not stop it)."""
+    import sys
+    prefix = _namespace_prefix()
+    if prefix is None:
+        pytest.skip("no mount namespace on this machine to make a folder read-only")
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    return subprocess.run([*prefix, "sh", "-c", script, str(folder), sys.executable, "-m", "neuralscale",
+                           *map(str, args)], capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=300)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def _one_line(r: subprocess.CompletedProcess, *needles: str) -> str:
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("neuralscale: error: "), r.stderr
+    assert all(n in lines[0] for n in needles), lines[0]
+    return lines[0]
+
+
+def test_a_read_only_file_system_reads_and_refuses_writes_in_one_line(tmp_path):
+    """A store, a run and a dataset cache on a file system mounted read-only (an archive, a read-only export):
+    a report of the store works, a sweep into it or an export beside the run is one line and changes nothing, and
+    a cache that cannot be written only costs speed."""
+    from helpers import write_imagefolder
+    from neuralscale import cli
+    ro = tmp_path / "ro"
+    images = write_imagefolder(tmp_path / "imgs", classes=2, per_class=6, size=32)
+    assert cli.main(["sweep", *TINY_RUN[:2], "--dataset", "synthetic", "--methods", "uniform", "--ratios", "0.0625",
+                     "--seeds", "0", *TINY_RUN[4:], "--out", str(ro / "store")]) == 0
+    assert cli.main(["train", "--dataset", "synthetic", *TINY_RUN, "--out", str(ro / "run")]) == 0
+    (ro / "cache").mkdir()
+    before = _tree(ro)
+    r = _on_read_only(ro, "report", ro / "store", "--out", tmp_path / "report")
+    assert r.returncode == 0 and (tmp_path / "report" / "report.md").is_file(), r.stderr
+    _one_line(_on_read_only(ro, "sweep", *TINY_RUN[:2], "--dataset", "synthetic", "--methods", "uniform", "--ratios",
+                            "0.0625", "--seeds", "0,1", *TINY_RUN[4:], "--out", ro / "store"),
+              str(ro / "store"), "Read-only file system")
+    _one_line(_on_read_only(ro, "export", ro / "run", "--out", ro / "model"), str(ro), "Read-only file system")
+    _one_line(_on_read_only(ro, "train", "--dataset", "synthetic", *TINY_RUN, "--out", ro / "new"),
+              "Read-only file system")
+    r = _on_read_only(ro, "train", "--dataset", f"imagefolder:{images}", *TINY_RUN[:4], "--device", "cpu",
+                      "--val-fraction", "0", "--out", tmp_path / "elsewhere", env={"NEURALSCALE_CACHE": str(ro / "cache")})
+    assert r.returncode == 0 and "tensor cache is not written" in r.stderr, r.stderr
+    assert _tree(ro) == before
+
+
+def _immutable(path: Path) -> bool:
+    """chattr +i (root on a file system with attributes): not even root can replace, rename over or remove it."""
+    return subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+
+
+def test_an_immutable_record_is_one_line_and_left_as_it_is(tmp_path):
+    """A run whose record cannot be replaced (immutable, or as a user without write permission): resuming it is
+    one line naming the file, exit 2, and the record, its checkpoint and the folder are as they were."""
+    from neuralscale import cli
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "synthetic", *TINY_RUN, "--out", str(run)]
+    assert cli.main(args) == 0
+    record = json.loads((run / "record.json").read_text())
+    (run / "record.json").write_text(json.dumps({**record, "status": "running"}))  # as if interrupted
+    before = _tree(run)
+    if os.geteuid() == 0:
+        if not _immutable(run / "record.json"):
+            pytest.skip("chattr +i is not available here")
+        undo = ["chattr", "-i", str(run / "record.json")]
+    else:
+        (run / "record.json").chmod(0o444)
+        run.chmod(0o555)
+        undo = ["chmod", "755", str(run)]
+    try:
+        r = run_cli(*args)
+        _one_line(r, str(run))
+        assert "Operation not permitted" in r.stderr or "Permission denied" in r.stderr, r.stderr
+        assert _tree(run) == before
+    finally:
+        subprocess.run(undo, check=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -65,14 +66,19 @@ def test_records_are_read_strictly(tmp_path):
     from neuralscale.errors import NeuralscaleError
     from neuralscale.store import is_run_dir, read_record, write_record
     assert read_record(tmp_path) is None and not is_run_dir(tmp_path)
-    write_record(tmp_path, {"id": "x", "status": "running", "kind": "run"})
+
+    def running(run_id: str) -> dict:  # what every record holds from its first write on (runs.execute)
+        return {"id": run_id, "status": "running", "kind": "run", "method": "uniform", "label": "uniform",
+                "model": "vgg11", "dataset": "synthetic", "seed": 0, "budget": {}, "spec": {}, "config": {}}
+    write_record(tmp_path, running("x"))
     assert read_record(tmp_path)["id"] == "x" and is_run_dir(tmp_path)
-    for damaged in ("{", '{"id": "x", "status": "lost"}', "[]", '{"status": "running"}'):
+    for damaged in ("{", '{"id": "x", "status": "lost"}', "[]", '{"status": "running"}',
+                    json.dumps({**running("x"), "seed": "0"}), json.dumps({**running("x"), "kind": "other"})):
         (tmp_path / "record.json").write_text(damaged)
         with pytest.raises(NeuralscaleError, match="is not a run record"):
             read_record(tmp_path)
     # a folder of run directories reads like a store
     for name in ("b", "a"):
-        write_record(tmp_path / "runs" / name, {"id": name, "status": "running", "kind": "run"})
+        write_record(tmp_path / "runs" / name, running(name))
     assert [r["id"] for r in load_records(tmp_path)] == ["a", "b"]
     assert [r["id"] for r in load_records(tmp_path / "runs")] == ["a", "b"]

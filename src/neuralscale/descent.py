@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import logging
 import time
 from contextlib import contextmanager
@@ -51,7 +50,7 @@ from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajecto
                       write_trajectory)
 from .space import WidthSpace
 from .train import TrainConfig, Trainer, resolve_device
-from .validate import SEED_MAX, fraction, ratio
+from .validate import SEED_MAX, fraction, matches, ratio
 
 log = logging.getLogger(__name__)
 
@@ -206,24 +205,32 @@ class Iteration:
     @classmethod
     def from_dict(cls, d: dict) -> "Iteration":
         law = ScalingLaw.from_dict(d)
-        try:
-            start = list(d["start_widths"])
-            it = cls(law, start, list(d.get("final_widths") or start), list(d.get("half_widths") or start),
-                     bool(d.get("half_reached", True)), int(d.get("epochs", 0)), int(d.get("pruning_steps", 0)),
-                     bool(d.get("physical", False)), str(d.get("stop_reason", "")), list(d.get("notes", [])),
-                     d.get("final_val_acc"))
-        except (KeyError, TypeError, ValueError) as e:
-            raise NeuralscaleError(f"not a descent iteration: missing or bad field {e}") from None
-        for name in ("start_widths", "final_widths", "half_widths"):
-            ws = getattr(it, name)
-            if len(ws) != len(law.layers) or not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
-                                                     for w in ws):
-                raise NeuralscaleError(f"not a descent iteration: {name} must be {len(law.layers)} widths "
-                                       "(positive integers)")
-        acc = it.final_val_acc
-        if acc is not None and not (isinstance(acc, (int, float)) and not isinstance(acc, bool) and math.isfinite(acc)):
-            raise NeuralscaleError("not a descent iteration: final_val_acc must be a number or null")
-        return it
+        if "start_widths" not in d:
+            raise NeuralscaleError("not a descent iteration: start_widths is missing")
+        start = d["start_widths"]
+        values = {"start_widths": start, "final_widths": d.get("final_widths") or start,
+                  "half_widths": d.get("half_widths") or start}  # fields added later count as their default
+        values.update({k: d.get(k, default) for k, default in ITERATION_DEFAULTS.items()})
+        for k, tp in ITERATION_TYPES.items():
+            v = values[k]
+            ok = matches(v, tp) and (tp is not int or v >= 0) and (
+                tp != list[int] or (len(v) == len(law.layers) and all(w >= 1 for w in v))) and (
+                k != "final_val_acc" or v is None or 0 <= v <= 100)
+            if not ok:
+                words = f"{len(law.layers)} widths (positive integers)" if tp == list[int] else ITERATION_WORDS[tp]
+                raise NeuralscaleError(f"not a descent iteration: {k} must be {words}, got {v!r}")
+        return cls(law, **values)
+
+
+# an iteration's fields besides its law, their types, and (where a descent recorded before they existed lacks
+# them) their defaults
+ITERATION_DEFAULTS = {"half_reached": True, "epochs": 0, "pruning_steps": 0, "physical": False, "stop_reason": "",
+                      "notes": [], "final_val_acc": None}
+ITERATION_TYPES = {"start_widths": list[int], "final_widths": list[int], "half_widths": list[int],
+                   "half_reached": bool, "epochs": int, "pruning_steps": int, "physical": bool, "stop_reason": str,
+                   "notes": list[str], "final_val_acc": float | None}
+ITERATION_WORDS = {bool: "true or false", int: "a count", str: "text",
+                   list[str]: "a list of notes", float | None: "a number or null (a percentage)"}
 
 
 def _on_cuda(device: str) -> bool:
@@ -258,13 +265,22 @@ class DescentDir:
         if not self.fits_path.exists():
             return []
         try:
-            entries = json.loads(self.fits_path.read_text())["laws"]
+            top = json.loads(self.fits_path.read_text())
+            entries = top["laws"]
             if not isinstance(entries, list):
                 raise TypeError("laws is not a list")
+            for key in ("model", "dataset"):
+                if not isinstance(top.get(key), str):
+                    raise ValueError(f"{key} is {top.get(key)!r}, not a name")
+            if top.get("objective", "params") not in OBJECTIVES:
+                raise ValueError(f"objective is {top.get('objective')!r}, not one of {', '.join(OBJECTIVES)}")
             out = [Iteration.from_dict(d) for d in entries]
             for i, it in enumerate(out, 1):
                 if it.law.iteration != i:
                     raise ValueError(f"entry {i} is not iteration {i}")
+                if (it.law.model, it.law.dataset) != (top["model"], top["dataset"]):
+                    raise ValueError(f"iteration {i} is a law of {it.law.model} on {it.law.dataset}, the file's of "
+                                     f"{top['model']} on {top['dataset']}")
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, NeuralscaleError) as e:
             raise NeuralscaleError(f"{self.fits_path} is damaged ({e}); remove it and the later iterations to "
                                    "redo them") from None
@@ -293,8 +309,14 @@ class DescentDir:
             return None
         try:
             old = json.loads(self.config_path.read_text())
-            if not isinstance(old, dict) or not isinstance(old.get("descent"), dict):
+            if not isinstance(old, dict):
                 raise ValueError("not a descent configuration")
+            for key, tp in (("model", str), ("dataset", str), ("descent", dict), ("data", dict)):
+                if not matches(old.get(key), tp):
+                    raise ValueError(f"{key} is {old.get(key)!r}, not {'a name' if tp is str else 'a table'}")
+            ratio = old["descent"].get("base_ratio", 1.0)
+            if not (matches(ratio, float) and 0 < ratio <= 1):
+                raise ValueError(f"descent.base_ratio is {ratio!r}, not a ratio in (0, 1]")
         except (ValueError, UnicodeDecodeError) as e:
             raise NeuralscaleError(f"{self.config_path} is damaged ({e}); remove it only if this directory's "
                                    "iterations may be redone with the configuration given now") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, TypedDict
@@ -44,6 +45,7 @@ class RunRecord(TypedDict, total=False):
     input: dict  # the space's DatasetInfo (input shape, classes): exporting the run needs no data
     normalization: dict  # {"mean", "std"} per input channel, in pixel values 0-255, of its training split
     classes: list[str]  # the data's class names, in label order ([] where the data has none)
+    init: dict  # a warm start (train --init-from): the run it started from
     pruning: dict  # the pruning baselines: criterion, the run pruned, physical or masked
     resumed: bool  # the last attempt continued from a checkpoint
     summary: dict  # train.summarize: final and best-validation test accuracy, ...
@@ -58,33 +60,69 @@ class RunRecord(TypedDict, total=False):
 
 
 def read_record(run_dir: str | Path) -> dict | None:
-    """A run directory's record, or None when it has none; a damaged record is an error."""
+    """A run directory's record, or None when it has none; a damaged record (not JSON, or a field of RunRecord's
+    missing, of another type or out of range) is one error naming the file and the field."""
     path = RunDir(run_dir).record
     if not path.exists():
         return None
     try:
         record = json.loads(path.read_text())
-        if not isinstance(record, dict) or record.get("status") not in STATUSES or not isinstance(record.get("id"), str):
-            raise ValueError("no id or status")
-        return record
     except (json.JSONDecodeError, ValueError, UnicodeDecodeError, OSError) as e:
         raise NeuralscaleError(f"{path} is not a run record ({e})") from None
+    return check_record(record, path)
 
 
-FINISHED_FIELDS = {"model": str, "dataset": str, "method": str, "label": str, "seed": int, "budget": dict,
-                   "widths": list, "params": int, "macs": int, "summary": dict, "config": dict}
+# every status's records hold these (a failed run's record may have been written before training started)
+REQUIRED = ("id", "kind", "status", "method", "label", "model", "dataset", "seed", "budget", "spec", "config")
+# and a finished run's also these (what reports, exports and resumes read)
+FINISHED_FIELDS = ("widths", "params", "macs", "summary", "history", "attempts", "started", "wall_s", "finished")
 
 
-def check_finished(record: dict, where: str | Path) -> dict:
-    """A finished record has the fields reports read, of the right types; else a clear error naming the file."""
-    for key, tp in FINISHED_FIELDS.items():
-        if not matches(record.get(key), tp):
-            raise NeuralscaleError(f"{where} is not a finished run record: {key} is {record.get(key)!r}")
-    if not all(matches(w, int) for w in record["widths"]):
-        raise NeuralscaleError(f"{where} is not a finished run record: widths are not integers")
-    problem = _finished_problem(record)
+def _field_problem(key: str, value: Any, hints: dict) -> str:
+    """'' when `value` is what RunRecord says field `key` holds, else why not."""
+    if not matches(value, hints[key]):
+        return f"{key} is {_short(value)}, not {_TYPE_WORDS.get(hints[key], hints[key])}"
+    if key == "kind" and value != "run" or key == "status" and value not in STATUSES:
+        return f"{key} is {_short(value)}"
+    if key in ("seed", "params", "macs", "attempts") and not 0 <= value <= 2**53 \
+            or key in ("started", "finished", "wall_s") and value < 0:
+        return f"{key} is {_short(value)}, out of range"
+    if key == "widths" and not (value and all(w >= 1 for w in value)):
+        return f"widths are {_short(value)}, not positive"
+    if key == "history" and not all(isinstance(h, dict) for h in value):
+        return "history is not a list of epochs"
+    if key == "normalization" and not (matches(value.get("mean"), list[float]) and matches(value.get("std"), list[float])
+                                       and len(value["mean"]) == len(value["std"]) and all(x > 0 for x in value["std"])):
+        return "normalization is not a mean and a positive std per channel"
+    return ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# sweep.json; a store of neuralscale 0.1.0 has no recipe: it reads, but a sweep adds nothing to it
+PLAN_FIELDS = {"recipe": dict, "config": dict, "runs": list[str], "written": str}
+_TYPE_WORDS = {str: "text", int: "an integer", float: "a finite number", bool: "true or false", dict: "a table",
+               list[int]: "a list of integers", list[str]: "a list of names", list[dict]: "a list of epochs"}
+
+
+def check_record(record: Any, where: str | Path) -> dict:
+    """A run record read back, field by field against RunRecord (types, ranges, the fields its status needs): the
+    one schema check that every command reading a record goes through; else one error naming the file and field."""
+    if not isinstance(record, dict):
+        raise NeuralscaleError(f"{where} is not a run record (not a table)")
+    hints = typing.get_type_hints(RunRecord)
+    need = REQUIRED + (FINISHED_FIELDS if record.get("status") == "finished" else ())
+    missing = [k for k in need if k not in record]
+    problem = (f"{missing[0]} is missing" if missing else
+               next((p for k in hints if k in record for p in [_field_problem(k, record[k], hints)] if p), ""))
+    if not problem and record["status"] == "finished":
+        problem = _finished_problem(record)
     if problem:
-        raise NeuralscaleError(f"{where} is not a finished run record: {problem}")
+        what = "a finished run record" if record.get("status") == "finished" else "a run record"
+        raise NeuralscaleError(f"{where} is not {what}: {problem}")
     return record
 
 
@@ -137,8 +175,6 @@ def load_records(root: str | Path) -> list[dict]:
         r = read_record(d)
         if r is None or r.get("kind") != "run":
             continue
-        if r["status"] == "finished":
-            check_finished(r, RunDir(d).record)
         # a store names each run's directory by its id; in a folder of `train --out` directories, one run twice
         if runs == layout.runs and d.name != r["id"]:
             raise NeuralscaleError(f"{RunDir(d).record} is the record of run {r['id']}, not of {d.name} whose "
@@ -206,8 +242,13 @@ class RunStore:
             plan = json.loads(self.plan_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
             raise NeuralscaleError(f"{self.plan_path} is damaged ({e}); remove it to plan the sweep again") from None
-        if not isinstance(plan, dict) or not isinstance(plan.get("runs", []), list):
+        if not isinstance(plan, dict):
             raise NeuralscaleError(f"{self.plan_path} is not a sweep file; remove it to plan the sweep again")
+        for key, tp in PLAN_FIELDS.items():  # a recipe lost would let another recipe's runs be pooled with these
+            if not matches(plan.get(key), tp) and not (key == "recipe" and key not in plan):
+                raise NeuralscaleError(f"{self.plan_path} is damaged: {key} is {_short(plan.get(key))}, not "
+                                       f"{_TYPE_WORDS[tp]}; restore it (a sweep with this store's recipe writes "
+                                       "it again when it is removed)")
         return plan
 
     def save_plan(self, recipe: dict, config: dict, run_ids: list[str], written: str) -> list[str]:
@@ -221,15 +262,18 @@ class RunStore:
         recipe = json.loads(json.dumps(recipe))  # as it reads back: tuples are lists
         ids = list(run_ids)
         if old is not None:
-            before = old.get("recipe")
-            if isinstance(before, dict):
-                diff = recipe_difference(before, recipe)
-                if diff:
-                    raise NeuralscaleError(f"{self.root} holds a sweep with another recipe ({diff}); its runs "
-                                           "would be pooled with these in one report: use another --out")
-            if isinstance(before, dict) and isinstance(before.get("laws"), dict):  # laws of every descent so far
+            if "recipe" not in old:
+                raise NeuralscaleError(f"{self.plan_path} records no recipe (a store of neuralscale 0.1.0, or a damaged "
+                                       "file): its runs cannot be checked against this sweep's settings, so nothing "
+                                       "is added to it; use another --out")
+            before = old["recipe"]
+            diff = recipe_difference(before, recipe)
+            if diff:
+                raise NeuralscaleError(f"{self.root} holds a sweep with another recipe ({diff}); its runs "
+                                       "would be pooled with these in one report: use another --out")
+            if isinstance(before.get("laws"), dict):  # laws of every descent so far
                 recipe["laws"] = {**before["laws"], **recipe.get("laws", {})}
-            ids = [i for i in old.get("runs", []) if isinstance(i, str)]
+            ids = list(old["runs"])
             ids += [i for i in run_ids if i not in set(ids)]
         atomic_write_json(self.plan_path, {"recipe": recipe, "config": config, "runs": ids, "written": written})
         return ids

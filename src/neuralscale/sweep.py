@@ -364,13 +364,10 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
             config["descents_from_store"] = {**(old.get("descents_from_store") or {}),
                                              DescentDir(cfg.descent).objective(): config["descent_from_store"]}
         _check_slimming(store, cfg)
+        statuses = {s.id: store.status(s.id) for s in specs}  # every record read (and checked) before any write
         store.save_plan(recipe(cfg), config, [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
-        todo = []
-        for s in specs:
-            status = store.status(s.id)
-            if status == "finished" or (status == "failed" and not retry_failed):
-                continue
-            todo.append(s)
+        todo = [s for s in specs
+                if not (statuses[s.id] == "finished" or (statuses[s.id] == "failed" and not retry_failed))]
         done_before = len(specs) - len(todo)
         log.info("sweep: %d runs, %d already done, %d to run in %s", len(specs), done_before, len(todo), store.root)
         _say_how_long(cfg, todo, ex)
