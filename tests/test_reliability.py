@@ -248,17 +248,36 @@ def _namespace_prefix() -> list[str] | None:
     return None
 
 
-def _on_read_only(folder: Path, *args, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m neuralscale ARGS` with `folder` bind-mounted read-only over itself: the kernel's EROFS, as on a
-    read-only medium or export, which root cannot write through (file permissions would not stop it)."""
+# run inside the namespace: each command line through the real entry point, in one interpreter (its start is the
+# cost; the mount, not the process per command, is the point), each command's exit status and stderr back as JSON
+_DRIVER = """
+import contextlib, io, json, os, sys
+from neuralscale import cli
+out = []
+for args, env in json.loads(sys.argv[1]):
+    os.environ.update(env)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(args)
+    out.append([code, err.getvalue()])
+print(json.dumps(out))
+"""
+
+
+def _on_read_only(folder: Path, *commands: tuple[list, dict]) -> list[subprocess.CompletedProcess]:
+    """Each (argv, env) as `neuralscale ARGV` with `folder` bind-mounted read-only over itself: the kernel's EROFS,
+    as on a read-only medium or export, which root cannot write through (file permissions would not stop it)."""
     import sys
     prefix = _namespace_prefix()
     if prefix is None:
         pytest.skip("no mount namespace on this machine to make a folder read-only")
     script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
-    return subprocess.run([*prefix, "sh", "-c", script, str(folder), sys.executable, "-m", "neuralscale",
-                           *map(str, args)], capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=300)
+    plan = json.dumps([[list(map(str, args)), env] for args, env in commands])
+    r = subprocess.run([*prefix, "sh", "-c", script, str(folder), sys.executable, "-c", _DRIVER, plan],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return [subprocess.CompletedProcess(args, code, "", err)
+            for (args, _), (code, err) in zip(commands, json.loads(r.stdout.strip().splitlines()[-1]))]
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -286,17 +305,19 @@ def test_a_read_only_file_system_reads_and_refuses_writes_in_one_line(tmp_path):
     assert cli.main(["train", "--dataset", "synthetic", *TINY_RUN, "--out", str(ro / "run")]) == 0
     (ro / "cache").mkdir()
     before = _tree(ro)
-    r = _on_read_only(ro, "report", ro / "store", "--out", tmp_path / "report")
-    assert r.returncode == 0 and (tmp_path / "report" / "report.md").is_file(), r.stderr
-    _one_line(_on_read_only(ro, "sweep", *TINY_RUN[:2], "--dataset", "synthetic", "--methods", "uniform", "--ratios",
-                            "0.0625", "--seeds", "0,1", *TINY_RUN[4:], "--out", ro / "store"),
-              str(ro / "store"), "Read-only file system")
-    _one_line(_on_read_only(ro, "export", ro / "run", "--out", ro / "model"), str(ro), "Read-only file system")
-    _one_line(_on_read_only(ro, "train", "--dataset", "synthetic", *TINY_RUN, "--out", ro / "new"),
-              "Read-only file system")
-    r = _on_read_only(ro, "train", "--dataset", f"imagefolder:{images}", *TINY_RUN[:4], "--device", "cpu",
-                      "--val-fraction", "0", "--out", tmp_path / "elsewhere", env={"NEURALSCALE_CACHE": str(ro / "cache")})
-    assert r.returncode == 0 and "tensor cache is not written" in r.stderr, r.stderr
+    sweep = ["sweep", *TINY_RUN[:2], "--dataset", "synthetic", "--methods", "uniform", "--ratios", "0.0625",
+             "--seeds", "0,1", *TINY_RUN[4:], "--out", ro / "store"]
+    report, more, export, train, cached = _on_read_only(
+        ro, (["report", ro / "store", "--out", tmp_path / "report"], {}), (sweep, {}),
+        (["export", ro / "run", "--out", ro / "model"], {}),
+        (["train", "--dataset", "synthetic", *TINY_RUN, "--out", ro / "new"], {}),
+        (["train", "--dataset", f"imagefolder:{images}", *TINY_RUN[:4], "--device", "cpu", "--val-fraction", "0",
+          "--out", tmp_path / "elsewhere"], {"NEURALSCALE_CACHE": str(ro / "cache")}))
+    assert report.returncode == 0 and (tmp_path / "report" / "report.md").is_file(), report.stderr
+    _one_line(more, str(ro / "store"), "Read-only file system")
+    _one_line(export, str(ro), "Read-only file system")
+    _one_line(train, "Read-only file system")
+    assert cached.returncode == 0 and "tensor cache is not written" in cached.stderr, cached.stderr
     assert _tree(ro) == before
 
 
@@ -330,3 +351,33 @@ def test_an_immutable_record_is_one_line_and_left_as_it_is(tmp_path):
         assert _tree(run) == before
     finally:
         subprocess.run(undo, check=True)
+
+
+@pytest.mark.parametrize("command, sig, code, word", [("train", "SIGINT", 130, "interrupted"),
+                                                      ("descend", "SIGTERM", 143, "terminated")])
+def test_ctrl_c_or_sigterm_on_train_or_descend_is_one_line_and_resumes(tmp_path, command, sig, code, word):
+    """The single-process commands, stopped once they have checkpointed: one line, the signal's exit status, and
+    a rerun finishes the work from the checkpoint (issue 32)."""
+    out = tmp_path / "out"
+    args = (["train", "--dataset", "synthetic", *TINY_RUN[:4], "--epochs", "30", "--train-subset", "256",
+             "--test-subset", "8", "--device", "cpu", "--quiet", "--out", str(out)] if command == "train"
+            else [*DESCENT, "--out", str(out), "--quiet"])
+    proc = Command(args, {"NEURALSCALE_CHECKPOINT_SECONDS": "0", **FIXED}, new_session=True)
+    deadline = time.monotonic() + 300
+    while not [p for p in out.glob("*") if p.suffix in (".pt", ".ckpt")]:
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        try:
+            proc.wait(timeout=0.05)
+            pytest.fail(f"{command} ended before its first checkpoint: {proc.stderr}")
+        except subprocess.TimeoutExpired:
+            pass
+    os.killpg(proc.pid, getattr(signal, sig))
+    assert proc.wait(timeout=120) == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"neuralscale: {word}") and "resume" in lines[0], proc.stderr
+    r = run_cli(*args, env=FIXED)
+    assert r.returncode == 0, r.stderr
+    if command == "train":
+        assert json.loads((out / "record.json").read_text())["status"] == "finished"
+    else:
+        assert len(json.loads((out / "fits.json").read_text())["laws"]) == 2
