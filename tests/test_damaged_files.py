@@ -55,7 +55,7 @@ RECORD_TYPES = typing.get_type_hints(RunRecord)
 FIELDS = {
     "run record": RECORD_TYPES,
     "store record": RECORD_TYPES,
-    "fits.json": {"model": str, "dataset": str, "objective": str, "laws": list},
+    "fits.json": {"model": str, "dataset": str, "objective": str, "descent": str, "laws": list},
     "law": {**{f.name: f.type for f in dataclasses.fields(ScalingLaw)}, **ITERATION_TYPES, "fallback_reason": str},
     "config.json": {"model": str, "dataset": str, "descent": dict, "data": dict},
     "sweep.json": PLAN_FIELDS,
@@ -78,6 +78,7 @@ ACCEPTED = {
     ("law", "half_widths", "null"): "null: as absent (the start widths)",
     ("law", "final_val_acc", "null"): _UNMEASURED,
     ("fits.json", "objective", "missing"): _LATER,
+    ("fits.json", "descent", "missing"): _LATER,
     **{("law", "fallback_reason", d): "written for readers, never read back (the law's note is the reason)"
        for d in DAMAGES},
     ("sweep.json", "recipe", "missing"): "a store of neuralscale 0.1.0 (no recipe): a report reads it",

@@ -23,6 +23,7 @@ from helpers import TINY_DESCENT_ARGS, write_imagefolder
 from neuralscale import cli
 from neuralscale.data import load as load_dataset
 from neuralscale.errors import NeuralscaleError
+from neuralscale.descent import DescentDir
 from neuralscale.layout import RunDir, StoreDir
 
 VGG = ["--model", "vgg11", "--dataset", "synthetic"]
@@ -78,6 +79,22 @@ def test_a_checkpoint_of_another_run_is_not_resumed(two_runs, tmp_path, capsys):
     assert json.loads(RunDir(run).record.read_text())["status"] == "finished"
 
 
+def test_a_checkpoint_of_another_run_is_not_exported_or_warm_started_from(two_runs, tmp_path, capsys):
+    """Seed 1's weights copied (or linked) over seed 0's: `export` and `train --init-from` refuse them in one line
+    naming both owners, instead of exporting or starting from seed 1's network under seed 0's name."""
+    s0 = tmp_path / "s0"
+    shutil.copytree(two_runs / "s0", s0)
+    (s0 / "checkpoint.pt").unlink()
+    (s0 / "checkpoint.pt").symlink_to(two_runs / "s1" / "checkpoint.pt")
+    theirs = json.loads((two_runs / "s1" / "record.json").read_text())["id"]
+    line = _error(capsys, ["export", s0, "--out", tmp_path / "m"])
+    assert f"belongs to run {theirs}" in line and not list(tmp_path.glob("m.*"))
+    line = _error(capsys, ["train", *VGG, "--ratio", "0.03125", "--epochs", "1", "--train-subset", "32",
+                           "--test-subset", "8", "--device", "cpu", "--quiet", "--init-from", s0,
+                           "--out", tmp_path / "w"])
+    assert f"belongs to run {theirs}" in line
+
+
 def test_a_checkpoint_with_other_training_settings_is_not_resumed(tmp_path):
     """A checkpoint written before owners were recorded still carries its training settings."""
     from neuralscale.data import load
@@ -130,6 +147,24 @@ def test_a_descent_folder_without_its_configuration_is_not_continued(tiny_descen
     line = _error(capsys, ["descend", *TINY_DESCENT_ARGS, "--out", d, "--quiet"])
     assert "is not a descent directory (no config.json)" in line and "fits.json" in line
     assert _files(d) == before
+
+
+def test_laws_of_another_descent_are_not_taken_for_this_ones(tiny_descent, tmp_path, capsys):
+    """fits.json carries its descent's fingerprint: the laws of a descent with another configuration (here: its
+    prune fraction), copied over this folder's, are refused by every command that reads them, and by a rerun."""
+    d = tmp_path / "d"
+    shutil.copytree(tiny_descent[0], d)
+    other = tmp_path / "other"
+    shutil.copytree(tiny_descent[0], other)
+    config = json.loads((other / "config.json").read_text())
+    config["descent"]["prune_fraction"] = 0.7
+    (other / "config.json").write_text(json.dumps(config))
+    (d / "fits.json").write_text(json.dumps({**json.loads((d / "fits.json").read_text()),
+                                             "descent": DescentDir(other).fingerprint()}))
+    for args in (["scale", *VGG, "--method", "neuralscale", "--from", d, "--params", "20000"],
+                 ["info", *VGG, "--from", d], ["descend", *TINY_DESCENT_ARGS, "--iterations", "3", "--out", d]):
+        line = _error(capsys, args)
+        assert "holds the laws of another descent" in line and str(d / "fits.json") in line, line
 
 
 def test_an_experiment_with_its_own_descent_and_another_to_scale_is_refused(tmp_path, capsys):
@@ -285,3 +320,18 @@ def test_a_folder_of_the_users_own_is_refused_as_out_unless_forced(command, tmp_
         assert cli.main([str(a) for a in args] + ["--force"]) == 0
         after = _files(out)
         assert after["sweep.json"] == before["sweep.json"] and len(after) > len(before)
+
+
+def test_a_users_files_named_as_a_reports_are_not_overwritten(two_runs, tmp_path, capsys):
+    """`report --out` into a folder whose files merely have a report's names (a summary.json of the user's own) is
+    refused; a folder holding a report neuralscale wrote is rebuilt in place."""
+    store = tmp_path / "s"
+    shutil.copytree(two_runs / "s0", store / "runs" / json.loads((two_runs / "s0" / "record.json").read_text())["id"])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "summary.json").write_text('{"my": "numbers"}\n')
+    line = _error(capsys, ["report", store, "--out", mine])
+    assert f"{mine} holds files that are not a report (summary.json)" in line
+    assert (mine / "summary.json").read_text() == '{"my": "numbers"}\n'
+    assert cli.main(["report", str(store), "--out", str(tmp_path / "rep")]) == 0
+    assert cli.main(["report", str(store), "--out", str(tmp_path / "rep")]) == 0  # its own report: rebuilt

@@ -38,7 +38,7 @@ from .models.gate import gates
 from .space import WidthSpace
 from .layout import RunDir
 from .store import read_record
-from .train import Callback, Trainer
+from .train import Callback, Trainer, read_run_weights
 
 
 
@@ -168,8 +168,9 @@ def trained_network(space: WidthSpace, run_dir: Path) -> tuple[nn.Module, dict]:
     """A finished run's final network (built by `space`, its weights loaded) and the run's record."""
     record = trained_record(space, run_dir)
     full = space.build(record["widths"])
+    weights = read_run_weights(RunDir(run_dir).checkpoint, record["id"])
     try:
-        full.load_state_dict(torch.load(RunDir(run_dir).checkpoint, map_location="cpu", weights_only=True)["model"])
+        full.load_state_dict(weights)
     except (RuntimeError, KeyError) as e:
         detail = " ".join(str(e).split())[:160]
         raise NeuralscaleError(f"the weights of {run_dir} do not fit {space.name} on this data: {detail}") from None

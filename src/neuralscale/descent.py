@@ -274,6 +274,8 @@ class DescentDir:
                     raise ValueError(f"{key} is {top.get(key)!r}, not a name")
             if top.get("objective", "params") not in OBJECTIVES:
                 raise ValueError(f"objective is {top.get('objective')!r}, not one of {', '.join(OBJECTIVES)}")
+            if not isinstance(top.get("descent", ""), str):
+                raise ValueError(f"descent is {top['descent']!r}, not a descent's fingerprint")
             out = [Iteration.from_dict(d) for d in entries]
             for i, it in enumerate(out, 1):
                 if it.law.iteration != i:
@@ -281,13 +283,31 @@ class DescentDir:
                 if (it.law.model, it.law.dataset) != (top["model"], top["dataset"]):
                     raise ValueError(f"iteration {i} is a law of {it.law.model} on {it.law.dataset}, the file's of "
                                      f"{top['model']} on {top['dataset']}")
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, NeuralscaleError) as e:
-            raise NeuralscaleError(f"{self.fits_path} is damaged ({e}); remove it and the later iterations to "
-                                   "redo them") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, RecursionError,
+                NeuralscaleError) as e:
+            raise NeuralscaleError(f"{self.fits_path} is damaged ({str(e)[:200]}); remove it and the later iterations "
+                                   "to redo them") from None
+        mine = self.fingerprint() if "descent" in top else None  # laws written before fits.json carried it
+        if mine is not None and top["descent"] != mine:
+            raise NeuralscaleError(f"{self.fits_path} holds the laws of another descent ({top['descent']}), not of "
+                                   f"the one {self.config_path} records ({mine}); put back this folder's own "
+                                   "fits.json, or remove it to redo its iterations")
         return out
 
     def laws(self) -> list[ScalingLaw]:
         return [it.law for it in self.iterations()]
+
+    def fingerprint(self) -> str | None:
+        """A short hash of what decides this folder's descent, from config.json (model, data, every setting the
+        configuration's identity holds): fits.json carries it, so that laws copied from another descent are not
+        taken for this one's. None without a configuration."""
+        cfg = self.config()
+        if cfg is None:
+            return None
+        defaults = asdict(DescentConfig())
+        what = {k: cfg.get(k) for k in ("model", "dataset", "data")}
+        what["descent"] = {k: cfg["descent"].get(k, defaults.get(k)) for k in DescentConfig().identity()}
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def iteration(self, number: int | None = None) -> Iteration:
         """One finished iteration (the last if `number` is None); an error naming what exists otherwise."""
@@ -369,7 +389,8 @@ class DescentDir:
         write_trajectory(self.trajectory_path(it.number), space, rows, steps)
         entries = [i.to_dict() for i in self.iterations()] + [it.to_dict()]
         atomic_write_json(self.fits_path, {"model": space.name, "dataset": space.info.name,
-                                           "objective": self.objective(), "laws": entries})
+                                           "objective": self.objective(), "descent": self.fingerprint(),
+                                           "laws": entries})
         self.checkpoint(it.number).unlink(missing_ok=True)
 
     @contextmanager

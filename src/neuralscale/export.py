@@ -30,6 +30,7 @@ from .errors import NeuralscaleError
 from .guard import check_new_file
 from .layout import RunDir
 from .store import read_record
+from .train import read_run_weights
 from .zoo import CONVCUT, record_space
 from .records import atomic_torch_save, atomic_write_json
 from .space import WidthSpace
@@ -148,12 +149,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
         raise NeuralscaleError(f"{ckpt} is missing; the run's weights were not kept")
     sp = record_space(record, None, space)
     model = sp.build(record["widths"])
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)["model"]
-        if not isinstance(state, dict):
-            raise TypeError("no model weights")
-    except Exception as e:
-        raise NeuralscaleError(f"{ckpt} is damaged ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    state = read_run_weights(ckpt, record["id"])  # the run's own: another run's copied there is refused
     if any(k not in model.state_dict() for k in state) or any(state[k].shape != v.shape for k, v in model.state_dict().items()):
         raise NeuralscaleError(f"{ckpt} is not a network of the recorded widths (a masked baseline cannot be exported "
                                "as a smaller model)")

@@ -26,6 +26,7 @@ a file name themselves (tests/test_architecture.py checks it).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -140,6 +141,23 @@ class ReportDir:
     @property
     def summary(self) -> Path:
         return self.path / "summary.json"
+
+    HEADER = "# neuralscale report"  # report.md's first line: the report's marker
+
+    def is_report(self) -> bool:
+        """Whether this folder holds a report that neuralscale wrote (its report.md begins with HEADER, and its
+        summary, if any, is one): only such a folder is rebuilt in place."""
+        try:
+            with open(self.markdown, encoding="utf-8") as f:
+                if not f.readline().startswith(self.HEADER):
+                    return False
+            if self.summary.exists():
+                summary = json.loads(self.summary.read_text(encoding="utf-8"))
+                if not (isinstance(summary, dict) and "store" in summary and "rows" in summary):
+                    return False
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            return False
+        return True
 
     @classmethod
     def belongs(cls, name: str) -> bool:

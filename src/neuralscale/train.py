@@ -498,9 +498,10 @@ class Trainer:
         log.info("%s: resumed from %s after epoch %d", self.desc, self.checkpoint, self.epoch)
 
 
-def read_checkpoint(path: Path, owner: str | None, config: TrainConfig, device="cpu") -> dict:
+def read_checkpoint(path: Path, owner: str | None, config: TrainConfig | None, device="cpu") -> dict:
     """A checkpoint's state, if it is `owner`'s: one written for another owner (a run's id, a descent
-    iteration), or with other training settings, is refused rather than continued as if it were this one's."""
+    iteration), or with other training settings (unless `config` is None), is refused rather than continued as
+    if it were this one's."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
@@ -511,14 +512,31 @@ def read_checkpoint(path: Path, owner: str | None, config: TrainConfig, device="
     if owner is not None and theirs is not None and theirs != owner:
         raise NeuralscaleError(f"checkpoint {path} belongs to {theirs}, not to {owner}; move it away or delete it "
                                "to train this one from the start")
-    recorded, mine = state.get("config"), config.to_dict()
-    if isinstance(recorded, dict):  # settings that do not change what is computed may differ
+    recorded, mine = state.get("config"), config.to_dict() if config is not None else None
+    if isinstance(recorded, dict) and mine is not None:  # settings that do not change what is computed may differ
         differ = [f"{k}: {recorded[k]!r} there, {mine[k]!r} here" for k in sorted(set(recorded) & set(mine))
                   if k not in ("device", "eval_batch_size") and _listed(recorded[k]) != _listed(mine[k])]
         if differ:
             raise NeuralscaleError(f"checkpoint {path} was written with other training settings "
                                    f"({'; '.join(differ[:3])}); delete it to start over")
     return state
+
+
+def read_run_weights(path: Path, run_id: str) -> dict:
+    """A finished run's trained weights (a state dict) from its checkpoint, if the checkpoint is that run's: one
+    copied or linked from another run is refused, as a resume refuses it (export, warm starts, the pruning
+    baselines)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        detail = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise NeuralscaleError(f"{path} is damaged ({detail}); the run's weights cannot be read") from None
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        raise NeuralscaleError(f"{path} is damaged (no network weights); the run's weights cannot be read")
+    if state.get("owner") not in (None, f"run {run_id}"):
+        raise NeuralscaleError(f"checkpoint {path} belongs to {state['owner']}, not to run {run_id} whose "
+                               "directory it is in; put back the run's own checkpoint")
+    return state["model"]
 
 
 def _listed(v):
