@@ -174,3 +174,39 @@ def test_a_damaged_field_is_one_line_naming_it_or_accepted_by_design(world, kind
 
 def test_the_generated_corpus_is_large():
     assert len(CASES) >= 200  # with test_bad_input.py's hand-written cases and test_provenance.py's
+
+
+WHOLE = {  # a file damaged as a whole, as disks, editors and other tools damage files
+    "empty": b"",
+    "nested too deeply": b"[" * 100_000 + b"]" * 100_000,
+    "an integer of 5000 digits": b'{"id": ' + b"9" * 5000 + b"}",
+    "binary junk": bytes(range(256)) * 4,
+    "UTF-16": '{"a": 1}'.encode("utf-16"),
+    "a list": b"[1, 2, 3]",
+    "a directory": None,
+}
+WHOLE_CASES = [(kind, damage) for kind in ("run record", "store record", "fits.json", "config.json", "sweep.json")
+               for damage in WHOLE]
+
+
+@pytest.mark.parametrize("kind, damage", WHOLE_CASES, ids=[f"{k}-{d}" for k, d in WHOLE_CASES])
+def test_a_file_damaged_as_a_whole_is_one_line_naming_it(world, kind, damage, capsys):
+    path = next(world.glob(FILES[kind][0]))
+    pristine = path.read_bytes()
+    path.unlink()
+    if WHOLE[damage] is None:
+        path.mkdir()
+    else:
+        path.write_bytes(WHOLE[damage])
+    try:
+        for args in FILES[kind][1]:
+            capsys.readouterr()
+            code = cli.main([a.replace("{w}", str(world)) for a in args])
+            err = capsys.readouterr().err
+            lines = [x for x in err.splitlines() if x.strip()]
+            assert code == 2 and len(lines) == 1 and lines[0].startswith("neuralscale: error: "), err
+            assert str(path) in lines[0] or str(path.parent) in lines[0], lines[0]
+    finally:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        path.write_bytes(pristine)
+        shutil.rmtree(world / "out", ignore_errors=True)

@@ -335,3 +335,18 @@ def test_a_users_files_named_as_a_reports_are_not_overwritten(two_runs, tmp_path
     assert (mine / "summary.json").read_text() == '{"my": "numbers"}\n'
     assert cli.main(["report", str(store), "--out", str(tmp_path / "rep")]) == 0
     assert cli.main(["report", str(store), "--out", str(tmp_path / "rep")]) == 0  # its own report: rebuilt
+
+
+def test_a_lock_file_that_links_elsewhere_is_not_followed(tmp_path, capsys):
+    """A .lock that is a link (to a file of the user's) is refused, never truncated through; a trajectory that is
+    a device (/dev/zero) is refused, never read without end."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me\n")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").symlink_to(precious)
+    line = _error(capsys, ["train", *TINY, "--out", out])
+    assert ".lock is a link" in line and precious.read_text() == "keep me\n"
+    (tmp_path / "t.csv").symlink_to("/dev/zero")
+    line = _error(capsys, ["fit", tmp_path / "t.csv", *VGG])
+    assert "is not a regular file" in line

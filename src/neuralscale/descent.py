@@ -337,7 +337,7 @@ class DescentDir:
             ratio = old["descent"].get("base_ratio", 1.0)
             if not (matches(ratio, float) and 0 < ratio <= 1):
                 raise ValueError(f"descent.base_ratio is {ratio!r}, not a ratio in (0, 1]")
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise NeuralscaleError(f"{self.config_path} is damaged ({e}); remove it only if this directory's "
                                    "iterations may be redone with the configuration given now") from None
         return old

@@ -102,10 +102,13 @@ def exclusive(directory: str | Path, what: str = "directory", wait: bool = False
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        # never through a link: a .lock that links elsewhere would have its target truncated
+        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666 & ~_umask())
     except FileExistsError:
         raise NeuralscaleError(f"{directory} is a file, not a directory") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise NeuralscaleError(f"{directory / LOCK} is a link, not neuralscale's lock file; remove it") from None
         raise NeuralscaleError(f"cannot use {directory}: {e.strerror or e}") from None
     try:
         try:

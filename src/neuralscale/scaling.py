@@ -135,8 +135,8 @@ class ScalingLaw:
             d = json.loads(Path(path).read_text())
         except FileNotFoundError:
             raise NeuralscaleError(f"{path} does not exist") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise NeuralscaleError(f"{path} is not valid JSON ({e})") from None
+        except (ValueError, UnicodeDecodeError, RecursionError, IsADirectoryError) as e:
+            raise NeuralscaleError(f"{path} is not valid JSON ({str(e)[:200] or 'nested too deeply'})") from None
         if isinstance(d, dict) and "laws" in d:  # a descent's fits.json: take the last iteration
             if not d["laws"]:
                 raise NeuralscaleError(f"{path} holds no fitted iteration yet")
@@ -149,6 +149,10 @@ class ScalingLaw:
         if self.model != space.name or self.dataset != space.info.name or len(self.layers) != len(space):
             raise NeuralscaleError(f"this law was fitted for {self.model} on {self.dataset}, "
                                    f"not {space.name} on {space.info.name}")
+        if list(self.layers) != list(space.layer_names):  # a law is applied layer by layer, by name
+            wrong = next(i for i, (a, b) in enumerate(zip(self.layers, space.layer_names)) if a != b)
+            raise NeuralscaleError(f"this law's layer {wrong + 1} is {self.layers[wrong]!r}, {space.name}'s is "
+                                   f"{space.layer_names[wrong]!r}: the law is of another network or damaged")
 
 
 def check_objective(law: ScalingLaw, metric: str, convert: bool = False) -> None:
@@ -201,6 +205,8 @@ def read_trajectory(path: str | Path, space: WidthSpace) -> Trajectory:
     implementation's header-less CSV (one column per gated layer).
     """
     try:
+        if Path(path).exists() and not Path(path).is_file():  # a device (/dev/zero) or a pipe never ends
+            raise NeuralscaleError(f"trajectory {path} is not a regular file")
         text = Path(path).read_text()
     except FileNotFoundError:
         raise NeuralscaleError(f"trajectory {path} does not exist") from None

@@ -67,8 +67,8 @@ def read_record(run_dir: str | Path) -> dict | None:
         return None
     try:
         record = json.loads(path.read_text())
-    except (json.JSONDecodeError, ValueError, UnicodeDecodeError, OSError) as e:
-        raise NeuralscaleError(f"{path} is not a run record ({e})") from None
+    except (ValueError, UnicodeDecodeError, OSError, RecursionError) as e:
+        raise NeuralscaleError(f"{path} is not a run record ({str(e)[:200] or 'nested too deeply'})") from None
     return check_record(record, path)
 
 
@@ -240,7 +240,7 @@ class RunStore:
             return None
         try:
             plan = json.loads(self.plan_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        except (ValueError, UnicodeDecodeError, OSError, RecursionError) as e:
             raise NeuralscaleError(f"{self.plan_path} is damaged ({e}); remove it to plan the sweep again") from None
         if not isinstance(plan, dict):
             raise NeuralscaleError(f"{self.plan_path} is not a sweep file; remove it to plan the sweep again")
