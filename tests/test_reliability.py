@@ -381,3 +381,25 @@ def test_ctrl_c_or_sigterm_on_train_or_descend_is_one_line_and_resumes(tmp_path,
         assert json.loads((out / "record.json").read_text())["status"] == "finished"
     else:
         assert len(json.loads((out / "fits.json").read_text())["laws"]) == 2
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
+def test_a_disk_that_refuses_a_local_workers_write_stops_the_sweep_in_one_line(tmp_path):
+    """The same refusal inside a sweep's local worker: the machine's fault, not the run's. One line, exit 2, no
+    worker traceback, the run not retried or recorded as failed; once the disk takes writes the rerun finishes."""
+    import sys
+    out = tmp_path / "store"
+    args = [sys.executable, "-m", "neuralscale", "sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods",
+            "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "2", "--train-subset", "64",
+            "--test-subset", "16", "--batch-size", "32", "--device", "cpu", "--executor", "local", "--workers", "1",
+            "--threads", "1", "--out", str(out), "--quiet"]
+    env = {**os.environ, "NEURALSCALE_CHECKPOINT_SECONDS": "0"}
+    r = subprocess.run(args, preexec_fn=_file_size_limit(100_000), capture_output=True, text=True, env=env,
+                       timeout=300)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "File too large" in lines[0], r.stderr
+    (record,) = [json.loads(p.read_text()) for p in out.glob("runs/*/record.json")]
+    logs = "".join(p.read_text() for p in out.glob("runs/*/log.txt"))
+    assert record["status"] == "running" and "Traceback" not in logs
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import NeuralscaleError
+from .errors import EnvironmentFailure, NeuralscaleError
 from .runs import RunSpec, execute_in_store, failed_record
 from .store import RunStore
 from .logs import configure as configure_logging
@@ -220,9 +220,12 @@ def _worker(conn, device: str | None, threads: int | None) -> None:
             if device:
                 s.config = {**s.config, "device": device}  # the device is not part of a run's identity
             execute_in_store(s, RunStore(out_dir), progress=True)
+            reply = s.id
+        except EnvironmentFailure as e:  # the machine's fault (a full disk, say), not the run's: the driver stops
+            reply = ("environment", str(e))
         finally:
             restore()
-        conn.send(s.id)
+        conn.send(reply)
 
 
 class Local(_Pool):
@@ -278,7 +281,9 @@ class Local(_Pool):
             p, conn = self._procs[slot]
             try:
                 if conn.poll():
-                    conn.recv()
+                    reply = conn.recv()
+                    if isinstance(reply, tuple) and reply[0] == "environment":  # the run's record stays unfinished
+                        raise EnvironmentFailure(reply[1])
                     ended[rid] = "finished"
                     continue
             except (EOFError, OSError):

@@ -139,6 +139,10 @@ def _finished_problem(record: dict) -> str:
                 "best_val_acc", "best_val_epoch"):  # None: not measured (no validation split, say)
         if not _number(summary.get(key), optional=True):
             return f"summary.{key} is {summary.get(key)!r}, not a number"
+    for key in ("final_test_acc", "test_acc_at_best_val", "best_test_acc_original_protocol", "final_val_acc",
+                "best_val_acc"):
+        if summary.get(key) is not None and not 0 <= summary[key] <= 100:
+            return f"summary.{key} is {summary[key]!r}, not a percentage"
     b = record["budget"]
     if b and (b.get("metric", "params") not in METRICS
               or not all(_number(b.get(k), optional=True) for k in ("value", "share", "ratio"))
