@@ -403,3 +403,21 @@ def test_a_disk_that_refuses_a_local_workers_write_stops_the_sweep_in_one_line(t
     assert record["status"] == "running" and "Traceback" not in logs
     r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["export", "run", "--out", "m"], "run it again with --force"),
+    (["train", "--model", "vgg11", "--dataset", "synthetic"], "run the same command again to resume"),
+    (["info", "--model", "vgg11", "--dataset", "synthetic"], "nothing was changed"),
+])
+def test_an_interrupted_command_says_what_a_rerun_does(monkeypatch, capsys, argv, says):
+    """Ctrl-C: the one line says what is true of the command stopped (an export is not resumed: its partial
+    files need --force), not a resume that would not happen."""
+    from neuralscale import cli
+
+    def stopped(args):
+        raise KeyboardInterrupt
+    monkeypatch.setitem(cli.COMMANDS, argv[0], stopped)
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("neuralscale: interrupted; ") and err.endswith(says) and "\n" not in err, err

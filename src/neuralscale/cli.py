@@ -704,7 +704,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+RESUMABLE = ("train", "descend", "sweep", "experiment")  # the commands whose work a rerun continues
+
+
+def _stopped(command: str | None) -> str:
+    """What to do after a command was stopped (Ctrl-C, SIGTERM)."""
+    if command in RESUMABLE:
+        return "run the same command again to resume"
+    if command in ("export", "fit", "report"):
+        return "what it was writing may be incomplete: run it again with --force"
+    return "nothing was changed"
+
+
 def _main(argv: Sequence[str] | None) -> int:
+    args = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -725,10 +738,10 @@ def _main(argv: Sequence[str] | None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print("neuralscale: interrupted; run the same command again to resume", file=sys.stderr)
+        print(f"neuralscale: interrupted; {_stopped(getattr(args, 'command', None))}", file=sys.stderr)
         return 130
     except Terminated:
-        print("neuralscale: terminated (SIGTERM); run the same command again to resume", file=sys.stderr)
+        print(f"neuralscale: terminated (SIGTERM); {_stopped(getattr(args, 'command', None))}", file=sys.stderr)
         return 143
     except OSError as e:  # the file system said no (a name too long, a full disk, no permission): one line
         print(f"neuralscale: error: {_os_error(e)}", file=sys.stderr)
