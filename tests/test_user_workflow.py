@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -444,3 +445,20 @@ def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     second = [x for x in r.stderr.splitlines() if "ratio 0.125" in x and " epoch 2/2: loss " in x]
     assert len(first) == 1 and not first[0].startswith("program: "), r.stderr  # the API's own line
     assert len(second) == 1 and second[0].startswith("program: "), r.stderr  # once, the program's way
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda: ns.space(1, 2), "model must be a name"),
+    (lambda: ns.space("vgg11", 5), "dataset must be a name"),
+    (lambda: ns.train(3, "synthetic"), "train: model must be"),
+    (lambda: ns.train("vgg11", 7), "train: dataset must be"),
+    (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, config={"epochs": 1}), "TrainConfig.from_dict"),
+    (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, subset=[32, 8]), "subset must be a dict"),
+    (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, out_dir=123), "out_dir must be a path"),
+    (lambda: ns.descend("vgg11", "synthetic", "d", {"iterations": 1}), "DescentConfig.from_dict"),
+])
+def test_the_python_api_misused_says_so_as_the_cli_would(call, says):
+    """Arguments of the wrong type are one NeuralscaleError saying which and what it takes (issue 32), not a
+    TypeError or AttributeError from deep inside."""
+    with pytest.raises(ns.NeuralscaleError, match=re.escape(says)):
+        call()

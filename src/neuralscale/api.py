@@ -117,6 +117,27 @@ def _configuration(space: WidthSpace, widths, ratio, method, params, macs, sourc
             "budget": replace(budget, value=found["budget"])}
 
 
+def _check_arguments(call: str, model, dataset, config, config_type, subset, paths: dict) -> None:
+    """The Python API's arguments of the wrong type, as one NeuralscaleError (the CLI's line), not a TypeError deep
+    inside: a configuration of its class (a dict: `TrainConfig.from_dict(d)`, say), a subset a dict of counts,
+    paths strings or Paths."""
+    if not isinstance(model, (str, WidthSpace)):
+        raise NeuralscaleError(f"{call}: model must be a name (such as 'vgg11') or a WidthSpace (ns.space(...)), "
+                               f"not {type(model).__name__}")
+    if not isinstance(dataset, str):
+        raise NeuralscaleError(f"{call}: dataset must be a name (such as 'cifar10' or 'imagefolder:PATH'), not "
+                               f"{type(dataset).__name__}")
+    if config is not None and not isinstance(config, config_type):
+        hint = f" (from a dict: {config_type.__name__}.from_dict(...))" if isinstance(config, dict) else ""
+        raise NeuralscaleError(f"{call}: config must be a {config_type.__name__}{hint}, not {type(config).__name__}")
+    if subset is not None and not isinstance(subset, dict):
+        raise NeuralscaleError(f"{call}: subset must be a dict such as {{'train': 1000, 'test': 200}}, not "
+                               f"{type(subset).__name__}")
+    for name, value in paths.items():
+        if value is not None and not isinstance(value, (str, Path)):
+            raise NeuralscaleError(f"{call}: {name} must be a path (a str or Path), not {type(value).__name__}")
+
+
 def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None = None,
           ratio: float | None = None, method: str | None = None, params: float | str | None = None,
           macs: float | str | None = None, source: str | Path | None = None, iteration: int | None = None,
@@ -139,6 +160,8 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     run record is refused unless `force`.
     """
     for_api(progress)
+    _check_arguments("train", model, dataset, config, TrainConfig, subset,
+                     {"out_dir": out_dir, "source": source, "init_from": init_from, "data_dir": data_dir})
     config = config or TrainConfig()
     if out_dir is not None and is_descent_dir(out_dir):
         raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
@@ -197,7 +220,8 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     replaces a latency objective's timing (tests).  `force`: descend into a folder that holds other files.
     """
     for_api(progress)
-
+    _check_arguments("descend", model, dataset, config, DescentConfig, subset,
+                     {"out_dir": out_dir, "data_dir": data_dir})
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     config = (config or DescentConfig()).resolve(space)

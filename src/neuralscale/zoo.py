@@ -109,6 +109,11 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
     "imagefolder:flowers")` takes the folder's image size and class count.  Its channels are found from its graph (generic.py);
     every network the space builds is a fresh copy of `model` at other widths, initialised afresh.
     """
+    if not isinstance(model, (str, nn.Module)):
+        raise NeuralscaleError(f"model must be a name (such as 'vgg11') or an nn.Module, not {type(model).__name__}")
+    if dataset is not None and not isinstance(dataset, (str, DatasetInfo, torch.Tensor)):
+        raise NeuralscaleError(f"dataset must be a name (such as 'cifar10'), a DatasetInfo or an example input "
+                               f"tensor, not {type(dataset).__name__}")
     if isinstance(model, nn.Module):
         if isinstance(dataset, str):  # its images' shape and classes from the dataset (an image folder's own size)
             dataset = dataset_info(dataset, data_dir)
