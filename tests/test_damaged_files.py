@@ -210,3 +210,29 @@ def test_a_file_damaged_as_a_whole_is_one_line_naming_it(world, kind, damage, ca
         shutil.rmtree(path) if path.is_dir() else path.unlink()
         path.write_bytes(pristine)
         shutil.rmtree(world / "out", ignore_errors=True)
+
+
+NESTED = [("config", "epochs", "one"), ("config", "lr", -1), ("config", "batch_size", 0),
+          ("config", "momentum", "x"), ("summary", "test_acc_at_best_val", 250), ("summary", "final_test_acc", -5)]
+
+
+@pytest.mark.parametrize("kind", ["run record", "store record"])
+@pytest.mark.parametrize("table, field, value", NESTED, ids=[f"{t}.{f}={v!r}" for t, f, v in NESTED])
+def test_a_damaged_nested_field_is_one_line_naming_it(world, kind, table, field, value, capsys):
+    """A record's training settings are read through TrainConfig's own checks, and its accuracies are
+    percentages, whichever command reads it."""
+    path = next(world.glob(FILES[kind][0]))
+    pristine = path.read_text()
+    data = json.loads(pristine)
+    data[table][field] = value
+    path.write_text(json.dumps(data))
+    try:
+        for args in FILES[kind][1]:
+            capsys.readouterr()
+            code = cli.main([a.replace("{w}", str(world)) for a in args])
+            err = capsys.readouterr().err
+            lines = [x for x in err.splitlines() if x.strip()]
+            assert code == 2 and len(lines) == 1 and str(path) in lines[0] and table in lines[0], err
+    finally:
+        path.write_text(pristine)
+        shutil.rmtree(world / "out", ignore_errors=True)

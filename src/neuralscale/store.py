@@ -6,6 +6,7 @@ holds many.  Their files are named by `layout` (RunDir, StoreDir).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import typing
@@ -118,12 +119,26 @@ def check_record(record: Any, where: str | Path) -> dict:
     missing = [k for k in need if k not in record]
     problem = (f"{missing[0]} is missing" if missing else
                next((p for k in hints if k in record for p in [_field_problem(k, record[k], hints)] if p), ""))
+    if not problem:
+        problem = _config_problem(record["config"])
     if not problem and record["status"] == "finished":
         problem = _finished_problem(record)
     if problem:
         what = "a finished run record" if record.get("status") == "finished" else "a run record"
         raise NeuralscaleError(f"{where} is not {what}: {problem}")
     return record
+
+
+def _config_problem(config: dict) -> str:
+    """'' when a record's training settings are settings TrainConfig takes (types and ranges; a key it no
+    longer knows is left alone), else why not."""
+    from .train import TrainConfig  # the one definition of the settings (train imports no record code)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    try:
+        TrainConfig.from_dict({k: v for k, v in config.items() if k in known})
+    except NeuralscaleError as e:
+        return f"config: {e}"
+    return ""
 
 
 def _number(x, optional: bool = False) -> bool:
