@@ -53,14 +53,13 @@ def _walk_cli(root: Path) -> list[subprocess.CompletedProcess]:
     return done
 
 
-def _walk_python(root: Path) -> subprocess.CompletedProcess:
-    """The Python twin as a user runs it: a script of its own, in a new interpreter, its logging left alone."""
+def _start_python(root: Path) -> subprocess.Popen:
+    """The Python twin as a user runs it: a script of its own, in a new interpreter, its logging left alone
+    (started first, so that it runs beside the CLI twin: one thread each)."""
     script = root / "walkthrough.py"
     script.write_text(_block("python", "python") + "import json\nprint(json.dumps(record))\nprint(json.dumps(meta))\n")
-    r = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True, text=True, timeout=900,
-                       env={**os.environ, **PINNED})
-    assert r.returncode == 0, r.stderr[-2000:]
-    return r
+    return subprocess.Popen([sys.executable, str(script)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **PINNED})
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +67,16 @@ def walked(tmp_path_factory):
     """Both walkthroughs, as written, on one small image folder written here as `flowers/`."""
     root = tmp_path_factory.mktemp("readme")
     write_imagefolder(root / "flowers", classes=3, per_class=8, size=32)
+    python = _start_python(root)
     here = os.getcwd()
     os.chdir(root)  # run_cli's commands run where the test is
     try:
-        return root, _walk_cli(root), _walk_python(root)
+        cli = _walk_cli(root)
     finally:
         os.chdir(here)
+        out, err = python.communicate(timeout=900)
+    assert python.returncode == 0, err[-2000:]
+    return root, cli, subprocess.CompletedProcess(python.args, python.returncode, out, err)
 
 
 def test_the_cli_walkthrough_runs_as_written(walked):
