@@ -421,3 +421,28 @@ def test_an_interrupted_command_says_what_a_rerun_does(monkeypatch, capsys, argv
     assert cli.main(argv) == 130
     err = capsys.readouterr().err.strip()
     assert err.startswith("neuralscale: interrupted; ") and err.endswith(says) and "\n" not in err, err
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
+    """Ctrl-C while the interpreter imports torch (the first second or two of every command): the command's one
+    line and exit 130, not Python's traceback; a program importing the library gets its KeyboardInterrupt. The
+    Ctrl-C is made to land there, every time, by an import hook that raises it when torch is imported."""
+    import sys
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    script = Path(sys.executable).parent / "neuralscale"
+    commands = [[sys.executable, "-m", "neuralscale", "info", "--model", "vgg11", "--dataset", "synthetic"]]
+    if script.is_file():  # the installed console script, as a user types it
+        commands.append([str(script), "info", "--model", "vgg11", "--dataset", "synthetic"])
+    for argv in commands:
+        r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 130 and r.stderr.strip() == "neuralscale: interrupted; nothing was changed", r.stderr
+    r = subprocess.run([sys.executable, "-c", "import neuralscale"], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode != 0 and "KeyboardInterrupt" in r.stderr  # the library's user sees Python's own

@@ -1,20 +1,36 @@
 """neuralscale: find how wide each layer of a CNN should be for a budget (NeuralScale, CVPR 2020)."""
 
-from ._version import __version__
-from .budget import Budget
-from .errors import NeuralscaleError, NeuralscaleWarning
-from .space import WidthSpace
-from .zoo import space
-from .train import TrainConfig, Trainer, paper_config
-from .data import load as load_dataset, dataset_info
-from .descent import DescentConfig
-from .importance import BNScale, Importance, L1FilterNorm, TaylorFO
-from .scaling import ScalingLaw
-from .api import descend, scale, train
-from .descent import DescentResult
-from .export import export_run, load_model
-from .loop import Pruner
-from .baselines import warm_start
+import sys as _sys
+
+
+def _as_command() -> bool:
+    """Whether this import is the `neuralscale` command starting (its script, or `python -m neuralscale`), not a
+    user's program importing the library."""
+    argv = getattr(_sys, "orig_argv", [])
+    return (bool(_sys.argv) and _sys.argv[0].rsplit("/", 1)[-1] == "neuralscale") or argv[1:3] == ["-m", "neuralscale"]
+
+
+try:  # Ctrl-C while torch is imported: the command's one line, not Python's traceback
+    from ._version import __version__
+    from .budget import Budget
+    from .errors import NeuralscaleError, NeuralscaleWarning
+    from .space import WidthSpace
+    from .zoo import space
+    from .train import TrainConfig, Trainer, paper_config
+    from .data import load as load_dataset, dataset_info
+    from .descent import DescentConfig
+    from .importance import BNScale, Importance, L1FilterNorm, TaylorFO
+    from .scaling import ScalingLaw
+    from .api import descend, scale, train
+    from .descent import DescentResult
+    from .export import export_run, load_model
+    from .loop import Pruner
+    from .baselines import warm_start
+except KeyboardInterrupt:
+    if not _as_command():
+        raise
+    print("neuralscale: interrupted; nothing was changed", file=_sys.stderr)
+    raise SystemExit(130) from None
 
 __all__ = ["Budget", "NeuralscaleError", "NeuralscaleWarning", "WidthSpace", "space", "TrainConfig", "Trainer", "paper_config", "load_dataset",
            "dataset_info", "DescentConfig", "Importance", "TaylorFO", "BNScale", "L1FilterNorm", "ScalingLaw",
