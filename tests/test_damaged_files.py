@@ -176,6 +176,19 @@ def test_the_generated_corpus_is_large():
     assert len(CASES) >= 200  # with test_bad_input.py's hand-written cases and test_provenance.py's
 
 
+def _refused_by_every_reader(world: Path, kind: str, capsys) -> list[str]:
+    """Each command that reads a `kind` file, run on the world: each must end in one error line (returned)."""
+    out = []
+    for args in FILES[kind][1]:
+        capsys.readouterr()
+        code = cli.main([a.replace("{w}", str(world)) for a in args])
+        err = capsys.readouterr().err
+        lines = [x for x in err.splitlines() if x.strip()]
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("neuralscale: error: "), err
+        out.append(lines[0])
+    return out
+
+
 WHOLE = {  # a file damaged as a whole, as disks, editors and other tools damage files
     "empty": b"",
     "nested too deeply": b"[" * 100_000 + b"]" * 100_000,
@@ -199,13 +212,8 @@ def test_a_file_damaged_as_a_whole_is_one_line_naming_it(world, kind, damage, ca
     else:
         path.write_bytes(WHOLE[damage])
     try:
-        for args in FILES[kind][1]:
-            capsys.readouterr()
-            code = cli.main([a.replace("{w}", str(world)) for a in args])
-            err = capsys.readouterr().err
-            lines = [x for x in err.splitlines() if x.strip()]
-            assert code == 2 and len(lines) == 1 and lines[0].startswith("neuralscale: error: "), err
-            assert str(path) in lines[0] or str(path.parent) in lines[0], lines[0]
+        for line in _refused_by_every_reader(world, kind, capsys):
+            assert str(path) in line or str(path.parent) in line, line
     finally:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
         path.write_bytes(pristine)
@@ -227,12 +235,8 @@ def test_a_damaged_nested_field_is_one_line_naming_it(world, kind, table, field,
     data[table][field] = value
     path.write_text(json.dumps(data))
     try:
-        for args in FILES[kind][1]:
-            capsys.readouterr()
-            code = cli.main([a.replace("{w}", str(world)) for a in args])
-            err = capsys.readouterr().err
-            lines = [x for x in err.splitlines() if x.strip()]
-            assert code == 2 and len(lines) == 1 and str(path) in lines[0] and table in lines[0], err
+        for line in _refused_by_every_reader(world, kind, capsys):
+            assert str(path) in line and table in line, line
     finally:
         path.write_text(pristine)
         shutil.rmtree(world / "out", ignore_errors=True)

@@ -166,6 +166,19 @@ def test_no_file_holds_nan(tmp_path):
     assert (tmp_path / "run" / "record.json").stat().st_mode & 0o044 == 0o044  # readable by collaborators
 
 
+def _wait_for_a_checkpoint(proc, written, what: str) -> None:
+    """Until `written()` finds a checkpoint (the work is under way, however fast or slow the host); a command that
+    ends first fails the test. The bound only stops a hung test."""
+    deadline = time.monotonic() + 300
+    while not written():
+        assert time.monotonic() < deadline, f"{what}: no checkpoint within 300 s"
+        try:
+            proc.wait(timeout=0.05)
+            pytest.fail(f"{what} ended before its first checkpoint: {proc.stderr}")
+        except subprocess.TimeoutExpired:
+            pass
+
+
 @pytest.mark.parametrize("sig,code,word", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
 def test_ctrl_c_or_sigterm_on_a_sweep_with_local_workers_is_one_line_and_resumes(tmp_path, sig, code, word):
     """Ctrl-C reaches the driver and its workers (one process group); SIGTERM, as `kill` sends it, the driver
@@ -175,14 +188,7 @@ def test_ctrl_c_or_sigterm_on_a_sweep_with_local_workers_is_one_line_and_resumes
     args = [*SWEEP, "--epochs", "4", "--executor", "local", "--workers", "2", "--threads", "1", "--out", str(out),
             "--quiet"]
     proc = Command(args, {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}, new_session=True)
-    deadline = time.monotonic() + 300
-    while not list(out.glob("runs/*/checkpoint.pt")):  # a run is training, however fast or slow the host
-        assert time.monotonic() < deadline, "no run started within 300 s"
-        try:
-            proc.wait(timeout=0.1)
-            pytest.fail(f"the sweep ended before any checkpoint: {proc.stderr}")
-        except subprocess.TimeoutExpired:
-            pass
+    _wait_for_a_checkpoint(proc, lambda: list(out.glob("runs/*/checkpoint.pt")), "the sweep")
     if sig == "SIGINT":
         os.killpg(proc.pid, signal.SIGINT)
     else:
@@ -363,14 +369,7 @@ def test_ctrl_c_or_sigterm_on_train_or_descend_is_one_line_and_resumes(tmp_path,
              "--test-subset", "8", "--device", "cpu", "--quiet", "--out", str(out)] if command == "train"
             else [*DESCENT, "--out", str(out), "--quiet"])
     proc = Command(args, {"NEURALSCALE_CHECKPOINT_SECONDS": "0", **FIXED}, new_session=True)
-    deadline = time.monotonic() + 300
-    while not [p for p in out.glob("*") if p.suffix in (".pt", ".ckpt")]:
-        assert time.monotonic() < deadline, "no checkpoint within 300 s"
-        try:
-            proc.wait(timeout=0.05)
-            pytest.fail(f"{command} ended before its first checkpoint: {proc.stderr}")
-        except subprocess.TimeoutExpired:
-            pass
+    _wait_for_a_checkpoint(proc, lambda: [p for p in out.glob("*") if p.suffix in (".pt", ".ckpt")], command)
     os.killpg(proc.pid, getattr(signal, sig))
     assert proc.wait(timeout=120) == code, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -7,6 +7,7 @@ holds many.  Their files are named by `layout` (RunDir, StoreDir).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import typing
@@ -109,12 +110,17 @@ _TYPE_WORDS = {str: "text", int: "an integer", float: "a finite number", bool: "
                list[int]: "a list of integers", list[str]: "a list of names", list[dict]: "a list of epochs"}
 
 
+@functools.cache
+def _record_types() -> dict:
+    return typing.get_type_hints(RunRecord)
+
+
 def check_record(record: Any, where: str | Path) -> dict:
     """A run record read back, field by field against RunRecord (types, ranges, the fields its status needs): the
     one schema check that every command reading a record goes through; else one error naming the file and field."""
     if not isinstance(record, dict):
         raise NeuralscaleError(f"{where} is not a run record (not a table)")
-    hints = typing.get_type_hints(RunRecord)
+    hints = _record_types()
     need = REQUIRED + (FINISHED_FIELDS if record.get("status") == "finished" else ())
     missing = [k for k in need if k not in record]
     problem = (f"{missing[0]} is missing" if missing else
