@@ -119,7 +119,7 @@ def correctness(c: Check) -> dict:
 def throughput(c: Check) -> dict:
     from throughput import neuralscale_throughput, reference_throughput
     device = torch.device(c.device)
-    images = 512 if c.quick else 50_000
+    images = 256 if c.quick else 50_000
     rng = np.random.default_rng(0)
     x_hwc = rng.integers(0, 256, size=(images, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, size=images)
@@ -179,7 +179,7 @@ print(json.dumps([m["train_time_s"] for m in tr.history]))
 
 
 def runs_per_device(c: Check) -> dict:
-    images, epochs = (256, 2) if c.quick else (10_000, 3)
+    images, epochs = (128, 2) if c.quick else (10_000, 3)
     counts = (1, 2) if c.quick else (1, 2, 4, 8)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     threads = max(1, (os.cpu_count() or 1) // max(counts))

@@ -77,12 +77,15 @@ def _check_family(sp, reference: int, grouped: bool, physical: bool, tiny_splits
             built = sp.build(res["widths"], device="meta")  # the formula counts what a built model has
             assert sp.params(res["widths"]) == sum(p.numel() for p in built.parameters())
             assert sp.macs(res["widths"]) == count_macs(built, sp.info.input_shape)
+            # and the shapes the channel graph probes, by rule, are the built model's
+            assert sp.state_shapes(res["widths"]) == {k: tuple(v.shape) for k, v in built.state_dict().items()}
         else:
             half = res["widths"]
     # forward and backward of the built model at 0.5x
     torch.manual_seed(0)
     model = sp.build(half)
     assert sum(p.numel() for p in model.parameters()) == sp.params(half)
+    assert sp.state_shapes(half) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert sp.macs(half) == count_macs(model, sp.info.input_shape)
     x = torch.randn(2, *sp.info.input_shape)
     out = model(x)

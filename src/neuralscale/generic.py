@@ -24,6 +24,7 @@ split) ends in an error naming the node; a wrong model is never built.
 from __future__ import annotations
 
 import copy
+import functools
 import operator
 import pickle
 from dataclasses import dataclass, field
@@ -370,6 +371,36 @@ class GenericSpace:
             macs += self.positions[name] * fin * fout
         return int(params), int(macs)
 
+    def state_shapes(self, widths: list[int]) -> dict[str, tuple[int, ...]]:
+        """The shape of every entry of `build(widths)`'s state dict, by the same rules as `build`, without
+        building it: the channel graph probes a space at about two widths per layer (DenseNet121: 121 layers,
+        0.13 s a build)."""
+        self.check(widths)
+        W = lambda segs: sum(self.width_of(s, widths) for s in segs)  # noqa: E731
+        out = dict(self._template_shapes)
+
+        def put(name: str, **shapes: tuple[int, ...]) -> None:
+            for attr, shape in shapes.items():
+                if f"{name}.{attr}" in out:  # as _resize: only what the module has
+                    out[f"{name}.{attr}"] = shape
+        for name, c in self.an.convs.items():
+            m = self.modules[name]
+            cin = W(c.segments)
+            cout = self.width_of(c.out, widths) if c.kind == "dense" else cin
+            groups = 1 if c.kind == "dense" else (cin if c.kind == "depthwise" else m.groups)
+            put(name, weight=(cout, cin // groups, *m.kernel_size), bias=(cout,))
+        for name, segs in self.an.norms.items():
+            n = W(segs)
+            put(name, weight=(n,), bias=(n,), running_mean=(n,), running_var=(n,))
+        for name, lin in self.an.linears.items():
+            fin, fout = W(lin.segments) * lin.positions, self.width_of(lin.out, widths)
+            put(name, weight=(fout, fin), bias=(fout,))
+        return out
+
+    @functools.cached_property
+    def _template_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in self.template.state_dict().items()}
+
     def _resolve_flat(self, model: nn.Module, info: DatasetInfo) -> None:
         """Spatial positions per channel at each linear layer that reads a flattened map."""
         seen: dict[str, int] = {}
@@ -538,6 +569,7 @@ def _retarget_input(model: nn.Module, first: nn.Conv2d, channels: int) -> None:
 def module_space(name: str, make: Callable[[], nn.Module], info: DatasetInfo):
     """A WidthSpace for the modules `make()` returns (fresh each call), on inputs of `info`."""
     gs = GenericSpace(name, make, info)
-    space = WidthSpace(name, gs.layer_names, gs.base_widths, info, gs.build, multiples=gs.multiples, costs=gs.costs)
+    space = WidthSpace(name, gs.layer_names, gs.base_widths, info, gs.build, multiples=gs.multiples, costs=gs.costs,
+                       shapes=gs.state_shapes)
     space.generic = gs
     return space

@@ -132,4 +132,4 @@ def gate_layers(space: WidthSpace, model: nn.Module) -> list[Layer]:
 
 
 def _shapes(space: WidthSpace, widths: Sequence[int]) -> dict[str, tuple]:
-    return {k: tuple(v.shape) for k, v in space.build(widths, device="meta").state_dict().items()}
+    return space.state_shapes(widths)

@@ -74,7 +74,8 @@ class WidthSpace:
                  info: DatasetInfo, make: Callable[[list[int]], nn.Module],
                  original_count: Callable[[list[int]], int] | None = None,
                  multiples: Sequence[int] | None = None,
-                 costs: Callable[[list[int]], tuple[int, int]] | None = None, family: Family | None = None):
+                 costs: Callable[[list[int]], tuple[int, int]] | None = None, family: Family | None = None,
+                 shapes: Callable[[list[int]], dict[str, tuple[int, ...]]] | None = None):
         if len(layer_names) != len(base_widths):
             raise ValueError("layer_names and base_widths differ in length")
         self.name = name
@@ -88,6 +89,7 @@ class WidthSpace:
         self.multiples = tuple(int(m) for m in multiples) if multiples else (1,) * len(self.base_widths)
         self._formula = costs  # (params, MACs) by formula, where the space has one; else a meta build counts
         self.family = family or Family(name.split(":", 1)[0])  # a generic space's family: its scheme or module
+        self._shapes = shapes  # state-dict shapes by rule, where the space has one; else a meta build shows them
 
     def __repr__(self) -> str:
         return f"WidthSpace({self.name!r}, dataset={self.info.name!r}, layers={len(self)})"
@@ -98,7 +100,7 @@ class WidthSpace:
     def rebased(self, widths: Sequence[int]) -> "WidthSpace":
         """The same family with other base widths (e.g. a narrower start for a descent)."""
         sp = WidthSpace(self.name, self.layer_names, self.validate(widths), self.info, self._make, self._original_count,
-                        self.multiples, self._formula, self.family)
+                        self.multiples, self._formula, self.family, self._shapes)
         sp._positions = self._positions
         return sp
 
@@ -141,6 +143,13 @@ class WidthSpace:
                 return self._make(widths)
         with torch.device(device):
             return self._make(widths)
+
+    def state_shapes(self, widths: Sequence[int]) -> dict[str, tuple[int, ...]]:
+        """The shape of every entry of the state dict of the model these widths build."""
+        widths = self.validate(widths)
+        if self._shapes is not None:
+            return self._shapes(widths)
+        return {k: tuple(v.shape) for k, v in self.build(widths, device="meta").state_dict().items()}
 
     def params(self, widths: Sequence[int]) -> int:
         """Exact parameter count of the model these widths build (gates hold none)."""

@@ -70,8 +70,22 @@ def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: 
     opt = optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
     opt["state"] = {i: {k: (graph.slice_state({names[i]: v}, keep)[names[i]] if torch.is_tensor(v) and v.dim()
                             else v) for k, v in st.items()} for i, st in opt["state"].items()}
-    first = next(model.parameters())
-    new.load_state_dict(state, assign=True)
-    new = new.to(first.device, first.dtype)
+    _assign(new, state)
     new.train(model.training)
     return Shrunk(new, opt, graph)
+
+
+def _assign(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """`model.load_state_dict(state, assign=True)` for a model on meta whose every entry `state` holds (checked by
+    ChannelGraph.fits), without its per-module hooks and checks: a tenth of the time, once per pruning step."""
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        for key, p in module._parameters.items():
+            if p is not None:
+                module._parameters[key] = nn.Parameter(state[prefix + key], requires_grad=p.requires_grad)
+        for key, b in module._buffers.items():
+            if b is not None and key not in module._non_persistent_buffers_set:
+                module._buffers[key] = state[prefix + key]
+    leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if leftover:
+        raise RuntimeError(f"no value for {leftover[0]} after pruning")  # a non-persistent buffer: a bug here
