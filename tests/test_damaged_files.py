@@ -221,14 +221,17 @@ def test_a_file_damaged_as_a_whole_is_one_line_naming_it(world, kind, damage, ca
 
 
 NESTED = [("config", "epochs", "one"), ("config", "lr", -1), ("config", "batch_size", 0),
-          ("config", "momentum", "x"), ("summary", "test_acc_at_best_val", 250), ("summary", "final_test_acc", -5)]
+          ("config", "momentum", "x"), ("summary", "test_acc_at_best_val", 250), ("summary", "final_test_acc", -5),
+          # a record's spec: checked field by field, and it must be this run's (it hashes to the record's id)
+          ("spec", "model", 3), ("spec", "widths", ["8"]), ("spec", "latency_batches", "one"),
+          ("spec", "unheard_of", 1), ("spec", "label", "another run"), ("spec", "init", {"run": 1})]
 
 
 @pytest.mark.parametrize("kind", ["run record", "store record"])
 @pytest.mark.parametrize("table, field, value", NESTED, ids=[f"{t}.{f}={v!r}" for t, f, v in NESTED])
 def test_a_damaged_nested_field_is_one_line_naming_it(world, kind, table, field, value, capsys):
-    """A record's training settings are read through TrainConfig's own checks, and its accuracies are
-    percentages, whichever command reads it."""
+    """A record's training settings are read through TrainConfig's own checks, its accuracies are percentages
+    and its spec is a run spec of this run, whichever command reads it."""
     path = next(world.glob(FILES[kind][0]))
     pristine = path.read_text()
     data = json.loads(pristine)

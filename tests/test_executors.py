@@ -246,3 +246,33 @@ def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path):
     assert len(records) == 2 and all(r["status"] == "finished" for r in records)
     assert all(read_record(out / "runs" / i)["resumed"] for i in interrupted)
     assert all([m["epoch"] for m in r["history"]] == list(range(1, 31)) for r in records)
+
+
+def test_a_worker_whose_driver_stopped_as_its_run_ended_exits_without_a_traceback(tmp_path):
+    """Ctrl-C on a local sweep: the driver closes its end while a worker's run is ending; the worker's answer finds
+    no reader. It exits quietly (its record is on disk): the terminal shows the driver's one line, not a
+    worker's BrokenPipeError (issue 32). A real worker process, its driver's end closed before the answer."""
+    code = (
+        "import multiprocessing as mp, sys\n"
+        "from neuralscale.executors import _worker\n"
+        "from neuralscale.runs import RunSpec\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = mp.get_context('spawn')\n"
+        "    here, there = ctx.Pipe()\n"
+        "    spec = RunSpec(model='vgg11', dataset='synthetic', method='uniform', widths=[4] * 8, latency_batches=(),\n"
+        "                   config={'epochs': 1, 'batch_size': 32, 'device': 'cpu'}, data={'train': 64, 'test': 16})\n"
+        f"    out = {str(tmp_path / 'store')!r}\n"
+        "    here.send((spec.to_dict(), out, out + '/log.txt'))\n"
+        "    p = ctx.Process(target=_worker, args=(there, None, 1))\n"
+        "    p.start()\n"
+        "    there.close()\n"
+        "    here.close()  # the driver stopped: nobody reads the answer\n"
+        "    p.join(300)\n"
+        "    print('exit', p.exitcode)\n")
+    (tmp_path / "store").mkdir()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    assert r.stdout.strip().splitlines()[-1] == "exit 0", (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "BrokenPipeError" not in r.stderr, r.stderr
+    (record,) = load_records(tmp_path / "store")
+    assert record["status"] == "finished"

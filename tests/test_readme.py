@@ -66,7 +66,7 @@ def _start_python(root: Path) -> subprocess.Popen:
 def walked(tmp_path_factory):
     """Both walkthroughs, as written, on one small image folder written here as `flowers/`."""
     root = tmp_path_factory.mktemp("readme")
-    write_imagefolder(root / "flowers", classes=3, per_class=8, size=32)
+    write_imagefolder(root / "flowers", classes=3, per_class=8, size=16)  # ResNet18 runs down to 1x1 at 16 px
     python = _start_python(root)
     here = os.getcwd()
     os.chdir(root)  # run_cli's commands run where the test is

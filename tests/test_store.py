@@ -67,18 +67,26 @@ def test_records_are_read_strictly(tmp_path):
     from neuralscale.store import is_run_dir, read_record, write_record
     assert read_record(tmp_path) is None and not is_run_dir(tmp_path)
 
-    def running(run_id: str) -> dict:  # what every record holds from its first write on (runs.execute)
-        return {"id": run_id, "status": "running", "kind": "run", "method": "uniform", "label": "uniform",
-                "model": "vgg11", "dataset": "synthetic", "seed": 0, "budget": {}, "spec": {}, "config": {}}
-    write_record(tmp_path, running("x"))
-    assert read_record(tmp_path)["id"] == "x" and is_run_dir(tmp_path)
+    from neuralscale.spec import RunSpec
+
+    def running(label: str) -> dict:  # what every record holds from its first write on (runs.execute)
+        spec = RunSpec(model="vgg11", dataset="synthetic", method="uniform", config={}, label=label)
+        return {"id": spec.id, "status": "running", "kind": "run", "method": "uniform", "label": label,
+                "model": "vgg11", "dataset": "synthetic", "seed": 0, "budget": {}, "spec": spec.to_dict(),
+                "config": {}}
+    x = running("x")
+    write_record(tmp_path, x)
+    assert read_record(tmp_path)["id"] == x["id"] and is_run_dir(tmp_path)
     for damaged in ("{", '{"id": "x", "status": "lost"}', "[]", '{"status": "running"}',
-                    json.dumps({**running("x"), "seed": "0"}), json.dumps({**running("x"), "kind": "other"})):
+                    json.dumps({**x, "seed": "0"}), json.dumps({**x, "kind": "other"}),
+                    json.dumps({**x, "spec": {}}), json.dumps({**x, "spec": {**x["spec"], "widths": ["8"]}}),
+                    json.dumps({**x, "spec": running("y")["spec"]})):  # another run's spec under this id
         (tmp_path / "record.json").write_text(damaged)
         with pytest.raises(NeuralscaleError, match="is not a run record"):
             read_record(tmp_path)
     # a folder of run directories reads like a store
+    ids = {name: running(name)["id"] for name in ("b", "a")}
     for name in ("b", "a"):
-        write_record(tmp_path / "runs" / name, running(name))
-    assert [r["id"] for r in load_records(tmp_path)] == ["a", "b"]
-    assert [r["id"] for r in load_records(tmp_path / "runs")] == ["a", "b"]
+        write_record(tmp_path / "runs" / ids[name], running(name))
+    assert [r["id"] for r in load_records(tmp_path)] == sorted(ids.values())
+    assert [r["id"] for r in load_records(tmp_path / "runs")] == sorted(ids.values())

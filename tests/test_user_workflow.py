@@ -456,6 +456,11 @@ def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, subset=[32, 8]), "subset must be a dict"),
     (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, out_dir=123), "out_dir must be a path"),
     (lambda: ns.descend("vgg11", "synthetic", "d", {"iterations": 1}), "DescentConfig.from_dict"),
+    (lambda: ns.load_model(42), "load_model: path must be a path"),
+    (lambda: ns.load_model(["m.json"]), "load_model: path must be a path"),
+    (lambda: ns.load_model("m.json", space="vgg11"), "load_model: space must be a WidthSpace"),
+    (lambda: ns.export_run(None, "m"), "export_run: run_dir must be a path"),
+    (lambda: ns.export_run("run", 3.5), "export_run: path must be a path"),
 ])
 def test_the_python_api_misused_says_so_as_the_cli_would(call, says):
     """Arguments of the wrong type are one NeuralscaleError saying which and what it takes (issue 32), not a

@@ -20,7 +20,8 @@ from .layout import RunDir, claim_folder
 from .methods import SCALED, method_label, method_law, scale, source_objective
 from .records import exclusive
 from .baselines import check_cut, trained_record
-from .runs import RunSpec, execute
+from .runs import execute
+from .spec import RunSpec
 from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace

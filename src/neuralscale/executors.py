@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import EnvironmentFailure, NeuralscaleError
-from .runs import RunSpec, execute_in_store, failed_record
+from .runs import execute_in_store, failed_record
+from .spec import RunSpec
 from .store import RunStore
 from .logs import configure as configure_logging
 from .threads import set_limit
@@ -225,7 +226,10 @@ def _worker(conn, device: str | None, threads: int | None) -> None:
             reply = ("environment", str(e))
         finally:
             restore()
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, EOFError, OSError):  # the driver stopped (Ctrl-C) as this run ended: its record
+            return                                    # is on disk, and the driver's one line says the rest
 
 
 class Local(_Pool):

@@ -100,6 +100,7 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     A model exported from a run takes images as they are (`Pixels`: float pixel values 0-255, N x C x H x W at
     meta["input_shape"]; class names in meta["classes"]); `pixels=False` (or a model saved without its
     normalisation) gives the bare network, which takes normalised inputs."""
+    _check_arguments("load_model", {"path": path}, space)
     meta = read_meta(path)
     missing = [k for k in ("model", "dataset", "widths", "weights") if k not in meta]
     if missing:
@@ -185,6 +186,7 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
                space: WidthSpace | None = None) -> dict:
     """A finished run as PATH.json + PATH.pt (and PATH.onnx, checked against onnxruntime where installed).
     A run of a space of your own needs that space (`space`)."""
+    _check_arguments("export_run", {"run_dir": run_dir, "path": path}, space)
     json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space)
     model, meta = load_model(json_path, space=space)
     result = {"json": str(json_path), "weights": str(weights),
@@ -193,6 +195,15 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
     if onnx:
         result.update(to_onnx(model, tuple(meta["input_shape"]), named(json_path, ".onnx")))
     return result
+
+
+def _check_arguments(call: str, paths: dict, space) -> None:
+    """Arguments of the wrong type as one NeuralscaleError (the CLI's line), not a TypeError deep inside."""
+    for name, value in paths.items():
+        if not isinstance(value, (str, Path)):
+            raise NeuralscaleError(f"{call}: {name} must be a path (a str or Path), not {type(value).__name__}")
+    if space is not None and not isinstance(space, WidthSpace):
+        raise NeuralscaleError(f"{call}: space must be a WidthSpace (ns.space(...)), not {type(space).__name__}")
 
 
 def _need_onnx() -> None:

@@ -12,13 +12,10 @@ resumes what was interrupted from its last epoch.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,80 +24,16 @@ from torch import nn
 
 from .accounting import measure_latency
 from .baselines import prune_pretrained, trained_network, warm_start
-from .budget import Budget
 from .data import DataConfig
 from .errors import EnvironmentFailure, NeuralscaleError
 from .records import atomic_write_text, exclusive
 from .layout import RunDir
+from .spec import RunSpec
 from .store import RunStore, read_record, write_record
 from .train import TrainConfig, Trainer, environment, read_checkpoint
 from .zoo import record_space
 
 log = logging.getLogger(__name__)
-
-# Fields of the training configuration that do not change what is computed, so they are not part of a run's identity.
-_NOT_IDENTITY = ("device", "eval_batch_size")
-
-
-@dataclass
-class RunSpec:
-    """Everything that decides a run's outcome (and a little that only labels it)."""
-
-    model: str  # a width-space name, e.g. "vgg11"
-    dataset: str
-    method: str  # uniform | morphnet | neuralscale | l1-prune | l1-global | slimming | explicit
-    config: dict  # TrainConfig.to_dict()
-    widths: list[int] | None = None  # None for the pruning baselines: decided from the trained weights
-    budget: Budget | None = None  # in the record: {"metric": "params", "value": 579786, "ratio": 0.25}
-    label: str = ""  # how reports name the method, e.g. "neuralscale@15"
-    convcut: bool = False
-    data: dict = field(default_factory=dict)  # {"train": N, "test": N, "tinyimagenet_split": ...}
-    pretrained: str | None = None  # baselines: the id of the finished run to prune
-    criterion: str | None = None  # baselines: slimming | l1-uniform | l1 (see baselines.py)
-    latency_batches: tuple[int, ...] = (1,)  # measured after training; () for none
-    init: dict | None = None  # a warm start: {"run": path of a finished run, "id": its id} (see baselines.warm_start)
-
-    def __post_init__(self):
-        self.label = self.label or self.method
-        self.latency_batches = tuple(self.latency_batches)
-        if not isinstance(self.budget, Budget):
-            self.budget = Budget.from_dict(self.budget)
-        if self.widths is not None:
-            self.widths = [int(w) for w in self.widths]
-
-    @property
-    def seed(self) -> int:
-        return int(self.config.get("seed", 0))
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig.from_dict(self.config)
-
-    def identity(self) -> dict:
-        d = self.to_dict()
-        d["config"] = {k: v for k, v in self.config.items() if k not in _NOT_IDENTITY}
-        d.pop("latency_batches")
-        init = d.pop("init")
-        if init is not None:  # the run it starts from, by id: where that run lies does not change the outcome
-            d["init"] = init["id"]
-        d["data"] = {k: v for k, v in self.data.items() if k != "data_dir"}
-        return d
-
-    @property
-    def id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
-        budget = self.budget.slug if self.budget else ""
-        slug = re.sub(r"[^A-Za-z0-9.]+", "-", f"{self.label}-{budget}-s{self.seed}").strip("-")
-        return f"{slug}-{digest}"
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["latency_batches"] = list(self.latency_batches)
-        d["budget"] = self.budget.to_dict() if self.budget else {}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunSpec":
-        return cls(**d)
 
 
 def _space(spec: RunSpec, data_dir: str | None):

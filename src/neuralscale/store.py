@@ -19,6 +19,7 @@ from .errors import NeuralscaleError
 from .records import atomic_write_json, exclusive
 from .budget import METRICS, Budget
 from .layout import RunDir, StoreDir
+from .spec import spec_problem
 from .validate import matches
 
 RECORD = RunDir.RECORD
@@ -126,7 +127,7 @@ def check_record(record: Any, where: str | Path) -> dict:
     problem = (f"{missing[0]} is missing" if missing else
                next((p for k in hints if k in record for p in [_field_problem(k, record[k], hints)] if p), ""))
     if not problem:
-        problem = _config_problem(record["config"])
+        problem = _config_problem(record["config"]) or spec_problem(record["spec"], record["id"])
     if not problem and record["status"] == "finished":
         problem = _finished_problem(record)
     if problem:

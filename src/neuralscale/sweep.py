@@ -29,7 +29,8 @@ from .data import DataConfig
 from .data.info import DEFAULT_PROTOCOL, protocol
 from .methods import BASE_METHODS, BASELINES, ITERATED, SPARSE_LABEL, method_label, scale
 from .progress import progress_bar
-from .runs import RunSpec, describe
+from .runs import describe
+from .spec import RunSpec
 from .scaling import cost_function
 from .settings import Settings, option
 from .store import RunStore
