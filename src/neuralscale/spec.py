@@ -11,10 +11,14 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from .budget import Budget
 from .errors import NeuralscaleError
 from .validate import matches
+
+if TYPE_CHECKING:  # train (torch's world) is imported only when a run is trained
+    from .train import TrainConfig
 
 # Fields of the training configuration that do not change what is computed, so they are not part of a run's identity.
 _NOT_IDENTITY = ("device", "eval_batch_size")
@@ -50,8 +54,8 @@ class RunSpec:
     def seed(self) -> int:
         return int(self.config.get("seed", 0))
 
-    def train_config(self) -> "TrainConfig":  # noqa: F821
-        from .train import TrainConfig  # torch's world, only when a run is trained
+    def train_config(self) -> TrainConfig:
+        from .train import TrainConfig
         return TrainConfig.from_dict(self.config)
 
     def identity(self) -> dict:
