@@ -207,6 +207,44 @@ def test_a_killed_ray_worker_is_retried_from_its_checkpoint(tmp_path, ray_cluste
     _finishes_after_the_kill(proc, out, killed, "worker died")
 
 
+def _sigint_ignored(pid: int) -> bool:
+    """Whether process `pid` ignores SIGINT (its SigIgn mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
+def test_ctrl_c_on_a_ray_sweep_is_one_line_and_a_rerun_finishes(tmp_path, ray_cluster):
+    """Ctrl-C on a sweep whose runs train on a Ray cluster: the driver cancels them and says one line (no
+    traceback from it or from Ray), the cluster stays up, and a rerun finishes every run (issue 32)."""
+    out = tmp_path / "sweep"
+    # many short epochs: a run outlasts the signal on the fastest host (its first epoch is checkpointed, then
+    # one every few seconds: not every epoch, whose fsyncs would be most of the test's time)
+    args = [*TINY, "--train-subset", "64", "--ratios", "0.0625,0.125", "--epochs", "200", "--backend", "ray",
+            "--address", ray_cluster, "--out", str(out), "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+
+    def under_way() -> list[str]:  # runs with a checkpoint, still training
+        return [d.name for d in out.glob("runs/*") if (d / "checkpoint.pt").exists()
+                and (read_record(d) or {}).get("status") == "running"]
+    while time.time() < deadline and proc.poll() is None and not under_way():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep ended before a checkpoint"
+    ignored = _sigint_ignored(proc.pid)  # a terminal's Ctrl-C reaches a command that does not ignore it
+    os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the driver's whole process group
+    _, err = proc.communicate(timeout=120)
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert not ignored and proc.returncode == 130 and "Traceback" not in err, (proc.returncode, ignored, err)
+    assert len(lines) == 1 and lines[0].startswith("neuralscale: interrupted") and "resume" in lines[0], err
+    r = subprocess.run([sys.executable, "-m", "neuralscale", *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    records = load_records(out)
+    assert len(records) == 2 and all(x["status"] == "finished" for x in records)
+
+
 def test_ray_bad_address_is_one_clear_line(tmp_path):
     _need_ray()
     r = run_cli(*TINY, "--ratios", "0.0625", "--epochs", "1", "--out", str(tmp_path / "x"),
