@@ -232,6 +232,32 @@ NESTED = [("config", "epochs", "one"), ("config", "lr", -1), ("config", "batch_s
 def test_a_damaged_nested_field_is_one_line_naming_it(world, kind, table, field, value, capsys):
     """A record's training settings are read through TrainConfig's own checks, its accuracies are percentages
     and its spec is a run spec of this run, whichever command reads it."""
+    _damaged_nested(world, kind, table, field, value, capsys)
+
+
+NESTED_DESCENT = [("descent", "iterations", "two"), ("descent", "k", 0), ("descent", "prune_fraction", 2.0),
+                  ("descent", "seed", -1), ("descent", "schedule", "fast")]
+
+
+@pytest.mark.parametrize("table, field, value", NESTED_DESCENT, ids=[f"{t}.{f}={v!r}" for t, f, v in NESTED_DESCENT])
+def test_a_damaged_descent_setting_is_one_line_naming_it(world, table, field, value, capsys):
+    """A descent's recorded settings (config.json) are read through DescentConfig's own checks by every command
+    that reads the descent."""
+    _damaged_nested(world, "config.json", table, field, value, capsys)
+
+
+NESTED_PLAN = [("config", "methods", ["nonsense"]), ("config", "seeds", "one"), ("config", "ratios", [-0.5]),
+               ("config", "descent_from_store", 5), ("config", "finetune_epochs", -1)]
+
+
+@pytest.mark.parametrize("table, field, value", NESTED_PLAN, ids=[f"{t}.{f}={v!r}" for t, f, v in NESTED_PLAN])
+def test_a_damaged_sweep_setting_is_one_line_naming_it(world, table, field, value, capsys):
+    """A store's recorded sweep settings (sweep.json's config) are read through SweepConfig's own checks by the
+    sweep and the report."""
+    _damaged_nested(world, "sweep.json", table, field, value, capsys)
+
+
+def _damaged_nested(world, kind, table, field, value, capsys) -> None:
     path = next(world.glob(FILES[kind][0]))
     pristine = path.read_text()
     data = json.loads(pristine)

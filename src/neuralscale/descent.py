@@ -237,6 +237,17 @@ def _on_cuda(device: str) -> bool:
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
+def _check_recorded_settings(recorded: dict) -> None:
+    """A descent's recorded settings through DescentConfig's own checks (types and ranges), as a ValueError. A key
+    it no longer knows is left alone (an older release's), and so is the latency device (a GPU's descent is read
+    on a machine without one)."""
+    known = {f.name for f in fields(DescentConfig)} - {"latency_device"}
+    try:
+        DescentConfig.from_dict({k: v for k, v in recorded.items() if k in known})
+    except NeuralscaleError as e:
+        raise ValueError(f"descent: {e}") from None
+
+
 class DescentDir:
     """A descent's directory: the only code that knows its files (see the module docstring)."""
 
@@ -337,6 +348,7 @@ class DescentDir:
             ratio = old["descent"].get("base_ratio", 1.0)
             if not (matches(ratio, float) and 0 < ratio <= 1):
                 raise ValueError(f"descent.base_ratio is {ratio!r}, not a ratio in (0, 1]")
+            _check_recorded_settings(old["descent"])
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
             raise NeuralscaleError(f"{self.config_path} is damaged ({e}); remove it only if this directory's "
                                    "iterations may be redone with the configuration given now") from None

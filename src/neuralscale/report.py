@@ -36,6 +36,7 @@ from .reference import rows as reference_rows
 from .scaling import EXTRAPOLATION
 from .space import WidthSpace
 from .stats import holm, paired_gap, paired_p, welch_gap, welch_p
+from .sweep import read_plan
 from .validate import one_of
 from .accounting import UNSTABLE, unstable
 from .budget import UNITS, Budget
@@ -366,7 +367,7 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
         raise NeuralscaleError(f"{store} holds no finished runs yet ({len(records)} record(s): "
                                + ", ".join(sorted({r['status'] for r in records})) + ")")
     models = sorted({(r["model"], r["dataset"]) for r in records})
-    plan = RunStore(store).load_plan() or {}
+    plan = read_plan(RunStore(store))
     sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
     recorded = sweep_cfg.get("descent")
     beside = sweep_cfg.get("descent_from_store")  # relative to the store: right wherever the store was copied

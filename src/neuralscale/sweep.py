@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .budget import METRICS, Budget
@@ -35,7 +35,7 @@ from .scaling import cost_function
 from .settings import Settings, option
 from .store import RunStore
 from .train import TrainConfig, paper_config, resolve_device
-from .validate import SEED_MAX, at_least, at_most, check_data, check_types, positive, ratio, suggest
+from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
 from .zoo import space as make_space
 
 log = logging.getLogger(__name__)
@@ -338,6 +338,32 @@ def recipe(cfg: SweepConfig) -> dict:
     # (`_check_slimming`), so that methods may still grow and stores recorded before it still open
 
 
+# what a store's sweep.json adds to a sweep's settings (run_sweep)
+_PLAN_EXTRAS = {"latency_budgets": dict, "descent_from_store": str, "descents_from_store": dict}
+
+
+def read_plan(store: RunStore) -> dict:
+    """A store's sweep.json ({} where there is none), its recorded settings read through SweepConfig's own checks
+    (types, ranges, known methods and budgets) and the keys a sweep adds to them: one line naming the file and
+    the setting otherwise. A key SweepConfig no longer knows is left alone (an older release's)."""
+    plan = store.load_plan() or {}
+    config = plan.get("config")
+    if config is None:
+        return plan
+    known = {f.name for f in fields(SweepConfig)}
+    problem = next((f"{k} is {str(config[k])[:40]!r}" for k, tp in _PLAN_EXTRAS.items()
+                    if k in config and not matches(config[k], tp)), "")
+    if not problem:
+        try:
+            SweepConfig.from_dict({k: v for k, v in config.items() if k in known})
+        except NeuralscaleError as e:
+            problem = str(e)
+    if problem:
+        raise NeuralscaleError(f"{store.plan_path} is damaged: config: {problem}; restore it (a sweep with this "
+                               "store's recipe writes it again when it is removed)")
+    return plan
+
+
 def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
               executor=None, force: bool = False) -> list[dict]:
     """Plan the sweep and run every run not yet finished; returns the records in plan order.
@@ -349,7 +375,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     for_api(progress)
     store = RunStore(out_dir)
     resolve_device(TrainConfig.from_dict(cfg.train).device)  # before planning: no run fails for the machine
-    before = (store.load_plan() if store.plan_path.is_file() else None) or {}
+    before = read_plan(store)
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})
     specs = plan(cfg, frozen)
@@ -361,7 +387,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
             config["latency_budgets"] = frozen
         if cfg.descent is not None:  # found by a report from any folder, and in a clone of the store's repository
             config["descent_from_store"] = os.path.relpath(Path(cfg.descent).resolve(), store.root.resolve())
-            old = (store.load_plan() or {}).get("config") or {}  # every descent the store's runs came from, by objective
+            old = read_plan(store).get("config") or {}  # every descent the store's runs came from, by objective
             config["descents_from_store"] = {**(old.get("descents_from_store") or {}),
                                              DescentDir(cfg.descent).objective(): config["descent_from_store"]}
         _check_slimming(store, cfg)
