@@ -223,8 +223,12 @@ def test_ctrl_c_on_a_ray_sweep_is_one_line_and_a_rerun_finishes(tmp_path, ray_cl
     # one every few seconds: not every epoch, whose fsyncs would be most of the test's time)
     args = [*TINY, "--train-subset", "64", "--ratios", "0.0625,0.125", "--epochs", "200", "--backend", "ray",
             "--address", ray_cluster, "--out", str(out), "--quiet"]
+    # as a terminal starts it: SIGINT at its default, whatever this test process inherited (a background job of a
+    # non-interactive shell starts with SIGINT ignored, and Python keeps an inherited ignore: the command would
+    # then rightly ignore Ctrl-C, as it did twice when the suite ran so)
     proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
 
     def under_way() -> list[str]:  # runs with a checkpoint, still training

@@ -245,3 +245,30 @@ def test_cli_on_torchvision_models(tmp_path):
     assert r.returncode == 0, r.stderr
     laws = json.loads((out / "fits.json").read_text())["laws"]
     assert [d["iteration"] for d in laws] == [1, 2] and laws[0]["physical"] is True
+
+
+def test_a_module_held_under_two_names_is_resized_under_both():
+    """A module reachable under two attribute names is in the state dict twice: the shapes the channel graph
+    probes, by rule, are the built model's under both names, so that pruning still shrinks it physically."""
+    from torch import nn
+
+    from neuralscale.graph import ChannelGraph
+    from neuralscale.pruning import apply
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+            self.bn = nn.BatchNorm2d(8)
+            self.alias = self.bn  # the same module under a second name
+            self.fc = nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.fc(self.bn(self.c1(x)).mean([2, 3]))
+
+    sp = ns.space(Shared(), torch.zeros(1, 3, 8, 8))
+    built = sp.build([4], device="meta").state_dict()
+    assert sp.state_shapes([4]) == {k: tuple(v.shape) for k, v in built.items()} and "alias.weight" in built
+    graph = ChannelGraph(sp, [8])
+    shrunk = apply.shrink(sp, graph, sp.build([8]), None, [torch.arange(5)], [8], [5])
+    assert graph.exact and shrunk is not None and shrunk.model.alias.weight.shape == (5,)

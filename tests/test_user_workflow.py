@@ -467,3 +467,20 @@ def test_the_python_api_misused_says_so_as_the_cli_would(call, says):
     TypeError or AttributeError from deep inside."""
     with pytest.raises(ns.NeuralscaleError, match=re.escape(says)):
         call()
+
+
+def test_any_path_like_is_a_path_to_the_python_api(tmp_path):
+    """os.PathLike objects (pytest's py.path, a library's own path types) are paths, as Path is: the type check
+    refuses what is not a path, and lets these through to the file's own checks."""
+    class Where:  # a path type of someone else's
+        def __init__(self, p):
+            self.p = str(p)
+
+        def __fspath__(self):
+            return self.p
+    for call in (lambda: ns.load_model(Where(tmp_path / "none.json")),
+                 lambda: ns.export_run(Where(tmp_path / "no-run"), Where(tmp_path / "m"))):
+        with pytest.raises(ns.NeuralscaleError) as e:
+            call()
+        said = str(e.value)
+        assert "must be a path" not in said and ("none.json" in said or "no-run" in said), said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -135,8 +136,8 @@ def _check_arguments(call: str, model, dataset, config, config_type, subset, pat
         raise NeuralscaleError(f"{call}: subset must be a dict such as {{'train': 1000, 'test': 200}}, not "
                                f"{type(subset).__name__}")
     for name, value in paths.items():
-        if value is not None and not isinstance(value, (str, Path)):
-            raise NeuralscaleError(f"{call}: {name} must be a path (a str or Path), not {type(value).__name__}")
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise NeuralscaleError(f"{call}: {name} must be a path (a str or os.PathLike), not {type(value).__name__}")
 
 
 def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None = None,

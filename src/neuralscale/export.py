@@ -19,6 +19,7 @@ exported model gives the same outputs as the PyTorch one.
 
 from __future__ import annotations
 
+import os
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -200,8 +201,8 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
 def _check_arguments(call: str, paths: dict, space) -> None:
     """Arguments of the wrong type as one NeuralscaleError (the CLI's line), not a TypeError deep inside."""
     for name, value in paths.items():
-        if not isinstance(value, (str, Path)):
-            raise NeuralscaleError(f"{call}: {name} must be a path (a str or Path), not {type(value).__name__}")
+        if not isinstance(value, (str, os.PathLike)):
+            raise NeuralscaleError(f"{call}: {name} must be a path (a str or os.PathLike), not {type(value).__name__}")
     if space is not None and not isinstance(space, WidthSpace):
         raise NeuralscaleError(f"{call}: space must be a WidthSpace (ns.space(...)), not {type(space).__name__}")
 

@@ -380,9 +380,10 @@ class GenericSpace:
         out = dict(self._template_shapes)
 
         def put(name: str, **shapes: tuple[int, ...]) -> None:
-            for attr, shape in shapes.items():
-                if f"{name}.{attr}" in out:  # as _resize: only what the module has
-                    out[f"{name}.{attr}"] = shape
+            for alias in self._names_of[name]:  # a module held under two names is in the state dict twice
+                for attr, shape in shapes.items():
+                    if f"{alias}.{attr}" in out:  # as _resize: only what the module has
+                        out[f"{alias}.{attr}"] = shape
         for name, c in self.an.convs.items():
             m = self.modules[name]
             cin = W(c.segments)
@@ -400,6 +401,14 @@ class GenericSpace:
     @functools.cached_property
     def _template_shapes(self) -> dict[str, tuple[int, ...]]:
         return {k: tuple(v.shape) for k, v in self.template.state_dict().items()}
+
+    @functools.cached_property
+    def _names_of(self) -> dict[str, list[str]]:
+        """Every name under which each resized module is reachable (its own first)."""
+        names: dict[int, list[str]] = {}
+        for n, m in self.template.named_modules(remove_duplicate=False):
+            names.setdefault(id(m), []).append(n)
+        return {n: names[id(self.modules[n])] for n in self.modules}
 
     def _resolve_flat(self, model: nn.Module, info: DatasetInfo) -> None:
         """Spatial positions per channel at each linear layer that reads a flattened map."""
