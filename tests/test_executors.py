@@ -221,7 +221,7 @@ def test_ctrl_c_on_a_ray_sweep_is_one_line_and_a_rerun_finishes(tmp_path, ray_cl
     out = tmp_path / "sweep"
     # many short epochs: a run outlasts the signal on the fastest host (its first epoch is checkpointed, then
     # one every few seconds: not every epoch, whose fsyncs would be most of the test's time)
-    args = [*TINY, "--train-subset", "64", "--ratios", "0.0625,0.125", "--epochs", "200", "--backend", "ray",
+    args = [*TINY, "--train-subset", "32", "--ratios", "0.0625,0.125", "--epochs", "100", "--backend", "ray",
             "--address", ray_cluster, "--out", str(out), "--quiet"]
     # as a terminal starts it: SIGINT at its default, whatever this test process inherited (a background job of a
     # non-interactive shell starts with SIGINT ignored, and Python keeps an inherited ignore: the command would
