@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -13,6 +12,7 @@ from .data.base import Splits
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
 from .logs import for_api
+from .validate import check_paths
 from .errors import NeuralscaleError
 from .figures import descent_figures
 from .guard import check_new_file
@@ -135,9 +135,7 @@ def _check_arguments(call: str, model, dataset, config, config_type, subset, pat
     if subset is not None and not isinstance(subset, dict):
         raise NeuralscaleError(f"{call}: subset must be a dict such as {{'train': 1000, 'test': 200}}, not "
                                f"{type(subset).__name__}")
-    for name, value in paths.items():
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise NeuralscaleError(f"{call}: {name} must be a path (a str or os.PathLike), not {type(value).__name__}")
+    check_paths(call, paths)
 
 
 def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None = None,

@@ -19,7 +19,6 @@ exported model gives the same outputs as the PyTorch one.
 
 from __future__ import annotations
 
-import os
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .validate import check_paths
 from .errors import NeuralscaleError
 from .guard import check_new_file
 from .layout import RunDir
@@ -200,9 +200,7 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
 
 def _check_arguments(call: str, paths: dict, space) -> None:
     """Arguments of the wrong type as one NeuralscaleError (the CLI's line), not a TypeError deep inside."""
-    for name, value in paths.items():
-        if not isinstance(value, (str, os.PathLike)):
-            raise NeuralscaleError(f"{call}: {name} must be a path (a str or os.PathLike), not {type(value).__name__}")
+    check_paths(call, paths, optional=False)
     if space is not None and not isinstance(space, WidthSpace):
         raise NeuralscaleError(f"{call}: space must be a WidthSpace (ns.space(...)), not {type(space).__name__}")
 

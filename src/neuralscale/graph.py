@@ -64,12 +64,12 @@ class ChannelGraph:
     def _probe(self) -> None:
         if any(m != 1 for m in self.space.multiples):
             self._inexact("layers feed grouped convolutions, so widths move in steps of a group count")
-        shapes = _shapes(self.space, self.widths)
+        shapes = self.space.state_shapes(self.widths)
         self.slices = {k: [] for k in shapes}
         for layer in range(len(self.widths)):
             bigger = list(self.widths)
             bigger[layer] += self.space.multiples[layer]
-            other = _shapes(self.space, bigger)
+            other = self.space.state_shapes(bigger)
             if other.keys() != shapes.keys():
                 self._inexact(f"one more channel in {self.space.layer_names[layer]} changes the structure")
             for k in shapes.keys() & other.keys():
@@ -130,6 +130,3 @@ def gate_layers(space: WidthSpace, model: nn.Module) -> list[Layer]:
         out[g.index].width = g.width
     return out
 
-
-def _shapes(space: WidthSpace, widths: Sequence[int]) -> dict[str, tuple]:
-    return space.state_shapes(widths)

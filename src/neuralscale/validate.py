@@ -8,6 +8,7 @@ checked the same way whichever door it came in by, and before any work starts.
 from __future__ import annotations
 
 import math
+import os
 import types
 import typing
 from dataclasses import fields
@@ -143,3 +144,11 @@ def check_data(data: dict) -> None:
     split = data.get("tinyimagenet_split")
     if split is not None:
         one_of("tinyimagenet_split", split, ("official", "original"))
+
+
+def check_paths(call: str, paths: dict, optional: bool = True) -> None:
+    """Path arguments of the Python API (None: not given, where `optional`) as one NeuralscaleError naming the one
+    of the wrong type."""
+    for name, value in paths.items():
+        if not (optional and value is None) and not isinstance(value, (str, os.PathLike)):
+            raise NeuralscaleError(f"{call}: {name} must be a path (a str or os.PathLike), not {type(value).__name__}")
