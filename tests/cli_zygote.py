@@ -10,7 +10,7 @@ shared: nothing of torch's runs here before the fork (no thread pool exists yet)
 variables the commands read are read after it.
 
 Protocol, one JSON object per line: the parent writes requests on stdin ({"id", "args", "env", "cwd",
-"stdout", "stderr", "new_session"}); this process answers {"id", "pid"} at once and {"id", "pid", "returncode"}
+"stdout", "stderr", "new_session", "file_size_limit"}); this process answers {"id", "pid"} at once and {"id", "pid", "returncode"}
 when that child ends (negative for a signal, as subprocess reports it). Several commands may run at once.
 
 Two differences from a new interpreter remain, neither of which the tests depend on: torch's default thread
@@ -68,6 +68,10 @@ def _become(req: dict) -> None:
     if req.get("new_session"):
         os.setsid()
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if req.get("file_size_limit") is not None:  # the kernel refuses writes past it, as a full disk does, with an
+        import resource                         # error instead of the signal it sends by default
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (req["file_size_limit"],) * 2)
     os.chdir(req["cwd"])
     os.environ.clear()
     os.environ.update(req["env"])

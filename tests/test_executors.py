@@ -62,9 +62,8 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path):
                 break
         time.sleep(0.05)
     assert victim is not None, "no run reached a checkpoint before the sweep ended"
-    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     killed = False
-    for pid in children:  # the worker whose log is the victim's
+    for pid in _descendants(proc.pid):  # the worker whose log is the victim's (forked by the driver's fork server)
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
             if any(victim in os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds):
@@ -74,6 +73,17 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path):
             pass
     assert killed, "could not find the victim's worker"
     _finishes_after_the_kill(proc, out, victim, "died")
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`: a local sweep's workers are children of its fork server, not of the driver."""
+    found, todo = [], [pid]
+    while todo:
+        kids = [int(c) for c in subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True,
+                                               text=True).stdout.split()]
+        found += kids
+        todo += kids
+    return found
 
 
 def _finishes_after_the_kill(proc, out, victim: str, died: str) -> None:
@@ -266,9 +276,9 @@ def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path):
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not list(out.glob("runs/*/checkpoint.pt")):
         time.sleep(0.05)
-    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                              text=True).stdout.split()]
+    workers = _descendants(proc.pid)  # its fork server and the workers forked from it
     assert workers and proc.poll() is None, "the sweep ended before a checkpoint"
+    assert set(_holders(str(out / "runs"))) & set(workers), "no worker found among the driver's descendants"
     proc.kill()
     proc.wait()
     deadline = time.time() + 20  # orphaned workers notice within about a second

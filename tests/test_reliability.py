@@ -205,35 +205,23 @@ def test_ctrl_c_or_sigterm_on_a_sweep_with_local_workers_is_one_line_and_resumes
     assert len(records) == 2 and all(x["status"] == "finished" for x in records)
 
 
-def _file_size_limit(limit: int):
-    """In the child, before it runs: files may not grow past `limit` bytes (the kernel refuses the write, as a
-    full disk does, with an error instead of the signal it sends by default)."""
-    import resource
-
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
 @pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file-size limits")
 def test_a_disk_that_refuses_a_write_is_one_line_and_loses_nothing(tmp_path):
     """A checkpoint the disk refuses to take (here: a file-size limit, as a full disk refuses): one line, exit 2,
     no half-written file left, the run's record intact; once the disk takes writes again the run finishes."""
     import json
-    import sys
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "neuralscale", "train", "--model", "vgg11", "--dataset", "synthetic", "--ratio",
-            "0.0625", "--epochs", "2", "--train-subset", "64", "--test-subset", "16", "--batch-size", "32",
-            "--device", "cpu", "--out", str(out), "--quiet"]
-    env = {**os.environ, "NEURALSCALE_CHECKPOINT_SECONDS": "0"}
-    r = subprocess.run(args, preexec_fn=_file_size_limit(100_000), capture_output=True, text=True, env=env,
-                       timeout=300)  # the record (a few kB) fits; the checkpoint (about 190 kB) does not
+    args = ["train", "--model", "vgg11", "--dataset", "synthetic", "--ratio", "0.0625", "--epochs", "2",
+            "--train-subset", "64", "--test-subset", "16", "--batch-size", "32", "--device", "cpu", "--out", str(out),
+            "--quiet"]
+    env = {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}
+    # the record (a few kB) fits; the checkpoint (about 190 kB) does not
+    r = run_cli(*args, env=env, file_size_limit=100_000)
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert r.returncode == 2 and lines == [f"neuralscale: error: cannot write {out / 'checkpoint.pt'}: File too large"], r.stderr
     assert sorted(p.name for p in out.iterdir()) == [".lock", "record.json"]  # no temporary file left behind
     assert json.loads((out / "record.json").read_text())["status"] == "running"
-    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    r = run_cli(*args, env=env)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "record.json").read_text())["status"] == "finished"
 
@@ -387,21 +375,18 @@ def test_ctrl_c_or_sigterm_on_train_or_descend_is_one_line_and_resumes(tmp_path,
 def test_a_disk_that_refuses_a_local_workers_write_stops_the_sweep_in_one_line(tmp_path):
     """The same refusal inside a sweep's local worker: the machine's fault, not the run's. One line, exit 2, no
     worker traceback, the run not retried or recorded as failed; once the disk takes writes the rerun finishes."""
-    import sys
     out = tmp_path / "store"
-    args = [sys.executable, "-m", "neuralscale", "sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods",
-            "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "2", "--train-subset", "64",
-            "--test-subset", "16", "--batch-size", "32", "--device", "cpu", "--executor", "local", "--workers", "1",
-            "--threads", "1", "--out", str(out), "--quiet"]
-    env = {**os.environ, "NEURALSCALE_CHECKPOINT_SECONDS": "0"}
-    r = subprocess.run(args, preexec_fn=_file_size_limit(100_000), capture_output=True, text=True, env=env,
-                       timeout=300)
+    args = ["sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods", "uniform", "--ratios", "0.0625",
+            "--seeds", "0", "--epochs", "2", "--train-subset", "64", "--test-subset", "16", "--batch-size", "32",
+            "--device", "cpu", "--executor", "local", "--workers", "1", "--threads", "1", "--out", str(out), "--quiet"]
+    env = {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}
+    r = run_cli(*args, env=env, file_size_limit=100_000)  # the limit holds for the workers the driver starts
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert r.returncode == 2 and len(lines) == 1 and "File too large" in lines[0], r.stderr
     (record,) = [json.loads(p.read_text()) for p in out.glob("runs/*/record.json")]
     logs = "".join(p.read_text() for p in out.glob("runs/*/log.txt"))
     assert record["status"] == "running" and "Traceback" not in logs
-    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    r = run_cli(*args, env=env)
     assert r.returncode == 0, r.stderr
 
 

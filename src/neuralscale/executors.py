@@ -187,23 +187,60 @@ def _redirect(log_path: str):
 
 
 def _exit_with_parent(poll: float = 1.0) -> None:
-    """A worker whose driver died stops at once, so that a restarted sweep never shares a run with it."""
+    """A worker whose driver died stops at once, so that a restarted sweep never shares a run with it. The
+    driver is the worker's parent (spawn) or the parent of its fork server, which outlives the driver while any
+    worker it forked lives (each holds the server's liveness pipe): the worker watches the driver itself, dead
+    also as a zombie its own parent has not reaped."""
     import threading
     parent = os.getppid()
+    driver = mp.parent_process().pid if mp.parent_process() is not None else parent
 
     def watch() -> None:
         while True:
             time.sleep(poll)
-            if os.getppid() != parent:
+            if os.getppid() != parent or not _alive(driver):
                 os._exit(1)
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _worker(conn, device: str | None, threads: int | None) -> None:
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: not ours to judge
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (not Linux): os.kill said it exists
+        return True
+
+
+def _worker_context():
+    """Local workers are forked from a server process that has imported torch and this package once (per
+    driver), not started as new interpreters: each new interpreter spent seconds of CPU importing them (issue
+    31). The server is a new interpreter of its own, started before the first worker, that runs no kernel and
+    starts no thread, so a fork of it is as clean as a new interpreter; the driver's environment at each
+    worker's start is passed to it (`_worker`). Where there is no fork server (Windows), spawn."""
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    # torch._dynamo: an optimizer's first use imports it (seconds); imported, not run
+    ctx.set_forkserver_preload([__name__, "torch._dynamo"])
+    return ctx
+
+
+def _worker(conn, device: str | None, threads: int | None, environ: dict | None = None) -> None:
     """A local worker process: runs what the driver sends, one at a time, each run's output in its log.
     Ctrl-C reaches the whole process group; the driver alone answers it (and stops its workers), so that the
-    terminal shows one line, not a traceback per worker."""
+    terminal shows one line, not a traceback per worker. `environ`: the driver's environment as the worker
+    started (a worker forked from the fork server would otherwise have the server's, from its own start)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     _exit_with_parent()
     _set_threads(threads)
     configure_logging()  # to stderr, which each run points at its own log.txt
@@ -253,7 +290,7 @@ class Local(_Pool):
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self.retries = retries
         self.poll = poll
-        self._ctx = mp.get_context("spawn")
+        self._ctx = _worker_context()
         self._procs: dict[int, tuple] = {}  # slot -> (process, connection)
 
     def _device(self, slot: int) -> str | None:
@@ -267,7 +304,8 @@ class Local(_Pool):
         proc = self._procs.get(slot)
         if proc is None or not proc[0].is_alive():
             here, there = self._ctx.Pipe()
-            p = self._ctx.Process(target=_worker, args=(there, self._device(slot), self.threads), daemon=False)
+            p = self._ctx.Process(target=_worker, args=(there, self._device(slot), self.threads, dict(os.environ)),
+                                  daemon=False)
             p.start()
             there.close()
             proc = self._procs[slot] = (p, here)
