@@ -328,3 +328,24 @@ def test_a_worker_whose_driver_stopped_as_its_run_ended_exits_without_a_tracebac
     assert "Traceback" not in r.stderr and "BrokenPipeError" not in r.stderr, r.stderr
     (record,) = load_records(tmp_path / "store")
     assert record["status"] == "finished"
+
+
+def test_a_local_worker_sees_the_drivers_environment_as_it_starts(tmp_path, monkeypatch):
+    """Workers are forked from a fork server started with the first of them; a worker started later, after the
+    driver's environment changed, runs in the changed environment, as a new interpreter would (here: the thread
+    count a user fixes with NEURALSCALE_THREADS, which the run's log states)."""
+    from neuralscale.executors import Local
+    from neuralscale.runs import RunSpec
+
+    def spec(seed: int) -> RunSpec:
+        return RunSpec(model="vgg11", dataset="synthetic", method="uniform", widths=[4] * 8, latency_batches=(),
+                       config={"epochs": 1, "batch_size": 32, "device": "cpu", "seed": seed},
+                       data={"train": 64, "test": 16})
+    monkeypatch.delenv("NEURALSCALE_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    Local(workers=1, threads=1).run([spec(0)], tmp_path / "a", progress=False)  # starts the fork server
+    monkeypatch.setenv("NEURALSCALE_THREADS", "1")
+    Local(workers=1, threads=1).run([spec(1)], tmp_path / "b", progress=False)
+    (a,), (b,) = (list((tmp_path / s / "runs").glob("*/log.txt")) for s in ("a", "b"))
+    assert "fixed by NEURALSCALE_THREADS" not in a.read_text()
+    assert "fixed by NEURALSCALE_THREADS" in b.read_text(), b.read_text()
