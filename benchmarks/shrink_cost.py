@@ -6,8 +6,9 @@ Two costs that every descent pays and that do not depend on the data:
   widths and at one more channel per layer.  Now: by rule (`WidthSpace.state_shapes`, a generic space's
   `GenericSpace.state_shapes`); reference: a meta build of the model for every probe (how it was derived
   before, and still is for a space without a rule).
-- one physical pruning step (pruning/apply.shrink): the network rebuilt without 3 channels, its weights and
-  momentum sliced.  Now: the sliced tensors assigned directly; reference: `load_state_dict(assign=True)`
+- one physical pruning step (pruning/apply.shrink): the network without 3 channels, its weights and momentum
+  sliced.  Now: a generic network's own modules resized in place (`WidthSpace.resize`; the others rebuilt on
+  meta), the sliced tensors assigned directly; reference: rebuilt on meta, then `load_state_dict(assign=True)`
   and a `.to()` over the new model.
 
     python benchmarks/shrink_cost.py [--models torchvision:densenet121,torchvision:resnet18,vgg11] [--reps 5]
@@ -25,11 +26,12 @@ from neuralscale.graph import ChannelGraph
 from neuralscale.pruning import apply
 
 
-def _best(fn, reps: int) -> float:
+def _best(fn, reps: int, setup=None) -> float:
     times = []
     for _ in range(reps):
+        args = setup() if setup is not None else ()
         t = time.perf_counter()
-        fn()
+        fn(*args)
         times.append(time.perf_counter() - t)
     return min(times)
 
@@ -54,23 +56,26 @@ def shrink_seconds(space, widths, reps: int) -> tuple[float, float] | None:
     graph = ChannelGraph(space, widths)
     if not graph.exact:
         return None  # this space prunes by masking: nothing is rebuilt
-    model = space.build(widths)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    model(torch.randn(2, *space.info.input_shape)).sum().backward()
-    opt.step()
     keep = [torch.arange(w) for w in widths]
     i = max(range(len(widths)), key=lambda j: widths[j])
     keep[i] = keep[i][3:]
     new = list(widths)
     new[i] -= 3
-    run = lambda: apply.shrink(space, graph, model, opt, keep, widths, new)  # noqa: E731
-    now = _best(run, reps)
-    saved = apply._assign
-    apply._assign = _reference_assign
+
+    def trained():  # a fresh network with momentum for every rep: a step resizes a generic network in place
+        model = space.build(widths)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        model(torch.randn(2, *space.info.input_shape)).sum().backward()
+        opt.step()
+        return model, opt
+    run = lambda model, opt: apply.shrink(space, graph, model, opt, keep, widths, new)  # noqa: E731
+    now = _best(run, reps, trained)
+    saved, resize = apply._assign, space._resize
+    apply._assign, space._resize = _reference_assign, None  # rebuilt, then load_state_dict
     try:
-        reference = _best(run, reps)
+        reference = _best(run, reps, trained)
     finally:
-        apply._assign = saved
+        apply._assign, space._resize = saved, resize
     return now, reference
 
 

@@ -253,7 +253,7 @@ def test_ctrl_c_on_a_ray_sweep_is_one_line_and_a_rerun_finishes(tmp_path, ray_cl
     lines = [x for x in err.splitlines() if x.strip()]
     assert not ignored and proc.returncode == 130 and "Traceback" not in err, (proc.returncode, ignored, err)
     assert len(lines) == 1 and lines[0].startswith("neuralscale: interrupted") and "resume" in lines[0], err
-    r = subprocess.run([sys.executable, "-m", "neuralscale", *args], capture_output=True, text=True, timeout=600)
+    r = run_cli(*args, timeout=600)  # the rerun: a fork of the tests' zygote (no second import of torch)
     assert r.returncode == 0, r.stderr
     records = load_records(out)
     assert len(records) == 2 and all(x["status"] == "finished" for x in records)

@@ -272,3 +272,27 @@ def test_a_module_held_under_two_names_is_resized_under_both():
     graph = ChannelGraph(sp, [8])
     shrunk = apply.shrink(sp, graph, sp.build([8]), None, [torch.arange(5)], [8], [5])
     assert graph.exact and shrunk is not None and shrunk.model.alias.weight.shape == (5,)
+
+
+def test_a_generic_model_is_pruned_in_place_not_rebuilt():
+    """A physical pruning step resizes a generic model's own modules (apply.shrink through WidthSpace.resize):
+    the trainer keeps the model it started with, now smaller, its gates at the new widths, every tensor real
+    (none left on meta) and its parameter count the space's count of the new widths."""
+    from neuralscale.models.gate import gates
+    sp = ns.space("torchvision:resnet18", "synthetic")
+    assert sp.resizes_in_place and not ns.space("vgg11", "synthetic").resizes_in_place
+    splits = ns.data.load("synthetic", synthetic=dict(num_train=96, num_test=8)).split(0.25, 0)
+    widths = sp.uniform(0.0625)
+    pruner = TaylorPruner(sp, widths, k=4, interval=1, warmup_epochs=0, prune_fraction=0.5)
+    model = sp.build(widths)
+    tr = Trainer(model, splits, TrainConfig(epochs=1, batch_size=24, lr=0.05, device="cpu", schedule="constant"),
+                 callbacks=[pruner], progress=False)
+    tr.fit()
+    assert pruner.session.physical and pruner.session.pruning_steps >= 2, pruner.session.notes
+    assert tr.model is model
+    current = pruner.session.current
+    assert current != widths and sorted(set(g.index for g in gates(model))) == list(range(len(widths)))
+    assert all(g.width == current[g.index] for g in gates(model))
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert sum(p.numel() for p in model.parameters()) == sp.params(current)
+    model.eval()(torch.randn(2, *sp.info.input_shape))  # it still runs at its new widths

@@ -446,6 +446,23 @@ class GenericSpace:
         self.check(widths)
         dev = torch.get_default_device()
         model = (pickle.loads(self._pickled) if self._pickled is not None else copy.deepcopy(self.template)).train()
+        self._set_widths(model, widths)
+        if dev.type != "meta":
+            model.to_empty(device=dev)
+            _initialise(model)
+        self._add_gates(model, widths)
+        return model
+
+    def resize(self, model: nn.Module, widths: list[int]) -> None:
+        """`model`, built by `build`, given these widths in place (a pruning step without a rebuild): its modules'
+        sizes and its gates' widths; every tensor of a resized module is left on meta, for the caller to assign."""
+        self.check(widths)
+        self._set_widths(model, widths)
+        for m in model.modules():
+            if isinstance(m, Gate):
+                m.width = widths[m.index]
+
+    def _set_widths(self, model: nn.Module, widths: list[int]) -> None:
         W = lambda segs: sum(self.width_of(s, widths) for s in segs)  # noqa: E731
         # Resized in place, so that subclasses (timm's BatchNormAct2d, Conv2dSame) keep their behaviour.
         for name, c in self.an.convs.items():
@@ -464,11 +481,6 @@ class GenericSpace:
             m = model.get_submodule(name)
             m.in_features, m.out_features = W(lin.segments) * lin.positions, self.width_of(lin.out, widths)
             _resize(m, weight=(m.out_features, m.in_features), bias=(m.out_features,))
-        if dev.type != "meta":
-            model.to_empty(device=dev)
-            _initialise(model)
-        self._add_gates(model, widths)
-        return model
 
     def _add_gates(self, model: nn.Module, widths: list[int]) -> None:
         gated = set()
@@ -579,6 +591,6 @@ def module_space(name: str, make: Callable[[], nn.Module], info: DatasetInfo):
     """A WidthSpace for the modules `make()` returns (fresh each call), on inputs of `info`."""
     gs = GenericSpace(name, make, info)
     space = WidthSpace(name, gs.layer_names, gs.base_widths, info, gs.build, multiples=gs.multiples, costs=gs.costs,
-                       shapes=gs.state_shapes)
+                       shapes=gs.state_shapes, resize=gs.resize)
     space.generic = gs
     return space

@@ -75,7 +75,8 @@ class WidthSpace:
                  original_count: Callable[[list[int]], int] | None = None,
                  multiples: Sequence[int] | None = None,
                  costs: Callable[[list[int]], tuple[int, int]] | None = None, family: Family | None = None,
-                 shapes: Callable[[list[int]], dict[str, tuple[int, ...]]] | None = None):
+                 shapes: Callable[[list[int]], dict[str, tuple[int, ...]]] | None = None,
+                 resize: Callable[[nn.Module, list[int]], None] | None = None):
         if len(layer_names) != len(base_widths):
             raise ValueError("layer_names and base_widths differ in length")
         self.name = name
@@ -90,6 +91,7 @@ class WidthSpace:
         self._formula = costs  # (params, MACs) by formula, where the space has one; else a meta build counts
         self.family = family or Family(name.split(":", 1)[0])  # a generic space's family: its scheme or module
         self._shapes = shapes  # state-dict shapes by rule, where the space has one; else a meta build shows them
+        self._resize = resize  # a built model given new widths in place, where the space can (generic spaces)
 
     def __repr__(self) -> str:
         return f"WidthSpace({self.name!r}, dataset={self.info.name!r}, layers={len(self)})"
@@ -100,7 +102,7 @@ class WidthSpace:
     def rebased(self, widths: Sequence[int]) -> "WidthSpace":
         """The same family with other base widths (e.g. a narrower start for a descent)."""
         sp = WidthSpace(self.name, self.layer_names, self.validate(widths), self.info, self._make, self._original_count,
-                        self.multiples, self._formula, self.family, self._shapes)
+                        self.multiples, self._formula, self.family, self._shapes, self._resize)
         sp._positions = self._positions
         return sp
 
@@ -143,6 +145,19 @@ class WidthSpace:
                 return self._make(widths)
         with torch.device(device):
             return self._make(widths)
+
+    @property
+    def resizes_in_place(self) -> bool:
+        """Whether `resize` can give a model this space built new widths in place (a generic space can)."""
+        return self._resize is not None
+
+    def resize(self, model: nn.Module, widths: Sequence[int]) -> None:
+        """Give `model`, built by this space, these widths in place (a pruning step then needs no rebuild): its
+        modules' sizes and its gates' widths, every tensor of a resized module left on meta for the caller to
+        assign. Only where `resizes_in_place`."""
+        if self._resize is None:
+            raise NotImplementedError(f"{self.name} builds a new model for new widths; it does not resize one")
+        self._resize(model, self.validate(widths))
 
     def state_shapes(self, widths: Sequence[int]) -> dict[str, tuple[int, ...]]:
         """The shape of every entry of the state dict of the model these widths build."""

@@ -56,12 +56,17 @@ class Shrunk:
 
 def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: torch.optim.Optimizer | None,
            keep: Sequence[torch.Tensor], old_widths: list[int], new_widths: list[int]) -> Shrunk | None:
-    """`model` rebuilt at `new_widths` from the channels `keep` lists per layer (weights, statistics, momentum);
-    None where it cannot be sliced exactly (the caller masks from then on).  Without an optimizer, its state
-    is {} (nothing to carry over)."""
+    """`model` at `new_widths` with the channels `keep` lists per layer (weights, statistics, momentum): resized
+    in place where the space can (`WidthSpace.resize`, after the sliced state is checked against the shapes the
+    widths give), else rebuilt; None where it cannot be sliced exactly (the caller masks from then on).  Without
+    an optimizer, its state is {} (nothing to carry over)."""
     state = graph.slice_state(model.state_dict(), keep)
-    new = space.build(new_widths, device="meta")  # no initialisation: every tensor comes from `state`
-    if not graph.fits(state, new):
+    if space.resizes_in_place and {k: tuple(v.shape) for k, v in state.items()} == space.state_shapes(new_widths):
+        space.resize(model, new_widths)  # the same modules (and hooks), resized: no rebuild
+        new = model
+    else:
+        new = space.build(new_widths, device="meta")  # no initialisation: every tensor comes from `state`
+    if new is not model and not graph.fits(state, new):
         graph = ChannelGraph(space, old_widths)  # the graph derived at earlier widths does not carry over
         state = graph.slice_state(model.state_dict(), keep) if graph.exact else None
         if state is None or not graph.fits(state, new):
