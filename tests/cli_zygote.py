@@ -9,9 +9,10 @@ status, a traceback on stderr, threads joined, atexit handlers run, streams flus
 shared: nothing of torch's runs here before the fork (no thread pool exists yet), and the environment
 variables the commands read are read after it.
 
-Protocol, one JSON object per line: the parent writes requests on stdin ({"id", "args", "env", "cwd",
-"stdout", "stderr", "new_session", "file_size_limit"}); this process answers {"id", "pid"} at once and {"id", "pid", "returncode"}
-when that child ends (negative for a signal, as subprocess reports it). Several commands may run at once.
+Protocol, one JSON object per line: the parent writes requests on stdin ({"id", "args", "env", "cwd", "stdout",
+"stderr", "new_session", "file_size_limit"}); this process answers {"id", "pid"} at once and {"id", "pid",
+"returncode"} when that child ends (negative for a signal, as subprocess reports it). Several commands may run at
+once.
 
 Two differences from a new interpreter remain, neither of which the tests depend on: torch's default thread
 count is fixed when it is imported here (tests/conftest.py sets OMP_NUM_THREADS before that under xdist, and

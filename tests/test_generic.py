@@ -284,6 +284,7 @@ def test_a_generic_model_is_pruned_in_place_not_rebuilt():
     splits = ns.data.load("synthetic", synthetic=dict(num_train=96, num_test=8)).split(0.25, 0)
     widths = sp.uniform(0.0625)
     pruner = TaylorPruner(sp, widths, k=4, interval=1, warmup_epochs=0, prune_fraction=0.5)
+    torch.manual_seed(0)  # the same network whatever ran before in this process
     model = sp.build(widths)
     tr = Trainer(model, splits, TrainConfig(epochs=1, batch_size=24, lr=0.05, device="cpu", schedule="constant"),
                  callbacks=[pruner], progress=False)
@@ -296,3 +297,8 @@ def test_a_generic_model_is_pruned_in_place_not_rebuilt():
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
     assert sum(p.numel() for p in model.parameters()) == sp.params(current)
     model.eval()(torch.randn(2, *sp.info.input_shape))  # it still runs at its new widths
+    fresh = sp.build(widths)
+    for g in gates(fresh):
+        g.ones = torch.ones(g.width)
+    sp.resize(fresh, current)  # a resize leaves no mask of an old width behind
+    assert all(g.ones is None and g.width == current[g.index] for g in gates(fresh))

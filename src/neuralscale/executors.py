@@ -25,6 +25,7 @@ from multiprocessing.connection import wait
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -186,62 +187,51 @@ def _redirect(log_path: str):
     return restore
 
 
-def _exit_with_parent(poll: float = 1.0) -> None:
-    """A worker whose driver died stops at once, so that a restarted sweep never shares a run with it. The
-    driver is the worker's parent (spawn) or the parent of its fork server, which outlives the driver while any
-    worker it forked lives (each holds the server's liveness pipe): the worker watches the driver itself, dead
-    also as a zombie its own parent has not reaped."""
+def _exit_with_driver(alive) -> None:
+    """A worker whose driver died stops at once, so that a restarted sweep never shares a run with it. `alive`
+    is the reading end of a pipe whose only writing end the driver holds and never writes to: it reads end of
+    file once the driver is gone (killed, or a zombie its own parent has not reaped), whoever the worker's parent
+    is (the driver, or the fork server, which outlives the driver while any worker it forked lives)."""
     import threading
-    parent = os.getppid()
-    driver = mp.parent_process().pid if mp.parent_process() is not None else parent
 
     def watch() -> None:
-        while True:
-            time.sleep(poll)
-            if os.getppid() != parent or not _alive(driver):
-                os._exit(1)
+        try:
+            alive.recv_bytes()
+        except (EOFError, OSError):
+            pass
+        os._exit(1)
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: not ours to judge
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):  # no /proc (not Linux): os.kill said it exists
-        return True
-
-
 def _worker_context():
-    """Local workers are forked from a server process that has imported torch and this package once (per
-    driver), not started as new interpreters: each new interpreter spent seconds of CPU importing them (issue
-    31). The server is a new interpreter of its own, started before the first worker, that runs no kernel and
-    starts no thread, so a fork of it is as clean as a new interpreter; the driver's environment at each
-    worker's start is passed to it (`_worker`). Where there is no fork server (Windows), spawn."""
-    if "forkserver" not in mp.get_all_start_methods():
+    """On Linux, local workers are forked from a server process that has imported torch once (per driver), not
+    started as new interpreters: each new interpreter spent seconds of CPU importing it (issue 31). The server
+    is a new interpreter of its own, started with the first worker, that runs no kernel and starts no thread,
+    so a fork of it is as clean as a new interpreter. A worker takes the driver's working directory, sys.path
+    and main module as spawn gives them, and the driver's environment as of its own start (`_worker`); what is
+    fixed when a library loads (OMP_WAIT_POLICY, GOMP_SPINCOUNT, TORCH_LOGS) and the process's limits are the
+    driver's as of the server's start. neuralscale itself is not preloaded: each worker imports it from the
+    driver's sys.path (a few tenths of a second). Elsewhere (macOS, Windows), spawn."""
+    if not sys.platform.startswith("linux") or "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     # torch._dynamo: an optimizer's first use imports it (seconds); imported, not run
-    ctx.set_forkserver_preload([__name__, "torch._dynamo"])
+    ctx.set_forkserver_preload(["torch", "torch._dynamo", "torchvision"])
     return ctx
 
 
-def _worker(conn, device: str | None, threads: int | None, environ: dict | None = None) -> None:
+def _worker(conn, device: str | None, threads: int | None, environ: dict | None = None, alive=None) -> None:
     """A local worker process: runs what the driver sends, one at a time, each run's output in its log.
     Ctrl-C reaches the whole process group; the driver alone answers it (and stops its workers), so that the
     terminal shows one line, not a traceback per worker. `environ`: the driver's environment as the worker
-    started (a worker forked from the fork server would otherwise have the server's, from its own start)."""
+    started (a worker forked from the fork server would otherwise have the server's, from its own start).
+    `alive`: see _exit_with_driver."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
-    _exit_with_parent()
+    if alive is not None:
+        _exit_with_driver(alive)
     _set_threads(threads)
     configure_logging()  # to stderr, which each run points at its own log.txt
     while True:
@@ -291,7 +281,7 @@ class Local(_Pool):
         self.retries = retries
         self.poll = poll
         self._ctx = _worker_context()
-        self._procs: dict[int, tuple] = {}  # slot -> (process, connection)
+        self._procs: dict[int, tuple] = {}  # slot -> (process, connection, the writing end of its liveness pipe)
 
     def _device(self, slot: int) -> str | None:
         return self.devices[slot % len(self.devices)]
@@ -304,11 +294,13 @@ class Local(_Pool):
         proc = self._procs.get(slot)
         if proc is None or not proc[0].is_alive():
             here, there = self._ctx.Pipe()
-            p = self._ctx.Process(target=_worker, args=(there, self._device(slot), self.threads, dict(os.environ)),
-                                  daemon=False)
+            alive_r, alive_w = self._ctx.Pipe(duplex=False)  # this process holds the only writing end
+            p = self._ctx.Process(target=_worker, daemon=False,
+                                  args=(there, self._device(slot), self.threads, dict(os.environ), alive_r))
             p.start()
             there.close()
-            proc = self._procs[slot] = (p, here)
+            alive_r.close()
+            proc = self._procs[slot] = (p, here, alive_w)
         proc[1].send((spec.to_dict(), str(out), str(RunStore(out).run_dir(spec.id).log)))
         return slot
 
@@ -320,7 +312,7 @@ class Local(_Pool):
         wait([*conns, *sentinels], timeout=self.poll)
         ended = {}
         for rid, (slot, _, _) in running.items():
-            p, conn = self._procs[slot]
+            p, conn, _ = self._procs[slot]
             try:
                 if conn.poll():
                     reply = conn.recv()
@@ -333,20 +325,20 @@ class Local(_Pool):
             if not p.is_alive():
                 p.join()
                 ended[rid] = f"exit code {p.exitcode}"
-                del self._procs[slot]
+                self._procs.pop(slot)[2].close()
         return ended
 
     def _close(self, abort: bool = False) -> None:
         if abort:  # a worker's run stops where it is (its checkpoint and unfinished record resume it)
-            for p, conn in self._procs.values():
+            for p, conn, _ in self._procs.values():
                 if p.is_alive():
                     p.terminate()
-        for p, conn in self._procs.values():
+        for p, conn, _ in self._procs.values():
             try:
                 conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
-        for p, conn in self._procs.values():
+        for p, conn, alive in self._procs.values():
             p.join(timeout=10)
             if p.is_alive():
                 p.terminate()
@@ -355,6 +347,7 @@ class Local(_Pool):
                 p.kill()
                 p.join(timeout=10)
             conn.close()
+            alive.close()
         self._procs.clear()
 
 

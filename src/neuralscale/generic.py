@@ -461,6 +461,7 @@ class GenericSpace:
         for m in model.modules():
             if isinstance(m, Gate):
                 m.width = widths[m.index]
+                m.ones = None  # as a new gate: a mask of the old width would not fit (a pruner attaches new ones)
 
     def _set_widths(self, model: nn.Module, widths: list[int]) -> None:
         W = lambda segs: sum(self.width_of(s, widths) for s in segs)  # noqa: E731

@@ -1,7 +1,8 @@
 """Carrying out a pruning decision on the channel graph: gate masks, or physical removal of the channels.
 
 Pruned channels leave the network physically where that is exactly what masking their gate would do: the
-network is rebuilt at the new widths with the surviving weights, BN statistics and optimizer momentum.  Which
+network is resized in place (a generic space's) or rebuilt at the new widths, with the surviving weights, BN
+statistics and optimizer momentum.  Which
 tensor dimensions belong to which gated layer comes from the channel graph (graph.py), derived once and checked
 against the shapes after every step.  Where a channel is not cleanly removable (a residual identity carries it
 past the gate, widths tied by a multiple, a structure that would change), its gate is set to 0 instead; the
@@ -47,7 +48,8 @@ def has_gate_grads(layers: Sequence[Layer]) -> bool:
 
 @dataclass
 class Shrunk:
-    """A network rebuilt without its pruned channels, its optimizer's state sliced the same way."""
+    """A network without its pruned channels (the caller's own, resized in place, or a new one), its optimizer's
+    state sliced the same way."""
 
     model: nn.Module
     optimizer_state: dict  # {"state": {}, "param_groups": []} where no optimizer was given
@@ -61,12 +63,10 @@ def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: 
     widths give), else rebuilt; None where it cannot be sliced exactly (the caller masks from then on).  Without
     an optimizer, its state is {} (nothing to carry over)."""
     state = graph.slice_state(model.state_dict(), keep)
-    if space.resizes_in_place and {k: tuple(v.shape) for k, v in state.items()} == space.state_shapes(new_widths):
-        space.resize(model, new_widths)  # the same modules (and hooks), resized: no rebuild
-        new = model
-    else:
-        new = space.build(new_widths, device="meta")  # no initialisation: every tensor comes from `state`
-    if new is not model and not graph.fits(state, new):
+    in_place = space.resizes_in_place and {k: tuple(v.shape) for k, v in state.items()} == \
+        space.state_shapes(new_widths)
+    new = model if in_place else space.build(new_widths, device="meta")  # meta: every tensor comes from `state`
+    if not in_place and not graph.fits(state, new):
         graph = ChannelGraph(space, old_widths)  # the graph derived at earlier widths does not carry over
         state = graph.slice_state(model.state_dict(), keep) if graph.exact else None
         if state is None or not graph.fits(state, new):
@@ -75,6 +75,8 @@ def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: 
     opt = optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
     opt["state"] = {i: {k: (graph.slice_state({names[i]: v}, keep)[names[i]] if torch.is_tensor(v) and v.dim()
                             else v) for k, v in st.items()} for i, st in opt["state"].items()}
+    if in_place:  # only now, with everything sliced: the same modules (and hooks), resized, no rebuild
+        space.resize(model, new_widths)
     _assign(new, state)
     new.train(model.training)
     return Shrunk(new, opt, graph)
