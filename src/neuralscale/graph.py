@@ -116,10 +116,12 @@ class ChannelGraph:
         return out
 
     @staticmethod
-    def fits(state: dict[str, torch.Tensor], model: nn.Module) -> bool:
-        """Whether `state` has exactly the shapes of `model`'s state (a model built at the new widths, on meta)."""
-        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        return shapes.keys() == state.keys() and all(tuple(state[k].shape) == s for k, s in shapes.items())
+    def fits(state: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]] | nn.Module) -> bool:
+        """Whether `state` has exactly these shapes: a state dict's shapes (`WidthSpace.state_shapes`) or those of a
+        model's state (a model built at the new widths, on meta)."""
+        if isinstance(shapes, nn.Module):
+            shapes = {k: tuple(v.shape) for k, v in shapes.state_dict().items()}
+        return shapes.keys() == state.keys() and all(tuple(state[k].shape) == tuple(s) for k, s in shapes.items())
 
 
 def gate_layers(space: WidthSpace, model: nn.Module) -> list[Layer]:

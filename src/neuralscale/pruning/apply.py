@@ -63,8 +63,7 @@ def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: 
     widths give), else rebuilt; None where it cannot be sliced exactly (the caller masks from then on).  Without
     an optimizer, its state is {} (nothing to carry over)."""
     state = graph.slice_state(model.state_dict(), keep)
-    in_place = space.resizes_in_place and {k: tuple(v.shape) for k, v in state.items()} == \
-        space.state_shapes(new_widths)
+    in_place = space.resizes_in_place and graph.fits(state, space.state_shapes(new_widths))
     new = model if in_place else space.build(new_widths, device="meta")  # meta: every tensor comes from `state`
     if not in_place and not graph.fits(state, new):
         graph = ChannelGraph(space, old_widths)  # the graph derived at earlier widths does not carry over
