@@ -6,7 +6,8 @@ A table in the README sits between two markers naming its store (relative to thi
     | method | budget | ... |
     <!-- /report -->
 
-or one row (a method at a budget) from each of several stores, side by side with its widths (the method may
+or its descent's iterations (`<!-- report: fmnist-vgg11-regime/regime | descent -->`), or one row (a method at a
+budget) from each of several stores, side by side with its widths (the method may
 name alternatives, separated by commas, for a method labelled differently in some stores):
 
     <!-- report: fmnist-vgg11/warmup0 fmnist-vgg11/warmup2 fmnist-vgg11/params | neuralscale@1, neuralscale@1 (fallback) | ratio 0.0625 -->
@@ -153,13 +154,25 @@ def rows_table(stores: list[str], label: str, budget: str) -> str:
     return _markdown(out)
 
 
+def descent_table(store: Path) -> str:
+    """The descent table of the report on the committed finished records of `store` (its iterations' rows, R^2
+    and out-of-sample error)."""
+    table = next((t for t in _tables(report_markdown(store)) if t[0][0] == "iteration"), None)
+    if table is None:
+        raise SystemExit(f"tables.py: the report of {store} has no descent table")
+    return _markdown(table)
+
+
 def table_for(spec: str) -> str:
-    """The table a marker names: a store's whole table, or one row of several stores."""
+    """The table a marker names: a store's whole table, its descent's, or one row of several stores."""
     parts = [p.strip() for p in spec.split("|")]
     if len(parts) == 1:
         return report_table(HERE / parts[0])
+    if len(parts) == 2 and parts[1] == "descent":
+        return descent_table(HERE / parts[0])
     if len(parts) != 3:
-        raise SystemExit(f"tables.py: a marker is 'STORE' or 'STORE STORE ... | LABEL | BUDGET', got {spec!r}")
+        raise SystemExit(f"tables.py: a marker is 'STORE', 'STORE | descent' or 'STORE STORE ... | LABEL | BUDGET', "
+                         f"got {spec!r}")
     return rows_table(parts[0].split(), parts[1], parts[2])
 
 

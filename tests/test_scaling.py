@@ -183,6 +183,25 @@ def test_a_law_records_how_well_it_predicts_rows_it_was_not_fitted_on():
     assert ScalingLaw.from_dict(old).holdout_error == []  # fits written before it still load
 
 
+def test_a_layer_whose_rows_start_late_is_checked_out_of_sample_too():
+    """Rows per layer (`start`): a layer that keeps its channels until late is fitted on its own few rows, and the
+    held-back rows are a fifth of those, so that every layer, that one too, is asked for rows it was not fitted on
+    (before: the last fifth of all rows, which left that layer nothing to fit on, and no layer was checked)."""
+    from neuralscale.scaling import MIN_ROWS, fit, holdout_rows
+    sp = ns.space("vgg11", "cifar10")
+    shares = np.linspace(1.0, 0.05, 100)
+    late = 76  # conv1 keeps every channel for the first 76 rows, then shrinks along a power law
+    rows = [[sp.base_widths[0] if i < late else max(1, int(round(sp.base_widths[0] * s / shares[late - 1])))]
+            + [max(1, int(round(w * s))) for w in sp.base_widths[1:]] for i, s in enumerate(shares)]
+    own = sum(r[0] < sp.base_widths[0] for r in rows)
+    assert 2 * MIN_ROWS < own < 100 // 5 + MIN_ROWS  # the last fifth of all rows leaves it too few; of its own, not
+    law = fit(sp, rows, start=sp.base_widths)
+    assert law.holdout_rows == holdout_rows(own) > 0 and len(law.holdout_error) == len(sp)
+    assert max(law.holdout_error) < 0.25, law.holdout_error
+    everywhere = fit(sp, rows)  # every layer on every row: the fifth of all rows, as before
+    assert everywhere.holdout_rows == holdout_rows(100) == 20 and everywhere.alpha != law.alpha
+
+
 def test_a_law_whose_widths_overflow_is_capped_not_infinite(tmp_path, capsys):
     """alpha * tau ** beta beyond a float's range reads as the widest layer a law may give, so the solver
     answers (a width or 'out of reach') instead of failing on infinity."""

@@ -449,6 +449,51 @@ def _law_notes(st: "_Store") -> list[str]:
     return out
 
 
+DESCENT_HEAD = ["iteration", "started from", "params", "MACs (M)", "rows", "pruning steps", "R^2 (worst layer)",
+                "out-of-sample error (mean, worst layer)", "fitted on", "pruning stopped"]
+
+
+def descent_table(path: Path, space: WidthSpace | None) -> tuple[list[str], list[list[str]]]:
+    """Every finished iteration of a descent, one row each: where it started, how many trajectory rows its law
+    was fitted on, how well it fits them (R^2) and predicts the rows it was not fitted on, over which range."""
+    out = []
+    for it in DescentDir(path).iterations():
+        law = it.law
+        cost = (f"{space.params(it.start_widths):,}", f"{space.macs(it.start_widths) / 1e6:.2f}") \
+            if space is not None and len(it.start_widths) == len(space) else ("", "")
+        if law.fallback:
+            fit = ["not a fit", "", ""]
+        else:
+            worst = min(range(len(law.r2)), key=law.r2.__getitem__)
+            held = law.holdout_error
+            bad = max(range(len(held)), key=held.__getitem__) if held else None
+            lo, hi = law.tau_range if len(law.tau_range) == 2 else (None, None)
+            fit = [f"{law.r2[worst]:.3f} ({law.layers[worst]})",
+                   f"{sum(held) / len(held):.1%}, {held[bad]:.1%} ({law.layers[bad]}); last {law.holdout_rows} rows"
+                   if held else "none",
+                   f"{lo:,.0f}-{hi:,.0f} {UNITS[law.objective]}" if lo is not None else ""]
+        out.append([str(it.number), ",".join(map(str, it.start_widths)), *cost, str(law.rows), str(it.pruning_steps),
+                    *fit, it.stop_reason])
+    return DESCENT_HEAD, out
+
+
+def _descent_blocks(st: "_Store") -> list[tuple]:
+    blocks = []
+    for path in st.descents:
+        if not DescentDir(path).fits_path.exists():
+            continue
+        objective = DescentDir(path).objective()
+        head, rows = descent_table(path, st.space)
+        blocks += [("h2", "Descent" + ("" if len(st.descents) == 1 else f" ({objective})")),
+                   ("p", f"Each iteration of the descent the laws come from ({len(rows)} finished): the widths it "
+                         "started from, the trajectory rows its law was fitted on, the R^2 of its worst layer, the "
+                         "error of each layer's law refitted without the last rows when asked for them (none: too "
+                         "few rows to hold any back, or a law fitted before neuralscale recorded it), and the range "
+                         f"of network sizes ({UNITS[objective]}) the rows cover."),
+                   ("table", head, rows)]
+    return blocks
+
+
 def _recipe_text(records: list[dict]) -> str:
     """How the runs trained: the recipe of the runs trained from scratch, and the pruning baselines' fine-tuning."""
     finished = [r for r in records if r["status"] == "finished"]
@@ -524,7 +569,8 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     if laws:
         doc += [("h2", "Laws"), ("p", "How well each NeuralScale law fits the trajectory it was fitted on (R^2 of "
                                       "its worst layer) and predicts rows it was not fitted on (each layer fitted on "
-                                      "the earlier rows, asked for the widths of the last fifth)."), ("list", laws)]
+                                      "the earlier rows, asked for the widths of the last ones)."), ("list", laws)]
+    doc += _descent_blocks(st)
     methods = [f"`{m}`: {METHOD_TITLES[m]}" for m in dict.fromkeys(r["method"] for r in st.rows) if m in METHOD_TITLES]
     for objective in sorted({m.group(1) for r in st.rows
                              if (m := re.match(r"(?:neuralscale|morphnet|pruned|shape)-(\w+)@?", r["label"]))}):

@@ -284,12 +284,11 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
                           dtype=np.float64))
     widths = np.log(np.array(rows, dtype=np.float64))
     alpha, beta, r2, holdout = [], [], [], []
-    held = holdout_rows(len(rows))
-    for layer in range(len(space)):
-        use = np.ones(len(rows), dtype=bool)
-        if start is not None:
-            lost = widths[:, layer] < np.log(start[layer])
-            use = lost if lost.sum() >= MIN_ROWS else use
+    uses = [_rows_of_layer(widths[:, layer], start, layer) for layer in range(len(space))]
+    # the last rows (the narrowest networks) predicted from the rest: a fifth of the fewest rows a layer is fitted
+    # on, so that each layer keeps enough of its own (a layer whose rows start late is checked too)
+    held = holdout_rows(min(int(u.sum()) for u in uses))
+    for layer, use in enumerate(uses):
         a, b, r = _least_squares(tau[use], widths[use, layer])
         alpha.append(a), beta.append(b), r2.append(r)
         if held:
@@ -305,6 +304,16 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
                       iteration=iteration, note="" if count == "exact" else f"tau counted with the {count} formula",
                       tau_range=[float(np.exp(tau.min())), float(np.exp(tau.max()))], holdout_error=holdout,
                       holdout_rows=held, objective=against)
+
+
+def _rows_of_layer(ln_widths: np.ndarray, start: Sequence[int] | None, layer: int) -> np.ndarray:
+    """Which rows a layer is fitted on: all, or with `start` those from the first in which it has lost a channel
+    (all where that leaves fewer than MIN_ROWS). Widths only shrink while pruning, so either is the rows' tail."""
+    if start is not None:
+        lost = ln_widths < np.log(start[layer])
+        if lost.sum() >= MIN_ROWS:
+            return lost
+    return np.ones(len(ln_widths), dtype=bool)
 
 
 def holdout_rows(rows: int) -> int:
