@@ -57,6 +57,13 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     assert html.count("data:image/png;base64,") == 6 and "<table>" in html
     md = (rep / "report.md").read_text()
     assert "test accuracy at the best-validation epoch" in md and "neuralscale@2" in md
+    descent = md[md.index("## Descent"):].split("\n\n")[2].splitlines()  # every iteration: its rows and fit
+    assert descent[0].startswith("| iteration | started from |") and len(descent) == 2 + len(tiny_descent[1])
+    for line, law in zip(descent[2:], tiny_descent[1]):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == str(law.iteration) and cells[4] == str(law.rows)
+        worst = law.r2.index(min(law.r2))
+        assert cells[6] == ("not a fit" if law.fallback else f"{law.r2[worst]:.3f} ({law.layers[worst]})")
     from neuralscale.stats import holm, paired_p
     uniform_macs = {r["budget"]: r["macs"] for r in rows if r["label"] == "uniform"}
     ps = [paired_p(r["by_seed"], next(u for u in rows if u["label"] == "uniform" and u["budget_key"] ==

@@ -184,9 +184,9 @@ def test_a_law_records_how_well_it_predicts_rows_it_was_not_fitted_on():
 
 
 def test_a_layer_whose_rows_start_late_is_checked_out_of_sample_too():
-    """Rows per layer (`start`): a layer that keeps its channels until late is fitted on its own few rows, and the
-    held-back rows are a fifth of those, so that every layer, that one too, is asked for rows it was not fitted on
-    (before: the last fifth of all rows, which left that layer nothing to fit on, and no layer was checked)."""
+    """Rows per layer (`start`): a layer that keeps its channels until late is fitted on its own few rows; where
+    the last fifth of all rows would leave it too few to fit on, the held-back rows are a fifth of its own, so
+    that every layer, that one too, is asked for rows it was not fitted on (before: no layer was checked)."""
     from neuralscale.scaling import MIN_ROWS, fit, holdout_rows
     sp = ns.space("vgg11", "cifar10")
     shares = np.linspace(1.0, 0.05, 100)

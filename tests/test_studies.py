@@ -126,3 +126,39 @@ def test_the_gpu_script_runs_study_files_that_exist():
     names = default[1].split()
     assert names and all((STUDIES.parent / n).is_file() for n in names), names
     assert set(names) <= {str(p.relative_to(STUDIES.parent)) for p in EXPERIMENT_FILES}
+
+
+# every committed descent: a store's descent/, or a study's own folder of one (fmnist-vgg11-regime/all-lost)
+DESCENTS = sorted({p.parent for p in STUDIES.glob("*/*/descent/fits.json")}
+                  | {p.parent for p in STUDIES.glob("*/*/fits.json") if (p.parent / "config.json").is_file()})
+
+
+@pytest.mark.parametrize("path", DESCENTS, ids=[p.relative_to(STUDIES).as_posix() for p in DESCENTS])
+def test_a_studys_laws_are_what_fitting_its_trajectories_gives(path):
+    """Every committed law is its committed trajectory, fitted again now with the descent's own settings: the
+    same exponents and R^2 (to rounding), and, where the record has one, the same out-of-sample error (regime's
+    iteration 1 had it added from its trajectory, after the fit learnt to check a layer whose rows start late)."""
+    import neuralscale as ns
+    from neuralscale.descent import DescentDir
+    from neuralscale.scaling import fit
+    d = DescentDir(path)
+    config = d.config() or {}
+    space = d.start_space(ns.space(config["model"], config["dataset"]))
+    per_layer = (config.get("descent") or {}).get("trajectory_start") == "per-layer"
+    objective = d.objective()
+    for it in d.iterations():
+        law = it.law
+        if law.fallback or objective not in ("params", "macs"):
+            continue
+        again = fit(space, d.trajectory(it.number, space), iteration=it.number,
+                    count="original" if "original formula" in law.note else "exact",
+                    start=it.start_widths if per_layer else None,
+                    objective=d.objective_over(space) if objective != "params" else None)
+        where = f"{path.name} iteration {it.number}"
+        assert again.rows == law.rows, where
+        for got, want in ((again.alpha, law.alpha), (again.beta, law.beta), (again.r2, law.r2),
+                          (again.tau_range, law.tau_range)):
+            assert got == pytest.approx(want, rel=1e-7, abs=1e-9), where
+        if law.holdout_error:
+            assert again.holdout_rows == law.holdout_rows, where
+            assert again.holdout_error == pytest.approx(law.holdout_error, rel=1e-7, abs=1e-9), where

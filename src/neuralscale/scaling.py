@@ -285,9 +285,12 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
     widths = np.log(np.array(rows, dtype=np.float64))
     alpha, beta, r2, holdout = [], [], [], []
     uses = [_rows_of_layer(widths[:, layer], start, layer) for layer in range(len(space))]
-    # the last rows (the narrowest networks) predicted from the rest: a fifth of the fewest rows a layer is fitted
-    # on, so that each layer keeps enough of its own (a layer whose rows start late is checked too)
-    held = holdout_rows(min(int(u.sum()) for u in uses))
+    # the last rows (the narrowest networks) predicted from the rest: a fifth of them, or a fifth of the fewest a
+    # layer is fitted on where that would leave a layer too few of its own (one whose rows start late)
+    held = holdout_rows(len(rows))
+    fewest = min(int(u.sum()) for u in uses)
+    if held and fewest - held < MIN_ROWS:
+        held = holdout_rows(fewest)
     for layer, use in enumerate(uses):
         a, b, r = _least_squares(tau[use], widths[use, layer])
         alpha.append(a), beta.append(b), r2.append(r)
