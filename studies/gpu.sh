@@ -19,9 +19,13 @@
 # weights are not in the records), once per pretrained run and machine, in <run>/weights/ (not packed).
 set -u
 BUDGET=${BUDGET:-480}
-# the studies still running that are meant for a GPU (the finished ones: fmnist-vgg11/*.toml, fmnist-resnet18/*.toml;
-# fmnist-vgg11-regime runs on the CPU of this repository's machines: one machine at a time per descent)
-STUDIES=${STUDIES:-"studies/fmnist-mobilenetv2/regime.toml"}
+# the studies still running (the finished ones: fmnist-vgg11/*.toml, fmnist-resnet18/*.toml). First the VGG11
+# regime's descent, the longest wait on these CPUs (an iteration takes up to 6 h on one of their threads): one
+# machine at a time per descent, so stop it here first (its unfinished iteration's checkpoint does not travel;
+# the GPU redoes that iteration, and once its records are unpacked here the local descent resumes after it).
+# Its first.toml runs beside it (the store takes one sweep at a time: when regime.toml reaches its own sweep,
+# the one that comes second says so in one line and stops; the next call carries on), then MobileNetV2's.
+STUDIES=${STUDIES:-"studies/fmnist-vgg11-regime/regime.toml studies/fmnist-vgg11-regime/first.toml studies/fmnist-mobilenetv2/regime.toml"}
 WORKERS=${WORKERS:-3}
 THREADS=${THREADS:-1}
 OUT=${OUT:-/tmp/study-out}
