@@ -6,9 +6,10 @@ A table in the README sits between two markers naming its store (relative to thi
     | method | budget | ... |
     <!-- /report -->
 
-or its descent's iterations (`<!-- report: fmnist-vgg11-regime/regime | descent -->`), or one row (a method at a
-budget) from each of several stores, side by side with its widths (the method may
-name alternatives, separated by commas, for a method labelled differently in some stores):
+or its descent's iterations (`<!-- report: fmnist-vgg11-regime/regime | descent -->`; `| descent macs` where
+its report has descents of several objectives), or one row (a method at a budget) from each of several stores,
+side by side with its widths (the method may name alternatives, separated by commas, for a method labelled
+differently in some stores):
 
     <!-- report: fmnist-vgg11/warmup0 fmnist-vgg11/warmup2 fmnist-vgg11/params | neuralscale@1, neuralscale@1 (fallback) | ratio 0.0625 -->
 
@@ -154,13 +155,18 @@ def rows_table(stores: list[str], label: str, budget: str) -> str:
     return _markdown(out)
 
 
-def descent_table(store: Path) -> str:
+def descent_markdown(store: Path, objective: str = "") -> str:
     """The descent table of the report on the committed finished records of `store` (its iterations' rows, R^2
-    and out-of-sample error)."""
-    table = next((t for t in _tables(report_markdown(store)) if t[0][0] == "iteration"), None)
-    if table is None:
+    and out-of-sample error); of the descent of `objective` where the report has several."""
+    sections = re.split(r"^## ", report_markdown(store), flags=re.M)
+    found = {(m.group(1) or ""): body for body in sections if (m := re.match(r"Descent(?: \((\w+)\))?\n", body))}
+    if not found:
         raise SystemExit(f"tables.py: the report of {store} has no descent table")
-    return _markdown(table)
+    if objective not in found:
+        names = ", ".join(f"'descent {k}'" for k in sorted(found) if k)
+        raise SystemExit(f"tables.py: the report of {store} has descents of several objectives; name one: {names}"
+                         if not objective else f"tables.py: the report of {store} has no descent of {objective}")
+    return _markdown(_tables(found[objective])[0])
 
 
 def table_for(spec: str) -> str:
@@ -168,11 +174,11 @@ def table_for(spec: str) -> str:
     parts = [p.strip() for p in spec.split("|")]
     if len(parts) == 1:
         return report_table(HERE / parts[0])
-    if len(parts) == 2 and parts[1] == "descent":
-        return descent_table(HERE / parts[0])
+    if len(parts) == 2 and parts[1].split()[:1] == ["descent"]:
+        return descent_markdown(HERE / parts[0], " ".join(parts[1].split()[1:]))
     if len(parts) != 3:
-        raise SystemExit(f"tables.py: a marker is 'STORE', 'STORE | descent' or 'STORE STORE ... | LABEL | BUDGET', "
-                         f"got {spec!r}")
+        raise SystemExit(f"tables.py: a marker is 'STORE', 'STORE | descent [OBJECTIVE]' or "
+                         f"'STORE STORE ... | LABEL | BUDGET', got {spec!r}")
     return rows_table(parts[0].split(), parts[1], parts[2])
 
 

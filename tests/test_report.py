@@ -152,6 +152,20 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     assert "(1 seed)" in row and "±" not in row and "CI needs 2+ seeds" in md
 
 
+
+def test_a_descent_tables_cells_for_laws_without_an_r2_or_an_out_of_sample_error():
+    """A law may record no R^2 and no out-of-sample error (too few rows, or written before neuralscale kept
+    them); a latency law's range is in milliseconds, not rounded to whole ones; a fallback is not a fit."""
+    from neuralscale.report import _fit_cells
+    from neuralscale.scaling import ScalingLaw
+    layers = ["a", "b"]
+    law = ScalingLaw("m", "d", layers, [1.0, 2.0], [0.5, 0.5], rows=9, tau_range=[0.0512, 0.5123], objective="latency")
+    assert _fit_cells(law) == ["", "none", "0.0512-0.5123 ms"]
+    law = ScalingLaw("m", "d", layers, [1.0, 2.0], [0.5, 0.5], [0.99, 0.9], rows=30, tau_range=[1186.0, 576003.0],
+                     holdout_error=[0.5, 0.1], holdout_rows=6)
+    assert _fit_cells(law) == ["0.900 (b)", "30.0%, 50.0% (a); last 6 rows", "1,186-576,003 parameters"]
+    assert _fit_cells(ScalingLaw("m", "d", layers, [4, 4], [0, 0], fallback=True)) == ["not a fit", "", ""]
+
 def test_figures_for_a_paper(tmp_path, tiny_descent):
     from neuralscale.figures import band, descent_figures, display_name
     assert display_name("imagefolder:/home/me/data/flowers/") == "flowers (imagefolder)"

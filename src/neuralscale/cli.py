@@ -16,7 +16,7 @@ from typing import Sequence
 from ._version import __version__
 from .accounting import unstable
 from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
-from .budget import Budget
+from .budget import Budget, amount
 from .data import DATASET_NAMES, DataConfig
 from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
@@ -568,7 +568,7 @@ def cmd_descend(args) -> int:
           + ", ".join(f"{b:.3f}" for b in laws[-1].beta))
     for law in laws:
         print(f"  iteration {law.iteration}: {law.quality()}")
-    print(f"at the base model's {_amount(at_base['budget'], at_base['metric'])}: widths "
+    print(f"at the base model's {amount(at_base['budget'], at_base['metric'])}: widths "
           f"{','.join(map(str, at_base['widths']))}")
     return 0
 
@@ -591,11 +591,6 @@ def cmd_fit(args) -> int:
     return 0
 
 
-def _amount(value: float, metric: str) -> str:
-    """A budget or what was achieved, as the counts beside it are written: '2,794,510 parameters', '0.52 ms'."""
-    return f"{value:.4g} ms" if metric == "latency" else f"{value:,.0f} {UNITS[metric]}"
-
-
 def cmd_scale(args) -> int:
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
     budget = Budget.of_ratio(args.ratio) if args.ratio is not None else next(
@@ -613,8 +608,8 @@ def cmd_scale(args) -> int:
     label = method_label(result["method"], result["iteration"], result.get("objective") or "params")
     print(f"{label} {sp.name} on {sp.info.name}: widths {','.join(map(str, result['widths']))}")
     print(f"params {result['params']:,}  macs {result['macs']:,}  ({_shares(result)})")
-    print(f"budget {_amount(result['budget'], result['metric'])}, achieved "
-          f"{_amount(result['achieved'], result['metric'])} "
+    print(f"budget {amount(result['budget'], result['metric'])}, achieved "
+          f"{amount(result['achieved'], result['metric'])} "
           f"({100 * result['rel_error']:+.2f}%)")
     if "measured" in result:
         m = result["measured"]

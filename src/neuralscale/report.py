@@ -39,7 +39,7 @@ from .stats import holm, paired_gap, paired_p, welch_gap, welch_p
 from .sweep import read_plan
 from .validate import one_of
 from .accounting import UNSTABLE, unstable
-from .budget import UNITS, Budget
+from .budget import UNITS, Budget, amount_range
 from .data.info import protocol
 from .layout import ReportDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
@@ -455,26 +455,34 @@ DESCENT_HEAD = ["iteration", "started from", "params", "MACs (M)", "rows", "prun
 
 def descent_table(path: Path, space: WidthSpace | None) -> tuple[list[str], list[list[str]]]:
     """Every finished iteration of a descent, one row each: where it started, how many trajectory rows its law
-    was fitted on, how well it fits them (R^2) and predicts the rows it was not fitted on, over which range."""
+    was fitted on, how well it fits them (R^2) and predicts the rows it was not fitted on, over which range.
+    `space`: the model's, to count the starts' parameters and MACs (left blank where it is another model's)."""
     out = []
     for it in DescentDir(path).iterations():
         law = it.law
-        cost = (f"{space.params(it.start_widths):,}", f"{space.macs(it.start_widths) / 1e6:.2f}") \
-            if space is not None and len(it.start_widths) == len(space) else ("", "")
-        if law.fallback:
-            fit = ["not a fit", "", ""]
-        else:
-            worst = min(range(len(law.r2)), key=law.r2.__getitem__)
-            held = law.holdout_error
-            bad = max(range(len(held)), key=held.__getitem__) if held else None
-            lo, hi = law.tau_range if len(law.tau_range) == 2 else (None, None)
-            fit = [f"{law.r2[worst]:.3f} ({law.layers[worst]})",
-                   f"{sum(held) / len(held):.1%}, {held[bad]:.1%} ({law.layers[bad]}); last {law.holdout_rows} rows"
-                   if held else "none",
-                   f"{lo:,.0f}-{hi:,.0f} {UNITS[law.objective]}" if lo is not None else ""]
+        same = space is not None and (space.name, space.info.name) == (law.model, law.dataset) \
+            and len(it.start_widths) == len(space)
+        cost = (f"{space.params(it.start_widths):,}", f"{space.macs(it.start_widths) / 1e6:.2f}") if same else ("", "")
         out.append([str(it.number), ",".join(map(str, it.start_widths)), *cost, str(law.rows), str(it.pruning_steps),
-                    *fit, it.stop_reason])
+                    *_fit_cells(law), it.stop_reason])
     return DESCENT_HEAD, out
+
+
+def _fit_cells(law) -> list[str]:
+    """A law's worst R^2, its out-of-sample error (mean, worst layer) and the range its rows cover."""
+    if law.fallback:
+        return ["not a fit", "", ""]
+
+    def worst(values: list[float], pick) -> str:
+        i = pick(range(len(values)), key=values.__getitem__)
+        return law.layers[i] if len(values) == len(law.layers) else f"layer {i + 1}"
+
+    r2 = f"{min(law.r2):.3f} ({worst(law.r2, min)})" if law.r2 else ""
+    held = law.holdout_error
+    error = (f"{sum(held) / len(held):.1%}, {max(held):.1%} ({worst(held, max)}); last {law.holdout_rows} rows"
+             if held else "none")
+    fitted = amount_range(*law.tau_range, law.objective) if len(law.tau_range) == 2 else ""
+    return [r2, error, fitted]
 
 
 def _descent_blocks(st: "_Store") -> list[tuple]:

@@ -114,7 +114,8 @@ class ScalingLaw:
             ("note must be text", isinstance(self.note, str)),
             ("tau_range must be two positive numbers, smallest first, or none", numbers(self.tau_range)
              and (not self.tau_range or (len(self.tau_range) == 2 and 0 < self.tau_range[0] <= self.tau_range[1]))),
-            ("holdout_error must be finite numbers", numbers(self.holdout_error)),
+            ("holdout_error must be finite numbers, one per layer or none", numbers(self.holdout_error)
+             and len(self.holdout_error) in (0, len(self.layers))),
             ("holdout_rows must be a count", count(self.holdout_rows)),
         ) if not ok]
         if problems:
@@ -286,11 +287,11 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
     alpha, beta, r2, holdout = [], [], [], []
     uses = [_rows_of_layer(widths[:, layer], start, layer) for layer in range(len(space))]
     # the last rows (the narrowest networks) predicted from the rest: a fifth of them, or a fifth of the fewest a
-    # layer is fitted on where that would leave a layer too few of its own (one whose rows start late)
+    # layer is fitted on where that would leave a layer under MIN_ROWS of its own (one whose rows start late)
     held = holdout_rows(len(rows))
     fewest = min(int(u.sum()) for u in uses)
     if held and fewest - held < MIN_ROWS:
-        held = holdout_rows(fewest)
+        held = fewest // 5 if fewest - fewest // 5 >= MIN_ROWS else 0
     for layer, use in enumerate(uses):
         a, b, r = _least_squares(tau[use], widths[use, layer])
         alpha.append(a), beta.append(b), r2.append(r)
