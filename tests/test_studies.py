@@ -8,8 +8,6 @@ import importlib.util
 import json
 import re
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -46,13 +44,12 @@ def test_a_study_report_comes_from_its_records_alone(store, tmp_path):
         assert (copy / "report" / "heatmap.png").exists(), (copy / "report" / "report.md").read_text()
 
 
-def test_the_readme_tables_are_the_reports_tables(tmp_path):
+def test_the_readme_tables_are_the_reports_tables(tmp_path, capsys):
+    """`python studies/tables.py --check`, run here as its main() (its reports made once per process)."""
     text = (STUDIES / "README.md").read_text()
     stores = [name for m in tables.BLOCK.finditer(text) for name in m["store"].split("|")[0].split()]
     assert stores and all((STUDIES / s / "sweep.json").exists() for s in stores), stores
-    check = [sys.executable, str(STUDIES / "tables.py"), "--check"]
-    r = subprocess.run(check, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    assert tables.main(["--check"]) == 0, capsys.readouterr().err
     # the check can fail: one number changed in a copy of the README's first table
     m = next(tables.BLOCK.finditer(text))
     row = m["table"].splitlines()[2]
@@ -60,8 +57,8 @@ def test_the_readme_tables_are_the_reports_tables(tmp_path):
     changed = m.group(0).replace(row, row.replace(acc, "99.99 ± 0.00", 1))
     assert changed != m.group(0)
     (tmp_path / "README.md").write_text("# a copy\n\n" + changed)
-    r = subprocess.run([*check, "--readme", str(tmp_path / "README.md")], capture_output=True, text=True)
-    assert r.returncode == 1 and f"the table of {m['store']}" in r.stderr
+    assert tables.main(["--check", "--readme", str(tmp_path / "README.md")]) == 1
+    assert f"the table of {m['store']}" in capsys.readouterr().err
 
 
 def test_latency_of_every_configuration_of_a_store(tmp_path):
@@ -69,9 +66,15 @@ def test_latency_of_every_configuration_of_a_store(tmp_path):
     store = STORES[0]
     copy = tables.committed_copy(store.parent, tmp_path / store.parent.name) / store.name
     out = tmp_path / "latency.csv"
-    r = subprocess.run([sys.executable, str(STUDIES / "latency.py"), str(copy), "--out", str(out), "--rounds", "2",
-                        "--calls", "1"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    spec = importlib.util.spec_from_file_location("study_latency", STUDIES / "latency.py")
+    latency = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(latency)
+    import torch
+    threads = torch.get_num_threads()
+    try:  # its main(), here: the script sets the thread count it measures at, given back after
+        assert latency.main([str(copy), "--out", str(out), "--rounds", "2", "--calls", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     rows = list(csv.DictReader(out.open()))
     records = [x for x in load_records(copy) if x["status"] == "finished"]
     want = {(x["label"], ",".join(map(str, x["widths"]))) for x in records}
