@@ -164,7 +164,10 @@ def test_a_descent_tables_cells_for_laws_without_an_r2_or_an_out_of_sample_error
     law = ScalingLaw("m", "d", layers, [1.0, 2.0], [0.5, 0.5], [0.99, 0.9], rows=30, tau_range=[1186.0, 576003.0],
                      holdout_error=[0.5, 0.1], holdout_rows=6)
     assert _fit_cells(law) == ["0.900 (b)", "30.0%, 50.0% (a); last 6 rows", "1,186-576,003 parameters"]
+    assert law.quality() == ("30 rows, R^2 0.900 (worst layer), out-of-sample error 30.0% mean, 50.0% worst layer "
+                             "(last 6 rows predicted from the rest)")
     assert _fit_cells(ScalingLaw("m", "d", layers, [4, 4], [0, 0], fallback=True)) == ["not a fit", "", ""]
+
 
 def test_figures_for_a_paper(tmp_path, tiny_descent):
     from neuralscale.figures import band, descent_figures, display_name

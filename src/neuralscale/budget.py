@@ -29,6 +29,8 @@ from .validate import matches, ratio as check_ratio
 
 METRICS = ("params", "macs", "latency")
 UNITS = {"params": "parameters", "macs": "MACs", "latency": "ms"}  # how a metric's amounts are named
+SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9}
+_HELP = "a positive finite number (e.g. 2795410 or 2.8M) or a share of the base model (e.g. 25%)"
 
 
 def amount(value: float, metric: str) -> str:
@@ -40,9 +42,6 @@ def amount_range(low: float, high: float, metric: str) -> str:
     """'1,186-576,003 parameters', '0.05-0.52 ms'."""
     spell = "{:.4g}" if metric == "latency" else "{:,.0f}"
     return f"{spell.format(low)}-{spell.format(high)} {UNITS[metric]}"
-
-SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9}
-_HELP = "a positive finite number (e.g. 2795410 or 2.8M) or a share of the base model (e.g. 25%)"
 
 
 @dataclass(frozen=True)

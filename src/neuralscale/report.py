@@ -473,16 +473,11 @@ def _fit_cells(law) -> list[str]:
     if law.fallback:
         return ["not a fit", "", ""]
 
-    def worst(values: list[float], pick) -> str:
-        i = pick(range(len(values)), key=values.__getitem__)
-        return law.layers[i] if len(values) == len(law.layers) else f"layer {i + 1}"
-
-    r2 = f"{min(law.r2):.3f} ({worst(law.r2, min)})" if law.r2 else ""
-    held = law.holdout_error
-    error = (f"{sum(held) / len(held):.1%}, {max(held):.1%} ({worst(held, max)}); last {law.holdout_rows} rows"
-             if held else "none")
+    r2, held = law.worst_r2(), law.out_of_sample()
+    r2_cell = f"{r2[0]:.3f} ({r2[1]})" if r2 else ""
+    error = f"{held[0]:.1%}, {held[1]:.1%} ({held[2]}); last {law.holdout_rows} rows" if held else "none"
     fitted = amount_range(*law.tau_range, law.objective) if len(law.tau_range) == 2 else ""
-    return [r2, error, fitted]
+    return [r2_cell, error, fitted]
 
 
 def _descent_blocks(st: "_Store") -> list[tuple]:

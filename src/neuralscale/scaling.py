@@ -55,14 +55,31 @@ class ScalingLaw:
     holdout_rows: int = 0
     objective: str = "params"  # what tau counts: params (the paper's), macs or latency (objective.py)
 
+    def worst_r2(self) -> tuple[float, str] | None:
+        """The lowest R^2 of any layer and that layer's name (None: not a fit, or no R^2 recorded)."""
+        if self.fallback or not self.r2:
+            return None
+        i = min(range(len(self.r2)), key=self.r2.__getitem__)
+        return self.r2[i], self.layers[i]
+
+    def out_of_sample(self) -> tuple[float, float, str] | None:
+        """The out-of-sample error's mean over layers, its worst layer's error and that layer's name (None: no
+        rows were held back)."""
+        held = self.holdout_error
+        if self.fallback or not held:
+            return None
+        i = max(range(len(held)), key=held.__getitem__)
+        return sum(held) / len(held), held[i], self.layers[i]
+
     def quality(self) -> str:
         """The fit's quality in one line: rows, the worst layer's R^2 and the out-of-sample error."""
         if self.fallback:
             return f"not a fit ({self.note or 'uniform scaling'})"
-        text = f"{self.rows} rows, R^2 {min(self.r2):.3f} (worst layer)" if self.r2 else f"{self.rows} rows"
-        if self.holdout_error:
-            text += (f", out-of-sample error {sum(self.holdout_error) / len(self.holdout_error):.1%} mean, "
-                     f"{max(self.holdout_error):.1%} worst layer (last {self.holdout_rows} rows predicted from the rest)")
+        r2, held = self.worst_r2(), self.out_of_sample()
+        text = f"{self.rows} rows, R^2 {r2[0]:.3f} (worst layer)" if r2 else f"{self.rows} rows"
+        if held:
+            text += (f", out-of-sample error {held[0]:.1%} mean, {held[1]:.1%} worst layer "
+                     f"(last {self.holdout_rows} rows predicted from the rest)")
         return text
 
     def raw_widths(self, tau: float) -> np.ndarray:
