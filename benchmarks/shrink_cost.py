@@ -7,8 +7,8 @@ Two costs that every descent pays and that do not depend on the data:
   `GenericSpace.state_shapes`); reference: a meta build of the model for every probe (how it was derived
   before, and still is for a space without a rule).
 - one physical pruning step (pruning/apply.shrink): the network without 3 channels, its weights and momentum
-  sliced.  Now: a generic network's own modules resized in place (`WidthSpace.resize`; the others rebuilt on
-  meta), the sliced tensors assigned directly; reference: rebuilt on meta, then `load_state_dict(assign=True)`
+  sliced.  Now: a generic network's and VGG11's own modules resized in place (`WidthSpace.resize`; the others
+  rebuilt on meta), the sliced tensors assigned directly; reference: rebuilt on meta, then `load_state_dict(assign=True)`
   and a `.to()` over the new model.
 
     python benchmarks/shrink_cost.py [--models torchvision:densenet121,torchvision:resnet18,vgg11] [--reps 5]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import neuralscale as ns
@@ -130,6 +131,19 @@ def test_resnet_and_mobilenet_prune_by_masking_and_say_so():
         assert pr.done and pr.session.pruning_steps > 0 and sum(pr.session.all_rows[-1]) <= 0.4 * sum(pr.session.initial) + 4
         # trajectory rows start only once every layer has lost a channel
         assert all(all(r < i for r, i in zip(row, pr.session.initial)) for row in pr.session.rows)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_vgg_state_shapes_by_rule_are_the_built_models(seed):
+    """VGG11's state-dict shapes by rule (what a pruning step checks its sliced state against before resizing in
+    place) are those of the model the widths build, at random widths, 1-channel layers included."""
+    import random
+    rng = random.Random(seed)
+    for dataset in ("synthetic", "fashionmnist"):  # 3 input channels and 1
+        sp = ns.space("vgg11", dataset)
+        widths = [rng.choice([1, rng.randint(1, 40)]) for _ in range(len(sp))]
+        built = {k: tuple(v.shape) for k, v in sp.build(widths, device="meta").state_dict().items()}
+        assert sp.state_shapes(widths) == built
 
 
 def test_vgg_channel_map_names_every_sliced_dimension():

@@ -38,6 +38,7 @@ from .accounting import _output_positions
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
 from .models.gate import Gate
+from .models.resizing import resize_tensors as _resize
 from .space import WidthSpace
 
 # Modules that keep their input's channels.
@@ -525,17 +526,6 @@ def _initialise(model: nn.Module) -> None:
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
-
-
-def _resize(m: nn.Module, **shapes: tuple[int, ...]) -> None:
-    """Give a module's own parameters and buffers new shapes (uninitialised, on meta)."""
-    for name, shape in shapes.items():
-        if name in m._parameters and m._parameters[name] is not None:
-            old = m._parameters[name]
-            m._parameters[name] = nn.Parameter(torch.empty(shape, device="meta", dtype=old.dtype),
-                                               requires_grad=old.requires_grad)
-        elif name in m._buffers and m._buffers[name] is not None:
-            m._buffers[name] = torch.empty(shape, device="meta", dtype=m._buffers[name].dtype)
 
 
 def _gate_after(module: nn.Module, index: int, widths: list[int]) -> None:

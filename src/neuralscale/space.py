@@ -91,7 +91,7 @@ class WidthSpace:
         self._formula = costs  # (params, MACs) by formula, where the space has one; else a meta build counts
         self.family = family or Family(name.split(":", 1)[0])  # a generic space's family: its scheme or module
         self._shapes = shapes  # state-dict shapes by rule, where the space has one; else a meta build shows them
-        self._resize = resize  # a built model given new widths in place, where the space can (generic spaces)
+        self._resize = resize  # a built model given new widths in place, where the space can (generic, VGG11)
 
     def __repr__(self) -> str:
         return f"WidthSpace({self.name!r}, dataset={self.info.name!r}, layers={len(self)})"
@@ -148,7 +148,7 @@ class WidthSpace:
 
     @property
     def resizes_in_place(self) -> bool:
-        """Whether `resize` can give a model this space built new widths in place (a generic space can)."""
+        """Whether `resize` can give a model this space built new widths in place (a generic space and VGG11 can)."""
         return self._resize is not None
 
     def resize(self, model: nn.Module, widths: Sequence[int]) -> None:

@@ -65,7 +65,8 @@ def _vgg11(info: DatasetInfo, convcut: bool) -> WidthSpace:
         raise NeuralscaleError("vgg11 has no shortcuts, so --convcut does not apply to it")
     return WidthSpace("vgg11", vgg.LAYER_NAMES, vgg.BASE_WIDTHS, info,
                       lambda w: vgg.VGG11(w, info.num_classes, info.in_channels),
-                      lambda w: vgg.original_param_count(w, info.num_classes, info.in_channels))
+                      lambda w: vgg.original_param_count(w, info.num_classes, info.in_channels),
+                      shapes=lambda w: vgg.state_shapes(w, info.num_classes, info.in_channels), resize=vgg.resize)
 
 
 @register_family("resnet18", paper=True, add10=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from .gate import Gate
+from .resizing import resize_tensors
 
 BASE_WIDTHS = (64, 128, 256, 256, 512, 512, 512, 512)
 LAYER_NAMES = tuple(f"conv{i + 1}" for i in range(8))
@@ -45,6 +46,38 @@ class VGG11(nn.Module):
     def forward(self, x):
         x = self.pool(self.features(x)).flatten(1)
         return self.classifier(x)
+
+
+def state_shapes(widths, num_classes: int, in_channels: int = 3) -> dict[str, tuple[int, ...]]:
+    """The shape of every entry of `VGG11(widths, ...)`'s state dict, without building it."""
+    out: dict[str, tuple[int, ...]] = {}
+    c_in, at = in_channels, 0  # at: the conv's index in `features`
+    for i, w in enumerate(widths):
+        out |= {f"features.{at}.weight": (w, c_in, 3, 3), f"features.{at}.bias": (w,)}
+        out |= {f"features.{at + 1}.{k}": (w,) for k in ("weight", "bias", "running_mean", "running_var")}
+        out[f"features.{at + 1}.num_batches_tracked"] = ()
+        at += 5 if i in POOL_AFTER else 4
+        c_in = w
+    return out | {"classifier.weight": (num_classes, c_in), "classifier.bias": (num_classes,)}
+
+
+def resize(model: VGG11, widths) -> None:
+    """`model` given these widths in place: its convolutions', norms' and classifier's sizes and its gates'
+    widths; every resized tensor is left on meta for the caller to assign (a pruning step needs no rebuild)."""
+    c_in = model.features[0].in_channels
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    norms = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
+    gates = [m for m in model.features if isinstance(m, Gate)]
+    for conv, bn, gate, w in zip(convs, norms, gates, widths, strict=True):
+        conv.in_channels, conv.out_channels = c_in, w
+        resize_tensors(conv, weight=(w, c_in, 3, 3), bias=(w,))
+        bn.num_features = w
+        resize_tensors(bn, weight=(w,), bias=(w,), running_mean=(w,), running_var=(w,))
+        gate.width, gate.ones = w, None  # as a new gate: a mask of the old width would not fit
+        c_in = w
+    model.classifier.in_features = c_in
+    resize_tensors(model.classifier, weight=(model.classifier.out_features, c_in),
+                   bias=(model.classifier.out_features,))
 
 
 def original_param_count(widths, num_classes: int, in_channels: int = 3) -> int:

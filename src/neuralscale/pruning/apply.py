@@ -1,7 +1,7 @@
 """Carrying out a pruning decision on the channel graph: gate masks, or physical removal of the channels.
 
 Pruned channels leave the network physically where that is exactly what masking their gate would do: the
-network is resized in place (a generic space's) or rebuilt at the new widths, with the surviving weights, BN
+network is resized in place (a generic space's, VGG11's) or rebuilt at the new widths, with the surviving weights, BN
 statistics and optimizer momentum.  Which
 tensor dimensions belong to which gated layer comes from the channel graph (graph.py), derived once and checked
 against the shapes after every step.  Where a channel is not cleanly removable (a residual identity carries it
