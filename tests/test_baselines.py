@@ -89,3 +89,27 @@ def test_a_store_refuses_slimming_runs_of_another_sparsity_and_grows_otherwise(t
     assert all(r["status"] == "finished" for r in records)
     with pytest.raises(ns.NeuralscaleError, match="sparsity penalty of 0, and this sweep asks for 0.0001"):
         run_sweep(SweepConfig(**{**grown.__dict__, "slimming_sparsity": 1e-4}), tmp_path / "s", progress=False)
+
+
+def test_the_sparsity_penalty_follows_a_network_pruned_in_place():
+    """A pruner resizes VGG11 in place (the trainer keeps its model object; the tensors are new): the penalty must
+    reach the new scales. It once cached them per model object and, after the first step, silently penalised
+    the old, detached ones."""
+    from neuralscale.pruning import TaylorPruner
+    from neuralscale.train import BNSparsity
+    sp = ns.space("vgg11", "synthetic")
+    widths = sp.uniform(0.0625)
+    splits = load("synthetic", synthetic=dict(num_train=96, num_test=8)).split(0.25, 0)
+    pruner = TaylorPruner(sp, widths, k=4, interval=1, warmup_epochs=0, prune_fraction=0.5)
+    torch.manual_seed(0)
+    model = sp.build(widths)
+    tc = TrainConfig(epochs=1, batch_size=24, lr=0.05, device="cpu", schedule="constant", bn_sparsity=S)
+    trainer = Trainer(model, splits, tc, callbacks=[pruner], progress=False)
+    trainer.fit()
+    assert trainer.model is model and pruner.session.physical and pruner.session.pruning_steps >= 2
+    penalty = next(c for c in trainer.callbacks if isinstance(c, BNSparsity))
+    scales = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for w in scales:
+        w.grad = torch.zeros_like(w)
+    penalty.after_backward(trainer)
+    assert all(torch.equal(w.grad, S * torch.sign(w.detach())) for w in scales)

@@ -297,6 +297,7 @@ def test_a_model_is_pruned_in_place_not_rebuilt(name):
     assert all(g.width == current[g.index] for g in gates(model))
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
     assert sum(p.numel() for p in model.parameters()) == sp.params(current)
+    assert repr(model) == repr(sp.build(current, device="meta"))  # every module's sizes, as a build gives them
     model.eval()(torch.randn(2, *sp.info.input_shape))  # it still runs at its new widths
     fresh = sp.build(widths)
     for g in gates(fresh):

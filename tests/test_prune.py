@@ -139,7 +139,7 @@ def test_vgg_state_shapes_by_rule_are_the_built_models(seed):
     place) are those of the model the widths build, at random widths, 1-channel layers included."""
     import random
     rng = random.Random(seed)
-    for dataset in ("synthetic", "fashionmnist"):  # 3 input channels and 1
+    for dataset in ("synthetic", "fashionmnist", "cifar100"):  # 3 input channels and 1; 10 classes and 100
         sp = ns.space("vgg11", dataset)
         widths = [rng.choice([1, rng.randint(1, 40)]) for _ in range(len(sp))]
         built = {k: tuple(v.shape) for k, v in sp.build(widths, device="meta").state_dict().items()}

@@ -203,12 +203,14 @@ class BNSparsity(Callback):
 
     def __init__(self, s: float):
         self.s = s
-        self._model: nn.Module | None = None  # the model whose scales `_scales` lists (a callback may replace it)
+        # the optimizer of the model whose scales `_scales` lists: a pruning step gives the trainer a new one
+        # whether it resizes the model in place (its scales then new tensors) or installs another
+        self._optimizer: torch.optim.Optimizer | None = None
         self._scales: list[torch.Tensor] = []
 
     def after_backward(self, trainer: "Trainer") -> None:
-        if trainer.model is not self._model:
-            self._model = trainer.model
+        if trainer.optimizer is not self._optimizer:
+            self._optimizer = trainer.optimizer
             self._scales = [m.weight for m in trainer.model.modules()
                             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None]
         for w in self._scales:
@@ -229,7 +231,8 @@ class Trainer:
     """Trains `model` on `splits` with `config`; `fit()` returns the per-epoch history.
 
     The model and optimizer are attributes that callbacks may replace (the
-    pruner swaps in a physically smaller network).  With `checkpoint`, state is
+    pruner installs a physically smaller network: its own, resized in place, or a rebuilt one, with a new
+    optimizer either way).  With `checkpoint`, state is
     saved atomically after every epoch (at most every `checkpoint_every_s` seconds, and after the last) and
     `fit()` resumes from it.  `owner` names what the checkpoint belongs to (a run's id, a descent iteration):
     it is written into the checkpoint, and a checkpoint of another owner, or with other training settings, is

@@ -60,7 +60,8 @@ class TaylorPruner(Callback):
             trainer.stop = True
 
     def prune_step(self, trainer: Trainer) -> Step:
-        """One step now: the session decides and applies; a rebuilt network replaces the trainer's."""
+        """One step now: the session decides and applies; the smaller network (resized in place or rebuilt)
+        is installed in the trainer with its sliced optimizer state."""
         step = self.session.step(trainer.model, trainer.optimizer)
         if step.shrunk is not None:
             trainer.set_model(step.shrunk.model, step.shrunk.optimizer_state)

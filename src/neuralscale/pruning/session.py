@@ -41,8 +41,8 @@ from .trajectory import Trajectory
 
 @dataclass
 class Step:
-    """What a pruning step did: whether it pruned, and the rebuilt network where it removed channels physically
-    (to be installed with its optimizer state, then `attach`ed)."""
+    """What a pruning step did: whether it pruned, and the smaller network (resized in place or rebuilt) where it
+    removed channels physically (to be installed with its optimizer state, then `attach`ed)."""
 
     pruned: bool
     shrunk: Shrunk | None = None
