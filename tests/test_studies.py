@@ -122,6 +122,28 @@ def test_every_study_file_is_ready_to_run(path, tmp_path):
     assert store.parent == path.parent and store.name != path.parent.name
 
 
+# files that train part of another file's sweep into its store ahead of it (while its descent runs): each run they
+# plan must be one the whole file plans, with the same id, or the whole's sweep would train it again
+PARTS = {"fmnist-vgg11-regime/early.toml": "fmnist-vgg11-regime/regime.toml",
+         "fmnist-vgg11-regime/first.toml": "fmnist-vgg11-regime/regime.toml",
+         "fmnist-vgg11-regime/longer-first.toml": "fmnist-vgg11-regime/longer.toml"}
+
+
+@pytest.mark.parametrize("part", sorted(PARTS))
+def test_a_part_of_a_studys_sweep_plans_the_runs_its_whole_plans(part, tmp_path):
+    import shutil
+    from neuralscale.sweep import plan
+    study = tmp_path / "study"  # the files and the committed descents they plan from, away from running work
+    shutil.copytree(STUDIES / Path(part).parent, study, ignore=lambda d, names: [
+        n for n in names if n in ("runs", "report") or n.endswith((".ckpt", ".lock", ".pt"))])
+    ids = {}
+    for name in (part, PARTS[part]):
+        exp = prepare(study / Path(name).name)
+        assert load(STUDIES / name)["experiment"]["out"] == load(STUDIES / part)["experiment"]["out"]  # one store
+        ids[name] = {spec.id for spec in plan(exp.sweep)}
+    assert ids[part] and ids[part] <= ids[PARTS[part]], sorted(ids[part] - ids[PARTS[part]])
+
+
 def test_the_gpu_script_runs_study_files_that_exist():
     text = (STUDIES / "gpu.sh").read_text()
     default = re.search(r'STUDIES=\$\{STUDIES:-"([^"]+)"\}', text)
