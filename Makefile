@@ -2,7 +2,12 @@
 # Each creates .venv and installs what it needs on a fresh machine.
 # --no-compile: pip would byte-compile every installed module (torch's and Ray's thousands: about 30 s of a
 # fresh setup here); Python compiles the few each process imports on first use instead (the import check below
-# does torch's, about 6 s, before the tests' processes start).
+# does torch's and torch._dynamo's (an optimizer imports it), before the tests' processes start).
+
+# Python writes the bytecode of what it imports (into .venv and the ignored __pycache__ folders), whatever the
+# shell says: with PYTHONDONTWRITEBYTECODE set (as on some of this project's hosts), every one of the suite's
+# interpreters compiled torch from source again, about 5 CPU-s each (benchmarks/RESULTS.md, nineteenth session).
+unexport PYTHONDONTWRITEBYTECODE
 
 PYTHON ?= python3
 VENV   := .venv
@@ -16,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 	$(BIN)/python -m pip install -q --no-compile -e '.[test]' 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -c "import neuralscale, torch, torchvision"
+	$(BIN)/python -c "import neuralscale, torch, torchvision, torch._dynamo"
 	touch $(STAMP)
 
 venv: $(STAMP)
