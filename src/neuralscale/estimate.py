@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .sgd import SGD
 from .space import WidthSpace
 
 
@@ -36,7 +37,7 @@ def _rate(space, widths, batch_size, device, steps, before) -> float:
     try:
         dev = torch.device(device)
         model = space.build(list(widths)).to(dev).train()
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        opt = SGD(model.parameters(), lr=1e-3, momentum=0.9)  # the trainer's
         x = torch.randn(batch_size, *space.info.input_shape, device=dev)
         y = torch.randint(0, space.info.num_classes, (batch_size,), device=dev)
 

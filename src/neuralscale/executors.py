@@ -215,8 +215,9 @@ def _worker_context():
     if not sys.platform.startswith("linux") or "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
-    # torch._dynamo: an optimizer's first use imports it (seconds); imported, not run
-    ctx.set_forkserver_preload(["torch", "torch._dynamo", "torchvision"])
+    # torch alone: the trainer's optimizer (sgd.py) needs neither torch._dynamo nor torchvision, each a second
+    # or more to import; a worker that builds a torchvision model imports it itself
+    ctx.set_forkserver_preload(["torch"])
     return ctx
 
 

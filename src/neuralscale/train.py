@@ -30,6 +30,7 @@ from .models.gate import gates
 from .progress import progress_bar
 from .records import atomic_torch_save
 from .settings import Settings, option
+from .sgd import SGD
 from .threads import Governor
 from .validate import SEED_MAX, fraction
 
@@ -205,7 +206,7 @@ class BNSparsity(Callback):
         self.s = s
         # the optimizer of the model whose scales `_scales` lists: a pruning step gives the trainer a new one
         # whether it resizes the model in place (its scales then new tensors) or installs another
-        self._optimizer: torch.optim.Optimizer | None = None
+        self._optimizer: SGD | torch.optim.Optimizer | None = None
         self._scales: list[torch.Tensor] = []
 
     def after_backward(self, trainer: "Trainer") -> None:
@@ -297,9 +298,8 @@ class Trainer:
         self.model = model
         self.forward = torch.compile(model) if self.config.compile else model
         c = self.config
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=c.momentum,
-                                         weight_decay=c.weight_decay, nesterov=c.nesterov,
-                                         foreach=True)
+        self.optimizer = SGD(model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay,
+                             nesterov=c.nesterov)  # torch.optim.SGD(foreach=True), without importing dynamo
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
         if getattr(self, "captured", None) is not None:
@@ -573,13 +573,28 @@ def summarize(history: list[dict]) -> dict:
     }
 
 
+def _torchvision_version() -> str | None:
+    """torchvision's `__version__` (its build's tag included) without importing it, which costs a second and
+    more: read from its version.py."""
+    import importlib.util
+    import re
+    spec = importlib.util.find_spec("torchvision")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            m = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", (Path(folder) / "version.py").read_text(), re.M)
+        except OSError:
+            continue
+        if m:
+            return m.group(1)
+    return None
+
+
 def environment(device: torch.device, governor: Governor | None = None) -> dict[str, Any]:
     """Where a run ran; with the trainer's `governor`, how its CPU threads were chosen and how often they
     changed with the load."""
     import numpy
-    import torchvision
 
-    env = {"neuralscale": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+    env = {"neuralscale": __version__, "torch": torch.__version__, "torchvision": _torchvision_version(),
            "numpy": numpy.__version__, "python": platform.python_version(), "platform": platform.platform(),
            "device": str(device), "threads": torch.get_num_threads()}
     if governor is not None:

@@ -1,0 +1,113 @@
+"""sgd.py: the trainer's SGD is torch.optim.SGD(foreach=True) bit for bit, shares its state dict's format, and
+spares a training process the import of torch._dynamo and torchvision."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import neuralscale as ns
+from neuralscale.sgd import SGD
+
+SETTINGS = [  # (momentum, weight decay, nesterov): the paper's, a Nesterov, none, momentum without decay
+    (0.5, 5e-4, False), (0.9, 5e-4, True), (0.0, 0.0, False), (0.9, 0.0, False)]
+
+
+def _model_and_batches(seed: int, dtype: torch.dtype):
+    torch.manual_seed(seed)
+    space = ns.space("vgg11", "synthetic")
+    model = space.build(space.uniform(0.0625)).to(dtype).train()
+    batches = [(torch.randn(8, *space.info.input_shape, dtype=dtype), torch.randint(0, 10, (8,)))
+               for _ in range(6)]
+    return model, batches
+
+
+def _train(model, opt, batches, skip_first_grad: bool = False) -> None:
+    for i, (x, y) in enumerate(batches):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        if skip_first_grad and i == 0:  # one parameter without a gradient: no momentum buffer for it yet
+            next(model.parameters()).grad = None
+        opt.step()
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _same_state(a, b) -> bool:
+    da, db = a.state_dict(), b.state_dict()
+    if da["state"].keys() != db["state"].keys():
+        return False
+    return all(torch.equal(da["state"][k]["momentum_buffer"], db["state"][k]["momentum_buffer"]) for k in da["state"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("momentum, weight_decay, nesterov", SETTINGS)
+def test_the_same_steps_as_torch_sgd_bit_for_bit(momentum, weight_decay, nesterov, dtype):
+    for seed in range(3):
+        for skip in (False, True):
+            ours, batches = _model_and_batches(seed, dtype)
+            theirs = copy.deepcopy(ours)
+            kw = dict(lr=0.05, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+            a, b = SGD(ours.parameters(), **kw), torch.optim.SGD(theirs.parameters(), foreach=True, **kw)
+            _train(ours, a, batches, skip)
+            _train(theirs, b, batches, skip)
+            assert _same(ours, theirs), (seed, skip)
+            assert _same_state(a, b), (seed, skip)
+            assert [g for g in a.state_dict()["param_groups"]] == [g for g in b.state_dict()["param_groups"]]
+
+
+@pytest.mark.parametrize("direction", ["torch to ours", "ours to torch"])
+def test_a_state_dict_of_either_continues_in_the_other(direction):
+    kw = dict(lr=0.05, momentum=0.9, weight_decay=5e-4)
+    for seed in range(3):
+        first, batches = _model_and_batches(seed, torch.float32)
+        make = {"ours": lambda m: SGD(m.parameters(), **kw),
+                "torch": lambda m: torch.optim.SGD(m.parameters(), foreach=True, **kw)}
+        src, dst = direction.split(" to ")
+        opt = make[src](first)
+        _train(first, opt, batches[:3])
+        saved = copy.deepcopy(opt.state_dict())
+        second = copy.deepcopy(first)
+        resumed = make[dst](second)
+        resumed.load_state_dict(saved)
+        resumed.param_groups[0]["lr"] = 0.02  # set after loading, as the trainer's schedule does
+        opt.param_groups[0]["lr"] = 0.02
+        _train(first, opt, batches[3:])
+        _train(second, resumed, batches[3:])
+        assert _same(first, second), seed
+
+
+def test_a_state_dict_of_another_network_is_refused():
+    a, _ = _model_and_batches(0, torch.float32)
+    opt = SGD(a.parameters(), lr=0.1, momentum=0.9)
+    other = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="different number"):
+        opt.load_state_dict(other.state_dict())
+
+
+def test_training_imports_neither_dynamo_nor_torchvision(tmp_path):
+    """A new interpreter (the process boundary is the point: what it imports) trains a tiny run through the
+    command line's own entry point, and its record names torchvision's version all the same."""
+    code = ("import sys, runpy\n"
+            f"sys.argv = ['neuralscale', 'train', '--model', 'vgg11', '--dataset', 'synthetic', '--train-subset', "
+            f"'64', '--test-subset', '16', '--batch-size', '32', '--device', 'cpu', '--epochs', '1', '--ratio', "
+            f"'0.0625', '--out', {str(tmp_path / 'run')!r}, '--quiet']\n"
+            "try:\n    runpy.run_module('neuralscale', run_name='__main__')\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('torch._dynamo', 'torchvision', 'sympy') if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
+    import json
+    import torchvision
+    record = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert record["environment"]["torchvision"] == torchvision.__version__
