@@ -2,7 +2,8 @@
 # Each creates .venv and installs what it needs on a fresh machine.
 # --no-compile: pip would byte-compile every installed module (torch's and Ray's thousands: about 30 s of a
 # fresh setup here); Python compiles the few each process imports on first use instead (the import check below
-# does torch's and torch._dynamo's (an optimizer imports it), before the tests' processes start).
+# does torch's and torch._dynamo's (torchvision and torch.optim import it; the tests use both), before the
+# tests' processes start).
 
 # Python writes the bytecode of what it imports (into .venv and the ignored __pycache__ folders), whatever the
 # shell says: with PYTHONDONTWRITEBYTECODE set (as on some of this project's hosts), every one of the suite's

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,8 +15,10 @@ import torch.nn.functional as F
 import neuralscale as ns
 from neuralscale.sgd import SGD
 
-SETTINGS = [  # (momentum, weight decay, nesterov): the paper's, a Nesterov, none, momentum without decay
-    (0.5, 5e-4, False), (0.9, 5e-4, True), (0.0, 0.0, False), (0.9, 0.0, False)]
+SRC = Path(__file__).resolve().parents[1] / "src"  # this tree's package, whatever is installed
+SETTINGS = [  # (momentum, weight decay, nesterov, dampening): the paper's, a Nesterov, none, momentum without
+    (0.5, 5e-4, False, 0), (0.9, 5e-4, True, 0), (0.0, 0.0, False, 0), (0.9, 0.0, False, 0),  # decay, dampening
+    (0.9, 1e-3, False, 0.1)]
 
 
 def _model_and_batches(seed: int, dtype: torch.dtype):
@@ -37,8 +40,12 @@ def _train(model, opt, batches, skip_first_grad: bool = False) -> None:
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """The same weights and buffers, and the same gradients left after the last step (weight decay and
+    Nesterov write into them, as torch's do)."""
     sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    grads = [(p.grad, q.grad) for p, q in zip(a.parameters(), b.parameters())]
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa) and \
+        all((g is None and h is None) or (g is not None and h is not None and torch.equal(g, h)) for g, h in grads)
 
 
 def _same_state(a, b) -> bool:
@@ -49,13 +56,13 @@ def _same_state(a, b) -> bool:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("momentum, weight_decay, nesterov", SETTINGS)
-def test_the_same_steps_as_torch_sgd_bit_for_bit(momentum, weight_decay, nesterov, dtype):
+@pytest.mark.parametrize("momentum, weight_decay, nesterov, dampening", SETTINGS)
+def test_the_same_steps_as_torch_sgd_bit_for_bit(momentum, weight_decay, nesterov, dampening, dtype):
     for seed in range(3):
         for skip in (False, True):
             ours, batches = _model_and_batches(seed, dtype)
             theirs = copy.deepcopy(ours)
-            kw = dict(lr=0.05, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+            kw = dict(lr=0.05, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, dampening=dampening)
             a, b = SGD(ours.parameters(), **kw), torch.optim.SGD(theirs.parameters(), foreach=True, **kw)
             _train(ours, a, batches, skip)
             _train(theirs, b, batches, skip)
@@ -74,15 +81,37 @@ def test_a_state_dict_of_either_continues_in_the_other(direction):
         src, dst = direction.split(" to ")
         opt = make[src](first)
         _train(first, opt, batches[:3])
+        opt.param_groups[0]["lr"] = 0.02  # the schedule's rate when the state is saved: loading restores it
         saved = copy.deepcopy(opt.state_dict())
         second = copy.deepcopy(first)
-        resumed = make[dst](second)
+        resumed = make[dst](second)  # built at the config's rate, 0.05, as the trainer builds it
         resumed.load_state_dict(saved)
-        resumed.param_groups[0]["lr"] = 0.02  # set after loading, as the trainer's schedule does
-        opt.param_groups[0]["lr"] = 0.02
+        assert resumed.param_groups[0]["lr"] == 0.02
         _train(first, opt, batches[3:])
         _train(second, resumed, batches[3:])
         assert _same(first, second), seed
+
+
+def test_loaded_momentum_takes_each_parameters_dtype():
+    single, batches = _model_and_batches(0, torch.float32)
+    opt = SGD(single.parameters(), lr=0.05, momentum=0.9)
+    _train(single, opt, batches[:2])
+    double = copy.deepcopy(single).to(torch.float64)
+    resumed = SGD(double.parameters(), lr=0.05, momentum=0.9)
+    resumed.load_state_dict(opt.state_dict())
+    assert {s["momentum_buffer"].dtype for s in resumed.state.values()} == {torch.float64}
+    assert len(resumed.state) == len(list(double.parameters()))
+
+
+def test_torch_options_it_does_not_run_are_refused():
+    model, _ = _model_and_batches(0, torch.float32)
+    theirs = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, maximize=True)
+    with pytest.raises(ValueError, match="maximize"):
+        SGD(model.parameters(), lr=0.1, momentum=0.9).load_state_dict(theirs.state_dict())
+    with pytest.raises(ValueError, match="Nesterov"):
+        SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, dampening=0.1)
+    with pytest.raises(ValueError, match="learning rate"):
+        SGD(model.parameters(), lr=-0.1)
 
 
 def test_a_state_dict_of_another_network_is_refused():
@@ -104,7 +133,7 @@ def test_training_imports_neither_dynamo_nor_torchvision(tmp_path):
             "    assert not e.code, e.code\n"
             "print(sorted(m for m in ('torch._dynamo', 'torchvision', 'sympy') if m in sys.modules))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                       env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(SRC)})
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
     import json

@@ -11,11 +11,13 @@ and a user's own torch optimizer still works wherever the package takes one (pru
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from typing import Any, Iterable
 
 import torch
 
-DEFAULTS = {"dampening": 0.0, "maximize": False, "foreach": True, "differentiable": False, "fused": None}
+DEFAULTS = {"dampening": 0, "maximize": False, "foreach": True, "differentiable": False, "fused": None}
+UNSUPPORTED = ("maximize", "differentiable", "fused")  # torch.optim.SGD's options this class does not run
 
 
 class SGD:
@@ -23,13 +25,16 @@ class SGD:
     group of dense gradients: `param_groups`, `state`, `zero_grad`, `step`, `state_dict` and `load_state_dict`."""
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, momentum: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
-        if nesterov and momentum <= 0:
+                 weight_decay: float = 0.0, nesterov: bool = False, dampening: float = 0):
+        for name, value in (("learning rate", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if value < 0:
+                raise ValueError(f"Invalid {name} value: {value}")
+        if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         group = {"params": list(params), "lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-                 "nesterov": nesterov, **DEFAULTS}
+                 "nesterov": nesterov, **DEFAULTS, "dampening": dampening}
         self.param_groups: list[dict[str, Any]] = [group]
-        self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+        self.state: defaultdict[torch.Tensor, dict[str, torch.Tensor]] = defaultdict(dict)  # as torch's
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.param_groups[0]["params"]:
@@ -37,7 +42,11 @@ class SGD:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad.detach_().requires_grad_(False).zero_()
+                    if p.grad.grad_fn is not None:
+                        p.grad.detach_()
+                    else:
+                        p.grad.requires_grad_(False)
+                    p.grad.zero_()
 
     @torch.no_grad()
     def step(self) -> None:
@@ -95,8 +104,12 @@ class SGD:
         params = self.param_groups[0]["params"]
         if len(groups) != 1 or len(groups[0]["params"]) != len(params):
             raise ValueError("loaded state dict has a different number of parameter groups or parameters")
+        unsupported = [k for k in UNSUPPORTED if groups[0].get(k)]
+        if unsupported:  # kept but not run, they would change nothing: refused instead
+            raise ValueError(f"loaded state dict asks for SGD with {', '.join(unsupported)}, which neuralscale's "
+                             "SGD does not run")
         index = {saved: p for saved, p in zip(groups[0]["params"], params)}
-        self.state = {}
+        self.state = defaultdict(dict)
         for k, s in state_dict["state"].items():
             p = index[k]
             self.state[p] = {name: (v.to(p.device, p.dtype) if p.is_floating_point() else v.to(p.device))

@@ -578,7 +578,10 @@ def _torchvision_version() -> str | None:
     more: read from its version.py."""
     import importlib.util
     import re
-    spec = importlib.util.find_spec("torchvision")
+    try:
+        spec = importlib.util.find_spec("torchvision")
+    except (ImportError, ValueError):
+        spec = None
     for folder in (spec.submodule_search_locations or []) if spec else []:
         try:
             m = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", (Path(folder) / "version.py").read_text(), re.M)
@@ -586,7 +589,11 @@ def _torchvision_version() -> str | None:
             continue
         if m:
             return m.group(1)
-    return None
+    from importlib import metadata  # another layout: the installed distribution's version (no build tag)
+    try:
+        return metadata.version("torchvision")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def environment(device: torch.device, governor: Governor | None = None) -> dict[str, Any]:
