@@ -142,3 +142,41 @@ def test_a_step_with_callbacks_is_not_captured():
     assert tr.captured is None
     tr.fit()  # trains eagerly
     assert tr.history[-1]["train_loss"] > 0
+
+
+def test_the_trainers_sgd_steps_as_torch_sgd_on_cuda():
+    """sgd.SGD against torch.optim.SGD(foreach=True) on the GPU, where both run CUDA's fused foreach kernels
+    (on the CPU, tests/test_sgd.py): the same weights and momentum, bit for bit."""
+    sp = ns.space("vgg11", "synthetic")
+    # the two networks' gradients must agree before their optimizers can: deterministic convolution kernels
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        _sgd_against_torch_on_cuda(sp)
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
+def _sgd_against_torch_on_cuda(sp) -> None:
+    import copy
+
+    import torch.nn.functional as F
+
+    from neuralscale.sgd import SGD
+    for seed in range(3):
+        torch.manual_seed(seed)
+        ours = sp.build(sp.uniform(0.125)).cuda().train()
+        theirs = copy.deepcopy(ours)
+        kw = dict(lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=seed == 1)
+        a, b = SGD(ours.parameters(), **kw), torch.optim.SGD(theirs.parameters(), foreach=True, **kw)
+        for _ in range(5):
+            x = torch.randn(32, *sp.info.input_shape, device="cuda")
+            y = torch.randint(0, 10, (32,), device="cuda")
+            for model, opt in ((ours, a), (theirs, b)):
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+        sa, sb = ours.state_dict(), theirs.state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), seed
+        assert all(torch.equal(a.state[p]["momentum_buffer"], b.state[q]["momentum_buffer"])
+                   for p, q in zip(ours.parameters(), theirs.parameters())), seed
