@@ -92,6 +92,17 @@ def test_a_state_dict_of_either_continues_in_the_other(direction):
         assert _same(first, second), seed
 
 
+def test_zero_grad_keeps_or_drops_the_gradients_as_torch_does():
+    model, batches = _model_and_batches(0, torch.float32)
+    opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x, y = batches[0]
+    F.cross_entropy(model(x), y).backward()
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() and not p.grad.requires_grad for p in model.parameters())
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_loaded_momentum_takes_each_parameters_dtype():
     single, batches = _model_and_batches(0, torch.float32)
     opt = SGD(single.parameters(), lr=0.05, momentum=0.9)

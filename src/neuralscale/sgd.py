@@ -69,17 +69,15 @@ class SGD:
             grads = torch._foreach_add(grads, params, alpha=g["weight_decay"])
         if momentum != 0:
             bufs = [self.state.get(p, {}).get("momentum_buffer") for p in params]
-            if all(b is not None for b in bufs):
+            if all(b is not None for b in bufs):  # every step but the first: the buffers are in the state
                 torch._foreach_mul_(bufs, momentum)
                 torch._foreach_add_(bufs, grads, alpha=1 - g["dampening"])
             else:
                 for i, (p, b) in enumerate(zip(params, bufs)):
                     if b is None:
-                        bufs[i] = grads[i].detach().clone()
+                        bufs[i] = self.state[p]["momentum_buffer"] = grads[i].detach().clone()
                     else:
                         b.mul_(momentum).add_(grads[i], alpha=1 - g["dampening"])
-            for p, b in zip(params, bufs):
-                self.state.setdefault(p, {})["momentum_buffer"] = b
             if g["nesterov"]:
                 torch._foreach_add_(grads, bufs, alpha=momentum)
             else:
