@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 import neuralscale as ns
-from helpers import run_cli
+from helpers import TINY_DESCENT_ARGS, run_cli
 from neuralscale.descent import DescentDir, configuration_changes, converged_at
 from neuralscale.generic import module_space
 from neuralscale.importance import TaylorFO
@@ -143,10 +144,13 @@ def test_convergence_rule_on_the_originals_descents():
                                                      "resnet18_tinyimagenet"))
 
 
-def test_until_converged_stops_a_descent_that_has_settled(tmp_path):
-    args = ["descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--warmup-epochs", "1",
-            "--prune-interval", "2", "--prune-k", "3", "--batch-size", "64", "--train-subset", "300",
-            "--device", "cpu", "--prune-past-one", "--allow-fallback", "--out", str(tmp_path / "d")]
+def test_until_converged_stops_a_descent_that_has_settled(tiny_descent, tmp_path):
+    # a finished two-iteration descent of VGG11 (the session's, conftest.tiny_descent: a copy), continued by the
+    # command line of the same descent (helpers.TINY_DESCENT_ARGS), which has nothing left to do at 2 iterations
+    shutil.copytree(tiny_descent[0], tmp_path / "d")
+    same = list(TINY_DESCENT_ARGS)
+    del same[same.index("--iterations"):same.index("--iterations") + 2]
+    args = ["descend", *same, "--out", str(tmp_path / "d")]
     r = run_cli(*args, "--iterations", "2", "--quiet")
     assert r.returncode == 0, r.stderr
     sp = ns.space("vgg11", "synthetic")
@@ -163,10 +167,10 @@ def test_until_converged_stops_a_descent_that_has_settled(tmp_path):
 # --- honest solving and loud fallbacks --------------------------------------------------------------------------
 
 def test_solving_far_outside_the_fitted_range_warns_and_flags(tmp_path):
-    out = tmp_path / "d"
+    out = tmp_path / "d"  # a fitted law (rows from the first step): six channels a step, on batches of 16
     r = run_cli("descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "1",
-                "--warmup-epochs", "1", "--prune-interval", "2", "--prune-k", "3", "--batch-size", "64",
-                "--train-subset", "300", "--device", "cpu", "--prune-past-one", "--allow-fallback",
+                "--warmup-epochs", "1", "--prune-interval", "1", "--prune-k", "6", "--batch-size", "16",
+                "--train-subset", "80", "--device", "cpu", "--prune-past-one", "--allow-fallback",
                 "--trajectory-start", "per-layer", "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
     law = DescentDir(out).iteration(1).law

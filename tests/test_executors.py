@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import Command, run_cli
 from neuralscale.store import load_records, read_record
-
 
 
 def every_epoch() -> dict:
@@ -35,13 +34,33 @@ def _metrics(records):
     return {r["id"]: [[m[k] for k in keys] for m in r["history"]] for r in records}
 
 
-def test_local_workers_give_the_same_records_as_sequential(tmp_path):
-    args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "2"]
-    seq = run_cli(*args, "--out", str(tmp_path / "seq"))
+def _running(proc: Command) -> bool:
+    """Whether the command has not ended yet (Popen's `poll() is None`)."""
+    try:
+        proc.wait(timeout=0)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+SAME = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "2"]  # the sweep every executor must record alike
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    """The records of SAME run one after another (the default executor), in a store of their own: what the local
+    workers and Ray must give, bit for bit. Read it; do not change it."""
+    root = tmp_path_factory.mktemp("sequential")
+    seq = run_cli(*SAME, "--out", str(root / "seq"),
+                  env={"NEURALSCALE_CACHE": str(root / "cache"), "NEURALSCALE_DATA": str(root / "data")})
     assert seq.returncode == 0, seq.stderr
-    par = run_cli(*args, "--out", str(tmp_path / "par"), "--executor", "local", "--workers", "2")
+    return load_records(root / "seq")
+
+
+def test_local_workers_give_the_same_records_as_sequential(tmp_path, sequential):
+    par = run_cli(*SAME, "--out", str(tmp_path / "par"), "--executor", "local", "--workers", "2")
     assert par.returncode == 0, par.stderr
-    a, b = load_records(tmp_path / "seq"), load_records(tmp_path / "par")
+    a, b = sequential, load_records(tmp_path / "par")
     assert len(a) == len(b) == 2 and all(r["status"] == "finished" for r in a + b)
     assert _metrics(a) == _metrics(b)  # same seeds, same numbers, bit for bit
     assert all((tmp_path / "par" / "runs" / r["id"] / "log.txt").exists() for r in b)
@@ -50,11 +69,10 @@ def test_local_workers_give_the_same_records_as_sequential(tmp_path):
 def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path):
     out = tmp_path / "sweep"
     args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "5", "--executor", "local", "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=every_epoch())
+    proc = Command(args, every_epoch())  # a fork of the tests' zygote (torch imported once): a real driver process
     victim = None
     deadline = time.time() + 240
-    while time.time() < deadline and victim is None and proc.poll() is None:
+    while time.time() < deadline and victim is None and _running(proc):
         for ckpt in out.glob("runs/*/checkpoint.pt"):
             rec = read_record(ckpt.parent)
             if rec and rec["status"] == "running":
@@ -167,14 +185,12 @@ def _need_ray() -> None:
         pytest.skip("ray is not installed")
 
 
-def test_ray_cluster_gives_the_same_records_as_sequential(tmp_path, ray_cluster):
-    args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "2"]
-    seq = run_cli(*args, "--out", str(tmp_path / "seq"))
-    assert seq.returncode == 0, seq.stderr
+def test_ray_cluster_gives_the_same_records_as_sequential(tmp_path, sequential, ray_cluster):
+    args = SAME
     ray = run_cli(*args, "--out", str(tmp_path / "ray"), "--backend", "ray", "--address", ray_cluster)
     assert ray.returncode == 0, ray.stderr
     assert "ray: 2 CPUs, 0 GPUs" in ray.stderr
-    a, b = load_records(tmp_path / "seq"), load_records(tmp_path / "ray")
+    a, b = sequential, load_records(tmp_path / "ray")
     assert len(a) == len(b) == 2 and all(r["status"] == "finished" for r in a + b)
     assert _metrics(a) == _metrics(b)  # same seeds, same numbers, bit for bit
     assert all("epoch 2" in (tmp_path / "ray" / "runs" / r["id"] / "log.txt").read_text() for r in b)
@@ -200,10 +216,9 @@ def test_a_killed_ray_worker_is_retried_from_its_checkpoint(tmp_path, ray_cluste
     out = tmp_path / "sweep"
     args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "5", "--backend", "ray", "--address", ray_cluster,
             "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=every_epoch())
+    proc = Command(args, every_epoch())  # a fork of the tests' zygote (torch imported once): a real driver process
     killed, deadline = None, time.time() + 240
-    while time.time() < deadline and killed is None and proc.poll() is None:
+    while time.time() < deadline and killed is None and _running(proc):
         for ckpt in out.glob("runs/*/checkpoint.pt"):
             rec = read_record(ckpt.parent)
             if rec and rec["status"] == "running":
@@ -230,23 +245,23 @@ def test_ctrl_c_on_a_ray_sweep_is_one_line_and_a_rerun_finishes(tmp_path, ray_cl
     traceback from it or from Ray), the cluster stays up, and a rerun finishes every run (issue 32)."""
     out = tmp_path / "sweep"
     # many short epochs: a run outlasts the signal on the fastest host (its first epoch is checkpointed, then
-    # one every few seconds: not every epoch, whose fsyncs would be most of the test's time)
-    args = [*TINY, "--train-subset", "32", "--ratios", "0.0625,0.125", "--epochs", "100", "--backend", "ray",
+    # one every few seconds: not every epoch, whose fsyncs would be most of the test's time); the signal follows
+    # the first checkpoint within about 10 ms (looked for every 10 ms), and 39 epochs are left then
+    args = [*TINY, "--train-subset", "32", "--ratios", "0.0625,0.125", "--epochs", "40", "--backend", "ray",
             "--address", ray_cluster, "--out", str(out), "--quiet"]
-    # as a terminal starts it: SIGINT at its default, whatever this test process inherited (a background job of a
-    # non-interactive shell starts with SIGINT ignored, and Python keeps an inherited ignore: the command would
-    # then rightly ignore Ctrl-C, as it did twice when the suite ran so)
-    proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # as a terminal starts it: its own process group, and SIGINT at Python's default, whatever this test process
+    # inherited (a background job of a non-interactive shell starts with SIGINT ignored, and Python keeps an
+    # inherited ignore: the command would then rightly ignore Ctrl-C, as it did twice when the suite ran so).
+    # A fork of the tests' zygote (torch imported once), which sets both (tests/cli_zygote.py); checked below.
+    proc = Command(args, new_session=True)
     deadline = time.time() + 240
 
     def under_way() -> list[str]:  # runs with a checkpoint, still training
         return [d.name for d in out.glob("runs/*") if (d / "checkpoint.pt").exists()
                 and (read_record(d) or {}).get("status") == "running"]
-    while time.time() < deadline and proc.poll() is None and not under_way():
-        time.sleep(0.05)
-    assert proc.poll() is None, "the sweep ended before a checkpoint"
+    while time.time() < deadline and _running(proc) and not under_way():
+        time.sleep(0.01)
+    assert _running(proc), "the sweep ended before a checkpoint"
     ignored = _sigint_ignored(proc.pid)  # a terminal's Ctrl-C reaches a command that does not ignore it
     os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the driver's whole process group
     _, err = proc.communicate(timeout=120)
@@ -270,15 +285,26 @@ def test_ray_bad_address_is_one_clear_line(tmp_path):
 
 def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path):
     out = tmp_path / "sweep"
-    args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "30", "--executor", "local", "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=every_epoch())
+    epochs = 10
+    args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", str(epochs), "--executor", "local", "--workers", "2",
+            "--out", str(out)]
+    # a fork of the tests' zygote (torch imported once): a real driver process, in a process group of its own (its
+    # fork server and workers are in it too), so that one signal holds them all still
+    proc = Command(args, every_epoch(), new_session=True)
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not list(out.glob("runs/*/checkpoint.pt")):
-        time.sleep(0.05)
-    workers = _descendants(proc.pid)  # its fork server and the workers forked from it
-    assert workers and proc.poll() is None, "the sweep ended before a checkpoint"
-    assert set(_holders(str(out / "runs"))) & set(workers), "no worker found among the driver's descendants"
+    while time.time() < deadline and _running(proc) and not list(out.glob("runs/*/checkpoint.pt")):
+        time.sleep(0.01)
+    assert _running(proc), "the sweep ended before a checkpoint"
+    # Held still (SIGSTOP) from its first checkpoint while its workers are looked for, so that the kill lands
+    # mid-run however fast this host ends a run; going again (SIGCONT) before the kill: the workers must notice
+    # their driver's death themselves (a stopped group orphaned by it would get the kernel's SIGHUP instead)
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        workers = _descendants(proc.pid)  # its fork server and the workers forked from it
+        assert workers, "the driver has no fork server or workers"
+        assert set(_holders(str(out / "runs"))) & set(workers), "no worker found among the driver's descendants"
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
     proc.kill()
     proc.wait()
     deadline = time.time() + 20  # orphaned workers notice within about a second
@@ -297,28 +323,31 @@ def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path):
     records = load_records(out)
     assert len(records) == 2 and all(r["status"] == "finished" for r in records)
     assert all(read_record(out / "runs" / i)["resumed"] for i in interrupted)
-    assert all([m["epoch"] for m in r["history"]] == list(range(1, 31)) for r in records)
+    assert all([m["epoch"] for m in r["history"]] == list(range(1, epochs + 1)) for r in records)
 
 
 def test_a_worker_whose_driver_stopped_as_its_run_ended_exits_without_a_traceback(tmp_path):
     """Ctrl-C on a local sweep: the driver closes its end while a worker's run is ending; the worker's answer finds
     no reader. It exits quietly (its record is on disk): the terminal shows the driver's one line, not a
-    worker's BrokenPipeError (issue 32). A real worker process, its driver's end closed before the answer."""
+    worker's BrokenPipeError (issue 32). A real worker process, its driver's end closed before the answer.
+    The worker is forked from a driver that has imported torch, as the local executor's fork server forks its
+    workers on Linux (not spawned: a new interpreter would import torch again, seconds of CPU); the driver's end
+    is closed before the fork, so that the worker holds no copy of it and its answer finds no reader."""
     code = (
         "import multiprocessing as mp, sys\n"
         "from neuralscale.executors import _worker\n"
         "from neuralscale.runs import RunSpec\n"
         "if __name__ == '__main__':\n"
-        "    ctx = mp.get_context('spawn')\n"
+        "    ctx = mp.get_context('fork')\n"
         "    here, there = ctx.Pipe()\n"
         "    spec = RunSpec(model='vgg11', dataset='synthetic', method='uniform', widths=[4] * 8, latency_batches=(),\n"
         "                   config={'epochs': 1, 'batch_size': 32, 'device': 'cpu'}, data={'train': 64, 'test': 16})\n"
         f"    out = {str(tmp_path / 'store')!r}\n"
         "    here.send((spec.to_dict(), out, out + '/log.txt'))\n"
+        "    here.close()  # the driver stopped: nobody reads the answer\n"
         "    p = ctx.Process(target=_worker, args=(there, None, 1))\n"
         "    p.start()\n"
         "    there.close()\n"
-        "    here.close()  # the driver stopped: nobody reads the answer\n"
         "    p.join(300)\n"
         "    print('exit', p.exitcode)\n")
     (tmp_path / "store").mkdir()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import neuralscale as ns
-from helpers import TINY_DESCENT, TINY_DESCENT_TRAIN, run_cli
+from helpers import TINY_DESCENT, run_cli
 from neuralscale.accounting import count_macs
 from neuralscale.descent import DescentConfig, DescentDir
 from neuralscale.errors import NeuralscaleError
@@ -21,8 +21,19 @@ from neuralscale.scaling import fit
 from neuralscale.sweep import SweepConfig, run_sweep
 
 
-def _macs_of_built(space, widths):
-    return count_macs(space.build(widths, device="meta"), space.info.input_shape)
+# The MACs and latency descents: TINY_DESCENT's tiny VGG11, six channels pruned after every batch of 16 (of 64
+# training images), trajectory rows from the first step (`per-layer`, which a MACs or latency objective may need:
+# descent.py): a fit at every iteration, not a fallback that depends on when the last layer first loses a channel,
+# in about a third of TINY_DESCENT's time (whose pruning steps each cost a MACs objective a dozen meta builds).
+SMALL_DESCENT = {**TINY_DESCENT, "k": 6, "interval": 1, "batch_size": 16, "trajectory_start": "per-layer"}
+SMALL_DESCENT_TRAIN = 64
+
+
+def _macs_of_built(space, widths, positions=None):
+    """The built model's MACs (count_macs); `positions`: a dict that keeps each layer's output positions from the
+    first call's meta forward pass for the next (spatial sizes do not depend on widths; a layer that a later
+    model adds, a shortcut convolution, gets its own pass)."""
+    return count_macs(space.build(widths, device="meta"), space.info.input_shape, positions)
 
 
 @pytest.mark.parametrize("name", ["vgg11", "resnet18", "mobilenetv2", "torchvision:resnet18", "timm:resnet18"])
@@ -34,10 +45,11 @@ def test_a_channel_saves_what_the_built_models_differ_by(name):
     o = Objective(sp, "macs")
     widths = list(sp.base_widths)
     saved = o.savings(widths)
+    positions = {}  # the built models' own output positions, from this test's meta forward pass
     for layer in (0, len(sp) // 2, len(sp) - 1):
         m = sp.multiples[layer]
         steps = [[w - (i * m if j == layer else 0) for j, w in enumerate(widths)] for i in range(3)]
-        built = [_macs_of_built(sp, w) for w in steps]
+        built = [_macs_of_built(sp, w, positions) for w in steps]
         # the first unit's saving, or (where the structure changes: the paper's ResNet adds a projection) the next's
         assert saved[layer] in ((built[0] - built[1]) / m, (built[1] - built[2]) / m)
     assert all(s > 0 for s in saved)
@@ -100,8 +112,8 @@ def test_a_law_is_fitted_against_its_objective():
 @pytest.fixture(scope="module")
 def macs_descent(tmp_path_factory):
     root = tmp_path_factory.mktemp("macs-descent")
-    laws = ns.descend("vgg11", "synthetic", root / "d", ns.DescentConfig(**TINY_DESCENT, objective="macs"),
-                      subset={"train": TINY_DESCENT_TRAIN}, progress=False)
+    laws = ns.descend("vgg11", "synthetic", root / "d", ns.DescentConfig(**SMALL_DESCENT, objective="macs"),
+                      subset={"train": SMALL_DESCENT_TRAIN}, progress=False)
     return root / "d", laws
 
 
@@ -219,20 +231,20 @@ def test_a_latency_descent_fits_against_its_table_and_keeps_it(tmp_path):
     def measure(sig, dims):
         calls.append(dims)
         return _model(sig, dims)
-    cfg = ns.DescentConfig(**{**TINY_DESCENT, "iterations": 1}, objective="latency")
-    laws = ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": TINY_DESCENT_TRAIN},
+    cfg = ns.DescentConfig(**{**SMALL_DESCENT, "iterations": 1}, objective="latency")
+    laws = ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": SMALL_DESCENT_TRAIN},
                       progress=False, measure=measure)
     assert (tmp_path / "d" / "latency_table.json").is_file() and calls
     if not laws[-1].fallback:
         assert laws[-1].objective == "latency"
     n = len(calls)
-    ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": TINY_DESCENT_TRAIN}, progress=False,
+    ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": SMALL_DESCENT_TRAIN}, progress=False,
                measure=measure)
     assert len(calls) == n  # a finished descent measures nothing again
     with pytest.raises(NeuralscaleError, match="latency_device|another configuration"):
-        ns.descend("vgg11", "synthetic", tmp_path / "d", DescentConfig(**{**TINY_DESCENT, "iterations": 1},
+        ns.descend("vgg11", "synthetic", tmp_path / "d", DescentConfig(**{**SMALL_DESCENT, "iterations": 1},
                                                                        objective="macs"),
-                   subset={"train": TINY_DESCENT_TRAIN}, progress=False)
+                   subset={"train": SMALL_DESCENT_TRAIN}, progress=False)
 
 
 def test_a_latency_budget_is_measured_again_after_solving(monkeypatch):
@@ -252,13 +264,14 @@ def test_a_latency_budget_is_measured_again_after_solving(monkeypatch):
 
 def test_train_without_a_budget_uses_the_descents_objective_and_labels(macs_descent, tmp_path):
     path, laws = macs_descent
-    rec = ns.train("vgg11", "synthetic", method="neuralscale", source=path, subset={"train": 64, "test": 32},
-                   config=ns.TrainConfig(epochs=1, batch_size=32, device="cpu"), progress=False)
+    # one batch of 16 images and 8 to test on: the full-size VGG11 the base budget gives trains one step
+    rec = ns.train("vgg11", "synthetic", method="neuralscale", source=path, subset={"train": 16, "test": 8},
+                   config=ns.TrainConfig(epochs=1, batch_size=16, device="cpu"), progress=False)
     assert rec["label"] == f"neuralscale-macs@{len(laws)}" and rec["budget"]["metric"] == "macs"
     sp = ns.space("vgg11", "synthetic")
     assert abs(rec["macs"] - sp.macs(sp.base_widths)) <= 0.01 * sp.macs(sp.base_widths)
     rec = ns.train("vgg11", "synthetic", method="morphnet", source=path, ratio=0.0625,
-                   subset={"train": 64, "test": 32}, config=ns.TrainConfig(epochs=1, batch_size=32, device="cpu"),
+                   subset={"train": 16, "test": 8}, config=ns.TrainConfig(epochs=1, batch_size=16, device="cpu"),
                    progress=False)
     assert rec["label"] == "morphnet-macs"  # as a sweep labels it: never mistaken for the paper's MorphNet
 

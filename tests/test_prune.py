@@ -15,15 +15,18 @@ from neuralscale.train import Trainer, TrainConfig
 from helpers import lockstep_pruning
 
 
-def _splits(n=640):
-    return load("synthetic", synthetic=dict(num_train=n, num_test=64)).split(0.1, 0)
+def _splits(n=640, num_test=64):
+    return load("synthetic", synthetic=dict(num_train=n, num_test=num_test)).split(0.1, 0)
 
 
-def _run(space, widths, physical, dtype="float64", epochs=200, **kw):
+def _run(space, widths, physical, dtype="float64", epochs=200, batch_size=8, **kw):
+    """Prune while training on batches of 8 of 160 images (144 to train on): 18 batches an epoch, the epochs and
+    steps that batches of 32 of 640 images gave, each batch a third of the work (what these tests check depends
+    on the count of batches, epochs and steps, not on the size of a batch)."""
     torch.manual_seed(0)
     pr = TaylorPruner(space, widths, physical=physical, **kw)
-    cfg = TrainConfig(epochs=epochs, batch_size=32, lr=0.05, schedule="prune", warmup_epochs=1, dtype=dtype)
-    tr = Trainer(space.build(widths), _splits(), cfg, callbacks=[pr], progress=False)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=0.05, schedule="prune", warmup_epochs=1, dtype=dtype)
+    tr = Trainer(space.build(widths), _splits(160, 16), cfg, callbacks=[pr], progress=False)
     tr.fit()
     return pr, tr
 
@@ -32,7 +35,9 @@ def test_physical_pruning_makes_the_same_decisions_as_masking():
     # Compared step by step from one state (see helpers.lockstep_pruning), so that the outcome does not depend
     # on how this host rounds: the scores agree to rounding, and so does every decided choice.
     sp = ns.space("vgg11", "synthetic")
-    results = lockstep_pruning(sp, sp.uniform(0.125), _splits(), steps=25, k=3, interval=4, lr=0.05, batch_size=32)
+    # batches of 8 (of 144 training images): the same 25 steps of 4 batches as batches of 32, at a third of the work
+    results = lockstep_pruning(sp, sp.uniform(0.125), _splits(160, 16), steps=25, k=3, interval=4, lr=0.05,
+                               batch_size=8)
     assert len(results) >= 20
     assert max(r["rel"] for r in results) < 1e-6
     assert all(r["same"] for r in results if r["decided"])
@@ -125,8 +130,9 @@ def test_resnet_and_mobilenet_prune_by_masking_and_say_so():
     for model in ("resnet18", "mobilenetv2"):
         sp = ns.space(model, "synthetic")
         assert not ChannelGraph(sp, sp.uniform(0.25)).exact
+        # a step after every batch: the same 37 (ResNet18) and 27 (MobileNetV2) steps as every third batch
         pr, tr = _run(sp, [max(2, w // 16) for w in sp.base_widths], True, dtype="float32",
-                      k=4, interval=3, warmup_epochs=0, prune_fraction=0.6, prune_past_one=True)
+                      k=4, interval=1, warmup_epochs=0, prune_fraction=0.6, prune_past_one=True)
         assert not pr.session.physical and pr.session.notes
         assert pr.done and pr.session.pruning_steps > 0 and sum(pr.session.all_rows[-1]) <= 0.4 * sum(pr.session.initial) + 4
         # trajectory rows start only once every layer has lost a channel

@@ -15,13 +15,18 @@ import pytest
 from helpers import strict_json, Command, run_cli
 from neuralscale.store import load_records, strip_timing
 
+# rows from the first pruning step ("per-layer", the generic models' default): six channels a step make half the
+# steps (and half the time) of three, and the laws are still real fits (a row every step: some 28 an iteration)
 DESCENT = ["descend", "--model", "vgg11", "--dataset", "synthetic", "--base-ratio", "0.0625", "--iterations", "2",
-           "--warmup-epochs", "1", "--train-subset", "400", "--prune-interval", "2", "--prune-k", "3",
-           "--batch-size", "64", "--device", "cpu", "--prune-past-one", "--allow-fallback"]
+           "--warmup-epochs", "1", "--train-subset", "400", "--prune-interval", "2", "--prune-k", "6",
+           "--trajectory-start", "per-layer", "--batch-size", "64", "--device", "cpu", "--prune-past-one",
+           "--allow-fallback"]
 SWEEP = ["sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods", "uniform", "--ratios", "0.0625,0.125",
          "--seeds", "0,1,2", "--epochs", "3", "--train-subset", "640", "--test-subset", "60", "--batch-size", "32",
          "--lr", "0.05", "--momentum", "0.9", "--schedule", "cosine", "--device", "cpu"]
-KILLED_SWEEP = [*SWEEP, "--seeds", "0,1"]  # 4 runs: kills land inside runs and between them
+# 4 runs: kills land inside runs and between them (320 training images, not SWEEP's 640: the same epochs and
+# checkpoints to resume from, in half the time)
+KILLED_SWEEP = [*SWEEP, "--seeds", "0,1", "--train-subset", "320"]
 
 # a run's sums depend on its CPU thread count, which by default follows the machine's load (threads.py): a
 # sweep compared bit for bit runs at a fixed count, as a user who needs exact resumes sets it
@@ -50,31 +55,74 @@ def kill_group(proc: Command) -> None:
 
 
 def timed_cli(*args: str, env: dict | None = None) -> float:
-    """Run the command to its end; its wall time, which sizes the kill windows on this host."""
+    """Run the command to its end; its wall time, which sizes the kill windows on this host (the command's own:
+    tests/cli_zygote.py is started first, if this is the first command, not timed with it)."""
+    startup_seconds()
     t0 = time.perf_counter()
     r = run_cli(*args, env=env)
     assert r.returncode == 0, r.stderr
     return time.perf_counter() - t0
 
 
-def kill_repeatedly(args: list[str], progress: Path, kills: int, seed: int, window: float) -> list[int]:
-    """Start the command and SIGKILL it at random moments, `kills` times; returns the progress seen at each kill.
+def _saved(out: Path) -> set:
+    """The checkpoints and results under `out`, each as it was last written (a checkpoint is replaced after every
+    epoch): a change is progress of the command writing there."""
+    found = set()
+    for p in out.rglob("*"):
+        if p.suffix in (".pt", ".ckpt", ".csv"):
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # replaced or removed as it was looked at
+                continue
+            found.add((p, st.st_ino, st.st_mtime_ns))
+    return found
 
-    Each kill comes within `window` seconds of work after the start: a fraction of the whole command's time on
-    this host, so that the kills land all through the work on a fast host as on a slow one."""
+
+def _until_saved(proc: Command, out: Path, before: set) -> bool:
+    """Wait until the command has saved a checkpoint or result that `before` lacks (True), or has ended (False)."""
+    deadline = time.monotonic() + 300
+    while _saved(out) == before:
+        assert time.monotonic() < deadline, "nothing saved within 300 s"
+        try:
+            proc.wait(timeout=0.01)
+            return False
+        except subprocess.TimeoutExpired:
+            pass
+    return True
+
+
+def kill_at_random(args: list[str], env: dict, out: Path, kills: int, seed: int, window: float):
+    """Start the command and SIGKILL it at random moments, up to `kills` times (fewer if it finishes first); yields
+    after each kill.
+
+    Each kill comes within `window` seconds of work: a fraction of the whole command's time on this host, so
+    that the kills land all through the work on a fast host as on a slow one. Two kills in three count from the
+    command's start; every third from its first new checkpoint (or result), so that the work goes on between kills
+    however long a restart takes here (a restart that is killed before it saves anything gains nothing)."""
     rng = random.Random(seed)
     start = startup_seconds()
-    seen = []
-    env = {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}  # every epoch: kills resume from many states
-    for _ in range(kills):
+    for i in range(kills):
+        before = _saved(out)
         proc = start_killable(args, env)
         try:
-            proc.wait(timeout=start + rng.uniform(0.0, window))
+            after_a_save = i % 3 == 2
+            if after_a_save and not _until_saved(proc, out, before):
+                break  # it finished before this kill
+            proc.wait(timeout=(0.0 if after_a_save else start) + rng.uniform(0.0, window))
             break  # it finished before this kill
         except subprocess.TimeoutExpired:
             kill_group(proc)
-        seen.append(len(progress.read_text().splitlines()) if progress.exists() else 0)
-    return seen
+        except BaseException:  # nothing saved in time, or the test stopped: the command does not outlive it
+            kill_group(proc)
+            raise
+        yield
+
+
+def kill_repeatedly(args: list[str], progress: Path, kills: int, seed: int, window: float) -> list[int]:
+    """SIGKILL the command at random moments (kill_at_random), `kills` times; the progress seen at each kill."""
+    env = {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}  # every epoch: kills resume from many states
+    return [len(progress.read_text().splitlines()) if progress.exists() else 0
+            for _ in kill_at_random(args, env, progress.parent, kills, seed, window)]
 
 
 def test_a_descent_killed_at_random_points_writes_the_same_bytes(tmp_path):
@@ -101,19 +149,11 @@ def test_a_descent_killed_at_random_points_writes_the_same_bytes(tmp_path):
 
 
 def kill_sweep(hit: Path, seed: int, window: float) -> list[tuple[int, int]]:
-    """Start the sweep and SIGKILL it at random moments within `window` seconds of work, up to 16 times; the
-    (finished, running) runs seen after each kill."""
-    rng = random.Random(seed)
-    start = startup_seconds()
+    """SIGKILL the sweep at random moments (kill_at_random), up to 16 times; the (finished, running) runs seen after
+    each kill."""
     points = []
     env = {"NEURALSCALE_CHECKPOINT_SECONDS": "0", **FIXED}  # every epoch: kills resume from many states
-    for _ in range(16):
-        proc = start_killable([*KILLED_SWEEP, "--out", str(hit), "--quiet"], env)
-        try:
-            proc.wait(timeout=start + rng.uniform(0.0, window))
-            break
-        except subprocess.TimeoutExpired:
-            kill_group(proc)
+    for _ in kill_at_random([*KILLED_SWEEP, "--out", str(hit), "--quiet"], env, hit, 16, seed, window):
         recs = load_records(hit) if (hit / "runs").exists() else []
         points.append((sum(r["status"] == "finished" for r in recs), sum(r["status"] == "running" for r in recs)))
     return points
@@ -174,7 +214,7 @@ def _wait_for_a_checkpoint(proc, written, what: str) -> None:
     while not written():
         assert time.monotonic() < deadline, f"{what}: no checkpoint within 300 s"
         try:
-            proc.wait(timeout=0.05)
+            proc.wait(timeout=0.01)  # looked for often: the signal follows the checkpoint closely, inside the work
             pytest.fail(f"{what} ended before its first checkpoint: {proc.stderr}")
         except subprocess.TimeoutExpired:
             pass
@@ -186,8 +226,10 @@ def test_ctrl_c_or_sigterm_on_a_sweep_with_local_workers_is_one_line_and_resumes
     alone.  Either way: one line on the terminal, no traceback from any process, and a rerun finishes every run
     (issue 32)."""
     out = tmp_path / "store"
-    args = [*SWEEP, "--ratios", "0.0625", "--seeds", "0,1", "--epochs", "4", "--executor", "local", "--workers",
-            "2", "--threads", "1", "--out", str(out), "--quiet"]  # a run per worker, each stopped inside its work
+    # a run per worker, each stopped inside its work: the signal follows the first checkpoint (epoch 1 of 4) within
+    # about 10 ms, and 3 epochs of 320 images are left
+    args = [*SWEEP, "--ratios", "0.0625", "--seeds", "0,1", "--epochs", "4", "--train-subset", "320", "--executor",
+            "local", "--workers", "2", "--threads", "1", "--out", str(out), "--quiet"]
     proc = Command(args, {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}, new_session=True)
     _wait_for_a_checkpoint(proc, lambda: list(out.glob("runs/*/checkpoint.pt")), "the sweep")
     if sig == "SIGINT":
@@ -354,7 +396,8 @@ def test_ctrl_c_or_sigterm_on_train_or_descend_is_one_line_and_resumes(tmp_path,
     """The single-process commands, stopped once they have checkpointed: one line, the signal's exit status, and
     a rerun finishes the work from the checkpoint (issue 32)."""
     out = tmp_path / "out"
-    args = (["train", "--dataset", "synthetic", *TINY_RUN[:4], "--epochs", "30", "--train-subset", "256",
+    # the signal follows the first checkpoint (epoch 1) within about 10 ms: 14 epochs of the run are left then
+    args = (["train", "--dataset", "synthetic", *TINY_RUN[:4], "--epochs", "15", "--train-subset", "256",
              "--test-subset", "8", "--device", "cpu", "--quiet", "--out", str(out)] if command == "train"
             else [*DESCENT, "--out", str(out), "--quiet"])
     proc = Command(args, {"NEURALSCALE_CHECKPOINT_SECONDS": "0", **FIXED}, new_session=True)
