@@ -248,6 +248,13 @@ class Command:
             shutil.rmtree(self._dir, ignore_errors=True)
         return self.returncode
 
+    def poll(self) -> int | None:
+        """Its exit status if it has ended, else None (Popen.poll)."""
+        try:
+            return self.wait(timeout=0)
+        except subprocess.TimeoutExpired:
+            return None
+
     def kill(self) -> None:
         if self.returncode is None:
             try:

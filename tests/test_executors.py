@@ -34,15 +34,6 @@ def _metrics(records):
     return {r["id"]: [[m[k] for k in keys] for m in r["history"]] for r in records}
 
 
-def _running(proc: Command) -> bool:
-    """Whether the command has not ended yet (Popen's `poll() is None`)."""
-    try:
-        proc.wait(timeout=0)
-    except subprocess.TimeoutExpired:
-        return True
-    return False
-
-
 SAME = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "2"]  # the sweep every executor must record alike
 
 
@@ -72,7 +63,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path):
     proc = Command(args, every_epoch())  # a fork of the tests' zygote (torch imported once): a real driver process
     victim = None
     deadline = time.time() + 240
-    while time.time() < deadline and victim is None and _running(proc):
+    while time.time() < deadline and victim is None and proc.poll() is None:
         for ckpt in out.glob("runs/*/checkpoint.pt"):
             rec = read_record(ckpt.parent)
             if rec and rec["status"] == "running":
@@ -186,15 +177,14 @@ def _need_ray() -> None:
 
 
 def test_ray_cluster_gives_the_same_records_as_sequential(tmp_path, sequential, ray_cluster):
-    args = SAME
-    ray = run_cli(*args, "--out", str(tmp_path / "ray"), "--backend", "ray", "--address", ray_cluster)
+    ray = run_cli(*SAME, "--out", str(tmp_path / "ray"), "--backend", "ray", "--address", ray_cluster)
     assert ray.returncode == 0, ray.stderr
     assert "ray: 2 CPUs, 0 GPUs" in ray.stderr
     a, b = sequential, load_records(tmp_path / "ray")
     assert len(a) == len(b) == 2 and all(r["status"] == "finished" for r in a + b)
     assert _metrics(a) == _metrics(b)  # same seeds, same numbers, bit for bit
     assert all("epoch 2" in (tmp_path / "ray" / "runs" / r["id"] / "log.txt").read_text() for r in b)
-    again = run_cli(*args, "--out", str(tmp_path / "ray"), "--backend", "ray", "--address", ray_cluster)
+    again = run_cli(*SAME, "--out", str(tmp_path / "ray"), "--backend", "ray", "--address", ray_cluster)
     assert again.returncode == 0 and "2 already done, 0 to run" in again.stderr  # nothing redone
 
 
@@ -218,7 +208,7 @@ def test_a_killed_ray_worker_is_retried_from_its_checkpoint(tmp_path, ray_cluste
             "--out", str(out)]
     proc = Command(args, every_epoch())  # a fork of the tests' zygote (torch imported once): a real driver process
     killed, deadline = None, time.time() + 240
-    while time.time() < deadline and killed is None and _running(proc):
+    while time.time() < deadline and killed is None and proc.poll() is None:
         for ckpt in out.glob("runs/*/checkpoint.pt"):
             rec = read_record(ckpt.parent)
             if rec and rec["status"] == "running":
@@ -259,9 +249,9 @@ def test_ctrl_c_on_a_ray_sweep_is_one_line_and_a_rerun_finishes(tmp_path, ray_cl
     def under_way() -> list[str]:  # runs with a checkpoint, still training
         return [d.name for d in out.glob("runs/*") if (d / "checkpoint.pt").exists()
                 and (read_record(d) or {}).get("status") == "running"]
-    while time.time() < deadline and _running(proc) and not under_way():
+    while time.time() < deadline and proc.poll() is None and not under_way():
         time.sleep(0.01)
-    assert _running(proc), "the sweep ended before a checkpoint"
+    assert proc.poll() is None, "the sweep ended before a checkpoint"
     ignored = _sigint_ignored(proc.pid)  # a terminal's Ctrl-C reaches a command that does not ignore it
     os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the driver's whole process group
     _, err = proc.communicate(timeout=120)
@@ -292,9 +282,9 @@ def test_killing_the_driver_stops_its_workers_and_a_rerun_resumes(tmp_path):
     # fork server and workers are in it too), so that one signal holds them all still
     proc = Command(args, every_epoch(), new_session=True)
     deadline = time.time() + 240
-    while time.time() < deadline and _running(proc) and not list(out.glob("runs/*/checkpoint.pt")):
+    while time.time() < deadline and proc.poll() is None and not list(out.glob("runs/*/checkpoint.pt")):
         time.sleep(0.01)
-    assert _running(proc), "the sweep ended before a checkpoint"
+    assert proc.poll() is None, "the sweep ended before a checkpoint"
     # Held still (SIGSTOP) from its first checkpoint while its workers are looked for, so that the kill lands
     # mid-run however fast this host ends a run; going again (SIGCONT) before the kill: the workers must notice
     # their driver's death themselves (a stopped group orphaned by it would get the kernel's SIGHUP instead)
