@@ -93,20 +93,33 @@ def test_resuming_a_cuda_run_continues_identically(tmp_path):
         _resume_identically(tmp_path / str(graphs), graphs)
 
 
+class _StopsAtEpoch3(Trainer):
+    def _train_epoch(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return super()._train_epoch(epoch)
+
+
 def _resume_identically(tmp_path, graphs):
     tmp_path.mkdir()
     sp = ns.space("vgg11", "synthetic")
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     splits = _splits(1024)
 
-    def train(epochs, ckpt):
+    def trainer(ckpt, cls=Trainer):
         torch.manual_seed(0)
-        cfg = TrainConfig(epochs=epochs, batch_size=128, lr=0.05, schedule="constant", device="cuda", amp=False,
+        cfg = TrainConfig(epochs=3, batch_size=128, lr=0.05, schedule="constant", device="cuda", amp=False,
                           cuda_graphs=graphs)
-        return Trainer(sp.build(sp.uniform(0.125)), splits, cfg, checkpoint=ckpt, progress=False).fit()
-    whole = train(3, tmp_path / "a.pt")
-    train(2, tmp_path / "b.pt")
-    resumed = train(3, tmp_path / "b.pt")
+        return cls(sp.build(sp.uniform(0.125)), splits, cfg, checkpoint=ckpt, progress=False)
+    whole = trainer(tmp_path / "a.pt").fit()
+    # stopped as Ctrl-C stops it, after epoch 2's checkpoint; not by a callback, which would turn capture off
+    interrupted = trainer(tmp_path / "b.pt", _StopsAtEpoch3)
+    interrupted.checkpoint_every_s = 0  # every epoch, however short
+    assert (interrupted.captured is not None) == graphs
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 2
+    resumed = trainer(tmp_path / "b.pt").fit()
     assert [m["train_loss"] for m in resumed.history] == pytest.approx([m["train_loss"] for m in whole.history],
                                                                        rel=1e-5)
 
