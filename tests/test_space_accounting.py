@@ -60,6 +60,19 @@ def test_vgg_macs_by_hand():
     assert sp.macs(w) == expected == 9_880_832
 
 
+def test_vgg_costs_by_formula_are_what_a_built_model_counts():
+    """The zoo's VGG11 counts parameters and MACs by formula (models/vgg.costs): the same as counting a built
+    model, at uneven widths, odd image sides (pools round down) and other input channels and classes."""
+    from neuralscale.models import vgg
+    rng = torch.Generator().manual_seed(0)
+    for side, in_channels, classes in ((32, 3, 10), (33, 1, 10), (47, 3, 200), (64, 3, 200), (96, 1, 7)):
+        for _ in range(3):
+            widths = [int(w) for w in torch.randint(1, 90, (8,), generator=rng)]
+            net = vgg.VGG11(widths, classes, in_channels)
+            counted = accounting.count_params(net), accounting.count_macs(net, (in_channels, side, side))
+            assert vgg.costs(widths, classes, in_channels, side) == counted, (side, widths)
+
+
 @pytest.mark.parametrize("model", ["vgg11", "resnet18", "mobilenetv2"])
 @pytest.mark.parametrize("dataset", ["cifar10", "tinyimagenet", "fashionmnist"])
 def test_real_build_matches_meta_counts_and_runs(model, dataset):

@@ -66,7 +66,10 @@ def _vgg11(info: DatasetInfo, convcut: bool) -> WidthSpace:
     return WidthSpace("vgg11", vgg.LAYER_NAMES, vgg.BASE_WIDTHS, info,
                       lambda w: vgg.VGG11(w, info.num_classes, info.in_channels),
                       lambda w: vgg.original_param_count(w, info.num_classes, info.in_channels),
-                      shapes=lambda w: vgg.state_shapes(w, info.num_classes, info.in_channels), resize=vgg.resize)
+                      shapes=lambda w: vgg.state_shapes(w, info.num_classes, info.in_channels), resize=vgg.resize,
+                      # by formula where its five pools leave a map (narrower images fail as the model does)
+                      costs=(lambda w: vgg.costs(w, info.num_classes, info.in_channels, info.resolution))
+                      if info.resolution >= 32 else None)
 
 
 @register_family("resnet18", paper=True, add10=True)

@@ -48,6 +48,21 @@ class VGG11(nn.Module):
         return self.classifier(x)
 
 
+def costs(widths, num_classes: int, in_channels: int, resolution: int) -> tuple[int, int]:
+    """(parameters, MACs per image) of `VGG11(widths, ...)` on square images of this side, by formula: what a
+    built model counts (accounting.py), without building one. Each convolution keeps its input's size (3x3,
+    padding 1) and each max-pool halves it, rounding down; the classifier sees one position (the average pool)."""
+    params = macs = 0
+    c_in, side = in_channels, resolution
+    for i, w in enumerate(widths):
+        params += 9 * c_in * w + w + 2 * w  # convolution with bias, batch norm's scale and shift
+        macs += side * side * 9 * c_in * w
+        if i in POOL_AFTER:
+            side //= 2
+        c_in = w
+    return params + c_in * num_classes + num_classes, macs + c_in * num_classes
+
+
 def state_shapes(widths, num_classes: int, in_channels: int = 3) -> dict[str, tuple[int, ...]]:
     """The shape of every entry of `VGG11(widths, ...)`'s state dict, without building it."""
     out: dict[str, tuple[int, ...]] = {}
