@@ -19,18 +19,25 @@
 # weights are not in the records), once per pretrained run and machine, in <run>/weights/ (not packed).
 set -u
 BUDGET=${BUDGET:-480}
-# the studies still running (the finished ones: fmnist-vgg11/*.toml, fmnist-resnet18/*.toml). First the VGG11
-# regime's descent, the longest wait on these CPUs (an iteration takes up to 6 h on one of their threads): one
-# machine at a time per descent, so stop it here first (its unfinished iteration's checkpoint does not travel;
-# the GPU redoes that iteration, and once its records are unpacked here the local descent resumes after it).
-# Its first.toml runs beside it (the store takes one sweep at a time: when regime.toml reaches its own sweep,
-# the one that comes second says so in one line and stops; the next call carries on), then MobileNetV2's.
-STUDIES=${STUDIES:-"studies/fmnist-vgg11-regime/regime.toml studies/fmnist-vgg11-regime/first.toml studies/fmnist-mobilenetv2/regime.toml"}
+# the studies still running (the finished ones: fmnist-vgg11/*.toml, fmnist-resnet18/*.toml, and of
+# fmnist-vgg11-regime early.toml, first.toml and longer-first.toml). First the VGG11 regime's descent, the longest
+# wait on these CPUs (an iteration takes up to 7 h on one of their threads, 2-4 min on an H200): one machine at a
+# time per descent, so stop it here first (its unfinished iteration's checkpoint does not travel; the GPU redoes
+# that iteration, and once its records are unpacked here the local descent resumes after it). Once its last
+# iteration is done, the same file's sweep trains NeuralScale@last and shape@last, and longer.toml (run it then)
+# NeuralScale@last at 60 epochs. MobileNetV2's study runs beside it.
+# Calls back to back on a warm machine: the ignored checkpoints stay there between them, but the next call's copy
+# of this working tree drops the records the last one wrote (untracked here) and resets the tracked ones (a
+# store's sweep.json, a descent's log). So each call first unpacks the last call's archive, kept on that machine
+# in $KEEP, and its records.tgz holds the work of every call on that machine: unpack the last one only.
+STUDIES=${STUDIES:-"studies/fmnist-vgg11-regime/regime.toml studies/fmnist-mobilenetv2/regime.toml"}
 WORKERS=${WORKERS:-3}
 THREADS=${THREADS:-1}
 OUT=${OUT:-/tmp/study-out}
 mkdir -p "$OUT"
 export PYTHONPATH=src NEURALSCALE_DATA="$PWD/data" PYTHONUNBUFFERED=1
+KEEP=/tmp/neuralscale-study-records.tgz
+[ -f "$KEEP" ] && tar xzf "$KEEP" && echo "unpacked the last call's records ($KEEP)"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/device.txt" 2>&1 || true
 dirs=""
 for f in $STUDIES; do
@@ -41,9 +48,14 @@ for f in $STUDIES; do
     case " $dirs " in *" $(dirname "$f") "*) ;; *) dirs="$dirs $(dirname "$f")" ;; esac
 done
 wait
+# the last call's studies too, so that the archive holds every call's work on this machine
+[ -f "$KEEP" ] && for d in $(tar tzf "$KEEP" | cut -d/ -f1-2 | sort -u); do
+    case " $dirs " in *" $d "*) ;; *) dirs="$dirs $d" ;; esac
+done
 packed=""
 for d in $dirs; do packed="$packed $d/*/"; done
 # shellcheck disable=SC2086  # the folders' globs are meant to expand
 tar czf "$OUT/records.tgz" --exclude='*.pt' --exclude='*.ckpt' --exclude='.lock' --exclude='*/runs/*/log.txt' \
     --exclude='*/runs/*/weights' --exclude='*/report' $packed
+cp "$OUT/records.tgz" "$KEEP"
 ls -la "$OUT"; tail -n 3 "$OUT"/*.log
