@@ -24,7 +24,8 @@ DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.toml"
 MIN_ROWS = 20
 
 
-@pytest.mark.parametrize("seed", range(5))
+# three seeds (5 recorded 86, 205, 248, 127 and 192 rows on this host: every one far above MIN_ROWS)
+@pytest.mark.parametrize("seed", range(3))
 def test_the_demos_descent_fits_a_law_with_many_rows_on_every_seed(seed, tmp_path):
     e = prepare(DEMO, out=tmp_path / "demo")
     assert e.descent is not None and e.descent.k == 1  # the pace: 1 of VGG11's 344 channels at 1/8 width

@@ -135,8 +135,12 @@ def test_resnet_and_mobilenet_prune_by_masking_and_say_so():
                       k=4, interval=1, warmup_epochs=0, prune_fraction=0.6, prune_past_one=True)
         assert not pr.session.physical and pr.session.notes
         assert pr.done and pr.session.pruning_steps > 0 and sum(pr.session.all_rows[-1]) <= 0.4 * sum(pr.session.initial) + 4
-        # trajectory rows start only once every layer has lost a channel
-        assert all(all(r < i for r, i in zip(row, pr.session.initial)) for row in pr.session.rows)
+        # trajectory rows start only once every layer (not at its floor) has lost a channel: exactly the steps
+        # from the first such one (none at all where some layer never loses one: then no row, not every row)
+        t = pr.session.trajectory
+        lost = [all(r < i or i <= f for r, i, f in zip(row, t.initial, t.floors)) for row in pr.session.all_rows]
+        first = lost.index(True) if True in lost else len(lost)
+        assert first > 0 and pr.session.rows == pr.session.all_rows[first:]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -183,3 +187,37 @@ def test_a_flattened_map_is_sliced_in_blocks_of_positions():
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(full(x), small(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("start", ["all-lost", "per-layer"])
+def test_a_trajectory_resumed_from_its_state_records_the_same_rows(start):
+    """A descent killed mid-pruning resumes its trajectory from the checkpoint's state: under the original's
+    rule (rows once every layer not at its floor has lost a channel) the rows after the resume start at the same
+    step as without it. The kill tests (test_reliability) record rows from the first step; this covers the rule."""
+    import json
+    import random
+    from neuralscale.pruning.trajectory import Trajectory
+    initial, floors = [8, 6, 1, 5], [1, 1, 1, 2]  # the third layer starts at its floor and never holds rows back
+    rng = random.Random(0)
+    steps, row = [], list(initial)
+    for _ in range(12):  # one layer loses a channel a step, down to its floor
+        i = rng.choice([j for j, (w, f) in enumerate(zip(row, floors)) if w > f])
+        row = row[:i] + [row[i] - 1] + row[i + 1:]
+        steps.append(row)
+    straight = Trajectory(initial, floors, start)
+    for step, r in enumerate(steps, 1):
+        straight.record(r, step)
+    for cut in range(len(steps) + 1):
+        before = Trajectory(initial, floors, start)
+        for step, r in enumerate(steps[:cut], 1):
+            before.record(r, step)
+        resumed = Trajectory(initial, floors, start)
+        resumed.load_state_dict(json.loads(json.dumps(before.state_dict())))  # as a checkpoint holds it
+        for step, r in enumerate(steps[cut:], cut + 1):
+            resumed.record(r, step)
+        assert resumed.state_dict() == straight.state_dict(), cut
+    if start == "all-lost":  # the rule did hold rows back: a real test of it
+        assert 1 < straight.row_steps[0] and straight.rows == steps[straight.row_steps[0] - 1:]
+        assert all(all(r < i or i <= f for r, i, f in zip(row, initial, floors)) for row in straight.rows)
+    else:
+        assert straight.row_steps == list(range(1, 13))
