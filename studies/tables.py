@@ -7,7 +7,7 @@ A table in the README sits between two markers naming its store (relative to thi
     <!-- /report -->
 
 or its descent's iterations (`<!-- report: fmnist-vgg11-regime/regime | descent -->`; `| descent macs` where
-its report has descents of several objectives), or one row (a method at a budget) from each of several stores,
+its report has descents of several objectives), or its laws against their ablations (`| ablations`), or one row (a method at a budget) from each of several stores,
 side by side with its widths (the method may name alternatives, separated by commas, for a method labelled
 differently in some stores):
 
@@ -169,15 +169,28 @@ def descent_markdown(store: Path, objective: str = "") -> str:
     return _markdown(_tables(found[objective])[0])
 
 
+def ablations_markdown(store: Path) -> str:
+    """The table "The law against its ablations" of the report on the committed finished records of `store`:
+    each law against `pruned` and `shape@K` at the same budget, paired by seed, with Holm's correction."""
+    sections = re.split(r"^## ", report_markdown(store), flags=re.M)
+    body = next((b for b in sections if b.startswith("The law against its ablations\n")), None)
+    if body is None:
+        raise SystemExit(f"tables.py: the report of {store} has no table of the law against its ablations")
+    return _markdown(_tables(body)[0])
+
+
 def table_for(spec: str) -> str:
-    """The table a marker names: a store's whole table, its descent's, or one row of several stores."""
+    """The table a marker names: a store's whole table, its descent's, its laws against their ablations, or one
+    row of several stores."""
     parts = [p.strip() for p in spec.split("|")]
     if len(parts) == 1:
         return report_table(HERE / parts[0])
     if len(parts) == 2 and parts[1].split()[:1] == ["descent"]:
         return descent_markdown(HERE / parts[0], " ".join(parts[1].split()[1:]))
+    if len(parts) == 2 and parts[1] == "ablations":
+        return ablations_markdown(HERE / parts[0])
     if len(parts) != 3:
-        raise SystemExit(f"tables.py: a marker is 'STORE', 'STORE | descent [OBJECTIVE]' or "
+        raise SystemExit(f"tables.py: a marker is 'STORE', 'STORE | descent [OBJECTIVE]', 'STORE | ablations' or "
                          f"'STORE STORE ... | LABEL | BUDGET', got {spec!r}")
     return rows_table(parts[0].split(), parts[1], parts[2])
 
