@@ -129,7 +129,10 @@ def ray_cluster():
     temp = tempfile.mkdtemp(prefix="nsray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     port = free_port()
     # Token authentication, as Ray enables it by default: the head and every driver share one token
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0",
+            # its workers at normal priority (Ray's default, 15, left the Ray tests crawling for minutes beside
+            # any other CPU-bound process: docs/GUIDE.md says so for users' clusters)
+            "RAY_worker_niceness": "0"}
     saved = {k: os.environ.get(k) for k in auth}
     os.environ.update(auth)  # the CLI subprocesses inherit it
     env = dict(os.environ)
@@ -174,6 +177,34 @@ def _need_ray() -> None:
     import importlib.util
     if importlib.util.find_spec("ray") is None:
         pytest.skip("ray is not installed")
+
+
+RAY_HERE = r"""
+import os, sys, ray
+from neuralscale.executors import Ray
+ex = Ray()
+ex._open(sys.argv[1])  # no address: a Ray instance started for this sweep
+try:
+    assert "RAY_worker_niceness" not in os.environ  # set for the start only
+    nice = ray.remote(lambda: os.nice(0)).options(num_cpus=1)
+    print(os.nice(0), ray.get(nice.remote()))
+finally:
+    ex._close()
+"""
+
+
+def test_a_ray_instance_started_for_a_sweep_trains_at_the_drivers_priority(tmp_path):
+    """Ray runs its workers at niceness 15 by default, where beside any other CPU-bound process a run got a few
+    percent of a core (test_executors.py took minutes instead of a minute on a loaded machine). The instance a
+    sweep starts for itself runs them at the driver's priority, as local workers run."""
+    _need_ray()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env |= {"RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": tempfile.mkdtemp(prefix="nsray", dir="/tmp")}
+    r = subprocess.run([sys.executable, "-c", RAY_HERE, str(tmp_path)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    driver, worker = map(int, r.stdout.split()[-2:])
+    assert worker == driver != 15, r.stdout
 
 
 def test_ray_cluster_gives_the_same_records_as_sequential(tmp_path, sequential, ray_cluster):

@@ -20,6 +20,7 @@ number of times.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 from multiprocessing.connection import wait
 import logging
@@ -382,6 +383,22 @@ def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> N
         restore()
 
 
+@contextlib.contextmanager
+def _workers_at_our_priority(address: str | None):
+    """Where this sweep starts its own Ray instance (no address, none in RAY_ADDRESS), its workers train at this
+    process's priority, as local workers do: Ray's default runs them at niceness 15, so that beside any other
+    CPU-bound process (another sweep, a user's build) a run got a few percent of a core and crawled. A cluster
+    started elsewhere keeps its own setting, as does a user's own RAY_worker_niceness."""
+    ours = address is None and not os.environ.get("RAY_ADDRESS") and "RAY_worker_niceness" not in os.environ
+    if ours:
+        os.environ["RAY_worker_niceness"] = str(os.nice(0))  # read by the raylet and the workers it starts
+    try:
+        yield
+    finally:
+        if ours:
+            os.environ.pop("RAY_worker_niceness", None)
+
+
 class Ray(_Pool):
     """Each run a Ray task on a Ray cluster (`address`), or on one started here for the sweep."""
 
@@ -410,8 +427,9 @@ class Ray(_Pool):
         if not ray.is_initialized():
             _check_reachable(self.address)
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False, logging_level="error")
+                with _workers_at_our_priority(self.address):
+                    ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                             configure_logging=False, logging_level="error")
             except ConnectionError as e:
                 raise NeuralscaleError(f"cannot reach the Ray cluster at {self.address}: "
                                        f"{str(e).splitlines()[0]} (a cluster with token authentication needs "
