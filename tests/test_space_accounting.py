@@ -73,6 +73,24 @@ def test_vgg_costs_by_formula_are_what_a_built_model_counts():
             assert vgg.costs(widths, classes, in_channels, side) == counted, (side, widths)
 
 
+def test_resnet_costs_by_formula_are_what_a_built_model_counts():
+    """The zoo's ResNet18 counts parameters and MACs by formula (models/resnet.costs): the same as counting a built
+    model, at uneven widths (equal and unequal block widths: shortcuts or none), odd image sides, both first
+    strides and the all-convolution shortcuts."""
+    from neuralscale.models import resnet
+    rng = torch.Generator().manual_seed(0)
+    for side, in_channels, classes, first_stride, convcut in ((32, 3, 10, 1, False), (33, 1, 10, 1, True),
+                                                              (64, 3, 200, 2, False), (65, 3, 7, 2, True),
+                                                              (20, 1, 10, 1, False)):
+        for trial in range(3):
+            widths = [int(w) for w in torch.randint(1, 40, (17,), generator=rng)]
+            if trial == 0:  # blocks that keep their width: no projection unless strided or convcut
+                widths = [widths[0] if i % 2 == 0 else w for i, w in enumerate(widths)]
+            net = resnet.PreActResNet18(widths, classes, in_channels, first_stride, convcut)
+            counted = accounting.count_params(net), accounting.count_macs(net, (in_channels, side, side))
+            assert resnet.costs(widths, classes, in_channels, side, first_stride, convcut) == counted, (side, widths)
+
+
 @pytest.mark.parametrize("model", ["vgg11", "resnet18", "mobilenetv2"])
 @pytest.mark.parametrize("dataset", ["cifar10", "tinyimagenet", "fashionmnist"])
 def test_real_build_matches_meta_counts_and_runs(model, dataset):

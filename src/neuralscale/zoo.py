@@ -77,7 +77,9 @@ def _resnet18(info: DatasetInfo, convcut: bool) -> WidthSpace:
     first_stride = 2 if info.resolution >= 64 else 1
     return WidthSpace(named("resnet18", convcut), resnet.LAYER_NAMES, resnet.BASE_WIDTHS, info,
                       lambda w: resnet.PreActResNet18(w, info.num_classes, info.in_channels, first_stride, convcut),
-                      None if convcut else lambda w: resnet.original_param_count(w, info.num_classes, info.in_channels))
+                      None if convcut else lambda w: resnet.original_param_count(w, info.num_classes, info.in_channels),
+                      costs=lambda w: resnet.costs(w, info.num_classes, info.in_channels, info.resolution, first_stride,
+                                                   convcut))
 
 
 @register_family("mobilenetv2", paper=True, add10=True)

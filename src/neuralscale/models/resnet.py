@@ -67,6 +67,26 @@ class PreActResNet18(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
+def costs(widths, num_classes: int, in_channels: int, resolution: int, first_stride: int = 1,
+          convcut: bool = False) -> tuple[int, int]:
+    """(parameters, MACs per image) of `PreActResNet18(widths, ...)` on square images of this side, by formula:
+    what a built model counts (accounting.py), without building one. A 3x3 convolution with padding 1 and a 1x1
+    projection without padding, at stride s, both leave floor((side - 1) / s) + 1 positions a side."""
+    side = resolution
+    params = 9 * in_channels * widths[0]
+    macs = side * side * 9 * in_channels * widths[0]
+    for b in range(8):
+        stride = (first_stride if b == 0 else 2) if b % 2 == 0 else 1
+        c_in, c_mid, c_out = widths[2 * b], widths[2 * b + 1], widths[2 * b + 2]
+        side = (side - 1) // stride + 1
+        params += 2 * c_in + 9 * c_in * c_mid + 2 * c_mid + 9 * c_mid * c_out  # bn1, conv1, bn2, conv2
+        macs += side * side * 9 * (c_in * c_mid + c_mid * c_out)
+        if convcut or stride != 1 or c_in != c_out:
+            params += c_in * c_out
+            macs += side * side * c_in * c_out
+    return params + 2 * widths[-1] + widths[-1] * num_classes + num_classes, macs + widths[-1] * num_classes
+
+
 def original_param_count(widths, num_classes: int, in_channels: int = 3) -> int:
     """The original implementation's `compute_params` for ResNet18.
 
