@@ -91,6 +91,24 @@ def test_resnet_costs_by_formula_are_what_a_built_model_counts():
             assert resnet.costs(widths, classes, in_channels, side, first_stride, convcut) == counted, (side, widths)
 
 
+def test_mobilenetv2_costs_by_formula_are_what_a_built_model_counts():
+    """The zoo's MobileNetV2 counts parameters and MACs by formula (models/mobilenetv2.costs): the same as counting
+    a built model, at uneven widths (blocks that keep their width and ones that do not), odd image sides, small
+    and large inputs and the all-convolution shortcuts."""
+    from neuralscale.models import mobilenetv2
+    rng = torch.Generator().manual_seed(0)
+    for side, in_channels, classes, large, convcut in ((32, 3, 10, False, False), (33, 1, 10, False, True),
+                                                       (64, 3, 200, True, False), (65, 3, 7, True, True),
+                                                       (20, 1, 10, False, False)):
+        for trial in range(3):
+            widths = [int(w) for w in torch.randint(1, 30, (19,), generator=rng)]
+            if trial == 0:  # every block keeps its width: a shortcut only where it strides (or convcut)
+                widths = [widths[0]] * 18 + [widths[18]]
+            net = mobilenetv2.MobileNetV2(widths, classes, in_channels, large, convcut)
+            counted = accounting.count_params(net), accounting.count_macs(net, (in_channels, side, side))
+            assert mobilenetv2.costs(widths, classes, in_channels, side, large, convcut) == counted, (side, widths)
+
+
 @pytest.mark.parametrize("model", ["vgg11", "resnet18", "mobilenetv2"])
 @pytest.mark.parametrize("dataset", ["cifar10", "tinyimagenet", "fashionmnist"])
 def test_real_build_matches_meta_counts_and_runs(model, dataset):

@@ -89,7 +89,9 @@ def _mobilenetv2(info: DatasetInfo, convcut: bool) -> WidthSpace:
                       mobilenetv2.BASE_WIDTHS, info,
                       lambda w: mobilenetv2.MobileNetV2(w, info.num_classes, info.in_channels, large, convcut),
                       None if convcut else lambda w: mobilenetv2.original_param_count(w, info.num_classes,
-                                                                                        info.in_channels))
+                                                                                        info.in_channels),
+                      costs=lambda w: mobilenetv2.costs(w, info.num_classes, info.in_channels, info.resolution, large,
+                                                        convcut))
 
 
 def named(family: str, convcut: bool) -> str:

@@ -66,6 +66,36 @@ class MobileNetV2(nn.Module):
         return self.conv2(F.adaptive_avg_pool2d(x, 1)).flatten(1)
 
 
+def costs(widths, num_classes: int, in_channels: int, resolution: int, large_input: bool = False,
+          convcut: bool = False) -> tuple[int, int]:
+    """(parameters, MACs per image) of `MobileNetV2(widths, ...)` on square images of this side, by formula: what a
+    built model counts (accounting.py), without building one. Every convolution has a bias; a 3x3 convolution
+    (padding 1) or a 1x1 one at stride s leaves floor((side - 1) / s) + 1 positions a side; the classifier (a 1x1
+    convolution) sees one position (the average pool)."""
+    side = resolution
+    params = 9 * in_channels * widths[0] + 3 * widths[0]  # the stem: 3x3 convolution with bias, batch norm
+    macs = side * side * 9 * in_channels * widths[0]
+    i = 1
+    for s, (n, t, stride) in enumerate(STAGES):
+        if s == 4 and large_input:
+            stride = 2
+        for j in range(n):
+            c_in, c_out, st = widths[i - 1], widths[i], stride if j == 0 else 1
+            hidden = c_in * t
+            out_side = (side - 1) // st + 1
+            params += c_in * hidden + 3 * hidden  # expansion (1x1 with bias) and its batch norm
+            params += 9 * hidden + 3 * hidden  # depthwise 3x3 with bias and its batch norm
+            params += hidden * c_out + 3 * c_out  # projection (1x1 with bias) and its batch norm
+            macs += side * side * c_in * hidden + out_side * out_side * (9 * hidden + hidden * c_out)
+            if convcut or st != 1 or c_in != c_out:
+                params += c_in * c_out + 3 * c_out  # the shortcut's 1x1 convolution with bias and batch norm
+                macs += out_side * out_side * c_in * c_out
+            side = out_side
+            i += 1
+    params += widths[17] * widths[18] + 3 * widths[18] + widths[18] * num_classes + num_classes
+    return params, macs + side * side * widths[17] * widths[18] + widths[18] * num_classes
+
+
 def original_param_count(widths, num_classes: int, in_channels: int = 3) -> int:
     """The original implementation's `compute_params` for MobileNetV2, bugs included.
 
