@@ -29,7 +29,8 @@ BUDGET=${BUDGET:-480}
 # Calls back to back on a warm machine: the ignored checkpoints stay there between them, but the next call's copy
 # of this working tree drops the records the last one wrote (untracked here) and resets the tracked ones (a
 # store's sweep.json, a descent's log). So each call first unpacks the last call's archive, kept on that machine
-# in $KEEP, and its records.tgz holds the work of every call on that machine: unpack the last one only.
+# in $KEEP, and its records.tgz holds the work of every call on that machine: unpack the last one only. (The
+# unpacked archive replaces the copied tree's records: between calls, change nothing here in those studies.)
 STUDIES=${STUDIES:-"studies/fmnist-vgg11-regime/regime.toml studies/fmnist-mobilenetv2/regime.toml"}
 WORKERS=${WORKERS:-3}
 THREADS=${THREADS:-1}
@@ -57,5 +58,5 @@ for d in $dirs; do packed="$packed $d/*/"; done
 # shellcheck disable=SC2086  # the folders' globs are meant to expand
 tar czf "$OUT/records.tgz" --exclude='*.pt' --exclude='*.ckpt' --exclude='.lock' --exclude='*/runs/*/log.txt' \
     --exclude='*/runs/*/weights' --exclude='*/report' $packed
-cp "$OUT/records.tgz" "$KEEP"
+cp "$OUT/records.tgz" "$KEEP.tmp" && mv "$KEEP.tmp" "$KEEP"  # whole or not at all, if the call is cut off here
 ls -la "$OUT"; tail -n 3 "$OUT"/*.log

@@ -64,3 +64,14 @@ def test_a_record_rebuilds_its_space_without_its_data(tmp_path):
         record_space({"model": "vgg11", "input": {"nope": 1}, "spec": {}})
     with pytest.raises(NeuralscaleError, match="its layers differ"):
         record_space({**old, "layers": ["a"]}, given=ns.space("vgg11", "synthetic"))
+
+
+@pytest.mark.parametrize("field,value", [("resolution", 0), ("resolution", -64), ("resolution", 32.0),
+                                         ("in_channels", 0), ("num_classes", -1), ("num_classes", True)])
+def test_a_dataset_description_with_a_nonsense_size_is_one_clear_error(field, value):
+    """The paper's families count costs by formula, which would return numbers for any size; the description
+    itself is checked (a damaged record's `input` reaches it too)."""
+    good = dict(name="mine", num_classes=10, in_channels=3, resolution=32)
+    with pytest.raises(NeuralscaleError, match=f"{field} must be a whole number of at least 1"):
+        ns.space("resnet18", DatasetInfo(**{**good, field: value}))
+    assert ns.space("resnet18", DatasetInfo(**good)).params([1] * 17) > 0

@@ -386,12 +386,13 @@ def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> N
 @contextlib.contextmanager
 def _workers_at_our_priority(address: str | None):
     """Where this sweep starts its own Ray instance (no address, none in RAY_ADDRESS), its workers train at this
-    process's priority, as local workers do: Ray's default runs them at niceness 15, so that beside any other
-    CPU-bound process (another sweep, a user's build) a run got a few percent of a core and crawled. A cluster
-    started elsewhere keeps its own setting, as does a user's own RAY_worker_niceness."""
+    process's priority, as local workers do: Ray's default adds 15 to the niceness they inherit from this
+    process, so that beside any other CPU-bound process (another sweep, a user's build) a run got a few percent
+    of a core and crawled. A cluster started elsewhere keeps its own setting (also one that `ray.init` finds
+    already running on this machine), as does a user's own RAY_worker_niceness."""
     ours = address is None and not os.environ.get("RAY_ADDRESS") and "RAY_worker_niceness" not in os.environ
     if ours:
-        os.environ["RAY_worker_niceness"] = str(os.nice(0))  # read by the raylet and the workers it starts
+        os.environ["RAY_worker_niceness"] = "0"  # added by each worker to what it inherits: the driver's own
     try:
         yield
     finally:

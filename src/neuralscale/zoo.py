@@ -140,7 +140,8 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
     sp = FAMILIES[name](info, convcut)
     sp.family = replace(FAMILY_INFO[name], variant=CONVCUT if convcut else None)
     try:
-        sp.macs(sp.base_widths)  # one forward pass on the meta device: the images must be large enough
+        sp.macs(sp.base_widths)  # where no formula counts it, one forward pass on the meta device: the images
+        # must be large enough (a formula counts only where the model runs: VGG11 from 32 px)
     except RuntimeError as e:
         raise NeuralscaleError(f"{info.name}'s {info.resolution}x{info.resolution} images are too small for "
                                f"{sp.name} ({str(e).splitlines()[0][:120]})") from None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import NeuralscaleError
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -13,6 +15,15 @@ class DatasetInfo:
     resolution: int  # side of the square images the model sees
     rotate: float = 0.0  # max degrees of random rotation in training augmentation
     crop_padding: int = 4
+
+    def __post_init__(self):
+        """A model's shapes and costs are computed from these (by formula for the paper's families, where nothing
+        runs a model that could fail on them): each must be a whole number of at least 1."""
+        for field in ("num_classes", "in_channels", "resolution"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise NeuralscaleError(f"dataset {self.name!r}: {field} must be a whole number of at least 1, "
+                                       f"got {value!r}")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
