@@ -7,9 +7,9 @@ A table in the README sits between two markers naming its store (relative to thi
     <!-- /report -->
 
 or its descent's iterations (`<!-- report: fmnist-vgg11-regime/regime | descent -->`; `| descent macs` where
-its report has descents of several objectives), or its laws against their ablations (`| ablations`), or one row (a method at a budget) from each of several stores,
-side by side with its widths (the method may name alternatives, separated by commas, for a method labelled
-differently in some stores):
+its report has descents of several objectives), or its laws against their ablations (`| ablations`), or one row
+(a method at a budget) from each of several stores, side by side with its widths (the method may name
+alternatives, separated by commas, for a method labelled differently in some stores):
 
     <!-- report: fmnist-vgg11/warmup0 fmnist-vgg11/warmup2 fmnist-vgg11/params | neuralscale@1, neuralscale@1 (fallback) | ratio 0.0625 -->
 
