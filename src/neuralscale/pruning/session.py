@@ -78,6 +78,7 @@ class PruningSession:
         self.layers: list[Layer] = [Layer(i, n, w, []) for i, (n, w) in enumerate(zip(space.layer_names, widths))]
         self._graph: ChannelGraph | None = None
         self._started: float | None = None  # when this process began scoring (for the time estimate)
+        self._seen_at_start = 0  # batches scored before then (by an earlier process, for a resumed descent)
 
     # -- state -----------------------------------------------------------------
     @property
@@ -145,7 +146,7 @@ class PruningSession:
     def observe(self) -> None:
         """After a backward pass while pruning: the criterion reads the gates' gradients."""
         if self._started is None:
-            self._started = time.monotonic()
+            self._started, self._seen_at_start = time.monotonic(), self.seen
         self.importance.observe(self.layers)
         self.batches += 1
         self.seen += 1
@@ -224,8 +225,9 @@ class PruningSession:
                 f"({self.pruned / max(self.max_pruned, 1):.0%})")
         if self.done:
             return text + f"; ended: {self.stop_reason}"
-        if self.seen > 1 and self._started is not None:
-            per_batch = (time.monotonic() - self._started) / self.seen
+        # this process's pace: a resumed descent's earlier batches took time this process did not measure
+        if self._started is not None and self.seen - self._seen_at_start > 1:
+            per_batch = (time.monotonic() - self._started) / (self.seen - self._seen_at_start)
             left = per_batch * self.schedule.interval * max(self.max_steps - self.pruning_steps, 0)
             text += f", about {left / 60:.0f} min left" if left >= 60 else f", about {left:.0f} s left"
         return text
