@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,17 @@ def test_the_api_reference_builds_without_warnings(tmp_path):
         assert (tmp_path / "api" / "neuralscale" / f"{module}.html").is_file(), module
     assert not (tmp_path / "api" / "neuralscale" / "cli.html").exists()
     assert "make docs" in README.read_text() and "docs/api/index.html" in README.read_text()
+
+
+def test_a_setup_on_a_disk_too_full_says_so_before_installing(tmp_path):
+    """`make test` and `make demo` set up .venv first: PyTorch's CUDA build needs about 6 GiB, and on a fuller disk
+    pip stopped halfway (CI once did, "No space left on device", then a traceback from the import check).  A new
+    .venv checks the free space first (here with a need no disk meets) and creates nothing."""
+    if not shutil.which("make"):
+        pytest.skip("no make here")
+    venv = tmp_path / "venv"
+    r = subprocess.run(["make", "-s", "venv", f"VENV={venv}", "SETUP_GIB=1000000000"], cwd=README.parent,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and not venv.exists(), (r.returncode, r.stdout, r.stderr)
+    said = [line for line in r.stderr.splitlines() if "needs about 1000000000 GiB free" in line]
+    assert len(said) == 1 and "GiB free here" in said[0] and "Traceback" not in r.stderr, r.stderr
