@@ -302,7 +302,8 @@ def test_a_folder_of_the_users_own_is_refused_as_out_unless_forced(command, tmp_
     before = _files(out)
     args = {"train": ["train", *TINY, "--epochs", "1", "--out", out],
             "sweep": [*SWEEP, "--seeds", "0", "--out", out],
-            "descend": ["descend", *TINY_DESCENT_ARGS, "--out", out, "--quiet"],
+            "descend": ["descend", *TINY_DESCENT_ARGS, "--iterations", "1", "--out", out, "--quiet"],  # (the later
+            # --iterations wins: one iteration writes as much into the folder as two)
             "experiment": None}[command]
     if command == "experiment":
         exp = tmp_path / "exp.toml"
