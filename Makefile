@@ -19,11 +19,13 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 .PHONY: demo test venv data bench docs clean
 
 # PyTorch's build with CUDA (the one pip installs here; torchvision needs it) takes about 5.6 GiB in .venv: on a
-# fuller disk pip stops halfway with a traceback of its own, so a new .venv checks first and says so in one line
+# fuller disk pip stops halfway with a traceback of its own, so a new .venv checks the disk it goes on first
+# and says so in one line
 SETUP_GIB ?= 6.5
 DISK_SHORT := make: setting up $(VENV) needs about $(SETUP_GIB) GiB free for PyTorch and its CUDA libraries
 $(STAMP): pyproject.toml
-	@[ -x $(BIN)/python ] || $(PYTHON) -c "import shutil, sys; free = shutil.disk_usage('.').free / 2**30; \
+	@[ -x $(BIN)/python ] || $(PYTHON) -c "import os, shutil, sys; at = os.path.abspath('$(VENV)'); \
+	  [at := os.path.dirname(at) for _ in range(99) if not os.path.exists(at)]; free = shutil.disk_usage(at).free / 2**30; \
 	  sys.exit(0 if free >= $(SETUP_GIB) else '$(DISK_SHORT); %.1f GiB free here' % free)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true

@@ -55,31 +55,39 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_descent(tmp_path_factory):
-    """(directory, DescentResult) of a finished two-iteration descent (helpers.TINY_DESCENT); do not write into
-    it (copy it). Made once per test session: under xdist the first worker to ask descends, in a folder all the
-    workers share, and the others, waiting on its lock, then call the same descent there, which finds every
-    iteration finished and redoes nothing (about 6 CPU-seconds a worker saved)."""
+    """(directory, DescentResult) of a finished two-iteration descent (helpers.TINY_DESCENT), this test process's
+    own; do not write into it (copy it). Descended once per test session: under xdist the first worker to ask
+    descends into a folder all the workers share and leaves it as it is; each worker copies it into a folder of
+    its own and calls the same descent there, which finds every iteration finished and redoes nothing (about 6
+    CPU-seconds a worker saved)."""
     import fcntl
+    import shutil
 
     import neuralscale as ns
     from helpers import TINY_DESCENT, TINY_DESCENT_TRAIN
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = tmp_path_factory.getbasetemp().parent / "tiny-descent"  # the session's folder, above each worker's
-        root.mkdir(exist_ok=True)
-    else:
-        root = tmp_path_factory.mktemp("tiny-descent")
+    own = tmp_path_factory.mktemp("tiny-descent")
+    shared = tmp_path_factory.getbasetemp().parent / "tiny-descent" if os.environ.get("PYTEST_XDIST_WORKER") else own
+    shared.mkdir(exist_ok=True)
     saved = {k: os.environ.get(k) for k in ("NEURALSCALE_CACHE", "NEURALSCALE_DATA")}
-    os.environ.update(NEURALSCALE_CACHE=str(root / "cache"), NEURALSCALE_DATA=str(root / "data"))
+    os.environ.update(NEURALSCALE_CACHE=str(own / "cache"), NEURALSCALE_DATA=str(own / "data"))
+
+    def descend(where):
+        return ns.descend("vgg11", "synthetic", where, ns.DescentConfig(**TINY_DESCENT),
+                          subset={"train": TINY_DESCENT_TRAIN}, progress=False)
     try:
-        with open(root / "made.lock", "w") as lock:
+        with open(shared / "made.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes, whatever happens inside
-            laws = ns.descend("vgg11", "synthetic", root / "d", ns.DescentConfig(**TINY_DESCENT),
-                              subset={"train": TINY_DESCENT_TRAIN}, progress=False)
+            if not (shared / "made").exists():
+                descend(shared / "d")
+                (shared / "made").touch()  # d is never written again: the workers read it only to copy it
+            if shared != own:
+                shutil.copytree(shared / "d", own / "d")
+        laws = descend(own / "d")  # everything finished: nothing redone, the laws as DescentResult
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return root / "d", laws
+    return own / "d", laws
 
