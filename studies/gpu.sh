@@ -40,6 +40,12 @@ export PYTHONPATH=src NEURALSCALE_DATA="$PWD/data" PYTHONUNBUFFERED=1
 KEEP=/tmp/neuralscale-study-records.tgz
 [ -f "$KEEP" ] && tar xzf "$KEEP" && echo "unpacked the last call's records ($KEEP)"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/device.txt" 2>&1 || true
+# the CUDA tests too, beside the studies (a machine's start costs minutes of the device time: one call does both);
+# CUDA_TESTS=0 leaves them out. Their summary is the last line of $OUT/cuda_tests.log.
+if [ "${CUDA_TESTS:-1}" != 0 ]; then
+    (timeout -k 10 "$BUDGET" python3 -m pytest -q -m cuda -p no:cacheprovider -o addopts= tests/test_cuda.py \
+         > "$OUT/cuda_tests.log" 2>&1; echo "exit status $?" >> "$OUT/cuda_tests.log") &
+fi
 dirs=""
 for f in $STUDIES; do
     log="$OUT/$(basename "$(dirname "$f")")-$(basename "$f" .toml).log"
