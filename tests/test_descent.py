@@ -139,3 +139,5 @@ def test_a_long_descent_iteration_says_at_most_how_long_it_takes(caplog):
     quick = ns.DescentConfig(base_ratio=0.0625, batch_size=32, device="cpu", warmup_epochs=1, interval=2).resolve(sp)
     _say_how_long(sp, widths, quick, TaylorPruner(sp, widths, **quick.schedule_fields()).session, 100, 1, "cpu")
     assert not caplog.records  # a few seconds of work: not worth measuring
+    _say_how_long(sp, widths, cfg, session, 60000, 1, "cpu", resuming=True)
+    assert not caplog.records  # resuming: the whole iteration's bound is not what is left

@@ -594,11 +594,13 @@ def _fingerprint(space: WidthSpace, cfg: DescentConfig, splits: Splits) -> str:
 
 
 def _say_how_long(space: WidthSpace, widths: list[int], cfg: DescentConfig, session, n_train: int, number: int,
-                  device) -> None:
+                  device, resuming: bool = False) -> None:
     """Log at most how long the iteration takes (estimate.py): its warm-up and its most pruning steps at the speed
-    of its widest network, measured now; pruning only speeds it up. Not for iterations of under a minute or so."""
+    of its widest network, measured now; pruning only speeds it up. Not for iterations of under a minute or so,
+    nor for one resuming from its checkpoint (the whole iteration's bound would overstate what is left; its
+    pruning lines estimate that, at this process's pace)."""
     images = cfg.warmup_epochs * n_train + session.max_steps * session.schedule.interval * cfg.batch_size
-    if images < 200_000:
+    if images < 200_000 or resuming:
         return
     try:
         rate = training_rate(space, widths, cfg.batch_size, str(device))
@@ -626,7 +628,8 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
                       progress=progress, desc=f"descent {number}/{cfg.iterations}",
                       owner=f"descent {_fingerprint(space, cfg, splits)} iteration {number}", follow_load=False)
-    _say_how_long(space, widths, cfg, p, len(splits.train[1]), number, trainer.device)
+    _say_how_long(space, widths, cfg, p, len(splits.train[1]), number, trainer.device,
+                  resuming=d.checkpoint(number).exists())
     t0 = time.time()
     trainer.fit()
     if not p.done:
