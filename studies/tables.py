@@ -155,11 +155,18 @@ def rows_table(stores: list[str], label: str, budget: str) -> str:
     return _markdown(out)
 
 
+def report_sections(store: Path) -> dict[str, str]:
+    """The sections of the report on the committed finished records of `store`, by their `## ` heading (each
+    section's text starts with its heading's line)."""
+    sections = re.split(r"^## ", report_markdown(store), flags=re.M)[1:]
+    return {body.partition("\n")[0]: body for body in sections}
+
+
 def descent_markdown(store: Path, objective: str = "") -> str:
     """The descent table of the report on the committed finished records of `store` (its iterations' rows, R^2
     and out-of-sample error); of the descent of `objective` where the report has several."""
-    sections = re.split(r"^## ", report_markdown(store), flags=re.M)
-    found = {(m.group(1) or ""): body for body in sections if (m := re.match(r"Descent(?: \((\w+)\))?\n", body))}
+    found = {(m.group(1) or ""): body for heading, body in report_sections(store).items()
+             if (m := re.fullmatch(r"Descent(?: \((\w+)\))?", heading))}
     if not found:
         raise SystemExit(f"tables.py: the report of {store} has no descent table")
     if objective not in found:
@@ -172,8 +179,7 @@ def descent_markdown(store: Path, objective: str = "") -> str:
 def ablations_markdown(store: Path) -> str:
     """The table "The law against its ablations" of the report on the committed finished records of `store`:
     each law against `pruned` and `shape@K` at the same budget, paired by seed, with Holm's correction."""
-    sections = re.split(r"^## ", report_markdown(store), flags=re.M)
-    body = next((b for b in sections if b.startswith("The law against its ablations\n")), None)
+    body = report_sections(store).get("The law against its ablations")
     if body is None:
         raise SystemExit(f"tables.py: the report of {store} has no table of the law against its ablations")
     return _markdown(_tables(body)[0])
