@@ -24,8 +24,8 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 SETUP_GIB ?= 6.5
 DISK_SHORT := make: setting up $(VENV) needs about $(SETUP_GIB) GiB free for PyTorch and its CUDA libraries
 $(STAMP): pyproject.toml
-	@[ -x $(BIN)/python ] || $(PYTHON) -c "import os, shutil, sys; at = os.path.abspath('$(VENV)'); \
-	  [at := os.path.dirname(at) for _ in range(99) if not os.path.exists(at)]; free = shutil.disk_usage(at).free / 2**30; \
+	@[ -x $(BIN)/python ] || $(PYTHON) -c "import shutil, sys; from pathlib import Path; v = Path('$(VENV)').absolute(); \
+	  free = shutil.disk_usage(next(p for p in (v, *v.parents) if p.exists())).free / 2**30; \
 	  sys.exit(0 if free >= $(SETUP_GIB) else '$(DISK_SHORT); %.1f GiB free here' % free)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true

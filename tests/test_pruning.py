@@ -105,33 +105,29 @@ def test_the_time_estimate_of_a_resumed_session_is_this_processs_pace(monkeypatc
     import neuralscale.pruning.session as session_module
     sp = ns.space("vgg11", "synthetic")
     widths = sp.uniform(0.125)
-    model = sp.build(widths)
     clock = [1000.0]
     monkeypatch.setattr(session_module.time, "monotonic", lambda: clock[0])
     schedule = Schedule(k=1, interval=5, warmup_epochs=0, prune_fraction=0.5)
-    earlier = PruningSession(sp, widths, schedule, physical=False)
-    earlier.start(model, torch.device("cpu"))
     torch.manual_seed(0)
     x, y = torch.randn(4, *sp.info.input_shape), torch.randint(0, sp.info.num_classes, (4,))
-    while earlier.pruning_steps < 20:  # the earlier process: 1 s a batch
-        F.cross_entropy(model(x), y).backward()
-        earlier.observe()
-        clock[0] += 1.0
-        if earlier.due():
-            earlier.step(model)
-            earlier.attach(model, torch.device("cpu"))
-    state = earlier.state_dict()
+
+    def prune(session, seconds_a_batch, more):
+        """Train on (x, y) a batch at a time, pruning when due, while `more()`; each batch takes this long."""
+        model = sp.build(widths)
+        session.start(model, torch.device("cpu"))
+        while more():
+            F.cross_entropy(model(x), y).backward()
+            session.observe()
+            clock[0] += seconds_a_batch
+            if session.due():
+                session.step(model)
+                session.attach(model, torch.device("cpu"))
+
+    earlier = PruningSession(sp, widths, schedule, physical=False)
+    prune(earlier, 1.0, lambda: earlier.pruning_steps < 20)  # the earlier process: 1 s a batch
     resumed = PruningSession(sp, widths, schedule, physical=False)
-    resumed.load_state_dict(state)
-    model = sp.build(widths)
-    resumed.start(model, torch.device("cpu"))
-    for _ in range(11):  # this process: 2 s a batch
-        F.cross_entropy(model(x), y).backward()
-        resumed.observe()
-        clock[0] += 2.0
-        if resumed.due():
-            resumed.step(model)
-            resumed.attach(model, torch.device("cpu"))
-    steps_left = resumed.max_steps - resumed.pruning_steps
-    minutes = 2.0 * schedule.interval * steps_left / 60
+    resumed.load_state_dict(earlier.state_dict())
+    batches = iter(range(11))
+    prune(resumed, 2.0, lambda: next(batches, None) is not None)  # this process: 2 s a batch
+    minutes = 2.0 * schedule.interval * (resumed.max_steps - resumed.pruning_steps) / 60
     assert f"about {minutes:.0f} min left" in resumed.status(), (resumed.status(), minutes)
