@@ -273,6 +273,8 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["export", run, "--out", str(Path(run) / "weights")], "run directory"),
         (["export", run, "--out", str(r / "taken")], "exists"),
         (["export", run, "--out", "/proc/neuralscale-test/model"], "/proc/neuralscale-test"),
+        (["export", run, "--out", str(r / "exdir") + "/"], "not a folder"),  # would write exdir.json beside it
+        (["export", run, "--out", str(r / "small")], "not a folder"),  # an existing folder
         # --- experiment -------------------------------------------------------------------------------------
         (["experiment", str(r / "absent.toml")], "does not exist"),
         (["experiment", ("TOML", EXP_OK), "--out", "/proc/neuralscale-test/exp"], "/proc/neuralscale-test"),
@@ -306,6 +308,9 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["train", *TINY_TRAIN, "--out", str(r / ("x" * 5000))], "File name too long"),
         (["train", *TINY_TRAIN, "--out", str(r / ("y" * 300) / "run")], "File name too long"),
         (["scale", *VGG, "--method", "uniform", "--params", "1e308%"], "positive finite amount"),
+        # a model whose weights, gradients and momentum alone exceed memory: refused, not killed without a word
+        (["info", *VGG, "--widths", ",".join(["65536"] * 8), "--latency"], "too much for this machine's"),
+        (["train", *TINY_TRAIN[:4], "--widths", ",".join(["32768"] * 8), *TINY_TRAIN[6:], "--out", str(r / "wide")], "too much for this machine's"),
         # --- anything -----------------------------------------------------------------------------------------
         (["frobnicate"], "invalid choice"),
     ]
@@ -333,10 +338,21 @@ def test_the_corpus_is_large():
     assert len(CASES) >= 100
 
 
-def test_a_late_mistake_in_an_experiment_file_stops_it_before_the_descent(world, capsys):
-    path = _experiment(world["root"], EXP_OK.replace('out = "exp-out"', 'out = "late-out"')
-                       + '\n[report]\naccuracy = "bogus"\n')
+@pytest.mark.parametrize("old,new,needle", [
+    ("", '\n[report]\naccuracy = "bogus"\n', "unknown [report] accuracy"),
+    # mistakes the sweep found only as it started, after the experiment's descent (hours later)
+    ('methods = ["uniform"]', 'methods = ["neuralscale@x"]', "number from 1, got 'x'"),
+    ('methods = ["uniform"]', 'methods = ["neuralscale@0"]', "number from 1, got '0'"),
+    ("seeds = [0]", 'seeds = [0]\niterations = ["bogus"]', "number from 1, got 'bogus'"),
+    ("seeds = [0]", "seeds = [0]\niterations = [0]", "number from 1, got 0"),
+    ("[sweep.train]", '[sweep.train]\ndevice = "tpu"', "unknown device 'tpu'"),
+])
+def test_a_late_mistake_in_an_experiment_file_stops_it_before_the_descent(world, capsys, old, new, needle):
+    body = EXP_OK.replace('out = "exp-out"', 'out = "late-out"')
+    path = _experiment(world["root"], body.replace(old, new, 1) if old else body + new)
     assert cli.main(["experiment", path]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], lines
     assert not (world["root"] / "late-out").exists()  # nothing ran
 
 
@@ -349,3 +365,90 @@ def test_bad_input_in_a_real_subprocess(args, needle):
     r = run_real_cli(*args)  # a new interpreter, as a user starts it
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+
+
+# --- found by an adversarial pass (2026-12-04) -------------------------------------------------------------------
+def _folder(root: Path) -> Path:
+    from helpers import write_imagefolder
+    return write_imagefolder(root, classes=2, per_class=2, size=32)
+
+
+def test_hidden_folders_and_files_in_an_image_folder_are_not_classes_or_images(tmp_path):
+    """Jupyter's .ipynb_checkpoints/ and macOS's ._* stubs: skipped, as file browsers hide them (the folder
+    was refused: "train has class folders not in train/: .ipynb_checkpoints")."""
+    from neuralscale.data.imagefolder import read
+    plain = read(str(_folder(tmp_path / "plain")))
+    messy = _folder(tmp_path / "messy")
+    for part in ("train", "test"):
+        shutil.copytree(messy / part / "class_0", messy / part / ".ipynb_checkpoints")
+        (messy / part / "class_1" / "._img0.png").write_bytes(b"\x00\x05\x16\x07 Mac OS X resource fork")
+        shutil.copytree(messy / part / "class_1", messy / part / "class_1" / ".thumbs")
+    got = read(str(messy))
+    assert got["classes"] == plain["classes"] == ["class_0", "class_1"]
+    for key in ("train_x", "train_y", "test_x", "test_y"):
+        assert torch_equal(got[key], plain[key]), key
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+    return a.shape == b.shape and bool(torch.equal(a, b))
+
+
+def test_an_image_too_large_to_decode_is_one_line_and_a_large_one_no_warning(tmp_path, monkeypatch, recwarn):
+    """PIL's decompression-bomb limits, moved down to this test's image sizes: over twice the limit an image is
+    refused in one NeuralscaleError (it was PIL's traceback), between once and twice it loads without PIL's
+    two-line warning on stderr."""
+    import neuralscale as ns
+    from neuralscale.data.images import decode, image_size
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    big, large = tmp_path / "big.png", tmp_path / "large.png"
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(big)  # 256 pixels: over twice 100
+    Image.fromarray(np.zeros((12, 12, 3), dtype=np.uint8)).save(large)  # 144: over 100, under 200
+    for call in (lambda: image_size(big.read_bytes(), str(big)), lambda: decode(big.read_bytes(), 16, str(big))):
+        with pytest.raises(ns.NeuralscaleError, match="too large to decode") as e:
+            call()
+        assert "\n" not in str(e.value)
+    assert image_size(large.read_bytes(), str(large)) == 12 and decode(large.read_bytes(), 12, str(large)).shape == (3, 12, 12)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_an_image_folder_too_big_for_memory_is_refused_before_decoding(tmp_path, monkeypatch, capsys):
+    """Phone photos: every image decoded at the first one's size could exhaust memory and be killed without a
+    word; refused first, in one line (physical memory made small here: 64 KiB)."""
+    import neuralscale.memory
+    folder = _folder(tmp_path / "f")
+    monkeypatch.setattr(neuralscale.memory, "physical_memory", lambda: 64 * 1024)  # 12 images of 32 px: 36 KiB
+    code = cli.main(["info", "--model", "vgg11", "--dataset", f"imagefolder:{folder}"])
+    assert code == 0  # info reads one image, not the folder
+    capsys.readouterr()
+    code = cli.main(["train", "--model", "vgg11", "--dataset", f"imagefolder:{folder}", "--ratio", "0.0625",
+                     "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "resize them first" in lines[0], lines
+
+
+def test_out_of_memory_from_pytorch_is_one_line_and_other_runtime_errors_are_not_hidden(monkeypatch, capsys):
+    """PyTorch's allocators report a failed allocation as a RuntimeError, not a MemoryError: one line, exit 2
+    (it was a traceback). Any other RuntimeError is a bug and keeps its traceback."""
+    def oom(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 30000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setitem(cli.COMMANDS, "info", oom)
+    assert cli.main(["info", *VGG]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("neuralscale: error: out of memory (") and "ask for less" in lines[0]
+
+    def bug(args):
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setitem(cli.COMMANDS, "info", bug)
+    with pytest.raises(RuntimeError, match="a bug of ours"):
+        cli.main(["info", *VGG])
+
+
+def test_an_empty_export_name_writes_nothing(world, tmp_path, monkeypatch, capsys):
+    """`export RUN --out ""` wrote hidden ./.json and ./.pt, then failed naming .json.json."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["export", str(world["root"] / "run"), "--out", ""]) == 2
+    assert "not a folder" in capsys.readouterr().err and not list(tmp_path.iterdir())

@@ -744,6 +744,19 @@ def _main(argv: Sequence[str] | None) -> int:
     except MemoryError:
         print("neuralscale: error: out of memory; ask for less (a smaller batch, subset or model)", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # PyTorch's allocators say it as a RuntimeError (CUDA's OutOfMemoryError is one)
+        if not _out_of_memory(e):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"neuralscale: error: out of memory ({first}); ask for less (a smaller batch, subset, image size or "
+              "model)", file=sys.stderr)
+        return 2
+
+
+def _out_of_memory(e: RuntimeError) -> bool:
+    import torch
+    text = str(e)
+    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def _show_warning(shown, message, category, filename, lineno, file=None, line=None) -> None:

@@ -20,6 +20,7 @@ exported model gives the same outputs as the PyTorch one.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -72,6 +73,16 @@ def stem(path: str | Path) -> Path:
     """NAME of NAME.json / NAME.pt / NAME.onnx: a dot inside NAME (resnet18-0.25) is part of it."""
     path = Path(path)
     return path.with_suffix("") if path.suffix in (".json", ".pt", ".onnx") else path
+
+
+def _check_name(path: str | Path) -> None:
+    """An export's NAME names files (NAME.json, NAME.pt), not a folder: an empty one, one that ends in a slash
+    or an existing folder is refused before anything is written."""
+    text = str(path)
+    name = stem(text).name
+    if not text.strip() or text.endswith(("/", os.sep)) or name in ("", ".", "..") or Path(text).is_dir():
+        raise NeuralscaleError(f"export name {text!r} must name its files (NAME gives NAME.json and NAME.pt), "
+                               "not a folder")
 
 
 def named(path: str | Path, suffix: str) -> Path:
@@ -137,6 +148,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     with `onnx`, the ONNX extra must be installed, checked before anything is written.
     """
     run_dir = Path(run_dir)
+    _check_name(path)
     for suffix in (".json", ".pt") + ((".onnx",) if onnx else ()):
         check_new_file(named(path, suffix), force)
     if onnx:

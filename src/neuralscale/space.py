@@ -20,6 +20,7 @@ from torch import nn
 from .accounting import _output_positions, count_macs, count_params
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
+from .memory import refuse_beyond
 from .validate import MAX_WIDTH, ratio as check_ratio
 
 
@@ -138,6 +139,9 @@ class WidthSpace:
         """A freshly initialised model with exactly these widths (on the meta device: shapes only, and
         torch.nn.init's initialisers are skipped, since a meta tensor has no values to fill)."""
         widths = self.validate(widths)
+        if device is None or torch.device(device).type != "meta":
+            refuse_beyond(16 * self.params(widths), 1 / 2, f"{self.name} at widths {_short(widths)}: its weights, "
+                          "gradients and momentum", "ask for a smaller model")
         if device is None:
             return self._make(widths)
         if torch.device(device).type == "meta":
@@ -225,3 +229,8 @@ class WidthSpace:
         return {"model": self.name, "dataset": self.info.name, "layers": list(self.layer_names), "widths": widths,
                 "params": p, "macs": m, "params_share": p / self.params(self.base_widths),
                 "macs_share": m / self.macs(self.base_widths)}
+
+
+def _short(widths: Sequence[int]) -> str:
+    """Widths for a one-line message: all of them, or the first few and a count."""
+    return ",".join(map(str, widths)) if len(widths) <= 8 else ",".join(map(str, widths[:6])) + f",... ({len(widths)})"

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+import torch
+
 from .budget import METRICS, Budget
 from .descent import DescentDir, is_descent_dir
 from .errors import NeuralscaleError, warn
@@ -93,6 +95,9 @@ class SweepConfig(Settings):
                 raise NeuralscaleError(f"unknown method {m!r}; choose from: {', '.join(BASE_METHODS)} "
                                        "(neuralscale@K, shape@K for one descent iteration; neuralscale-macs, "
                                        f"neuralscale-latency for a descent of that objective){suggest(m, BASE_METHODS)}")
+        for w in [m.split("@", 1)[1] for m in self.methods if "@" in m] + list(self.iterations):
+            _iteration_spelling(w)  # what a descent must hold is checked when it is there; the spelling now
+        _device_spelling(self.train.get("device", "auto"))
         if not (self.ratios or self.params or self.macs or self.latency):
             raise NeuralscaleError("the sweep has no budgets: give ratios, params, macs or latency")
         if not self.seeds:
@@ -172,6 +177,26 @@ def _budgets(cfg: SweepConfig, space, frozen: dict) -> list[Budget]:
             kept["value"] = b.resolve(space, cost_function(space, "latency", LATENCY_DEVICE, LATENCY_BATCH)).value
         out.append(replace(b, value=float(kept["value"])))
     return out
+
+
+def _iteration_spelling(w) -> None:
+    """A descent iteration as a sweep names it: first, last or a number from 1 (checked before any descent runs:
+    an experiment file's sweep starts after its descent, hours later)."""
+    if w in ("first", "last"):
+        return
+    if isinstance(w, bool) or not (isinstance(w, int) or (isinstance(w, str) and w.strip().isdigit())) or int(w) < 1:
+        raise NeuralscaleError(f"descent iteration must be first, last or a number from 1, got {w!r}")
+
+
+def _device_spelling(name) -> None:
+    """A device name torch can parse (cpu, cuda, cuda:N, ...) or auto; whether it is on this machine is checked
+    when a run starts."""
+    if name == "auto":
+        return
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise NeuralscaleError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
 
 
 def _iterations(cfg: SweepConfig, method: str) -> list[int]:

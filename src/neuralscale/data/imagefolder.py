@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import NeuralscaleError
+from ..memory import refuse_beyond
 from .images import EXTENSIONS, decode, image_size, stack
 from .info import DatasetInfo
 
@@ -25,8 +26,14 @@ def _classes(train_dir: Path) -> list[str]:
     return sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _hidden(p: Path, root: Path) -> bool:
+    """Under a name that starts with a dot, as file browsers hide it (Jupyter's .ipynb_checkpoints/, macOS's ._*
+    stubs): not the user's images, so neither a class nor an image."""
+    return any(part.startswith(".") for part in p.relative_to(root).parts)
+
+
 def _files(d: Path) -> list[Path]:
-    return sorted(p for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    return sorted(p for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS and not _hidden(p, d) and p.is_file())
 
 
 def _layout(root: str) -> tuple[Path, Path, Path, list[str]]:
@@ -63,17 +70,29 @@ def read(root: str) -> dict:
     info = imagefolder_info(root)
     _, train, test, classes = _layout(root)
     out = {"classes": classes}
+    parts = {}
     for part, d in (("train", train), ("test", test)):
         items = []
         for i, c in enumerate(classes):
             if (d / c).is_dir():
                 items += [(f, i) for f in _files(d / c)]
-        unknown = sorted({p.name for p in d.iterdir() if p.is_dir()} - set(classes))
+        unknown = sorted({p.name for p in d.iterdir() if p.is_dir() and not _hidden(p, d)} - set(classes))
         if unknown:
             raise NeuralscaleError(f"{d} has class folders not in train/: {', '.join(unknown[:5])}")
         if not items:
             raise NeuralscaleError(f"{d} holds no images")
+        parts[part] = items
+    _check_fits(root, sum(map(len, parts.values())), info.resolution)
+    for part, items in parts.items():
         xs = [decode(f.read_bytes(), info.resolution, str(f)) for f, _ in tqdm(items, desc=f"{part} images", disable=None, leave=False)]
         out[f"{part}_x"] = stack(xs)
         out[f"{part}_y"] = torch.tensor([y for _, y in items], dtype=torch.int64)
     return out
+
+
+def _check_fits(root: str, images: int, resolution: int) -> None:
+    """Every image is decoded at the first training image's size and held in memory (twice while they are
+    stacked): a folder of phone photos (4000 px) would exhaust it, so it is refused first."""
+    refuse_beyond(images * 3 * resolution * resolution, 1 / 3,
+                  f"image folder {root}: {images:,} images decoded at {resolution}x{resolution} px (the first "
+                  "training image's size)", "resize them first (e.g. to 224 px)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import torch
@@ -13,10 +14,25 @@ from ..errors import NeuralscaleError
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
+def _open(blob: bytes, where: str) -> Image.Image:
+    """The image in `blob`. PIL refuses images of over about 179M pixels as possible decompression bombs (and
+    warns, in two lines, above half that): here the user's own files, refused in one line, warned of not at all."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(blob))
+    except Image.DecompressionBombError:
+        raise NeuralscaleError(f"{where} is too large to decode (over {2 * Image.MAX_IMAGE_PIXELS:,} pixels); "
+                               "resize it first") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise NeuralscaleError(f"{where} is not a readable image ({e})") from None
+
+
 def decode(blob: bytes, size: int, where: str) -> torch.Tensor:
     """RGB uint8 tensor (3, size, size); resized (antialiased) if needed."""
+    img = _open(blob, where)
     try:
-        img = _rgb(Image.open(io.BytesIO(blob)), where)
+        img = _rgb(img, where)
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise NeuralscaleError(f"{where} is not a readable image ({e})") from None
     if img.size != (size, size):
@@ -45,10 +61,7 @@ def stack(images: list[torch.Tensor]) -> torch.Tensor:
 
 
 def image_size(blob: bytes, where: str) -> int:
-    try:
-        return max(Image.open(io.BytesIO(blob)).size)
-    except (UnidentifiedImageError, OSError) as e:
-        raise NeuralscaleError(f"{where} is not a readable image ({e})") from None
+    return max(_open(blob, where).size)
 
 
 
