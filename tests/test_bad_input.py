@@ -310,6 +310,8 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["scale", *VGG, "--method", "uniform", "--params", "1e308%"], "positive finite amount"),
         # a model whose weights, gradients and momentum alone exceed memory: refused, not killed without a word
         (["info", *VGG, "--widths", ",".join(["65536"] * 8), "--latency"], "too much for this machine's"),
+        ([*SWEEP, "--workers", "2", "--threads", "100000", "--out", str(r / "many")], "threads must be at most"),
+        ([*SWEEP, "--workers", "100000", "--out", str(r / "many")], "workers must be at most"),
         (["train", *TINY_TRAIN[:4], "--widths", ",".join(["32768"] * 8), *TINY_TRAIN[6:], "--out", str(r / "wide")], "too much for this machine's"),
         # --- anything -----------------------------------------------------------------------------------------
         (["frobnicate"], "invalid choice"),

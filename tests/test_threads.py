@@ -128,3 +128,16 @@ def test_a_run_records_how_its_threads_were_chosen(tmp_path):
     env = json.loads((out / "record.json").read_text())["environment"]
     assert env["thread_policy"].startswith(f"threads: {env['threads']} of ") and env["thread_changes"] == 0
     assert "threads: " in r.stderr  # and in the run's log
+
+
+def test_a_thread_count_past_four_per_cpu_is_capped_and_said(monkeypatch, free_threads):
+    """NEURALSCALE_THREADS=3000 made libgomp fail to create its threads and the run die (an adversarial pass):
+    the count is capped at 4 per CPU, and the run's log line says so."""
+    from neuralscale import threads
+    monkeypatch.setenv("NEURALSCALE_THREADS", "3000")
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    assert threads.most_threads() == 8 and threads.fixed_by_user() == 8
+    g = Governor()
+    assert g.limit == 8 and "NEURALSCALE_THREADS=3000 capped at 8 (4 per CPU)" in g.describe(), g.describe()
+    monkeypatch.setenv("NEURALSCALE_THREADS", "8")
+    assert threads.fixed_by_user() == 8

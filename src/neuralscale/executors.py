@@ -36,7 +36,7 @@ from .runs import execute_in_store, failed_record
 from .spec import RunSpec
 from .store import RunStore
 from .logs import configure as configure_logging
-from .threads import set_limit
+from .threads import most_threads, set_limit
 from .train import resolve_device
 
 log = logging.getLogger(__name__)
@@ -480,6 +480,11 @@ def get_executor(name: str, **options):
         v = options.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "retries" else 1)):
             raise NeuralscaleError(f"{key} must be an integer of at least {0 if key == 'retries' else 1}, got {v!r}")
+    if name != "ray":  # on this machine (a Ray cluster's nodes may be larger): more only oversubscribes its cores
+        for key in ("workers", "threads"):
+            if (options.get(key) or 0) > most_threads():
+                raise NeuralscaleError(f"{key} must be at most {most_threads()} on this machine (4 per CPU), "
+                                       f"got {options[key]}")
     if name == "sequential":
         return Sequential(threads=options.get("threads"))
     if name == "local":

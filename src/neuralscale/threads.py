@@ -36,11 +36,19 @@ _WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 _state = {"limit": None, "set": None, "share": None}  # share: the limit a sweep worker was given (set_limit)
 
 
+def most_threads() -> int:
+    """The most threads a process computes with: 4 per CPU of the machine. More only oversubscribes the cores
+    (NEURALSCALE_THREADS=3000 made libgomp fail to create them and the run die)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def _mode() -> str:
-    """'auto' (the governor), 'torch' (leave it to torch), or a fixed count as text."""
+    """'auto' (the governor), 'torch' (leave it to torch), or a fixed count as text (at most most_threads())."""
     value = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if value in ("auto", "torch") or (value.isdigit() and int(value) >= 1):
+    if value in ("auto", "torch"):
         return value
+    if value.isdigit() and int(value) >= 1:
+        return str(min(int(value), most_threads()))
     return "auto"  # a malformed value is not worth failing a run for: said once in describe()
 
 
@@ -193,6 +201,7 @@ class Governor:
             how += f", at most {share} (this sweep worker's share of the cores)"
         bad = os.environ.get(ENV, "auto").strip().lower()
         note = f"; ignored {ENV}={bad!r} (auto, torch or a count)" if bad and _mode() == "auto" and bad != "auto" \
+            else f"; {ENV}={bad} capped at {_mode()} (4 per CPU)" if bad.isdigit() and bad != _mode() \
             else ""
         return (f"threads: {torch.get_num_threads()} of {allowed_cpus()} CPUs, {how}; idle OpenMP threads wait: "
                 f"{wait_policy()}{note}")
