@@ -462,6 +462,16 @@ def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     (lambda: ns.load_model("m.json", space="vgg11"), "load_model: space must be a WidthSpace"),
     (lambda: ns.export_run(None, "m"), "export_run: run_dir must be a path"),
     (lambda: ns.export_run("run", 3.5), "export_run: path must be a path"),
+    # found by an adversarial pass (2026-12-04): each was a TypeError, AttributeError or RuntimeError
+    (lambda: ns.scale("vgg11", "uniform", "25%"), "scale: space must be a WidthSpace"),
+    (lambda: ns.descend(ns.space("vgg11", "synthetic"), "synthetic", None), "descend: out_dir must be a path"),
+    (lambda: ns.space(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                          torch.nn.Conv2d(8, 8, 3)),
+                      torch.zeros(1, 1, 8, 8)), "does not run on the example input of shape (1, 1, 8, 8)"),
+    (lambda: ns.space("vgg11", "synthetic").validate(5), "widths must be a list of 8 integers, not int"),
+    (lambda: ns.space("vgg11", "synthetic").validate(None), "widths must be a list of 8 integers, not NoneType"),
+    (lambda: ns.space("vgg11", "synthetic").validate("8,8,8,8,8,8,8,8"), "widths must be a list of 8 integers"),
+    (lambda: ns.space("vgg11", "synthetic").validate([True] * 8), "width 1 (conv1) is not an integer: True"),
 ])
 def test_the_python_api_misused_says_so_as_the_cli_would(call, says):
     """Arguments of the wrong type are one NeuralscaleError saying which and what it takes (issue 32), not a

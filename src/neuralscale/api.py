@@ -220,8 +220,8 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     replaces a latency objective's timing (tests).  `force`: descend into a folder that holds other files.
     """
     for_api(progress)
-    _check_arguments("descend", model, dataset, config, DescentConfig, subset,
-                     {"out_dir": out_dir, "data_dir": data_dir})
+    _check_arguments("descend", model, dataset, config, DescentConfig, subset, {"data_dir": data_dir})
+    check_paths("descend", {"out_dir": out_dir}, optional=False)
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     config = (config or DescentConfig()).resolve(space)

@@ -111,6 +111,9 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
     measured afresh after solving (`measured`: median, interquartile range, and whether it is within
     `latency.tolerance` of the budget).
     """
+    if not isinstance(space, WidthSpace):
+        raise NeuralscaleError(f"scale: space must be a WidthSpace (ns.space(model, dataset)), not "
+                               f"{type(space).__name__}")
     budget = Budget.parse(budget, budget.metric if isinstance(budget, Budget) else "params")
     law = method_law(space, method, source, iteration)
     objective = source_objective(source, law)

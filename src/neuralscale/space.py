@@ -12,7 +12,7 @@ import contextlib
 import functools
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -109,13 +109,15 @@ class WidthSpace:
 
     def validate(self, widths: Sequence[int]) -> list[int]:
         """Widths as a list of ints, or a NeuralscaleError saying what is wrong."""
+        if isinstance(widths, (str, bytes)) or not isinstance(widths, Iterable):
+            raise NeuralscaleError(f"widths must be a list of {len(self)} integers, not {type(widths).__name__}")
         widths = list(widths)
         if len(widths) != len(self):
             raise NeuralscaleError(
                 f"{self.name} has {len(self)} gated layers, got {len(widths)} widths")
         out = []
         for i, w in enumerate(widths):
-            if isinstance(w, float) and not w.is_integer():
+            if isinstance(w, bool) or (isinstance(w, float) and not w.is_integer()):
                 raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) is not an integer: {w}")
             try:
                 w = int(w)

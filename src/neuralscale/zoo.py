@@ -154,9 +154,15 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
     elif isinstance(example, torch.Tensor) and example.dim() == 4 and example.shape[-1] == example.shape[-2]:
         was = model.training
         model.eval()
-        with torch.no_grad():
-            out = model(example[:1].to(next(model.parameters()).device))
-        model.train(was)
+        try:
+            with torch.no_grad():
+                out = model(example[:1].to(next(model.parameters()).device))
+        except (RuntimeError, ValueError, TypeError, IndexError) as e:  # the example does not fit the model
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise NeuralscaleError(f"your model does not run on the example input of shape "
+                                   f"{tuple(example.shape)}: {first}") from None
+        finally:
+            model.train(was)
         if out.dim() != 2:
             raise NeuralscaleError(f"the model must return class scores of shape (batch, classes), got {tuple(out.shape)}")
         info = DatasetInfo("custom", int(out.shape[1]), int(example.shape[1]), int(example.shape[-1]))
