@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 
 import pytest
@@ -106,3 +107,35 @@ def test_an_exported_model_takes_the_images_of_a_folder_as_they_are(tmp_path):
         mean = torch.tensor(meta["preprocessing"]["mean"]).view(1, 3, 1, 1)
         std = torch.tensor(meta["preprocessing"]["std"]).view(1, 3, 1, 1)
         assert torch.allclose(bare((torch.from_numpy(x) - mean) / std), torch.from_numpy(mine), atol=1e-5)
+
+
+@pytest.mark.parametrize("field,value,says", [
+    ("weights", 5, "its weights must name the weights file"),
+    ("weights", None, "its weights must name the weights file"),
+    ("widths", 5, "widths must be a list of 8 integers"),
+    ("widths", None, "widths must be a list of 8 integers"),
+    ("input_shape", [1, 28, 28], "its input_shape must be [3, 32, 32]"),
+    ("input_shape", "3x32x32", "its input_shape must be"),
+    ("num_classes", 7, "its num_classes must be 10"),
+    ("num_classes", "10", "its num_classes must be 10"),
+    ("classes", ["a", "b"], "its classes must be a list of 10 names"),
+    ("classes", "abc", "its classes must be a list of 10 names"),
+    ("preprocessing", {"mean": [0.5, 0.5], "std": [0.2, 0.2, 0.2]}, "preprocessing.mean must be 3 finite numbers"),
+    ("preprocessing", {"mean": [0.5] * 3, "std": [0.0] * 3}, "preprocessing.std must be 3 finite positive numbers"),
+    ("preprocessing", {"mean": [0.5] * 3, "std": [0.2] * 7}, "preprocessing.std must be 3 finite positive"),
+    ("preprocessing", {"mean": ["a"] * 3, "std": [0.2] * 3}, "preprocessing.mean must be 3 finite numbers"),
+])
+def test_a_hand_edited_model_file_is_refused_naming_its_field(tmp_path, field, value, says):
+    """An exported model's fields that its users read, or that its normalisation applies, checked as it loads
+    (an adversarial pass found each passed through unchecked, or failing later as a TypeError or a size
+    mismatch at the first forward pass, or, std 0, silently giving non-finite outputs)."""
+    sp = ns.space("vgg11", "synthetic")
+    json_path, _ = save_model(tmp_path / "net", sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625),
+                              {"preprocessing": {"mean": [125.0] * 3, "std": [60.0] * 3},
+                               "classes": [f"c{i}" for i in range(10)]})
+    load_model(json_path)  # as saved: loads
+    meta = json.loads(json_path.read_text())
+    meta[field] = value
+    json_path.write_text(json.dumps(meta))
+    with pytest.raises(NeuralscaleError, match=re.escape(says)):
+        load_model(json_path)

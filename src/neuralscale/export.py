@@ -20,6 +20,7 @@ exported model gives the same outputs as the PyTorch one.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -117,7 +118,11 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     missing = [k for k in ("model", "dataset", "widths", "weights") if k not in meta]
     if missing:
         raise NeuralscaleError(f"{meta['_path']} is damaged: it has no {', '.join(missing)}")
+    if not isinstance(meta["weights"], str) or not meta["weights"].strip():
+        raise NeuralscaleError(f"{meta['_path']} is damaged: its weights must name the weights file, got "
+                               f"{meta['weights']!r}")
     sp = record_space(meta, data_dir, space)
+    _check_fields(meta, sp)
     meta.setdefault("params_share", sp.params(meta["widths"]) / sp.params(sp.base_widths))
     meta.setdefault("macs_share", sp.macs(meta["widths"]) / sp.macs(sp.base_widths))
     meta.setdefault("input_shape", list(sp.info.input_shape))
@@ -138,6 +143,41 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
         except (KeyError, TypeError, ValueError, RuntimeError):
             raise NeuralscaleError(f"{meta['_path']} is damaged: its preprocessing has no per-channel mean and std") from None
     return model.to(device).eval(), meta
+
+
+def _check_fields(meta: dict, sp: WidthSpace) -> None:
+    """The fields a loaded model's users read (and Pixels applies) as the space says they must be: a damaged or
+    hand-edited file is one NeuralscaleError naming the field, not a size mismatch at the first forward pass."""
+    def damaged(field: str, must: str) -> NeuralscaleError:
+        return NeuralscaleError(f"{meta['_path']} is damaged: its {field} must be {must}, got {meta_value(field)!r}")
+
+    def meta_value(field: str):
+        head, _, tail = field.partition(".")
+        value = meta.get(head)
+        return value.get(tail) if tail and isinstance(value, dict) else value
+
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    info = sp.info
+    if "input_shape" in meta and meta["input_shape"] != list(info.input_shape):
+        raise damaged("input_shape", f"{list(info.input_shape)} ({sp.name}'s)")
+    if "num_classes" in meta and not (whole(meta["num_classes"]) and meta["num_classes"] == info.num_classes):
+        raise damaged("num_classes", f"{info.num_classes} ({sp.name}'s)")
+    classes = meta.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+                                    and len(classes) in (0, info.num_classes)):  # none: a run that had none
+        raise damaged("classes", f"a list of {info.num_classes} names")
+    pre = meta.get("preprocessing")
+    if isinstance(pre, dict):
+        for key in ("mean", "std"):
+            v = pre.get(key)
+            ok = (isinstance(v, list) and len(v) == info.in_channels
+                  and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+                  and (key == "mean" or all(x > 0 for x in v)))
+            if not ok:
+                what = "positive " if key == "std" else ""
+                raise damaged(f"preprocessing.{key}", f"{info.in_channels} finite {what}numbers (one per channel)")
 
 
 def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx: bool = False,
