@@ -296,6 +296,8 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (exp(swap(EXP_OK, "epochs = 1", "epochs = 0")), "epochs must be at least 1"),
         (exp(swap(EXP_OK, "ratios = [0.0625]", 'ratios = ["a"]')), "ratios must be"),
         (exp(swap(EXP_OK, 'methods = ["uniform"]', 'methods = "uniform"')), "methods must be"),
+        (exp(swap(EXP_OK, "ratios = [0.0625]", 'params = "25%"')), "params must be a list of budgets"),
+        (exp(swap(EXP_OK, "ratios = [0.0625]", "macs = 20000")), "macs must be a list of budgets"),
         (exp(swap(EXP_OK, "[sweep.train]", "[sweep.train]\nmomentum = -0.5")), "momentum must be at least 0"),
         # --- values and paths at the edges (issue 32) --------------------------------------------------------------
         (["info", *VGG, "--ratio", "0.125", "--latency", "--batch", "1000000000"], "does not fit in cpu's memory"),

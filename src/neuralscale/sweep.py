@@ -83,6 +83,10 @@ class SweepConfig(Settings):
     convert: bool = False
 
     def __post_init__(self):
+        for name in ("params", "macs", "latency"):  # a lone "25%" would be read as its characters below
+            if not isinstance(getattr(self, name), (list, tuple)):
+                raise NeuralscaleError(f"sweep setting {name} must be a list of budgets (such as [\"25%\", "
+                                       f"\"2.8M\"]), got {getattr(self, name)!r}")
         # a Budget given here (the CLI's) is kept as a person spells it, as experiment files do
         self.params = [Budget.parse(b, "params").spelling if isinstance(b, Budget) else b for b in self.params]
         self.macs = [Budget.parse(b, "macs").spelling if isinstance(b, Budget) else b for b in self.macs]
