@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import pickle
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -325,3 +326,16 @@ def test_every_reader_of_a_datasets_protocol_reads_the_one_table(monkeypatch):
     assert train.epochs == 12 and train.milestones == (3 / 12, 6 / 12, 9 / 12)
     sweep = preset("paper", "vgg11", "synthetic")
     assert sweep.ratios == [0.5] and sweep.finetune_epochs == 3
+
+
+def test_an_empty_cache_or_data_variable_is_unset_not_the_current_folder(monkeypatch):
+    """NEURALSCALE_CACHE= or NEURALSCALE_DATA= (set, empty) wrote tensors/ or data into the current folder."""
+    from neuralscale.data import default_data_dir
+    from neuralscale.data.base import cache_dir
+    monkeypatch.setenv("NEURALSCALE_CACHE", "")
+    monkeypatch.setenv("NEURALSCALE_DATA", "")
+    assert cache_dir() == Path.home() / ".cache" / "neuralscale"
+    assert default_data_dir() == Path.home() / ".cache" / "neuralscale" / "data"
+    monkeypatch.setenv("NEURALSCALE_CACHE", "/somewhere/cache")
+    monkeypatch.setenv("NEURALSCALE_DATA", "/somewhere/data")
+    assert cache_dir() == Path("/somewhere/cache") and default_data_dir() == Path("/somewhere/data")

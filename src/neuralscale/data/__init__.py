@@ -79,7 +79,9 @@ class DataConfig(Settings):
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("NEURALSCALE_DATA", Path.home() / ".cache" / "neuralscale" / "data"))
+    """NEURALSCALE_DATA, or ~/.cache/neuralscale/data where it is unset or empty (an empty one is not the current
+    folder)."""
+    return Path(os.environ.get("NEURALSCALE_DATA") or Path.home() / ".cache" / "neuralscale" / "data")
 
 
 def load(name: str, data_dir: str | Path | None = None, *, download: bool = True,

@@ -88,7 +88,9 @@ class Splits:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("NEURALSCALE_CACHE", Path.home() / ".cache" / "neuralscale"))
+    """NEURALSCALE_CACHE, or ~/.cache/neuralscale where it is unset or empty (an empty one is not the current
+    folder)."""
+    return Path(os.environ.get("NEURALSCALE_CACHE") or Path.home() / ".cache" / "neuralscale")
 
 
 def fingerprint(paths: list[Path], extra: dict | None = None) -> str:
