@@ -393,6 +393,17 @@ def test_hidden_folders_and_files_in_an_image_folder_are_not_classes_or_images(t
         assert torch_equal(got[key], plain[key]), key
 
 
+def test_an_empty_class_folder_in_train_is_refused(tmp_path):
+    """A class with no training images was a class the network never saw (silently)."""
+    import neuralscale as ns
+    from neuralscale.data.imagefolder import read
+    folder = _folder(tmp_path / "f")
+    (folder / "train" / "class_9").mkdir()
+    (folder / "train" / "class_9" / "notes.txt").write_text("not an image")
+    with pytest.raises(ns.NeuralscaleError, match="class_9 holds no images"):
+        read(str(folder))
+
+
 def torch_equal(a, b) -> bool:
     import torch
     return a.shape == b.shape and bool(torch.equal(a, b))

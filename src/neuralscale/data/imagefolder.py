@@ -81,6 +81,10 @@ def read(root: str) -> dict:
             raise NeuralscaleError(f"{d} has class folders not in train/: {', '.join(unknown[:5])}")
         if not items:
             raise NeuralscaleError(f"{d} holds no images")
+        seen = {y for _, y in items}
+        empty = [c for i, c in enumerate(classes) if part == "train" and i not in seen]
+        if empty:  # a class the network would never see trained
+            raise NeuralscaleError(f"{d / empty[0]} holds no images ({', '.join(EXTENSIONS)}); fill it or remove it")
         parts[part] = items
     _check_fits(root, sum(map(len, parts.values())), info.resolution)
     for part, items in parts.items():
