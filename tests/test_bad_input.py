@@ -32,6 +32,11 @@ def world(tmp_path_factory, tiny_descent):
     w = {"root": root}
     assert cli.main(["train", *TINY_TRAIN, "--out", str(root / "run")]) == 0
     shutil.copytree(tiny_descent[0], root / "descent")
+    shutil.copytree(tiny_descent[0], root / "descent_huge")  # a law's alpha of 400 digits: no float holds it
+    fits = root / "descent_huge" / "fits.json"
+    doc = json.loads(fits.read_text())
+    doc["laws"][0]["alpha"][0] = 0
+    fits.write_text(json.dumps(doc).replace('"alpha": [0', '"alpha": [1' + "0" * 400, 1))
     assert cli.main([*SWEEP, "--out", str(root / "store")]) == 0
     (root / "file.txt").write_text("not a directory\n")
     import neuralscale as ns
@@ -310,6 +315,8 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["train", *TINY_TRAIN, "--out", str(r / ("x" * 5000))], "File name too long"),
         (["train", *TINY_TRAIN, "--out", str(r / ("y" * 300) / "run")], "File name too long"),
         (["scale", *VGG, "--method", "uniform", "--params", "1e308%"], "positive finite amount"),
+        (["scale", *VGG, "--method", "neuralscale", "--from", str(r / "descent_huge"), "--params", "20000"],
+         "too large"),
         # a model whose weights, gradients and momentum alone exceed memory: refused, not killed without a word
         (["info", *VGG, "--widths", ",".join(["65536"] * 8), "--latency"], "too much for this machine's"),
         ([*SWEEP, "--workers", "2", "--threads", "100000", "--out", str(r / "many")], "threads must be at most"),

@@ -744,6 +744,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except MemoryError:
         print("neuralscale: error: out of memory; ask for less (a smaller batch, subset or model)", file=sys.stderr)
         return 2
+    except OverflowError as e:  # a JSON file's integer of hundreds of digits where a float goes (a damaged file)
+        print(f"neuralscale: error: a number too large to compute with ({e}); is an input file damaged?",
+              file=sys.stderr)
+        return 2
     except RuntimeError as e:  # PyTorch's allocators say it as a RuntimeError (CUDA's OutOfMemoryError is one)
         if not _out_of_memory(e):
             raise
