@@ -357,6 +357,8 @@ def test_the_corpus_is_large():
     ("seeds = [0]", 'seeds = [0]\niterations = ["bogus"]', "number from 1, got 'bogus'"),
     ("seeds = [0]", "seeds = [0]\niterations = [0]", "number from 1, got 0"),
     ("[sweep.train]", '[sweep.train]\ndevice = "tpu"', "unknown device 'tpu'"),
+    ("[sweep.train]", '[sweep.train]\ndevice = "mps"', "unknown device 'mps'"),  # torch parses it; we train on
+    ('methods = ["uniform"]', 'methods = ["neuralscale@²"]', "number from 1, got '²'"),  # cpu or cuda only
 ])
 def test_a_late_mistake_in_an_experiment_file_stops_it_before_the_descent(world, capsys, old, new, needle):
     body = EXP_OK.replace('out = "exp-out"', 'out = "late-out"')
@@ -474,3 +476,24 @@ def test_an_empty_export_name_writes_nothing(world, tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     assert cli.main(["export", str(world["root"] / "run"), "--out", ""]) == 2
     assert "not a folder" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_training_past_memory_is_refused_by_the_trainer_and_a_model_past_it_by_the_build(monkeypatch):
+    """Weights alone past half of memory: refused by the build (loading or measuring a model needs them);
+    weights, gradients and momentum: by the CPU trainer. Memory is made small here (the model's 4 bytes a
+    parameter fit, its 16 do not)."""
+    import neuralscale as ns
+    import neuralscale.memory
+    from neuralscale.api import load_splits
+    from neuralscale.train import TrainConfig, Trainer
+    sp = ns.space("vgg11", "synthetic")
+    widths = sp.uniform(0.0625)
+    n = sp.params(widths)
+    splits = load_splits("synthetic", TrainConfig(device="cpu"), None, subset={"train": 32, "test": 8})
+    monkeypatch.setattr(neuralscale.memory, "physical_memory", lambda: 12 * n)  # half: 6 bytes a parameter
+    model = sp.build(widths)
+    with pytest.raises(ns.NeuralscaleError, match=f"training {n:,} parameters on the CPU"):
+        Trainer(model, splits, TrainConfig(device="cpu", epochs=1))
+    monkeypatch.setattr(neuralscale.memory, "physical_memory", lambda: 6 * n)  # half: 3 bytes a parameter
+    with pytest.raises(ns.NeuralscaleError, match="its weights take"):
+        sp.build(widths)

@@ -139,3 +139,16 @@ def test_a_hand_edited_model_file_is_refused_naming_its_field(tmp_path, field, v
     json_path.write_text(json.dumps(meta))
     with pytest.raises(NeuralscaleError, match=re.escape(says)):
         load_model(json_path)
+
+
+def test_a_model_loaded_with_a_space_of_its_users_own_is_not_held_to_that_spaces_shapes(tmp_path):
+    """A module with adaptive pooling, saved from a space made on 32 px and loaded with one made on 64 px: its
+    file is not damaged (the check of its fields compared them with the space given, a review found)."""
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                   torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4))
+    small = ns.space(net(), torch.zeros(1, 3, 32, 32))
+    json_path, _ = save_model(tmp_path / "m", small.build(small.base_widths), small, small.base_widths)
+    model, meta = load_model(json_path, space=ns.space(net(), torch.zeros(1, 3, 64, 64)))
+    assert meta["input_shape"] == [3, 32, 32] and model(torch.zeros(2, 3, 64, 64)).shape == (2, 4)

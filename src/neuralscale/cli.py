@@ -760,7 +760,8 @@ def _main(argv: Sequence[str] | None) -> int:
 def _out_of_memory(e: RuntimeError) -> bool:
     import torch
     text = str(e)
-    return isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()
+    cuda_oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch.OutOfMemoryError: 2.5+
+    return isinstance(e, cuda_oom) or "can't allocate memory" in text or "out of memory" in text.lower()
 
 
 def _show_warning(shown, message, category, filename, lineno, file=None, line=None) -> None:

@@ -122,7 +122,7 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
         raise NeuralscaleError(f"{meta['_path']} is damaged: its weights must name the weights file, got "
                                f"{meta['weights']!r}")
     sp = record_space(meta, data_dir, space)
-    _check_fields(meta, sp)
+    _check_fields(meta, sp, own_space=space is None)
     meta.setdefault("params_share", sp.params(meta["widths"]) / sp.params(sp.base_widths))
     meta.setdefault("macs_share", sp.macs(meta["widths"]) / sp.macs(sp.base_widths))
     meta.setdefault("input_shape", list(sp.info.input_shape))
@@ -145,9 +145,11 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     return model.to(device).eval(), meta
 
 
-def _check_fields(meta: dict, sp: WidthSpace) -> None:
+def _check_fields(meta: dict, sp: WidthSpace, own_space: bool = True) -> None:
     """The fields a loaded model's users read (and Pixels applies) as the space says they must be: a damaged or
-    hand-edited file is one NeuralscaleError naming the field, not a size mismatch at the first forward pass."""
+    hand-edited file is one NeuralscaleError naming the field, not a size mismatch at the first forward pass.
+    With a space of the caller's own (`own_space` False: it may take other image sizes than the one the file was
+    saved for) the shapes are the file's business; its normalisation's numbers are still checked."""
     def damaged(field: str, must: str) -> NeuralscaleError:
         return NeuralscaleError(f"{meta['_path']} is damaged: its {field} must be {must}, got {meta_value(field)!r}")
 
@@ -160,13 +162,18 @@ def _check_fields(meta: dict, sp: WidthSpace) -> None:
         return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
     info = sp.info
-    if "input_shape" in meta and meta["input_shape"] != list(info.input_shape):
+    if not own_space:
+        channels = len((meta.get("preprocessing") or {}).get("mean") or []) or info.in_channels
+        info = type(info)(info.name, info.num_classes, channels, info.resolution)
+    if own_space and "input_shape" in meta and meta["input_shape"] != list(info.input_shape):
         raise damaged("input_shape", f"{list(info.input_shape)} ({sp.name}'s)")
-    if "num_classes" in meta and not (whole(meta["num_classes"]) and meta["num_classes"] == info.num_classes):
+    if own_space and "num_classes" in meta and not (whole(meta["num_classes"])
+                                                    and meta["num_classes"] == info.num_classes):
         raise damaged("num_classes", f"{info.num_classes} ({sp.name}'s)")
     classes = meta.get("classes")
     if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)
-                                    and len(classes) in (0, info.num_classes)):  # none: a run that had none
+                                    and (len(classes) in (0, info.num_classes) or not own_space)):  # none: a run
+        # that had none
         raise damaged("classes", f"a list of {info.num_classes} names")
     pre = meta.get("preprocessing")
     if isinstance(pre, dict):

@@ -142,8 +142,8 @@ class WidthSpace:
         torch.nn.init's initialisers are skipped, since a meta tensor has no values to fill)."""
         widths = self.validate(widths)
         if device is None or torch.device(device).type != "meta":
-            refuse_beyond(16 * self.params(widths), 1 / 2, f"{self.name} at widths {_short(widths)}: its weights, "
-                          "gradients and momentum", "ask for a smaller model")
+            refuse_beyond(4 * self.params(widths), 1 / 2, f"{self.name} at widths {_short(widths)}: its weights",
+                          "ask for a smaller model")  # training's share: Trainer (train.py)
         if device is None:
             return self._make(widths)
         if torch.device(device).type == "meta":

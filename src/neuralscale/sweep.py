@@ -188,7 +188,9 @@ def _iteration_spelling(w) -> None:
     an experiment file's sweep starts after its descent, hours later)."""
     if w in ("first", "last"):
         return
-    if isinstance(w, bool) or not (isinstance(w, int) or (isinstance(w, str) and w.strip().isdigit())) or int(w) < 1:
+    ok = isinstance(w, int) and not isinstance(w, bool) or isinstance(w, str) and w.strip().isascii() \
+        and w.strip().isdigit()
+    if not ok or int(w) < 1:
         raise NeuralscaleError(f"descent iteration must be first, last or a number from 1, got {w!r}")
 
 
@@ -198,9 +200,11 @@ def _device_spelling(name) -> None:
     if name == "auto":
         return
     try:
-        torch.device(name)
+        known = torch.device(name).type in ("cpu", "cuda")  # what resolve_device takes
     except (RuntimeError, TypeError, ValueError):
-        raise NeuralscaleError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+        known = False
+    if not known:
+        raise NeuralscaleError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto")
 
 
 def _iterations(cfg: SweepConfig, method: str) -> list[int]:

@@ -47,7 +47,7 @@ def _mode() -> str:
     value = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if value in ("auto", "torch"):
         return value
-    if value.isdigit() and int(value) >= 1:
+    if value.isascii() and value.isdigit() and int(value) >= 1:
         return str(min(int(value), most_threads()))
     return "auto"  # a malformed value is not worth failing a run for: said once in describe()
 
@@ -87,7 +87,7 @@ def fixed_by_user() -> int | None:
     if mode.isdigit():
         return int(mode)
     value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    return int(value) if value.isdigit() and int(value) >= 1 else None
+    return int(value) if value.isascii() and value.isdigit() and int(value) >= 1 else None
 
 
 def _machine_busy() -> tuple[float, int] | None:
@@ -201,7 +201,7 @@ class Governor:
             how += f", at most {share} (this sweep worker's share of the cores)"
         bad = os.environ.get(ENV, "auto").strip().lower()
         note = f"; ignored {ENV}={bad!r} (auto, torch or a count)" if bad and _mode() == "auto" and bad != "auto" \
-            else f"; {ENV}={bad} capped at {_mode()} (4 per CPU)" if bad.isdigit() and bad != _mode() \
+            else f"; {ENV}={bad} capped at {_mode()} (4 per CPU)" if bad.isascii() and bad.isdigit() and int(bad) > most_threads() \
             else ""
         return (f"threads: {torch.get_num_threads()} of {allowed_cpus()} CPUs, {how}; idle OpenMP threads wait: "
                 f"{wait_policy()}{note}")

@@ -26,6 +26,7 @@ from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits
 from .data.info import protocol
 from .errors import EnvironmentFailure, NeuralscaleError
+from .memory import refuse_beyond
 from .models.gate import gates
 from .progress import progress_bar
 from .records import atomic_torch_save
@@ -250,6 +251,10 @@ class Trainer:
         self.owner = owner
         self.device = resolve_device(config.device)
         cuda = self.device.type == "cuda"
+        if not cuda:  # past memory the kernel kills the process without a word: its weights, gradients and momentum
+            n = sum(p.numel() for p in model.parameters())  # (and their copies) are refused first
+            refuse_beyond(16 * n, 1 / 2, f"training {n:,} parameters on the CPU: weights, gradients and momentum",
+                          "ask for a smaller model")
         self.channels_last = False  # decided per model, in set_model
         self.dtype = getattr(torch, config.dtype)
         self.amp = (cuda if config.amp is None else config.amp) and self.dtype == torch.float32
