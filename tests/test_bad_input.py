@@ -357,7 +357,7 @@ def test_the_corpus_is_large():
     ("seeds = [0]", 'seeds = [0]\niterations = ["bogus"]', "number from 1, got 'bogus'"),
     ("seeds = [0]", "seeds = [0]\niterations = [0]", "number from 1, got 0"),
     ("[sweep.train]", '[sweep.train]\ndevice = "tpu"', "unknown device 'tpu'"),
-    ("[sweep.train]", '[sweep.train]\ndevice = "mps"', "unknown device 'mps'"),  # torch parses it; we train on
+    ("[sweep.train]", '[sweep.train]\ndevice = "mps"', "device 'mps' is not supported"),  # torch parses it; we train on
     ('methods = ["uniform"]', 'methods = ["neuralscale@²"]', "number from 1, got '²'"),  # cpu or cuda only
 ])
 def test_a_late_mistake_in_an_experiment_file_stops_it_before_the_descent(world, capsys, old, new, needle):

@@ -146,45 +146,37 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
 
 
 def _check_fields(meta: dict, sp: WidthSpace, own_space: bool = True) -> None:
-    """The fields a loaded model's users read (and Pixels applies) as the space says they must be: a damaged or
+    """The fields a loaded model's users read (and Pixels applies) as its space says they must be: a damaged or
     hand-edited file is one NeuralscaleError naming the field, not a size mismatch at the first forward pass.
-    With a space of the caller's own (`own_space` False: it may take other image sizes than the one the file was
-    saved for) the shapes are the file's business; its normalisation's numbers are still checked."""
-    def damaged(field: str, must: str) -> NeuralscaleError:
-        return NeuralscaleError(f"{meta['_path']} is damaged: its {field} must be {must}, got {meta_value(field)!r}")
-
-    def meta_value(field: str):
-        head, _, tail = field.partition(".")
-        value = meta.get(head)
-        return value.get(tail) if tail and isinstance(value, dict) else value
-
-    def whole(v) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
+    A space of the caller's own (`own_space` False) may take other image sizes than the file was saved for: its
+    input_shape is then the file's business."""
     info = sp.info
-    if not own_space:
-        channels = len((meta.get("preprocessing") or {}).get("mean") or []) or info.in_channels
-        info = type(info)(info.name, info.num_classes, channels, info.resolution)
-    if own_space and "input_shape" in meta and meta["input_shape"] != list(info.input_shape):
-        raise damaged("input_shape", f"{list(info.input_shape)} ({sp.name}'s)")
-    if own_space and "num_classes" in meta and not (whole(meta["num_classes"])
-                                                    and meta["num_classes"] == info.num_classes):
-        raise damaged("num_classes", f"{info.num_classes} ({sp.name}'s)")
-    classes = meta.get("classes")
-    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)
-                                    and (len(classes) in (0, info.num_classes) or not own_space)):  # none: a run
-        # that had none
-        raise damaged("classes", f"a list of {info.num_classes} names")
+
+    def check(field: str, value, ok: bool, must: str) -> None:
+        if not ok:
+            raise NeuralscaleError(f"{meta['_path']} is damaged: its {field} must be {must}, got {value!r}")
+
+    def numbers(v, positive: bool) -> bool:
+        return (isinstance(v, list) and len(v) == info.in_channels
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+                and (not positive or all(x > 0 for x in v)))
+
+    if own_space and "input_shape" in meta:
+        check("input_shape", meta["input_shape"], meta["input_shape"] == list(info.input_shape),
+              f"{list(info.input_shape)} ({sp.name}'s)")
+    if "num_classes" in meta:
+        n = meta["num_classes"]
+        check("num_classes", n, n == info.num_classes and not isinstance(n, bool), f"{info.num_classes} ({sp.name}'s)")
+    if meta.get("classes") is not None:  # an empty list: a run that had no class names
+        c = meta["classes"]
+        check("classes", c, isinstance(c, list) and all(isinstance(x, str) for x in c)
+              and len(c) in (0, info.num_classes), f"a list of {info.num_classes} names")
     pre = meta.get("preprocessing")
     if isinstance(pre, dict):
-        for key in ("mean", "std"):
-            v = pre.get(key)
-            ok = (isinstance(v, list) and len(v) == info.in_channels
-                  and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
-                  and (key == "mean" or all(x > 0 for x in v)))
-            if not ok:
-                what = "positive " if key == "std" else ""
-                raise damaged(f"preprocessing.{key}", f"{info.in_channels} finite {what}numbers (one per channel)")
+        check("preprocessing.mean", pre.get("mean"), numbers(pre.get("mean"), False),
+              f"{info.in_channels} finite numbers (one per channel)")
+        check("preprocessing.std", pre.get("std"), numbers(pre.get("std"), True),
+              f"{info.in_channels} finite positive numbers (one per channel)")
 
 
 def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx: bool = False,

@@ -18,11 +18,9 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-import torch
-
 from .budget import METRICS, Budget
 from .descent import DescentDir, is_descent_dir
-from .errors import NeuralscaleError, warn
+from .errors import EnvironmentFailure, NeuralscaleError, warn
 from .estimate import Rates, duration_text, runs_seconds
 from .executors import get_executor
 from .layout import claim_folder
@@ -188,23 +186,19 @@ def _iteration_spelling(w) -> None:
     an experiment file's sweep starts after its descent, hours later)."""
     if w in ("first", "last"):
         return
-    ok = isinstance(w, int) and not isinstance(w, bool) or isinstance(w, str) and w.strip().isascii() \
-        and w.strip().isdigit()
+    ok = ((isinstance(w, int) and not isinstance(w, bool))
+          or (isinstance(w, str) and w.strip().isascii() and w.strip().isdigit()))
     if not ok or int(w) < 1:
         raise NeuralscaleError(f"descent iteration must be first, last or a number from 1, got {w!r}")
 
 
 def _device_spelling(name) -> None:
-    """A device name torch can parse (cpu, cuda, cuda:N, ...) or auto; whether it is on this machine is checked
-    when a run starts."""
-    if name == "auto":
-        return
+    """A device the trainer takes (resolve_device), checked as the sweep is set up; whether it is on this machine
+    is checked when its runs start (an experiment's sweep may run where its file was not written)."""
     try:
-        known = torch.device(name).type in ("cpu", "cuda")  # what resolve_device takes
-    except (RuntimeError, TypeError, ValueError):
-        known = False
-    if not known:
-        raise NeuralscaleError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto")
+        resolve_device(name)
+    except EnvironmentFailure:
+        pass
 
 
 def _iterations(cfg: SweepConfig, method: str) -> list[int]:

@@ -199,9 +199,11 @@ class Governor:
         share = _state["share"]
         if share and self.fixed is None and _mode() == "auto":  # the cap is the worker's share, not the machine's
             how += f", at most {share} (this sweep worker's share of the cores)"
-        bad = os.environ.get(ENV, "auto").strip().lower()
-        note = f"; ignored {ENV}={bad!r} (auto, torch or a count)" if bad and _mode() == "auto" and bad != "auto" \
-            else f"; {ENV}={bad} capped at {_mode()} (4 per CPU)" if bad.isascii() and bad.isdigit() and int(bad) > most_threads() \
-            else ""
+        given = os.environ.get(ENV, "auto").strip().lower()
+        note = ""
+        if given and given != "auto" and _mode() == "auto":
+            note = f"; ignored {ENV}={given!r} (auto, torch or a count)"
+        elif given.isascii() and given.isdigit() and int(given) > most_threads():
+            note = f"; {ENV}={given} capped at {_mode()} (4 per CPU)"
         return (f"threads: {torch.get_num_threads()} of {allowed_cpus()} CPUs, {how}; idle OpenMP threads wait: "
                 f"{wait_policy()}{note}")

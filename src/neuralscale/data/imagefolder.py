@@ -86,7 +86,7 @@ def read(root: str) -> dict:
         if empty:  # a class the network would never see trained
             raise NeuralscaleError(f"{d / empty[0]} holds no images ({', '.join(EXTENSIONS)}); fill it or remove it")
         parts[part] = items
-    _check_fits(root, sum(map(len, parts.values())), info.resolution)
+    _check_memory(root, sum(map(len, parts.values())), info.resolution)
     for part, items in parts.items():
         xs = [decode(f.read_bytes(), info.resolution, str(f)) for f, _ in tqdm(items, desc=f"{part} images", disable=None, leave=False)]
         out[f"{part}_x"] = stack(xs)
@@ -94,7 +94,7 @@ def read(root: str) -> dict:
     return out
 
 
-def _check_fits(root: str, images: int, resolution: int) -> None:
+def _check_memory(root: str, images: int, resolution: int) -> None:
     """Every image is decoded at the first training image's size and held in memory (twice while they are
     stacked): a folder of phone photos (4000 px) would exhaust it, so it is refused first."""
     refuse_beyond(images * 3 * resolution * resolution, 1 / 3,
