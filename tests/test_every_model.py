@@ -97,8 +97,10 @@ def test_a_tied_group_is_scored_like_one_layer():
         torch.testing.assert_close(taylor.score(layers[tied]), sum(grads) ** 2)
         assert not torch.allclose(sum(grads) ** 2, sum(g ** 2 for g in grads))  # not the per-gate sum
     # and in pruning: the tied group loses its first channel earlier than when each gate counted as its own
-    # removal. Over three seeds, not on each: one seed's margin can be a step or two (this host, seeds 0-5: 15,
-    # 13, 14, 9, 13, 13 against 17, 19, 19, 18, 16, 17), which another host's rounding could close
+    # removal. Over three seeds, not on each: one seed's margin can be a step or two, or none (this host, seeds
+    # 0-11: 8-18 against 15-19, earlier in 11, a tie in 1), which another host's rounding could close. Summed over
+    # three seeds it is earlier in every one of the 220 groups of three of those twelve; a fixed share (0.85 of the
+    # old) failed in 27 of them, a margin another host's rounding could take away
     firsts, olds, rows, steps = [], [], 0, 0
     for seed in range(3):
         pruner, first = _prune(sp, TaylorFO(), seed)
@@ -106,7 +108,7 @@ def test_a_tied_group_is_scored_like_one_layer():
         firsts.append(first[tied])
         olds.append(first_old[tied])
         rows, steps = rows + len(pruner.session.rows), steps + pruner.session.pruning_steps
-    assert sum(firsts) <= 0.85 * sum(olds), (firsts, olds)
+    assert sum(firsts) < sum(olds), (firsts, olds)
     # ... so the trajectory (rows once every layer has lost a channel) holds many of the pruning steps
     assert rows >= 0.4 * steps, (rows, steps)
 

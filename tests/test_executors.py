@@ -61,27 +61,34 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path):
     out = tmp_path / "sweep"
     args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "5", "--executor", "local", "--workers", "2", "--out", str(out)]
     proc = Command(args, every_epoch())  # a fork of the tests' zygote (torch imported once): a real driver process
-    victim = None
-    deadline = time.time() + 240
+    victim, deadline = None, time.time() + 240
     while time.time() < deadline and victim is None and proc.poll() is None:
-        for ckpt in out.glob("runs/*/checkpoint.pt"):
-            rec = read_record(ckpt.parent)
-            if rec and rec["status"] == "running":
-                victim = ckpt.parent.name
-                break
-        time.sleep(0.05)
-    assert victim is not None, "no run reached a checkpoint before the sweep ended"
-    killed = False
-    for pid in _descendants(proc.pid):  # the worker whose log is the victim's (forked by the driver's fork server)
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-            if any(victim in os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds):
-                os.kill(int(pid), signal.SIGKILL)
-                killed = True
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            pass
-    assert killed, "could not find the victim's worker"
+        victim = _kill_mid_run(out, spare=proc.pid)  # the worker whose log is the victim's (forked by the driver's
+        time.sleep(0.05)                             # fork server)
+    assert victim is not None, "no worker was caught mid-run before the sweep ended"
     _finishes_after_the_kill(proc, out, victim, "died")
+
+
+def _kill_mid_run(out: Path, spare: int) -> str | None:
+    """SIGKILL a process training a run of the store `out` that has a checkpoint and is still running (not `spare`,
+    the driver); the run's id, or None. The process is held still (SIGSTOP) and the run's record read again
+    before the kill, so that the kill lands mid-run however fast this host ends a run (a process whose run ended
+    in between is let go on)."""
+    for ckpt in out.glob("runs/*/checkpoint.pt"):
+        if (read_record(ckpt.parent) or {}).get("status") != "running":
+            continue
+        for pid in _holders(str(ckpt.parent / "log.txt")):
+            if pid == spare:
+                continue
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                continue
+            if (read_record(ckpt.parent) or {}).get("status") == "running":
+                os.kill(pid, signal.SIGKILL)
+                return ckpt.parent.name
+            os.kill(pid, signal.SIGCONT)
+    return None
 
 
 def _descendants(pid: int) -> list[int]:
@@ -244,14 +251,7 @@ def test_a_killed_ray_worker_is_retried_from_its_checkpoint(tmp_path, ray_cluste
     proc = Command(args, every_epoch())  # a fork of the tests' zygote (torch imported once): a real driver process
     killed, deadline = None, time.time() + 240
     while time.time() < deadline and killed is None and proc.poll() is None:
-        for ckpt in out.glob("runs/*/checkpoint.pt"):
-            rec = read_record(ckpt.parent)
-            if rec and rec["status"] == "running":
-                for pid in _holders(str(ckpt.parent / "log.txt")):
-                    if pid != proc.pid:
-                        os.kill(pid, signal.SIGKILL)
-                        killed = ckpt.parent.name
-                break
+        killed = _kill_mid_run(out, spare=proc.pid)  # Ray's worker: not a child of the driver
         time.sleep(0.05)
     assert killed is not None, "no Ray worker was caught mid-run"
     _finishes_after_the_kill(proc, out, killed, "worker died")

@@ -33,7 +33,9 @@ def _commands(block: str) -> list[str]:
     return [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
-PINNED = {"NEURALSCALE_THREADS": "1"}  # both twins sum alike, so that they find the same law (and its warnings)
+# both twins sum alike, so that they find the same law (and its warnings): one thread each, on the CPU (the
+# walkthrough names no device; on a host with a GPU both would take it, whose sums need not repeat)
+PINNED = {"NEURALSCALE_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def _walk_cli(root: Path) -> list[subprocess.CompletedProcess]:

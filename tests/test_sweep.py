@@ -102,14 +102,22 @@ def test_sweep_survives_sigkill_and_finishes_every_run_exactly_once(tmp_path):
                             stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 240
     killed_in = None
-    while time.time() < deadline and proc.poll() is None:
+
+    def states():  # (finished runs, runs still running with a checkpoint)
         recs = {d.name: read_record(d) for d in (out / "runs").glob("*")} if (out / "runs").exists() else {}
-        finished = [k for k, r in recs.items() if r and r["status"] == "finished"]
-        midway = [k for k, r in recs.items() if r and r["status"] == "running" and (out / "runs" / k / "checkpoint.pt").exists()]
-        if finished and midway:
-            killed_in = midway[0]
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
+        return ([k for k, r in recs.items() if r and r["status"] == "finished"],
+                [k for k, r in recs.items() if r and r["status"] == "running" and (out / "runs" / k / "checkpoint.pt").exists()])
+    while time.time() < deadline and proc.poll() is None:
+        if all(states()):
+            # held still (SIGSTOP) and looked at again, so that the kill lands mid-run however fast this host
+            # ends a run (one that ended in between is let go on)
+            os.killpg(proc.pid, signal.SIGSTOP)
+            finished, midway = states()
+            if finished and midway:
+                killed_in = midway[0]
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+            os.killpg(proc.pid, signal.SIGCONT)
         time.sleep(0.05)
     proc.wait()
     assert killed_in is not None, "the sweep ended before it could be killed mid-run"

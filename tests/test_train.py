@@ -51,7 +51,7 @@ def test_a_few_steps_on_every_format_lower_the_loss(tmp_path, fmt):
 
 def test_same_seed_same_run_and_other_seed_differs():
     splits = _synthetic_splits()
-    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05, schedule="cosine")
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05, schedule="cosine", device="cpu")  # (a GPU's sums need not repeat)
 
     def run(seed):
         c = TrainConfig(**{**cfg.to_dict(), "seed": seed})
@@ -76,7 +76,7 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path, monkeypatch):
     monkeypatch.setenv("NEURALSCALE_THREADS", str(torch.get_num_threads()))
     splits = _synthetic_splits()
     sp = ns.space("vgg11", "synthetic")
-    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, momentum=0.9)
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, momentum=0.9, device="cpu")
 
     def fresh():
         torch.manual_seed(0)
