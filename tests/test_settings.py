@@ -65,3 +65,20 @@ def test_a_wrong_key_names_the_flag_and_a_field_set_twice_is_refused():
 def test_ranges_are_declared_on_the_field_and_checked_once(make, message):
     with pytest.raises(NeuralscaleError, match=message):
         make()
+
+
+def test_train_options_override_the_paper_preset():
+    """`train --preset paper --epochs 2` trains 2 epochs (the paper's steps at the same fractions of them); an
+    option left out is the preset's, not the command's own default (which, without a preset, it is)."""
+    parser = cli.build_parser()
+    base = ["train", "--model", "vgg11", "--dataset", "cifar10"]
+
+    def config(*extra):
+        return cli._train_config(parser.parse_args([*base, *extra]))
+    paper = config("--preset", "paper")
+    assert (paper.epochs, paper.batch_size, paper.lr, paper.schedule) == (300, 128, 0.1, "step")
+    mine = config("--preset", "paper", "--epochs", "2", "--lr", "0.01", "--batch-size", "32", "--momentum", "0.9",
+                  "--weight-decay", "0", "--schedule", "cosine", "--seed", "3")
+    assert (mine.epochs, mine.batch_size, mine.lr, mine.momentum, mine.weight_decay, mine.schedule, mine.seed) == \
+        (2, 32, 0.01, 0.9, 0.0, "cosine", 3) and mine.milestones == paper.milestones
+    assert config() == TrainConfig() and config("--epochs", "2") == TrainConfig(epochs=2)

@@ -39,14 +39,13 @@ def resolve_widths(space: WidthSpace, widths: Sequence[int] | None = None, ratio
 
 
 def train_config(dataset: str, preset: str | None = None, **fields) -> TrainConfig:
-    """A training recipe: the paper's protocol for the dataset (`preset="paper"`, where only seed, device and
-    the like of `fields` apply), or `fields` over the defaults."""
+    """A training recipe: `fields` over the paper's protocol for the dataset (`preset="paper"`; its learning-rate
+    steps stay at the same fractions of the epochs, as a sweep's preset does), or over the defaults."""
     if preset is None:
         return TrainConfig(**fields)
     if preset != "paper":
         raise NeuralscaleError(f"unknown training preset {preset!r}; the one preset is paper")
-    recipe = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule")
-    return paper_config(dataset, **{k: v for k, v in fields.items() if k not in recipe})
+    return paper_config(dataset, **fields)
 
 
 def describe(space: WidthSpace, widths: Sequence[int], latency_batch: int | None = None,

@@ -165,15 +165,15 @@ def _train_parser(sub) -> None:
     p.add_argument("--init-from", metavar="RUN", help="start from this finished run's weights (same model, no layer "
                    "narrower): in each layer its channels with the largest L1 filter norms. For fine-tuning; the "
                    "paper trains from scratch")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default {d.lr})")
-    p.add_argument("--momentum", type=float, default=d.momentum, help=f"SGD momentum (default {d.momentum}, the paper's)")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay}")
-    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=float, help=f"initial learning rate (default {d.lr})")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum}, the paper's)")
+    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    p.add_argument("--schedule", choices=SCHEDULES,
                    help="learning-rate schedule: step (x0.1 at 1/3, 2/3, 5/6 of the epochs, the paper's), cosine, constant")
     p.add_argument("--preset", choices=("paper",), help="the paper's protocol for the dataset "
-                   f"({_DEF.epochs} epochs CIFAR, {_TINY.epochs} TinyImageNet)")
+                   f"({_DEF.epochs} epochs CIFAR, {_TINY.epochs} TinyImageNet); the options given override it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -652,10 +652,15 @@ def cmd_info(args) -> int:
     return 0
 
 
-def cmd_train(args) -> int:
+def _train_config(args) -> TrainConfig:
+    """`train`'s recipe: the options given, over --preset's or the defaults (flags left out are left out)."""
     fields = _given(args, TrainConfig, skip=("channels_last",))  # --channels-last: on; left out: the device's rule
-    config = train_config(args.dataset, preset=args.preset, **fields,
-                          **({"channels_last": True} if args.channels_last else {}))
+    return train_config(args.dataset, preset=args.preset, **fields,
+                        **({"channels_last": True} if args.channels_last else {}))
+
+
+def cmd_train(args) -> int:
+    config = _train_config(args)
     subset = _data_settings(args, "train", "test", "tinyimagenet_split")
     record = train(args.model, args.dataset, widths=args.widths, ratio=args.ratio, method=args.method,
                    params=args.params, macs=args.macs, source=args.source, iteration=args.iteration, config=config,
