@@ -57,6 +57,16 @@ def test_local_workers_give_the_same_records_as_sequential(tmp_path, sequential)
     assert all((tmp_path / "par" / "runs" / r["id"] / "log.txt").exists() for r in b)
 
 
+def test_workers_without_an_executor_are_local_workers(tmp_path):
+    """`sweep --workers N` alone runs local workers, as an experiment's --workers does (it used to run one run at
+    a time in the driver, saying nothing): a local worker's run writes its own log.txt, the driver's does not."""
+    r = run_cli(*TINY, "--ratios", "0.0625", "--epochs", "1", "--train-subset", "64", "--workers", "1",
+                "--out", str(tmp_path / "s"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    records = load_records(tmp_path / "s")
+    assert len(records) == 1 and (tmp_path / "s" / "runs" / records[0]["id"] / "log.txt").is_file()
+
+
 def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path):
     out = tmp_path / "sweep"
     args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "5", "--executor", "local", "--workers", "2", "--out", str(out)]

@@ -181,7 +181,8 @@ def _train_parser(sub) -> None:
                    help="replay the training step as one captured CUDA graph (CUDA only; small networks at small "
                         "batches, which kernel launches bound, train several times faster)")
     p.add_argument("--channels-last", action="store_true",
-                   help="channels_last memory format on CPU too (faster, but oneDNN can hang on layers of 1-2 channels)")
+                   help="channels_last memory format (default: always on CUDA; on the CPU per model, where it is "
+                        "faster and oneDNN does not hang on layers of 1-2 channels)")
     p.add_argument("--no-augment", action="store_true", help="no random crop/flip")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help=f"fraction of the training set held out for validation (default {d.val_fraction})")
@@ -374,9 +375,9 @@ def _sweep_parser(sub) -> None:
     _add_force(p, "run store")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--executor", "--backend", dest="executor", choices=("sequential", "local", "ray"),
-                   default="sequential",
-                   help="sequential: one run after another in this process (default); local: --workers processes "
-                        "on this machine; ray: each run a Ray task (needs neuralscale[ray])")
+                   help="sequential: one run after another in this process (the default, unless --workers or "
+                        "--devices is given: then local, as an experiment's does); local: --workers processes on "
+                        "this machine; ray: each run a Ray task (needs neuralscale[ray])")
     p.add_argument("--workers", type=int, help="local: concurrent runs (default 2); ray: at most this many at once")
     p.add_argument("--devices", type=_words, metavar="cuda:0,cuda:1",
                    help="local: devices to pin workers to, round-robin (e.g. 8 workers on 2 GPUs = 4 runs per GPU)")
@@ -430,7 +431,7 @@ def _export_parser(sub) -> None:
 def _experiment_parser(sub) -> None:
     p = sub.add_parser("experiment", help="descent + sweep + report from one TOML file",
                        description="Run a whole experiment described in a TOML file ([experiment], [data], "
-                                   "[descent], [sweep], [sweep.train], [report]); see examples/demo.toml. "
+                                   "[descent], [sweep], [sweep.train], [executor], [report]); see examples/demo.toml. "
                                    "Rerun to continue. The last line printed is the report's path.")
     p.add_argument("file", metavar="FILE.toml")
     p.add_argument("--out", metavar="DIR", help="override [experiment] out")
@@ -503,7 +504,8 @@ def cmd_sweep(args) -> int:
     fields = _given(args, SweepConfig, skip=("model", "dataset", "convcut"))
     cfg = sweep_config(args.model, args.dataset, preset_name=args.preset, train=train, convcut=args.convcut, data=data,
                        **fields)
-    executor = get_executor(args.executor, workers=args.workers, devices=args.devices, threads=args.threads,
+    name = args.executor or ("local" if args.workers is not None or args.devices else "sequential")
+    executor = get_executor(name, workers=args.workers, devices=args.devices, threads=args.threads,
                             address=args.address, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run)
     records = run_sweep(cfg, args.out, progress=not args.quiet, retry_failed=args.retry_failed, executor=executor,
                         force=args.force)
