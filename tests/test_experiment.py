@@ -77,6 +77,14 @@ threads = 1
     sequential.write_text(toml.read_text().split("[executor]")[0])
     assert type(prepare(sequential).executor).__name__ == "Sequential"
     assert prepare(sequential, executor={"workers": 2}).executor.slots == 2
+    unnamed = tmp_path / "unnamed.toml"  # workers in the file with no name: local workers, as on the command line
+    unnamed.write_text(sequential.read_text() + "[executor]\nworkers = 2\n")
+    assert prepare(unnamed).executor.slots == 2
+    named = tmp_path / "named.toml"  # one run at a time, and workers: a contradiction, not silently dropped
+    named.write_text(sequential.read_text() + '[executor]\nname = "sequential"\nworkers = 2\n')
+    with pytest.raises(NeuralscaleError, match="runs one run at a time"):
+        prepare(named)
+    assert prepare(named, executor={"workers": 2}).executor.slots == 2  # the command line's --workers wins
     ray = tmp_path / "ray.toml"
     ray.write_text(toml.read_text().replace('name = "local"', 'name = "ray"').replace("workers = 2\n", ""))
     with pytest.raises(NeuralscaleError, match="--devices places local workers"):

@@ -504,8 +504,7 @@ def cmd_sweep(args) -> int:
     fields = _given(args, SweepConfig, skip=("model", "dataset", "convcut"))
     cfg = sweep_config(args.model, args.dataset, preset_name=args.preset, train=train, convcut=args.convcut, data=data,
                        **fields)
-    name = args.executor or ("local" if args.workers is not None or args.devices else "sequential")
-    executor = get_executor(name, workers=args.workers, devices=args.devices, threads=args.threads,
+    executor = get_executor(args.executor, workers=args.workers, devices=args.devices, threads=args.threads,
                             address=args.address, gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run)
     records = run_sweep(cfg, args.out, progress=not args.quiet, retry_failed=args.retry_failed, executor=executor,
                         force=args.force)

@@ -474,8 +474,11 @@ class Ray(_Pool):
         return ended
 
 
-def get_executor(name: str, **options):
-    """An executor by name; options that are given must make sense (nothing is silently replaced)."""
+def get_executor(name: str | None = None, **options):
+    """An executor by name; options that are given must make sense (nothing is silently replaced). Without a
+    name: local workers where workers or devices are given (what they ask for), else one run after another."""
+    if name is None:
+        name = "local" if options.get("workers") is not None or options.get("devices") else "sequential"
     for key in ("workers", "threads", "retries"):
         v = options.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "retries" else 1)):
@@ -486,6 +489,9 @@ def get_executor(name: str, **options):
                 raise NeuralscaleError(f"{key} must be at most {most_threads()} on this machine (4 per CPU), "
                                        f"got {options[key]}")
     if name == "sequential":
+        if options.get("workers") is not None or options.get("devices"):
+            raise NeuralscaleError("the sequential executor runs one run at a time, in this process: workers and "
+                                   "devices are for local workers (or leave the executor's name out)")
         return Sequential(threads=options.get("threads"))
     if name == "local":
         return Local(workers=options.get("workers") or 2, devices=options.get("devices"),

@@ -167,7 +167,7 @@ def _executor(table: dict):
         if not matches(v, kinds[k]):
             want = {int: "an integer", str: "a string", float: "a number"}.get(kinds[k], "a list of device names")
             raise NeuralscaleError(f"[executor] {k} must be {want}, got {v!r}")
-    return get_executor(ex.pop("name", "sequential"), **ex)
+    return get_executor(ex.pop("name", None), **ex)
 
 
 def _report(table: dict) -> dict:
