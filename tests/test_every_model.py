@@ -12,7 +12,7 @@ from torch import nn
 
 import neuralscale as ns
 from helpers import TINY_DESCENT_ARGS, run_cli
-from neuralscale.descent import DescentDir, configuration_changes, converged_at
+from neuralscale.descent import DescentDir, configuration_changes, configuration_moves, converged_at
 from neuralscale.generic import module_space
 from neuralscale.importance import TaylorFO
 from neuralscale.pruning import TaylorPruner
@@ -167,7 +167,7 @@ def test_convergence_rule_on_the_originals_descents():
                                                      "resnet18_tinyimagenet"))
 
 
-def test_until_converged_stops_a_descent_that_has_settled(tiny_descent, tmp_path):
+def test_until_converged_stops_a_descent_that_has_settled(tiny_descent, tmp_path, caplog):
     # a finished two-iteration descent of VGG11 (the session's, conftest.tiny_descent: a copy), continued by the
     # command line of the same descent (helpers.TINY_DESCENT_ARGS), which has nothing left to do at 2 iterations
     shutil.copytree(tiny_descent[0], tmp_path / "d")
@@ -185,6 +185,17 @@ def test_until_converged_stops_a_descent_that_has_settled(tiny_descent, tmp_path
     assert r.returncode == 0, r.stderr
     assert "descent converged after iteration 2" in r.stderr
     assert len(DescentDir(tmp_path / "d").laws()) == 2
+    # on the way, the log says how far iteration 2's law moved the configuration, where, and the rule's count
+    layer = sp.layer_names[configuration_moves(laws, sp.rebased(sp.uniform(0.0625)))[0][1]]
+    assert (f"iteration 2's law moved the configuration at the base budget by up to {100 * change:.1f}% ({layer}) "
+            "from iteration 1's") in r.stderr and "(1 so far)" in r.stderr
+    # a tolerance below it: not settled, and the log says so (0 so far)
+    from neuralscale.descent import DescentConfig, _converged
+    its = DescentDir(tmp_path / "d").iterations()
+    strict = DescentConfig(until_converged=True, converge_tolerance=change / 2, converge_patience=1)
+    with caplog.at_level("INFO", logger="neuralscale"):
+        assert not _converged(its, sp.rebased(sp.uniform(0.0625)), strict, None)
+    assert "(0 so far)" in caplog.text and "descent converged" not in caplog.text
 
 
 # --- honest solving and loud fallbacks --------------------------------------------------------------------------

@@ -67,6 +67,18 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
         assert cells[0] == str(law.iteration) and cells[4] == str(law.rows)
         worst = law.r2.index(min(law.r2))
         assert cells[6] == ("not a fit" if law.fallback else f"{law.r2[worst]:.3f} ({law.layers[worst]})")
+    # the last column: how far each law moved the configuration at the descent's base budget (iteration 1: from
+    # its start), as the convergence rule measures it
+    from neuralscale.descent import DescentDir, at_base, configuration_moves
+    its = DescentDir(tiny_descent[0]).iterations()
+    base = ns.space("vgg11", "synthetic").rebased(its[0].start_widths)
+    moved = [[c.strip() for c in line.strip("|").split("|")][-1] for line in descent[2:]]
+    first = at_base(its[0].law, base)
+    change = [abs(b - a) / a for a, b in zip(its[0].start_widths, first)]
+    assert descent[0].endswith("| next start moved |")
+    assert moved[0] == f"{max(change):.1%} ({base.layer_names[change.index(max(change))]})"
+    assert moved[1:] == [f"{c:.1%} ({base.layer_names[i]})" for c, i in configuration_moves([it.law for it in its], base)]
+    assert its[1].start_widths == first  # iteration 2 starts where iteration 1's law put it
     from neuralscale.stats import holm, paired_p
     uniform_macs = {r["budget"]: r["macs"] for r in rows if r["label"] == "uniform"}
     ps = [paired_p(r["by_seed"], next(u for u in rows if u["label"] == "uniform" and u["budget_key"] ==

@@ -507,11 +507,25 @@ def start_widths(space: WidthSpace, previous: list[Iteration], cfg: DescentConfi
     return widths
 
 
+def largest_move(before: list[int], after: list[int]) -> tuple[float, int]:
+    """The largest relative change of a layer's width from `before` to `after`, and that layer's index."""
+    change = [abs(b - a) / a for a, b in zip(before, after)]
+    layer = max(range(len(change)), key=change.__getitem__)
+    return change[layer], layer
+
+
+def configuration_moves(laws: list[ScalingLaw], space: WidthSpace,
+                        objective: Objective | None = None) -> list[tuple[float, int]]:
+    """For each law after the first: the largest relative change of any layer's width at the base budget (of
+    the objective's metric) from the law before, and that layer's index. What the convergence rule reads."""
+    configs = [at_base(law, space, objective) for law in laws]
+    return [largest_move(prev, cur) for prev, cur in zip(configs, configs[1:])]
+
+
 def configuration_changes(laws: list[ScalingLaw], space: WidthSpace, objective: Objective | None = None) -> list[float]:
     """For each law after the first: the largest relative change of any layer's width at the base budget (of
     the objective's metric)."""
-    configs = [at_base(law, space, objective) for law in laws]
-    return [max(abs(b - a) / a for a, b in zip(prev, cur)) for prev, cur in zip(configs, configs[1:])]
+    return [change for change, _ in configuration_moves(laws, space, objective)]
 
 
 def converged_at(laws: list[ScalingLaw], space: WidthSpace, tolerance: float = 0.05, patience: int = 2,
@@ -526,9 +540,23 @@ def converged_at(laws: list[ScalingLaw], space: WidthSpace, tolerance: float = 0
 
 
 def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig, objective: Objective) -> bool:
-    if not cfg.until_converged or len(done) <= cfg.converge_patience:
+    if not cfg.until_converged or len(done) < 2:
         return False
-    at = converged_at([it.law for it in done], space, cfg.converge_tolerance, cfg.converge_patience, objective)
+    laws = [it.law for it in done]
+    moves = configuration_moves(laws, space, objective)
+    change, layer = moves[-1]
+    streak = 0
+    for c, _ in reversed(moves):
+        if c >= cfg.converge_tolerance:
+            break
+        streak += 1
+    log.info("descent: iteration %d's law moved the configuration at the base budget by up to %.1f%% (%s) from "
+             "iteration %d's; it stops once every layer moves under %.0f%% for %d iteration(s) in a row (%d so far)",
+             len(done), 100 * change, space.layer_names[layer], len(done) - 1, 100 * cfg.converge_tolerance,
+             cfg.converge_patience, min(streak, cfg.converge_patience))
+    if len(done) <= cfg.converge_patience:
+        return False
+    at = converged_at(laws, space, cfg.converge_tolerance, cfg.converge_patience, objective)
     if at is not None:
         log.info("descent converged after iteration %d: the configuration at the base budget moved less than "
                  "%.0f%% per layer for %d iterations in a row", at, 100 * cfg.converge_tolerance,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
 import re
 import statistics
 import time
@@ -25,7 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .descent import DescentDir
+from .descent import DescentDir, at_base, largest_move
 from .errors import NeuralscaleError
 from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
                       widths_figure)
@@ -44,6 +45,8 @@ from .data.info import protocol
 from .layout import ReportDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
 from .zoo import record_space
+
+log = logging.getLogger(__name__)
 
 BAND_TEXT = {"ci": ", band = 95% confidence interval of the mean", "minmax": ", band = min-max over seeds",
              "none": ""}
@@ -450,22 +453,53 @@ def _law_notes(st: "_Store") -> list[str]:
 
 
 DESCENT_HEAD = ["iteration", "started from", "params", "MACs (M)", "rows", "pruning steps", "R^2 (worst layer)",
-                "out-of-sample error (mean, worst layer)", "fitted on", "pruning stopped"]
+                "out-of-sample error (mean, worst layer)", "fitted on", "pruning stopped", "next start moved"]
 
 
 def descent_table(path: Path, space: WidthSpace | None) -> tuple[list[str], list[list[str]]]:
     """Every finished iteration of a descent, one row each: where it started, how many trajectory rows its law
-    was fitted on, how well it fits them (R^2) and predicts the rows it was not fitted on, over which range.
+    was fitted on, how well it fits them (R^2) and predicts the rows it was not fitted on, over which range, and
+    how far its law moves the next iteration's start (the convergence rule's measure).
     `space`: the model's, to count the starts' parameters and MACs (left blank where it is another model's)."""
+    d = DescentDir(path)
+    its = d.iterations()
+    same = [space is not None and (space.name, space.info.name) == (it.law.model, it.law.dataset)
+            and len(it.start_widths) == len(space) for it in its]
+    moves = [""] * len(its)
+    if its and all(same):
+        try:
+            moves = _moves(d, its, space)
+        except (NeuralscaleError, OSError) as e:  # a latency descent's table unreadable here: the cells left blank
+            log.warning("report: the descent table's last column is left blank (%s)", str(e).splitlines()[0][:200])
     out = []
-    for it in DescentDir(path).iterations():
+    for it, ours, moved in zip(its, same, moves):
         law = it.law
-        same = space is not None and (space.name, space.info.name) == (law.model, law.dataset) \
-            and len(it.start_widths) == len(space)
-        cost = (f"{space.params(it.start_widths):,}", f"{space.macs(it.start_widths) / 1e6:.2f}") if same else ("", "")
+        cost = (f"{space.params(it.start_widths):,}", f"{space.macs(it.start_widths) / 1e6:.2f}") if ours else ("", "")
         out.append([str(it.number), ",".join(map(str, it.start_widths)), *cost, str(law.rows), str(it.pruning_steps),
-                    *_fit_cells(law), it.stop_reason])
+                    *_fit_cells(law), it.stop_reason, moved])
     return DESCENT_HEAD, out
+
+
+def _moves(d: DescentDir, its: list, space: WidthSpace) -> list[str]:
+    """For each iteration: the largest relative change of a layer's width at the descent's base budget from the
+    configuration before its law (iteration 1: its start) to its law's (the next iteration's start, before the
+    original's add-10 rule), and that layer: what a descent's convergence rule reads from iteration 2 on. Blank
+    where a law cannot be solved there."""
+    base = space.rebased(its[0].start_widths)  # iteration 1 starts from the descent's base widths
+    objective = d.objective_over(base)
+    cells, before = [], list(its[0].start_widths)
+    for it in its:
+        try:
+            after = at_base(it.law, base, objective)
+        except NeuralscaleError:
+            after = None
+        if before is None or after is None:
+            cells.append("")
+        else:
+            change, layer = largest_move(before, after)
+            cells.append(f"{change:.1%} ({base.layer_names[layer]})")
+        before = after
+    return cells
 
 
 def _fit_cells(law) -> list[str]:
@@ -492,7 +526,10 @@ def _descent_blocks(st: "_Store") -> list[tuple]:
                          "started from, the trajectory rows its law was fitted on, the R^2 of its worst layer, the "
                          "error of each layer's law refitted without the last rows when asked for them (none: too "
                          "few rows to hold any back, or a law fitted before neuralscale recorded it), and the range "
-                         f"of network sizes ({UNITS[objective]}) the rows cover."),
+                         f"of network sizes ({UNITS[objective]}) the rows cover; last, how far its law moves the "
+                         "next iteration's start from its own (the largest change of a layer's width at the "
+                         "descent's base budget: what the convergence rule, from iteration 2 on, asks to stay "
+                         "under its tolerance)."),
                    ("table", head, rows)]
     return blocks
 
