@@ -197,7 +197,7 @@ def _add_convergence_args(p, dd: DescentConfig) -> None:
     p.add_argument("--until-converged", action="store_true",
                    help="stop before --iterations once the configuration at the base parameter count has moved "
                         "less than --converge-tolerance (every layer, relative) for --converge-patience iterations "
-                        "in a row")
+                        "in a row (the log says before each iteration how far the last law moved it, and where)")
     p.add_argument("--converge-tolerance", type=float, default=dd.converge_tolerance,
                    help=f"default {dd.converge_tolerance}")
     p.add_argument("--converge-patience", type=int, default=dd.converge_patience,
