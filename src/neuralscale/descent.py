@@ -532,7 +532,11 @@ def converged_at(laws: list[ScalingLaw], space: WidthSpace, tolerance: float = 0
                  objective: Objective | None = None) -> int | None:
     """The iteration after which the configuration at the base budget has moved less than `tolerance` (every
     layer, relative) for `patience` iterations in a row; None if it has not."""
-    changes = configuration_changes(laws, space, objective)
+    return settled_at(configuration_changes(laws, space, objective), tolerance, patience)
+
+
+def settled_at(changes: list[float], tolerance: float, patience: int) -> int | None:
+    """converged_at over the changes already measured (`configuration_changes`)."""
     for i in range(patience, len(changes) + 1):
         if all(c < tolerance for c in changes[i - patience:i]):
             return i + 1  # changes[j] compares iterations j+1 and j+2
@@ -542,8 +546,7 @@ def converged_at(laws: list[ScalingLaw], space: WidthSpace, tolerance: float = 0
 def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig, objective: Objective) -> bool:
     if not cfg.until_converged or len(done) < 2:
         return False
-    laws = [it.law for it in done]
-    moves = configuration_moves(laws, space, objective)
+    moves = configuration_moves([it.law for it in done], space, objective)
     change, layer = moves[-1]
     streak = 0
     for c, _ in reversed(moves):
@@ -554,9 +557,7 @@ def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig, obj
              "iteration %d's; it stops once every layer moves under %.0f%% for %d iteration(s) in a row (%d so far)",
              len(done), 100 * change, space.layer_names[layer], len(done) - 1, 100 * cfg.converge_tolerance,
              cfg.converge_patience, min(streak, cfg.converge_patience))
-    if len(done) <= cfg.converge_patience:
-        return False
-    at = converged_at(laws, space, cfg.converge_tolerance, cfg.converge_patience, objective)
+    at = settled_at([c for c, _ in moves], cfg.converge_tolerance, cfg.converge_patience)
     if at is not None:
         log.info("descent converged after iteration %d: the configuration at the base budget moved less than "
                  "%.0f%% per layer for %d iterations in a row", at, 100 * cfg.converge_tolerance,
