@@ -1,5 +1,8 @@
 # Two commands: `make demo` (the main job, end to end, offline) and `make test`.
 # Each creates .venv and installs what it needs on a fresh machine.
+# tools/install_venv.py: pip resolves once, then unpacks the wheels (PyTorch's CUDA build: 2.9 GB of them) in
+# parallel pip processes, about 20 s less than one `pip install -e .[test]` here, falling back to that one where it
+# cannot (benchmarks/RESULTS.md, twenty-sixth session).
 # --no-compile: pip would byte-compile every installed module (torch's and Ray's thousands: about 30 s of a
 # fresh setup here); Python compiles the few each process imports on first use instead (the import check below
 # does torch's and torch._dynamo's (torchvision and torch.optim import it; the tests use both), before the
@@ -28,8 +31,7 @@ $(STAMP): pyproject.toml
 	  free = shutil.disk_usage(next(p for p in (v, *v.parents) if p.exists())).free / 2**30; \
 	  sys.exit(0 if free >= $(SETUP_GIB) else '$(DISK_SHORT); %.1f GiB free here' % free)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -m pip install -q --no-compile -e '.[test]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python tools/install_venv.py --extras test
 	$(BIN)/python -c "import neuralscale, torch, torchvision, torch._dynamo"
 	touch $(STAMP)
 
