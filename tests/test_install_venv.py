@@ -108,3 +108,9 @@ def test_a_new_environment_gets_the_project_from_parallel_pip_processes(tmp_path
     assert out[:3] == ["1", "2", "3"] and Path(out[3]).is_relative_to(project)  # editable: the project's source
     check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, env=env)
     assert check.returncode == 0, check.stdout
+    # what the parallel path cannot do goes to one plain pip install, which says what it can
+    r = subprocess.run([str(python), str(ROOT / "tools" / "install_venv.py"), "--project", str(project),
+                        "--extras", "nosuch"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "pyproject.toml has no extra 'nosuch'" in r.stderr and "one plain pip install instead" in r.stderr
+    assert "does not provide the extra 'nosuch'" in r.stderr  # pip's own word on it
