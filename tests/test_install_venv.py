@@ -92,7 +92,7 @@ def test_a_new_environment_gets_the_project_from_parallel_pip_processes(tmp_path
     (project / "pyproject.toml").write_text(
         '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n\n'
         '[project]\nname = "tiny"\nversion = "0.1"\ndependencies = ["parta", "partb"]\n\n'
-        '[project.optional-dependencies]\nextra = ["big"]\n')
+        '[project.optional-dependencies]\nextra = ["big"]\nbroken = ["nosuchpackage"]\n')
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -114,3 +114,7 @@ def test_a_new_environment_gets_the_project_from_parallel_pip_processes(tmp_path
     assert r.returncode == 0, r.stderr
     assert "pyproject.toml has no extra 'nosuch'" in r.stderr and "one plain pip install instead" in r.stderr
     assert "does not provide the extra 'nosuch'" in r.stderr  # pip's own word on it
+    # requirements pip cannot meet: its error once, and a failure (make stops there)
+    r = subprocess.run([str(python), str(ROOT / "tools" / "install_venv.py"), "--project", str(project),
+                        "--extras", "broken"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1 and r.stderr.count("No matching distribution found for nosuchpackage") == 1, r.stderr

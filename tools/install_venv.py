@@ -34,6 +34,10 @@ PIP = [sys.executable, "-m", "pip"]
 NOISE = "is ignored: it is neither a file nor a directory"
 
 
+class Unresolvable(Exception):
+    """pip found no set of versions for the requirements (and said why)."""
+
+
 def say(message: str) -> None:
     print(f"install_venv: {message}", file=sys.stderr, flush=True)
 
@@ -67,7 +71,7 @@ def resolve(reqs: list[str], downloads: Path) -> list[Path] | None:
     downloaded into `downloads` (their hashes checked); None where any is not a wheel."""
     report = downloads / "report.json"
     if not finish(pip("install", "-q", "--dry-run", "--report", str(report), *reqs)):
-        return None
+        raise Unresolvable  # pip has said why; a plain install would only say it again
     wheels, remote = [], []
     for item in json.loads(report.read_text())["install"]:
         info = item["download_info"]
@@ -177,6 +181,8 @@ def main() -> int:
         say("pip could not be upgraded (no index reachable?); going on with the pip there")
     try:
         done = args.jobs > 1 and parallel(project, extras, args.jobs)
+    except Unresolvable:
+        return 1
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         say(f"the parallel install stopped ({e}): one plain pip install instead")
         done = False
