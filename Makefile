@@ -1,7 +1,7 @@
 # Two commands: `make demo` (the main job, end to end, offline) and `make test`.
 # Each creates .venv and installs what it needs on a fresh machine.
 # tools/install_venv.py: pip (upgraded) resolves once, then unpacks the wheels (PyTorch's CUDA build: 2.9 GB of
-# them) in parallel pip processes: 35 s against 45 s for one `pip install -e .[test]` here
+# them) in parallel pip processes: 35 s against 46 s for one `pip install -e .[test]` here
 # (benchmarks/setup_speed.py), falling back to that one where it cannot.
 # --no-compile: pip would byte-compile every installed module (torch's and Ray's thousands: about 30 s of a
 # fresh setup here); Python compiles the few each process imports on first use instead (the import check below

@@ -14,18 +14,19 @@ sys.path.insert(0, str(ROOT / "tools"))
 import install_venv  # noqa: E402
 
 
-def wheel(folder: Path, name: str, files: dict[str, str], scripts: list[str] = (), pad: int = 0) -> Path:
-    """A real wheel (the format pip installs): `files` at the top of site-packages, console `scripts`, and `pad`
-    bytes of incompressible data (its size on disk)."""
-    info = f"{name}-1.0.dist-info"
-    contents = {**files, f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+def wheel(folder: Path, name: str, files: dict[str, str], scripts: list[str] = (), pad: int = 0,
+          version: str = "1.0", section: str = "console_scripts") -> Path:
+    """A real wheel (the format pip installs): `files` at the top of site-packages, entry-point `scripts`, and
+    `pad` bytes of incompressible data (its size on disk)."""
+    info = f"{name}-{version}.dist-info"
+    contents = {**files, f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
                 f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     if scripts:
-        contents[f"{info}/entry_points.txt"] = "[console_scripts]\n" + "".join(f"{s} = {name}:main\n" for s in scripts)
+        contents[f"{info}/entry_points.txt"] = f"[{section}]\n" + "".join(f"{s} = {name}:main\n" for s in scripts)
     if pad:
         contents[f"{name}_pad.bin"] = os.urandom(pad).hex()
     contents[f"{info}/RECORD"] = "".join(f"{p},,\n" for p in contents) + f"{info}/RECORD,,\n"
-    path = folder / f"{name}-1.0-py3-none-any.whl"
+    path = folder / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for p, text in contents.items():
             z.writestr(p, text)
@@ -33,24 +34,33 @@ def wheel(folder: Path, name: str, files: dict[str, str], scripts: list[str] = (
 
 
 def test_wheels_that_write_one_path_go_to_one_pip_process(tmp_path):
-    shared_a = wheel(tmp_path, "parta", {"space/__init__.py": "", "space/a.py": ""}, pad=3000)
-    shared_b = wheel(tmp_path, "partb", {"space/__init__.py": "", "space/b.py": ""}, pad=3000)
-    big = wheel(tmp_path, "big", {"big/__init__.py": ""}, pad=12000)
-    tool = wheel(tmp_path, "tool", {"tool/__init__.py": ""}, scripts=["runme"], pad=1000)
-    other = wheel(tmp_path, "other", {"other/__init__.py": "", "other-1.0.data/scripts/runme": "#!/bin/sh\n"})
-    alone = wheel(tmp_path, "alone", {"alone/__init__.py": ""}, pad=1000)
-    assert "bin/runme" in install_venv.written_paths(tool) and "bin/runme" in install_venv.written_paths(other)
-    wheels = [shared_a, shared_b, big, tool, other, alone]
-    for jobs in (2, 3):
+    w = lambda name, files, **kw: wheel(tmp_path, name, files, pad=4000, **kw)  # noqa: E731 (equal sizes)
+    clashes = {  # each pair writes one path in common, as pip would install it
+        "a namespace package's __init__.py": (w("parta", {"space/__init__.py": "", "space/a.py": ""}),
+                                              w("partb", {"space/__init__.py": "", "space/b.py": ""})),
+        "a console script and a script file": (w("tool", {"tool/__init__.py": ""}, scripts=["runme"]),
+                                               w("other", {"other-1.0.data/scripts/runme": "#!/bin/sh\n"})),
+        "a GUI script and a script file": (w("gui", {"gui/__init__.py": ""}, scripts=["viewer"], section="gui_scripts"),
+                                           w("view", {"view-1.0.data/scripts/viewer": "#!/bin/sh\n"})),
+        "data files": (w("data1", {"data1-1.0.data/data/share/doc/x.txt": "1"}),
+                       w("data2", {"data2-1.0.data/data/share/doc/x.txt": "2"})),
+        "headers": (w("head1", {"head1-1.0.data/headers/x.h": ""}), w("head2", {"head2-1.0.data/headers/x.h": ""})),
+        "names that differ in case only": (w("case1", {"Mod/x.py": ""}), w("case2", {"mod/X.py": ""})),
+    }
+    apart = w("apart", {"apart/__init__.py": ""})
+    for what, pair in clashes.items():
+        assert len(install_venv.shares(list(pair), 2)) == 1, what  # one process for both
+        assert len(install_venv.shares([pair[0], apart], 2)) == 2, what  # two wheels of one size, nothing shared
+    wheels = [x for pair in clashes.values() for x in pair] + [apart]
+    for jobs in (2, 3, 4):
         groups = install_venv.shares(wheels, jobs)
-        assert sorted(p for g in groups for p in g) == sorted(wheels)  # each wheel once
-        where = {w: i for i, g in enumerate(groups) for w in g}
-        assert where[shared_a] == where[shared_b] and where[tool] == where[other]
-        assert len(groups) == jobs
-    two = install_venv.shares(wheels, 2)
-    # the largest first to the least loaded: big alone, the rest (about as many bytes) in the other
-    assert [sorted(w.name.split("-")[0] for w in g) for g in two] == [["big"], ["alone", "other", "parta", "partb",
-                                                                                "tool"]]
+        assert sorted(p for g in groups for p in g) == sorted(wheels) and len(groups) == jobs  # each wheel once
+        where = {x: i for i, g in enumerate(groups) for x in g}
+        assert all(where[a] == where[b] for a, b in clashes.values())
+    # about equal in bytes: the largest first to the least loaded
+    big = wheel(tmp_path, "big", {"big/__init__.py": ""}, pad=12000)
+    two = install_venv.shares([big, *clashes["a namespace package's __init__.py"], apart], 2)
+    assert [sorted(x.name.split("-")[0] for x in g) for g in two] == [["big"], ["apart", "parta", "partb"]]
 
 
 BACKEND = '''"""PEP 660's editable wheel for the test's project: a .pth file pointing at src/."""
@@ -83,6 +93,7 @@ def test_a_new_environment_gets_the_project_from_parallel_pip_processes(tmp_path
     wheels.mkdir()
     wheel(wheels, "parta", {"space/__init__.py": "", "space/a.py": "A = 1\n"})
     wheel(wheels, "partb", {"space/__init__.py": "", "space/b.py": "B = 2\n"})
+    wheel(wheels, "solo", {"solo/__init__.py": "SOLO = 4\n"})
     wheel(wheels, "big", {"big/__init__.py": "BIG = 3\n"}, pad=20000)
     project = tmp_path / "project"
     (project / "src" / "tiny").mkdir(parents=True)
@@ -91,21 +102,32 @@ def test_a_new_environment_gets_the_project_from_parallel_pip_processes(tmp_path
     (project / "backend.py").write_text(BACKEND)
     (project / "pyproject.toml").write_text(
         '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n\n'
-        '[project]\nname = "tiny"\nversion = "0.1"\ndependencies = ["parta", "partb"]\n\n'
-        '[project.optional-dependencies]\nextra = ["big"]\nbroken = ["nosuchpackage"]\n')
+        '[project]\nname = "tiny"\nversion = "0.1"\ndependencies = ["parta", "partb", "solo"]\n\n'
+        '[project.optional-dependencies]\nextra = ["big>=1.0"]\nbroken = ["nosuchpackage"]\n')
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels), "PIP_CONFIG_FILE": os.devnull}
+    env = {k: v for k, v in os.environ.items()  # nothing of this host's pip or Python settings
+           if not k.startswith("PIP_") and k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE")}
+    env |= {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels), "PIP_CONFIG_FILE": os.devnull}
+    # an older `big` installed already: replaced first, alone, so that no other install runs beside its removal
+    old = wheel(tmp_path, "big", {"big/__init__.py": "BIG = 0\n"}, version="0.9")
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(old)], env=env, check=True)
     r = subprocess.run([str(python), str(ROOT / "tools" / "install_venv.py"), "--project", str(project),
                         "--extras", "extra", "--jobs", "2"], capture_output=True, text=True, env=env,
                        timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "3 wheels" in r.stderr and "unpacking them in 2 pip processes" in r.stderr, r.stderr
-    assert "plain pip install" not in r.stderr
-    out = subprocess.run([str(python), "-c", "import tiny, big; print(tiny.A, tiny.B, big.BIG, tiny.__file__)"],
-                         capture_output=True, text=True, check=True).stdout.split()
-    assert out[:3] == ["1", "2", "3"] and Path(out[3]).is_relative_to(project)  # editable: the project's source
+    # big first (it replaces 0.9), then parta and partb (one path in common) in one process, solo in the other
+    assert "4 wheels" in r.stderr and "1 replacing or running the installer first, the rest in 2 pip process" \
+        in r.stderr, r.stderr
+    assert "plain pip install" not in r.stderr and "WARNING" not in r.stderr, r.stderr
+    out = subprocess.run([str(python), "-c", "import tiny, big, solo; print(tiny.A, tiny.B, big.BIG, solo.SOLO, "
+                          "tiny.__file__)"], capture_output=True, text=True, check=True, env=env).stdout.split()
+    assert out[:4] == ["1", "2", "3", "4"] and Path(out[4]).is_relative_to(project)  # editable: the project's own
+    # recorded as one `pip install` records them: versions from an index, not files (which are gone)
+    freeze = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True, text=True, env=env).stdout
+    assert {"big==1.0", "parta==1.0", "partb==1.0", "solo==1.0"} <= set(freeze.split()), freeze
+    assert "file://" not in freeze.replace(project.as_uri(), ""), freeze
     check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, env=env)
     assert check.returncode == 0, check.stdout
     # what the parallel path cannot do goes to one plain pip install, which says what it can

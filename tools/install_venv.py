@@ -3,15 +3,21 @@
 `make venv` runs it with the new environment's Python. pip installs wheels one after another, and PyTorch's CUDA
 build (the one pip takes on Linux x86_64) is 2.9 GB of wheels that unpack to about 5.6 GB: about 40 s of one core
 on this project's machines, the larger part of a fresh clone's setup. Here pip resolves the requirements once
-(its own resolver: `pip install --dry-run --report`), then several pip processes (`--no-deps`) each unpack a share
-of the wheels, and the project itself is installed last (editable). Wheels that would write the same file go to
-the same process, so that no two processes ever write one path.
+(its own resolver: `pip install --dry-run --report`), the wheels it chose are gathered in one folder (those from an
+index online downloaded there, their hashes checked), then:
+- wheels that replace an installed distribution (a new venv's setuptools; any upgrade on a rerun), and pip,
+  setuptools and wheel themselves, go in first, in one process: a removal never runs beside another install;
+- the rest in N pip processes, each a share about equal in bytes, from that folder only (`--no-index
+  --find-links`, exact versions: pip records them as installed from an index, as one `pip install` would);
+  wheels that would write a common file (read from their file lists) go to the same process;
+- the project itself last (editable, built in the environment).
 
-Anything else (a pip without `--report`, a requirement that is not a wheel on this disk, a step that fails) falls
-back to one plain `pip install -e .[EXTRAS]`, which installs whatever is still missing: the parallel path is a
-shortcut, never the only way in.
+Anything it cannot do that way (a Python without tomllib, a pip without `--report`, a requirement that is not a
+wheel, dependencies the project computes, a failed step) falls back to one plain `pip install -e .[EXTRAS]`, with
+one line saying so; requirements pip cannot meet, or a project that does not build, stop it with pip's own error
+once. `--jobs 1` takes the same steps in one process (benchmarks/setup_speed.py compares them).
 
-    python tools/install_venv.py [--extras test] [--jobs N]
+    python tools/install_venv.py [--extras test] [--jobs N] [--project DIR]
 """
 
 from __future__ import annotations
@@ -23,84 +29,107 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 import zipfile
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11: the plain install, where pip says which Python the project needs
+    tomllib = None
 
 ROOT = Path(__file__).resolve().parents[1]  # the project (--project for another)
 PIP = [sys.executable, "-m", "pip"]
 # pip repeats this for every index page it cannot find on a file:// index; it says nothing about the install
 NOISE = "is ignored: it is neither a file nor a directory"
+FIRST = {"pip", "setuptools", "wheel"}  # what pip and the project's build run on: never beside another install
 
 
 class Unresolvable(Exception):
-    """pip found no set of versions for the requirements (and said why)."""
+    """pip found no set of versions for the requirements, or the project did not build (pip said why)."""
+
+
+class Fallback(Exception):
+    """Something the parallel path does not do: the plain install does it (the message says what)."""
 
 
 def say(message: str) -> None:
     print(f"install_venv: {message}", file=sys.stderr, flush=True)
 
 
+def norm(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
 def pip(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([*PIP, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([*PIP, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace")
 
 
-def finish(proc: subprocess.Popen) -> bool:
+def finish(proc: subprocess.Popen) -> tuple[bool, str]:
     out, _ = proc.communicate()
     for line in out.splitlines():
         if NOISE not in line:
             print(line, file=sys.stderr)
-    return proc.returncode == 0
+    return proc.returncode == 0, out
 
 
 def requirements(project: Path, extras: list[str]) -> tuple[list[str], list[str]]:
     """The project's dependencies with the extras asked for, and its build requirements."""
+    if tomllib is None:
+        raise Fallback("this Python has no tomllib (3.11 and later do)")
     meta = tomllib.loads((project / "pyproject.toml").read_text())
-    project = meta["project"]
-    deps = list(project.get("dependencies", []))
+    table = meta.get("project", {})
+    if {"dependencies", "optional-dependencies"} & set(table.get("dynamic", [])):
+        raise Fallback("the project computes its dependencies")
+    deps = list(table.get("dependencies", []))
     for extra in extras:
-        if extra not in project.get("optional-dependencies", {}):
-            raise ValueError(f"pyproject.toml has no extra {extra!r}")
-        deps += project["optional-dependencies"][extra]
+        if extra not in table.get("optional-dependencies", {}):
+            raise Fallback(f"pyproject.toml has no extra {extra!r}")
+        deps += table["optional-dependencies"][extra]
     return deps, list(meta.get("build-system", {}).get("requires", []))
 
 
-def resolve(reqs: list[str], downloads: Path) -> list[Path] | None:
-    """The wheels pip would install for `reqs` (pip's resolver, nothing installed), those from an index online
-    downloaded into `downloads` (their hashes checked); None where any is not a wheel."""
-    report = downloads / "report.json"
-    if not finish(pip("install", "-q", "--dry-run", "--report", str(report), *reqs)):
-        raise Unresolvable  # pip has said why; a plain install would only say it again
-    wheels, remote = [], []
+def resolve(reqs: list[str], folder: Path) -> dict[str, tuple[str, Path]]:
+    """{name: (version, wheel in `folder`)} of what pip would install for `reqs` (its resolver, nothing
+    installed): wheels on this disk linked there, those from an index online downloaded there, hashes checked."""
+    report = folder / "report.json"
+    ok, out = finish(pip("install", "-q", "--dry-run", "--report", str(report), *reqs))
+    if not ok:
+        if "no such option" in out:
+            raise Fallback("this pip has no --report (pip 22.2 and later do)")
+        raise Unresolvable
+    chosen, remote = {}, []
     for item in json.loads(report.read_text())["install"]:
-        info = item["download_info"]
+        info, name = item["download_info"], norm(item["metadata"]["name"])
         url = urlparse(info["url"])
         if not url.path.endswith(".whl"):
-            say(f"{item['metadata']['name']} is not a wheel there: one plain pip install instead")
-            return None
+            raise Fallback(f"{item['metadata']['name']} is not a wheel there")
+        path = Path(unquote(url.path))
         if url.scheme == "file":
-            wheels.append(Path(unquote(url.path)))
+            os.symlink(path, folder / path.name)
         else:
-            digest = "".join(f"#{k}={v}" for k, v in list(info.get("archive_info", {}).get("hashes", {}).items())[:1])
-            remote.append(info["url"] + digest)
-    if remote:
-        if not finish(pip("download", "-q", "--no-deps", "--dest", str(downloads / "wheels"), *remote)):
-            return None
-        wheels += sorted((downloads / "wheels").glob("*.whl"))
-    return wheels
+            hashes = info.get("archive_info", {}).get("hashes") or {}
+            digest = next(iter(hashes.items()), None)
+            remote.append(info["url"] + (f"#{digest[0]}={digest[1]}" if digest else ""))
+        chosen[name] = (item["metadata"]["version"], folder / path.name)
+    if remote and not finish(pip("download", "-q", "--no-deps", "--dest", str(folder), *remote))[0]:
+        raise Fallback("a download failed")
+    return chosen
 
 
 def written_paths(wheel: Path) -> set[str]:
-    """The paths a wheel writes, relative to the environment (its scripts and entry points under bin/)."""
+    """The paths a wheel writes, relative to the environment, case-folded (its scripts and entry points under
+    bin/; its data where the environment's root is)."""
     paths = set()
     with zipfile.ZipFile(wheel) as z:
         for name in z.namelist():
             head, _, rest = name.partition("/")
             if head.endswith(".data") and rest:
                 scheme, _, rest = rest.partition("/")
-                name = f"bin/{rest}" if scheme == "scripts" else rest if scheme in ("purelib", "platlib") else \
-                    f"{scheme}:{rest}"
+                name = {"scripts": f"bin/{rest}", "purelib": rest, "platlib": rest, "data": f"@root/{rest}",
+                        "headers": f"@include/{rest}"}.get(scheme, f"@{scheme}/{rest}")
             elif head.endswith(".dist-info") and rest == "entry_points.txt":
                 section = None
                 for line in z.read(name).decode("utf-8", "replace").splitlines():
@@ -108,9 +137,9 @@ def written_paths(wheel: Path) -> set[str]:
                     if line.startswith("["):
                         section = line.strip("[]")
                     elif section in ("console_scripts", "gui_scripts") and "=" in line:
-                        paths.add(f"bin/{line.split('=')[0].strip()}")
+                        paths.add(f"bin/{line.split('=')[0].strip()}".casefold())
             if not name.endswith("/"):
-                paths.add(name)
+                paths.add(os.path.normpath(name).casefold())
     return paths
 
 
@@ -141,33 +170,43 @@ def shares(wheels: list[Path], jobs: int) -> list[list[Path]]:
     return [ws for _, ws in out if ws]
 
 
-def parallel(project: Path, extras: list[str], jobs: int) -> bool:
+def install(folder: Path, pins: list[str]) -> subprocess.Popen:
+    """pip installing exactly `pins` (name==version) from `folder` alone."""
+    return pip("install", "-q", "--no-deps", "--no-compile", "--no-index", "--find-links", str(folder), *pins)
+
+
+def parallel(project: Path, extras: list[str], jobs: int) -> None:
     deps, build = requirements(project, extras)
     t = time.monotonic()
-    with tempfile.TemporaryDirectory() as tmp:
+    # next to the environment (its disk, which `make venv` checked), not in a /tmp that may be small
+    with tempfile.TemporaryDirectory(dir=sys.prefix, prefix=".wheels-") as tmp:
         # the build's requirements too: the project is built in the environment, not in an isolated one
-        wheels = resolve(deps + build, Path(tmp))
-        return wheels is not None and unpack(project, wheels, jobs, t)
-
-
-def unpack(project: Path, wheels: list[Path], jobs: int, t: float) -> bool:
-    mb = sum(w.stat().st_size for w in wheels) / 2**20
-    groups = shares(wheels, jobs)
-    say(f"{len(wheels)} wheels ({mb:,.0f} MB) resolved in {time.monotonic() - t:.0f} s; "
-        f"unpacking them in {len(groups)} pip processes")
-    t = time.monotonic()
-    procs = [pip("install", "-q", "--no-deps", "--no-compile", *map(str, g)) for g in groups]
-    if not all([finish(p) for p in procs]):
-        return False
+        chosen = resolve(deps + build, Path(tmp))
+        installed = {norm(d.metadata["Name"] or "") for d in metadata.distributions()}
+        first = sorted(n for n in chosen if n in installed or n in FIRST)
+        rest = {chosen[n][1]: n for n in chosen if n not in first}
+        groups = shares(list(rest), jobs)
+        mb = sum(w.stat().st_size for _, w in chosen.values()) / 2**20
+        say(f"{len(chosen)} wheels ({mb:,.0f} MB) resolved in {time.monotonic() - t:.0f} s; "
+            f"{len(first)} replacing or running the installer first, the rest in {len(groups)} pip process(es)")
+        t = time.monotonic()
+        if first and not finish(install(Path(tmp), [f"{n}=={chosen[n][0]}" for n in first]))[0]:
+            raise Fallback("an install failed")
+        procs = [install(Path(tmp), [f"{rest[w]}=={chosen[rest[w]][0]}" for w in g]) for g in groups]
+        if not all([finish(p)[0] for p in procs]):  # every process waited for before the fallback starts
+            raise Fallback("an install failed")
     say(f"unpacked in {time.monotonic() - t:.0f} s; installing the project (editable)")
-    return finish(pip("install", "-q", "--no-deps", "--no-compile", "--no-build-isolation", "-e", str(project)))
+    if not finish(pip("install", "-q", "--no-deps", "--no-compile", "--no-build-isolation", "-e", str(project)))[0]:
+        raise Unresolvable  # the plain install would build it again, and fail again the same way
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--extras", default="test", help="the project's extras to install, comma-separated ('' for none)")
     p.add_argument("--project", type=Path, default=ROOT, help="the project's folder (its pyproject.toml)")
-    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="pip processes unpacking wheels")
+    p.add_argument("--jobs", type=int, default=min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                     else os.cpu_count() or 1),
+                   help="pip processes unpacking wheels (1: the same steps in one)")
     args = p.parse_args()
     extras = [e for e in args.extras.split(",") if e]
     project = args.project.resolve()
@@ -176,21 +215,23 @@ def main() -> int:
     # a recent pip resolves this project's requirements in 7 s where Python 3.11's own (23.2) takes 14-20 s here,
     # and has --report (pip 22.2 and later); where the upgrade cannot be had, the pip there does
     upgrade = pip("install", "-q", "--upgrade", "pip")
-    upgrade.communicate()
+    out, _ = upgrade.communicate()
     if upgrade.returncode != 0:
-        say("pip could not be upgraded (no index reachable?); going on with the pip there")
+        last = [line for line in out.splitlines() if line.strip() and NOISE not in line][-1:]
+        say(f"pip could not be upgraded ({last[0].strip() if last else 'no reason given'}); going on with the pip "
+            "there")
     try:
-        done = args.jobs > 1 and parallel(project, extras, args.jobs)
+        parallel(project, extras, max(1, args.jobs))
+        return 0
     except Unresolvable:
         return 1
+    except Fallback as e:
+        say(f"{e}: one plain pip install instead")
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        say(f"the parallel install stopped ({e}): one plain pip install instead")
-        done = False
-    if not done:  # pip installs whatever the parallel path left out, and says why where it cannot
-        target = f"{project}[{','.join(extras)}]" if extras else str(project)
-        if not finish(pip("install", "-q", "--no-compile", "-e", target)):
-            return 1
-    return 0
+        say(f"the parallel install stopped ({type(e).__name__}: {e}): one plain pip install instead")
+    # pip installs whatever the parallel path left out, and says why where it cannot
+    target = f"{project}[{','.join(extras)}]" if extras else str(project)
+    return 0 if finish(pip("install", "-q", "--no-compile", "-e", target))[0] else 1
 
 
 if __name__ == "__main__":
