@@ -23,6 +23,7 @@ once. `--jobs 1` takes the same steps in one process (benchmarks/setup_speed.py 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -40,6 +41,16 @@ except ModuleNotFoundError:  # Python < 3.11: the plain install, where pip says 
     tomllib = None
 
 ROOT = Path(__file__).resolve().parents[1]  # the project (--project for another)
+
+
+def allowed_cpus() -> int:
+    """neuralscale's own count (affinity within the cgroup's quota), read from its file: the package itself is not
+    installed yet, and its threads module needs nothing but the standard library."""
+    spec = importlib.util.spec_from_file_location("_neuralscale_threads", ROOT / "src" / "neuralscale" / "threads.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.allowed_cpus()
+
 PIP = [sys.executable, "-m", "pip"]
 # pip repeats this for every index page it cannot find on a file:// index; it says nothing about the install
 NOISE = "is ignored: it is neither a file nor a directory"
@@ -204,9 +215,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--extras", default="test", help="the project's extras to install, comma-separated ('' for none)")
     p.add_argument("--project", type=Path, default=ROOT, help="the project's folder (its pyproject.toml)")
-    p.add_argument("--jobs", type=int, default=min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                                     else os.cpu_count() or 1),
-                   help="pip processes unpacking wheels (1: the same steps in one)")
+    p.add_argument("--jobs", type=int, default=min(4, allowed_cpus()),
+                   help="pip processes unpacking wheels (1: the same steps in one); default: the CPUs this process "
+                        "may use, at most 4")
     args = p.parse_args()
     extras = [e for e in args.extras.split(",") if e]
     project = args.project.resolve()
