@@ -364,6 +364,16 @@ def test_a_warm_start_keeps_the_trained_networks_strongest_channels(tmp_path):
     assert torch.equal(conv(small)[0].weight, w0[kept])
     assert torch.equal(conv(small)[1].weight, conv(trained)[1].weight[
         torch.sort(torch.topk(conv(trained)[1].weight.abs().sum(dim=(1, 2, 3)), widths[1]).indices).values][:, kept])
+    # the two share no tensor: training the warm start leaves the trained network as it was (the classifier's
+    # bias and the batch norms' counters, which no pruned channel slices, were once the trained network's own)
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    for net in (same, small):
+        mine = {v.untyped_storage().data_ptr() for v in trained.state_dict().values()}
+        assert not [k for k, v in net.state_dict().items() if v.untyped_storage().data_ptr() in mine]
+        with torch.no_grad():
+            for v in net.state_dict().values():
+                v.add_(1)
+    assert all(torch.equal(v, before[k]) for k, v in trained.state_dict().items())
     # through the CLI: the record says where it started, and its id differs from the same run from scratch
     args = ["train", *common, "--widths", ",".join(map(str, widths))]
     warm = run_cli(*args, "--init-from", str(tmp_path / "base"), "--out", str(tmp_path / "warm"), "--json")

@@ -195,7 +195,10 @@ def check_cut(space: WidthSpace, base: list[int], widths: list[int]) -> ChannelG
 def _cut(space: WidthSpace, graph: ChannelGraph, trained: nn.Module, widths: list[int], keep) -> nn.Module:
     """A network at `widths` holding `trained`'s channels `keep` (per layer), sliced by `graph`."""
     model = space.build(widths, device="meta")
-    model.load_state_dict(graph.slice_state(trained.state_dict(), keep), assign=True)
+    state = trained.state_dict()
+    # a tensor not sliced (every channel kept, or one no gated layer owns) is copied: the two networks share nothing
+    sliced = {k: v.clone() if v is state[k] else v for k, v in graph.slice_state(state, keep).items()}
+    model.load_state_dict(sliced, assign=True)
     return model.to(next(trained.parameters()).device)
 
 
