@@ -367,8 +367,8 @@ def test_a_warm_start_keeps_the_trained_networks_strongest_channels(tmp_path):
     # the two share no tensor: training the warm start leaves the trained network as it was (the classifier's
     # bias and the batch norms' counters, which no pruned channel slices, were once the trained network's own)
     before = {k: v.clone() for k, v in trained.state_dict().items()}
+    mine = {v.untyped_storage().data_ptr() for v in trained.state_dict().values()}
     for net in (same, small):
-        mine = {v.untyped_storage().data_ptr() for v in trained.state_dict().values()}
         assert not [k for k, v in net.state_dict().items() if v.untyped_storage().data_ptr() in mine]
         with torch.no_grad():
             for v in net.state_dict().values():

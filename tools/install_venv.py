@@ -51,6 +51,7 @@ def allowed_cpus() -> int:
     spec.loader.exec_module(module)
     return module.allowed_cpus()
 
+
 PIP = [sys.executable, "-m", "pip"]
 # pip repeats this for every index page it cannot find on a file:// index; it says nothing about the install
 NOISE = "is ignored: it is neither a file nor a directory"
