@@ -7,7 +7,9 @@ A table in the README sits between two markers naming its store (relative to thi
     <!-- /report -->
 
 or its descent's iterations (`<!-- report: fmnist-vgg11-regime/regime | descent -->`; `| descent macs` where
-its report has descents of several objectives), or its laws against their ablations (`| ablations`), or one row
+its report has descents of several objectives), or its laws against their ablations (`| ablations`), or how
+each method's gap to uniform changes from another store's runs to this store's, paired by seed (`| gap change
+fmnist-vgg11-regime/regime`: the same runs trained 20 epochs against 60), or one row
 (a method at a budget) from each of several stores, side by side with its widths (the method may name
 alternatives, separated by commas, for a method labelled differently in some stores):
 
@@ -37,7 +39,9 @@ from pathlib import Path
 
 from neuralscale.errors import NeuralscaleError
 from neuralscale.layout import ReportDir, RunDir, StoreDir
-from neuralscale.report import build_report
+from neuralscale.report import fmt_gap, build_report, summarize_records
+from neuralscale.stats import holm, paired_gap, paired_p
+from neuralscale.store import load_records
 
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
@@ -185,6 +189,57 @@ def ablations_markdown(store: Path) -> str:
     return _markdown(_tables(body)[0])
 
 
+def _committed_records(store: Path) -> list[dict]:
+    """The finished records of `store` as the last commit holds them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = committed_copy(store.parent, Path(tmp) / store.parent.name) / store.name
+        return [r for r in load_records(copy) if r.get("status") == "finished"]
+
+
+def gap_change_markdown(store: Path, against: Path) -> str:
+    """How each method's gap to uniform changes from the store `against` (e.g. the same runs trained shorter) to
+    `store`: per seed, (method - uniform in `store`) - (method - uniform in `against`), at the same budget, for
+    the seeds all four runs share; its mean and 95% interval (Student's t on those differences), at the
+    best-validation epoch and at the final epoch, and the paired t-test's p with Holm's correction over the
+    table's rows. A change whose interval spans zero says the gap may hold; it does not say that it holds."""
+    def by_seed(rows: list[dict]) -> dict:
+        return {(r["label"], tuple(r["budget_key"])): r for r in rows}
+
+    def epochs(records: list[dict]) -> str:  # of the runs the table compares
+        shown = {"uniform", *(row["label"] for row in rows)}
+        return ", ".join(map(str, sorted({r["config"]["epochs"] for r in records if r["label"] in shown})))
+
+    new_records, old_records = _committed_records(store), _committed_records(against)
+    new, old = by_seed(summarize_records(new_records)), by_seed(summarize_records(old_records))
+    rows = []
+    for (label, bkey), r in new.items():
+        u, r0, u0 = new.get(("uniform", bkey)), old.get((label, bkey)), old.get(("uniform", bkey))
+        if label == "uniform" or None in (u, r0, u0):
+            continue
+        finals = [{s: x["finals"][x["seeds"].index(s)] for s in x["seeds"]} for x in (r, u, r0, u0)]
+        seeds = sorted(set(r["by_seed"]) & set(u["by_seed"]) & set(r0["by_seed"]) & set(u0["by_seed"]))
+        gaps = {}
+        for name, (a, b, a0, b0) in (("sel", (r["by_seed"], u["by_seed"], r0["by_seed"], u0["by_seed"])),
+                                     ("final", finals)):
+            gaps[name] = ({s: a[s] - b[s] for s in seeds}, {s: a0[s] - b0[s] for s in seeds})
+        rows.append({"label": label, "budget": r["budget"], "n": len(seeds), "gaps": gaps,
+                     "p": paired_p(*gaps["sel"])})
+    for row, holds in zip(rows, holm([x["p"] for x in rows])):
+        row["holm"] = holds
+    out = [["method", "budget", "seeds paired", f"gap, paired (sel.), {epochs(old_records)} epochs",
+            f"gap, paired (sel.), {epochs(new_records)} epochs", "change (sel.) [95% CI]",
+            "change (final epoch) [95% CI]", "p (Holm)"]]
+    for row in rows:
+        new_gap, old_gap = row["gaps"]["sel"]
+        p = row["p"]
+        p_text = "" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}") + (" **holds**" if row["holm"] else "")
+        zero = dict.fromkeys(new_gap, 0.0)  # a mean over seeds and its interval: paired against nothing
+        out.append([row["label"], row["budget"], str(row["n"]), fmt_gap(*paired_gap(old_gap, zero)[:2]),
+                    fmt_gap(*paired_gap(new_gap, zero)[:2]), fmt_gap(*paired_gap(*row["gaps"]["sel"])[:2]),
+                    fmt_gap(*paired_gap(*row["gaps"]["final"])[:2]), p_text])
+    return _markdown(out)
+
+
 def table_for(spec: str) -> str:
     """The table a marker names: a store's whole table, its descent's, its laws against their ablations, or one
     row of several stores."""
@@ -195,9 +250,11 @@ def table_for(spec: str) -> str:
         return descent_markdown(HERE / parts[0], " ".join(parts[1].split()[1:]))
     if len(parts) == 2 and parts[1] == "ablations":
         return ablations_markdown(HERE / parts[0])
+    if len(parts) == 2 and parts[1].split()[:2] == ["gap", "change"] and len(parts[1].split()) == 3:
+        return gap_change_markdown(HERE / parts[0], HERE / parts[1].split()[2])
     if len(parts) != 3:
-        raise SystemExit(f"tables.py: a marker is 'STORE', 'STORE | descent [OBJECTIVE]', 'STORE | ablations' or "
-                         f"'STORE STORE ... | LABEL | BUDGET', got {spec!r}")
+        raise SystemExit(f"tables.py: a marker is 'STORE', 'STORE | descent [OBJECTIVE]', 'STORE | ablations', "
+                         f"'STORE | gap change OTHER_STORE' or 'STORE STORE ... | LABEL | BUDGET', got {spec!r}")
     return rows_table(parts[0].split(), parts[1], parts[2])
 
 

@@ -109,6 +109,34 @@ def test_a_row_table_takes_the_method_under_any_of_its_names():
     assert len(none) == 1  # the header alone
 
 
+def test_a_gap_change_table_is_the_mean_change_of_each_seeds_gap():
+    """`STORE | gap change OTHER`: per seed, (method - uniform) in STORE minus (method - uniform) in OTHER, at the
+    same budget; computed here again from the committed records, by hand."""
+    import math
+    longer, regime = STUDIES / "fmnist-vgg11-regime" / "longer", STUDIES / "fmnist-vgg11-regime" / "regime"
+    rows = tables._tables(tables.table_for("fmnist-vgg11-regime/longer | gap change fmnist-vgg11-regime/regime"))[0]
+    assert rows[0][3:5] == ["gap, paired (sel.), 20 epochs", "gap, paired (sel.), 60 epochs"]
+
+    def accs(store: Path, key: str) -> dict:
+        return {(r["label"], r["budget"]["ratio"], r["seed"]): r["summary"][key]
+                for r in tables._committed_records(store)}
+    assert {row[0] for row in rows[1:]} >= {"morphnet"}
+    for row in rows[1:]:
+        label, ratio = row[0], float(row[1].split()[1])
+        for key, cell in (("test_acc_at_best_val", row[5]), ("final_test_acc", row[6])):
+            new, old = accs(longer, key), accs(regime, key)
+            diffs = [(new[label, ratio, s] - new["uniform", ratio, s])
+                     - (old[label, ratio, s] - old["uniform", ratio, s])
+                     for s in range(5) if all((m, ratio, s) in d for m in (label, "uniform") for d in (new, old))]
+            assert len(diffs) == int(row[2]) >= 2
+            mean = statistics.fmean(diffs)
+            t = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}[len(diffs)]  # Student's t, 97.5%, n - 1 degrees
+            half = t * statistics.stdev(diffs) / math.sqrt(len(diffs))
+            assert cell.strip("*") == f"{mean:+.2f} [{round(mean - half, 2):+.2f}, {round(mean + half, 2):+.2f}]"
+    with pytest.raises(SystemExit, match="gap change OTHER_STORE"):
+        tables.table_for("fmnist-vgg11-regime/longer | gap change")
+
+
 EXPERIMENT_FILES = sorted(STUDIES.glob("*/*.toml"))
 
 

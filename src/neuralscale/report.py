@@ -200,7 +200,7 @@ def _ablation_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     head = ["budget", "law", "against", "seeds paired", "law acc", "ablation acc", "gap, paired by seed [95% CI]",
             "p (Holm)"]
     body = [[x["budget"], x["law"], x["against"], str(x["n"]), f"{x['law_mean']:.2f}", f"{x['against_mean']:.2f}",
-             _fmt_gap(x["gap"], x["ci95"]), _fmt_p({**x, "p_test": "paired"})] for x in rows]
+             fmt_gap(x["gap"], x["ci95"]), _fmt_p({**x, "p_test": "paired"})] for x in rows]
     return head, body
 
 
@@ -285,7 +285,7 @@ def _paper_rows(model: str, dataset: str) -> list[dict]:
     return [r for r in reference_rows("paper_results.csv") if r["model"] == model and r["dataset"] == dataset]
 
 
-def _fmt_gap(gap: float | None, half: float | None) -> str:
+def fmt_gap(gap: float | None, half: float | None) -> str:
     """A gap to uniform and its 95% interval, in bold where the interval excludes zero."""
     if gap is None:
         return ""
@@ -310,8 +310,8 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
              *([_fmt_latency(r)] if latency else []),
              mean_std(r["mean"], r["std"], r["n"]), mean_std(r["final_mean"], r["final_std"], r["n"]),
-             _fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), _fmt_gap(r["final_gap"], r["final_gap_ci95"]),
-             _fmt_gap(r["paired_gap"], r["paired_ci95"]), _fmt_p(r)]
+             fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), fmt_gap(r["final_gap"], r["final_gap_ci95"]),
+             fmt_gap(r["paired_gap"], r["paired_ci95"]), _fmt_p(r)]
             for r in rows]
     return head, body
 
