@@ -19,19 +19,19 @@
 # weights are not in the records), once per pretrained run and machine, in <run>/weights/ (not packed).
 set -u
 BUDGET=${BUDGET:-480}
-# the studies still running (the finished ones: fmnist-vgg11/*.toml, fmnist-resnet18/*.toml, and of
-# fmnist-vgg11-regime early.toml, first.toml and longer-first.toml). First the VGG11 regime's descent, the longest
-# wait on these CPUs (an iteration takes up to 7 h on one of their threads, 2-4 min on an H200): one machine at a
-# time per descent, so stop it here first (its unfinished iteration's checkpoint does not travel; the GPU redoes
-# that iteration, and once its records are unpacked here the local descent resumes after it). Once its last
-# iteration is done, the same file's sweep trains NeuralScale@last and shape@last, and longer.toml (run it then)
-# NeuralScale@last at 60 epochs. MobileNetV2's study runs beside it.
+# the studies still running: MobileNetV2's (every VGG11 and ResNet18 study is finished: fmnist-vgg11/*.toml,
+# fmnist-resnet18/*.toml, fmnist-vgg11-regime/*.toml, 2026-12-05). Its descent first (from 1/2 width an iteration
+# takes about 3 h on one of these CPUs' threads): one machine at a time per descent, so stop any local run of it
+# first (its unfinished iteration's checkpoint does not travel; the GPU redoes that iteration, and once its
+# records are unpacked here a local descent resumes after it). Once its last iteration is done, the same file's
+# sweep trains every method at both budgets. STUDIES=... names others (a finished one ends at once: its runs are
+# all done).
 # Calls back to back on a warm machine: the ignored checkpoints stay there between them, but the next call's copy
 # of this working tree drops the records the last one wrote (untracked here) and resets the tracked ones (a
 # store's sweep.json, a descent's log). So each call first unpacks the last call's archive, kept on that machine
 # in $KEEP, and its records.tgz holds the work of every call on that machine: unpack the last one only. (The
 # unpacked archive replaces the copied tree's records: between calls, change nothing here in those studies.)
-STUDIES=${STUDIES:-"studies/fmnist-vgg11-regime/regime.toml studies/fmnist-mobilenetv2/regime.toml"}
+STUDIES=${STUDIES:-"studies/fmnist-mobilenetv2/regime.toml"}
 WORKERS=${WORKERS:-3}
 THREADS=${THREADS:-1}
 OUT=${OUT:-/tmp/study-out}
