@@ -202,7 +202,7 @@ def gap_change_markdown(store: Path, against: Path) -> str:
     the seeds all four runs share; its mean and 95% interval (Student's t on those differences), at the
     best-validation epoch and at the final epoch, and the paired t-test's p with Holm's correction over the
     table's rows. A change whose interval spans zero says the gap may hold; it does not say that it holds."""
-    def by_seed(rows: list[dict]) -> dict:
+    def by_row(rows: list[dict]) -> dict:
         return {(r["label"], tuple(r["budget_key"])): r for r in rows}
 
     def epochs(records: list[dict]) -> str:  # of the runs the table compares
@@ -210,25 +210,25 @@ def gap_change_markdown(store: Path, against: Path) -> str:
         return ", ".join(map(str, sorted({r["config"]["epochs"] for r in records if r["label"] in shown})))
 
     new_records, old_records = _committed_records(store), _committed_records(against)
-    new, old = by_seed(summarize_records(new_records)), by_seed(summarize_records(old_records))
+    new, old = by_row(summarize_records(new_records)), by_row(summarize_records(old_records))
     rows = []
     for (label, bkey), r in new.items():
         u, r0, u0 = new.get(("uniform", bkey)), old.get((label, bkey)), old.get(("uniform", bkey))
         if label == "uniform" or None in (u, r0, u0):
             continue
-        finals = [{s: x["finals"][x["seeds"].index(s)] for s in x["seeds"]} for x in (r, u, r0, u0)]
         seeds = sorted(set(r["by_seed"]) & set(u["by_seed"]) & set(r0["by_seed"]) & set(u0["by_seed"]))
         gaps = {}
         for name, (a, b, a0, b0) in (("sel", (r["by_seed"], u["by_seed"], r0["by_seed"], u0["by_seed"])),
-                                     ("final", finals)):
+                                     ("final", [x["finals_by_seed"] for x in (r, u, r0, u0)])):
             gaps[name] = ({s: a[s] - b[s] for s in seeds}, {s: a0[s] - b0[s] for s in seeds})
         rows.append({"label": label, "budget": r["budget"], "n": len(seeds), "gaps": gaps,
                      "p": paired_p(*gaps["sel"])})
     for row, holds in zip(rows, holm([x["p"] for x in rows])):
         row["holm"] = holds
-    out = [["method", "budget", "seeds paired", f"gap, paired (sel.), {epochs(old_records)} epochs",
-            f"gap, paired (sel.), {epochs(new_records)} epochs", "change (sel.) [95% CI]",
-            "change (final epoch) [95% CI]", "p (Holm)"]]
+    old_e, new_e = epochs(old_records), epochs(new_records)
+    out = [["method", "budget", "seeds paired", f"gap to uniform, paired (sel.), {old_e} epochs",
+            f"gap to uniform, paired (sel.), {new_e} epochs", f"change, {new_e} minus {old_e} epochs (sel.) [95% CI]",
+            "change (final epoch) [95% CI]", "p of the change (sel.), Holm"]]
     for row in rows:
         new_gap, old_gap = row["gaps"]["sel"]
         p = row["p"]

@@ -109,32 +109,72 @@ def test_a_row_table_takes_the_method_under_any_of_its_names():
     assert len(none) == 1  # the header alone
 
 
+def _mean_ci(values: list[float]) -> str:
+    """A mean and its 95% interval (Student's t), as the tables print it, by hand."""
+    import math
+    mean = statistics.fmean(values)
+    t = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571}[len(values)]  # Student's t, 97.5%, n - 1 degrees
+    half = t * statistics.stdev(values) / math.sqrt(len(values))
+    return f"{mean:+.2f} [{round(mean - half, 2):+.2f}, {round(mean + half, 2):+.2f}]"
+
+
 def test_a_gap_change_table_is_the_mean_change_of_each_seeds_gap():
     """`STORE | gap change OTHER`: per seed, (method - uniform) in STORE minus (method - uniform) in OTHER, at the
     same budget; computed here again from the committed records, by hand."""
-    import math
     longer, regime = STUDIES / "fmnist-vgg11-regime" / "longer", STUDIES / "fmnist-vgg11-regime" / "regime"
     rows = tables._tables(tables.table_for("fmnist-vgg11-regime/longer | gap change fmnist-vgg11-regime/regime"))[0]
-    assert rows[0][3:5] == ["gap, paired (sel.), 20 epochs", "gap, paired (sel.), 60 epochs"]
+    assert rows[0][3:6] == ["gap to uniform, paired (sel.), 20 epochs", "gap to uniform, paired (sel.), 60 epochs",
+                            "change, 60 minus 20 epochs (sel.) [95% CI]"]
 
     def accs(store: Path, key: str) -> dict:
         return {(r["label"], r["budget"]["ratio"], r["seed"]): r["summary"][key]
                 for r in tables._committed_records(store)}
-    assert {row[0] for row in rows[1:]} >= {"morphnet"}
+    from neuralscale.stats import t_pvalue
+    pvalues = []
+    assert {row[0] for row in rows[1:]} == {"morphnet", "neuralscale@15"}
     for row in rows[1:]:
         label, ratio = row[0], float(row[1].split()[1])
-        for key, cell in (("test_acc_at_best_val", row[5]), ("final_test_acc", row[6])):
+        for key, cells in (("test_acc_at_best_val", (row[3], row[4], row[5])),
+                           ("final_test_acc", (None, None, row[6]))):
             new, old = accs(longer, key), accs(regime, key)
-            diffs = [(new[label, ratio, s] - new["uniform", ratio, s])
-                     - (old[label, ratio, s] - old["uniform", ratio, s])
-                     for s in range(5) if all((m, ratio, s) in d for m in (label, "uniform") for d in (new, old))]
-            assert len(diffs) == int(row[2]) >= 2
-            mean = statistics.fmean(diffs)
-            t = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}[len(diffs)]  # Student's t, 97.5%, n - 1 degrees
-            half = t * statistics.stdev(diffs) / math.sqrt(len(diffs))
-            assert cell.strip("*") == f"{mean:+.2f} [{round(mean - half, 2):+.2f}, {round(mean + half, 2):+.2f}]"
+            seeds = sorted(s for (m, q, s) in new if m == label and q == ratio
+                           and all((x, ratio, s) in d for x in (label, "uniform") for d in (new, old)))
+            assert len(seeds) == int(row[2]) >= 2
+            new_gap = [new[label, ratio, s] - new["uniform", ratio, s] for s in seeds]
+            old_gap = [old[label, ratio, s] - old["uniform", ratio, s] for s in seeds]
+            want = (_mean_ci(old_gap), _mean_ci(new_gap), _mean_ci([a - b for a, b in zip(new_gap, old_gap)]))
+            assert [c.strip("*") for c in cells if c is not None] == [w for c, w in zip(cells, want) if c is not None]
+            if key == "test_acc_at_best_val":  # the paired t-test of the change
+                d = [a - b for a, b in zip(new_gap, old_gap)]
+                pvalues.append(t_pvalue(statistics.fmean(d) / (statistics.stdev(d) / len(d) ** 0.5), len(d) - 1))
+        p = pvalues[-1]
+        assert row[7].split()[0] == ("<0.001" if p < 0.001 else f"{p:.3f}")
+    first, second = sorted(pvalues)  # Holm over the two rows, by hand
+    holds = {first: first <= 0.025, second: first <= 0.025 and second <= 0.05}
+    assert [row[7].endswith("**holds**") for row in rows[1:]] == [holds[p] for p in pvalues]
     with pytest.raises(SystemExit, match="gap change OTHER_STORE"):
         tables.table_for("fmnist-vgg11-regime/longer | gap change")
+
+
+def test_a_gap_change_pairs_each_seeds_final_accuracy_by_seed(monkeypatch):
+    """Seeds past 9 (whose run folders sort before seed 2's) and seed sets that differ between the stores: the
+    final-epoch column pairs seed with seed, as the selected one does (records whose two accuracies are equal
+    give equal columns)."""
+    import random
+    template = next(r for r in tables._committed_records(STUDIES / "fmnist-vgg11-regime" / "longer")
+                    if r["label"] == "uniform")
+    rng, stores = random.Random(0), {}
+    for store, seeds in (("short", range(11)), ("long", range(12))):
+        stores[store] = []
+        for label in ("uniform", "morphnet"):
+            for seed in sorted(seeds, key=str):  # in run-folder order: s0, s1, s10, s11, s2, ...
+                acc = round(rng.uniform(85, 95), 2)
+                stores[store].append({**template, "id": f"{label}-s{seed}", "label": label, "method": label,
+                                      "seed": seed, "summary": {**template["summary"], "test_acc_at_best_val": acc,
+                                                                "final_test_acc": acc}})
+    monkeypatch.setattr(tables, "_committed_records", lambda store: stores[store.name])
+    header, row = tables._tables(tables.gap_change_markdown(Path("long"), Path("short")))[0]
+    assert row[:3] == ["morphnet", "ratio 0.0625", "11"] and row[5] == row[6] and "[" in row[5]
 
 
 EXPERIMENT_FILES = sorted(STUDIES.glob("*/*.toml"))

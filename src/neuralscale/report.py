@@ -114,7 +114,8 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             "latency_devices": sorted(lat_devices),
             "accuracy": accuracy, "mean": statistics.fmean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
             "min": min(accs), "max": max(accs), "values": accs, "by_seed": {r["seed"]: r["summary"][key] for r in rs},
-            "finals": finals, "final_mean": statistics.fmean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+            "finals": finals, "finals_by_seed": {r["seed"]: r["summary"]["final_test_acc"] for r in rs},
+            "final_mean": statistics.fmean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
             "wall_s": sum(r.get("wall_s", 0) for r in rs),
         })
     uniform = {tuple(r["budget_key"]): r for r in rows if r["label"] == "uniform"}
