@@ -343,6 +343,30 @@ def _latency_note(rows: list[dict]) -> str:
             "times cannot be compared. Measure the configurations on one machine: `neuralscale info --latency`.")
 
 
+def _training_device(record: dict) -> str | None:
+    """The device a run trained on, as its record names it: the GPU's name, or `cpu`; None where it does not."""
+    env = record.get("environment") or {}
+    device = env.get("gpu") or env.get("device")
+    return str(device) if device else None
+
+
+def device_note(records: list[dict]) -> str:
+    """Where the finished runs trained on more than one kind of device, which trained where: their accuracies mix
+    devices, which round differently (and recent NVIDIA GPUs run convolutions in TF32 by default)."""
+    where: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        if r.get("status") == "finished" and _training_device(r) is not None:
+            where[_training_device(r)].append(r)
+    if len(where) < 2:
+        return ""
+    parts = [f"{device}: {len(rs)} run(s) ({', '.join(sorted({r['label'] for r in rs}))})"
+             for device, rs in sorted(where.items())]
+    return ("**The runs trained on several devices**: " + "; ".join(parts) + ". A device can move a run's "
+            "accuracy by as much as a gap (its kernels round differently; recent NVIDIA GPUs run convolutions in "
+            "TF32 by default): read gaps between rows trained on one device, or train the others again there, in a "
+            "store of their own (a run's id does not include its device; docs/GUIDE.md, Honest numbers).")
+
+
 @dataclass
 class _Store:
     """What a report is made of: the store's records, their summary rows, and where the descent is."""
@@ -598,7 +622,8 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     doc += _ablation_blocks(st.rows)
     latency = _latency_note(st.rows)
     selection = _selection_text(st.records) if st.accuracy == "best-val" else ""
-    doc += [("p", text) for text in (latency, _recipe_text(st.records), selection) if text]
+    devices = device_note(st.records)
+    doc += [("p", text) for text in (latency, devices, _recipe_text(st.records), selection) if text]
     if any(r.get("extrapolated") for r in st.rows):
         doc.append(("p", f"A row marked `(extrapolated)` is a law solved beyond {EXTRAPOLATION:g}x outside the "
                          "range of network sizes its trajectory rows covered: the law is read where nothing was "
