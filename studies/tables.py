@@ -9,7 +9,8 @@ A table in the README sits between two markers naming its store (relative to thi
 or its descent's iterations (`<!-- report: fmnist-vgg11-regime/regime | descent -->`; `| descent macs` where
 its report has descents of several objectives), or its laws against their ablations (`| ablations`), or how
 each method's gap to uniform changes from another store's runs to this store's, paired by seed (`| gap change
-fmnist-vgg11-regime/regime`: the same runs trained 20 epochs against 60), or one row
+fmnist-vgg11-regime/regime`: the same runs trained 20 epochs against 60), or runs of one method against another's,
+paired by seed, from any stores (`STORE:LABEL - STORE:LABEL; ... | paired | BUDGET`), or one row
 (a method at a budget) from each of several stores, side by side with its widths (the method may name
 alternatives, separated by commas, for a method labelled differently in some stores):
 
@@ -39,7 +40,7 @@ from pathlib import Path
 
 from neuralscale.errors import NeuralscaleError
 from neuralscale.layout import ReportDir, RunDir, StoreDir
-from neuralscale.report import fmt_gap, build_report, summarize_records
+from neuralscale.report import build_report, fmt_gap, fmt_p, summarize_records
 from neuralscale.stats import holm, paired_gap, paired_p
 from neuralscale.store import load_records
 
@@ -231,12 +232,37 @@ def gap_change_markdown(store: Path, against: Path) -> str:
             "change (final epoch) [95% CI]", "p of the change (sel.), Holm"]]
     for row in rows:
         new_gap, old_gap = row["gaps"]["sel"]
-        p = row["p"]
-        p_text = "" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}") + (" **holds**" if row["holm"] else "")
         zero = dict.fromkeys(new_gap, 0.0)  # a mean over seeds and its interval: paired against nothing
         out.append([row["label"], row["budget"], str(row["n"]), fmt_gap(*paired_gap(old_gap, zero)[:2]),
                     fmt_gap(*paired_gap(new_gap, zero)[:2]), fmt_gap(*paired_gap(*row["gaps"]["sel"])[:2]),
-                    fmt_gap(*paired_gap(*row["gaps"]["final"])[:2]), p_text])
+                    fmt_gap(*paired_gap(*row["gaps"]["final"])[:2]), fmt_p({**row, "p_test": "paired"})])
+    return _markdown(out)
+
+
+def paired_markdown(pairs: str, budget: str) -> str:
+    """Runs of one method against runs of another, paired by seed, each from a store of its own or the same:
+    `pairs` is `STORE:LABEL - STORE:LABEL` pairs separated by `;` (e.g. the same method on two devices). Each row
+    a comparison read alone (no correction over the rows: they answer separate questions)."""
+    def row_of(ref: str) -> dict:
+        store, _, label = ref.strip().partition(":")
+        found = [r for r in summarize_records(_committed_records(HERE / store))
+                 if r["label"] == label and r["budget"] == budget]
+        if not found:
+            raise SystemExit(f"tables.py: {store} has no finished {label} at {budget}")
+        return found[0]
+
+    out = [["runs", "against", "budget", "seeds paired", "mean", "against mean", "gap, paired by seed (sel.) "
+            "[95% CI]", "gap, paired (final epoch) [95% CI]", "p (paired, read alone)"]]
+    for pair in pairs.split(";"):
+        a_ref, sep, b_ref = pair.partition(" - ")
+        if not sep:
+            raise SystemExit(f"tables.py: a paired table's pair is 'STORE:LABEL - STORE:LABEL', got {pair.strip()!r}")
+        a, b = row_of(a_ref), row_of(b_ref)
+        gap, half, n = paired_gap(a["by_seed"], b["by_seed"])
+        p = paired_p(a["by_seed"], b["by_seed"])
+        out.append([a_ref.strip(), b_ref.strip(), budget, str(n), f"{a['mean']:.2f}", f"{b['mean']:.2f}",
+                    fmt_gap(gap, half), fmt_gap(*paired_gap(a["finals_by_seed"], b["finals_by_seed"])[:2]),
+                    fmt_p({"p": p, "p_test": "paired"})])
     return _markdown(out)
 
 
@@ -254,7 +280,10 @@ def table_for(spec: str) -> str:
         return gap_change_markdown(HERE / parts[0], HERE / parts[1].split()[2])
     if len(parts) != 3:
         raise SystemExit(f"tables.py: a marker is 'STORE', 'STORE | descent [OBJECTIVE]', 'STORE | ablations', "
-                         f"'STORE | gap change OTHER_STORE' or 'STORE STORE ... | LABEL | BUDGET', got {spec!r}")
+                         f"'STORE | gap change OTHER_STORE', 'STORE:LABEL - STORE:LABEL; ... | paired | BUDGET' or "
+                         f"'STORE STORE ... | LABEL | BUDGET', got {spec!r}")
+    if parts[1] == "paired":
+        return paired_markdown(parts[0], parts[2])
     return rows_table(parts[0].split(), parts[1], parts[2])
 
 

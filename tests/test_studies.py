@@ -47,7 +47,8 @@ def test_a_study_report_comes_from_its_records_alone(store, tmp_path):
 def test_the_readme_tables_are_the_reports_tables(tmp_path, capsys):
     """`python studies/tables.py --check`, run here as its main() (its reports made once per process)."""
     text = (STUDIES / "README.md").read_text()
-    stores = [name for m in tables.BLOCK.finditer(text) for name in m["store"].split("|")[0].split()]
+    stores = [name.split(":")[0] for m in tables.BLOCK.finditer(text)  # a paired table names STORE:LABEL - ...
+              for name in re.split(r"[\s;]+", m["store"].split("|")[0]) if name and name != "-"]
     assert stores and all((STUDIES / s / "sweep.json").exists() for s in stores), stores
     assert tables.main(["--check"]) == 0, capsys.readouterr().err
     # the check can fail: one number changed in a copy of the README's first table
@@ -175,6 +176,29 @@ def test_a_gap_change_pairs_each_seeds_final_accuracy_by_seed(monkeypatch):
     monkeypatch.setattr(tables, "_committed_records", lambda store: stores[store.name])
     header, row = tables._tables(tables.gap_change_markdown(Path("long"), Path("short")))[0]
     assert row[:3] == ["morphnet", "ratio 0.0625", "11"] and row[5] == row[6] and "[" in row[5]
+
+
+def test_a_paired_table_is_each_pairs_mean_difference_by_seed():
+    """`STORE:LABEL - STORE:LABEL; ... | paired | BUDGET`: computed here again from the committed records."""
+    spec = ("fmnist-vgg11-regime/longer:uniform - fmnist-vgg11-regime/longer-cpu:uniform; "
+            "fmnist-vgg11-regime/longer:neuralscale@15 - fmnist-vgg11-regime/longer:morphnet | paired | ratio 0.0625")
+    head, *rows = tables._tables(tables.table_for(spec))[0]
+    study = "fmnist-vgg11-regime"
+    assert [r[:2] for r in rows] == [[f"{study}/longer:uniform", f"{study}/longer-cpu:uniform"],
+                                     [f"{study}/longer:neuralscale@15", f"{study}/longer:morphnet"]]
+    for row in rows:
+        (a_store, a_label), (b_store, b_label) = (ref.split(":") for ref in row[:2])
+        for key, cell in (("test_acc_at_best_val", row[6]), ("final_test_acc", row[7])):
+            a, b = ({r["seed"]: r["summary"][key] for r in tables._committed_records(STUDIES / store)
+                     if r["label"] == label and r["budget"]["ratio"] == 0.0625}
+                    for store, label in ((a_store, a_label), (b_store, b_label)))
+            assert len(a) == len(b) == int(row[3]) == 5
+            assert cell.strip("*") == _mean_ci([a[s] - b[s] for s in sorted(a)])
+    with pytest.raises(SystemExit, match="STORE:LABEL - STORE:LABEL"):
+        tables.table_for("fmnist-vgg11-regime/longer:uniform | paired | ratio 0.0625")
+    with pytest.raises(SystemExit, match="no finished nothing"):
+        tables.table_for("fmnist-vgg11-regime/longer:uniform - fmnist-vgg11-regime/longer:nothing | paired | "
+                         "ratio 0.0625")
 
 
 def test_a_report_says_which_runs_trained_on_which_device_where_a_store_mixes_them():

@@ -147,7 +147,7 @@ def _pvalue(row: dict, uniform: dict | None) -> tuple[float | None, str | None]:
     return (p, "welch") if p is not None else (None, None)
 
 
-def _fmt_p(row: dict) -> str:
+def fmt_p(row: dict) -> str:
     """'0.004 (holds)' where the gap survives Holm's correction over the table's comparisons."""
     if row.get("p") is None:
         return ""
@@ -201,7 +201,7 @@ def _ablation_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     head = ["budget", "law", "against", "seeds paired", "law acc", "ablation acc", "gap, paired by seed [95% CI]",
             "p (Holm)"]
     body = [[x["budget"], x["law"], x["against"], str(x["n"]), f"{x['law_mean']:.2f}", f"{x['against_mean']:.2f}",
-             fmt_gap(x["gap"], x["ci95"]), _fmt_p({**x, "p_test": "paired"})] for x in rows]
+             fmt_gap(x["gap"], x["ci95"]), fmt_p({**x, "p_test": "paired"})] for x in rows]
     return head, body
 
 
@@ -312,7 +312,7 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
              *([_fmt_latency(r)] if latency else []),
              mean_std(r["mean"], r["std"], r["n"]), mean_std(r["final_mean"], r["final_std"], r["n"]),
              fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), fmt_gap(r["final_gap"], r["final_gap_ci95"]),
-             fmt_gap(r["paired_gap"], r["paired_ci95"]), _fmt_p(r)]
+             fmt_gap(r["paired_gap"], r["paired_ci95"]), fmt_p(r)]
             for r in rows]
     return head, body
 
@@ -355,8 +355,8 @@ def device_note(records: list[dict]) -> str:
     devices, which round differently (and recent NVIDIA GPUs run convolutions in TF32 by default)."""
     where: dict[str, list[dict]] = defaultdict(list)
     for r in records:
-        if r.get("status") == "finished" and _training_device(r) is not None:
-            where[_training_device(r)].append(r)
+        if r.get("status") == "finished" and (device := _training_device(r)) is not None:
+            where[device].append(r)
     if len(where) < 2:
         return ""
     parts = [f"{device}: {len(rs)} run(s) ({', '.join(sorted({r['label'] for r in rs}))})"
