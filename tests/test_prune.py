@@ -226,3 +226,46 @@ def test_a_trajectory_resumed_from_its_state_records_the_same_rows(start):
         assert all(all(r < i or i <= f for r, i, f in zip(row, initial, floors)) for row in straight.rows)
     else:
         assert straight.row_steps == list(range(1, 13))
+
+
+@pytest.mark.parametrize("name", ["vgg11", "torchvision:resnet18"])
+def test_a_pruning_step_keeps_the_untouched_tensors_and_lays_out_all_as_a_rebuilt_model(name):
+    """A step resized in place keeps the tensors of the layers it did not change (no copy, no new Parameter) and
+    copies only the changed ones; the trainer then lays every 4-D tensor out exactly as in a model built fresh at
+    the new widths and given the layout (contiguous, then channels_last where chosen), whichever layout a kept
+    tensor had before: the strides a resumed run, rebuilt from its checkpoint, computes with. 1x1 convolutions
+    (ResNet18's shortcuts) are the case where the two layouts' strides differ and both count as contiguous."""
+    from neuralscale.pruning.apply import shrink
+    from neuralscale.train import _fresh_strides, _place
+    sp = ns.space(name, "synthetic")
+    w = sp.uniform(0.125)
+    graph = ChannelGraph(sp, w)
+    if not sp.resizes_in_place or not graph.exact:
+        pytest.skip(f"{name} is not pruned in place")
+    cpu = torch.device("cpu")
+    for before, after in ((True, False), (False, True), (True, True)):
+        torch.manual_seed(0)
+        model = _place(sp.build(w), cpu, torch.float32, before)
+        old = {k: v for k, v in [*model.named_parameters(), *model.named_buffers()]}
+        layer = max(range(len(w)), key=lambda i: w[i])  # one layer loses its first two channels
+        keep = [torch.arange(n) for n in w]
+        keep[layer] = torch.arange(2, w[layer])
+        new_w = list(w)
+        new_w[layer] -= 2
+        out = shrink(sp, graph, model, None, keep, w, new_w)
+        assert out is not None and out.model is model
+        now = {k: v for k, v in [*model.named_parameters(), *model.named_buffers()]}
+        changed = {k for k, v in now.items() if tuple(v.shape) != tuple(old[k].shape)}
+        assert changed and all(now[k] is old[k] for k in now if k not in changed)  # kept, not copied
+        _place(model, cpu, torch.float32, after)
+        fresh = _place(sp.build(new_w), cpu, torch.float32, None)
+        fresh = fresh.to(memory_format=torch.channels_last) if after else fresh
+        for (k, a), (k2, b) in zip(model.state_dict().items(), fresh.state_dict().items()):
+            assert k == k2 and a.shape == b.shape and a.stride() == b.stride(), (k, before, after, a.stride(), b.stride())
+        ref = graph.slice_state({k: v.detach() for k, v in old.items()}, keep)
+        assert all(torch.equal(model.state_dict()[k], ref[k]) for k in ref)  # the kept channels' values
+    for shape in ((8, 4, 3, 3), (8, 4, 1, 1), (1, 4, 1, 1), (8, 1, 3, 3), (8, 4, 1, 3), (2, 3, 5, 1)):
+        for cl in (False, True):  # the rule worked out on meta is the rule on the CPU
+            real = torch.empty(shape)
+            real = real.to(memory_format=torch.channels_last) if cl else real
+            assert _fresh_strides(torch.Size(shape), cl) == real.stride(), (shape, cl)

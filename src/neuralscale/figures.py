@@ -62,6 +62,11 @@ def _save(fig, path: Path, formats=("png",), dpi: int = 120) -> Path:
     """Save `path` (a .png name) in each format; returns the PNG's path (the one reports embed)."""
     plt = _plt()
     formats = check_formats(formats)
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+    if isinstance(fig.get_layout_engine(), PlaceHolderLayoutEngine):
+        # tight_layout() has placed the axes; the placeholder engine it leaves would make every savefig draw the
+        # figure once more before drawing it (about a third of the time it takes), for the same pixels
+        fig.set_layout_engine(None)
     for f in formats:
         fig.savefig(path.with_suffix(f".{f}"), dpi=dpi)
     plt.close(fig)

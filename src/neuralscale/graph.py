@@ -104,10 +104,13 @@ class ChannelGraph:
         return out
 
     def slice_state(self, state: dict[str, torch.Tensor], keep: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """`state` with only the channels `keep` (per layer, sorted indices) of every gated layer."""
+        """`state` with only the channels `keep` (per layer, sorted indices) of every gated layer. A tensor that keeps
+        every channel is the same tensor, not a copy."""
         out = {}
         for k, t in state.items():
             for dim, layer, block in self.slices.get(k, []):
+                if len(keep[layer]) * block == t.shape[dim]:  # sorted, distinct: every channel, in order
+                    continue
                 idx = keep[layer].to(t.device)
                 if block > 1:
                     idx = (idx[:, None] * block + torch.arange(block, device=t.device)).flatten()

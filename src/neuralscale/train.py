@@ -229,6 +229,50 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
+def _place(model: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool | None) -> nn.Module:
+    """`model` on `device`, its floating-point tensors of `dtype` (`Module.to`, only where some tensor is not), and,
+    unless `channels_last` is None, every 4-D parameter and buffer laid out as in a model built fresh and given
+    that layout (contiguous, then `.to(memory_format=torch.channels_last)` where asked): the same strides whatever
+    layout a tensor had before, so that a pruning step's model, which keeps the tensors of the layers it did not
+    change, computes as the model rebuilt from its checkpoint does. Only the tensors whose strides differ are
+    copied (a pruning step's few); a model with a 5-D tensor goes through `Module.to`."""
+    found = [(store, key, t) for m in model.modules() for store in (m._parameters, m._buffers)
+             for key, t in store.items() if t is not None]
+    if any(t.device != device or t.is_complex() or (t.dtype != dtype and t.is_floating_point()) for _, _, t in found):
+        return _place(model.to(device, dtype), device, dtype, channels_last)
+    if channels_last is None:
+        return model
+    if any(t.dim() == 5 for _, _, t in found):
+        return model.to(memory_format=torch.channels_last) if channels_last else model
+    for store, key, t in found:
+        if t.dim() != 4:
+            continue
+        want = _fresh_strides(t.shape, channels_last)
+        if t.stride() == want:
+            continue
+        new = torch.empty_strided(t.shape, want, dtype=t.dtype, device=t.device)
+        with torch.no_grad():
+            new.copy_(t)
+        if isinstance(t, nn.Parameter):
+            t.data = new
+        else:
+            store[key] = new
+    return model
+
+
+_STRIDES: dict[tuple, tuple[int, ...]] = {}
+
+
+def _fresh_strides(shape: torch.Size, channels_last: bool) -> tuple[int, ...]:
+    """The strides a new tensor of this shape has in a model laid out as the trainer lays one out: contiguous,
+    then `.to(memory_format=torch.channels_last)` where channels_last (on meta: the same rule, no memory)."""
+    key = (shape, channels_last)
+    if key not in _STRIDES:
+        t = torch.empty(shape, device="meta")
+        _STRIDES[key] = (t.to(memory_format=torch.channels_last) if channels_last else t).stride()
+    return _STRIDES[key]
+
+
 class Trainer:
     """Trains `model` on `splits` with `config`; `fit()` returns the per-epoch history.
 
@@ -294,12 +338,11 @@ class Trainer:
     # -- model and optimizer -------------------------------------------------
     def set_model(self, model: nn.Module, optimizer_state: dict | None = None) -> None:
         """Install a (new) model and a fresh optimizer over its parameters."""
-        model = model.to(self.device, self.dtype)
-        self.channels_last = self._layout(model)
+        model = _place(model, self.device, self.dtype, None)  # Module.to only where needed: a pruning step's
+        self.channels_last = self._layout(model)               # model is where it was, most of its tensors too
         for data in (self.train_data, self.val_data, self.test_data):
             data.channels_last = self.channels_last  # batches in the model's layout
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        model = _place(model, self.device, self.dtype, self.channels_last)
         self.model = model
         self.forward = torch.compile(model) if self.config.compile else model
         c = self.config

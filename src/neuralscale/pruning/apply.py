@@ -77,20 +77,22 @@ def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: 
     if in_place:  # only now, with everything sliced: the same modules (and hooks), resized, no rebuild
         space.resize(model, new_widths)
     _assign(new, state)
-    new.train(model.training)
+    if not in_place:
+        new.train(model.training)
     return Shrunk(new, opt, graph)
 
 
 def _assign(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """`model.load_state_dict(state, assign=True)` for a model on meta whose every entry `state` holds (checked by
-    ChannelGraph.fits), without its per-module hooks and checks: a tenth of the time, once per pruning step."""
+    """`model.load_state_dict(state, assign=True)` for a model whose tensors on meta `state` holds (checked by
+    ChannelGraph.fits), without its per-module hooks and checks: a tenth of the time, once per pruning step. A
+    tensor that is not on meta (resized in place and unchanged: `state` holds that very tensor) stays as it is."""
     for name, module in model.named_modules():
         prefix = f"{name}." if name else ""
         for key, p in module._parameters.items():
-            if p is not None:
+            if p is not None and p.is_meta:
                 module._parameters[key] = nn.Parameter(state[prefix + key], requires_grad=p.requires_grad)
         for key, b in module._buffers.items():
-            if b is not None and key not in module._non_persistent_buffers_set:
+            if b is not None and b.is_meta and key not in module._non_persistent_buffers_set:
                 module._buffers[key] = state[prefix + key]
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
