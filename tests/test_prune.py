@@ -235,17 +235,17 @@ def test_a_pruning_step_keeps_the_untouched_tensors_and_lays_out_all_as_a_rebuil
     the new widths and given the layout (contiguous, then channels_last where chosen), whichever layout a kept
     tensor had before: the strides a resumed run, rebuilt from its checkpoint, computes with. 1x1 convolutions
     (ResNet18's shortcuts) are the case where the two layouts' strides differ and both count as contiguous."""
+    from neuralscale.models.resizing import fresh_strides
     from neuralscale.pruning.apply import shrink
-    from neuralscale.train import _fresh_strides, _place
+    from neuralscale.train import _relaid
     sp = ns.space(name, "synthetic")
     w = sp.uniform(0.125)
     graph = ChannelGraph(sp, w)
-    if not sp.resizes_in_place or not graph.exact:
-        pytest.skip(f"{name} is not pruned in place")
+    assert sp.resizes_in_place and graph.exact
     cpu = torch.device("cpu")
     for before, after in ((True, False), (False, True), (True, True)):
         torch.manual_seed(0)
-        model = _place(sp.build(w), cpu, torch.float32, before)
+        model = _relaid(sp.build(w), cpu, torch.float32, before)
         old = {k: v for k, v in [*model.named_parameters(), *model.named_buffers()]}
         layer = max(range(len(w)), key=lambda i: w[i])  # one layer loses its first two channels
         keep = [torch.arange(n) for n in w]
@@ -257,8 +257,8 @@ def test_a_pruning_step_keeps_the_untouched_tensors_and_lays_out_all_as_a_rebuil
         now = {k: v for k, v in [*model.named_parameters(), *model.named_buffers()]}
         changed = {k for k, v in now.items() if tuple(v.shape) != tuple(old[k].shape)}
         assert changed and all(now[k] is old[k] for k in now if k not in changed)  # kept, not copied
-        _place(model, cpu, torch.float32, after)
-        fresh = _place(sp.build(new_w), cpu, torch.float32, None)
+        _relaid(model, cpu, torch.float32, after)
+        fresh = sp.build(new_w)
         fresh = fresh.to(memory_format=torch.channels_last) if after else fresh
         for (k, a), (k2, b) in zip(model.state_dict().items(), fresh.state_dict().items()):
             assert k == k2 and a.shape == b.shape and a.stride() == b.stride(), (k, before, after, a.stride(), b.stride())
@@ -268,4 +268,56 @@ def test_a_pruning_step_keeps_the_untouched_tensors_and_lays_out_all_as_a_rebuil
         for cl in (False, True):  # the rule worked out on meta is the rule on the CPU
             real = torch.empty(shape)
             real = real.to(memory_format=torch.channels_last) if cl else real
-            assert _fresh_strides(torch.Size(shape), cl) == real.stride(), (shape, cl)
+            assert fresh_strides(torch.Size(shape), cl) == real.stride(), (shape, cl)
+
+
+def test_a_rebuilt_network_shares_nothing_with_the_one_it_was_cut_from():
+    """Where a step rebuilds the network (a space that does not resize in place), the new one's tensors and
+    momentum are its own, those of unchanged layers too: a caller who keeps the old network (a pruner in their
+    own loop) does not see it change as the new one trains. Momentum is laid out contiguous, sliced or not."""
+    from neuralscale.pruning.apply import shrink
+    sp = ns.space("vgg11", "synthetic")
+    w = sp.uniform(0.125)
+    graph = ChannelGraph(sp, w)
+    torch.manual_seed(0)
+    model = sp.build(w).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(2, *sp.info.input_shape).to(memory_format=torch.channels_last)).sum().backward()
+    opt.step()
+    keep = [torch.arange(n) for n in w]
+    keep[3] = torch.arange(1, w[3])
+    new_w = list(w)
+    new_w[3] -= 1
+    saved, sp._resize = sp._resize, None  # rebuilt, as a space without `resize` is
+    try:
+        out = shrink(sp, graph, model, opt, keep, w, new_w)
+    finally:
+        sp._resize = saved
+    assert out is not None and out.model is not model
+    ptrs = lambda ts: {t.untyped_storage().data_ptr() for t in ts if t.numel()}  # noqa: E731
+    old = [*model.parameters(), *model.buffers(), *(s["momentum_buffer"] for s in opt.state.values())]
+    new = [*out.model.parameters(), *out.model.buffers(),
+           *(s["momentum_buffer"] for s in out.optimizer_state["state"].values())]
+    assert not ptrs(old) & ptrs(new)
+    moms = [s["momentum_buffer"] for s in out.optimizer_state["state"].values()]
+    assert all(m.is_contiguous() and m.stride() == torch.empty(m.shape).stride() for m in moms if m.dim() == 4)
+
+
+def test_a_trainer_leaves_a_users_layout_alone_and_takes_a_device_with_an_index():
+    """A model handed to the trainer is moved and laid out as `Module.to` does it (a channels_last model kept so
+    where the trainer runs NCHW), and a device named with its index (cpu:0, as cuda:0 on a GPU) is the device a
+    tensor reports without one: pruning steps there run (they once recursed without end)."""
+    sp = ns.space("vgg11", "synthetic")
+    w = sp.uniform(0.0625)
+    splits = load("synthetic", synthetic=dict(num_train=96, num_test=16)).split(0.0, 0)
+    model = sp.build(w).to(memory_format=torch.channels_last)
+    strides = {k: v.stride() for k, v in model.state_dict().items()}
+    tr = Trainer(model, splits, TrainConfig(epochs=1, batch_size=32, device="cpu", channels_last=False),
+                 progress=False)
+    assert {k: v.stride() for k, v in tr.model.state_dict().items()} == strides
+    torch.manual_seed(0)
+    pr = TaylorPruner(sp, w, k=2, interval=1, warmup_epochs=0, prune_fraction=0.5, prune_past_one=True)
+    tr = Trainer(sp.build(w), splits, TrainConfig(epochs=2, batch_size=32, device="cpu:0"), callbacks=[pr],
+                 progress=False)
+    tr.fit()
+    assert pr.session.pruning_steps >= 3 and pr.session.physical

@@ -28,6 +28,7 @@ from .data.info import protocol
 from .errors import EnvironmentFailure, NeuralscaleError
 from .memory import refuse_beyond
 from .models.gate import gates
+from .models.resizing import as_fresh
 from .progress import progress_bar
 from .records import atomic_torch_save
 from .settings import Settings, option
@@ -229,48 +230,41 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
-def _place(model: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool | None) -> nn.Module:
-    """`model` on `device`, its floating-point tensors of `dtype` (`Module.to`, only where some tensor is not), and,
-    unless `channels_last` is None, every 4-D parameter and buffer laid out as in a model built fresh and given
-    that layout (contiguous, then `.to(memory_format=torch.channels_last)` where asked): the same strides whatever
-    layout a tensor had before, so that a pruning step's model, which keeps the tensors of the layers it did not
-    change, computes as the model rebuilt from its checkpoint does. Only the tensors whose strides differ are
-    copied (a pruning step's few); a model with a 5-D tensor goes through `Module.to`."""
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether a tensor on `a` is where `Tensor.to(b)` would leave it (`b` as resolve_device gives it: "cuda"
+    means the current CUDA device; the CPU is one device whatever its index)."""
+    if a.type != b.type:
+        return False
+    if a.type == "cpu":
+        return True
+    return a.index == (b.index if b.index is not None else torch.cuda.current_device())
+
+
+def _relaid(model: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool) -> nn.Module:
+    """A pruning step's model (the trainer's own, resized in place or rebuilt from its tensors) as a model built
+    fresh at its widths would be: on `device`, floating-point tensors of `dtype` (`Module.to` only where some
+    tensor is not), and every 4-D parameter and buffer with the strides a fresh one has in this layout
+    (contiguous, then channels_last where chosen; `resizing.fresh_strides`), whichever layout a tensor kept from
+    before the step had: what a run resumed from its checkpoint computes with. Only the tensors whose strides
+    differ are copied (a step's few); a model with a 5-D tensor goes through `Module.to`."""
     found = [(store, key, t) for m in model.modules() for store in (m._parameters, m._buffers)
              for key, t in store.items() if t is not None]
-    if any(t.device != device or t.is_complex() or (t.dtype != dtype and t.is_floating_point()) for _, _, t in found):
-        return _place(model.to(device, dtype), device, dtype, channels_last)
-    if channels_last is None:
-        return model
+    if any(not _same_device(t.device, device) or t.is_complex() or (t.dtype != dtype and t.is_floating_point())
+           for _, _, t in found):
+        model = model.to(device, dtype)
+        found = [(store, key, t) for m in model.modules() for store in (m._parameters, m._buffers)
+                 for key, t in store.items() if t is not None]
     if any(t.dim() == 5 for _, _, t in found):
         return model.to(memory_format=torch.channels_last) if channels_last else model
     for store, key, t in found:
-        if t.dim() != 4:
+        new = as_fresh(t, channels_last)
+        if new is t:
             continue
-        want = _fresh_strides(t.shape, channels_last)
-        if t.stride() == want:
-            continue
-        new = torch.empty_strided(t.shape, want, dtype=t.dtype, device=t.device)
-        with torch.no_grad():
-            new.copy_(t)
         if isinstance(t, nn.Parameter):
             t.data = new
         else:
             store[key] = new
     return model
-
-
-_STRIDES: dict[tuple, tuple[int, ...]] = {}
-
-
-def _fresh_strides(shape: torch.Size, channels_last: bool) -> tuple[int, ...]:
-    """The strides a new tensor of this shape has in a model laid out as the trainer lays one out: contiguous,
-    then `.to(memory_format=torch.channels_last)` where channels_last (on meta: the same rule, no memory)."""
-    key = (shape, channels_last)
-    if key not in _STRIDES:
-        t = torch.empty(shape, device="meta")
-        _STRIDES[key] = (t.to(memory_format=torch.channels_last) if channels_last else t).stride()
-    return _STRIDES[key]
 
 
 class Trainer:
@@ -336,13 +330,19 @@ class Trainer:
         self.set_model(model)
 
     # -- model and optimizer -------------------------------------------------
-    def set_model(self, model: nn.Module, optimizer_state: dict | None = None) -> None:
-        """Install a (new) model and a fresh optimizer over its parameters."""
-        model = _place(model, self.device, self.dtype, None)  # Module.to only where needed: a pruning step's
-        self.channels_last = self._layout(model)               # model is where it was, most of its tensors too
+    def set_model(self, model: nn.Module, optimizer_state: dict | None = None, pruned: bool = False) -> None:
+        """Install a (new) model and a fresh optimizer over its parameters. `pruned`: the model is this trainer's
+        own after a pruning step, most of its tensors kept as they were (`_relaid`); any other model is moved
+        and laid out with `Module.to`, as given."""
+        if not pruned:
+            model = model.to(self.device, self.dtype)
+        self.channels_last = self._layout(model)
         for data in (self.train_data, self.val_data, self.test_data):
             data.channels_last = self.channels_last  # batches in the model's layout
-        model = _place(model, self.device, self.dtype, self.channels_last)
+        if pruned:
+            model = _relaid(model, self.device, self.dtype, self.channels_last)
+        elif self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.forward = torch.compile(model) if self.config.compile else model
         c = self.config

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..graph import ChannelGraph, Layer
+from ..models.resizing import as_fresh
 from ..space import WidthSpace
 
 
@@ -62,17 +63,20 @@ def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: 
     in place where the space can (`WidthSpace.resize`, after the sliced state is checked against the shapes the
     widths give), else rebuilt; None where it cannot be sliced exactly (the caller masks from then on).  Without
     an optimizer, its state is {} (nothing to carry over)."""
-    state = graph.slice_state(model.state_dict(), keep)
+    old = model.state_dict()
+    state = graph.slice_state(old, keep)
     in_place = space.resizes_in_place and graph.fits(state, space.state_shapes(new_widths))
     new = model if in_place else space.build(new_widths, device="meta")  # meta: every tensor comes from `state`
     if not in_place and not graph.fits(state, new):
         graph = ChannelGraph(space, old_widths)  # the graph derived at earlier widths does not carry over
-        state = graph.slice_state(model.state_dict(), keep) if graph.exact else None
+        state = graph.slice_state(old, keep) if graph.exact else None
         if state is None or not graph.fits(state, new):
             return None
+    if not in_place:  # a new model shares no tensor with the old one, which its caller may keep
+        state = {k: v.clone() if v is old[k] else v for k, v in state.items()}
     names = [n for n, _ in model.named_parameters()]
     opt = optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
-    opt["state"] = {i: {k: (graph.slice_state({names[i]: v}, keep)[names[i]] if torch.is_tensor(v) and v.dim()
+    opt["state"] = {i: {k: (_slice_buffer(graph, names[i], v, keep, in_place) if torch.is_tensor(v) and v.dim()
                             else v) for k, v in st.items()} for i, st in opt["state"].items()}
     if in_place:  # only now, with everything sliced: the same modules (and hooks), resized, no rebuild
         space.resize(model, new_widths)
@@ -80,6 +84,17 @@ def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: 
     if not in_place:
         new.train(model.training)
     return Shrunk(new, opt, graph)
+
+
+def _slice_buffer(graph: ChannelGraph, name: str, buf: torch.Tensor, keep, in_place: bool) -> torch.Tensor:
+    """An optimizer buffer (momentum) of parameter `name` with the kept channels: a sliced one is a new contiguous
+    tensor; one that keeps every channel is given the same strides (a copy only where its own differ, as a
+    channels_last one does), and is copied for a rebuilt model, which shares nothing with the old one."""
+    out = graph.slice_state({name: buf}, keep)[name]
+    if out is not buf:
+        return out
+    fresh = as_fresh(buf, channels_last=False)
+    return fresh if fresh is not buf or in_place else buf.clone()
 
 
 def _assign(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

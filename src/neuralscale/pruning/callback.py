@@ -64,7 +64,7 @@ class TaylorPruner(Callback):
         is installed in the trainer with its sliced optimizer state."""
         step = self.session.step(trainer.model, trainer.optimizer)
         if step.shrunk is not None:
-            trainer.set_model(step.shrunk.model, step.shrunk.optimizer_state)
+            trainer.set_model(step.shrunk.model, step.shrunk.optimizer_state, pruned=True)
         if step.pruned:
             self.session.attach(trainer.model, trainer.device)
         return step
