@@ -242,10 +242,9 @@ def test_a_pruning_step_keeps_the_untouched_tensors_and_lays_out_all_as_a_rebuil
     w = sp.uniform(0.125)
     graph = ChannelGraph(sp, w)
     assert sp.resizes_in_place and graph.exact
-    cpu = torch.device("cpu")
     for before, after in ((True, False), (False, True), (True, True)):
         torch.manual_seed(0)
-        model = _relaid(sp.build(w), cpu, torch.float32, before)
+        model = _relaid(sp.build(w), before)
         old = {k: v for k, v in [*model.named_parameters(), *model.named_buffers()]}
         layer = max(range(len(w)), key=lambda i: w[i])  # one layer loses its first two channels
         keep = [torch.arange(n) for n in w]
@@ -257,7 +256,7 @@ def test_a_pruning_step_keeps_the_untouched_tensors_and_lays_out_all_as_a_rebuil
         now = {k: v for k, v in [*model.named_parameters(), *model.named_buffers()]}
         changed = {k for k, v in now.items() if tuple(v.shape) != tuple(old[k].shape)}
         assert changed and all(now[k] is old[k] for k in now if k not in changed)  # kept, not copied
-        _relaid(model, cpu, torch.float32, after)
+        _relaid(model, after)
         fresh = sp.build(new_w)
         fresh = fresh.to(memory_format=torch.channels_last) if after else fresh
         for (k, a), (k2, b) in zip(model.state_dict().items(), fresh.state_dict().items()):

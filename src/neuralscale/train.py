@@ -230,30 +230,14 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    """Whether a tensor on `a` is where `Tensor.to(b)` would leave it (`b` as resolve_device gives it: "cuda"
-    means the current CUDA device; the CPU is one device whatever its index)."""
-    if a.type != b.type:
-        return False
-    if a.type == "cpu":
-        return True
-    return a.index == (b.index if b.index is not None else torch.cuda.current_device())
-
-
-def _relaid(model: nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool) -> nn.Module:
-    """A pruning step's model (the trainer's own, resized in place or rebuilt from its tensors) as a model built
-    fresh at its widths would be: on `device`, floating-point tensors of `dtype` (`Module.to` only where some
-    tensor is not), and every 4-D parameter and buffer with the strides a fresh one has in this layout
-    (contiguous, then channels_last where chosen; `resizing.fresh_strides`), whichever layout a tensor kept from
-    before the step had: what a run resumed from its checkpoint computes with. Only the tensors whose strides
-    differ are copied (a step's few); a model with a 5-D tensor goes through `Module.to`."""
+def _relaid(model: nn.Module, channels_last: bool) -> nn.Module:
+    """A pruning step's model (the trainer's own, resized in place or rebuilt from its tensors, so already on the
+    trainer's device and dtype) with every 4-D parameter and buffer given the strides a fresh model has in this
+    layout (contiguous, then channels_last where chosen; `resizing.fresh_strides`), whichever layout a tensor kept
+    from before the step had: what a run resumed from its checkpoint computes with. Only the tensors whose
+    strides differ are copied (a step's few); a model with a 5-D tensor goes through `Module.to`."""
     found = [(store, key, t) for m in model.modules() for store in (m._parameters, m._buffers)
              for key, t in store.items() if t is not None]
-    if any(not _same_device(t.device, device) or t.is_complex() or (t.dtype != dtype and t.is_floating_point())
-           for _, _, t in found):
-        model = model.to(device, dtype)
-        found = [(store, key, t) for m in model.modules() for store in (m._parameters, m._buffers)
-                 for key, t in store.items() if t is not None]
     if any(t.dim() == 5 for _, _, t in found):
         return model.to(memory_format=torch.channels_last) if channels_last else model
     for store, key, t in found:
@@ -332,15 +316,15 @@ class Trainer:
     # -- model and optimizer -------------------------------------------------
     def set_model(self, model: nn.Module, optimizer_state: dict | None = None, pruned: bool = False) -> None:
         """Install a (new) model and a fresh optimizer over its parameters. `pruned`: the model is this trainer's
-        own after a pruning step, most of its tensors kept as they were (`_relaid`); any other model is moved
-        and laid out with `Module.to`, as given."""
+        own after a pruning step, on its device, most of its tensors kept as they were (`_relaid`); any other
+        model is moved and laid out with `Module.to`, as given."""
         if not pruned:
             model = model.to(self.device, self.dtype)
         self.channels_last = self._layout(model)
         for data in (self.train_data, self.val_data, self.test_data):
             data.channels_last = self.channels_last  # batches in the model's layout
         if pruned:
-            model = _relaid(model, self.device, self.dtype, self.channels_last)
+            model = _relaid(model, self.channels_last)
         elif self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
