@@ -27,6 +27,7 @@ tests/test_studies.py runs the check.
 from __future__ import annotations
 
 import argparse
+import copy as copy_module
 import io
 import json
 import re
@@ -90,14 +91,20 @@ def committed_copy(study: Path, dest: Path) -> Path:
 
 
 _REPORTS: dict[tuple[str, str], str] = {}  # (store, HEAD commit) -> report.md: a store's report is made once
+_RECORDS: dict[tuple[str, str], list[dict]] = {}  # (store, HEAD commit) -> its committed finished records
+
+
+def _key(store: Path) -> tuple[str, str]:
+    """A store as the last commit holds it: its path and that commit (none outside a git checkout)."""
+    head = _git(["rev-parse", "HEAD"], HERE)
+    return str(store.resolve()), head.stdout.decode().strip() if head.returncode == 0 else ""
 
 
 def report_markdown(store: Path) -> str:
     """The report.md of `neuralscale report` on the committed finished records of `store` (a study's store).
 
     Made once per store and commit in a process (several tables may name one store)."""
-    head = _git(["rev-parse", "HEAD"], HERE)
-    key = (str(store.resolve()), head.stdout.decode().strip() if head.returncode == 0 else "")
+    key = _key(store)
     if key not in _REPORTS:
         _REPORTS[key] = _report_markdown(store)
     return _REPORTS[key]
@@ -191,10 +198,14 @@ def ablations_markdown(store: Path) -> str:
 
 
 def _committed_records(store: Path) -> list[dict]:
-    """The finished records of `store` as the last commit holds them."""
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = committed_copy(store.parent, Path(tmp) / store.parent.name) / store.name
-        return [r for r in load_records(copy) if r.get("status") == "finished"]
+    """The finished records of `store` as the last commit holds them (read once per store and commit in a
+    process: several tables may compare one store's runs; each caller gets a copy of its own)."""
+    key = _key(store)
+    if key not in _RECORDS:
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = committed_copy(store.parent, Path(tmp) / store.parent.name) / store.name
+            _RECORDS[key] = [r for r in load_records(copy) if r.get("status") == "finished"]
+    return copy_module.deepcopy(_RECORDS[key])
 
 
 def gap_change_markdown(store: Path, against: Path) -> str:
