@@ -9,8 +9,12 @@ status, a traceback on stderr, threads joined, atexit handlers run, streams flus
 shared: nothing of torch's runs here before the fork (no thread pool exists yet), and the environment
 variables the commands read are read after it.
 
+A request with "code" runs that source as `python -c CODE ARGS...` would instead (tests/helpers.py: run_python),
+for a test whose point is a process of its own (a model loaded with nothing of the test's state, two commands at
+once) rather than what a new interpreter imports or sets up.
+
 Protocol, one JSON object per line: the parent writes requests on stdin ({"id", "args", "env", "cwd", "stdout",
-"stderr", "new_session", "file_size_limit"}); this process answers {"id", "pid"} at once and {"id", "pid",
+"stderr", "new_session", "file_size_limit", "code"}); this process answers {"id", "pid"} at once and {"id", "pid",
 "returncode"} when that child ends (negative for a signal, as subprocess reports it). Several commands may run at
 once.
 
@@ -85,9 +89,13 @@ def _become(req: dict) -> None:
     sys.stdin = open(0, closefd=False)
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", closefd=False)
-    sys.argv = [sys.executable, *req["args"]]
+    source = req.get("code")
+    sys.argv = ["-c", *req["args"]] if source is not None else [sys.executable, *req["args"]]
     try:
-        runpy.run_module("neuralscale", run_name="__main__", alter_sys=True)
+        if source is not None:  # `python -c SOURCE ARGS...`
+            exec(compile(source, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+        else:  # `python -m neuralscale ARGS...`
+            runpy.run_module("neuralscale", run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as e:
         code = _exit_code(e.code)

@@ -222,15 +222,16 @@ class Command:
             raise RuntimeError("tests/cli_zygote.py has died; see the test output for its error")
         return answer if key in answer else None
 
-    def __init__(self, args, env: dict | None = None, new_session: bool = False, file_size_limit: int | None = None):
+    def __init__(self, args, env: dict | None = None, new_session: bool = False, file_size_limit: int | None = None,
+                 code: str | None = None, cwd: str | Path | None = None):
         import tempfile
         z = Command._start_zygote()
         Command._ids += 1
         self._id = f"{os.getpid()}-{Command._ids}"
         self._dir = Path(tempfile.mkdtemp(prefix="ns-cli-"))
         req = {"id": self._id, "args": [str(a) for a in args], "env": {**os.environ, **(env or {})},
-               "cwd": os.getcwd(), "stdout": str(self._dir / "out"), "stderr": str(self._dir / "err"),
-               "new_session": new_session, "file_size_limit": file_size_limit}
+               "cwd": str(cwd or os.getcwd()), "stdout": str(self._dir / "out"), "stderr": str(self._dir / "err"),
+               "new_session": new_session, "file_size_limit": file_size_limit, "code": code}
         z.stdin.write((json.dumps(req) + "\n").encode())
         answer = self._await("pid", 60)
         if answer is None:
@@ -279,13 +280,23 @@ class Command:
 def run_cli(*args: str, env: dict | None = None, timeout: int = 300,
             file_size_limit: int | None = None) -> subprocess.CompletedProcess:
     """The real `neuralscale` command in its own process (a fork of tests/cli_zygote.py, which has imported
-    torch once: about 1 s saved per command). The README's first line, the bad-input sample, the GPU check and
-    the tests that kill a sweep's driver start a new interpreter instead (run_real_cli, subprocess).
+    torch once: about 1 s saved per command). The README's first line, the bad-input sample and the GPU check
+    start a new interpreter instead (run_real_cli, subprocess).
     `file_size_limit`: bytes past which the kernel refuses the process's writes (and its workers'), as a full
     disk refuses them."""
     cmd = Command(args, env, file_size_limit=file_size_limit)
     out, err = cmd.communicate(timeout)
     return subprocess.CompletedProcess([sys.executable, "-m", "neuralscale", *args], cmd.returncode, out, err)
+
+
+def run_python(code: str, *args: str, env: dict | None = None, cwd: str | Path | None = None,
+               timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python -c code args...` in a process of its own, forked from tests/cli_zygote.py (torch, torchvision and
+    neuralscale already imported, nothing run): for a test whose point is a separate process (a model loaded with
+    none of the test's state), not what a new interpreter imports or how it starts (those use subprocess)."""
+    cmd = Command(args, env, code=code, cwd=cwd)
+    out, err = cmd.communicate(timeout)
+    return subprocess.CompletedProcess([sys.executable, "-c", code, *args], cmd.returncode, out, err)
 
 
 def run_real_cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Command, run_cli
+from helpers import Command, run_cli, run_python
 from neuralscale.store import load_records, read_record
 
 
@@ -386,8 +386,7 @@ def test_a_worker_whose_driver_stopped_as_its_run_ended_exits_without_a_tracebac
         "    p.join(300)\n"
         "    print('exit', p.exitcode)\n")
     (tmp_path / "store").mkdir()
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    r = run_python(code, timeout=600)  # a driver process of its own
     assert r.stdout.strip().splitlines()[-1] == "exit 0", (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and "BrokenPipeError" not in r.stderr, r.stderr
     (record,) = load_records(tmp_path / "store")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import os
 
 import pytest
 import torch
 
 import neuralscale as ns
-from helpers import run_cli
+from helpers import run_cli, run_python
 from neuralscale.errors import NeuralscaleError
 from neuralscale.export import load_model, save_model, to_onnx
 
@@ -76,10 +75,8 @@ def test_an_exported_model_takes_the_images_of_a_folder_as_they_are(tmp_path):
     truth = np.array([meta["classes"].index(f.parent.name) for f in files])
     logits = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
         ["logits"], {"images": x})[0]
-    # in a fresh process, with only the exported files (the run, the training images and the cache gone)
+    # in a process of its own, with only the exported files (the run, the training images and the cache gone)
     import shutil
-    import subprocess
-    import sys
     alone = tmp_path / "alone"
     alone.mkdir()
     for suffix in (".json", ".pt"):
@@ -91,10 +88,8 @@ def test_an_exported_model_takes_the_images_of_a_folder_as_they_are(tmp_path):
             "model, meta = ns.load_model(sys.argv[1])\n"
             "with torch.no_grad():\n"
             "    np.save(sys.argv[3], model(torch.from_numpy(np.load(sys.argv[2]))).numpy())\n")
-    p = subprocess.run([sys.executable, "-c", code, str(alone / "m.json"), str(alone / "x.npy"),
-                        str(alone / "y.npy")], capture_output=True, text=True, cwd=alone,
-                       env={**os.environ, "NEURALSCALE_DATA": str(alone / "none"),
-                            "NEURALSCALE_CACHE": str(alone / "nocache")})
+    p = run_python(code, str(alone / "m.json"), str(alone / "x.npy"), str(alone / "y.npy"), cwd=alone,
+                   env={"NEURALSCALE_DATA": str(alone / "none"), "NEURALSCALE_CACHE": str(alone / "nocache")})
     assert p.returncode == 0, p.stderr
     mine = np.load(alone / "y.npy")
     model, _ = load_model(alone / "m.json")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import strict_json, Command, run_cli
+from helpers import strict_json, Command, run_cli, run_python
 from neuralscale.store import load_records, strip_timing
 
 # rows from the first pruning step ("per-layer", the generic models' default): six channels a step make half the
@@ -123,6 +123,22 @@ def kill_repeatedly(args: list[str], progress: Path, kills: int, seed: int, wind
     env = {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}  # every epoch: kills resume from many states
     return [len(progress.read_text().splitlines()) if progress.exists() else 0
             for _ in kill_at_random(args, env, progress.parent, kills, seed, window)]
+
+
+def test_a_forked_python_is_a_process_of_its_own_with_its_code_args_directory_and_environment(tmp_path):
+    """tests/helpers.py's run_python, which the tests use where a process of its own is the point (not a new
+    interpreter's start): its code runs as __main__ with its arguments, in its own directory and environment, in
+    another process, and its exit status, output and traceback come back as a subprocess's would."""
+    code = ("import json, os, sys\n"
+            "if __name__ == '__main__':\n"
+            "    print(json.dumps([sys.argv[1:], os.getcwd(), os.environ.get('NS_PROBE'), os.getpid()]))\n"
+            "    sys.exit(int(sys.argv[1]))\n")
+    r = run_python(code, "3", "b", cwd=tmp_path, env={"NS_PROBE": "here"})
+    argv, cwd, probe, pid = json.loads(r.stdout)
+    assert r.returncode == 3 and argv == ["3", "b"] and cwd == str(tmp_path) and probe == "here"
+    assert pid != os.getpid() and "NS_PROBE" not in os.environ
+    r = run_python("raise ValueError('from the child')")
+    assert r.returncode == 1 and "ValueError: from the child" in r.stderr and "Traceback" in r.stderr
 
 
 def test_a_descent_killed_at_random_points_writes_the_same_bytes(tmp_path):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from neuralscale.store import load_records
 
-from helpers import run_cli, strict_json
+from helpers import Command, run_cli, strict_json
 
 SWEEP = ["sweep", "--model", "vgg11", "--dataset", "synthetic", "--methods", "uniform", "--ratios", "0.0625,0.125",
          "--seeds", "0,1,2", "--epochs", "3", "--train-subset", "640", "--test-subset", "60", "--batch-size", "32",
@@ -35,8 +33,8 @@ def test_a_store_holds_one_recipe_and_may_grow(tmp_path):
 
 def test_two_sweeps_on_one_store_train_every_run_once(tmp_path):
     out = tmp_path / "s"
-    cmd = [sys.executable, "-m", "neuralscale", *SWEEP, "--seeds", "0", "--out", str(out), "--quiet"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    args = [*SWEEP, "--seeds", "0", "--out", str(out), "--quiet"]
+    procs = [Command(args) for _ in range(2)]  # two commands at once, each a process of its own
     results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
     codes = sorted(code for _, _, code in results)
     assert codes[0] == 0, results

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
 import neuralscale as ns
-from helpers import TINY_RUN_ARGS, run_cli
+from helpers import TINY_RUN_ARGS, Command, run_cli
 from neuralscale.baselines import GateMask, choose_uniform_widths, choose_widths, importance, prune_pretrained
 from neuralscale.errors import NeuralscaleError
 from neuralscale.models.gate import gates
@@ -98,8 +96,7 @@ def test_sweep_survives_sigkill_and_finishes_every_run_exactly_once(tmp_path):
     out = tmp_path / "sweep"
     args = ["sweep", *TINY, "--methods", "uniform", "--ratios", "0.0625,0.125", "--seeds", "0,1", "--epochs", "4",
             "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "neuralscale", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = Command(args, new_session=True)  # a real driver process (forked with torch imported), its own group
     deadline = time.time() + 240
     killed_in = None
 

@@ -21,7 +21,7 @@ import neuralscale as ns
 from neuralscale.api import load_splits
 from neuralscale.data.augment import DeviceBatches, channel_stats
 from neuralscale.descent import DescentConfig
-from helpers import TINY_DESCENT_ARGS, run_cli, write_fashion, write_imagefolder
+from helpers import TINY_DESCENT_ARGS, run_cli, run_python, write_fashion, write_imagefolder
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
@@ -184,10 +184,8 @@ def test_an_export_loads_with_no_dataset_and_its_onnx_matches(tmp_path):
             "s = ort.InferenceSession(sys.argv[2], providers=['CPUExecutionProvider'])\n"
             "d = abs(s.run(['logits'], {'images': x.numpy()})[0] - m(x).detach().numpy()).max()\n"
             "print(float(d))\n")
-    import subprocess
-    import sys
-    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.json"), str(tmp_path / "model.onnx")],
-                       capture_output=True, text=True, env={**os.environ, "NEURALSCALE_DATA": str(tmp_path / "none")})
+    p = run_python(code, str(tmp_path / "model.json"), str(tmp_path / "model.onnx"),
+                   env={"NEURALSCALE_DATA": str(tmp_path / "none")})
     assert p.returncode == 0, p.stderr
     assert float(p.stdout) < 1e-3
 
