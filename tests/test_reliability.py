@@ -135,7 +135,7 @@ def test_a_forked_python_is_a_process_of_its_own_with_its_code_args_directory_an
             "    sys.exit(int(sys.argv[1]))\n")
     r = run_python(code, "3", "b", cwd=tmp_path, env={"NS_PROBE": "here"})
     argv, cwd, probe, pid = json.loads(r.stdout)
-    assert r.returncode == 3 and argv == ["3", "b"] and cwd == str(tmp_path) and probe == "here"
+    assert r.returncode == 3 and argv == ["3", "b"] and Path(cwd) == tmp_path.resolve() and probe == "here"
     assert pid != os.getpid() and "NS_PROBE" not in os.environ
     r = run_python("raise ValueError('from the child')")
     assert r.returncode == 1 and "ValueError: from the child" in r.stderr and "Traceback" in r.stderr
