@@ -272,6 +272,42 @@ def test_figures_name_budgets_as_the_tables_do_and_frame_one_budget(tmp_path, ti
     assert 85 < lo < 88.5 and 90.6 < hi <= 100 and ax.get_xlim()[1] < 36882 * 2  # the paper's curve is not framed
 
 
+def test_log_axes_are_labelled_as_matplotlib_labels_them_in_plain_text(tmp_path, tiny_descent, monkeypatch):
+    """Every log axis of the figures has matplotlib's own ticks and labels (minor ones where it labels them), in
+    plain text: no label goes through mathtext, whose parsing was a quarter of a descent's figures' time."""
+    import matplotlib.mathtext
+    from matplotlib.ticker import LogFormatterSciNotation
+    from neuralscale import figures
+    assert figures.plain_power(r"$\mathdefault{10^{4}}$") == "10⁴"
+    assert figures.plain_power(r"$\mathdefault{2\times10^{4}}$") == "2×10⁴"
+    assert figures.plain_power(r"$\mathdefault{10^{-2}}$") == "10⁻²"
+    assert [figures.plain_power(x) for x in ("", r"$\mathdefault{0}$", "37")] == ["", r"$\mathdefault{0}$", "37"]
+    parsed, drawn = [], []
+    real_parse, real_save = matplotlib.mathtext.MathTextParser.parse, figures._save
+    monkeypatch.setattr(matplotlib.mathtext.MathTextParser, "parse",
+                        lambda self, s, *a, **k: (parsed.append(s), real_parse(self, s, *a, **k))[1])
+    monkeypatch.setattr(figures, "_save", lambda fig, path, *a, **k: (drawn.append(fig), real_save(fig, path, *a, **k))[1])
+    figures.descent_figures(tiny_descent[0], ns.space("vgg11", "synthetic"), dest=tmp_path)
+    rows = [dict(label="uniform", shown="uniform", params=p, macs=p * 20, latency_ms=None, mean=80.0 + i, std=0.5,
+                 n=3, min=79.0 + i, max=81.0 + i, budget_key=["ratio", r], widths=[int(8 * r)] * 8)
+            for i, (p, r) in enumerate([(3_000, 0.25), (40_000, 1.0), (600_000, 4.0)])]
+    figures.accuracy_figure(rows, "params", tmp_path, "three decades", "accuracy (%)")
+    figures.widths_figure(rows, None, tmp_path, figures.method_colors(["uniform"]))
+    assert not parsed, parsed
+    axes = [(ax, which) for fig in drawn for ax in fig.axes for which in "xy" if getattr(ax, f"get_{which}scale")() == "log"]
+    assert len(axes) >= 4  # the growth figure's two, the accuracy figure's x, each widths panel's y
+    for ax, which in axes:
+        axis = getattr(ax, f"{which}axis")
+        for locs, formatter, own in ((axis.get_majorticklocs(), axis.get_major_formatter(), LogFormatterSciNotation(10)),
+                                     (axis.get_minorticklocs(), axis.get_minor_formatter(),
+                                      LogFormatterSciNotation(10, labelOnlyBase=False))):
+            own.set_axis(axis)
+            own.set_locs(locs)
+            labels = [formatter(x) for x in locs]
+            assert labels == [figures.plain_power(own(x)) for x in locs] and not any("$" in t for t in labels)
+        assert any(axis.get_major_formatter()(x) for x in axis.get_majorticklocs())
+
+
 def test_a_row_solved_with_the_sweeps_rounding_is_marked_extrapolated(tiny_descent):
     """A sweep that rounds widths (min_width, multiple) solved its rows with them: the report solves again with
     the same rounding, so a law read outside its rows is marked whatever the rounding was."""
