@@ -9,19 +9,23 @@ status, a traceback on stderr, threads joined, atexit handlers run, streams flus
 shared: nothing of torch's runs here before the fork (no thread pool exists yet), and the environment
 variables the commands read are read after it.
 
-A request with "code" runs that source as `python -c CODE ARGS...` would instead (tests/helpers.py: run_python),
-for a test whose point is a process of its own (a model loaded with nothing of the test's state, two commands at
-once) rather than what a new interpreter imports or sets up.
+A request with "code" runs that source as `python -c CODE ARGS...` would instead (tests/helpers.py: run_python):
+in a `__main__` module of its own (no `__file__`, `__spec__` None, so that multiprocessing pickles what it defines
+by reference to it and a spawned child does not re-run this file), with `sys.path[0]` the working directory, as
+`-c` has it. It is for a test whose point is a process of its own (a model loaded with nothing of the test's
+state, a driver whose worker outlives it) rather than what a new interpreter imports or sets up: everything
+imported here (torch, torchvision, neuralscale's CLI and the modules below) is imported there already.
 
 Protocol, one JSON object per line: the parent writes requests on stdin ({"id", "args", "env", "cwd", "stdout",
 "stderr", "new_session", "file_size_limit", "code"}); this process answers {"id", "pid"} at once and {"id", "pid",
 "returncode"} when that child ends (negative for a signal, as subprocess reports it). Several commands may run at
 once.
 
-Two differences from a new interpreter remain, neither of which the tests depend on: torch's default thread
-count is fixed when it is imported here (tests/conftest.py sets OMP_NUM_THREADS before that under xdist, and
-the commands set their own), and `sys.path[0]` is tests/, not the working directory. Tests of the interpreter's
-own start use real `subprocess` calls (tests/helpers.py: run_real_cli).
+Differences from a new interpreter remain, none of which the tests depend on: the modules imported here are
+imported already; torch's default thread count is fixed when it is imported here (tests/conftest.py sets
+OMP_NUM_THREADS before that under xdist, and the commands set their own); and for a command, `sys.path[0]` is
+tests/, not the working directory. Tests of the interpreter's own start use real `subprocess` calls
+(tests/helpers.py: run_real_cli).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import signal
 import sys
 import threading
 import traceback
+import types
 
 import numpy  # noqa: F401  (imported once, before any fork)
 import torch  # noqa: F401
@@ -93,7 +98,11 @@ def _become(req: dict) -> None:
     sys.argv = ["-c", *req["args"]] if source is not None else [sys.executable, *req["args"]]
     try:
         if source is not None:  # `python -c SOURCE ARGS...`
-            exec(compile(source, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+            module = types.ModuleType("__main__")
+            module.__spec__, module.__builtins__ = None, __builtins__
+            sys.modules["__main__"] = module
+            sys.path[0] = ""
+            exec(compile(source, "<string>", "exec"), module.__dict__)
         else:  # `python -m neuralscale ARGS...`
             runpy.run_module("neuralscale", run_name="__main__", alter_sys=True)
         code = 0
@@ -144,7 +153,11 @@ def main() -> None:
                 pid = os.fork()
                 if pid == 0:
                     os.close(answer)
-                    _become(req)  # never returns
+                    try:
+                        _become(req)  # never returns
+                    finally:  # it failed before the command ran (tests/helpers.py checks the directory first)
+                        traceback.print_exc()
+                        os._exit(1)
                 children[pid] = req["id"]
                 _say(answer, {"id": req["id"], "pid": pid})
         while children:

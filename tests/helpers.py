@@ -182,9 +182,10 @@ def write_imagefolder(root: Path, classes: int = 3, per_class: int = 6, size: in
 
 
 class Command:
-    """A `neuralscale` command forked from tests/cli_zygote.py: a real process (its own pid, optionally its own
-    session, its exit status, its streams), started without re-importing torch. Popen's interface, in part.
-    Several may run at once; a reader thread files the zygote's answers by request id."""
+    """A `neuralscale` command (or, with `code`, `python -c code args`) forked from tests/cli_zygote.py: a real
+    process (its own pid, optionally its own session, its directory, its exit status, its streams), started without
+    re-importing torch. Popen's interface, in part. Several may run at once; a reader thread files the zygote's
+    answers by request id."""
 
     _zygote: subprocess.Popen | None = None
     _answers: dict = {}
@@ -225,12 +226,15 @@ class Command:
     def __init__(self, args, env: dict | None = None, new_session: bool = False, file_size_limit: int | None = None,
                  code: str | None = None, cwd: str | Path | None = None):
         import tempfile
+        cwd = os.path.abspath(cwd or os.getcwd())  # as subprocess takes it: from here, and refused here if missing
+        if not os.path.isdir(cwd):
+            raise FileNotFoundError(f"no such directory: {cwd!r}")
         z = Command._start_zygote()
         Command._ids += 1
         self._id = f"{os.getpid()}-{Command._ids}"
         self._dir = Path(tempfile.mkdtemp(prefix="ns-cli-"))
         req = {"id": self._id, "args": [str(a) for a in args], "env": {**os.environ, **(env or {})},
-               "cwd": str(cwd or os.getcwd()), "stdout": str(self._dir / "out"), "stderr": str(self._dir / "err"),
+               "cwd": cwd, "stdout": str(self._dir / "out"), "stderr": str(self._dir / "err"),
                "new_session": new_session, "file_size_limit": file_size_limit, "code": code}
         z.stdin.write((json.dumps(req) + "\n").encode())
         answer = self._await("pid", 60)

@@ -129,14 +129,28 @@ def test_a_forked_python_is_a_process_of_its_own_with_its_code_args_directory_an
     """tests/helpers.py's run_python, which the tests use where a process of its own is the point (not a new
     interpreter's start): its code runs as __main__ with its arguments, in its own directory and environment, in
     another process, and its exit status, output and traceback come back as a subprocess's would."""
-    code = ("import json, os, sys\n"
+    code = ("import json, multiprocessing as mp, os, sys\n"
+            "def double(x):\n"
+            "    return 2 * x\n"
             "if __name__ == '__main__':\n"
-            "    print(json.dumps([sys.argv[1:], os.getcwd(), os.environ.get('NS_PROBE'), os.getpid()]))\n"
+            "    with mp.get_context('fork').Pool(1) as pool:  # what it defines pickles as __main__'s, as with -c\n"
+            "        doubled = pool.map(double, [1, 2])\n"
+            "    print(json.dumps([sys.argv[1:], os.getcwd(), os.environ.get('NS_PROBE'), os.getpid(), doubled,\n"
+            "                      __spec__ is None, sys.path[0]]))\n"
             "    sys.exit(int(sys.argv[1]))\n")
-    r = run_python(code, "3", "b", cwd=tmp_path, env={"NS_PROBE": "here"})
-    argv, cwd, probe, pid = json.loads(r.stdout)
-    assert r.returncode == 3 and argv == ["3", "b"] and Path(cwd) == tmp_path.resolve() and probe == "here"
+    (tmp_path / "sub").mkdir()
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:  # a relative directory is the caller's, as subprocess takes it
+        r = run_python(code, "3", "b", cwd="sub", env={"NS_PROBE": "here"})
+        with pytest.raises(FileNotFoundError):
+            run_python(code, "0", cwd="missing")
+    finally:
+        os.chdir(here)
+    argv, cwd, probe, pid, doubled, no_spec, path0 = json.loads(r.stdout)
+    assert r.returncode == 3 and argv == ["3", "b"] and Path(cwd) == (tmp_path / "sub").resolve() and probe == "here"
     assert pid != os.getpid() and "NS_PROBE" not in os.environ
+    assert doubled == [2, 4] and no_spec and path0 == "", r.stdout
     r = run_python("raise ValueError('from the child')")
     assert r.returncode == 1 and "ValueError: from the child" in r.stderr and "Traceback" in r.stderr
 

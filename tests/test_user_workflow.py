@@ -177,7 +177,7 @@ def test_an_export_loads_with_no_dataset_and_its_onnx_matches(tmp_path):
     assert res["checked"] and res["max_abs_diff"] < 1e-3 and res["model"] == "vgg11"
     meta = json.loads((tmp_path / "model.json").read_text())
     assert meta["input_shape"] == [1, 32, 32] and meta["num_classes"] == 10
-    shutil.rmtree(data)  # elsewhere: no dataset, no data folder, a fresh process
+    shutil.rmtree(data)  # elsewhere: no dataset, no data folder, a process of its own
     code = ("import neuralscale as ns, torch, onnxruntime as ort, sys\n"
             "m, meta = ns.load_model(sys.argv[1])\n"
             "x = torch.randn(2, *meta['input_shape'])\n"
