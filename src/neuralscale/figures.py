@@ -12,6 +12,7 @@ Titles name the model and dataset, never a filesystem path, and wrap rather than
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import textwrap
@@ -96,20 +97,28 @@ def plain_power(label: str) -> str:
     return (f"{coeff}×" if coeff else "") + base + exponent.translate(_SUPERSCRIPT)
 
 
-def _log_scale(ax, which: str) -> None:
-    """`ax`'s x or y axis on a log scale, its ticks and the labels matplotlib gives them (minor ones labelled
-    where it labels them), in plain text: through mathtext, their parsing took about a quarter of a descent's
-    two figures in a new process (0.16 of 0.66 CPU-s), for the same glyphs."""
+@functools.cache
+def _plain_log_formatter() -> type:
+    """matplotlib's log-axis formatter, its labels in plain text (`plain_power`); made on first use, as matplotlib
+    is imported only when drawing."""
     from matplotlib.ticker import LogFormatterSciNotation
 
     class PlainLogFormatter(LogFormatterSciNotation):
         def __call__(self, x, pos=None):
             return plain_power(super().__call__(x, pos))
 
+    return PlainLogFormatter
+
+
+def _log_scale(ax, which: str) -> None:
+    """`ax`'s x or y axis on a log scale, its ticks and the labels matplotlib gives them (minor ones labelled
+    where it labels them), in plain text: through mathtext, their parsing took about a quarter of a descent's
+    two figures in a new process (0.16 of 0.66 CPU-s), for the same glyphs."""
+    formatter = _plain_log_formatter()
     getattr(ax, f"set_{which}scale")("log")
     axis = getattr(ax, f"{which}axis")
-    axis.set_major_formatter(PlainLogFormatter(10))
-    axis.set_minor_formatter(PlainLogFormatter(10, labelOnlyBase=False))
+    axis.set_major_formatter(formatter(10))
+    axis.set_minor_formatter(formatter(10, labelOnlyBase=False))
 
 
 def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None = None,
