@@ -31,6 +31,7 @@ tests/, not the working directory. Tests of the interpreter's own start use real
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import runpy
@@ -71,6 +72,9 @@ try:
     import torch.onnx  # noqa: F401
 except ImportError:
     pass
+# all of it lives as long as this process: out of every later collection, here and in each fork (a full collection
+# in a child would walk every object, copying the pages it touches), as in the command's own process (collector.py)
+gc.freeze()
 
 
 def _become(req: dict) -> None:

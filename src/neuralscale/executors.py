@@ -27,10 +27,10 @@ import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .collector import own_process
 from .errors import EnvironmentFailure, NeuralscaleError
 from .runs import execute_in_store, failed_record
 from .spec import RunSpec
@@ -229,6 +229,7 @@ def _worker(conn, device: str | None, threads: int | None, environ: dict | None 
     started (a worker forked from the fork server would otherwise have the server's, from its own start).
     `alive`: see _exit_with_driver."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    own_process()  # torch and neuralscale, imported, out of the collector's way (collector.py)
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)

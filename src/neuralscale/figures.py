@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .collector import paused
 from .descent import DescentDir
 from .errors import NeuralscaleError
 from .scaling import solve
@@ -77,9 +78,10 @@ def _save(fig, path: Path, formats=("png",), dpi: int = 120) -> Path:
 
 
 def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with paused():
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
     return plt
 
 

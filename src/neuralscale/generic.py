@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from .accounting import _output_positions
+from .collector import paused
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
 from .models.gate import Gate
@@ -538,7 +539,8 @@ def _apply_gate(module, inputs, output):
 
 
 def torchvision_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
-    import torchvision
+    with paused():  # torchvision imports torch._dynamo: about a second, a fifth of it the collector's
+        import torchvision
     try:
         torchvision.models.get_model_builder(name)
     except ValueError:
@@ -559,7 +561,8 @@ def torchvision_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]
 
 def timm_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
     try:
-        import timm
+        with paused():
+            import timm
     except ImportError:
         raise NeuralscaleError("timm models need the optional extra: pip install 'neuralscale[timm]'") from None
     if name not in timm.list_models():

@@ -1,0 +1,80 @@
+"""The garbage collector around neuralscale's imports and a command's end (neuralscale/collector.py): a user's
+program gets it back as it was; the command's own process, and a sweep's local worker, leave what they imported
+out of later collections and everything out of the interpreter's final ones."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from helpers import run_python
+
+# Each in a fork of the tests' zygote (torch and torchvision imported, everything frozen there) that imports the
+# package anew, as a new interpreter would: what the package's import does is the point, not torch's
+FRESH = """
+import sys
+for name in [m for m in sys.modules if m == "neuralscale" or m.startswith("neuralscale.")]:
+    del sys.modules[name]
+"""
+
+# the library as a user's program imports it, its collector first off, then on
+LIBRARY = FRESH + r"""
+import gc, json
+gc.disable()
+before = gc.get_freeze_count()
+import neuralscale as ns
+seen = [gc.isenabled(), gc.get_freeze_count() - before]
+gc.enable()
+from neuralscale.generic import torchvision_factory
+torchvision_factory("resnet18", ns.dataset_info("synthetic"))  # torchvision's lazy import, paused (done here already)
+seen += [gc.isenabled(), gc.get_freeze_count() - before]
+print(json.dumps(seen))
+"""
+
+# the command's own process: argv[0] as the `neuralscale` script has it; its import, a real command, its exit
+COMMAND = FRESH + r"""
+import atexit, gc, json
+sys.argv[0] = "/usr/local/bin/neuralscale"
+atexit.register(lambda: print(json.dumps(seen + [gc.get_freeze_count() - before, len(gc.get_objects())])))
+before = gc.get_freeze_count()
+import neuralscale.cli  # the command's import (the script's first line)
+seen = [gc.isenabled(), gc.get_freeze_count() - before]
+made = [{"a": [i]} for i in range(5000)]  # made after the import: collectable until the end
+sys.exit(neuralscale.cli.main(["info", "--model", "vgg11", "--dataset", "synthetic", "--json"]))
+"""
+
+
+def _last_json(r: subprocess.CompletedProcess):
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_a_users_import_leaves_the_collector_as_it_was():
+    off, off_frozen, on, on_frozen = _last_json(run_python(LIBRARY))
+    assert (off, on) == (False, True)  # as the program had it, before and after the lazy torchvision import
+    assert off_frozen <= 0 and on_frozen <= 0  # a user's program: nothing frozen (what was may have been freed)
+
+
+def test_the_command_freezes_what_it_imported_and_at_exit_everything():
+    enabled, frozen_at_import, frozen_at_exit, left = _last_json(run_python(COMMAND))
+    assert enabled  # on for the command's own work
+    assert frozen_at_import > 1000, frozen_at_import  # neuralscale's modules, classes and functions
+    assert frozen_at_exit >= frozen_at_import + 5000  # what was made after the import, alive at exit, too
+    assert left < 100, left  # the interpreter's final collections have next to nothing to walk
+
+
+def test_a_local_worker_freezes_what_it_imported():
+    # a fork of the tests' zygote (which froze its own imports): objects made after that, then the worker's
+    # start (its driver sends nothing: None, stop)
+    code = r"""
+import gc, json, multiprocessing as mp
+from neuralscale.executors import _worker
+made = [{"a": [i]} for i in range(5000)]
+here, there = mp.Pipe()
+before = gc.get_freeze_count()
+here.send(None)
+_worker(there, None, 1)
+print(json.dumps([before, gc.get_freeze_count()]))
+"""
+    before, after = _last_json(run_python(code))
+    assert after >= before + 5000, (before, after)
