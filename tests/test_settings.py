@@ -82,3 +82,26 @@ def test_train_options_override_the_paper_preset():
     assert (mine.epochs, mine.batch_size, mine.lr, mine.momentum, mine.weight_decay, mine.schedule, mine.seed) == \
         (2, 32, 0.01, 0.9, 0.0, "cosine", 3) and mine.milestones == paper.milestones
     assert config() == TrainConfig() and config("--epochs", "2") == TrainConfig(epochs=2)
+
+
+def test_the_parser_is_built_once_parses_alike_again_and_anew_for_a_new_family():
+    """cli.build_parser is built once per process (a program or test calling `main` many times): a parse leaves
+    it as it was, and a family registered later gets a parser whose help lists it."""
+    from neuralscale import zoo
+    parser = cli.build_parser()
+    assert cli.build_parser() is parser
+    args = ["report", "somewhere", "--format", "svg"]
+    first = vars(parser.parse_args(args))
+    default = vars(parser.parse_args(["report", "somewhere"]))
+    assert first["format"] == ["svg"] and tuple(default["format"]) == ("png",)
+    assert vars(parser.parse_args(args)) == first and vars(parser.parse_args(["report", "somewhere"])) == default
+    zoo.register_family("cachedparsertest")(lambda info, convcut: None)
+    try:
+        again = cli.build_parser()
+        assert again is not parser
+        info = next(a for a in again._actions if a.__class__.__name__ == "_SubParsersAction").choices["info"]
+        assert "cachedparsertest" in " ".join(info.format_help().split())
+    finally:
+        zoo.FAMILIES.pop("cachedparsertest")
+        zoo.FAMILY_INFO.pop("cachedparsertest")
+    assert cli.build_parser() is not again  # as before the family came and went

@@ -403,7 +403,7 @@ def _report_parser(sub) -> None:
                         "original: best test epoch (the paper's protocol, selects on test; labelled as such)")
     p.add_argument("--out", metavar="DIR", help="where to write (default DIR/report)")
     p.add_argument("--descent", metavar="DIR", help="descent directory for the growth and heatmap figures")
-    p.add_argument("--format", type=_words, default=["png"], metavar="png,svg,pdf",
+    p.add_argument("--format", type=_words, default=("png",), metavar="png,svg,pdf",
                    help="figure files to write (default png; the page embeds PNG, else SVG)")
     p.add_argument("--band", choices=BANDS, default="ci",
                    help="band around each accuracy curve: ci (95%% confidence interval of the mean over seeds, "
@@ -446,6 +446,14 @@ def _experiment_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: built once per process for the model families registered then (about 8 ms of
+    argparse's work each time: a program or test that calls `main` many times builds it once; a family registered
+    later gets a new one, its help listing the family). Parsing leaves it as it was."""
+    return _built_parser(tuple(FAMILIES))
+
+
+@functools.lru_cache(maxsize=1)
+def _built_parser(families: tuple[str, ...]) -> argparse.ArgumentParser:
     parser = _Parser(prog="neuralscale", formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Find how wide each layer of a CNN should be for a budget (NeuralScale), and prove it.",
                      epilog=EPILOG)
