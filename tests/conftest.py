@@ -33,10 +33,17 @@ HEAVY_FIRST = ("test_readme.py", "test_reliability.py", "test_demo.py", "test_ex
 
 
 def pytest_configure(config):
-    """The test processes as the command's own (neuralscale/collector.py): what is alive as one exits is left
-    out of the interpreter's final collections (a test process holds torch's objects and every test's leftovers:
-    its teardown took 2-3 s of the suite's end)."""
-    atexit.register(gc.freeze)
+    """A tensor cache and data directory of the test process's own, for what runs before any test's
+    isolated_cache (a module's or the session's fixtures: the README's walkthrough wrote into the user's
+    ~/.cache/neuralscale at every run), removed as the process ends. And the process as the command's own
+    (neuralscale/collector.py): what is alive as it exits is left out of the interpreter's final collections (a
+    test process holds torch's objects and every test's leftovers: its teardown took 2-3 s of the suite's end)."""
+    import shutil
+    import tempfile
+    own = tempfile.mkdtemp(prefix="neuralscale-tests-")
+    os.environ["NEURALSCALE_CACHE"], os.environ["NEURALSCALE_DATA"] = f"{own}/cache", f"{own}/data"
+    atexit.register(shutil.rmtree, own, True)
+    atexit.register(gc.freeze)  # registered last: runs first
 
 
 def pytest_collection_finish(session):

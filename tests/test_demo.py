@@ -24,16 +24,24 @@ DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.toml"
 MIN_ROWS = 20
 
 
-# three seeds (5 recorded 86, 205, 248, 127 and 192 rows on this host: every one far above MIN_ROWS)
-@pytest.mark.parametrize("seed", range(3))
-def test_the_demos_descent_fits_a_law_with_many_rows_on_every_seed(seed, tmp_path):
-    e = prepare(DEMO, out=tmp_path / "demo")
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo's experiment and the images its descent prunes on (the same for every seed: read once)."""
+    tmp = tmp_path_factory.mktemp("demo")
+    e = prepare(DEMO, out=tmp / "demo")
     assert e.descent is not None and e.descent.k == 1  # the pace: 1 of VGG11's 344 channels at 1/8 width
     data_dir = None
     if not (SYSTEM_DIR / "train-images-idx3-ubyte.gz").is_file():  # `make test` installs it; elsewhere the
-        data_dir = str(write_fashion(tmp_path / "fmnist", n_train=e.data["train"], n_test=64))  # same format
+        data_dir = str(write_fashion(tmp / "fmnist", n_train=e.data["train"], n_test=64))  # same format
     splits = load_splits("fashionmnist", e.descent.train_config(), data_dir,
                          subset={"train": e.data["train"], "test": 64})
+    return e, splits
+
+
+# three seeds (5 recorded 86, 205, 248, 127 and 192 rows on this host: every one far above MIN_ROWS)
+@pytest.mark.parametrize("seed", range(3))
+def test_the_demos_descent_fits_a_law_with_many_rows_on_every_seed(seed, demo, tmp_path):
+    e, splits = demo
     cfg = replace(e.descent, iterations=1, seed=seed, device="cpu")
     laws = descend(e.space, splits, tmp_path / "d", cfg, progress=False)
     fits = json.loads((tmp_path / "d" / "fits.json").read_text())["laws"]

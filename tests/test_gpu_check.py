@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import run_python
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,7 +37,9 @@ def test_gpu_check_runs_on_the_cpu_in_quick_mode(tmp_path):
                                       "runs_per_gpu_gain"}
     assert "## Targets" in (tmp_path / "out" / "gpu_check.md").read_text()
     import torch
-    if not torch.cuda.is_available():  # asked for CUDA where there is none: one clear line
-        r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(tmp_path / "x"),
-                            "--device", "cuda"], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    if not torch.cuda.is_available():  # asked for CUDA where there is none: one clear line (the script run as
+        # `python gpu_check.py` runs it, in a fork of the tests' zygote: its arguments are the point, not its start)
+        r = run_python("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')",
+                       str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(tmp_path / "x"), "--device", "cuda",
+                       env=env, cwd=ROOT, timeout=120)
         assert r.returncode == 2 and "no CUDA device here" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -441,14 +441,15 @@ def test_your_own_module_takes_its_input_shape_from_the_dataset(tmp_path):
 
 def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     """A script that calls the API, then sets up logging (basicConfig), then calls it again: the second call's
-    lines come once, through the program's handler, not also through the API's own."""
+    lines come once, through the program's handler, not also through the API's own. (Where a process's logging
+    starts out is test_the_python_api_prints_progress_as_the_cli_does_unless_told_otherwise's point, in new
+    interpreters.)"""
     code = ("import logging, neuralscale as ns\n"
             "cfg = ns.TrainConfig(epochs=2, batch_size=32, device='cpu')\n"
             "ns.train('vgg11', 'synthetic', ratio=0.0625, config=cfg, subset={'train': 160, 'test': 40})\n"
             "logging.basicConfig(level=logging.INFO, format='program: %(message)s')\n"
             "ns.train('vgg11', 'synthetic', ratio=0.125, config=cfg, subset={'train': 160, 'test': 40})\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "PYTHONPATH": SRC})
+    r = run_python(code)  # a process of its own whose logging nothing has set up (a fork of the tests' zygote)
     assert r.returncode == 0, r.stderr
     first = [x for x in r.stderr.splitlines() if "ratio 0.0625" in x and " epoch 2/2: loss " in x]
     second = [x for x in r.stderr.splitlines() if "ratio 0.125" in x and " epoch 2/2: loss " in x]
