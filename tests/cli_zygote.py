@@ -5,8 +5,9 @@ numpy before it reads its arguments, and the suite starts well over a hundred co
 imports them once; for each command it forks a child that becomes that command: its own process id and
 session where asked, its own working directory, environment, argv and standard streams (files), and it
 runs the package's `__main__` as `python -m neuralscale` does, and exits as the interpreter does (exit
-status, a traceback on stderr, threads joined, atexit handlers run, streams flushed). Only the import is
-shared: nothing of torch's runs here before the fork (no thread pool exists yet), and the environment
+status, a traceback on stderr, threads joined, atexit handlers run, streams flushed). Only the imports are
+shared, and what every command would make alike (the synthetic dataset at its defaults, below): nothing of
+torch's runs here on more than one thread before the fork (no thread pool exists yet), and the environment
 variables the commands read are read after it.
 
 A request with "code" runs that source as `python -c CODE ARGS...` would instead (tests/helpers.py: run_python):
@@ -72,6 +73,15 @@ try:
     import torch.onnx  # noqa: F401
 except ImportError:
     pass
+# The synthetic dataset at its defaults, which most of the commands train on (about 0.09 CPU-s each to make: 84
+# commands of a suite did): neuralscale makes it once per process (data/synthetic.py), so a fork finds it made, the
+# same tensors. On one thread, so that no OpenMP thread pool exists before a fork.
+from neuralscale.data import synthetic as _synthetic  # noqa: E402
+
+_threads = torch.get_num_threads()
+torch.set_num_threads(1)
+_synthetic.make()
+torch.set_num_threads(_threads)
 # all of it lives as long as this process: out of every later collection, here and in each fork (a full collection
 # in a child would walk every object, copying the pages it touches), as in the command's own process (collector.py)
 gc.freeze()
