@@ -5,7 +5,7 @@ Round after round, each command line runs in a new process twice, alternated:
 
 - default:   Python's cyclic collector as it comes (what every command did before collector.py): on during the
              imports, walking torch's objects at every full collection and at the interpreter's end;
-- neuralscale: as the command runs now (collector.paused while the package imports torch, collector.for_command
+- neuralscale: as the command runs now (collector.paused while the package imports torch, collector.own_process
              after it and at exit).
 
 Both start the same way (`python -c` that calls the CLI's main with argv[0] `neuralscale`, so that the package
@@ -52,15 +52,16 @@ def one(variant: str, argv: list[str]) -> dict:
     r, w = os.pipe()
     env = {**os.environ, "NEURALSCALE_THREADS": "1", "PROCESS_COST_FD": str(w)}
     t = time.time()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, variant, *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, pass_fds=(w,), env=env, text=True)
-    os.close(w)
-    _, status, usage = os.wait4(proc.pid, 0)
-    end = time.time()
-    mark = os.read(r, 64)
-    os.close(r)
-    err = proc.stderr.read()
-    proc.stderr.close()
+    with tempfile.TemporaryFile("w+") as err_file:  # a file: a pipe left unread until the end could fill
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, variant, *argv], stdout=subprocess.DEVNULL,
+                                stderr=err_file, pass_fds=(w,), env=env, text=True)
+        os.close(w)
+        _, status, usage = os.wait4(proc.pid, 0)
+        end = time.time()
+        mark = os.read(r, 64)
+        os.close(r)
+        err_file.seek(0)
+        err = err_file.read()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"process_cost: {variant} {' '.join(argv)} failed: {err.strip().splitlines()[-1:]}")

@@ -8,7 +8,7 @@ runs the package's `__main__` as `python -m neuralscale` does, and exits as the 
 status, a traceback on stderr, threads joined, atexit handlers run, streams flushed). Only the imports are
 shared, and what every command would make alike (the synthetic dataset at its defaults, below): nothing of
 torch's runs here on more than one thread before the fork (no thread pool exists yet), and the environment
-variables the commands read are read after it.
+variables the commands read are read after it (torch's thread count, fixed as it is imported: below).
 
 A request with "code" runs that source as `python -c CODE ARGS...` would instead (tests/helpers.py: run_python):
 in a `__main__` module of its own (no `__file__`, `__spec__` None, so that multiprocessing pickles what it defines
@@ -75,13 +75,11 @@ except ImportError:
     pass
 # The synthetic dataset at its defaults, which most of the commands train on (about 0.09 CPU-s each to make: 84
 # commands of a suite did): neuralscale makes it once per process (data/synthetic.py), so a fork finds it made, the
-# same tensors. On one thread, so that no OpenMP thread pool exists before a fork.
-from neuralscale.data import synthetic as _synthetic  # noqa: E402
-
-_threads = torch.get_num_threads()
-torch.set_num_threads(1)
-_synthetic.make()
-torch.set_num_threads(_threads)
+# same tensors. Only where torch computes on one thread here (as under `make test`): then no thread pool exists
+# before a fork (torch.set_num_threads would start one).
+if torch.get_num_threads() == 1:
+    from neuralscale.data import synthetic as _synthetic
+    _synthetic.make()
 # all of it lives as long as this process: out of every later collection, here and in each fork (a full collection
 # in a child would walk every object, copying the pages it touches), as in the command's own process (collector.py)
 gc.freeze()

@@ -17,14 +17,15 @@ for name in [m for m in sys.modules if m == "neuralscale" or m.startswith("neura
     del sys.modules[name]
 """
 
-# the library as a user's program imports it, its collector first off, then on
+# the library as a user's program imports it: its collector on (no collection runs during the import), then off
 LIBRARY = FRESH + r"""
 import gc, json
-gc.disable()
+runs = []
+gc.callbacks.append(lambda phase, info: runs.append(info["generation"]) if phase == "start" else None)
 before = gc.get_freeze_count()
 import neuralscale as ns
-seen = [gc.isenabled(), gc.get_freeze_count() - before]
-gc.enable()
+seen = [len(runs), gc.isenabled(), gc.get_freeze_count() - before]
+gc.disable()
 from neuralscale.generic import torchvision_factory
 torchvision_factory("resnet18", ns.dataset_info("synthetic"))  # torchvision's lazy import, paused (done here already)
 seen += [gc.isenabled(), gc.get_freeze_count() - before]
@@ -39,7 +40,10 @@ atexit.register(lambda: print(json.dumps(seen + [gc.get_freeze_count() - before,
 before = gc.get_freeze_count()
 import neuralscale.cli  # the command's import (the script's first line)
 seen = [gc.isenabled(), gc.get_freeze_count() - before]
-made = [{"a": [i]} for i in range(5000)]  # made after the import: collectable until the end
+with neuralscale.collector.paused():  # as a lazy import (torchvision's) in the command: frozen after it too
+    lazily = [{"b": [i]} for i in range(3000)]
+seen.append(gc.get_freeze_count() - before)
+made = [{"a": [i]} for i in range(5000)]  # made after that: collectable until the end
 sys.exit(neuralscale.cli.main(["info", "--model", "vgg11", "--dataset", "synthetic", "--json"]))
 """
 
@@ -49,17 +53,21 @@ def _last_json(r: subprocess.CompletedProcess):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def test_a_users_import_leaves_the_collector_as_it_was():
-    off, off_frozen, on, on_frozen = _last_json(run_python(LIBRARY))
-    assert (off, on) == (False, True)  # as the program had it, before and after the lazy torchvision import
-    assert off_frozen <= 0 and on_frozen <= 0  # a user's program: nothing frozen (what was may have been freed)
+def test_a_users_import_pauses_the_collector_and_leaves_it_as_it_was():
+    collections, on, frozen_on, off, frozen_off = _last_json(run_python(LIBRARY))
+    # none while the package's modules import: at most one as collector.py itself imports, before the pause, and
+    # one after it, whenever the allocation count happens to cross the threshold (without the pause: 9 here)
+    assert collections <= 2, collections
+    assert (on, off) == (True, False)  # as the program had it, after the import and after the lazy one
+    assert frozen_on <= 0 and frozen_off <= 0  # a user's program: nothing frozen (what was may have been freed)
 
 
 def test_the_command_freezes_what_it_imported_and_at_exit_everything():
-    enabled, frozen_at_import, frozen_at_exit, left = _last_json(run_python(COMMAND))
+    enabled, frozen_at_import, frozen_after_lazy, frozen_at_exit, left = _last_json(run_python(COMMAND))
     assert enabled  # on for the command's own work
     assert frozen_at_import > 1000, frozen_at_import  # neuralscale's modules, classes and functions
-    assert frozen_at_exit >= frozen_at_import + 5000  # what was made after the import, alive at exit, too
+    assert frozen_after_lazy >= frozen_at_import + 3000  # what a lazy import made
+    assert frozen_at_exit >= frozen_after_lazy + 5000  # what was made after that, alive at exit, too
     assert left < 100, left  # the interpreter's final collections have next to nothing to walk
 
 
