@@ -1,6 +1,6 @@
 """Python's cyclic garbage collector around what a neuralscale process imports, and at a command's end.
 
-Importing torch, torchvision and neuralscale leaves about 340,000 objects the collector tracks, and it walks
+Importing torch, torchvision and neuralscale leaves about 336,000 objects the collector tracks, and it walks
 all of them at every full collection: several while they are being imported (about 0.45 s of a 2.7 s import on
 this project's machines), more during the run, and again as the interpreter shuts down (about 0.75 s of every
 command's end, 1 s after a descent; benchmarks/process_cost.py measures both). Almost none of them ever becomes
