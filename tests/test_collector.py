@@ -40,7 +40,12 @@ atexit.register(lambda: print(json.dumps(seen + [gc.get_freeze_count() - before,
 before = gc.get_freeze_count()
 import neuralscale.cli  # the command's import (the script's first line)
 seen = [gc.isenabled(), gc.get_freeze_count() - before]
-with neuralscale.collector.paused():  # as a lazy import (torchvision's) in the command: frozen after it too
+with neuralscale.collector.paused():  # a block that imports nothing: nothing frozen (a run's garbage stays
+    junk = [{"c": [i]} for i in range(3000)]  # collectable)
+seen.append(gc.get_freeze_count() - before)
+assert "imaplib" not in sys.modules
+with neuralscale.collector.paused():  # a lazy import (torchvision's) in the command: frozen after it too
+    import imaplib
     lazily = [{"b": [i]} for i in range(3000)]
 seen.append(gc.get_freeze_count() - before)
 made = [{"a": [i]} for i in range(5000)]  # made after that: collectable until the end
@@ -63,10 +68,12 @@ def test_a_users_import_pauses_the_collector_and_leaves_it_as_it_was():
 
 
 def test_the_command_freezes_what_it_imported_and_at_exit_everything():
-    enabled, frozen_at_import, frozen_after_lazy, frozen_at_exit, left = _last_json(run_python(COMMAND))
+    enabled, frozen_at_import, frozen_after_none, frozen_after_lazy, frozen_at_exit, left = \
+        _last_json(run_python(COMMAND))
     assert enabled  # on for the command's own work
     assert frozen_at_import > 1000, frozen_at_import  # neuralscale's modules, classes and functions
-    assert frozen_after_lazy >= frozen_at_import + 3000  # what a lazy import made
+    assert frozen_after_none <= frozen_at_import  # nothing imported, nothing frozen
+    assert frozen_after_lazy >= frozen_at_import + 6000  # what a lazy import made (and what was alive then)
     assert frozen_at_exit >= frozen_after_lazy + 5000  # what was made after that, alive at exit, too
     assert left < 100, left  # the interpreter's final collections have next to nothing to walk
 

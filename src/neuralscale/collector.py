@@ -11,7 +11,7 @@ garbage: they are modules, classes and functions that live as long as the proces
   program that turns the collector off from another thread meanwhile finds it on again after).
 - `own_process()`: in a process that is neuralscale's own (the `neuralscale` command, a sweep's local worker),
   not a user's program: what it has imported is moved out of the collector's reach (`gc.freeze`; what it
-  imports later too), so that later collections walk only what the process makes, and everything is again as
+  imports later too, once), so that later collections walk only what the process makes, and everything is again as
   the command's interpreter exits (a worker leaves through `os._exit`). Python's own teardown still runs: every
   object it frees by reference counting is finalized as before; only cycles still alive then are left to the
   operating system, as `os._exit` leaves them, and neuralscale closes its own files before that. What the
@@ -28,19 +28,23 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import sys
 
 
 @contextlib.contextmanager
 def paused():
     """The cyclic collector off inside (reference counting still frees what it can), left as it was after."""
-    was = gc.isenabled()
+    was, modules = gc.isenabled(), len(sys.modules)
     gc.disable()
     try:
         yield
     finally:
         if was:
             gc.enable()
-        if _state["registered"]:  # neuralscale's own process (a lazy import: torchvision's, matplotlib's)
+        # in neuralscale's own process, a lazy import (torchvision's, matplotlib's) joins the frozen: only where
+        # the block imported something (later calls import nothing, and a freeze then would keep for good the
+        # cycles of a run's garbage not yet collected: a finished run's model)
+        if _state["registered"] and len(sys.modules) > modules:
             gc.freeze()
 
 
