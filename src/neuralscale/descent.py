@@ -354,6 +354,12 @@ class DescentDir:
                                    "iterations may be redone with the configuration given now") from None
         return old
 
+    def refuse_foreign(self, force: bool = False) -> None:
+        """Refuse a folder with content but no configuration (layout.claim_folder) unless `force`: checked before
+        the folder is locked, so that a refused one gets no .lock, and again by `claim` under the lock."""
+        if self.config() is None:
+            claim_folder(self.path, self.config_path, "descent directory", force)
+
     def claim(self, space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None = None,
               force: bool = False) -> None:
         """Record the configuration, or check that it is the one recorded (a rerun must match it).
@@ -363,7 +369,7 @@ class DescentDir:
                     "data": data}
         old = self.config()
         if old is None:
-            claim_folder(self.path, self.config_path, "descent directory", force)
+            self.refuse_foreign(force)
         else:
             mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
             # a setting added after the record was written counts as its default there
@@ -602,6 +608,7 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     if cfg.crop_padding != splits.info.crop_padding:
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
     d = DescentDir(out_dir)
+    d.refuse_foreign(force)  # before the lock: a refused folder is left as it was (no .lock in it)
     with exclusive(d.path, "descent directory"):
         d.claim(space, cfg, splits.sizes(), dataset=splits.info.name, force=force)
         with d.open_log():

@@ -83,6 +83,7 @@ class Pruner:
                                       objective=weigh)
         self.session.start(model, next(model.parameters()).device)
         self._finished: DescentResult | None = None
+        self.dir.refuse_foreign()  # before the lock: a refused folder gets no .lock
         with exclusive(self.dir.path, "descent directory"):  # another configuration is refused now, not at the end
             self.dir.claim(space, self.config, {"loop": "user"})
 

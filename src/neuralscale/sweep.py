@@ -407,6 +407,8 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})
     specs = plan(cfg, frozen)
     ex = executor or get_executor("sequential")
+    # refused before the lock too, so that a refused folder is left as it was (no .lock in it); again under it
+    claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
     with store.lock():
         claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
         config = cfg.to_dict()
