@@ -305,7 +305,10 @@ def test_review_findings_stay_fixed(tmp_path, descent):
     assert r.returncode == 2 and "NEURALSCALE_CHECKPOINT_SECONDS" in r.stderr and len(r.stderr.splitlines()) == 1
     f = tmp_path / "e.toml"
     for table, hint in (('from = "d"\nepochs = 1\n', "epochs belongs in [sweep.train]"),
-                        ("train_subset = 5\n", "train_subset belongs in [data]")):
+                        ("train_subset = 5\n", "train_subset belongs in [data]"),
+                        # each run's seed is the sweep's: a recipe's seed would be replaced without a word
+                        ("[sweep.train]\nseed = 3\n", "give seeds = [...] in [sweep]"),
+                        ("[sweep.train]\nseeds = [0]\n", "seeds belongs in [sweep], not [sweep.train]")):
         f.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nratios = [0.0625]\n' + table)
         r = run_cli("experiment", str(f))
         assert r.returncode == 2 and hint in r.stderr, r.stderr

@@ -102,6 +102,18 @@ def flag_keys(section: str, table: dict, where: str) -> dict:
     return cls.keys_from_flags(table, where)
 
 
+def _sweep_keys_in_train(table: dict) -> None:
+    """[sweep.train] holds the recipe; the seed of each run is the sweep's (its `seeds`), and so are the sweep's
+    own settings: given there, they would be read as the recipe's, or overridden without a word."""
+    for key in table:
+        name = key.replace("-", "_")
+        if name == "seed":
+            raise NeuralscaleError("seed in [sweep.train] would be replaced by each run's: give seeds = [...] in "
+                                   "[sweep]")
+        if name in SweepConfig.flags() and name not in TrainConfig.flags():
+            raise NeuralscaleError(f"{key} belongs in [sweep], not [sweep.train]")
+
+
 def load(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -124,6 +136,7 @@ def load(path: str | Path) -> dict:
             if section in doc:
                 doc[section] = flag_keys(section, doc[section], f"[{section}]")
         if isinstance(doc.get("sweep", {}).get("train"), dict):
+            _sweep_keys_in_train(doc["sweep"]["train"])
             doc["sweep"]["train"] = flag_keys("train", doc["sweep"]["train"], "[sweep.train]")
     except NeuralscaleError as e:
         raise NeuralscaleError(f"{path}: {e}") from None
