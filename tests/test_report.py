@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -327,3 +328,51 @@ def test_a_row_solved_with_the_sweeps_rounding_is_marked_extrapolated(tiny_desce
                "budget_key": list(budget.key), "widths": found["widths"]}
         report._mark_extrapolated([row], [descent_dir], sp, cfg)
         assert row["extrapolated"] is marked and row["shown"].endswith(" (extrapolated)") == marked
+
+
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "fmnist-vgg11" / "params" / "runs"
+
+
+def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, capsys):
+    """A folder of run directories gathered by hand (a new user's `runs/`) pooled runs of other models, datasets
+    and recipes into one table under the first run's name, and counted one configuration twice as two seeds.
+    Each is refused in one line that names the runs; runs that compare (committed records) still report."""
+    from neuralscale import cli
+    from neuralscale.spec import RunSpec
+
+    def folder(name: str, edits: dict[str, dict]) -> Path:
+        root = tmp_path / name
+        for run, change in edits.items():
+            src = STUDY / run.split("+")[0]
+            shutil.copytree(src, root / run)
+            record = json.loads((src / "record.json").read_text())
+            for key, value in change.items():
+                if key == "epochs":  # another recipe: a run of another id
+                    record["config"][key] = record["spec"]["config"][key] = value
+                    record["id"] = RunSpec.from_dict(record["spec"]).id
+                elif key == "widths":  # the same label at the same budget, other widths (a law of another descent)
+                    record["widths"] = record["spec"]["widths"] = value
+                    record["id"] = RunSpec.from_dict(record["spec"]).id
+                else:
+                    record[key] = value
+            (root / run / "record.json").write_text(json.dumps(record))
+        return root
+
+    a, b = "uniform-r0.0625-s0-d8fa75007e", "uniform-r0.0625-s1-63892bdd26"
+    assert (STUDY / a).is_dir() and (STUDY / b).is_dir()
+    fine = folder("fine", {a: {}, b: {}})
+    from neuralscale.report import build_report
+    assert build_report(fine, figures=False)["rows"][0]["n"] == 2
+    cases = {"model": ({a: {}, b: {"model": "resnet18"}}, "holds runs of 2 models or datasets (resnet18 on "),
+             "recipe": ({a: {}, b: {"epochs": 30}}, "2 different recipes (runs uniform-r0.0625-s0-d8fa75007e and "
+                        f"{b.rpartition('-')[0]}-"),
+             # neuralscale@15 from two descents, say: one seed twice, not a second seed
+             "twice": ({a: {}, f"{a}+copy": {"widths": [4, 8, 16, 16, 32, 32, 32, 31]}},
+                       "uniform at ratio 0.0625 with seed 0 twice (runs ")}
+    for name, (edits, said) in cases.items():
+        assert cli.main(["report", str(folder(name, edits)), "--no-figures"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], (name, err)
+        assert name != "recipe" or ": epochs 20 against 30); their accuracies do not compare" in err[0], err
+    assert cli.main(["report", str(fine / a)]) == 2
+    assert "is one run's directory; report the folder" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import logging
 import re
 import statistics
@@ -38,11 +39,12 @@ from .scaling import EXTRAPOLATION
 from .space import WidthSpace
 from .stats import holm, paired_gap, paired_p, welch_gap, welch_p
 from .sweep import read_plan
+from .train import TrainConfig
 from .validate import one_of
 from .accounting import UNSTABLE, unstable
 from .budget import UNITS, Budget, amount_range
 from .data.info import protocol
-from .layout import ReportDir, StoreDir
+from .layout import ReportDir, RunDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
 from .zoo import record_space
 
@@ -367,6 +369,59 @@ def device_note(records: list[dict]) -> str:
             "store of their own (a run's id does not include its device; docs/GUIDE.md, Honest numbers).")
 
 
+RECIPE_AGNOSTIC = ("seed", "device", "eval_batch_size")  # as a sweep's recipe: where a run ran, not how it trained
+
+
+def _recipe(record: dict) -> dict:
+    """How a run trained, for comparing runs: its training settings but where it ran, with defaults for the
+    settings a later release added, and the data it trained on."""
+    try:
+        config = TrainConfig.from_dict(record.get("config") or {}).to_dict()
+    except (NeuralscaleError, TypeError, ValueError):
+        config = dict(record.get("config") or {})
+    train = {k: v for k, v in config.items() if k not in RECIPE_AGNOSTIC}
+    spec = record.get("spec") or {}
+    return {**train, "data": spec.get("data") or {}, "convcut": bool(spec.get("convcut"))}
+
+
+def _differences(a: dict, b: dict) -> str:
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return ", ".join(f"{k} {a.get(k)!r} against {b.get(k)!r}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
+
+
+def check_comparable(store: Path, records: list[dict]) -> None:
+    """Refuse a folder whose runs do not compare: runs of several models or datasets, runs trained from scratch
+    with different recipes (or fine-tuned with different ones), or one configuration twice with one seed (a
+    folder of `train --out` directories gathered by hand can hold any of them; a sweep's store holds none)."""
+    models = sorted({(str(r.get("model")), str(r.get("dataset"))) for r in records})
+    if len(models) > 1:
+        names = "; ".join(f"{m} on {d}" for m, d in models[:3]) + (" ..." if len(models) > 3 else "")
+        raise NeuralscaleError(f"{store} holds runs of {len(models)} models or datasets ({names}); a report "
+                               "compares the runs of one model on one dataset: give a folder of one of them")
+    groups: dict[tuple, dict[str, tuple[dict, dict]]] = defaultdict(dict)
+    for r in records:  # from scratch, fine-tuned, and slimming's sparsity training (its own recipe, labelled)
+        group = (bool((r.get("spec") or {}).get("pretrained")), r.get("label") == SPARSE_LABEL)
+        rec = _recipe(r)
+        groups[group].setdefault(json.dumps(rec, sort_keys=True, default=str), (rec, r))
+    for (tuned, _), recipes in groups.items():
+        if len(recipes) > 1:
+            (a, ra), (b, rb) = list(recipes.values())[:2]
+            what = "fine-tuned" if tuned else "trained"
+            raise NeuralscaleError(f"{store} holds runs {what} with {len(recipes)} different recipes (runs "
+                                   f"{ra['id']} and {rb['id']}: {_differences(a, b)}); their accuracies do not "
+                                   "compare: give a folder of runs with one recipe")
+    seen: dict[tuple, str] = {}
+    for r in records:
+        if r.get("status") != "finished":
+            continue
+        key = (r.get("label"), budget_key(r), r.get("seed"))
+        if key in seen:
+            raise NeuralscaleError(f"{store} holds {r.get('label')} at {Budget.from_key(key[1]).text} with seed "
+                                   f"{r.get('seed')} twice (runs {seen[key]} and {r['id']}); remove one, or it would "
+                                   "be counted as two seeds")
+        seen[key] = r["id"]
+
+
 @dataclass
 class _Store:
     """What a report is made of: the store's records, their summary rows, and where the descent is."""
@@ -377,7 +432,6 @@ class _Store:
     accuracy: str
     model: str
     dataset: str
-    several_models: bool
     space: WidthSpace | None
     descent: Path | None
     fallbacks: list[str]
@@ -389,7 +443,11 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
         raise NeuralscaleError(f"{store} is not a folder" if store.exists() else f"{store} does not exist")
     records = load_records(store)
     if not records:
+        if (store / RunDir.RECORD).is_file():
+            raise NeuralscaleError(f"{store} is one run's directory; report the folder that holds run directories "
+                                   f"(such as {store.parent})")
         raise NeuralscaleError(f"{store} holds no run records")
+    check_comparable(store, records)
     rows = summarize_records(records, accuracy)
     if not rows:
         raise NeuralscaleError(f"{store} holds no finished runs yet ({len(records)} record(s): "
@@ -415,7 +473,7 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
         space = None  # e.g. an image folder that is not on this machine: no layer names, no descent figures
     fallbacks = _mark_fallbacks(rows, descents)
     _mark_extrapolated(rows, descents, space, sweep_cfg)
-    return _Store(store, records, rows, accuracy, models[0][0], models[0][1], len(models) > 1, space, descent_dir,
+    return _Store(store, records, rows, accuracy, models[0][0], models[0][1], space, descent_dir,
                   fallbacks, descents)
 
 
@@ -423,7 +481,7 @@ def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tup
     """Every figure of the report, drawn once; and a note when the descent's are missing."""
     labels = sorted({r["label"] for r in st.rows}, key=lambda s: (s != "uniform", s))
     colors = method_colors(labels)
-    paper = [] if st.several_models else _paper_rows(st.model, st.dataset)
+    paper = _paper_rows(st.model, st.dataset)
     ylabel = ACCURACY[st.accuracy][1] + " (%)"
     out = []
     for axis in ("params", "macs", "latency") if latency_device(st.rows) is not None else ("params", "macs"):
@@ -612,7 +670,7 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
               "uniform is the difference of means at the same budget, with its Welch 95% confidence interval, and the "
               "mean of the differences between runs of the same seed (which share their data order and split), with "
               "its paired t interval; in bold where the interval excludes zero.")]
-    if not st.several_models and _paper_rows(st.model, st.dataset):
+    if _paper_rows(st.model, st.dataset):
         doc.append(("p", "Dashed lines: the paper's published curves for this model and dataset (best test epoch "
                          f"over {protocol(st.dataset).epochs} epochs, the original protocol); a reduced schedule will "
                          "sit below them."))
