@@ -376,3 +376,36 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
         assert name != "recipe" or ": epochs 20 against 30); their accuracies do not compare" in err[0], err
     assert cli.main(["report", str(fine / a)]) == 2
     assert "is one run's directory; report the folder" in capsys.readouterr().err
+
+
+def test_the_original_protocol_is_labelled_wherever_its_numbers_are(tmp_path, capsys):
+    """`--accuracy original` (best test epoch: selects on the test set) was named in the Accuracy paragraph only,
+    which went on to say the models were selected on a validation split; its verdicts, column heads and the
+    command's summary lines said nothing. Each says so now; the default says what it selects on."""
+    from neuralscale import cli
+    runs = [d for d in sorted(STUDY.iterdir()) if d.name.startswith(("uniform-r0.0625-s", "neuralscale-15-r0.0625-s"))
+            and d.name.split("-s")[-1][0] in "01"]
+    assert len(runs) == 4
+    for d in runs:
+        shutil.copytree(d, tmp_path / "runs" / d.name)
+    assert cli.main(["report", str(tmp_path / "runs"), "--no-figures", "--accuracy", "original"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [line for line in out if line.startswith(("uniform", "neuralscale@15"))]
+    assert len(rows) == 2 and all(line.endswith("(ORIGINAL PROTOCOL: best test epoch)") for line in rows), out
+    md = (tmp_path / "runs" / "report" / "report.md").read_text()
+    verdicts = md.split("## Verdicts", 1)[1].split("\n## ", 1)[0]
+    assert "**ORIGINAL PROTOCOL**: by each run's best test epoch, which selects on the test set" in verdicts
+    assert "| test acc (ORIGINAL PROTOCOL: best test epoch) |" in md and "(sel.)" not in md
+    assert "this selects on the test set" in md and "Models are selected on a validation split" not in md
+    assert cli.main(["report", str(tmp_path / "runs"), "--no-figures"]) == 0
+    md = (tmp_path / "runs" / "report" / "report.md").read_text()
+    assert "ORIGINAL PROTOCOL" not in md and "| test acc (sel.) |" in md
+    assert "Models are selected on a validation split" in md
+    assert not [line for line in capsys.readouterr().out.splitlines() if "ORIGINAL" in line]
+
+
+def test_a_confidence_band_is_drawn_within_what_an_accuracy_can_be():
+    from neuralscale.figures import band
+    two_seeds = {"mean": 97.0, "std": 3.0, "n": 2, "min": 94.0, "max": 100.0}  # t(1) = 12.7: +-27 points
+    assert band(two_seeds) == (pytest.approx(97.0 - 12.706 * 3 / 2 ** 0.5, abs=0.01), 100.0)
+    assert band({**two_seeds, "mean": 3.0}, "ci")[0] == 0.0 and band(two_seeds, "minmax") == (94.0, 100.0)

@@ -31,7 +31,7 @@ from .layout import RunDir
 from .logs import configure as configure_logging
 from .records import strict
 from .methods import BASE_METHODS, SCALED, method_label
-from .report import ACCURACY, build_report, mean_std, run_summary
+from .report import ACCURACY, ACCURACY_SHORT, build_report, mean_std, run_summary
 from .sweep import PRESETS, SweepConfig, run_sweep, sweep_config
 from .train import SCHEDULES, TrainConfig
 from .zoo import FAMILIES, space as make_space
@@ -544,10 +544,11 @@ def cmd_report(args) -> int:
                           formats=args.format, bands=args.band, figures=args.figures)
     if args.json:
         return _json(result["document"])
+    said = "" if args.accuracy == "best-val" else f"  ({ACCURACY_SHORT[args.accuracy]})"  # on every line
     for r in result["rows"]:
         gap = "" if r["gap_to_uniform"] is None else f"  gap {r['gap_to_uniform']:+.2f}"
         print(f"{r['label']:<16} {r['budget']:<14} n={r['n']}  {r['params']:>10,} params  "
-              f"{mean_std(r['mean'], r['std'], r['n']):>16}{gap}")
+              f"{mean_std(r['mean'], r['std'], r['n']):>16}{gap}{said}")
     print(result["markdown"])
     print(result["html"])
     return 0

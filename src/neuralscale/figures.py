@@ -214,13 +214,14 @@ def method_colors(labels: list[str]) -> dict[str, object]:
 
 
 def band(row: dict, kind: str = "ci") -> tuple[float, float]:
-    """The band drawn around a row's mean: its 95% confidence interval (t, over seeds), or min-max."""
+    """The band drawn around a row's mean: its 95% confidence interval (t, over seeds), or min-max; drawn within
+    0-100%, where an accuracy lies (two seeds' interval around 97% reaches past 100)."""
     if kind == "minmax":
         return row["min"], row["max"]
     if kind == "none" or row["n"] < 2:
         return row["mean"], row["mean"]
     half = t975(row["n"] - 1) * row["std"] / math.sqrt(row["n"])
-    return row["mean"] - half, row["mean"] + half
+    return max(row["mean"] - half, 0.0), min(row["mean"] + half, 100.0)
 
 
 def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel: str,
