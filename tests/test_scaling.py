@@ -242,3 +242,21 @@ def test_the_python_api_warns_what_the_command_line_prints(tiny_descent, capsys)
     assert raised == printed
     with pytest.warns(ns.NeuralscaleWarning, match="extrapolated"):
         laws.build(params=budget)
+
+
+def test_a_law_that_gives_a_network_far_larger_than_its_rows_is_flagged_even_at_a_tau_inside_them():
+    """The walkthrough's ResNet18 law, fitted on rows of 3,335-696,629 parameters, was solved for 25% of the full
+    model at tau = 1,356,255 (inside twice the range) and gave a 2.8M-parameter network, unflagged: the layers'
+    exponents need not add up to tau. The network's own size counts too now."""
+    from neuralscale.scaling import ScalingLaw, solution_warnings
+    sp = ns.space("vgg11", "cifar10")
+    law = ScalingLaw("vgg11", "cifar10", list(sp.layer_names), [1.0] * len(sp), [0.5] * len(sp),
+                     tau_range=[1_000.0, 100_000.0])
+    small, big = sp.uniform(0.0625), sp.uniform(0.5)
+    assert 1_000 < sp.params(small) < 100_000 < 4 * 100_000 < sp.params(big)
+    assert not [w for w in solution_warnings(law, sp, small, 150_000.0) if "extrapolated" in w]
+    (said,) = [w for w in solution_warnings(law, sp, big, 150_000.0) if "extrapolated" in w]
+    assert said.startswith(f"extrapolated: the law gives a network of {sp.params(big):,} parameters, ")
+    assert "x the largest of the rows it was fitted on (1,000 to 100,000; solved at tau = 150,000)" in said
+    (said,) = [w for w in solution_warnings(law, sp, small, 300_000.0) if "extrapolated" in w]
+    assert said.startswith("extrapolated: solved at tau = 300,000")  # tau itself outside: said as before

@@ -383,10 +383,18 @@ def solution_warnings(law: ScalingLaw, space: WidthSpace, widths: list[int], tau
         out.append(f"the law is not a fit ({law.note or 'uniform scaling'})")
     if len(law.tau_range) == 2:
         low, high = law.tau_range
+        f = ",.4g" if law.objective == "latency" else ",.0f"
+        # the network it gives, in the law's own measure (a latency is not measured here): the law's per-layer
+        # exponents need not add up to tau, and a network of 4x the largest row is read where nothing was fitted
+        # even where tau itself is inside the range
+        size = {"params": space.params, "macs": space.macs}.get(law.objective, lambda w: tau)(widths)
         if tau < low / EXTRAPOLATION or tau > high * EXTRAPOLATION:
-            f = ",.4g" if law.objective == "latency" else ",.0f"
             out.append(f"extrapolated: solved at tau = {tau:{f}}, but the law was fitted on rows of {low:{f}} to "
                        f"{high:{f}} {UNITS[law.objective]}")
+        elif size < low / EXTRAPOLATION or size > high * EXTRAPOLATION:
+            out.append(f"extrapolated: the law gives a network of {size:{f}} {UNITS[law.objective]}, "
+                       f"{size / (high if size > high else low):.1f}x the {'largest' if size > high else 'smallest'} "
+                       f"of the rows it was fitted on ({low:{f}} to {high:{f}}; solved at tau = {tau:{f}})")
     base = space.macs(space.base_widths)
     macs = space.macs(widths)
     if macs > base:
