@@ -507,3 +507,30 @@ def test_any_path_like_is_a_path_to_the_python_api(tmp_path):
             call()
         said = str(e.value)
         assert "must be a path" not in said and ("none.json" in said or "no-run" in said), said
+
+
+def test_fit_gives_the_law_its_descent_fitted_on_the_same_trajectory(tmp_path, descent, capsys):
+    """`fit iteration_02.csv` fitted every row from the first (all-lost), where the descent (per-layer start)
+    fitted each layer from its own first loss: another law from the same file, without a word. It now follows
+    the descent that wrote the file; --trajectory-start overrides; per-layer needs the descent's start widths."""
+    from neuralscale import cli
+    from neuralscale.descent import DescentDir
+    out, _ = descent
+    d = DescentDir(out)
+    assert d.config()["descent"]["trajectory_start"] == "per-layer"
+    args = ["fit", "--model", "vgg11", "--dataset", "synthetic", "--json"]
+    for number in (1, 2):
+        capsys.readouterr()
+        assert cli.main([*args, str(d.trajectory_path(number))]) == 0
+        law = json.loads(capsys.readouterr().out)
+        recorded = d.iteration(number).law
+        assert law["alpha"] == pytest.approx(recorded.alpha, rel=1e-9) and law["beta"] == pytest.approx(
+            recorded.beta, rel=1e-9), number
+    assert cli.main([*args, str(d.trajectory_path(2)), "--trajectory-start", "all-lost"]) == 0
+    assert json.loads(capsys.readouterr().out)["beta"] != pytest.approx(recorded.beta, rel=1e-6)
+    copied = tmp_path / "iteration_02.csv"  # outside its descent: its start widths are not known
+    shutil.copy(d.trajectory_path(2), copied)
+    assert cli.main([*args, str(copied)]) == 0  # all-lost, as before
+    assert cli.main([*args, str(copied), "--trajectory-start", "per-layer"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a per-layer trajectory start needs the widths pruning started from" in err[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +30,8 @@ from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, resolve_device
 from .zoo import record_space, space as make_space
+
+log = logging.getLogger(__name__)
 
 
 def resolve_widths(space: WidthSpace, widths: Sequence[int] | None = None, ratio: float | None = None) -> list[int]:
@@ -61,19 +65,49 @@ def describe(space: WidthSpace, widths: Sequence[int], latency_batch: int | None
 
 
 def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto", out: str | Path | None = None,
-                   force: bool = False) -> ScalingLaw:
+                   force: bool = False, trajectory_start: str | None = None) -> ScalingLaw:
     """Fit the power law to a trajectory file; with `out`, save it there (a new file unless `force`).
 
     `tau`: exact (the built model's parameters), original (the original code's formula) or auto (original
-    for the original's header-less files, exact otherwise).
+    for the original's header-less files, exact otherwise). `trajectory_start`: per-layer (each layer fitted
+    from its own first loss, as a descent with that start fits, from the widths its iteration started from) or
+    all-lost (the rows as they are); None: as the descent whose iteration file it is (its config.json), else
+    all-lost. A descent fitted against MACs or latency is fitted against parameters here, and said so.
     """
+    if trajectory_start not in (None, "all-lost", "per-layer"):
+        raise NeuralscaleError(f"trajectory_start is all-lost or per-layer, got {trajectory_start!r}")
     if out:
         check_new_file(out, force)
     traj = read_trajectory(trajectory, space)
-    law = fit(space, traj.rows, count=traj.count if tau == "auto" else tau)
+    start = None
+    own = _descent_iteration(Path(trajectory))
+    if own is not None:
+        d, number = own
+        recorded = d.config()["descent"]
+        trajectory_start = trajectory_start or recorded.get("trajectory_start")
+        if recorded.get("objective", "params") != "params":
+            log.info("note: %s fitted its laws against %s; fit fits against parameters", d.path,
+                     recorded["objective"])
+    if trajectory_start == "per-layer":
+        if own is None:
+            raise NeuralscaleError(f"a per-layer trajectory start needs the widths pruning started from: fit "
+                                   f"{Path(trajectory).name} where its descent wrote it (iteration_NN.csv beside its "
+                                   "config.json and fits.json)")
+        start = own[0].iteration(own[1]).start_widths
+    law = fit(space, traj.rows, count=traj.count if tau == "auto" else tau, start=start)
     if out:
         law.save(out)
     return law
+
+
+def _descent_iteration(path: Path) -> tuple[DescentDir, int] | None:
+    """(its descent, its iteration) for a trajectory a descent wrote as iteration_NN.csv, with that iteration
+    finished; None for any other file."""
+    m = re.fullmatch(r"iteration_(\d+)\.csv", path.name)
+    d = DescentDir(path.parent)
+    if m is None or d.config() is None or not 1 <= int(m.group(1)) <= len(d.iterations()):
+        return None
+    return d, int(m.group(1))
 
 
 def load_splits(dataset: str | DataConfig, config: TrainConfig, data_dir: str | None = None,

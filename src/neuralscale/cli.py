@@ -288,6 +288,10 @@ def _fit_parser(sub) -> None:
     p.add_argument("--tau", choices=("auto", "exact", "original"), default="auto",
                    help="parameter count used as tau: exact (the built model) or original (the original code's "
                         "formula); auto: original for header-less original CSVs, exact otherwise")
+    p.add_argument("--trajectory-start", choices=TRAJECTORY_STARTS,
+                   help="per-layer: each layer fitted from its own first loss (from the widths the iteration started "
+                        "from: a trajectory in its descent directory); all-lost: the rows as they are; default: as "
+                        "the descent that wrote the file (so that fit gives its law), else all-lost")
     p.add_argument("--out", metavar="FIT.json", help="write the law here (a new file; see --force)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists, or write into a run or "
                    "descent directory")
@@ -586,7 +590,8 @@ def cmd_descend(args) -> int:
 
 def cmd_fit(args) -> int:
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
-    law = fit_trajectory(args.trajectory, sp, tau=args.tau, out=args.out, force=args.force)
+    law = fit_trajectory(args.trajectory, sp, tau=args.tau, out=args.out, force=args.force,
+                         trajectory_start=args.trajectory_start)
     if args.json:
         return _json({**law.to_dict(), "out": args.out})
     if law.fallback:
