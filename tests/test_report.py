@@ -123,7 +123,9 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     assert "- `morphnet`: MorphNet-style" in md and "(paper: NeuralScale, iteration 1 / 15)" in md
     assert "| latency (ms) |" in md and "Latency: batch 1, median over the runs of each run's median on cpu" in md
     last = sum(x["summary"]["best_val_epoch"] == len(x["history"]) for x in records)  # where selection fell
-    assert f"Selection: the best-validation epoch was the last epoch in {last} of 20 runs" in md
+    (val,) = {x["data"]["val"] for x in records}  # the split it was chosen on, said with it
+    assert (f"Selection on a validation split of {val:,} images: the best-validation epoch was the last epoch in "
+            f"{last} of 20 runs") in md
     # every latency carries its spread, and a measurement whose spread is large is flagged
     row = next(x for x in md.splitlines() if x.startswith("| uniform | ratio 0.125 |"))
     assert " (IQR " in row  # the spread beside the median (flagged or not: the runs measured beside each other)

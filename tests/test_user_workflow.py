@@ -534,3 +534,20 @@ def test_fit_gives_the_law_its_descent_fitted_on_the_same_trajectory(tmp_path, d
     assert cli.main([*args, str(copied), "--trajectory-start", "per-layer"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "a per-layer trajectory start needs the widths pruning started from" in err[0]
+
+
+def test_a_validation_split_says_its_size_or_why_there_is_none(tmp_path, capsys):
+    """`train` on a few images said "no validation split (--val-fraction 0)" where the default 0.1 was asked
+    for and rounded to no image per class, and chose its best epoch on 3 images without saying so."""
+    from neuralscale import cli
+    from helpers import write_imagefolder
+    write_imagefolder(tmp_path / "few", classes=3, per_class=2, size=32)  # 10% of 2 a class: none
+    assert cli.main(["train", "--model", "vgg11", "--dataset", f"imagefolder:{tmp_path / 'few'}", "--ratio",
+                     "0.0625", "--epochs", "1", "--quiet", "--out", str(tmp_path / "a")]) == 0
+    assert "no validation split (0.1 of 6 training images is none per class)" in capsys.readouterr().out
+    args = ["train", *SYNTH, "--ratio", "0.0625", "--epochs", "1", "--device", "cpu", "--quiet"]
+    assert cli.main([*args, "--train-subset", "40", "--out", str(tmp_path / "b")]) == 0
+    val = json.loads((tmp_path / "b" / "record.json").read_text())["data"]["val"]
+    assert 0 < val < 40 and f"(on {val} validation images)" in capsys.readouterr().out
+    assert cli.main([*args, "--train-subset", "40", "--val-fraction", "0", "--out", str(tmp_path / "c")]) == 0
+    assert "no validation split (--val-fraction 0)" in capsys.readouterr().out

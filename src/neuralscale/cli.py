@@ -583,8 +583,9 @@ def cmd_descend(args) -> int:
           + ", ".join(f"{b:.3f}" for b in laws[-1].beta))
     for law in laws:
         print(f"  iteration {law.iteration}: {law.quality()}")
-    print(f"at the base model's {amount(at_base['budget'], at_base['metric'])}: widths "
-          f"{','.join(map(str, at_base['widths']))}")
+    where = ("the full model's" if cfg.base_ratio == 1 else  # not the full model's: where the descent started
+             f"the descent's base (the {cfg.base_ratio:g}-width network it started from):")
+    print(f"at {where} {amount(at_base['budget'], at_base['metric'])}: widths {','.join(map(str, at_base['widths']))}")
     return 0
 
 
@@ -686,8 +687,14 @@ def cmd_train(args) -> int:
     if args.json:
         _json({**describe_run(record), "out": args.out})
     else:
+        fraction = (record.get("config") or {}).get("val_fraction")
+        none = ("no validation split (--val-fraction 0)" if not fraction else  # asked for, but too few images
+                f"no validation split ({fraction:g} of {record['data'].get('train', 0):,} training images is none "
+                "per class)")
         at_best = (f"test accuracy at best validation epoch ({s['best_val_epoch']}) {s['test_acc_at_best_val']:.2f}%"
-                   if s.get("test_acc_at_best_val") is not None else "no validation split (--val-fraction 0)")
+                   f" (on {record['data']['val']:,} validation image{'s' * (record['data']['val'] != 1)})"
+                   if s.get("test_acc_at_best_val") is not None
+                   else none)
         print(f"{record['label']} {record['model']} {record['params']:,} params "
               f"({_shares(describe_run(record))}): final test accuracy {s['final_test_acc']:.2f}%, " + at_best)
         if args.out:

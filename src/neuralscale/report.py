@@ -522,8 +522,11 @@ def _selection_text(records: list[dict]) -> str:
         return ""
     epochs = sorted(e for e, _ in picks)
     last = sum(e == n for e, n in picks)
-    return (f"Selection: the best-validation epoch was the last epoch in {last} of {len(picks)} runs; over all runs "
-            f"it fell at epochs {epochs[0]}-{epochs[-1]} (median {statistics.median(epochs):g}).")
+    sizes = sorted({(r.get("data") or {}).get("val") for r in records if r["status"] == "finished"} - {None})
+    held = (f" on a validation split of {sizes[0]:,} images" if len(sizes) == 1 else
+            f" on validation splits of {sizes[0]:,}-{sizes[-1]:,} images" if sizes else "")
+    return (f"Selection{held}: the best-validation epoch was the last epoch in {last} of {len(picks)} runs; over "
+            f"all runs it fell at epochs {epochs[0]}-{epochs[-1]} (median {statistics.median(epochs):g}).")
 
 
 FEW_ROWS = 20  # a law fitted on fewer trajectory rows than this is marked as such in the report
