@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli, write_imagefolder
+from helpers import run_cli, run_python, write_imagefolder
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -103,6 +103,11 @@ def test_the_python_walkthrough_runs_as_written(walked):
     space = ns.space(torchvision.models.resnet18(num_classes=3), torch.randn(1, 3, 32, 32))
     share = space.params(record["widths"]) / space.params(space.base_widths)
     assert abs(share - 0.25) < 0.01
+    # run again as written, its results there: nothing redone, nothing refused (a fork: its start is not the point)
+    again = run_python("import runpy; runpy.run_path('walkthrough.py', run_name='__main__')", cwd=root,
+                       env=PINNED, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout.strip().splitlines()[-2]) == record and "epoch 1/" not in again.stderr
 
 
 def _warnings_of(stderr: str, python: bool) -> set[str]:

@@ -32,10 +32,11 @@ def check_new_file(path: str | Path, force: bool = False) -> Path:
     if path.is_dir():
         raise NeuralscaleError(f"{path} is a directory; give a file name")
     if path.exists():
-        raise NeuralscaleError(f"{path} exists; give another name, or --force to overwrite it")
+        raise NeuralscaleError(f"{path} exists; give another name, or --force (force=True in Python) to overwrite it")
     inside = holder(path.parent)
     if inside:
-        raise NeuralscaleError(f"{path} would be written into {inside}; give another place, or --force")
+        raise NeuralscaleError(f"{path} would be written into {inside}; give another place, or --force "
+                               "(force=True in Python)")
     try:  # a place that cannot be written is found now, not after the work
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -52,11 +53,12 @@ def check_report_dir(path: str | Path, force: bool = False) -> Path:
         raise NeuralscaleError(f"{path} is a file, not a folder for a report")
     inside = holder(path)
     if inside:
-        raise NeuralscaleError(f"a report would be written into {inside}; give another --out, or --force")
+        raise NeuralscaleError(f"a report would be written into {inside}; give another --out, or --force "
+                               "(force=True in Python)")
     foreign = sorted(p.name for p in path.iterdir() if not ReportDir.belongs(p.name))
     if not foreign and any(path.iterdir()) and not ReportDir(path).is_report():
         foreign = sorted(p.name for p in path.iterdir())  # files named as a report's, not written as one
     if foreign:
         raise NeuralscaleError(f"{path} holds files that are not a report ({', '.join(foreign[:3])}); give another "
-                               "--out, or --force")
+                               "--out, or --force (force=True in Python)")
     return path

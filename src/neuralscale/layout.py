@@ -49,7 +49,7 @@ def claim_folder(path: str | os.PathLike, marker: Path, what: str, force: bool =
     if held:
         names = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
         raise NeuralscaleError(f"{path} is not empty ({names}) and is not a {what} (no {marker.name}); give a new "
-                               f"or empty folder, or --force to write into it anyway")
+                               f"or empty folder, or --force (force=True in Python) to write into it anyway")
 
 
 class RunDir(os.PathLike):
