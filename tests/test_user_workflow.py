@@ -329,6 +329,21 @@ def test_from_and_iteration_are_not_ignored_silently(descent):
     assert plain.stdout == r.stdout
 
 
+def test_scale_and_train_name_a_descents_iterations_as_a_sweep_does(descent, capsys):
+    """--iteration first or last, as `sweep --iterations` takes them, was an invalid int for scale and train."""
+    from neuralscale import cli
+    out, _ = descent
+    base = ["scale", *SYNTH, "--method", "neuralscale", "--from", str(out), "--params", "25%", "--json"]
+    widths = {}
+    for it in ("first", "1", "last", "2", None):
+        assert cli.main(base + (["--iteration", it] if it else [])) == 0
+        widths[it] = json.loads(capsys.readouterr().out)["widths"]
+    assert widths["first"] == widths["1"] and widths["2"] == widths["last"] == widths[None]
+    for bad in ("0", "x", "-1"):
+        assert cli.main([*base, "--iteration", bad]) == 2
+        assert "a descent iteration is first, last or a number from 1" in capsys.readouterr().err
+
+
 def test_a_run_exports_with_its_data_gone(tmp_path):
     from helpers import write_imagefolder
     write_imagefolder(tmp_path / "flowers", classes=3, per_class=6, size=32)

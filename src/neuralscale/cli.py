@@ -83,6 +83,16 @@ def _budget(metric: str):
     return parse
 
 
+def _iteration(text: str) -> int | None:
+    """An argparse type: a descent iteration as a sweep names one (first, last or a number from 1); last is None,
+    the default."""
+    if text in ("first", "last"):
+        return 1 if text == "first" else None
+    if text.strip().isascii() and text.strip().isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"a descent iteration is first, last or a number from 1, got {text!r}")
+
+
 def _budgets(metric: str):
     one = _budget(metric)
     return lambda text: [one(x) for x in text.replace(",", " ").split()]
@@ -160,7 +170,8 @@ def _train_parser(sub) -> None:
                         "and shape: the method's widths for the budget (--ratio, --params or --macs); all but "
                         "uniform need --from")
     p.add_argument("--from", dest="source", metavar="DIR|FIT.json", help="descent directory or fit file (--method)")
-    p.add_argument("--iteration", type=int, help="descent iteration whose law to use (default: the last)")
+    p.add_argument("--iteration", type=_iteration, metavar="K|first|last",
+                   help="descent iteration whose law to use (default: last)")
     _add_convert(p)
     p.add_argument("--init-from", metavar="RUN", help="start from this finished run's weights (same model, no layer "
                    "narrower): in each layer its channels with the largest L1 filter norms. For fine-tuning; the "
@@ -310,7 +321,8 @@ def _scale_parser(sub) -> None:
     p.add_argument("--method", required=True, metavar="METHOD", help=", ".join(SCALED))
     p.add_argument("--from", dest="source", metavar="DIR|FIT.json",
                    help="descent directory (morphnet, neuralscale, pruned, shape) or fit file (neuralscale)")
-    p.add_argument("--iteration", type=int, help="descent iteration whose law to use (default: the last)")
+    p.add_argument("--iteration", type=_iteration, metavar="K|first|last",
+                   help="descent iteration whose law to use (default: last)")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--ratio", type=float, help="the parameter count of uniform scaling by R")
     g.add_argument("--params", type=_budget("params"), metavar="N|P%",
