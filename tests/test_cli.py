@@ -16,6 +16,17 @@ def test_help_reads_well():
     assert r.returncode == 0 and "--epochs" in r.stdout and "validation" in r.stdout
 
 
+def test_every_argument_of_every_command_says_what_it_is():
+    """A new user found sweep's recipe flags (--epochs, --lr, --schedule...), descend's --seed and --device, and
+    export's RUN_DIR listed with no word on what they do or their defaults."""
+    import argparse
+    from neuralscale.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [f"{name} {a.option_strings[0] if a.option_strings else a.metavar or a.dest}"
+              for name, p in sub.choices.items() for a in p._actions if not a.help]
+    assert not silent, silent
+
+
 def test_info_json_gives_reference_counts():
     r = run_cli("info", "--model", "vgg11", "--dataset", "cifar100", "--ratio", "0.25", "--json")
     assert r.returncode == 0, r.stderr

@@ -182,10 +182,13 @@ def _train_parser(sub) -> None:
     p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum}, the paper's)")
     p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
     p.add_argument("--schedule", choices=SCHEDULES,
-                   help="learning-rate schedule: step (x0.1 at 1/3, 2/3, 5/6 of the epochs, the paper's), cosine, constant")
+                   help="learning-rate schedule: step (x0.1 at 1/3, 2/3, 5/6 of the epochs, the paper's; the "
+                        "default), cosine, constant; prune, prune-tinyimagenet: the original's descent schedules "
+                        "(0.01 after the warm-up, then /1.5 every 10 epochs)")
     p.add_argument("--preset", choices=("paper",), help="the paper's protocol for the dataset "
                    f"({_DEF.epochs} epochs CIFAR, {_TINY.epochs} TinyImageNet); the options given override it")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed: initial weights, batch order, augmentation "
+                   "(default 0; the validation split's own seed is fixed)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--cuda-graphs", action="store_true",
@@ -279,14 +282,14 @@ def _descend_parser(sub) -> None:
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: float32, as the original)")
     p.add_argument("--max-epochs", type=int, help="cap on epochs per iteration (default: what the pruning schedule "
                                                     "needs)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="seed of the descent's training (default 0)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     _add_data_args(p, "prune on a seeded random N training images", test=False)
     p.add_argument("--out", metavar="DIR", required=True, help="the descent directory (trajectories, fits.json, logs)")
     _add_force(p, "descent directory")
     p.add_argument("--plots", action="store_true", help="also write the growth and heatmap figures into DIR")
     _add_json(p, "the configuration at the base parameter count and every iteration's law")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _fit_parser(sub) -> None:
@@ -294,7 +297,8 @@ def _fit_parser(sub) -> None:
                        description="Fit width_l = alpha_l * tau^beta_l per layer by least squares in log space "
                                    "(tau: total parameters of each row's widths). Reads neuralscale's trajectories "
                                    "and the original implementation's header-less CSVs.")
-    p.add_argument("trajectory", metavar="TRAJECTORY.csv")
+    p.add_argument("trajectory", metavar="TRAJECTORY.csv", help="a descent's iteration_NN.csv, or the original "
+                   "implementation's trajectory CSV")
     _add_space_args(p, widths=False)
     p.add_argument("--tau", choices=("auto", "exact", "original"), default="auto",
                    help="parameter count used as tau: exact (the built model) or original (the original code's "
@@ -373,20 +377,25 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--iterations", type=_words, metavar="first,last",
                    help="neuralscale, shape: which descent iterations (first, last or numbers; default last)")
     _add_convert(p)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=SCHEDULES)
-    p.add_argument("--no-augment", action="store_true")
+    # the recipe every run trains with: train's defaults, or the --preset's, where not given
+    d = TrainConfig()
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs} (as train)")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=float, help=f"initial learning rate (default {d.lr})")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum})")
+    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help="learning-rate schedule: step (x0.1 at 1/3, 2/3, 5/6 of the epochs, the paper's; the "
+                        "default), cosine, constant; prune, prune-tinyimagenet: the original's descent schedules "
+                        "(0.01 after the warm-up, then /1.5 every 10 epochs)")
+    p.add_argument("--no-augment", action="store_true", help="no random crop/flip")
     p.add_argument("--finetune-epochs", type=int, help="l1-prune, l1-global, slimming: fine-tuning epochs (default 40)")
     p.add_argument("--finetune-lr", type=float, help="l1-prune, l1-global, slimming: fine-tuning learning rate (default 0.001)")
     p.add_argument("--slimming-sparsity", type=float,
                    help="slimming: train the network it prunes with this L1 penalty on the batch norms' scales "
                         "(network slimming's sparsity training; default 1e-4, the original's; 0: without)")
     _add_data_args(p, "train every run on a seeded random N images", test=True)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--out", metavar="DIR", required=True, help="the run store (sweep.json, runs/)")
     _add_force(p, "run store")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
@@ -405,7 +414,7 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--cpus-per-run", type=float, metavar="N", help="ray: CPUs of each run (default 1)")
     p.add_argument("--report", action="store_true", help="write the report when the sweep is done")
     _add_json(p, "counts and every run (its widths, params, macs and accuracies)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _report_parser(sub) -> None:
@@ -437,7 +446,8 @@ def _export_parser(sub) -> None:
                        description="Export a finished run (a run directory of a sweep or of `train --out`) as "
                                    "NAME.json (model, dataset, widths) and NAME.pt (weights). "
                                    "neuralscale.export.load_model('NAME.json') rebuilds it in one call.")
-    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("run", metavar="RUN_DIR", help="a finished run's directory (runs/<id> in a sweep's store, or "
+                   "train --out)")
     p.add_argument("--out", metavar="NAME", required=True, help="writes NAME.json and NAME.pt (and NAME.onnx)")
     p.add_argument("--onnx", action="store_true", help="also export to ONNX (needs neuralscale[onnx]) and check it")
     p.add_argument("--force", action="store_true", help="overwrite existing NAME.* files, or write into a run or "
@@ -450,16 +460,16 @@ def _experiment_parser(sub) -> None:
                        description="Run a whole experiment described in a TOML file ([experiment], [data], "
                                    "[descent], [sweep], [sweep.train], [executor], [report]); see examples/demo.toml. "
                                    "Rerun to continue. The last line printed is the report's path.")
-    p.add_argument("file", metavar="FILE.toml")
+    p.add_argument("file", metavar="FILE.toml", help="the experiment (examples/demo.toml is one)")
     p.add_argument("--out", metavar="DIR", help="override [experiment] out")
     _add_force(p, "run store")
-    p.add_argument("--retry-failed", action="store_true")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--workers", type=int, metavar="N", help="override [executor] workers (concurrent runs; a "
                    "sequential executor becomes local workers)")
     p.add_argument("--threads", type=int, metavar="N", help="override [executor] threads (CPU threads per run)")
     p.add_argument("--devices", metavar="cuda:0,cuda:1", help="override [executor] devices (runs spread over them)")
     _add_json(p, "the report's table and every run, as report --json")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def build_parser() -> argparse.ArgumentParser:
