@@ -219,6 +219,8 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["scale", *VGG, "--method", "uniform", "--params", "inf"], "positive finite"),
         (["scale", *VGG, "--method", "uniform", "--params", "-5"], "positive finite"),
         (["scale", *VGG, "--method", "uniform", "--params", "1e300"], "out of reach"),
+        (["scale", *VGG, "--method", "uniform", "--params", "0.25"], "(a share of the base model is written with %: "
+                                                                     "25%)"),
         (["scale", *VGG, "--method", "uniform", "--macs", "0"], "positive finite"),
         (["scale", *VGG, "--method", "uniform", "--ratio", "inf"], "width ratio"),
         (["scale", *VGG, "--method", "uniform", "--latency-ms", "nan"], "positive finite"),
@@ -270,7 +272,9 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["report", store, "--out", "/proc/neuralscale-test/report"], "/proc/neuralscale-test"),
         (["report", store, "--out", f], "is a file"),
         # --- export -----------------------------------------------------------------------------------------
-        (["export", str(r / "nope"), "--out", str(r / "e1")], "holds no run record"),
+        (["export", str(r / "nope"), "--out", str(r / "e1")], "nope does not exist"),
+        (["export", str(r / "report_here"), "--out", str(r / "e1")], "report_here holds no run record"),
+        (["export", store, "--out", str(r / "e1")], "it is a sweep's store: export one of its runs, "),
         (["export", str(r / "unfinished"), "--out", str(r / "e1")], "has not finished"),
         (["export", str(r / "noweights"), "--out", str(r / "e1")], "is missing"),
         (["export", str(r / "badckpt"), "--out", str(r / "e1")], "is damaged"),

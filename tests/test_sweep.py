@@ -142,10 +142,14 @@ def test_bad_sweeps_are_clear_errors(tmp_path, descent_dir):
     base = ["sweep", *TINY, "--out", str(tmp_path / "s")]
     cases = [
         (["--methods", "uniform,bogus", "--ratios", "0.25"], "unknown method 'bogus'"),
-        (["--methods", "uniform"], "no budgets"),
+        (["--methods", "uniform"], "no budgets: give --ratios, --params, --macs or --latency-ms"),
         (["--methods", "", "--ratios", "0.25"], "no methods"),
         (["--methods", "uniform", "--ratios", "0.25", "--seeds", ""], "no seeds"),
-        (["--methods", "neuralscale", "--ratios", "0.25"], "needs a descent directory"),
+        (["--methods", "neuralscale", "--ratios", "0.25"], "neuralscale need a descent: give --from DESCENT_DIR"),
+        # the methods a user did not name: said so
+        (["--ratios", "0.25"], "morphnet, neuralscale (of the default methods, uniform,morphnet,neuralscale) need a "
+                               "descent"),
+        (["--methods", "uniform,morphnet,shape@1", "--ratios", "0.25"], "morphnet, shape@1 need a descent"),
         (["--methods", "neuralscale", "--ratios", "0.25", "--from", str(tmp_path / "nope")], "does not exist"),
         (["--methods", "uniform", "--ratios", "-1"], "a width ratio must be a number in (0, 64]"),
     ]

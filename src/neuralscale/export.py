@@ -194,7 +194,11 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
         _need_onnx()
     record = read_record(run_dir)
     if record is None:
-        raise NeuralscaleError(f"{run_dir} holds no run record")
+        if not Path(run_dir).exists():
+            raise NeuralscaleError(f"{run_dir} does not exist")
+        runs = Path(run_dir) / "runs"  # a sweep's store: its runs are runs/<id>
+        raise NeuralscaleError(f"{run_dir} holds no run record" + (f"; it is a sweep's store: export one of its runs, "
+                               f"{runs}/<id>" if runs.is_dir() else ""))
     if record["status"] != "finished":
         raise NeuralscaleError(f"run {run_dir.name} has not finished (status {record['status']})")
     ckpt = RunDir(run_dir).checkpoint

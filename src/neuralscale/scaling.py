@@ -540,8 +540,10 @@ def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int) -> Non
                                f"reaches, {low:{f}} {unit} at its narrowest (widths of at least {min_width})")
     high = max(float(search.cost(top)), *search.seen.values())
     where = "below" if search.budget < low else "above" if search.budget > high else "between the steps of"
+    share = (f" (a share of the base model is written with %: {search.budget:.0%})"
+             if metric != "latency" and 0 < search.budget < 1 else "")  # --params 0.25 meant 25%
     raise NeuralscaleError(f"a budget of {search.budget:{f}} {unit} is out of reach: it is {where} what this law "
-                           f"reaches, {low:{f}} to {high:{f}} {unit} with widths in [{min_width}, {cap}]")
+                           f"reaches, {low:{f}} to {high:{f}} {unit} with widths in [{min_width}, {cap}]{share}")
 
 
 def _nudge(widths: list[int], achieved: float, budget: float, cost, tolerance: float,

@@ -27,7 +27,7 @@ from .layout import claim_folder
 from .logs import for_api
 from .data import DataConfig
 from .data.info import DEFAULT_PROTOCOL, protocol
-from .methods import BASE_METHODS, BASELINES, ITERATED, SPARSE_LABEL, method_label, scale
+from .methods import BASE_METHODS, BASELINES, ITERATED, SCALED, SPARSE_LABEL, method_label, scale
 from .progress import progress_bar
 from .runs import describe
 from .spec import RunSpec
@@ -101,7 +101,8 @@ class SweepConfig(Settings):
             _iteration_spelling(w)  # what a descent must hold is checked when it is there; the spelling now
         _device_spelling(self.train.get("device", "auto"))
         if not (self.ratios or self.params or self.macs or self.latency):
-            raise NeuralscaleError("the sweep has no budgets: give ratios, params, macs or latency")
+            raise NeuralscaleError("the sweep has no budgets: give --ratios, --params, --macs or --latency-ms (ratios, "
+                                   "params, macs or latency in [sweep]), or --preset")
         if not self.seeds:
             raise NeuralscaleError("the sweep has no seeds")
         for r in self.ratios:
@@ -238,6 +239,12 @@ def _check_descent(cfg: SweepConfig, space) -> str:
     """The sweep's descent exists, is of this space, and has the objective its method names ask for (returned:
     params without a descent)."""
     if cfg.descent is None:
+        need = [m for m in cfg.methods if method_base(m) in SCALED and method_base(m) != "uniform"]
+        if need:  # said for all of them at once, and where they came from when the user named none
+            default = SweepConfig.__dataclass_fields__["methods"].default_factory()
+            named = f" (of the default methods, {','.join(default)})" if cfg.methods == default else ""
+            raise NeuralscaleError(f"{', '.join(need)}{named} need a descent: give --from DESCENT_DIR (from = in "
+                                   "[sweep]), or --methods without them")
         objective = "params"
     else:
         if not Path(cfg.descent).is_dir():
