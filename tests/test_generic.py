@@ -139,11 +139,15 @@ def test_unsupported_family_fails_cleanly(name):
 def test_unknown_generic_models():
     with pytest.raises(NeuralscaleError, match="unknown torchvision model"):
         ns.space("torchvision:resnet9000", "cifar10")
+    with pytest.raises(NeuralscaleError, match=r"'resnt18' \(did you mean torchvision:resnet18\?\)"):
+        ns.space("torchvision:resnt18", "cifar10")
     with pytest.raises(NeuralscaleError, match="unknown model source"):
         ns.space("keras:resnet50", "cifar10")
     pytest.importorskip("timm")
     with pytest.raises(NeuralscaleError, match="unknown timm model"):
         ns.space("timm:resnet9000", "cifar10")
+    with pytest.raises(NeuralscaleError, match=r"\(did you mean timm:resnet18\?\)"):
+        ns.space("timm:resnt18", "cifar10")
 
 
 def test_grouped_convolutions_keep_multiples():

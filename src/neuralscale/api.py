@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -80,7 +79,7 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
         check_new_file(out, force)
     traj = read_trajectory(trajectory, space)
     start = None
-    own = _descent_iteration(Path(trajectory))
+    own = DescentDir.of_trajectory(Path(trajectory))
     if own is not None:
         d, number = own
         recorded = d.config()["descent"]
@@ -98,16 +97,6 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
     if out:
         law.save(out)
     return law
-
-
-def _descent_iteration(path: Path) -> tuple[DescentDir, int] | None:
-    """(its descent, its iteration) for a trajectory a descent wrote as iteration_NN.csv, with that iteration
-    finished; None for any other file."""
-    m = re.fullmatch(r"iteration_(\d+)\.csv", path.name)
-    d = DescentDir(path.parent)
-    if m is None or d.config() is None or not 1 <= int(m.group(1)) <= len(d.iterations()):
-        return None
-    return d, int(m.group(1))
 
 
 def load_splits(dataset: str | DataConfig, config: TrainConfig, data_dir: str | None = None,

@@ -354,6 +354,21 @@ def _add_sweep_budgets(p) -> None:
                         "CPU at batch 1 once and kept in sweep.json (not for l1-prune, l1-global, slimming)")
 
 
+def _add_sweep_recipe(p) -> None:
+    """The recipe every run of a sweep trains with: train's defaults, or the --preset's, where not given."""
+    d = TrainConfig()
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs} (as train)")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--lr", type=float, help=f"initial learning rate (default {d.lr})")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum})")
+    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help="learning-rate schedule: step (x0.1 at 1/3, 2/3, 5/6 of the epochs, the paper's; the "
+                        "default), cosine, constant; prune, prune-tinyimagenet: the original's descent schedules "
+                        "(0.01 after the warm-up, then /1.5 every 10 epochs)")
+    p.add_argument("--no-augment", action="store_true", help="no random crop/flip")
+
+
 def _sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="train every method at every budget over several seeds",
                        description="Train each scaling method at each budget with each seed, from scratch, with one "
@@ -377,18 +392,7 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--iterations", type=_words, metavar="first,last",
                    help="neuralscale, shape: which descent iterations (first, last or numbers; default last)")
     _add_convert(p)
-    # the recipe every run trains with: train's defaults, or the --preset's, where not given
-    d = TrainConfig()
-    p.add_argument("--epochs", type=int, help=f"default {d.epochs} (as train)")
-    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=float, help=f"initial learning rate (default {d.lr})")
-    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum})")
-    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
-    p.add_argument("--schedule", choices=SCHEDULES,
-                   help="learning-rate schedule: step (x0.1 at 1/3, 2/3, 5/6 of the epochs, the paper's; the "
-                        "default), cosine, constant; prune, prune-tinyimagenet: the original's descent schedules "
-                        "(0.01 after the warm-up, then /1.5 every 10 epochs)")
-    p.add_argument("--no-augment", action="store_true", help="no random crop/flip")
+    _add_sweep_recipe(p)
     p.add_argument("--finetune-epochs", type=int, help="l1-prune, l1-global, slimming: fine-tuning epochs (default 40)")
     p.add_argument("--finetune-lr", type=float, help="l1-prune, l1-global, slimming: fine-tuning learning rate (default 0.001)")
     p.add_argument("--slimming-sparsity", type=float,

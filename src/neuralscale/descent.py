@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -267,6 +268,16 @@ class DescentDir:
 
     def trajectory_path(self, number: int) -> Path:
         return self.path / f"iteration_{number:02d}.csv"
+
+    @classmethod
+    def of_trajectory(cls, path: Path) -> "tuple[DescentDir, int] | None":
+        """(its descent, its iteration) for a trajectory a descent wrote (iteration_NN.csv beside its config.json),
+        that iteration finished; None for any other file."""
+        m = re.fullmatch(r"iteration_(\d+)\.csv", Path(path).name)
+        d = cls(Path(path).parent)
+        if m is None or d.config() is None or not 1 <= int(m.group(1)) <= len(d.iterations()):
+            return None
+        return d, int(m.group(1))
 
     def checkpoint(self, number: int) -> Path:
         return self.path / f"iteration_{number:02d}.ckpt"
@@ -680,7 +691,7 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     log.info("descent iteration %d/%d: %d trajectory rows, %d pruning steps, %d epochs, %.0f s; %s", number,
              cfg.iterations, len(p.rows), p.pruning_steps, trainer.epoch, time.time() - t0, p.stop_reason)
     if law.fallback:
-        log.warning("WARNING: %s", it.fallback_message())
+        warn(it.fallback_message())  # as every warning: "warning: ..." on the command line, a Python warning
     return it
 
 

@@ -31,7 +31,7 @@ from torch import nn
 from .validate import check_paths
 from .errors import NeuralscaleError
 from .guard import check_new_file
-from .layout import RunDir
+from .layout import RunDir, StoreDir
 from .store import read_record
 from .train import read_run_weights
 from .zoo import CONVCUT, record_space
@@ -196,7 +196,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     if record is None:
         if not Path(run_dir).exists():
             raise NeuralscaleError(f"{run_dir} does not exist")
-        runs = Path(run_dir) / "runs"  # a sweep's store: its runs are runs/<id>
+        runs = StoreDir(run_dir).runs  # a sweep's store: its runs are runs/<id>
         raise NeuralscaleError(f"{run_dir} holds no run record" + (f"; it is a sweep's store: export one of its runs, "
                                f"{runs}/<id>" if runs.is_dir() else ""))
     if record["status"] != "finished":

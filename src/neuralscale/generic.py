@@ -41,6 +41,7 @@ from .errors import NeuralscaleError
 from .models.gate import Gate
 from .models.resizing import resize_tensors as _resize
 from .space import WidthSpace
+from .validate import suggest
 
 # Modules that keep their input's channels.
 _SAME = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.LeakyReLU,
@@ -544,7 +545,8 @@ def torchvision_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]
     try:
         torchvision.models.get_model_builder(name)
     except ValueError:
-        raise NeuralscaleError(f"unknown torchvision model {name!r}") from None
+        names = [f"torchvision:{n}" for n in torchvision.models.list_models()]
+        raise NeuralscaleError(f"unknown torchvision model {name!r}{suggest(f'torchvision:{name}', names)}") from None
 
     def make() -> nn.Module:
         kwargs = {"num_classes": info.num_classes}
@@ -566,7 +568,8 @@ def timm_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
     except ImportError:
         raise NeuralscaleError("timm models need the optional extra: pip install 'neuralscale[timm]'") from None
     if name not in timm.list_models():
-        raise NeuralscaleError(f"unknown timm model {name!r}")
+        names = [f"timm:{n}" for n in timm.list_models()]
+        raise NeuralscaleError(f"unknown timm model {name!r}{suggest(f'timm:{name}', names)}")
 
     def make() -> nn.Module:
         return timm.create_model(name, pretrained=False, num_classes=info.num_classes, in_chans=info.in_channels)
