@@ -363,6 +363,7 @@ def test_the_corpus_is_large():
     ("[sweep.train]", '[sweep.train]\ndevice = "tpu"', "unknown device 'tpu'"),
     ("[sweep.train]", '[sweep.train]\ndevice = "mps"', "device 'mps' is not supported"),  # torch parses it; we train on
     ('methods = ["uniform"]', 'methods = ["neuralscale@²"]', "number from 1, got '²'"),  # cpu or cuda only
+    ("epochs = 1", 'epochs = "two"', "training setting epochs must be an integer, got 'two'"),
 ])
 def test_a_late_mistake_in_an_experiment_file_stops_it_before_the_descent(world, capsys, old, new, needle):
     body = EXP_OK.replace('out = "exp-out"', 'out = "late-out"')
@@ -370,6 +371,7 @@ def test_a_late_mistake_in_an_experiment_file_stops_it_before_the_descent(world,
     assert cli.main(["experiment", path]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], lines
+    assert lines[0].startswith(f"neuralscale: error: {path}: "), lines  # the file it is in, named
     assert not (world["root"] / "late-out").exists()  # nothing ran
 
 

@@ -43,8 +43,10 @@ from __future__ import annotations
 import logging
 import os
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .errors import NeuralscaleError
 from .logs import for_api
@@ -210,6 +212,25 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
     out_dir = Path(out) if out else Path(exp.get("out", Path(path).stem))
     if not out_dir.is_absolute() and out is None:
         out_dir = Path(os.path.normpath(doc["_base"] / out_dir))
+    with _in_file(path):  # a setting's error names the file it is in
+        sections = _sections(doc, path, out_dir, executor)
+    _claim_out(out_dir, force)
+    return Experiment(*sections)
+
+
+@contextmanager
+def _in_file(path: str | Path) -> Iterator[None]:
+    try:
+        yield
+    except NeuralscaleError as e:
+        if str(e).startswith(f"{path}:"):
+            raise
+        raise type(e)(f"{path}: {e}") from None
+
+
+def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None) -> tuple:
+    """Every section checked: (space, out_dir, data, descent, sweep, executor, report), as Experiment holds them."""
+    exp = doc["experiment"]
     device = exp.get("device", "auto")
     convcut = exp.get("convcut", False)
     data = dict(doc.get("data", {}))
@@ -248,10 +269,7 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
         table["name"] = "local"  # asked for workers or devices: local workers, not one run at a time
     if table.get("name") == "ray" and "devices" in overrides:
         raise NeuralscaleError("--devices places local workers; a Ray cluster places runs by [executor] gpus_per_run")
-    executor = _executor(table)
-    report = _report(doc.get("report", {}))
-    _claim_out(out_dir, force)
-    return Experiment(space, out_dir, data, cfg, sweep_cfg, executor, report)
+    return space, out_dir, data, cfg, sweep_cfg, _executor(table), _report(doc.get("report", {}))
 
 
 def _claim_out(out_dir: Path, force: bool) -> None:
