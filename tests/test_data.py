@@ -149,8 +149,9 @@ def test_imagefolder_errors(tmp_path):
     with pytest.raises(NeuralscaleError, match="one class folder"):
         load(f"imagefolder:{tmp_path}")
     (tmp_path / "train" / "b").mkdir(parents=True)
-    with pytest.raises(NeuralscaleError, match="x.png"):
+    with pytest.raises(NeuralscaleError, match="x.png") as e:
         load(f"imagefolder:{tmp_path}")
+    assert "not a format PIL can identify" in str(e.value) and "BytesIO" not in str(e.value)  # not PIL's buffer
 
 
 def test_missing_data_dir_and_missing_files(tmp_path):

@@ -24,7 +24,9 @@ def _open(blob: bytes, where: str) -> Image.Image:
     except Image.DecompressionBombError:
         raise NeuralscaleError(f"{where} is too large to decode (over {2 * Image.MAX_IMAGE_PIXELS:,} pixels); "
                                "resize it first") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except UnidentifiedImageError:  # PIL's message names its in-memory buffer ("<_io.BytesIO object at 0x...>")
+        raise NeuralscaleError(f"{where} is not a readable image (not a format PIL can identify)") from None
+    except (OSError, ValueError) as e:
         raise NeuralscaleError(f"{where} is not a readable image ({e})") from None
 
 
