@@ -566,3 +566,20 @@ def test_a_validation_split_says_its_size_or_why_there_is_none(tmp_path, capsys)
     assert 0 < val < 40 and f"(on {val} validation images)" in capsys.readouterr().out
     assert cli.main([*args, "--train-subset", "40", "--val-fraction", "0", "--out", str(tmp_path / "c")]) == 0
     assert "no validation split (--val-fraction 0)" in capsys.readouterr().out
+
+
+def test_an_export_says_its_weights_are_the_final_epochs(tmp_path, capsys):
+    """A new user took the exported model for the one selected on validation: its weights are the last epoch's
+    (the run keeps no other). The export's line and its JSON say which epoch they are, and its test accuracy."""
+    from neuralscale import cli
+    run = tmp_path / "run"
+    assert cli.main(["train", *SYNTH, "--ratio", "0.0625", "--epochs", "3", "--train-subset", "64", "--device", "cpu",
+                     "--quiet", "--out", str(run)]) == 0
+    s = json.loads((run / "record.json").read_text())["summary"]
+    capsys.readouterr()
+    assert cli.main(["export", str(run), "--out", str(tmp_path / "m")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("weights:"))
+    assert f"(the final epoch's, 3: test accuracy {s['final_test_acc']:.2f}%" in line
+    assert (f"the best-validation epoch, {s['best_val_epoch']}, is in the record" in line) == (s["best_val_epoch"] != 3)
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["weights_epoch"] == 3 and meta["final_test_acc"] == s["final_test_acc"]

@@ -510,7 +510,12 @@ def cmd_export(args) -> int:
     if args.json:
         return _json(result)
     print(f"widths: {result['json']}")
-    print(f"weights: {result['weights']}")
+    acc = result.get("final_test_acc")
+    best = result.get("best_val_epoch")
+    print(f"weights: {result['weights']} (the final epoch's, {result.get('weights_epoch')}"
+          + (f": test accuracy {acc:.2f}%" if acc is not None else "")
+          + (f"; the best-validation epoch, {best}, is in the record, not kept as weights)"
+             if best is not None and best != result.get("weights_epoch") else ")"))
     print(f"input: {PIXELS}; classes in the JSON's \"classes\"")
     if args.onnx:
         check = (f" (onnxruntime matches PyTorch to {result['max_abs_diff']:.2g})" if result["checked"]

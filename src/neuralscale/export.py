@@ -215,6 +215,10 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     norm, classes = _normalization(record, run_dir)
     return save_model(path, model, sp, record["widths"],
                       extra={"run": record["id"], "method": record.get("label"), "dataset": record["dataset"],
+                             # the weights are the last epoch's (the run keeps no other): their test accuracy is
+                             # final_test_acc, not the best-validation epoch's
+                             "weights_epoch": len(record.get("history") or []) or record["config"].get("epochs"),
+                             "best_val_epoch": s.get("best_val_epoch"),
                              "test_acc_at_best_val": s.get("test_acc_at_best_val"),
                              "final_test_acc": s.get("final_test_acc"), "classes": classes,
                              "preprocessing": {"input": PIXELS, "mean": norm["mean"], "std": norm["std"],
@@ -247,7 +251,8 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
     model, meta = load_model(json_path, space=space)
     result = {"json": str(json_path), "weights": str(weights),
               **{k: meta[k] for k in ("model", "dataset", "layers", "widths", "params", "macs", "params_share",
-                                      "macs_share")}}
+                                      "macs_share")},
+              **{k: meta.get(k) for k in ("weights_epoch", "final_test_acc", "best_val_epoch")}}
     if onnx:
         result.update(to_onnx(model, tuple(meta["input_shape"]), named(json_path, ".onnx")))
     return result
