@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 import neuralscale as ns
 from neuralscale.accounting import count_macs
@@ -136,11 +137,32 @@ def test_unsupported_family_fails_cleanly(name):
     assert UNSUPPORTED[name] in str(e.value) and "cannot be followed" in str(e.value)
 
 
-def test_unknown_generic_models():
+def test_unknown_generic_models(tmp_path, monkeypatch):
     with pytest.raises(NeuralscaleError, match="unknown torchvision model"):
         ns.space("torchvision:resnet9000", "cifar10")
     with pytest.raises(NeuralscaleError, match=r"'resnt18' \(did you mean torchvision:resnet18\?\)"):
         ns.space("torchvision:resnt18", "cifar10")
+    # an adversarial pass: tracebacks, and a download attempt, for models that are not classifiers of these images
+    with pytest.raises(NeuralscaleError, match=r"32x32 images are too small for torchvision:alexnet \(Given input"):
+        ns.space("torchvision:alexnet", "synthetic")
+    hub = tmp_path / "torch-home"
+    monkeypatch.setenv("TORCH_HOME", str(hub))
+    for name, kind in (("fcn_resnet50", "a segmentation"), ("raft_small", "an optical-flow"), ("r3d_18", "a video")):
+        with pytest.raises(NeuralscaleError, match=f"torchvision:{name} is {kind} model; neuralscale takes"):
+            ns.space(f"torchvision:{name}", "cifar10")
+    assert not hub.exists()  # nothing fetched
+
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return self.conv(x).mean((2, 3)), x
+    with pytest.raises(NeuralscaleError, match=r"class scores of shape \(batch, classes\), got a tuple"):
+        ns.space(Pair(), torch.randn(1, 3, 8, 8))
+    with pytest.raises(NeuralscaleError, match="your model has no parameters"):
+        ns.space(nn.Sequential(nn.Flatten()), torch.randn(1, 3, 8, 8))
     with pytest.raises(NeuralscaleError, match="unknown model source"):
         ns.space("keras:resnet50", "cifar10")
     pytest.importorskip("timm")

@@ -542,11 +542,18 @@ def _apply_gate(module, inputs, output):
 def torchvision_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
     with paused():  # torchvision imports torch._dynamo: about a second, a fifth of it the collector's
         import torchvision
-    try:
-        torchvision.models.get_model_builder(name)
-    except ValueError:
-        names = [f"torchvision:{n}" for n in torchvision.models.list_models()]
-        raise NeuralscaleError(f"unknown torchvision model {name!r}{suggest(f'torchvision:{name}', names)}") from None
+    models = torchvision.models
+    classifiers = models.list_models(module=models)
+    if name not in classifiers:
+        kinds = {"segmentation": "segmentation", "detection": "detection", "video": "video", "optical_flow":
+                 "optical-flow", "quantization": "quantized"}
+        kind = next((k for mod, k in kinds.items() if name in models.list_models(module=getattr(models, mod))), None)
+        if kind is not None:  # (and never a download: their builders fetch backbone weights by default)
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise NeuralscaleError(f"torchvision:{name} is {article} {kind} model; neuralscale takes torchvision's "
+                                   "image classifiers (torchvision.models.list_models(module=torchvision.models))")
+        names = [f"torchvision:{n}" for n in classifiers]
+        raise NeuralscaleError(f"unknown torchvision model {name!r}{suggest(f'torchvision:{name}', names)}")
 
     def make() -> nn.Module:
         kwargs = {"num_classes": info.num_classes}

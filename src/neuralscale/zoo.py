@@ -132,7 +132,14 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
     if ":" in model:
         if convcut:
             raise NeuralscaleError("--convcut applies to the paper's resnet18 and mobilenetv2 only")
-        return _scheme_space(model, info)
+        try:
+            return _scheme_space(model, info)
+        except (RuntimeError, ValueError) as e:  # its graph is traced and run on meta at the dataset's size
+            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            small = "too small" in first or "greater than actual input" in first
+            why = "are too small for" if small else "do not run through"
+            raise NeuralscaleError(f"{info.name}'s {info.resolution}x{info.resolution} images {why} {model} "
+                                   f"({first})") from None
     name, convcut = parse_name(model, convcut)
     if name not in FAMILIES:
         raise NeuralscaleError(f"unknown model {model!r}; choose one of: {', '.join(FAMILIES)}, "
@@ -152,19 +159,23 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
     if isinstance(example, DatasetInfo):
         info = example
     elif isinstance(example, torch.Tensor) and example.dim() == 4 and example.shape[-1] == example.shape[-2]:
+        first_param = next(model.parameters(), None)
+        if first_param is None:
+            raise NeuralscaleError("your model has no parameters: there is no width to scale")
         was = model.training
         model.eval()
         try:
             with torch.no_grad():
-                out = model(example[:1].to(next(model.parameters()).device))
+                out = model(example[:1].to(first_param.device))
         except (RuntimeError, ValueError, TypeError, IndexError) as e:  # the example does not fit the model
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise NeuralscaleError(f"your model does not run on the example input of shape "
                                    f"{tuple(example.shape)}: {first}") from None
         finally:
             model.train(was)
-        if out.dim() != 2:
-            raise NeuralscaleError(f"the model must return class scores of shape (batch, classes), got {tuple(out.shape)}")
+        if not isinstance(out, torch.Tensor) or out.dim() != 2:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
+            raise NeuralscaleError(f"the model must return class scores of shape (batch, classes), got {got}")
         info = DatasetInfo("custom", int(out.shape[1]), int(example.shape[1]), int(example.shape[-1]))
     else:
         raise NeuralscaleError("your own model needs an example input: a tensor of shape (batch, channels, size, size)"
