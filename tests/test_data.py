@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -340,3 +341,61 @@ def test_an_empty_cache_or_data_variable_is_unset_not_the_current_folder(monkeyp
     monkeypatch.setenv("NEURALSCALE_CACHE", "/somewhere/cache")
     monkeypatch.setenv("NEURALSCALE_DATA", "/somewhere/data")
     assert cache_dir() == Path("/somewhere/cache") and default_data_dir() == Path("/somewhere/data")
+
+
+def test_a_datasets_contents_are_checked_as_they_are_read(tmp_path, monkeypatch):
+    """An adversarial pass found files in the upstream formats whose contents crashed the trainer (labels
+    outside the classes, after training had started), or were read wrong without a word (labels of 1.5 as class
+    1, 3 of the 4 IDX files: another folder's data), or a cache that loads but holds other tensors trusted."""
+    import gzip
+    import pickle
+    from helpers import idx_bytes, write_cifar, write_fashion, write_tinyimagenet
+    monkeypatch.setenv("NEURALSCALE_CACHE", str(tmp_path / "cache"))
+
+    def cifar_with(member: str, change) -> Path:
+        root = tmp_path / f"cifar-{len(list(tmp_path.iterdir()))}"
+        d = write_cifar(root, archive=False)
+        obj = pickle.loads((d / member).read_bytes(), encoding="bytes")
+        change(obj)
+        (d / member).write_bytes(pickle.dumps(obj, protocol=2))
+        return root
+
+    for member, change, said in [
+        ("data_batch_1", lambda o: o.__setitem__(b"labels", [99] * len(o[b"labels"])), "labels include 99, outside"),
+        ("data_batch_2", lambda o: o.__setitem__(b"labels", [-1] * len(o[b"labels"])), "labels include -1, outside"),
+        ("data_batch_1", lambda o: o.__setitem__(b"labels", None), "its labels are not a list of class numbers"),
+        ("data_batch_1", lambda o: o.__setitem__(b"labels", [1.5] * len(o[b"labels"])), "not a list of class numbers"),
+        ("batches.meta", lambda o: o.__setitem__(b"label_names", 7), "its class names are not a list"),
+        ("test_batch", lambda o: (o.__setitem__(b"labels", []), o.__setitem__(b"data", [])),
+         "it holds no test images"),
+    ]:
+        with pytest.raises(NeuralscaleError, match=said):
+            load("cifar10", cifar_with(member, change))
+
+    ok = write_fashion(tmp_path / "fm-ok")
+    small = write_fashion(tmp_path / "fm-small")
+    (small / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros((60, 8, 8), np.uint8))))
+    with pytest.raises(NeuralscaleError, match="holds 8x8 images; Fashion-MNIST's are 28x28"):
+        load("fashionmnist", small)
+    huge = write_fashion(tmp_path / "fm-huge")
+    (huge / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 4]) + (65536).to_bytes(4, "big")
+                                                                    * 4))
+    with pytest.raises(NeuralscaleError, match="is truncated or corrupt: header says"):
+        load("fashionmnist", huge)
+    (tmp_path / "fm-three").mkdir()
+    for f in sorted(ok.iterdir())[:3]:
+        shutil.copy(f, tmp_path / "fm-three" / f.name)
+    with pytest.raises(NeuralscaleError, match="holds 3 of Fashion-MNIST's four IDX files"):
+        load("fashionmnist", tmp_path / "fm-three")  # never the system's copy in its place
+
+    tin = write_tinyimagenet(tmp_path / "tin", archive=False, classes=3, train_per_class=2, val_per_class=2)
+    (tin / "wnids.txt").write_bytes(b"\xff\xfe n01\n")
+    with pytest.raises(NeuralscaleError, match="wnids.txt is not text"):
+        load("tinyimagenet", tmp_path / "tin")
+
+    good = load("fashionmnist", ok)  # cached now; a cache that loads but holds other tensors is read again
+    (cached,) = (tmp_path / "cache" / "tensors").glob("fashionmnist-*.pt")
+    torch.save({"a": 1}, cached)
+    assert torch.equal(load("fashionmnist", ok).train_y, good.train_y)
+    torch.save({**torch.load(cached, weights_only=True), "train_y": good.train_y * 0 + 55}, cached)
+    assert torch.equal(load("fashionmnist", ok).train_y, good.train_y)

@@ -10,7 +10,7 @@ from ..errors import NeuralscaleError
 from ..settings import Settings, option
 from ..validate import DATA_KEYS, check_data
 from . import cifar, fashionmnist, imagefolder, synthetic as synthetic_data, tinyimagenet
-from .base import ImageData, Splits, fingerprint, load_cached, save_cached
+from .base import ImageData, Splits, drop_cached, fingerprint, load_cached, save_cached, tensor_problem
 from .download import DownloadError, fetch
 from .info import KNOWN, DatasetInfo
 
@@ -171,15 +171,26 @@ def _cached(info: DatasetInfo, sources: list[Path], options: dict, read) -> Imag
     key = fingerprint(sources, {"dataset": info.name, **options})
     name = info.name.replace(":", "_").replace("/", "_")[-60:]
     tensors = load_cached(name, key)
+    if tensors is not None and tensor_problem(info, tensors):  # a cache that loads but holds other tensors:
+        drop_cached(name, key)  # rebuilt, never trusted
+        tensors = None
     if tensors is None:
         raw = read()
         tensors = {k: v for k, v in raw.items() if k != "classes"}
         tensors["classes"] = list(raw.get("classes", []))
+        _check(info, tensors, sources[0])
         save_cached(name, key, tensors)
     return _wrap(info, tensors)
 
 
+def _check(info: DatasetInfo, tensors: dict, where) -> None:
+    problem = tensor_problem(info, tensors)
+    if problem:
+        raise NeuralscaleError(f"{where} is not {info.name} as neuralscale reads it: {problem}")
+
+
 def _wrap(info: DatasetInfo, t: dict) -> ImageData:
+    _check(info, t, info.name)
     return ImageData(info, t["train_x"], t["train_y"], t["test_x"], t["test_y"],
                      t.get("val_x"), t.get("val_y"), list(t.get("classes", [])))
 

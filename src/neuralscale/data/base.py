@@ -103,6 +103,32 @@ def fingerprint(paths: list[Path], extra: dict | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def tensor_problem(info: DatasetInfo, t) -> str:
+    """What is wrong with a dataset's tensors for `info` ('' when nothing): every part there, uint8 images of
+    its channels and size, one integer label per image, each a class of it, and images to train and test on."""
+    if not isinstance(t, dict):
+        return "not a table of tensors"
+    parts = ["train", "test"] + (["val"] if t.get("val_x") is not None or t.get("val_y") is not None else [])
+    shape = (info.in_channels, info.resolution, info.resolution)
+    for part in parts:
+        x, y = t.get(f"{part}_x"), t.get(f"{part}_y")
+        if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+            return f"its {part} images or labels are missing"
+        if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != shape:
+            return (f"its {part} images are {tuple(x.shape[1:]) if x.dim() == 4 else tuple(x.shape)} "
+                    f"{str(x.dtype).removeprefix('torch.')}, not {info.name}'s {shape[0]}x{shape[1]}x{shape[2]} uint8")
+        if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
+            return (f"its {part} labels are not one integer per image ({len(x)} images, labels of shape "
+                    f"{tuple(y.shape)})")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= info.num_classes):
+            bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+            return f"its {part} labels include {bad}, outside {info.name}'s classes 0-{info.num_classes - 1}"
+    for part in ("train", "test"):
+        if len(t[f"{part}_y"]) == 0:
+            return f"it holds no {part} images"
+    return ""
+
+
 def load_cached(name: str, key: str) -> dict[str, torch.Tensor] | None:
     path = cache_dir() / "tensors" / f"{name}-{key}.pt"
     if not path.exists():
@@ -110,11 +136,15 @@ def load_cached(name: str, key: str) -> dict[str, torch.Tensor] | None:
     try:
         return torch.load(path, weights_only=True)
     except Exception:  # a damaged cache is rebuilt, never trusted
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            pass  # a read-only cache: rebuilt in memory each time
+        drop_cached(name, key)
         return None
+
+
+def drop_cached(name: str, key: str) -> None:
+    try:
+        (cache_dir() / "tensors" / f"{name}-{key}.pt").unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only cache: rebuilt in memory each time
 
 
 def save_cached(name: str, key: str, tensors: dict) -> None:

@@ -98,10 +98,14 @@ def read(name: str, path: Path) -> dict:
             d = _unpickle(blobs[m], f"{path}:{m}")
             try:
                 data = np.asarray(d[b"data"], dtype=np.uint8)
-                labels = np.asarray(d[src["labels"]], dtype=np.int64)
+                raw = np.asarray(d[src["labels"]])
                 xs.append(data.reshape(-1, 3, 32, 32))
-            except (KeyError, ValueError) as e:
+            except (KeyError, ValueError, TypeError) as e:
                 raise NeuralscaleError(f"{path}:{m} is not a {name} batch ({e})") from None
+            if raw.ndim != 1 or (raw.size and raw.dtype.kind not in "iu"):  # 1.5 would be read as class 1
+                raise NeuralscaleError(f"{path}:{m} is not a {name} batch: its labels are not a list of class "
+                                       "numbers")
+            labels = raw.astype(np.int64)
             if len(labels) != len(xs[-1]):
                 raise NeuralscaleError(f"{path}:{m} has {len(xs[-1])} images but {len(labels)} labels")
             ys.append(labels)
@@ -110,5 +114,8 @@ def read(name: str, path: Path) -> dict:
     train_x, train_y = part(src["train"])
     test_x, test_y = part(src["test"])
     meta = _unpickle(blobs[src["meta"]], f"{path}:{src['meta']}")
-    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(src["names"], [])]
+    names = meta.get(src["names"], [])
+    if not isinstance(names, (list, tuple)):
+        raise NeuralscaleError(f"{path}:{src['meta']} is not {name}'s meta file: its class names are not a list")
+    classes = [n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names]
     return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y, "classes": classes}

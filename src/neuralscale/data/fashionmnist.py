@@ -9,6 +9,7 @@ Looked for in the data directory (also its `fashion-mnist/` and torchvision's
 from __future__ import annotations
 
 import gzip
+import math
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,10 @@ def locate(data_dir: Path) -> dict[str, Path] | None:
                     break
         if len(found) == 4:
             return found
+        if found:  # not another folder's files instead, without a word
+            missing = [FILES[k][0] for k in FILES if k not in found]
+            raise NeuralscaleError(f"{d} holds {len(found)} of Fashion-MNIST's four IDX files (missing: "
+                                   f"{', '.join(missing)}); put the others there, or remove these")
     return None
 
 
@@ -57,7 +62,7 @@ def read_idx(path: Path) -> np.ndarray:
     ndim = raw[3]
     header = 4 + 4 * ndim
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    if len(raw) != header + int(np.prod(dims)):
+    if not 1 <= ndim <= 3 or len(raw) != header + math.prod(dims):  # math.prod: numpy's wraps to 0 past 2**64
         raise NeuralscaleError(f"{path} is truncated or corrupt: header says {dims}, "
                                f"file has {len(raw) - header} bytes of data")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
@@ -73,6 +78,9 @@ def read(files: dict[str, Path]) -> dict:
                                    f"images {x.shape}, labels {y.shape}")
         if y.max(initial=0) >= len(CLASSES):
             raise NeuralscaleError(f"{files[part + '_y']} has labels outside 0-9")
+        if x.shape[1:] != (28, 28):
+            raise NeuralscaleError(f"{files[part + '_x']} holds {x.shape[1]}x{x.shape[2]} images; Fashion-MNIST's "
+                                   "are 28x28")
         t = torch.from_numpy(x.copy()).unsqueeze(1)
         out[f"{part}_x"] = F.pad(t, (2, 2, 2, 2)) if t.shape[-1] == 28 else t
         out[f"{part}_y"] = torch.from_numpy(y.astype(np.int64))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -58,8 +59,14 @@ class _Tree:
             if self.zip is None:
                 return (self.path / rel).read_bytes()
             return self.zip.read(f"{FOLDER}/{rel}")
-        except (KeyError, OSError, zipfile.BadZipFile) as e:
+        except (KeyError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as e:  # zlib: a damaged stream
             raise NeuralscaleError(f"{self.path}: cannot read {rel} ({e})") from None
+
+    def text(self, rel: str) -> str:
+        try:
+            return self.read(rel).decode()
+        except UnicodeDecodeError:
+            raise NeuralscaleError(f"{self.path}: {rel} is not text (UTF-8)") from None
 
 
 def _index(name: str) -> int:
@@ -73,7 +80,10 @@ def read(path: Path, split: str = "official") -> dict:
     tree = _Tree(path)
     if "wnids.txt" not in tree.name_set:
         raise NeuralscaleError(f"{path} has no {FOLDER}/wnids.txt; it is not the TinyImageNet dataset")
-    wnids = [w.strip() for w in tree.read("wnids.txt").decode().split() if w.strip()]
+    wnids = [w.strip() for w in tree.text("wnids.txt").split() if w.strip()]
+    if len(wnids) != len(set(wnids)) or len(wnids) > 200:
+        raise NeuralscaleError(f"{path}: wnids.txt names {len(wnids)} classes ({len(set(wnids))} distinct); "
+                               "TinyImageNet has 200")
     label = {w: i for i, w in enumerate(wnids)}
 
     train = sorted((n for n in tree.names if n.startswith("train/") and n.lower().endswith(".jpeg")))
@@ -81,7 +91,7 @@ def read(path: Path, split: str = "official") -> dict:
 
     if "val/val_annotations.txt" in tree.name_set:
         val_items = []
-        for line in tree.read("val/val_annotations.txt").decode().splitlines():
+        for line in tree.text("val/val_annotations.txt").splitlines():
             parts = line.split("\t")
             if len(parts) < 2:
                 continue
