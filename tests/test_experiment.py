@@ -124,3 +124,19 @@ def test_an_experiment_reads_a_relative_descent_from_its_own_folder(tmp_path, mo
     monkeypatch.chdir(tmp_path)  # run from elsewhere: the path is the file's, as out is
     e = prepare(f)
     assert e.sweep.descent == str(tmp_path / "study" / "params" / "descent")
+
+
+def test_an_experiments_data_dir_is_relative_to_its_file_and_read_before_any_work(tmp_path, monkeypatch):
+    """[data] data_dir was taken relative to the current folder (out and [sweep] from, to the file): run from
+    elsewhere, every run of the sweep was recorded failed, after the descent."""
+    from helpers import write_fashion
+    write_fashion(tmp_path / "fm", n_train=40, n_test=10)
+    (tmp_path / "exp").mkdir()
+    f = tmp_path / "exp" / "x.toml"
+    f.write_text('[experiment]\nmodel = "vgg11"\ndataset = "fashionmnist"\ndevice = "cpu"\n[data]\n'
+                 'data_dir = "../fm"\n[sweep]\nmethods = ["uniform"]\nratios = [0.0625]\nseeds = [0]\n')
+    monkeypatch.chdir("/")  # neither the file's folder nor the data's
+    assert prepare(f).data["data_dir"] == str(tmp_path / "fm")
+    f.write_text(f.read_text().replace("../fm", "../none"))
+    with pytest.raises(NeuralscaleError, match=f"x.toml: data directory {tmp_path / 'none'} does not exist"):
+        prepare(f)

@@ -152,10 +152,18 @@ def test_bad_sweeps_are_clear_errors(tmp_path, descent_dir):
         (["--methods", "uniform,morphnet,shape@1", "--ratios", "0.25"], "morphnet, shape@1 need a descent"),
         (["--methods", "neuralscale", "--ratios", "0.25", "--from", str(tmp_path / "nope")], "does not exist"),
         (["--methods", "uniform", "--ratios", "-1"], "a width ratio must be a number in (0, 64]"),
+        # refused before any run, not recorded as failed runs (which a rerun with the right folder kept as failed)
+        (["--methods", "uniform", "--ratios", "0.0625", "--data-dir", str(tmp_path / "nope")],
+         f"data directory {tmp_path / 'nope'} does not exist"),
     ]
     for extra, message in cases:
         r = run_cli(*base, *extra)
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, (extra, r.stderr)
+        assert not (tmp_path / "s" / "runs").exists(), extra
+    r = run_cli(*base, "--methods", "uniform", "--ratios", "0.0625", env={"NEURALSCALE_CHECKPOINT_SECONDS": "-1"})
+    assert r.returncode == 2 and "NEURALSCALE_CHECKPOINT_SECONDS" in r.stderr and not (tmp_path / "s").exists()
+    r = run_cli("train", *TINY, "--ratio", "0.0625", "--val-fraction", "0.9999", "--out", str(tmp_path / "t"))
+    assert r.returncode == 2 and "no training images are left" in r.stderr  # it trained on nothing, "finished"
     other = run_cli("sweep", *[a if a != "vgg11" else "resnet18" for a in TINY], "--methods", "neuralscale",
                     "--ratios", "0.25", "--from", str(descent_dir), "--out", str(tmp_path / "s2"))
     assert other.returncode == 2 and "fitted for vgg11" in other.stderr

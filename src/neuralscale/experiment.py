@@ -58,7 +58,7 @@ from .layout import ExperimentDir, claim_folder
 from .figures import BANDS, check_formats, descent_figures
 from .report import ACCURACY, build_report
 from .sweep import SweepConfig, preset, run_sweep
-from .train import TrainConfig
+from .train import TrainConfig, check_splits
 from .zoo import space as make_space
 from .validate import check_data, matches, one_of, suggest
 
@@ -235,6 +235,8 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
     convcut = exp.get("convcut", False)
     data = dict(doc.get("data", {}))
     check_data(data)
+    if isinstance(data.get("data_dir"), str) and not Path(data["data_dir"]).expanduser().is_absolute():
+        data["data_dir"] = os.path.normpath(doc["_base"] / data["data_dir"])  # relative to the file, as out is
     space = make_space(exp["model"], exp["dataset"], convcut=convcut, data_dir=data.get("data_dir"))
 
     cfg = None
@@ -269,7 +271,11 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
         table["name"] = "local"  # asked for workers or devices: local workers, not one run at a time
     if table.get("name") == "ray" and "devices" in overrides:
         raise NeuralscaleError("--devices places local workers; a Ray cluster places runs by [executor] gpus_per_run")
-    return space, out_dir, data, cfg, sweep_cfg, _executor(table), _report(doc.get("report", {}))
+    executor, report = _executor(table), _report(doc.get("report", {}))
+    recipe = TrainConfig.from_dict(sweep_cfg.train)  # the data read once now: not hours later, after the descent
+    check_splits(DataConfig.from_settings(exp["dataset"], data).splits(recipe.val_fraction, recipe.split_seed),
+                 recipe.val_fraction)
+    return space, out_dir, data, cfg, sweep_cfg, executor, report
 
 
 def _claim_out(out_dir: Path, force: bool) -> None:

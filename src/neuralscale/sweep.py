@@ -34,7 +34,7 @@ from .spec import RunSpec
 from .scaling import cost_function
 from .settings import Settings, option
 from .store import RunStore
-from .train import TrainConfig, paper_config, resolve_device
+from .train import TrainConfig, _checkpoint_seconds, check_splits, paper_config, resolve_device
 from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
 from .zoo import space as make_space
 
@@ -408,7 +408,11 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     """
     for_api(progress)
     store = RunStore(out_dir)
-    resolve_device(TrainConfig.from_dict(cfg.train).device)  # before planning: no run fails for the machine
+    train = TrainConfig.from_dict(cfg.train)
+    resolve_device(train.device)  # before planning: no run fails for the machine, ...
+    _checkpoint_seconds()  # ... for a setting of this environment ...
+    splits = DataConfig.from_settings(cfg.dataset, cfg.data).splits(train.val_fraction, train.split_seed)
+    check_splits(splits, train.val_fraction)  # ... or for its data (read once here; the runs read the cache)
     before = read_plan(store)
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})

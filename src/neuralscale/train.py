@@ -156,6 +156,15 @@ def cpu_channels_last(widths: Sequence[int]) -> bool:
     return bool(widths) and sum(widths) / len(widths) >= 32 and min(widths) >= 4
 
 
+def check_splits(splits, val_fraction: float) -> None:
+    """Refuse a training split with no image (a validation fraction that takes them all): a run would record
+    finished having trained on nothing."""
+    n = splits.sizes()
+    if n["train"] == 0:
+        raise NeuralscaleError(f"no training images are left: the validation split takes {n['val']} of "
+                               f"{n['train'] + n['val']} (val_fraction {val_fraction:g})")
+
+
 def _checkpoint_seconds() -> float:
     text = os.environ.get("NEURALSCALE_CHECKPOINT_SECONDS", "5")
     try:
@@ -281,6 +290,7 @@ class Trainer:
         self.dtype = getattr(torch, config.dtype)
         self.amp = (cuda if config.amp is None else config.amp) and self.dtype == torch.float32
         self.splits = splits
+        check_splits(splits, config.val_fraction)
         mean, std = channel_stats(splits.train[0])
         self.input_stats = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}  # 0-255 units
         self.train_data, self.val_data, self.test_data = (
