@@ -227,6 +227,8 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         # below any network's latency: the range it reaches is measured no wider than memory holds (it once
         # built a network 64x as wide to say so, and ended in an allocation traceback)
         (["scale", *VGG, "--method", "uniform", "--latency-ms", "0.0001"], "out of reach"),
+        (["scale", *VGG, "--method", "uniform", "--latency-ms", "50%", "--batch", "0"], "batch_size must be a whole"),
+        (["scale", *VGG, "--method", "uniform", "--latency-ms", "50%", "--device", "tpu"], "unknown device 'tpu'"),
         (["sweep", *VGG, "--methods", "uniform,slimming", "--latency-ms", "50%", "--out", str(r / "lat")],
          "give them params or macs budgets"),
         (["scale", *VGG, "--method", "uniform", "--params", "1e5", "--min-width", "0"], "at least 1"),

@@ -238,6 +238,10 @@ def test_ray_cluster_gives_the_same_records_as_sequential(tmp_path, sequential, 
     assert all("epoch 2" in (tmp_path / "ray" / "runs" / r["id"] / "log.txt").read_text() for r in b)
     again = run_cli(*SAME, "--out", str(tmp_path / "ray"), "--backend", "ray", "--address", ray_cluster)
     assert again.returncode == 0 and "2 already done, 0 to run" in again.stderr  # nothing redone
+    # a run no node can hold waited for ever (an adversarial pass: over ten minutes, until Ctrl-C)
+    big = run_cli(*SAME, "--out", str(tmp_path / "big"), "--backend", "ray", "--address", ray_cluster,
+                  "--cpus-per-run", "1000", timeout=120)
+    assert big.returncode == 2 and "--cpus-per-run 1000 is more than the Ray cluster's 2 CPUs" in big.stderr
 
 
 def _holders(path_part: str) -> list[int]:
@@ -311,6 +315,10 @@ def test_ctrl_c_on_a_ray_sweep_is_one_line_and_a_rerun_finishes(tmp_path, ray_cl
 
 def test_ray_bad_address_is_one_clear_line(tmp_path):
     _need_ray()
+    for share in (["--gpus-per-run", "nan"], ["--cpus-per-run", "inf"]):  # (a fork: Ray is not imported here)
+        r = run_cli(*TINY, "--ratios", "0.0625", "--epochs", "1", "--out", str(tmp_path / "x"), "--backend", "ray",
+                    *share)
+        assert r.returncode == 2 and "a run needs a positive CPU share" in r.stderr.strip().splitlines()[-1], share
     r = run_cli(*TINY, "--ratios", "0.0625", "--epochs", "1", "--out", str(tmp_path / "x"),
                 "--backend", "ray", "--address", "127.0.0.1:1")
     assert r.returncode != 0

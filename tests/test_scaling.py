@@ -260,3 +260,15 @@ def test_a_law_that_gives_a_network_far_larger_than_its_rows_is_flagged_even_at_
     assert "x the largest of the rows it was fitted on (1,000 to 100,000; solved at tau = 150,000)" in said
     (said,) = [w for w in solution_warnings(law, sp, small, 300_000.0) if "extrapolated" in w]
     assert said.startswith("extrapolated: solved at tau = 300,000")  # tau itself outside: said as before
+
+
+def test_scales_arguments_of_the_wrong_type_are_one_clear_error():
+    """An adversarial pass: a TypeError deep inside for each of these."""
+    sp = ns.space("vgg11", "synthetic")
+    for kwargs, said in (({"source": 5}, "source must be a descent directory or a fit file"),
+                         ({"iteration": "last"}, "iteration must be a number from 1"),
+                         ({"iteration": 1.0}, "iteration must be a number from 1"),
+                         ({"multiple": 2.5}, "multiple must be a whole number, at least 1"),
+                         ({"min_width": 0}, "min_width must be a whole number, at least 1")):
+        with pytest.raises(NeuralscaleError, match=said):
+            ns.scale(sp, "uniform", "25%", **kwargs)

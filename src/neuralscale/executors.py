@@ -24,6 +24,7 @@ import contextlib
 import multiprocessing as mp
 from multiprocessing.connection import wait
 import logging
+import math
 import os
 import signal
 import sys
@@ -412,7 +413,7 @@ class Ray(_Pool):
             import ray  # noqa: F401
         except ImportError:
             raise NeuralscaleError("the ray executor needs Ray: pip install 'neuralscale[ray]'") from None
-        if gpus_per_run < 0 or cpus_per_run <= 0:
+        if not (math.isfinite(gpus_per_run) and math.isfinite(cpus_per_run)) or gpus_per_run < 0 or cpus_per_run <= 0:
             raise NeuralscaleError(f"a run needs a positive CPU share and a GPU share of at least 0 "
                                    f"(got --cpus-per-run {cpus_per_run}, --gpus-per-run {gpus_per_run})")
         self.address = address
@@ -442,6 +443,10 @@ class Ray(_Pool):
         if self.gpus_per_run > 0 and res.get("GPU", 0) == 0:
             self._close()
             raise NeuralscaleError("--gpus-per-run asks for GPUs but the Ray cluster has none")
+        if self.cpus_per_run > res.get("CPU", 0):  # no node could ever run one: the sweep would wait forever
+            self._close()
+            raise NeuralscaleError(f"--cpus-per-run {self.cpus_per_run:g} is more than the Ray cluster's "
+                                   f"{res.get('CPU', 0):g} CPUs")
         log.info(f"ray: {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs; each run {self.cpus_per_run:g} CPU"
             + (f" and {self.gpus_per_run:g} GPU" if self.gpus_per_run else ""))
         self._remote = ray.remote(_ray_task).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,

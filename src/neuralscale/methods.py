@@ -100,6 +100,18 @@ def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
     return law_from(source, space, iteration)
 
 
+def _check_scale_arguments(source, iteration, min_width, multiple, batch_size) -> None:
+    """`scale`'s arguments of the wrong type or range as one NeuralscaleError, not a TypeError deep inside."""
+    if source is not None and not isinstance(source, (str, Path)):
+        raise NeuralscaleError(f"scale: source must be a descent directory or a fit file (a path), not "
+                               f"{type(source).__name__}")
+    if iteration is not None and (isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 1):
+        raise NeuralscaleError(f"scale: iteration must be a number from 1 (None: the last), got {iteration!r}")
+    for name, value in (("min_width", min_width), ("multiple", multiple), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise NeuralscaleError(f"{name} must be a whole number, at least 1, got {value!r}")
+
+
 def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, source: str | Path | None = None,
           iteration: int | None = None, min_width: int = 1, multiple: int = 1, device: str = "cpu",
           batch_size: int = 1, convert: bool = False) -> dict:
@@ -114,7 +126,10 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
     if not isinstance(space, WidthSpace):
         raise NeuralscaleError(f"scale: space must be a WidthSpace (ns.space(model, dataset)), not "
                                f"{type(space).__name__}")
+    _check_scale_arguments(source, iteration, min_width, multiple, batch_size)
     budget = Budget.parse(budget, budget.metric if isinstance(budget, Budget) else "params")
+    if budget.metric == "latency":
+        resolve_device(device)  # where the latency is measured: here, or one clear line
     law = method_law(space, method, source, iteration)
     objective = source_objective(source, law)
     if method == "neuralscale":
