@@ -399,3 +399,13 @@ def test_a_datasets_contents_are_checked_as_they_are_read(tmp_path, monkeypatch)
     assert torch.equal(load("fashionmnist", ok).train_y, good.train_y)
     torch.save({**torch.load(cached, weights_only=True), "train_y": good.train_y * 0 + 55}, cached)
     assert torch.equal(load("fashionmnist", ok).train_y, good.train_y)
+
+
+def test_a_dataset_named_wrong_is_one_clear_error_in_the_python_api():
+    import neuralscale as ns
+    for bad in ("bogus", 5, None):
+        with pytest.raises(NeuralscaleError, match="unknown dataset 'bogus'|a dataset is named by a string"):
+            ns.paper_config(bad)  # it gave CIFAR's recipe for any name
+    with pytest.raises(NeuralscaleError, match="a dataset is named by a string"):
+        ns.dataset_info(None)
+    assert ns.paper_config("tinyimagenet").epochs == 150 and ns.paper_config("fashionmnist").epochs == 300

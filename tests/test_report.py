@@ -411,3 +411,14 @@ def test_a_confidence_band_is_drawn_within_what_an_accuracy_can_be():
     two_seeds = {"mean": 97.0, "std": 3.0, "n": 2, "min": 94.0, "max": 100.0}  # t(1) = 12.7: +-27 points
     assert band(two_seeds) == (pytest.approx(97.0 - 12.706 * 3 / 2 ** 0.5, abs=0.01), 100.0)
     assert band({**two_seeds, "mean": 3.0}, "ci")[0] == 0.0 and band(two_seeds, "minmax") == (94.0, 100.0)
+
+
+def test_a_descent_named_for_a_report_must_be_one(tmp_path, capsys):
+    """`report --descent nope` exited 0, a sentence in the report the only trace of the mistake."""
+    from neuralscale import cli
+    runs = tmp_path / "runs"
+    shutil.copytree(STUDY / "uniform-r0.0625-s0-d8fa75007e", runs / "uniform-r0.0625-s0-d8fa75007e")
+    assert cli.main(["report", str(runs), "--no-figures", "--descent", str(tmp_path / "nope")]) == 2
+    assert f"--descent {tmp_path / 'nope'} does not exist" in capsys.readouterr().err
+    assert cli.main(["report", str(runs), "--no-figures", "--descent", str(runs)]) == 2
+    assert "is not a descent directory" in capsys.readouterr().err

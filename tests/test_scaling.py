@@ -272,3 +272,20 @@ def test_scales_arguments_of_the_wrong_type_are_one_clear_error():
                          ({"min_width": 0}, "min_width must be a whole number, at least 1")):
         with pytest.raises(NeuralscaleError, match=said):
             ns.scale(sp, "uniform", "25%", **kwargs)
+
+
+def test_fit_refuses_rows_of_one_size_and_its_own_input_as_out(tmp_path):
+    """An adversarial pass: 20 identical rows got a "perfect" law (R^2 1, beta 0) that scale then contradicted;
+    fit --out naming its own trajectory with --force replaced the descent's rows by the law."""
+    from neuralscale import cli
+    sp = ns.space("vgg11", "synthetic")
+    same = tmp_path / "same.csv"
+    write_trajectory(same, sp, [sp.uniform(0.25)] * 20)
+    with pytest.raises(NeuralscaleError, match="all 20 trajectory rows are networks of the same size"):
+        fit(sp, read_trajectory(same, sp).rows)
+    traj = tmp_path / "traj.csv"
+    write_trajectory(traj, sp, [sp.uniform(r / 100) for r in range(60, 20, -2)])
+    before = traj.read_bytes()
+    assert cli.main(["fit", str(traj), "--model", "vgg11", "--dataset", "synthetic", "--out", str(traj),
+                     "--force"]) == 2
+    assert traj.read_bytes() == before

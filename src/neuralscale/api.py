@@ -76,6 +76,8 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
     if trajectory_start not in (None, "all-lost", "per-layer"):
         raise NeuralscaleError(f"trajectory_start is all-lost or per-layer, got {trajectory_start!r}")
     if out:
+        if Path(out).resolve() == Path(trajectory).resolve():  # not even with force: the rows would be lost
+            raise NeuralscaleError(f"--out {out} is the trajectory being fitted; give the law another file")
         check_new_file(out, force)
     traj = read_trajectory(trajectory, space)
     start = None

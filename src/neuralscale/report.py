@@ -472,6 +472,9 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
     beside = sweep_cfg.get("descent_from_store")  # relative to the store: right wherever the store was copied
     if isinstance(beside, str) and beside and (store / beside).is_dir():
         recorded = str(store / beside)
+    if descent and not DescentDir(descent).exists():  # asked for by name: not a sentence in the report instead
+        raise NeuralscaleError(f"--descent {descent} " + ("is not a descent directory (no config.json and fits.json)"
+                                                          if Path(descent).exists() else "does not exist"))
     descent_dir = Path(descent) if descent else (Path(recorded) if isinstance(recorded, str) and recorded else None)
     by_objective = sweep_cfg.get("descents_from_store")
     descents = [store / p for p in (by_objective.values() if isinstance(by_objective, dict) else ())

@@ -300,6 +300,9 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
     against = objective.name if objective is not None else "params"
     tau = np.log(np.array([space.tau(r, count) if against == "params" else objective.cost(r) for r in rows],
                           dtype=np.float64))
+    if np.ptp(tau) == 0:  # a line through one point: any exponent fits it "perfectly"
+        raise NeuralscaleError(f"all {len(rows)} trajectory rows are networks of the same size ({np.exp(tau[0]):,.4g} "
+                               f"{UNITS[against]}); no law can be fitted to them")
     widths = np.log(np.array(rows, dtype=np.float64))
     alpha, beta, r2, holdout = [], [], [], []
     uses = [_rows_of_layer(widths[:, layer], start, layer) for layer in range(len(space))]

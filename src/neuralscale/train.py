@@ -24,6 +24,7 @@ from ._version import __version__
 from .captured import CapturedStep, capturable
 from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits
+from .data import dataset_info
 from .data.info import protocol
 from .errors import EnvironmentFailure, NeuralscaleError
 from .memory import refuse_beyond
@@ -136,6 +137,8 @@ def paper_config(dataset: str, **overrides) -> TrainConfig:
     (TinyImageNet: 50, 100 and 150, the last epoch); the trainer counts from 0, so its milestones are the epochs
     before those: 99, 199 and 249 (49, 99 and 149).
     """
+    if not (isinstance(dataset, str) and dataset.startswith("imagefolder:")):
+        dataset_info(dataset)  # a name it knows (the protocol of any other is CIFAR's, as the original's)
     p = protocol(dataset)
     base = dict(epochs=p.epochs, milestones=p.milestones(), batch_size=p.batch_size)
     base.update(overrides)

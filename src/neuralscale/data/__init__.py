@@ -23,6 +23,8 @@ def _key(name: str) -> str:
 
 def dataset_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
     """Metadata of a dataset by name, without reading its images."""
+    if not isinstance(name, str):
+        raise NeuralscaleError(f"a dataset is named by a string (such as 'cifar10'), not {type(name).__name__}")
     if name.startswith("imagefolder:"):
         return imagefolder.imagefolder_info(name.split(":", 1)[1])
     if _key(name) in KNOWN:
