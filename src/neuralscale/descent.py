@@ -592,6 +592,9 @@ def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
                                "it can leave a cheap layer whole)")
 
 
+MAX_SCHEDULE_EPOCHS = 10_000  # a schedule needing more epochs an iteration is refused unless max_epochs caps it
+
+
 def pruning_law(space: WidthSpace, session: PruningSession, number: int) -> ScalingLaw:
     """The iteration's law: a fit to its rows (against the session's objective), or (as the original does)
     uniform scaling of one configuration."""
@@ -661,18 +664,30 @@ def _say_how_long(space: WidthSpace, widths: list[int], cfg: DescentConfig, sess
              "counted)")
 
 
+def _epochs(cfg: DescentConfig, session: PruningSession, widths: list[int], images: int) -> int:
+    """An iteration's epochs: --max-epochs, or what its pruning schedule needs (refused past
+    MAX_SCHEDULE_EPOCHS: a typo in --prune-interval, not a plan)."""
+    needed = session.schedule.epochs(sum(widths), images, cfg.batch_size)
+    if cfg.max_epochs is None and needed > MAX_SCHEDULE_EPOCHS:
+        raise NeuralscaleError(f"this pruning schedule needs about {needed:,} epochs an iteration (a step every "
+                               f"{session.schedule.interval:,} batches, {max(1, images // cfg.batch_size):,} "
+                               "batches an epoch): give a smaller --prune-interval or a larger --prune-k, or "
+                               "--max-epochs to run it capped")
+    return cfg.max_epochs or needed
+
+
 def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentConfig, done: list[Iteration],
                number: int, progress: bool, importance: Importance | None, objective: Objective) -> Iteration:
     """Prune one network to the end, fit its law, and record it; resumes from the iteration's checkpoint."""
     widths = start_widths(space, done, cfg, objective)
-    log.info("descent iteration %d/%d: start from %s (%s params, %s MACs)", number, cfg.iterations, widths,
-             f"{space.params(widths):,}", f"{space.macs(widths):,}")
     torch.manual_seed(cfg.seed * 1000 + number)
     pruner = TaylorPruner(space, widths, physical=cfg.physical, importance=importance,
                           objective=objective if objective.weighs else None, **cfg.schedule_fields())
     p = pruner.session
-    tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number,
-                 epochs=cfg.max_epochs or p.schedule.epochs(sum(widths), len(splits.train[1]), cfg.batch_size))
+    epochs = _epochs(cfg, p, widths, len(splits.train[1]))
+    log.info("descent iteration %d/%d: start from %s (%s params, %s MACs)", number, cfg.iterations, widths,
+             f"{space.params(widths):,}", f"{space.macs(widths):,}")
+    tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number, epochs=epochs)
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
                       progress=progress, desc=f"descent {number}/{cfg.iterations}",
                       owner=f"descent {_fingerprint(space, cfg, splits)} iteration {number}", follow_load=False)
