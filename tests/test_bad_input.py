@@ -265,6 +265,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         ([*[a if a != "1" else "2" for a in SWEEP], "--out", store], "another recipe"),
         ([*SWEEP, "--schedule", "nope", "--out", str(r / "s1")], "invalid choice"),
         # --- report -----------------------------------------------------------------------------------------
+        (["experiment", str(r)], "is a folder; give the experiment's TOML file"),
         (["report", str(r / "nope")], "does not exist"),
         (["report", f], "is not a folder"),
         (["report", str(r / "report_here")], "no run records"),

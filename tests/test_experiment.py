@@ -140,3 +140,10 @@ def test_an_experiments_data_dir_is_relative_to_its_file_and_read_before_any_wor
     f.write_text(f.read_text().replace("../fm", "../none"))
     with pytest.raises(NeuralscaleError, match=f"x.toml: data directory {tmp_path / 'none'} does not exist"):
         prepare(f)
+
+
+def test_an_experiment_file_written_with_a_byte_order_mark_reads(tmp_path):
+    f = tmp_path / "bom.toml"  # some editors on Windows write one: "Invalid statement (at line 1, column 1)"
+    f.write_bytes(b"\xef\xbb\xbf" + b'[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\n'
+                  b'methods = ["uniform"]\nratios = [0.0625]\nseeds = [0]\n')
+    assert prepare(f).sweep.methods == ["uniform"]

@@ -147,3 +147,20 @@ def test_a_model_loaded_with_a_space_of_its_users_own_is_not_held_to_that_spaces
     json_path, _ = save_model(tmp_path / "m", small.build(small.base_widths), small, small.base_widths)
     model, meta = load_model(json_path, space=ns.space(net(), torch.zeros(1, 3, 64, 64)))
     assert meta["input_shape"] == [3, 32, 32] and model(torch.zeros(2, 3, 64, 64)).shape == (2, 4)
+
+
+def test_a_device_or_file_the_python_calls_cannot_use_is_one_clear_error(tmp_path):
+    """An adversarial pass: RuntimeError, IndexError and OverflowError from these calls, not the package's error."""
+    import neuralscale as ns
+    sp = ns.space("vgg11", "synthetic")
+    with pytest.raises(ns.NeuralscaleError, match="unknown device 'tpu'"):
+        sp.build(sp.uniform(0.0625), device="tpu")
+    with pytest.raises(ns.NeuralscaleError, match="unknown device 'tpu'"):
+        ns.load_model(tmp_path / "m.json", device="tpu")
+    with pytest.raises(ns.NeuralscaleError, match="a budget must be a positive finite number"):
+        ns.Budget.parse(10**400)
+    assert sp.build(sp.uniform(0.0625), device="meta").features[0].weight.is_meta
+    save_model(tmp_path / "m", sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625))
+    (tmp_path / "m.pt").write_bytes(b"")  # an empty weights file: its error had no first line to quote
+    with pytest.raises(ns.NeuralscaleError, match=r"m.pt does not fit vgg11 at these widths \(\w"):
+        ns.load_model(tmp_path / "m.json")

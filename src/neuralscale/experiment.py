@@ -118,10 +118,12 @@ def _sweep_keys_in_train(table: dict) -> None:
 
 def load(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        raise NeuralscaleError(f"{path} is a folder; give the experiment's TOML file")
     if not path.is_file():
         raise NeuralscaleError(f"experiment file {path} does not exist")
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a byte-order mark some editors write
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise NeuralscaleError(f"{path} is not valid TOML ({e})") from None
     except RecursionError:

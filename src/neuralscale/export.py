@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from .errors import NeuralscaleError
 from .guard import check_new_file
 from .layout import RunDir, StoreDir
 from .store import read_record
-from .train import read_run_weights
+from .train import read_run_weights, resolve_device
 from .zoo import CONVCUT, record_space
 from .records import atomic_torch_save, atomic_write_json
 from .space import WidthSpace
@@ -114,6 +115,7 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     meta["input_shape"]; class names in meta["classes"]); `pixels=False` (or a model saved without its
     normalisation) gives the bare network, which takes normalised inputs."""
     _check_arguments("load_model", {"path": path}, space)
+    device = resolve_device(device)  # one this machine has, or one clear line (before any reading)
     meta = read_meta(path)
     missing = [k for k in ("model", "dataset", "widths", "weights") if k not in meta]
     if missing:
@@ -134,8 +136,9 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
         model.load_state_dict(state)
     except FileNotFoundError:
         raise NeuralscaleError(f"{weights} is missing") from None
-    except Exception as e:
-        raise NeuralscaleError(f"{weights} does not fit {meta['model']} at these widths ({str(e).splitlines()[0]})") from None
+    except Exception as e:  # (torch's weights-only refusal is coloured: its escape codes are not the message)
+        why = re.sub(r"\x1b\[[0-9;]*m", "", (str(e).strip().splitlines() or [type(e).__name__])[0])
+        raise NeuralscaleError(f"{weights} does not fit {meta['model']} at these widths ({why})") from None
     pre = meta.get("preprocessing")
     if pixels and isinstance(pre, dict):
         try:

@@ -19,7 +19,7 @@ from torch import nn
 
 from .accounting import _output_positions, count_macs, count_params
 from .data.info import DatasetInfo
-from .errors import NeuralscaleError
+from .errors import EnvironmentFailure, NeuralscaleError
 from .memory import refuse_beyond
 from .validate import MAX_WIDTH, ratio as check_ratio
 
@@ -141,6 +141,8 @@ class WidthSpace:
         """A freshly initialised model with exactly these widths (on the meta device: shapes only, and
         torch.nn.init's initialisers are skipped, since a meta tensor has no values to fill)."""
         widths = self.validate(widths)
+        if device is not None:
+            device = _device(device)
         if device is None or torch.device(device).type != "meta":
             refuse_beyond(4 * self.params(widths), 1 / 2, f"{self.name} at widths {_short(widths)}: its weights",
                           "ask for a smaller model")  # training's share: Trainer (train.py)
@@ -236,3 +238,14 @@ class WidthSpace:
 def _short(widths: Sequence[int]) -> str:
     """Widths for a one-line message: all of them, or the first few and a count."""
     return ",".join(map(str, widths)) if len(widths) <= 8 else ",".join(map(str, widths[:6])) + f",... ({len(widths)})"
+
+
+def _device(device) -> torch.device:
+    """A device to build on: one torch knows and this machine has (one clear line otherwise)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise NeuralscaleError(f"unknown device {device!r}; use cpu, cuda, cuda:N or meta") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EnvironmentFailure(f"CUDA was asked for ({device}) but no CUDA device is available; use cpu")
+    return dev

@@ -464,7 +464,7 @@ def _say_how_long(cfg: SweepConfig, todo: list[RunSpec], ex) -> None:
     try:
         _estimate(cfg, todo, ex, train)
     except (NeuralscaleError, OSError, RuntimeError) as e:  # only an estimate: the sweep goes on without it
-        log.warning("sweep: no time estimate (%s)", str(e).splitlines()[0][:200])
+        log.warning("sweep: no time estimate (%s)", (str(e).strip().splitlines() or [type(e).__name__])[0])
 
 
 def _estimate(cfg: SweepConfig, todo: list[RunSpec], ex, train: TrainConfig) -> None:

@@ -57,7 +57,10 @@ def matches(value: Any, tp) -> bool:
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        try:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        except OverflowError:  # an int past any float (10**400)
+            return False
     if tp is str:
         return isinstance(value, str)
     if tp is dict or origin is dict:
