@@ -409,3 +409,9 @@ def test_a_dataset_named_wrong_is_one_clear_error_in_the_python_api():
     with pytest.raises(NeuralscaleError, match="a dataset is named by a string"):
         ns.dataset_info(None)
     assert ns.paper_config("tinyimagenet").epochs == 150 and ns.paper_config("fashionmnist").epochs == 300
+    with pytest.raises(NeuralscaleError, match="unknown synthetic option.s. bogus; use num_train"):
+        ns.load_dataset("synthetic", synthetic={"bogus": 1})
+    with pytest.raises(NeuralscaleError, match="data_dir must be a folder's path, not int"):
+        ns.load_dataset("synthetic", data_dir=5)
+    with pytest.raises(NeuralscaleError, match="warm_start takes a width space and a network it built"):
+        ns.warm_start(ns.space("vgg11", "synthetic"), None, [1] * 8)

@@ -209,6 +209,9 @@ def warm_start(space: WidthSpace, trained: nn.Module, widths: list[int]) -> nn.M
 
     The paper trains every scaled network from scratch; this is for those who fine-tune instead.
     """
+    if not isinstance(space, WidthSpace) or not isinstance(trained, nn.Module):
+        raise NeuralscaleError(f"warm_start takes a width space and a network it built, not "
+                               f"{type(space).__name__} and {type(trained).__name__}")
     base = [g.width for g in sorted({g.index: g for g in gates(trained)}.values(), key=lambda g: g.index)]
     if len(base) != len(space):
         raise NeuralscaleError(f"a warm start needs a network built by this space ({len(space)} gated layers), "

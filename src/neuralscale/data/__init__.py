@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,8 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
     ~/.cache/neuralscale/data); if missing and `download` is true, the
     upstream archive is fetched and checked against its MD5.
     """
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise NeuralscaleError(f"data_dir must be a folder's path, not {type(data_dir).__name__}")
     info = dataset_info(name, data_dir)
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()
@@ -106,6 +109,10 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
 
 
 def _load_synthetic(name, info, data_dir, download, split, options) -> ImageData:
+    known = inspect.signature(synthetic_data.make).parameters
+    unknown = sorted(set(options or {}) - set(known))
+    if unknown:
+        raise NeuralscaleError(f"unknown synthetic option(s) {', '.join(unknown)}; use {', '.join(known)}")
     return _wrap(info, synthetic_data.make(**(options or {})))
 
 
