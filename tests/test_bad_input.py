@@ -258,6 +258,9 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         ([*SWEEP[:-3], "--device", "cuda:5", "--quiet", "--out", str(r / "s1")], "CUDA"),
         ([*SWEEP, "--executor", "local", "--devices", "cuda:3", "--out", str(r / "s1")], "CUDA"),
         ([*SWEEP, "--methods", "neuralscale", "--from", str(r / "nope"), "--out", str(r / "s1")], "does not exist"),
+        ([*SWEEP, "--methods", "morphnet", "--from", f, "--out", str(r / "s1")], "is a file; a sweep's --from is a "
+                                                                                  "descent directory"),
+        (["info", *VGG, "--from", str(r / "nope")], "--from " + str(r / "nope") + " does not exist"),
         ([*SWEEP, "--methods", "neuralscale", "--from", descent, "--iterations", "bogus", "--out", str(r / "s1")],
          "first, last or a number"),
         ([*SWEEP, "--out", str(r / "damagedplan")], "sweep.json is damaged"),

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 from ._version import __version__
@@ -671,6 +672,9 @@ def cmd_info(args) -> int:
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
     widths = resolve_widths(sp, args.widths, args.ratio)
     info = describe(sp, widths, latency_batch=args.batch if args.latency else None, device=args.device)
+    if args.source and not Path(args.source).is_dir():
+        raise NeuralscaleError(f"--from {args.source} " + ("is a file; give its descent directory"
+                               if Path(args.source).exists() else "does not exist"))
     laws = DescentDir(args.source).laws() if args.source else []
     if args.source and not laws:
         raise NeuralscaleError(f"{args.source} holds no finished descent iteration")

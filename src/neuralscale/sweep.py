@@ -247,6 +247,9 @@ def _check_descent(cfg: SweepConfig, space) -> str:
                                    "[sweep]), or --methods without them")
         objective = "params"
     else:
+        if Path(cfg.descent).is_file():
+            raise NeuralscaleError(f"{cfg.descent} is a file; a sweep's --from is a descent directory (its fits.json "
+                                   "alone serves scale and train)")
         if not Path(cfg.descent).is_dir():
             raise NeuralscaleError(f"descent directory {cfg.descent} does not exist")
         laws = DescentDir(cfg.descent).laws()
