@@ -583,3 +583,18 @@ def test_an_export_says_its_weights_are_the_final_epochs(tmp_path, capsys):
     assert (f"the best-validation epoch, {s['best_val_epoch']}, is in the record" in line) == (s["best_val_epoch"] != 3)
     meta = json.loads((tmp_path / "m.json").read_text())
     assert meta["weights_epoch"] == 3 and meta["final_test_acc"] == s["final_test_acc"]
+
+
+def test_train_force_replaces_another_run_in_its_folder(tmp_path, capsys):
+    """The README says nothing finished is overwritten without --force; with it, train refused all the same."""
+    from neuralscale import cli
+    args = ["train", *SYNTH, "--epochs", "1", "--train-subset", "40", "--device", "cpu", "--quiet", "--out",
+            str(tmp_path / "r")]
+    assert cli.main([*args, "--ratio", "0.0625"]) == 0
+    first = json.loads((tmp_path / "r" / "record.json").read_text())["id"]
+    assert cli.main([*args, "--ratio", "0.125"]) == 2
+    assert f"holds another run ({first}); use another directory, or --force" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r" / "record.json").read_text())["id"] == first  # refused: kept
+    assert cli.main([*args, "--ratio", "0.125", "--force"]) == 0
+    record = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert record["id"] != first and record["status"] == "finished" and record["budget"]["ratio"] == 0.125

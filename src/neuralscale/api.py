@@ -205,6 +205,10 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
     with exclusive(out_dir, "run directory"):
+        old = read_record(out_dir)
+        if force and old is not None and old.get("id") != spec.id:  # "nothing finished is overwritten without
+            log.info("%s: replacing run %s (--force)", out_dir, old.get("id"))  # --force"
+            RunDir(out_dir).clear()
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
 
 

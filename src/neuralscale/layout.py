@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import re
 from pathlib import Path
 from typing import Callable
@@ -88,6 +89,14 @@ class RunDir(os.PathLike):
     @property
     def weights(self) -> "RunDir":
         return RunDir(self.path / "weights")
+
+    def clear(self) -> None:
+        """Remove the run this directory holds (its record, checkpoint, metrics, log and weights), for another
+        run in its place (`train --force`); nothing else in the folder."""
+        for f in (self.record, self.checkpoint, self.metrics, self.log):
+            f.unlink(missing_ok=True)
+        if self.weights.path.is_dir():
+            shutil.rmtree(self.weights.path)
 
     @property
     def name(self) -> str:

@@ -64,7 +64,8 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
     old = read_record(run_dir) if run_dir is not None else None
     if old is not None:
         if old.get("id") != spec.id:
-            raise NeuralscaleError(f"{run_dir} holds another run ({old.get('id')}); use another directory")
+            raise NeuralscaleError(f"{run_dir} holds another run ({old.get('id')}); use another directory, or "
+                                   "--force (force=True) to replace it")
         if old["status"] == "finished":
             log.info("%s: already finished; nothing redone", run_dir)
             return old
