@@ -342,6 +342,10 @@ def test_scale_and_train_name_a_descents_iterations_as_a_sweep_does(descent, cap
     for bad in ("0", "x", "-1"):
         assert cli.main([*base, "--iteration", bad]) == 2
         assert "a descent iteration is first, last or a number from 1" in capsys.readouterr().err
+    # beside the widths, how far to trust the law that gave them (a new user found poor laws used without a word)
+    assert cli.main([a for a in base if a != "--json"] + ["--iteration", "first"]) == 0
+    from neuralscale.descent import DescentDir
+    assert f"law: {DescentDir(out).iteration(1).law.quality()}" in capsys.readouterr().out
 
 
 def test_a_run_exports_with_its_data_gone(tmp_path):

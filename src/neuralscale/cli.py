@@ -31,7 +31,7 @@ from .export import PIXELS, export_run
 from .layout import RunDir
 from .logs import configure as configure_logging
 from .records import strict
-from .methods import BASE_METHODS, SCALED, method_label
+from .methods import BASE_METHODS, SCALED, method_label, method_law
 from .report import ACCURACY, ACCURACY_SHORT, build_report, mean_std, run_summary
 from .sweep import PRESETS, SweepConfig, run_sweep, sweep_config
 from .train import SCHEDULES, TrainConfig
@@ -660,6 +660,9 @@ def cmd_scale(args) -> int:
     print(f"budget {amount(result['budget'], result['metric'])}, achieved "
           f"{amount(result['achieved'], result['metric'])} "
           f"({100 * result['rel_error']:+.2f}%)")
+    if result["method"] == "neuralscale":  # how far to trust it, beside what it gives (not a warning: most laws of
+        # a short descent predict their own last rows poorly; the report's Laws section says the same)
+        print(f"law: {method_law(sp, 'neuralscale', args.source, args.iteration).quality()}")
     if "measured" in result:
         m = result["measured"]
         print(f"measured again on {m['device']}: {m['median_ms']:.4g} ms (interquartile range {m['iqr_ms']:.3g} ms), "
