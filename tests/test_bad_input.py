@@ -267,6 +267,10 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         ([*SWEEP, "--out", str(r / "wrongplan")], "sweep.json is damaged: recipe is []"),
         ([*[a if a != "1" else "2" for a in SWEEP], "--out", store], "another recipe"),
         ([*SWEEP, "--schedule", "nope", "--out", str(r / "s1")], "invalid choice"),
+        ([*SWEEP, "--executor", "local", "--gpus-per-run", "0.5", "--out", str(r / "s1")],
+         "--gpus-per-run place runs on a Ray cluster (--executor ray); the local executor"),
+        ([*SWEEP, "--cpus-per-run", "2", "--address", "h:1", "--out", str(r / "s1")],
+         "--address, --cpus-per-run place runs on a Ray cluster"),
         # --- report -----------------------------------------------------------------------------------------
         (["experiment", str(r)], "is a folder; give the experiment's TOML file"),
         (["report", str(r / "nope")], "does not exist"),

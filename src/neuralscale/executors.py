@@ -489,6 +489,11 @@ def get_executor(name: str | None = None, **options):
         v = options.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "retries" else 1)):
             raise NeuralscaleError(f"{key} must be an integer of at least {0 if key == 'retries' else 1}, got {v!r}")
+    ray_only = [k for k in ("address", "gpus_per_run", "cpus_per_run") if options.get(k) is not None]
+    if name != "ray" and ray_only:  # nothing is silently ignored either
+        flags = ", ".join("--" + k.replace("_", "-") for k in ray_only)
+        raise NeuralscaleError(f"{flags} place runs on a Ray cluster (--executor ray); the {name} executor runs "
+                               "them on this machine")
     if name != "ray":  # on this machine (a Ray cluster's nodes may be larger): more only oversubscribes its cores
         for key in ("workers", "threads"):
             if (options.get(key) or 0) > most_threads():
