@@ -164,3 +164,12 @@ def test_a_device_or_file_the_python_calls_cannot_use_is_one_clear_error(tmp_pat
     (tmp_path / "m.pt").write_bytes(b"")  # an empty weights file: its error had no first line to quote
     with pytest.raises(ns.NeuralscaleError, match=r"m.pt does not fit vgg11 at these widths \(\w"):
         ns.load_model(tmp_path / "m.json")
+
+
+def test_an_export_named_as_long_as_the_file_system_allows_is_written(tmp_path):
+    """Names of 240-250 characters failed, "cannot write in DIR: File name too long": the temporary file's name,
+    longer than the file's own, overflowed."""
+    sp = ns.space("vgg11", "synthetic")
+    name = tmp_path / ("m" * 250)  # 250 + ".json": 255 bytes, the most a name may have
+    save_model(name, sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625))
+    assert load_model(str(name) + ".json")[1]["widths"] == sp.uniform(0.0625)

@@ -281,7 +281,7 @@ def to_onnx(model: nn.Module, input_shape, path: str | Path, check: bool = True)
     path = Path(path)
     model = model.cpu().eval()
     x = torch.randn(2, *input_shape)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name[:200]}.tmp")  # a name that fits where the file's own fits
     try:
         import warnings
         with warnings.catch_warnings():  # the TorchScript exporter (no onnxscript needed) warns that it is legacy

@@ -36,7 +36,8 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
     if path.is_dir():
         raise NeuralscaleError(f"cannot write {path}: it is a directory")
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # the temporary file is named after the file, cut so that its name fits where the file's own fits
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=".tmp")
     except OSError as e:  # the machine's doing (no space, no permission, a read-only disk), not the run's
         raise EnvironmentFailure(f"cannot write in {path.parent}: {e.strerror or e}") from None
     os.close(fd)
