@@ -415,3 +415,10 @@ def test_a_dataset_named_wrong_is_one_clear_error_in_the_python_api():
         ns.load_dataset("synthetic", data_dir=5)
     with pytest.raises(NeuralscaleError, match="warm_start takes a width space and a network it built"):
         ns.warm_start(ns.space("vgg11", "synthetic"), None, [1] * 8)
+
+
+def test_a_data_folder_variable_that_names_a_file_is_said_so(tmp_path, monkeypatch):
+    (tmp_path / "f").write_text("")
+    monkeypatch.setenv("NEURALSCALE_DATA", str(tmp_path / "f"))  # it said "File exists", naming no variable
+    with pytest.raises(NeuralscaleError, match="NEURALSCALE_DATA=.* is not a folder"):
+        load("cifar10")

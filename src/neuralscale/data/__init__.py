@@ -84,7 +84,10 @@ class DataConfig(Settings):
 def default_data_dir() -> Path:
     """NEURALSCALE_DATA, or ~/.cache/neuralscale/data where it is unset or empty (an empty one is not the current
     folder)."""
-    return Path(os.environ.get("NEURALSCALE_DATA") or Path.home() / ".cache" / "neuralscale" / "data")
+    given = os.environ.get("NEURALSCALE_DATA")
+    if given and Path(given).exists() and not Path(given).is_dir():
+        raise NeuralscaleError(f"NEURALSCALE_DATA={given} is not a folder; point it at one, or unset it")
+    return Path(given or Path.home() / ".cache" / "neuralscale" / "data")
 
 
 def load(name: str, data_dir: str | Path | None = None, *, download: bool = True,
