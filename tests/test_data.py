@@ -422,3 +422,12 @@ def test_a_data_folder_variable_that_names_a_file_is_said_so(tmp_path, monkeypat
     monkeypatch.setenv("NEURALSCALE_DATA", str(tmp_path / "f"))  # it said "File exists", naming no variable
     with pytest.raises(NeuralscaleError, match="NEURALSCALE_DATA=.* is not a folder"):
         load("cifar10")
+
+
+def test_a_subset_larger_than_the_data_is_said_to_be_all_of_it(caplog):
+    from neuralscale.data import DataConfig
+    with caplog.at_level("INFO", logger="neuralscale"):
+        splits = DataConfig("synthetic", train=100_000, test=10).splits(0.1, 0)
+    assert splits.sizes()["train"] == 1800 and splits.sizes()["test"] == 10
+    assert "a train subset of 100,000 images asked for; synthetic has 1,800: all are used" in caplog.text
+    assert "test subset" not in caplog.text

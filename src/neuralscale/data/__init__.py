@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from . import cifar, fashionmnist, imagefolder, synthetic as synthetic_data, tin
 from .base import ImageData, Splits, drop_cached, fingerprint, load_cached, save_cached, tensor_problem
 from .download import DownloadError, fetch
 from .info import KNOWN, DatasetInfo
+
+log = logging.getLogger(__name__)
 
 DATASET_NAMES = tuple(KNOWN) + ("imagefolder:PATH",)
 
@@ -76,6 +79,11 @@ class DataConfig(Settings):
         """The dataset split into train / validation / test, with the seeded subsets asked for."""
         data = load(self.dataset, self.data_dir, tinyimagenet_split=self.tinyimagenet_split)
         splits = data.split(val_fraction, split_seed)
+        for part, asked in (("train", self.train), ("test", self.test)):
+            have = len(getattr(splits, part)[1])
+            if asked is not None and asked > have:  # taken as all of them: said, not silent
+                log.info("note: a %s subset of %s images asked for; %s has %s: all are used", part, f"{asked:,}",
+                         self.dataset, f"{have:,}")
         if self.train is not None or self.test is not None:
             splits = splits.subset(self.train, self.test, seed=split_seed)
         return splits
