@@ -331,7 +331,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (exp("a = " + "[" * 5000 + "]" * 5000 + "\n"), "nests its arrays or tables too deeply"),
         (["train", *TINY_TRAIN, "--out", str(r / ("x" * 5000))], "File name too long"),
         (["train", *TINY_TRAIN, "--out", str(r / ("y" * 300) / "run")], "File name too long"),
-        (["scale", *VGG, "--method", "uniform", "--params", "1e308%"], "positive finite amount"),
+        (["scale", *VGG, "--method", "uniform", "--params", "1e308%"], "must be a positive finite"),
         (["scale", *VGG, "--method", "neuralscale", "--from", str(r / "descent_huge"), "--params", "20000"],
          "too large"),
         # a model whose weights, gradients and momentum alone exceed memory: refused, not killed without a word

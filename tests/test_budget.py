@@ -114,3 +114,14 @@ def test_a_sweeps_ids_are_the_release_befores():
 def test_a_run_directory_prints_as_its_path(tmp_path):
     from neuralscale.layout import RunDir
     assert f"remove {RunDir(tmp_path / 'w')}" == f"remove {tmp_path / 'w'}"
+
+
+def test_a_budget_made_directly_is_checked_as_a_parsed_one_is():
+    """An adversarial pass: Budget('macs', value='x') failed later with a ValueError, Budget() with a TypeError,
+    and Budget(value=-1) gave a slug of 'params-1'."""
+    for kwargs, said in (({"metric": "macs", "value": "x"}, "value must be a positive finite number, got 'x'"),
+                         ({}, "a budget needs a value, a share or a ratio"),
+                         ({"share": -1}, "share must be a positive finite number"),
+                         ({"value": float("nan")}, "value must be a positive finite number")):
+        with pytest.raises(NeuralscaleError, match=said):
+            Budget(**kwargs)

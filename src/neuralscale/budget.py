@@ -60,6 +60,13 @@ class Budget:
             raise NeuralscaleError(f"unknown budget metric {self.metric!r}; choose one of: {', '.join(METRICS)}")
         if self.ratio is not None and self.metric != "params":
             raise NeuralscaleError("a ratio budget counts parameters")
+        given = [(k, v) for k, v in (("value", self.value), ("share", self.share), ("ratio", self.ratio))
+                 if v is not None]
+        if not given:
+            raise NeuralscaleError("a budget needs a value, a share or a ratio (Budget.parse reads '2.8M' or '25%')")
+        for k, v in given:  # as Budget.parse would take them: a positive finite number
+            if not matches(v, float) or v <= 0:
+                raise NeuralscaleError(f"a budget's {k} must be {_HELP.split(' (')[0]}, got {v!r}")
 
     # --- making one -----------------------------------------------------------
 
