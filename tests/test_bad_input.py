@@ -236,6 +236,8 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
          "give them params or macs budgets"),
         (["scale", *VGG, "--method", "uniform", "--params", "1e5", "--min-width", "0"], "at least 1"),
         (["scale", *VGG, "--method", "uniform", "--params", "1e5", "--multiple", "0"], "at least 1"),
+        (["scale", *VGG, "--method", "uniform", "--params", "25%", "--multiple", "100000"],
+         "a multiple of 100,000 is more than the widest layer this law may have"),
         (["scale", *VGG, "--method", "uniform"], "one of the arguments"),
         # --- sweep ------------------------------------------------------------------------------------------
         ([*SWEEP, "--methods", "bogus", "--out", str(r / "s1")], "unknown method"),

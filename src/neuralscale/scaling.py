@@ -505,6 +505,9 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     if not (matches(budget, float) and math.isfinite(budget) and budget > 0):
         raise NeuralscaleError(f"a {metric} budget must be a positive finite amount, got {budget!r}")
     multiples = [math.lcm(multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
+    if max(multiples) > cap:  # no width could be a multiple of it within the cap (it rounded every width to 0)
+        raise NeuralscaleError(f"a multiple of {max(multiples):,} is more than the widest layer this law may have "
+                               f"({cap:,}); give a smaller --multiple")
     search = _Search(law, budget, cost, min_width, multiples, cap)
     start = _start(law, space, budget, metric, cost)
     lo, hi = search.bracket(start)
