@@ -105,3 +105,13 @@ def test_the_parser_is_built_once_parses_alike_again_and_anew_for_a_new_family()
         zoo.FAMILIES.pop("cachedparsertest")
         zoo.FAMILY_INFO.pop("cachedparsertest")
     assert cli.build_parser() is not again  # as before the family came and went
+
+
+def test_a_configuration_made_in_python_names_an_unknown_keyword():
+    """TrainConfig(epoch=3) was the dataclass's TypeError; experiment files already named the nearest key."""
+    import neuralscale as ns
+    with pytest.raises(ns.NeuralscaleError, match=r"unknown training setting\(s\): epoch \(did you mean epochs\?\)"):
+        ns.TrainConfig(epoch=3)
+    with pytest.raises(ns.NeuralscaleError, match=r"unknown descent setting\(s\): bogus"):
+        ns.DescentConfig(bogus=1)
+    assert ns.TrainConfig(epochs=3).epochs == 3

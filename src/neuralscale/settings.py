@@ -49,6 +49,15 @@ class Settings:
     WHAT = "setting"  # how messages name one of them: "unknown descent setting(s)"
     EXTRA_KEYS: tuple[str, ...] = ()  # keys a section may hold beside the fields (a sweep's preset and train)
 
+    def __new__(cls, *args, **kwargs):
+        """An unknown keyword is one clear error naming the nearest field (`TrainConfig(epoch=3)`), not the
+        dataclass's TypeError."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise NeuralscaleError(f"unknown {cls.WHAT}(s): {', '.join(unknown)}{suggest(unknown[0], names)}")
+        return super().__new__(cls)
+
     @classmethod
     def flags(cls) -> dict[str, tuple[str, bool]]:
         """Every name a setting may be given by: flag or field name -> (field name, inverted)."""
