@@ -399,6 +399,16 @@ def test_a_datasets_contents_are_checked_as_they_are_read(tmp_path, monkeypatch)
     assert torch.equal(load("fashionmnist", ok).train_y, good.train_y)
     torch.save({**torch.load(cached, weights_only=True), "train_y": good.train_y * 0 + 55}, cached)
     assert torch.equal(load("fashionmnist", ok).train_y, good.train_y)
+    (tmp_path / "fm-dl" / "fashion-mnist").mkdir(parents=True)  # an interrupted download of its own: resumed
+    shutil.copy(sorted(ok.iterdir())[0], tmp_path / "fm-dl" / "fashion-mnist")
+    fetched = []
+    monkeypatch.setattr("neuralscale.data._fetch", lambda name, d, url, dest, md5, what: (
+        fetched.append(dest.name), shutil.copy(ok / dest.name, dest)))
+    monkeypatch.setattr("neuralscale.data.fashionmnist.SYSTEM_DIR", tmp_path / "no-system-copy")
+    assert len(load("fashionmnist", tmp_path / "fm-dl").train_y) == 60 and len(fetched) == 3
+    padded = write_fashion(tmp_path / "fm-32")  # images padded to 32x32 already: read as they are
+    (padded / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros((60, 32, 32), np.uint8))))
+    assert load("fashionmnist", padded).train_x.shape[1:] == (1, 32, 32)
 
 
 def test_a_dataset_named_wrong_is_one_clear_error_in_the_python_api():
@@ -431,3 +441,18 @@ def test_a_subset_larger_than_the_data_is_said_to_be_all_of_it(caplog):
     assert splits.sizes()["train"] == 1800 and splits.sizes()["test"] == 10
     assert "a train subset of 100,000 images asked for; synthetic has 1,800: all are used" in caplog.text
     assert "test subset" not in caplog.text
+
+
+def test_what_the_dataset_checks_still_take(tmp_path):
+    """A review of the checks above: synthetic data made with its own options (classes, channels, size, no test
+    part), and TinyImageNet's original split where it leaves no validation image, are read as before."""
+    import neuralscale as ns
+    from helpers import write_tinyimagenet
+    for options, shape, classes in (({"size": 16}, (3, 16, 16), 10), ({"channels": 1}, (1, 32, 32), 10),
+                                    ({"num_classes": 20}, (3, 32, 32), 20)):
+        d = ns.load_dataset("synthetic", synthetic=options)
+        assert tuple(d.train_x.shape[1:]) == shape and d.info.num_classes == classes
+    assert len(ns.load_dataset("synthetic", synthetic={"num_test": 0}).test_y) == 0
+    write_tinyimagenet(tmp_path / "tin", archive=False, classes=3, train_per_class=2, val_per_class=1)
+    d = load("tinyimagenet", tmp_path / "tin", tinyimagenet_split="original")
+    assert len(d.train_y) == 6 and d.val_y is not None and len(d.val_y) == 0

@@ -141,3 +141,24 @@ def test_a_long_descent_iteration_says_at_most_how_long_it_takes(caplog):
     assert not caplog.records  # a few seconds of work: not worth measuring
     _say_how_long(sp, widths, cfg, session, 60000, 1, "cpu", resuming=True)
     assert not caplog.records  # resuming: the whole iteration's bound is not what is left
+
+
+def test_a_small_datasets_schedule_is_not_taken_for_a_typo():
+    """The schedule's cap counted epochs: a folder of 360 images is one batch an epoch, so the default schedule
+    (about 11,000 batches, fewer than CIFAR-10's) read as 11,000 epochs and was refused. It counts batches now."""
+    from dataclasses import replace
+    from neuralscale.descent import MAX_SCHEDULE_BATCHES, DescentConfig, _epochs
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.pruning import TaylorPruner
+    sp = ns.space("torchvision:resnet18", "synthetic")
+    cfg = DescentConfig(base_ratio=0.25).resolve(sp)
+    start = cfg.start_space(sp)
+    widths = start.base_widths
+    session = TaylorPruner(start, widths, **cfg.schedule_fields()).session
+    epochs = _epochs(cfg, session, widths, 360)  # one batch of 256 an epoch
+    assert epochs > 5_000 and epochs * 1 <= MAX_SCHEDULE_BATCHES
+    typo = replace(cfg, interval=100_000)
+    with pytest.raises(NeuralscaleError, match="training batches an iteration"):
+        _epochs(typo, TaylorPruner(start, widths, **typo.schedule_fields()).session, widths, 360)
+    assert _epochs(replace(typo, max_epochs=3), TaylorPruner(start, widths, **typo.schedule_fields()).session,
+                   widths, 360) == 3

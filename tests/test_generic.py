@@ -142,6 +142,7 @@ def test_unknown_generic_models(tmp_path, monkeypatch):
         ns.space("torchvision:resnet9000", "cifar10")
     with pytest.raises(NeuralscaleError, match=r"'resnt18' \(did you mean torchvision:resnet18\?\)"):
         ns.space("torchvision:resnt18", "cifar10")
+    assert len(ns.space("torchvision:ResNet18", "cifar10")) > 0  # torchvision takes names in any case
     # an adversarial pass: tracebacks, and a download attempt, for models that are not classifiers of these images
     with pytest.raises(NeuralscaleError, match=r"32x32 images are too small for torchvision:alexnet \(Given input"):
         ns.space("torchvision:alexnet", "synthetic")

@@ -352,6 +352,8 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
                 if key == "epochs":  # another recipe: a run of another id
                     record["config"][key] = record["spec"]["config"][key] = value
                     record["id"] = RunSpec.from_dict(record["spec"]).id
+                elif key == "data_dir":  # where its data lived (not part of what it is): no other run
+                    record["spec"]["data"]["data_dir"] = value
                 elif key == "widths":  # the same label at the same budget, other widths (a law of another descent)
                     record["widths"] = record["spec"]["widths"] = value
                     record["id"] = RunSpec.from_dict(record["spec"]).id
@@ -362,7 +364,7 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
 
     a, b = "uniform-r0.0625-s0-d8fa75007e", "uniform-r0.0625-s1-63892bdd26"
     assert (STUDY / a).is_dir() and (STUDY / b).is_dir()
-    fine = folder("fine", {a: {}, b: {}})
+    fine = folder("fine", {a: {}, b: {"data_dir": "/elsewhere/data"}})  # a store resumed with another --data-dir
     from neuralscale.report import build_report
     assert build_report(fine, figures=False)["rows"][0]["n"] == 2
     cases = {"model": ({a: {}, b: {"model": "resnet18"}}, "holds runs of 2 models or datasets (resnet18 on "),

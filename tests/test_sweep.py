@@ -145,7 +145,7 @@ def test_bad_sweeps_are_clear_errors(tmp_path, descent_dir):
         (["--methods", "uniform"], "no budgets: give --ratios, --params, --macs or --latency-ms"),
         (["--methods", "", "--ratios", "0.25"], "no methods"),
         (["--methods", "uniform", "--ratios", "0.25", "--seeds", ""], "no seeds"),
-        (["--methods", "neuralscale", "--ratios", "0.25"], "neuralscale need a descent: give --from DESCENT_DIR"),
+        (["--methods", "neuralscale", "--ratios", "0.25"], "neuralscale needs a descent: give --from DESCENT_DIR"),
         # the methods a user did not name: said so
         (["--ratios", "0.25"], "morphnet, neuralscale (of the default methods, uniform,morphnet,neuralscale) need a "
                                "descent"),

@@ -599,6 +599,11 @@ def test_train_force_replaces_another_run_in_its_folder(tmp_path, capsys):
     assert cli.main([*args, "--ratio", "0.125"]) == 2
     assert f"holds another run ({first}); use another directory, or --force" in capsys.readouterr().err
     assert json.loads((tmp_path / "r" / "record.json").read_text())["id"] == first  # refused: kept
+    # a run started from the one it would replace: refused, the run kept (a review: --force wiped it first)
+    assert cli.main([*args, "--ratio", "0.03125", "--init-from", str(tmp_path / "r"), "--force"]) == 2
+    assert "--init-from and --out are both" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r" / "record.json").read_text())["status"] == "finished"
+    assert (tmp_path / "r" / "checkpoint.pt").exists()
     assert cli.main([*args, "--ratio", "0.125", "--force"]) == 0
     record = json.loads((tmp_path / "r" / "record.json").read_text())
     assert record["id"] != first and record["status"] == "finished" and record["budget"]["ratio"] == 0.125

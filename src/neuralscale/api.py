@@ -191,6 +191,9 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
         raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
     if out_dir is not None:  # before any work
         claim_folder(out_dir, RunDir(out_dir).record, "run directory", force)
+        if init_from is not None and Path(init_from).resolve() == Path(out_dir).resolve():
+            raise NeuralscaleError(f"--init-from and --out are both {out_dir}: the new run would replace the one it "
+                                   "starts from; give another --out")
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)

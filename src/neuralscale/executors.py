@@ -443,10 +443,11 @@ class Ray(_Pool):
         if self.gpus_per_run > 0 and res.get("GPU", 0) == 0:
             self._close()
             raise NeuralscaleError("--gpus-per-run asks for GPUs but the Ray cluster has none")
-        if self.cpus_per_run > res.get("CPU", 0):  # no node could ever run one: the sweep would wait forever
-            self._close()
-            raise NeuralscaleError(f"--cpus-per-run {self.cpus_per_run:g} is more than the Ray cluster's "
-                                   f"{res.get('CPU', 0):g} CPUs")
+        largest = max((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+        if 0 < largest < self.cpus_per_run:  # no node can run one: the sweep would wait for ever (a cluster of
+            self._close()  # nodes without CPUs yet, an autoscaler's head, may still get some: not refused)
+            raise NeuralscaleError(f"--cpus-per-run {self.cpus_per_run:g} is more than any node of the Ray cluster "
+                                   f"has (the largest: {largest:g} CPUs); a run would wait for ever")
         log.info(f"ray: {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs; each run {self.cpus_per_run:g} CPU"
             + (f" and {self.gpus_per_run:g} GPU" if self.gpus_per_run else ""))
         self._remote = ray.remote(_ray_task).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,

@@ -274,9 +274,10 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
     if table.get("name") == "ray" and "devices" in overrides:
         raise NeuralscaleError("--devices places local workers; a Ray cluster places runs by [executor] gpus_per_run")
     executor, report = _executor(table), _report(doc.get("report", {}))
-    recipe = TrainConfig.from_dict(sweep_cfg.train)  # the data read once now: not hours later, after the descent
-    check_splits(DataConfig.from_settings(exp["dataset"], data).splits(recipe.val_fraction, recipe.split_seed),
-                 recipe.val_fraction)
+    if not str(getattr(executor, "name", "")).startswith("ray"):  # the data read once now, not hours later after
+        recipe = TrainConfig.from_dict(sweep_cfg.train)  # the descent (a Ray cluster's nodes read their own)
+        check_splits(DataConfig.from_settings(exp["dataset"], data).splits(recipe.val_fraction, recipe.split_seed),
+                     recipe.val_fraction)
     return space, out_dir, data, cfg, sweep_cfg, executor, report
 
 

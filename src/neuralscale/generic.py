@@ -544,10 +544,11 @@ def torchvision_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]
         import torchvision
     models = torchvision.models
     classifiers = models.list_models(module=models)
-    if name not in classifiers:
+    if name.lower() not in classifiers:  # torchvision's builders take any case (ResNet18)
         kinds = {"segmentation": "segmentation", "detection": "detection", "video": "video", "optical_flow":
                  "optical-flow", "quantization": "quantized"}
-        kind = next((k for mod, k in kinds.items() if name in models.list_models(module=getattr(models, mod))), None)
+        kind = next((k for mod, k in kinds.items() if name.lower() in models.list_models(module=getattr(models, mod))),
+                    None)
         if kind is not None:  # (and never a download: their builders fetch backbone weights by default)
             article = "an" if kind[0] in "aeiou" else "a"
             raise NeuralscaleError(f"torchvision:{name} is {article} {kind} model; neuralscale takes torchvision's "

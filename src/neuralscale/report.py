@@ -394,7 +394,8 @@ def _recipe(record: dict) -> dict:
         config = dict(record.get("config") or {})
     train = {k: v for k, v in config.items() if k not in RECIPE_AGNOSTIC}
     spec = record.get("spec") or {}
-    return {**train, "data": spec.get("data") or {}, "convcut": bool(spec.get("convcut"))}
+    data = {k: v for k, v in (spec.get("data") or {}).items() if k != "data_dir"}  # where it lives: not which
+    return {**train, "data": data, "convcut": bool(spec.get("convcut"))}
 
 
 def _differences(a: dict, b: dict) -> str:
@@ -413,7 +414,8 @@ def check_comparable(store: Path, records: list[dict]) -> None:
                                "compares the runs of one model on one dataset: give a folder of one of them")
     groups: dict[tuple, dict[str, tuple[dict, dict]]] = defaultdict(dict)
     for r in records:  # from scratch, fine-tuned, and slimming's sparsity training (its own recipe, labelled)
-        group = (bool((r.get("spec") or {}).get("pretrained")), r.get("label") == SPARSE_LABEL)
+        spec = r.get("spec") or {}  # a pruning baseline's fine-tuning, or a run started from another's weights
+        group = (bool(spec.get("pretrained") or spec.get("init")), r.get("label") == SPARSE_LABEL)
         rec = _recipe(r)
         groups[group].setdefault(json.dumps(rec, sort_keys=True, default=str), (rec, r))
     for (tuned, _), recipes in groups.items():

@@ -243,8 +243,9 @@ def _check_descent(cfg: SweepConfig, space) -> str:
         if need:  # said for all of them at once, and where they came from when the user named none
             default = SweepConfig.__dataclass_fields__["methods"].default_factory()
             named = f" (of the default methods, {','.join(default)})" if cfg.methods == default else ""
-            raise NeuralscaleError(f"{', '.join(need)}{named} need a descent: give --from DESCENT_DIR (from = in "
-                                   "[sweep]), or --methods without them")
+            verb, them = ("needs", "it") if len(need) == 1 else ("need", "them")
+            raise NeuralscaleError(f"{', '.join(need)}{named} {verb} a descent: give --from DESCENT_DIR (from = in "
+                                   f"[sweep]), or --methods without {them}")
         objective = "params"
     else:
         if Path(cfg.descent).is_file():
@@ -414,15 +415,16 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     train = TrainConfig.from_dict(cfg.train)
     resolve_device(train.device)  # before planning: no run fails for the machine, ...
     _checkpoint_seconds()  # ... for a setting of this environment ...
-    splits = DataConfig.from_settings(cfg.dataset, cfg.data).splits(train.val_fraction, train.split_seed)
-    check_splits(splits, train.val_fraction)  # ... or for its data (read once here; the runs read the cache)
+    ex = executor or get_executor("sequential")
+    # refused before the lock too, so that a refused folder is left as it was (no .lock in it); again under it
+    claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
+    if not str(getattr(ex, "name", "")).startswith("ray"):  # ... or for its data (read here once, then the runs
+        check_splits(DataConfig.from_settings(cfg.dataset, cfg.data).splits(train.val_fraction, train.split_seed),
+                     train.val_fraction)  # read the cache; a Ray cluster's nodes read their own)
     before = read_plan(store)
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})
     specs = plan(cfg, frozen)
-    ex = executor or get_executor("sequential")
-    # refused before the lock too, so that a refused folder is left as it was (no .lock in it); again under it
-    claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
     with store.lock():
         claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
         config = cfg.to_dict()

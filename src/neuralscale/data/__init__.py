@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import NeuralscaleError
@@ -121,10 +121,14 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
 
 def _load_synthetic(name, info, data_dir, download, split, options) -> ImageData:
     known = inspect.signature(synthetic_data.make).parameters
-    unknown = sorted(set(options or {}) - set(known))
+    options = options or {}
+    unknown = sorted(set(options) - set(known))
     if unknown:
         raise NeuralscaleError(f"unknown synthetic option(s) {', '.join(unknown)}; use {', '.join(known)}")
-    return _wrap(info, synthetic_data.make(**(options or {})))
+    # its images as asked for (classes, channels, size: the info describes them), a test part left empty if asked
+    info = replace(info, **{k: options[o] for k, o in (("num_classes", "num_classes"), ("in_channels", "channels"),
+                                                         ("resolution", "size")) if o in options})
+    return _wrap(info, synthetic_data.make(**options), need_test=False)
 
 
 def _load_cifar(name, info, data_dir, download, split, options) -> ImageData:
@@ -198,19 +202,19 @@ def _cached(info: DatasetInfo, sources: list[Path], options: dict, read) -> Imag
         raw = read()
         tensors = {k: v for k, v in raw.items() if k != "classes"}
         tensors["classes"] = list(raw.get("classes", []))
-        _check(info, tensors, sources[0])
+        _check(info, tensors, sources[0] if len(sources) == 1 else sources[0].parent)  # the file, or its folder
         save_cached(name, key, tensors)
     return _wrap(info, tensors)
 
 
-def _check(info: DatasetInfo, tensors: dict, where) -> None:
-    problem = tensor_problem(info, tensors)
+def _check(info: DatasetInfo, tensors: dict, where, need_test: bool = True) -> None:
+    problem = tensor_problem(info, tensors, need_test)
     if problem:
         raise NeuralscaleError(f"{where} is not {info.name} as neuralscale reads it: {problem}")
 
 
-def _wrap(info: DatasetInfo, t: dict) -> ImageData:
-    _check(info, t, info.name)
+def _wrap(info: DatasetInfo, t: dict, need_test: bool = True) -> ImageData:
+    _check(info, t, info.name, need_test)
     return ImageData(info, t["train_x"], t["train_y"], t["test_x"], t["test_y"],
                      t.get("val_x"), t.get("val_y"), list(t.get("classes", [])))
 

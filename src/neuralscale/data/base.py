@@ -103,7 +103,7 @@ def fingerprint(paths: list[Path], extra: dict | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def tensor_problem(info: DatasetInfo, t) -> str:
+def tensor_problem(info: DatasetInfo, t, need_test: bool = True) -> str:
     """What is wrong with a dataset's tensors for `info` ('' when nothing): every part there, uint8 images of
     its channels and size, one integer label per image, each a class of it, and images to train and test on."""
     if not isinstance(t, dict):
@@ -114,6 +114,8 @@ def tensor_problem(info: DatasetInfo, t) -> str:
         x, y = t.get(f"{part}_x"), t.get(f"{part}_y")
         if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
             return f"its {part} images or labels are missing"
+        if len(x) == 0 and len(y) == 0:
+            continue  # an empty part has no size to check (train and test may not be empty: below)
         if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != shape:
             return (f"its {part} images are {tuple(x.shape[1:]) if x.dim() == 4 else tuple(x.shape)} "
                     f"{str(x.dtype).removeprefix('torch.')}, not {info.name}'s {shape[0]}x{shape[1]}x{shape[2]} uint8")
@@ -123,7 +125,7 @@ def tensor_problem(info: DatasetInfo, t) -> str:
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= info.num_classes):
             bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
             return f"its {part} labels include {bad}, outside {info.name}'s classes 0-{info.num_classes - 1}"
-    for part in ("train", "test"):
+    for part in ("train", "test") if need_test else ("train",):
         if len(t[f"{part}_y"]) == 0:
             return f"it holds no {part} images"
     return ""

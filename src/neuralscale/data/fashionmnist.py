@@ -44,6 +44,8 @@ def locate(data_dir: Path) -> dict[str, Path] | None:
                     break
         if len(found) == 4:
             return found
+        if found and d == data_dir / "fashion-mnist":
+            continue  # where a download puts them: an installed copy, or else the download, resumes there
         if found:  # not another folder's files instead, without a word
             missing = [FILES[k][0] for k in FILES if k not in found]
             raise NeuralscaleError(f"{d} holds {len(found)} of Fashion-MNIST's four IDX files (missing: "
@@ -78,7 +80,7 @@ def read(files: dict[str, Path]) -> dict:
                                    f"images {x.shape}, labels {y.shape}")
         if y.max(initial=0) >= len(CLASSES):
             raise NeuralscaleError(f"{files[part + '_y']} has labels outside 0-9")
-        if x.shape[1:] != (28, 28):
+        if x.shape[1:] not in ((28, 28), (32, 32)):  # 32x32: already padded as it is read (below)
             raise NeuralscaleError(f"{files[part + '_x']} holds {x.shape[1]}x{x.shape[2]} images; Fashion-MNIST's "
                                    "are 28x28")
         t = torch.from_numpy(x.copy()).unsqueeze(1)
