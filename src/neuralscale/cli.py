@@ -427,8 +427,8 @@ def _report_parser(sub) -> None:
                        description="Write DIR/report/report.md and report.html (self-contained) with accuracy "
                                    "against parameters, MACs and latency, per-layer widths, the descent's figures, "
                                    "and a table of mean and std over seeds with each method's gap to uniform.")
-    p.add_argument("store", metavar="DIR", help="a sweep's output directory (or a folder of run directories of one model, dataset and "
-                   "recipe)")
+    p.add_argument("store", metavar="DIR", help="a sweep's output directory (or a folder of run directories of one "
+                   "model, dataset and recipe)")
     p.add_argument("--accuracy", choices=tuple(ACCURACY), default="best-val",
                    help="best-val: test accuracy at the best validation epoch (default); final: at the last epoch; "
                         "original: best test epoch (the paper's protocol, selects on test; labelled as such)")

@@ -689,9 +689,9 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
               f"{status.count('finished')} finished, {status.count('failed')} failed, "
               f"{status.count('running')} unfinished."),
         ("p", f"Accuracy: **{ACCURACY[st.accuracy][1]}**, mean ± std over seeds. {SELECTION_TEXT[st.accuracy]} The "
-              "gap to uniform is the difference of means at the same budget, with its Welch 95% confidence interval, and the "
-              "mean of the differences between runs of the same seed (which share their data order and split), with "
-              "its paired t interval; in bold where the interval excludes zero.")]
+              "gap to uniform is the difference of means at the same budget, with its Welch 95% confidence "
+              "interval, and the mean of the differences between runs of the same seed (which share their data "
+              "order and split), with its paired t interval; in bold where the interval excludes zero.")]
     if _paper_rows(st.model, st.dataset):
         doc.append(("p", "Dashed lines: the paper's published curves for this model and dataset (best test epoch "
                          f"over {protocol(st.dataset).epochs} epochs, the original protocol); a reduced schedule will "
