@@ -359,13 +359,16 @@ def _one_line(r: subprocess.CompletedProcess, *needles: str) -> str:
     return lines[0]
 
 
-def test_a_read_only_file_system_reads_and_refuses_writes_in_one_line(tmp_path):
+def test_a_read_only_file_system_reads_and_refuses_writes_in_one_line(tmp_path, tiny_descent):
     """A store, a run and a dataset cache on a file system mounted read-only (an archive, a read-only export):
     a report of the store works, a sweep into it or an export beside the run is one line and changes nothing, and
-    a cache that cannot be written only costs speed."""
-    from helpers import write_imagefolder
+    a cache that cannot be written only costs speed; a finished descent run again has nothing to do (it took its
+    lock first, and was refused)."""
+    import shutil
+    from helpers import TINY_DESCENT_ARGS, write_imagefolder
     from neuralscale import cli
     ro = tmp_path / "ro"
+    shutil.copytree(tiny_descent[0], ro / "descent")
     images = write_imagefolder(tmp_path / "imgs", classes=2, per_class=6, size=32)
     assert cli.main(["sweep", *TINY_RUN[:2], "--dataset", "synthetic", "--methods", "uniform", "--ratios", "0.0625",
                      "--seeds", "0", *TINY_RUN[4:], "--out", str(ro / "store")]) == 0
@@ -374,13 +377,15 @@ def test_a_read_only_file_system_reads_and_refuses_writes_in_one_line(tmp_path):
     before = _tree(ro)
     sweep = ["sweep", *TINY_RUN[:2], "--dataset", "synthetic", "--methods", "uniform", "--ratios", "0.0625",
              "--seeds", "0,1", *TINY_RUN[4:], "--out", ro / "store"]
-    report, more, export, train, cached = _on_read_only(
+    report, more, export, train, cached, again = _on_read_only(
         ro, (["report", ro / "store", "--out", tmp_path / "report"], {}), (sweep, {}),
         (["export", ro / "run", "--out", ro / "model"], {}),
         (["train", "--dataset", "synthetic", *TINY_RUN, "--out", ro / "new"], {}),
         (["train", "--dataset", f"imagefolder:{images}", *TINY_RUN[:4], "--device", "cpu", "--val-fraction", "0",
-          "--out", tmp_path / "elsewhere"], {"NEURALSCALE_CACHE": str(ro / "cache")}))
+          "--out", tmp_path / "elsewhere"], {"NEURALSCALE_CACHE": str(ro / "cache")}),
+        (["descend", *TINY_DESCENT_ARGS, "--out", ro / "descent", "--quiet"], {}))
     assert report.returncode == 0 and (tmp_path / "report" / "report.md").is_file(), report.stderr
+    assert again.returncode == 0 and not again.stderr.strip(), again.stderr
     _one_line(more, str(ro / "store"), "Read-only file system")
     _one_line(export, str(ro), "Read-only file system")
     _one_line(train, "Read-only file system")

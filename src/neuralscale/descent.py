@@ -376,25 +376,40 @@ class DescentDir:
         """Record the configuration, or check that it is the one recorded (a rerun must match it).
         `dataset`: the data's name where the space's own is not it (a space of your own says "custom").
         A folder with content but no configuration is refused (layout.claim_folder) unless `force`."""
-        identity = {"model": space.name, "dataset": dataset or space.info.name, "descent": cfg.identity(),
-                    "data": data}
+        identity = self._identity(space, cfg, data, dataset)
         old = self.config()
         if old is None:
             self.refuse_foreign(force)
         else:
-            mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
-            # a setting added after the record was written counts as its default there
-            defaults = asdict(DescentConfig())
-            mismatch += [f"{k}: recorded {old['descent'].get(k, defaults.get(k))!r}, now {v!r}"
-                         for k, v in identity["descent"].items() if old["descent"].get(k, defaults.get(k)) != v]
-            if "amp" not in old["descent"] and not cfg.amp and _on_cuda(cfg.device):
-                mismatch.append("amp: recorded before descents ran in float32 on CUDA, so it ran in bf16 there "
-                                "(give --amp to continue it)")
-            if mismatch:
-                raise NeuralscaleError(f"{self.path} holds a descent with another configuration "
-                                       f"({'; '.join(mismatch)}); continue it with the recorded settings, or use a "
-                                       "new --out directory")
+            self._refuse_other(old, identity, cfg)
         atomic_write_json(self.config_path, {**identity, "descent": asdict(cfg)})
+
+    @staticmethod
+    def _identity(space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None) -> dict:
+        return {"model": space.name, "dataset": dataset or space.info.name, "descent": cfg.identity(), "data": data}
+
+    def _refuse_other(self, old: dict, identity: dict, cfg: DescentConfig) -> None:
+        """A rerun must match the recorded configuration; what differs, named."""
+        mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
+        defaults = asdict(DescentConfig())  # a setting added after the record was written counts as its default there
+        mismatch += [f"{k}: recorded {old['descent'].get(k, defaults.get(k))!r}, now {v!r}"
+                     for k, v in identity["descent"].items() if old["descent"].get(k, defaults.get(k)) != v]
+        if "amp" not in old["descent"] and not cfg.amp and _on_cuda(cfg.device):
+            mismatch.append("amp: recorded before descents ran in float32 on CUDA, so it ran in bf16 there "
+                            "(give --amp to continue it)")
+        if mismatch:
+            raise NeuralscaleError(f"{self.path} holds a descent with another configuration "
+                                   f"({'; '.join(mismatch)}); continue it with the recorded settings, or use a "
+                                   "new --out directory")
+
+    def finished(self, space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None = None) -> bool:
+        """Whether this configuration's descent has all its iterations here already (checked as `claim` checks
+        it, writing nothing): a rerun then has nothing to do, and needs no lock (a read-only folder, an archive)."""
+        old = self.config()
+        if old is None:
+            return False
+        self._refuse_other(old, self._identity(space, cfg, data, dataset), cfg)
+        return len(self.iterations()) >= cfg.iterations
 
     def objective(self) -> str:
         """What this descent's laws are fitted against (its recorded configuration's; params before objectives)."""
@@ -626,6 +641,10 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
     d = DescentDir(out_dir)
     d.refuse_foreign(force)  # before the lock: a refused folder is left as it was (no .lock in it)
+    if d.finished(space, cfg, splits.sizes(), dataset=splits.info.name):  # nothing to do: read, neither locked
+        done = d.iterations()  # nor written (a read-only folder, an archive)
+        _refuse_fallback(done, cfg)
+        return [it.law for it in done]
     with exclusive(d.path, "descent directory"):
         d.claim(space, cfg, splits.sizes(), dataset=splits.info.name, force=force)
         with d.open_log():
