@@ -456,3 +456,11 @@ def test_what_the_dataset_checks_still_take(tmp_path):
     write_tinyimagenet(tmp_path / "tin", archive=False, classes=3, train_per_class=2, val_per_class=1)
     d = load("tinyimagenet", tmp_path / "tin", tinyimagenet_split="original")
     assert len(d.train_y) == 6 and d.val_y is not None and len(d.val_y) == 0
+
+
+def test_tinyimagenets_split_is_refused_for_another_dataset():
+    """--tinyimagenet-split original on another dataset was taken and ignored (an adversarial pass)."""
+    from neuralscale.data import DataConfig
+    with pytest.raises(NeuralscaleError, match="--tinyimagenet-split is TinyImageNet's; cifar10 has no other split"):
+        DataConfig("cifar10", tinyimagenet_split="original")
+    assert DataConfig("tiny-imagenet", tinyimagenet_split="original").tinyimagenet_split == "original"

@@ -53,6 +53,9 @@ class DataConfig(Settings):
 
     def __post_init__(self):
         check_data({k: getattr(self, k) for k in DATA_KEYS})
+        if self.tinyimagenet_split != "official" and _key(str(self.dataset)) != "tinyimagenet":
+            raise NeuralscaleError(f"--tinyimagenet-split is TinyImageNet's; {self.dataset} has no other split to "
+                                   "take")
 
     @classmethod
     def from_settings(cls, dataset: str, settings: dict | None = None, data_dir: str | Path | None = None
