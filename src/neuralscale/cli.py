@@ -177,15 +177,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--init-from", metavar="RUN", help="start from this finished run's weights (same model, no layer "
                    "narrower): in each layer its channels with the largest L1 filter norms. For fine-tuning; the "
                    "paper trains from scratch")
-    p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
-    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=float, help=f"initial learning rate (default {d.lr})")
-    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum}, the paper's)")
-    p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
-    p.add_argument("--schedule", choices=SCHEDULES,
-                   help="learning-rate schedule: step (x0.1 at 1/3, 2/3, 5/6 of the epochs, the paper's; the "
-                        "default), cosine, constant; prune, prune-tinyimagenet: the original's descent schedules "
-                        "(0.01 after the warm-up, then /1.5 every 10 epochs)")
+    _add_recipe(p)
     p.add_argument("--preset", choices=("paper",), help="the paper's protocol for the dataset "
                    f"({_DEF.epochs} epochs CIFAR, {_TINY.epochs} TinyImageNet); the options given override it")
     p.add_argument("--seed", type=int, default=0, help="training seed: initial weights, batch order, augmentation "
@@ -198,7 +190,6 @@ def _train_parser(sub) -> None:
     p.add_argument("--channels-last", action="store_true",
                    help="channels_last memory format (default: always on CUDA; on the CPU per model, where it is "
                         "faster and oneDNN does not hang on layers of 1-2 channels)")
-    p.add_argument("--no-augment", action="store_true", help="no random crop/flip")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help=f"fraction of the training set held out for validation (default {d.val_fraction})")
     _add_data_args(p, "train on a seeded random N images (quick looks)", test=True)
@@ -355,13 +346,14 @@ def _add_sweep_budgets(p) -> None:
                         "CPU at batch 1 once and kept in sweep.json (not for l1-prune, l1-global, slimming)")
 
 
-def _add_sweep_recipe(p) -> None:
-    """The recipe every run of a sweep trains with: train's defaults, or the --preset's, where not given."""
+def _add_recipe(p) -> None:
+    """The training recipe's flags, train's and a sweep's alike: TrainConfig's defaults, or a --preset's, where not
+    given."""
     d = TrainConfig()
-    p.add_argument("--epochs", type=int, help=f"default {d.epochs} (as train)")
+    p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
     p.add_argument("--lr", type=float, help=f"initial learning rate (default {d.lr})")
-    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum})")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {d.momentum}, the paper's)")
     p.add_argument("--weight-decay", type=float, help=f"default {d.weight_decay}")
     p.add_argument("--schedule", choices=SCHEDULES,
                    help="learning-rate schedule: step (x0.1 at 1/3, 2/3, 5/6 of the epochs, the paper's; the "
@@ -393,7 +385,7 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--iterations", type=_words, metavar="first,last",
                    help="neuralscale, shape: which descent iterations (first, last or numbers; default last)")
     _add_convert(p)
-    _add_sweep_recipe(p)
+    _add_recipe(p)
     p.add_argument("--finetune-epochs", type=int, help="l1-prune, l1-global, slimming: fine-tuning epochs (default 40)")
     p.add_argument("--finetune-lr", type=float, help="l1-prune, l1-global, slimming: fine-tuning learning rate (default 0.001)")
     p.add_argument("--slimming-sparsity", type=float,
