@@ -83,7 +83,7 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
     start = None
     own = DescentDir.of_trajectory(Path(trajectory))
     if own is not None:
-        d, number = own
+        d = own[0]
         recorded = d.config()["descent"]
         trajectory_start = trajectory_start or recorded.get("trajectory_start")
         if recorded.get("objective", "params") != "params":
@@ -94,7 +94,7 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
             raise NeuralscaleError(f"a per-layer trajectory start needs the widths pruning started from: fit "
                                    f"{Path(trajectory).name} where its descent wrote it (iteration_NN.csv beside its "
                                    "config.json and fits.json)")
-        start = own[0].iteration(own[1]).start_widths
+        start = own[1].start_widths
     law = fit(space, traj.rows, count=traj.count if tau == "auto" else tau, start=start)
     if out:
         law.save(out)

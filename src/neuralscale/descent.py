@@ -270,14 +270,15 @@ class DescentDir:
         return self.path / f"iteration_{number:02d}.csv"
 
     @classmethod
-    def of_trajectory(cls, path: Path) -> "tuple[DescentDir, int] | None":
+    def of_trajectory(cls, path: Path) -> "tuple[DescentDir, Iteration] | None":
         """(its descent, its iteration) for a trajectory a descent wrote (iteration_NN.csv beside its config.json),
         that iteration finished; None for any other file."""
         m = re.fullmatch(r"iteration_(\d+)\.csv", Path(path).name)
         d = cls(Path(path).parent)
-        if m is None or d.config() is None or not 1 <= int(m.group(1)) <= len(d.iterations()):
+        if m is None or d.config() is None:
             return None
-        return d, int(m.group(1))
+        its = d.iterations()
+        return (d, its[int(m.group(1)) - 1]) if 1 <= int(m.group(1)) <= len(its) else None
 
     def checkpoint(self, number: int) -> Path:
         return self.path / f"iteration_{number:02d}.ckpt"
@@ -402,14 +403,17 @@ class DescentDir:
                                    f"({'; '.join(mismatch)}); continue it with the recorded settings, or use a "
                                    "new --out directory")
 
-    def finished(self, space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None = None) -> bool:
-        """Whether this configuration's descent has all its iterations here already (checked as `claim` checks
-        it, writing nothing): a rerun then has nothing to do, and needs no lock (a read-only folder, an archive)."""
+    def finished(self, space: WidthSpace, cfg: DescentConfig, data: dict,
+                 dataset: str | None = None) -> "list[Iteration] | None":
+        """This configuration's iterations, where all of them are here already (checked as `claim` checks it,
+        writing nothing): a rerun then has nothing to do, and needs no lock (a read-only folder, an archive); else
+        None."""
         old = self.config()
         if old is None:
-            return False
+            return None
         self._refuse_other(old, self._identity(space, cfg, data, dataset), cfg)
-        return len(self.iterations()) >= cfg.iterations
+        done = self.iterations()
+        return done if len(done) >= cfg.iterations else None
 
     def objective(self) -> str:
         """What this descent's laws are fitted against (its recorded configuration's; params before objectives)."""
@@ -641,8 +645,8 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
     d = DescentDir(out_dir)
     d.refuse_foreign(force)  # before the lock: a refused folder is left as it was (no .lock in it)
-    if d.finished(space, cfg, splits.sizes(), dataset=splits.info.name):  # nothing to do: read, neither locked
-        done = d.iterations()  # nor written (a read-only folder, an archive)
+    done = d.finished(space, cfg, splits.sizes(), dataset=splits.info.name)
+    if done is not None:  # nothing to do: read, neither locked nor written (a read-only folder, an archive)
         _refuse_fallback(done, cfg)
         return [it.law for it in done]
     with exclusive(d.path, "descent directory"):

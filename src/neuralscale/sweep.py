@@ -34,13 +34,16 @@ from .spec import RunSpec
 from .scaling import cost_function
 from .settings import Settings, option
 from .store import RunStore
-from .train import TrainConfig, _checkpoint_seconds, check_splits, paper_config, resolve_device
+from .train import TrainConfig, checkpoint_seconds, check_splits, paper_config, resolve_device
 from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
 from .zoo import space as make_space
 
 log = logging.getLogger(__name__)
 
 PRESETS = ("paper", "quick")
+
+
+DEFAULT_METHODS = ("uniform", "morphnet", "neuralscale")  # what a sweep compares unless told
 
 
 @dataclass
@@ -52,7 +55,7 @@ class SweepConfig(Settings):
 
     model: str
     dataset: str
-    methods: list[str] = field(default_factory=lambda: ["uniform", "morphnet", "neuralscale"])
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     ratios: list[float] = field(default_factory=list)  # budgets as uniform ratios ...
     params: list[float | str] = field(default_factory=list)  # ... as parameter counts ("25%": of the base) ...
     macs: list[float | str] = field(default_factory=list)  # ... as MACs per image ...
@@ -241,8 +244,8 @@ def _check_descent(cfg: SweepConfig, space) -> str:
     if cfg.descent is None:
         need = [m for m in cfg.methods if method_base(m) in SCALED and method_base(m) != "uniform"]
         if need:  # said for all of them at once, and where they came from when the user named none
-            default = SweepConfig.__dataclass_fields__["methods"].default_factory()
-            named = f" (of the default methods, {','.join(default)})" if cfg.methods == default else ""
+            named = f" (of the default methods, {','.join(DEFAULT_METHODS)})" if tuple(cfg.methods) == DEFAULT_METHODS \
+                else ""
             verb, them = ("needs", "it") if len(need) == 1 else ("need", "them")
             raise NeuralscaleError(f"{', '.join(need)}{named} {verb} a descent: give --from DESCENT_DIR (from = in "
                                    f"[sweep]), or --methods without {them}")
@@ -402,6 +405,16 @@ def read_plan(store: RunStore) -> dict:
     return plan
 
 
+def check_data_readable(cfg: SweepConfig, ex) -> None:
+    """The sweep's data read once, before any run (the runs then read the tensor cache), so that missing or
+    damaged data is one line now, not every run recorded failed; not for a Ray cluster, whose nodes read their own."""
+    if str(getattr(ex, "name", "")).startswith("ray"):
+        return
+    train = TrainConfig.from_dict(cfg.train)
+    check_splits(DataConfig.from_settings(cfg.dataset, cfg.data).splits(train.val_fraction, train.split_seed),
+                 train.val_fraction)
+
+
 def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
               executor=None, force: bool = False) -> list[dict]:
     """Plan the sweep and run every run not yet finished; returns the records in plan order.
@@ -414,13 +427,11 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     store = RunStore(out_dir)
     train = TrainConfig.from_dict(cfg.train)
     resolve_device(train.device)  # before planning: no run fails for the machine, ...
-    _checkpoint_seconds()  # ... for a setting of this environment ...
+    checkpoint_seconds()  # ... for a setting of this environment ...
     ex = executor or get_executor("sequential")
     # refused before the lock too, so that a refused folder is left as it was (no .lock in it); again under it
     claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
-    if not str(getattr(ex, "name", "")).startswith("ray"):  # ... or for its data (read here once, then the runs
-        check_splits(DataConfig.from_settings(cfg.dataset, cfg.data).splits(train.val_fraction, train.split_seed),
-                     train.val_fraction)  # read the cache; a Ray cluster's nodes read their own)
+    check_data_readable(cfg, ex)  # ... or for its data
     before = read_plan(store)
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})

@@ -168,7 +168,7 @@ def check_splits(splits, val_fraction: float) -> None:
                                f"{n['train'] + n['val']} (val_fraction {val_fraction:g})")
 
 
-def _checkpoint_seconds() -> float:
+def checkpoint_seconds() -> float:
     text = os.environ.get("NEURALSCALE_CHECKPOINT_SECONDS", "5")
     try:
         value = float(text)
@@ -311,7 +311,7 @@ class Trainer:
         # Epochs of a few milliseconds (tiny data) are checkpointed at most every few seconds
         # ($NEURALSCALE_CHECKPOINT_SECONDS, default 5; 0: every epoch), and the last always: a kill loses at
         # most that much work, and resumes exactly from the epoch saved.
-        self.checkpoint_every_s = _checkpoint_seconds()
+        self.checkpoint_every_s = checkpoint_seconds()
         self._saved_at: float | None = None
         self._line_at: float | None = None  # when the last epoch's line was logged
         self._saved_epoch = -1
