@@ -131,7 +131,9 @@ def _load_synthetic(name, info, data_dir, download, split, options) -> ImageData
     # its images as asked for (classes, channels, size: the info describes them), a test part left empty if asked
     info = replace(info, **{k: options[o] for k, o in (("num_classes", "num_classes"), ("in_channels", "channels"),
                                                          ("resolution", "size")) if o in options})
-    return _wrap(info, synthetic_data.make(**options), need_test=False)
+    tensors = synthetic_data.make(**options)
+    _check(info, tensors, info.name, need_test=False)
+    return _wrap(info, tensors)
 
 
 def _load_cifar(name, info, data_dir, download, split, options) -> ImageData:
@@ -216,8 +218,8 @@ def _check(info: DatasetInfo, tensors: dict, where, need_test: bool = True) -> N
         raise NeuralscaleError(f"{where} is not {info.name} as neuralscale reads it: {problem}")
 
 
-def _wrap(info: DatasetInfo, t: dict, need_test: bool = True) -> ImageData:
-    _check(info, t, info.name, need_test)
+def _wrap(info: DatasetInfo, t: dict) -> ImageData:
+    """Tensors `_check` has passed (read now, or a cache `tensor_problem` found nothing wrong with) as ImageData."""
     return ImageData(info, t["train_x"], t["train_y"], t["test_x"], t["test_y"],
                      t.get("val_x"), t.get("val_y"), list(t.get("classes", [])))
 
