@@ -275,6 +275,29 @@ def test_figures_name_budgets_as_the_tables_do_and_frame_one_budget(tmp_path, ti
     assert 85 < lo < 88.5 and 90.6 < hi <= 100 and ax.get_xlim()[1] < 36882 * 2  # the paper's curve is not framed
 
 
+def test_methods_that_meet_at_a_budget_are_told_apart_by_their_markers(tmp_path, monkeypatch):
+    """Three methods at the same budgets and means (MorphNet and uniform at the same widths): each line of the
+    accuracy figure has a marker of its own, open, so that each point shows through the others; a method's marker
+    is the same in the widths figure."""
+    from neuralscale import figures
+    drawn, real_save = [], figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path, *a, **k: (drawn.append(fig), real_save(fig, path, *a, **k))[1])
+    rows = [dict(label=m, shown=m, params=p, macs=p * 20, latency_ms=None, mean=80.0 + i, std=0.5, n=3, min=79.0,
+                 max=81.0 + i, budget_key=["ratio", r], widths=[int(8 * r)] * 8)
+            for m in ("uniform", "morphnet", "neuralscale@1") for i, (p, r) in enumerate([(3_000, 0.25), (40_000, 1.0)])]
+    colors = figures.method_colors(["uniform", "morphnet", "neuralscale@1"])
+    figures.accuracy_figure(rows, "params", tmp_path, "three methods at one place", "accuracy (%)", colors=colors)
+    figures.widths_figure(rows, None, tmp_path, colors)
+    acc, widths = drawn
+    marked = {line.get_label().split(" (n=")[0]: line for line in acc.axes[0].get_lines() if line.get_marker() != "None"}
+    assert sorted(marked) == ["morphnet", "neuralscale@1", "uniform"]
+    assert len({line.get_marker() for line in marked.values()}) == 3
+    assert all(line.get_markerfacecolor() == "none" for line in marked.values())
+    for ax in widths.axes:
+        for line in ax.get_lines():
+            assert line.get_marker() == marked[line.get_label()].get_marker(), line.get_label()
+
+
 def test_log_axes_are_labelled_as_matplotlib_labels_them_in_plain_text(tmp_path, tiny_descent, monkeypatch):
     """Every log axis of the figures has matplotlib's own ticks and labels (minor ones where it labels them), in
     plain text: no label goes through mathtext, whose parsing was a quarter of a descent's figures' time."""

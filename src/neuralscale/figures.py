@@ -213,6 +213,16 @@ def method_colors(labels: list[str]) -> dict[str, object]:
     return {label: cmap(i % 10) for i, label in enumerate(labels)}
 
 
+# one marker shape per method, in the order of its colour: where methods meet at a budget (MorphNet and uniform
+# at the same widths, two seeds' means a hair apart) the open shapes show each one's point through the other's
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
+def method_markers(colors: dict[str, object]) -> dict[str, str]:
+    """The marker of each method of `colors` (method_colors'), by its place there: the same in every figure."""
+    return {label: MARKERS[i % len(MARKERS)] for i, label in enumerate(colors)}
+
+
 def band(row: dict, kind: str = "ci") -> tuple[float, float]:
     """The band drawn around a row's mean: its 95% confidence interval (t, over seeds), or min-max; drawn within
     0-100%, where an accuracy lies (two seeds' interval around 97% reaches past 100)."""
@@ -236,12 +246,13 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
     plt = _plt()
     labels = sorted({r["label"] for r in usable}, key=lambda s: (s != "uniform", s))
     colors = colors or method_colors(labels)
+    markers = method_markers(colors)
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for label in labels:
         pts = sorted((r for r in usable if r["label"] == label), key=lambda r: r[field])
         x = [r[field] for r in pts]
-        ax.plot(x, [r["mean"] for r in pts], "o-", color=colors[label],
-                label=f"{pts[0]['shown']} (n={max(r['n'] for r in pts)})")
+        ax.plot(x, [r["mean"] for r in pts], "-", marker=markers[label], ms=7, mfc="none", mew=1.5,
+                color=colors[label], label=f"{pts[0]['shown']} (n={max(r['n'] for r in pts)})")
         if axis == "latency":  # each latency's measured spread: its interquartile range, centred on the median
             spread = [r.get("latency_iqr_ms") or 0.0 for r in pts]
             ax.errorbar(x, [r["mean"] for r in pts], xerr=[[s / 2 for s in spread]] * 2, fmt="none",
@@ -288,10 +299,12 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
     if not budgets:
         return None
     plt = _plt()
+    markers = method_markers(colors)
     fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 3.8), squeeze=False, sharey=True)
     for ax, b in zip(axes[0], budgets):
         for r in (r for r in rows if tuple(r["budget_key"]) == b):
-            ax.plot(range(1, len(r["widths"]) + 1), r["widths"], "o-", ms=3, color=colors[r["label"]], label=r["shown"])
+            ax.plot(range(1, len(r["widths"]) + 1), r["widths"], "-", marker=markers[r["label"]], ms=4, mfc="none",
+                    color=colors[r["label"]], label=r["shown"])
         ax.set_title(Budget.from_key(b).text, fontsize=9)
         if layer_names and len(layer_names) <= 24:
             ax.set_xticks(range(1, len(layer_names) + 1), layer_names, rotation=90, fontsize=6)
