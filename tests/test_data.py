@@ -223,8 +223,14 @@ def test_batch_crop_flip_rotate():
     flipped = random_flip(x.repeat(50, 1, 1, 1), g)
     n_flipped = sum(torch.equal(f, x[i % 2].flip(2)) for i, f in enumerate(flipped))
     assert 20 < n_flipped < 80
-    xf = torch.rand(4, 3, 16, 16)
-    assert random_rotate(xf, 20.0, g).shape == xf.shape
+    xf = torch.randint(1, 256, (64, 3, 16, 16)).float() / 255.0
+    rotated = random_rotate(xf, 20.0, g)
+    assert rotated.shape == xf.shape
+    # nearest-neighbour, as the original's torchvision RandomRotation: every pixel is one of its image's (or the
+    # zero fill), never a blend of two; the corners leave the image (fill) at some angle of every batch
+    for src, out in zip(xf, rotated):
+        assert set(out.unique().tolist()) <= set(src.unique().tolist()) | {0.0}
+    assert (rotated[:, :, 0, 0] == 0).any() and not torch.equal(rotated, xf)
     mean, std = channel_stats(torch.full((4, 3, 2, 2), 100, dtype=torch.uint8))
     assert torch.allclose(mean, torch.full((3,), 100.0)) and torch.all(std < 1e-2)
 

@@ -84,6 +84,19 @@ def test_train_options_override_the_paper_preset():
     assert config() == TrainConfig() and config("--epochs", "2") == TrainConfig(epochs=2)
 
 
+def test_float32_training_is_asked_for_by_no_amp_by_train_and_sweep_alike():
+    """Training autocasts to bf16 on CUDA unless told: `--no-amp` trains in float32, as the original did (with
+    `--preset paper` too), `--amp` autocasts anywhere, and left out it is the device's default (None)."""
+    parser = cli.build_parser()
+    train = ["train", "--model", "vgg11", "--dataset", "cifar10"]
+    assert cli._train_config(parser.parse_args([*train, "--preset", "paper"])).amp is None
+    assert cli._train_config(parser.parse_args([*train, "--preset", "paper", "--no-amp"])).amp is False
+    assert cli._train_config(parser.parse_args([*train, "--amp"])).amp is True
+    sweep = ["sweep", "--model", "vgg11", "--dataset", "cifar10", "--out", "s"]
+    assert cli._given(parser.parse_args([*sweep, "--no-amp"]), TrainConfig)["amp"] is False
+    assert "amp" not in cli._given(parser.parse_args(sweep), TrainConfig)
+
+
 def test_the_parser_is_built_once_parses_alike_again_and_anew_for_a_new_family():
     """cli.build_parser is built once per process (a program or test calling `main` many times): a parse leaves
     it as it was, and a family registered later gets a parser whose help lists it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,6 +29,18 @@ def _space_of(model: str, dataset: str, convcut: bool):
 
 def _space(row):
     return _space_of(row["model"], row["dataset"], row["method"].endswith("convcut"))
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared/reference not present")
+@pytest.mark.parametrize("name", ["paper_configs.csv", "paper_results.csv"])
+def test_the_packaged_paper_tables_are_the_references(name):
+    """The package ships the reference's paper tables (neuralscale.reference) for the tests and reports to read
+    where shared/ is absent: the copies are the reference's bytes."""
+    from importlib import resources
+    assert resources.files("neuralscale.reference").joinpath(name).read_bytes() == (SHARED / name).read_bytes()
 
 
 @pytest.mark.parametrize("row", CONFIGS, ids=lambda r: f"{r['model']}-{r['dataset']}-{r['ratio']}-{r['method']}")

@@ -360,6 +360,9 @@ def _add_recipe(p) -> None:
                         "default), cosine, constant; prune, prune-tinyimagenet: the original's descent schedules "
                         "(0.01 after the warm-up, then /1.5 every 10 epochs)")
     p.add_argument("--no-augment", action="store_true", help="no random crop/flip")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast (default: on CUDA, not on the CPU); --no-amp: float32 throughout, as the "
+                        "original trains")
 
 
 def _sweep_parser(sub) -> None:

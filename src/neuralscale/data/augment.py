@@ -66,13 +66,15 @@ def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def random_rotate(x: torch.Tensor, degrees: float, gen: torch.Generator) -> torch.Tensor:
-    """Rotate float images by a uniform random angle in [-degrees, degrees], zero fill."""
+    """Rotate float images by a uniform random angle in [-degrees, degrees], zero fill, each output pixel the
+    nearest input pixel's value (as torchvision's RandomRotation on PIL images, the original's TinyImageNet
+    augmentation: no interpolated values)."""
     angle = (torch.rand(len(x), generator=gen, device=gen.device).to(x.device) * 2 - 1) * math.radians(degrees)
     cos, sin = angle.cos(), angle.sin()
     zero = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
 class DeviceBatches:
