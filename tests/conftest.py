@@ -76,6 +76,27 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def fashion_files(tmp_path_factory):
+    """The folder that holds Fashion-MNIST's four IDX files for the tests that read the demo's and the studies'
+    data: None where Debian's copy is installed (`make demo` installs it; neuralscale finds it by itself), else
+    files of the same format and sizes (60,000 and 10,000 learnable images) written here once per test process,
+    so that `make test` needs neither the package nor a download."""
+    from neuralscale.data.fashionmnist import SYSTEM_DIR
+    stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    if all((SYSTEM_DIR / f"{stem}.gz").is_file() for stem in stems):
+        return None
+    from helpers import write_fashion
+    return write_fashion(tmp_path_factory.mktemp("fmnist") / "fashion-mnist", n_train=60_000, n_test=10_000)
+
+
+@pytest.fixture
+def fashion_data(fashion_files, isolated_cache, monkeypatch):
+    """Fashion-MNIST where a test's `neuralscale` finds it without a data_dir (fashion_files)."""
+    if fashion_files is not None:
+        monkeypatch.setenv("NEURALSCALE_DATA", str(fashion_files.parent))
+
+
+@pytest.fixture(scope="session")
 def tiny_descent(tmp_path_factory):
     """(directory, DescentResult) of a finished two-iteration descent (helpers.TINY_DESCENT), this test process's
     own; do not write into it (copy it). Descended once per test session: under xdist the first worker to ask

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import write_fashion
 from neuralscale.api import load_splits
-from neuralscale.data.fashionmnist import SYSTEM_DIR
 from neuralscale.descent import descend
 from neuralscale.experiment import prepare
 
@@ -25,16 +23,17 @@ MIN_ROWS = 20
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """The demo's experiment and the images its descent prunes on (the same for every seed: read once)."""
+def demo(tmp_path_factory, fashion_files):
+    """The demo's experiment and the images its descent prunes on (the same for every seed: read once): Debian's
+    Fashion-MNIST where installed, else files of its format (conftest.fashion_files)."""
     tmp = tmp_path_factory.mktemp("demo")
-    e = prepare(DEMO, out=tmp / "demo")
-    assert e.descent is not None and e.descent.k == 1  # the pace: 1 of VGG11's 344 channels at 1/8 width
-    data_dir = None
-    if not (SYSTEM_DIR / "train-images-idx3-ubyte.gz").is_file():  # `make test` installs it; elsewhere the
-        data_dir = str(write_fashion(tmp / "fmnist", n_train=e.data["train"], n_test=64))  # same format
-    splits = load_splits("fashionmnist", e.descent.train_config(), data_dir,
-                         subset={"train": e.data["train"], "test": 64})
+    with pytest.MonkeyPatch.context() as mp:
+        if fashion_files is not None:
+            mp.setenv("NEURALSCALE_DATA", str(fashion_files.parent))
+        e = prepare(DEMO, out=tmp / "demo")
+        assert e.descent is not None and e.descent.k == 1  # the pace: 1 of VGG11's 344 channels at 1/8 width
+        splits = load_splits("fashionmnist", e.descent.train_config(), None,
+                             subset={"train": e.data["train"], "test": 64})
     return e, splits
 
 

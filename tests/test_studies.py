@@ -218,7 +218,7 @@ EXPERIMENT_FILES = sorted(STUDIES.glob("*/*.toml"))
 
 
 @pytest.mark.parametrize("path", EXPERIMENT_FILES, ids=[f"{p.parent.name}/{p.name}" for p in EXPERIMENT_FILES])
-def test_every_study_file_is_ready_to_run(path, tmp_path):
+def test_every_study_file_is_ready_to_run(path, tmp_path, fashion_data):
     """Each experiment file of studies/ passes the whole check that `neuralscale experiment` makes before any
     work (model, dataset, every section), and its store is the folder beside it that holds its records."""
     exp = prepare(path, out=tmp_path / "out")
@@ -235,7 +235,7 @@ PARTS = {"fmnist-vgg11-regime/early.toml": "fmnist-vgg11-regime/regime.toml",
 
 
 @pytest.mark.parametrize("part", sorted(PARTS))
-def test_a_part_of_a_studys_sweep_plans_the_runs_its_whole_plans(part, tmp_path):
+def test_a_part_of_a_studys_sweep_plans_the_runs_its_whole_plans(part, tmp_path, fashion_data):
     import shutil
     from neuralscale.sweep import plan
     study = tmp_path / "study"  # the files and the committed descents they plan from, away from running work
