@@ -20,7 +20,18 @@ BROWSERS = ("chromium-headless-shell", "chromium", "chromium-browser", "google-c
 
 
 def browser() -> str | None:
-    return next((shutil.which(b) for b in BROWSERS if shutil.which(b)), None)
+    """The first of BROWSERS that runs (`--version`): a name on PATH may be a stub (Ubuntu's `chromium-browser`
+    asks for the snap) or a browser missing its libraries."""
+    for name in BROWSERS:
+        exe = shutil.which(name)
+        if exe is None:
+            continue
+        try:
+            if subprocess.run([exe, "--version"], capture_output=True, timeout=30).returncode == 0:
+                return exe
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return None
 
 
 def screenshot(html: Path, out: Path, width: int = 1200, height: int = 2400, timeout: int = 120) -> Path:

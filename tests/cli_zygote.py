@@ -86,7 +86,8 @@ gc.freeze()
 
 
 def _become(req: dict) -> None:
-    """In the child: take the command's session, directory, environment and streams, then run it."""
+    """In the child: take the command's session, directory, umask, environment and streams, then run it (as a
+    process the test started would inherit them: the zygote keeps what it started with)."""
     if req.get("new_session"):
         os.setsid()
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -95,6 +96,7 @@ def _become(req: dict) -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (req["file_size_limit"],) * 2)
     os.chdir(req["cwd"])
+    os.umask(req["umask"])
     os.environ.clear()
     os.environ.update(req["env"])
     fd = os.open(os.devnull, os.O_RDONLY)

@@ -42,8 +42,33 @@ def pytest_configure(config):
     import tempfile
     own = tempfile.mkdtemp(prefix="neuralscale-tests-")
     os.environ["NEURALSCALE_CACHE"], os.environ["NEURALSCALE_DATA"] = f"{own}/cache", f"{own}/data"
+    if not _matplotlib_can_write():
+        # else matplotlib, imported by tests/cli_zygote.py, makes a temporary folder that its exit handler
+        # deletes: in every command forked from the zygote, so the first to end took it from all the others
+        os.environ["MPLCONFIGDIR"] = f"{own}/matplotlib"
     atexit.register(shutil.rmtree, own, True)
     atexit.register(gc.freeze)  # registered last: runs first
+
+
+def _matplotlib_can_write() -> bool:
+    """Whether matplotlib has its configuration and cache folders (MPLCONFIGDIR, else the XDG ones under HOME)
+    without falling back to a temporary one (a HOME that is missing or read-only, as in some containers)."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return True
+    from pathlib import Path
+    try:
+        home = Path.home()
+    except RuntimeError:  # no HOME and no password entry
+        return False
+    for var, default in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
+        folder = Path(os.environ.get(var) or home / default) / "matplotlib"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False
+        if not os.access(folder, os.W_OK):
+            return False
+    return True
 
 
 def pytest_collection_finish(session):

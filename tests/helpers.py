@@ -233,8 +233,10 @@ class Command:
         Command._ids += 1
         self._id = f"{os.getpid()}-{Command._ids}"
         self._dir = Path(tempfile.mkdtemp(prefix="ns-cli-"))
+        umask = os.umask(0)  # read (only by setting it), and put back at once
+        os.umask(umask)
         req = {"id": self._id, "args": [str(a) for a in args], "env": {**os.environ, **(env or {})},
-               "cwd": cwd, "stdout": str(self._dir / "out"), "stderr": str(self._dir / "err"),
+               "cwd": cwd, "umask": umask, "stdout": str(self._dir / "out"), "stderr": str(self._dir / "err"),
                "new_session": new_session, "file_size_limit": file_size_limit, "code": code}
         z.stdin.write((json.dumps(req) + "\n").encode())
         answer = self._await("pid", 60)

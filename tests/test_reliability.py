@@ -227,9 +227,13 @@ def test_a_device_this_machine_lacks_stops_before_any_run(tmp_path):
 
 def test_no_file_holds_nan(tmp_path):
     # no validation split and evaluation only at the end: unmeasured numbers are null, not NaN
-    r = run_cli("train", "--model", "vgg11", "--dataset", "synthetic", "--ratio", "0.0625", "--epochs", "2",
-                "--train-subset", "64", "--test-subset", "16", "--val-fraction", "0", "--device", "cpu",
-                "--out", str(tmp_path / "run"), "--quiet")
+    old = os.umask(0o022)  # the records follow the user's umask (records.py): here one that lets others read
+    try:
+        r = run_cli("train", "--model", "vgg11", "--dataset", "synthetic", "--ratio", "0.0625", "--epochs", "2",
+                    "--train-subset", "64", "--test-subset", "16", "--val-fraction", "0", "--device", "cpu",
+                    "--out", str(tmp_path / "run"), "--quiet")
+    finally:
+        os.umask(old)
     assert r.returncode == 0, r.stderr
     rec = strict_json(tmp_path / "run" / "record.json")
     assert rec["summary"]["test_acc_at_best_val"] is None and rec["summary"]["final_test_acc"] is not None

@@ -214,6 +214,26 @@ def test_figures_for_a_paper(tmp_path, tiny_descent):
     assert r.returncode == 2 and "unknown figure format 'gif'" in r.stderr
 
 
+def test_a_browser_that_does_not_run_is_no_browser(tmp_path, monkeypatch):
+    """A `chromium-browser` on PATH may be Ubuntu's stub that asks for the snap: the screenshot test skips there
+    (report_screenshot.browser probes `--version`) rather than failing on a browser that is not one."""
+    import importlib.util
+    from pathlib import Path
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "report_screenshot.py"
+    spec = importlib.util.spec_from_file_location("report_screenshot_probe", bench)
+    shot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shot)
+    stub = tmp_path / "chromium-browser"
+    stub.write_text("#!/bin/sh\necho 'Command requires the chromium snap' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert shot.browser() is None
+    works = tmp_path / "chromium"
+    works.write_text("#!/bin/sh\necho 'Chromium 140.0'\n")
+    works.chmod(0o755)
+    assert shot.browser() == str(works)
+
+
 def test_the_report_renders_in_headless_chromium(tmp_path):
     import importlib.util
     from pathlib import Path
