@@ -86,7 +86,7 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
                                       r["budget_key"])["by_seed"]) if r["label"] != "uniform" else None for r in rows]
     assert [r["p"] for r in rows] == ps and [r["holm"] for r in rows] == holm(ps)  # 8 comparisons, paired
     held = sum(bool(h) for h in holm(ps))
-    assert f"The table makes 8 comparison(s) with uniform" in md and f"5% family-wise level, {held} hold" in md
+    assert "The table makes 8 comparison(s) with uniform" in md and f"5% family-wise level, {held} hold" in md
     # the law against its ablations, paired by seed at each budget (none where the law is a fallback)
     from neuralscale.descent import DescentDir
     from neuralscale.stats import paired_gap

@@ -75,7 +75,7 @@ def _memory(batch_sizes, input_shape, device) -> Iterator[None]:
     """An allocation that cannot succeed (a batch far beyond the device's memory) is one clear error."""
     try:
         yield
-    except (MemoryError, torch.OutOfMemoryError) as e:
+    except (MemoryError, torch.OutOfMemoryError):
         raise NeuralscaleError(f"latency at batch {max(batch_sizes)} of {'x'.join(map(str, input_shape))} inputs "
                                f"does not fit in {device}'s memory; measure a smaller --batch") from None
     except RuntimeError as e:

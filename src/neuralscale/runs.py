@@ -30,7 +30,7 @@ from .records import atomic_write_text, exclusive
 from .layout import RunDir
 from .spec import RunSpec
 from .store import RunStore, read_record, write_record
-from .train import TrainConfig, Trainer, environment, read_checkpoint
+from .train import Trainer, environment, read_checkpoint
 from .zoo import record_space
 
 log = logging.getLogger(__name__)
