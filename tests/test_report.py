@@ -223,15 +223,14 @@ def test_a_browser_that_does_not_run_is_no_browser(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("report_screenshot_probe", bench)
     shot = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(shot)
-    stub = tmp_path / "chromium-browser"
-    stub.write_text("#!/bin/sh\necho 'Command requires the chromium snap' >&2\nexit 1\n")
-    stub.chmod(0o755)
+    import shutil as sh
+    # links to `false` (fails, --version too) and `true`, not scripts: a /tmp mounted noexec runs neither script
+    fails, runs = sh.which("false"), sh.which("true")
+    (tmp_path / "chromium-browser").symlink_to(fails)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert shot.browser() is None
-    works = tmp_path / "chromium"
-    works.write_text("#!/bin/sh\necho 'Chromium 140.0'\n")
-    works.chmod(0o755)
-    assert shot.browser() == str(works)
+    (tmp_path / "chromium").symlink_to(runs)
+    assert shot.browser() == str(tmp_path / "chromium")
 
 
 def test_the_report_renders_in_headless_chromium(tmp_path):
@@ -301,15 +300,18 @@ def test_methods_that_meet_at_a_budget_are_told_apart_by_their_markers(tmp_path,
     is the same in the widths figure."""
     from neuralscale import figures
     drawn, real_save = [], figures._save
-    monkeypatch.setattr(figures, "_save", lambda fig, path, *a, **k: (drawn.append(fig), real_save(fig, path, *a, **k))[1])
+    monkeypatch.setattr(figures, "_save",
+                        lambda fig, path, *a, **k: (drawn.append(fig), real_save(fig, path, *a, **k))[1])
     rows = [dict(label=m, shown=m, params=p, macs=p * 20, latency_ms=None, mean=80.0 + i, std=0.5, n=3, min=79.0,
                  max=81.0 + i, budget_key=["ratio", r], widths=[int(8 * r)] * 8)
-            for m in ("uniform", "morphnet", "neuralscale@1") for i, (p, r) in enumerate([(3_000, 0.25), (40_000, 1.0)])]
+            for m in ("uniform", "morphnet", "neuralscale@1")
+            for i, (p, r) in enumerate([(3_000, 0.25), (40_000, 1.0)])]
     colors = figures.method_colors(["uniform", "morphnet", "neuralscale@1"])
     figures.accuracy_figure(rows, "params", tmp_path, "three methods at one place", "accuracy (%)", colors=colors)
     figures.widths_figure(rows, None, tmp_path, colors)
     acc, widths = drawn
-    marked = {line.get_label().split(" (n=")[0]: line for line in acc.axes[0].get_lines() if line.get_marker() != "None"}
+    marked = {line.get_label().split(" (n=")[0]: line for line in acc.axes[0].get_lines()
+              if line.get_marker() != "None"}
     assert sorted(marked) == ["morphnet", "neuralscale@1", "uniform"]
     assert len({line.get_marker() for line in marked.values()}) == 3
     assert all(line.get_markerfacecolor() == "none" for line in marked.values())
@@ -392,7 +394,7 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
             shutil.copytree(src, root / run)
             record = json.loads((src / "record.json").read_text())
             for key, value in change.items():
-                if key == "epochs":  # another recipe: a run of another id
+                if key in ("epochs", "amp"):  # another recipe: a run of another id
                     record["config"][key] = record["spec"]["config"][key] = value
                     record["id"] = RunSpec.from_dict(record["spec"]).id
                 elif key == "data_dir":  # where its data lived (not part of what it is): no other run
@@ -410,6 +412,18 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
     fine = folder("fine", {a: {}, b: {"data_dir": "/elsewhere/data"}})  # a store resumed with another --data-dir
     from neuralscale.report import build_report
     assert build_report(fine, figures=False)["rows"][0]["n"] == 2
+    # the arithmetic is noted, as the device is, not refused: float32 on the H100 (--no-amp) beside its default
+    # bf16, and on a CPU float32 asked for or by default, which is one arithmetic (no note)
+    arith = folder("arith", {a: {}, b: {"amp": False}})
+    assert build_report(arith, figures=False)["rows"][0]["n"] == 2
+    md = (arith / "report" / "report.md").read_text()
+    assert ("**The runs trained in several arithmetics**: NVIDIA H100 80GB HBM3 (bf16 autocast): 1 run(s) (uniform); "
+            "NVIDIA H100 80GB HBM3 (float32): 1 run(s) (uniform).") in md and ", in bf16 autocast and float32." in md
+    cpu = {"environment": {"device": "cpu"}}
+    on_cpu = folder("cpu", {a: cpu, b: {**cpu, "amp": False}})
+    assert build_report(on_cpu, figures=False)["rows"][0]["n"] == 2
+    md = (on_cpu / "report" / "report.md").read_text()
+    assert "several" not in md and ", in float32." in md
     cases = {"model": ({a: {}, b: {"model": "resnet18"}}, "holds runs of 2 models or datasets (resnet18 on "),
              "recipe": ({a: {}, b: {"epochs": 30}}, "2 different recipes (runs uniform-r0.0625-s0-d8fa75007e and "
                         f"{b.rpartition('-')[0]}-"),

@@ -78,11 +78,17 @@ def test_the_papers_configurations_and_the_solver():
     """docs/FIDELITY.md, "solving for tau": the paper's NeuralScale rows (paper_configs.csv) of ResNet18 and
     MobileNetV2 lie on the reference's laws, and the solver meets each budget within 0.25% by widths at most 7
     (ResNet18) or 5 (MobileNetV2) channels from the paper's, whose MobileNetV2 rows fall 0.3-5.1% under their
-    budget (ResNet18's within 0.9%); the paper's VGG11 rows lie on none of the reference's VGG11 laws."""
+    budget on CIFAR-100 and 1.4-5.7% on TinyImageNet (ResNet18's within 0.9%); the paper's VGG11 rows lie on none
+    of the reference's VGG11 laws."""
     from neuralscale.reference import rows
     seen = {"vgg11": 0, "resnet18": 0, "mobilenetv2": 0}
     for row in rows("paper_configs.csv"):
         key, method = (row["model"], row["dataset"]), row["method"]
+        if key == ("mobilenetv2", "tinyimagenet") and method.startswith("neuralscale_iter"):  # no reference law
+            sp = ns.space(*key)
+            under = 1 - int(row["params"]) / sp.params(sp.uniform(float(row["ratio"])))
+            assert 0.013 <= under <= 0.058, (row, under)
+            seen["mobilenetv2"] += 1
         if key not in REFERENCE_LAWS or not method.startswith("neuralscale_iter"):
             continue
         sp = ns.space(*key)
@@ -101,7 +107,7 @@ def test_the_papers_configurations_and_the_solver():
         assert max(abs(a - b) for a, b in zip(sol.widths, paper)) <= {"resnet18": 7, "mobilenetv2": 5}[key[0]], row
         under = 1 - int(row["params"]) / budget
         assert (0.0025 <= under <= 0.051) if key[0] == "mobilenetv2" else abs(under) <= 0.009, (row, under)
-    assert seen == {"vgg11": 16, "resnet18": 24, "mobilenetv2": 16}, seen
+    assert seen == {"vgg11": 16, "resnet18": 24, "mobilenetv2": 24}, seen
 
 
 def test_exact_and_original_counts_differ_where_the_original_ignores_stride():

@@ -205,12 +205,13 @@ def test_a_report_says_which_runs_trained_on_which_device_where_a_store_mixes_th
     """`longer/` trained uniform and MorphNet on an H200 and NeuralScale@15 on a CPU; `longer-cpu/` all on a CPU."""
     from neuralscale.report import device_note
     mixed = tables.report_markdown(STUDIES / "fmnist-vgg11-regime" / "longer")
-    assert ("**The runs trained on several devices**: NVIDIA H200: 10 run(s) (morphnet, uniform); cpu: 5 run(s) "
-            "(neuralscale@15).") in mixed
+    assert ("**The runs trained on several devices**: NVIDIA H200 (bf16 autocast): 10 run(s) (morphnet, uniform); "
+            "cpu (float32): 5 run(s) (neuralscale@15).") in mixed
     assert "several devices" not in tables.report_markdown(STUDIES / "fmnist-vgg11-regime" / "longer-cpu")
     records = tables._committed_records(STUDIES / "fmnist-vgg11-regime" / "longer")
     assert device_note([{**r, "environment": {}} if r["label"] == "uniform" else r for r in records]) \
-        .startswith("**The runs trained on several devices**: NVIDIA H200: 5 run(s) (morphnet); cpu: 5 run(s)")
+        .startswith("**The runs trained on several devices**: NVIDIA H200 (bf16 autocast): 5 run(s) (morphnet); cpu "
+                    "(float32): 5 run(s)")
     assert device_note([r for r in records if r["label"] != "neuralscale@15"]) == ""  # one device: nothing to say
 
 

@@ -153,7 +153,8 @@ def _add_data_args(p, train_help: str, test: bool) -> None:
     if test:
         p.add_argument("--test-subset", type=int, metavar="N", help="test on a seeded random N images")
     p.add_argument("--tinyimagenet-split", choices=("official", "original"), default="official",
-                   help="original: the NeuralScale code's 25 val + 25 test images per class of the official val set")
+                   help="original: as the NeuralScale code, 25 val + 25 test images per class of the official val set "
+                        "(the first and last 25 by image number)")
 
 
 def _train_parser(sub) -> None:

@@ -365,24 +365,42 @@ def _training_device(record: dict) -> str | None:
     return str(device) if device else None
 
 
+def arithmetic(record: dict) -> str | None:
+    """What a run computed in: `bf16 autocast` (asked for, or by default on CUDA), else its dtype (float32, as
+    the original); None where the record does not say where it ran and the default decided."""
+    config = record.get("config") or {}
+    dtype, amp = str(config.get("dtype") or "float32"), config.get("amp")
+    if amp is None:
+        device = str((record.get("environment") or {}).get("device") or "")
+        if not device:
+            return None
+        amp = device.startswith("cuda")
+    return "bf16 autocast" if amp and dtype == "float32" else dtype
+
+
 def device_note(records: list[dict]) -> str:
-    """Where the finished runs trained on more than one kind of device, which trained where: their accuracies mix
-    devices, which round differently (and recent NVIDIA GPUs run convolutions in TF32 by default)."""
-    where: dict[str, list[dict]] = defaultdict(list)
+    """Where the finished runs trained on more than one kind of device, or in more than one arithmetic (bf16
+    autocast, float32), which trained where and how: their accuracies mix devices and arithmetics, which round
+    differently (and recent NVIDIA GPUs run float32 convolutions in TF32 by default)."""
+    where: dict[tuple[str, str | None], list[dict]] = defaultdict(list)
     for r in records:
         if r.get("status") == "finished" and (device := _training_device(r)) is not None:
-            where[device].append(r)
+            where[(device, arithmetic(r))].append(r)
     if len(where) < 2:
         return ""
-    parts = [f"{device}: {len(rs)} run(s) ({', '.join(sorted({r['label'] for r in rs}))})"
-             for device, rs in sorted(where.items())]
-    return ("**The runs trained on several devices**: " + "; ".join(parts) + ". A device can move a run's "
-            "accuracy by as much as a gap (its kernels round differently; recent NVIDIA GPUs run convolutions in "
-            "TF32 by default): read gaps between rows trained on one device, or train the others again there, in a "
-            "store of their own (a run's id does not include its device; docs/GUIDE.md, Honest numbers).")
+    parts = [f"{device}{f' ({how})' if how else ''}: {len(rs)} run(s) ({', '.join(sorted({r['label'] for r in rs}))})"
+             for (device, how), rs in sorted(where.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))]
+    several = "on several devices" if len({d for d, _ in where}) > 1 else "in several arithmetics"
+    return (f"**The runs trained {several}**: " + "; ".join(parts) + ". A device or an arithmetic can move a "
+            "run's accuracy by as much as a gap (kernels round differently; bf16 keeps 8 bits of mantissa; recent "
+            "NVIDIA GPUs run float32 convolutions in TF32 by default): read gaps between rows trained alike, or "
+            "train the others again so, in a store of their own (a run's id does not include its device; "
+            "docs/GUIDE.md, Honest numbers).")
 
 
-RECIPE_AGNOSTIC = ("seed", "device", "eval_batch_size")  # as a sweep's recipe: where a run ran, not how it trained
+# as a sweep's recipe: where a run ran and in what arithmetic (noted by device_note, as devices are), not how it
+# trained: default runs on CUDA (bf16) and on the CPU (float32) compare, and so do a CPU's `amp` None and False
+RECIPE_AGNOSTIC = ("seed", "device", "eval_batch_size", "amp")
 
 
 def _recipe(record: dict) -> dict:
@@ -645,9 +663,11 @@ def _recipe_text(records: list[dict]) -> str:
     tuned = next((r.get("config", {}) for r in finished if (r.get("spec") or {}).get("pretrained")), None)
     text = ""
     if scratch is not None:
+        how = sorted({a for r in finished if (a := arithmetic(r)) is not None})
         text = (f"Recipe: {scratch.get('epochs')} epochs, batch {scratch.get('batch_size')}, lr {scratch.get('lr')} "
                 f"({scratch.get('schedule')}), momentum {scratch.get('momentum')}, weight decay "
-                f"{scratch.get('weight_decay')}, augmentation {'on' if scratch.get('augment') else 'off'}.")
+                f"{scratch.get('weight_decay')}, augmentation {'on' if scratch.get('augment') else 'off'}"
+                f"{', in ' + ' and '.join(how) if how else ''}.")
     if tuned is not None:
         text += (f" The pruning baselines: pruned from a trained run, then fine-tuned {tuned.get('epochs')} epochs "
                  f"at lr {tuned.get('lr')} ({tuned.get('schedule')}).")

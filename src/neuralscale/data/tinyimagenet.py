@@ -6,9 +6,10 @@ validation folder already sorted into class folders).  The official test
 images have no labels and are not used.
 
 Splits: `official` (default) tests on the 50 official validation images per
-class and carves validation from the training set; `original` reproduces the
-NeuralScale code: the official validation images of each class, in file-name
-order, give the first 25 to validation and the last 25 to test.
+class and carves validation from the training set; `original` splits as the
+NeuralScale code does: the official validation images of each class, in
+file-name order, give the first 25 to validation and the last 25 to test (the
+original's halves followed its file system's listing order, which no rule fixes).
 """
 
 from __future__ import annotations
