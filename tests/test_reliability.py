@@ -239,6 +239,11 @@ def test_no_file_holds_nan(tmp_path):
     assert rec["summary"]["test_acc_at_best_val"] is None and rec["summary"]["final_test_acc"] is not None
     assert "nan" not in (tmp_path / "run" / "metrics.csv").read_text().lower()
     assert (tmp_path / "run" / "record.json").stat().st_mode & 0o044 == 0o044  # readable by collaborators
+    # a report selects by the best-validation epoch, which this run has not: it says so, and how to report it
+    r = run_cli("report", str(tmp_path), "--no-figures")
+    assert r.returncode == 2 and "none with a test accuracy at the best-validation epoch (trained without a " \
+        "validation split): report them with --accuracy final" in r.stderr, r.stderr
+    assert run_cli("report", str(tmp_path), "--no-figures", "--accuracy", "final").returncode == 0
 
 
 def _wait_for_a_checkpoint(proc, written, what: str) -> None:

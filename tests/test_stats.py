@@ -7,32 +7,63 @@ import pytest
 from neuralscale.stats import t975, welch_gap
 
 
+# scipy.stats.t.ppf(0.975, df), for real df as Welch's are (scipy 1.17, not a dependency here)
+T975 = {1: 12.706204736174694, 1.5: 6.016663104427929, 4: 2.7764451051977934, 5.7: 2.4784713087006094,
+        7.04: 2.3619033855221243, 31: 2.039513446396408, 60: 2.0002978220142604, 120: 1.9799304050824402}
+
+
 def test_statistics():
-    assert t975(1) == 12.706 and t975(10) == 2.228 and t975(1000) == 1.96
+    for df, t in T975.items():  # exact at any df: the table it replaced took whole df and 1.96 from 31 on
+        assert t975(df) == pytest.approx(t, abs=1e-9), df
+    grid = [1 + 0.25 * i for i in range(400)]
+    assert all(t975(a) > t975(b) for a, b in zip(grid, grid[1:])) and t975(0.5) != t975(0.5)  # nan below 1
     gap, ci = welch_gap([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
     assert gap == pytest.approx(1.0)
-    # se = sqrt(1/3 + 1/3), df = 4 -> t = 2.776
-    assert ci == pytest.approx(2.776 * (2 / 3) ** 0.5)
+    # se = sqrt(1/3 + 1/3), df = 4 -> t = 2.7764
+    assert ci == pytest.approx(T975[4] * (2 / 3) ** 0.5)
     assert welch_gap([1.0], [0.0, 1.0]) == (0.5, None)
+
+
+def test_welch_takes_its_degrees_of_freedom_as_they_are():
+    """scipy.stats.ttest_ind([1, 2, 4], [2.5, 2.6, 2.7, 2.9], equal_var=False): t -0.38561, df 2.03756, p 0.73633;
+    the interval is the exact quantile at that df (rounded down to 2, it was 4.303 for 4.219)."""
+    from neuralscale.stats import welch_p
+    a, b = [1.0, 2.0, 4.0], [2.5, 2.6, 2.7, 2.9]
+    assert welch_p(a, b) == pytest.approx(0.7363298036610992, abs=1e-9)
+    gap, half = welch_gap(a, b)
+    se = gap / -0.3856102534693758
+    assert half == pytest.approx(t975(2.037556393180087) * se, rel=1e-9) and 4.2 < half / se < 4.25
+
+
+def test_seeds_that_do_not_vary_give_no_interval_and_no_test():
+    """Two seeds a side at 88.00 against 88.01: an interval of zero width and p = 0 called the gap certain; there
+    is nothing to test. The same for differences equal up to their subtraction's rounding."""
+    from neuralscale.stats import holm, paired_gap, paired_p, welch_p
+    assert welch_gap([88.0, 88.0], [88.01, 88.01])[1] is None and welch_p([88.0, 88.0], [88.01, 88.01]) is None
+    a, b = {0: 88.0, 1: 88.0}, {0: 88.01, 1: 88.01}
+    assert paired_gap(a, b)[1:] == (None, 2) and paired_p(a, b) is None
+    a, b = {0: 88.03, 1: 90.13, 2: 89.2}, {0: 88.02, 1: 90.12, 2: 89.19}  # 0.01 each, as floats subtract
+    assert paired_gap(a, b)[1] is None and paired_p(a, b) is None
+    assert holm([float("nan"), 0.001]) == [False, True]  # a NaN p is counted in the family and never holds
 
 
 def test_the_paired_gap_pairs_runs_by_seed():
     from neuralscale.stats import paired_gap
     gap, half, n = paired_gap({0: 1.0, 1: 2.0, 2: 3.0}, {0: 0.0, 1: 1.0, 2: 1.0, 3: 9.0})  # seed 3: unpaired
-    assert n == 3 and gap == pytest.approx(4 / 3) and half == pytest.approx(4.303 * (1 / 3) ** 0.5 / 3 ** 0.5)
+    assert n == 3 and gap == pytest.approx(4 / 3) and half == pytest.approx(4.30265 * (1 / 3) ** 0.5 / 3 ** 0.5)
     assert paired_gap({0: 1.0}, {1: 1.0}) == (None, None, 0)
     assert paired_gap({0: 2.0}, {0: 1.0}) == (1.0, None, 1)
     # a shift shared by both methods in each seed leaves the paired interval tight where Welch's is wide
     from neuralscale.stats import welch_gap
     a, b = {s: 90 + 2 * s + 0.5 for s in range(5)}, {s: 90 + 2 * s for s in range(5)}
-    assert paired_gap(a, b)[1] == pytest.approx(0.0) and welch_gap(list(a.values()), list(b.values()))[1] > 3
+    assert paired_gap(a, b)[1] is None and welch_gap(list(a.values()), list(b.values()))[1] > 3  # no spread left
 
 
 def test_p_values_match_students_t_at_its_quantiles():
     """At the table's 97.5% quantiles the two-sided p-value is 5%; and a few textbook values."""
     from neuralscale.stats import t975, t_pvalue
     for df in (1, 2, 4, 10, 30):
-        assert t_pvalue(t975(df), df) == pytest.approx(0.05, abs=2e-4)
+        assert t_pvalue(t975(df), df) == pytest.approx(0.05, abs=1e-9)
     assert t_pvalue(0.0, 5) == pytest.approx(1.0)
     assert t_pvalue(2.0, 10) == pytest.approx(0.07339, abs=1e-5)
     assert t_pvalue(-3.0, 4) == pytest.approx(t_pvalue(3.0, 4)) == pytest.approx(0.03994, abs=1e-5)

@@ -143,17 +143,24 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             r["gap_to_uniform"], r["gap_ci95"], r["final_gap"], r["final_gap_ci95"] = None, None, None, None
             r["paired_gap"], r["paired_ci95"], r["paired_n"] = None, None, 0
         r["p"], r["p_test"] = _pvalue(r, u)
-    for r, holds in zip(rows, holm([r["p"] for r in rows])):
+    for r, holds in zip(rows, holm([r["p"] for r in rows])):  # the family: the comparisons the verdicts make
         r["holm"] = holds
     order = {m: i for i, m in enumerate(BASE_METHODS)}
     rows.sort(key=lambda r: (r["budget_key"][0], r["budget_key"][1], order.get(r["method"], 9), r["label"]))
     return rows
 
 
+def unmeasured(records: list[dict], accuracy: str) -> list[dict]:
+    """The finished runs that lack the accuracy a report selects by (trained without a validation split, for the
+    best-validation epoch): summarize_records leaves them out, and the report says so."""
+    key = ACCURACY[accuracy][0]
+    return [r for r in records if r.get("status") == "finished" and not finite((r.get("summary") or {}).get(key))]
+
+
 def _pvalue(row: dict, uniform: dict | None) -> tuple[float | None, str | None]:
     """The p-value of a row's gap to uniform: paired by seed where 2+ seeds pair, else Welch's; None without
     a comparison."""
-    if uniform is None or row is uniform:
+    if uniform is None or row is uniform or row["label"] == SPARSE_LABEL:  # no method compared (verdicts)
         return None, None
     if row["paired_n"] >= 2:
         return paired_p(row["by_seed"], uniform["by_seed"]), "paired"
@@ -176,8 +183,8 @@ def comparisons_text(rows: list[dict]) -> str:
     if not made:
         return ""
     held = [r for r in made if r.get("holm")]
-    return (f"The table makes {len(made)} comparison(s) with uniform (one per row with 2+ seeds: the paired t-test "
-            f"where seeds pair, else Welch's); with Holm's correction for all of them at a 5% family-wise level, "
+    return (f"The table makes {len(made)} comparison(s) with uniform (one per row with 2+ seeds that vary: the "
+            f"paired t-test where seeds pair, else Welch's); with Holm's correction for all of them at a 5% family-wise level, "
             f"{len(held)} hold (marked **holds** in the p column). A bold interval alone is one comparison read "
             "on its own.")
 
@@ -213,7 +220,7 @@ def ablation_rows(rows: list[dict]) -> list[dict]:
 
 def _ablation_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     head = ["budget", "law", "against", "seeds paired", "law acc", "ablation acc", "gap, paired by seed [95% CI]",
-            "p (Holm)"]
+            "p (holds: Holm)"]
     body = [[x["budget"], x["law"], x["against"], str(x["n"]), f"{x['law_mean']:.2f}", f"{x['against_mean']:.2f}",
              fmt_gap(x["gap"], x["ci95"]), fmt_p({**x, "p_test": "paired"})] for x in rows]
     return head, body
@@ -278,7 +285,8 @@ def _verdict(r: dict, u: dict) -> str:
     gap, half = (r["paired_gap"], r["paired_ci95"]) if paired else (r["gap_to_uniform"], r["gap_ci95"])
     better = gap > 0
     if half is None:
-        word = "cannot tell (one seed: no interval)"
+        word = "cannot tell (one seed: no interval)" if (r["paired_n"] if paired else min(r["n"], u["n"])) < 2 \
+            else "cannot tell (the seeds do not vary: no interval)"
     elif r.get("holm"):
         word = f"**{'better' if better else 'worse'}** than uniform"
     elif gap - half > 0 or gap + half < 0:
@@ -289,7 +297,9 @@ def _verdict(r: dict, u: dict) -> str:
              + (" paired by seed" if paired else " (Welch)")]
     if r.get("p") is not None:
         facts.append(f"p {'<0.001' if r['p'] < 0.001 else format(r['p'], '.3f')}")
-    facts += [f"{r['n']} seed(s)", f"{r['params'] / u['params']:.2f}x uniform's parameters",
+    seeds = f"{r['n']} seed(s)" if not paired or r["paired_n"] == r["n"] == u["n"] else \
+        f"{r['paired_n']} seed(s) paired, of its {r['n']} and uniform's {u['n']}"
+    facts += [seeds, f"{r['params'] / u['params']:.2f}x uniform's parameters",
               f"{r['macs'] / u['macs']:.2f}x its MACs"]
     if r["latency_ms"] is not None and u["latency_ms"] and latency_device([r, u]) is not None:
         facts.append(f"{r['latency_ms'] / u['latency_ms']:.2f}x its latency")
@@ -301,14 +311,17 @@ def _paper_rows(model: str, dataset: str) -> list[dict]:
 
 
 def fmt_gap(gap: float | None, half: float | None) -> str:
-    """A gap to uniform and its 95% interval, in bold where the interval excludes zero."""
+    """A gap to uniform and its 95% interval, in bold where the interval excludes zero (as the verdicts decide:
+    unrounded; a bound that would show as 0.00 gets a third decimal)."""
     if gap is None:
         return ""
     if half is None:
-        return f"{gap:+.2f} (CI needs 2+ seeds)"
-    lo, hi = round(gap - half, 2), round(gap + half, 2)  # decided as shown: [+0.00, ...] is not bold
-    text = f"{gap:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-    return f"**{text}**" if lo > 0 or hi < 0 else text
+        return f"{gap:+.2f} (no CI: one seed, or no spread)"
+    lo, hi = gap - half, gap + half
+    bold = lo > 0 or hi < 0
+    digits = 3 if bold and min(abs(lo), abs(hi)) < 0.005 else 2
+    text = f"{gap:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+    return f"**{text}**" if bold else text
 
 
 def mean_std(mean: float, std: float, n: int) -> str:
@@ -322,7 +335,7 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     sel = ACCURACY_SHORT[rows[0]["accuracy"]] if rows else ACCURACY_SHORT["best-val"]
     head = ["method", "budget", "seeds", "params", "MACs (M)", *(["latency (ms)"] if latency else []),
             f"test acc ({sel})", "final-epoch test acc", f"gap to uniform ({sel}) [95% CI]",
-            "gap to uniform (final epoch) [95% CI]", f"gap, paired by seed ({sel}) [95% CI]", "p (Holm)"]
+            "gap to uniform (final epoch) [95% CI]", f"gap, paired by seed ({sel}) [95% CI]", "p (holds: Holm)"]
     body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
              *([_fmt_latency(r)] if latency else []),
              mean_std(r["mean"], r["std"], r["n"]), mean_std(r["final_mean"], r["final_std"], r["n"]),
@@ -482,7 +495,12 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
         raise NeuralscaleError(f"{store} holds no run records")
     check_comparable(store, records)
     rows = summarize_records(records, accuracy)
+    unselected = unmeasured(records, accuracy)
     if not rows:
+        if unselected:
+            raise NeuralscaleError(f"{store} holds {len(unselected)} finished run(s), none with a "
+                                   f"{ACCURACY[accuracy][1]} (trained without a validation split): report them with "
+                                   "--accuracy final")
         raise NeuralscaleError(f"{store} holds no finished runs yet ({len(records)} record(s): "
                                + ", ".join(sorted({r['status'] for r in records})) + ")")
     models = sorted({(r["model"], r["dataset"]) for r in records})
@@ -550,6 +568,16 @@ def _selection_text(records: list[dict]) -> str:
             f" on validation splits of {sizes[0]:,}-{sizes[-1]:,} images" if sizes else "")
     return (f"Selection{held}: the best-validation epoch was the last epoch in {last} of {len(picks)} runs; over "
             f"all runs it fell at epochs {epochs[0]}-{epochs[-1]} (median {statistics.median(epochs):g}).")
+
+
+def _left_out_text(st: "_Store") -> str:
+    """The finished runs the table leaves out for want of its accuracy (trained without a validation split)."""
+    left = unmeasured(st.records, st.accuracy)
+    if not left:
+        return ""
+    return (f" **Left out**: {len(left)} finished run(s) without a {ACCURACY[st.accuracy][1]} "
+            f"({', '.join(sorted({r['label'] for r in left}))}: trained without a validation split); "
+            "`--accuracy final` reports them.")
 
 
 FEW_ROWS = 20  # a law fitted on fewer trajectory rows than this is marked as such in the report
@@ -721,7 +749,7 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
         doc.append(("p", comparisons_text(st.rows)))
     doc += _ablation_blocks(st.rows)
     latency = _latency_note(st.rows)
-    selection = _selection_text(st.records) if st.accuracy == "best-val" else ""
+    selection = (_selection_text(st.records) if st.accuracy == "best-val" else "") + _left_out_text(st)
     devices = device_note(st.records)
     doc += [("p", text) for text in (latency, devices, _recipe_text(st.records), selection) if text]
     if any(r.get("extrapolated") for r in st.rows):

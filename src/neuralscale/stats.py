@@ -4,31 +4,40 @@ table that makes several comparisons at once."""
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; 1.96 beyond.
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 
-
+@functools.lru_cache(maxsize=4096)
 def t975(df: float) -> float:
-    if df < 1:
+    """The two-sided 95% quantile of Student's t with `df` degrees of freedom, any real df >= 1 (Welch's are not
+    whole): t_pvalue inverted by bisection to 1e-12 (12.706 at 1, 2.776 at 4, 2.040 at 31, 1.980 at 120)."""
+    if not df >= 1:
         return float("nan")
-    return _T975[min(int(df), 30) - 1] if df < 31 else 1.96
+    lo, hi = 0.0, 20.0  # t_pvalue(20, 1) = 0.032 < 0.05: the quantile lies below 20 at every df >= 1
+    while hi - lo > 1e-12:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_pvalue(mid, df) > 0.05 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _welch_df(va: float, vb: float, na: int, nb: int) -> float:
+    """Welch-Satterthwaite degrees of freedom of two means' variances `va`, `vb` (not both 0)."""
+    return (va + vb) ** 2 / ((va ** 2 / (na - 1) if va else 0) + (vb ** 2 / (nb - 1) if vb else 0))
 
 
 def welch_gap(a: list[float], b: list[float]) -> tuple[float, float | None]:
-    """mean(a) - mean(b) and the half-width of its 95% confidence interval (Welch), None with under 2 of either."""
+    """mean(a) - mean(b) and the half-width of its 95% confidence interval (Welch), None with under 2 of either or
+    where neither side varies (no spread across seeds: no interval, rather than a certain one)."""
     gap = statistics.fmean(a) - statistics.fmean(b)
     if len(a) < 2 or len(b) < 2:
         return gap, None
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
     se = math.sqrt(va + vb)
     if se == 0:
-        return gap, 0.0
-    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
-    return gap, t975(df) * se
+        return gap, None
+    return gap, t975(_welch_df(va, vb, len(a), len(b))) * se
 
 
 def paired_gap(a: dict, b: dict) -> tuple[float | None, float | None, int]:
@@ -41,9 +50,15 @@ def paired_gap(a: dict, b: dict) -> tuple[float | None, float | None, int]:
         return None, None, 0
     diffs = [a[s] - b[s] for s in seeds]
     gap = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return gap, None, 1
+    if len(diffs) < 2 or _no_spread(diffs):
+        return gap, None, len(diffs)
     return gap, t975(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs)), len(diffs)
+
+
+def _no_spread(diffs: list[float]) -> bool:
+    """Whether differences are all one value, up to the rounding of their subtraction (1e-9 of the accuracies'
+    scale): their t would be rounding noise over rounding noise."""
+    return statistics.stdev(diffs) <= 1e-9 * max(1.0, max(abs(d) for d in diffs))
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -90,28 +105,26 @@ def welch_p(a: list[float], b: list[float]) -> float | None:
         return None
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
     gap = statistics.fmean(a) - statistics.fmean(b)
-    if va + vb == 0:
-        return 1.0 if gap == 0 else 0.0
-    df = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1) if va else 0) + (vb ** 2 / (len(b) - 1) if vb else 0))
-    # the degrees of freedom as welch_gap's interval takes them (whole, normal beyond 30), so that the two agree
-    return t_pvalue(gap / math.sqrt(va + vb), float(math.floor(df)) if df < 31 else 1e9)
+    if va + vb == 0:  # no spread: no test (as welch_gap gives no interval)
+        return None
+    # the exact Welch-Satterthwaite degrees of freedom, as welch_gap's interval takes them: the two agree
+    return t_pvalue(gap / math.sqrt(va + vb), _welch_df(va, vb, len(a), len(b)))
 
 
 def paired_p(a: dict, b: dict) -> float | None:
-    """Two-sided p-value of the paired t-test over the seeds both have; None with under 2."""
+    """Two-sided p-value of the paired t-test over the seeds both have; None with under 2, or where the
+    differences do not vary (paired_gap gives no interval there either)."""
     diffs = [a[s] - b[s] for s in sorted(set(a) & set(b))]
-    if len(diffs) < 2:
+    if len(diffs) < 2 or _no_spread(diffs):
         return None
     sd = statistics.stdev(diffs)
-    mean = statistics.fmean(diffs)
-    if sd == 0:
-        return 1.0 if mean == 0 else 0.0
-    return t_pvalue(mean / (sd / math.sqrt(len(diffs))), len(diffs) - 1)
+    return t_pvalue(statistics.fmean(diffs) / (sd / math.sqrt(len(diffs))), len(diffs) - 1)
 
 
 def holm(pvalues: list[float | None], alpha: float = 0.05) -> list[bool | None]:
     """Holm's step-down correction: which of the comparisons (None: not made) hold at family-wise level `alpha`."""
-    made = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    made = sorted((p, i) for i, p in enumerate(pvalues) if p is not None and not math.isnan(p))
+    made += [(math.inf, i) for i, p in enumerate(pvalues) if p is not None and math.isnan(p)]  # counted, never holds
     out: list[bool | None] = [None if p is None else False for p in pvalues]
     for rank, (p, i) in enumerate(made):
         if p > alpha / (len(made) - rank):
