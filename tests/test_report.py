@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import neuralscale as ns
-from neuralscale.report import summarize_records
+from neuralscale.report import fmt_gap, summarize_records
 from neuralscale.store import load_records
 
 from helpers import SYNTH
@@ -54,8 +54,8 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
                 assert f"{row['gap_to_uniform']:+.2f} (no CI: one seed, or no spread)" in md
                 continue
             lo, hi = row["gap_to_uniform"] - row["gap_ci95"], row["gap_to_uniform"] + row["gap_ci95"]
-            digits = 3 if (lo > 0 or hi < 0) and min(abs(lo), abs(hi)) < 0.005 else 2
-            cell = f"{row['gap_to_uniform']:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+            cell = fmt_gap(row["gap_to_uniform"], row["gap_ci95"], bold=False)
+            assert cell.startswith(f"{row['gap_to_uniform']:+.2f} [") or (lo > 0 or hi < 0)  # more digits: near 0
             assert (f"**{cell}**" in md) == (lo > 0 or hi < 0) and cell in md  # bold: the interval excludes 0
     rep = out / "report"
     for name in ("report.md", "report.html", "summary.json", "acc_vs_params.png", "acc_vs_macs.png",
@@ -84,13 +84,15 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     assert moved[0] == f"{max(change):.1%} ({base.layer_names[change.index(max(change))]})"
     assert moved[1:] == [f"{c:.1%} ({base.layer_names[i]})" for c, i in configuration_moves([it.law for it in its], base)]
     assert its[1].start_widths == first  # iteration 2 starts where iteration 1's law put it
-    from neuralscale.stats import holm, paired_p
+    from neuralscale.stats import holm, paired_p, welch_p
     uniform_macs = {r["budget"]: r["macs"] for r in rows if r["label"] == "uniform"}
-    ps = [paired_p(r["by_seed"], next(u for u in rows if u["label"] == "uniform" and u["budget_key"] ==
-                                      r["budget_key"])["by_seed"]) if r["label"] != "uniform" else None for r in rows]
-    assert [r["p"] for r in rows] == ps and [r["holm"] for r in rows] == holm(ps)  # paired
+
+    def test_of(r):  # paired by seed; Welch's where the paired differences do not vary
+        u = next(u for u in rows if u["label"] == "uniform" and u["budget_key"] == r["budget_key"])
+        return paired_p(r["by_seed"], u["by_seed"]) if r["paired_ci95"] is not None else welch_p(r["values"], u["values"])
+    ps = [test_of(r) if r["label"] != "uniform" else None for r in rows]
+    assert [r["p"] for r in rows] == ps and [r["holm"] for r in rows] == holm(ps)
     held, made = sum(bool(h) for h in holm(ps)), sum(p is not None for p in ps)  # 8 rows; seeds that vary: tested
-    assert made == sum(r["paired_ci95"] is not None for r in rows if r["label"] != "uniform")
     assert not made or (f"The table makes {made} comparison(s) with uniform" in md
                         and f"5% family-wise level, {held} hold" in md)
     # the law against its ablations, paired by seed at each budget (none where the law is a fallback)
@@ -105,7 +107,6 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
             gap, half, n = paired_gap({s: by["neuralscale@2", ratio, s] for s in (0, 1)},
                                       {s: by[against, ratio, s] for s in (0, 1)})
             assert n == 2 and f"| neuralscale@2 | {against} | 2 |" in ablations
-            from neuralscale.report import fmt_gap
             assert fmt_gap(gap, half) in ablations and (half is None or f"{gap:+.2f} [" in fmt_gap(gap, half)
                                                         or f"{gap:+.3f} [" in fmt_gap(gap, half))
     holds = ablations.count("**holds**")
@@ -122,10 +123,12 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
             found = scale(sp, "neuralscale", Budget.of_ratio(row["budget_key"][1]), source=descent_dir)
             shown += " (extrapolated)" if found["extrapolated"] else ""
         line = next(x for x in md.splitlines() if x.startswith(f"- `{shown}` at {row['budget']}: "))
-        if row["paired_ci95"] is None:  # the seeds' differences do not vary: no interval, no test
+        gap, half = (row["paired_gap"], row["paired_ci95"]) if row["paired_ci95"] is not None else \
+            (row["gap_to_uniform"], row["gap_ci95"])  # Welch's where the paired differences do not vary
+        if half is None:  # neither varies: no interval, no test
             assert ": cannot tell (the seeds do not vary: no interval)" in line, line
             continue
-        lo, hi = row["paired_gap"] - row["paired_ci95"], row["paired_gap"] + row["paired_ci95"]
+        lo, hi = gap - half, gap + half
         word = ("**better**" if lo > 0 else "**worse**") if row["holm"] else "better" if lo > 0 else "worse" \
             if hi < 0 else "cannot tell"
         assert f": {word}" in line and f"{row['macs'] / uniform_macs[row['budget']]:.2f}x its MACs" in line, line
@@ -311,7 +314,7 @@ def test_verdicts_say_what_their_intervals_rest_on():
     (bold and verdict both decide on the unrounded bounds); runs without a validation split are named, not
     silently dropped."""
     from neuralscale.budget import Budget
-    from neuralscale.report import fmt_gap, summarize_records, unmeasured, verdicts
+    from neuralscale.report import unmeasured, verdicts
 
     def rec(label, seed, acc):
         return {"status": "finished", "label": label, "method": label, "seed": seed, "params": 1000, "macs": 10_000,
@@ -324,6 +327,16 @@ def test_verdicts_say_what_their_intervals_rest_on():
     (line,) = verdicts(summarize_records(uneven))
     assert "**better**" in line and "4 seed(s) paired, of its 5 and uniform's 4" in line
     assert fmt_gap(0.02, 0.0175) == "**+0.020 [+0.002, +0.038]**" and fmt_gap(0.02, 0.025) == "+0.02 [-0.01, +0.04]"
+    assert fmt_gap(0.338, 0.3377) == "**+0.3380 [+0.0003, +0.6757]**"  # as many decimals as the bound needs
+    line = verdicts(summarize_records([rec("uniform", s, 88.0 + s / 10) for s in range(5)] +
+                                      [rec("morphnet", s, 88.0 + s / 10 + d / 100) for s, d in enumerate((4, 2, 2, 3, 0))]))[0]
+    assert "points [+0.00," not in line and "+0.022 points [+0.004, +0.040] paired by seed" in line, line
+    # the same gap in every seed: the paired differences do not vary; Welch's test between the seeds stands in
+    base = (88.0, 89.0, 90.0, 88.5, 89.5)
+    rows = summarize_records([rec("uniform", s, a) for s, a in enumerate(base)] +
+                             [rec("morphnet", s, a + 0.5) for s, a in enumerate(base)])
+    (line,) = verdicts(rows)
+    assert "cannot tell (+0.50 points [-0.65, +1.65] (Welch)" in line and rows[-1]["p"] is not None, line
     assert fmt_gap(1.0, None) == "+1.00 (no CI: one seed, or no spread)"
     no_val = uneven + [rec("l1-prune", 0, None)]
     assert [r["label"] for r in unmeasured(no_val, "best-val")] == ["l1-prune"] and not unmeasured(no_val, "final")

@@ -17,6 +17,9 @@ def test_statistics():
         assert t975(df) == pytest.approx(t, abs=1e-9), df
     grid = [1 + 0.25 * i for i in range(400)]
     assert all(t975(a) > t975(b) for a, b in zip(grid, grid[1:])) and t975(0.5) != t975(0.5)  # nan below 1
+    from neuralscale.stats import t_pvalue  # the normal's beyond a million (the beta function's x rounds to 1)
+    assert t975(1e13) == t975(float("inf")) == pytest.approx(1.959964, abs=1e-6)
+    assert t_pvalue(1.959964, 1e13) == pytest.approx(0.05, abs=1e-6) and t975(1e6) == pytest.approx(1.959966, abs=1e-6)
     gap, ci = welch_gap([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
     assert gap == pytest.approx(1.0)
     # se = sqrt(1/3 + 1/3), df = 4 -> t = 2.7764

@@ -162,7 +162,7 @@ def _pvalue(row: dict, uniform: dict | None) -> tuple[float | None, str | None]:
     a comparison."""
     if uniform is None or row is uniform or row["label"] == SPARSE_LABEL:  # no method compared (verdicts)
         return None, None
-    if row["paired_n"] >= 2:
+    if row["paired_n"] >= 2 and row["paired_ci95"] is not None:  # else Welch's, as the verdict
         return paired_p(row["by_seed"], uniform["by_seed"]), "paired"
     p = welch_p(row["values"], uniform["values"])
     return (p, "welch") if p is not None else (None, None)
@@ -281,11 +281,11 @@ def verdicts(rows: list[dict]) -> list[str]:
 
 
 def _verdict(r: dict, u: dict) -> str:
-    paired = r["paired_n"] >= 2
+    paired = r["paired_n"] >= 2 and r["paired_ci95"] is not None  # else Welch's (differences that do not vary)
     gap, half = (r["paired_gap"], r["paired_ci95"]) if paired else (r["gap_to_uniform"], r["gap_ci95"])
     better = gap > 0
     if half is None:
-        word = "cannot tell (one seed: no interval)" if (r["paired_n"] if paired else min(r["n"], u["n"])) < 2 \
+        word = "cannot tell (one seed: no interval)" if min(r["n"], u["n"]) < 2 \
             else "cannot tell (the seeds do not vary: no interval)"
     elif r.get("holm"):
         word = f"**{'better' if better else 'worse'}** than uniform"
@@ -293,7 +293,7 @@ def _verdict(r: dict, u: dict) -> str:
         word = f"{'better' if better else 'worse'} than uniform on this comparison alone, not after Holm's correction"
     else:
         word = "cannot tell"
-    facts = [f"{gap:+.2f} points" + ("" if half is None else f" [{gap - half:+.2f}, {gap + half:+.2f}]")
+    facts = [(f"{gap:+.2f} points" if half is None else fmt_gap(gap, half, bold=False).replace(" [", " points [", 1))
              + (" paired by seed" if paired else " (Welch)")]
     if r.get("p") is not None:
         facts.append(f"p {'<0.001' if r['p'] < 0.001 else format(r['p'], '.3f')}")
@@ -301,7 +301,8 @@ def _verdict(r: dict, u: dict) -> str:
         f"{r['paired_n']} seed(s) paired, of its {r['n']} and uniform's {u['n']}"
     facts += [seeds, f"{r['params'] / u['params']:.2f}x uniform's parameters",
               f"{r['macs'] / u['macs']:.2f}x its MACs"]
-    if r["latency_ms"] is not None and u["latency_ms"] and latency_device([r, u]) is not None:
+    if r["latency_ms"] is not None and u["latency_ms"] and latency_device([r, u]) is not None \
+            and not (r["latency_unstable"] or u["latency_unstable"]):  # an unstable timing gives no ratio
         facts.append(f"{r['latency_ms'] / u['latency_ms']:.2f}x its latency")
     return f"`{r['shown']}` at {r['budget']}: {word} ({'; '.join(facts)})"
 
@@ -310,18 +311,20 @@ def _paper_rows(model: str, dataset: str) -> list[dict]:
     return [r for r in reference_rows("paper_results.csv") if r["model"] == model and r["dataset"] == dataset]
 
 
-def fmt_gap(gap: float | None, half: float | None) -> str:
-    """A gap to uniform and its 95% interval, in bold where the interval excludes zero (as the verdicts decide:
-    unrounded; a bound that would show as 0.00 gets a third decimal)."""
+def fmt_gap(gap: float | None, half: float | None, bold: bool = True) -> str:
+    """A gap to uniform and its 95% interval, in bold (unless `bold` is False) where the interval excludes zero, as
+    the verdicts decide, on the unrounded bounds: a bound that would show as 0.00 gets the decimals it needs."""
     if gap is None:
         return ""
     if half is None:
         return f"{gap:+.2f} (no CI: one seed, or no spread)"
     lo, hi = gap - half, gap + half
-    bold = lo > 0 or hi < 0
-    digits = 3 if bold and min(abs(lo), abs(hi)) < 0.005 else 2
+    excludes = lo > 0 or hi < 0
+    digits = 2
+    while excludes and round(min(abs(lo), abs(hi)), digits) == 0 and digits < 8:
+        digits += 1
     text = f"{gap:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
-    return f"**{text}**" if bold else text
+    return f"**{text}**" if excludes and bold else text
 
 
 def mean_std(mean: float, std: float, n: int) -> str:

@@ -65,7 +65,7 @@ class TrainConfig(Settings):
     seed: int = option(0, at_least=0, at_most=SEED_MAX)
     device: str = "auto"
     channels_last: bool | None = None  # None: on CUDA always; on CPU where it is faster and safe (cpu_channels_last)
-    amp: bool | None = option(None, flag="no_amp", inverted=True)  # bf16 autocast; None: on CUDA only
+    amp: bool | None = None  # bf16 autocast; None: on CUDA only
     compile: bool = False
     # the training step captured as one CUDA graph and replayed (captured.py): for small networks at small
     # batches, which launches bound; CUDA only, not with compile; a step with callbacks stays eager
