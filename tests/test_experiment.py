@@ -80,6 +80,13 @@ threads = 1
     unnamed = tmp_path / "unnamed.toml"  # workers in the file with no name: local workers, as on the command line
     unnamed.write_text(sequential.read_text() + "[executor]\nworkers = 2\n")
     assert prepare(unnamed).executor.slots == 2
+    hyphens = tmp_path / "hyphens.toml"  # keys with - as the other sections take them, one spelling at a time
+    hyphens.write_text(sequential.read_text() + '[executor]\nname = "local"\nworkers = 2\ncpus-per-run = 1\n')
+    with pytest.raises(NeuralscaleError, match="--cpus-per-run place runs on a Ray cluster"):  # read, not unknown
+        prepare(hyphens)
+    hyphens.write_text(sequential.read_text() + '[executor]\nworkers = 2\ncpus-per-run = 1\ncpus_per_run = 2\n')
+    with pytest.raises(NeuralscaleError, match=r"\[executor\] sets cpus_per_run twice"):
+        prepare(hyphens)
     named = tmp_path / "named.toml"  # one run at a time, and workers: a contradiction, not silently dropped
     named.write_text(sequential.read_text() + '[executor]\nname = "sequential"\nworkers = 2\n')
     with pytest.raises(NeuralscaleError, match="runs one run at a time"):

@@ -171,6 +171,17 @@ class Experiment:
     report: dict  # build_report's accuracy, formats and bands
 
 
+def _underscored(table: dict, where: str) -> dict:
+    """A section's keys with `-` read as `_` (`cpus-per-run` is `cpus_per_run`), as the other sections take them."""
+    out: dict = {}
+    for key, value in table.items():
+        name = str(key).replace("-", "_")
+        if name in out:
+            raise NeuralscaleError(f"{where} sets {name} twice")
+        out[name] = value
+    return out
+
+
 def _executor(table: dict):
     """The [executor] section: where the sweep's runs execute."""
     ex = dict(table)
@@ -268,7 +279,7 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
         sweep_cfg = SweepConfig.from_dict({**common, **sw, "train": train})
 
     overrides = {k: v for k, v in (executor or {}).items() if v is not None}
-    table = {**doc.get("executor", {}), **overrides}
+    table = {**_underscored(doc.get("executor", {}), "[executor]"), **overrides}
     if table.get("name", "sequential") == "sequential" and ("workers" in overrides or "devices" in overrides):
         table["name"] = "local"  # asked for workers or devices: local workers, not one run at a time
     if table.get("name") == "ray" and "devices" in overrides:
