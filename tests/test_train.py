@@ -137,6 +137,9 @@ def test_schedules():
     tiny = ns.paper_config("tinyimagenet")
     assert tiny.epochs == 150 and [tiny.lr_at(e) for e in (0, 48, 49, 98, 99, 148, 149)] == pytest.approx(
         [0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4])
+    # a short run: no milestone takes effect at the first epoch (1/3 of 1 epoch rounds to 0: it trained at lr/10)
+    assert TrainConfig(epochs=1, lr=0.1).lr_at(0) == pytest.approx(0.1)
+    assert [TrainConfig(epochs=2, lr=0.1).lr_at(e) for e in (0, 1)] == pytest.approx([0.1, 0.001])
     cos = TrainConfig(epochs=10, lr=0.2, schedule="cosine")
     assert cos.lr_at(0) == pytest.approx(0.2) and cos.lr_at(5) == pytest.approx(0.1) and cos.lr_at(10) == pytest.approx(0)
     prune = TrainConfig(epochs=100, lr=0.1, schedule="prune", warmup_epochs=10)

@@ -109,7 +109,9 @@ class TrainConfig(Settings):
             return 0.5 * self.lr * (1 + math.cos(math.pi * min(epoch / self.epochs, 1.0)))
         if self.schedule.startswith("prune"):
             return self._prune_lr(int(epoch) + 1)
-        passed = sum(1 for m in self.milestones if int(epoch) >= round(m * self.epochs))
+        # a milestone takes effect from its (rounded) epoch, never the first: a 1-epoch run's 1/3 rounds to epoch
+        # 0 and trained wholly at lr x gamma
+        passed = sum(1 for m in self.milestones if int(epoch) >= max(1, round(m * self.epochs)))
         return self.lr * self.gamma ** passed
 
 
