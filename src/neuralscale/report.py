@@ -39,7 +39,7 @@ from .scaling import EXTRAPOLATION
 from .space import WidthSpace
 from .stats import holm, paired_gap, paired_p, welch_gap, welch_p
 from .sweep import read_plan
-from .train import TrainConfig
+from .train import TrainConfig, autocasts
 from .validate import one_of
 from .accounting import UNSTABLE, unstable
 from .budget import UNITS, Budget, amount_range
@@ -150,6 +150,12 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
     return rows
 
 
+def _paired(row: dict) -> bool:
+    """Whether a row's gap to uniform is read paired by seed (2+ seeds pair and their differences vary), as its
+    verdict and p-value both read it; else Welch's."""
+    return row["paired_n"] >= 2 and row["paired_ci95"] is not None
+
+
 def unmeasured(records: list[dict], accuracy: str) -> list[dict]:
     """The finished runs that lack the accuracy a report selects by (trained without a validation split, for the
     best-validation epoch): summarize_records leaves them out, and the report says so."""
@@ -162,7 +168,7 @@ def _pvalue(row: dict, uniform: dict | None) -> tuple[float | None, str | None]:
     a comparison."""
     if uniform is None or row is uniform or row["label"] == SPARSE_LABEL:  # no method compared (verdicts)
         return None, None
-    if row["paired_n"] >= 2 and row["paired_ci95"] is not None:  # else Welch's, as the verdict
+    if _paired(row):
         return paired_p(row["by_seed"], uniform["by_seed"]), "paired"
     p = welch_p(row["values"], uniform["values"])
     return (p, "welch") if p is not None else (None, None)
@@ -281,7 +287,7 @@ def verdicts(rows: list[dict]) -> list[str]:
 
 
 def _verdict(r: dict, u: dict) -> str:
-    paired = r["paired_n"] >= 2 and r["paired_ci95"] is not None  # else Welch's (differences that do not vary)
+    paired = _paired(r)
     gap, half = (r["paired_gap"], r["paired_ci95"]) if paired else (r["gap_to_uniform"], r["gap_ci95"])
     better = gap > 0
     if half is None:
@@ -386,12 +392,10 @@ def arithmetic(record: dict) -> str | None:
     the original); None where the record does not say where it ran and the default decided."""
     config = record.get("config") or {}
     dtype, amp = str(config.get("dtype") or "float32"), config.get("amp")
-    if amp is None:
-        device = str((record.get("environment") or {}).get("device") or "")
-        if not device:
-            return None
-        amp = device.startswith("cuda")
-    return "bf16 autocast" if amp and dtype == "float32" else dtype
+    device = str((record.get("environment") or {}).get("device") or "")
+    if amp is None and not device:
+        return None
+    return "bf16 autocast" if autocasts(amp, device.startswith("cuda"), dtype) else dtype
 
 
 def device_note(records: list[dict]) -> str:
@@ -498,9 +502,8 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
         raise NeuralscaleError(f"{store} holds no run records")
     check_comparable(store, records)
     rows = summarize_records(records, accuracy)
-    unselected = unmeasured(records, accuracy)
     if not rows:
-        if unselected:
+        if unselected := unmeasured(records, accuracy):
             raise NeuralscaleError(f"{store} holds {len(unselected)} finished run(s), none with a "
                                    f"{ACCURACY[accuracy][1]} (trained without a validation split): report them with "
                                    "--accuracy final")

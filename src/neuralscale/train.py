@@ -132,6 +132,12 @@ class TrainConfig(Settings):
         return base / 1.5 ** ((anchor - w) // 10) if anchor > w else base
 
 
+def autocasts(amp: bool | None, cuda: bool, dtype: str) -> bool:
+    """Whether training autocasts to bf16: as `amp` asks, by default on CUDA only, and only from float32 (the
+    trainer's rule, which reports read back from a record's config and device)."""
+    return bool(cuda if amp is None else amp) and dtype == "float32"
+
+
 def paper_config(dataset: str, **overrides) -> TrainConfig:
     """The paper's training protocol for a dataset (300 or 150 epochs).
 
@@ -293,7 +299,7 @@ class Trainer:
                           "ask for a smaller model")
         self.channels_last = False  # decided per model, in set_model
         self.dtype = getattr(torch, config.dtype)
-        self.amp = (cuda if config.amp is None else config.amp) and self.dtype == torch.float32
+        self.amp = autocasts(config.amp, cuda, config.dtype)
         self.splits = splits
         check_splits(splits, config.val_fraction)
         mean, std = channel_stats(splits.train[0])
