@@ -530,3 +530,34 @@ def test_a_descent_named_for_a_report_must_be_one(tmp_path, capsys):
     assert f"--descent {tmp_path / 'nope'} does not exist" in capsys.readouterr().err
     assert cli.main(["report", str(runs), "--no-figures", "--descent", str(runs)]) == 2
     assert "is not a descent directory" in capsys.readouterr().err
+
+
+def test_a_pruning_baseline_that_pruned_nothing_is_marked_as_fine_tuning(tmp_path):
+    """In the committed study, l1-prune and slimming at ratio 0.125 start from uniform's trained network of that very
+    size (the base is 1/8 width): they remove no channel, and their 'better than uniform' is 20 epochs more of
+    training. Their rows say so (table, verdict, a note); at ratio 0.0625, where they pruned, and in the accuracy
+    figure's legend, whose line spans both budgets, they do not."""
+    from neuralscale import figures
+    from neuralscale.report import build_report
+    store = tmp_path / "params"
+    shutil.copytree(STUDY.parent, store, ignore=shutil.ignore_patterns("report"))
+    rows = build_report(store, figures=False)["rows"]
+    marked = {(r["label"], r["budget"]) for r in rows if r["shown"].endswith(" (pruned nothing)")}
+    assert marked == {("l1-prune", "ratio 0.125"), ("slimming", "ratio 0.125")}
+    md = (store / "report" / "report.md").read_text()
+    assert "- `l1-prune (pruned nothing)` at ratio 0.125: **better** than uniform" in md
+    assert "- `l1-prune` at ratio 0.0625:" in md
+    assert "what its 20 more epochs of fine-tuning add, not what pruning does" in md
+    l1 = [r for r in rows if r["label"] == "l1-prune"]
+    assert figures.shown(l1) == "l1-prune"
+    ns_rows = [r for r in rows if r["label"] == "neuralscale@1"]  # extrapolated at both budgets: the line is too
+    assert figures.shown(ns_rows) == "neuralscale@1 (extrapolated)"
+    # a run whose widths are those it started from, in records made by hand: marked; one that pruned: not
+    from neuralscale.budget import Budget
+    rec = {"status": "finished", "label": "l1-prune", "method": "l1-prune", "seed": 0, "params": 10, "macs": 10,
+           "budget": Budget.of_ratio(0.5).to_dict(), "widths": [4, 8], "summary": {"test_acc_at_best_val": 80.0,
+                                                                                 "final_test_acc": 80.0},
+           "pruning": {"from_widths": [4, 8]}}
+    assert summarize_records([rec])[0]["shown"] == "l1-prune (pruned nothing)"
+    assert summarize_records([{**rec, "pruning": {"from_widths": [4, 9]}}])[0]["shown"] == "l1-prune"
+    assert summarize_records([{**rec, "label": "uniform", "method": "uniform", "pruning": None}])[0]["shown"] == "uniform"

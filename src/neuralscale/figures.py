@@ -207,6 +207,13 @@ def descent_figures(out_dir: str | Path, space: WidthSpace, dest: str | Path | N
             heatmap_figure(out_dir, space, dest=dest, formats=formats)]
 
 
+def shown(rows: list[dict]) -> str:
+    """A line's name in a legend: its rows' label with the marks every one of them has (a mark that only some of
+    its budgets have, such as `(pruned nothing)`, belongs to the table's row, not to the line)."""
+    marks = set.intersection(*(set(re.findall(r" \([^()]*\)", r["shown"])) for r in rows))
+    return rows[0]["label"] + "".join(m for m in re.findall(r" \([^()]*\)", rows[0]["shown"]) if m in marks)
+
+
 def method_colors(labels: list[str]) -> dict[str, object]:
     plt = _plt()
     cmap = plt.get_cmap("tab10")
@@ -253,7 +260,7 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
         pts = sorted((r for r in usable if r["label"] == label), key=lambda r: r[field])
         x = [r[field] for r in pts]
         ax.plot(x, [r["mean"] for r in pts], "-", marker=markers[label], ms=7, mfc="none", mew=1.5,
-                color=colors[label], label=f"{pts[0]['shown']} (n={max(r['n'] for r in pts)})")
+                color=colors[label], label=f"{shown(pts)} (n={max(r['n'] for r in pts)})")
         if axis == "latency":  # each latency's measured spread: its interquartile range, centred on the median
             spread = [r.get("latency_iqr_ms") or 0.0 for r in pts]
             ax.errorbar(x, [r["mean"] for r in pts], xerr=[[s / 2 for s in spread]] * 2, fmt="none",

@@ -119,8 +119,10 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         finals = [r["summary"]["final_test_acc"] for r in rs]
         lat = [x for x in (_latency_ms(r) for r in rs) if x is not None]
         lat_devices = {_latency_device(r) for r in rs} - {None}  # more than one: not comparable (latency_device)
+        unpruned = all((r.get("pruning") or {}).get("from_widths") == r["widths"] for r in rs)
         rows.append({
-            "label": label, "shown": label, "fallback": False, "method": rs[0]["method"], "budget": Budget.from_key(bkey).text, "budget_key": list(bkey),
+            "label": label, "shown": label + (" (pruned nothing)" if unpruned else ""), "pruned_nothing": unpruned,
+            "fallback": False, "method": rs[0]["method"], "budget": Budget.from_key(bkey).text, "budget_key": list(bkey),
             "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
             "params": rs[0]["params"], "macs": rs[0]["macs"], "widths": rs[0]["widths"],
             "latency_ms": statistics.median(lat) if lat else None,
@@ -733,6 +735,24 @@ def _ablation_blocks(rows: list[dict]) -> list[tuple]:
             ("table", *_ablation_table(ablations))]
 
 
+def _mark_notes(st: "_Store") -> list[str]:
+    """What the marks after a row's label mean, for the marks the table has."""
+    notes = []
+    if any(r.get("extrapolated") for r in st.rows):
+        notes.append(f"A row marked `(extrapolated)` is a law solved beyond {EXTRAPOLATION:g}x outside the range of "
+                     "network sizes its trajectory rows covered: the law is read where nothing was fitted (the Laws "
+                     "section gives each law's range).")
+    if any(r["pruned_nothing"] for r in st.rows):
+        tuned = next((r.get("config", {}).get("epochs") for r in st.records if r.get("pruning")), None)
+        notes.append("A row marked `(pruned nothing)` is a pruning baseline whose budget the trained network it "
+                     "started from already met: it removed no channel, so its gap to uniform is what its "
+                     f"{tuned} more epochs of fine-tuning add, not what pruning does.")
+    if st.fallbacks:
+        notes.append("**Fallback laws:** " + "; ".join(st.fallbacks) + ". A row marked `(fallback)` is uniform "
+                     "scaling of one configuration, not a fitted law.")
+    return notes
+
+
 def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tuple]:
     """The report as blocks: ("h1" | "h2" | "p", text), ("table", head, rows), ("list", items), ("figure", caption, path)."""
     status = [r["status"] for r in st.records]
@@ -758,13 +778,7 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     selection = (_selection_text(st.records) if st.accuracy == "best-val" else "") + _left_out_text(st)
     devices = device_note(st.records)
     doc += [("p", text) for text in (latency, devices, _recipe_text(st.records), selection) if text]
-    if any(r.get("extrapolated") for r in st.rows):
-        doc.append(("p", f"A row marked `(extrapolated)` is a law solved beyond {EXTRAPOLATION:g}x outside the "
-                         "range of network sizes its trajectory rows covered: the law is read where nothing was "
-                         "fitted (the Laws section gives each law's range)."))
-    if st.fallbacks:
-        doc.append(("p", "**Fallback laws:** " + "; ".join(st.fallbacks) + ". A row marked `(fallback)` is uniform "
-                         "scaling of one configuration, not a fitted law."))
+    doc += [("p", text) for text in _mark_notes(st)]
     laws = _law_notes(st)
     if laws:
         doc += [("h2", "Laws"), ("p", "How well each NeuralScale law fits the trajectory it was fitted on (R^2 of "
