@@ -204,7 +204,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
                    config=config.to_dict(), widths=what["widths"], convcut=convcut,
                    data=data.settings(),
                    budget=what["budget"], latency_batches=tuple(latency_batches),
-                   init=_init(space, init_from, what["widths"], out_dir))
+                   init=_init(space, init_from, what["widths"], out_dir), architecture=space.architecture)
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
     with exclusive(out_dir, "run directory"):

@@ -387,11 +387,15 @@ class DescentDir:
 
     @staticmethod
     def _identity(space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None) -> dict:
-        return {"model": space.name, "dataset": dataset or space.info.name, "descent": cfg.identity(), "data": data}
+        own = {"architecture": space.architecture} if space.architecture else {}  # a model of the user's own
+        return {"model": space.name, **own, "dataset": dataset or space.info.name, "descent": cfg.identity(),
+                "data": data}
 
     def _refuse_other(self, old: dict, identity: dict, cfg: DescentConfig) -> None:
         """A rerun must match the recorded configuration; what differs, named."""
         mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
+        if old.get("architecture") != identity.get("architecture") and "architecture" in old:
+            mismatch.append("architecture: the model's code or modules changed")
         defaults = asdict(DescentConfig())  # a setting added after the record was written counts as its default there
         mismatch += [f"{k}: recorded {old['descent'].get(k, defaults.get(k))!r}, now {v!r}"
                      for k, v in identity["descent"].items() if old["descent"].get(k, defaults.get(k)) != v]
@@ -665,7 +669,8 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
 
 def _fingerprint(space: WidthSpace, cfg: DescentConfig, splits: Splits) -> str:
     """A short hash of what decides a descent (its checkpoints carry it: see Trainer's owner)."""
-    what = {"model": space.name, "base": list(space.base_widths), "descent": cfg.identity(), "data": splits.sizes()}
+    what = {"model": space.name, "base": list(space.base_widths), "descent": cfg.identity(), "data": splits.sizes(),
+            **({"architecture": space.architecture} if space.architecture else {})}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

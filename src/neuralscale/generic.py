@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import math
 import operator
 import pickle
 from dataclasses import dataclass, field
@@ -33,12 +35,13 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 from .accounting import _output_positions
 from .collector import paused
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
-from .models.gate import Gate
+from .models.gate import Gate, SegmentGates
 from .models.resizing import resize_tensors as _resize
 from .space import WidthSpace
 from .validate import suggest
@@ -47,9 +50,20 @@ from .validate import suggest
 _SAME = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.LeakyReLU,
          nn.ELU, nn.Mish, nn.Dropout, nn.Dropout2d, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
          nn.AdaptiveMaxPool2d)
-_SAME_FUNCTIONS = {F.relu, F.relu6, F.silu, F.gelu, F.hardswish, F.hardsigmoid, torch.sigmoid, F.sigmoid,
-                   F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.max_pool2d, F.avg_pool2d, F.dropout, torch.relu}
+# Functions that keep their input's channels, and map 0 to 0 (a masked channel stays 0).
+_SAME_FUNCTIONS = {F.relu, F.relu6, F.silu, F.gelu, F.hardswish, F.leaky_relu, F.elu, F.selu, F.celu, F.mish,
+                   F.hardtanh, F.tanh, torch.tanh, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.max_pool2d,
+                   F.avg_pool2d, F.dropout, F.dropout2d, torch.relu, torch.dropout}
+_SAME_METHODS = {"relu", "relu_", "tanh", "tanh_", "contiguous", "leaky_relu", "leaky_relu_"}
+# ... and those that map 0 to something else: a masked channel they make must be gated away before it is read.
+_NONZERO_FUNCTIONS = {torch.sigmoid, F.sigmoid, F.hardsigmoid, "sigmoid", "sigmoid_"}
+_NONZERO_MODULES = (nn.Sigmoid, nn.Hardsigmoid)
+# The classifier's own functions: fine on its outputs, not on a gated layer's channels (they mix them).
+_OUTPUT_FUNCTIONS = {F.softmax, F.log_softmax, torch.softmax, torch.log_softmax, "softmax", "log_softmax"}
 _TIE_FUNCTIONS = {operator.add, operator.mul, torch.add, torch.mul, operator.iadd, operator.imul}
+_PRODUCTS = {operator.mul, torch.mul, operator.imul, "mul", "mul_"}
+_REDUCTIONS = {torch.mean, torch.sum, torch.amax, "mean", "sum", "amax"}
+_RESHAPES = {torch.reshape, torch.squeeze, torch.unsqueeze, "view", "reshape", "squeeze", "unsqueeze"}
 FIXED_INPUT, FIXED_OUTPUT = -1, -2  # pseudo-groups: the image's channels, the classifier's outputs
 
 
@@ -59,6 +73,9 @@ class _Tag:
     segments: list[int]  # group ids in channel order
     flat: bool = False  # flattened into features (what a linear layer reads)
     positions: int | None = 1  # when flat: features per channel (spatial positions); None until shapes tell
+    # The modules whose output reaches this tensor with no gate after them (and "@node" for a function that makes
+    # a masked channel nonzero): where such a tensor is read by a layer, they need a gate (see _Analyser._read).
+    raw: frozenset = frozenset()
 
 
 @dataclass
@@ -87,6 +104,9 @@ class Analysis:
     norms: dict[str, list[int]] = field(default_factory=dict)  # name -> segments
     linears: dict[str, Linear] = field(default_factory=dict)
     fixed_width: dict[int, int] = field(default_factory=dict)  # FIXED_INPUT / FIXED_OUTPUT -> channels
+    gate_after: dict[str, None] = field(default_factory=dict)  # modules whose output a layer reads ungated
+    fixed_only: list[tuple[fx.Node, list[int], str]] = field(default_factory=list)  # fine on fixed groups only
+    code: str = ""  # the traced forward, as torch.fx writes it
 
     def width(self, g: int) -> int:
         """A group's width in the traced model."""
@@ -147,7 +167,15 @@ def analyse(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) ->
     except Exception as e:  # fx raises many kinds
         raise NeuralscaleError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    return _Analyser(model, gm, input_shape, num_classes).run()
+    # every node's output shape (on meta, a batch of 2): what a view or an indexing does to the channels (an image
+    # too small for the model raises here, as it would in any forward pass: zoo.space says so)
+    try:
+        ShapeProp(gm).propagate(torch.zeros(2, *input_shape, device="meta"))
+    except RuntimeError as e:  # ShapeProp's own wrapper ("ShapeProp error for: node=..."): the model's error
+        raise (e.__cause__ if isinstance(e.__cause__, Exception) else e) from None
+    an = _Analyser(model, gm, input_shape, num_classes).run()
+    an.code = gm.code
+    return an
 
 
 class _Analyser:
@@ -173,7 +201,24 @@ class _Analyser:
                 self.tags[node] = self._module(node, self.modules[node.target])
             elif node.op in ("call_function", "call_method"):
                 self.tags[node] = self._function(node)
+        for node, segments, what in self.an.fixed_only:  # known now that every tie is made
+            if any(self.an.find(g) >= 0 for g in segments):
+                raise self.obstacle(node, what)
         return self.an
+
+    def _read(self, t: _Tag | None, node: fx.Node) -> None:
+        """`t` is read by a layer (or is the output): every module whose output reaches it ungated needs a gate
+        after it, so that a masked channel is 0 wherever it is read, as a removed one would be."""
+        for name in t.raw if t is not None else ():
+            if name.startswith("@"):
+                self.an.fixed_only.append((node, list(t.segments), f"{name[1:]} of a gated layer's channels (not 0 "
+                                                                    "where a channel is masked) read by a layer"))
+            else:
+                self.an.gate_after[name] = None
+
+    def _shape(self, node) -> tuple[int, ...] | None:
+        meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+        return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
 
     def width(self, segments: list[int]) -> int:
         return sum(self.an.width(s) for s in segments)
@@ -195,6 +240,7 @@ class _Analyser:
                 raise self.obstacle(node, f"an output of {self.width(t.segments)} channels for {self.num_classes} "
                                           "classes")
             self.an.tie(t.segments[0], FIXED_OUTPUT, "the output")
+            self._read(t, node)
 
     def _module(self, node: fx.Node, mod: nn.Module) -> _Tag | None:
         src = self.tags.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
@@ -203,21 +249,28 @@ class _Analyser:
             if extra - _STANDARD_TENSORS:
                 raise self.obstacle(node, f"a {type(mod).__name__} with its own tensors "
                                           f"({', '.join(sorted(extra - _STANDARD_TENSORS))})")
+            if node.target in self.an.convs or node.target in self.an.norms or node.target in self.an.linears:
+                raise self.obstacle(node, f"a {type(mod).__name__} called a second time (one module's weights "
+                                          "used in two places)")
         if isinstance(mod, nn.Conv2d):
             return self._conv(node, mod, src)
         if isinstance(mod, nn.BatchNorm2d):
             if src is None or src.flat:
                 raise self.obstacle(node, "a batch norm of a tensor without channels")
             self.an.norms[node.target] = src.segments
-            return _Tag(list(src.segments))
+            return _Tag(list(src.segments))  # no raw: a gate follows every batch norm of a gated layer
         if isinstance(mod, nn.Linear):
             if src is None or (not src.flat and src.segments != [FIXED_INPUT]):
                 raise self.obstacle(node, "a linear layer on channels that are not flattened")
             g = self.an.new(mod.out_features, node.target)  # tied to the classes if it reaches the output
             self.an.linears[node.target] = Linear(src.segments, src.positions if src.flat else None, g)
-            return _Tag([g], flat=True)
+            self._read(src, node)
+            return _Tag([g], flat=True, raw=frozenset({node.target}))
         if isinstance(mod, nn.Flatten):
             return self._flatten(node, src)
+        if isinstance(mod, _NONZERO_MODULES):
+            return _Tag(list(src.segments), src.flat, src.positions, src.raw | {f"@a {type(mod).__name__}"}) \
+                if src is not None else None
         if isinstance(mod, _SAME) or type(mod).__name__ == "StochasticDepth":
             return src
         raise self.obstacle(node, f"a {type(mod).__name__} module")
@@ -231,10 +284,12 @@ class _Analyser:
         if mod.groups == 1:
             g = self.an.new(mod.out_channels, node.target)
             self.an.convs[node.target] = Conv(src.segments, g, "dense")
-            return _Tag([g])
+            self._read(src, node)
+            return _Tag([g], raw=frozenset({node.target}))
         if mod.groups == mod.in_channels == mod.out_channels and len(src.segments) == 1:
-            self.an.convs[node.target] = Conv(src.segments, None, "depthwise")
-            return _Tag(list(src.segments))
+            self.an.convs[node.target] = Conv(src.segments, None, "depthwise")  # channel by channel: a masked
+            # channel stays 0, but for a bias
+            return _Tag(list(src.segments), raw=src.raw | ({node.target} if mod.bias is not None else set()))
         if len(src.segments) == 1 and mod.in_channels % mod.groups == 0 and mod.out_channels % mod.groups == 0 \
                 and mod.out_channels // mod.groups == mod.in_channels // mod.groups:
             # grouped convolution with as many channels out as in per group (ResNeXt, RegNet): the group
@@ -242,7 +297,8 @@ class _Analyser:
             g_in = self.an.find(src.segments[0])
             self.an.multiple[g_in] = max(self.an.multiple.get(g_in, 1), mod.groups)
             self.an.convs[node.target] = Conv(src.segments, None, "grouped")
-            return _Tag(list(src.segments))
+            self._read(src, node)  # its channels mix within each group
+            return _Tag(list(src.segments), raw=frozenset({node.target}))
         raise self.obstacle(node, f"a grouped convolution ({mod.groups} groups, {mod.in_channels} in, "
                                   f"{mod.out_channels} out)")
 
@@ -254,21 +310,74 @@ class _Analyser:
             return None  # a shape, a check or a value without channels: nothing to follow
         if target in _TIE_FUNCTIONS or target in ("add", "mul", "add_", "mul_"):
             return self._tie(node, ins)
-        if target in _SAME_FUNCTIONS or getattr(target, "__name__", "") == "stochastic_depth" \
-                or target in ("relu", "relu_", "sigmoid", "contiguous"):
-            return self.tags.get(ins[0]) if ins else None
+        if target is torch.cat:
+            return self._cat(node)
+        t = self.tags.get(ins[0]) if ins else None
+        if t is None:
+            raise self.obstacle(node, "an operation whose first operand has no channels")
+        if target in _SAME_FUNCTIONS or target in _SAME_METHODS or getattr(target, "__name__", "") == "stochastic_depth":
+            return t
+        if target in _NONZERO_FUNCTIONS:
+            return _Tag(list(t.segments), t.flat, t.positions, t.raw | {f"@a {getattr(target, '__name__', target)}"})
+        if target in _OUTPUT_FUNCTIONS:
+            self.an.fixed_only.append((node, list(t.segments),
+                                       f"a {getattr(target, '__name__', target)} of a gated layer's channels"))
+            return t
         if target in (torch.flatten, "flatten"):
             start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
             if start != 1:
                 raise self.obstacle(node, f"a flatten from dimension {start}")
-            return self._flatten(node, self.tags.get(ins[0]))
-        if target is torch.cat:
-            return self._cat(node)
-        if target == "mean" and node.args[1:] and list(node.args[1]) in ([2, 3], [-2, -1]):
-            keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
-            t = self.tags.get(ins[0])  # global average pooling
-            return t if keep or t is None else _Tag(list(t.segments), flat=True)
+            return self._flatten(node, t)
+        if target in _REDUCTIONS:
+            return self._reduce(node, t)
+        if target in _RESHAPES:
+            return self._reshape(node, t)
+        if target is operator.getitem:
+            return self._index(node, t)
         raise self.obstacle(node, "an operation that may move or reshape channels")
+
+    def _reduce(self, node: fx.Node, t: _Tag) -> _Tag:
+        """A mean, sum or maximum over spatial dimensions (global average pooling written by hand) keeps the
+        channels; over the batch or the channels it cannot be followed."""
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        shape, out = self._shape(node.args[0]), self._shape(node)
+        dims = [dims] if isinstance(dims, int) else dims
+        if t.flat or shape is None or out is None or not isinstance(dims, (list, tuple)) \
+                or {int(d) % len(shape) for d in dims} & {0, 1}:
+            raise self.obstacle(node, "a reduction over the channels (or of a tensor without them)")
+        return _Tag(list(t.segments), flat=True, raw=t.raw) if len(out) == 2 else _Tag(list(t.segments), raw=t.raw)
+
+    def _reshape(self, node: fx.Node, t: _Tag) -> _Tag:
+        """A view, reshape, squeeze or unsqueeze that flattens a map of channels channel by channel (as
+        `x.view(x.size(0), -1)` does), drops or adds dimensions of size 1, or changes nothing; any other
+        moves channels."""
+        shape, out = self._shape(node.args[0]), self._shape(node)
+        if shape is not None and out is not None and len(shape) >= 2 and out[:1] == shape[:1]:
+            c, rest = shape[1], math.prod(shape[2:])
+            if not t.flat and out == (shape[0], c * rest):
+                return _Tag(list(t.segments), flat=True, positions=rest, raw=t.raw)
+            if not t.flat and len(out) > 2 and out[1] == c and math.prod(out[2:]) == rest:
+                return _Tag(list(t.segments), raw=t.raw)
+            if t.flat and t.positions == 1 and len(shape) == 2 and len(out) > 2 and out[1] == c \
+                    and math.prod(out[2:]) == 1:  # (N, C) to (N, C, 1, 1): channels again (a gate written by hand)
+                return _Tag(list(t.segments), raw=t.raw)
+            if out == shape:
+                return t
+        raise self.obstacle(node, f"a {getattr(node.target, '__name__', node.target)} from shape {shape} to {out} "
+                                  "(one that keeps the channels flattens them in order, as x.view(x.size(0), -1), or "
+                                  "only drops or adds dimensions of size 1)")
+
+    def _index(self, node: fx.Node, t: _Tag) -> _Tag:
+        """Indexing that keeps every channel (`x[:, :, 0, 0]`, `x[..., 1:]`): positions picked, channels kept."""
+        index = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
+        shape, out = self._shape(node.args[0]), self._shape(node)
+        if index and index[0] is Ellipsis:
+            index = (slice(None),) * ((len(shape) if shape else 0) - len(index) + 1) + index[1:]
+        every = slice(None)
+        if t.flat or shape is None or out is None or len(index) < 2 or index[:2] != (every, every) \
+                or not all(isinstance(i, (int, slice)) for i in index[2:]) or len(out) < 2 or out[1] != shape[1]:
+            raise self.obstacle(node, "an indexing that selects channels")
+        return _Tag(list(t.segments), flat=True, raw=t.raw) if len(out) == 2 else _Tag(list(t.segments), raw=t.raw)
 
     def _tie(self, node: fx.Node, ins: list[fx.Node]) -> _Tag | None:
         """An elementwise sum or product: the channels of its operands are the same channels."""
@@ -281,7 +390,13 @@ class _Analyser:
                 raise self.obstacle(node, "an elementwise operation on differently laid out channels")
             for a, b in zip(first.segments, t.segments):
                 self.an.tie(a, b, f"node {node.name!r}")
-        return first
+        if node.target in _PRODUCTS and any(not t.raw for t in ts):
+            raw = frozenset()  # a product with a gated tensor is 0 where its channels are masked
+        else:
+            raw = frozenset().union(*(t.raw for t in ts))
+            if node.target not in _PRODUCTS and any(isinstance(a, (int, float)) and a != 0 for a in node.args):
+                raw |= {"@a sum with a constant"}  # x + 3 is 3 where x is masked
+        return _Tag(list(first.segments), first.flat, first.positions, raw)
 
     def _cat(self, node: fx.Node) -> _Tag:
         parts = node.args[0]
@@ -294,12 +409,12 @@ class _Analyser:
             if t is None or t.flat:
                 raise self.obstacle(node, "a concatenation of tensors without channels")
             segs += t.segments
-        return _Tag(segs)
+        return _Tag(segs, raw=frozenset().union(*(self.tags[p].raw for p in parts)))
 
     def _flatten(self, node: fx.Node, src: _Tag | None) -> _Tag:
         if src is None or src.flat:
             raise self.obstacle(node, "a flatten of a tensor without channels")
-        return _Tag(list(src.segments), flat=True, positions=None)  # spatial size: resolved from the shapes
+        return _Tag(list(src.segments), flat=True, positions=None, raw=src.raw)  # spatial size: from the shapes
 
 
 class GenericSpace:
@@ -308,7 +423,7 @@ class GenericSpace:
     def __init__(self, name: str, make: Callable[[], nn.Module], info: DatasetInfo):
         with torch.device("cpu"):
             model = make()  # once, on the CPU (some builders compute with tensors); kept as a meta skeleton
-        model = model.to("meta").eval()
+        model = model.to("meta").float().eval()  # trained in float32, whatever its own dtype
         self.template = model
         try:  # each build starts from a copy of the skeleton: unpickled in 1.5 ms where deepcopy takes 6 (ResNet18)
             self._pickled: bytes | None = pickle.dumps(model)
@@ -324,6 +439,8 @@ class GenericSpace:
         self.multiples = [self.an.multiple.get(r, 1) for r in roots]
         self.info = info
         self.name = name
+        # what the model computes, as text: its traced code and its modules (their sizes, strides, ...)
+        self.fingerprint = hashlib.sha256((self.an.code + repr(model)).encode()).hexdigest()[:10]
         self._prepare_costs()
         self._self_check()
 
@@ -331,18 +448,31 @@ class GenericSpace:
         """Build at uneven widths (on meta) and run it: a space that would build a wrong model fails here."""
         odd = [max(m, (w // 2 + 1) // m * m) + (m if i % 2 else 0)
                for i, (w, m) in enumerate(zip(self.base_widths, self.multiples))]
-        try:
+        try:  # the model as it is, in training mode: an auxiliary head's tuple, say, is no class scores
             with torch.device("meta"):
-                model = self.build(odd).eval()
-                out = model(torch.zeros(2, *self.info.input_shape))
-        except NeuralscaleError:
-            raise
-        except Exception as e:
-            raise NeuralscaleError(f"{self.name}: a model rebuilt at other widths does not run "
-                                   f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-        if tuple(out.shape) != (2, self.info.num_classes):
-            raise NeuralscaleError(f"{self.name}: a model rebuilt at other widths gives outputs of shape "
-                                   f"{tuple(out.shape)}, not (2, {self.info.num_classes}); it cannot be scaled safely")
+                out = self.template.train()(torch.zeros(2, *self.info.input_shape))
+        except Exception:  # noqa: BLE001  (said below, where the rebuilt model fails the same way)
+            out = None
+        finally:
+            self.template.eval()
+        if out is not None and not isinstance(out, torch.Tensor):
+            raise NeuralscaleError(f"{self.name}: in training mode the model returns a {type(out).__name__}, not "
+                                   "class scores of shape (batch, classes)")
+        for mode in ("eval", "train"):  # what the graph was traced in, and what training runs
+            where = "" if mode == "eval" else " in training mode (its graph is analysed in evaluation mode)"
+            try:
+                with torch.device("meta"):
+                    model = self.build(odd).train(mode == "train")
+                    out = model(torch.zeros(2, *self.info.input_shape))
+            except NeuralscaleError:
+                raise
+            except Exception as e:
+                raise NeuralscaleError(f"{self.name}: a model rebuilt at other widths does not run{where} "
+                                       f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
+            if got != (2, self.info.num_classes):
+                raise NeuralscaleError(f"{self.name}: a model rebuilt at other widths gives outputs of shape {got}"
+                                       f"{where}, not (2, {self.info.num_classes}); it cannot be scaled safely")
 
     def _prepare_costs(self) -> None:
         """Parameters and MACs from widths by formula (checked against built models in the tests)."""
@@ -487,19 +617,37 @@ class GenericSpace:
             _resize(m, weight=(m.out_features, m.in_features), bias=(m.out_features,))
 
     def _add_gates(self, model: nn.Module, widths: list[int]) -> None:
+        """A gate after every batch norm of a gated layer (one per segment where the norm reads a concatenation)
+        and after every module whose output a layer reads without passing one (`_Analyser._read`): a masked
+        channel is then 0 wherever it is read, which is what removing it computes."""
         gated = set()
         for name, segs in self.an.norms.items():
-            if len(segs) == 1 and self.an.find(segs[0]) >= 0:
-                _gate_after(model.get_submodule(name), self.index[self.an.find(segs[0])], widths)
-                gated.add(self.an.find(segs[0]))
-        for name, c in self.an.convs.items():
-            r = self.an.find(c.out) if c.out is not None else None
-            if c.kind == "dense" and r is not None and r >= 0 and r not in gated:
+            roots = [self.an.find(g) for g in segs]
+            if len(segs) == 1 and roots[0] >= 0:
+                _gate_after(model.get_submodule(name), self.index[roots[0]], widths)
+            elif len(segs) > 1 and any(r >= 0 for r in roots):
+                norm = model.get_submodule(name)
+                norm.ns_gate = SegmentGates([Gate(self.index[r], widths[self.index[r]]) if r >= 0
+                                             else self.an.fixed_width[r] for r in roots])
+                norm.register_forward_hook(_apply_gate)
+            gated.update(r for r in roots if r >= 0)
+        for name in self.an.gate_after:
+            r = self._group_made_by(name)
+            if r >= 0:
                 _gate_after(model.get_submodule(name), self.index[r], widths)
-        for name, lin in self.an.linears.items():
-            r = self.an.find(lin.out)
+                gated.add(r)
+        producers = [n for n, c in self.an.convs.items() if c.kind == "dense"] + list(self.an.linears)
+        for name in producers:  # a layer whose output no layer reads ungated (only multiplied by a gated one)
+            r = self._group_made_by(name)
             if r >= 0 and r not in gated:
                 _gate_after(model.get_submodule(name), self.index[r], widths)
+
+    def _group_made_by(self, name: str) -> int:
+        """The group whose channels module `name` outputs (its root; negative where fixed)."""
+        if name in self.an.linears:
+            return self.an.find(self.an.linears[name].out)
+        c = self.an.convs[name]
+        return self.an.find(c.out if c.out is not None else c.segments[0])
 
 
 @torch.no_grad()
@@ -592,10 +740,11 @@ def _retarget_input(model: nn.Module, first: nn.Conv2d, channels: int) -> None:
             return
 
 
-def module_space(name: str, make: Callable[[], nn.Module], info: DatasetInfo):
-    """A WidthSpace for the modules `make()` returns (fresh each call), on inputs of `info`."""
+def module_space(name: str, make: Callable[[], nn.Module], info: DatasetInfo, own: bool = False):
+    """A WidthSpace for the modules `make()` returns (fresh each call), on inputs of `info`; `own`: a model of the
+    user's, whose name does not say what it computes (the space carries its fingerprint as its architecture)."""
     gs = GenericSpace(name, make, info)
     space = WidthSpace(name, gs.layer_names, gs.base_widths, info, gs.build, multiples=gs.multiples, costs=gs.costs,
-                       shapes=gs.state_shapes, resize=gs.resize)
+                       shapes=gs.state_shapes, resize=gs.resize, architecture=gs.fingerprint if own else None)
     space.generic = gs
     return space

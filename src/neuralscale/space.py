@@ -77,7 +77,7 @@ class WidthSpace:
                  multiples: Sequence[int] | None = None,
                  costs: Callable[[list[int]], tuple[int, int]] | None = None, family: Family | None = None,
                  shapes: Callable[[list[int]], dict[str, tuple[int, ...]]] | None = None,
-                 resize: Callable[[nn.Module, list[int]], None] | None = None):
+                 resize: Callable[[nn.Module, list[int]], None] | None = None, architecture: str | None = None):
         if len(layer_names) != len(base_widths):
             raise ValueError("layer_names and base_widths differ in length")
         self.name = name
@@ -93,6 +93,9 @@ class WidthSpace:
         self.family = family or Family(name.split(":", 1)[0])  # a generic space's family: its scheme or module
         self._shapes = shapes  # state-dict shapes by rule, where the space has one; else a meta build shows them
         self._resize = resize  # a built model given new widths in place, where the space can (generic, VGG11)
+        # a digest of a model of the user's own (its traced code and modules): its name alone does not say which
+        # version of it a run or a descent trained, so their records carry this too
+        self.architecture = architecture
 
     def __repr__(self) -> str:
         return f"WidthSpace({self.name!r}, dataset={self.info.name!r}, layers={len(self)})"
@@ -103,7 +106,7 @@ class WidthSpace:
     def rebased(self, widths: Sequence[int]) -> "WidthSpace":
         """The same family with other base widths (e.g. a narrower start for a descent)."""
         sp = WidthSpace(self.name, self.layer_names, self.validate(widths), self.info, self._make, self._original_count,
-                        self.multiples, self._formula, self.family, self._shapes, self._resize)
+                        self.multiples, self._formula, self.family, self._shapes, self._resize, self.architecture)
         sp._positions = self._positions
         return sp
 

@@ -41,6 +41,7 @@ class RunSpec:
     criterion: str | None = None  # baselines: slimming | l1-uniform | l1 (see baselines.py)
     latency_batches: tuple[int, ...] = (1,)  # measured after training; () for none
     init: dict | None = None  # a warm start: {"run": path of a finished run, "id": its id} (see baselines.warm_start)
+    architecture: str | None = None  # a model of the user's own: its space's fingerprint (space.WidthSpace)
 
     def __post_init__(self):
         self.label = self.label or self.method
@@ -66,6 +67,8 @@ class RunSpec:
         if init is not None:  # the run it starts from, by id: where that run lies does not change the outcome
             d["init"] = init["id"]
         d["data"] = {k: v for k, v in self.data.items() if k != "data_dir"}
+        if d["architecture"] is None:  # the run of a named model: its name says what it computes (ids as before)
+            del d["architecture"]
         return d
 
     @property
@@ -89,7 +92,8 @@ class RunSpec:
 # what each field of a spec holds in a record (JSON: tuples are lists, the budget a table)
 SPEC_TYPES = {"model": str, "dataset": str, "method": str, "config": dict, "widths": list[int] | None,
               "budget": dict | None, "label": str, "convcut": bool, "data": dict, "pretrained": str | None,
-              "criterion": str | None, "latency_batches": list[int], "init": dict | None}
+              "criterion": str | None, "latency_batches": list[int], "init": dict | None,
+              "architecture": str | None}
 _REQUIRED = ("model", "dataset", "method", "config")
 
 

@@ -181,7 +181,7 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
         raise NeuralscaleError("your own model needs an example input: a tensor of shape (batch, channels, size, size)"
                                + (f", got shape {tuple(example.shape)}" if isinstance(example, torch.Tensor) else ""))
     template = copy.deepcopy(model).cpu()
-    return module_space(name or f"module:{type(model).__name__}", lambda: copy.deepcopy(template), info)
+    return module_space(name or f"module:{type(model).__name__}", lambda: copy.deepcopy(template), info, own=True)
 
 
 @functools.lru_cache(maxsize=64)
@@ -215,5 +215,9 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
         sp = space(model, dataset, convcut=convcut, data_dir=data_dir)
     if "layers" in record and list(record["layers"]) != list(sp.layer_names):
         raise NeuralscaleError(f"the space given is not {model}'s: its layers differ")
+    recorded = record.get("architecture") or spec.get("architecture")
+    if recorded and sp.architecture and recorded != sp.architecture:
+        raise NeuralscaleError(f"the space given is not the {model} this was trained as: its code or modules "
+                               f"differ (architecture {sp.architecture}, recorded {recorded})")
     return sp
 

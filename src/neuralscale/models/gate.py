@@ -45,6 +45,29 @@ class Gate(nn.Module):
         return f"index={self.index}, width={self.width}"
 
 
+class SegmentGates(nn.Module):
+    """The gates on a tensor whose channels are segments of several layers (a batch norm reading a concatenation,
+    as in DenseNet): each gated layer's segment is masked by a gate of its own; a fixed segment (the image's
+    channels) by none.  `parts` lists the segments in channel order: a Gate, or the width of a fixed segment."""
+
+    def __init__(self, parts: list[Gate | int]):
+        super().__init__()
+        self.gates = nn.ModuleList([p for p in parts if isinstance(p, Gate)])
+        self.fixed = [None if isinstance(p, Gate) else int(p) for p in parts]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        masks = [g.ones for g in self.gates if g.ones is not None]
+        if not masks:
+            return x
+        gates, parts = iter(self.gates), []
+        for width in self.fixed:  # a gate's width is read now: pruning changes it
+            g = next(gates) if width is None else None
+            part = g.ones if g is not None else None
+            parts.append(part if part is not None else torch.ones(g.width if g is not None else width,
+                                                                  device=masks[0].device, dtype=masks[0].dtype))
+        return x * torch.cat(parts).view((1, -1) + (1,) * (x.dim() - 2))
+
+
 def gates(model: nn.Module) -> list[Gate]:
     """The model's gates in width-space order."""
     found = sorted((m for m in model.modules() if isinstance(m, Gate)), key=lambda g: g.index)

@@ -1,0 +1,317 @@
+"""Models as researchers write them by hand (generic.py): a masked channel computes what a removed one does on
+every path (shortcuts without a batch norm, pre-activation residual streams, biased depthwise convolutions,
+batch norms of concatenations); the common idioms are followed (x.view(x.size(0), -1), x.mean(dim=...), [:, :,
+0, 0], squeeze-excitation written with linear layers); what cannot be followed is refused in one line, before a
+wrong model is built or trained; and an edited model is never taken for the run of the one before."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import neuralscale as ns
+from neuralscale.errors import NeuralscaleError
+from neuralscale.graph import ChannelGraph
+from neuralscale.models.gate import gates
+from neuralscale.pruning import apply
+
+X = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+
+
+class ShortcutWithoutNorm(nn.Module):
+    """A post-activation residual block whose 1x1 shortcut has no batch norm (many hand-written ResNets)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.b = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c1, self.b1 = nn.Conv2d(8, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16)
+        self.c2, self.b2 = nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.sc = nn.Conv2d(8, 16, 1, 2, bias=False)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b(self.c(x)))
+        out = F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))) + self.sc(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
+
+
+class PreActivation(nn.Module):
+    """A pre-activation residual stream without a final batch norm (kuangliu's PreActResNet): the stem's and the
+    second convolution's outputs reach the classifier through identities, past no norm."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn1, self.c1 = nn.BatchNorm2d(16), nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.bn2, self.c2 = nn.BatchNorm2d(16), nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.c2(F.relu(self.bn2(self.c1(F.relu(self.bn1(x))))))
+        return self.fc(F.avg_pool2d(x, 16).view(x.size(0), -1))
+
+
+class BiasedDepthwise(nn.Module):
+    """A depthwise convolution with its default bias and no batch norm after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv2d(3, 16, 3, padding=1)
+        self.dw = nn.Conv2d(16, 16, 3, padding=1, groups=16)
+        self.pw, self.bn = nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.dw(F.relu(self.c0(x))))
+        return self.fc(F.relu(self.bn(self.pw(x))).mean(3).mean(2))
+
+
+class DenseConcat(nn.Module):
+    """A DenseNet-like block: batch norms read concatenations of several layers' channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.b0 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c1 = nn.Conv2d(8, 4, 3, padding=1, bias=False)
+        self.n2, self.c2 = nn.BatchNorm2d(12), nn.Conv2d(12, 4, 3, padding=1, bias=False)
+        self.n3 = nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b0(self.stem(x)))
+        x = torch.cat([x, self.c1(x)], 1)
+        x = torch.cat([x, self.c2(F.relu(self.n2(x)))], 1)
+        return self.fc(F.relu(self.n3(x)).mean((2, 3)))
+
+
+def _randomised(model: nn.Module, seed: int) -> nn.Module:
+    """Batch norms with statistics and affine terms far from their initial values, biases that are not 0: what
+    leaks through a path without a gate shows."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            elif isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
+    return model.double().eval()
+
+
+def _masked(model: nn.Module, layer: int, drop: list[int]) -> list:
+    found = [g for g in gates(model) if g.index == layer]
+    for g in found:
+        mask = torch.ones(g.width, dtype=torch.float64)
+        mask[drop] = 0
+        g.ones = mask
+    return found
+
+
+@pytest.mark.parametrize("make", [ShortcutWithoutNorm, PreActivation, BiasedDepthwise])
+def test_a_masked_channel_computes_what_a_removed_one_does(make):
+    """Each layer in turn, two channels masked through its gates, then removed (apply.shrink): the same outputs,
+    in float64 and far beyond its rounding. Before, the shortcut, the residual stream and the depthwise bias carried
+    'pruned' channels past every gate (differences of 0.2-1.6 in the audit)."""
+    sp = ns.space(make(), X)
+    assert sp.params(sp.base_widths) == sum(p.numel() for p in make().parameters())
+    x = torch.randn(3, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    widths = list(sp.base_widths)
+    for seed in range(3):
+        for layer in range(len(sp)):
+            torch.manual_seed(seed)
+            model = _randomised(sp.build(widths), seed)
+            drop = [seed, widths[layer] - 1 - seed]
+            found = _masked(model, layer, drop)
+            assert found, sp.layer_names[layer]
+            with torch.no_grad():
+                masked = model(x)
+            for g in found:
+                g.ones = None
+            graph = ChannelGraph(sp, widths)
+            assert graph.exact, graph.why_not_exact
+            keep = [torch.arange(w) for w in widths]
+            keep[layer] = torch.tensor([c for c in range(widths[layer]) if c not in drop])
+            smaller = [w - (len(drop) if i == layer else 0) for i, w in enumerate(widths)]
+            shrunk = apply.shrink(sp, graph, model, None, keep, widths, smaller)
+            with torch.no_grad():
+                removed = shrunk.model.eval()(x)
+            scale = float(masked.abs().max())
+            assert float((masked - removed).abs().max()) <= 1e-9 * scale, (sp.layer_names[layer], seed)
+
+
+def test_a_masked_channel_of_a_concatenation_reaches_nothing():
+    """DenseNet's concatenations are pruned by masking: a batch norm reading one gave a masked channel its
+    offset (beta - gamma * mean / std), which the next convolution read. Now each of its segments is gated: what
+    is left of a masked channel (its batch norms' parameters) moves no output."""
+    sp = ns.space(DenseConcat(), X)
+    assert not ChannelGraph(sp, list(sp.base_widths)).exact
+    x = torch.randn(3, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for seed in range(3):
+        for layer in range(len(sp)):
+            model = _randomised(sp.build(list(sp.base_widths)), seed)
+            _masked(model, layer, [seed])
+            with torch.no_grad():
+                before = model(x)
+                for name in ("n2", "n3"):  # every channel of this layer in the norms reading it
+                    norm = getattr(model, name)
+                    at = _offsets(sp, name)[layer]
+                    if at is not None:
+                        norm.bias[at + seed] += 5.0
+                        norm.weight[at + seed] += 5.0
+                after = model(x)
+            assert torch.equal(before, after), (sp.layer_names[layer], seed)
+
+
+def _offsets(sp, norm: str) -> dict[int, int | None]:
+    """Where each layer's channels begin in batch norm `norm`'s input (None: not there)."""
+    segs = sp.generic.an.norms[norm]
+    out, at = {i: None for i in range(len(sp))}, 0
+    for g in segs:
+        r = sp.generic.an.find(g)
+        if r >= 0:
+            out[sp.generic.index[r]] = at
+        at += sp.generic.an.width(g)
+    return out
+
+
+class Idioms(nn.Module):
+    """The spellings hand-written models use for pooling, flattening, activations and squeeze-excitation."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+        self.c, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.fc1, self.fc2 = nn.Linear(16, 4), nn.Linear(4, 16)  # squeeze-excitation with linear layers
+        self.fc = nn.Linear(16 * (16 if how == "view" else 1), 10)
+
+    def forward(self, x):
+        x = F.relu(self.b(self.c(x)))
+        how = self.how
+        if how == "se":
+            s = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))
+            x = (x * s.view(x.size(0), -1, 1, 1)).mean((2, 3))
+        elif how == "view":
+            x = F.avg_pool2d(x, 4).view(x.size(0), -1)  # 16 positions per channel
+        elif how == "reshape":
+            x = F.adaptive_avg_pool2d(x, 1).reshape(x.size(0), -1)
+        elif how == "squeeze":
+            x = F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1)
+        elif how == "index":
+            x = F.adaptive_avg_pool2d(x, 1)[:, :, 0, 0]
+        elif how == "mean-keyword":
+            x = x.mean(dim=(2, 3))
+        elif how == "torch.mean":
+            x = torch.mean(F.leaky_relu(x, 0.1), (2, 3))
+        elif how == "functions":
+            x = F.elu(F.dropout2d(x, 0.1, self.training)).mean(3).mean(2)
+        out = self.fc(x)
+        return F.log_softmax(out, 1) if how == "functions" else out
+
+
+@pytest.mark.parametrize("how", ["se", "view", "reshape", "squeeze", "index", "mean-keyword", "torch.mean",
+                                 "functions"])
+def test_common_idioms_are_followed(how):
+    """Each was refused as 'an operation that may move or reshape channels' (x.view(x.size(0), -1) alone kept out
+    the common CIFAR model collections as written), or ended in a TypeError (x.mean(3).mean(2))."""
+    model = Idioms(how)
+    sp = ns.space(model, X)
+    assert sp.params(sp.base_widths) == sum(p.numel() for p in model.parameters())
+    assert list(sp.base_widths)[0] == 16
+    half = ns.scale(sp, "uniform", "50%")["widths"]
+    built = sp.build(half)
+    assert sum(p.numel() for p in built.parameters()) == sp.params(half)
+    out = built(torch.randn(2, 3, 16, 16))
+    assert out.shape == (2, 10)
+    out.sum().backward()
+    if how == "se":  # the excitation is tied to the channels it scales; its bottleneck is a layer of its own
+        assert len(sp) == 2 and sp.layer_names[1] == "fc1"
+
+
+class Refused(nn.Module):
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+        self.c, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.c2 = nn.Conv2d(16, 16, 3, padding=1)
+        self.aux = nn.Linear(16, 10)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        how = self.how
+        x = self.b(self.c(x))
+        if how == "softmax":
+            x = F.softmax(x, 1)
+        elif how == "sigmoid":  # an activation that is not 0 at 0, read by a convolution
+            x = self.c2(torch.sigmoid(x))
+        elif how == "twice":
+            x = self.c2(F.relu(self.c2(F.relu(x))))
+        elif how == "shuffle":
+            n, c, h, w = x.shape
+            x = x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        elif how == "split":
+            x = x[:, :8].repeat(1, 2, 1, 1)
+        out = self.fc(x.mean((2, 3)))
+        if how == "aux" and self.training:
+            out = out + self.aux(x.amax((2, 3)))
+        if how == "tuple" and self.training:
+            return out, self.aux(x.mean((2, 3)))
+        return out
+
+
+@pytest.mark.parametrize("how, says", [
+    ("softmax", "a softmax of a gated layer's channels"),
+    ("sigmoid", "sigmoid of a gated layer's channels (not 0 where a channel is masked) read by a layer"),
+    ("twice", "a Conv2d called a second time"),
+    ("shuffle", "a view from shape (2, 16, 16, 16) to (2, 2, 8, 16, 16)"),
+    ("split", "an indexing that selects channels"),
+    ("aux", "does not run in training mode"),
+    ("tuple", "in training mode the model returns a tuple"),
+])
+def test_what_cannot_be_followed_is_refused_in_one_line(how, says):
+    """Before, a module called twice passed and built models that failed (its two uses were given other widths),
+    and an auxiliary head used only in training passed and failed in the trainer with a traceback."""
+    with pytest.raises(NeuralscaleError, match="") as e:
+        ns.space(Refused(how), X)
+    assert says in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_a_model_in_float64_is_analysed_and_built_in_float32():
+    model = ShortcutWithoutNorm().double()
+    sp = ns.space(model, X.double())
+    built = sp.build(list(sp.base_widths))
+    assert all(p.dtype == torch.float32 for p in built.parameters())
+    assert built(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+class Strided(nn.Module):
+    def __init__(self, stride: int):
+        super().__init__()
+        self.c, self.b, self.fc = nn.Conv2d(3, 8, 3, stride, 1), nn.BatchNorm2d(8), nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.b(self.c(x))).mean((2, 3)))
+
+
+def test_an_edited_model_is_not_taken_for_the_run_of_the_one_before(tmp_path):
+    """A model edited so that its parameters stay (a stride changed) has the same name and widths: its run had the
+    same id, so `train` into the same folder returned the old record (with the old MACs) without training. Its
+    space's architecture (a digest of its traced code and modules) is now part of the run's identity."""
+    one, two = ns.space(Strided(1), X), ns.space(Strided(2), X)
+    assert one.name == two.name and one.params(one.base_widths) == two.params(two.base_widths)
+    assert one.architecture != two.architecture and one.architecture == ns.space(Strided(1), X).architecture
+    assert ns.space("vgg11", "cifar10").architecture is None  # a named model: its name says what it computes
+    splits = ns.data.load("synthetic", synthetic=dict(num_train=16, num_test=8, size=16)).split(0.25, 0)
+    cfg = ns.TrainConfig(epochs=1, batch_size=8, device="cpu", augment=False)
+    first = ns.train(one, "synthetic", ratio=1.0, config=cfg, splits=splits, out_dir=tmp_path / "run", progress=False)
+    assert first["spec"]["architecture"] == one.architecture
+    with pytest.raises(NeuralscaleError, match="force"):
+        ns.train(two, "synthetic", ratio=1.0, config=cfg, splits=splits, out_dir=tmp_path / "run", progress=False)
+    from neuralscale.zoo import record_space
+    with pytest.raises(NeuralscaleError, match="its code or modules differ"):
+        record_space(first, given=two)
+    assert record_space(first, given=one) is one
