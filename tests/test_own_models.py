@@ -240,6 +240,7 @@ class Refused(nn.Module):
         self.c2 = nn.Conv2d(16, 16, 3, padding=1)
         self.aux = nn.Linear(16, 10)
         self.fc = nn.Linear(16, 10)
+        self.gn, self.prelu = nn.GroupNorm(4, 16), nn.PReLU(16)
 
     def forward(self, x):
         how = self.how
@@ -255,6 +256,10 @@ class Refused(nn.Module):
             x = x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
         elif how == "split":
             x = x[:, :8].repeat(1, 2, 1, 1)
+        elif how == "option-A":  # a shortcut to twice the channels, padded with zeros
+            x = self.c2(x) + F.pad(x[:, :, ::1, ::1], (0, 0, 0, 0, 0, 0))
+        elif how in ("gn", "prelu"):
+            x = getattr(self, how)(x)
         out = self.fc(x.mean((2, 3)))
         if how == "aux" and self.training:
             out = out + self.aux(x.amax((2, 3)))
@@ -269,6 +274,9 @@ class Refused(nn.Module):
     ("twice", "a Conv2d called a second time"),
     ("shuffle", "a view from shape (2, 16, 16, 16) to (2, 2, 8, 16, 16)"),
     ("split", "an indexing that selects channels"),
+    ("option-A", "an operation that may move or reshape channels at node 'pad'"),
+    ("gn", "a GroupNorm module"),
+    ("prelu", "a PReLU module"),
     ("aux", "does not run in training mode"),
     ("tuple", "in training mode the model returns a tuple"),
 ])

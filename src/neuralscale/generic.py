@@ -14,11 +14,15 @@ is made and each convolution, batch norm and linear layer is replaced by one of
 the new shape, then initialised the torchvision way (Kaiming normal for
 convolutions, unit batch-norm scale, N(0, 0.01) for linear layers; no
 zero-initialised residual scales, whose Taylor scores would be zero).  A gate
-(see models/gate.py) follows every batch norm (else every convolution) that
-produces a gated group, so pruning, physical shrinking and everything else
-run unchanged.  An operation that moves or reshapes channels in a way this
-analysis does not follow (a channel shuffle, a permute to channels-last, a
-split) ends in an error naming the node; a wrong model is never built.
+(see models/gate.py) follows every batch norm of a gated group (one per
+segment where the norm reads a concatenation), and every convolution or
+linear layer whose output a layer reads without passing one (a shortcut
+without a batch norm, a pre-activation residual stream, a biased depthwise
+convolution): a masked channel is 0 wherever it is read, as a removed one
+would be, so pruning, physical shrinking and everything else run unchanged.
+An operation that moves or reshapes channels in a way this analysis does not
+follow (a channel shuffle, a permute to channels-last, a split) ends in an
+error naming the node; a wrong model is never built.
 """
 
 from __future__ import annotations
