@@ -323,3 +323,29 @@ def test_an_edited_model_is_not_taken_for_the_run_of_the_one_before(tmp_path):
     with pytest.raises(NeuralscaleError, match="its code or modules differ"):
         record_space(first, given=two)
     assert record_space(first, given=one) is one
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.c2, self.b2 = nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b2(self.c2(F.relu(self.b(self.c(x))))))
+        return self.fc(x.mean((2, 3)))
+
+
+def test_a_budget_whole_channels_cannot_meet_closely_is_said_to_be_missed():
+    """A small model's widths move the parameters in steps coarser than the solver's 0.5%: half of this one is
+    1.7% away at the nearest configuration, which was returned without a word. A model whose steps are fine
+    (VGG11) meets its budget and says nothing."""
+    sp = ns.space(Tiny(), X)
+    with pytest.warns(ns.NeuralscaleWarning, match=r"the nearest configuration is \+1\.7% from the budget \(2,804 parameters\)"):
+        res = ns.scale(sp, "uniform", "50%")
+    assert abs(res["rel_error"]) > 0.005 and res["warnings"]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not ns.scale(ns.space("vgg11", "cifar10"), "uniform", "25%")["warnings"]

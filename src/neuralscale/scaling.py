@@ -518,8 +518,11 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     if abs(achieved - budget) > tolerance * budget and metric != "latency":
         widths, achieved = _nudge(list(widths), achieved, budget, cost, tolerance, min_width, multiples, cap)
     tau = math.exp(log_tau)
-    return Solution(list(widths), metric, float(budget), achieved, tau,
-                    solution_warnings(law, space, list(widths), tau))
+    found = solution_warnings(law, space, list(widths), tau)
+    if abs(achieved - budget) > tolerance * budget and metric != "latency":  # (a latency is measured afresh)
+        found.append(f"the nearest configuration is {achieved / budget - 1:+.1%} from the budget ({achieved:,.0f} "
+                     f"{UNITS[metric]}): widths move in whole channels{' and multiples' if max(multiples) > 1 else ''}")
+    return Solution(list(widths), metric, float(budget), achieved, tau, found)
 
 
 def _start(law: ScalingLaw, space: WidthSpace, budget: float, metric: str, cost) -> float:
