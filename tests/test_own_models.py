@@ -69,6 +69,30 @@ class BiasedDepthwise(nn.Module):
         return self.fc(F.relu(self.bn(self.pw(x))).mean(3).mean(2))
 
 
+class PreActivationSE(nn.Module):
+    """kuangliu's SENet block: a pre-activation stream scaled by a squeeze-excitation, its shortcut without a
+    batch norm (the product was refused: its sigmoid looked read by the classifier)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.bn0 = nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.bn1, self.c1 = nn.BatchNorm2d(16), nn.Conv2d(16, 32, 3, 2, 1, bias=False)
+        self.bn2, self.c2 = nn.BatchNorm2d(32), nn.Conv2d(32, 32, 3, padding=1, bias=False)
+        self.shortcut = nn.Conv2d(16, 32, 1, 2, bias=False)
+        self.fc1, self.fc2 = nn.Conv2d(32, 4, 1), nn.Conv2d(4, 32, 1)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn0(self.stem(x)))
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out)
+        out = self.c2(F.relu(self.bn2(self.c1(out))))
+        w = F.sigmoid(self.fc2(F.relu(self.fc1(F.avg_pool2d(out, out.size(2))))))
+        out = out * w
+        out += shortcut
+        return self.fc(F.avg_pool2d(out, 8).view(out.size(0), -1))
+
+
 class DenseConcat(nn.Module):
     """A DenseNet-like block: batch norms read concatenations of several layers' channels."""
 
@@ -112,7 +136,7 @@ def _masked(model: nn.Module, layer: int, drop: list[int]) -> list:
     return found
 
 
-@pytest.mark.parametrize("make", [ShortcutWithoutNorm, PreActivation, BiasedDepthwise])
+@pytest.mark.parametrize("make", [ShortcutWithoutNorm, PreActivation, BiasedDepthwise, PreActivationSE])
 def test_a_masked_channel_computes_what_a_removed_one_does(make):
     """Each layer in turn, two channels masked through its gates, then removed (apply.shrink): the same outputs,
     in float64 and far beyond its rounding. Before, the shortcut, the residual stream and the depthwise bias carried
@@ -142,6 +166,16 @@ def test_a_masked_channel_computes_what_a_removed_one_does(make):
                 removed = shrunk.model.eval()(x)
             scale = float(masked.abs().max())
             assert float((masked - removed).abs().max()) <= 1e-9 * scale, (sp.layer_names[layer], seed)
+
+
+def test_a_channel_has_no_two_gates_in_a_row():
+    """A biased depthwise convolution without a batch norm is gated after it, not also before it: with only a ReLU
+    between them, Taylor-FO summed the two gates' gradients and scored the layer about twice (4x squared), so it
+    was pruned last."""
+    sp = ns.space(BiasedDepthwise(), X)
+    model = sp.build(list(sp.base_widths))
+    where = sorted(name.rsplit(".", 1)[0] for name, g in model.named_modules() if g in gates(model))
+    assert where == ["bn", "dw"]
 
 
 def test_a_masked_channel_of_a_concatenation_reaches_nothing():
@@ -260,6 +294,14 @@ class Refused(nn.Module):
             x = self.c2(x) + F.pad(x[:, :, ::1, ::1], (0, 0, 0, 0, 0, 0))
         elif how in ("gn", "prelu"):
             x = getattr(self, how)(x)
+        elif how == "in-place":  # on a line of its own: fx's later nodes still name x
+            x.add_(1.0)
+            x = self.c2(x)
+        elif how == "training-only" and self.training:
+            x = self.c2(x + 0.5)
+        elif how == "squeeze":
+            x = F.adaptive_avg_pool2d(x, 1).squeeze()  # at a width of 1 the channels would go too
+            return self.fc(x)
         out = self.fc(x.mean((2, 3)))
         if how == "aux" and self.training:
             out = out + self.aux(x.amax((2, 3)))
@@ -276,15 +318,18 @@ class Refused(nn.Module):
     ("split", "an indexing that selects channels"),
     ("option-A", "an operation that may move or reshape channels at node 'pad'"),
     ("gn", "a GroupNorm module"),
+    ("in-place", "a sum with a constant of a gated layer's channels (not 0 where a channel is masked) read by a layer"),
+    ("training-only", "a sum with a constant of a gated layer's channels"),
+    ("squeeze", "a squeeze that may drop the channels"),
     ("prelu", "a PReLU module"),
-    ("aux", "does not run in training mode"),
-    ("tuple", "in training mode the model returns a tuple"),
+    ("aux", "computes with other layers in training mode than in evaluation mode (as an auxiliary head does: aux"),
+    ("tuple", "an output of tuple (in training mode), not one tensor of class scores"),
 ])
 def test_what_cannot_be_followed_is_refused_in_one_line(how, says):
     """Before, a module called twice passed and built models that failed (its two uses were given other widths),
     and an auxiliary head used only in training passed and failed in the trainer with a traceback."""
-    with pytest.raises(NeuralscaleError, match="") as e:
-        ns.space(Refused(how), X)
+    with pytest.raises(NeuralscaleError) as e:
+        ns.space(Refused(how), torch.randn(2, 3, 16, 16))
     assert says in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
@@ -342,10 +387,33 @@ def test_a_budget_whole_channels_cannot_meet_closely_is_said_to_be_missed():
     1.7% away at the nearest configuration, which was returned without a word. A model whose steps are fine
     (VGG11) meets its budget and says nothing."""
     sp = ns.space(Tiny(), X)
-    with pytest.warns(ns.NeuralscaleWarning, match=r"the nearest configuration is \+1\.7% from the budget \(2,804 parameters\)"):
+    missed = r"the nearest configuration is \+1\.7% from the budget \(2,804 parameters\)"
+    with pytest.warns(ns.NeuralscaleWarning, match=missed):
         res = ns.scale(sp, "uniform", "50%")
     assert abs(res["rel_error"]) > 0.005 and res["warnings"]
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not ns.scale(ns.space("vgg11", "cifar10"), "uniform", "25%")["warnings"]
+
+
+def test_a_named_models_records_are_as_before():
+    """The architecture digest is for models of your own only: a named model's spec has no such field, so records
+    written before it keep their ids (and new ones read in older versions)."""
+    import json
+    from pathlib import Path
+
+    from neuralscale.spec import RunSpec
+    runs = Path(__file__).resolve().parents[1] / "studies" / "fmnist-vgg11" / "params" / "runs"
+    record = json.loads(next(iter(sorted(runs.glob("*/record.json")))).read_text())
+    spec = RunSpec.from_dict(record["spec"])
+    assert spec.id == record["id"] and "architecture" not in spec.to_dict()
+
+
+def test_a_model_too_large_for_the_images_is_one_line_and_nothing_printed(capfd):
+    """The shapes are found by a meta run of the traced graph; torch.fx's ShapeProp printed a whole traceback to
+    stderr before the error it raised."""
+    with pytest.raises(NeuralscaleError, match="32x32 images are too small for torchvision:alexnet"):
+        ns.space("torchvision:alexnet", "fashionmnist")
+    out, err = capfd.readouterr()
+    assert not out and not err

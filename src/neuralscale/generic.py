@@ -39,9 +39,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
 
-from .accounting import _output_positions
 from .collector import paused
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
@@ -111,6 +109,8 @@ class Analysis:
     gate_after: dict[str, None] = field(default_factory=dict)  # modules whose output a layer reads ungated
     fixed_only: list[tuple[fx.Node, list[int], str]] = field(default_factory=list)  # fine on fixed groups only
     code: str = ""  # the traced forward, as torch.fx writes it
+    positions: dict[str, int] = field(default_factory=dict)  # conv / linear -> output elements per channel (MACs)
+    same_in_training: bool = False  # traced to the same code in training mode as in evaluation mode
 
     def width(self, g: int) -> int:
         """A group's width in the traced model."""
@@ -165,18 +165,62 @@ def _tensor_args(node: fx.Node) -> list[fx.Node]:
 
 
 def analyse(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) -> Analysis:
-    """Find the channel groups of `model` (eval mode, traced with torch.fx)."""
+    """Find the channel groups of `model`, traced with torch.fx in evaluation mode and again in training mode
+    (where pruning scores and masks): both must be followed, with the same layers in the same groups; the gates
+    either needs are placed. (Most models trace to the same code in both: it is analysed once.)"""
+    was = model.training
     try:
-        gm = fx.GraphModule(model, _Tracer().trace(model))
+        graphs = [_trace(model.train(mode)) for mode in (False, True)]
+        an = _analyse_graph(model.train(False), graphs[0], input_shape, num_classes)
+        if graphs[1].code == graphs[0].code:
+            an.same_in_training = True
+            return an
+        trained = _analyse_graph(model.train(True), graphs[1], input_shape, num_classes)
+    finally:
+        model.train(was)
+    if _groups(an) != _groups(trained):
+        differ = sorted(set(_groups(an)) ^ set(_groups(trained)))[0]
+        raise NeuralscaleError(f"{type(model).__name__} computes with other layers in training mode than in "
+                               f"evaluation mode (as an auxiliary head does: {', '.join(differ)}); its channels "
+                               "cannot be followed in both, so widths cannot be changed safely")
+    an.gate_after.update(trained.gate_after)
+    return an
+
+
+def _trace(model: nn.Module) -> fx.GraphModule:
+    try:
+        return fx.GraphModule(model, _Tracer().trace(model))
     except Exception as e:  # fx raises many kinds
         raise NeuralscaleError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def _groups(an: Analysis) -> tuple[tuple[str, ...], ...]:
+    """The layers (convolutions, batch norms, linear layers) each channel group holds, by module name."""
+    held: dict[int, set[str]] = {}
+    for name, c in an.convs.items():
+        held.setdefault(an.find(c.out if c.out is not None else c.segments[0]), set()).add(name)
+    for name, lin in an.linears.items():
+        held.setdefault(an.find(lin.out), set()).add(name)
+    for name, segs in an.norms.items():
+        held.setdefault(an.find(segs[0]) if len(segs) == 1 else None, set()).add(name)
+    return tuple(sorted(tuple(sorted(names)) for names in held.values()))
+
+
+class _Shapes(fx.Interpreter):
+    """Runs the traced graph on meta tensors and keeps every node's output shape (`node.meta["shape"]`)."""
+
+    def run_node(self, n: fx.Node):
+        out = super().run_node(n)
+        if isinstance(out, torch.Tensor):
+            n.meta["shape"] = tuple(out.shape)
+        return out
+
+
+def _analyse_graph(model: nn.Module, gm: fx.GraphModule, input_shape: tuple[int, ...], num_classes: int) -> Analysis:
     # every node's output shape (on meta, a batch of 2): what a view or an indexing does to the channels (an image
     # too small for the model raises here, as it would in any forward pass: zoo.space says so)
-    try:
-        ShapeProp(gm).propagate(torch.zeros(2, *input_shape, device="meta"))
-    except RuntimeError as e:  # ShapeProp's own wrapper ("ShapeProp error for: node=..."): the model's error
-        raise (e.__cause__ if isinstance(e.__cause__, Exception) else e) from None
+    _Shapes(gm).run(torch.zeros(2, *input_shape, device="meta"))
     an = _Analyser(model, gm, input_shape, num_classes).run()
     an.code = gm.code
     return an
@@ -187,6 +231,7 @@ class _Analyser:
 
     def __init__(self, model: nn.Module, gm: fx.GraphModule, input_shape: tuple[int, ...], num_classes: int):
         self.model_name = type(model).__name__
+        self.training = model.training
         self.gm, self.num_classes = gm, num_classes
         self.modules = dict(gm.named_modules())
         self.an = Analysis(parent={FIXED_INPUT: FIXED_INPUT, FIXED_OUTPUT: FIXED_OUTPUT},
@@ -205,10 +250,21 @@ class _Analyser:
                 self.tags[node] = self._module(node, self.modules[node.target])
             elif node.op in ("call_function", "call_method"):
                 self.tags[node] = self._function(node)
+            if self._in_place(node) and isinstance(node.args[0], fx.Node):  # x.add_(1) on a line of its own:
+                self.tags[node.args[0]] = self.tags[node]  # what reads x later reads what it became
         for node, segments, what in self.an.fixed_only:  # known now that every tie is made
             if any(self.an.find(g) >= 0 for g in segments):
                 raise self.obstacle(node, what)
         return self.an
+
+    def _in_place(self, node: fx.Node) -> bool:
+        if not node.args:
+            return False
+        if node.op == "call_module":
+            return getattr(self.modules[node.target], "inplace", False) is True
+        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+        return node.kwargs.get("inplace") is True or (name.endswith("_") and not name.startswith("_")) \
+            or node.target in (operator.iadd, operator.imul)
 
     def _read(self, t: _Tag | None, node: fx.Node) -> None:
         """`t` is read by a layer (or is the output): every module whose output reaches it ungated needs a gate
@@ -221,8 +277,7 @@ class _Analyser:
                 self.an.gate_after[name] = None
 
     def _shape(self, node) -> tuple[int, ...] | None:
-        meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
-        return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+        return node.meta.get("shape") if isinstance(node, fx.Node) else None
 
     def width(self, segments: list[int]) -> int:
         return sum(self.an.width(s) for s in segments)
@@ -233,7 +288,11 @@ class _Analyser:
                                 "its channels cannot be followed, so widths cannot be changed safely")
 
     def _output(self, node: fx.Node) -> None:
-        """The model's outputs are the classes: whatever produced them keeps its width."""
+        """The model's output is the classes: whatever produced them keeps its width."""
+        if not isinstance(node.args[0], fx.Node):
+            mode = "training" if self.training else "evaluation"
+            raise self.obstacle(node, f"an output of {type(node.args[0]).__name__} (in {mode} mode), not one tensor "
+                                      "of class scores")
         outs = []
         fx.node.map_arg(node.args, lambda a: outs.append(a))
         for a in outs:
@@ -256,6 +315,10 @@ class _Analyser:
             if node.target in self.an.convs or node.target in self.an.norms or node.target in self.an.linears:
                 raise self.obstacle(node, f"a {type(mod).__name__} called a second time (one module's weights "
                                           "used in two places)")
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):  # its output's elements per channel, per image
+                out = self._shape(node)
+                self.an.positions[node.target] = math.prod(out[1:]) // (mod.out_channels if isinstance(mod, nn.Conv2d)
+                                                                        else mod.out_features)
         if isinstance(mod, nn.Conv2d):
             return self._conv(node, mod, src)
         if isinstance(mod, nn.BatchNorm2d):
@@ -267,7 +330,14 @@ class _Analyser:
             if src is None or (not src.flat and src.segments != [FIXED_INPUT]):
                 raise self.obstacle(node, "a linear layer on channels that are not flattened")
             g = self.an.new(mod.out_features, node.target)  # tied to the classes if it reaches the output
-            self.an.linears[node.target] = Linear(src.segments, src.positions if src.flat else None, g)
+            positions = src.positions if src.flat else None
+            if src.flat and positions is None:  # after a flatten: the features it reads, per channel
+                features, channels = self._shape(node.args[0])[-1], self.width(src.segments)
+                if features % channels:
+                    raise NeuralscaleError(f"linear layer {node.target} reads {features} features from {channels} "
+                                           "channels")
+                positions = features // channels
+            self.an.linears[node.target] = Linear(src.segments, positions, g)
             self._read(src, node)
             return _Tag([g], flat=True, raw=frozenset({node.target}))
         if isinstance(mod, nn.Flatten):
@@ -292,8 +362,8 @@ class _Analyser:
             return _Tag([g], raw=frozenset({node.target}))
         if mod.groups == mod.in_channels == mod.out_channels and len(src.segments) == 1:
             self.an.convs[node.target] = Conv(src.segments, None, "depthwise")  # channel by channel: a masked
-            # channel stays 0, but for a bias
-            return _Tag(list(src.segments), raw=src.raw | ({node.target} if mod.bias is not None else set()))
+            # channel stays 0, but for a bias (a gate after it then does all, and one before it would count twice)
+            return _Tag(list(src.segments), raw=frozenset({node.target}) if mod.bias is not None else src.raw)
         if len(src.segments) == 1 and mod.in_channels % mod.groups == 0 and mod.out_channels % mod.groups == 0 \
                 and mod.out_channels // mod.groups == mod.in_channels // mod.groups:
             # grouped convolution with as many channels out as in per group (ResNeXt, RegNet): the group
@@ -319,7 +389,8 @@ class _Analyser:
         t = self.tags.get(ins[0]) if ins else None
         if t is None:
             raise self.obstacle(node, "an operation whose first operand has no channels")
-        if target in _SAME_FUNCTIONS or target in _SAME_METHODS or getattr(target, "__name__", "") == "stochastic_depth":
+        if target in _SAME_FUNCTIONS or target in _SAME_METHODS \
+                or getattr(target, "__name__", "") == "stochastic_depth":
             return t
         if target in _NONZERO_FUNCTIONS:
             return _Tag(list(t.segments), t.flat, t.positions, t.raw | {f"@a {getattr(target, '__name__', target)}"})
@@ -356,6 +427,12 @@ class _Analyser:
         `x.view(x.size(0), -1)` does), drops or adds dimensions of size 1, or changes nothing; any other
         moves channels."""
         shape, out = self._shape(node.args[0]), self._shape(node)
+        if node.target in (torch.squeeze, "squeeze"):
+            dims = node.args[1:] or [node.kwargs.get("dim")]
+            dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+            if shape is None or not all(isinstance(d, int) and d % len(shape) > 1 for d in dims):
+                raise self.obstacle(node, "a squeeze that may drop the channels (at a width of 1); name the "
+                                          "dimensions, as x.squeeze(-1)")
         if shape is not None and out is not None and len(shape) >= 2 and out[:1] == shape[:1]:
             c, rest = shape[1], math.prod(shape[2:])
             if not t.flat and out == (shape[0], c * rest):
@@ -394,8 +471,10 @@ class _Analyser:
                 raise self.obstacle(node, "an elementwise operation on differently laid out channels")
             for a, b in zip(first.segments, t.segments):
                 self.an.tie(a, b, f"node {node.name!r}")
-        if node.target in _PRODUCTS and any(not t.raw for t in ts):
-            raw = frozenset()  # a product with a gated tensor is 0 where its channels are masked
+        clean = [t.raw for t in ts if not any(n.startswith("@") for n in t.raw)]
+        if node.target in _PRODUCTS and clean:  # 0 where a masked channel is 0 in any factor: the factor that needs
+            raw = min(clean, key=len)  # the fewest gates for it (none: one gated already; a squeeze-excitation's
+            # sigmoid scale is never gated)
         else:
             raw = frozenset().union(*(t.raw for t in ts))
             if node.target not in _PRODUCTS and any(isinstance(a, (int, float)) and a != 0 for a in node.args):
@@ -434,7 +513,6 @@ class GenericSpace:
         except Exception:  # noqa: BLE001  (a module of the user's that does not pickle: deepcopy it each time)
             self._pickled = None
         self.an = analyse(model, info.input_shape, info.num_classes)
-        self._resolve_flat(model, info)
         roots = sorted({self.an.find(g) for g in self.an.base if self.an.find(g) >= 0})
         self.roots = roots
         self.index = {r: i for i, r in enumerate(roots)}
@@ -449,25 +527,17 @@ class GenericSpace:
         self._self_check()
 
     def _self_check(self) -> None:
-        """Build at uneven widths (on meta) and run it: a space that would build a wrong model fails here."""
+        """Build at uneven widths (on meta) and run it, in evaluation and in training mode: a space that would
+        build a wrong model fails here."""
         odd = [max(m, (w // 2 + 1) // m * m) + (m if i % 2 else 0)
                for i, (w, m) in enumerate(zip(self.base_widths, self.multiples))]
-        try:  # the model as it is, in training mode: an auxiliary head's tuple, say, is no class scores
-            with torch.device("meta"):
-                out = self.template.train()(torch.zeros(2, *self.info.input_shape))
-        except Exception:  # noqa: BLE001  (said below, where the rebuilt model fails the same way)
-            out = None
-        finally:
-            self.template.eval()
-        if out is not None and not isinstance(out, torch.Tensor):
-            raise NeuralscaleError(f"{self.name}: in training mode the model returns a {type(out).__name__}, not "
-                                   "class scores of shape (batch, classes)")
-        for mode in ("eval", "train"):  # what the graph was traced in, and what training runs
-            where = "" if mode == "eval" else " in training mode (its graph is analysed in evaluation mode)"
+        with torch.device("meta"):
+            model = self.build(odd)
+        for mode in ("eval",) if self.an.same_in_training else ("eval", "train"):  # (the same code: the same run)
+            where = "" if mode == "eval" else " in training mode"
             try:
                 with torch.device("meta"):
-                    model = self.build(odd).train(mode == "train")
-                    out = model(torch.zeros(2, *self.info.input_shape))
+                    out = model.train(mode == "train")(torch.zeros(2, *self.info.input_shape))
             except NeuralscaleError:
                 raise
             except Exception as e:
@@ -481,8 +551,7 @@ class GenericSpace:
     def _prepare_costs(self) -> None:
         """Parameters and MACs from widths by formula (checked against built models in the tests)."""
         t = self.template
-        layers = {n: m for n, m in t.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
-        self.positions = _output_positions(t, self.info.input_shape, layers)
+        self.positions = dict(self.an.positions)  # from the analysis's meta pass (`_Shapes`)
         replaced = set(self.an.convs) | set(self.an.norms) | set(self.an.linears)
         self.const_params = sum(p.numel() for n, p in t.named_parameters() if n.rpartition(".")[0] not in replaced)
         self.modules = {n: t.get_submodule(n) for n in replaced}
@@ -546,27 +615,6 @@ class GenericSpace:
         for n, m in self.template.named_modules(remove_duplicate=False):
             names.setdefault(id(m), []).append(n)
         return {n: names[id(self.modules[n])] for n in self.modules}
-
-    def _resolve_flat(self, model: nn.Module, info: DatasetInfo) -> None:
-        """Spatial positions per channel at each linear layer that reads a flattened map."""
-        seen: dict[str, int] = {}
-
-        def hook(mod, inp, out, name):
-            x = inp[0]
-            seen[name] = x.shape[-1]
-
-        handles = [m.register_forward_hook(lambda mod, inp, out, n=n: hook(mod, inp, out, n))
-                   for n, m in model.named_modules() if n in self.an.linears]
-        with torch.no_grad():
-            model(torch.zeros(1, *info.input_shape, device="meta"))
-        for h in handles:
-            h.remove()
-        for n, lin in self.an.linears.items():
-            if lin.positions is None:
-                channels = sum(self.an.width(s) for s in lin.segments)
-                if seen[n] % channels:
-                    raise NeuralscaleError(f"linear layer {n} reads {seen[n]} features from {channels} channels")
-                lin.positions = seen[n] // channels
 
     def width_of(self, g: int, widths: list[int]) -> int:
         r = self.an.find(g)

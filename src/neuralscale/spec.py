@@ -67,8 +67,6 @@ class RunSpec:
         if init is not None:  # the run it starts from, by id: where that run lies does not change the outcome
             d["init"] = init["id"]
         d["data"] = {k: v for k, v in self.data.items() if k != "data_dir"}
-        if d["architecture"] is None:  # the run of a named model: its name says what it computes (ids as before)
-            del d["architecture"]
         return d
 
     @property
@@ -82,6 +80,8 @@ class RunSpec:
         d = asdict(self)
         d["latency_batches"] = list(self.latency_batches)
         d["budget"] = self.budget.to_dict() if self.budget else {}
+        if d["architecture"] is None:  # a named model's run: its name says what it computes (records and ids as
+            del d["architecture"]  # before the field was added)
         return d
 
     @classmethod

@@ -166,7 +166,8 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
         model.eval()
         try:
             with torch.no_grad():
-                out = model(example[:1].to(first_param.device))
+                out = model(example[:2].to(first_param.device))  # two images where given: a batch dimension
+                # a squeeze would drop shows
         except (RuntimeError, ValueError, TypeError, IndexError) as e:  # the example does not fit the model
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise NeuralscaleError(f"your model does not run on the example input of shape "
