@@ -752,13 +752,17 @@ def _terminate(signum, frame) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
+    from . import _as_command, _interrupt
     here = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if here else None
-    try:
+    interrupt = signal.signal(signal.SIGINT, _interrupt) if here else None  # one Ctrl-C stops it; a second is
+    try:  # not raised inside the first's handling
         return _main(argv)
     finally:
         if here:
             signal.signal(signal.SIGTERM, previous)
+            if signal.getsignal(signal.SIGINT) is _interrupt or not _as_command():  # as it was, but in the
+                signal.signal(signal.SIGINT, interrupt)  # command's own process once interrupted (it is ending)
 
 
 RESUMABLE = ("train", "descend", "sweep", "experiment")  # the commands whose work a rerun continues
@@ -768,7 +772,9 @@ def _stopped(command: str | None) -> str:
     """What to do after a command was stopped (Ctrl-C, SIGTERM)."""
     if command in RESUMABLE:
         return "run the same command again to resume"
-    if command in ("export", "fit", "report"):
+    if command == "report":
+        return "run the same command again to build it"
+    if command in ("export", "fit"):
         return "what it was writing may be incomplete: run it again with --force"
     return "nothing was changed"
 

@@ -658,6 +658,11 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
         with d.open_log():
             objective = cfg.objective_for(space, d, measure)
             done = d.iterations()
+            for it in done:  # a checkpoint its iteration's end did not get to remove (a kill between the two)
+                d.checkpoint(it.number).unlink(missing_ok=True)
+            if done:
+                log.info("descent: iteration%s already finished in %s", f"s 1-{len(done)}" if len(done) > 1
+                         else " 1", d.path)
             for number in range(len(done) + 1, cfg.iterations + 1):
                 if _converged(done, space, cfg, objective):
                     break

@@ -315,4 +315,4 @@ def run(path: str | Path, out: str | Path | None = None, progress: bool = True, 
         descent_figures(descent_dir, e.space, formats=e.report["formats"])
     log.info("experiment: sweep into %s", e.out)
     run_sweep(e.sweep, e.out, progress=progress, retry_failed=retry_failed, executor=e.executor, force=force)
-    return build_report(e.out, **e.report)
+    return build_report(e.out, **e.report, force=force)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import NeuralscaleError
-from .records import LOCK  # the lock's name is records.exclusive's
+from .records import LOCK, is_temp  # the lock's name is records.exclusive's
 
 
 def claim_folder(path: str | os.PathLike, marker: Path, what: str, force: bool = False,
@@ -46,7 +46,7 @@ def claim_folder(path: str | os.PathLike, marker: Path, what: str, force: bool =
     path = Path(path)
     if force or not path.is_dir() or marker.exists():
         return
-    held = sorted(p.name for p in path.iterdir() if p.name != LOCK and not also(p))
+    held = sorted(p.name for p in path.iterdir() if p.name != LOCK and not is_temp(p.name) and not also(p))
     if held:
         names = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
         raise NeuralscaleError(f"{path} is not empty ({names}) and is not a {what} (no {marker.name}); give a new "
@@ -168,10 +168,16 @@ class ReportDir:
             return False
         return True
 
+    def interrupted(self) -> bool:
+        """Whether this folder holds a report stopped before its pages: its own figures (by name), temporary files
+        and lock, and no page yet."""
+        return not any((self.path / page).exists() for page in self.PAGES) and all(
+            self.is_figure(p) or is_temp(p.name) or p.name == LOCK for p in self.path.iterdir())
+
     @classmethod
     def belongs(cls, name: str) -> bool:
         """Whether a file of this name is part of a report (a folder of nothing else may be rebuilt)."""
-        return name in cls.PAGES or name == LOCK or Path(name).suffix in cls.FIGURE_SUFFIXES
+        return name in cls.PAGES or name == LOCK or Path(name).suffix in cls.FIGURE_SUFFIXES or is_temp(name)
 
     @classmethod
     def is_figure(cls, path: Path) -> bool:

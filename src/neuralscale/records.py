@@ -7,6 +7,8 @@ import fcntl
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,12 @@ import torch
 from .errors import EnvironmentFailure, NeuralscaleError
 
 LOCK = ".lock"
+_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what _atomic writes before its rename (tempfile.mkstemp's name)
+
+
+def is_temp(name: str) -> bool:
+    """Whether `name` is an atomic write's temporary file: a write killed before its rename leaves one."""
+    return _TEMP.fullmatch(name) is not None
 
 
 def _umask() -> int:
@@ -88,7 +96,9 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
             except RuntimeError as e:
                 if "unexpected pos" not in str(e):
                     raise
-                raise OSError(errno.EFBIG, os.strerror(errno.EFBIG)) from None  # written in part: "File too large"
+                full = shutil.disk_usage(Path(tmp).parent).free < 1 << 20  # a full disk, or a file-size limit
+                code = errno.ENOSPC if full else errno.EFBIG
+                raise OSError(code, os.strerror(code)) from None  # written in part
     _atomic(path, write)
 
 
@@ -120,6 +130,9 @@ def exclusive(directory: str | Path, what: str = "directory", wait: bool = False
                                    f"for it to finish, or use another {what}") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
+        for stale in directory.iterdir():  # only the lock's holder writes here: a temporary file is a killed write's
+            if is_temp(stale.name) and stale.is_file() and not stale.is_symlink():
+                stale.unlink(missing_ok=True)
         yield
     finally:
         os.close(fd)  # releases the lock
