@@ -654,3 +654,16 @@ def test_a_full_disk_is_said_to_be_full(tmp_path, monkeypatch):
             records.atomic_torch_save({"w": torch.zeros(3)}, tmp_path / "checkpoint.pt")
         assert str(e.value).endswith(f"checkpoint.pt: {os.strerror(code)}")
         assert not list(tmp_path.iterdir())  # no temporary file left
+
+
+def test_a_descent_continued_on_other_data_says_what_differs(tmp_path, tiny_descent):
+    """The refusal named only '(data)'; it says the recorded data and the data given now, as it does for the
+    descent's settings."""
+    import shutil
+
+    import neuralscale as ns
+    from helpers import TINY_DESCENT
+    d = tmp_path / "d"
+    shutil.copytree(tiny_descent[0], d)
+    with pytest.raises(ns.NeuralscaleError, match=r"\(data: recorded \{.*'train': 256.*\}, now \{.*'train': 128.*\}\)"):
+        ns.descend("vgg11", "synthetic", d, ns.DescentConfig(**TINY_DESCENT), subset={"train": 128}, progress=False)

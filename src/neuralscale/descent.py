@@ -393,7 +393,8 @@ class DescentDir:
 
     def _refuse_other(self, old: dict, identity: dict, cfg: DescentConfig) -> None:
         """A rerun must match the recorded configuration; what differs, named."""
-        mismatch = [k for k in ("model", "dataset", "data") if old.get(k) != identity[k]]
+        mismatch = [f"{k}: recorded {old.get(k)!r}, now {identity[k]!r}" for k in ("model", "dataset", "data")
+                    if old.get(k) != identity[k]]
         if old.get("architecture") != identity.get("architecture") and "architecture" in old:
             mismatch.append("architecture: the model's code or modules changed")
         defaults = asdict(DescentConfig())  # a setting added after the record was written counts as its default there
