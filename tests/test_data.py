@@ -470,3 +470,17 @@ def test_tinyimagenets_split_is_refused_for_another_dataset():
     with pytest.raises(NeuralscaleError, match="--tinyimagenet-split is TinyImageNet's; cifar10 has no other split"):
         DataConfig("cifar10", tinyimagenet_split="original")
     assert DataConfig("tiny-imagenet", tinyimagenet_split="original").tinyimagenet_split == "original"
+
+
+def test_a_killed_cache_write_leaves_nothing_once_the_cache_is_written(tmp_path, isolated_cache):
+    """A SIGKILL while the tensor cache was written left its temporary file (72 MB for Fashion-MNIST) in the cache
+    for good; the next write of the same tensors removes it (a user's file beside it stays)."""
+    from neuralscale.data.base import save_cached
+    tensors = isolated_cache / "cache" / "tensors"
+    tensors.mkdir(parents=True)
+    killed = tensors / ".synthetic-k.pt.x9y8z7w6.tmp"
+    killed.write_bytes(b"half a tensor file")
+    mine = tensors / "synthetic-k.pt.notes"
+    mine.write_text("mine")
+    save_cached("synthetic", "k", {"x": torch.zeros(2)})
+    assert sorted(p.name for p in tensors.iterdir()) == ["synthetic-k.pt", "synthetic-k.pt.notes"]
