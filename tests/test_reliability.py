@@ -606,8 +606,9 @@ def test_a_second_ctrl_c_while_the_first_stops_the_command_is_ignored(tmp_path):
     SIGINT; the command installs it before anything else, and cli.main leaves a library user's handler as it was."""
     import sys
 
-    from neuralscale import _interrupt, cli
-    old = signal.signal(signal.SIGINT, _interrupt)
+    from neuralscale import cli
+    from neuralscale.command import interrupt
+    old = signal.signal(signal.SIGINT, interrupt)
     try:
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
@@ -629,7 +630,7 @@ def test_a_second_ctrl_c_while_the_first_stops_the_command_is_ignored(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-m", "neuralscale", "info", "--model", "vgg11", "--dataset", "synthetic"],
                        capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0 and (tmp_path / "seen").read_text() == "_interrupt", r.stderr
+    assert r.returncode == 0 and (tmp_path / "seen").read_text() == "interrupt", r.stderr
 
 
 def test_a_full_disk_is_said_to_be_full(tmp_path, monkeypatch):

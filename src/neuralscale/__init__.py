@@ -4,24 +4,10 @@ import signal as _signal
 import sys as _sys
 
 from . import collector as _collector
-
-
-def _as_command() -> bool:
-    """Whether this import is the `neuralscale` command starting (its script, or `python -m neuralscale`), not a
-    user's program importing the library."""
-    argv = getattr(_sys, "orig_argv", [])
-    return (bool(_sys.argv) and _sys.argv[0].rsplit("/", 1)[-1] == "neuralscale") or argv[1:3] == ["-m", "neuralscale"]
-
-
-def _interrupt(signum, frame) -> None:
-    """Ctrl-C in the command: KeyboardInterrupt once; a second Ctrl-C (pressed again while the first stops the
-    command) is ignored instead of raising inside the handling of the first, which printed a traceback."""
-    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-    raise KeyboardInterrupt
-
+from .command import as_command as _as_command, interrupt as _interrupt
 
 if _as_command() and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
-    _signal.signal(_signal.SIGINT, _interrupt)
+    _signal.signal(_signal.SIGINT, _interrupt)  # before torch is imported: one Ctrl-C is one line
 
 try:  # Ctrl-C while torch is imported: the command's one line, not Python's traceback
     with _collector.paused():  # about a sixth of the import's time saved (collector.py)

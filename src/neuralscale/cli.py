@@ -752,7 +752,7 @@ def _terminate(signum, frame) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
-    from . import _as_command, _interrupt
+    from .command import as_command, interrupt as _interrupt
     here = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if here else None
     interrupt = signal.signal(signal.SIGINT, _interrupt) if here else None  # one Ctrl-C stops it; a second is
@@ -761,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if here:
             signal.signal(signal.SIGTERM, previous)
-            if signal.getsignal(signal.SIGINT) is _interrupt or not _as_command():  # as it was, but in the
+            if signal.getsignal(signal.SIGINT) is _interrupt or not as_command():  # as it was, but in the
                 signal.signal(signal.SIGINT, interrupt)  # command's own process once interrupted (it is ending)
 
 

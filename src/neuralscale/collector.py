@@ -18,7 +18,7 @@ garbage: they are modules, classes and functions that live as long as the proces
   paused import left as cyclic garbage is frozen with the rest: 7,324 objects after `import neuralscale.cli`
   (`gc.collect()`'s count), kept for the process's life.
 
-The command is told from a user's program by its argv (`neuralscale/__init__.py`: `_as_command`): the
+The command is told from a user's program by its argv (`command.as_command`): the
 installed script, or `python -m neuralscale`; other ways of starting it (`python -X ... -m neuralscale`) only
 miss the speed-up, and a program that names itself `neuralscale` in sys.argv[0] is taken for the command.
 """
