@@ -668,3 +668,22 @@ def test_a_descent_continued_on_other_data_says_what_differs(tmp_path, tiny_desc
     shutil.copytree(tiny_descent[0], d)
     with pytest.raises(ns.NeuralscaleError, match=r"\(data: recorded \{.*'train': 256.*\}, now \{.*'train': 128.*\}\)"):
         ns.descend("vgg11", "synthetic", d, ns.DescentConfig(**TINY_DESCENT), subset={"train": 128}, progress=False)
+
+
+def test_sigterm_while_the_command_starts_is_one_line(tmp_path):
+    """SIGTERM while torch is imported ended the command without a word (exit -15); Ctrl-C there had its line. The
+    signal is made to land there, every time, by an import hook that sends it when torch is imported."""
+    import sys
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "class Term:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            sys.meta_path.remove(self)\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "sys.meta_path.insert(0, Term())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-m", "neuralscale", "info", "--model", "vgg11", "--dataset", "synthetic"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 143 and r.stderr.strip() == "neuralscale: terminated (SIGTERM); nothing was changed", \
+        (r.returncode, r.stderr)

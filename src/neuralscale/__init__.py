@@ -4,10 +4,14 @@ import signal as _signal
 import sys as _sys
 
 from . import collector as _collector
-from .command import as_command as _as_command, interrupt as _interrupt
+from .command import Terminated as _Terminated, as_command as _as_command, interrupt as _interrupt
+from .command import terminate as _terminate
 
-if _as_command() and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
-    _signal.signal(_signal.SIGINT, _interrupt)  # before torch is imported: one Ctrl-C is one line
+if _as_command():  # before torch is imported: one Ctrl-C, or SIGTERM, is one line
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        _signal.signal(_signal.SIGINT, _interrupt)
+    if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
+        _signal.signal(_signal.SIGTERM, _terminate)
 
 try:  # Ctrl-C while torch is imported: the command's one line, not Python's traceback
     with _collector.paused():  # about a sixth of the import's time saved (collector.py)
@@ -26,11 +30,12 @@ try:  # Ctrl-C while torch is imported: the command's one line, not Python's tra
         from .export import export_run, load_model
         from .loop import Pruner
         from .baselines import warm_start
-except KeyboardInterrupt:
+except (KeyboardInterrupt, _Terminated) as _stop:
     if not _as_command():
         raise
-    print("neuralscale: interrupted; nothing was changed", file=_sys.stderr)
-    raise SystemExit(130) from None
+    _term = isinstance(_stop, _Terminated)
+    print(f"neuralscale: {'terminated (SIGTERM)' if _term else 'interrupted'}; nothing was changed", file=_sys.stderr)
+    raise SystemExit(143 if _term else 130) from None
 
 if _as_command():  # the command's own process: what it imported out of the collector's way (collector.py)
     _collector.own_process()

@@ -18,6 +18,7 @@ from ._version import __version__
 from .accounting import unstable
 from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
 from .budget import Budget, amount
+from .command import Terminated
 from .data import DATASET_NAMES, DataConfig
 from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
@@ -740,19 +741,10 @@ COMMANDS = {"info": cmd_info, "train": cmd_train, "descend": cmd_descend, "fit":
             "sweep": cmd_sweep, "report": cmd_report, "experiment": cmd_experiment, "export": cmd_export}
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised where the command is, so that it stops as Ctrl-C stops it: what is finished stays, what is
-    in progress resumes on the next run, and the terminal gets one line."""
-
-
-def _terminate(signum, frame) -> None:
-    raise Terminated()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
-    from .command import as_command, interrupt as _interrupt
+    from .command import as_command, interrupt as _interrupt, terminate as _terminate
     here = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if here else None
     interrupt = signal.signal(signal.SIGINT, _interrupt) if here else None  # one Ctrl-C stops it; a second is

@@ -14,6 +14,15 @@ def as_command() -> bool:
     return (bool(sys.argv) and sys.argv[0].rsplit("/", 1)[-1] == "neuralscale") or argv[1:3] == ["-m", "neuralscale"]
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the command is, so that it stops as Ctrl-C stops it: what is finished stays, what is
+    in progress resumes on the next run, and the terminal gets one line."""
+
+
+def terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def interrupt(signum, frame) -> None:
     """Ctrl-C in the command: KeyboardInterrupt once; a second Ctrl-C (pressed again while the first stops the
     command) is ignored instead of raising inside the handling of the first, which printed a traceback."""

@@ -230,6 +230,9 @@ def _worker(conn, device: str | None, threads: int | None, environ: dict | None 
     started (a worker forked from the fork server would otherwise have the server's, from its own start).
     `alive`: see _exit_with_driver."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # stopped by its driver (Ctrl-C, SIGTERM): unwound quietly, so that a write in progress removes its temporary
+    # file (records._atomic) and the run's record stays as it was, resumable
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     own_process()  # torch and neuralscale, imported, out of the collector's way (collector.py)
     if environ is not None:
         os.environ.clear()
