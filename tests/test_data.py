@@ -478,7 +478,7 @@ def test_a_killed_cache_write_leaves_nothing_once_the_cache_is_written(tmp_path,
     from neuralscale.data.base import save_cached
     tensors = isolated_cache / "cache" / "tensors"
     tensors.mkdir(parents=True)
-    killed = tensors / ".synthetic-k.pt.x9y8z7w6.tmp"
+    killed = tensors / ".synthetic-k.pt.x9y8z7w6.ns.tmp"
     killed.write_bytes(b"half a tensor file")
     mine = tensors / "synthetic-k.pt.notes"
     mine.write_text("mine")

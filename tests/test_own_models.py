@@ -323,7 +323,7 @@ class Refused(nn.Module):
     ("squeeze", "a squeeze that may drop the channels"),
     ("prelu", "a PReLU module"),
     ("aux", "computes with other layers in training mode than in evaluation mode (as an auxiliary head does: aux"),
-    ("tuple", "an output of tuple (in training mode), not one tensor of class scores"),
+    ("tuple", "an output of tuple, not one tensor of class scores in training mode"),
 ])
 def test_what_cannot_be_followed_is_refused_in_one_line(how, says):
     """Before, a module called twice passed and built models that failed (its two uses were given other widths),
@@ -417,3 +417,36 @@ def test_a_model_too_large_for_the_images_is_one_line_and_nothing_printed(capfd)
         ns.space("torchvision:alexnet", "fashionmnist")
     out, err = capfd.readouterr()
     assert not out and not err
+
+
+class DropPath(nn.Module):
+    """Stochastic depth as timm writes it: whole samples of a residual branch zeroed in training."""
+
+    def __init__(self, p: float = 0.2):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+class WithDropPath(ShortcutWithoutNorm):
+    def __init__(self):
+        super().__init__()
+        self.drop = DropPath()
+
+    def forward(self, x):
+        x = F.relu(self.b(self.c(x)))
+        out = F.relu(self.drop(self.b2(self.c2(F.relu(self.b1(self.c1(x)))))) + self.sc(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(out, 1), 1))
+
+
+def test_stochastic_depth_is_followed_in_training_mode():
+    """Once the training-mode graph was analysed too, timm's drop_path (new_empty, bernoulli_) was refused as an
+    operation that may move channels, and with it every timm model made with drop_path_rate > 0."""
+    sp = ns.space(WithDropPath(), X)
+    assert sp.layer_names == ns.space(ShortcutWithoutNorm(), X).layer_names
+    sp.build(list(sp.base_widths)).train()(torch.randn(2, 3, 16, 16)).sum().backward()

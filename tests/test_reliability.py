@@ -523,19 +523,19 @@ def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
 
 def test_what_a_killed_write_leaves_is_no_obstacle_and_is_cleared(tmp_path):
     """A SIGKILL between an atomic write's temporary file and its rename (one fsync's time; an OOM kill or a power
-    cut lands there too) left `.record.json.xxxxxxxx.tmp`: a rerun was refused (the folder 'is not empty ... and
+    cut lands there too) left `.record.json.xxxxxxxx.ns.tmp`: a rerun was refused (the folder 'is not empty ... and
     is not a run directory'), and temporary checkpoints of 74 MB stayed for good (interruption audit). The
     folder's next lock holder clears them (only the holder writes there); a file of the user's stays."""
     from neuralscale.layout import claim_folder
     from neuralscale.records import atomic_write_json, exclusive, is_temp
     run = tmp_path / "run"
     run.mkdir()
-    killed = run / ".record.json.a1b2c3d_.tmp"
+    killed = run / ".record.json.a1b2c3d_.ns.tmp"
     killed.write_text("{")
-    mine = run / ".notes.tmp"
+    mine = run / ".notes.abcdefgh.tmp"  # another tool's temporary file, of mkstemp's name
     mine.write_text("mine")
     assert is_temp(killed.name) and not is_temp(mine.name) and not is_temp("record.json")
-    with pytest.raises(Exception, match=r"not empty \(\.notes\.tmp\)"):  # the user's file still counts
+    with pytest.raises(Exception, match=r"not empty \(\.notes\.abcdefgh\.tmp\)"):  # the user's file counts
         claim_folder(run, run / "record.json", "run directory")
     mine.unlink()
     claim_folder(run, run / "record.json", "run directory")  # the killed write's file alone: no obstacle
@@ -545,25 +545,34 @@ def test_what_a_killed_write_leaves_is_no_obstacle_and_is_cleared(tmp_path):
     assert sorted(p.name for p in run.iterdir()) == [".lock", "record.json"]
 
 
-def test_a_report_stopped_before_its_pages_is_built_on_the_next_run(tmp_path):
+def test_a_report_stopped_before_its_pages_is_built_on_the_next_run(tmp_path, monkeypatch):
     """Ctrl-C, SIGTERM or SIGKILL after a report's first figure and before report.md: the rerun (and an experiment's
-    rerun, even with --force) was refused, the folder 'holding files that are not a report' (its own figure)."""
+    rerun, even with --force) was refused, the folder 'holding files that are not a report' (its own figure). The
+    report marks its folder first; a folder of files that only look like a report's figures is still refused (and
+    none of them deleted)."""
     import shutil
 
+    from neuralscale import report
     from neuralscale.errors import NeuralscaleError
-    from neuralscale.report import build_report
     study = Path(__file__).resolve().parents[1] / "studies" / "fmnist-vgg11" / "params"
     store = tmp_path / "params"
     shutil.copytree(study, store, ignore=shutil.ignore_patterns("report"))
-    (store / "report").mkdir()
-    (store / "report" / "acc_vs_params.png").write_bytes(b"\x89PNG drawn before the stop")
-    (store / "report" / ".report.html.k3j4h5g6.tmp").write_text("<html")
-    assert build_report(store, figures=False)["markdown"].read_text().startswith("# neuralscale report")
-    other = tmp_path / "other"  # a folder of the user's with a page of that name: still refused
-    other.mkdir()
-    (other / "report.md").write_text("my notes")
+
+    def stopped(st, dest, *args, **kwargs):
+        (dest / "acc_vs_params.png").write_bytes(b"\x89PNG drawn before the stop")
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(report, "_figures", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            report.build_report(store)
+    assert report.build_report(store, figures=False)["markdown"].read_text().startswith("# neuralscale report: vgg11")
+    mine = tmp_path / "mine"  # a folder of the user's with figures of those names: refused, left as it is
+    mine.mkdir()
+    (mine / "widths.png").write_bytes(b"my figure")
+    (mine / "acc_vs_params.pdf").write_bytes(b"my figure")
     with pytest.raises(NeuralscaleError, match="holds files that are not a report"):
-        build_report(store, out=other, figures=False)
+        report.build_report(store, out=mine, figures=False)
+    assert sorted(p.name for p in mine.iterdir()) == ["acc_vs_params.pdf", "widths.png"]
 
 
 def test_a_checkpoint_its_finished_iteration_did_not_remove_is_removed(tmp_path, tiny_descent, monkeypatch):
@@ -687,3 +696,29 @@ def test_sigterm_while_the_command_starts_is_one_line(tmp_path):
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 143 and r.stderr.strip() == "neuralscale: terminated (SIGTERM); nothing was changed", \
         (r.returncode, r.stderr)
+
+
+def test_the_command_is_told_by_its_own_arguments_and_a_background_job_keeps_ctrl_c_ignored(monkeypatch):
+    """A local worker of the installed script has the driver's sys.argv (multiprocessing gives it) but not its
+    command line: it was taken for the command and given the command's handlers. And a job a shell starts in the
+    background has Ctrl-C ignored: cli.main made it stoppable by Ctrl-C again."""
+    import sys
+
+    from neuralscale import cli
+    from neuralscale.command import as_command
+    import multiprocessing as mp
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/neuralscale", "sweep"])  # as the driver's, which a worker gets
+    assert as_command()
+    here, there = mp.get_context("fork").Pipe()
+    worker = mp.get_context("fork").Process(target=lambda: there.send(as_command()))
+    worker.start()
+    assert here.recv() is False
+    worker.join()
+    seen = []
+    monkeypatch.setitem(cli.COMMANDS, "info", lambda args: seen.append(signal.getsignal(signal.SIGINT)) or 0)
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert cli.main(["info", "--model", "vgg11", "--dataset", "synthetic"]) == 0
+        assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)

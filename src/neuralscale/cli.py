@@ -747,14 +747,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .command import as_command, interrupt as _interrupt, terminate as _terminate
     here = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if here else None
-    interrupt = signal.signal(signal.SIGINT, _interrupt) if here else None  # one Ctrl-C stops it; a second is
-    try:  # not raised inside the first's handling
+    # one Ctrl-C stops it, and a second is not raised inside the first's handling; where Ctrl-C is ignored (a
+    # job started in the background by a shell), it stays ignored
+    interrupt = signal.getsignal(signal.SIGINT) if here else None
+    if here and interrupt is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _interrupt)
+    try:
         return _main(argv)
     finally:
-        if here:
+        if here and as_command():  # the command's process is ending: a signal now ends it as the system does
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (not a traceback from an exit handler)
+            if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+        elif here:  # a program calling main(): its handlers as they were
             signal.signal(signal.SIGTERM, previous)
-            if signal.getsignal(signal.SIGINT) is _interrupt or not as_command():  # as it was, but in the
-                signal.signal(signal.SIGINT, interrupt)  # command's own process once interrupted (it is ending)
+            signal.signal(signal.SIGINT, interrupt)
 
 
 RESUMABLE = ("train", "descend", "sweep", "experiment")  # the commands whose work a rerun continues

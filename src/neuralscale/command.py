@@ -9,7 +9,11 @@ import sys
 
 def as_command() -> bool:
     """Whether this process is the `neuralscale` command (its script, or `python -m neuralscale`), not a user's
-    program importing the library."""
+    program importing the library, nor a local worker of the command (multiprocessing gives a worker the driver's
+    sys.argv)."""
+    mp = sys.modules.get("multiprocessing")  # a process multiprocessing started has imported it
+    if mp is not None and mp.parent_process() is not None:
+        return False
     argv = getattr(sys, "orig_argv", [])
     return (bool(sys.argv) and sys.argv[0].rsplit("/", 1)[-1] == "neuralscale") or argv[1:3] == ["-m", "neuralscale"]
 

@@ -144,6 +144,9 @@ class Analysis:
 
 
 _RESIZABLE = (nn.Conv2d, nn.BatchNorm2d, nn.Linear)
+# Stochastic depth (torchvision's, timm's): whole samples of a residual branch zeroed in training; a masked channel
+# stays 0. Leaves, so that their random masks (new_empty, bernoulli_) are not traced as channel operations.
+_DROP_PATHS = ("StochasticDepth", "DropPath")
 _STANDARD_TENSORS = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}
 _METADATA = {"shape", "ndim", "dtype", "device", "is_cuda", "requires_grad"}  # attributes that are not channels
 
@@ -157,7 +160,7 @@ class _Tracer(fx.Tracer):
     """
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, _RESIZABLE) or super().is_leaf_module(m, qualname)
+        return isinstance(m, _RESIZABLE) or type(m).__name__ in _DROP_PATHS or super().is_leaf_module(m, qualname)
 
 
 def _tensor_args(node: fx.Node) -> list[fx.Node]:
@@ -283,6 +286,7 @@ class _Analyser:
         return sum(self.an.width(s) for s in segments)
 
     def obstacle(self, node: fx.Node, what: str) -> NeuralscaleError:
+        what += " in training mode" if self.training else ""
         return NeuralscaleError(f"{self.model_name}: {what} at node {node.name!r} "
                                 f"({node.op} {getattr(node.target, '__name__', node.target)}); "
                                 "its channels cannot be followed, so widths cannot be changed safely")
@@ -290,9 +294,7 @@ class _Analyser:
     def _output(self, node: fx.Node) -> None:
         """The model's output is the classes: whatever produced them keeps its width."""
         if not isinstance(node.args[0], fx.Node):
-            mode = "training" if self.training else "evaluation"
-            raise self.obstacle(node, f"an output of {type(node.args[0]).__name__} (in {mode} mode), not one tensor "
-                                      "of class scores")
+            raise self.obstacle(node, f"an output of {type(node.args[0]).__name__}, not one tensor of class scores")
         outs = []
         fx.node.map_arg(node.args, lambda a: outs.append(a))
         for a in outs:
@@ -345,7 +347,7 @@ class _Analyser:
         if isinstance(mod, _NONZERO_MODULES):
             return _Tag(list(src.segments), src.flat, src.positions, src.raw | {f"@a {type(mod).__name__}"}) \
                 if src is not None else None
-        if isinstance(mod, _SAME) or type(mod).__name__ == "StochasticDepth":
+        if isinstance(mod, _SAME) or type(mod).__name__ in _DROP_PATHS:
             return src
         raise self.obstacle(node, f"a {type(mod).__name__} module")
 

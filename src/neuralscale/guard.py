@@ -56,8 +56,7 @@ def check_report_dir(path: str | Path, force: bool = False) -> Path:
         raise NeuralscaleError(f"a report would be written into {inside}; give another --out, or --force "
                                "(force=True in Python)")
     foreign = sorted(p.name for p in path.iterdir() if not ReportDir.belongs(p.name))
-    if not foreign and any(path.iterdir()) and not ReportDir(path).is_report() \
-            and not ReportDir(path).interrupted():
+    if not foreign and any(path.iterdir()) and not ReportDir(path).is_report():
         foreign = sorted(p.name for p in path.iterdir())  # files named as a report's, not written as one
     if foreign:
         raise NeuralscaleError(f"{path} holds files that are not a report ({', '.join(foreign[:3])}); give another "

@@ -168,12 +168,6 @@ class ReportDir:
             return False
         return True
 
-    def interrupted(self) -> bool:
-        """Whether this folder holds a report stopped before its pages: its own figures (by name), temporary files
-        and lock, and no page yet."""
-        return not any((self.path / page).exists() for page in self.PAGES) and all(
-            self.is_figure(p) or is_temp(p.name) or p.name == LOCK for p in self.path.iterdir())
-
     @classmethod
     def belongs(cls, name: str) -> bool:
         """Whether a file of this name is part of a report (a folder of nothing else may be rebuilt)."""

@@ -19,7 +19,10 @@ import torch
 from .errors import EnvironmentFailure, NeuralscaleError
 
 LOCK = ".lock"
-_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what _atomic writes before its rename (tempfile.mkstemp's name)
+# what _atomic writes before its rename: tempfile.mkstemp's name, with a suffix of neuralscale's own (another
+# tool's temporary files in a folder given with --force are not taken for its own)
+_TEMP_SUFFIX = ".ns.tmp"
+_TEMP = re.compile(r"\..+\.[a-z0-9_]{8}\.ns\.tmp")
 
 
 def is_temp(name: str) -> bool:
@@ -45,7 +48,7 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
         raise NeuralscaleError(f"cannot write {path}: it is a directory")
     try:
         # the temporary file is named after the file, cut so that its name fits where the file's own fits
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=_TEMP_SUFFIX)
     except OSError as e:  # the machine's doing (no space, no permission, a read-only disk), not the run's
         raise EnvironmentFailure(f"cannot write in {path.parent}: {e.strerror or e}") from None
     os.close(fd)

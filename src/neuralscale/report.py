@@ -877,6 +877,9 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise NeuralscaleError(f"cannot write the report into {dest}: {e.strerror or e}") from None
+    # the folder is a report's from now on: one stopped before its pages (Ctrl-C while drawing) is rebuilt on the
+    # next run, and a folder of files that only look like a report's figures is never taken for one
+    atomic_write_text(pages.markdown, ReportDir.HEADER + " (being built)\n")
     for stale in dest.glob("*.*"):  # this report's own figures from an earlier build, in formats not asked for now
         ext = stale.suffix.lstrip(".")
         if ext in FORMATS and ext not in formats and ReportDir.is_figure(stale):

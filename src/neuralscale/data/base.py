@@ -153,9 +153,11 @@ def save_cached(name: str, key: str, tensors: dict) -> None:
     path = cache_dir() / "tensors" / f"{name}-{key}.pt"
     try:
         atomic_torch_save(tensors, path)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a killed writer's (tens of MB each); a writer
+        for stale in path.parent.glob(f".{path.name}.*"):  # a killed writer's (tens of MB each); a writer
             if is_temp(stale.name):  # of the same tensors now only loses its write (the cache is there)
                 stale.unlink(missing_ok=True)
     except (OSError, NeuralscaleError) as e:  # a cache that cannot be written only costs speed
+        if path.exists():  # another command wrote these tensors as this one did (and took its temporary file)
+            return
         log.warning("the tensor cache is not written (%s); set NEURALSCALE_CACHE to a writable folder to keep "
                     "decoded data between commands", e)
