@@ -93,6 +93,23 @@ class PreActivationSE(nn.Module):
         return self.fc(F.avg_pool2d(out, 8).view(out.size(0), -1))
 
 
+class SigmoidNet(nn.Module):
+    """LeNet's way: sigmoid activations (sigmoid(0) = 0.5: a masked channel gated only at its convolution would
+    reach the next one as 0.5); the gate goes after the sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.s1 = nn.Conv2d(3, 6, 5), nn.Sigmoid()
+        self.c2, self.s2 = nn.Conv2d(6, 16, 5), nn.Sigmoid()
+        self.fc1, self.s3 = nn.Linear(16 * 2 * 2, 32), nn.Sigmoid()
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.avg_pool2d(self.s1(self.c1(x)), 2)
+        x = self.s2(self.c2(x))
+        return self.fc(self.s3(self.fc1(torch.flatten(x, 1))))
+
+
 class DenseConcat(nn.Module):
     """A DenseNet-like block: batch norms read concatenations of several layers' channels."""
 
@@ -136,7 +153,7 @@ def _masked(model: nn.Module, layer: int, drop: list[int]) -> list:
     return found
 
 
-@pytest.mark.parametrize("make", [ShortcutWithoutNorm, PreActivation, BiasedDepthwise, PreActivationSE])
+@pytest.mark.parametrize("make", [ShortcutWithoutNorm, PreActivation, BiasedDepthwise, PreActivationSE, SigmoidNet])
 def test_a_masked_channel_computes_what_a_removed_one_does(make):
     """Each layer in turn, two channels masked through its gates, then removed (apply.shrink): the same outputs,
     in float64 and far beyond its rounding. Before, the shortcut, the residual stream and the depthwise bias carried
@@ -275,6 +292,7 @@ class Refused(nn.Module):
         self.aux = nn.Linear(16, 10)
         self.fc = nn.Linear(16, 10)
         self.gn, self.prelu = nn.GroupNorm(4, 16), nn.PReLU(16)
+        self.act, self.c2b = nn.Sigmoid(), nn.Conv2d(16, 16, 3, padding=1)
 
     def forward(self, x):
         how = self.how
@@ -283,6 +301,8 @@ class Refused(nn.Module):
             x = F.softmax(x, 1)
         elif how == "sigmoid":  # an activation that is not 0 at 0, read by a convolution
             x = self.c2(torch.sigmoid(x))
+        elif how == "shared sigmoid":  # one activation module for two layers' channels
+            x = self.c2(self.act(self.c2b(self.act(x))))
         elif how == "twice":
             x = self.c2(F.relu(self.c2(F.relu(x))))
         elif how == "shuffle":
@@ -314,6 +334,7 @@ class Refused(nn.Module):
     ("softmax", "a softmax of a gated layer's channels"),
     ("sigmoid", "sigmoid of a gated layer's channels (not 0 where a channel is masked) read by a layer"),
     ("twice", "a Conv2d called a second time"),
+    ("shared sigmoid", "a Sigmoid used in several places (not 0 where a channel is masked) read by a layer"),
     ("shuffle", "a view from shape (2, 16, 16, 16) to (2, 2, 8, 16, 16)"),
     ("split", "an indexing that selects channels"),
     ("option-A", "an operation that may move or reshape channels at node 'pad'"),

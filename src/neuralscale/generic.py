@@ -111,6 +111,10 @@ class Analysis:
     code: str = ""  # the traced forward, as torch.fx writes it
     positions: dict[str, int] = field(default_factory=dict)  # conv / linear -> output elements per channel (MACs)
     same_in_training: bool = False  # traced to the same code in training mode as in evaluation mode
+    # activation modules not 0 at 0 (nn.Sigmoid as a LeNet uses it) -> the group they keep, and their calls: one
+    # read by a layer is gated after, as a producer is
+    activations: dict[str, int] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
 
     def width(self, g: int) -> int:
         """A group's width in the traced model."""
@@ -258,6 +262,12 @@ class _Analyser:
         for node, segments, what in self.an.fixed_only:  # known now that every tie is made
             if any(self.an.find(g) >= 0 for g in segments):
                 raise self.obstacle(node, what)
+        shared = [n for n in self.an.gate_after
+                  if self.an.calls.get(n, 1) > 1 and self.an.find(self.an.activations[n]) >= 0]
+        if shared:  # one gate after a module called in several places would mask them all as one layer
+            node = next(n for n in self.gm.graph.nodes if n.op == "call_module" and n.target == shared[0])
+            raise self.obstacle(node, f"a {type(self.modules[shared[0]]).__name__} used in several places (not 0 where "
+                                      "a channel is masked) read by a layer; give each use a module of its own")
         return self.an
 
     def _in_place(self, node: fx.Node) -> bool:
@@ -345,8 +355,13 @@ class _Analyser:
         if isinstance(mod, nn.Flatten):
             return self._flatten(node, src)
         if isinstance(mod, _NONZERO_MODULES):
-            return _Tag(list(src.segments), src.flat, src.positions, src.raw | {f"@a {type(mod).__name__}"}) \
-                if src is not None else None
+            if src is None:
+                return None
+            self.an.calls[node.target] = self.an.calls.get(node.target, 0) + 1
+            if len(src.segments) == 1:  # gated after itself where a layer reads it (its input need not be)
+                self.an.activations[node.target] = src.segments[0]
+                return _Tag(list(src.segments), src.flat, src.positions, frozenset({node.target}))
+            return _Tag(list(src.segments), src.flat, src.positions, src.raw | {f"@a {type(mod).__name__}"})
         if isinstance(mod, _SAME) or type(mod).__name__ in _DROP_PATHS:
             return src
         raise self.obstacle(node, f"a {type(mod).__name__} module")
@@ -700,6 +715,8 @@ class GenericSpace:
         """The group whose channels module `name` outputs (its root; negative where fixed)."""
         if name in self.an.linears:
             return self.an.find(self.an.linears[name].out)
+        if name in self.an.activations:
+            return self.an.find(self.an.activations[name])
         c = self.an.convs[name]
         return self.an.find(c.out if c.out is not None else c.segments[0])
 
