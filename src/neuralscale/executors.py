@@ -432,15 +432,10 @@ class Ray(_Pool):
         import ray
         if not ray.is_initialized():
             _check_reachable(self.address)
-            import threading
-            here = threading.current_thread() is threading.main_thread()
-            term = signal.getsignal(signal.SIGTERM) if here else None
             try:
                 with _workers_at_our_priority(self.address):
                     ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                              configure_logging=False, logging_level="error")
-                if here and term is not None:  # ray.init sets its own (sys.exit(15)): SIGTERM stops a Ray sweep
-                    signal.signal(signal.SIGTERM, term)  # as it stops the others, in the command's one line
             except ConnectionError as e:
                 raise NeuralscaleError(f"cannot reach the Ray cluster at {self.address}: "
                                        f"{str(e).splitlines()[0]} (a cluster with token authentication needs "
