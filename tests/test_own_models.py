@@ -383,7 +383,7 @@ def test_an_edited_model_is_not_taken_for_the_run_of_the_one_before(tmp_path):
     cfg = ns.TrainConfig(epochs=1, batch_size=8, device="cpu", augment=False)
     first = ns.train(one, "synthetic", ratio=1.0, config=cfg, splits=splits, out_dir=tmp_path / "run", progress=False)
     assert first["spec"]["architecture"] == one.architecture
-    with pytest.raises(NeuralscaleError, match="force"):
+    with pytest.raises(NeuralscaleError, match="holds another run .*; the model's code or modules changed since.*force"):
         ns.train(two, "synthetic", ratio=1.0, config=cfg, splits=splits, out_dir=tmp_path / "run", progress=False)
     from neuralscale.zoo import record_space
     with pytest.raises(NeuralscaleError, match="its code or modules differ"):
@@ -471,3 +471,15 @@ def test_stochastic_depth_is_followed_in_training_mode():
     sp = ns.space(WithDropPath(), X)
     assert sp.layer_names == ns.space(ShortcutWithoutNorm(), X).layer_names
     sp.build(list(sp.base_widths)).train()(torch.randn(2, 3, 16, 16)).sum().backward()
+
+
+def test_a_law_of_a_space_made_from_a_tensor_says_how_to_use_it():
+    """A law fitted on a space made from an example input is recorded for dataset 'custom'; the same model's space
+    made from the dataset's name was refused without a word on why."""
+    from neuralscale.scaling import ScalingLaw
+    one = ns.space(Tiny(), X)
+    law = ScalingLaw(one.name, one.info.name, list(one.layer_names), [1.0] * len(one), [0.5] * len(one))
+    law.check_space(one)
+    other = ns.space(Tiny(), ns.data.dataset_info("synthetic"))
+    with pytest.raises(NeuralscaleError, match="a space made from an example tensor is 'custom'"):
+        law.check_space(other)

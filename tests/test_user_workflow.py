@@ -162,6 +162,20 @@ def test_a_pruner_in_your_own_loop_gives_descends_trajectory(tmp_path):
     # the directory is a descent directory like any other
     r = run_cli("scale", *SYNTH, "--method", "neuralscale", "--from", str(tmp_path / "mine"), "--params", "25%")
     assert r.returncode == 0, r.stderr
+    # a second Pruner on it makes iteration 2: from laws.build() as descend's would, said; from elsewhere (the
+    # base widths again: a rerun of the same loop), warned of (it was added in silence)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ns.NeuralscaleWarning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the law's own notes on the configuration it gives
+            nxt = laws.build()
+        ns.Pruner(sp, nxt, tmp_path / "mine", k=resolved.k, interval=resolved.interval,
+                  prune_fraction=resolved.prune_fraction, prune_past_one=True, trajectory_start="per-layer")
+    with pytest.warns(ns.NeuralscaleWarning, match=r"iteration 2 of .* starts from widths .*, not from iteration "
+                                                     r"1's law at the base model's size .*laws\.build\(\)"):
+        ns.Pruner(sp, sp.build(sp.base_widths), tmp_path / "mine", k=resolved.k, interval=resolved.interval,
+                  prune_fraction=resolved.prune_fraction, prune_past_one=True, trajectory_start="per-layer")
 
 
 def test_an_export_loads_with_no_dataset_and_its_onnx_matches(tmp_path):

@@ -35,13 +35,15 @@ parameter count) and prune it with a new Pruner on the same directory.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 from torch import nn
 
-from .descent import DescentConfig, DescentDir, DescentResult, Iteration, pruning_law
-from .errors import NeuralscaleError
+from .descent import DescentConfig, DescentDir, DescentResult, Iteration, pruning_law, start_widths
+from .errors import NeuralscaleError, warn
 from .importance import Importance
+from .logs import for_api
 from .models.gate import gate_widths
 from .pruning import PruningSession, Schedule, paced_k
 from .records import exclusive
@@ -63,7 +65,8 @@ class Pruner:
     def __init__(self, space: WidthSpace, model: nn.Module, out_dir: str | Path, *, k: int | None = None,
                  interval: int | None = None, prune_fraction: float = 0.95, prune_past_one: bool | None = None,
                  trajectory_start: str | None = None, importance: Importance | None = None,
-                 objective: str = "params"):
+                 objective: str = "params", progress: bool = True):
+        for_api(progress)  # its lines (the iteration it prunes, its end) on stderr, as descend's
         by_layer = gate_widths(model)
         widths = [by_layer[i] for i in sorted(by_layer)]
         if sorted(by_layer) != list(range(len(space))):
@@ -86,6 +89,24 @@ class Pruner:
         self.dir.refuse_foreign()  # before the lock: a refused folder gets no .lock
         with exclusive(self.dir.path, "descent directory"):  # another configuration is refused now, not at the end
             self.dir.claim(space, self.config, {"loop": "user"})
+            done = self.dir.iterations()
+        self._check_start(widths, done, weigh)
+
+    def _check_start(self, widths: list[int], done: list[Iteration], objective) -> None:
+        """Say which iteration this pruner makes, and warn where it does not start where a descent's next
+        iteration starts (the last law at the base model's size: `laws.build()`)."""
+        log.info("pruner: iteration %d of %s, from widths %s", len(done) + 1, self.dir.path,
+                 ",".join(map(str, widths)))
+        if not done:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the law's own notes (extrapolation) are not this warning's point
+            expected = start_widths(self.space, done, self.config, objective)
+        if widths != expected:
+            warn(f"iteration {len(done) + 1} of {self.dir.path} starts from widths {','.join(map(str, widths))}, "
+                 f"not from iteration {len(done)}'s law at the base model's size "
+                 f"({','.join(map(str, expected))}: laws.build() gives that network); a descent's iterations each "
+                 "start from the last law")
 
     @property
     def done(self) -> bool:

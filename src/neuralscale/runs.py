@@ -46,6 +46,13 @@ def load_run_splits(spec: RunSpec, data_dir: str | None = None):
     return data.splits(config.val_fraction, config.split_seed)
 
 
+def _refuse_other_run(run_dir: Path, old: dict, spec: RunSpec) -> None:
+    edited = (old.get("spec") or {}).get("architecture") not in (None, spec.architecture)
+    raise NeuralscaleError(f"{run_dir} holds another run ({old.get('id')}"
+                           + ("; the model's code or modules changed since" if edited else "")
+                           + "); use another directory, or --force (force=True) to replace it")
+
+
 def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=None, progress: bool = True,
             data_dir: str | None = None, store_root: str | Path | None = None,
             raise_errors: bool = False) -> dict:
@@ -64,8 +71,7 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
     old = read_record(run_dir) if run_dir is not None else None
     if old is not None:
         if old.get("id") != spec.id:
-            raise NeuralscaleError(f"{run_dir} holds another run ({old.get('id')}); use another directory, or "
-                                   "--force (force=True) to replace it")
+            _refuse_other_run(run_dir, old, spec)
         if old["status"] == "finished":
             log.info("%s: already finished; nothing redone", run_dir)
             return old

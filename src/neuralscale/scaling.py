@@ -165,8 +165,12 @@ class ScalingLaw:
 
     def check_space(self, space: WidthSpace) -> None:
         if self.model != space.name or self.dataset != space.info.name or len(self.layers) != len(space):
+            custom = "custom" in (self.dataset, space.info.name) and self.dataset != space.info.name
             raise NeuralscaleError(f"this law was fitted for {self.model} on {self.dataset}, "
-                                   f"not {space.name} on {space.info.name}")
+                                   f"not {space.name} on {space.info.name}"
+                                   + ("; a space made from an example tensor is 'custom': make the space as the law's "
+                                      "was made (from the same example input, or from the dataset's name)" if custom
+                                      else ""))
         if list(self.layers) != list(space.layer_names):  # a law is applied layer by layer, by name
             wrong = next(i for i, (a, b) in enumerate(zip(self.layers, space.layer_names)) if a != b)
             raise NeuralscaleError(f"this law's layer {wrong + 1} is {self.layers[wrong]!r}, {space.name}'s is "
