@@ -420,7 +420,7 @@ def test_a_row_solved_with_the_sweeps_rounding_is_marked_extrapolated(tiny_desce
     assert found["extrapolated"] and found["widths"] != plain["widths"]
     label = report.law_label(max(it.number for it in report.DescentDir(descent_dir).iterations()), "params")
     for cfg, marked in (({"multiple": 8, "min_width": 8}, True), ({}, False)):
-        row = {"method": "neuralscale", "fallback": False, "label": label, "shown": label,
+        row = {"method": "neuralscale", "fallback": False, "label": label, "shown": label, "marks": [],
                "budget_key": list(budget.key), "widths": found["widths"]}
         report._mark_extrapolated([row], [descent_dir], sp, cfg)
         assert row["extrapolated"] is marked and row["shown"].endswith(" (extrapolated)") == marked
@@ -561,3 +561,15 @@ def test_a_pruning_baseline_that_pruned_nothing_is_marked_as_fine_tuning(tmp_pat
     assert summarize_records([rec])[0]["shown"] == "l1-prune (pruned nothing)"
     assert summarize_records([{**rec, "pruning": {"from_widths": [4, 9]}}])[0]["shown"] == "l1-prune"
     assert summarize_records([{**rec, "label": "uniform", "method": "uniform", "pruning": None}])[0]["shown"] == "uniform"
+
+
+def test_a_legend_names_a_line_by_its_label_and_the_marks_all_its_points_share():
+    """Marks are a row's list (report._show), not parsed back out of its name: a sweep's label that itself says
+    '(fallback)' is not marked twice, and a mark of one budget only stays out of the line's name."""
+    from neuralscale.figures import shown
+    fallback = [{"label": "neuralscale@1 (fallback)", "marks": []}, {"label": "neuralscale@1 (fallback)", "marks": []}]
+    assert shown(fallback) == "neuralscale@1 (fallback)"
+    l1 = [{"label": "l1-prune", "marks": []}, {"label": "l1-prune", "marks": ["pruned nothing"]}]
+    assert shown(l1) == "l1-prune"
+    both = [{"label": "neuralscale@1", "marks": ["extrapolated"]}, {"label": "neuralscale@1", "marks": ["extrapolated"]}]
+    assert shown(both) == "neuralscale@1 (extrapolated)"

@@ -387,9 +387,8 @@ class DescentDir:
 
     @staticmethod
     def _identity(space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None) -> dict:
-        own = {"architecture": space.architecture} if space.architecture else {}  # a model of the user's own
-        return {"model": space.name, **own, "dataset": dataset or space.info.name, "descent": cfg.identity(),
-                "data": data}
+        return {"model": space.name, **space.own_architecture(), "dataset": dataset or space.info.name,
+                "descent": cfg.identity(), "data": data}
 
     def _refuse_other(self, old: dict, identity: dict, cfg: DescentConfig) -> None:
         """A rerun must match the recorded configuration; what differs, named."""
@@ -676,7 +675,7 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
 def _fingerprint(space: WidthSpace, cfg: DescentConfig, splits: Splits) -> str:
     """A short hash of what decides a descent (its checkpoints carry it: see Trainer's owner)."""
     what = {"model": space.name, "base": list(space.base_widths), "descent": cfg.identity(), "data": splits.sizes(),
-            **({"architecture": space.architecture} if space.architecture else {})}
+            **space.own_architecture()}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

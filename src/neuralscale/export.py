@@ -64,7 +64,7 @@ def save_model(path: str | Path, model: nn.Module, space, widths, extra: dict | 
     meta = {"format": FORMAT, **space.describe(widths), "convcut": space.family.variant == CONVCUT,
             "input_shape": list(space.info.input_shape), "num_classes": space.info.num_classes,
             "data": asdict(space.info), "weights": base.name + ".pt",
-            **({"architecture": space.architecture} if space.architecture else {}), **(extra or {})}
+            **space.own_architecture(), **(extra or {})}
     weights = base.parent / (base.name + ".pt")
     atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
     json_path = base.parent / (base.name + ".json")

@@ -208,10 +208,10 @@ def descent_figures(out_dir: str | Path, space: WidthSpace, dest: str | Path | N
 
 
 def shown(rows: list[dict]) -> str:
-    """A line's name in a legend: its rows' label with the marks every one of them has (a mark that only some of
-    its budgets have, such as `(pruned nothing)`, belongs to the table's row, not to the line)."""
-    marks = set.intersection(*(set(re.findall(r" \([^()]*\)", r["shown"])) for r in rows))
-    return rows[0]["label"] + "".join(m for m in re.findall(r" \([^()]*\)", rows[0]["shown"]) if m in marks)
+    """A line's name in a legend: its rows' label with the marks (report._show) every one of them has (a mark that
+    only some of its budgets have, such as `(pruned nothing)`, belongs to the table's row, not to the line)."""
+    common = [m for m in rows[0].get("marks", ()) if all(m in r.get("marks", ()) for r in rows)]
+    return rows[0]["label"] + "".join(f" ({m})" for m in common)
 
 
 def method_colors(labels: list[str]) -> dict[str, object]:

@@ -126,6 +126,16 @@ class Analysis:
             g = self.parent[g]
         return g
 
+    def made_by(self, name: str) -> int:
+        """The group whose channels module `name` (a convolution, linear layer or gated activation) outputs: its
+        root, negative where fixed."""
+        if name in self.linears:
+            return self.find(self.linears[name].out)
+        if name in self.activations:
+            return self.find(self.activations[name])
+        c = self.convs[name]
+        return self.find(c.out if c.out is not None else c.segments[0])
+
     def new(self, width: int, name: str) -> int:
         g = len(self.base)
         self.parent[g], self.base[g], self.name[g] = g, width, name
@@ -204,11 +214,9 @@ def _trace(model: nn.Module) -> fx.GraphModule:
 
 def _groups(an: Analysis) -> tuple[tuple[str, ...], ...]:
     """The layers (convolutions, batch norms, linear layers) each channel group holds, by module name."""
-    held: dict[int, set[str]] = {}
-    for name, c in an.convs.items():
-        held.setdefault(an.find(c.out if c.out is not None else c.segments[0]), set()).add(name)
-    for name, lin in an.linears.items():
-        held.setdefault(an.find(lin.out), set()).add(name)
+    held: dict[int | None, set[str]] = {}
+    for name in [*an.convs, *an.linears]:
+        held.setdefault(an.made_by(name), set()).add(name)
     for name, segs in an.norms.items():
         held.setdefault(an.find(segs[0]) if len(segs) == 1 else None, set()).add(name)
     return tuple(sorted(tuple(sorted(names)) for names in held.values()))
@@ -343,7 +351,7 @@ class _Analyser:
                 raise self.obstacle(node, "a linear layer on channels that are not flattened")
             g = self.an.new(mod.out_features, node.target)  # tied to the classes if it reaches the output
             positions = src.positions if src.flat else None
-            if src.flat and positions is None:  # after a flatten: the features it reads, per channel
+            if positions is None:  # after a flatten (or on the image itself): the features it reads, per channel
                 features, channels = self._shape(node.args[0])[-1], self.width(src.segments)
                 if features % channels:
                     raise NeuralscaleError(f"linear layer {node.target} reads {features} features from {channels} "
@@ -701,24 +709,15 @@ class GenericSpace:
                 norm.register_forward_hook(_apply_gate)
             gated.update(r for r in roots if r >= 0)
         for name in self.an.gate_after:
-            r = self._group_made_by(name)
+            r = self.an.made_by(name)
             if r >= 0:
                 _gate_after(model.get_submodule(name), self.index[r], widths)
                 gated.add(r)
         producers = [n for n, c in self.an.convs.items() if c.kind == "dense"] + list(self.an.linears)
         for name in producers:  # a layer whose output no layer reads ungated (only multiplied by a gated one)
-            r = self._group_made_by(name)
+            r = self.an.made_by(name)
             if r >= 0 and r not in gated:
                 _gate_after(model.get_submodule(name), self.index[r], widths)
-
-    def _group_made_by(self, name: str) -> int:
-        """The group whose channels module `name` outputs (its root; negative where fixed)."""
-        if name in self.an.linears:
-            return self.an.find(self.an.linears[name].out)
-        if name in self.an.activations:
-            return self.an.find(self.an.activations[name])
-        c = self.an.convs[name]
-        return self.an.find(c.out if c.out is not None else c.segments[0])
 
 
 @torch.no_grad()

@@ -121,7 +121,7 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         lat_devices = {_latency_device(r) for r in rs} - {None}  # more than one: not comparable (latency_device)
         unpruned = all((r.get("pruning") or {}).get("from_widths") == r["widths"] for r in rs)
         rows.append({
-            "label": label, "shown": label + (" (pruned nothing)" if unpruned else ""), "pruned_nothing": unpruned,
+            "label": label, "marks": ["pruned nothing"] if unpruned else [], "pruned_nothing": unpruned,
             "fallback": False, "method": rs[0]["method"], "budget": Budget.from_key(bkey).text, "budget_key": list(bkey),
             "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
             "params": rs[0]["params"], "macs": rs[0]["macs"], "widths": rs[0]["widths"],
@@ -147,6 +147,7 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         r["p"], r["p_test"] = _pvalue(r, u)
     for r, holds in zip(rows, holm([r["p"] for r in rows])):  # the family: the comparisons the verdicts make
         r["holm"] = holds
+        _show(r)
     order = {m: i for i, m in enumerate(BASE_METHODS)}
     rows.sort(key=lambda r: (r["budget_key"][0], r["budget_key"][1], order.get(r["method"], 9), r["label"]))
     return rows
@@ -243,10 +244,17 @@ def _mark_fallbacks(rows: list[dict], descents: list[Path]) -> list[str]:
             fallbacks.update({law_label(it.number, d.objective()): it for it in d.iterations() if it.law.fallback})
     for r in rows:
         if r["label"] in fallbacks:  # planned before its law was known to be a fallback
-            r["shown"] = r["label"] + " (fallback)"
-        r["fallback"] = r["shown"].endswith(" (fallback)")
+            _show(r, "fallback")
+        r["fallback"] = r["shown"].endswith(" (fallback)")  # marked here, or so labelled by the sweep's plan
     return [it.fallback_message() for label, it in fallbacks.items()
             if any(r["shown"] == label + " (fallback)" for r in rows)]
+
+
+def _show(row: dict, mark: str | None = None) -> None:
+    """A row's name in the tables and verdicts: its label and its marks, `mark` added to them."""
+    if mark is not None:
+        row["marks"].append(mark)
+    row["shown"] = row["label"] + "".join(f" ({m})" for m in row["marks"])
 
 
 def _mark_extrapolated(rows: list[dict], descents: list[Path], space: WidthSpace | None,
@@ -276,7 +284,7 @@ def _mark_extrapolated(rows: list[dict], descents: list[Path], space: WidthSpace
             continue
         r["extrapolated"] = found["widths"] == r["widths"] and found["extrapolated"]
         if r["extrapolated"]:
-            r["shown"] += " (extrapolated)"
+            _show(r, "extrapolated")
 
 
 def verdicts(rows: list[dict]) -> list[str]:

@@ -100,6 +100,10 @@ class WidthSpace:
     def __repr__(self) -> str:
         return f"WidthSpace({self.name!r}, dataset={self.info.name!r}, layers={len(self)})"
 
+    def own_architecture(self) -> dict:
+        """{"architecture": digest} for a model of the user's own, {} for a named one: what a record of it adds."""
+        return {"architecture": self.architecture} if self.architecture else {}
+
     def __len__(self) -> int:
         return len(self.base_widths)
 
