@@ -59,7 +59,8 @@ class Pruner:
     family, as `DescentConfig.resolve` decides them; k by default the original's pace relative to the model's
     channels, `pruning.paced_k`); `importance` scores channels (default Taylor-FO); `objective` (params, macs,
     latency) is `descend`'s: what each channel's score is weighed by and the law is fitted against.  The network is pruned by
-    masking its gates: your model and optimizer stay yours.
+    masking its gates: your model and optimizer stay yours.  `progress`: its lines (the iteration it makes, its end)
+    on stderr, as `descend`'s; a next iteration that does not start from the last law (`laws.build()`) is warned of.
     """
 
     def __init__(self, space: WidthSpace, model: nn.Module, out_dir: str | Path, *, k: int | None = None,
