@@ -4,8 +4,8 @@ import signal as _signal
 import sys as _sys
 
 from . import collector as _collector
-from .command import Terminated as _Terminated, as_command as _as_command, interrupt as _interrupt
-from .command import terminate as _terminate
+from .command import as_command as _as_command, interrupt as _interrupt, terminate as _terminate
+from .command import terminated as _terminated
 
 if _as_command():  # before torch is imported: one Ctrl-C, or SIGTERM, is one line
     if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
@@ -30,10 +30,10 @@ try:  # Ctrl-C while torch is imported: the command's one line, not Python's tra
         from .export import export_run, load_model
         from .loop import Pruner
         from .baselines import warm_start
-except (KeyboardInterrupt, _Terminated) as _stop:
+except KeyboardInterrupt as _stop:  # Ctrl-C, or SIGTERM (a Terminated)
     if not _as_command():
         raise
-    _term = isinstance(_stop, _Terminated)
+    _term = _terminated(_stop)
     print(f"neuralscale: {'terminated (SIGTERM)' if _term else 'interrupted'}; nothing was changed", file=_sys.stderr)
     raise SystemExit(143 if _term else 130) from None
 

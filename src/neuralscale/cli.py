@@ -18,7 +18,7 @@ from ._version import __version__
 from .accounting import unstable
 from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
 from .budget import Budget, amount
-from .command import Terminated
+from .command import terminated
 from .data import DATASET_NAMES, DataConfig
 from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
@@ -744,8 +744,9 @@ COMMANDS = {"info": cmd_info, "train": cmd_train, "descend": cmd_descend, "fit":
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
-    from .command import as_command, interrupt as _interrupt, terminate as _terminate
+    from .command import as_command, interrupt as _interrupt, started, terminate as _terminate
     here = threading.current_thread() is threading.main_thread()
+    started()
     previous = signal.signal(signal.SIGTERM, _terminate) if here else None
     # one Ctrl-C stops it, and a second is not raised inside the first's handling; where Ctrl-C is ignored (a
     # job started in the background by a shell), it stays ignored
@@ -799,12 +800,11 @@ def _main(argv: Sequence[str] | None) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print(f"neuralscale: interrupted; {_stopped(getattr(args, 'command', None))}", file=sys.stderr)
-        return 130
-    except Terminated:
-        print(f"neuralscale: terminated (SIGTERM); {_stopped(getattr(args, 'command', None))}", file=sys.stderr)
-        return 143
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (command.Terminated)
+        term = terminated(e)
+        print(f"neuralscale: {'terminated (SIGTERM)' if term else 'interrupted'}; "
+              f"{_stopped(getattr(args, 'command', None))}", file=sys.stderr)
+        return 143 if term else 130
     except OSError as e:  # the file system said no (a name too long, a full disk, no permission): one line
         print(f"neuralscale: error: {_os_error(e)}", file=sys.stderr)
         return 2

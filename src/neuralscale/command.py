@@ -18,13 +18,31 @@ def as_command() -> bool:
     return (bool(sys.argv) and sys.argv[0].rsplit("/", 1)[-1] == "neuralscale") or argv[1:3] == ["-m", "neuralscale"]
 
 
-class Terminated(BaseException):
+class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the command is, so that it stops as Ctrl-C stops it: what is finished stays, what is
-    in progress resumes on the next run, and the terminal gets one line."""
+    in progress resumes on the next run, and the terminal gets one line. A kind of KeyboardInterrupt, as native
+    code that checks for signals passes on only that (Ray's wait turns it into its own KeyboardInterrupt, and
+    raised anything else as a SystemError): `terminated` tells them apart."""
+
+
+_sigterm = False  # SIGTERM was received by this command (where native code raised its own KeyboardInterrupt)
 
 
 def terminate(signum, frame) -> None:
+    global _sigterm
+    _sigterm = True
     raise Terminated()
+
+
+def terminated(stop: BaseException) -> bool:
+    """Whether the KeyboardInterrupt that stopped the command came from SIGTERM."""
+    return isinstance(stop, Terminated) or _sigterm
+
+
+def started() -> None:
+    """A command starts (main() may be called more than once in a process): no SIGTERM received yet."""
+    global _sigterm
+    _sigterm = False
 
 
 def interrupt(signum, frame) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .collector import own_process
+from .command import terminate
 from .errors import EnvironmentFailure, NeuralscaleError
 from .runs import execute_in_store, failed_record
 from .spec import RunSpec
@@ -405,6 +406,26 @@ def _workers_at_our_priority(address: str | None):
             os.environ.pop("RAY_worker_niceness", None)
 
 
+@contextlib.contextmanager
+def _our_sigterm():
+    """ray.init puts its own SIGTERM handler (sys.exit(15)) in place of the command's, and the sweep ended silently
+    with exit 15: the command's goes back after it (a KeyboardInterrupt kind, which Ray's native waits pass on as
+    their own KeyboardInterrupt; command.terminated tells the command it was SIGTERM), and SIGTERM during ray.init
+    stops the command as it does elsewhere."""
+    import threading
+    here = threading.current_thread() is threading.main_thread()
+    ours = signal.getsignal(signal.SIGTERM) if here else None
+    try:
+        yield
+    except SystemExit as e:
+        if ours is terminate and e.code == signal.SIGTERM:
+            terminate(signal.SIGTERM, None)
+        raise
+    finally:
+        if ours is terminate:
+            signal.signal(signal.SIGTERM, ours)
+
+
 class Ray(_Pool):
     """Each run a Ray task on a Ray cluster (`address`), or on one started here for the sweep."""
 
@@ -433,7 +454,7 @@ class Ray(_Pool):
         if not ray.is_initialized():
             _check_reachable(self.address)
             try:
-                with _workers_at_our_priority(self.address):
+                with _workers_at_our_priority(self.address), _our_sigterm():
                     ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                              configure_logging=False, logging_level="error")
             except ConnectionError as e:
