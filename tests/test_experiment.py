@@ -154,3 +154,29 @@ def test_an_experiment_file_written_with_a_byte_order_mark_reads(tmp_path):
     f.write_bytes(b"\xef\xbb\xbf" + b'[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\n'
                   b'methods = ["uniform"]\nratios = [0.0625]\nseeds = [0]\n')
     assert prepare(f).sweep.methods == ["uniform"]
+
+
+@pytest.mark.parametrize("executor", ["", '[executor]\nworkers = 2\ndevices = ["cpu"]\n'])
+def test_a_recipe_its_devices_cannot_run_is_refused_before_the_descent(tmp_path, executor):
+    """cuda_graphs = true in [sweep.train] on a CPU: the whole descent ran, then every run was recorded failed and
+    the command ended on its report's error (a documentation audit); now one line before any work."""
+    f = tmp_path / "cg.toml"
+    f.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\ndevice = "cpu"\n'
+                 '[descent]\niterations = 1\n[sweep]\nmethods = ["uniform"]\nratios = [0.0625]\nseeds = [0]\n'
+                 f'[sweep.train]\ncuda_graphs = true\nepochs = 1\n{executor}')
+    with pytest.raises(NeuralscaleError, match="cuda_graphs: CUDA graphs need a CUDA device"):
+        prepare(f)
+    r = run_cli("experiment", str(f), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "CUDA graphs need a CUDA device" in r.stderr and not (tmp_path / "out" / "descent").exists()
+    f.write_text(f.read_text().replace("cuda_graphs = true", "cuda_graphs = false"))
+    assert prepare(f).sweep.train["cuda_graphs"] is False
+
+
+def test_a_sweep_whose_recipe_its_device_cannot_run_is_refused_before_any_run(tmp_path):
+    from neuralscale.sweep import SweepConfig, run_sweep
+    cfg = SweepConfig.from_dict(dict(model="vgg11", dataset="synthetic", methods=["uniform"], ratios=[0.0625],
+                                     seeds=[0], train=dict(device="cpu", epochs=1, cuda_graphs=True)))
+    with pytest.raises(NeuralscaleError, match="cuda_graphs: CUDA graphs need a CUDA device"):
+        run_sweep(cfg, tmp_path / "s", progress=False)
+    assert not any((tmp_path / "s").glob("runs/*"))

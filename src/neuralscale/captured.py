@@ -28,12 +28,25 @@ log = logging.getLogger(__name__)
 WARMUP = 3  # eager full batches before the first capture
 
 
+def refused(config, device: torch.device) -> str | None:
+    """Why a recipe that asks for CUDA graphs (`config.cuda_graphs`) cannot have them on `device`, or None: the
+    trainer refuses such a recipe, and a sweep before its first run."""
+    return _unsupported(device, config.compile) if config.cuda_graphs else None
+
+
+def _unsupported(device: torch.device, compiled: bool) -> str | None:
+    if device.type != "cuda":
+        return "CUDA graphs need a CUDA device"
+    if compiled:
+        return "the step is compiled (torch.compile); give one of compile and cuda_graphs"
+    return None
+
+
 def capturable(trainer) -> str | None:
     """Why this trainer's step cannot be captured, or None when it can."""
-    if trainer.device.type != "cuda":
-        return "CUDA graphs need a CUDA device"
-    if trainer.config.compile:
-        return "the step is compiled (torch.compile); give one of compile and cuda_graphs"
+    why = _unsupported(trainer.device, trainer.config.compile)
+    if why is not None:
+        return why
     if trainer.callbacks:
         return "callbacks run Python between steps (" + ", ".join(type(c).__name__ for c in trainer.callbacks) + ")"
     return None

@@ -18,7 +18,10 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+import torch
+
 from .budget import METRICS, Budget
+from .captured import refused
 from .descent import DescentDir, is_descent_dir
 from .errors import EnvironmentFailure, NeuralscaleError, warn
 from .estimate import Rates, duration_text, runs_seconds
@@ -405,12 +408,21 @@ def read_plan(store: RunStore) -> dict:
     return plan
 
 
-def check_data_readable(cfg: SweepConfig, ex) -> None:
-    """The sweep's data read once, before any run (the runs then read the tensor cache), so that missing or
-    damaged data is one line now, not every run recorded failed; not for a Ray cluster, whose nodes read their own."""
-    if str(getattr(ex, "name", "")).startswith("ray"):
-        return
+def check_runnable(cfg: SweepConfig, ex) -> None:
+    """What every run would fail on, checked once before any: its recipe on the devices it trains on, and its data
+    (read once: the runs then read the tensor cache). One line now, not every run recorded failed (hours later in
+    an experiment, after its descent). A Ray cluster's nodes read their own data and have their own devices."""
     train = TrainConfig.from_dict(cfg.train)
+    ray = str(getattr(ex, "name", "")).startswith("ray")
+    for name in [d for d in getattr(ex, "devices", ()) if d] or [train.device]:
+        if ray and name == "auto":
+            continue
+        device = resolve_device(name) if not ray else torch.device("cpu" if name == "cpu" else "cuda")
+        why = refused(train, device)
+        if why is not None:
+            raise NeuralscaleError(f"cuda_graphs: {why} (the runs' device: {name})")
+    if ray:
+        return
     check_splits(DataConfig.from_settings(cfg.dataset, cfg.data).splits(train.val_fraction, train.split_seed),
                  train.val_fraction)
 
@@ -431,7 +443,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     ex = executor or get_executor("sequential")
     # refused before the lock too, so that a refused folder is left as it was (no .lock in it); again under it
     claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
-    check_data_readable(cfg, ex)  # ... or for its data
+    check_runnable(cfg, ex)  # ... or for its recipe or data
     before = read_plan(store)
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})

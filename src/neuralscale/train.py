@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._version import __version__
-from .captured import CapturedStep, capturable
+from .captured import CapturedStep, capturable, refused
 from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits
 from .data import dataset_info
@@ -325,9 +325,10 @@ class Trainer:
         self._saved_epoch = -1
         self.captured: CapturedStep | None = None
         if config.cuda_graphs:
-            why = capturable(self)
-            if why is not None and (self.device.type != "cuda" or config.compile):
+            why = refused(config, self.device)
+            if why is not None:
                 raise NeuralscaleError(f"cuda_graphs: {why}")
+            why = capturable(self)
             if why is not None:
                 log.info(f"{desc}: the training step is not captured as a CUDA graph: {why}")
             else:
