@@ -573,3 +573,39 @@ def test_a_legend_names_a_line_by_its_label_and_the_marks_all_its_points_share()
     assert shown(l1) == "l1-prune"
     both = [{"label": "neuralscale@1", "marks": ["extrapolated"]}, {"label": "neuralscale@1", "marks": ["extrapolated"]}]
     assert shown(both) == "neuralscale@1 (extrapolated)"
+
+
+def test_runs_started_from_weights_have_their_own_row_and_recipe(tmp_path):
+    """A run of `train --init-from` (another run's weights, then its own recipe) joined the row of the same label
+    trained from scratch, and the report stated the scratch recipe for both (a documentation audit); now its row
+    is set apart and the report says how it trained; two such recipes are refused as two scratch recipes are."""
+    from neuralscale.report import build_report
+    from neuralscale.spec import RunSpec
+    a, b = "uniform-r0.0625-s0-d8fa75007e", "uniform-r0.0625-s1-63892bdd26"
+
+    def copy(run: str, name: str, warm: dict | None = None) -> None:
+        shutil.copytree(STUDY / run, tmp_path / "runs" / name)
+        record = json.loads((STUDY / run / "record.json").read_text())
+        if warm is not None:
+            record["spec"]["init"] = {"run": str(STUDY / b), "id": b}
+            record["init"] = {"from": str(STUDY / b), "from_id": b, "from_widths": record["widths"]}
+            for key, value in warm.items():
+                record["config"][key] = record["spec"]["config"][key] = value
+            record["id"] = RunSpec.from_dict(record["spec"]).id
+        (tmp_path / "runs" / name / "record.json").write_text(json.dumps(record))
+
+    copy(a, a)
+    copy(b, b)
+    copy(a, "warm", {"epochs": 3, "lr": 0.001, "schedule": "constant"})
+    rows = {r["label"]: r for r in build_report(tmp_path / "runs", figures=False)["rows"]}
+    assert sorted(rows) == ["uniform", "uniform (from weights)"]
+    assert rows["uniform"]["n"] == 2 and rows["uniform (from weights)"]["n"] == 1
+    assert rows["uniform (from weights)"]["gap_to_uniform"] is not None  # compared with uniform from scratch
+    md = (tmp_path / "runs" / "report" / "report.md").read_text()
+    epochs = json.loads((STUDY / a / "record.json").read_text())["config"]["epochs"]
+    assert f"Recipe: {epochs} epochs" in md
+    assert ("The rows marked `(from weights)`: started from another run's trained weights (`train --init-from`: its "
+            "channels with the largest L1 norms), then trained 3 epochs at lr 0.001 (constant).") in md
+    copy(b, "warm2", {"epochs": 2, "lr": 0.001, "schedule": "constant"})
+    r = run_cli("report", str(tmp_path / "runs"), "--no-figures", "--force")
+    assert r.returncode == 2 and "started from weights and trained with 2 different recipes" in r.stderr, r.stderr

@@ -104,6 +104,22 @@ def latency_device(rows: list[dict]) -> str | None:
     return devices.pop() if len(devices) == 1 else None
 
 
+WARM = " (from weights)"  # after the label of runs started from another run's weights (train --init-from)
+
+
+def _start(r: dict) -> str:
+    """How a run started: 'pruned' (a pruning baseline: pruned from a trained run, then fine-tuned), 'weights'
+    (from another run's weights: train --init-from) or 'scratch'."""
+    spec = r.get("spec") or {}
+    return "pruned" if spec.get("pretrained") else "weights" if spec.get("init") else "scratch"
+
+
+def row_label(r: dict) -> str:
+    """The row a run's accuracy counts in: its label, set apart where the run started from another's weights (a
+    warm start is not the method trained from scratch, whose row, or uniform's, it would join)."""
+    return str(r.get("label")) + (WARM if _start(r) == "weights" else "")
+
+
 def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[dict]:
     """One row per (method label, budget) over the finished runs: statistics over seeds and the gap to uniform."""
     if accuracy not in ACCURACY:
@@ -112,7 +128,7 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         if r.get("status") == "finished" and finite(r.get("summary", {}).get(key)):
-            groups[(r["label"], budget_key(r))].append(r)
+            groups[(row_label(r), budget_key(r))].append(r)
     rows = []
     for (label, bkey), rs in groups.items():
         accs = [r["summary"][key] for r in rs]
@@ -461,15 +477,14 @@ def check_comparable(store: Path, records: list[dict]) -> None:
         raise NeuralscaleError(f"{store} holds runs of {len(models)} models or datasets ({names}); a report "
                                "compares the runs of one model on one dataset: give a folder of one of them")
     groups: dict[tuple, dict[str, tuple[dict, dict]]] = defaultdict(dict)
-    for r in records:  # from scratch, fine-tuned, and slimming's sparsity training (its own recipe, labelled)
-        spec = r.get("spec") or {}  # a pruning baseline's fine-tuning, or a run started from another's weights
-        group = (bool(spec.get("pretrained") or spec.get("init")), r.get("label") == SPARSE_LABEL)
+    for r in records:  # from scratch, fine-tuned, from weights, and slimming's sparsity training (each its own
+        group = (_start(r), r.get("label") == SPARSE_LABEL)  # recipe, said in the report)
         rec = _recipe(r)
         groups[group].setdefault(json.dumps(rec, sort_keys=True, default=str), (rec, r))
-    for (tuned, _), recipes in groups.items():
+    for (start, _), recipes in groups.items():
         if len(recipes) > 1:
             (a, ra), (b, rb) = list(recipes.values())[:2]
-            what = "fine-tuned" if tuned else "trained"
+            what = {"pruned": "fine-tuned", "weights": "started from weights and trained"}.get(start, "trained")
             raise NeuralscaleError(f"{store} holds runs {what} with {len(recipes)} different recipes (runs "
                                    f"{ra['id']} and {rb['id']}: {_differences(a, b)}); their accuracies do not "
                                    "compare: give a folder of runs with one recipe")
@@ -477,9 +492,9 @@ def check_comparable(store: Path, records: list[dict]) -> None:
     for r in records:
         if r.get("status") != "finished":
             continue
-        key = (r.get("label"), budget_key(r), r.get("seed"))
+        key = (row_label(r), budget_key(r), r.get("seed"))
         if key in seen:
-            raise NeuralscaleError(f"{store} holds {r.get('label')} at {Budget.from_key(key[1]).text} with seed "
+            raise NeuralscaleError(f"{store} holds {key[0]} at {Budget.from_key(key[1]).text} with seed "
                                    f"{r.get('seed')} twice (runs {seen[key]} and {r['id']}); remove one, or it would "
                                    "be counted as two seeds")
         seen[key] = r["id"]
@@ -703,8 +718,8 @@ def _descent_blocks(st: "_Store") -> list[tuple]:
 def _recipe_text(records: list[dict]) -> str:
     """How the runs trained: the recipe of the runs trained from scratch, and the pruning baselines' fine-tuning."""
     finished = [r for r in records if r["status"] == "finished"]
-    scratch = next((r.get("config", {}) for r in finished if not (r.get("spec") or {}).get("pretrained")), None)
-    tuned = next((r.get("config", {}) for r in finished if (r.get("spec") or {}).get("pretrained")), None)
+    scratch, tuned, warm = (next((r.get("config", {}) for r in finished if _start(r) == start), None)
+                            for start in ("scratch", "pruned", "weights"))
     text = ""
     if scratch is not None:
         how = sorted({a for r in finished if (a := arithmetic(r)) is not None})
@@ -715,6 +730,10 @@ def _recipe_text(records: list[dict]) -> str:
     if tuned is not None:
         text += (f" The pruning baselines: pruned from a trained run, then fine-tuned {tuned.get('epochs')} epochs "
                  f"at lr {tuned.get('lr')} ({tuned.get('schedule')}).")
+    if warm is not None:
+        text += (f" The rows marked `{WARM.strip()}`: started from another run's trained weights (`train "
+                 f"--init-from`: its channels with the largest L1 norms), then trained {warm.get('epochs')} epochs "
+                 f"at lr {warm.get('lr')} ({warm.get('schedule')}).")
     return text.strip()
 
 
