@@ -171,6 +171,10 @@ def test_until_converged_stops_a_descent_that_has_settled(tiny_descent, tmp_path
     # a finished two-iteration descent of VGG11 (the session's, conftest.tiny_descent: a copy), continued by the
     # command line of the same descent (helpers.TINY_DESCENT_ARGS), which has nothing left to do at 2 iterations
     shutil.copytree(tiny_descent[0], tmp_path / "d")
+    # a descent without the rule also says how far each law moved the configuration (README), after iteration 2
+    moved = [x for x in DescentDir(tmp_path / "d").log_path.read_text().splitlines() if "law moved" in x]
+    assert len(moved) == 1 and "iteration 2's law moved the configuration at the base budget by up to" in moved[0]
+    assert moved[0].endswith("from iteration 1's"), moved  # (the rule's count only with --until-converged)
     same = list(TINY_DESCENT_ARGS)
     del same[same.index("--iterations"):same.index("--iterations") + 2]
     args = ["descend", *same, "--out", str(tmp_path / "d")]

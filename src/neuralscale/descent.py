@@ -584,19 +584,24 @@ def settled_at(changes: list[float], tolerance: float, patience: int) -> int | N
 
 
 def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig, objective: Objective) -> bool:
-    if not cfg.until_converged or len(done) < 2:
+    """Whether the descent stops after its last iteration (--until-converged); how far that iteration's law moved
+    the configuration is logged whether or not (as the report's "next start moved" column has it)."""
+    if len(done) < 2:
         return False
     moves = configuration_moves([it.law for it in done], space, objective)
     change, layer = moves[-1]
+    moved = ("descent: iteration %d's law moved the configuration at the base budget by up to %.1f%% (%s) from "
+             "iteration %d's", len(done), 100 * change, space.layer_names[layer], len(done) - 1)
+    if not cfg.until_converged:
+        log.info(*moved)
+        return False
     streak = 0
     for c, _ in reversed(moves):
         if c >= cfg.converge_tolerance:
             break
         streak += 1
-    log.info("descent: iteration %d's law moved the configuration at the base budget by up to %.1f%% (%s) from "
-             "iteration %d's; it stops once every layer moves under %.0f%% for %d iteration(s) in a row (%d so far)",
-             len(done), 100 * change, space.layer_names[layer], len(done) - 1, 100 * cfg.converge_tolerance,
-             cfg.converge_patience, min(streak, cfg.converge_patience))
+    log.info(moved[0] + "; it stops once every layer moves under %.0f%% for %d iteration(s) in a row (%d so far)",
+             *moved[1:], 100 * cfg.converge_tolerance, cfg.converge_patience, min(streak, cfg.converge_patience))
     at = settled_at([c for c, _ in moves], cfg.converge_tolerance, cfg.converge_patience)
     if at is not None:
         log.info("descent converged after iteration %d: the configuration at the base budget moved less than "
@@ -663,11 +668,13 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
             if done:
                 log.info("descent: iteration%s already finished in %s", f"s 1-{len(done)}" if len(done) > 1
                          else " 1", d.path)
+            stop = cfg.until_converged and _converged(done, space, cfg, objective)  # continued: settled before?
             for number in range(len(done) + 1, cfg.iterations + 1):
-                if _converged(done, space, cfg, objective):
+                if stop:
                     break
                 _refuse_fallback(done, cfg)
                 done.append(_iteration(d, space, splits, cfg, done, number, progress, importance, objective))
+                stop = _converged(done, space, cfg, objective)
             _refuse_fallback(done, cfg)
     return [it.law for it in done]
 
