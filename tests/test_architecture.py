@@ -66,6 +66,42 @@ def test_imports_point_one_way():
             visit(m, [m])
 
 
+# docs/ARCHITECTURE.md's layers, top to bottom: a module imports from its own row or the rows above it
+LAYERS = {"foundations": ["errors", "_version", "validate", "settings", "budget", "records", "layout", "logs",
+                          "progress", "threads", "collector", "memory", "command"],
+          "data": ["data/", "reference/"],
+          "models": ["models/", "accounting"],
+          "spaces": ["space", "generic", "zoo", "latency", "objective"],
+          "training": ["sgd", "captured", "train", "estimate"],
+          "pruning": ["graph", "importance", "pruning/"],
+          "laws": ["scaling", "descent", "loop", "methods"],
+          "runs": ["spec", "store", "baselines", "runs"],
+          "orchestration": ["executors", "sweep", "stats", "figures", "guard", "report", "export"],
+          "entry points": ["api", "experiment", "cli", "__main__", "__init__"]}
+
+
+def test_imports_point_down_the_layers_and_the_docs_list_them():
+    """Each module imports only from its own layer or the layers above it (docs/ARCHITECTURE.md); every module has
+    a layer, and the documented table names the same modules in the same layers."""
+    rows = {m.rstrip("/"): i for i, ms in enumerate(LAYERS.values()) for m in ms}
+
+    def row(module: str) -> int:
+        part = module.split(".")[1] if module != "neuralscale" else "__init__"
+        assert part in rows, f"{module} is in no layer of docs/ARCHITECTURE.md"
+        return rows[part]
+    upward = [f"{m} -> {t}" for m, ts in _imports().items() for t in ts if row(t) > row(m)]
+    assert not upward, upward
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+    table = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == 3 and cells[0] in LAYERS:
+            table[cells[0]] = sorted({m for m in re.findall(r"`([\w/]+)`", cells[1]) if m.rstrip("/") in rows})
+    assert list(table) == list(LAYERS)
+    for layer, modules in LAYERS.items():
+        assert table[layer] == sorted(modules), (layer, table[layer])
+
+
 def _code_strings(path: Path) -> list[str]:
     """The string constants of a module's code (f-strings' literal parts too), its docstrings left out."""
     tree = ast.parse(path.read_text())

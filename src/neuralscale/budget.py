@@ -188,5 +188,7 @@ class Budget:
 
     @property
     def words(self) -> str:
-        """How a run's description names it: "ratio 0.25" or "579,786 params"."""
-        return f"ratio {self.ratio:g}" if self.ratio is not None else f"{self.value:,.0f} {self.metric}"
+        """How a run's description names it: "ratio 0.25", "579,786 params" or "4.301 ms" (a latency)."""
+        if self.ratio is not None:
+            return f"ratio {self.ratio:g}"
+        return f"{self.value:.4g} ms" if self.metric == "latency" else f"{self.value:,.0f} {self.metric}"

@@ -230,10 +230,11 @@ def _descend_parser(sub) -> None:
     p = sub.add_parser("descend", help="architecture descent: prune, fit a scaling law, rebuild, repeat",
                        description="Run NeuralScale's architecture descent, by the original implementation's rules "
                                    "(docs/FIDELITY.md). Each iteration trains a network on every training image with "
-                                   "Taylor-FO pruning until --prune-fraction of its channels are gone or a step "
-                                   "would remove a layer's last channel, records the per-layer widths, and fits "
-                                   "width = alpha * params^beta per layer; the next iteration starts from that law "
-                                   "at the base parameter count. An iteration with too few rows for a fit stops the "
+                                   "Taylor-FO pruning until --prune-fraction of its channels are gone (or, for the "
+                                   "paper's families, a step would remove a layer's last channel), records the "
+                                   "per-layer widths, and fits width = alpha * tau^beta per layer (tau: the "
+                                   "parameters, or the --objective's MACs or latency); the next iteration starts "
+                                   "from that law at the base network's tau. An iteration with too few rows for a fit stops the "
                                    "descent (exit status 2) unless --allow-fallback. Rerun the same command to "
                                    "continue where it stopped.")
     _add_space_args(p, widths=False)
@@ -256,12 +257,12 @@ def _descend_parser(sub) -> None:
                         "(default: on for resnet18 and mobilenetv2, off for vgg11 and generic models, as the original)")
     p.add_argument("--prune-past-one", action=argparse.BooleanOptionalAction, default=None,
                    help="keep pruning past a layer's last channel (skip it) up to --prune-fraction; default: on for "
-                        "torchvision:/timm: models, off for the paper's families, which end pruning at the first step "
+                        "every model but the paper's families (torchvision:, timm:, your own), off for those, which end pruning at the first step "
                         "that would empty a layer, as the original")
     p.add_argument("--trajectory-start", choices=TRAJECTORY_STARTS,
                    help="all-lost: record rows once every layer has lost a channel (the original; default for the "
                         "paper's families); per-layer: from the first step, each layer fitted from its own first "
-                        "loss (default for torchvision:/timm: models)")
+                        "loss (default for every model but the paper's families)")
     p.add_argument("--val-fraction", type=float, default=dd.val_fraction,
                    help="hold out this fraction of the training set (default 0: a descent selects nothing, and "
                         "the original prunes on every training image)")
@@ -438,7 +439,7 @@ def _report_parser(sub) -> None:
                         "default), minmax, none")
     _add_json(p, "the table's rows and every run (its widths, params, macs and accuracies)")
     p.add_argument("--no-figures", dest="figures", action="store_false",
-                   help="the text and tables only, without drawing a figure (seconds instead of a minute)")
+                   help="the text and tables only, without drawing a figure (about half the time)")
     p.add_argument("--force", action="store_true",
                    help="write into --out even if it holds other files than an earlier report")
 

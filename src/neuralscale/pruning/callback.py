@@ -86,6 +86,6 @@ class TaylorPruner(Callback):
         epochs = self.session.max_steps * s.interval / max(per_epoch, 1)
         if epochs > 100 and per_epoch < s.interval:
             suggest = max(1, per_epoch // 2)
-            log.warning("with %d mini-batches per epoch, %d pruning steps every %d batches take about %.0f epochs; "
+            log.warning("pruning: with %d mini-batches per epoch, %d pruning steps every %d batches take about %.0f epochs; "
                         "--prune-interval %d would take about %.0f", per_epoch, self.session.max_steps, s.interval,
                         epochs, suggest, self.session.max_steps * suggest / per_epoch)
