@@ -100,6 +100,14 @@ def test_imports_point_down_the_layers_and_the_docs_list_them():
     assert list(table) == list(LAYERS)
     for layer, modules in LAYERS.items():
         assert table[layer] == sorted(modules), (layer, table[layer])
+        assert all((SRC / (m if m.endswith("/") else m + ".py")).exists() for m in modules), modules
+    # every name in the modules column is a module: one of the layers', or one inside a package named before it
+    inside = {p.stem for p in SRC.glob("*/*.py")}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == 3 and cells[0] in LAYERS:
+            stray = [m for m in re.findall(r"`([^`]+)`", cells[1]) if m.rstrip("/") not in rows and m not in inside]
+            assert not stray, (cells[0], stray)
 
 
 def _code_strings(path: Path) -> list[str]:

@@ -129,7 +129,8 @@ def test_a_budget_made_directly_is_checked_as_a_parsed_one_is():
 
 def test_a_run_description_names_a_latency_budget_in_milliseconds():
     """A sweep's progress lines said `uniform 4 latency seed 0` for a 4.301 ms budget (a documentation audit)."""
-    assert Budget.parse("4.3012", "latency").words == "4.301 ms"
+    assert Budget.parse("4.3012", "latency").words == "4.3012 ms"
+    assert Budget.parse("12345.678", "latency").words == "12,345.7 ms"
     assert Budget.parse("579786", "params").words == "579,786 params"
     assert Budget.parse("150000", "macs").words == "150,000 macs"
     assert Budget.of_ratio(0.25).words == "ratio 0.25"

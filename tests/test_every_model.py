@@ -167,7 +167,7 @@ def test_convergence_rule_on_the_originals_descents():
                                                      "resnet18_tinyimagenet"))
 
 
-def test_until_converged_stops_a_descent_that_has_settled(tiny_descent, tmp_path, caplog):
+def test_until_converged_stops_a_descent_that_has_settled(tiny_descent, tmp_path, caplog, monkeypatch):
     # a finished two-iteration descent of VGG11 (the session's, conftest.tiny_descent: a copy), continued by the
     # command line of the same descent (helpers.TINY_DESCENT_ARGS), which has nothing left to do at 2 iterations
     shutil.copytree(tiny_descent[0], tmp_path / "d")
@@ -200,6 +200,17 @@ def test_until_converged_stops_a_descent_that_has_settled(tiny_descent, tmp_path
     with caplog.at_level("INFO", logger="neuralscale"):
         assert not _converged(its, sp.rebased(sp.uniform(0.0625)), strict, None)
     assert "(0 so far)" in caplog.text and "descent converged" not in caplog.text
+    # a law that cannot be solved at the base budget: said, and the descent goes on (the line is only for the log)
+    import neuralscale.descent as descent_module
+
+    def unsolvable(*args, **kwargs):
+        raise ns.NeuralscaleError("out of reach: between the steps of a layer")
+    monkeypatch.setattr(descent_module, "configuration_moves", unsolvable)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="neuralscale"):
+        assert not _converged(its, sp.rebased(sp.uniform(0.0625)), strict, None)
+        assert not _converged(its, sp.rebased(sp.uniform(0.0625)), DescentConfig(), None)
+    assert caplog.text.count("iteration 2's law moved the configuration cannot be said (out of reach") == 2
 
 
 # --- honest solving and loud fallbacks --------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from neuralscale.errors import NeuralscaleError
@@ -180,3 +182,21 @@ def test_a_sweep_whose_recipe_its_device_cannot_run_is_refused_before_any_run(tm
     with pytest.raises(NeuralscaleError, match="cuda_graphs: CUDA graphs need a CUDA device"):
         run_sweep(cfg, tmp_path / "s", progress=False)
     assert not any((tmp_path / "s").glob("runs/*"))
+    # on Ray, a task trains on CUDA where it has a GPU share, whatever the device says, else on its node's CPU
+    # (checked on the executor's settings: nothing here starts or imports Ray, as constructing executors.Ray would)
+    from types import SimpleNamespace
+    from neuralscale.executors import Ray as RayExecutor
+    from neuralscale.sweep import check_runnable
+
+    def Ray(gpus_per_run: float = 0.0):
+        return SimpleNamespace(name=RayExecutor.name, gpus_per_run=gpus_per_run)
+    check_runnable(cfg, Ray(gpus_per_run=1))
+    with pytest.raises(NeuralscaleError, match=r"CUDA graphs need a CUDA device \(a Ray task with no GPU share"):
+        check_runnable(cfg, Ray())
+    for device in ("auto", "cuda"):
+        with pytest.raises(NeuralscaleError, match="a Ray task with no GPU share"):
+            check_runnable(replace(cfg, train={**cfg.train, "device": device}), Ray())
+    with pytest.raises(NeuralscaleError, match="the step is compiled"):
+        check_runnable(replace(cfg, train={**cfg.train, "compile": True}), Ray(gpus_per_run=0.5))
+    import sys
+    assert "ray" not in sys.modules

@@ -577,35 +577,55 @@ def test_a_legend_names_a_line_by_its_label_and_the_marks_all_its_points_share()
 
 def test_runs_started_from_weights_have_their_own_row_and_recipe(tmp_path):
     """A run of `train --init-from` (another run's weights, then its own recipe) joined the row of the same label
-    trained from scratch, and the report stated the scratch recipe for both (a documentation audit); now its row
-    is set apart and the report says how it trained; two such recipes are refused as two scratch recipes are."""
+    trained from scratch, and the report stated the scratch recipe for both (a documentation audit). Now its row is
+    set apart, marked `(from weights)`, compared with uniform started so, and the report says how it trained; a
+    folder of such runs only still has its comparisons and its whole recipe; two such recipes are refused."""
     from neuralscale.report import build_report
     from neuralscale.spec import RunSpec
-    a, b = "uniform-r0.0625-s0-d8fa75007e", "uniform-r0.0625-s1-63892bdd26"
+    uni = [d.name for d in sorted(STUDY.glob("uniform-r0.0625-s*"))]
+    law = [d.name for d in sorted(STUDY.glob("neuralscale-1-r0.0625-s*"))]
+    assert len(uni) == len(law) == 5
 
-    def copy(run: str, name: str, warm: dict | None = None) -> None:
-        shutil.copytree(STUDY / run, tmp_path / "runs" / name)
+    def copy(folder: str, run: str, name: str, warm: dict | None = None) -> None:
+        shutil.copytree(STUDY / run, tmp_path / folder / name)
         record = json.loads((STUDY / run / "record.json").read_text())
         if warm is not None:
-            record["spec"]["init"] = {"run": str(STUDY / b), "id": b}
-            record["init"] = {"from": str(STUDY / b), "from_id": b, "from_widths": record["widths"]}
+            record["spec"]["init"] = {"run": str(STUDY / uni[0]), "id": uni[0]}
+            record["init"] = {"from": str(STUDY / uni[0]), "from_id": uni[0], "from_widths": record["widths"]}
             for key, value in warm.items():
                 record["config"][key] = record["spec"]["config"][key] = value
             record["id"] = RunSpec.from_dict(record["spec"]).id
-        (tmp_path / "runs" / name / "record.json").write_text(json.dumps(record))
+            for seed in record["history"]:  # another outcome than the run it copies
+                seed["test_acc"] = seed["test_acc"] - (0.5 if record["method"] == "uniform" else 3.0)
+            for k in ("final_test_acc", "test_acc_at_best_val", "best_test_acc_original_protocol"):
+                record["summary"][k] -= 0.5 if record["method"] == "uniform" else 3.0
+        (tmp_path / folder / name / "record.json").write_text(json.dumps(record))
 
-    copy(a, a)
-    copy(b, b)
-    copy(a, "warm", {"epochs": 3, "lr": 0.001, "schedule": "constant"})
-    rows = {r["label"]: r for r in build_report(tmp_path / "runs", figures=False)["rows"]}
-    assert sorted(rows) == ["uniform", "uniform (from weights)"]
-    assert rows["uniform"]["n"] == 2 and rows["uniform (from weights)"]["n"] == 1
-    assert rows["uniform (from weights)"]["gap_to_uniform"] is not None  # compared with uniform from scratch
-    md = (tmp_path / "runs" / "report" / "report.md").read_text()
-    epochs = json.loads((STUDY / a / "record.json").read_text())["config"]["epochs"]
+    recipe = {"epochs": 3, "lr": 0.001, "schedule": "constant"}
+    for run in uni + law:
+        copy("mixed", run, run)
+        copy("mixed", run, "warm-" + run, recipe)
+        copy("warm", run, run, recipe)
+    mixed = build_report(tmp_path / "mixed", figures=False)
+    rows = {r["shown"]: r for r in mixed["rows"]}
+    assert sorted(rows) == ["neuralscale@1", "neuralscale@1 (from weights)", "uniform", "uniform (from weights)"]
+    assert all(r["n"] == 5 for r in rows.values())
+    for shown, peer in (("neuralscale@1", "uniform"), ("neuralscale@1 (from weights)", "uniform (from weights)")):
+        assert rows[shown]["gap_to_uniform"] == pytest.approx(rows[shown]["mean"] - rows[peer]["mean"])
+    assert rows["uniform (from weights)"]["gap_to_uniform"] is None  # uniform itself, started so
+    md = (tmp_path / "mixed" / "report" / "report.md").read_text()
+    epochs = json.loads((STUDY / uni[0] / "record.json").read_text())["config"]["epochs"]
     assert f"Recipe: {epochs} epochs" in md
-    assert ("The rows marked `(from weights)`: started from another run's trained weights (`train --init-from`: its "
-            "channels with the largest L1 norms), then trained 3 epochs at lr 0.001 (constant).") in md
-    copy(b, "warm2", {"epochs": 2, "lr": 0.001, "schedule": "constant"})
-    r = run_cli("report", str(tmp_path / "runs"), "--no-figures", "--force")
+    assert ("The rows marked `(from weights)`: started from another run's trained weights (`train --init-from`: "
+            "its channels with the largest L1 norms), then trained 3 epochs at lr 0.001 (constant), each compared "
+            "with uniform started so.") in md
+    assert md.count("neuralscale@1 (from weights)") >= 2  # its table row and its verdict
+    only = build_report(tmp_path / "warm", figures=False)  # no run from scratch: compared all the same
+    (row,) = [r for r in only["rows"] if r["label"] == "neuralscale@1"]
+    assert row["shown"] == "neuralscale@1 (from weights)" and row["p"] is not None
+    md = (tmp_path / "warm" / "report" / "report.md").read_text()
+    assert "Recipe: 3 epochs, batch" in md and "neuralscale@1 (from weights)" in md
+    assert json.loads((tmp_path / "warm" / "report" / "summary.json").read_text())["runs"][0]["start"] == "weights"
+    copy("mixed", law[0], "warm2", {"epochs": 2, "lr": 0.001, "schedule": "constant"})
+    r = run_cli("report", str(tmp_path / "mixed"), "--no-figures", "--force")
     assert r.returncode == 2 and "started from weights and trained with 2 different recipes" in r.stderr, r.stderr

@@ -188,7 +188,7 @@ class Budget:
 
     @property
     def words(self) -> str:
-        """How a run's description names it: "ratio 0.25", "579,786 params" or "4.301 ms" (a latency)."""
+        """How a run's description names it: "ratio 0.25", "579,786 params" or "4.3012 ms" (a latency)."""
         if self.ratio is not None:
             return f"ratio {self.ratio:g}"
-        return f"{self.value:.4g} ms" if self.metric == "latency" else f"{self.value:,.0f} {self.metric}"
+        return f"{self.value:,.6g} ms" if self.metric == "latency" else f"{self.value:,.0f} {self.metric}"

@@ -747,7 +747,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import threading
     from .command import as_command, interrupt as _interrupt, started, terminate as _terminate
     here = threading.current_thread() is threading.main_thread()
-    started()
+    if here:  # (a call in another thread leaves the main thread's command as it is)
+        started()
     previous = signal.signal(signal.SIGTERM, _terminate) if here else None
     # one Ctrl-C stops it, and a second is not raised inside the first's handling; where Ctrl-C is ignored (a
     # job started in the background by a shell), it stays ignored

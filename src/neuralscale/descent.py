@@ -588,7 +588,12 @@ def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig, obj
     the configuration is logged whether or not (as the report's "next start moved" column has it)."""
     if len(done) < 2:
         return False
-    moves = configuration_moves([it.law for it in done], space, objective)
+    try:
+        moves = configuration_moves([it.law for it in done], space, objective)
+    except NeuralscaleError as e:  # a law that cannot be solved at the base budget (the report's column says so too)
+        log.info("descent: how far iteration %d's law moved the configuration cannot be said (%s)", len(done),
+                 str(e).splitlines()[0][:200])
+        return False
     change, layer = moves[-1]
     moved = ("descent: iteration %d's law moved the configuration at the base budget by up to %.1f%% (%s) from "
              "iteration %d's", len(done), 100 * change, space.layer_names[layer], len(done) - 1)

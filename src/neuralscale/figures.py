@@ -207,6 +207,11 @@ def descent_figures(out_dir: str | Path, space: WidthSpace, dest: str | Path | N
             heatmap_figure(out_dir, space, dest=dest, formats=formats)]
 
 
+def series(row: dict) -> str:
+    """The line a report row belongs to: its label, or its label from weights (report.summarize_records)."""
+    return row.get("series", row["label"])
+
+
 def shown(rows: list[dict]) -> str:
     """A line's name in a legend: its rows' label with the marks (report._show) every one of them has (a mark that
     only some of its budgets have, such as `(pruned nothing)`, belongs to the table's row, not to the line)."""
@@ -252,12 +257,12 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
     if not usable:
         return None
     plt = _plt()
-    labels = sorted({r["label"] for r in usable}, key=lambda s: (s != "uniform", s))
+    labels = sorted({series(r) for r in usable}, key=lambda s: (s != "uniform", s))  # a label, or one from weights
     colors = colors or method_colors(labels)
     markers = method_markers(colors)
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for label in labels:
-        pts = sorted((r for r in usable if r["label"] == label), key=lambda r: r[field])
+        pts = sorted((r for r in usable if series(r) == label), key=lambda r: r[field])
         x = [r[field] for r in pts]
         ax.plot(x, [r["mean"] for r in pts], "-", marker=markers[label], ms=7, mfc="none", mew=1.5,
                 color=colors[label], label=f"{shown(pts)} (n={max(r['n'] for r in pts)})")
@@ -311,8 +316,8 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
     fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 3.8), squeeze=False, sharey=True)
     for ax, b in zip(axes[0], budgets):
         for r in (r for r in rows if tuple(r["budget_key"]) == b):
-            ax.plot(range(1, len(r["widths"]) + 1), r["widths"], "-", marker=markers[r["label"]], ms=4, mfc="none",
-                    color=colors[r["label"]], label=r["shown"])
+            ax.plot(range(1, len(r["widths"]) + 1), r["widths"], "-", marker=markers[series(r)], ms=4, mfc="none",
+                    color=colors[series(r)], label=r["shown"])
         ax.set_title(Budget.from_key(b).text, fontsize=9)
         if layer_names and len(layer_names) <= 24:
             ax.set_xticks(range(1, len(layer_names) + 1), layer_names, rotation=90, fontsize=6)

@@ -104,7 +104,7 @@ def latency_device(rows: list[dict]) -> str | None:
     return devices.pop() if len(devices) == 1 else None
 
 
-WARM = " (from weights)"  # after the label of runs started from another run's weights (train --init-from)
+WARM = "from weights"  # the mark of rows of runs started from another run's weights (train --init-from)
 
 
 def _start(r: dict) -> str:
@@ -114,10 +114,14 @@ def _start(r: dict) -> str:
     return "pruned" if spec.get("pretrained") else "weights" if spec.get("init") else "scratch"
 
 
-def row_label(r: dict) -> str:
-    """The row a run's accuracy counts in: its label, set apart where the run started from another's weights (a
-    warm start is not the method trained from scratch, whose row, or uniform's, it would join)."""
-    return str(r.get("label")) + (WARM if _start(r) == "weights" else "")
+def _peer(row: dict) -> tuple:
+    """Which uniform row a row compares with: uniform at its budget, started as it was (runs from another's weights
+    with uniform from weights; the rest, pruning baselines included, with uniform trained from scratch)."""
+    return tuple(row["budget_key"]), row["start"] == "weights"
+
+
+def _uniforms(rows: list[dict]) -> dict[tuple, dict]:
+    return {_peer(r): r for r in rows if r["label"] == "uniform"}
 
 
 def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[dict]:
@@ -128,16 +132,17 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         if r.get("status") == "finished" and finite(r.get("summary", {}).get(key)):
-            groups[(row_label(r), budget_key(r))].append(r)
+            groups[(r["label"], budget_key(r), _start(r))].append(r)
     rows = []
-    for (label, bkey), rs in groups.items():
+    for (label, bkey, start), rs in groups.items():  # a warm start is not its method trained from scratch
         accs = [r["summary"][key] for r in rs]
         finals = [r["summary"]["final_test_acc"] for r in rs]
         lat = [x for x in (_latency_ms(r) for r in rs) if x is not None]
         lat_devices = {_latency_device(r) for r in rs} - {None}  # more than one: not comparable (latency_device)
         unpruned = all((r.get("pruning") or {}).get("from_widths") == r["widths"] for r in rs)
         rows.append({
-            "label": label, "marks": ["pruned nothing"] if unpruned else [], "pruned_nothing": unpruned,
+            "label": label, "start": start, "series": label + (f" ({WARM})" if start == "weights" else ""),
+            "marks": [WARM] * (start == "weights") + ["pruned nothing"] * unpruned, "pruned_nothing": unpruned,
             "fallback": False, "method": rs[0]["method"], "budget": Budget.from_key(bkey).text, "budget_key": list(bkey),
             "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
             "params": rs[0]["params"], "macs": rs[0]["macs"], "widths": rs[0]["widths"],
@@ -150,9 +155,9 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             "final_mean": statistics.fmean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
             "wall_s": sum(r.get("wall_s", 0) for r in rs),
         })
-    uniform = {tuple(r["budget_key"]): r for r in rows if r["label"] == "uniform"}
+    uniform = _uniforms(rows)
     for r in rows:
-        u = uniform.get(tuple(r["budget_key"]))
+        u = uniform.get(_peer(r))
         if u is not None and r is not u:
             r["gap_to_uniform"], r["gap_ci95"] = welch_gap(r["values"], u["values"])
             r["final_gap"], r["final_gap_ci95"] = welch_gap(r["finals"], u["finals"])
@@ -222,14 +227,14 @@ def ablation_rows(rows: list[dict]) -> list[dict]:
     def split(label: str) -> tuple[str, str, str]:  # (method, objective suffix, iteration) of a label
         m = re.match(r"(neuralscale|shape|pruned)(-\w+)?(?:@(\d+))?$", label)
         return (m.group(1), m.group(2) or "", m.group(3) or "") if m else ("", "", "")
-    by_key = {(tuple(r["budget_key"]), r["label"]): r for r in rows}
+    by_key = {(_peer(r), r["label"]): r for r in rows}
     out = []
     for r in rows:
         method, suffix, it = split(r["label"])
         if method != "neuralscale" or r["fallback"]:
             continue
         for against in (f"pruned{suffix}", *([f"shape{suffix}@{it}"] if it and int(it) > 1 else [])):
-            a = by_key.get((tuple(r["budget_key"]), against))
+            a = by_key.get((_peer(r), against))
             if a is None:
                 continue
             gap, half, n = paired_gap(r["by_seed"], a["by_seed"])
@@ -261,9 +266,9 @@ def _mark_fallbacks(rows: list[dict], descents: list[Path]) -> list[str]:
     for r in rows:
         if r["label"] in fallbacks:  # planned before its law was known to be a fallback
             _show(r, "fallback")
-        r["fallback"] = r["shown"].endswith(" (fallback)")  # marked here, or so labelled by the sweep's plan
-    return [it.fallback_message() for label, it in fallbacks.items()
-            if any(r["shown"] == label + " (fallback)" for r in rows)]
+        r["fallback"] = "fallback" in r["marks"] or r["label"].endswith(" (fallback)")  # marked here, or so
+    return [it.fallback_message() for label, it in fallbacks.items()  # labelled by the sweep's plan
+            if any(r["fallback"] and r["label"] in (label, f"{label} (fallback)") for r in rows)]
 
 
 def _show(row: dict, mark: str | None = None) -> None:
@@ -306,10 +311,9 @@ def _mark_extrapolated(rows: list[dict], descents: list[Path], space: WidthSpace
 def verdicts(rows: list[dict]) -> list[str]:
     """One line per comparison with uniform, for a reader with ten seconds: better, worse or cannot tell (with
     the interval and whether it survives Holm's correction), and what the configuration costs against uniform's."""
-    uniform = {tuple(r["budget_key"]): r for r in rows if r["label"] == "uniform"}
-    return [_verdict(r, uniform[tuple(r["budget_key"])]) for r in rows
-            if tuple(r["budget_key"]) in uniform and r is not uniform[tuple(r["budget_key"])]
-            and r["label"] != SPARSE_LABEL]  # the network slimming prunes is no method compared
+    uniform = _uniforms(rows)
+    return [_verdict(r, uniform[_peer(r)]) for r in rows
+            if _peer(r) in uniform and r is not uniform[_peer(r)] and r["label"] != SPARSE_LABEL]  # the network slimming prunes is no method compared
 
 
 def _verdict(r: dict, u: dict) -> str:
@@ -492,9 +496,9 @@ def check_comparable(store: Path, records: list[dict]) -> None:
     for r in records:
         if r.get("status") != "finished":
             continue
-        key = (row_label(r), budget_key(r), r.get("seed"))
+        key = (r.get("label"), budget_key(r), r.get("seed"), _start(r))
         if key in seen:
-            raise NeuralscaleError(f"{store} holds {key[0]} at {Budget.from_key(key[1]).text} with seed "
+            raise NeuralscaleError(f"{store} holds {key[0]}{' started from weights' * (key[3] == 'weights')} at {Budget.from_key(key[1]).text} with seed "
                                    f"{r.get('seed')} twice (runs {seen[key]} and {r['id']}); remove one, or it would "
                                    "be counted as two seeds")
         seen[key] = r["id"]
@@ -564,7 +568,7 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
 
 def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tuple[list[tuple[str, Path]], str]:
     """Every figure of the report, drawn once; and a note when the descent's are missing."""
-    labels = sorted({r["label"] for r in st.rows}, key=lambda s: (s != "uniform", s))
+    labels = sorted({r["series"] for r in st.rows}, key=lambda s: (s != "uniform", s))
     colors = method_colors(labels)
     paper = _paper_rows(st.model, st.dataset)
     ylabel = ACCURACY_AXIS[st.accuracy]
@@ -720,20 +724,20 @@ def _recipe_text(records: list[dict]) -> str:
     finished = [r for r in records if r["status"] == "finished"]
     scratch, tuned, warm = (next((r.get("config", {}) for r in finished if _start(r) == start), None)
                             for start in ("scratch", "pruned", "weights"))
-    text = ""
-    if scratch is not None:
+    text, base = "", scratch if scratch is not None else warm  # (runs from weights only: the recipe is theirs)
+    if base is not None:
         how = sorted({a for r in finished if (a := arithmetic(r)) is not None})
-        text = (f"Recipe: {scratch.get('epochs')} epochs, batch {scratch.get('batch_size')}, lr {scratch.get('lr')} "
-                f"({scratch.get('schedule')}), momentum {scratch.get('momentum')}, weight decay "
-                f"{scratch.get('weight_decay')}, augmentation {'on' if scratch.get('augment') else 'off'}"
+        text = (f"Recipe: {base.get('epochs')} epochs, batch {base.get('batch_size')}, lr {base.get('lr')} "
+                f"({base.get('schedule')}), momentum {base.get('momentum')}, weight decay "
+                f"{base.get('weight_decay')}, augmentation {'on' if base.get('augment') else 'off'}"
                 f"{', in ' + ' and '.join(how) if how else ''}.")
     if tuned is not None:
         text += (f" The pruning baselines: pruned from a trained run, then fine-tuned {tuned.get('epochs')} epochs "
                  f"at lr {tuned.get('lr')} ({tuned.get('schedule')}).")
     if warm is not None:
-        text += (f" The rows marked `{WARM.strip()}`: started from another run's trained weights (`train "
-                 f"--init-from`: its channels with the largest L1 norms), then trained {warm.get('epochs')} epochs "
-                 f"at lr {warm.get('lr')} ({warm.get('schedule')}).")
+        text += (f" The rows marked `({WARM})`: started from another run's trained weights (`train --init-from`: "
+                 f"its channels with the largest L1 norms), then trained {warm.get('epochs')} epochs at lr "
+                 f"{warm.get('lr')} ({warm.get('schedule')}), each compared with uniform started so.")
     return text.strip()
 
 
@@ -926,7 +930,7 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
 def run_summary(r: dict) -> dict:
     s = r.get("summary") or {}
     return {"id": r["id"], "status": r["status"], "model": r.get("model"), "dataset": r.get("dataset"),
-            "method": r.get("method"), "label": r.get("label"), "budget": r.get("budget"),
+            "method": r.get("method"), "label": r.get("label"), "start": _start(r), "budget": r.get("budget"),
             "seed": r.get("seed"), "widths": r.get("widths"), "params": r.get("params"), "macs": r.get("macs"),
             "latency_ms": _latency_ms(r), "final_test_acc": s.get("final_test_acc"),
             "test_acc_at_best_val": s.get("test_acc_at_best_val"), "best_val_epoch": s.get("best_val_epoch"),

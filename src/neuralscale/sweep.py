@@ -414,13 +414,17 @@ def check_runnable(cfg: SweepConfig, ex) -> None:
     an experiment, after its descent). A Ray cluster's nodes read their own data and have their own devices."""
     train = TrainConfig.from_dict(cfg.train)
     ray = str(getattr(ex, "name", "")).startswith("ray")
-    for name in [d for d in getattr(ex, "devices", ()) if d] or [train.device]:
-        if ray and name == "auto":
-            continue
-        device = resolve_device(name) if not ray else torch.device("cpu" if name == "cpu" else "cuda")
+    if ray:  # a Ray task trains on CUDA where it was given a GPU share, else on its node's CPU (executors._ray_task)
+        gpus = getattr(ex, "gpus_per_run", 0) > 0
+        where = {torch.device("cuda" if gpus else "cpu"): "a Ray task with " + ("a GPU share" if gpus else
+                                                                               "no GPU share (--gpus-per-run)")}
+    else:
+        where = {resolve_device(name): f"the runs' device: {name}"
+                 for name in [d for d in getattr(ex, "devices", ()) if d] or [train.device]}
+    for device, said in where.items():
         why = refused(train, device)
         if why is not None:
-            raise NeuralscaleError(f"cuda_graphs: {why} (the runs' device: {name})")
+            raise NeuralscaleError(f"cuda_graphs: {why} ({said})")
     if ray:
         return
     check_splits(DataConfig.from_settings(cfg.dataset, cfg.data).splits(train.val_fraction, train.split_seed),
