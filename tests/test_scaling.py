@@ -339,3 +339,77 @@ def test_fit_refuses_rows_of_one_size_and_its_own_input_as_out(tmp_path):
     assert cli.main(["fit", str(traj), "--model", "vgg11", "--dataset", "synthetic", "--out", str(traj),
                      "--force"]) == 2
     assert traj.read_bytes() == before
+
+
+def _trajectory(sp, n: int, low: float = 0.1) -> list[list[int]]:
+    """`n` rows of uniform pruning with a slight bend (every layer its own exponent), widest first."""
+    return [[max(1, int(round(w * s ** (1 + 0.05 * i)))) for i, w in enumerate(sp.base_widths)]
+            for s in np.linspace(1.0, low, n)]
+
+
+def test_a_law_needs_six_rows_and_holds_back_a_fifth_once_twelve_remain():
+    """The documented thresholds (FIDELITY: fewer than 6 rows fall back; the out-of-sample check holds back the
+    last fifth once the rest are 12 or more), at their edges: a mutation audit found each boundary untested."""
+    from neuralscale.scaling import MIN_ROWS, holdout_rows
+    sp = ns.space("vgg11", "cifar10")
+    assert MIN_ROWS == 6
+    assert fit(sp, _trajectory(sp, 5)).fallback and not fit(sp, _trajectory(sp, 6)).fallback
+    assert {n: holdout_rows(n) for n in (12, 13, 14, 15, 19, 20)} == {12: 0, 13: 0, 14: 2, 15: 3, 19: 3, 20: 4}
+    assert fit(sp, _trajectory(sp, 14)).holdout_rows == 2 and fit(sp, _trajectory(sp, 13)).holdout_rows == 0
+
+
+def test_the_out_of_sample_error_is_a_fit_on_the_earlier_rows_asked_for_the_last():
+    """Each layer's out-of-sample error, recomputed independently: numpy's polyfit on every row but the last
+    `holdout_rows` (log width against log parameters), its mean relative error on those."""
+    sp = ns.space("vgg11", "cifar10")
+    rows = _trajectory(sp, 25)
+    law = fit(sp, rows)
+    held = law.holdout_rows
+    assert held == 5
+    tau = np.log([sp.params(r) for r in rows])
+    for layer in range(len(sp)):
+        w = np.log([r[layer] for r in rows])
+        beta, ln_alpha = np.polyfit(tau[:-held], w[:-held], 1)
+        actual = np.exp(w[-held:])
+        error = np.mean(np.abs(np.exp(ln_alpha + beta * tau[-held:]) - actual) / actual)
+        assert law.holdout_error[layer] == pytest.approx(error, rel=1e-9, abs=1e-12), layer
+
+
+def test_a_uniform_law_goes_through_its_row():
+    """The fallback's law (uniform scaling of one row) gives that row at that row's parameter count, as FIDELITY
+    says (alpha scaled so: the solver's widths alone would not show a wrong alpha, only its tau)."""
+    for model in ("vgg11", "resnet18", "mobilenetv2"):
+        sp = ns.space(model, "cifar10")
+        for row in (sp.base_widths, sp.uniform(0.25)):
+            law = uniform_law(sp, row)
+            assert np.allclose(law.raw_widths(sp.params(row)), row, rtol=1e-12)
+
+
+def test_a_configuration_within_the_tolerance_stays_on_the_law():
+    """Where the law's nearest configuration is within the tolerance (0.5%) of the budget, the solver returns it as
+    the law gives it; only a configuration farther off has single layers moved towards the budget."""
+    from neuralscale.scaling import round_widths
+    sp = ns.space("vgg11", "cifar10")
+    law = fit(sp, _trajectory(sp, 30))
+    tried = 0
+    for share in np.linspace(0.05, 0.9, 12):
+        on_law = round_widths(law.raw_widths(share * sp.params(sp.base_widths)))
+        budget = sp.params(on_law) * 1.003  # 0.3% off the law's own configuration there
+        sol = solve(law, sp, budget)
+        if abs(sol.rel_error) <= 0.005:
+            tried += sol.achieved != budget
+            assert sol.widths == round_widths(law.raw_widths(sol.tau)), share
+    assert tried >= 6
+
+
+def test_an_out_of_reach_budget_names_what_the_law_reaches_at_its_narrowest():
+    sp = ns.space("vgg11", "cifar10")
+    law = uniform_law(sp, sp.base_widths)
+    narrowest = sp.params([1] * len(sp))
+    with pytest.raises(NeuralscaleError, match=f"below what this law reaches, {narrowest:,.0f} to "):
+        solve(law, sp, narrowest / 2)
+    with pytest.raises(NeuralscaleError, match=f"below what this law reaches, {sp.params([4] * len(sp)):,.0f} to "):
+        solve(law, sp, narrowest, min_width=4)
+    widest = sp.params([64 * max(sp.base_widths)] * len(sp))  # the default cap: 64x the widest base layer
+    with pytest.raises(NeuralscaleError, match=f"above what this law reaches, {narrowest:,.0f} to {widest:,.0f} "):
+        solve(law, sp, 1e15)  # (the search saw wider networks on its way up: the range still starts at the floor)
