@@ -162,3 +162,25 @@ def test_a_small_datasets_schedule_is_not_taken_for_a_typo():
         _epochs(typo, TaylorPruner(start, widths, **typo.schedule_fields()).session, widths, 360)
     assert _epochs(replace(typo, max_epochs=3), TaylorPruner(start, widths, **typo.schedule_fields()).session,
                    widths, 360) == 3
+
+
+def test_each_iteration_starts_from_the_last_law_with_its_own_seed(monkeypatch):
+    """A mutation audit: no test ran three iterations, so starting from the first law instead of the last, the
+    add10 rule's edge (a layer of exactly 10 channels gets none), and one seed for every iteration all passed."""
+    import neuralscale.descent as descent_module
+    from neuralscale.descent import DescentConfig, Iteration, at_base, iteration_seed, start_widths
+    from neuralscale.scaling import ScalingLaw
+    sp = ns.space("vgg11", "cifar10")
+    laws = [ScalingLaw(sp.name, sp.info.name, list(sp.layer_names), [0.5 + 0.1 * i] * len(sp),
+                       [0.3 + 0.02 * j * (i + 1) for j in range(len(sp))]) for i in range(3)]
+    its = [Iteration(law, list(sp.base_widths), list(sp.base_widths), list(sp.base_widths), True, 1, 1, True, "")
+           for law in laws]
+    starts = [at_base(law, sp) for law in laws]
+    assert len({tuple(s) for s in starts}) == 3  # three laws, three configurations at the base budget
+    cfg = DescentConfig(add10=False)
+    assert start_widths(sp, [], cfg) == list(sp.base_widths)
+    for n in (1, 2, 3):
+        assert start_widths(sp, its[:n], cfg) == starts[n - 1]
+    monkeypatch.setattr(descent_module, "at_base", lambda *args: [9, 10, 11, 1] + [64] * (len(sp) - 4))
+    assert start_widths(sp, its, DescentConfig(add10=True))[:5] == [19, 10, 11, 11, 64]
+    assert [iteration_seed(DescentConfig(seed=s), n) for s in (0, 3) for n in (1, 2)] == [1, 2, 3001, 3002]

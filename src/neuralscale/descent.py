@@ -725,18 +725,23 @@ def _epochs(cfg: DescentConfig, session: PruningSession, widths: list[int], imag
     return cfg.max_epochs or needed
 
 
+def iteration_seed(cfg: DescentConfig, number: int) -> int:
+    """The seed iteration `number` builds and trains its network with: each its own, all from the descent's."""
+    return cfg.seed * 1000 + number
+
+
 def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentConfig, done: list[Iteration],
                number: int, progress: bool, importance: Importance | None, objective: Objective) -> Iteration:
     """Prune one network to the end, fit its law, and record it; resumes from the iteration's checkpoint."""
     widths = start_widths(space, done, cfg, objective)
-    torch.manual_seed(cfg.seed * 1000 + number)
+    torch.manual_seed(iteration_seed(cfg, number))
     pruner = TaylorPruner(space, widths, physical=cfg.physical, importance=importance,
                           objective=objective if objective.weighs else None, **cfg.schedule_fields())
     p = pruner.session
     epochs = _epochs(cfg, p, widths, len(splits.train[1]))
     log.info("descent iteration %d/%d: start from %s (%s params, %s MACs)", number, cfg.iterations, widths,
              f"{space.params(widths):,}", f"{space.macs(widths):,}")
-    tc = replace(cfg.train_config(), seed=cfg.seed * 1000 + number, epochs=epochs)
+    tc = replace(cfg.train_config(), seed=iteration_seed(cfg, number), epochs=epochs)
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
                       progress=progress, desc=f"descent {number}/{cfg.iterations}",
                       owner=f"descent {_fingerprint(space, cfg, splits)} iteration {number}", follow_load=False)
