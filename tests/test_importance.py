@@ -64,6 +64,11 @@ def test_bn_scale_and_l1_filter_norm():
     layers = ChannelGraph(sp, widths).layers(model)
     bn = ns.BNScale().score(layers[1])
     assert torch.equal(bn, sum(n.weight.detach().abs() for n in layers[1].norms))
+    with torch.no_grad():  # a negative scale is as large as a positive one (network slimming's |gamma|)
+        layers[1].norms[0].weight[:3] = torch.tensor([-2.0, 0.1, -0.05])
+    bn = ns.BNScale().score(layers[1])
+    assert torch.equal(bn, sum(n.weight.detach().abs() for n in layers[1].norms)) and bool((bn >= 0).all())
+    assert bn[0] > bn[1] > bn[2]
     l1 = ns.L1FilterNorm().score(layers[1])
     conv = layers[1].producers[0].weight.detach()
     torch.testing.assert_close(l1, conv.abs().flatten(1).sum(1))

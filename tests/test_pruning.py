@@ -46,6 +46,10 @@ def test_a_grouped_layer_loses_one_channel_per_group():
     scores = [torch.tensor([0.1, 0.9, 0.2, 0.8]), torch.tensor([0.5, 0.6])]
     # two groups of two: the unit is the cheapest channel of each group, scored by their mean (0.15)
     assert choose(scores, _alive(4, 2), [2, 1], want=1) == [(0, 0), (0, 2)]
+    # the unit's channels are each group's cheapest, wherever they sit in it (1 of [5, 1], 0 of [4, 0]), and its
+    # score their mean (0.5), not their sum (1.0), which 0.6 would undercut (a mutation audit)
+    scores = [torch.tensor([5.0, 1.0, 4.0, 0.0]), torch.tensor([0.6, 9.0])]
+    assert choose(scores, _alive(4, 2), [2, 1], want=2) == [(0, 1), (0, 3)]
 
 
 def test_the_last_channel_rule_and_morphnets_half_point():
