@@ -134,3 +134,9 @@ def test_a_run_description_names_a_latency_budget_in_milliseconds():
     assert Budget.parse("579786", "params").words == "579,786 params"
     assert Budget.parse("150000", "macs").words == "150,000 macs"
     assert Budget.of_ratio(0.25).words == "ratio 0.25"
+
+
+def test_a_budgets_directory_name_takes_the_largest_unit_it_reaches():
+    assert [Budget.parse(x).slug for x in ("999", "1000", "1M", "2.5M", "1G")] == \
+        ["params999", "params1k", "params1M", "params2.5M", "params1G"]
+    assert Budget.parse("25%").slug == "params25pct" and Budget.parse("150k", "macs").slug == "macs150k"

@@ -184,3 +184,20 @@ def test_each_iteration_starts_from_the_last_law_with_its_own_seed(monkeypatch):
     monkeypatch.setattr(descent_module, "at_base", lambda *args: [9, 10, 11, 1] + [64] * (len(sp) - 4))
     assert start_widths(sp, its, DescentConfig(add10=True))[:5] == [19, 10, 11, 11, 64]
     assert [iteration_seed(DescentConfig(seed=s), n) for s in (0, 3) for n in (1, 2)] == [1, 2, 3001, 3002]
+
+
+def test_a_trajectorys_rows_are_numbered_by_the_pruning_steps_they_follow(tiny_descent):
+    """iteration_NN.csv's step column: one row after each step once recording began, the last at the iteration's
+    last step (a mutation audit: the numbers could be off by one, untested)."""
+    from neuralscale.descent import DescentDir
+    d = DescentDir(tiny_descent[0])
+    its = d.iterations()
+    assert len(its) == 2
+    for it in its:
+        lines = d.trajectory_path(it.number).read_text().splitlines()
+        assert lines[0].startswith("step,params,")
+        steps = [int(line.split(",")[0]) for line in lines[1:]]
+        rows = [[int(x) for x in line.split(",")[2:]] for line in lines[1:]]
+        # (this descent records from the first step: --trajectory-start per-layer)
+        assert len(steps) >= 6 and steps == list(range(1, it.pruning_steps + 1)) and rows[-1] == it.final_widths
+        assert sum(rows[0]) < sum(it.start_widths)

@@ -239,6 +239,27 @@ def test_latency_measurement_reports_median_and_spread():
     assert lat["batches"]["8"]["per_image_ms"] == pytest.approx(lat["batches"]["8"]["median_ms"] / 8)
 
 
+def test_latency_quantiles_are_those_of_the_timed_calls(monkeypatch):
+    """Timed calls of 1, 2, ..., 20 ms on a clock the test keeps (warm-up calls take 100 ms, and are not counted):
+    the median, p10, p90 and interquartile range of 1..20 by the inclusive method (a mutation audit: p90 read off
+    the wrong quantile and the IQR off the wrong quartiles both passed)."""
+    import statistics
+    from torch import nn
+    clock = [0.0]
+    took = iter([0.1] * 3 + [k / 1000 for k in range(1, 21)])
+
+    class Timed(nn.Module):
+        def forward(self, x):
+            clock[0] += next(took)
+            return x
+    monkeypatch.setattr(accounting.time, "perf_counter", lambda: clock[0])
+    m = accounting.measure_latency(Timed(), (1, 4, 4), "cpu", batch_sizes=(1,), warmup=3, repeats=20)["batches"]["1"]
+    ms = list(range(1, 21))
+    assert m["median_ms"] == pytest.approx(statistics.median(ms)) == pytest.approx(10.5)
+    assert m["p10_ms"] == pytest.approx(2.9) and m["p90_ms"] == pytest.approx(18.1)
+    assert m["iqr_ms"] == pytest.approx(15.25 - 5.75) and m["unstable"] is True  # 9.5 against 10.5
+
+
 def test_a_latency_with_a_large_spread_is_flagged_unstable():
     """A measurement disturbed as a busy machine disturbs it (calls alternately fast and slow, by sleeping, whose
     overshoot only slows a call): its interquartile range dwarfs its median, and it says so."""
@@ -255,3 +276,4 @@ def test_a_latency_with_a_large_spread_is_flagged_unstable():
     m = accounting.measure_latency(Jittery(), (1, 4, 4), "cpu", batch_sizes=(1,), warmup=2, repeats=20)["batches"]["1"]
     assert m["unstable"] and m["iqr_ms"] > accounting.UNSTABLE * m["median_ms"]
     assert not accounting.unstable(10.0, 1.0) and accounting.unstable(10.0, 2.5)
+    assert not accounting.unstable(10.0, 2.0) and accounting.unstable(10.0, 2.001)  # above a fifth, not at it

@@ -48,6 +48,7 @@ def test_seeds_that_do_not_vary_give_no_interval_and_no_test():
     a, b = {0: 88.03, 1: 90.13, 2: 89.2}, {0: 88.02, 1: 90.12, 2: 89.19}  # 0.01 each, as floats subtract
     assert paired_gap(a, b)[1] is None and paired_p(a, b) is None
     assert holm([float("nan"), 0.001]) == [False, True]  # a NaN p is counted in the family and never holds
+    assert holm([0.03, float("nan")]) == [False, False]  # (0.03 would hold in a family of one)
 
 
 def test_the_paired_gap_pairs_runs_by_seed():

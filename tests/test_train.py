@@ -158,6 +158,9 @@ def test_summary_selects_on_validation_not_test():
     s = summarize(hist)
     assert s["best_val_epoch"] == 2 and s["test_acc_at_best_val"] == 55.0
     assert s["final_test_acc"] == 58.0 and s["best_test_acc_original_protocol"] == 60.0
+    # a tie in validation accuracy goes to the earliest epoch (documented; a mutation audit found it untested)
+    tie = [*hist, {"epoch": 4, "val_acc": 70.0, "test_acc": 61.0, "images_per_s": 1.0}]
+    assert summarize(tie)["best_val_epoch"] == 2 and summarize(tie)["test_acc_at_best_val"] == 55.0
 
 
 def test_eval_every_skips_evaluation_but_not_the_last_epoch():
