@@ -48,15 +48,21 @@ def test_taylor_fo_from_a_batch_norm_equals_the_gates_gradient():
     """A gate that multiplies nothing is scored from its norm's gradients: gamma * dgamma + beta * dbeta."""
     sp, widths, model = _net()
     layers = gate_layers(sp, model)
+    with torch.no_grad():  # betas away from their initial 0 (a mutation audit: beta * dbeta dropped, unnoticed)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.bias.copy_(torch.rand(m.num_features, generator=torch.Generator().manual_seed(3)) - 0.5)
     for layer in layers:
         for g in layer.gates:
             g.ones = torch.ones(g.width, requires_grad=True)
     x, y = torch.randn(4, *sp.info.input_shape), torch.randint(0, sp.info.num_classes, (4,))
     F.cross_entropy(model(x), y).backward()
-    g = layers[2].gates[0]
-    gate_grad = g.ones.grad.clone()
-    g.ones = None
-    torch.testing.assert_close(TaylorFO.gate_grad(g), gate_grad, rtol=1e-4, atol=1e-7)
+    for layer in layers:
+        g = layer.gates[0]
+        gate_grad = g.ones.grad.clone()
+        g.ones = None
+        assert float(g.source.bias.grad.abs().max()) > 0
+        torch.testing.assert_close(TaylorFO.gate_grad(g), gate_grad, rtol=1e-4, atol=1e-7)
 
 
 def test_bn_scale_and_l1_filter_norm():
