@@ -620,6 +620,7 @@ def test_runs_started_from_weights_have_their_own_row_and_recipe(tmp_path):
             "its channels with the largest L1 norms), then trained 3 epochs at lr 0.001 (constant), each compared "
             "with uniform started so.") in md
     assert md.count("neuralscale@1 (from weights)") >= 2  # its table row and its verdict
+    assert "- `neuralscale@1 (from weights)` at ratio 0.0625: **worse** than uniform (from weights) (" in md
     only = build_report(tmp_path / "warm", figures=False)  # no run from scratch: compared all the same
     (row,) = [r for r in only["rows"] if r["label"] == "neuralscale@1"]
     assert row["shown"] == "neuralscale@1 (from weights)" and row["p"] is not None

@@ -320,13 +320,14 @@ def _verdict(r: dict, u: dict) -> str:
     paired = _paired(r)
     gap, half = (r["paired_gap"], r["paired_ci95"]) if paired else (r["gap_to_uniform"], r["gap_ci95"])
     better = gap > 0
+    them = u["label"] + (f" ({WARM})" if u["start"] == "weights" else "")  # uniform, or uniform from weights
     if half is None:
         word = "cannot tell (one seed: no interval)" if min(r["n"], u["n"]) < 2 \
             else "cannot tell (the seeds do not vary: no interval)"
     elif r.get("holm"):
-        word = f"**{'better' if better else 'worse'}** than uniform"
+        word = f"**{'better' if better else 'worse'}** than {them}"
     elif gap - half > 0 or gap + half < 0:
-        word = f"{'better' if better else 'worse'} than uniform on this comparison alone, not after Holm's correction"
+        word = f"{'better' if better else 'worse'} than {them} on this comparison alone, not after Holm's correction"
     else:
         word = "cannot tell"
     facts = [(f"{gap:+.2f} points" if half is None else fmt_gap(gap, half, bold=False).replace(" [", " points [", 1))
