@@ -80,6 +80,35 @@ def test_the_ablations_scale_the_descents_widths_uniformly(descent_dir):
     assert r.returncode == 2 and "needs --from" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_each_scaled_method_solves_its_own_configuration(descent_dir):
+    """A mutation audit: MorphNet solved from where pruning ended (pruned's configuration) instead of its half
+    point, the uniform shortcut taken despite a min_width or multiple, a MACs descent's uniform labelled
+    uniform-macs, and shape's iteration for 'the last' left unsaid all passed the tests."""
+    from neuralscale.budget import Budget
+    from neuralscale.descent import DescentDir
+    from neuralscale.methods import method_label, scale
+    from neuralscale.scaling import solve, uniform_law
+    sp = ns.space("vgg11", "synthetic")
+    d = DescentDir(descent_dir)
+    first, last = d.iteration(1), d.iteration()
+    assert first.half_reached and first.half_widths != first.final_widths
+    for budget in (12000, 30000):
+        for method, origin in (("morphnet", first.half_widths), ("pruned", first.final_widths)):
+            found = scale(sp, method, budget, source=descent_dir)
+            assert found["widths"] == solve(uniform_law(sp, origin), sp, budget).widths, (method, budget)
+    found = scale(sp, "shape", 30000, source=descent_dir)  # no iteration: the last one's, by its number
+    assert found["iteration"] == last.number == 2
+    for options, check in ((dict(multiple=8), lambda w: w % 8 == 0), (dict(min_width=16), lambda w: w >= 16)):
+        found = scale(sp, "uniform", Budget.of_ratio(0.0625), **options)
+        assert all(check(w) for w in found["widths"]) and found["widths"] != sp.uniform(0.0625), options
+    assert scale(sp, "uniform", Budget.of_ratio(0.0625))["widths"] == sp.uniform(0.0625)
+    assert [method_label(m, i, "macs") for m, i in (("uniform", None), ("morphnet", None), ("pruned", None),
+                                                     ("shape", 2), ("neuralscale", 3))] == \
+        ["uniform", "morphnet-macs", "pruned-macs", "shape-macs@2", "neuralscale-macs@3"]
+    assert [method_label(m, i) for m, i in (("uniform", None), ("shape", 1), ("neuralscale", 2))] == \
+        ["uniform", "shape@1", "neuralscale@2"]
+
+
 def test_presets():
     paper = preset("paper", "vgg11", "cifar10")
     assert paper.ratios == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0] and paper.seeds == [0, 1, 2, 3, 4]
