@@ -289,3 +289,40 @@ def test_where_latency_is_measured_is_checked_and_counts_only_for_latency():
     assert "latency_batch" not in DescentConfig(objective="macs", latency_batch=4).identity()
     assert DescentConfig(objective="latency", latency_batch=4).identity()["latency_batch"] == 4
     assert "latency_device" not in DescentConfig().identity()  # a params descent's identity is as before
+
+
+class _Grouped(torch.nn.Module):
+    """A layer feeding a grouped convolution (4 groups): it loses one channel per group at a time."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.c1, self.b1 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.b1(self.c1(x)))
+        return self.fc(torch.relu(self.b2(self.c2(x))).mean((2, 3)))
+
+
+def test_a_grouped_layers_saving_is_per_channel_and_no_saving_makes_a_channel_free():
+    """A mutation audit: a grouped layer's saving not divided by its group count, and a non-positive saving
+    (a latency table's noise) dividing by zero, both passed the tests."""
+    sp = ns.space(_Grouped(), torch.randn(1, 3, 16, 16))
+    widths = list(sp.base_widths)
+    assert max(sp.multiples) == 4
+    saved = Objective(sp, "macs").savings(widths)
+    for layer, m in enumerate(sp.multiples):
+        fewer = [w - (m if j == layer else 0) for j, w in enumerate(widths)]
+        assert saved[layer] == (sp.macs(widths) - sp.macs(fewer)) / m, layer
+
+    class Noisy(Objective):
+        def savings(self, widths):
+            return [0.0, 2.0, -1.0, 6.0][:len(widths)]
+    sp = ns.space("vgg11", "synthetic")
+    widths = list(sp.base_widths)[:4]
+    scores = [torch.ones(1) for _ in widths]
+    weighed = Noisy(sp, "macs").weigh(scores, widths)
+    floor = 1e-3 * (2.0 + 6.0) / 2  # a thousandth of the mean positive saving
+    assert [float(s) for s in weighed] == pytest.approx([1 / floor, 1 / 2.0, 1 / floor, 1 / 6.0])

@@ -248,6 +248,39 @@ def test_pruning_baselines_prune_to_budget_and_slicing_equals_masking(tmp_path):
         assert done["params"] <= budget
     with pytest.raises(NeuralscaleError, match="below what pruning can reach"):
         choose_widths(small, [torch.rand(w) for w in base], 10)
+    # a MACs budget is met in MACs (a mutation audit: pruning against parameters whatever the budget passed)
+    macs = small.macs(small.uniform(0.5))
+    for criterion, method in methods.items():
+        spec = RunSpec(model="vgg11", dataset="synthetic", method=method, criterion=criterion, pretrained=pre.id,
+                       budget={"metric": "macs", "value": macs}, latency_batches=(),
+                       config=TrainConfig(epochs=1, batch_size=32, lr=0.001, schedule="constant", device="cpu").to_dict())
+        _, widths, _, _ = prune_pretrained(small, store / pre.id, spec)
+        assert macs * 0.97 <= small.macs(widths) <= macs, (criterion, widths)
+
+
+def test_the_weight_magnitude_baseline_cuts_every_layer_at_one_ratio_as_the_original():
+    """l1-prune's widths are the original's int(width * ratio) for one ratio (the largest that meets the budget),
+    not rounded (a mutation audit); a GateMask masks the channels chosen, not the first ones."""
+    from types import SimpleNamespace
+    sp = ns.space("vgg11", "synthetic")
+    base = sp.uniform(0.25)
+    small = sp.rebased(base)
+    g = torch.Generator().manual_seed(0)
+    scores = [torch.rand(w, generator=g) for w in base]
+    for share in (0.2, 0.35, 0.5, 0.7, 0.9):
+        budget = share * small.params(base)
+        widths, keep = choose_uniform_widths(small, scores, budget)
+        # one ratio r with widths[i] = int(base[i] * r) for every layer: w / b <= r < (w + 1) / b
+        low = max(w / b for w, b in zip(widths, base))
+        high = min((w + 1) / b for w, b in zip(widths, base))
+        assert low < high and small.params(widths) <= budget, (share, widths)
+        above = [max(1, int(b * high)) for b in base]  # the next ratio's widths would not fit
+        assert small.params(above) > budget, share
+        assert all(torch.equal(k, torch.topk(sc, w).indices.sort().values) for sc, k, w in zip(scores, keep, widths))
+    model = small.build(base)
+    keep = [torch.tensor([w - 1]) for w in base]  # the last channel of every layer
+    GateMask(keep, base).on_train_start(SimpleNamespace(model=model, device=torch.device("cpu")))
+    assert [gate.ones.tolist() for gate in gates(model)] == [[0.0] * (w - 1) + [1.0] for w in base]
 
 
 def test_masking_baseline_for_a_model_that_cannot_be_sliced(tmp_path):
