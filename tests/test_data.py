@@ -484,3 +484,22 @@ def test_a_killed_cache_write_leaves_nothing_once_the_cache_is_written(tmp_path,
     mine.write_text("mine")
     save_cached("synthetic", "k", {"x": torch.zeros(2)})
     assert sorted(p.name for p in tensors.iterdir()) == ["synthetic-k.pt", "synthetic-k.pt.notes"]
+
+
+def test_the_training_crop_and_flip_in_one_gather_are_the_crop_then_the_flip():
+    """random_crop_flip, the one training uses, against random_crop then random_flip from the same draws, image by
+    image (a mutation audit: one that never flipped, or took its column offset from the row's, passed)."""
+    from neuralscale.data.augment import random_crop_flip
+    x = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for seed in range(3):
+        fused = random_crop_flip(x, 2, torch.Generator().manual_seed(seed))
+        g = torch.Generator().manual_seed(seed)
+        assert torch.equal(fused, random_flip(random_crop(x, 2, g), g)), seed
+        g = torch.Generator().manual_seed(seed)
+        dy, dx = torch.randint(0, 5, (64,), generator=g), torch.randint(0, 5, (64,), generator=g)
+        flipped = torch.rand(64, generator=g) < 0.5
+        assert 0 < int(flipped.sum()) < 64 and bool((dy != dx).any())
+        padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+        for i in range(64):
+            crop = padded[i, :, dy[i]:dy[i] + 8, dx[i]:dx[i] + 8]
+            assert torch.equal(fused[i], crop.flip(2) if flipped[i] else crop), (seed, i)
