@@ -73,6 +73,8 @@ def test_a_sweep_prunes_slimming_from_a_network_trained_with_the_penalty_and_l1_
     l1 = next(s for s in specs.values() if s.method == "l1-prune")
     assert specs[slim.pretrained].label == SPARSE_LABEL and specs[slim.pretrained].config["bn_sparsity"] == 1e-4
     assert specs[l1.pretrained].label == "uniform" and "bn_sparsity" not in specs[l1.pretrained].config
+    sp = ns.space("vgg11", "synthetic")  # both pruned from networks at pretrain_ratio (a mutation audit)
+    assert specs[l1.pretrained].widths == specs[slim.pretrained].widths == sp.uniform(0.125) != sp.base_widths
     # without the penalty (as stores recorded before it): one trained network for both, and the recipe of old
     old = SweepConfig(**{**cfg.__dict__, "slimming_sparsity": 0.0})
     specs = {s.id: s for s in plan(old)}

@@ -26,6 +26,16 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert len(records) == 2 and all(x["status"] == "failed" and "diverged" in x["error"] for x in records)
     rep = run_cli("report", str(out))
     assert rep.returncode == 2 and "no finished runs" in rep.stderr
+    # a rerun leaves failed runs failed and untried; --retry-failed tries them again (a mutation audit: the two
+    # swapped passed every test)
+    args = ["sweep", *[a if a != "0.05" else "1e12" for a in TINY], "--methods", "uniform", "--ratios",
+            "0.0625,0.125", "--seeds", "0", "--epochs", "2", "--out", str(out), "--no-augment"]
+    tries = {x["id"]: x.get("attempts") for x in records}
+    assert run_cli(*args).returncode == 1
+    assert {x["id"]: x.get("attempts") for x in load_records(out)} == tries
+    assert run_cli(*args, "--retry-failed").returncode == 1
+    again = load_records(out)
+    assert all(x["status"] == "failed" and x["attempts"] == tries[x["id"]] + 1 for x in again), again
 
 
 def test_api_train_writes_a_record(tmp_path):

@@ -88,3 +88,20 @@ def test_records_are_read_strictly(tmp_path):
         write_record(tmp_path / "runs" / ids[name], running(name))
     assert [r["id"] for r in load_records(tmp_path)] == sorted(ids.values())
     assert [r["id"] for r in load_records(tmp_path / "runs")] == sorted(ids.values())
+
+
+def test_a_run_started_from_weights_is_identified_by_the_run_it_started_from():
+    """A warm start's id names the run it started from by id, not by where that run lies (a mutation audit: the
+    source left out of the identity passed); and a store's recipe names a descent iteration whose law changed."""
+    from neuralscale.spec import RunSpec
+    from neuralscale.store import recipe_difference
+    common = dict(model="vgg11", dataset="synthetic", method="uniform", widths=[4] * 8, config={"epochs": 1})
+    a = RunSpec(**common, init={"run": "/here/a", "id": "uniform-r0.25-s0-aaaaaaaaaa"})
+    moved = RunSpec(**common, init={"run": "/elsewhere/a", "id": "uniform-r0.25-s0-aaaaaaaaaa"})
+    other = RunSpec(**common, init={"run": "/here/a", "id": "uniform-r0.25-s1-bbbbbbbbbb"})
+    cold = RunSpec(**common)
+    assert a.id == moved.id and len({a.id, other.id, cold.id}) == 3
+    laws = {"1": {"alpha": [1.0], "beta": [0.5]}, "2": {"alpha": [2.0], "beta": [0.4]}}
+    changed = {**laws, "2": {"alpha": [2.0], "beta": [0.45]}}
+    assert recipe_difference({"laws": laws}, {"laws": changed}) == "the laws of descent iteration(s) 2"
+    assert recipe_difference({"laws": laws}, {"laws": {**laws, "3": {}}}) == ""  # a new iteration adds, not differs
