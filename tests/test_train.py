@@ -163,6 +163,20 @@ def test_summary_selects_on_validation_not_test():
     assert summarize(tie)["best_val_epoch"] == 2 and summarize(tie)["test_acc_at_best_val"] == 55.0
 
 
+def test_the_last_epoch_is_checkpointed_whatever_the_interval(tmp_path, monkeypatch):
+    """Epochs of milliseconds are checkpointed every few seconds, and the last always (a mutation audit: without
+    the final save, the checkpoint could hold an earlier epoch's weights)."""
+    monkeypatch.setenv("NEURALSCALE_CHECKPOINT_SECONDS", "3600")
+    splits = _synthetic_splits(64)
+    sp = ns.space("vgg11", splits.info)
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.02, schedule="constant", augment=False)
+    trainer = Trainer(sp.build(sp.uniform(0.0625)), splits, cfg, progress=False, checkpoint=tmp_path / "c.pt")
+    trainer.fit()
+    state = torch.load(tmp_path / "c.pt", weights_only=False)
+    assert state["epoch"] == 3 and len(state["history"]) == 3
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in state["model"].items())
+
+
 def test_eval_every_skips_evaluation_but_not_the_last_epoch():
     splits = _synthetic_splits(200)
     sp = ns.space("vgg11", splits.info)

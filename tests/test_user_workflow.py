@@ -159,6 +159,9 @@ def test_a_pruner_in_your_own_loop_gives_descends_trajectory(tmp_path):
     assert (tmp_path / "mine" / "iteration_01.csv").read_text() == (tmp_path / "ref" / "iteration_01.csv").read_text()
     assert laws[0].alpha == ref[0].alpha and laws[0].beta == ref[0].beta
     assert pruner.widths == json.loads((tmp_path / "ref" / "fits.json").read_text())["laws"][0]["final_widths"]
+    # so is MorphNet's configuration (where half the channels were gone), not where pruning ended (a mutation audit)
+    mine, theirs = (json.loads((tmp_path / d / "fits.json").read_text())["laws"][0] for d in ("mine", "ref"))
+    assert mine["half_widths"] == theirs["half_widths"] != theirs["final_widths"]
     # the directory is a descent directory like any other
     r = run_cli("scale", *SYNTH, "--method", "neuralscale", "--from", str(tmp_path / "mine"), "--params", "25%")
     assert r.returncode == 0, r.stderr
