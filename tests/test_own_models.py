@@ -328,6 +328,8 @@ class Refused(nn.Module):
         self.fc = nn.Linear(16, 10)
         self.gn, self.prelu = nn.GroupNorm(4, 16), nn.PReLU(16)
         self.act, self.c2b = nn.Sigmoid(), nn.Conv2d(16, 16, 3, padding=1)
+        self.widen = nn.Conv2d(16, 32, 3, padding=1, groups=2)  # twice the channels out as in per group
+        self.fc32 = nn.Linear(32, 10)
 
     def forward(self, x):
         how = self.how
@@ -357,6 +359,8 @@ class Refused(nn.Module):
         elif how == "squeeze":
             x = F.adaptive_avg_pool2d(x, 1).squeeze()  # at a width of 1 the channels would go too
             return self.fc(x)
+        elif how == "widening groups":
+            return self.fc32(self.widen(x).mean((2, 3)))
         out = self.fc(x.mean((2, 3)))
         if how == "aux" and self.training:
             out = out + self.aux(x.amax((2, 3)))
@@ -369,6 +373,7 @@ class Refused(nn.Module):
     ("softmax", "a softmax of a gated layer's channels"),
     ("sigmoid", "sigmoid of a gated layer's channels (not 0 where a channel is masked) read by a layer"),
     ("twice", "a Conv2d called a second time"),
+    ("widening groups", "a grouped convolution (2 groups, 16 in, 32 out)"),  # (a mutation audit: once built wrong)
     ("shared sigmoid", "a Sigmoid used in several places (not 0 where a channel is masked) read by a layer"),
     ("shuffle", "a view from shape (2, 16, 16, 16) to (2, 2, 8, 16, 16)"),
     ("split", "an indexing that selects channels"),
