@@ -177,6 +177,24 @@ def test_the_last_epoch_is_checkpointed_whatever_the_interval(tmp_path, monkeypa
     assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in state["model"].items())
 
 
+def test_evaluation_leaves_the_network_as_it_was():
+    """Evaluating in evaluation mode: the batch norms' running statistics are not moved by the test images, and
+    the model's mode is given back (a mutation audit: evaluating in training mode was caught by one export test
+    only)."""
+    splits = _synthetic_splits(64)
+    sp = ns.space("vgg11", splits.info)
+    torch.manual_seed(0)
+    trainer = Trainer(sp.build(sp.uniform(0.0625)), splits, TrainConfig(epochs=1, batch_size=32, augment=False),
+                      progress=False)
+    trainer.fit()
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.model.train()
+    first = trainer.evaluate(trainer.test_data)
+    assert trainer.model.training
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
+    assert first[1] is not None and any("running_mean" in k for k in before)
+
+
 def test_eval_every_skips_evaluation_but_not_the_last_epoch():
     splits = _synthetic_splits(200)
     sp = ns.space("vgg11", splits.info)
