@@ -142,6 +142,33 @@ class ImageConcat(nn.Module):
         return self.fc(F.relu(self.b3(self.c2(F.relu(self.n2(y))))).mean((2, 3)))
 
 
+class JoinGrouped(nn.Module):
+    """A plain layer's output added to a grouped convolution's (4 groups), the plain one traced first: the joined
+    channels keep the grouped convolution's multiple, whichever group the join keeps as its root."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.ba = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.b, self.bb = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.g, self.bg = nn.Conv2d(8, 8, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        plain = self.ba(self.a(x))
+        grouped = F.relu(self.bg(self.g(F.relu(self.bb(self.b(x))))))
+        return self.fc(F.relu(plain + grouped).mean((2, 3)))
+
+
+def test_a_join_keeps_the_multiple_of_either_side():
+    """A mutation audit: the join kept only its root's multiple (a valid model was then refused, or widths built
+    that the grouped convolution cannot take)."""
+    sp = ns.space(JoinGrouped(), X)
+    assert sp.layer_names == ("a",) and sp.multiples == (4,)
+    assert sp.build([12])(X).shape == (1, 10)
+    with pytest.raises(NeuralscaleError, match="multiple of 4"):
+        sp.validate([6])
+
+
 def _randomised(model: nn.Module, seed: int) -> nn.Module:
     """Batch norms with statistics and affine terms far from their initial values, biases that are not 0: what
     leaks through a path without a gate shows."""
