@@ -18,7 +18,7 @@ from ._version import __version__
 from .accounting import unstable
 from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
 from .budget import Budget, amount
-from .command import terminated
+from .command import as_command, interrupt, started, terminate, terminated
 from .data import DATASET_NAMES, DataConfig
 from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
@@ -745,16 +745,15 @@ COMMANDS = {"info": cmd_info, "train": cmd_train, "descend": cmd_descend, "fit":
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
-    from .command import as_command, interrupt as _interrupt, started, terminate as _terminate
     here = threading.current_thread() is threading.main_thread()
     if here:  # (a call in another thread leaves the main thread's command as it is)
         started()
-    previous = signal.signal(signal.SIGTERM, _terminate) if here else None
+    previous = signal.signal(signal.SIGTERM, terminate) if here else None
     # one Ctrl-C stops it, and a second is not raised inside the first's handling; where Ctrl-C is ignored (a
     # job started in the background by a shell), it stays ignored
-    interrupt = signal.getsignal(signal.SIGINT) if here else None
-    if here and interrupt is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, _interrupt)
+    previous_int = signal.getsignal(signal.SIGINT) if here else None
+    if here and previous_int is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, interrupt)
     try:
         return _main(argv)
     finally:
@@ -764,7 +763,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
         elif here:  # a program calling main(): its handlers as they were
             signal.signal(signal.SIGTERM, previous)
-            signal.signal(signal.SIGINT, interrupt)
+            signal.signal(signal.SIGINT, previous_int)
 
 
 RESUMABLE = ("train", "descend", "sweep", "experiment")  # the commands whose work a rerun continues

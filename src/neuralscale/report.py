@@ -312,15 +312,15 @@ def verdicts(rows: list[dict]) -> list[str]:
     """One line per comparison with uniform, for a reader with ten seconds: better, worse or cannot tell (with
     the interval and whether it survives Holm's correction), and what the configuration costs against uniform's."""
     uniform = _uniforms(rows)
-    return [_verdict(r, uniform[_peer(r)]) for r in rows
-            if _peer(r) in uniform and r is not uniform[_peer(r)] and r["label"] != SPARSE_LABEL]  # the network slimming prunes is no method compared
+    return [_verdict(r, uniform[_peer(r)]) for r in rows  # (the network slimming prunes is no method compared)
+            if _peer(r) in uniform and r is not uniform[_peer(r)] and r["label"] != SPARSE_LABEL]
 
 
 def _verdict(r: dict, u: dict) -> str:
     paired = _paired(r)
     gap, half = (r["paired_gap"], r["paired_ci95"]) if paired else (r["gap_to_uniform"], r["gap_ci95"])
     better = gap > 0
-    them = u["label"] + (f" ({WARM})" if u["start"] == "weights" else "")  # uniform, or uniform from weights
+    them = u["series"]  # uniform, or uniform from weights
     if half is None:
         word = "cannot tell (one seed: no interval)" if min(r["n"], u["n"]) < 2 \
             else "cannot tell (the seeds do not vary: no interval)"
@@ -499,7 +499,8 @@ def check_comparable(store: Path, records: list[dict]) -> None:
             continue
         key = (r.get("label"), budget_key(r), r.get("seed"), _start(r))
         if key in seen:
-            raise NeuralscaleError(f"{store} holds {key[0]}{' started from weights' * (key[3] == 'weights')} at {Budget.from_key(key[1]).text} with seed "
+            warm = " started from weights" * (key[3] == "weights")
+            raise NeuralscaleError(f"{store} holds {key[0]}{warm} at {Budget.from_key(key[1]).text} with seed "
                                    f"{r.get('seed')} twice (runs {seen[key]} and {r['id']}); remove one, or it would "
                                    "be counted as two seeds")
         seen[key] = r["id"]
