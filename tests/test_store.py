@@ -105,3 +105,44 @@ def test_a_run_started_from_weights_is_identified_by_the_run_it_started_from():
     changed = {**laws, "2": {"alpha": [2.0], "beta": [0.45]}}
     assert recipe_difference({"laws": laws}, {"laws": changed}) == "the laws of descent iteration(s) 2"
     assert recipe_difference({"laws": laws}, {"laws": {**laws, "3": {}}}) == ""  # a new iteration adds, not differs
+
+
+def test_every_field_that_decides_a_run_is_in_its_id():
+    """Field by field: changing any field of a run's spec or its training configuration changes the run's id,
+    except the few written down as not deciding the outcome (where the data and a warm start's source lie, the
+    device, the evaluation batch and the latency batches measured after training). A field added to either class
+    is in the id unless it is listed here on purpose, so a new setting cannot silently join another's runs."""
+    import dataclasses
+
+    from neuralscale.budget import Budget
+    from neuralscale.spec import RunSpec
+    from neuralscale.train import TrainConfig
+    not_deciding = {"config.device", "config.eval_batch_size", "latency_batches"}
+    other_config = {"epochs": 7, "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
+                    "nesterov": True, "schedule": "cosine", "milestones": [0.5], "gamma": 0.2, "warmup_epochs": 3,
+                    "augment": False, "seed": 3, "device": "cpu", "channels_last": True, "amp": True,
+                    "compile": True, "cuda_graphs": True, "dtype": "float64", "eval_batch_size": 100,
+                    "val_fraction": 0.2, "split_seed": 1, "eval_every": 2, "bn_sparsity": 1e-4}
+    assert set(other_config) == {f.name for f in dataclasses.fields(TrainConfig)}, "a new training setting: add it"
+    base = dict(model="vgg11", dataset="synthetic", method="uniform", widths=[4] * 8,
+                config={**TrainConfig(momentum=0.5).to_dict()}, budget=Budget("params", 1000, 0.25), label="uniform",
+                data={"train": 64, "test": 16}, pretrained=None, criterion=None, latency_batches=(1,), init=None,
+                architecture=None)
+    other_spec = dict(model="resnet18", dataset="cifar10", method="neuralscale", widths=[5] * 8,
+                      budget=Budget("params", 2000, 0.5), label="neuralscale@2", convcut=True,
+                      data={"train": 128, "test": 16}, pretrained="vgg11-full-s0-aaaaaaaaaa", criterion="l1",
+                      latency_batches=(1, 8), init={"run": "/a", "id": "uniform-s0-aaaaaaaaaa"},
+                      architecture="deadbeef")
+    assert set(other_spec) | {"config"} == {f.name for f in dataclasses.fields(RunSpec)}, "a new spec field: add it"
+    first = RunSpec(**base).id
+    for name, value in [*((f"config.{k}", v) for k, v in other_config.items()), *other_spec.items()]:
+        if name.startswith("config."):
+            key = name.partition(".")[2]
+            changed = RunSpec(**{**base, "config": TrainConfig.from_dict({**base["config"], key: value}).to_dict()})
+        else:
+            changed = RunSpec(**{**base, name: value})
+        assert (changed.id == first) == (name in not_deciding), name
+    # and within the fields that hold a place: where the data lie and where a warm start's source lies
+    assert RunSpec(**{**base, "data": {**base["data"], "data_dir": "/elsewhere"}}).id == first
+    warm = RunSpec(**{**base, "init": other_spec["init"]})
+    assert RunSpec(**{**base, "init": {**other_spec["init"], "run": "/b"}}).id == warm.id
