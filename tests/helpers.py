@@ -119,6 +119,18 @@ def write_fashion(root: Path, n_train: int = 60, n_test: int = 20, gz: bool = Tr
     return root
 
 
+class RunsCode:
+    """An object that, unpickled by a full unpickler (not a weights-only or allow-listed one), creates the file
+    `path`: as a hostile data or weights file would run code. Pickle one where a reader takes a pickle, and check
+    that `path` does not exist afterwards."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
 # --- TinyImageNet: the official zip layout ---------------------------------------
 def _jpeg(arr_chw: np.ndarray, gray: bool = False) -> bytes:
     img = Image.fromarray(arr_chw.transpose(1, 2, 0))

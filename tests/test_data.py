@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import (write_cifar, write_fashion, write_imagefolder, write_tinyimagenet)
+from helpers import (RunsCode, write_cifar, write_fashion, write_imagefolder, write_tinyimagenet)
 from neuralscale.data import load
 from neuralscale.data.augment import channel_stats, random_crop, random_flip, random_rotate
 from neuralscale.data.download import fetch
@@ -503,3 +503,246 @@ def test_the_training_crop_and_flip_in_one_gather_are_the_crop_then_the_flip():
         for i in range(64):
             crop = padded[i, :, dy[i]:dy[i] + 8, dx[i]:dx[i] + 8]
             assert torch.equal(fused[i], crop.flip(2) if flipped[i] else crop), (seed, i)
+
+
+# --- a mutation audit (tests that could not fail): each test below failed on a changed line of a reader ------------
+def test_no_pickle_a_reader_opens_runs_code(tmp_path, isolated_cache):
+    """A CIFAR batch and a tensor cache holding an object that runs code as it is unpickled: refused or rebuilt,
+    and the code never runs (the CIFAR test above passed with no allow-list: the object's call failed later)."""
+    d = write_cifar(tmp_path, "cifar10", per_batch=4, n_test=4, archive=False)
+    batch = pickle.loads((d / "data_batch_2").read_bytes(), encoding="bytes")
+    (d / "data_batch_2").write_bytes(pickle.dumps({**batch, b"data": RunsCode(tmp_path / "ran")}, protocol=2))
+    with pytest.raises(NeuralscaleError, match="data_batch_2 is not a readable CIFAR batch .unexpected object"):
+        load("cifar10", tmp_path)
+    assert not (tmp_path / "ran").exists()
+    (d / "data_batch_2").write_bytes(pickle.dumps(batch, protocol=2))
+    good = load("cifar10", tmp_path)
+    (cached,) = (isolated_cache / "cache" / "tensors").glob("cifar10-*.pt")
+    torch.save({"train_x": RunsCode(tmp_path / "ran")}, cached)
+    assert torch.equal(load("cifar10", tmp_path).train_x, good.train_x) and not (tmp_path / "ran").exists()
+
+
+def test_a_cifar_batch_or_meta_file_of_the_wrong_shape_is_named(tmp_path):
+    d = write_cifar(tmp_path, "cifar10", per_batch=4, n_test=4, archive=False)
+    batch = pickle.loads((d / "data_batch_3").read_bytes(), encoding="bytes")
+    (d / "data_batch_3").write_bytes(pickle.dumps({**batch, b"labels": batch[b"labels"][:-1]}, protocol=2))
+    with pytest.raises(NeuralscaleError, match="data_batch_3 has 4 images but 3 labels"):
+        load("cifar10", tmp_path)
+    (d / "data_batch_3").write_bytes(pickle.dumps(batch, protocol=2))
+    (d / "batches.meta").write_bytes(pickle.dumps([b"c0", b"c1"], protocol=2))
+    with pytest.raises(NeuralscaleError, match="batches.meta is not a CIFAR batch .no dict inside."):
+        load("cifar10", tmp_path)
+
+
+def test_fashion_mnist_names_its_classes_in_the_upstream_order_and_is_found_where_debian_puts_it(tmp_path,
+                                                                                                 monkeypatch):
+    write_fashion(tmp_path / "system", n_train=20, n_test=10)
+    monkeypatch.setattr("neuralscale.data.fashionmnist.SYSTEM_DIR", tmp_path / "system")
+    (tmp_path / "empty").mkdir()
+    d = load("fashionmnist", tmp_path / "empty", download=False)
+    assert len(d.train_y) == 20 and len(d.test_y) == 10
+    assert d.classes == ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot"]
+
+
+def test_an_idx_file_with_bytes_past_its_data_or_labels_past_the_classes_is_refused(tmp_path):
+    from helpers import idx_bytes
+    write_fashion(tmp_path, n_train=20, n_test=10, gz=False)
+    labels = tmp_path / "t10k-labels-idx1-ubyte"
+    good = labels.read_bytes()
+    labels.write_bytes(good + b"\x00")
+    with pytest.raises(NeuralscaleError, match="t10k-labels-idx1-ubyte is truncated or corrupt"):
+        load("fashionmnist", tmp_path)
+    labels.write_bytes(idx_bytes(np.full(10, 10, np.uint8)))  # class 10 of 0-9
+    with pytest.raises(NeuralscaleError, match="t10k-labels-idx1-ubyte has labels outside 0-9"):
+        load("fashionmnist", tmp_path)
+    labels.write_bytes(b"\x01" + good[1:])  # a first magic byte that is not 0
+    with pytest.raises(NeuralscaleError, match="bad magic number"):
+        load("fashionmnist", tmp_path)
+    labels.write_bytes(good[:2] + b"\x0d" + good[3:])  # floats: a size that fits bytes, a type that is not bytes
+    with pytest.raises(NeuralscaleError, match="bad magic number"):
+        load("fashionmnist", tmp_path)
+
+
+def _tiny_root(tmp_path, **kw):
+    return write_tinyimagenet(tmp_path, archive=False, **kw)
+
+
+def test_tinyimagenets_original_split_gives_each_class_its_first_images_by_number_to_validation(tmp_path):
+    """12 validation images per class, val_<k>.JPEG: the first 6 of each class by number (val_2 before val_10) go
+    to validation, the last 6 to test; each image is told apart by its pixels."""
+    from neuralscale.data import tinyimagenet
+    from neuralscale.data.images import decode
+    root = _tiny_root(tmp_path, classes=2, train_per_class=1, val_per_class=12)
+    got = tinyimagenet.read(root, "original")
+    ann = [line.split("\t")[:2] for line in (root / "val" / "val_annotations.txt").read_text().splitlines()]
+    wnids = (root / "wnids.txt").read_text().split()
+    for c, w in enumerate(wnids):
+        files = sorted((f for f, wid in ann if wid == w), key=lambda f: int(f[4:-5]))
+        want = [decode((root / "val" / "images" / f).read_bytes(), 64, f) for f in files]
+        assert torch.equal(got["val_x"][got["val_y"] == c], torch.stack(want[:6])), w
+        assert torch.equal(got["test_x"][got["test_y"] == c], torch.stack(want[6:])), w
+
+
+def test_tinyimagenets_class_indices_follow_wnids_txt_and_its_classes_are_checked(tmp_path):
+    """Labels are positions in wnids.txt (in its order, here not sorted), and the class names follow the same
+    order; all 200 of the real dataset's classes are taken; a repeated or unknown class is refused."""
+    root = _tiny_root(tmp_path, classes=3, train_per_class=2, val_per_class=2)
+    wnids = (root / "wnids.txt").read_text().split()
+    order = [wnids[2], wnids[0], wnids[1]]
+    (root / "wnids.txt").write_text("\n".join(order) + "\n")
+    d = load("tinyimagenet", tmp_path)
+    assert d.classes == order
+    # class c of the files was drawn brighter by 60 per class: brightness follows each label's wnid
+    brightness = {d.classes[y]: d.test_x[d.test_y == y].float().mean().item() for y in range(3)}
+    assert brightness[wnids[0]] < brightness[wnids[1]] < brightness[wnids[2]]
+    (root / "wnids.txt").write_text("\n".join(order + [f"n9{i:07d}" for i in range(197)]) + "\n")
+    assert len(load("tinyimagenet", tmp_path).classes) == 200  # and not refused
+    (root / "wnids.txt").write_text("\n".join(order + [order[0]]) + "\n")
+    with pytest.raises(NeuralscaleError, match="wnids.txt names 4 classes .3 distinct."):
+        load("tinyimagenet", tmp_path)
+    (root / "wnids.txt").write_text("\n".join(order[:2]) + "\n")
+    with pytest.raises(NeuralscaleError, match=f"val_annotations.txt names unknown class '{order[2]}'"):
+        load("tinyimagenet", tmp_path)
+
+
+def _png(path: Path, arr: np.ndarray) -> Path:
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def test_images_are_decoded_row_by_row_in_rgb_order_and_resized_with_antialiasing(tmp_path):
+    from neuralscale.data.images import decode, image_size
+    arr = np.random.default_rng(0).integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    f = _png(tmp_path / "a.png", arr)
+    assert torch.equal(decode(f.read_bytes(), 6, "a.png"), torch.from_numpy(arr).permute(2, 0, 1))
+    # a one-pixel checkerboard of black and white, halved: antialiased, every pixel grey (not black or white)
+    board = ((np.indices((32, 32)).sum(0) % 2) * 255).astype(np.uint8)
+    small = decode(_png(tmp_path / "b.png", np.stack([board] * 3, -1)).read_bytes(), 16, "b.png")
+    assert small.shape == (3, 16, 16) and int(small.min()) > 60 and int(small.max()) < 195
+    assert image_size(_png(tmp_path / "c.png", np.zeros((10, 30, 3), np.uint8)).read_bytes(), "c.png") == 30
+
+
+def test_16_bit_images_are_scaled_and_floating_point_ones_refused(tmp_path):
+    from PIL import Image
+    from neuralscale.data.images import decode
+    grey = np.array([[0, 257 * 100], [65535, 257]], dtype=np.uint16)
+    f = _png(tmp_path / "g.png", grey)
+    assert Image.open(f).mode == "I;16"
+    assert decode(f.read_bytes(), 2, "g.png").tolist() == [[[0, 100], [255, 1]]] * 3
+    Image.fromarray(np.array([[0.5, 2.0], [1.0, 0.0]], dtype=np.float32)).save(tmp_path / "f.tif")
+    with pytest.raises(NeuralscaleError, match="f.tif holds floating-point pixels"):
+        decode((tmp_path / "f.tif").read_bytes(), 2, "f.tif")
+
+
+def test_an_image_folder_in_its_other_layouts(tmp_path):
+    """val/ for test/, .jpeg files, labels as the sorted class names' positions, a test part without a class, a
+    first image that is not square (its longer side), and a test class that training never had (refused)."""
+    from PIL import Image
+    root = tmp_path / "f"
+    for part, n in (("train", 3), ("val", 2)):
+        for c, name in enumerate(("b_bright", "a_dark")):
+            if part == "val" and name == "a_dark":
+                continue  # a test part need not have every class
+            for i in range(n):
+                img = Image.fromarray(np.full((16, 16 if i else 12, 3), 200 if c == 0 else 20, np.uint8))
+                (root / part / name).mkdir(parents=True, exist_ok=True)
+                img.save(root / part / name / f"{i}.jpeg")
+    d = load(f"imagefolder:{root}")
+    assert d.classes == ["a_dark", "b_bright"] and d.info.resolution == 16
+    assert d.train_x.shape == (6, 3, 16, 16) and d.test_x.shape == (2, 3, 16, 16) and d.test_y.tolist() == [1, 1]
+    dark, bright = (d.train_x[d.train_y == y].float().mean().item() for y in (0, 1))
+    assert dark < 60 < 150 < bright
+    (root / "val" / "c_new").mkdir()
+    shutil.copy(root / "val" / "b_bright" / "0.jpeg", root / "val" / "c_new" / "0.jpeg")
+    with pytest.raises(NeuralscaleError, match="has class folders not in train/: c_new"):
+        load(f"imagefolder:{root}")
+
+
+def test_a_split_rounds_each_class_share_and_a_subset_keeps_a_validation_image():
+    d = load("synthetic", synthetic=dict(num_train=40, num_test=10, num_classes=10))  # 4 images a class
+    s = d.split(0.4, seed=0)  # 1.6 a class: 2
+    assert len(s.val[1]) == 20 and len(s.train[1]) == 20
+    with pytest.raises(NeuralscaleError, match=r"validation fraction must be in \[0, 1\), got 1"):
+        d.split(1)
+    big = load("synthetic", synthetic=dict(num_train=1000, num_test=10)).split(0.01, seed=0)
+    assert len(big.subset(train=10).val[1]) == 1  # 10 * 10 / 990 rounds to 0: one kept
+
+
+def test_a_data_file_changed_in_place_at_the_same_size_is_read_again(tmp_path, isolated_cache):
+    """The tensor cache's key holds each source file's size and modification time: a labels file rewritten with
+    other labels of the same size is read again, not served from the cache."""
+    import os
+    from helpers import idx_bytes
+    write_fashion(tmp_path, n_train=20, n_test=10, gz=False)
+    first = load("fashionmnist", tmp_path)
+    labels = tmp_path / "t10k-labels-idx1-ubyte"
+    st = labels.stat()
+    labels.write_bytes(idx_bytes(9 - first.test_y.numpy()))
+    os.utime(labels, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert labels.stat().st_size == st.st_size
+    assert torch.equal(load("fashionmnist", tmp_path).test_y, 9 - first.test_y)
+
+
+def test_an_extracted_cifar_folder_changed_inside_is_read_again(tmp_path, isolated_cache):
+    """FAILS NOW (a bug found by the mutation audit): the cache key of an extracted CIFAR or TinyImageNet folder
+    holds the folder's (and, for TinyImageNet, train/'s and val/'s) own size and time, not its files': a batch file
+    replaced in place, or a training image removed, leaves the old tensors served from the cache."""
+    import os
+    d = write_cifar(tmp_path / "c", "cifar10", per_batch=4, n_test=4, archive=False)
+    first = load("cifar10", tmp_path / "c")
+    batch = pickle.loads((d / "test_batch").read_bytes(), encoding="bytes")
+    st = (d / "test_batch").stat()
+    (d / "test_batch").write_bytes(pickle.dumps({**batch, b"labels": [9 - y for y in batch[b"labels"]]}, protocol=2))
+    os.utime(d / "test_batch", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert torch.equal(load("cifar10", tmp_path / "c").test_y, 9 - first.test_y)
+
+
+def test_an_extracted_tinyimagenet_folder_changed_inside_is_read_again(tmp_path, isolated_cache):
+    """FAILS NOW (the same bug as the test above): a training image removed from the extracted folder."""
+    root = write_tinyimagenet(tmp_path / "t", archive=False, classes=3, train_per_class=4, val_per_class=2)
+    assert len(load("tinyimagenet", tmp_path / "t").train_y) == 12
+    sorted((root / "train").rglob("*.JPEG"))[0].unlink()
+    assert len(load("tinyimagenet", tmp_path / "t").train_y) == 11
+
+
+@pytest.mark.parametrize("key, change, says", [
+    ("train_y", lambda t: t["train_y"] * 0 + 10, "labels include 10, outside cifar10's classes 0-9"),
+    ("train_x", lambda t: t["train_x"][:, :, :16, :16].contiguous(), "train images are (3, 16, 16) uint8"),
+    ("train_y", lambda t: t["train_y"][:-1], "train labels are not one integer per image"),
+])
+def test_a_cache_of_other_tensors_is_rebuilt(tmp_path, isolated_cache, key, change, says):
+    from neuralscale.data import info as ds_info
+    from neuralscale.data.base import tensor_problem
+    write_cifar(tmp_path, "cifar10", per_batch=4, n_test=4)
+    good = load("cifar10", tmp_path)
+    (cached,) = (isolated_cache / "cache" / "tensors").glob("cifar10-*.pt")
+    tensors = torch.load(cached, weights_only=True)
+    bad = {**tensors, key: change(tensors)}
+    assert says in tensor_problem(ds_info.KNOWN["cifar10"], bad)
+    torch.save(bad, cached)
+    assert torch.equal(getattr(load("cifar10", tmp_path), key), getattr(good, key))
+
+
+def test_a_download_without_a_checksum_and_one_that_ends_leave_no_part_file(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"data" * 10)
+    got = fetch(src.as_uri(), tmp_path / "dl" / "f.bin")
+    assert got.read_bytes() == src.read_bytes() and sorted(p.name for p in got.parent.iterdir()) == ["f.bin"]
+
+
+def test_the_datasets_shapes_and_the_originals_protocol_constants():
+    """What the paper's recipes take from each dataset: TinyImageNet's rotation and its descent's crop padding,
+    its baselines' fine-tuning; CIFAR's random crops' padding and batch size."""
+    from neuralscale.data.info import KNOWN, DatasetInfo, protocol
+    assert KNOWN["tinyimagenet"].rotate == 20.0 and KNOWN["cifar10"].rotate == 0.0
+    assert KNOWN["cifar10"].crop_padding == KNOWN["tinyimagenet"].crop_padding == 4
+    tiny, cifar = protocol("tinyimagenet"), protocol("cifar10")
+    assert (tiny.prune_crop_padding, tiny.finetune_epochs, tiny.ratios) == (0, 20, (0.25, 0.5, 0.75, 1.0))
+    assert (cifar.prune_crop_padding, cifar.finetune_epochs, cifar.batch_size, cifar.prune_interval) == \
+        (None, 40, 128, 50)
+    for field in ("num_classes", "in_channels", "resolution"):
+        with pytest.raises(NeuralscaleError, match=f"{field} must be a whole number of at least 1, got 0"):
+            DatasetInfo("x", **{"num_classes": 2, "in_channels": 1, "resolution": 8, field: 0})

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import neuralscale as ns
-from helpers import run_cli, run_python
+from helpers import RunsCode, run_cli, run_python
 from neuralscale.errors import NeuralscaleError
 from neuralscale.export import load_model, save_model, to_onnx
 
@@ -173,3 +173,146 @@ def test_an_export_named_as_long_as_the_file_system_allows_is_written(tmp_path):
     name = tmp_path / ("m" * 250)  # 250 + ".json": 255 bytes, the most a name may have
     save_model(name, sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625))
     assert load_model(str(name) + ".json")[1]["widths"] == sp.uniform(0.0625)
+
+
+# --- a mutation audit (tests that could not fail): each test below failed on a changed line of export.py ---------
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished run of VGG11 at 1/16 width on 64 synthetic images, 2 epochs (copy it before changing it)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    ns.train("vgg11", "synthetic", ratio=0.0625, config=ns.TrainConfig(epochs=2, batch_size=32, device="cpu"),
+             subset={"train": 64, "test": 32}, out_dir=out, progress=False)
+    return out
+
+
+def _copy_run(run, tmp_path):
+    import shutil
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_an_export_carries_the_runs_own_normalisation_and_accuracies(finished_run, tmp_path):
+    """The exported preprocessing is the run's recorded mean and std (not swapped: a model of classes told apart by
+    their mean colour scored the same with them swapped), and the final epoch's test accuracy is final_test_acc,
+    the best-validation epoch's is test_acc_at_best_val (two different numbers here, written into the record)."""
+    run = _copy_run(finished_run, tmp_path)
+    rec = json.loads((run / "record.json").read_text())
+    rec["summary"].update(final_test_acc=12.5, test_acc_at_best_val=87.5, best_val_epoch=1)
+    (run / "record.json").write_text(json.dumps(rec))
+    ns.export_run(run, tmp_path / "m")
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["preprocessing"]["mean"] == rec["normalization"]["mean"]
+    assert meta["preprocessing"]["std"] == rec["normalization"]["std"]
+    assert rec["normalization"]["mean"] != rec["normalization"]["std"]
+    assert (meta["final_test_acc"], meta["test_acc_at_best_val"], meta["best_val_epoch"]) == (12.5, 87.5, 1)
+    assert meta["weights_epoch"] == 2 and meta["run"] == rec["id"]
+
+
+def test_a_run_recorded_before_runs_kept_their_normalisation_exports_its_training_splits(finished_run, tmp_path):
+    """A record without "normalization" and "classes" (neuralscale 0.1.0's): the export reads the run's data again
+    and computes the training split's statistics, those a newer record holds."""
+    run = _copy_run(finished_run, tmp_path)
+    rec = json.loads((run / "record.json").read_text())
+    norm = rec.pop("normalization")
+    rec.pop("classes", None)
+    (run / "record.json").write_text(json.dumps(rec))
+    ns.export_run(run, tmp_path / "m")
+    pre = json.loads((tmp_path / "m.json").read_text())["preprocessing"]
+    assert pre["mean"] == pytest.approx(norm["mean"], rel=1e-6) and pre["std"] == pytest.approx(norm["std"], rel=1e-6)
+
+
+def test_an_export_overwrites_none_of_its_files_and_checks_the_onnx_extra_first(finished_run, tmp_path, monkeypatch):
+    """NAME.pt or NAME.onnx already there: refused, nothing written, unless force; and with onnx asked for where the
+    extra is missing, refused before NAME.json and NAME.pt are written."""
+    import sys
+    (tmp_path / "a.pt").write_bytes(b"mine")
+    with pytest.raises(NeuralscaleError, match=r"a\.pt exists"):
+        ns.export_run(finished_run, tmp_path / "a")
+    (tmp_path / "b.onnx").write_bytes(b"mine")
+    with pytest.raises(NeuralscaleError, match=r"b\.onnx exists"):
+        ns.export_run(finished_run, tmp_path / "b", onnx=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "b.onnx"]
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.onnx").read_bytes() == b"mine"
+    ns.export_run(finished_run, tmp_path / "a", force=True)
+    assert (tmp_path / "a.pt").read_bytes() != b"mine"
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as where the extra is not installed
+    with pytest.raises(NeuralscaleError, match=r"needs the optional extra"):
+        ns.export_run(finished_run, tmp_path / "c", onnx=True)
+    assert not list(tmp_path.glob("c.*"))
+
+
+def test_a_checkpoint_of_other_widths_than_the_record_is_one_clear_error(finished_run, tmp_path):
+    run = _copy_run(finished_run, tmp_path)
+    rec = json.loads((run / "record.json").read_text())
+    rec["widths"] = [w * 2 for w in rec["widths"]]
+    (run / "record.json").write_text(json.dumps(rec))
+    with pytest.raises(NeuralscaleError, match="is not a network of the recorded widths"):
+        ns.export_run(run, tmp_path / "m")
+
+
+def test_a_model_file_is_found_by_any_of_its_names_and_its_shares_computed_if_absent(tmp_path):
+    """NAME, NAME.json, NAME.pt and NAME.onnx all name one model; a file without params_share or macs_share (older
+    or trimmed) gets them computed as the space computes them."""
+    sp = ns.space("vgg11", "synthetic")
+    widths = sp.uniform(0.0625)
+    save_model(tmp_path / "net.onnx", sp.build(widths), sp, widths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.json", "net.pt"]
+    for name in ("net", "net.json", "net.pt", "net.onnx"):
+        assert load_model(tmp_path / name)[1]["widths"] == widths, name
+    meta = json.loads((tmp_path / "net.json").read_text())
+    shares = meta.pop("params_share"), meta.pop("macs_share")
+    assert 0 < shares[0] < 1 and 0 < shares[1] < 1
+    (tmp_path / "net.json").write_text(json.dumps(meta))
+    loaded = load_model(tmp_path / "net.json")[1]
+    assert (loaded["params_share"], loaded["macs_share"]) == pytest.approx(shares, rel=1e-12)
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda p: p.write_text("{not json"), "is not a neuralscale model file"),
+    (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "weights": "  "})), "its weights must name"),
+    *[(lambda p, k=k: p.write_text(json.dumps({x: v for x, v in json.loads(p.read_text()).items() if x != k})),
+       f"is damaged: it has no {k}") for k in ("model", "dataset", "widths", "weights")],
+    (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "classes": list(range(10))})),
+     "its classes must be a list of 10 names"),
+    *[(lambda p, v=v: p.write_text(json.dumps({**json.loads(p.read_text()),
+                                                "preprocessing": {"mean": [v, 0.5, 0.5], "std": [60.0] * 3}})),
+       "preprocessing.mean must be 3 finite numbers") for v in (float("nan"), float("inf"))],
+], ids=["not-json", "blank-weights", "no-model", "no-dataset", "no-widths", "no-weights", "int-classes", "nan-mean",
+        "inf-mean"])
+def test_a_model_file_damaged_in_other_ways_is_one_clear_error(tmp_path, damage, says):
+    sp = ns.space("vgg11", "synthetic")
+    json_path, _ = save_model(tmp_path / "net", sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625))
+    damage(json_path)
+    with pytest.raises(NeuralscaleError, match=re.escape(says)):
+        load_model(json_path)
+
+
+def test_a_weights_file_is_read_without_running_code_in_it(tmp_path):
+    sp = ns.space("vgg11", "synthetic")
+    json_path, weights = save_model(tmp_path / "net", sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625))
+    torch.save({"x": RunsCode(tmp_path / "ran")}, weights)
+    with pytest.raises(NeuralscaleError, match="does not fit vgg11"):
+        load_model(json_path)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_onnx_export_checks_its_outputs_and_exports_the_eval_network(tmp_path):
+    """A network in training mode is exported (and checked) as in evaluation (batch norm's running statistics);
+    a network whose ONNX graph computes other outputs than PyTorch's is refused."""
+    pytest.importorskip("onnxruntime")
+    sp = ns.space("vgg11", "synthetic")
+    torch.manual_seed(0)
+    net = sp.build(sp.uniform(0.0625)).train()
+    result = to_onnx(net, sp.info.input_shape, tmp_path / "a.onnx")
+    assert result["checked"] and result["max_abs_diff"] < 1e-3
+
+    class Drifts(torch.nn.Module):  # its output changes with each call: the traced graph keeps the first call's
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            return x.flatten(1)[:, :4] * self.calls
+    with pytest.raises(NeuralscaleError, match="ONNX model's outputs differ from PyTorch's"):
+        to_onnx(Drifts(), (3, 8, 8), tmp_path / "b.onnx")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -13,7 +14,8 @@ from neuralscale.validate import at_least, check_data, check_types, fraction, ma
 @pytest.mark.parametrize("value, tp, ok", [
     (1, int, True), (True, int, False), (1.5, float, True), (1, float, True), (float("nan"), float, False),
     ("no", bool, False), (False, bool, True), ([1, 2], list[int], True), ([1, "2"], list[int], False),
-    (None, int | None, True), ("x", int | None, False), ((1, 2), tuple[int, ...], True), ({"a": 1}, dict, True)])
+    (None, int | None, True), ("x", int | None, False), ((1, 2), tuple[int, ...], True), ({"a": 1}, dict, True),
+    (1, bool, False), (0, bool, False), (True, float, False), (float("inf"), float, False), (10**400, float, False)])
 def test_matches_is_strict_where_python_is_lax(value, tp, ok):
     assert matches(value, tp) is ok
 
@@ -50,3 +52,35 @@ def test_data_settings_are_checked_once():
         check_data({"train": 0})
     with pytest.raises(NeuralscaleError):
         check_data({"tinyimagenet_split": "mine"})
+
+
+def test_the_bounds_themselves_are_inside_and_one_past_them_outside():
+    """A mutation audit: a bound moved by one (at most, the largest width ratio) passed every test."""
+    from neuralscale.validate import MAX_RATIO, SEED_MAX, at_most
+    at_most("a seed", SEED_MAX, SEED_MAX)
+    with pytest.raises(NeuralscaleError, match="a seed must be at most"):
+        at_most("a seed", SEED_MAX + 1, SEED_MAX)
+    at_most("a seed", None, SEED_MAX)
+    assert ratio(MAX_RATIO) == MAX_RATIO == 64.0 and ratio(1) == 1.0
+    for bad in (64.5, True, float("nan"), "1"):
+        with pytest.raises(NeuralscaleError, match="width ratio"):
+            ratio(bad)
+
+
+def test_data_settings_refuse_unknown_keys_and_a_folder_that_is_not_a_path():
+    with pytest.raises(NeuralscaleError, match=re.escape("unknown data setting(s): tran (did you mean train?)")):
+        check_data({"tran": 10})
+    with pytest.raises(NeuralscaleError, match="data_dir must be a path, got 5"):
+        check_data({"data_dir": 5})
+    with pytest.raises(NeuralscaleError, match="data settings must be a table of settings"):
+        check_data(["train", 10])
+    check_data({"data_dir": "/data", "test": 1, "tinyimagenet_split": "official"})
+
+
+def test_a_wrong_optional_field_says_it_may_be_left_out():
+    @dataclass
+    class Settings:
+        train: int | None = None
+    check_types(Settings(train=None), "data setting")
+    with pytest.raises(NeuralscaleError, match=r"data setting train must be an integer \(or left out\), got 'x'"):
+        check_types(Settings(train="x"), "data setting")
