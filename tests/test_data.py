@@ -687,7 +687,7 @@ def test_a_data_file_changed_in_place_at_the_same_size_is_read_again(tmp_path, i
 
 
 def test_an_extracted_cifar_folder_changed_inside_is_read_again(tmp_path, isolated_cache):
-    """FAILS NOW (a bug found by the mutation audit): the cache key of an extracted CIFAR or TinyImageNet folder
+    """A bug the mutation audit found: the cache key of an extracted CIFAR or TinyImageNet folder
     holds the folder's (and, for TinyImageNet, train/'s and val/'s) own size and time, not its files': a batch file
     replaced in place, or a training image removed, leaves the old tensors served from the cache."""
     import os
@@ -701,11 +701,20 @@ def test_an_extracted_cifar_folder_changed_inside_is_read_again(tmp_path, isolat
 
 
 def test_an_extracted_tinyimagenet_folder_changed_inside_is_read_again(tmp_path, isolated_cache):
-    """FAILS NOW (the same bug as the test above): a training image removed from the extracted folder."""
+    """The same as the test above: a training image removed from the extracted folder."""
     root = write_tinyimagenet(tmp_path / "t", archive=False, classes=3, train_per_class=4, val_per_class=2)
     assert len(load("tinyimagenet", tmp_path / "t").train_y) == 12
     sorted((root / "train").rglob("*.JPEG"))[0].unlink()
     assert len(load("tinyimagenet", tmp_path / "t").train_y) == 11
+
+
+def test_a_folder_with_a_broken_link_or_a_link_to_itself_is_still_read(tmp_path, isolated_cache):
+    """A folder's cache key lists every file beneath it: a dangling link is keyed as itself, and a link back up the
+    tree is not followed (it would never end)."""
+    d = write_cifar(tmp_path / "c", "cifar10", per_batch=4, n_test=4, archive=False)
+    (d / "dangling").symlink_to(tmp_path / "nowhere")
+    (d / "loop").symlink_to(d, target_is_directory=True)
+    assert len(load("cifar10", tmp_path / "c").test_y) == 4
 
 
 @pytest.mark.parametrize("key, change, says", [

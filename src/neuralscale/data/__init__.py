@@ -172,9 +172,8 @@ def _load_tinyimagenet(name, info, data_dir, download, split, options) -> ImageD
 
 def _load_imagefolder(name, info, data_dir, download, split, options) -> ImageData:
     root = Path(name.split(":", 1)[1]).expanduser()
-    # every image file (size and time): an image replaced in place changes the key, and the cache is rebuilt
-    files = [root] + [p for p in root.glob("*/*") if p.is_dir()] + imagefolder.image_files(root)
-    return _cached(info, files, {}, lambda: imagefolder.read(str(root)))
+    # the folder stands for every file in it: an image replaced in place changes the key, and the cache is rebuilt
+    return _cached(info, [root], {}, lambda: imagefolder.read(str(root)))
 
 
 _LOADERS = {"synthetic": _load_synthetic, "cifar10": _load_cifar, "cifar100": _load_cifar,

@@ -94,13 +94,28 @@ def cache_dir() -> Path:
 
 
 def fingerprint(paths: list[Path], extra: dict | None = None) -> str:
-    """A key that changes when any source file (size, modification time to the nanosecond) or option changes."""
+    """A key that changes when any source file (size, modification time to the nanosecond) or option changes.
+    A folder stands for every file beneath it: a file replaced, added or removed deep inside changes the key (a
+    folder's own time changes only with the entries directly in it)."""
     parts = []
     for p in sorted(paths):
         st = p.stat()
         parts.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+        if p.is_dir():
+            for f in _files_under(p):
+                st = f.stat() if f.exists() else f.lstat()  # a broken link: itself
+                parts.append([str(f.relative_to(p)), st.st_size, st.st_mtime_ns])
     blob = json.dumps([CACHE_VERSION, parts, extra or {}], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Every file beneath `folder`, in a fixed order (links to folders not followed: they may loop)."""
+    found = []
+    for top, dirs, files in os.walk(folder):
+        dirs.sort()
+        found += [Path(top) / f for f in sorted(files)]
+    return found
 
 
 def tensor_problem(info: DatasetInfo, t, need_test: bool = True) -> str:

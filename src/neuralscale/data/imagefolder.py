@@ -52,12 +52,6 @@ def _layout(root: str) -> tuple[Path, Path, Path, list[str]]:
     return path, train, test, classes
 
 
-def image_files(root: str | Path) -> list[Path]:
-    """Every image of the folder's train and test (or val) splits: what its data's identity depends on."""
-    _, train, test, _ = _layout(str(root))
-    return _files(train) + _files(test)
-
-
 def imagefolder_info(root: str) -> DatasetInfo:
     path, train, _, classes = _layout(root)
     first = next((f for c in classes for f in _files(train / c)), None)
