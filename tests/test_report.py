@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import neuralscale as ns
+from neuralscale.budget import Budget
 from neuralscale.report import fmt_gap, summarize_records
 from neuralscale.store import load_records
 
@@ -570,7 +571,7 @@ def test_a_legend_names_a_line_by_its_label_and_the_marks_all_its_points_share()
     fallback = [{"label": "neuralscale@1 (fallback)", "marks": []}, {"label": "neuralscale@1 (fallback)", "marks": []}]
     assert shown(fallback) == "neuralscale@1 (fallback)"
     l1 = [{"label": "l1-prune", "marks": []}, {"label": "l1-prune", "marks": ["pruned nothing"]}]
-    assert shown(l1) == "l1-prune"
+    assert shown(l1) == "l1-prune" and shown(l1[::-1]) == "l1-prune"  # whichever budget comes first
     both = [{"label": "neuralscale@1", "marks": ["extrapolated"]}, {"label": "neuralscale@1", "marks": ["extrapolated"]}]
     assert shown(both) == "neuralscale@1 (extrapolated)"
 
@@ -630,3 +631,300 @@ def test_runs_started_from_weights_have_their_own_row_and_recipe(tmp_path):
     copy("mixed", law[0], "warm2", {"epochs": 2, "lr": 0.001, "schedule": "constant"})
     r = run_cli("report", str(tmp_path / "mixed"), "--no-figures", "--force")
     assert r.returncode == 2 and "started from weights and trained with 2 different recipes" in r.stderr, r.stderr
+
+
+# --- hand-made records: what a reader of the table and the verdicts sees, each number in its place ---------------
+
+def _rec(label, seed, acc, final=None, ratio=0.25, params=1000, macs=10_000, latency=None, **extra):
+    """A finished run's record as the report reads it (the fields summarize_records and the verdicts use)."""
+    method = "uniform" if label == "uniform-sparse" else label.split("@")[0].split(" ")[0]  # as a sweep names it
+    r = {"status": "finished", "label": label, "method": method, "seed": seed, "params": params,
+         "macs": macs, "budget": Budget.of_ratio(ratio).to_dict(), "widths": [4, 8],
+         "summary": {"test_acc_at_best_val": acc, "final_test_acc": acc if final is None else final}}
+    if latency is not None:  # (median, iqr) at batch 1
+        r["latency"] = {"device": "cpu (x86_64, 1 threads)",
+                        "batches": {"1": {"median_ms": latency[0], "iqr_ms": latency[1]}}}
+    return {**r, **extra}
+
+
+def test_a_rows_spread_is_its_selected_accuracys_and_one_seeds_verdict_says_so():
+    """min and max (the minmax band, summary.json) are of the accuracy the report selects by, not the final
+    epoch's; a comparison with one seed says that one seed is why it cannot tell."""
+    from neuralscale.report import _table, verdicts
+    rows = summarize_records([_rec("uniform", s, a, final=f) for s, (a, f) in enumerate([(80.0, 70.0), (84.0, 95.0)])])
+    (row,) = rows
+    assert (row["min"], row["max"]) == (80.0, 84.0) and (row["final_mean"], row["mean"]) == (82.5, 82.0)
+    assert _table(rows)[1][0][5:7] == ["82.00 ± 2.83", "82.50 ± 17.68"]  # two seeds: a spread to show
+    one = summarize_records([_rec("uniform", 0, 80.0), _rec("uniform", 1, 81.0), _rec("morphnet", 0, 82.0)])
+    (line,) = verdicts(one)
+    assert line.startswith("`morphnet` at ratio 0.25: cannot tell (one seed: no interval) (+1.50 points (Welch); "
+                           "1 seed(s);"), line
+
+
+def test_two_seeds_pair_and_the_verdict_reads_the_paired_test():
+    """Two seeds are enough to pair: the paired interval and p-value decide (not Welch's), as the text says."""
+    from neuralscale.report import fmt_p, verdicts
+    from neuralscale.stats import paired_gap, paired_p
+    uni, law = {0: 80.0, 1: 84.0}, {0: 81.0, 1: 85.5}
+    rows = summarize_records([_rec("uniform", s, a) for s, a in uni.items()] +
+                             [_rec("morphnet", s, a) for s, a in law.items()])
+    row = next(r for r in rows if r["label"] == "morphnet")
+    gap, half, n = paired_gap(law, uni)
+    assert n == 2 and half is not None and row["p_test"] == "paired" and row["p"] == paired_p(law, uni)
+    (line,) = verdicts(rows)
+    assert f"{fmt_gap(gap, half, bold=False).replace(' [', ' points [', 1)} paired by seed" in line, line
+    assert "(Welch)" not in fmt_p(row) and fmt_p({"p": 0.0123, "p_test": "welch"}) == "0.012 (Welch)"
+    assert fmt_p({"p": 0.0123, "p_test": "paired", "holm": True}) == "0.012 **holds**"
+    assert fmt_p({"p": 0.0042, "p_test": "paired"}) == "0.004" and fmt_p({"p": 0.0009, "p_test": "paired"}) == "<0.001"
+
+
+def test_each_verdict_states_its_word_its_test_and_what_it_costs_against_uniform():
+    """Four comparisons (Holm's family): a gap whose interval excludes zero but that does not survive the correction
+    says so; a row paired over fewer seeds than uniform has says how many; the costs are this row's over uniform's
+    (parameters, MACs, latency), the latency's left out where uniform's own timing was unstable; the network
+    slimming prunes gets no verdict."""
+    from neuralscale.report import _latency_note, comparisons_text, verdicts
+    acc = [80.0, 81.0, 82.0, 80.5, 81.5]
+
+    def side(label, diffs, ratio, **kw):  # seed s scores uniform's accuracy of seed s plus diffs[s]
+        return [_rec(label, s, acc[s] + d, ratio=ratio, **kw) for s, d in enumerate(diffs)]
+    rows = summarize_records(side("uniform", [0] * 5, 0.25, latency=(2.0, 0.1))
+                             + side("morphnet", [-1.0, -0.5, -1.5, -0.9, -0.1], 0.25, latency=(2.0, 0.1))
+                             + side("neuralscale@1", [0.9, 0.5, 1.4, 1.0], 0.25, params=1500, macs=30_000,
+                                    latency=(3.0, 0.1))
+                             + side("uniform-sparse", [2, 3, 1, 2, 2], 0.25, latency=(2.0, 0.1))
+                             + side("uniform", [0] * 5, 0.5, latency=(4.0, 2.0))  # an unstable timing
+                             + side("morphnet", [1.0, 1.5, 0.5, 1.3, 0.7], 0.5, latency=(2.0, 0.1))
+                             + side("neuralscale@1", [1, -1, 0.5, -0.5, 0.2], 0.5, latency=(2.0, 0.1)))
+    # Holm over p = 0.0056, 0.014, 0.028, 0.92: the first two hold (x4, x3), 0.028 x 2 does not
+    assert verdicts(rows) == [
+        "`morphnet` at ratio 0.25: worse than uniform on this comparison alone, not after Holm's correction (-0.80 "
+        "points [-1.46, -0.14] paired by seed; p 0.028; 5 seed(s); 1.00x uniform's parameters; 1.00x its MACs; "
+        "1.00x its latency)",
+        "`neuralscale@1` at ratio 0.25: **better** than uniform (+0.95 points [+0.36, +1.54] paired by seed; p 0.014; "
+        "4 seed(s) paired, of its 4 and uniform's 5; 1.50x uniform's parameters; 3.00x its MACs; 1.50x its latency)",
+        "`morphnet` at ratio 0.5: **better** than uniform (+1.00 points [+0.49, +1.51] paired by seed; p 0.006; "
+        "5 seed(s); 1.00x uniform's parameters; 1.00x its MACs)",
+        "`neuralscale@1` at ratio 0.5: cannot tell (+0.04 points [-0.95, +1.03] paired by seed; p 0.916; 5 seed(s); "
+        "1.00x uniform's parameters; 1.00x its MACs)"]
+    assert "The table makes 4 comparison(s) with uniform" in comparisons_text(rows)
+    assert "5% family-wise level, 2 hold (marked **holds** in the p column)" in comparisons_text(rows)
+    assert _latency_note(rows).endswith("do not read the median as the configuration's latency): uniform at ratio 0.5.")
+
+
+def test_a_law_that_is_a_fallback_is_marked_noted_and_not_set_against_its_ablations():
+    """A committed descent whose iteration 1's law is a fallback (uniform scaling, no fit): a row planned as
+    `neuralscale@1` before that was known is marked `(fallback)`, a row the sweep labelled so is not marked twice,
+    both are noted and neither is compared with its ablations; a store that uses only fitted laws gets no note."""
+    from neuralscale.report import _mark_fallbacks, ablation_rows
+    descent = STUDY.parents[1] / "warmup2" / "descent"
+
+    def rows_of(law: str) -> list[dict]:
+        return summarize_records([_rec(label, s, 80.0 + s + i * (1 + s / 10)) for i, label in enumerate((law, "pruned"))
+                                  for s in range(3)])
+    for law in ("neuralscale@1", "neuralscale@1 (fallback)"):
+        rows = rows_of(law)
+        notes = _mark_fallbacks(rows, [descent])
+        assert [(r["shown"], r["fallback"]) for r in rows] == [("neuralscale@1 (fallback)", True), ("pruned", False)]
+        assert len(notes) == 1 and notes[0].startswith("iteration 1's law is not a fit (") and not ablation_rows(rows)
+    rows = rows_of("neuralscale@15")
+    assert _mark_fallbacks(rows, [descent]) == [] and not any(r["fallback"] for r in rows)
+    assert [(x["law"], x["against"], x["n"]) for x in ablation_rows(rows)] == [("neuralscale@15", "pruned", 3)]
+
+
+def test_a_row_is_marked_pruned_nothing_only_where_every_seed_pruned_nothing():
+    """`(pruned nothing)` says the row's gap is fine-tuning alone: so only where no run of the row removed a
+    channel (one seed that pruned makes the row a pruning's, in part)."""
+    def l1(seed, start):
+        return _rec("l1-prune", seed, 80.0 + seed, pruning={"from_widths": start})
+    assert summarize_records([l1(0, [4, 8]), l1(1, [4, 8])])[0]["shown"] == "l1-prune (pruned nothing)"
+    row = summarize_records([l1(0, [4, 8]), l1(1, [4, 9])])[0]
+    assert row["shown"] == "l1-prune" and not row["pruned_nothing"]
+
+
+def test_the_notes_say_how_the_runs_trained_where_selection_fell_and_what_is_left_out():
+    """The recipe's sentence gives the pruning baselines' own fine-tuning; the selection's sentence the median
+    epoch; the left-out sentence names the labels it leaves out."""
+    from types import SimpleNamespace
+    from neuralscale.report import _left_out_text, _mark_notes, _recipe_text, _selection_text
+    recipe = {"epochs": 20, "batch_size": 128, "lr": 0.1, "schedule": "step", "momentum": 0.9, "weight_decay": 0.0005,
+              "augment": True}
+    scratch = {"status": "finished", "label": "uniform", "spec": {}, "config": recipe}
+    tuned = {"status": "finished", "label": "l1-prune", "spec": {"pretrained": {"run": "x"}},
+             "config": {**recipe, "epochs": 10, "lr": 0.01, "schedule": "cosine"}}
+    assert _recipe_text([tuned, scratch]) == (
+        "Recipe: 20 epochs, batch 128, lr 0.1 (step), momentum 0.9, weight decay 0.0005, augmentation on. The pruning "
+        "baselines: pruned from a trained run, then fine-tuned 10 epochs at lr 0.01 (cosine).")
+    pruned = {**_rec("l1-prune", 0, 80.0), "config": tuned["config"], "pruning": {"from_widths": [4, 8]}}
+    rows = summarize_records([pruned])
+    (note,) = _mark_notes(SimpleNamespace(rows=rows, records=[{**scratch, "config": {"epochs": 30}}, pruned],
+                                          fallbacks=[]))
+    assert note.endswith("its gap to uniform is what its 10 more epochs of fine-tuning add, not what pruning does.")
+    picked = [{"status": "finished", "summary": {"best_val_epoch": e}, "history": [{}] * 10, "config": recipe,
+               "data": {"val": 6000}} for e in (2, 3, 10)]
+    assert _selection_text(picked) == ("Selection on a validation split of 6,000 images: the best-validation epoch "
+                                       "was the last epoch in 1 of 3 runs; over all runs it fell at epochs 2-10 "
+                                       "(median 3).")
+    left = [_rec(label, 0, None) for label in ("slimming", "l1-prune")] + [_rec("uniform", 0, 80.0)]
+    assert _left_out_text(SimpleNamespace(records=left, accuracy="best-val")) == (
+        " **Left out**: 2 finished run(s) without a test accuracy at the best-validation epoch (l1-prune, slimming: "
+        "trained without a validation split); `--accuracy final` reports them.")
+
+
+def test_a_reports_page_counts_its_runs_names_its_failures_and_renders_its_marks(tmp_path):
+    """The committed study with one run failed and two still running, and the network slimming prunes beside it:
+    the counts and the failure are said, each mark and its note, the few-rows law flagged (and only it), every
+    table a well-formed markdown table, the page's bold and code as HTML, and summary.json each run's own numbers."""
+    from neuralscale.report import build_report
+    store = tmp_path / "params"
+    shutil.copytree(STUDY.parent, store, ignore=shutil.ignore_patterns("report"))
+    sparse = next((STUDY.parents[1].parent / "fmnist-vgg11-regime" / "regime" / "runs").glob("uniform-sparse-*"))
+    shutil.copytree(sparse, store / "runs" / sparse.name)
+    failed, *running = sorted((store / "runs").glob("morphnet-r0.125-*"))[:3]
+    for run, status in ((failed, "failed"), *((run, "running") for run in running)):
+        record = json.loads((run / "record.json").read_text())
+        record.update(status=status, **({"error": "RuntimeError: CUDA out of memory"} if status == "failed" else {}))
+        (run / "record.json").write_text(json.dumps(record))
+    built = build_report(store, figures=False)
+    md = built["markdown"].read_text()
+    assert md.startswith("# neuralscale report: vgg11 on fashionmnist\n")
+    assert f"from 61 run record(s) in `{store}`: 58 finished, 1 failed, 2 unfinished." in md
+    assert f"\n## Failed runs\n\n- `{failed.name}`: RuntimeError: CUDA out of memory\n" in md
+    laws = md.split("\n## Laws\n")[1].split("\n## ")[0]
+    (few,) = [line for line in laws.splitlines() if "few rows" in line]  # iteration 1: 7 rows; iteration 15: 28
+    assert few.startswith("- `neuralscale@1`: fitted against parameters, 7 rows, ") and "- `neuralscale@15`: " in laws
+    assert "A row marked `(extrapolated)` is a law solved beyond 2x outside the range" in md  # not every row is
+    assert "- `uniform-sparse`: not a method compared: the network `slimming` prunes" in md
+    lines = md.splitlines()
+    tables = [(head, sep) for head, sep in zip(lines, lines[1:]) if sep.startswith("|---")]
+    assert len(tables) == 3 and all(sep == "|" + "---|" * (head.count("|") - 1) for head, sep in tables)
+    page = built["html"].read_text()
+    assert "**" not in page and "<td>0.011 <b>holds</b></td>" in page and "<code>uniform-sparse</code>" in page
+    summary = json.loads(built["summary"].read_text())
+    records = {x["id"]: x for x in load_records(store)}
+    assert len(summary["runs"]) == 61
+    for run in summary["runs"]:
+        for key in ("final_test_acc", "test_acc_at_best_val", "best_test_acc_original_protocol"):
+            assert run[key] == (records[run["id"]].get("summary") or {}).get(key), (run["id"], key)
+
+
+def _drawn_figures(monkeypatch) -> list:
+    """Every figure figures._save saves from now on (still saved), to read what was drawn."""
+    from neuralscale import figures
+    drawn, real_save = [], figures._save
+    monkeypatch.setattr(figures, "_save",
+                        lambda fig, path, *a, **k: (drawn.append(fig), real_save(fig, path, *a, **k))[1])
+    return drawn
+
+
+def _bands(ax) -> list[set]:
+    """The (x, y) corners of each band fill_between drew, in drawing order."""
+    from matplotlib.collections import PolyCollection
+    return [{(float(x), float(y)) for x, y in c.get_paths()[0].vertices} for c in ax.collections
+            if isinstance(c, PolyCollection)]
+
+
+def test_an_accuracy_figure_draws_each_lines_means_at_their_cost_with_the_band_asked_for(tmp_path, monkeypatch):
+    """Each line is one series (a label, or a label from weights) over its budgets in the order of the axis: its
+    means at its rows' parameters, MACs or latency (with each latency's interquartile range as a bar around it),
+    its band min-max where asked, its seeds in the legend; the paper's curves at their parameters or MACs, never
+    on a latency axis; the axis named for what it shows; rows of two budgets are not framed as one budget, and
+    one budget near 100% is framed half a point around its bands, within 100%."""
+    from neuralscale import figures
+    drawn = _drawn_figures(monkeypatch)
+
+    def row(label, ratio, params, macs, latency, mean, lo, hi, n, series=None):
+        return dict(label=label, series=series or label, shown=label, marks=["from weights"] if series else [],
+                    budget_key=["ratio", ratio], params=params, macs=macs, latency_ms=latency, latency_iqr_ms=0.4,
+                    mean=mean, std=1.0, n=n, min=lo, max=hi, widths=[int(ratio * 64), int(ratio * 128)])
+    rows = [row("uniform", 0.5, 40_000, 2_000_000, 3.0, 85.0, 84.0, 86.5, 5),  # not in the axis' order
+            row("uniform", 0.25, 10_000, 600_000, 2.0, 80.0, 79.0, 81.0, 3),
+            row("morphnet", 0.5, 41_000, 5_000_000, 4.0, 86.0, 85.5, 86.2, 5),
+            row("morphnet", 0.25, 10_500, 1_500_000, 2.5, 81.0, 80.1, 81.9, 5),
+            row("uniform", 0.25, 10_000, 600_000, 2.2, 79.0, 78.0, 80.0, 4, series="uniform (from weights)"),
+            row("slimming", 0.25, 9_000, 500_000, None, 70.0, 69.0, 71.0, 2)]  # no latency measured
+    paper = [{"method": "uniform", "params": p, "macs_per_image_millions": m, "acc_best_epoch_mean": a}
+             for p, m, a in (("9000000", "150", "93.5"), ("2000000", "40", "92.0"))]
+    field = {"params": "params", "macs": "macs", "latency": "latency_ms"}
+    xlabel = {"params": "parameters", "macs": "MACs per image", "latency": "latency, batch 1 (ms, median)"}
+    for axis in ("params", "macs", "latency"):
+        figures.accuracy_figure(rows, axis, tmp_path, "t", "accuracy (%)", paper=paper, bands="minmax")
+        ax = drawn[-1].axes[0]
+        lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()
+                 if not line.get_label().startswith("_")}  # (not the latency bars' caps)
+        want, drawn_series = {}, ["uniform", "morphnet", *(["slimming"] if axis != "latency" else []),
+                                  "uniform (from weights)"]  # uniform first, then in order
+        for name in drawn_series:
+            n = {"uniform": 5, "morphnet": 5, "slimming": 2, "uniform (from weights)": 4}[name]  # its most seeds
+            pts = sorted((r for r in rows if r["series"] == name), key=lambda r: r[field[axis]])
+            want[f"{name} (n={n})"] = ([r[field[axis]] for r in pts], [r["mean"] for r in pts])
+        if axis != "latency":
+            want["paper: uniform"] = ([2e6, 9e6] if axis == "params" else [40e6, 150e6], [92.0, 93.5])
+        assert lines == want, axis
+        assert ax.get_xlabel() == xlabel[axis] and ax.get_ylabel() == "accuracy (%)"
+        by_series = [[r for r in rows if r["series"] == s] for s in drawn_series]
+        assert _bands(ax) == [{(r[field[axis]], y) for r in rs for y in (r["min"], r["max"])} for rs in by_series]
+        if axis == "params":
+            assert ax.get_xlim()[1] > 9e6  # the paper's curve is in the frame: the rows span two budgets
+    from matplotlib.collections import LineCollection
+    bars = next(c for c in ax.collections if isinstance(c, LineCollection))  # the latency figure's: uniform's spread
+    ends = sorted([float(x) for x, _ in s] + [float(y) for _, y in s] for s in bars.get_segments())
+    assert ends == [pytest.approx([1.8, 2.2, 80.0, 80.0]), pytest.approx([2.8, 3.2, 85.0, 85.0])]  # median +- IQR/2
+    near = [dict(r, mean=99.6, std=0.3, n=5, min=99.2, max=99.9) for r in rows[2:4]]
+    figures.accuracy_figure([{**near[0], "params": 10_400}, near[1]], "params", tmp_path, "t", "accuracy (%)")
+    low = figures.band(near[0])[0]  # framed around the bands, half a point below, never past 100%
+    assert drawn[-1].axes[0].get_ylim() == (pytest.approx(low - 0.5), 100.0)
+    # the widths figure: a panel per budget, named as the tables name it, each with its own rows only
+    colors = figures.method_colors(["uniform", "morphnet", "slimming", "uniform (from weights)"])
+    figures.widths_figure(rows, None, tmp_path, colors)
+    panels = [(ax.get_title(), sorted((line.get_label(), tuple(line.get_ydata())) for line in ax.get_lines()))
+              for ax in drawn[-1].axes]
+    assert panels == [(Budget.from_key(b).text, sorted((r["shown"], tuple(r["widths"])) for r in rows
+                                                       if r["budget_key"] == list(b)))
+                      for b in (("ratio", 0.25), ("ratio", 0.5))]
+
+
+def test_a_reports_figures_show_the_accuracy_and_the_band_it_was_asked_for(tmp_path, monkeypatch):
+    """`--accuracy final --band minmax`: every accuracy figure's axis names the final epoch, and its bands span the
+    rows' final accuracies over seeds, as the title says."""
+    from neuralscale.report import build_report
+    drawn = _drawn_figures(monkeypatch)
+    for d in sorted(STUDY.iterdir()):
+        if d.name.startswith(("uniform-r0.0625-s", "neuralscale-15-r0.0625-s")) and d.name.split("-s")[-1][0] in "01":
+            shutil.copytree(d, tmp_path / "runs" / d.name)
+    built = build_report(tmp_path / "runs", accuracy="final", bands="minmax")
+    rows = built["rows"]
+    assert "Dashed lines" not in built["markdown"].read_text()  # the paper has no VGG11 on Fashion-MNIST
+    assert [r["n"] for r in rows] == [2, 2] and all(r["min"] < r["max"] for r in rows)
+    accuracy = [fig.axes[0] for fig in drawn if fig.axes[0].get_ylabel().endswith("(%)")]
+    assert len(accuracy) >= 2  # parameters, MACs (and latency where the runs measured it on one device)
+    for ax in accuracy:
+        assert ax.get_ylabel() == "test accuracy at the final epoch (%)"
+        assert "band = min-max over seeds" in ax.get_title()
+        assert not [line for line in ax.get_lines() if line.get_label().startswith("paper")]
+        assert [{y for _, y in band} for band in _bands(ax)] == [{r["min"], r["max"]} for r in rows]  # uniform first
+
+
+def test_a_growth_figure_draws_each_law_solid_over_its_fitted_range_and_dotted_beyond(tmp_path, tiny_descent,
+                                                                                      monkeypatch):
+    """Each layer's curve is its law's alpha * tau ^ beta: solid where the law was fitted (its rows' range), dotted
+    outside it, named with its exponent."""
+    import numpy as np
+    from neuralscale import figures
+    drawn = _drawn_figures(monkeypatch)
+    d = figures.DescentDir(tiny_descent[0])
+    space = d.start_space(ns.space("vgg11", "synthetic"))
+    it = next(it for it in d.iterations() if len(it.law.tau_range) == 2)
+    figures.growth_figure(d.path, space, iteration=it.number, dest=tmp_path)
+    law, ax = it.law, drawn[-1].axes[0]
+    lo, hi = law.tau_range
+    solid = [line for line in ax.get_lines() if line.get_linestyle() == "-"]
+    dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(solid) == len(dotted) == len(space)
+    for i, (name, line, beyond) in enumerate(zip(space.layer_names, solid, dotted)):
+        x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+        assert line.get_label() == f"{name} (β={law.beta[i]:.2f})" and len(x) > 0
+        assert lo <= x.min() and x.max() <= hi and np.allclose(y, law.alpha[i] * x ** law.beta[i])
+        shown = ~np.isnan(np.asarray(beyond.get_ydata(), dtype=float))
+        outside = np.asarray(beyond.get_xdata())[shown]
+        assert ((outside < lo) | (outside > hi)).all() and outside.max() > hi
