@@ -50,12 +50,19 @@ batch_size = 32
 name = "local"
 workers = 2
 threads = 1
+
+[report]
+format = ["svg"]
 """)
     r = run_cli("experiment", str(toml), "--quiet")
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
     assert last == str(tmp_path / "exp-out" / "report" / "report.html")
     assert (tmp_path / "exp-out" / "descent" / "fits.json").exists()
+    # the descent's figures and the report's, in the file's format (a mutation audit: neither was checked)
+    figures = {str(p.relative_to(tmp_path / "exp-out")) for p in (tmp_path / "exp-out").rglob("*.*g")}
+    assert {"descent/growth_iteration_01.svg", "descent/heatmap.svg", "report/acc_vs_params.svg"} <= figures
+    assert not [f for f in figures if f.endswith(".png")], figures
     assert len(load_records(tmp_path / "exp-out")) == 2
     assert "growth" in (tmp_path / "exp-out" / "report" / "report.md").read_text()
 
@@ -200,3 +207,86 @@ def test_a_sweep_whose_recipe_its_device_cannot_run_is_refused_before_any_run(tm
         check_runnable(replace(cfg, train={**cfg.train, "compile": True}), Ray(gpus_per_run=0.5))
     import sys
     assert "ray" not in sys.modules
+
+
+_PLAIN = ('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\ndevice = "cpu"\n'
+          '[sweep]\nmethods = ["uniform"]\nratios = [0.0625]\nseeds = [0]\n')
+
+
+def test_what_an_experiment_file_leaves_out_and_where_its_device_and_out_apply(tmp_path, monkeypatch):
+    """Defaults and precedence a user relies on without writing them (a mutation audit: each of these could
+    change and every test passed): `out` is named after the file, beside it; a relative --out is the current
+    folder's; the report's defaults; the experiment's device for the descent and for the recipe, unless
+    [sweep.train] names its own; a preset takes [sweep.train] over its recipe; --devices alone means local
+    workers."""
+    (tmp_path / "study").mkdir()
+    f = tmp_path / "study" / "plain.toml"
+    f.write_text(_PLAIN)
+    monkeypatch.chdir(tmp_path)
+    e = prepare(f)
+    assert e.out == tmp_path / "study" / "plain" and (tmp_path / "study" / "plain").is_dir()
+    assert e.report == {"accuracy": "best-val", "formats": ("png",), "bands": "ci"}
+    assert e.sweep.train["device"] == "cpu" and type(e.executor).__name__ == "Sequential"
+    assert prepare(f, out="elsewhere").out.resolve() == tmp_path / "elsewhere"
+    assert (tmp_path / "elsewhere").is_dir() and not (tmp_path / "study" / "elsewhere").exists()
+    assert type(prepare(f, executor={"devices": ["cpu"]}).executor).__name__ == "Local"
+    f.write_text(_PLAIN + '[executor]\nname = "sequential"\n')  # as --workers does, --devices overrides it
+    assert type(prepare(f, executor={"devices": ["cpu"]}).executor).__name__ == "Local"
+    f.write_text(_PLAIN.replace('device = "cpu"', 'device = "auto"') + '[sweep.train]\ndevice = "cpu"\n'
+                 '[descent]\niterations = 1\n[report]\naccuracy = "final"\nformat = "png,svg"\nband = "minmax"\n')
+    e = prepare(f)
+    assert e.sweep.train["device"] == "cpu" and e.descent.device == "auto"
+    assert e.report == {"accuracy": "final", "formats": ("png", "svg"), "bands": "minmax"}
+    f.write_text(_PLAIN + "[descent]\niterations = 1\n")
+    assert prepare(f).descent.device == "cpu"
+    f.write_text(_PLAIN.replace("ratios = [0.0625]", 'preset = "quick"') + "[sweep.train]\nepochs = 1\n")
+    assert prepare(f).sweep.train["epochs"] == 1
+
+
+def test_an_experiment_file_that_cannot_work_is_refused_in_one_line_naming_it_once(tmp_path, monkeypatch):
+    """Refusals made before any work, each naming the file once (a mutation audit: each check could be dropped
+    and every test passed)."""
+    f = tmp_path / "e.toml"
+    refusals = {
+        _PLAIN.split("[sweep]")[0]: r"\[sweep\] is missing",
+        _PLAIN + "[report]\nband = \"wide\"\n": r"\[report\] band",
+        _PLAIN + "[report]\ncolour = \"red\"\n": r"unknown \[report\] setting\(s\) colour",
+        _PLAIN.replace("seeds = [0]", 'seeds = [0]\nfrom = "d"') + "[descent]\niterations = 1\n": "keep one of the two",
+        _PLAIN.replace('dataset = "synthetic"\n', ""): r"\[experiment\] needs dataset",
+        _PLAIN + '[data]\ndataset = "cifar10"\n': r"dataset \(the dataset is \[experiment\]'s\)",
+        "report = 1\n" + _PLAIN: r"report must be a \[report\] section",
+        _PLAIN + "[executor]\nworkerz = 2\n": r"unknown \[executor\] setting\(s\) workerz; .*did you mean workers",
+    }
+    for text, needle in refusals.items():
+        f.write_text(text)
+        with pytest.raises(NeuralscaleError, match=needle) as err:
+            prepare(f)
+        assert str(err.value).startswith(f"{f}: ") and str(err.value).count(str(f)) == 1, err.value
+    f.write_text(_PLAIN)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NeuralscaleError, match="it is a file"):
+        prepare(f, out=tmp_path / "afile")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("x")
+    with pytest.raises(NeuralscaleError, match="is not empty"):
+        prepare(f, out=tmp_path / "notes")
+    assert prepare(f, out=tmp_path / "notes", force=True).out == tmp_path / "notes"
+    # a data folder under ~ is the user's, not a folder named ~ beside the file
+    from helpers import write_fashion
+    write_fashion(tmp_path / "home" / "fm", n_train=40, n_test=10)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    f.write_text(_PLAIN.replace('"synthetic"', '"fashionmnist"') + '[data]\ndata_dir = "~/fm"\n')
+    assert prepare(f).data["data_dir"] == "~/fm"
+
+
+def test_an_experiment_run_again_tries_its_failed_runs_only_when_asked(tmp_path):
+    """`experiment --retry-failed` reaches the sweep (a mutation audit: run() dropping it passed the tests)."""
+    from neuralscale.experiment import run
+    f = tmp_path / "e.toml"
+    f.write_text(_PLAIN + "[data]\ntrain_subset = 160\ntest_subset = 40\n"
+                 "[sweep.train]\nepochs = 2\nbatch_size = 32\nlr = 1e12\nno_augment = true\n")  # it diverges
+    for retry, attempts in ((False, 1), (False, 1), (True, 2)):
+        with pytest.raises(NeuralscaleError, match="no finished runs"):
+            run(f, progress=False, retry_failed=retry)
+        (rec,) = load_records(tmp_path / "e")
+        assert rec["status"] == "failed" and rec["attempts"] == attempts

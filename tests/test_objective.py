@@ -225,6 +225,112 @@ def test_a_real_latency_table_times_each_operation():
     assert table.where.startswith("cpu (") and table.threads == torch.get_num_threads()
 
 
+def test_a_latency_estimate_adds_the_base_networks_rest_never_below_zero():
+    """estimate = operations + rest, the rest being what the whole base network measures beyond its operations
+    (never negative), check()'s error relative to the measurement, and with a given measure the whole network is
+    the sum of its operations' medians (a mutation audit: the rest left out or negative, the error relative to the
+    estimate, and a sum of the spreads all passed the tests, whose given measure makes every rest 0)."""
+    sp = ns.space("vgg11", "synthetic")
+    sp = sp.rebased(sp.uniform(0.125))
+    widths = list(sp.base_widths)
+    fewer = [w - 1 for w in widths]
+    plain = LatencyTable(measure=_model)
+    measured, iqr = plain.whole(sp, widths)
+    assert measured == pytest.approx(sum(_model(*op)[0] for op in plain._ops_of(sp)(widths))) and iqr == 0.0
+
+    class Twice(LatencyTable):  # the whole network takes twice its operations' time (its rest: the base's ops)
+        def whole(self, space, widths, repeats=30):
+            return 2 * super().whole(space, widths, repeats)[0], 0.5
+
+    class Half(LatencyTable):  # the operations alone take longer than in the network (warm caches)
+        def whole(self, space, widths, repeats=30):
+            return 0.5 * super().whole(space, widths, repeats)[0], 0.5
+    twice, half = Twice(measure=_model), Half(measure=_model)
+    base_ops = twice.operations(sp, widths)
+    assert twice.estimate(sp, fewer) == pytest.approx(base_ops + twice.operations(sp, fewer))
+    assert twice.rest[sp.name]["ms"] == pytest.approx(base_ops)
+    check = twice.check(sp, fewer)
+    est, meas = base_ops + twice.operations(sp, fewer), 2 * twice.operations(sp, fewer)
+    assert check["estimate_ms"] == pytest.approx(est) and check["measured_ms"] == pytest.approx(meas)
+    assert check["iqr_ms"] == 0.5
+    assert check["error"] == pytest.approx((est - meas) / meas)
+    assert half.estimate(sp, fewer) == pytest.approx(half.operations(sp, fewer)) and half.rest[sp.name]["ms"] == 0.0
+
+
+def test_a_latency_table_reads_grouped_layers_per_group_and_a_shortcut_other_widths_add():
+    """A grouped convolution is looked up at its channels per group (what one group computes; the signature says
+    how many groups), and a ResNet block's shortcut convolution, which appears once its input and output widths
+    differ, is found at the widths that have it (a mutation audit: the whole channel counts, input sizes read only for
+    the first widths, and a grouped convolution timed with its channel counts per group all passed the tests)."""
+    calls = []
+
+    def measure(sig, dims):
+        calls.append((sig, dims))
+        return _model(sig, dims)
+    sp = ns.space(_Grouped(), torch.randn(1, 3, 16, 16))
+    LatencyTable(measure=measure).operations(sp, list(sp.base_widths))
+    assert [dims for sig, dims in calls if sig[0] == "conv" and sig[5] == 4] == [(2, 2)]  # 8 in, 8 out, 4 groups
+    sp = ns.space("resnet18", "synthetic")
+    sp = sp.rebased(sp.uniform(0.0625))
+    base = list(sp.base_widths)
+    other = base[:2] + [base[2] - 1] + base[3:]  # the first two blocks' widths now differ: each gets a shortcut
+    table = LatencyTable(measure=_model)
+    table.operations(sp, base)  # the base widths first: no shortcut yet
+    assert len(table._ops_of(sp)(other)) == len(table._ops_of(sp)(base)) + 2
+    assert table.operations(sp, other) == pytest.approx(LatencyTable(measure=_model).operations(sp, other))
+    # and what is timed for a grouped signature is the whole grouped convolution
+    from neuralscale.latency import _operation
+    conv, x = _operation(("conv", 3, 1, 1, 1, 4, 16, 16), (2, 2), 1, torch.device("cpu"))
+    assert (conv.in_channels, conv.out_channels, conv.groups, x.shape[1]) == (8, 8, 4, 8)
+
+
+def test_a_kept_latency_table_is_refused_at_another_batch_or_thread_count_and_read_as_it_is(tmp_path):
+    """A table holds where it was measured: another batch size or thread count is refused as another device is;
+    read() estimates from it without measuring and says which point it lacks; every point measured is kept, and a
+    file that is not a table is one clear error (a mutation audit: open() comparing the device alone, read()
+    measuring what it lacked, points measured after the rest left unsaved, and a table's tables taken whatever
+    their type all passed the tests)."""
+    sp = ns.space("vgg11", "synthetic")
+    sp = sp.rebased(sp.uniform(0.125))
+    widths = list(sp.base_widths)
+    path = tmp_path / "t.json"
+    table = LatencyTable.open(path, measure=_model)
+    estimate = table.estimate(sp, widths)
+    with pytest.raises(NeuralscaleError, match="at batch 1 with .* not on given at batch 4"):
+        LatencyTable.open(path, batch_size=4, measure=_model)
+    read = LatencyTable.read(path)
+    assert read.estimate(sp, widths) == pytest.approx(estimate)
+    fewer = [w - 1 for w in widths]
+    with pytest.raises(NeuralscaleError, match="has no measurement of conv"):
+        read.estimate(sp, fewer)
+    # points measured after the rest was are kept too (the table was saved once the rest was measured)
+    expected = table.estimate(sp, fewer)
+    kept = LatencyTable.read(path)
+    assert kept.tables == table.tables and kept.estimate(sp, fewer) == pytest.approx(expected)
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "threads": saved["threads"] + 1}))
+    with pytest.raises(NeuralscaleError, match=f"with {saved['threads'] + 1} thread"):
+        LatencyTable.open(path, measure=_model)
+    path.write_text(json.dumps({**saved, "tables": []}))  # JSON, but not a table's
+    with pytest.raises(NeuralscaleError, match=r"is not a latency table \(tables and rest must be objects\)"):
+        LatencyTable.open(path, measure=_model)
+
+
+def test_an_operations_time_is_the_median_of_its_blocks_and_its_spread_their_interquartile_range(monkeypatch):
+    """LatencyTable._time on a clock of the test's own (nothing here depends on this machine's speed), and a
+    budget's tolerance: the measurement's relative spread, at least 2% (a mutation audit)."""
+    from types import SimpleNamespace
+    import neuralscale.latency as latency
+    # the first timed call takes 1 s (so blocks of one call), then five blocks of 1, 2, 3, 4 and 10 ms
+    ticks = iter([0.0, 1.0] + [t for i, ms in enumerate([1, 2, 3, 4, 10]) for t in (10.0 * i, 10.0 * i + ms / 1e3)])
+    monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    median, iqr = LatencyTable("cpu", repeats=5)._time(("linear",), (4, 4))
+    assert median == pytest.approx(3.0) and iqr == pytest.approx(2.0)  # quartiles 2 and 4 ms
+    assert latency.tolerance({"iqr_ms": 0.1, "measured_ms": 10.0}) == 0.02
+    assert latency.tolerance({"iqr_ms": 1.0, "measured_ms": 10.0}) == pytest.approx(0.1)
+    assert latency.tolerance({"iqr_ms": 1.0, "measured_ms": 0.0}) == 0.02
+
+
 def test_a_latency_descent_fits_against_its_table_and_keeps_it(tmp_path):
     calls = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import time
@@ -321,6 +322,9 @@ def test_baselines_on_a_machine_without_the_pretrained_weights_train_them_again_
     moved = out / "runs" / pre["id"] / "record.json"  # trained on a GPU machine: retrained on this one's device
     rec = json.loads(moved.read_text())
     rec["spec"]["config"]["device"] = "cuda:7"
+    # and it reached an accuracy there that the copy trained here does not (a mutation audit: both accuracies
+    # read from the copy passed, the copy being trained as the original was, to the same accuracy)
+    rec["summary"]["final_test_acc"] = 0.987654
     moved.write_text(json.dumps(rec))
     kept = {x: (out / "runs" / x / "record.json").read_bytes() for x in (pre["id"], done["id"])}
     # three more baselines of the same pretrained run, two at a time: one trains the weights, the other waits
@@ -339,7 +343,7 @@ def test_baselines_on_a_machine_without_the_pretrained_weights_train_them_again_
     for x in new:
         info = x["pruning"]
         assert info["from"] == pre["id"] and info["retrained"] is True
-        assert info["from_test_acc"] == pre["summary"]["final_test_acc"]
+        assert info["from_test_acc"] == 0.987654  # the pretrained run's own, as its record says
         assert info["retrained_test_acc"] == again["summary"]["final_test_acc"]
     assert len(load_records(out)) == 5  # the copy in weights/ is not a run of the store
     assert again["environment"]["device"] == "cpu"
@@ -397,6 +401,65 @@ def test_a_sweep_says_how_long_it_will_take_before_it_starts(caplog):
     small = SweepConfig(**{**cfg.to_dict(), "train": {"epochs": 4, "batch_size": 16}})
     _say_how_long(small, plan(small), get_executor("sequential"))
     assert not caplog.records  # a few seconds of work is not worth measuring
+
+
+def test_a_training_rate_is_images_per_second_at_the_threads_asked_and_changes_nothing_else(monkeypatch):
+    """estimate.training_rate: timed steps x batch over the time they took (a clock of the test's own, so nothing
+    depends on this machine's speed), timed at the thread count asked, with the thread count and the seeded
+    generators as they were afterwards (a mutation audit: each of the four could be broken and pass the tests)."""
+    from types import SimpleNamespace
+    import neuralscale.estimate as estimate
+    sp = ns.space("vgg11", "synthetic")
+    before = torch.get_num_threads()
+    seen = []
+
+    def clock():  # 2 s between the timer's two readings, whatever the steps took
+        seen.append(torch.get_num_threads())
+        return 10.0 + 2.0 * (len(seen) - 1)
+    monkeypatch.setattr(estimate, "time", SimpleNamespace(perf_counter=clock))
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    assert estimate.training_rate(sp, sp.uniform(0.0625), batch_size=4, threads=before + 1, steps=3) == 3 * 4 / 2.0
+    assert seen == [before + 1] * 2 and torch.get_num_threads() == before
+    assert torch.equal(torch.rand(4), expected)  # the run that follows draws what it would have drawn
+
+
+def test_a_training_rate_on_a_device_it_cannot_use_leaves_the_thread_count_as_it_was():
+    """FAILS NOW (a bug found by a mutation audit): training_rate sets the thread count asked before it parses the
+    device, outside the try/finally that puts it back, so a device that torch refuses leaves the process on the
+    estimate's thread count."""
+    from neuralscale.estimate import training_rate
+    sp = ns.space("vgg11", "synthetic")
+    before = torch.get_num_threads()
+    try:
+        with pytest.raises(RuntimeError):
+            training_rate(sp, sp.uniform(0.0625), batch_size=4, device="bogus", threads=before + 1)
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_sweeps_rate_is_read_in_log_log_between_its_cheapest_and_costliest_configurations():
+    """estimate.Rates: the ends measured are the cheapest and the costliest of any number of configurations, a
+    configuration between them is read on the straight line in log-log (a power law), ends of equal cost give the
+    one rate; and no runs take no time (a mutation audit: linear interpolation, the second-cheapest as an end,
+    and a division by zero all passed the tests)."""
+    from neuralscale.estimate import Rates, runs_seconds
+    sp = ns.space("vgg11", "synthetic")
+    cheap, middle, costly = sp.uniform(0.0625), sp.uniform(0.09375), sp.uniform(0.125)
+    rates = Rates(sp, [middle, costly, cheap], batch_size=8)
+    assert [m for m, _ in rates.points] == [sp.macs(cheap), sp.macs(costly)]
+    m0, m1 = sp.macs(cheap), sp.macs(costly)
+    rates.points = [(m0, 1000.0), (m1, 10.0)]  # rates of the test's own: the arithmetic, not this machine
+    t = (math.log(sp.macs(middle)) - math.log(m0)) / (math.log(m1) - math.log(m0))
+    assert 0 < t < 1 and rates(middle) == pytest.approx(1000.0 * (10.0 / 1000.0) ** t, rel=1e-9)
+    assert rates(cheap) == pytest.approx(1000.0) and rates(costly) == pytest.approx(10.0)
+    rates.points = [(m0, 50.0), (m0, 70.0)]
+    assert rates(middle) == 50.0
+    assert runs_seconds([], rates, workers=2) == 0.0
+    from neuralscale.estimate import duration_text
+    assert [duration_text(s) for s in (59.9, 60, 7200)] == ["under a minute", "about 1 min", "about 2 h"]
 
 
 def test_a_latency_budget_is_measured_once_and_kept_for_every_rerun(tmp_path, monkeypatch):
