@@ -229,6 +229,7 @@ def test_what_an_experiment_file_leaves_out_and_where_its_device_and_out_apply(t
     assert e.sweep.train["device"] == "cpu" and type(e.executor).__name__ == "Sequential"
     assert prepare(f, out="elsewhere").out.resolve() == tmp_path / "elsewhere"
     assert (tmp_path / "elsewhere").is_dir() and not (tmp_path / "study" / "elsewhere").exists()
+    assert prepare(f, out="").out == e.out  # an empty --out is none: the file's, beside the file (was the cwd's)
     assert type(prepare(f, executor={"devices": ["cpu"]}).executor).__name__ == "Local"
     f.write_text(_PLAIN + '[executor]\nname = "sequential"\n')  # as --workers does, --devices overrides it
     assert type(prepare(f, executor={"devices": ["cpu"]}).executor).__name__ == "Local"

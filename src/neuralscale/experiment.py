@@ -223,7 +223,7 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
     doc = load(path)
     exp = doc["experiment"]
     out_dir = Path(out) if out else Path(exp.get("out", Path(path).stem))
-    if not out_dir.is_absolute() and out is None:
+    if not out_dir.is_absolute() and not out:  # the file's own out (or its name): beside the file
         out_dir = Path(os.path.normpath(doc["_base"] / out_dir))
     with _in_file(path):  # a setting's error names the file it is in
         sections = _sections(doc, path, out_dir, executor)
