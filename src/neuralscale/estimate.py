@@ -25,37 +25,36 @@ def training_rate(space: WidthSpace, widths: Sequence[int], batch_size: int, dev
                   threads: int | None = None, steps: int = 3) -> float:
     """Training images per second of the network at `widths` (after one untimed step)."""
     before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    dev = torch.device(device)
-    cuda = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):  # the work it times draws from the seeded generators, not this
-        return _rate(space, widths, batch_size, device, steps, before)
-
-
-def _rate(space, widths, batch_size, device, steps, before) -> float:
-    try:
+    try:  # the thread count goes back whatever fails (a device this machine lacks included)
+        if threads:
+            torch.set_num_threads(threads)
         dev = torch.device(device)
-        model = space.build(list(widths)).to(dev).train()
-        opt = SGD(model.parameters(), lr=1e-3, momentum=0.9)  # the trainer's
-        x = torch.randn(batch_size, *space.info.input_shape, device=dev)
-        y = torch.randint(0, space.info.num_classes, (batch_size,), device=dev)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-        step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        return steps * batch_size / max(time.perf_counter() - t0, 1e-9)
+        cuda = [dev.index or 0] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # the work it times draws from the seeded generators, not this
+            return _rate(space, widths, batch_size, dev, steps)
     finally:
         torch.set_num_threads(before)
+
+
+def _rate(space, widths, batch_size, dev, steps) -> float:
+    model = space.build(list(widths)).to(dev).train()
+    opt = SGD(model.parameters(), lr=1e-3, momentum=0.9)  # the trainer's
+    x = torch.randn(batch_size, *space.info.input_shape, device=dev)
+    y = torch.randint(0, space.info.num_classes, (batch_size,), device=dev)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return steps * batch_size / max(time.perf_counter() - t0, 1e-9)
 
 
 class Rates:
