@@ -176,6 +176,61 @@ def test_unknown_generic_models(tmp_path, monkeypatch):
         ns.space("timm:resnt18", "cifar10")
 
 
+def test_a_torchvision_model_on_one_channel_images_changes_only_its_input():
+    """Fashion-MNIST's one channel: torchvision's first convolution is remade for it with its own kernel, stride and
+    (no) bias, and timm's model is made for it; a named torchvision model carries no architecture digest (its name
+    says what it computes). A mutation audit: a bias added to the remade convolution, timm's model made for 3
+    channels, and a digest on every generic space all passed."""
+    import torchvision
+    sp = ns.space("torchvision:resnet18", "fashionmnist")
+    first = sp.build(sp.uniform(0.25), device="meta").conv1
+    assert (first.in_channels, first.bias, first.kernel_size, first.stride) == (1, None, (7, 7), (2, 2))
+    reference = _parameter_count(lambda: torchvision.models.get_model("resnet18", num_classes=10))
+    assert sp.params(sp.base_widths) == reference - 64 * 2 * 7 * 7 and sp.architecture is None
+    pytest.importorskip("timm")
+    sp = ns.space("timm:resnet18", "fashionmnist")
+    assert sp.build(sp.uniform(0.25), device="meta").conv1.in_channels == 1 and sp.architecture is None
+
+
+def test_googlenet_is_made_without_its_auxiliary_heads():
+    """torchvision's GoogLeNet and Inception add auxiliary classifiers used only in training, which cannot be
+    followed: they are made without them (a mutation audit: GoogLeNet made with them passed)."""
+    from neuralscale.generic import torchvision_factory
+    with torch.device("meta"):
+        model = torchvision_factory("googlenet", ns.data.dataset_info("synthetic"))()
+    assert model.aux1 is None and model.aux2 is None and model.fc.out_features == 10
+
+
+def test_a_built_model_is_initialised_afresh_the_torchvision_way():
+    """Every build draws new weights, whatever the user's model held: Kaiming normal (fan out) for convolutions,
+    N(0, 0.01) for linear layers, unit batch-norm scales and zero biases; measured on wide layers over three seeds
+    (a mutation audit: no initialisation at all, fan in, and a standard deviation of 0.1 all passed)."""
+    import math
+
+    class Wide(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+            self.c2, self.b2 = nn.Conv2d(16, 64, 3, padding=1), nn.BatchNorm2d(64)
+            self.fc = nn.Linear(64, 100)
+
+        def forward(self, x):
+            x = torch.relu(self.b2(self.c2(torch.relu(self.b(self.c(x))))))
+            return self.fc(x.mean((2, 3)))
+    mine = Wide()
+    with torch.no_grad():  # far from the scheme: a build must not keep any of it
+        for t in (mine.c2.bias, mine.b2.weight, mine.b2.bias, mine.fc.weight, mine.fc.bias):
+            t.fill_(3.0)
+    sp = ns.space(mine, torch.zeros(1, 3, 8, 8))
+    for seed in range(3):
+        torch.manual_seed(seed)
+        m = sp.build(list(sp.base_widths))
+        assert abs(float(m.c2.weight.std()) / math.sqrt(2 / (64 * 9)) - 1) < 0.1, seed  # fan in: twice that
+        assert abs(float(m.fc.weight.std()) / 0.01 - 1) < 0.1, seed
+        assert torch.equal(m.b2.weight, torch.ones(64)) and not m.b2.bias.any() and not m.c2.bias.any()
+        assert not m.fc.bias.any()
+
+
 def test_grouped_convolutions_keep_multiples():
     sp = ns.space("torchvision:resnext50_32x4d", "synthetic")
     assert 32 in sp.multiples

@@ -142,6 +142,23 @@ class ImageConcat(nn.Module):
         return self.fc(F.relu(self.b3(self.c2(F.relu(self.n2(y))))).mean((2, 3)))
 
 
+class GlobalContext(nn.Module):
+    """GCNet's block, with linear layers: a transform of the pooled map added at every position (a masked channel
+    gets the transform's output there, which is not 0 unless the transform is gated too)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.b = nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.fc1, self.fc2 = nn.Linear(16, 4), nn.Linear(4, 16)
+        self.c2, self.b2 = nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b(self.c(x)))
+        x = x + self.fc2(F.relu(self.fc1(x.mean((2, 3))))).view(x.size(0), -1, 1, 1)
+        return self.fc(F.relu(self.b2(self.c2(x))).mean((2, 3)))
+
+
 class JoinGrouped(nn.Module):
     """A plain layer's output added to a grouped convolution's (4 groups), the plain one traced first: the joined
     channels keep the grouped convolution's multiple, whichever group the join keeps as its root."""
@@ -194,7 +211,8 @@ def _masked(model: nn.Module, layer: int, drop: list[int]) -> list:
     return found
 
 
-@pytest.mark.parametrize("make", [ShortcutWithoutNorm, PreActivation, BiasedDepthwise, PreActivationSE, SigmoidNet])
+@pytest.mark.parametrize("make", [ShortcutWithoutNorm, PreActivation, BiasedDepthwise, PreActivationSE, SigmoidNet,
+                                  GlobalContext])
 def test_a_masked_channel_computes_what_a_removed_one_does(make):
     """Each layer in turn, two channels masked through its gates, then removed (apply.shrink): the same outputs,
     in float64 and far beyond its rounding. Before, the shortcut, the residual stream and the depthwise bias carried
@@ -292,19 +310,117 @@ def _offsets(sp, norm: str) -> dict[int, int | None]:
     return out
 
 
+class GroupedFromStem(nn.Module):
+    """A grouped convolution reading a convolution's output past no batch norm (it mixes channels within each of its
+    groups), the same channels normalised on another path."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.g = nn.Conv2d(16, 16, 3, padding=1, groups=4, bias=False)
+        self.b0, self.b1 = nn.BatchNorm2d(16), nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.fc((F.relu(self.b0(x)) + F.relu(self.b1(self.g(x)))).mean((2, 3)))
+
+
+class ConcatIntoConv(nn.Module):
+    """A convolution reading a concatenation with no batch norm between (c1's channels, normalised only further
+    on)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.b0 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c1 = nn.Conv2d(8, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(12, 4, 3, padding=1, bias=False)
+        self.n3, self.fc = nn.BatchNorm2d(16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b0(self.stem(x)))
+        y = torch.cat([x, self.c1(x)], 1)
+        return self.fc(F.relu(self.n3(torch.cat([y, self.c2(y)], 1))).mean((2, 3)))
+
+
+class TrainingOnlyPath(nn.Module):
+    """A block computed another way in training mode: there c2's output is added past the batch norm that reads it
+    in evaluation mode (the same layers in the same groups, so both graphs are followed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.b = nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.c2, self.b2 = nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b(self.c(x)))
+        x = self.b2(x) + self.c2(x) if self.training else self.b2(x + self.c2(x))
+        return self.fc(F.relu(x).mean((2, 3)))
+
+
+@pytest.mark.parametrize("make, layer, producer, training", [
+    (GroupedFromStem, 0, "stem", False), (ConcatIntoConv, 1, "c1", False), (TrainingOnlyPath, 0, "c2", True)])
+def test_a_masked_channel_read_by_a_layer_past_no_norm_reaches_nothing(make, layer, producer, training):
+    """A mutation audit: the gates after a convolution read ungated by a grouped convolution, by a convolution
+    through a concatenation, or only in training mode, were each dropped with every test passing. The masked
+    channel's weights moved far: the outputs stay exactly as they were."""
+    sp = ns.space(make(), X)
+    x = torch.randn(3, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for seed in range(3):
+        model = _randomised(sp.build(list(sp.base_widths)), seed).train(training)
+        assert _masked(model, layer, [seed])
+        conv = getattr(model, producer)
+        with torch.no_grad():
+            before = model(x)
+            conv.weight[seed] += 5.0
+            if conv.bias is not None:
+                conv.bias[seed] += 5.0
+            after = model(x)
+            conv.weight[seed + 1] += 5.0  # an unmasked channel does reach the output
+            moved = model(x)
+        assert torch.equal(before, after) and not torch.equal(after, moved), seed
+
+
+class DeadEnd(nn.Module):
+    """A layer computed and never read (a probe left in forward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.probe, self.fc = nn.Conv2d(16, 8, 1), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b(self.c(x)))
+        self.probe(x)
+        return self.fc(x.mean((2, 3)))
+
+
+def test_every_layer_has_a_gate_even_one_nothing_reads():
+    """A layer is pruned through its gates: one whose output no layer reads still gets one (a mutation audit: the
+    rule that gates such a layer was dropped with every test passing)."""
+    sp = ns.space(DeadEnd(), X)
+    model = sp.build(list(sp.base_widths))
+    assert sp.layer_names == ("c", "probe") and sorted({g.index for g in gates(model)}) == [0, 1]
+
+
 class Idioms(nn.Module):
     """The spellings hand-written models use for pooling, flattening, activations and squeeze-excitation."""
 
     def __init__(self, how: str):
         super().__init__()
         self.how = how
-        self.c, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.c, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16, affine=how != "no affine")
         self.fc1, self.fc2 = nn.Linear(16, 4), nn.Linear(4, 16)  # squeeze-excitation with linear layers
         self.fc = nn.Linear(16 * (16 if how == "view" else 1), 10)
+        if how == "image skip":
+            self.refine = nn.Conv2d(3, 3, 3, padding=1)
 
     def forward(self, x):
-        x = F.relu(self.b(self.c(x)))
         how = self.how
+        if how == "image skip":  # the image refined, and added back past the refinement: its 3 channels stay
+            x = x + (x + self.refine(x))
+        x = F.relu(self.b(self.c(x)))
         if how == "se":
             s = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))
             x = (x * s.view(x.size(0), -1, 1, 1)).mean((2, 3))
@@ -322,15 +438,25 @@ class Idioms(nn.Module):
             x = torch.mean(F.leaky_relu(x, 0.1), (2, 3))
         elif how == "functions":
             x = F.elu(F.dropout2d(x, 0.1, self.training)).mean(3).mean(2)
+        elif how == "ellipsis":
+            x = F.adaptive_avg_pool2d(x, 1)[..., 0, 0]
+        elif how == "view of a vector":
+            x = x.mean((2, 3)).view(x.size(0), -1)
+        elif how == "scaled":  # a residual branch scaled by a constant, as EDSR's: a masked channel stays 0
+            x = (x + x * 0.2).mean((2, 3))
+        else:
+            x = x.mean((2, 3))
         out = self.fc(x)
         return F.log_softmax(out, 1) if how == "functions" else out
 
 
 @pytest.mark.parametrize("how", ["se", "view", "reshape", "squeeze", "index", "mean-keyword", "torch.mean",
-                                 "functions"])
+                                 "functions", "ellipsis", "view of a vector", "scaled", "image skip", "no affine"])
 def test_common_idioms_are_followed(how):
     """Each was refused as 'an operation that may move or reshape channels' (x.view(x.size(0), -1) alone kept out
-    the common CIFAR model collections as written), or ended in a TypeError (x.mean(3).mean(2))."""
+    the common CIFAR model collections as written), or ended in a TypeError (x.mean(3).mean(2)). (A mutation audit
+    added the last five: an index past an ellipsis, a view of what is already a vector, a product with a constant,
+    the image added to itself, and batch norms without affine terms, whose parameters a formula counted.)"""
     model = Idioms(how)
     sp = ns.space(model, X)
     assert sp.params(sp.base_widths) == sum(p.numel() for p in model.parameters())
@@ -343,6 +469,19 @@ def test_common_idioms_are_followed(how):
     out.sum().backward()
     if how == "se":  # the excitation is tied to the channels it scales; its bottleneck is a layer of its own
         assert len(sp) == 2 and sp.layer_names[1] == "fc1"
+    if how == "image skip":  # the refinement keeps the image's channels: not a layer (a mutation audit: the second
+        assert sp.layer_names == ("c",) and built.refine.out_channels == 3  # sum was refused as input to output)
+
+
+class ScaledConv(nn.Conv2d):
+    """A convolution with a tensor of its own (a gain per output channel, as weight-standardised ones have)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1))
+
+    def forward(self, x):
+        return self._conv_forward(x, self.weight * self.gain, self.bias)
 
 
 class Refused(nn.Module):
@@ -357,6 +496,13 @@ class Refused(nn.Module):
         self.act, self.c2b = nn.Sigmoid(), nn.Conv2d(16, 16, 3, padding=1)
         self.widen = nn.Conv2d(16, 32, 3, padding=1, groups=2)  # twice the channels out as in per group
         self.fc32 = nn.Linear(32, 10)
+        self.gamma = nn.Parameter(torch.ones(1, 16, 1, 1))  # a layer scale, as ConvNeXt's
+        self.att = nn.Conv2d(16, 1, 7, padding=3)  # a spatial attention map, as CBAM's
+        self.scaled = ScaledConv(16, 16, 3, padding=1)
+        self.mix = nn.Linear(16, 16)
+        self.c32 = nn.Conv2d(32, 16, 3, padding=1)
+        self.dw32 = nn.Conv2d(32, 32, 3, padding=1, groups=32)  # depthwise, with its bias
+        self.head = nn.Conv2d(64, 10, 1)
 
     def forward(self, x):
         how = self.how
@@ -388,6 +534,31 @@ class Refused(nn.Module):
             return self.fc(x)
         elif how == "widening groups":
             return self.fc32(self.widen(x).mean((2, 3)))
+        elif how == "layer scale":
+            x = x * self.gamma
+        elif how == "spatial attention":  # one map for every channel: its width cannot follow theirs
+            x = x * torch.sigmoid(self.att(x))
+        elif how == "own tensors":
+            x = self.scaled(x)
+        elif how == "linear on a map":  # mixes the map's columns, not its channels
+            x = self.mix(x)
+        elif how == "sigmoid of a concatenation":
+            x = self.c32(self.act(torch.cat([x, F.relu(x)], 1)))
+        elif how == "depthwise of a concatenation":
+            return self.fc32(self.dw32(torch.cat([x, F.relu(x)], 1)).mean((2, 3)))
+        elif how == "flatten from 0":
+            return self.fc(torch.flatten(x.mean((2, 3))).view(x.size(0), -1))
+        elif how == "mean over channels":
+            return self.fc(x.mean(1).mean(2))
+        elif how == "squeeze(1)":
+            return self.fc(F.adaptive_avg_pool2d(x, 1).squeeze(1).flatten(1))
+        elif how == "flat to a map":  # 16 channels of 4 positions viewed as 64 channels
+            flat = F.adaptive_avg_pool2d(x, 2).view(x.size(0), -1)
+            return self.head(flat.view(x.size(0), -1, 1, 1)).flatten(1)
+        elif how == "cat along the batch":
+            return self.fc(torch.cat([x, x]).mean((2, 3)))
+        elif how == "training-mode view" and self.training:  # 16 channels written as a number
+            return self.fc(x.view(x.size(0), 16, -1).mean(2))
         out = self.fc(x.mean((2, 3)))
         if how == "aux" and self.training:
             out = out + self.aux(x.amax((2, 3)))
@@ -412,6 +583,19 @@ class Refused(nn.Module):
     ("prelu", "a PReLU module"),
     ("aux", "computes with other layers in training mode than in evaluation mode (as an auxiliary head does: aux"),
     ("tuple", "an output of tuple, not one tensor of class scores in training mode"),
+    # (a mutation audit: each of these was refused by no test)
+    ("layer scale", "a parameter used directly in forward at node 'gamma'"),
+    ("spatial attention", "node 'mul' adds tensors of 16 and 1 channels"),
+    ("own tensors", "a ScaledConv with its own tensors (gain)"),
+    ("linear on a map", "a linear layer on channels that are not flattened"),
+    ("sigmoid of a concatenation", "a Sigmoid of a gated layer's channels (not 0 where a channel is masked) read by"),
+    ("depthwise of a concatenation", "a grouped convolution (32 groups, 32 in, 32 out)"),
+    ("flatten from 0", "a flatten from dimension 0"),
+    ("mean over channels", "a reduction over the channels"),
+    ("squeeze(1)", "a squeeze that may drop the channels"),
+    ("flat to a map", "a view from shape (2, 64) to (2, 64, 1, 1)"),
+    ("cat along the batch", "a concatenation along dimension 0"),
+    ("training-mode view", "a model rebuilt at other widths does not run in training mode"),
 ])
 def test_what_cannot_be_followed_is_refused_in_one_line(how, says):
     """Before, a module called twice passed and built models that failed (its two uses were given other widths),
@@ -430,12 +614,13 @@ def test_a_model_in_float64_is_analysed_and_built_in_float32():
 
 
 class Strided(nn.Module):
-    def __init__(self, stride: int):
+    def __init__(self, stride: int, act=F.relu):
         super().__init__()
         self.c, self.b, self.fc = nn.Conv2d(3, 8, 3, stride, 1), nn.BatchNorm2d(8), nn.Linear(8, 10)
+        self.act = act
 
     def forward(self, x):
-        return self.fc(F.relu(self.b(self.c(x))).mean((2, 3)))
+        return self.fc(self.act(self.b(self.c(x))).mean((2, 3)))
 
 
 def test_an_edited_model_is_not_taken_for_the_run_of_the_one_before(tmp_path):
@@ -445,6 +630,9 @@ def test_an_edited_model_is_not_taken_for_the_run_of_the_one_before(tmp_path):
     one, two = ns.space(Strided(1), X), ns.space(Strided(2), X)
     assert one.name == two.name and one.params(one.base_widths) == two.params(two.base_widths)
     assert one.architecture != two.architecture and one.architecture == ns.space(Strided(1), X).architecture
+    # an edit to forward alone (the same modules) is another architecture too (a mutation audit: the digest of the
+    # modules alone passed)
+    assert ns.space(Strided(1, F.gelu), X).architecture not in (one.architecture, None)
     assert ns.space("vgg11", "cifar10").architecture is None  # a named model: its name says what it computes
     splits = ns.data.load("synthetic", synthetic=dict(num_train=16, num_test=8, size=16)).split(0.25, 0)
     cfg = ns.TrainConfig(epochs=1, batch_size=8, device="cpu", augment=False)
