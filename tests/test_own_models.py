@@ -186,6 +186,50 @@ def test_a_join_keeps_the_multiple_of_either_side():
         sp.validate([6])
 
 
+class TwoGroupCounts(nn.Module):
+    """One layer's channels read by a grouped convolution of 4 groups, then one of 6 (out follows in for both)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.b = nn.Conv2d(3, 24, 3, padding=1, bias=False), nn.BatchNorm2d(24)
+        self.g4, self.b4 = nn.Conv2d(24, 24, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(24)
+        self.g6, self.b6 = nn.Conv2d(24, 24, 3, padding=1, groups=6, bias=False), nn.BatchNorm2d(24)
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b(self.c(x)))
+        x = F.relu(self.b6(self.g6(F.relu(self.b4(self.g4(x))))))
+        return self.fc(x.mean((2, 3)))
+
+
+def test_a_layer_read_by_grouped_convolutions_of_two_counts_keeps_a_multiple_of_both():
+    """The larger group count was kept (6): width 6 passed validation and the build failed in torch (4 groups of
+    6 channels). Its widths are multiples of 12, whichever count is traced first."""
+    sp = ns.space(TwoGroupCounts(), X)
+    assert sp.multiples == (12,) and sp.uniform(0.5) == [12]
+    with pytest.raises(NeuralscaleError, match="multiple of 12"):
+        sp.validate([6])
+    assert sp.build([12])(X).shape == (1, 10)
+    sp = ns.space(JoinGrouped6(), X)  # the two counts met at a sum
+    assert sp.multiples == (12,) and sp.build([36])(X).shape == (1, 10)
+
+
+class JoinGrouped6(JoinGrouped):
+    """JoinGrouped, the plain side read by a grouped convolution of 6 groups too."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.ba = nn.Conv2d(3, 24, 3, padding=1, bias=False), nn.BatchNorm2d(24)
+        self.b, self.bb = nn.Conv2d(3, 24, 3, padding=1, bias=False), nn.BatchNorm2d(24)
+        self.g, self.bg = nn.Conv2d(24, 24, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(24)
+        self.g6, self.fc = nn.Conv2d(24, 24, 3, padding=1, groups=6, bias=False), nn.Linear(24, 10)
+
+    def forward(self, x):
+        plain = self.g6(self.ba(self.a(x)))
+        grouped = F.relu(self.bg(self.g(F.relu(self.bb(self.b(x))))))
+        return self.fc(F.relu(plain + grouped).mean((2, 3)))
+
+
 def _randomised(model: nn.Module, seed: int) -> nn.Module:
     """Batch norms with statistics and affine terms far from their initial values, biases that are not 0: what
     leaks through a path without a gate shows."""

@@ -152,7 +152,7 @@ class Analysis:
         if ra >= 0 and self.base[ra] != self.base[rb]:
             raise NeuralscaleError(f"{where} adds tensors of {self.base[ra]} and {self.base[rb]} channels")
         self.parent[rb] = ra
-        m = max(self.multiple.get(ra, 1), self.multiple.get(rb, 1))
+        m = math.lcm(self.multiple.get(ra, 1), self.multiple.get(rb, 1))  # a multiple of both
         if m > 1:
             self.multiple[ra] = m
 
@@ -394,7 +394,7 @@ class _Analyser:
             # grouped convolution with as many channels out as in per group (ResNeXt, RegNet): the group
             # count stays; both sides must stay multiples of it, and out follows in.
             g_in = self.an.find(src.segments[0])
-            self.an.multiple[g_in] = max(self.an.multiple.get(g_in, 1), mod.groups)
+            self.an.multiple[g_in] = math.lcm(self.an.multiple.get(g_in, 1), mod.groups)  # and of any before
             self.an.convs[node.target] = Conv(src.segments, None, "grouped")
             self._read(src, node)  # its channels mix within each group
             return _Tag(list(src.segments), raw=frozenset({node.target}))
