@@ -459,6 +459,7 @@ class Idioms(nn.Module):
         self.fc = nn.Linear(16 * (16 if how == "view" else 1), 10)
         if how == "image skip":
             self.refine = nn.Conv2d(3, 3, 3, padding=1)
+        self.flatten = nn.Flatten()
 
     def forward(self, x):
         how = self.how
@@ -486,6 +487,8 @@ class Idioms(nn.Module):
             x = F.adaptive_avg_pool2d(x, 1)[..., 0, 0]
         elif how == "view of a vector":
             x = x.mean((2, 3)).view(x.size(0), -1)
+        elif how == "flatten of a vector":  # a flatten that changes nothing, by function and by module
+            x = self.flatten(torch.flatten(x.mean((2, 3)), 1))
         elif how == "scaled":  # a residual branch scaled by a constant, as EDSR's: a masked channel stays 0
             x = (x + x * 0.2).mean((2, 3))
         else:
@@ -495,12 +498,14 @@ class Idioms(nn.Module):
 
 
 @pytest.mark.parametrize("how", ["se", "view", "reshape", "squeeze", "index", "mean-keyword", "torch.mean",
-                                 "functions", "ellipsis", "view of a vector", "scaled", "image skip", "no affine"])
+                                 "functions", "ellipsis", "view of a vector", "scaled", "image skip", "no affine",
+                                 "flatten of a vector"])
 def test_common_idioms_are_followed(how):
     """Each was refused as 'an operation that may move or reshape channels' (x.view(x.size(0), -1) alone kept out
     the common CIFAR model collections as written), or ended in a TypeError (x.mean(3).mean(2)). (A mutation audit
     added the last five: an index past an ellipsis, a view of what is already a vector, a product with a constant,
-    the image added to itself, and batch norms without affine terms, whose parameters a formula counted.)"""
+    the image added to itself, and batch norms without affine terms, whose parameters a formula counted; and
+    a flatten of a vector, refused as 'a flatten of a tensor without channels'.)"""
     model = Idioms(how)
     sp = ns.space(model, X)
     assert sp.params(sp.base_widths) == sum(p.numel() for p in model.parameters())
