@@ -552,6 +552,7 @@ class Refused(nn.Module):
         self.c32 = nn.Conv2d(32, 16, 3, padding=1)
         self.dw32 = nn.Conv2d(32, 32, 3, padding=1, groups=32)  # depthwise, with its bias
         self.head = nn.Conv2d(64, 10, 1)
+        self.half1, self.half2 = nn.Conv2d(16, 5, 1), nn.Conv2d(16, 5, 1)
 
     def forward(self, x):
         how = self.how
@@ -606,6 +607,8 @@ class Refused(nn.Module):
             return self.head(flat.view(x.size(0), -1, 1, 1)).flatten(1)
         elif how == "cat along the batch":
             return self.fc(torch.cat([x, x]).mean((2, 3)))
+        elif how == "concatenated scores":  # two heads' maps of 5 classes each
+            return torch.cat([self.half1(x), self.half2(x)], 1).mean((2, 3))
         elif how == "training-mode view" and self.training:  # 16 channels written as a number
             return self.fc(x.view(x.size(0), 16, -1).mean(2))
         out = self.fc(x.mean((2, 3)))
@@ -645,6 +648,7 @@ class Refused(nn.Module):
     ("flat to a map", "a view from shape (2, 64) to (2, 64, 1, 1)"),
     ("cat along the batch", "a concatenation along dimension 0"),
     ("training-mode view", "a model rebuilt at other widths does not run in training mode"),
+    ("concatenated scores", "an output concatenated from 2 tensors' channels"),  # was: "of 10 channels for 10 classes"
 ])
 def test_what_cannot_be_followed_is_refused_in_one_line(how, says):
     """Before, a module called twice passed and built models that failed (its two uses were given other widths),

@@ -319,7 +319,9 @@ class _Analyser:
             t = self.tags.get(a)
             if t is None:
                 continue
-            if len(t.segments) != 1 or self.width(t.segments) != self.num_classes:
+            if len(t.segments) != 1:
+                raise self.obstacle(node, f"an output concatenated from {len(t.segments)} tensors' channels")
+            if self.width(t.segments) != self.num_classes:
                 raise self.obstacle(node, f"an output of {self.width(t.segments)} channels for {self.num_classes} "
                                           "classes")
             self.an.tie(t.segments[0], FIXED_OUTPUT, "the output")
