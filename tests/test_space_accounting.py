@@ -277,3 +277,87 @@ def test_a_latency_with_a_large_spread_is_flagged_unstable():
     assert m["unstable"] and m["iqr_ms"] > accounting.UNSTABLE * m["median_ms"]
     assert not accounting.unstable(10.0, 1.0) and accounting.unstable(10.0, 2.5)
     assert not accounting.unstable(10.0, 2.0) and accounting.unstable(10.0, 2.001)  # above a fifth, not at it
+
+
+def test_widths_are_checked_wherever_a_space_takes_them():
+    """A mutation audit: a string of digits (one width a character), True, an uneven start for a descent and
+    widths for an in-place resize all passed where a space takes widths, as did lists of unequal length."""
+    sp = ns.space("vgg11", "synthetic")
+    for bad, says in (("12345678", "not str"), ([True] + [8] * 7, "is not an integer: True"),
+                      ([8] * 7 + [70000], "between 1 and")):
+        with pytest.raises(NeuralscaleError, match=says):
+            sp.validate(bad)
+        with pytest.raises(NeuralscaleError, match=says):
+            sp.rebased(bad)
+        with pytest.raises(NeuralscaleError, match=says):
+            sp.resize(sp.build([8] * 8, device="meta"), bad)
+    with pytest.raises(ValueError, match="differ in length"):
+        WidthSpace("short", sp.layer_names, sp.base_widths[:-1], sp.info, sp._make)
+
+
+def test_a_rebased_space_is_the_same_model_and_truncates_as_the_original():
+    """A narrower start keeps what the space is (a model of your own: its architecture digest, so that its runs
+    keep their identity); uniform ratios truncate (int(64 * 0.4) is 25, not 26)."""
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.b, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.b(self.c(x))).mean((2, 3)))
+    mine = ns.space(Net(), torch.zeros(1, 3, 8, 8))
+    assert mine.own_architecture() == {"architecture": mine.architecture} and len(mine.architecture) == 10
+    assert mine.rebased([4]).own_architecture() == mine.own_architecture()
+    assert ns.space("vgg11", "synthetic").own_architecture() == {}
+    vgg = ns.space("vgg11", "synthetic")
+    assert vgg.uniform(0.4) == [25, 51, 102, 102, 204, 204, 204, 204]
+
+
+def test_the_parameter_count_a_law_is_fitted_against_is_named():
+    """`original` needs the original's formula (the all-convolution shortcuts have none); any other name is an
+    error, not the exact count."""
+    sp = ns.space("resnet18", "cifar10")
+    w = sp.uniform(0.25)
+    assert sp.tau(w) == sp.params(w) and sp.tau(w, "original") > 0
+    with pytest.raises(NeuralscaleError, match="unknown parameter count 'exat'"):
+        sp.tau(w, "exat")
+    with pytest.raises(NeuralscaleError, match="no original parameter formula"):
+        ns.space("resnet18-convcut", "cifar10").tau(w, "original")
+
+
+def test_describe_gives_the_shares_of_the_base_model():
+    sp = ns.space("vgg11", "synthetic")
+    w = sp.uniform(0.5)
+    d = sp.describe(w)
+    assert d["params_share"] == sp.params(w) / sp.params(sp.base_widths) < 0.3
+    assert d["macs_share"] == sp.macs(w) / sp.macs(sp.base_widths) < 0.3
+
+
+def test_counting_by_a_build_leaves_the_callers_random_stream_alone():
+    """A space without a formula counts MACs from a CPU pass of a model it builds: a builder that draws random
+    numbers itself (outside torch.nn.init) does not move the caller's stream."""
+    from neuralscale.models import vgg
+    info = ns.dataset_info("synthetic")
+
+    def make(w):
+        net = vgg.VGG11(w, info.num_classes, info.in_channels)
+        torch.randn(3)  # a builder's own draw
+        return net
+    sp = WidthSpace("drawing", vgg.LAYER_NAMES, [8] * 8, info, make)
+    torch.manual_seed(0)
+    sp.macs([8] * 8)
+    after = torch.rand(2)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(2))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA builds there")
+def test_a_build_on_cuda_without_it_is_one_clear_error():
+    from neuralscale.errors import EnvironmentFailure
+    sp = ns.space("vgg11", "synthetic")
+    with pytest.raises(EnvironmentFailure, match="no CUDA device is available"):
+        sp.build([8] * 8, device="cuda")
+    with pytest.raises(NeuralscaleError, match="unknown device 'tpu'"):
+        sp.build([8] * 8, device="tpu")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import pytest
+import torch
 
 import neuralscale as ns
 from neuralscale.data.info import DatasetInfo
@@ -21,6 +22,7 @@ from neuralscale.zoo import FAMILIES, FAMILY_INFO, parse_name, record_space, reg
 def test_every_space_carries_its_familys_metadata(model, paper, add10, variant):
     sp = ns.space(model, "synthetic")
     assert (sp.family.paper, sp.family.add10, sp.family.variant) == (paper, add10, variant)
+    assert sp.family.name == parse_name(model.split(":")[0])[0]  # a generic space's: its scheme
     assert sp.rebased(sp.uniform(0.5)).family == sp.family  # a narrower start is the same family
     cfg = DescentConfig().resolve(sp)
     assert cfg.add10 == add10 and cfg.prune_past_one == (not paper)
@@ -75,3 +77,57 @@ def test_a_dataset_description_with_a_nonsense_size_is_one_clear_error(field, va
     with pytest.raises(NeuralscaleError, match=f"{field} must be a whole number of at least 1"):
         ns.space("resnet18", DatasetInfo(**{**good, field: value}))
     assert ns.space("resnet18", DatasetInfo(**good)).params([1] * 17) > 0
+
+
+class _Net(torch.nn.Module):
+    def __init__(self, out_dims: int = 2):
+        super().__init__()
+        self.c, self.b = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8)
+        self.fc = torch.nn.Linear(8, 10)
+        self.out_dims = out_dims
+
+    def forward(self, x):
+        x = self.fc(torch.relu(self.b(self.c(x))).mean((2, 3)))
+        return x if self.out_dims == 2 else x.unsqueeze(1)
+
+
+def test_what_space_is_given_is_checked_in_one_line():
+    """A mutation audit: every one of these checks could be dropped with every test passing."""
+    x = torch.zeros(1, 3, 8, 8)
+    for call, says in ((lambda: ns.space(42, "cifar10"), "model must be a name .* not int"),
+                       (lambda: ns.space("vgg11", 42), "dataset must be a name .* not int"),
+                       (lambda: ns.space("vgg11", x), "a model name needs a dataset"),
+                       (lambda: ns.space("torchvision:resnet18", "cifar10", convcut=True), "--convcut applies"),
+                       (lambda: ns.space("torchvision:", "cifar10"), "unknown model source 'torchvision'"),
+                       (lambda: ns.space(_Net(), torch.zeros(1, 3, 8, 6)), r"example input.*got shape \(1, 3, 8, 6\)"),
+                       (lambda: ns.space(_Net(3), x), r"class scores of shape \(batch, classes\), got \(1, 1, 10\)"),
+                       (lambda: ns.space("vgg11", DatasetInfo("small", 10, 3, 16)), "16x16 images are too small for "
+                                                                                   "vgg11")):
+        with pytest.raises(NeuralscaleError, match=says):
+            call()
+    assert parse_name("ResNet18-ConvCut") == ("resnet18", True)  # the suffix in any case, as the name
+
+
+def test_a_users_module_is_left_as_it_was_and_named_as_asked():
+    """Its example is run in evaluation mode; the model is given back in the mode it was in (a mutation audit: it
+    was left in evaluation mode, its name= ignored, and a dataset's name not read for a module, untested)."""
+    net = _Net().train()
+    sp = ns.space(net, torch.zeros(2, 3, 8, 8), name="mine")
+    assert net.training and sp.name == "mine" and sp.info.name == "custom"
+    assert ns.space(net, "synthetic").info == ns.dataset_info("synthetic") and net.training
+    assert ns.space(net, ns.dataset_info("synthetic")).name == "module:_Net" and net.training
+
+
+def test_a_run_record_rebuilds_the_space_it_names():
+    """A run record's convcut is in its spec, its data the counts it read (not a description), and a model file's
+    architecture at its top level (a mutation audit: each was ignored with every test passing)."""
+    info = asdict(ns.dataset_info("synthetic"))
+    run = {"model": "resnet18", "dataset": "synthetic", "input": info, "spec": {"convcut": True}}
+    assert record_space(run).name == "resnet18-convcut"
+    counts = {"model": "vgg11", "dataset": "synthetic", "spec": {}, "data": {"train": 10}}
+    assert record_space(counts).info == ns.dataset_info("synthetic")
+    mine = ns.space(_Net(), torch.zeros(1, 3, 8, 8))
+    meta = {"model": mine.name, "data": asdict(mine.info), "architecture": "0123456789"}
+    with pytest.raises(NeuralscaleError, match="recorded 0123456789"):
+        record_space(meta, given=mine)
+    assert record_space({**meta, "architecture": mine.architecture}, given=mine) is mine
