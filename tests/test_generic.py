@@ -149,6 +149,9 @@ def test_unknown_generic_models(tmp_path, monkeypatch):
     # an adversarial pass: tracebacks, and a download attempt, for models that are not classifiers of these images
     with pytest.raises(NeuralscaleError, match=r"32x32 images are too small for torchvision:alexnet \(Given input"):
         ns.space("torchvision:alexnet", "synthetic")
+    # a kernel larger than the map it reaches is the images' size too (a mutation audit: untested)
+    with pytest.raises(NeuralscaleError, match=r"32x32 images are too small for torchvision:inception_v3 \(Calc"):
+        ns.space("torchvision:inception_v3", "synthetic")
     hub = tmp_path / "torch-home"
     monkeypatch.setenv("TORCH_HOME", str(hub))
     for name, kind in (("fcn_resnet50", "a segmentation"), ("raft_small", "an optical-flow"), ("r3d_18", "a video")):

@@ -353,6 +353,16 @@ def test_counting_by_a_build_leaves_the_callers_random_stream_alone():
     assert torch.equal(after, torch.rand(2))
 
 
+@pytest.mark.cuda
+def test_a_build_on_cuda_is_there():
+    """Every tensor of a model built for CUDA is on it, a paper family's and a generic one's (a mutation audit:
+    building outside the device's context, which gives a CPU model, passed every test run without CUDA)."""
+    for name in ("vgg11", "torchvision:resnet18"):
+        sp = ns.space(name, "synthetic")
+        model = sp.build(sp.uniform(0.125), device="cuda")
+        assert all(t.is_cuda for t in [*model.parameters(), *model.buffers()]), name
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA builds there")
 def test_a_build_on_cuda_without_it_is_one_clear_error():
     from neuralscale.errors import EnvironmentFailure
