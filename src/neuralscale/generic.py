@@ -290,7 +290,7 @@ class _Analyser:
     def _read(self, t: _Tag | None, node: fx.Node) -> None:
         """`t` is read by a layer (or is the output): every module whose output reaches it ungated needs a gate
         after it, so that a masked channel is 0 wherever it is read, as a removed one would be."""
-        for name in t.raw if t is not None else ():
+        for name in sorted(t.raw) if t is not None else ():  # sorted: one message whatever the hash seed
             if name.startswith("@"):
                 self.an.fixed_only.append((node, list(t.segments), f"{name[1:]} of a gated layer's channels (not 0 "
                                                                     "where a channel is masked) read by a layer"))
