@@ -149,6 +149,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["info", "--model", "vgg11", "--dataset", "imagefolder:/no/such/folder"], "does not exist"),
         (["info", "--model", "vgg11", "--dataset", small], "too small"),
         (["info", *VGG, "--convcut"], "no shortcuts"),
+        (["info", *VGG, "--from", str(r / "report_here")], "holds no finished descent iteration"),
         # --- train ------------------------------------------------------------------------------------------
         (["train", *VGG, "--epochs", "0"], "epochs must be at least 1"),
         (["train", *VGG, "--epochs", "-3"], "epochs must be at least 1"),
@@ -171,6 +172,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["train", *TINY_TRAIN[:-3], "--device", "cuda:5", "--out", str(r / "new_run")], "CUDA"),
         (["train", *VGG, "--ratio", "inf"], "width ratio"),
         (["train", "--model", "vgg11", "--dataset", small, "--epochs", "1"], "too small"),
+        (["train", *TINY_TRAIN, "--convcut"], "no shortcuts"),
         # --- descend ----------------------------------------------------------------------------------------
         (["descend", *VGG, "--out", str(r / "d1"), "--iterations", "0"], "iterations must be at least 1"),
         (["descend", *VGG, "--out", str(r / "d1"), "--prune-fraction", "1"], "prune fraction"),

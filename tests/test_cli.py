@@ -86,3 +86,211 @@ def test_train_end_to_end_and_rerun_resumes(tmp_path):
     assert again.returncode == 0
     assert "already finished" in again.stderr and "epoch 1/2" not in again.stderr
     assert json.loads((out / "record.json").read_text())["history"] == rec["history"]
+
+
+def test_list_flags_take_commas_or_spaces():
+    """Every list flag of a sweep reads each item of `A,B` or `"A B"` (a mutation audit: --params 25%,50% read as
+    one budget, the second dropped, passed the tests)."""
+    from neuralscale.cli import build_parser
+    args = build_parser().parse_args(
+        ["sweep", "--model", "vgg11", "--dataset", "synthetic", "--out", "s", "--ratios", "0.25,0.5",
+         "--params", "25%,50%", "--macs", "1M 2M", "--latency-ms", "40%,60%", "--seeds", "0,1,2",
+         "--methods", "uniform,neuralscale@1", "--iterations", "first,last"])
+    assert args.ratios == [0.25, 0.5] and args.seeds == [0, 1, 2]
+    assert [b.spelling for b in args.params] == ["25%", "50%"]
+    assert [b.spelling for b in args.macs] == [1e6, 2e6]
+    assert [b.spelling for b in args.latency] == ["40%", "60%"]
+    assert args.methods == ["uniform", "neuralscale@1"] and args.iterations == ["first", "last"]
+
+
+def test_no_command_prints_the_help_and_exits_2(capsys):
+    from neuralscale import cli
+    assert cli.main([]) == 2
+    assert "usage: neuralscale" in capsys.readouterr().out
+
+
+def test_an_error_of_several_lines_is_said_in_one(monkeypatch, capsys):
+    """A NeuralscaleError whose text spans lines is one line on stderr, every line of it kept (a mutation audit:
+    only its first line kept passed the tests)."""
+    from neuralscale import cli
+    from neuralscale.errors import NeuralscaleError
+
+    def fails(args):
+        raise NeuralscaleError("the first part\n  the second part\n\n")
+    monkeypatch.setitem(cli.COMMANDS, "info", fails)
+    assert cli.main(["info", "--model", "vgg11", "--dataset", "synthetic"]) == 2
+    assert capsys.readouterr().err == "neuralscale: error: the first part; the second part\n"
+
+
+def test_output_into_a_closed_pipe_ends_quietly_with_status_0():
+    """`neuralscale ... | head`: the reader is gone before the command has written all it prints (here more than a
+    pipe's buffer): exit status 0 and no traceback, as commands piped into head end (a mutation audit: status 1
+    passed the tests). In a process of its own, its standard output a pipe whose reading end is closed."""
+    from helpers import run_python
+    code = ("import os, sys\n"
+            "r, w = os.pipe()\n"
+            "os.close(r)\n"
+            "os.dup2(w, 1)\n"
+            "from neuralscale import cli\n"
+            "cli.COMMANDS['info'] = lambda args: print('x' * 100_000) or 0\n"
+            "code = cli.main(['info', '--model', 'vgg11', '--dataset', 'synthetic'])\n"
+            "print('exit', code, file=sys.stderr)\n")
+    r = run_python(code)
+    assert r.stderr.strip() == "exit 0", r.stderr
+
+
+def test_experiment_flags_reach_the_experiment(monkeypatch, capsys):
+    """The command line's overrides of an experiment file, each passed on as given (a mutation audit: --devices
+    cuda:0,cuda:1 passed as one device, and --retry-failed, --force and --quiet dropped, all passed the tests)."""
+    from neuralscale import cli
+    seen = {}
+
+    def experiment(path, **kwargs):
+        seen.update(kwargs, path=path)
+        return {"markdown": "report.md", "html": "report.html", "records": [{"status": "finished"}]}
+    monkeypatch.setattr(cli, "run_experiment", experiment)
+    assert cli.main(["experiment", "e.toml", "--out", "o", "--workers", "3", "--threads", "2", "--devices",
+                     "cuda:0,cuda:1", "--retry-failed", "--force", "--quiet"]) == 0
+    assert seen == {"path": "e.toml", "out": "o", "progress": False, "retry_failed": True, "force": True,
+                    "executor": {"workers": 3, "threads": 2, "devices": ["cuda:0", "cuda:1"]}}
+    seen.clear()
+    assert cli.main(["experiment", "e.toml"]) == 0
+    assert seen == {"path": "e.toml", "out": None, "progress": True, "retry_failed": False, "force": False,
+                    "executor": {"workers": None, "threads": None, "devices": None}}
+    assert capsys.readouterr().out.splitlines()[-1] == "report.html"  # the last line: the report's path
+
+
+def test_fit_flags_reach_the_fit(tiny_descent, capsys, tmp_path):
+    """`fit` of a descent's trajectory gives the descent's law; --trajectory-start all-lost and --tau original each
+    fit otherwise (a mutation audit: both flags dropped on the way to the fit passed the tests). The original's
+    parameter formula differs from the built model's for MobileNetV2 (for VGG11 it is exact)."""
+    import neuralscale as ns
+    from neuralscale import cli
+    from neuralscale.scaling import write_trajectory
+    out, laws = tiny_descent
+    csv, model = str(out / "iteration_01.csv"), "vgg11"
+
+    def fitted(*extra):
+        assert cli.main(["fit", csv, "--model", model, "--dataset", "synthetic", "--json", *extra]) == 0
+        law = json.loads(capsys.readouterr().out)
+        return law["alpha"], law["beta"]
+    default = fitted()
+    assert default[0] == pytest.approx(laws[0].alpha, rel=1e-9)  # per-layer, as the descent's
+    assert default[1] == pytest.approx(laws[0].beta, rel=1e-9)
+    assert fitted("--trajectory-start", "per-layer") == default
+    assert fitted("--trajectory-start", "all-lost") != default
+    sp = ns.space("mobilenetv2", "synthetic")
+    csv, model = str(tmp_path / "mobilenetv2.csv"), "mobilenetv2"
+    write_trajectory(csv, sp, [sp.uniform(0.5 - 0.03 * i) for i in range(8)])
+    exact = fitted()
+    assert fitted("--tau", "exact") == exact and fitted("--tau", "original") != exact
+
+
+def test_descend_says_where_its_configuration_is(tiny_descent, tmp_path):
+    """A descent from a narrower base (--base-ratio) names that base for its configuration, not the full model;
+    --json counts its iterations (a mutation audit: both wrong passed the tests)."""
+    import shutil
+    from helpers import TINY_DESCENT_ARGS
+    out = tmp_path / "d"
+    shutil.copytree(tiny_descent[0], out)
+    r = run_cli("descend", *TINY_DESCENT_ARGS, "--out", str(out), "--quiet")  # finished: answers from its folder
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"2 iteration(s) in {out}, fitted against parameters; last law: beta = ")
+    assert "at the descent's base (the 0.0625-width network it started from): " in r.stdout
+    assert "the full model's" not in r.stdout
+    r = run_cli("descend", *TINY_DESCENT_ARGS, "--out", str(out), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["iterations"] == 2 == len(json.loads(r.stdout)["laws"])
+
+
+SYNTH_TINY = ["--model", "vgg11", "--dataset", "synthetic", "--train-subset", "32", "--test-subset", "8",
+              "--batch-size", "32", "--device", "cpu", "--epochs", "1"]
+
+
+def test_a_sweep_into_a_folder_of_other_files_needs_force(tmp_path):
+    """--force reaches the sweep (a mutation audit: dropped, it passed the tests)."""
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    args = ["sweep", *SYNTH_TINY, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--out", str(out),
+            "--quiet"]
+    r = run_cli(*args)
+    assert r.returncode == 2 and "notes.txt" in r.stderr and not (out / "runs").exists(), r.stderr
+    r = run_cli(*args, "--force")
+    assert r.returncode == 0, r.stderr
+    assert (out / "notes.txt").read_text() == "mine\n" and len(list((out / "runs").iterdir())) == 1
+
+
+def test_train_records_its_flags_says_warnings_in_one_line_and_quiet_is_quiet(tmp_path):
+    """train --channels-last is in the run's recipe; --quiet prints nothing on stderr, and a NeuralscaleWarning is
+    the one line `warning: ...` (a mutation audit: each broken passed the tests)."""
+    run = tmp_path / "run"
+    r = run_cli("train", *SYNTH_TINY, "--ratio", "0.0625", "--channels-last", "--out", str(run), "--quiet")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert json.loads((run / "record.json").read_text())["config"]["channels_last"] is True
+    r = run_cli("scale", "--model", "vgg11", "--dataset", "synthetic", "--method", "uniform", "--ratio", "0.0625",
+                "--multiple", "8")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("warning: uniform at ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_export_says_which_epochs_weights_it_wrote(tmp_path):
+    """The weights are the final epoch's; the best-validation epoch is said apart only where it is another one
+    (a mutation audit: said also where they are one epoch passed the tests)."""
+    run = tmp_path / "run"
+    r = run_cli("train", *SYNTH_TINY, "--ratio", "0.0625", "--out", str(run), "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("export", str(run), "--out", str(tmp_path / "m"))
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("weights: "))
+    assert "(the final epoch's, 1: test accuracy " in line and line.endswith("%)") and "best-validation" not in line
+
+
+@pytest.mark.parametrize("within", [True, False])
+def test_scale_says_whether_a_fresh_latency_measurement_is_within_its_tolerance(monkeypatch, capsys, within):
+    """The line on a latency budget's fresh measurement says what the measurement found (the measurement made up
+    here: the words, not this machine's timings)."""
+    from neuralscale import cli, methods
+
+    def measured(space, widths, budget, device, batch_size):
+        rel = 0.01 if within else 0.3
+        return {"median_ms": budget * (1 + rel), "iqr_ms": 0.01, "rel_error": rel, "tolerance": 0.05,
+                "within": within, "device": "cpu"}
+    monkeypatch.setattr(methods, "fresh_latency", measured)
+    monkeypatch.setattr(methods, "cost_function",  # a latency of the test's own, in proportion to the MACs
+                        lambda space, metric, device="cpu", batch_size=1: lambda w: space.macs(w) / 1e6)
+    assert cli.main(["scale", "--model", "vgg11", "--dataset", "synthetic", "--method", "uniform",
+                     "--latency-ms", "50%"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("measured again on cpu: ")
+    assert line.endswith(("within" if within else "NOT within") + " the tolerance of 5.0%"), line
+
+
+def test_the_command_lines_defaults_are_what_its_help_and_the_api_say():
+    """A flag left out means what its help says and what the Python API does by default (a mutation audit:
+    descend's --base-ratio, train's --seed, info's and scale's --batch could default to anything and pass)."""
+    import argparse
+    import inspect
+    import re
+
+    from neuralscale import cli
+    from neuralscale.descent import DescentConfig
+    from neuralscale.methods import scale
+    from neuralscale.train import TrainConfig
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    stated = 0
+    for name, p in sub.choices.items():
+        for a in p._actions:
+            said = re.search(r"\(default ([\w.]+)\)", a.help or "")
+            if said and a.default is not None:
+                assert str(a.default) == said.group(1), (name, a.option_strings, a.default, a.help)
+                stated += 1
+    assert stated >= 10
+    given = cli.build_parser().parse_args(["descend", "--model", "vgg11", "--dataset", "synthetic", "--out", "d"])
+    assert DescentConfig.from_dict(cli._given(given, DescentConfig)) == DescentConfig()
+    given = cli.build_parser().parse_args(["train", "--model", "vgg11", "--dataset", "synthetic"])
+    assert cli._train_config(given) == TrainConfig()
+    given = cli.build_parser().parse_args(["scale", "--model", "vgg11", "--dataset", "synthetic", "--method",
+                                           "uniform", "--ratio", "0.5"])
+    api = inspect.signature(scale).parameters
+    assert (given.batch, given.min_width, given.multiple, given.device) == \
+        (api["batch_size"].default, api["min_width"].default, api["multiple"].default, api["device"].default)

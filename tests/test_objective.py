@@ -133,6 +133,19 @@ def test_a_macs_descent_records_its_objective_and_scales_to_a_macs_budget(macs_d
     assert at_base["metric"] == "macs" and at_base["budget"] == laws.objective.cost(laws.objective.space.base_widths)
 
 
+def test_scale_uniform_ignores_a_descent_given_with_it(macs_descent):
+    """`scale --method uniform --from DIR --iteration K` (one command line for a loop over methods) scales the
+    base model: the same answer as without them, not one of the MACs descent's, with a note on stderr (a mutation
+    audit: --from passed on to uniform, which then said it came from a MACs descent, passed the tests)."""
+    base = ["scale", "--model", "vgg11", "--dataset", "synthetic", "--method", "uniform", "--params", "30000",
+            "--json"]
+    plain = run_cli(*base)
+    given = run_cli(*base, "--from", str(macs_descent[0]), "--iteration", "first")
+    assert plain.returncode == given.returncode == 0, given.stderr
+    assert json.loads(given.stdout) == json.loads(plain.stdout) and json.loads(plain.stdout)["objective"] == "params"
+    assert "--from and --iteration apply to the methods of a descent and are not used" in given.stderr
+
+
 def test_a_budget_of_another_metric_is_refused_unless_converted(macs_descent):
     path, laws = macs_descent
     if laws[-1].fallback:

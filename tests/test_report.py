@@ -223,6 +223,7 @@ def test_figures_for_a_paper(tmp_path, tiny_descent):
     for ext in ("png", "svg", "pdf"):
         assert (store / "report" / f"acc_vs_params.{ext}").stat().st_size > 1000
     assert "data:image/png;base64" in (store / "report" / "report.html").read_text()
+    assert "band = min-max over seeds" in (store / "report" / "acc_vs_params.svg").read_text()  # --band's
     r = run_cli("report", str(store), "--format", "svg", "--force")
     assert r.returncode == 0 and "data:image/svg+xml;base64" in (store / "report" / "report.html").read_text()
     r = run_cli("report", str(store), "--format", "gif")

@@ -249,6 +249,9 @@ def test_every_command_speaks_json_with_the_same_keys(tmp_path, descent):
     for name in ("scale", "train", "export"):  # the same configuration: the same numbers under the same keys
         assert {k: docs[name][k] for k in shared} == one, name
     assert docs["fit"]["model"] == "vgg11" and docs["fit"]["layers"] == one["layers"]
+    assert {k: docs["sweep"][k] for k in ("finished", "failed", "total")} == {"finished": 1, "failed": 0, "total": 1}
+    assert docs["descend"]["iterations"] == len(docs["descend"]["laws"]) == len(laws)
+    assert docs["train"]["out"] == str(tmp_path / "r") and docs["descend"]["out"] == str(out)
     for name in ("sweep", "report", "experiment"):
         run = docs[name]["runs"][0]
         assert docs[name]["model"] == "vgg11" and run["widths"] == one["widths"] and run["params"] == one["params"]
