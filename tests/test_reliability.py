@@ -496,6 +496,21 @@ def test_an_interrupted_command_says_what_a_rerun_does(monkeypatch, capsys, argv
     assert err.startswith("neuralscale: interrupted; ") and err.endswith(says) and "\n" not in err, err
 
 
+def test_a_sigterm_that_stopped_an_earlier_command_in_this_process_is_not_the_next_ones(monkeypatch, capsys):
+    """main() called again in one process (a program, a notebook) after a SIGTERM stopped an earlier call: a
+    Ctrl-C of the next call is said as Ctrl-C, exit 130 (a mutation audit: the SIGTERM remembered for good passed
+    the tests)."""
+    from neuralscale import cli, command
+    with pytest.raises(command.Terminated):
+        command.terminate(signal.SIGTERM, None)  # the SIGTERM the earlier call was stopped by
+
+    def stopped(args):
+        raise KeyboardInterrupt
+    monkeypatch.setitem(cli.COMMANDS, "info", stopped)
+    assert cli.main(["info", "--model", "vgg11", "--dataset", "synthetic"]) == 130
+    assert capsys.readouterr().err.startswith("neuralscale: interrupted; ")
+
+
 def test_ctrl_c_while_the_command_starts_is_one_line(tmp_path):
     """Ctrl-C while the interpreter imports torch (the first second or two of every command): the command's one
     line and exit 130, not Python's traceback; a program importing the library gets its KeyboardInterrupt. The
