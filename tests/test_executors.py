@@ -324,7 +324,8 @@ def test_ctrl_c_on_a_ray_sweep_is_one_line_and_a_rerun_finishes(tmp_path, ray_cl
 
 def test_ray_bad_address_is_one_clear_line(tmp_path):
     _need_ray()
-    for share in (["--gpus-per-run", "nan"], ["--cpus-per-run", "inf"]):  # (a fork: Ray is not imported here)
+    # (a fork: Ray is not imported here); a CPU share of 0 was read as the default, 1 (a mutation audit)
+    for share in (["--gpus-per-run", "nan"], ["--cpus-per-run", "inf"], ["--cpus-per-run", "0"]):
         r = run_cli(*TINY, "--ratios", "0.0625", "--epochs", "1", "--out", str(tmp_path / "x"), "--backend", "ray",
                     *share)
         assert r.returncode == 2 and "a run needs a positive CPU share" in r.stderr.strip().splitlines()[-1], share

@@ -533,7 +533,8 @@ def get_executor(name: str | None = None, **options):
         return Local(workers=options.get("workers") or 2, devices=options.get("devices"),
                      threads=options.get("threads"), retries=options.get("retries", 2))
     if name == "ray":
+        cpus = options.get("cpus_per_run")  # 0 is refused by Ray(), not read as the default
         return Ray(address=options.get("address"), gpus_per_run=options.get("gpus_per_run") or 0.0,
-                   cpus_per_run=options.get("cpus_per_run") or 1.0, threads=options.get("threads"),
+                   cpus_per_run=1.0 if cpus is None else cpus, threads=options.get("threads"),
                    retries=options.get("retries", 2), max_concurrent=options.get("workers"))
     raise NeuralscaleError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")
