@@ -30,6 +30,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert r.returncode == 1, r.stderr  # the sweep went on, and its exit status says runs failed
     assert "0 of 2 runs finished, 2 failed" in r.stdout
     assert r.stderr.strip().splitlines()[-1].startswith("neuralscale: 2 of 2 run(s) failed")
+    assert "sweep: 2 run(s) failed; see their record.json" in r.stderr  # the sweep's own warning, in its log too
     records = load_records(out)
     assert len(records) == 2 and all(x["status"] == "failed" and "diverged" in x["error"] for x in records)
     rep = run_cli("report", str(out))

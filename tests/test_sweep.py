@@ -110,16 +110,116 @@ def test_each_scaled_method_solves_its_own_configuration(descent_dir):
         ["uniform", "shape@1", "neuralscale@2"]
 
 
+def test_a_plan_names_each_run_once_and_a_descent_iteration_it_lacks(descent_dir, tmp_path):
+    """neuralscale and neuralscale@2 (the last) are one method: its runs are planned once; an iteration the descent
+    lacks is named with the ones it has; a fallback law's runs are labelled so (a mutation audit: runs planned
+    twice, and no label on a fallback's runs, passed the tests)."""
+    import shutil
+    cfg = SweepConfig(model="vgg11", dataset="synthetic", methods=["neuralscale", "neuralscale@2"], ratios=[0.0625],
+                      seeds=[0, 1], descent=str(descent_dir), train={"epochs": 1})
+    specs = plan(cfg)
+    assert len(specs) == 2 and len({s.id for s in specs}) == 2 and {s.seed for s in specs} == {0, 1}
+    with pytest.raises(NeuralscaleError, match=r"has no iteration 9 \(it has 1 to 2\)"):
+        plan(SweepConfig(**{**cfg.to_dict(), "methods": ["shape"], "iterations": ["first", 9]}))
+    fallback = tmp_path / "d"
+    shutil.copytree(descent_dir, fallback)
+    fits = json.loads((fallback / "fits.json").read_text())
+    fits["laws"][0]["fallback"] = True  # iteration 1's law: uniform scaling, not a fit
+    (fallback / "fits.json").write_text(json.dumps(fits))
+    labels = {s.label for s in plan(SweepConfig(**{**cfg.to_dict(), "methods": ["neuralscale@1", "neuralscale@2"],
+                                                   "descent": str(fallback)}))}
+    assert labels == {"neuralscale@1 (fallback)", "neuralscale@2"}
+
+
+def test_a_stores_recipe_fingerprints_morphnets_widths_and_leaves_out_the_device(descent_dir, tmp_path):
+    """A store's recipe: another device is the same recipe (a sweep moved to a GPU continues its store), another
+    MorphNet configuration in iteration 1 is another law (a mutation audit: the device in the recipe, and
+    MorphNet's widths left out of iteration 1's fingerprint, passed the tests)."""
+    import shutil
+    from neuralscale.sweep import recipe
+    cfg = SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform", "morphnet"], ratios=[0.0625],
+                      seeds=[0], descent=str(descent_dir), train={"epochs": 1, "device": "cpu"})
+    assert recipe(SweepConfig(**{**cfg.to_dict(), "train": {"epochs": 1, "device": "cuda"}})) == recipe(cfg)
+    other = tmp_path / "d"
+    shutil.copytree(descent_dir, other)
+    fits = json.loads((other / "fits.json").read_text())
+    assert fits["laws"][0]["half_widths"] != fits["laws"][0]["final_widths"]
+    fits["laws"][0]["half_widths"] = fits["laws"][0]["final_widths"]  # MorphNet's configuration, changed
+    (other / "fits.json").write_text(json.dumps(fits))
+    mine, theirs = recipe(cfg)["laws"], recipe(SweepConfig(**{**cfg.to_dict(), "descent": str(other)}))["laws"]
+    assert theirs["1"] != mine["1"] and theirs["2"] == mine["2"] and theirs["pruned"] == mine["pruned"]
+    for setting, value in (("pretrain_ratio", 0.5), ("min_width", 2), ("multiple", 8), ("finetune_epochs", 3),
+                           ("finetune_lr", 0.01)):  # each decides how a store's runs train: another recipe
+        assert recipe(SweepConfig(**{**cfg.to_dict(), setting: value})) != recipe(cfg), setting
+
+
+def test_a_store_finds_its_descent_by_a_relative_path(descent_dir, tmp_path):
+    """sweep.json keeps where the descent is relative to the store, so that a clone of a repository holding both
+    (or the two moved together) still finds it (a mutation audit: an absolute path passed the tests)."""
+    import shutil
+    shutil.copytree(descent_dir, tmp_path / "study" / "descent")
+    r = run_cli("sweep", *TINY, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
+                "--from", str(tmp_path / "study" / "descent"), "--out", str(tmp_path / "study" / "store"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    config = json.loads((tmp_path / "study" / "store" / "sweep.json").read_text())["config"]
+    assert config["descent_from_store"] == "../descent" and config["descents_from_store"] == {"params": "../descent"}
+
+
+def test_what_every_run_would_fail_on_is_checked_where_the_runs_train(tmp_path):
+    """check_runnable: the recipe on the devices local workers are pinned to (not the recipe's own device), and
+    for a Ray cluster not the data on this machine, which its nodes do not read (a mutation audit: both checked
+    the other way passed the tests). The executors are stand-ins: only their name and settings are read."""
+    from types import SimpleNamespace
+    from neuralscale.sweep import check_runnable
+    graphs = SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform"], ratios=[0.5],
+                         train={"cuda_graphs": True, "device": "cuda"})
+    with pytest.raises(NeuralscaleError) as e:
+        check_runnable(graphs, SimpleNamespace(name="worker", devices=["cpu"]))
+    assert str(e.value) == "cuda_graphs: CUDA graphs need a CUDA device (the runs' device: cpu)"
+    elsewhere = SweepConfig(model="vgg11", dataset="cifar10", methods=["uniform"], ratios=[0.5],
+                            data={"data_dir": str(tmp_path / "on-the-nodes")})
+    with pytest.raises(NeuralscaleError, match="does not exist"):
+        check_runnable(elsewhere, SimpleNamespace(name="sequential"))
+    check_runnable(elsewhere, SimpleNamespace(name="ray task", gpus_per_run=0.0))  # the nodes' data: not read here
+
+
 def test_presets():
     paper = preset("paper", "vgg11", "cifar10")
     assert paper.ratios == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0] and paper.seeds == [0, 1, 2, 3, 4]
     assert paper.train["epochs"] == 300 and paper.finetune_epochs == 40 and paper.iterations == ["first", "last"]
     tiny = preset("paper", "resnet18", "tinyimagenet")
     assert tiny.ratios == [0.25, 0.5, 0.75, 1.0] and tiny.train["epochs"] == 150 and tiny.finetune_epochs == 20
+    quick = preset("quick", "vgg11", "fashionmnist")  # what --help says: ratios 0.25,0.5, 2 seeds, 5 epochs
+    assert quick.ratios == [0.25, 0.5] and quick.seeds == [0, 1] and quick.finetune_epochs == 2
+    assert {k: quick.train[k] for k in ("epochs", "schedule", "lr", "momentum")} == \
+        {"epochs": 5, "schedule": "cosine", "lr": 0.05, "momentum": 0.9}
     quick = preset("quick", "vgg11", "fashionmnist", train={"epochs": 2}, seeds=[3])
     assert quick.train["epochs"] == 2 and quick.seeds == [3] and quick.ratios == [0.25, 0.5]
+    assert quick.train["schedule"] == "cosine" and quick.train["lr"] == 0.05  # the rest of the preset's recipe
+    from neuralscale.sweep import sweep_config  # what `sweep --preset quick --methods uniform` asks for
+    assert sweep_config("vgg11", "synthetic", "quick", methods=["uniform"]) == \
+        preset("quick", "vgg11", "synthetic", methods=["uniform"])
+    with pytest.raises(NeuralscaleError, match="the sweep has no budgets"):
+        sweep_config("vgg11", "synthetic", methods=["uniform"])
     with pytest.raises(NeuralscaleError, match="unknown preset"):
         preset("fast", "vgg11", "cifar10")
+
+
+@pytest.mark.parametrize("setting, value, says", [
+    ("slimming_sparsity", -1e-4, "slimming_sparsity must be at least 0, got -0.0001"),
+    ("pretrain_ratio", 0, "a width ratio must be a number in (0, 64], got 0"),
+    ("min_width", 0, "min_width must be at least 1, got 0"),
+    ("multiple", 0, "multiple must be at least 1, got 0"),
+    ("latency_batches", [1, 0], "a latency batch size must be at least 1, got 0"),
+    ("finetune_lr", 0, "finetune_lr must be positive, got 0"),
+    ("finetune_epochs", 0, "finetune_epochs must be at least 1, got 0"),
+])
+def test_a_sweep_setting_out_of_range_is_refused_as_it_is_set(setting, value, says):
+    """Refused with the configuration, before any run (an experiment's sweep starts hours after its descent; a
+    mutation audit: each of these checks could be dropped and pass the tests)."""
+    with pytest.raises(NeuralscaleError) as e:
+        SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform"], ratios=[0.5], **{setting: value})
+    assert str(e.value) == says
 
 
 def test_sweep_survives_sigkill_and_finishes_every_run_exactly_once(tmp_path):
