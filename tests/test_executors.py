@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import Command, run_cli, run_python
+from neuralscale.runs import RunSpec
 from neuralscale.store import load_records, read_record
 
 
@@ -430,3 +432,186 @@ def test_a_local_worker_sees_the_drivers_environment_as_it_starts(tmp_path, monk
     (a,), (b,) = (list((tmp_path / s / "runs").glob("*/log.txt")) for s in ("a", "b"))
     assert "fixed by NEURALSCALE_THREADS" not in a.read_text()
     assert "fixed by NEURALSCALE_THREADS" in b.read_text(), b.read_text()
+
+
+# --- the scheduler the parallel executors share (_Pool), driven in this process --------------------------------
+def _pool_specs():
+    from neuralscale.runs import RunSpec
+    config = {"epochs": 1, "batch_size": 32, "device": "cpu"}
+    pre = RunSpec(model="vgg11", dataset="synthetic", method="uniform", widths=[4] * 8, latency_batches=(),
+                  config=config, data={"train": 64, "test": 16})
+    base = RunSpec(model="vgg11", dataset="synthetic", method="l1-prune", criterion="l1-uniform", pretrained=pre.id,
+                   budget={"metric": "params", "value": 20000}, latency_batches=(), config={**config, "lr": 0.001},
+                   data={"train": 64, "test": 16})
+    return pre, base
+
+
+class _InProcess:
+    """A parallel executor whose 'workers' are this process: a run started is run (or made to fail, or its worker
+    made to die without a record) when the pool next asks which runs have ended, one at a time."""
+
+    def __new__(cls, slots: int = 2, retries: int = 2, fail=(), die=()):
+        from neuralscale.executors import _Pool
+        from neuralscale.runs import execute_in_store, failed_record
+
+        class InProcess(_Pool):
+            name = "test worker"
+
+            def _start(self, spec, slot, out):
+                self.started.append(spec.id)
+                return spec
+
+            def _ended(self, running):
+                if not running:  # (asked once more after the last run was settled)
+                    return {}
+                rid, (spec, _, _) = next(iter(running.items()))
+                if rid in self.die:
+                    return {rid: "killed"}
+                if rid in self.fail:
+                    self._store.write(rid, failed_record(spec, "RuntimeError: diverged"))
+                else:
+                    execute_in_store(spec, self._store, progress=False)
+                return {rid: "finished"}
+        pool = InProcess()
+        pool.slots, pool.retries, pool.fail, pool.die, pool.started = slots, retries, set(fail), set(die), []
+        return pool
+
+
+def test_a_run_whose_worker_keeps_dying_is_retried_so_often_then_recorded_failed(tmp_path):
+    """A worker that dies without a final record: its run is retried `retries` times, then recorded failed with
+    the count; a run that fails (its record says so) is not retried (a mutation audit: one retry fewer, and a
+    failed run taken for a dead worker, passed the tests)."""
+    from dataclasses import replace
+    from neuralscale.store import RunStore
+    pre, base = _pool_specs()
+    done = []
+    pool = _InProcess(retries=2, die={pre.id})
+    pool.run([pre], tmp_path / "a", on_done=lambda i, s, rec: done.append((i, s.id, rec["status"])))
+    assert pool.started == [pre.id] * 3 and done == [(1, pre.id, "failed")]
+    assert RunStore(tmp_path / "a").read(pre.id)["error"] == "worker died 3 times (killed)"
+    pool = _InProcess(retries=0, fail={pre.id})
+    pool.run([pre], tmp_path / "b")
+    assert pool.started == [pre.id]
+    assert RunStore(tmp_path / "b").read(pre.id)["error"] == "RuntimeError: diverged"
+    other = replace(pre, config={**pre.config, "seed": 1})  # one slot, two runs: one after the other
+    pool = _InProcess(slots=1, fail={pre.id, other.id})
+    pool.run([pre, other], tmp_path / "c")
+    assert pool.started == [pre.id, other.id]
+
+
+def test_a_baseline_waits_for_the_run_it_prunes_and_is_recorded_failed_when_that_fails(tmp_path):
+    """A pruning baseline starts only after its pretrained run, even one recorded failed before that is being
+    retried now; when that run fails, the baseline is recorded failed without running (a mutation audit: the
+    record not written, and a retried run's old failure taken as its outcome, passed the tests)."""
+    from neuralscale.runs import failed_record
+    from neuralscale.store import RunStore
+    pre, base = _pool_specs()
+    done = []
+    pool = _InProcess(fail={pre.id})
+    pool.run([pre, base], tmp_path / "a", on_done=lambda i, s, rec: done.append((i, s.id, rec["status"])))
+    assert pool.started == [pre.id] and done == [(1, pre.id, "failed"), (2, base.id, "failed")]
+    said = RunStore(tmp_path / "a").read(base.id)
+    assert said["status"] == "failed" and said["error"] == f"the run to prune ({pre.id}) failed"
+    store = RunStore(tmp_path / "b")  # --retry-failed: the pretrained run failed before and runs again now
+    store.write(pre.id, failed_record(pre, "RuntimeError: diverged"))
+    pool = _InProcess(fail={base.id})
+    pool.run([pre, base], store.root)
+    assert pool.started == [pre.id, base.id] and store.read(pre.id)["status"] == "finished"
+    assert store.read(base.id)["error"] == "RuntimeError: diverged"  # it ran (and failed as this test made it)
+
+
+def test_an_executor_is_what_its_options_ask_for_and_nothing_is_silently_replaced():
+    """get_executor's defaults and refusals, and Local's settings: constructing them starts no process (a
+    mutation audit: the default of 2 workers and 2 retries, the refusal of workers=True, the bound at exactly
+    4 threads per CPU, workers or devices given to the sequential executor, a device this machine cannot name,
+    the threads shared between workers, and the devices taken round-robin all could change and pass)."""
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.executors import Local, Sequential, get_executor
+    from neuralscale.threads import most_threads
+    local = get_executor("local")
+    assert isinstance(local, Local) and local.slots == 2 and local.retries == 2
+    assert local.threads == max(1, (os.cpu_count() or 1) // 2)
+    assert isinstance(get_executor(workers=3), Local) and isinstance(get_executor(devices=["cpu"]), Local)
+    assert isinstance(get_executor(), Sequential) and get_executor("sequential", threads=3).threads == 3
+    assert get_executor("local", workers=most_threads()).slots == most_threads()  # at the bound: accepted
+    for options, says in ((dict(name="local", workers=True), "workers must be an integer of at least 1, got True"),
+                          (dict(name="local", workers=most_threads() + 1), "workers must be at most"),
+                          (dict(name="local", threads=0), "threads must be an integer of at least 1, got 0"),
+                          (dict(name="local", retries=-1), "retries must be an integer of at least 0, got -1"),
+                          (dict(name="sequential", workers=2), "the sequential executor runs one run at a time"),
+                          (dict(name="sequential", devices=["cpu"]), "the sequential executor runs one run"),
+                          (dict(name="local", devices=["bogus"]), "unknown device 'bogus'"),
+                          (dict(name="nope"), "unknown executor 'nope'")):
+        with pytest.raises(NeuralscaleError, match=re.escape(says)):
+            get_executor(**options)
+    with pytest.raises(NeuralscaleError, match="workers must be at least 1, got 0"):
+        Local(workers=0)
+    pinned = Local(workers=3, devices=["cpu", "cpu:0"])
+    assert [pinned._device(slot) for slot in range(3)] == ["cpu", "cpu:0", "cpu"]
+    assert get_executor("local", retries=0).retries == 0
+
+
+RAY_SETTINGS = r"""
+import sys
+from neuralscale.executors import get_executor
+ex = get_executor("ray", workers=3, cpus_per_run=2.5)
+print(ex.slots, ex.threads, ex.retries, get_executor("ray").slots, get_executor("ray", threads=4).threads)
+print("ray" in sys.modules, ex._remote is None)  # constructed, not started: no cluster, no task yet
+"""
+
+
+def test_a_ray_executors_settings():
+    """--workers caps a Ray sweep's concurrent runs (Ray queues the rest by their resources), a run's threads are
+    its CPU share's (a mutation audit: either ignored passed the tests). In a process of its own: Ray is never
+    imported here."""
+    _need_ray()
+    r = run_python(RAY_SETTINGS)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["3", "2", "2", "10000", "4", "True", "True"]
+
+
+def test_a_retried_runs_log_keeps_what_its_earlier_attempts_said(tmp_path):
+    """A run's log is appended to by each attempt (a worker that died, retried from its checkpoint): what the
+    first attempt said stays (a mutation audit: a log truncated by the retry passed the tests)."""
+    from neuralscale.executors import _redirect
+    log = tmp_path / "log.txt"
+    log.write_text("attempt 1: epoch 1\n")
+    restore = _redirect(str(log))
+    try:
+        os.write(1, b"attempt 2: epoch 2\n")
+        os.write(2, b"attempt 2: done\n")
+    finally:
+        restore()
+    assert log.read_text() == "attempt 1: epoch 1\nattempt 2: epoch 2\nattempt 2: done\n"
+
+
+def test_the_sequential_executor_runs_in_order_on_its_threads(tmp_path):
+    """One run after another in this process, each reported with its number from 1; its thread count is the one
+    asked for (a mutation audit: numbers from 0, and the threads ignored, passed the tests). The thread count in
+    a process of its own, so that this one keeps its own."""
+    from dataclasses import replace
+    from neuralscale.executors import Sequential
+    pre, _ = _pool_specs()
+    other = replace(pre, config={**pre.config, "seed": 1})
+    done = []
+    Sequential().run([pre, other], tmp_path / "s", progress=False,
+                     on_done=lambda i, s, rec: done.append((i, s.id, rec["status"])))
+    assert done == [(1, pre.id, "finished"), (2, other.id, "finished")]
+    code = ("import sys, torch\n"
+            "from neuralscale.executors import Sequential\n"
+            "Sequential(threads=3).run([], sys.argv[1])\n"
+            "print(torch.get_num_threads())\n")
+    r = run_python(code, str(tmp_path / "t"))
+    assert r.returncode == 0 and r.stdout.split() == ["3"], (r.stdout, r.stderr)
+
+
+def test_a_local_worker_trains_on_the_device_it_is_pinned_to(tmp_path):
+    """--devices: a worker's runs train on its device whatever their recipe says (the device is not part of a run's
+    identity); the run's record says where it trained (a mutation audit: the pin ignored passed the tests)."""
+    from neuralscale.executors import Local
+    pre, _ = _pool_specs()
+    spec = RunSpec.from_dict({**pre.to_dict(), "config": {**pre.config, "device": "auto"}})
+    assert spec.id == pre.id
+    Local(workers=1, devices=["cpu:0"], threads=1).run([spec], tmp_path / "s", progress=False)
+    (record,) = load_records(tmp_path / "s")
+    assert record["status"] == "finished" and record["spec"]["config"]["device"] == "cpu:0"
