@@ -78,7 +78,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path):
         victim = _kill_mid_run(out, spare=proc.pid)  # the worker whose log is the victim's (forked by the driver's
         time.sleep(0.05)                             # fork server)
     assert victim is not None, "no worker was caught mid-run before the sweep ended"
-    _finishes_after_the_kill(proc, out, victim, "died")
+    _finishes_after_the_kill(proc, out, victim, "worker died (exit code -9)")  # the kill named
 
 
 def _kill_mid_run(out: Path, spare: int) -> str | None:
@@ -245,6 +245,10 @@ def test_ray_cluster_gives_the_same_records_as_sequential(tmp_path, sequential, 
                   "--cpus-per-run", "1000", timeout=120)
     assert big.returncode == 2 and "--cpus-per-run 1000 is more than any node of the Ray cluster has (the " \
         "largest: 2 CPUs)" in big.stderr, big.stderr
+    gpus = run_cli(*SAME, "--out", str(tmp_path / "gpus"), "--backend", "ray", "--address", ray_cluster,
+                   "--gpus-per-run", "0.5", timeout=120)
+    assert gpus.returncode == 2 and "--gpus-per-run asks for GPUs but the Ray cluster has none" in gpus.stderr, \
+        gpus.stderr
 
 
 def _holders(path_part: str) -> list[int]:
@@ -556,6 +560,7 @@ import sys
 from neuralscale.executors import get_executor
 ex = get_executor("ray", workers=3, cpus_per_run=2.5)
 print(ex.slots, ex.threads, ex.retries, get_executor("ray").slots, get_executor("ray", threads=4).threads)
+print(get_executor("ray", threads=100_000).threads)  # a cluster's nodes may be larger than this machine
 print("ray" in sys.modules, ex._remote is None)  # constructed, not started: no cluster, no task yet
 """
 
@@ -567,7 +572,7 @@ def test_a_ray_executors_settings():
     _need_ray()
     r = run_python(RAY_SETTINGS)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["3", "2", "2", "10000", "4", "True", "True"]
+    assert r.stdout.split() == ["3", "2", "2", "10000", "4", "100000", "True", "True"]
 
 
 def test_a_retried_runs_log_keeps_what_its_earlier_attempts_said(tmp_path):
@@ -615,3 +620,15 @@ def test_a_local_worker_trains_on_the_device_it_is_pinned_to(tmp_path):
     Local(workers=1, devices=["cpu:0"], threads=1).run([spec], tmp_path / "s", progress=False)
     (record,) = load_records(tmp_path / "s")
     assert record["status"] == "finished" and record["spec"]["config"]["device"] == "cpu:0"
+
+
+def test_a_ray_address_is_host_and_port_or_auto():
+    """Checked before Ray is asked (it retries for minutes): HOST:PORT, ray://HOST:PORT or auto (a mutation
+    audit: a port that is not a number, and auto refused, passed the tests)."""
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.executors import _check_reachable
+    _check_reachable(None)
+    _check_reachable("auto")  # Ray finds the cluster itself
+    for address in ("localhost", "localhost:abc", ":6379", "ray://host"):
+        with pytest.raises(NeuralscaleError, match="is not HOST:PORT"):
+            _check_reachable(address)
