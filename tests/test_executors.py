@@ -632,3 +632,23 @@ def test_a_ray_address_is_host_and_port_or_auto():
     for address in ("localhost", "localhost:abc", ":6379", "ray://host"):
         with pytest.raises(NeuralscaleError, match="is not HOST:PORT"):
             _check_reachable(address)
+
+
+def test_a_local_worker_leaves_ctrl_c_to_its_driver(tmp_path):
+    """Ctrl-C reaches the whole process group; a worker ignores it (its driver stops it), so that the terminal shows
+    the driver's one line, not a KeyboardInterrupt per worker (a mutation audit: a worker that took Ctrl-C passed
+    the tests, its traceback lost in a race with the driver's SIGTERM). A real worker, looked at as it runs."""
+    from neuralscale.executors import Local
+    from neuralscale.store import RunStore
+    pre, _ = _pool_specs()
+    ex = Local(workers=1, threads=1)
+    RunStore(tmp_path).run_dir(pre.id).path.mkdir(parents=True)
+    try:
+        ex._start(pre, 0, tmp_path)
+        worker = ex._procs[0][0]
+        deadline = time.time() + 120
+        while time.time() < deadline and worker.is_alive() and not (tmp_path / "runs" / pre.id / "log.txt").exists():
+            time.sleep(0.01)  # the worker has set its handlers before it opens the run's log
+        assert worker.is_alive() and _sigint_ignored(worker.pid)
+    finally:
+        ex._close(abort=True)
