@@ -186,6 +186,19 @@ def test_fit_flags_reach_the_fit(tiny_descent, capsys, tmp_path):
     assert fitted("--tau", "exact") == exact and fitted("--tau", "original") != exact
 
 
+def test_fit_says_when_its_law_is_not_a_fit(tmp_path, capsys):
+    """Too few rows for a fit: the law is uniform scaling, and fit's first line says so (a mutation audit: the
+    note left out passed the tests)."""
+    import neuralscale as ns
+    from neuralscale import cli
+    from neuralscale.scaling import write_trajectory
+    sp = ns.space("vgg11", "synthetic")
+    write_trajectory(tmp_path / "one.csv", sp, [sp.uniform(0.5)])
+    assert cli.main(["fit", str(tmp_path / "one.csv"), "--model", "vgg11", "--dataset", "synthetic"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == "note: only 1 trajectory rows (< 6): uniform scaling of the first row instead of a fit"
+
+
 def test_descend_says_where_its_configuration_is(tiny_descent, tmp_path):
     """A descent from a narrower base (--base-ratio) names that base for its configuration, not the full model;
     --json counts its iterations (a mutation audit: both wrong passed the tests)."""
@@ -207,7 +220,8 @@ SYNTH_TINY = ["--model", "vgg11", "--dataset", "synthetic", "--train-subset", "3
 
 
 def test_a_sweep_into_a_folder_of_other_files_needs_force(tmp_path):
-    """--force reaches the sweep (a mutation audit: dropped, it passed the tests)."""
+    """--force reaches the sweep, and --report says where the report is (a mutation audit: either dropped passed
+    the tests)."""
     out = tmp_path / "s"
     out.mkdir()
     (out / "notes.txt").write_text("mine\n")
@@ -215,9 +229,12 @@ def test_a_sweep_into_a_folder_of_other_files_needs_force(tmp_path):
             "--quiet"]
     r = run_cli(*args)
     assert r.returncode == 2 and "notes.txt" in r.stderr and not (out / "runs").exists(), r.stderr
-    r = run_cli(*args, "--force")
+    r = run_cli(*args, "--force", "--report")
     assert r.returncode == 0, r.stderr
     assert (out / "notes.txt").read_text() == "mine\n" and len(list((out / "runs").iterdir())) == 1
+    said = r.stdout.strip().splitlines()  # --report: the report's page, last
+    assert said[0] == f"1 of 1 runs finished, 0 failed: {out}" and said[-1] == str(out / "report" / "report.html")
+    assert (out / "report" / "report.html").is_file()
 
 
 def test_train_records_its_flags_says_warnings_in_one_line_and_quiet_is_quiet(tmp_path):
