@@ -280,9 +280,11 @@ def test_ctrl_c_or_sigterm_on_a_sweep_with_local_workers_is_one_line_and_resumes
     assert len(lines) == 1 and lines[0].startswith(f"neuralscale: {word}") and "resume" in lines[0], proc.stderr
     logs = "".join(p.read_text() for p in out.glob("runs/*/log.txt"))
     assert "Traceback" not in logs
-    # the runs in progress stopped with the driver, resumable (3 of their 4 epochs were left), not run to their
-    # end while it waited for its workers (a mutation audit: workers left to finish passed the tests)
-    assert [x["status"] for x in load_records(out)] == ["running", "running"]
+    # the runs in progress stopped with the driver, resumable (3 of the first's 4 epochs were left), not run to
+    # their end while it waited for its workers (a mutation audit: workers left to finish passed the tests); how far
+    # the second run got is timing, so only "none finished" is asserted
+    statuses = [x["status"] for x in load_records(out)]
+    assert statuses and "finished" not in statuses, statuses
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     records = load_records(out)
