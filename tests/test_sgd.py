@@ -103,6 +103,37 @@ def test_zero_grad_keeps_or_drops_the_gradients_as_torch_does():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_zero_grad_detaches_a_gradient_that_is_part_of_a_graph_as_torch_does():
+    """A gradient with a history (a higher-order loss's) or one that requires grad is zeroed out of the graph: no
+    grad_fn, no requires_grad afterwards, as torch.optim's zero_grad(set_to_none=False) leaves them (a mutation
+    audit: both steps could be left out)."""
+    for make in (lambda: torch.ones(3, requires_grad=True) * 2, lambda: torch.ones(3, requires_grad=True)):
+        grads = []
+        for opt_class in (SGD, torch.optim.SGD):
+            p = torch.nn.Parameter(torch.ones(3))
+            opt = opt_class([p], lr=0.1, momentum=0.9)
+            p.grad = make()
+            opt.zero_grad(set_to_none=False)
+            grads.append((p.grad.grad_fn is None, p.grad.requires_grad, p.grad.tolist()))
+        assert grads[0] == grads[1] == (True, False, [0.0, 0.0, 0.0])
+
+
+def test_zero_grad_that_keeps_the_gradients_leaves_the_momentum_as_torch_does():
+    """zero_grad(set_to_none=False) zeroes the gradients in place: the momentum buffers started from them must be
+    copies, or the first step's buffers are zeroed with them (a mutation audit)."""
+    for nesterov in (False, True):
+        ours, batches = _model_and_batches(0, torch.float32)
+        theirs = copy.deepcopy(ours)
+        kw = dict(lr=0.05, momentum=0.9, nesterov=nesterov)
+        a, b = SGD(ours.parameters(), **kw), torch.optim.SGD(theirs.parameters(), foreach=True, **kw)
+        for model, opt in ((ours, a), (theirs, b)):
+            for x, y in batches[:3]:
+                opt.zero_grad(set_to_none=False)
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+        assert _same(ours, theirs) and _same_state(a, b), nesterov
+
+
 def test_loaded_momentum_takes_each_parameters_dtype():
     single, batches = _model_and_batches(0, torch.float32)
     opt = SGD(single.parameters(), lr=0.05, momentum=0.9)
@@ -123,6 +154,37 @@ def test_torch_options_it_does_not_run_are_refused():
         SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, dampening=0.1)
     with pytest.raises(ValueError, match="learning rate"):
         SGD(model.parameters(), lr=-0.1)
+    # torch's own refusals of settings it cannot run: a negative momentum or decay, Nesterov without momentum
+    for kw, says in ((dict(momentum=-0.5), "momentum"), (dict(weight_decay=-1e-4), "weight_decay"),
+                     (dict(momentum=0.0, nesterov=True), "Nesterov")):
+        for opt_class in (SGD, torch.optim.SGD):
+            with pytest.raises(ValueError, match=says):
+                opt_class(model.parameters(), lr=0.1, **kw)
+    for option in ("maximize", "differentiable", "fused"):  # any of them asked for by a state dict: refused
+        saved = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9).state_dict()
+        saved["param_groups"][0][option] = True
+        with pytest.raises(ValueError, match=option):
+            SGD(model.parameters(), lr=0.1, momentum=0.9).load_state_dict(saved)
+    embedding = torch.nn.Embedding(5, 2, sparse=True)  # a sparse gradient: refused, not stepped as dense
+    embedding(torch.tensor([1, 3])).sum().backward()
+    with pytest.raises(ValueError, match="dense gradients only"):
+        SGD(embedding.parameters(), lr=0.1).step()
+
+
+def test_a_loaded_state_dict_replaces_the_momentum_it_lacks():
+    """Loading a state dict without momentum buffers (an optimizer saved before its first step) leaves none: the
+    next step starts them afresh as torch's does, not from the buffers this optimizer had (a mutation audit)."""
+    ours, batches = _model_and_batches(0, torch.float32)
+    kw = dict(lr=0.05, momentum=0.9)
+    opt = SGD(ours.parameters(), **kw)
+    _train(ours, opt, batches[:2])
+    theirs = copy.deepcopy(ours)
+    opt.load_state_dict(torch.optim.SGD(theirs.parameters(), **kw).state_dict())
+    assert not opt.state
+    fresh = torch.optim.SGD(theirs.parameters(), foreach=True, **kw)
+    _train(ours, opt, batches[2:])
+    _train(theirs, fresh, batches[2:])
+    assert _same(ours, theirs)
 
 
 def test_a_state_dict_of_another_network_is_refused():
