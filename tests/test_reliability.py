@@ -565,6 +565,123 @@ def test_what_a_killed_write_leaves_is_no_obstacle_and_is_cleared(tmp_path):
     assert sorted(p.name for p in run.iterdir()) == [".lock", "record.json"]
 
 
+def test_an_atomic_writes_temporary_file_is_its_own_and_fits_where_the_file_fits(tmp_path):
+    """The temporary file an atomic write makes is what the lock's holder clears (is_temp), and only that: mkstemp's
+    eight characters and neuralscale's suffix, the whole name; a file name of 250 characters still gets one (its
+    temporary name is cut to fit); a write that fails for any reason leaves none (a mutation audit)."""
+    from neuralscale.records import _atomic, atomic_write_text, is_temp
+    seen = []
+    _atomic(tmp_path / "record.json", lambda tmp: (seen.append(Path(tmp).name), Path(tmp).write_text("{}")))
+    assert is_temp(seen[0]) and seen[0].startswith(".record.json.") and (tmp_path / "record.json").read_text() == "{}"
+    for name in (".record.json.a1b2c.ns.tmp", ".record.json.a1b2c3d_.ns.tmp.bak", "x.record.json.a1b2c3d_.ns.tmp",
+                 ".record.json.a1b2c3d_e.ns.tmp", ".record.json.A1B2C3D_.ns.tmp"):
+        assert not is_temp(name), name
+    long = tmp_path / ("a" * 250 + ".json")
+    atomic_write_text(long, "kept")
+    assert long.read_text() == "kept"
+
+    def fails(tmp):
+        Path(tmp).write_text("half")
+        raise KeyError("not the disk's doing")
+    with pytest.raises(KeyError):
+        _atomic(tmp_path / "record.json", fails)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([long.name, "record.json"])
+    assert (tmp_path / "record.json").read_text() == "{}"
+
+
+def test_an_atomic_write_names_what_is_in_its_way(tmp_path, monkeypatch):
+    from neuralscale import records
+    from neuralscale.errors import EnvironmentFailure, NeuralscaleError
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(NeuralscaleError, match=r"file is a file, not a directory"):
+        records.atomic_write_text(tmp_path / "file" / "record.json", "{}")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "inside").write_text("mine")
+    with pytest.raises(NeuralscaleError, match=r"folder: it is a directory"):
+        records.atomic_write_json(tmp_path / "folder", {})
+    assert (tmp_path / "folder" / "inside").read_text() == "mine" and (tmp_path / "file").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]  # no temporary file left
+
+    def refused(**kw):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(records.tempfile, "mkstemp", refused)  # no room even for the temporary file: the machine's
+    with pytest.raises(EnvironmentFailure, match=f"cannot write in {tmp_path}: No space left on device"):
+        records.atomic_write_text(tmp_path / "record.json", "{}")
+
+
+def test_records_follow_the_users_umask_and_hold_strict_json(tmp_path):
+    """A record's mode is 0666 less the umask (mkstemp's 0600 would hide it from collaborators, 0666 would ignore a
+    private umask), and NaN or infinity anywhere in it, in tables, lists or tuples, is written as null."""
+    import stat
+    from neuralscale.records import atomic_write_json, exclusive
+    nan, inf = float("nan"), float("inf")
+    old = os.umask(0o027)
+    try:
+        atomic_write_json(tmp_path / "r.json", {"a": [1.5, nan, (inf, {"b": -inf, "c": 2})], "d": {"e": nan}, "f": "x"})
+        with exclusive(tmp_path / "store"):  # the lock file too: a collaborator's command opens it to lock
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "store" / ".lock").stat().st_mode) == 0o640
+    text = (tmp_path / "r.json").read_text()
+    assert text.endswith("}\n") and json.loads(text) == {"a": [1.5, None, [None, {"b": None, "c": 2}]],
+                                                         "d": {"e": None}, "f": "x"}
+
+
+def test_a_lock_names_its_holder_and_refuses_a_link(tmp_path):
+    """A second holder is refused with the first's pid (the file's old, longer content gone) and the kind of folder;
+    a .lock that is a link is refused, its target untouched; `wait` waits for the holder instead of refusing."""
+    import threading
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.records import exclusive
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / ".lock").write_text("123456789012345\n")  # a pid left by an earlier holder
+    with exclusive(store, "run store"):
+        with pytest.raises(NeuralscaleError, match=rf"store is in use by another neuralscale command \(pid "
+                                                   rf"{os.getpid()}\); wait for it to finish, or use another run store$"):
+            with exclusive(store, "run store"):
+                pass
+        entered = []
+
+        def waiter():
+            try:
+                with exclusive(store, "run store", wait=True):
+                    entered.append("in")
+            except NeuralscaleError as e:
+                entered.append(str(e))
+        t = threading.Thread(target=waiter)
+        t.start()
+        t.join(0.5)
+        assert entered == []  # held here: it waits (and can never be in)
+    t.join(60)
+    assert entered == ["in"]
+    (tmp_path / "target").write_text("someone's")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / ".lock").symlink_to(tmp_path / "target")
+    with pytest.raises(NeuralscaleError, match=r"linked/\.lock is a link, not neuralscale's lock file; remove it"):
+        with exclusive(linked):
+            pass
+    assert (tmp_path / "target").read_text() == "someone's"
+
+
+def test_the_lock_clears_only_temporary_files(tmp_path):
+    """A folder or a link named like a temporary file is not a killed write's: left as it is."""
+    from neuralscale.records import exclusive
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".record.json.abcdefgh.ns.tmp").mkdir()
+    (tmp_path / "target").write_text("someone's")
+    (run / ".x.json.abcdefgh.ns.tmp").symlink_to(tmp_path / "target")
+    (run / ".y.json.abcdefgh.ns.tmp").write_text("{")
+    with exclusive(run):
+        pass
+    assert sorted(p.name for p in run.iterdir()) == [".lock", ".record.json.abcdefgh.ns.tmp", ".x.json.abcdefgh.ns.tmp"]
+    assert (tmp_path / "target").read_text() == "someone's"
+
+
 def test_a_report_stopped_before_its_pages_is_built_on_the_next_run(tmp_path, monkeypatch):
     """Ctrl-C, SIGTERM or SIGKILL after a report's first figure and before report.md: the rerun (and an experiment's
     rerun, even with --force) was refused, the folder 'holding files that are not a report' (its own figure). The
