@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,111 @@ def test_records_are_read_strictly(tmp_path):
         write_record(tmp_path / "runs" / ids[name], running(name))
     assert [r["id"] for r in load_records(tmp_path)] == sorted(ids.values())
     assert [r["id"] for r in load_records(tmp_path / "runs")] == sorted(ids.values())
+
+
+def _record(label: str = "x", **changes) -> dict:
+    """A finished run's record as a run writes it (its spec's id), with `changes`."""
+    from neuralscale.spec import RunSpec
+    spec = RunSpec(model="vgg11", dataset="synthetic", method="uniform", config={}, label=label)
+    return {"id": spec.id, "status": "finished", "kind": "run", "method": "uniform", "label": label, "model": "vgg11",
+            "dataset": "synthetic", "seed": 0, "budget": {"metric": "params", "value": 1000}, "spec": spec.to_dict(),
+            "config": {}, "widths": [4] * 8, "params": 1000, "macs": 5000, "summary": {"final_test_acc": 50.0},
+            "history": [{"epoch": 0}], "attempts": 1, "started": 1.0, "wall_s": 2.0, "finished": 3.0,
+            "normalization": {"mean": [1.0, 2.0, 3.0], "std": [1.0, 1.0, 1.0]},
+            "latency": {"batches": {"1": {"median_ms": 1.0, "p10_ms": None, "p90_ms": None, "iqr_ms": None}}},
+            **changes}
+
+
+INF = float("inf")
+
+
+@pytest.mark.parametrize("changes, says", [
+    (dict(status="lost"), "a run record: status is 'lost'"),
+    (dict(seed=2**53 + 1), "seed is 9007199254740993, out of range"),
+    (dict(params=-1), "params is -1, out of range"),
+    (dict(widths=[4, 0, 4, 4, 4, 4, 4, 4]), "widths are [4, 0, 4, 4, 4, 4, 4, 4], not positive"),
+    (dict(widths=[]), "widths are [], not positive"),
+    (dict(normalization={"mean": [1.0, 2.0, 3.0], "std": [1.0, 0.0, 1.0]}), "normalization is not"),
+    (dict(normalization={"mean": [1.0, 2.0, 3.0], "std": [1.0, 1.0]}), "normalization is not"),
+    (dict(normalization={"mean": "grey"}), "normalization is not"),
+    (dict(summary={"final_test_acc": None}), "summary.final_test_acc is None, not a number"),
+    (dict(summary={"final_test_acc": True}), "summary.final_test_acc is True, not a number"),
+    (dict(summary={"final_test_acc": 50.0, "best_val_epoch": "last"}), "summary.best_val_epoch is 'last'"),
+    (dict(summary={"final_test_acc": 50.0, "best_val_epoch": INF}), "summary.best_val_epoch is inf"),
+    (dict(budget={"metric": "flops", "value": 1000}), "budget is"),
+    (dict(budget={"metric": "params"}), "budget is"),
+    (dict(latency={"batches": {"1": {"median_ms": None}}}), "latency is not a measurement"),
+])
+def test_a_damaged_record_names_the_field(tmp_path, changes, says):
+    """Each check of a record read back, one damage at a time on an otherwise sound finished record (a mutation
+    audit: each could go unnoticed by the damaged-files matrix, whose damages other checks catch first)."""
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.store import read_record
+    (tmp_path / "record.json").write_text(json.dumps(_record()))
+    assert read_record(tmp_path)["status"] == "finished"
+    (tmp_path / "record.json").write_text(json.dumps(_record(**changes)))  # (Infinity as Python's json writes it)
+    with pytest.raises(NeuralscaleError, match="is not " + re.escape(says) if says.startswith("a ") else
+                       "is not a finished run record: " + re.escape(says)):
+        read_record(tmp_path)
+
+
+def test_a_runs_status_is_its_records(tmp_path):
+    """What a sweep decides to run again by: a running (interrupted) or failed run's status, None without a record."""
+    from neuralscale.store import RunStore
+    store = RunStore(tmp_path)
+    for status in ("running", "failed", "finished"):
+        record = _record(status)
+        store.write(record["id"], {**record, "status": status})
+        assert store.status(record["id"]) == status
+    assert store.status(_record("none")["id"]) is None
+
+
+def test_a_folder_of_runs_is_read_in_order_and_each_run_once(tmp_path):
+    """A store's records in the order of their directories' names; a record in another run's directory, or one run
+    in two directories of a folder of `train --out` runs, is an error naming both."""
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.store import write_record
+    labels = ["f", "c", "a", "e", "b", "d"]
+    for label in labels:
+        write_record(tmp_path / "store" / "runs" / _record(label)["id"], _record(label))
+    assert [r["label"] for r in load_records(tmp_path / "store")] == sorted(labels, key=lambda x: _record(x)["id"])
+    moved = tmp_path / "store" / "runs" / "elsewhere"
+    (tmp_path / "store" / "runs" / _record("c")["id"]).rename(moved)
+    with pytest.raises(NeuralscaleError, match=f"is the record of run {_record('c')['id']}, not of elsewhere"):
+        load_records(tmp_path / "store")
+    for name in ("run1", "run2"):
+        write_record(tmp_path / "mine" / name, _record("a"))
+    with pytest.raises(NeuralscaleError, match=r"run1 and .*run2 hold the same run"):
+        load_records(tmp_path / "mine")
+
+
+def test_a_plan_keeps_its_runs_and_laws_as_it_grows(tmp_path):
+    """A store's plan keeps the runs planned before (first, in their order) and every descent iteration's law."""
+    from neuralscale.store import RunStore
+    store = RunStore(tmp_path)
+    one = {"alpha": [1.0], "beta": [0.5]}
+    assert store.save_plan({"model": "vgg11", "laws": {"1": one}}, {}, ["b", "a"], "then") == ["b", "a"]
+    assert store.save_plan({"model": "vgg11", "laws": {"2": one}}, {}, ["c", "a"], "now") == ["b", "a", "c"]
+    plan = store.load_plan()
+    assert plan["runs"] == ["b", "a", "c"] and list(plan["recipe"]["laws"]) == ["1", "2"]
+    assert plan["written"] == "now"
+
+
+def test_recipe_differences_are_said_four_at_most():
+    from neuralscale.store import recipe_difference
+    old, new = {f"k{i}": i for i in range(6)}, {f"k{i}": i + 1 for i in range(6)}
+    said = recipe_difference(old, new)
+    assert said.startswith("k0: 0 before, 1 now; k1: 1 before, 2 now") and said.endswith("k3: 3 before, 4 now; and 2 more")
+
+
+def test_what_varies_between_executions_is_stripped():
+    from neuralscale.store import budget_key, strip_timing
+    record = {"id": "x", "started": 1, "finished": 2, "wall_s": 3, "attempts": 2, "resumed": True, "latency": {},
+              "environment": {}, "summary": {"final_test_acc": 50.0, "images_per_s": 9.0},
+              "history": [{"epoch": 0, "train_time_s": 1.0, "images_per_s": 5.0, "train_loss": 2.0}]}
+    assert strip_timing(record) == {"id": "x", "summary": {"final_test_acc": 50.0},
+                                    "history": [{"epoch": 0, "train_loss": 2.0}]}
+    assert budget_key({"params": 1234}) == ("params", 1234.0)  # a record without a budget: by its parameters
 
 
 def test_a_run_started_from_weights_is_identified_by_the_run_it_started_from():
