@@ -60,3 +60,98 @@ def test_a_pruner_refuses_a_model_of_another_space(tmp_path):
     res = ns.space(torchvision.models.resnet18(num_classes=10), torch.randn(1, 3, 32, 32))
     with pytest.raises(ns.NeuralscaleError, match="gated layers"):
         ns.Pruner(vgg, res.build(res.uniform(0.05)), tmp_path / "d")
+
+
+def _batches(seed: int, n: int):
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randn(4, 3, 32, 32, generator=gen), torch.randint(0, 10, (4,), generator=gen)) for _ in range(n)]
+
+
+def _backward(model, x, y):
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+
+
+def test_a_pruner_is_driven_in_turn_and_finishes_once(tmp_path):
+    """step() before a backward pass and finish() before the end are refused; after the end, more steps change
+    nothing (gradients or none); finish() writes iteration 1 once, masked (the model stays the user's); a step after
+    it is refused; a second Pruner on the directory from laws.build() makes iteration 2 and returns both laws."""
+    import warnings
+    space = ns.space("vgg11", "synthetic")
+    space = space.rebased(space.uniform(0.0625))  # a small base: laws.build() is as small
+    torch.manual_seed(0)
+    model = space.build(space.base_widths)
+    kw = dict(k=4, interval=1, prune_fraction=0.3, prune_past_one=True, progress=False)
+    pruner = ns.Pruner(space, model, tmp_path / "d", **kw)
+    with pytest.raises(ns.NeuralscaleError, match=r"after loss\.backward"):
+        pruner.step()
+    with pytest.raises(ns.NeuralscaleError, match="pruning has not ended"):
+        pruner.finish()
+    for x, y in _batches(0, 200):
+        _backward(model, x, y)
+        pruner.step()
+        if pruner.done:
+            break
+    assert pruner.done
+    rows, widths = [list(r) for r in pruner.rows], list(pruner.widths)
+    assert sum(widths) < sum(space.base_widths)
+    for x, y in _batches(1, 3):  # the loop goes on past the end: nothing more is pruned or recorded
+        _backward(model, x, y)
+        pruner.step()
+    model.zero_grad(set_to_none=True)
+    pruner.step()
+    assert pruner.rows == rows and pruner.widths == widths
+    # the user's model is masked to the widths pruned to (each gate's live channels), not rebuilt
+    assert [int(g.ones.sum()) for g in gates(model)] == widths
+    assert [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == list(space.base_widths)
+    laws = pruner.finish()
+    assert pruner.finish() is laws and len(laws) == 1
+    assert sorted(p.name for p in (tmp_path / "d").glob("iteration_*.csv")) == ["iteration_01.csv"]
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["descent"]["physical"] is False
+    with pytest.raises(ns.NeuralscaleError, match="this pruner has finished"):
+        pruner.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nxt = laws.build()
+    second = ns.Pruner(space, nxt, tmp_path / "d", **kw)
+    for x, y in _batches(2, 200):
+        _backward(nxt, x, y)
+        second.step()
+        if second.done:
+            break
+    both = second.finish()
+    assert len(both) == 2 and both[0].alpha == laws[0].alpha
+    assert sorted(p.name for p in (tmp_path / "d").glob("iteration_*.csv")) == ["iteration_01.csv", "iteration_02.csv"]
+
+
+def test_a_pruner_weighs_channels_by_the_objective(tmp_path):
+    """objective="macs": each channel's score is weighed by the MACs it saves, so the first step (after interval + 1
+    batches) takes other channels than the parameter count's would (vgg11's layers differ in MACs per parameter by
+    their resolution)."""
+    space = ns.space("vgg11", "synthetic")
+    for seed in (0, 1):
+        first = {}
+        for objective in ("params", "macs"):
+            torch.manual_seed(seed)
+            model = space.build(space.uniform(0.0625))
+            pruner = ns.Pruner(space, model, tmp_path / f"{objective}{seed}", k=8, interval=1, objective=objective,
+                               progress=False)
+            for x, y in _batches(seed, 2):
+                _backward(model, x, y)
+                pruner.step()
+            assert sum(pruner.widths) == sum(space.uniform(0.0625)) - 8  # one step
+            first[objective] = pruner.widths
+        assert first["params"] != first["macs"], seed
+
+
+def test_a_pruner_refuses_a_folder_that_is_not_a_descents_before_locking_it(tmp_path):
+    space = ns.space("vgg11", "synthetic")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.txt").write_text("mine")
+    with pytest.raises(ns.NeuralscaleError, match=r"is not empty \(notes\.txt\) and is not a descent directory"):
+        ns.Pruner(space, space.build(space.uniform(0.0625)), tmp_path / "d", progress=False)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["notes.txt"]  # no .lock left in the user's folder
+    resnet = ns.space("resnet18", "synthetic")  # a model of another space: as many gated layers or more
+    with pytest.raises(ns.NeuralscaleError, match=r"the model has 17 gated layers, vgg11\S* has 8: build it with "
+                                                  r"space\.build\(widths\)"):
+        ns.Pruner(space, resnet.build(resnet.uniform(0.0625)), tmp_path / "r", progress=False)
