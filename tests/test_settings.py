@@ -52,6 +52,8 @@ def test_a_wrong_key_names_the_flag_and_a_field_set_twice_is_refused():
         DescentConfig.from_flags({"masking": "yes"})
     with pytest.raises(NeuralscaleError, match="descent settings must be a table"):
         DescentConfig.from_dict([1])
+    with pytest.raises(NeuralscaleError, match="bad sweep settings: .*'model' and 'dataset'"):  # not a TypeError
+        SweepConfig.from_dict({"seeds": [0]})
 
 
 @pytest.mark.parametrize("make, message", [
