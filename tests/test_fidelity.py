@@ -356,3 +356,29 @@ def test_sweep_methods_name_their_criteria_and_the_report_names_the_papers_lines
 def test_gates_still_hold_no_parameters():
     sp = ns.space("vgg11", "synthetic")
     assert all(not list(g.parameters()) for g in gates(sp.build(sp.uniform(0.25))))
+
+
+def test_a_gate_masks_channels_of_any_rank():
+    """A gate multiplies dimension 1 whatever the rank: a linear layer's (N, C), a convolution's (N, C, H, W), a 3-D
+    one's (a mutation audit: a 4-D-only view passed every model here)."""
+    from neuralscale.models.gate import Gate
+    g = Gate(0, 3)
+    g.ones = torch.tensor([1.0, 0.0, 2.0])
+    for shape in ((2, 3), (2, 3, 5), (2, 3, 4, 4), (2, 3, 2, 2, 2)):
+        x = torch.randn(shape)
+        assert torch.equal(g(x), torch.stack([x[:, 0], 0 * x[:, 1], 2 * x[:, 2]], 1)), shape
+
+
+def test_a_gate_knows_only_a_plain_affine_batch_norm():
+    """Its gradient is read from the norm's own (gamma * dgamma + beta * dbeta) only where the norm is a plain affine
+    one: not without a scale and shift, not a subclass that may do more (timm's BatchNormAct2d applies its
+    activation)."""
+    from torch import nn
+    from neuralscale.models.gate import Gate
+
+    class NormAct(nn.BatchNorm2d):
+        def forward(self, x):
+            return torch.relu(super().forward(x))
+    plain = nn.BatchNorm2d(3)
+    assert Gate(0, 3, plain).source is plain and Gate(0, 3, nn.BatchNorm1d(3)).source is not None
+    assert Gate(0, 3, nn.BatchNorm2d(3, affine=False)).source is None and Gate(0, 3, NormAct(3)).source is None

@@ -371,3 +371,90 @@ def test_a_build_on_cuda_without_it_is_one_clear_error():
         sp.build([8] * 8, device="cuda")
     with pytest.raises(NeuralscaleError, match="unknown device 'tpu'"):
         sp.build([8] * 8, device="tpu")
+
+
+def _init_std(weights) -> float:
+    return torch.cat([w.flatten() for w in weights]).std().item()
+
+
+def test_vgg11_is_the_originals_layer_by_layer_and_initialised_as_it():
+    """Counts cannot tell a max-pool from an average one, or a pool before the classifier's average from none, nor
+    the initialisation: the original's VGG11 is conv-BN-ReLU with a 2x2 max-pool after convolutions 1, 2, 4, 6 and
+    8; Kaiming-normal (fan out) convolutions with zero bias, BN scales of 0.5 and zero shifts, and a classifier of
+    std 0.01 with zero bias (a mutation audit)."""
+    from torch import nn
+    from neuralscale.models import vgg
+    from neuralscale.models.gate import Gate
+    torch.manual_seed(0)
+    net = vgg.VGG11([64] * 8, 10)
+    kinds = [type(m).__name__ for m in net.features]
+    assert kinds == sum((["Conv2d", "BatchNorm2d", "Gate", "ReLU"] + (["MaxPool2d"] if i in (0, 1, 3, 5, 7) else [])
+                         for i in range(8)), [])
+    assert all((m.kernel_size, m.stride) == (2, 2) for m in net.features if isinstance(m, nn.MaxPool2d))
+    assert all(g.source is net.features[i - 1] for i, g in enumerate(net.features) if isinstance(g, Gate))
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(not c.bias.any() for c in convs) and all((n.weight == 0.5).all() and not n.bias.any() for n in norms)
+    # fan out: the first convolution's std is sqrt(2 / (64 * 9)) = 0.059 (by its fan in, 27: 0.27)
+    assert abs(_init_std([convs[0].weight]) - (2 / (64 * 9)) ** 0.5) < 0.01
+    assert abs(_init_std([net.classifier.weight]) - 0.01) < 0.002 and not net.classifier.bias.any()
+
+
+def test_resnet18_is_the_originals_pre_activation_network():
+    """The original's PreActResNet18 forward, written out from its modules: a block's shortcut projects the
+    pre-activated input (relu(bn1(x))) or passes x itself, a ReLU between the block's convolutions, the final BN
+    straight into the pool (no ReLU); strides 2 at the first block of stages 2-4; Kaiming-normal (fan out) weights."""
+    import torch.nn.functional as F
+    from torch import nn
+    from neuralscale.models import resnet
+    torch.manual_seed(0)
+    widths = [4, 4, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8, 8, 8]
+    net = resnet.PreActResNet18(widths, 10).eval()
+    for m in net.modules():  # statistics and shifts not at their defaults: every term counts
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(m.bias, -0.5, 0.5)
+    assert [b.conv1.stride[0] for b in net.blocks] == [1, 1, 2, 1, 2, 1, 2, 1]
+    assert [b.shortcut is not None for b in net.blocks] == [False, True, True, False, True, False, True, False]
+    x = torch.randn(2, 3, 32, 32)
+    out = net.conv1(x)
+    for b in net.blocks:
+        pre = F.relu(b.bn1(out))
+        shortcut = b.shortcut(pre) if b.shortcut is not None else out
+        out = b.conv2(F.relu(b.bn2(b.conv1(pre)))) + shortcut
+    expected = net.linear(F.adaptive_avg_pool2d(net.bn_out(out), 1).flatten(1))
+    with torch.no_grad():
+        assert torch.allclose(net(x), expected, atol=1e-5)
+    stem = resnet.PreActResNet18([64] * 17, 10).conv1.weight  # fan out 64 * 9: std 0.059 (by its fan in: 0.27)
+    assert abs(_init_std([stem]) - (2 / (64 * 9)) ** 0.5) < 0.01
+
+
+def test_mobilenetv2_is_the_originals_network():
+    """The original's MobileNetV2 forward, written out from its modules: ReLU6 after the stem and the last 1x1
+    convolution, each block's expansion (x1 for the first, x6 after), depthwise 3x3 and projection, the shortcut
+    added before the block's gate; strides 2 at the first block of stages 2, 3, 4 and 6 (and 5 at 64x64 and up)."""
+    import torch.nn.functional as F
+    from torch import nn
+    from neuralscale.models import mobilenetv2
+    from neuralscale.models.gate import gates
+    torch.manual_seed(0)
+    widths = [4, 3, 4, 4, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 8, 8, 8, 9, 12]
+    net = mobilenetv2.MobileNetV2(widths, 10)
+    assert [b.residual[3].stride[0] for b in net.blocks] == [1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1]
+    large = mobilenetv2.MobileNetV2(widths, 10, large_input=True)
+    assert [b.residual[3].stride[0] for b in large.blocks][10:14] == [2, 1, 1, 2]
+    assert [b.residual[0].out_channels // b.residual[0].in_channels for b in net.blocks] == [1] + [6] * 16
+    assert all(b.residual[3].groups == b.residual[3].in_channels for b in net.blocks)  # depthwise
+    for g in gates(net):  # every gate scores (multiplies) from now on
+        g.ones = torch.linspace(0.5, 1.5, g.width).requires_grad_(True)
+    net.eval()
+    x = torch.randn(2, 3, 32, 32) * 50  # large enough for ReLU6 to cut
+    out = F.relu6(net.pre(x) * net.gate_pre.ones.view(1, -1, 1, 1))
+    for b in net.blocks:
+        out = (b.residual(out) + (b.shortcut(out) if b.shortcut is not None else out)) * b.gate.ones.view(1, -1, 1, 1)
+    out = F.relu6(net.conv1(out) * net.gate_conv1.ones.view(1, -1, 1, 1))
+    expected = net.conv2(F.adaptive_avg_pool2d(out, 1)).flatten(1)
+    with torch.no_grad():
+        assert torch.allclose(net(x), expected, atol=1e-5)
+    assert isinstance(net.blocks[0].residual[2], nn.ReLU6)
