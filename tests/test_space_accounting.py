@@ -185,6 +185,44 @@ def test_gates_hold_no_parameters_and_are_identity():
     assert torch.allclose(g(x), 2 * x)
 
 
+
+def test_segment_gates_mask_each_layers_segment_and_leave_the_images_channels():
+    """A batch norm reading a concatenation of the image (3 fixed channels) and two gated layers: each layer's
+    segment is multiplied by its own gate, the image's by 1 (a mutation audit: zeros there passed every test)."""
+    from neuralscale.models.gate import Gate, SegmentGates
+    a, b = Gate(0, 2), Gate(1, 4)
+    seg = SegmentGates([a, 3, b])
+    x = torch.randn(2, 9, 4, 4)
+    assert torch.equal(seg(x), x)  # no gate scoring: the identity
+    b.ones = torch.tensor([1.0, 0.0, 1.0, 0.0])  # only b is scoring; a's segment and the image's stay
+    want = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0]).view(1, 9, 1, 1)
+    assert torch.equal(seg(x), x * want)
+    a.ones = torch.tensor([0.0, 3.0])
+    want = torch.tensor([0.0, 3.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0]).view(1, 9, 1, 1)
+    assert torch.equal(seg(x), x * want)
+
+
+def test_resizing_a_module_keeps_what_its_tensors_were_apart_from_their_shape():
+    """A pruning step resizes layers in place: a frozen parameter stays frozen, a float64 one float64, a tensor of
+    the right shape keeps its values, and one left on meta by an earlier resize is made again (a mutation audit:
+    a frozen parameter made trainable, the dtype dropped, and a meta tensor kept all passed)."""
+    from neuralscale.models.resizing import resize_tensors
+    conv = torch.nn.Conv2d(4, 6, 3).double()
+    conv.bias.requires_grad_(False)
+    bn = torch.nn.BatchNorm2d(6)
+    kept = bn.running_var
+    resize_tensors(conv, weight=(5, 4, 3, 3), bias=(5,))
+    assert conv.weight.is_meta and conv.weight.shape == (5, 4, 3, 3) and conv.weight.dtype == torch.float64
+    assert conv.weight.requires_grad and not conv.bias.requires_grad and conv.bias.dtype == torch.float64
+    resize_tensors(bn, running_mean=(4,), running_var=(6,))
+    assert bn.running_mean.is_meta and bn.running_mean.shape == (4,) and bn.running_var is kept
+    meta_weight, meta_mean = conv.weight, bn.running_mean
+    resize_tensors(conv, weight=(5, 4, 3, 3))  # the right shape but on meta: a new tensor for the caller to fill
+    assert conv.weight is not meta_weight and conv.weight.is_meta and conv.weight.shape == (5, 4, 3, 3)
+    resize_tensors(bn, running_mean=(4,))
+    assert bn.running_mean is not meta_mean and bn.running_mean.is_meta and bn.running_mean.shape == (4,)
+
+
 def test_stride_and_shortcut_rules():
     cifar = ns.space("resnet18", "cifar100").build(ns.space("resnet18", "cifar100").uniform(0.25))
     tiny = ns.space("resnet18", "tinyimagenet").build(ns.space("resnet18", "tinyimagenet").uniform(0.25))
