@@ -223,6 +223,30 @@ def test_resizing_a_module_keeps_what_its_tensors_were_apart_from_their_shape():
     assert bn.running_mean is not meta_mean and bn.running_mean.is_meta and bn.running_mean.shape == (4,)
 
 
+
+@pytest.mark.parametrize("model", ["vgg11", "resnet18", "mobilenetv2", "resnet18-convcut", "torchvision:resnet18",
+                                   "torchvision:mobilenet_v2"])
+def test_a_gate_knows_the_batch_norm_whose_output_it_multiplies_and_no_other(model):
+    """A gate's `source` is the affine batch norm whose output it multiplies, read by the pruner's fast path
+    (dLoss/dgate from that norm's own gradients): a wrong one scores a layer with another's gradients, a missing
+    one only costs time. Checked on a forward pass, gate by gate (a mutation audit: ResNet18's and MobileNetV2's
+    wiring could change unnoticed)."""
+    sp = ns.space(model, "cifar10")
+    net = sp.build(sp.uniform(0.125))
+    outputs, fed = {}, {}
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            # (the output kept alive with its norm, so that no later tensor takes its id; before a generic model's
+            # gate, called from a hook of the norm's own)
+            m.register_forward_hook(lambda mod, args, out: outputs.__setitem__(id(out), (mod, out)), prepend=True)
+    for g in gates(net):
+        g.register_forward_pre_hook(lambda mod, args: fed.__setitem__(mod, outputs.get(id(args[0]), (None,))[0]))
+    net.eval()(torch.randn(2, 3, 32, 32))
+    assert len(fed) == len(gates(net)) and all(g.source is fed[g] for g in gates(net))
+    paper = {"vgg11": 8, "mobilenetv2": 2, "resnet18": 17, "resnet18-convcut": 17}
+    assert sum(g.source is not None for g in gates(net)) == paper.get(model, len(gates(net)))
+
+
 def test_stride_and_shortcut_rules():
     cifar = ns.space("resnet18", "cifar100").build(ns.space("resnet18", "cifar100").uniform(0.25))
     tiny = ns.space("resnet18", "tinyimagenet").build(ns.space("resnet18", "tinyimagenet").uniform(0.25))
