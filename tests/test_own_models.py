@@ -553,6 +553,7 @@ class Refused(nn.Module):
         self.dw32 = nn.Conv2d(32, 32, 3, padding=1, groups=32)  # depthwise, with its bias
         self.head = nn.Conv2d(64, 10, 1)
         self.half1, self.half2 = nn.Conv2d(16, 5, 1), nn.Conv2d(16, 5, 1)
+        self.flat0 = nn.Flatten(0)
 
     def forward(self, x):
         how = self.how
@@ -598,6 +599,8 @@ class Refused(nn.Module):
             return self.fc32(self.dw32(torch.cat([x, F.relu(x)], 1)).mean((2, 3)))
         elif how == "flatten from 0":
             return self.fc(torch.flatten(x.mean((2, 3))).view(x.size(0), -1))
+        elif how == "module flatten from 0":  # of a vector: batch and features run together
+            return self.fc(self.flat0(x.mean((2, 3))).view(x.size(0), -1))
         elif how == "mean over channels":
             return self.fc(x.mean(1).mean(2))
         elif how == "squeeze(1)":
@@ -643,6 +646,7 @@ class Refused(nn.Module):
     ("sigmoid of a concatenation", "a Sigmoid of a gated layer's channels (not 0 where a channel is masked) read by"),
     ("depthwise of a concatenation", "a grouped convolution (32 groups, 32 in, 32 out)"),
     ("flatten from 0", "a flatten from dimension 0"),
+    ("module flatten from 0", "a flatten of a tensor without channels"),  # (not the vector's unchanged flatten)
     ("mean over channels", "a reduction over the channels"),
     ("squeeze(1)", "a squeeze that may drop the channels"),
     ("flat to a map", "a view from shape (2, 64) to (2, 64, 1, 1)"),

@@ -522,7 +522,8 @@ class _Analyser:
         return _Tag(segs, raw=frozenset().union(*(self.tags[p].raw for p in parts)))
 
     def _flatten(self, node: fx.Node, src: _Tag | None) -> _Tag:
-        if src is not None and src.flat and len(self._shape(node.args[0]) or ()) == 2:
+        shape = self._shape(node.args[0])
+        if src is not None and src.flat and shape is not None and len(shape) == 2 and self._shape(node) == shape:
             return src  # a vector of features already (as after x.mean((2, 3))): flattening changes nothing
         if src is None or src.flat:
             raise self.obstacle(node, "a flatten of a tensor without channels")
