@@ -100,6 +100,22 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return root
 
 
+@pytest.fixture(autouse=True)
+def isolated_process_state():
+    """What a test that trains in this process changes, put back after it: torch's thread count, the thread
+    governor's state (threads.py) and the global random generator, so that no later test in the process depends on
+    which tests ran before it."""
+    import torch
+
+    from neuralscale import threads
+    count, state, rng = torch.get_num_threads(), dict(threads._state), torch.random.get_rng_state()
+    yield
+    torch.set_num_threads(count)
+    threads._state.clear()
+    threads._state.update(state)
+    torch.random.set_rng_state(rng)
+
+
 @pytest.fixture(scope="session")
 def fashion_files(tmp_path_factory):
     """The folder that holds Fashion-MNIST's four IDX files for the tests that read the demo's and the studies'

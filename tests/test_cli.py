@@ -242,12 +242,15 @@ def test_train_records_its_flags_says_warnings_in_one_line_and_quiet_is_quiet(tm
     the one line `warning: ...` (a mutation audit: each broken passed the tests)."""
     run = tmp_path / "run"
     r = run_cli("train", *SYNTH_TINY, "--ratio", "0.0625", "--channels-last", "--out", str(run), "--quiet")
-    assert r.returncode == 0 and r.stderr == "", r.stderr
+    # (only neuralscale's own lines: a library's note on stderr, as torch's NNPACK warning on some CPUs, is not ours)
+    ours = [line for line in r.stderr.splitlines() if "seed 0" in line or line.startswith(("warning", "neuralscale"))]
+    assert r.returncode == 0 and ours == [], r.stderr
     assert json.loads((run / "record.json").read_text())["config"]["channels_last"] is True
     r = run_cli("scale", "--model", "vgg11", "--dataset", "synthetic", "--method", "uniform", "--ratio", "0.0625",
                 "--multiple", "8")
     assert r.returncode == 0, r.stderr
-    assert r.stderr.startswith("warning: uniform at ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    said = [line for line in r.stderr.splitlines() if "uniform at " in line]
+    assert len(said) == 1 and said[0].startswith("warning: uniform at "), r.stderr
 
 
 def test_export_says_which_epochs_weights_it_wrote(tmp_path):

@@ -228,8 +228,8 @@ def test_a_built_model_is_initialised_afresh_the_torchvision_way():
     for seed in range(3):
         torch.manual_seed(seed)
         m = sp.build(list(sp.base_widths))
-        assert abs(float(m.c2.weight.std()) / math.sqrt(2 / (64 * 9)) - 1) < 0.1, seed  # fan in: twice that
-        assert abs(float(m.fc.weight.std()) / 0.01 - 1) < 0.1, seed
+        assert abs(float(m.c2.weight.detach().std()) / math.sqrt(2 / (64 * 9)) - 1) < 0.1, seed  # fan in: twice that
+        assert abs(float(m.fc.weight.detach().std()) / 0.01 - 1) < 0.1, seed
         assert torch.equal(m.b2.weight, torch.ones(64)) and not m.b2.bias.any() and not m.c2.bias.any()
         assert not m.fc.bias.any()
 

@@ -15,8 +15,9 @@ def test_a_new_files_folder_is_made_or_refused_before_the_work(tmp_path):
     the write itself)."""
     path = tmp_path / "a" / "b" / "law.json"
     assert check_new_file(path) == path and path.parent.is_dir() and not path.exists()
-    with pytest.raises(NeuralscaleError, match="cannot write /proc/neuralscale-test/law.json"):
-        check_new_file("/proc/neuralscale-test/law.json")
+    (tmp_path / "file").write_text("")  # a file where a folder should be: refused for root too
+    with pytest.raises(NeuralscaleError, match=f"cannot write {tmp_path / 'file' / 'law.json'}"):
+        check_new_file(tmp_path / "file" / "law.json")
 
 
 def test_force_writes_a_report_into_any_folder(tmp_path):

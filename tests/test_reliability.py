@@ -506,6 +506,7 @@ def test_a_sigterm_that_stopped_an_earlier_command_in_this_process_is_not_the_ne
     Ctrl-C of the next call is said as Ctrl-C, exit 130 (a mutation audit: the SIGTERM remembered for good passed
     the tests)."""
     from neuralscale import cli, command
+    monkeypatch.setattr(command, "_sigterm", command._sigterm)  # put back after the test, whatever main() does
     with pytest.raises(command.Terminated):
         command.terminate(signal.SIGTERM, None)  # the SIGTERM the earlier call was stopped by
 
@@ -653,8 +654,8 @@ def test_a_lock_names_its_holder_and_refuses_a_link(tmp_path):
                 entered.append(str(e))
         t = threading.Thread(target=waiter)
         t.start()
-        t.join(0.5)
-        assert entered == []  # held here: it waits (and can never be in)
+        t.join(0.05)
+        assert t.is_alive() and entered == []  # held here: it waits (and can never be in)
     t.join(60)
     assert entered == ["in"]
     (tmp_path / "target").write_text("someone's")
