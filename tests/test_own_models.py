@@ -460,6 +460,8 @@ class Idioms(nn.Module):
         if how == "image skip":
             self.refine = nn.Conv2d(3, 3, 3, padding=1)
         self.flatten = nn.Flatten()
+        if how == "plus zero":
+            self.c2 = nn.Conv2d(16, 16, 1)
 
     def forward(self, x):
         how = self.how
@@ -491,6 +493,8 @@ class Idioms(nn.Module):
             x = self.flatten(torch.flatten(x.mean((2, 3)), 1))
         elif how == "scaled":  # a residual branch scaled by a constant, as EDSR's: a masked channel stays 0
             x = (x + x * 0.2).mean((2, 3))
+        elif how == "plus zero":  # a sum with 0 keeps a masked channel 0 (a sum with 3 would not)
+            x = self.c2(x + 0).mean((2, 3))
         else:
             x = x.mean((2, 3))
         out = self.fc(x)
@@ -499,7 +503,7 @@ class Idioms(nn.Module):
 
 @pytest.mark.parametrize("how", ["se", "view", "reshape", "squeeze", "index", "mean-keyword", "torch.mean",
                                  "functions", "ellipsis", "view of a vector", "scaled", "image skip", "no affine",
-                                 "flatten of a vector"])
+                                 "flatten of a vector", "plus zero"])
 def test_common_idioms_are_followed(how):
     """Each was refused as 'an operation that may move or reshape channels' (x.view(x.size(0), -1) alone kept out
     the common CIFAR model collections as written), or ended in a TypeError (x.mean(3).mean(2)). (A mutation audit

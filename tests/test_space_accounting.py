@@ -186,6 +186,17 @@ def test_gates_hold_no_parameters_and_are_identity():
 
 
 
+
+def test_a_models_gates_are_listed_in_width_space_order_whatever_their_module_order():
+    """A model's gates come in the order of its layers in the width space, not of its modules: a generic model
+    registers a gate inside the module it follows, so module order need not be layer order (a mutation audit:
+    unsorted passed, the zoo's models building their gates in order)."""
+    from neuralscale.models.gate import Gate, gate_widths
+    model = torch.nn.Sequential(Gate(2, 5), Gate(0, 3), torch.nn.Sequential(Gate(1, 4)))
+    assert [g.index for g in gates(model)] == [0, 1, 2]
+    assert list(gate_widths(model).items()) == [(0, 3), (1, 4), (2, 5)]
+
+
 def test_segment_gates_mask_each_layers_segment_and_leave_the_images_channels():
     """A batch norm reading a concatenation of the image (3 fixed channels) and two gated layers: each layer's
     segment is multiplied by its own gate, the image's by 1 (a mutation audit: zeros there passed every test)."""
