@@ -445,3 +445,46 @@ def test_a_grouped_layers_saving_is_per_channel_and_no_saving_makes_a_channel_fr
     weighed = Noisy(sp, "macs").weigh(scores, widths)
     floor = 1e-3 * (2.0 + 6.0) / 2  # a thousandth of the mean positive saving
     assert [float(s) for s in weighed] == pytest.approx([1 / floor, 1 / 2.0, 1 / floor, 1 / 6.0])
+
+
+def test_an_objective_is_named_and_a_latency_one_needs_its_table():
+    """A mutation audit: an unknown objective's name, and a latency objective without a table, both passed."""
+    sp = ns.space("vgg11", "synthetic")
+    with pytest.raises(NeuralscaleError, match="unknown objective 'flops'"):
+        Objective(sp, "flops")
+    with pytest.raises(NeuralscaleError, match="latency table"):
+        Objective(sp, "latency")
+
+
+def test_a_layers_last_unit_and_a_saving_of_nothing_look_one_unit_on():
+    """A mutation audit: a grouped layer at its last unit not divided by its group count, a saving of exactly
+    nothing not looked past, a layer two units wide looked past to no width at all, and a weighing where no
+    saving is positive, all passed the tests."""
+    sp = ns.space(_Grouped(), torch.randn(1, 3, 16, 16))
+    widths = [4 if m == 4 else w for w, m in zip(sp.base_widths, sp.multiples)]
+    saved = Objective(sp, "macs").savings(widths)
+    for layer, m in enumerate(sp.multiples):
+        if widths[layer] == m:  # at its last unit: what one more unit costs, per channel
+            more = [w + (m if j == layer else 0) for j, w in enumerate(widths)]
+            assert saved[layer] == (sp.macs(more) - sp.macs(widths)) / m, layer
+    assert any(w == m == 4 for w, m in zip(widths, sp.multiples))
+
+    class Stepped(Objective):  # the first layer's last channel but one costs nothing (a structure that changes)
+        def cost(self, widths):
+            return (widths[0] - (widths[0] == 5)) * 10 + sum(widths[1:])
+    sp = ns.space("vgg11", "synthetic")
+    assert sp.multiples[0] == 1
+    widths = [5] + list(sp.base_widths)[1:]
+    assert Stepped(sp, "macs").savings(widths)[0] == 10  # 5 -> 4 saves nothing: the saving of 4 -> 3
+    widths[0] = 2
+
+    class Flat(Objective):  # two channels cost what one does: no look past the last one to none at all
+        def cost(self, widths):
+            return (10 * max(widths[0], 2) if widths[0] else 0) + sum(widths[1:])
+    assert Flat(sp, "macs").savings(widths)[0] == 0
+
+    class Free(Objective):
+        def savings(self, widths):
+            return [0.0, -1.0, 0.0][:len(widths)]
+    scores = [torch.full((1,), 3.0) for _ in range(3)]
+    assert [float(s) for s in Free(sp, "macs").weigh(scores, widths[:3])] == [3.0, 3.0, 3.0]  # nothing to scale by
