@@ -252,3 +252,31 @@ def test_every_field_that_decides_a_run_is_in_its_id():
     assert RunSpec(**{**base, "data": {**base["data"], "data_dir": "/elsewhere"}}).id == first
     warm = RunSpec(**{**base, "init": other_spec["init"]})
     assert RunSpec(**{**base, "init": {**other_spec["init"], "run": "/b"}}).id == warm.id
+
+
+def test_a_records_spec_is_checked_field_by_field_and_names_what_is_wrong():
+    """spec_problem's own lines, one damage at a time (a mutation audit: the damaged-files matrix refuses these
+    records anyway, by the id they no longer hash to, so a dropped check passed); and what a spec's id is made
+    of: the label (the method's unless given), ten hex digits of digest, the same for the same run written
+    otherwise (widths as floats, the configuration's keys in another order)."""
+    from neuralscale.spec import RunSpec, spec_problem
+    spec = RunSpec(model="vgg11", dataset="synthetic", method="uniform", config={"seed": 3, "epochs": 1},
+                   widths=[4] * 8)
+    d, rid = spec.to_dict(), spec.id
+    assert spec.label == "uniform" and rid.startswith("uniform-s3-") and "architecture" not in d
+    digest = rid.rpartition("-")[2]
+    assert len(digest) == 10 and int(digest, 16) >= 0
+    assert spec_problem(d, rid) == "" and spec_problem(d, "a-label-of-0.1.0-" + digest) == ""
+    assert spec_problem(d, "uniform-s3-0123456789") == f"spec is run {rid}'s, not uniform-s3-0123456789's"
+    for damaged, says in [([], "spec is not a table"),
+                          ({k: v for k, v in d.items() if k != "config"}, "spec.config is missing"),
+                          ({**d, "colour": "red"}, "spec.colour is not a field of a run spec"),
+                          ({**d, "budget": "half"}, "spec.budget is 'half', not what a run spec holds there"),
+                          ({**d, "widths": [4, 0, 4, 4, 4, 4, 4, 4]}, "spec.widths are not positive"),
+                          ({**d, "widths": []}, "spec.widths are not positive"),
+                          ({**d, "init": {"run": "/a"}}, "spec.init does not name a run and its id")]:
+        assert spec_problem(damaged, rid) == says, says
+    same = RunSpec(model="vgg11", dataset="synthetic", method="uniform", config={"epochs": 1, "seed": 3},
+                   widths=[4.0] * 8)
+    assert same.id == rid and same.widths == [4] * 8 and all(type(w) is int for w in same.widths)
+    assert RunSpec(**{**d, "label": "(mine)"}).id.startswith("mine-s3-")  # no dash left at either end
