@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 
 import neuralscale as ns
-from neuralscale.api import load_splits
+from neuralscale.api import fit_trajectory, load_splits, resolve_widths, train_config
 from neuralscale.data.augment import DeviceBatches, channel_stats
 from neuralscale.descent import DescentConfig
 from helpers import TINY_DESCENT_ARGS, run_cli, run_python, write_fashion, write_imagefolder
@@ -529,6 +529,34 @@ def test_the_python_api_misused_says_so_as_the_cli_would(call, says):
     TypeError or AttributeError from deep inside."""
     with pytest.raises(ns.NeuralscaleError, match=re.escape(says)):
         call()
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda: resolve_widths(ns.space("vgg11", "synthetic"), [8] * 8, 0.5), "give either widths or a ratio, not both"),
+    (lambda: train_config("cifar10", preset="fast"), "unknown training preset 'fast'; the one preset is paper"),
+    (lambda: fit_trajectory("t.csv", ns.space("vgg11", "synthetic"), trajectory_start="first"),
+     "trajectory_start is all-lost or per-layer, got 'first'"),
+    (lambda: fit_trajectory("t.csv", ns.space("vgg11", "synthetic"), out="./t.csv"), "is the trajectory being fitted"),
+    (lambda: ns.train("vgg11", "synthetic", widths=[8] * 8, params=1000), "give one of widths, ratio, params or macs"),
+    (lambda: ns.train("vgg11", "synthetic", ratio=0.5, macs="50%"), "give one of widths, ratio, params or macs"),
+    (lambda: ns.train("vgg11", "synthetic", ratio=0.5, method="uniform", iteration=1), "--from and --iteration apply"),
+    (lambda: ns.train("vgg11", "synthetic", widths=[8] * 8, method="uniform"), "--widths are explicit"),
+])
+def test_the_apis_own_checks_refuse_before_any_work(call, says):
+    """A mutation audit: each of these checks of the Python API (which the CLI's own parser mostly makes before
+    it) could be dropped with every test passing."""
+    with pytest.raises(ns.NeuralscaleError, match=re.escape(says)):
+        call()
+
+
+def test_the_api_resolves_widths_a_preset_and_the_split_seed_it_is_given():
+    sp = ns.space("vgg11", "synthetic")
+    assert resolve_widths(sp) == list(sp.base_widths) and resolve_widths(sp, ratio=0.5) == sp.uniform(0.5)
+    assert train_config("cifar10", epochs=3) == ns.TrainConfig(epochs=3)
+    assert train_config("cifar10", preset="paper", epochs=3) == ns.paper_config("cifar10", epochs=3)
+    vals = [load_splits("synthetic", ns.TrainConfig(val_fraction=0.25, split_seed=s), subset={"train": 64}).val[0]
+            for s in (0, 1, 2)]
+    assert len(vals[0]) >= 1 and not all(torch.equal(vals[0], v) for v in vals[1:])  # the seed decides the split
 
 
 def test_any_path_like_is_a_path_to_the_python_api(tmp_path):
