@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 
 import neuralscale as ns
-from neuralscale.api import fit_trajectory, load_splits, resolve_widths, train_config
+from neuralscale.api import describe, fit_trajectory, load_splits, resolve_widths, train_config
 from neuralscale.data.augment import DeviceBatches, channel_stats
 from neuralscale.descent import DescentConfig
 from helpers import TINY_DESCENT_ARGS, run_cli, run_python, write_fashion, write_imagefolder
@@ -557,6 +557,8 @@ def test_the_api_resolves_widths_a_preset_and_the_split_seed_it_is_given():
     vals = [load_splits("synthetic", ns.TrainConfig(val_fraction=0.25, split_seed=s), subset={"train": 64}).val[0]
             for s in (0, 1, 2)]
     assert len(vals[0]) >= 1 and not all(torch.equal(vals[0], v) for v in vals[1:])  # the seed decides the split
+    info = describe(sp, sp.uniform(0.0625), latency_batch=3)  # timed at batch 1 and the batch asked for
+    assert sorted(info["latency"]["batches"]) == ["1", "3"] and info["widths"] == sp.uniform(0.0625)
 
 
 def test_any_path_like_is_a_path_to_the_python_api(tmp_path):
