@@ -561,6 +561,20 @@ def test_the_api_resolves_widths_a_preset_and_the_split_seed_it_is_given():
     assert sorted(info["latency"]["batches"]) == ["1", "3"] and info["widths"] == sp.uniform(0.0625)
 
 
+def test_what_train_trains_explicit_widths_or_a_ratio_has_its_budget():
+    """What `train` would train, before training (a mutation audit: an explicit configuration's budget, its
+    parameters, could be dropped from the record with every test passing)."""
+    from neuralscale.api import _configuration
+    from neuralscale.budget import Budget
+    sp = ns.space("vgg11", "synthetic")
+    explicit = _configuration(sp, [8] * 8, None, None, None, None, None, None, False)
+    assert explicit == {"widths": [8] * 8, "method": "explicit", "label": "explicit",
+                        "budget": Budget("params", sp.params([8] * 8))}
+    uniform = _configuration(sp, None, 0.25, None, None, None, None, None, False)
+    assert uniform == {"widths": sp.uniform(0.25), "method": "uniform", "label": "uniform",
+                       "budget": Budget("params", sp.params(sp.uniform(0.25)), ratio=0.25)}
+
+
 def test_any_path_like_is_a_path_to_the_python_api(tmp_path):
     """os.PathLike objects (pytest's py.path, a library's own path types) are paths, as Path is: the type check
     refuses what is not a path, and lets these through to the file's own checks."""
