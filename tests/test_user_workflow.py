@@ -541,6 +541,8 @@ def test_the_python_api_misused_says_so_as_the_cli_would(call, says):
     (lambda: ns.train("vgg11", "synthetic", ratio=0.5, macs="50%"), "give one of widths, ratio, params or macs"),
     (lambda: ns.train("vgg11", "synthetic", ratio=0.5, method="uniform", iteration=1), "--from and --iteration apply"),
     (lambda: ns.train("vgg11", "synthetic", widths=[8] * 8, method="uniform"), "--widths are explicit"),
+    (lambda: ns.train(ns.space("vgg11", "cifar100"), "synthetic", ratio=0.0625, subset={"train": 16, "test": 8}),
+     "vgg11 takes 3x32x32 inputs and 100 classes, but synthetic has 3x32x32 images and 10 classes"),
 ])
 def test_the_apis_own_checks_refuse_before_any_work(call, says):
     """A mutation audit: each of these checks of the Python API (which the CLI's own parser mostly makes before
