@@ -575,6 +575,11 @@ def test_what_train_trains_explicit_widths_or_a_ratio_has_its_budget():
     uniform = _configuration(sp, None, 0.25, None, None, None, None, None, False)
     assert uniform == {"widths": sp.uniform(0.25), "method": "uniform", "label": "uniform",
                        "budget": Budget("params", sp.params(sp.uniform(0.25)), ratio=0.25)}
+    from neuralscale.api import describe_run
+    record = {"id": "x", "status": "finished", "model": "vgg11", "dataset": "synthetic", "widths": [4] * 8, "seed": 3,
+              "method": "uniform", "label": "uniform", "budget": {}, "summary": {}}
+    assert describe_run(record) == {**sp.describe([4] * 8), **{k: record[k] for k in
+                                    ("id", "status", "method", "label", "budget", "seed", "summary")}}
 
 
 def test_any_path_like_is_a_path_to_the_python_api(tmp_path):
