@@ -678,3 +678,49 @@ def test_train_force_replaces_another_run_in_its_folder(tmp_path, capsys):
     assert cli.main([*args, "--ratio", "0.125", "--force"]) == 0
     record = json.loads((tmp_path / "r" / "record.json").read_text())
     assert record["id"] != first and record["status"] == "finished" and record["budget"]["ratio"] == 0.125
+    # a rerun of the same run with --force finds it finished: nothing is cleared or trained again (a mutation
+    # audit: --force clearing the folder whatever run it held passed the tests)
+    kept = (tmp_path / "r" / "record.json").read_bytes()
+    assert cli.main([*args, "--ratio", "0.125", "--force"]) == 0
+    assert (tmp_path / "r" / "record.json").read_bytes() == kept
+
+
+def test_train_measures_the_latency_at_the_batches_it_is_asked_for():
+    """api.train(latency_batches=...) times the trained network at those batches and no other (a mutation audit:
+    the batches dropped on their way to the run passed the tests)."""
+    config = ns.TrainConfig(epochs=1, batch_size=16, device="cpu")
+    timed = ns.train("vgg11", "synthetic", ratio=0.0625, config=config, subset={"train": 32, "test": 16},
+                     latency_batches=[2, 3], progress=False)
+    assert sorted(timed["latency"]["batches"]) == ["2", "3"]
+    plain = ns.train("vgg11", "synthetic", ratio=0.0625, config=config, subset={"train": 32, "test": 16},
+                     progress=False)
+    assert "latency" not in plain
+
+
+def test_load_splits_reads_the_tinyimagenet_split_it_is_given(tmp_path):
+    """load_splits(tinyimagenet_split="original") splits the official validation images in half, as the original
+    did; the default keeps them all for the test set (a mutation audit: the argument dropped passed the tests)."""
+    from helpers import write_tinyimagenet
+    write_tinyimagenet(tmp_path, classes=3, train_per_class=4, val_per_class=4)
+    config = ns.TrainConfig(val_fraction=0.1)
+    original = load_splits("tinyimagenet", config, data_dir=str(tmp_path), tinyimagenet_split="original")
+    official = load_splits("tinyimagenet", config, data_dir=str(tmp_path))
+    assert len(original.test[1]) == 6 and len(original.val[1]) == 6  # half of each class's 4 each
+    assert len(official.test[1]) == 12
+
+
+def test_fit_counts_tau_as_it_is_told_on_the_originals_files(tmp_path):
+    """A header-less trajectory (the original's format) is fitted with the original's parameter formula unless
+    tau says exact; ResNet18's formula forgets a strided block's projection where its input is as wide as its
+    output, so the two laws differ on such rows (a mutation audit: tau ignored for such files passed the tests,
+    which fitted VGG11 or files with a header)."""
+    sp = ns.space("resnet18", "cifar100")
+    rows = [sp.uniform(1.0 - 0.05 * i) for i in range(10)]
+    for r in rows:
+        r[4] = r[6]  # block2's output as wide as block3's
+    assert all(sp.tau(r, "original") < sp.params(r) for r in rows)
+    path = tmp_path / "iteration_01.csv"
+    path.write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
+    auto, exact, original = (fit_trajectory(path, sp, tau=t) for t in ("auto", "exact", "original"))
+    assert auto.alpha == original.alpha and auto.beta == original.beta and "original formula" in auto.note
+    assert exact.note == "" and min(a / b for a, b in zip(original.alpha, exact.alpha)) > 1.0001
