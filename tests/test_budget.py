@@ -140,3 +140,44 @@ def test_a_budgets_directory_name_takes_the_largest_unit_it_reaches():
     assert [Budget.parse(x).slug for x in ("999", "1000", "1M", "2.5M", "1G")] == \
         ["params999", "params1k", "params1M", "params2.5M", "params1G"]
     assert Budget.parse("25%").slug == "params25pct" and Budget.parse("150k", "macs").slug == "macs150k"
+
+
+@pytest.mark.parametrize("bad", ["inf%", "1e400", "1e400%", -5, 0, float("inf")])
+def test_a_budget_past_the_numbers_is_refused_in_the_words_of_its_metric(bad):
+    """A mutation audit: an infinite share or amount, or a number at or below zero, was refused only by the
+    constructor's check, whose message lost the metric, the examples and the budget as it was given."""
+    with pytest.raises(NeuralscaleError) as err:
+        Budget.parse(bad, "macs")
+    assert str(err.value) == ("a macs budget must be a positive finite number (e.g. 2795410 or 2.8M) or a share of "
+                              f"the base model (e.g. 25%), got {bad!r}")
+
+
+def test_a_budget_made_directly_is_checked_for_its_metric_and_for_zero():
+    with pytest.raises(NeuralscaleError, match="a ratio budget counts parameters"):
+        Budget("macs", ratio=0.5)
+    for kwargs in ({"value": 0}, {"share": 0.0}, {"metric": "latency", "value": 0.0}):
+        with pytest.raises(NeuralscaleError, match="must be a positive finite number, got 0"):
+            Budget(**kwargs)
+    assert Budget.from_dict({}) is None and Budget.from_dict(None) is None  # a record without a budget
+
+
+def test_a_budgets_amount_is_its_records_value_or_its_share_of_the_latency_given():
+    """A recorded ratio budget already holds its parameters (no space needed to read them); a latency share is of
+    the latency passed (a mutation audit: both passed when changed)."""
+    assert Budget.from_dict({"metric": "params", "value": 579786, "ratio": 0.25}).amount() == 579786.0
+    sp = ns.space("vgg11", "synthetic")
+    assert Budget.parse("10%", "latency").amount(sp, cost=lambda w: 4.0) == pytest.approx(0.4)
+    assert Budget.parse("50%", "macs").amount(sp) == pytest.approx(0.5 * sp.macs(sp.base_widths))
+
+
+def test_a_budgets_spellings_and_texts_for_every_metric():
+    """Amounts as the CLI prints them, a share not typed spelled as a share, keys of floats, latency texts in
+    milliseconds, and a share equal to itself however it was typed (a mutation audit: each passed when changed)."""
+    from neuralscale.budget import amount
+    assert amount(2794510, "params") == "2,794,510 parameters" and amount(150000, "macs") == "150,000 MACs"
+    assert amount(4.30125, "latency") == "4.301 ms"
+    assert Budget("params", share=0.25).spelling == "25%" and Budget("macs", 5.0).spelling == 5.0
+    key = Budget.from_dict({"metric": "macs", "value": 5.0, "share": 1}).key
+    assert key == ("macs share", 1.0) and isinstance(key[1], float)
+    assert Budget.parse("4.3012", "latency").text == "4.3012 ms"
+    assert Budget.parse("25%") == Budget.parse("25.0%") and Budget.parse("25.0%").spelling == "25.0%"
