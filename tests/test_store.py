@@ -61,6 +61,64 @@ def test_the_layouts_name_every_file(tmp_path):
     assert ReportDir.is_figure(Path("growth_iteration_03.pdf")) and not ReportDir.is_figure(Path("mine.png"))
 
 
+def test_a_folder_not_neuralscales_is_refused_by_name_and_a_run_directory_clears_only_its_run(tmp_path):
+    """A mutation audit of layout.py: the refusal's list of what a folder holds (sorted, three then a count), its
+    lock, its marker and force; what `train --force` clears; where a store's runs are; and which folder is a report
+    (its header, its summary) and which names are a report's figures each passed the tests when changed."""
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.layout import ReportDir, RunDir, StoreDir, claim_folder, growth_figure_name
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / ".lock").write_text("")
+    claim_folder(folder, folder / "record.json", "run directory")  # its lock alone is no content
+    for name in ("d.txt", "c.txt", "b.txt", "a.txt"):
+        (folder / name).write_text("mine")
+    with pytest.raises(NeuralscaleError) as err:
+        claim_folder(folder, folder / "record.json", "run directory")
+    assert f"{folder} is not empty (a.txt, b.txt, c.txt and 1 more) and is not a run directory (no record.json)" \
+        in str(err.value)
+    claim_folder(folder, folder / "record.json", "run directory", force=True)
+    claim_folder(folder, folder / "a.txt", "run directory")  # its marker there: a folder of its own
+    for name in ("c.txt", "d.txt"):
+        (folder / name).unlink()
+    with pytest.raises(NeuralscaleError, match=r"is not empty \(a\.txt, b\.txt\) and"):
+        claim_folder(folder, folder / "record.json", "run directory")
+    claim_folder(folder, folder / "record.json", "run directory", also=lambda p: p.suffix == ".txt")  # beside it
+
+    run = RunDir(tmp_path / "run")
+    (run.weights.path / "deep").mkdir(parents=True)
+    for f in (run.record, run.checkpoint, run.metrics, run.log, run.path / "notes.txt"):
+        f.write_text("x")
+    run.clear()
+    assert sorted(p.name for p in run.path.iterdir()) == ["notes.txt"]
+    run.clear()  # nothing left to clear: no error
+
+    store = StoreDir(tmp_path / "store")
+    store.path.mkdir()
+    assert store.runs_folder() == store.path  # a folder of run directories is its own runs folder
+    store.runs.mkdir()
+    assert store.runs_folder() == store.runs
+
+    report = ReportDir(tmp_path / "report")
+    report.path.mkdir()
+    assert not report.is_report()  # no report.md
+    report.markdown.write_text("# my notes\n")
+    assert not report.is_report()
+    report.markdown.write_text(ReportDir.HEADER + " of a store\n")
+    assert report.is_report()
+    for summary, ok in (('{"store": "s", "rows": []}', True), ('{"store": "s"}', False), ("[1]", False),
+                        ("{", False), ('["store", "rows"]', False), (b"\xff\xfe", False)):
+        (report.summary.write_bytes if isinstance(summary, bytes) else report.summary.write_text)(summary)
+        assert report.is_report() is ok, summary
+    report.markdown.write_bytes(b"\xff# neuralscale report\n")
+    assert not report.is_report()
+    assert ReportDir.belongs(".report.md.a1b2c3d_.ns.tmp") and not ReportDir.belongs(".notes.abcdefgh.tmp")
+    assert growth_figure_name(3) == "growth_iteration_03.png" and ReportDir.is_figure(Path(growth_figure_name(3)))
+    for name in ("acc_vs_params_old.png", "my_heatmap.png", "heatmap.txt", "widths"):
+        assert not ReportDir.is_figure(Path(name)), name
+    assert ReportDir.is_figure(Path("acc_vs_latency.svg")) and ReportDir.is_figure(Path("widths.png"))
+
+
 def test_records_are_read_strictly(tmp_path):
     from neuralscale.errors import NeuralscaleError
     from neuralscale.store import is_run_dir, read_record, write_record
