@@ -352,6 +352,67 @@ def test_a_latency_with_a_large_spread_is_flagged_unstable():
     assert not accounting.unstable(10.0, 2.0) and accounting.unstable(10.0, 2.001)  # above a fifth, not at it
 
 
+def test_the_counts_of_layers_the_paper_families_do_not_have():
+    """A mutation audit of accounting.py: a frozen parameter, a kernel that is not square, a Linear layer applied at
+    several positions, the positions kept for the next count, and a meta model's mode and hooks left as they were
+    all passed the tests when changed (the paper's families have square kernels and one classifier position)."""
+    import copy
+    from torch import nn
+    net = nn.Sequential(nn.Conv2d(2, 4, (1, 3), padding=(0, 1)), nn.Flatten(2), nn.Linear(36, 5))
+    net[0].weight.requires_grad_(False)  # frozen: still a parameter of the model
+    assert accounting.count_params(net) == 4 * 2 * 1 * 3 + 4 + 36 * 5 + 5
+    positions: dict = {}
+    # the conv: 6x6 positions, 4 channels, 1x3 kernel on 2 inputs; the Linear: one position per conv channel
+    assert accounting.count_macs(net, (2, 6, 6), positions) == 36 * 4 * 3 * 2 + 4 * 5 * 36
+    assert positions == {"0": 36, "2": 4}  # kept for the next count
+    meta = copy.deepcopy(net).to("meta").eval()
+    assert accounting.count_macs(meta, (2, 6, 6)) == 36 * 4 * 3 * 2 + 4 * 5 * 36
+    assert not meta.training and not any(m._forward_hooks for m in meta.modules())
+
+
+def test_a_latency_on_the_cpu_names_the_cpu_and_an_allocation_that_fails_is_one_error(monkeypatch):
+    """The CPU's measurement is not in channels_last unless asked, names the CPU's model (the `model name` line of
+    /proc/cpuinfo, not the `model` number above it) and its threads; a failed allocation is one clear error, any
+    other error stays what it is; two timed calls give the quantiles of the two (a mutation audit)."""
+    import io
+    import platform
+    from torch import nn
+    lat = accounting.measure_latency(nn.Identity(), (1, 2, 2), "cpu", batch_sizes=(1,), warmup=0, repeats=3)
+    assert lat["channels_last"] is False and lat["device"].endswith(f", {torch.get_num_threads()} threads)")
+    cpuinfo = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel\t\t: 85\nmodel name\t: Intel(R) Xeon(R) Gold\n"
+    monkeypatch.setattr(accounting, "open", lambda *a, **k: io.StringIO(cpuinfo), raising=False)
+    assert accounting._cpu_model() == "Intel(R) Xeon(R) Gold"
+
+    def unreadable(*a, **k):
+        raise OSError("no /proc here")
+    monkeypatch.setattr(accounting, "open", unreadable, raising=False)
+    assert accounting._cpu_model() == (platform.processor() or platform.machine())
+
+    class Fails(nn.Module):
+        def __init__(self, error):
+            super().__init__()
+            self.error = error
+
+        def forward(self, x):
+            raise self.error
+    for error in (MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate")):
+        with pytest.raises(NeuralscaleError, match=r"latency at batch 4 of 1x2x2 inputs does not fit in cpu's memory"):
+            accounting.measure_latency(Fails(error), (1, 2, 2), "cpu", batch_sizes=(1, 4), warmup=0, repeats=2)
+    with pytest.raises(RuntimeError, match="a bug of ours"):
+        accounting.measure_latency(Fails(RuntimeError("a bug of ours")), (1, 2, 2), "cpu", batch_sizes=(1,))
+    clock = [0.0]
+    took = iter([0.001, 0.003])
+
+    class Timed(nn.Module):
+        def forward(self, x):
+            clock[0] += next(took)
+            return x
+    monkeypatch.setattr(accounting.time, "perf_counter", lambda: clock[0])
+    m = accounting.measure_latency(Timed(), (1, 2, 2), "cpu", batch_sizes=(1,), warmup=0, repeats=2)["batches"]["1"]
+    assert m["median_ms"] == pytest.approx(2.0) and m["p10_ms"] == pytest.approx(1.2)
+    assert m["p90_ms"] == pytest.approx(2.8) and m["iqr_ms"] == pytest.approx(1.0)
+
+
 def test_widths_are_checked_wherever_a_space_takes_them():
     """A mutation audit: a string of digits (one width a character), True, an uneven start for a descent and
     widths for an in-place resize all passed where a space takes widths, as did lists of unequal length."""
