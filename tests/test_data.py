@@ -176,6 +176,15 @@ def test_second_load_comes_from_the_cache(tmp_path, isolated_cache):
     assert len(load("cifar10", tmp_path).train_y) == 20
 
 
+def test_an_image_folders_tensors_are_cached_in_one_file_of_the_cache(tmp_path, isolated_cache):
+    """The dataset's name holds the folder's path: with its "/" kept, the cache file's name was a path of folders
+    inside the cache, not one file in it (a mutation audit)."""
+    write_imagefolder(tmp_path / "pets", classes=2, per_class=2, size=16)
+    load(f"imagefolder:{tmp_path / 'pets'}")
+    (cached,) = (isolated_cache / "cache" / "tensors").iterdir()
+    assert cached.is_file() and cached.name.endswith(".pt") and "pets" in cached.name
+
+
 def test_split_is_stratified_seeded_and_disjoint():
     d = load("synthetic", synthetic=dict(num_train=1000, num_test=100))
     a, b = d.split(0.1, seed=3), d.split(0.1, seed=3)
@@ -447,6 +456,10 @@ def test_a_subset_larger_than_the_data_is_said_to_be_all_of_it(caplog):
     assert splits.sizes()["train"] == 1800 and splits.sizes()["test"] == 10
     assert "a train subset of 100,000 images asked for; synthetic has 1,800: all are used" in caplog.text
     assert "test subset" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="neuralscale"):  # all of them, exactly: nothing to say
+        assert DataConfig("synthetic", train=1800, test=10).splits(0.1, 0).sizes()["train"] == 1800
+    assert "subset" not in caplog.text
 
 
 def test_what_the_dataset_checks_still_take(tmp_path):
@@ -462,6 +475,32 @@ def test_what_the_dataset_checks_still_take(tmp_path):
     write_tinyimagenet(tmp_path / "tin", archive=False, classes=3, train_per_class=2, val_per_class=1)
     d = load("tinyimagenet", tmp_path / "tin", tinyimagenet_split="original")
     assert len(d.train_y) == 6 and d.val_y is not None and len(d.val_y) == 0
+
+
+def test_a_datasets_names_and_the_data_settings_a_record_keeps(tmp_path, monkeypatch):
+    """A mutation audit of data/__init__.py: names spelled with `_`, a name that starts as imagefolder's without its
+    colon, a data folder under ~, the folder given beside a record's settings, what a record's "data" keeps (no
+    folder unless asked, no default split, nothing unset), the split's seed for the subsets and a test subset given
+    alone all passed data's tests when changed."""
+    import neuralscale as ns
+    from neuralscale.data import DataConfig
+    assert ns.dataset_info("Tiny_ImageNet").name == "tinyimagenet"
+    assert ns.dataset_info("fashion_mnist").in_channels == 1
+    with pytest.raises(NeuralscaleError, match="unknown dataset 'imagefolderx'"):
+        ns.dataset_info("imagefolderx")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert len(load("synthetic", "~", synthetic={"num_train": 20, "num_test": 10}).train_y) == 20  # ~ is home
+    config = DataConfig.from_settings("tinyimagenet", {"train": 100, "test": None, "data_dir": "/a",
+                                                       "tinyimagenet_split": "original"}, data_dir="/b")
+    assert config.data_dir == "/b" and config.test is None
+    assert config.settings() == {"train": 100, "tinyimagenet_split": "original"}
+    assert config.settings(with_dir=True) == {"train": 100, "tinyimagenet_split": "original", "data_dir": "/b"}
+    assert DataConfig("cifar10", test=50).settings() == {"test": 50}
+    assert DataConfig.from_settings("cifar10", {"tinyimagenet_split": None}).settings() == {}
+    want = load("synthetic").split(0.1, 1).subset(100, None, seed=1)  # the split's seed is the subset's
+    got = DataConfig("synthetic", train=100).splits(0.1, split_seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(got.train + got.val + got.test, want.train + want.val + want.test))
+    assert DataConfig("synthetic", test=50).splits().sizes()["test"] == 50  # a test subset alone is taken too
 
 
 def test_tinyimagenets_split_is_refused_for_another_dataset():
@@ -482,8 +521,11 @@ def test_a_killed_cache_write_leaves_nothing_once_the_cache_is_written(tmp_path,
     killed.write_bytes(b"half a tensor file")
     mine = tensors / "synthetic-k.pt.notes"
     mine.write_text("mine")
+    hidden = tensors / ".synthetic-k.pt.notes"  # the temporary files' prefix, not their name: the user's too
+    hidden.write_text("mine")
     save_cached("synthetic", "k", {"x": torch.zeros(2)})
-    assert sorted(p.name for p in tensors.iterdir()) == ["synthetic-k.pt", "synthetic-k.pt.notes"]
+    assert sorted(p.name for p in tensors.iterdir()) == [".synthetic-k.pt.notes", "synthetic-k.pt",
+                                                         "synthetic-k.pt.notes"]
 
 
 def test_the_training_crop_and_flip_in_one_gather_are_the_crop_then_the_flip():
@@ -671,6 +713,55 @@ def test_a_split_rounds_each_class_share_and_a_subset_keeps_a_validation_image()
     assert len(big.subset(train=10).val[1]) == 1  # 10 * 10 / 990 rounds to 0: one kept
 
 
+def test_a_split_and_a_subset_keep_the_order_the_classes_and_the_seed_and_a_split_may_take_no_validation():
+    """A mutation audit of data/base.py: a subset's images out of their order, its seed ignored, the class names
+    dropped by a split or a subset, and a validation fraction of 0 refused all passed the tests."""
+    from neuralscale.data.base import ImageData
+    from neuralscale.data.info import KNOWN
+    n = 100
+    x = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 3, 32, 32).clone()  # each image its index
+    y = torch.arange(n) % 10
+    names = [f"c{k}" for k in range(10)]
+    data = ImageData(KNOWN["synthetic"], x, y, x[:20].clone(), y[:20].clone(), classes=names)
+
+    def ids(part):
+        return part[0][:, 0, 0, 0].tolist()
+    s = data.split(0.1, seed=0)
+    assert sorted(ids(s.train) + ids(s.val)) == list(range(n)) and s.classes == names
+    subsets = [s.subset(train=30, test=8, seed=seed) for seed in (1, 2, 3)]
+    for sub in subsets:
+        assert sub.sizes() == {"train": 30, "val": 3, "test": 8} and sub.classes == names
+        for part in (sub.train, sub.val, sub.test):
+            assert ids(part) == sorted(ids(part))  # in the order of the data they are drawn from
+    assert len({tuple(ids(sub.train)) for sub in subsets}) == 3  # each seed its own subset
+    assert ids(s.subset(train=30, test=8, seed=2).train) == ids(subsets[1].train)
+    none = data.split(0.0)
+    assert none.sizes() == {"train": n, "val": 0, "test": 20}
+
+
+def test_what_a_datasets_tensors_must_be():
+    """tensor_problem, case by case (a mutation audit: images not uint8, labels not int64 or not one a image, a
+    validation part of labels alone, an empty image tensor beside labels, and a table that is not a dict passed)."""
+    from neuralscale.data.base import tensor_problem
+    from neuralscale.data.info import DatasetInfo
+    info = DatasetInfo("tiny", 3, 1, 4)
+    images, labels = torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 2])
+    good = {"train_x": images, "train_y": labels, "test_x": images, "test_y": labels}
+    assert tensor_problem(info, good) == ""
+    for change, says in (
+            ({"train_x": images.float()}, "its train images are (1, 4, 4) float32, not tiny's 1x4x4 uint8"),
+            ({"train_y": labels.int()}, "its train labels are not one integer per image (2 images, labels of "
+                                        "shape (2,))"),
+            ({"test_y": labels.view(2, 1)}, "its test labels are not one integer per image (2 images, labels of shape "
+                                            "(2, 1))"),
+            ({"train_x": images[:0]}, "its train labels are not one integer per image (0 images"),
+            ({"val_y": labels}, "its val images or labels are missing"),
+            ({"test_x": images[:0], "test_y": labels[:0]}, "it holds no test images")):
+        assert tensor_problem(info, {**good, **change}).startswith(says), change
+    assert tensor_problem(info, {**good, "test_x": images[:0], "test_y": labels[:0]}, need_test=False) == ""
+    assert tensor_problem(info, [images, labels]) == "not a table of tensors"
+
+
 def test_a_data_file_changed_in_place_at_the_same_size_is_read_again(tmp_path, isolated_cache):
     """The tensor cache's key holds each source file's size and modification time: a labels file rewritten with
     other labels of the same size is read again, not served from the cache."""
@@ -750,8 +841,11 @@ def test_the_datasets_shapes_and_the_originals_protocol_constants():
     assert KNOWN["cifar10"].crop_padding == KNOWN["tinyimagenet"].crop_padding == 4
     tiny, cifar = protocol("tinyimagenet"), protocol("cifar10")
     assert (tiny.prune_crop_padding, tiny.finetune_epochs, tiny.ratios) == (0, 20, (0.25, 0.5, 0.75, 1.0))
+    assert (tiny.prune_schedule, cifar.prune_schedule) == ("prune-tinyimagenet", "prune")  # the descent's schedules
     assert (cifar.prune_crop_padding, cifar.finetune_epochs, cifar.batch_size, cifar.prune_interval) == \
         (None, 40, 128, 50)
     for field in ("num_classes", "in_channels", "resolution"):
         with pytest.raises(NeuralscaleError, match=f"{field} must be a whole number of at least 1, got 0"):
             DatasetInfo("x", **{"num_classes": 2, "in_channels": 1, "resolution": 8, field: 0})
+        with pytest.raises(NeuralscaleError, match=f"{field} must be a whole number of at least 1, got True"):
+            DatasetInfo("x", **{"num_classes": 2, "in_channels": 1, "resolution": 8, field: True})
