@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,41 @@ def test_a_descent_computes_in_float32_unless_asked_and_old_records_resume(tmp_p
         d.claim(sp, DescentConfig(base_ratio=0.125, device="cpu", amp=True).resolve(sp), {"train": 10})
 
 
+def test_a_rerun_is_told_every_recorded_setting_it_differs_in(tmp_path):
+    """Other data, and (on CUDA) a descent recorded before descents ran in float32 there, are named in the
+    refusal (a mutation audit: neither was tested)."""
+    from neuralscale.descent import DescentConfig, DescentDir
+    sp = ns.space("vgg11", "synthetic")
+    d = DescentDir(tmp_path / "d")
+    d.claim(sp, DescentConfig(base_ratio=0.125, device="cuda").resolve(sp), {"train": 10})
+    with pytest.raises(ns.NeuralscaleError, match=r"another configuration \(data: recorded \{'train': 10\}, now "
+                                                  r"\{'train': 12\}\)"):
+        d.claim(sp, DescentConfig(base_ratio=0.125, device="cuda").resolve(sp), {"train": 12})
+    old = json.loads(d.config_path.read_text())
+    del old["descent"]["amp"]
+    d.config_path.write_text(json.dumps(old))
+    # on the CPU a descent computed in float32 before the setting existed too: accepted
+    d.claim(sp, DescentConfig(base_ratio=0.125, device="cpu").resolve(sp), {"train": 10})
+    old = json.loads(d.config_path.read_text())
+    del old["descent"]["amp"]
+    d.config_path.write_text(json.dumps(old))
+    with pytest.raises(ns.NeuralscaleError, match="amp: recorded before descents ran in float32 on CUDA"):
+        d.claim(sp, DescentConfig(base_ratio=0.125, device="cuda").resolve(sp), {"train": 10})
+
+
+def test_a_latency_descent_measured_on_a_gpu_reads_on_a_machine_without_it(tmp_path):
+    """The recorded latency device is not checked against this machine's (a descent measured on a GPU is read,
+    reported and scaled from anywhere; a mutation audit: untested)."""
+    from neuralscale.descent import DescentConfig, DescentDir
+    sp = ns.space("vgg11", "synthetic")
+    d = DescentDir(tmp_path / "d")
+    d.claim(sp, DescentConfig(objective="latency", base_ratio=0.125).resolve(sp), {"train": 10})
+    recorded = json.loads(d.config_path.read_text())
+    recorded["descent"]["latency_device"] = "cuda:99"  # no machine here has it
+    d.config_path.write_text(json.dumps(recorded))
+    assert d.config()["descent"]["latency_device"] == "cuda:99" and d.objective() == "latency"
+
+
 def test_a_long_descent_iteration_says_at_most_how_long_it_takes(caplog):
     import logging
     from neuralscale.descent import _say_how_long
@@ -164,6 +200,24 @@ def test_a_small_datasets_schedule_is_not_taken_for_a_typo():
                    widths, 360) == 3
 
 
+def test_a_large_datasets_schedule_is_counted_in_its_batches_not_its_epochs():
+    """The other side of the cap: 60,000 images are 937 batches of 64 an epoch, so a pruning interval of 20,000
+    batches needs about 1,185 epochs, over a million batches (a mutation audit: counting one batch an epoch
+    passed the small dataset's test and let this through)."""
+    from dataclasses import replace
+    from neuralscale.descent import DescentConfig, _epochs
+    from neuralscale.pruning import TaylorPruner
+    sp = ns.space("vgg11", "synthetic")
+    cfg = DescentConfig(base_ratio=0.0625, batch_size=64, k=3, interval=20_000).resolve(sp)
+    start = cfg.start_space(sp)
+    session = TaylorPruner(start, start.base_widths, **cfg.schedule_fields()).session
+    with pytest.raises(ns.NeuralscaleError, match=r"needs about 1,1\d\d,\d{3} training batches an iteration"):
+        _epochs(cfg, session, start.base_widths, 60_000)
+    fine = replace(cfg, interval=2_000)
+    assert 100 < _epochs(fine, TaylorPruner(start, start.base_widths, **fine.schedule_fields()).session,
+                         start.base_widths, 60_000) < 200
+
+
 def test_each_iteration_starts_from_the_last_law_with_its_own_seed(monkeypatch):
     """A mutation audit: no test ran three iterations, so starting from the first law instead of the last, the
     add10 rule's edge (a layer of exactly 10 channels gets none), and one seed for every iteration all passed."""
@@ -201,3 +255,263 @@ def test_a_trajectorys_rows_are_numbered_by_the_pruning_steps_they_follow(tiny_d
         # (this descent records from the first step: --trajectory-start per-layer)
         assert len(steps) >= 6 and steps == list(range(1, it.pruning_steps + 1)) and rows[-1] == it.final_widths
         assert sum(rows[0]) < sum(it.start_widths)
+
+
+def test_a_descents_training_settings_and_identity_come_from_its_configuration():
+    """What an iteration trains with is the descent's own settings (a mutation audit: a setting dropped on the way
+    to TrainConfig, or the latency settings counted in a params descent's identity, passed)."""
+    from neuralscale.descent import DescentConfig
+    sp = ns.space("vgg11", "synthetic")
+    cfg = DescentConfig(max_epochs=7, batch_size=16, lr=0.05, momentum=0.8, weight_decay=1e-3, warmup_epochs=3,
+                        seed=4, eval_every=2, val_fraction=0.2, schedule="prune-tinyimagenet", device="cpu",
+                        amp=True).resolve(sp)
+    tc = cfg.train_config()
+    assert (tc.epochs, tc.batch_size, tc.lr, tc.momentum, tc.weight_decay, tc.warmup_epochs, tc.seed, tc.eval_every,
+            tc.val_fraction, tc.schedule, tc.device, tc.amp) == (7, 16, 0.05, 0.8, 1e-3, 3, 4, 2, 0.2,
+                                                                   "prune-tinyimagenet", "cpu", True)
+    assert DescentConfig().resolve(sp).train_config().epochs == 1  # no cap: the iteration sets its own
+    for unresolved in (DescentConfig().train_config, DescentConfig().schedule_fields):
+        with pytest.raises(ns.NeuralscaleError, match=r"resolve the descent configuration for a space first"):
+            unresolved()
+    # where a latency is measured is part of what a latency descent computes, and of nothing else's
+    assert "latency_device" not in DescentConfig(latency_device="cuda:3").identity()
+    latency = DescentConfig(objective="latency", latency_batch=8).identity()
+    assert (latency["latency_device"], latency["latency_batch"]) == ("cpu", 8)
+    assert not set(DescentConfig.NOT_IDENTITY) & set(latency)
+
+
+def test_a_generic_models_descent_resolves_to_its_own_rules_and_a_descent_refuses_other_schedules():
+    """A model of no paper family prunes past one channel and records rows per layer; the paper's keep the
+    original's rules; a descent's schedule and trajectory start are one of theirs (a mutation audit)."""
+    from neuralscale.descent import DescentConfig
+    import torch
+    nn = torch.nn
+    own = ns.space(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)), torch.randn(2, 3, 32, 32))
+    generic = DescentConfig().resolve(own)
+    paper = DescentConfig().resolve(ns.space("resnet18", "synthetic"))
+    assert (generic.prune_past_one, generic.trajectory_start) == (True, "per-layer")
+    assert (paper.prune_past_one, paper.trajectory_start) == (False, "all-lost")
+    mine = DescentConfig(prune_past_one=False, trajectory_start="all-lost").resolve(own)
+    assert (mine.prune_past_one, mine.trajectory_start) == (False, "all-lost")  # given: kept
+    with pytest.raises(ns.NeuralscaleError, match="trajectory_start is all-lost or per-layer, got 'first'"):
+        DescentConfig(trajectory_start="first")
+    with pytest.raises(ns.NeuralscaleError, match="a descent's schedule is prune or prune-tinyimagenet, got 'cosine'"):
+        DescentConfig(schedule="cosine")
+
+
+def _its(sp, tilts):
+    """Finished iterations whose laws differ in conv1's exponent only (`tilts`)."""
+    from neuralscale.descent import Iteration
+    from neuralscale.scaling import ScalingLaw
+    laws = [ScalingLaw(sp.name, sp.info.name, list(sp.layer_names), [t] + [1.0] * (len(sp) - 1), [0.5] * len(sp),
+                       iteration=i) for i, t in enumerate(tilts, 1)]
+    return [Iteration(law, list(sp.base_widths), list(sp.base_widths), list(sp.base_widths), True, 1, 1, True, "")
+            for law in laws]
+
+
+def test_the_convergence_rules_edges_and_its_count_so_far(caplog):
+    """A move of exactly the tolerance is not under it, neither for the rule nor for the count it logs; the
+    count stops at the patience; a change list that settles only at its last entry settles (a mutation audit)."""
+    from neuralscale.descent import DescentConfig, _converged, configuration_changes, largest_move, settled_at
+    assert settled_at([0.1, 0.05, 0.01], 0.05, 1) == 4 and settled_at([0.1, 0.04], 0.05, 1) == 3
+    assert settled_at([0.01, 0.01], 0.05, 2) == 3 and settled_at([0.01, 0.06], 0.05, 2) is None
+    assert settled_at([0.01], 0.05, 2) is None
+    sp = ns.space("vgg11", "cifar10")
+    its = _its(sp, [1.0, 2.0, 2.0, 2.0])  # conf. moves once, then stays
+    change = configuration_changes([it.law for it in its], sp)[0]
+    assert change > 0.3
+
+    def count(tolerance, patience):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="neuralscale"):
+            stopped = _converged(its, sp, DescentConfig(until_converged=True, converge_tolerance=tolerance,
+                                                        converge_patience=patience), None)
+        return stopped, caplog.text.split(" so far)")[0].rsplit("(", 1)[1]
+    assert count(0.05, 1) == (True, "1") and count(0.05, 2) == (True, "2")  # two still moves, at most the patience
+    assert count(change, 3) == (False, "2")  # the first move equals the tolerance: not under it
+    assert count(change * 1.001, 3) == (True, "3")
+    assert not _converged(its[:1], sp, DescentConfig(until_converged=True), None)  # one iteration: nothing to compare
+    assert largest_move([10, 20], [12, 30]) == (0.5, 1)  # relative to the width before
+
+
+def test_an_iteration_recorded_before_fields_existed_reads_with_their_defaults():
+    """fits.json entries of an earlier release lack the later fields: the widths fall back to the start (MorphNet's
+    and pruning's ends unknown), the counts to 0 (a mutation audit)."""
+    from neuralscale.descent import Iteration
+    sp = ns.space("vgg11", "cifar10")
+    d = _its(sp, [1.0])[0].to_dict()
+    start = [w // 2 for w in sp.base_widths]
+    old = {k: v for k, v in d.items() if k not in ("final_widths", "half_widths", "half_reached", "epochs",
+                                                    "pruning_steps", "physical", "stop_reason", "notes",
+                                                    "final_val_acc")}
+    old["start_widths"] = start
+    final = {**old, "final_widths": [w // 4 for w in sp.base_widths]}
+    it = Iteration.from_dict(old)
+    assert (it.final_widths, it.half_widths, it.half_reached, it.epochs, it.pruning_steps, it.notes) == (
+        start, start, True, 0, 0, [])
+    assert Iteration.from_dict(final).half_widths == start  # the start, not pruning's end
+    for k, v in (("epochs", -1), ("final_widths", [0] * len(sp)), ("final_widths", start[:-1]),
+                 ("final_val_acc", 101.0), ("pruning_steps", 1.5)):
+        with pytest.raises(ns.NeuralscaleError, match=f"not a descent iteration: {k} must be"):
+            Iteration.from_dict({**d, k: v})
+    assert Iteration.from_dict({**d, "final_val_acc": 100.0}).final_val_acc == 100.0
+
+
+def test_the_descent_log_is_open_only_while_the_descent_runs(tmp_path):
+    import logging
+    from neuralscale.descent import DescentDir
+    root = logging.getLogger("neuralscale")
+    before = (root.level, list(root.handlers))
+    root.setLevel(logging.WARNING)
+    try:
+        d = DescentDir(tmp_path)
+        with d.open_log():
+            logging.getLogger("neuralscale.descent").info("inside")
+        logging.getLogger("neuralscale.descent").warning("outside")
+        assert root.level == logging.WARNING and root.handlers == before[1]
+        assert d.log_path.read_text().rstrip().endswith(" inside")
+    finally:
+        root.setLevel(before[0])
+
+
+def _copy_tiny(tiny_descent, tmp_path):
+    import shutil
+    return Path(shutil.copytree(tiny_descent[0], tmp_path / "d"))
+
+
+def _descend_tiny(out, **changes):
+    from helpers import TINY_DESCENT, TINY_DESCENT_TRAIN
+    return ns.descend("vgg11", "synthetic", out, ns.DescentConfig(**{**TINY_DESCENT, **changes}),
+                      subset={"train": TINY_DESCENT_TRAIN}, progress=False)
+
+
+def test_a_finished_descent_run_again_writes_nothing(tiny_descent, tmp_path):
+    """Every iteration finished: the laws are read, and no file is written, not even the log (a read-only folder,
+    an archive; a mutation audit: a rerun that locked, claimed and logged passed)."""
+    out = _copy_tiny(tiny_descent, tmp_path)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    laws = _descend_tiny(out)
+    assert [law.iteration for law in laws] == [1, 2]
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
+
+
+def test_a_continued_descent_removes_finished_iterations_checkpoints_and_stops_if_settled(tiny_descent, tmp_path):
+    """A checkpoint its iteration's end did not get to remove (a kill between the two) is removed when the descent
+    continues; with --until-converged, a descent that had settled before trains no further iteration (a mutation
+    audit: both untested)."""
+    out = _copy_tiny(tiny_descent, tmp_path)
+    for n in (1, 2):
+        (out / f"iteration_{n:02d}.ckpt").write_bytes(b"left by a kill")
+    laws = _descend_tiny(out, iterations=6, until_converged=True, converge_tolerance=100.0, converge_patience=1)
+    assert [law.iteration for law in laws] == [1, 2] and not list(out.glob("*.ckpt"))
+    assert "descent converged after iteration 2" in (out / "log.txt").read_text()
+
+
+def test_an_iterations_checkpoint_is_refused_for_another_iteration(tiny_descent, tmp_path):
+    """An iteration's checkpoint names the descent and the iteration it belongs to: iteration 1's state found as
+    iteration 2's is refused, naming both, rather than continued (a mutation audit: the iteration number in the
+    owner was untested)."""
+    out = _copy_tiny(tiny_descent, tmp_path)
+    fits = json.loads((out / "fits.json").read_text())
+    fits["laws"] = fits["laws"][:1]
+    (out / "fits.json").write_text(json.dumps(fits))
+    import torch
+    torch.save({"owner": "descent 0123456789 iteration 1", "epoch": 1}, out / "iteration_02.ckpt")
+    with pytest.raises(ns.NeuralscaleError, match=r"belongs to descent 0123456789 iteration 1, not to descent "
+                                                  r"[0-9a-f]{10} iteration 2;"):
+        _descend_tiny(out)
+
+
+def test_an_iteration_that_cannot_finish_pruning_in_its_epochs_is_refused(tmp_path):
+    with pytest.raises(ns.NeuralscaleError, match=r"iteration 1 stopped after 1 epochs before pruning 80% of the "
+                                                  r"channels; raise --max-epochs"):
+        _descend_tiny(tmp_path / "d", iterations=1, max_epochs=1)
+    assert not (tmp_path / "d" / "fits.json").exists()
+
+
+def test_a_fallback_law_in_the_last_iteration_is_refused_too(tmp_path):
+    """Not only before building on it: a descent whose last iteration's law is a fallback ends in the refusal, and
+    so does reading it back finished (a mutation audit: only a fallback before another iteration was tested)."""
+    cfg = ns.DescentConfig(iterations=1, warmup_epochs=0, interval=1, k=1, prune_fraction=0.02, batch_size=64,
+                           base_ratio=0.0625, device="cpu")  # all-lost rows: none before pruning ends
+    with pytest.warns(ns.NeuralscaleWarning, match="not a fit"):  # as the iteration is recorded
+        with pytest.raises(ns.NeuralscaleError, match="iteration 1's law is not a fit"):
+            ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": 128}, progress=False)
+    with pytest.raises(ns.NeuralscaleError, match="iteration 1's law is not a fit"):  # read back, finished
+        ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": 128}, progress=False)
+    assert len(json.loads((tmp_path / "d" / "fits.json").read_text())["laws"]) == 1
+    accepting = ns.DescentConfig(**{**cfg.to_dict(), "allow_fallback": True})
+    laws = ns.descend("vgg11", "synthetic", tmp_path / "d", accepting, subset={"train": 128}, progress=False)
+    assert laws[0].fallback
+
+
+def test_an_iteration_records_its_validation_accuracy_and_an_end_before_half(tmp_path):
+    """fits.json's record of an iteration that holds out a validation split and prunes under half of its channels:
+    the accuracy on that split where pruning ended, and MorphNet's widths as pruning's end, flagged as not half
+    (a mutation audit: both fields were recorded unchecked)."""
+    from neuralscale.descent import DescentDir
+    cfg = ns.DescentConfig(iterations=1, warmup_epochs=0, k=3, interval=1, prune_fraction=0.3, batch_size=64,
+                           base_ratio=0.0625, val_fraction=0.2, device="cpu", prune_past_one=True,
+                           allow_fallback=True, trajectory_start="per-layer")
+    ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": 200}, progress=False)
+    it = DescentDir(tmp_path / "d").iteration(1)
+    assert isinstance(it.final_val_acc, float) and 0 <= it.final_val_acc <= 100
+    assert not it.half_reached and it.half_widths == it.final_widths and sum(it.final_widths) < sum(it.start_widths)
+    assert it.physical and it.pruning_steps >= 1 and it.stop_reason.endswith("pruned (30%)"), it.stop_reason
+
+
+def test_a_descents_readers_give_the_iteration_asked_for(tiny_descent, tmp_path):
+    """What each method reads from a descent folder: the law of the iteration asked for (the last by default),
+    pruning's end of iteration 1 (`pruned`), the start of iteration K (`shape@K`), and a trajectory's own iteration;
+    a file that is not a descent's trajectory is none (a mutation audit: which iteration each reader took was
+    untested with two iterations)."""
+    from neuralscale.descent import DescentDir, law_from, morphnet_widths, pruned_widths, shape_widths
+    out = tiny_descent[0]
+    sp = ns.space("vgg11", "synthetic")
+    first, second = DescentDir(out).iterations()
+    assert first.final_widths != first.start_widths != second.start_widths
+    assert [law_from(out, sp, n).iteration for n in (1, 2, None)] == [1, 2, 2]
+    assert law_from(out, sp, 1).beta == first.law.beta != second.law.beta
+    assert pruned_widths(out, sp) == first.final_widths
+    assert shape_widths(out, sp, 2) == second.start_widths and shape_widths(out, sp, 1) == first.start_widths
+    assert shape_widths(out, sp) == second.start_widths
+    d, it = DescentDir.of_trajectory(out / "iteration_02.csv")
+    assert d.path == out and it.number == 2 and DescentDir.of_trajectory(out / "iteration_01.csv")[1].number == 1
+    for name in ("iteration_00.csv", "iteration_03.csv", "x.csv"):
+        assert DescentDir.of_trajectory(out / name) is None, name
+    for name in ("iteration_01.csv", "fits.json"):  # a trajectory and laws without the descent's configuration
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    assert DescentDir.of_trajectory(tmp_path / "iteration_01.csv") is None
+    for method in (pruned_widths, shape_widths, morphnet_widths):
+        with pytest.raises(ns.NeuralscaleError, match="needs a descent directory"):
+            method(out / "fits.json", sp)
+    with pytest.raises(ns.NeuralscaleError, match="fitted for vgg11"):
+        law_from(out, ns.space("resnet18", "synthetic"))
+    laws = tiny_descent[1]
+    with pytest.raises(ns.NeuralscaleError, match="give a params or a macs budget, not both"):
+        laws.configuration(params="50%", macs="50%")
+    with pytest.raises(ns.NeuralscaleError, match=r"the descent has no iteration 3 \(it has 1 to 2\)"):
+        laws.configuration(params="50%", iteration=3)
+    with pytest.raises(ns.NeuralscaleError, match="convert"):  # a law fitted against parameters, a MACs budget
+        laws.configuration(macs="50%")
+    with pytest.raises(ns.NeuralscaleError, match=r"has no iteration 0 \(it has 1 to 2\)"):
+        DescentDir(out).iteration(0)
+
+
+def test_a_descent_directory_is_one_with_its_configuration_and_a_log_or_laws(tiny_descent, tmp_path):
+    """A descent killed in its first iteration (configuration and log, no laws yet) is a descent directory, and
+    a training run is refused in it; a folder with only a file named config.json is not one (a mutation audit:
+    the rule was untested)."""
+    from neuralscale.descent import is_descent_dir
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "config.json").write_bytes((tiny_descent[0] / "config.json").read_bytes())
+    assert not is_descent_dir(d)
+    (d / "log.txt").write_text("2026-01-01 00:00:00 descent iteration 1/2: start from [4, 8]\n")
+    assert is_descent_dir(d)
+    with pytest.raises(ns.NeuralscaleError, match="is a descent directory; give the run a directory of its own"):
+        ns.train("vgg11", "synthetic", ratio=0.0625, out_dir=d, progress=False)
+    (d / "log.txt").unlink()
+    (d / "fits.json").write_bytes((tiny_descent[0] / "fits.json").read_bytes())
+    assert is_descent_dir(d) and is_descent_dir(tiny_descent[0])

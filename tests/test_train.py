@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -95,6 +96,7 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path, monkeypatch):
     assert [m["train_loss"] for m in resumed.history] == [m["train_loss"] for m in straight.history]
     for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
         assert torch.equal(a, b)
+    assert resumed.step == straight.step  # the step count goes on from the checkpoint's (pruning paces by it)
 
 
 class _Dropped(torch.nn.Module):
@@ -156,6 +158,107 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
         Trainer(sp.build(sp.uniform(0.125)), splits, cfg2, checkpoint=ckpt, progress=False).fit()
 
 
+def test_a_resume_may_change_the_device_and_evaluation_batch_and_is_told_what_else_differs(tmp_path):
+    """A mutation audit: which settings a resume may change (where it runs, how large its evaluation batches are),
+    a trainer without an owner resuming an owned checkpoint, and the refusal naming up to three differences were
+    untested."""
+    splits = _synthetic_splits(64)
+    sp = ns.space("vgg11", splits.info)
+    ckpt = tmp_path / "c.pt"
+    cfg = TrainConfig(epochs=1, batch_size=32, device="cpu", eval_batch_size=1000)
+    Trainer(sp.build(sp.uniform(0.0625)), splits, cfg, checkpoint=ckpt, progress=False, owner="run a").fit()
+    same = TrainConfig(epochs=1, batch_size=32, device="auto" if not torch.cuda.is_available() else "cpu",
+                       eval_batch_size=7)
+    with pytest.raises(NeuralscaleError, match="belongs to run a, not to run b"):
+        Trainer(sp.build(sp.uniform(0.0625)), splits, cfg, checkpoint=ckpt, progress=False, owner="run b").fit()
+    other = TrainConfig(epochs=2, batch_size=16, lr=0.05, momentum=0.9, device="cpu")
+    with pytest.raises(NeuralscaleError, match=r"\(batch_size: 32 there, 16 here; epochs: 1 there, 2 here; "
+                                               r"lr: 0.1 there, 0.05 here\)"):
+        Trainer(sp.build(sp.uniform(0.0625)), splits, other, checkpoint=ckpt, progress=False, owner="run a").fit()
+    state = torch.load(ckpt, weights_only=True)
+    state["config"]["milestones"] = list(state["config"]["milestones"])  # as lists, as JSON gives tuples back
+    torch.save(state, ckpt)
+    for owner in ("run a", None):  # None: a trainer that names no owner checks none
+        resumed = Trainer(sp.build(sp.uniform(0.0625)), splits, same, checkpoint=ckpt, progress=False, owner=owner)
+        resumed.fit()
+        assert resumed.epoch == 1 and len(resumed.history) == 1  # resumed finished: nothing trained again
+
+
+class _Linear(torch.nn.Module):
+    """A network without batch norms, so that an image's loss does not depend on the batch it is in; it keeps the
+    first pixel of every image it trains on, in order."""
+
+    def __init__(self, shape, classes: int):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(math.prod(shape), classes)
+        self.seen: list[list[float]] = []
+
+    def forward(self, x):
+        if self.training and torch.is_grad_enabled():
+            self.seen.append(x[:, 0, 0, 0].tolist())
+        return self.fc(x.flatten(1))
+
+
+def test_an_epochs_record_holds_its_learning_rate_and_the_means_over_its_images():
+    """train_loss and train_acc are means over the epoch's images (not over its batches, nor scaled by the batch
+    size), val and test are their own splits', and lr is the rate the epoch trained at (a mutation audit: each
+    could be wrong unseen). A learning rate of 1e-12 leaves the weights as they were, so the numbers can be
+    recomputed from the data; and each epoch sees the images in an order of its own."""
+    splits = _synthetic_splits(100)  # 90 training images: batches of 16 and a last one of 10
+    model = _Linear(splits.info.input_shape, splits.info.num_classes)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=1e-12, momentum=0.0, weight_decay=0.0, augment=False, device="cpu")
+    trainer = Trainer(model, splits, cfg, progress=False)
+    result = trainer.fit()
+
+    def means(data):
+        x, y = next(data.eval_batches(10_000))
+        with torch.no_grad():
+            out = model(x)
+        return torch.nn.functional.cross_entropy(out, y).item(), 100.0 * (out.argmax(1) == y).float().mean().item()
+    (train_loss, train_acc), (val_loss, val_acc), (test_loss, test_acc) = (
+        means(d) for d in (trainer.train_data, trainer.val_data, trainer.test_data))
+    assert len(trainer.train_data) == 90 and len(trainer.val_data) == 10 and len(trainer.test_data) == 200
+    for m in result.history:
+        assert m["train_loss"] == pytest.approx(train_loss, rel=1e-4) and m["train_acc"] == pytest.approx(train_acc)
+        assert (m["val_loss"], m["val_acc"]) == pytest.approx((val_loss, val_acc), rel=1e-4)
+        assert (m["test_loss"], m["test_acc"]) == pytest.approx((test_loss, test_acc), rel=1e-4)
+    # the step schedule's: milestones at 1/3, 2/3 and 5/6 of 3 epochs (the last two both at epoch 2)
+    assert [m["lr"] for m in result.history] == pytest.approx([1e-12, 1e-13, 1e-15], rel=1e-9, abs=0)
+    assert result.summary["final_val_acc"] == pytest.approx(val_acc) and result.summary["epochs"] == 3
+    orders = [sum(model.seen[i:i + 6], []) for i in (0, 6, 12)]  # 6 batches an epoch
+    assert len(model.seen) == 18 and all(sorted(o) == sorted(orders[0]) for o in orders)
+    assert orders[0] != orders[1] != orders[2] != orders[0]
+
+
+class _StopAt(Callback):
+    def __init__(self, step):
+        self.at = step
+
+    def on_step_end(self, trainer):
+        if trainer.step == self.at:
+            trainer.stop = True
+
+
+def test_a_callback_that_stops_training_ends_it_there_evaluated_and_a_resume_trains_no_more(tmp_path):
+    """A pruner ends its run by setting `stop`: the epoch ends after that step, is evaluated though not due
+    (eval_every 0), and the run stops there, recorded as stopped early; resumed from its checkpoint it stays stopped
+    (a mutation audit: none of it was tested in the trainer's own tests)."""
+    splits = _synthetic_splits(70)  # 60 training images: 4 batches of 16 (the last of 12) an epoch
+    cfg = TrainConfig(epochs=5, batch_size=16, lr=0.01, augment=False, eval_every=0, device="cpu")
+    ckpt = tmp_path / "c.pt"
+    model = _Linear(splits.info.input_shape, splits.info.num_classes)
+    result = Trainer(model, splits, cfg, callbacks=[_StopAt(6)], checkpoint=ckpt, progress=False).fit()
+    assert len(splits.train[1]) == 60
+    assert result.stopped_early and [m["epoch"] for m in result.history] == [1, 2] and len(model.seen) == 6
+    assert result.history[0]["test_acc"] is None and result.history[1]["test_acc"] is not None
+    assert result.summary["final_test_acc"] == result.history[1]["test_acc"]
+    resumed = Trainer(_Linear(splits.info.input_shape, splits.info.num_classes), splits, cfg, checkpoint=ckpt,
+                      progress=False)
+    again = resumed.fit()
+    assert again.stopped_early and len(again.history) == 2 and resumed.step == 6 and not resumed.model.seen
+
+
 def test_divergence_is_an_error():
     class Poison(Callback):
         def on_step_end(self, trainer):
@@ -194,6 +297,32 @@ def test_schedules():
         TrainConfig(epochs=0)
 
 
+def test_schedules_past_their_ends_and_without_warm_up_and_the_settings_they_refuse():
+    """A mutation audit: the cosine's end, a pruning schedule without warm-up (its divisions apply to `lr`, no
+    epoch sets 0.01), TinyImageNet's divisions at multiples of 10 epochs, and the configuration's own refusals
+    were untested."""
+    assert TrainConfig(epochs=10, lr=0.2, schedule="cosine").lr_at(15) == pytest.approx(0)  # stays at 0 past the end
+    cold = TrainConfig(epochs=40, lr=0.1, schedule="prune", warmup_epochs=0)
+    assert [cold.lr_at(e) for e in (0, 8, 9, 19)] == pytest.approx([0.1, 0.1, 0.1 / 1.5, 0.1 / 2.25])
+    # counted from 1 as the original counts: epoch 25 divides once (10 epochs past the warm-up of 15); TinyImageNet's
+    # schedule waits for epoch 30, the next multiple of 10
+    for name, at_25 in (("prune", 0.01 / 1.5), ("prune-tinyimagenet", 0.01)):
+        c = TrainConfig(epochs=100, lr=0.1, schedule=name, warmup_epochs=15)
+        assert [c.lr_at(e) for e in (13, 14, 19, 24, 29)] == pytest.approx([0.1, 0.01, 0.01, at_25, 0.01 / 1.5]), name
+    with pytest.raises(NeuralscaleError, match="nesterov needs a positive momentum"):
+        TrainConfig(nesterov=True, momentum=0)
+    for bad in ((0.0,), (0.5, 1.5), (-0.2,)):
+        with pytest.raises(NeuralscaleError, match="milestone"):
+            TrainConfig(milestones=bad)
+    assert TrainConfig(milestones=(1.0,)).lr_at(0) == pytest.approx(0.1)  # the last epoch is a milestone allowed
+    for bad in (1.0, -0.1):
+        with pytest.raises(NeuralscaleError, match="validation fraction"):
+            TrainConfig(val_fraction=bad)
+    # a milestone given as an integer (TOML's 1) records as the float it means: the same run, the same id
+    as_toml, as_floats = TrainConfig(milestones=[0.5, 1]), TrainConfig(milestones=(0.5, 1.0))
+    assert json.dumps(as_toml.to_dict()) == json.dumps(as_floats.to_dict())
+
+
 def test_summary_selects_on_validation_not_test():
     hist = [{"epoch": 1, "val_acc": 50.0, "test_acc": 60.0, "images_per_s": 1.0},
             {"epoch": 2, "val_acc": 70.0, "test_acc": 55.0, "images_per_s": 1.0},
@@ -204,6 +333,23 @@ def test_summary_selects_on_validation_not_test():
     # a tie in validation accuracy goes to the earliest epoch (documented; a mutation audit found it untested)
     tie = [*hist, {"epoch": 4, "val_acc": 70.0, "test_acc": 61.0, "images_per_s": 1.0}]
     assert summarize(tie)["best_val_epoch"] == 2 and summarize(tie)["test_acc_at_best_val"] == 55.0
+
+
+def test_a_summary_holds_each_number_it_names():
+    """Every field of a run's summary, and a run without a validation split selecting nothing (a mutation audit:
+    the final and best validation accuracy, the speed's mean and the selection without validation were
+    untested)."""
+    hist = [{"epoch": 1, "val_acc": 50.0, "test_acc": 60.0, "images_per_s": 100.0},
+            {"epoch": 2, "val_acc": None, "test_acc": None, "images_per_s": None},  # not evaluated (eval_every)
+            {"epoch": 3, "val_acc": 70.0, "test_acc": 55.0, "images_per_s": 300.0},
+            {"epoch": 4, "val_acc": 65.0, "test_acc": 58.0, "images_per_s": 500.0}]
+    assert summarize(hist) == {"epochs": 4, "final_test_acc": 58.0, "final_val_acc": 65.0, "best_val_epoch": 3,
+                               "best_val_acc": 70.0, "test_acc_at_best_val": 55.0,
+                               "best_test_acc_original_protocol": 60.0, "images_per_s": 300.0}
+    unvalidated = [{**m, "val_acc": None} for m in hist]  # val_fraction 0: no validation split
+    s = summarize(unvalidated)
+    assert (s["best_val_epoch"], s["best_val_acc"], s["test_acc_at_best_val"], s["final_val_acc"]) == (None,) * 4
+    assert s["final_test_acc"] == 58.0 and summarize([]) == {}
 
 
 def test_the_last_epoch_is_checkpointed_whatever_the_interval(tmp_path, monkeypatch):
@@ -236,6 +382,8 @@ def test_evaluation_leaves_the_network_as_it_was():
     assert trainer.model.training
     assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
     assert first[1] is not None and any("running_mean" in k for k in before)
+    trainer.model.eval()  # and a model in evaluation mode stays in it (a mutation audit: only training was given back)
+    assert trainer.evaluate(trainer.test_data) == first and not trainer.model.training
 
 
 def test_eval_every_skips_evaluation_but_not_the_last_epoch():
@@ -255,6 +403,69 @@ def test_eval_every_skips_evaluation_but_not_the_last_epoch():
     assert [m["epoch"] for m in result0.history if m["val_acc"] is not None] == [3]
     with pytest.raises(NeuralscaleError):
         TrainConfig(eval_every=-1)
+
+
+class _Grouped(torch.nn.Module):
+    def __init__(self, groups: int):
+        super().__init__()
+        nn = torch.nn
+        self.c1, self.b1 = nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64)
+        self.c2, self.b2 = nn.Conv2d(64, 64, 3, padding=1, bias=False, groups=groups), nn.BatchNorm2d(64)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.b2(self.c2(torch.relu(self.b1(self.c1(x)))))).mean((2, 3)))
+
+
+def test_the_cpu_layout_rule_and_the_optimizers_settings():
+    """Channels-last on the CPU where the mean width is 32 or more and no layer under 4, not with grouped
+    convolutions (a depthwise one is not grouped in this sense); the optimizer gets the configuration's momentum,
+    weight decay and Nesterov; bf16 only from float32 (a mutation audit: these were untested on the CPU)."""
+    from neuralscale.train import autocasts, cpu_channels_last
+    assert cpu_channels_last([32, 32]) and cpu_channels_last([60, 4])
+    assert not cpu_channels_last([31, 32]) and not cpu_channels_last([61, 3]) and not cpu_channels_last([])
+    splits = ns.data.load("synthetic", synthetic=dict(num_train=20, num_test=4)).split(0.0, 0)
+    layouts = {}
+    for groups in (1, 4, 64):  # plain, grouped (ResNeXt's kind), depthwise (MobileNet's)
+        sp = ns.space(_Grouped(groups), torch.randn(2, 3, 32, 32))
+        trainer = Trainer(sp.build(sp.base_widths), splits, TrainConfig(device="cpu"), progress=False)
+        layouts[groups] = trainer.channels_last
+    assert layouts == {1: True, 4: False, 64: True}
+    cfg = TrainConfig(device="cpu", momentum=0.9, weight_decay=1e-3, nesterov=True)
+    sp = ns.space("vgg11", splits.info)
+    group = Trainer(sp.build(sp.uniform(0.0625)), splits, cfg, progress=False).optimizer.param_groups[0]
+    assert (group["momentum"], group["weight_decay"], group["nesterov"]) == (0.9, 1e-3, True)
+    assert autocasts(True, False, "float32") and not autocasts(True, True, "float64")
+    assert autocasts(None, True, "float32") and not autocasts(None, False, "float32")
+
+
+def test_a_runs_environment_names_its_versions_device_and_thread_policy():
+    """Where a run ran, as its record keeps it: with the trainer's governor, how its threads were chosen and how
+    often they changed (a mutation audit: the governor's fields were untested here)."""
+    from neuralscale.threads import Governor
+    from neuralscale.train import environment
+    env = environment(torch.device("cpu"))
+    assert env["device"] == "cpu" and env["torch"] == torch.__version__ and env["neuralscale"] == ns.__version__
+    assert env["threads"] == torch.get_num_threads() and "thread_policy" not in env and "gpu" not in env
+    governor = Governor(follow=False)
+    try:
+        env = environment(torch.device("cpu"), governor)
+        assert (env["thread_policy"], env["thread_changes"]) == (governor.describe(), governor.changes)
+    finally:
+        governor.restore()
+
+
+def test_checkpoint_seconds_default_to_five_and_refuse_what_is_not_a_number_of_seconds(monkeypatch):
+    from neuralscale.train import checkpoint_seconds
+    monkeypatch.delenv("NEURALSCALE_CHECKPOINT_SECONDS", raising=False)
+    assert checkpoint_seconds() == 5.0
+    for text, value in (("0", 0.0), ("2.5", 2.5)):
+        monkeypatch.setenv("NEURALSCALE_CHECKPOINT_SECONDS", text)
+        assert checkpoint_seconds() == value
+    for text in ("inf", "nan", "-1", "abc"):
+        monkeypatch.setenv("NEURALSCALE_CHECKPOINT_SECONDS", text)
+        with pytest.raises(NeuralscaleError, match=f"got '{text}'"):
+            checkpoint_seconds()
 
 
 def test_cuda_graphs_are_refused_without_cuda_and_leave_run_ids_alone(tmp_path):
