@@ -298,6 +298,9 @@ def test_a_generic_models_descent_resolves_to_its_own_rules_and_a_descent_refuse
         DescentConfig(trajectory_start="first")
     with pytest.raises(ns.NeuralscaleError, match="a descent's schedule is prune or prune-tinyimagenet, got 'cosine'"):
         DescentConfig(schedule="cosine")
+    for bad in (1.0, -0.1):  # refused as it is made (an experiment file's), not first by the split
+        with pytest.raises(ns.NeuralscaleError, match="validation fraction"):
+            DescentConfig(val_fraction=bad)
 
 
 def _its(sp, tilts):
