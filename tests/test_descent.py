@@ -518,3 +518,16 @@ def test_a_descent_directory_is_one_with_its_configuration_and_a_log_or_laws(tin
     (d / "log.txt").unlink()
     (d / "fits.json").write_bytes((tiny_descent[0] / "fits.json").read_bytes())
     assert is_descent_dir(d) and is_descent_dir(tiny_descent[0])
+
+
+def test_laws_of_another_model_in_a_descents_fits_json_are_damage(tiny_descent, tmp_path):
+    """An entry of fits.json whose law is of another model or dataset than the file's is refused as damage (a
+    mutation audit: untested)."""
+    from neuralscale.descent import DescentDir
+    out = _copy_tiny(tiny_descent, tmp_path)
+    fits = json.loads((out / "fits.json").read_text())
+    fits["laws"][1]["model"] = "resnet18"
+    (out / "fits.json").write_text(json.dumps(fits))
+    with pytest.raises(ns.NeuralscaleError, match="iteration 2 is a law of resnet18 on synthetic, the file's of "
+                                                  "vgg11 on synthetic"):
+        DescentDir(out).iterations()

@@ -259,6 +259,66 @@ def test_a_callback_that_stops_training_ends_it_there_evaluated_and_a_resume_tra
     assert again.stopped_early and len(again.history) == 2 and resumed.step == 6 and not resumed.model.seen
 
 
+class _Counting(Callback):
+    """A callback with state: the steps it has seen, kept in the checkpoint."""
+
+    def __init__(self, refuse: str | None = None):
+        self.n, self.refuse = 0, refuse
+
+    def on_step_end(self, trainer):
+        self.n += 1
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, state, trainer):
+        if self.refuse:
+            raise NeuralscaleError(self.refuse)
+        self.n = state["n"]
+
+
+def test_a_resume_gives_each_callback_its_state_and_passes_on_its_refusal(tmp_path):
+    """A callback's state (a pruner's) is checkpointed and given back on resume; a callback that refuses the state
+    is heard in its own words, not as a checkpoint that "does not fit" (a mutation audit: neither was tested
+    outside the random kills of test_reliability)."""
+    splits = _synthetic_splits(70)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.01, augment=False, eval_every=0, device="cpu")
+    ckpt = tmp_path / "c.pt"
+
+    def model():
+        return _Linear(splits.info.input_shape, splits.info.num_classes)
+    interrupted = Trainer(model(), splits, cfg, callbacks=[_Counting(), _Interrupt(2)], checkpoint=ckpt,
+                          progress=False)
+    interrupted.checkpoint_every_s = 0
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    counting = _Counting()
+    Trainer(model(), splits, cfg, callbacks=[counting], checkpoint=ckpt, progress=False).fit()
+    assert counting.n == 3 * 4  # 8 steps before the interruption, 4 after
+    refusing = Trainer(model(), splits, cfg, callbacks=[_Counting("the pruner's state is of another schedule")],
+                       checkpoint=ckpt, progress=False)
+    with pytest.raises(NeuralscaleError, match="^the pruner's state is of another schedule$"):
+        refusing.fit()
+
+
+def test_a_runs_weights_are_read_only_from_its_own_whole_checkpoint(tmp_path):
+    from neuralscale.train import read_run_weights
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"owner": "run abc", "epoch": 1}, path)
+    with pytest.raises(NeuralscaleError, match=r"is damaged \(no network weights\)"):
+        read_run_weights(path, "abc")
+    weights = {"w": torch.ones(2)}
+    torch.save({"owner": "run other", "model": weights}, path)
+    with pytest.raises(NeuralscaleError, match="belongs to run other, not to run abc"):
+        read_run_weights(path, "abc")
+    for owner in ("run abc", None):  # None: written before owners were recorded
+        torch.save({"owner": owner, "model": weights}, path)
+        assert torch.equal(read_run_weights(path, "abc")["w"], weights["w"])
+    path.write_bytes(b"garbage")
+    with pytest.raises(NeuralscaleError, match="is damaged"):
+        read_run_weights(path, "abc")
+
+
 def test_divergence_is_an_error():
     class Poison(Callback):
         def on_step_end(self, trainer):
