@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import neuralscale as ns
-from neuralscale.pruning import PruningSession, Schedule
+from neuralscale.pruning import ORIGINAL_K, PruningSession, Schedule, paced_k
 from neuralscale.pruning.select import choose, half_widths, last_channel
 from neuralscale.pruning.trajectory import Trajectory
 
@@ -28,6 +28,38 @@ def test_the_schedule_counts_as_the_original():
         Schedule(trajectory_start="step")
     with pytest.raises(ValueError):
         Schedule(k=0)
+
+
+def test_the_schedules_defaults_are_the_originals_and_its_bounds_are_checked():
+    """A session or TaylorPruner given no schedule prunes as the original and as a descent resolves it for the
+    paper's models on CIFAR-10: 10 channels every 50 batches after 10 epochs, to 95%, ending at the first step that
+    would empty a layer, rows once every layer has lost one."""
+    from neuralscale.descent import DescentConfig
+    assert Schedule() == Schedule(k=10, interval=50, warmup_epochs=10, prune_fraction=0.95, min_width=1,
+                                  prune_past_one=False, trajectory_start="all-lost")
+    assert Schedule() == Schedule(**DescentConfig().resolve(ns.space("vgg11", "cifar10")).schedule_fields())
+    for bad in (dict(interval=0), dict(min_width=0), dict(prune_fraction=0.0), dict(prune_fraction=1.01)):
+        with pytest.raises(ValueError, match="pruning schedule needs"):
+            Schedule(**bad)
+    assert Schedule(prune_fraction=1.0).target(29) == 29  # every channel may go
+    assert Schedule(prune_fraction=0.95).target(29) == 27  # 27.55: never past the fraction (not rounded to 28)
+
+
+def test_an_iterations_epochs_are_the_warm_up_and_the_most_steps_in_full_batches_with_one_to_spare():
+    s = Schedule(k=10, interval=50, warmup_epochs=10, prune_fraction=0.95)
+    # 10 steps of 50 batches and the first one's extra batch (501), at 3 full batches of 300 an epoch (not 4):
+    # 167 epochs, after 10 of warm-up, and one more
+    assert s.max_steps(100) == 10 and s.epochs(100, images=1000, batch_size=300) == 10 + 167 + 1
+    assert Schedule(k=10, interval=50, warmup_epochs=0).epochs(100, images=100, batch_size=300) == 501 + 1
+
+
+def test_the_pace_is_the_originals_share_of_the_network_rounded_half_up():
+    full = [64, 128, 256, 256, 512, 512, 512, 512]  # VGG11's 2,752 channels
+    assert paced_k(full, full) == ORIGINAL_K == 10
+    assert paced_k([w // 4 for w in full], full) == 3  # 2.5 channels: rounded half up
+    assert paced_k([w // 8 for w in full], full) == 1  # 1.25
+    assert paced_k([1] * 8, full) == 1  # 0.03: never a step of none
+    assert paced_k([4, 4], [0, 0]) == ORIGINAL_K  # no full-width channels to pace by: the original's k
 
 
 def test_choose_takes_the_lowest_scores_across_layers_with_ties():
@@ -52,12 +84,46 @@ def test_a_grouped_layer_loses_one_channel_per_group():
     assert choose(scores, _alive(4, 2), [2, 1], want=2) == [(0, 1), (0, 3)]
 
 
+def test_a_grouped_layer_keeps_its_floor_in_every_group():
+    # one channel a group is the floor: a layer of two groups of one has no unit to give
+    assert choose([torch.tensor([0.1, 0.2])], _alive(2), [2], want=1) == []
+    # min_width 3 over 2 groups keeps ceil(3 / 2) = 2 a group: groups of two give nothing, of three one unit
+    assert choose([torch.tensor([0.1, 0.2, 0.3, 0.4])], _alive(4), [2], want=1, min_width=3) == []
+    assert choose([torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])], _alive(6), [2], want=1, min_width=3) == [(0, 0), (0, 3)]
+    # a unit is scored by its mean (0.5 here), not its cheapest channel (0), which 0.3 would not undercut
+    scores = [torch.tensor([0.0, 5.0, 1.0, 5.0]), torch.tensor([0.3, 9.0])]
+    assert choose(scores, _alive(4, 2), [2, 1], want=1) == [(1, 0)]
+    # groups are the physical channels' (pruned ones included): with 0 and 3 pruned, [1, 2] and [4, 5]
+    alive = _alive(6)
+    alive[0][[0, 3]] = False
+    assert choose([torch.tensor([0.0, 0.4, 0.5, 0.0, 0.1, 0.9])], alive, [2], want=2) == [(0, 1), (0, 4)]
+    # scores of any dtype (a criterion may rank with integers)
+    assert choose([torch.tensor([3, 1, 4, 0])], _alive(4), [2], want=2) == [(0, 1), (0, 3)]
+
+
 def test_the_last_channel_rule_and_morphnets_half_point():
     assert last_channel([(0, 0)], current=[1, 4], initial=[4, 4]) == 0  # a layer already at one ends it
     assert last_channel([(1, 0), (1, 1)], current=[3, 2], initial=[4, 4]) == 1  # this step would empty layer 1
     assert last_channel([(1, 0)], current=[3, 2], initial=[4, 4]) is None
     assert half_widths([(0, 0), (1, 1)], current=[4, 4], initial=[4, 4], half_target=5) is None  # not there yet
     assert half_widths([(0, 0), (1, 1), (1, 2)], current=[3, 3], initial=[4, 4], half_target=4) == [2, 2]
+
+
+def test_the_last_channel_rule_spares_a_layer_that_started_at_one_and_half_widths_stop_at_the_target():
+    # a layer already pruned to one ends pruning even where this step takes nothing from it
+    assert last_channel([(1, 0)], current=[1, 4], initial=[4, 4]) == 0
+    # one that started at one channel has lost nothing and never ends it (unless the step takes its channel)
+    assert last_channel([(1, 0)], current=[1, 4], initial=[1, 4]) is None
+    assert last_channel([(0, 0)], current=[1, 4], initial=[1, 4]) == 0
+    # the step that reaches exactly half gives the widths there
+    assert half_widths([(0, 0), (1, 1)], current=[4, 4], initial=[4, 4], half_target=2) == [3, 3]
+    # a capped run takes only the step's cheapest channels up to half: the rule is checked on those, not on the
+    # channels past the cap (which would empty layer 1 here)
+    assert half_widths([(0, 0), (1, 0), (1, 1)], current=[4, 2], initial=[4, 4], half_target=3) == [3, 2]
+    # where the capped channels themselves would empty a layer, the original's capped run ends before: None;
+    # past one, the capped run goes on
+    assert half_widths([(1, 0), (1, 1)], current=[4, 2], initial=[4, 4], half_target=4) is None
+    assert half_widths([(1, 0), (1, 1)], current=[4, 2], initial=[4, 4], half_target=4, prune_past_one=True) == [4, 0]
 
 
 def test_the_trajectory_starts_once_every_layer_has_lost_a_channel():
