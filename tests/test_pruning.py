@@ -201,3 +201,116 @@ def test_the_time_estimate_of_a_resumed_session_is_this_processs_pace(monkeypatc
     prune(resumed, 2.0, lambda: next(batches, None) is not None)  # this process: 2 s a batch
     minutes = 2.0 * schedule.interval * (resumed.max_steps - resumed.pruning_steps) / 60
     assert f"about {minutes:.0f} min left" in resumed.status(), (resumed.status(), minutes)
+
+
+class _Ordered(ns.Importance):
+    """A criterion of distinct fixed scores (channel i of layer l: 10 i + l), so that the session's own rules
+    alone decide what a step takes: no training, no rounding."""
+
+    name = "ordered"
+    needs_graph = False
+
+    def score(self, layer):
+        return torch.arange(layer.width, dtype=torch.float64) * 10 + layer.index
+
+
+def _drive(session, model, optimizer=None, batches=1000):
+    """Observe batches (nothing to compute: the criterion is fixed) and step when due, until done."""
+    session.start(model, torch.device("cpu"))
+    for _ in range(batches):
+        if session.done:
+            break
+        session.observe()
+        if session.due():
+            step = session.step(model, optimizer)
+            assert not session.due()  # a step needs batches observed since the last one
+            if step.shrunk is not None:
+                model = step.shrunk.model
+                if optimizer is not None:
+                    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+                    optimizer.load_state_dict(step.shrunk.optimizer_state)
+            session.attach(model, torch.device("cpu"))
+    return model
+
+
+@pytest.mark.parametrize("physical", [False, True])
+def test_a_session_ends_exactly_at_its_target_and_records_the_half_point(physical):
+    """The last step takes only the channels left to the target (206 of 344, after 29 steps of 7, not 210); the
+    reason names it; MorphNet's half point is the widths at 172 pruned; a physical session's widths follow the
+    model's; after the end nothing is due, however many batches are observed."""
+    sp = ns.space("vgg11", "synthetic")
+    widths = sp.uniform(0.125)
+    session = PruningSession(sp, widths, Schedule(k=7, interval=1, warmup_epochs=0, prune_fraction=0.6,
+                                                  prune_past_one=True), importance=_Ordered(), physical=physical)
+    model = _drive(session, sp.build(widths))
+    assert session.done and not session.exhausted and session.pruning_steps == 30
+    assert session.pruned == session.max_pruned == 206 and sum(session.all_rows[-1]) == 344 - 206
+    assert session.stop_reason == "206 of 344 channels pruned (60%)"
+    assert sum(session.half_widths) == 344 - 172
+    assert all(h >= w for h, w in zip(session.half_widths, session.current))
+    assert session.physical is physical and not session.notes
+    live = [g.width for g in ns.models.gate.gates(model)] if physical else \
+        [int(g.ones.sum()) for g in ns.models.gate.gates(model)]
+    assert live == session.current
+    assert session.widths == (session.current if physical else widths)  # the model's physical widths
+    session.observe()
+    session.observe()
+    assert not session.due()
+
+
+def test_a_sessions_state_resumes_every_field():
+    """A session resumed from its state (a checkpoint's) goes on as it was: mid-interval (batches, Taylor-FO's
+    sums), ended (why, exhausted), and MorphNet's half point."""
+    sp = ns.space("vgg11", "synthetic")
+    widths = [2, 3, 2, 2, 2, 2, 2, 40]
+    schedule = Schedule(k=5, interval=3, warmup_epochs=0, prune_fraction=0.95, prune_past_one=True, min_width=2)
+    ended = PruningSession(sp, widths, schedule, importance=_Ordered(), physical=False)
+    _drive(ended, sp.build(widths))
+    assert ended.exhausted and ended.stop_reason.startswith("every layer reached 2 channel(s)")
+    again = PruningSession(sp, widths, schedule, importance=_Ordered(), physical=False)
+    again.load_state_dict(ended.state_dict())
+    assert again.done and again.exhausted and again.stop_reason == ended.stop_reason
+    assert again.half_widths == ended.half_widths is not None and again.current == ended.current
+    assert again.rows == ended.rows and again.row_steps == ended.row_steps and again.notes == ended.notes
+    # mid-interval, with Taylor-FO's sums: a step due at the same batch, from the same scores
+    model = sp.build(widths)
+    torch.manual_seed(0)
+    x, y = torch.randn(4, *sp.info.input_shape), torch.randint(0, sp.info.num_classes, (4,))
+    mid = PruningSession(sp, widths, Schedule(k=5, interval=3, warmup_epochs=0), physical=False)
+    mid.start(model, torch.device("cpu"))
+    for _ in range(5):
+        F.cross_entropy(model(x), y).backward()
+        mid.observe()
+        if mid.due():
+            mid.step(model)
+            mid.attach(model, torch.device("cpu"))
+    assert mid.pruning_steps == 1 and mid.batches == 1 and mid.seen == 5
+    resumed = PruningSession(sp, widths, Schedule(k=5, interval=3, warmup_epochs=0), physical=False)
+    resumed.load_state_dict(mid.state_dict())
+    assert (resumed.batches, resumed.seen, resumed.pruning_steps) == (1, 5, 1)
+    assert [a.tolist() for a in resumed.alive] == [a.tolist() for a in mid.alive]
+    resumed.start(sp.build(widths), torch.device("cpu"))
+    for layer in mid.layers:
+        torch.testing.assert_close(resumed.importance.score(layer), mid.importance.score(layer))
+
+
+def test_a_sessions_floors_are_its_min_width_in_multiples():
+    """A layer that starts at min_width can never lose a channel, so it does not hold the trajectory's rows back."""
+    sp = ns.space("vgg11", "synthetic")
+    assert PruningSession(sp, sp.uniform(0.125), Schedule(min_width=3)).trajectory.floors == [3] * 8
+
+
+def test_a_gate_after_a_frozen_batch_norm_multiplies():
+    """Physical pruning lets a gate right after an affine batch norm multiply nothing and reads the norm's gradients;
+    a frozen norm has none, so its gate keeps a mask to be scored by (its scores were all 0)."""
+    from neuralscale.graph import gate_layers
+    from neuralscale.pruning.apply import attach_masks
+    sp = ns.space("vgg11", "synthetic")
+    w = sp.uniform(0.125)
+    model = sp.build(w)
+    layers = gate_layers(sp, model)
+    layers[2].gates[0].source.weight.requires_grad_(False)
+    layers[5].gates[0].source.bias.requires_grad_(False)
+    attach_masks(layers, _alive(*w), True, torch.device("cpu"), torch.float32)
+    assert [layer.gates[0].ones is None for layer in layers] == [i not in (2, 5) for i in range(8)]
+
