@@ -314,3 +314,37 @@ def test_a_gate_after_a_frozen_batch_norm_multiplies():
     attach_masks(layers, _alive(*w), True, torch.device("cpu"), torch.float32)
     assert [layer.gates[0].ones is None for layer in layers] == [i not in (2, 5) for i in range(8)]
 
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_a_shrunk_network_keeps_its_mode_its_frozen_weights_and_adams_step_counts(in_place):
+    from neuralscale.graph import ChannelGraph
+    from neuralscale.pruning.apply import shrink
+    sp = ns.space("vgg11", "synthetic")
+    w = sp.uniform(0.125)
+    torch.manual_seed(0)
+    model = sp.build(w)
+    first = next(model.parameters())  # layer 0's convolution: it loses a channel
+    first.requires_grad_(False)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01)
+    for _ in range(2):
+        F.cross_entropy(model(torch.randn(2, *sp.info.input_shape)), torch.tensor([0, 1])).backward()
+        opt.step()
+    model.eval()
+    keep = [torch.arange(n) for n in w]
+    keep[0] = torch.arange(1, w[0])
+    new_w = [w[0] - 1, *w[1:]]
+    saved = sp._resize
+    if not in_place:
+        sp._resize = None  # rebuilt, as a space without `resize` is
+    try:
+        out = shrink(sp, ChannelGraph(sp, w), model, opt, keep, w, new_w)
+    finally:
+        sp._resize = saved
+    assert out is not None and (out.model is model) is in_place
+    assert not out.model.training
+    params = list(out.model.parameters())
+    assert not params[0].requires_grad and params[0].shape[0] == w[0] - 1 and all(p.requires_grad for p in params[1:])
+    state = out.optimizer_state["state"]
+    assert len(state) == len(params) - 1
+    for i, s in state.items():
+        assert float(s["step"]) == 2 and s["exp_avg"].shape == s["exp_avg_sq"].shape
