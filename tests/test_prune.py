@@ -320,3 +320,14 @@ def test_a_trainer_leaves_a_users_layout_alone_and_takes_a_device_with_an_index(
                  progress=False)
     tr.fit()
     assert pr.session.pruning_steps >= 3 and pr.session.physical
+
+
+def test_the_trainer_stops_at_the_step_that_ends_pruning_with_the_masks_of_every_step():
+    """TaylorPruner under the Trainer, masking: each step's masks reach the model (the pruned channels are zeroed
+    as they are chosen), and training stops at the batch whose step ends pruning, not at the end of its epoch."""
+    sp = ns.space("vgg11", "synthetic")
+    pr, tr = _run(sp, sp.uniform(0.125), False, dtype="float32", epochs=5, k=3, interval=1, warmup_epochs=0,
+                  prune_fraction=0.1, prune_past_one=True)
+    assert pr.done and pr.session.pruning_steps >= 10
+    assert [int(g.ones.sum()) for g in gates(tr.model)] == pr.session.current
+    assert tr.step == pr.session.seen < 18 * len(tr.history)  # every batch was scored, the last one ended it

@@ -273,10 +273,11 @@ def test_a_sessions_state_resumes_every_field():
     assert again.half_widths == ended.half_widths is not None and again.current == ended.current
     assert again.rows == ended.rows and again.row_steps == ended.row_steps and again.notes == ended.notes
     # mid-interval, with Taylor-FO's sums: a step due at the same batch, from the same scores
-    model = sp.build(widths)
+    taylor = Schedule(k=5, interval=3, warmup_epochs=0, prune_past_one=True)  # a step whatever the scores
     torch.manual_seed(0)
+    model = sp.build(widths)
     x, y = torch.randn(4, *sp.info.input_shape), torch.randint(0, sp.info.num_classes, (4,))
-    mid = PruningSession(sp, widths, Schedule(k=5, interval=3, warmup_epochs=0), physical=False)
+    mid = PruningSession(sp, widths, taylor, physical=False)
     mid.start(model, torch.device("cpu"))
     for _ in range(5):
         F.cross_entropy(model(x), y).backward()
@@ -285,7 +286,7 @@ def test_a_sessions_state_resumes_every_field():
             mid.step(model)
             mid.attach(model, torch.device("cpu"))
     assert mid.pruning_steps == 1 and mid.batches == 1 and mid.seen == 5
-    resumed = PruningSession(sp, widths, Schedule(k=5, interval=3, warmup_epochs=0), physical=False)
+    resumed = PruningSession(sp, widths, taylor, physical=False)
     resumed.load_state_dict(mid.state_dict())
     assert (resumed.batches, resumed.seen, resumed.pruning_steps) == (1, 5, 1)
     assert [a.tolist() for a in resumed.alive] == [a.tolist() for a in mid.alive]
@@ -348,3 +349,20 @@ def test_a_shrunk_network_keeps_its_mode_its_frozen_weights_and_adams_step_count
     assert len(state) == len(params) - 1
     for i, s in state.items():
         assert float(s["step"]) == 2 and s["exp_avg"].shape == s["exp_avg_sq"].shape
+
+
+def test_a_step_that_ties_past_the_target_ends_pruning():
+    """Channels tied with the k-th come along, so one step may pass the target long before the most steps the
+    fraction allows: pruning ends there, at the target's count, not later as exhausted."""
+
+    class Tied(_Ordered):
+        def score(self, layer):
+            return torch.zeros(layer.width)
+
+    sp = ns.space("vgg11", "synthetic")
+    widths = sp.uniform(0.125)
+    session = PruningSession(sp, widths, Schedule(k=7, interval=1, warmup_epochs=0, prune_fraction=0.6,
+                                                  prune_past_one=True), importance=Tied(), physical=False)
+    _drive(session, sp.build(widths))
+    assert session.pruning_steps == 1 and session.current == [1] * 8 and session.done and not session.exhausted
+    assert session.stop_reason == "336 of 344 channels pruned (60%)"
