@@ -79,3 +79,52 @@ def test_bn_scale_and_l1_filter_norm():
     conv = layers[1].producers[0].weight.detach()
     torch.testing.assert_close(l1, conv.abs().flatten(1).sum(1))
     torch.testing.assert_close(ns.L1FilterNorm(per_weight=True).score(layers[1]), conv.abs().flatten(1).mean(1))
+
+
+def test_a_tied_layer_is_scored_over_all_its_producers_and_norms():
+    """A layer tied across residual sums has several producers and batch norms (MobileNetV2's stem has three of
+    each): BN scale sums their |gamma| and L1 their filter norms (a mutation audit: reading the first alone passed,
+    as VGG has one of each)."""
+    sp = ns.space("mobilenetv2", "synthetic")
+    torch.manual_seed(0)
+    widths = sp.uniform(0.125)
+    model = sp.build(widths)
+    layers = ChannelGraph(sp, widths).layers(model)
+    tied = next(layer for layer in layers if len(layer.norms) >= 2 and len(layer.producers) >= 2)
+    with torch.no_grad():
+        for i, n in enumerate(tied.norms):
+            n.weight.copy_(torch.linspace(-1.0, 1.0, n.num_features) * (i + 1))
+    torch.testing.assert_close(ns.BNScale().score(tied), sum(n.weight.detach().abs() for n in tied.norms))
+    torch.testing.assert_close(ns.L1FilterNorm().score(tied),
+                               sum(p.weight.detach().abs().flatten(1).sum(1) for p in tied.producers))
+    torch.testing.assert_close(ns.L1FilterNorm(per_weight=True).score(tied),
+                               sum(p.weight.detach().abs().flatten(1).mean(1) for p in tied.producers))
+
+
+def test_what_each_criterion_needs_and_says_when_it_lacks_it():
+    """A criterion of the user's own reads the channel graph unless it says it needs none; Taylor-FO needs none;
+    a layer without batch norms or producers is refused by name; the two L1 variants record different names; a
+    layer whose gates got no gradient scores 0; no score from a state without batches; the sums move to the device
+    asked for (a mutation audit: each of these passed when changed)."""
+    from neuralscale.graph import Layer
+    assert ns.Importance.needs_graph is True and TaylorFO.needs_graph is False
+    assert (ns.L1FilterNorm().name, ns.L1FilterNorm(per_weight=True).name) == ("l1", "l1-per-weight")
+    bare = Layer(0, "features.3", 4, [])
+    with pytest.raises(ns.NeuralscaleError, match="layer features.3 has no batch norm"):
+        ns.BNScale().score(bare)
+    with pytest.raises(ns.NeuralscaleError, match="layer features.3 has no convolution or linear layer"):
+        ns.L1FilterNorm().score(bare)
+    sp, widths, model = _net()
+    layers = gate_layers(sp, model)
+    for layer in layers:
+        for g in layer.gates:
+            g.ones = torch.ones(g.width, requires_grad=True)  # no backward pass: no gradient anywhere
+    taylor = TaylorFO()
+    taylor.observe(layers)
+    assert all(torch.equal(taylor.score(layer), torch.zeros(layer.width)) for layer in layers)
+    taylor.to("meta")
+    assert all(s.device.type == "meta" for s in taylor.sums)
+    emptied = TaylorFO()
+    emptied.load_state_dict({"sums": [torch.ones(w) for w in widths], "batches": 0})
+    with pytest.raises(ns.NeuralscaleError, match="Taylor-FO has observed no batch"):
+        emptied.score(layers[0])

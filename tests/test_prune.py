@@ -194,6 +194,37 @@ def test_a_flattened_map_is_sliced_in_blocks_of_positions():
         assert torch.allclose(full(x), small(x), atol=1e-5)
 
 
+class _Doubled(torch.nn.Module):
+    """A layer's channels read twice by the next convolution (torch.cat([y, y])): two channels per channel, not
+    side by side, so slicing in blocks of 2 would keep the wrong ones."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.c, self.b = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(16, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.o = nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = torch.relu(self.b(self.c(x)))
+        return self.o(torch.relu(self.b2(self.c2(torch.cat([y, y], 1)))).mean((2, 3)))
+
+
+def test_a_layer_read_twice_side_by_side_is_masked_and_a_state_with_more_tensors_does_not_fit():
+    """The graph slices a dimension only where a channel is one entry of it, or one block of positions where a
+    linear layer reads a flattened map; a convolution reading a layer's channels twice is neither, and the graph
+    says so (a mutation audit: taking it for blocks of 2, or any dimension 1 for a flattened map, passed). A state
+    with a tensor the model does not have does not fit it (a mutation audit: only the model's keys were checked)."""
+    sp = ns.space(_Doubled(), torch.randn(2, 3, 8, 8))
+    graph = ChannelGraph(sp, sp.base_widths)
+    assert not graph.exact and graph.why_not_exact == "c2.weight holds c's channels in a way slicing cannot follow"
+    assert graph.slices["c2.weight"] == [(0, 1, 1)]  # its own output channels only
+    shapes = sp.state_shapes(sp.base_widths)
+    state = sp.build(sp.base_widths).state_dict()
+    assert ChannelGraph.fits(state, shapes) and not ChannelGraph.fits({**state, "extra": torch.zeros(1)}, shapes)
+    assert not ChannelGraph.fits({k: v for k, v in state.items() if k != "o.bias"}, shapes)
+
+
 @pytest.mark.parametrize("start", ["all-lost", "per-layer"])
 def test_a_trajectory_resumed_from_its_state_records_the_same_rows(start):
     """A descent killed mid-pruning resumes its trajectory from the checkpoint's state: under the original's

@@ -477,6 +477,24 @@ class _Grouped(torch.nn.Module):
         return self.fc(torch.relu(self.b2(self.c2(torch.relu(self.b1(self.c1(x)))))).mean((2, 3)))
 
 
+def test_a_step_with_callbacks_or_compiled_or_off_cuda_is_not_captured_and_says_why():
+    """Why the trainer leaves a step eager under cuda_graphs, read without a GPU: callbacks (a pruner) named, a
+    compiled step, a device that is not CUDA (a mutation audit: each check dropped from `capturable` passed, as
+    the CUDA tests that reach it cannot run here)."""
+    from types import SimpleNamespace
+    from neuralscale.captured import capturable
+    from neuralscale.pruning import TaylorPruner
+
+    def trainer(device, compiled=False, callbacks=()):
+        return SimpleNamespace(device=torch.device(device), config=SimpleNamespace(compile=compiled),
+                               callbacks=list(callbacks))
+    pruner = TaylorPruner.__new__(TaylorPruner)  # its class name is all capturable reads
+    assert capturable(trainer("cuda")) is None
+    assert capturable(trainer("cuda", callbacks=[pruner])) == "callbacks run Python between steps (TaylorPruner)"
+    assert capturable(trainer("cuda", compiled=True, callbacks=[pruner])).startswith("the step is compiled")
+    assert capturable(trainer("cpu", callbacks=[pruner])) == "CUDA graphs need a CUDA device"
+
+
 def test_the_cpu_layout_rule_and_the_optimizers_settings():
     """Channels-last on the CPU where the mean width is 32 or more and no layer under 4, not with grouped
     convolutions (a depthwise one is not grouped in this sense); the optimizer gets the configuration's momentum,
