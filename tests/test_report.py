@@ -647,6 +647,183 @@ def _rec(label, seed, acc, final=None, ratio=0.25, params=1000, macs=10_000, lat
                         "batches": {"1": {"median_ms": latency[0], "iqr_ms": latency[1]}}}
     return {**r, **extra}
 
+def test_a_row_counts_each_finished_run_with_its_accuracy_once_in_seed_order():
+    """Only finished runs with a finite accuracy join a row (a run that failed after training, while measuring its
+    latency, keeps its summary; a NaN accuracy is no score); its seeds are listed in order whatever the records'
+    order; the runs left out for want of the accuracy are the finished ones only."""
+    from neuralscale.report import unmeasured
+    late_failure = {**_rec("uniform", 2, 99.0), "status": "failed", "error": "RuntimeError: latency"}
+    early_failure = {"status": "failed", "label": "uniform", "seed": 4, "error": "RuntimeError: data"}
+    nan = _rec("uniform", 3, float("nan"), final=79.0)
+    records = [_rec("uniform", 1, 84.0, final=70.0, wall_s=5.0), late_failure, _rec("uniform", 0, 80.0, wall_s=7.0),
+               nan, early_failure]
+    (row,) = summarize_records(records)
+    assert row["n"] == 2 and row["seeds"] == [0, 1] and sorted(row["values"]) == [80.0, 84.0]
+    assert row["mean"] == pytest.approx(82.0) and row["by_seed"] == {1: 84.0, 0: 80.0}
+    assert row["final_mean"] == pytest.approx(75.0) and row["wall_s"] == pytest.approx(12.0)
+    assert unmeasured(records, "best-val") == [nan]
+    (final,) = summarize_records(records, "final")  # the NaN is best-val's only: the final epoch counts that run
+    assert final["seeds"] == [0, 1, 3] and final["n"] == 3
+
+
+def test_a_rows_latency_is_the_median_of_its_runs_medians_with_the_median_spread():
+    """Three runs' batch-1 latencies: the row's latency is their median (not the mean an outlier pulls), its IQR
+    the median of theirs, and the table shows both; a run of a row that measured no latency leaves the column in."""
+    from neuralscale.report import _table, latency_device
+    rows = summarize_records([_rec("uniform", s, 80.0 + s, latency=lat)
+                              for s, lat in enumerate([(1.0, 0.1), (2.0, 0.3), (6.0, 0.2)])]
+                             + [_rec("morphnet", 0, 81.0, latency=(3.0, 0.1)), _rec("morphnet", 1, 82.0)])
+    uni = next(r for r in rows if r["label"] == "uniform")
+    assert (uni["latency_ms"], uni["latency_iqr_ms"]) == (pytest.approx(2.0), pytest.approx(0.2))
+    assert latency_device(rows) == "cpu (x86_64, 1 threads)"
+    head, body = _table(rows)
+    assert "latency (ms)" in head
+    cells = dict(zip(head, next(b for b in body if b[0] == "uniform")))
+    assert cells["latency (ms)"] == "2.00 (IQR 0.20)"
+
+
+def test_a_table_row_shows_each_number_in_its_column_rounded_as_its_head_says():
+    """Every cell of a row of two seeds against uniform: label, budget, seeds, parameters with thousands'
+    separators, MACs in millions, the selected and the final epoch's mean ± std, the Welch gaps of each (the final
+    epoch's on the final accuracies) and the paired gap, and the p-value; the selected accuracy named in the heads."""
+    from neuralscale.report import _table, fmt_gap, fmt_p
+    from neuralscale.stats import paired_gap, welch_gap
+    uni = [_rec("uniform", s, a, final=f, params=12_345, macs=6_780_000) for s, (a, f) in enumerate([(80.0, 79.0), (84.0, 81.0)])]
+    law = [_rec("morphnet", s, a, final=f, params=12_000, macs=5_500_000)
+           for s, (a, f) in enumerate([(81.0, 75.0), (85.5, 76.0)])]
+    rows = summarize_records(uni + law, "final")
+    head, body = _table(rows)
+    assert head == ["method", "budget", "seeds", "params", "MACs (M)", "test acc (final epoch)", "final-epoch test acc",
+                    "gap to uniform (final epoch) [95% CI]", "gap to uniform (final epoch) [95% CI]",
+                    "gap, paired by seed (final epoch) [95% CI]", "p (holds: Holm)"]
+    rows = summarize_records(uni + law)
+    head, body = _table(rows)
+    assert head[5:] == ["test acc (sel.)", "final-epoch test acc", "gap to uniform (sel.) [95% CI]",
+                        "gap to uniform (final epoch) [95% CI]", "gap, paired by seed (sel.) [95% CI]",
+                        "p (holds: Holm)"]
+    row = next(r for r in rows if r["label"] == "morphnet")
+    assert row["final_gap"] == pytest.approx(75.5 - 80.0)
+    assert body == [
+        ["uniform", "ratio 0.25", "2", "12,345", "6.78", "82.00 ± 2.83", "80.00 ± 1.41", "", "", "", ""],
+        ["morphnet", "ratio 0.25", "2", "12,000", "5.50", "83.25 ± 3.18", "75.50 ± 0.71",
+         fmt_gap(*welch_gap([81.0, 85.5], [80.0, 84.0])), fmt_gap(*welch_gap([75.0, 76.0], [79.0, 81.0])),
+         fmt_gap(*paired_gap({0: 81.0, 1: 85.5}, {0: 80.0, 1: 84.0})[:2]), fmt_p(row)]]
+    assert body[1][8].startswith("-4.50 [") and body[1][9].startswith("+1.25 [") and body[1][10]
+    # uniform's third seed has no morphnet run to pair with: the paired column pairs seeds 0 and 1 only
+    rows = summarize_records(uni + [_rec("uniform", 2, 90.0, final=80.0, params=12_345, macs=6_780_000)] + law)
+    cells = _table(rows)[1][1]
+    assert cells[7] == fmt_gap(*welch_gap([81.0, 85.5], [80.0, 84.0, 90.0]))
+    assert cells[9] == fmt_gap(*paired_gap({0: 81.0, 1: 85.5}, {0: 80.0, 1: 84.0, 2: 90.0})[:2])
+    assert cells[9].startswith("+1.25 [")
+
+
+def test_rows_are_grouped_by_kind_of_budget_then_amount_then_method():
+    """A store of ratio and parameter budgets: the rows of each kind stay together (params before ratio), each kind
+    in increasing amount, uniform first within a budget."""
+    recs = [_rec(label, 0, 80.0, **budget) for label in ("morphnet", "uniform")
+            for budget in ({"ratio": 0.5}, {"ratio": 0.25}, {"budget": Budget("params", value=300.0).to_dict()})]
+    assert [(r["budget_key"], r["label"]) for r in summarize_records(recs)] == [
+        (["params", 300.0], "uniform"), (["params", 300.0], "morphnet"), (["ratio", 0.25], "uniform"),
+        (["ratio", 0.25], "morphnet"), (["ratio", 0.5], "uniform"), (["ratio", 0.5], "morphnet")]
+
+
+def test_summary_json_holds_the_report_and_every_runs_own_fields_and_out_is_where_it_is_written(tmp_path):
+    """summary.json: the model, dataset, accuracy and where the report is; each row's seeds (in order) and its runs'
+    summed wall time; each run (a failed one too) with how it started, its widths, latency, best-validation epoch
+    and error. The report goes to --out, not beside the store; a folder of other files takes it only with force."""
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.report import build_report
+    runs = tmp_path / "runs"
+    names = [d.name for d in sorted(STUDY.glob("uniform-r0.0625-s*"))][:3]
+    for name in names:
+        shutil.copytree(STUDY / name, runs / name)
+    failed = runs / names[2] / "record.json"
+    record = json.loads(failed.read_text())
+    record.update(status="failed", error="RuntimeError: out of memory")
+    failed.write_text(json.dumps(record))
+    with pytest.raises(NeuralscaleError, match="unknown accuracy 'bogus'"):
+        build_report(runs, accuracy="bogus", figures=False)
+    with pytest.raises(NeuralscaleError, match="unknown accuracy 'bogus'"):
+        summarize_records([], "bogus")
+    out = tmp_path / "elsewhere"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(NeuralscaleError, match="not a report"):
+        build_report(runs, out=out, accuracy="final", figures=False)
+    built = build_report(runs, out=out, accuracy="final", figures=False, force=True)
+    assert not (runs / "report").exists() and built["summary"] == out / "summary.json"
+    summary = json.loads((out / "summary.json").read_text())
+    records = [json.loads((runs / n / "record.json").read_text()) for n in names]
+    assert (summary["model"], summary["dataset"], summary["accuracy"]) == ("vgg11", "fashionmnist", "final")
+    assert summary["store"] == str(runs) and summary["report"] == str(out / "report.md")
+    assert summary["html"] == str(out / "report.html")
+    (row,) = summary["rows"]
+    assert row["seeds"] == [0, 1] and row["n"] == 2 and row["accuracy"] == "final"
+    assert row["wall_s"] == pytest.approx(records[0]["wall_s"] + records[1]["wall_s"])
+    assert [r["id"] for r in summary["runs"]] == names
+    for run, record in zip(summary["runs"], records):
+        assert run["start"] == "scratch" and run["widths"] == record["widths"] and run["seed"] == record["seed"]
+        assert run["latency_ms"] == record["latency"]["batches"]["1"]["median_ms"]
+        assert run["best_val_epoch"] == record["summary"]["best_val_epoch"] and run["status"] == record["status"]
+        assert run["error"] == record.get("error")
+    assert summary["runs"][2]["error"] == "RuntimeError: out of memory"
+    md = (out / "report.md").read_text()  # no selection to describe at the final epoch; the widths table
+    assert "Selection on" not in md and f"| uniform | ratio 0.0625 | {','.join(map(str, records[0]['widths']))} |" in md
+
+
+def test_a_store_without_a_row_to_report_is_refused_with_what_it_holds(tmp_path):
+    """An empty folder, one whose runs are all failed or unfinished (their statuses said), one whose only finished
+    run has no best-validation epoch (counted, with the way to report it), and a run's own directory."""
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.report import build_report
+    names = [d.name for d in sorted(STUDY.glob("uniform-r0.0625-s*"))][:3]
+
+    def store(name: str, edits: list[dict]) -> Path:
+        for run, edit in zip(names, edits):
+            shutil.copytree(STUDY / run, tmp_path / name / run)
+            record = json.loads((STUDY / run / "record.json").read_text())
+            record.update(edit.get("record", {}))
+            record["summary"].update(edit.get("summary", {}))
+            (tmp_path / name / run / "record.json").write_text(json.dumps(record))
+        return tmp_path / name
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NeuralscaleError, match="empty holds no run records$"):
+        build_report(tmp_path / "empty", figures=False)
+    unfinished = store("unfinished", [{"record": {"status": "failed", "error": "x"}}, {"record": {"status": "running"}}])
+    with pytest.raises(NeuralscaleError, match=r"holds no finished runs yet \(2 record\(s\): failed, running\)$"):
+        build_report(unfinished, figures=False)
+    no_val = store("noval", [{"summary": {"test_acc_at_best_val": None, "best_val_epoch": None}},
+                             {"record": {"status": "failed", "error": "x"}}])
+    with pytest.raises(NeuralscaleError, match=r"holds 1 finished run\(s\), none with a test accuracy at the "
+                                               r"best-validation epoch \(trained without a validation split\): "
+                                               r"report them with --accuracy final$"):
+        build_report(no_val, figures=False)
+    assert build_report(no_val, accuracy="final", figures=False)["rows"][0]["n"] == 1
+    partly = store("partly", [{"summary": {"test_acc_at_best_val": None, "best_val_epoch": None}}, {}])
+    md = build_report(partly, figures=False)["markdown"].read_text()
+    assert " **Left out**: 1 finished run(s) without a test accuracy at the best-validation epoch (uniform" in md
+    with pytest.raises(NeuralscaleError, match="is one run's directory; report the folder"):
+        build_report(no_val / names[0], figures=False)
+
+
+def test_a_failed_run_beside_its_finished_retry_is_no_second_seed_and_says_nothing_of_the_recipe():
+    """A failed run's record (another recipe, a best-validation epoch of its own) beside the finished run of the
+    same label, budget and seed: not refused as one seed twice, and neither the recipe's sentence nor the
+    selection's reads it; augmentation off is said so; the page escapes the text it renders."""
+    from neuralscale.report import _recipe_text, _selection_text, check_comparable, render_html
+    recipe = {"epochs": 20, "batch_size": 128, "lr": 0.1, "schedule": "step", "momentum": 0.9, "weight_decay": 0.0,
+              "augment": False}
+    done = {**_rec("uniform", 0, 80.0), "config": recipe, "history": [{}] * 20}
+    done["summary"]["best_val_epoch"] = 5
+    failed = {**_rec("uniform", 0, 80.0), "status": "failed", "id": "x", "config": {**recipe, "epochs": 99}}
+    failed["summary"] = {"best_val_epoch": 99}
+    check_comparable(Path("s"), [{**failed, "config": recipe}, {**done, "id": "y"}])  # (its recipe: the same)
+    assert _recipe_text([failed, done]).startswith("Recipe: 20 epochs, batch 128, lr 0.1 (step), momentum 0.9, "
+                                                   "weight decay 0.0, augmentation off.")
+    assert _selection_text([failed, done]).endswith("in 0 of 1 runs; over all runs it fell at epochs 5-5 (median 5).")
+    page = render_html([("p", "a < b & `c`")], "t")
+    assert "<p>a &lt; b &amp; <code>c</code></p>" in page
+
 
 def test_a_rows_spread_is_its_selected_accuracys_and_one_seeds_verdict_says_so():
     """min and max (the minmax band, summary.json) are of the accuracy the report selects by, not the final
