@@ -115,3 +115,129 @@ def test_the_sparsity_penalty_follows_a_network_pruned_in_place():
         w.grad = torch.zeros_like(w)
     penalty.after_backward(trainer)
     assert all(torch.equal(w.grad, S * torch.sign(w.detach())) for w in scales)
+
+
+# --- a mutation audit (second pass): budgets met exactly, floors, criteria, warm starts' refusals ----------------
+def _scores(base, seed):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(w, generator=g) for w in base]
+
+
+def test_pruning_stops_at_the_first_configuration_within_the_budget_and_at_each_layers_floor():
+    """A budget the network already meets removes nothing; a budget equal to what a configuration costs gives that
+    configuration, not one more channel gone; a budget of every layer at its floor is reachable, one under it is
+    not; min_width is each layer's floor (1 by default), globally and at one ratio."""
+    from neuralscale.baselines import choose_uniform_widths
+    sp = ns.space("vgg11", "synthetic")
+    base = sp.uniform(0.125)
+    small = sp.rebased(base)
+    full = small.params(base)
+    for seed in range(3):
+        scores = _scores(base, seed)
+        for choose in (choose_widths, choose_uniform_widths):
+            widths, keep = choose(small, scores, full)
+            assert widths == base and all(torch.equal(k, torch.arange(b)) for k, b in zip(keep, base)), choose
+            for floor in (1, 2):
+                at_floor = small.params([floor] * len(base))
+                kwargs = {} if floor == 1 else {"min_width": floor}
+                assert choose(small, scores, at_floor, **kwargs)[0] == [floor] * len(base), (choose, floor)
+                with pytest.raises(ns.NeuralscaleError, match=f"below what pruning can reach .*at {floor} channel"):
+                    choose(small, scores, at_floor - 1, **kwargs)
+        for share in (0.3, 0.6):
+            widths, keep = choose_widths(small, scores, share * full)
+            again, kept = choose_widths(small, scores, small.params(widths))
+            assert again == widths and all(torch.equal(a, b) for a, b in zip(kept, keep)), (seed, share)
+
+
+def test_the_pruning_criteria_score_what_they_say_and_refuse_others():
+    """l1 (l1-global) is the mean absolute weight of each filter, l1-uniform (l1-prune) their sum: the two
+    differ by each layer's filter size, which is what lets l1-global rank channels across layers."""
+    sp = ns.space("vgg11", "synthetic")
+    torch.manual_seed(0)
+    model = sp.build(sp.uniform(0.125))
+    total, mean = importance(sp, model, "l1-uniform"), importance(sp, model, "l1")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == len(total)
+    for conv, t, m in zip(convs, total, mean):
+        size = conv.weight[0].numel()
+        assert torch.allclose(t, conv.weight.detach().abs().sum(dim=(1, 2, 3))) and torch.allclose(m * size, t)
+    with pytest.raises(ns.NeuralscaleError, match="unknown pruning criterion 'bogus'; choose one of: slimming"):
+        importance(sp, model, "bogus")
+
+
+def test_a_warm_start_refuses_what_it_cannot_cut():
+    """A space that is not one, a network of another space, widths that are not the space's, a layer that would
+    grow (named, the first one), and a network that cannot be sliced exactly: each one clear error."""
+    from neuralscale.baselines import warm_start
+    sp = ns.space("vgg11", "synthetic")
+    base = sp.uniform(0.125)
+    net = sp.build(base)
+    with pytest.raises(ns.NeuralscaleError, match="warm_start takes a width space and a network it built"):
+        warm_start("vgg11", net, base)
+    res = ns.space("resnet18", "synthetic")
+    with pytest.raises(ns.NeuralscaleError, match=f"needs a network built by this space \\({len(sp)} gated layers\\)"):
+        warm_start(sp, res.build(res.uniform(0.0625)), base)
+    with pytest.raises(ns.NeuralscaleError, match=f"got {len(sp) - 1} widths"):
+        warm_start(sp, net, base[:-1])
+    with pytest.raises(ns.NeuralscaleError, match="must be between 1 and"):
+        warm_start(sp, net, [0] + base[1:])
+    grown = [2 * w if i in (2, 5) else w for i, w in enumerate(base)]
+    with pytest.raises(ns.NeuralscaleError, match=f"layer {sp.layer_names[2]} would grow from {base[2]} to "
+                                                  f"{2 * base[2]} channels"):
+        warm_start(sp, net, grown)
+    rbase = res.uniform(0.125)
+    with pytest.raises(ns.NeuralscaleError, match="resnet18 cannot be sliced exactly at these widths"):
+        warm_start(res, res.build(rbase), res.uniform(0.0625))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A finished run of VGG11 at 1/8 width on synthetic data (one epoch of 64 images), with its checkpoint."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    splits = load("synthetic", synthetic=dict(num_train=64, num_test=16)).split(0.0, 0)
+    ns.train(ns.space("vgg11", "synthetic"), "synthetic", ratio=0.125, splits=splits, out_dir=out, progress=False,
+             config=TrainConfig(epochs=1, batch_size=32, device="cpu"))
+    return out
+
+
+def test_a_trained_run_is_refused_unless_finished_of_this_model_with_its_weights_fitting(trained_run, tmp_path):
+    import json
+    import shutil
+
+    from neuralscale.baselines import trained_network, trained_record
+    sp = ns.space("vgg11", "synthetic")
+    record = trained_record(sp, trained_run)
+    net, again = trained_network(sp, trained_run)
+    assert again == record and [g.width for g in ns.models.gate.gates(net)] == sp.uniform(0.125)
+    with pytest.raises(ns.NeuralscaleError, match="is a vgg11, not a resnet18"):
+        trained_record(ns.space("resnet18", "synthetic"), trained_run)
+    with pytest.raises(ns.NeuralscaleError, match="do not fit vgg11 on this data"):  # 100 classes, not 10
+        trained_network(ns.space("vgg11", "cifar100"), trained_run)
+    running = tmp_path / "running"
+    shutil.copytree(trained_run, running)
+    (running / "record.json").write_text(json.dumps({**record, "status": "running"}))
+    with pytest.raises(ns.NeuralscaleError, match="has not finished"):
+        trained_record(sp, running)
+    bare = tmp_path / "bare"
+    shutil.copytree(trained_run, bare)
+    (bare / "checkpoint.pt").unlink()
+    with pytest.raises(ns.NeuralscaleError, match="checkpoint.pt is missing; the trained run's weights are needed"):
+        trained_record(sp, bare)
+
+
+def test_a_pruned_baseline_says_where_it_started(trained_run):
+    """prune_pretrained's record: the pretrained run's widths (a report marks a baseline whose widths equal
+    them as having pruned nothing) and its final test accuracy."""
+    from neuralscale.baselines import prune_pretrained
+    from neuralscale.runs import RunSpec
+    from neuralscale.store import read_record
+    sp = ns.space("vgg11", "synthetic")
+    record = read_record(trained_run)
+    budget = sp.params(sp.uniform(0.0625))
+    spec = RunSpec(model="vgg11", dataset="synthetic", method="l1-global", criterion="l1", pretrained=record["id"],
+                   budget={"metric": "params", "value": budget}, latency_batches=(),
+                   config=TrainConfig(epochs=1, batch_size=32, device="cpu").to_dict())
+    model, widths, callbacks, info = prune_pretrained(sp, trained_run, spec)
+    assert info["from_widths"] == record["widths"] == sp.uniform(0.125) != widths and sp.params(widths) <= budget
+    assert info["from_test_acc"] == record["summary"]["final_test_acc"] is not None
+    assert info["from"] == trained_run.name and info["physical"] and not callbacks
