@@ -92,3 +92,36 @@ def test_holm_keeps_what_survives_the_step_down():
     assert holm([0.01, 0.04, None, 0.03, 0.005]) == [True, False, None, False, True]
     assert holm([0.04]) == [True] and holm([]) == [] and holm([None]) == [None]
     assert holm([0.03, 0.03]) == [False, False]  # each alone would pass; two at once do not
+
+
+def test_paired_p_values_and_intervals_are_students_at_n_minus_one_degrees_of_freedom():
+    """Differences 1, 2, 4 over three seeds: t = sqrt(7) on 2 degrees of freedom, whose two-sided p-value has a
+    closed form, 1 - t / sqrt(2 + t^2) = 1 - sqrt(7) / 3; the interval is t975(2) times the standard error."""
+    from neuralscale.stats import paired_gap, paired_p
+    a, b = {0: 1.0, 1: 2.0, 2: 4.0, 5: 3.0}, {0: 0.0, 1: 0.0, 2: 0.0, 7: 1.0}
+    assert paired_p(a, b) == pytest.approx(1 - 7 ** 0.5 / 3, abs=1e-9)
+    assert paired_gap(a, b) == pytest.approx((7 / 3, 4.302652729911275 * 7 ** 0.5 / 3, 3), abs=1e-9)
+
+
+def test_differences_below_a_billionth_of_a_percent_point_do_not_vary():
+    """The noise floor of a paired comparison is 1e-9 of the accuracies' scale, and that scale is at least 1:
+    differences of 1e-10 that differ in the tenth decimal are rounding, while ones of 1e-8 vary."""
+    from neuralscale.stats import paired_gap, paired_p
+    zero = {0: 0.0, 1: 0.0, 2: 0.0}
+    tiny = {0: 1e-10, 1: 3e-10, 2: 2e-10}
+    assert paired_gap(tiny, zero)[1:] == (None, 3) and paired_p(tiny, zero) is None
+    small = {0: 0.0, 1: 1e-8, 2: 2e-8}
+    assert paired_gap(small, zero)[1] > 0 and paired_p(small, zero) is not None
+
+
+def test_p_values_beyond_a_million_degrees_of_freedom_are_the_normals_two_sided_ones():
+    from neuralscale.stats import t_pvalue
+    for df in (1e8, 1e13):
+        assert t_pvalue(-3.0, df) == pytest.approx(t_pvalue(3.0, df)) == pytest.approx(0.0026997961, abs=1e-8)
+    # below a million the t quantile (1.96020 at 10,000: z + (z^3 + z) / 4df), not the normal's 1.95996
+    assert t975(1e4) == pytest.approx(1.96020, abs=1e-5) and t975(float("nan")) != t975(float("nan"))
+
+
+def test_holm_keeps_a_p_value_equal_to_its_threshold():
+    from neuralscale.stats import holm
+    assert holm([0.05]) == [True] and holm([0.05, 0.025]) == [True, True] and holm([0.05, 0.026]) == [False, False]
