@@ -666,6 +666,17 @@ def test_a_row_counts_each_finished_run_with_its_accuracy_once_in_seed_order():
     assert final["seeds"] == [0, 1, 3] and final["n"] == 3
 
 
+def test_a_rows_means_are_means_and_one_seed_has_a_spread_of_0():
+    """Three seeds whose mean and median differ: the row's means are the means, of the selected accuracy and of
+    the final epoch's; one seed's standard deviations are 0.0, a number summary.json can hold, not None (a mutation
+    audit: a median for the final mean, and None for one seed's spread, passed)."""
+    (row,) = summarize_records([_rec("uniform", s, a, final=f) for s, (a, f) in
+                                enumerate([(80.0, 70.0), (81.0, 71.0), (89.0, 80.0)])])
+    assert row["mean"] == pytest.approx(250 / 3) and row["final_mean"] == pytest.approx(221 / 3)
+    (one,) = summarize_records([_rec("uniform", 0, 80.0, final=70.0)])
+    assert (one["std"], one["final_std"]) == (0.0, 0.0)
+
+
 def test_a_rows_latency_is_the_median_of_its_runs_medians_with_the_median_spread():
     """Three runs' batch-1 latencies: the row's latency is their median (not the mean an outlier pulls), its IQR
     the median of theirs, and the table shows both; a run of a row that measured no latency leaves the column in."""
