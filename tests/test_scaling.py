@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -413,3 +414,406 @@ def test_an_out_of_reach_budget_names_what_the_law_reaches_at_its_narrowest():
     widest = sp.params([64 * max(sp.base_widths)] * len(sp))  # the default cap: 64x the widest base layer
     with pytest.raises(NeuralscaleError, match=f"above what this law reaches, {narrowest:,.0f} to {widest:,.0f} "):
         solve(law, sp, 1e15)  # (the search saw wider networks on its way up: the range still starts at the floor)
+
+
+# --- solve: its options, its limits, its warnings (a second mutation audit found each of these untested) ----
+
+def _latency_cost(sp, scale: float = 1e6):
+    """A latency in ms as a descent's latency table gives one (`cost`): here a network's MACs over `scale`,
+    deterministic, so that the solver's latency paths are checked without timing anything."""
+    asked = []
+
+    def cost(widths):
+        asked.append(list(widths))
+        return sp.macs(widths) / scale
+    return cost, asked
+
+
+def test_solve_refuses_a_floor_or_multiple_below_one_and_a_budget_that_is_no_positive_finite_amount():
+    sp = ns.space("vgg11", "cifar10")
+    law = uniform_law(sp, sp.base_widths)
+    for kwargs in ({"min_width": 0}, {"multiple": 0}):
+        with pytest.raises(NeuralscaleError, match="minimum width and multiple must be at least 1"):
+            solve(law, sp, 1e6, **kwargs)
+    for budget in (0, 0.0, float("inf"), float("nan"), "1e6", True, None):
+        with pytest.raises(NeuralscaleError, match="budget must be a positive finite amount"):
+            solve(law, sp, budget)
+    assert abs(solve(law, sp, 1_000_000).rel_error) <= 0.005  # an int is an amount too
+
+
+def test_round_widths_rounds_to_the_nearest_multiple_and_never_below_the_floor():
+    from neuralscale.scaling import round_widths
+    assert round_widths(np.array([7.9, 0.2])) == [7, 1]  # the original's truncation, never below one channel
+    assert round_widths(np.array([15.9, 13.0, 3.0]), multiple=8) == [16, 16, 8]  # nearest multiple, at least one
+    assert round_widths(np.array([15.9, 13.0]), multiple=[8, 1]) == [16, 13]  # one multiple per layer
+    assert round_widths(np.array([1.0, 30.0, 2.5]), min_width=10, multiple=8) == [16, 32, 16]  # the floor: 10 up to 16
+    assert round_widths(np.array([1.0, 30.0]), min_width=10) == [10, 30]
+
+
+def test_solve_keeps_every_width_a_multiple_of_the_option_and_of_the_spaces_group_counts():
+    """The space's own multiples (a layer read by a grouped convolution of 4 groups) and `multiple` both hold: the
+    least common multiple of the two (4 and 6: 12)."""
+    import torch
+    from torch import nn
+
+    class Grouped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+            self.grouped = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=4), nn.BatchNorm2d(16), nn.ReLU())
+            self.last = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+            self.head = nn.Linear(8, 10)
+
+        def forward(self, x):
+            return self.head(self.last(self.grouped(self.stem(x))).mean([2, 3]))
+
+    sp = ns.space(Grouped(), torch.zeros(1, 3, 8, 8))
+    assert sp.multiples == (4, 1)
+    law = uniform_law(sp, sp.base_widths)
+    seen = set()
+    for budget in (5e3, 1e4, 3e4, 1e5):
+        plain, six = solve(law, sp, budget), solve(law, sp, budget, multiple=6)
+        assert plain.widths[0] % 4 == 0 and six.widths[0] % 12 == 0 and six.widths[1] % 6 == 0, (plain, six)
+        assert abs(plain.rel_error) <= 0.05 and abs(six.rel_error) <= 0.1, (plain, six)
+        seen.add(plain.widths[1] % 4 != 0)
+    assert seen == {True, False}  # the other layer is free to take any width
+
+
+def test_max_width_caps_the_widths_and_the_reachable_range():
+    """`max_width` (rounded down to the multiple) bounds every width and the range an out-of-reach budget names; it
+    is itself capped at validate.MAX_WIDTH, and a latency's search at 4x the widest base layer (built to measure)."""
+    from neuralscale.validate import MAX_WIDTH
+    sp = ns.space("vgg11", "cifar10")
+    law = uniform_law(sp, sp.base_widths)
+    n = len(sp)
+    top = sp.params([96] * n)  # 100 rounded down to a multiple of 8
+    for share in (0.5, 0.9, 0.99, 1.0):
+        sol = solve(law, sp, share * top, multiple=8, max_width=100)
+        assert max(sol.widths) <= 96 and all(w % 8 == 0 for w in sol.widths), (share, sol)
+    assert solve(law, sp, top, multiple=8, max_width=100).widths == [96] * n
+    with pytest.raises(NeuralscaleError, match=f"above what this law reaches, {sp.params([8] * n):,.0f} to {top:,.0f} "
+                                               r"parameters with widths in \[1, 100\]"):
+        solve(law, sp, 1.1 * top, multiple=8, max_width=100)
+    with pytest.raises(NeuralscaleError, match=rf"with widths in \[1, {MAX_WIDTH}\]"):
+        solve(law, sp, 1e15, max_width=10 * MAX_WIDTH)
+    cost, _ = _latency_cost(sp)
+    with pytest.raises(NeuralscaleError, match=rf"ms with widths in \[1, {4 * max(sp.base_widths)}\]"):
+        solve(law, sp, 1e9, "latency", cost=cost)
+    with pytest.raises(NeuralscaleError, match="a multiple of 1,500 is more than the widest layer this law may have "
+                                               r"\(1,000\)"):
+        solve(law, sp, 1e6, multiple=1500, max_width=1000)
+
+
+def test_a_budget_just_beyond_the_ends_of_the_law_within_the_tolerance_is_met_by_the_end():
+    """Below the narrowest network by less than the tolerance: the narrowest, not 'out of reach'; so at the top."""
+    sp = ns.space("vgg11", "cifar10")
+    law = uniform_law(sp, sp.base_widths)
+    n = len(sp)
+    for budget, widths in ((0.998 * sp.params([1] * n), [1] * n), (1.003 * sp.params([100] * n), [100] * n)):
+        sol = solve(law, sp, budget, max_width=100)
+        assert sol.widths == widths and sol.achieved == sp.params(widths) and not sol.warnings[1:], sol
+    with pytest.raises(NeuralscaleError, match="out of reach"):
+        solve(law, sp, 0.99 * sp.params([1] * n))
+
+
+def test_a_floor_between_multiples_is_rounded_up_and_named_so_when_out_of_reach():
+    """min_width 10 with multiple 8: every width at least 16, and the narrowest the law reaches is all 16s."""
+    sp = ns.space("vgg11", "cifar10")
+    law = uniform_law(sp, sp.base_widths)
+    n = len(sp)
+    for budget in (1.2 * sp.params([16] * n), 3e5, 1e6):
+        sol = solve(law, sp, budget, min_width=10, multiple=8)
+        assert min(sol.widths) >= 16 and all(w % 8 == 0 for w in sol.widths), (budget, sol)
+    with pytest.raises(NeuralscaleError, match=f"below what this law reaches, {sp.params([16] * n):,.0f} to "):
+        solve(law, sp, 100, min_width=10, multiple=8)
+
+
+def test_a_nudged_configuration_is_nearest_of_its_single_layer_moves_and_stays_in_its_bounds():
+    """With no tolerance the nudge moves single layers while any move brings the cost nearer the budget: no layer
+    one channel (or multiple) narrower or wider within [min_width, max_width] is nearer, and none leaves them."""
+    from neuralscale.scaling import round_widths
+    sp = ns.space("vgg11", "cifar10")
+    law = fit(sp, _trajectory(sp, 30))
+    cases = [(b, {}) for b in (5e4, 2e5, 7e5, 3e6)]
+    cases += [(b, {"min_width": 8}) for b in (1.01 * sp.params([8] * len(sp)), 1.2 * sp.params([8] * len(sp)))]
+    cases += [(b, {"max_width": 100}) for b in (0.97 * sp.params([100] * len(sp)), 0.995 * sp.params([100] * len(sp)))]
+    moved = 0
+    for budget, kwargs in cases:
+        sol = solve(law, sp, budget, tolerance=1e-12, **kwargs)
+        low, high = kwargs.get("min_width", 1), kwargs.get("max_width", 64 * max(sp.base_widths))
+        assert low <= min(sol.widths) and max(sol.widths) <= high, (budget, kwargs, sol)
+        moved += sol.widths != round_widths(law.raw_widths(sol.tau), low)
+        for i in range(len(sp)):
+            for step in (-1, 1):
+                w = sol.widths[:i] + [sol.widths[i] + step] + sol.widths[i + 1:]
+                if low <= w[i] <= high:
+                    assert abs(sp.params(w) - budget) >= abs(sol.achieved - budget), (budget, kwargs, i, step)
+    assert moved >= 4
+
+
+def test_the_nearest_configuration_is_flagged_only_beyond_the_tolerance():
+    """Widths in multiples of 32 move in coarse steps: a configuration more than 0.5% from the budget carries the
+    warning (naming the multiples), one within does not; rel_error and to_dict say the same numbers."""
+    sp = ns.space("vgg11", "cifar10")
+    law = uniform_law(sp, sp.base_widths)
+    between = 0
+    for budget in np.geomspace(4e5, 2e7, 30):
+        sol = solve(law, sp, budget, multiple=32)
+        assert sol.rel_error == pytest.approx((sol.achieved - budget) / budget, rel=1e-12)
+        said = [w for w in sol.warnings if w.startswith("the nearest configuration is ")]
+        assert bool(said) == (abs(sol.rel_error) > 0.005), (budget, sol)
+        if said:
+            assert said == [f"the nearest configuration is {sol.rel_error:+.1%} from the budget ({sol.achieved:,.0f} "
+                            "parameters): widths move in whole channels and multiples"]
+        between += 0.005 < abs(sol.rel_error) <= 0.01
+    assert between >= 1
+    sol = solve(law, sp, 1_234_567, tolerance=1e-12)  # one channel's step: no multiples to name
+    assert sol.warnings[-1].endswith("parameters): widths move in whole channels")
+    d = sol.to_dict()
+    assert d == {"widths": sol.widths, "metric": "params", "budget": 1_234_567.0, "achieved": sol.achieved,
+                 "rel_error": sol.rel_error, "tau": sol.tau, "warnings": sol.warnings}
+
+
+def test_a_latency_solve_stays_on_the_law_and_measures_no_network_wider_than_it_must():
+    """A latency is measured afresh after solving: the solver neither nudges single layers nor flags the distance
+    (integer widths at coarse multiples are 6.8% off here); a budget below the narrowest network is said without
+    costing the widest one; a budget under 1 ms is not taken for a share of the base model."""
+    from neuralscale.scaling import round_widths
+    sp = ns.space("vgg11", "cifar10")
+    law = uniform_law(sp, sp.base_widths)
+    cost, asked = _latency_cost(sp)
+    sol = solve(law, sp, 50, "latency", cost=cost, multiple=64)
+    assert abs(sol.rel_error) > 0.005 and sol.achieved == cost(sol.widths)
+    assert sol.widths == round_widths(law.raw_widths(sol.tau), 1, 64)
+    assert not [w for w in sol.warnings if "nearest" in w]
+    asked.clear()
+    with pytest.raises(NeuralscaleError, match=r"below what this law reaches, [\d.]+ ms at its narrowest "
+                                               r"\(widths of at least 1\)$"):
+        solve(law, sp, 0.001, "latency", cost=cost)
+    assert max(max(w) for w in asked) <= max(sp.base_widths)
+    tiny, _ = _latency_cost(sp, 1e12)  # every network here is under 0.02 ms
+    with pytest.raises(NeuralscaleError, match="above what this law reaches") as e:
+        solve(law, sp, 0.5, "latency", cost=tiny)
+    assert "a budget of 0.5 ms" in str(e.value) and "share" not in str(e.value)
+    with pytest.raises(NeuralscaleError) as e:
+        solve(law, sp, 1)
+    assert "a budget of 1 parameters is out of reach" in str(e.value) and "share" not in str(e.value)
+
+
+def test_solution_warnings_say_a_fallback_extrapolation_below_and_more_macs_than_the_base():
+    from neuralscale.scaling import solution_warnings
+    sp = ns.space("vgg11", "cifar10")
+    n = len(sp)
+    law = ScalingLaw("vgg11", "cifar10", list(sp.layer_names), [1.0] * n, [0.5] * n, tau_range=[1_000.0, 100_000.0])
+    narrowest = [1] * n  # 134 parameters
+    assert solution_warnings(law, sp, narrowest, 400.0) == [
+        "extrapolated: solved at tau = 400, but the law was fitted on rows of 1,000 to 100,000 parameters"]
+    assert solution_warnings(law, sp, narrowest, 1_500.0) == [
+        f"extrapolated: the law gives a network of {sp.params(narrowest):,} parameters, 0.1x the smallest of the rows "
+        "it was fitted on (1,000 to 100,000; solved at tau = 1,500)"]
+    assert solution_warnings(law, sp, sp.uniform(0.0625), 600.0) == []  # inside twice the range, both ways
+    # a MACs law is read in MACs (the network's parameters are far fewer), a latency law by its tau, in ms
+    w = sp.uniform(0.25)
+    macs = ScalingLaw(**{**law.to_dict(), "objective": "macs", "tau_range": [sp.macs(w) / 1.5, sp.macs(w) * 1.5]})
+    assert solution_warnings(macs, sp, w, float(sp.macs(w))) == []
+    assert sp.params(w) < sp.macs(w) / 3
+    latency = ScalingLaw(**{**law.to_dict(), "objective": "latency", "tau_range": [0.5, 2.0]})
+    assert solution_warnings(latency, sp, w, 1.0) == []
+    assert solution_warnings(latency, sp, w, 10.0) == [
+        "extrapolated: solved at tau = 10, but the law was fitted on rows of 0.5 to 2 ms"]
+    # more MACs than the base model: said, with both counts; the base itself and less are not
+    plain = ScalingLaw("vgg11", "cifar10", list(sp.layer_names), [1.0] * n, [0.5] * n)
+    wide = sp.uniform(1.25)
+    base = sp.macs(sp.base_widths)
+    assert solution_warnings(plain, sp, wide, 1.0) == [
+        f"{sp.macs(wide) / base:.0%} of the base model's MACs ({sp.macs(wide):,} against {base:,})"]
+    assert solution_warnings(plain, sp, list(sp.base_widths), 1.0) == []
+    assert solution_warnings(plain, sp, sp.uniform(0.75), 1.0) == []
+    # a fallback law: said first, with its reason
+    fallback = fit(sp, [sp.uniform(r) for r in (0.5, 0.45, 0.4)])
+    sol = solve(fallback, sp, sp.params(sp.uniform(0.3)))
+    assert sol.warnings[0] == ("the law is not a fit (only 3 trajectory rows (< 6): uniform scaling of the first row "
+                               "instead of a fit)")
+
+
+# --- a law's file, its summary, fallbacks, per-layer starts, trajectories (the same audit) --------------------
+
+def _law_dict(sp, **changes) -> dict:
+    n = len(sp)
+    d = {"model": sp.name, "dataset": sp.info.name, "layers": list(sp.layer_names), "alpha": [0.5] * n,
+         "beta": [0.5] * n, "r2": [0.9] * n, "rows": 20, "fallback": False, "origin": [], "iteration": 3,
+         "note": "", "tau_range": [1e3, 1e5], "holdout_error": [0.1] * n, "holdout_rows": 4, "objective": "macs"}
+    return {**d, **changes}
+
+
+def test_a_damaged_law_is_refused_naming_what_is_wrong(tmp_path):
+    """Each field's type and range checked on reading (ScalingLaw.from_dict), so that nothing read back fails later
+    with a traceback; a law that is whole reads back equal."""
+    sp = ns.space("vgg11", "cifar10")
+    n = len(sp)
+    assert ScalingLaw.from_dict(_law_dict(sp)) == ScalingLaw(**_law_dict(sp))
+    damaged = {
+        "alpha": ([0.5] * (n - 1) + [True], "alpha and beta lists of finite numbers"),
+        "beta": ([0.5] * (n - 1) + [float("nan")], "alpha and beta lists of finite numbers"),
+        "model": (11, "model and dataset must be names"),
+        "layers": ("conv1", "layers a list"),
+        "origin": ([0] * n, "origin must be widths (positive integers)"),
+        "r2": ([0.9] * (n - 1), "r2 must be finite numbers, one per layer or none"),
+        "rows": (True, "rows must be a count"),
+        "fallback": (1, "fallback must be true or false"),
+        "iteration": (-1, "iteration must be a count or null"),
+        "note": (None, "note must be text"),
+        "holdout_error": ([0.1] * (n + 1), "holdout_error must be finite numbers, one per layer or none"),
+        "holdout_rows": (-4, "holdout_rows must be a count"),
+        "objective": ("energy", "objective must be one of params, macs, latency, got 'energy'"),
+    }
+    for field_, (value, said) in damaged.items():
+        with pytest.raises(NeuralscaleError, match=re.escape(said)):
+            ScalingLaw.from_dict(_law_dict(sp, **{field_: value}))
+    for alpha in ([0.5] * (n - 1) + [0.0], [0.5] * (n - 1) + [-1.0]):
+        with pytest.raises(NeuralscaleError, match="every alpha must be positive"):
+            ScalingLaw.from_dict(_law_dict(sp, alpha=alpha))
+    for changes in ({"alpha": [0.5] * (n + 1)}, {"beta": [0.5] * (n - 1)}, {"layers": list(sp.layer_names)[:-1]}):
+        with pytest.raises(NeuralscaleError, match="alpha, beta and layers differ in length"):
+            ScalingLaw.from_dict(_law_dict(sp, **changes))
+    for tau_range in ([1e5, 1e3], [0.0, 1e3], [1e3], [1e3, 2e3, 3e3]):
+        with pytest.raises(NeuralscaleError, match="tau_range must be two positive numbers, smallest first, or none"):
+            ScalingLaw.from_dict(_law_dict(sp, tau_range=tau_range))
+    with pytest.raises(NeuralscaleError, match="rows must be a count; fallback must be true or false"):
+        ScalingLaw.from_dict(_law_dict(sp, rows=-1, fallback="no"))  # every problem at once
+    assert ScalingLaw.from_dict(_law_dict(sp, origin=list(sp.base_widths), fallback=True)).origin == list(sp.base_widths)
+
+
+def test_a_law_file_round_trips_and_a_descents_fits_give_their_last_law(tmp_path):
+    sp = ns.space("vgg11", "cifar10")
+    law = fit(sp, _trajectory(sp, 20), iteration=4)
+    law.save(tmp_path / "law.json")
+    assert ScalingLaw.load(tmp_path / "law.json") == law
+    assert "objective" not in json.loads((tmp_path / "law.json").read_text())  # params, as the release before wrote
+    macs = ScalingLaw.from_dict(_law_dict(sp))
+    macs.save(tmp_path / "macs.json")
+    assert json.loads((tmp_path / "macs.json").read_text())["objective"] == "macs"
+    assert ScalingLaw.load(tmp_path / "macs.json") == macs
+    first = ScalingLaw.from_dict(_law_dict(sp, iteration=1))
+    (tmp_path / "fits.json").write_text(json.dumps({"laws": [first.to_dict(), macs.to_dict()]}))
+    assert ScalingLaw.load(tmp_path / "fits.json") == macs
+    (tmp_path / "fits.json").write_text(json.dumps({"laws": []}))
+    with pytest.raises(NeuralscaleError, match="holds no fitted iteration yet"):
+        ScalingLaw.load(tmp_path / "fits.json")
+    (tmp_path / "list.json").write_text(json.dumps([law.to_dict()]))
+    with pytest.raises(NeuralscaleError, match="list.json is not a scaling-law file"):
+        ScalingLaw.load(tmp_path / "list.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "bytes.json").write_bytes(b"\xff\xfe{}")  # not UTF-8 (nor JSON in any other encoding)
+    for name in ("deep.json", "bytes.json", "."):
+        with pytest.raises(NeuralscaleError, match="is not valid JSON"):
+            ScalingLaw.load(tmp_path / name)
+
+
+def test_a_law_is_refused_for_a_space_of_another_dataset_size_or_layer_names():
+    sp = ns.space("vgg11", "cifar10")
+    law = ScalingLaw.from_dict(_law_dict(sp))
+    law.check_space(sp)
+    for other, said in ((ns.space("vgg11", "cifar100"), "fitted for vgg11 on cifar10, not vgg11 on cifar100"),
+                        (ns.space("resnet18", "cifar10"), "fitted for vgg11 on cifar10, not resnet18 on cifar10")):
+        with pytest.raises(NeuralscaleError, match=said):
+            law.check_space(other)
+    with pytest.raises(NeuralscaleError, match="not vgg11 on cifar10$"):
+        ScalingLaw.from_dict(_law_dict(sp, layers=list(sp.layer_names)[:-1], alpha=[0.5] * 7, beta=[0.5] * 7,
+                                       r2=[], holdout_error=[])).check_space(sp)
+    renamed = list(sp.layer_names)
+    renamed[2] = "features.99"
+    with pytest.raises(NeuralscaleError, match=f"this law's layer 3 is 'features.99', vgg11's is "
+                                               f"'{sp.layer_names[2]}': the law is of another network or damaged"):
+        ScalingLaw.from_dict(_law_dict(sp, layers=renamed)).check_space(sp)
+    custom = ScalingLaw.from_dict(_law_dict(sp, dataset="custom"))
+    with pytest.raises(NeuralscaleError, match="a space made from an example tensor is 'custom'"):
+        custom.check_space(sp)
+
+
+def test_a_laws_quality_names_its_worst_layers_and_a_fallback_has_none():
+    sp = ns.space("vgg11", "cifar10")
+    n = len(sp)
+    law = ScalingLaw.from_dict(_law_dict(sp, objective="params", r2=[0.9, 0.5, 0.99] + [0.8] * (n - 3),
+                                         holdout_error=[0.1, 0.05, 0.3] + [0.2] * (n - 3)))
+    assert law.worst_r2() == (0.5, sp.layer_names[1])
+    mean, worst, layer = law.out_of_sample()
+    assert mean == pytest.approx((0.45 + 0.2 * (n - 3)) / n) and (worst, layer) == (0.3, sp.layer_names[2])
+    assert law.quality() == (f"20 rows, R^2 0.500 (worst layer), out-of-sample error {mean:.1%} mean, 30.0% worst "
+                             "layer (last 4 rows predicted from the rest)")
+    fallback = uniform_law(sp, sp.uniform(0.5), note="why not")
+    assert fallback.worst_r2() is None and fallback.out_of_sample() is None
+    assert fallback.quality() == "not a fit (why not)"
+    assert fallback.r2 == [1.0] * n and fallback.origin == sp.uniform(0.5) and fallback.fallback
+    assert ScalingLaw.from_dict({**fallback.to_dict(), "holdout_error": [0.1] * n}).out_of_sample() is None
+
+
+def test_a_short_trajectory_falls_back_to_its_first_row_and_records_its_rows_and_iteration():
+    sp = ns.space("vgg11", "cifar10")
+    rows = [sp.uniform(r) for r in (0.5, 0.45, 0.4)]
+    law = fit(sp, rows, iteration=7)
+    assert (law.fallback, law.rows, law.iteration, law.origin) == (True, 3, 7, rows[0])
+    assert law.note == "only 3 trajectory rows (< 6): uniform scaling of the first row instead of a fit"
+    with pytest.raises(NeuralscaleError, match="cannot fit a scaling law to an empty trajectory"):
+        fit(sp, [])
+    rows = _trajectory(sp, 20)
+    law = fit(sp, rows, iteration=2, count="original")
+    assert law.iteration == 2 and law.note == "tau counted with the original formula"
+    taus = [sp.tau(r, "original") for r in rows]
+    assert law.tau_range == pytest.approx([min(taus), max(taus)], rel=1e-12)
+    assert fit(sp, rows).note == ""
+
+
+def test_each_layer_is_fitted_from_its_own_first_lost_channel_once_six_rows_have_lost_one():
+    """Per-layer trajectory starts: a layer is fitted on the rows in which it is narrower than `start`, where
+    there are MIN_ROWS (6) of them; with 5 it is fitted on every row, as without `start`; layers are not mixed."""
+    from neuralscale.scaling import MIN_ROWS
+    sp = ns.space("vgg11", "cifar10")
+    full = list(sp.base_widths)
+    straight = _trajectory(sp, 20)
+    for lost in (MIN_ROWS - 1, MIN_ROWS):
+        rows = [[full[0] if i < 20 - lost else r[0]] + r[1:] for i, r in enumerate(straight)]
+        rows[0] = full  # every other layer at its start in the first row: fitted on the rows after it
+        per_layer, everywhere = fit(sp, rows, start=full), fit(sp, rows)
+        if lost < MIN_ROWS:
+            assert per_layer.alpha[0] == pytest.approx(everywhere.alpha[0], rel=1e-12)
+        else:
+            tau = np.log([sp.params(r) for r in rows[-lost:]])
+            beta, ln_alpha = np.polyfit(tau, np.log([r[0] for r in rows[-lost:]]), 1)
+            assert per_layer.beta[0] == pytest.approx(beta, rel=1e-9)
+        beta1, _ = np.polyfit(np.log([sp.params(r) for r in rows[1:]]), np.log([r[1] for r in rows[1:]]), 1)
+        assert per_layer.beta[1] == pytest.approx(beta1, rel=1e-9), lost
+
+
+def test_trajectory_files_read_every_way_they_are_written_and_refuse_the_rest(tmp_path):
+    sp = ns.space("vgg11", "cifar10")
+    rows = _trajectory(sp, 8)
+    write_trajectory(tmp_path / "t.csv", sp, rows, steps=[10 * i for i in range(8)])
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert lines[0] == "step,params," + ",".join(sp.layer_names)
+    assert lines[3] == ",".join(str(x) for x in [20, sp.params(rows[2]), *rows[2]])
+    spaced = [", ".join(lines[0].split(","))] + lines[1:4] + [",,,", "  ,  "] + lines[4:]
+    (tmp_path / "spaced.csv").write_text("\n".join(spaced) + "\n")  # spaces after commas, blank rows
+    assert read_trajectory(tmp_path / "spaced.csv", sp).rows == rows
+    original = "\n".join(",".join(map(str, r)) for r in rows) + "\n"
+    (tmp_path / "o.csv").write_text(original)
+    t = read_trajectory(tmp_path / "o.csv", sp)
+    assert t.rows == rows and t.format == "original" and t.count == "original"
+    bad = {
+        "nine.csv": ("1,2,3,4,5,6,7,8,9\n", "has 9 columns but vgg11 has 8 gated layers"),
+        "short_row.csv": (lines[0] + "\n" + lines[1] + "\n" + lines[2].rsplit(",", 1)[0] + "\n", "row 2 is malformed"),
+        "zero.csv": ("8,7,6,5,4,3,2,1\n8,7,6,5,4,3,2,0\n", "row 2 has a width below 1"),
+        "no_conv.csv": ("step,params," + ",".join(sp.layer_names[1:]) + "\n", "no column for layer(s) "
+                        + sp.layer_names[0]),
+        "blank.csv": (",,\n \n", "is empty"),
+    }
+    for name, (text, said) in bad.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(NeuralscaleError, match=re.escape(said)):
+            read_trajectory(tmp_path / name, sp)
+    for path, said in ((tmp_path, "is not a regular file"), (tmp_path / "t.csv" / "inside.csv", "cannot be read")):
+        with pytest.raises(NeuralscaleError, match=said):
+            read_trajectory(path, sp)
+    (tmp_path / "bytes.csv").write_bytes(b"\xff\xfe1,2\n")  # not UTF-8: refused in one line (the host's encoding
+    with pytest.raises(NeuralscaleError):                      # may read it, as a header of no layer)
+        read_trajectory(tmp_path / "bytes.csv", sp)
