@@ -530,25 +530,31 @@ def test_a_floor_between_multiples_is_rounded_up_and_named_so_when_out_of_reach(
 
 def test_a_nudged_configuration_is_nearest_of_its_single_layer_moves_and_stays_in_its_bounds():
     """With no tolerance the nudge moves single layers while any move brings the cost nearer the budget: no layer
-    one channel (or multiple) narrower or wider within [min_width, max_width] is nearer, and none leaves them."""
+    one step (a channel, or the multiple) narrower or wider within [min_width, max_width] is nearer, and none leaves
+    them (a uniform law in multiples of 8 under a cap of 100 was nudged to 104 when the cap was not checked)."""
     from neuralscale.scaling import round_widths
     sp = ns.space("vgg11", "cifar10")
-    law = fit(sp, _trajectory(sp, 30))
-    cases = [(b, {}) for b in (5e4, 2e5, 7e5, 3e6)]
-    cases += [(b, {"min_width": 8}) for b in (1.01 * sp.params([8] * len(sp)), 1.2 * sp.params([8] * len(sp)))]
-    cases += [(b, {"max_width": 100}) for b in (0.97 * sp.params([100] * len(sp)), 0.995 * sp.params([100] * len(sp)))]
+    n = len(sp)
+    law, uniform = fit(sp, _trajectory(sp, 30)), uniform_law(sp, sp.base_widths)
+    cases = [(law, b, {}) for b in (5e4, 2e5, 7e5, 3e6)]
+    cases += [(law, b, {"min_width": 8}) for b in (1.01 * sp.params([8] * n), 1.2 * sp.params([8] * n))]
+    cases += [(law, b, {"max_width": 100}) for b in (0.97 * sp.params([100] * n), 0.995 * sp.params([100] * n))]
+    cases += [(uniform, b, {"multiple": 32}) for b in (3e5, 1e6, 4e6)]
+    near_top = np.linspace(0.3, 0.999, 25) * sp.params([100] * n)
+    cases += [(uniform, b, {"multiple": 8, "max_width": 100}) for b in near_top if b < sp.params([96] * n)]
     moved = 0
-    for budget, kwargs in cases:
-        sol = solve(law, sp, budget, tolerance=1e-12, **kwargs)
-        low, high = kwargs.get("min_width", 1), kwargs.get("max_width", 64 * max(sp.base_widths))
+    for law_, budget, kwargs in cases:
+        sol = solve(law_, sp, budget, tolerance=1e-12, **kwargs)
+        step, low = kwargs.get("multiple", 1), kwargs.get("min_width", 1)
+        high = kwargs.get("max_width", 64 * max(sp.base_widths)) // step * step
         assert low <= min(sol.widths) and max(sol.widths) <= high, (budget, kwargs, sol)
-        moved += sol.widths != round_widths(law.raw_widths(sol.tau), low)
-        for i in range(len(sp)):
-            for step in (-1, 1):
-                w = sol.widths[:i] + [sol.widths[i] + step] + sol.widths[i + 1:]
+        moved += sol.widths != round_widths(law_.raw_widths(sol.tau), low, step)
+        for i in range(n):
+            for move in (-step, step):
+                w = sol.widths[:i] + [sol.widths[i] + move] + sol.widths[i + 1:]
                 if low <= w[i] <= high:
-                    assert abs(sp.params(w) - budget) >= abs(sol.achieved - budget), (budget, kwargs, i, step)
-    assert moved >= 4
+                    assert abs(sp.params(w) - budget) >= abs(sol.achieved - budget), (budget, kwargs, i, move)
+    assert moved >= 10
 
 
 def test_the_nearest_configuration_is_flagged_only_beyond_the_tolerance():
@@ -598,6 +604,9 @@ def test_a_latency_solve_stays_on_the_law_and_measures_no_network_wider_than_it_
     with pytest.raises(NeuralscaleError) as e:
         solve(law, sp, 1)
     assert "a budget of 1 parameters is out of reach" in str(e.value) and "share" not in str(e.value)
+    with pytest.raises(NeuralscaleError, match=r"a budget of 0.25 parameters is out of reach: .* \(a share of the base "
+                                               "model is written with %: 25%\)"):
+        solve(law, sp, 0.25)  # not "0"
 
 
 def test_solution_warnings_say_a_fallback_extrapolation_below_and_more_macs_than_the_base():
@@ -657,6 +666,7 @@ def test_a_damaged_law_is_refused_naming_what_is_wrong(tmp_path):
         "beta": ([0.5] * (n - 1) + [float("nan")], "alpha and beta lists of finite numbers"),
         "model": (11, "model and dataset must be names"),
         "layers": ("conv1", "layers a list"),
+        "tau_range": ({}, "tau_range must be two positive numbers"),  # a list, not any empty container
         "origin": ([0] * n, "origin must be widths (positive integers)"),
         "r2": ([0.9] * (n - 1), "r2 must be finite numbers, one per layer or none"),
         "rows": (True, "rows must be a count"),
@@ -670,6 +680,13 @@ def test_a_damaged_law_is_refused_naming_what_is_wrong(tmp_path):
     for field_, (value, said) in damaged.items():
         with pytest.raises(NeuralscaleError, match=re.escape(said)):
             ScalingLaw.from_dict(_law_dict(sp, **{field_: value}))
+    for changes, said in (({"layers": list(range(n))}, "layers must be names"),
+                          ({"r2": [0.9] * (n - 1) + ["0.9"]}, "r2 must be finite numbers"),
+                          ({"origin": [8] * (n - 1)}, "origin must be widths"),
+                          ({"origin": ""}, "origin must be widths"),
+                          ({"r2": {}}, "r2 must be finite numbers")):
+        with pytest.raises(NeuralscaleError, match=said):
+            ScalingLaw.from_dict(_law_dict(sp, **changes))
     for alpha in ([0.5] * (n - 1) + [0.0], [0.5] * (n - 1) + [-1.0]):
         with pytest.raises(NeuralscaleError, match="every alpha must be positive"):
             ScalingLaw.from_dict(_law_dict(sp, alpha=alpha))
@@ -681,7 +698,8 @@ def test_a_damaged_law_is_refused_naming_what_is_wrong(tmp_path):
             ScalingLaw.from_dict(_law_dict(sp, tau_range=tau_range))
     with pytest.raises(NeuralscaleError, match="rows must be a count; fallback must be true or false"):
         ScalingLaw.from_dict(_law_dict(sp, rows=-1, fallback="no"))  # every problem at once
-    assert ScalingLaw.from_dict(_law_dict(sp, origin=list(sp.base_widths), fallback=True)).origin == list(sp.base_widths)
+    whole = ScalingLaw.from_dict(_law_dict(sp, origin=list(sp.base_widths), fallback=True))
+    assert whole.origin == list(sp.base_widths)
 
 
 def test_a_law_file_round_trips_and_a_descents_fits_give_their_last_law(tmp_path):
@@ -726,6 +744,8 @@ def test_a_law_is_refused_for_a_space_of_another_dataset_size_or_layer_names():
     with pytest.raises(NeuralscaleError, match=f"this law's layer 3 is 'features.99', vgg11's is "
                                                f"'{sp.layer_names[2]}': the law is of another network or damaged"):
         ScalingLaw.from_dict(_law_dict(sp, layers=renamed)).check_space(sp)
+    with pytest.raises(NeuralscaleError, match="fitted for vgg16 on cifar10, not vgg11 on cifar10"):
+        ScalingLaw.from_dict(_law_dict(sp, model="vgg16")).check_space(sp)  # the same layers, another model
     custom = ScalingLaw.from_dict(_law_dict(sp, dataset="custom"))
     with pytest.raises(NeuralscaleError, match="a space made from an example tensor is 'custom'"):
         custom.check_space(sp)
@@ -762,6 +782,9 @@ def test_a_short_trajectory_falls_back_to_its_first_row_and_records_its_rows_and
     taus = [sp.tau(r, "original") for r in rows]
     assert law.tau_range == pytest.approx([min(taus), max(taus)], rel=1e-12)
     assert fit(sp, rows).note == ""
+    fixed = [[64] + r[1:] for r in rows]  # a layer that never changed: the constant, exactly (not rounding's)
+    law = fit(sp, fixed)
+    assert (law.beta[0], law.r2[0]) == (0.0, 1.0) and law.alpha[0] == pytest.approx(64.0, rel=1e-12)
 
 
 def test_each_layer_is_fitted_from_its_own_first_lost_channel_once_six_rows_have_lost_one():
@@ -817,3 +840,51 @@ def test_trajectory_files_read_every_way_they_are_written_and_refuse_the_rest(tm
     (tmp_path / "bytes.csv").write_bytes(b"\xff\xfe1,2\n")  # not UTF-8: refused in one line (the host's encoding
     with pytest.raises(NeuralscaleError):                      # may read it, as a header of no layer)
         read_trajectory(tmp_path / "bytes.csv", sp)
+
+
+def test_a_uniform_law_is_any_metrics_and_a_fitted_one_names_the_budget_it_needs():
+    """check_objective: a fallback (uniform scaling) is solved for any metric; a fitted law for another metric than
+    its own is refused, naming the option that gives its own, unless asked to convert."""
+    from neuralscale.scaling import check_objective, law_label
+    sp = ns.space("vgg11", "cifar10")
+    fallback = ScalingLaw.from_dict({**uniform_law(sp, sp.base_widths).to_dict(), "objective": "macs"})
+    check_objective(fallback, "params")
+    check_objective(fallback, "latency")
+    for objective, flag in (("params", "--params"), ("macs", "--macs"), ("latency", "`scale --latency-ms`")):
+        law = ScalingLaw.from_dict(_law_dict(sp, objective=objective))
+        check_objective(law, objective)
+        other = "macs" if objective != "macs" else "params"
+        check_objective(law, other, convert=True)
+        with pytest.raises(NeuralscaleError, match=re.escape(f"this law (iteration 3) was fitted against {objective}, "
+                                                             f"and the budget counts {other}: give a {objective} "
+                                                             f"budget ({flag}")):
+            check_objective(law, other)
+    assert [law_label(4, o) for o in ("params", "macs", "latency")] == [
+        "neuralscale@4", "neuralscale-macs@4", "neuralscale-latency@4"]
+
+
+def test_a_latency_of_a_network_too_wide_to_build_is_out_of_reach_and_other_build_errors_are_not_hidden():
+    """cost_function's latency builds the network: torch's allocation failure (or a MemoryError) is the budget's
+    'out of reach'; any other RuntimeError is a bug to show, not a budget to blame."""
+    from neuralscale.scaling import WIDTH_CAP, cost_function
+    from neuralscale.space import WidthSpace
+    sp = ns.space("vgg11", "cifar10")
+
+    def build(error):
+        def make(widths):
+            raise error
+        return WidthSpace(sp.name, sp.layer_names, sp.base_widths, sp.info, make)
+    for error in (RuntimeError("[enforce fail at alloc_cpu.cpp:114] DefaultCPUAllocator: can't allocate memory"),
+                  MemoryError()):
+        with pytest.raises(NeuralscaleError, match="the latency of widths up to 512 cannot be measured here"):
+            cost_function(build(error), "latency")(list(sp.base_widths))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        cost_function(build(RuntimeError("shape mismatch")), "latency")(list(sp.base_widths))
+    with pytest.raises(NeuralscaleError, match="unknown budget metric 'energy'; choose one of: params, macs, latency"):
+        cost_function(sp, "energy")
+    # a law's widths are capped where they are finite but wider than any network, not only where they overflow
+    n = len(sp)
+    wide = ScalingLaw(sp.name, sp.info.name, list(sp.layer_names), [1e12] * n, [1.0] * n)
+    assert list(wide.raw_widths(1e6)) == [WIDTH_CAP] * n
+    with pytest.raises(NeuralscaleError, match="not a scaling-law file: missing or bad field"):
+        ScalingLaw.from_dict(["model", "dataset"])  # a damaged descent's law that is not an object
