@@ -677,6 +677,24 @@ def test_a_rows_means_are_means_and_one_seed_has_a_spread_of_0():
     assert (one["std"], one["final_std"]) == (0.0, 0.0)
 
 
+def test_a_row_whose_seeds_pruned_different_networks_shows_their_mean_cost_and_says_so():
+    """A pruning baseline prunes each seed's network its own way: the row's params and MACs were the first
+    record's (whichever the folder listed first; 5% off the mean in MACs in a study's slimming row). They are now
+    the mean of its runs', marked as such, and the widths table names the seed whose widths it shows and the
+    range of the others'; a row whose seeds share a network is shown as before."""
+    from neuralscale.report import _table, _widths_cell
+    records = [_rec("slimming", 2, 80.0, params=1030, macs=9_000, widths=[4, 9]),
+               _rec("slimming", 0, 81.0, params=1000, macs=12_000, widths=[5, 8]),
+               _rec("slimming", 1, 82.0, params=1000, macs=12_000, widths=[5, 8])]
+    (row,) = summarize_records(records)
+    assert (row["params"], row["macs"], row["params_range"]) == (1010, 11_000, [1000, 1030])
+    assert (row["widths"], row["widths_seed"]) == ([5, 8], 0)  # the lowest seed's, whatever the records' order
+    assert _table([row])[1][0][3] == "1,010 (mean)"
+    assert _widths_cell(row) == "5,8 (seed 0's; the seeds' networks differ: 1,000 to 1,030 params)"
+    (same,) = summarize_records([_rec("uniform", s, 80.0 + s) for s in (1, 0)])
+    assert same["params_range"] is None and _table([same])[1][0][3] == "1,000" and _widths_cell(same) == "4,8"
+
+
 def test_a_rows_latency_is_the_median_of_its_runs_medians_with_the_median_spread():
     """Three runs' batch-1 latencies: the row's latency is their median (not the mean an outlier pulls), its IQR
     the median of theirs, and the table shows both; a run of a row that measured no latency leaves the column in."""

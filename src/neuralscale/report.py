@@ -145,7 +145,7 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             "marks": [WARM] * (start == "weights") + ["pruned nothing"] * unpruned, "pruned_nothing": unpruned,
             "fallback": False, "method": rs[0]["method"], "budget": Budget.from_key(bkey).text, "budget_key": list(bkey),
             "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
-            "params": rs[0]["params"], "macs": rs[0]["macs"], "widths": rs[0]["widths"],
+            **_network(rs),
             "latency_ms": statistics.median(lat) if lat else None,
             **dict(zip(("latency_iqr_ms", "latency_unstable"), _latency_spread(rs))),
             "latency_devices": sorted(lat_devices),
@@ -369,6 +369,27 @@ def mean_std(mean: float, std: float, n: int) -> str:
     return f"{mean:.2f} ± {std:.2f}" if n > 1 else f"{mean:.2f} (1 seed)"
 
 
+def _network(rs: list[dict]) -> dict:
+    """A row's network: its cost as the mean of its runs' (a pruning baseline prunes each seed's network to the
+    budget its own way, so the seeds' networks can differ), the widths of its lowest seed, and the range of its runs'
+    parameters where their widths differ (None where every seed trained the same network)."""
+    first = min(rs, key=lambda r: r["seed"])
+    params = [r["params"] for r in rs]
+    differ = len({tuple(r["widths"]) for r in rs}) > 1
+    return {"params": round(statistics.fmean(params)), "macs": round(statistics.fmean(r["macs"] for r in rs)),
+            "widths": first["widths"], "widths_seed": first["seed"],
+            "params_range": [min(params), max(params)] if differ else None}
+
+
+def _widths_cell(r: dict) -> str:
+    """A row's widths; where its seeds trained different networks, whose they are and how far the others were."""
+    text = ",".join(map(str, r["widths"]))
+    if r.get("params_range"):
+        lo, hi = r["params_range"]
+        text += f" (seed {r['widths_seed']}'s; the seeds' networks differ: {lo:,} to {hi:,} params)"
+    return text
+
+
 def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     """The results table; the latency column only where every row measured it on one device."""
     latency = latency_device(rows) is not None
@@ -376,7 +397,8 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     head = ["method", "budget", "seeds", "params", "MACs (M)", *(["latency (ms)"] if latency else []),
             f"test acc ({sel})", "final-epoch test acc", f"gap to uniform ({sel}) [95% CI]",
             "gap to uniform (final epoch) [95% CI]", f"gap, paired by seed ({sel}) [95% CI]", "p (holds: Holm)"]
-    body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}", f"{r['macs'] / 1e6:.2f}",
+    body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}" + (" (mean)" if r.get("params_range") else ""),
+             f"{r['macs'] / 1e6:.2f}",
              *([_fmt_latency(r)] if latency else []),
              mean_std(r["mean"], r["std"], r["n"]), mean_std(r["final_mean"], r["final_std"], r["n"]),
              fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), fmt_gap(r["final_gap"], r["final_gap_ci95"]),
@@ -834,7 +856,7 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     if failed:
         doc += [("h2", "Failed runs"), ("list", [f"`{r['id']}`: {r.get('error', '')}" for r in failed])]
     doc += [("h2", "Widths"), ("table", ["method", "budget", "widths"],
-                               [[r["shown"], r["budget"], ",".join(map(str, r["widths"]))] for r in st.rows])]
+                               [[r["shown"], r["budget"], _widths_cell(r)] for r in st.rows])]
     return doc
 
 
