@@ -1135,3 +1135,30 @@ def test_a_growth_figure_draws_each_law_solid_over_its_fitted_range_and_dotted_b
         shown = ~np.isnan(np.asarray(beyond.get_ydata(), dtype=float))
         outside = np.asarray(beyond.get_xdata())[shown]
         assert ((outside < lo) | (outside > hi)).all() and outside.max() > hi
+
+
+def test_runs_of_another_dataset_or_data_or_convcut_do_not_compare_and_pages_name_and_escape_their_parts(tmp_path):
+    """A folder of runs on two datasets (one model), or trained on other data settings or with another shortcut,
+    is refused; a difference of recipes names four settings and then '...'; the Markdown page links a figure by
+    its file name beside it, and the HTML page escapes a table's head (a mutation audit: each passed when
+    changed)."""
+    from neuralscale.report import _differences, check_comparable, render_html, render_markdown
+
+    def run(i, dataset="synthetic", **spec):
+        return {**_rec("uniform", i, 80.0), "id": f"r{i}", "model": "vgg11", "dataset": dataset,
+                "config": {"epochs": 3}, "spec": {"data": {"train": 100}, **spec}}
+    with pytest.raises(ns.NeuralscaleError, match=r"holds runs of 2 models or datasets \(vgg11 on cifar10; vgg11 on "
+                                                  r"synthetic\)"):
+        check_comparable(tmp_path, [run(0), run(1, dataset="cifar10")])
+    for other in ({"convcut": True}, {"data": {"train": 200}}):
+        with pytest.raises(ns.NeuralscaleError, match="with 2 different recipes"):
+            check_comparable(tmp_path, [run(0), run(1, **other)])
+    check_comparable(tmp_path, [run(0), run(1, data={"train": 100, "data_dir": "/elsewhere"})])  # where, not which
+    a, b = {k: 1 for k in "abcde"}, {k: 2 for k in "abcde"}
+    assert _differences(a, b) == "a 1 against 2, b 1 against 2, c 1 against 2, d 1 against 2 ..."
+    assert _differences({**a, "e": 2}, {**b, "e": 2}) == "a 1 against 2, b 1 against 2, c 1 against 2, d 1 against 2"
+    doc = [("figure", "accuracy against params", tmp_path / "figures" / "acc_params.png"),
+           ("table", ["a<b", "c"], [["1", "2"]])]
+    assert "![accuracy against params](acc_params.png)" in render_markdown(doc)
+    page = render_html(doc[1:], "t")
+    assert "<th>a&lt;b</th>" in page and "<th>a<b</th>" not in page
