@@ -1162,3 +1162,18 @@ def test_runs_of_another_dataset_or_data_or_convcut_do_not_compare_and_pages_nam
     assert "![accuracy against params](acc_params.png)" in render_markdown(doc)
     page = render_html(doc[1:], "t")
     assert "<th>a&lt;b</th>" in page and "<th>a<b</th>" not in page
+
+
+def test_the_selection_names_the_range_of_validation_sizes_and_devices_count_finished_runs_only():
+    """Runs selected on validation splits of two sizes are said as a range of them; a failed run's device is not a
+    second device to warn of (a mutation audit: the range's upper end, and the failed run's device, passed)."""
+    from neuralscale.report import _selection_text, device_note
+
+    def run(seed, val, status="finished", device="cpu"):
+        return {**_rec("uniform", seed, 80.0), "status": status, "config": {"epochs": 2}, "data": {"val": val},
+                "summary": {"test_acc_at_best_val": 80.0, "final_test_acc": 80.0, "best_val_epoch": 1},
+                "environment": {"device": device}}
+    assert _selection_text([run(0, 10), run(1, 12)]).startswith("Selection on validation splits of 10-12 images:")
+    assert _selection_text([run(0, 10), run(1, 10)]).startswith("Selection on a validation split of 10 images:")
+    assert device_note([run(0, 10), run(1, 10, status="failed", device="cuda:0")]) == ""
+    assert device_note([run(0, 10), run(1, 10, device="cuda:0")]).startswith("**The runs trained on several devices**")
