@@ -1177,3 +1177,16 @@ def test_the_selection_names_the_range_of_validation_sizes_and_devices_count_fin
     assert _selection_text([run(0, 10), run(1, 10)]).startswith("Selection on a validation split of 10 images:")
     assert device_note([run(0, 10), run(1, 10, status="failed", device="cuda:0")]) == ""
     assert device_note([run(0, 10), run(1, 10, device="cuda:0")]).startswith("**The runs trained on several devices**")
+
+
+def test_a_latency_measured_nowhere_is_no_note_and_runs_differing_in_evaluation_batch_compare(tmp_path):
+    """No run measured a latency: the latency note says nothing; runs that differ only in their evaluation batch
+    size trained alike and compare (a mutation audit: the evaluation batch taken for a recipe passed)."""
+    from neuralscale.report import _latency_note, check_comparable
+    rows = summarize_records([_rec("uniform", 0, 80.0), _rec("morphnet", 0, 81.0)])
+    assert _latency_note(rows) == ""
+
+    def run(i, eval_batch_size):
+        return {**_rec("uniform", i, 80.0), "id": f"r{i}", "model": "vgg11", "dataset": "synthetic",
+                "config": {"epochs": 3, "eval_batch_size": eval_batch_size}}
+    check_comparable(tmp_path, [run(0, 500), run(1, 1000)])
