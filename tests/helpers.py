@@ -295,6 +295,22 @@ class Command:
         return self.stdout, self.stderr
 
 
+class GroupedNet(torch.nn.Module):
+    """A CNN whose middle layer is a grouped convolution of 4 groups: the layer it reads (16 channels) moves in steps
+    of 4, the last (8) in steps of 1."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.grouped = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=4), nn.BatchNorm2d(16), nn.ReLU())
+        self.last = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.head(self.last(self.grouped(self.stem(x))).mean([2, 3]))
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: int = 300,
             file_size_limit: int | None = None) -> subprocess.CompletedProcess:
     """The real `neuralscale` command in its own process (a fork of tests/cli_zygote.py, which has imported

@@ -246,22 +246,9 @@ def test_grouped_convolutions_keep_multiples():
 
 
 def test_grouped_layers_lose_one_channel_per_group(tiny_splits):
-    from torch import nn
-
+    from helpers import GroupedNet
     from neuralscale.generic import module_space
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
-            self.grouped = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=4), nn.BatchNorm2d(16), nn.ReLU())
-            self.last = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
-            self.head = nn.Linear(8, 10)
-
-        def forward(self, x):
-            return self.head(self.last(self.grouped(self.stem(x))).mean([2, 3]))
-
-    sp = module_space("grouped", Net, ns.data.dataset_info("synthetic"))
+    sp = module_space("grouped", GroupedNet, ns.data.dataset_info("synthetic"))
     assert list(sp.base_widths) == [16, 8] and list(sp.multiples) == [4, 1]
     pruner = TaylorPruner(sp, [16, 8], k=3, interval=1, warmup_epochs=0, prune_fraction=0.9)
     pruner.session.importance.batches = 1

@@ -454,20 +454,8 @@ def test_solve_keeps_every_width_a_multiple_of_the_option_and_of_the_spaces_grou
     """The space's own multiples (a layer read by a grouped convolution of 4 groups) and `multiple` both hold: the
     least common multiple of the two (4 and 6: 12)."""
     import torch
-    from torch import nn
-
-    class Grouped(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
-            self.grouped = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=4), nn.BatchNorm2d(16), nn.ReLU())
-            self.last = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
-            self.head = nn.Linear(8, 10)
-
-        def forward(self, x):
-            return self.head(self.last(self.grouped(self.stem(x))).mean([2, 3]))
-
-    sp = ns.space(Grouped(), torch.zeros(1, 3, 8, 8))
+    from helpers import GroupedNet
+    sp = ns.space(GroupedNet(), torch.zeros(1, 3, 8, 8))
     assert sp.multiples == (4, 1)
     law = uniform_law(sp, sp.base_widths)
     seen = set()

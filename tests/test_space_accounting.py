@@ -312,21 +312,26 @@ def test_latency_measurement_reports_median_and_spread():
     assert lat["batches"]["8"]["per_image_ms"] == pytest.approx(lat["batches"]["8"]["median_ms"] / 8)
 
 
+def _timed(monkeypatch, seconds) -> torch.nn.Module:
+    """An identity module whose calls take `seconds` (one per call, in order) on a clock the test keeps, which the
+    latency measurement reads."""
+    clock, took = [0.0], iter(seconds)
+
+    class Timed(torch.nn.Module):
+        def forward(self, x):
+            clock[0] += next(took)
+            return x
+    monkeypatch.setattr(accounting.time, "perf_counter", lambda: clock[0])
+    return Timed()
+
+
 def test_latency_quantiles_are_those_of_the_timed_calls(monkeypatch):
     """Timed calls of 1, 2, ..., 20 ms on a clock the test keeps (warm-up calls take 100 ms, and are not counted):
     the median, p10, p90 and interquartile range of 1..20 by the inclusive method (a mutation audit: p90 read off
     the wrong quantile and the IQR off the wrong quartiles both passed)."""
     import statistics
-    from torch import nn
-    clock = [0.0]
-    took = iter([0.1] * 3 + [k / 1000 for k in range(1, 21)])
-
-    class Timed(nn.Module):
-        def forward(self, x):
-            clock[0] += next(took)
-            return x
-    monkeypatch.setattr(accounting.time, "perf_counter", lambda: clock[0])
-    m = accounting.measure_latency(Timed(), (1, 4, 4), "cpu", batch_sizes=(1,), warmup=3, repeats=20)["batches"]["1"]
+    timed = _timed(monkeypatch, [0.1] * 3 + [k / 1000 for k in range(1, 21)])
+    m = accounting.measure_latency(timed, (1, 4, 4), "cpu", batch_sizes=(1,), warmup=3, repeats=20)["batches"]["1"]
     ms = list(range(1, 21))
     assert m["median_ms"] == pytest.approx(statistics.median(ms)) == pytest.approx(10.5)
     assert m["p10_ms"] == pytest.approx(2.9) and m["p90_ms"] == pytest.approx(18.1)
@@ -400,15 +405,7 @@ def test_a_latency_on_the_cpu_names_the_cpu_and_an_allocation_that_fails_is_one_
             accounting.measure_latency(Fails(error), (1, 2, 2), "cpu", batch_sizes=(1, 4), warmup=0, repeats=2)
     with pytest.raises(RuntimeError, match="a bug of ours"):
         accounting.measure_latency(Fails(RuntimeError("a bug of ours")), (1, 2, 2), "cpu", batch_sizes=(1,))
-    clock = [0.0]
-    took = iter([0.001, 0.003])
-
-    class Timed(nn.Module):
-        def forward(self, x):
-            clock[0] += next(took)
-            return x
-    monkeypatch.setattr(accounting.time, "perf_counter", lambda: clock[0])
-    m = accounting.measure_latency(Timed(), (1, 2, 2), "cpu", batch_sizes=(1,), warmup=0, repeats=2)["batches"]["1"]
+    m = accounting.measure_latency(_timed(monkeypatch, [0.001, 0.003]), (1, 2, 2), "cpu", batch_sizes=(1,), warmup=0, repeats=2)["batches"]["1"]
     assert m["median_ms"] == pytest.approx(2.0) and m["p10_ms"] == pytest.approx(1.2)
     assert m["p90_ms"] == pytest.approx(2.8) and m["iqr_ms"] == pytest.approx(1.0)
 
