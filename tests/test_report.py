@@ -171,6 +171,7 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     quick = run_cli("report", str(out), "--no-figures", "--out", str(tmp_path / "quick"))  # text and tables only
     assert quick.returncode == 0, quick.stderr
     assert not list((tmp_path / "quick").glob("*.png"))
+    assert "Figures left out (--no-figures)." in (tmp_path / "quick" / "report.md").read_text()  # and says so
     table = [x for x in mixed.splitlines() if x.startswith("| uniform |")]  # the report of the same records
     assert table and table == [x for x in (tmp_path / "quick" / "report.md").read_text().splitlines()
                                if x.startswith("| uniform |")]
@@ -521,6 +522,45 @@ def test_a_confidence_band_is_drawn_within_what_an_accuracy_can_be():
     two_seeds = {"mean": 97.0, "std": 3.0, "n": 2, "min": 94.0, "max": 100.0}  # t(1) = 12.7: +-27 points
     assert band(two_seeds) == (pytest.approx(97.0 - 12.706 * 3 / 2 ** 0.5, abs=0.01), 100.0)
     assert band({**two_seeds, "mean": 3.0}, "ci")[0] == 0.0 and band(two_seeds, "minmax") == (94.0, 100.0)
+
+
+def test_a_copied_store_finds_the_descent_it_holds_from_wherever_it_is_read(tmp_path, monkeypatch):
+    """The committed study's sweep.json records its descent as the command gave it (relative to the repository) and
+    relative to the store (`descent_from_store`, from before a plan recorded one descent per objective). A copy of
+    the store read from another folder finds the descent beside its runs, not none (a mutation audit: reading only
+    the recorded path passed)."""
+    from neuralscale.report import build_report
+    params = STUDY.parent
+    store = tmp_path / "copy"
+    shutil.copytree(params / "descent", store / "descent")
+    shutil.copy(params / "sweep.json", store / "sweep.json")
+    for d in sorted(STUDY.glob("uniform-r0.0625-s[01]-*")) + sorted(STUDY.glob("neuralscale-15-r0.0625-s[01]-*")):
+        shutil.copytree(d, store / "runs" / d.name)
+    plan = json.loads((store / "sweep.json").read_text())["config"]
+    assert plan["descent_from_store"] == "descent" and "descents_from_store" not in plan
+    monkeypatch.chdir(tmp_path)  # the recorded path, relative to the repository, names nothing from here
+    assert not Path(plan["descent"]).exists()
+    build_report(store, figures=False)
+    md = (store / "report" / "report.md").read_text()
+    assert "## Descent" in md and "Each iteration of the descent the laws come from (15 finished)" in md
+
+
+def test_a_verdict_sets_latencies_side_by_side_only_when_measured_on_one_device():
+    """A row and uniform that measured their latency on different machines: the verdict gives no latency ratio (a
+    CPU's milliseconds against a GPU's mean nothing), though both were stable; on one device it does (a mutation
+    audit: leaving the device out of the condition passed)."""
+    from neuralscale.report import verdicts
+    gpu = {"device": "NVIDIA H100 80GB HBM3", "batches": {"1": {"median_ms": 0.5, "iqr_ms": 0.01}}}
+    acc = [80.0, 81.0, 82.0]
+
+    def rows(elsewhere: bool) -> list[dict]:  # the law's runs timed on the CPU, as uniform's, or on a GPU
+        law = [_rec("neuralscale@1", s, a + 1 + s / 10, latency=(3.0, 0.1)) for s, a in enumerate(acc)]
+        return summarize_records([_rec("uniform", s, a, latency=(2.0, 0.1)) for s, a in enumerate(acc)]
+                                 + [{**r, "latency": gpu} if elsewhere else r for r in law])
+    (same,) = verdicts(rows(False))
+    assert "1.50x its latency" in same, same
+    (mixed,) = verdicts(rows(True))
+    assert "latency" not in mixed and "1.00x its MACs)" in mixed, mixed
 
 
 def test_a_descent_named_for_a_report_must_be_one(tmp_path, capsys):
