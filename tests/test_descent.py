@@ -408,7 +408,8 @@ def test_a_continued_descent_removes_finished_iterations_checkpoints_and_stops_i
         (out / f"iteration_{n:02d}.ckpt").write_bytes(b"left by a kill")
     laws = _descend_tiny(out, iterations=6, until_converged=True, converge_tolerance=100.0, converge_patience=1)
     assert [law.iteration for law in laws] == [1, 2] and not list(out.glob("*.ckpt"))
-    assert "descent converged after iteration 2" in (out / "log.txt").read_text()
+    log = (out / "log.txt").read_text()
+    assert "descent converged after iteration 2" in log and "iterations 1-2 already finished in" in log
 
 
 def test_an_iterations_checkpoint_is_refused_for_another_iteration(tiny_descent, tmp_path):
@@ -500,6 +501,12 @@ def test_a_descents_readers_give_the_iteration_asked_for(tiny_descent, tmp_path)
         laws.configuration(macs="50%")
     with pytest.raises(ns.NeuralscaleError, match=r"has no iteration 0 \(it has 1 to 2\)"):
         DescentDir(out).iteration(0)
+    started = tmp_path / "started"  # configured, no iteration finished yet: said so, not "1 to 0" or an IndexError
+    started.mkdir()
+    (started / "config.json").write_bytes((out / "config.json").read_bytes())
+    for number in (None, 1):
+        with pytest.raises(ns.NeuralscaleError, match="started holds no finished descent iteration$"):
+            DescentDir(started).iteration(number)
 
 
 def test_a_descent_directory_is_one_with_its_configuration_and_a_log_or_laws(tiny_descent, tmp_path):
