@@ -351,6 +351,28 @@ def test_a_shrunk_network_keeps_its_mode_its_frozen_weights_and_adams_step_count
         assert float(s["step"]) == 2 and s["exp_avg"].shape == s["exp_avg_sq"].shape
 
 
+def test_an_optimizers_parameter_that_is_not_the_models_keeps_its_state():
+    """An optimizer over the model and a parameter of the loss's own (a temperature, a second head): the model's
+    momentum is sliced with its channels, the other's kept as it was (a KeyError before)."""
+    from neuralscale.graph import ChannelGraph
+    from neuralscale.pruning.apply import shrink
+    sp = ns.space("vgg11", "synthetic")
+    w = sp.uniform(0.125)
+    torch.manual_seed(0)
+    model = sp.build(w)
+    temperature = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([{"params": [temperature]}, {"params": list(model.parameters())}], lr=0.1, momentum=0.9)
+    (F.cross_entropy(model(torch.randn(2, *sp.info.input_shape)), torch.tensor([0, 1])) + temperature.sum()).backward()
+    opt.step()
+    saved = opt.state[temperature]["momentum_buffer"].clone()
+    keep = [torch.arange(n) for n in w]
+    keep[0] = torch.arange(1, w[0])
+    out = shrink(sp, ChannelGraph(sp, w), model, opt, keep, w, [w[0] - 1, *w[1:]])
+    state = out.optimizer_state["state"]
+    assert torch.equal(state[0]["momentum_buffer"], saved)
+    assert state[1]["momentum_buffer"].shape == next(out.model.parameters()).shape == (w[0] - 1, sp.info.input_shape[0], 3, 3)
+
+
 def test_a_step_that_ties_past_the_target_ends_pruning():
     """Channels tied with the k-th come along, so one step may pass the target long before the most steps the
     fraction allows: pruning ends there, at the target's count, not later as exhausted."""

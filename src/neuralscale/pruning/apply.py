@@ -74,12 +74,14 @@ def shrink(space: WidthSpace, graph: ChannelGraph, model: nn.Module, optimizer: 
             return None
     if not in_place:  # a new model shares no tensor with the old one, which its caller may keep
         state = {k: v.clone() if v is old[k] else v for k, v in state.items()}
-    # the state's indices count the optimizer's parameters (which may be some of the model's, in any order)
+    # the state's indices count the optimizer's parameters (which may be some of the model's, in any order, and
+    # others, such as a loss's own: not pruned, their state kept as it is)
     named = {id(p): n for n, p in model.named_parameters()}
-    names = [named[id(p)] for g in optimizer.param_groups for p in g["params"]] if optimizer is not None else []
+    names = [named.get(id(p)) for g in optimizer.param_groups for p in g["params"]] if optimizer is not None else []
     opt = optimizer.state_dict() if optimizer is not None else {"state": {}, "param_groups": []}
-    opt["state"] = {i: {k: (_slice_buffer(graph, names[i], v, keep, in_place) if torch.is_tensor(v) and v.dim()
-                            else v) for k, v in st.items()} for i, st in opt["state"].items()}
+    opt["state"] = {i: {k: (_slice_buffer(graph, names[i], v, keep, in_place)
+                            if torch.is_tensor(v) and v.dim() and names[i] is not None else v)
+                        for k, v in st.items()} for i, st in opt["state"].items()}
     if in_place:  # only now, with everything sliced: the same modules (and hooks), resized, no rebuild
         space.resize(model, new_widths)
     _assign(new, state)
