@@ -161,7 +161,8 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
 def test_a_resume_may_change_the_device_and_evaluation_batch_and_is_told_what_else_differs(tmp_path):
     """A mutation audit: which settings a resume may change (where it runs, how large its evaluation batches are),
     a trainer without an owner resuming an owned checkpoint, and the refusal naming up to three differences were
-    untested."""
+    untested. A finished checkpoint resumed is not written again: a trainer without an owner wrote it without
+    one."""
     splits = _synthetic_splits(64)
     sp = ns.space("vgg11", splits.info)
     ckpt = tmp_path / "c.pt"
@@ -178,10 +179,19 @@ def test_a_resume_may_change_the_device_and_evaluation_batch_and_is_told_what_el
     state = torch.load(ckpt, weights_only=True)
     state["config"]["milestones"] = list(state["config"]["milestones"])  # as lists, as JSON gives tuples back
     torch.save(state, ckpt)
+    saved = ckpt.read_bytes()
     for owner in ("run a", None):  # None: a trainer that names no owner checks none
         resumed = Trainer(sp.build(sp.uniform(0.0625)), splits, same, checkpoint=ckpt, progress=False, owner=owner)
         resumed.fit()
         assert resumed.epoch == 1 and len(resumed.history) == 1  # resumed finished: nothing trained again
+        assert resumed.owner == "run a" and ckpt.read_bytes() == saved  # nor written again (without its owner)
+    two, ckpt2 = TrainConfig(epochs=2, batch_size=32, device="cpu"), tmp_path / "c2.pt"
+    Trainer(sp.build(sp.uniform(0.0625)), splits, two, checkpoint=ckpt2, progress=False, owner="run a").fit()
+    state = torch.load(ckpt2, weights_only=True)
+    torch.save({**state, "epoch": 1, "step": state["step"] // 2, "history": state["history"][:1]}, ckpt2)  # cut
+    Trainer(sp.build(sp.uniform(0.0625)), splits, two, checkpoint=ckpt2, progress=False).fit()
+    state = torch.load(ckpt2, weights_only=True)
+    assert state["epoch"] == 2 and state["owner"] == "run a"  # continued without naming one: still run a's
 
 
 class _Linear(torch.nn.Module):

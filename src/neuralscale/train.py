@@ -552,6 +552,9 @@ class Trainer:
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise NeuralscaleError(f"checkpoint {self.checkpoint} does not fit this run ({message}); delete it to "
                                    "start over") from None
+        # the file holds this very state: written again only once training moves on, under the owner it names
+        self._saved_epoch = self.epoch
+        self.owner = self.owner if self.owner is not None else state.get("owner")
         log.info("%s: resumed from %s after epoch %d", self.desc, self.checkpoint, self.epoch)
 
 
