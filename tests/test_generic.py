@@ -152,6 +152,10 @@ def test_unknown_generic_models(tmp_path, monkeypatch):
     # a kernel larger than the map it reaches is the images' size too (a mutation audit: untested)
     with pytest.raises(NeuralscaleError, match=r"32x32 images are too small for torchvision:inception_v3 \(Calc"):
         ns.space("torchvision:inception_v3", "synthetic")
+    # a model that asserts its image size (torch._assert, as torchvision's ViT): one line, not an AssertionError
+    with pytest.raises(NeuralscaleError, match=r"32x32 images do not run through torchvision:vit_b_32 \(Wrong image "
+                                               r"height! Expected 224 but got \?!\)"):
+        ns.space("torchvision:vit_b_32", "synthetic")
     hub = tmp_path / "torch-home"
     monkeypatch.setenv("TORCH_HOME", str(hub))
     for name, kind in (("fcn_resnet50", "a segmentation"), ("raft_small", "an optical-flow"), ("r3d_18", "a video")):
@@ -305,6 +309,33 @@ def test_a_users_own_module():
     m = sp.build([24, 8])
     assert m(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     assert m.a[0].out_channels == 24 and m.stem[0].out_channels == 24 and m.head.in_features == 8
+
+
+def test_a_users_module_that_does_not_run_on_the_datasets_images_is_refused_in_one_line():
+    """Given with a dataset's name (no example input run first), a module whose kernel is larger than the images,
+    or that asserts their size with torch._assert, raised a RuntimeError or an AssertionError from torch.fx; with
+    an example input it runs eagerly first, and the assertion is refused there too."""
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self, kernel=3, size=None):
+            super().__init__()
+            self.size = size
+            self.conv, self.bn = nn.Conv2d(3, 8, kernel), nn.BatchNorm2d(8)
+            self.head = nn.Linear(8, 10)
+
+        def forward(self, x):
+            if self.size is not None:
+                torch._assert(x.shape[-1] == self.size, f"Wrong image width {x.shape[-1]}")
+            return self.head(self.bn(self.conv(x)).mean([2, 3]))
+
+    assert len(ns.space(Net(), "synthetic")) == 1 and len(ns.space(Net(size=32), "synthetic")) == 1
+    with pytest.raises(NeuralscaleError, match=r"on synthetic's \(3, 32, 32\) inputs: Calculated padded"):
+        ns.space(Net(kernel=33), "synthetic")
+    with pytest.raises(NeuralscaleError, match=r"on synthetic's \(3, 32, 32\) inputs: Wrong image width \?$"):
+        ns.space(Net(size=64), "synthetic")
+    with pytest.raises(NeuralscaleError, match=r"shape \(2, 3, 32, 32\): Wrong image width 32$"):
+        ns.space(Net(size=64), torch.zeros(2, 3, 32, 32))
 
 
 def test_cli_on_torchvision_models(tmp_path):

@@ -33,6 +33,7 @@ import hashlib
 import math
 import operator
 import pickle
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -232,10 +233,19 @@ class _Shapes(fx.Interpreter):
         return out
 
 
+class DoesNotRun(RuntimeError):
+    """The model's traced graph does not run on inputs of the dataset's shape (images too small, a `torch._assert`
+    on the image size, as torchvision's ViT has): zoo.space says so in one line."""
+
+
 def _analyse_graph(model: nn.Module, gm: fx.GraphModule, input_shape: tuple[int, ...], num_classes: int) -> Analysis:
     # every node's output shape (on meta, a batch of 2): what a view or an indexing does to the channels (an image
     # too small for the model raises here, as it would in any forward pass: zoo.space says so)
-    _Shapes(gm).run(torch.zeros(2, *input_shape, device="meta"))
+    try:
+        _Shapes(gm).run(torch.zeros(2, *input_shape, device="meta"))
+    except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise DoesNotRun(re.sub(r"Proxy\(\w+\)", "?", first)) from None  # a size the message formatted traced
     an = _Analyser(model, gm, input_shape, num_classes).run()
     an.code = gm.code
     return an

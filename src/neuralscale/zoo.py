@@ -27,7 +27,7 @@ from torch import nn
 from .data import dataset_info
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
-from .generic import module_space, timm_factory, torchvision_factory
+from .generic import DoesNotRun, module_space, timm_factory, torchvision_factory
 from .models import mobilenetv2, resnet, vgg
 from .space import Family, WidthSpace
 from .validate import suggest
@@ -168,7 +168,7 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
             with torch.no_grad():
                 out = model(example[:2].to(first_param.device))  # two images where given: a batch dimension
                 # a squeeze would drop shows
-        except (RuntimeError, ValueError, TypeError, IndexError) as e:  # the example does not fit the model
+        except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as e:  # it does not fit the model
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise NeuralscaleError(f"your model does not run on the example input of shape "
                                    f"{tuple(example.shape)}: {first}") from None
@@ -182,7 +182,10 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
         raise NeuralscaleError("your own model needs an example input: a tensor of shape (batch, channels, size, size)"
                                + (f", got shape {tuple(example.shape)}" if isinstance(example, torch.Tensor) else ""))
     template = copy.deepcopy(model).cpu()
-    return module_space(name or f"module:{type(model).__name__}", lambda: copy.deepcopy(template), info, own=True)
+    try:
+        return module_space(name or f"module:{type(model).__name__}", lambda: copy.deepcopy(template), info, own=True)
+    except DoesNotRun as e:  # a dataset's images, never run through it before
+        raise NeuralscaleError(f"your model does not run on {info.name}'s {info.input_shape} inputs: {e}") from None
 
 
 @functools.lru_cache(maxsize=64)
