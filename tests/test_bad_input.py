@@ -520,3 +520,24 @@ def test_training_past_memory_is_refused_by_the_trainer_and_a_model_past_it_by_t
     monkeypatch.setattr(neuralscale.memory, "physical_memory", lambda: 6 * n)  # half: 3 bytes a parameter
     with pytest.raises(ns.NeuralscaleError, match="its weights take"):
         sp.build(widths)
+
+
+def test_a_run_this_machine_cannot_train_writes_no_record_and_the_corrected_command_runs(tmp_path, capsys):
+    """`train --cuda-graphs` on a CPU, `--device tpu` or a CUDA device that is not here left a failed (or running)
+    record in --out, and the corrected command was then refused: the folder 'holds another run'. `descend` wrote
+    its configuration and log."""
+    import torch
+    out = tmp_path / "run"
+    cpu = TINY_TRAIN[:TINY_TRAIN.index("--device")] + ["--quiet"]
+    bad = [["--device", "tpu"]] + ([] if torch.cuda.is_available() else [["--device", "cuda:5"], ["--device", "cpu",
+                                                                                                  "--cuda-graphs"]])
+    for flags in bad:
+        assert cli.main(["train", *cpu, *flags, "--out", str(out)]) == 2, flags
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and not (out / "record.json").exists(), (flags, err)
+    assert cli.main(["train", *TINY_TRAIN, "--out", str(out)]) == 0
+    assert json.loads((out / "record.json").read_text())["status"] == "finished"
+    d = tmp_path / "descent"  # a descent wrote its configuration and the first line of its log
+    for flags in bad[:2]:
+        assert cli.main(["descend", *TINY_DESCENT_ARGS, "--quiet", *flags, "--out", str(d)]) == 2, flags
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not d.exists(), flags

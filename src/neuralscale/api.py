@@ -22,6 +22,7 @@ from .layout import RunDir, claim_folder
 from .methods import SCALED, method_label, method_law, scale, source_objective
 from .records import exclusive
 from .baselines import check_cut, trained_record
+from .captured import refused
 from .runs import execute
 from .spec import RunSpec
 from .store import read_record
@@ -187,6 +188,9 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     _check_arguments("train", model, dataset, config, TrainConfig, subset,
                      {"out_dir": out_dir, "source": source, "init_from": init_from, "data_dir": data_dir})
     config = config or TrainConfig()
+    why = refused(config, resolve_device(config.device))  # before anything is written: the machine cannot run it
+    if why is not None:
+        raise NeuralscaleError(f"cuda_graphs: {why}")
     if out_dir is not None and is_descent_dir(out_dir):
         raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
     if out_dir is not None:  # before any work
