@@ -57,7 +57,7 @@ from .executors import get_executor
 from .layout import ExperimentDir, claim_folder
 from .figures import BANDS, check_formats, descent_figures
 from .report import ACCURACY, build_report
-from .sweep import SweepConfig, check_runnable, preset, run_sweep
+from .sweep import SweepConfig, check_reachable, check_runnable, preset, run_sweep
 from .train import TrainConfig
 from .zoo import space as make_space
 from .validate import check_data, matches, one_of, suggest
@@ -286,6 +286,7 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
         raise NeuralscaleError("--devices places local workers; a Ray cluster places runs by [executor] gpus_per_run")
     executor, report = _executor(table), _report(doc.get("report", {}))
     check_runnable(sweep_cfg, executor)  # now, not hours later after the descent
+    check_reachable(sweep_cfg, space)
     return space, out_dir, data, cfg, sweep_cfg, executor, report
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .budget import METRICS, Budget
+from .budget import METRICS, Budget, amount
 from .captured import refused
 from .descent import DescentDir, is_descent_dir
 from .errors import EnvironmentFailure, NeuralscaleError, warn
@@ -186,6 +187,20 @@ def _budgets(cfg: SweepConfig, space, frozen: dict) -> list[Budget]:
             kept["value"] = b.resolve(space, cost_function(space, "latency", LATENCY_DEVICE, LATENCY_BATCH)).value
         out.append(replace(b, value=float(kept["value"])))
     return out
+
+
+def check_reachable(cfg: SweepConfig, space) -> None:
+    """A parameter or MACs budget below every layer at its narrowest (--min-width, --multiple, a grouped layer's
+    groups) is out of reach for every method: refused before an experiment's descent, not after it."""
+    multiples = [math.lcm(cfg.multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
+    floor = [max(-(-cfg.min_width // m) * m, m) for m in multiples]
+    for b in [Budget.parse(v, "params") for v in cfg.params] + [Budget.parse(v, "macs") for v in cfg.macs]:
+        low, value = getattr(space, b.metric)(floor), b.resolve(space).value
+        if value < low:
+            share = f" ({b.spelling} of the base model)" if b.share is not None else ""
+            raise NeuralscaleError(f"a budget of {amount(value, b.metric)}{share} is out of reach: {space.name} has "
+                                   f"{amount(low, b.metric)} with every layer at its narrowest (widths of at least "
+                                   f"{cfg.min_width})")
 
 
 def _iteration_spelling(w) -> None:
