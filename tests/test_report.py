@@ -574,6 +574,77 @@ def test_a_descent_named_for_a_report_must_be_one(tmp_path, capsys):
     assert "is not a descent directory" in capsys.readouterr().err
 
 
+def test_a_report_refuses_a_descent_its_runs_were_not_planned_from(tmp_path, tiny_descent, capsys):
+    """`report STORE --descent OTHER`, OTHER another descent of the model, succeeded: its Laws section and descent
+    table then described OTHER's laws, not the ones the runs were trained with. Refused in one line naming both; the
+    same descent copied elsewhere is taken (its laws are the ones sweep.json records); and a recorded descent's
+    folder that has since come to hold another descent is left out of the report, with a warning and a note."""
+    from neuralscale import cli
+    from helpers import TINY_DESCENT, TINY_DESCENT_TRAIN
+    mine, other, store = tmp_path / "fi", tmp_path / "fd", tmp_path / "sw"
+    shutil.copytree(tiny_descent[0], mine)
+    ns.descend("vgg11", "synthetic", other, ns.DescentConfig(**{**TINY_DESCENT, "k": 2}),  # other pruning: other laws
+               subset={"train": TINY_DESCENT_TRAIN}, progress=False)
+    r = run_cli("sweep", *TINY, "--methods", "uniform,neuralscale", "--ratios", "0.0625", "--seeds", "0",
+                "--epochs", "1", "--from", str(mine), "--out", str(store), "--quiet")
+    assert r.returncode == 0, r.stderr
+    capsys.readouterr()
+    assert cli.main(["report", str(store), "--no-figures", "--descent", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--descent {other} is not the descent" in err, err
+    assert f"planned from ({mine})" in err and "its laws of iteration(s) 1, 2, 1's pruned widths" in err, err
+    assert not (store / "report").exists()
+
+    copy = tmp_path / "elsewhere" / "fi"  # the store's descent, copied: the same laws
+    shutil.copytree(mine, copy)
+    assert cli.main(["report", str(store), "--no-figures", "--descent", str(copy)]) == 0
+    md = (store / "report" / "report.md").read_text()
+    assert "## Laws" in md and "`neuralscale@2`: fitted against" in md and "## Descent" in md
+    assert "warning" not in capsys.readouterr().err
+
+    shutil.rmtree(mine)  # the recorded folder (descents_from_store) now holds the other descent
+    shutil.copytree(other, mine)
+    assert cli.main(["report", str(store), "--no-figures", "--force"]) == 0
+    err = capsys.readouterr().err
+    note = f"The descent directory {mine} is not the one the runs were planned from (its laws of iteration(s) 1, 2"
+    assert f"warning: {note}" in err, err
+    md = (store / "report" / "report.md").read_text()
+    assert note in md and "## Laws" not in md and "## Descent" not in md
+
+
+def test_a_report_of_runs_planned_without_a_descent_takes_any_descent(tmp_path, tiny_descent):
+    """A store planned without --from records no law (its runs, uniform, use none): nothing to check a --descent
+    against, so the one named is shown (docs/GUIDE.md says so)."""
+    from neuralscale.report import build_report
+    store = tmp_path / "sw"
+    r = run_cli("sweep", *TINY, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
+                "--out", str(store), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((store / "sweep.json").read_text())["recipe"]["laws"] == {}
+    build_report(store, descent=tiny_descent[0], figures=False)
+    assert "## Descent" in (store / "report" / "report.md").read_text()
+
+
+def test_a_descent_is_the_stores_when_it_holds_the_laws_its_recipe_records(tiny_descent):
+    """report.not_the_stores, on the recipe's law hashes (sweep.law_fingerprints): the descent continued since (the
+    store recorded fewer iterations) is the store's; a recorded iteration whose law differs, a descent of an
+    objective the store has none of, or one holding none of the recorded laws is not; a store recording no laws
+    takes any."""
+    from neuralscale.report import not_the_stores
+    from neuralscale.sweep import law_fingerprints
+    from neuralscale.descent import DescentDir
+    path = tiny_descent[0]
+    laws = law_fingerprints(DescentDir(path))
+    assert sorted(laws) == ["1", "2", "pruned"]
+    assert not_the_stores(path, laws) == "" and not_the_stores(path, {}) == "" and not_the_stores(path, None) == ""
+    assert not_the_stores(path, {k: v for k, v in laws.items() if k != "2"}) == ""
+    assert not_the_stores(path, {**laws, "2": "0" * 12}) == \
+        "its laws of iteration(s) 2 are not those sweep.json records"
+    assert not_the_stores(path, {"macs@1": laws["1"]}) == \
+        "its objective is params, and the runs were planned from no descent of that objective"
+    assert not_the_stores(path, {"3": laws["1"]}) == "it holds none of the laws sweep.json records"
+
+
 def test_a_pruning_baseline_that_pruned_nothing_is_marked_as_fine_tuning(tmp_path):
     """In the committed study, l1-prune and slimming at ratio 0.125 start from uniform's trained network of that very
     size (the base is 1/8 width): they remove no channel, and their 'better than uniform' is 20 epochs more of

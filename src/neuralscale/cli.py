@@ -431,7 +431,9 @@ def _report_parser(sub) -> None:
                    help="best-val: test accuracy at the best validation epoch (default); final: at the last epoch; "
                         "original: best test epoch (the paper's protocol, selects on test; labelled as such)")
     p.add_argument("--out", metavar="DIR", help="where to write (default DIR/report)")
-    p.add_argument("--descent", metavar="DIR", help="descent directory for the growth and heatmap figures")
+    p.add_argument("--descent", metavar="DIR", help="descent directory for the growth and heatmap figures, the "
+                   "descent table and the laws (default: the one sweep.json records; refused unless it holds the "
+                   "laws the runs were planned with)")
     p.add_argument("--format", type=_words, default=("png",), metavar="png,svg,pdf",
                    help="figure files to write (default png; the page embeds PNG, else SVG)")
     p.add_argument("--band", choices=BANDS, default="ci",

@@ -19,6 +19,7 @@ import base64
 import html
 import json
 import logging
+import os
 import re
 import statistics
 import time
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .descent import DescentDir, at_base, largest_move
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, warn
 from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
                       widths_figure)
 from .guard import check_report_dir
@@ -38,7 +39,7 @@ from .reference import rows as reference_rows
 from .scaling import EXTRAPOLATION
 from .space import WidthSpace
 from .stats import holm, paired_gap, paired_p, welch_gap, welch_p
-from .sweep import read_plan
+from .sweep import law_fingerprints, law_prefix, read_plan
 from .train import TrainConfig, autocasts
 from .validate import one_of
 from .accounting import UNSTABLE, unstable
@@ -542,6 +543,7 @@ class _Store:
     descent: Path | None
     fallbacks: list[str]
     descents: list[Path] = field(default_factory=list)  # every descent the runs came from (one per objective)
+    left_out: list[str] = field(default_factory=list)  # a note for each recorded descent not the runs' (_descents)
 
 
 def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
@@ -565,21 +567,7 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
     models = sorted({(r["model"], r["dataset"]) for r in records})
     plan = read_plan(RunStore(store))
     sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
-    recorded = sweep_cfg.get("descent")
-    beside = sweep_cfg.get("descent_from_store")  # relative to the store: right wherever the store was copied
-    if isinstance(beside, str) and beside and (store / beside).is_dir():
-        recorded = str(store / beside)
-    if descent and not DescentDir(descent).exists():  # asked for by name: not a sentence in the report instead
-        raise NeuralscaleError(f"--descent {descent} " + ("is not a descent directory (no config.json and fits.json)"
-                                                          if Path(descent).exists() else "does not exist"))
-    descent_dir = Path(descent) if descent else (Path(recorded) if isinstance(recorded, str) and recorded else None)
-    by_objective = sweep_cfg.get("descents_from_store")
-    descents = [store / p for p in (by_objective.values() if isinstance(by_objective, dict) else ())
-                if isinstance(p, str) and (store / p).is_dir()]
-    if descent or not descents:
-        descents = [descent_dir] if descent_dir is not None else []
-    elif isinstance(by_objective.get("params"), str) and (store / by_objective["params"]).is_dir():
-        descent_dir = store / by_objective["params"]  # the figures are the paper's descent's
+    descent_dir, descents, left_out = _descents(store, plan, descent)
     try:
         space = record_space(next(r for r in records if (r["model"], r["dataset"]) == models[0]))
     except NeuralscaleError:
@@ -587,7 +575,83 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
     fallbacks = _mark_fallbacks(rows, descents)
     _mark_extrapolated(rows, descents, space, sweep_cfg)
     return _Store(store, records, rows, accuracy, models[0][0], models[0][1], space, descent_dir,
-                  fallbacks, descents)
+                  fallbacks, descents, left_out)
+
+
+def _descents(store: Path, plan: dict, descent: str | Path | None) -> tuple[Path | None, list[Path], list[str]]:
+    """(the descent whose figures the report draws, every descent whose laws and table it gives, a note for each
+    descent left out): `descent` (--descent) where given, refused unless its laws are the ones the store's runs were
+    planned with; else the descents sweep.json records, those holding other laws left out (not_the_stores)."""
+    sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
+    laws = plan["recipe"].get("laws") if isinstance(plan.get("recipe"), dict) else None
+    recorded = sweep_cfg.get("descent")
+    beside = sweep_cfg.get("descent_from_store")  # relative to the store: right wherever the store was copied
+    if isinstance(beside, str) and beside and (store / beside).is_dir():
+        recorded = str(store / beside)
+    if descent:  # asked for by name: refused in one line, not a sentence in the report instead
+        if not DescentDir(descent).exists():
+            raise NeuralscaleError(f"--descent {descent} " + ("is not a descent directory (no config.json and "
+                                                              "fits.json)" if Path(descent).exists() else
+                                                              "does not exist"))
+        why = not_the_stores(Path(descent), laws)
+        if why:
+            raise NeuralscaleError(f"--descent {descent} is not the descent {store}'s runs were planned from "
+                                   f"({_recorded_descents(store, sweep_cfg)}): {why}; give that one, or leave "
+                                   "--descent out")
+        return Path(descent), [Path(descent)], []
+    descent_dir = Path(recorded) if isinstance(recorded, str) and recorded else None
+    by_objective = sweep_cfg.get("descents_from_store")
+    descents = [store / p for p in (by_objective.values() if isinstance(by_objective, dict) else ())
+                if isinstance(p, str) and (store / p).is_dir()]
+    if not descents:
+        descents = [descent_dir] if descent_dir is not None else []
+    elif isinstance(by_objective.get("params"), str) and (store / by_objective["params"]).is_dir():
+        descent_dir = store / by_objective["params"]  # the figures are the paper's descent's
+    notes = []
+    for path in dict.fromkeys([*descents, *([descent_dir] if descent_dir is not None else [])]):
+        why = not_the_stores(path, laws) if DescentDir(path).fits_path.exists() else ""
+        if why:  # e.g. another descent since written into the recorded folder, or found at a cwd-relative path
+            notes.append(f"The descent directory {os.path.normpath(path)} is not the one the runs were planned "
+                         f"from ({why}); its figures, laws and table are left out.")
+            warn(notes[-1])
+            descents = [d for d in descents if d != path]
+            descent_dir = None if descent_dir == path else descent_dir
+    return descent_dir, descents, notes
+
+
+def not_the_stores(path: Path, laws: dict | None) -> str:
+    """'' where the descent at `path` holds the laws the store's recipe records (`laws`: sweep.law_fingerprints of
+    each descent a sweep into it was given, kept over its sweeps): the same descent, wherever it was copied,
+    iterations added since included; else how it differs. A store that records no laws (planned without --from:
+    its runs use no law; a folder of run directories without sweep.json) gives nothing to check against: ''."""
+    if not isinstance(laws, dict) or not laws:
+        return ""
+    d = DescentDir(path)
+    prefix = law_prefix(d.objective())
+    theirs = {k: v for k, v in laws.items() if (k.startswith(prefix) if prefix else "@" not in k)}
+    if not theirs:
+        return f"its objective is {d.objective()}, and the runs were planned from no descent of that objective"
+    mine = law_fingerprints(d)
+    differ = sorted(k for k in theirs.keys() & mine.keys() if theirs[k] != mine[k])
+    if differ:
+        keys = [k[len(prefix):] for k in differ]
+        which = [k for k in keys if k != "pruned"] + ["1's pruned widths"] * ("pruned" in keys)
+        return f"its laws of iteration(s) {', '.join(which)} are not those sweep.json records"
+    return "" if theirs.keys() & mine.keys() else "it holds none of the laws sweep.json records"
+
+
+def _recorded_descents(store: Path, sweep_cfg: dict) -> str:
+    """The descent(s) sweep.json records the store's runs were planned from, in words."""
+    by_objective = sweep_cfg.get("descents_from_store")
+    if isinstance(by_objective, dict) and by_objective:
+        named = {o: os.path.normpath(store / p) for o, p in by_objective.items() if isinstance(p, str)}
+        if len(named) == 1:
+            return next(iter(named.values()))
+        return ", ".join(f"{p} ({o})" for o, p in named.items())
+    for key, base in (("descent_from_store", store), ("descent", Path("."))):
+        if isinstance(sweep_cfg.get(key), str) and sweep_cfg[key]:
+            return os.path.normpath(base / sweep_cfg[key])
+    return "sweep.json names no descent"
 
 
 def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tuple[list[tuple[str, Path]], str]:
@@ -833,7 +897,7 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     selection = (_selection_text(st.records) if st.accuracy == "best-val" else "") + _left_out_text(st)
     devices = device_note(st.records)
     doc += [("p", text) for text in (latency, devices, _recipe_text(st.records), selection) if text]
-    doc += [("p", text) for text in _mark_notes(st)]
+    doc += [("p", text) for text in _mark_notes(st) + st.left_out]
     laws = _law_notes(st)
     if laws:
         doc += [("h2", "Laws"), ("p", "How well each NeuralScale law fits the trajectory it was fitted on (R^2 of "

@@ -380,21 +380,33 @@ def recipe(cfg: SweepConfig) -> dict:
     """
     train = {k: v for k, v in TrainConfig.from_dict(cfg.train).to_dict().items()
              if k not in ("seed", "device", "eval_batch_size")}
-    laws = {}
-    if cfg.descent is not None and Path(cfg.descent).is_dir():
-        d = DescentDir(cfg.descent)
-        prefix = "" if d.objective() == "params" else f"{d.objective()}@"  # one store holds descents of each
-        for it in d.iterations():
-            blob = json.dumps([it.law.alpha, it.law.beta, it.half_widths if it.number == 1 else None])
-            laws[f"{prefix}{it.number}"] = hashlib.sha256(blob.encode()).hexdigest()[:12]
-            if it.number == 1:  # the ablation `pruned` scales where iteration 1's pruning ended
-                laws[f"{prefix}pruned"] = hashlib.sha256(json.dumps(it.final_widths).encode()).hexdigest()[:12]
+    laws = law_fingerprints(DescentDir(cfg.descent)) if cfg.descent is not None and Path(cfg.descent).is_dir() \
+        else {}
     return {"model": cfg.model, "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
             "data": DataConfig.from_settings(cfg.dataset, cfg.data).settings(),
             "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr,
             "pretrain_ratio": cfg.pretrain_ratio, "min_width": cfg.min_width,
             "multiple": cfg.multiple, "laws": laws}  # slimming_sparsity: checked against the store's runs instead
     # (`_check_slimming`), so that methods may still grow and stores recorded before it still open
+
+
+def law_fingerprints(d: DescentDir) -> dict[str, str]:
+    """What a store's recipe records of a descent's laws: a short hash of each finished iteration's law (keyed by
+    its number; `pruned`: where iteration 1's pruning ended), the keys prefixed with the objective where it is not
+    params (`macs@2`: one store holds descents of each). The same laws, copied anywhere, hash alike."""
+    prefix = law_prefix(d.objective())
+    laws = {}
+    for it in d.iterations():
+        blob = json.dumps([it.law.alpha, it.law.beta, it.half_widths if it.number == 1 else None])
+        laws[f"{prefix}{it.number}"] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+        if it.number == 1:  # the ablation `pruned` scales where iteration 1's pruning ended
+            laws[f"{prefix}pruned"] = hashlib.sha256(json.dumps(it.final_widths).encode()).hexdigest()[:12]
+    return laws
+
+
+def law_prefix(objective: str) -> str:
+    """How a recipe's law keys name a descent's objective: nothing for params, `macs@` for macs."""
+    return "" if objective == "params" else f"{objective}@"
 
 
 # what a store's sweep.json adds to a sweep's settings (run_sweep)
