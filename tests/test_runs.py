@@ -45,6 +45,20 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert run_cli(*args, "--retry-failed").returncode == 1
     again = load_records(out)
     assert all(x["status"] == "failed" and x["attempts"] == tries[x["id"]] + 1 for x in again), again
+    # --report of a sweep none of whose runs finished: no report, and exit status 1 for the failed runs (not 2, as
+    # the report's "no finished runs" said before)
+    r = run_cli(*args, "--report")
+    assert r.returncode == 1 and "warning: no report: none of the 2 run(s) finished" in r.stderr, r.stderr
+    assert "error" not in r.stderr and not (out / "report").exists()
+    # one run trained with `train` that fails: one line, exit status 1, its record failed (a rerun tries it again)
+    run = tmp_path / "run"
+    one = ["train", *[a if a != "0.05" else "1e12" for a in TINY], "--ratio", "0.0625", "--epochs", "1",
+           "--no-augment", "--out", str(run)]
+    for attempt in (1, 2):
+        r = run_cli(*one)
+        assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("neuralscale: error: training "
+                                                                                   "diverged"), r.stderr
+        assert read_record(run)["status"] == "failed" and read_record(run)["attempts"] == attempt
 
 
 def test_api_train_writes_a_record(tmp_path):

@@ -554,7 +554,9 @@ def cmd_sweep(args) -> int:
     records = run_sweep(cfg, args.out, progress=not args.quiet, retry_failed=args.retry_failed, executor=executor,
                         force=args.force)
     counts = {s: sum(r is not None and r["status"] == s for r in records) for s in ("finished", "failed")}
-    report = build_report(args.out)["document"] if args.report else None
+    if args.report and not counts["finished"]:  # a report of nothing: the failed runs are the news (exit 1)
+        logging.getLogger("neuralscale").warning("warning: no report: none of the %d run(s) finished", len(records))
+    report = build_report(args.out)["document"] if args.report and counts["finished"] else None
     if args.json:
         _json({"model": cfg.model, "dataset": cfg.dataset, "store": args.out, **counts, "total": len(records),
                "report": report and report["report"], "html": report and report["html"],
@@ -798,7 +800,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except NeuralscaleError as e:
         message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
         print(f"neuralscale: error: {message}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_status", 2)
     except BrokenPipeError:  # output piped into head & co.
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

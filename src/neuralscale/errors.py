@@ -1,7 +1,8 @@
 """The one exception type that means "the user asked for something we cannot do".
 
-The CLI turns it into a single line on stderr and exit status 2; anything else
-escaping is a bug and keeps its traceback.
+The CLI turns it into a single line on stderr and exit status 2 (1 for a run
+that started and failed: `RunFailed`); anything else escaping is a bug and
+keeps its traceback.
 """
 
 
@@ -15,6 +16,13 @@ class EnvironmentFailure(NeuralscaleError):
     A run that meets one is not recorded as failed (its record stays unfinished, so a rerun on a
     working machine runs it); the command stops with the message.
     """
+
+
+class RunFailed(NeuralscaleError):
+    """A run that started and failed (training diverged, say): recorded as failed, its record holding the error.
+    The CLI exits with status 1 for it, as a sweep whose runs failed does, not 2 (bad input, or the machine)."""
+
+    exit_status = 1
 
 
 class NeuralscaleWarning(UserWarning):
