@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -427,6 +428,40 @@ def test_a_row_solved_with_the_sweeps_rounding_is_marked_extrapolated(tiny_desce
                "budget_key": list(budget.key), "widths": found["widths"]}
         report._mark_extrapolated([row], [descent_dir], sp, cfg)
         assert row["extrapolated"] is marked and row["shown"].endswith(" (extrapolated)") == marked
+
+
+def test_a_latency_law_read_outside_the_widths_it_was_fitted_on_is_marked_extrapolated(tiny_descent, tmp_path):
+    """A latency law's network is not measured where the report checks it: its layers are read against the widths
+    the law gives at its range's ends, as `scale` (and so the sweep) read them: a law of exponent 4 whose largest row is
+    1/8 width, solved for 1/2 width's parameters at tau 1.4x that row's (inside twice its range), gives layers of
+    4x its widths there, and is marked; one solved at that row's parameters is not."""
+    import sys
+    from neuralscale.methods import scale
+    from neuralscale.scaling import ScalingLaw
+    report = sys.modules["neuralscale.report"]
+    sp = ns.space("vgg11", "synthetic")
+    d = report.DescentDir(shutil.copytree(tiny_descent[0], tmp_path / "d"))
+    cfg = json.loads(d.config_path.read_text())
+    cfg["descent"]["objective"] = "latency"
+    d.config_path.write_text(json.dumps(cfg))
+    fits = json.loads(d.fits_path.read_text())
+    fitted, high = sp.uniform(0.125), 0.28
+    fits["laws"][-1] = {**fits["laws"][-1], **ScalingLaw(
+        "vgg11", "synthetic", list(sp.layer_names), [w / high ** 4 for w in fitted], [4.0] * len(sp),
+        objective="latency", tau_range=[high / 1.5, high], iteration=fits["laws"][-1]["iteration"]).to_dict()}
+    fits["descent"] = d.fingerprint()  # the latency descent's configuration's
+    d.fits_path.write_text(json.dumps(fits))
+    label = report.law_label(fits["laws"][-1]["iteration"], "latency")
+    for ratio, marked in ((0.5, True), (0.125, False)):
+        budget = Budget.of_ratio(ratio)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = scale(sp, "neuralscale", budget, source=d.path, convert=True)
+        assert found["extrapolated"] is marked, found["warnings"]
+        row = {"method": "neuralscale", "fallback": False, "label": label, "shown": label, "marks": [],
+               "budget_key": list(budget.key), "widths": found["widths"]}
+        report._mark_extrapolated([row], [d.path], sp, {})
+        assert row["extrapolated"] is marked and row["shown"].endswith(" (extrapolated)") == marked, ratio
 
 
 STUDY = Path(__file__).resolve().parents[1] / "studies" / "fmnist-vgg11" / "params" / "runs"

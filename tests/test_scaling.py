@@ -313,6 +313,47 @@ def test_a_law_that_gives_a_network_far_larger_than_its_rows_is_flagged_even_at_
     assert said.startswith("extrapolated: solved at tau = 300,000")  # tau itself outside: said as before
 
 
+def latency_law(sp, fitted: list[int], high: float, last: float = 4.0) -> ScalingLaw:
+    """A latency law that gives `fitted` at the top of its range [high / 1.5, high], with exponent 4 in every
+    layer but the last, whose is `last` (a latency descent's laws have exponents of 3-6)."""
+    beta = [4.0] * (len(sp) - 1) + [last]
+    return ScalingLaw(sp.name, sp.info.name, list(sp.layer_names), [w / high ** b for w, b in zip(fitted, beta)],
+                      beta, objective="latency", tau_range=[high / 1.5, high])
+
+
+def test_a_latency_law_is_flagged_where_its_layers_lie_outside_the_widths_it_was_fitted_on():
+    """A latency descent from 1/8 width fitted on rows of 0.19-0.28 ms, solved for 50% of the base model's
+    latency, gave widths up to 719 at 4.2 ms (tau within 2x of its rows: the exponents are 3-6), unflagged: its
+    network's size was read as tau. Its layers are read against the law's own widths at its range's ends now."""
+    from neuralscale.scaling import solution_warnings
+    sp = ns.space("vgg11", "cifar10")
+    fitted, high = sp.uniform(0.125), 0.28  # 8 to 64 channels at the top of the range
+    law = latency_law(sp, fitted, high, last=6.0)  # the last layer grows fastest: the one named
+    ms = lambda w: sp.macs(w) / 1e8  # a latency that depends on the widths alone (no clock)
+    sol = solve(law, sp, 25 * ms(fitted), "latency", cost=ms)  # 1.5^4 = 5x the widths, 25x the MACs
+    assert high < sol.tau < 2 * high and max(sol.widths) > 4 * max(fitted)
+    (said,) = sol.warnings
+    assert said == (f"extrapolated: the law gives conv8 {sol.widths[-1]:,} channels, "
+                    f"{sol.widths[-1] / law.raw_widths(high)[-1]:.3g}x the most it gives that layer on the rows it was "
+                    f"fitted on ({law.raw_widths(high)[-1]:,.1f} at 0.28 ms; rows of 0.1867 to 0.28 ms; 8 of 8 layers "
+                    f"more than 2x outside; solved at tau = {sol.tau:,.4g})")
+    # within twice the widths it was fitted on: nothing said (every layer's exponent 4 from here on)
+    law = latency_law(sp, fitted, high)
+    assert solve(law, sp, ms(fitted), "latency", cost=ms).warnings == []
+    assert solution_warnings(law, sp, [w * 19 // 10 for w in fitted], 1.15 * high) == []  # 1.9x, the law's 1.75x
+    # below: the narrowest fitted layers cannot be halved, the others are; a tau outside the range: said as before
+    (said,) = solution_warnings(law, sp, [max(1, w // 16) for w in fitted], high / 1.5 / 1.3)
+    assert said.startswith("extrapolated: the law gives conv") and "the fewest it gives that layer" in said
+    assert "7 of 8 layers more than 2x outside; solved at tau = 0.1436)" in said
+    assert solution_warnings(law, sp, fitted, 3 * high)[0].startswith("extrapolated: solved at tau = 0.84, ")
+    # one layer outside is enough; a width rounded up to a multiple or a minimum, the law's own inside, is not
+    one = [*fitted[:-1], 5 * fitted[-1]]
+    (said,) = solution_warnings(law, sp, one, 1.25 * high)  # the law gives 2.4x there, the network 5x in conv8
+    assert said.startswith("extrapolated: the law gives conv8 320 channels, 5x the most ") and "1 of 8 layers" in said
+    assert solution_warnings(law, sp, one, high) == []  # the law itself gives 64 there: the rounding's, not its
+    assert solution_warnings(latency_law(sp, [1] * len(sp), high), sp, [8] * len(sp), high) == []
+
+
 def test_scales_arguments_of_the_wrong_type_are_one_clear_error():
     """An adversarial pass: a TypeError deep inside for each of these."""
     sp = ns.space("vgg11", "synthetic")

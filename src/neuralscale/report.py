@@ -281,7 +281,7 @@ def _show(row: dict, mark: str | None = None) -> None:
 
 def _mark_extrapolated(rows: list[dict], descents: list[Path], space: WidthSpace | None,
                        sweep_cfg: dict) -> None:
-    """Label rows whose NeuralScale law was solved outside the parameter range it was fitted on (methods.scale's
+    """Label rows whose NeuralScale law was solved outside the range it was fitted on (methods.scale's
     `extrapolated`, solved again here for the row's budget, with the sweep's min_width and multiple)
     `(extrapolated)`."""
     rounding = {k: sweep_cfg[k] for k in ("min_width", "multiple")
@@ -859,8 +859,9 @@ def _mark_notes(st: "_Store") -> list[str]:
     notes = []
     if any(r.get("extrapolated") for r in st.rows):
         notes.append(f"A row marked `(extrapolated)` is a law solved beyond {EXTRAPOLATION:g}x outside the range of "
-                     "network sizes its trajectory rows covered: the law is read where nothing was fitted (the Laws "
-                     "section gives each law's range).")
+                     "network sizes its trajectory rows covered (a latency law's: a layer more than that outside the "
+                     "widths the law gives it over them): the law is read where nothing was fitted (the Laws section "
+                     "gives each law's range).")
     if any(r["pruned_nothing"] for r in st.rows):
         tuned = next((r.get("config", {}).get("epochs") for r in st.records if r.get("pruning")), None)
         notes.append("A row marked `(pruned nothing)` is a pruning baseline whose budget the trained network it "

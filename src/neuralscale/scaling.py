@@ -380,7 +380,7 @@ class Solution:
         return {"widths": self.widths, "metric": self.metric, "budget": self.budget,
                 "achieved": self.achieved, "rel_error": self.rel_error, "tau": self.tau, "warnings": self.warnings}
 
-EXTRAPOLATION = 2.0  # a law solved beyond this factor of the parameter range it was fitted on is extrapolated
+EXTRAPOLATION = 2.0  # a law solved beyond this factor of the range it was fitted on is extrapolated
 
 
 def solution_warnings(law: ScalingLaw, space: WidthSpace, widths: list[int], tau: float) -> list[str]:
@@ -391,22 +391,54 @@ def solution_warnings(law: ScalingLaw, space: WidthSpace, widths: list[int], tau
     if len(law.tau_range) == 2:
         low, high = law.tau_range
         f = ",.4g" if law.objective == "latency" else ",.0f"
-        # the network it gives, in the law's own measure (a latency is not measured here): the law's per-layer
-        # exponents need not add up to tau, and a network of 4x the largest row is read where nothing was fitted
-        # even where tau itself is inside the range
-        size = {"params": space.params, "macs": space.macs}.get(law.objective, lambda w: tau)(widths)
         if tau < low / EXTRAPOLATION or tau > high * EXTRAPOLATION:
             out.append(f"extrapolated: solved at tau = {tau:{f}}, but the law was fitted on rows of {low:{f}} to "
                        f"{high:{f}} {UNITS[law.objective]}")
-        elif size < low / EXTRAPOLATION or size > high * EXTRAPOLATION:
-            out.append(f"extrapolated: the law gives a network of {size:{f}} {UNITS[law.objective]}, "
-                       f"{size / (high if size > high else low):.1f}x the {'largest' if size > high else 'smallest'} "
-                       f"of the rows it was fitted on ({low:{f}} to {high:{f}}; solved at tau = {tau:{f}})")
+        elif law.objective == "latency":  # a latency is not measured here: the network's layers are read instead
+            out.extend(_widths_outside(law, widths, tau))
+        else:
+            # the network it gives, in the law's own measure: the law's per-layer exponents need not add up to
+            # tau, and a network of 4x the largest row is read where nothing was fitted even where tau is inside
+            size = {"params": space.params, "macs": space.macs}[law.objective](widths)
+            if size < low / EXTRAPOLATION or size > high * EXTRAPOLATION:
+                out.append(f"extrapolated: the law gives a network of {size:{f}} {UNITS[law.objective]}, "
+                           f"{size / (high if size > high else low):.1f}x the "
+                           f"{'largest' if size > high else 'smallest'} of the rows it was fitted on ({low:{f}} to "
+                           f"{high:{f}}; solved at tau = {tau:{f}})")
     base = space.macs(space.base_widths)
     macs = space.macs(widths)
     if macs > base:
         out.append(f"{macs / base:.0%} of the base model's MACs ({macs:,} against {base:,})")
     return out
+
+
+def _widths_outside(law: ScalingLaw, widths: list[int], tau: float) -> list[str]:
+    """A latency law's network, layer by layer, against the widths the law gives that layer at the ends of the
+    range it was fitted on: with exponents of 3-6, a tau within 2x of the range gives layers 10x wider than any
+    fitted.  A layer is outside where both its width and the law's own (unrounded) width at `tau` lie more than
+    EXTRAPOLATION times beyond them (rounding to a multiple or a minimum width alone does not count).  The worst
+    layer is named, by how far outside it is."""
+    low, high = law.tau_range
+    ends = np.stack([law.raw_widths(low), law.raw_widths(high)])
+    fewest, most = ends.min(axis=0), ends.max(axis=0)
+    raw = law.raw_widths(tau)
+    outside = []  # (how far outside, layer)
+    for i, w in enumerate(widths):
+        if min(w, raw[i]) > EXTRAPOLATION * most[i]:
+            outside.append((w / most[i], i))
+        elif max(w, raw[i]) < fewest[i] / EXTRAPOLATION:
+            outside.append((fewest[i] / w, i))
+    if not outside:
+        return []
+    _, i = max(outside)
+    above = widths[i] > most[i]
+    edge = most[i] if above else fewest[i]
+    edge_tau = high if (ends[1, i] == edge) else low
+    f, unit = ",.4g", UNITS[law.objective]
+    return [f"extrapolated: the law gives {law.layers[i]} {widths[i]:,} channel{'s' * (widths[i] != 1)}, {widths[i] / edge:.3g}x the "
+            f"{'most' if above else 'fewest'} it gives that layer on the rows it was fitted on ({edge:,.1f} at "
+            f"{edge_tau:{f}} {unit}; rows of {low:{f}} to {high:{f}} {unit}; {len(outside)} of {len(widths)} "
+            f"layers more than {EXTRAPOLATION:g}x outside; solved at tau = {tau:{f}})"]
 
 
 def round_widths(raw: np.ndarray, min_width: int = 1, multiple: int | Sequence[int] = 1) -> list[int]:
