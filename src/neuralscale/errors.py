@@ -19,8 +19,8 @@ class EnvironmentFailure(NeuralscaleError):
 
 
 class RunFailed(NeuralscaleError):
-    """A run that started and failed (training diverged, say): recorded as failed, its record holding the error.
-    The CLI exits with status 1 for it, as a sweep whose runs failed does, not 2 (bad input, or the machine)."""
+    """Training that started and failed (it diverged), not the input or the machine: a run's record holds it as
+    its error. The CLI exits with status 1 for it, as a sweep whose runs failed does, not 2."""
 
     exit_status = 1
 

@@ -25,7 +25,7 @@ from torch import nn
 from .accounting import measure_latency
 from .baselines import prune_pretrained, trained_network, warm_start
 from .data import DataConfig
-from .errors import EnvironmentFailure, NeuralscaleError, RunFailed
+from .errors import EnvironmentFailure, NeuralscaleError
 from .records import atomic_write_text, exclusive
 from .layout import RunDir
 from .spec import RunSpec
@@ -108,8 +108,6 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
         record.update(status="failed", error=f"{type(e).__name__}: {message}", wall_s=time.time() - t0,
                       traceback=traceback.format_exc(limit=8))
         write(record)
-        if raise_errors and isinstance(e, NeuralscaleError):
-            raise RunFailed(str(e)) from None  # the run's own failure, its record written: exit status 1
         if raise_errors:
             raise
         return record

@@ -26,7 +26,7 @@ from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits
 from .data import dataset_info
 from .data.info import protocol
-from .errors import EnvironmentFailure, NeuralscaleError
+from .errors import EnvironmentFailure, NeuralscaleError, RunFailed
 from .memory import refuse_beyond
 from .models.gate import gates
 from .models.resizing import as_fresh
@@ -439,7 +439,7 @@ class Trainer:
                 cb.on_epoch_start(self, epoch)
             metrics = self._train_epoch(epoch)
             if not math.isfinite(metrics["train_loss"]):
-                raise NeuralscaleError(f"training diverged at epoch {epoch + 1} (loss is {metrics['train_loss']})")
+                raise RunFailed(f"training diverged at epoch {epoch + 1} (loss is {metrics['train_loss']})")
             self.history.append(metrics)
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, metrics)
