@@ -194,7 +194,8 @@ def _train_parser(sub) -> None:
                         "faster and oneDNN does not hang on layers of 1-2 channels)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help=f"fraction of the training set held out for validation (default {d.val_fraction})")
-    _add_data_args(p, "train on a seeded random N images (quick looks)", test=True)
+    _add_data_args(p, "train on a seeded random N images (quick looks); the validation split, held out of the whole "
+                   "training set first, is cut in proportion (N/9 images at --val-fraction 0.1)", test=True)
     p.add_argument("--out", metavar="DIR", help="write record.json, metrics.csv and a checkpoint here (resumable)")
     _add_force(p, "run directory")
     _add_json(p, "the configuration, the run's id, budget and summary")
@@ -397,7 +398,8 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--slimming-sparsity", type=float,
                    help="slimming: train the network it prunes with this L1 penalty on the batch norms' scales "
                         "(network slimming's sparsity training; default 1e-4, the original's; 0: without)")
-    _add_data_args(p, "train every run on a seeded random N images", test=True)
+    _add_data_args(p, "train every run on a seeded random N images; the validation split, held out of the whole "
+                   "training set first, is cut in proportion (N/9 images at --val-fraction 0.1)", test=True)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--out", metavar="DIR", required=True, help="the run store (sweep.json, runs/)")
     _add_force(p, "run store")
