@@ -529,8 +529,8 @@ def test_training_past_memory_is_refused_by_the_trainer_and_a_model_past_it_by_t
 
 def test_a_run_this_machine_cannot_train_writes_no_record_and_the_corrected_command_runs(tmp_path, capsys):
     """`train --cuda-graphs` on a CPU, `--device tpu` or a CUDA device that is not here left a failed (or running)
-    record in --out, and the corrected command was then refused: the folder 'holds another run'. `descend` wrote
-    its configuration and log."""
+    record in --out, and the corrected command was then refused: the folder 'holds another run'; so did a network
+    past the machine's memory. `descend` wrote its configuration and log."""
     import torch
     out = tmp_path / "run"
     cpu = TINY_TRAIN[:TINY_TRAIN.index("--device")] + ["--quiet"]
@@ -540,6 +540,11 @@ def test_a_run_this_machine_cannot_train_writes_no_record_and_the_corrected_comm
         assert cli.main(["train", *cpu, *flags, "--out", str(out)]) == 2, flags
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and not (out / "record.json").exists(), (flags, err)
+    wide = [a if a != "--ratio" else "--widths" for a in TINY_TRAIN]  # a network past this machine's memory
+    wide[wide.index("--widths") + 1] = ",".join(["32768"] * 8)
+    assert cli.main(["train", *wide, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "too much for this machine's" in err[0] and not (out / "record.json").exists(), err
     assert cli.main(["train", *TINY_TRAIN, "--out", str(out)]) == 0
     assert json.loads((out / "record.json").read_text())["status"] == "finished"
     d = tmp_path / "descent"  # a descent wrote its configuration and the first line of its log

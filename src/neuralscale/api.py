@@ -28,7 +28,7 @@ from .spec import RunSpec
 from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
-from .train import TrainConfig, paper_config, resolve_device
+from .train import TrainConfig, paper_config, refuse_untrainable, resolve_device
 from .zoo import record_space, space as make_space
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,8 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     _check_arguments("train", model, dataset, config, TrainConfig, subset,
                      {"out_dir": out_dir, "source": source, "init_from": init_from, "data_dir": data_dir})
     config = config or TrainConfig()
-    why = refused(config, resolve_device(config.device))  # before anything is written: the machine cannot run it
+    device = resolve_device(config.device)  # before anything is written: what the machine cannot run
+    why = refused(config, device)
     if why is not None:
         raise NeuralscaleError(f"cuda_graphs: {why}")
     if out_dir is not None and is_descent_dir(out_dir):
@@ -201,6 +202,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
+    refuse_untrainable(space.params(what["widths"]), device)
     if splits is None:
         splits = load_splits(data, config)
     _check_fits(space, splits)

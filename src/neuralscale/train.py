@@ -187,6 +187,14 @@ def checkpoint_seconds() -> float:
     return value
 
 
+def refuse_untrainable(params: int, device: torch.device) -> None:
+    """Past memory the kernel kills the process without a word: training `params` parameters on the CPU (their
+    weights, gradients and momentum, and copies) beyond this machine's memory is refused first, in one line."""
+    if device.type != "cuda":
+        refuse_beyond(16 * params, 1 / 2, f"training {params:,} parameters on the CPU: weights, gradients and "
+                      "momentum", "ask for a smaller model")
+
+
 def resolve_device(name: str) -> torch.device:
     """The device `name` (cpu, cuda, cuda:N, auto) on this machine; one that is not here is an EnvironmentFailure."""
     if name == "auto":
@@ -293,10 +301,7 @@ class Trainer:
         self.owner = owner
         self.device = resolve_device(config.device)
         cuda = self.device.type == "cuda"
-        if not cuda:  # past memory the kernel kills the process without a word: its weights, gradients and momentum
-            n = sum(p.numel() for p in model.parameters())  # (and their copies) are refused first
-            refuse_beyond(16 * n, 1 / 2, f"training {n:,} parameters on the CPU: weights, gradients and momentum",
-                          "ask for a smaller model")
+        refuse_untrainable(sum(p.numel() for p in model.parameters()), self.device)
         self.channels_last = False  # decided per model, in set_model
         self.dtype = getattr(torch, config.dtype)
         self.amp = autocasts(config.amp, cuda, config.dtype)
