@@ -338,6 +338,23 @@ def test_a_users_module_that_does_not_run_on_the_datasets_images_is_refused_in_o
         ns.space(Net(size=64), torch.zeros(2, 3, 32, 32))
 
 
+def test_a_model_with_no_width_to_change_is_refused_when_its_space_is_made():
+    """A single linear layer (image in, class scores out) made a space of 0 layers, and a descent then trained a
+    whole iteration before failing with advice about pruning."""
+    from torch import nn
+
+    class Linear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3 * 32 * 32, 10)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+    for example in ("synthetic", torch.zeros(2, 3, 32, 32)):
+        with pytest.raises(NeuralscaleError, match=r"^module:Linear has no layer whose width can change"):
+            ns.space(Linear(), example)
+
+
 def test_cli_on_torchvision_models(tmp_path):
     import json
 

@@ -829,6 +829,10 @@ def module_space(name: str, make: Callable[[], nn.Module], info: DatasetInfo, ow
     """A WidthSpace for the modules `make()` returns (fresh each call), on inputs of `info`; `own`: a model of the
     user's, whose name does not say what it computes (the space carries its fingerprint as its architecture)."""
     gs = GenericSpace(name, make, info)
+    if not gs.layer_names:  # refused now, not after a descent's training finds no channel to prune
+        raise NeuralscaleError(f"{name} has no layer whose width can change: every channel it computes is the "
+                               "image's or a class score (a gated layer is a convolution or linear layer whose "
+                               "outputs another layer reads)")
     space = WidthSpace(name, gs.layer_names, gs.base_widths, info, gs.build, multiples=gs.multiples, costs=gs.costs,
                        shapes=gs.state_shapes, resize=gs.resize, architecture=gs.fingerprint if own else None)
     space.generic = gs
