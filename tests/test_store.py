@@ -139,7 +139,8 @@ def test_records_are_read_strictly(tmp_path):
                     json.dumps({**x, "spec": {}}), json.dumps({**x, "spec": {**x["spec"], "widths": ["8"]}}),
                     json.dumps({**x, "spec": running("y")["spec"]})):  # another run's spec under this id
         (tmp_path / "record.json").write_text(damaged)
-        with pytest.raises(NeuralscaleError, match="is not a run record"):
+        with pytest.raises(NeuralscaleError, match=f"is not a run record.*; restore it, or remove {tmp_path} to "
+                                                   "train that run again$"):  # the way on, as fits.json's says
             read_record(tmp_path)
     # a folder of run directories reads like a store
     ids = {name: running(name)["id"] for name in ("b", "a")}

@@ -68,11 +68,16 @@ def read_record(run_dir: str | Path) -> dict | None:
     path = RunDir(run_dir).record
     if not path.exists():
         return None
+    again = f"restore it, or remove {path.parent} to train that run again"  # a sweep reruns a run without one
     try:
         record = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError, OSError, RecursionError) as e:
-        raise NeuralscaleError(f"{path} is not a run record ({str(e)[:200] or 'nested too deeply'})") from None
-    return check_record(record, path)
+        raise NeuralscaleError(f"{path} is not a run record ({str(e)[:200] or 'nested too deeply'}); {again}") \
+            from None
+    try:
+        return check_record(record, path)
+    except NeuralscaleError as e:
+        raise NeuralscaleError(f"{e}; {again}") from None
 
 
 # every status's records hold these (a failed run's record may have been written before training started)
