@@ -137,6 +137,17 @@ class DescentConfig(Settings):
                     "trajectory_start": "per-layer" if generic else "all-lost"}
         return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
+    def unused(self) -> list[str]:
+        """Settings given (not their defaults) that change nothing with the others: said, not silently ignored."""
+        base, notes = DescentConfig(), []
+        for names, needs, when in ((("latency_device", "latency_batch"), self.objective != "latency",
+                                    "the latency objective (objective latency)"),
+                                   (("converge_tolerance", "converge_patience"), not self.until_converged,
+                                    "until_converged")):
+            notes += [f"{name} (--{name.replace('_', '-')}) is used only with {when}; it changes nothing here"
+                      for name in names if needs and getattr(self, name) != getattr(base, name)]
+        return notes
+
     def identity(self) -> dict:
         """What decides what a descent computes (a rerun must match it); where the latency is measured only
         counts for a latency objective."""
@@ -658,6 +669,8 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     if cfg.crop_padding != splits.info.crop_padding:
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
     resolve_device(cfg.device)  # a device this machine lacks: refused before anything is written
+    for note in cfg.unused():
+        log.info("note: %s", note)
     d = DescentDir(out_dir)
     d.refuse_foreign(force)  # before the lock: a refused folder is left as it was (no .lock in it)
     done = d.finished(space, cfg, splits.sizes(), dataset=splits.info.name)
