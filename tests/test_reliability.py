@@ -483,7 +483,8 @@ def test_a_disk_that_refuses_a_local_workers_write_stops_the_sweep_in_one_line(t
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["export", "run", "--out", "m"], "run it again with --force"),
+    (["export", "run", "--out", "m"], "run it again (with --force if it had begun to write its files: they may be "
+                                      "incomplete)"),  # not --force alone: stopped before it wrote, none is needed
     (["report", "store"], "run the same command again to build it"),
     (["train", "--model", "vgg11", "--dataset", "synthetic"], "run the same command again to resume"),
     (["info", "--model", "vgg11", "--dataset", "synthetic"], "nothing was changed"),

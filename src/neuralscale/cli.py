@@ -782,7 +782,7 @@ def _stopped(command: str | None) -> str:
     if command == "report":
         return "run the same command again to build it"
     if command in ("export", "fit"):
-        return "what it was writing may be incomplete: run it again with --force"
+        return "run it again (with --force if it had begun to write its files: they may be incomplete)"
     return "nothing was changed"
 
 
