@@ -291,6 +291,7 @@ def test_the_python_api_warns_what_the_command_line_prints(tiny_descent, capsys)
     raised = [str(w.message) for w in caught if issubclass(w.category, ns.NeuralscaleWarning)]
     assert printed and any("extrapolated" in p for p in printed)
     assert raised == printed
+    assert printed[0].startswith(f"neuralscale@2 at {budget:,} parameters: ")  # the amount in its unit's words
     with pytest.warns(ns.NeuralscaleWarning, match="extrapolated"):
         laws.build(params=budget)
 

@@ -35,7 +35,7 @@ from typing import Iterator
 
 import torch
 
-from .budget import Budget
+from .budget import Budget, amount
 from .data.base import Splits
 from .data.info import protocol
 from .estimate import duration_text, training_rate
@@ -516,7 +516,7 @@ class DescentResult(list):
                 check_objective(law, budget.metric, convert)
             sol = solve(law, self.space, budget.amount(self.space), budget.metric, **solve_options)
         for w in sol.warnings:  # what `scale` prints for the same law and budget
-            warn(f"{law_label(law.iteration, law.objective)} at {sol.budget:,.0f} {sol.metric}: {w}")
+            warn(f"{law_label(law.iteration, law.objective)} at {amount(sol.budget, sol.metric)}: {w}")
         return {**self.space.describe(sol.widths), "iteration": law.iteration, "metric": sol.metric,
                 "objective": law.objective, "budget": sol.budget, "achieved": sol.achieved,
                 "warnings": sol.warnings}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .budget import Budget
+from .budget import Budget, amount
 from .descent import DescentDir, law_from, morphnet_widths, pruned_widths, shape_widths
 from .errors import NeuralscaleError, warn
 from .accounting import measure_latency
@@ -149,7 +149,7 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
         sol.warnings = [w for w in sol.warnings if not w.startswith("the law is not a fit")]
     for w in sol.warnings:
         warn(f"{method if law.iteration is None else law_label(law.iteration, law.objective)} at "
-             f"{sol.budget:,.0f} {budget.metric}: {w}")
+             f"{amount(sol.budget, budget.metric)}: {w}")  # '0.52 ms', not '1 latency'
     out = {**space.describe(sol.widths), "method": method, "metric": budget.metric, "budget": sol.budget,
            "achieved": sol.achieved, "rel_error": sol.rel_error,
            "iteration": _iteration_of(method, law, source, iteration),
