@@ -202,10 +202,10 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
-    refuse_untrainable(space.params(what["widths"]), device)
     if splits is None:
         splits = load_splits(data, config)
     _check_fits(space, splits)
+    refuse_untrainable(space.params(what["widths"]), device)  # before the record: not a failed run to refuse later
     spec = RunSpec(model=space.name, dataset=splits.info.name, method=what["method"], label=what["label"],
                    config=config.to_dict(), widths=what["widths"], convcut=convcut,
                    data=data.settings(),
