@@ -286,8 +286,10 @@ def test_an_experiment_run_again_tries_its_failed_runs_only_when_asked(tmp_path)
     f = tmp_path / "e.toml"
     f.write_text(_PLAIN + "[data]\ntrain_subset = 160\ntest_subset = 40\n"
                  "[sweep.train]\nepochs = 2\nbatch_size = 32\nlr = 1e12\nno_augment = true\n")  # it diverges
-    for retry, attempts in ((False, 1), (False, 1), (True, 2)):
-        with pytest.raises(NeuralscaleError, match="no finished runs"):
-            run(f, progress=False, retry_failed=retry)
+    for retry, attempts in ((False, 1), (False, 1), (True, 2)):  # no report of nothing (it raised "no finished runs")
+        result = run(f, progress=False, retry_failed=retry)
         (rec,) = load_records(tmp_path / "e")
         assert rec["status"] == "failed" and rec["attempts"] == attempts
+        assert result["document"] is None and result["records"] == [rec] and not (tmp_path / "e" / "report").exists()
+    from neuralscale import cli  # the command: the failed runs' exit status, 1, not 2 for an error
+    assert cli.main(["experiment", str(f), "--quiet"]) == 1

@@ -48,7 +48,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     # --report of a sweep none of whose runs finished: no report, and exit status 1 for the failed runs (not 2, as
     # the report's "no finished runs" said before)
     r = run_cli(*args, "--report")
-    assert r.returncode == 1 and "warning: no report: none of the 2 run(s) finished" in r.stderr, r.stderr
+    assert r.returncode == 1 and f"warning: no report: none of the 2 run(s) in {out} finished" in r.stderr, r.stderr
     assert "error" not in r.stderr and not (out / "report").exists()
     # one run trained with `train` that fails: one line, exit status 1, its record failed (a rerun tries it again)
     run = tmp_path / "run"

@@ -32,6 +32,7 @@ from .export import PIXELS, export_run
 from .layout import RunDir
 from .logs import configure as configure_logging
 from .records import strict
+from .store import load_records
 from .methods import BASE_METHODS, SCALED, method_label, method_law
 from .report import ACCURACY, ACCURACY_SHORT, build_report, mean_std, run_summary
 from .sweep import PRESETS, SweepConfig, run_sweep, sweep_config
@@ -556,9 +557,11 @@ def cmd_sweep(args) -> int:
     records = run_sweep(cfg, args.out, progress=not args.quiet, retry_failed=args.retry_failed, executor=executor,
                         force=args.force)
     counts = {s: sum(r is not None and r["status"] == s for r in records) for s in ("finished", "failed")}
-    if args.report and not counts["finished"]:  # a report of nothing: the failed runs are the news (exit 1)
-        logging.getLogger("neuralscale").warning("warning: no report: none of the %d run(s) finished", len(records))
-    report = build_report(args.out)["document"] if args.report and counts["finished"] else None
+    stored = load_records(args.out) if args.report else []  # the store's, earlier sweeps' included
+    if args.report and not any(r["status"] == "finished" for r in stored):  # nothing to report: exit 1 says why
+        logging.getLogger("neuralscale").warning("warning: no report: none of the %d run(s) in %s finished",
+                                                 len(stored), args.out)
+    report = build_report(args.out)["document"] if any(r["status"] == "finished" for r in stored) else None
     if args.json:
         _json({"model": cfg.model, "dataset": cfg.dataset, "store": args.out, **counts, "total": len(records),
                "report": report and report["report"], "html": report and report["html"],
@@ -600,8 +603,8 @@ def cmd_experiment(args) -> int:
     result = run_experiment(args.file, out=args.out, progress=not args.quiet, retry_failed=args.retry_failed,
                             executor=executor, force=args.force)
     if args.json:
-        _json(result["document"])
-    else:
+        _json(result["document"] or {"report": None, "runs": [run_summary(r) for r in result["records"]]})
+    elif result["document"] is not None:
         print(result["markdown"])
         print(result["html"])
     return _failed_runs(sum(r["status"] == "failed" for r in result["records"]), len(result["records"]))

@@ -57,6 +57,7 @@ from .executors import get_executor
 from .layout import ExperimentDir, claim_folder
 from .figures import BANDS, check_formats, descent_figures
 from .report import ACCURACY, build_report
+from .store import load_records
 from .sweep import SweepConfig, check_reachable, check_runnable, preset, run_sweep
 from .train import TrainConfig
 from .zoo import space as make_space
@@ -305,7 +306,8 @@ def _claim_out(out_dir: Path, force: bool) -> None:
 
 def run(path: str | Path, out: str | Path | None = None, progress: bool = True, retry_failed: bool = False,
         executor: dict | None = None, force: bool = False) -> dict:
-    """Run (or continue) the experiment; returns build_report's result. `executor` and `force` as in `prepare`."""
+    """Run (or continue) the experiment; returns build_report's result (with "document" None and no report where
+    none of its runs finished). `executor` and `force` as in `prepare`."""
     for_api(progress)
     e = prepare(path, out, executor, force)
     if e.descent is not None:
@@ -316,4 +318,8 @@ def run(path: str | Path, out: str | Path | None = None, progress: bool = True, 
         descent_figures(descent_dir, e.space, formats=e.report["formats"])
     log.info("experiment: sweep into %s", e.out)
     run_sweep(e.sweep, e.out, progress=progress, retry_failed=retry_failed, executor=e.executor, force=force)
+    records = load_records(e.out)
+    if not any(r["status"] == "finished" for r in records):  # nothing to report: its failed runs are the news
+        log.warning("warning: no report: none of the %d run(s) in %s finished", len(records), e.out)
+        return {"records": records, "document": None}
     return build_report(e.out, **e.report, force=force)
