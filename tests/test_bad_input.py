@@ -382,7 +382,8 @@ def test_the_corpus_is_large():
     ("ratios = [0.0625]", "ratios = []\nparams = [10]", "a budget of 10 parameters is out of reach: vgg11 has 1"),
     ("ratios = [0.0625]", 'ratios = []\nmacs = ["0.001%"]', "a budget of 1,528 MACs (0.001% of the base model) is out of "
                                                            "reach: vgg11 has 31,474 MACs with every layer at its narrowest"),
-    ("ratios = [0.0625]", "ratios = []\nparams = [200]\nmin_width = 2", "(widths of at least 2)"),
+    ("ratios = [0.0625]", "ratios = []\nparams = [200]\nmin_width = 2", "narrowest (2 channel(s)); give a larger "
+                                                                        "budget, or a smaller min_width"),
     ("[sweep.train]", '[sweep.train]\ndevice = "mps"', "device 'mps' is not supported"),  # torch parses it; we train on
     ('methods = ["uniform"]', 'methods = ["neuralscale@²"]', "number from 1, got '²'"),  # cpu or cuda only
     ("epochs = 1", 'epochs = "two"', "training setting epochs must be an integer, got 'two'"),

@@ -598,3 +598,29 @@ def test_a_latency_budget_is_measured_once_and_kept_for_every_rerun(tmp_path, mo
     assert [x for x in load_records(out) if x["budget"]["metric"] == "latency"] == [record]  # not redone
     with pytest.raises(ns.NeuralscaleError, match="give them params or macs budgets"):
         SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform", "l1-prune"], latency=["60%"])
+
+
+def test_a_budget_below_every_layer_at_its_narrowest_is_refused_for_the_methods_a_law_solves():
+    """sweep.check_reachable, which an experiment calls before its descent: the floor is every layer at min_width
+    (and its multiple) for uniform, morphnet and neuralscale; a ratio counts for the laws, not for uniform (which
+    takes it as it is); the pruning baselines, which prune to one channel a layer, are not refused by it."""
+    from neuralscale.sweep import check_reachable
+    sp = ns.space("vgg11", "synthetic")
+    floor8 = sp.params([8] * len(sp))
+
+    def cfg(methods, **fields):
+        return SweepConfig(model="vgg11", dataset="synthetic", methods=methods, **{"ratios": [], **fields})
+    check_reachable(cfg(["uniform", "neuralscale"], params=[floor8], min_width=8), sp)  # exactly the floor
+    with pytest.raises(NeuralscaleError, match=f"a budget of {floor8 - 1:,} parameters is out of reach: vgg11 has "
+                                               f"{floor8:,} parameters with every layer at its narrowest \\(8 "):
+        check_reachable(cfg(["uniform"], params=[floor8 - 1], min_width=8), sp)
+    check_reachable(cfg(["l1-prune", "slimming"], params=[1000], min_width=8), sp)  # the baselines: not refused
+    low = [0.03]  # a ratio whose uniform widths fall below 16 channels in a layer
+    assert sp.params(sp.uniform(low[0])) < sp.params([16] * len(sp))
+    check_reachable(cfg(["uniform"], ratios=low, min_width=16), sp)
+    with pytest.raises(NeuralscaleError, match=r"\(ratio 0.03\) is out of reach: .*, or a smaller min_width$"):
+        check_reachable(cfg(["uniform", "neuralscale@1"], ratios=low, min_width=16, descent=None), sp)
+    mult = cfg(["morphnet"], macs=["1%"], multiple=64)  # 64 channels a layer at least: more than 1% of the MACs
+    with pytest.raises(NeuralscaleError, match=r"\(1% of the base model\) is out of reach: .* its narrowest \(1 "
+                                               r"channel\(s\) or the multiple it must be\); give a larger budget$"):
+        check_reachable(mult, sp)

@@ -190,17 +190,28 @@ def _budgets(cfg: SweepConfig, space, frozen: dict) -> list[Budget]:
 
 
 def check_reachable(cfg: SweepConfig, space) -> None:
-    """A parameter or MACs budget below every layer at its narrowest (--min-width, --multiple, a grouped layer's
-    groups) is out of reach for every method: refused before an experiment's descent, not after it."""
+    """A parameter or MACs budget below every layer at its narrowest (min_width, --multiple, a grouped layer's
+    groups) is out of reach for the methods a law gives widths for: refused before an experiment's descent, not
+    after it. (The pruning baselines prune to one channel a layer whatever min_width says; uniform takes a ratio
+    as it is.)"""
+    solved = {m.split("@")[0] for m in cfg.methods} & set(SCALED)
+    if not solved:
+        return
     multiples = [math.lcm(cfg.multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
     floor = [max(-(-cfg.min_width // m) * m, m) for m in multiples]
-    for b in [Budget.parse(v, "params") for v in cfg.params] + [Budget.parse(v, "macs") for v in cfg.macs]:
+    stated = [Budget.parse(v, "params") for v in cfg.params] + [Budget.parse(v, "macs") for v in cfg.macs]
+    if solved - {"uniform"}:
+        stated += [Budget.of_ratio(r) for r in cfg.ratios]
+    for b in stated:
         low, value = getattr(space, b.metric)(floor), b.resolve(space).value
         if value < low:
-            share = f" ({b.spelling} of the base model)" if b.share is not None else ""
-            raise NeuralscaleError(f"a budget of {amount(value, b.metric)}{share} is out of reach: {space.name} has "
-                                   f"{amount(low, b.metric)} with every layer at its narrowest (widths of at least "
-                                   f"{cfg.min_width})")
+            said = (f" ({b.spelling} of the base model)" if b.share is not None else
+                    f" (ratio {b.ratio:g})" if b.ratio is not None else "")
+            grouped = " or the multiple it must be" if max(multiples) > 1 else ""
+            raise NeuralscaleError(f"a budget of {amount(value, b.metric)}{said} is out of reach: {space.name} has "
+                                   f"{amount(low, b.metric)} with every layer at its narrowest ({cfg.min_width} "
+                                   f"channel(s){grouped}); give a larger budget"
+                                   + (", or a smaller min_width" if cfg.min_width > 1 else ""))
 
 
 def _iteration_spelling(w) -> None:
