@@ -669,8 +669,6 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     if cfg.crop_padding != splits.info.crop_padding:
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
     resolve_device(cfg.device)  # a device this machine lacks: refused before anything is written
-    for note in cfg.unused():
-        log.info("note: %s", note)
     d = DescentDir(out_dir)
     d.refuse_foreign(force)  # before the lock: a refused folder is left as it was (no .lock in it)
     done = d.finished(space, cfg, splits.sizes(), dataset=splits.info.name)
@@ -680,6 +678,8 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     with exclusive(d.path, "descent directory"):
         d.claim(space, cfg, splits.sizes(), dataset=splits.info.name, force=force)
         with d.open_log():
+            for note in cfg.unused():  # in the descent's log.txt too
+                log.info("note: %s", note)
             objective = cfg.objective_for(space, d, measure)
             done = d.iterations()
             for it in done:  # a checkpoint its iteration's end did not get to remove (a kill between the two)
