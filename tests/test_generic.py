@@ -337,6 +337,23 @@ def test_a_users_module_that_does_not_run_on_the_datasets_images_is_refused_in_o
     with pytest.raises(NeuralscaleError, match=r"shape \(2, 3, 32, 32\): Wrong image width 32$"):
         ns.space(Net(size=64), torch.zeros(2, 3, 32, 32))
 
+    class Counts(Net):  # an operation whose output's shape depends on the values: no shape rule on meta
+        def forward(self, x):
+            y = self.bn(self.conv(x))
+            return self.head(y.mean([2, 3])) + 0 * torch.nonzero(y).shape[0]
+    for example in ("synthetic", torch.zeros(2, 3, 32, 32)):  # it runs on the example: neuralscale's limit, said
+        with pytest.raises(NeuralscaleError, match=r"^cannot follow Counts's shapes: neuralscale runs its traced "
+                                                   r"graph on the meta device \(shapes only\), and an operation"):
+            ns.space(Counts(), example)
+    assert Counts()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+    class One(Net):  # runs on one image only: the example's batch of 1 runs, the analysis' batch of 2 does not
+        def forward(self, x):
+            return self.head(self.bn(self.conv(x)).mean([2, 3]).view(1, -1))
+    assert One()(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    with pytest.raises(NeuralscaleError, match=r"^your model ran on the example input, but not on a batch of 2 "):
+        ns.space(One(), torch.zeros(1, 3, 32, 32))
+
 
 def test_a_model_with_no_width_to_change_is_refused_when_its_space_is_made():
     """A single linear layer (image in, class scores out) made a space of 0 layers, and a descent then trained a

@@ -244,8 +244,14 @@ def _analyse_graph(model: nn.Module, gm: fx.GraphModule, input_shape: tuple[int,
     try:
         _Shapes(gm).run(torch.zeros(2, *input_shape, device="meta"))
     except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as e:
-        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise DoesNotRun(re.sub(r"Proxy\(\w+\)", "?", first)) from None  # a size the message formatted traced
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = re.sub(r"Proxy\(\w+\)", "?", first)  # a size the message formatted while traced
+        first = first if len(first) <= 160 else first[:157] + "..."
+        if "meta" in first.lower():  # an operation without a meta kernel: neuralscale's limit, not the model's
+            raise NeuralscaleError(f"cannot follow {type(model).__name__}'s shapes: neuralscale runs its traced "
+                                   "graph on the meta device (shapes only), and an operation it uses has no shape "
+                                   f"rule there ({first})") from None
+        raise DoesNotRun(first) from None
     an = _Analyser(model, gm, input_shape, num_classes).run()
     an.code = gm.code
     return an

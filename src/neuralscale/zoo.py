@@ -184,8 +184,12 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
     template = copy.deepcopy(model).cpu()
     try:
         return module_space(name or f"module:{type(model).__name__}", lambda: copy.deepcopy(template), info, own=True)
-    except DoesNotRun as e:  # a dataset's images, never run through it before
-        raise NeuralscaleError(f"your model does not run on {info.name}'s {info.input_shape} inputs: {e}") from None
+    except DoesNotRun as e:  # a dataset's images, never run through it before; or its traced graph, on meta
+        if isinstance(example, DatasetInfo):
+            raise NeuralscaleError(f"your model does not run on {info.name}'s {info.input_shape} inputs: {e}") \
+                from None
+        raise NeuralscaleError(f"your model ran on the example input, but not on a batch of 2 such images as "
+                               f"torch.fx traced it ({e})") from None
 
 
 @functools.lru_cache(maxsize=64)
