@@ -535,8 +535,8 @@ def test_a_run_this_machine_cannot_train_writes_no_record_and_the_corrected_comm
     import torch
     out = tmp_path / "run"
     cpu = TINY_TRAIN[:TINY_TRAIN.index("--device")] + ["--quiet"]
-    bad = [["--device", "tpu"]] + ([] if torch.cuda.is_available() else [["--device", "cuda:5"], ["--device", "cpu",
-                                                                                                  "--cuda-graphs"]])
+    bad = [["--device", "tpu"], ["--device", "cpu", "--cuda-graphs"]] + ([] if torch.cuda.device_count() > 5 else
+                                                                         [["--device", "cuda:5"]])
     for flags in bad:
         assert cli.main(["train", *cpu, *flags, "--out", str(out)]) == 2, flags
         err = capsys.readouterr().err.strip().splitlines()
@@ -548,7 +548,16 @@ def test_a_run_this_machine_cannot_train_writes_no_record_and_the_corrected_comm
     assert len(err) == 1 and "too much for this machine's" in err[0] and not (out / "record.json").exists(), err
     assert cli.main(["train", *TINY_TRAIN, "--out", str(out)]) == 0
     assert json.loads((out / "record.json").read_text())["status"] == "finished"
+    # that finished run is returned as it is whatever the device asked for: a record read needs no device, and
+    # none is checked (the review of this change: it refused a finished run on a machine without CUDA)
+    for flags in [f for f in bad if f[-1] == "cuda:5"]:
+        assert cli.main(["train", *cpu, *flags, "--out", str(out)]) == 0, flags
     d = tmp_path / "descent"  # a descent wrote its configuration and the first line of its log
     for flags in bad[:2]:
         assert cli.main(["descend", *TINY_DESCENT_ARGS, "--quiet", *flags, "--out", str(d)]) == 2, flags
         assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not d.exists(), flags
+    one = [*TINY_DESCENT_ARGS[:TINY_DESCENT_ARGS.index("--iterations") + 1], "1",
+           *TINY_DESCENT_ARGS[TINY_DESCENT_ARGS.index("--iterations") + 2:], "--quiet", "--out", str(d)]
+    assert cli.main(["descend", *one]) == 0
+    for flags in [f for f in bad if f[-1] == "cuda:5"]:  # finished: its laws read on any machine, no device asked
+        assert cli.main(["descend", *one, *flags]) == 0

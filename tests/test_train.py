@@ -566,7 +566,9 @@ def test_cuda_graphs_are_refused_without_cuda_and_leave_run_ids_alone(tmp_path):
         Trainer(sp.build(sp.uniform(0.125)), splits, TrainConfig(device="cpu", cuda_graphs=True), progress=False)
     r = run_cli("train", "--model", "vgg11", "--dataset", "synthetic", "--device", "cpu", "--cuda-graphs",
                 "--epochs", "1", "--out", str(tmp_path / "r"))
-    assert r.returncode == 2 and r.stderr.strip() == "neuralscale: error: cuda_graphs: CUDA graphs need a CUDA device", r.stderr
+    assert r.returncode == 2 and r.stderr.strip() == ("neuralscale: error: cuda_graphs: CUDA graphs need a CUDA "
+                                                      "device; train on --device cuda, or leave --cuda-graphs out"), \
+        r.stderr
 
 
 def test_short_epochs_log_the_first_and_last_and_one_line_per_interval(caplog, monkeypatch):

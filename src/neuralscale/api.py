@@ -188,10 +188,12 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     _check_arguments("train", model, dataset, config, TrainConfig, subset,
                      {"out_dir": out_dir, "source": source, "init_from": init_from, "data_dir": data_dir})
     config = config or TrainConfig()
-    device = resolve_device(config.device)  # before anything is written: what the machine cannot run
-    why = refused(config, device)
+    done = (not force and out_dir is not None and Path(out_dir).is_dir()  # a finished run is returned as it is,
+            and (read_record(out_dir) or {}).get("status") == "finished")  # on any machine
+    device = None if done else resolve_device(config.device)  # before anything is written: what it cannot run
+    why = None if done else refused(config, device)
     if why is not None:
-        raise NeuralscaleError(f"cuda_graphs: {why}")
+        raise NeuralscaleError(f"cuda_graphs: {why}; train on --device cuda, or leave --cuda-graphs out")
     if out_dir is not None and is_descent_dir(out_dir):
         raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
     if out_dir is not None:  # before any work
@@ -205,7 +207,8 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     if splits is None:
         splits = load_splits(data, config)
     _check_fits(space, splits)
-    refuse_untrainable(space.params(what["widths"]), device)  # before the record: not a failed run to refuse later
+    if not done:  # before the record: not a failed run that refuses the corrected command later
+        refuse_untrainable(space.params(what["widths"]), device)
     spec = RunSpec(model=space.name, dataset=splits.info.name, method=what["method"], label=what["label"],
                    config=config.to_dict(), widths=what["widths"], convcut=convcut,
                    data=data.settings(),

@@ -668,13 +668,13 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     space = cfg.start_space(space)
     if cfg.crop_padding != splits.info.crop_padding:
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
-    resolve_device(cfg.device)  # a device this machine lacks: refused before anything is written
     d = DescentDir(out_dir)
     d.refuse_foreign(force)  # before the lock: a refused folder is left as it was (no .lock in it)
     done = d.finished(space, cfg, splits.sizes(), dataset=splits.info.name)
-    if done is not None:  # nothing to do: read, neither locked nor written (a read-only folder, an archive)
-        _refuse_fallback(done, cfg)
+    if done is not None:  # nothing to do: read, neither locked nor written (a read-only folder, an archive), on
+        _refuse_fallback(done, cfg)  # any machine
         return [it.law for it in done]
+    resolve_device(cfg.device)  # a device this machine lacks: refused before anything is written
     with exclusive(d.path, "descent directory"):
         d.claim(space, cfg, splits.sizes(), dataset=splits.info.name, force=force)
         with d.open_log():
