@@ -435,9 +435,9 @@ def _widths_outside(law: ScalingLaw, widths: list[int], tau: float) -> list[str]
     edge = most[i] if above else fewest[i]
     edge_tau = high if (ends[1, i] == edge) else low
     f, unit = ",.4g", UNITS[law.objective]
-    return [f"extrapolated: the law gives {law.layers[i]} {widths[i]:,} channel{'s' * (widths[i] != 1)}, "
-            f"{widths[i] / edge:.3g}x the {'most' if above else 'fewest'} it gives that layer on the rows it was fitted on ({edge:,.1f} at "
-            f"{edge_tau:{f}} {unit}; rows of {low:{f}} to {high:{f}} {unit}; {len(outside)} of {len(widths)} "
+    how = f"{widths[i] / edge:.3g}x the most" if above else f"1/{edge / widths[i]:.3g} of the fewest"
+    return [f"extrapolated: the law gives {law.layers[i]} {widths[i]:,} channel{'s' * (widths[i] != 1)}, {how} it "
+            f"gives that layer on the rows it was fitted on ({edge:,.1f} at {edge_tau:{f}} {unit}; rows of {low:{f}} to {high:{f}} {unit}; {len(outside)} of {len(widths)} "
             f"layers more than {EXTRAPOLATION:g}x outside; solved at tau = {tau:{f}})"]
 
 
