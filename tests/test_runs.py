@@ -56,8 +56,9 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
            "--no-augment", "--out", str(run)]
     for attempt in (1, 2):
         r = run_cli(*one)
-        assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("neuralscale: error: training "
-                                                                                   "diverged"), r.stderr
+        last = r.stderr.strip().splitlines()[-1]
+        assert r.returncode == 1 and last.startswith("neuralscale: error: training diverged") \
+            and last.endswith("; a lower learning rate (--lr) may train"), r.stderr
         assert read_record(run)["status"] == "failed" and read_record(run)["attempts"] == attempt
 
 
