@@ -1085,6 +1085,20 @@ def test_a_law_that_is_a_fallback_is_marked_noted_and_not_set_against_its_ablati
     assert [(x["law"], x["against"], x["n"]) for x in ablation_rows(rows)] == [("neuralscale@15", "pruned", 3)]
 
 
+def test_the_ablation_tables_accuracies_are_the_paired_seeds_and_subtract_to_the_gap():
+    """A law with a seed its ablation lacks: the table's law and ablation accuracies were the law's mean over all
+    its seeds beside a gap over the paired ones (52.34 against 53.32 beside a gap of -4.88, in a reviewer's sweep);
+    now both are over the seeds paired, and their difference is the gap."""
+    from neuralscale.report import _ablation_table, ablation_rows
+    rows = summarize_records([_rec("neuralscale@2", s, a) for s, a in enumerate([80.0, 82.0, 95.0])]
+                             + [_rec("pruned", s, a) for s, a in enumerate([79.0, 80.0])])
+    (x,) = ablation_rows(rows)
+    assert x["n"] == 2 and (x["law_mean"], x["against_mean"]) == (81.0, 79.5)
+    assert x["gap"] == pytest.approx(x["law_mean"] - x["against_mean"])
+    (line,) = _ablation_table([x])[1]
+    assert line[4:7] == ["81.00", "79.50", fmt_gap(1.5, x["ci95"])]
+
+
 def test_a_row_is_marked_pruned_nothing_only_where_every_seed_pruned_nothing():
     """`(pruned nothing)` says the row's gap is fine-tuning alone: so only where no run of the row removed a
     channel (one seed that pruned makes the row a pruning's, in part)."""

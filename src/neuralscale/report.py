@@ -241,8 +241,10 @@ def ablation_rows(rows: list[dict]) -> list[dict]:
             gap, half, n = paired_gap(r["by_seed"], a["by_seed"])
             if gap is None:
                 continue
-            out.append({"budget": r["budget"], "law": r["label"], "against": against, "law_mean": r["mean"],
-                        "against_mean": a["mean"], "gap": gap, "ci95": half, "n": n,
+            seeds = sorted(set(r["by_seed"]) & set(a["by_seed"]))  # the means of the seeds paired: they subtract
+            law_mean, against_mean = (statistics.fmean(x["by_seed"][s] for s in seeds) for x in (r, a))  # to the gap
+            out.append({"budget": r["budget"], "law": r["label"], "against": against, "law_mean": law_mean,
+                        "against_mean": against_mean, "gap": gap, "ci95": half, "n": n,
                         "p": paired_p(r["by_seed"], a["by_seed"])})
     for row, holds in zip(out, holm([x["p"] for x in out])):
         row["holm"] = holds
