@@ -378,6 +378,10 @@ def test_the_corpus_is_large():
     ("seeds = [0]", 'seeds = [0]\niterations = ["bogus"]', "number from 1, got 'bogus'"),
     ("seeds = [0]", "seeds = [0]\niterations = [0]", "number from 1, got 0"),
     ("[sweep.train]", '[sweep.train]\ndevice = "tpu"', "unknown device 'tpu'"),
+    # an iteration the descent will not have; a best-validation report of runs without a validation split
+    ("seeds = [0]", "seeds = [0]\niterations = [5]", "[sweep] asks for descent iteration 5, and [descent] runs 1 "),
+    ('methods = ["uniform"]', 'methods = ["uniform", "neuralscale@3"]', "asks for descent iteration 3"),
+    ("epochs = 1", "epochs = 1\nval_fraction = 0.0", 'give [report] accuracy = "final", or a val_fraction above 0'),
     # a budget below every layer at its narrowest: out of reach for every method, known before the descent
     ("ratios = [0.0625]", "ratios = []\nparams = [10]", "a budget of 10 parameters is out of reach: vgg11 has 1"),
     ("ratios = [0.0625]", 'ratios = []\nmacs = ["0.001%"]', "a budget of 1,528 MACs (0.001% of the base model) is out of "

@@ -65,6 +65,16 @@ format = ["svg"]
     assert not [f for f in figures if f.endswith(".png")], figures
     assert len(load_records(tmp_path / "exp-out")) == 2
     assert "growth" in (tmp_path / "exp-out" / "report" / "report.md").read_text()
+    # another training recipe for the same store, with one more descent iteration: refused as the file is read,
+    # not after the new iteration trained (a reviewer: the store's recipe was checked only by the sweep)
+    changed = tmp_path / "changed.toml"
+    changed.write_text(toml.read_text().replace("iterations = 1", "iterations = 2").replace("\nepochs = 1\n",
+                                                                                          "\nepochs = 2\n"))
+    with pytest.raises(NeuralscaleError, match=r"exp-out holds a sweep with another recipe \(train.epochs: 1 "
+                                               r"before, 2 now\)"):
+        prepare(changed)
+    assert not (tmp_path / "exp-out" / "descent" / "iteration_02.csv").exists()
+    assert prepare(toml).sweep.train["epochs"] == 1  # the store's own recipe: read as before
 
     bad = tmp_path / "bad.toml"
     bad.write_text("[experiment\nmodel = 1")
@@ -131,13 +141,20 @@ def test_experiment_keys_are_the_flags_names_with_a_suggestion(tmp_path):
     assert r.returncode == 2 and "sets k twice: prune_k and k" in r.stderr
 
 
-def test_an_experiment_reads_a_relative_descent_from_its_own_folder(tmp_path, monkeypatch):
+def test_an_experiment_reads_a_relative_descent_from_its_own_folder(tmp_path, monkeypatch, tiny_descent):
+    """...and a descent that is not there is refused as the file is read, before its out folder is made (a
+    reviewer: the sweep refused it only after the experiment had made an empty out folder)."""
+    import shutil
     from neuralscale.experiment import prepare
     (tmp_path / "study").mkdir()
     f = tmp_path / "study" / "e.toml"
     f.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nratios = [0.0625]\n'
                  'from = "params/descent"\n')
     monkeypatch.chdir(tmp_path)  # run from elsewhere: the path is the file's, as out is
+    with pytest.raises(NeuralscaleError, match=f"e.toml: descent directory {tmp_path / 'study' / 'params'}"):
+        prepare(f)
+    assert not (tmp_path / "study" / "e").exists()  # no out folder made
+    shutil.copytree(tiny_descent[0], tmp_path / "study" / "params" / "descent")
     e = prepare(f)
     assert e.sweep.descent == str(tmp_path / "study" / "params" / "descent")
 

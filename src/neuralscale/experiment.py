@@ -40,8 +40,10 @@ whatever was not finished.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,8 +59,8 @@ from .executors import get_executor
 from .layout import ExperimentDir, claim_folder
 from .figures import BANDS, check_formats, descent_figures
 from .report import ACCURACY, build_report
-from .store import load_records
-from .sweep import SweepConfig, check_reachable, check_runnable, preset, run_sweep
+from .store import RunStore, load_records, recipe_difference
+from .sweep import SweepConfig, check_reachable, check_runnable, plan, preset, recipe, run_sweep
 from .train import TrainConfig
 from .zoo import space as make_space
 from .validate import check_data, matches, one_of, suggest
@@ -287,8 +289,31 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
         raise NeuralscaleError("--devices places local workers; a Ray cluster places runs by [executor] gpus_per_run")
     executor, report = _executor(table), _report(doc.get("report", {}))
     check_runnable(sweep_cfg, executor)  # now, not hours later after the descent
-    check_reachable(sweep_cfg, space)
+    _late_mistakes(sweep_cfg, cfg, report, out_dir, space)
     return space, out_dir, data, cfg, sweep_cfg, executor, report
+
+
+def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: dict, out_dir: Path, space) -> None:
+    """What the sweep or the report would refuse only after the descent (hours later), refused now."""
+    check_reachable(sweep_cfg, space)
+    if report["accuracy"] == "best-val" and TrainConfig.from_dict(sweep_cfg.train).val_fraction == 0:
+        raise NeuralscaleError('[report] accuracy is best-val (the default), and [sweep.train] val_fraction = 0 '
+                               'holds no validation split to select on: give [report] accuracy = "final", or a '
+                               "val_fraction above 0")
+    if cfg is None:  # its descent is there already (or none is needed): every run planned now, as the sweep will
+        plan(sweep_cfg)
+    else:
+        asked = [int(m.group(1)) for w in [*map(str, sweep_cfg.iterations), *sweep_cfg.methods]
+                 if (m := re.search(r"(?:^|@)(\d+)$", w.strip()))]
+        if asked and max(asked) > cfg.iterations:
+            raise NeuralscaleError(f"[sweep] asks for descent iteration {max(asked)}, and [descent] runs "
+                                   f"{cfg.iterations} iteration(s)")
+    old = RunStore(out_dir).load_plan() if out_dir.is_dir() else None
+    mine = json.loads(json.dumps(recipe(sweep_cfg)))  # as the store's reads back (tuples are lists)
+    diff = recipe_difference(old["recipe"], mine) if old and isinstance(old.get("recipe"), dict) else ""
+    if diff:
+        raise NeuralscaleError(f"{out_dir} holds a sweep with another recipe ({diff}); its runs would be pooled with "
+                               "these in one report: use another out")
 
 
 def _claim_out(out_dir: Path, force: bool) -> None:
