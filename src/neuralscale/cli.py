@@ -400,7 +400,8 @@ def _sweep_parser(sub) -> None:
                    help="slimming: train the network it prunes with this L1 penalty on the batch norms' scales "
                         "(network slimming's sparsity training; default 1e-4, the original's; 0: without)")
     _add_data_args(p, "train every run on a seeded random N images; the validation split, held out of the whole "
-                   "training set first, is cut in proportion (N/9 images at --val-fraction 0.1)", test=True)
+                   "training set first, is cut in proportion (N/9 images: it is a tenth of the training set)",
+                   test=True)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--out", metavar="DIR", required=True, help="the run store (sweep.json, runs/)")
     _add_force(p, "run store")
