@@ -235,6 +235,11 @@ def test_an_export_overwrites_none_of_its_files_and_checks_the_onnx_extra_first(
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.onnx").read_bytes() == b"mine"
     ns.export_run(finished_run, tmp_path / "a", force=True)
     assert (tmp_path / "a.pt").read_bytes() != b"mine"
+    # --force without --onnx beside an earlier export's NAME.onnx: removed, not left as this export's network (a
+    # reviewer: another run's ONNX stayed beside the new JSON), and the JSON does not say its preprocessing is in one
+    ns.export_run(finished_run, tmp_path / "b", force=True)
+    assert not (tmp_path / "b.onnx").exists()
+    assert json.loads((tmp_path / "b.json").read_text())["preprocessing"]["in_onnx"] is False
     monkeypatch.setitem(sys.modules, "onnx", None)  # as where the extra is not installed
     with pytest.raises(NeuralscaleError, match=r"needs the optional extra"):
         ns.export_run(finished_run, tmp_path / "c", onnx=True)

@@ -2,7 +2,8 @@
 
     NAME.json   {"format": "neuralscale-model", "model", "dataset", "convcut", "layers", "widths", "params",
                  "macs", "params_share", "macs_share", "input_shape", "num_classes", "data": {...},
-                 "classes": [names], "preprocessing": {"input", "mean", "std", "in_onnx"}, ...}
+                 "classes": [names], "preprocessing": {"input", "mean", "std", "in_onnx" (NAME.onnx written with
+                 it)}, ...}
     NAME.pt     the state dict of the network (torch.save; loads with weights_only=True)
     NAME.onnx   the network with its preprocessing in the graph: input "images", float32 N x C x H x W
                 pixel values 0-255 (C: 3 RGB, or 1 for grey datasets) at input_shape; output "logits"
@@ -20,6 +21,7 @@ exported model gives the same outputs as the PyTorch one.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -38,6 +40,8 @@ from .train import read_run_weights, resolve_device
 from .zoo import CONVCUT, record_space
 from .records import atomic_torch_save, atomic_write_json
 from .space import WidthSpace
+
+log = logging.getLogger(__name__)
 
 FORMAT = "neuralscale-model"
 PIXELS = ("float32 N x C x H x W pixel values 0-255 (C: RGB, or one grey channel) at input_shape, resized as "
@@ -226,7 +230,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
                              "test_acc_at_best_val": s.get("test_acc_at_best_val"),
                              "final_test_acc": s.get("final_test_acc"), "classes": classes,
                              "preprocessing": {"input": PIXELS, "mean": norm["mean"], "std": norm["std"],
-                                               "in_onnx": True}})
+                                               "in_onnx": onnx}})  # NAME.onnx holds it: written beside
 
 
 def _normalization(record: dict, run_dir: Path) -> tuple[dict, list[str]]:
@@ -252,6 +256,10 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
     A run of a space of your own needs that space (`space`)."""
     _check_arguments("export_run", {"run_dir": run_dir, "path": path}, space)
     json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space)
+    stale = named(json_path, ".onnx")
+    if not onnx and force and stale.is_file():  # an earlier export's network, beside this one's files: not kept
+        stale.unlink()
+        log.info("export: removed %s (an earlier export's; give --onnx for this network's)", stale)
     model, meta = load_model(json_path, space=space)
     result = {"json": str(json_path), "weights": str(weights),
               **{k: meta[k] for k in ("model", "dataset", "layers", "widths", "params", "macs", "params_share",
