@@ -184,6 +184,9 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     md = (tmp_path / "one" / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| uniform |"))
     assert "(1 seed)" in row and "±" not in row and "(no CI: one seed, or no spread)" in md
+    # the runs removed are still in sweep.json's plan: said, as a sweep stopped before them would leave it (a
+    # reviewer: the report read as nearly complete)
+    assert "0 unfinished; 10 more planned in sweep.json not started." in md
 
 
 

@@ -546,6 +546,7 @@ class _Store:
     fallbacks: list[str]
     descents: list[Path] = field(default_factory=list)  # every descent the runs came from (one per objective)
     left_out: list[str] = field(default_factory=list)  # a note for each recorded descent not the runs' (_descents)
+    not_started: int = 0  # runs sweep.json planned that have no record yet (a sweep stopped before them)
 
 
 def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
@@ -576,8 +577,10 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
         space = None  # e.g. an image folder that is not on this machine: no layer names, no descent figures
     fallbacks = _mark_fallbacks(rows, descents)
     _mark_extrapolated(rows, descents, space, sweep_cfg)
+    have = {r["id"] for r in records}
+    planned = plan.get("runs") if isinstance(plan.get("runs"), list) else []
     return _Store(store, records, rows, accuracy, models[0][0], models[0][1], space, descent_dir,
-                  fallbacks, descents, left_out)
+                  fallbacks, descents, left_out, sum(i not in have for i in planned))
 
 
 def _descents(store: Path, plan: dict, descent: str | Path | None) -> tuple[Path | None, list[Path], list[str]]:
@@ -883,7 +886,8 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
         *_verdict_blocks(st.rows),
         ("p", f"Built {time.strftime('%Y-%m-%d %H:%M:%S')} from {len(st.records)} run record(s) in `{st.path}`: "
               f"{status.count('finished')} finished, {status.count('failed')} failed, "
-              f"{status.count('running')} unfinished."),
+              f"{status.count('running')} unfinished"
+              + (f"; {st.not_started} more planned in sweep.json not started" if st.not_started else "") + "."),
         ("p", f"Accuracy: **{ACCURACY[st.accuracy][1]}**, mean ± std over seeds. {SELECTION_TEXT[st.accuracy]} The "
               "gap to uniform is the difference of means at the same budget, with its Welch 95% confidence "
               "interval, and the mean of the differences between runs of the same seed (which share their data "
