@@ -175,6 +175,24 @@ def test_an_experiments_data_dir_is_relative_to_its_file_and_read_before_any_wor
         prepare(f)
 
 
+def test_an_image_folder_beside_the_file_but_not_where_the_command_runs_says_so(tmp_path, monkeypatch):
+    """`dataset = "imagefolder:flowers"` is read from where the command runs (its runs record the name as
+    written); run from elsewhere, the folder beside the file was 'image folder flowers does not exist', with no
+    word of why the file's other paths were found."""
+    from helpers import write_imagefolder
+    from neuralscale.experiment import prepare
+    write_imagefolder(tmp_path / "exp" / "flowers", classes=2, per_class=4, size=32)
+    f = tmp_path / "exp" / "img.toml"
+    f.write_text('[experiment]\nmodel = "vgg11"\ndataset = "imagefolder:flowers"\n[sweep]\nmethods = ["uniform"]\n'
+                 'ratios = [0.0625]\nseeds = [0]\n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NeuralscaleError, match=f"image folder flowers does not exist here \\({tmp_path}\\); it is "
+                                               f"beside the file.*: run from {tmp_path / 'exp'}, or give dataset = "):
+        prepare(f)
+    monkeypatch.chdir(tmp_path / "exp")
+    assert prepare(f).sweep.dataset == "imagefolder:flowers"
+
+
 def test_an_experiment_file_written_with_a_byte_order_mark_reads(tmp_path):
     f = tmp_path / "bom.toml"  # some editors on Windows write one: "Invalid statement (at line 1, column 1)"
     f.write_bytes(b"\xef\xbb\xbf" + b'[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\n'

@@ -253,6 +253,7 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
     check_data(data)
     if isinstance(data.get("data_dir"), str) and not Path(data["data_dir"]).expanduser().is_absolute():
         data["data_dir"] = os.path.normpath(doc["_base"] / data["data_dir"])  # relative to the file, as out is
+    _image_folder_beside(exp["dataset"], doc["_base"])
     space = make_space(exp["model"], exp["dataset"], convcut=convcut, data_dir=data.get("data_dir"))
 
     cfg = None
@@ -291,6 +292,18 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
     check_runnable(sweep_cfg, executor)  # now, not hours later after the descent
     _late_mistakes(sweep_cfg, cfg, report, out_dir, space)
     return space, out_dir, data, cfg, sweep_cfg, executor, report
+
+
+def _image_folder_beside(dataset, base: Path) -> None:
+    """An image folder named relative to the folder the command runs in (the name every run records, as the
+    command line's) that is not there but is beside the file: said, with both ways on."""
+    if not isinstance(dataset, str) or not dataset.startswith("imagefolder:"):
+        return
+    folder = Path(dataset.split(":", 1)[1]).expanduser()
+    if not folder.is_absolute() and not folder.exists() and (base / folder).is_dir():
+        raise NeuralscaleError(f"image folder {folder} does not exist here ({Path.cwd()}); it is beside the file, "
+                               f"and a dataset's path is read from where the command runs (its runs record it as "
+                               f"written): run from {base}, or give dataset = \"imagefolder:{base / folder}\"")
 
 
 def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: dict, out_dir: Path, space) -> None:
