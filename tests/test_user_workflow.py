@@ -347,6 +347,16 @@ def test_from_and_iteration_are_not_ignored_silently(descent):
     assert r.returncode == 0 and "note: --method uniform scales the base model" in r.stderr, r.stderr
     plain = run_cli("scale", *SYNTH, "--method", "uniform", "--params", "25%")
     assert plain.stdout == r.stdout
+    # info's latency settings without --latency: measured nothing, without a word (a reviewer's --device bogus)
+    from neuralscale import cli
+    import contextlib
+    import io
+    for flags, said in ((["--device", "bogus"], "note: --device is used only with --latency; nothing is measured"),
+                        (["--device", "cuda", "--batch", "-5"], "note: --device and --batch are used only with")):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert cli.main(["info", *SYNTH, "--ratio", "0.5", *flags]) == 0
+        assert said in err.getvalue(), err.getvalue()
 
 
 def test_scale_and_train_name_a_descents_iterations_as_a_sweep_does(descent, capsys):

@@ -682,6 +682,10 @@ def cmd_scale(args) -> int:
 def cmd_info(args) -> int:
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
     widths = resolve_widths(sp, args.widths, args.ratio)
+    unused = [flag for flag, given in (("--device", args.device != "cpu"), ("--batch", args.batch != 128)) if given]
+    if unused and not args.latency:  # as scale's unused --from: said, not silently ignored
+        logging.getLogger("neuralscale").info("note: %s %s used only with --latency; nothing is measured",
+                                              " and ".join(unused), "is" if len(unused) == 1 else "are")
     info = describe(sp, widths, latency_batch=args.batch if args.latency else None, device=args.device)
     if args.source and not Path(args.source).is_dir():
         raise NeuralscaleError(f"--from {args.source} " + ("is a file; give its descent directory"
