@@ -628,9 +628,10 @@ def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig, obj
 
 def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
     if done and done[-1].law.fallback and not cfg.allow_fallback:
-        raise NeuralscaleError(f"{done[-1].fallback_message()}. Rerun with --allow-fallback (allow_fallback = true "
-                               "in an experiment file) to accept it, or record more rows, in a new --out directory "
-                               "(this one holds this configuration): a smaller --prune-k or "
+        raise NeuralscaleError(f"{done[-1].fallback_message()}. To accept it, rerun here with --allow-fallback "
+                               "(allow_fallback = true in an experiment file, DescentConfig(allow_fallback=True) in "
+                               "Python); or record more rows, in a new --out directory (this one holds this "
+                               "configuration): a smaller --prune-k or "
                                "--prune-interval, more training images, --prune-past-one, or --trajectory-start "
                                "per-layer (rows from the first step, which a MACs or latency objective may need: "
                                "it can leave a cheap layer whole)")
