@@ -115,8 +115,15 @@ format = ["svg"]
     ray.write_text(toml.read_text().replace('name = "local"', 'name = "ray"').replace("workers = 2\n", ""))
     with pytest.raises(NeuralscaleError, match="--devices places local workers"):
         prepare(ray, executor={"devices": ["cuda:0"]})
-    r = run_cli("experiment", str(toml), "--workers", "0")
-    assert r.returncode == 2 and "workers must be an integer of at least 1" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("experiment", str(toml), "--workers", "0")  # the flag's, named as the flag, not the file's
+    assert r.returncode == 2 and r.stderr.strip() == "neuralscale: error: --workers must be an integer of at least 1, " \
+        "got 0", r.stderr
+    with pytest.raises(NeuralscaleError, match=r"^--threads must be at most \d+ on this machine"):
+        prepare(toml, executor={"threads": 100_000})
+    train_key = tmp_path / "train_key.toml"  # a data setting in [sweep.train]: named where it belongs
+    train_key.write_text(toml.read_text().replace("batch_size = 32", "batch_size = 32\ntrain_subset = 32"))
+    with pytest.raises(NeuralscaleError, match=r"train_subset belongs in \[data\], not \[sweep.train\]"):
+        prepare(train_key)
     assert run_cli("experiment", "--help").stdout.count("override [executor]") == 3
 
 

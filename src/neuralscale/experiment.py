@@ -117,6 +117,8 @@ def _sweep_keys_in_train(table: dict) -> None:
                                    "[sweep]")
         if name in SweepConfig.flags() and name not in TrainConfig.flags():
             raise NeuralscaleError(f"{key} belongs in [sweep], not [sweep.train]")
+        if name in DataConfig.flags() and name not in TrainConfig.flags() and name != "dataset":
+            raise NeuralscaleError(f"{key} belongs in [data], not [sweep.train]")
 
 
 def load(path: str | Path) -> dict:
@@ -225,6 +227,12 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
     """
     doc = load(path)
     exp = doc["experiment"]
+    given = {k: v for k, v in (executor or {}).items() if k in ("workers", "threads") and v is not None}
+    if given:  # given on the command line, not in the file: checked, and said, as the flags (the file's: below)
+        try:
+            get_executor("local", **given)
+        except NeuralscaleError as e:
+            raise NeuralscaleError(f"--{e}") from None
     out_dir = Path(out) if out else Path(exp.get("out", Path(path).stem))
     if not out_dir.is_absolute() and not out:  # the file's own out (or its name): beside the file
         out_dir = Path(os.path.normpath(doc["_base"] / out_dir))
