@@ -630,7 +630,8 @@ def test_a_report_refuses_a_descent_its_runs_were_not_planned_from(tmp_path, tin
     assert cli.main(["report", str(store), "--no-figures", "--descent", str(other)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"--descent {other} is not the descent" in err, err
-    assert f"planned from ({mine})" in err and "its laws of iteration(s) 1, 2, 1's pruned widths" in err, err
+    assert f"planned from ({mine})" in err and ("its laws of iteration(s) 1, 2 and where its iteration 1's pruning ended "
+                                                 "differ from what sweep.json records") in err, err
     assert not (store / "report").exists()
 
     copy = tmp_path / "elsewhere" / "fi"  # the store's descent, copied: the same laws
@@ -677,7 +678,7 @@ def test_a_descent_is_the_stores_when_it_holds_the_laws_its_recipe_records(tiny_
     assert not_the_stores(path, laws) == "" and not_the_stores(path, {}) == "" and not_the_stores(path, None) == ""
     assert not_the_stores(path, {k: v for k, v in laws.items() if k != "2"}) == ""
     assert not_the_stores(path, {**laws, "2": "0" * 12}) == \
-        "its laws of iteration(s) 2 are not those sweep.json records"
+        "its laws of iteration(s) 2 differ from what sweep.json records"
     assert not_the_stores(path, {"macs@1": laws["1"]}) == \
         "its objective is params, and the runs were planned from no descent of that objective"
     assert not_the_stores(path, {"3": laws["1"]}) == "it holds none of the laws sweep.json records"

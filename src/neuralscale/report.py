@@ -640,8 +640,10 @@ def not_the_stores(path: Path, laws: dict | None) -> str:
     differ = sorted(k for k in theirs.keys() & mine.keys() if theirs[k] != mine[k])
     if differ:
         keys = [k[len(prefix):] for k in differ]
-        which = [k for k in keys if k != "pruned"] + ["1's pruned widths"] * ("pruned" in keys)
-        return f"its laws of iteration(s) {', '.join(which)} are not those sweep.json records"
+        laws_differ = [k for k in keys if k != "pruned"]
+        parts = ([f"its laws of iteration(s) {', '.join(laws_differ)}"] if laws_differ else []) \
+            + (["where its iteration 1's pruning ended"] if "pruned" in keys else [])
+        return f"{' and '.join(parts)} differ from what sweep.json records"
     return "" if theirs.keys() & mine.keys() else "it holds none of the laws sweep.json records"
 
 
