@@ -347,6 +347,14 @@ def test_a_users_module_that_does_not_run_on_the_datasets_images_is_refused_in_o
             ns.space(Counts(), example)
     assert Counts()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
+    class Squeezed(Net):  # a bare squeeze(): with one image it drops the batch dimension too
+        def forward(self, x):
+            return self.head(self.bn(self.conv(x)).mean([2, 3], keepdim=True).squeeze())
+    with pytest.raises(NeuralscaleError, match=r"got \(10,\) on an example of one image \(a squeeze\(\) without a "):
+        ns.space(Squeezed(), torch.zeros(1, 3, 32, 32))
+    with pytest.raises(NeuralscaleError, match="a squeeze that may drop the channels"):  # two: the analysis' word
+        ns.space(Squeezed(), torch.zeros(2, 3, 32, 32))
+
     class One(Net):  # runs on one image only: the example's batch of 1 runs, the analysis' batch of 2 does not
         def forward(self, x):
             return self.head(self.bn(self.conv(x)).mean([2, 3]).view(1, -1))
