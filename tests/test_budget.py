@@ -134,6 +134,9 @@ def test_a_run_description_names_a_latency_budget_in_milliseconds():
     assert Budget.parse("579786", "params").words == "579,786 params"
     assert Budget.parse("150000", "macs").words == "150,000 macs"
     assert Budget.of_ratio(0.25).words == "ratio 0.25"
+    # a share, named as reports name it, with its amount (progress lines named the amount alone: a reviewer)
+    assert Budget("latency", 0.249515, share=0.03).words == "3% of the base latency (0.249515 ms)"
+    assert Budget("params", 2_794_510.0, share=0.25).words == "25% of the base params (2,794,510 params)"
 
 
 def test_a_budgets_directory_name_takes_the_largest_unit_it_reaches():

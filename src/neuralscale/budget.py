@@ -188,7 +188,9 @@ class Budget:
 
     @property
     def words(self) -> str:
-        """How a run's description names it: "ratio 0.25", "579,786 params" or "4.3012 ms" (a latency)."""
+        """How a run's description names it: "ratio 0.25", "579,786 params", "4.3012 ms" (a latency), or a share as
+        reports name it, with its amount: "3% of the base latency (0.2495 ms)"."""
         if self.ratio is not None:
             return f"ratio {self.ratio:g}"
-        return f"{self.value:,.6g} ms" if self.metric == "latency" else f"{self.value:,.0f} {self.metric}"
+        value = f"{self.value:,.6g} ms" if self.metric == "latency" else f"{self.value:,.0f} {self.metric}"
+        return f"{100 * self.share:g}% of the base {self.metric} ({value})" if self.share is not None else value
