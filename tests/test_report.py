@@ -816,6 +816,18 @@ def test_a_row_counts_each_finished_run_with_its_accuracy_once_in_seed_order():
     assert final["seeds"] == [0, 1, 3] and final["n"] == 3
 
 
+def test_budgets_are_listed_by_their_amounts_a_share_among_them():
+    """A latency share (3% of the base latency, resolved to 0.2495 ms when planned) was listed after every amount
+    of its metric (0.3 ms), as its key's kind sorts after the amounts'."""
+    from neuralscale.budget import Budget
+
+    def rec(budget: Budget, seed=0):
+        return {**_rec("uniform", seed, 80.0), "budget": budget.to_dict()}
+    rows = summarize_records([rec(Budget("latency", 0.3)), rec(Budget("latency", 0.2495, share=0.03)),
+                              rec(Budget("latency", 0.1)), rec(Budget.of_ratio(0.5)), rec(Budget.of_ratio(0.25))])
+    assert [r["budget"] for r in rows] == ["0.1 ms", "3% of the base latency", "0.3 ms", "ratio 0.25", "ratio 0.5"]
+
+
 def test_a_rows_means_are_means_and_one_seed_has_a_spread_of_0():
     """Three seeds whose mean and median differ: the row's means are the means, of the selected accuracy and of
     the final epoch's; one seed's standard deviations are 0.0, a number summary.json can hold, not None (a mutation
