@@ -147,7 +147,7 @@ def test_experiment_flags_reach_the_experiment(monkeypatch, capsys):
 
     def experiment(path, **kwargs):
         seen.update(kwargs, path=path)
-        return {"markdown": "report.md", "html": "report.html", "records": [{"status": "finished"}]}
+        return {"markdown": "report.md", "html": "report.html", "records": [{"status": "finished"}], "document": {}}
     monkeypatch.setattr(cli, "run_experiment", experiment)
     assert cli.main(["experiment", "e.toml", "--out", "o", "--workers", "3", "--threads", "2", "--devices",
                      "cuda:0,cuda:1", "--retry-failed", "--force", "--quiet"]) == 0
