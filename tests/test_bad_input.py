@@ -379,7 +379,8 @@ def test_the_corpus_is_large():
     ("seeds = [0]", "seeds = [0]\niterations = [0]", "number from 1, got 0"),
     ("[sweep.train]", '[sweep.train]\ndevice = "tpu"', "unknown device 'tpu'"),
     # an iteration the descent will not have; a best-validation report of runs without a validation split
-    ("seeds = [0]", "seeds = [0]\niterations = [5]", "[sweep] asks for descent iteration 5, and [descent] runs 1 "),
+    ('methods = ["uniform"]', 'methods = ["uniform", "neuralscale"]\niterations = [5]', "[sweep] asks for descent "
+     "iteration 5, and [descent] runs 1 iteration(s): give [descent] iterations = 5, or ask for iterations up to 1"),
     ('methods = ["uniform"]', 'methods = ["uniform", "neuralscale@3"]', "asks for descent iteration 3"),
     ("epochs = 1", "epochs = 1\nval_fraction = 0.0", 'give [report] accuracy = "final", or a val_fraction above 0'),
     # a budget below every layer at its narrowest: out of reach for every method, known before the descent

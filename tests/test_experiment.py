@@ -200,6 +200,38 @@ def test_an_image_folder_beside_the_file_but_not_where_the_command_runs_says_so(
     assert prepare(f).sweep.dataset == "imagefolder:flowers"
 
 
+def test_preparing_an_experiment_checks_its_descents_use_without_solving_a_width(tmp_path, tiny_descent, monkeypatch):
+    """prepare() planned the whole sweep to find a missing descent early: every solver warning came twice, and
+    latency budgets were measured again, not read from the store. It checks the descent's use alone now: an
+    iteration it lacks is refused, and `iterations` counts only where a method without @K reads it."""
+    import shutil
+    import neuralscale.sweep
+    from neuralscale.experiment import prepare
+    shutil.copytree(tiny_descent[0], tmp_path / "d")
+
+    def solved(*args, **kwargs):
+        raise AssertionError("a width solved while the file was read")
+    monkeypatch.setattr(neuralscale.sweep, "scale", solved)
+    f = tmp_path / "e.toml"
+    body = ('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\nfrom = "d"\nparams = ["5000%"]\n'
+            'seeds = [0]\n')
+    f.write_text(body + 'methods = ["uniform", "neuralscale@2"]\niterations = [7]\n')  # no method reads iterations
+    assert prepare(f).sweep.descent == str(tmp_path / "d")
+    f.write_text(body + 'methods = ["uniform", "neuralscale@3"]\n')
+    with pytest.raises(NeuralscaleError, match=r"e.toml: .*d has no iteration 3 \(it has 1 to 2\)"):
+        prepare(f)
+    f.write_text(body + 'methods = ["neuralscale"]\niterations = [3]\n')
+    with pytest.raises(NeuralscaleError, match=r"has no iteration 3"):
+        prepare(f)
+    desc = tmp_path / "desc.toml"  # with a [descent] of its own: an iteration it will not run
+    desc.write_text('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[descent]\niterations = 2\n[sweep]\n'
+                    'ratios = [0.0625]\nmethods = ["uniform", "shape@2"]\niterations = [9]\n')
+    assert prepare(desc).descent.iterations == 2
+    desc.write_text(desc.read_text().replace("shape@2", "shape"))
+    with pytest.raises(NeuralscaleError, match=r"asks for descent iteration 9, and \[descent\] runs 2"):
+        prepare(desc)
+
+
 def test_an_experiment_file_written_with_a_byte_order_mark_reads(tmp_path):
     f = tmp_path / "bom.toml"  # some editors on Windows write one: "Invalid statement (at line 1, column 1)"
     f.write_bytes(b"\xef\xbb\xbf" + b'[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\n[sweep]\n'

@@ -43,7 +43,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,8 +58,10 @@ from .executors import get_executor
 from .layout import ExperimentDir, claim_folder
 from .figures import BANDS, check_formats, descent_figures
 from .report import ACCURACY, build_report
-from .store import RunStore, load_records, recipe_difference
-from .sweep import SweepConfig, check_reachable, check_runnable, plan, preset, recipe, run_sweep
+from .store import RunStore, load_records
+from .methods import ITERATED
+from .sweep import (SweepConfig, check_descent_use, check_reachable, check_runnable, method_base, preset,
+                    read_plan, recipe, run_sweep)
 from .train import TrainConfig
 from .zoo import space as make_space
 from .validate import check_data, matches, one_of, suggest
@@ -228,8 +229,9 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
     doc = load(path)
     exp = doc["experiment"]
     given = {k: v for k, v in (executor or {}).items() if k in ("workers", "threads") and v is not None}
-    if given:  # given on the command line, not in the file: checked, and said, as the flags (the file's: below)
-        try:
+    named = (doc.get("executor") or {}).get("name")
+    if given and named != "ray":  # given on the command line, not in the file: checked, and said, as the flags (the
+        try:  # file's: below; a Ray cluster's nodes may be larger than this machine: not held to its cores)
             get_executor("local", **given)
         except NeuralscaleError as e:
             raise NeuralscaleError(f"--{e}") from None
@@ -321,20 +323,28 @@ def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: di
         raise NeuralscaleError('[report] accuracy is best-val (the default), and [sweep.train] val_fraction = 0 '
                                'holds no validation split to select on: give [report] accuracy = "final", or a '
                                "val_fraction above 0")
-    if cfg is None:  # its descent is there already (or none is needed): every run planned now, as the sweep will
-        plan(sweep_cfg)
+    if cfg is None:  # its descent is there already (or none is needed): its use checked as the sweep's plan will
+        check_descent_use(sweep_cfg, space)  # (no width solved, no latency measured: the store's are kept)
     else:
-        asked = [int(m.group(1)) for w in [*map(str, sweep_cfg.iterations), *sweep_cfg.methods]
-                 if (m := re.search(r"(?:^|@)(\d+)$", w.strip()))]
-        if asked and max(asked) > cfg.iterations:
-            raise NeuralscaleError(f"[sweep] asks for descent iteration {max(asked)}, and [descent] runs "
-                                   f"{cfg.iterations} iteration(s)")
-    old = RunStore(out_dir).load_plan() if out_dir.is_dir() else None
-    mine = json.loads(json.dumps(recipe(sweep_cfg)))  # as the store's reads back (tuples are lists)
-    diff = recipe_difference(old["recipe"], mine) if old and isinstance(old.get("recipe"), dict) else ""
-    if diff:
-        raise NeuralscaleError(f"{out_dir} holds a sweep with another recipe ({diff}); its runs would be pooled with "
-                               "these in one report: use another out")
+        _iterations_asked(sweep_cfg, cfg)
+    store = RunStore(out_dir)
+    old = read_plan(store) if store.plan_path.is_file() else {}
+    if old:
+        store.refuse_other_recipe(old, json.loads(json.dumps(recipe(sweep_cfg))))  # as the store's reads back
+
+
+def _iterations_asked(sweep_cfg: SweepConfig, cfg: DescentConfig) -> None:
+    """The descent iterations the sweep's methods ask for (K of neuralscale@K, shape@K; `iterations` for those
+    without one), within the iterations the file's descent runs."""
+    asked = []
+    for m in sweep_cfg.methods:
+        if method_base(m) in ITERATED:
+            asked += [m.split("@", 1)[1]] if "@" in m else list(sweep_cfg.iterations)
+    numbers = [int(str(w).strip()) for w in asked if str(w).strip().isdigit()]
+    if numbers and max(numbers) > cfg.iterations:
+        raise NeuralscaleError(f"[sweep] asks for descent iteration {max(numbers)}, and [descent] runs "
+                               f"{cfg.iterations} iteration(s): give [descent] iterations = {max(numbers)}, or ask "
+                               f"for iterations up to {cfg.iterations}")
 
 
 def _claim_out(out_dir: Path, force: bool) -> None:

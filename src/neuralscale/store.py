@@ -293,21 +293,27 @@ class RunStore:
         recipe = json.loads(json.dumps(recipe))  # as it reads back: tuples are lists
         ids = list(run_ids)
         if old is not None:
-            if "recipe" not in old:
-                raise NeuralscaleError(f"{self.plan_path} records no recipe (a store of neuralscale 0.1.0, or a damaged "
-                                       "file): its runs cannot be checked against this sweep's settings, so nothing "
-                                       "is added to it; use another --out")
+            self.refuse_other_recipe(old, recipe)
             before = old["recipe"]
-            diff = recipe_difference(before, recipe)
-            if diff:
-                raise NeuralscaleError(f"{self.root} holds a sweep with another recipe ({diff}); its runs "
-                                       "would be pooled with these in one report: use another --out")
             if isinstance(before.get("laws"), dict):  # laws of every descent so far
                 recipe["laws"] = {**before["laws"], **recipe.get("laws", {})}
             ids = list(old["runs"])
             ids += [i for i in run_ids if i not in set(ids)]
         atomic_write_json(self.plan_path, {"recipe": recipe, "config": config, "runs": ids, "written": written})
         return ids
+
+    def refuse_other_recipe(self, old: dict, recipe: dict) -> None:
+        """A store's plan (`old`, as load_plan reads it) that cannot take runs of `recipe` (as it reads back): one
+        without a recipe, or with another."""
+        if "recipe" not in old:
+            raise NeuralscaleError(f"{self.plan_path} records no recipe (a store of neuralscale 0.1.0, or a damaged "
+                                   "file): its runs cannot be checked against this sweep's settings, so nothing "
+                                   "is added to it; use another --out (out in an experiment file)")
+        diff = recipe_difference(old["recipe"], recipe)
+        if diff:
+            raise NeuralscaleError(f"{self.root} holds a sweep with another recipe ({diff}); its runs "
+                                   "would be pooled with these in one report: use another --out (out in an "
+                                   "experiment file)")
 
 
 def recipe_difference(old: dict, new: dict) -> str:

@@ -297,6 +297,15 @@ def _check_descent(cfg: SweepConfig, space) -> str:
     return objective
 
 
+def check_descent_use(cfg: SweepConfig, space) -> None:
+    """What plan() refuses of the sweep's descent, without solving a width or measuring a latency: a descent that
+    is missing, is not one, is another model's or objective's, or lacks an iteration a method asks for."""
+    _check_descent(cfg, space)
+    for m in cfg.methods:
+        if method_base(m) in ITERATED:
+            _iterations(cfg, m)
+
+
 def plan(cfg: SweepConfig, frozen: dict | None = None) -> list[RunSpec]:
     """Every run of the sweep, in order: seed by seed, budget by budget, method by method.
 
