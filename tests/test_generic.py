@@ -350,10 +350,19 @@ def test_a_users_module_that_does_not_run_on_the_datasets_images_is_refused_in_o
     class Squeezed(Net):  # a bare squeeze(): with one image it drops the batch dimension too
         def forward(self, x):
             return self.head(self.bn(self.conv(x)).mean([2, 3], keepdim=True).squeeze())
-    with pytest.raises(NeuralscaleError, match=r"got \(10,\) on an example of one image \(a squeeze\(\) without a "):
+    with pytest.raises(NeuralscaleError, match=r"got \(10,\) on an example of one image \(a squeeze\(\) without a .*"
+                                               r"as x.squeeze\(-1\).squeeze\(-1\), or x.flatten\(1\)\)$"):
         ns.space(Squeezed(), torch.zeros(1, 3, 32, 32))
     with pytest.raises(NeuralscaleError, match="a squeeze that may drop the channels"):  # two: the analysis' word
         ns.space(Squeezed(), torch.zeros(2, 3, 32, 32))
+
+    class Fixed(Net):  # a tensor made on the CPU in forward: the model's choice of device, not a missing rule
+        def forward(self, x):
+            y = torch.cat([self.bn(self.conv(x)), torch.zeros(2, 8, 30, 30)], 1)  # (batch 2: the analysis')
+            return self.head(y[:, :8].mean([2, 3]))
+    with pytest.raises(NeuralscaleError, match=r"^Fixed makes a tensor on a fixed device in its forward .*; make it on "
+                                               r"the input's device"):
+        ns.space(Fixed(), "synthetic")
 
     class One(Net):  # runs on one image only: the example's batch of 1 runs, the analysis' batch of 2 does not
         def forward(self, x):

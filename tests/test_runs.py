@@ -58,7 +58,8 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
         r = run_cli(*one)
         last = r.stderr.strip().splitlines()[-1]
         assert r.returncode == 1 and last.startswith("neuralscale: error: training diverged") \
-            and last.endswith("; a lower learning rate (--lr) may train"), r.stderr
+            and last.endswith("; a lower learning rate (--lr; lr in an experiment's [sweep.train]) may train"), \
+            r.stderr
         assert read_record(run)["status"] == "failed" and read_record(run)["attempts"] == attempt
 
 

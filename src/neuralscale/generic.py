@@ -247,6 +247,10 @@ def _analyse_graph(model: nn.Module, gm: fx.GraphModule, input_shape: tuple[int,
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         first = re.sub(r"Proxy\(\w+\)", "?", first)  # a size the message formatted while traced
         first = first if len(first) <= 160 else first[:157] + "..."
+        if "expected device meta" in first or "at least two devices" in first:  # a tensor made on a fixed device
+            raise NeuralscaleError(f"{type(model).__name__} makes a tensor on a fixed device in its forward "
+                                   f"({first}); make it on the input's device (x.device, or torch.zeros_like(x))") \
+                from None
         if "meta" in first.lower():  # an operation without a meta kernel: neuralscale's limit, not the model's
             raise NeuralscaleError(f"cannot follow {type(model).__name__}'s shapes: neuralscale runs its traced "
                                    "graph on the meta device (shapes only), and an operation it uses has no shape "

@@ -445,7 +445,7 @@ class Trainer:
             metrics = self._train_epoch(epoch)
             if not math.isfinite(metrics["train_loss"]):
                 raise RunFailed(f"training diverged at epoch {epoch + 1} (loss is {metrics['train_loss']}); a lower "
-                                "learning rate (--lr) may train")
+                                "learning rate (--lr; lr in an experiment's [sweep.train]) may train")
             self.history.append(metrics)
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, metrics)

@@ -176,8 +176,8 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
             model.train(was)
         if not isinstance(out, torch.Tensor) or out.dim() != 2:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
-            one = (" on an example of one image (a squeeze() without a dimension drops a batch of 1: give two "
-                   "images, or squeeze only the dimensions meant)"
+            one = (" on an example of one image (a squeeze() without a dimension drops a batch of 1: squeeze only "
+                   "the dimensions meant, as x.squeeze(-1).squeeze(-1), or x.flatten(1))"
                    if isinstance(out, torch.Tensor) and out.dim() == 1 and example.shape[0] == 1 else "")
             raise NeuralscaleError(f"the model must return class scores of shape (batch, classes), got {got}{one}")
         info = DatasetInfo("custom", int(out.shape[1]), int(example.shape[1]), int(example.shape[-1]))
