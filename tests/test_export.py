@@ -235,11 +235,16 @@ def test_an_export_overwrites_none_of_its_files_and_checks_the_onnx_extra_first(
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.onnx").read_bytes() == b"mine"
     ns.export_run(finished_run, tmp_path / "a", force=True)
     assert (tmp_path / "a.pt").read_bytes() != b"mine"
-    # --force without --onnx beside an earlier export's NAME.onnx: removed, not left as this export's network (a
-    # reviewer: another run's ONNX stayed beside the new JSON), and the JSON does not say its preprocessing is in one
+    # --force without --onnx: the user's own NAME.onnx is left alone, and the JSON does not say its preprocessing is
+    # in an ONNX file; beside an earlier export that wrote NAME.onnx, that file (its network) is removed (a reviewer:
+    # another run's ONNX stayed beside the new JSON)
     ns.export_run(finished_run, tmp_path / "b", force=True)
-    assert not (tmp_path / "b.onnx").exists()
+    assert (tmp_path / "b.onnx").read_bytes() == b"mine"
     assert json.loads((tmp_path / "b.json").read_text())["preprocessing"]["in_onnx"] is False
+    meta = json.loads((tmp_path / "b.json").read_text())
+    (tmp_path / "b.json").write_text(json.dumps({**meta, "preprocessing": {**meta["preprocessing"], "in_onnx": True}}))
+    ns.export_run(finished_run, tmp_path / "b", force=True)  # as after an earlier `export --onnx`
+    assert not (tmp_path / "b.onnx").exists()
     monkeypatch.setitem(sys.modules, "onnx", None)  # as where the extra is not installed
     with pytest.raises(NeuralscaleError, match=r"needs the optional extra"):
         ns.export_run(finished_run, tmp_path / "c", onnx=True)

@@ -459,8 +459,8 @@ def _export_parser(sub) -> None:
                    "train --out)")
     p.add_argument("--out", metavar="NAME", required=True, help="writes NAME.json and NAME.pt (and NAME.onnx)")
     p.add_argument("--onnx", action="store_true", help="also export to ONNX (needs neuralscale[onnx]) and check it")
-    p.add_argument("--force", action="store_true", help="overwrite existing NAME.* files (an earlier NAME.onnx is "
-                   "removed unless --onnx writes it again), or write into a run or descent directory")
+    p.add_argument("--force", action="store_true", help="overwrite existing NAME.* files (an earlier export's NAME.onnx "
+                   "is removed unless --onnx writes it again), or write into a run or descent directory")
     _add_json(p, "the files written and the configuration")
 
 

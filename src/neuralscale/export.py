@@ -255,11 +255,13 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
     """A finished run as PATH.json + PATH.pt (and PATH.onnx, checked against onnxruntime where installed).
     A run of a space of your own needs that space (`space`)."""
     _check_arguments("export_run", {"run_dir": run_dir, "path": path}, space)
+    # an earlier export's NAME.onnx, beside this one's files, is another network: not kept (the user's own file is)
+    stale = named(path, ".onnx")
+    stale = stale if force and not onnx and stale.is_file() and _wrote_onnx(named(path, ".json")) else None
     json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space)
-    stale = named(json_path, ".onnx")
-    if not onnx and force and stale.is_file():  # an earlier export's network, beside this one's files: not kept
+    if stale is not None:
         stale.unlink()
-        log.info("export: removed %s (an earlier export's; give --onnx for this network's)", stale)
+        log.info("export: removed %s (the earlier export's; give --onnx for this network's)", stale)
     model, meta = load_model(json_path, space=space)
     result = {"json": str(json_path), "weights": str(weights),
               **{k: meta[k] for k in ("model", "dataset", "layers", "widths", "params", "macs", "params_share",
@@ -268,6 +270,16 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
     if onnx:
         result.update(to_onnx(model, tuple(meta["input_shape"]), named(json_path, ".onnx")))
     return result
+
+
+def _wrote_onnx(json_path: Path) -> bool:
+    """Whether `json_path` is an export that wrote NAME.onnx beside it."""
+    try:
+        meta = json.loads(json_path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT \
+        and isinstance(meta.get("preprocessing"), dict) and meta["preprocessing"].get("in_onnx") is True
 
 
 def _check_arguments(call: str, paths: dict, space) -> None:
