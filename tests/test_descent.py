@@ -430,6 +430,15 @@ def test_a_continued_descent_removes_finished_iterations_checkpoints_and_stops_i
     assert [law.iteration for law in laws] == [1, 2] and not list(out.glob("*.ckpt"))
     log = (out / "log.txt").read_text()
     assert "descent converged after iteration 2" in log and "iterations 1-2 already finished in" in log
+    # settled: read on a machine without the device it names, as a finished descent is (a review: the early device
+    # check refused it); one that would train further is refused, before it starts an iteration
+    import torch
+    if torch.cuda.device_count() < 8:
+        settled = dict(iterations=6, until_converged=True, converge_tolerance=100.0, converge_patience=1)
+        assert [law.iteration for law in _descend_tiny(out, device="cuda:7", **settled)] == [1, 2]
+        with pytest.raises(ns.NeuralscaleError, match="cuda:7"):
+            _descend_tiny(out, device="cuda:7", iterations=3)
+        assert not (out / "iteration_03.csv").exists()
 
 
 def test_an_iterations_checkpoint_is_refused_for_another_iteration(tiny_descent, tmp_path):

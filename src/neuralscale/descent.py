@@ -39,7 +39,7 @@ from .budget import Budget, amount
 from .data.base import Splits
 from .data.info import protocol
 from .estimate import duration_text, training_rate
-from .errors import NeuralscaleError, warn
+from .errors import EnvironmentFailure, NeuralscaleError, warn
 from .importance import Importance
 from .latency import LatencyTable
 from .layout import claim_folder
@@ -669,13 +669,16 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     space = cfg.start_space(space)
     if cfg.crop_padding != splits.info.crop_padding:
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))
+    try:
+        resolve_device(cfg.device)  # a device named wrong: refused before anything is written
+    except EnvironmentFailure:
+        pass  # one this machine lacks: refused where an iteration would train on it (finished work reads anywhere)
     d = DescentDir(out_dir)
     d.refuse_foreign(force)  # before the lock: a refused folder is left as it was (no .lock in it)
     done = d.finished(space, cfg, splits.sizes(), dataset=splits.info.name)
-    if done is not None:  # nothing to do: read, neither locked nor written (a read-only folder, an archive), on
-        _refuse_fallback(done, cfg)  # any machine
+    if done is not None:  # nothing to do: read, neither locked nor written (a read-only folder, an archive)
+        _refuse_fallback(done, cfg)
         return [it.law for it in done]
-    resolve_device(cfg.device)  # a device this machine lacks: refused before anything is written
     with exclusive(d.path, "descent directory"):
         d.claim(space, cfg, splits.sizes(), dataset=splits.info.name, force=force)
         with d.open_log():
@@ -689,6 +692,8 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
                 log.info("descent: iteration%s already finished in %s", f"s 1-{len(done)}" if len(done) > 1
                          else " 1", d.path)
             stop = cfg.until_converged and _converged(done, space, cfg, objective)  # continued: settled before?
+            if not stop and len(done) < cfg.iterations:
+                resolve_device(cfg.device)  # one this machine lacks: before an iteration starts on it
             for number in range(len(done) + 1, cfg.iterations + 1):
                 if stop:
                     break
