@@ -376,6 +376,19 @@ def test_methods_that_meet_at_a_budget_are_told_apart_by_their_markers(tmp_path,
             assert line.get_marker() == marked[line.get_label()].get_marker(), line.get_label()
 
 
+def test_the_widths_figures_panels_follow_the_tables_budget_order(tmp_path, monkeypatch):
+    """The report lists a share among the amounts of its metric (3% of the base latency, 0.2495 ms, before 0.3 ms);
+    the widths figure sorted its panels by budget key, the share after every amount."""
+    from neuralscale import figures
+    drawn, real_save = [], figures._save
+    monkeypatch.setattr(figures, "_save",
+                        lambda fig, path, *a, **k: (drawn.append(fig), real_save(fig, path, *a, **k))[1])
+    rows = [dict(label="uniform", shown="uniform", budget_key=key, widths=[4] * 8)
+            for key in (["latency share", 0.03], ["latency", 0.3])]  # as summarize_records ordered them
+    figures.widths_figure(rows, None, tmp_path, figures.method_colors(["uniform"]))
+    assert [ax.get_title() for ax in drawn[0].axes] == ["3% of the base latency", "0.3 ms"]
+
+
 def test_log_axes_are_labelled_as_matplotlib_labels_them_in_plain_text(tmp_path, tiny_descent, monkeypatch):
     """Every log axis of the figures has matplotlib's own ticks and labels (minor ones where it labels them), in
     plain text: no label goes through mathtext, whose parsing was a quarter of a descent's figures' time."""

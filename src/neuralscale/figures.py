@@ -307,8 +307,8 @@ def _fit_one_budget(ax, rows: list[dict], field: str, bands: str) -> None:
 
 def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, colors: dict,
                   formats=("png",)) -> Path | None:
-    """Per-layer widths of every method, one panel per budget."""
-    budgets = sorted({tuple(r["budget_key"]) for r in rows})
+    """Per-layer widths of every method, one panel per budget, in the rows' order (the report's table's)."""
+    budgets = list(dict.fromkeys(tuple(r["budget_key"]) for r in rows))
     if not budgets:
         return None
     plt = _plt()
