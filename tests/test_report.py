@@ -378,13 +378,13 @@ def test_methods_that_meet_at_a_budget_are_told_apart_by_their_markers(tmp_path,
 
 def test_the_widths_figures_panels_follow_the_tables_budget_order(tmp_path, monkeypatch):
     """The report lists a share among the amounts of its metric (3% of the base latency, 0.2495 ms, before 0.3 ms);
-    the widths figure sorted its panels by budget key, the share after every amount."""
+    the widths figure sorted its panels by budget key, the share after every amount. Both sort by budget.key_order."""
     from neuralscale import figures
     drawn, real_save = [], figures._save
     monkeypatch.setattr(figures, "_save",
                         lambda fig, path, *a, **k: (drawn.append(fig), real_save(fig, path, *a, **k))[1])
-    rows = [dict(label="uniform", shown="uniform", budget_key=key, widths=[4] * 8)
-            for key in (["latency share", 0.03], ["latency", 0.3])]  # as summarize_records ordered them
+    rows = [dict(label="uniform", shown="uniform", budget_key=key, budget_amount=amount, widths=[4] * 8)
+            for key, amount in ((["latency", 0.3], 0.3), (["latency share", 0.03], 0.2495))]
     figures.widths_figure(rows, None, tmp_path, figures.method_colors(["uniform"]))
     assert [ax.get_title() for ax in drawn[0].axes] == ["3% of the base latency", "0.3 ms"]
 

@@ -38,6 +38,15 @@ def amount(value: float, metric: str) -> str:
     return f"{value:.4g} ms" if metric == "latency" else f"{value:,.0f} {UNITS[metric]}"
 
 
+def key_order(key, amount: float | None = None) -> tuple:
+    """Where a budget (its `Budget.key`) sorts among others: by metric, then by amount, a share among the amounts of
+    its metric by `amount`, what it was resolved to (3% of the base latency, 0.2495 ms, before 0.3 ms); ratios by
+    ratio."""
+    kind, value = key
+    share = kind.endswith(" share") and isinstance(amount, (int, float)) and not isinstance(amount, bool)
+    return (kind.removesuffix(" share"), float(amount) if share else value)
+
+
 def amount_range(low: float, high: float, metric: str) -> str:
     """'1,186-576,003 parameters', '0.05-0.52 ms'."""
     spell = "{:.4g}" if metric == "latency" else "{:,.0f}"

@@ -26,7 +26,7 @@ from .errors import NeuralscaleError
 from .scaling import solve
 from .space import WidthSpace
 from .stats import t975
-from .budget import UNITS, Budget
+from .budget import UNITS, Budget, key_order
 from .layout import HEATMAP_FIGURE, WIDTHS_FIGURE, accuracy_figure_name, growth_figure_name
 
 PAPER_METHODS = {"uniform": "uniform", "morphnet": "morphnet", "neuralscale_iter1": "neuralscale@1",
@@ -307,8 +307,9 @@ def _fit_one_budget(ax, rows: list[dict], field: str, bands: str) -> None:
 
 def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, colors: dict,
                   formats=("png",)) -> Path | None:
-    """Per-layer widths of every method, one panel per budget, in the rows' order (the report's table's)."""
-    budgets = list(dict.fromkeys(tuple(r["budget_key"]) for r in rows))
+    """Per-layer widths of every method, one panel per budget, in the report's order of budgets."""
+    amounts = {tuple(r["budget_key"]): r.get("budget_amount") for r in rows}
+    budgets = sorted(amounts, key=lambda b: key_order(b, amounts[b]))
     if not budgets:
         return None
     plt = _plt()

@@ -43,7 +43,7 @@ from .sweep import law_fingerprints, law_prefix, read_plan
 from .train import TrainConfig, autocasts
 from .validate import one_of
 from .accounting import UNSTABLE, unstable
-from .budget import UNITS, Budget, amount_range
+from .budget import UNITS, Budget, amount_range, key_order
 from .data.info import protocol
 from .layout import ReportDir, RunDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
@@ -183,11 +183,7 @@ def _amount(record: dict) -> float | None:
 
 
 def _budget_order(row: dict) -> tuple:
-    """Budgets in the order of their amounts, a share among the amounts of its metric (3% of the base latency,
-    0.25 ms, before 0.3 ms), ratios by ratio."""
-    kind, value = row["budget_key"]
-    amount = row.get("budget_amount")
-    return (kind.removesuffix(" share"), amount if kind.endswith(" share") and isinstance(amount, float) else value)
+    return key_order(row["budget_key"], row.get("budget_amount"))
 
 
 def _paired(row: dict) -> bool:
