@@ -245,6 +245,15 @@ def test_an_export_overwrites_none_of_its_files_and_checks_the_onnx_extra_first(
     (tmp_path / "b.json").write_text(json.dumps({**meta, "preprocessing": {**meta["preprocessing"], "in_onnx": True}}))
     ns.export_run(finished_run, tmp_path / "b", force=True)  # as after an earlier `export --onnx`
     assert not (tmp_path / "b.onnx").exists()
+    import neuralscale.export
+
+    def broken(*args, **kwargs):
+        raise NeuralscaleError("the ONNX model's outputs differ from PyTorch's")
+    monkeypatch.setattr(neuralscale.export, "to_onnx", broken)  # an ONNX export that fails after the JSON is written
+    with pytest.raises(NeuralscaleError, match="outputs differ"):
+        ns.export_run(finished_run, tmp_path / "b", force=True, onnx=True)
+    assert json.loads((tmp_path / "b.json").read_text())["preprocessing"]["in_onnx"] is False
+    monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "onnx", None)  # as where the extra is not installed
     with pytest.raises(NeuralscaleError, match=r"needs the optional extra"):
         ns.export_run(finished_run, tmp_path / "c", onnx=True)

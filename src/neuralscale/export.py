@@ -268,7 +268,12 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
                                       "macs_share")},
               **{k: meta.get(k) for k in ("weights_epoch", "final_test_acc", "best_val_epoch")}}
     if onnx:
-        result.update(to_onnx(model, tuple(meta["input_shape"]), named(json_path, ".onnx")))
+        try:
+            result.update(to_onnx(model, tuple(meta["input_shape"]), named(json_path, ".onnx")))
+        except BaseException:  # no ONNX file of this network: the JSON does not say its preprocessing is in one
+            saved = json.loads(json_path.read_text())
+            atomic_write_json(json_path, {**saved, "preprocessing": {**saved["preprocessing"], "in_onnx": False}})
+            raise
     return result
 
 
