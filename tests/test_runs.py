@@ -63,6 +63,22 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
         assert read_record(run)["status"] == "failed" and read_record(run)["attempts"] == attempt
 
 
+def test_a_sweep_whose_own_runs_all_failed_still_reports_its_stores_finished_runs(tmp_path, monkeypatch, capsys):
+    """--report decides by the store's records: runs of an earlier sweep that finished are reported even where every
+    run of this one failed (exit 1 for those), not left without a report (a review of the change that skips it)."""
+    from neuralscale import cli
+    out = tmp_path / "s"
+    args = ["sweep", *TINY, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1", "--quiet",
+            "--out", str(out)]
+    assert cli.main(args) == 0
+    (finished,) = load_records(out)
+    failed = {**finished, "id": "uniform-x", "status": "failed", "error": "RunFailed: training diverged"}
+    monkeypatch.setattr(cli, "run_sweep", lambda *a, **k: [failed])  # this sweep's one run failed
+    capsys.readouterr()
+    assert cli.main([*args, "--report"]) == 1
+    assert (out / "report" / "report.md").is_file() and "no report" not in capsys.readouterr().err
+
+
 def test_api_train_writes_a_record(tmp_path):
     r = ns.train("vgg11", "synthetic", ratio=0.125, config=TrainConfig(epochs=1, batch_size=64),
                  splits=_synthetic_splits(200), out_dir=tmp_path / "run", progress=False)
