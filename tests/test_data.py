@@ -383,11 +383,30 @@ def test_a_datasets_contents_are_checked_as_they_are_read(tmp_path, monkeypatch)
         ("batches.meta", lambda o: o.__setitem__(b"label_names", 7), "its class names are not a list"),
         ("test_batch", lambda o: (o.__setitem__(b"labels", []), o.__setitem__(b"data", [])),
          "it holds no test images"),
+        # a third pass: a meta file naming 9 classes, or one twice (an export then names each index by them), and
+        # images that are not bytes (floats read as black, 300 wrapped to 44)
+        ("batches.meta", lambda o: o.__setitem__(b"label_names", o[b"label_names"][:9]),
+         "it names 9 different classes of 9, not 10"),
+        ("batches.meta", lambda o: o.__setitem__(b"label_names", [b"c0"] * 10), "it names 1 different classes of 10"),
+        ("data_batch_3", lambda o: o.__setitem__(b"data", o[b"data"].astype(np.float32) / 255),
+         "its images are float32, not bytes"),
     ]:
         with pytest.raises(NeuralscaleError, match=said):
             load("cifar10", cifar_with(member, change))
 
+    archive = write_cifar(tmp_path / "cifar-crc")  # one flipped bit of its checksum: tarfile alone never reads it
+    blob = bytearray(archive.read_bytes())
+    blob[-8] ^= 1
+    archive.write_bytes(bytes(blob))
+    with pytest.raises(NeuralscaleError, match=r"is not a readable archive \(CRC check failed"):
+        load("cifar10", tmp_path / "cifar-crc")
+
     ok = write_fashion(tmp_path / "fm-ok")
+    deflate = write_fashion(tmp_path / "fm-deflate")  # a damaged deflate stream: zlib's own error, not a traceback
+    (deflate / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\x07"
+                                                         + bytes(64))
+    with pytest.raises(NeuralscaleError, match=r"train-images-idx3-ubyte.gz cannot be read \(Error -3"):
+        load("fashionmnist", deflate)
     small = write_fashion(tmp_path / "fm-small")
     (small / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros((60, 8, 8), np.uint8))))
     with pytest.raises(NeuralscaleError, match="holds 8x8 images; Fashion-MNIST's are 28x28"):

@@ -8,9 +8,11 @@ unpickler that admits only the numpy types the upstream files contain.
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,17 @@ def locate(name: str, data_dir: Path) -> Path | None:
     return None
 
 
+def _check_stream(path: Path) -> None:
+    """A gzip archive read to its end, so that its checksum is checked (a flipped bit otherwise decodes as other
+    pixels without a word)."""
+    with path.open("rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    if gz:
+        with gzip.open(path) as stream:
+            while stream.read(1 << 24):
+                pass
+
+
 def read(name: str, path: Path) -> dict:
     """Read train/test tensors from the archive or extracted folder at `path`."""
     src = SOURCES[name]
@@ -82,13 +95,14 @@ def read(name: str, path: Path) -> dict:
             blobs[m] = f.read_bytes()
     else:
         try:
+            _check_stream(path)  # tarfile stops before a gzip stream's end, where its checksum is: read it all once
             with tarfile.open(path, "r:*") as tar:
                 for m in members:
                     try:
                         blobs[m] = tar.extractfile(f"{src['folder']}/{m}").read()
                     except KeyError:
                         raise NeuralscaleError(f"{path} has no {src['folder']}/{m}; it is not the {name} archive") from None
-        except (tarfile.TarError, EOFError, OSError) as e:
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise NeuralscaleError(f"{path} is not a readable archive ({reason}); delete it and download again") from None
 
@@ -97,9 +111,12 @@ def read(name: str, path: Path) -> dict:
         for m in files:
             d = _unpickle(blobs[m], f"{path}:{m}")
             try:
-                data = np.asarray(d[b"data"], dtype=np.uint8)
+                data = np.asarray(d[b"data"])
+                if data.size and data.dtype != np.uint8:  # upstream's are bytes: floats read as black, 300 as 44
+                    raise NeuralscaleError(f"{path}:{m} is not a {name} batch: its images are {data.dtype}, not "
+                                           "bytes (uint8)")
                 raw = np.asarray(d[src["labels"]])
-                xs.append(data.reshape(-1, 3, 32, 32))
+                xs.append(data.astype(np.uint8).reshape(-1, 3, 32, 32))
             except (KeyError, ValueError, TypeError) as e:
                 raise NeuralscaleError(f"{path}:{m} is not a {name} batch ({e})") from None
             if raw.ndim != 1 or (raw.size and raw.dtype.kind not in "iu"):  # 1.5 would be read as class 1
@@ -118,4 +135,8 @@ def read(name: str, path: Path) -> dict:
     if not isinstance(names, (list, tuple)):
         raise NeuralscaleError(f"{path}:{src['meta']} is not {name}'s meta file: its class names are not a list")
     classes = [n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names]
+    count = 10 if name == "cifar10" else 100
+    if len(classes) != count or len(set(classes)) != count:  # exports name each class index by them
+        raise NeuralscaleError(f"{path}:{src['meta']} is not {name}'s meta file: it names {len(set(classes))} "
+                               f"different classes of {len(classes)}, not {count}")
     return {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y, "classes": classes}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def read_idx(path: Path) -> np.ndarray:
     """An IDX file (unsigned bytes) as a numpy array, with its header checked."""
     try:
         raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib: a damaged deflate stream before its checksum is reached
         raise NeuralscaleError(f"{path} cannot be read ({e}); delete it and download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise NeuralscaleError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
