@@ -827,6 +827,21 @@ def test_a_folder_with_a_broken_link_or_a_link_to_itself_is_still_read(tmp_path,
     assert len(load("cifar10", tmp_path / "c").test_y) == 4
 
 
+def test_an_image_folder_whose_parts_are_links_is_read_again_when_the_linked_files_change(tmp_path, isolated_cache):
+    """train/ and test/ linked to folders elsewhere (a data set kept once, linked into several folders): the key
+    held each link's own size and time, so images added behind it were never read (a third adversarial pass)."""
+    import shutil
+    store = write_imagefolder(tmp_path / "store", classes=2, per_class=5, size=32)
+    (tmp_path / "f").mkdir()
+    for part in ("train", "test"):
+        (tmp_path / "f" / part).symlink_to(store / part, target_is_directory=True)
+    name = f"imagefolder:{tmp_path / 'f'}"
+    before = len(load(name).train_y)
+    for i in range(3):
+        shutil.copy(sorted((store / "train" / "class_0").iterdir())[0], store / "train" / "class_1" / f"extra{i}.png")
+    assert len(load(name).train_y) == before + 3
+
+
 @pytest.mark.parametrize("key, change, says", [
     ("train_y", lambda t: t["train_y"] * 0 + 10, "labels include 10, outside cifar10's classes 0-9"),
     ("train_x", lambda t: t["train_x"][:, :, :16, :16].contiguous(), "train images are (3, 16, 16) uint8"),

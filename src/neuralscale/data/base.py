@@ -107,16 +107,17 @@ def fingerprint(paths: list[Path], extra: dict | None = None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _files_under(top: str, rel: str = "") -> list:
+def _files_under(top: str, rel: str = "", above: frozenset = frozenset()) -> list:
     """[path under the folder, size, modification time] of every file beneath `top`, in a fixed order (links to
-    folders not followed: they may loop; a dangling link stands as itself; TinyImageNet's 100,000 training images
-    take about 0.3-0.5 s: benchmarks/cache_key.py)."""
+    folders followed, as the readers follow them, except into a folder above: a loop; a dangling link stands as
+    itself; TinyImageNet's 100,000 training images take about 0.3-0.5 s: benchmarks/cache_key.py)."""
+    above = above | {os.path.realpath(top)}
     with os.scandir(top) as it:
         entries = sorted(it, key=lambda e: e.name)
     found = []
     for e in entries:
-        if e.is_dir(follow_symlinks=False):
-            found += _files_under(e.path, f"{rel}{e.name}/")
+        if e.is_dir() and (not e.is_symlink() or os.path.realpath(e.path) not in above):
+            found += _files_under(e.path, f"{rel}{e.name}/", above)
             continue
         try:
             st = e.stat()
