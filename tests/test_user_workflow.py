@@ -491,6 +491,21 @@ def test_your_own_module_takes_its_input_shape_from_the_dataset(tmp_path):
         ns.space(torchvision.models.resnet18(num_classes=5), f"imagefolder:{tmp_path / 'pets'}")
 
 
+def test_a_call_without_progress_after_one_with_it_prints_no_progress():
+    """progress=False was ignored once an earlier call had printed progress (its handler stayed); each call now
+    prints as it asks: nothing of the second, the third's again (a third adversarial pass)."""
+    code = ("import neuralscale as ns\n"
+            "cfg = ns.TrainConfig(epochs=2, batch_size=32, device='cpu')\n"
+            "for ratio, progress in ((0.0625, True), (0.125, False), (0.25, True)):\n"
+            "    ns.train('vgg11', 'synthetic', ratio=ratio, config=cfg, subset={'train': 160, 'test': 40},\n"
+            "             progress=progress)\n")
+    r = run_python(code)
+    assert r.returncode == 0, r.stderr
+    shown = [ratio for ratio in ("0.0625", "0.125", "0.25")
+             if any(f"ratio {ratio}" in x and " epoch 2/2: loss " in x for x in r.stderr.splitlines())]
+    assert shown == ["0.0625", "0.25"], r.stderr
+
+
 def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     """A script that calls the API, then sets up logging (basicConfig), then calls it again: the second call's
     lines come once, through the program's handler, not also through the API's own. (Where a process's logging

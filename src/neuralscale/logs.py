@@ -14,6 +14,7 @@ import sys
 
 PACKAGE = "neuralscale"
 _handler: logging.Handler | None = None
+_for_api = False  # whether _handler is the Python API's (for_api), not a command's (configure)
 
 
 class _Stderr(logging.StreamHandler):
@@ -31,7 +32,8 @@ class _Stderr(logging.StreamHandler):
 
 def configure(quiet: bool = False) -> None:
     """Messages to the current stderr; called again, it replaces its handler (one per process)."""
-    global _handler
+    global _handler, _for_api
+    _for_api = False
     root = logging.getLogger(PACKAGE)
     if _handler is not None:
         root.removeHandler(_handler)
@@ -46,11 +48,17 @@ def for_api(progress: bool) -> None:
     """What the Python API's long calls (train, descend, sweeps, experiments) print: the CLI's lines on stderr
     when `progress` is asked (the default) and the program has set up no logging of its own; nothing otherwise.
     Warnings are Python warnings either way (errors.warn)."""
-    if not progress or _handler is not None:
+    global _for_api
+    if _handler is not None:
+        if _for_api:  # each call as it asks: progress=False after a call with progress prints no progress either
+            _handler.setLevel(logging.INFO if progress else logging.WARNING)
+        return
+    if not progress:
         return
     if logging.getLogger().handlers or logging.getLogger(PACKAGE).handlers:
         return  # the program decides where messages go
     configure()
+    _for_api = True
     _handler.addFilter(_until_the_program_configures)
 
 
