@@ -35,7 +35,7 @@ WIDTH_CAP = 2.0**31  # the widest layer a law may give (no network has one as wi
 
 @dataclass
 class ScalingLaw:
-    """Per-layer power laws of one width space; `widths(tau)` gives real-valued widths."""
+    """Per-layer power laws of one width space; `raw_widths(tau)` gives real-valued widths."""
 
     model: str
     dataset: str

@@ -280,7 +280,7 @@ def _relaid(model: nn.Module, channels_last: bool) -> nn.Module:
 
 
 class Trainer:
-    """Trains `model` on `splits` with `config`; `fit()` returns the per-epoch history.
+    """Trains `model` on `splits` with `config`; `fit()` returns a TrainResult (its `history`: one dict per epoch).
 
     The model and optimizer are attributes that callbacks may replace (the
     pruner installs a physically smaller network: its own, resized in place, or a rebuilt one, with a new
