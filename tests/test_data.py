@@ -426,6 +426,25 @@ def test_a_datasets_contents_are_checked_as_they_are_read(tmp_path, monkeypatch)
     (tin / "wnids.txt").write_bytes(b"\xff\xfe n01\n")
     with pytest.raises(NeuralscaleError, match="wnids.txt is not text"):
         load("tinyimagenet", tmp_path / "tin")
+    # a third pass: no wnids.txt (a bare FileNotFoundError from the cache key), a class without training images
+    # (loaded as if it had none to learn), annotations with spaces (each line dropped) or an image listed twice
+    (tin / "wnids.txt").unlink()
+    with pytest.raises(NeuralscaleError, match="has no tiny-imagenet-200/wnids.txt; it is not the TinyImageNet"):
+        load("tinyimagenet", tmp_path / "tin")
+
+    def tin_with(change) -> Path:
+        root = tmp_path / f"tin-{len(list(tmp_path.iterdir()))}"
+        change(write_tinyimagenet(root, archive=False, classes=3, train_per_class=2, val_per_class=2))
+        return root
+    notes = lambda d: (d / "val" / "val_annotations.txt")  # noqa: E731
+    for change, said in [
+        (lambda d: shutil.rmtree(sorted((d / "train").iterdir())[1]), r"class \w+ of wnids.txt has no training images"),
+        (lambda d: notes(d).write_text(notes(d).read_text().replace("\t", " ")), "a line that is not tab-separated"),
+        (lambda d: notes(d).write_text(notes(d).read_text() + notes(d).read_text().splitlines()[0] + "\n"),
+         "the validation images list val/images/\\S+ twice"),
+    ]:
+        with pytest.raises(NeuralscaleError, match=said):
+            load("tinyimagenet", tin_with(change))
 
     good = load("fashionmnist", ok)  # cached now; a cache that loads but holds other tensors is read again
     (cached,) = (tmp_path / "cache" / "tensors").glob("fashionmnist-*.pt")
@@ -657,7 +676,12 @@ def test_tinyimagenets_class_indices_follow_wnids_txt_and_its_classes_are_checke
     # class c of the files was drawn brighter by 60 per class: brightness follows each label's wnid
     brightness = {d.classes[y]: d.test_x[d.test_y == y].float().mean().item() for y in range(3)}
     assert brightness[wnids[0]] < brightness[wnids[1]] < brightness[wnids[2]]
-    (root / "wnids.txt").write_text("\n".join(order + [f"n9{i:07d}" for i in range(197)]) + "\n")
+    extra = [f"n9{i:07d}" for i in range(197)]
+    (root / "wnids.txt").write_text("\n".join(order + extra) + "\n")
+    image = sorted((root / "train").rglob("*.JPEG"))[0]
+    for w in extra:  # each class with a training image of its own (a class with none is refused)
+        (root / "train" / w / "images").mkdir(parents=True)
+        shutil.copy(image, root / "train" / w / "images" / f"{w}_0.JPEG")
     assert len(load("tinyimagenet", tmp_path).classes) == 200  # and not refused
     (root / "wnids.txt").write_text("\n".join(order + [order[0]]) + "\n")
     with pytest.raises(NeuralscaleError, match="wnids.txt names 4 classes .3 distinct."):

@@ -196,7 +196,11 @@ def _fetch(name, data_dir: Path, url, dest: Path, md5, looked_for: str) -> Path:
 
 
 def _cached(info: DatasetInfo, sources: list[Path], options: dict, read) -> ImageData:
-    key = fingerprint(sources, {"dataset": info.name, **options})
+    try:
+        key = fingerprint(sources, {"dataset": info.name, **options})
+    except FileNotFoundError:  # a part of the dataset missing (TinyImageNet's wnids.txt): the reader's own words
+        read()
+        raise
     name = info.name.replace(":", "_").replace("/", "_")[-60:]
     tensors = load_cached(name, key)
     if tensors is not None and tensor_problem(info, tensors):  # a cache that loads but holds other tensors:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import zipfile
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -95,6 +96,9 @@ def read(path: Path, split: str = "official") -> dict:
         for line in tree.text("val/val_annotations.txt").splitlines():
             parts = line.split("\t")
             if len(parts) < 2:
+                if line.strip():  # upstream's lines are tab-separated: one with spaces would be dropped silently
+                    raise NeuralscaleError(f"{path}: val_annotations.txt has a line that is not tab-separated: "
+                                           f"{line.strip()[:60]!r}")
                 continue
             if parts[1] not in label:
                 raise NeuralscaleError(f"{path}: val_annotations.txt names unknown class {parts[1]!r}")
@@ -104,6 +108,14 @@ def read(path: Path, split: str = "official") -> dict:
                      if n.startswith("val/") and n.lower().endswith(".jpeg") and n.split("/")[1] in label]
     if not train_items or not val_items:
         raise NeuralscaleError(f"{path} has no training or no validation images; the dataset is incomplete")
+    empty = sorted(set(wnids) - {wnids[y] for _, y in train_items})
+    if empty:  # an image folder refuses the same: the class could never be learned
+        more = f" ({len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise NeuralscaleError(f"{path}: class {empty[0]} of wnids.txt has no training images{more}; the dataset "
+                               "is incomplete")
+    twice = [n for n, k in Counter(n for n, _ in val_items).items() if k > 1]
+    if twice:
+        raise NeuralscaleError(f"{path}: the validation images list {twice[0]} twice")
 
     def load(items, desc):
         xs = [decode(tree.read(n), 64, f"{path}:{n}") for n, _ in tqdm(items, desc=desc, disable=None, leave=False)]
