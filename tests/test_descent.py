@@ -526,6 +526,9 @@ def test_a_descents_readers_give_the_iteration_asked_for(tiny_descent, tmp_path)
         laws.configuration(params="50%", macs="50%")
     with pytest.raises(ns.NeuralscaleError, match=r"the descent has no iteration 3 \(it has 1 to 2\)"):
         laws.configuration(params="50%", iteration=3)
+    for bad in ("1", 1.0, True):  # a TypeError, or True taken as 1 (a third adversarial pass)
+        with pytest.raises(ns.NeuralscaleError, match="iteration must be a whole number, at least 1"):
+            laws.widths(params="50%", iteration=bad)
     with pytest.raises(ns.NeuralscaleError, match="convert"):  # a law fitted against parameters, a MACs budget
         laws.configuration(macs="50%")
     with pytest.raises(ns.NeuralscaleError, match=r"has no iteration 0 \(it has 1 to 2\)"):

@@ -548,6 +548,17 @@ def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     (lambda: ns.space("vgg11", "synthetic").validate(None), "widths must be a list of 8 integers, not NoneType"),
     (lambda: ns.space("vgg11", "synthetic").validate("8,8,8,8,8,8,8,8"), "widths must be a list of 8 integers"),
     (lambda: ns.space("vgg11", "synthetic").validate([True] * 8), "width 1 (conv1) is not an integer: True"),
+    # a third pass (2026-12-06): TypeErrors, an AttributeError after a warm-up's training, and a failed record
+    # left after the whole training for a batch size the latency could not be measured at
+    (lambda: ns.train("vgg11", "synthetic", method="neuralscale", params="25%", source="d", iteration="x"),
+     "iteration must be a whole number, at least 1, got 'x'"),
+    (lambda: ns.train("vgg11", "synthetic", method="neuralscale", params="25%", source="d", iteration=1.5),
+     "iteration must be a whole number, at least 1, got 1.5"),
+    (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, latency_batches=[0]),
+     "latency_batches' batch size must be a whole number, at least 1, got 0"),
+    (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, latency_batches=["4"]), "got '4'"),
+    (lambda: ns.descend("vgg11", "synthetic", "/proc/neuralscale-test/d", importance="taylor"),  # (never written)
+     "importance must be an Importance (such as ns.TaylorFO()), not 'taylor'"),
 ])
 def test_the_python_api_misused_says_so_as_the_cli_would(call, says):
     """Arguments of the wrong type are one NeuralscaleError saying which and what it takes (issue 32), not a

@@ -13,7 +13,7 @@ from .data.base import Splits
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
 from .logs import for_api
-from .validate import check_paths
+from .validate import check_paths, whole
 from .errors import NeuralscaleError
 from .figures import descent_figures
 from .guard import check_new_file
@@ -114,6 +114,7 @@ def load_splits(dataset: str | DataConfig, config: TrainConfig, data_dir: str | 
 
 def _configuration(space: WidthSpace, widths, ratio, method, params, macs, source, iteration, convert) -> dict:
     """What `train` trains: explicit widths, or a method's widths for one budget (method, label, Budget)."""
+    whole("iteration", iteration)
     budgets = [b for b in (None if ratio is None else Budget.of_ratio(ratio),
                            None if params is None else Budget.parse(params, "params"),
                            None if macs is None else Budget.parse(macs, "macs")) if b is not None]
@@ -187,6 +188,8 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     for_api(progress)
     _check_arguments("train", model, dataset, config, TrainConfig, subset,
                      {"out_dir": out_dir, "source": source, "init_from": init_from, "data_dir": data_dir})
+    for b in latency_batches:  # checked now, not after the training (a failed record left for a bad batch size)
+        whole("latency_batches' batch size", b)
     config = config or TrainConfig()
     done = (not force and out_dir is not None and Path(out_dir).is_dir()  # a finished run is returned as it is,
             and (read_record(out_dir) or {}).get("status") == "finished")  # on any machine
@@ -261,6 +264,9 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     """
     for_api(progress)
     _check_arguments("descend", model, dataset, config, DescentConfig, subset, {"data_dir": data_dir})
+    if importance is not None and not isinstance(importance, Importance):  # not after the warm-up's epochs
+        raise NeuralscaleError(f"importance must be an Importance (such as ns.TaylorFO()), not "
+                               f"{importance!r}"[:200])
     check_paths("descend", {"out_dir": out_dir}, optional=False)
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)

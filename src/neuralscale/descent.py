@@ -51,7 +51,7 @@ from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajecto
                       write_trajectory)
 from .space import WidthSpace
 from .train import TrainConfig, Trainer, resolve_device
-from .validate import SEED_MAX, fraction, matches, ratio
+from .validate import SEED_MAX, fraction, matches, ratio, whole
 
 log = logging.getLogger(__name__)
 
@@ -503,6 +503,7 @@ class DescentResult(list):
             raise NeuralscaleError("give a params or a macs budget, not both")
         if not self:
             raise NeuralscaleError("the descent has no finished iteration")
+        whole("iteration", iteration)
         if iteration is not None and not 1 <= iteration <= len(self):
             raise NeuralscaleError(f"the descent has no iteration {iteration} (it has 1 to {len(self)})")
         law = self[(iteration or len(self)) - 1]

@@ -105,6 +105,12 @@ def at_most(what: str, value, high) -> None:
         raise NeuralscaleError(f"{what} must be at most {high:,}, got {value}")
 
 
+def whole(what: str, value, low: int = 1) -> None:
+    """`value` a whole number (not a bool, a float or a string) of at least `low`, or None."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        raise NeuralscaleError(f"{what} must be a whole number, at least {low}, got {value!r}")
+
+
 def positive(what: str, value) -> None:
     if value is not None and not value > 0:
         raise NeuralscaleError(f"{what} must be positive, got {value}")
