@@ -188,22 +188,8 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     for_api(progress)
     _check_arguments("train", model, dataset, config, TrainConfig, subset,
                      {"out_dir": out_dir, "source": source, "init_from": init_from, "data_dir": data_dir})
-    for b in latency_batches:  # checked now, not after the training (a failed record left for a bad batch size)
-        whole("latency_batches' batch size", b)
     config = config or TrainConfig()
-    done = (not force and out_dir is not None and Path(out_dir).is_dir()  # a finished run is returned as it is,
-            and (read_record(out_dir) or {}).get("status") == "finished")  # on any machine
-    device = None if done else resolve_device(config.device)  # before anything is written: what it cannot run
-    why = None if done else refused(config, device)
-    if why is not None:
-        raise NeuralscaleError(f"cuda_graphs: {why}; train on --device cuda, or leave --cuda-graphs out")
-    if out_dir is not None and is_descent_dir(out_dir):
-        raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
-    if out_dir is not None:  # before any work
-        claim_folder(out_dir, RunDir(out_dir).record, "run directory", force)
-        if init_from is not None and Path(init_from).resolve() == Path(out_dir).resolve():
-            raise NeuralscaleError(f"--init-from and --out are both {out_dir}: the new run would replace the one it "
-                                   "starts from; give another --out")
+    done, device = _before_training(config, out_dir, force, latency_batches, init_from)
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
@@ -225,6 +211,27 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
             log.info("%s: replacing run %s (--force)", out_dir, old.get("id"))  # --force"
             RunDir(out_dir).clear()
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
+
+
+def _before_training(config: TrainConfig, out_dir, force: bool, latency_batches, init_from) -> tuple:
+    """`train`'s checks before anything is written, so that a refused run leaves no record that would refuse the
+    corrected command: (whether `out_dir` holds a finished run, returned as it is on any machine; the device)."""
+    for b in latency_batches:  # not after the training
+        whole("latency_batches' batch size", b)
+    done = (not force and out_dir is not None and Path(out_dir).is_dir()
+            and (read_record(out_dir) or {}).get("status") == "finished")
+    device = None if done else resolve_device(config.device)
+    why = None if done else refused(config, device)
+    if why is not None:
+        raise NeuralscaleError(f"cuda_graphs: {why}; train on --device cuda, or leave --cuda-graphs out")
+    if out_dir is not None and is_descent_dir(out_dir):
+        raise NeuralscaleError(f"{out_dir} is a descent directory; give the run a directory of its own")
+    if out_dir is not None:
+        claim_folder(out_dir, RunDir(out_dir).record, "run directory", force)
+        if init_from is not None and Path(init_from).resolve() == Path(out_dir).resolve():
+            raise NeuralscaleError(f"--init-from and --out are both {out_dir}: the new run would replace the one it "
+                                   "starts from; give another --out")
+    return done, device
 
 
 def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], out_dir) -> dict | None:
