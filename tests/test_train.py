@@ -589,3 +589,18 @@ def test_short_epochs_log_the_first_and_last_and_one_line_per_interval(caplog, m
         assert len(tr.history) == 6  # every epoch trained and recorded, whatever was logged
     assert lines[3600.0] == ["t epoch 1/6", "t epoch 6/6"]
     assert lines[0.0] == [f"t epoch {i}/6" for i in range(1, 7)]
+
+
+def test_the_trainer_given_arguments_of_the_wrong_kind_says_which(tmp_path):
+    """A config as a dict, an ImageData for Splits, a model's name, callbacks that are not Callbacks, a checkpoint
+    that is not a path: each an AttributeError or TypeError from inside before (a third adversarial pass)."""
+    data = ns.load_dataset("synthetic", synthetic={"num_train": 40, "num_test": 10})
+    splits, sp = data.split(0.0, 0), ns.space("vgg11", "synthetic")
+    model, cfg = sp.build(sp.uniform(0.0625)), TrainConfig(epochs=1, device="cpu")
+    for kwargs, said in [(dict(config={"epochs": 1}), "config must be a TrainConfig"),
+                         (dict(splits=data), "splits must be a Splits"),
+                         (dict(model="vgg11"), "model must be an nn.Module"),
+                         (dict(callbacks=[1]), "callbacks must be a list of Callback objects"),
+                         (dict(checkpoint=5), "checkpoint must be a path, not int")]:
+        with pytest.raises(NeuralscaleError, match=f"^Trainer: {said}"):
+            Trainer(**{"model": model, "splits": splits, "config": cfg, "progress": False, **kwargs})

@@ -294,6 +294,7 @@ class Trainer:
     def __init__(self, model: nn.Module, splits: Splits, config: TrainConfig,
                  callbacks: Sequence[Callback] = (), checkpoint: str | Path | None = None,
                  progress: bool = True, desc: str = "train", owner: str | None = None, follow_load: bool = True):
+        _check_trainer_arguments(model, splits, config, callbacks, checkpoint)
         self.config = config
         # on a CPU, fewer threads while other processes keep cores busy (threads.Governor); False: one thread count
         # throughout (a descent: its arithmetic, and so its law, is then the same on the same machine)
@@ -562,6 +563,20 @@ class Trainer:
         self._saved_epoch = self.epoch
         self.owner = self.owner if self.owner is not None else state.get("owner")
         log.info("%s: resumed from %s after epoch %d", self.desc, self.checkpoint, self.epoch)
+
+
+def _check_trainer_arguments(model, splits, config, callbacks, checkpoint) -> None:
+    """The Trainer's arguments of the wrong kind as one NeuralscaleError, not an AttributeError deep inside."""
+    for name, value, kind, words in (("model", model, nn.Module, "an nn.Module"),
+                                     ("splits", splits, Splits, "a Splits (ImageData.split(), ns.load_splits)"),
+                                     ("config", config, TrainConfig,
+                                      "a TrainConfig (TrainConfig.from_dict for a dict)")):
+        if not isinstance(value, kind):
+            raise NeuralscaleError(f"Trainer: {name} must be {words}, not {type(value).__name__}")
+    if isinstance(callbacks, (str, bytes)) or not all(isinstance(cb, Callback) for cb in callbacks):
+        raise NeuralscaleError("Trainer: callbacks must be a list of Callback objects")
+    if checkpoint is not None and not isinstance(checkpoint, (str, Path)):
+        raise NeuralscaleError(f"Trainer: checkpoint must be a path, not {type(checkpoint).__name__}")
 
 
 def read_checkpoint(path: Path, owner: str | None, config: TrainConfig | None, device="cpu") -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import NeuralscaleError
 from ..settings import Settings, option
-from ..validate import DATA_KEYS, check_data
+from ..validate import DATA_KEYS, check_data, whole
 from . import cifar, fashionmnist, imagefolder, synthetic as synthetic_data, tinyimagenet
 from .base import ImageData, Splits, drop_cached, fingerprint, load_cached, save_cached, tensor_problem
 from .download import DownloadError, fetch
@@ -125,9 +125,15 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
 def _load_synthetic(name, info, data_dir, download, split, options) -> ImageData:
     known = inspect.signature(synthetic_data.make).parameters
     options = options or {}
+    if not isinstance(options, dict):
+        raise NeuralscaleError(f"synthetic options are a dict (such as {{'num_train': 200}}), not "
+                               f"{type(options).__name__}")
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise NeuralscaleError(f"unknown synthetic option(s) {', '.join(unknown)}; use {', '.join(known)}")
+    for key, value in options.items():  # a classifier needs two classes; the rest, one of each at least
+        whole(f"synthetic option {key}", value, low=2 if key == "num_classes" else 0 if key in ("seed", "num_test")
+              else 1)
     # its images as asked for (classes, channels, size: the info describes them), a test part left empty if asked
     info = replace(info, **{k: options[o] for k, o in (("num_classes", "num_classes"), ("in_channels", "channels"),
                                                          ("resolution", "size")) if o in options})

@@ -48,8 +48,10 @@ class ImageData:
         if self.val_x is not None:
             return Splits(self.info, (self.train_x, self.train_y), (self.val_x, self.val_y),
                           (self.test_x, self.test_y), self.classes)
-        if not 0 <= val_fraction < 1:
-            raise NeuralscaleError(f"validation fraction must be in [0, 1), got {val_fraction}")
+        if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+            raise NeuralscaleError(f"validation fraction must be a number in [0, 1), got {val_fraction!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise NeuralscaleError(f"split seed must be a whole number, at least 0, got {seed!r}")
         g = torch.Generator().manual_seed(seed)
         val_idx = []
         for c in torch.unique(self.train_y):
