@@ -155,3 +155,16 @@ def test_a_pruner_refuses_a_folder_that_is_not_a_descents_before_locking_it(tmp_
     with pytest.raises(ns.NeuralscaleError, match=r"the model has 17 gated layers, vgg11\S* has 8: build it with "
                                                   r"space\.build\(widths\)"):
         ns.Pruner(space, resnet.build(resnet.uniform(0.0625)), tmp_path / "r", progress=False)
+
+
+def test_a_pruner_given_arguments_of_the_wrong_kind_says_which():
+    """A model's name for the space, no out_dir, an importance's name: a TypeError or AttributeError before (a
+    third adversarial pass)."""
+    sp = ns.space("vgg11", "synthetic")
+    model = sp.build(sp.uniform(0.0625))
+    for args, kwargs, said in [(("vgg11", model, "d"), {}, "space must be a WidthSpace"),
+                               ((sp, "model", "d"), {}, "model must be an nn.Module"),
+                               ((sp, model, None), {}, "out_dir must be a path"),
+                               ((sp, model, "d"), {"importance": "taylor"}, "importance must be an Importance")]:
+        with pytest.raises(ns.NeuralscaleError, match=f"^Pruner: {said}"):
+            ns.Pruner(*args, progress=False, **kwargs)

@@ -48,6 +48,7 @@ from .models.gate import gate_widths
 from .pruning import PruningSession, Schedule, paced_k
 from .records import exclusive
 from .space import WidthSpace
+from .validate import check_paths
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,14 @@ class Pruner:
                  trajectory_start: str | None = None, importance: Importance | None = None,
                  objective: str = "params", progress: bool = True):
         for_api(progress)  # its lines (the iteration it prunes, its end) on stderr, as descend's
+        for name, value, kind, words in (("space", space, WidthSpace, "a WidthSpace (ns.space(...))"),
+                                         ("model", model, nn.Module, "an nn.Module (space.build(widths))")):
+            if not isinstance(value, kind):  # not an AttributeError from inside
+                raise NeuralscaleError(f"Pruner: {name} must be {words}, not {type(value).__name__}")
+        check_paths("Pruner", {"out_dir": out_dir}, optional=False)
+        if importance is not None and not isinstance(importance, Importance):
+            raise NeuralscaleError(f"Pruner: importance must be an Importance (such as ns.TaylorFO()), not "
+                                   f"{importance!r}"[:200])
         by_layer = gate_widths(model)
         widths = [by_layer[i] for i in sorted(by_layer)]
         if sorted(by_layer) != list(range(len(space))):
