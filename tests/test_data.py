@@ -751,7 +751,7 @@ def test_a_split_rounds_each_class_share_and_a_subset_keeps_a_validation_image()
     s = d.split(0.4, seed=0)  # 1.6 a class: 2
     assert len(s.val[1]) == 20 and len(s.train[1]) == 20
     for bad, seed in (("x", 0), (0.1, -1), (0.1, "0")):  # a TypeError deep inside before (a third pass)
-        with pytest.raises(NeuralscaleError, match="validation fraction must be a number|split seed must be"):
+        with pytest.raises(NeuralscaleError, match="validation fraction must be a number in|split seed must be a whole number"):
             load("synthetic", synthetic={"num_train": 40, "num_test": 10}).split(bad, seed)
     for options, said in (({"num_train": -1}, "num_train must be a whole number, at least 1, got -1"),
                           ({"num_train": "x"}, "got 'x'"), ({"num_classes": 1}, "num_classes must be a whole number, "

@@ -615,6 +615,8 @@ def test_a_budget_below_every_layer_at_its_narrowest_is_refused_for_the_methods_
                                                f"{floor8:,} parameters with every layer at its narrowest \\(8 "):
         check_reachable(cfg(["uniform"], params=[floor8 - 1], min_width=8), sp)
     check_reachable(cfg(["l1-prune", "slimming"], params=[1000], min_width=8), sp)  # the baselines: not refused
+    with pytest.raises(NeuralscaleError, match="is out of reach"):  # a MACs descent's law is a law too
+        check_reachable(cfg(["neuralscale-macs@1"], params=[floor8 - 1], min_width=8), sp)
     low = [0.03]  # a ratio whose uniform widths fall below 16 channels in a layer
     assert sp.params(sp.uniform(low[0])) < sp.params([16] * len(sp))
     check_reachable(cfg(["uniform"], ratios=low, min_width=16), sp)

@@ -136,14 +136,19 @@ def _add_convert(p: argparse.ArgumentParser) -> None:
                         "of `descend --objective macs` for --params, or the paper's for --macs); refused without it")
 
 
+INFO_DEVICE, INFO_BATCH = "cpu", 128  # info --latency's defaults (and what says they were given without it)
+
+
 def _info_parser(sub) -> None:
     p = sub.add_parser("info", help="widths, parameters, MACs (and latency) of a configuration",
                        description="Print a configuration's per-layer widths, exact parameter count and MACs per "
                                    "image, computed without training.")
     _add_space_args(p)
     p.add_argument("--latency", action="store_true", help="also measure inference latency (batch 1 and --batch)")
-    p.add_argument("--device", default="cpu", help="device for --latency: cpu, cuda, cuda:N (default cpu)")
-    p.add_argument("--batch", type=int, default=128, help="large batch size for --latency (default 128)")
+    p.add_argument("--device", default=INFO_DEVICE, help=f"device for --latency: cpu, cuda, cuda:N (default "
+                   f"{INFO_DEVICE})")
+    p.add_argument("--batch", type=int, default=INFO_BATCH, help=f"large batch size for --latency (default "
+                   f"{INFO_BATCH})")
     p.add_argument("--from", dest="source", metavar="DESCENT_DIR",
                    help="also list a descent's laws: rows, R^2 and out-of-sample error of each iteration")
     _add_json(p, "the configuration (and latency, and the descent's laws)")
@@ -559,10 +564,11 @@ def cmd_sweep(args) -> int:
                         force=args.force)
     counts = {s: sum(r is not None and r["status"] == s for r in records) for s in ("finished", "failed")}
     stored = load_records(args.out) if args.report else []  # the store's, earlier sweeps' included
-    if args.report and not any(r["status"] == "finished" for r in stored):  # nothing to report: exit 1 says why
+    reportable = any(r["status"] == "finished" for r in stored)
+    if args.report and not reportable:  # nothing to report: exit 1 says why
         logging.getLogger("neuralscale").warning("warning: no report: none of the %d run(s) in %s finished",
                                                  len(stored), args.out)
-    report = build_report(args.out)["document"] if any(r["status"] == "finished" for r in stored) else None
+    report = build_report(args.out)["document"] if reportable else None
     if args.json:
         _json({"model": cfg.model, "dataset": cfg.dataset, "store": args.out, **counts, "total": len(records),
                "report": report and report["report"], "html": report and report["html"],
@@ -682,7 +688,8 @@ def cmd_scale(args) -> int:
 def cmd_info(args) -> int:
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
     widths = resolve_widths(sp, args.widths, args.ratio)
-    unused = [flag for flag, given in (("--device", args.device != "cpu"), ("--batch", args.batch != 128)) if given]
+    unused = [flag for flag, given in (("--device", args.device != INFO_DEVICE), ("--batch", args.batch != INFO_BATCH))
+              if given]
     if unused and not args.latency:  # as scale's unused --from: said, not silently ignored
         logging.getLogger("neuralscale").info("note: %s %s used only with --latency; nothing is measured",
                                               " and ".join(unused), "is" if len(unused) == 1 else "are")

@@ -40,7 +40,6 @@ whatever was not finished.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tomllib
@@ -330,7 +329,7 @@ def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: di
     store = RunStore(out_dir)
     old = read_plan(store) if store.plan_path.is_file() else {}
     if old:
-        store.refuse_other_recipe(old, json.loads(json.dumps(recipe(sweep_cfg))))  # as the store's reads back
+        store.refuse_other_recipe(old, recipe(sweep_cfg))
 
 
 def _iterations_asked(sweep_cfg: SweepConfig, cfg: DescentConfig) -> None:

@@ -540,7 +540,7 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     cost = cost or cost_function(space, metric, device, batch_size)
     if not (matches(budget, float) and math.isfinite(budget) and budget > 0):
         raise NeuralscaleError(f"a {metric} budget must be a positive finite amount, got {budget!r}")
-    multiples = [math.lcm(multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
+    multiples = layer_multiples(space, multiple)
     if max(multiples) > cap:  # no width could be a multiple of it within the cap (it rounded every width to 0)
         raise NeuralscaleError(f"a multiple of {max(multiples):,} is more than the widest layer this law may have "
                                f"({cap:,}); give a smaller --multiple")
@@ -572,10 +572,20 @@ def _start(law: ScalingLaw, space: WidthSpace, budget: float, metric: str, cost)
     return math.sqrt(law.tau_range[0] * law.tau_range[1]) if len(law.tau_range) == 2 else 1.0
 
 
+def layer_multiples(space: WidthSpace, multiple: int) -> list[int]:
+    """What each layer's width must be a multiple of: `multiple` (--multiple) and its grouped layers' counts."""
+    return [math.lcm(multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
+
+
+def narrowest(multiples: list[int], min_width: int) -> list[int]:
+    """Every layer at its narrowest: at least `min_width` and one multiple."""
+    return [max(-(-min_width // m) * m, m) for m in multiples]
+
+
 def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int) -> None:
     """The budget error, naming what the law can really reach: from every layer at its floor to every layer at
     the cap (a law whose layers do not all grow together may reach less in between)."""
-    floor = [max(-(-min_width // m) * m, m) for m in search.multiples]
+    floor = narrowest(search.multiples, min_width)
     top = [cap // m * m for m in search.multiples]
     low = min(float(search.cost(floor)), *search.seen.values())
     unit = UNITS[metric]

@@ -303,8 +303,9 @@ class RunStore:
         return ids
 
     def refuse_other_recipe(self, old: dict, recipe: dict) -> None:
-        """A store's plan (`old`, as load_plan reads it) that cannot take runs of `recipe` (as it reads back): one
-        without a recipe, or with another."""
+        """A store's plan (`old`, as load_plan reads it) that cannot take runs of `recipe`: one without a recipe,
+        or with another (compared as the store's reads back: tuples are lists)."""
+        recipe = json.loads(json.dumps(recipe))
         if "recipe" not in old:
             raise NeuralscaleError(f"{self.plan_path} records no recipe (a store of neuralscale 0.1.0, or a damaged "
                                    "file): its runs cannot be checked against this sweep's settings, so nothing "

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -35,7 +34,7 @@ from .methods import BASE_METHODS, BASELINES, ITERATED, SCALED, SPARSE_LABEL, me
 from .progress import progress_bar
 from .runs import describe
 from .spec import RunSpec
-from .scaling import cost_function
+from .scaling import cost_function, layer_multiples, narrowest
 from .settings import Settings, option
 from .store import RunStore
 from .train import TrainConfig, checkpoint_seconds, check_splits, paper_config, resolve_device
@@ -194,11 +193,11 @@ def check_reachable(cfg: SweepConfig, space) -> None:
     groups) is out of reach for the methods a law gives widths for: refused before an experiment's descent, not
     after it. (The pruning baselines prune to one channel a layer whatever min_width says; uniform takes a ratio
     as it is.)"""
-    solved = {m.split("@")[0] for m in cfg.methods} & set(SCALED)
+    solved = {method_base(m) for m in cfg.methods} & set(SCALED)
     if not solved:
         return
-    multiples = [math.lcm(cfg.multiple, m) for m in getattr(space, "multiples", (1,) * len(space))]
-    floor = [max(-(-cfg.min_width // m) * m, m) for m in multiples]
+    multiples = layer_multiples(space, cfg.multiple)
+    floor = narrowest(multiples, cfg.min_width)
     stated = [Budget.parse(v, "params") for v in cfg.params] + [Budget.parse(v, "macs") for v in cfg.macs]
     if solved - {"uniform"}:
         stated += [Budget.of_ratio(r) for r in cfg.ratios]

@@ -117,10 +117,11 @@ def positive(what: str, value) -> None:
 
 
 def fraction(what: str, value, *, low_open: bool = False, high_open: bool = True) -> None:
-    ok = (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = number and (value > 0 if low_open else value >= 0) and (value < 1 if high_open else value <= 1)
     if not ok:
-        raise NeuralscaleError(f"{what} must be in {'(' if low_open else '['}0, 1{')' if high_open else ']'}, "
-                               f"got {value}")
+        raise NeuralscaleError(f"{what} must be a number in {'(' if low_open else '['}0, 1"
+                               f"{')' if high_open else ']'}, got {value!r}")
 
 
 def ratio(value) -> float:

@@ -13,6 +13,7 @@ import torch
 
 from ..errors import NeuralscaleError
 from ..records import atomic_torch_save, is_temp
+from ..validate import fraction, whole
 from .info import DatasetInfo
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,8 @@ class ImageData:
         if self.val_x is not None:
             return Splits(self.info, (self.train_x, self.train_y), (self.val_x, self.val_y),
                           (self.test_x, self.test_y), self.classes)
-        if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
-            raise NeuralscaleError(f"validation fraction must be a number in [0, 1), got {val_fraction!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise NeuralscaleError(f"split seed must be a whole number, at least 0, got {seed!r}")
+        fraction("validation fraction", val_fraction)
+        whole("split seed", seed, low=0)
         g = torch.Generator().manual_seed(seed)
         val_idx = []
         for c in torch.unique(self.train_y):

@@ -8,7 +8,6 @@ unpickler that admits only the numpy types the upstream files contain.
 
 from __future__ import annotations
 
-import gzip
 import io
 import pickle
 import tarfile
@@ -71,17 +70,6 @@ def locate(name: str, data_dir: Path) -> Path | None:
     return None
 
 
-def _check_stream(path: Path) -> None:
-    """A gzip archive read to its end, so that its checksum is checked (a flipped bit otherwise decodes as other
-    pixels without a word)."""
-    with path.open("rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    if gz:
-        with gzip.open(path) as stream:
-            while stream.read(1 << 24):
-                pass
-
-
 def read(name: str, path: Path) -> dict:
     """Read train/test tensors from the archive or extracted folder at `path`."""
     src = SOURCES[name]
@@ -95,13 +83,14 @@ def read(name: str, path: Path) -> dict:
             blobs[m] = f.read_bytes()
     else:
         try:
-            _check_stream(path)  # tarfile stops before a gzip stream's end, where its checksum is: read it all once
             with tarfile.open(path, "r:*") as tar:
                 for m in members:
                     try:
                         blobs[m] = tar.extractfile(f"{src['folder']}/{m}").read()
                     except KeyError:
                         raise NeuralscaleError(f"{path} has no {src['folder']}/{m}; it is not the {name} archive") from None
+                while tar.fileobj.read(1 << 24):  # on to the stream's end, where gzip's checksum is checked (tarfile
+                    pass  # stops before it: a flipped bit would decode as other pixels without a word)
         except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise NeuralscaleError(f"{path} is not a readable archive ({reason}); delete it and download again") from None
