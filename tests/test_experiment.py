@@ -367,3 +367,24 @@ def test_an_experiment_run_again_tries_its_failed_runs_only_when_asked(tmp_path)
         assert result["document"] is None and result["records"] == [rec] and not (tmp_path / "e" / "report").exists()
     from neuralscale import cli  # the command: the failed runs' exit status, 1, not 2 for an error
     assert cli.main(["experiment", str(f), "--quiet"]) == 1
+
+
+def test_workers_and_threads_for_a_ray_cluster_are_not_held_to_this_machines_cores(tmp_path, monkeypatch):
+    """The command line's --workers and --threads are checked against this machine's cores for local workers, and
+    not for a Ray cluster, whose nodes may be larger (a review: that branch had no test). A stand-in module named
+    ray: constructing executors.Ray only imports it, and a test process must not import Ray itself."""
+    import sys
+    import types
+    from neuralscale.threads import most_threads
+    many = most_threads() + 1
+    f = tmp_path / "e.toml"
+    f.write_text(_PLAIN + '[executor]\nname = "local"\n')
+    for flag in ("workers", "threads"):
+        with pytest.raises(NeuralscaleError, match=rf"^--{flag} must be at most {most_threads()} on this machine"):
+            prepare(f, executor={flag: many})
+    monkeypatch.setitem(sys.modules, "ray", types.ModuleType("ray"))
+    f.write_text(_PLAIN + '[executor]\nname = "ray"\n')
+    ex = prepare(f, executor={"workers": many, "threads": many}).executor
+    assert (type(ex).__name__, ex.slots, ex.threads) == ("Ray", many, many)
+    with pytest.raises(NeuralscaleError, match=r"^--workers must be an integer of at least 1, got 0"):
+        prepare(f, executor={"workers": 0})  # the flag's own range holds for any executor

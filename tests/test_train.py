@@ -604,3 +604,45 @@ def test_the_trainer_given_arguments_of_the_wrong_kind_says_which(tmp_path):
                          (dict(checkpoint=5), "checkpoint must be a path, not int")]:
         with pytest.raises(NeuralscaleError, match=f"^Trainer: {said}"):
             Trainer(**{"model": model, "splits": splits, "config": cfg, "progress": False, **kwargs})
+
+
+def test_a_trainer_given_a_model_of_other_classes_than_its_data_says_so_before_training():
+    """The Trainer has only the module (`ns.train` checks the space): a model of 100 classes on data of 10 trained
+    outputs no label names; one of 5 failed with torch's IndexError at the first batch (a third pass, left open)."""
+    splits = ns.load_dataset("synthetic", synthetic={"num_train": 40, "num_test": 10}).split(0.0, 0)
+    cfg = TrainConfig(epochs=1, batch_size=20, device="cpu")
+    for classes in (5, 100):
+        sp = ns.space("vgg11", "cifar100" if classes == 100 else "synthetic")
+        model = sp.build(sp.uniform(0.0625))
+        if classes == 5:
+            model.classifier = torch.nn.Linear(model.classifier.in_features, 5)
+        was = {k: v.clone() for k, v in model.state_dict().items()}
+        with pytest.raises(NeuralscaleError, match=f"^Trainer: the model gives {classes} outputs an image, but "
+                                                   "synthetic has 10 classes; build it for 10$"):
+            Trainer(model, splits, cfg, progress=False)
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in was.items())  # its statistics untouched
+    sp = ns.space("vgg11", "synthetic")
+    model = sp.build(sp.uniform(0.0625)).train()
+    was = {k: v.clone() for k, v in model.state_dict().items()}
+    tr = Trainer(model, splits, cfg, progress=False)  # its own classes: accepted, the model as it was given
+    assert tr.model.training and all(torch.equal(v, tr.model.state_dict()[k]) for k, v in was.items())
+    assert len(tr.fit().history) == 1
+
+
+def test_a_finished_run_is_returned_on_a_machine_without_its_images(tmp_path, capsys):
+    """`train --out DIR` of a finished run returns its record without training: its images were loaded first, so
+    on a machine without them (a copied store, say) it failed (a review, left open)."""
+    from neuralscale import cli
+    write_cifar(tmp_path / "data", "cifar10", per_batch=8, n_test=8)
+    out = tmp_path / "run"
+    args = ["train", "--model", "vgg11", "--dataset", "cifar10", "--ratio", "0.0625", "--epochs", "1",
+            "--batch-size", "20", "--device", "cpu", "--json", "--quiet"]
+    assert cli.main([*args, "--out", str(out), "--data-dir", str(tmp_path / "data")]) == 0
+    record = json.loads((out / "record.json").read_text())
+    capsys.readouterr()
+    elsewhere = ["--data-dir", str(tmp_path / "elsewhere")]  # no such folder: no images to load
+    assert cli.main([*args, "--out", str(out), *elsewhere]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == record["id"]
+    assert json.loads((out / "record.json").read_text()) == record
+    assert cli.main([*args, "--out", str(tmp_path / "new"), *elsewhere]) == 2  # one not trained needs its images
+    assert "elsewhere does not exist" in capsys.readouterr().err and not (tmp_path / "new" / "record.json").exists()

@@ -559,6 +559,10 @@ def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, latency_batches=["4"]), "got '4'"),
     (lambda: ns.descend("vgg11", "synthetic", "/proc/neuralscale-test/d", importance="taylor"),  # (never written)
      "importance must be an Importance (such as ns.TaylorFO()), not 'taylor'"),
+    # left by that pass, fixed the next session: AttributeErrors from inside
+    (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, splits="x"), "train: splits must be a Splits"),
+    (lambda: ns.descend("vgg11", "synthetic", "/proc/neuralscale-test/d", splits=5),
+     "descend: splits must be a Splits (ImageData.split(), ns.load_splits), not int"),
 ])
 def test_the_python_api_misused_says_so_as_the_cli_would(call, says):
     """Arguments of the wrong type are one NeuralscaleError saying which and what it takes (issue 32), not a

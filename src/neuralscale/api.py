@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Sequence
 
 from .budget import Budget
-from .data import DataConfig
+from .data import DataConfig, dataset_info
+from .data.info import DatasetInfo
 from .data.base import Splits
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
@@ -145,7 +146,7 @@ def _configuration(space: WidthSpace, widths, ratio, method, params, macs, sourc
             "budget": replace(budget, value=found["budget"])}
 
 
-def _check_arguments(call: str, model, dataset, config, config_type, subset, paths: dict) -> None:
+def _check_arguments(call: str, model, dataset, config, config_type, subset, splits, paths: dict) -> None:
     """The Python API's arguments of the wrong type, as one NeuralscaleError (the CLI's line), not a TypeError deep
     inside: a configuration of its class (a dict: `TrainConfig.from_dict(d)`, say), a subset a dict of counts,
     paths strings or Paths."""
@@ -158,6 +159,9 @@ def _check_arguments(call: str, model, dataset, config, config_type, subset, pat
     if config is not None and not isinstance(config, config_type):
         hint = f" (from a dict: {config_type.__name__}.from_dict(...))" if isinstance(config, dict) else ""
         raise NeuralscaleError(f"{call}: config must be a {config_type.__name__}{hint}, not {type(config).__name__}")
+    if splits is not None and not isinstance(splits, Splits):
+        raise NeuralscaleError(f"{call}: splits must be a Splits (ImageData.split(), ns.load_splits), not "
+                               f"{type(splits).__name__}")
     if subset is not None and not isinstance(subset, dict):
         raise NeuralscaleError(f"{call}: subset must be a dict such as {{'train': 1000, 'test': 200}}, not "
                                f"{type(subset).__name__}")
@@ -186,19 +190,20 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     run record is refused unless `force`.
     """
     for_api(progress)
-    _check_arguments("train", model, dataset, config, TrainConfig, subset,
+    _check_arguments("train", model, dataset, config, TrainConfig, subset, splits,
                      {"out_dir": out_dir, "source": source, "init_from": init_from, "data_dir": data_dir})
     config = config or TrainConfig()
     done, device = _before_training(config, out_dir, force, latency_batches, init_from)
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
-    if splits is None:
+    if splits is None and not done:  # a finished run is returned as it is, on a machine without its images too
         splits = load_splits(data, config)
-    _check_fits(space, splits)
+    info = splits.info if splits is not None else dataset_info(data.dataset, data.data_dir)
+    _check_fits(space, info)
     if not done:  # before the record: not a failed run that refuses the corrected command later
         refuse_untrainable(space.params(what["widths"]), device)
-    spec = RunSpec(model=space.name, dataset=splits.info.name, method=what["method"], label=what["label"],
+    spec = RunSpec(model=space.name, dataset=info.name, method=what["method"], label=what["label"],
                    config=config.to_dict(), widths=what["widths"], convcut=convcut,
                    data=data.settings(),
                    budget=what["budget"], latency_batches=tuple(latency_batches),
@@ -270,7 +275,7 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     replaces a latency objective's timing (tests).  `force`: descend into a folder that holds other files.
     """
     for_api(progress)
-    _check_arguments("descend", model, dataset, config, DescentConfig, subset, {"data_dir": data_dir})
+    _check_arguments("descend", model, dataset, config, DescentConfig, subset, splits, {"data_dir": data_dir})
     if importance is not None and not isinstance(importance, Importance):  # not after the warm-up's epochs
         raise NeuralscaleError(f"importance must be an Importance (such as ns.TaylorFO()), not "
                                f"{importance!r}"[:200])
@@ -280,7 +285,7 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     config = (config or DescentConfig()).resolve(space)
     if splits is None:  # the whole training set unless config.val_fraction says otherwise
         splits = load_splits(data, config.train_config())
-    _check_fits(space, splits)
+    _check_fits(space, splits.info)
     laws = run_descent(space, splits, out_dir, config, progress=progress, importance=importance, measure=measure,
                        force=force)
     if plots:
@@ -290,9 +295,9 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
                          objective=config.objective_for(start, DescentDir(out_dir), measure))
 
 
-def _check_fits(space: WidthSpace, splits: Splits) -> None:
+def _check_fits(space: WidthSpace, data: DatasetInfo) -> None:
     """A space of your own (`space(model, example_input)`) must take the data's images and classes."""
-    mine, data = space.info, splits.info
+    mine = space.info
     if (mine.input_shape, mine.num_classes) != (data.input_shape, data.num_classes):
         raise NeuralscaleError(f"{space.name} takes {'x'.join(map(str, mine.input_shape))} inputs and "
                                f"{mine.num_classes} classes, but {data.name} has {'x'.join(map(str, data.input_shape))}"

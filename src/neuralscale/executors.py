@@ -505,15 +505,20 @@ class Ray(_Pool):
         return ended
 
 
+def check_counts(options: dict) -> None:
+    """An executor's counts (workers, threads, retries) are whole numbers in range, whatever the executor."""
+    for key in ("workers", "threads", "retries"):
+        v = options.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "retries" else 1)):
+            raise NeuralscaleError(f"{key} must be an integer of at least {0 if key == 'retries' else 1}, got {v!r}")
+
+
 def get_executor(name: str | None = None, **options):
     """An executor by name; options that are given must make sense (nothing is silently replaced). Without a
     name: local workers where workers or devices are given (what they ask for), else one run after another."""
     if name is None:
         name = "local" if options.get("workers") is not None or options.get("devices") else "sequential"
-    for key in ("workers", "threads", "retries"):
-        v = options.get(key)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "retries" else 1)):
-            raise NeuralscaleError(f"{key} must be an integer of at least {0 if key == 'retries' else 1}, got {v!r}")
+    check_counts(options)
     ray_only = [k for k in ("address", "gpus_per_run", "cpus_per_run") if options.get(k) is not None]
     if name != "ray" and ray_only:  # nothing is silently ignored either
         flags = ", ".join("--" + k.replace("_", "-") for k in ray_only)

@@ -53,7 +53,7 @@ from .logs import for_api
 from .api import load_splits
 from .data import DataConfig
 from .descent import DescentConfig, descend
-from .executors import get_executor
+from .executors import check_counts, get_executor
 from .layout import ExperimentDir, claim_folder
 from .figures import BANDS, check_formats, descent_figures
 from .report import ACCURACY, build_report
@@ -229,9 +229,9 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
     exp = doc["experiment"]
     given = {k: v for k, v in (executor or {}).items() if k in ("workers", "threads") and v is not None}
     named = (doc.get("executor") or {}).get("name")
-    if given and named != "ray":  # given on the command line, not in the file: checked, and said, as the flags (the
-        try:  # file's: below; a Ray cluster's nodes may be larger than this machine: not held to its cores)
-            get_executor("local", **given)
+    if given:  # given on the command line, not in the file: checked, and said, as the flags (the file's: below; a
+        try:  # Ray cluster's nodes may be larger than this machine: not held to its cores)
+            check_counts(given) if named == "ray" else get_executor("local", **given)
         except NeuralscaleError as e:
             raise NeuralscaleError(f"--{e}") from None
     out_dir = Path(out) if out else Path(exp.get("out", Path(path).stem))

@@ -340,6 +340,7 @@ class Trainer:
             else:
                 self.captured = CapturedStep(self)
         self.set_model(model)
+        self._check_outputs()
 
     # -- model and optimizer -------------------------------------------------
     def set_model(self, model: nn.Module, optimizer_state: dict | None = None, pruned: bool = False) -> None:
@@ -364,6 +365,26 @@ class Trainer:
             self.optimizer.load_state_dict(optimizer_state)
         if getattr(self, "captured", None) is not None:
             self.captured.reset()  # a graph holds the old model's and optimizer's tensors
+
+    def _check_outputs(self) -> None:
+        """A model of other classes than the data's, refused in one line: with fewer outputs than classes it failed
+        with torch's IndexError at the first batch, with more it trained outputs that no label names.  One forward
+        of two training images in eval mode (the batch-norm statistics stay as they are); a model whose output is
+        not one row of logits per image is left to fail as it would."""
+        classes = self.splits.info.num_classes
+        if len(self.train_data) == 0:
+            return
+        x = next(self.train_data.eval_batches(2))[0]
+        was = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                out = self.model(x)
+        finally:
+            self.model.train(was)
+        if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == len(x) and out.shape[1] != classes:
+            raise NeuralscaleError(f"Trainer: the model gives {out.shape[1]} outputs an image, but "
+                                   f"{self.splits.info.name} has {classes} classes; build it for {classes}")
 
     def _layout(self, model: nn.Module) -> bool:
         if self.config.channels_last is not None:
