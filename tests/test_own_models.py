@@ -110,6 +110,23 @@ class SigmoidNet(nn.Module):
         return self.fc(self.s3(self.fc1(torch.flatten(x, 1))))
 
 
+class SEExpandAs(nn.Module):
+    """Squeeze-excitation as senet.pytorch writes it: linear layers on the pooled vector, viewed back to a map and
+    spread over it with `expand_as` (refused before as "an operation that may move or reshape channels")."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.se = nn.Sequential(nn.Linear(8, 4), nn.ReLU(inplace=True), nn.Linear(4, 8), nn.Sigmoid())
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b(self.c(x)))
+        b, c, _, _ = x.size()
+        y = self.se(F.adaptive_avg_pool2d(x, 1).view(b, c)).view(b, c, 1, 1)
+        return self.fc((x * y.expand_as(x)).mean((2, 3)))
+
+
 class DenseConcat(nn.Module):
     """A DenseNet-like block: batch norms read concatenations of several layers' channels."""
 
@@ -256,7 +273,7 @@ def _masked(model: nn.Module, layer: int, drop: list[int]) -> list:
 
 
 @pytest.mark.parametrize("make", [ShortcutWithoutNorm, PreActivation, BiasedDepthwise, PreActivationSE, SigmoidNet,
-                                  GlobalContext])
+                                  GlobalContext, SEExpandAs])
 def test_a_masked_channel_computes_what_a_removed_one_does(make):
     """Each layer in turn, two channels masked through its gates, then removed (apply.shrink): the same outputs,
     in float64 and far beyond its rounding. Before, the shortcut, the residual stream and the depthwise bias carried
@@ -799,3 +816,31 @@ def test_a_law_of_a_space_made_from_a_tensor_says_how_to_use_it():
     other = ns.space(Tiny(), ns.data.dataset_info("synthetic"))
     with pytest.raises(NeuralscaleError, match="a space made from an example tensor is 'custom'"):
         law.check_space(other)
+
+
+class ViewedMap(nn.Module):
+    """`x.view(x.size(0), -1)` of a 4x4 map, wide enough for the CPU trainer's channels-last rule: a view cannot
+    flatten a channels-last map, and training it ended in torch's RuntimeError (a traceback) at the first batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32)
+        self.c2, self.b2 = nn.Conv2d(32, 48, 3, padding=1), nn.BatchNorm2d(48)
+        self.fc = nn.Linear(48 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.b1(self.c1(x))), 2)
+        x = F.max_pool2d(F.relu(self.b2(self.c2(x))), 2)
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_a_model_that_views_a_map_trains_in_nchw(tmp_path):
+    from neuralscale.train import cpu_channels_last
+    sp = ns.space(ViewedMap(), torch.randn(2, 3, 16, 16))
+    assert cpu_channels_last(list(sp.base_widths))  # the layout the trainer would pick for it
+    splits = ns.data.load("synthetic", synthetic=dict(num_train=16, num_test=8, size=16)).split(0.25, 0)
+    cfg = ns.TrainConfig(epochs=1, batch_size=8, device="cpu", augment=False)
+    record = ns.train(sp, "synthetic", ratio=1.0, config=cfg, splits=splits, out_dir=tmp_path / "run", progress=False)
+    assert record["status"] == "finished"
+    tiny = ns.space(Tiny(), X)
+    assert not getattr(tiny.build(list(tiny.base_widths)), "ns_nchw_only", False)  # a mean((2, 3)): channels-last is fine

@@ -98,7 +98,7 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: str | 
     """
     device = torch.device(device)
     if channels_last is None:
-        channels_last = device.type == "cuda"
+        channels_last = device.type == "cuda" and not getattr(model, "ns_nchw_only", False)  # (generic.py)
     model = model.to(device).eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

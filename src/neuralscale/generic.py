@@ -116,6 +116,9 @@ class Analysis:
     # read by a layer is gated after, as a producer is
     activations: dict[str, int] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
+    # x.view(x.size(0), -1) of a map: it runs only in NCHW (a channels-last tensor's channels and positions cannot
+    # be viewed as one dimension), so the trainer keeps such a model out of channels-last (`train.Trainer._layout`)
+    nchw_only: bool = False
 
     def width(self, g: int) -> int:
         """A group's width in the traced model."""
@@ -456,7 +459,22 @@ class _Analyser:
             return self._reshape(node, t)
         if target is operator.getitem:
             return self._index(node, t)
+        if target == "expand_as":
+            return self._expand_as(node, t, ins)
         raise self.obstacle(node, "an operation that may move or reshape channels")
+
+    def _expand_as(self, node: fx.Node, t: _Tag, ins: list[fx.Node]) -> _Tag:
+        """`y.expand_as(x)` of a (N, C, 1, 1) scale to x's map (squeeze-excitation as senet.pytorch writes it):
+        its channels stay, and are x's."""
+        shape, out = self._shape(node.args[0]), self._shape(node)
+        other = self.tags.get(ins[1]) if len(ins) > 1 else None
+        if t.flat or shape is None or out is None or len(shape) != len(out) or shape[:2] != out[:2] \
+                or other is None or other.flat or len(other.segments) != len(t.segments):
+            raise self.obstacle(node, "an expand_as that may spread channels (one that keeps them expands only "
+                                      "dimensions of size 1 past the channels, to a map of the same channels)")
+        for a, b in zip(t.segments, other.segments):
+            self.an.tie(a, b, f"node {node.name!r}")
+        return _Tag(list(t.segments), raw=t.raw)
 
     def _reduce(self, node: fx.Node, t: _Tag) -> _Tag:
         """A mean, sum or maximum over spatial dimensions (global average pooling written by hand) keeps the
@@ -483,6 +501,7 @@ class _Analyser:
         if shape is not None and out is not None and len(shape) >= 2 and out[:1] == shape[:1]:
             c, rest = shape[1], math.prod(shape[2:])
             if not t.flat and out == (shape[0], c * rest):
+                self.an.nchw_only |= node.target == "view" and rest > 1  # a view cannot flatten a channels-last map
                 return _Tag(list(t.segments), flat=True, positions=rest, raw=t.raw)
             if not t.flat and len(out) > 2 and out[1] == c and math.prod(out[2:]) == rest:
                 return _Tag(list(t.segments), raw=t.raw)
@@ -686,6 +705,8 @@ class GenericSpace:
             model.to_empty(device=dev)
             _initialise(model)
         self._add_gates(model, widths)
+        if self.an.nchw_only:
+            model.ns_nchw_only = True
         return model
 
     def resize(self, model: nn.Module, widths: list[int]) -> None:

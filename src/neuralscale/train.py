@@ -387,6 +387,8 @@ class Trainer:
                                    f"{self.splits.info.name} has {classes} classes; build it for {classes}")
 
     def _layout(self, model: nn.Module) -> bool:
+        if getattr(model, "ns_nchw_only", False):  # its forward views a map as a vector (generic.py): NCHW only
+            return False
         if self.config.channels_last is not None:
             return self.config.channels_last
         if self.device.type == "cuda":
