@@ -127,6 +127,20 @@ class SEExpandAs(nn.Module):
         return self.fc((x * y.expand_as(x)).mean((2, 3)))
 
 
+class Difference(nn.Module):
+    """A residual written as a difference, negated (refused before as "an operation that may move or reshape
+    channels", as nn.SELU and nn.LogSoftmax were refused as modules though their functions were followed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.b, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 1)
+        self.act, self.fc, self.scores = nn.SELU(), nn.Linear(8, 10), nn.LogSoftmax(dim=1)
+
+    def forward(self, x):
+        x = F.relu(self.b(self.c(x)))
+        return self.scores(self.fc(self.act(-(x - self.c2(x))).mean((2, 3))))
+
+
 class DenseConcat(nn.Module):
     """A DenseNet-like block: batch norms read concatenations of several layers' channels."""
 
@@ -273,7 +287,7 @@ def _masked(model: nn.Module, layer: int, drop: list[int]) -> list:
 
 
 @pytest.mark.parametrize("make", [ShortcutWithoutNorm, PreActivation, BiasedDepthwise, PreActivationSE, SigmoidNet,
-                                  GlobalContext, SEExpandAs])
+                                  GlobalContext, SEExpandAs, Difference])
 def test_a_masked_channel_computes_what_a_removed_one_does(make):
     """Each layer in turn, two channels masked through its gates, then removed (apply.shrink): the same outputs,
     in float64 and far beyond its rounding. Before, the shortcut, the residual stream and the depthwise bias carried
@@ -477,8 +491,9 @@ class Idioms(nn.Module):
         if how == "image skip":
             self.refine = nn.Conv2d(3, 3, 3, padding=1)
         self.flatten = nn.Flatten()
-        if how == "plus zero":
+        if how in ("plus zero", "difference"):
             self.c2 = nn.Conv2d(16, 16, 1)
+        self.act, self.scores = nn.SELU(), nn.LogSoftmax(dim=1)  # (modules without tensors: the counts stay)
 
     def forward(self, x):
         how = self.how
@@ -512,15 +527,21 @@ class Idioms(nn.Module):
             x = (x + x * 0.2).mean((2, 3))
         elif how == "plus zero":  # a sum with 0 keeps a masked channel 0 (a sum with 3 would not)
             x = self.c2(x + 0).mean((2, 3))
+        elif how == "difference":  # a difference and a negation keep a masked channel 0, as a sum does
+            x = F.relu(-(x - self.c2(x))).mean((2, 3))
+        elif how == "modules":  # activation and output modules as their functions
+            x = self.act(x).mean((2, 3))
         else:
             x = x.mean((2, 3))
         out = self.fc(x)
+        if how == "modules":
+            return self.scores(out)
         return F.log_softmax(out, 1) if how == "functions" else out
 
 
 @pytest.mark.parametrize("how", ["se", "view", "reshape", "squeeze", "index", "mean-keyword", "torch.mean",
                                  "functions", "ellipsis", "view of a vector", "scaled", "image skip", "no affine",
-                                 "flatten of a vector", "plus zero"])
+                                 "flatten of a vector", "plus zero", "difference", "modules"])
 def test_common_idioms_are_followed(how):
     """Each was refused as 'an operation that may move or reshape channels' (x.view(x.size(0), -1) alone kept out
     the common CIFAR model collections as written), or ended in a TypeError (x.mean(3).mean(2)). (A mutation audit

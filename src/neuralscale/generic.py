@@ -52,18 +52,20 @@ from .validate import suggest
 # Modules that keep their input's channels.
 _SAME = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.LeakyReLU,
          nn.ELU, nn.Mish, nn.Dropout, nn.Dropout2d, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-         nn.AdaptiveMaxPool2d)
+         nn.AdaptiveMaxPool2d, nn.SELU, nn.CELU)
 # Functions that keep their input's channels, and map 0 to 0 (a masked channel stays 0).
 _SAME_FUNCTIONS = {F.relu, F.relu6, F.silu, F.gelu, F.hardswish, F.leaky_relu, F.elu, F.selu, F.celu, F.mish,
                    F.hardtanh, F.tanh, torch.tanh, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.max_pool2d,
-                   F.avg_pool2d, F.dropout, F.dropout2d, torch.relu, torch.dropout}
-_SAME_METHODS = {"relu", "relu_", "tanh", "tanh_", "contiguous", "leaky_relu", "leaky_relu_"}
+                   F.avg_pool2d, F.dropout, F.dropout2d, torch.relu, torch.dropout, operator.neg, torch.neg}
+_SAME_METHODS = {"relu", "relu_", "tanh", "tanh_", "contiguous", "leaky_relu", "leaky_relu_", "neg"}
 # ... and those that map 0 to something else: a masked channel they make must be gated away before it is read.
 _NONZERO_FUNCTIONS = {torch.sigmoid, F.sigmoid, F.hardsigmoid, "sigmoid", "sigmoid_"}
 _NONZERO_MODULES = (nn.Sigmoid, nn.Hardsigmoid)
-# The classifier's own functions: fine on its outputs, not on a gated layer's channels (they mix them).
+# The classifier's own functions (and modules): fine on its outputs, not on a gated layer's channels (they mix them).
 _OUTPUT_FUNCTIONS = {F.softmax, F.log_softmax, torch.softmax, torch.log_softmax, "softmax", "log_softmax"}
-_TIE_FUNCTIONS = {operator.add, operator.mul, torch.add, torch.mul, operator.iadd, operator.imul}
+_OUTPUT_MODULES = (nn.Softmax, nn.LogSoftmax)
+_TIE_FUNCTIONS = {operator.add, operator.mul, torch.add, torch.mul, operator.iadd, operator.imul, operator.sub,
+                  torch.sub, operator.isub, "add", "mul", "add_", "mul_", "sub", "sub_"}
 _PRODUCTS = {operator.mul, torch.mul, operator.imul, "mul", "mul_"}
 _REDUCTIONS = {torch.mean, torch.sum, torch.amax, "mean", "sum", "amax"}
 _RESHAPES = {torch.reshape, torch.squeeze, torch.unsqueeze, "view", "reshape", "squeeze", "unsqueeze"}
@@ -308,7 +310,7 @@ class _Analyser:
             return getattr(self.modules[node.target], "inplace", False) is True
         name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
         return node.kwargs.get("inplace") is True or (name.endswith("_") and not name.startswith("_")) \
-            or node.target in (operator.iadd, operator.imul)
+            or node.target in (operator.iadd, operator.imul, operator.isub)
 
     def _read(self, t: _Tag | None, node: fx.Node) -> None:
         """`t` is read by a layer (or is the output): every module whose output reaches it ungated needs a gate
@@ -397,6 +399,9 @@ class _Analyser:
             return _Tag(list(src.segments), src.flat, src.positions, src.raw | {f"@a {type(mod).__name__}"})
         if isinstance(mod, _SAME) or type(mod).__name__ in _DROP_PATHS:
             return src
+        if isinstance(mod, _OUTPUT_MODULES) and src is not None:  # nn.LogSoftmax(dim=1) as the last module
+            self.an.fixed_only.append((node, list(src.segments), f"a {type(mod).__name__} of a gated layer's channels"))
+            return src
         raise self.obstacle(node, f"a {type(mod).__name__} module")
 
     def _conv(self, node: fx.Node, mod: nn.Conv2d, src: _Tag | None) -> _Tag:
@@ -432,7 +437,7 @@ class _Analyser:
         if (target is getattr and len(node.args) > 1 and node.args[1] in _METADATA) \
                 or target in ("size", "dim") or (ins and all(self.tags.get(a) is None for a in ins)):
             return None  # a shape, a check or a value without channels: nothing to follow
-        if target in _TIE_FUNCTIONS or target in ("add", "mul", "add_", "mul_"):
+        if target in _TIE_FUNCTIONS:
             return self._tie(node, ins)
         if target is torch.cat:
             return self._cat(node)
