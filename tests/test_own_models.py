@@ -6,6 +6,8 @@ wrong model is built or trained; and an edited model is never taken for the run 
 
 from __future__ import annotations
 
+import collections
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -661,7 +663,12 @@ class Refused(nn.Module):
             out = out + self.aux(x.amax((2, 3)))
         if how == "tuple" and self.training:
             return out, self.aux(x.mean((2, 3)))
+        if how == "namedtuple" and self.training:  # torchvision's GoogLeNet (aux_logits=True) in training mode
+            return Outputs(out, self.aux(x.mean((2, 3))))
         return out
+
+
+Outputs = collections.namedtuple("Outputs", ["logits", "aux_logits"])
 
 
 @pytest.mark.parametrize("how, says", [
@@ -680,6 +687,9 @@ class Refused(nn.Module):
     ("prelu", "a PReLU module"),
     ("aux", "computes with other layers in training mode than in evaluation mode (as an auxiliary head does: aux"),
     ("tuple", "an output of tuple, not one tensor of class scores in training mode"),
+    # was: "an operation that may move or reshape channels ... (call_function Outputs)"
+    ("namedtuple", "an output of Outputs (several tensors, as with an auxiliary head: build the model without them), "
+                   "not one tensor of class scores in training mode"),
     # (a mutation audit: each of these was refused by no test)
     ("layer scale", "a parameter used directly in forward at node 'gamma'"),
     ("spatial attention", "node 'mul' adds tensors of 16 and 1 channels"),

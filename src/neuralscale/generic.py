@@ -437,6 +437,9 @@ class _Analyser:
         if (target is getattr and len(node.args) > 1 and node.args[1] in _METADATA) \
                 or target in ("size", "dim") or (ins and all(self.tags.get(a) is None for a in ins)):
             return None  # a shape, a check or a value without channels: nothing to follow
+        if isinstance(target, type) and any(u.op == "output" for u in node.users):  # GoogLeNet's namedtuple
+            raise self.obstacle(node, f"an output of {target.__name__} (several tensors, as with an auxiliary head: "
+                                      "build the model without them), not one tensor of class scores")
         if target in _TIE_FUNCTIONS:
             return self._tie(node, ins)
         if target is torch.cat:
