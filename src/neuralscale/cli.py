@@ -63,7 +63,8 @@ def _widths(text: str) -> list[int]:
 def _add_space_args(p: argparse.ArgumentParser, widths: bool = True):
     p.add_argument("--model", required=True, metavar="NAME",
                    help=f"network: {', '.join(FAMILIES)} (--convcut: all-conv shortcuts), torchvision:NAME "
-                        "(e.g. torchvision:resnet50) or timm:NAME")
+                        "(e.g. torchvision:resnet50), timm:NAME, or file:PATH.py:NAME, a class or function of your "
+                        "own that makes the network (called with num_classes= and in_channels= where it takes them)")
     p.add_argument("--dataset", required=True, metavar="NAME",
                    help=f"dataset: {', '.join(DATASET_NAMES)}")
     p.add_argument("--convcut", action="store_true", help="every shortcut a 1x1 convolution (the paper's supplement)")

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from . import modelfile
 from .errors import NeuralscaleError
 from .logs import for_api
 from .api import load_splits
@@ -262,7 +263,7 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
     check_data(data)
     if isinstance(data.get("data_dir"), str) and not Path(data["data_dir"]).expanduser().is_absolute():
         data["data_dir"] = os.path.normpath(doc["_base"] / data["data_dir"])  # relative to the file, as out is
-    _image_folder_beside(exp["dataset"], doc["_base"])
+    _paths_beside(exp, doc["_base"])
     space = make_space(exp["model"], exp["dataset"], convcut=convcut, data_dir=data.get("data_dir"))
 
     cfg = None
@@ -303,16 +304,20 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
     return space, out_dir, data, cfg, sweep_cfg, executor, report
 
 
-def _image_folder_beside(dataset, base: Path) -> None:
-    """An image folder named relative to the folder the command runs in (the name every run records, as the
-    command line's) that is not there but is beside the file: said, with both ways on."""
-    if not isinstance(dataset, str) or not dataset.startswith("imagefolder:"):
-        return
-    folder = Path(dataset.split(":", 1)[1]).expanduser()
-    if not folder.is_absolute() and not folder.exists() and (base / folder).is_dir():
-        raise NeuralscaleError(f"image folder {folder} does not exist here ({Path.cwd()}); it is beside the file, "
-                               f"and a dataset's path is read from where the command runs (its runs record it as "
-                               f"written): run from {base}, or give dataset = \"imagefolder:{base / folder}\"")
+def _paths_beside(exp: dict, base: Path) -> None:
+    """An image folder or a model file named relative to the folder the command runs in (the name every run
+    records, as the command line's) that is not there but is beside the file: said, with both ways on."""
+    for key, scheme, what in (("dataset", "imagefolder", "image folder"), ("model", modelfile.SCHEME, "model file")):
+        value = exp.get(key)
+        if not isinstance(value, str) or not value.startswith(f"{scheme}:"):
+            continue
+        where = value.split(":", 1)[1]
+        path = Path(where if key == "dataset" else where.rpartition(":")[0]).expanduser()
+        if not path.is_absolute() and not path.exists() and (base / path).exists():
+            raise NeuralscaleError(f"{what} {path} does not exist here ({Path.cwd()}); it is beside the file, "
+                                   f"and a {key}'s path is read from where the command runs (its runs record it as "
+                                   f"written): run from {base}, or give {key} = "
+                                   f"\"{scheme}:{base / where}\"")
 
 
 def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: dict, out_dir: Path, space) -> None:

@@ -5,8 +5,9 @@ Two kinds of names:
 - a registered family (`vgg11`, `resnet18`, `mobilenetv2`; `-convcut` for the
   paper's all-convolution shortcuts): one builder each, registered with
   `@register_family`;
-- a scheme and a name (`torchvision:resnet50`, `timm:efficientnet_b0`): the
-  model is made by that library and analysed from its graph (generic.py).
+- a scheme and a name (`torchvision:resnet50`, `timm:efficientnet_b0`, a file
+  of one's own `file:models.py:Net`, modelfile.py): the model is made by that
+  library or file and analysed from its graph (generic.py).
   Schemes are registered with `register_scheme`; the prefix is parsed once,
   here.
 
@@ -27,6 +28,7 @@ from torch import nn
 from .data import dataset_info
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError
+from . import modelfile
 from .generic import DoesNotRun, module_space, timm_factory, torchvision_factory
 from .models import mobilenetv2, resnet, vgg
 from .space import Family, WidthSpace
@@ -35,6 +37,7 @@ from .validate import suggest
 FAMILIES: dict[str, Callable[[DatasetInfo, bool], WidthSpace]] = {}
 FAMILY_INFO: dict[str, Family] = {}  # what descent and sweeps need to know of each family (space.Family)
 SCHEMES: dict[str, Callable[[str, DatasetInfo], Callable]] = {}
+OWN_SCHEMES: set[str] = set()  # schemes whose names do not say what the module computes (register_scheme's own)
 CONVCUT = "convcut"  # the paper's all-convolution shortcuts: `--convcut`, or the model name's suffix "-convcut"
 
 
@@ -48,13 +51,18 @@ def register_family(name: str, *, paper: bool = False, add10: bool = False):
     return add
 
 
-def register_scheme(prefix: str, factory: Callable[[str, DatasetInfo], Callable]) -> None:
-    """Names `prefix:NAME` are made by `factory(NAME, info)`, which returns a function making the module."""
+def register_scheme(prefix: str, factory: Callable[[str, DatasetInfo], Callable], *, own: bool = False) -> None:
+    """Names `prefix:NAME` are made by `factory(NAME, info)`, which returns a function making the module. `own`:
+    NAME does not say what the module computes (a user's file may change), so its space carries the module's
+    architecture digest, as a module of one's own does."""
     SCHEMES[prefix] = factory
+    if own:
+        OWN_SCHEMES.add(prefix)
 
 
 register_scheme("torchvision", torchvision_factory)
 register_scheme("timm", timm_factory)
+register_scheme(modelfile.SCHEME, modelfile.file_factory, own=True)
 
 
 # --- the paper's three families ----------------------------------------------
@@ -133,7 +141,8 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
         if convcut:
             raise NeuralscaleError("--convcut applies to the paper's resnet18 and mobilenetv2 only")
         try:
-            return _scheme_space(model, info)
+            return _scheme_space(model, info, modelfile.stamp(model[len(modelfile.SCHEME) + 1:])
+                                 if model.startswith(f"{modelfile.SCHEME}:") else None)
         except (RuntimeError, ValueError) as e:  # its graph is traced and run on meta at the dataset's size
             first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
             small = "too small" in first or "greater than actual input" in first
@@ -143,7 +152,7 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
     name, convcut = parse_name(model, convcut)
     if name not in FAMILIES:
         raise NeuralscaleError(f"unknown model {model!r}; choose one of: {', '.join(FAMILIES)}, "
-                               f"{', '.join(f'{s}:NAME' for s in SCHEMES)}{suggest(name, FAMILIES)}")
+                               f"{scheme_names()}{suggest(name, FAMILIES)}")
     sp = FAMILIES[name](info, convcut)
     sp.family = replace(FAMILY_INFO[name], variant=CONVCUT if convcut else None)
     try:
@@ -196,12 +205,18 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
 
 
 @functools.lru_cache(maxsize=64)
-def _scheme_space(model: str, info: DatasetInfo) -> WidthSpace:
+def _scheme_space(model: str, info: DatasetInfo, stamp=None) -> WidthSpace:
+    """(`stamp`: a user's file as it is now, so that one edited since is read again.)"""
     source, _, name = model.partition(":")
     if source not in SCHEMES or not name:
-        raise NeuralscaleError(f"unknown model source {source!r} in {model!r}; use "
-                               f"{' or '.join(f'{s}:NAME' for s in SCHEMES)}")
-    return module_space(model, SCHEMES[source](name, info), info)
+        raise NeuralscaleError(f"unknown model source {source!r} in {model!r}; use {scheme_names()}")
+    return module_space(model, SCHEMES[source](name, info), info, own=source in OWN_SCHEMES)
+
+
+def scheme_names() -> str:
+    """The schemes as a model is named with them: torchvision:NAME, timm:NAME or file:PATH.py:NAME."""
+    names = [f"{s}:PATH.py:NAME" if s == modelfile.SCHEME else f"{s}:NAME" for s in SCHEMES]
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | None = None) -> WidthSpace:
@@ -228,6 +243,9 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
         raise NeuralscaleError(f"the space given is not {model}'s: its layers differ")
     recorded = record.get("architecture") or spec.get("architecture")
     if recorded and sp.architecture and recorded != sp.architecture:
+        if given is None:  # rebuilt from its name: a file of one's own (modelfile.py), edited since
+            raise NeuralscaleError(f"{model} is not the network this was trained as: its code or modules changed "
+                                   f"since (architecture {sp.architecture} now, {recorded} recorded)")
         raise NeuralscaleError(f"the space given is not the {model} this was trained as: its code or modules "
                                f"differ (architecture {sp.architecture}, recorded {recorded})")
     return sp
