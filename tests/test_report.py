@@ -1379,3 +1379,30 @@ def test_a_latency_measured_nowhere_is_no_note_and_runs_differing_in_evaluation_
         return {**_rec("uniform", i, 80.0), "id": f"r{i}", "model": "vgg11", "dataset": "synthetic",
                 "config": {"epochs": 3, "eval_batch_size": eval_batch_size}}
     check_comparable(tmp_path, [run(0, 500), run(1, 1000)])
+
+
+def test_a_report_holds_its_folder_and_clears_what_a_killed_report_left(tmp_path, monkeypatch):
+    """A report killed between an atomic write's temporary file and its rename left `.report.md.xxxxxxxx.ns.tmp`
+    in its folder for good (no rebuild cleared it: the folder had no lock holder), and two reports into one folder
+    wrote the same figures at once (interruption audit). A report holds its folder's lock while it writes (another
+    waits), and clears such files first."""
+    from neuralscale import report
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.records import exclusive
+    store = tmp_path / "params"
+    shutil.copytree(STUDY.parent, store, ignore=shutil.ignore_patterns("report"))
+    dest = report.build_report(store, figures=False)["markdown"].parent
+    killed = dest / ".report.md.a1b2c3d_.ns.tmp"
+    killed.write_text("# neuralscale report (being")
+    held = []
+
+    def figures(st, where, *args):
+        with pytest.raises(NeuralscaleError, match="in use by another neuralscale command"):
+            with exclusive(where, "report folder"):
+                pass
+        held.append(where)
+        return [], "no figures"
+    monkeypatch.setattr(report, "_figures", figures)
+    report.build_report(store)
+    assert held == [dest] and not killed.exists()
+    assert not [p.name for p in dest.iterdir() if "tmp" in p.name]

@@ -34,7 +34,7 @@ from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_fi
                       widths_figure)
 from .guard import check_report_dir
 from .methods import BASE_METHODS, METHOD_TITLES, OBJECTIVE_TITLES, SPARSE_LABEL, law_label, scale
-from .records import atomic_write_json, atomic_write_text
+from .records import atomic_write_json, atomic_write_text, exclusive
 from .reference import rows as reference_rows
 from .scaling import EXTRAPOLATION
 from .space import WidthSpace
@@ -1016,6 +1016,14 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise NeuralscaleError(f"cannot write the report into {dest}: {e.strerror or e}") from None
+    # one report at a time in a folder (a second waits: never two writers of one figure), and its lock's holder
+    # clears what a killed report's atomic write left there
+    with exclusive(dest, "report folder", wait=True):
+        return _write_report(st, accuracy, pages, formats, bands, figures)
+
+
+def _write_report(st, accuracy: str, pages: ReportDir, formats, bands: str, figures: bool) -> dict:
+    dest = pages.path
     # the folder is a report's from now on: one stopped before its pages (Ctrl-C while drawing) is rebuilt on the
     # next run, and a folder of files that only look like a report's figures is never taken for one
     atomic_write_text(pages.markdown, ReportDir.HEADER + " (being built)\n")
