@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -156,6 +157,18 @@ def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     ckpt.write_bytes(b"garbage")
     with pytest.raises(NeuralscaleError, match="unreadable"):
         Trainer(sp.build(sp.uniform(0.125)), splits, cfg2, checkpoint=ckpt, progress=False).fit()
+    # an empty file said "unreadable ()"; a pickled object, torch's coloured paragraph advising an unsafe load
+    # (an interruption audit)
+    from helpers import RunsCode
+    for content, why in ((b"", r"empty or cut short"),
+                         (RunsCode(tmp_path / "ran"), r"it refers to [\w.]+, which a weights-only load refuses")):
+        ckpt.unlink()
+        ckpt.write_bytes(content) if isinstance(content, bytes) else torch.save({"x": content}, ckpt)
+        with pytest.raises(NeuralscaleError) as e:
+            Trainer(sp.build(sp.uniform(0.125)), splits, cfg2, checkpoint=ckpt, progress=False).fit()
+        assert re.fullmatch(f"checkpoint {re.escape(str(ckpt))} is unreadable \\({why}\\); delete it to start over",
+                            str(e.value)), str(e.value)
+        assert not (tmp_path / "ran").exists()
 
 
 def test_a_resume_may_change_the_device_and_evaluation_batch_and_is_told_what_else_differs(tmp_path):

@@ -24,7 +24,6 @@ import json
 import logging
 import math
 import os
-import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from .errors import NeuralscaleError
 from .guard import check_new_file
 from .layout import RunDir, StoreDir
 from .store import read_record
-from .train import read_run_weights, resolve_device
+from .train import read_run_weights, resolve_device, unloadable
 from .zoo import CONVCUT, record_space
 from .records import atomic_torch_save, atomic_write_json
 from .space import WidthSpace
@@ -141,9 +140,8 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
         model.load_state_dict(state)
     except FileNotFoundError:
         raise NeuralscaleError(f"{weights} is missing") from None
-    except Exception as e:  # (torch's weights-only refusal is coloured: its escape codes are not the message)
-        why = re.sub(r"\x1b\[[0-9;]*m", "", (str(e).strip().splitlines() or [type(e).__name__])[0])
-        raise NeuralscaleError(f"{weights} does not fit {meta['model']} at these widths ({why})") from None
+    except Exception as e:
+        raise NeuralscaleError(f"{weights} does not fit {meta['model']} at these widths ({unloadable(e)})") from None
     pre = meta.get("preprocessing")
     if pixels and isinstance(pre, dict):
         try:

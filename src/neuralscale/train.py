@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import platform
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -602,6 +603,18 @@ def _check_trainer_arguments(model, splits, config, callbacks, checkpoint) -> No
         raise NeuralscaleError(f"Trainer: checkpoint must be a path, not {type(checkpoint).__name__}")
 
 
+def unloadable(e: Exception) -> str:
+    """Why torch.load could not read a file, in a few words: an empty or cut file's EOFError has no message, and
+    the weights-only refusal of a pickled object is a coloured paragraph whose point is the object's name."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it refers to {found.group(1)}, which a weights-only load refuses"
+    if isinstance(e, EOFError) or not text:
+        return "empty or cut short" if isinstance(e, EOFError) else type(e).__name__
+    return text.splitlines()[0][:120]
+
+
 def read_checkpoint(path: Path, owner: str | None, config: TrainConfig | None, device="cpu") -> dict:
     """A checkpoint's state, if it is `owner`'s: one written for another owner (a run's id, a descent
     iteration), or with other training settings (unless `config` is None), is refused rather than continued as
@@ -609,7 +622,8 @@ def read_checkpoint(path: Path, owner: str | None, config: TrainConfig | None, d
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise NeuralscaleError(f"checkpoint {path} is unreadable ({e}); delete it to start over") from None
+        raise NeuralscaleError(f"checkpoint {path} is unreadable ({unloadable(e)}); delete it to start over") \
+            from None
     if not isinstance(state, dict):
         raise NeuralscaleError(f"checkpoint {path} is not a neuralscale checkpoint; delete it to start over")
     theirs = state.get("owner")
@@ -633,8 +647,7 @@ def read_run_weights(path: Path, run_id: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        detail = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise NeuralscaleError(f"{path} is damaged ({detail}); the run's weights cannot be read") from None
+        raise NeuralscaleError(f"{path} is damaged ({unloadable(e)}); the run's weights cannot be read") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise NeuralscaleError(f"{path} is damaged (no network weights); the run's weights cannot be read")
     if state.get("owner") not in (None, f"run {run_id}"):
