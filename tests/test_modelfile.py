@@ -7,7 +7,6 @@ import json
 import runpy
 
 import pytest
-import torch
 
 import neuralscale as ns
 from neuralscale import cli
@@ -85,7 +84,7 @@ def test_a_network_in_a_file_is_analysed_trained_exported_and_loaded_by_its_name
     assert "the model's code or modules changed since" in capsys.readouterr().err
     with pytest.raises(ns.NeuralscaleError, match=r"^file:nets.py:Net is not the network this was trained as: its "
                                                   r"code or modules changed since \(architecture \w+ now, \w+ "
-                                                  r"recorded\)$"):
+                                                  r"recorded\); put its code back as it was$"):
         ns.load_model("net.json")
     (nets / "nets.py").write_text(NETS)  # as it was: the same run again, finished, not redone
     assert cli.main(["train", "--model", "file:nets.py:Net", "--ratio", "0.5", *tiny, "--out", "run"]) == 0
@@ -105,18 +104,29 @@ def test_a_sweeps_local_workers_make_the_network_from_the_file(nets, capsys):
 
 
 @pytest.mark.parametrize("text, model, says", [
-    (None, "file:nope.py:Net", "model file nope.py does not exist"),
+    (None, "file:nope.py:Net", "model file nope.py does not exist (a relative path is read from where the command "
+                               "runs, "),
     (None, "file:nets.py", "file:nets.py: name the class or function too, as file:PATH.py:NAME"),
     (None, "file:nets.py:Nett", "model file nets.py has no Nett (did you mean Net?); it defines Net, small"),
     ("import torch\ndef Net(:\n", "file:nets.py:Net", "model file nets.py, line 2: invalid syntax"),
     ("import no_such_module\n", "file:nets.py:Net", "model file nets.py does not import: ModuleNotFoundError: No "
                                                     "module named 'no_such_module'"),
-    ("Net = 3\n", "file:nets.py:Net", "nets.py:Net is a int, not a class or function that makes the network"),
+    ("Net = 3\n", "file:nets.py:Net", "nets.py:Net is an int, not a class or function that makes the network"),
     ("def Net(num_classes, depth):\n    pass\n", "file:nets.py:Net",
      "nets.py:Net needs depth; neuralscale passes only num_classes and in_channels (or in_chans): give the others"),
     ("def Net(num_classes):\n    raise ValueError('no such depth')\n", "file:nets.py:Net",
      "nets.py:Net(num_classes=10) failed: ValueError: no such depth"),
-    ("def Net():\n    return 3\n", "file:nets.py:Net", "nets.py:Net() returned a int, not an nn.Module"),
+    ("def Net():\n    return 3\n", "file:nets.py:Net", "nets.py:Net() returned an int, not an nn.Module"),
+    # a review: 'name the class or function too' of a name given with a space; an argparse or sys.exit at the top
+    # of the file took the command over (its usage, 'unrecognized arguments: info --model ...', exit 2 or 1)
+    (None, "file:nets.py:Net ", "file:nets.py:Net : 'Net ' is not a Python name (file:PATH.py:NAME)"),
+    ("import argparse\np = argparse.ArgumentParser()\np.add_argument('--data', required=True)\np.parse_args()\n",
+     "file:nets.py:Net", "model file nets.py exits as it is imported (nets.py: error: the following arguments are "
+                         'required: --data): put the code that runs it under `if __name__ == "__main__":`'),
+    ("import sys\nsys.exit('no GPU here')\n", "file:nets.py:Net", "model file nets.py exits as it is imported (no "
+                                                                  "GPU here): put the code"),
+    ("import argparse\nargparse.ArgumentParser().parse_args()\nNet = 3\n", "file:nets.py:Net",
+     "nets.py:Net is an int"),  # its own arguments only: none, not the command's
     (NETS.replace("def small(num_classes, in_chans):\n    return Net(num_classes, in_chans, width=8)",
                   "def small():\n    return Net(7, 3, width=8)"), "file:nets.py:small",
      "nets.py:small gives 7 class scores, but synthetic has 10 classes; give it a num_classes argument, or build "
@@ -161,4 +171,89 @@ def test_an_experiment_file_names_a_model_file_beside_it_as_the_command_line_wou
         prepare(f)
     monkeypatch.chdir(tmp_path / "exp")
     assert prepare(f).sweep.model == "file:nets.py:Net"
-    assert torch.equal(torch.tensor(ns.space("file:nets.py:Net", "synthetic").base_widths), torch.tensor([16, 32]))
+    # another nets.py where the command runs: it would be read, not the one beside the file (a review)
+    (tmp_path / "nets.py").write_text(NETS.replace("width=16", "width=12"))
+    (tmp_path / "blocks.py").write_text(BLOCKS)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ns.NeuralscaleError, match=f"model file nets.py is both here \\({tmp_path}\\) and beside the "
+                                                  f"file, two different ones; the one here would be read"):
+        prepare(f)
+    assert list(ns.space("file:nets.py:Net", "synthetic").base_widths) == [12, 24]  # (the one here)
+
+
+def test_the_modules_beside_a_file_are_its_own_and_taken_away_after(tmp_path, monkeypatch, capsys):
+    """A review: another folder's nets.py importing its own blocks.py was built with the first folder's blocks (left
+    in sys.modules), an edit of blocks.py was not noticed, a Python user's own module of that name was shadowed or
+    replaced, and Python wrote __pycache__ beside the user's files."""
+    import sys
+    import types
+    for name, kernel in (("a", 3), ("b", 5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "blocks.py").write_text(BLOCKS.replace("3, padding=1", f"{kernel}, padding={kernel // 2}"))
+        (tmp_path / name / "nets.py").write_text(NETS)
+    theirs = types.ModuleType("blocks")  # the user's program's own module of that name
+    monkeypatch.setitem(sys.modules, "blocks", theirs)
+    monkeypatch.chdir(tmp_path)
+    a, b = (ns.space(f"file:{name}/nets.py:Net", "synthetic") for name in ("a", "b"))
+    assert b.params(b.base_widths) - a.params(a.base_widths) == (25 - 9) * (3 * 16 + 16 * 32)  # b's own 5x5 blocks
+    assert sys.modules["blocks"] is theirs and not any((tmp_path / n / "__pycache__").exists() for n in "ab")
+    (tmp_path / "a" / "blocks.py").write_text(BLOCKS.replace("bias=False", "bias=True"))  # nets.py as it was
+    assert ns.space("file:a/nets.py:Net", "synthetic").params(a.base_widths) == a.params(a.base_widths) + 16 + 32
+
+
+def test_what_a_file_prints_as_it_imports_is_not_the_commands_json(nets, capsys):
+    (nets / "nets.py").write_text("print('loading my nets')\n" + NETS)
+    assert cli.main(["info", "--model", "file:nets.py:Net", "--dataset", "synthetic", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["layers"] == ["features.0.0", "features.2.0"] and "loading my nets" in out.err
+
+
+def test_a_builder_taking_keyword_arguments_gets_the_class_count(nets, capsys):
+    """torchvision's and timm's builders take num_classes among **kwargs: one re-exported by a file was refused as
+    giving 1000 class scores (a review)."""
+    (nets / "tv.py").write_text("from torchvision.models import resnet18\n")
+    assert cli.main(["info", "--model", "file:tv.py:resnet18", "--dataset", "synthetic", "--json"]) == 0
+    import torchvision
+    assert json.loads(capsys.readouterr().out)["params"] == sum(
+        p.numel() for p in torchvision.models.resnet18(num_classes=10).parameters())
+
+
+def test_a_sweep_records_the_files_network_and_a_descent_of_it_as_it_was_is_refused_after_an_edit(nets):
+    """A review: a sweep's runs recorded no architecture, so a sweep rerun after an edit that keeps the widths
+    reused the earlier network's runs beside new ones in one report; and a descent of the network as it was gave
+    its laws to the edited one without a word."""
+    from helpers import TINY_DESCENT
+    from neuralscale.descent import DescentDir
+    from neuralscale.sweep import SweepConfig, plan
+    cfg = SweepConfig.from_dict(dict(model="file:nets.py:Net", dataset="synthetic", methods=["uniform"],
+                                     ratios=[0.5], seeds=[0], train=dict(device="cpu", epochs=1)))
+    before = plan(cfg)
+    sp = ns.space("file:nets.py:Net", "synthetic")
+    assert [s.architecture for s in before] == [sp.architecture]
+    DescentDir(nets / "d").claim(sp, ns.DescentConfig(**TINY_DESCENT), {})  # the configuration a descent records
+    (nets / "nets.py").write_text(NETS.replace("adaptive_avg_pool2d", "adaptive_max_pool2d"))  # the same widths
+    after = plan(cfg)
+    assert after[0].widths == before[0].widths and after[0].id != before[0].id
+    with pytest.raises(ns.NeuralscaleError, match=r"d descended file:nets.py:Net as it was then: its code or "
+                                                  r"modules changed since \(architecture \w+ now, \w+ recorded\)"):
+        ns.scale(ns.space("file:nets.py:Net", "synthetic"), "neuralscale", "50%", source=nets / "d")
+
+
+def test_a_report_made_where_the_file_is_not_says_why_its_descent_figures_are_left_out(nets, capsys, monkeypatch):
+    """A review: from another folder the report dropped the descent's figures without a word (the network, made
+    from a relative file name, could not be made there)."""
+    from helpers import TINY_DESCENT
+    ns.descend("file:nets.py:small", "synthetic", "d", ns.DescentConfig(**{**TINY_DESCENT, "iterations": 1}),
+               subset={"train": 64}, progress=False)
+    assert cli.main(["sweep", "--model", "file:nets.py:small", "--dataset", "synthetic", "--from", "d", "--methods",
+                     "uniform,neuralscale", "--ratios", "0.5", "--seeds", "0", "--epochs", "1", "--train-subset",
+                     "32", "--test-subset", "16", "--device", "cpu", "--quiet", "--out", "s"]) == 0
+    assert cli.main(["report", "s", "--out", "here"]) == 0
+    assert any(nets.glob("here/*growth*")) and "cannot be made here" not in (nets / "here" / "report.md").read_text()
+    (nets / "elsewhere").mkdir()
+    monkeypatch.chdir(nets / "elsewhere")
+    assert cli.main(["report", "../s", "--out", "there"]) == 0
+    text = (nets / "elsewhere" / "there" / "report.md").read_text()
+    assert not any(nets.glob("elsewhere/there/*growth*"))
+    assert "The runs' network cannot be made here (model file nets.py does not exist (a relative path is read from " \
+           "where the command runs, " in " ".join(text.split()), text

@@ -306,18 +306,24 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
 
 def _paths_beside(exp: dict, base: Path) -> None:
     """An image folder or a model file named relative to the folder the command runs in (the name every run
-    records, as the command line's) that is not there but is beside the file: said, with both ways on."""
+    records, as the command line's): one that is not there but is beside the file, or that is in both places and
+    not the same, is said, with the ways on."""
     for key, scheme, what in (("dataset", "imagefolder", "image folder"), ("model", modelfile.SCHEME, "model file")):
         value = exp.get(key)
         if not isinstance(value, str) or not value.startswith(f"{scheme}:"):
             continue
         where = value.split(":", 1)[1]
-        path = Path(where if key == "dataset" else where.rpartition(":")[0]).expanduser()
-        if not path.is_absolute() and not path.exists() and (base / path).exists():
-            raise NeuralscaleError(f"{what} {path} does not exist here ({Path.cwd()}); it is beside the file, "
-                                   f"and a {key}'s path is read from where the command runs (its runs record it as "
-                                   f"written): run from {base}, or give {key} = "
-                                   f"\"{scheme}:{base / where}\"")
+        path = Path(where).expanduser() if key == "dataset" else modelfile.locate(where)[0]
+        beside = base.resolve() / path
+        if path.is_absolute() or not beside.exists() or (path.exists() and path.resolve() == beside.resolve()):
+            continue
+        ways = (f"a {key}'s path is read from where the command runs (its runs record it as written): run from "
+                f"{base.resolve()}, or give {key} = \"{scheme}:{beside.parent / Path(where).name}\"")
+        if not path.exists():
+            raise NeuralscaleError(f"{what} {path} does not exist here ({Path.cwd()}); it is beside the file, and "
+                                   f"{ways}")
+        raise NeuralscaleError(f"{what} {path} is both here ({Path.cwd()}) and beside the file, two different ones; "
+                               f"the one here would be read: {ways}")
 
 
 def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: dict, out_dir: Path, space) -> None:

@@ -91,6 +91,7 @@ def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
     if source is None:
         raise NeuralscaleError(f"method {method} needs --from DESCENT_DIR" + (" or FIT.json" if method == "neuralscale"
                                                                             else ""))
+    _check_architecture(space, source)
     if method == "morphnet":
         return uniform_law(space, morphnet_widths(source, space), note="morphnet")
     if method == "pruned":
@@ -98,6 +99,18 @@ def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
     if method == "shape":
         return uniform_law(space, shape_widths(source, space, iteration), note="shape")
     return law_from(source, space, iteration)
+
+
+def _check_architecture(space: WidthSpace, source: str | Path) -> None:
+    """A descent of a model of one's own (a `file:` model, a module) whose code has changed since: its laws are of
+    the network as it was, refused for the one there is now (the law itself names only the model)."""
+    if not space.architecture or not Path(source).is_dir():
+        return
+    recorded = (DescentDir(source).config() or {}).get("architecture")
+    if recorded and recorded != space.architecture:
+        raise NeuralscaleError(f"{source} descended {space.name} as it was then: its code or modules changed since "
+                               f"(architecture {space.architecture} now, {recorded} recorded); descend the network "
+                               "as it is now into a new folder, or put its code back")
 
 
 def _check_scale_arguments(source, iteration, min_width, multiple, batch_size) -> None:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import io
 import sys
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -32,22 +34,27 @@ SCHEME = "file"
 CHANNEL_ARGUMENTS = ("in_channels", "in_chans")  # the image's channels, as the user's constructor names them
 
 
-def split(name: str) -> tuple[Path, str]:
+def locate(name: str) -> tuple[Path, str]:
     """`PATH.py:NAME` (the part after `file:`) as the file and the name in it."""
     path, sep, attr = name.rpartition(":")
-    if not sep or not path or not attr.isidentifier():
+    if not sep or not path:
         raise NeuralscaleError(f"file:{name}: name the class or function too, as file:PATH.py:NAME (such as "
                                "file:models.py:Net)")
+    if not attr.isidentifier():
+        raise NeuralscaleError(f"file:{name}: {attr!r} is not a Python name (file:PATH.py:NAME)")
     return Path(path).expanduser(), attr
 
 
 def stamp(name: str) -> str | None:
-    """Where the file is and a digest of its text (None where it cannot be read): a space read from the file before
-    it was edited, or from another folder's file of the same name, is not reused (an edit in the same clock tick
-    keeps the modification time)."""
+    """Where the file is and a digest of its text and of the Python files beside it that it may import (None where
+    it cannot be read): a space read from the files before they were edited, or from another folder's file of the
+    same name, is not reused (an edit in the same clock tick keeps the modification time)."""
     try:
-        path = split(name)[0].resolve()
-        return f"{path}:{hashlib.sha1(path.read_bytes()).hexdigest()}"
+        path = locate(name)[0].resolve()
+        digest = hashlib.sha1(path.read_bytes())
+        for other in sorted(path.parent.glob("*.py")):
+            digest.update(other.name.encode() + b"\0" + other.read_bytes())
+        return f"{path}:{digest.hexdigest()}"
     except (OSError, NeuralscaleError):
         return None
 
@@ -55,29 +62,61 @@ def stamp(name: str) -> str | None:
 def file_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
     """`zoo.register_scheme`'s factory for `file:PATH.py:NAME`: a function making NAME's network for `info`'s
     images and classes, checked once (it makes a module; its class scores are the dataset's)."""
-    path, attr = split(name)
+    path, attr = locate(name)
     maker = _attribute(_import(path), path, attr)
     kwargs = _arguments(maker, info, f"{path}:{attr}")
+    folder = path.resolve().parent
 
     def make() -> nn.Module:
         try:
-            model = maker(**kwargs)
-        except Exception as e:  # the user's code: said in one line, where it was called
+            with _as_a_script(folder, path):
+                model = maker(**kwargs)
+        except (Exception, SystemExit) as e:  # the user's code: said in one line, where it was called
             raise NeuralscaleError(f"{path}:{attr}({_listed(kwargs)}) failed: {type(e).__name__}: "
                                    f"{_first_line(e)}") from None
         if not isinstance(model, nn.Module):
-            raise NeuralscaleError(f"{path}:{attr}({_listed(kwargs)}) returned a {type(model).__name__}, not an "
+            raise NeuralscaleError(f"{path}:{attr}({_listed(kwargs)}) returned {_a(type(model).__name__)}, not an "
                                    "nn.Module")
         return model
     _check_classes(make, info, f"{path}:{attr}", kwargs)
     return make
 
 
+# Never hidden or taken away while a user's file imports, whatever its folder holds: what neuralscale runs on.
+_KEPT = frozenset(sys.stdlib_module_names) | {"torch", "torchvision", "numpy", "neuralscale", "timm", "ray",
+                                              "matplotlib", "onnx", "tqdm", "PIL"}
+
+
+@contextmanager
+def _as_a_script(folder: Path, path: Path) -> Iterator[None]:
+    """While the user's file imports, and while its network is made: its folder first on the path and the modules
+    of that folder imported from there, afresh, then taken away again (a Python user's own `utils` is theirs
+    before and after; another folder's `blocks` is not this one's); no .pyc written beside their files; `sys.argv`
+    the file's alone; and what it prints on stderr (stdout is the commands' --json)."""
+    local = {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    local -= _KEPT
+    hidden = {n: sys.modules.pop(n) for n in list(sys.modules) if n.split(".")[0] in local}
+    before = set(sys.modules)
+    argv, bytecode = sys.argv, sys.dont_write_bytecode
+    sys.path.insert(0, str(folder))
+    sys.argv, sys.dont_write_bytecode = [str(path)], True
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.path.remove(str(folder))
+        for n in set(sys.modules) - before:
+            if n.split(".")[0] in local:
+                del sys.modules[n]
+        sys.modules.update(hidden)
+        sys.argv, sys.dont_write_bytecode = argv, bytecode
+
+
 def _import(path: Path):
-    """The file, imported afresh as a module of its own (its folder on the path while it imports, as for a
-    script)."""
+    """The file, imported afresh as a module of its own (as Python runs a script: see _as_a_script)."""
     if not path.is_file():
-        raise NeuralscaleError(f"model file {path} does not exist" if not path.exists() else
+        here = "" if path.is_absolute() else f" (a relative path is read from where the command runs, {Path.cwd()})"
+        raise NeuralscaleError(f"model file {path} does not exist{here}" if not path.exists() else
                                f"model file {path} is not a file")
     resolved = path.resolve()
     module_name = "neuralscale_model_" + hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
@@ -86,16 +125,25 @@ def _import(path: Path):
         raise NeuralscaleError(f"model file {path} is not a Python file (name it .py)")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # (dataclasses and pickling look their module up by name)
-    sys.path.insert(0, str(resolved.parent))
+    said = io.StringIO()  # what it prints as it imports: passed on to stderr, or quoted if it exits
     try:  # compiled from its text as it is now: a cached .pyc is trusted by its source's time and size, which an
-        # edit in the same clock tick keeps (and none is written beside the user's file)
-        exec(compile(resolved.read_bytes(), str(resolved), "exec"), module.__dict__)
+        # edit in the same clock tick keeps
+        with _as_a_script(resolved.parent, path), redirect_stdout(said), redirect_stderr(said):
+            exec(compile(resolved.read_bytes(), str(resolved), "exec"), module.__dict__)
     except SyntaxError as e:
+        sys.modules.pop(module_name, None)
         raise NeuralscaleError(f"model file {path}, line {e.lineno}: {e.msg}") from None
+    except SystemExit as e:  # argparse or sys.exit at its top level
+        sys.modules.pop(module_name, None)
+        last = ([line for line in said.getvalue().splitlines() if line.strip()] or [str(e.code or "")])[-1]
+        raise NeuralscaleError(f"model file {path} exits as it is imported" + (f" ({last.strip()[:120]})" if last
+                                                                               else "")
+                               + ": put the code that runs it under `if __name__ == \"__main__\":`") from None
     except Exception as e:  # ImportError, NameError, ...: the user's code, in one line
+        sys.modules.pop(module_name, None)
         raise NeuralscaleError(f"model file {path} does not import: {type(e).__name__}: {_first_line(e)}") from None
     finally:
-        sys.path.remove(str(resolved.parent))
+        sys.stderr.write(said.getvalue() if sys.modules.get(module_name) is module else "")
     return module
 
 
@@ -107,7 +155,7 @@ def _attribute(module, path: Path, attr: str):
         raise NeuralscaleError(f"model file {path} has no {attr}{suggest(attr, names)}"
                                + (f"; it defines {', '.join(sorted(names))}" if names else ""))
     if not callable(maker):
-        raise NeuralscaleError(f"{path}:{attr} is a {type(maker).__name__}, not a class or function that makes the "
+        raise NeuralscaleError(f"{path}:{attr} is {_a(type(maker).__name__)}, not a class or function that makes the "
                                "network")
     return maker
 
@@ -120,8 +168,8 @@ def _arguments(maker, info: DatasetInfo, where: str) -> dict:
     except (TypeError, ValueError):  # a builtin or a C extension: called without arguments
         return {}
     kwargs = {}
-    if "num_classes" in params:
-        kwargs["num_classes"] = info.num_classes
+    if "num_classes" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):  # (torchvision's and
+        kwargs["num_classes"] = info.num_classes  # timm's builders take it among **kwargs)
     for name in CHANNEL_ARGUMENTS:
         if name in params:
             kwargs[name] = info.in_channels
@@ -157,6 +205,10 @@ def _check_classes(make: Callable[[], nn.Module], info: DatasetInfo, where: str,
                                                     f"{info.num_classes}")
         raise NeuralscaleError(f"{where} gives {out.shape[1]} class scores, but {info.name} has "
                                f"{info.num_classes} classes{hint}")
+
+
+def _a(kind: str) -> str:
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
 
 
 def _listed(kwargs: dict) -> str:

@@ -558,6 +558,7 @@ class _Store:
     descents: list[Path] = field(default_factory=list)  # every descent the runs came from (one per objective)
     left_out: list[str] = field(default_factory=list)  # a note for each recorded descent not the runs' (_descents)
     not_started: int = 0  # runs sweep.json planned that have no record yet (a sweep stopped before them)
+    no_space: str = ""  # why the runs' network could not be made here (space None): said where figures need it
 
 
 def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
@@ -583,15 +584,16 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
     sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
     descent_dir, descents, left_out = _descents(store, plan, descent)
     try:
-        space = record_space(next(r for r in records if (r["model"], r["dataset"]) == models[0]))
-    except NeuralscaleError:
-        space = None  # e.g. an image folder that is not on this machine: no layer names, no descent figures
+        space, no_space = record_space(next(r for r in records if (r["model"], r["dataset"]) == models[0])), ""
+    except NeuralscaleError as e:
+        space, no_space = None, str(e)  # e.g. an image folder or a model file that is not here: no layer names,
+        # no descent figures
     fallbacks = _mark_fallbacks(rows, descents)
     _mark_extrapolated(rows, descents, space, sweep_cfg)
     have = {r["id"] for r in records}
     planned = plan.get("runs") if isinstance(plan.get("runs"), list) else []
     return _Store(store, records, rows, accuracy, models[0][0], models[0][1], space, descent_dir,
-                  fallbacks, descents, left_out, sum(i not in have for i in planned))
+                  fallbacks, descents, left_out, sum(i not in have for i in planned), no_space)
 
 
 def _descents(store: Path, plan: dict, descent: str | Path | None) -> tuple[Path | None, list[Path], list[str]]:
@@ -687,7 +689,10 @@ def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tup
     p = widths_figure(st.rows, list(st.space.layer_names) if st.space else None, dest, colors, formats=formats)
     if p:
         out.append(("per-layer widths", p))
-    if st.descent is None or st.space is None:
+    if st.descent is not None and st.space is None:  # (said: a report from another folder than a file model's)
+        return out, (f"The runs' network cannot be made here ({st.no_space.rstrip('.')}); the descent's figures "
+                     "are left out.")
+    if st.descent is None:
         return out, ""
     if not DescentDir(st.descent).fits_path.exists():
         return out, f"The descent directory {st.descent} is not available; its figures are left out."

@@ -319,7 +319,7 @@ def plan(cfg: SweepConfig, frozen: dict | None = None) -> list[RunSpec]:
     budgets = _budgets(cfg, space, frozen)
     data = DataConfig.from_settings(cfg.dataset, cfg.data).settings(with_dir=True)  # as `train` records it
     common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
-                  latency_batches=tuple(cfg.latency_batches))
+                  latency_batches=tuple(cfg.latency_batches), architecture=space.architecture)
     widths_for = _Widths(cfg, space, budgets, frozen)
     labels: dict[tuple[str, int], str] = {}  # (method, descent iteration) -> label
 

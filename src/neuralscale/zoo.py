@@ -37,7 +37,7 @@ from .validate import suggest
 FAMILIES: dict[str, Callable[[DatasetInfo, bool], WidthSpace]] = {}
 FAMILY_INFO: dict[str, Family] = {}  # what descent and sweeps need to know of each family (space.Family)
 SCHEMES: dict[str, Callable[[str, DatasetInfo], Callable]] = {}
-OWN_SCHEMES: set[str] = set()  # schemes whose names do not say what the module computes (register_scheme's own)
+SCHEME_INFO: dict[str, dict] = {}  # per scheme: own, stamp and usage (register_scheme)
 CONVCUT = "convcut"  # the paper's all-convolution shortcuts: `--convcut`, or the model name's suffix "-convcut"
 
 
@@ -51,18 +51,19 @@ def register_family(name: str, *, paper: bool = False, add10: bool = False):
     return add
 
 
-def register_scheme(prefix: str, factory: Callable[[str, DatasetInfo], Callable], *, own: bool = False) -> None:
+def register_scheme(prefix: str, factory: Callable[[str, DatasetInfo], Callable], *, own: bool = False,
+                    stamp: Callable[[str], object] | None = None, usage: str = "NAME") -> None:
     """Names `prefix:NAME` are made by `factory(NAME, info)`, which returns a function making the module. `own`:
     NAME does not say what the module computes (a user's file may change), so its space carries the module's
-    architecture digest, as a module of one's own does."""
+    architecture digest, as a module of one's own does. `stamp(NAME)`: what the module is made from as it is now
+    (a file's text), so that a space made before it changed is not reused. `usage`: NAME in messages."""
     SCHEMES[prefix] = factory
-    if own:
-        OWN_SCHEMES.add(prefix)
+    SCHEME_INFO[prefix] = {"own": own, "stamp": stamp, "usage": usage}
 
 
 register_scheme("torchvision", torchvision_factory)
 register_scheme("timm", timm_factory)
-register_scheme(modelfile.SCHEME, modelfile.file_factory, own=True)
+register_scheme(modelfile.SCHEME, modelfile.file_factory, own=True, stamp=modelfile.stamp, usage="PATH.py:NAME")
 
 
 # --- the paper's three families ----------------------------------------------
@@ -118,7 +119,9 @@ def parse_name(model: str, convcut: bool = False) -> tuple[str, bool]:
 
 def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | None = None, *, convcut: bool = False,
           data_dir: str | None = None, name: str | None = None) -> WidthSpace:
-    """The width space of `model` for `dataset` (a name or a DatasetInfo).
+    """The width space of `model` for `dataset` (a name or a DatasetInfo): a family (`vgg11`), a library's model
+    (`torchvision:resnet50`, `timm:efficientnet_b0`) or a network of one's own in a Python file
+    (`file:models.py:Net`, modelfile.py).
 
     `model` may also be your own `nn.Module` with an example input, as Torch-Pruning takes it:
     `space(model, torch.randn(1, 3, 32, 32))`, or with the dataset it will train on: `space(model,
@@ -141,8 +144,9 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
         if convcut:
             raise NeuralscaleError("--convcut applies to the paper's resnet18 and mobilenetv2 only")
         try:
-            return _scheme_space(model, info, modelfile.stamp(model[len(modelfile.SCHEME) + 1:])
-                                 if model.startswith(f"{modelfile.SCHEME}:") else None)
+            source, _, name = model.partition(":")
+            stamp = (SCHEME_INFO.get(source) or {}).get("stamp")
+            return _scheme_space(model, info, stamp(name) if stamp else None)
         except (RuntimeError, ValueError) as e:  # its graph is traced and run on meta at the dataset's size
             first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
             small = "too small" in first or "greater than actual input" in first
@@ -210,12 +214,13 @@ def _scheme_space(model: str, info: DatasetInfo, stamp=None) -> WidthSpace:
     source, _, name = model.partition(":")
     if source not in SCHEMES or not name:
         raise NeuralscaleError(f"unknown model source {source!r} in {model!r}; use {scheme_names()}")
-    return module_space(model, SCHEMES[source](name, info), info, own=source in OWN_SCHEMES)
+    own = (SCHEME_INFO.get(source) or {}).get("own", False)
+    return module_space(model, SCHEMES[source](name, info), info, own=own)
 
 
 def scheme_names() -> str:
     """The schemes as a model is named with them: torchvision:NAME, timm:NAME or file:PATH.py:NAME."""
-    names = [f"{s}:PATH.py:NAME" if s == modelfile.SCHEME else f"{s}:NAME" for s in SCHEMES]
+    names = [f"{s}:{SCHEME_INFO[s]['usage']}" for s in SCHEMES]
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
@@ -245,7 +250,8 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
     if recorded and sp.architecture and recorded != sp.architecture:
         if given is None:  # rebuilt from its name: a file of one's own (modelfile.py), edited since
             raise NeuralscaleError(f"{model} is not the network this was trained as: its code or modules changed "
-                                   f"since (architecture {sp.architecture} now, {recorded} recorded)")
+                                   f"since (architecture {sp.architecture} now, {recorded} recorded); put its code "
+                                   "back as it was")
         raise NeuralscaleError(f"the space given is not the {model} this was trained as: its code or modules "
                                f"differ (architecture {sp.architecture}, recorded {recorded})")
     return sp
