@@ -84,7 +84,12 @@ def test_a_network_in_a_file_is_analysed_trained_exported_and_loaded_by_its_name
     assert "the model's code or modules changed since" in capsys.readouterr().err
     with pytest.raises(ns.NeuralscaleError, match=r"^file:nets.py:Net is not the network this was trained as: its "
                                                   r"code or modules changed since \(architecture \w+ now, \w+ "
-                                                  r"recorded\); put its code back as it was$"):
+                                                  r"recorded\); put its code back as it was \(or run where it "
+                                                  r"was: nets.py is read from where the command runs, .*\)$"):
+        ns.load_model("net.json")
+    (nets / "nets.py").write_text(NETS.replace("features", "body"))  # other layers: not 'the space given'
+    with pytest.raises(ns.NeuralscaleError, match=r"^file:nets.py:Net is not the network this was trained as: its "
+                                                  r"layers differ now; put its code back as it was"):
         ns.load_model("net.json")
     (nets / "nets.py").write_text(NETS)  # as it was: the same run again, finished, not redone
     assert cli.main(["train", "--model", "file:nets.py:Net", "--ratio", "0.5", *tiny, "--out", "run"]) == 0

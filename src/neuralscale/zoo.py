@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -224,6 +225,20 @@ def scheme_names() -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
+def _read_from(model: str) -> str:
+    """Where a `file:` model's relative path was read from, for a message that the file there is not the one
+    recorded ('' for any other model)."""
+    source, _, name = model.partition(":")
+    if source != modelfile.SCHEME:
+        return ""
+    try:
+        path = modelfile.locate(name)[0]
+    except NeuralscaleError:
+        return ""
+    return "" if path.is_absolute() else f" (or run where it was: {path} is read from where the command runs, " \
+                                          f"{Path.cwd()})"
+
+
 def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | None = None) -> WidthSpace:
     """The width space a run record, a run spec or a saved model's metadata belongs to: `given` if any (checked
     against its layers), else rebuilt from its model name and the data it describes (a run record's `input`, a
@@ -244,14 +259,17 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
         convcut = record.get("convcut", spec.get("convcut", False)) is True
         data_dir = data_dir or (spec.get("data") or {}).get("data_dir")
         sp = space(model, dataset, convcut=convcut, data_dir=data_dir)
-    if "layers" in record and list(record["layers"]) != list(sp.layer_names):
-        raise NeuralscaleError(f"the space given is not {model}'s: its layers differ")
     recorded = record.get("architecture") or spec.get("architecture")
+    layers = "layers" in record and list(record["layers"]) != list(sp.layer_names)
+    if given is None and (layers or (recorded and sp.architecture and recorded != sp.architecture)):
+        # rebuilt from its name: a file of one's own (modelfile.py), edited since or another file of that name
+        raise NeuralscaleError(f"{model} is not the network this was trained as: "
+                               + ("its layers differ now" if layers else "its code or modules changed since "
+                                  f"(architecture {sp.architecture} now, {recorded} recorded)")
+                               + f"; put its code back as it was{_read_from(model)}")
+    if layers:
+        raise NeuralscaleError(f"the space given is not {model}'s: its layers differ")
     if recorded and sp.architecture and recorded != sp.architecture:
-        if given is None:  # rebuilt from its name: a file of one's own (modelfile.py), edited since
-            raise NeuralscaleError(f"{model} is not the network this was trained as: its code or modules changed "
-                                   f"since (architecture {sp.architecture} now, {recorded} recorded); put its code "
-                                   "back as it was")
         raise NeuralscaleError(f"the space given is not the {model} this was trained as: its code or modules "
                                f"differ (architecture {sp.architecture}, recorded {recorded})")
     return sp
