@@ -224,23 +224,6 @@ def _worker_context():
     return ctx
 
 
-def _start_fork_server(ctx) -> None:
-    """Start the fork server (if `ctx` uses one and it is not running) with Ctrl-C held off: it ignores SIGINT
-    only once it has imported torch (multiprocessing.forkserver.main), and Ctrl-C in those seconds printed its
-    KeyboardInterrupt traceback under the driver's one line (interruption audit). It starts with SIGINT blocked,
-    as multiprocessing starts its resource tracker (bpo-33613), and then ignores it; the driver's own Ctrl-C,
-    held off while the server is spawned, is delivered as the mask is restored."""
-    if ctx.get_start_method() != "forkserver":
-        return
-    from multiprocessing import forkserver, resource_tracker
-    resource_tracker.ensure_running()  # (it unblocks SIGINT as it returns from starting its own process)
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        forkserver.ensure_running()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-
-
 def _worker(conn, device: str | None, threads: int | None, environ: dict | None = None, alive=None) -> None:
     """A local worker process: runs what the driver sends, one at a time, each run's output in its log.
     Ctrl-C reaches the whole process group; the driver alone answers it (and stops its workers), so that the
@@ -248,7 +231,6 @@ def _worker(conn, device: str | None, threads: int | None, environ: dict | None 
     started (a worker forked from the fork server would otherwise have the server's, from its own start).
     `alive`: see _exit_with_driver."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked in the fork server (_start_fork_server)
     # stopped by its driver (Ctrl-C, SIGTERM): unwound quietly, so that a write in progress removes its temporary
     # file (records._atomic) and the run's record stays as it was, resumable
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
@@ -323,7 +305,6 @@ class Local(_Pool):
             alive_r, alive_w = self._ctx.Pipe(duplex=False)  # this process holds the only writing end
             p = self._ctx.Process(target=_worker, daemon=False,
                                   args=(there, self._device(slot), self.threads, dict(os.environ), alive_r))
-            _start_fork_server(self._ctx)
             p.start()
             there.close()
             alive_r.close()
