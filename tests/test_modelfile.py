@@ -72,7 +72,8 @@ def test_a_network_in_a_file_is_analysed_trained_exported_and_loaded_by_its_name
             "--batch-size", "16", "--device", "cpu", "--quiet"]
     assert cli.main(["train", "--model", "file:nets.py:Net", "--ratio", "0.5", *tiny, "--out", "run", "--json"]) == 0
     record = json.loads((nets / "run" / "record.json").read_text())
-    assert record["model"] == "file:nets.py:Net" and record["status"] == "finished" and record["spec"]["architecture"]
+    assert record["model"] == f"file:{nets / 'nets.py'}:Net"  # recorded by the file's absolute path
+    assert record["status"] == "finished" and record["spec"]["architecture"]
     assert record["widths"] == [8, 16]
     assert cli.main(["export", "run", "--out", "net"]) == 0
     model, meta = ns.load_model("net.json")  # its space rebuilt from the file, by the name the run recorded
@@ -82,13 +83,12 @@ def test_a_network_in_a_file_is_analysed_trained_exported_and_loaded_by_its_name
     (nets / "nets.py").write_text(NETS.replace("nn.MaxPool2d(2)", "nn.AvgPool2d(2)"))
     assert cli.main(["train", "--model", "file:nets.py:Net", "--ratio", "0.5", *tiny, "--out", "run"]) == 2
     assert "the model's code or modules changed since" in capsys.readouterr().err
-    with pytest.raises(ns.NeuralscaleError, match=r"^file:nets.py:Net is not the network this was trained as: its "
+    with pytest.raises(ns.NeuralscaleError, match=r"^file:/.*/nets.py:Net is not the network this was trained as: its "
                                                   r"code or modules changed since \(architecture \w+ now, \w+ "
-                                                  r"recorded\); put its code back as it was \(or run where it "
-                                                  r"was: nets.py is read from where the command runs, .*\)$"):
+                                                  r"recorded\); put its code back as it was$"):
         ns.load_model("net.json")
     (nets / "nets.py").write_text(NETS.replace("features", "body"))  # other layers: not 'the space given'
-    with pytest.raises(ns.NeuralscaleError, match=r"^file:nets.py:Net is not the network this was trained as: its "
+    with pytest.raises(ns.NeuralscaleError, match=r"^file:/.*/nets.py:Net is not the network this was trained as: its "
                                                   r"layers differ now; put its code back as it was"):
         ns.load_model("net.json")
     (nets / "nets.py").write_text(NETS)  # as it was: the same run again, finished, not redone
@@ -105,16 +105,15 @@ def test_a_sweeps_local_workers_make_the_network_from_the_file(nets, capsys):
     records = [json.loads(p.read_text()) for p in (nets / "sweep" / "runs").glob("*/record.json")]
     assert sorted(r["params"] for r in records) == sorted(ns.space("file:nets.py:small", "synthetic").params(w)
                                                           for w in ([4, 8], [8, 16]))
-    assert all(r["status"] == "finished" and r["model"] == "file:nets.py:small" for r in records)
+    assert all(r["status"] == "finished" and r["model"] == f"file:{nets / 'nets.py'}:small" for r in records)
 
 
 @pytest.mark.parametrize("text, model, says", [
-    (None, "file:nope.py:Net", "model file nope.py does not exist (a relative path is read from where the command "
-                               "runs, "),
+    (None, "file:nope.py:Net", "model file <d>/nope.py does not exist"),
     (None, "file:nets.py", "file:nets.py: name the class or function too, as file:PATH.py:NAME"),
-    (None, "file:nets.py:Nett", "model file nets.py has no Nett (did you mean Net?); it defines Net, small"),
-    ("import torch\ndef Net(:\n", "file:nets.py:Net", "model file nets.py, line 2: invalid syntax"),
-    ("import no_such_module\n", "file:nets.py:Net", "model file nets.py does not import: ModuleNotFoundError: No "
+    (None, "file:nets.py:Nett", "model file <d>/nets.py has no Nett (did you mean Net?); it defines Net, small"),
+    ("import torch\ndef Net(:\n", "file:nets.py:Net", "model file <d>/nets.py, line 2: invalid syntax"),
+    ("import no_such_module\n", "file:nets.py:Net", "model file <d>/nets.py does not import: ModuleNotFoundError: No "
                                                     "module named 'no_such_module'"),
     ("Net = 3\n", "file:nets.py:Net", "nets.py:Net is an int, not a class or function that makes the network"),
     ("def Net(num_classes, depth):\n    pass\n", "file:nets.py:Net",
@@ -126,9 +125,9 @@ def test_a_sweeps_local_workers_make_the_network_from_the_file(nets, capsys):
     # of the file took the command over (its usage, 'unrecognized arguments: info --model ...', exit 2 or 1)
     (None, "file:nets.py:Net ", "file:nets.py:Net : 'Net ' is not a Python name (file:PATH.py:NAME)"),
     ("import argparse\np = argparse.ArgumentParser()\np.add_argument('--data', required=True)\np.parse_args()\n",
-     "file:nets.py:Net", "model file nets.py exits as it is imported (nets.py: error: the following arguments are "
+     "file:nets.py:Net", "model file <d>/nets.py exits as it is imported (nets.py: error: the following arguments are "
                          'required: --data): put the code that runs it under `if __name__ == "__main__":`'),
-    ("import sys\nsys.exit('no GPU here')\n", "file:nets.py:Net", "model file nets.py exits as it is imported (no "
+    ("import sys\nsys.exit('no GPU here')\n", "file:nets.py:Net", "model file <d>/nets.py exits as it is imported (no "
                                                                   "GPU here): put the code"),
     ("import argparse\nargparse.ArgumentParser().parse_args()\nNet = 3\n", "file:nets.py:Net",
      "nets.py:Net is an int"),  # its own arguments only: none, not the command's
@@ -142,6 +141,7 @@ def test_a_sweeps_local_workers_make_the_network_from_the_file(nets, capsys):
 def test_a_file_that_does_not_make_the_network_is_one_line(nets, capsys, text, model, says):
     if text is not None:
         (nets / "nets.py").write_text(text)
+    says = says.replace("<d>", str(nets))  # a relative path is read from where the command runs, and said absolute
     dataset = "fashionmnist" if "first convolution" in says else "synthetic"
     assert cli.main(["info", "--model", model, "--dataset", dataset]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -159,31 +159,26 @@ def test_an_edited_file_is_read_again_in_the_same_process(nets):
     assert list(before.base_widths) == [16, 32]
 
 
-def test_an_experiment_file_names_a_model_file_beside_it_as_the_command_line_would(tmp_path, monkeypatch):
-    """A model file's path is read from where the command runs, as an image folder's: one beside the experiment
-    file but not there says so, with both ways on."""
+def test_an_experiment_files_model_file_is_beside_it_whatever_folder_the_command_runs_in(tmp_path, monkeypatch):
+    """`model = "file:nets.py:Net"` in an experiment file is read from the file's folder, as its other paths are, and
+    recorded absolute: a walkthrough and a review found it read from where the command ran (another nets.py there
+    was used, and a store made from one folder refused the same file named absolute from another)."""
     from neuralscale.experiment import prepare
     (tmp_path / "exp").mkdir()
     (tmp_path / "exp" / "blocks.py").write_text(BLOCKS)
     (tmp_path / "exp" / "nets.py").write_text(NETS)
+    (tmp_path / "nets.py").write_text(NETS.replace("width=16", "width=12"))  # another one where the command runs
+    (tmp_path / "blocks.py").write_text(BLOCKS)
     f = tmp_path / "exp" / "e.toml"
     f.write_text('[experiment]\nmodel = "file:nets.py:Net"\ndataset = "synthetic"\ndevice = "cpu"\n[sweep]\n'
                  'methods = ["uniform"]\nratios = [0.5]\nseeds = [0]\n')
+    for here in (tmp_path, tmp_path / "exp"):
+        monkeypatch.chdir(here)
+        e = prepare(f)
+        assert e.sweep.model == f"file:{tmp_path / 'exp' / 'nets.py'}:Net" and list(e.space.base_widths) == [16, 32]
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ns.NeuralscaleError, match=f"model file nets.py does not exist here \\({tmp_path}\\); it is "
-                                                  f"beside the file.*: run from {tmp_path / 'exp'}, or give model = "
-                                                  f"\"file:{tmp_path / 'exp' / 'nets.py'}:Net\""):
-        prepare(f)
-    monkeypatch.chdir(tmp_path / "exp")
-    assert prepare(f).sweep.model == "file:nets.py:Net"
-    # another nets.py where the command runs: it would be read, not the one beside the file (a review)
-    (tmp_path / "nets.py").write_text(NETS.replace("width=16", "width=12"))
-    (tmp_path / "blocks.py").write_text(BLOCKS)
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ns.NeuralscaleError, match=f"model file nets.py is both here \\({tmp_path}\\) and beside the "
-                                                  f"file, two different ones; the one here would be read"):
-        prepare(f)
-    assert list(ns.space("file:nets.py:Net", "synthetic").base_widths) == [12, 24]  # (the one here)
+    assert list(ns.space("file:nets.py:Net", "synthetic").base_widths) == [12, 24]  # the command line's: here
+    assert ns.space("file:./exp/../exp/nets.py:Net", "synthetic").name == e.sweep.model  # one name, however spelled
 
 
 def test_the_modules_beside_a_file_are_its_own_and_taken_away_after(tmp_path, monkeypatch, capsys):
@@ -239,26 +234,57 @@ def test_a_sweep_records_the_files_network_and_a_descent_of_it_as_it_was_is_refu
     (nets / "nets.py").write_text(NETS.replace("adaptive_avg_pool2d", "adaptive_max_pool2d"))  # the same widths
     after = plan(cfg)
     assert after[0].widths == before[0].widths and after[0].id != before[0].id
-    with pytest.raises(ns.NeuralscaleError, match=r"d descended file:nets.py:Net as it was then: its code or "
+    from neuralscale.sweep import run_sweep
+    (nets / "nets.py").write_text(NETS)  # a store of the network as it was: the edited one is another recipe
+    run_sweep(cfg, nets / "s", progress=False)
+    (nets / "nets.py").write_text(NETS.replace("adaptive_avg_pool2d", "adaptive_max_pool2d"))
+    with pytest.raises(ns.NeuralscaleError, match=r"s holds a sweep with another recipe \(architecture"):
+        run_sweep(cfg, nets / "s", progress=False)  # (ran: two networks' runs in one store, which no report reads)
+    with pytest.raises(ns.NeuralscaleError, match=r"d descended file:/.*/nets.py:Net as it was then: its code or "
                                                   r"modules changed since \(architecture \w+ now, \w+ recorded\)"):
         ns.scale(ns.space("file:nets.py:Net", "synthetic"), "neuralscale", "50%", source=nets / "d")
 
 
-def test_a_report_made_where_the_file_is_not_says_why_its_descent_figures_are_left_out(nets, capsys, monkeypatch):
-    """A review: from another folder the report dropped the descent's figures without a word (the network, made
-    from a relative file name, could not be made there)."""
+def test_a_report_from_any_folder_draws_the_files_network_and_says_why_not_where_it_is_gone(nets, capsys,
+                                                                                            monkeypatch):
+    """A walkthrough and a review: from another folder the report dropped the descent's figures without a word (the
+    network, recorded by a relative file name, could not be made there). Recorded absolute, it is made from any
+    folder; where the file is gone, the report says why its descent figures are left out."""
     from helpers import TINY_DESCENT
     ns.descend("file:nets.py:small", "synthetic", "d", ns.DescentConfig(**{**TINY_DESCENT, "iterations": 1}),
                subset={"train": 64}, progress=False)
     assert cli.main(["sweep", "--model", "file:nets.py:small", "--dataset", "synthetic", "--from", "d", "--methods",
                      "uniform,neuralscale", "--ratios", "0.5", "--seeds", "0", "--epochs", "1", "--train-subset",
                      "32", "--test-subset", "16", "--device", "cpu", "--quiet", "--out", "s"]) == 0
-    assert cli.main(["report", "s", "--out", "here"]) == 0
-    assert any(nets.glob("here/*growth*")) and "cannot be made here" not in (nets / "here" / "report.md").read_text()
     (nets / "elsewhere").mkdir()
     monkeypatch.chdir(nets / "elsewhere")
     assert cli.main(["report", "../s", "--out", "there"]) == 0
-    text = (nets / "elsewhere" / "there" / "report.md").read_text()
-    assert not any(nets.glob("elsewhere/there/*growth*"))
-    assert "The runs' network cannot be made here (model file nets.py does not exist (a relative path is read from " \
-           "where the command runs, " in " ".join(text.split()), text
+    assert any(nets.glob("elsewhere/there/*growth*"))
+    assert "cannot be made here" not in (nets / "elsewhere" / "there" / "report.md").read_text()
+    (nets / "nets.py").rename(nets / "moved.py")
+    assert cli.main(["report", "../s", "--out", "gone"]) == 0
+    text = " ".join((nets / "elsewhere" / "gone" / "report.md").read_text().split())
+    assert not any(nets.glob("elsewhere/gone/*growth*"))
+    assert f"The runs' network cannot be made here (model file {nets / 'nets.py'} does not exist); the descent's " \
+           "figures are left out." in text, text
+
+
+def test_a_network_whose_first_registered_convolution_is_not_its_first_is_taken(nets, capsys):
+    """A review: the image-channel check read the first convolution registered, not the first the forward runs: a
+    head registered before the features was refused as reading 32 channels."""
+    (nets / "order.py").write_text("""
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes=10, in_channels=3):
+        super().__init__()
+        self.head = nn.Conv2d(32, num_classes, 1)
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32),
+                                      nn.ReLU())
+
+    def forward(self, x):
+        return self.head(self.features(x)).mean((2, 3))
+""")
+    assert cli.main(["info", "--model", "file:order.py:Net", "--dataset", "synthetic", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["layers"] == ["features.0"]

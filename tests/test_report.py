@@ -1406,3 +1406,10 @@ def test_a_report_holds_its_folder_and_clears_what_a_killed_report_left(tmp_path
     report.build_report(store)
     assert held == [dest] and not killed.exists()
     assert not [p.name for p in dest.iterdir() if "tmp" in p.name]
+    # killed after taking the lock, before its first page: the folder holds the lock (and a temporary file) alone,
+    # which is no one's content (a review: 'holds files that are not a report (.lock)')
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".lock").write_text("123\n")
+    (fresh / ".report.md.a1b2c3d_.ns.tmp").write_text("# neuralscale report (being")
+    assert report.build_report(store, out=fresh, figures=False)["markdown"].parent == fresh

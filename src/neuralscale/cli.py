@@ -197,8 +197,9 @@ def _train_parser(sub) -> None:
                    help="replay the training step as one captured CUDA graph (CUDA only; small networks at small "
                         "batches, which kernel launches bound, train several times faster)")
     p.add_argument("--channels-last", action="store_true",
-                   help="channels_last memory format (default: always on CUDA; on the CPU per model, where it is "
-                        "faster and oneDNN does not hang on layers of 1-2 channels)")
+                   help="channels_last memory format (default: on CUDA; on the CPU per model, where it is "
+                        "faster and oneDNN does not hang on layers of 1-2 channels; never for a model that views a "
+                        "map as a vector, x.view(x.size(0), -1))")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
                    help=f"fraction of the training set held out for validation (default {d.val_fraction})")
     _add_data_args(p, "train on a seeded random N images (quick looks); the validation split, held out of the whole "

@@ -406,7 +406,8 @@ class DescentDir:
         mismatch = [f"{k}: recorded {old.get(k)!r}, now {identity[k]!r}" for k in ("model", "dataset", "data")
                     if old.get(k) != identity[k]]
         if old.get("architecture") != identity.get("architecture") and "architecture" in old:
-            mismatch.append("architecture: the model's code or modules changed")
+            mismatch.append("architecture: the model's code or modules changed (put its code back to continue "
+                            "it)")
         defaults = asdict(DescentConfig())  # a setting added after the record was written counts as its default there
         mismatch += [f"{k}: recorded {old['descent'].get(k, defaults.get(k))!r}, now {v!r}"
                      for k, v in identity["descent"].items() if old["descent"].get(k, defaults.get(k)) != v]

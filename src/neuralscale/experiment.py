@@ -263,7 +263,8 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
     check_data(data)
     if isinstance(data.get("data_dir"), str) and not Path(data["data_dir"]).expanduser().is_absolute():
         data["data_dir"] = os.path.normpath(doc["_base"] / data["data_dir"])  # relative to the file, as out is
-    _paths_beside(exp, doc["_base"])
+    _image_folder_beside(exp["dataset"], doc["_base"])
+    exp = {**exp, "model": _model_beside(exp["model"], doc["_base"])}
     space = make_space(exp["model"], exp["dataset"], convcut=convcut, data_dir=data.get("data_dir"))
 
     cfg = None
@@ -304,26 +305,25 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
     return space, out_dir, data, cfg, sweep_cfg, executor, report
 
 
-def _paths_beside(exp: dict, base: Path) -> None:
-    """An image folder or a model file named relative to the folder the command runs in (the name every run
-    records, as the command line's): one that is not there but is beside the file, or that is in both places and
-    not the same, is said, with the ways on."""
-    for key, scheme, what in (("dataset", "imagefolder", "image folder"), ("model", modelfile.SCHEME, "model file")):
-        value = exp.get(key)
-        if not isinstance(value, str) or not value.startswith(f"{scheme}:"):
-            continue
-        where = value.split(":", 1)[1]
-        path = Path(where).expanduser() if key == "dataset" else modelfile.locate(where)[0]
-        beside = base.resolve() / path
-        if path.is_absolute() or not beside.exists() or (path.exists() and path.resolve() == beside.resolve()):
-            continue
-        ways = (f"a {key}'s path is read from where the command runs (its runs record it as written): run from "
-                f"{base.resolve()}, or give {key} = \"{scheme}:{beside.parent / Path(where).name}\"")
-        if not path.exists():
-            raise NeuralscaleError(f"{what} {path} does not exist here ({Path.cwd()}); it is beside the file, and "
-                                   f"{ways}")
-        raise NeuralscaleError(f"{what} {path} is both here ({Path.cwd()}) and beside the file, two different ones; "
-                               f"the one here would be read: {ways}")
+def _image_folder_beside(dataset, base: Path) -> None:
+    """An image folder named relative to the folder the command runs in (the name every run records, as the
+    command line's) that is not there but is beside the file: said, with both ways on."""
+    if not isinstance(dataset, str) or not dataset.startswith("imagefolder:"):
+        return
+    folder = Path(dataset.split(":", 1)[1]).expanduser()
+    if not folder.is_absolute() and not folder.exists() and (base / folder).is_dir():
+        raise NeuralscaleError(f"image folder {folder} does not exist here ({Path.cwd()}); it is beside the file, "
+                               f"and a dataset's path is read from where the command runs (its runs record it as "
+                               f"written): run from {base}, or give dataset = \"imagefolder:{base / folder}\"")
+
+
+def _model_beside(model, base: Path):
+    """A model file named relative to the experiment file, as its other paths are (`file:nets.py:Net` beside it);
+    its runs record it by its absolute path (modelfile.canonical)."""
+    if not isinstance(model, str) or not model.startswith(f"{modelfile.SCHEME}:"):
+        return model
+    path, name = modelfile.locate(model.split(":", 1)[1])
+    return f"{modelfile.SCHEME}:{os.path.normpath(base / path)}:{name}"
 
 
 def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: dict, out_dir: Path, space) -> None:

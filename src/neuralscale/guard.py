@@ -11,6 +11,7 @@ from pathlib import Path
 from .descent import is_descent_dir
 from .errors import NeuralscaleError
 from .layout import ReportDir
+from .records import LOCK, is_temp
 from .store import is_run_dir
 
 
@@ -55,9 +56,12 @@ def check_report_dir(path: str | Path, force: bool = False) -> Path:
     if inside:
         raise NeuralscaleError(f"a report would be written into {inside}; give another --out, or --force "
                                "(force=True in Python)")
-    foreign = sorted(p.name for p in path.iterdir() if not ReportDir.belongs(p.name))
-    if not foreign and any(path.iterdir()) and not ReportDir(path).is_report():
-        foreign = sorted(p.name for p in path.iterdir())  # files named as a report's, not written as one
+    # a report's lock and a killed write's temporary file are no one's content (a report killed before its first
+    # page leaves them)
+    content = [p for p in path.iterdir() if p.name != LOCK and not is_temp(p.name)]
+    foreign = sorted(p.name for p in content if not ReportDir.belongs(p.name))
+    if not foreign and content and not ReportDir(path).is_report():
+        foreign = sorted(p.name for p in content)  # files named as a report's, not written as one
     if foreign:
         raise NeuralscaleError(f"{path} holds files that are not a report ({', '.join(foreign[:3])}); give another "
                                "--out, or --force (force=True in Python)")

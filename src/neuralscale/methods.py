@@ -106,8 +106,10 @@ def _check_architecture(space: WidthSpace, source: str | Path) -> None:
     the network as it was, refused for the one there is now (the law itself names only the model)."""
     if not space.architecture or not Path(source).is_dir():
         return
-    recorded = (DescentDir(source).config() or {}).get("architecture")
-    if recorded and recorded != space.architecture:
+    config = DescentDir(source).config() or {}
+    recorded = config.get("architecture")
+    if recorded and recorded != space.architecture and config.get("model") == space.name:  # (another model's
+        # descent: the law's own check names both)
         raise NeuralscaleError(f"{source} descended {space.name} as it was then: its code or modules changed since "
                                f"(architecture {space.architecture} now, {recorded} recorded); descend the network "
                                "as it is now into a new folder, or put its code back")

@@ -6,8 +6,9 @@ everything else defaults. The file is imported as Python imports a script (its o
 it imports, so `from blocks import Block` beside it works) each time the name is read, and its network is analysed
 from its graph as a `torchvision:` or `timm:` model is (generic.py).
 
-The name is recorded as written, as an image folder's is, so a relative PATH is read from the folder the command
-runs in; a sweep's local workers run there too. The space carries the network's architecture digest
+A relative PATH is read from the folder the command runs in (an experiment file's, from the file's folder) and
+recorded absolute (`canonical`): every later command, a sweep's workers and `load_model` of an export find the file
+from any folder of this machine. The space carries the network's architecture digest
 (generic.GenericSpace.fingerprint): an edited file makes different runs, and a run or an export of the file as it was
 is refused against the file as it is.
 """
@@ -45,15 +46,24 @@ def locate(name: str) -> tuple[Path, str]:
     return Path(path).expanduser(), attr
 
 
+def canonical(name: str) -> str:
+    """`PATH.py:NAME` with PATH made absolute (resolved from where the command runs): the one name of the file's
+    network, whatever the folder a later command runs in, and however the path was spelled."""
+    path, attr = locate(name)
+    return f"{path.resolve()}:{attr}"
+
+
 def stamp(name: str) -> str | None:
-    """Where the file is and a digest of its text and of the Python files beside it that it may import (None where
+    """Where the file is and a digest of its text and of the Python files and packages beside it that it may import
+    (None where
     it cannot be read): a space read from the files before they were edited, or from another folder's file of the
     same name, is not reused (an edit in the same clock tick keeps the modification time)."""
     try:
         path = locate(name)[0].resolve()
         digest = hashlib.sha1(path.read_bytes())
-        for other in sorted(path.parent.glob("*.py")):
-            digest.update(other.name.encode() + b"\0" + other.read_bytes())
+        packages = [p for p in path.parent.iterdir() if (p / "__init__.py").is_file()]
+        for other in sorted([*path.parent.glob("*.py"), *(f for p in packages for f in p.rglob("*.py"))]):
+            digest.update(str(other.relative_to(path.parent)).encode() + b"\0" + other.read_bytes())
         return f"{path}:{digest.hexdigest()}"
     except (OSError, NeuralscaleError):
         return None
@@ -190,16 +200,21 @@ def _check_classes(make: Callable[[], nn.Module], info: DatasetInfo, where: str,
             model = make()
     except NeuralscaleError:  # (a constructor that computes with tensors may not build on meta: the analysis will)
         return
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if first is not None and first.in_channels != info.in_channels:
-        hint = "" if any(k in kwargs for k in CHANNEL_ARGUMENTS) else "; give it an in_channels argument"
-        raise NeuralscaleError(f"{where}'s first convolution reads {first.in_channels} channels, but {info.name}'s "
-                               f"images have {info.in_channels}{hint}")
+    ran: list[nn.Conv2d] = []  # the convolutions in the order the forward reaches them
+    hooks = [m.register_forward_pre_hook(lambda m, args: ran.append(m)) for m in model.modules()
+             if isinstance(m, nn.Conv2d)]
     try:
         with torch.no_grad():
             out = model.eval()(torch.zeros(2, *info.input_shape, device="meta"))
     except Exception:
+        if ran and ran[0].in_channels != info.in_channels:  # the first one, reading the images, read others
+            hint = "" if any(k in kwargs for k in CHANNEL_ARGUMENTS) else "; give it an in_channels argument"
+            raise NeuralscaleError(f"{where}'s first convolution reads {ran[0].in_channels} channels, but "
+                                   f"{info.name}'s images have {info.in_channels}{hint}") from None
         return
+    finally:
+        for h in hooks:
+            h.remove()
     if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] != info.num_classes:
         hint = "" if "num_classes" in kwargs else (f"; give it a num_classes argument, or build it for "
                                                     f"{info.num_classes}")

@@ -39,7 +39,7 @@ from .settings import Settings, option
 from .store import RunStore
 from .train import TrainConfig, checkpoint_seconds, check_splits, paper_config, resolve_device
 from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
-from .zoo import space as make_space
+from .zoo import model_name, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ class SweepConfig(Settings):
         self.macs = [Budget.parse(b, "macs").spelling if isinstance(b, Budget) else b for b in self.macs]
         self.latency = [Budget.parse(b, "latency").spelling if isinstance(b, Budget) else b for b in self.latency]
         check_types(self, "sweep setting")
+        self.model = model_name(self.model)  # a file's network by its absolute path, as its runs record it
         if not self.methods:
             raise NeuralscaleError("the sweep has no methods")
         for m in self.methods:
@@ -401,7 +402,9 @@ def recipe(cfg: SweepConfig) -> dict:
              if k not in ("seed", "device", "eval_batch_size")}
     laws = law_fingerprints(DescentDir(cfg.descent)) if cfg.descent is not None and Path(cfg.descent).is_dir() \
         else {}
-    return {"model": cfg.model, "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
+    space = make_space(cfg.model, cfg.dataset, convcut=cfg.convcut, data_dir=cfg.data.get("data_dir"))
+    mine = {"architecture": space.architecture} if space.architecture else {}  # a file's network, edited: another
+    return {"model": cfg.model, **mine, "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
             "data": DataConfig.from_settings(cfg.dataset, cfg.data).settings(),
             "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr,
             "pretrain_ratio": cfg.pretrain_ratio, "min_width": cfg.min_width,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import functools
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -53,18 +52,29 @@ def register_family(name: str, *, paper: bool = False, add10: bool = False):
 
 
 def register_scheme(prefix: str, factory: Callable[[str, DatasetInfo], Callable], *, own: bool = False,
-                    stamp: Callable[[str], object] | None = None, usage: str = "NAME") -> None:
+                    stamp: Callable[[str], object] | None = None, canonical: Callable[[str], str] | None = None,
+                    usage: str = "NAME") -> None:
     """Names `prefix:NAME` are made by `factory(NAME, info)`, which returns a function making the module. `own`:
     NAME does not say what the module computes (a user's file may change), so its space carries the module's
     architecture digest, as a module of one's own does. `stamp(NAME)`: what the module is made from as it is now
-    (a file's text), so that a space made before it changed is not reused. `usage`: NAME in messages."""
+    (a file's text), so that a space made before it changed is not reused. `canonical(NAME)`: the one spelling
+    of NAME that spaces and records carry (a file's absolute path). `usage`: NAME in messages."""
     SCHEMES[prefix] = factory
-    SCHEME_INFO[prefix] = {"own": own, "stamp": stamp, "usage": usage}
+    SCHEME_INFO[prefix] = {"own": own, "stamp": stamp, "canonical": canonical, "usage": usage}
 
 
 register_scheme("torchvision", torchvision_factory)
 register_scheme("timm", timm_factory)
-register_scheme(modelfile.SCHEME, modelfile.file_factory, own=True, stamp=modelfile.stamp, usage="PATH.py:NAME")
+register_scheme(modelfile.SCHEME, modelfile.file_factory, own=True, stamp=modelfile.stamp,
+                canonical=modelfile.canonical, usage="PATH.py:NAME")
+
+
+def model_name(model: str) -> str:
+    """A model's name as spaces and records carry it: a scheme's canonical spelling (a `file:` model's absolute
+    path), any other name as given."""
+    source, sep, name = model.partition(":") if isinstance(model, str) else ("", "", "")
+    canonical = (SCHEME_INFO.get(source) or {}).get("canonical") if sep and name else None
+    return f"{source}:{canonical(name)}" if canonical else model
 
 
 # --- the paper's three families ----------------------------------------------
@@ -145,6 +155,7 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
         if convcut:
             raise NeuralscaleError("--convcut applies to the paper's resnet18 and mobilenetv2 only")
         try:
+            model = model_name(model)
             source, _, name = model.partition(":")
             stamp = (SCHEME_INFO.get(source) or {}).get("stamp")
             return _scheme_space(model, info, stamp(name) if stamp else None)
@@ -225,20 +236,6 @@ def scheme_names() -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _read_from(model: str) -> str:
-    """Where a `file:` model's relative path was read from, for a message that the file there is not the one
-    recorded ('' for any other model)."""
-    source, _, name = model.partition(":")
-    if source != modelfile.SCHEME:
-        return ""
-    try:
-        path = modelfile.locate(name)[0]
-    except NeuralscaleError:
-        return ""
-    return "" if path.is_absolute() else f" (or run where it was: {path} is read from where the command runs, " \
-                                          f"{Path.cwd()})"
-
-
 def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | None = None) -> WidthSpace:
     """The width space a run record, a run spec or a saved model's metadata belongs to: `given` if any (checked
     against its layers), else rebuilt from its model name and the data it describes (a run record's `input`, a
@@ -261,12 +258,13 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
         sp = space(model, dataset, convcut=convcut, data_dir=data_dir)
     recorded = record.get("architecture") or spec.get("architecture")
     layers = "layers" in record and list(record["layers"]) != list(sp.layer_names)
-    if given is None and (layers or (recorded and sp.architecture and recorded != sp.architecture)):
-        # rebuilt from its name: a file of one's own (modelfile.py), edited since or another file of that name
+    own = (SCHEME_INFO.get(model.partition(":")[0]) or {}).get("own")
+    if given is None and own and (layers or (recorded and sp.architecture and recorded != sp.architecture)):
+        # rebuilt from its name: a file of one's own (modelfile.py), edited since
         raise NeuralscaleError(f"{model} is not the network this was trained as: "
                                + ("its layers differ now" if layers else "its code or modules changed since "
                                   f"(architecture {sp.architecture} now, {recorded} recorded)")
-                               + f"; put its code back as it was{_read_from(model)}")
+                               + "; put its code back as it was")
     if layers:
         raise NeuralscaleError(f"the space given is not {model}'s: its layers differ")
     if recorded and sp.architecture and recorded != sp.architecture:
