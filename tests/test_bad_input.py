@@ -226,6 +226,10 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["scale", *VGG, "--method", "uniform", "--params", "0.25"], "(a share of the base model is written with %: "
                                                                      "25%)"),
         (["scale", *VGG, "--method", "uniform", "--params", "1e-9%"], "a budget of 9.23e-05 parameters is out of"),
+        (["scale", *VGG, "--method", "uniform", "--params", "25"], "a budget of 25 parameters is out of reach: it is "
+                                                                   "below"),  # (a walkthrough: 25 meant 25%)
+        (["scale", *VGG, "--method", "uniform", "--params", "25"], "(a share of the base model is written with %: "
+                                                                   "25%)"),
         (["scale", *VGG, "--method", "uniform", "--macs", "0"], "positive finite"),
         (["scale", *VGG, "--method", "uniform", "--ratio", "inf"], "width ratio"),
         (["scale", *VGG, "--method", "uniform", "--latency-ms", "nan"], "positive finite"),

@@ -570,3 +570,27 @@ def test_laws_of_another_model_in_a_descents_fits_json_are_damage(tiny_descent, 
     with pytest.raises(ns.NeuralscaleError, match="iteration 2 is a law of resnet18 on synthetic, the file's of "
                                                   "vgg11 on synthetic"):
         DescentDir(out).iterations()
+
+
+def test_a_descent_that_prunes_a_network_at_chance_says_its_law_says_little():
+    """A walkthrough: a README-sized descent of one's own model pruned a network at 13% on ten classes (and fitted
+    laws with a 74% hold-out error) without a word. The accuracy at the end of the warm-up (validation, else test,
+    else training) at most twice chance is warned of; above it, nothing."""
+    import warnings
+    from neuralscale.descent import _learned_little
+    from neuralscale.errors import NeuralscaleWarning
+    cases = [([{"train_acc": 13.4}], 1, 10, "train accuracy 13.4% after epoch 1; chance is 10%"),
+             ([{"train_acc": 90.0, "val_acc": 19.0}, {"train_acc": 95.0, "val_acc": 60.0}], 1, 10,
+              "val accuracy 19.0% after epoch 1"),
+             ([{"train_acc": 3.0, "test_acc": 50.0}] * 3, 5, 200, None),  # past the warm-up's end: the last epoch
+             ([{"train_acc": 21.0}], 0, 10, None), ([], 2, 10, None), ([{"train_acc": 1.0}], 1, 200, "chance is 0.5%")]
+    for history, warmup, classes, says in cases:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _learned_little(history, warmup, classes, 3)
+        got = [str(w.message) for w in caught if issubclass(w.category, NeuralscaleWarning)]
+        if says is None:
+            assert not got, (history, got)
+        else:
+            assert len(got) == 1 and got[0].startswith("descent iteration 3: the network pruned had learned little")
+            assert says in got[0] and "--warmup-epochs" in got[0], got

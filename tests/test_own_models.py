@@ -680,13 +680,15 @@ Outputs = collections.namedtuple("Outputs", ["logits", "aux_logits"])
     ("shuffle", "a view from shape (2, 16, 16, 16) to (2, 2, 8, 16, 16)"),
     ("split", "an indexing that selects channels"),
     ("option-A", "an operation that may move or reshape channels at node 'pad'"),
-    ("gn", "a GroupNorm module"),
+    ("gn", "a GroupNorm module at node 'gn' (call_module gn); its channels cannot be followed, so widths cannot be "
+           "changed safely (a layer's channels are gated after a BatchNorm2d: use one in its place)"),  # (a way on)
     ("in-place", "a sum with a constant of a gated layer's channels (not 0 where a channel is masked) read by a layer"),
     ("training-only", "a sum with a constant of a gated layer's channels"),
     ("squeeze", "a squeeze that may drop the channels"),
     ("prelu", "a PReLU module"),
     ("aux", "computes with other layers in training mode than in evaluation mode (as an auxiliary head does: aux"),
     ("tuple", "an output of tuple, not one tensor of class scores in training mode"),
+    ("tuple", "(return the class scores alone)"),  # (a walkthrough: the way on)
     # was: "an operation that may move or reshape channels ... (call_function Outputs)"
     ("namedtuple", "an output of Outputs (several tensors, as with an auxiliary head: build the model without them), "
                    "not one tensor of class scores in training mode"),

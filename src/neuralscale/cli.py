@@ -265,9 +265,10 @@ def _descend_parser(sub) -> None:
                    help="add 10 channels to every layer under 10 when the next iteration is built from a law "
                         "(default: on for resnet18 and mobilenetv2, off for vgg11 and generic models, as the original)")
     p.add_argument("--prune-past-one", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep pruning past a layer's last channel (skip it) up to --prune-fraction; default: on for "
-                        "every model but the paper's families (torchvision:, timm:, your own), off for those, which end pruning at the first step "
-                        "that would empty a layer, as the original")
+                   help="keep pruning past a layer's last channel (skip it) up to --prune-fraction; default: off for "
+                        "the paper's vgg11, resnet18 and mobilenetv2, which end pruning at the first step that would "
+                        "empty a layer, as the original; on for every other model (torchvision:, timm:, file:, your "
+                        "own)")
     p.add_argument("--trajectory-start", choices=TRAJECTORY_STARTS,
                    help="all-lost: record rows once every layer has lost a channel (the original; default for the "
                         "paper's families); per-layer: from the first step, each layer fitted from its own first "

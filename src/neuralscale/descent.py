@@ -774,6 +774,7 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     if not p.done:
         raise NeuralscaleError(f"iteration {number} stopped after {tc.epochs} epochs before pruning "
                                f"{cfg.prune_fraction:.0%} of the channels; raise --max-epochs")
+    _learned_little(trainer.history, cfg.warmup_epochs, splits.info.num_classes, number)
     law = pruning_law(space, p, number)
     it = Iteration(law, widths, p.current, p.half_widths or p.current, p.half_widths is not None,
                    trainer.epoch, p.pruning_steps, p.physical, p.stop_reason, p.notes,
@@ -784,6 +785,24 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     if law.fallback:
         warn(it.fallback_message())  # as every warning: "warning: ..." on the command line, a Python warning
     return it
+
+
+def _learned_little(history: list[dict], warmup: int, classes: int, number: int) -> None:
+    """Warn where the network pruned had hardly learned when pruning began (its validation, else test, else training
+    accuracy at the end of the warm-up at most twice chance): its Taylor scores, and the law fitted from them, then
+    say little (a walkthrough: a README-sized descent of one's own model pruned a network at 13% on ten classes,
+    without a word)."""
+    if not history:
+        return
+    epoch = min(max(warmup, 1), len(history))
+    at = history[epoch - 1]
+    part, acc = next(((k, at[f"{k}_acc"]) for k in ("val", "test", "train") if isinstance(at.get(f"{k}_acc"),
+                                                                                           (int, float))), ("", None))
+    chance = 100.0 / classes
+    if acc is not None and acc <= 2 * chance:
+        warn(f"descent iteration {number}: the network pruned had learned little when pruning began ({part} "
+             f"accuracy {acc:.1f}% after epoch {epoch}; chance is {chance:.3g}%), so its pruning scores and the law "
+             "fitted from them say little: give it more warm-up epochs (--warmup-epochs) or more training images")
 
 
 def law_from(source: str | Path, space: WidthSpace, iteration: int | None = None) -> ScalingLaw:

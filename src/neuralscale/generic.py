@@ -328,16 +328,19 @@ class _Analyser:
     def width(self, segments: list[int]) -> int:
         return sum(self.an.width(s) for s in segments)
 
-    def obstacle(self, node: fx.Node, what: str) -> NeuralscaleError:
+    def obstacle(self, node: fx.Node, what: str, way: str = "") -> NeuralscaleError:
+        """The one-line refusal of what cannot be followed, at its node; `way`: what to write instead."""
         what += " in training mode" if self.training else ""
         return NeuralscaleError(f"{self.model_name}: {what} at node {node.name!r} "
                                 f"({node.op} {getattr(node.target, '__name__', node.target)}); "
-                                "its channels cannot be followed, so widths cannot be changed safely")
+                                "its channels cannot be followed, so widths cannot be changed safely"
+                                + (f" ({way})" if way else ""))
 
     def _output(self, node: fx.Node) -> None:
         """The model's output is the classes: whatever produced them keeps its width."""
         if not isinstance(node.args[0], fx.Node):
-            raise self.obstacle(node, f"an output of {type(node.args[0]).__name__}, not one tensor of class scores")
+            raise self.obstacle(node, f"an output of {type(node.args[0]).__name__}, not one tensor of class scores",
+                                "return the class scores alone")
         outs = []
         fx.node.map_arg(node.args, lambda a: outs.append(a))
         for a in outs:
@@ -402,7 +405,9 @@ class _Analyser:
         if isinstance(mod, _OUTPUT_MODULES) and src is not None:  # nn.LogSoftmax(dim=1) as the last module
             self.an.fixed_only.append((node, list(src.segments), f"a {type(mod).__name__} of a gated layer's channels"))
             return src
-        raise self.obstacle(node, f"a {type(mod).__name__} module")
+        norm = isinstance(mod, (nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d, nn.LocalResponseNorm))
+        raise self.obstacle(node, f"a {type(mod).__name__} module", "a layer's channels are gated after a "
+                            "BatchNorm2d: use one in its place" if norm else "")
 
     def _conv(self, node: fx.Node, mod: nn.Conv2d, src: _Tag | None) -> _Tag:
         if src is None or src.flat:
