@@ -266,9 +266,8 @@ def _descend_parser(sub) -> None:
                         "(default: on for resnet18 and mobilenetv2, off for vgg11 and generic models, as the original)")
     p.add_argument("--prune-past-one", action=argparse.BooleanOptionalAction, default=None,
                    help="keep pruning past a layer's last channel (skip it) up to --prune-fraction; default: off for "
-                        "the paper's vgg11, resnet18 and mobilenetv2, which end pruning at the first step that would "
-                        "empty a layer, as the original; on for every other model (torchvision:, timm:, file:, your "
-                        "own)")
+                        "vgg11, resnet18 and mobilenetv2 (pruning ends at the first step that would empty a layer, as "
+                        "the original), on for every other model")
     p.add_argument("--trajectory-start", choices=TRAJECTORY_STARTS,
                    help="all-lost: record rows once every layer has lost a channel (the original; default for the "
                         "paper's families); per-layer: from the first step, each layer fitted from its own first "
