@@ -288,3 +288,34 @@ class Net(nn.Module):
 """)
     assert cli.main(["info", "--model", "file:order.py:Net", "--dataset", "synthetic", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["layers"] == ["features.0"]
+
+
+def test_info_names_the_layers_each_width_also_sets(nets, capsys):
+    """A walkthrough: a residual's branch and a shortcut's projection take their widths from the layer they are
+    tied to, and nothing said so (`info` listed the stem's width alone)."""
+    (nets / "res.py").write_text(NETS.replace("class Net(", "class Plain(") + '''
+
+class Net(nn.Module):
+    def __init__(self, num_classes=10, in_channels=3):
+        super().__init__()
+        self.stem = block(in_channels, 16)
+        self.body = nn.Sequential(block(16, 16), nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16))
+        self.down = nn.Sequential(nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(32))
+        self.short = nn.Sequential(nn.Conv2d(16, 32, 1, stride=2, bias=False), nn.BatchNorm2d(32))
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(x + self.body(x))
+        x = torch.relu(self.down(x) + self.short(x))
+        return self.fc(x.mean((2, 3)))
+''')
+    assert cli.main(["info", "--model", "file:res.py:Net", "--dataset", "synthetic", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layers"] == ["stem.0", "body.0.0", "down.0"]
+    assert info["tied"] == {"stem.0": ["body.1"], "down.0": ["short.0"]}
+    assert cli.main(["info", "--model", "file:res.py:Net", "--dataset", "synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert "(base 16)  also sets body.1\n" in out and "(base 32)  also sets short.0\n" in out
+    assert cli.main(["info", "--model", "vgg11", "--dataset", "synthetic", "--json"]) == 0
+    assert "tied" not in json.loads(capsys.readouterr().out)  # (nothing tied: the key as before)

@@ -704,14 +704,16 @@ def cmd_info(args) -> int:
         raise NeuralscaleError(f"{args.source} holds no finished descent iteration")
     for law in laws:
         law.check_space(sp)
+    tied = {n: t for n, t in getattr(getattr(sp, "generic", None), "tied", {}).items() if t}  # (an analysed model's)
     if args.json:
-        return _json({**info, **({"laws": [{**law.to_dict(), "quality": law.quality()} for law in laws]}
-                                 if args.source else {})})
+        laws_json = [{**law.to_dict(), "quality": law.quality()} for law in laws]
+        return _json({**info, **({"tied": tied} if tied else {}), **({"laws": laws_json} if args.source else {})})
     print(f"{info['model']} on {info['dataset']} (input {'x'.join(map(str, sp.info.input_shape))}, "
           f"{sp.info.num_classes} classes)")
     name_w = max(len(n) for n in info["layers"])
     for n, w, b in zip(info["layers"], widths, sp.base_widths):
-        print(f"  {n:<{name_w}}  {w:>6}  (base {b})")
+        also = f"  also sets {', '.join(tied[n])}" if n in tied else ""
+        print(f"  {n:<{name_w}}  {w:>6}  (base {b}){also}")
     print(f"params  {info['params']:,} ({100 * info['params_share']:.1f}% of the base model)")
     print(f"macs    {info['macs']:,} per image ({info['macs'] / 1e6:.2f} M, {100 * info['macs_share']:.1f}% of the base "
           "model)")

@@ -600,6 +600,11 @@ class GenericSpace:
         self.index = {r: i for i, r in enumerate(roots)}
         self.layer_names = [self.an.name[r] for r in roots]
         self.base_widths = [self.an.base[r] for r in roots]
+        # the other layers each width also sets (a residual's branches, a shortcut's projection): tied to it
+        starts = [(n, c.out) for n, c in self.an.convs.items() if c.out is not None] + \
+            [(n, lin.out) for n, lin in self.an.linears.items()]
+        self.tied = {self.an.name[r]: [n for n, g in starts if g >= 0 and self.an.find(g) == r and n != self.an.name[r]]
+                     for r in roots}
         self.multiples = [self.an.multiple.get(r, 1) for r in roots]
         self.info = info
         self.name = name
