@@ -583,7 +583,9 @@ def test_a_descent_that_prunes_a_network_at_chance_says_its_law_says_little():
              ([{"train_acc": 90.0, "val_acc": 19.0}, {"train_acc": 95.0, "val_acc": 60.0}], 1, 10,
               "val accuracy 19.0% after epoch 1"),
              ([{"train_acc": 3.0, "test_acc": 50.0}] * 3, 5, 200, None),  # past the warm-up's end: the last epoch
-             ([{"train_acc": 21.0}], 0, 10, None), ([], 2, 10, None), ([{"train_acc": 1.0}], 1, 200, "chance is 0.5%")]
+             ([{"train_acc": 21.0}], 0, 10, None), ([], 2, 10, None), ([{"train_acc": 1.0}], 1, 200, "chance is 0.5%"),
+             # two classes: twice chance is 100%, which every network is under (a review)
+             ([{"train_acc": 92.0}], 1, 2, None), ([{"train_acc": 55.0}], 1, 2, "chance is 50%")]
     for history, warmup, classes, says in cases:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

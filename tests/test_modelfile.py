@@ -7,6 +7,7 @@ import json
 import runpy
 
 import pytest
+import torch
 
 import neuralscale as ns
 from neuralscale import cli
@@ -319,3 +320,91 @@ class Net(nn.Module):
     assert "(base 16)  also sets body.1\n" in out and "(base 32)  also sets short.0\n" in out
     assert cli.main(["info", "--model", "vgg11", "--dataset", "synthetic", "--json"]) == 0
     assert "tied" not in json.loads(capsys.readouterr().out)  # (nothing tied: the key as before)
+
+
+def test_a_files_own_folders_and_what_it_does_to_the_path_are_put_back(tmp_path, monkeypatch):
+    """A review: a folder of helper modules without __init__.py beside the file (a namespace package) stayed in
+    sys.modules, so another folder's file got the first one's helpers; the common sys.path.append(dirname) left the
+    folder on the path; a file that replaced sys.path made the clean-up fail half way (sys.argv and the hidden
+    modules not put back)."""
+    import sys
+    for name, widths in (("a", "8, 1"), ("b", "32, 1), nn.ReLU(), nn.Conv2d(32, 8, 1")):
+        (tmp_path / name / "layers").mkdir(parents=True)
+        (tmp_path / name / "layers" / "conv.py").write_text(
+            "from torch import nn\n\ndef block(cin):\n    return nn.Sequential(nn.Conv2d(cin, " + widths + "))\n")
+        (tmp_path / name / "nets.py").write_text(NETS.replace("from blocks import block", "import os, sys\n"
+                                                 "sys.path.append(os.path.dirname(__file__))\n"
+                                                 "from layers.conv import block as conv"))
+        (tmp_path / name / "nets.py").write_text((tmp_path / name / "nets.py").read_text() + """
+
+class Tiny(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.b = conv(3)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.b(x).mean((2, 3)))
+""")
+    monkeypatch.setattr(sys, "argv", ["my-program"])
+    path, argv, bytecode = list(sys.path), sys.argv, sys.dont_write_bytecode
+    a, b = (ns.space(f"file:{tmp_path / n / 'nets.py'}:Tiny", "synthetic") for n in ("a", "b"))
+    assert (list(a.layer_names), list(b.layer_names)) == (["b.0"], ["b.0", "b.2"])  # each its own layers/conv.py
+    assert sys.path == path and sys.argv is argv and "layers" not in sys.modules and "layers.conv" not in sys.modules
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "nets.py").write_text("import sys\nsys.path = [p for p in sys.path]\n" + NETS.replace(
+        "from blocks import block", "from torch.nn import Identity as block"))
+    monkeypatch.setitem(sys.modules, "nets", object())  # a module of the user's own, by the file's name
+    with pytest.raises(ns.NeuralscaleError):
+        ns.space(f"file:{tmp_path / 'c' / 'nets.py'}:Net", "synthetic")
+    assert sys.argv is argv and str(tmp_path / "c") not in sys.path and sys.dont_write_bytecode == bytecode
+    assert isinstance(sys.modules["nets"], object) and not hasattr(sys.modules["nets"], "Net")
+
+
+def test_a_space_made_before_an_edit_keeps_building_the_network_it_analysed(nets):
+    """A review: the file's module was named by its path alone, so a re-import after an edit replaced it, and a
+    space made before built the edited network (unpickled into the new class) while recording the old digest."""
+    before = ns.space("file:nets.py:Net", "synthetic")
+    (nets / "nets.py").write_text(NETS.replace("adaptive_avg_pool2d", "adaptive_max_pool2d"))
+    after = ns.space("file:nets.py:Net", "synthetic")
+    old, new = before.build(list(before.base_widths)), after.build(list(after.base_widths))
+    assert type(old) is not type(new) and before.architecture != after.architecture
+    x = torch.randn(2, 3, 32, 32)
+    new.load_state_dict(old.state_dict())
+    assert not torch.allclose(old.eval()(x), new.eval()(x))  # average against maximum pooling
+
+
+def test_a_depthwise_convolution_is_listed_with_the_layer_whose_width_it_follows(nets, capsys):
+    """A review: `also sets` left out depthwise convolutions, whose outputs are their inputs' channels."""
+    (nets / "dw.py").write_text('''
+from torch import nn
+
+
+def Net(num_classes=10, in_channels=3):
+    return nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes))
+''')
+    assert cli.main(["info", "--model", "file:dw.py:Net", "--dataset", "synthetic", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layers"] == ["0", "6"] and info["tied"] == {"0": ["3"]}
+
+
+def test_an_experiment_files_model_file_where_the_command_runs_but_not_beside_the_file_says_so(tmp_path,
+                                                                                              monkeypatch):
+    """Paths in an experiment file are read from its folder; a model file only where the command runs (as it was
+    read before) is said, with both ways on."""
+    from neuralscale.experiment import prepare
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "blocks.py").write_text(BLOCKS)
+    (tmp_path / "nets.py").write_text(NETS)
+    f = tmp_path / "exp" / "e.toml"
+    f.write_text('[experiment]\nmodel = "file:nets.py:Net"\ndataset = "synthetic"\ndevice = "cpu"\n[sweep]\n'
+                 'methods = ["uniform"]\nratios = [0.5]\nseeds = [0]\n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ns.NeuralscaleError, match=f"model file nets.py is not beside the experiment file "
+                                                  f"\\({tmp_path / 'exp'}\\): an experiment file's paths are read from "
+                                                  f"its folder; give model = \"file:{tmp_path / 'nets.py'}:Net\", or "
+                                                  "move the file beside it"):
+        prepare(f)

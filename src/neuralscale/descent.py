@@ -789,7 +789,8 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
 
 def _learned_little(history: list[dict], warmup: int, classes: int, number: int) -> None:
     """Warn where the network pruned had hardly learned when pruning began (its validation, else test, else training
-    accuracy at the end of the warm-up at most twice chance): its Taylor scores, and the law fitted from them, then
+    accuracy at the end of the warm-up at most twice chance, or a quarter of the way from chance to 100% where that
+    is less): its Taylor scores, and the law fitted from them, then
     say little (a walkthrough: a README-sized descent of one's own model pruned a network at 13% on ten classes,
     without a word)."""
     if not history:
@@ -799,7 +800,7 @@ def _learned_little(history: list[dict], warmup: int, classes: int, number: int)
     part, acc = next(((k, at[f"{k}_acc"]) for k in ("val", "test", "train") if isinstance(at.get(f"{k}_acc"),
                                                                                            (int, float))), ("", None))
     chance = 100.0 / classes
-    if acc is not None and acc <= 2 * chance:
+    if acc is not None and acc <= chance + min(chance, (100 - chance) / 4):  # 20% of ten classes, 62.5% of two
         warn(f"descent iteration {number}: the network pruned had learned little when pruning began ({part} "
              f"accuracy {acc:.1f}% after epoch {epoch}; chance is {chance:.3g}%), so its pruning scores and the law "
              "fitted from them say little: give it more warm-up epochs (--warmup-epochs) or more training images")

@@ -323,7 +323,11 @@ def _model_beside(model, base: Path):
     if not isinstance(model, str) or not model.startswith(f"{modelfile.SCHEME}:"):
         return model
     path, name = modelfile.locate(model.split(":", 1)[1])
-    return f"{modelfile.SCHEME}:{os.path.normpath(base / path)}:{name}"
+    if not path.is_absolute() and not (base / path).exists() and path.exists():
+        raise NeuralscaleError(f"model file {path} is not beside the experiment file ({base}): an experiment file's "
+                               f"paths are read from its folder; give model = \"{modelfile.SCHEME}:"
+                               f"{path.resolve()}:{name}\", or move the file beside it")
+    return f"{modelfile.SCHEME}:{base / path}:{name}"  # (made absolute and resolved by zoo.model_name)
 
 
 def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: dict, out_dir: Path, space) -> None:

@@ -34,6 +34,7 @@ import math
 import operator
 import pickle
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -590,10 +591,15 @@ class GenericSpace:
             model = make()  # once, on the CPU (some builders compute with tensors); kept as a meta skeleton
         model = model.to("meta").float().eval()  # trained in float32, whatever its own dtype
         self.template = model
-        try:  # each build starts from a copy of the skeleton: unpickled in 1.5 ms where deepcopy takes 6 (ResNet18)
-            self._pickled: bytes | None = pickle.dumps(model)
-        except Exception:  # noqa: BLE001  (a module of the user's that does not pickle: deepcopy it each time)
-            self._pickled = None
+        self._pickled: bytes | None = None
+        # each build starts from a copy of the skeleton: unpickled in 1.5 ms where deepcopy takes 6 (ResNet18); only
+        # where every class's module is imported already (pickle would import one that is not: a model file's
+        # helper module, taken away after the file imported it, modelfile.py)
+        if all(type(m).__module__ in sys.modules for m in model.modules()):
+            try:
+                self._pickled = pickle.dumps(model)
+            except Exception:  # noqa: BLE001  (a module of the user's that does not pickle: deepcopy it each time)
+                pass
         self.an = analyse(model, info.input_shape, info.num_classes)
         roots = sorted({self.an.find(g) for g in self.an.base if self.an.find(g) >= 0})
         self.roots = roots
@@ -601,8 +607,9 @@ class GenericSpace:
         self.layer_names = [self.an.name[r] for r in roots]
         self.base_widths = [self.an.base[r] for r in roots]
         # the other layers each width also sets (a residual's branches, a shortcut's projection): tied to it
-        starts = [(n, c.out) for n, c in self.an.convs.items() if c.out is not None] + \
-            [(n, lin.out) for n, lin in self.an.linears.items()]
+        # (a depthwise convolution's output is its input's channels: it follows the group it reads)
+        starts = [(n, c.out if c.out is not None else c.segments[0]) for n, c in self.an.convs.items() if c.segments
+                  or c.out is not None] + [(n, lin.out) for n, lin in self.an.linears.items()]
         self.tied = {self.an.name[r]: [n for n, g in starts if g >= 0 and self.an.find(g) == r and n != self.an.name[r]]
                      for r in roots}
         self.multiples = [self.an.multiple.get(r, 1) for r in roots]

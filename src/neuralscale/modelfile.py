@@ -20,6 +20,7 @@ import importlib.util
 import inspect
 import io
 import sys
+import threading
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Callable, Iterator
@@ -61,8 +62,7 @@ def stamp(name: str) -> str | None:
     try:
         path = locate(name)[0].resolve()
         digest = hashlib.sha1(path.read_bytes())
-        packages = [p for p in path.parent.iterdir() if (p / "__init__.py").is_file()]
-        for other in sorted([*path.parent.glob("*.py"), *(f for p in packages for f in p.rglob("*.py"))]):
+        for other in sorted(_own_modules(path.parent)[1]):
             digest.update(str(other.relative_to(path.parent)).encode() + b"\0" + other.read_bytes())
         return f"{path}:{digest.hexdigest()}"
     except (OSError, NeuralscaleError):
@@ -97,29 +97,52 @@ _KEPT = frozenset(sys.stdlib_module_names) | {"torch", "torchvision", "numpy", "
                                               "matplotlib", "onnx", "tqdm", "PIL"}
 
 
+def _own_modules(folder: Path) -> tuple[set[str], list[Path]]:
+    """The modules a file may import from its own folder (its .py files, and its folders of them: packages,
+    namespace ones too), and every Python file among them."""
+    names, files = set(), []
+    for p in folder.iterdir():
+        if p.suffix == ".py" and p.is_file() and p.stem.isidentifier():
+            names.add(p.stem)
+            files.append(p)
+        elif p.is_dir() and p.name.isidentifier() and p.name not in _KEPT:
+            inside = list(p.rglob("*.py"))
+            if inside:
+                names.add(p.name)
+                files += inside
+    return names - _KEPT, files
+
+
+_SCRIPT_LOCK = threading.RLock()  # the process's sys.path, sys.modules, sys.argv and stdout: one file at a time
+
+
 @contextmanager
 def _as_a_script(folder: Path, path: Path) -> Iterator[None]:
     """While the user's file imports, and while its network is made: its folder first on the path and the modules
     of that folder imported from there, afresh, then taken away again (a Python user's own `utils` is theirs
     before and after; another folder's `blocks` is not this one's); no .pyc written beside their files; `sys.argv`
-    the file's alone; and what it prints on stderr (stdout is the commands' --json)."""
-    local = {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
-    local -= _KEPT
-    hidden = {n: sys.modules.pop(n) for n in list(sys.modules) if n.split(".")[0] in local}
-    before = set(sys.modules)
-    argv, bytecode = sys.argv, sys.dont_write_bytecode
-    sys.path.insert(0, str(folder))
-    sys.argv, sys.dont_write_bytecode = [str(path)], True
-    try:
-        with redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.path.remove(str(folder))
-        for n in set(sys.modules) - before:
-            if n.split(".")[0] in local:
-                del sys.modules[n]
-        sys.modules.update(hidden)
-        sys.argv, sys.dont_write_bytecode = argv, bytecode
+    the file's alone; and what it prints on stderr (stdout is the commands' --json). Everything is put back
+    whatever the file did to it (appended its folder to the path again, replaced the path)."""
+    with _SCRIPT_LOCK:
+        local = _own_modules(folder)[0]
+        hidden = {n: sys.modules.pop(n) for n in list(sys.modules) if n.split(".")[0] in local}
+        before, path_before = set(sys.modules), list(sys.path)
+        argv, bytecode = sys.argv, sys.dont_write_bytecode
+        sys.path.insert(0, str(folder))
+        sys.argv, sys.dont_write_bytecode = [str(path)], True
+        try:
+            with redirect_stdout(sys.stderr):
+                yield
+        finally:
+            sys.argv, sys.dont_write_bytecode = argv, bytecode
+            for n in set(sys.modules) - before:
+                if n.split(".")[0] in local:
+                    del sys.modules[n]
+            sys.modules.update(hidden)
+            if not isinstance(sys.path, list):
+                sys.path = path_before
+            while sys.path.count(str(folder)) > path_before.count(str(folder)):
+                sys.path.remove(str(folder))
 
 
 def _import(path: Path):
@@ -128,8 +151,8 @@ def _import(path: Path):
         here = "" if path.is_absolute() else f" (a relative path is read from where the command runs, {Path.cwd()})"
         raise NeuralscaleError(f"model file {path} does not exist{here}" if not path.exists() else
                                f"model file {path} is not a file")
-    resolved = path.resolve()
-    module_name = "neuralscale_model_" + hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
+    resolved = path.resolve()  # named by where it is and what it says: a space made before an edit keeps its own
+    module_name = "neuralscale_model_" + hashlib.sha1(str(resolved).encode() + resolved.read_bytes()).hexdigest()[:16]
     spec = importlib.util.spec_from_file_location(module_name, resolved)
     if spec is None or spec.loader is None:
         raise NeuralscaleError(f"model file {path} is not a Python file (name it .py)")

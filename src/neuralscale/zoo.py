@@ -266,7 +266,8 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
                                   f"(architecture {sp.architecture} now, {recorded} recorded)")
                                + "; put its code back as it was")
     if layers:
-        raise NeuralscaleError(f"the space given is not {model}'s: its layers differ")
+        raise NeuralscaleError(f"the space given is not {model}'s: its layers differ" if given is not None else
+                               f"{model} here has other layers than the record's (another version of its library?)")
     if recorded and sp.architecture and recorded != sp.architecture:
         raise NeuralscaleError(f"the space given is not the {model} this was trained as: its code or modules "
                                f"differ (architecture {sp.architecture}, recorded {recorded})")
