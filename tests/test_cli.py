@@ -179,6 +179,12 @@ def test_fit_flags_reach_the_fit(tiny_descent, capsys, tmp_path):
     assert default[1] == pytest.approx(laws[0].beta, rel=1e-9)
     assert fitted("--trajectory-start", "per-layer") == default
     assert fitted("--trajectory-start", "all-lost") != default
+    # a descent's trajectory: its model and dataset read from the descent (a walkthrough: fit asked for them)
+    assert cli.main(["fit", csv, "--json"]) == 0
+    law = json.loads(capsys.readouterr().out)
+    assert (law["model"], law["dataset"], law["alpha"]) == ("vgg11", "synthetic", default[0])
+    assert cli.main(["fit", str(tmp_path / "nowhere.csv")]) == 2
+    assert "nowhere.csv is not in a descent directory: give --model and --dataset" in capsys.readouterr().err
     sp = ns.space("mobilenetv2", "synthetic")
     csv, model = str(tmp_path / "mobilenetv2.csv"), "mobilenetv2"
     write_trajectory(csv, sp, [sp.uniform(0.5 - 0.03 * i) for i in range(8)])

@@ -47,6 +47,8 @@ def test_budgets_as_shares_of_the_base_model():
     assert "warning" not in r.stderr  # uniform is uniform by design, not a failed fit
     human = run_cli("scale", "--model", "vgg11", "--dataset", "cifar10", "--method", "uniform", "--macs", "50%")
     assert "of the base model's parameters" in human.stdout and ("50.0% of its MACs" in human.stdout or "50.1% of its MACs" in human.stdout)
+    widths = human.stdout.split("widths ")[1].split()[0].split(",")  # and by layer, as info lists them (a walkthrough)
+    assert f"  conv1 {widths[0]}, conv2 {widths[1]}," in human.stdout and human.stdout.count(f", conv8 {widths[7]}\n") == 1
     info = run_cli("info", "--model", "vgg11", "--dataset", "cifar10", "--ratio", "0.5")
     assert "(25.0% of the base model)" in info.stdout
     assert ns.scale(sp, "uniform", "2.3M")["budget"] == 2.3e6  # suffixes read as people write them

@@ -60,13 +60,15 @@ def _widths(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"widths must be integers separated by commas, got {text!r}") from None
 
 
-def _add_space_args(p: argparse.ArgumentParser, widths: bool = True):
-    p.add_argument("--model", required=True, metavar="NAME",
+def _add_space_args(p: argparse.ArgumentParser, widths: bool = True, required: bool = True):
+    recorded = "" if required else " (default: the descent's that holds the trajectory)"
+    p.add_argument("--model", required=required, metavar="NAME",
                    help=f"network: {', '.join(FAMILIES)} (--convcut: all-conv shortcuts), torchvision:NAME "
                         "(e.g. torchvision:resnet50), timm:NAME, or file:PATH.py:NAME, a class or function of your "
-                        "own that makes the network (called with num_classes= and in_channels= where it takes them)")
-    p.add_argument("--dataset", required=True, metavar="NAME",
-                   help=f"dataset: {', '.join(DATASET_NAMES)}")
+                        "own that makes the network (called with num_classes= and in_channels= where it takes them)"
+                        + recorded)
+    p.add_argument("--dataset", required=required, metavar="NAME",
+                   help=f"dataset: {', '.join(DATASET_NAMES)}{recorded}")
     p.add_argument("--convcut", action="store_true", help="every shortcut a 1x1 convolution (the paper's supplement)")
     p.add_argument("--data-dir", metavar="DIR", help="where datasets are (default $NEURALSCALE_DATA or ~/.cache/neuralscale/data)")
     if widths:
@@ -303,7 +305,7 @@ def _fit_parser(sub) -> None:
                                    "and the original implementation's header-less CSVs.")
     p.add_argument("trajectory", metavar="TRAJECTORY.csv", help="a descent's iteration_NN.csv, or the original "
                    "implementation's trajectory CSV")
-    _add_space_args(p, widths=False)
+    _add_space_args(p, widths=False, required=False)
     p.add_argument("--tau", choices=("auto", "exact", "original"), default="auto",
                    help="parameter count used as tau: exact (the built model) or original (the original code's "
                         "formula); auto: original for header-less original CSVs, exact otherwise")
@@ -638,6 +640,13 @@ def cmd_descend(args) -> int:
 
 
 def cmd_fit(args) -> int:
+    if args.model is None or args.dataset is None:  # a descent's trajectory: the model and data it records
+        recorded = DescentDir(Path(args.trajectory).parent).config() if Path(args.trajectory).is_file() else None
+        if recorded is None:
+            raise NeuralscaleError(f"{args.trajectory} is not in a descent directory: give --model and --dataset")
+        args.model = args.model or recorded["model"]
+        args.dataset = args.dataset or recorded["dataset"]
+        args.data_dir = args.data_dir or (recorded.get("data") or {}).get("data_dir")
     sp = make_space(args.model, args.dataset, convcut=args.convcut, data_dir=args.data_dir)
     law = fit_trajectory(args.trajectory, sp, tau=args.tau, out=args.out, force=args.force,
                          trajectory_start=args.trajectory_start)
@@ -672,6 +681,7 @@ def cmd_scale(args) -> int:
         return _json(result)
     label = method_label(result["method"], result["iteration"], result.get("objective") or "params")
     print(f"{label} {sp.name} on {sp.info.name}: widths {','.join(map(str, result['widths']))}")
+    print("  " + ", ".join(f"{n} {w}" for n, w in zip(sp.layer_names, result["widths"])))  # (by layer, as info)
     print(f"params {result['params']:,}  macs {result['macs']:,}  ({_shares(result)})")
     print(f"budget {amount(result['budget'], result['metric'])}, achieved "
           f"{amount(result['achieved'], result['metric'])} "
