@@ -387,6 +387,10 @@ def test_the_widths_figures_panels_follow_the_tables_budget_order(tmp_path, monk
             for key, amount in ((["latency", 0.3], 0.3), (["latency share", 0.03], 0.2495))]
     figures.widths_figure(rows, None, tmp_path, figures.method_colors(["uniform"]))
     assert [ax.get_title() for ax in drawn[0].axes] == ["3% of the base latency", "0.3 ms"]
+    assert drawn[0]._suptitle.get_text() == "per-layer widths of each method at each budget"
+    # named as the other figures are (a walkthrough: the one title without the model)
+    figures.widths_figure(rows, None, tmp_path, figures.method_colors(["uniform"]), subject="VGG11 on CIFAR-10")
+    assert drawn[1]._suptitle.get_text() == "VGG11 on CIFAR-10: per-layer widths of each method at each budget"
 
 
 def test_log_axes_are_labelled_as_matplotlib_labels_them_in_plain_text(tmp_path, tiny_descent, monkeypatch):
@@ -1413,3 +1417,19 @@ def test_a_report_holds_its_folder_and_clears_what_a_killed_report_left(tmp_path
     (fresh / ".lock").write_text("123\n")
     (fresh / ".report.md.a1b2c3d_.ns.tmp").write_text("# neuralscale report (being")
     assert report.build_report(store, out=fresh, figures=False)["markdown"].parent == fresh
+
+
+def test_the_widths_section_names_the_layers_and_its_figure_the_model(tmp_path, monkeypatch):
+    """A walkthrough: the report's widths were bare lists of numbers, and the widths figure the one title without
+    the model and data."""
+    from neuralscale import figures, report
+    store = tmp_path / "params"
+    shutil.copytree(STUDY.parent, store, ignore=shutil.ignore_patterns("report"))
+    drawn, real_save = [], figures._save
+    monkeypatch.setattr(figures, "_save",
+                        lambda fig, path, *a, **k: (drawn.append(fig), real_save(fig, path, *a, **k))[1])
+    md = report.build_report(store)["markdown"].read_text()
+    assert "## Widths\n\nLayers, in the order of the widths: `conv1`, `conv2`, `conv3`, `conv4`, `conv5`, `conv6`, " \
+           "`conv7`, `conv8`.\n" in md
+    titles = [f._suptitle.get_text() for f in drawn if f._suptitle is not None]
+    assert "vgg11 on fashionmnist: per-layer widths of each method at each budget" in titles, titles

@@ -306,8 +306,9 @@ def _fit_one_budget(ax, rows: list[dict], field: str, bands: str) -> None:
 
 
 def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, colors: dict,
-                  formats=("png",)) -> Path | None:
-    """Per-layer widths of every method, one panel per budget, in the report's order of budgets."""
+                  formats=("png",), subject: str = "") -> Path | None:
+    """Per-layer widths of every method, one panel per budget, in the report's order of budgets (`subject`: the
+    model and data, as the other figures' titles name them)."""
     amounts = {tuple(r["budget_key"]): r.get("budget_amount") for r in rows}
     budgets = sorted(amounts, key=lambda b: key_order(b, amounts[b]))
     if not budgets:
@@ -328,6 +329,6 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
         ax.grid(True, alpha=0.25)
     axes[0][0].set_ylabel("channels")
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle("per-layer widths of each method at each budget", fontsize=10)
+    fig.suptitle(f"{subject + ': ' if subject else ''}per-layer widths of each method at each budget", fontsize=10)
     fig.tight_layout()
     return _save(fig, dest / WIDTHS_FIGURE, formats, dpi=110)

@@ -686,7 +686,8 @@ def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tup
                             f"seeds{BAND_TEXT[bands]}", ylabel, paper, colors, bands=bands, formats=formats)
         if p:
             out.append((f"accuracy against {axis}", p))
-    p = widths_figure(st.rows, list(st.space.layer_names) if st.space else None, dest, colors, formats=formats)
+    p = widths_figure(st.rows, list(st.space.layer_names) if st.space else None, dest, colors, formats=formats,
+                      subject=f"{display_name(st.model)} on {display_name(st.dataset)}")
     if p:
         out.append(("per-layer widths", p))
     if st.descent is not None and st.space is None:  # (said: a report from another folder than a file model's)
@@ -944,8 +945,10 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     failed = [r for r in st.records if r["status"] == "failed"]
     if failed:
         doc += [("h2", "Failed runs"), ("list", [f"`{r['id']}`: {r.get('error', '')}" for r in failed])]
-    doc += [("h2", "Widths"), ("table", ["method", "budget", "widths"],
-                               [[r["shown"], r["budget"], _widths_cell(r)] for r in st.rows])]
+    layers = [("p", "Layers, in the order of the widths: " + ", ".join(f"`{n}`" for n in st.space.layer_names)
+               + ".")] if st.space is not None else []  # (a walkthrough: bare lists of numbers)
+    doc += [("h2", "Widths"), *layers, ("table", ["method", "budget", "widths"],
+                                        [[r["shown"], r["budget"], _widths_cell(r)] for r in st.rows])]
     return doc
 
 
