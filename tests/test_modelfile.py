@@ -346,6 +346,13 @@ class Tiny(nn.Module):
     def forward(self, x):
         return self.fc(self.b(x).mean((2, 3)))
 """)
+    (tmp_path / "a" / "env" / "lib").mkdir(parents=True)  # a virtual environment beside the file: not its own
+    (tmp_path / "a" / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (tmp_path / "a" / "env" / "lib" / "big.py").write_text("x = 1\n")
+    from neuralscale.modelfile import _own_modules
+    names, files = _own_modules(tmp_path / "a")
+    assert names == {"nets", "layers"} and sorted(files) == [tmp_path / "a" / "layers" / "conv.py",
+                                                             tmp_path / "a" / "nets.py"]
     monkeypatch.setattr(sys, "argv", ["my-program"])
     path, argv, bytecode = list(sys.path), sys.argv, sys.dont_write_bytecode
     a, b = (ns.space(f"file:{tmp_path / n / 'nets.py'}:Tiny", "synthetic") for n in ("a", "b"))

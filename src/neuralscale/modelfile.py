@@ -105,11 +105,10 @@ def _own_modules(folder: Path) -> tuple[set[str], list[Path]]:
         if p.suffix == ".py" and p.is_file() and p.stem.isidentifier():
             names.add(p.stem)
             files.append(p)
-        elif p.is_dir() and p.name.isidentifier() and p.name not in _KEPT:
-            inside = list(p.rglob("*.py"))
-            if inside:
-                names.add(p.name)
-                files += inside
+        elif p.is_dir() and p.name.isidentifier() and p.name not in _KEPT and not (p / "pyvenv.cfg").exists() \
+                and ((p / "__init__.py").is_file() or any(p.glob("*.py"))):  # a package, or a namespace one (not
+            names.add(p.name)  # a virtual environment beside the file, nor a folder of data)
+            files += [f for f in p.rglob("*.py") if "site-packages" not in f.parts]
     return names - _KEPT, files
 
 
