@@ -30,6 +30,23 @@ class _Stderr(logging.StreamHandler):
         pass
 
 
+class _SameThreadsAgain(logging.Filter):
+    """A sequential sweep's runs each say how their threads were chosen, the same line run after run: said once on
+    one stream (a run's own log, where a worker writes it, still gets its own; the record keeps it too, as
+    environment.thread_policy)."""
+
+    def __init__(self):
+        super().__init__()
+        self.last: tuple | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        head, sep, rest = record.getMessage().partition(": threads: ")
+        if not sep:
+            return True
+        said, self.last = self.last, (id(sys.stderr), rest)
+        return said != self.last
+
+
 def configure(quiet: bool = False) -> None:
     """Messages to the current stderr; called again, it replaces its handler (one per process)."""
     global _handler, _for_api
@@ -40,6 +57,7 @@ def configure(quiet: bool = False) -> None:
     _handler = _Stderr()
     _handler.setFormatter(logging.Formatter("%(message)s"))
     _handler.setLevel(logging.WARNING if quiet else logging.INFO)
+    _handler.addFilter(_SameThreadsAgain())
     root.addHandler(_handler)
     root.setLevel(logging.INFO)
 
