@@ -19,3 +19,10 @@ def test_a_warning_points_at_the_users_call_and_the_types_are_what_programs_catc
     (w,) = [w for w in caught if issubclass(w.category, NeuralscaleWarning)]
     assert w.filename == __file__ and "of the base model's MACs" in str(w.message)
     assert issubclass(NeuralscaleWarning, UserWarning) and issubclass(EnvironmentFailure, NeuralscaleError)
+
+
+def test_first_line_is_an_exceptions_first_line_cut_or_says_there_was_none():
+    from neuralscale.errors import first_line
+    assert first_line(ValueError("  bad value\nat line 3  ")) == "bad value"
+    assert first_line(ValueError("x" * 300)) == "x" * 200 and first_line(ValueError("abc"), limit=2) == "ab"
+    assert first_line(EOFError()) == "(no message)"

@@ -35,3 +35,9 @@ def warn(message: str) -> None:
     """Warn of `message` from the public call that found it (see NeuralscaleWarning)."""
     import warnings
     warnings.warn(message, NeuralscaleWarning, stacklevel=3)
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """An exception's message for a one-line error: its first line, cut to `limit` characters ("(no message)")."""
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else "(no message)"

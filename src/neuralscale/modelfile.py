@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .data.info import DatasetInfo
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, first_line
 from .validate import suggest
 
 SCHEME = "file"
@@ -56,9 +56,8 @@ def canonical(name: str) -> str:
 
 def stamp(name: str) -> str | None:
     """Where the file is and a digest of its text and of the Python files and packages beside it that it may import
-    (None where
-    it cannot be read): a space read from the files before they were edited, or from another folder's file of the
-    same name, is not reused (an edit in the same clock tick keeps the modification time)."""
+    (None where it cannot be read): a space read from the files before they were edited, or from another folder's
+    file of the same name, is not reused (an edit in the same clock tick keeps the modification time)."""
     try:
         path = locate(name)[0].resolve()
         digest = hashlib.sha1(path.read_bytes())
@@ -83,7 +82,7 @@ def file_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
                 model = maker(**kwargs)
         except (Exception, SystemExit) as e:  # the user's code: said in one line, where it was called
             raise NeuralscaleError(f"{path}:{attr}({_listed(kwargs)}) failed: {type(e).__name__}: "
-                                   f"{_first_line(e)}") from None
+                                   f"{first_line(e)}") from None
         if not isinstance(model, nn.Module):
             raise NeuralscaleError(f"{path}:{attr}({_listed(kwargs)}) returned {_a(type(model).__name__)}, not an "
                                    "nn.Module")
@@ -150,8 +149,9 @@ def _import(path: Path):
         here = "" if path.is_absolute() else f" (a relative path is read from where the command runs, {Path.cwd()})"
         raise NeuralscaleError(f"model file {path} does not exist{here}" if not path.exists() else
                                f"model file {path} is not a file")
-    resolved = path.resolve()  # named by where it is and what it says: a space made before an edit keeps its own
-    module_name = "neuralscale_model_" + hashlib.sha1(str(resolved).encode() + resolved.read_bytes()).hexdigest()[:16]
+    resolved = path.resolve()
+    text = resolved.read_bytes()  # named by where it is and what it says: a space made before an edit keeps its own
+    module_name = "neuralscale_model_" + hashlib.sha1(str(resolved).encode() + text).hexdigest()[:16]
     spec = importlib.util.spec_from_file_location(module_name, resolved)
     if spec is None or spec.loader is None:
         raise NeuralscaleError(f"model file {path} is not a Python file (name it .py)")
@@ -161,7 +161,7 @@ def _import(path: Path):
     try:  # compiled from its text as it is now: a cached .pyc is trusted by its source's time and size, which an
         # edit in the same clock tick keeps
         with _as_a_script(resolved.parent, path), redirect_stdout(said), redirect_stderr(said):
-            exec(compile(resolved.read_bytes(), str(resolved), "exec"), module.__dict__)
+            exec(compile(text, str(resolved), "exec"), module.__dict__)
     except SyntaxError as e:
         sys.modules.pop(module_name, None)
         raise NeuralscaleError(f"model file {path}, line {e.lineno}: {e.msg}") from None
@@ -173,7 +173,7 @@ def _import(path: Path):
                                + ": put the code that runs it under `if __name__ == \"__main__\":`") from None
     except Exception as e:  # ImportError, NameError, ...: the user's code, in one line
         sys.modules.pop(module_name, None)
-        raise NeuralscaleError(f"model file {path} does not import: {type(e).__name__}: {_first_line(e)}") from None
+        raise NeuralscaleError(f"model file {path} does not import: {type(e).__name__}: {first_line(e)}") from None
     finally:
         sys.stderr.write(said.getvalue() if sys.modules.get(module_name) is module else "")
     return module
@@ -251,7 +251,3 @@ def _a(kind: str) -> str:
 def _listed(kwargs: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in kwargs.items())
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else "(no message)"
