@@ -654,3 +654,46 @@ def test_a_local_worker_leaves_ctrl_c_to_its_driver(tmp_path):
         assert worker.is_alive() and _sigint_ignored(worker.pid)
     finally:
         ex._close(abort=True)
+
+
+def test_the_workers_fork_server_loads_torch_deaf_to_ctrl_c_and_then_hears_it_again(tmp_path):
+    """The fork server of local workers is in the driver's process group: a Ctrl-C while it imported torch (a
+    sweep's first second or two) printed its KeyboardInterrupt traceback under the driver's one line. What it
+    preloads ignores SIGINT while torch loads (here a stand-in torch that sends itself Ctrl-C as it loads), and
+    puts Python's handler back after, for the other processes a program forks from the same server."""
+    from neuralscale.executors import PRELOAD
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGINT)\nLOADED = True\n")
+    code = (f"import signal, sys, {PRELOAD}\n"
+            "assert sys.modules['torch'].LOADED\n"
+            "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "True" and not r.stderr, (r.returncode, r.stdout, r.stderr)
+
+
+def test_a_forked_worker_importing_the_command_script_is_not_the_command(tmp_path):
+    """A local worker forked from the fork server imports its driver's main script, the `neuralscale` script, so
+    the whole package, before multiprocessing says it has a parent: it was taken for the command and given the
+    command's handlers, and the SIGTERM by which its driver stops it on Ctrl-C printed a second line ("terminated
+    (SIGTERM); nothing was changed") under the driver's. The real context, with a script named as the command;
+    the worker was forked from a server that had imported torch by the module the context preloads."""
+    script = tmp_path / "neuralscale"
+    script.write_text(
+        "import signal, sys\n"
+        "from neuralscale.executors import PRELOAD, _worker_context\n"
+        "def probe(conn):\n"
+        "    conn.send([signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, PRELOAD in sys.modules])\n"
+        "if __name__ == '__main__':\n"
+        "    assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL  # the command's own\n"
+        "    ctx = _worker_context()\n"
+        "    here, there = ctx.Pipe()\n"
+        "    p = ctx.Process(target=probe, args=(there,))\n"
+        "    p.start()\n"
+        "    print(here.recv())\n"
+        "    p.join()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300,
+                       cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "[True, True]", (r.returncode, r.stdout, r.stderr)

@@ -15,7 +15,18 @@ def as_command() -> bool:
     if mp is not None and mp.parent_process() is not None:
         return False
     argv = getattr(sys, "orig_argv", [])
+    if _started_by_multiprocessing(argv):  # a worker still importing its driver's main script (spawn.prepare)
+        return False
     return (bool(sys.argv) and sys.argv[0].rsplit("/", 1)[-1] == "neuralscale") or argv[1:3] == ["-m", "neuralscale"]
+
+
+def _started_by_multiprocessing(argv: list[str]) -> bool:
+    """Whether this interpreter is multiprocessing's spawn child or fork server (or forked from that server):
+    `python [flags] -c "from multiprocessing.spawn import ..."`. Such a worker imports its driver's main script
+    (the `neuralscale` script: the whole package) before multiprocessing says it has a parent; taken for the
+    command then, it printed the command's line for the SIGTERM or Ctrl-C its driver's Ctrl-C sent it."""
+    first = argv.index("-c") if "-c" in argv else len(argv)  # -c ends the interpreter's options
+    return argv[first + 1:first + 2] != [] and argv[first + 1].startswith("from multiprocessing.")
 
 
 class Terminated(KeyboardInterrupt):

@@ -44,6 +44,7 @@ from .train import resolve_device
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("sequential", "local", "ray")
+PRELOAD = "_neuralscale_forkserver"  # src/_neuralscale_forkserver.py: what the workers' fork server imports
 
 
 def _set_threads(threads: int | None) -> None:
@@ -219,8 +220,9 @@ def _worker_context():
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     # torch alone: the trainer's optimizer (sgd.py) needs neither torch._dynamo nor torchvision, each a second
-    # or more to import; a worker that builds a torchvision model imports it itself
-    ctx.set_forkserver_preload(["torch"])
+    # or more to import; a worker that builds a torchvision model imports it itself. Imported by a module outside
+    # the package that keeps Ctrl-C off the server while it loads (a traceback under the driver's one line)
+    ctx.set_forkserver_preload([PRELOAD])
     return ctx
 
 
