@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, first_line
 
 
 def count_params(model: nn.Module) -> int:
@@ -82,7 +82,7 @@ def _memory(batch_sizes, input_shape, device) -> Iterator[None]:
         if "allocate" not in str(e):
             raise
         raise NeuralscaleError(f"latency at batch {max(batch_sizes)} of {'x'.join(map(str, input_shape))} inputs "
-                               f"does not fit in {device}'s memory ({str(e).splitlines()[0][:120]}); measure a "
+                               f"does not fit in {device}'s memory ({first_line(e, 120)}); measure a "
                                "smaller --batch") from None
 
 

@@ -24,7 +24,7 @@ from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
 from .objective import OBJECTIVES, UNITS
 from .pruning import TRAJECTORY_STARTS
-from .errors import NeuralscaleError, NeuralscaleWarning
+from .errors import NeuralscaleError, NeuralscaleWarning, first_line
 from .executors import get_executor
 from .experiment import run as run_experiment
 from .figures import BANDS
@@ -854,7 +854,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except RuntimeError as e:  # PyTorch's allocators say it as a RuntimeError (CUDA's OutOfMemoryError is one)
         if not _out_of_memory(e):
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e, None, type(e).__name__)
         print(f"neuralscale: error: out of memory ({first}); ask for less (a smaller batch, subset, image size or "
               "model)", file=sys.stderr)
         return 2

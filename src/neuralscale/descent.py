@@ -39,7 +39,7 @@ from .budget import Budget, amount
 from .data.base import Splits
 from .data.info import protocol
 from .estimate import duration_text, training_rate
-from .errors import EnvironmentFailure, NeuralscaleError, warn
+from .errors import EnvironmentFailure, NeuralscaleError, first_line, warn
 from .importance import Importance
 from .latency import LatencyTable
 from .layout import claim_folder
@@ -605,7 +605,7 @@ def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig, obj
         moves = configuration_moves([it.law for it in done], space, objective)
     except NeuralscaleError as e:  # a law that cannot be solved at the base budget (the report's column says so too)
         log.info("descent: how far iteration %d's law moved the configuration cannot be said (%s)", len(done),
-                 str(e).splitlines()[0][:200])
+                 first_line(e))
         return False
     change, layer = moves[-1]
     moved = ("descent: iteration %d's law moved the configuration at the base budget by up to %.1f%% (%s) from "
@@ -725,7 +725,7 @@ def _say_how_long(space: WidthSpace, widths: list[int], cfg: DescentConfig, sess
     try:
         rate = training_rate(space, widths, cfg.batch_size, str(device))
     except (RuntimeError, OSError) as e:  # only an estimate: the descent goes on without it
-        log.warning("descent: no time estimate (%s)", str(e).splitlines()[0][:200])
+        log.warning("descent: no time estimate (%s)", first_line(e, empty=type(e).__name__))
         return
     log.info(f"descent iteration {number}/{cfg.iterations}: {duration_text(images / rate)} at most for its training "
              f"({cfg.warmup_epochs} warm-up epoch(s) and up to {session.max_steps} pruning steps at "

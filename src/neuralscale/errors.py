@@ -37,7 +37,8 @@ def warn(message: str) -> None:
     warnings.warn(message, NeuralscaleWarning, stacklevel=3)
 
 
-def first_line(e: BaseException, limit: int = 200) -> str:
-    """An exception's message for a one-line error: its first line, cut to `limit` characters ("(no message)")."""
+def first_line(e: BaseException, limit: int | None = 200, empty: str = "(no message)") -> str:
+    """An exception's message for a one-line error: its first line, cut to `limit` characters (None: not cut), or
+    `empty` where it has none (say `type(e).__name__`, where the message stands alone)."""
     text = str(e).strip()
-    return text.splitlines()[0][:limit] if text else "(no message)"
+    return text.splitlines()[0].rstrip()[:limit] if text else empty

@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 
 from .collector import own_process
 from .command import terminate
-from .errors import EnvironmentFailure, NeuralscaleError
+from .errors import EnvironmentFailure, NeuralscaleError, first_line
 from .runs import execute_in_store, failed_record
 from .spec import RunSpec
 from .store import RunStore
@@ -461,8 +461,8 @@ class Ray(_Pool):
                              configure_logging=False, logging_level="error")
             except ConnectionError as e:
                 raise NeuralscaleError(f"cannot reach the Ray cluster at {self.address}: "
-                                       f"{str(e).splitlines()[0]} (a cluster with token authentication needs "
-                                       f"RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or "
+                                       f"{first_line(e, None, type(e).__name__)} (a cluster with token "
+                                       f"authentication needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or "
                                        f"~/.ray/auth_token)") from None
             self._started_here = True
         res = ray.cluster_resources()
@@ -503,7 +503,7 @@ class Ray(_Pool):
                 ray.get(ref)
                 ended[refs[ref]] = "finished"
             except Exception as e:  # the worker died (or the task could not run): the pool decides
-                ended[refs[ref]] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+                ended[refs[ref]] = f"{type(e).__name__}: {first_line(e, None)}"[:300]
         return ended
 
 

@@ -44,7 +44,7 @@ from torch import fx, nn
 
 from .collector import paused
 from .data.info import DatasetInfo
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, first_line
 from .models.gate import Gate, SegmentGates
 from .models.resizing import resize_tensors as _resize
 from .space import WidthSpace
@@ -216,7 +216,7 @@ def _trace(model: nn.Module) -> fx.GraphModule:
         return fx.GraphModule(model, _Tracer().trace(model))
     except Exception as e:  # fx raises many kinds
         raise NeuralscaleError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: "
-                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
+                               f"{first_line(e, None)})") from None
 
 
 def _groups(an: Analysis) -> tuple[tuple[str, ...], ...]:
@@ -250,7 +250,7 @@ def _analyse_graph(model: nn.Module, gm: fx.GraphModule, input_shape: tuple[int,
     try:
         _Shapes(gm).run(torch.zeros(2, *input_shape, device="meta"))
     except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e, None, type(e).__name__)
         first = re.sub(r"Proxy\(\w+\)", "?", first)  # a size the message formatted while traced
         first = first if len(first) <= 160 else first[:157] + "..."
         if "expected device meta" in first or "at least two devices" in first:  # a tensor made on a fixed device
@@ -636,7 +636,7 @@ class GenericSpace:
                 raise
             except Exception as e:
                 raise NeuralscaleError(f"{self.name}: a model rebuilt at other widths does not run{where} "
-                                       f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+                                       f"({type(e).__name__}: {first_line(e, None)})") from None
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
             if got != (2, self.info.num_classes):
                 raise NeuralscaleError(f"{self.name}: a model rebuilt at other widths gives outputs of shape {got}"

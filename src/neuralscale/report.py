@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .descent import DescentDir, at_base, largest_move
-from .errors import NeuralscaleError, warn
+from .errors import NeuralscaleError, first_line, warn
 from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
                       widths_figure)
 from .guard import check_report_dir
@@ -767,7 +767,7 @@ def descent_table(path: Path, space: WidthSpace | None) -> tuple[list[str], list
         try:
             moves = _moves(d, its, space)
         except (NeuralscaleError, OSError) as e:  # a latency descent's table unreadable here: the cells left blank
-            log.warning("report: the descent table's last column is left blank (%s)", str(e).splitlines()[0][:200])
+            log.warning("report: the descent table's last column is left blank (%s)", first_line(e))
     out = []
     for it, ours, moved in zip(its, same, moves):
         law = it.law

@@ -25,7 +25,7 @@ from torch import nn
 from .accounting import measure_latency
 from .baselines import prune_pretrained, trained_network, warm_start
 from .data import DataConfig
-from .errors import EnvironmentFailure, NeuralscaleError
+from .errors import EnvironmentFailure, NeuralscaleError, first_line
 from .records import atomic_write_text, exclusive
 from .layout import RunDir
 from .spec import RunSpec
@@ -101,10 +101,10 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
     except EnvironmentFailure:
         raise  # not the run's failure: its record stays unfinished
     except torch.cuda.OutOfMemoryError as e:
-        raise EnvironmentFailure(f"{describe(spec)}: out of GPU memory ({str(e).splitlines()[0]}); fewer runs "
+        raise EnvironmentFailure(f"{describe(spec)}: out of GPU memory ({first_line(e, None)}); fewer runs "
                                  "per GPU or a smaller batch") from None
     except Exception as e:  # recorded, so that a sweep goes on
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        message = first_line(e, None, type(e).__name__)
         record.update(status="failed", error=f"{type(e).__name__}: {message}", wall_s=time.time() - t0,
                       traceback=traceback.format_exc(limit=8))
         write(record)
@@ -181,7 +181,7 @@ def _weights_to_prune(source: Path, spec: RunSpec, space, splits, progress: bool
             raise
         except Exception as e:
             raise NeuralscaleError(f"training {source.name} again for its weights failed: "
-                                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                                   f"{first_line(e, None, type(e).__name__)}") from None
     return again.path, True
 
 

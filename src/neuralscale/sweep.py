@@ -23,7 +23,7 @@ import torch
 from .budget import METRICS, Budget, amount
 from .captured import refused
 from .descent import DescentDir, is_descent_dir
-from .errors import EnvironmentFailure, NeuralscaleError, warn
+from .errors import EnvironmentFailure, NeuralscaleError, first_line, warn
 from .estimate import Rates, duration_text, runs_seconds
 from .executors import get_executor
 from .layout import claim_folder
@@ -545,7 +545,7 @@ def _say_how_long(cfg: SweepConfig, todo: list[RunSpec], ex) -> None:
     try:
         _estimate(cfg, todo, ex, train)
     except (NeuralscaleError, OSError, RuntimeError) as e:  # only an estimate: the sweep goes on without it
-        log.warning("sweep: no time estimate (%s)", (str(e).strip().splitlines() or [type(e).__name__])[0])
+        log.warning("sweep: no time estimate (%s)", first_line(e, None, type(e).__name__))
 
 
 def _estimate(cfg: SweepConfig, todo: list[RunSpec], ex, train: TrainConfig) -> None:

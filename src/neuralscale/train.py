@@ -27,7 +27,7 @@ from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits
 from .data import dataset_info
 from .data.info import protocol
-from .errors import EnvironmentFailure, NeuralscaleError, RunFailed
+from .errors import EnvironmentFailure, NeuralscaleError, RunFailed, first_line
 from .memory import refuse_beyond
 from .models.gate import gates
 from .models.resizing import as_fresh
@@ -580,7 +580,7 @@ class Trainer:
         except NeuralscaleError:
             raise
         except Exception as e:  # a file that loads but is not this run's checkpoint
-            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            message = first_line(e, None, type(e).__name__)
             raise NeuralscaleError(f"checkpoint {self.checkpoint} does not fit this run ({message}); delete it to "
                                    "start over") from None
         # the file holds this very state: written again only once training moves on, under the owner it names

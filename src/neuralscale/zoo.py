@@ -27,7 +27,7 @@ from torch import nn
 
 from .data import dataset_info
 from .data.info import DatasetInfo
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, first_line
 from . import modelfile
 from .generic import DoesNotRun, module_space, timm_factory, torchvision_factory
 from .models import mobilenetv2, resnet, vgg
@@ -160,7 +160,7 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
             stamp = (SCHEME_INFO.get(source) or {}).get("stamp")
             return _scheme_space(model, info, stamp(name) if stamp else None)
         except (RuntimeError, ValueError) as e:  # its graph is traced and run on meta at the dataset's size
-            first = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+            first = first_line(e, 120, type(e).__name__)
             small = "too small" in first or "greater than actual input" in first
             why = "are too small for" if small else "do not run through"
             raise NeuralscaleError(f"{info.name}'s {info.resolution}x{info.resolution} images {why} {model} "
@@ -176,7 +176,7 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
         # must be large enough (a formula counts only where the model runs: VGG11 from 32 px)
     except RuntimeError as e:
         raise NeuralscaleError(f"{info.name}'s {info.resolution}x{info.resolution} images are too small for "
-                               f"{sp.name} ({str(e).splitlines()[0][:120]})") from None
+                               f"{sp.name} ({first_line(e, 120, type(e).__name__)})") from None
     return sp
 
 
@@ -194,7 +194,7 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
                 out = model(example[:2].to(first_param.device))  # two images where given: a batch dimension
                 # a squeeze would drop shows
         except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as e:  # it does not fit the model
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e, None, type(e).__name__)
             raise NeuralscaleError(f"your model does not run on the example input of shape "
                                    f"{tuple(example.shape)}: {first}") from None
         finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import NeuralscaleError
+from ..errors import NeuralscaleError, first_line
 
 SOURCES = {
     "cifar10": {
@@ -92,7 +92,7 @@ def read(name: str, path: Path) -> dict:
                 while tar.fileobj.read(1 << 24):  # on to the stream's end, where gzip's checksum is checked (tarfile
                     pass  # stops before it: a flipped bit would decode as other pixels without a word)
         except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            reason = first_line(e, None, type(e).__name__)
             raise NeuralscaleError(f"{path} is not a readable archive ({reason}); delete it and download again") from None
 
     def part(files):
