@@ -415,3 +415,29 @@ def test_an_experiment_files_model_file_where_the_command_runs_but_not_beside_th
                                                   f"its folder; give model = \"file:{tmp_path / 'nets.py'}:Net\", or "
                                                   "move the file beside it"):
         prepare(f)
+
+
+def test_a_law_fitted_for_the_files_network_is_refused_for_it_after_an_edit(nets, capsys):
+    """A fit file (FIT.json) of the network as it was was applied to the edited one without a word: a law named
+    only the model and its layers, which an edit that keeps them (another pooling, kernel or block) does not
+    change. It records the network's digest now; a named model's law is as before, byte for byte."""
+    from neuralscale.scaling import ScalingLaw, uniform_law
+    sp = ns.space("file:nets.py:Net", "synthetic")
+    uniform_law(sp, [12, 20]).save(nets / "FIT.json")
+    assert ScalingLaw.load(nets / "FIT.json").architecture == sp.architecture
+    before = ns.scale(sp, "neuralscale", "50%", source=nets / "FIT.json")["widths"]
+    (nets / "nets.py").write_text(NETS.replace("adaptive_avg_pool2d", "adaptive_max_pool2d"))  # the same layers
+    edited = ns.space("file:nets.py:Net", "synthetic")
+    assert edited.layer_names == sp.layer_names and edited.architecture != sp.architecture
+    with pytest.raises(ns.NeuralscaleError, match=r"^this law was fitted for file:/.*/nets.py:Net as it was then: "
+                                                  r"its code or modules changed since \(architecture \w+ now, \w+ "
+                                                  r"recorded\); fit the network as it is now, or put its code back$"):
+        ns.scale(edited, "neuralscale", "50%", source=nets / "FIT.json")
+    assert cli.main(["scale", "--model", "file:nets.py:Net", "--dataset", "synthetic", "--method", "neuralscale",
+                     "--from", "FIT.json", "--params", "50%"]) == 2
+    assert capsys.readouterr().err.strip().startswith("neuralscale: error: this law was fitted for file:/")
+    (nets / "nets.py").write_text(NETS)  # put back: the law applies again
+    assert ns.scale(ns.space("file:nets.py:Net", "synthetic"), "neuralscale", "50%",
+                    source=nets / "FIT.json")["widths"] == before
+    named = uniform_law(ns.space("vgg11", "synthetic"), [8] * 8).to_dict()
+    assert "architecture" not in named and ScalingLaw.from_dict(named).architecture == ""

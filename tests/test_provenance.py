@@ -184,6 +184,7 @@ def test_an_experiment_with_its_own_descent_and_another_to_scale_is_refused(tmp_
     ("rows", -3, "rows must be a count"),
     ("origin", [0], "origin must be widths"),
     ("iteration", "one", "iteration must be a count or null"),
+    ("architecture", 5, "architecture must be text"),
     ("start_widths", [-5] * 8, "start_widths must be 8 widths"),
     ("final_widths", ["a"] * 8, "final_widths must be 8 widths"),
     ("half_widths", [4] * 3, "half_widths must be 8 widths"),

@@ -54,6 +54,9 @@ class ScalingLaw:
     holdout_error: list[float] = field(default_factory=list)
     holdout_rows: int = 0
     objective: str = "params"  # what tau counts: params (the paper's), macs or latency (objective.py)
+    # a model of one's own (a `file:` model, a module): the network's architecture digest as fitted (its layers'
+    # names alone would pass an edited network); "" for a named model, whose laws are as before, byte for byte
+    architecture: str = ""
 
     def worst_r2(self) -> tuple[float, str] | None:
         """The lowest R^2 of any layer and that layer's name (None: not a fit, or no R^2 recorded)."""
@@ -94,7 +97,8 @@ class ScalingLaw:
         try:
             law = cls(**{k: d[k] for k in ("model", "dataset", "layers", "alpha", "beta")},
                       **{k: d[k] for k in ("r2", "rows", "fallback", "origin", "iteration", "note", "tau_range",
-                                           "holdout_error", "holdout_rows", "objective") if k in d})
+                                           "holdout_error", "holdout_rows", "objective", "architecture")
+                         if k in d})
         except (KeyError, TypeError) as e:
             raise NeuralscaleError(f"not a scaling-law file: missing or bad field {e}") from None
 
@@ -134,6 +138,7 @@ class ScalingLaw:
             ("holdout_error must be finite numbers, one per layer or none", numbers(self.holdout_error)
              and len(self.holdout_error) in (0, len(self.layers))),
             ("holdout_rows must be a count", count(self.holdout_rows)),
+            ("architecture must be text", isinstance(self.architecture, str)),
         ) if not ok]
         if problems:
             raise NeuralscaleError("scaling-law file: " + "; ".join(problems))
@@ -142,6 +147,8 @@ class ScalingLaw:
         d = asdict(self)
         if d["objective"] == "params":  # the laws of the release before, byte for byte: params is implied
             del d["objective"]
+        if not d["architecture"]:  # a named model's
+            del d["architecture"]
         return d
 
     def save(self, path: str | Path) -> None:
@@ -175,6 +182,10 @@ class ScalingLaw:
             wrong = next(i for i, (a, b) in enumerate(zip(self.layers, space.layer_names)) if a != b)
             raise NeuralscaleError(f"this law's layer {wrong + 1} is {self.layers[wrong]!r}, {space.name}'s is "
                                    f"{space.layer_names[wrong]!r}: the law is of another network or damaged")
+        if self.architecture and space.architecture and self.architecture != space.architecture:
+            raise NeuralscaleError(f"this law was fitted for {space.name} as it was then: its code or modules changed "
+                                   f"since (architecture {space.architecture} now, {self.architecture} recorded); "
+                                   "fit the network as it is now, or put its code back")
 
 
 def check_objective(law: ScalingLaw, metric: str, convert: bool = False) -> None:
@@ -203,7 +214,7 @@ def uniform_law(space: WidthSpace, widths: Sequence[int], note: str = "uniform s
     p = space.params(widths)
     return ScalingLaw(space.name, space.info.name, list(space.layer_names),
                       [w / math.sqrt(p) for w in widths], [0.5] * len(widths), [1.0] * len(widths),
-                      rows=1, fallback=True, origin=widths, note=note)
+                      rows=1, fallback=True, origin=widths, note=note, architecture=space.architecture or "")
 
 
 # --- trajectories ------------------------------------------------------------
@@ -331,7 +342,7 @@ def fit(space: WidthSpace, rows: Sequence[Sequence[int]], iteration: int | None 
     return ScalingLaw(space.name, space.info.name, list(space.layer_names), alpha, beta, r2, rows=len(rows),
                       iteration=iteration, note="" if count == "exact" else f"tau counted with the {count} formula",
                       tau_range=[float(np.exp(tau.min())), float(np.exp(tau.max()))], holdout_error=holdout,
-                      holdout_rows=held, objective=against)
+                      holdout_rows=held, objective=against, architecture=space.architecture or "")
 
 
 def _rows_of_layer(ln_widths: np.ndarray, start: Sequence[int] | None, layer: int) -> np.ndarray:
