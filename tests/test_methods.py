@@ -86,15 +86,18 @@ def test_a_latency_law_is_solved_where_its_descent_measured(tiny_descent, tmp_pa
 
 def test_a_fresh_latency_measurement_reports_its_error_and_tolerance():
     """The figures are this host's; their relations are not: the error is signed (measured over budget), the
-    tolerance is the measurement's relative spread (at least 2%), at the batch asked for."""
+    tolerance is the measurement's relative spread (at least 2%), at the batch asked for. (Under budget the error
+    is at most -100%, which a loaded host's spread exceeded, IQR 3.6x the median: `within` is asserted False only
+    for a budget of a nanosecond, a hundred thousand times under any forward pass.)"""
     sp = ns.space("vgg11", "synthetic")
     widths = sp.uniform(0.0625)
-    for budget in (1e-3, 1e4):
+    for budget in (1e-6, 1e4):
         m = fresh_latency(sp, widths, budget, "cpu", 2)
         assert m["rel_error"] == pytest.approx((m["median_ms"] - budget) / budget)
-        assert (m["rel_error"] > 0) is (budget == 1e-3)
+        assert (m["rel_error"] > 0) is (budget == 1e-6)
         assert m["tolerance"] == pytest.approx(max(0.02, m["iqr_ms"] / m["median_ms"]))
-        assert m["within"] is (abs(m["rel_error"]) <= m["tolerance"]) is False
+        assert m["within"] is (abs(m["rel_error"]) <= m["tolerance"])
+        assert m["within"] is False or budget == 1e4
 
 
 def test_a_fallback_law_of_a_macs_descent_is_that_descents(tiny_descent, tmp_path):
