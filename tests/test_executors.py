@@ -69,14 +69,28 @@ def test_local_workers_give_the_same_records_as_sequential(tmp_path, sequential,
     assert all(d.is_dir() for d in driver) and not any((d / "log.txt").exists() for d in driver)
 
 
+# many short epochs: a run outlasts its first checkpoint (its first epoch's; then one every few seconds, not every
+# epoch, whose fsyncs would be most of the test's time) by 39 epochs, however fast or loaded the host (5 epochs,
+# each checkpointed, left about 0.2 s on a fast host to a poll every 50 ms)
+KILLED_EPOCHS = 40
+KILL_MID_RUN = ["--train-subset", "32", "--ratios", "0.0625,0.125", "--epochs", str(KILLED_EPOCHS)]
+
+
 def test_a_killed_worker_is_retried_from_its_checkpoint(tmp_path):
     out = tmp_path / "sweep"
-    args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "5", "--executor", "local", "--workers", "2", "--out", str(out)]
-    proc = Command(args, every_epoch())  # a fork of the tests' zygote (torch imported once): a real driver process
+    args = [*TINY, *KILL_MID_RUN, "--executor", "local", "--workers", "2", "--out", str(out)]
+    # a fork of the tests' zygote (torch imported once): a real driver process, in a process group of its own (its
+    # fork server and workers too), held still (SIGSTOP) from the first checkpoint seen while a victim is chosen
+    proc = Command(args, new_session=True)
     victim, deadline = None, time.time() + 240
     while time.time() < deadline and victim is None and proc.poll() is None:
-        victim = _kill_mid_run(out, spare=proc.pid)  # the worker whose log is the victim's (forked by the driver's
-        time.sleep(0.05)                             # fork server)
+        if list(out.glob("runs/*/checkpoint.pt")):
+            os.killpg(proc.pid, signal.SIGSTOP)
+            try:
+                victim = _kill_mid_run(out, spare=proc.pid)  # the worker whose log is the victim's (forked by the
+            finally:                                         # driver's fork server)
+                os.killpg(proc.pid, signal.SIGCONT)
+        time.sleep(0.01)
     assert victim is not None, "no worker was caught mid-run before the sweep ended"
     _finishes_after_the_kill(proc, out, victim, "worker died (exit code -9)")  # the kill named
 
@@ -123,7 +137,7 @@ def _finishes_after_the_kill(proc, out, victim: str, died: str) -> None:
     assert len(records) == 2 and all(r["status"] == "finished" for r in records)
     r = read_record(out / "runs" / victim)
     assert r["attempts"] == 2 and r["resumed"] is True
-    assert [m["epoch"] for m in r["history"]] == [1, 2, 3, 4, 5]
+    assert [m["epoch"] for m in r["history"]] == list(range(1, KILLED_EPOCHS + 1))
 
 
 # --- Ray: a real local cluster (this machine's CPUs), started by the tests ------------------------------
@@ -267,9 +281,8 @@ def _holders(path_part: str) -> list[int]:
 
 def test_a_killed_ray_worker_is_retried_from_its_checkpoint(tmp_path, ray_cluster):
     out = tmp_path / "sweep"
-    args = [*TINY, "--ratios", "0.0625,0.125", "--epochs", "5", "--backend", "ray", "--address", ray_cluster,
-            "--out", str(out)]
-    proc = Command(args, every_epoch())  # a fork of the tests' zygote (torch imported once): a real driver process
+    args = [*TINY, *KILL_MID_RUN, "--backend", "ray", "--address", ray_cluster, "--out", str(out)]
+    proc = Command(args)  # a fork of the tests' zygote (torch imported once): a real driver process
     killed, deadline = None, time.time() + 240
     while time.time() < deadline and killed is None and proc.poll() is None:
         killed = _kill_mid_run(out, spare=proc.pid)  # Ray's worker: not a child of the driver

@@ -265,22 +265,27 @@ def test_ctrl_c_or_sigterm_on_a_sweep_with_local_workers_is_one_line_and_resumes
     alone.  Either way: one line on the terminal, no traceback from any process, and a rerun finishes every run
     (issue 32)."""
     out = tmp_path / "store"
-    # a run per worker, each stopped inside its work: the signal follows the first checkpoint (epoch 1 of 4) within
-    # about 10 ms, and 3 epochs of 320 images are left
-    args = [*SWEEP, "--ratios", "0.0625", "--seeds", "0,1", "--epochs", "4", "--train-subset", "320", "--executor",
+    # a run per worker, each stopped inside its work: the signal follows the first checkpoint (epoch 1 of 8; the
+    # next in 5 s) within about 10 ms, and 7 epochs of 320 images are left (3 left about 0.3 s on a fast host).
+    # The group is held still (SIGSTOP) as the signal is sent, so that every process takes it before it goes on
+    args = [*SWEEP, "--ratios", "0.0625", "--seeds", "0,1", "--epochs", "8", "--train-subset", "320", "--executor",
             "local", "--workers", "2", "--threads", "1", "--out", str(out), "--quiet"]
-    proc = Command(args, {"NEURALSCALE_CHECKPOINT_SECONDS": "0"}, new_session=True)
+    proc = Command(args, new_session=True)
     _wait_for_a_checkpoint(proc, lambda: list(out.glob("runs/*/checkpoint.pt")), "the sweep")
-    if sig == "SIGINT":
-        os.killpg(proc.pid, signal.SIGINT)
-    else:
-        os.kill(proc.pid, signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        if sig == "SIGINT":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
     assert proc.wait(timeout=120) == code, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"neuralscale: {word}") and "resume" in lines[0], proc.stderr
     logs = "".join(p.read_text() for p in out.glob("runs/*/log.txt"))
     assert "Traceback" not in logs
-    # the runs in progress stopped with the driver, resumable (3 of the first's 4 epochs were left), not run to
+    # the runs in progress stopped with the driver, resumable (7 of the first's 8 epochs were left), not run to
     # their end while it waited for its workers (a mutation audit: workers left to finish passed the tests); how far
     # the second run got is timing, so only "none finished" is asserted
     statuses = [x["status"] for x in load_records(out)]
