@@ -37,11 +37,12 @@ class Terminated(KeyboardInterrupt):
 
 
 _sigterm = False  # SIGTERM was received by this command (where native code raised its own KeyboardInterrupt)
+_signalled = False  # Ctrl-C or SIGTERM was received by this command, whatever became of the exception it raised
 
 
 def terminate(signum, frame) -> None:
-    global _sigterm
-    _sigterm = True
+    global _sigterm, _signalled
+    _sigterm = _signalled = True
     raise Terminated()
 
 
@@ -50,14 +51,37 @@ def terminated(stop: BaseException) -> bool:
     return isinstance(stop, Terminated) or _sigterm
 
 
+def signalled() -> bool:
+    """Whether Ctrl-C or SIGTERM reached the command since it started, even where the KeyboardInterrupt it raised
+    was swallowed (native code that clears errors as torch loads: the command went on, deaf to a second Ctrl-C)
+    or turned into another error (a RuntimeError from `__set_name__`, numpy's ImportError for a second load)."""
+    return _signalled
+
+
 def started() -> None:
-    """A command starts (main() may be called more than once in a process): no SIGTERM received yet."""
-    global _sigterm
-    _sigterm = False
+    """A command starts (main() may be called more than once in a process): no signal received yet."""
+    global _sigterm, _signalled
+    _sigterm = _signalled = False
 
 
 def interrupt(signum, frame) -> None:
     """Ctrl-C in the command: KeyboardInterrupt once; a second Ctrl-C (pressed again while the first stops the
     command) is ignored instead of raising inside the handling of the first, which printed a traceback."""
+    global _signalled
+    _signalled = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def unraisable(hook):
+    """`sys.unraisablehook` for the command: Ctrl-C or SIGTERM whose exception was raised where Python can only
+    ignore it (a `__del__`, a weakref callback: importlib's module locks have one) printed "Exception ignored" and
+    a traceback, and the command went on, deaf to a second Ctrl-C. Not a word of it now: as the command starts, the
+    package's import stops it (`signalled`); later, Ctrl-C is heard again (a signal sent again from here is taken
+    inside this hook, and ignored again). Any other unraisable exception is `hook`'s."""
+    def quietly(u) -> None:
+        if u.exc_type is None or not issubclass(u.exc_type, KeyboardInterrupt) or not _signalled:
+            return hook(u)
+        if not _sigterm and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, interrupt)
+    return quietly
