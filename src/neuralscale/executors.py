@@ -221,8 +221,10 @@ def _worker_context():
     ctx = mp.get_context("forkserver")
     # torch alone: the trainer's optimizer (sgd.py) needs neither torch._dynamo nor torchvision, each a second
     # or more to import; a worker that builds a torchvision model imports it itself. Imported by a module outside
-    # the package that keeps Ctrl-C off the server while it loads (a traceback under the driver's one line)
-    ctx.set_forkserver_preload([PRELOAD])
+    # the package that keeps Ctrl-C off the server while it loads (a traceback under the driver's one line); torch
+    # named too, for a server that cannot import that module (a driver whose path was set inside its process: the
+    # server's is a new interpreter's, and it passes over a module it cannot import without a word)
+    ctx.set_forkserver_preload([PRELOAD, "torch"])
     return ctx
 
 
@@ -503,7 +505,7 @@ class Ray(_Pool):
                 ray.get(ref)
                 ended[refs[ref]] = "finished"
             except Exception as e:  # the worker died (or the task could not run): the pool decides
-                ended[refs[ref]] = f"{type(e).__name__}: {first_line(e, None)}"[:300]
+                ended[refs[ref]] = f"{type(e).__name__}: {first_line(e, None, '')}"[:300]
         return ended
 
 

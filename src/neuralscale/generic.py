@@ -216,7 +216,7 @@ def _trace(model: nn.Module) -> fx.GraphModule:
         return fx.GraphModule(model, _Tracer().trace(model))
     except Exception as e:  # fx raises many kinds
         raise NeuralscaleError(f"cannot trace {type(model).__name__} with torch.fx ({type(e).__name__}: "
-                               f"{first_line(e, None)})") from None
+                               f"{first_line(e, None, '')})") from None
 
 
 def _groups(an: Analysis) -> tuple[tuple[str, ...], ...]:
@@ -636,7 +636,7 @@ class GenericSpace:
                 raise
             except Exception as e:
                 raise NeuralscaleError(f"{self.name}: a model rebuilt at other widths does not run{where} "
-                                       f"({type(e).__name__}: {first_line(e, None)})") from None
+                                       f"({type(e).__name__}: {first_line(e, None, '')})") from None
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
             if got != (2, self.info.num_classes):
                 raise NeuralscaleError(f"{self.name}: a model rebuilt at other widths gives outputs of shape {got}"
