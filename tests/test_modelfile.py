@@ -349,10 +349,15 @@ class Tiny(nn.Module):
     (tmp_path / "a" / "env" / "lib").mkdir(parents=True)  # a virtual environment beside the file: not its own
     (tmp_path / "a" / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     (tmp_path / "a" / "env" / "lib" / "big.py").write_text("x = 1\n")
-    from neuralscale.modelfile import _own_modules
-    names, files = _own_modules(tmp_path / "a")
-    assert names == {"nets", "layers"} and sorted(files) == [tmp_path / "a" / "layers" / "conv.py",
-                                                             tmp_path / "a" / "nets.py"]
+    from neuralscale.modelfile import _own_modules, stamp
+    assert _own_modules(tmp_path / "a") == {"nets": tmp_path / "a" / "nets.py", "layers": tmp_path / "a" / "layers"}
+    before = stamp(f"{tmp_path / 'a' / 'nets.py'}:Tiny")  # the package's files read, the environment's not
+    (tmp_path / "a" / "env" / "lib" / "big.py").write_text("x = 2\n")
+    assert stamp(f"{tmp_path / 'a' / 'nets.py'}:Tiny") == before
+    conv = (tmp_path / "a" / "layers" / "conv.py").read_text()
+    (tmp_path / "a" / "layers" / "conv.py").write_text(conv + "\n# edited\n")
+    assert stamp(f"{tmp_path / 'a' / 'nets.py'}:Tiny") != before
+    (tmp_path / "a" / "layers" / "conv.py").write_text(conv)
     monkeypatch.setattr(sys, "argv", ["my-program"])
     path, argv, bytecode = list(sys.path), sys.argv, sys.dont_write_bytecode
     a, b = (ns.space(f"file:{tmp_path / n / 'nets.py'}:Tiny", "synthetic") for n in ("a", "b"))

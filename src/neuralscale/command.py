@@ -77,8 +77,8 @@ def unraisable(hook):
     """`sys.unraisablehook` for the command: Ctrl-C or SIGTERM whose exception was raised where Python can only
     ignore it (a `__del__`, a weakref callback: importlib's module locks have one) printed "Exception ignored" and
     a traceback, and the command went on, deaf to a second Ctrl-C. Not a word of it now: as the command starts, the
-    package's import stops it (`signalled`); later, Ctrl-C is heard again (a signal sent again from here is taken
-    inside this hook, and ignored again). Any other unraisable exception is `hook`'s."""
+    package's import stops it (`signalled`); later, a second Ctrl-C is heard (its handler put back; the signal is
+    not sent again from here, as it would be taken inside this hook). Any other unraisable exception is `hook`'s."""
     def quietly(u) -> None:
         if u.exc_type is None or not issubclass(u.exc_type, KeyboardInterrupt) or not _signalled:
             return hook(u)

@@ -102,8 +102,9 @@ def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
 
 
 def _check_architecture(space: WidthSpace, source: str | Path) -> None:
-    """A descent of a model of one's own (a `file:` model, a module) whose code has changed since: its laws are of
-    the network as it was, refused for the one there is now (the law itself names only the model)."""
+    """A descent of a model of one's own (a `file:` model, a module) whose code has changed since: its laws and
+    widths are of the network as it was, refused for the one there is now (morphnet, pruned and shape read the
+    descent's widths, which no law's own check sees; and laws written before laws carried the digest have none)."""
     if not space.architecture or not Path(source).is_dir():
         return
     config = DescentDir(source).config() or {}

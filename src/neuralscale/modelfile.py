@@ -61,7 +61,9 @@ def stamp(name: str) -> str | None:
     try:
         path = locate(name)[0].resolve()
         digest = hashlib.sha1(path.read_bytes())
-        for other in sorted(_own_modules(path.parent)[1]):
+        files = [f for p in _own_modules(path.parent).values()
+                 for f in ([p] if p.is_file() else p.rglob("*.py")) if "site-packages" not in f.parts]
+        for other in sorted(files):
             digest.update(str(other.relative_to(path.parent)).encode() + b"\0" + other.read_bytes())
         return f"{path}:{digest.hexdigest()}"
     except (OSError, NeuralscaleError):
@@ -72,13 +74,14 @@ def file_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
     """`zoo.register_scheme`'s factory for `file:PATH.py:NAME`: a function making NAME's network for `info`'s
     images and classes, checked once (it makes a module; its class scores are the dataset's)."""
     path, attr = locate(name)
-    maker = _attribute(_import(path), path, attr)
-    kwargs = _arguments(maker, info, f"{path}:{attr}")
     folder = path.resolve().parent
+    local = set(_own_modules(folder)) if path.is_file() else set()  # (read once: the stamp covers their files)
+    maker = _attribute(_import(path, local), path, attr)
+    kwargs = _arguments(maker, info, f"{path}:{attr}")
 
     def make() -> nn.Module:
         try:
-            with _as_a_script(folder, path):
+            with _as_a_script(folder, path, local):
                 model = maker(**kwargs)
         except (Exception, SystemExit) as e:  # the user's code: said in one line, where it was called
             raise NeuralscaleError(f"{path}:{attr}({_listed(kwargs)}) failed: {type(e).__name__}: "
@@ -96,33 +99,31 @@ _KEPT = frozenset(sys.stdlib_module_names) | {"torch", "torchvision", "numpy", "
                                               "matplotlib", "onnx", "tqdm", "PIL"}
 
 
-def _own_modules(folder: Path) -> tuple[set[str], list[Path]]:
-    """The modules a file may import from its own folder (its .py files, and its folders of them: packages,
-    namespace ones too), and every Python file among them."""
-    names, files = set(), []
+def _own_modules(folder: Path) -> dict[str, Path]:
+    """The modules a file may import from its own folder, by name: its .py files, and its folders of them
+    (packages, namespace ones too; not a virtual environment beside the file, nor a folder of data)."""
+    found = {}
     for p in folder.iterdir():
-        if p.suffix == ".py" and p.is_file() and p.stem.isidentifier():
-            names.add(p.stem)
-            files.append(p)
-        elif p.is_dir() and p.name.isidentifier() and p.name not in _KEPT and not (p / "pyvenv.cfg").exists() \
-                and ((p / "__init__.py").is_file() or any(p.glob("*.py"))):  # a package, or a namespace one (not
-            names.add(p.name)  # a virtual environment beside the file, nor a folder of data)
-            files += [f for f in p.rglob("*.py") if "site-packages" not in f.parts]
-    return names - _KEPT, files
+        if p.suffix == ".py" and p.is_file():
+            found[p.stem] = p
+        elif p.is_dir() and not (p / "pyvenv.cfg").exists() and ((p / "__init__.py").is_file()
+                                                                  or any(p.glob("*.py"))):
+            found[p.name] = p
+    return {n: p for n, p in found.items() if n.isidentifier() and n not in _KEPT}
 
 
 _SCRIPT_LOCK = threading.RLock()  # the process's sys.path, sys.modules, sys.argv and stdout: one file at a time
 
 
 @contextmanager
-def _as_a_script(folder: Path, path: Path) -> Iterator[None]:
+def _as_a_script(folder: Path, path: Path, local: set[str]) -> Iterator[None]:
     """While the user's file imports, and while its network is made: its folder first on the path and the modules
     of that folder imported from there, afresh, then taken away again (a Python user's own `utils` is theirs
     before and after; another folder's `blocks` is not this one's); no .pyc written beside their files; `sys.argv`
     the file's alone; and what it prints on stderr (stdout is the commands' --json). Everything is put back
-    whatever the file did to it (appended its folder to the path again, replaced the path)."""
+    whatever the file did to it (appended its folder to the path again, replaced the path). `local`: the names of
+    the folder's modules (_own_modules)."""
     with _SCRIPT_LOCK:
-        local = _own_modules(folder)[0]
         hidden = {n: sys.modules.pop(n) for n in list(sys.modules) if n.split(".")[0] in local}
         before, path_before = set(sys.modules), list(sys.path)
         argv, bytecode = sys.argv, sys.dont_write_bytecode
@@ -143,7 +144,7 @@ def _as_a_script(folder: Path, path: Path) -> Iterator[None]:
                 sys.path.remove(str(folder))
 
 
-def _import(path: Path):
+def _import(path: Path, local: set[str]):
     """The file, imported afresh as a module of its own (as Python runs a script: see _as_a_script)."""
     if not path.is_file():
         here = "" if path.is_absolute() else f" (a relative path is read from where the command runs, {Path.cwd()})"
@@ -160,7 +161,7 @@ def _import(path: Path):
     said = io.StringIO()  # what it prints as it imports: passed on to stderr, or quoted if it exits
     try:  # compiled from its text as it is now: a cached .pyc is trusted by its source's time and size, which an
         # edit in the same clock tick keeps
-        with _as_a_script(resolved.parent, path), redirect_stdout(said), redirect_stderr(said):
+        with _as_a_script(resolved.parent, path, local), redirect_stdout(said), redirect_stderr(said):
             exec(compile(text, str(resolved), "exec"), module.__dict__)
     except SyntaxError as e:
         sys.modules.pop(module_name, None)

@@ -63,6 +63,11 @@ def register_scheme(prefix: str, factory: Callable[[str, DatasetInfo], Callable]
     SCHEME_INFO[prefix] = {"own": own, "stamp": stamp, "canonical": canonical, "usage": usage}
 
 
+def _scheme(source: str, what: str):
+    """What `register_scheme` says of a scheme (`own`, `stamp`, `canonical`, `usage`); None for other names."""
+    return SCHEME_INFO.get(source, {}).get(what)
+
+
 register_scheme("torchvision", torchvision_factory)
 register_scheme("timm", timm_factory)
 register_scheme(modelfile.SCHEME, modelfile.file_factory, own=True, stamp=modelfile.stamp,
@@ -73,7 +78,7 @@ def model_name(model: str) -> str:
     """A model's name as spaces and records carry it: a scheme's canonical spelling (a `file:` model's absolute
     path), any other name as given."""
     source, sep, name = model.partition(":") if isinstance(model, str) else ("", "", "")
-    canonical = (SCHEME_INFO.get(source) or {}).get("canonical") if sep and name else None
+    canonical = _scheme(source, "canonical") if sep and name else None
     return f"{source}:{canonical(name)}" if canonical else model
 
 
@@ -157,7 +162,7 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
         try:
             model = model_name(model)
             source, _, name = model.partition(":")
-            stamp = (SCHEME_INFO.get(source) or {}).get("stamp")
+            stamp = _scheme(source, "stamp")
             return _scheme_space(model, info, stamp(name) if stamp else None)
         except (RuntimeError, ValueError) as e:  # its graph is traced and run on meta at the dataset's size
             first = first_line(e, 120, type(e).__name__)
@@ -226,8 +231,7 @@ def _scheme_space(model: str, info: DatasetInfo, stamp=None) -> WidthSpace:
     source, _, name = model.partition(":")
     if source not in SCHEMES or not name:
         raise NeuralscaleError(f"unknown model source {source!r} in {model!r}; use {scheme_names()}")
-    own = (SCHEME_INFO.get(source) or {}).get("own", False)
-    return module_space(model, SCHEMES[source](name, info), info, own=own)
+    return module_space(model, SCHEMES[source](name, info), info, own=bool(_scheme(source, "own")))
 
 
 def scheme_names() -> str:
@@ -258,7 +262,7 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
         sp = space(model, dataset, convcut=convcut, data_dir=data_dir)
     recorded = record.get("architecture") or spec.get("architecture")
     layers = "layers" in record and list(record["layers"]) != list(sp.layer_names)
-    own = (SCHEME_INFO.get(model.partition(":")[0]) or {}).get("own")
+    own = _scheme(model.partition(":")[0], "own")
     if given is None and own and (layers or (recorded and sp.architecture and recorded != sp.architecture)):
         # rebuilt from its name: a file of one's own (modelfile.py), edited since
         raise NeuralscaleError(f"{model} is not the network this was trained as: "
