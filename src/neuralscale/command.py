@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 
 def as_command() -> bool:
@@ -37,24 +39,41 @@ class Terminated(KeyboardInterrupt):
 
 
 _sigterm = False  # SIGTERM was received by this command (where native code raised its own KeyboardInterrupt)
-_signalled = False  # Ctrl-C or SIGTERM was received by this command, whatever became of the exception it raised
+_signalled = False  # Ctrl-C or SIGTERM was received by this command
+_deferring = False  # the command imports its modules: a signal is remembered, not raised (`deferred`)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """While the command imports its modules (torch, the package, its `cli`): Ctrl-C and SIGTERM are remembered,
+    not raised, and the importer says so after (`signalled`). Raised there, their exception met native code that
+    swallowed it (the command went on, deaf to a second Ctrl-C, once with half a numpy), turned it into another
+    error (`__set_name__`'s RuntimeError), could only ignore it (a `__del__`: "Exception ignored"), or, in pybind11
+    code of torch.distributed, aborted the process (std::terminate, exit -6, a C++ trace) (interruption probes:
+    benchmarks/interrupt_probe.py)."""
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
 
 
 def terminate(signum, frame) -> None:
     global _sigterm, _signalled
     _sigterm = _signalled = True
-    raise Terminated()
+    if not _deferring:
+        raise Terminated()
 
 
-def terminated(stop: BaseException) -> bool:
-    """Whether the KeyboardInterrupt that stopped the command came from SIGTERM."""
+def terminated(stop: BaseException | None = None) -> bool:
+    """Whether the KeyboardInterrupt that stopped the command (or the signal `deferred` remembered) came from
+    SIGTERM."""
     return isinstance(stop, Terminated) or _sigterm
 
 
 def signalled() -> bool:
-    """Whether Ctrl-C or SIGTERM reached the command since it started, even where the KeyboardInterrupt it raised
-    was swallowed (native code that clears errors as torch loads: the command went on, deaf to a second Ctrl-C)
-    or turned into another error (a RuntimeError from `__set_name__`, numpy's ImportError for a second load)."""
+    """Whether Ctrl-C or SIGTERM reached the command since it started."""
     return _signalled
 
 
@@ -69,6 +88,8 @@ def interrupt(signum, frame) -> None:
     command) is ignored instead of raising inside the handling of the first, which printed a traceback."""
     global _signalled
     _signalled = True
+    if _deferring:
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
 
@@ -76,9 +97,9 @@ def interrupt(signum, frame) -> None:
 def unraisable(hook):
     """`sys.unraisablehook` for the command: Ctrl-C or SIGTERM whose exception was raised where Python can only
     ignore it (a `__del__`, a weakref callback: importlib's module locks have one) printed "Exception ignored" and
-    a traceback, and the command went on, deaf to a second Ctrl-C. Not a word of it now: as the command starts, the
-    package's import stops it (`signalled`); later, a second Ctrl-C is heard (its handler put back; the signal is
-    not sent again from here, as it would be taken inside this hook). Any other unraisable exception is `hook`'s."""
+    a traceback, and the command went on, deaf to a second Ctrl-C. Not a word of it now, and a second Ctrl-C is
+    heard (its handler put back; the signal is not sent again from here, as it would be taken inside this hook).
+    Any other unraisable exception is `hook`'s."""
     def quietly(u) -> None:
         if u.exc_type is None or not issubclass(u.exc_type, KeyboardInterrupt) or not _signalled:
             return hook(u)
