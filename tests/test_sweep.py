@@ -19,7 +19,7 @@ from neuralscale.models.gate import gates
 from neuralscale.graph import ChannelGraph
 from neuralscale.runs import RunSpec, execute
 from neuralscale.store import load_records, read_record
-from neuralscale.sweep import SweepConfig, plan, preset
+from neuralscale.sweep import SweepConfig, plan, preset, recipe
 from neuralscale.train import TrainConfig
 
 TINY = TINY_RUN_ARGS
@@ -50,6 +50,65 @@ def test_plan_covers_methods_budgets_seeds_and_ids_are_stable(descent_dir):
     assert not {s.id for s in plan(other)} & {s.id for s in specs}
     moved = SweepConfig(**{**cfg.to_dict(), "train": {"epochs": 1, "device": "cuda"}})
     assert [s.id for s in plan(moved)] == [s.id for s in specs]
+
+
+def test_one_network_and_dataset_spelled_several_ways_are_one_sweeps_runs():
+    """`VGG11` is `vgg11`, `Synthetic` is `synthetic`, `resnet18-convcut` is `resnet18 --convcut`: the runs' ids
+    hash one spelling of each, so that a store resumed with another spelling runs nothing again (before, each
+    spelling was another run, or a store of another recipe)."""
+    def ids(model, dataset, convcut=False):
+        cfg = SweepConfig(model=model, dataset=dataset, convcut=convcut, methods=["uniform"], ratios=[0.25],
+                          seeds=[0], train={"epochs": 1})
+        return cfg, [s.id for s in plan(cfg)], recipe(cfg)
+
+    cfg, plain, rec = ids("vgg11", "synthetic")
+    for model, dataset in (("VGG11", "Synthetic"), ("Vgg11", "SYNTHETIC")):
+        other, found, other_rec = ids(model, dataset)
+        assert (other.model, other.dataset, found, other_rec) == ("vgg11", "synthetic", plain, rec)
+    flag, convcut, _ = ids("resnet18", "synthetic", convcut=True)
+    suffix, spelled, _ = ids("ResNet18-convcut", "synthetic")
+    assert (suffix.model, suffix.convcut, spelled) == ("resnet18", True, convcut)
+    assert convcut != ids("resnet18", "synthetic")[1]  # the shortcuts are another network
+    with pytest.raises(NeuralscaleError, match="unknown model 'VGG99'"):  # an unknown name said as given
+        plan(SweepConfig(model="VGG99", dataset="synthetic", methods=["uniform"], ratios=[0.25]))
+
+
+def test_a_store_of_another_spelling_keeps_its_runs_ids(tmp_path, monkeypatch, caplog):
+    """A store written before sweeps spelled a model and dataset one way holds runs whose ids hash its spelling
+    (`VGG11` on `Synthetic`): resumed with any spelling of the same, none is run again; another network is still
+    another recipe."""
+    import neuralscale.sweep as sweep_module
+    out = tmp_path / "s"
+    kw = dict(methods=["uniform"], ratios=[0.03125], seeds=[0], data={"train": 64, "test": 16},
+              train={"epochs": 1, "batch_size": 32, "device": "cpu"})
+    with monkeypatch.context() as m:  # the release before: names kept as given
+        m.setattr(sweep_module, "model_spelling", lambda model, convcut: (model, convcut))
+        m.setattr(sweep_module, "dataset_name", lambda name: name)
+        (old,) = sweep_module.run_sweep(SweepConfig(model="VGG11", dataset="Synthetic", **kw), out, progress=False)
+    assert (old["model"], old["dataset"], old["status"]) == ("VGG11", "Synthetic", "finished")
+    kept = (out / "runs" / old["id"] / "record.json").read_bytes()
+    for model, dataset in (("vgg11", "synthetic"), ("VGG11", "Synthetic"), ("vgg11", "SYNTHETIC")):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="neuralscale"):
+            (again,) = sweep_module.run_sweep(SweepConfig(model=model, dataset=dataset, **kw), out, progress=False)
+        assert again["id"] == old["id"] and (out / "runs" / old["id"] / "record.json").read_bytes() == kept
+        assert "as the store spells them (VGG11 on Synthetic)" in caplog.text
+        assert "1 already done, 0 to run" in caplog.text
+    assert json.loads((out / "sweep.json").read_text())["recipe"]["model"] == "VGG11"
+    with pytest.raises(NeuralscaleError, match="holds a sweep with another recipe"):
+        sweep_module.run_sweep(SweepConfig(model="resnet18", dataset="synthetic", **kw), out, progress=False)
+    # an experiment file checks the store's recipe before its work starts: as its sweep will, spelled as the store
+    from neuralscale.experiment import prepare
+    f = tmp_path / "e.toml"
+    for model, fine in (("vgg11", True), ("resnet18", False)):
+        f.write_text(f'[experiment]\nmodel = "{model}"\ndataset = "synthetic"\ndevice = "cpu"\n'
+                     '[data]\ntrain = 64\ntest = 16\n[sweep]\nmethods = ["uniform"]\nratios = [0.03125]\n'
+                     'seeds = [0]\n[sweep.train]\nepochs = 1\nbatch_size = 32\n')
+        if fine:
+            assert prepare(f, out=out).sweep.model == "vgg11"
+        else:
+            with pytest.raises(NeuralscaleError, match="holds a sweep with another recipe"):
+                prepare(f, out=out)
 
 
 def test_the_ablations_scale_the_descents_widths_uniformly(descent_dir):

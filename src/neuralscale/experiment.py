@@ -60,8 +60,8 @@ from .figures import BANDS, check_formats, descent_figures
 from .report import ACCURACY, build_report
 from .store import RunStore, load_records
 from .methods import ITERATED
-from .sweep import (SweepConfig, check_descent_use, check_reachable, check_runnable, method_base, preset,
-                    read_plan, recipe, run_sweep)
+from .sweep import (SweepConfig, as_the_store_spells, check_descent_use, check_reachable, check_runnable,
+                    method_base, preset, read_plan, recipe, run_sweep)
 from .train import TrainConfig
 from .zoo import space as make_space
 from .validate import check_data, matches, one_of, suggest
@@ -344,7 +344,7 @@ def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: di
     store = RunStore(out_dir)
     old = read_plan(store) if store.plan_path.is_file() else {}
     if old:
-        store.refuse_other_recipe(old, recipe(sweep_cfg))
+        store.refuse_other_recipe(old, recipe(as_the_store_spells(sweep_cfg, old.get("recipe"))))
 
 
 def _iterations_asked(sweep_cfg: SweepConfig, cfg: DescentConfig) -> None:

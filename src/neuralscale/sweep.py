@@ -10,6 +10,7 @@ methods, and which line of the paper each is: methods.py.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ from .estimate import Rates, duration_text, runs_seconds
 from .executors import get_executor
 from .layout import claim_folder
 from .logs import for_api
-from .data import DataConfig
+from .data import DataConfig, dataset_name
 from .data.info import DEFAULT_PROTOCOL, protocol
 from .methods import BASE_METHODS, BASELINES, ITERATED, SCALED, SPARSE_LABEL, method_label, scale
 from .progress import progress_bar
@@ -39,7 +40,7 @@ from .settings import Settings, option
 from .store import RunStore
 from .train import TrainConfig, checkpoint_seconds, check_splits, paper_config, resolve_device
 from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
-from .zoo import model_name, space as make_space
+from .zoo import model_spelling, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,9 @@ class SweepConfig(Settings):
         self.macs = [Budget.parse(b, "macs").spelling if isinstance(b, Budget) else b for b in self.macs]
         self.latency = [Budget.parse(b, "latency").spelling if isinstance(b, Budget) else b for b in self.latency]
         check_types(self, "sweep setting")
-        self.model = model_name(self.model)  # a file's network by its absolute path, as its runs record it
+        # one spelling of one network and dataset, as the runs' ids hash it (a file's network by its absolute path)
+        self.model, self.convcut = model_spelling(self.model, self.convcut)
+        self.dataset = dataset_name(self.dataset)
         if not self.methods:
             raise NeuralscaleError("the sweep has no methods")
         for m in self.methods:
@@ -457,6 +460,22 @@ def read_plan(store: RunStore) -> dict:
     return plan
 
 
+def as_the_store_spells(cfg: SweepConfig, recipe_before) -> SweepConfig:
+    """`cfg` with its model and dataset spelled as a store's recipe (`recipe_before`) spells the same network and
+    dataset: a store written before sweeps spelled them one way (`VGG11`, `fashion-mnist`) keeps its runs' ids,
+    which hash its spelling. `cfg` itself where the store names others (its recipe check says so) or has none."""
+    old = recipe_before if isinstance(recipe_before, dict) else {}
+    model, dataset, convcut = old.get("model"), old.get("dataset"), old.get("convcut", False)
+    if not (isinstance(model, str) and isinstance(dataset, str) and isinstance(convcut, bool)) \
+            or (model, dataset, convcut) == (cfg.model, cfg.dataset, cfg.convcut) \
+            or (model_spelling(model, convcut), dataset_name(dataset)) != ((cfg.model, cfg.convcut), cfg.dataset):
+        return cfg
+    log.info("sweep: %s on %s, as the store spells them (%s on %s)", cfg.model, cfg.dataset, model, dataset)
+    spelled = copy.copy(cfg)  # not through __post_init__, which would spell them one way again
+    spelled.model, spelled.dataset, spelled.convcut = model, dataset, convcut
+    return spelled
+
+
 def check_runnable(cfg: SweepConfig, ex) -> None:
     """What every run would fail on, checked once before any: its recipe on the devices it trains on, and its data
     (read once: the runs then read the tensor cache). One line now, not every run recorded failed (hours later in
@@ -498,6 +517,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
     check_runnable(cfg, ex)  # ... or for its recipe or data
     before = read_plan(store)
+    cfg = as_the_store_spells(cfg, before.get("recipe"))
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})
     specs = plan(cfg, frozen)

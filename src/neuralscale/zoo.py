@@ -82,6 +82,16 @@ def model_name(model: str) -> str:
     return f"{source}:{canonical(name)}" if canonical else model
 
 
+def model_spelling(model: str, convcut: bool = False) -> tuple[str, bool]:
+    """One spelling of one network, as a sweep's runs record it (their ids hash it): a family by its registered
+    name and the convcut flag (`VGG11` is `vgg11`; `resnet18-convcut` is `resnet18` with convcut, as `--convcut`
+    spells it), any other model as `model_name` spells it (an unknown name as given)."""
+    if not isinstance(model, str) or ":" in model:
+        return model_name(model), convcut
+    family, convcut_ = parse_name(model, convcut)
+    return (family, convcut_) if family in FAMILIES else (model, convcut)
+
+
 # --- the paper's three families ----------------------------------------------
 
 @register_family("vgg11", paper=True)

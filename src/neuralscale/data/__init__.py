@@ -36,6 +36,13 @@ def dataset_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
     raise NeuralscaleError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
 
 
+def dataset_name(name: str) -> str:
+    """One spelling of a known dataset, as runs record it (`Fashion-MNIST` is `fashionmnist`); an image folder's
+    name, or an unknown one, as given."""
+    known = KNOWN.get(_key(name)) if isinstance(name, str) and not name.startswith("imagefolder:") else None
+    return known.name if known is not None else name
+
+
 @dataclass(frozen=True)
 class DataConfig(Settings):
     """Which images a command reads: the dataset, seeded subsets of train and test, the data folder and
