@@ -892,6 +892,52 @@ def test_a_signal_as_the_command_starts_is_one_line_whatever_becomes_of_its_exce
     assert not r.stdout  # info's output: the command did not go on
 
 
+# the command's work when a signal's exception is raised in a __del__ (the __del__ sends it: it lands there)
+_IN_A_DEL = {
+    "SIGINT": "Gone('SIGINT')\nwork()\n",
+    "SIGTERM": "Gone('SIGTERM')\nwork()\n",
+    # the command stops on Ctrl-C, and a SIGTERM lands in a __del__ as it stops: not raised again (it is said)
+    "SIGTERM as it stops": "try:\n    os.kill(os.getpid(), signal.SIGINT)\n    work()\nfinally:\n"
+                           "    Gone('SIGTERM')\n    try:\n        work(0.5)\n    except KeyboardInterrupt:\n"
+                           "        print('raised again', file=sys.stderr)\n",
+}
+
+
+@pytest.mark.parametrize("case", list(_IN_A_DEL))
+def test_a_signal_raised_in_a_del_during_the_work_still_stops_the_command(tmp_path, case):
+    """Ctrl-C or SIGTERM whose exception the command's work raised where Python can only ignore it (a `__del__`,
+    a weakref callback): Python's "Exception ignored" was silenced (command.unraisable), and then the command went
+    on as if no signal had come (Ctrl-C needed pressing again; a SIGTERM was lost). The signal is made to arrive
+    again, after the `__del__`: the command stops on it, in its one line; once it is stopping, a signal lost so
+    is not raised again."""
+    import sys
+    script = tmp_path / "neuralscale"  # the command's own script (command.as_command), its work replaced
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "from neuralscale import cli\n"
+        "class Gone:\n"
+        "    def __init__(self, sig):\n"
+        "        self.sig = getattr(signal, sig)\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), self.sig)\n"
+        "        for _ in range(10000):  # the handler runs at the next check of the evaluation loop: here\n"
+        "            pass\n"
+        "def work(seconds=30):  # work that the signal stops\n"
+        "    for _ in range(int(seconds * 100)):\n"
+        "        time.sleep(0.01)\n"
+        "def command(args):\n"
+        + "".join(f"    {line}\n" for line in _IN_A_DEL[case].splitlines()) +
+        "    print('went on')\n"
+        "    return 0\n"
+        "cli.COMMANDS['info'] = command\n"
+        "sys.exit(cli.main(['info', '--model', 'vgg11', '--dataset', 'synthetic']))\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    term = "SIGTERM" in case
+    said = f"neuralscale: {'terminated (SIGTERM)' if term else 'interrupted'}; nothing was changed"
+    assert r.returncode == (143 if term else 130) and r.stderr.strip() == said, (r.returncode, r.stderr)
+    assert not r.stdout
+
+
 def test_the_command_is_told_by_its_own_arguments_and_a_background_job_keeps_ctrl_c_ignored(monkeypatch):
     """A local worker of the installed script has the driver's sys.argv (multiprocessing gives it) but not its
     command line: it was taken for the command and given the command's handlers. And a job a shell starts in the

@@ -3,8 +3,10 @@ the package's __init__, before torch: nothing here imports more than the standar
 
 from __future__ import annotations
 
+import _thread
 import signal
 import sys
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -41,6 +43,8 @@ class Terminated(KeyboardInterrupt):
 _sigterm = False  # SIGTERM was received by this command (where native code raised its own KeyboardInterrupt)
 _signalled = False  # Ctrl-C or SIGTERM was received by this command
 _deferring = False  # the command imports its modules: a signal is remembered, not raised (`deferred`)
+_raised = 0  # the KeyboardInterrupts and Terminateds the handlers raised in this command ...
+_lost = 0  # ... and those of them raised where Python could only ignore them (`unraisable`)
 
 
 @contextmanager
@@ -60,9 +64,10 @@ def deferred() -> Iterator[None]:
 
 
 def terminate(signum, frame) -> None:
-    global _sigterm, _signalled
+    global _sigterm, _signalled, _raised
     _sigterm = _signalled = True
     if not _deferring:
+        _raised += 1
         raise Terminated()
 
 
@@ -79,30 +84,52 @@ def signalled() -> bool:
 
 def started() -> None:
     """A command starts (main() may be called more than once in a process): no signal received yet."""
-    global _sigterm, _signalled
+    global _sigterm, _signalled, _raised, _lost
     _sigterm = _signalled = False
+    _raised = _lost = 0
 
 
 def interrupt(signum, frame) -> None:
     """Ctrl-C in the command: KeyboardInterrupt once; a second Ctrl-C (pressed again while the first stops the
     command) is ignored instead of raising inside the handling of the first, which printed a traceback."""
-    global _signalled
+    global _signalled, _raised
     _signalled = True
     if _deferring:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _raised += 1
     raise KeyboardInterrupt
+
+
+def _again(signum: int) -> None:
+    """`signum` sent to the main thread again (`unraisable`), unless a signal reached the command meanwhile."""
+    if _lost < _raised:
+        return
+    if hasattr(signal, "pthread_kill"):
+        signal.pthread_kill(threading.main_thread().ident, signum)
+    else:  # (Windows: the handler runs at the main thread's next check, without ending a wait)
+        _thread.interrupt_main(signum)
 
 
 def unraisable(hook):
     """`sys.unraisablehook` for the command: Ctrl-C or SIGTERM whose exception was raised where Python can only
     ignore it (a `__del__`, a weakref callback: importlib's module locks have one) printed "Exception ignored" and
-    a traceback, and the command went on, deaf to a second Ctrl-C. Not a word of it now, and a second Ctrl-C is
-    heard (its handler put back; the signal is not sent again from here, as it would be taken inside this hook).
-    Any other unraisable exception is `hook`'s."""
+    a traceback, and the command went on (deaf to a second Ctrl-C; a SIGTERM, once silenced, as if none came).
+    Not a word of it now: where no signal has reached the command yet, the signal is made to arrive again, so
+    that the command stops on it, in its one line. Another thread sends it to the main thread a moment later (a
+    signal, which also ends a wait in a system call); sent from here, its handler ran before this hook returned,
+    inside it. Should it land in a `__del__` again, it comes back here and is sent again. Any other unraisable
+    exception is `hook`'s."""
     def quietly(u) -> None:
+        global _lost
         if u.exc_type is None or not issubclass(u.exc_type, KeyboardInterrupt) or not _signalled:
             return hook(u)
+        _lost += 1
+        if _lost < _raised:  # the command was told of one already, and is stopping: this one is not raised again
+            return
         if not _sigterm and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            signal.signal(signal.SIGINT, interrupt)
+            signal.signal(signal.SIGINT, interrupt)  # (`interrupt` ignores Ctrl-C once it has raised it)
+        again = threading.Timer(0.05, _again, (signal.SIGTERM if _sigterm else signal.SIGINT,))
+        again.daemon = True
+        again.start()
     return quietly
