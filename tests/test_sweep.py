@@ -20,7 +20,7 @@ from neuralscale.graph import ChannelGraph
 from neuralscale.runs import RunSpec, execute
 from neuralscale.store import load_records, read_record
 from neuralscale.sweep import SweepConfig, plan, preset, recipe
-from neuralscale.train import TrainConfig
+from neuralscale.train import TrainConfig, paper_config
 
 TINY = TINY_RUN_ARGS
 
@@ -67,7 +67,7 @@ def test_one_network_and_dataset_spelled_several_ways_are_one_sweeps_runs():
         assert (other.model, other.dataset, found, other_rec) == ("vgg11", "synthetic", plain, rec)
     flag, convcut, _ = ids("resnet18", "synthetic", convcut=True)
     suffix, spelled, _ = ids("ResNet18-convcut", "synthetic")
-    assert (suffix.model, suffix.convcut, spelled) == ("resnet18", True, convcut)
+    assert (flag.model, suffix.model, suffix.convcut, spelled) == ("resnet18-convcut",) * 2 + (True, convcut)
     assert convcut != ids("resnet18", "synthetic")[1]  # the shortcuts are another network
     with pytest.raises(NeuralscaleError, match="unknown model 'VGG99'"):  # an unknown name said as given
         plan(SweepConfig(model="VGG99", dataset="synthetic", methods=["uniform"], ratios=[0.25]))
@@ -109,6 +109,31 @@ def test_a_store_of_another_spelling_keeps_its_runs_ids(tmp_path, monkeypatch, c
         else:
             with pytest.raises(NeuralscaleError, match="holds a sweep with another recipe"):
                 prepare(f, out=out)
+
+
+def test_a_convcut_sweeps_baselines_and_report_name_its_network_whichever_way_it_is_spelled(tmp_path, monkeypatch):
+    """`resnet18-convcut`, or `resnet18 --convcut`: its pruning baselines prune the sweep's trained run (they
+    refused it as a `resnet18`: the sweep and `train` spelled it two ways), and its report is titled by it
+    (and so draws no paper curves of the plain ResNet18), in a store written either way."""
+    import neuralscale.sweep as sweep_module
+    from neuralscale.report import build_report
+    kw = dict(dataset="synthetic", methods=["l1-prune"], ratios=[0.03125], seeds=[0], pretrain_ratio=0.0625,
+              finetune_epochs=1, data={"train": 64, "test": 16}, train={"epochs": 1, "batch_size": 32, "device": "cpu"})
+    new, old = tmp_path / "new", tmp_path / "old"
+    records = sweep_module.run_sweep(SweepConfig(model="resnet18-convcut", **kw), new, progress=False)
+    with monkeypatch.context() as m:  # a store of the release before: `resnet18 --convcut` as given
+        m.setattr(sweep_module, "model_spelling", lambda model, convcut: (model, convcut))
+        legacy = sweep_module.run_sweep(SweepConfig(model="resnet18", convcut=True, **{**kw, "methods": ["uniform"]}),
+                                        old, progress=False)
+    assert {(r["model"], r["spec"]["convcut"]) for r in legacy} == {("resnet18", True)}
+    records_old = sweep_module.run_sweep(SweepConfig(model="resnet18-convcut", **kw), old, progress=False)
+    for got, store in ((records, new), (records_old, old)):
+        assert [r["status"] for r in got] == ["finished", "finished"], [r.get("error") for r in got]
+        assert got[1]["method"] == "l1-prune" and got[1]["pruning"]["from"] == got[0]["id"]
+        title = open(build_report(store, figures=False)["markdown"]).readline()
+        assert title == "# neuralscale report: resnet18-convcut on synthetic\n", title
+    assert {(r["model"], r["spec"]["convcut"]) for r in records} == {("resnet18-convcut", True)}
+    assert {(r["model"], r["spec"]["convcut"]) for r in records_old} == {("resnet18", True)}  # the store's spelling, kept
 
 
 def test_the_ablations_scale_the_descents_widths_uniformly(descent_dir):
@@ -248,6 +273,8 @@ def test_presets():
     assert paper.train["epochs"] == 300 and paper.finetune_epochs == 40 and paper.iterations == ["first", "last"]
     tiny = preset("paper", "resnet18", "tinyimagenet")
     assert tiny.ratios == [0.25, 0.5, 0.75, 1.0] and tiny.train["epochs"] == 150 and tiny.finetune_epochs == 20
+    assert preset("paper", "ResNet18", "Tiny-ImageNet") == tiny  # (any spelling: it was CIFAR's protocol, 300 epochs)
+    assert paper_config("tiny_imagenet").epochs == 150
     quick = preset("quick", "vgg11", "fashionmnist")  # what --help says: ratios 0.25,0.5, 2 seeds, 5 epochs
     assert quick.ratios == [0.25, 0.5] and quick.seeds == [0, 1] and quick.finetune_epochs == 2
     assert {k: quick.train[k] for k in ("epochs", "schedule", "lr", "momentum")} == \

@@ -44,10 +44,11 @@ from .train import TrainConfig, autocasts
 from .validate import one_of
 from .accounting import UNSTABLE, unstable
 from .budget import UNITS, Budget, amount_range, key_order
+from .data import dataset_name
 from .data.info import protocol
 from .layout import ReportDir, RunDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
-from .zoo import record_space
+from .zoo import model_spelling, record_space
 
 log = logging.getLogger(__name__)
 
@@ -579,12 +580,12 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
                                    "--accuracy final")
         raise NeuralscaleError(f"{store} holds no finished runs yet ({len(records)} record(s): "
                                + ", ".join(sorted({r['status'] for r in records})) + ")")
-    models = sorted({(r["model"], r["dataset"]) for r in records})
+    models = sorted({_named(r) for r in records})
     plan = read_plan(RunStore(store))
     sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
     descent_dir, descents, left_out = _descents(store, plan, descent)
     try:
-        space, no_space = record_space(next(r for r in records if (r["model"], r["dataset"]) == models[0])), ""
+        space, no_space = record_space(next(r for r in records if _named(r) == models[0])), ""
     except NeuralscaleError as e:
         space, no_space = None, str(e)  # e.g. an image folder or a model file that is not here: no layer names,
         # no descent figures
@@ -594,6 +595,13 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
     planned = plan.get("runs") if isinstance(plan.get("runs"), list) else []
     return _Store(store, records, rows, accuracy, models[0][0], models[0][1], space, descent_dir,
                   fallbacks, descents, left_out, sum(i not in have for i in planned), no_space)
+
+
+def _named(record: dict) -> tuple[str, str]:
+    """A run's model and dataset, one spelling of each (a store written before sweeps spelled them one way keeps
+    its own: `resnet18` with convcut is `resnet18-convcut`, whose paper curves there are none of)."""
+    convcut = isinstance(record.get("spec"), dict) and record["spec"].get("convcut") is True
+    return model_spelling(record["model"], convcut)[0], dataset_name(record["dataset"])
 
 
 def _descents(store: Path, plan: dict, descent: str | Path | None) -> tuple[Path | None, list[Path], list[str]]:

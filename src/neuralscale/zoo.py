@@ -83,13 +83,13 @@ def model_name(model: str) -> str:
 
 
 def model_spelling(model: str, convcut: bool = False) -> tuple[str, bool]:
-    """One spelling of one network, as a sweep's runs record it (their ids hash it): a family by its registered
-    name and the convcut flag (`VGG11` is `vgg11`; `resnet18-convcut` is `resnet18` with convcut, as `--convcut`
-    spells it), any other model as `model_name` spells it (an unknown name as given)."""
+    """One spelling of one network, as runs record it (a sweep's run ids hash it): a family by its space's name,
+    as `train` records it, and the convcut flag (`VGG11` is `vgg11`; `resnet18 --convcut` and `resnet18-convcut`
+    are `resnet18-convcut` with convcut), any other model as `model_name` spells it (an unknown name as given)."""
     if not isinstance(model, str) or ":" in model:
         return model_name(model), convcut
     family, convcut_ = parse_name(model, convcut)
-    return (family, convcut_) if family in FAMILIES else (model, convcut)
+    return (named(family, convcut_), convcut_) if family in FAMILIES else (model, convcut)
 
 
 # --- the paper's three families ----------------------------------------------

@@ -14,15 +14,12 @@ from ..validate import DATA_KEYS, check_data, whole
 from . import cifar, fashionmnist, imagefolder, synthetic as synthetic_data, tinyimagenet
 from .base import ImageData, Splits, drop_cached, fingerprint, load_cached, save_cached, tensor_problem
 from .download import DownloadError, fetch
-from .info import KNOWN, DatasetInfo
+from .info import KNOWN, DatasetInfo, dataset_key
 
 log = logging.getLogger(__name__)
 
 DATASET_NAMES = tuple(KNOWN) + ("imagefolder:PATH",)
 
-
-def _key(name: str) -> str:
-    return name.lower().replace("-", "").replace("_", "")
 
 
 def dataset_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
@@ -31,15 +28,15 @@ def dataset_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
         raise NeuralscaleError(f"a dataset is named by a string (such as 'cifar10'), not {type(name).__name__}")
     if name.startswith("imagefolder:"):
         return imagefolder.imagefolder_info(name.split(":", 1)[1])
-    if _key(name) in KNOWN:
-        return KNOWN[_key(name)]
+    if dataset_key(name) in KNOWN:
+        return KNOWN[dataset_key(name)]
     raise NeuralscaleError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
 
 
 def dataset_name(name: str) -> str:
     """One spelling of a known dataset, as runs record it (`Fashion-MNIST` is `fashionmnist`); an image folder's
     name, or an unknown one, as given."""
-    known = KNOWN.get(_key(name)) if isinstance(name, str) and not name.startswith("imagefolder:") else None
+    known = KNOWN.get(dataset_key(name)) if isinstance(name, str) and not name.startswith("imagefolder:") else None
     return known.name if known is not None else name
 
 
@@ -60,7 +57,7 @@ class DataConfig(Settings):
 
     def __post_init__(self):
         check_data({k: getattr(self, k) for k in DATA_KEYS})
-        if self.tinyimagenet_split != "official" and _key(str(self.dataset)) != "tinyimagenet":
+        if self.tinyimagenet_split != "official" and dataset_key(str(self.dataset)) != "tinyimagenet":
             raise NeuralscaleError(f"--tinyimagenet-split is TinyImageNet's; {self.dataset} has no other split to "
                                    "take")
 
@@ -125,7 +122,7 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
             raise NeuralscaleError(f"data directory {data_dir} does not exist")
     else:
         data_dir = default_data_dir()
-    key = "imagefolder" if name.startswith("imagefolder:") else _key(name)
+    key = "imagefolder" if name.startswith("imagefolder:") else dataset_key(name)
     return _LOADERS[key](name, info, data_dir, download, tinyimagenet_split, synthetic)
 
 
@@ -150,7 +147,7 @@ def _load_synthetic(name, info, data_dir, download, split, options) -> ImageData
 
 
 def _load_cifar(name, info, data_dir, download, split, options) -> ImageData:
-    key = _key(name)
+    key = dataset_key(name)
     src = cifar.locate(key, data_dir)
     if src is None:
         source = cifar.SOURCES[key]

@@ -30,6 +30,11 @@ class DatasetInfo:
         return (self.in_channels, self.resolution, self.resolution)
 
 
+def dataset_key(name: str) -> str:
+    """A dataset's name as KNOWN and PROTOCOLS key it, from any spelling (`Fashion-MNIST`, `tiny_imagenet`)."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
 KNOWN = {
     "cifar10": DatasetInfo("cifar10", 10, 3, 32),
     "cifar100": DatasetInfo("cifar100", 100, 3, 32),
@@ -70,6 +75,7 @@ DEFAULT_PROTOCOL = Protocol()  # CIFAR-10/100, and what other datasets follow
 
 
 def protocol(dataset: str) -> Protocol:
-    """The original's protocol for `dataset` (CIFAR's for any dataset it did not use)."""
-    return PROTOCOLS.get(dataset, DEFAULT_PROTOCOL)
+    """The original's protocol for `dataset`, by any spelling of its name (CIFAR's for any dataset it did not
+    use)."""
+    return PROTOCOLS.get(dataset_key(dataset) if isinstance(dataset, str) else dataset, DEFAULT_PROTOCOL)
 
