@@ -18,7 +18,7 @@ from ._version import __version__
 from .accounting import unstable
 from .api import describe, describe_run, descend, fit_trajectory, resolve_widths, scale, train, train_config
 from .budget import Budget, amount
-from .command import as_command, interrupt, started, terminate, terminated
+from .command import as_command, ended, interrupt, started, terminate, terminated
 from .data import DATASET_NAMES, DataConfig
 from .data.info import DEFAULT_PROTOCOL as _DEF, protocol
 from .descent import DescentConfig, DescentDir
@@ -792,6 +792,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     finally:
+        if here:
+            ended()  # (a signal its work lost is not sent again after it)
         if here and as_command():  # the command's process is ending: a signal now ends it as the system does
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (not a traceback from an exit handler)
             if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:

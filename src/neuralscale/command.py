@@ -45,6 +45,8 @@ _signalled = False  # Ctrl-C or SIGTERM was received by this command
 _deferring = False  # the command imports its modules: a signal is remembered, not raised (`deferred`)
 _raised = 0  # the KeyboardInterrupts and Terminateds the handlers raised in this command ...
 _lost = 0  # ... and those of them raised where Python could only ignore them (`unraisable`)
+_again_timer: threading.Timer | None = None  # the one that sends such a signal again, while the command runs
+_generation = 0  # how many times a command has ended (or a timer has been replaced) in this process
 
 
 @contextmanager
@@ -85,8 +87,19 @@ def signalled() -> bool:
 def started() -> None:
     """A command starts (main() may be called more than once in a process): no signal received yet."""
     global _sigterm, _signalled, _raised, _lost
+    ended()
     _sigterm = _signalled = False
     _raised = _lost = 0
+
+
+def ended() -> None:
+    """A command has ended: a signal it lost (`unraisable`) is not sent again, into another command or the
+    process's exit."""
+    global _again_timer, _generation
+    _generation += 1
+    timer, _again_timer = _again_timer, None
+    if timer is not None:
+        timer.cancel()
 
 
 def interrupt(signum, frame) -> None:
@@ -101,9 +114,10 @@ def interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _again(signum: int) -> None:
-    """`signum` sent to the main thread again (`unraisable`), unless a signal reached the command meanwhile."""
-    if _lost < _raised:
+def _again(generation: int, signum: int) -> None:
+    """`signum` sent to the main thread again (`unraisable`), unless a signal reached the command meanwhile or
+    the command has ended since (`generation`: `_generation` when it was lost)."""
+    if _lost < _raised or generation != _generation:
         return
     if hasattr(signal, "pthread_kill"):
         signal.pthread_kill(threading.main_thread().ident, signum)
@@ -121,7 +135,7 @@ def unraisable(hook):
     inside it. Should it land in a `__del__` again, it comes back here and is sent again. Any other unraisable
     exception is `hook`'s."""
     def quietly(u) -> None:
-        global _lost
+        global _lost, _again_timer
         if u.exc_type is None or not issubclass(u.exc_type, KeyboardInterrupt) or not _signalled:
             return hook(u)
         _lost += 1
@@ -129,7 +143,8 @@ def unraisable(hook):
             return
         if not _sigterm and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
             signal.signal(signal.SIGINT, interrupt)  # (`interrupt` ignores Ctrl-C once it has raised it)
-        again = threading.Timer(0.05, _again, (signal.SIGTERM if _sigterm else signal.SIGINT,))
-        again.daemon = True
-        again.start()
+        ended()  # (one timer at a time)
+        _again_timer = threading.Timer(0.05, _again, (_generation, signal.SIGTERM if _sigterm else signal.SIGINT))
+        _again_timer.daemon = True
+        _again_timer.start()
     return quietly
