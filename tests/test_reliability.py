@@ -905,7 +905,8 @@ _IN_A_DEL = {
 
 def _command_script(path: Path, rest: str) -> Path:
     """The `neuralscale` command's own script (command.as_command) with its work replaced (`rest`), and a `Gone`
-    whose __del__ sends a signal (the handler runs at the next check of the evaluation loop: inside it)."""
+    whose __del__ sends a signal and waits for its handler (which runs at the evaluation loop's next check after
+    the signal: inside the __del__, where its exception can only be ignored)."""
     path.write_text(
         "import os, signal, sys, time\n"
         "from neuralscale import cli\n"
@@ -914,7 +915,8 @@ def _command_script(path: Path, rest: str) -> Path:
         "        self.sig = getattr(signal, sig)\n"
         "    def __del__(self):\n"
         "        os.kill(os.getpid(), self.sig)\n"
-        "        for _ in range(10000):\n"
+        "        deadline = time.monotonic() + 30  # (however long the signal takes to reach the main thread)\n"
+        "        while time.monotonic() < deadline:\n"
         "            pass\n"
         "        print('the signal was not raised in the __del__')\n"
         "def work(seconds=30):  # work that the signal stops\n"
