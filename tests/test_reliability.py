@@ -966,6 +966,36 @@ def test_a_signal_lost_in_a_del_is_not_sent_again_after_its_command(tmp_path):
     assert r.stdout.splitlines()[-3:] == ["the second went on", f"exit statuses {first} 0", "exit handlers ran"]
 
 
+def test_a_signal_lost_in_a_del_is_sent_again_only_while_its_command_runs(monkeypatch):
+    """The hook's own bookkeeping (the process-level tests above show what a user sees): a lost signal arms one
+    timer while the command runs; the command's end cancels it, and one lost after the end (between `ended` and
+    the default handlers) arms none. Nothing is sent here: the sender is replaced by a recorder."""
+    from types import SimpleNamespace
+    from neuralscale import command
+    sent, other = [], []
+    monkeypatch.setattr(command, "_again", lambda generation, signum: sent.append(signum))
+    hook = command.unraisable(other.append)
+    lost = SimpleNamespace(exc_type=KeyboardInterrupt)
+    try:
+        command.started()
+        monkeypatch.setattr(command, "_signalled", True)
+        monkeypatch.setattr(command, "_raised", 1)
+        hook(lost)
+        timer = command._again_timer
+        assert timer is not None and timer.is_alive()
+        command.ended()  # before the timer's moment: cancelled
+        timer.join(5)
+        assert not timer.is_alive() and command._again_timer is None
+        monkeypatch.setattr(command, "_raised", 2)
+        hook(lost)  # lost after the command ended
+        assert command._again_timer is None and not sent and not other
+        hook(SimpleNamespace(exc_type=ValueError))  # any other unraisable exception: the hook it was given
+        assert len(other) == 1
+    finally:
+        command.ended()
+        command._sigterm = command._signalled = False
+
+
 def test_the_command_is_told_by_its_own_arguments_and_a_background_job_keeps_ctrl_c_ignored(monkeypatch):
     """A local worker of the installed script has the driver's sys.argv (multiprocessing gives it) but not its
     command line: it was taken for the command and given the command's handlers. And a job a shell starts in the

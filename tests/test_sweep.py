@@ -134,6 +134,13 @@ def test_a_convcut_sweeps_baselines_and_report_name_its_network_whichever_way_it
         assert title == "# neuralscale report: resnet18-convcut on synthetic\n", title
     assert {(r["model"], r["spec"]["convcut"]) for r in records} == {("resnet18-convcut", True)}
     assert {(r["model"], r["spec"]["convcut"]) for r in records_old} == {("resnet18", True)}  # the store's spelling, kept
+    # runs of it spelled three ways, gathered in one folder by hand, compare (they were "runs of 2 models", or of
+    # two recipes: `train --model resnet18-convcut` records convcut false)
+    from neuralscale.report import check_comparable
+    trained = ns.train("resnet18-convcut", "synthetic", ratio=0.25, subset={"train": 64, "test": 16}, progress=False,
+                       config=TrainConfig(**{**TrainConfig().to_dict(), **kw["train"]}))
+    assert (trained["model"], trained["spec"]["convcut"]) == ("resnet18-convcut", False)
+    check_comparable(tmp_path, [records[0], legacy[0], trained])
 
 
 def test_the_ablations_scale_the_descents_widths_uniformly(descent_dir):

@@ -47,6 +47,7 @@ _raised = 0  # the KeyboardInterrupts and Terminateds the handlers raised in thi
 _lost = 0  # ... and those of them raised where Python could only ignore them (`unraisable`)
 _again_timer: threading.Timer | None = None  # the one that sends such a signal again, while the command runs
 _generation = 0  # how many times a command has ended (or a timer has been replaced) in this process
+_running = False  # a command runs (between `started` and `ended`): only then is a lost signal sent again
 
 
 @contextmanager
@@ -86,15 +87,22 @@ def signalled() -> bool:
 
 def started() -> None:
     """A command starts (main() may be called more than once in a process): no signal received yet."""
-    global _sigterm, _signalled, _raised, _lost
+    global _sigterm, _signalled, _raised, _lost, _running
     ended()
     _sigterm = _signalled = False
     _raised = _lost = 0
+    _running = True
 
 
 def ended() -> None:
     """A command has ended: a signal it lost (`unraisable`) is not sent again, into another command or the
     process's exit."""
+    global _running
+    _running = False
+    _forget_timer()
+
+
+def _forget_timer() -> None:
     global _again_timer, _generation
     _generation += 1
     timer, _again_timer = _again_timer, None
@@ -139,11 +147,11 @@ def unraisable(hook):
         if u.exc_type is None or not issubclass(u.exc_type, KeyboardInterrupt) or not _signalled:
             return hook(u)
         _lost += 1
-        if _lost < _raised:  # the command was told of one already, and is stopping: this one is not raised again
-            return
+        if _lost < _raised or not _running:  # the command was told of one already and is stopping, or has ended:
+            return  # this one is not raised again
         if not _sigterm and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
             signal.signal(signal.SIGINT, interrupt)  # (`interrupt` ignores Ctrl-C once it has raised it)
-        ended()  # (one timer at a time)
+        _forget_timer()  # (one timer at a time)
         _again_timer = threading.Timer(0.05, _again, (_generation, signal.SIGTERM if _sigterm else signal.SIGINT))
         _again_timer.daemon = True
         _again_timer.start()

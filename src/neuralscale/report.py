@@ -501,7 +501,8 @@ def _recipe(record: dict) -> dict:
     train = {k: v for k, v in config.items() if k not in RECIPE_AGNOSTIC}
     spec = record.get("spec") or {}
     data = {k: v for k, v in (spec.get("data") or {}).items() if k != "data_dir"}  # where it lives: not which
-    return {**train, "data": data, "convcut": bool(spec.get("convcut"))}
+    # (`train --model resnet18-convcut` records convcut false: the flag as the network's name implies it)
+    return {**train, "data": data, "convcut": model_spelling(record.get("model"), spec.get("convcut") is True)[1]}
 
 
 def _differences(a: dict, b: dict) -> str:
@@ -513,7 +514,7 @@ def check_comparable(store: Path, records: list[dict]) -> None:
     """Refuse a folder whose runs do not compare: runs of several models or datasets, runs trained from scratch
     with different recipes (or fine-tuned with different ones), or one configuration twice with one seed (a
     folder of `train --out` directories gathered by hand can hold any of them; a sweep's store holds none)."""
-    models = sorted({(str(r.get("model")), str(r.get("dataset"))) for r in records})
+    models = sorted({_named(r) for r in records})
     if len(models) > 1:
         names = "; ".join(f"{m} on {d}" for m, d in models[:3]) + (" ..." if len(models) > 3 else "")
         raise NeuralscaleError(f"{store} holds runs of {len(models)} models or datasets ({names}); a report "
@@ -600,8 +601,11 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
 def _named(record: dict) -> tuple[str, str]:
     """A run's model and dataset, one spelling of each (a store written before sweeps spelled them one way keeps
     its own: `resnet18` with convcut is `resnet18-convcut`, whose paper curves there are none of)."""
+    model, dataset = record.get("model"), record.get("dataset")
+    if not (isinstance(model, str) and isinstance(dataset, str)):  # (a damaged record: named as it is)
+        return str(model), str(dataset)
     convcut = isinstance(record.get("spec"), dict) and record["spec"].get("convcut") is True
-    return model_spelling(record["model"], convcut)[0], dataset_name(record["dataset"])
+    return model_spelling(model, convcut)[0], dataset_name(dataset)
 
 
 def _descents(store: Path, plan: dict, descent: str | Path | None) -> tuple[Path | None, list[Path], list[str]]:
