@@ -659,3 +659,28 @@ def test_a_finished_run_is_returned_on_a_machine_without_its_images(tmp_path, ca
     assert json.loads((out / "record.json").read_text()) == record
     assert cli.main([*args, "--out", str(tmp_path / "new"), *elsewhere]) == 2  # one not trained needs its images
     assert "elsewhere does not exist" in capsys.readouterr().err and not (tmp_path / "new" / "record.json").exists()
+
+
+def test_a_finished_run_of_an_image_folder_is_returned_where_the_folder_is_not(tmp_path, capsys):
+    """As above for an image folder, whose image size and classes were read from the folder before anything else
+    (a review, left open for sessions): the record's own description of them serves instead. Another run, or one
+    not trained, still needs the folder."""
+    import shutil
+    from neuralscale import cli
+    from helpers import write_imagefolder
+    write_imagefolder(tmp_path / "flowers", classes=3, per_class=4, size=32)
+    args = ["train", "--model", "vgg11", "--dataset", f"imagefolder:{tmp_path / 'flowers'}", "--ratio", "0.0625",
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--json", "--quiet"]
+    out = tmp_path / "run"
+    assert cli.main([*args, "--out", str(out)]) == 0
+    record = json.loads((out / "record.json").read_text())
+    shutil.rmtree(tmp_path / "flowers")
+    capsys.readouterr()
+    assert cli.main([*args, "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == record["id"]
+    assert json.loads((out / "record.json").read_text()) == record
+    ratio = args.index("--ratio") + 1
+    assert cli.main([*args[:ratio], "0.125", *args[ratio + 1:], "--out", str(out)]) == 2  # another run: refused
+    assert "holds another run" in capsys.readouterr().err
+    assert cli.main([*args, "--out", str(tmp_path / "new")]) == 2
+    assert "flowers does not exist" in capsys.readouterr().err and not (tmp_path / "new" / "record.json").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .budget import Budget
-from .data import DataConfig, dataset_info
+from .data import DataConfig, dataset_info, image_folder
 from .data.info import DatasetInfo
 from .data.base import Splits
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
@@ -195,11 +195,12 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     config = config or TrainConfig()
     done, device = _before_training(config, out_dir, force, latency_batches, init_from)
     data = DataConfig.from_settings(dataset, subset, data_dir)
-    space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
+    space = model if isinstance(model, WidthSpace) else \
+        _space_to_train(model, dataset, convcut, data_dir, out_dir if done else None)
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
     if splits is None and not done:  # a finished run is returned as it is, on a machine without its images too
         splits = load_splits(data, config)
-    info = splits.info if splits is not None else dataset_info(data.dataset, data.data_dir)
+    info = splits.info if splits is not None else space.info if done else dataset_info(data.dataset, data.data_dir)
     _check_fits(space, info)
     if not done:  # before the record: not a failed run that refuses the corrected command later
         refuse_untrainable(space.params(what["widths"]), device)
@@ -216,6 +217,20 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
             log.info("%s: replacing run %s (--force)", out_dir, old.get("id"))  # --force"
             RunDir(out_dir).clear()
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
+
+
+def _space_to_train(model: str, dataset: str, convcut: bool, data_dir, finished: Path | None) -> WidthSpace:
+    """The space `train` builds `model` in; for a finished run in `finished` whose image folder is not on this
+    machine, the space its record describes (the folder's image size and classes), so that the run is returned as
+    it is there, as a named dataset's is (its id then says whether it is the run asked for)."""
+    try:
+        return make_space(model, dataset, convcut=convcut, data_dir=data_dir)
+    except NeuralscaleError:
+        folder = image_folder(dataset)
+        if finished is None or folder is None or folder.exists() \
+                or (read_record(finished) or {}).get("dataset") != f"imagefolder:{folder}":  # (as its info names it)
+            raise
+        return record_space(read_record(finished))
 
 
 def _before_training(config: TrainConfig, out_dir, force: bool, latency_batches, init_from) -> tuple:

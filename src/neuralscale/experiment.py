@@ -52,7 +52,7 @@ from . import modelfile
 from .errors import NeuralscaleError
 from .logs import for_api
 from .api import load_splits
-from .data import DataConfig
+from .data import DataConfig, image_folder
 from .descent import DescentConfig, descend
 from .executors import check_counts, get_executor
 from .layout import ExperimentDir, claim_folder
@@ -308,10 +308,8 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
 def _image_folder_beside(dataset, base: Path) -> None:
     """An image folder named relative to the folder the command runs in (the name every run records, as the
     command line's) that is not there but is beside the file: said, with both ways on."""
-    if not isinstance(dataset, str) or not dataset.startswith("imagefolder:"):
-        return
-    folder = Path(dataset.split(":", 1)[1]).expanduser()
-    if not folder.is_absolute() and not folder.exists() and (base / folder).is_dir():
+    folder = image_folder(dataset)
+    if folder is not None and not folder.is_absolute() and not folder.exists() and (base / folder).is_dir():
         raise NeuralscaleError(f"image folder {folder} does not exist here ({Path.cwd()}); it is beside the file, "
                                f"and a dataset's path is read from where the command runs (its runs record it as "
                                f"written): run from {base}, or give dataset = \"imagefolder:{base / folder}\"")

@@ -33,6 +33,13 @@ def dataset_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
     raise NeuralscaleError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
 
 
+def image_folder(name) -> Path | None:
+    """The folder an image folder's dataset name (`imagefolder:PATH`) names, as its DatasetInfo's name spells it
+    (`imagefolder:` and this path); None for any other dataset."""
+    return Path(name.split(":", 1)[1]).expanduser() if isinstance(name, str) and name.startswith("imagefolder:") \
+        else None
+
+
 def dataset_name(name: str) -> str:
     """One spelling of a known dataset, as runs record it (`Fashion-MNIST` is `fashionmnist`); an image folder's
     name, or an unknown one, as given."""
