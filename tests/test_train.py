@@ -659,6 +659,8 @@ def test_a_finished_run_is_returned_on_a_machine_without_its_images(tmp_path, ca
     assert json.loads((out / "record.json").read_text()) == record
     assert cli.main([*args, "--out", str(tmp_path / "new"), *elsewhere]) == 2  # one not trained needs its images
     assert "elsewhere does not exist" in capsys.readouterr().err and not (tmp_path / "new" / "record.json").exists()
+    with pytest.raises(ns.NeuralscaleError, match="10 classes, but cifar100 has"):  # the data asked for, not the
+        ns.train(ns.space("vgg11", "cifar10"), "cifar100", ratio=0.0625, out_dir=out, progress=False)  # space's
 
 
 def test_a_finished_run_of_an_image_folder_is_returned_where_the_folder_is_not(tmp_path, capsys):

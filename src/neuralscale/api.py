@@ -200,7 +200,9 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
     if splits is None and not done:  # a finished run is returned as it is, on a machine without its images too
         splits = load_splits(data, config)
-    info = splits.info if splits is not None else space.info if done else dataset_info(data.dataset, data.data_dir)
+    away = done and image_folder(data.dataset) is not None and not image_folder(data.dataset).exists()
+    # (the space its record describes, then: _space_to_train)
+    info = splits.info if splits is not None else space.info if away else dataset_info(data.dataset, data.data_dir)
     _check_fits(space, info)
     if not done:  # before the record: not a failed run that refuses the corrected command later
         refuse_untrainable(space.params(what["widths"]), device)
