@@ -671,12 +671,26 @@ def test_a_finished_run_of_an_image_folder_is_returned_where_the_folder_is_not(t
     from neuralscale import cli
     from helpers import write_imagefolder
     write_imagefolder(tmp_path / "flowers", classes=3, per_class=4, size=32)
-    args = ["train", "--model", "vgg11", "--dataset", f"imagefolder:{tmp_path / 'flowers'}", "--ratio", "0.0625",
+    flowers = f"imagefolder:{tmp_path / 'flowers'}"
+    args = ["train", "--model", "vgg11", "--dataset", flowers, "--ratio", "0.0625",
             "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--json", "--quiet"]
     out = tmp_path / "run"
     assert cli.main([*args, "--out", str(out)]) == 0
     record = json.loads((out / "record.json").read_text())
+    space = ns.space("vgg11", flowers)
     shutil.rmtree(tmp_path / "flowers")
+    # (a review: the model asked for, and a space given for other data, were taken from the record: the run came
+    # back for any of them)
+    capsys.readouterr()
+    model = args.index("--model") + 1
+    for other in ("resnet18", "vgg111"):
+        assert cli.main([*args[:model], other, *args[model + 1:], "--out", str(out)]) == 2
+    said = capsys.readouterr().err.splitlines()
+    assert "holds another run" in said[0] and "unknown model 'vgg111'" in said[1], said
+    with pytest.raises(ns.NeuralscaleError, match="ants does not exist"):
+        ns.train(space, f"imagefolder:{tmp_path / 'ants'}", ratio=0.0625, out_dir=out, progress=False)
+    assert ns.train(space, flowers, ratio=0.0625, out_dir=out, progress=False, config=ns.TrainConfig(
+        epochs=1, batch_size=8, device="cpu"))["id"] == record["id"]  # the space it was trained in: the run
     capsys.readouterr()
     assert cli.main([*args, "--out", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == record["id"]

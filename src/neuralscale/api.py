@@ -195,14 +195,13 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     config = config or TrainConfig()
     done, device = _before_training(config, out_dir, force, latency_batches, init_from)
     data = DataConfig.from_settings(dataset, subset, data_dir)
+    recorded = _recorded_images(dataset, out_dir if done else None)
     space = model if isinstance(model, WidthSpace) else \
-        _space_to_train(model, dataset, convcut, data_dir, out_dir if done else None)
+        make_space(model, recorded or dataset, convcut=convcut, data_dir=data_dir)
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
     if splits is None and not done:  # a finished run is returned as it is, on a machine without its images too
         splits = load_splits(data, config)
-    away = done and image_folder(data.dataset) is not None and not image_folder(data.dataset).exists()
-    # (the space its record describes, then: _space_to_train)
-    info = splits.info if splits is not None else space.info if away else dataset_info(data.dataset, data.data_dir)
+    info = splits.info if splits is not None else recorded or dataset_info(data.dataset, data.data_dir)
     _check_fits(space, info)
     if not done:  # before the record: not a failed run that refuses the corrected command later
         refuse_untrainable(space.params(what["widths"]), device)
@@ -221,18 +220,21 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
 
 
-def _space_to_train(model: str, dataset: str, convcut: bool, data_dir, finished: Path | None) -> WidthSpace:
-    """The space `train` builds `model` in; for a finished run in `finished` whose image folder is not on this
-    machine, the space its record describes (the folder's image size and classes), so that the run is returned as
-    it is there, as a named dataset's is (its id then says whether it is the run asked for)."""
+def _recorded_images(dataset, finished: Path | None) -> DatasetInfo | None:
+    """For a finished run in `finished` of the image folder `dataset`, where the folder is not on this machine: the
+    folder's image size and classes as the run's record describes them, so that `train` builds the model asked for
+    without the folder and returns the run as it is, as it does a named dataset's (the spec's id then says whether
+    it is the run asked for). None otherwise: the data are described from the folder (or its absence said)."""
+    folder = image_folder(dataset)
+    if finished is None or folder is None or folder.exists():
+        return None
+    record = read_record(finished) or {}
+    if record.get("dataset") != f"imagefolder:{folder}" or not isinstance(record.get("input"), dict):  # (as its
+        return None  # info names it)
     try:
-        return make_space(model, dataset, convcut=convcut, data_dir=data_dir)
-    except NeuralscaleError:
-        folder = image_folder(dataset)
-        if finished is None or folder is None or folder.exists() \
-                or (read_record(finished) or {}).get("dataset") != f"imagefolder:{folder}":  # (as its info names it)
-            raise
-        return record_space(read_record(finished))
+        return DatasetInfo(**record["input"])
+    except TypeError:
+        raise NeuralscaleError(f"{RunDir(finished).record}'s data description (input) is damaged") from None
 
 
 def _before_training(config: TrainConfig, out_dir, force: bool, latency_batches, init_from) -> tuple:
