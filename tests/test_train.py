@@ -700,3 +700,9 @@ def test_a_finished_run_of_an_image_folder_is_returned_where_the_folder_is_not(t
     assert "holds another run" in capsys.readouterr().err
     assert cli.main([*args, "--out", str(tmp_path / "new")]) == 2
     assert "flowers does not exist" in capsys.readouterr().err and not (tmp_path / "new" / "record.json").exists()
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    (damaged / "record.json").write_text(json.dumps({**record, "input": {"classes": 3}}))
+    assert cli.main([*args, "--out", str(damaged)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"neuralscale: error: {damaged / 'record.json'}'s data description is damaged"], err

@@ -30,7 +30,7 @@ from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, refuse_untrainable, resolve_device
-from .zoo import record_space, space as make_space
+from .zoo import record_images, record_space, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -229,12 +229,9 @@ def _recorded_images(dataset, finished: Path | None) -> DatasetInfo | None:
     if finished is None or folder is None or folder.exists():
         return None
     record = read_record(finished) or {}
-    if record.get("dataset") != f"imagefolder:{folder}" or not isinstance(record.get("input"), dict):  # (as its
-        return None  # info names it)
-    try:
-        return DatasetInfo(**record["input"])
-    except TypeError:
-        raise NeuralscaleError(f"{RunDir(finished).record}'s data description (input) is damaged") from None
+    if record.get("dataset") != f"imagefolder:{folder}":  # (as its info names it)
+        return None
+    return record_images({**record, "_path": str(RunDir(finished).record)})
 
 
 def _before_training(config: TrainConfig, out_dir, force: bool, latency_batches, init_from) -> tuple:

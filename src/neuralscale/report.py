@@ -48,7 +48,7 @@ from .data import dataset_name
 from .data.info import protocol
 from .layout import ReportDir, RunDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
-from .zoo import model_spelling, record_space
+from .zoo import record_model, record_space
 
 log = logging.getLogger(__name__)
 
@@ -501,8 +501,7 @@ def _recipe(record: dict) -> dict:
     train = {k: v for k, v in config.items() if k not in RECIPE_AGNOSTIC}
     spec = record.get("spec") or {}
     data = {k: v for k, v in (spec.get("data") or {}).items() if k != "data_dir"}  # where it lives: not which
-    # (`train --model resnet18-convcut` records convcut false: the flag as the network's name implies it)
-    return {**train, "data": data, "convcut": model_spelling(record.get("model"), spec.get("convcut") is True)[1]}
+    return {**train, "data": data, "convcut": record_model(record)[1]}  # (as the network's name implies it)
 
 
 def _differences(a: dict, b: dict) -> str:
@@ -604,8 +603,7 @@ def _named(record: dict) -> tuple[str, str]:
     model, dataset = record.get("model"), record.get("dataset")
     if not (isinstance(model, str) and isinstance(dataset, str)):  # (a damaged record: named as it is)
         return str(model), str(dataset)
-    convcut = isinstance(record.get("spec"), dict) and record["spec"].get("convcut") is True
-    return model_spelling(model, convcut)[0], dataset_name(dataset)
+    return record_model(record)[0], dataset_name(dataset)
 
 
 def _descents(store: Path, plan: dict, descent: str | Path | None) -> tuple[Path | None, list[Path], list[str]]:

@@ -406,8 +406,8 @@ def recipe(cfg: SweepConfig) -> dict:
     laws = law_fingerprints(DescentDir(cfg.descent)) if cfg.descent is not None and Path(cfg.descent).is_dir() \
         else {}
     space = make_space(cfg.model, cfg.dataset, convcut=cfg.convcut, data_dir=cfg.data.get("data_dir"))
-    # a file's network, edited: another recipe
-    return {"model": cfg.model, **space.own_architecture(), "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
+    return {"model": cfg.model, **space.own_architecture(),  # (a file's network, edited: another recipe)
+            "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
             "data": DataConfig.from_settings(cfg.dataset, cfg.data).settings(),
             "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr,
             "pretrain_ratio": cfg.pretrain_ratio, "min_width": cfg.min_width,

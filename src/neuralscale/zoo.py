@@ -250,6 +250,28 @@ def scheme_names() -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
+def _record_convcut(record: dict) -> bool:
+    spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
+    return record.get("convcut", spec.get("convcut", False)) is True
+
+
+def record_model(record: dict) -> tuple[str, bool]:
+    """A run record's (or a saved model's) network, spelled one way (`model_spelling` of its model and convcut
+    flag): `train --model resnet18-convcut` recorded convcut false, and a sweep before the one spelling `resnet18`
+    with convcut; either is `resnet18-convcut`."""
+    return model_spelling(record.get("model"), _record_convcut(record))
+
+
+def record_images(record: dict) -> DatasetInfo | None:
+    """The images a run record (its `input`) or a saved model's metadata (its `data`) describes, None where it
+    describes none (records and files of 0.1 name only their dataset); a damaged description is one line."""
+    info = record.get("input") if "spec" in record or "input" in record else record.get("data")
+    try:
+        return DatasetInfo(**info) if isinstance(info, dict) else None
+    except TypeError:
+        raise NeuralscaleError(f"{record.get('_path', 'the record')}'s data description is damaged") from None
+
+
 def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | None = None) -> WidthSpace:
     """The width space a run record, a run spec or a saved model's metadata belongs to: `given` if any (checked
     against its layers), else rebuilt from its model name and the data it describes (a run record's `input`, a
@@ -262,14 +284,12 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
     spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
     sp = given
     if sp is None:
-        info = record.get("input") if "spec" in record or "input" in record else record.get("data")
         try:
-            dataset = DatasetInfo(**info) if isinstance(info, dict) else record["dataset"]
-        except (TypeError, KeyError):
+            dataset = record_images(record) or record["dataset"]
+        except KeyError:
             raise NeuralscaleError(f"{record.get('_path', 'the record')}'s data description is damaged") from None
-        convcut = record.get("convcut", spec.get("convcut", False)) is True
         data_dir = data_dir or (spec.get("data") or {}).get("data_dir")
-        sp = space(model, dataset, convcut=convcut, data_dir=data_dir)
+        sp = space(model, dataset, convcut=_record_convcut(record), data_dir=data_dir)
     recorded = record.get("architecture") or spec.get("architecture")
     layers = "layers" in record and list(record["layers"]) != list(sp.layer_names)
     own = _scheme(model.partition(":")[0], "own")

@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 DATASET_NAMES = tuple(KNOWN) + ("imagefolder:PATH",)
 
 
-
 def dataset_info(name: str, data_dir: str | Path | None = None) -> DatasetInfo:
     """Metadata of a dataset by name, without reading its images."""
     if not isinstance(name, str):
@@ -43,7 +42,7 @@ def image_folder(name) -> Path | None:
 def dataset_name(name: str) -> str:
     """One spelling of a known dataset, as runs record it (`Fashion-MNIST` is `fashionmnist`); an image folder's
     name, or an unknown one, as given."""
-    known = KNOWN.get(dataset_key(name)) if isinstance(name, str) and not name.startswith("imagefolder:") else None
+    known = KNOWN.get(dataset_key(name)) if isinstance(name, str) and image_folder(name) is None else None
     return known.name if known is not None else name
 
 
