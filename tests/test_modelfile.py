@@ -446,3 +446,93 @@ def test_a_law_fitted_for_the_files_network_is_refused_for_it_after_an_edit(nets
                     source=nets / "FIT.json")["widths"] == before
     named = uniform_law(ns.space("vgg11", "synthetic"), [8] * 8).to_dict()
     assert "architecture" not in named and ScalingLaw.from_dict(named).architecture == ""
+
+
+def _study(where, monkeypatch, seeds: str = "0", iterations: int = 1) -> dict:
+    """A descent of nets.py's network, a sweep from it and a `train` run, made (or gone on with) in the folder
+    `where`: the record of every run and the descent's laws, by path relative to `where`."""
+    from helpers import TINY_DESCENT
+    monkeypatch.chdir(where)
+    ns.descend("file:nets.py:small", "synthetic", "d", ns.DescentConfig(**{**TINY_DESCENT, "iterations": iterations}),
+               subset={"train": 64}, progress=False)
+    tiny = ["--dataset", "synthetic", "--train-subset", "32", "--test-subset", "16", "--epochs", "1", "--batch-size",
+            "16", "--device", "cpu", "--quiet"]
+    assert cli.main(["sweep", "--model", "file:nets.py:small", "--from", "d", "--methods", "uniform,neuralscale",
+                     "--ratios", "0.5,1", "--seeds", seeds, *tiny, "--out", "s"]) == 0
+    assert cli.main(["train", "--model", "file:nets.py:small", "--ratio", "0.5", *tiny, "--out", "run"]) == 0
+    return {str(p.relative_to(where)): json.loads(p.read_text())
+            for p in [*where.glob("*/record.json"), *where.glob("s/runs/*/record.json"), where / "d" / "fits.json"]}
+
+
+def test_a_study_moved_or_cloned_with_its_file_goes_on_there_and_redoes_nothing(nets, monkeypatch, capsys):
+    """A study of a file's network (a descent, a sweep from it, a `train` run) recorded the file's absolute path in
+    every id: moved or cloned elsewhere, each of them was refused as another one ("another recipe", "another
+    configuration", "holds another run"). Runs know the network by the file's name and its architecture now."""
+    study = nets / "study"
+    study.mkdir()
+    for name in ("nets.py", "blocks.py"):
+        (nets / name).rename(study / name)
+    before = _study(study, monkeypatch)
+    specs = [r["spec"] for k, r in before.items() if k != "d/fits.json"]
+    assert len(specs) == 5 and all(s["portable"] is True and s["model"] == f"file:{study / 'nets.py'}:small"
+                                   for s in specs)
+    assert json.loads((study / "s" / "sweep.json").read_text())["recipe"]["model"] == "file:nets.py:small"
+    assert json.loads((study / "d" / "config.json").read_text())["portable"] is True
+    moved = nets / "elsewhere" / "study"
+    moved.parent.mkdir()
+    monkeypatch.chdir(nets)
+    study.rename(moved)
+    assert _study(moved, monkeypatch) == before  # nothing redone: every record and law as it was
+    # it grows there: a seed more, its runs made from the file where it lies now; one report of them all
+    grown = _study(moved, monkeypatch, seeds="0,1")
+    new = {k: r for k, r in grown.items() if k not in before}
+    assert len(new) == 4 and all(r["status"] == "finished" and r["model"] == f"file:{moved / 'nets.py'}:small"
+                                 for r in new.values())
+    # a pruning baseline there prunes the network trained before the move (its weights in the store)
+    uniform = next(r for k, r in before.items() if r.get("method") == "uniform" and r["budget"]["ratio"] == 1)
+    assert cli.main(["sweep", "--model", "file:nets.py:small", "--dataset", "synthetic", "--from", "d", "--methods", "l1-prune",
+                     "--ratios", "0.25", "--seeds", "0", "--train-subset", "32",
+                     "--test-subset", "16", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--quiet",
+                     "--out", "s"]) == 0
+    pruned = [json.loads(p.read_text()) for p in moved.glob("s/runs/l1-prune*/record.json")]
+    assert len(pruned) == 1 and pruned[0]["status"] == "finished"
+    assert pruned[0]["pruning"]["from"] == uniform["id"] and "retrained" not in pruned[0]["pruning"]
+    capsys.readouterr()
+    assert cli.main(["report", "s", "--out", "rep", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["model"] == "file:nets.py:small" and any(moved.glob("rep/*growth*"))
+    # and its descent goes on there: iteration 1 kept, iteration 2 added
+    laws = _study(moved, monkeypatch, iterations=2)["d/fits.json"]["laws"]
+    assert len(laws) == 2 and laws[0] == before["d/fits.json"]["laws"][0]
+
+
+def test_a_study_recorded_before_runs_knew_a_file_by_its_name_keeps_its_ids(nets, monkeypatch, capsys):
+    """A study whose ids hash the file's absolute path (recorded before RunSpec.portable) goes on where it was
+    made with its own ids: nothing redone, and its new runs are planned alike. Moved, it is refused as before."""
+    from neuralscale import zoo
+    with monkeypatch.context() as m:
+        m.setitem(zoo.SCHEME_INFO["file"], "identity", None)  # as the code before recorded it
+        before = _study(nets, m)
+    assert not any("portable" in r.get("spec", {}) for r in before.values())
+    recipe = json.loads((nets / "s" / "sweep.json").read_text())["recipe"]
+    assert recipe["model"] == f"file:{nets / 'nets.py'}:small"
+    assert "portable" not in json.loads((nets / "d" / "config.json").read_text())
+    assert _study(nets, monkeypatch) == before
+    grown = _study(nets, monkeypatch, seeds="0,1")
+    new = [r for k, r in grown.items() if k not in before]
+    assert len(new) == 4 and not any("portable" in r["spec"] for r in new)
+    assert json.loads((nets / "s" / "sweep.json").read_text())["recipe"] == recipe
+    laws = _study(nets, monkeypatch, iterations=2)["d/fits.json"]["laws"]
+    assert len(laws) == 2 and laws[0] == before["d/fits.json"]["laws"][0]
+    assert cli.main(["report", "s", "--out", "rep"]) == 0
+    capsys.readouterr()
+    (nets / "moved").mkdir()
+    for p in list(nets.iterdir()):
+        if p.name != "moved":
+            p.rename(nets / "moved" / p.name)
+    monkeypatch.chdir(nets / "moved")
+    assert cli.main(["sweep", "--model", "file:nets.py:small", "--from", "d", "--methods", "uniform,neuralscale",
+                     "--ratios", "0.5", "--seeds", "0", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu",
+                     "--train-subset", "32", "--test-subset", "16", "--batch-size", "16", "--quiet",
+                     "--out", "s"]) == 2
+    assert "holds a sweep with another recipe (model" in capsys.readouterr().err

@@ -297,7 +297,7 @@ def test_every_field_that_decides_a_run_is_in_its_id():
                       budget=Budget("params", 2000, 0.5), label="neuralscale@2", convcut=True,
                       data={"train": 128, "test": 16}, pretrained="vgg11-full-s0-aaaaaaaaaa", criterion="l1",
                       latency_batches=(1, 8), init={"run": "/a", "id": "uniform-s0-aaaaaaaaaa"},
-                      architecture="deadbeef")
+                      architecture="deadbeef", portable=True)
     assert set(other_spec) | {"config"} == {f.name for f in dataclasses.fields(RunSpec)}, "a new spec field: add it"
     first = RunSpec(**base).id
     for name, value in [*((f"config.{k}", v) for k, v in other_config.items()), *other_spec.items()]:
@@ -311,6 +311,15 @@ def test_every_field_that_decides_a_run_is_in_its_id():
     assert RunSpec(**{**base, "data": {**base["data"], "data_dir": "/elsewhere"}}).id == first
     warm = RunSpec(**{**base, "init": other_spec["init"]})
     assert RunSpec(**{**base, "init": {**other_spec["init"], "run": "/b"}}).id == warm.id
+    # and where a model file lies, for a run that knows its network by the file's name (zoo.model_identity); a run
+    # recorded before (not portable) keeps the id that hashed it
+    own = {**base, "model": "file:/study/nets.py:Net", "architecture": "deadbeef"}
+    for portable in (True, False):
+        here, there = (RunSpec(**{**own, "model": m, "portable": portable}).id
+                       for m in ("file:/study/nets.py:Net", "file:/elsewhere/study/nets.py:Net"))
+        assert (here == there) == portable
+        assert RunSpec(**{**own, "model": "file:/study/other.py:Net", "portable": portable}).id != here
+        assert RunSpec(**{**own, "portable": portable, "architecture": "0ddba11"}).id != here
 
 
 def test_a_records_spec_is_checked_field_by_field_and_names_what_is_wrong():

@@ -30,7 +30,7 @@ from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, refuse_untrainable, resolve_device
-from .zoo import record_images, record_space, space as make_space
+from .zoo import located, model_identity, model_name, record_images, record_space, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -209,15 +209,27 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
                    config=config.to_dict(), widths=what["widths"], convcut=convcut,
                    data=data.settings(),
                    budget=what["budget"], latency_batches=tuple(latency_batches),
-                   init=_init(space, init_from, what["widths"], out_dir), architecture=space.architecture)
+                   init=_init(space, init_from, what["widths"], out_dir), architecture=space.architecture,
+                   portable=located(space.name))
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
     with exclusive(out_dir, "run directory"):
         old = read_record(out_dir)
+        spec = _as_recorded(spec, old)
         if force and old is not None and old.get("id") != spec.id:  # "nothing finished is overwritten without
             log.info("%s: replacing run %s (--force)", out_dir, old.get("id"))  # --force"
             RunDir(out_dir).clear()
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
+
+
+def _as_recorded(spec: RunSpec, old: dict | None) -> RunSpec:
+    """`spec` as the run directory's record knows it: a run of a file's network recorded before runs knew it by the
+    file's name hashes where the file lay, and keeps its id (RunSpec.portable)."""
+    if spec.portable and old is not None and old.get("id") != spec.id:
+        before = replace(spec, portable=False)
+        if old.get("id") == before.id:
+            return before
+    return spec
 
 
 def _recorded_images(dataset, finished: Path | None) -> DatasetInfo | None:
@@ -320,8 +332,12 @@ def _check_fits(space: WidthSpace, data: DatasetInfo) -> None:
                                f" images and {data.num_classes} classes")
 
 
-def describe_run(record: dict) -> dict:
-    """A run record in the keys every command's --json shares (see WidthSpace.describe), with its outcome."""
-    space = record_space(record)
+def describe_run(record: dict, model: str | None = None) -> dict:
+    """A run record in the keys every command's --json shares (see WidthSpace.describe), with its outcome. `model`:
+    the network as the command named it, which made the run or found it finished: made from there (a file's
+    network recorded where the file lay when it ran: a study moved with its file since)."""
+    here = model_name(model) if model is not None else None
+    space = record_space({**record, "model": here} if here is not None and ":" in here
+                         and model_identity(here) == model_identity(record.get("model")) else record)
     return {**space.describe(record["widths"]),
             **{k: record.get(k) for k in ("id", "status", "method", "label", "budget", "seed", "summary")}}

@@ -39,7 +39,7 @@ from .space import WidthSpace
 from .layout import RunDir
 from .store import read_record
 from .train import Callback, Trainer, read_run_weights
-from .zoo import record_model
+from .zoo import model_identity, record_model
 
 
 
@@ -158,7 +158,8 @@ def trained_record(space: WidthSpace, run_dir: Path) -> dict:
     record = read_record(run_dir)
     if record is None or record.get("status") != "finished":
         raise NeuralscaleError(f"the trained run {run_dir} has not finished (or is not a run directory)")
-    if record_model(record)[0] != space.name:  # (any spelling of it)
+    if model_identity(record_model(record)[0]) != model_identity(space.name):  # (any spelling of it; a file's
+        # network by the file's name: a store moved with its file)
         raise NeuralscaleError(f"the trained run {run_dir} is a {record.get('model')}, not a {space.name}")
     if not RunDir(run_dir).checkpoint.exists():
         raise NeuralscaleError(f"{RunDir(run_dir).checkpoint} is missing; the trained run's weights are needed")

@@ -756,7 +756,7 @@ def cmd_train(args) -> int:
                    convcut=args.convcut, init_from=args.init_from, convert=args.convert, force=args.force)
     s = record["summary"]
     if args.json:
-        _json({**describe_run(record), "out": args.out})
+        _json({**describe_run(record, args.model), "out": args.out})
     else:
         fraction = (record.get("config") or {}).get("val_fraction")
         none = ("no validation split (--val-fraction 0)" if not fraction else  # asked for, but too few images
@@ -766,8 +766,9 @@ def cmd_train(args) -> int:
                    f" (on {record['data']['val']:,} validation image{'s' * (record['data']['val'] != 1)})"
                    if s.get("test_acc_at_best_val") is not None
                    else none)
-        print(f"{record['label']} {record['model']} {record['params']:,} params "
-              f"({_shares(describe_run(record))}): final test accuracy {s['final_test_acc']:.2f}%, " + at_best)
+        run = describe_run(record, args.model)  # (the network as it is made here: where its file lies now)
+        print(f"{record['label']} {run['model']} {record['params']:,} params "
+              f"({_shares(run)}): final test accuracy {s['final_test_acc']:.2f}%, " + at_best)
         if args.out:
             print(f"record: {RunDir(args.out).record}")
     return 0

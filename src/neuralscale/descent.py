@@ -52,6 +52,7 @@ from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajecto
 from .space import WidthSpace
 from .train import TrainConfig, Trainer, resolve_device
 from .validate import SEED_MAX, fraction, matches, ratio, whole
+from .zoo import located, model_identity
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,13 @@ ITERATION_WORDS = {bool: "true or false", int: "a count", str: "text",
                    list[str]: "a list of notes", float | None: "a number or null (a percentage)"}
 
 
+def _known(recorded: dict) -> dict:
+    """A descent's recorded configuration (config.json's, or `DescentDir._identity`) with its model as the descent
+    knows it: a portable one's file by its name alone (zoo.model_identity), one recorded before by where it lay."""
+    portable = recorded.get("portable") is True
+    return {**recorded, "model": model_identity(recorded.get("model")) if portable else recorded.get("model")}
+
+
 def _on_cuda(device: str) -> bool:
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
@@ -314,7 +322,7 @@ class DescentDir:
             for i, it in enumerate(out, 1):
                 if it.law.iteration != i:
                     raise ValueError(f"entry {i} is not iteration {i}")
-                if (it.law.model, it.law.dataset) != (top["model"], top["dataset"]):
+                if (model_identity(it.law.model), it.law.dataset) != (model_identity(top["model"]), top["dataset"]):
                     raise ValueError(f"iteration {i} is a law of {it.law.model} on {it.law.dataset}, the file's of "
                                      f"{top['model']} on {top['dataset']}")
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, RecursionError,
@@ -339,7 +347,7 @@ class DescentDir:
         if cfg is None:
             return None
         defaults = asdict(DescentConfig())
-        what = {k: cfg.get(k) for k in ("model", "dataset", "data")}
+        what = {k: _known(cfg).get(k) for k in ("model", "dataset", "data")}
         what["descent"] = {k: cfg["descent"].get(k, defaults.get(k)) for k in DescentConfig().identity()}
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -388,8 +396,8 @@ class DescentDir:
         """Record the configuration, or check that it is the one recorded (a rerun must match it).
         `dataset`: the data's name where the space's own is not it (a space of your own says "custom").
         A folder with content but no configuration is refused (layout.claim_folder) unless `force`."""
-        identity = self._identity(space, cfg, data, dataset)
         old = self.config()
+        identity = self._identity(space, cfg, data, dataset, old is None or old.get("portable") is True)
         if old is None:
             self.refuse_foreign(force)
         else:
@@ -397,14 +405,18 @@ class DescentDir:
         atomic_write_json(self.config_path, {**identity, "descent": asdict(cfg)})
 
     @staticmethod
-    def _identity(space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None) -> dict:
+    def _identity(space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None, portable: bool) -> dict:
+        """What config.json records of a descent. `portable`: a file's network is known by the file's name, not
+        where it lies (zoo.model_identity), so that the descent moved with its file goes on there; not for a
+        descent recorded before (its fingerprint hashes the location)."""
         return {"model": space.name, **space.own_architecture(), "dataset": dataset or space.info.name,
-                "descent": cfg.identity(), "data": data}
+                "descent": cfg.identity(), "data": data, **({"portable": True} if portable and located(space.name)
+                                                             else {})}
 
     def _refuse_other(self, old: dict, identity: dict, cfg: DescentConfig) -> None:
         """A rerun must match the recorded configuration; what differs, named."""
         mismatch = [f"{k}: recorded {old.get(k)!r}, now {identity[k]!r}" for k in ("model", "dataset", "data")
-                    if old.get(k) != identity[k]]
+                    if _known(old).get(k) != _known(identity)[k]]
         if old.get("architecture") != identity.get("architecture") and "architecture" in old:
             mismatch.append("architecture: the model's code or modules changed (put its code back to continue "
                             "it)")
@@ -427,7 +439,7 @@ class DescentDir:
         old = self.config()
         if old is None:
             return None
-        self._refuse_other(old, self._identity(space, cfg, data, dataset), cfg)
+        self._refuse_other(old, self._identity(space, cfg, data, dataset, old.get("portable") is True), cfg)
         done = self.iterations()
         return done if len(done) >= cfg.iterations else None
 
@@ -706,10 +718,11 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     return [it.law for it in done]
 
 
-def _fingerprint(space: WidthSpace, cfg: DescentConfig, splits: Splits) -> str:
-    """A short hash of what decides a descent (its checkpoints carry it: see Trainer's owner)."""
-    what = {"model": space.name, "base": list(space.base_widths), "descent": cfg.identity(), "data": splits.sizes(),
-            **space.own_architecture()}
+def _fingerprint(space: WidthSpace, cfg: DescentConfig, splits: Splits, portable: bool) -> str:
+    """A short hash of what decides a descent (its checkpoints carry it: see Trainer's owner); `portable`: as its
+    config.json knows the model (`_known`)."""
+    what = {"model": _known({"model": space.name, "portable": portable})["model"], "base": list(space.base_widths),
+            "descent": cfg.identity(), "data": splits.sizes(), **space.own_architecture()}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -766,7 +779,8 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     tc = replace(cfg.train_config(), seed=iteration_seed(cfg, number), epochs=epochs)
     trainer = Trainer(space.build(widths), splits, tc, callbacks=[pruner], checkpoint=d.checkpoint(number),
                       progress=progress, desc=f"descent {number}/{cfg.iterations}",
-                      owner=f"descent {_fingerprint(space, cfg, splits)} iteration {number}", follow_load=False)
+                      owner=f"descent {_fingerprint(space, cfg, splits, (d.config() or {}).get('portable') is True)} "
+                            f"iteration {number}", follow_load=False)
     _say_how_long(space, widths, cfg, p, len(splits.train[1]), number, trainer.device,
                   resuming=d.checkpoint(number).exists())
     t0 = time.time()

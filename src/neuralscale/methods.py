@@ -28,6 +28,7 @@ from .accounting import measure_latency
 from .latency import tolerance
 from .scaling import ScalingLaw, check_objective, cost_function, law_label, solve, uniform_law
 from .space import WidthSpace
+from .zoo import model_identity
 from .train import resolve_device
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,9 @@ def _check_architecture(space: WidthSpace, source: str | Path) -> None:
         return
     config = DescentDir(source).config() or {}
     recorded = config.get("architecture")
-    if recorded and recorded != space.architecture and config.get("model") == space.name:  # (another model's
-        # descent: the law's own check names both)
+    same = model_identity(config.get("model")) == model_identity(space.name)  # (another model's descent: the law's
+    # own check names both)
+    if recorded and recorded != space.architecture and same:
         raise NeuralscaleError(f"{source} descended {space.name} as it was then: its code or modules changed since "
                                f"(architecture {space.architecture} now, {recorded} recorded); descend the network "
                                "as it is now into a new folder, or put its code back")

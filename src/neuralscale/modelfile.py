@@ -10,7 +10,9 @@ A relative PATH is read from the folder the command runs in (an experiment file'
 recorded absolute (`canonical`): every later command, a sweep's workers and `load_model` of an export find the file
 from any folder of this machine. The space carries the network's architecture digest
 (generic.GenericSpace.fingerprint): an edited file makes different runs, and a run or an export of the file as it was
-is refused against the file as it is.
+is refused against the file as it is. What a run is (its id, a store's recipe, a descent's) knows the network by its
+file's name, its NAME and that digest (`identity`), not by the folder it lies in: a study moved or cloned elsewhere,
+with its file, resumes there.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ def canonical(name: str) -> str:
     network, whatever the folder a later command runs in, and however the path was spelled."""
     path, attr = locate(name)
     return f"{path.resolve()}:{attr}"
+
+
+def identity(name: str) -> str:
+    """`PATH.py:NAME` without the folder PATH lies in (`nets.py:Net`): what a run knows the network by, beside its
+    architecture digest, so that a study moved with its file is the same study (zoo.model_identity)."""
+    path, attr = locate(name)
+    return f"{path.name}:{attr}"
 
 
 def stamp(name: str) -> str | None:

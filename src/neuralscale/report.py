@@ -48,7 +48,7 @@ from .data import dataset_name
 from .data.info import protocol
 from .layout import ReportDir, RunDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
-from .zoo import record_model, record_space
+from .zoo import model_identity, record_model, record_space
 
 log = logging.getLogger(__name__)
 
@@ -584,11 +584,7 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
     plan = read_plan(RunStore(store))
     sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
     descent_dir, descents, left_out = _descents(store, plan, descent)
-    try:
-        space, no_space = record_space(next(r for r in records if _named(r) == models[0])), ""
-    except NeuralscaleError as e:
-        space, no_space = None, str(e)  # e.g. an image folder or a model file that is not here: no layer names,
-        # no descent figures
+    space, no_space = _space(records)
     fallbacks = _mark_fallbacks(rows, descents)
     _mark_extrapolated(rows, descents, space, sweep_cfg)
     have = {r["id"] for r in records}
@@ -597,13 +593,31 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
                   fallbacks, descents, left_out, sum(i not in have for i in planned), no_space)
 
 
+def _space(records: list[dict]) -> tuple[WidthSpace | None, str]:
+    """The runs' network (one model, checked), made from the latest record that names it where it can be made here
+    (a store moved with its model file: its earlier runs name the file where it was), and '' ; else None and why
+    not (an image folder or a model file that is not here: no layer names, no descent figures)."""
+    latest: dict = {}  # one record per spelling of the model, the latest first
+    for r in sorted(records, key=lambda r: r.get("started") if isinstance(r.get("started"), (int, float)) else 0,
+                    reverse=True):
+        latest.setdefault(r.get("model"), r)
+    why = ""
+    for r in latest.values():
+        try:
+            return record_space(r), ""
+        except NeuralscaleError as e:
+            why = why or str(e)
+    return None, why
+
+
 def _named(record: dict) -> tuple[str, str]:
     """A run's model and dataset, one spelling of each (a store written before sweeps spelled them one way keeps
-    its own: `resnet18` with convcut is `resnet18-convcut`, whose paper curves there are none of)."""
+    its own: `resnet18` with convcut is `resnet18-convcut`, whose paper curves there are none of; a file's network
+    by the file's name, wherever the store and its file were when it ran)."""
     model, dataset = record.get("model"), record.get("dataset")
     if not (isinstance(model, str) and isinstance(dataset, str)):  # (a damaged record: named as it is)
         return str(model), str(dataset)
-    return record_model(record)[0], dataset_name(dataset)
+    return model_identity(record_model(record)[0]), dataset_name(dataset)
 
 
 def _descents(store: Path, plan: dict, descent: str | Path | None) -> tuple[Path | None, list[Path], list[str]]:
@@ -770,7 +784,8 @@ def descent_table(path: Path, space: WidthSpace | None) -> tuple[list[str], list
     `space`: the model's, to count the starts' parameters and MACs (left blank where it is another model's)."""
     d = DescentDir(path)
     its = d.iterations()
-    same = [space is not None and (space.name, space.info.name) == (it.law.model, it.law.dataset)
+    same = [space is not None and (model_identity(space.name), space.info.name) == (model_identity(it.law.model),
+                                                                                      it.law.dataset)
             and len(it.start_widths) == len(space) for it in its]
     moves = [""] * len(its)
     if its and all(same):

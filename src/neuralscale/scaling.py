@@ -25,6 +25,7 @@ from .errors import NeuralscaleError
 from .budget import METRICS, UNITS
 from .records import atomic_write_json, atomic_write_text
 from .space import WidthSpace
+from .zoo import model_identity
 from .validate import MAX_WIDTH, matches
 
 MIN_ROWS = 6  # fewer trajectory rows than this: fall back to uniform scaling
@@ -171,7 +172,9 @@ class ScalingLaw:
         return cls.from_dict(d)
 
     def check_space(self, space: WidthSpace) -> None:
-        if self.model != space.name or self.dataset != space.info.name or len(self.layers) != len(space):
+        # (a file's network by the file's name: the law of a study moved with its file is the file's there)
+        if model_identity(self.model) != model_identity(space.name) or self.dataset != space.info.name \
+                or len(self.layers) != len(space):
             custom = "custom" in (self.dataset, space.info.name) and self.dataset != space.info.name
             raise NeuralscaleError(f"this law was fitted for {self.model} on {self.dataset}, "
                                    f"not {space.name} on {space.info.name}"

@@ -42,6 +42,10 @@ class RunSpec:
     latency_batches: tuple[int, ...] = (1,)  # measured after training; () for none
     init: dict | None = None  # a warm start: {"run": path of a finished run, "id": its id} (see baselines.warm_start)
     architecture: str | None = None  # a model of the user's own: its space's fingerprint (space.WidthSpace)
+    # the model's name says where its file lies, and the run is known by the file's name instead (zoo.model_identity),
+    # so that a study moved with its file is the same there; False in a record written before (its id hashes the
+    # location, and is kept) and for every other model
+    portable: bool = False
 
     def __post_init__(self):
         self.label = self.label or self.method
@@ -67,6 +71,9 @@ class RunSpec:
         if init is not None:  # the run it starts from, by id: where that run lies does not change the outcome
             d["init"] = init["id"]
         d["data"] = {k: v for k, v in self.data.items() if k != "data_dir"}
+        if self.portable:
+            from .zoo import model_identity  # (torch's world: only for a model of one's own)
+            d["model"] = model_identity(self.model)
         return d
 
     @property
@@ -82,6 +89,8 @@ class RunSpec:
         d["budget"] = self.budget.to_dict() if self.budget else {}
         if d["architecture"] is None:  # a named model's run: its name says what it computes (records and ids as
             del d["architecture"]  # before the field was added)
+        if not d["portable"]:  # (records and ids as before the field was added)
+            del d["portable"]
         return d
 
     @classmethod
@@ -93,7 +102,7 @@ class RunSpec:
 SPEC_TYPES = {"model": str, "dataset": str, "method": str, "config": dict, "widths": list[int] | None,
               "budget": dict | None, "label": str, "convcut": bool, "data": dict, "pretrained": str | None,
               "criterion": str | None, "latency_batches": list[int], "init": dict | None,
-              "architecture": str | None}
+              "architecture": str | None, "portable": bool}
 _REQUIRED = ("model", "dataset", "method", "config")
 
 

@@ -40,7 +40,7 @@ from .settings import Settings, option
 from .store import RunStore
 from .train import TrainConfig, checkpoint_seconds, check_splits, paper_config, resolve_device
 from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
-from .zoo import model_spelling, space as make_space
+from .zoo import located, model_identity, model_spelling, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -309,12 +309,13 @@ def check_descent_use(cfg: SweepConfig, space) -> None:
             _iterations(cfg, m)
 
 
-def plan(cfg: SweepConfig, frozen: dict | None = None) -> list[RunSpec]:
+def plan(cfg: SweepConfig, frozen: dict | None = None, located_ids: bool = False) -> list[RunSpec]:
     """Every run of the sweep, in order: seed by seed, budget by budget, method by method.
 
     The pruning baselines' full-width networks come first in their seed. `frozen`: the latency budgets' amounts
     and solved widths from an earlier plan of the store (by budget, then method), used as they are and added to
-    where missing (measurements differ from one call to the next; a store's runs must not).
+    where missing (measurements differ from one call to the next; a store's runs must not). `located_ids`: the
+    store's runs hash where their model's file lies (`located_ids`), as its new ones then do.
     """
     frozen = {} if frozen is None else frozen
     data_dir = cfg.data.get("data_dir")
@@ -323,7 +324,8 @@ def plan(cfg: SweepConfig, frozen: dict | None = None) -> list[RunSpec]:
     budgets = _budgets(cfg, space, frozen)
     data = DataConfig.from_settings(cfg.dataset, cfg.data).settings(with_dir=True)  # as `train` records it
     common = dict(model=cfg.model, dataset=cfg.dataset, convcut=cfg.convcut, data=data,
-                  latency_batches=tuple(cfg.latency_batches), architecture=space.architecture)
+                  latency_batches=tuple(cfg.latency_batches), architecture=space.architecture,
+                  portable=located(cfg.model) and not located_ids)
     widths_for = _Widths(cfg, space, budgets, frozen)
     labels: dict[tuple[str, int], str] = {}  # (method, descent iteration) -> label
 
@@ -395,18 +397,21 @@ def _pretrained(cfg: SweepConfig, space, recipe: dict, common: dict) -> dict[str
     return out
 
 
-def recipe(cfg: SweepConfig) -> dict:
+def recipe(cfg: SweepConfig, located_ids: bool = False) -> dict:
     """What decides how every run of the sweep trains; a run store holds one recipe (see store.RunStore).
 
     Methods, budgets and seeds may grow; the laws are fingerprinted per descent iteration, so that a
-    label such as neuralscale@2 always means one law in one store.
+    label such as neuralscale@2 always means one law in one store. The model is named by `zoo.model_identity`
+    (a file's network not by its folder: a store moved with its file is the same store), or where its file lies
+    in a store whose runs hash that (`located_ids`).
     """
     train = {k: v for k, v in TrainConfig.from_dict(cfg.train).to_dict().items()
              if k not in ("seed", "device", "eval_batch_size")}
     laws = law_fingerprints(DescentDir(cfg.descent)) if cfg.descent is not None and Path(cfg.descent).is_dir() \
         else {}
     space = make_space(cfg.model, cfg.dataset, convcut=cfg.convcut, data_dir=cfg.data.get("data_dir"))
-    return {"model": cfg.model, **space.own_architecture(),  # (a file's network, edited: another recipe)
+    return {"model": cfg.model if located_ids else model_identity(cfg.model),
+            **space.own_architecture(),  # (a file's network, edited: another recipe)
             "dataset": cfg.dataset, "convcut": cfg.convcut, "train": train,
             "data": DataConfig.from_settings(cfg.dataset, cfg.data).settings(),
             "finetune_epochs": cfg.finetune_epochs, "finetune_lr": cfg.finetune_lr,
@@ -460,13 +465,21 @@ def read_plan(store: RunStore) -> dict:
     return plan
 
 
+def located_ids(recipe_before) -> bool:
+    """Whether a store's runs hash where their model's file lies: a store of a file's network written before runs
+    knew it by the file's name (its recipe names the file's absolute path). Its runs keep their ids, and its new
+    runs are planned alike, where it was made (moved, its recipe names another path: refused as another recipe)."""
+    model = recipe_before.get("model") if isinstance(recipe_before, dict) else None
+    return located(model)
+
+
 def as_the_store_spells(cfg: SweepConfig, recipe_before) -> SweepConfig:
     """`cfg` with its model and dataset spelled as a store's recipe (`recipe_before`) spells the same network and
     dataset: a store written before sweeps spelled them one way (`VGG11`, `fashion-mnist`) keeps its runs' ids,
     which hash its spelling. `cfg` itself where the store names others (its recipe check says so) or has none."""
     old = recipe_before if isinstance(recipe_before, dict) else {}
     model, dataset, convcut = old.get("model"), old.get("dataset"), old.get("convcut", False)
-    if not (isinstance(model, str) and isinstance(dataset, str) and isinstance(convcut, bool)) \
+    if not (isinstance(model, str) and isinstance(dataset, str) and isinstance(convcut, bool)) or ":" in model \
             or (model, dataset, convcut) == (cfg.model, cfg.dataset, cfg.convcut) \
             or (model_spelling(model, convcut), dataset_name(dataset)) != ((cfg.model, cfg.convcut), cfg.dataset):
         return cfg
@@ -517,10 +530,10 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
     check_runnable(cfg, ex)  # ... or for its recipe or data
     before = read_plan(store)
-    cfg = as_the_store_spells(cfg, before.get("recipe"))
+    cfg, located = as_the_store_spells(cfg, before.get("recipe")), located_ids(before.get("recipe"))
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})
-    specs = plan(cfg, frozen)
+    specs = plan(cfg, frozen, located)
     with store.lock():
         claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
         config = cfg.to_dict()
@@ -533,7 +546,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
                                              DescentDir(cfg.descent).objective(): config["descent_from_store"]}
         _check_slimming(store, cfg)
         statuses = {s.id: store.status(s.id) for s in specs}  # every record read (and checked) before any write
-        store.save_plan(recipe(cfg), config, [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
+        store.save_plan(recipe(cfg, located), config, [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
         todo = [s for s in specs
                 if not (statuses[s.id] == "finished" or (statuses[s.id] == "failed" and not retry_failed))]
         done_before = len(specs) - len(todo)

@@ -37,7 +37,7 @@ from .validate import suggest
 FAMILIES: dict[str, Callable[[DatasetInfo, bool], WidthSpace]] = {}
 FAMILY_INFO: dict[str, Family] = {}  # what descent and sweeps need to know of each family (space.Family)
 SCHEMES: dict[str, Callable[[str, DatasetInfo], Callable]] = {}
-SCHEME_INFO: dict[str, dict] = {}  # per scheme: own, stamp and usage (register_scheme)
+SCHEME_INFO: dict[str, dict] = {}  # per scheme: own, stamp, canonical, identity and usage (register_scheme)
 CONVCUT = "convcut"  # the paper's all-convolution shortcuts: `--convcut`, or the model name's suffix "-convcut"
 
 
@@ -53,25 +53,28 @@ def register_family(name: str, *, paper: bool = False, add10: bool = False):
 
 def register_scheme(prefix: str, factory: Callable[[str, DatasetInfo], Callable], *, own: bool = False,
                     stamp: Callable[[str], object] | None = None, canonical: Callable[[str], str] | None = None,
-                    usage: str = "NAME") -> None:
+                    identity: Callable[[str], str] | None = None, usage: str = "NAME") -> None:
     """Names `prefix:NAME` are made by `factory(NAME, info)`, which returns a function making the module. `own`:
     NAME does not say what the module computes (a user's file may change), so its space carries the module's
     architecture digest, as a module of one's own does. `stamp(NAME)`: what the module is made from as it is now
     (a file's text), so that a space made before it changed is not reused. `canonical(NAME)`: the one spelling
-    of NAME that spaces and records carry (a file's absolute path). `usage`: NAME in messages."""
+    of NAME that spaces and records carry (a file's absolute path). `identity(NAME)`: NAME without where its
+    module lies (a file's name without its folder), what runs know it by (`model_identity`). `usage`: NAME in
+    messages."""
     SCHEMES[prefix] = factory
-    SCHEME_INFO[prefix] = {"own": own, "stamp": stamp, "canonical": canonical, "usage": usage}
+    SCHEME_INFO[prefix] = {"own": own, "stamp": stamp, "canonical": canonical, "identity": identity, "usage": usage}
 
 
 def _scheme(source: str, what: str):
-    """What `register_scheme` says of a scheme (`own`, `stamp`, `canonical`, `usage`); None for other names."""
+    """What `register_scheme` says of a scheme (`own`, `stamp`, `canonical`, `identity`, `usage`); None for other
+    names."""
     return SCHEME_INFO.get(source, {}).get(what)
 
 
 register_scheme("torchvision", torchvision_factory)
 register_scheme("timm", timm_factory)
 register_scheme(modelfile.SCHEME, modelfile.file_factory, own=True, stamp=modelfile.stamp,
-                canonical=modelfile.canonical, usage="PATH.py:NAME")
+                canonical=modelfile.canonical, identity=modelfile.identity, usage="PATH.py:NAME")
 
 
 def model_name(model: str) -> str:
@@ -80,6 +83,26 @@ def model_name(model: str) -> str:
     source, sep, name = model.partition(":") if isinstance(model, str) else ("", "", "")
     canonical = _scheme(source, "canonical") if sep and name else None
     return f"{source}:{canonical(name)}" if canonical else model
+
+
+def model_identity(model: str) -> str:
+    """What a run, a store's recipe and a descent know a recorded model name by: the name without where its module
+    lies (`file:/home/me/study/nets.py:Net` is `file:nets.py:Net`; the architecture digest recorded beside it tells
+    one such file's network from another's), any other name as it is. A study moved or cloned elsewhere with its
+    file is the same study there."""
+    source, sep, name = model.partition(":") if isinstance(model, str) else ("", "", "")
+    identity = _scheme(source, "identity") if sep and name else None
+    try:
+        return f"{source}:{identity(name)}" if identity else model
+    except NeuralscaleError:  # not a name of the scheme (a damaged record): as it is
+        return model
+
+
+def located(model: str) -> bool:
+    """Whether a recorded model name says where its module lies (a file's absolute path), so that what hashes it
+    knows it by `model_identity` instead: a record or a spec says so with `portable` (those written before hash the
+    location, and keep their ids)."""
+    return isinstance(model, str) and model_identity(model) != model
 
 
 def model_spelling(model: str, convcut: bool = False) -> tuple[str, bool]:
