@@ -490,17 +490,27 @@ def test_a_study_moved_or_cloned_with_its_file_goes_on_there_and_redoes_nothing(
                                  for r in new.values())
     # a pruning baseline there prunes the network trained before the move (its weights in the store)
     uniform = next(r for k, r in before.items() if r.get("method") == "uniform" and r["budget"]["ratio"] == 1)
-    assert cli.main(["sweep", "--model", "file:nets.py:small", "--dataset", "synthetic", "--from", "d", "--methods", "l1-prune",
+    assert cli.main(["sweep", "--model", "file:nets.py:small", "--dataset", "synthetic", "--methods", "l1-prune",
                      "--ratios", "0.25", "--seeds", "0", "--train-subset", "32",
                      "--test-subset", "16", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--quiet",
                      "--out", "s"]) == 0
     pruned = [json.loads(p.read_text()) for p in moved.glob("s/runs/l1-prune*/record.json")]
     assert len(pruned) == 1 and pruned[0]["status"] == "finished"
     assert pruned[0]["pruning"]["from"] == uniform["id"] and "retrained" not in pruned[0]["pruning"]
+    # (a sweep from no descent kept the one its runs came from: the report below draws it)
+    assert json.loads((moved / "s" / "sweep.json").read_text())["config"]["descents_from_store"] == {"params": "../d"}
     capsys.readouterr()
     assert cli.main(["report", "s", "--out", "rep", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["model"] == "file:nets.py:small" and any(moved.glob("rep/*growth*"))
+    # a run exported there: its record names the file where it was, the command names it where it is
+    assert cli.main(["export", "run", "--out", "net"]) == 2
+    assert f"model file {study / 'nets.py'} does not exist" in capsys.readouterr().err
+    assert cli.main(["export", "run", "--model", "vgg11", "--out", "net"]) == 2
+    assert "vgg11 is not the network of run run (file:" in capsys.readouterr().err
+    assert cli.main(["export", "run", "--model", "file:nets.py:small", "--out", "net"]) == 0
+    model, meta = ns.load_model("net.json")
+    assert meta["model"] == f"file:{moved / 'nets.py'}:small" and meta["widths"] == before["run/record.json"]["widths"]
     # and its descent goes on there: iteration 1 kept, iteration 2 added
     laws = _study(moved, monkeypatch, iterations=2)["d/fits.json"]["laws"]
     assert len(laws) == 2 and laws[0] == before["d/fits.json"]["laws"][0]
@@ -536,3 +546,32 @@ def test_a_study_recorded_before_runs_knew_a_file_by_its_name_keeps_its_ids(nets
                      "--train-subset", "32", "--test-subset", "16", "--batch-size", "16", "--quiet",
                      "--out", "s"]) == 2
     assert "holds a sweep with another recipe (model" in capsys.readouterr().err
+
+
+def test_an_experiment_of_a_file_moved_with_it_goes_on_there(tmp_path, monkeypatch, capsys):
+    """The experiment file names the model file beside it: its folder moved elsewhere (a clone of a study's
+    repository), the experiment run again there redoes nothing and reports from where it lies now."""
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "blocks.py").write_text(BLOCKS)
+    (study / "nets.py").write_text(NETS)
+    (study / "e.toml").write_text(
+        '[experiment]\nmodel = "file:nets.py:small"\ndataset = "synthetic"\nout = "out"\ndevice = "cpu"\n'
+        '[data]\ntrain_subset = 64\ntest = 16\n'
+        '[descent]\niterations = 1\nwarmup_epochs = 1\nprune_interval = 2\nprune_k = 3\nprune_fraction = 0.8\n'
+        'batch_size = 64\nprune_past_one = true\nallow_fallback = true\ntrajectory_start = "per-layer"\n'
+        '[sweep]\nmethods = ["uniform", "neuralscale"]\nratios = [0.5]\nseeds = [0]\n'
+        '[sweep.train]\nepochs = 1\nbatch_size = 16\n[report]\nformat = ["svg"]\n')
+
+    def records(root):
+        return {str(p.relative_to(root)): p.read_text() for p in [*root.glob("out/**/record.json"),
+                                                                  root / "out" / "descent" / "fits.json"]}
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["experiment", "study/e.toml", "--quiet"]) == 0
+    before = records(study)
+    assert len(before) == 3
+    clone = tmp_path / "clone"
+    study.rename(clone)
+    assert cli.main(["experiment", "clone/e.toml", "--quiet"]) == 0, capsys.readouterr().err
+    assert records(clone) == before
+    assert any(clone.glob("out/report/*growth*"))

@@ -30,7 +30,7 @@ from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, refuse_untrainable, resolve_device
-from .zoo import located, model_identity, model_name, record_images, record_space, space as make_space
+from .zoo import located, record_images, record_space, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -336,8 +336,6 @@ def describe_run(record: dict, model: str | None = None) -> dict:
     """A run record in the keys every command's --json shares (see WidthSpace.describe), with its outcome. `model`:
     the network as the command named it, which made the run or found it finished: made from there (a file's
     network recorded where the file lay when it ran: a study moved with its file since)."""
-    here = model_name(model) if model is not None else None
-    space = record_space({**record, "model": here} if here is not None and ":" in here
-                         and model_identity(here) == model_identity(record.get("model")) else record)
+    space = record_space(record, named=model)
     return {**space.describe(record["widths"]),
             **{k: record.get(k) for k in ("id", "status", "method", "label", "budget", "seed", "summary")}}

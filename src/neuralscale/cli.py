@@ -468,6 +468,8 @@ def _export_parser(sub) -> None:
                    "train --out)")
     p.add_argument("--out", metavar="NAME", required=True, help="writes NAME.json and NAME.pt (and NAME.onnx)")
     p.add_argument("--onnx", action="store_true", help="also export to ONNX (needs neuralscale[onnx]) and check it")
+    p.add_argument("--model", metavar="file:PATH.py:NAME", help="the run's network, where its record names a model "
+                   "file where it lay before (a study moved with its file): the file as it lies now")
     p.add_argument("--force", action="store_true", help="overwrite existing NAME.* files (an earlier export's NAME.onnx "
                    "is removed unless --onnx writes it again), or write into a run or descent directory")
     _add_json(p, "the files written and the configuration")
@@ -520,7 +522,7 @@ def _shares(info: dict) -> str:
 
 
 def cmd_export(args) -> int:
-    result = export_run(args.run, args.out, onnx=args.onnx, force=args.force)
+    result = export_run(args.run, args.out, onnx=args.onnx, force=args.force, model=args.model)
     if args.json:
         return _json(result)
     print(f"widths: {result['json']}")

@@ -36,7 +36,7 @@ from .guard import check_new_file
 from .layout import RunDir, StoreDir
 from .store import read_record
 from .train import read_run_weights, resolve_device, unloadable
-from .zoo import CONVCUT, record_space
+from .zoo import CONVCUT, model_identity, model_spelling, record_model, record_space
 from .records import atomic_torch_save, atomic_write_json
 from .space import WidthSpace
 
@@ -186,8 +186,9 @@ def _check_fields(meta: dict, sp: WidthSpace, own_space: bool = True) -> None:
 
 
 def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx: bool = False,
-             space: WidthSpace | None = None) -> tuple[Path, Path]:
-    """Export a finished run's network (its record and final checkpoint) as PATH.json + PATH.pt.
+             space: WidthSpace | None = None, model: str | None = None) -> tuple[Path, Path]:
+    """Export a finished run's network (its record and final checkpoint) as PATH.json + PATH.pt. `model`: the
+    network as named now, where the record names its model file where it lay (zoo.record_space's `named`).
 
     Nothing is overwritten and nothing is written into a run or descent directory unless `force`;
     with `onnx`, the ONNX extra must be installed, checked before anything is written.
@@ -210,7 +211,9 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     ckpt = RunDir(run_dir).checkpoint
     if not ckpt.exists():
         raise NeuralscaleError(f"{ckpt} is missing; the run's weights were not kept")
-    sp = record_space(record, None, space)
+    if model is not None and model_identity(model_spelling(model)[0]) != model_identity(record_model(record)[0]):
+        raise NeuralscaleError(f"{model} is not the network of run {run_dir.name} ({record['model']})")
+    sp = record_space(record, None, space, model)
     model = sp.build(record["widths"])
     state = read_run_weights(ckpt, record["id"])  # the run's own: another run's copied there is refused
     if any(k not in model.state_dict() for k in state) or any(state[k].shape != v.shape for k, v in model.state_dict().items()):
@@ -249,14 +252,18 @@ def _normalization(record: dict, run_dir: Path) -> tuple[dict, list[str]]:
 
 
 def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, force: bool = False,
-               space: WidthSpace | None = None) -> dict:
+               space: WidthSpace | None = None, model: str | None = None) -> dict:
     """A finished run as PATH.json + PATH.pt (and PATH.onnx, checked against onnxruntime where installed).
-    A run of a space of your own needs that space (`space`)."""
+    A run of a space of your own needs that space (`space`). `model`: a file's network as you name it now
+    (`file:nets.py:Net`), where the run's record names the file where it lay (a study moved with its file)."""
     _check_arguments("export_run", {"run_dir": run_dir, "path": path}, space)
+    if model is not None and not isinstance(model, str):
+        raise NeuralscaleError(f"export_run: model must be a name (such as 'file:nets.py:Net'), not "
+                               f"{type(model).__name__}")
     # an earlier export's NAME.onnx, beside this one's files, is another network: not kept (the user's own file is)
     stale = named(path, ".onnx")
     stale = stale if force and not onnx and stale.is_file() and _wrote_onnx(named(path, ".json")) else None
-    json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space)
+    json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space, model=model)
     if stale is not None:
         stale.unlink()
         log.info("export: removed %s (the earlier export's; give --onnx for this network's)", stale)

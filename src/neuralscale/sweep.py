@@ -539,9 +539,11 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
         config = cfg.to_dict()
         if frozen:  # what the latency budgets were measured and solved as, for every rerun
             config["latency_budgets"] = frozen
+        old = read_plan(store).get("config") or {}  # every descent the store's runs came from, by objective: kept
+        # by a sweep from none (its baselines, say)
+        config.update({k: old[k] for k in ("descent_from_store", "descents_from_store") if k in old})
         if cfg.descent is not None:  # found by a report from any folder, and in a clone of the store's repository
             config["descent_from_store"] = os.path.relpath(Path(cfg.descent).resolve(), store.root.resolve())
-            old = read_plan(store).get("config") or {}  # every descent the store's runs came from, by objective
             config["descents_from_store"] = {**(old.get("descents_from_store") or {}),
                                              DescentDir(cfg.descent).objective(): config["descent_from_store"]}
         _check_slimming(store, cfg)

@@ -295,10 +295,17 @@ def record_images(record: dict) -> DatasetInfo | None:
         raise NeuralscaleError(f"{record.get('_path', 'the record')}'s data description is damaged") from None
 
 
-def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | None = None) -> WidthSpace:
+def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | None = None,
+                 named: str | None = None) -> WidthSpace:
     """The width space a run record, a run spec or a saved model's metadata belongs to: `given` if any (checked
     against its layers), else rebuilt from its model name and the data it describes (a run record's `input`, a
-    model file's `data`; records and files of 0.1 name only their dataset), without reading the data."""
+    model file's `data`; records and files of 0.1 name only their dataset), without reading the data. `named`:
+    the network as the command names it now, made in place of the record's where both are one file's network
+    (`model_identity`) and the record's lay elsewhere then (a study moved with its file since): the architecture
+    recorded is checked against it as against the record's own."""
+    here = model_name(named) if isinstance(named, str) and given is None else None
+    if located(here) and model_identity(here) == model_identity(record.get("model")):
+        record = {**record, "model": here}
     model = record.get("model")
     if not isinstance(model, str):
         raise NeuralscaleError(f"{record.get('_path', 'the record')} names no model")
