@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import shutil
 
 import pytest
 import torch
@@ -266,8 +267,9 @@ def test_a_report_from_any_folder_draws_the_files_network_and_says_why_not_where
     assert cli.main(["report", "../s", "--out", "gone"]) == 0
     text = " ".join((nets / "elsewhere" / "gone" / "report.md").read_text().split())
     assert not any(nets.glob("elsewhere/gone/*growth*"))
-    assert f"The runs' network cannot be made here (model file {nets / 'nets.py'} does not exist); the descent's " \
-           "figures are left out." in text, text
+    assert f"The runs' network cannot be made here (model file {nets / 'nets.py'} does not exist; the record names " \
+           "it where it lay when the run was made: name the file where it lies now (--model file:PATH.py:NAME)); " \
+           "the descent's figures are left out." in text, text
 
 
 def test_a_network_whose_first_registered_convolution_is_not_its_first_is_taken(nets, capsys):
@@ -483,6 +485,17 @@ def test_a_study_moved_or_cloned_with_its_file_goes_on_there_and_redoes_nothing(
     monkeypatch.chdir(nets)
     study.rename(moved)
     assert _study(moved, monkeypatch) == before  # nothing redone: every record and law as it was
+    # reported there before any run is recorded there: sweep.json says where the file lies beside the store
+    assert cli.main(["report", "s", "--out", "rep0"]) == 0
+    assert any(moved.glob("rep0/*growth*")) and "cannot be made here" not in (moved / "rep0" / "report.md").read_text()
+    shutil.copytree(moved / "s" / "runs", moved / "plain")  # a folder of its runs alone: named by the command
+    for model, made in ((None, False), ("file:nets.py:small", True)):
+        assert cli.main(["report", "plain", "--descent", "d", "--out", f"rep-{made}",
+                         *(["--model", model] if model else [])]) == 0
+        text = (moved / f"rep-{made}" / "report.md").read_text()
+        assert ("cannot be made here" not in text) == made, (model, text[text.find("cannot be made"):][:300])
+    assert cli.main(["report", "s", "--model", "vgg11", "--out", "rep1"]) == 2
+    assert "vgg11 is not the network of s's runs (file:nets.py:small)" in capsys.readouterr().err
     # it grows there: a seed more, its runs made from the file where it lies now; one report of them all
     grown = _study(moved, monkeypatch, seeds="0,1")
     new = {k: r for k, r in grown.items() if k not in before}
@@ -546,6 +559,8 @@ def test_a_study_recorded_before_runs_knew_a_file_by_its_name_keeps_its_ids(nets
                      "--train-subset", "32", "--test-subset", "16", "--batch-size", "16", "--quiet",
                      "--out", "s"]) == 2
     assert "holds a sweep with another recipe (model" in capsys.readouterr().err
+    # its laws still serve where it lies now
+    assert ns.scale(ns.space("file:nets.py:small", "synthetic"), "neuralscale", "50%", source="d")["widths"]
 
 
 def test_an_experiment_of_a_file_moved_with_it_goes_on_there(tmp_path, monkeypatch, capsys):
@@ -572,6 +587,66 @@ def test_an_experiment_of_a_file_moved_with_it_goes_on_there(tmp_path, monkeypat
     assert len(before) == 3
     clone = tmp_path / "clone"
     study.rename(clone)
+    shutil.rmtree(clone / "out" / "report")  # (the report is made again there, its figures too)
     assert cli.main(["experiment", "clone/e.toml", "--quiet"]) == 0, capsys.readouterr().err
     assert records(clone) == before
     assert any(clone.glob("out/report/*growth*"))
+
+
+def test_two_files_of_one_name_are_two_networks(tmp_path, monkeypatch, capsys):
+    """A review: runs know a file's network by the file's name and its architecture digest. Two files of one name
+    and class (two folders) whose networks differ are not pooled in one report, and a run of one does not start
+    another's network; a latency table names a file's network by its name, so a descent moved with its file reads
+    its table there."""
+    from neuralscale.latency import LatencyTable
+    tiny = ["--dataset", "synthetic", "--train-subset", "32", "--test-subset", "16", "--epochs", "1", "--batch-size",
+            "16", "--device", "cpu", "--quiet"]
+    for name, text in (("a", NETS), ("b", NETS.replace("nn.ReLU()", "nn.GELU()"))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "blocks.py").write_text(BLOCKS if name == "a" else BLOCKS.replace("nn.ReLU()", "nn.GELU()"))
+        (tmp_path / name / "nets.py").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    for name in ("a", "b"):
+        assert cli.main(["train", "--model", f"file:{name}/nets.py:small", "--ratio", "1", *tiny, "--out",
+                         f"runs/{name}"]) == 0
+    a, b = (json.loads((tmp_path / "runs" / n / "record.json").read_text()) for n in ("a", "b"))
+    assert a["spec"]["architecture"] != b["spec"]["architecture"] and a["widths"] == b["widths"]
+    capsys.readouterr()
+    assert cli.main(["report", "runs", "--out", "rep"]) == 2
+    assert "runs holds runs of 2 networks named file:nets.py:small (architectures " in capsys.readouterr().err
+    assert cli.main(["train", "--model", "file:b/nets.py:small", "--ratio", "0.5", "--init-from", "runs/a", *tiny,
+                     "--out", "warm"]) == 2
+    assert f"the trained run {tmp_path / 'runs' / 'a'} is not this file:{tmp_path / 'b' / 'nets.py'}:small: its " \
+           "network's code or modules differ (architecture" in capsys.readouterr().err
+    # a descent of each: laws copied from one into the other are not taken for its own (their fingerprints)
+    from helpers import TINY_DESCENT
+    from neuralscale.descent import DescentDir
+    for name in ("a", "b"):
+        DescentDir(tmp_path / f"d{name}").claim(ns.space(f"file:{name}/nets.py:small", "synthetic"),
+                                                ns.DescentConfig(**TINY_DESCENT), {})
+    assert DescentDir(tmp_path / "da").fingerprint() != DescentDir(tmp_path / "db").fingerprint()
+    # and the one's descent or law is refused for the other, naming both (not "its code changed")
+    from neuralscale.scaling import uniform_law
+    sp_a, sp_b = (ns.space(f"file:{n}/nets.py:small", "synthetic") for n in ("a", "b"))
+    with pytest.raises(ns.NeuralscaleError, match=rf"^{tmp_path / 'da'} descended {sp_a.name}, and {sp_b.name} is "
+                                                  r"another network \(architecture \w+, \w+ recorded\)"):
+        ns.scale(sp_b, "morphnet", "50%", source=tmp_path / "da")
+    uniform_law(sp_a, [6, 12]).save(tmp_path / "FIT.json")
+    with pytest.raises(ns.NeuralscaleError, match=rf"^this law was fitted for {sp_a.name}, and {sp_b.name} is "
+                                                  r"another network \(architecture"):
+        ns.scale(sp_b, "neuralscale", "50%", source=tmp_path / "FIT.json")
+    # the latency table's rest of the base network, by the file's name: found for the file moved elsewhere, and
+    # a table written before (by the absolute path) is read the same
+    def model(sig, dims):
+        return 0.01 * (1 + sum(dims)), 0.0
+    sp = ns.space("file:a/nets.py:small", "synthetic")
+    table = LatencyTable.open(tmp_path / "t.json", measure=model)
+    ms = table.estimate(sp, sp.base_widths)
+    assert list(table.rest) == ["file:nets.py:small"]
+    data = json.loads((tmp_path / "t.json").read_text())
+    shutil.copytree(tmp_path / "a", tmp_path / "c")
+    moved = ns.space("file:c/nets.py:small", "synthetic")
+    assert LatencyTable.read(tmp_path / "t.json").estimate(moved, moved.base_widths) == ms
+    data["rest"] = {sp.name: data["rest"]["file:nets.py:small"]}
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    assert LatencyTable.read(tmp_path / "t.json").estimate(sp, sp.base_widths) == ms

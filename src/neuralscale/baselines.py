@@ -161,6 +161,10 @@ def trained_record(space: WidthSpace, run_dir: Path) -> dict:
     if model_identity(record_model(record)[0]) != model_identity(space.name):  # (any spelling of it; a file's
         # network by the file's name: a store moved with its file)
         raise NeuralscaleError(f"the trained run {run_dir} is a {record.get('model')}, not a {space.name}")
+    recorded = (record.get("spec") or {}).get("architecture")
+    if recorded and space.architecture and recorded != space.architecture:  # (another file of that name, or edited)
+        raise NeuralscaleError(f"the trained run {run_dir} is not this {space.name}: its network's code or modules "
+                               f"differ (architecture {recorded} recorded, {space.architecture} here)")
     if not RunDir(run_dir).checkpoint.exists():
         raise NeuralscaleError(f"{RunDir(run_dir).checkpoint} is missing; the trained run's weights are needed")
     return record

@@ -447,6 +447,9 @@ def _report_parser(sub) -> None:
     p.add_argument("--descent", metavar="DIR", help="descent directory for the growth and heatmap figures, the "
                    "descent table and the laws (default: the one sweep.json records; refused unless it holds the "
                    "laws the runs were planned with)")
+    p.add_argument("--model", metavar="file:PATH.py:NAME", help="the runs' network, where their records name a model "
+                   "file where it lay before (moved with the runs): the file as it lies now, for the layers and "
+                   "descent figures (a sweep's store finds it beside itself)")
     p.add_argument("--format", type=_words, default=("png",), metavar="png,svg,pdf",
                    help="figure files to write (default png; the page embeds PNG, else SVG)")
     p.add_argument("--band", choices=BANDS, default="ci",
@@ -574,7 +577,7 @@ def cmd_sweep(args) -> int:
     if args.report and not reportable:  # nothing to report: exit 1 says why
         logging.getLogger("neuralscale").warning("warning: no report: none of the %d run(s) in %s finished",
                                                  len(stored), args.out)
-    report = build_report(args.out)["document"] if reportable else None
+    report = build_report(args.out, model=cfg.model)["document"] if reportable else None
     if args.json:
         _json({"model": cfg.model, "dataset": cfg.dataset, "store": args.out, **counts, "total": len(records),
                "report": report and report["report"], "html": report and report["html"],
@@ -597,7 +600,7 @@ def _failed_runs(failed: int, total: int) -> int:
 
 def cmd_report(args) -> int:
     result = build_report(args.store, accuracy=args.accuracy, out=args.out, descent=args.descent, force=args.force,
-                          formats=args.format, bands=args.band, figures=args.figures)
+                          formats=args.format, bands=args.band, figures=args.figures, model=args.model)
     if args.json:
         return _json(result["document"])
     said = "" if args.accuracy == "best-val" else f"  ({ACCURACY_SHORT[args.accuracy]})"  # on every line

@@ -348,6 +348,8 @@ class DescentDir:
             return None
         defaults = asdict(DescentConfig())
         what = {k: _known(cfg).get(k) for k in ("model", "dataset", "data")}
+        if cfg.get("portable") is True:  # a file's network by its name: which of the files of that name, too
+            what["architecture"] = cfg.get("architecture")
         what["descent"] = {k: cfg["descent"].get(k, defaults.get(k)) for k in DescentConfig().identity()}
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -419,7 +421,8 @@ class DescentDir:
                     if _known(old).get(k) != _known(identity)[k]]
         if old.get("architecture") != identity.get("architecture") and "architecture" in old:
             mismatch.append("architecture: the model's code or modules changed (put its code back to continue "
-                            "it)")
+                            "it)" if old.get("model") == identity["model"] else f"architecture: {identity['model']} "
+                            f"is another network than {old.get('model')} (its code or modules differ)")
         defaults = asdict(DescentConfig())  # a setting added after the record was written counts as its default there
         mismatch += [f"{k}: recorded {old['descent'].get(k, defaults.get(k))!r}, now {v!r}"
                      for k, v in identity["descent"].items() if old["descent"].get(k, defaults.get(k)) != v]

@@ -391,4 +391,4 @@ def run(path: str | Path, out: str | Path | None = None, progress: bool = True, 
     if not any(r["status"] == "finished" for r in records):  # nothing to report: its failed runs are the news
         log.warning("warning: no report: none of the %d run(s) in %s finished", len(records), e.out)
         return {"records": records, "document": None}
-    return build_report(e.out, **e.report, force=force)
+    return build_report(e.out, **e.report, force=force, model=e.sweep.model)

@@ -33,6 +33,7 @@ from torch import nn
 from .accounting import device_name, measure_latency
 from .errors import NeuralscaleError
 from .records import atomic_write_json
+from .zoo import model_identity
 
 log = logging.getLogger(__name__)
 
@@ -150,16 +151,20 @@ class LatencyTable:
         return table[key][0]
 
     def _rest(self, space) -> float:
-        """What the base network measures beyond its operations (measured once per space and kept)."""
-        if space.name not in self.rest:
+        """What the base network measures beyond its operations (measured once per space and kept), by the name
+        runs know the network by (zoo.model_identity: a file's network wherever the descent's folder lies now; a
+        table written before names it by the file's absolute path, found the same)."""
+        key = model_identity(space.name)
+        key = next((k for k in self.rest if model_identity(k) == key), key)
+        if key not in self.rest:
             widths = list(space.base_widths)
             ops = self.operations(space, widths)
             measured, iqr = self.whole(space, widths)
             # never negative: operations timed alone can take longer than inside the network (warm caches)
-            self.rest[space.name] = {"ms": max(0.0, measured - ops), "base_measured_ms": measured,
-                                     "base_iqr_ms": iqr, "base_operations_ms": ops, "widths": widths}
+            self.rest[key] = {"ms": max(0.0, measured - ops), "base_measured_ms": measured,
+                              "base_iqr_ms": iqr, "base_operations_ms": ops, "widths": widths}
             self._dirty = True
-        return self.rest[space.name]["ms"]
+        return self.rest[key]["ms"]
 
     def whole(self, space, widths: Sequence[int], repeats: int = 30) -> tuple[float, float]:
         """A fresh measurement of the whole network at `widths`: median and interquartile range in ms (with a

@@ -112,6 +112,10 @@ def _check_architecture(space: WidthSpace, source: str | Path) -> None:
     recorded = config.get("architecture")
     same = model_identity(config.get("model")) == model_identity(space.name)  # (another model's descent: the law's
     # own check names both)
+    if recorded and recorded != space.architecture and same and config.get("model") != space.name:
+        raise NeuralscaleError(f"{source} descended {config.get('model')}, and {space.name} is another network "
+                               f"(architecture {space.architecture}, {recorded} recorded): its code or modules differ; "
+                               "descend this one into a new folder, or give the file that was descended")
     if recorded and recorded != space.architecture and same:
         raise NeuralscaleError(f"{source} descended {space.name} as it was then: its code or modules changed since "
                                f"(architecture {space.architecture} now, {recorded} recorded); descend the network "

@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import inspect
 import io
+import os
 import sys
 import threading
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -61,6 +62,19 @@ def identity(name: str) -> str:
     architecture digest, so that a study moved with its file is the same study (zoo.model_identity)."""
     path, attr = locate(name)
     return f"{path.name}:{attr}"
+
+
+def relative(name: str, root: Path) -> str:
+    """`PATH.py:NAME` with PATH relative to the folder `root` (a store's: its sweep.json says where the file lies
+    beside it, so that the two moved together find each other)."""
+    path, attr = locate(name)
+    return f"{os.path.relpath(path.resolve(), Path(root).resolve())}:{attr}"
+
+
+def beside(name: str, root: Path) -> str:
+    """`relative`'s name read from `root` where it lies now, canonical (absolute)."""
+    path, attr = locate(name)
+    return canonical(f"{Path(root) / path}:{attr}")
 
 
 def stamp(name: str) -> str | None:

@@ -48,7 +48,7 @@ from .data import dataset_name
 from .data.info import protocol
 from .layout import ReportDir, RunDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
-from .zoo import model_identity, record_model, record_space
+from .zoo import model_beside, model_identity, model_spelling, record_model, record_space
 
 log = logging.getLogger(__name__)
 
@@ -518,6 +518,11 @@ def check_comparable(store: Path, records: list[dict]) -> None:
         names = "; ".join(f"{m} on {d}" for m, d in models[:3]) + (" ..." if len(models) > 3 else "")
         raise NeuralscaleError(f"{store} holds runs of {len(models)} models or datasets ({names}); a report "
                                "compares the runs of one model on one dataset: give a folder of one of them")
+    builds = sorted({a for r in records if isinstance(a := (r.get("spec") or {}).get("architecture"), str)})
+    if len(builds) > 1:  # a file's network by its name: two files of that name, or one edited between its runs
+        raise NeuralscaleError(f"{store} holds runs of {len(builds)} networks named {models[0][0]} (architectures "
+                               f"{', '.join(builds[:3])}{' ...' if len(builds) > 3 else ''}): their code or modules "
+                               "differ; a report compares the runs of one network: give a folder of one of them")
     groups: dict[tuple, dict[str, tuple[dict, dict]]] = defaultdict(dict)
     for r in records:  # from scratch, fine-tuned, from weights, and slimming's sparsity training (each its own
         group = (_start(r), r.get("label") == SPARSE_LABEL)  # recipe, said in the report)
@@ -562,7 +567,7 @@ class _Store:
     no_space: str = ""  # why the runs' network could not be made here (space None): said where figures need it
 
 
-def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
+def _read(store: Path, accuracy: str, descent: str | Path | None, model: str | None = None) -> _Store:
     if not store.is_dir():
         raise NeuralscaleError(f"{store} is not a folder" if store.exists() else f"{store} does not exist")
     records = load_records(store)
@@ -584,7 +589,9 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
     plan = read_plan(RunStore(store))
     sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
     descent_dir, descents, left_out = _descents(store, plan, descent)
-    space, no_space = _space(records)
+    if model is not None and model_identity(model_spelling(model)[0]) != models[0][0]:
+        raise NeuralscaleError(f"{model} is not the network of {store}'s runs ({models[0][0]})")
+    space, no_space = _space(records, [model, _model_from_store(store, sweep_cfg)])
     fallbacks = _mark_fallbacks(rows, descents)
     _mark_extrapolated(rows, descents, space, sweep_cfg)
     have = {r["id"] for r in records}
@@ -593,21 +600,29 @@ def _read(store: Path, accuracy: str, descent: str | Path | None) -> _Store:
                   fallbacks, descents, left_out, sum(i not in have for i in planned), no_space)
 
 
-def _space(records: list[dict]) -> tuple[WidthSpace | None, str]:
-    """The runs' network (one model, checked), made from the latest record that names it where it can be made here
-    (a store moved with its model file: its earlier runs name the file where it was), and '' ; else None and why
-    not (an image folder or a model file that is not here: no layer names, no descent figures)."""
+def _space(records: list[dict], named: list[str | None]) -> tuple[WidthSpace | None, str]:
+    """The runs' network (one model, checked), and '': made from the model as `named` now (the command's --model,
+    and where sweep.json says the model file lies beside the store: a store moved with its file, whose runs name
+    the file where it was), else from the latest record that names it where it can be made here; else None and
+    why not (an image folder or a model file that is not here: no layer names, no descent figures)."""
     latest: dict = {}  # one record per spelling of the model, the latest first
     for r in sorted(records, key=lambda r: r.get("started") if isinstance(r.get("started"), (int, float)) else 0,
                     reverse=True):
         latest.setdefault(r.get("model"), r)
     why = ""
-    for r in latest.values():
+    for r, name in [*((next(iter(latest.values())), n) for n in named if n), *((r, None) for r in latest.values())]:
         try:
-            return record_space(r), ""
+            return record_space(r, named=name), ""
         except NeuralscaleError as e:
             why = why or str(e)
     return None, why
+
+
+def _model_from_store(store: Path, sweep_cfg: dict) -> str | None:
+    """The model file's network where sweep.json says it lies relative to the store (a store moved with its file
+    is found there), None where it says nothing (a named model's store, or one written before)."""
+    beside = sweep_cfg.get("model_from_store")
+    return model_beside(beside, store) if isinstance(beside, str) else None
 
 
 def _named(record: dict) -> tuple[str, str]:
@@ -1029,8 +1044,11 @@ def render_html(doc: list[tuple], title: str) -> str:
 
 def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path | None = None,
                  descent: str | Path | None = None, force: bool = False, formats=("png",),
-                 bands: str = "ci", figures: bool = True) -> dict:
+                 bands: str = "ci", figures: bool = True, model: str | None = None) -> dict:
     """Write the report of a run store; returns {"markdown", "html", "summary", "rows", "records", "figures"}.
+
+    `model`: the runs' network as named now, where their records name a model file where it lay (a store moved
+    with its file): its layers and descent figures are drawn from there.
 
     `formats`: the figures' files (png, svg, pdf; the page embeds the first of png, svg); `bands`: what
     the band around each accuracy curve shows (ci: the mean's 95% confidence interval, minmax, none);
@@ -1042,7 +1060,10 @@ def build_report(store: str | Path, accuracy: str = "best-val", out: str | Path 
     if not {"png", "svg"} & set(formats):  # the page shows PNG or SVG: draw a PNG too
         formats = (*formats, "png")
     one_of("band", bands, BANDS)
-    st = _read(Path(store), accuracy, descent)
+    if model is not None and not isinstance(model, str):
+        raise NeuralscaleError(f"build_report: model must be a name (such as 'file:nets.py:Net'), not "
+                               f"{type(model).__name__}")
+    st = _read(Path(store), accuracy, descent, model)
     dest = check_report_dir(Path(out) if out else StoreDir(st.path).report, force)
     pages = ReportDir(dest)
     try:

@@ -186,6 +186,10 @@ class ScalingLaw:
             raise NeuralscaleError(f"this law's layer {wrong + 1} is {self.layers[wrong]!r}, {space.name}'s is "
                                    f"{space.layer_names[wrong]!r}: the law is of another network or damaged")
         if self.architecture and space.architecture and self.architecture != space.architecture:
+            if self.model != space.name:  # another file of the same name and class (elsewhere), or it moved
+                raise NeuralscaleError(f"this law was fitted for {self.model}, and {space.name} is another network "
+                                       f"(architecture {space.architecture}, {self.architecture} recorded): its code "
+                                       "or modules differ; fit this one, or give the file the law was fitted for")
             raise NeuralscaleError(f"this law was fitted for {space.name} as it was then: its code or modules changed "
                                    f"since (architecture {space.architecture} now, {self.architecture} recorded); "
                                    "fit the network as it is now, or put its code back")

@@ -40,7 +40,7 @@ from .settings import Settings, option
 from .store import RunStore
 from .train import TrainConfig, checkpoint_seconds, check_splits, paper_config, resolve_device
 from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
-from .zoo import located, model_identity, model_spelling, space as make_space
+from .zoo import located, model_identity, model_relative, model_spelling, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +440,8 @@ def law_prefix(objective: str) -> str:
 
 
 # what a store's sweep.json adds to a sweep's settings (run_sweep)
-_PLAN_EXTRAS = {"latency_budgets": dict, "descent_from_store": str, "descents_from_store": dict}
+_PLAN_EXTRAS = {"latency_budgets": dict, "descent_from_store": str, "descents_from_store": dict,
+                "model_from_store": str}
 
 
 def read_plan(store: RunStore) -> dict:
@@ -530,10 +531,10 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
     check_runnable(cfg, ex)  # ... or for its recipe or data
     before = read_plan(store)
-    cfg, located = as_the_store_spells(cfg, before.get("recipe")), located_ids(before.get("recipe"))
+    cfg, by_location = as_the_store_spells(cfg, before.get("recipe")), located_ids(before.get("recipe"))
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})
-    specs = plan(cfg, frozen, located)
+    specs = plan(cfg, frozen, by_location)
     with store.lock():
         claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
         config = cfg.to_dict()
@@ -542,13 +543,15 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
         old = read_plan(store).get("config") or {}  # every descent the store's runs came from, by objective: kept
         # by a sweep from none (its baselines, say)
         config.update({k: old[k] for k in ("descent_from_store", "descents_from_store") if k in old})
+        if model_relative(cfg.model, store.root) is not None:  # a file's: found by a report of the store moved with
+            config["model_from_store"] = model_relative(cfg.model, store.root)  # it (its runs name where it was)
         if cfg.descent is not None:  # found by a report from any folder, and in a clone of the store's repository
             config["descent_from_store"] = os.path.relpath(Path(cfg.descent).resolve(), store.root.resolve())
             config["descents_from_store"] = {**(old.get("descents_from_store") or {}),
                                              DescentDir(cfg.descent).objective(): config["descent_from_store"]}
         _check_slimming(store, cfg)
         statuses = {s.id: store.status(s.id) for s in specs}  # every record read (and checked) before any write
-        store.save_plan(recipe(cfg, located), config, [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
+        store.save_plan(recipe(cfg, by_location), config, [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
         todo = [s for s in specs
                 if not (statuses[s.id] == "finished" or (statuses[s.id] == "failed" and not retry_failed))]
         done_before = len(specs) - len(todo)

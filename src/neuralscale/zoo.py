@@ -105,6 +105,22 @@ def located(model: str) -> bool:
     return isinstance(model, str) and model_identity(model) != model
 
 
+def model_relative(model: str, root) -> str | None:
+    """A located model's name with its file's path relative to the folder `root` (a store's: sweep.json keeps it,
+    so that the store moved with its file finds the file), None for any other name."""
+    source, _, name = model.partition(":") if located(model) else ("", "", "")
+    return f"{source}:{modelfile.relative(name, root)}" if source == modelfile.SCHEME else None
+
+
+def model_beside(relative: str, root) -> str | None:
+    """A name `model_relative` wrote, read from `root` where it lies now (None where it is not one: damaged)."""
+    source, _, name = relative.partition(":")
+    try:
+        return f"{source}:{modelfile.beside(name, root)}" if source == modelfile.SCHEME else None
+    except NeuralscaleError:
+        return None
+
+
 def model_spelling(model: str, convcut: bool = False) -> tuple[str, bool]:
     """One spelling of one network, as runs record it (a sweep's run ids hash it): a family by its space's name,
     as `train` records it, and the convcut flag (`VGG11` is `vgg11`; `resnet18 --convcut` and `resnet18-convcut`
@@ -319,7 +335,15 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
         except KeyError:
             raise NeuralscaleError(f"{record.get('_path', 'the record')}'s data description is damaged") from None
         data_dir = data_dir or (spec.get("data") or {}).get("data_dir")
-        sp = space(model, dataset, convcut=_record_convcut(record), data_dir=data_dir)
+        try:
+            sp = space(model, dataset, convcut=_record_convcut(record), data_dir=data_dir)
+        except NeuralscaleError as e:
+            gone = located(model) and model.partition(":")[0] == modelfile.SCHEME \
+                and not modelfile.locate(model.partition(":")[2])[0].exists()
+            if gone:  # a study moved since: the file is where the command can name it
+                raise NeuralscaleError(f"{e}; the record names it where it lay when the run was made: name the file "
+                                       "where it lies now (--model file:PATH.py:NAME)") from None
+            raise
     recorded = record.get("architecture") or spec.get("architecture")
     layers = "layers" in record and list(record["layers"]) != list(sp.layer_names)
     own = _scheme(model.partition(":")[0], "own")
