@@ -268,8 +268,8 @@ def test_a_report_from_any_folder_draws_the_files_network_and_says_why_not_where
     text = " ".join((nets / "elsewhere" / "gone" / "report.md").read_text().split())
     assert not any(nets.glob("elsewhere/gone/*growth*"))
     assert f"The runs' network cannot be made here (model file {nets / 'nets.py'} does not exist; the record names " \
-           "it where it lay when the run was made: name the file where it lies now (--model file:PATH.py:NAME)); " \
-           "the descent's figures are left out." in text, text
+           "it where it lay when the run was made: name the file where it lies now (--model file:PATH.py:NAME; " \
+           "model= in Python)); the descent's figures are left out." in text, text
 
 
 def test_a_network_whose_first_registered_convolution_is_not_its_first_is_taken(nets, capsys):
@@ -495,7 +495,19 @@ def test_a_study_moved_or_cloned_with_its_file_goes_on_there_and_redoes_nothing(
         text = (moved / f"rep-{made}" / "report.md").read_text()
         assert ("cannot be made here" not in text) == made, (model, text[text.find("cannot be made"):][:300])
     assert cli.main(["report", "s", "--model", "vgg11", "--out", "rep1"]) == 2
-    assert "vgg11 is not the network of s's runs (file:nets.py:small)" in capsys.readouterr().err
+    assert "'vgg11' is not the network of s's runs (file:nets.py:small)" in capsys.readouterr().err
+    for model, says in (("file:gone/nets.py:small", f"model file {moved / 'gone' / 'nets.py'} does not exist\n"),
+                        ("file:nets.py:small\0", "a file's path holds no NUL character")):
+        assert cli.main(["report", "s", "--model", model, "--out", "rep1"]) == 2  # asked for: refused, not skipped
+        assert says in capsys.readouterr().err
+    plan = json.loads((moved / "s" / "sweep.json").read_text())
+    for beside in ("file:../nets\0.py:small", "file:" + "x" * 300 + ".py:small", "file:../blocks.py:small", "oops"):
+        plan["config"]["model_from_store"] = beside  # damaged: the report goes on without it, and says why
+        (moved / "s" / "sweep.json").write_text(json.dumps(plan))
+        assert cli.main(["report", "s", "--out", "rep1", "--force"]) == 0
+        assert "cannot be made here" in (moved / "rep1" / "report.md").read_text()
+    plan["config"]["model_from_store"] = "file:../nets.py:small"
+    (moved / "s" / "sweep.json").write_text(json.dumps(plan))
     # it grows there: a seed more, its runs made from the file where it lies now; one report of them all
     grown = _study(moved, monkeypatch, seeds="0,1")
     new = {k: r for k, r in grown.items() if k not in before}
@@ -520,10 +532,21 @@ def test_a_study_moved_or_cloned_with_its_file_goes_on_there_and_redoes_nothing(
     assert cli.main(["export", "run", "--out", "net"]) == 2
     assert f"model file {study / 'nets.py'} does not exist" in capsys.readouterr().err
     assert cli.main(["export", "run", "--model", "vgg11", "--out", "net"]) == 2
-    assert "vgg11 is not the network of run run (file:" in capsys.readouterr().err
+    assert "'vgg11' is not the network of run run (file:" in capsys.readouterr().err
+    other = moved / "other"
+    other.mkdir()
+    (other / "blocks.py").write_text(BLOCKS.replace("nn.ReLU()", "nn.GELU()"))
+    (other / "nets.py").write_text(NETS)
+    assert cli.main(["export", "run", "--model", "file:other/nets.py:small", "--out", "net"]) == 2
+    assert f"file:{other / 'nets.py'}:small is another network than the one file:{study / 'nets.py'}:small made " \
+           "(architecture" in capsys.readouterr().err
     assert cli.main(["export", "run", "--model", "file:nets.py:small", "--out", "net"]) == 0
     model, meta = ns.load_model("net.json")
     assert meta["model"] == f"file:{moved / 'nets.py'}:small" and meta["widths"] == before["run/record.json"]["widths"]
+    (moved / "nets.py").rename(moved / "away.py")  # (load_model says how a Python caller names it where it is now)
+    with pytest.raises(ns.NeuralscaleError, match=r"name the file where it lies now \(space=ns.space\("):
+        ns.load_model("net.json")
+    (moved / "away.py").rename(moved / "nets.py")
     # and its descent goes on there: iteration 1 kept, iteration 2 added
     laws = _study(moved, monkeypatch, iterations=2)["d/fits.json"]["laws"]
     assert len(laws) == 2 and laws[0] == before["d/fits.json"]["laws"][0]
@@ -548,6 +571,14 @@ def test_a_study_recorded_before_runs_knew_a_file_by_its_name_keeps_its_ids(nets
     laws = _study(nets, monkeypatch, iterations=2)["d/fits.json"]["laws"]
     assert len(laws) == 2 and laws[0] == before["d/fits.json"]["laws"][0]
     assert cli.main(["report", "s", "--out", "rep"]) == 0
+    # its sweep.json lost (removed, as a damaged one's message says): its records say how its ids were made
+    everything = _study(nets, monkeypatch, seeds="0,1")
+    (nets / "s" / "sweep.json").unlink()
+    tiny = ["--dataset", "synthetic", "--train-subset", "32", "--test-subset", "16", "--epochs", "1", "--batch-size",
+            "16", "--device", "cpu", "--quiet"]
+    assert cli.main(["sweep", "--model", "file:nets.py:small", "--from", "d", "--methods", "uniform,neuralscale",
+                     "--ratios", "0.5,1", "--seeds", "0,1", *tiny, "--out", "s", "--force"]) == 0
+    assert _study(nets, monkeypatch, seeds="0,1") == everything
     capsys.readouterr()
     (nets / "moved").mkdir()
     for p in list(nets.iterdir()):
@@ -558,7 +589,20 @@ def test_a_study_recorded_before_runs_knew_a_file_by_its_name_keeps_its_ids(nets
                      "--ratios", "0.5", "--seeds", "0", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu",
                      "--train-subset", "32", "--test-subset", "16", "--batch-size", "16", "--quiet",
                      "--out", "s"]) == 2
-    assert "holds a sweep with another recipe (model" in capsys.readouterr().err
+    assert f"s's runs were made from file:{nets / 'nets.py'}:small, and their ids hash where that file lay (a " \
+           "store recorded before runs knew a file by its name): go on with it where the file is at that path, or " \
+           "sweep into a new --out" in capsys.readouterr().err
+    assert cli.main(["train", "--model", "file:nets.py:small", "--ratio", "0.5", *tiny, "--out", "run"]) == 2
+    assert f"run holds a run made from file:{nets / 'nets.py'}:small, and its id hashes where that file lay" \
+        in capsys.readouterr().err
+    from helpers import TINY_DESCENT
+    with pytest.raises(ns.NeuralscaleError, match=r"a descent recorded before runs knew a file by its name hashes "
+                                                  r"where it lay: continue it where the file is at that path"):
+        ns.descend("file:nets.py:small", "synthetic", "d", ns.DescentConfig(**{**TINY_DESCENT, "iterations": 3}),
+                   subset={"train": 64}, progress=False)
+    assert cli.main(["fit", "d/iteration_01.csv"]) == 2
+    assert f"the descent records file:{nets / 'nets.py'}:small, and that file is not there now" \
+        in capsys.readouterr().err
     # its laws still serve where it lies now
     assert ns.scale(ns.space("file:nets.py:small", "synthetic"), "neuralscale", "50%", source="d")["widths"]
 

@@ -30,7 +30,7 @@ from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, refuse_untrainable, resolve_device
-from .zoo import located, record_images, record_space, space as make_space
+from .zoo import located, model_identity, record_images, record_space, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -215,20 +215,26 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
     with exclusive(out_dir, "run directory"):
         old = read_record(out_dir)
-        spec = _as_recorded(spec, old)
+        spec = _as_recorded(spec, old, out_dir)
         if force and old is not None and old.get("id") != spec.id:  # "nothing finished is overwritten without
             log.info("%s: replacing run %s (--force)", out_dir, old.get("id"))  # --force"
             RunDir(out_dir).clear()
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
 
 
-def _as_recorded(spec: RunSpec, old: dict | None) -> RunSpec:
+def _as_recorded(spec: RunSpec, old: dict | None, out_dir) -> RunSpec:
     """`spec` as the run directory's record knows it: a run of a file's network recorded before runs knew it by the
     file's name hashes where the file lay, and keeps its id (RunSpec.portable)."""
     if spec.portable and old is not None and old.get("id") != spec.id:
         before = replace(spec, portable=False)
         if old.get("id") == before.id:
             return before
+        model = (old.get("spec") or {}).get("model") if isinstance(old.get("spec"), dict) else None
+        if located(model) and not old["spec"].get("portable") and model != spec.model \
+                and model_identity(model) == model_identity(spec.model):
+            raise NeuralscaleError(f"{out_dir} holds a run made from {model}, and its id hashes where that file lay (a "
+                                   "run recorded before runs knew a file by its name): go on with it where the file "
+                                   "is at that path, or use another --out")
     return spec
 
 

@@ -37,7 +37,7 @@ from .methods import BASE_METHODS, SCALED, method_label, method_law
 from .report import ACCURACY, ACCURACY_SHORT, build_report, mean_std, run_summary
 from .sweep import PRESETS, SweepConfig, run_sweep, sweep_config
 from .train import SCHEDULES, TrainConfig
-from .zoo import FAMILIES, space as make_space
+from .zoo import FAMILIES, gone, space as make_space
 
 _TINY = protocol("tinyimagenet")  # the protocol facts the help names (data.info.PROTOCOLS)
 
@@ -649,6 +649,9 @@ def cmd_fit(args) -> int:
         recorded = DescentDir(Path(args.trajectory).parent).config() if Path(args.trajectory).is_file() else None
         if recorded is None:
             raise NeuralscaleError(f"{args.trajectory} is not in a descent directory: give --model and --dataset")
+        if args.model is None and gone(recorded["model"]):  # a descent moved with its file since
+            raise NeuralscaleError(f"the descent records {recorded['model']}, and that file is not there now (it "
+                                   "lay there when the descent ran): give --model file:PATH.py:NAME where it lies now")
         args.model = args.model or recorded["model"]
         args.dataset = args.dataset or recorded["dataset"]
         args.data_dir = args.data_dir or (recorded.get("data") or {}).get("data_dir")

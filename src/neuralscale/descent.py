@@ -419,6 +419,10 @@ class DescentDir:
         """A rerun must match the recorded configuration; what differs, named."""
         mismatch = [f"{k}: recorded {old.get(k)!r}, now {identity[k]!r}" for k in ("model", "dataset", "data")
                     if _known(old).get(k) != _known(identity)[k]]
+        if old.get("portable") is not True and located(old.get("model")) and old.get("model") != identity["model"] \
+                and model_identity(old.get("model")) == model_identity(identity["model"]):
+            mismatch[0] += (" (a descent recorded before runs knew a file by its name hashes where it lay: continue "
+                            "it where the file is at that path)")
         if old.get("architecture") != identity.get("architecture") and "architecture" in old:
             mismatch.append("architecture: the model's code or modules changed (put its code back to continue "
                             "it)" if old.get("model") == identity["model"] else f"architecture: {identity['model']} "

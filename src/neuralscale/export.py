@@ -127,7 +127,7 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     if not isinstance(meta["weights"], str) or not meta["weights"].strip():
         raise NeuralscaleError(f"{meta['_path']} is damaged: its weights must name the weights file, got "
                                f"{meta['weights']!r}")
-    sp = record_space(meta, data_dir, space)
+    sp = record_space(meta, data_dir, space, where_now='space=ns.space("file:PATH.py:NAME", DATASET)')
     _check_fields(meta, sp, own_space=space is None)
     meta.setdefault("params_share", sp.params(meta["widths"]) / sp.params(sp.base_widths))
     meta.setdefault("macs_share", sp.macs(meta["widths"]) / sp.macs(sp.base_widths))
@@ -212,7 +212,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     if not ckpt.exists():
         raise NeuralscaleError(f"{ckpt} is missing; the run's weights were not kept")
     if model is not None and model_identity(model_spelling(model)[0]) != model_identity(record_model(record)[0]):
-        raise NeuralscaleError(f"{model} is not the network of run {run_dir.name} ({record['model']})")
+        raise NeuralscaleError(f"{model!r} is not the network of run {run_dir.name} ({record['model']})")
     sp = record_space(record, None, space, model)
     model = sp.build(record["widths"])
     state = read_run_weights(ckpt, record["id"])  # the run's own: another run's copied there is refused

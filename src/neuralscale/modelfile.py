@@ -41,6 +41,8 @@ CHANNEL_ARGUMENTS = ("in_channels", "in_chans")  # the image's channels, as the 
 
 def locate(name: str) -> tuple[Path, str]:
     """`PATH.py:NAME` (the part after `file:`) as the file and the name in it."""
+    if "\0" in name:
+        raise NeuralscaleError(f"file:{name!r}: a file's path holds no NUL character")
     path, sep, attr = name.rpartition(":")
     if not sep or not path:
         raise NeuralscaleError(f"file:{name}: name the class or function too, as file:PATH.py:NAME (such as "

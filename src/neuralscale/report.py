@@ -48,7 +48,7 @@ from .data import dataset_name
 from .data.info import protocol
 from .layout import ReportDir, RunDir, StoreDir
 from .store import RunStore, budget_key, finite, load_records
-from .zoo import model_beside, model_identity, model_spelling, record_model, record_space
+from .zoo import located, model_beside, model_identity, model_name, model_spelling, record_model, record_space
 
 log = logging.getLogger(__name__)
 
@@ -590,8 +590,8 @@ def _read(store: Path, accuracy: str, descent: str | Path | None, model: str | N
     sweep_cfg = plan.get("config") if isinstance(plan.get("config"), dict) else {}
     descent_dir, descents, left_out = _descents(store, plan, descent)
     if model is not None and model_identity(model_spelling(model)[0]) != models[0][0]:
-        raise NeuralscaleError(f"{model} is not the network of {store}'s runs ({models[0][0]})")
-    space, no_space = _space(records, [model, _model_from_store(store, sweep_cfg)])
+        raise NeuralscaleError(f"{model!r} is not the network of {store}'s runs ({models[0][0]})")
+    space, no_space = _space(records, model, _model_from_store(store, sweep_cfg))
     fallbacks = _mark_fallbacks(rows, descents)
     _mark_extrapolated(rows, descents, space, sweep_cfg)
     have = {r["id"] for r in records}
@@ -600,21 +600,25 @@ def _read(store: Path, accuracy: str, descent: str | Path | None, model: str | N
                   fallbacks, descents, left_out, sum(i not in have for i in planned), no_space)
 
 
-def _space(records: list[dict], named: list[str | None]) -> tuple[WidthSpace | None, str]:
-    """The runs' network (one model, checked), and '': made from the model as `named` now (the command's --model,
-    and where sweep.json says the model file lies beside the store: a store moved with its file, whose runs name
-    the file where it was), else from the latest record that names it where it can be made here; else None and
-    why not (an image folder or a model file that is not here: no layer names, no descent figures)."""
+def _space(records: list[dict], model: str | None, beside: str | None) -> tuple[WidthSpace | None, str]:
+    """The runs' network (one model, checked), and '': made from a file's network as `model` names it now (the
+    command's --model: refused in one line where it cannot be made), or `beside` (where sweep.json says the file
+    lies beside the store: a store moved with its file, whose runs name it where it was), else from the latest
+    record that names it where it can be made here; else None and why not (an image folder or a model file that
+    is not here: no layer names, no descent figures)."""
     latest: dict = {}  # one record per spelling of the model, the latest first
     for r in sorted(records, key=lambda r: r.get("started") if isinstance(r.get("started"), (int, float)) else 0,
                     reverse=True):
         latest.setdefault(r.get("model"), r)
+    newest = next(iter(latest.values()))
+    if model is not None and located(model_name(model)):
+        return record_space(newest, named=model), ""
     why = ""
-    for r, name in [*((next(iter(latest.values())), n) for n in named if n), *((r, None) for r in latest.values())]:
+    for r, name in [*([(newest, beside)] if beside else []), *((r, None) for r in latest.values())]:
         try:
             return record_space(r, named=name), ""
-        except NeuralscaleError as e:
-            why = why or str(e)
+        except (NeuralscaleError, OSError, ValueError) as e:
+            why = why or first_line(e, None, type(e).__name__)
     return None, why
 
 

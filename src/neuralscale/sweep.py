@@ -466,12 +466,25 @@ def read_plan(store: RunStore) -> dict:
     return plan
 
 
-def located_ids(recipe_before) -> bool:
+def located_ids(recipe_before, store: RunStore | None = None) -> bool:
     """Whether a store's runs hash where their model's file lies: a store of a file's network written before runs
-    knew it by the file's name (its recipe names the file's absolute path). Its runs keep their ids, and its new
-    runs are planned alike, where it was made (moved, its recipe names another path: refused as another recipe)."""
+    knew it by the file's name (its recipe names the file's absolute path; without a recipe, its sweep.json lost or
+    removed, its records say so). Its runs keep their ids, and its new runs are planned alike, where it was made
+    (moved: `refuse_moved`)."""
     model = recipe_before.get("model") if isinstance(recipe_before, dict) else None
-    return located(model)
+    if model is not None or store is None:
+        return located(model)
+    return any(located(r.get("model")) and not (r.get("spec") or {}).get("portable") for r in store.records())
+
+
+def refuse_moved(cfg: SweepConfig, recipe_before, store: RunStore) -> None:
+    """A store whose runs hash where their model's file lay (`located_ids`), given the file where it lies now: one
+    line saying why it cannot go on here (not "another recipe")."""
+    model = recipe_before.get("model") if isinstance(recipe_before, dict) else None
+    if located(model) and model != cfg.model and model_identity(model) == model_identity(cfg.model):
+        raise NeuralscaleError(f"{store.root}'s runs were made from {model}, and their ids hash where that file lay "
+                               "(a store recorded before runs knew a file by its name): go on with it where the file "
+                               "is at that path, or sweep into a new --out")
 
 
 def as_the_store_spells(cfg: SweepConfig, recipe_before) -> SweepConfig:
@@ -531,7 +544,8 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
     check_runnable(cfg, ex)  # ... or for its recipe or data
     before = read_plan(store)
-    cfg, by_location = as_the_store_spells(cfg, before.get("recipe")), located_ids(before.get("recipe"))
+    cfg, by_location = as_the_store_spells(cfg, before.get("recipe")), located_ids(before.get("recipe"), store)
+    refuse_moved(cfg, before.get("recipe"), store)
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})
     specs = plan(cfg, frozen, by_location)

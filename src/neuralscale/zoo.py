@@ -117,7 +117,7 @@ def model_beside(relative: str, root) -> str | None:
     source, _, name = relative.partition(":")
     try:
         return f"{source}:{modelfile.beside(name, root)}" if source == modelfile.SCHEME else None
-    except NeuralscaleError:
+    except (NeuralscaleError, OSError, ValueError):  # (a damaged name: none)
         return None
 
 
@@ -311,16 +311,33 @@ def record_images(record: dict) -> DatasetInfo | None:
         raise NeuralscaleError(f"{record.get('_path', 'the record')}'s data description is damaged") from None
 
 
+WHERE_NOW = "--model file:PATH.py:NAME; model= in Python"  # how a command names a moved file's network now
+
+
+def gone(model) -> bool:
+    """Whether a model name says where its file lies and no file is there (a study moved since it was recorded)."""
+    if not (located(model) and model.partition(":")[0] == modelfile.SCHEME):
+        return False
+    try:
+        return not modelfile.locate(model.partition(":")[2])[0].exists()
+    except (NeuralscaleError, OSError, ValueError):
+        return False
+
+
 def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | None = None,
-                 named: str | None = None) -> WidthSpace:
+                 named: str | None = None, where_now: str = WHERE_NOW) -> WidthSpace:
     """The width space a run record, a run spec or a saved model's metadata belongs to: `given` if any (checked
     against its layers), else rebuilt from its model name and the data it describes (a run record's `input`, a
     model file's `data`; records and files of 0.1 name only their dataset), without reading the data. `named`:
     the network as the command names it now, made in place of the record's where both are one file's network
     (`model_identity`) and the record's lay elsewhere then (a study moved with its file since): the architecture
-    recorded is checked against it as against the record's own."""
+    recorded is checked against it as against the record's own. `where_now`: how the caller names the file where
+    it lies now, said where the record's file is gone."""
     here = model_name(named) if isinstance(named, str) and given is None else None
-    if located(here) and model_identity(here) == model_identity(record.get("model")):
+    replaced = located(here) and model_identity(here) == model_identity(record.get("model")) \
+        and here != record.get("model")
+    recorded_as = record.get("model")
+    if replaced:
         record = {**record, "model": here}
     model = record.get("model")
     if not isinstance(model, str):
@@ -328,26 +345,15 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
     if given is None and model.startswith("module:"):
         raise NeuralscaleError(f"{model} is a space of your own: pass it as space=")
     spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
-    sp = given
-    if sp is None:
-        try:
-            dataset = record_images(record) or record["dataset"]
-        except KeyError:
-            raise NeuralscaleError(f"{record.get('_path', 'the record')}'s data description is damaged") from None
-        data_dir = data_dir or (spec.get("data") or {}).get("data_dir")
-        try:
-            sp = space(model, dataset, convcut=_record_convcut(record), data_dir=data_dir)
-        except NeuralscaleError as e:
-            gone = located(model) and model.partition(":")[0] == modelfile.SCHEME \
-                and not modelfile.locate(model.partition(":")[2])[0].exists()
-            if gone:  # a study moved since: the file is where the command can name it
-                raise NeuralscaleError(f"{e}; the record names it where it lay when the run was made: name the file "
-                                       "where it lies now (--model file:PATH.py:NAME)") from None
-            raise
+    sp = given or _rebuilt(record, spec, data_dir, None if replaced else where_now)
     recorded = record.get("architecture") or spec.get("architecture")
     layers = "layers" in record and list(record["layers"]) != list(sp.layer_names)
     own = _scheme(model.partition(":")[0], "own")
     if given is None and own and (layers or (recorded and sp.architecture and recorded != sp.architecture)):
+        differ = "its layers differ" if layers else f"architecture {sp.architecture}, {recorded} recorded"
+        if replaced:  # another file of that name and class, not the recorded one edited
+            raise NeuralscaleError(f"{model} is another network than the one {recorded_as} made ({differ}): its "
+                                   "code or modules differ")
         # rebuilt from its name: a file of one's own (modelfile.py), edited since
         raise NeuralscaleError(f"{model} is not the network this was trained as: "
                                + ("its layers differ now" if layers else "its code or modules changed since "
@@ -360,4 +366,21 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
         raise NeuralscaleError(f"the space given is not the {model} this was trained as: its code or modules "
                                f"differ (architecture {sp.architecture}, recorded {recorded})")
     return sp
+
+
+def _rebuilt(record: dict, spec: dict, data_dir: str | None, where_now: str | None) -> WidthSpace:
+    """`record_space`'s space made from the record's model name and images; `where_now`: said where the record's
+    model file is gone (None: the model was named by the command, not the record)."""
+    try:
+        dataset = record_images(record) or record["dataset"]
+    except KeyError:
+        raise NeuralscaleError(f"{record.get('_path', 'the record')}'s data description is damaged") from None
+    data_dir = data_dir or (spec.get("data") or {}).get("data_dir")
+    try:
+        return space(record["model"], dataset, convcut=_record_convcut(record), data_dir=data_dir)
+    except NeuralscaleError as e:
+        if where_now and gone(record["model"]):  # a study moved since: the file is where the command can name it
+            raise NeuralscaleError(f"{e}; the record names it where it lay when the run was made: name the file "
+                                   f"where it lies now ({where_now})") from None
+        raise
 
