@@ -574,10 +574,13 @@ def test_a_study_recorded_before_runs_knew_a_file_by_its_name_keeps_its_ids(nets
     # its sweep.json lost (removed, as a damaged one's message says): its records say how its ids were made
     everything = _study(nets, monkeypatch, seeds="0,1")
     (nets / "s" / "sweep.json").unlink()
+    (nets / "s" / "runs" / "junk").mkdir()  # (a damaged record beside them is passed over, not a stop)
+    (nets / "s" / "runs" / "junk" / "record.json").write_text("{")
     tiny = ["--dataset", "synthetic", "--train-subset", "32", "--test-subset", "16", "--epochs", "1", "--batch-size",
             "16", "--device", "cpu", "--quiet"]
     assert cli.main(["sweep", "--model", "file:nets.py:small", "--from", "d", "--methods", "uniform,neuralscale",
                      "--ratios", "0.5,1", "--seeds", "0,1", *tiny, "--out", "s", "--force"]) == 0
+    shutil.rmtree(nets / "s" / "runs" / "junk")
     assert _study(nets, monkeypatch, seeds="0,1") == everything
     capsys.readouterr()
     (nets / "moved").mkdir()
@@ -592,9 +595,18 @@ def test_a_study_recorded_before_runs_knew_a_file_by_its_name_keeps_its_ids(nets
     assert f"s's runs were made from file:{nets / 'nets.py'}:small, and their ids hash where that file lay (a " \
            "store recorded before runs knew a file by its name): go on with it where the file is at that path, or " \
            "sweep into a new --out" in capsys.readouterr().err
+    (nets / "moved" / "s" / "sweep.json").unlink()  # its sweep.json lost there too: refused alike, nothing trained
+    runs = sorted((nets / "moved" / "s" / "runs").iterdir())
+    assert cli.main(["sweep", "--model", "file:nets.py:small", "--from", "d", "--methods", "uniform,neuralscale",
+                     "--ratios", "0.5", "--seeds", "0", *tiny, "--out", "s", "--force"]) == 2
+    assert f"s's runs were made from file:{nets / 'nets.py'}:small, and their ids hash" in capsys.readouterr().err
+    assert sorted((nets / "moved" / "s" / "runs").iterdir()) == runs
     assert cli.main(["train", "--model", "file:nets.py:small", "--ratio", "0.5", *tiny, "--out", "run"]) == 2
     assert f"run holds a run made from file:{nets / 'nets.py'}:small, and its id hashes where that file lay" \
         in capsys.readouterr().err
+    assert cli.main(["train", "--model", "file:nets.py:small", "--ratio", "0.5", *tiny, "--out", "run",
+                     "--force"]) == 0  # (replaced, as asked)
+    assert json.loads((nets / "moved" / "run" / "record.json").read_text())["spec"]["portable"] is True
     from helpers import TINY_DESCENT
     with pytest.raises(ns.NeuralscaleError, match=r"a descent recorded before runs knew a file by its name hashes "
                                                   r"where it lay: continue it where the file is at that path"):

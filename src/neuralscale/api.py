@@ -215,14 +215,14 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
     with exclusive(out_dir, "run directory"):
         old = read_record(out_dir)
-        spec = _as_recorded(spec, old, out_dir)
+        spec = _as_recorded(spec, old, out_dir, force)
         if force and old is not None and old.get("id") != spec.id:  # "nothing finished is overwritten without
             log.info("%s: replacing run %s (--force)", out_dir, old.get("id"))  # --force"
             RunDir(out_dir).clear()
         return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
 
 
-def _as_recorded(spec: RunSpec, old: dict | None, out_dir) -> RunSpec:
+def _as_recorded(spec: RunSpec, old: dict | None, out_dir, force: bool) -> RunSpec:
     """`spec` as the run directory's record knows it: a run of a file's network recorded before runs knew it by the
     file's name hashes where the file lay, and keeps its id (RunSpec.portable)."""
     if spec.portable and old is not None and old.get("id") != spec.id:
@@ -230,11 +230,11 @@ def _as_recorded(spec: RunSpec, old: dict | None, out_dir) -> RunSpec:
         if old.get("id") == before.id:
             return before
         model = (old.get("spec") or {}).get("model") if isinstance(old.get("spec"), dict) else None
-        if located(model) and not old["spec"].get("portable") and model != spec.model \
+        if not force and located(model) and not old["spec"].get("portable") and model != spec.model \
                 and model_identity(model) == model_identity(spec.model):
             raise NeuralscaleError(f"{out_dir} holds a run made from {model}, and its id hashes where that file lay (a "
                                    "run recorded before runs knew a file by its name): go on with it where the file "
-                                   "is at that path, or use another --out")
+                                   "is at that path, or use another --out (--force replaces it)")
     return spec
 
 

@@ -449,7 +449,7 @@ def _report_parser(sub) -> None:
                    "laws the runs were planned with)")
     p.add_argument("--model", metavar="file:PATH.py:NAME", help="the runs' network, where their records name a model "
                    "file where it lay before (moved with the runs): the file as it lies now, for the layers and "
-                   "descent figures (a sweep's store finds it beside itself)")
+                   "descent figures (a sweep's store: its sweep.json says where the file lies beside it)")
     p.add_argument("--format", type=_words, default=("png",), metavar="png,svg,pdf",
                    help="figure files to write (default png; the page embeds PNG, else SVG)")
     p.add_argument("--band", choices=BANDS, default="ci",

@@ -61,7 +61,7 @@ from .report import ACCURACY, build_report
 from .store import RunStore, load_records
 from .methods import ITERATED
 from .sweep import (SweepConfig, as_the_store_spells, check_descent_use, check_reachable, check_runnable,
-                    located_ids, method_base, preset, read_plan, recipe, refuse_moved, run_sweep)
+                    method_base, preset, read_plan, recipe, refuse_moved, run_sweep, store_location)
 from .train import TrainConfig
 from .zoo import space as make_space
 from .validate import check_data, matches, one_of, suggest
@@ -342,9 +342,10 @@ def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: di
     store = RunStore(out_dir)
     old = read_plan(store) if store.plan_path.is_file() else {}
     if old:
-        refuse_moved(sweep_cfg, old.get("recipe"), store)
-        store.refuse_other_recipe(old, recipe(as_the_store_spells(sweep_cfg, old.get("recipe")),
-                                              located_ids(old.get("recipe"), store)))
+        spelled = as_the_store_spells(sweep_cfg, old.get("recipe"))
+        location = store_location(spelled, old.get("recipe"), store)
+        refuse_moved(spelled, location, store)
+        store.refuse_other_recipe(old, recipe(spelled, location is not None))
 
 
 def _iterations_asked(sweep_cfg: SweepConfig, cfg: DescentConfig) -> None:

@@ -27,7 +27,7 @@ from .descent import DescentDir, is_descent_dir
 from .errors import EnvironmentFailure, NeuralscaleError, first_line, warn
 from .estimate import Rates, duration_text, runs_seconds
 from .executors import get_executor
-from .layout import claim_folder
+from .layout import StoreDir, claim_folder
 from .logs import for_api
 from .data import DataConfig, dataset_name
 from .data.info import DEFAULT_PROTOCOL, protocol
@@ -37,7 +37,7 @@ from .runs import describe
 from .spec import RunSpec
 from .scaling import cost_function, layer_multiples, narrowest
 from .settings import Settings, option
-from .store import RunStore
+from .store import RunStore, read_record
 from .train import TrainConfig, checkpoint_seconds, check_splits, paper_config, resolve_device
 from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
 from .zoo import located, model_identity, model_relative, model_spelling, space as make_space
@@ -315,7 +315,7 @@ def plan(cfg: SweepConfig, frozen: dict | None = None, located_ids: bool = False
     The pruning baselines' full-width networks come first in their seed. `frozen`: the latency budgets' amounts
     and solved widths from an earlier plan of the store (by budget, then method), used as they are and added to
     where missing (measurements differ from one call to the next; a store's runs must not). `located_ids`: the
-    store's runs hash where their model's file lies (`located_ids`), as its new ones then do.
+    store's runs hash where their model's file lies (`store_location`), as its new ones then do.
     """
     frozen = {} if frozen is None else frozen
     data_dir = cfg.data.get("data_dir")
@@ -466,25 +466,44 @@ def read_plan(store: RunStore) -> dict:
     return plan
 
 
-def located_ids(recipe_before, store: RunStore | None = None) -> bool:
-    """Whether a store's runs hash where their model's file lies: a store of a file's network written before runs
-    knew it by the file's name (its recipe names the file's absolute path; without a recipe, its sweep.json lost or
-    removed, its records say so). Its runs keep their ids, and its new runs are planned alike, where it was made
-    (moved: `refuse_moved`)."""
-    model = recipe_before.get("model") if isinstance(recipe_before, dict) else None
-    if model is not None or store is None:
-        return located(model)
-    return any(located(r.get("model")) and not (r.get("spec") or {}).get("portable") for r in store.records())
+def store_location(cfg: SweepConfig, recipe_before, store: RunStore) -> str | None:
+    """Where a store's runs say the sweep's model file lies, where their ids hash that (a store of a file's network
+    written before runs knew it by the file's name): the file's name as its recipe records it, or (its sweep.json
+    lost or removed) as its first such record of that network does; None for any other store. Its runs keep
+    their ids, and its new runs are planned alike, where it was made (`refuse_moved`)."""
+    if not located(cfg.model):
+        return None
+    if isinstance(recipe_before, dict):
+        model = recipe_before.get("model")
+        return model if located(model) else None
+    runs = StoreDir(store.root).runs
+    for run in sorted(runs.iterdir()) if runs.is_dir() else ():
+        try:
+            r = (read_record(run) if run.is_dir() else None) or {}
+        except NeuralscaleError:  # (a damaged record: the sweep says so when it reads it)
+            continue
+        if located(r.get("model")) and not r["spec"].get("portable") \
+                and model_identity(r["model"]) == model_identity(cfg.model):
+            return r["model"]
+    return None
 
 
-def refuse_moved(cfg: SweepConfig, recipe_before, store: RunStore) -> None:
-    """A store whose runs hash where their model's file lay (`located_ids`), given the file where it lies now: one
-    line saying why it cannot go on here (not "another recipe")."""
-    model = recipe_before.get("model") if isinstance(recipe_before, dict) else None
-    if located(model) and model != cfg.model and model_identity(model) == model_identity(cfg.model):
-        raise NeuralscaleError(f"{store.root}'s runs were made from {model}, and their ids hash where that file lay "
-                               "(a store recorded before runs knew a file by its name): go on with it where the file "
-                               "is at that path, or sweep into a new --out")
+def _as_the_store_knows(cfg: SweepConfig, recipe_before, store: RunStore) -> tuple[SweepConfig, bool]:
+    """`cfg` as the store spells its model and dataset (`as_the_store_spells`), and whether its runs' ids hash where
+    the model's file lies (`store_location`; refused where it lies elsewhere now: `refuse_moved`)."""
+    cfg = as_the_store_spells(cfg, recipe_before)
+    location = store_location(cfg, recipe_before, store)
+    refuse_moved(cfg, location, store)
+    return cfg, location is not None
+
+
+def refuse_moved(cfg: SweepConfig, location: str | None, store: RunStore) -> None:
+    """A store whose runs hash where their model's file lay (`store_location`), given the file where it lies now:
+    one line saying why it cannot go on here (not "another recipe", nor every run trained again)."""
+    if location is not None and location != cfg.model and model_identity(location) == model_identity(cfg.model):
+        raise NeuralscaleError(f"{store.root}'s runs were made from {location}, and their ids hash where that file "
+                               "lay (a store recorded before runs knew a file by its name): go on with it where the "
+                               "file is at that path, or sweep into a new --out")
 
 
 def as_the_store_spells(cfg: SweepConfig, recipe_before) -> SweepConfig:
@@ -544,8 +563,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
     check_runnable(cfg, ex)  # ... or for its recipe or data
     before = read_plan(store)
-    cfg, by_location = as_the_store_spells(cfg, before.get("recipe")), located_ids(before.get("recipe"), store)
-    refuse_moved(cfg, before.get("recipe"), store)
+    cfg, by_location = _as_the_store_knows(cfg, before.get("recipe"), store)
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
     frozen = dict((before.get("config") or {}).get("latency_budgets") or {})
     specs = plan(cfg, frozen, by_location)

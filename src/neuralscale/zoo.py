@@ -345,7 +345,7 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
     if given is None and model.startswith("module:"):
         raise NeuralscaleError(f"{model} is a space of your own: pass it as space=")
     spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
-    sp = given or _rebuilt(record, spec, data_dir, None if replaced else where_now)
+    sp = given if given is not None else _rebuilt(record, spec, data_dir, None if replaced else where_now)
     recorded = record.get("architecture") or spec.get("architecture")
     layers = "layers" in record and list(record["layers"]) != list(sp.layer_names)
     own = _scheme(model.partition(":")[0], "own")
