@@ -388,3 +388,33 @@ def test_workers_and_threads_for_a_ray_cluster_are_not_held_to_this_machines_cor
     assert (type(ex).__name__, ex.slots, ex.threads) == ("Ray", many, many)
     with pytest.raises(NeuralscaleError, match=r"^--workers must be an integer of at least 1, got 0"):
         prepare(f, executor={"workers": 0})  # the flag's own range holds for any executor
+
+
+def test_an_experiment_whose_budgets_do_not_count_its_descents_objective_is_refused_before_it(tmp_path, capsys):
+    """A review: [descent] objective = "latency" with [sweep] ratios ran the whole descent, then stopped at the
+    sweep ("this law was fitted against latency, and the budget counts params"). Refused before the descent now;
+    convert = true, or budgets of the objective's metric, go ahead."""
+    from neuralscale import cli
+    from neuralscale.experiment import prepare
+    base = ('[experiment]\nmodel = "vgg11"\ndataset = "synthetic"\nout = "out"\ndevice = "cpu"\n'
+            '[data]\ntrain_subset = 64\ntest = 16\n'  # (small: without the check, the descent runs, then the sweep stops)
+            '[descent]\nobjective = "{objective}"\nbase_ratio = 0.0625\niterations = 1\nwarmup_epochs = 1\n'
+            'prune_interval = 2\nprune_k = 3\nprune_fraction = 0.8\nbatch_size = 64\nprune_past_one = true\n'
+            'allow_fallback = true\n[sweep]\nmethods = ["uniform", "{method}"]\n{budgets}\nseeds = [0]\n'
+            '[sweep.train]\nepochs = 1\n')
+    f = tmp_path / "e.toml"
+    for objective, method, budgets, says in (
+            ("latency", "neuralscale-latency", "ratios = [0.5]", 'objective = "latency" fits laws against latency, and '
+                                                                 "[sweep] has ratios or params budgets: give [sweep] "
+                                                                 "latency budgets, or convert = true"),
+            ("macs", "neuralscale", 'params = ["25%"]', "has ratios or params budgets: give [sweep] macs budgets"),
+            ("params", "neuralscale", 'macs = ["25%"]', "[sweep] has macs budgets: give [sweep] ratios or params")):
+        f.write_text(base.format(objective=objective, method=method, budgets=budgets))
+        assert cli.main(["experiment", str(f), "--quiet"]) == 2
+        assert says in capsys.readouterr().err
+        assert not (tmp_path / "out").exists()  # nothing descended
+    for objective, method, budgets in (("latency", "neuralscale-latency", 'latency = ["50%"]'),
+                                       ("macs", "neuralscale", 'macs = ["25%"]\nconvert = true'),
+                                       ("params", "uniform", 'macs = ["25%"]')):
+        f.write_text(base.format(objective=objective, method=method, budgets=budgets))
+        assert prepare(f).descent.objective == objective

@@ -488,3 +488,37 @@ def test_a_layers_last_unit_and_a_saving_of_nothing_look_one_unit_on():
             return [0.0, -1.0, 0.0][:len(widths)]
     scores = [torch.full((1,), 3.0) for _ in range(3)]
     assert [float(s) for s in Free(sp, "macs").weigh(scores, widths[:3])] == [3.0, 3.0, 3.0]  # nothing to scale by
+
+
+def test_a_latency_descents_figures_are_drawn_where_it_was_measured_and_its_points_kept(tmp_path, capsys):
+    """A review: a latency descent's figures (`descend --plots`, an experiment after its descent, a report) failed
+    at their end with "latency_table.json has no measurement of conv (1, 2)": the heatmap's budgets reach widths
+    the descent never timed, and figures read the table without measuring. Where it was measured (this machine's
+    device, batch and threads) the missing points are measured and kept, so the figures draw; elsewhere the figures
+    read the table as it is, and a report leaves them out with one line instead of failing."""
+    from neuralscale.figures import descent_figures
+    cfg = ns.DescentConfig(**{**TINY_DESCENT, "iterations": 1}, objective="latency")
+    ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": 64}, progress=False, plots=True)
+    assert (tmp_path / "d" / "heatmap.png").is_file() and (tmp_path / "d" / "growth_iteration_01.png").is_file()
+    table = json.loads((tmp_path / "d" / "latency_table.json").read_text())
+    sp = ns.space("vgg11", "synthetic")
+    # read elsewhere (another machine's table): the points the figures took are there, so they draw as they are
+    other = {**table, "measured_on": "another machine"}
+    (tmp_path / "d" / "latency_table.json").write_text(json.dumps(other))
+    (tmp_path / "again").mkdir()
+    assert len(descent_figures(tmp_path / "d", sp, dest=tmp_path / "again")) == 2
+    assert json.loads((tmp_path / "d" / "latency_table.json").read_text()) == other  # nothing measured there
+    # a table that lacks them, elsewhere: one line naming the table
+    lacking = {**other, "tables": {k: {p: v for p, v in points.items() if "," in p and int(p.split(",")[0]) > 2}
+                                   for k, points in other["tables"].items()}}
+    (tmp_path / "d" / "latency_table.json").write_text(json.dumps(lacking))
+    with pytest.raises(NeuralscaleError, match=r"latency_table.json has no measurement of \w+ \("):
+        descent_figures(tmp_path / "d", sp, dest=tmp_path / "again")
+    from neuralscale import cli  # and a report of runs from it says so, and is written
+    assert cli.main(["train", "--model", "vgg11", "--dataset", "synthetic", "--ratio", "0.0625", "--epochs", "1",
+                     "--train-subset", "32", "--test-subset", "16", "--batch-size", "16", "--device", "cpu",
+                     "--quiet", "--out", str(tmp_path / "runs" / "a")]) == 0
+    assert cli.main(["report", str(tmp_path / "runs"), "--descent", str(tmp_path / "d"), "--out",
+                     str(tmp_path / "rep")]) == 0
+    text = " ".join((tmp_path / "rep" / "report.md").read_text().split())
+    assert "The descent's figures are left out: " in text and "latency_table.json has no measurement of" in text

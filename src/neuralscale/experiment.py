@@ -339,6 +339,7 @@ def _late_mistakes(sweep_cfg: SweepConfig, cfg: DescentConfig | None, report: di
         check_descent_use(sweep_cfg, space)  # (no width solved, no latency measured: the store's are kept)
     else:
         _iterations_asked(sweep_cfg, cfg)
+        _objective_budgets(sweep_cfg, cfg)
     store = RunStore(out_dir)
     old = read_plan(store) if store.plan_path.is_file() else {}
     if old:
@@ -360,6 +361,21 @@ def _iterations_asked(sweep_cfg: SweepConfig, cfg: DescentConfig) -> None:
         raise NeuralscaleError(f"[sweep] asks for descent iteration {max(numbers)}, and [descent] runs "
                                f"{cfg.iterations} iteration(s): give [descent] iterations = {max(numbers)}, or ask "
                                f"for iterations up to {cfg.iterations}")
+
+
+def _objective_budgets(sweep_cfg: SweepConfig, cfg: DescentConfig) -> None:
+    """The sweep's neuralscale laws, fitted against the file's descent objective, solved for budgets of that
+    metric (or `convert`): what `scale` refuses after the descent (scaling.check_objective), refused before it."""
+    if sweep_cfg.convert or not any(method_base(m) == "neuralscale" for m in sweep_cfg.methods):
+        return
+    given = {"params": bool(sweep_cfg.ratios or sweep_cfg.params), "macs": bool(sweep_cfg.macs),
+             "latency": bool(sweep_cfg.latency)}
+    other = [m for m, g in given.items() if g and m != cfg.objective]
+    if other:
+        keys = {"params": "ratios or params", "macs": "macs", "latency": "latency"}
+        raise NeuralscaleError(f"[descent] objective = \"{cfg.objective}\" fits laws against {cfg.objective}, and "
+                               f"[sweep] has {keys[other[0]]} budgets: give [sweep] {keys[cfg.objective]} budgets, "
+                               "or convert = true to solve its laws for them anyway")
 
 
 def _claim_out(out_dir: Path, force: bool) -> None:

@@ -124,7 +124,7 @@ def _log_scale(ax, which: str) -> None:
 
 
 def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None = None,
-                  dest: str | Path | None = None, formats=("png",)) -> Path:
+                  dest: str | Path | None = None, formats=("png",), measure: bool = False) -> Path:
     """Per-layer widths against the network's total of the descent's objective (parameters, MACs or estimated
     latency): the trajectory's points and the fitted curves, solid over the range the law was fitted on (shaded)
     and dotted where it extrapolates."""
@@ -133,7 +133,7 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
     it, law = entry.number, entry.law
     rows = d.trajectory(it, space)
     # a fallback law is uniform scaling in parameters, whatever the descent's objective
-    cost = d.objective_over(space).cost if law.objective != "params" else space.params
+    cost = d.objective_over(space, measure).cost if law.objective != "params" else space.params
     tau = np.array([cost(r) for r in rows], dtype=float)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -166,12 +166,13 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
 
 
 def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.0, 2.0),
-                   dest: str | Path | None = None, formats=("png",)) -> Path:
+                   dest: str | Path | None = None, formats=("png",), measure: bool = False) -> Path:
     """Per-layer widths across descent iterations, one panel per budget: the cost of uniform scaling by a ratio,
-    in the descent's objective (parameters, MACs or estimated latency)."""
+    in the descent's objective (parameters, MACs or estimated latency). `measure`: a latency table's missing points
+    are measured where it was measured (DescentDir.objective_over)."""
     d = DescentDir(out_dir)
     laws = d.laws()
-    objective = d.objective_over(space)
+    objective = d.objective_over(space, measure)
     if not laws:
         raise NeuralscaleError(f"{d.path} holds no finished descent iteration to plot")
     plt = _plt()
@@ -200,11 +201,13 @@ def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.
 
 
 def descent_figures(out_dir: str | Path, space: WidthSpace, dest: str | Path | None = None,
-                    formats=("png",)) -> list[Path]:
-    """Both figures of a descent; `space` is the model's space (the descent's --base-ratio start is applied)."""
+                    formats=("png",), measure: bool = True) -> list[Path]:
+    """Both figures of a descent; `space` is the model's space (the descent's --base-ratio start is applied).
+    A latency descent's figures reach widths its table lacks: measured where the table was measured and kept there
+    (`measure`); elsewhere, or without `measure`, a missing point is one line naming the table."""
     space = DescentDir(out_dir).start_space(space)
-    return [growth_figure(out_dir, space, dest=dest, formats=formats),
-            heatmap_figure(out_dir, space, dest=dest, formats=formats)]
+    return [growth_figure(out_dir, space, dest=dest, formats=formats, measure=measure),
+            heatmap_figure(out_dir, space, dest=dest, formats=formats, measure=measure)]
 
 
 def series(row: dict) -> str:

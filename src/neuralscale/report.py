@@ -740,7 +740,10 @@ def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tup
         return out, ""
     if not DescentDir(st.descent).fits_path.exists():
         return out, f"The descent directory {st.descent} is not available; its figures are left out."
-    growth, heatmap = descent_figures(st.descent, st.space, dest=dest, formats=formats)
+    try:
+        growth, heatmap = descent_figures(st.descent, st.space, dest=dest, formats=formats)
+    except NeuralscaleError as e:  # a latency descent's table measured elsewhere lacks a point the figures need
+        return out, f"The descent's figures are left out: {first_line(e, None, '').rstrip('.')}."
     return out + [("descent: widths during pruning and fitted laws", growth),
                   ("descent: widths the law gives per iteration", heatmap)], ""
 
