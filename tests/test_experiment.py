@@ -405,10 +405,18 @@ def test_an_experiment_whose_budgets_do_not_count_its_descents_objective_is_refu
     f = tmp_path / "e.toml"
     for objective, method, budgets, says in (
             ("latency", "neuralscale-latency", "ratios = [0.5]", 'objective = "latency" fits laws against latency, and '
-                                                                 "[sweep] has ratios or params budgets: give [sweep] "
-                                                                 "latency budgets, or convert = true"),
-            ("macs", "neuralscale", 'params = ["25%"]', "has ratios or params budgets: give [sweep] macs budgets"),
-            ("params", "neuralscale", 'macs = ["25%"]', "[sweep] has macs budgets: give [sweep] ratios or params")):
+                                                                 "[sweep] has ratios or params budgets (its own or its "
+                                                                 "preset's): give [sweep] latency budgets, or convert "
+                                                                 "= true"),
+            ("macs", "neuralscale", 'params = ["25%"]', "has ratios or params budgets (its own or its preset's): give "
+                                                        "[sweep] macs budgets"),
+            ("params", "neuralscale", 'macs = ["25%"]', "[sweep] has macs budgets (its own or its preset's): give "
+                                                        "[sweep] ratios or params"),
+            ("params", "neuralscale-macs", 'macs = ["25%"]', "[sweep] method neuralscale-macs needs a descent of "
+                                                             "objective macs, and [descent] objective is params"),
+            ('latency"\nlatency_batch = 8  # "', "neuralscale-latency", 'latency = ["50%"]',
+             "[sweep] latency budgets are measured on cpu at batch 1, and [descent] measures latency on cpu at batch "
+             "8")):
         f.write_text(base.format(objective=objective, method=method, budgets=budgets))
         assert cli.main(["experiment", str(f), "--quiet"]) == 2
         assert says in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import pytest
 import torch
@@ -490,28 +491,29 @@ def test_a_layers_last_unit_and_a_saving_of_nothing_look_one_unit_on():
     assert [float(s) for s in Free(sp, "macs").weigh(scores, widths[:3])] == [3.0, 3.0, 3.0]  # nothing to scale by
 
 
-def test_a_latency_descents_figures_are_drawn_where_it_was_measured_and_its_points_kept(tmp_path, capsys):
-    """A review: a latency descent's figures (`descend --plots`, an experiment after its descent, a report) failed
-    at their end with "latency_table.json has no measurement of conv (1, 2)": the heatmap's budgets reach widths
-    the descent never timed, and figures read the table without measuring. Where it was measured (this machine's
-    device, batch and threads) the missing points are measured and kept, so the figures draw; elsewhere the figures
-    read the table as it is, and a report leaves them out with one line instead of failing."""
+def test_a_latency_descents_figures_draw_what_its_table_estimates_and_write_nothing_into_it(tmp_path, capsys):
+    """A review: a latency descent's figures (`descend --plots`, an experiment right after its descent, a report)
+    failed at their end with "latency_table.json has no measurement of conv (1, 2)": the heatmap's budgets reach
+    widths the descent never timed. The heatmap now draws the budgets its table can estimate (a warning names those
+    left out), on any machine, measuring nothing and writing nothing into the descent; a report whose descent's
+    table estimates none of them leaves its figures out with one line, and is written."""
     from neuralscale.figures import descent_figures
     cfg = ns.DescentConfig(**{**TINY_DESCENT, "iterations": 1}, objective="latency")
     ns.descend("vgg11", "synthetic", tmp_path / "d", cfg, subset={"train": 64}, progress=False, plots=True)
-    assert (tmp_path / "d" / "heatmap.png").is_file() and (tmp_path / "d" / "growth_iteration_01.png").is_file()
-    table = json.loads((tmp_path / "d" / "latency_table.json").read_text())
+    assert (tmp_path / "d" / "growth_iteration_01.png").is_file()
+    table = (tmp_path / "d" / "latency_table.json").read_bytes()
     sp = ns.space("vgg11", "synthetic")
-    # read elsewhere (another machine's table): the points the figures took are there, so they draw as they are
-    other = {**table, "measured_on": "another machine"}
-    (tmp_path / "d" / "latency_table.json").write_text(json.dumps(other))
     (tmp_path / "again").mkdir()
-    assert len(descent_figures(tmp_path / "d", sp, dest=tmp_path / "again")) == 2
-    assert json.loads((tmp_path / "d" / "latency_table.json").read_text()) == other  # nothing measured there
-    # a table that lacks them, elsewhere: one line naming the table
-    lacking = {**other, "tables": {k: {p: v for p, v in points.items() if "," in p and int(p.split(",")[0]) > 2}
-                                   for k, points in other["tables"].items()}}
-    (tmp_path / "d" / "latency_table.json").write_text(json.dumps(lacking))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        drawn = descent_figures(tmp_path / "d", sp, dest=tmp_path / "again")
+    assert drawn[0].name == "growth_iteration_01.png" and (tmp_path / "d" / "heatmap.png").is_file() == (len(drawn) == 2)
+    assert len(drawn) == 2 or any("the descent's heatmap is left out: " in str(w.message) for w in said)
+    assert (tmp_path / "d" / "latency_table.json").read_bytes() == table  # nothing measured, nothing written
+    # a table that estimates not even its trajectory: one line naming the table
+    data = json.loads(table)
+    data["tables"] = {k: {} for k in data["tables"]}
+    (tmp_path / "d" / "latency_table.json").write_text(json.dumps(data))
     with pytest.raises(NeuralscaleError, match=r"latency_table.json has no measurement of \w+ \("):
         descent_figures(tmp_path / "d", sp, dest=tmp_path / "again")
     from neuralscale import cli  # and a report of runs from it says so, and is written

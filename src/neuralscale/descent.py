@@ -455,23 +455,11 @@ class DescentDir:
         cfg = self.config()
         return (cfg or {}).get("descent", {}).get("objective", "params")
 
-    def objective_over(self, space: WidthSpace, measure: bool = False) -> Objective:
+    def objective_over(self, space: WidthSpace) -> Objective:
         """This descent's objective over `space`, to read (figures, reports): a latency objective's table as
-        recorded, on any machine, measuring nothing; with `measure`, where it was measured (this machine's device,
-        batch and threads, as `LatencyTable.open` checks them), what it lacks is measured there and kept (a figure's
-        budgets reach widths the descent never timed)."""
+        recorded, on any machine, measuring nothing."""
         name = self.objective()
-        if name != "latency":
-            return Objective(space, name, None)
-        if measure:
-            recorded = {**asdict(DescentConfig()), **((self.config() or {}).get("descent") or {})}
-            try:
-                device = str(resolve_device(recorded["latency_device"]))
-                return Objective(space, name, LatencyTable.open(self.latency_table, device,
-                                                                recorded["latency_batch"]))
-            except NeuralscaleError:  # measured elsewhere (or on a device not here): read as recorded
-                pass
-        return Objective(space, name, LatencyTable.read(self.latency_table))
+        return Objective(space, name, LatencyTable.read(self.latency_table) if name == "latency" else None)
 
     def start_space(self, space: WidthSpace) -> WidthSpace:
         """The space this descent pruned (its --base-ratio start), from the recorded configuration."""

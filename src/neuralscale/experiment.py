@@ -61,8 +61,9 @@ from .report import ACCURACY, build_report
 from .store import RunStore, load_records
 from .methods import ITERATED
 from .sweep import (SweepConfig, as_the_store_spells, check_descent_use, check_reachable, check_runnable,
-                    method_base, preset, read_plan, recipe, refuse_moved, run_sweep, store_location)
-from .train import TrainConfig
+                    LATENCY_BATCH, LATENCY_DEVICE, method_base, objective_asked, preset, read_plan, recipe,
+                    refuse_moved, run_sweep, store_location)
+from .train import TrainConfig, resolve_device
 from .zoo import space as make_space
 from .validate import check_data, matches, one_of, suggest
 
@@ -364,18 +365,31 @@ def _iterations_asked(sweep_cfg: SweepConfig, cfg: DescentConfig) -> None:
 
 
 def _objective_budgets(sweep_cfg: SweepConfig, cfg: DescentConfig) -> None:
-    """The sweep's neuralscale laws, fitted against the file's descent objective, solved for budgets of that
-    metric (or `convert`): what `scale` refuses after the descent (scaling.check_objective), refused before it."""
-    if sweep_cfg.convert or not any(method_base(m) == "neuralscale" for m in sweep_cfg.methods):
+    """What the sweep refuses of the file's descent's objective after the descent, refused before it: a method
+    naming another objective (neuralscale-macs), neuralscale laws solved for budgets of another metric without
+    `convert` (scaling.check_objective; a fallback law would pass), and latency budgets of a latency descent not
+    measured where sweeps measure them."""
+    for m in sweep_cfg.methods:
+        if objective_asked(m) not in (None, cfg.objective):
+            raise NeuralscaleError(f"[sweep] method {m} needs a descent of objective {objective_asked(m)}, and "
+                                   f"[descent] objective is {cfg.objective}: give [descent] objective = "
+                                   f"\"{objective_asked(m)}\", or another method")
+    if not any(method_base(m) == "neuralscale" for m in sweep_cfg.methods):
         return
     given = {"params": bool(sweep_cfg.ratios or sweep_cfg.params), "macs": bool(sweep_cfg.macs),
              "latency": bool(sweep_cfg.latency)}
     other = [m for m, g in given.items() if g and m != cfg.objective]
-    if other:
-        keys = {"params": "ratios or params", "macs": "macs", "latency": "latency"}
+    keys = {"params": "ratios or params", "macs": "macs", "latency": "latency"}
+    if other and not sweep_cfg.convert:
         raise NeuralscaleError(f"[descent] objective = \"{cfg.objective}\" fits laws against {cfg.objective}, and "
-                               f"[sweep] has {keys[other[0]]} budgets: give [sweep] {keys[cfg.objective]} budgets, "
-                               "or convert = true to solve its laws for them anyway")
+                               f"[sweep] has {keys[other[0]]} budgets (its own or its preset's): give [sweep] "
+                               f"{keys[cfg.objective]} budgets, or convert = true to solve its laws for them anyway")
+    where = (str(resolve_device(cfg.latency_device)), cfg.latency_batch) if cfg.objective == "latency" else None
+    if where is not None and given["latency"] and where != (LATENCY_DEVICE, LATENCY_BATCH):
+        raise NeuralscaleError(f"[sweep] latency budgets are measured on {LATENCY_DEVICE} at batch {LATENCY_BATCH}, "
+                               f"and [descent] measures latency on {where[0]} at batch {where[1]}: give [descent] "
+                               f"latency_device = \"{LATENCY_DEVICE}\" and latency_batch = {LATENCY_BATCH}, or "
+                               "[sweep] budgets of another metric with convert = true")
 
 
 def _claim_out(out_dir: Path, force: bool) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .collector import paused
 from .descent import DescentDir
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, first_line, warn
 from .scaling import solve
 from .space import WidthSpace
 from .stats import t975
@@ -124,7 +124,7 @@ def _log_scale(ax, which: str) -> None:
 
 
 def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None = None,
-                  dest: str | Path | None = None, formats=("png",), measure: bool = False) -> Path:
+                  dest: str | Path | None = None, formats=("png",)) -> Path:
     """Per-layer widths against the network's total of the descent's objective (parameters, MACs or estimated
     latency): the trajectory's points and the fitted curves, solid over the range the law was fitted on (shaded)
     and dotted where it extrapolates."""
@@ -133,7 +133,7 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
     it, law = entry.number, entry.law
     rows = d.trajectory(it, space)
     # a fallback law is uniform scaling in parameters, whatever the descent's objective
-    cost = d.objective_over(space, measure).cost if law.objective != "params" else space.params
+    cost = d.objective_over(space).cost if law.objective != "params" else space.params
     tau = np.array([cost(r) for r in rows], dtype=float)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -166,24 +166,23 @@ def growth_figure(out_dir: str | Path, space: WidthSpace, iteration: int | None 
 
 
 def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.0, 2.0),
-                   dest: str | Path | None = None, formats=("png",), measure: bool = False) -> Path:
+                   dest: str | Path | None = None, formats=("png",)) -> Path:
     """Per-layer widths across descent iterations, one panel per budget: the cost of uniform scaling by a ratio,
-    in the descent's objective (parameters, MACs or estimated latency). `measure`: a latency table's missing points
-    are measured where it was measured (DescentDir.objective_over)."""
+    in the descent's objective (parameters, MACs or estimated latency). A latency descent's table holds the widths
+    its descent timed: a budget whose widths it lacks has no panel (said in a warning), and with none, one line
+    naming the table."""
     d = DescentDir(out_dir)
     laws = d.laws()
-    objective = d.objective_over(space, measure)
+    objective = d.objective_over(space)
     if not laws:
         raise NeuralscaleError(f"{d.path} holds no finished descent iteration to plot")
+    panels = _panels(laws, space, objective, ratios)
     plt = _plt()
     # the panels' ratios are of the descent's start (its --base-ratio of the model): named as the model's, as the
     # tables name budgets (VGG11 at 1/8 width is ratio 0.125, not 1.0)
     base_ratio = float(((d.config() or {}).get("descent") or {}).get("base_ratio", 1.0))
-    fig, axes = plt.subplots(1, len(ratios), figsize=(3.8 * len(ratios), 0.45 * len(space) + 2.2), squeeze=False)
-    for ax, ratio in zip(axes[0], ratios):
-        budget = objective.cost(space.uniform(ratio))
-        grid = np.array([solve(law, space, budget, objective.name, cost=objective.cost).widths for law in laws],
-                        dtype=float).T
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 0.45 * len(space) + 2.2), squeeze=False)
+    for ax, (ratio, budget, grid) in zip(axes[0], panels):
         im = ax.imshow(grid, aspect="auto", cmap="magma", origin="upper")
         amount = f"{budget:.3g} ms" if objective.name == "latency" else f"{budget / 1e6:.2f}M {objective.name}"
         ax.set_title(f"ratio {ratio * base_ratio:g} ({amount})", fontsize=10)
@@ -200,14 +199,42 @@ def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.
     return _save(fig, Path(dest or d.path) / HEATMAP_FIGURE, formats)
 
 
+def _panels(laws, space: WidthSpace, objective, ratios) -> list[tuple[float, float, np.ndarray]]:
+    """The heatmap's panels: (ratio, its budget, the widths each law gives there), those a latency table cannot
+    estimate left out with a warning (none: its error)."""
+    panels, missing = [], []
+    for ratio in ratios:
+        try:
+            budget = objective.cost(space.uniform(ratio))
+            grid = np.array([solve(law, space, budget, objective.name, cost=objective.cost).widths for law in laws],
+                            dtype=float).T
+        except NeuralscaleError as e:  # (a latency table read as recorded lacks widths it never timed)
+            missing.append((ratio, first_line(e)))
+            continue
+        panels.append((ratio, budget, grid))
+    if not panels:
+        raise NeuralscaleError(missing[0][1])
+    if missing:
+        warn(f"the descent's heatmap leaves out ratio(s) {', '.join(f'{r:g}' for r, _ in missing)} of its start: "
+             f"{missing[0][1]}")
+    return panels
+
+
 def descent_figures(out_dir: str | Path, space: WidthSpace, dest: str | Path | None = None,
-                    formats=("png",), measure: bool = True) -> list[Path]:
-    """Both figures of a descent; `space` is the model's space (the descent's --base-ratio start is applied).
-    A latency descent's figures reach widths its table lacks: measured where the table was measured and kept there
-    (`measure`); elsewhere, or without `measure`, a missing point is one line naming the table."""
+                    formats=("png",)) -> list[Path]:
+    """Both figures of a descent; `space` is the model's space (the descent's --base-ratio start is applied). A
+    latency descent's heatmap needs estimates at widths its descent may never have timed, which its table (read as
+    recorded: nothing measured, nothing written) may not give: then it is left out with a warning, and the growth
+    figure alone is returned."""
     space = DescentDir(out_dir).start_space(space)
-    return [growth_figure(out_dir, space, dest=dest, formats=formats, measure=measure),
-            heatmap_figure(out_dir, space, dest=dest, formats=formats, measure=measure)]
+    out = [growth_figure(out_dir, space, dest=dest, formats=formats)]
+    try:
+        out.append(heatmap_figure(out_dir, space, dest=dest, formats=formats))
+    except NeuralscaleError as e:
+        if DescentDir(out_dir).objective() != "latency":
+            raise
+        warn(f"the descent's heatmap is left out: {first_line(e)}")
+    return out
 
 
 def series(row: dict) -> str:

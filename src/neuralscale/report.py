@@ -741,11 +741,12 @@ def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tup
     if not DescentDir(st.descent).fits_path.exists():
         return out, f"The descent directory {st.descent} is not available; its figures are left out."
     try:
-        growth, heatmap = descent_figures(st.descent, st.space, dest=dest, formats=formats)
-    except NeuralscaleError as e:  # a latency descent's table measured elsewhere lacks a point the figures need
+        drawn = descent_figures(st.descent, st.space, dest=dest, formats=formats)
+    except NeuralscaleError as e:  # a latency descent's table lacks a width the figures need (never timed)
         return out, f"The descent's figures are left out: {first_line(e, None, '').rstrip('.')}."
-    return out + [("descent: widths during pruning and fitted laws", growth),
-                  ("descent: widths the law gives per iteration", heatmap)], ""
+    names = ("descent: widths during pruning and fitted laws", "descent: widths the law gives per iteration")
+    return out + list(zip(names, drawn)), ("" if len(drawn) == 2 else "The descent's heatmap is left out: its "
+                                           "latency table holds no estimate at the widths it would show.")
 
 
 def _selection_text(records: list[dict]) -> str:

@@ -144,7 +144,7 @@ def method_base(method: str) -> str:
     return "neuralscale" if base in (f"neuralscale-{o}" for o in METRICS) else base
 
 
-def _objective_asked(method: str) -> str | None:
+def objective_asked(method: str) -> str | None:
     """The objective a method name asks its descent for (neuralscale-macs: macs), or None."""
     base = method.split("@")[0]
     return base.removeprefix("neuralscale-") if base.startswith("neuralscale-") else None
@@ -293,7 +293,7 @@ def _check_descent(cfg: SweepConfig, space) -> str:
             laws[0].check_space(space)
         objective = DescentDir(cfg.descent).objective()
     for m in cfg.methods:
-        asked = _objective_asked(m)
+        asked = objective_asked(m)
         if asked is not None and asked != objective:
             raise NeuralscaleError(f"method {m} needs a descent of objective {asked}, and "
                                    f"{cfg.descent or 'the sweep (no --from)'} was run with --objective {objective}")
