@@ -524,3 +524,25 @@ def test_a_latency_descents_figures_draw_what_its_table_estimates_and_write_noth
                      str(tmp_path / "rep")]) == 0
     text = " ".join((tmp_path / "rep" / "report.md").read_text().split())
     assert "The descent's figures are left out: " in text and "latency_table.json has no measurement of" in text
+
+
+def test_a_latency_descent_measures_and_records_its_table_at_its_training_thread_count(tmp_path):
+    """A review: the table was opened (and its thread count recorded) before the descent's training fixed torch's
+    threads, so a program at 2 threads with NEURALSCALE_THREADS=1 recorded "2 threads" over 1-thread timings, and
+    `ns.descend` then refused its own table as measured elsewhere. The count is settled before the table opens,
+    and every point is timed at the count the table records."""
+    import os
+    import subprocess
+    import sys
+    code = ("import json, torch, warnings\nwarnings.simplefilter('ignore')\ntorch.set_num_threads(2)\n"
+            "import neuralscale as ns\n"
+            f"cfg = ns.DescentConfig(**{{**{TINY_DESCENT!r}, 'iterations': 1}}, objective='latency')\n"
+            "ns.descend('vgg11', 'synthetic', 'd', cfg, subset={'train': 64}, progress=False)\n"
+            "t = json.load(open('d/latency_table.json'))\n"
+            "print(t['threads'], torch.get_num_threads())\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["NEURALSCALE_THREADS"] = "1"
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["1", "1"]

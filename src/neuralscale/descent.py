@@ -52,6 +52,7 @@ from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajecto
 from .space import WidthSpace
 from .train import TrainConfig, Trainer, resolve_device
 from .validate import SEED_MAX, fraction, matches, ratio, whole
+from .threads import settle
 from .zoo import located, model_identity
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ class DescentConfig(Settings):
         first use and kept), or a table in memory without one.  `measure`: a latency table's measurement (tests)."""
         table = None
         if self.objective == "latency":
+            settle()  # (the table records the thread count it is measured at: the descent's)
             path = d.latency_table if d is not None else None
             device = str(resolve_device(self.latency_device))
             table = (LatencyTable.open(path, device, self.latency_batch, measure) if path is not None

@@ -23,9 +23,10 @@ import json
 import logging
 import statistics
 import time
+from contextlib import contextmanager
 from itertools import product
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -171,8 +172,9 @@ class LatencyTable:
         given `measure`, the sum of its operations: a test's table is a model all through)."""
         if not self.timed:
             return sum(self.measure(sig, dims)[0] for sig, dims in self._ops_of(space)(widths)), 0.0
-        m = measure_latency(space.build(widths), space.info.input_shape, self.device, (self.batch_size,),
-                            warmup=5, repeats=repeats)["batches"][str(self.batch_size)]
+        with self._at_its_threads():
+            m = measure_latency(space.build(widths), space.info.input_shape, self.device, (self.batch_size,),
+                                warmup=5, repeats=repeats)["batches"][str(self.batch_size)]
         return m["median_ms"], m["iqr_ms"]
 
     def check(self, space, widths: Sequence[int]) -> dict:
@@ -189,6 +191,24 @@ class LatencyTable:
         device = torch.device(self.device)
         module, x = _operation(sig, dims, self.batch_size, device)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        with self._at_its_threads():
+            return self._timed(module, x, sync)
+
+    @contextmanager
+    def _at_its_threads(self) -> Iterator[None]:
+        """Torch's CPU threads at the count the table records while it times (a trainer's governor may have moved
+        them since the table was opened), then as they were."""
+        threads = torch.get_num_threads()
+        if threads != self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+
+    def _timed(self, module: nn.Module, x: torch.Tensor, sync) -> tuple[float, float]:
+        """`module(x)` timed: the median and interquartile range of `repeats` blocks of calls, in ms."""
         with torch.inference_mode():
             for _ in range(3):
                 module(x)

@@ -81,6 +81,13 @@ def set_limit(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def settle() -> None:
+    """Torch's CPU threads set now to the count a trainer starts at (the user's fixed count, or the quota's), as
+    it sets them: what is measured before any training (a latency table opened for a descent) is measured, and
+    recorded, at the count the descent's training then keeps."""
+    Governor(follow=False)
+
+
 def fixed_by_user() -> int | None:
     """The thread count the user fixed (NEURALSCALE_THREADS=N or OMP_NUM_THREADS), else None."""
     mode = _mode()
