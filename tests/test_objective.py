@@ -542,7 +542,8 @@ def test_a_latency_descent_measures_and_records_its_table_at_its_training_thread
             "print(t['threads'], torch.get_num_threads())\n")
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env["NEURALSCALE_THREADS"] = "1"
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split() == ["1", "1"]
+    for _ in range(2):  # and, finished, returned again by a new process (its table opened again there)
+        r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stdout.split() == ["1", "1"]

@@ -326,7 +326,7 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
         descent_figures(out_dir, space)
     start = config.start_space(space)
     return DescentResult(laws, space, out_dir, base_params=start.params(start.base_widths),
-                         objective=config.objective_for(start, DescentDir(out_dir), measure))
+                         objective=config.objective_for(start, DescentDir(out_dir), measure, own_threads=True))
 
 
 def _check_fits(space: WidthSpace, data: DatasetInfo) -> None:

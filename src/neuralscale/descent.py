@@ -175,14 +175,19 @@ class DescentConfig(Settings):
         """The space a descent with this configuration prunes: the base widths times `base_ratio`."""
         return space.rebased(space.uniform(self.base_ratio)) if self.base_ratio != 1.0 else space
 
-    def objective_for(self, space: WidthSpace, d: "DescentDir | None" = None, measure=None) -> Objective:
+    def objective_for(self, space: WidthSpace, d: "DescentDir | None" = None, measure=None,
+                      own_threads: bool = False) -> Objective:
         """The objective over `space`; a latency objective's table is the descent directory's (measured there on
-        first use and kept), or a table in memory without one.  `measure`: a latency table's measurement (tests)."""
+        first use and kept), or a table in memory without one.  `measure`: a latency table's measurement (tests).
+        `own_threads`: the descent's own process, whose training on the CPU fixes torch's threads: fixed first
+        (threads.settle), so that its table records, and is timed at, the count its training keeps (a user's own
+        loop, or a descent training on a GPU, keeps the threads it has)."""
         table = None
         if self.objective == "latency":
-            settle()  # (the table records the thread count it is measured at: the descent's)
-            path = d.latency_table if d is not None else None
             device = str(resolve_device(self.latency_device))
+            if own_threads and resolve_device(self.device).type == "cpu" and device == "cpu":
+                settle()
+            path = d.latency_table if d is not None else None
             table = (LatencyTable.open(path, device, self.latency_batch, measure) if path is not None
                      else LatencyTable(device, self.latency_batch, measure=measure))
         return Objective(space, self.objective, table)
@@ -707,7 +712,7 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
         with d.open_log():
             for note in cfg.unused():  # in the descent's log.txt too
                 log.info("note: %s", note)
-            objective = cfg.objective_for(space, d, measure)
+            objective = cfg.objective_for(space, d, measure, own_threads=True)
             done = d.iterations()
             for it in done:  # a checkpoint its iteration's end did not get to remove (a kill between the two)
                 d.checkpoint(it.number).unlink(missing_ok=True)
