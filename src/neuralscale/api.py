@@ -30,7 +30,7 @@ from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, refuse_untrainable, resolve_device
-from .zoo import located, model_identity, record_images, record_space, space as make_space
+from .zoo import located, moved, record_images, record_space, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +230,7 @@ def _as_recorded(spec: RunSpec, old: dict | None, out_dir, force: bool) -> RunSp
         if old.get("id") == before.id:
             return before
         model = (old.get("spec") or {}).get("model") if isinstance(old.get("spec"), dict) else None
-        if not force and located(model) and not old["spec"].get("portable") and model != spec.model \
-                and model_identity(model) == model_identity(spec.model):
+        if not force and not old["spec"].get("portable") and moved(model, spec.model):
             raise NeuralscaleError(f"{out_dir} holds a run made from {model}, and its id hashes where that file lay (a "
                                    "run recorded before runs knew a file by its name): go on with it where the file "
                                    "is at that path, or use another --out (--force replaces it)")

@@ -53,7 +53,7 @@ from .space import WidthSpace
 from .train import TrainConfig, Trainer, resolve_device
 from .validate import SEED_MAX, fraction, matches, ratio, whole
 from .threads import settle
-from .zoo import located, model_identity
+from .zoo import located, model_identity, moved
 
 log = logging.getLogger(__name__)
 
@@ -426,8 +426,7 @@ class DescentDir:
         """A rerun must match the recorded configuration; what differs, named."""
         mismatch = [f"{k}: recorded {old.get(k)!r}, now {identity[k]!r}" for k in ("model", "dataset", "data")
                     if _known(old).get(k) != _known(identity)[k]]
-        if old.get("portable") is not True and located(old.get("model")) and old.get("model") != identity["model"] \
-                and model_identity(old.get("model")) == model_identity(identity["model"]):
+        if old.get("portable") is not True and moved(old.get("model"), identity["model"]):
             mismatch[0] += (" (a descent recorded before runs knew a file by its name hashes where it lay: continue "
                             "it where the file is at that path)")
         if old.get("architecture") != identity.get("architecture") and "architecture" in old:

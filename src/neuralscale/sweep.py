@@ -40,7 +40,7 @@ from .settings import Settings, option
 from .store import RunStore, read_record
 from .train import TrainConfig, checkpoint_seconds, check_splits, paper_config, resolve_device
 from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
-from .zoo import located, model_identity, model_relative, model_spelling, space as make_space
+from .zoo import located, model_identity, model_relative, model_spelling, moved, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -500,7 +500,7 @@ def _as_the_store_knows(cfg: SweepConfig, recipe_before, store: RunStore) -> tup
 def refuse_moved(cfg: SweepConfig, location: str | None, store: RunStore) -> None:
     """A store whose runs hash where their model's file lay (`store_location`), given the file where it lies now:
     one line saying why it cannot go on here (not "another recipe", nor every run trained again)."""
-    if location is not None and location != cfg.model and model_identity(location) == model_identity(cfg.model):
+    if moved(location, cfg.model):
         raise NeuralscaleError(f"{store.root}'s runs were made from {location}, and their ids hash where that file "
                                "lay (a store recorded before runs knew a file by its name): go on with it where the "
                                "file is at that path, or sweep into a new --out")
@@ -575,8 +575,8 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
         old = read_plan(store).get("config") or {}  # every descent the store's runs came from, by objective: kept
         # by a sweep from none (its baselines, say)
         config.update({k: old[k] for k in ("descent_from_store", "descents_from_store") if k in old})
-        if model_relative(cfg.model, store.root) is not None:  # a file's: found by a report of the store moved with
-            config["model_from_store"] = model_relative(cfg.model, store.root)  # it (its runs name where it was)
+        if (beside := model_relative(cfg.model, store.root)) is not None:  # a file's: found by a report of the
+            config["model_from_store"] = beside  # store moved with it (its runs name where it was)
         if cfg.descent is not None:  # found by a report from any folder, and in a clone of the store's repository
             config["descent_from_store"] = os.path.relpath(Path(cfg.descent).resolve(), store.root.resolve())
             config["descents_from_store"] = {**(old.get("descents_from_store") or {}),

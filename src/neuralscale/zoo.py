@@ -105,6 +105,11 @@ def located(model: str) -> bool:
     return isinstance(model, str) and model_identity(model) != model
 
 
+def moved(recorded, now) -> bool:
+    """Whether two model names are one file's network at two places (a study moved since `recorded` was written)."""
+    return located(recorded) and located(now) and recorded != now and model_identity(recorded) == model_identity(now)
+
+
 def model_relative(model: str, root) -> str | None:
     """A located model's name with its file's path relative to the folder `root` (a store's: sweep.json keeps it,
     so that the store moved with its file finds the file), None for any other name."""
@@ -334,8 +339,7 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
     recorded is checked against it as against the record's own. `where_now`: how the caller names the file where
     it lies now, said where the record's file is gone."""
     here = model_name(named) if isinstance(named, str) and given is None else None
-    replaced = located(here) and model_identity(here) == model_identity(record.get("model")) \
-        and here != record.get("model")
+    replaced = moved(record.get("model"), here)
     recorded_as = record.get("model")
     if replaced:
         record = {**record, "model": here}
