@@ -137,10 +137,21 @@ def test_a_convcut_sweeps_baselines_and_report_name_its_network_whichever_way_it
     # runs of it spelled three ways, gathered in one folder by hand, compare (they were "runs of 2 models", or of
     # two recipes: `train --model resnet18-convcut` records convcut false)
     from neuralscale.report import check_comparable
-    trained = ns.train("resnet18-convcut", "synthetic", ratio=0.25, subset={"train": 64, "test": 16}, progress=False,
-                       config=TrainConfig(**{**TrainConfig().to_dict(), **kw["train"]}))
-    assert (trained["model"], trained["spec"]["convcut"]) == ("resnet18-convcut", False)
-    check_comparable(tmp_path, [records[0], legacy[0], trained])
+    import neuralscale.api as api_module
+    one = dict(ratio=0.25, subset={"train": 64, "test": 16}, progress=False,
+               config=TrainConfig(**{**TrainConfig().to_dict(), **kw["train"]}))
+    trained = ns.train("resnet18-convcut", "synthetic", out_dir=tmp_path / "train", **one)
+    assert (trained["model"], trained["spec"]["convcut"]) == ("resnet18-convcut", True)  # (it recorded false)
+    as_read = lambda record: json.loads(json.dumps(record))  # noqa: E731 (the returned record, as its file holds it)
+    assert ns.train("resnet18", "synthetic", convcut=True, out_dir=tmp_path / "train", **one) == as_read(trained)
+    with monkeypatch.context() as m:  # `train` of the release before: the suffix recorded convcut false
+        m.setattr(api_module, "model_spelling", lambda model, convcut: (model, convcut))
+        before = ns.train("resnet18-convcut", "synthetic", out_dir=tmp_path / "before", **one)
+    assert (before["model"], before["spec"]["convcut"]) == ("resnet18-convcut", False) and before["id"] != trained["id"]
+    for model, convcut in (("resnet18-convcut", False), ("resnet18", True)):  # returned as it is, either spelling
+        assert ns.train(model, "synthetic", convcut=convcut, out_dir=tmp_path / "before", **one) == as_read(before)
+    for run in (trained, before):  # (one run of one recipe twice, spelled two ways, is a run twice)
+        check_comparable(tmp_path, [records[0], legacy[0], run])
 
 
 def test_the_ablations_scale_the_descents_widths_uniformly(descent_dir):

@@ -30,7 +30,7 @@ from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, refuse_untrainable, resolve_device
-from .zoo import located, moved, record_images, record_space, space as make_space
+from .zoo import located, model_spelling, moved, record_images, record_space, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     if not done:  # before the record: not a failed run that refuses the corrected command later
         refuse_untrainable(space.params(what["widths"]), device)
     spec = RunSpec(model=space.name, dataset=info.name, method=what["method"], label=what["label"],
-                   config=config.to_dict(), widths=what["widths"], convcut=convcut,
+                   config=config.to_dict(), widths=what["widths"], convcut=model_spelling(space.name, convcut)[1],
                    data=data.settings(),
                    budget=what["budget"], latency_batches=tuple(latency_batches),
                    init=_init(space, init_from, what["widths"], out_dir), architecture=space.architecture,
@@ -223,18 +223,26 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
 
 
 def _as_recorded(spec: RunSpec, old: dict | None, out_dir, force: bool) -> RunSpec:
-    """`spec` as the run directory's record knows it: a run of a file's network recorded before runs knew it by the
-    file's name hashes where the file lay, and keeps its id (RunSpec.portable)."""
+    """`spec` as the run directory's record knows it: a run recorded before in another spelling (`_spelled_before`)
+    keeps its id; one of a file's network whose id hashes where the file lay is refused where the file moved."""
+    if old is not None and old.get("id") != spec.id:
+        for before in _spelled_before(spec):
+            if old.get("id") == before.id:
+                return before
     if spec.portable and old is not None and old.get("id") != spec.id:
-        before = replace(spec, portable=False)
-        if old.get("id") == before.id:
-            return before
         model = (old.get("spec") or {}).get("model") if isinstance(old.get("spec"), dict) else None
         if not force and not old["spec"].get("portable") and moved(model, spec.model):
             raise NeuralscaleError(f"{out_dir} holds a run made from {model}, and its id hashes where that file lay (a "
                                    "run recorded before runs knew a file by its name): go on with it where the file "
                                    "is at that path, or use another --out (--force replaces it)")
     return spec
+
+
+def _spelled_before(spec: RunSpec) -> list[RunSpec]:
+    """`spec` as `train` recorded it before: a file's network hashed where the file lay, and `--model
+    resnet18-convcut` recorded convcut false (its flag now says what its name does, as a sweep's runs record it)."""
+    before = [replace(spec, portable=False)] if spec.portable else []
+    return before + ([replace(spec, convcut=False)] if spec.convcut and not spec.portable else [])
 
 
 def _recorded_images(dataset, finished: Path | None) -> DatasetInfo | None:
