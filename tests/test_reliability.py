@@ -813,6 +813,57 @@ def test_a_full_disk_is_said_to_be_full(tmp_path, monkeypatch):
         assert not list(tmp_path.iterdir())  # no temporary file left
 
 
+def test_ctrl_c_or_a_refused_write_inside_torch_save_is_itself_not_a_cache_too_large(tmp_path, monkeypatch, caplog):
+    """An exception of the file's own write inside torch.save reaches torch's zip writer, which reports a short
+    write ('unexpected pos'). A Ctrl-C while a dataset's tensor cache was written was called "File too large":
+    the cache was said to be unwritable, and the command trained on with Ctrl-C ignored. It is raised as itself
+    now, and so is a write the disk refuses."""
+    import errno
+
+    import torch
+
+    from neuralscale import records
+    from neuralscale.data import base
+
+    def writes_failing(exc):
+        class File:
+            def __init__(self, path, mode):
+                self.f, self.n = open(path, mode), 0
+
+            def write(self, b):
+                self.n += 1
+                if self.n == 3:  # in the middle of the zip's records
+                    raise exc
+                return self.f.write(b)
+
+            def __getattr__(self, name):
+                return getattr(self.f, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *a):
+                self.f.close()
+        return File
+    tensors = {"train_x": torch.zeros(4096), "train_y": torch.zeros(16, dtype=torch.long)}
+    monkeypatch.setenv("NEURALSCALE_CACHE", str(tmp_path / "cache"))
+    for exc, caught in ((KeyboardInterrupt(), KeyboardInterrupt),
+                        (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), records.EnvironmentFailure)):
+        with monkeypatch.context() as m:
+            m.setattr(records, "open", writes_failing(exc), raising=False)  # (the module's `open`, not the builtin)
+            with pytest.raises(caught) as e:
+                records.atomic_torch_save(tensors, tmp_path / "checkpoint.pt")
+            if caught is KeyboardInterrupt:
+                with pytest.raises(KeyboardInterrupt):  # not "the tensor cache is not written (...)"
+                    base.save_cached("fashionmnist", "k", tensors)
+            else:
+                assert str(e.value).endswith(f"checkpoint.pt: {os.strerror(errno.ENOSPC)}"), e.value
+        assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no temporary file left
+    assert "tensor cache" not in caplog.text
+    base.save_cached("fashionmnist", "k", tensors)  # the write itself works
+    assert torch.equal(base.load_cached("fashionmnist", "k")["train_x"], tensors["train_x"])
+
+
 def test_a_descent_continued_on_other_data_says_what_differs(tmp_path, tiny_descent):
     """The refusal named only '(data)'; it says the recorded data and the data given now, as it does for the
     descent's settings."""

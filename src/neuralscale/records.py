@@ -91,12 +91,15 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save, atomically, streamed into the file (a dataset's tensor cache is not held twice in memory).
     A write the disk refuses in part (a file-size limit) reaches torch's zip writer as a short write, which it
-    reports as a RuntimeError about positions: that is the OSError it is (a full disk raises one directly)."""
+    reports as a RuntimeError about positions: that is the OSError it is (a full disk raises one directly). So
+    does an exception of the file's own write (Ctrl-C, a write refused): that one is raised, not lost in it."""
     def write(tmp):
         with open(tmp, "wb") as f:
             try:
                 torch.save(obj, f)
             except RuntimeError as e:
+                if isinstance(e.__context__, (KeyboardInterrupt, OSError)):  # (a Ctrl-C was a cache "too large",
+                    raise e.__context__ from None  # and the command trained on with Ctrl-C ignored)
                 if "unexpected pos" not in str(e):
                     raise
                 full = shutil.disk_usage(Path(tmp).parent).free < 1 << 20  # a full disk, or a file-size limit
