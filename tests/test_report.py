@@ -450,6 +450,37 @@ def test_a_row_solved_with_the_sweeps_rounding_is_marked_extrapolated(tiny_desce
         assert row["extrapolated"] is marked and row["shown"].endswith(" (extrapolated)") == marked
 
 
+def test_a_train_run_of_a_law_read_outside_its_rows_records_so_and_a_report_of_train_runs_marks_it(
+        tiny_descent, tmp_path, capsys):
+    """The README: `train` says an extrapolated law in `--json` and the run's record, and a report marks such
+    rows. It said it only in a warning: its record did not, and a report of a folder of `train` runs (which knows
+    no descent unless given --descent) never marked the row."""
+    from neuralscale import cli
+    from neuralscale.report import build_report
+    descent = str(tiny_descent[0])
+    base = ["train", "--model", "vgg11", "--dataset", "synthetic", "--method", "neuralscale", "--from", descent,
+            "--epochs", "1", "--train-subset", "64", "--test-subset", "16", "--batch-size", "32", "--device", "cpu",
+            "--quiet", "--json"]
+    said = {}
+    for name, budget in (("far", "2%"), ("near", "20000")):  # far above the rows the tiny descent recorded
+        capsys.readouterr()
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            assert cli.main([*base, "--params", budget, "--seed", "0", "--out", str(tmp_path / "runs" / name)]) == 0
+        said[name] = json.loads(capsys.readouterr().out)["extrapolated"]
+    assert said == {"far": True, "near": False}
+    records = {name: json.loads((tmp_path / "runs" / name / "record.json").read_text()) for name in said}
+    assert records["far"]["extrapolated"] is True and "extrapolated" not in records["near"]  # (others as before)
+    assert cli.main([*base, "--params", "2%", "--seed", "0", "--out", str(tmp_path / "runs" / "far")]) == 0
+    assert json.loads(capsys.readouterr().out)["extrapolated"] is True  # the finished run, returned
+    md = Path(build_report(tmp_path / "runs", figures=False)["markdown"]).read_text()
+    rows = {cells[2]: cells[1] for line in md.splitlines() if line.startswith("| neuralscale@")
+            for cells in [[c.strip() for c in line.split("|")]]}  # budget: the row's name, in each table
+    assert set(rows) == {"2% of the base params", "20,000 params"}, rows
+    assert rows["2% of the base params"].endswith(" (extrapolated)") and "extrapolated" not in rows["20,000 params"]
+    assert "A row marked `(extrapolated)`" in md
+
+
 def test_a_latency_law_read_outside_the_widths_it_was_fitted_on_is_marked_extrapolated(tiny_descent, tmp_path):
     """A latency law's network is not measured where the report checks it: its layers are read against the widths
     the law gives at its range's ends, as `scale` (and so the sweep) read them: a law of exponent 4 whose largest row is

@@ -621,7 +621,8 @@ def test_what_train_trains_explicit_widths_or_a_ratio_has_its_budget():
     record = {"id": "x", "status": "finished", "model": "vgg11", "dataset": "synthetic", "widths": [4] * 8, "seed": 3,
               "method": "uniform", "label": "uniform", "budget": {}, "summary": {}}
     assert describe_run(record) == {**sp.describe([4] * 8), **{k: record[k] for k in
-                                    ("id", "status", "method", "label", "budget", "seed", "summary")}}
+                                    ("id", "status", "method", "label", "budget", "seed", "summary")},
+                                    "extrapolated": False}  # (a record says it where true)
 
 
 def test_any_path_like_is_a_path_to_the_python_api(tmp_path):

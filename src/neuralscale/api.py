@@ -143,7 +143,7 @@ def _configuration(space: WidthSpace, widths, ratio, method, params, macs, sourc
     found = scale(space, method, budget, source=source, iteration=iteration, convert=convert)
     label = method_label(method, found["iteration"], objective)
     return {"widths": found["widths"], "method": method, "label": label,
-            "budget": replace(budget, value=found["budget"])}
+            "budget": replace(budget, value=found["budget"]), "extrapolated": found["extrapolated"]}
 
 
 def _check_arguments(call: str, model, dataset, config, config_type, subset, splits, paths: dict) -> None:
@@ -211,15 +211,16 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
                    budget=what["budget"], latency_batches=tuple(latency_batches),
                    init=_init(space, init_from, what["widths"], out_dir), architecture=space.architecture,
                    portable=located(space.name))
+    notes = {"extrapolated": True} if what.get("extrapolated") else {}  # (said in the record, and by reports)
     if out_dir is None:
-        return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True)
+        return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True, notes=notes)
     with exclusive(out_dir, "run directory"):
         old = read_record(out_dir)
         spec = _as_recorded(spec, old, out_dir, force)
         if force and old is not None and old.get("id") != spec.id:  # "nothing finished is overwritten without
             log.info("%s: replacing run %s (--force)", out_dir, old.get("id"))  # --force"
             RunDir(out_dir).clear()
-        return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True)
+        return execute(spec, out_dir, space=space, splits=splits, progress=progress, raise_errors=True, notes=notes)
 
 
 def _as_recorded(spec: RunSpec, old: dict | None, out_dir, force: bool) -> RunSpec:
@@ -351,4 +352,5 @@ def describe_run(record: dict, model: str | None = None) -> dict:
     network recorded where the file lay when it ran: a study moved with its file since)."""
     space = record_space(record, named=model)
     return {**space.describe(record["widths"]),
-            **{k: record.get(k) for k in ("id", "status", "method", "label", "budget", "seed", "summary")}}
+            **{k: record.get(k) for k in ("id", "status", "method", "label", "budget", "seed", "summary")},
+            "extrapolated": record.get("extrapolated") is True}

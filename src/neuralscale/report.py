@@ -145,7 +145,8 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         rows.append({
             "label": label, "start": start, "series": label + (f" ({WARM})" if start == "weights" else ""),
             "marks": [WARM] * (start == "weights") + ["pruned nothing"] * unpruned, "pruned_nothing": unpruned,
-            "fallback": False, "method": rs[0]["method"], "budget": Budget.from_key(bkey).text, "budget_key": list(bkey),
+            "fallback": False, "extrapolated": any(r.get("extrapolated") is True for r in rs),  # (as `train` records)
+            "method": rs[0]["method"], "budget": Budget.from_key(bkey).text, "budget_key": list(bkey),
             "budget_amount": _amount(rs[0]),
             "seeds": sorted(r["seed"] for r in rs), "n": len(rs),
             **_network(rs),
@@ -297,7 +298,10 @@ def _mark_extrapolated(rows: list[dict], descents: list[Path], space: WidthSpace
                        sweep_cfg: dict) -> None:
     """Label rows whose NeuralScale law was solved outside the range it was fitted on (methods.scale's
     `extrapolated`, solved again here for the row's budget, with the sweep's min_width and multiple)
-    `(extrapolated)`."""
+    `(extrapolated)`; so are rows whose runs recorded so (`train`'s, whose descent a report need not know)."""
+    for r in rows:
+        if r.get("extrapolated"):
+            _show(r, "extrapolated")
     rounding = {k: sweep_cfg[k] for k in ("min_width", "multiple")
                 if isinstance(sweep_cfg.get(k), int) and not isinstance(sweep_cfg.get(k), bool) and sweep_cfg[k] >= 1}
     if space is None:
@@ -308,7 +312,7 @@ def _mark_extrapolated(rows: list[dict], descents: list[Path], space: WidthSpace
         if d.fits_path.exists():
             by_label.update({law_label(it.number, d.objective()): (path, it.number) for it in d.iterations()})
     for r in rows:
-        if r["method"] != "neuralscale" or r["fallback"] or r["label"] not in by_label:
+        if r["method"] != "neuralscale" or r["fallback"] or r.get("extrapolated") or r["label"] not in by_label:
             continue
         path, number = by_label[r["label"]]
         try:

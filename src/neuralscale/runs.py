@@ -55,7 +55,7 @@ def _refuse_other_run(run_dir: Path, old: dict, spec: RunSpec) -> None:
 
 def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=None, progress: bool = True,
             data_dir: str | None = None, store_root: str | Path | None = None,
-            raise_errors: bool = False) -> dict:
+            raise_errors: bool = False, notes: dict | None = None) -> dict:
     """Run `spec` in `run_dir` (or return its finished record) and return the record.
 
     With `run_dir` None nothing is written (no record, no checkpoint), except by a pruning baseline
@@ -65,7 +65,8 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
     An interrupted run resumes from its checkpoint.  A run that raises or
     diverges is recorded as failed (status, error) and its record returned;
     with `raise_errors` the error is raised after recording.
-    `store_root` is where the baselines find their pretrained run.
+    `store_root` is where the baselines find their pretrained run. `notes`: fields the record adds, which do not
+    decide the run (`extrapolated`).
     """
     run_dir = Path(run_dir) if run_dir is not None else None
     old = read_record(run_dir) if run_dir is not None else None
@@ -86,7 +87,7 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
         "id": spec.id, "kind": "run", "status": "running", "method": spec.method, "label": spec.label,
         "model": spec.model, "dataset": spec.dataset, "seed": spec.seed, "budget": d["budget"],
         "spec": d, "config": spec.config, "attempts": (old or {}).get("attempts", 0) + 1,
-        "started": time.time(),
+        "started": time.time(), **(notes or {}),
     }
     if old is not None and "init" in old:  # a resumed warm start: where it started (its source may be gone)
         record["init"] = old["init"]

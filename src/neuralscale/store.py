@@ -50,6 +50,7 @@ class RunRecord(TypedDict, total=False):
     classes: list[str]  # the data's class names, in label order ([] where the data has none)
     init: dict  # a warm start (train --init-from): the run it started from
     pruning: dict  # the pruning baselines: criterion, the run pruned, physical or masked
+    extrapolated: bool  # `train`: its law was solved beyond the range it was fitted on (methods.scale); only if true
     resumed: bool  # the last attempt continued from a checkpoint
     summary: dict  # train.summarize: final and best-validation test accuracy, ...
     history: list[dict]  # every epoch's metrics (null where not evaluated)
