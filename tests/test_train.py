@@ -354,6 +354,25 @@ def test_divergence_is_an_error():
         tr.fit()
 
 
+def test_a_network_whose_evaluation_loss_is_not_finite_diverged():
+    """Training whose loss stays finite while the network's outputs in evaluation are not (`--lr 1e12`: a train loss
+    of 5e20, NaN validation and test losses) was recorded as finished, its accuracy (argmax of NaN) pooled in
+    sweeps and reports. Its batch norms' running statistics are poisoned here: training never reads them."""
+    class Poison(Callback):
+        def on_step_end(self, trainer):
+            with torch.no_grad():
+                next(m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_var.fill_(-1.0)
+    sp = ns.space("vgg11", "synthetic")
+    for val_fraction, where in ((0.1, "on the validation images"), (0.0, "on the test images")):
+        splits = load("synthetic", synthetic=dict(num_train=200, num_test=50)).split(val_fraction, 0)
+        tr = Trainer(sp.build(sp.uniform(0.125)), splits, TrainConfig(epochs=1, batch_size=64), callbacks=[Poison()],
+                     progress=False)
+        with pytest.raises(NeuralscaleError, match=f"diverged at epoch 1 \\(loss {where} is nan\\)"):
+            tr.fit()
+    tr = Trainer(sp.build(sp.uniform(0.125)), splits, TrainConfig(epochs=1, batch_size=64), progress=False)
+    assert math.isfinite(tr.fit().history[-1]["test_loss"])  # (unpoisoned, the same run finishes)
+
+
 def test_schedules():
     step = TrainConfig(epochs=300, lr=0.1)
     assert [step.lr_at(e) for e in (0, 99, 100, 199, 200, 249, 250, 299)] == pytest.approx(

@@ -280,6 +280,16 @@ def _relaid(model: nn.Module, channels_last: bool) -> nn.Module:
     return model
 
 
+def _check_finite(metrics: dict) -> None:
+    """A network whose loss is not finite diverged: in training, or where it is evaluated (its outputs there are
+    not finite, and an accuracy read from them is no accuracy: a run recorded as finished with it was)."""
+    for key, where in (("train_loss", ""), ("val_loss", " on the validation images"),
+                       ("test_loss", " on the test images")):
+        if metrics[key] is not None and not math.isfinite(metrics[key]):
+            raise RunFailed(f"training diverged at epoch {metrics['epoch']} (loss{where} is {metrics[key]}); a lower "
+                            "learning rate (--lr; lr in an experiment's [sweep.train]) may train")
+
+
 class Trainer:
     """Trains `model` on `splits` with `config`; `fit()` returns a TrainResult (its `history`: one dict per epoch).
 
@@ -468,9 +478,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_start(self, epoch)
             metrics = self._train_epoch(epoch)
-            if not math.isfinite(metrics["train_loss"]):
-                raise RunFailed(f"training diverged at epoch {epoch + 1} (loss is {metrics['train_loss']}); a lower "
-                                "learning rate (--lr; lr in an experiment's [sweep.train]) may train")
+            _check_finite(metrics)
             self.history.append(metrics)
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, metrics)
