@@ -80,6 +80,16 @@ def test_a_descent_without_trajectory_rows_falls_back_loudly(tmp_path):
     assert r.stderr.strip().splitlines()[-1].startswith("neuralscale: error: iteration 1's law is not a fit")
     assert "To accept it, rerun here with --allow-fallback (allow_fallback = true in an experiment file, " \
         "DescentConfig(allow_fallback=True) in Python); or record more rows, in a new --out" in r.stderr  # as it works
+    # what records more rows, of the settings it does not have already (a smaller k or interval than 1 it cannot)
+    assert r.stderr.strip().endswith("this one holds this configuration): a larger --prune-fraction (it is 0.02), "
+                                     "more training images, --prune-past-one or --trajectory-start per-layer (rows "
+                                     "from the first step, which a MACs or latency objective may need: it can leave "
+                                     "a cheap layer whole)"), r.stderr
+    from neuralscale.descent import DescentConfig, _more_rows
+    generic = DescentConfig(k=4, interval=1, prune_past_one=True, trajectory_start="per-layer")  # a file's network's
+    assert _more_rows(generic) == "a smaller --prune-k or more training images"
+    assert _more_rows(DescentConfig(k=1, interval=1, prune_past_one=True, trajectory_start="per-layer")) \
+        == "more training images"
     laws = json.loads((tmp_path / "d" / "fits.json").read_text())["laws"]
     law = laws[0]
     assert len(laws) == 1 and law["fallback"] and law["rows"] == 0 and "no trajectory rows" in law["fallback_reason"]

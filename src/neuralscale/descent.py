@@ -658,10 +658,20 @@ def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
         raise NeuralscaleError(f"{done[-1].fallback_message()}. To accept it, rerun here with --allow-fallback "
                                "(allow_fallback = true in an experiment file, DescentConfig(allow_fallback=True) in "
                                "Python); or record more rows, in a new --out directory (this one holds this "
-                               "configuration): a smaller --prune-k or "
-                               "--prune-interval, more training images, --prune-past-one, or --trajectory-start "
-                               "per-layer (rows from the first step, which a MACs or latency objective may need: "
-                               "it can leave a cheap layer whole)")
+                               f"configuration): {_more_rows(cfg)}")
+
+
+def _more_rows(cfg: DescentConfig) -> str:
+    """What records more pruning rows than `cfg` (resolved) did: only the settings it does not have already."""
+    ways = [f"a smaller {flag}" for flag, value in (("--prune-k", cfg.k), ("--prune-interval", cfg.interval))
+            if value is not None and value > 1]
+    ways += [f"a larger --prune-fraction (it is {cfg.prune_fraction:g})"] * (cfg.prune_fraction
+                                                                          < DescentConfig.prune_fraction)
+    ways += ["more training images"] + ["--prune-past-one"] * (not cfg.prune_past_one)
+    if cfg.trajectory_start != "per-layer":
+        ways.append("--trajectory-start per-layer (rows from the first step, which a MACs or latency objective may "
+                    "need: it can leave a cheap layer whole)")
+    return ", ".join(ways[:-1]) + " or " + ways[-1] if len(ways) > 1 else ways[0]
 
 
 # a schedule needing more training batches an iteration is refused unless max_epochs caps it (the paper's CIFAR-10
