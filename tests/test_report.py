@@ -39,6 +39,9 @@ def test_report_is_rebuilt_from_the_records_alone(tmp_path, tiny_descent):
     records = load_records(out)
     rows = summarize_records(records)
     assert len(rows) == 10
+    methods = (out / "report" / "report.md").read_text()  # `pruned` says where its descent's pruning ended
+    assert "- `pruned`: ablation: iteration 1's widths where its pruning ended (at 80% of the channels, or " \
+        "earlier), rescaled uniformly" in methods, methods  # (--prune-fraction 0.8; it said 95%)
     for row in rows:  # the table is exactly the records' numbers
         mine = [x["summary"]["test_acc_at_best_val"] for x in records
                 if x["label"] == row["label"] and x["budget"]["ratio"] == row["budget_key"][1]]

@@ -42,8 +42,9 @@ METHOD_TITLES = {  # how reports name each method, and its line in the paper
     "uniform": "uniform scaling of every layer (paper: uniform)",
     "morphnet": "MorphNet-style: Taylor-FO pruning to 50%, rescaled uniformly (paper: MorphNet)",
     "neuralscale": "NeuralScale: the descent's power law at iteration K (paper: NeuralScale, iteration 1 / 15)",
-    "pruned": "ablation: iteration 1's widths where its pruning ended (95%), rescaled uniformly: prune once, then "
-              "scale, no law (not in the paper)",
+    "pruned": "ablation: iteration 1's widths where its pruning ended (at the descent's prune fraction of the "
+              "channels, 95% by default, or earlier), rescaled uniformly: prune once, then scale, no law (not in the "
+              "paper)",
     "shape": "ablation: the widths descent iteration K started from, rescaled uniformly: the descent's shape "
              "without the law's exponents (not in the paper)",
     "l1-prune": "L1 filter pruning, one ratio for every layer, then fine-tuning (Li et al.; the original's "

@@ -272,6 +272,20 @@ def _ablation_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
+def _method_title(method: str, descents: list[Path]) -> str:
+    """A method's line in the report's Methods section: `pruned` says where its descent's pruning ended."""
+    fractions = set()
+    for path in descents if method == "pruned" else ():
+        try:
+            fractions.add(((DescentDir(path).config() or {}).get("descent") or {}).get("prune_fraction"))
+        except NeuralscaleError:  # (its configuration damaged: said where the report reads the descent)
+            fractions.add(None)
+    if len(fractions) == 1 and isinstance(f := fractions.pop(), float) and 0 < f < 1:
+        return METHOD_TITLES[method].replace("the descent's prune fraction of the channels, 95% by default",
+                                             f"{100 * f:g}% of the channels")
+    return METHOD_TITLES[method]
+
+
 def _mark_fallbacks(rows: list[dict], descents: list[Path]) -> list[str]:
     """Label rows whose NeuralScale law was a fallback (uniform scaling, not a fit) as such; returns the notes."""
     fallbacks = {}
@@ -982,7 +996,8 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
                                       "its worst layer) and predicts rows it was not fitted on (each layer fitted on "
                                       "the earlier rows, asked for the widths of the last ones)."), ("list", laws)]
     doc += _descent_blocks(st)
-    methods = [f"`{m}`: {METHOD_TITLES[m]}" for m in dict.fromkeys(r["method"] for r in st.rows) if m in METHOD_TITLES]
+    methods = [f"`{m}`: {_method_title(m, st.descents)}" for m in dict.fromkeys(r["method"] for r in st.rows)
+               if m in METHOD_TITLES]
     for objective in sorted({m.group(1) for r in st.rows
                              if (m := re.match(r"(?:neuralscale|morphnet|pruned|shape)-(\w+)@?", r["label"]))}):
         methods.append(f"`neuralscale-{objective}@K`, `morphnet-{objective}`: {OBJECTIVE_TITLES[objective]}")
