@@ -147,6 +147,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["info", "--dataset", "cifar10"], "required"),
         (["info", "--model", "torchvision:nonexistent_net", "--dataset", "cifar10"], "nonexistent_net"),
         (["info", "--model", "vgg11", "--dataset", "imagefolder:/no/such/folder"], "does not exist"),
+        (["info", "--model", "vgg11", "--dataset", f"imagefolder:{f}"], f"image folder {f} is a file, not a folder"),
         (["info", "--model", "vgg11", "--dataset", small], "too small"),
         (["info", *VGG, "--convcut"], "no shortcuts"),
         (["info", *VGG, "--from", str(r / "report_here")], "holds no finished descent iteration"),
@@ -173,6 +174,8 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["train", *VGG, "--ratio", "inf"], "width ratio"),
         (["train", "--model", "vgg11", "--dataset", small, "--epochs", "1"], "too small"),
         (["train", *TINY_TRAIN, "--convcut"], "no shortcuts"),
+        (["train", *TINY_TRAIN, "--data-dir", f], f"data directory {f} is a file, not a folder"),  # (not "does not
+        (["train", *TINY_TRAIN, "--data-dir", str(r / "nope")], "nope does not exist"),  # exist": it does)
         # --- descend ----------------------------------------------------------------------------------------
         (["descend", *VGG, "--out", str(r / "d1"), "--iterations", "0"], "iterations must be at least 1"),
         (["descend", *VGG, "--out", str(r / "d1"), "--prune-fraction", "1"], "prune fraction"),

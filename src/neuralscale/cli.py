@@ -767,11 +767,12 @@ def cmd_train(args) -> int:
         _json({**describe_run(record, args.model), "out": args.out})
     else:
         fraction = (record.get("config") or {}).get("val_fraction")
+        data = record.get("data") if isinstance(record.get("data"), dict) else {}  # (a record may lack it: by design)
         none = ("no validation split (--val-fraction 0)" if not fraction else  # asked for, but too few images
-                f"no validation split ({fraction:g} of {record['data'].get('train', 0):,} training images is none "
-                "per class)")
+                f"no validation split ({fraction:g} of {data.get('train', 0):,} training images is none per class)")
+        val = data.get("val")
         at_best = (f"test accuracy at best validation epoch ({s['best_val_epoch']}) {s['test_acc_at_best_val']:.2f}%"
-                   f" (on {record['data']['val']:,} validation image{'s' * (record['data']['val'] != 1)})"
+                   + (f" (on {val:,} validation image{'s' * (val != 1)})" if isinstance(val, int) else "")
                    if s.get("test_acc_at_best_val") is not None
                    else none)
         run = describe_run(record, args.model)  # (the network as it is made here: where its file lies now)

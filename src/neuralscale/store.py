@@ -308,8 +308,8 @@ class RunStore:
         or with another (compared as the store's reads back: tuples are lists)."""
         recipe = json.loads(json.dumps(recipe))
         if "recipe" not in old:
-            raise NeuralscaleError(f"{self.plan_path} records no recipe (a store of neuralscale 0.1.0, or a damaged "
-                                   "file): its runs cannot be checked against this sweep's settings, so nothing "
+            raise NeuralscaleError(f"{self.plan_path} records no recipe (a store of the first release, 0.1.0, or a "
+                                   "damaged file): its runs cannot be checked against this sweep's settings, so nothing "
                                    "is added to it; use another --out (out in an experiment file)")
         diff = recipe_difference(old["recipe"], recipe)
         if diff:

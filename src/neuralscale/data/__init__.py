@@ -125,7 +125,8 @@ def load(name: str, data_dir: str | Path | None = None, *, download: bool = True
     if data_dir is not None:
         data_dir = Path(data_dir).expanduser()
         if not data_dir.is_dir():
-            raise NeuralscaleError(f"data directory {data_dir} does not exist")
+            raise NeuralscaleError(f"data directory {data_dir} " + ("is a file, not a folder" if data_dir.exists()
+                                                                     else "does not exist"))
     else:
         data_dir = default_data_dir()
     key = "imagefolder" if name.startswith("imagefolder:") else dataset_key(name)

@@ -39,7 +39,8 @@ def _files(d: Path) -> list[Path]:
 def _layout(root: str) -> tuple[Path, Path, Path, list[str]]:
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise NeuralscaleError(f"image folder {path} does not exist")
+        raise NeuralscaleError(f"image folder {path} " + ("is a file, not a folder" if path.exists() else
+                                                          "does not exist"))
     train = _split_dir(path, ("train",))
     test = _split_dir(path, ("test", "val", "valid", "validation"))
     if train is None or test is None:
