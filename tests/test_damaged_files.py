@@ -175,6 +175,26 @@ def test_a_damaged_field_is_one_line_naming_it_or_accepted_by_design(world, kind
         shutil.rmtree(world / "out", ignore_errors=True)
 
 
+@pytest.mark.parametrize("kind", ["run record", "store record"])
+def test_a_damaged_count_inside_a_records_data_is_written_as_it_is(world, kind, capsys):
+    """RunRecord checks that `data` is a table, not the counts in it: `train`'s line about a finished run and the
+    report's selection note wrote them as numbers (a ValueError, or a KeyError where `data` was absent, which is
+    accepted by design, reached the user as a traceback)."""
+    path = next(world.glob(FILES[kind][0]))
+    pristine = path.read_text()
+    for data in ({"train": "many", "val": "some", "test": 8}, None):
+        record = json.loads(pristine)
+        record.update(data=data) if data else record.pop("data")
+        path.write_text(json.dumps(record))
+        try:
+            capsys.readouterr()
+            code = cli.main([a.replace("{w}", str(world)) for a in FILES[kind][1][0 if kind == "store record" else 1]])
+            assert code == 0, capsys.readouterr().err
+        finally:
+            path.write_text(pristine)
+            shutil.rmtree(world / "out", ignore_errors=True)
+
+
 def test_the_generated_corpus_is_large():
     assert len(CASES) >= 200  # with test_bad_input.py's hand-written cases and test_provenance.py's
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -85,11 +86,17 @@ def test_a_descent_without_trajectory_rows_falls_back_loudly(tmp_path):
                                      "more training images, --prune-past-one or --trajectory-start per-layer (rows "
                                      "from the first step, which a MACs or latency objective may need: it can leave "
                                      "a cheap layer whole)"), r.stderr
-    from neuralscale.descent import DescentConfig, _more_rows
+    from neuralscale.descent import DescentConfig, DescentDir, _more_rows
+    it = DescentDir(tmp_path / "d").iteration(1)  # (pruned to its 2%)
     generic = DescentConfig(k=4, interval=1, prune_past_one=True, trajectory_start="per-layer")  # a file's network's
-    assert _more_rows(generic) == "a smaller --prune-k or more training images"
-    assert _more_rows(DescentConfig(k=1, interval=1, prune_past_one=True, trajectory_start="per-layer")) \
-        == "more training images"
+    assert _more_rows(generic, it) == "a smaller --prune-k, a larger --prune-fraction (it is 0.95) or more training " \
+        "images"
+    early = dataclasses.replace(it, stop_reason="step 3 would remove the last channel of conv1; pruning ends before "
+                                "it (the original's rule)")  # a larger fraction records no more rows
+    assert _more_rows(DescentConfig(k=1, interval=1, prune_past_one=True, trajectory_start="per-layer",
+                                    prune_fraction=0.5), early) == "more training images"
+    assert _more_rows(DescentConfig(k=1, interval=1, prune_past_one=False, trajectory_start="per-layer"), early) \
+        == "more training images or --prune-past-one"
     laws = json.loads((tmp_path / "d" / "fits.json").read_text())["laws"]
     law = laws[0]
     assert len(laws) == 1 and law["fallback"] and law["rows"] == 0 and "no trajectory rows" in law["fallback_reason"]

@@ -476,6 +476,12 @@ def test_a_train_run_of_a_law_read_outside_its_rows_records_so_and_a_report_of_t
     assert records["far"]["extrapolated"] is True and "extrapolated" not in records["near"]  # (others as before)
     assert cli.main([*base, "--params", "2%", "--seed", "0", "--out", str(tmp_path / "runs" / "far")]) == 0
     assert json.loads(capsys.readouterr().out)["extrapolated"] is True  # the finished run, returned
+    before = tmp_path / "before"  # one finished before records said it: --json says it, its record is not rewritten
+    shutil.copytree(tmp_path / "runs" / "far", before)
+    (before / "record.json").write_text(json.dumps({k: v for k, v in records["far"].items() if k != "extrapolated"}))
+    written = (before / "record.json").read_bytes()
+    assert cli.main([*base, "--params", "2%", "--seed", "0", "--out", str(before)]) == 0
+    assert json.loads(capsys.readouterr().out)["extrapolated"] is True and (before / "record.json").read_bytes() == written
     md = Path(build_report(tmp_path / "runs", figures=False)["markdown"]).read_text()
     rows = {cells[2]: cells[1] for line in md.splitlines() if line.startswith("| neuralscale@")
             for cells in [[c.strip() for c in line.split("|")]]}  # budget: the row's name, in each table

@@ -144,8 +144,13 @@ def test_a_convcut_sweeps_baselines_and_report_name_its_network_whichever_way_it
     assert (trained["model"], trained["spec"]["convcut"]) == ("resnet18-convcut", True)  # (it recorded false)
     as_read = lambda record: json.loads(json.dumps(record))  # noqa: E731 (the returned record, as its file holds it)
     assert ns.train("resnet18", "synthetic", convcut=True, out_dir=tmp_path / "train", **one) == as_read(trained)
+    space = ns.space("resnet18", "synthetic", convcut=True)  # a space given says it itself
+    assert ns.train(space, "synthetic", out_dir=tmp_path / "train", **one) == as_read(trained)
+    with pytest.raises(NeuralscaleError, match=r"^convcut: the space given \(resnet18\) has no all-convolution "):
+        ns.train(ns.space("resnet18", "synthetic"), "synthetic", convcut=True, out_dir=tmp_path / "plain", **one)
+    assert not (tmp_path / "plain").exists()  # (it recorded a plain ResNet18 as resnet18-convcut)
     with monkeypatch.context() as m:  # `train` of the release before: the suffix recorded convcut false
-        m.setattr(api_module, "model_spelling", lambda model, convcut: (model, convcut))
+        m.setattr(api_module, "_shortcuts", lambda space, convcut: convcut)  # (the flag as given)
         before = ns.train("resnet18-convcut", "synthetic", out_dir=tmp_path / "before", **one)
     assert (before["model"], before["spec"]["convcut"]) == ("resnet18-convcut", False) and before["id"] != trained["id"]
     for model, convcut in (("resnet18-convcut", False), ("resnet18", True)):  # returned as it is, either spelling

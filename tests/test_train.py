@@ -371,6 +371,10 @@ def test_a_network_whose_evaluation_loss_is_not_finite_diverged():
             tr.fit()
     tr = Trainer(sp.build(sp.uniform(0.125)), splits, TrainConfig(epochs=1, batch_size=64), progress=False)
     assert math.isfinite(tr.fit().history[-1]["test_loss"])  # (unpoisoned, the same run finishes)
+    tr = Trainer(sp.build(sp.uniform(0.125)), splits, TrainConfig(epochs=1, batch_size=64), callbacks=[Poison()],
+                 progress=False)
+    tr.eval_diverges = False  # a descent's trainer: the training loss alone, as before (its law is the scores')
+    assert math.isnan(tr.fit().history[-1]["test_loss"])
 
 
 def test_schedules():

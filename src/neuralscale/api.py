@@ -30,7 +30,7 @@ from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
 from .train import TrainConfig, paper_config, refuse_untrainable, resolve_device
-from .zoo import located, model_spelling, moved, record_images, record_space, space as make_space
+from .zoo import CONVCUT, located, moved, record_images, record_space, space as make_space
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     recorded = _recorded_images(dataset, out_dir if done else None)
     space = model if isinstance(model, WidthSpace) else \
         make_space(model, recorded or dataset, convcut=convcut, data_dir=data_dir)
+    convcut = _shortcuts(space, convcut)
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
     if splits is None and not done:  # a finished run is returned as it is, on a machine without its images too
         splits = load_splits(data, config)
@@ -206,7 +207,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     if not done:  # before the record: not a failed run that refuses the corrected command later
         refuse_untrainable(space.params(what["widths"]), device)
     spec = RunSpec(model=space.name, dataset=info.name, method=what["method"], label=what["label"],
-                   config=config.to_dict(), widths=what["widths"], convcut=model_spelling(space.name, convcut)[1],
+                   config=config.to_dict(), widths=what["widths"], convcut=convcut,
                    data=data.settings(),
                    budget=what["budget"], latency_batches=tuple(latency_batches),
                    init=_init(space, init_from, what["widths"], out_dir), architecture=space.architecture,
@@ -214,6 +215,20 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     notes = {"extrapolated": True} if what.get("extrapolated") else {}  # (said in the record, and by reports)
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True, notes=notes)
+    return {**_train_into(spec, out_dir, force, space, splits, progress, notes), **notes}  # (also a run finished
+    # before records said it)
+
+
+def _shortcuts(space: WidthSpace, convcut: bool) -> bool:
+    """Whether the network has the paper's all-convolution shortcuts, as its space says (`--model
+    resnet18-convcut` recorded convcut false); a `convcut` flag the space given does not have is refused."""
+    if convcut and space.family.variant != CONVCUT:
+        raise NeuralscaleError(f"convcut: the space given ({space.name}) has no all-convolution shortcuts; make it "
+                               f"with them (ns.space({space.name!r}, dataset, convcut=True)) or leave convcut out")
+    return space.family.variant == CONVCUT
+
+
+def _train_into(spec: RunSpec, out_dir, force: bool, space, splits, progress: bool, notes: dict) -> dict:
     with exclusive(out_dir, "run directory"):
         old = read_record(out_dir)
         spec = _as_recorded(spec, old, out_dir, force)

@@ -658,15 +658,16 @@ def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
         raise NeuralscaleError(f"{done[-1].fallback_message()}. To accept it, rerun here with --allow-fallback "
                                "(allow_fallback = true in an experiment file, DescentConfig(allow_fallback=True) in "
                                "Python); or record more rows, in a new --out directory (this one holds this "
-                               f"configuration): {_more_rows(cfg)}")
+                               f"configuration): {_more_rows(cfg, done[-1])}")
 
 
-def _more_rows(cfg: DescentConfig) -> str:
-    """What records more pruning rows than `cfg` (resolved) did: only the settings it does not have already."""
+def _more_rows(cfg: DescentConfig, it: Iteration) -> str:
+    """What records more pruning rows than `cfg` (resolved) did in `it`: only the settings it does not have already
+    (a larger prune fraction only where pruning got to this one, not where a layer would have emptied first)."""
     ways = [f"a smaller {flag}" for flag, value in (("--prune-k", cfg.k), ("--prune-interval", cfg.interval))
             if value is not None and value > 1]
-    ways += [f"a larger --prune-fraction (it is {cfg.prune_fraction:g})"] * (cfg.prune_fraction
-                                                                          < DescentConfig.prune_fraction)
+    reached = not any(early in it.stop_reason for early in ("would remove the last channel", "every layer reached"))
+    ways += [f"a larger --prune-fraction (it is {cfg.prune_fraction:g})"] * (reached and cfg.prune_fraction < 0.99)
     ways += ["more training images"] + ["--prune-past-one"] * (not cfg.prune_past_one)
     if cfg.trajectory_start != "per-layer":
         ways.append("--trajectory-start per-layer (rows from the first step, which a MACs or latency objective may "
@@ -804,6 +805,7 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
                       progress=progress, desc=f"descent {number}/{cfg.iterations}",
                       owner=f"descent {_fingerprint(space, cfg, splits, (d.config() or {}).get('portable') is True)} "
                             f"iteration {number}", follow_load=False)
+    trainer.lr_setting, trainer.eval_diverges = "--lr; lr in an experiment's [descent]", False
     _say_how_long(space, widths, cfg, p, len(splits.train[1]), number, trainer.device,
                   resuming=d.checkpoint(number).exists())
     t0 = time.time()
@@ -867,8 +869,9 @@ def morphnet_widths(source: str | Path, space: WidthSpace) -> list[int]:
 
 
 def pruned_widths(source: str | Path, space: WidthSpace) -> list[int]:
-    """An ablation's configuration (`pruned`): iteration 1's widths where its pruning ended (95% of the channels
-    gone, or the step that would have emptied a layer), with no law fitted: prune once, then scale."""
+    """An ablation's configuration (`pruned`): iteration 1's widths where its pruning ended (its prune fraction of
+    the channels gone, 95% by default, or the step that would have emptied a layer), with no law fitted: prune once,
+    then scale."""
     path = Path(source)
     if not path.is_dir():
         raise NeuralscaleError(f"method pruned needs a descent directory (its iteration 1), not {path}")

@@ -775,7 +775,8 @@ def _selection_text(records: list[dict]) -> str:
         return ""
     epochs = sorted(e for e, _ in picks)
     last = sum(e == n for e, n in picks)
-    sizes = sorted({(r.get("data") or {}).get("val") for r in records if r["status"] == "finished"} - {None})
+    sizes = sorted({v for r in records if r["status"] == "finished" and isinstance(r.get("data"), dict)
+                    for v in [r["data"].get("val")] if isinstance(v, int) and not isinstance(v, bool)})
     held = (f" on a validation split of {sizes[0]:,} images" if len(sizes) == 1 else
             f" on validation splits of {sizes[0]:,}-{sizes[-1]:,} images" if sizes else "")
     return (f"Selection{held}: the best-validation epoch was the last epoch in {last} of {len(picks)} runs; over "

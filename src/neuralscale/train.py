@@ -280,14 +280,15 @@ def _relaid(model: nn.Module, channels_last: bool) -> nn.Module:
     return model
 
 
-def _check_finite(metrics: dict) -> None:
-    """A network whose loss is not finite diverged: in training, or where it is evaluated (its outputs there are
-    not finite, and an accuracy read from them is no accuracy: a run recorded as finished with it was)."""
-    for key, where in (("train_loss", ""), ("val_loss", " on the validation images"),
-                       ("test_loss", " on the test images")):
+def _check_finite(metrics: dict, evaluated: bool, lr_setting: str) -> None:
+    """A network whose loss is not finite diverged: in training, or (`evaluated`) where it is evaluated (its outputs
+    there are not finite, and an accuracy read from them is no accuracy: a run recorded as finished with it was)."""
+    checked = (("train_loss", ""),) + ((("val_loss", " on the validation images"),
+                                        ("test_loss", " on the test images")) if evaluated else ())
+    for key, where in checked:
         if metrics[key] is not None and not math.isfinite(metrics[key]):
             raise RunFailed(f"training diverged at epoch {metrics['epoch']} (loss{where} is {metrics[key]}); a lower "
-                            "learning rate (--lr; lr in an experiment's [sweep.train]) may train")
+                            f"learning rate ({lr_setting}) may train")
 
 
 class Trainer:
@@ -301,6 +302,12 @@ class Trainer:
     it is written into the checkpoint, and a checkpoint of another owner, or with other training settings, is
     refused on resume rather than continued as if it were this one's.
     """
+
+    # where the learning rate is set, said where training diverges (a descent's trainer names its own)
+    lr_setting = "--lr; lr in an experiment's [sweep.train]"
+    # an evaluation loss that is not finite fails the run; a descent's trainer keeps its old rule (the training
+    # loss alone: its law comes from the training's scores, and it selects nothing by accuracy)
+    eval_diverges = True
 
     def __init__(self, model: nn.Module, splits: Splits, config: TrainConfig,
                  callbacks: Sequence[Callback] = (), checkpoint: str | Path | None = None,
@@ -478,7 +485,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_start(self, epoch)
             metrics = self._train_epoch(epoch)
-            _check_finite(metrics)
+            _check_finite(metrics, self.eval_diverges, self.lr_setting)
             self.history.append(metrics)
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, metrics)
