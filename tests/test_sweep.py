@@ -149,6 +149,9 @@ def test_a_convcut_sweeps_baselines_and_report_name_its_network_whichever_way_it
     with pytest.raises(NeuralscaleError, match=r"^convcut: the space given \(resnet18\) has no all-convolution "):
         ns.train(ns.space("resnet18", "synthetic"), "synthetic", convcut=True, out_dir=tmp_path / "plain", **one)
     assert not (tmp_path / "plain").exists()  # (it recorded a plain ResNet18 as resnet18-convcut)
+    with pytest.raises(NeuralscaleError, match=r"^convcut: the space given \(resnet18\) has no all-convolution "):
+        ns.descend(ns.space("resnet18", "synthetic"), "synthetic", tmp_path / "plain", convcut=True, progress=False)
+    assert not (tmp_path / "plain").exists()  # (a descent ignored the flag)
     with monkeypatch.context() as m:  # `train` of the release before: the suffix recorded convcut false
         m.setattr(api_module, "_shortcuts", lambda space, convcut: convcut)  # (the flag as given)
         before = ns.train("resnet18-convcut", "synthetic", out_dir=tmp_path / "before", **one)

@@ -223,8 +223,9 @@ def _shortcuts(space: WidthSpace, convcut: bool) -> bool:
     """Whether the network has the paper's all-convolution shortcuts, as its space says (`--model
     resnet18-convcut` recorded convcut false); a `convcut` flag the space given does not have is refused."""
     if convcut and space.family.variant != CONVCUT:
-        raise NeuralscaleError(f"convcut: the space given ({space.name}) has no all-convolution shortcuts; make it "
-                               f"with them (ns.space({space.name!r}, dataset, convcut=True)) or leave convcut out")
+        raise NeuralscaleError(f"convcut: the space given ({space.name}) has no all-convolution shortcuts; leave "
+                               "convcut out, or give a space made with them (ns.space(NAME, dataset, convcut=True), "
+                               "of a family with shortcuts)")
     return space.family.variant == CONVCUT
 
 
@@ -339,6 +340,7 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     check_paths("descend", {"out_dir": out_dir}, optional=False)
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
+    _shortcuts(space, convcut)  # (a flag the space given lacks was ignored)
     config = (config or DescentConfig()).resolve(space)
     if splits is None:  # the whole training set unless config.val_fraction says otherwise
         splits = load_splits(data, config.train_config())

@@ -769,10 +769,10 @@ def cmd_train(args) -> int:
         fraction = (record.get("config") or {}).get("val_fraction")
         data = record.get("data") if isinstance(record.get("data"), dict) else {}  # (a record may lack it: by design)
         none = ("no validation split (--val-fraction 0)" if not fraction else  # asked for, but too few images
-                f"no validation split ({fraction:g} of {_count(data.get('train'))} training images is none per class)")
+                f"no validation split ({fraction:g} of {_count(data.get('train'))}training images is none per class)")
         val = data.get("val")
         at_best = (f"test accuracy at best validation epoch ({s['best_val_epoch']}) {s['test_acc_at_best_val']:.2f}%"
-                   + (f" (on {_count(val)} validation image{'s' * (val != 1)})" if val is not None else "")
+                   + (f" (on {_count(val)}validation image{'s' * (val != 1)})" if val is not None else "")
                    if s.get("test_acc_at_best_val") is not None
                    else none)
         run = describe_run(record, args.model)  # (the network as it is made here: where its file lies now)
@@ -784,8 +784,9 @@ def cmd_train(args) -> int:
 
 
 def _count(n) -> str:
-    """A record's count of images, as a number is written (a damaged one as it is: the run is returned anyway)."""
-    return f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else repr(n)
+    """A record's count of images and a space, as a number is written (a damaged one as it is: the run is returned
+    anyway); '' where the record has none."""
+    return "" if n is None else f"{n:,} " if isinstance(n, int) and not isinstance(n, bool) else f"{n!r} "
 
 
 COMMANDS = {"info": cmd_info, "train": cmd_train, "descend": cmd_descend, "fit": cmd_fit, "scale": cmd_scale,

@@ -666,7 +666,8 @@ def _more_rows(cfg: DescentConfig, it: Iteration) -> str:
     (a larger prune fraction only where pruning got to this one, not where a layer would have emptied first)."""
     ways = [f"a smaller {flag}" for flag, value in (("--prune-k", cfg.k), ("--prune-interval", cfg.interval))
             if value is not None and value > 1]
-    reached = not any(early in it.stop_reason for early in ("would remove the last channel", "every layer reached"))
+    reached = not any(early in said for said in (it.stop_reason, *it.notes)  # (notes: written before stop_reason)
+                      for early in ("would remove the last channel", "every layer reached"))
     ways += [f"a larger --prune-fraction (it is {cfg.prune_fraction:g})"] * (reached and cfg.prune_fraction < 0.99)
     ways += ["more training images"] + ["--prune-past-one"] * (not cfg.prune_past_one)
     if cfg.trajectory_start != "per-layer":
