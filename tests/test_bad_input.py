@@ -207,7 +207,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["fit", str(r / "traj.csv"), *VGG, "--out", str(r / "descent" / "law.json")],
          "descent directory"),
         (["fit", str(r / "traj.csv"), *VGG, "--out", str(r / "descent" / "fits.json")],
-         "exists"),
+         "fits.json would be written into the descent directory"),  # (not "exists; ... or --force": that lost it)
         (["fit", str(r / "traj.csv"), *VGG, "--out", "/proc/neuralscale-test/law.json"],
          "/proc/neuralscale-test"),
         (["fit", str(r / "traj.csv"), *VGG, "--out", str(r)], "is a directory"),
@@ -302,7 +302,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["export", str(r / "unfinished"), "--out", str(r / "e1")], "has not finished"),
         (["export", str(r / "noweights"), "--out", str(r / "e1")], "is missing"),
         (["export", str(r / "badckpt"), "--out", str(r / "e1")], "is damaged"),
-        (["export", run, "--out", str(Path(run) / "record")], "exists"),
+        (["export", run, "--out", str(Path(run) / "record")], "record.json would be written into the run directory"),
         (["export", run, "--out", str(Path(run) / "weights")], "run directory"),
         (["export", run, "--out", str(r / "taken")], "exists"),
         (["export", run, "--out", "/proc/neuralscale-test/model"], "/proc/neuralscale-test"),

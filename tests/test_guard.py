@@ -1,5 +1,6 @@
-"""Where a command may write (guard.py): never over finished results, never into a run or descent directory, and
-a place that cannot be written found before the work."""
+"""Where a command may write (guard.py): never over finished results, never into a run or descent directory or a
+sweep store (an export or a law: not with --force either), and a place that cannot be written found before the
+work."""
 
 from __future__ import annotations
 
@@ -30,3 +31,38 @@ def test_force_writes_a_report_into_any_folder(tmp_path):
         check_report_dir(folder)
     assert check_report_dir(folder, force=True) == folder
     assert check_report_dir(tmp_path / "new") == tmp_path / "new"  # a new folder: nothing to lose
+
+
+def test_force_never_writes_a_file_among_a_run_descent_or_stores_records(tmp_path, tiny_descent, capsys):
+    """`fit --out DESCENT/fits.json --force` and `export RUN --out OTHER_RUN/record --force` replaced the descent's
+    laws and another run's record with a law or a model (the descent and run were then "damaged"), as
+    `--out STORE/sweep.json` did a store's plan: --force overwrites a file of one's own, never a record."""
+    import json
+    import shutil
+
+    from neuralscale import cli
+    descent = tmp_path / "d"
+    shutil.copytree(tiny_descent[0], descent)
+    run, store = tmp_path / "run", tmp_path / "store"
+    for folder, name in ((run, "record.json"), (store, "sweep.json")):
+        folder.mkdir()
+        (folder / name).write_text("{}")  # (the guard reads the layout; the records' content is not its point)
+    trajectory = str(descent / "iteration_01.csv")
+    before = {p: p.read_bytes() for p in (descent / "fits.json", descent / "config.json", run / "record.json",
+                                          store / "sweep.json")}
+    for target in before:
+        for force in ([], ["--force"]):
+            capsys.readouterr()
+            code = cli.main(["fit", trajectory, "--model", "vgg11", "--dataset", "synthetic", "--out", str(target),
+                             *force])
+            err = capsys.readouterr().err.strip()
+            assert code == 2 and err == f"neuralscale: error: {target} would be written into the " \
+                f"{'descent directory' if target.parent == descent else 'run directory' if target.parent == run else 'sweep store'} " \
+                f"{target.parent}, among its records; give another place", err
+    assert {p: p.read_bytes() for p in before} == before
+    mine = tmp_path / "law.json"  # a file of one's own: --force replaces it
+    mine.write_text("{}")
+    assert cli.main(["fit", trajectory, "--model", "vgg11", "--dataset", "synthetic", "--out", str(mine)]) == 2
+    assert cli.main(["fit", trajectory, "--model", "vgg11", "--dataset", "synthetic", "--out", str(mine),
+                     "--force"]) == 0
+    assert json.loads(mine.read_text()) != {}

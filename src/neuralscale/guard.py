@@ -1,7 +1,8 @@
-"""Where a command may write: never over finished results, never into a run or descent directory.
+"""Where a command may write: never over finished results, never into a run or descent directory or a sweep store.
 
 Exports, fitted laws and reports are written only to new files, or (a report) into a folder that holds
-nothing but an earlier report; `force` (the CLI's --force) overrides both rules.
+nothing but an earlier report; `force` (the CLI's --force) overrides both rules, except that an export or a law is
+never written among a run's, a descent's or a store's records.
 """
 
 from __future__ import annotations
@@ -22,22 +23,23 @@ def holder(directory: Path) -> str | None:
         return f"the run directory {directory}"
     if is_descent_dir(directory):
         return f"the descent directory {directory}"
+    if (directory / "sweep.json").is_file():
+        return f"the sweep store {directory}"
     return None
 
 
 def check_new_file(path: str | Path, force: bool = False) -> Path:
     """`path`, if writing it loses nothing; otherwise a NeuralscaleError that names what it would overwrite."""
     path = Path(path)
-    if force:
-        return path
     if path.is_dir():
         raise NeuralscaleError(f"{path} is a directory; give a file name")
+    inside = holder(path.parent)
+    if inside:  # even with --force: among its records (a law over its fits.json, a model over a run's record)
+        raise NeuralscaleError(f"{path} would be written into {inside}, among its records; give another place")
+    if force:
+        return path
     if path.exists():
         raise NeuralscaleError(f"{path} exists; give another name, or --force (force=True in Python) to overwrite it")
-    inside = holder(path.parent)
-    if inside:
-        raise NeuralscaleError(f"{path} would be written into {inside}; give another place, or --force "
-                               "(force=True in Python)")
     try:  # a place that cannot be written is found now, not after the work
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
