@@ -314,6 +314,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (exp("[experiment\nmodel = 1"), "not valid TOML"),
         (exp(EXP_OK + "\n[bogus]\nx = 1\n"), "unknown section"),
         (exp(swap(EXP_OK, 'device = "cpu"', 'device = "cpu"\nconvcut = "no"')), "convcut must be true or false"),
+        (exp(swap(EXP_OK, 'out = "exp-out"', 'out = "a\\u0000b"')), "holds a NUL character, which no path can"),
         (exp(swap(EXP_OK, 'model = "vgg11"', "model = 1")), "model must be a string"),
         (exp(EXP_OK.split("[sweep]")[0]), "[sweep] is missing"),
         (exp(swap(EXP_OK, "seeds = [0]", "seeds = [0]\nbogus = 1")), "unknown sweep setting(s): bogus"),

@@ -534,6 +534,10 @@ def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, config={"epochs": 1}), "TrainConfig.from_dict"),
     (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, subset=[32, 8]), "subset must be a dict"),
     (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, out_dir=123), "out_dir must be a path"),
+    # a fourth pass (2026-12-07): pathlib's ValueError "embedded null byte"
+    (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, out_dir="/tmp/a\0b"), "out_dir '/tmp/a\\x00b' holds a NUL"),
+    (lambda: ns.descend("vgg11", "synthetic", "/tmp/x\0y"), "descend: out_dir '/tmp/x\\x00y' holds a NUL character"),
+    (lambda: ns.Pruner(ns.space("vgg11", "synthetic"), ns.space("vgg11", "synthetic").build([4] * 8), "/tmp/p\0"), "Pruner: out_dir '/tmp/p\\x00' holds a NUL"),
     (lambda: ns.descend("vgg11", "synthetic", "d", {"iterations": 1}), "DescentConfig.from_dict"),
     (lambda: ns.load_model(42), "load_model: path must be a path"),
     (lambda: ns.load_model(["m.json"]), "load_model: path must be a path"),

@@ -401,6 +401,8 @@ def _claim_out(out_dir: Path, force: bool) -> None:
         raise NeuralscaleError(f"cannot use {out_dir}: it is a file") from None
     except OSError as e:
         raise NeuralscaleError(f"cannot use {out_dir}: {e.strerror or e}") from None
+    except ValueError:  # (pathlib's "embedded null byte")
+        raise NeuralscaleError(f"cannot use {str(out_dir)!r}: it holds a NUL character, which no path can") from None
     layout = ExperimentDir(out_dir)
     claim_folder(out_dir, layout.plan, "run store", force, also=lambda p: p == layout.descent and p.is_dir())
 
