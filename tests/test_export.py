@@ -296,8 +296,18 @@ def test_a_model_file_is_found_by_any_of_its_names_and_its_shares_computed_if_ab
     *[(lambda p, v=v: p.write_text(json.dumps({**json.loads(p.read_text()),
                                                 "preprocessing": {"mean": [v, 0.5, 0.5], "std": [60.0] * 3}})),
        "preprocessing.mean must be 3 finite numbers") for v in (float("nan"), float("inf"))],
+    # a fourth adversarial pass (2026-12-07): a TypeError, a ValueError, a RecursionError, and the bare network
+    # returned without a word where preprocessing was no table
+    *[(lambda p, v=v: p.write_text(json.dumps({**json.loads(p.read_text()), "layers": v})),
+       "its layers must be a list of layer names") for v in (None, -1, [1, 2])],
+    (lambda p: p.write_text('{"format": "neuralscale-model", "x": ' + "9" * 5000 + "}"),
+     "is not a neuralscale model file (Exceeds the limit"),
+    (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "is not a neuralscale model file (maximum recursion depth"),
+    *[(lambda p, v=v: p.write_text(json.dumps({**json.loads(p.read_text()), "preprocessing": v})),
+       "its preprocessing must be a table (input, mean, std)") for v in (None, "x", [], -1)],
 ], ids=["not-json", "blank-weights", "no-model", "no-dataset", "no-widths", "no-weights", "int-classes", "nan-mean",
-        "inf-mean"])
+        "inf-mean", "null-layers", "negative-layers", "int-layers", "huge-number", "deep", "null-pre", "text-pre",
+        "list-pre", "negative-pre"])
 def test_a_model_file_damaged_in_other_ways_is_one_clear_error(tmp_path, damage, says):
     sp = ns.space("vgg11", "synthetic")
     json_path, _ = save_model(tmp_path / "net", sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625))

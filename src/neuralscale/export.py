@@ -102,8 +102,9 @@ def read_meta(path: str | Path) -> dict:
         raise NeuralscaleError(f"{path} does not exist")
     try:
         meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise NeuralscaleError(f"{path} is not a neuralscale model file ({e})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # (a number of 5000 digits, nesting too deep)
+        raise NeuralscaleError(f"{path} is not a neuralscale model file ({str(e)[:200] or 'nested too deeply'})") \
+            from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise NeuralscaleError(f"{path} is not a neuralscale model file (no format: {FORMAT})")
     meta["_path"] = str(path)
@@ -127,6 +128,7 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     if not isinstance(meta["weights"], str) or not meta["weights"].strip():
         raise NeuralscaleError(f"{meta['_path']} is damaged: its weights must name the weights file, got "
                                f"{meta['weights']!r}")
+    _check_tables(meta)
     sp = record_space(meta, data_dir, space, where_now='space=ns.space("file:PATH.py:NAME", DATASET)')
     _check_fields(meta, sp, own_space=space is None)
     meta.setdefault("params_share", sp.params(meta["widths"]) / sp.params(sp.base_widths))
@@ -149,6 +151,17 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
         except (KeyError, TypeError, ValueError, RuntimeError):
             raise NeuralscaleError(f"{meta['_path']} is damaged: its preprocessing has no per-channel mean and std") from None
     return model.to(device).eval(), meta
+
+
+def _check_tables(meta: dict) -> None:
+    """The fields read before the space is known, of their kind where present: a damaged `layers` was a TypeError,
+    and a `preprocessing` that is no table gave the bare network, fed pixels the file says it takes."""
+    for field, ok, must in (("layers", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                             "a list of layer names"),
+                            ("preprocessing", lambda v: isinstance(v, dict), "a table (input, mean, std)")):
+        if field in meta and not ok(meta[field]):
+            raise NeuralscaleError(f"{meta['_path']} is damaged: its {field} must be {must}, got "
+                                   f"{str(meta[field])[:60]!r}")
 
 
 def _check_fields(meta: dict, sp: WidthSpace, own_space: bool = True) -> None:
