@@ -104,6 +104,10 @@ def flag_keys(section: str, table: dict, where: str) -> dict:
             name = key.replace("-", "_")
             if name in TRAIN_OR_DATA and name not in cls.flags():
                 raise NeuralscaleError(f"{key} belongs in {TRAIN_OR_DATA[name]}, not [sweep]")
+            if name in ("model", "dataset", "convcut", "data"):  # the sweep's own fields, which the file's other
+                # tables give: here they overrode them without a word (found after the descent, if at all)
+                raise NeuralscaleError(f"{key} belongs in {'[data]' if name == 'data' else '[experiment]'}, not "
+                                       "[sweep]")
     if section == "data" and "dataset" in table:
         raise NeuralscaleError("unknown data setting(s): dataset (the dataset is [experiment]'s)")
     return cls.keys_from_flags(table, where)
