@@ -315,6 +315,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (exp(EXP_OK + "\n[bogus]\nx = 1\n"), "unknown section"),
         (exp(swap(EXP_OK, 'device = "cpu"', 'device = "cpu"\nconvcut = "no"')), "convcut must be true or false"),
         (exp(swap(EXP_OK, 'out = "exp-out"', 'out = "a\\u0000b"')), "holds a NUL character, which no path can"),
+        (exp(swap(EXP_OK, 'out = "exp-out"', 'out = ""')), "[experiment] out is empty"),  # (the file's folder)
         # [sweep]'s own fields that the file's other tables give: they overrode them without a word
         (exp(swap(EXP_OK, "seeds = [0]", 'seeds = [0]\nmodel = "resnet18"')), "model belongs in [experiment], not [sweep]"),
         (exp(swap(EXP_OK, "seeds = [0]", 'seeds = [0]\ndataset = "cifar10"')), "dataset belongs in [experiment]"),

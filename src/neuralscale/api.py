@@ -279,6 +279,9 @@ def _recorded_images(dataset, finished: Path | None) -> DatasetInfo | None:
 def _before_training(config: TrainConfig, out_dir, force: bool, latency_batches, init_from) -> tuple:
     """`train`'s checks before anything is written, so that a refused run leaves no record that would refuse the
     corrected command: (whether `out_dir` holds a finished run, returned as it is on any machine; the device)."""
+    if isinstance(latency_batches, (str, bytes)) or not isinstance(latency_batches, Sequence):
+        raise NeuralscaleError(f"train: latency_batches must be a list of batch sizes (such as [1]), not "
+                               f"{latency_batches!r}"[:200])
     for b in latency_batches:  # not after the training
         whole("latency_batches' batch size", b)
     done = (not force and out_dir is not None and Path(out_dir).is_dir()

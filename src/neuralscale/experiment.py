@@ -240,6 +240,9 @@ def prepare(path: str | Path, out: str | Path | None = None, executor: dict | No
             check_counts(given) if named == "ray" else get_executor("local", **given)
         except NeuralscaleError as e:
             raise NeuralscaleError(f"--{e}") from None
+    if isinstance(exp.get("out"), str) and not exp["out"].strip():  # (it was the file's own folder)
+        raise NeuralscaleError(f"{path}: [experiment] out is empty; name the experiment's folder, or leave out out "
+                               "(a folder named as the file)")
     out_dir = Path(out) if out else Path(exp.get("out", Path(path).stem))
     if not out_dir.is_absolute() and not out:  # the file's own out (or its name): beside the file
         out_dir = Path(os.path.normpath(doc["_base"] / out_dir))
