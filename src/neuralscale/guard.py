@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .descent import is_descent_dir
 from .errors import NeuralscaleError
-from .layout import ReportDir
+from .layout import ReportDir, StoreDir
 from .records import LOCK, is_temp
 from .store import is_run_dir
 
@@ -23,7 +23,7 @@ def holder(directory: Path) -> str | None:
         return f"the run directory {directory}"
     if is_descent_dir(directory):
         return f"the descent directory {directory}"
-    if (directory / "sweep.json").is_file():
+    if StoreDir(directory).plan.is_file():
         return f"the sweep store {directory}"
     return None
 
