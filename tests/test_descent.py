@@ -543,6 +543,9 @@ def test_a_descents_readers_give_the_iteration_asked_for(tiny_descent, tmp_path)
         laws.configuration(params="50%", macs="50%")
     with pytest.raises(ns.NeuralscaleError, match=r"the descent has no iteration 3 \(it has 1 to 2\)"):
         laws.configuration(params="50%", iteration=3)
+    with pytest.raises(ns.NeuralscaleError, match="unknown option 'flops'; a budget is params or macs"):
+        laws.widths(flops="25%")  # (a fourth adversarial pass: solve()'s TypeError)
+    assert laws.widths(params=20000, multiple=2) == [w + w % 2 for w in laws.widths(params=20000, multiple=2)]
     for bad in ("1", 1.0, True):  # a TypeError, or True taken as 1 (a third adversarial pass)
         with pytest.raises(ns.NeuralscaleError, match="iteration must be a whole number, at least 1"):
             laws.widths(params="50%", iteration=bad)

@@ -501,6 +501,9 @@ class DescentDir:
             handler.close()
 
 
+SOLVE_OPTIONS = ("min_width", "multiple", "max_width", "tolerance", "device", "batch_size")  # scaling.solve's
+
+
 class DescentResult(list):
     """What a descent found: the laws of its finished iterations (a list of ScalingLaw, the last the best
     estimate) and the width space they belong to, with the step from a budget to a model.
@@ -527,6 +530,10 @@ class DescentResult(list):
         parameter budget only with `convert` (and the other way round)."""
         if params is not None and macs is not None:
             raise NeuralscaleError("give a params or a macs budget, not both")
+        unknown = sorted(set(solve_options) - set(SOLVE_OPTIONS))
+        if unknown:  # (a TypeError from solve: `flops=` for `macs=`)
+            raise NeuralscaleError(f"configuration: unknown option {unknown[0]!r}; a budget is params or macs, and "
+                                   f"solving takes {', '.join(SOLVE_OPTIONS)}")
         if not self:
             raise NeuralscaleError("the descent has no finished iteration")
         whole("iteration", iteration)
