@@ -314,8 +314,8 @@ def _fit_parser(sub) -> None:
                         "from: a trajectory in its descent directory); all-lost: the rows as they are; default: as "
                         "the descent that wrote the file (so that fit gives its law), else all-lost")
     p.add_argument("--out", metavar="FIT.json", help="write the law here (a new file; see --force)")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists, or write into a run or "
-                   "descent directory")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists (never a file in a run or "
+                   "descent directory or a sweep store: their records)")
     _add_json(p, "the law (alpha, beta, R^2 in layer order)")
 
 
@@ -474,7 +474,7 @@ def _export_parser(sub) -> None:
     p.add_argument("--model", metavar="file:PATH.py:NAME", help="the run's network, where its record names a model "
                    "file where it lay before (a study moved with its file): the file as it lies now")
     p.add_argument("--force", action="store_true", help="overwrite existing NAME.* files (an earlier export's NAME.onnx "
-                   "is removed unless --onnx writes it again), or write into a run or descent directory")
+                   "is removed unless --onnx writes it again); never files in a run or descent directory or a sweep store")
     _add_json(p, "the files written and the configuration")
 
 

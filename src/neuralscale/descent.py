@@ -24,6 +24,7 @@ Running the same command again continues after the last finished iteration
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import re
@@ -501,7 +502,9 @@ class DescentDir:
             handler.close()
 
 
-SOLVE_OPTIONS = ("min_width", "multiple", "max_width", "tolerance", "device", "batch_size")  # scaling.solve's
+# what `DescentResult.configuration` passes on to scaling.solve (its keyword options; the cost is the objective's)
+SOLVE_OPTIONS = tuple(name for name, p in inspect.signature(solve).parameters.items()
+                      if p.kind is p.KEYWORD_ONLY and name != "cost")
 
 
 class DescentResult(list):

@@ -170,5 +170,6 @@ def check_paths(call: str, paths: dict, optional: bool = True) -> None:
     for name, value in paths.items():
         if not (optional and value is None) and not isinstance(value, (str, os.PathLike)):
             raise NeuralscaleError(f"{call}: {name} must be a path (a str or os.PathLike), not {type(value).__name__}")
-        if value is not None and ("\0" if isinstance(os.fspath(value), str) else b"\0") in os.fspath(value):
-            raise NeuralscaleError(f"{call}: {name} {os.fspath(value)!r} holds a NUL character, which no path can")
+        where = os.fspath(value) if value is not None else ""
+        if ("\0" if isinstance(where, str) else b"\0") in where:
+            raise NeuralscaleError(f"{call}: {name} {where!r} holds a NUL character, which no path can")
