@@ -50,6 +50,8 @@ def test_info_text_and_latency():
     (["info", "--model", "vgg11", "--dataset", "cifar10", "--ratio", "-1"], "width ratio must be a number in (0, 64]"),
     (["info", "--model", "vgg11", "--dataset", "cifar10", "--widths", "8,8,8"], "8 gated layers, got 3"),
     (["info", "--model", "vgg11", "--dataset", "cifar10", "--widths", "8,x"], "integers"),
+    # int() reads 6_4 as 64: not widths as anyone writes them
+    (["info", "--model", "vgg11", "--dataset", "cifar10", "--widths", "6_4,128,256,256,512,512,512,512"], "integers"),
     (["info", "--model", "vgg11"], "required"),
     (["train", "--model", "vgg11", "--dataset", "cifar10", "--data-dir", "/definitely/not/here"], "does not exist"),
     (["train", "--model", "vgg11", "--dataset", "synthetic", "--epochs", "0"], "epochs"),

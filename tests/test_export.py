@@ -149,6 +149,35 @@ def test_a_model_loaded_with_a_space_of_its_users_own_is_not_held_to_that_spaces
     assert meta["input_shape"] == [3, 32, 32] and model(torch.zeros(2, 3, 64, 64)).shape == (2, 4)
 
 
+@pytest.mark.parametrize("dataset, says", [("cifar100", "100 classes, 3 input channels"),
+                                            ("fashionmnist", "10 classes, 1 input channel)")])
+def test_a_space_given_for_other_data_is_said_not_to_fit_and_the_file_not_blamed(tmp_path, dataset, says):
+    """A model file of CIFAR-10 loaded with a space made for other images: the space does not fit (it said "m.json
+    is damaged: its num_classes must be 100", an adversarial pass found), and the same space of the file's loads."""
+    sp = ns.space("vgg11", "cifar10")
+    json_path, _ = save_model(tmp_path / "m", sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625),
+                              {"preprocessing": {"mean": [125.0] * 3, "std": [60.0] * 3}})
+    with pytest.raises(NeuralscaleError) as e:
+        load_model(json_path, space=ns.space("vgg11", dataset))
+    assert str(e.value).startswith(f"the space given (vgg11 for {dataset}: {says}") and "damaged" not in str(e.value)
+    assert "saved for cifar10 (10 classes, 3 input channels)" in str(e.value)
+    assert load_model(json_path, space=ns.space("vgg11", "cifar10"))[1]["num_classes"] == 10
+
+
+def test_a_folder_given_as_a_model_file_says_so(tmp_path):
+    """It said "DIR.json does not exist" of a name nobody gave."""
+    sp, folder = ns.space("vgg11", "synthetic"), tmp_path / "d"
+    folder.mkdir()
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{folder} is a folder; name the model file in it (the "
+                                                         ".json export wrote)")):
+        load_model(folder)
+    save_model(folder / "net", sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625))
+    with pytest.raises(NeuralscaleError, match=re.escape(f"such as {folder / 'net.json'})")):
+        load_model(folder)
+    (tmp_path / "d.json").write_text((folder / "net.json").read_text().replace('"net.pt"', '"d/net.pt"'))
+    assert load_model(folder)[1]["widths"] == sp.uniform(0.0625)  # a file DIR.json beside the folder: that model
+
+
 def test_a_device_or_file_the_python_calls_cannot_use_is_one_clear_error(tmp_path):
     """An adversarial pass: RuntimeError, IndexError and OverflowError from these calls, not the package's error."""
     import neuralscale as ns

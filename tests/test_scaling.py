@@ -176,11 +176,17 @@ def test_trajectory_roundtrip_and_malformed_files(tmp_path):
         "empty.csv": "", "short.csv": "1,2,3\n4,5,6\n", "text.csv": "1,2,3,4,5,6,7,8\n1,2,x,4,5,6,7,8\n",
         "zero.csv": "1,2,3,4,5,6,7,0\n",
         "other.csv": "step,params,stem,block1.conv1\n1,2,3,4\n",
+        # int() reads `1_0` as 10 and other scripts' digits as numbers: not widths as a CSV writes them
+        "underscore.csv": "1,2,3,4,5,6,7,8\n1,2,3,4,5,6,7,1_0\n", "first_underscore.csv": "1,2,3,4,5,6,7,1_0\n",
+        "arabic.csv": "1,2,3,4,5,6,7,8\n1,2,3,4,5,6,7,\u0661\u0662\n",
+        "header_underscore.csv": open(path).read().replace(",63,", ",6_3,", 1),
     }
     for name, text in bad.items():
         (tmp_path / name).write_text(text)
         with pytest.raises(NeuralscaleError):
             read_trajectory(tmp_path / name, sp)
+    (tmp_path / "spaced.csv").write_text(" 64, +128,256,256,512,512,512,512 \n")  # signs and spaces stay accepted
+    assert read_trajectory(tmp_path / "spaced.csv", sp).rows == [list(sp.base_widths)]
     with pytest.raises(NeuralscaleError, match="does not exist"):
         read_trajectory(tmp_path / "absent.csv", sp)
 

@@ -37,6 +37,7 @@ from .methods import BASE_METHODS, SCALED, method_label, method_law
 from .report import ACCURACY, ACCURACY_SHORT, build_report, mean_std, run_summary
 from .sweep import PRESETS, SweepConfig, run_sweep, sweep_config
 from .train import SCHEDULES, TrainConfig
+from .validate import parse_whole
 from .zoo import FAMILIES, gone, space as make_space
 
 _TINY = protocol("tinyimagenet")  # the protocol facts the help names (data.info.PROTOCOLS)
@@ -55,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _widths(text: str) -> list[int]:
     try:
-        return [int(w) for w in text.replace(",", " ").split()]
+        return [parse_whole(w) for w in text.replace(",", " ").split()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"widths must be integers separated by commas, got {text!r}") from None
 
@@ -113,7 +114,7 @@ def _floats(text: str) -> list[float]:
 
 def _ints(text: str) -> list[int]:
     try:
-        return [int(x) for x in text.replace(",", " ").split()]
+        return [parse_whole(x) for x in text.replace(",", " ").split()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
 

@@ -97,7 +97,11 @@ def named(path: str | Path, suffix: str) -> Path:
 
 
 def read_meta(path: str | Path) -> dict:
-    path = named(path, ".json")
+    given, path = Path(path), named(path, ".json")
+    if not path.exists() and given.is_dir():  # (not "DIR.json does not exist")
+        inside = sorted(p.name for p in given.glob("*.json"))[:3]
+        raise NeuralscaleError(f"{given} is a folder; name the model file in it (the .json export wrote"
+                               + (f", such as {given / inside[0]})" if inside else ")"))
     if not path.exists():
         raise NeuralscaleError(f"{path} does not exist")
     try:
@@ -130,6 +134,8 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
                                f"{meta['weights']!r}")
     _check_tables(meta)
     sp = record_space(meta, data_dir, space, where_now='space=ns.space("file:PATH.py:NAME", DATASET)')
+    if space is not None:
+        _check_given(meta, sp)
     _check_fields(meta, sp, own_space=space is None)
     meta.setdefault("params_share", sp.params(meta["widths"]) / sp.params(sp.base_widths))
     meta.setdefault("macs_share", sp.macs(meta["widths"]) / sp.macs(sp.base_widths))
@@ -162,6 +168,25 @@ def _check_tables(meta: dict) -> None:
         if field in meta and not ok(meta[field]):
             raise NeuralscaleError(f"{meta['_path']} is damaged: its {field} must be {must}, got "
                                    f"{str(meta[field])[:60]!r}")
+
+
+def _check_given(meta: dict, sp: WidthSpace) -> None:
+    """A space the caller gave for images of another kind than the file's (its classes or channels, where the file
+    says them well-formed): the space does not fit, and the file is not damaged."""
+    n, shape, pre = meta.get("num_classes"), meta.get("input_shape"), meta.get("preprocessing")
+    classes = n if isinstance(n, int) and not isinstance(n, bool) else None
+    channels = (shape[0] if isinstance(shape, list) and shape and isinstance(shape[0], int) else
+                len(pre["mean"]) if isinstance(pre, dict) and isinstance(pre.get("mean"), list) else None)
+    info = sp.info
+    if classes in (None, info.num_classes) and channels in (None, info.in_channels):
+        return
+
+    def said(classes: int | None, channels: int | None) -> str:
+        return ", ".join(([f"{classes} class{'es' * (classes != 1)}"] if classes is not None else [])
+                         + ([f"{channels} input channel{'s' * (channels != 1)}"] if channels is not None else []))
+    raise NeuralscaleError(f"the space given ({sp.name} for {info.name}: {said(info.num_classes, info.in_channels)}) "
+                           f"does not fit {meta['_path']}, saved for {meta.get('dataset')!s:.40} "
+                           f"({said(classes, channels)}); make the space for that data")
 
 
 def _check_fields(meta: dict, sp: WidthSpace, own_space: bool = True) -> None:

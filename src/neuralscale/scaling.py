@@ -26,7 +26,7 @@ from .budget import METRICS, UNITS
 from .records import atomic_write_json, atomic_write_text
 from .space import WidthSpace
 from .zoo import model_identity
-from .validate import MAX_WIDTH, matches
+from .validate import MAX_WIDTH, is_whole, matches, parse_whole
 
 MIN_ROWS = 6  # fewer trajectory rows than this: fall back to uniform scaling
 
@@ -256,15 +256,9 @@ def read_trajectory(path: str | Path, space: WidthSpace) -> Trajectory:
     if not table:
         raise NeuralscaleError(f"trajectory {path} is empty")
 
-    def is_int(c: str) -> bool:
-        try:
-            int(c)
-            return True
-        except ValueError:
-            return False
     columns = list(range(len(space)))
     fmt = "original"
-    if not all(is_int(c) for c in table[0]):
+    if not all(is_whole(c) for c in table[0]):
         fmt = "neuralscale"
         header = [c.strip() for c in table.pop(0)]
         missing = [n for n in space.layer_names if n not in header]
@@ -278,7 +272,7 @@ def read_trajectory(path: str | Path, space: WidthSpace) -> Trajectory:
     rows = []
     for i, r in enumerate(table, start=1):
         try:
-            row = [int(r[c]) for c in columns]
+            row = [parse_whole(r[c]) for c in columns]
         except (ValueError, IndexError):
             raise NeuralscaleError(f"trajectory {path}: row {i} is malformed: {','.join(r)[:80]}") from None
         if min(row) < 1:

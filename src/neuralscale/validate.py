@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import types
 import typing
 from dataclasses import fields
@@ -162,6 +163,19 @@ def check_data(data: dict) -> None:
     split = data.get("tinyimagenet_split")
     if split is not None:
         one_of("tinyimagenet_split", split, ("official", "original"))
+
+
+def is_whole(text: str) -> bool:
+    """Text that is a whole number as a user or a CSV writes one: ASCII digits, with a sign and spaces around them
+    (not int()'s `1_0`, which it reads as 10, nor other scripts' digits)."""
+    return re.fullmatch(r"\s*[+-]?[0-9]+\s*", text) is not None
+
+
+def parse_whole(text: str) -> int:
+    """`text` as an int where `is_whole`, else ValueError."""
+    if not is_whole(text):
+        raise ValueError(f"not a whole number: {text!r}")
+    return int(text)
 
 
 def check_paths(call: str, paths: dict, optional: bool = True) -> None:
