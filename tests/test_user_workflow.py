@@ -573,6 +573,14 @@ def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, splits="x"), "train: splits must be a Splits"),
     (lambda: ns.descend("vgg11", "synthetic", "/proc/neuralscale-test/d", splits=5),
      "descend: splits must be a Splits (ImageData.split(), ns.load_splits), not int"),
+    # left by that pass, fixed the forty-ninth session: an AttributeError, a name silently ignored, and a descent's
+    # config written (and its data read) before a latency objective's measure failed
+    (lambda: ns.space(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                          torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 2)),
+                      torch.zeros(1, 3, 8, 8), name=5), "name must be a non-empty str, not 5"),
+    (lambda: ns.space("vgg11", "synthetic", name="mine"), "name names a space of your own nn.Module"),
+    (lambda: ns.descend("vgg11", "synthetic", "/proc/neuralscale-test/d", measure="x"),
+     "measure must be a function timing a layer"),
 ])
 def test_the_python_api_misused_says_so_as_the_cli_would(call, says):
     """Arguments of the wrong type are one NeuralscaleError saying which and what it takes (issue 32), not a
@@ -587,6 +595,10 @@ def test_the_python_api_misused_says_so_as_the_cli_would(call, says):
     (lambda: fit_trajectory("t.csv", ns.space("vgg11", "synthetic"), trajectory_start="first"),
      "trajectory_start is all-lost or per-layer, got 'first'"),
     (lambda: fit_trajectory("t.csv", ns.space("vgg11", "synthetic"), out="./t.csv"), "is the trajectory being fitted"),
+    (lambda: fit_trajectory("t.csv", ns.space("vgg11", "synthetic"), tau="exct"), "tau is auto, exact or original"),
+    (lambda: fit_trajectory("t.csv", "vgg11"), "fit_trajectory: space must be a WidthSpace"),
+    (lambda: fit_trajectory(None, ns.space("vgg11", "synthetic")), "fit_trajectory: trajectory must be a path"),
+    (lambda: fit_trajectory("t.csv", ns.space("vgg11", "synthetic"), out=5), "fit_trajectory: out must be a path"),
     (lambda: ns.train("vgg11", "synthetic", widths=[8] * 8, params=1000), "give one of widths, ratio, params or macs"),
     (lambda: ns.train("vgg11", "synthetic", ratio=0.5, macs="50%"), "give one of widths, ratio, params or macs"),
     (lambda: ns.train("vgg11", "synthetic", ratio=0.5, method="uniform", iteration=1), "--from and --iteration apply"),

@@ -77,6 +77,13 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
     """
     if trajectory_start not in (None, "all-lost", "per-layer"):
         raise NeuralscaleError(f"trajectory_start is all-lost or per-layer, got {trajectory_start!r}")
+    if tau not in ("auto", "exact", "original"):
+        raise NeuralscaleError(f"tau is auto, exact or original, got {tau!r}"[:200])
+    if not isinstance(space, WidthSpace):
+        raise NeuralscaleError(f"fit_trajectory: space must be a WidthSpace (ns.space(model, dataset)), not "
+                               f"{type(space).__name__}")
+    check_paths("fit_trajectory", {"trajectory": trajectory}, optional=False)
+    check_paths("fit_trajectory", {"out": out})
     if out:
         if Path(out).resolve() == Path(trajectory).resolve():  # not even with force: the rows would be lost
             raise NeuralscaleError(f"--out {out} is the trajectory being fitted; give the law another file")
@@ -340,6 +347,9 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     if importance is not None and not isinstance(importance, Importance):  # not after the warm-up's epochs
         raise NeuralscaleError(f"importance must be an Importance (such as ns.TaylorFO()), not "
                                f"{importance!r}"[:200])
+    if measure is not None and not callable(measure):  # (not after the descent's config is written)
+        raise NeuralscaleError(f"measure must be a function timing a layer (a latency table's; tests), not "
+                               f"{measure!r}"[:200])
     check_paths("descend", {"out_dir": out_dir}, optional=False)
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)

@@ -203,6 +203,10 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
     if dataset is not None and not isinstance(dataset, (str, DatasetInfo, torch.Tensor)):
         raise NeuralscaleError(f"dataset must be a name (such as 'cifar10'), a DatasetInfo or an example input "
                                f"tensor, not {type(dataset).__name__}")
+    if name is not None and (not isinstance(model, nn.Module) or not isinstance(name, str) or not name.strip()):
+        raise NeuralscaleError("name names a space of your own nn.Module (a non-empty str); a model named by a str "
+                               "is named so already" if isinstance(name, str) and name.strip() else
+                               f"name must be a non-empty str, not {name!r}"[:200])
     if isinstance(model, nn.Module):
         if isinstance(dataset, str):  # its images' shape and classes from the dataset (an image folder's own size)
             dataset = dataset_info(dataset, data_dir)
