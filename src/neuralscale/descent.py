@@ -45,7 +45,7 @@ from .importance import Importance
 from .latency import LatencyTable
 from .layout import claim_folder
 from .objective import OBJECTIVES, Objective
-from .pruning import TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, paced_k
+from .pruning import TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, ended_early, paced_k
 from .records import atomic_write_json, exclusive
 from .settings import Settings, option
 from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajectory, solve, uniform_law,
@@ -676,8 +676,7 @@ def _more_rows(cfg: DescentConfig, it: Iteration) -> str:
     (a larger prune fraction only where pruning got to this one, not where a layer would have emptied first)."""
     ways = [f"a smaller {flag}" for flag, value in (("--prune-k", cfg.k), ("--prune-interval", cfg.interval))
             if value is not None and value > 1]
-    reached = not any(early in said for said in (it.stop_reason, *it.notes)  # (notes: written before stop_reason)
-                      for early in ("would remove the last channel", "every layer reached"))
+    reached = not any(ended_early(said) for said in (it.stop_reason, *it.notes))  # (notes: before stop_reason)
     ways += [f"a larger --prune-fraction (it is {cfg.prune_fraction:g})"] * (reached and cfg.prune_fraction < 0.99)
     ways += ["more training images"] + ["--prune-past-one"] * (not cfg.prune_past_one)
     if cfg.trajectory_start != "per-layer":

@@ -39,6 +39,17 @@ from .select import choose, half_widths, last_channel
 from .trajectory import Trajectory
 
 
+# how a stop_reason (and the note of it) says pruning ended before its prune fraction; records keep these words,
+# and a descent's fallback advice reads them (`ended_early`)
+EMPTIED = "every layer reached"
+LAST_CHANNEL = "would remove the last channel"
+
+
+def ended_early(said: str) -> bool:
+    """Whether a stop reason or note says pruning ended before its prune fraction (a layer would have emptied)."""
+    return EMPTIED in said or LAST_CHANNEL in said
+
+
 @dataclass
 class Step:
     """What a pruning step did: whether it pruned, and the smaller network (resized in place or rebuilt) where it
@@ -176,7 +187,7 @@ class PruningSession:
         self.batches = 0
         if not chosen:
             self.exhausted = True
-            self.stop_reason = (f"every layer reached {self.schedule.min_width} channel(s) before "
+            self.stop_reason = (f"{EMPTIED} {self.schedule.min_width} channel(s) before "
                                 f"{self.schedule.prune_fraction:.0%} were pruned")
             self.notes.append(self.stop_reason)
             return Step(False)
@@ -186,7 +197,7 @@ class PruningSession:
         if not self.schedule.prune_past_one:
             layer = last_channel(chosen, self.current, self.initial)
             if layer is not None:
-                self.stop_reason = (f"step {self.pruning_steps + 1} would remove the last channel of "
+                self.stop_reason = (f"step {self.pruning_steps + 1} {LAST_CHANNEL} of "
                                     f"{self.space.layer_names[layer]}; pruning ends before it (the original's rule)")
                 self.notes.append(self.stop_reason)
                 return Step(False)
