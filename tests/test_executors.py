@@ -494,6 +494,38 @@ class _InProcess:
         return pool
 
 
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_a_run_refused_in_a_worker_stops_the_sweep_in_one_line_as_in_the_drivers_process(tmp_path, request,
+                                                                                           backend):
+    """An unreadable checkpoint refuses its run before it starts: with local workers that was three worker
+    tracebacks, two retries and the run recorded failed ("worker died 3 times"), which a rerun then skipped (an
+    adversarial pass found it; on Ray, "RayTaskError" likewise). One line, exit 2, the record as it was, as the
+    sequential executor says it; and a run's log the worker cannot open likewise."""
+    import json
+    workers = (["--backend", "ray", "--address", request.getfixturevalue("ray_cluster")] if backend == "ray" else
+               ["--executor", "local", "--workers", "1"])
+    out = tmp_path / "store"
+    args = [*TINY, "--ratios", "0.0625", "--epochs", "1", "--out", str(out), "--quiet"]
+    assert run_cli(*args).returncode == 0
+    (path,) = out.glob("runs/*/record.json")
+    record = {**json.loads(path.read_text()), "status": "running"}  # as a run stopped after its last checkpoint
+    path.write_text(json.dumps(record))
+    checkpoint = path.parent / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    for executor in (workers, []):
+        r = run_cli(*args, *executor)
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and "checkpoint.pt is unreadable" in lines[0], r.stderr
+        assert json.loads(path.read_text()) == record, executor  # neither failed nor retried
+    checkpoint.unlink()
+    (path.parent / "log.txt").unlink()
+    (path.parent / "log.txt").mkdir()  # a log the worker cannot open (another user's, say)
+    r = run_cli(*args, *workers)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].endswith("log.txt: Is a directory"), r.stderr
+    assert json.loads(path.read_text()) == record
+
+
 def test_a_run_whose_worker_keeps_dying_is_retried_so_often_then_recorded_failed(tmp_path):
     """A worker that dies without a final record: its run is retried `retries` times, then recorded failed with
     the count; a run that fails (its record says so) is not retried (a mutation audit: one retry fewer, and a

@@ -228,6 +228,41 @@ def _worker_context():
     return ctx
 
 
+def _run_logged(spec: dict, out_dir: str, log_path: str, device: str | None, setup: Callable | None = None):
+    """A worker's run (`setup` first), its output in the run's log; what it replies to the driver (`_reply`): the
+    run's id once its record is written (finished or failed), or (kind, message) where the run was refused before
+    it started (an unreadable checkpoint, a log or lock it cannot write: the command stops with the message, as
+    it does running in its own process) or the machine failed (a full disk, say: not the run's fault). Either
+    leaves the run's record as it was, resumable; a worker that died instead was retried, then recorded failed."""
+    try:
+        restore = _redirect(log_path)
+    except OSError as e:
+        return "refused", f"cannot write {log_path}: {e.strerror or e}"
+    try:
+        if setup is not None:
+            setup()
+        s = RunSpec.from_dict(spec)
+        if device:
+            s.config = {**s.config, "device": device}  # the device is not part of a run's identity
+        execute_in_store(s, RunStore(out_dir), progress=True)
+        return s.id
+    except EnvironmentFailure as e:
+        return "environment", str(e)
+    except NeuralscaleError as e:
+        return "refused", str(e)
+    finally:
+        restore()
+
+
+def _reply(reply) -> None:
+    """A worker's reply (`_run_logged`): a run that was refused or met a machine's failure stops the command with
+    its message."""
+    if isinstance(reply, tuple) and reply[0] == "environment":
+        raise EnvironmentFailure(reply[1])
+    if isinstance(reply, tuple) and reply[0] == "refused":
+        raise NeuralscaleError(reply[1])
+
+
 def _worker(conn, device: str | None, threads: int | None, environ: dict | None = None, alive=None) -> None:
     """A local worker process: runs what the driver sends, one at a time, each run's output in its log.
     Ctrl-C reaches the whole process group; the driver alone answers it (and stops its workers), so that the
@@ -254,17 +289,7 @@ def _worker(conn, device: str | None, threads: int | None, environ: dict | None 
         if msg is None:
             return
         spec, out_dir, log_path = msg
-        restore = _redirect(log_path)
-        try:
-            s = RunSpec.from_dict(spec)
-            if device:
-                s.config = {**s.config, "device": device}  # the device is not part of a run's identity
-            execute_in_store(s, RunStore(out_dir), progress=True)
-            reply = s.id
-        except EnvironmentFailure as e:  # the machine's fault (a full disk, say), not the run's: the driver stops
-            reply = ("environment", str(e))
-        finally:
-            restore()
+        reply = _run_logged(spec, out_dir, log_path, device)
         try:
             conn.send(reply)
         except (BrokenPipeError, EOFError, OSError):  # the driver stopped (Ctrl-C) as this run ended: its record
@@ -327,9 +352,7 @@ class Local(_Pool):
             p, conn, _ = self._procs[slot]
             try:
                 if conn.poll():
-                    reply = conn.recv()
-                    if isinstance(reply, tuple) and reply[0] == "environment":  # the run's record stays unfinished
-                        raise EnvironmentFailure(reply[1])
+                    _reply(conn.recv())  # (a refusal stops the pool: the run's record stays unfinished)
                     ended[rid] = "finished"
                     continue
             except (EOFError, OSError):
@@ -378,19 +401,12 @@ def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
         raise NeuralscaleError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
 
 
-def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str) -> None:
-    """One run as a Ray task: its output in the run's log file, on the GPU share Ray gave it."""
+def _ray_task(spec: dict, out_dir: str, threads: int | None, log_path: str):
+    """One run as a Ray task: its output in the run's log file, on the GPU share Ray gave it; its reply as a
+    local worker's (`_run_logged`)."""
     import ray
-    restore = _redirect(log_path)
-    try:
-        configure_logging()
-        _set_threads(threads)
-        s = RunSpec.from_dict(spec)
-        if ray.get_gpu_ids():  # Ray set CUDA_VISIBLE_DEVICES to this task's GPU
-            s.config = {**s.config, "device": "cuda"}
-        execute_in_store(s, RunStore(out_dir), progress=True)
-    finally:
-        restore()
+    device = "cuda" if ray.get_gpu_ids() else None  # Ray set CUDA_VISIBLE_DEVICES to this task's GPU
+    return _run_logged(spec, out_dir, log_path, device, setup=lambda: (configure_logging(), _set_threads(threads)))
 
 
 @contextlib.contextmanager
@@ -502,10 +518,12 @@ class Ray(_Pool):
         ended = {}
         for ref in ready:
             try:
-                ray.get(ref)
-                ended[refs[ref]] = "finished"
+                reply = ray.get(ref)
             except Exception as e:  # the worker died (or the task could not run): the pool decides
                 ended[refs[ref]] = f"{type(e).__name__}: {first_line(e, None, '')}"[:300]
+                continue
+            _reply(reply)
+            ended[refs[ref]] = "finished"
         return ended
 
 
