@@ -92,14 +92,17 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save, atomically, streamed into the file (a dataset's tensor cache is not held twice in memory).
     A write the disk refuses in part (a file-size limit) reaches torch's zip writer as a short write, which it
     reports as a RuntimeError about positions: that is the OSError it is (a full disk raises one directly). So
-    does an exception of the file's own write (Ctrl-C, a write refused): that one is raised, not lost in it."""
+    does an exception of the file's own write (Ctrl-C, a worker's SIGTERM, a write refused): that one is raised,
+    not lost in it."""
     def write(tmp):
         with open(tmp, "wb") as f:
             try:
                 torch.save(obj, f)
             except RuntimeError as e:
-                if isinstance(e.__context__, (KeyboardInterrupt, OSError)):  # (a Ctrl-C was a cache "too large",
-                    raise e.__context__ from None  # and the command trained on with Ctrl-C ignored)
+                # (a Ctrl-C was a cache "too large", and the command trained on with Ctrl-C ignored; a local
+                # worker's SIGTERM, its SystemExit, stopped the sweep as "File too large")
+                if isinstance(e.__context__, (KeyboardInterrupt, SystemExit, OSError)):
+                    raise e.__context__ from None
                 if "unexpected pos" not in str(e):
                     raise
                 full = shutil.disk_usage(Path(tmp).parent).free < 1 << 20  # a full disk, or a file-size limit
