@@ -67,9 +67,13 @@ def deferred() -> Iterator[None]:
 
 
 def terminate(signum, frame) -> None:
+    """SIGTERM in the command: Terminated once; a later SIGTERM (a scheduler sending several) is ignored instead
+    of raising inside the handling of the first, which printed a traceback after the one line, exit 1, as
+    `interrupt` ignores a second Ctrl-C."""
     global _sigterm, _signalled, _raised
     _sigterm = _signalled = True
     if not _deferring:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _raised += 1
         raise Terminated()
 
@@ -149,7 +153,9 @@ def unraisable(hook):
         _lost += 1
         if _lost < _raised or not _running:  # the command was told of one already and is stopping, or has ended:
             return  # this one is not raised again
-        if not _sigterm and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        if _sigterm and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, terminate)  # (`terminate` ignores SIGTERM once it has raised it)
+        elif not _sigterm and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
             signal.signal(signal.SIGINT, interrupt)  # (`interrupt` ignores Ctrl-C once it has raised it)
         _forget_timer()  # (one timer at a time)
         _again_timer = threading.Timer(0.05, _again, (_generation, signal.SIGTERM if _sigterm else signal.SIGINT))
