@@ -473,11 +473,23 @@ def test_an_iterations_checkpoint_is_refused_for_another_iteration(tiny_descent,
         _descend_tiny(out)
 
 
-def test_an_iteration_that_cannot_finish_pruning_in_its_epochs_is_refused(tmp_path):
+def test_an_iteration_that_cannot_finish_pruning_in_its_epochs_is_refused_and_continues_under_a_higher_cap(tmp_path):
+    """Its advice, "raise --max-epochs", is followed from the iteration's checkpoint: that was refused as written
+    "with other training settings (epochs: 1 there, 20 here)", and so was going back to no cap, so the iteration's
+    training was lost (an adversarial pass). It continues, and ends as the iteration run uncapped does."""
+    import torch
     with pytest.raises(ns.NeuralscaleError, match=r"iteration 1 stopped after 1 epochs before pruning 80% of the "
                                                   r"channels; raise --max-epochs"):
         _descend_tiny(tmp_path / "d", iterations=1, max_epochs=1)
     assert not (tmp_path / "d" / "fits.json").exists()
+    assert torch.load(tmp_path / "d" / "iteration_01.ckpt", weights_only=True)["epoch"] == 1
+    with pytest.raises(ns.NeuralscaleError, match=r"iteration 1 stopped after 2 epochs"):
+        _descend_tiny(tmp_path / "d", iterations=1, max_epochs=2, eval_every=1)  # (how often it evaluates, too)
+    (law,) = _descend_tiny(tmp_path / "d", iterations=1)  # no cap: as many epochs as its pruning needs
+    (whole,) = _descend_tiny(tmp_path / "whole", iterations=1)
+    assert (law.alpha, law.beta, law.rows) == (whole.alpha, whole.beta, whole.rows)
+    config = json.loads((tmp_path / "d" / "config.json").read_text())["descent"]
+    assert config.get("max_epochs") is None  # (not an identity setting: the config is the descent's as rerun)
 
 
 def test_a_fallback_law_in_the_last_iteration_is_refused_too(tmp_path):

@@ -816,12 +816,16 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
                       owner=f"descent {_fingerprint(space, cfg, splits, (d.config() or {}).get('portable') is True)} "
                             f"iteration {number}", follow_load=False)
     trainer.lr_setting, trainer.eval_diverges = "--lr; lr in an experiment's [descent]", False
+    # max_epochs and eval_every may change on a rerun (DescentConfig.NOT_IDENTITY): a capped iteration continues
+    # under a higher cap (its schedules, prune and prune-tinyimagenet, set an epoch's learning rate by its number
+    # alone, not by how many there are)
+    trainer.resume_may_differ = ("epochs", "eval_every")
     _say_how_long(space, widths, cfg, p, len(splits.train[1]), number, trainer.device,
                   resuming=d.checkpoint(number).exists())
     t0 = time.time()
     trainer.fit()
     if not p.done:
-        raise NeuralscaleError(f"iteration {number} stopped after {tc.epochs} epochs before pruning "
+        raise NeuralscaleError(f"iteration {number} stopped after {trainer.epoch} epochs before pruning "
                                f"{cfg.prune_fraction:.0%} of the channels; raise --max-epochs")
     _learned_little(trainer.history, cfg.warmup_epochs, splits.info.num_classes, number)
     law = pruning_law(space, p, number)

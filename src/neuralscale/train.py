@@ -308,6 +308,9 @@ class Trainer:
     # an evaluation loss that is not finite fails the run; a descent's trainer keeps its old rule (the training
     # loss alone: its law comes from the training's scores, and it selects nothing by accuracy)
     eval_diverges = True
+    # the training settings a checkpoint may have been written with otherwise and still be continued (a descent's
+    # cap on its epochs, and how often it evaluates)
+    resume_may_differ: tuple[str, ...] = ()
 
     def __init__(self, model: nn.Module, splits: Splits, config: TrainConfig,
                  callbacks: Sequence[Callback] = (), checkpoint: str | Path | None = None,
@@ -589,7 +592,7 @@ class Trainer:
     def _resume(self) -> None:
         if self.checkpoint is None or not self.checkpoint.exists() or self.epoch > 0:
             return
-        state = read_checkpoint(self.checkpoint, self.owner, self.config, self.device)
+        state = read_checkpoint(self.checkpoint, self.owner, self.config, self.device, self.resume_may_differ)
         try:
             self._restore(state)
         except NeuralscaleError:
@@ -630,10 +633,11 @@ def unloadable(e: Exception) -> str:
     return text.splitlines()[0][:120]
 
 
-def read_checkpoint(path: Path, owner: str | None, config: TrainConfig | None, device="cpu") -> dict:
+def read_checkpoint(path: Path, owner: str | None, config: TrainConfig | None, device="cpu",
+                    may_differ: Sequence[str] = ()) -> dict:
     """A checkpoint's state, if it is `owner`'s: one written for another owner (a run's id, a descent
-    iteration), or with other training settings (unless `config` is None), is refused rather than continued as
-    if it were this one's."""
+    iteration), or with other training settings (unless `config` is None; but for `may_differ`, and settings
+    that change nothing computed), is refused rather than continued as if it were this one's."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
@@ -648,7 +652,7 @@ def read_checkpoint(path: Path, owner: str | None, config: TrainConfig | None, d
     recorded, mine = state.get("config"), config.to_dict() if config is not None else None
     if isinstance(recorded, dict) and mine is not None:  # settings that do not change what is computed may differ
         differ = [f"{k}: {recorded[k]!r} there, {mine[k]!r} here" for k in sorted(set(recorded) & set(mine))
-                  if k not in ("device", "eval_batch_size") and _listed(recorded[k]) != _listed(mine[k])]
+                  if k not in ("device", "eval_batch_size", *may_differ) and _listed(recorded[k]) != _listed(mine[k])]
         if differ:
             raise NeuralscaleError(f"checkpoint {path} was written with other training settings "
                                    f"({'; '.join(differ[:3])}); delete it to start over")
