@@ -574,6 +574,11 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
     cases = {"model": ({a: {}, b: {"model": "resnet18"}}, "holds runs of 2 models or datasets (resnet18 on "),
              "recipe": ({a: {}, b: {"epochs": 30}}, "2 different recipes (runs uniform-r0.0625-s0-d8fa75007e and "
                         f"{b.rpartition('-')[0]}-"),
+             # Fashion-MNIST's files replaced by others between two seeds (an image folder added to, more likely):
+             # pooled as one row, it gave a mean of two datasets (an adversarial pass)
+             "data": ({a: {}, b: {"data": {"train": 27000, "val": 3000, "test": 10000}}},
+                      f"holds runs of one dataset trained on different numbers of images (runs {a} and {b}: train "
+                      "54000, val 6000, test 10000 against train 27000, val 3000, test 10000): its files changed"),
              # neuralscale@15 from two descents, say: one seed twice, not a second seed
              "twice": ({a: {}, f"{a}+copy": {"widths": [4, 8, 16, 16, 32, 32, 32, 31]}},
                        "uniform at ratio 0.0625 with seed 0 twice (runs ")}

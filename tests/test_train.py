@@ -100,6 +100,37 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path, monkeypatch):
     assert resumed.step == straight.step  # the step count goes on from the checkpoint's (pruning paces by it)
 
 
+def test_a_resume_on_an_image_folder_changed_since_is_refused(tmp_path, monkeypatch):
+    """Images added to a folder after a run's first epochs: the rerun resumed without a word, its record saying the
+    new counts while its first epochs trained, and selected, on the old ones (an adversarial pass). Refused, saying
+    both; the folder put back as it was, it resumes."""
+    import shutil
+
+    from neuralscale.api import load_splits
+    monkeypatch.setenv("NEURALSCALE_CACHE", str(tmp_path / "cache"))
+    folder = write_imagefolder(tmp_path / "imgs", per_class=6, size=32)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.05, device="cpu")
+    sp = ns.space("vgg11", f"imagefolder:{folder}")
+
+    def trainer(callbacks=()):
+        t = Trainer(sp.build(sp.uniform(0.0625)), load_splits(f"imagefolder:{folder}", cfg), cfg,
+                    callbacks=list(callbacks), checkpoint=tmp_path / "ckpt.pt", progress=False)
+        t.checkpoint_every_s = 0
+        return t
+    with pytest.raises(KeyboardInterrupt):
+        trainer([_Interrupt(1)]).fit()
+    shutil.copytree(folder, tmp_path / "as_it_was")
+    write_imagefolder(folder, per_class=9, size=32)  # three more images of each class
+    with pytest.raises(NeuralscaleError, match=re.escape("ckpt.pt trained on other data (train 15, val 3, test 6 "
+                                                         "images then; train 24, val 3, test 6 now")):
+        trainer().fit()
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "as_it_was", folder)
+    resumed = trainer()
+    resumed.fit()
+    assert [m["epoch"] for m in resumed.history] == [1, 2]
+
+
 class _Dropped(torch.nn.Module):
     """A network with dropout: its masks come from torch's global generator."""
 

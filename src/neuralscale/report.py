@@ -553,6 +553,7 @@ def check_comparable(store: Path, records: list[dict]) -> None:
             raise NeuralscaleError(f"{store} holds runs {what} with {len(recipes)} different recipes (runs "
                                    f"{ra['id']} and {rb['id']}: {_differences(a, b)}); their accuracies do not "
                                    "compare: give a folder of runs with one recipe")
+    _check_same_data(store, records)
     seen: dict[tuple, str] = {}
     for r in records:
         if r.get("status") != "finished":
@@ -564,6 +565,29 @@ def check_comparable(store: Path, records: list[dict]) -> None:
                                    f"{r.get('seed')} twice (runs {seen[key]} and {r['id']}); remove one, or it would "
                                    "be counted as two seeds")
         seen[key] = r["id"]
+
+
+def _check_same_data(store: Path, records: list[dict]) -> None:
+    """Finished runs of one dataset and data settings trained on as many images (the counts their records say):
+    an image folder added to between a store's runs gave seeds on other data, pooled as one row."""
+    seen: dict[str, tuple[dict, str]] = {}
+    for r in records:
+        counts = r.get("data")
+        if r.get("status") != "finished" or not isinstance(counts, dict):
+            continue
+        counts = {k: counts.get(k) for k in ("train", "val", "test")}
+        same = json.dumps(_recipe(r)["data"], sort_keys=True, default=str)  # (subsets: other counts by design)
+        if same in seen and seen[same][0] != counts:
+            (then, first) = seen[same]
+            raise NeuralscaleError(f"{store} holds runs of one dataset trained on different numbers of images (runs "
+                                   f"{first} and {r['id']}: {_counts(then)} against {_counts(counts)}): its files "
+                                   "changed between them, and their accuracies do not compare; give a folder of "
+                                   "runs on one version of the data (train the others again in a store of their own)")
+        seen.setdefault(same, (counts, r["id"]))
+
+
+def _counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
 @dataclass

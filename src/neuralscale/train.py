@@ -573,6 +573,7 @@ class Trainer:
             "epoch": self.epoch, "step": self.step, "stop": self.stop, "history": self.history,
             "owner": self.owner, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "callbacks": [cb.state_dict() for cb in self.callbacks], "config": self.config.to_dict(),
+            "data": self.splits.sizes(),  # (a folder of images changed since is refused on resume)
             "rng": torch.get_rng_state(),  # dropout and anything else drawing from the global generator
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }, self.checkpoint)
@@ -593,6 +594,7 @@ class Trainer:
         if self.checkpoint is None or not self.checkpoint.exists() or self.epoch > 0:
             return
         state = read_checkpoint(self.checkpoint, self.owner, self.config, self.device, self.resume_may_differ)
+        _check_same_data(self.checkpoint, state.get("data"), self.splits.sizes())
         try:
             self._restore(state)
         except NeuralscaleError:
@@ -605,6 +607,18 @@ class Trainer:
         self._saved_epoch = self.epoch
         self.owner = self.owner if self.owner is not None else state.get("owner")
         log.info("%s: resumed from %s after epoch %d", self.desc, self.checkpoint, self.epoch)
+
+
+def _check_same_data(path: Path, then, now: dict[str, int]) -> None:
+    """A checkpoint's epochs trained on splits of these sizes (checkpoints from before 0.2 do not say): continued
+    on others (an image folder added to since), a run would mix them silently, and select on two validation
+    splits."""
+    if isinstance(then, dict) and then != now:
+        def said(sizes) -> str:
+            return ", ".join(f"{k} {sizes.get(k)}" for k in ("train", "val", "test"))
+        raise NeuralscaleError(f"checkpoint {path} trained on other data ({said(then)} images then; {said(now)} "
+                               "now: the dataset's files changed since); put them back as they were, or delete "
+                               "it to start over")
 
 
 def _check_trainer_arguments(model, splits, config, callbacks, checkpoint) -> None:
