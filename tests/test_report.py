@@ -1479,3 +1479,35 @@ def test_the_widths_section_names_the_layers_and_its_figure_the_model(tmp_path, 
            "`conv7`, `conv8`.\n" in md
     titles = [f._suptitle.get_text() for f in drawn if f._suptitle is not None]
     assert "vgg11 on fashionmnist: per-layer widths of each method at each budget" in titles, titles
+
+
+def test_a_figure_is_written_atomically_and_a_refused_write_names_it(tmp_path, monkeypatch):
+    """A file-size limit cut a report's figure short and left it so, saying only "File too large" (an adversarial
+    pass). A figure is either the one before or the whole new one now, and the refusal names the file."""
+    import errno
+    import os
+    import re
+
+    import matplotlib.figure
+
+    from neuralscale import figures
+    from neuralscale.errors import EnvironmentFailure
+    plt = figures._plt()
+    fig, _ = plt.subplots()
+    path = figures._save(fig, tmp_path / "acc_vs_params.png", formats=("png", "svg"))
+    before = path.read_bytes()
+    assert before.startswith(b"\x89PNG") and (tmp_path / "acc_vs_params.svg").exists()
+    real = matplotlib.figure.Figure.savefig
+
+    def cut_short(self, fname, **kw):  # a few bytes written, then the disk says no
+        real(self, fname, **kw)
+        with open(fname, "r+b") as f:
+            f.truncate(100)
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", cut_short)
+    fig, _ = plt.subplots()
+    with pytest.raises(EnvironmentFailure, match=re.escape(f"cannot write {path}: {os.strerror(errno.EFBIG)}")):
+        figures._save(fig, tmp_path / "acc_vs_params.png")
+    assert path.read_bytes() == before  # the figure before, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc_vs_params.png", "acc_vs_params.svg"]
+    assert not plt.get_fignums()  # closed, refused or not

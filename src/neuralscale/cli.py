@@ -287,9 +287,8 @@ def _descend_parser(sub) -> None:
                    help="start from every base width times R and keep its parameter count (smaller machines)")
     p.add_argument("--masking", action="store_true", help="prune by masking gates only (no physical shrinking)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: float32, as the original)")
-    p.add_argument("--max-epochs", type=int, help="cap on epochs per iteration (default: what the pruning schedule "
-                                                    "needs); an iteration stopped by it continues from its "
-                                                    "checkpoint when rerun with a higher cap, or none")
+    p.add_argument("--max-epochs", type=int, help="cap on epochs per iteration (default: what pruning needs); one "
+                                                    "it stops continues when rerun with a higher cap, or none")
     p.add_argument("--seed", type=int, default=0, help="seed of the descent's training (default 0)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     _add_data_args(p, "prune on a seeded random N training images", test=False)

@@ -27,6 +27,7 @@ from .scaling import solve
 from .space import WidthSpace
 from .stats import t975
 from .budget import UNITS, Budget, key_order
+from .records import atomic_write
 from .layout import HEATMAP_FIGURE, WIDTHS_FIGURE, accuracy_figure_name, growth_figure_name
 
 PAPER_METHODS = {"uniform": "uniform", "morphnet": "morphnet", "neuralscale_iter1": "neuralscale@1",
@@ -70,9 +71,11 @@ def _save(fig, path: Path, formats=("png",), dpi: int = 120) -> Path:
         # tight_layout() has placed the axes; the placeholder engine it leaves would make every savefig draw the
         # figure once more before drawing it (about a third of the time it takes), for the same pixels
         fig.set_layout_engine(None)
-    for f in formats:
-        fig.savefig(path.with_suffix(f".{f}"), dpi=dpi)
-    plt.close(fig)
+    try:
+        for f in formats:  # atomically: a figure cut short (a full disk, a Ctrl-C) is not left as the figure
+            atomic_write(path.with_suffix(f".{f}"), lambda tmp, f=f: fig.savefig(tmp, dpi=dpi, format=f))
+    finally:
+        plt.close(fig)
     shown = next((f for f in ("png", "svg") if f in formats), formats[0])
     return path.with_suffix(f".{shown}")
 

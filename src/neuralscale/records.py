@@ -66,6 +66,12 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """`write(tmp)` writes the file's content to the temporary file `tmp`, which then takes `path`'s place (a
+    figure's savefig, say, given its format: the temporary file's name says none)."""
+    _atomic(path, write)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     def write(tmp):
         with open(tmp, "w") as f:
