@@ -738,3 +738,22 @@ def test_a_budget_below_every_layer_at_its_narrowest_is_refused_for_the_methods_
     with pytest.raises(NeuralscaleError, match=r"\(1% of the base model\) is out of reach: .* its narrowest \(1 "
                                                r"channel\(s\) or the multiple it must be\); give a larger budget$"):
         check_reachable(mult, sp)
+
+
+def test_a_damaged_plan_says_how_to_plan_the_sweep_again_and_that_does(tmp_path):
+    """"remove it to plan the sweep again" was followed by a refusal: without its plan the folder is no run store,
+    and a sweep writes into it only with --force (an adversarial pass). The advice says so, and following it keeps
+    the finished runs."""
+    out = tmp_path / "store"
+    args = ["sweep", *TINY, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
+            "--out", str(out)]
+    assert run_cli(*args).returncode == 0
+    (out / "sweep.json").write_text("{not json")
+    r = run_cli(*args)
+    assert r.returncode == 2 and "sweep.json is damaged (" in r.stderr, r.stderr
+    assert r.stderr.strip().endswith("remove it and run the sweep again with --force to plan it again (its finished "
+                                     "runs are kept; a latency budget's widths are solved again)"), r.stderr
+    (out / "sweep.json").unlink()
+    r = run_cli(*args, "--force")
+    assert r.returncode == 0 and "1 already done, 0 to run" in r.stderr, r.stderr
+    assert json.loads((out / "sweep.json").read_text())["recipe"]

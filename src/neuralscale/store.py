@@ -229,6 +229,12 @@ def budget_key(record: dict) -> tuple:
     return b.key if b is not None else ("params", float(record.get("params", 0)))
 
 
+# what plans a store's sweep again where its plan is lost: without sweep.json the folder is no store (its marker),
+# so the sweep needs --force to write into it; the finished runs are found by their ids and kept
+REPLAN = ("remove it and run the sweep again with --force to plan it again (its finished runs are kept; a latency "
+          "budget's widths are solved again)")
+
+
 class RunStore:
     """A sweep's output directory: its recipe, its plan and its run directories."""
 
@@ -273,14 +279,13 @@ class RunStore:
         try:
             plan = json.loads(self.plan_path.read_text())
         except (ValueError, UnicodeDecodeError, OSError, RecursionError) as e:
-            raise NeuralscaleError(f"{self.plan_path} is damaged ({e}); remove it to plan the sweep again") from None
+            raise NeuralscaleError(f"{self.plan_path} is damaged ({e}); {REPLAN}") from None
         if not isinstance(plan, dict):
-            raise NeuralscaleError(f"{self.plan_path} is not a sweep file; remove it to plan the sweep again")
+            raise NeuralscaleError(f"{self.plan_path} is not a sweep file; {REPLAN}")
         for key, tp in PLAN_FIELDS.items():  # a recipe lost would let another recipe's runs be pooled with these
             if not matches(plan.get(key), tp) and not (key == "recipe" and key not in plan):
                 raise NeuralscaleError(f"{self.plan_path} is damaged: {key} is {_short(plan.get(key))}, not "
-                                       f"{_TYPE_WORDS[tp]}; restore it (a sweep with this store's recipe writes "
-                                       "it again when it is removed)")
+                                       f"{_TYPE_WORDS[tp]}; restore it, or {REPLAN}")
         return plan
 
     def save_plan(self, recipe: dict, config: dict, run_ids: list[str], written: str) -> list[str]:
