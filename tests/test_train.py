@@ -715,6 +715,15 @@ def test_a_finished_run_is_returned_on_a_machine_without_its_images(tmp_path, ca
     assert "elsewhere does not exist" in capsys.readouterr().err and not (tmp_path / "new" / "record.json").exists()
     with pytest.raises(ns.NeuralscaleError, match="10 classes, but cifar100 has"):  # the data asked for, not the
         ns.train(ns.space("vgg11", "cifar10"), "cifar100", ratio=0.0625, out_dir=out, progress=False)  # space's
+    # nothing written, not even its lock: a finished run on a read-only medium (an archive) is read as a descent
+    # is (it said "cannot use RUN: Read-only file system"; a lock that cannot be opened stands in for the medium)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir() if p.is_file()}
+    (out / ".lock").unlink()
+    (out / ".lock").mkdir()
+    assert cli.main([*args, "--out", str(out), *elsewhere]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == record["id"]
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir() if p.is_file()} == \
+        {k: v for k, v in before.items() if k != ".lock"}
 
 
 def test_a_finished_run_of_an_image_folder_is_returned_where_the_folder_is_not(tmp_path, capsys):

@@ -237,6 +237,11 @@ def _shortcuts(space: WidthSpace, convcut: bool) -> bool:
 
 
 def _train_into(spec: RunSpec, out_dir, force: bool, space, splits, progress: bool, notes: dict) -> dict:
+    old = read_record(out_dir)
+    if old is not None and old.get("status") == "finished" and old.get("id") == _as_recorded(spec, old, out_dir,
+                                                                                            force).id:
+        log.info("%s: already finished; nothing redone", out_dir)  # read without its lock: a finished record is
+        return old  # never written again, and a run on a read-only medium (an archive) is read as a descent is
     with exclusive(out_dir, "run directory"):
         old = read_record(out_dir)
         spec = _as_recorded(spec, old, out_dir, force)
