@@ -825,6 +825,31 @@ def test_a_second_sigterm_while_the_first_stops_the_command_is_ignored(monkeypat
         signal.signal(signal.SIGTERM, old)
 
 
+def test_a_sigterm_during_ray_init_is_the_commands_once_too(monkeypatch):
+    """ray.init puts its own SIGTERM handler (sys.exit(15)) in place of the command's, which goes back after it
+    (executors._our_sigterm); a SIGTERM inside it stops the command with Terminated, and the command's handler
+    was then put back, so that a second SIGTERM raised inside the handling of the first (a review found)."""
+    from neuralscale import command
+    from neuralscale.executors import _our_sigterm
+    monkeypatch.setattr(command, "_sigterm", command._sigterm)
+
+    def rays(signum, frame):
+        raise SystemExit(15)
+    old = signal.signal(signal.SIGTERM, command.terminate)
+    try:
+        with pytest.raises(command.Terminated):
+            with _our_sigterm():
+                signal.signal(signal.SIGTERM, rays)  # what ray.init does
+                signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN  # a second one ignored
+        signal.signal(signal.SIGTERM, command.terminate)  # (the next command's)
+        with _our_sigterm():
+            signal.signal(signal.SIGTERM, rays)
+        assert signal.getsignal(signal.SIGTERM) is command.terminate  # without a signal: the command's again
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def test_a_full_disk_is_said_to_be_full(tmp_path, monkeypatch):
     """torch's zip writer reports a write the disk refuses in part as 'unexpected pos'; it was always called a
     file-size limit ('File too large'), a full disk too."""

@@ -441,8 +441,8 @@ def _our_sigterm():
         if ours is terminate and e.code == signal.SIGTERM:
             terminate(signal.SIGTERM, None)
         raise
-    finally:
-        if ours is terminate:
+    finally:  # (not where the command's handler has raised: it ignores SIGTERM while the command stops)
+        if ours is terminate and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
             signal.signal(signal.SIGTERM, ours)
 
 
