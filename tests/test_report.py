@@ -559,6 +559,10 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
     fine = folder("fine", {a: {}, b: {"data_dir": "/elsewhere/data"}})  # a store resumed with another --data-dir
     from neuralscale.report import build_report
     assert build_report(fine, figures=False)["rows"][0]["n"] == 2
+    # the same images split with another validation fraction (a run started from weights may have one: its recipe
+    # is compared with its own kind's) are not other data (a review: "its files changed" was said of them)
+    split = folder("split", {a: {}, b: {"data": {"train": 48000, "val": 12000, "test": 10000}}})
+    assert build_report(split, figures=False)["rows"][0]["n"] == 2
     # the arithmetic is noted, as the device is, not refused: float32 on the H100 (--no-amp) beside its default
     # bf16, and on a CPU float32 asked for or by default, which is one arithmetic (no note)
     arith = folder("arith", {a: {}, b: {"amp": False}})
@@ -577,8 +581,8 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
              # Fashion-MNIST's files replaced by others between two seeds (an image folder added to, more likely):
              # pooled as one row, it gave a mean of two datasets (an adversarial pass)
              "data": ({a: {}, b: {"data": {"train": 27000, "val": 3000, "test": 10000}}},
-                      f"holds runs of one dataset trained on different numbers of images (runs {a} and {b}: train "
-                      "54000, val 6000, test 10000 against train 27000, val 3000, test 10000): its files changed"),
+                      f"holds runs of one dataset trained on different numbers of images (runs {a} and {b}: "
+                      "training 60000, test 10000 against training 30000, test 10000): its files changed"),
              # neuralscale@15 from two descents, say: one seed twice, not a second seed
              "twice": ({a: {}, f"{a}+copy": {"widths": [4, 8, 16, 16, 32, 32, 32, 31]}},
                        "uniform at ratio 0.0625 with seed 0 twice (runs ")}

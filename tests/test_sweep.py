@@ -751,9 +751,39 @@ def test_a_damaged_plan_says_how_to_plan_the_sweep_again_and_that_does(tmp_path)
     (out / "sweep.json").write_text("{not json")
     r = run_cli(*args)
     assert r.returncode == 2 and "sweep.json is damaged (" in r.stderr, r.stderr
-    assert r.stderr.strip().endswith("remove it and run the sweep again with --force to plan it again (its finished "
-                                     "runs are kept; a latency budget's widths are solved again)"), r.stderr
+    assert r.stderr.strip().endswith("remove it and run the sweep (or experiment) again with --force to plan it "
+                                     "again (its finished runs are kept; a latency budget's widths are solved "
+                                     "again)"), r.stderr
     (out / "sweep.json").unlink()
     r = run_cli(*args, "--force")
     assert r.returncode == 0 and "1 already done, 0 to run" in r.stderr, r.stderr
     assert json.loads((out / "sweep.json").read_text())["recipe"]
+
+
+def test_a_sweep_run_resumed_on_an_image_folder_changed_since_is_refused_before_its_record(tmp_path):
+    """The checkpoint's data sizes were checked as its trainer resumed: inside the run, which was recorded as
+    failed and then skipped by every rerun (a review). Refused before its record is touched, in one line; the
+    folder put back, the run resumes and finishes."""
+    import shutil
+
+    from helpers import write_imagefolder
+    folder = write_imagefolder(tmp_path / "imgs", per_class=6, size=32)
+    shutil.copytree(folder, tmp_path / "as_it_was")
+    out = tmp_path / "store"
+    args = ["sweep", "--model", "vgg11", "--dataset", f"imagefolder:{folder}", "--batch-size", "8", "--device",
+            "cpu", "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1", "--out", str(out)]
+    env = {"NEURALSCALE_CACHE": str(tmp_path / "cache")}
+    assert run_cli(*args, env=env).returncode == 0
+    (path,) = out.glob("runs/*/record.json")
+    record = {**json.loads(path.read_text()), "status": "running"}  # as a run stopped after its last checkpoint
+    path.write_text(json.dumps(record))
+    write_imagefolder(folder, per_class=9, size=32)
+    r = run_cli(*args, env=env)
+    lines = [x for x in r.stderr.splitlines() if x.startswith("neuralscale:")]  # (after the plan's line)
+    assert r.returncode == 2 and len(lines) == 1 and "trained on other data (train 15, val 3, test 6 images then; " \
+        "train 24, val 3, test 6 now" in lines[0], r.stderr
+    assert json.loads(path.read_text()) == record
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "as_it_was", folder)
+    r = run_cli(*args, env=env)
+    assert r.returncode == 0 and json.loads(path.read_text())["status"] == "finished", r.stderr

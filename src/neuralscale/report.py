@@ -568,14 +568,17 @@ def check_comparable(store: Path, records: list[dict]) -> None:
 
 
 def _check_same_data(store: Path, records: list[dict]) -> None:
-    """Finished runs of one dataset and data settings trained on as many images (the counts their records say):
-    an image folder added to between a store's runs gave seeds on other data, pooled as one row."""
+    """Finished runs of one dataset and data settings read as many images (the counts their records say: training
+    and validation together, which runs split with other validation fractions share, and test): an image folder
+    added to between a store's runs gave seeds on other data, pooled as one row."""
     seen: dict[str, tuple[dict, str]] = {}
     for r in records:
-        counts = r.get("data")
-        if r.get("status") != "finished" or not isinstance(counts, dict):
+        data = r.get("data")
+        if r.get("status") != "finished" or not isinstance(data, dict):
             continue
-        counts = {k: counts.get(k) for k in ("train", "val", "test")}
+        split = [data.get(k) for k in ("train", "val")]
+        counts = {"training": sum(split) if all(isinstance(n, int) for n in split) else split,
+                  "test": data.get("test")}
         same = json.dumps(_recipe(r)["data"], sort_keys=True, default=str)  # (subsets: other counts by design)
         if same in seen and seen[same][0] != counts:
             (then, first) = seen[same]

@@ -30,7 +30,7 @@ from .records import atomic_write_text, exclusive
 from .layout import RunDir
 from .spec import RunSpec
 from .store import RunStore, read_record, write_record
-from .train import Trainer, environment, read_checkpoint
+from .train import Trainer, check_same_data, environment, read_checkpoint
 from .zoo import record_space
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
             log.info("%s: already finished; nothing redone", run_dir)
             return old
     if run_dir is not None and RunDir(run_dir).checkpoint.exists():  # another run's is refused, its record unchanged
-        read_checkpoint(RunDir(run_dir).checkpoint, _owner(spec), spec.train_config())
+        splits = _resumable(spec, RunDir(run_dir).checkpoint, splits, data_dir)
 
     def write(rec: dict) -> None:
         if run_dir is not None:
@@ -220,6 +220,16 @@ def _owner(spec: RunSpec) -> str:
 def describe(spec: RunSpec) -> str:
     """A run in words: label, budget, seed."""
     return f"{spec.label} {spec.budget.words + ' ' if spec.budget else ''}seed {spec.seed}"
+
+
+def _resumable(spec: RunSpec, checkpoint: Path, splits, data_dir: str | None):
+    """The splits a run resumes on, where its checkpoint is its own, written with its settings, on splits of the
+    sizes it trained on (an image folder added to since is refused); refused before its record is touched."""
+    state = read_checkpoint(checkpoint, _owner(spec), spec.train_config())
+    if isinstance(state.get("data"), dict):  # (checkpoints before 0.2 do not say)
+        splits = splits if splits is not None else load_run_splits(spec, data_dir)  # as its trainer would
+        check_same_data(checkpoint, state["data"], splits.sizes())
+    return splits
 
 
 def failed_record(spec: RunSpec, error: str, old: dict | None = None) -> dict:

@@ -231,8 +231,8 @@ def budget_key(record: dict) -> tuple:
 
 # what plans a store's sweep again where its plan is lost: without sweep.json the folder is no store (its marker),
 # so the sweep needs --force to write into it; the finished runs are found by their ids and kept
-REPLAN = ("remove it and run the sweep again with --force to plan it again (its finished runs are kept; a latency "
-          "budget's widths are solved again)")
+REPLAN = ("remove it and run the sweep (or experiment) again with --force to plan it again (its finished runs are "
+          "kept; a latency budget's widths are solved again)")
 
 
 class RunStore:

@@ -594,7 +594,7 @@ class Trainer:
         if self.checkpoint is None or not self.checkpoint.exists() or self.epoch > 0:
             return
         state = read_checkpoint(self.checkpoint, self.owner, self.config, self.device, self.resume_may_differ)
-        _check_same_data(self.checkpoint, state.get("data"), self.splits.sizes())
+        check_same_data(self.checkpoint, state.get("data"), self.splits.sizes())
         try:
             self._restore(state)
         except NeuralscaleError:
@@ -609,7 +609,7 @@ class Trainer:
         log.info("%s: resumed from %s after epoch %d", self.desc, self.checkpoint, self.epoch)
 
 
-def _check_same_data(path: Path, then, now: dict[str, int]) -> None:
+def check_same_data(path: Path, then, now: dict[str, int]) -> None:
     """A checkpoint's epochs trained on splits of these sizes (checkpoints from before 0.2 do not say): continued
     on others (an image folder added to since), a run would mix them silently, and select on two validation
     splits."""
