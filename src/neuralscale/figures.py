@@ -313,7 +313,7 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
                 continue
             x = [float(r["params"]) if axis == "params" else float(r["macs_per_image_millions"]) * 1e6 for r in pr]
             ax.plot(x, [float(r["acc_best_epoch_mean"]) for r in pr], "--", lw=1, alpha=0.7,
-                    color=colors.get(label, "grey"), label=f"paper: {label}")
+                    color=colors.get(label, "grey"), label=f"paper (best test epoch): {label}")
     _log_scale(ax, "x")
     _fit_one_budget(ax, usable, field, bands)
     ax.set_xlabel({"params": "parameters", "macs": "MACs per image", "latency": "latency, batch 1 (ms, median)"}[axis])
