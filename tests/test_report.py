@@ -618,7 +618,11 @@ def test_the_original_protocol_is_labelled_wherever_its_numbers_are(tmp_path, ca
     md = (tmp_path / "runs" / "report" / "report.md").read_text()
     assert "ORIGINAL PROTOCOL" not in md and "| test acc (sel.) |" in md
     assert "Models are selected on a validation split" in md
-    assert not [line for line in capsys.readouterr().out.splitlines() if "ORIGINAL" in line]
+    out = capsys.readouterr().out.splitlines()
+    assert not [line for line in out if "ORIGINAL" in line]
+    # the default's summary lines are headed by what they show (an audit: they said nothing of it)
+    first = next(i for i, line in enumerate(out) if line.startswith(("uniform", "neuralscale@15")))
+    assert out[first - 1] == "test accuracy at the best-validation epoch, mean ± std over seeds:", out
 
 
 def test_a_confidence_band_is_drawn_within_what_an_accuracy_can_be():

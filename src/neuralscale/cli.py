@@ -605,6 +605,8 @@ def cmd_report(args) -> int:
     if args.json:
         return _json(result["document"])
     said = "" if args.accuracy == "best-val" else f"  ({ACCURACY_SHORT[args.accuracy]})"  # on every line
+    if result["rows"] and not said:  # (the default's accuracy, said once above its lines)
+        print(f"{ACCURACY[args.accuracy][1]}, mean ± std over seeds:")
     for r in result["rows"]:
         gap = "" if r["gap_to_uniform"] is None else f"  gap {r['gap_to_uniform']:+.2f}"
         print(f"{r['label']:<16} {r['budget']:<14} n={r['n']}  {r['params']:>10,} params  "
