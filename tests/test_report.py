@@ -1423,6 +1423,9 @@ def test_the_selection_names_the_range_of_validation_sizes_and_devices_count_fin
                 "environment": {"device": device}}
     assert _selection_text([run(0, 10), run(1, 12)]).startswith("Selection on validation splits of 10-12 images:")
     assert _selection_text([run(0, 10), run(1, 10)]).startswith("Selection on a validation split of 10 images:")
+    sparse = [{**r, "config": {"epochs": 9, "eval_every": 3}} for r in (run(0, 10), run(1, 10))]  # (an audit)
+    assert _selection_text(sparse).startswith("Selection on a validation split of 10 images: the best-validation "
+                                              "epoch (among the epochs evaluated: every 3 epochs, and the last) was")
     assert device_note([run(0, 10), run(1, 10, status="failed", device="cuda:0")]) == ""
     assert device_note([run(0, 10), run(1, 10, device="cuda:0")]).startswith("**The runs trained on several devices**")
 

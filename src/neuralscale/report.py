@@ -806,8 +806,12 @@ def _selection_text(records: list[dict]) -> str:
                     for v in [r["data"].get("val")] if isinstance(v, int) and not isinstance(v, bool)})
     held = (f" on a validation split of {sizes[0]:,} images" if len(sizes) == 1 else
             f" on validation splits of {sizes[0]:,}-{sizes[-1]:,} images" if sizes else "")
-    return (f"Selection{held}: the best-validation epoch was the last epoch in {last} of {len(picks)} runs; over "
-            f"all runs it fell at epochs {epochs[0]}-{epochs[-1]} (median {statistics.median(epochs):g}).")
+    every = sorted({n for r in records if r["status"] == "finished"
+                    for n in [(r.get("config") or {}).get("eval_every")] if isinstance(n, int) and n > 1})
+    among = (f" (among the epochs evaluated: every {'/'.join(map(str, every))} epochs, and the last)"
+             if every else "")
+    return (f"Selection{held}: the best-validation epoch{among} was the last epoch in {last} of {len(picks)} runs; "
+            f"over all runs it fell at epochs {epochs[0]}-{epochs[-1]} (median {statistics.median(epochs):g}).")
 
 
 def _left_out_text(st: "_Store") -> str:
