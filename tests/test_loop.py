@@ -55,6 +55,25 @@ def test_a_pruner_prunes_a_library_model_with_tied_layers_to_the_end(name, tmp_p
     assert sum(pruner.widths) < sum(widths)
 
 
+def test_a_next_pruner_on_a_descent_takes_its_k(tmp_path):
+    """k by default is the original's pace for the model pruned: a next iteration's model (laws.build(), another
+    size) paced another k, and the directory refused it as "another configuration (k: recorded 10, now 16)", though
+    the README says a new Pruner on the same directory makes the next iteration (a docs audit). It takes the
+    descent's k; a k given that differs is still refused."""
+    space = ns.space("vgg11", "synthetic")
+    first, laws = _prune_in_a_plain_loop(space, space.uniform(0.125), tmp_path / "d", 0, interval=1,
+                                         prune_fraction=0.3, prune_past_one=True, progress=False)
+    assert first.config.k == paced_k(space.uniform(0.125), space.base_widths) == 1 and len(laws) == 1
+    wider = space.build(space.uniform(0.5))  # paced k 5 (a law's network at the base size: any size)
+    with pytest.warns(ns.NeuralscaleWarning, match="not from iteration 1's law"):
+        second = ns.Pruner(space, wider, tmp_path / "d", interval=1, prune_fraction=0.3, prune_past_one=True,
+                           progress=False)
+    assert second.config.k == 1
+    with pytest.raises(ns.NeuralscaleError, match=r"another configuration \(k: recorded 1, now 5\)"):
+        ns.Pruner(space, wider, tmp_path / "d", k=5, interval=1, prune_fraction=0.3, prune_past_one=True,
+                  progress=False)
+
+
 def test_a_pruner_refuses_a_model_of_another_space(tmp_path):
     vgg = ns.space("vgg11", "synthetic")
     res = ns.space(torchvision.models.resnet18(num_classes=10), torch.randn(1, 3, 32, 32))

@@ -29,7 +29,7 @@ descent directory exactly as `descend` does (iteration_NN.csv, fits.json), so
     small = laws.build(params="25%")
 
 For the next iteration of a descent, build `laws.build()` (the law at the base
-parameter count) and prune it with a new Pruner on the same directory.
+parameter count) and prune it with a new Pruner on the same directory (it takes the descent's k).
 """
 
 from __future__ import annotations
@@ -84,8 +84,10 @@ class Pruner:
                                    "build it with space.build(widths)")
         self.space, self.model = space, model
         self.dir = DescentDir(out_dir)
-        if k is None:
-            k = paced_k(widths, space.base_widths)
+        if k is None:  # the descent's own where it has begun (a next iteration's model is another size: its paced k
+            # differed, and the directory refused "another configuration"), else the original's pace for this model
+            recorded = ((self.dir.config() or {}).get("descent") or {}).get("k")
+            k = recorded if type(recorded) is int and recorded >= 1 else paced_k(widths, space.base_widths)
         self.config = DescentConfig(k=k, interval=interval, prune_fraction=prune_fraction,
                                     prune_past_one=prune_past_one, trajectory_start=trajectory_start,
                                     physical=False, objective=objective).resolve(space)
