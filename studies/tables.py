@@ -164,7 +164,7 @@ def rows_table(stores: list[str], label: str, budget: str) -> str:
         if not found:  # (a row whose name gained a mark, "(extrapolated)", was dropped without a word)
             names = sorted({row[0] for row in results[1:] if row[1] == budget})
             raise SystemExit(f"tables.py: the report of {store} has no row {' or '.join(labels)} at {budget}; its "
-                             f"rows there: {', '.join(names)}")
+                             f"rows there: {', '.join(names) or 'none'}")
         for row in found:
             w = next((x[2] for x in widths[1:] if x[0] == row[0] and x[1] == budget), "")
             out.append([store, *(row[head.index(c)] for c in ROW_COLUMNS), w])

@@ -563,6 +563,16 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
     # is compared with its own kind's) are not other data (a review: "its files changed" was said of them)
     split = folder("split", {a: {}, b: {"data": {"train": 48000, "val": 12000, "test": 10000}}})
     assert build_report(split, figures=False)["rows"][0]["n"] == 2
+    # with a training subset, N trains whatever the validation fraction, and validation is cut from the rest (a
+    # review): only the test count says the files
+    from neuralscale.report import _check_same_data
+    rec = json.loads((STUDY / a / "record.json").read_text())
+    sub = {**rec, "spec": {**rec["spec"], "data": {"train": 200}}}
+    _check_same_data(tmp_path, [{**sub, "data": {"train": 200, "val": 22, "test": 10000}},
+                                {**sub, "id": "b", "data": {"train": 200, "val": 50, "test": 10000}}])
+    with pytest.raises(ns.NeuralscaleError, match=r"\(runs .* and b: test 10000 against test 9000\)"):
+        _check_same_data(tmp_path, [{**sub, "data": {"train": 200, "val": 22, "test": 10000}},
+                                    {**sub, "id": "b", "data": {"train": 200, "val": 22, "test": 9000}}])
     # the arithmetic is noted, as the device is, not refused: float32 on the H100 (--no-amp) beside its default
     # bf16, and on a CPU float32 asked for or by default, which is one arithmetic (no note)
     arith = folder("arith", {a: {}, b: {"amp": False}})
@@ -1425,7 +1435,10 @@ def test_the_selection_names_the_range_of_validation_sizes_and_devices_count_fin
     assert _selection_text([run(0, 10), run(1, 10)]).startswith("Selection on a validation split of 10 images:")
     sparse = [{**r, "config": {"epochs": 9, "eval_every": 3}} for r in (run(0, 10), run(1, 10))]  # (an audit)
     assert _selection_text(sparse).startswith("Selection on a validation split of 10 images: the best-validation "
-                                              "epoch (among the epochs evaluated: every 3 epochs, and the last) was")
+                                              "epoch (among the epochs evaluated: every 3 epochs and the last) was")
+    mixed = [sparse[0], {**sparse[1], "config": {"epochs": 9, "eval_every": 0}}, run(2, 10)]  # (a review)
+    assert "(among the epochs evaluated: the last only in 1 of 3 runs; every epoch in 1 of 3 runs; every 3 epochs " \
+        "and the last in 1 of 3 runs) was" in _selection_text(mixed)
     assert device_note([run(0, 10), run(1, 10, status="failed", device="cuda:0")]) == ""
     assert device_note([run(0, 10), run(1, 10, device="cuda:0")]).startswith("**The runs trained on several devices**")
 

@@ -24,7 +24,7 @@ import re
 import statistics
 import time
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -569,17 +569,20 @@ def check_comparable(store: Path, records: list[dict]) -> None:
 
 def _check_same_data(store: Path, records: list[dict]) -> None:
     """Finished runs of one dataset and data settings read as many images (the counts their records say: training
-    and validation together, which runs split with other validation fractions share, and test): an image folder
-    added to between a store's runs gave seeds on other data, pooled as one row."""
+    and validation together, which runs split with other validation fractions share, unless a training subset fixes
+    them, and test): an image folder added to between a store's runs gave seeds on other data, pooled as one row."""
     seen: dict[str, tuple[dict, str]] = {}
     for r in records:
         data = r.get("data")
         if r.get("status") != "finished" or not isinstance(data, dict):
             continue
+        settings = _recipe(r)["data"]
         split = [data.get(k) for k in ("train", "val")]
-        counts = {"training": sum(split) if all(isinstance(n, int) for n in split) else split,
-                  "test": data.get("test")}
-        same = json.dumps(_recipe(r)["data"], sort_keys=True, default=str)  # (subsets: other counts by design)
+        # a training subset keeps its N for training and cuts validation from it: only the test says the files
+        counts = ({} if "train" in settings else
+                  {"training": sum(split) if all(isinstance(n, int) for n in split) else split})
+        counts["test"] = data.get("test")
+        same = json.dumps(settings, sort_keys=True, default=str)  # (subsets: other counts by design)
         if same in seen and seen[same][0] != counts:
             (then, first) = seen[same]
             raise NeuralscaleError(f"{store} holds runs of one dataset trained on different numbers of images (runs "
@@ -806,12 +809,21 @@ def _selection_text(records: list[dict]) -> str:
                     for v in [r["data"].get("val")] if isinstance(v, int) and not isinstance(v, bool)})
     held = (f" on a validation split of {sizes[0]:,} images" if len(sizes) == 1 else
             f" on validation splits of {sizes[0]:,}-{sizes[-1]:,} images" if sizes else "")
-    every = sorted({n for r in records if r["status"] == "finished"
-                    for n in [(r.get("config") or {}).get("eval_every")] if isinstance(n, int) and n > 1})
-    among = (f" (among the epochs evaluated: every {'/'.join(map(str, every))} epochs, and the last)"
-             if every else "")
-    return (f"Selection{held}: the best-validation epoch{among} was the last epoch in {last} of {len(picks)} runs; "
+    return (f"Selection{held}: the best-validation epoch{_evaluated(records)} was the last epoch in {last} of {len(picks)} runs; "
             f"over all runs it fell at epochs {epochs[0]}-{epochs[-1]} (median {statistics.median(epochs):g}).")
+
+
+def _evaluated(records: list[dict]) -> str:
+    """Which epochs the runs were evaluated at, where not every one (`eval_every`: N, or 0 for the last only): the
+    epochs selection chose among."""
+    runs = [r for r in records if r["status"] == "finished"]
+    every = Counter(n if isinstance(n := (r.get("config") or {}).get("eval_every", 1), int) else 1 for r in runs)
+    if set(every) <= {1}:
+        return ""
+    said = {0: "the last only", 1: "every epoch"}
+    parts = [said.get(n, f"every {n} epochs and the last") + (f" in {c} of {len(runs)} runs" if len(every) > 1 else "")
+             for n, c in sorted(every.items())]
+    return f" (among the epochs evaluated: {'; '.join(parts)})"
 
 
 def _left_out_text(st: "_Store") -> str:
