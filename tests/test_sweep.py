@@ -787,3 +787,29 @@ def test_a_sweep_run_resumed_on_an_image_folder_changed_since_is_refused_before_
     shutil.copytree(tmp_path / "as_it_was", folder)
     r = run_cli(*args, env=env)
     assert r.returncode == 0 and json.loads(path.read_text())["status"] == "finished", r.stderr
+
+
+def test_a_sweep_into_a_store_whose_image_folder_changed_since_is_refused_before_any_run(tmp_path):
+    """Images added to a folder between a store's sweeps: the new seed trained on them without a word, and the
+    report refused the store only after the sweep's hours (a review left it open). Refused before any run, naming
+    the counts then and now; the folder put back, the seed is trained."""
+    import shutil
+
+    from helpers import write_imagefolder
+    folder = write_imagefolder(tmp_path / "imgs", per_class=6, size=32)
+    shutil.copytree(folder, tmp_path / "as_it_was")
+    out = tmp_path / "store"
+    args = ["sweep", "--model", "vgg11", "--dataset", f"imagefolder:{folder}", "--batch-size", "8", "--device",
+            "cpu", "--methods", "uniform", "--ratios", "0.0625", "--epochs", "1", "--out", str(out)]
+    env = {"NEURALSCALE_CACHE": str(tmp_path / "cache")}
+    assert run_cli(*args, "--seeds", "0", env=env).returncode == 0
+    write_imagefolder(folder, per_class=9, size=32)
+    r = run_cli(*args, "--seeds", "0,1", env=env)
+    lines = [x for x in r.stderr.splitlines() if x.startswith("neuralscale:")]
+    assert r.returncode == 2 and len(lines) == 1 and "holds finished runs on other data than " in lines[0] and \
+        ": training 18, test 6 then; training 27, test 6 now): its files changed since" in lines[0], r.stderr
+    assert len(list(out.glob("runs/*"))) == 1  # no run begun
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "as_it_was", folder)
+    r = run_cli(*args, "--seeds", "0,1", env=env)
+    assert r.returncode == 0 and "1 already done, 1 to run" in r.stderr, r.stderr

@@ -47,7 +47,7 @@ from .budget import UNITS, Budget, amount_range, key_order
 from .data import dataset_name
 from .data.info import protocol
 from .layout import ReportDir, RunDir, StoreDir
-from .store import RunStore, budget_key, finite, load_records
+from .store import RunStore, budget_key, data_counts, finite, load_records, said_counts
 from .zoo import located, model_beside, model_identity, model_name, model_spelling, record_model, record_space
 
 log = logging.getLogger(__name__)
@@ -568,32 +568,23 @@ def check_comparable(store: Path, records: list[dict]) -> None:
 
 
 def _check_same_data(store: Path, records: list[dict]) -> None:
-    """Finished runs of one dataset and data settings read as many images (the counts their records say: training
-    and validation together, which runs split with other validation fractions share, unless a training subset fixes
-    them, and test): an image folder added to between a store's runs gave seeds on other data, pooled as one row."""
+    """Finished runs of one dataset and data settings read as many images (`store.data_counts`): an image folder
+    added to between a store's runs gave seeds on other data, pooled as one row."""
     seen: dict[str, tuple[dict, str]] = {}
     for r in records:
-        data = r.get("data")
-        if r.get("status") != "finished" or not isinstance(data, dict):
-            continue
         settings = _recipe(r)["data"]
-        split = [data.get(k) for k in ("train", "val")]
-        # a training subset keeps its N for training and cuts validation from it: only the test says the files
-        counts = ({} if "train" in settings else
-                  {"training": sum(split) if all(isinstance(n, int) for n in split) else split})
-        counts["test"] = data.get("test")
+        counts = data_counts(settings, r.get("data"))
+        if r.get("status") != "finished" or counts is None:
+            continue
         same = json.dumps(settings, sort_keys=True, default=str)  # (subsets: other counts by design)
         if same in seen and seen[same][0] != counts:
             (then, first) = seen[same]
             raise NeuralscaleError(f"{store} holds runs of one dataset trained on different numbers of images (runs "
-                                   f"{first} and {r['id']}: {_counts(then)} against {_counts(counts)}): its files "
-                                   "changed between them, and their accuracies do not compare; give a folder of "
-                                   "runs on one version of the data (train the others again in a store of their own)")
+                                   f"{first} and {r['id']}: {said_counts(then)} against {said_counts(counts)}): its "
+                                   "files changed between them, and their accuracies do not compare; give a folder "
+                                   "of runs on one version of the data (train the others again in a store of their "
+                                   "own)")
         seen.setdefault(same, (counts, r["id"]))
-
-
-def _counts(counts: dict) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
 @dataclass

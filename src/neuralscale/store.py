@@ -223,6 +223,23 @@ def finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def data_counts(settings: dict, data) -> dict | None:
+    """What a run's recorded split sizes (`data`: train, val, test) say of the files it read, to compare runs of one
+    dataset and data `settings`: the training and validation images together (which other validation fractions
+    split otherwise), unless a training subset fixes the training count (its validation is cut from the rest by
+    the fraction), and the test images. None where the record says none."""
+    if not isinstance(data, dict):
+        return None
+    split = [data.get(k) for k in ("train", "val")]
+    counts = ({} if "train" in settings else
+              {"training": sum(split) if all(isinstance(n, int) for n in split) else split})
+    return {**counts, "test": data.get("test")}
+
+
+def said_counts(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
 def budget_key(record: dict) -> tuple:
     """What reports group a record by: its budget's key (a record without one: its parameter count)."""
     b = Budget.from_dict(record.get("budget"))

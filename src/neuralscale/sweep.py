@@ -37,7 +37,7 @@ from .runs import describe
 from .spec import RunSpec
 from .scaling import cost_function, layer_multiples, narrowest
 from .settings import Settings, option
-from .store import RunStore, read_record
+from .store import RunStore, data_counts, read_record, said_counts
 from .train import TrainConfig, checkpoint_seconds, check_splits, paper_config, resolve_device
 from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
 from .zoo import located, model_identity, model_relative, model_spelling, moved, space as make_space
@@ -522,10 +522,11 @@ def as_the_store_spells(cfg: SweepConfig, recipe_before) -> SweepConfig:
     return spelled
 
 
-def check_runnable(cfg: SweepConfig, ex) -> None:
+def check_runnable(cfg: SweepConfig, ex) -> dict | None:
     """What every run would fail on, checked once before any: its recipe on the devices it trains on, and its data
     (read once: the runs then read the tensor cache). One line now, not every run recorded failed (hours later in
-    an experiment, after its descent). A Ray cluster's nodes read their own data and have their own devices."""
+    an experiment, after its descent). A Ray cluster's nodes read their own data and have their own devices.
+    Returns the data's split sizes where it read them (not for Ray)."""
     train = TrainConfig.from_dict(cfg.train)
     ray = str(getattr(ex, "name", "")).startswith("ray")
     if ray:  # a Ray task trains on CUDA where it was given a GPU share, else on its node's CPU (executors._ray_task)
@@ -540,9 +541,24 @@ def check_runnable(cfg: SweepConfig, ex) -> None:
         if why is not None:
             raise NeuralscaleError(f"cuda_graphs: {why} ({said})")
     if ray:
-        return
-    check_splits(DataConfig.from_settings(cfg.dataset, cfg.data).splits(train.val_fraction, train.split_seed),
-                 train.val_fraction)
+        return None
+    splits = DataConfig.from_settings(cfg.dataset, cfg.data).splits(train.val_fraction, train.split_seed)
+    check_splits(splits, train.val_fraction)
+    return splits.sizes()
+
+
+def _check_same_data(store: RunStore, cfg: SweepConfig, sizes: dict | None, finished: list[str]) -> None:
+    """The data as read now against the store's finished runs' (`store.data_counts`): an image folder added to
+    since they ran would train the new runs on other data, which a report refuses to pool (after the sweep's
+    hours); refused now, before any run."""
+    settings = {k: v for k, v in DataConfig.from_settings(cfg.dataset, cfg.data).settings().items() if k != "data_dir"}
+    now = data_counts(settings, sizes)
+    for run_id in finished if now is not None else ():
+        then = data_counts(settings, (store.read(run_id) or {}).get("data"))
+        if then is not None and then != now:
+            raise NeuralscaleError(f"{store.root} holds finished runs on other data than {cfg.dataset} has now (run "
+                                   f"{run_id}: {said_counts(then)} then; {said_counts(now)} now): its files changed "
+                                   "since; put them back as they were, or sweep into a new store")
 
 
 def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
@@ -561,7 +577,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
     ex = executor or get_executor("sequential")
     # refused before the lock too, so that a refused folder is left as it was (no .lock in it); again under it
     claim_folder(store.root, store.plan_path, "run store", force, also=is_descent_dir)
-    check_runnable(cfg, ex)  # ... or for its recipe or data
+    sizes = check_runnable(cfg, ex)  # ... or for its recipe or data
     before = read_plan(store)
     cfg, by_location = _as_the_store_knows(cfg, before.get("recipe"), store)
     # the store's latency budgets as measured and solved before, kept whatever this sweep's budgets are
@@ -583,6 +599,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
                                              DescentDir(cfg.descent).objective(): config["descent_from_store"]}
         _check_slimming(store, cfg)
         statuses = {s.id: store.status(s.id) for s in specs}  # every record read (and checked) before any write
+        _check_same_data(store, cfg, sizes, [i for i, status in statuses.items() if status == "finished"])
         store.save_plan(recipe(cfg, by_location), config, [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
         todo = [s for s in specs
                 if not (statuses[s.id] == "finished" or (statuses[s.id] == "failed" and not retry_failed))]
