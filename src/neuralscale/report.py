@@ -572,9 +572,11 @@ def _check_same_data(store: Path, records: list[dict]) -> None:
     added to between a store's runs gave seeds on other data, pooled as one row."""
     seen: dict[str, tuple[dict, str]] = {}
     for r in records:
+        if r.get("status") != "finished":
+            continue
         settings = _recipe(r)["data"]
         counts = data_counts(settings, r.get("data"))
-        if r.get("status") != "finished" or counts is None:
+        if counts is None:
             continue
         same = json.dumps(settings, sort_keys=True, default=str)  # (subsets: other counts by design)
         if same in seen and seen[same][0] != counts:
@@ -800,8 +802,9 @@ def _selection_text(records: list[dict]) -> str:
                     for v in [r["data"].get("val")] if isinstance(v, int) and not isinstance(v, bool)})
     held = (f" on a validation split of {sizes[0]:,} images" if len(sizes) == 1 else
             f" on validation splits of {sizes[0]:,}-{sizes[-1]:,} images" if sizes else "")
-    return (f"Selection{held}: the best-validation epoch{_evaluated(records)} was the last epoch in {last} of {len(picks)} runs; "
-            f"over all runs it fell at epochs {epochs[0]}-{epochs[-1]} (median {statistics.median(epochs):g}).")
+    return (f"Selection{held}: the best-validation epoch{_evaluated(records)} was the last epoch in {last} of "
+            f"{len(picks)} runs; over all runs it fell at epochs {epochs[0]}-{epochs[-1]} (median "
+            f"{statistics.median(epochs):g}).")
 
 
 def _evaluated(records: list[dict]) -> str:
@@ -812,7 +815,7 @@ def _evaluated(records: list[dict]) -> str:
     if set(every) <= {1}:
         return ""
     said = {0: "the last only", 1: "every epoch"}
-    parts = [said.get(n, f"every {n} epochs and the last") + (f" in {c} of {len(runs)} runs" if len(every) > 1 else "")
+    parts = [said.get(n, f"every {n} epochs and the last") + (f" in {c} of {len(runs)} runs" * (len(every) > 1))
              for n, c in sorted(every.items())]
     return f" (among the epochs evaluated: {'; '.join(parts)})"
 

@@ -547,18 +547,26 @@ def check_runnable(cfg: SweepConfig, ex) -> dict | None:
     return splits.sizes()
 
 
-def _check_same_data(store: RunStore, cfg: SweepConfig, sizes: dict | None, finished: list[str]) -> None:
+def _statuses(store: RunStore, cfg: SweepConfig, specs: list[RunSpec], sizes: dict | None) -> dict:
+    """Each planned run's status (None: not begun), its record read and checked, the finished ones' data against
+    the data read now (`sizes`, from `check_runnable`)."""
+    records = {s.id: store.read(s.id) for s in specs}
+    _check_same_data(store, cfg, sizes, [r for r in records.values() if (r or {}).get("status") == "finished"])
+    return {i: r["status"] if r is not None else None for i, r in records.items()}
+
+
+def _check_same_data(store: RunStore, cfg: SweepConfig, sizes: dict | None, finished: list[dict]) -> None:
     """The data as read now against the store's finished runs' (`store.data_counts`): an image folder added to
     since they ran would train the new runs on other data, which a report refuses to pool (after the sweep's
     hours); refused now, before any run."""
-    settings = {k: v for k, v in DataConfig.from_settings(cfg.dataset, cfg.data).settings().items() if k != "data_dir"}
+    settings = DataConfig.from_settings(cfg.dataset, cfg.data).settings()  # (as a report reads a record's)
     now = data_counts(settings, sizes)
-    for run_id in finished if now is not None else ():
-        then = data_counts(settings, (store.read(run_id) or {}).get("data"))
+    for record in finished if now is not None else ():
+        then = data_counts(settings, record.get("data"))
         if then is not None and then != now:
             raise NeuralscaleError(f"{store.root} holds finished runs on other data than {cfg.dataset} has now (run "
-                                   f"{run_id}: {said_counts(then)} then; {said_counts(now)} now): its files changed "
-                                   "since; put them back as they were, or sweep into a new store")
+                                   f"{record['id']}: {said_counts(then)} then; {said_counts(now)} now): its files "
+                                   "changed since; put them back as they were, or sweep into a new store")
 
 
 def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
@@ -598,8 +606,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
             config["descents_from_store"] = {**(old.get("descents_from_store") or {}),
                                              DescentDir(cfg.descent).objective(): config["descent_from_store"]}
         _check_slimming(store, cfg)
-        statuses = {s.id: store.status(s.id) for s in specs}  # every record read (and checked) before any write
-        _check_same_data(store, cfg, sizes, [i for i, status in statuses.items() if status == "finished"])
+        statuses = _statuses(store, cfg, specs, sizes)  # every record read (and checked) before any write
         store.save_plan(recipe(cfg, by_location), config, [s.id for s in specs], time.strftime("%Y-%m-%d %H:%M:%S"))
         todo = [s for s in specs
                 if not (statuses[s.id] == "finished" or (statuses[s.id] == "failed" and not retry_failed))]
