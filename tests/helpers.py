@@ -181,12 +181,12 @@ def write_tinyimagenet(root: Path, archive: bool = True, **kw) -> Path:
     return root / "tiny-imagenet-200"
 
 
-def write_imagefolder(root: Path, classes: int = 3, per_class: int = 6, size: int = 24) -> Path:
+def write_imagefolder(root: Path, classes: int = 3, per_class: int = 6, size: int = 24, seed: int = 0) -> Path:
     for part, n in (("train", per_class), ("test", 2)):
         for c in range(classes):
             d = root / part / f"class_{c}"
             d.mkdir(parents=True, exist_ok=True)
-            x, _ = learnable_images(n, 1, 3, size, seed=c)
+            x, _ = learnable_images(n, 1, 3, size, seed=c + 1000 * seed)
             for i in range(n):
                 arr = np.clip(x[i].astype(int) + c * 70, 0, 255).astype(np.uint8)
                 Image.fromarray(arr.transpose(1, 2, 0)).save(d / f"img{i}.png")

@@ -83,7 +83,8 @@ def test_train_end_to_end_and_rerun_resumes(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["params"] > 0 and 0 <= summary["summary"]["final_test_acc"] <= 100
     rec = json.loads((out / "record.json").read_text())
-    assert len(rec["history"]) == 2 and rec["data"] == {"train": 180, "val": 20, "test": 40}
+    assert len(rec["history"]) == 2 and len(rec["data"].pop("digest")) == 16  # (data.base.content_digest)
+    assert rec["data"] == {"train": 180, "val": 20, "test": 40}
     again = run_cli(*args)  # finished: resumes from the checkpoint, trains nothing more
     assert again.returncode == 0
     assert "already finished" in again.stderr and "epoch 1/2" not in again.stderr

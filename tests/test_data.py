@@ -915,3 +915,42 @@ def test_the_datasets_shapes_and_the_originals_protocol_constants():
             DatasetInfo("x", **{"num_classes": 2, "in_channels": 1, "resolution": 8, field: 0})
         with pytest.raises(NeuralscaleError, match=f"{field} must be a whole number of at least 1, got True"):
             DatasetInfo("x", **{"num_classes": 2, "in_channels": 1, "resolution": 8, field: True})
+
+
+def test_the_digest_names_the_images_as_read_and_changes_when_one_is_replaced(tmp_path, isolated_cache):
+    """Runs compared the sizes of their splits only: an image replaced by another (a folder's counts unchanged)
+    went unnoticed by a resume, a sweep and a report. A dataset read from files carries a digest of its images,
+    labels and class names: the same read from the cache and read again (no cache), carried by its splits and
+    subsets, in each run's `identity()`; one image replaced changes it; made data (synthetic, a user's own
+    ImageData) has none. `same_data` compares only what both say (a record from before digests)."""
+    import os
+
+    from PIL import Image
+
+    from neuralscale.data import same_data
+    from neuralscale.data.base import content_digest
+    folder = write_imagefolder(tmp_path / "f", classes=2, per_class=4, size=32)
+    name = f"imagefolder:{folder}"
+    first = load(name)
+    assert isinstance(first.digest, str) and len(first.digest) == 16 and first.digest == content_digest(
+        {**first.tensors(), "classes": first.classes})
+    assert load(name).digest == first.digest  # from the cache
+    (cached,) = (isolated_cache / "cache" / "tensors").glob("*.pt")
+    old = {k: v for k, v in torch.load(cached, weights_only=True).items() if k != "digest"}
+    torch.save(old, cached)  # a cache written before digests were kept: computed, the same, and kept there
+    assert load(name).digest == first.digest
+    assert torch.load(cached, weights_only=True)["digest"] == first.digest
+    splits = first.split(0.25, seed=3)
+    assert splits.identity() == {"train": 6, "val": 2, "test": 4, "digest": first.digest}
+    assert splits.subset(train=3, seed=1).identity()["digest"] == first.digest
+    image = folder / "train" / "class_1" / "img0.png"
+    st = image.stat()
+    Image.fromarray(np.full((32, 32, 3), 7, np.uint8)).save(image)  # another image, the counts as they were
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    replaced = load(name)
+    assert replaced.digest != first.digest and len(replaced.train_y) == len(first.train_y)
+    assert not same_data(splits.identity(), replaced.split(0.25, seed=3).identity())
+    assert same_data(splits.sizes(), replaced.split(0.25, seed=3).identity())  # nothing else to compare
+    assert not same_data({"train": 5}, splits.identity())
+    assert load("synthetic", synthetic={"num_train": 20, "num_test": 4}).digest is None
+    assert "digest" not in load("synthetic", synthetic={"num_train": 20, "num_test": 4}).split().identity()

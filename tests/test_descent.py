@@ -151,6 +151,15 @@ def test_a_rerun_is_told_every_recorded_setting_it_differs_in(tmp_path):
     with pytest.raises(ns.NeuralscaleError, match=r"another configuration \(data: recorded \{'train': 10\}, now "
                                                   r"\{'train': 12\}\)"):
         d.claim(sp, DescentConfig(base_ratio=0.125, device="cuda").resolve(sp), {"train": 12})
+    # recorded before digests were: continued, and recorded with its digest; another digest is other data
+    same = DescentConfig(base_ratio=0.125, device="cuda").resolve(sp)
+    d.claim(sp, same, {"train": 10, "digest": "1" * 16})
+    assert json.loads(d.config_path.read_text())["data"] == {"train": 10, "digest": "1" * 16}
+    with pytest.raises(ns.NeuralscaleError, match=r"\(data: recorded \{'train': 10, 'digest': '1{16}'\}, now "
+                                                  r"\{'train': 10, 'digest': '2{16}'\}\)"):
+        d.claim(sp, same, {"train": 10, "digest": "2" * 16})
+    d.claim(sp, same, {"train": 10})  # data of one's own (no digest): the recorded digest kept
+    assert json.loads(d.config_path.read_text())["data"] == {"train": 10, "digest": "1" * 16}
     old = json.loads(d.config_path.read_text())
     del old["descent"]["amp"]
     d.config_path.write_text(json.dumps(old))
@@ -628,3 +637,28 @@ def test_a_descent_that_prunes_a_network_at_chance_says_its_law_says_little():
         else:
             assert len(got) == 1 and got[0].startswith("descent iteration 3: the network pruned had learned little")
             assert says in got[0] and "--warmup-epochs" in got[0], got
+
+
+def test_a_descent_recorded_before_digests_goes_on_and_then_refuses_other_images(tiny_descent, tmp_path):
+    """A descent whose config.json says its data's sizes alone (recorded before digests were, or of made data)
+    continues on data read from files, and records their digest; the laws' fingerprint (fits.json) is of the sizes,
+    so the recorded digest does not make them another descent's (a review: the folder was refused at once, and then
+    by either version). Continued on the same sizes with other images, it is refused, naming both."""
+    from dataclasses import replace
+
+    from helpers import TINY_DESCENT, TINY_DESCENT_TRAIN
+    from neuralscale.api import load_splits
+    from neuralscale.data import DataConfig
+    d = _copy_tiny(tiny_descent, tmp_path)
+    assert "digest" not in json.loads((d / "config.json").read_text())["data"]
+    cfg = ns.DescentConfig(**TINY_DESCENT).resolve(ns.space("vgg11", "synthetic"))
+    splits = load_splits(DataConfig("synthetic", train=TINY_DESCENT_TRAIN), cfg.train_config())  # as descend's
+
+    def descend(iterations, digest):
+        return ns.descend("vgg11", "synthetic", d, ns.DescentConfig(**{**TINY_DESCENT, "iterations": iterations}),
+                          splits=replace(splits, digest=digest), progress=False)
+    assert len(descend(3, "1" * 16)) == 3
+    assert json.loads((d / "config.json").read_text())["data"]["digest"] == "1" * 16
+    with pytest.raises(ns.NeuralscaleError, match=r"another configuration \(data: recorded \{.*'digest': '1{16}'\}, "
+                                                  r"now \{.*'digest': '2{16}'\}\)"):
+        descend(3, "2" * 16)

@@ -573,6 +573,15 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
     with pytest.raises(ns.NeuralscaleError, match=r"\(runs .* and b: test 10000 against test 9000\)"):
         _check_same_data(tmp_path, [{**sub, "data": {"train": 200, "val": 22, "test": 10000}},
                                     {**sub, "id": "b", "data": {"train": 200, "val": 22, "test": 9000}}])
+    # an image replaced, the counts as they were: the digests differ (a run recorded before digests were, beside
+    # either, has none to compare; one with a digest is compared with the next that has one)
+    d = {"train": 200, "val": 22, "test": 10000}
+    _check_same_data(tmp_path, [{**sub, "data": d}, {**sub, "id": "b", "data": {**d, "digest": "1" * 16}},
+                                {**sub, "id": "c", "data": {**d, "digest": "1" * 16}}])
+    with pytest.raises(ns.NeuralscaleError, match=r"different data \(runs b and c: test 10000, digest 1{16} against "
+                                                  r"test 10000, digest 2{16}\)"):
+        _check_same_data(tmp_path, [{**sub, "data": d}, {**sub, "id": "b", "data": {**d, "digest": "1" * 16}},
+                                    {**sub, "id": "c", "data": {**d, "digest": "2" * 16}}])
     # the arithmetic is noted, as the device is, not refused: float32 on the H100 (--no-amp) beside its default
     # bf16, and on a CPU float32 asked for or by default, which is one arithmetic (no note)
     arith = folder("arith", {a: {}, b: {"amp": False}})
@@ -591,7 +600,7 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
              # Fashion-MNIST's files replaced by others between two seeds (an image folder added to, more likely):
              # pooled as one row, it gave a mean of two datasets (an adversarial pass)
              "data": ({a: {}, b: {"data": {"train": 27000, "val": 3000, "test": 10000}}},
-                      f"holds runs of one dataset trained on different numbers of images (runs {a} and {b}: "
+                      f"holds runs of one dataset trained on different data (runs {a} and {b}: "
                       "training 60000, test 10000 against training 30000, test 10000): its files changed"),
              # neuralscale@15 from two descents, say: one seed twice, not a second seed
              "twice": ({a: {}, f"{a}+copy": {"widths": [4, 8, 16, 16, 32, 32, 32, 31]}},

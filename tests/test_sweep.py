@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import time
 
@@ -780,8 +781,9 @@ def test_a_sweep_run_resumed_on_an_image_folder_changed_since_is_refused_before_
     write_imagefolder(folder, per_class=9, size=32)
     r = run_cli(*args, env=env)
     lines = [x for x in r.stderr.splitlines() if x.startswith("neuralscale:")]  # (after the plan's line)
-    assert r.returncode == 2 and len(lines) == 1 and "trained on other data (train 15, val 3, test 6 images then; " \
-        "train 24, val 3, test 6 now" in lines[0], r.stderr
+    assert r.returncode == 2 and len(lines) == 1 and re.search(r"trained on other data \(train 15, val 3, test 6 "
+                                                               r"images \(digest \w+\) then; train 24, val 3, test 6 "
+                                                               r"images \(digest \w+\) now", lines[0]), r.stderr
     assert json.loads(path.read_text()) == record
     shutil.rmtree(folder)
     shutil.copytree(tmp_path / "as_it_was", folder)
@@ -803,11 +805,20 @@ def test_a_sweep_into_a_store_whose_image_folder_changed_since_is_refused_before
             "cpu", "--methods", "uniform", "--ratios", "0.0625", "--epochs", "1", "--out", str(out)]
     env = {"NEURALSCALE_CACHE": str(tmp_path / "cache")}
     assert run_cli(*args, "--seeds", "0", env=env).returncode == 0
+    # an image replaced by another, the counts as they were (its digest differs)
+    write_imagefolder(tmp_path / "other", per_class=6, size=32, seed=5)
+    shutil.copy(tmp_path / "other" / "test" / "class_2" / "img1.png", folder / "test" / "class_2" / "img1.png")
+    r = run_cli(*args, "--seeds", "0,1", env=env)
+    lines = [x for x in r.stderr.splitlines() if x.startswith("neuralscale:")]
+    assert r.returncode == 2 and len(lines) == 1 and re.search(r": training 18, test 6, digest [0-9a-f]{16} then; "
+                                                               r"training 18, test 6, digest [0-9a-f]{16} now\)",
+                                                               lines[0]), r.stderr
     write_imagefolder(folder, per_class=9, size=32)
     r = run_cli(*args, "--seeds", "0,1", env=env)
     lines = [x for x in r.stderr.splitlines() if x.startswith("neuralscale:")]
     assert r.returncode == 2 and len(lines) == 1 and "holds finished runs on other data than " in lines[0] and \
-        ": training 18, test 6 then; training 27, test 6 now): its files changed since" in lines[0], r.stderr
+        re.search(r": training 18, test 6, digest \w+ then; training 27, test 6, digest \w+ now\): its files "
+                  "changed since", lines[0]), r.stderr
     assert len(list(out.glob("runs/*"))) == 1  # no run begun
     shutil.rmtree(folder)
     shutil.copytree(tmp_path / "as_it_was", folder)

@@ -37,7 +37,7 @@ from typing import Iterator
 import torch
 
 from .budget import Budget, amount
-from .data.base import Splits
+from .data.base import Splits, same_data
 from .data.info import protocol
 from .estimate import duration_text, training_rate
 from .errors import EnvironmentFailure, NeuralscaleError, first_line, warn
@@ -261,6 +261,12 @@ def _known(recorded: dict) -> dict:
     return {**recorded, "model": model_identity(recorded.get("model")) if portable else recorded.get("model")}
 
 
+def _same(key: str, recorded, now) -> bool:
+    """One entry of a descent's identity as recorded and now; its data by `same_data` (a descent recorded before
+    digests were has its sizes alone to compare)."""
+    return same_data(recorded, now) if key == "data" and isinstance(recorded, dict) else recorded == now
+
+
 def _on_cuda(device: str) -> bool:
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
@@ -356,6 +362,8 @@ class DescentDir:
             return None
         defaults = asdict(DescentConfig())
         what = {k: _known(cfg).get(k) for k in ("model", "dataset", "data")}
+        if isinstance(what["data"], dict):  # its sizes (the digest, recorded later beside them, is checked by claim)
+            what["data"] = {k: v for k, v in what["data"].items() if k != "digest"}
         if cfg.get("portable") is True:  # a file's network by its name: which of the files of that name, too
             what["architecture"] = cfg.get("architecture")
         what["descent"] = {k: cfg["descent"].get(k, defaults.get(k)) for k in DescentConfig().identity()}
@@ -412,6 +420,8 @@ class DescentDir:
             self.refuse_foreign(force)
         else:
             self._refuse_other(old, identity, cfg)
+            if isinstance(old.get("data"), dict):  # what either says (a digest recorded, not forgotten)
+                identity["data"] = {**old["data"], **identity["data"]}
         atomic_write_json(self.config_path, {**identity, "descent": asdict(cfg)})
 
     @staticmethod
@@ -426,7 +436,7 @@ class DescentDir:
     def _refuse_other(self, old: dict, identity: dict, cfg: DescentConfig) -> None:
         """A rerun must match the recorded configuration; what differs, named."""
         mismatch = [f"{k}: recorded {old.get(k)!r}, now {identity[k]!r}" for k in ("model", "dataset", "data")
-                    if _known(old).get(k) != _known(identity)[k]]
+                    if not _same(k, _known(old).get(k), _known(identity)[k])]
         if old.get("portable") is not True and moved(old.get("model"), identity["model"]):
             mismatch[0] += (" (a descent recorded before runs knew a file by its name hashes where it lay: continue "
                             "it where the file is at that path)")
@@ -723,12 +733,12 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
         pass  # one this machine lacks: refused where an iteration would train on it (finished work reads anywhere)
     d = DescentDir(out_dir)
     d.refuse_foreign(force)  # before the lock: a refused folder is left as it was (no .lock in it)
-    done = d.finished(space, cfg, splits.sizes(), dataset=splits.info.name)
+    done = d.finished(space, cfg, splits.identity(), dataset=splits.info.name)
     if done is not None:  # nothing to do: read, neither locked nor written (a read-only folder, an archive)
         _refuse_fallback(done, cfg)
         return [it.law for it in done]
     with exclusive(d.path, "descent directory"):
-        d.claim(space, cfg, splits.sizes(), dataset=splits.info.name, force=force)
+        d.claim(space, cfg, splits.identity(), dataset=splits.info.name, force=force)
         with d.open_log():
             for note in cfg.unused():  # in the descent's log.txt too
                 log.info("note: %s", note)

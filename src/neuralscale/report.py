@@ -44,7 +44,7 @@ from .train import TrainConfig, autocasts
 from .validate import one_of
 from .accounting import UNSTABLE, unstable
 from .budget import UNITS, Budget, amount_range, key_order
-from .data import dataset_name
+from .data import dataset_name, same_data
 from .data.info import protocol
 from .layout import ReportDir, RunDir, StoreDir
 from .store import RunStore, budget_key, data_counts, finite, load_records, said_counts
@@ -568,8 +568,8 @@ def check_comparable(store: Path, records: list[dict]) -> None:
 
 
 def _check_same_data(store: Path, records: list[dict]) -> None:
-    """Finished runs of one dataset and data settings read as many images (`store.data_counts`): an image folder
-    added to between a store's runs gave seeds on other data, pooled as one row."""
+    """Finished runs of one dataset and data settings read the same data (`store.data_counts`): an image folder
+    added to, or an image in it replaced, between a store's runs gave seeds on other data, pooled as one row."""
     seen: dict[str, tuple[dict, str]] = {}
     for r in records:
         if r.get("status") != "finished":
@@ -579,14 +579,15 @@ def _check_same_data(store: Path, records: list[dict]) -> None:
         if counts is None:
             continue
         same = json.dumps(settings, sort_keys=True, default=str)  # (subsets: other counts by design)
-        if same in seen and seen[same][0] != counts:
+        if same in seen and not same_data(seen[same][0], counts):
             (then, first) = seen[same]
-            raise NeuralscaleError(f"{store} holds runs of one dataset trained on different numbers of images (runs "
-                                   f"{first} and {r['id']}: {said_counts(then)} against {said_counts(counts)}): its "
-                                   "files changed between them, and their accuracies do not compare; give a folder "
-                                   "of runs on one version of the data (train the others again in a store of their "
+            raise NeuralscaleError(f"{store} holds runs of one dataset trained on different data (runs {first} and "
+                                   f"{r['id']}: {said_counts(then)} against {said_counts(counts)}): its files "
+                                   "changed between them, and their accuracies do not compare; give a folder of "
+                                   "runs on one version of the data (train the others again in a store of their "
                                    "own)")
-        seen.setdefault(same, (counts, r["id"]))
+        if "digest" in counts or same not in seen:  # (one with a digest: compared with the rest that have one)
+            seen[same] = (counts, r["id"])
 
 
 @dataclass

@@ -203,7 +203,7 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
     record.update(normalization={**trainer.input_stats, "units": "pixel values 0-255"},
                   classes=list(splits.classes))
     result = trainer.fit()
-    record.update(summary=result.summary, history=result.history, data=splits.sizes(),
+    record.update(summary=result.summary, history=result.history, data=splits.identity(),
                   environment=environment(trainer.device, trainer.governor))
     if spec.latency_batches:
         record["latency"] = measure_latency(space.build(widths), space.info.input_shape, trainer.device,
@@ -228,7 +228,7 @@ def _resumable(spec: RunSpec, checkpoint: Path, splits, data_dir: str | None):
     state = read_checkpoint(checkpoint, _owner(spec), spec.train_config())
     if isinstance(state.get("data"), dict):  # (checkpoints before 0.2 do not say)
         splits = splits if splits is not None else load_run_splits(spec, data_dir)  # as its trainer would
-        check_same_data(checkpoint, state["data"], splits.sizes())
+        check_same_data(checkpoint, state["data"], splits.identity())
     return splits
 
 

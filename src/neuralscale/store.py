@@ -54,7 +54,7 @@ class RunRecord(TypedDict, total=False):
     resumed: bool  # the last attempt continued from a checkpoint
     summary: dict  # train.summarize: final and best-validation test accuracy, ...
     history: list[dict]  # every epoch's metrics (null where not evaluated)
-    data: dict  # train / val / test sizes
+    data: dict  # train / val / test sizes, and the dataset's digest where read from files (Splits.identity)
     environment: dict  # library versions, device, threads
     latency: dict  # accounting.measure_latency, when asked for
     wall_s: float
@@ -224,16 +224,17 @@ def finite(x) -> bool:
 
 
 def data_counts(settings: dict, data) -> dict | None:
-    """What a run's recorded split sizes (`data`: train, val, test) say of the files it read, to compare runs of one
-    dataset and data `settings`: the training and validation images together (which other validation fractions
-    split otherwise), unless a training subset fixes the training count (its validation is cut from the rest by
-    the fraction), and the test images. None where the record says none."""
+    """What a run's recorded data (`data`: `Splits.identity()`, the parts' sizes and the files' digest) says of the
+    files it read, to compare runs of one dataset and data `settings` (`same_data`): the training and validation
+    images together (which other validation fractions split otherwise), unless a training subset fixes the training
+    count (its validation is cut from the rest by the fraction), the test images, and the digest of the whole
+    dataset where recorded. None where the record says none."""
     if not isinstance(data, dict):
         return None
     split = [data.get(k) for k in ("train", "val")]
     counts = ({} if "train" in settings else
               {"training": sum(split) if all(isinstance(n, int) for n in split) else split})
-    return {**counts, "test": data.get("test")}
+    return {**counts, "test": data.get("test"), **({"digest": data["digest"]} if "digest" in data else {})}
 
 
 def said_counts(counts: dict) -> str:

@@ -29,7 +29,7 @@ from .estimate import Rates, duration_text, runs_seconds
 from .executors import get_executor
 from .layout import StoreDir, claim_folder
 from .logs import for_api
-from .data import DataConfig, dataset_name
+from .data import DataConfig, dataset_name, same_data
 from .data.info import DEFAULT_PROTOCOL, protocol
 from .methods import BASE_METHODS, BASELINES, ITERATED, SCALED, SPARSE_LABEL, method_label, scale
 from .progress import progress_bar
@@ -544,7 +544,7 @@ def check_runnable(cfg: SweepConfig, ex) -> dict | None:
         return None
     splits = DataConfig.from_settings(cfg.dataset, cfg.data).splits(train.val_fraction, train.split_seed)
     check_splits(splits, train.val_fraction)
-    return splits.sizes()
+    return splits.identity()
 
 
 def _statuses(store: RunStore, cfg: SweepConfig, specs: list[RunSpec], sizes: dict | None) -> dict:
@@ -563,7 +563,7 @@ def _check_same_data(store: RunStore, cfg: SweepConfig, sizes: dict | None, fini
     now = data_counts(settings, sizes)
     for record in finished if now is not None else ():
         then = data_counts(settings, record.get("data"))
-        if then is not None and then != now:
+        if then is not None and not same_data(then, now):
             raise NeuralscaleError(f"{store.root} holds finished runs on other data than {cfg.dataset} has now (run "
                                    f"{record['id']}: {said_counts(then)} then; {said_counts(now)} now): its files "
                                    "changed since; put them back as they were, or sweep into a new store")

@@ -24,7 +24,7 @@ from torch import nn
 from ._version import __version__
 from .captured import CapturedStep, capturable, refused
 from .data.augment import DeviceBatches, channel_stats
-from .data.base import Splits
+from .data.base import Splits, same_data
 from .data import dataset_info
 from .data.info import protocol
 from .errors import EnvironmentFailure, NeuralscaleError, RunFailed, first_line
@@ -573,7 +573,7 @@ class Trainer:
             "epoch": self.epoch, "step": self.step, "stop": self.stop, "history": self.history,
             "owner": self.owner, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "callbacks": [cb.state_dict() for cb in self.callbacks], "config": self.config.to_dict(),
-            "data": self.splits.sizes(),  # (a folder of images changed since is refused on resume)
+            "data": self.splits.identity(),  # (a folder of images changed since is refused on resume)
             "rng": torch.get_rng_state(),  # dropout and anything else drawing from the global generator
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
         }, self.checkpoint)
@@ -594,7 +594,7 @@ class Trainer:
         if self.checkpoint is None or not self.checkpoint.exists() or self.epoch > 0:
             return
         state = read_checkpoint(self.checkpoint, self.owner, self.config, self.device, self.resume_may_differ)
-        check_same_data(self.checkpoint, state.get("data"), self.splits.sizes())
+        check_same_data(self.checkpoint, state.get("data"), self.splits.identity())
         try:
             self._restore(state)
         except NeuralscaleError:
@@ -609,16 +609,20 @@ class Trainer:
         log.info("%s: resumed from %s after epoch %d", self.desc, self.checkpoint, self.epoch)
 
 
-def check_same_data(path: Path, then, now: dict[str, int]) -> None:
-    """A checkpoint's epochs trained on splits of these sizes (checkpoints from before 0.2 do not say): continued
-    on others (an image folder added to since), a run would mix them silently, and select on two validation
-    splits."""
-    if isinstance(then, dict) and then != now:
-        def said(sizes) -> str:
-            return ", ".join(f"{k} {sizes.get(k)}" for k in ("train", "val", "test"))
-        raise NeuralscaleError(f"checkpoint {path} trained on other data ({said(then)} images then; {said(now)} "
-                               "now: the dataset's files changed since); put them back as they were, or delete "
-                               "it to start over")
+def check_same_data(path: Path, then, now: dict) -> None:
+    """A checkpoint's epochs trained on these splits (`Splits.identity`: their sizes, and the files' digest;
+    checkpoints from before 0.2 say neither, and the first ones of 0.2 no digest): continued on others (an image folder
+    added to, or an image replaced, since), a run would mix them silently, and select on two validation splits."""
+    if isinstance(then, dict) and not same_data(then, now):
+        raise NeuralscaleError(f"checkpoint {path} trained on other data ({said_data(then)} then; "
+                               f"{said_data(now)} now: the dataset's files changed since); put them back as they "
+                               "were, or delete it to start over")
+
+
+def said_data(identity: dict) -> str:
+    """A `Splits.identity()` in words: "train 90, val 10, test 50 images (digest 1f2e...)"."""
+    counts = ", ".join(f"{k} {identity.get(k)}" for k in ("train", "val", "test"))
+    return counts + " images" + (f" (digest {identity['digest']})" if "digest" in identity else "")
 
 
 def _check_trainer_arguments(model, splits, config, callbacks, checkpoint) -> None:

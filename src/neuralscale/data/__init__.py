@@ -12,7 +12,8 @@ from ..errors import NeuralscaleError
 from ..settings import Settings, option
 from ..validate import DATA_KEYS, check_data, whole
 from . import cifar, fashionmnist, imagefolder, synthetic as synthetic_data, tinyimagenet
-from .base import ImageData, Splits, drop_cached, fingerprint, load_cached, save_cached, tensor_problem
+from .base import (ImageData, Splits, content_digest, drop_cached, fingerprint, load_cached, same_data, save_cached,
+                   tensor_problem)
 from .download import DownloadError, fetch
 from .info import KNOWN, DatasetInfo, dataset_key
 
@@ -228,8 +229,16 @@ def _cached(info: DatasetInfo, sources: list[Path], options: dict, read) -> Imag
         tensors = {k: v for k, v in raw.items() if k != "classes"}
         tensors["classes"] = list(raw.get("classes", []))
         _check(info, tensors, sources[0] if len(sources) == 1 else sources[0].parent)  # the file, or its folder
+        tensors["digest"] = content_digest(tensors)
+        save_cached(name, key, tensors)
+    elif not _is_digest(tensors.get("digest")):  # a cache written before digests were kept: kept from now on
+        tensors["digest"] = content_digest(tensors)
         save_cached(name, key, tensors)
     return _wrap(info, tensors)
+
+
+def _is_digest(value) -> bool:
+    return isinstance(value, str) and len(value) == 16 and all(c in "0123456789abcdef" for c in value)
 
 
 def _check(info: DatasetInfo, tensors: dict, where, need_test: bool = True) -> None:
@@ -241,7 +250,8 @@ def _check(info: DatasetInfo, tensors: dict, where, need_test: bool = True) -> N
 def _wrap(info: DatasetInfo, t: dict) -> ImageData:
     """Tensors `_check` has passed (read now, or a cache `tensor_problem` found nothing wrong with) as ImageData."""
     return ImageData(info, t["train_x"], t["train_y"], t["test_x"], t["test_y"],
-                     t.get("val_x"), t.get("val_y"), list(t.get("classes", [])))
+                     t.get("val_x"), t.get("val_y"), list(t.get("classes", [])), t.get("digest"))
 
 
-__all__ = ["DatasetInfo", "ImageData", "Splits", "dataset_info", "load", "default_data_dir", "DATASET_NAMES"]
+__all__ = ["DatasetInfo", "ImageData", "Splits", "same_data", "dataset_info", "load", "default_data_dir",
+           "DATASET_NAMES"]

@@ -38,6 +38,7 @@ class ImageData:
     val_x: torch.Tensor | None = None
     val_y: torch.Tensor | None = None
     classes: list[str] = field(default_factory=list)
+    digest: str | None = None  # `content_digest` of the files' images as read (None: made, not read from files)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {k: getattr(self, k) for k in ("train_x", "train_y", "test_x", "test_y", "val_x", "val_y")}
@@ -48,7 +49,7 @@ class ImageData:
         `val_fraction` of the training set unless the dataset brings its own."""
         if self.val_x is not None:
             return Splits(self.info, (self.train_x, self.train_y), (self.val_x, self.val_y),
-                          (self.test_x, self.test_y), self.classes)
+                          (self.test_x, self.test_y), self.classes, self.digest)
         fraction("validation fraction", val_fraction)
         whole("split seed", seed, low=0)
         g = torch.Generator().manual_seed(seed)
@@ -61,7 +62,8 @@ class ImageData:
         mask = torch.ones(len(self.train_y), dtype=torch.bool)
         mask[val_idx] = False
         return Splits(self.info, (self.train_x[mask], self.train_y[mask]),
-                      (self.train_x[val_idx], self.train_y[val_idx]), (self.test_x, self.test_y), self.classes)
+                      (self.train_x[val_idx], self.train_y[val_idx]), (self.test_x, self.test_y), self.classes,
+                      self.digest)
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Splits:
     val: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
     classes: list[str] = field(default_factory=list)
+    digest: str | None = None  # of the whole dataset they were cut from (`ImageData.digest`)
 
     def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "Splits":
         """A seeded random subset of each part (for quick runs and demos)."""
@@ -82,10 +85,39 @@ class Splits:
             idx = torch.randperm(len(xy[1]), generator=g)[:n].sort().values
             return xy[0][idx], xy[1][idx]
         val_n = None if train is None else max(1, int(round(train * len(self.val[1]) / max(1, len(self.train[1])))))
-        return Splits(self.info, take(self.train, train), take(self.val, val_n), take(self.test, test), self.classes)
+        return Splits(self.info, take(self.train, train), take(self.val, val_n), take(self.test, test), self.classes,
+                      self.digest)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train[1]), "val": len(self.val[1]), "test": len(self.test[1])}
+
+    def identity(self) -> dict:
+        """What a run's record and checkpoint say of the data it trained on (their "data"): the parts' sizes and,
+        where the images were read from files, the dataset's digest (an image replaced, not added, changes only
+        that). `same_data` compares two."""
+        return {**self.sizes(), **({"digest": self.digest} if self.digest is not None else {})}
+
+
+def same_data(then: dict, now: dict) -> bool:
+    """Whether two `Splits.identity()` (or `store.data_counts`) say the same data: every entry both have is equal
+    (a record from before digests were recorded has none to compare)."""
+    return all(then[k] == now[k] for k in then.keys() & now.keys())
+
+
+def content_digest(tensors: dict) -> str:
+    """A dataset's images, labels and class names as read, hashed (SHA-256, its first 16 hex digits): the same
+    files read the same way give the same digest on any machine; an image replaced by another changes it. About
+    0.03 s for Fashion-MNIST, 0.7 s for TinyImageNet (computed when its tensor cache is written, kept there)."""
+    h = hashlib.sha256()
+    for key in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
+        t = tensors.get(key)
+        if t is None:
+            continue
+        t = t.contiguous()
+        h.update(json.dumps([key, str(t.dtype), list(t.shape)]).encode())
+        h.update(memoryview(t.numpy()).cast("B") if t.numel() else b"")
+    h.update(json.dumps(list(tensors.get("classes", []))).encode())
+    return h.hexdigest()[:16]
 
 
 def cache_dir() -> Path:
