@@ -47,6 +47,14 @@ def test_resolve_against_a_space():
     assert Budget.parse("10%", "latency").resolve(sp, cost=lambda w: 4.0).value == pytest.approx(0.4)
     with pytest.raises(NeuralscaleError, match="measured latency"):
         Budget.parse("10%", "latency").resolve(sp)
+    # a key or a space of the wrong kind: one NeuralscaleError, not a ValueError or AttributeError from inside
+    assert Budget.from_key(Budget.parse("25%").key) == Budget.parse("25%")
+    for key in ("junk", ("params",), (1, 2)):
+        with pytest.raises(NeuralscaleError, match=r"a budget's key is \(kind, amount\)"):
+            Budget.from_key(key)
+    with pytest.raises(NeuralscaleError, match="DescentConfig.resolve takes the space of a model and dataset "
+                                               r"\(ns.space\(model, dataset\)\), not str"):
+        ns.DescentConfig().resolve("vgg11")
 
 
 # the record's form, run directory names, report keys and texts that neuralscale 0.1.0 wrote (runs.budget_slug,

@@ -119,6 +119,9 @@ class Budget:
 
     @classmethod
     def from_key(cls, key) -> "Budget":
+        """The budget of a `key` (a report's group: (kind, amount))."""
+        if not (isinstance(key, (tuple, list)) and len(key) == 2 and isinstance(key[0], str)):
+            raise NeuralscaleError(f"a budget's key is (kind, amount), as Budget.key gives, not {key!r}"[:200])
         kind, v = key
         if kind == "ratio":
             return cls.of_ratio(v)

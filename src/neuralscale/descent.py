@@ -130,6 +130,9 @@ class DescentConfig(Settings):
 
     def resolve(self, space: WidthSpace) -> "DescentConfig":
         """A copy with every None decided for this model and dataset, as the original does."""
+        if not isinstance(space, WidthSpace):
+            raise NeuralscaleError(f"DescentConfig.resolve takes the space of a model and dataset (ns.space(model, "
+                                   f"dataset)), not {type(space).__name__}")
         p = protocol(space.info.name)
         generic = not space.family.paper
         defaults = {"k": paced_k(space.uniform(self.base_ratio), space.base_widths),
