@@ -245,6 +245,14 @@ def test_a_sweep_records_the_files_network_and_a_descent_of_it_as_it_was_is_refu
     with pytest.raises(ns.NeuralscaleError, match=r"d descended file:/.*/nets.py:Net as it was then: its code or "
                                                   r"modules changed since \(architecture \w+ now, \w+ recorded\)"):
         ns.scale(ns.space("file:nets.py:Net", "synthetic"), "neuralscale", "50%", source=nets / "d")
+    # the descent used for the network on another dataset (other classes: another architecture digest) was blamed
+    # on the code (a walkthrough); morphnet, pruned and shape took another model's or dataset's widths of as many
+    # layers without a word. Each names the model and dataset descended.
+    (nets / "nets.py").write_text(NETS)
+    for method in ("neuralscale", "morphnet", "pruned", "shape"):
+        with pytest.raises(ns.NeuralscaleError, match=r"d descended file:/.*/nets.py:Net on synthetic, not "
+                                                      r"file:/.*/nets.py:Net on cifar100; descend this one"):
+            ns.scale(ns.space("file:nets.py:Net", "cifar100"), method, "50%", source=nets / "d")
 
 
 def test_a_report_from_any_folder_draws_the_files_network_and_says_why_not_where_it_is_gone(nets, capsys,

@@ -104,20 +104,25 @@ def method_law(space: WidthSpace, method: str, source: str | Path | None = None,
 
 
 def _check_architecture(space: WidthSpace, source: str | Path) -> None:
-    """A descent of a model of one's own (a `file:` model, a module) whose code has changed since: its laws and
-    widths are of the network as it was, refused for the one there is now (morphnet, pruned and shape read the
-    descent's widths, which no law's own check sees; and laws written before laws carried the digest have none)."""
-    if not space.architecture or not Path(source).is_dir():
+    """A descent of another model or dataset (morphnet, pruned and shape read the descent's widths, which no law's
+    own check sees: they were taken for any network of as many layers), or of a model of one's own (a `file:`
+    model, a module) whose code has changed since: its laws and widths are of the network as it was, refused for the
+    one there is now (laws written before laws carried the digest have none)."""
+    if not Path(source).is_dir():
         return
     config = DescentDir(source).config() or {}
+    if config and (model_identity(config.get("model")) != model_identity(space.name)
+                   or config.get("dataset") != space.info.name):  # (said as a law's own check says it)
+        raise NeuralscaleError(f"{source} descended {config.get('model')} on {config.get('dataset')}, not "
+                               f"{space.name} on {space.info.name}; descend this one, or give its descent")
+    if not space.architecture:
+        return
     recorded = config.get("architecture")
-    same = model_identity(config.get("model")) == model_identity(space.name)  # (another model's descent: the law's
-    # own check names both)
-    if recorded and recorded != space.architecture and same and config.get("model") != space.name:
+    if recorded and recorded != space.architecture and config.get("model") != space.name:
         raise NeuralscaleError(f"{source} descended {config.get('model')}, and {space.name} is another network "
                                f"(architecture {space.architecture}, {recorded} recorded): its code or modules differ; "
                                "descend this one into a new folder, or give the file that was descended")
-    if recorded and recorded != space.architecture and same:
+    if recorded and recorded != space.architecture:
         raise NeuralscaleError(f"{source} descended {space.name} as it was then: its code or modules changed since "
                                f"(architecture {space.architecture} now, {recorded} recorded); descend the network "
                                "as it is now into a new folder, or put its code back")

@@ -607,8 +607,10 @@ def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int) -> Non
                                f"reaches, {low:{f}} {unit} at its narrowest (widths of at least {min_width})")
     high = max(float(search.cost(top)), *search.seen.values())
     where = "below" if search.budget < low else "above" if search.budget > high else "between the steps of"
-    meant = (f"{search.budget:.0%}" if 0.01 <= search.budget < 1 else  # --params 0.25 meant 25%, and 25 too
-             f"{search.budget:g}%" if 1 < search.budget <= 100 and search.budget < low else "")
+    meant = (f"{search.budget:.0%}" if 0.01 <= search.budget < 1 else  # --params 0.25 meant 25%, and 25 too (a
+             # whole number: a share given with % is a fraction of the base's count, 0.1% of 47,914 is 47.914)
+             f"{search.budget:g}%" if 1 < search.budget <= 100 and search.budget < low
+             and float(search.budget).is_integer() else "")
     share = f" (a share of the base model is written with %: {meant})" if meant and metric != "latency" else ""
     said = f"{search.budget:{f}}" if search.budget >= 1 else f"{search.budget:.3g}"  # not "0" for 0.25 or 1e-9%
     raise NeuralscaleError(f"a budget of {said} {unit} is out of reach: it is {where} what this law "
