@@ -489,7 +489,8 @@ def test_your_own_module_takes_its_input_shape_from_the_dataset(tmp_path):
     assert (sp.info.resolution, sp.info.in_channels, sp.info.num_classes) == (40, 3, 3)
     assert sp.macs(sp.base_widths) > ns.space(torchvision.models.resnet18(num_classes=3),
                                               torch.randn(1, 3, 32, 32)).macs(sp.base_widths)  # 40x40 costs more
-    with pytest.raises(ns.NeuralscaleError, match="5 channels for 3 classes"):  # a model for other classes
+    with pytest.raises(ns.NeuralscaleError, match=r"your model gives 5 class scores, but imagefolder:.*pets has 3 "
+                                                  r"classes; build it for 3 classes \(ResNet\(...\)\)$"):
         ns.space(torchvision.models.resnet18(num_classes=5), f"imagefolder:{tmp_path / 'pets'}")
 
 
@@ -550,6 +551,15 @@ def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     (lambda: ns.space(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
                                           torch.nn.Conv2d(8, 8, 3)),
                       torch.zeros(1, 1, 8, 8)), "does not run on the example input of shape (1, 1, 8, 8)"),
+    # a walkthrough (2026-12-07): your own module with a dataset of other classes or channels was refused in the
+    # graph's words ("an output of 10 channels for 100 classes at node 'output' ... cannot be followed") or torch's
+    (lambda: ns.space(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.AdaptiveAvgPool2d(1),
+                                          torch.nn.Flatten(), torch.nn.Linear(8, 10)), "cifar100"),
+     "your model gives 10 class scores, but cifar100 has 100 classes; build it for 100 classes (Sequential(...))"),
+    (lambda: ns.space(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.AdaptiveAvgPool2d(1),
+                                          torch.nn.Flatten(), torch.nn.Linear(8, 10)), "fashionmnist"),
+     "your model's first convolution reads 3 channels, but fashionmnist's images have 1; build it for 1 input "
+     "channels (Sequential(...))"),
     (lambda: ns.space("vgg11", "synthetic").validate(5), "widths must be a list of 8 integers, not int"),
     (lambda: ns.space("vgg11", "synthetic").validate(None), "widths must be a list of 8 integers, not NoneType"),
     (lambda: ns.space("vgg11", "synthetic").validate("8,8,8,8,8,8,8,8"), "widths must be a list of 8 integers"),

@@ -248,6 +248,15 @@ def _check_classes(make: Callable[[], nn.Module], info: DatasetInfo, where: str,
             model = make()
     except NeuralscaleError:  # (a constructor that computes with tensors may not build on meta: the analysis will)
         return
+    channels = "" if any(k in kwargs for k in CHANNEL_ARGUMENTS) else "; give it an in_channels argument"
+    classes = "" if "num_classes" in kwargs else f"; give it a num_classes argument, or build it for {info.num_classes}"
+    check_fits(model, info, where, channels, classes)
+
+
+def check_fits(model: nn.Module, info: DatasetInfo, where: str, channels: str, classes: str) -> None:
+    """`model` (on the meta device) reads the dataset's channels with its first convolution and gives its number of
+    class scores, else one NeuralscaleError saying which, with the hint (`channels`, `classes`) that follows it. A
+    network that does not run so for another reason is left to the analysis, which says why."""
     ran: list[nn.Conv2d] = []  # the convolutions in the order the forward reaches them
     hooks = [m.register_forward_pre_hook(lambda m, args: ran.append(m)) for m in model.modules()
              if isinstance(m, nn.Conv2d)]
@@ -256,18 +265,15 @@ def _check_classes(make: Callable[[], nn.Module], info: DatasetInfo, where: str,
             out = model.eval()(torch.zeros(2, *info.input_shape, device="meta"))
     except Exception:
         if ran and ran[0].in_channels != info.in_channels:  # the first one, reading the images, read others
-            hint = "" if any(k in kwargs for k in CHANNEL_ARGUMENTS) else "; give it an in_channels argument"
             raise NeuralscaleError(f"{where}'s first convolution reads {ran[0].in_channels} channels, but "
-                                   f"{info.name}'s images have {info.in_channels}{hint}") from None
+                                   f"{info.name}'s images have {info.in_channels}{channels}") from None
         return
     finally:
         for h in hooks:
             h.remove()
     if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] != info.num_classes:
-        hint = "" if "num_classes" in kwargs else (f"; give it a num_classes argument, or build it for "
-                                                    f"{info.num_classes}")
         raise NeuralscaleError(f"{where} gives {out.shape[1]} class scores, but {info.name} has "
-                               f"{info.num_classes} classes{hint}")
+                               f"{info.num_classes} classes{classes}")
 
 
 def _a(kind: str) -> str:

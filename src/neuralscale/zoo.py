@@ -273,6 +273,8 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
         raise NeuralscaleError("your own model needs an example input: a tensor of shape (batch, channels, size, size)"
                                + (f", got shape {tuple(example.shape)}" if isinstance(example, torch.Tensor) else ""))
     template = copy.deepcopy(model).cpu()
+    if isinstance(example, DatasetInfo):  # refused as a model file is, not by the graph's words for its output
+        _check_module_fits(template, info)
     try:
         return module_space(name or f"module:{type(model).__name__}", lambda: copy.deepcopy(template), info, own=True)
     except DoesNotRun as e:  # a dataset's images, never run through it before; or its traced graph, on meta
@@ -281,6 +283,18 @@ def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, 
                 from None
         raise NeuralscaleError(f"your model ran on the example input, but not on a batch of 2 such images as "
                                f"torch.fx traced it ({e})") from None
+
+
+def _check_module_fits(template: nn.Module, info: DatasetInfo) -> None:
+    """Your own nn.Module given with a dataset: its first convolution reads the images' channels and it gives a
+    score per class (modelfile.check_fits), tried on a copy on the meta device."""
+    try:
+        meta = copy.deepcopy(template).to("meta")
+    except (RuntimeError, NotImplementedError, TypeError):  # a module that will not move there: the analysis says
+        return
+    kind = type(template).__name__
+    modelfile.check_fits(meta, info, "your model", f"; build it for {info.in_channels} input channels ({kind}(...))",
+                         f"; build it for {info.num_classes} classes ({kind}(...))")
 
 
 @functools.lru_cache(maxsize=64)
