@@ -598,6 +598,7 @@ class Refused(nn.Module):
         self.head = nn.Conv2d(64, 10, 1)
         self.half1, self.half2 = nn.Conv2d(16, 5, 1), nn.Conv2d(16, 5, 1)
         self.flat0 = nn.Flatten(0)
+        self.se32 = nn.Conv2d(16, 32, 1)  # a squeeze-excitation's scale for 32 channels
 
     def forward(self, x):
         how = self.how
@@ -641,6 +642,9 @@ class Refused(nn.Module):
             x = self.c32(self.act(torch.cat([x, F.relu(x)], 1)))
         elif how == "depthwise of a concatenation":
             return self.fc32(self.dw32(torch.cat([x, F.relu(x)], 1)).mean((2, 3)))
+        elif how == "scale of a concatenation":  # a squeeze-excitation of two layers' channels, joined
+            y = torch.cat([x, F.relu(self.c2(x))], 1)
+            return self.fc32((y * torch.sigmoid(self.se32(x.mean((2, 3), keepdim=True)))).mean((2, 3)))
         elif how == "flatten from 0":
             return self.fc(torch.flatten(x.mean((2, 3))).view(x.size(0), -1))
         elif how == "module flatten from 0":  # of a vector: batch and features run together
@@ -698,7 +702,11 @@ Outputs = collections.namedtuple("Outputs", ["logits", "aux_logits"])
     ("own tensors", "a ScaledConv with its own tensors (gain)"),
     ("linear on a map", "a linear layer on channels that are not flattened"),
     ("sigmoid of a concatenation", "a Sigmoid of a gated layer's channels (not 0 where a channel is masked) read by"),
-    ("depthwise of a concatenation", "a grouped convolution (32 groups, 32 in, 32 out)"),
+    # (a walkthrough: neither message said the concatenation was why, and the guide listed neither as refused)
+    ("depthwise of a concatenation", "a grouped convolution (32 groups, 32 in, 32 out) of a concatenation (2 layers' "
+                                     "channels: a grouped or depthwise convolution is followed on one layer's)"),
+    ("scale of a concatenation", "an elementwise operation on differently laid out channels (a concatenation of 2 "
+                                 "layers' channels with 1 layer's: only operands laid out alike are followed)"),
     ("flatten from 0", "a flatten from dimension 0"),
     ("module flatten from 0", "a flatten of a tensor without channels"),  # (not the vector's unchanged flatten)
     ("mean over channels", "a reduction over the channels"),

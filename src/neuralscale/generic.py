@@ -434,8 +434,10 @@ class _Analyser:
             self.an.convs[node.target] = Conv(src.segments, None, "grouped")
             self._read(src, node)  # its channels mix within each group
             return _Tag(list(src.segments), raw=frozenset({node.target}))
+        joined = (f" of a concatenation ({len(src.segments)} layers' channels: a grouped or depthwise convolution is "
+                  "followed on one layer's)" if len(src.segments) > 1 else "")
         raise self.obstacle(node, f"a grouped convolution ({mod.groups} groups, {mod.in_channels} in, "
-                                  f"{mod.out_channels} out)")
+                                  f"{mod.out_channels} out){joined}")
 
     def _function(self, node: fx.Node) -> _Tag | None:
         target = node.target
@@ -548,7 +550,11 @@ class _Analyser:
         first = ts[0]
         for t in ts[1:]:
             if t.flat != first.flat or len(t.segments) != len(first.segments):
-                raise self.obstacle(node, "an elementwise operation on differently laid out channels")
+                few, many = sorted((len(first.segments), len(t.segments)))
+                other = "1 layer's" if few == 1 else f"{few} layers'"
+                joined = (f" (a concatenation of {many} layers' channels with {other}: only operands laid out alike "
+                          "are followed)" if t.flat == first.flat else "")  # (else: a map with a vector)
+                raise self.obstacle(node, f"an elementwise operation on differently laid out channels{joined}")
             for a, b in zip(first.segments, t.segments):
                 self.an.tie(a, b, f"node {node.name!r}")
         clean = [t.raw for t in ts if not any(n.startswith("@") for n in t.raw)]
