@@ -681,6 +681,12 @@ def test_solution_warnings_say_a_fallback_extrapolation_below_and_more_macs_than
     assert solution_warnings(plain, sp, wide, 1.0) == [
         f"{sp.macs(wide) / base:.0%} of the base model's MACs ({sp.macs(wide):,} against {base:,})"]
     assert solution_warnings(plain, sp, list(sp.base_widths), 1.0) == []
+    # a little more: not "100%" (a walkthrough: 26,201,394 against 26,133,760 read as 100%)
+    above = list(sp.base_widths)
+    above[0] += 1
+    assert solution_warnings(plain, sp, above, 1.0) == [
+        f"{sp.macs(above) / base:.2%} of the base model's MACs ({sp.macs(above):,} against {base:,})"]
+    assert solution_warnings(plain, sp, above, 1.0)[0].startswith("100.")
     assert solution_warnings(plain, sp, sp.uniform(0.75), 1.0) == []
     # a fallback law: said first, with its reason
     fallback = fit(sp, [sp.uniform(r) for r in (0.5, 0.45, 0.4)])

@@ -420,7 +420,8 @@ def solution_warnings(law: ScalingLaw, space: WidthSpace, widths: list[int], tau
     base = space.macs(space.base_widths)
     macs = space.macs(widths)
     if macs > base:
-        out.append(f"{macs / base:.0%} of the base model's MACs ({macs:,} against {base:,})")
+        share = f"{macs / base:.0%}" if macs / base >= 1.005 else f"{macs / base:.2%}"  # not "100%" for more
+        out.append(f"{share} of the base model's MACs ({macs:,} against {base:,})")
     return out
 
 

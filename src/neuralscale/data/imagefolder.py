@@ -1,6 +1,7 @@
 """Any dataset laid out as class folders: ROOT/train/<class>/*.png and ROOT/test/<class>/*
-(or ROOT/val/).  Images are decoded to RGB and resized to the size of the
-first training image, so mixed sizes are fine."""
+(or ROOT/val/).  Images are decoded to RGB and resized to squares whose side is the
+first training image's longer side (a non-square image is stretched, not cropped), so
+mixed sizes are fine."""
 
 from __future__ import annotations
 
