@@ -146,6 +146,15 @@ def test_experiment_keys_are_the_flags_names_with_a_suggestion(tmp_path):
     f.write_text(base + "[descent]\nprune_k = 3\nk = 4\n")
     r = run_cli("experiment", str(f))
     assert r.returncode == 2 and "sets k twice: prune_k and k" in r.stderr
+    # every unknown key at once (a walkthrough: only the first was named, under "setting(s)"), and a data setting
+    # in [descent] named where it belongs
+    f.write_text(base + "[descent]\nwarmup_epoch = 1\nprune_intervl = 4\n")
+    with pytest.raises(NeuralscaleError, match=r"e.toml: unknown descent setting\(s\): warmup_epoch \(did you mean "
+                                               r"warmup_epochs\?\), prune_intervl \(did you mean prune_interval\?\)$"):
+        prepare(f)
+    f.write_text(base + "[descent]\ntrain_subset = 64\n")
+    with pytest.raises(NeuralscaleError, match=r"e.toml: train_subset belongs in \[data\], not \[descent\]$"):
+        prepare(f)
 
 
 def test_an_experiment_reads_a_relative_descent_from_its_own_folder(tmp_path, monkeypatch, tiny_descent):

@@ -48,6 +48,13 @@ def test_a_wrong_key_names_the_flag_and_a_field_set_twice_is_refused():
         DescentConfig.from_flags({"prune_intervall": 4})
     with pytest.raises(NeuralscaleError, match="sets k twice: prune_k and k"):
         DescentConfig.from_flags({"prune_k": 3, "k": 4}, "[descent]")
+    # a data subset given to a configuration says where it goes (a walkthrough: no word, no suggestion)
+    with pytest.raises(NeuralscaleError, match=r"^unknown descent setting\(s\): train_subset \(a data setting: give "
+                                               r"subset=\{'train': N\} to the call \(--train-subset\)\)$"):
+        DescentConfig(train_subset=512)
+    with pytest.raises(NeuralscaleError, match=r"^unknown training setting\(s\): test_subset \(a data setting: give "
+                                               r"subset=\{'test': N\} to the call"):
+        TrainConfig.from_dict({"test_subset": 3})
     with pytest.raises(NeuralscaleError, match="masking must be true or false"):
         DescentConfig.from_flags({"masking": "yes"})
     with pytest.raises(NeuralscaleError, match="descent settings must be a table"):

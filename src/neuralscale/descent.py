@@ -47,7 +47,7 @@ from .layout import claim_folder
 from .objective import OBJECTIVES, Objective
 from .pruning import TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, ended_early, paced_k
 from .records import atomic_write_json, exclusive
-from .settings import Settings, option
+from .settings import DATA_ELSEWHERE, Settings, option
 from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajectory, solve, uniform_law,
                       write_trajectory)
 from .space import WidthSpace
@@ -69,6 +69,7 @@ class DescentConfig(Settings):
     """
 
     WHAT = "descent setting"
+    ELSEWHERE = DATA_ELSEWHERE
 
     iterations: int = option(15, at_least=1)
     warmup_epochs: int = option(10, at_least=0)

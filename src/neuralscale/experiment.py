@@ -108,6 +108,11 @@ def flag_keys(section: str, table: dict, where: str) -> dict:
                 # tables give: here they overrode them without a word (found after the descent, if at all)
                 raise NeuralscaleError(f"{key} belongs in {'[data]' if name == 'data' else '[experiment]'}, not "
                                        "[sweep]")
+    if section == "descent":  # a descent's data are the file's [data] (and its subsets, the sweep's runs' too)
+        for key in table:
+            name = key.replace("-", "_")
+            if name in DataConfig.flags() and name not in cls.flags() and name != "dataset":
+                raise NeuralscaleError(f"{key} belongs in [data], not [descent]")
     if section == "data" and "dataset" in table:
         raise NeuralscaleError("unknown data setting(s): dataset (the dataset is [experiment]'s)")
     return cls.keys_from_flags(table, where)

@@ -43,11 +43,25 @@ def _spelled(f) -> str:
     return f"{flag} (--{flag.replace('_', '-')})" if flag and not f.metadata.get("inverted") else f.name
 
 
+# the data's subsets and folder are no training or descent setting: where a Python caller gives them instead
+DATA_ELSEWHERE = {"train_subset": "a data setting: give subset={'train': N} to the call (--train-subset)",
+                  "test_subset": "a data setting: give subset={'test': N} to the call (--test-subset)",
+                  "data_dir": "a data setting: give data_dir= to the call (--data-dir)"}
+
+
 class Settings:
     """Mixin for the configuration dataclasses: strict `from_dict`, `to_dict`, and `from_flags` (see the module)."""
 
     WHAT = "setting"  # how messages name one of them: "unknown descent setting(s)"
     EXTRA_KEYS: tuple[str, ...] = ()  # keys a section may hold beside the fields (a sweep's preset and train)
+    ELSEWHERE: dict[str, str] = {}  # a name that belongs elsewhere -> where (DATA_ELSEWHERE)
+
+    @classmethod
+    def _unknown(cls, unknown: list[str], names) -> str:
+        """The words for keyword arguments or keys no field has: each named, with where the first belongs (a data
+        setting) or the nearest field."""
+        hint = f" ({cls.ELSEWHERE[unknown[0]]})" if unknown[0] in cls.ELSEWHERE else suggest(unknown[0], names)
+        return f"unknown {cls.WHAT}(s): {', '.join(unknown)}{hint}"
 
     def __new__(cls, *args, **kwargs):
         """An unknown keyword is one clear error naming the nearest field (`TrainConfig(epoch=3)`), not the
@@ -55,7 +69,7 @@ class Settings:
         names = [f.name for f in fields(cls)]
         unknown = sorted(set(kwargs) - set(names))
         if unknown:
-            raise NeuralscaleError(f"unknown {cls.WHAT}(s): {', '.join(unknown)}{suggest(unknown[0], names)}")
+            raise NeuralscaleError(cls._unknown(unknown, names))
         return super().__new__(cls)
 
     @classmethod
@@ -72,15 +86,19 @@ class Settings:
         names = cls.flags()
         out: dict = {}
         seen: dict = {}
+        # every unknown key at once, each with the nearest known name (the flag's where a field has one, as the
+        # command line spells it)
+        flagged = {f.name for f in fields(cls) if f.metadata.get("flag")}
+        known = sorted((set(names) - flagged) | set(cls.EXTRA_KEYS))
+        unknown = [key + suggest(key.replace("-", "_"), known) for key in table
+                   if key.replace("-", "_") not in names and key.replace("-", "_") not in cls.EXTRA_KEYS]
+        if unknown:
+            raise NeuralscaleError(f"unknown {cls.WHAT}(s): {', '.join(unknown)}")
         for key, value in table.items():
             name = key.replace("-", "_")
             if name in cls.EXTRA_KEYS:
                 out[name], seen[name] = value, key
                 continue
-            if name not in names:  # suggest the flag's name where a field has one, as the command line spells it
-                flagged = {f.name for f in fields(cls) if f.metadata.get("flag")}
-                known = sorted((set(names) - flagged) | set(cls.EXTRA_KEYS))
-                raise NeuralscaleError(f"unknown {cls.WHAT}(s): {key}{suggest(name, known)}")
             field_name, inverted = names[name]
             if inverted:
                 if not isinstance(value, bool):
@@ -105,7 +123,7 @@ class Settings:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise NeuralscaleError(f"unknown {cls.WHAT}(s): {', '.join(unknown)}{suggest(unknown[0], names)}")
+            raise NeuralscaleError(cls._unknown(unknown, names))
         try:
             return cls(**d)
         except TypeError as e:

@@ -33,7 +33,7 @@ from .models.gate import gates
 from .models.resizing import as_fresh
 from .progress import progress_bar
 from .records import atomic_torch_save
-from .settings import Settings, option
+from .settings import DATA_ELSEWHERE, Settings, option
 from .sgd import SGD
 from .threads import Governor
 from .validate import SEED_MAX, fraction
@@ -50,6 +50,7 @@ class TrainConfig(Settings):
     """Everything that decides how a network is trained (the paper's defaults)."""
 
     WHAT = "training setting"
+    ELSEWHERE = DATA_ELSEWHERE
 
     epochs: int = option(30, at_least=1)
     batch_size: int = option(128, at_least=1)
