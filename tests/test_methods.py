@@ -25,6 +25,13 @@ def test_scale_refuses_an_iteration_below_one_and_booleans_for_numbers():
             scale(sp, "uniform", "25%", **kwargs)
     with pytest.raises(NeuralscaleError, match="unknown method 'l1-prune'; choose one of: uniform, morphnet"):
         method_law(sp, "l1-prune")  # a pruning baseline has no law
+    # params= and macs= as train and DescentResult.build take them (a walkthrough: a TypeError), one budget only
+    assert scale(sp, "uniform", params="50%")["params"] == scale(sp, "uniform", "50%")["params"]
+    assert scale(sp, "uniform", macs="50%")["budget"] == sp.macs(sp.base_widths) / 2
+    for args, kwargs, said in (((), {}, "macs=$"), (("50%",), {"macs": "20%"}, "macs=, not 2$")):
+        with pytest.raises(NeuralscaleError, match=r"^scale: give one budget: budget \(a Budget, or a parameter count "
+                                                   r"or share\), params= or " + said):
+            scale(sp, "uniform", *args, **kwargs)
 
 
 def test_a_ratio_budget_is_uniform_scaling_only_for_uniform(tiny_descent):

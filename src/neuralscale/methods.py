@@ -140,13 +140,15 @@ def _check_scale_arguments(source, iteration, min_width, multiple, batch_size) -
             raise NeuralscaleError(f"{name} must be a whole number, at least 1, got {value!r}")
 
 
-def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, source: str | Path | None = None,
+def scale(space: WidthSpace, method: str, budget: Budget | float | str | None = None, *,
+          params: float | str | None = None, macs: float | str | None = None, source: str | Path | None = None,
           iteration: int | None = None, min_width: int = 1, multiple: int = 1, device: str = "cpu",
           batch_size: int = 1, convert: bool = False) -> dict:
     """Widths of `method` for a budget, described as `WidthSpace.describe` does, with the solver's findings.
 
     budget: a `Budget` (a ratio, an amount or a share of the base model's params, MACs or latency); a number
-    or a string is a parameter budget ("2.8M", "25%").  A neuralscale law is solved for a budget of the metric it
+    or a string is a parameter budget ("2.8M", "25%"); or `params=` or `macs=` as `train` and
+    `DescentResult.build` take them (one of the three).  A neuralscale law is solved for a budget of the metric it
     was fitted against (`law.objective`), or of another with `convert`.  A latency budget's configuration is
     measured afresh after solving (`measured`: median, interquartile range, and whether it is within
     `latency.tolerance` of the budget).
@@ -155,7 +157,12 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str, *, sourc
         raise NeuralscaleError(f"scale: space must be a WidthSpace (ns.space(model, dataset)), not "
                                f"{type(space).__name__}")
     _check_scale_arguments(source, iteration, min_width, multiple, batch_size)
-    budget = Budget.parse(budget, budget.metric if isinstance(budget, Budget) else "params")
+    given = [(b, m) for b, m in ((budget, budget.metric if isinstance(budget, Budget) else "params"),
+                                 (params, "params"), (macs, "macs")) if b is not None]
+    if len(given) != 1:
+        raise NeuralscaleError("scale: give one budget: budget (a Budget, or a parameter count or share), params= or "
+                               "macs=" + (f", not {len(given)}" if given else ""))
+    budget = Budget.parse(*given[0])
     if budget.metric == "latency":
         resolve_device(device)  # where the latency is measured: here, or one clear line
     law = method_law(space, method, source, iteration)
