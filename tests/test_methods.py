@@ -25,6 +25,13 @@ def test_scale_refuses_an_iteration_below_one_and_booleans_for_numbers():
             scale(sp, "uniform", "25%", **kwargs)
     with pytest.raises(NeuralscaleError, match="unknown method 'l1-prune'; choose one of: uniform, morphnet"):
         method_law(sp, "l1-prune")  # a pruning baseline has no law
+    # a share given with % that comes to a count of 1-100 is not said to be one meant as a share (a walkthrough)
+    share = f"{48 / sp.params(sp.base_widths):.10%}"
+    with pytest.raises(NeuralscaleError, match="out of reach") as e:
+        scale(sp, "uniform", share)
+    assert "written with %" not in str(e.value), str(e.value)
+    with pytest.raises(NeuralscaleError, match=r"\(a share of the base model is written with %: 48%\)$"):
+        scale(sp, "uniform", 48)
     # params= and macs= as train and DescentResult.build take them (a walkthrough: a TypeError), one budget only
     assert scale(sp, "uniform", params="50%")["params"] == scale(sp, "uniform", "50%")["params"]
     assert scale(sp, "uniform", macs="50%")["budget"] == sp.macs(sp.base_widths) / 2

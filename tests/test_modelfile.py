@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import runpy
 import shutil
+import sys
 
 import pytest
 import torch
@@ -245,14 +246,35 @@ def test_a_sweep_records_the_files_network_and_a_descent_of_it_as_it_was_is_refu
     with pytest.raises(ns.NeuralscaleError, match=r"d descended file:/.*/nets.py:Net as it was then: its code or "
                                                   r"modules changed since \(architecture \w+ now, \w+ recorded\)"):
         ns.scale(ns.space("file:nets.py:Net", "synthetic"), "neuralscale", "50%", source=nets / "d")
-    # the descent used for the network on another dataset (other classes: another architecture digest) was blamed
-    # on the code (a walkthrough); morphnet, pruned and shape took another model's or dataset's widths of as many
-    # layers without a word. Each names the model and dataset descended.
-    (nets / "nets.py").write_text(NETS)
+
+
+def test_a_descent_of_the_network_on_other_data_is_named_so_by_every_method(nets):
+    """The descent used for the network on another dataset (other classes: another architecture digest) was blamed
+    on the code (a walkthrough); morphnet, pruned and shape took another model's or dataset's widths of as many
+    layers without a word. Each names the model and dataset its laws record; a space of one's own made from an
+    example tensor ('custom', its descent's data named otherwise) is its descent's (a review)."""
+    from helpers import TINY_DESCENT
+    cfg = ns.DescentConfig(**{**TINY_DESCENT, "iterations": 1})
+    ns.descend("file:nets.py:small", "synthetic", "d", cfg, subset={"train": 64}, progress=False)
     for method in ("neuralscale", "morphnet", "pruned", "shape"):
-        with pytest.raises(ns.NeuralscaleError, match=r"d descended file:/.*/nets.py:Net on synthetic, not "
-                                                      r"file:/.*/nets.py:Net on cifar100; descend this one"):
-            ns.scale(ns.space("file:nets.py:Net", "cifar100"), method, "50%", source=nets / "d")
+        with pytest.raises(ns.NeuralscaleError, match=r"^d holds the descent of a network fitted for "
+                                                      r"file:/.*/nets.py:small on synthetic, not file:/.*/nets.py:small "
+                                                      "on cifar100; descend this one, or give its descent$"):
+            ns.scale(ns.space("file:nets.py:small", "cifar100"), method, "50%", source="d")
+        assert ns.scale(ns.space("file:nets.py:small", "synthetic"), method, "50%", source="d")["widths"]
+    sys.path.insert(0, str(nets))  # (for its `import blocks`)
+    try:
+        small = runpy.run_path(str(nets / "nets.py"))["small"]
+    finally:
+        sys.path.remove(str(nets))
+    own = ns.space(small(10, 3), torch.zeros(1, 3, 32, 32))
+    ns.descend(own, "synthetic", "own", cfg, subset={"train": 64}, progress=False)
+    for method in ("neuralscale", "morphnet", "pruned", "shape"):
+        assert ns.scale(own, method, "50%", source="own")["widths"]
+    with pytest.raises(ns.NeuralscaleError, match=r"^d holds the descent of a network fitted for .* on synthetic, not "
+                                                  r"module:Net on custom; a space made from an example tensor is "
+                                                  "'custom'"):
+        ns.scale(ns.space(small(10, 3), torch.zeros(1, 3, 32, 32)), "morphnet", "50%", source="d")
 
 
 def test_a_report_from_any_folder_draws_the_files_network_and_says_why_not_where_it_is_gone(nets, capsys,

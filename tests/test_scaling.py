@@ -642,15 +642,15 @@ def test_a_latency_solve_stays_on_the_law_and_measures_no_network_wider_than_it_
         solve(law, sp, 1)
     assert "a budget of 1 parameters is out of reach" in str(e.value) and "share" not in str(e.value)
     with pytest.raises(NeuralscaleError, match=r"a budget of 0.25 parameters is out of reach: .* \(a share of the base "
-                                               "model is written with %: 25%\)"):
+                                               r"model is written with %: 25%\)"):
         solve(law, sp, 0.25)  # not "0"
-    # a share given with % (0.1% of the base) is a fraction of a count, not a count meant as a share (a walkthrough:
-    # "(a share of the base model is written with %: 47.914%)"); a whole count of 1-100 may be one
-    for budget, hint in ((47.914, ""), (48, " (a share of the base model is written with %: 48%)")):
+    # a share given with % (0.1% of the base) is no count meant as a share (a walkthrough: "(a share of the base
+    # model is written with %: 47.914%)"); a count of 1-100 as given may be one
+    for budget, stated, hint in ((48, False, ""), (48, True, " (a share of the base model is written with %: 48%)")):
         with pytest.raises(NeuralscaleError, match=r"out of reach: it is below what this law reaches, [\d,]+ to "
                                                    r"[\d,]+ parameters with widths in \[1, \d+\]"
                                                    + re.escape(hint) + "$"):
-            solve(law, sp, budget)
+            solve(law, sp, budget, stated=stated)
 
 
 def test_solution_warnings_say_a_fallback_extrapolation_below_and_more_macs_than_the_base():

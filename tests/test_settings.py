@@ -55,6 +55,11 @@ def test_a_wrong_key_names_the_flag_and_a_field_set_twice_is_refused():
     with pytest.raises(NeuralscaleError, match=r"^unknown training setting\(s\): test_subset \(a data setting: give "
                                                r"subset=\{'test': N\} to the call"):
         TrainConfig.from_dict({"test_subset": 3})
+    # each key with its own way on (a review: the first's hint read as all of theirs), flags' names too
+    with pytest.raises(NeuralscaleError, match=r"^unknown training setting\(s\): train-subset \(a data setting: give "
+                                               r"subset=\{'train': N\} to the call \(--train-subset\)\), epoch "
+                                               r"\(did you mean epochs\?\)$"):
+        TrainConfig.from_flags({"train-subset": 3, "epoch": 2})
     with pytest.raises(NeuralscaleError, match="masking must be true or false"):
         DescentConfig.from_flags({"masking": "yes"})
     with pytest.raises(NeuralscaleError, match="descent settings must be a table"):

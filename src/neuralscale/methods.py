@@ -110,11 +110,13 @@ def _check_architecture(space: WidthSpace, source: str | Path) -> None:
     one there is now (laws written before laws carried the digest have none)."""
     if not Path(source).is_dir():
         return
-    config = DescentDir(source).config() or {}
-    if config and (model_identity(config.get("model")) != model_identity(space.name)
-                   or config.get("dataset") != space.info.name):  # (said as a law's own check says it)
-        raise NeuralscaleError(f"{source} descended {config.get('model')} on {config.get('dataset')}, not "
-                               f"{space.name} on {space.info.name}; descend this one, or give its descent")
+    d = DescentDir(source)
+    config = d.config() or {}
+    laws = d.laws() if config else []  # (none yet: each method says so)
+    other = laws[0].other_space(space) if laws else ""  # the space its laws record (config.json: the data's name)
+    if other:
+        raise NeuralscaleError(f"{source} holds the descent of a network {other}; descend this one, or give its "
+                               "descent")
     if not space.architecture:
         return
     recorded = config.get("architecture")
@@ -179,7 +181,7 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str | None = 
                 "macs_above_base": space.macs(widths) > space.macs(space.base_widths), "warnings": []}
     cost = cost_function(space, budget.metric, device, batch_size) if budget.metric == "latency" else None
     sol = solve(law, space, budget.amount(space, cost), budget.metric, min_width=min_width, multiple=multiple,
-                device=device, batch_size=batch_size, cost=cost)
+                device=device, batch_size=batch_size, cost=cost, stated=budget.share is None and budget.ratio is None)
     if method != "neuralscale":  # uniform and MorphNet scale one configuration uniformly by design
         sol.warnings = [w for w in sol.warnings if not w.startswith("the law is not a fit")]
     for w in sol.warnings:

@@ -258,14 +258,17 @@ def check_fits(model: nn.Module, info: DatasetInfo, where: str, channels: str, c
     class scores, else one NeuralscaleError saying which, with the hint (`channels`, `classes`) that follows it. A
     network that does not run so for another reason is left to the analysis, which says why."""
     ran: list[nn.Conv2d] = []  # the convolutions in the order the forward reaches them
-    hooks = [m.register_forward_pre_hook(lambda m, args: ran.append(m)) for m in model.modules()
-             if isinstance(m, nn.Conv2d)]
+    done: list[nn.Conv2d] = []  # ... and those that ran through
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [m.register_forward_pre_hook(lambda m, args: ran.append(m)) for m in convs] + \
+        [m.register_forward_hook(lambda m, args, out: done.append(m)) for m in convs]
     try:
         with torch.no_grad():
             out = model.eval()(torch.zeros(2, *info.input_shape, device="meta"))
     except Exception:
-        if ran and ran[0].in_channels != info.in_channels:  # the first one, reading the images, read others
-            raise NeuralscaleError(f"{where}'s first convolution reads {ran[0].in_channels} channels, but "
+        first = ran[0] if len(ran) == 1 and not done else None  # the forward stopped in the first convolution
+        if first is not None and first.in_channels != info.in_channels:  # which, reading the images, read others
+            raise NeuralscaleError(f"{where}'s first convolution reads {first.in_channels} channels, but "
                                    f"{info.name}'s images have {info.in_channels}{channels}") from None
         return
     finally:

@@ -171,16 +171,22 @@ class ScalingLaw:
             raise NeuralscaleError(f"{path} is not a scaling-law file")
         return cls.from_dict(d)
 
-    def check_space(self, space: WidthSpace) -> None:
+    def other_space(self, space: WidthSpace) -> str:
+        """'' where this law is of `space`'s model and data (by name, and as many layers), else "fitted for X on
+        Y, not Z on W", with the way on for a space made from an example tensor."""
         # (a file's network by the file's name: the law of a study moved with its file is the file's there)
-        if model_identity(self.model) != model_identity(space.name) or self.dataset != space.info.name \
-                or len(self.layers) != len(space):
-            custom = "custom" in (self.dataset, space.info.name) and self.dataset != space.info.name
-            raise NeuralscaleError(f"this law was fitted for {self.model} on {self.dataset}, "
-                                   f"not {space.name} on {space.info.name}"
-                                   + ("; a space made from an example tensor is 'custom': make the space as the law's "
-                                      "was made (from the same example input, or from the dataset's name)" if custom
-                                      else ""))
+        if model_identity(self.model) == model_identity(space.name) and self.dataset == space.info.name \
+                and len(self.layers) == len(space):
+            return ""
+        custom = "custom" in (self.dataset, space.info.name) and self.dataset != space.info.name
+        return (f"fitted for {self.model} on {self.dataset}, not {space.name} on {space.info.name}"
+                + ("; a space made from an example tensor is 'custom': make the space as the law's was made (from the "
+                   "same example input, or from the dataset's name)" if custom else ""))
+
+    def check_space(self, space: WidthSpace) -> None:
+        other = self.other_space(space)
+        if other:
+            raise NeuralscaleError(f"this law was {other}")
         if list(self.layers) != list(space.layer_names):  # a law is applied layer by layer, by name
             wrong = next(i for i, (a, b) in enumerate(zip(self.layers, space.layer_names)) if a != b)
             raise NeuralscaleError(f"this law's layer {wrong + 1} is {self.layers[wrong]!r}, {space.name}'s is "
@@ -420,7 +426,7 @@ def solution_warnings(law: ScalingLaw, space: WidthSpace, widths: list[int], tau
     base = space.macs(space.base_widths)
     macs = space.macs(widths)
     if macs > base:
-        share = f"{macs / base:.0%}" if macs / base >= 1.005 else f"{macs / base:.2%}"  # not "100%" for more
+        share = f"{macs / base:.0%}" if macs / base >= 1.01 else f"{macs / base:.2%}"  # not "100%" for more
         out.append(f"{share} of the base model's MACs ({macs:,} against {base:,})")
     return out
 
@@ -532,7 +538,7 @@ class _Search:
 def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "params", *,
           min_width: int = 1, multiple: int = 1, max_width: int | None = None,
           device: str = "cpu", batch_size: int = 1, tolerance: float = 0.005,
-          cost: Callable[[list[int]], float] | None = None) -> Solution:
+          cost: Callable[[list[int]], float] | None = None, stated: bool = True) -> Solution:
     """The configuration on `law` whose cost is nearest `budget` (an amount of `metric`: resolve a share or a
     ratio first, with `budget.Budget`).
 
@@ -561,7 +567,7 @@ def solve(law: ScalingLaw, space: WidthSpace, budget: float, metric: str = "para
     start = _start(law, space, budget, metric, cost)
     lo, hi = search.bracket(start)
     if not search(lo) <= budget <= search(hi) and abs(search.best[1] - budget) > tolerance * budget:
-        _out_of_reach(search, metric, min_width, cap)
+        _out_of_reach(search, metric, min_width, cap, stated)
     search.bisect(lo, hi)
     widths, achieved, log_tau = search.best
     if abs(achieved - budget) > tolerance * budget and metric != "latency":
@@ -595,9 +601,10 @@ def narrowest(multiples: list[int], min_width: int) -> list[int]:
     return [max(-(-min_width // m) * m, m) for m in multiples]
 
 
-def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int) -> None:
+def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int, stated: bool = True) -> None:
     """The budget error, naming what the law can really reach: from every layer at its floor to every layer at
-    the cap (a law whose layers do not all grow together may reach less in between)."""
+    the cap (a law whose layers do not all grow together may reach less in between). `stated`: the budget is an
+    amount as the user gave it (not a share or ratio already applied), which may have been meant as a share."""
     floor = narrowest(search.multiples, min_width)
     top = [cap // m * m for m in search.multiples]
     low = min(float(search.cost(floor)), *search.seen.values())
@@ -608,10 +615,9 @@ def _out_of_reach(search: _Search, metric: str, min_width: int, cap: int) -> Non
                                f"reaches, {low:{f}} {unit} at its narrowest (widths of at least {min_width})")
     high = max(float(search.cost(top)), *search.seen.values())
     where = "below" if search.budget < low else "above" if search.budget > high else "between the steps of"
-    meant = (f"{search.budget:.0%}" if 0.01 <= search.budget < 1 else  # --params 0.25 meant 25%, and 25 too (a
-             # whole number: a share given with % is a fraction of the base's count, 0.1% of 47,914 is 47.914)
-             f"{search.budget:g}%" if 1 < search.budget <= 100 and search.budget < low
-             and float(search.budget).is_integer() else "")
+    meant = "" if not stated else (f"{search.budget:.0%}" if 0.01 <= search.budget < 1 else  # --params 0.25
+             # meant 25%, and 25 too (not of a share given with %: 0.1% of 47,914 is 47.914)
+             f"{search.budget:g}%" if 1 < search.budget <= 100 and search.budget < low else "")
     share = f" (a share of the base model is written with %: {meant})" if meant and metric != "latency" else ""
     said = f"{search.budget:{f}}" if search.budget >= 1 else f"{search.budget:.3g}"  # not "0" for 0.25 or 1e-9%
     raise NeuralscaleError(f"a budget of {said} {unit} is out of reach: it is {where} what this law "

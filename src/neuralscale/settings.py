@@ -46,7 +46,9 @@ def _spelled(f) -> str:
 # the data's subsets and folder are no training or descent setting: where a Python caller gives them instead
 DATA_ELSEWHERE = {"train_subset": "a data setting: give subset={'train': N} to the call (--train-subset)",
                   "test_subset": "a data setting: give subset={'test': N} to the call (--test-subset)",
-                  "data_dir": "a data setting: give data_dir= to the call (--data-dir)"}
+                  "data_dir": "a data setting: give data_dir= to the call (--data-dir)",
+                  "tinyimagenet_split": "a data setting: give subset={'tinyimagenet_split': ...} to the call "
+                                        "(--tinyimagenet-split)"}
 
 
 class Settings:
@@ -58,10 +60,11 @@ class Settings:
 
     @classmethod
     def _unknown(cls, unknown: list[str], names) -> str:
-        """The words for keyword arguments or keys no field has: each named, with where the first belongs (a data
-        setting) or the nearest field."""
-        hint = f" ({cls.ELSEWHERE[unknown[0]]})" if unknown[0] in cls.ELSEWHERE else suggest(unknown[0], names)
-        return f"unknown {cls.WHAT}(s): {', '.join(unknown)}{hint}"
+        """The words for keyword arguments or keys no field has: each named, with where it belongs (a data setting)
+        or the nearest field."""
+        said = [f"{k} ({cls.ELSEWHERE[n]})" if n in cls.ELSEWHERE else k + suggest(n, names)
+                for k, n in ((k, k.replace("-", "_")) for k in unknown)]
+        return f"unknown {cls.WHAT}(s): {', '.join(said)}"
 
     def __new__(cls, *args, **kwargs):
         """An unknown keyword is one clear error naming the nearest field (`TrainConfig(epoch=3)`), not the
@@ -90,10 +93,10 @@ class Settings:
         # command line spells it)
         flagged = {f.name for f in fields(cls) if f.metadata.get("flag")}
         known = sorted((set(names) - flagged) | set(cls.EXTRA_KEYS))
-        unknown = [key + suggest(key.replace("-", "_"), known) for key in table
-                   if key.replace("-", "_") not in names and key.replace("-", "_") not in cls.EXTRA_KEYS]
+        unknown = [key for key in table if key.replace("-", "_") not in names and key.replace("-", "_") not in
+                   cls.EXTRA_KEYS]
         if unknown:
-            raise NeuralscaleError(f"unknown {cls.WHAT}(s): {', '.join(unknown)}")
+            raise NeuralscaleError(cls._unknown(unknown, known))
         for key, value in table.items():
             name = key.replace("-", "_")
             if name in cls.EXTRA_KEYS:

@@ -293,7 +293,8 @@ def _check_module_fits(template: nn.Module, info: DatasetInfo) -> None:
     except (RuntimeError, NotImplementedError, TypeError):  # a module that will not move there: the analysis says
         return
     kind = type(template).__name__
-    modelfile.check_fits(meta, info, "your model", f"; build it for {info.in_channels} input channels ({kind}(...))",
+    n = info.in_channels
+    modelfile.check_fits(meta, info, "your model", f"; build it for {n} input channel{'s' * (n != 1)} ({kind}(...))",
                          f"; build it for {info.num_classes} classes ({kind}(...))")
 
 
