@@ -328,7 +328,7 @@ def test_verdicts_say_what_their_intervals_rest_on():
 
     def rec(label, seed, acc):
         return {"status": "finished", "label": label, "method": label, "seed": seed, "params": 1000, "macs": 10_000,
-                "budget": Budget.of_ratio(0.25).to_dict(), "widths": [4],
+                "budget": Budget.of_ratio(0.25).to_dict(), "widths": [4 if label == "uniform" else 5],
                 "summary": {"test_acc_at_best_val": acc, "final_test_acc": 80.0 if acc is None else acc}}
     flat = summarize_records([rec("uniform", s, 88.0) for s in range(2)] + [rec("morphnet", s, 88.01) for s in range(2)])
     (line,) = verdicts(flat)
@@ -377,6 +377,13 @@ def test_methods_that_meet_at_a_budget_are_told_apart_by_their_markers(tmp_path,
     for ax in widths.axes:
         for line in ax.get_lines():
             assert line.get_marker() == marked[line.get_label()].get_marker(), line.get_label()
+    # one legend for every panel's methods (a walkthrough: the last panel's alone, which held only the full-width
+    # network the pruning baselines start from, left the methods of the others unlabelled)
+    assert [t.get_text() for t in widths.legends[0].get_texts()] == ["uniform", "morphnet", "neuralscale@1"]
+    figures.widths_figure(rows + [{**rows[0], "budget_key": ["ratio", 4.0], "widths": [32] * 8}], None, tmp_path,
+                          colors)
+    assert len(drawn[-1].axes) == 3 and [t.get_text() for t in drawn[-1].legends[0].get_texts()] == [
+        "uniform", "morphnet", "neuralscale@1"]
 
 
 def test_the_widths_figures_panels_follow_the_tables_budget_order(tmp_path, monkeypatch):
@@ -879,7 +886,8 @@ def _rec(label, seed, acc, final=None, ratio=0.25, params=1000, macs=10_000, lat
     """A finished run's record as the report reads it (the fields summarize_records and the verdicts use)."""
     method = "uniform" if label == "uniform-sparse" else label.split("@")[0].split(" ")[0]  # as a sweep names it
     r = {"status": "finished", "label": label, "method": method, "seed": seed, "params": params,
-         "macs": macs, "budget": Budget.of_ratio(ratio).to_dict(), "widths": [4, 8],
+         "macs": macs, "budget": Budget.of_ratio(ratio).to_dict(),
+         "widths": [4, 8] if method == "uniform" else [4, 9],  # (uniform's widths: uniform's network, no comparison)
          "summary": {"test_acc_at_best_val": acc, "final_test_acc": acc if final is None else final}}
     if latency is not None:  # (median, iqr) at batch 1
         r["latency"] = {"device": "cpu (x86_64, 1 threads)",
@@ -1208,7 +1216,7 @@ def test_a_row_is_marked_pruned_nothing_only_where_every_seed_pruned_nothing():
     """`(pruned nothing)` says the row's gap is fine-tuning alone: so only where no run of the row removed a
     channel (one seed that pruned makes the row a pruning's, in part)."""
     def l1(seed, start):
-        return _rec("l1-prune", seed, 80.0 + seed, pruning={"from_widths": start})
+        return _rec("l1-prune", seed, 80.0 + seed, widths=[4, 8], pruning={"from_widths": start})
     assert summarize_records([l1(0, [4, 8]), l1(1, [4, 8])])[0]["shown"] == "l1-prune (pruned nothing)"
     row = summarize_records([l1(0, [4, 8]), l1(1, [4, 9])])[0]
     assert row["shown"] == "l1-prune" and not row["pruned_nothing"]
@@ -1227,7 +1235,7 @@ def test_the_notes_say_how_the_runs_trained_where_selection_fell_and_what_is_lef
     assert _recipe_text([tuned, scratch]) == (
         "Recipe: 20 epochs, batch 128, lr 0.1 (step), momentum 0.9, weight decay 0.0005, augmentation on. The pruning "
         "baselines: pruned from a trained run, then fine-tuned 10 epochs at lr 0.01 (cosine).")
-    pruned = {**_rec("l1-prune", 0, 80.0), "config": tuned["config"], "pruning": {"from_widths": [4, 8]}}
+    pruned = {**_rec("l1-prune", 0, 80.0, widths=[4, 8]), "config": tuned["config"], "pruning": {"from_widths": [4, 8]}}
     rows = summarize_records([pruned])
     (note,) = _mark_notes(SimpleNamespace(rows=rows, records=[{**scratch, "config": {"epochs": 30}}, pruned],
                                           fallbacks=[]))
@@ -1545,3 +1553,68 @@ def test_a_figure_is_written_atomically_and_a_refused_write_names_it(tmp_path, m
     assert path.read_bytes() == before  # the figure before, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acc_vs_params.png", "acc_vs_params.svg"]
     assert not plt.get_fignums()  # closed, refused or not
+
+
+def test_uniforms_own_network_trained_again_is_no_comparison_and_the_sparse_network_is_not_bold():
+    """`shape@1` (iteration 1 started from uniform widths) trains uniform's very network: its gap compared a network
+    with itself, a verdict said "cannot tell" of it and Holm's correction counted it (a walkthrough); and the
+    network slimming prunes, "not a method compared", had a bold gap. Said as the same network, out of Holm's
+    family, no bold interval; a row of other widths is compared as before."""
+    from neuralscale.report import _table, comparisons_text, verdicts
+    accs = [80.0, 81.0, 82.5]
+    records = ([_rec("uniform", s, a) for s, a in enumerate(accs)]
+               + [_rec("shape@1", s, a + 3, widths=[4, 8]) for s, a in enumerate(accs)]
+               + [_rec("uniform-sparse", s, a + 3, widths=[4, 8]) for s, a in enumerate(accs)]
+               + [_rec("neuralscale@1", s, a + 3 + s / 10) for s, a in enumerate(accs)])
+    rows = summarize_records(records)
+    by = {r["label"]: r for r in rows}
+    assert by["shape@1"]["same_network"] and by["shape@1"]["p"] is None and not by["neuralscale@1"]["same_network"]
+    lines = verdicts(rows)
+    assert "`shape@1` at ratio 0.25: the same network as uniform (its widths, trained from scratch as it was): no " \
+           "comparison" in lines and len(lines) == 2
+    assert comparisons_text(rows).startswith("The table makes 1 comparison(s)")
+    head, body = _table(rows)
+    cells = {row[0]: row for row in body}
+    gaps = [head.index(h) for h in head if h.startswith(("gap", "gap,"))]
+    assert len(gaps) == 3
+    for label in ("shape@1", "uniform-sparse"):
+        assert all("**" not in cells[label][i] and cells[label][i].startswith("+3.00") for i in gaps), cells[label]
+    assert all(cells["neuralscale@1"][i].startswith("**+3.") for i in gaps), cells["neuralscale@1"]
+
+
+def test_rows_that_learned_little_are_said_beside_the_verdicts(tmp_path):
+    """Every run of a store at 8.6% on ten classes read as an ordinary "cannot tell (the seeds do not vary)"
+    (a walkthrough): rows at most twice chance (a quarter of the way to 100% where less; as a descent warns of the
+    network it prunes) are named beside the verdicts, each with its accuracy; none where every row learned."""
+    from types import SimpleNamespace
+    from neuralscale.report import _little_learned
+    records = [{**_rec("uniform", s, 8.6), "input": {"num_classes": 10}} for s in range(2)] + \
+        [{**_rec("morphnet", s, 35.0 + s), "input": {"num_classes": 10}} for s in range(2)]
+    rows = summarize_records(records)
+    (note,) = _little_learned(SimpleNamespace(records=records, rows=rows))
+    assert note == ("**1 row(s) learned little:** `uniform` at ratio 0.25 (8.6%) scored at most 20% (10 classes: "
+                    "chance is 10%). Their networks did not learn on this recipe, and comparisons with or among them "
+                    "say little: train longer (--epochs), on more images, or with another learning rate.")
+    two = [{**r, "input": {"num_classes": 2}} for r in records]  # 62.5% for two classes: both rows
+    assert _little_learned(SimpleNamespace(records=two, rows=summarize_records(two)))[0].startswith(
+        "**2 row(s) learned little:**")
+    learned = [{**r, "summary": {"test_acc_at_best_val": 90.0, "final_test_acc": 90.0}} for r in records]
+    assert _little_learned(SimpleNamespace(records=learned, rows=summarize_records(learned))) == []
+
+
+def test_a_mark_of_one_point_is_written_beside_it_in_the_accuracy_figure(tmp_path, monkeypatch):
+    """`(pruned nothing)` at one budget of a line was dropped from the legend (it names the line's common marks),
+    and nothing on the figure said why that point stood 12 points above the rest (a walkthrough): written beside
+    the point."""
+    from neuralscale import figures
+    drawn, real_save = [], figures._save
+    monkeypatch.setattr(figures, "_save",
+                        lambda fig, path, *a, **k: (drawn.append(fig), real_save(fig, path, *a, **k))[1])
+    rows = [dict(label="l1-prune", shown="l1-prune" + (" (pruned nothing)" if r == 1.0 else ""), params=p,
+                 macs=p * 20, latency_ms=None, mean=80.0 + i, std=0.5, n=2, min=79.0, max=81.0 + i,
+                 budget_key=["ratio", r], marks=["pruned nothing"] if r == 1.0 else [])
+            for i, (p, r) in enumerate([(3_000, 0.25), (40_000, 1.0)])]
+    figures.accuracy_figure(rows, "params", tmp_path, "a mark at one point", "accuracy (%)")
+    ax = drawn[0].axes[0]
+    assert [t.get_text() for t in ax.texts] == ["pruned nothing"] and ax.texts[0].xy == (40_000, 81.0)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["l1-prune (n=2)"]

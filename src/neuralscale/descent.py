@@ -51,7 +51,7 @@ from .settings import DATA_ELSEWHERE, Settings, option
 from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajectory, solve, uniform_law,
                       write_trajectory)
 from .space import WidthSpace
-from .train import TrainConfig, Trainer, resolve_device
+from .train import TrainConfig, Trainer, little_learned_at, resolve_device
 from .validate import SEED_MAX, fraction, matches, ratio, whole
 from .threads import settle
 from .zoo import located, model_identity, moved
@@ -867,7 +867,7 @@ def _learned_little(history: list[dict], warmup: int, classes: int, number: int)
     part, acc = next(((k, at[f"{k}_acc"]) for k in ("val", "test", "train") if isinstance(at.get(f"{k}_acc"),
                                                                                            (int, float))), ("", None))
     chance = 100.0 / classes
-    if acc is not None and acc <= chance + min(chance, (100 - chance) / 4):  # 20% of ten classes, 62.5% of two
+    if acc is not None and acc <= little_learned_at(classes):
         warn(f"descent iteration {number}: the network pruned had learned little when pruning began ({part} "
              f"accuracy {acc:.1f}% after epoch {epoch}; chance is {chance:.3g}%), so its pruning scores and the law "
              "fitted from them say little: give it more warm-up epochs (--warmup-epochs) or more training images")

@@ -299,6 +299,12 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
         x = [r[field] for r in pts]
         ax.plot(x, [r["mean"] for r in pts], "-", marker=markers[label], ms=7, mfc="none", mew=1.5,
                 color=colors[label], label=f"{shown(pts)} (n={max(r['n'] for r in pts)})")
+        for r, at in zip(pts, x):  # a mark only some of its points have (a baseline that pruned nothing there,
+            # trained longer than the rest), beside its point: the legend names the line's common marks only
+            own = [m for m in r.get("marks", ()) if not all(m in p.get("marks", ()) for p in pts)]
+            if own:
+                ax.annotate(", ".join(own), (at, r["mean"]), xytext=(5, 4), textcoords="offset points", fontsize=7,
+                            color=colors[label])
         if axis == "latency":  # each latency's measured spread: its interquartile range, centred on the median
             spread = [r.get("latency_iqr_ms") or 0.0 for r in pts]
             ax.errorbar(x, [r["mean"] for r in pts], xerr=[[s / 2 for s in spread]] * 2, fmt="none",
@@ -361,7 +367,13 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
         _log_scale(ax, "y")
         ax.grid(True, alpha=0.25)
     axes[0][0].set_ylabel("channels")
-    axes[0][-1].legend(fontsize=7)
+    # every method's line once, whichever panels it is in (the last panel's legend alone left out the methods of
+    # the others: a walkthrough's last panel held only the full-width networks the pruning baselines start from)
+    seen: dict = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
     fig.suptitle(f"{subject + ': ' if subject else ''}per-layer widths of each method at each budget", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - min(0.4, 1.9 / fig.get_figwidth()), 1))  # room on the right for the legend
+    fig.legend(list(seen.values()), list(seen), fontsize=7, loc="center right")
     return _save(fig, dest / WIDTHS_FIGURE, formats, dpi=110)

@@ -40,7 +40,7 @@ from .scaling import EXTRAPOLATION
 from .space import WidthSpace
 from .stats import holm, paired_gap, paired_p, welch_gap, welch_p
 from .sweep import law_fingerprints, law_prefix, read_plan
-from .train import TrainConfig, autocasts
+from .train import TrainConfig, autocasts, little_learned_at
 from .validate import one_of
 from .accounting import UNSTABLE, unstable
 from .budget import UNITS, Budget, amount_range, key_order
@@ -169,7 +169,8 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
         else:
             r["gap_to_uniform"], r["gap_ci95"], r["final_gap"], r["final_gap_ci95"] = None, None, None, None
             r["paired_gap"], r["paired_ci95"], r["paired_n"] = None, None, 0
-        r["p"], r["p_test"] = _pvalue(r, u)
+        r["same_network"] = _same_network(r, u)
+        r["p"], r["p_test"] = _pvalue(r, u) if not r["same_network"] else (None, None)
     for r, holds in zip(rows, holm([r["p"] for r in rows])):  # the family: the comparisons the verdicts make
         r["holm"] = holds
         _show(r)
@@ -227,8 +228,8 @@ def comparisons_text(rows: list[dict]) -> str:
     if not made:
         return ""
     held = [r for r in made if r.get("holm")]
-    return (f"The table makes {len(made)} comparison(s) with uniform (one per row with 2+ seeds that vary: the "
-            f"paired t-test where seeds pair, else Welch's); with Holm's correction for all of them at a 5% family-wise level, "
+    return (f"The table makes {len(made)} comparison(s) with uniform (one per row with 2+ seeds that vary, but a row "
+            f"of uniform's own network: the paired t-test where seeds pair, else Welch's); with Holm's correction for all of them at a 5% family-wise level, "
             f"{len(held)} hold (marked **holds** in the p column). A bold interval alone is one comparison read "
             "on its own.")
 
@@ -349,7 +350,18 @@ def verdicts(rows: list[dict]) -> list[str]:
             if _peer(r) in uniform and r is not uniform[_peer(r)] and r["label"] != SPARSE_LABEL]
 
 
+def _same_network(r: dict, u: dict | None) -> bool:
+    """A row that trained its uniform's very network as uniform did (from scratch, every seed at uniform's widths:
+    `shape@1`, whose iteration started from uniform widths, or a method whose law gives uniform's widths there): its
+    gap compares a network with itself, which Holm's correction would count as a comparison."""
+    return (u is not None and r is not u and r["label"] != SPARSE_LABEL and r["start"] == u["start"] == "scratch"
+            and r["widths"] == u["widths"] and not r.get("params_range") and not u.get("params_range"))
+
+
 def _verdict(r: dict, u: dict) -> str:
+    if r.get("same_network"):
+        return (f"`{r['shown']}` at {r['budget']}: the same network as {u['series']} (its widths, trained from "
+                f"scratch as it was): no comparison")
     paired = _paired(r)
     gap, half = (r["paired_gap"], r["paired_ci95"]) if paired else (r["gap_to_uniform"], r["gap_ci95"])
     better = gap > 0
@@ -431,13 +443,21 @@ def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
             f"test acc ({sel})", "final-epoch test acc", f"gap to uniform ({sel}) [95% CI]",
             "gap to uniform (final epoch) [95% CI]", f"gap, paired by seed ({sel}) [95% CI]", "p (holds: Holm)"]
     body = [[r["shown"], r["budget"], str(r["n"]), f"{r['params']:,}" + (" (mean)" if r.get("params_range") else ""),
-             f"{r['macs'] / 1e6:.2f}",
+             f"{r['macs'] / 1e6:.2f}" + (" (mean)" if r.get("params_range") else ""),
              *([_fmt_latency(r)] if latency else []),
              mean_std(r["mean"], r["std"], r["n"]), mean_std(r["final_mean"], r["final_std"], r["n"]),
-             fmt_gap(r["gap_to_uniform"], r["gap_ci95"]), fmt_gap(r["final_gap"], r["final_gap_ci95"]),
-             fmt_gap(r["paired_gap"], r["paired_ci95"]), fmt_p(r)]
+             *(fmt_gap(gap, half, bold=_compared(r)) for gap, half in ((r["gap_to_uniform"], r["gap_ci95"]),
+                                                                       (r["final_gap"], r["final_gap_ci95"]),
+                                                                       (r["paired_gap"], r["paired_ci95"]))),
+             fmt_p(r)]
             for r in rows]
     return head, body
+
+
+def _compared(r: dict) -> bool:
+    """Whether a row's gaps to uniform are a comparison the report makes (a bold interval reads as one): not the
+    network slimming prunes, nor uniform's own network trained again."""
+    return r["label"] != SPARSE_LABEL and not r.get("same_network")
 
 
 def _fmt_latency(r: dict) -> str:
@@ -766,8 +786,9 @@ def _figures(st: _Store, dest: Path, formats=("png",), bands: str = "ci") -> tup
     paper = _paper_rows(st.model, st.dataset)
     ylabel = ACCURACY_AXIS[st.accuracy]
     out = []
+    compared = [r for r in st.rows if r["label"] != SPARSE_LABEL]  # (slimming's network: no method, no line)
     for axis in ("params", "macs", "latency") if latency_device(st.rows) is not None else ("params", "macs"):
-        p = accuracy_figure(st.rows, axis, dest, f"{display_name(st.model)} on {display_name(st.dataset)}: mean over "
+        p = accuracy_figure(compared, axis, dest, f"{display_name(st.model)} on {display_name(st.dataset)}: mean over "
                             f"seeds{BAND_TEXT[bands]}", ylabel, paper, colors, bands=bands, formats=formats)
         if p:
             out.append((f"accuracy against {axis}", p))
@@ -1002,12 +1023,31 @@ def _mark_notes(st: "_Store") -> list[str]:
     return notes
 
 
+def _little_learned(st: "_Store") -> list[str]:
+    """A note on the rows whose networks learned little (`train.little_learned_at`: their mean accuracy at most twice
+    chance, or a quarter of the way to 100%): their gaps compare networks that did not learn, whatever the
+    intervals say (a walkthrough: every run at 8.6% on ten classes read as an ordinary 'cannot tell')."""
+    classes = {(r.get("input") or {}).get("num_classes") for r in st.records if r.get("status") == "finished"}
+    if len(classes) != 1 or not isinstance(next(iter(classes)), int) or next(iter(classes)) < 2:
+        return []
+    n = classes.pop()
+    low = [r for r in st.rows if r["mean"] <= little_learned_at(n)]
+    if not low:
+        return []
+    said = ", ".join(f"`{r['shown']}` at {r['budget']} ({r['mean']:.1f}%)" for r in low[:6])
+    more = f" and {len(low) - 6} more" if len(low) > 6 else ""
+    return [f"**{len(low)} row(s) learned little:** {said}{more} scored at most {little_learned_at(n):.3g}% "
+            f"({n} classes: chance is {100 / n:.3g}%). Their networks did not learn on this recipe, and comparisons "
+            "with or among them say little: train longer (--epochs), on more images, or with another learning rate."]
+
+
 def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tuple]:
     """The report as blocks: ("h1" | "h2" | "p", text), ("table", head, rows), ("list", items), ("figure", caption, path)."""
     status = [r["status"] for r in st.records]
     doc: list[tuple] = [
         ("h1", f"neuralscale report: {display_name(st.model)} on {display_name(st.dataset)}"),
         *_verdict_blocks(st.rows),
+        *(("p", text) for text in _little_learned(st)),  # (beside the verdicts it qualifies)
         ("p", f"Built {time.strftime('%Y-%m-%d %H:%M:%S')} from {len(st.records)} run record(s) in `{st.path}`: "
               f"{status.count('finished')} finished, {status.count('failed')} failed, "
               f"{status.count('running')} unfinished"

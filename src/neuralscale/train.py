@@ -610,6 +610,14 @@ class Trainer:
         log.info("%s: resumed from %s after epoch %d", self.desc, self.checkpoint, self.epoch)
 
 
+def little_learned_at(classes: int) -> float:
+    """The accuracy (%) at or below which a network of `classes` classes has learned little: twice chance, or a
+    quarter of the way from chance to 100% where that is less (20% of ten classes, 62.5% of two). A descent warns
+    of a network pruned so, and a report of rows that scored so."""
+    chance = 100.0 / classes
+    return chance + min(chance, (100 - chance) / 4)
+
+
 def check_same_data(path: Path, then, now: dict) -> None:
     """A checkpoint's epochs trained on these splits (`Splits.identity`: their sizes, and the files' digest;
     checkpoints from before 0.2 say neither, and the first ones of 0.2 no digest): continued on others (an image folder
