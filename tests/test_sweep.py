@@ -787,8 +787,10 @@ def test_a_sweep_run_resumed_on_an_image_folder_changed_since_is_refused_before_
     assert json.loads(path.read_text()) == record
     shutil.rmtree(folder)
     shutil.copytree(tmp_path / "as_it_was", folder)
+    trained = torch.load(path.with_name("checkpoint.pt"), weights_only=True)["elapsed_s"]
     r = run_cli(*args, env=env)
     assert r.returncode == 0 and json.loads(path.read_text())["status"] == "finished", r.stderr
+    assert json.loads(path.read_text())["wall_s"] >= trained > 0  # (its sessions' time: the first's counted too)
 
 
 def test_a_sweep_into_a_store_whose_image_folder_changed_since_is_refused_before_any_run(tmp_path):

@@ -91,9 +91,13 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path, monkeypatch):
     interrupted.checkpoint_every_s = 0  # every epoch, however short (by default at most every 5 s)
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit()
-    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["epoch"] == 2 and saved["elapsed_s"] > 0
     resumed = Trainer(fresh(), splits, cfg, checkpoint=ckpt, progress=False)
-    resumed.fit()
+    result = resumed.fit()
+    # its time is the earlier session's (to its checkpoint) and this one's (a walkthrough: a resumed run's wall_s
+    # was its last session's alone)
+    assert resumed.elapsed_before == saved["elapsed_s"] and result.wall_s >= saved["elapsed_s"]
     assert [m["train_loss"] for m in resumed.history] == [m["train_loss"] for m in straight.history]
     for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
         assert torch.equal(a, b)

@@ -94,9 +94,9 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
     write(record)
     t0 = time.time()
     try:
-        _train(spec, record, write, run_dir, space or _space(spec, data_dir),
-               splits if splits is not None else load_run_splits(spec, data_dir), progress, store_root)
-        record.update(status="finished", wall_s=time.time() - t0, finished=time.time())
+        before = _train(spec, record, write, run_dir, space or _space(spec, data_dir),
+                        splits if splits is not None else load_run_splits(spec, data_dir), progress, store_root)
+        record.update(status="finished", wall_s=before + time.time() - t0, finished=time.time())
         write(record)
         return record
     except EnvironmentFailure:
@@ -187,8 +187,9 @@ def _weights_to_prune(source: Path, spec: RunSpec, space, splits, progress: bool
 
 
 def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, splits, progress: bool,
-           store_root) -> None:
-    """Train the run to its end (resuming from its checkpoint), filling in `record`."""
+           store_root) -> float:
+    """Train the run to its end (resuming from its checkpoint), filling in `record`; the seconds its earlier
+    sessions trained for (a resumed run's wall_s counts them too)."""
     config = spec.train_config()
     torch.manual_seed(config.seed)
     model, widths, callbacks, extra = _network(spec, space, splits, run_dir, store_root, progress)
@@ -210,6 +211,7 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
                                             batch_sizes=spec.latency_batches, warmup=3, repeats=15)
     if run_dir is not None:
         atomic_write_text(RunDir(run_dir).metrics, _csv(result.history))
+    return trainer.elapsed_before
 
 
 def _owner(spec: RunSpec) -> str:

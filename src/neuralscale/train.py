@@ -351,6 +351,10 @@ class Trainer:
         self._saved_at: float | None = None
         self._line_at: float | None = None  # when the last epoch's line was logged
         self._saved_epoch = -1
+        # seconds the sessions before this one trained for, to its checkpoint (a resumed run's time is theirs and
+        # this session's: TrainResult.wall_s, a run record's wall_s)
+        self.elapsed_before = 0.0
+        self._fit_start = time.perf_counter()
         self.captured: CapturedStep | None = None
         if config.cuda_graphs:
             why = refused(config, self.device)
@@ -469,7 +473,7 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         c = self.config
-        start = time.perf_counter()
+        start = self._fit_start = time.perf_counter()
         self._resume()
         self.governor = Governor(follow=self.follow_load) if self.device.type == "cpu" else None
         if self.governor is not None:
@@ -504,7 +508,8 @@ class Trainer:
                 self._save()
         if self._saved_epoch != self.epoch:
             self._save()
-        return TrainResult(self.history, summarize(self.history), time.perf_counter() - start, self.stop)
+        return TrainResult(self.history, summarize(self.history), self.elapsed_before + time.perf_counter() - start,
+                           self.stop)
 
     def _train_epoch(self, epoch: int) -> dict:
         """One epoch of training (until a callback stops it), then val/test where due; the epoch's metrics."""
@@ -577,6 +582,7 @@ class Trainer:
             "data": self.splits.identity(),  # (a folder of images changed since is refused on resume)
             "rng": torch.get_rng_state(),  # dropout and anything else drawing from the global generator
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "elapsed_s": self.elapsed_before + time.perf_counter() - self._fit_start,
         }, self.checkpoint)
 
     def _restore(self, state: dict) -> None:
@@ -590,6 +596,9 @@ class Trainer:
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
         self.history = list(state["history"])
+        elapsed = state.get("elapsed_s")  # (checkpoints written before it was kept have none)
+        self.elapsed_before = float(elapsed) if isinstance(elapsed, (int, float)) and math.isfinite(elapsed) \
+            and elapsed >= 0 else 0.0
 
     def _resume(self) -> None:
         if self.checkpoint is None or not self.checkpoint.exists() or self.epoch > 0:
