@@ -33,6 +33,14 @@ def test_every_option_of_a_command_is_a_declared_setting(command):
     assert dests - declared - COMMAND_ONLY[command] == set() and COMMAND_ONLY[command] <= dests
 
 
+def test_a_sweeps_pretrain_ratio_is_given_on_the_command_line_too():
+    """Only an experiment file could set it (a walkthrough: four full-width runs to start the pruning baselines
+    from, on the command line): --pretrain-ratio reaches the sweep's setting."""
+    args = cli.build_parser().parse_args(["sweep", "--model", "vgg11", "--dataset", "synthetic", "--out", "s",
+                                          "--pretrain-ratio", "0.5"])
+    assert cli._given(args, SweepConfig, skip=("model", "dataset", "convcut"))["pretrain_ratio"] == 0.5
+
+
 def test_flags_fields_and_inverted_flags_reach_one_field():
     a = DescentConfig.from_flags({"prune-k": 3, "prune_interval": 4, "masking": True})
     b = DescentConfig.from_dict({"k": 3, "interval": 4, "physical": False})

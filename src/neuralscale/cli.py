@@ -406,6 +406,9 @@ def _sweep_parser(sub) -> None:
     _add_recipe(p)
     p.add_argument("--finetune-epochs", type=int, help="l1-prune, l1-global, slimming: fine-tuning epochs (default 40)")
     p.add_argument("--finetune-lr", type=float, help="l1-prune, l1-global, slimming: fine-tuning learning rate (default 0.001)")
+    p.add_argument("--pretrain-ratio", type=float, metavar="R",
+                   help="l1-prune, l1-global, slimming: prune a network trained at uniform ratio R (default 1: the "
+                        "full width); the budgets at or above it prune nothing")
     p.add_argument("--slimming-sparsity", type=float,
                    help="slimming: train the network it prunes with this L1 penalty on the batch norms' scales "
                         "(network slimming's sparsity training; default 1e-4, the original's; 0: without)")
