@@ -220,6 +220,10 @@ def test_figures_for_a_paper(tmp_path, tiny_descent):
     paths = descent_figures(out, ns.space("vgg11", "synthetic"), dest=tmp_path, formats=("svg", "pdf"))
     assert [p.suffix for p in paths] == [".svg", ".svg"]
     assert all(p.with_suffix(".pdf").stat().st_size > 1000 for p in paths)
+    # drawn again, the same bytes (a walkthrough: an SVG's date and random ids changed them each time)
+    drawn = {p: p.read_bytes() for p in paths + [p.with_suffix(".pdf") for p in paths]}
+    descent_figures(out, ns.space("vgg11", "synthetic"), dest=tmp_path, formats=("svg", "pdf"))
+    assert all(p.read_bytes() == b for p, b in drawn.items())
     assert "fitted range" in paths[0].read_text()  # the shaded range of the law's rows, in the legend
     store = tmp_path / "s"
     r = run_cli("sweep", *SYNTH, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0,1", "--epochs", "1",

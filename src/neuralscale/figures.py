@@ -71,13 +71,21 @@ def _save(fig, path: Path, formats=("png",), dpi: int = 120) -> Path:
         # tight_layout() has placed the axes; the placeholder engine it leaves would make every savefig draw the
         # figure once more before drawing it (about a third of the time it takes), for the same pixels
         fig.set_layout_engine(None)
+    import matplotlib
     try:
         for f in formats:  # atomically: a figure cut short (a full disk, a Ctrl-C) is not left as the figure
-            atomic_write(path.with_suffix(f".{f}"), lambda tmp, f=f: fig.savefig(tmp, dpi=dpi, format=f))
+            with matplotlib.rc_context({"svg.hashsalt": "neuralscale"}):
+                atomic_write(path.with_suffix(f".{f}"), lambda tmp, f=f: fig.savefig(tmp, dpi=dpi, format=f,
+                                                                                     metadata=STILL.get(f)))
     finally:
         plt.close(fig)
     shown = next((f for f in ("png", "svg") if f in formats), formats[0])
     return path.with_suffix(f".{shown}")
+
+
+# the same figure, the same bytes: no date in an SVG or PDF (a report rebuilt is then the report it was), and
+# SVG's ids drawn from a fixed salt (below)
+STILL = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}
 
 
 def _plt():
