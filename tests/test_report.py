@@ -1180,6 +1180,9 @@ def test_each_verdict_states_its_word_its_test_and_what_it_costs_against_uniform
     assert "The table makes 4 comparison(s) with uniform" in comparisons_text(rows)
     assert "5% family-wise level, 2 hold (marked **holds** in the p column)" in comparisons_text(rows)
     assert _latency_note(rows).endswith("do not read the median as the configuration's latency): uniform at ratio 0.5.")
+    # a report without figures (--no-figures) speaks of none (a walkthrough: "the figure's horizontal bars")
+    assert "; the figure's horizontal bars span it." in _latency_note(rows)
+    assert "figure" not in _latency_note(rows, drawn=False)
 
 
 def test_a_law_that_is_a_fallback_is_marked_noted_and_not_set_against_its_ablations():

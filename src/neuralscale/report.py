@@ -468,14 +468,14 @@ def _fmt_latency(r: dict) -> str:
     return text + (" **unstable**" if r["latency_unstable"] else "")
 
 
-def _latency_note(rows: list[dict]) -> str:
-    """Where the table's latencies come from, or why they are left out."""
+def _latency_note(rows: list[dict], drawn: bool = True) -> str:
+    """Where the table's latencies come from, or why they are left out (`drawn`: with the report's figures)."""
     device = latency_device(rows)
     if device is not None:
         flagged = [r["shown"] + " at " + r["budget"] for r in rows if r["latency_unstable"]]
         return (f"Latency: batch 1, median over the runs of each run's median on {device}, taken after training; "
-                "in brackets the interquartile range of the measurement (the median of the runs'); the figure's "
-                "horizontal bars span it."
+                "in brackets the interquartile range of the measurement (the median of the runs')"
+                + ("; the figure's horizontal bars span it." if drawn else ".")
                 + (f" **Unstable** (an interquartile range over {100 * UNSTABLE:.0f}% of the median, as when "
                    "another process is busy; do not read the median as the configuration's latency): "
                    + "; ".join(flagged) + "." if flagged else ""))
@@ -1056,7 +1056,7 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
               "gap to uniform is the difference of means at the same budget, with its Welch 95% confidence "
               "interval, and the mean of the differences between runs of the same seed (which share their data "
               "order and split), with its paired t interval; in bold where the interval excludes zero.")]
-    if _paper_rows(st.model, st.dataset):
+    if _paper_rows(st.model, st.dataset) and figures:
         doc.append(("p", "Dashed lines: the paper's published curves for this model and dataset (best test epoch "
                          f"over {protocol(st.dataset).epochs} epochs, the original protocol); a reduced schedule will "
                          "sit below them."))
@@ -1064,7 +1064,7 @@ def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tu
     if comparisons_text(st.rows):
         doc.append(("p", comparisons_text(st.rows)))
     doc += _ablation_blocks(st.rows)
-    latency = _latency_note(st.rows)
+    latency = _latency_note(st.rows, drawn=bool(figures))
     selection = (_selection_text(st.records) if st.accuracy == "best-val" else "") + _left_out_text(st)
     devices = device_note(st.records)
     doc += [("p", text) for text in (latency, devices, _recipe_text(st.records), selection) if text]
