@@ -1625,3 +1625,8 @@ def test_a_mark_of_one_point_is_written_beside_it_in_the_accuracy_figure(tmp_pat
     ax = drawn[0].axes[0]
     assert [t.get_text() for t in ax.texts] == ["pruned nothing"] and ax.texts[0].xy == (40_000, 81.0)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["l1-prune (n=2)"]
+    # an unstable latency, as the table flags it, beside its point in the latency figure
+    timed = [{**r, "latency_ms": 1.0 + i, "latency_iqr_ms": 0.1, "latency_unstable": i == 0, "marks": []}
+             for i, r in enumerate(rows)]
+    figures.accuracy_figure(timed, "latency", tmp_path, "timed", "accuracy (%)")
+    assert [(t.get_text(), t.xy) for t in drawn[-1].axes[0].texts] == [("unstable latency", (1.0, 80.0))]

@@ -310,6 +310,7 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
         for r, at in zip(pts, x):  # a mark only some of its points have (a baseline that pruned nothing there,
             # trained longer than the rest), beside its point: the legend names the line's common marks only
             own = [m for m in r.get("marks", ()) if not all(m in p.get("marks", ()) for p in pts)]
+            own += ["unstable latency"] * bool(axis == "latency" and r.get("latency_unstable"))  # (as the table)
             if own:
                 ax.annotate(", ".join(own), (at, r["mean"]), xytext=(5, 4), textcoords="offset points", fontsize=7,
                             color=colors[label])
