@@ -572,6 +572,13 @@ def test_a_descents_readers_give_the_iteration_asked_for(tiny_descent, tmp_path)
             laws.widths(params="50%", iteration=bad)
     with pytest.raises(ns.NeuralscaleError, match="convert"):  # a law fitted against parameters, a MACs budget
         laws.configuration(macs="50%")
+    # a share given with % is no count meant as one (a review: the hint "written with %" came back on this path)
+    share = f"{0.25 / laws.base_params:.10%}"
+    with pytest.raises(ns.NeuralscaleError, match="out of reach") as e:
+        laws.configuration(params=share)
+    assert "written with %" not in str(e.value), str(e.value)
+    with pytest.raises(ns.NeuralscaleError, match=r"\(a share of the base model is written with %: 25%\)$"):
+        laws.configuration(params=0.25)
     with pytest.raises(ns.NeuralscaleError, match=r"has no iteration 0 \(it has 1 to 2\)"):
         DescentDir(out).iteration(0)
     started = tmp_path / "started"  # configured, no iteration finished yet: said so, not "1 to 0" or an IndexError

@@ -388,6 +388,22 @@ def test_methods_that_meet_at_a_budget_are_told_apart_by_their_markers(tmp_path,
                           colors)
     assert len(drawn[-1].axes) == 3 and [t.get_text() for t in drawn[-1].legends[0].get_texts()] == [
         "uniform", "morphnet", "neuralscale@1"]
+    # a line with a mark at one budget is one entry, named as the accuracy figure names it (a review: twice), and
+    # the legend is under the panels, clear of them, with one budget and long names too (a review: over the panel)
+    marked = [{**r, "shown": r["label"] + " (pruned nothing)" * (r["budget_key"][1] == 1.0),
+               "marks": ["pruned nothing"] * (r["budget_key"][1] == 1.0)} for r in rows]
+    figures.widths_figure(marked, None, tmp_path, colors)
+    assert [t.get_text() for t in drawn[-1].legends[0].get_texts()] == ["uniform", "morphnet", "neuralscale@1"]
+    long = [{**r, "label": f"neuralscale-macs@{i} (extrapolated)", "shown": f"neuralscale-macs@{i} (extrapolated)"}
+            for i, r in enumerate(rows[:1] * 12)]
+    many = figures.method_colors([r["label"] for r in long])
+    figures.widths_figure(long, None, tmp_path, many)
+    fig = drawn[-1]
+    fig.canvas.draw()
+    legend = fig.legends[0].get_window_extent()
+    assert len(fig.legends[0].get_texts()) == 12
+    assert all(legend.y1 <= ax.get_window_extent().y0 for ax in fig.axes), "the legend overlaps a panel"
+    assert legend.x0 >= 0 and legend.x1 <= fig.bbox.x1, "the legend is cut at the figure's edge"
 
 
 def test_the_widths_figures_panels_follow_the_tables_budget_order(tmp_path, monkeypatch):
@@ -1587,6 +1603,17 @@ def test_uniforms_own_network_trained_again_is_no_comparison_and_the_sparse_netw
     for label in ("shape@1", "uniform-sparse"):
         assert all("**" not in cells[label][i] and cells[label][i].startswith("+3.00") for i in gaps), cells[label]
     assert all(cells["neuralscale@1"][i].startswith("**+3.") for i in gaps), cells["neuralscale@1"]
+    # not the same network: started otherwise (pruned, from weights), seeds at other widths, or trained on another
+    # device or arithmetic (a review: bf16 on a GPU beside float32 on a CPU)
+    gpu = {"environment": {"device": "cuda:0", "gpu": "NVIDIA H100"}, "config": {"amp": True}}
+    for change in ({"spec": {"pretrained": {"run": "x"}}}, {"spec": {"init": {"run": "x"}}}, gpu):
+        other = [_rec("uniform", s, a) for s, a in enumerate(accs)] + \
+            [_rec("shape@1", s, a + 3, widths=[4, 8], **change) for s, a in enumerate(accs)]
+        row = next(r for r in summarize_records(other) if r["label"] == "shape@1")
+        assert not row["same_network"], change
+    uneven = [_rec("uniform", s, a) for s, a in enumerate(accs)] + \
+        [_rec("shape@1", s, a + 3, widths=[4, 8] if s == 0 else [4, 9], params=1000 + s) for s, a in enumerate(accs)]
+    assert not next(r for r in summarize_records(uneven) if r["label"] == "shape@1")["same_network"]
 
 
 def test_rows_that_learned_little_are_said_beside_the_verdicts(tmp_path):
@@ -1601,7 +1628,11 @@ def test_rows_that_learned_little_are_said_beside_the_verdicts(tmp_path):
     (note,) = _little_learned(SimpleNamespace(records=records, rows=rows))
     assert note == ("**1 row(s) learned little:** `uniform` at ratio 0.25 (8.6%) scored at most 20% (10 classes: "
                     "chance is 10%). Their networks did not learn on this recipe, and comparisons with or among them "
-                    "say little: train longer (--epochs), on more images, or with another learning rate.")
+                    "say little: train longer (--epochs; the pruning baselines' --finetune-epochs), on more images, "
+                    "or with another learning rate.")
+    # a record that does not say its classes (older ones) leaves the others to say them (a review: none said)
+    older = [{k: v for k, v in records[0].items() if k != "input"}] + records[1:]
+    assert _little_learned(SimpleNamespace(records=older, rows=summarize_records(older))) == [note]
     two = [{**r, "input": {"num_classes": 2}} for r in records]  # 62.5% for two classes: both rows
     assert _little_learned(SimpleNamespace(records=two, rows=summarize_records(two)))[0].startswith(
         "**2 row(s) learned little:**")

@@ -129,6 +129,14 @@ def test_a_failed_runs_record_says_the_errors_type_and_first_line_and_keeps_its_
     assert execute(_spec(sp.uniform(0.0625)), None, space=sp, splits=splits,
                    progress=False)["error"] == "RuntimeError: RuntimeError"
 
+    # a resumed run that fails counts its earlier sessions' time in wall_s, as a finished one does (a review)
+    def resumed_then_fails(self):
+        self.elapsed_before = 1234.5  # (as _resume sets it from the checkpoint)
+        raise RuntimeError("after resuming")
+    monkeypatch.setattr(Trainer, "fit", resumed_then_fails)
+    rec = execute(_spec(sp.uniform(0.0625)), tmp_path / "r2", space=sp, splits=splits, progress=False)
+    assert rec["status"] == "failed" and rec["wall_s"] >= 1234.5
+
 
 def test_an_interrupted_warm_start_resumes_without_its_source_and_keeps_where_it_started(tmp_path):
     """A warm start stopped after its checkpoint resumes from the checkpoint, its source moved away, and its

@@ -559,13 +559,15 @@ class DescentResult(list):
         law = self[(iteration or len(self)) - 1]
         if params is None and macs is None and self.objective is not None and self.objective.name != "params":
             o = self.objective
-            sol = solve(law, self.space, o.cost(o.space.base_widths), o.name, cost=o.cost, **solve_options)
+            sol = solve(law, self.space, o.cost(o.space.base_widths), o.name, cost=o.cost, stated=False,
+                        **solve_options)
         else:
             budget = Budget.parse(macs, "macs") if macs is not None else Budget.parse(
                 self.base_params if params is None else params, "params")
             if params is not None or macs is not None:
                 check_objective(law, budget.metric, convert)
-            sol = solve(law, self.space, budget.amount(self.space), budget.metric, **solve_options)
+            sol = solve(law, self.space, budget.amount(self.space), budget.metric,
+                        stated=params is not None and budget.share is None and budget.ratio is None, **solve_options)
         for w in sol.warnings:  # what `scale` prints for the same law and budget
             warn(f"{law_label(law.iteration, law.objective)} at {amount(sol.budget, sol.metric)}: {w}")
         return {**self.space.describe(sol.widths), "iteration": law.iteration, "metric": sol.metric,

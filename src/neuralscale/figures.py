@@ -363,11 +363,16 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
         return None
     plt = _plt()
     markers = method_markers(colors)
-    fig, axes = plt.subplots(1, len(budgets), figsize=(4.2 * len(budgets), 3.8), squeeze=False, sharey=True)
+    lines = list(dict.fromkeys(series(r) for r in rows if tuple(r["budget_key"]) in amounts))
+    width = max(4.2 * len(budgets), 6.5)  # (one panel: room for the title)
+    per_row = max(1, min(len(lines), int(width // 2.4)))  # legend entries side by side, 2.4 in each
+    legend_h = 0.17 * -(-len(lines) // per_row) + 0.15  # inches below the panels, for the legend's rows
+    fig, axes = plt.subplots(1, len(budgets), figsize=(width, 3.8 + legend_h), squeeze=False, sharey=True)
+    handles = {}
     for ax, b in zip(axes[0], budgets):
         for r in (r for r in rows if tuple(r["budget_key"]) == b):
-            ax.plot(range(1, len(r["widths"]) + 1), r["widths"], "-", marker=markers[series(r)], ms=4, mfc="none",
-                    color=colors[series(r)], label=r["shown"])
+            handles[series(r)], = ax.plot(range(1, len(r["widths"]) + 1), r["widths"], "-", marker=markers[series(r)],
+                                          ms=4, mfc="none", color=colors[series(r)], label=r["shown"])
         ax.set_title(Budget.from_key(b).text, fontsize=9)
         if layer_names and len(layer_names) <= 24:
             ax.set_xticks(range(1, len(layer_names) + 1), layer_names, rotation=90, fontsize=6)
@@ -376,13 +381,11 @@ def widths_figure(rows: list[dict], layer_names: list[str] | None, dest: Path, c
         _log_scale(ax, "y")
         ax.grid(True, alpha=0.25)
     axes[0][0].set_ylabel("channels")
-    # every method's line once, whichever panels it is in (the last panel's legend alone left out the methods of
-    # the others: a walkthrough's last panel held only the full-width networks the pruning baselines start from)
-    seen: dict = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(label, handle)
     fig.suptitle(f"{subject + ': ' if subject else ''}per-layer widths of each method at each budget", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1 - min(0.4, 1.9 / fig.get_figwidth()), 1))  # room on the right for the legend
-    fig.legend(list(seen.values()), list(seen), fontsize=7, loc="center right")
+    # one legend under the panels, each method's line once, named as the accuracy figure names it (the last
+    # panel's legend alone left out the methods of the others: a walkthrough's last panel held only the full-width
+    # network the pruning baselines start from)
+    fig.tight_layout(rect=(0, legend_h / fig.get_figheight(), 1, 1))
+    fig.legend([handles[s] for s in lines], [shown([r for r in rows if series(r) == s]) for s in lines], fontsize=7,
+               loc="lower center", ncol=per_row, frameon=False)
     return _save(fig, dest / WIDTHS_FIGURE, formats, dpi=110)

@@ -158,6 +158,8 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             "finals": finals, "finals_by_seed": {r["seed"]: r["summary"]["final_test_acc"] for r in rs},
             "final_mean": statistics.fmean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
             "wall_s": sum(r.get("wall_s", 0) for r in rs),
+            # where and in what its runs computed (device_note's words): alike, or not, as another row's
+            "trained_on": sorted({f"{_training_device(r)} ({arithmetic(r)})" for r in rs}),
         })
     uniform = _uniforms(rows)
     for r in rows:
@@ -228,8 +230,8 @@ def comparisons_text(rows: list[dict]) -> str:
     if not made:
         return ""
     held = [r for r in made if r.get("holm")]
-    return (f"The table makes {len(made)} comparison(s) with uniform (one per row with 2+ seeds that vary, but a row "
-            f"of uniform's own network: the paired t-test where seeds pair, else Welch's); with Holm's correction for all of them at a 5% family-wise level, "
+    return (f"The table makes {len(made)} comparison(s) with uniform (one per row with 2+ seeds that vary, except a "
+            f"row of uniform's own network: the paired t-test where seeds pair, else Welch's); with Holm's correction for all of them at a 5% family-wise level, "
             f"{len(held)} hold (marked **holds** in the p column). A bold interval alone is one comparison read "
             "on its own.")
 
@@ -355,7 +357,8 @@ def _same_network(r: dict, u: dict | None) -> bool:
     `shape@1`, whose iteration started from uniform widths, or a method whose law gives uniform's widths there): its
     gap compares a network with itself, which Holm's correction would count as a comparison."""
     return (u is not None and r is not u and r["label"] != SPARSE_LABEL and r["start"] == u["start"] == "scratch"
-            and r["widths"] == u["widths"] and not r.get("params_range") and not u.get("params_range"))
+            and r["widths"] == u["widths"] and not r.get("params_range") and not u.get("params_range")
+            and len(set(r["trained_on"]) | set(u["trained_on"])) == 1)  # (one device and arithmetic: alike)
 
 
 def _verdict(r: dict, u: dict) -> str:
@@ -1028,7 +1031,8 @@ def _little_learned(st: "_Store") -> list[str]:
     chance, or a quarter of the way to 100%): their gaps compare networks that did not learn, whatever the
     intervals say (a walkthrough: every run at 8.6% on ten classes read as an ordinary 'cannot tell')."""
     classes = {(r.get("input") or {}).get("num_classes") for r in st.records if r.get("status") == "finished"}
-    if len(classes) != 1 or not isinstance(next(iter(classes)), int) or next(iter(classes)) < 2:
+    classes = {n for n in classes if isinstance(n, int) and not isinstance(n, bool)}  # (older records may not say)
+    if len(classes) != 1 or next(iter(classes)) < 2:
         return []
     n = classes.pop()
     low = [r for r in st.rows if r["mean"] <= little_learned_at(n)]
@@ -1038,7 +1042,8 @@ def _little_learned(st: "_Store") -> list[str]:
     more = f" and {len(low) - 6} more" if len(low) > 6 else ""
     return [f"**{len(low)} row(s) learned little:** {said}{more} scored at most {little_learned_at(n):.3g}% "
             f"({n} classes: chance is {100 / n:.3g}%). Their networks did not learn on this recipe, and comparisons "
-            "with or among them say little: train longer (--epochs), on more images, or with another learning rate."]
+            "with or among them say little: train longer (--epochs; the pruning baselines' --finetune-epochs), on "
+            "more images, or with another learning rate."]
 
 
 def _document(st: _Store, figures: list[tuple[str, Path]], note: str) -> list[tuple]:

@@ -93,10 +93,11 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
         record["init"] = old["init"]
     write(record)
     t0 = time.time()
+    trained: list[Trainer] = []  # the run's trainer, once made: its earlier sessions' seconds count in wall_s
     try:
-        before = _train(spec, record, write, run_dir, space or _space(spec, data_dir),
-                        splits if splits is not None else load_run_splits(spec, data_dir), progress, store_root)
-        record.update(status="finished", wall_s=before + time.time() - t0, finished=time.time())
+        _train(spec, record, write, run_dir, space or _space(spec, data_dir),
+               splits if splits is not None else load_run_splits(spec, data_dir), progress, store_root, trained)
+        record.update(status="finished", wall_s=_before(trained) + time.time() - t0, finished=time.time())
         write(record)
         return record
     except EnvironmentFailure:
@@ -105,10 +106,7 @@ def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=Non
         raise EnvironmentFailure(f"{describe(spec)}: out of GPU memory ({first_line(e, None)}); fewer runs "
                                  "per GPU or a smaller batch") from None
     except Exception as e:  # recorded, so that a sweep goes on
-        message = first_line(e, None, type(e).__name__)
-        record.update(status="failed", error=f"{type(e).__name__}: {message}", wall_s=time.time() - t0,
-                      traceback=traceback.format_exc(limit=8))
-        write(record)
+        write(_failed(record, e, _before(trained) + time.time() - t0))
         if raise_errors:
             raise
         return record
@@ -186,10 +184,22 @@ def _weights_to_prune(source: Path, spec: RunSpec, space, splits, progress: bool
     return again.path, True
 
 
+def _failed(record: dict, e: Exception, wall_s: float) -> dict:
+    """`record` as a run that raised `e` after `wall_s` seconds of its sessions."""
+    record.update(status="failed", error=f"{type(e).__name__}: {first_line(e, None, type(e).__name__)}",
+                  wall_s=wall_s, traceback=traceback.format_exc(limit=8))
+    return record
+
+
+def _before(trained: list) -> float:
+    """The seconds a run's earlier sessions trained for, to its checkpoint (none before its trainer resumed)."""
+    return trained[0].elapsed_before if trained else 0.0
+
+
 def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, splits, progress: bool,
-           store_root) -> float:
-    """Train the run to its end (resuming from its checkpoint), filling in `record`; the seconds its earlier
-    sessions trained for (a resumed run's wall_s counts them too)."""
+           store_root, trained: list) -> None:
+    """Train the run to its end (resuming from its checkpoint), filling in `record`; its trainer put in
+    `trained` as it is made."""
     config = spec.train_config()
     torch.manual_seed(config.seed)
     model, widths, callbacks, extra = _network(spec, space, splits, run_dir, store_root, progress)
@@ -199,6 +209,7 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
     ckpt = RunDir(run_dir).checkpoint if run_dir is not None else None
     trainer = Trainer(model, splits, config, callbacks=callbacks, checkpoint=ckpt, progress=progress,
                       desc=describe(spec), owner=_owner(spec))
+    trained.append(trainer)
     record["resumed"] = bool(ckpt and ckpt.exists())
     # what an exported model needs to take images as they are: the inputs' normalisation and the class names
     record.update(normalization={**trainer.input_stats, "units": "pixel values 0-255"},
@@ -211,7 +222,6 @@ def _train(spec: RunSpec, record: dict, write, run_dir: Path | None, space, spli
                                             batch_sizes=spec.latency_batches, warmup=3, repeats=15)
     if run_dir is not None:
         atomic_write_text(RunDir(run_dir).metrics, _csv(result.history))
-    return trainer.elapsed_before
 
 
 def _owner(spec: RunSpec) -> str:
