@@ -188,6 +188,10 @@ def test_the_ablations_scale_the_descents_widths_uniformly(descent_dir):
     shape1 = next(s for s in plan(cfg) if s.label == "shape@1")
     uniform = next(s for s in plan(cfg) if s.label == "uniform")
     assert shape1.widths == uniform.widths and shape1.id != uniform.id  # iteration 1 starts from the base widths
+    # said before it trains: the report compares it with nothing (a walkthrough found out only from the report)
+    from neuralscale.sweep import repeats_of_uniform
+    assert repeats_of_uniform(plan(cfg)) == ["shape@1 at ratio 0.0625 trains uniform's network (the same widths): "
+                                             "its runs repeat uniform's, and the report compares them with nothing"]
     r = run_cli("scale", "--model", "vgg11", "--dataset", "synthetic", "--method", "pruned", "--params", "20000")
     assert r.returncode == 2 and "needs --from" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 

@@ -569,6 +569,24 @@ def _check_same_data(store: RunStore, cfg: SweepConfig, sizes: dict | None, fini
                                    "changed since; put them back as they were, or sweep into a new store")
 
 
+def repeats_of_uniform(specs: list[RunSpec]) -> list[str]:
+    """The planned labels whose runs train uniform's very networks (its widths at its budget, from scratch:
+    `shape@1`, whose iteration started from uniform widths), said before they train: a report compares them with
+    nothing (report._same_network)."""
+    uniform = {(s.budget.key, s.seed): s.widths for s in specs
+               if s.label == "uniform" and s.init is None and s.budget is not None}
+    same: dict[str, list[str]] = {}
+    for s in specs:
+        if s.label != "uniform" and s.widths is not None and s.init is None and s.pretrained is None \
+                and s.budget is not None \
+                and uniform.get((s.budget.key, s.seed)) == s.widths:
+            texts = same.setdefault(s.label, [])
+            if s.budget.text not in texts:
+                texts.append(s.budget.text)
+    return [f"{label} at {', '.join(budgets)} trains uniform's network (the same widths): its runs repeat "
+            "uniform's, and the report compares them with nothing" for label, budgets in same.items()]
+
+
 def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
               executor=None, force: bool = False) -> list[dict]:
     """Plan the sweep and run every run not yet finished; returns the records in plan order.
@@ -612,6 +630,8 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
                 if not (statuses[s.id] == "finished" or (statuses[s.id] == "failed" and not retry_failed))]
         done_before = len(specs) - len(todo)
         log.info("sweep: %d runs, %d already done, %d to run in %s", len(specs), done_before, len(todo), store.root)
+        for note in repeats_of_uniform(specs):
+            log.info("sweep: note: %s", note)
         _say_how_long(cfg, todo, ex)
         bar = progress_bar(len(specs), "sweep", enabled=progress, leave=True)
         bar.update(done_before)
