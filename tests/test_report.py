@@ -1233,6 +1233,15 @@ def test_the_ablation_tables_accuracies_are_the_paired_seeds_and_subtract_to_the
     assert x["gap"] == pytest.approx(x["law_mean"] - x["against_mean"])
     (line,) = _ablation_table([x])[1]
     assert line[4:7] == ["81.00", "79.50", fmt_gap(1.5, x["ci95"])]
+    # shape@2 at the descent's base budget is law 1's network (iteration 2 started from it): said in the table
+    # (a walkthrough read its row as the law against the shape, not law 2 against law 1)
+    laws = summarize_records([_rec("neuralscale@2", s, 80.0 + s, widths=[5, 9]) for s in range(2)]
+                             + [_rec("neuralscale@1", s, 79.0 + s, widths=[4, 9]) for s in range(2)]
+                             + [_rec("shape@2", s, 79.5 + s / 2, widths=[4, 9]) for s in range(2)])
+    assert [x["against"] for x in ablation_rows(laws)] == ["shape@2 (neuralscale@1's network)"]
+    other = summarize_records([_rec(r["label"], s, 80.0 + s, widths=[4, 10] if r["label"] == "shape@2" else
+                                    r["widths"]) for r in laws for s in range(2)])
+    assert [x["against"] for x in ablation_rows(other)] == ["shape@2"]
 
 
 def test_a_row_is_marked_pruned_nothing_only_where_every_seed_pruned_nothing():

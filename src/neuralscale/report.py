@@ -259,6 +259,11 @@ def ablation_rows(rows: list[dict]) -> list[dict]:
                 continue
             seeds = sorted(set(r["by_seed"]) & set(a["by_seed"]))  # the means of the seeds paired: they subtract
             law_mean, against_mean = (statistics.fmean(x["by_seed"][s] for s in seeds) for x in (r, a))  # to the gap
+            before = by_key.get((_peer(r), f"neuralscale{suffix}@{int(it) - 1}")) if against.startswith("shape") \
+                else None  # shape@K at the base budget is law K-1's network there (iteration K started from it)
+            if before is not None and before["widths"] == a["widths"] and not (before["params_range"]
+                                                                               or a["params_range"]):
+                against = f"{against} ({before['label']}'s network)"
             out.append({"budget": r["budget"], "law": r["label"], "against": against, "law_mean": law_mean,
                         "against_mean": against_mean, "gap": gap, "ci95": half, "n": n,
                         "p": paired_p(r["by_seed"], a["by_seed"])})
