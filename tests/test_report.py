@@ -311,6 +311,20 @@ def test_figures_name_budgets_as_the_tables_do_and_frame_one_budget(tmp_path, ti
     figures.heatmap_figure(tiny_descent[0], figures.DescentDir(tiny_descent[0]).start_space(sp), dest=tmp_path)
     titles = [ax.get_title() for ax in drawn[-1].axes if ax.get_title()]
     assert [t.split(" (")[0] for t in titles] == ["ratio 0.015625", "ratio 0.03125", "ratio 0.0625", "ratio 0.125"]
+    assert "0.00M" not in "".join(titles) and titles[-1].endswith("M params)")  # a small budget in whole units
+    # a law read beyond the sizes it was fitted on is starred where it is (a walkthrough: unmarked), as the solver
+    # says for each law at each budget
+    from neuralscale.scaling import solve
+    start = figures.DescentDir(tiny_descent[0]).start_space(sp)
+    laws = figures.DescentDir(tiny_descent[0]).laws()
+    panels = [ax for ax in drawn[-1].axes if ax.get_title()]
+    for ax, ratio in zip(panels, (0.25, 0.5, 1.0, 2.0)):
+        budget = start.params(start.uniform(ratio))
+        beyond = [any(w.startswith("extrapolated") for w in solve(law, start, budget).warnings) for law in laws]
+        assert [t.get_text() for t in ax.get_xticklabels()] == [f"{law.iteration}{'*' * b}"
+                                                                for law, b in zip(laws, beyond)]
+        assert ("beyond the sizes it was fitted on" in ax.get_xlabel()) == any(beyond)
+    assert any("*" in t.get_text() for ax in panels for t in ax.get_xticklabels())  # (the tiny descent's 2x)
     row = dict(label="uniform", shown="uniform", params=36882, macs=627008, latency_ms=None, mean=88.7, std=0.3, n=5,
                min=88.3, max=89.1)
     other = {**row, "label": "neuralscale@1", "shown": "neuralscale@1", "params": 36881, "mean": 90.6}

@@ -193,12 +193,14 @@ def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.
     # tables name budgets (VGG11 at 1/8 width is ratio 0.125, not 1.0)
     base_ratio = float(((d.config() or {}).get("descent") or {}).get("base_ratio", 1.0))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 0.45 * len(space) + 2.2), squeeze=False)
-    for ax, (ratio, budget, grid) in zip(axes[0], panels):
+    for ax, (ratio, budget, grid, beyond) in zip(axes[0], panels):
         im = ax.imshow(grid, aspect="auto", cmap="magma", origin="upper")
-        amount = f"{budget:.3g} ms" if objective.name == "latency" else f"{budget / 1e6:.2f}M {objective.name}"
+        amount = (f"{budget:.3g} ms" if objective.name == "latency" else f"{budget / 1e6:.2f}M {objective.name}"
+                  if budget >= 1e5 else f"{budget:,.0f} {objective.name}")  # (not "0.00M" for a small network)
         ax.set_title(f"ratio {ratio * base_ratio:g} ({amount})", fontsize=10)
-        ax.set_xlabel("iteration")
-        ax.set_xticks(range(len(laws)), [str(l.iteration) for l in laws], fontsize=7)
+        # a law read beyond the sizes it was fitted on (the solver's `extrapolated`, as a report marks a row)
+        ax.set_xlabel("iteration" + ("\n* its law read beyond the sizes it was fitted on" if any(beyond) else ""))
+        ax.set_xticks(range(len(laws)), [f"{law.iteration}{'*' * b}" for law, b in zip(laws, beyond)], fontsize=7)
         ax.set_yticks(range(len(space)), space.layer_names if ax is axes[0][0] else [""] * len(space), fontsize=7)
         for (y, x), v in np.ndenumerate(grid):
             if len(laws) <= 8 and len(space) <= 20:
@@ -210,19 +212,20 @@ def heatmap_figure(out_dir: str | Path, space: WidthSpace, ratios=(0.25, 0.5, 1.
     return _save(fig, Path(dest or d.path) / HEATMAP_FIGURE, formats)
 
 
-def _panels(laws, space: WidthSpace, objective, ratios) -> list[tuple[float, float, np.ndarray]]:
-    """The heatmap's panels: (ratio, its budget, the widths each law gives there), those a latency table cannot
-    estimate left out with a warning (none: its error)."""
+def _panels(laws, space: WidthSpace, objective, ratios) -> list[tuple[float, float, np.ndarray, list[bool]]]:
+    """The heatmap's panels: (ratio, its budget, the widths each law gives there, whether each law is read there
+    beyond the sizes it was fitted on), those a latency table cannot estimate left out with a warning (none: its
+    error)."""
     panels, missing = [], []
     for ratio in ratios:
         try:
             budget = objective.cost(space.uniform(ratio))
-            grid = np.array([solve(law, space, budget, objective.name, cost=objective.cost).widths for law in laws],
-                            dtype=float).T
+            sols = [solve(law, space, budget, objective.name, cost=objective.cost) for law in laws]
         except NeuralscaleError as e:  # (a latency table read as recorded lacks widths it never timed)
             missing.append((ratio, first_line(e)))
             continue
-        panels.append((ratio, budget, grid))
+        panels.append((ratio, budget, np.array([sol.widths for sol in sols], dtype=float).T,
+                       [any(w.startswith("extrapolated") for w in sol.warnings) for sol in sols]))
     if not panels:
         raise NeuralscaleError(missing[0][1])
     if missing:
