@@ -569,6 +569,12 @@ def _check_same_data(store: RunStore, cfg: SweepConfig, sizes: dict | None, fini
                                    "changed since; put them back as they were, or sweep into a new store")
 
 
+def _say_plan(specs: list[RunSpec], done_before: int, todo: list[RunSpec], root: Path) -> None:
+    log.info("sweep: %d runs, %d already done, %d to run in %s", len(specs), done_before, len(todo), root)
+    for note in repeats_of_uniform(specs):
+        log.info("sweep: note: %s", note)
+
+
 def repeats_of_uniform(specs: list[RunSpec]) -> list[str]:
     """The planned labels whose runs train uniform's very networks (its widths at its budget, from scratch:
     `shape@1`, whose iteration started from uniform widths), said before they train: a report compares them with
@@ -629,9 +635,7 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
         todo = [s for s in specs
                 if not (statuses[s.id] == "finished" or (statuses[s.id] == "failed" and not retry_failed))]
         done_before = len(specs) - len(todo)
-        log.info("sweep: %d runs, %d already done, %d to run in %s", len(specs), done_before, len(todo), store.root)
-        for note in repeats_of_uniform(specs):
-            log.info("sweep: note: %s", note)
+        _say_plan(specs, done_before, todo, store.root)
         _say_how_long(cfg, todo, ex)
         bar = progress_bar(len(specs), "sweep", enabled=progress, leave=True)
         bar.update(done_before)
