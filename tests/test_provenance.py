@@ -93,6 +93,19 @@ def test_a_checkpoint_of_another_run_is_not_exported_or_warm_started_from(two_ru
                            "--test-subset", "8", "--device", "cpu", "--quiet", "--init-from", s0,
                            "--out", tmp_path / "w"])
     assert f"belongs to run {theirs}" in line
+    # its own checkpoint, but from before its last epoch (an earlier copy put back, an rsync of a live run): the
+    # export wrote those weights under the finished run's numbers (a walkthrough: 16.6% exported as 79.4%)
+    (s0 / "checkpoint.pt").unlink()
+    state = torch.load(two_runs / "s0" / "checkpoint.pt", weights_only=True)
+    mine = json.loads((s0 / "record.json").read_text())
+    torch.save({**state, "epoch": len(mine["history"]) - 1}, s0 / "checkpoint.pt")
+    said = f"holds run {mine['id']}'s weights after epoch {len(mine['history']) - 1}, but its record finished after"
+    line = _error(capsys, ["export", s0, "--out", tmp_path / "m"])
+    assert said in line and not list(tmp_path.glob("m.*"))
+    line = _error(capsys, ["train", *VGG, "--ratio", "0.03125", "--epochs", "1", "--train-subset", "32",
+                           "--test-subset", "8", "--device", "cpu", "--quiet", "--init-from", s0,
+                           "--out", tmp_path / "w2"])
+    assert said in line
 
 
 def test_a_checkpoint_with_other_training_settings_is_not_resumed(tmp_path):

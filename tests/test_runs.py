@@ -163,10 +163,21 @@ def test_an_interrupted_warm_start_resumes_without_its_source_and_keeps_where_it
              progress=False)
     (tmp_path / "warm" / "checkpoint.pt").unlink()
     (tmp_path / "warm" / "record.json").write_text(json.dumps(stopped))
-    taken = f"{re.escape(str(tmp_path / 'base'))} now holds run .*, not {re.escape(first['init']['from_id'])}"
+    taken = (f"warm holds a run started from {re.escape(first['init']['from_id'])}, and "
+             f"{re.escape(str(tmp_path / 'base'))} now holds run .*: give --force to start it over from that one")
     with pytest.raises(ns.NeuralscaleError, match=taken):
         ns.train(sp, "synthetic", ratio=0.0625, config=config, splits=splits, out_dir=tmp_path / "warm",
                  init_from=tmp_path / "base", progress=False)
+    # finished from the source as it was, and the source trained again: refused as well, not the old run returned
+    # as the command's (a walkthrough); --force starts it over from the run there now
+    (tmp_path / "warm" / "record.json").write_text(json.dumps(first))
+    with pytest.raises(ns.NeuralscaleError, match=taken):
+        ns.train(sp, "synthetic", ratio=0.0625, config=config, splits=splits, out_dir=tmp_path / "warm",
+                 init_from=tmp_path / "base", progress=False)
+    over = ns.train(sp, "synthetic", ratio=0.0625, config=config, splits=splits, out_dir=tmp_path / "warm",
+                    init_from=tmp_path / "base", progress=False, force=True)
+    now = json.loads((tmp_path / "base" / "record.json").read_text())["id"]
+    assert over["status"] == "finished" and over["init"]["from_id"] == now != first["init"]["from_id"]
 
 
 def test_a_pruning_baseline_finds_its_pretrained_run_beside_its_own_directory(tmp_path):

@@ -217,7 +217,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
                    config=config.to_dict(), widths=what["widths"], convcut=convcut,
                    data=data.settings(),
                    budget=what["budget"], latency_batches=tuple(latency_batches),
-                   init=_init(space, init_from, what["widths"], out_dir), architecture=space.architecture,
+                   init=_init(space, init_from, what["widths"], out_dir, force), architecture=space.architecture,
                    portable=located(space.name))
     notes = {"extrapolated": True} if what.get("extrapolated") else {}  # (said in the record, and by reports)
     if out_dir is None:
@@ -312,7 +312,7 @@ def _before_training(config: TrainConfig, out_dir, force: bool, latency_batches,
     return done, device
 
 
-def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], out_dir) -> dict | None:
+def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], out_dir, force: bool) -> dict | None:
     """A warm start's source, checked before anything is written: a finished run of this model, on data of the
     same shape and classes, from which `widths` can be cut. A run in `out_dir` that already started from it
     continues without reading the source again (its checkpoint holds the weights)."""
@@ -320,9 +320,16 @@ def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], ou
         return None
     src = Path(init_from).resolve()
     old = read_record(out_dir) if out_dir is not None and Path(out_dir).is_dir() else None
+    now = read_record(src) if src.is_dir() else None
     if old is not None and ((old.get("spec") or {}).get("init") or {}).get("run") == str(src):
-        return old["spec"]["init"]
-    if read_record(src) is None:
+        then = old["spec"]["init"].get("id")
+        if now is None or now.get("id") == then:
+            return old["spec"]["init"]
+        if not force:  # the source trained again since (a walkthrough: the old run came back, even with --force)
+            raise NeuralscaleError(f"{out_dir} holds a run started from {then}, and {init_from} now holds run "
+                                   f"{now.get('id')}: give --force to start it over from that one, or put the "
+                                   "source back")
+    if now is None:
         raise NeuralscaleError(f"--init-from {init_from}: not a finished run directory")
     record = trained_record(space, src)
     theirs = record.get("input") or {}

@@ -174,7 +174,7 @@ def trained_network(space: WidthSpace, run_dir: Path) -> tuple[nn.Module, dict]:
     """A finished run's final network (built by `space`, its weights loaded) and the run's record."""
     record = trained_record(space, run_dir)
     full = space.build(record["widths"])
-    weights = read_run_weights(RunDir(run_dir).checkpoint, record["id"])
+    weights = read_run_weights(RunDir(run_dir).checkpoint, record["id"], record)
     try:
         full.load_state_dict(weights)
     except (RuntimeError, KeyError) as e:

@@ -253,7 +253,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
         raise NeuralscaleError(f"{model!r} is not the network of run {run_dir.name} ({record['model']})")
     sp = record_space(record, None, space, model)
     model = sp.build(record["widths"])
-    state = read_run_weights(ckpt, record["id"])  # the run's own: another run's copied there is refused
+    state = read_run_weights(ckpt, record["id"], record)  # the run's own, its last: another's is refused
     if any(k not in model.state_dict() for k in state) or any(state[k].shape != v.shape for k, v in model.state_dict().items()):
         raise NeuralscaleError(f"{ckpt} is not a network of the recorded widths (a masked baseline cannot be exported "
                                "as a smaller model)")

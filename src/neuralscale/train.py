@@ -695,10 +695,11 @@ def read_checkpoint(path: Path, owner: str | None, config: TrainConfig | None, d
     return state
 
 
-def read_run_weights(path: Path, run_id: str) -> dict:
+def read_run_weights(path: Path, run_id: str, record: dict | None = None) -> dict:
     """A finished run's trained weights (a state dict) from its checkpoint, if the checkpoint is that run's: one
     copied or linked from another run is refused, as a resume refuses it (export, warm starts, the pruning
-    baselines)."""
+    baselines); and, given its `record`, one saved before the run's last epoch (an earlier copy put back, an rsync
+    of a live run), whose weights are not those its numbers describe."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -708,6 +709,11 @@ def read_run_weights(path: Path, run_id: str) -> dict:
     if state.get("owner") not in (None, f"run {run_id}"):
         raise NeuralscaleError(f"checkpoint {path} belongs to {state['owner']}, not to run {run_id} whose "
                                "directory it is in; put back the run's own checkpoint")
+    history = (record or {}).get("history")
+    if isinstance(history, list) and isinstance(state.get("epoch"), int) and state["epoch"] != len(history):
+        raise NeuralscaleError(f"checkpoint {path} holds run {run_id}'s weights after epoch {state['epoch']}, but "
+                               f"its record finished after {len(history)}: an earlier copy of its checkpoint, not "
+                               "the weights its numbers describe; put back the last one, or train the run again")
     return state["model"]
 
 
