@@ -308,6 +308,8 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["export", run, "--out", "/proc/neuralscale-test/model"], "/proc/neuralscale-test"),
         (["export", run, "--out", str(r / "exdir") + "/"], "not a folder"),  # would write exdir.json beside it
         (["export", run, "--out", str(r / "small")], "not a folder"),  # an existing folder
+        # under a file: not "cannot write .../m.json: File exists" (an adversarial pass, 2026-12-07)
+        (["export", run, "--out", str(Path(f) / "sub" / "m")], f"{f} is a file, not a folder to write the export in"),
         # --- experiment -------------------------------------------------------------------------------------
         (["experiment", str(r / "absent.toml")], "does not exist"),
         (["experiment", ("TOML", EXP_OK), "--out", "/proc/neuralscale-test/exp"], "/proc/neuralscale-test"),

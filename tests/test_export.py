@@ -235,6 +235,15 @@ def test_an_export_carries_the_runs_own_normalisation_and_accuracies(finished_ru
     assert rec["normalization"]["mean"] != rec["normalization"]["std"]
     assert (meta["final_test_acc"], meta["test_acc_at_best_val"], meta["best_val_epoch"]) == (12.5, 87.5, 1)
     assert meta["weights_epoch"] == 2 and meta["run"] == rec["id"]
+    # a record edited by hand to classes or a normalisation of the wrong length: refused before anything is
+    # written (a walkthrough: the export wrote a pair its own check then refused, and left it behind)
+    for edit, said in (({"classes": ["a", "b"]}, "its classes must be a list of 10 names"),
+                       ({"normalization": {**rec["normalization"], "mean": [1.0, 2.0], "std": [1.0, 2.0]}},
+                        "its preprocessing.mean must be 3 finite numbers (one per channel)")):
+        (run / "record.json").write_text(json.dumps({**rec, **edit}))
+        with pytest.raises(ns.NeuralscaleError, match=re.escape(f"{run / 'record.json'} is damaged: {said}")):
+            ns.export_run(run, tmp_path / "bad")
+        assert not list(tmp_path.glob("bad*"))
 
 
 def test_a_run_recorded_before_runs_kept_their_normalisation_exports_its_training_splits(finished_run, tmp_path):

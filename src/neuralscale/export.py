@@ -89,6 +89,9 @@ def _check_name(path: str | Path) -> None:
     if not text.strip() or text.endswith(("/", os.sep)) or name in ("", ".", "..") or Path(text).is_dir():
         raise NeuralscaleError(f"export name {text!r} must name its files (NAME gives NAME.json and NAME.pt), "
                                "not a folder")
+    above = next((p for p in stem(text).parents if p.exists()), None)  # the nearest folder that is there
+    if above is not None and not above.is_dir():  # (not "cannot write afile/m.json: File exists")
+        raise NeuralscaleError(f"export name {text!r}: {above} is a file, not a folder to write the export in")
 
 
 def named(path: str | Path, suffix: str) -> Path:
@@ -260,6 +263,10 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     model.load_state_dict(state)
     s = record.get("summary", {})
     norm, classes = _normalization(record, run_dir)
+    # what the files would say, checked as loading them checks it, before they are written (a hand-edited record's
+    # classes or normalisation wrote a pair that its own check then refused, left behind)
+    _check_fields({"classes": classes, "preprocessing": {k: norm.get(k) for k in ("mean", "std")},
+                   "_path": RunDir(run_dir).record}, sp)
     return save_model(path, model, sp, record["widths"],
                       extra={"run": record["id"], "method": record.get("label"), "dataset": record["dataset"],
                              # the weights are the last epoch's (the run keeps no other): their test accuracy is
