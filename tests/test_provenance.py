@@ -106,6 +106,8 @@ def test_a_checkpoint_of_another_run_is_not_exported_or_warm_started_from(two_ru
                            "--test-subset", "8", "--device", "cpu", "--quiet", "--init-from", s0,
                            "--out", tmp_path / "w2"])
     assert said in line
+    assert not (tmp_path / "w").exists() and not (tmp_path / "w2").exists()  # refused before any record (a failed
+    # one was written: an adversarial pass)
 
 
 def test_a_checkpoint_with_other_training_settings_is_not_resumed(tmp_path):

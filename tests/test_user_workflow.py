@@ -434,6 +434,10 @@ def test_a_warm_start_keeps_the_trained_networks_strongest_channels(tmp_path):
     w, c = (json.loads((tmp_path / d / "record.json").read_text()) for d in ("warm", "cold"))
     assert w["init"]["from_id"] == record["id"] and w["init"]["from_widths"] == record["widths"]
     assert "init" not in c and w["id"] != c["id"]
+    # the command says where it started, as the record does (a walkthrough: only record.json said it)
+    assert json.loads(warm.stdout)["init"] == w["init"] and "init" not in json.loads(cold.stdout)
+    said = run_cli(*args, "--init-from", str(tmp_path / "base"), "--out", str(tmp_path / "warm"))
+    assert f", started from run {record['id']} ({w['init']['from']}): final test accuracy" in said.stdout, said.stdout
     # a run without a warm start keeps the id it had before warm starts existed (init is left out of it)
     assert "init" not in RunSpec(**{k: v for k, v in c["spec"].items() if k != "init"}).identity()
     # growing a layer, or a source that is not a finished run: one clear line

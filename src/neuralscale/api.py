@@ -29,7 +29,7 @@ from .spec import RunSpec
 from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
-from .train import TrainConfig, paper_config, refuse_untrainable, resolve_device
+from .train import TrainConfig, paper_config, read_run_weights, refuse_untrainable, resolve_device
 from .zoo import CONVCUT, located, moved, record_images, record_space, space as make_space
 
 log = logging.getLogger(__name__)
@@ -339,8 +339,12 @@ def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], ou
         raise NeuralscaleError(f"--init-from {init_from}: trained on {theirs.get('name')} "
                                f"({theirs.get('num_classes')} classes, {theirs.get('in_channels')}x"
                                f"{theirs.get('resolution')}x{theirs.get('resolution')}), which does not fit this data")
-    check_cut(space, record["widths"], space.validate(widths))  # its weights are read when training starts
-    return {"run": str(src), "id": record["id"]}
+    check_cut(space, record["widths"], space.validate(widths))
+    if not RunDir(src).checkpoint.is_file():
+        raise NeuralscaleError(f"--init-from {init_from}: {RunDir(src).checkpoint} is missing; the run's weights were "
+                               "not kept")
+    read_run_weights(RunDir(src).checkpoint, record["id"], record)  # its own, its last: before any record is
+    return {"run": str(src), "id": record["id"]}  # written (read again when training starts)
 
 
 def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=None, *, data_dir: str | None = None,
@@ -395,4 +399,5 @@ def describe_run(record: dict, model: str | None = None) -> dict:
     space = record_space(record, named=model)
     return {**space.describe(record["widths"]),
             **{k: record.get(k) for k in ("id", "status", "method", "label", "budget", "seed", "summary")},
-            "extrapolated": record.get("extrapolated") is True}
+            "extrapolated": record.get("extrapolated") is True,
+            **({"init": record["init"]} if isinstance(record.get("init"), dict) else {})}  # (a warm start's source)

@@ -783,8 +783,10 @@ def cmd_train(args) -> int:
                    if s.get("test_acc_at_best_val") is not None
                    else none)
         run = describe_run(record, args.model)  # (the network as it is made here: where its file lies now)
+        init = record.get("init") if isinstance(record.get("init"), dict) else {}
+        start = f", started from run {init.get('from_id')} ({init.get('from')})" if init else ""  # (a warm start)
         print(f"{record['label']} {run['model']} {record['params']:,} params "
-              f"({_shares(run)}): final test accuracy {s['final_test_acc']:.2f}%, " + at_best)
+              f"({_shares(run)}){start}: final test accuracy {s['final_test_acc']:.2f}%, " + at_best)
         if args.out:
             print(f"record: {RunDir(args.out).record}")
     return 0
