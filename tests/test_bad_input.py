@@ -304,6 +304,9 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["export", str(r / "badckpt"), "--out", str(r / "e1")], "is damaged"),
         (["export", run, "--out", str(Path(run) / "record")], "record.json would be written into the run directory"),
         (["export", run, "--out", str(Path(run) / "weights")], "run directory"),
+        # deeper inside a run (a --force rerun clears it) or a store's runs/ (an adversarial pass, 2026-12-07)
+        (["export", run, "--out", str(Path(run) / "sub" / "m")], f"would be written into the run directory {run}"),
+        (["export", run, "--out", str(Path(store) / "runs" / "exported" / "m")], f"into the sweep store {store}"),
         (["export", run, "--out", str(r / "taken")], "exists"),
         (["export", run, "--out", "/proc/neuralscale-test/model"], "/proc/neuralscale-test"),
         (["export", run, "--out", str(r / "exdir") + "/"], "not a folder"),  # would write exdir.json beside it

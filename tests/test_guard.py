@@ -66,3 +66,21 @@ def test_force_never_writes_a_file_among_a_run_descent_or_stores_records(tmp_pat
     assert cli.main(["fit", trajectory, "--model", "vgg11", "--dataset", "synthetic", "--out", str(mine),
                      "--force"]) == 0
     assert json.loads(mine.read_text()) != {}
+
+
+def test_a_file_deeper_inside_a_run_is_refused_and_a_projects_own_files_of_those_names_are_not(tmp_path):
+    """An export in runs/a/sub/ was written, and a `--force` rerun of the run cleared it (an adversarial pass):
+    refused, as directly inside is; but above the folder, a record.json or config.json of a project's own (not a
+    neuralscale run's or descent's) does not make every file below it refused."""
+    import json
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "record.json").write_text(json.dumps({"kind": "run", "id": "a", "status": "finished"}))
+    with pytest.raises(NeuralscaleError, match=f"would be written into the run directory {run}"):
+        check_new_file(run / "sub" / "deeper" / "m.json")
+    project = tmp_path / "project"
+    (project / "exports").mkdir(parents=True)
+    (project / "record.json").write_text('{"title": "my notes"}')
+    (project / "config.json").write_text('{"lr": 0.1}')
+    (project / "log.txt").write_text("mine\n")
+    assert check_new_file(project / "exports" / "m.json") == project / "exports" / "m.json"

@@ -7,11 +7,12 @@ never written among a run's, a descent's or a store's records.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from .descent import is_descent_dir
+from .descent import DescentDir, is_descent_dir
 from .errors import NeuralscaleError
-from .layout import ReportDir, StoreDir
+from .layout import ReportDir, RunDir, StoreDir
 from .records import LOCK, is_temp
 from .store import is_run_dir
 
@@ -28,12 +29,36 @@ def holder(directory: Path) -> str | None:
     return None
 
 
+def _within(folder: Path) -> str | None:
+    """A run or descent directory above `folder` (whose --force rerun clears what is inside it: an export in
+    runs/a/sub/ was lost so), or a store whose runs/ holds it; None where none is. Above the folder itself, a
+    record.json or config.json counts only where neuralscale wrote it (a project's own files of those names do not
+    make it a run's or a descent's folder)."""
+    for above in folder.parents:
+        if _ours(RunDir(above).record, "kind", "run") or (is_descent_dir(above) and _ours(
+                DescentDir(above).config_path, "descent", None)):
+            return holder(above)
+        store = StoreDir(above)
+        if store.plan.is_file() and (folder == store.runs or store.runs in folder.parents):
+            return f"the sweep store {above}"
+    return None
+
+
+def _ours(path: Path, key: str, value) -> bool:
+    """Whether `path` is a JSON table with `key` (equal to `value`, where one is given), as neuralscale writes it."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(d, dict) and key in d and (value is None or d[key] == value)
+
+
 def check_new_file(path: str | Path, force: bool = False) -> Path:
     """`path`, if writing it loses nothing; otherwise a NeuralscaleError that names what it would overwrite."""
     path = Path(path)
     if path.is_dir():
         raise NeuralscaleError(f"{path} is a directory; give a file name")
-    inside = holder(path.parent)
+    inside = holder(path.parent) or _within(path.parent)
     if inside:  # even with --force: among its records (a law over its fits.json, a model over a run's record)
         raise NeuralscaleError(f"{path} would be written into {inside}, among its records; give another place")
     if force:
