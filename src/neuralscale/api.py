@@ -340,9 +340,6 @@ def _init(space: WidthSpace, init_from: str | Path | None, widths: list[int], ou
                                f"({theirs.get('num_classes')} classes, {theirs.get('in_channels')}x"
                                f"{theirs.get('resolution')}x{theirs.get('resolution')}), which does not fit this data")
     check_cut(space, record["widths"], space.validate(widths))
-    if not RunDir(src).checkpoint.is_file():
-        raise NeuralscaleError(f"--init-from {init_from}: {RunDir(src).checkpoint} is missing; the run's weights were "
-                               "not kept")
     read_run_weights(RunDir(src).checkpoint, record["id"], record)  # its own, its last: before any record is
     return {"run": str(src), "id": record["id"]}  # written (read again when training starts)
 

@@ -700,6 +700,8 @@ def read_run_weights(path: Path, run_id: str, record: dict | None = None) -> dic
     copied or linked from another run is refused, as a resume refuses it (export, warm starts, the pruning
     baselines); and, given its `record`, one saved before the run's last epoch (an earlier copy put back, an rsync
     of a live run), whose weights are not those its numbers describe."""
+    if not Path(path).is_file():
+        raise NeuralscaleError(f"{path} is missing; the run's weights were not kept")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
