@@ -191,6 +191,7 @@ def test_a_device_or_file_the_python_calls_cannot_use_is_one_clear_error(tmp_pat
     assert sp.build(sp.uniform(0.0625), device="meta").features[0].weight.is_meta
     save_model(tmp_path / "m", sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625))
     (tmp_path / "m.pt").write_bytes(b"")  # an empty weights file: its error had no first line to quote
+    _vouch(tmp_path / "m.json")
     with pytest.raises(ns.NeuralscaleError, match=r"m.pt does not fit vgg11 at these widths \(\w"):
         ns.load_model(tmp_path / "m.json")
 
@@ -358,9 +359,20 @@ def test_a_weights_file_is_read_without_running_code_in_it(tmp_path):
     sp = ns.space("vgg11", "synthetic")
     json_path, weights = save_model(tmp_path / "net", sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625))
     torch.save({"x": RunsCode(tmp_path / "ran")}, weights)
+    with pytest.raises(NeuralscaleError, match="is not the weights net.json was saved with"):
+        load_model(json_path)
+    _vouch(json_path)  # a JSON that vouches for them (edited with them): read, not run
     with pytest.raises(NeuralscaleError, match="does not fit vgg11"):
         load_model(json_path)
     assert not (tmp_path / "ran").exists()
+
+
+def _vouch(json_path):
+    """A model file that says its weights are the file beside it now (its weights_sha256 written for them)."""
+    import hashlib
+    meta = json.loads(json_path.read_text())
+    digest = hashlib.sha256(json_path.with_suffix(".pt").read_bytes()).hexdigest()
+    json_path.write_text(json.dumps({**meta, "weights_sha256": digest}))
 
 
 def test_onnx_export_checks_its_outputs_and_exports_the_eval_network(tmp_path):
@@ -383,3 +395,87 @@ def test_onnx_export_checks_its_outputs_and_exports_the_eval_network(tmp_path):
             return x.flatten(1)[:, :4] * self.calls
     with pytest.raises(NeuralscaleError, match="ONNX model's outputs differ from PyTorch's"):
         to_onnx(Drifts(), (3, 8, 8), tmp_path / "b.onnx")
+    # the file is checked before it is put in place: none is left whose outputs differ, nor its temporary file, and
+    # a file there before is left as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx"]
+    before = (tmp_path / "a.onnx").read_bytes()
+    with pytest.raises(NeuralscaleError, match="ONNX model's outputs differ from PyTorch's"):
+        to_onnx(Drifts(), (3, 8, 8), tmp_path / "a.onnx")
+    assert (tmp_path / "a.onnx").read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx"]
+
+
+def test_an_export_stopped_before_its_onnx_is_checked_leaves_no_other_networks_onnx(finished_run, tmp_path,
+                                                                                        monkeypatch):
+    """`--force --onnx` over an earlier export: the earlier network's NAME.onnx is gone before the new JSON and
+    weights are written, and the JSON says that an ONNX file holds the network only once it is written and checked
+    (a review: stopped between, the earlier network's ONNX stayed beside a JSON that said it held this one)."""
+    pytest.importorskip("onnxruntime")
+    import neuralscale.export
+    ns.export_run(finished_run, tmp_path / "m", onnx=True)
+    assert json.loads((tmp_path / "m.json").read_text())["preprocessing"]["in_onnx"] is True
+    seen = []
+
+    def stopped(model, input_shape, path, check=True):
+        seen.append((path.exists(), json.loads((tmp_path / "m.json").read_text())["preprocessing"]["in_onnx"]))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(neuralscale.export, "to_onnx", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        ns.export_run(finished_run, tmp_path / "m", onnx=True, force=True)
+    assert seen == [(False, False)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.pt"]
+    monkeypatch.undo()
+    ns.export_run(finished_run, tmp_path / "m", onnx=True, force=True)
+    assert json.loads((tmp_path / "m.json").read_text())["preprocessing"]["in_onnx"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.onnx", "m.pt"]
+
+
+def test_a_model_files_weights_are_the_ones_it_was_saved_with(tmp_path):
+    """Two exports of the same widths: each one's NAME.pt put in the other's place is refused (it loaded silently,
+    a network other than the JSON's run and accuracy); a file saved before files said their weights' digest loads,
+    and a damaged digest is said."""
+    sp = ns.space("vgg11", "synthetic")
+    widths = sp.uniform(0.0625)
+    for name, seed in (("a", 0), ("b", 1)):
+        torch.manual_seed(seed)
+        save_model(tmp_path / name, sp.build(widths), sp, widths)
+    a, b = (tmp_path / "a.pt").read_bytes(), (tmp_path / "b.pt").read_bytes()
+    assert a != b
+    load_model(tmp_path / "a.json")
+    (tmp_path / "a.pt").write_bytes(b)
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'a.pt'} is not the weights a.json was saved "
+                                                         "with")):
+        load_model(tmp_path / "a.json")
+    meta = json.loads((tmp_path / "a.json").read_text())
+    for digest, works in ((None, True), ("0" * 63, False), (7, False)):
+        if digest is None:
+            meta.pop("weights_sha256")
+        else:
+            meta["weights_sha256"] = digest
+        (tmp_path / "a.json").write_text(json.dumps(meta))
+        if works:
+            load_model(tmp_path / "a.json")
+        else:
+            with pytest.raises(NeuralscaleError, match="is damaged: its weights_sha256 must be 64 hex digits"):
+                load_model(tmp_path / "a.json")
+
+
+def test_an_export_with_the_space_of_another_network_says_so(finished_run, tmp_path):
+    """`export_run(space=)` with another network's space: said to be another network, not a widths mismatch ("has
+    17 gated layers, got 8 widths") nor "not a network of the recorded widths"."""
+    with pytest.raises(NeuralscaleError, match=re.escape("the space given (resnet18, 17 gated layers) is not the "
+                                                         "recorded network (vgg11, 8 layers)")):
+        ns.export_run(finished_run, tmp_path / "m", space=ns.space("resnet18", "synthetic"))
+
+    class Eight(torch.nn.Module):  # as many gated layers as VGG11, another network
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(*[m for i in range(8) for m in (
+                torch.nn.Conv2d(3 if i == 0 else 4, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU())])
+            self.fc = torch.nn.Linear(4, 10)
+
+        def forward(self, x):
+            return self.fc(self.body(x).mean((2, 3)))
+    with pytest.raises(NeuralscaleError, match=r"does not fit the space given \(module:Eight\): it is not the "
+                                               r"network run run was trained as \(vgg11\)"):
+        ns.export_run(finished_run, tmp_path / "m", space=ns.space(Eight(), torch.zeros(1, 3, 32, 32)))
+    assert not list(tmp_path.iterdir())

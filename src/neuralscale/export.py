@@ -2,8 +2,9 @@
 
     NAME.json   {"format": "neuralscale-model", "model", "dataset", "convcut", "layers", "widths", "params",
                  "macs", "params_share", "macs_share", "input_shape", "num_classes", "data": {...},
-                 "classes": [names], "preprocessing": {"input", "mean", "std", "in_onnx" (NAME.onnx written with
-                 it)}, ...}
+                 "classes": [names], "preprocessing": {"input", "mean", "std", "in_onnx" (NAME.onnx holds it,
+                 written and checked)}, "weights_sha256" (NAME.pt's bytes: another file in its place is refused),
+                 ...}
     NAME.pt     the state dict of the network (torch.save; loads with weights_only=True)
     NAME.onnx   the network with its preprocessing in the graph: input "images", float32 N x C x H x W
                 pixel values 0-255 (C: 3 RGB, or 1 for grey datasets) at input_shape; output "logits"
@@ -20,6 +21,7 @@ exported model gives the same outputs as the PyTorch one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -70,9 +72,19 @@ def save_model(path: str | Path, model: nn.Module, space, widths, extra: dict | 
             **space.own_architecture(), **(extra or {})}
     weights = base.parent / (base.name + ".pt")
     atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+    meta["weights_sha256"] = file_digest(weights)  # NAME.pt is these weights, not another export's put beside
     json_path = base.parent / (base.name + ".json")
     atomic_write_json(json_path, meta)
     return json_path, weights
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def stem(path: str | Path) -> Path:
@@ -146,6 +158,7 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     meta.setdefault("num_classes", sp.info.num_classes)
     model = sp.build(meta["widths"])
     weights = Path(meta["_path"]).parent / meta["weights"]
+    _check_weights_digest(meta, weights)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -160,6 +173,21 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
         except (KeyError, TypeError, ValueError, RuntimeError):
             raise NeuralscaleError(f"{meta['_path']} is damaged: its preprocessing has no per-channel mean and std") from None
     return model.to(device).eval(), meta
+
+
+def _check_weights_digest(meta: dict, weights: Path) -> None:
+    """The weights beside a model file are those it was saved with, where it says their SHA-256 (files saved
+    before say none): another export's NAME.pt of the same widths put in their place loaded silently."""
+    said = meta.get("weights_sha256")
+    if said is None or not weights.is_file():  # (a missing file is said as it was)
+        return
+    if not (isinstance(said, str) and len(said) == 64 and all(c in "0123456789abcdef" for c in said)):
+        raise NeuralscaleError(f"{meta['_path']} is damaged: its weights_sha256 must be 64 hex digits, got "
+                               f"{str(said)[:70]!r}")
+    if file_digest(weights) != said:
+        raise NeuralscaleError(f"{weights} is not the weights {Path(meta['_path']).name} was saved with (another "
+                               "file, or changed since); export the run again (weights of your own at these widths: remove "
+                               "weights_sha256 from it)")
 
 
 def _check_tables(meta: dict) -> None:
@@ -227,9 +255,12 @@ def _check_fields(meta: dict, sp: WidthSpace, own_space: bool = True) -> None:
 
 
 def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx: bool = False,
-             space: WidthSpace | None = None, model: str | None = None) -> tuple[Path, Path]:
-    """Export a finished run's network (its record and final checkpoint) as PATH.json + PATH.pt. `model`: the
-    network as named now, where the record names its model file where it lay (zoo.record_space's `named`).
+             space: WidthSpace | None = None, model: str | None = None,
+             clear: Path | None = None) -> tuple[Path, Path]:
+    """Export a finished run's network (its record and final checkpoint) as PATH.json + PATH.pt, the JSON saying
+    that no NAME.onnx holds it (export_run says so once one does). `model`: the network as named now, where the
+    record names its model file where it lay (zoo.record_space's `named`). `clear`: a file removed once every
+    check has passed, before the pair is written (an earlier export's NAME.onnx).
 
     Nothing is overwritten and nothing is written into a run or descent directory unless `force`;
     with `onnx`, the ONNX extra must be installed, checked before anything is written.
@@ -258,6 +289,9 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     model = sp.build(record["widths"])
     state = read_run_weights(ckpt, record["id"], record)  # the run's own, its last: another's is refused
     if any(k not in model.state_dict() for k in state) or any(state[k].shape != v.shape for k, v in model.state_dict().items()):
+        if space is not None:  # (not the widths' fault: the network given is another)
+            raise NeuralscaleError(f"{ckpt} does not fit the space given ({sp.name}): it is not the network run "
+                                   f"{run_dir.name} was trained as ({record['model']})")
         raise NeuralscaleError(f"{ckpt} is not a network of the recorded widths (a masked baseline cannot be exported "
                                "as a smaller model)")
     model.load_state_dict(state)
@@ -267,6 +301,9 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     # classes or normalisation wrote a pair that its own check then refused, left behind)
     _check_fields({"classes": classes, "preprocessing": {k: norm.get(k) for k in ("mean", "std")},
                    "_path": RunDir(run_dir).record}, sp)
+    if clear is not None:
+        clear.unlink(missing_ok=True)
+        log.info("export: removed %s (the earlier export's network)", clear)
     return save_model(path, model, sp, record["widths"],
                       extra={"run": record["id"], "method": record.get("label"), "dataset": record["dataset"],
                              # the weights are the last epoch's (the run keeps no other): their test accuracy is
@@ -276,7 +313,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
                              "test_acc_at_best_val": s.get("test_acc_at_best_val"),
                              "final_test_acc": s.get("final_test_acc"), "classes": classes,
                              "preprocessing": {"input": PIXELS, "mean": norm["mean"], "std": norm["std"],
-                                               "in_onnx": onnx}})  # NAME.onnx holds it: written beside
+                                               "in_onnx": False}})  # True once NAME.onnx holds it
 
 
 def _normalization(record: dict, run_dir: Path) -> tuple[dict, list[str]]:
@@ -305,25 +342,21 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
     if model is not None and not isinstance(model, str):
         raise NeuralscaleError(f"export_run: model must be a name (such as 'file:nets.py:Net'), not "
                                f"{type(model).__name__}")
-    # an earlier export's NAME.onnx, beside this one's files, is another network: not kept (the user's own file is)
+    # an earlier export's NAME.onnx, beside this one's files, is another network: removed before they are written
+    # (the user's own file is kept, unless --onnx replaces it), and the JSON says in_onnx only once this network's
+    # is written and checked: an export stopped anywhere leaves no other network's ONNX under a JSON that says so
     stale = named(path, ".onnx")
-    stale = stale if force and not onnx and stale.is_file() and _wrote_onnx(named(path, ".json")) else None
-    json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space, model=model)
-    if stale is not None:
-        stale.unlink()
-        log.info("export: removed %s (the earlier export's; give --onnx for this network's)", stale)
+    stale = stale if force and stale.is_file() and (onnx or _wrote_onnx(named(path, ".json"))) else None
+    json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space, model=model, clear=stale)
     model, meta = load_model(json_path, space=space)
     result = {"json": str(json_path), "weights": str(weights),
               **{k: meta[k] for k in ("model", "dataset", "layers", "widths", "params", "macs", "params_share",
                                       "macs_share")},
               **{k: meta.get(k) for k in ("weights_epoch", "final_test_acc", "best_val_epoch")}}
     if onnx:
-        try:
-            result.update(to_onnx(model, tuple(meta["input_shape"]), named(json_path, ".onnx")))
-        except BaseException:  # no ONNX file of this network: the JSON does not say its preprocessing is in one
-            saved = json.loads(json_path.read_text())
-            atomic_write_json(json_path, {**saved, "preprocessing": {**saved["preprocessing"], "in_onnx": False}})
-            raise
+        result.update(to_onnx(model, tuple(meta["input_shape"]), named(json_path, ".onnx")))
+        saved = json.loads(json_path.read_text())
+        atomic_write_json(json_path, {**saved, "preprocessing": {**saved["preprocessing"], "in_onnx": True}})
     return result
 
 
@@ -364,22 +397,27 @@ def to_onnx(model: nn.Module, input_shape, path: str | Path, check: bool = True)
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(model, (x,), str(tmp), input_names=["images"], output_names=["logits"],
                               dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+        result = {"onnx": str(path), "checked": False}
+        if check:  # the file checked before it is put in place: one whose outputs differ is not left there
+            result.update(_check_onnx(model, input_shape, tmp))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-    result = {"onnx": str(path), "checked": False}
-    if check:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            return result
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        x = torch.randn(3, *input_shape)
-        with torch.no_grad():
-            ref = model(x).numpy()
-        got = sess.run(["logits"], {"images": x.numpy()})[0]
-        diff = float(abs(ref - got).max())
-        result.update(checked=True, max_abs_diff=diff)
-        if diff > 1e-3 * max(1.0, float(abs(ref).max())):
-            raise NeuralscaleError(f"the ONNX model's outputs differ from PyTorch's by up to {diff:.3g}")
     return result
+
+
+def _check_onnx(model: nn.Module, input_shape, path: Path) -> dict:
+    """With onnxruntime installed, the ONNX file's outputs compared with the model's on random inputs."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return {}
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, *input_shape)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = sess.run(["logits"], {"images": x.numpy()})[0]
+    diff = float(abs(ref - got).max())
+    if diff > 1e-3 * max(1.0, float(abs(ref).max())):
+        raise NeuralscaleError(f"the ONNX model's outputs differ from PyTorch's by up to {diff:.3g}")
+    return {"checked": True, "max_abs_diff": diff}
