@@ -163,6 +163,33 @@ def test_a_convcut_sweeps_baselines_and_report_name_its_network_whichever_way_it
         check_comparable(tmp_path, [records[0], legacy[0], run])
 
 
+def test_a_pruning_baseline_whose_budget_its_trained_network_meets_is_said_to_prune_nothing_before_it_runs(
+        tmp_path, caplog):
+    """A budget at or above the pretrain ratio's network: the sweep warns before training that the baselines prune
+    nothing there (the report said so only once they had run), and the run it warned of did prune nothing; a
+    budget below it is not named."""
+    import logging
+    from neuralscale.sweep import prunes_nothing, run_sweep
+    sp = ns.space("vgg11", "synthetic")
+    cfg = SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform", "l1-prune", "l1-global"],
+                      ratios=[0.03125, 0.0625, 0.125], params=[sp.params(sp.uniform(0.0625)) - 1], seeds=[0, 1],
+                      pretrain_ratio=0.0625, finetune_epochs=2, train={"epochs": 1})
+    tail = ("the network it prunes (uniform at the pretrain ratio) already meets these budgets, so it prunes nothing "
+            "and its runs are 2 epochs of fine-tuning alone; a larger --pretrain-ratio gives it channels to prune")
+    assert prunes_nothing(plan(cfg), sp) == [f"l1-prune at ratio 0.0625, ratio 0.125: {tail}",
+                                             f"l1-global at ratio 0.0625, ratio 0.125: {tail}"]
+    assert prunes_nothing(plan(SweepConfig(**{**cfg.to_dict(), "pretrain_ratio": 0.25})), sp) == []
+    small = dict(model="vgg11", dataset="synthetic", methods=["l1-prune"], ratios=[0.0625], seeds=[0],
+                 pretrain_ratio=0.0625, finetune_epochs=1, data={"train": 64, "test": 16},
+                 train={"epochs": 1, "batch_size": 32, "device": "cpu"})
+    with caplog.at_level(logging.WARNING, logger="neuralscale"):
+        records = run_sweep(SweepConfig(**small), tmp_path / "store", progress=False)
+    assert "sweep: l1-prune at ratio 0.0625: the network it prunes (uniform at the pretrain ratio) already meets this " \
+           "budget, so it prunes nothing" in caplog.text
+    pruned = next(r for r in records if r["method"] == "l1-prune")
+    assert pruned["status"] == "finished" and pruned["pruning"]["from_widths"] == pruned["widths"]
+
+
 def test_the_ablations_scale_the_descents_widths_uniformly(descent_dir):
     """pruned: iteration 1's widths where its pruning ended; shape@K: the widths iteration K started from; both
     scaled by one ratio to the budget (what the law adds over 'prune once, then scale' and over the shape)."""

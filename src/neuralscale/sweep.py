@@ -569,10 +569,33 @@ def _check_same_data(store: RunStore, cfg: SweepConfig, sizes: dict | None, fini
                                    "changed since; put them back as they were, or sweep into a new store")
 
 
-def _say_plan(specs: list[RunSpec], done_before: int, todo: list[RunSpec], root: Path) -> None:
+def _say_plan(specs: list[RunSpec], done_before: int, todo: list[RunSpec], root: Path, space) -> None:
     log.info("sweep: %d runs, %d already done, %d to run in %s", len(specs), done_before, len(todo), root)
     for note in repeats_of_uniform(specs):
         log.info("sweep: note: %s", note)
+    for warning in prunes_nothing(specs, space):
+        log.warning("sweep: %s", warning)
+
+
+def prunes_nothing(specs: list[RunSpec], space) -> list[str]:
+    """The pruning baselines' budgets that the trained network they prune already meets (uniform at
+    `pretrain_ratio`, as baselines.choose_widths counts it), said before they train: they remove no channel, and
+    their runs are fine-tuning alone (the report marks them `pruned nothing` only once they ran)."""
+    starts = {s.id: s for s in specs}
+    said: dict[tuple, list[str]] = {}
+    for s in specs:
+        start = starts.get(s.pretrained) if s.pretrained is not None else None
+        if start is None or start.widths is None or s.budget is None or s.budget.metric not in ("params", "macs"):
+            continue
+        cost = space.params if s.budget.metric == "params" else space.macs
+        if cost(start.widths) <= s.budget.amount(space):
+            texts = said.setdefault((s.label, s.config.get("epochs")), [])
+            if s.budget.text not in texts:
+                texts.append(s.budget.text)
+    return [f"{label} at {', '.join(budgets)}: the network it prunes (uniform at the pretrain ratio) already meets "
+            f"{'this budget' if len(budgets) == 1 else 'these budgets'}, so it prunes nothing and its runs are "
+            f"{epochs} epochs of fine-tuning alone; a larger --pretrain-ratio gives it channels to prune"
+            for (label, epochs), budgets in said.items()]
 
 
 def repeats_of_uniform(specs: list[RunSpec]) -> list[str]:
@@ -635,7 +658,8 @@ def run_sweep(cfg: SweepConfig, out_dir: str | Path, *, progress: bool = True, r
         todo = [s for s in specs
                 if not (statuses[s.id] == "finished" or (statuses[s.id] == "failed" and not retry_failed))]
         done_before = len(specs) - len(todo)
-        _say_plan(specs, done_before, todo, store.root)
+        _say_plan(specs, done_before, todo, store.root,
+                  make_space(cfg.model, cfg.dataset, convcut=cfg.convcut, data_dir=cfg.data.get("data_dir")))
         _say_how_long(cfg, todo, ex)
         bar = progress_bar(len(specs), "sweep", enabled=progress, leave=True)
         bar.update(done_before)
