@@ -1684,3 +1684,18 @@ def test_a_mark_of_one_point_is_written_beside_it_in_the_accuracy_figure(tmp_pat
              for i, r in enumerate(rows)]
     figures.accuracy_figure(timed, "latency", tmp_path, "timed", "accuracy (%)")
     assert [(t.get_text(), t.xy) for t in drawn[-1].axes[0].texts] == [("unstable latency", (1.0, 80.0))]
+    # two lines' marks at one point (two baselines that both pruned nothing there, at one accuracy): each written
+    # clear of the other (they were written over each other), beside its own point
+    both = rows + [{**r, "label": "l1-global", "shown": r["shown"].replace("l1-prune", "l1-global")} for r in rows]
+    for fmt in ("png", "svg"):
+        figures.accuracy_figure(both, "params", tmp_path, "two marks at one point", "accuracy (%)", formats=(fmt,))
+        fig = drawn[-1]
+        fig.canvas.draw()
+        texts = fig.axes[0].texts
+        assert [(t.get_text(), t.xy) for t in texts] == [("pruned nothing", (40_000, 81.0))] * 2
+        a, b = (t.get_window_extent() for t in texts)
+        assert not a.overlaps(b), (a, b)
+        # at the last budget, left of the point: it ran off the figure
+        assert all(t.get_window_extent().x1 <= fig.axes[0].get_window_extent().x1 for t in texts)
+        assert all(abs(t.get_window_extent().y0 - fig.axes[0].transData.transform((40_000, 81.0))[1])
+                   < 30 * fig.dpi / 72 for t in texts), "a mark is far from its point"

@@ -305,6 +305,7 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
     colors = colors or method_colors(labels)
     markers = method_markers(colors)
     fig, ax = plt.subplots(figsize=(7.5, 5))
+    marks: list[tuple] = []  # (x, y, text, colour) of a mark beside one point, placed once the axes are final
     for label in labels:
         pts = sorted((r for r in usable if series(r) == label), key=lambda r: r[field])
         x = [r[field] for r in pts]
@@ -315,8 +316,7 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
             own = [m for m in r.get("marks", ()) if not all(m in p.get("marks", ()) for p in pts)]
             own += ["unstable latency"] * bool(axis == "latency" and r.get("latency_unstable"))  # (as the table)
             if own:
-                ax.annotate(", ".join(own), (at, r["mean"]), xytext=(5, 4), textcoords="offset points", fontsize=7,
-                            color=colors[label])
+                marks.append((at, r["mean"], ", ".join(own), colors[label]))
         if axis == "latency":  # each latency's measured spread: its interquartile range, centred on the median
             spread = [r.get("latency_iqr_ms") or 0.0 for r in pts]
             ax.errorbar(x, [r["mean"] for r in pts], xerr=[[s / 2 for s in spread]] * 2, fmt="none",
@@ -340,7 +340,37 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    _place_marks(fig, ax, marks)
     return _save(fig, dest / accuracy_figure_name(axis), formats, dpi=110)
+
+
+RISES = (4, 14, -13, 24, -23, 34, -33, 44, -43)  # a mark's baseline over its point (points): above, then below it
+
+
+def _place_marks(fig, ax, marks: list[tuple]) -> None:
+    """Each mark beside its point (right of it, or left where it would run past the axes), moved a line down or up
+    at a time until it overlaps no mark placed before it: two methods' marks at one budget (two baselines that both
+    pruned nothing there) were written over each other, and one at the last budget ran off the figure. Placed in
+    points, so a figure saved at another resolution or as a vector keeps them apart."""
+    renderer = fig.canvas.get_renderer()
+    right = ax.get_window_extent(renderer).x1
+    placed: list = []
+    for x, y, text, color in marks:
+        side = 1
+        for rise in RISES:
+            note = ax.annotate(text, (x, y), xytext=(5 * side, rise), textcoords="offset points",
+                               fontsize=7, color=color, ha="left" if side > 0 else "right")
+            box = note.get_window_extent(renderer)
+            if side > 0 and box.x1 > right:  # past the axes' right edge: left of the point instead
+                note.remove()
+                side = -1
+                note = ax.annotate(text, (x, y), xytext=(-5, rise), textcoords="offset points",
+                                   fontsize=7, color=color, ha="right")
+                box = note.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed) or rise == RISES[-1]:
+                placed.append(box)
+                break
+            note.remove()
 
 
 def _fit_one_budget(ax, rows: list[dict], field: str, bands: str) -> None:
