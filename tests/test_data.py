@@ -185,6 +185,38 @@ def test_an_image_folders_tensors_are_cached_in_one_file_of_the_cache(tmp_path, 
     assert cached.is_file() and cached.name.endswith(".pt") and "pets" in cached.name
 
 
+def test_an_image_folder_edited_keeps_one_tensor_cache_its_latest(tmp_path, isolated_cache, monkeypatch):
+    """Each version of an image folder was cached under its own key and kept for good (a file as large as its
+    images for every edit): the latest alone is kept, another folder's cache (the same folder name elsewhere,
+    named by a relative path from another directory too) and another dataset's are left, and a cache of the name
+    caches had before (read no more) is removed."""
+    import os
+    tensors = isolated_cache / "cache" / "tensors"
+    for where in ("a", "b"):
+        write_imagefolder(tmp_path / where / "pets", classes=2, per_class=2, size=16)
+    tensors.mkdir(parents=True)
+    mine = {"cifar10-" + "1" * 20 + ".pt", "notes.txt"}
+    before = "imagefolder_pets-" + "2" * 20 + ".pt"  # the name given as a relative path, as caches named it
+    for name in (*mine, before):
+        (tensors / name).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path / "b")
+    other = load("imagefolder:pets")
+    assert before not in {p.name for p in tensors.iterdir()}  # (no command reads it: a name of the old kind)
+    monkeypatch.chdir(tmp_path / "a")
+    first = load("imagefolder:pets")
+    assert first.digest == other.digest and len({p.name for p in tensors.iterdir()} - mine) == 2  # one a folder
+    image = tmp_path / "a" / "pets" / "train" / "class_1" / "img0.png"
+    st = image.stat()
+    image.write_bytes((tmp_path / "a" / "pets" / "train" / "class_0" / "img0.png").read_bytes())
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    edited = load(f"imagefolder:{tmp_path / 'a' / 'pets'}")  # the same folder, named by its full path
+    assert edited.digest != first.digest
+    names = {p.name for p in tensors.iterdir()} - mine
+    assert len(names) == 2 and mine <= {p.name for p in tensors.iterdir()}
+    assert load("imagefolder:pets").digest == edited.digest and load(f"imagefolder:{tmp_path / 'b' / 'pets'}").digest \
+        == other.digest and {p.name for p in tensors.iterdir()} - mine == names  # each from its cache
+
+
 def test_split_is_stratified_seeded_and_disjoint():
     d = load("synthetic", synthetic=dict(num_train=1000, num_test=100))
     a, b = d.split(0.1, seed=3), d.split(0.1, seed=3)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -12,8 +14,8 @@ from ..errors import NeuralscaleError
 from ..settings import Settings, option
 from ..validate import DATA_KEYS, check_data, whole
 from . import cifar, fashionmnist, imagefolder, synthetic as synthetic_data, tinyimagenet
-from .base import (ImageData, Splits, content_digest, drop_cached, fingerprint, load_cached, same_data, save_cached,
-                   tensor_problem)
+from .base import (ImageData, Splits, content_digest, drop_cached, drop_versions, fingerprint, load_cached, same_data,
+                   save_cached, tensor_problem)
 from .download import DownloadError, fetch
 from .info import KNOWN, DatasetInfo, dataset_key
 
@@ -191,7 +193,7 @@ def _load_tinyimagenet(name, info, data_dir, download, split, options) -> ImageD
 def _load_imagefolder(name, info, data_dir, download, split, options) -> ImageData:
     root = Path(name.split(":", 1)[1]).expanduser()
     # the folder stands for every file in it: an image replaced in place changes the key, and the cache is rebuilt
-    return _cached(info, [root], {}, lambda: imagefolder.read(str(root)))
+    return _cached(info, [root], {}, lambda: imagefolder.read(str(root)), folder=root)
 
 
 _LOADERS = {"synthetic": _load_synthetic, "cifar10": _load_cifar, "cifar100": _load_cifar,
@@ -213,13 +215,20 @@ def _fetch(name, data_dir: Path, url, dest: Path, md5, looked_for: str) -> Path:
                                f"failed: {e}; put it there or pass --data-dir") from None
 
 
-def _cached(info: DatasetInfo, sources: list[Path], options: dict, read) -> ImageData:
-    try:
-        key = fingerprint(sources, {"dataset": info.name, **options})
+def _cached(info: DatasetInfo, sources: list[Path], options: dict, read, folder: Path | None = None) -> ImageData:
+    """A dataset's tensors from the tensor cache, or read and cached. `folder`: an image folder's, whose cache is
+    named for the folder itself and keeps its latest version alone (each version of a folder edited by hand was
+    kept, as large as its images, for good)."""
+    try:  # (a folder by where it is, not how it was named: by a relative path, its full one, a link)
+        key = fingerprint(sources, {"dataset": "imagefolder" if folder is not None else info.name, **options})
     except FileNotFoundError:  # a part of the dataset missing (TinyImageNet's wnids.txt): the reader's own words
         read()
         raise
-    name = info.name.replace(":", "_").replace("/", "_")[-60:]
+    name = _cache_name(info.name)
+    if folder is not None:  # one name for one folder, whatever path named it (two folders' did not collide)
+        where = str(folder.resolve())
+        name = (f"imagefolder_{re.sub(r'[^A-Za-z0-9._-]', '_', folder.resolve().name)[-40:]}_"
+                f"{hashlib.sha256(where.encode()).hexdigest()[:10]}")
     tensors = load_cached(name, key)
     if tensors is not None and tensor_problem(info, tensors):  # a cache that loads but holds other tensors:
         drop_cached(name, key)  # rebuilt, never trusted
@@ -231,10 +240,17 @@ def _cached(info: DatasetInfo, sources: list[Path], options: dict, read) -> Imag
         _check(info, tensors, sources[0] if len(sources) == 1 else sources[0].parent)  # the file, or its folder
         tensors["digest"] = content_digest(tensors)
         save_cached(name, key, tensors)
+        if folder is not None:  # its earlier versions, and those of the names caches had before (read no more)
+            drop_versions(name, key, names=(_cache_name(info.name),))
     elif not _is_digest(tensors.get("digest")):  # a cache written before digests were kept: kept from now on
         tensors["digest"] = content_digest(tensors)
         save_cached(name, key, tensors)
     return _wrap(info, tensors)
+
+
+def _cache_name(dataset: str) -> str:
+    """The tensor cache's name for a dataset (an image folder's before it was named for the folder itself)."""
+    return dataset.replace(":", "_").replace("/", "_")[-60:]
 
 
 def _is_digest(value) -> bool:

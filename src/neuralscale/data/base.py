@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,6 +205,21 @@ def drop_cached(name: str, key: str) -> None:
         (cache_dir() / "tensors" / f"{name}-{key}.pt").unlink(missing_ok=True)
     except OSError:
         pass  # a read-only cache: rebuilt in memory each time
+
+
+def drop_versions(name: str, key: str, names: tuple[str, ...] = ()) -> None:
+    """Remove the tensor caches of `name` under keys other than `key` (of `names`, under any key): an image
+    folder's earlier versions, which no command reads again once it has changed (one file each, as large as the
+    images, kept for good)."""
+    folder = cache_dir() / "tensors"
+    pattern = re.compile("(?:" + "|".join(re.escape(n) for n in (name, *names)) + r")-[0-9a-f]{20}\.pt")
+    try:
+        for p in folder.iterdir():
+            if pattern.fullmatch(p.name) and p.name != f"{name}-{key}.pt":
+                p.unlink(missing_ok=True)
+                log.info("removed %s (the tensor cache of an earlier version of the data)", p)
+    except OSError:
+        pass  # a cache folder that cannot be listed or changed: it only keeps what it holds
 
 
 def save_cached(name: str, key: str, tensors: dict) -> None:
