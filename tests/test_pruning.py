@@ -62,6 +62,41 @@ def test_the_pace_is_the_originals_share_of_the_network_rounded_half_up():
     assert paced_k([4, 4], [0, 0]) == ORIGINAL_K  # no full-width channels to pace by: the original's k
 
 
+def test_a_small_network_of_ones_own_takes_a_smaller_step_at_full_width(tmp_path):
+    """The paper's families keep the original's 10 a step; a network of one's own with under 640 channels takes one
+    per 64 of them (a network of 40 channels was pruned in 4 steps, 4 rows: the descent refused its law), and a
+    descent begun with the earlier default (10) continues with it rather than being refused as another."""
+    from torch import nn
+
+    from neuralscale.pruning import full_width_k
+    assert full_width_k([8, 16, 16], paper=True) == 10 and full_width_k([8, 16, 16], paper=False) == 1
+    assert [full_width_k([n], paper=False) for n in (63, 64, 639, 640, 5000)] == [1, 1, 9, 10, 10]
+    assert ns.DescentConfig().resolve(ns.space("vgg11", "synthetic")).k == 10  # the paper's: as the original
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Sequential(*[m for i, o in ((3, 8), (8, 16), (16, 16))
+                                     for m in (nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU())])
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.fc(self.f(x).mean((2, 3)))
+    sp = ns.space(Tiny(), torch.zeros(1, 3, 32, 32))
+    assert ns.DescentConfig().resolve(sp).k == 1 and ns.DescentConfig(k=4).resolve(sp).k == 4
+    assert ns.DescentConfig(base_ratio=4.0).resolve(sp).k == 4  # paced as before: 1 per full width's 40 channels
+    kw = dict(iterations=1, warmup_epochs=0, interval=1, batch_size=64, allow_fallback=True,
+              device="cpu")
+    old = ns.descend(sp, "synthetic", tmp_path / "d", ns.DescentConfig(k=10, **kw), subset={"train": 128},
+                     progress=False)  # as the earlier default recorded it
+    again = ns.descend(sp, "synthetic", tmp_path / "d", ns.DescentConfig(**kw), subset={"train": 128},
+                       progress=False)
+    assert again[0].alpha == old[0].alpha
+    with pytest.raises(ns.NeuralscaleError, match=r"k: recorded 10, now 3"):  # a k given is still its own
+        ns.descend(sp, "synthetic", tmp_path / "d", ns.DescentConfig(k=3, **kw), subset={"train": 128},
+                   progress=False)
+
+
 def test_choose_takes_the_lowest_scores_across_layers_with_ties():
     scores = [torch.tensor([0.5, 0.1, 0.9]), torch.tensor([0.1, 0.2, 0.1, 0.7])]
     assert choose(scores, _alive(3, 4), [1, 1], want=2) == [(0, 1), (1, 0), (1, 2)]  # the tie at 0.1 comes along

@@ -367,7 +367,7 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     _shortcuts(space, convcut)  # (a flag the space given lacks was ignored)
-    config = (config or DescentConfig()).resolve(space)
+    config = (config or DescentConfig()).resolve(space, out_dir)
     if splits is None:  # the whole training set unless config.val_fraction says otherwise
         splits = load_splits(data, config.train_config())
     _check_fits(space, splits.info)

@@ -254,8 +254,8 @@ def _descend_parser(sub) -> None:
     p.add_argument("--warmup-epochs", type=int, default=dd.warmup_epochs, help=f"epochs before pruning starts (default {dd.warmup_epochs})")
     p.add_argument("--prune-fraction", type=float, default=dd.prune_fraction,
                    help=f"stop when this fraction of channels is pruned (default {dd.prune_fraction}; 0.5 with --iterations 1 is MorphNet mode)")
-    p.add_argument("--prune-k", type=int, help="channels pruned per step (default: the original's 10 per full-width "
-                   "network's channels, in proportion: 10 at full width, 1 from VGG11 at 1/8 width; at least 1)")
+    p.add_argument("--prune-k", type=int, help="channels pruned per step (default: 10 per full-width network, in "
+                   "proportion, at least 1: 1 from VGG11 at 1/8 width; 1 per 64 channels for your own under 640)")
     p.add_argument("--prune-interval", type=int, default=None,
                    help=f"mini-batches between pruning steps (default {_DEF.prune_interval}; {_TINY.prune_interval} "
                    "for TinyImageNet, as the original)")

@@ -45,7 +45,8 @@ from .importance import Importance
 from .latency import LatencyTable
 from .layout import claim_folder
 from .objective import OBJECTIVES, Objective
-from .pruning import TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, ended_early, paced_k
+from .pruning import (TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, ended_early, full_width_k,
+                      paced_k)
 from .records import atomic_write_json, exclusive
 from .settings import DATA_ELSEWHERE, Settings, option
 from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajectory, solve, uniform_law,
@@ -129,20 +130,23 @@ class DescentConfig(Settings):
         if self.objective == "latency":
             resolve_device(self.latency_device)  # a device this machine has, before anything is recorded
 
-    def resolve(self, space: WidthSpace) -> "DescentConfig":
-        """A copy with every None decided for this model and dataset, as the original does."""
+    def resolve(self, space: WidthSpace, out_dir=None) -> "DescentConfig":
+        """A copy with every None decided for this model and dataset, as the original does (`out_dir`: where the
+        descent is, whose k is kept where it began with an earlier release's default: `_kept_k`)."""
         if not isinstance(space, WidthSpace):
             raise NeuralscaleError(f"DescentConfig.resolve takes the space of a model and dataset (ns.space(model, "
                                    f"dataset)), not {type(space).__name__}")
+        given = _kept_k(self, space, out_dir)
         p = protocol(space.info.name)
         generic = not space.family.paper
-        defaults = {"k": paced_k(space.uniform(self.base_ratio), space.base_widths),
+        defaults = {"k": paced_k(space.uniform(given.base_ratio), space.base_widths,
+                                 full_width_k(space.base_widths, space.family.paper)),
                     "interval": p.prune_interval, "batch_size": p.prune_batch_size,
                     "add10": space.family.add10, "schedule": p.prune_schedule,
                     "crop_padding": space.info.crop_padding if p.prune_crop_padding is None else p.prune_crop_padding,
                     "prune_past_one": generic,
                     "trajectory_start": "per-layer" if generic else "all-lost"}
-        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        return replace(given, **{k: v for k, v in defaults.items() if getattr(given, k) is None})
 
     def unused(self) -> list[str]:
         """Settings given (not their defaults) that change nothing with the others: said, not silently ignored."""
@@ -679,6 +683,22 @@ def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig, obj
     return at is not None
 
 
+def _kept_k(cfg: DescentConfig, space: WidthSpace, out_dir) -> DescentConfig:
+    """`cfg` with the k of a descent in `out_dir` that began with the default of releases before `full_width_k`
+    (the original's 10 at full width for any network) where k is not given: it continues as it began (a network
+    of one's own under 640 channels now defaults to fewer, and its descent was refused as another)."""
+    if cfg.k is not None or not isinstance(out_dir, (str, Path)):
+        return cfg
+    try:
+        recorded = ((DescentDir(out_dir).config() or {}).get("descent") or {}).get("k")
+        start = space.uniform(cfg.base_ratio)
+        before = paced_k(start, space.base_widths)
+        now = paced_k(start, space.base_widths, full_width_k(space.base_widths, space.family.paper))
+    except (NeuralscaleError, OSError, TypeError, ValueError):
+        return cfg  # (the descent's own checks say what is wrong with its folder or settings)
+    return replace(cfg, k=before) if type(recorded) is int and recorded == before != now else cfg
+
+
 def _refuse_fallback(done: list[Iteration], cfg: DescentConfig) -> None:
     if done and done[-1].law.fallback and not cfg.allow_fallback:
         raise NeuralscaleError(f"{done[-1].fallback_message()}. To accept it, rerun here with --allow-fallback "
@@ -729,7 +749,7 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     `measure`: a latency objective's table measurement in place of timing (tests; see latency.py).
     `force`: descend into a folder with other content (layout.claim_folder).
     """
-    cfg = (config or DescentConfig()).resolve(space)
+    cfg = (config or DescentConfig()).resolve(space, out_dir)
     space = cfg.start_space(space)
     if cfg.crop_padding != splits.info.crop_padding:
         splits = replace(splits, info=replace(splits.info, crop_padding=cfg.crop_padding))

@@ -3,7 +3,8 @@
 The original prunes k = 10 channels every `interval` = 50 mini-batches after `warmup_epochs` = 10, until
 `prune_fraction` = 95% of the channels are gone, and stops at the first step that would empty a layer; its
 trajectory (what a law is fitted on) starts once every layer has lost a channel.  A descent sets k by `paced_k`:
-10 at full width as the original, the same share of a narrower network.
+10 at full width as the original (fewer for a small network of one's own: `full_width_k`), the same share of a
+narrower network.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 ORIGINAL_K = 10  # the original prunes 10 channels a step, from networks at full width
+STEPS_AT_LEAST = 64  # a network of one's own this many times k channels or fewer: k scaled down (full_width_k)
 TRAJECTORY_STARTS = ("all-lost", "per-layer")  # rows once every layer has lost a channel, or from the first step
 
 
@@ -29,6 +31,16 @@ def paced_k(widths: Sequence[int], full_widths: Sequence[int], per_full: int = O
     if full <= 0:
         return per_full
     return max(1, math.floor(per_full * sum(widths) / full + 0.5))
+
+
+def full_width_k(full_widths: Sequence[int], paper: bool) -> int:
+    """Channels a step takes from a network at its full width: the original's 10 for the paper's three families;
+    for a network of one's own, 10 where it has 64 x 10 channels or more, else one per 64 of its channels (at
+    least 1), so that pruning 95% of it takes about 60 steps or more (a network of 40 channels was pruned in 4
+    steps: 4 rows, too few for a law). Every network the original pruned has thousands of channels."""
+    if paper:
+        return ORIGINAL_K
+    return min(ORIGINAL_K, max(1, sum(full_widths) // STEPS_AT_LEAST))
 
 
 @dataclass(frozen=True)
