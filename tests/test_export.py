@@ -427,6 +427,18 @@ def test_an_export_stopped_before_its_onnx_is_checked_leaves_no_other_networks_o
     ns.export_run(finished_run, tmp_path / "m", onnx=True, force=True)
     assert json.loads((tmp_path / "m.json").read_text())["preprocessing"]["in_onnx"] is True
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.onnx", "m.pt"]
+    # an ONNX file of the user's own (beside an export that wrote none): kept until this network's is written and
+    # checked in its place (a review: removed first, and lost when the export then failed)
+    ns.export_run(finished_run, tmp_path / "n")
+    (tmp_path / "n.onnx").write_bytes(b"mine")
+    monkeypatch.setattr(neuralscale.export, "to_onnx", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        ns.export_run(finished_run, tmp_path / "n", onnx=True, force=True)
+    assert (tmp_path / "n.onnx").read_bytes() == b"mine"
+    assert json.loads((tmp_path / "n.json").read_text())["preprocessing"]["in_onnx"] is False
+    monkeypatch.undo()
+    ns.export_run(finished_run, tmp_path / "n", onnx=True, force=True)
+    assert (tmp_path / "n.onnx").read_bytes() != b"mine"
 
 
 def test_a_model_files_weights_are_the_ones_it_was_saved_with(tmp_path):
@@ -479,3 +491,23 @@ def test_an_export_with_the_space_of_another_network_says_so(finished_run, tmp_p
                                                r"network run run was trained as \(vgg11\)"):
         ns.export_run(finished_run, tmp_path / "m", space=ns.space(Eight(), torch.zeros(1, 3, 32, 32)))
     assert not list(tmp_path.iterdir())
+    # the same network made for other data, or a checkpoint of other widths than its record's, with the right space:
+    # said as what they are, not as another network (a review)
+    with pytest.raises(NeuralscaleError, match=re.escape("the space given (vgg11 for cifar100: 100 classes, 3 input "
+                                                         "channels) does not fit run run, trained on synthetic (10 "
+                                                         "classes, 3 input channels)")):
+        ns.export_run(finished_run, tmp_path / "m", space=ns.space("vgg11", "cifar100"))
+    run = _copy_run(finished_run, tmp_path / "copy")
+    rec = json.loads((run / "record.json").read_text())
+    (run / "record.json").write_text(json.dumps({**rec, "widths": [w // 2 for w in rec["widths"]]}))
+    with pytest.raises(NeuralscaleError, match="is not a network of the recorded widths"):
+        ns.export_run(run, tmp_path / "m", space=ns.space("vgg11", "synthetic"))
+    # a model file of one width too few, loaded with its own network's space: the file is damaged, and says so as
+    # it does without a space (the space was blamed)
+    sp = ns.space("vgg11", "synthetic")
+    save_model(tmp_path / "f", sp.build(sp.uniform(0.0625)), sp, sp.uniform(0.0625))
+    meta = json.loads((tmp_path / "f.json").read_text())
+    (tmp_path / "f.json").write_text(json.dumps({**meta, "widths": meta["widths"][:-1]}))
+    for given in (None, sp):
+        with pytest.raises(NeuralscaleError, match="vgg11 has 8 gated layers, got 7 widths"):
+            load_model(tmp_path / "f.json", space=given)

@@ -478,7 +478,7 @@ def _export_parser(sub) -> None:
     p.add_argument("--model", metavar="file:PATH.py:NAME", help="the run's network, where its record names a model "
                    "file where it lay before (a study moved with its file): the file as it lies now")
     p.add_argument("--force", action="store_true", help="overwrite existing NAME.* files (an earlier export's NAME.onnx "
-                   "is removed unless --onnx writes it again); never files in a run or descent directory or a "
+                   "is removed first; --onnx writes this network's); never files in a run or descent directory or a "
                    "sweep store")
     _add_json(p, "the files written and the configuration")
 

@@ -3,8 +3,8 @@
     NAME.json   {"format": "neuralscale-model", "model", "dataset", "convcut", "layers", "widths", "params",
                  "macs", "params_share", "macs_share", "input_shape", "num_classes", "data": {...},
                  "classes": [names], "preprocessing": {"input", "mean", "std", "in_onnx" (NAME.onnx holds it,
-                 written and checked)}, "weights_sha256" (NAME.pt's bytes: another file in its place is refused),
-                 ...}
+                 written, and checked where onnxruntime is installed)}, "weights_sha256" (NAME.pt's bytes: another
+                 file in its place is refused), ...}
     NAME.pt     the state dict of the network (torch.save; loads with weights_only=True)
     NAME.onnx   the network with its preprocessing in the graph: input "images", float32 N x C x H x W
                 pixel values 0-255 (C: 3 RGB, or 1 for grey datasets) at input_shape; output "logits"
@@ -186,8 +186,8 @@ def _check_weights_digest(meta: dict, weights: Path) -> None:
                                f"{str(said)[:70]!r}")
     if file_digest(weights) != said:
         raise NeuralscaleError(f"{weights} is not the weights {Path(meta['_path']).name} was saved with (another "
-                               "file, or changed since); export the run again (weights of your own at these widths: remove "
-                               "weights_sha256 from it)")
+                               "file, or changed since); export the run again, or, for weights of your own at these "
+                               f"widths, delete \"weights_sha256\" from {Path(meta['_path']).name}")
 
 
 def _check_tables(meta: dict) -> None:
@@ -288,12 +288,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     sp = record_space(record, None, space, model)
     model = sp.build(record["widths"])
     state = read_run_weights(ckpt, record["id"], record)  # the run's own, its last: another's is refused
-    if any(k not in model.state_dict() for k in state) or any(state[k].shape != v.shape for k, v in model.state_dict().items()):
-        if space is not None:  # (not the widths' fault: the network given is another)
-            raise NeuralscaleError(f"{ckpt} does not fit the space given ({sp.name}): it is not the network run "
-                                   f"{run_dir.name} was trained as ({record['model']})")
-        raise NeuralscaleError(f"{ckpt} is not a network of the recorded widths (a masked baseline cannot be exported "
-                               "as a smaller model)")
+    _check_weights_fit(state, model.state_dict(), ckpt, run_dir, record, sp if space is not None else None)
     model.load_state_dict(state)
     s = record.get("summary", {})
     norm, classes = _normalization(record, run_dir)
@@ -314,6 +309,27 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
                              "final_test_acc": s.get("final_test_acc"), "classes": classes,
                              "preprocessing": {"input": PIXELS, "mean": norm["mean"], "std": norm["std"],
                                                "in_onnx": False}})  # True once NAME.onnx holds it
+
+
+def _check_weights_fit(state: dict, mine: dict, ckpt: Path, run_dir: Path, record: dict,
+                       given: WidthSpace | None) -> None:
+    """A run's checkpoint that does not fit the network built for it, said by what differs: a space given of
+    another network (other tensors), or for other data (other classes or input channels), else a checkpoint of
+    other widths than the record's (a masked baseline's)."""
+    if set(state) == set(mine) and all(state[k].shape == v.shape for k, v in mine.items()):
+        return
+    if given is not None and set(state) != set(mine):
+        raise NeuralscaleError(f"{ckpt} does not fit the space given ({given.name}): it is not the network run "
+                               f"{run_dir.name} was trained as ({record['model']})")
+    trained = record.get("input") if isinstance(record.get("input"), dict) else {}
+    if given is not None and any(trained.get(k) not in (None, getattr(given.info, k))
+                                 for k in ("num_classes", "in_channels")):
+        raise NeuralscaleError(f"the space given ({given.name} for {given.info.name}: {given.info.num_classes} "
+                               f"classes, {given.info.in_channels} input channels) does not fit run {run_dir.name}, "
+                               f"trained on {record.get('dataset')} ({trained.get('num_classes')} classes, "
+                               f"{trained.get('in_channels')} input channels); make the space for that data")
+    raise NeuralscaleError(f"{ckpt} is not a network of the recorded widths (a masked baseline cannot be exported "
+                           "as a smaller model)")
 
 
 def _normalization(record: dict, run_dir: Path) -> tuple[dict, list[str]]:
@@ -343,10 +359,11 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
         raise NeuralscaleError(f"export_run: model must be a name (such as 'file:nets.py:Net'), not "
                                f"{type(model).__name__}")
     # an earlier export's NAME.onnx, beside this one's files, is another network: removed before they are written
-    # (the user's own file is kept, unless --onnx replaces it), and the JSON says in_onnx only once this network's
-    # is written and checked: an export stopped anywhere leaves no other network's ONNX under a JSON that says so
+    # (a file of the user's own is left until --onnx's is written and checked in its place), and the JSON says
+    # in_onnx only once this network's is there: an export stopped anywhere leaves no other network's ONNX under a
+    # JSON that says it holds it
     stale = named(path, ".onnx")
-    stale = stale if force and stale.is_file() and (onnx or _wrote_onnx(named(path, ".json"))) else None
+    stale = stale if force and stale.is_file() and _wrote_onnx(named(path, ".json")) else None
     json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space, model=model, clear=stale)
     model, meta = load_model(json_path, space=space)
     result = {"json": str(json_path), "weights": str(weights),

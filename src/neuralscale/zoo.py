@@ -382,8 +382,8 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
                                + ("its layers differ now" if layers else "its code or modules changed since "
                                   f"(architecture {sp.architecture} now, {recorded} recorded)")
                                + "; put its code back as it was")
-    widths = record.get("widths")
-    if given is not None and isinstance(widths, list) and len(widths) != len(sp.layer_names):
+    widths = record.get("widths")  # (a file that names its layers says its own damage, below and in build)
+    if given is not None and "layers" not in record and isinstance(widths, list) and len(widths) != len(sp.layer_names):
         n = len(sp.layer_names)
         raise NeuralscaleError(f"the space given ({sp.name}, {n} gated layer{'s' * (n != 1)}) is not the recorded "
                                f"network ({model}, {len(widths)} layer{'s' * (len(widths) != 1)})")
