@@ -1699,3 +1699,12 @@ def test_a_mark_of_one_point_is_written_beside_it_in_the_accuracy_figure(tmp_pat
         assert all(t.get_window_extent().x1 <= fig.axes[0].get_window_extent().x1 for t in texts)
         assert all(abs(t.get_window_extent().y0 - fig.axes[0].transData.transform((40_000, 81.0))[1])
                    < 30 * fig.dpi / 72 for t in texts), "a mark is far from its point"
+    # ten lines' marks at one point, the highest of the figure: every one inside the axes, none over another (a
+    # review: a stack of six ran over the title, and the tenth was written over the ninth)
+    many = [{**r, "label": f"l1-{i}", "shown": f"l1-{i}"} for i in range(10) for r in rows]
+    figures.accuracy_figure(many, "params", tmp_path, "ten marks at one point", "accuracy (%)", bands="none")
+    fig = drawn[-1]
+    fig.canvas.draw()
+    frame, boxes = fig.axes[0].get_window_extent(), [t.get_window_extent() for t in fig.axes[0].texts]
+    assert len(boxes) == 10 and all(frame.y0 <= b.y0 and b.y1 <= frame.y1 and b.x1 <= frame.x1 for b in boxes)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

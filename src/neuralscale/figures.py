@@ -344,33 +344,47 @@ def accuracy_figure(rows: list[dict], axis: str, dest: Path, title: str, ylabel:
     return _save(fig, dest / accuracy_figure_name(axis), formats, dpi=110)
 
 
-RISES = (4, 14, -13, 24, -23, 34, -33, 44, -43)  # a mark's baseline over its point (points): above, then below it
+def _rises(lines: int = 24):
+    """A mark's baseline over its point, in points: just above it, then a line further above and below in turn."""
+    yield 4
+    for i in range(1, lines):
+        yield 4 + 10 * i
+        yield -3 - 10 * i
 
 
 def _place_marks(fig, ax, marks: list[tuple]) -> None:
-    """Each mark beside its point (right of it, or left where it would run past the axes), moved a line down or up
-    at a time until it overlaps no mark placed before it: two methods' marks at one budget (two baselines that both
-    pruned nothing there) were written over each other, and one at the last budget ran off the figure. Placed in
-    points, so a figure saved at another resolution or as a vector keeps them apart."""
+    """Each mark beside its point (right of it, or left where it would run past the axes), moved a line up or down
+    at a time until it overlaps no mark placed before it and stays inside the axes: two methods' marks at one
+    budget (two baselines that both pruned nothing there) were written over each other, one at the last budget ran
+    off the figure, and a stack of them over the title. Placed in points, so a figure saved at another resolution
+    or as a vector keeps them apart. Where no place is free, the first inside the axes."""
     renderer = fig.canvas.get_renderer()
-    right = ax.get_window_extent(renderer).x1
+    frame = ax.get_window_extent(renderer)
     placed: list = []
     for x, y, text, color in marks:
-        side = 1
-        for rise in RISES:
-            note = ax.annotate(text, (x, y), xytext=(5 * side, rise), textcoords="offset points",
-                               fontsize=7, color=color, ha="left" if side > 0 else "right")
-            box = note.get_window_extent(renderer)
-            if side > 0 and box.x1 > right:  # past the axes' right edge: left of the point instead
-                note.remove()
-                side = -1
-                note = ax.annotate(text, (x, y), xytext=(-5, rise), textcoords="offset points",
-                                   fontsize=7, color=color, ha="right")
-                box = note.get_window_extent(renderer)
-            if not any(box.overlaps(other) for other in placed) or rise == RISES[-1]:
-                placed.append(box)
-                break
-            note.remove()
+        inside = None  # (rise, side) of the first place inside the axes
+        for rise in _rises():
+            box, side = _mark_box(ax, renderer, (x, y), text, rise, frame.x1)
+            if frame.y0 <= box.y0 and box.y1 <= frame.y1:
+                inside = inside or (rise, side)
+                if not any(box.overlaps(other) for other in placed):
+                    break
+        else:
+            rise, side = inside or (4, 1)
+        note = ax.annotate(text, (x, y), xytext=(5 * side, rise), textcoords="offset points", fontsize=7,
+                           color=color, ha="left" if side > 0 else "right")
+        placed.append(note.get_window_extent(renderer))
+
+
+def _mark_box(ax, renderer, xy, text: str, rise: float, right: float):
+    """Where a mark at `rise` would be drawn (right of its point, or left where that runs past `right`)."""
+    for side in (1, -1):
+        probe = ax.annotate(text, xy, xytext=(5 * side, rise), textcoords="offset points", fontsize=7,
+                            ha="left" if side > 0 else "right")
+        box = probe.get_window_extent(renderer)
+        probe.remove()
+        if side < 0 or box.x1 <= right:
+            return box, side
 
 
 def _fit_one_budget(ax, rows: list[dict], field: str, bands: str) -> None:

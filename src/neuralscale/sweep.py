@@ -573,17 +573,18 @@ def _say_plan(specs: list[RunSpec], done_before: int, todo: list[RunSpec], root:
     log.info("sweep: %d runs, %d already done, %d to run in %s", len(specs), done_before, len(todo), root)
     for note in repeats_of_uniform(specs):
         log.info("sweep: note: %s", note)
-    for warning in prunes_nothing(specs, space):
+    for warning in prunes_nothing(specs, space, todo):
         log.warning("sweep: %s", warning)
 
 
-def prunes_nothing(specs: list[RunSpec], space) -> list[str]:
+def prunes_nothing(specs: list[RunSpec], space, todo: list[RunSpec] | None = None) -> list[str]:
     """The pruning baselines' budgets that the trained network they prune already meets (uniform at
-    `pretrain_ratio`, as baselines.choose_widths counts it), said before they train: they remove no channel, and
-    their runs are fine-tuning alone (the report marks them `pruned nothing` only once they ran)."""
+    `pretrain_ratio`, as baselines.choose_widths counts it), said before they train (of `todo`, those still to
+    run, where given): they remove no channel, and their runs are fine-tuning alone (the report marks them
+    `pruned nothing` only once they ran)."""
     starts = {s.id: s for s in specs}
     said: dict[tuple, list[str]] = {}
-    for s in specs:
+    for s in specs if todo is None else todo:
         start = starts.get(s.pretrained) if s.pretrained is not None else None
         if start is None or start.widths is None or s.budget is None or s.budget.metric not in ("params", "macs"):
             continue
@@ -594,7 +595,8 @@ def prunes_nothing(specs: list[RunSpec], space) -> list[str]:
                 texts.append(s.budget.text)
     return [f"{label} at {', '.join(budgets)}: the network it prunes (uniform at the pretrain ratio) already meets "
             f"{'this budget' if len(budgets) == 1 else 'these budgets'}, so it prunes nothing and its runs are "
-            f"{epochs} epochs of fine-tuning alone; a larger --pretrain-ratio gives it channels to prune"
+            f"{epochs} epochs of fine-tuning alone; a larger --pretrain-ratio (in a new store) gives it channels to "
+            "prune"
             for (label, epochs), budgets in said.items()]
 
 
