@@ -185,12 +185,19 @@ def test_an_image_folders_tensors_are_cached_in_one_file_of_the_cache(tmp_path, 
     assert cached.is_file() and cached.name.endswith(".pt") and "pets" in cached.name
 
 
-def test_an_image_folder_edited_keeps_one_tensor_cache_its_latest(tmp_path, isolated_cache, monkeypatch):
+def test_an_image_folder_edited_keeps_the_tensor_caches_of_its_two_versions_used_last(tmp_path, isolated_cache,
+                                                                                         monkeypatch):
     """Each version of an image folder was cached under its own key and kept for good (a file as large as its
-    images for every edit): the latest alone is kept, another folder's cache (the same folder name elsewhere,
-    named by a relative path from another directory too) and another dataset's are left, and a cache of the name
-    caches had before (read no more) is removed."""
+    images for every edit): the two used last are kept (two copies of a folder at one path, as two machines
+    sharing a cache see it, each read once, not at every turn), another folder's cache (the same folder name
+    elsewhere, named by a relative path from another directory too) and another dataset's are left, and a cache
+    of the name caches had before (read no more) is removed."""
     import os
+
+    import neuralscale.data.imagefolder as reader
+    reads = []
+    real = reader.read
+    monkeypatch.setattr(reader, "read", lambda root: (reads.append(root), real(root))[1])
     tensors = isolated_cache / "cache" / "tensors"
     for where in ("a", "b"):
         write_imagefolder(tmp_path / where / "pets", classes=2, per_class=2, size=16)
@@ -207,14 +214,21 @@ def test_an_image_folder_edited_keeps_one_tensor_cache_its_latest(tmp_path, isol
     assert first.digest == other.digest and len({p.name for p in tensors.iterdir()} - mine) == 2  # one a folder
     image = tmp_path / "a" / "pets" / "train" / "class_1" / "img0.png"
     st = image.stat()
-    image.write_bytes((tmp_path / "a" / "pets" / "train" / "class_0" / "img0.png").read_bytes())
-    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    edited = load(f"imagefolder:{tmp_path / 'a' / 'pets'}")  # the same folder, named by its full path
-    assert edited.digest != first.digest
+    versions = []
+    for i, source in enumerate(("class_0/img0.png", "class_0/img1.png")):  # two edits: three versions
+        image.write_bytes((tmp_path / "a" / "pets" / "train" / source).read_bytes())
+        os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + (i + 1) * 1_000_000_000))
+        versions.append(load(f"imagefolder:{tmp_path / 'a' / 'pets'}"))  # the same folder, named by its full path
+    assert len({first.digest, *(v.digest for v in versions)}) == 3 and len(reads) == 4
     names = {p.name for p in tensors.iterdir()} - mine
-    assert len(names) == 2 and mine <= {p.name for p in tensors.iterdir()}
-    assert load("imagefolder:pets").digest == edited.digest and load(f"imagefolder:{tmp_path / 'b' / 'pets'}").digest \
-        == other.digest and {p.name for p in tensors.iterdir()} - mine == names  # each from its cache
+    assert len(names) == 3 and mine <= {p.name for p in tensors.iterdir()}  # b's, and a's last two
+    sources = ("class_0/img0.png", "class_0/img1.png")
+    for i in (0, 1, 0, 1):  # the two versions in turn (the file put back as it was): each from its cache
+        image.write_bytes((tmp_path / "a" / "pets" / "train" / sources[i]).read_bytes())
+        os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + (i + 1) * 1_000_000_000))
+        assert load("imagefolder:pets").digest == versions[i].digest
+    assert len(reads) == 4 and {p.name for p in tensors.iterdir()} - mine == names
+    assert load(f"imagefolder:{tmp_path / 'b' / 'pets'}").digest == other.digest and len(reads) == 4
 
 
 def test_split_is_stratified_seeded_and_disjoint():

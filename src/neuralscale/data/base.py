@@ -194,10 +194,15 @@ def load_cached(name: str, key: str) -> dict[str, torch.Tensor] | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, weights_only=True)
+        tensors = torch.load(path, weights_only=True)
     except Exception:  # a damaged cache is rebuilt, never trusted
         drop_cached(name, key)
         return None
+    try:
+        os.utime(path)  # used now: the version drop_versions keeps
+    except OSError:
+        pass  # a read-only cache
+    return tensors
 
 
 def drop_cached(name: str, key: str) -> None:
@@ -207,17 +212,23 @@ def drop_cached(name: str, key: str) -> None:
         pass  # a read-only cache: rebuilt in memory each time
 
 
-def drop_versions(name: str, key: str, names: tuple[str, ...] = ()) -> None:
-    """Remove the tensor caches of `name` under keys other than `key` (of `names`, under any key): an image
-    folder's earlier versions, which no command reads again once it has changed (one file each, as large as the
-    images, kept for good)."""
+def drop_versions(name: str, key: str, names: tuple[str, ...] = (), keep: int = 1) -> None:
+    """Remove the tensor caches of `name` under keys other than `key` but the `keep` used last (load_cached
+    touches what it loads), and those of `names` under any key: an image folder's earlier versions (one file each,
+    as large as its images, kept for good); one other is kept for two copies of a folder at one path (two machines
+    sharing a cache folder), which would otherwise read their images again at every turn."""
     folder = cache_dir() / "tensors"
-    pattern = re.compile("(?:" + "|".join(re.escape(n) for n in (name, *names)) + r")-[0-9a-f]{20}\.pt")
+    ours = re.compile(re.escape(name) + r"-[0-9a-f]{20}\.pt")
+    theirs = re.compile("(?:" + "|".join(re.escape(n) for n in names) + r")-[0-9a-f]{20}\.pt") if names else None
     try:
-        for p in folder.iterdir():
-            if pattern.fullmatch(p.name) and p.name != f"{name}-{key}.pt":
-                p.unlink(missing_ok=True)
-                log.info("removed %s (the tensor cache of an earlier version of the data)", p)
+        found = [(p.stat().st_mtime, p) for p in folder.iterdir()
+                 if p.name != f"{name}-{key}.pt" and ours.fullmatch(p.name)]
+        gone = [p for _, p in sorted(found, reverse=True)[keep:]]
+        gone += [p for p in folder.iterdir() if theirs is not None and theirs.fullmatch(p.name)
+                 and p.name != f"{name}-{key}.pt"]
+        for p in gone:
+            p.unlink(missing_ok=True)
+            log.info("removed %s (the tensor cache of an earlier version of the data)", p)
     except OSError:
         pass  # a cache folder that cannot be listed or changed: it only keeps what it holds
 
