@@ -435,3 +435,58 @@ def test_an_experiment_whose_budgets_do_not_count_its_descents_objective_is_refu
                                        ("params", "uniform", 'macs = ["25%"]')):
         f.write_text(base.format(objective=objective, method=method, budgets=budgets))
         assert prepare(f).descent.objective == objective
+
+
+def test_an_experiments_descent_begun_with_the_earlier_default_k_goes_on_with_it(tmp_path):
+    """A small network of one's own now takes a smaller k by default (pruning.full_width_k); an experiment whose
+    descent began with the earlier default (5 from 40 channels at half width) was refused when run again without
+    k ("k: recorded 5, now 1", a setting its file never gave): it goes on with the k it began with."""
+    from neuralscale.experiment import run
+    (tmp_path / "nets.py").write_text("""
+import torch
+from torch import nn
+class Tiny(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.f = nn.Sequential(*[m for i, o in ((3, 8), (8, 16), (16, 16))
+                                 for m in (nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU())])
+        self.fc = nn.Linear(16, num_classes)
+    def forward(self, x):
+        return self.fc(self.f(x).mean((2, 3)))
+""")
+    text = """
+[experiment]
+model = "file:nets.py:Tiny"
+dataset = "synthetic"
+out = "out"
+device = "cpu"
+[data]
+train_subset = 128
+test = 16
+[descent]
+iterations = ITERATIONS
+warmup_epochs = 0
+prune_interval = 1
+base_ratio = 0.5
+batch_size = 64
+allow_fallback = true
+K
+[sweep]
+methods = ["uniform"]
+ratios = [0.25]
+seeds = [0]
+[sweep.train]
+epochs = 1
+batch_size = 64
+[report]
+format = ["svg"]
+"""
+    toml = tmp_path / "exp.toml"
+    toml.write_text(text.replace("ITERATIONS", "1").replace("K", "prune_k = 5"))  # as the earlier default made it
+    run(toml, progress=False)
+    toml.write_text(text.replace("ITERATIONS", "2").replace("K", ""))
+    assert prepare(toml).descent.k == 5
+    run(toml, progress=False)  # its second iteration, with the k it began with
+    assert (tmp_path / "out" / "descent" / "iteration_02.csv").exists()
+    assert prepare(toml, out=tmp_path / "other").descent.k == 1  # a new descent: the default now
+

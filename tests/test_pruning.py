@@ -84,7 +84,10 @@ def test_a_small_network_of_ones_own_takes_a_smaller_step_at_full_width(tmp_path
             return self.fc(self.f(x).mean((2, 3)))
     sp = ns.space(Tiny(), torch.zeros(1, 3, 32, 32))
     assert ns.DescentConfig().resolve(sp).k == 1 and ns.DescentConfig(k=4).resolve(sp).k == 4
-    assert ns.DescentConfig(base_ratio=4.0).resolve(sp).k == 4  # paced as before: 1 per full width's 40 channels
+    assert ns.DescentConfig(base_ratio=0.5).resolve(sp).k == 1  # paced as before, from the full width's
+    with pytest.raises(ns.NeuralscaleError, match=r"base ratio \(--base-ratio\) is a ratio in \(0, 1\] of the "
+                                                  "base widths, got 2"):  # (a review: a folder left damaged)
+        ns.DescentConfig(base_ratio=2.0)
     kw = dict(iterations=1, warmup_epochs=0, interval=1, batch_size=64, allow_fallback=True,
               device="cpu")
     old = ns.descend(sp, "synthetic", tmp_path / "d", ns.DescentConfig(k=10, **kw), subset={"train": 128},

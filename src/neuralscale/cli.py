@@ -255,7 +255,7 @@ def _descend_parser(sub) -> None:
     p.add_argument("--prune-fraction", type=float, default=dd.prune_fraction,
                    help=f"stop when this fraction of channels is pruned (default {dd.prune_fraction}; 0.5 with --iterations 1 is MorphNet mode)")
     p.add_argument("--prune-k", type=int, help="channels pruned per step (default: 10 per full-width network, in "
-                   "proportion, at least 1: 1 from VGG11 at 1/8 width; 1 per 64 channels for your own under 640)")
+                   "proportion, at least 1: 1 from VGG11 at 1/8 width; 1 per 64 channels for others under 640)")
     p.add_argument("--prune-interval", type=int, default=None,
                    help=f"mini-batches between pruning steps (default {_DEF.prune_interval}; {_TINY.prune_interval} "
                    "for TinyImageNet, as the original)")
@@ -284,7 +284,7 @@ def _descend_parser(sub) -> None:
                    help="go on when an iteration records too few trajectory rows for a fit (its law is then "
                         "uniform scaling, as the original does); default: stop with an error")
     p.add_argument("--base-ratio", type=float, default=1.0,
-                   help="start from every base width times R and keep its parameter count (smaller machines)")
+                   help="start from every base width times R, 0 < R <= 1, and keep its parameter count (smaller machines)")
     p.add_argument("--masking", action="store_true", help="prune by masking gates only (no physical shrinking)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: float32, as the original)")
     p.add_argument("--max-epochs", type=int, help="cap on epochs per iteration (default: what pruning needs); one "

@@ -123,6 +123,9 @@ class DescentConfig(Settings):
         fraction("prune fraction", self.prune_fraction, low_open=True)
         fraction("validation fraction", self.val_fraction)
         ratio(self.base_ratio)
+        if self.base_ratio > 1:  # (a descent starts from its base network or a narrower one: config.json says so)
+            raise NeuralscaleError(f"base ratio (--base-ratio) is a ratio in (0, 1] of the base widths, got "
+                                   f"{self.base_ratio:g}")
         if self.trajectory_start not in (None, *TRAJECTORY_STARTS):
             raise NeuralscaleError(f"trajectory_start is all-lost or per-layer, got {self.trajectory_start!r}")
         if self.schedule not in (None, "prune", "prune-tinyimagenet"):

@@ -282,7 +282,9 @@ def _sections(doc: dict, path: str | Path, out_dir: Path, executor: dict | None)
 
     cfg = None
     if "descent" in doc:
-        cfg = DescentConfig.from_dict({"device": device, **doc["descent"]}).resolve(space)
+        # (resolved where it descends: a descent there begun with an earlier release's default k keeps it)
+        cfg = DescentConfig.from_dict({"device": device, **doc["descent"]}).resolve(space,
+                                                                                    ExperimentDir(out_dir).descent)
 
     sw = dict(doc.get("sweep", {}))
     if not sw:

@@ -58,9 +58,10 @@ class Pruner:
 
     k, interval, prune_fraction, prune_past_one and trajectory_start are `descend`'s (defaults by the space's
     family, as `DescentConfig.resolve` decides them; k by default the original's pace relative to the model's
-    channels, `pruning.paced_k`); `importance` scores channels (default Taylor-FO); `objective` (params, macs,
-    latency) is `descend`'s: what each channel's score is weighed by and the law is fitted against.  The network is pruned by
-    masking its gates: your model and optimizer stay yours.  `progress`: its lines (the iteration it makes, its end)
+    channels, `pruning.paced_k`, fewer for a small one: `pruning.full_width_k`); `importance` scores channels
+    (default Taylor-FO); `objective` (params, macs, latency) is `descend`'s: what each channel's score is weighed
+    by and the law is fitted against.  The network is pruned by masking its gates: your model and optimizer stay
+    yours.  `progress`: its lines (the iteration it makes, its end)
     on stderr, as `descend`'s; a next iteration that does not start from the last law (`laws.build()`) is warned of.
     """
 

@@ -35,9 +35,10 @@ def paced_k(widths: Sequence[int], full_widths: Sequence[int], per_full: int = O
 
 def full_width_k(full_widths: Sequence[int], paper: bool) -> int:
     """Channels a step takes from a network at its full width: the original's 10 for the paper's three families;
-    for a network of one's own, 10 where it has 64 x 10 channels or more, else one per 64 of its channels (at
-    least 1), so that pruning 95% of it takes about 60 steps or more (a network of 40 channels was pruned in 4
-    steps: 4 rows, too few for a law). Every network the original pruned has thousands of channels."""
+    for any other network, 10 where it has 64 x 10 channels or more, else one per 64 of its channels (at least
+    1), so that pruning 95% of it takes about 60 steps or more, one a channel under 64 channels (a network of 40
+    channels was pruned in 4 steps: 4 rows, too few for a law). Every network the original pruned has thousands
+    of channels."""
     if paper:
         return ORIGINAL_K
     return min(ORIGINAL_K, max(1, sum(full_widths) // STEPS_AT_LEAST))
