@@ -142,6 +142,30 @@ def test_a_resume_on_an_image_folder_changed_since_is_refused(tmp_path, monkeypa
     assert [m["epoch"] for m in resumed.history] == [1, 2]
 
 
+def test_a_finished_run_asked_for_again_on_an_image_folder_changed_since_is_refused(tmp_path, monkeypatch):
+    """`train` again into a finished run's folder returned the run ("already finished") after the folder's images
+    changed, its accuracy of other data as the command's result (a walkthrough): refused, saying both; with the
+    folder put back, or where the images cannot be read here (a machine without them), returned as it is."""
+    import shutil
+    monkeypatch.setenv("NEURALSCALE_CACHE", str(tmp_path / "cache"))
+    folder = write_imagefolder(tmp_path / "imgs", per_class=6, size=32)
+    kw = dict(ratio=0.0625, config=TrainConfig(epochs=1, batch_size=8, device="cpu"), out_dir=tmp_path / "run",
+              progress=False)
+    first = ns.train("vgg11", f"imagefolder:{folder}", **kw)
+    shutil.copytree(folder, tmp_path / "as_it_was")
+    write_imagefolder(tmp_path / "other", per_class=6, size=32, seed=5)
+    shutil.copy(tmp_path / "other" / "train" / "class_0" / "img2.png", folder / "train" / "class_0" / "img2.png")
+    with pytest.raises(NeuralscaleError, match=r"run holds a run finished on other data \(train 15, val 3, test 6 "
+                                               r"images \(digest [0-9a-f]{16}\) then; train 15, val 3, test 6 images "
+                                               r"\(digest [0-9a-f]{16}\) now: the dataset's files changed since\); put them back as "
+                                               r"they were, or train into another --out"):
+        ns.train("vgg11", f"imagefolder:{folder}", **kw)
+    shutil.move(folder, tmp_path / "changed")  # not here: the run as it is
+    assert ns.train("vgg11", f"imagefolder:{folder}", **kw)["id"] == first["id"]
+    shutil.copytree(tmp_path / "as_it_was", folder)
+    assert ns.train("vgg11", f"imagefolder:{folder}", **kw)["finished"] == first["finished"]
+
+
 class _Dropped(torch.nn.Module):
     """A network with dropout: its masks come from torch's global generator."""
 

@@ -10,7 +10,7 @@ from typing import Sequence
 from .budget import Budget
 from .data import DataConfig, dataset_info, image_folder
 from .data.info import DatasetInfo
-from .data.base import Splits
+from .data.base import Splits, same_data
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
 from .logs import for_api
@@ -29,7 +29,7 @@ from .spec import RunSpec
 from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
-from .train import TrainConfig, paper_config, read_run_weights, refuse_untrainable, resolve_device
+from .train import TrainConfig, paper_config, read_run_weights, refuse_untrainable, resolve_device, said_data
 from .zoo import CONVCUT, located, moved, record_images, record_space, space as make_space
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,8 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
     if splits is None and not done:  # a finished run is returned as it is, on a machine without its images too
         splits = load_splits(data, config)
+    if done:
+        _same_data_as_finished(out_dir, data, config, splits)
     info = splits.info if splits is not None else recorded or dataset_info(data.dataset, data.data_dir)
     _check_fits(space, info)
     if not done:  # before the record: not a failed run that refuses the corrected command later
@@ -224,6 +226,24 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True, notes=notes)
     return {**_train_into(spec, out_dir, force, space, splits, progress, notes), **notes}  # (also a run finished
     # before records said it)
+
+
+def _same_data_as_finished(out_dir, data: DataConfig, config: TrainConfig, splits: Splits | None) -> None:
+    """A finished run returned again is of the images there now, where they can be read here (not fetched: on a
+    machine without them it is returned as it is): one of a folder changed since (an image replaced, a class
+    added) was returned as the command's result, its accuracy of other data."""
+    then = (read_record(out_dir) or {}).get("data")
+    if not isinstance(then, dict):
+        return
+    if splits is None:
+        try:
+            splits = data.splits(config.val_fraction, config.split_seed, download=False)
+        except NeuralscaleError:
+            return
+    if not same_data(then, splits.identity()):
+        raise NeuralscaleError(f"{out_dir} holds a run finished on other data ({said_data(then)} then; "
+                               f"{said_data(splits.identity())} now: the dataset's files changed since); put them back "
+                               "as they were, or train into another --out")
 
 
 def _shortcuts(space: WidthSpace, convcut: bool) -> bool:
