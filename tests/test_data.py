@@ -231,6 +231,26 @@ def test_an_image_folder_edited_keeps_the_tensor_caches_of_its_two_versions_used
     assert load(f"imagefolder:{tmp_path / 'b' / 'pets'}").digest == other.digest and len(reads) == 4
 
 
+def test_an_image_folder_resized_to_a_first_image_of_another_size_than_most_says_so(tmp_path, isolated_cache,
+                                                                                      caplog):
+    """Every image is resized to the first training image's size: one large image sorted first made a folder of
+    small ones that large, and training a hundred times slower, without a word (a walkthrough). Said as the folder
+    is read; a few images of other sizes than the first (most of them its size) are not."""
+    import logging
+
+    from PIL import Image
+    folder = write_imagefolder(tmp_path / "pets", classes=2, per_class=4, size=32)
+    Image.open(folder / "train" / "class_0" / "img1.png").resize((20, 12)).save(folder / "train" / "class_1" / "x.png")
+    with caplog.at_level(logging.WARNING, logger="neuralscale"):
+        assert load(f"imagefolder:{folder}").info.resolution == 32
+    assert "resized" not in caplog.text
+    Image.open(folder / "train" / "class_0" / "img1.png").resize((64, 48)).save(folder / "train" / "class_0" / "a.png")
+    with caplog.at_level(logging.WARNING, logger="neuralscale"):
+        assert load(f"imagefolder:{folder}").info.resolution == 64
+    assert f"warning: image folder {folder}: its images are resized to 64x64 px, the size of the first training " \
+           "image (a.png), while 12 of its 14 images are 32 px on their longer side" in caplog.text
+
+
 def test_split_is_stratified_seeded_and_disjoint():
     d = load("synthetic", synthetic=dict(num_train=1000, num_test=100))
     a, b = d.split(0.1, seed=3), d.split(0.1, seed=3)

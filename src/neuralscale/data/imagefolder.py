@@ -1,10 +1,12 @@
 """Any dataset laid out as class folders: ROOT/train/<class>/*.png and ROOT/test/<class>/*
 (or ROOT/val/).  Images are decoded to RGB and resized to squares whose side is the
 first training image's longer side (a non-square image is stretched, not cropped), so
-mixed sizes are fine."""
+mixed sizes are read (said where most images are of another size than the first)."""
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -14,6 +16,8 @@ from ..errors import NeuralscaleError
 from ..memory import refuse_beyond
 from .images import EXTENSIONS, decode, image_size, stack
 from .info import DatasetInfo
+
+log = logging.getLogger(__name__)
 
 
 def _split_dir(root: Path, names: tuple[str, ...]) -> Path | None:
@@ -83,11 +87,28 @@ def read(root: str) -> dict:
             raise NeuralscaleError(f"{d / empty[0]} holds no images ({', '.join(EXTENSIONS)}); fill it or remove it")
         parts[part] = items
     _check_memory(root, sum(map(len, parts.values())), info.resolution)
+    sizes: Counter = Counter()  # longer side -> images
     for part, items in parts.items():
-        xs = [decode(f.read_bytes(), info.resolution, str(f)) for f, _ in tqdm(items, desc=f"{part} images", disable=None, leave=False)]
+        xs = []
+        for f, _ in tqdm(items, desc=f"{part} images", disable=None, leave=False):
+            blob = f.read_bytes()
+            sizes[image_size(blob, str(f))] += 1
+            xs.append(decode(blob, info.resolution, str(f)))
         out[f"{part}_x"] = stack(xs)
         out[f"{part}_y"] = torch.tensor([y for _, y in items], dtype=torch.int64)
+    _say_sizes(root, sizes, info.resolution, next(f for f, _ in parts["train"]))
     return out
+
+
+def _say_sizes(root: str, sizes: Counter, resolution: int, first: Path) -> None:
+    """Images of several sizes are all resized to the first training image's: said where most are of another size
+    (one large image sorted first made every image 200 px, and training a hundred times slower, without a word)."""
+    common, most = sizes.most_common(1)[0]
+    if common != resolution and most > sizes[resolution]:
+        log.warning("warning: image folder %s: its images are resized to %dx%d px, the size of the first training "
+                    "image (%s), while %d of its %d images are %d px on their longer side; resize them to one size "
+                    "first (or make the first image that size)", root, resolution, resolution, first.name, most,
+                    sum(sizes.values()), common)
 
 
 def _check_memory(root: str, images: int, resolution: int) -> None:
