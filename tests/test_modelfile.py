@@ -13,6 +13,7 @@ import torch
 
 import neuralscale as ns
 from neuralscale import cli
+from helpers import write_imagefolder
 
 BLOCKS = '''
 from torch import nn
@@ -244,7 +245,8 @@ def test_a_sweep_records_the_files_network_and_a_descent_of_it_as_it_was_is_refu
     with pytest.raises(ns.NeuralscaleError, match=r"s holds a sweep with another recipe \(architecture"):
         run_sweep(cfg, nets / "s", progress=False)  # (ran: two networks' runs in one store, which no report reads)
     with pytest.raises(ns.NeuralscaleError, match=r"d descended file:/.*/nets.py:Net as it was then: its code or "
-                                                  r"modules changed since \(architecture \w+ now, \w+ recorded\)"):
+                                                  r"modules changed since, or its data's classes or image size "
+                                                  r"\(architecture \w+ now, \w+ recorded\)"):
         ns.scale(ns.space("file:nets.py:Net", "synthetic"), "neuralscale", "50%", source=nets / "d")
 
 
@@ -466,13 +468,23 @@ def test_a_law_fitted_for_the_files_network_is_refused_for_it_after_an_edit(nets
     (nets / "nets.py").write_text(NETS.replace("adaptive_avg_pool2d", "adaptive_max_pool2d"))  # the same layers
     edited = ns.space("file:nets.py:Net", "synthetic")
     assert edited.layer_names == sp.layer_names and edited.architecture != sp.architecture
-    with pytest.raises(ns.NeuralscaleError, match=r"^this law was fitted for file:/.*/nets.py:Net as it was then: "
-                                                  r"its code or modules changed since \(architecture \w+ now, \w+ "
-                                                  r"recorded\); fit the network as it is now, or put its code back$"):
+    said = (r"^this law was fitted for file:/.*/nets.py:Net as it was then: its code or modules changed since, or "
+            r"its data's classes or image size \(architecture \w+ now, \w+ recorded\); fit the network as it is "
+            r"now, or put them back$")
+    with pytest.raises(ns.NeuralscaleError, match=said):
         ns.scale(edited, "neuralscale", "50%", source=nets / "FIT.json")
     assert cli.main(["scale", "--model", "file:nets.py:Net", "--dataset", "synthetic", "--method", "neuralscale",
                      "--from", "FIT.json", "--params", "50%"]) == 2
     assert capsys.readouterr().err.strip().startswith("neuralscale: error: this law was fitted for file:/")
+    # the code as it was, an image folder given a class since: the law's network is not this one either, and the
+    # message says the data may be why (a walkthrough: it blamed the code alone)
+    (nets / "nets.py").write_text(NETS)
+    folder = write_imagefolder(nets / "imgs", classes=2, per_class=2, size=32)
+    uniform_law(ns.space("file:nets.py:Net", f"imagefolder:{folder}"), [12, 20]).save(nets / "FOLDER.json")
+    write_imagefolder(nets / "imgs", classes=3, per_class=2, size=32)
+    with pytest.raises(ns.NeuralscaleError, match=said):
+        ns.scale(ns.space("file:nets.py:Net", f"imagefolder:{folder}"), "neuralscale", "50%",
+                 source=nets / "FOLDER.json")
     (nets / "nets.py").write_text(NETS)  # put back: the law applies again
     assert ns.scale(ns.space("file:nets.py:Net", "synthetic"), "neuralscale", "50%",
                     source=nets / "FIT.json")["widths"] == before

@@ -452,8 +452,8 @@ class DescentDir:
             mismatch[0] += (" (a descent recorded before runs knew a file by its name hashes where it lay: continue "
                             "it where the file is at that path)")
         if old.get("architecture") != identity.get("architecture") and "architecture" in old:
-            mismatch.append("architecture: the model's code or modules changed (put its code back to continue "
-                            "it)" if old.get("model") == identity["model"] else f"architecture: {identity['model']} "
+            mismatch.append("architecture: the model's code or modules changed, or its data's classes or image "
+                            "size (put them back to continue it)" if old.get("model") == identity["model"] else f"architecture: {identity['model']} "
                             f"is another network than {old.get('model')} (its code or modules differ)")
         defaults = asdict(DescentConfig())  # a setting added after the record was written counts as its default there
         mismatch += [f"{k}: recorded {old['descent'].get(k, defaults.get(k))!r}, now {v!r}"
