@@ -166,6 +166,35 @@ def test_a_finished_run_asked_for_again_on_an_image_folder_changed_since_is_refu
     assert ns.train("vgg11", f"imagefolder:{folder}", **kw)["finished"] == first["finished"]
 
 
+def test_a_run_of_an_image_folder_named_another_way_says_how_it_was_named(tmp_path, monkeypatch):
+    """The same folder by its full path, or a relative name from another directory, is another dataset's name: the
+    refusal ("holds another run") said nothing of why (a walkthrough); it names both, says where both name one
+    folder, and how to name it; a law or descent of the folder so named says the same."""
+    from neuralscale.data import spelled_folder
+    from neuralscale.scaling import uniform_law
+    monkeypatch.setenv("NEURALSCALE_CACHE", str(tmp_path / "cache"))
+    write_imagefolder(tmp_path / "imgs", per_class=4, size=32)
+    monkeypatch.chdir(tmp_path)
+    kw = dict(ratio=0.0625, config=TrainConfig(epochs=1, batch_size=8, device="cpu"), out_dir=tmp_path / "run",
+              progress=False)
+    ns.train("vgg11", "imagefolder:imgs", **kw)
+    full = f"imagefolder:{tmp_path / 'imgs'}"
+    with pytest.raises(NeuralscaleError, match=re.escape(
+            f"holds another run (uniform-r0.0625-s0-") + r"\w+" + re.escape(
+            f"; an image folder is known by the name it was given: imagefolder:imgs then, {full} now (here both name "
+            "one folder); name it imagefolder:imgs, from the folder it was named in then); use another directory")):
+        ns.train("vgg11", full, **kw)
+    law = uniform_law(ns.space("vgg11", "imagefolder:imgs"), [8] * 8)
+    assert law.other_space(ns.space("vgg11", full)).endswith(
+        "(here both name one folder); name it imagefolder:imgs, from the folder it was named in then")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # from another directory: imgs is not that folder (none, here)
+    assert spelled_folder("imagefolder:imgs", full) == (
+        f"; an image folder is known by the name it was given: imagefolder:imgs then, {full} now; name it "
+        "imagefolder:imgs, from the folder it was named in then")
+    assert spelled_folder("imagefolder:imgs", "imagefolder:imgs") == spelled_folder("cifar10", full) == ""
+
+
 class _Dropped(torch.nn.Module):
     """A network with dropout: its masks come from torch's global generator."""
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from .accounting import measure_latency
 from .baselines import prune_pretrained, trained_network, warm_start
-from .data import DataConfig
+from .data import DataConfig, spelled_folder
 from .errors import EnvironmentFailure, NeuralscaleError, first_line
 from .records import atomic_write_text, exclusive
 from .layout import RunDir
@@ -50,7 +50,7 @@ def _refuse_other_run(run_dir: Path, old: dict, spec: RunSpec) -> None:
     edited = (old.get("spec") or {}).get("architecture") not in (None, spec.architecture)
     raise NeuralscaleError(f"{run_dir} holds another run ({old.get('id')}"
                            + ("; the model's code or modules changed since, or its data's classes or image size" if edited
-                              else "")
+                              else "") + spelled_folder(old.get("dataset"), spec.dataset)
                            + "); use another directory, or --force (force=True) to replace it")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from .accounting import measure_latency
 from .errors import NeuralscaleError
 from .budget import METRICS, UNITS
+from .data import spelled_folder
 from .records import atomic_write_json, atomic_write_text
 from .space import WidthSpace
 from .zoo import model_identity
@@ -181,7 +182,8 @@ class ScalingLaw:
         custom = "custom" in (self.dataset, space.info.name) and self.dataset != space.info.name
         return (f"fitted for {self.model} on {self.dataset}, not {space.name} on {space.info.name}"
                 + ("; a space made from an example tensor is 'custom': make the space as the law's was made (from the "
-                   "same example input, or from the dataset's name)" if custom else ""))
+                   "same example input, or from the dataset's name)" if custom else "")
+                + spelled_folder(self.dataset, space.info.name))
 
     def check_space(self, space: WidthSpace) -> None:
         other = self.other_space(space)

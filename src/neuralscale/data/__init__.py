@@ -42,6 +42,19 @@ def image_folder(name) -> Path | None:
         else None
 
 
+def spelled_folder(then, now) -> str:
+    """'' unless `then` and `now` are two names of image folders: then what to do about it, to be said beside a
+    refusal (an image folder is the dataset its name names: `imagefolder:shapes` and the same folder by its full
+    path are two datasets' names, and a name relative to another directory is another folder)."""
+    a, b = image_folder(then), image_folder(now)
+    if a is None or b is None or then == now:
+        return ""
+    same = a.exists() and b.exists() and a.resolve() == b.resolve()
+    return (f"; an image folder is known by the name it was given: {then} then, {now} now"
+            + (" (here both name one folder)" if same else "") + f"; name it {then}, from the folder it was named "
+            "in then")
+
+
 def dataset_name(name: str) -> str:
     """One spelling of a known dataset, as runs record it (`Fashion-MNIST` is `fashionmnist`); an image folder's
     name, or an unknown one, as given."""
