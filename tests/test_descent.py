@@ -644,6 +644,16 @@ def test_a_descent_that_prunes_a_network_at_chance_says_its_law_says_little():
         else:
             assert len(got) == 1 and got[0].startswith("descent iteration 3: the network pruned had learned little")
             assert says in got[0] and "--warmup-epochs" in got[0], got
+            assert "--batch-size" not in got[0]
+    # a warm-up of few steps (240 images at the default 256: one step an epoch, two in all): a smaller batch size
+    # is advised too (a walkthrough: only more epochs or images were)
+    for batches, says in (((240, 256), "a smaller --batch-size (its warm-up was 2 steps of 256 of 240 images)"),
+                          ((50_000, 128), None)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _learned_little([{"train_acc": 12.0}] * 2, 2, 10, 1, batches)
+        (got,) = [str(w.message) for w in caught if issubclass(w.category, NeuralscaleWarning)]
+        assert (says in got) if says else "--batch-size" not in got, got
 
 
 def test_a_descent_recorded_before_digests_goes_on_and_then_refuses_other_images(tiny_descent, tmp_path):
@@ -669,3 +679,37 @@ def test_a_descent_recorded_before_digests_goes_on_and_then_refuses_other_images
     with pytest.raises(ns.NeuralscaleError, match=r"another configuration \(data: recorded \{.*'digest': '1{16}'\}, "
                                                   r"now \{.*'digest': '2{16}'\}\)"):
         descend(3, "2" * 16)
+
+
+def test_a_folder_of_another_kind_given_for_a_descent_or_a_run_says_what_it_is(tiny_descent, tmp_path):
+    """`--from` a trained run's folder or a sweep's store said only "holds no finished descent iteration", and an
+    export of a descent's folder "holds no run record" (a walkthrough): each says what the folder is and what to
+    give; a descent whose first iteration has not finished says so."""
+    import re
+
+    from helpers import TINY_DESCENT
+    from neuralscale.descent import DescentConfig, DescentDir
+    from neuralscale.sweep import SweepConfig, run_sweep
+    sp = ns.space("vgg11", "synthetic")
+    run = tmp_path / "run"
+    ns.train("vgg11", "synthetic", ratio=0.0625, config=ns.TrainConfig(epochs=1, batch_size=32, device="cpu"),
+             subset={"train": 32, "test": 16}, out_dir=run, progress=False)
+    with pytest.raises(ns.NeuralscaleError, match=re.escape(f"{run} holds no finished descent iteration; it is a "
+                                                         "trained run's folder (train --out): give a descent's "
+                                                         "(descend --out)")):
+        ns.scale(sp, "neuralscale", "50%", source=run)
+    store = tmp_path / "store"
+    run_sweep(SweepConfig(model="vgg11", dataset="synthetic", methods=["uniform"], ratios=[0.0625], seeds=[0],
+                          data={"train": 32, "test": 16}, train={"epochs": 1, "batch_size": 32, "device": "cpu"}),
+              store, progress=False)
+    with pytest.raises(ns.NeuralscaleError, match=re.escape(f"{store} holds no finished descent iteration; it is a "
+                                                         "sweep's store")):
+        ns.scale(sp, "neuralscale", "50%", source=store)
+    started = tmp_path / "started"
+    DescentDir(started).claim(sp, DescentConfig(**TINY_DESCENT).resolve(sp), {})
+    assert DescentDir(started).none_finished().endswith("(its first iteration has not finished: run descend into "
+                                                        "it to go on)")
+    with pytest.raises(ns.NeuralscaleError, match=re.escape(f"{tiny_descent[0]} holds no run record; it is a descent's "
+                                                         "folder, which keeps no network: train one of its laws")):
+        ns.export_run(tiny_descent[0], tmp_path / "m")
+

@@ -726,7 +726,7 @@ def cmd_info(args) -> int:
                                if Path(args.source).exists() else "does not exist"))
     laws = DescentDir(args.source).laws() if args.source else []
     if args.source and not laws:
-        raise NeuralscaleError(f"{args.source} holds no finished descent iteration")
+        raise NeuralscaleError(DescentDir(args.source).none_finished())
     for law in laws:
         law.check_space(sp)
     tied = {n: t for n, t in getattr(getattr(sp, "generic", None), "tied", {}).items() if t}  # (an analysed model's)

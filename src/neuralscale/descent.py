@@ -43,7 +43,7 @@ from .estimate import duration_text, training_rate
 from .errors import EnvironmentFailure, NeuralscaleError, first_line, warn
 from .importance import Importance
 from .latency import LatencyTable
-from .layout import claim_folder
+from .layout import RunDir, StoreDir, claim_folder
 from .objective import OBJECTIVES, Objective
 from .pruning import (TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, ended_early, full_width_k,
                       paced_k)
@@ -380,11 +380,23 @@ class DescentDir:
         what["descent"] = {k: cfg["descent"].get(k, defaults.get(k)) for k in DescentConfig().identity()}
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+    def none_finished(self) -> str:
+        """'PATH holds no finished descent iteration', with what the folder is where it is another kind (a run's, a
+        store's: --from given the wrong folder) or a descent not yet through its first iteration."""
+        said = f"{self.path} holds no finished descent iteration"
+        if RunDir(self.path).record.is_file():
+            return said + "; it is a trained run's folder (train --out): give a descent's (descend --out)"
+        if StoreDir(self.path).plan.is_file():
+            return said + "; it is a sweep's store: give the descent's folder its laws came from (descend --out)"
+        if self.config_path.is_file():
+            return said + " (its first iteration has not finished: run descend into it to go on)"
+        return said
+
     def iteration(self, number: int | None = None) -> Iteration:
         """One finished iteration (the last if `number` is None); an error naming what exists otherwise."""
         its = self.iterations()
         if not its:
-            raise NeuralscaleError(f"{self.path} holds no finished descent iteration")
+            raise NeuralscaleError(self.none_finished())
         if number is None:
             return its[-1]
         if not 1 <= number <= len(its):
@@ -866,7 +878,8 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     if not p.done:
         raise NeuralscaleError(f"iteration {number} stopped after {trainer.epoch} epochs before pruning "
                                f"{cfg.prune_fraction:.0%} of the channels; raise --max-epochs")
-    _learned_little(trainer.history, cfg.warmup_epochs, splits.info.num_classes, number)
+    _learned_little(trainer.history, cfg.warmup_epochs, splits.info.num_classes, number,
+                    (len(splits.train[1]), cfg.batch_size))
     law = pruning_law(space, p, number)
     it = Iteration(law, widths, p.current, p.half_widths or p.current, p.half_widths is not None,
                    trainer.epoch, p.pruning_steps, p.physical, p.stop_reason, p.notes,
@@ -879,7 +892,11 @@ def _iteration(d: DescentDir, space: WidthSpace, splits: Splits, cfg: DescentCon
     return it
 
 
-def _learned_little(history: list[dict], warmup: int, classes: int, number: int) -> None:
+WARMUP_STEPS = 100  # a warm-up of fewer training steps: a smaller batch size is advised where it learned little
+
+
+def _learned_little(history: list[dict], warmup: int, classes: int, number: int,
+                    batches: tuple[int, int] = (0, 1)) -> None:
     """Warn where the network pruned had hardly learned when pruning began (its validation, else test, else training
     accuracy at the end of the warm-up at most twice chance, or a quarter of the way from chance to 100% where that
     is less): its Taylor scores, and the law fitted from them, then
@@ -892,10 +909,15 @@ def _learned_little(history: list[dict], warmup: int, classes: int, number: int)
     part, acc = next(((k, at[f"{k}_acc"]) for k in ("val", "test", "train") if isinstance(at.get(f"{k}_acc"),
                                                                                            (int, float))), ("", None))
     chance = 100.0 / classes
+    images, batch = batches  # (training images, batch size): few steps an epoch are few steps of warm-up
+    steps = epoch * max(1, -(-images // batch)) if images else None
     if acc is not None and acc <= little_learned_at(classes):
         warn(f"descent iteration {number}: the network pruned had learned little when pruning began ({part} "
              f"accuracy {acc:.1f}% after epoch {epoch}; chance is {chance:.3g}%), so its pruning scores and the law "
-             "fitted from them say little: give it more warm-up epochs (--warmup-epochs) or more training images")
+             "fitted from them say little: give it more warm-up epochs (--warmup-epochs)"
+             + (f", a smaller --batch-size (its warm-up was {steps} step{'s' * (steps != 1)} of {batch} of "
+                f"{images} images)" if steps is not None and steps < WARMUP_STEPS else "")
+             + " or more training images")
 
 
 def law_from(source: str | Path, space: WidthSpace, iteration: int | None = None) -> ScalingLaw:

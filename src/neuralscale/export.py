@@ -34,6 +34,7 @@ from torch import nn
 
 from .validate import check_paths
 from .errors import NeuralscaleError
+from .descent import is_descent_dir
 from .guard import check_new_file
 from .layout import RunDir, StoreDir
 from .store import read_record
@@ -277,7 +278,9 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
             raise NeuralscaleError(f"{run_dir} does not exist")
         runs = StoreDir(run_dir).runs  # a sweep's store: its runs are runs/<id>
         raise NeuralscaleError(f"{run_dir} holds no run record" + (f"; it is a sweep's store: export one of its runs, "
-                               f"{runs}/<id>" if runs.is_dir() else ""))
+                               f"{runs}/<id>" if runs.is_dir() else "; it is a descent's folder, which keeps no "
+                               "network: train one of its laws (train --method neuralscale --from DIR), then export "
+                               "that run" if is_descent_dir(run_dir) else ""))
     if record["status"] != "finished":
         raise NeuralscaleError(f"run {run_dir.name} has not finished (status {record['status']})")
     ckpt = RunDir(run_dir).checkpoint

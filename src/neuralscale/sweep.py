@@ -242,7 +242,7 @@ def _iterations(cfg: SweepConfig, method: str) -> list[int]:
         raise NeuralscaleError(f"method {method} needs a descent directory (--from DIR)")
     have = [it.number for it in DescentDir(cfg.descent).iterations()]
     if not have:
-        raise NeuralscaleError(f"{cfg.descent} holds no finished descent iteration")
+        raise NeuralscaleError(DescentDir(cfg.descent).none_finished())
     wanted = [method.split("@", 1)[1]] if "@" in method else cfg.iterations
     out = []
     for w in wanted:
