@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -139,9 +140,13 @@ def test_imagefolder(tmp_path):
     assert d.classes == ["class_0", "class_1", "class_2"]
 
 
-def test_imagefolder_errors(tmp_path):
+def test_imagefolder_errors(tmp_path, monkeypatch):
     with pytest.raises(NeuralscaleError, match="does not exist"):
         load(f"imagefolder:{tmp_path / 'nope'}")
+    monkeypatch.chdir(tmp_path)  # a relative name: where it was looked for, and how such a name is read
+    with pytest.raises(NeuralscaleError, match=re.escape(f"image folder nope does not exist here ({tmp_path}: a "
+                                                         "relative name is read from where the command runs)")):
+        load("imagefolder:nope")
     (tmp_path / "train" / "a").mkdir(parents=True)
     with pytest.raises(NeuralscaleError, match="test"):
         load(f"imagefolder:{tmp_path}")
@@ -150,9 +155,18 @@ def test_imagefolder_errors(tmp_path):
     with pytest.raises(NeuralscaleError, match="one class folder"):
         load(f"imagefolder:{tmp_path}")
     (tmp_path / "train" / "b").mkdir(parents=True)
+    (tmp_path / "train" / "b" / "y.png").write_bytes(b"not a png either")
     with pytest.raises(NeuralscaleError, match="x.png") as e:
         load(f"imagefolder:{tmp_path}")
     assert "not a format PIL can identify" in str(e.value) and "BytesIO" not in str(e.value)  # not PIL's buffer
+    # a class folder without images: `info` (the dataset's description) refuses it as reading does; it counted it
+    write_imagefolder(tmp_path / "f", classes=2, per_class=2, size=16)
+    (tmp_path / "f" / "train" / "class_2").mkdir()
+    (tmp_path / "f" / "train" / "class_2" / "notes.txt").write_text("no image")
+    from neuralscale.data import dataset_info
+    for call in (lambda: dataset_info(f"imagefolder:{tmp_path / 'f'}"), lambda: load(f"imagefolder:{tmp_path / 'f'}")):
+        with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'f' / 'train' / 'class_2'} holds no images")):
+            call()
 
 
 def test_missing_data_dir_and_missing_files(tmp_path):

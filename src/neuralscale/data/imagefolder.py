@@ -41,11 +41,18 @@ def _files(d: Path) -> list[Path]:
     return sorted(p for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS and not _hidden(p, d) and p.is_file())
 
 
+def _any_image(d: Path) -> bool:
+    """Whether a class folder holds an image (the first one found ends the search)."""
+    return any(p.suffix.lower() in EXTENSIONS and not _hidden(p, d) and p.is_file() for p in d.rglob("*"))
+
+
 def _layout(root: str) -> tuple[Path, Path, Path, list[str]]:
     path = Path(root).expanduser()
     if not path.is_dir():
         raise NeuralscaleError(f"image folder {path} " + ("is a file, not a folder" if path.exists() else
-                                                          "does not exist"))
+                                                          "does not exist" + (f" here ({Path.cwd()}: a relative name "
+                                                                              "is read from where the command runs)"
+                                                                              if not path.is_absolute() else "")))
     train = _split_dir(path, ("train",))
     test = _split_dir(path, ("test", "val", "valid", "validation"))
     if train is None or test is None:
@@ -63,6 +70,9 @@ def imagefolder_info(root: str) -> DatasetInfo:
     first = next((f for c in classes for f in _files(train / c)), None)
     if first is None:
         raise NeuralscaleError(f"{train} holds no images ({', '.join(EXTENSIONS)})")
+    empty = next((c for c in classes if not _any_image(train / c)), None)
+    if empty is not None:  # (as reading it says: `info` counted it a class, of a network with one output too many)
+        raise NeuralscaleError(f"{train / empty} holds no images ({', '.join(EXTENSIONS)}); fill it or remove it")
     return DatasetInfo(f"imagefolder:{path}", len(classes), 3, image_size(first.read_bytes(), str(first)))
 
 
