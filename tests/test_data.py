@@ -164,8 +164,9 @@ def test_imagefolder_errors(tmp_path, monkeypatch):
     (tmp_path / "f" / "train" / "class_2").mkdir()
     (tmp_path / "f" / "train" / "class_2" / "notes.txt").write_text("no image")
     from neuralscale.data import dataset_info
-    for call in (lambda: dataset_info(f"imagefolder:{tmp_path / 'f'}"), lambda: load(f"imagefolder:{tmp_path / 'f'}")):
-        with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'f' / 'train' / 'class_2'} holds no images")):
+    name, empty = f"imagefolder:{tmp_path / 'f'}", tmp_path / "f" / "train" / "class_2"
+    for call in (lambda: dataset_info(name), lambda: load(name)):
+        with pytest.raises(NeuralscaleError, match=re.escape(f"{empty} holds no images")):
             call()
 
 
