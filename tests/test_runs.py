@@ -259,3 +259,16 @@ def test_a_run_that_failed_outside_execute_keeps_what_its_record_said():
     new = failed_record(spec, "the run to prune (x) failed")
     assert (new["id"], new["status"], new["attempts"], new["seed"], new["spec"]) == (
         spec.id, "failed", 0, spec.seed, spec.to_dict())
+
+
+def test_a_run_of_an_earlier_law_asked_for_again_says_which_iteration_it_trained():
+    """`train --method neuralscale --from DIR` again after the descent went on: the default law is its last, another
+    run's; "holds another run" alone (a walkthrough) now says which law it trained and how to ask for it."""
+    from neuralscale.runs import _other_law
+    spec = RunSpec(model="vgg11", dataset="synthetic", method="neuralscale", label="neuralscale@4", widths=[4] * 8,
+                   config={})
+    assert _other_law({"method": "neuralscale", "label": "neuralscale@2"}, spec) == (
+        "; it trained neuralscale@2, and this is neuralscale@4: give --iteration 2 for that run")
+    for old in ({"method": "neuralscale", "label": "neuralscale@4"}, {"method": "uniform", "label": "uniform"},
+                {"method": "morphnet", "label": "morphnet"}, {}):
+        assert _other_law(old, spec) == ""

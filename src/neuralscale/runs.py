@@ -50,8 +50,17 @@ def _refuse_other_run(run_dir: Path, old: dict, spec: RunSpec) -> None:
     edited = (old.get("spec") or {}).get("architecture") not in (None, spec.architecture)
     raise NeuralscaleError(f"{run_dir} holds another run ({old.get('id')}"
                            + ("; the model's code or modules changed since, or its data's classes or image size" if edited
-                              else "") + spelled_folder(old.get("dataset"), spec.dataset)
+                              else "") + spelled_folder(old.get("dataset"), spec.dataset) + _other_law(old, spec)
                            + "); use another directory, or --force (force=True) to replace it")
+
+
+def _other_law(old: dict, spec: RunSpec) -> str:
+    """A run of one law of a descent asked for again where the descent has gone on since: its last law (the
+    default) is another iteration's (a walkthrough: "holds another run" alone)."""
+    then, now = str(old.get("label") or ""), spec.label
+    if old.get("method") != spec.method or then == now or "@" not in then or "@" not in now:
+        return ""
+    return f"; it trained {then}, and this is {now}: give --iteration {then.rsplit('@', 1)[1]} for that run"
 
 
 def execute(spec: RunSpec, run_dir: str | Path | None, *, space=None, splits=None, progress: bool = True,
