@@ -366,7 +366,9 @@ def record_space(record: dict, data_dir: str | None = None, given: WidthSpace | 
     if not isinstance(model, str):
         raise NeuralscaleError(f"{record.get('_path', 'the record')} names no model")
     if given is None and model.startswith("module:"):
-        raise NeuralscaleError(f"{model} is a space of your own: pass it as space=")
+        raise NeuralscaleError(f"{model} is a space of your own, made in Python from a module (ns.space(module, "
+                               "example_input)): pass that space as space= in Python (the command line knows "
+                               "networks by name, such as file:PATH.py:NAME, and cannot make it)")
     spec = record.get("spec") if isinstance(record.get("spec"), dict) else {}
     sp = given if given is not None else _rebuilt(record, spec, data_dir, None if replaced else where_now)
     recorded = record.get("architecture") or spec.get("architecture")
