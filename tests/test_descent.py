@@ -585,7 +585,7 @@ def test_a_descents_readers_give_the_iteration_asked_for(tiny_descent, tmp_path)
     started.mkdir()
     (started / "config.json").write_bytes((out / "config.json").read_bytes())
     for number in (None, 1):
-        with pytest.raises(ns.NeuralscaleError, match="started holds no finished descent iteration$"):
+        with pytest.raises(ns.NeuralscaleError, match=r"started holds no finished descent iteration \(its first iteration has not finished"):
             DescentDir(started).iteration(number)
 
 
