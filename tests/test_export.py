@@ -511,3 +511,52 @@ def test_an_export_with_the_space_of_another_network_says_so(finished_run, tmp_p
     for given in (None, sp):
         with pytest.raises(NeuralscaleError, match="vgg11 has 8 gated layers, got 7 widths"):
             load_model(tmp_path / "f.json", space=given)
+
+
+class _StartupInterrupted:
+    """A module whose extension's start-up is interrupted: pybind11 turns the KeyboardInterrupt raised there into
+    ImportError('initialization failed'), `from` it (`remembered`: as the command's handler would, while the
+    command defers signals during imports, it also marks the signal received)."""
+
+    def __init__(self, name: str, remembered: bool = False):
+        self.name, self.remembered = name, remembered
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        if self.remembered:
+            from neuralscale import command
+            command._signalled = True
+            raise ImportError("initialization failed")
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise ImportError("initialization failed") from e
+
+
+@pytest.mark.parametrize("remembered", [False, True])
+def test_an_interrupt_while_onnxruntime_loads_stops_the_export(finished_run, tmp_path, monkeypatch, remembered):
+    """Ctrl-C while onnxruntime's extension started up reached the export as an ImportError, read as "onnxruntime
+    is not installed": the export went on and wrote an ONNX file said to be in the JSON but never checked (an
+    adversarial pass). The interrupt stops it: no ONNX file, and the JSON says none holds the network."""
+    import signal
+    import sys
+
+    from neuralscale import command
+    pytest.importorskip("onnxruntime")
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_StartupInterrupted("onnxruntime", remembered)] + sys.meta_path)
+    monkeypatch.setattr(command, "_signalled", False)
+    monkeypatch.setattr(command, "_sigterm", False)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ns.export_run(finished_run, tmp_path / "m", onnx=True)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert not (tmp_path / "m.onnx").exists()
+    assert json.loads((tmp_path / "m.json").read_text())["preprocessing"]["in_onnx"] is False
+    monkeypatch.setattr(sys, "meta_path", sys.meta_path[1:])  # not installed at all: said as before
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(NeuralscaleError, match="needs the optional extra"):
+        ns.export_run(finished_run, tmp_path / "n", onnx=True)

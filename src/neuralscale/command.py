@@ -66,6 +66,37 @@ def deferred() -> Iterator[None]:
         _deferring = False
 
 
+def optional_import(name: str):
+    """The module `name`, or None where it is not installed, imported as the command imports its modules
+    (`deferred`), and a Ctrl-C or SIGTERM that arrived meanwhile raised after it: pybind11 turns one raised inside an
+    extension's start-up into ImportError('initialization failed'), which read as "not installed" (an adversarial
+    pass: `export --onnx` stopped by Ctrl-C while it loaded onnxruntime went on, and said its ONNX was unchecked
+    for want of onnxruntime). In a program of one's own (no handlers of the command's), an ImportError caused by
+    a KeyboardInterrupt is that KeyboardInterrupt."""
+    import importlib
+    before = _signalled
+    with deferred():
+        try:
+            module, cause = importlib.import_module(name), None
+        except ImportError as e:
+            module, cause = None, e.__cause__ or e.__context__
+    if _signalled and not before:
+        _raise_remembered()
+    if isinstance(cause, KeyboardInterrupt):
+        raise cause
+    return module
+
+
+def _raise_remembered() -> None:
+    """The signal `deferred` remembered, raised as its handler raises it."""
+    global _raised
+    signum = signal.SIGTERM if _sigterm else signal.SIGINT
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signum, signal.SIG_IGN)
+    _raised += 1
+    raise Terminated() if _sigterm else KeyboardInterrupt()
+
+
 def terminate(signum, frame) -> None:
     """SIGTERM in the command: Terminated once; a later SIGTERM (a scheduler sending several) is ignored instead
     of raising inside the handling of the first, which printed a traceback after the one line, exit 1, as

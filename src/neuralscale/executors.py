@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .collector import own_process
-from .command import terminate
+from .command import optional_import, terminate
 from .errors import EnvironmentFailure, NeuralscaleError, first_line
 from .runs import execute_in_store, failed_record
 from .spec import RunSpec
@@ -453,10 +453,8 @@ class Ray(_Pool):
 
     def __init__(self, address: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: float = 1.0,
                  threads: int | None = None, retries: int = 2, max_concurrent: int | None = None):
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise NeuralscaleError("the ray executor needs Ray: pip install 'neuralscale[ray]'") from None
+        if optional_import("ray") is None:
+            raise NeuralscaleError("the ray executor needs Ray: pip install 'neuralscale[ray]'")
         if not (math.isfinite(gpus_per_run) and math.isfinite(cpus_per_run)) or gpus_per_run < 0 or cpus_per_run <= 0:
             raise NeuralscaleError(f"a run needs a positive CPU share and a GPU share of at least 0 "
                                    f"(got --cpus-per-run {cpus_per_run}, --gpus-per-run {gpus_per_run})")

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .command import optional_import
 from .validate import check_paths
 from .errors import NeuralscaleError
 from .descent import is_descent_dir
@@ -398,10 +399,8 @@ def _check_arguments(call: str, paths: dict, space) -> None:
 
 
 def _need_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise NeuralscaleError("ONNX export needs the optional extra: pip install 'neuralscale[onnx]'") from None
+    if optional_import("onnx") is None:
+        raise NeuralscaleError("ONNX export needs the optional extra: pip install 'neuralscale[onnx]'")
 
 
 def to_onnx(model: nn.Module, input_shape, path: str | Path, check: bool = True) -> dict:
@@ -428,9 +427,8 @@ def to_onnx(model: nn.Module, input_shape, path: str | Path, check: bool = True)
 
 def _check_onnx(model: nn.Module, input_shape, path: Path) -> dict:
     """With onnxruntime installed, the ONNX file's outputs compared with the model's on random inputs."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
+    ort = optional_import("onnxruntime")
+    if ort is None:
         return {}
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     x = torch.randn(3, *input_shape)

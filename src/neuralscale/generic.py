@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from .collector import paused
+from .command import optional_import
 from .data.info import DatasetInfo
 from .errors import NeuralscaleError, first_line
 from .models.gate import Gate, SegmentGates
@@ -865,11 +866,10 @@ def torchvision_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]
 
 
 def timm_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
-    try:
-        with paused():
-            import timm
-    except ImportError:
-        raise NeuralscaleError("timm models need the optional extra: pip install 'neuralscale[timm]'") from None
+    with paused():
+        timm = optional_import("timm")
+    if timm is None:
+        raise NeuralscaleError("timm models need the optional extra: pip install 'neuralscale[timm]'")
     if name not in timm.list_models():
         names = [f"timm:{n}" for n in timm.list_models()]
         raise NeuralscaleError(f"unknown timm model {name!r}{suggest(f'timm:{name}', names)}")
