@@ -266,6 +266,20 @@ def test_an_image_folder_resized_to_a_first_image_of_another_size_than_most_says
            "image (a.png), while 12 of its 14 images are 32 px on their longer side" in caplog.text
 
 
+def test_an_image_folders_linked_folders_are_read_and_a_loop_is_not(tmp_path, isolated_cache):
+    """A class folder holding a link to a folder of images: the reader left its images out without a word (the
+    cache's key followed the link), 37 of 49 images trained (an adversarial pass). They are read; a link back to a
+    folder above is not followed (a loop), nor a hidden one."""
+    import os
+    folder = write_imagefolder(tmp_path / "pets", classes=3, per_class=4, size=16)
+    more = write_imagefolder(tmp_path / "more", classes=1, per_class=5, size=16, seed=3) / "train" / "class_0"
+    os.symlink(more, folder / "train" / "class_1" / "extra")
+    os.symlink(folder / "train", folder / "train" / "class_1" / "loop")
+    os.symlink(more, folder / "train" / "class_2" / ".hidden")
+    data = load(f"imagefolder:{folder}")
+    assert torch.bincount(data.train_y).tolist() == [4, 4 + 5, 4]
+
+
 def test_split_is_stratified_seeded_and_disjoint():
     d = load("synthetic", synthetic=dict(num_train=1000, num_test=100))
     a, b = d.split(0.1, seed=3), d.split(0.1, seed=3)

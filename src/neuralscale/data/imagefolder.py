@@ -6,6 +6,7 @@ mixed sizes are read (said where most images are of another size than the first)
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -38,12 +39,30 @@ def _hidden(p: Path, root: Path) -> bool:
 
 
 def _files(d: Path) -> list[Path]:
-    return sorted(p for p in d.rglob("*") if p.suffix.lower() in EXTENSIONS and not _hidden(p, d) and p.is_file())
+    return sorted(_walk(d))
+
+
+def _walk(d: Path):
+    """The images under a class folder, links to folders followed as the tensor cache's key follows them
+    (base.fingerprint; rglob did not follow them, and a linked folder's images were left out without a word),
+    except into a folder walked already or one above it (a loop); hidden files and folders left out."""
+    seen, start = set(), os.path.realpath(d)
+    for top, dirs, names in os.walk(d, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen or start.startswith(real + os.sep):
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(n for n in dirs if not n.startswith("."))
+        for n in names:
+            p = Path(top) / n
+            if p.suffix.lower() in EXTENSIONS and not n.startswith(".") and p.is_file():
+                yield p
 
 
 def _any_image(d: Path) -> bool:
     """Whether a class folder holds an image (the first one found ends the search)."""
-    return any(p.suffix.lower() in EXTENSIONS and not _hidden(p, d) and p.is_file() for p in d.rglob("*"))
+    return next(_walk(d), None) is not None
 
 
 def _layout(root: str) -> tuple[Path, Path, Path, list[str]]:
