@@ -439,6 +439,27 @@ def test_an_export_stopped_before_its_onnx_is_checked_leaves_no_other_networks_o
     monkeypatch.undo()
     ns.export_run(finished_run, tmp_path / "n", onnx=True, force=True)
     assert (tmp_path / "n.onnx").read_bytes() != b"mine"
+    # stopped after its NAME.onnx was put in place, before the JSON said so: a later --force without --onnx removes
+    # it (it stayed, another network's, beside the new pair: an adversarial pass)
+    real = neuralscale.export._said_onnx
+
+    def stopped_after(json_path, written):
+        if written:
+            raise KeyboardInterrupt
+        real(json_path, written)
+    monkeypatch.setattr(neuralscale.export, "_said_onnx", stopped_after)
+    with pytest.raises(KeyboardInterrupt):
+        ns.export_run(finished_run, tmp_path / "k", onnx=True)
+    assert (tmp_path / "k.onnx").exists() and json.loads((tmp_path / "k.json").read_text())["onnx_writing"] is True
+    monkeypatch.undo()
+    ns.export_run(finished_run, tmp_path / "k", force=True)
+    assert not (tmp_path / "k.onnx").exists() and "onnx_writing" not in json.loads((tmp_path / "k.json").read_text())
+    # stopped once the earlier export's NAME.onnx is removed, before the new pair is written: no JSON is left that
+    # says an ONNX file holds its network (the earlier one was)
+    monkeypatch.setattr(neuralscale.export, "save_model", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        ns.export_run(finished_run, tmp_path / "n", force=True)
+    assert not (tmp_path / "n.onnx").exists() and not (tmp_path / "n.json").exists()
 
 
 def test_a_model_files_weights_are_the_ones_it_was_saved_with(tmp_path):

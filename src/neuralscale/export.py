@@ -4,7 +4,7 @@
                  "macs", "params_share", "macs_share", "input_shape", "num_classes", "data": {...},
                  "classes": [names], "preprocessing": {"input", "mean", "std", "in_onnx" (NAME.onnx holds it,
                  written, and checked where onnxruntime is installed)}, "weights_sha256" (NAME.pt's bytes: another
-                 file in its place is refused), ...}
+                 file in its place is refused), "onnx_writing" (only while NAME.onnx is written), ...}
     NAME.pt     the state dict of the network (torch.save; loads with weights_only=True)
     NAME.onnx   the network with its preprocessing in the graph: input "images", float32 N x C x H x W
                 pixel values 0-255 (C: 3 RGB, or 1 for grey datasets) at input_shape; output "logits"
@@ -22,6 +22,7 @@ exported model gives the same outputs as the PyTorch one.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import math
@@ -41,7 +42,7 @@ from .layout import RunDir, StoreDir
 from .store import read_record
 from .train import read_run_weights, resolve_device, unloadable
 from .zoo import CONVCUT, model_identity, model_spelling, record_model, record_space
-from .records import atomic_torch_save, atomic_write_json
+from .records import atomic_write, atomic_write_json
 from .space import WidthSpace
 
 log = logging.getLogger(__name__)
@@ -73,20 +74,15 @@ def save_model(path: str | Path, model: nn.Module, space, widths, extra: dict | 
             "data": asdict(space.info), "weights": base.name + ".pt",
             **space.own_architecture(), **(extra or {})}
     weights = base.parent / (base.name + ".pt")
-    atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
-    meta["weights_sha256"] = file_digest(weights)  # NAME.pt is these weights, not another export's put beside
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    blob = buffer.getvalue()
+    atomic_write(weights, lambda tmp: Path(tmp).write_bytes(blob))
+    # NAME.pt is these bytes, hashed as written (not read back: another export's, written there meanwhile, was)
+    meta["weights_sha256"] = hashlib.sha256(blob).hexdigest()
     json_path = base.parent / (base.name + ".json")
     atomic_write_json(json_path, meta)
     return json_path, weights
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def stem(path: str | Path) -> Path:
@@ -160,12 +156,16 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     meta.setdefault("num_classes", sp.info.num_classes)
     model = sp.build(meta["widths"])
     weights = Path(meta["_path"]).parent / meta["weights"]
-    _check_weights_digest(meta, weights)
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+    try:  # the bytes checked are the bytes loaded (the file read once: another put in its place between is not)
+        blob = weights.read_bytes()
     except FileNotFoundError:
         raise NeuralscaleError(f"{weights} is missing") from None
+    except OSError as e:
+        raise NeuralscaleError(f"cannot read {weights}: {e.strerror or e}") from None
+    _check_weights_digest(meta, weights, blob)
+    try:
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
     except Exception as e:
         raise NeuralscaleError(f"{weights} does not fit {meta['model']} at these widths ({unloadable(e)})") from None
     pre = meta.get("preprocessing")
@@ -177,16 +177,17 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     return model.to(device).eval(), meta
 
 
-def _check_weights_digest(meta: dict, weights: Path) -> None:
-    """The weights beside a model file are those it was saved with, where it says their SHA-256 (files saved
-    before say none): another export's NAME.pt of the same widths put in their place loaded silently."""
+def _check_weights_digest(meta: dict, weights: Path, blob: bytes) -> None:
+    """The weights beside a model file (`blob`, read from `weights`) are those it was saved with, where it says
+    their SHA-256 (files saved before say none): another export's NAME.pt of the same widths put in their place
+    loaded silently."""
     said = meta.get("weights_sha256")
-    if said is None or not weights.is_file():  # (a missing file is said as it was)
+    if said is None:
         return
     if not (isinstance(said, str) and len(said) == 64 and all(c in "0123456789abcdef" for c in said)):
         raise NeuralscaleError(f"{meta['_path']} is damaged: its weights_sha256 must be 64 hex digits, got "
                                f"{str(said)[:70]!r}")
-    if file_digest(weights) != said:
+    if hashlib.sha256(blob).hexdigest() != said:
         raise NeuralscaleError(f"{weights} is not the weights {Path(meta['_path']).name} was saved with (another "
                                "file, or changed since); export the run again, or, for weights of your own at these "
                                f"widths, delete \"weights_sha256\" from {Path(meta['_path']).name}")
@@ -300,7 +301,8 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
     # classes or normalisation wrote a pair that its own check then refused, left behind)
     _check_fields({"classes": classes, "preprocessing": {k: norm.get(k) for k in ("mean", "std")},
                    "_path": RunDir(run_dir).record}, sp)
-    if clear is not None:
+    if clear is not None:  # its JSON first: stopped between, none says an ONNX file holds its network
+        named(path, ".json").unlink(missing_ok=True)
         clear.unlink(missing_ok=True)
         log.info("export: removed %s (the earlier export's network)", clear)
     return save_model(path, model, sp, record["widths"],
@@ -312,7 +314,8 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
                              "test_acc_at_best_val": s.get("test_acc_at_best_val"),
                              "final_test_acc": s.get("final_test_acc"), "classes": classes,
                              "preprocessing": {"input": PIXELS, "mean": norm["mean"], "std": norm["std"],
-                                               "in_onnx": False}})  # True once NAME.onnx holds it
+                                               "in_onnx": False},  # True once NAME.onnx holds it
+                             **({"onnx_writing": True} if onnx else {})})  # (until then: its NAME.onnx is ours)
 
 
 def _check_weights_fit(state: dict, mine: dict, ckpt: Path, run_dir: Path, record: dict,
@@ -375,10 +378,19 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
                                       "macs_share")},
               **{k: meta.get(k) for k in ("weights_epoch", "final_test_acc", "best_val_epoch")}}
     if onnx:
-        result.update(to_onnx(model, tuple(meta["input_shape"]), named(json_path, ".onnx")))
-        saved = json.loads(json_path.read_text())
-        atomic_write_json(json_path, {**saved, "preprocessing": {**saved["preprocessing"], "in_onnx": True}})
+        try:
+            result.update(to_onnx(model, tuple(meta["input_shape"]), named(json_path, ".onnx")))
+        except BaseException:  # none written: the NAME.onnx there (a user's own) is not this export's
+            _said_onnx(json_path, False)
+            raise
+        _said_onnx(json_path, True)
     return result
+
+
+def _said_onnx(json_path: Path, written: bool) -> None:
+    """The export's JSON says whether NAME.onnx holds its network (`in_onnx`), no longer that it is being written."""
+    saved = {k: v for k, v in json.loads(json_path.read_text()).items() if k != "onnx_writing"}
+    atomic_write_json(json_path, {**saved, "preprocessing": {**saved["preprocessing"], "in_onnx": written}})
 
 
 def _wrote_onnx(json_path: Path) -> bool:
@@ -387,8 +399,9 @@ def _wrote_onnx(json_path: Path) -> bool:
         meta = json.loads(json_path.read_text())
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return False
-    return isinstance(meta, dict) and meta.get("format") == FORMAT \
-        and isinstance(meta.get("preprocessing"), dict) and meta["preprocessing"].get("in_onnx") is True
+    return isinstance(meta, dict) and meta.get("format") == FORMAT and (
+        meta.get("onnx_writing") is True  # (stopped after its NAME.onnx was put in place, before it said so)
+        or isinstance(meta.get("preprocessing"), dict) and meta["preprocessing"].get("in_onnx") is True)
 
 
 def _check_arguments(call: str, paths: dict, space) -> None:
@@ -409,19 +422,17 @@ def to_onnx(model: nn.Module, input_shape, path: str | Path, check: bool = True)
     path = Path(path)
     model = model.cpu().eval()
     x = torch.randn(2, *input_shape)
-    tmp = path.with_name(f".{path.name[:200]}.tmp")  # a name that fits where the file's own fits
-    try:
+    result = {"onnx": str(path), "checked": False}
+
+    def write(tmp: str) -> None:  # (an atomic write's temporary file: unique, named as every killed write's is)
         import warnings
         with warnings.catch_warnings():  # the TorchScript exporter (no onnxscript needed) warns that it is legacy
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(model, (x,), str(tmp), input_names=["images"], output_names=["logits"],
+            torch.onnx.export(model, (x,), tmp, input_names=["images"], output_names=["logits"],
                               dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-        result = {"onnx": str(path), "checked": False}
         if check:  # the file checked before it is put in place: one whose outputs differ is not left there
-            result.update(_check_onnx(model, input_shape, tmp))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            result.update(_check_onnx(model, input_shape, Path(tmp)))
+    atomic_write(path, write)
     return result
 
 
