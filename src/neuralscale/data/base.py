@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,6 +213,9 @@ def drop_cached(name: str, key: str) -> None:
         pass  # a read-only cache: rebuilt in memory each time
 
 
+STALE_TEMP_S = 3600  # a tensor cache's temporary file this old is a killed writer's (drop_versions)
+
+
 def drop_versions(name: str, key: str, names: tuple[str, ...] = (), keep: int = 1) -> None:
     """Remove the tensor caches of `name` under keys other than `key` but the `keep` used last (load_cached
     touches what it loads), and those of `names` under any key: an image folder's earlier versions (one file each,
@@ -226,6 +230,10 @@ def drop_versions(name: str, key: str, names: tuple[str, ...] = (), keep: int = 
         gone = [p for _, p in sorted(found, reverse=True)[keep:]]
         gone += [p for p in folder.iterdir() if theirs is not None and theirs.fullmatch(p.name)
                  and p.name != f"{name}-{key}.pt"]
+        # a killed write's temporary file of another version (save_cached clears its own key's), once no writer
+        # of that version can be at work on it
+        gone += [p for p in folder.iterdir() if is_temp(p.name) and ours.match(p.name[1:])
+                 and not p.name.startswith(f".{name}-{key}.pt.") and time.time() - p.stat().st_mtime > STALE_TEMP_S]
         for p in gone:
             p.unlink(missing_ok=True)
             log.info("removed %s (the tensor cache of an earlier version of the data)", p)
