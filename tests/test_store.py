@@ -348,3 +348,18 @@ def test_a_records_spec_is_checked_field_by_field_and_names_what_is_wrong():
                    widths=[4.0] * 8)
     assert same.id == rid and same.widths == [4] * 8 and all(type(w) is int for w in same.widths)
     assert RunSpec(**{**d, "label": "(mine)"}).id.startswith("mine-s3-")  # no dash left at either end
+
+
+def test_a_store_of_an_image_folder_named_another_way_says_how_it_was_named(tmp_path, monkeypatch):
+    """A sweep into a store whose runs named their image folder another way (a relative name, now the full path):
+    "another recipe (dataset: ...)" alone; it says both names, that both name one folder here, and how to name it."""
+    from neuralscale.errors import NeuralscaleError
+    from neuralscale.store import RunStore
+    (tmp_path / "imgs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    old = {"recipe": {"model": "vgg11", "dataset": "imagefolder:imgs"}}
+    with pytest.raises(NeuralscaleError, match=re.escape(
+            f"(here both name one folder); name it imagefolder:imgs, from the folder it was named in then); its runs "
+            "would be pooled")):
+        RunStore(tmp_path / "store").refuse_other_recipe(old, {"model": "vgg11",
+                                                               "dataset": f"imagefolder:{tmp_path / 'imgs'}"})

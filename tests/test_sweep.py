@@ -175,8 +175,8 @@ def test_a_pruning_baseline_whose_budget_its_trained_network_meets_is_said_to_pr
                       ratios=[0.03125, 0.0625, 0.125], params=[sp.params(sp.uniform(0.0625)) - 1], seeds=[0, 1],
                       pretrain_ratio=0.0625, finetune_epochs=2, train={"epochs": 1})
     tail = ("the network it prunes (uniform at the pretrain ratio) already meets these budgets, so it prunes nothing "
-            "and its runs are 2 epochs of fine-tuning alone; a larger --pretrain-ratio (in a new store) gives it channels "
-            "to prune")
+            "and its runs are 2 epochs of fine-tuning alone; a larger pretrain ratio (--pretrain-ratio; pretrain_ratio in "
+            "an experiment's [sweep]), in a new store, gives it channels to prune")
     assert prunes_nothing(plan(cfg), sp) == [f"l1-prune at ratio 0.0625, ratio 0.125: {tail}",
                                              f"l1-global at ratio 0.0625, ratio 0.125: {tail}"]
     assert prunes_nothing(plan(SweepConfig(**{**cfg.to_dict(), "pretrain_ratio": 0.25})), sp) == []

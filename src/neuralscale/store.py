@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, TypedDict
 
+from .data import spelled_folder
 from .errors import NeuralscaleError
 from .records import atomic_write_json, exclusive
 from .budget import METRICS, Budget
@@ -336,8 +337,9 @@ class RunStore:
                                    "is added to it; use another --out (out in an experiment file)")
         diff = recipe_difference(old["recipe"], recipe)
         if diff:
-            raise NeuralscaleError(f"{self.root} holds a sweep with another recipe ({diff}); its runs "
-                                   "would be pooled with these in one report: use another --out (out in an "
+            raise NeuralscaleError(f"{self.root} holds a sweep with another recipe ({diff}"
+                                   f"{spelled_folder(old['recipe'].get('dataset'), recipe.get('dataset'))}); its "
+                                   "runs would be pooled with these in one report: use another --out (out in an "
                                    "experiment file)")
 
 

@@ -595,8 +595,8 @@ def prunes_nothing(specs: list[RunSpec], space, todo: list[RunSpec] | None = Non
                 texts.append(s.budget.text)
     return [f"{label} at {', '.join(budgets)}: the network it prunes (uniform at the pretrain ratio) already meets "
             f"{'this budget' if len(budgets) == 1 else 'these budgets'}, so it prunes nothing and its runs are "
-            f"{epochs} epochs of fine-tuning alone; a larger --pretrain-ratio (in a new store) gives it channels to "
-            "prune"
+            f"{epochs} epochs of fine-tuning alone; a larger pretrain ratio (--pretrain-ratio; pretrain_ratio in an "
+            "experiment's [sweep]), in a new store, gives it channels to prune"
             for (label, epochs), budgets in said.items()]
 
 
