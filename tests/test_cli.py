@@ -56,6 +56,9 @@ def test_info_text_and_latency():
     (["train", "--model", "vgg11", "--dataset", "cifar10", "--data-dir", "/definitely/not/here"], "does not exist"),
     (["train", "--model", "vgg11", "--dataset", "synthetic", "--epochs", "0"], "epochs"),
     (["frobnicate"], "invalid choice"),
+    # a negative amount with a unit: the budget's own line, not argparse's "expected one argument"
+    (["train", "--model", "vgg11", "--dataset", "synthetic", "--params", "-5%"], "got '-5%'"),
+    (["scale", "--model", "vgg11", "--dataset", "synthetic", "--method", "uniform", "--macs", "-2M"], "got '-2M'"),
 ])
 def test_bad_input_is_one_clear_line(args, needle):
     r = run_cli(*args)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import json
 import logging
 import sys
@@ -842,11 +843,25 @@ def _stopped(command: str | None) -> str:
     return "nothing was changed"
 
 
+def _negative_values(argv: list[str]) -> list[str]:
+    """`--params -5%` as `--params=-5%`: argparse takes a value starting with '-' for an option unless it reads as a
+    plain number (-5, -0.5), so a negative amount with a unit or suffix ended in "expected one argument" instead of
+    the budget's own line."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and re.match(r"-\.?\d", token) \
+                and not re.fullmatch(r"-\d+|-\d*\.\d+", token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = None
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_negative_values(sys.argv[1:] if argv is None else list(argv)))
         if args.command is None:
             parser.print_help()
             return 2
