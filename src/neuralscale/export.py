@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "neuralscale-model"
 PIXELS = ("float32 N x C x H x W pixel values 0-255 (C: RGB, or one grey channel) at input_shape, resized as "
-          "the dataset's reader resizes them")
+          "the dataset's reader resizes them (an image folder's: PIL's bilinear resize to the square)")
 
 
 class Pixels(nn.Module):
