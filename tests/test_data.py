@@ -291,6 +291,15 @@ def test_an_image_folders_linked_folders_are_read_and_a_loop_is_not(tmp_path, is
     os.symlink(more, folder / "train" / "class_2" / ".hidden")
     data = load(f"imagefolder:{folder}")
     assert torch.bincount(data.train_y).tolist() == [4, 4 + 5, 4]
+    # a link into another class's folder, or to the test images: refused (a review: images read under two
+    # classes, test images trained on)
+    for target in (folder / "train" / "class_0", folder / "test" / "class_2"):
+        link = folder / "train" / "class_2" / "sneaky"
+        os.symlink(target, link)
+        with pytest.raises(NeuralscaleError, match=re.escape(f"{link} links to {target}, inside the image folder but "
+                                                             "outside its class folder")):
+            load(f"imagefolder:{folder}")
+        link.unlink()
 
 
 def test_split_is_stratified_seeded_and_disjoint():

@@ -436,6 +436,15 @@ def test_an_export_stopped_before_its_onnx_is_checked_leaves_no_other_networks_o
         ns.export_run(finished_run, tmp_path / "n", onnx=True, force=True)
     assert (tmp_path / "n.onnx").read_bytes() == b"mine"
     assert json.loads((tmp_path / "n.json").read_text())["preprocessing"]["in_onnx"] is False
+    # killed there (to_onnx stopped, and nothing after: the JSON as it was while the ONNX file was written): it does
+    # not claim the user's file, which a later --force then removed (a review)
+    monkeypatch.setattr(neuralscale.export, "_said_onnx", lambda json_path, written: None)
+    with pytest.raises(KeyboardInterrupt):
+        ns.export_run(finished_run, tmp_path / "n", onnx=True, force=True)
+    monkeypatch.undo()
+    assert "onnx_writing" not in json.loads((tmp_path / "n.json").read_text())
+    ns.export_run(finished_run, tmp_path / "n", force=True)
+    assert (tmp_path / "n.onnx").read_bytes() == b"mine"
     monkeypatch.undo()
     ns.export_run(finished_run, tmp_path / "n", onnx=True, force=True)
     assert (tmp_path / "n.onnx").read_bytes() != b"mine"

@@ -155,11 +155,17 @@ def test_a_finished_run_asked_for_again_on_an_image_folder_changed_since_is_refu
     shutil.copytree(folder, tmp_path / "as_it_was")
     write_imagefolder(tmp_path / "other", per_class=6, size=32, seed=5)
     shutil.copy(tmp_path / "other" / "train" / "class_0" / "img2.png", folder / "train" / "class_0" / "img2.png")
-    with pytest.raises(NeuralscaleError, match=r"run holds a run finished on other data \(train 15, val 3, test 6 "
-                                               r"images \(digest [0-9a-f]{16}\) then; train 15, val 3, test 6 images "
-                                               r"\(digest [0-9a-f]{16}\) now: the dataset's files changed since\); put them back as "
-                                               r"they were, or train into another --out"):
+    with pytest.raises(NeuralscaleError, match=r"run holds a run finished on other images of imagefolder:\S+ "
+                                               r"\(digest [0-9a-f]{16} then, [0-9a-f]{16} now: its files changed "
+                                               r"since\); put them back as they were, or train into another --out"):
         ns.train("vgg11", f"imagefolder:{folder}", **kw)
+    # another run asked for into its folder (another subset): "holds another run", as before (a review: the images'
+    # check came first, and said the files changed); the run's own splits given: returned as it is
+    with pytest.raises(NeuralscaleError, match="holds another run"):
+        ns.train("vgg11", f"imagefolder:{folder}", **kw, subset={"train": 10})
+    from neuralscale.api import load_splits
+    own = load_splits(f"imagefolder:{folder}", kw["config"])
+    assert ns.train("vgg11", f"imagefolder:{folder}", **kw, splits=own)["id"] == first["id"]
     shutil.move(folder, tmp_path / "changed")  # not here: the run as it is
     assert ns.train("vgg11", f"imagefolder:{folder}", **kw)["id"] == first["id"]
     shutil.copytree(tmp_path / "as_it_was", folder)
@@ -193,6 +199,9 @@ def test_a_run_of_an_image_folder_named_another_way_says_how_it_was_named(tmp_pa
         f"; an image folder is known by the name it was given: imagefolder:imgs then, {full} now; name it "
         "imagefolder:imgs, from the folder it was named in then")
     assert spelled_folder("imagefolder:imgs", "imagefolder:imgs") == spelled_folder("cifar10", full) == ""
+    # two folders, each where its name says: nothing to say of names (a review: "name it imagefolder:.../cats" to
+    # one who meant the dogs)
+    assert spelled_folder(f"imagefolder:{tmp_path / 'cats'}", f"imagefolder:{tmp_path / 'dogs'}") == ""
 
 
 class _Dropped(torch.nn.Module):

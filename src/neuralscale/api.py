@@ -10,7 +10,7 @@ from typing import Sequence
 from .budget import Budget
 from .data import DataConfig, dataset_info, image_folder
 from .data.info import DatasetInfo
-from .data.base import Splits, same_data
+from .data.base import Splits
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
 from .logs import for_api
@@ -24,12 +24,12 @@ from .methods import SCALED, method_label, method_law, scale, source_objective
 from .records import exclusive
 from .baselines import check_cut, trained_record
 from .captured import refused
-from .runs import execute
+from .runs import execute, load_run_splits
 from .spec import RunSpec
 from .store import read_record
 from .scaling import ScalingLaw, fit, read_trajectory
 from .space import WidthSpace
-from .train import TrainConfig, paper_config, read_run_weights, refuse_untrainable, resolve_device, said_data
+from .train import TrainConfig, paper_config, read_run_weights, refuse_untrainable, resolve_device
 from .zoo import CONVCUT, located, moved, record_images, record_space, space as make_space
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,6 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
     if splits is None and not done:  # a finished run is returned as it is, on a machine without its images too
         splits = load_splits(data, config)
-    if done:
-        _same_data_as_finished(out_dir, data, config, splits)
     info = splits.info if splits is not None else recorded or dataset_info(data.dataset, data.data_dir)
     _check_fits(space, info)
     if not done:  # before the record: not a failed run that refuses the corrected command later
@@ -228,26 +226,22 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     # before records said it)
 
 
-def _same_data_as_finished(out_dir, data: DataConfig, config: TrainConfig, splits: Splits | None) -> None:
-    """A finished run returned again is of the images there now, where they can be read here (not fetched: on a
-    machine without them it is returned as it is): one of a folder changed since (an image replaced, a class
-    added) was returned as the command's result, its accuracy of other data."""
-    then = (read_record(out_dir) or {}).get("data")
-    if not isinstance(then, dict):
+def _same_images_as_finished(out_dir, spec: RunSpec, old: dict) -> None:
+    """A finished run returned again (its id the one asked for) is of the images there now: one of an image folder
+    changed since (an image replaced, a class added) was returned as the command's result, its accuracy of other
+    images (a walkthrough). Compared by the digest both say; an image folder's alone (the datasets' own files do
+    not change), read here only where it can be (on a machine without it the run is returned as it is)."""
+    then = (old.get("data") or {}).get("digest") if isinstance(old.get("data"), dict) else None
+    if not isinstance(then, str) or image_folder(spec.dataset) is None:
         return
-    # what it says of its data as records write it (a count damaged by hand says nothing of the images: the run is
-    # returned as it is, its counts written as they are)
-    then = {k: v for k, v in then.items()
-            if (k == "digest" and isinstance(v, str)) or (isinstance(v, int) and not isinstance(v, bool))}
-    if splits is None:
-        try:
-            splits = data.splits(config.val_fraction, config.split_seed, download=False)
-        except NeuralscaleError:
-            return
-    if not same_data(then, splits.identity()):
-        raise NeuralscaleError(f"{out_dir} holds a run finished on other data ({said_data(then)} then; "
-                               f"{said_data(splits.identity())} now: the dataset's files changed since); put them back "
-                               "as they were, or train into another --out")
+    try:
+        now = load_run_splits(spec).identity().get("digest")
+    except (NeuralscaleError, OSError):
+        return
+    if now is not None and now != then:
+        raise NeuralscaleError(f"{out_dir} holds a run finished on other images of {spec.dataset} (digest {then} "
+                               f"then, {now} now: its files changed since); put them back as they were, or train "
+                               "into another --out")
 
 
 def _shortcuts(space: WidthSpace, convcut: bool) -> bool:
@@ -264,6 +258,8 @@ def _train_into(spec: RunSpec, out_dir, force: bool, space, splits, progress: bo
     old = read_record(out_dir)
     if old is not None and old.get("status") == "finished" and old.get("id") == _as_recorded(spec, old, out_dir,
                                                                                             force).id:
+        if splits is None:  # (splits given: the caller's own images, whatever the folder holds)
+            _same_images_as_finished(out_dir, spec, old)
         log.info("%s: already finished; nothing redone", out_dir)  # read without its lock: a finished record is
         return old  # never written again, and a run on a read-only medium (an archive) is read as a descent is
     with exclusive(out_dir, "run directory"):

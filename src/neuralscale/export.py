@@ -259,11 +259,12 @@ def _check_fields(meta: dict, sp: WidthSpace, own_space: bool = True) -> None:
 
 def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx: bool = False,
              space: WidthSpace | None = None, model: str | None = None,
-             clear: Path | None = None) -> tuple[Path, Path]:
+             clear: Path | None = None, writing: bool = False) -> tuple[Path, Path]:
     """Export a finished run's network (its record and final checkpoint) as PATH.json + PATH.pt, the JSON saying
     that no NAME.onnx holds it (export_run says so once one does). `model`: the network as named now, where the
     record names its model file where it lay (zoo.record_space's `named`). `clear`: a file removed once every
-    check has passed, before the pair is written (an earlier export's NAME.onnx).
+    check has passed, before the pair is written (an earlier export's NAME.onnx); `writing`: the JSON says that
+    NAME.onnx is being written (`onnx_writing`), where no file of the user's own is there.
 
     Nothing is overwritten and nothing is written into a run or descent directory unless `force`;
     with `onnx`, the ONNX extra must be installed, checked before anything is written.
@@ -315,7 +316,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
                              "final_test_acc": s.get("final_test_acc"), "classes": classes,
                              "preprocessing": {"input": PIXELS, "mean": norm["mean"], "std": norm["std"],
                                                "in_onnx": False},  # True once NAME.onnx holds it
-                             **({"onnx_writing": True} if onnx else {})})  # (until then: its NAME.onnx is ours)
+                             **({"onnx_writing": True} if writing else {})})  # (until then: NAME.onnx is ours)
 
 
 def _check_weights_fit(state: dict, mine: dict, ckpt: Path, run_dir: Path, record: dict,
@@ -371,7 +372,9 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
     # JSON that says it holds it
     stale = named(path, ".onnx")
     stale = stale if force and stale.is_file() and _wrote_onnx(named(path, ".json")) else None
-    json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space, model=model, clear=stale)
+    mine = stale is None and named(path, ".onnx").is_file()  # the user's own: never said to be this export's
+    json_path, weights = from_run(run_dir, path, force=force, onnx=onnx, space=space, model=model, clear=stale,
+                                  writing=onnx and not mine)
     model, meta = load_model(json_path, space=space)
     result = {"json": str(json_path), "weights": str(weights),
               **{k: meta[k] for k in ("model", "dataset", "layers", "widths", "params", "macs", "params_share",

@@ -50,6 +50,8 @@ def spelled_folder(then, now) -> str:
     if a is None or b is None or then == now:
         return ""
     same = a.exists() and b.exists() and a.resolve() == b.resolve()
+    if not same and (a.is_absolute() or a.exists()):  # two folders (cats, dogs): nothing to say of names
+        return ""
     return (f"; an image folder is known by the name it was given: {then} then, {now} now"
             + (" (here both name one folder)" if same else "") + f"; name it {then}, from the folder it was named "
             "in then")
@@ -104,10 +106,9 @@ class DataConfig(Settings):
             del d["tinyimagenet_split"]
         return {k: v for k, v in d.items() if v is not None}
 
-    def splits(self, val_fraction: float = 0.1, split_seed: int = 0, download: bool = True) -> Splits:
-        """The dataset split into train / validation / test, with the seeded subsets asked for (`download`: its
-        files fetched where they are missing and a source is known)."""
-        data = load(self.dataset, self.data_dir, download=download, tinyimagenet_split=self.tinyimagenet_split)
+    def splits(self, val_fraction: float = 0.1, split_seed: int = 0) -> Splits:
+        """The dataset split into train / validation / test, with the seeded subsets asked for."""
+        data = load(self.dataset, self.data_dir, tinyimagenet_split=self.tinyimagenet_split)
         splits = data.split(val_fraction, split_seed)
         for part, asked in (("train", self.train), ("test", self.test)):
             have = len(getattr(splits, part)[1])

@@ -45,13 +45,18 @@ def _files(d: Path) -> list[Path]:
 def _walk(d: Path):
     """The images under a class folder, links to folders followed as the tensor cache's key follows them
     (base.fingerprint; rglob did not follow them, and a linked folder's images were left out without a word),
-    except into a folder walked already or one above it (a loop); hidden files and folders left out."""
-    seen, start = set(), os.path.realpath(d)
+    except into a folder walked already or one above it (a loop); a link into the dataset's other folders (another
+    class's, the test images) is refused; hidden files and folders left out."""
+    seen, start, root = set(), os.path.realpath(d), os.path.realpath(d.parent.parent)
     for top, dirs, names in os.walk(d, followlinks=True):
         real = os.path.realpath(top)
         if real in seen or start.startswith(real + os.sep):
             dirs[:] = []
             continue
+        if real.startswith(root + os.sep) and real != start and not real.startswith(start + os.sep):
+            raise NeuralscaleError(f"{top} links to {real}, inside the image folder but outside its class folder "
+                                   f"{d}: its images would be read under two classes, or a test image trained on; "
+                                   "remove the link")
         seen.add(real)
         dirs[:] = sorted(n for n in dirs if not n.startswith("."))
         for n in names:
