@@ -231,7 +231,7 @@ def _same_images_as_finished(out_dir, spec: RunSpec, old: dict) -> None:
     changed since (an image replaced, a class added) was returned as the command's result, its accuracy of other
     images (a walkthrough). Compared by the digest both say; an image folder's alone (the datasets' own files do
     not change), read here only where it can be (on a machine without it the run is returned as it is)."""
-    then = (old.get("data") or {}).get("digest") if isinstance(old.get("data"), dict) else None
+    then = old["data"].get("digest") if isinstance(old.get("data"), dict) else None
     if not isinstance(then, str) or image_folder(spec.dataset) is None:
         return
     try:

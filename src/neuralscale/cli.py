@@ -285,7 +285,7 @@ def _descend_parser(sub) -> None:
                    help="go on when an iteration records too few trajectory rows for a fit (its law is then "
                         "uniform scaling, as the original does); default: stop with an error")
     p.add_argument("--base-ratio", type=float, default=1.0,
-                   help="start from every base width times R, 0 < R <= 1, and keep its parameter count (smaller machines)")
+                   help="start from every base width times R (0 < R <= 1), keeping its parameter count")
     p.add_argument("--masking", action="store_true", help="prune by masking gates only (no physical shrinking)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (default: float32, as the original)")
     p.add_argument("--max-epochs", type=int, help="cap on epochs per iteration (default: what pruning needs); one "

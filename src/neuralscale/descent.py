@@ -142,8 +142,7 @@ class DescentConfig(Settings):
         given = _kept_k(self, space, out_dir)
         p = protocol(space.info.name)
         generic = not space.family.paper
-        defaults = {"k": paced_k(space.uniform(given.base_ratio), space.base_widths,
-                                 full_width_k(space.base_widths, space.family.paper)),
+        defaults = {"k": default_k(space, space.uniform(given.base_ratio)),
                     "interval": p.prune_interval, "batch_size": p.prune_batch_size,
                     "add10": space.family.add10, "schedule": p.prune_schedule,
                     "crop_padding": space.info.crop_padding if p.prune_crop_padding is None else p.prune_crop_padding,
@@ -465,8 +464,9 @@ class DescentDir:
                             "it where the file is at that path)")
         if old.get("architecture") != identity.get("architecture") and "architecture" in old:
             mismatch.append("architecture: the model's code or modules changed, or its data's classes or image "
-                            "size (put them back to continue it)" if old.get("model") == identity["model"] else f"architecture: {identity['model']} "
-                            f"is another network than {old.get('model')} (its code or modules differ)")
+                            "size (put them back to continue it)" if old.get("model") == identity["model"] else
+                            f"architecture: {identity['model']} is another network than {old.get('model')} (its code "
+                            "or modules differ)")
         defaults = asdict(DescentConfig())  # a setting added after the record was written counts as its default there
         mismatch += [f"{k}: recorded {old['descent'].get(k, defaults.get(k))!r}, now {v!r}"
                      for k, v in identity["descent"].items() if old["descent"].get(k, defaults.get(k)) != v]
@@ -698,6 +698,12 @@ def _converged(done: list[Iteration], space: WidthSpace, cfg: DescentConfig, obj
     return at is not None
 
 
+def default_k(space: WidthSpace, widths: list[int]) -> int:
+    """The channels a pruning step takes from `space`'s network at `widths` by default: the original's pace
+    (`pruning.paced_k`) from the full-width step its family takes (`pruning.full_width_k`)."""
+    return paced_k(widths, space.base_widths, full_width_k(space.base_widths, space.family.paper))
+
+
 def _kept_k(cfg: DescentConfig, space: WidthSpace, out_dir) -> DescentConfig:
     """`cfg` with the k of a descent in `out_dir` that began with the default of releases before `full_width_k`
     (the original's 10 at full width for any network) where k is not given: it continues as it began (a network
@@ -707,8 +713,7 @@ def _kept_k(cfg: DescentConfig, space: WidthSpace, out_dir) -> DescentConfig:
     try:
         recorded = ((DescentDir(out_dir).config() or {}).get("descent") or {}).get("k")
         start = space.uniform(cfg.base_ratio)
-        before = paced_k(start, space.base_widths)
-        now = paced_k(start, space.base_widths, full_width_k(space.base_widths, space.family.paper))
+        before, now = paced_k(start, space.base_widths), default_k(space, start)
     except (NeuralscaleError, OSError, TypeError, ValueError):
         return cfg  # (the descent's own checks say what is wrong with its folder or settings)
     return replace(cfg, k=before) if type(recorded) is int and recorded == before != now else cfg

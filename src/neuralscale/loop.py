@@ -40,12 +40,12 @@ from pathlib import Path
 
 from torch import nn
 
-from .descent import DescentConfig, DescentDir, DescentResult, Iteration, pruning_law, start_widths
+from .descent import DescentConfig, DescentDir, DescentResult, Iteration, default_k, pruning_law, start_widths
 from .errors import NeuralscaleError, warn
 from .importance import Importance
 from .logs import for_api
 from .models.gate import gate_widths
-from .pruning import PruningSession, Schedule, full_width_k, paced_k
+from .pruning import PruningSession, Schedule
 from .records import exclusive
 from .space import WidthSpace
 from .validate import check_paths
@@ -88,8 +88,7 @@ class Pruner:
         if k is None:  # the descent's own where it has begun (a next iteration's model is another size: its paced k
             # differed, and the directory refused "another configuration"), else the original's pace for this model
             recorded = ((self.dir.config() or {}).get("descent") or {}).get("k")
-            k = recorded if type(recorded) is int and recorded >= 1 else \
-                paced_k(widths, space.base_widths, full_width_k(space.base_widths, space.family.paper))
+            k = recorded if type(recorded) is int and recorded >= 1 else default_k(space, widths)
         self.config = DescentConfig(k=k, interval=interval, prune_fraction=prune_fraction,
                                     prune_past_one=prune_past_one, trajectory_start=trajectory_start,
                                     physical=False, objective=objective).resolve(space)

@@ -122,9 +122,9 @@ def _check_architecture(space: WidthSpace, source: str | Path) -> None:
     recorded = config.get("architecture")
     if recorded and recorded != space.architecture and config.get("model") != space.name:
         raise NeuralscaleError(f"{source} descended {config.get('model')}, and {space.name} is another network "
-                               f"(architecture {space.architecture}, {recorded} recorded): its code or modules differ, or its "
-                               "data's classes or image size; "
-                               "descend this one into a new folder, or give the file that was descended")
+                               f"(architecture {space.architecture}, {recorded} recorded): its code or modules "
+                               "differ, or its data's classes or image size; descend this one into a new folder, or "
+                               "give the file that was descended")
     if recorded and recorded != space.architecture:
         raise NeuralscaleError(f"{source} descended {space.name} as it was then: its code or modules changed since, "
                                f"or its data's classes or image size (architecture {space.architecture} now, "

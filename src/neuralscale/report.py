@@ -231,7 +231,8 @@ def comparisons_text(rows: list[dict]) -> str:
         return ""
     held = [r for r in made if r.get("holm")]
     return (f"The table makes {len(made)} comparison(s) with uniform (one per row with 2+ seeds that vary, except a "
-            f"row of uniform's own network: the paired t-test where seeds pair, else Welch's); with Holm's correction for all of them at a 5% family-wise level, "
+            "row of uniform's own network: the paired t-test where seeds pair, else Welch's); with Holm's correction "
+            "for all of them at a 5% family-wise level, "
             f"{len(held)} hold (marked **holds** in the p column). A bold interval alone is one comparison read "
             "on its own.")
 

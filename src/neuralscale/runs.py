@@ -49,8 +49,9 @@ def load_run_splits(spec: RunSpec, data_dir: str | None = None):
 def _refuse_other_run(run_dir: Path, old: dict, spec: RunSpec) -> None:
     edited = (old.get("spec") or {}).get("architecture") not in (None, spec.architecture)
     raise NeuralscaleError(f"{run_dir} holds another run ({old.get('id')}"
-                           + ("; the model's code or modules changed since, or its data's classes or image size" if edited
-                              else "") + spelled_folder(old.get("dataset"), spec.dataset) + _other_law(old, spec)
+                           + ("; the model's code or modules changed since, or its data's classes or image size"
+                              if edited else "") + spelled_folder(old.get("dataset"), spec.dataset)
+                           + _other_law(old, spec)
                            + "); use another directory, or --force (force=True) to replace it")
 
 

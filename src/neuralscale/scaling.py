@@ -197,7 +197,8 @@ class ScalingLaw:
             if self.model != space.name:  # another file of the same name and class (elsewhere), or it moved
                 raise NeuralscaleError(f"this law was fitted for {self.model}, and {space.name} is another network "
                                        f"(architecture {space.architecture}, {self.architecture} recorded): its code "
-                                       "or modules differ, or its data's classes or image size; fit this one, or give the file the law was fitted for")
+                                       "or modules differ, or its data's classes or image size; fit this one, or "
+                                       "give the file the law was fitted for")
             raise NeuralscaleError(f"this law was fitted for {space.name} as it was then: its code or modules changed "
                                    f"since, or its data's classes or image size (architecture {space.architecture} "
                                    f"now, {self.architecture} recorded); fit the network as it is now, or put them "

@@ -588,8 +588,7 @@ def prunes_nothing(specs: list[RunSpec], space, todo: list[RunSpec] | None = Non
         start = starts.get(s.pretrained) if s.pretrained is not None else None
         if start is None or start.widths is None or s.budget is None or s.budget.metric not in ("params", "macs"):
             continue
-        cost = space.params if s.budget.metric == "params" else space.macs
-        if cost(start.widths) <= s.budget.amount(space):
+        if cost_function(space, s.budget.metric)(start.widths) <= s.budget.amount(space):
             texts = said.setdefault((s.label, s.config.get("epochs")), [])
             if s.budget.text not in texts:
                 texts.append(s.budget.text)

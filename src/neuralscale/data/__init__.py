@@ -241,9 +241,9 @@ def _cached(info: DatasetInfo, sources: list[Path], options: dict, read, folder:
         raise
     name = _cache_name(info.name)
     if folder is not None:  # one name for one folder, whatever path named it (two folders' did not collide)
-        where = str(folder.resolve())
-        name = (f"imagefolder_{re.sub(r'[^A-Za-z0-9._-]', '_', folder.resolve().name)[-40:]}_"
-                f"{hashlib.sha256(where.encode()).hexdigest()[:10]}")
+        where = folder.resolve()
+        name = (f"imagefolder_{re.sub(r'[^A-Za-z0-9._-]', '_', where.name)[-40:]}_"
+                f"{hashlib.sha256(str(where).encode()).hexdigest()[:10]}")
     tensors = load_cached(name, key)
     if tensors is not None and tensor_problem(info, tensors):  # a cache that loads but holds other tensors:
         drop_cached(name, key)  # rebuilt, never trusted

@@ -224,16 +224,15 @@ def drop_versions(name: str, key: str, names: tuple[str, ...] = (), keep: int = 
     folder = cache_dir() / "tensors"
     ours = re.compile(re.escape(name) + r"-[0-9a-f]{20}\.pt")
     theirs = re.compile("(?:" + "|".join(re.escape(n) for n in names) + r")-[0-9a-f]{20}\.pt") if names else None
+    current = f"{name}-{key}.pt"
     try:
-        found = [(p.stat().st_mtime, p) for p in folder.iterdir()
-                 if p.name != f"{name}-{key}.pt" and ours.fullmatch(p.name)]
-        gone = [p for _, p in sorted(found, reverse=True)[keep:]]
-        gone += [p for p in folder.iterdir() if theirs is not None and theirs.fullmatch(p.name)
-                 and p.name != f"{name}-{key}.pt"]
+        others = [p for p in folder.iterdir() if p.name != current and not p.name.startswith(f".{current}.")]
+        found = sorted(((p.stat().st_mtime, p) for p in others if ours.fullmatch(p.name)), reverse=True)
+        gone = [p for _, p in found[keep:]] + [p for p in others if theirs is not None and theirs.fullmatch(p.name)]
         # a killed write's temporary file of another version (save_cached clears its own key's), once no writer
         # of that version can be at work on it
-        gone += [p for p in folder.iterdir() if is_temp(p.name) and ours.match(p.name[1:])
-                 and not p.name.startswith(f".{name}-{key}.pt.") and time.time() - p.stat().st_mtime > STALE_TEMP_S]
+        gone += [p for p in others if is_temp(p.name) and ours.match(p.name[1:])
+                 and time.time() - p.stat().st_mtime > STALE_TEMP_S]
         for p in gone:
             p.unlink(missing_ok=True)
             log.info("removed %s (the tensor cache of an earlier version of the data)", p)

@@ -15,5 +15,5 @@ from .callback import TaylorPruner
 from .schedule import ORIGINAL_K, TRAJECTORY_STARTS, Schedule, full_width_k, paced_k
 from .session import PruningSession, Step, ended_early
 
-__all__ = ["TaylorPruner", "ORIGINAL_K", "TRAJECTORY_STARTS", "Schedule", "full_width_k", "paced_k", "PruningSession", "Step",
-           "ended_early"]
+__all__ = ["TaylorPruner", "ORIGINAL_K", "TRAJECTORY_STARTS", "Schedule", "full_width_k", "paced_k", "PruningSession",
+           "Step", "ended_early"]
