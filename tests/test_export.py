@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 
 import pytest
 import torch
@@ -216,7 +218,6 @@ def finished_run(tmp_path_factory):
 
 
 def _copy_run(run, tmp_path):
-    import shutil
     shutil.copytree(run, tmp_path / "run")
     return tmp_path / "run"
 
@@ -590,3 +591,28 @@ def test_an_interrupt_while_onnxruntime_loads_stops_the_export(finished_run, tmp
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(NeuralscaleError, match="needs the optional extra"):
         ns.export_run(finished_run, tmp_path / "n", onnx=True)
+
+
+def test_two_exports_to_one_name_at_once_are_refused_not_interleaved(finished_run, tmp_path, monkeypatch):
+    """An export holds a lock named for its NAME (whatever spelling names it) while it writes: a second one to that
+    NAME meanwhile is refused and writes nothing (two at once paired one's JSON with the other's weights, or one
+    removed what the other wrote).  The lock lies in the user's temporary folder, none beside the files."""
+    from neuralscale.records import exclusive_name
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "out").mkdir()
+    with exclusive_name(tmp_path / "out" / "n", lambda pid: f"held by {pid}"):
+        with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'sub' / '..' / 'out' / 'n'} is being "
+                                                             f"exported by another neuralscale command (pid")):
+            (tmp_path / "sub").mkdir()
+            ns.export_run(finished_run, tmp_path / "sub" / ".." / "out" / "n.json")
+        assert list((tmp_path / "out").iterdir()) == []
+    ns.export_run(finished_run, tmp_path / "out" / "n")  # released: it exports
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["n.json", "n.pt"]
+    locks = tmp_path / "tmp" / f"neuralscale-{os.getuid()}-locks"
+    assert len(list(locks.iterdir())) == 1
+    shutil.rmtree(locks)
+    locks.symlink_to(tmp_path / "out")  # another's (a link in a shared temporary folder) is not used
+    with pytest.raises(NeuralscaleError, match="is not a folder of this user's; remove it, or set TMPDIR"):
+        ns.export_run(finished_run, tmp_path / "out" / "m")
+    assert not (tmp_path / "out" / "m.json").exists()

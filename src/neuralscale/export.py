@@ -42,7 +42,7 @@ from .layout import RunDir, StoreDir
 from .store import read_record
 from .train import read_run_weights, resolve_device, unloadable
 from .zoo import CONVCUT, model_identity, model_spelling, record_model, record_space
-from .records import atomic_write, atomic_write_json
+from .records import atomic_write, atomic_write_json, exclusive_name
 from .space import WidthSpace
 
 log = logging.getLogger(__name__)
@@ -366,6 +366,14 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
     if model is not None and not isinstance(model, str):
         raise NeuralscaleError(f"export_run: model must be a name (such as 'file:nets.py:Net'), not "
                                f"{type(model).__name__}")
+    with exclusive_name(stem(path), lambda pid: f"{stem(path)} is being exported by another neuralscale command "
+                        f"(pid {pid}); wait for it to finish, or export to another name"):
+        return _export(run_dir, path, onnx, force, space, model)
+
+
+def _export(run_dir, path, onnx: bool, force: bool, space: WidthSpace | None, model: str | None) -> dict:
+    """export_run under the lock of its NAME: two exports to one NAME at once would pair one's JSON with the
+    other's weights, or each remove what the other wrote."""
     # an earlier export's NAME.onnx, beside this one's files, is another network: removed before they are written
     # (a file of the user's own is left until --onnx's is written and checked in its place), and the JSON says
     # in_onnx only once this network's is there: an export stopped anywhere leaves no other network's ONNX under a

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,26 +130,56 @@ def exclusive(directory: str | Path, what: str = "directory", wait: bool = False
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        # never through a link: a .lock that links elsewhere would have its target truncated
-        fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666 & ~_umask())
     except FileExistsError:
         raise NeuralscaleError(f"{directory} is a file, not a directory") from None
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise NeuralscaleError(f"{directory / LOCK} is a link, not neuralscale's lock file; remove it") from None
         raise NeuralscaleError(f"cannot use {directory}: {e.strerror or e}") from None
+    with _held(directory / LOCK, lambda pid: f"{directory} is in use by another neuralscale command (pid {pid}); "
+               f"wait for it to finish, or use another {what}", wait):
+        for stale in directory.iterdir():  # only the lock's holder writes here: a temporary file is a killed write's
+            if is_temp(stale.name) and stale.is_file() and not stale.is_symlink():
+                stale.unlink(missing_ok=True)
+        yield
+
+
+@contextmanager
+def exclusive_name(path: str | Path, busy: Callable[[str], str]) -> Iterator[None]:
+    """Hold an exclusive lock named for `path` (files that no folder of neuralscale's owns, such as an export's
+    NAME.json and NAME.pt in a folder of the user's), or stop with `busy(pid of the holder)`.  The lock
+    file lies in this user's temporary folder, named for the path resolved (two spellings of one file are one
+    lock), so that nothing is left beside the user's files; it coordinates commands on this machine."""
+    resolved = Path(path).resolve()
+    folder = Path(tempfile.gettempdir()) / f"neuralscale-{os.getuid()}-locks"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        own = folder.lstat()
+    except OSError as e:
+        raise NeuralscaleError(f"cannot use {folder} for a lock: {e.strerror or e}") from None
+    if own.st_uid != os.getuid() or not stat.S_ISDIR(own.st_mode):  # (another user's, or a link, in a shared folder)
+        raise NeuralscaleError(f"{folder} is not a folder of this user's; remove it, or set TMPDIR to another folder")
+    digest = hashlib.sha256(os.fsencode(resolved)).hexdigest()[:32]
+    with _held(folder / f"{digest}.lock", busy, False):
+        yield
+
+
+@contextmanager
+def _held(lock: Path, busy: Callable[[str], str], wait: bool) -> Iterator[None]:
+    """The flock on `lock` (created if need be, never through a link), the holder's pid written in it."""
+    try:
+        # never through a link: a lock file that links elsewhere would have its target truncated
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666 & ~_umask())
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise NeuralscaleError(f"{lock} is a link, not neuralscale's lock file; remove it") from None
+        raise NeuralscaleError(f"cannot use {lock.parent}: {e.strerror or e}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            raise NeuralscaleError(f"{directory} is in use by another neuralscale command (pid {holder}); wait "
-                                   f"for it to finish, or use another {what}") from None
+            raise NeuralscaleError(busy(holder)) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        for stale in directory.iterdir():  # only the lock's holder writes here: a temporary file is a killed write's
-            if is_temp(stale.name) and stale.is_file() and not stale.is_symlink():
-                stale.unlink(missing_ok=True)
         yield
     finally:
         os.close(fd)  # releases the lock
