@@ -938,3 +938,42 @@ def test_a_latency_of_a_network_too_wide_to_build_is_out_of_reach_and_other_buil
     assert list(wide.raw_widths(1e6)) == [WIDTH_CAP] * n
     with pytest.raises(NeuralscaleError, match="not a scaling-law file: missing or bad field"):
         ScalingLaw.from_dict(["model", "dataset"])  # a damaged descent's law that is not an object
+
+
+def test_a_law_is_saved_only_to_a_new_file_or_over_a_law_and_only_if_it_loads(tmp_path):
+    """`ScalingLaw.save` replaced any file without force (a descent's fits.json: every law in it lost, the descent
+    refused as damaged), and saved a law that would not load (a NaN exponent written as null) (an adversarial
+    pass). A new file, or with force another (a file of one's own), never a record; a path of another type is one
+    error."""
+    sp = ns.space("vgg11", "synthetic")
+    law = uniform_law(sp, sp.base_widths)
+    law.save(tmp_path / "law.json")
+    assert ScalingLaw.load(tmp_path / "law.json") == law
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'law.json'} exists; give another name, or "
+                                                         "force=True to overwrite it")):
+        law.save(tmp_path / "law.json")
+    law.save(tmp_path / "law.json", force=True)
+    (tmp_path / "mine.json").write_text("{}")
+    law.save(tmp_path / "mine.json", force=True)
+    assert ScalingLaw.load(tmp_path / "mine.json") == law
+    fits = tmp_path / "fits.json"
+    fits.write_text(json.dumps({"laws": [law.to_dict()]}))
+    for force in (False, True):
+        with pytest.raises(NeuralscaleError, match="exists; give another name" if not force else
+                           "is one of neuralscale's records .a descent's laws, a run's record or a sweep's plan.: "
+                           "a law is not saved over it, even with force"):
+            law.save(fits, force=force)
+    assert json.loads(fits.read_text()) == {"laws": [law.to_dict()]}
+    bad = ScalingLaw(**{**law.to_dict(), "beta": [float("nan")] * len(law.layers)})
+    with pytest.raises(NeuralscaleError, match="this law cannot be saved: it would not load .scaling-law file: "):
+        bad.save(tmp_path / "nan.json")
+    with pytest.raises(NeuralscaleError, match="this law cannot be saved: it would not load .scaling-law file: every "
+                                               "alpha must be positive"):
+        ScalingLaw(**{**law.to_dict(), "alpha": [-1.0] * len(law.layers)}).save(tmp_path / "neg.json")
+    assert not (tmp_path / "nan.json").exists() and not (tmp_path / "neg.json").exists()
+    with pytest.raises(NeuralscaleError, match="is a directory"):
+        law.save(tmp_path)
+    for call in (lambda: ScalingLaw.load(3), lambda: law.save(3)):
+        with pytest.raises(NeuralscaleError, match=r"ScalingLaw\.(load|save): path must be a path .a str or "
+                                                   r"os\.PathLike., not int"):
+            call()

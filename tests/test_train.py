@@ -160,16 +160,46 @@ def test_a_finished_run_asked_for_again_on_an_image_folder_changed_since_is_refu
                                                r"since\); put them back as they were, or train into another --out"):
         ns.train("vgg11", f"imagefolder:{folder}", **kw)
     # another run asked for into its folder (another subset): "holds another run", as before (a review: the images'
-    # check came first, and said the files changed); the run's own splits given: returned as it is
+    # check came first, and said the files changed); splits given of the images as they are now: refused as well
+    # (they were taken for the run's own, whatever they held)
     with pytest.raises(NeuralscaleError, match="holds another run"):
         ns.train("vgg11", f"imagefolder:{folder}", **kw, subset={"train": 10})
     from neuralscale.api import load_splits
-    own = load_splits(f"imagefolder:{folder}", kw["config"])
-    assert ns.train("vgg11", f"imagefolder:{folder}", **kw, splits=own)["id"] == first["id"]
+    with pytest.raises(NeuralscaleError, match=r"run holds a run finished on other data \(train 15, val 3, test 6, "
+                                               r"digest [0-9a-f]{16}\) than the splits given \(train 15, val 3, "
+                                               r"test 6, digest [0-9a-f]{16}\); train into another out_dir"):
+        ns.train("vgg11", f"imagefolder:{folder}", **kw, splits=load_splits(f"imagefolder:{folder}", kw["config"]))
     shutil.move(folder, tmp_path / "changed")  # not here: the run as it is
     assert ns.train("vgg11", f"imagefolder:{folder}", **kw)["id"] == first["id"]
     shutil.copytree(tmp_path / "as_it_was", folder)
     assert ns.train("vgg11", f"imagefolder:{folder}", **kw)["finished"] == first["finished"]
+    own = load_splits(f"imagefolder:{folder}", kw["config"])  # the run's own splits given: returned as it is
+    assert ns.train("vgg11", f"imagefolder:{folder}", **kw, splits=own)["finished"] == first["finished"]
+
+
+def test_a_run_trained_on_splits_given_is_returned_only_for_the_same_data(tmp_path):
+    """A run's id says the subsets asked for, not which images splits given in Python hold: another call with
+    other splits, or with none (the settings' own data), returned the first run as its result (an adversarial
+    pass). Refused, saying both; the same splits again, or a run trained without splits given its own, return it."""
+    from neuralscale.api import load_splits
+    kw = dict(ratio=0.0625, config=TrainConfig(epochs=1, batch_size=32, device="cpu"), progress=False)
+    s64, s48 = (load_splits("synthetic", kw["config"], subset={"train": n, "test": 16}) for n in (64, 48))
+    first = ns.train("vgg11", "synthetic", **kw, splits=s64, out_dir=tmp_path / "given")
+    assert first["own_splits"] is True and first["data"]["train"] == 64
+    assert ns.train("vgg11", "synthetic", **kw, splits=s64, out_dir=tmp_path / "given")["finished"] == \
+        first["finished"]
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'given'} holds a run finished on other data "
+                                                         "(train 64, val 7, test 16) than the splits given (train 48, "
+                                                         "val 5, test 16); train into another out_dir")):
+        ns.train("vgg11", "synthetic", **kw, splits=s48, out_dir=tmp_path / "given")
+    with pytest.raises(NeuralscaleError, match=re.escape("than its settings read (train ")):
+        ns.train("vgg11", "synthetic", **kw, out_dir=tmp_path / "given")
+    plain = ns.train("vgg11", "synthetic", **kw, subset={"train": 48, "test": 16}, out_dir=tmp_path / "plain")
+    assert "own_splits" not in plain
+    assert ns.train("vgg11", "synthetic", **kw, subset={"train": 48, "test": 16},
+                    out_dir=tmp_path / "plain")["finished"] == plain["finished"]
+    with pytest.raises(NeuralscaleError, match="than the splits given"):
+        ns.train("vgg11", "synthetic", **kw, subset={"train": 48, "test": 16}, splits=s64, out_dir=tmp_path / "plain")
 
 
 def test_a_run_of_an_image_folder_named_another_way_says_how_it_was_named(tmp_path, monkeypatch):

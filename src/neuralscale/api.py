@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .budget import Budget
 from .data import DataConfig, dataset_info, image_folder
 from .data.info import DatasetInfo
-from .data.base import Splits
+from .data.base import Splits, same_data
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
 from .logs import for_api
@@ -106,7 +106,7 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
         start = own[1].start_widths
     law = fit(space, traj.rows, count=traj.count if tau == "auto" else tau, start=start)
     if out:
-        law.save(out)
+        law.save(out, force=True)  # (checked above: a new file, or force's; never among a run's or descent's records)
     return law
 
 
@@ -206,6 +206,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     space = model if isinstance(model, WidthSpace) else \
         make_space(model, recorded or dataset, convcut=convcut, data_dir=data_dir)
     convcut = _shortcuts(space, convcut)
+    given = splits is not None
     what = _configuration(space, widths, ratio, method, params, macs, source, iteration, convert)
     if splits is None and not done:  # a finished run is returned as it is, on a machine without its images too
         splits = load_splits(data, config)
@@ -220,10 +221,30 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
                    init=_init(space, init_from, what["widths"], out_dir, force), architecture=space.architecture,
                    portable=located(space.name))
     notes = {"extrapolated": True} if what.get("extrapolated") else {}  # (said in the record, and by reports)
+    if given:  # the caller's own splits: the spec's data settings do not say which images they are
+        notes["own_splits"] = True
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True, notes=notes)
-    return {**_train_into(spec, out_dir, force, space, splits, progress, notes), **notes}  # (also a run finished
+    return {**_train_into(spec, out_dir, force, space, splits, progress, notes, data_dir), **notes}  # (also a run finished
     # before records said it)
+
+
+def _same_data_as_finished(out_dir, spec: RunSpec, old: dict, given: Splits | None,
+                           load: Callable[[], Splits]) -> None:
+    """A finished run returned again (its id the one asked for) is of the data asked for now: the splits given (a
+    run's id says only the subsets asked for, not which images the caller's own splits hold: another's splits, or
+    none, returned the run of the first as the result), or, for a run trained on splits given, the data its
+    settings read (`load`); else an image folder's files as they are now."""
+    if given is None and old.get("own_splits") is not True:
+        return _same_images_as_finished(out_dir, spec, old)
+    now = (given or load()).identity()
+    then = old["data"] if isinstance(old.get("data"), dict) else {}
+    if not same_data(then, now):
+        def said(d: dict) -> str:
+            return ", ".join(f"{k} {d[k]}" for k in ("train", "val", "test", "digest") if k in d)
+        raise NeuralscaleError(f"{out_dir} holds a run finished on other data ({said(then)}) than "
+                               f"{'the splits given' if given is not None else 'its settings read'} ({said(now)}); "
+                               "train into another out_dir")
 
 
 def _same_images_as_finished(out_dir, spec: RunSpec, old: dict) -> None:
@@ -254,12 +275,15 @@ def _shortcuts(space: WidthSpace, convcut: bool) -> bool:
     return space.family.variant == CONVCUT
 
 
-def _train_into(spec: RunSpec, out_dir, force: bool, space, splits, progress: bool, notes: dict) -> dict:
+def _train_into(spec: RunSpec, out_dir, force: bool, space, splits: Splits | None, progress: bool, notes: dict,
+                data_dir: str | None) -> dict:
+    """`spec` trained into `out_dir` on `splits` (the caller's own where `notes` says so), or the run finished
+    there returned."""
     old = read_record(out_dir)
     if old is not None and old.get("status") == "finished" and old.get("id") == _as_recorded(spec, old, out_dir,
                                                                                             force).id:
-        if splits is None:  # (splits given: the caller's own images, whatever the folder holds)
-            _same_images_as_finished(out_dir, spec, old)
+        _same_data_as_finished(out_dir, spec, old, splits if notes.get("own_splits") else None,
+                               lambda: splits if splits is not None else load_run_splits(spec, data_dir))
         log.info("%s: already finished; nothing redone", out_dir)  # read without its lock: a finished record is
         return old  # never written again, and a run on a read-only medium (an archive) is read as a descent is
     with exclusive(out_dir, "run directory"):

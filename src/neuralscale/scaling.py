@@ -24,10 +24,10 @@ from .accounting import measure_latency
 from .errors import NeuralscaleError
 from .budget import METRICS, UNITS
 from .data import spelled_folder
-from .records import atomic_write_json, atomic_write_text
+from .records import atomic_write_json, atomic_write_text, strict
 from .space import WidthSpace
 from .zoo import model_identity
-from .validate import MAX_WIDTH, is_whole, matches, parse_whole
+from .validate import MAX_WIDTH, check_paths, is_whole, matches, parse_whole
 
 MIN_ROWS = 6  # fewer trajectory rows than this: fall back to uniform scaling
 
@@ -153,11 +153,29 @@ class ScalingLaw:
             del d["architecture"]
         return d
 
-    def save(self, path: str | Path) -> None:
-        atomic_write_json(Path(path), self.to_dict())
+    def save(self, path: str | Path, force: bool = False) -> None:
+        """Write the law to `path` (JSON): a new file, or with `force` an existing one, never one of neuralscale's
+        records (a descent's fits.json, a run's record: `save` replaced them, and the descent's every law was lost),
+        and never a law that would not load (a NaN exponent, a negative coefficient)."""
+        check_paths("ScalingLaw.save", {"path": path}, optional=False)
+        path = Path(path)
+        try:
+            ScalingLaw.from_dict(json.loads(json.dumps(strict(self.to_dict()))))  # (as it is written: NaN is null)
+        except NeuralscaleError as e:
+            raise NeuralscaleError(f"this law cannot be saved: it would not load ({str(e).removeprefix('not a ')})"
+                                   ) from None
+        if path.is_dir():
+            raise NeuralscaleError(f"{path} is a directory; give a file name")
+        if path.exists() and not force:
+            raise NeuralscaleError(f"{path} exists; give another name, or force=True to overwrite it")
+        if path.exists() and _a_record(path):
+            raise NeuralscaleError(f"{path} is one of neuralscale's records (a descent's laws, a run's record or a "
+                                   "sweep's plan): a law is not saved over it, even with force; give another name")
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "ScalingLaw":
+        check_paths("ScalingLaw.load", {"path": path}, optional=False)
         try:
             d = json.loads(Path(path).read_text())
         except FileNotFoundError:
@@ -203,6 +221,16 @@ class ScalingLaw:
                                    f"since, or its data's classes or image size (architecture {space.architecture} "
                                    f"now, {self.architecture} recorded); fit the network as it is now, or put them "
                                    "back")
+
+
+def _a_record(path: Path) -> bool:
+    """Whether `path` is one of neuralscale's records as they are written (a descent's fits.json or config.json, a
+    run's record, a sweep's plan): JSON tables that no law is saved over."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(d, dict) and (any(k in d for k in ("laws", "descent", "recipe")) or d.get("kind") == "run")
 
 
 def check_objective(law: ScalingLaw, metric: str, convert: bool = False) -> None:
