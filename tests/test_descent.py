@@ -713,3 +713,33 @@ def test_a_folder_of_another_kind_given_for_a_descent_or_a_run_says_what_it_is(t
                                                          "folder, which keeps no network: train one of its laws")):
         ns.export_run(tiny_descent[0], tmp_path / "m")
 
+
+
+def test_a_descent_records_the_criterion_that_scored_its_channels(tiny_descent, tmp_path):
+    """`importance` was neither recorded nor compared: the same call with L1 returned the Taylor-FO laws as its
+    own, and one more iteration pruned by L1 joined two pruned by Taylor-FO, nothing saying so (an adversarial
+    pass). config.json names a criterion other than Taylor-FO (records of the method's as before), and a rerun
+    with another is refused, as another setting is."""
+    from helpers import TINY_DESCENT, TINY_DESCENT_TRAIN
+    from neuralscale.errors import NeuralscaleError
+    taylor = _copy_tiny(tiny_descent, tmp_path)
+    assert "importance" not in json.loads((taylor / "config.json").read_text())
+    for changes in ({}, {"iterations": 3}):
+        with pytest.raises(NeuralscaleError, match="another configuration .importance: recorded 'taylor', now 'l1'"):
+            ns.descend("vgg11", "synthetic", taylor, ns.DescentConfig(**{**TINY_DESCENT, **changes}),
+                       subset={"train": TINY_DESCENT_TRAIN}, progress=False, importance=ns.L1FilterNorm())
+    assert len(json.loads((taylor / "fits.json").read_text())["laws"]) == 2
+
+    class Mine(ns.Importance):  # a criterion of one's own that gives no name: its class's
+        def score(self, layer):
+            return layer.producers[0].weight.detach().abs().flatten(1).sum(1).cpu()
+    one = {**TINY_DESCENT, "iterations": 1}
+    laws = ns.descend("vgg11", "synthetic", tmp_path / "mine", ns.DescentConfig(**one),
+                      subset={"train": TINY_DESCENT_TRAIN}, progress=False, importance=Mine())
+    recorded = json.loads((tmp_path / "mine" / "config.json").read_text())["importance"]
+    assert recorded.endswith("Mine")
+    assert ns.descend("vgg11", "synthetic", tmp_path / "mine", ns.DescentConfig(**one),
+                      subset={"train": TINY_DESCENT_TRAIN}, progress=False, importance=Mine()) == laws
+    with pytest.raises(NeuralscaleError, match=f"importance: recorded {recorded!r}, now 'taylor'"):
+        ns.descend("vgg11", "synthetic", tmp_path / "mine", ns.DescentConfig(**one),
+                   subset={"train": TINY_DESCENT_TRAIN}, progress=False)

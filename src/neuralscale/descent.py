@@ -41,7 +41,7 @@ from .data.base import Splits, same_data
 from .data.info import protocol
 from .estimate import duration_text, training_rate
 from .errors import EnvironmentFailure, NeuralscaleError, first_line, warn
-from .importance import Importance
+from .importance import Importance, TaylorFO
 from .latency import LatencyTable
 from .layout import RunDir, StoreDir, claim_folder
 from .objective import OBJECTIVES, Objective
@@ -255,6 +255,8 @@ class Iteration:
 
 # an iteration's fields besides its law, their types, and (where a descent recorded before they existed lacks
 # them) their defaults
+TAYLOR = TaylorFO.name  # the method's criterion: a descent's config.json names another, not this one
+
 ITERATION_DEFAULTS = {"half_reached": True, "epochs": 0, "pruning_steps": 0, "physical": False, "stop_reason": "",
                       "notes": [], "final_val_acc": None}
 ITERATION_TYPES = {"start_widths": list[int], "final_widths": list[int], "half_widths": list[int],
@@ -376,6 +378,8 @@ class DescentDir:
             what["data"] = {k: v for k, v in what["data"].items() if k != "digest"}
         if cfg.get("portable") is True:  # a file's network by its name: which of the files of that name, too
             what["architecture"] = cfg.get("architecture")
+        if "importance" in cfg:  # (recorded where it is not Taylor-FO: the fingerprints of the method's as before)
+            what["importance"] = cfg["importance"]
         what["descent"] = {k: cfg["descent"].get(k, defaults.get(k)) for k in DescentConfig().identity()}
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -416,6 +420,8 @@ class DescentDir:
             for key, tp in (("model", str), ("dataset", str), ("descent", dict), ("data", dict)):
                 if not matches(old.get(key), tp):
                     raise ValueError(f"{key} is {old.get(key)!r}, not {'a name' if tp is str else 'a table'}")
+            if "importance" in old and not (matches(old["importance"], str) and old["importance"]):
+                raise ValueError(f"importance is {old['importance']!r}, not a name")
             ratio = old["descent"].get("base_ratio", 1.0)
             if not (matches(ratio, float) and 0 < ratio <= 1):
                 raise ValueError(f"descent.base_ratio is {ratio!r}, not a ratio in (0, 1]")
@@ -432,12 +438,13 @@ class DescentDir:
             claim_folder(self.path, self.config_path, "descent directory", force)
 
     def claim(self, space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None = None,
-              force: bool = False) -> None:
+              force: bool = False, importance: str = TAYLOR) -> None:
         """Record the configuration, or check that it is the one recorded (a rerun must match it).
-        `dataset`: the data's name where the space's own is not it (a space of your own says "custom").
+        `dataset`: the data's name where the space's own is not it (a space of your own says "custom");
+        `importance`: the name of the criterion scoring channels (`importance_name`).
         A folder with content but no configuration is refused (layout.claim_folder) unless `force`."""
         old = self.config()
-        identity = self._identity(space, cfg, data, dataset, old is None or old.get("portable") is True)
+        identity = self._identity(space, cfg, data, dataset, old is None or old.get("portable") is True, importance)
         if old is None:
             self.refuse_foreign(force)
         else:
@@ -447,18 +454,24 @@ class DescentDir:
         atomic_write_json(self.config_path, {**identity, "descent": asdict(cfg)})
 
     @staticmethod
-    def _identity(space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None, portable: bool) -> dict:
+    def _identity(space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None, portable: bool,
+                  importance: str) -> dict:
         """What config.json records of a descent. `portable`: a file's network is known by the file's name, not
         where it lies (zoo.model_identity), so that the descent moved with its file goes on there; not for a
-        descent recorded before (its fingerprint hashes the location)."""
+        descent recorded before (its fingerprint hashes the location). The criterion where it is not Taylor-FO
+        (records as before for the method's)."""
         return {"model": space.name, **space.own_architecture(), "dataset": dataset or space.info.name,
                 "descent": cfg.identity(), "data": data, **({"portable": True} if portable and located(space.name)
-                                                             else {})}
+                                                             else {}),
+                **({"importance": importance} if importance != TAYLOR else {})}
 
     def _refuse_other(self, old: dict, identity: dict, cfg: DescentConfig) -> None:
         """A rerun must match the recorded configuration; what differs, named."""
         mismatch = [f"{k}: recorded {old.get(k)!r}, now {identity[k]!r}" for k in ("model", "dataset", "data")
                     if not _same(k, _known(old).get(k), _known(identity)[k])]
+        if old.get("importance", TAYLOR) != identity.get("importance", TAYLOR):  # (its iterations pruned by that)
+            mismatch.append(f"importance: recorded {old.get('importance', TAYLOR)!r}, now "
+                            f"{identity.get('importance', TAYLOR)!r}")
         if old.get("portable") is not True and moved(old.get("model"), identity["model"]):
             mismatch[0] += (" (a descent recorded before runs knew a file by its name hashes where it lay: continue "
                             "it where the file is at that path)")
@@ -479,14 +492,15 @@ class DescentDir:
                                    "new --out directory")
 
     def finished(self, space: WidthSpace, cfg: DescentConfig, data: dict,
-                 dataset: str | None = None) -> "list[Iteration] | None":
+                 dataset: str | None = None, importance: str = TAYLOR) -> "list[Iteration] | None":
         """This configuration's iterations, where all of them are here already (checked as `claim` checks it,
         writing nothing): a rerun then has nothing to do, and needs no lock (a read-only folder, an archive); else
         None."""
         old = self.config()
         if old is None:
             return None
-        self._refuse_other(old, self._identity(space, cfg, data, dataset, old.get("portable") is True), cfg)
+        self._refuse_other(old, self._identity(space, cfg, data, dataset, old.get("portable") is True, importance),
+                           cfg)
         done = self.iterations()
         return done if len(done) >= cfg.iterations else None
 
@@ -779,12 +793,13 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
         pass  # one this machine lacks: refused where an iteration would train on it (finished work reads anywhere)
     d = DescentDir(out_dir)
     d.refuse_foreign(force)  # before the lock: a refused folder is left as it was (no .lock in it)
-    done = d.finished(space, cfg, splits.identity(), dataset=splits.info.name)
+    scores = importance_name(importance)
+    done = d.finished(space, cfg, splits.identity(), dataset=splits.info.name, importance=scores)
     if done is not None:  # nothing to do: read, neither locked nor written (a read-only folder, an archive)
         _refuse_fallback(done, cfg)
         return [it.law for it in done]
     with exclusive(d.path, "descent directory"):
-        d.claim(space, cfg, splits.identity(), dataset=splits.info.name, force=force)
+        d.claim(space, cfg, splits.identity(), dataset=splits.info.name, force=force, importance=scores)
         with d.open_log():
             for note in cfg.unused():  # in the descent's log.txt too
                 log.info("note: %s", note)
@@ -806,6 +821,15 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
                 stop = _converged(done, space, cfg, objective)
             _refuse_fallback(done, cfg)
     return [it.law for it in done]
+
+
+def importance_name(importance: Importance | None) -> str:
+    """How a descent's config.json names the criterion that scored its channels: its `name`, or, for a criterion
+    of one's own that gives none, its class's (two of one class with other settings are not told apart)."""
+    if importance is None:
+        return TAYLOR
+    name = importance.name if isinstance(importance.name, str) and importance.name else Importance.name
+    return type(importance).__qualname__ if name == Importance.name else name
 
 
 def _fingerprint(space: WidthSpace, cfg: DescentConfig, splits: Splits, portable: bool) -> str:

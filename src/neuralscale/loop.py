@@ -40,7 +40,8 @@ from pathlib import Path
 
 from torch import nn
 
-from .descent import DescentConfig, DescentDir, DescentResult, Iteration, default_k, pruning_law, start_widths
+from .descent import (DescentConfig, DescentDir, DescentResult, Iteration, default_k, importance_name, pruning_law,
+                      start_widths)
 from .errors import NeuralscaleError, warn
 from .importance import Importance
 from .logs import for_api
@@ -101,7 +102,7 @@ class Pruner:
         self._finished: DescentResult | None = None
         self.dir.refuse_foreign()  # before the lock: a refused folder gets no .lock
         with exclusive(self.dir.path, "descent directory"):  # another configuration is refused now, not at the end
-            self.dir.claim(space, self.config, {"loop": "user"})
+            self.dir.claim(space, self.config, {"loop": "user"}, importance=importance_name(importance))
             done = self.dir.iterations()
         self._check_start(widths, done, weigh)
 
@@ -161,7 +162,8 @@ class Pruner:
             raise NeuralscaleError(f"pruning has not ended ({self.status()}); keep calling step()")
         p = self.session
         with exclusive(self.dir.path, "descent directory"):
-            self.dir.claim(self.space, self.config, {"loop": "user"})
+            self.dir.claim(self.space, self.config, {"loop": "user"},
+                           importance=importance_name(self.session.importance))
             done = self.dir.iterations()
             number = len(done) + 1
             law = pruning_law(self.space, p, number)
