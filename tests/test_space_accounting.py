@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
 import neuralscale as ns
@@ -415,7 +416,13 @@ def test_widths_are_checked_wherever_a_space_takes_them():
     widths for an in-place resize all passed where a space takes widths, as did lists of unequal length."""
     sp = ns.space("vgg11", "synthetic")
     for bad, says in (("12345678", "not str"), ([True] + [8] * 7, "is not an integer: True"),
-                      ([8] * 7 + [70000], "between 1 and")):
+                      ([8] * 7 + [70000], "between 1 and"),
+                      # a NumPy or torch number of a fraction was truncated (3.5 to 3), a string of digits read as one
+                      # (an adversarial pass)
+                      ([np.float32(3.5)] + [8] * 7, "is not an integer: 3.5"),
+                      ([torch.tensor(3.75)] + [8] * 7, "is not an integer: 3.75"),
+                      (["8"] * 8, "is not an integer: '8'"), ([np.bool_(True)] + [8] * 7, "is not an integer: True"),
+                      ([torch.tensor([8])] + [8] * 7, "is not an integer: tensor")):
         with pytest.raises(NeuralscaleError, match=says):
             sp.validate(bad)
         with pytest.raises(NeuralscaleError, match=says):
@@ -424,6 +431,7 @@ def test_widths_are_checked_wherever_a_space_takes_them():
             sp.resize(sp.build([8] * 8, device="meta"), bad)
     with pytest.raises(ValueError, match="differ in length"):
         WidthSpace("short", sp.layer_names, sp.base_widths[:-1], sp.info, sp._make)
+    assert sp.validate([np.int64(8), np.float64(16.0), torch.tensor(8), 8.0] + [8] * 4) == [8, 16, 8, 8] + [8] * 4
 
 
 def test_a_rebased_space_is_the_same_model_and_truncates_as_the_original():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -84,3 +85,22 @@ def test_a_wrong_optional_field_says_it_may_be_left_out():
     check_types(Settings(train=None), "data setting")
     with pytest.raises(NeuralscaleError, match=r"data setting train must be an integer \(or left out\), got 'x'"):
         check_types(Settings(train="x"), "data setting")
+
+
+def test_a_notebooks_numpy_numbers_are_taken_as_the_numbers_they_are_or_said_to_be_numpy(tmp_path):
+    """NumPy numbers were refused as if they were not numbers ("a width ratio must be a number", "a budget must be a
+    positive finite number", "epochs must be an integer, got np.int64(2)"; an adversarial pass): a ratio, a budget,
+    a recipe's settings and a subset take them as the numbers they are (recorded as JSON's), and a check that still
+    refuses one says it is NumPy's."""
+    import numpy as np
+    import neuralscale as ns
+    from neuralscale.data import DataConfig
+    sp = ns.space("vgg11", "synthetic")
+    assert sp.uniform(np.float32(0.0625)) == sp.uniform(0.0625)
+    assert ns.Budget.parse(np.int64(5000)) == ns.Budget.parse(5000)
+    config = ns.TrainConfig(epochs=np.int64(2), lr=np.float64(0.05))
+    assert type(config.epochs) is int and type(config.lr) is float and json.dumps(config.to_dict())
+    assert type(DataConfig.from_settings("synthetic", {"train": np.int64(100)}).train) is int
+    with pytest.raises(NeuralscaleError, match=r"multiple must be a whole number, at least 1, got np.int64\(8\) \(a "
+                                               r"NumPy or torch number: pass int\(x\) or float\(x\)\)"):
+        ns.scale(sp, "uniform", params=50_000, multiple=np.int64(8))

@@ -225,8 +225,8 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
         notes["own_splits"] = True
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True, notes=notes)
-    return {**_train_into(spec, out_dir, force, space, splits, progress, notes, data_dir), **notes}  # (also a run finished
-    # before records said it)
+    # (notes also for a run finished before records said them)
+    return {**_train_into(spec, out_dir, force, space, splits, progress, notes, data_dir), **notes}
 
 
 def _same_data_as_finished(out_dir, spec: RunSpec, old: dict, given: Splits | None,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .errors import NeuralscaleError
-from .validate import matches, ratio as check_ratio
+from .validate import matches, plain, ratio as check_ratio
 
 METRICS = ("params", "macs", "latency")
 UNITS = {"params": "parameters", "macs": "MACs", "latency": "ms"}  # how a metric's amounts are named
@@ -83,6 +83,7 @@ class Budget:
     def parse(cls, value, metric: str = "params", what: str | None = None) -> "Budget":
         """A budget as people state it: a number (2795410, 2.8M, 150k) or a share of the base model ("25%").
         A Budget is returned as it is (its metric must match)."""
+        value = plain(value)  # (a NumPy number: the number it is)
         if isinstance(value, Budget):
             if value.metric != metric:
                 raise NeuralscaleError(f"a {value.metric} budget where a {metric} budget was expected")

@@ -30,6 +30,7 @@ from .scaling import ScalingLaw, check_objective, cost_function, law_label, solv
 from .space import WidthSpace
 from .zoo import model_identity
 from .train import resolve_device
+from .validate import scalar_hint
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +139,11 @@ def _check_scale_arguments(source, iteration, min_width, multiple, batch_size) -
         raise NeuralscaleError(f"scale: source must be a descent directory or a fit file (a path), not "
                                f"{type(source).__name__}")
     if iteration is not None and (isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 1):
-        raise NeuralscaleError(f"scale: iteration must be a number from 1 (None: the last), got {iteration!r}")
+        raise NeuralscaleError(f"scale: iteration must be a number from 1 (None: the last), got {iteration!r}"
+                               f"{scalar_hint(iteration)}")
     for name, value in (("min_width", min_width), ("multiple", multiple), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise NeuralscaleError(f"{name} must be a whole number, at least 1, got {value!r}")
+            raise NeuralscaleError(f"{name} must be a whole number, at least 1, got {value!r}{scalar_hint(value)}")
 
 
 def scale(space: WidthSpace, method: str, budget: Budget | float | str | None = None, *,

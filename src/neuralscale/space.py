@@ -124,12 +124,11 @@ class WidthSpace:
                 f"{self.name} has {len(self)} gated layers, got {len(widths)} widths")
         out = []
         for i, w in enumerate(widths):
-            if isinstance(w, bool) or (isinstance(w, float) and not w.is_integer()):
-                raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) is not an integer: {w}")
-            try:
-                w = int(w)
-            except (TypeError, ValueError):
-                raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) is not an integer: {w!r}") from None
+            if getattr(w, "shape", None) == () and callable(getattr(w, "item", None)):
+                w = w.item()  # a NumPy or torch scalar: its number (int() truncated 3.5 to 3)
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or (isinstance(w, float) and not w.is_integer()):
+                raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) is not an integer: {w!r}")
+            w = int(w)
             if not 1 <= w <= MAX_WIDTH:
                 raise NeuralscaleError(f"width {i + 1} ({self.layer_names[i]}) must be between 1 and {MAX_WIDTH}, "
                                        f"got {w}")

@@ -22,6 +22,19 @@ MAX_WIDTH = 1 << 16  # channels in one layer: far beyond any real network, far b
 MAX_RATIO = 64.0  # uniform width multiplier
 
 
+def plain(value: Any) -> Any:
+    """A NumPy or torch scalar (`np.int64(8)`, `torch.tensor(0.5)`) as the Python number it holds, anything else as
+    it is: the Python API takes a notebook's numbers, and records hold JSON's."""
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        return value.item()
+    return value
+
+
+def scalar_hint(value: Any) -> str:
+    """' (a NumPy or torch number: pass int(x) or float(x))' where `value` is one a check refused as it is."""
+    return " (a NumPy or torch number: pass int(x) or float(x))" if plain(value) is not value else ""
+
+
 def _describe(tp) -> str:
     origin = typing.get_origin(tp)
     if tp is int:
@@ -88,6 +101,9 @@ def check_types(obj, what: str) -> None:
     """Every field of a dataclass instance against its annotation; one clear line for the first that is wrong."""
     hints = _hints(type(obj))
     for f in fields(obj):
+        value = getattr(obj, f.name)
+        if plain(value) is not value:  # a notebook's NumPy number: the number it is (records hold JSON's)
+            object.__setattr__(obj, f.name, plain(value))
         if f.name in hints and not matches(getattr(obj, f.name), hints[f.name]):
             raise NeuralscaleError(f"{what} {f.name} must be {_describe(hints[f.name])}, got "
                                    f"{getattr(obj, f.name)!r}")
@@ -109,7 +125,7 @@ def at_most(what: str, value, high) -> None:
 def whole(what: str, value, low: int = 1) -> None:
     """`value` a whole number (not a bool, a float or a string) of at least `low`, or None."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-        raise NeuralscaleError(f"{what} must be a whole number, at least {low}, got {value!r}")
+        raise NeuralscaleError(f"{what} must be a whole number, at least {low}, got {value!r}{scalar_hint(value)}")
 
 
 def positive(what: str, value) -> None:
@@ -127,6 +143,7 @@ def fraction(what: str, value, *, low_open: bool = False, high_open: bool = True
 
 def ratio(value) -> float:
     """A uniform width multiplier: positive, finite and at most MAX_RATIO."""
+    value = plain(value)
     if not matches(value, float) or not 0 < value <= MAX_RATIO:
         raise NeuralscaleError(f"a width ratio must be a number in (0, {MAX_RATIO:g}], got {value!r}")
     return float(value)

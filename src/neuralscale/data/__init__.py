@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import NeuralscaleError
 from ..settings import Settings, option
-from ..validate import DATA_KEYS, check_data, whole
+from ..validate import DATA_KEYS, check_data, plain, whole
 from . import cifar, fashionmnist, imagefolder, synthetic as synthetic_data, tinyimagenet
 from .base import (ImageData, Splits, content_digest, drop_cached, drop_versions, fingerprint, load_cached, same_data,
                    save_cached, tensor_problem)
@@ -90,7 +90,7 @@ class DataConfig(Settings):
                       ) -> "DataConfig":
         """From a record's or an experiment file's data settings ({"train", "test", "data_dir",
         "tinyimagenet_split"}, any left out); `data_dir` given here wins over the settings'."""
-        d = {k: v for k, v in (settings or {}).items() if v is not None}
+        d = {k: plain(v) for k, v in settings.items() if v is not None} if isinstance(settings, dict) else settings or {}
         check_data(d)
         if data_dir is not None:
             d["data_dir"] = str(data_dir)
