@@ -142,7 +142,7 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["info", *VGG, "--widths", "99999999,1,1,1,1,1,1,1"], "between 1 and 65536"),
         (["info", *VGG, "--widths", "0,1,1,1,1,1,1,1"], "between 1 and 65536"),
         (["info", *VGG, "--widths", "a,b"], "integers"),
-        (["info", *VGG, "--latency", "--batch", "0"], "--batch must be at least 1"),
+        (["info", *VGG, "--latency", "--batch", "0"], "latency_batch (--batch) must be a whole number, at least 1, got 0"),
         (["info", *VGG, "--latency", "--device", "bogus"], "unknown device"),
         (["info", "--dataset", "cifar10"], "required"),
         (["info", "--model", "torchvision:nonexistent_net", "--dataset", "cifar10"], "nonexistent_net"),

@@ -602,6 +602,11 @@ class _Gray(torch.nn.Module):
     (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, splits="x"), "train: splits must be a Splits"),
     (lambda: ns.descend("vgg11", "synthetic", "/proc/neuralscale-test/d", splits=5),
      "descend: splits must be a Splits (ImageData.split(), ns.load_splits), not int"),
+    # an adversarial pass of the fifty-second session: TypeErrors and an AttributeError from `describe`
+    (lambda: describe(ns.space("vgg11", "synthetic"), [8] * 8, latency_batch="2"),
+     "latency_batch (--batch) must be a whole number, at least 1, got '2'"),
+    (lambda: describe(ns.space("vgg11", "synthetic"), [8] * 8, latency_batch=2.5), "at least 1, got 2.5"),
+    (lambda: describe("vgg11", [8] * 8), "describe: space must be a WidthSpace (ns.space(model, dataset)), not str"),
     # left by that pass, fixed the forty-ninth session: an AttributeError, a name silently ignored, and a descent's
     # config written (and its data read) before a latency objective's measure failed
     (lambda: ns.space(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),

@@ -29,7 +29,7 @@ with _deferred(), _collector.paused():  # about a sixth of the import's time sav
     from .descent import DescentConfig
     from .importance import BNScale, Importance, L1FilterNorm, TaylorFO
     from .scaling import ScalingLaw
-    from .api import descend, scale, train
+    from .api import descend, load_splits, scale, train
     from .descent import DescentResult
     from .export import export_run, load_model
     from .loop import Pruner
@@ -46,4 +46,5 @@ if _as_command():  # the command's own process: what it imported out of the coll
 
 __all__ = ["Budget", "NeuralscaleError", "NeuralscaleWarning", "WidthSpace", "space", "TrainConfig", "Trainer", "paper_config", "load_dataset",
            "dataset_info", "DescentConfig", "Importance", "TaylorFO", "BNScale", "L1FilterNorm", "ScalingLaw",
-           "descend", "scale", "train", "DescentResult", "Pruner", "load_model", "export_run", "__version__", "warm_start"]
+           "descend", "scale", "train", "DescentResult", "Pruner", "load_model", "export_run", "__version__", "warm_start",
+           "load_splits"]

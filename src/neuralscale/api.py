@@ -56,10 +56,12 @@ def train_config(dataset: str, preset: str | None = None, **fields) -> TrainConf
 def describe(space: WidthSpace, widths: Sequence[int], latency_batch: int | None = None,
              device: str = "cpu") -> dict:
     """A configuration's layers, widths, parameters and MACs; measured latency at batch 1 and `latency_batch`."""
+    if not isinstance(space, WidthSpace):
+        raise NeuralscaleError(f"describe: space must be a WidthSpace (ns.space(model, dataset)), not "
+                               f"{type(space).__name__}")
     info = space.describe(widths)
     if latency_batch is not None:
-        if latency_batch < 1:
-            raise NeuralscaleError(f"--batch must be at least 1, got {latency_batch}")
+        whole("latency_batch (--batch)", latency_batch)
         info["latency"] = measure_latency(space.build(widths), space.info.input_shape, resolve_device(device),
                                           batch_sizes=(1, latency_batch))
     return info
