@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -743,3 +744,17 @@ def test_a_descent_records_the_criterion_that_scored_its_channels(tiny_descent, 
     with pytest.raises(NeuralscaleError, match=f"importance: recorded {recorded!r}, now 'taylor'"):
         ns.descend("vgg11", "synthetic", tmp_path / "mine", ns.DescentConfig(**one),
                    subset={"train": TINY_DESCENT_TRAIN}, progress=False)
+
+
+def test_a_descents_trajectory_is_fitted_only_with_the_space_it_pruned(tiny_descent, tmp_path):
+    """`fit_trajectory` of a descent's iteration file with a space for other data returned a law labelled for that
+    data, its tau counted with that data's parameters (an adversarial pass): refused, naming both."""
+    from neuralscale.api import fit_trajectory
+    from neuralscale.errors import NeuralscaleError
+    d = _copy_tiny(tiny_descent, tmp_path)
+    law = fit_trajectory(d / "iteration_01.csv", ns.space("vgg11", "synthetic"))
+    assert law.dataset == "synthetic"
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{d / 'iteration_01.csv'} is a trajectory of a descent "
+                                                         "whose laws were fitted for vgg11 on synthetic, not vgg11 on "
+                                                         "cifar10; fit it with the space that descent pruned")):
+        fit_trajectory(d / "iteration_01.csv", ns.space("vgg11", "cifar10"))

@@ -95,6 +95,10 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
     own = DescentDir.of_trajectory(Path(trajectory))
     if own is not None:
         d = own[0]
+        other = own[1].law.other_space(space)
+        if other:  # (its rows counted for another network's or data's parameters: a law of neither)
+            raise NeuralscaleError(f"{trajectory} is a trajectory of a descent whose laws were {other}; fit it with "
+                                   "the space that descent pruned")
         recorded = d.config()["descent"]
         trajectory_start = trajectory_start or recorded.get("trajectory_start")
         if recorded.get("objective", "params") != "params":
