@@ -531,6 +531,17 @@ def test_logging_set_up_after_a_first_api_call_prints_each_line_once():
     assert len(second) == 1 and second[0].startswith("program: "), r.stderr  # once, the program's way
 
 
+class _SmallNet(torch.nn.Module):
+    """A convolution, its batch norm and a classifier: a network of one's own that a space takes."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.b, self.fc = torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.b(self.c(x))).mean((2, 3)))
+
+
 class _Gray(torch.nn.Module):
     """A network for grey images with a stem of three channels (the image spread over them), and a constant made on
     the CPU in its forward."""
@@ -613,6 +624,14 @@ class _Gray(torch.nn.Module):
                                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 2)),
                       torch.zeros(1, 3, 8, 8), name=5), "name must be a non-empty str, not 5"),
     (lambda: ns.space("vgg11", "synthetic", name="mine"), "name names a space of your own nn.Module"),
+    # a space of one's own named as a model neuralscale makes: its runs said vgg11, their export blamed the widths
+    # (the fifty-second session's adversarial pass); a convcut flag it cannot have was ignored
+    (lambda: ns.space(_SmallNet(), "synthetic", name="vgg11"), "name 'vgg11' is how neuralscale names a model it "
+     "makes itself (a family, or scheme:name): records would take your network for that one; give another name"),
+    (lambda: ns.space(_SmallNet(), "synthetic", name="ResNet18-convcut"), "name 'ResNet18-convcut' is how"),
+    (lambda: ns.space(_SmallNet(), "synthetic", name="file:x.py:Net"), "name 'file:x.py:Net' is how"),
+    (lambda: ns.space(_SmallNet(), "synthetic", convcut=True), "convcut applies to the paper's resnet18 and "
+     "mobilenetv2 only, not a network of your own"),
     (lambda: ns.descend("vgg11", "synthetic", "/proc/neuralscale-test/d", measure="x"),
      "measure must be a function timing a layer"),
 ])
