@@ -298,6 +298,12 @@ def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
     (store / "report" / "mine.svg").write_text("<svg/>")  # not a figure of the report: kept
     assert run_cli("report", str(store), "--format", "png", "--force").returncode == 0
     assert not (store / "report" / "acc_vs_params.svg").exists() and (store / "report" / "mine.svg").exists()
+    assert (store / "report" / "acc_vs_params.png").exists()
+    # a rebuild without figures leaves none of the earlier build's (they were left, taken for this report's: a
+    # walkthrough of the docs)
+    assert run_cli("report", str(store), "--no-figures").returncode == 0
+    assert sorted(p.name for p in (store / "report").iterdir() if not p.name.startswith(".")) == \
+        ["mine.svg", "report.html", "report.md", "summary.json"]
 
 
 def test_figures_name_budgets_as_the_tables_do_and_frame_one_budget(tmp_path, tiny_descent, monkeypatch):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .descent import DescentDir, at_base, largest_move
 from .errors import NeuralscaleError, first_line, warn
-from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
+from .figures import (BANDS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
                       widths_figure)
 from .guard import check_report_dir
 from .methods import BASE_METHODS, METHOD_TITLES, OBJECTIVE_TITLES, SPARSE_LABEL, law_label, scale
@@ -1197,12 +1197,14 @@ def _write_report(st, accuracy: str, pages: ReportDir, formats, bands: str, figu
     dest = pages.path
     # the folder is a report's from now on: one stopped before its pages (Ctrl-C while drawing) is rebuilt on the
     # next run, and a folder of files that only look like a report's figures is never taken for one
+    earlier = pages.is_report()
     atomic_write_text(pages.markdown, ReportDir.HEADER + " (being built)\n")
-    for stale in dest.glob("*.*"):  # this report's own figures from an earlier build, in formats not asked for now
-        ext = stale.suffix.lstrip(".")
-        if ext in FORMATS and ext not in formats and ReportDir.is_figure(stale):
-            stale.unlink()
     drawn, note = _figures(st, dest, formats, bands) if figures else ([], "Figures left out (--no-figures).")
+    if earlier:  # an earlier build's figures this one does not draw (--no-figures, formats not asked for now, a
+        kept = {p.stem for _, p in drawn}  # descent no longer here) are not this report's: they were left, taken
+        for stale in dest.glob("*.*"):  # for its own
+            if ReportDir.is_figure(stale) and not (stale.stem in kept and stale.suffix.lstrip(".") in formats):
+                stale.unlink()
     doc = _document(st, drawn, note)
     atomic_write_text(pages.markdown, render_markdown(doc))
     atomic_write_text(pages.html, render_html(doc, f"neuralscale: {st.model} on {st.dataset}"))
