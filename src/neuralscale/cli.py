@@ -254,7 +254,8 @@ def _descend_parser(sub) -> None:
     p.add_argument("--iterations", type=int, default=dd.iterations, help=f"default {dd.iterations}")
     p.add_argument("--warmup-epochs", type=int, default=dd.warmup_epochs, help=f"epochs before pruning starts (default {dd.warmup_epochs})")
     p.add_argument("--prune-fraction", type=float, default=dd.prune_fraction,
-                   help=f"stop when this fraction of channels is pruned (default {dd.prune_fraction}; 0.5 with --iterations 1 is MorphNet mode)")
+                   help=f"stop when this fraction of channels is pruned (default {dd.prune_fraction}; MorphNet's widths "
+                   "are read from any descent's first iteration, where it crossed 0.5)")
     p.add_argument("--prune-k", type=int, help="channels pruned per step (default: 10 per full-width network, in "
                    "proportion, at least 1: 1 from VGG11 at 1/8 width; 1 per 64 channels for others under 640)")
     p.add_argument("--prune-interval", type=int, default=None,
