@@ -719,12 +719,11 @@ def test_a_folder_of_another_kind_given_for_a_descent_or_a_run_says_what_it_is(t
 def test_a_descent_records_the_criterion_that_scored_its_channels(tiny_descent, tmp_path):
     """`importance` was neither recorded nor compared: the same call with L1 returned the Taylor-FO laws as its
     own, and one more iteration pruned by L1 joined two pruned by Taylor-FO, nothing saying so (an adversarial
-    pass). config.json names a criterion other than Taylor-FO (records of the method's as before), and a rerun
-    with another is refused, as another setting is."""
+    pass). config.json names the criterion, and a rerun with another is refused, as another setting is."""
     from helpers import TINY_DESCENT, TINY_DESCENT_TRAIN
     from neuralscale.errors import NeuralscaleError
     taylor = _copy_tiny(tiny_descent, tmp_path)
-    assert "importance" not in json.loads((taylor / "config.json").read_text())
+    assert json.loads((taylor / "config.json").read_text())["importance"] == "taylor"
     for changes in ({}, {"iterations": 3}):
         with pytest.raises(NeuralscaleError, match="another configuration .importance: recorded 'taylor', now 'l1'"):
             ns.descend("vgg11", "synthetic", taylor, ns.DescentConfig(**{**TINY_DESCENT, **changes}),
@@ -744,6 +743,18 @@ def test_a_descent_records_the_criterion_that_scored_its_channels(tiny_descent, 
     with pytest.raises(NeuralscaleError, match=f"importance: recorded {recorded!r}, now 'taylor'"):
         ns.descend("vgg11", "synthetic", tmp_path / "mine", ns.DescentConfig(**one),
                    subset={"train": TINY_DESCENT_TRAIN}, progress=False)
+    # a descent recorded before descents recorded their criterion says none: it goes on as before, whatever is
+    # given (a review: it was taken for Taylor-FO's, and one pruned by L1 refused to its own call)
+    from neuralscale.descent import DescentDir
+    config = json.loads((tmp_path / "mine" / "config.json").read_text())
+    del config["importance"]
+    (tmp_path / "mine" / "config.json").write_text(json.dumps(config))
+    fits = json.loads((tmp_path / "mine" / "fits.json").read_text())
+    (tmp_path / "mine" / "fits.json").write_text(json.dumps({**fits, "descent": DescentDir(tmp_path / "mine")
+                                                             .fingerprint()}))
+    for importance in (Mine(), None):
+        assert ns.descend("vgg11", "synthetic", tmp_path / "mine", ns.DescentConfig(**one), importance=importance,
+                          subset={"train": TINY_DESCENT_TRAIN}, progress=False) == laws
 
 
 def test_a_descents_trajectory_is_fitted_only_with_the_space_it_pruned(tiny_descent, tmp_path):

@@ -304,6 +304,19 @@ def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
     assert run_cli("report", str(store), "--no-figures").returncode == 0
     assert sorted(p.name for p in (store / "report").iterdir() if not p.name.startswith(".")) == \
         ["mine.svg", "report.html", "report.md", "summary.json"]
+    # only the files a build drew (its summary lists them) go: a figure-named file of one's own, in a folder a report
+    # was forced into, stays however often it is rebuilt (a review: the second build removed it)
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    for name in ("notes.txt", "heatmap.svg", "growth_iteration_01.pdf", "acc_vs_macs.png"):
+        (paper / name).write_text("mine")
+    for _ in range(2):
+        assert run_cli("report", str(store), "--out", str(paper), "--force").returncode == 0
+    assert all((paper / name).read_text() == "mine" for name in ("notes.txt", "heatmap.svg",
+                                                                  "growth_iteration_01.pdf"))
+    assert (paper / "acc_vs_params.png").is_file()  # (drawn: acc_vs_macs.png, drawn too, is the report's now)
+    assert run_cli("report", str(store), "--out", str(paper), "--no-figures", "--force").returncode == 0
+    assert not (paper / "acc_vs_params.png").exists() and (paper / "heatmap.svg").read_text() == "mine"
 
 
 def test_figures_name_budgets_as_the_tables_do_and_frame_one_budget(tmp_path, tiny_descent, monkeypatch):

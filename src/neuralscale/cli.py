@@ -43,6 +43,8 @@ from .zoo import FAMILIES, gone, space as make_space
 
 _TINY = protocol("tinyimagenet")  # the protocol facts the help names (data.info.PROTOCOLS)
 
+PRUNE_FRACTION_HELP = (f"stop when this fraction of channels is pruned (default {DescentConfig().prune_fraction}; "
+                       "MorphNet's widths are read from any descent's first iteration, where it crossed 0.5)")
 EPILOG = """examples:
   neuralscale info --model vgg11 --dataset cifar100 --ratio 0.25 --json
   neuralscale info --model resnet18 --dataset tinyimagenet --widths 32,32,32,32,32,64,64,64,64,128,128,128,128,256,256,256,256
@@ -253,9 +255,7 @@ def _descend_parser(sub) -> None:
     _add_space_args(p, widths=False)
     p.add_argument("--iterations", type=int, default=dd.iterations, help=f"default {dd.iterations}")
     p.add_argument("--warmup-epochs", type=int, default=dd.warmup_epochs, help=f"epochs before pruning starts (default {dd.warmup_epochs})")
-    p.add_argument("--prune-fraction", type=float, default=dd.prune_fraction,
-                   help=f"stop when this fraction of channels is pruned (default {dd.prune_fraction}; MorphNet's widths "
-                   "are read from any descent's first iteration, where it crossed 0.5)")
+    p.add_argument("--prune-fraction", type=float, default=dd.prune_fraction, help=PRUNE_FRACTION_HELP)
     p.add_argument("--prune-k", type=int, help="channels pruned per step (default: 10 per full-width network, in "
                    "proportion, at least 1: 1 from VGG11 at 1/8 width; 1 per 64 channels for others under 640)")
     p.add_argument("--prune-interval", type=int, default=None,

@@ -255,7 +255,7 @@ class Iteration:
 
 # an iteration's fields besides its law, their types, and (where a descent recorded before they existed lacks
 # them) their defaults
-TAYLOR = TaylorFO.name  # the method's criterion: a descent's config.json names another, not this one
+TAYLOR = TaylorFO.name  # the method's criterion, as a descent's config.json names it
 
 ITERATION_DEFAULTS = {"half_reached": True, "epochs": 0, "pruning_steps": 0, "physical": False, "stop_reason": "",
                       "notes": [], "final_val_acc": None}
@@ -378,7 +378,7 @@ class DescentDir:
             what["data"] = {k: v for k, v in what["data"].items() if k != "digest"}
         if cfg.get("portable") is True:  # a file's network by its name: which of the files of that name, too
             what["architecture"] = cfg.get("architecture")
-        if "importance" in cfg:  # (recorded where it is not Taylor-FO: the fingerprints of the method's as before)
+        if "importance" in cfg:  # (a descent recorded before descents recorded it: its fingerprint as it was)
             what["importance"] = cfg["importance"]
         what["descent"] = {k: cfg["descent"].get(k, defaults.get(k)) for k in DescentConfig().identity()}
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -444,7 +444,8 @@ class DescentDir:
         `importance`: the name of the criterion scoring channels (`importance_name`).
         A folder with content but no configuration is refused (layout.claim_folder) unless `force`."""
         old = self.config()
-        identity = self._identity(space, cfg, data, dataset, old is None or old.get("portable") is True, importance)
+        identity = self._identity(space, cfg, data, dataset, old is None or old.get("portable") is True,
+                                  importance if old is None or "importance" in old else None)
         if old is None:
             self.refuse_foreign(force)
         else:
@@ -455,23 +456,23 @@ class DescentDir:
 
     @staticmethod
     def _identity(space: WidthSpace, cfg: DescentConfig, data: dict, dataset: str | None, portable: bool,
-                  importance: str) -> dict:
+                  importance: str | None) -> dict:
         """What config.json records of a descent. `portable`: a file's network is known by the file's name, not
         where it lies (zoo.model_identity), so that the descent moved with its file goes on there; not for a
-        descent recorded before (its fingerprint hashes the location). The criterion where it is not Taylor-FO
-        (records as before for the method's)."""
+        descent recorded before (its fingerprint hashes the location). `importance`: the criterion that scores
+        its channels; None for a descent recorded before descents recorded it (its fingerprint hashes none)."""
         return {"model": space.name, **space.own_architecture(), "dataset": dataset or space.info.name,
                 "descent": cfg.identity(), "data": data, **({"portable": True} if portable and located(space.name)
                                                              else {}),
-                **({"importance": importance} if importance != TAYLOR else {})}
+                **({"importance": importance} if importance is not None else {})}
 
     def _refuse_other(self, old: dict, identity: dict, cfg: DescentConfig) -> None:
         """A rerun must match the recorded configuration; what differs, named."""
         mismatch = [f"{k}: recorded {old.get(k)!r}, now {identity[k]!r}" for k in ("model", "dataset", "data")
                     if not _same(k, _known(old).get(k), _known(identity)[k])]
-        if old.get("importance", TAYLOR) != identity.get("importance", TAYLOR):  # (its iterations pruned by that)
-            mismatch.append(f"importance: recorded {old.get('importance', TAYLOR)!r}, now "
-                            f"{identity.get('importance', TAYLOR)!r}")
+        if "importance" in old and old["importance"] != identity.get("importance"):  # (its iterations pruned by it;
+            mismatch.append(f"importance: recorded {old['importance']!r}, now {identity.get('importance')!r}")
+            # a descent recorded before descents recorded it says none)
         if old.get("portable") is not True and moved(old.get("model"), identity["model"]):
             mismatch[0] += (" (a descent recorded before runs knew a file by its name hashes where it lay: continue "
                             "it where the file is at that path)")
@@ -500,7 +501,7 @@ class DescentDir:
         if old is None:
             return None
         self._refuse_other(old, self._identity(space, cfg, data, dataset, old.get("portable") is True, importance),
-                           cfg)
+                           cfg)  # (a recorded criterion compared; one recorded before descents recorded it, not)
         done = self.iterations()
         return done if len(done) >= cfg.iterations else None
 
@@ -825,7 +826,8 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
 
 def importance_name(importance: Importance | None) -> str:
     """How a descent's config.json names the criterion that scored its channels: its `name`, or, for a criterion
-    of one's own that gives none, its class's (two of one class with other settings are not told apart)."""
+    of one's own that gives none, its class's qualified name (two of one class with other settings, or a subclass
+    that keeps its parent's name, are not told apart)."""
     if importance is None:
         return TAYLOR
     name = importance.name if isinstance(importance.name, str) and importance.name else Importance.name

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .descent import DescentDir, at_base, largest_move
 from .errors import NeuralscaleError, first_line, warn
-from .figures import (BANDS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
+from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
                       widths_figure)
 from .guard import check_report_dir
 from .methods import BASE_METHODS, METHOD_TITLES, OBJECTIVE_TITLES, SPARSE_LABEL, law_label, scale
@@ -1197,23 +1197,38 @@ def _write_report(st, accuracy: str, pages: ReportDir, formats, bands: str, figu
     dest = pages.path
     # the folder is a report's from now on: one stopped before its pages (Ctrl-C while drawing) is rebuilt on the
     # next run, and a folder of files that only look like a report's figures is never taken for one
-    earlier = pages.is_report()
+    earlier = _earlier_figures(pages, formats)
     atomic_write_text(pages.markdown, ReportDir.HEADER + " (being built)\n")
     drawn, note = _figures(st, dest, formats, bands) if figures else ([], "Figures left out (--no-figures).")
-    if earlier:  # an earlier build's figures this one does not draw (--no-figures, formats not asked for now, a
-        kept = {p.stem for _, p in drawn}  # descent no longer here) are not this report's: they were left, taken
-        for stale in dest.glob("*.*"):  # for its own
-            if ReportDir.is_figure(stale) and not (stale.stem in kept and stale.suffix.lstrip(".") in formats):
-                stale.unlink()
+    files = sorted({p.with_suffix(f".{f}").name for _, p in drawn for f in formats if p.with_suffix(f".{f}").is_file()})
+    for name in set(earlier) - set(files):  # the earlier build's figures this one does not draw (--no-figures, a
+        (dest / name).unlink(missing_ok=True)  # format not asked for now, a descent not here): taken for its own
     doc = _document(st, drawn, note)
     atomic_write_text(pages.markdown, render_markdown(doc))
     atomic_write_text(pages.html, render_html(doc, f"neuralscale: {st.model} on {st.dataset}"))
     summary = {"model": st.model, "dataset": st.dataset, "accuracy": accuracy, "store": str(st.path),
                "report": str(pages.markdown), "html": str(pages.html), "rows": st.rows,
-               "runs": [run_summary(r) for r in st.records]}
+               "runs": [run_summary(r) for r in st.records], "figure_files": files}
     atomic_write_json(pages.summary, summary)
     return {"markdown": pages.markdown, "html": pages.html, "summary": pages.summary,
             "rows": st.rows, "records": st.records, "figures": [p for _, p in drawn], "document": summary}
+
+
+def _earlier_figures(pages: ReportDir, formats) -> list[str]:
+    """The figure files an earlier build of the report in `pages` drew (its summary's `figure_files`: no other file,
+    whatever its name, in a folder a report was forced into); for one built before summaries listed them, as such a
+    build removed them: its figures' names in formats not asked for now. [] where the folder holds no report."""
+    if not pages.is_report():
+        return []
+    try:
+        listed = json.loads(pages.summary.read_text(encoding="utf-8")).get("figure_files")
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError, AttributeError):
+        listed = None
+    if isinstance(listed, list) and all(isinstance(n, str) and ReportDir.is_figure(Path(n)) and Path(n).name == n
+                                        for n in listed):
+        return listed
+    return [p.name for p in pages.path.glob("*.*") if ReportDir.is_figure(p) and p.is_file()
+            and p.suffix.lstrip(".") in FORMATS and p.suffix.lstrip(".") not in formats]
 
 
 def run_summary(r: dict) -> dict:
