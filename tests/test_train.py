@@ -192,8 +192,22 @@ def test_a_run_trained_on_splits_given_is_returned_only_for_the_same_data(tmp_pa
                                                          "(train 64, val 7, test 16) than the splits given (train 48, "
                                                          "val 5, test 16); train into another out_dir")):
         ns.train("vgg11", "synthetic", **kw, splits=s48, out_dir=tmp_path / "given")
-    with pytest.raises(NeuralscaleError, match=re.escape("than its settings read (train ")):
+    # without splits: the settings do not say which images they were (none is read to compare: a machine without
+    # the data, a download, a review)
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'given'} holds a run trained on splits given "
+                                                         "in Python (splits=), which the data settings asked for now "
+                                                         "do not say: give the same splits again")):
         ns.train("vgg11", "synthetic", **kw, out_dir=tmp_path / "given")
+    # other images of the same sizes (another seed's subset) are other splits (a review: sizes alone passed)
+    full = load_splits("synthetic", kw["config"], subset={"train": 256, "test": 16})
+    a, b = full.subset(train=64, seed=0), full.subset(train=64, seed=1)
+    assert a.identity() == b.identity() and a.content() != b.content()
+    mine = ns.train("vgg11", "synthetic", **kw, splits=a, out_dir=tmp_path / "seeded")
+    assert mine["splits_content"] == a.content()
+    with pytest.raises(NeuralscaleError, match=re.escape("(train 64, val 7, test 16: other images of the same sizes); "
+                                                         "train into another out_dir")):
+        ns.train("vgg11", "synthetic", **kw, splits=b, out_dir=tmp_path / "seeded")
+    assert ns.train("vgg11", "synthetic", **kw, splits=a, out_dir=tmp_path / "seeded")["finished"] == mine["finished"]
     plain = ns.train("vgg11", "synthetic", **kw, subset={"train": 48, "test": 16}, out_dir=tmp_path / "plain")
     assert "own_splits" not in plain
     assert ns.train("vgg11", "synthetic", **kw, subset={"train": 48, "test": 16},

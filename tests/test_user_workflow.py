@@ -632,6 +632,10 @@ class _Gray(torch.nn.Module):
     (lambda: ns.space(_SmallNet(), "synthetic", name="file:x.py:Net"), "name 'file:x.py:Net' is how"),
     (lambda: ns.space(_SmallNet(), "synthetic", convcut=True), "convcut applies to the paper's resnet18 and "
      "mobilenetv2 only, not a network of your own"),
+    (lambda: load_splits("synthetic", ns.TrainConfig(), subset={"train": 64}).subset("5", 10),
+     "a train subset must be a whole number, at least 1, got '5'"),
+    (lambda: load_splits("synthetic", ns.TrainConfig(), subset={"train": 64}).subset(0), "got 0"),
+    (lambda: load_splits("synthetic", ns.TrainConfig(), subset={"train": 64}).subset(8, 5.5), "a test subset"),
     (lambda: ns.descend("vgg11", "synthetic", "/proc/neuralscale-test/d", measure="x"),
      "measure must be a function timing a layer"),
 ])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .budget import Budget
 from .data import DataConfig, dataset_info, image_folder
@@ -228,29 +228,35 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
                    portable=located(space.name))
     notes = {"extrapolated": True} if what.get("extrapolated") else {}  # (said in the record, and by reports)
     if given:  # the caller's own splits: the spec's data settings do not say which images they are
-        notes["own_splits"] = True
+        notes.update(own_splits=True, splits_content=splits.content())
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True, notes=notes)
     # (notes also for a run finished before records said them)
-    return {**_train_into(spec, out_dir, force, space, splits, progress, notes, data_dir), **notes}
+    return {**_train_into(spec, out_dir, force, space, splits, progress, notes), **notes}
 
 
-def _same_data_as_finished(out_dir, spec: RunSpec, old: dict, given: Splits | None,
-                           load: Callable[[], Splits]) -> None:
-    """A finished run returned again (its id the one asked for) is of the data asked for now: the splits given (a
-    run's id says only the subsets asked for, not which images the caller's own splits hold: another's splits, or
-    none, returned the run of the first as the result), or, for a run trained on splits given, the data its
-    settings read (`load`); else an image folder's files as they are now."""
-    if given is None and old.get("own_splits") is not True:
+def _same_data_as_finished(out_dir, spec: RunSpec, old: dict, given: Splits | None) -> None:
+    """A finished run returned again (its id the one asked for) is of the data asked for now: a run's id says only
+    the subsets asked for, not which images the caller's own splits hold (another's splits, or none, returned the
+    run of the first as the result). The splits given are the run's own (their content, or for a run recorded
+    before runs recorded it, their sizes and dataset); a run trained on splits given is returned only for them;
+    else an image folder's files as they are now."""
+    if given is None and old.get("own_splits") is True:
+        raise NeuralscaleError(f"{out_dir} holds a run trained on splits given in Python (splits=), which the data "
+                               "settings asked for now do not say: give the same splits again to have it returned, "
+                               "or train into another out_dir")
+    if given is None:
         return _same_images_as_finished(out_dir, spec, old)
-    now = (given or load()).identity()
     then = old["data"] if isinstance(old.get("data"), dict) else {}
-    if not same_data(then, now):
-        def said(d: dict) -> str:
-            return ", ".join(f"{k} {d[k]}" for k in ("train", "val", "test", "digest") if k in d)
-        raise NeuralscaleError(f"{out_dir} holds a run finished on other data ({said(then)}) than "
-                               f"{'the splits given' if given is not None else 'its settings read'} ({said(now)}); "
-                               "train into another out_dir")
+    now = given.identity()
+    if same_data(then, now) and old.get("splits_content", given.content()) == given.content():
+        return
+
+    def said(d: dict) -> str:
+        return ", ".join(f"{k} {d[k]}" for k in ("train", "val", "test", "digest") if k in d)
+    raise NeuralscaleError(f"{out_dir} holds a run finished on other data ({said(then)}) than the splits given "
+                           f"({said(now)}{': other images of the same sizes' if same_data(then, now) else ''}); "
+                           "train into another out_dir")
 
 
 def _same_images_as_finished(out_dir, spec: RunSpec, old: dict) -> None:
@@ -281,15 +287,14 @@ def _shortcuts(space: WidthSpace, convcut: bool) -> bool:
     return space.family.variant == CONVCUT
 
 
-def _train_into(spec: RunSpec, out_dir, force: bool, space, splits: Splits | None, progress: bool, notes: dict,
-                data_dir: str | None) -> dict:
+def _train_into(spec: RunSpec, out_dir, force: bool, space, splits: Splits | None, progress: bool,
+                notes: dict) -> dict:
     """`spec` trained into `out_dir` on `splits` (the caller's own where `notes` says so), or the run finished
     there returned."""
     old = read_record(out_dir)
     if old is not None and old.get("status") == "finished" and old.get("id") == _as_recorded(spec, old, out_dir,
                                                                                             force).id:
-        _same_data_as_finished(out_dir, spec, old, splits if notes.get("own_splits") else None,
-                               lambda: splits if splits is not None else load_run_splits(spec, data_dir))
+        _same_data_as_finished(out_dir, spec, old, splits if notes.get("own_splits") else None)
         log.info("%s: already finished; nothing redone", out_dir)  # read without its lock: a finished record is
         return old  # never written again, and a run on a read-only medium (an archive) is read as a descent is
     with exclusive(out_dir, "run directory"):

@@ -79,6 +79,9 @@ class Splits:
 
     def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "Splits":
         """A seeded random subset of each part (for quick runs and demos)."""
+        whole("a train subset", train)
+        whole("a test subset", test)
+        whole("a subset's seed", seed, low=0)
         g = torch.Generator().manual_seed(seed)
 
         def take(xy, n):
@@ -92,6 +95,13 @@ class Splits:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train[1]), "val": len(self.val[1]), "test": len(self.test[1])}
+
+    def content(self) -> str:
+        """These splits' own images, labels and classes, hashed (`content_digest`): two subsets of one dataset of the
+        same sizes differ here, where `identity` (the sizes and the whole dataset's digest) does not."""
+        return content_digest({"train_x": self.train[0], "train_y": self.train[1], "val_x": self.val[0],
+                               "val_y": self.val[1], "test_x": self.test[0], "test_y": self.test[1],
+                               "classes": list(self.classes)})
 
     def identity(self) -> dict:
         """What a run's record and checkpoint say of the data it trained on (their "data"): the parts' sizes and,
