@@ -610,7 +610,10 @@ def test_two_exports_to_one_name_at_once_are_refused_not_interleaved(finished_ru
     ns.export_run(finished_run, tmp_path / "out" / "n")  # released: it exports
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["n.json", "n.pt"]
     locks = tmp_path / "tmp" / f"neuralscale-{os.getuid()}-locks"
-    assert len(list(locks.iterdir())) == 1
+    assert list(locks.iterdir()) == []  # removed by its holder when done (a review: they piled up)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a loop of links: one line (a review: a RuntimeError)
+    with pytest.raises(NeuralscaleError, match=re.escape(f"cannot use {tmp_path / 'loop' / 'm'}: ")):
+        ns.export_run(finished_run, tmp_path / "loop" / "m")
     shutil.rmtree(locks)
     locks.symlink_to(tmp_path / "out")  # another's (a link in a shared temporary folder) is not used
     with pytest.raises(NeuralscaleError, match="is not a folder of this user's; remove it, or set TMPDIR"):

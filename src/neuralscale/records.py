@@ -147,8 +147,13 @@ def exclusive_name(path: str | Path, busy: Callable[[str], str]) -> Iterator[Non
     """Hold an exclusive lock named for `path` (files that no folder of neuralscale's owns, such as an export's
     NAME.json and NAME.pt in a folder of the user's), or stop with `busy(pid of the holder)`.  The lock
     file lies in this user's temporary folder, named for the path resolved (two spellings of one file are one
-    lock), so that nothing is left beside the user's files; it coordinates commands on this machine."""
-    resolved = Path(path).resolve()
+    lock), so that nothing is left beside the user's files, and is removed by its holder when done (a lock taken
+    on a file its holder had removed is taken again on the file there now); it coordinates commands on this
+    machine."""
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, RuntimeError) as e:  # a loop of links
+        raise NeuralscaleError(f"cannot use {path}: {e.strerror if isinstance(e, OSError) else e}") from None
     folder = Path(tempfile.gettempdir()) / f"neuralscale-{os.getuid()}-locks"
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
@@ -157,13 +162,25 @@ def exclusive_name(path: str | Path, busy: Callable[[str], str]) -> Iterator[Non
         raise NeuralscaleError(f"cannot use {folder} for a lock: {e.strerror or e}") from None
     if own.st_uid != os.getuid() or not stat.S_ISDIR(own.st_mode):  # (another user's, or a link, in a shared folder)
         raise NeuralscaleError(f"{folder} is not a folder of this user's; remove it, or set TMPDIR to another folder")
-    digest = hashlib.sha256(os.fsencode(resolved)).hexdigest()[:32]
-    with _held(folder / f"{digest}.lock", busy, False):
-        yield
+    lock = folder / f"{hashlib.sha256(os.fsencode(resolved)).hexdigest()[:32]}.lock"
+    for _ in range(100):  # (each try that finds its file removed under it follows a holder that has finished)
+        with _held(lock, busy, False) as fd:
+            try:
+                current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if not current:
+                continue
+            try:
+                yield
+            finally:
+                lock.unlink(missing_ok=True)  # (while held: a command that opened it meanwhile takes it again)
+            return
+    raise NeuralscaleError(busy("unknown"))
 
 
 @contextmanager
-def _held(lock: Path, busy: Callable[[str], str], wait: bool) -> Iterator[None]:
+def _held(lock: Path, busy: Callable[[str], str], wait: bool) -> Iterator[int]:
     """The flock on `lock` (created if need be, never through a link), the holder's pid written in it."""
     try:
         # never through a link: a lock file that links elsewhere would have its target truncated
@@ -180,6 +197,6 @@ def _held(lock: Path, busy: Callable[[str], str], wait: bool) -> Iterator[None]:
             raise NeuralscaleError(busy(holder)) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        yield
+        yield fd
     finally:
         os.close(fd)  # releases the lock
