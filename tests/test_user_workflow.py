@@ -630,6 +630,7 @@ class _Gray(torch.nn.Module):
      "makes itself (a family, or scheme:name): records would take your network for that one; give another name"),
     (lambda: ns.space(_SmallNet(), "synthetic", name="ResNet18-convcut"), "name 'ResNet18-convcut' is how"),
     (lambda: ns.space(_SmallNet(), "synthetic", name="file:x.py:Net"), "name 'file:x.py:Net' is how"),
+    (lambda: ns.space(_SmallNet(), "synthetic", name="torchvision:resnet18"), "name 'torchvision:resnet18' is how"),
     (lambda: ns.space(_SmallNet(), "synthetic", convcut=True), "convcut applies to the paper's resnet18 and "
      "mobilenetv2 only, not a network of your own"),
     (lambda: load_splits("synthetic", ns.TrainConfig(), subset={"train": 64}).subset("5", 10),

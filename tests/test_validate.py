@@ -101,6 +101,9 @@ def test_a_notebooks_numpy_numbers_are_taken_as_the_numbers_they_are_or_said_to_
     config = ns.TrainConfig(epochs=np.int64(2), lr=np.float64(0.05))
     assert type(config.epochs) is int and type(config.lr) is float and json.dumps(config.to_dict())
     assert type(DataConfig.from_settings("synthetic", {"train": np.int64(100)}).train) is int
-    with pytest.raises(NeuralscaleError, match=r"multiple must be a whole number, at least 1, got np.int64\(8\) \(a "
-                                               r"NumPy or torch number: pass int\(x\) or float\(x\)\)"):
-        ns.scale(sp, "uniform", params=50_000, multiple=np.int64(8))
+    assert ns.scale(sp, "uniform", params=50_000, multiple=np.int64(8))["widths"] == \
+        ns.scale(sp, "uniform", params=50_000, multiple=8)["widths"]
+    with pytest.raises(NeuralscaleError, match=r"latency_batches' batch size must be a whole number, at least 1, got "
+                                               r"np.int64\(8\) \(a NumPy or torch number: pass int\(x\) or "
+                                               r"float\(x\)\)"):
+        ns.train("vgg11", "synthetic", ratio=0.0625, latency_batches=[np.int64(8)])

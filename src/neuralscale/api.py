@@ -14,7 +14,7 @@ from .data.base import Splits, same_data
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
 from .logs import for_api
-from .validate import check_paths, whole
+from .validate import check_paths, plain, whole
 from .errors import NeuralscaleError
 from .figures import descent_figures
 from .guard import check_new_file
@@ -60,6 +60,7 @@ def describe(space: WidthSpace, widths: Sequence[int], latency_batch: int | None
         raise NeuralscaleError(f"describe: space must be a WidthSpace (ns.space(model, dataset)), not "
                                f"{type(space).__name__}")
     info = space.describe(widths)
+    latency_batch = plain(latency_batch)  # (a notebook's NumPy number: the number it is)
     if latency_batch is not None:
         whole("latency_batch (--batch)", latency_batch)
         info["latency"] = measure_latency(space.build(widths), space.info.input_shape, resolve_device(device),
@@ -128,6 +129,7 @@ def load_splits(dataset: str | DataConfig, config: TrainConfig, data_dir: str | 
 
 def _configuration(space: WidthSpace, widths, ratio, method, params, macs, source, iteration, convert) -> dict:
     """What `train` trains: explicit widths, or a method's widths for one budget (method, label, Budget)."""
+    iteration = plain(iteration)  # (a notebook's NumPy number: the number it is)
     whole("iteration", iteration)
     budgets = [b for b in (None if ratio is None else Budget.of_ratio(ratio),
                            None if params is None else Budget.parse(params, "params"),

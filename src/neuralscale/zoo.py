@@ -207,7 +207,8 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
         raise NeuralscaleError("name names a space of your own nn.Module (a non-empty str); a model named by a str "
                                "is named so already" if isinstance(name, str) and name.strip() else
                                f"name must be a non-empty str, not {name!r}"[:200])
-    if name is not None and (":" in name or parse_name(name.strip(), False)[0] in FAMILIES):
+    if name is not None and (name.partition(":")[0].strip().lower() in SCHEMES and ":" in name
+                             or parse_name(name.strip(), False)[0] in FAMILIES):
         raise NeuralscaleError(f"name {name!r} is how neuralscale names a model it makes itself (a family, or "
                                "scheme:name): records would take your network for that one; give another name")
     if isinstance(model, nn.Module) and convcut:  # (ignored, it said nothing)
