@@ -769,3 +769,24 @@ def test_a_descents_trajectory_is_fitted_only_with_the_space_it_pruned(tiny_desc
                                                          "whose laws were fitted for vgg11 on synthetic, not vgg11 on "
                                                          "cifar10; fit it with the space that descent pruned")):
         fit_trajectory(d / "iteration_01.csv", ns.space("vgg11", "cifar10"))
+
+
+def test_an_iteration_past_those_asked_for_does_not_refuse_them(tiny_descent, tmp_path):
+    """A third iteration asked for once that fell back (refused, recorded) refused every later call, even for the
+    two iterations that had returned before (an adversarial pass): a call returns the iterations it asks for, and
+    only their last is held to allow_fallback."""
+    from helpers import TINY_DESCENT, TINY_DESCENT_TRAIN
+    from neuralscale.errors import NeuralscaleError
+    d = _copy_tiny(tiny_descent, tmp_path)
+    fits = json.loads((d / "fits.json").read_text())
+    fits["laws"][1].update(fallback=True, note="too few rows")  # iteration 2 as one that fell back
+    (d / "fits.json").write_text(json.dumps(fits))
+
+    def call(iterations: int):
+        return ns.descend("vgg11", "synthetic", d, ns.DescentConfig(**{**TINY_DESCENT, "iterations": iterations,
+                                                                        "allow_fallback": False}),
+                          subset={"train": TINY_DESCENT_TRAIN}, progress=False)
+    with pytest.raises(NeuralscaleError, match="To accept it, rerun here with --allow-fallback"):
+        call(2)
+    laws = call(1)
+    assert [law.iteration for law in laws] == [1] and not laws[0].fallback

@@ -796,7 +796,8 @@ def descend(space: WidthSpace, splits: Splits, out_dir: str | Path, config: Desc
     d.refuse_foreign(force)  # before the lock: a refused folder is left as it was (no .lock in it)
     scores = importance_name(importance)
     done = d.finished(space, cfg, splits.identity(), dataset=splits.info.name, importance=scores)
-    if done is not None:  # nothing to do: read, neither locked nor written (a read-only folder, an archive)
+    if done is not None:  # nothing to do: read, neither locked nor written (a read-only folder, an archive); the
+        done = done[:cfg.iterations]  # iterations asked for (one more, asked for once and refused, refuses no other)
         _refuse_fallback(done, cfg)
         return [it.law for it in done]
     with exclusive(d.path, "descent directory"):
