@@ -180,6 +180,19 @@ def test_a_folder_given_as_a_model_file_says_so(tmp_path):
     assert load_model(folder)[1]["widths"] == sp.uniform(0.0625)  # a file DIR.json beside the folder: that model
 
 
+def test_a_runs_folder_given_as_a_model_file_says_to_export_it(finished_run, tmp_path):
+    """load_model of a run's folder named its record.json as the model file to give, which was then refused (an
+    adversarial pass): it says to export the run; a folder's JSON files that are not exports are not suggested."""
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{finished_run} is a run's folder, not a model file: export "
+                                                         "a finished run first (neuralscale export RUN --out NAME, "
+                                                         "ns.export_run), then load NAME.json")):
+        load_model(finished_run)
+    (tmp_path / "notes.json").write_text("{}")
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path} is a folder; name the model file in it (the "
+                                                         ".json export wrote)")):
+        load_model(tmp_path)
+
+
 def test_a_device_or_file_the_python_calls_cannot_use_is_one_clear_error(tmp_path):
     """An adversarial pass: RuntimeError, IndexError and OverflowError from these calls, not the package's error."""
     import neuralscale as ns

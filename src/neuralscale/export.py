@@ -112,7 +112,11 @@ def named(path: str | Path, suffix: str) -> Path:
 def read_meta(path: str | Path) -> dict:
     given, path = Path(path), named(path, ".json")
     if not path.exists() and given.is_dir():  # (not "DIR.json does not exist")
-        inside = sorted(p.name for p in given.glob("*.json"))[:3]
+        if RunDir(given).record.is_file() or is_descent_dir(given):  # (its record.json is no model file)
+            raise NeuralscaleError(f"{given} is a {'run' if RunDir(given).record.is_file() else 'descent'}'s folder, "
+                                   "not a model file: export a finished run first (neuralscale export RUN --out "
+                                   "NAME, ns.export_run), then load NAME.json")
+        inside = sorted(p.name for p in given.glob("*.json") if _exported(p))[:3]
         raise NeuralscaleError(f"{given} is a folder; name the model file in it (the .json export wrote"
                                + (f", such as {given / inside[0]})" if inside else ")"))
     if not path.exists():
@@ -191,6 +195,15 @@ def _check_weights_digest(meta: dict, weights: Path, blob: bytes) -> None:
         raise NeuralscaleError(f"{weights} is not the weights {Path(meta['_path']).name} was saved with (another "
                                "file, or changed since); export the run again, or, for weights of your own at these "
                                f"widths, delete \"weights_sha256\" from {Path(meta['_path']).name}")
+
+
+def _exported(path: Path) -> bool:
+    """Whether `path` is a model file that an export wrote (its format said)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
 def _check_tables(meta: dict) -> None:
