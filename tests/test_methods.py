@@ -4,6 +4,7 @@ and a latency budget's fresh measurement (a mutation audit's second pass)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
 
@@ -156,3 +157,17 @@ def test_a_latency_budget_warns_only_when_measured_outside_its_tolerance(tiny_de
         got = scale(sp, "neuralscale", Budget.parse("50%", "latency"), source=tiny_descent[0], convert=True,
                     batch_size=2)
     assert got["metric"] == "latency" and got["objective"] == "params"
+
+
+def test_a_law_files_one_law_takes_no_other_iteration(tiny_descent, tmp_path):
+    """An iteration given with a law file was ignored (its one law used; an adversarial pass): refused, unless it is
+    that law's; a descent's folder chooses it."""
+    d = tiny_descent[0]
+    sp = ns.space("vgg11", "synthetic")
+    ns.ScalingLaw.load(d / "fits.json").save(tmp_path / "law.json")  # iteration 2's
+    assert ns.scale(sp, "neuralscale", params="50%", source=tmp_path / "law.json", iteration=2)["iteration"] == 2
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'law.json'} holds one law, of iteration 2, not "
+                                                         "iteration 1: give the descent's folder to choose an "
+                                                         "iteration, or leave the iteration out")):
+        ns.scale(sp, "neuralscale", params="50%", source=tmp_path / "law.json", iteration=1)
+    assert ns.scale(sp, "neuralscale", params="50%", source=d, iteration=1)["iteration"] == 1

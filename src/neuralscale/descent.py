@@ -956,6 +956,9 @@ def law_from(source: str | Path, space: WidthSpace, iteration: int | None = None
     """A law from a descent directory (its fits.json) or a fit JSON file."""
     path = Path(source)
     law = DescentDir(path).iteration(iteration).law if path.is_dir() else ScalingLaw.load(path)
+    if iteration is not None and law.iteration != iteration:  # (a file's one law: the iteration was ignored)
+        raise NeuralscaleError(f"{path} holds one law, of iteration {law.iteration}, not iteration {iteration}: give "
+                               "the descent's folder to choose an iteration, or leave the iteration out")
     law.check_space(space)
     return law
 
