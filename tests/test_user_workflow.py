@@ -633,6 +633,11 @@ class _Gray(torch.nn.Module):
     (lambda: ns.space(_SmallNet(), "synthetic", name="torchvision:resnet18"), "name 'torchvision:resnet18' is how"),
     (lambda: ns.space(_SmallNet(), "synthetic", convcut=True), "convcut applies to the paper's resnet18 and "
      "mobilenetv2 only, not a network of your own"),
+    (lambda: ns.train("vgg11", "synthetic", ratio=0.0625, force="no"), "train: force must be True or False, not 'no'"),
+    (lambda: ns.descend("vgg11", "synthetic", "/proc/neuralscale-test/d", progress="no"),
+     "descend: progress must be True or False, not 'no'"),
+    (lambda: ns.export_run("/proc/neuralscale-test/r", "/proc/neuralscale-test/x", onnx=1),
+     "export_run: onnx must be True or False, not 1"),
     (lambda: load_splits("synthetic", ns.TrainConfig(), subset={"train": 64}).subset("5", 10),
      "a train subset must be a whole number, at least 1, got '5'"),
     (lambda: load_splits("synthetic", ns.TrainConfig(), subset={"train": 64}).subset(0), "got 0"),

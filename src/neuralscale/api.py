@@ -14,7 +14,7 @@ from .data.base import Splits, same_data
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
 from .logs import for_api
-from .validate import check_paths, plain, whole
+from .validate import check_flags, check_paths, plain, whole
 from .errors import NeuralscaleError
 from .figures import descent_figures
 from .guard import check_new_file
@@ -78,6 +78,7 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
     all-lost (the rows as they are); None: as the descent whose iteration file it is (its config.json), else
     all-lost. A descent fitted against MACs or latency is fitted against parameters here, and said so.
     """
+    check_flags("fit_trajectory", {"force": force})
     if trajectory_start not in (None, "all-lost", "per-layer"):
         raise NeuralscaleError(f"trajectory_start is all-lost or per-layer, got {trajectory_start!r}")
     if tau not in ("auto", "exact", "original"):
@@ -204,6 +205,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     run and returns a finished one's record without training.  A folder that holds other files and no
     run record is refused unless `force`.
     """
+    check_flags("train", {"progress": progress, "convcut": convcut, "convert": convert, "force": force})
     for_api(progress)
     _check_arguments("train", model, dataset, config, TrainConfig, subset, splits,
                      {"out_dir": out_dir, "source": source, "init_from": init_from, "data_dir": data_dir})
@@ -405,13 +407,14 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
             convcut: bool = False, subset: dict | None = None, splits: Splits | None = None, progress: bool = True,
             plots: bool = False, importance: Importance | None = None, measure=None,
             force: bool = False) -> DescentResult:
-    """Run or continue an architecture descent; returns the laws of every finished iteration, as a
-    DescentResult (a list of ScalingLaw whose `build(params="25%")` gives a network for a budget).
+    """Run or continue an architecture descent; returns the laws of its iterations (those `config.iterations` asks
+    for, where more have finished), as a DescentResult (a list of ScalingLaw whose `build(params="25%")` gives a network for a budget).
 
     `importance` scores channels for pruning (default: Taylor-FO, the method's; see importance.py).
     What the laws are fitted against: `config.objective` (params, macs or latency; objective.py); `measure`
     replaces a latency objective's timing (tests).  `force`: descend into a folder that holds other files.
     """
+    check_flags("descend", {"progress": progress, "convcut": convcut, "plots": plots, "force": force})
     for_api(progress)
     _check_arguments("descend", model, dataset, config, DescentConfig, subset, splits, {"data_dir": data_dir})
     if importance is not None and not isinstance(importance, Importance):  # not after the warm-up's epochs

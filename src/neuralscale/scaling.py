@@ -27,7 +27,7 @@ from .data import spelled_folder
 from .records import atomic_write_json, atomic_write_text, strict
 from .space import WidthSpace
 from .zoo import model_identity
-from .validate import MAX_WIDTH, check_paths, is_whole, matches, parse_whole
+from .validate import MAX_WIDTH, check_flags, check_paths, is_whole, matches, parse_whole
 
 MIN_ROWS = 6  # fewer trajectory rows than this: fall back to uniform scaling
 
@@ -158,6 +158,7 @@ class ScalingLaw:
         records (a descent's fits.json, a run's record: `save` replaced them, and the descent's every law was lost),
         and never a law that would not load (a NaN exponent, a negative coefficient)."""
         check_paths("ScalingLaw.save", {"path": path}, optional=False)
+        check_flags("ScalingLaw.save", {"force": force})
         path = Path(path)
         try:
             ScalingLaw.from_dict(json.loads(json.dumps(strict(self.to_dict()))))  # (as it is written: NaN is null)

@@ -195,6 +195,14 @@ def parse_whole(text: str) -> int:
     return int(text)
 
 
+def check_flags(call: str, flags: dict) -> None:
+    """Flags of the Python API (force, progress, ...) as true or false: "no" counted as true (force="no" replaced a
+    finished run)."""
+    for name, value in flags.items():
+        if not isinstance(plain(value), bool):
+            raise NeuralscaleError(f"{call}: {name} must be True or False, not {value!r}"[:200])
+
+
 def check_paths(call: str, paths: dict, optional: bool = True) -> None:
     """Path arguments of the Python API (None: not given, where `optional`) as one NeuralscaleError naming the one
     of the wrong type."""
