@@ -203,17 +203,7 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
     if dataset is not None and not isinstance(dataset, (str, DatasetInfo, torch.Tensor)):
         raise NeuralscaleError(f"dataset must be a name (such as 'cifar10'), a DatasetInfo or an example input "
                                f"tensor, not {type(dataset).__name__}")
-    if name is not None and (not isinstance(model, nn.Module) or not isinstance(name, str) or not name.strip()):
-        raise NeuralscaleError("name names a space of your own nn.Module (a non-empty str); a model named by a str "
-                               "is named so already" if isinstance(name, str) and name.strip() else
-                               f"name must be a non-empty str, not {name!r}"[:200])
-    if name is not None and (name.partition(":")[0].strip().lower() in SCHEMES and ":" in name
-                             or parse_name(name.strip(), False)[0] in FAMILIES):
-        raise NeuralscaleError(f"name {name!r} is how neuralscale names a model it makes itself (a family, or "
-                               "scheme:name): records would take your network for that one; give another name")
-    if isinstance(model, nn.Module) and convcut:  # (ignored, it said nothing)
-        raise NeuralscaleError("convcut applies to the paper's resnet18 and mobilenetv2 only, not a network of your "
-                               "own: make its shortcuts convolutions in its code")
+    _check_own(model, name, convcut)
     if isinstance(model, nn.Module):
         if isinstance(dataset, str):  # its images' shape and classes from the dataset (an image folder's own size)
             dataset = dataset_info(dataset, data_dir)
@@ -248,6 +238,22 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
         raise NeuralscaleError(f"{info.name}'s {info.resolution}x{info.resolution} images are too small for "
                                f"{sp.name} ({first_line(e, 120, type(e).__name__)})") from None
     return sp
+
+
+def _check_own(model, name, convcut: bool) -> None:
+    """`name` and `convcut` as `space` takes them: a name only for a network of one's own, and not one neuralscale
+    gives a model it makes (a family, a known scheme's); no convcut flag for one."""
+    if name is not None and (not isinstance(model, nn.Module) or not isinstance(name, str) or not name.strip()):
+        raise NeuralscaleError("name names a space of your own nn.Module (a non-empty str); a model named by a str "
+                               "is named so already" if isinstance(name, str) and name.strip() else
+                               f"name must be a non-empty str, not {name!r}"[:200])
+    if name is not None and (name.partition(":")[0].strip().lower() in SCHEMES and ":" in name
+                             or parse_name(name.strip(), False)[0] in FAMILIES):
+        raise NeuralscaleError(f"name {name!r} is how neuralscale names a model it makes itself (a family, or "
+                               "scheme:name): records would take your network for that one; give another name")
+    if isinstance(model, nn.Module) and convcut:  # (ignored, it said nothing)
+        raise NeuralscaleError("convcut applies to the paper's resnet18 and mobilenetv2 only, not a network of your "
+                               "own: make its shortcuts convolutions in its code")
 
 
 def _module_space(model: nn.Module, example: torch.Tensor | DatasetInfo | None, name: str | None) -> WidthSpace:
