@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,21 @@ def test_a_notebooks_numpy_numbers_are_taken_as_the_numbers_they_are_or_said_to_
                                                r"np.int64\(8\) \(a NumPy or torch number: pass int\(x\) or "
                                                r"float\(x\)\)"):
         ns.train("vgg11", "synthetic", ratio=0.0625, latency_batches=[np.int64(8)])
+
+
+def test_a_python_paths_tilde_is_the_home_folder_as_a_shell_reads_it(tmp_path, monkeypatch):
+    """`ns.train(..., out_dir="~/runs/a")` made a folder named `~` in the working directory (an adversarial pass: a
+    later `rm -rf ~` to clean it is the home folder); data paths read `~` already. Every path argument reads it."""
+    import neuralscale as ns
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    record = ns.train("vgg11", "synthetic", ratio=0.0625, subset={"train": 32, "test": 16}, progress=False,
+                      config=ns.TrainConfig(epochs=1, batch_size=16, device="cpu"), out_dir="~/runs/a")
+    assert (tmp_path / "home" / "runs" / "a" / "record.json").is_file() and not (tmp_path / "~").exists()
+    ns.export_run("~/runs/a", "~/net")
+    assert ns.load_model("~/net.json")[1]["widths"] == record["widths"]
+    sp = ns.space("vgg11", "synthetic")
+    from neuralscale.scaling import uniform_law
+    uniform_law(sp, sp.base_widths).save("~/law.json")
+    assert ns.ScalingLaw.load(Path("~/law.json")).layers == list(sp.layer_names)
+    assert not (tmp_path / "~").exists()

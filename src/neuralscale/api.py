@@ -14,7 +14,7 @@ from .data.base import Splits, same_data
 from .descent import DescentConfig, DescentDir, DescentResult, descend as run_descent, is_descent_dir
 from .accounting import measure_latency
 from .logs import for_api
-from .validate import check_flags, check_paths, plain, whole
+from .validate import check_flags, check_paths, expand, plain, whole
 from .errors import NeuralscaleError
 from .figures import descent_figures
 from .guard import check_new_file
@@ -88,6 +88,7 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
                                f"{type(space).__name__}")
     check_paths("fit_trajectory", {"trajectory": trajectory}, optional=False)
     check_paths("fit_trajectory", {"out": out})
+    trajectory, out = expand(trajectory), expand(out)
     if out:
         if Path(out).resolve() == Path(trajectory).resolve():  # not even with force: the rows would be lost
             raise NeuralscaleError(f"--out {out} is the trajectory being fitted; give the law another file")
@@ -209,6 +210,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
     for_api(progress)
     _check_arguments("train", model, dataset, config, TrainConfig, subset, splits,
                      {"out_dir": out_dir, "source": source, "init_from": init_from, "data_dir": data_dir})
+    out_dir, source, init_from = expand(out_dir), expand(source), expand(init_from)
     config = config or TrainConfig()
     done, device = _before_training(config, out_dir, force, latency_batches, init_from)
     data = DataConfig.from_settings(dataset, subset, data_dir)
@@ -424,6 +426,7 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
         raise NeuralscaleError(f"measure must be a function timing a layer (a latency table's; tests), not "
                                f"{measure!r}"[:200])
     check_paths("descend", {"out_dir": out_dir}, optional=False)
+    out_dir = expand(out_dir)
     data = DataConfig.from_settings(dataset, subset, data_dir)
     space = model if isinstance(model, WidthSpace) else make_space(model, dataset, convcut=convcut, data_dir=data_dir)
     _shortcuts(space, convcut)  # (a flag the space given lacks was ignored)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .command import optional_import
-from .validate import check_flags, check_paths
+from .validate import check_flags, check_paths, expand
 from .errors import NeuralscaleError
 from .descent import is_descent_dir
 from .guard import check_new_file
@@ -141,6 +141,7 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     meta["input_shape"]; class names in meta["classes"]); `pixels=False` (or a model saved without its
     normalisation) gives the bare network, which takes normalised inputs."""
     _check_arguments("load_model", {"path": path}, space)
+    path = expand(path)
     device = resolve_device(device)  # one this machine has, or one clear line (before any reading)
     meta = read_meta(path)
     missing = [k for k in ("model", "dataset", "widths", "weights") if k not in meta]
@@ -376,6 +377,7 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
     A run of a space of your own needs that space (`space`). `model`: a file's network as you name it now
     (`file:nets.py:Net`), where the run's record names the file where it lay (a study moved with its file)."""
     _check_arguments("export_run", {"run_dir": run_dir, "path": path}, space)
+    run_dir, path = expand(run_dir), expand(path)
     check_flags("export_run", {"onnx": onnx, "force": force})
     if model is not None and not isinstance(model, str):
         raise NeuralscaleError(f"export_run: model must be a name (such as 'file:nets.py:Net'), not "

@@ -27,7 +27,7 @@ from .data import spelled_folder
 from .records import atomic_write_json, atomic_write_text, strict
 from .space import WidthSpace
 from .zoo import model_identity
-from .validate import MAX_WIDTH, check_flags, check_paths, is_whole, matches, parse_whole
+from .validate import MAX_WIDTH, check_flags, check_paths, expand, is_whole, matches, parse_whole
 
 MIN_ROWS = 6  # fewer trajectory rows than this: fall back to uniform scaling
 
@@ -159,7 +159,7 @@ class ScalingLaw:
         and never a law that would not load (a NaN exponent, a negative coefficient)."""
         check_paths("ScalingLaw.save", {"path": path}, optional=False)
         check_flags("ScalingLaw.save", {"force": force})
-        path = Path(path)
+        path = Path(expand(path))
         try:
             ScalingLaw.from_dict(json.loads(json.dumps(strict(self.to_dict()))))  # (as it is written: NaN is null)
         except NeuralscaleError as e:
@@ -177,6 +177,7 @@ class ScalingLaw:
     @classmethod
     def load(cls, path: str | Path) -> "ScalingLaw":
         check_paths("ScalingLaw.load", {"path": path}, optional=False)
+        path = expand(path)
         try:
             d = json.loads(Path(path).read_text())
         except FileNotFoundError:

@@ -14,6 +14,7 @@ import re
 import types
 import typing
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from .errors import NeuralscaleError
@@ -193,6 +194,14 @@ def parse_whole(text: str) -> int:
     if not is_whole(text):
         raise ValueError(f"not a whole number: {text!r}")
     return int(text)
+
+
+def expand(path):
+    """A path argument with `~` read as the user's home folder, as a shell reads it (a literal `~` folder in the
+    working directory was made), of the type given; anything else as it is."""
+    if isinstance(path, str):
+        return os.path.expanduser(path)
+    return path.expanduser() if isinstance(path, Path) else path
 
 
 def check_flags(call: str, flags: dict) -> None:
