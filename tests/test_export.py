@@ -184,7 +184,7 @@ def test_a_runs_folder_given_as_a_model_file_says_to_export_it(finished_run, tmp
     """load_model of a run's folder named its record.json as the model file to give, which was then refused (an
     adversarial pass): it says to export the run; a folder's JSON files that are not exports are not suggested."""
     with pytest.raises(NeuralscaleError, match=re.escape(f"{finished_run} is a run's folder, not a model file: export "
-                                                         "a finished run first (neuralscale export RUN --out NAME, "
+                                                         "it first (neuralscale export RUN --out NAME, "
                                                          "ns.export_run), then load NAME.json")):
         load_model(finished_run)
     (tmp_path / "notes.json").write_text("{}")
@@ -625,7 +625,8 @@ def test_two_exports_to_one_name_at_once_are_refused_not_interleaved(finished_ru
     locks = tmp_path / "tmp" / f"neuralscale-{os.getuid()}-locks"
     assert list(locks.iterdir()) == []  # removed by its holder when done (a review: they piled up)
     (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a loop of links: one line (a review: a RuntimeError)
-    with pytest.raises(NeuralscaleError, match=re.escape(f"cannot use {tmp_path / 'loop' / 'm'}: ")):
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'loop'}")):  # (resolve() raises on 3.11;
+        # on 3.13 it does not, and the write names the path)
         ns.export_run(finished_run, tmp_path / "loop" / "m")
     shutil.rmtree(locks)
     locks.symlink_to(tmp_path / "out")  # another's (a link in a shared temporary folder) is not used

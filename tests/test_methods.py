@@ -166,8 +166,9 @@ def test_a_law_files_one_law_takes_no_other_iteration(tiny_descent, tmp_path):
     sp = ns.space("vgg11", "synthetic")
     ns.ScalingLaw.load(d / "fits.json").save(tmp_path / "law.json")  # iteration 2's
     assert ns.scale(sp, "neuralscale", params="50%", source=tmp_path / "law.json", iteration=2)["iteration"] == 2
-    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'law.json'} holds one law, of iteration 2, not "
-                                                         "iteration 1: give the descent's folder to choose an "
-                                                         "iteration, or leave the iteration out")):
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'law.json'} gives the law of iteration 2 (a "
+                                                         "law file's one law, or a descent's last), not iteration 1: "
+                                                         "give the descent's folder to choose an iteration, or leave "
+                                                         "the iteration out")):
         ns.scale(sp, "neuralscale", params="50%", source=tmp_path / "law.json", iteration=1)
     assert ns.scale(sp, "neuralscale", params="50%", source=d, iteration=1)["iteration"] == 1

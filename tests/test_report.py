@@ -317,6 +317,13 @@ def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
     assert (paper / "acc_vs_params.png").is_file()  # (drawn: acc_vs_macs.png, drawn too, is the report's now)
     assert run_cli("report", str(store), "--out", str(paper), "--no-figures", "--force").returncode == 0
     assert not (paper / "acc_vs_params.png").exists() and (paper / "heatmap.svg").read_text() == "mine"
+    # a report built before summaries listed their figures: its figures, however named, go (a review: they stayed)
+    assert run_cli("report", str(store)).returncode == 0 and (store / "report" / "acc_vs_params.png").exists()
+    summary = json.loads((store / "report" / "summary.json").read_text())
+    del summary["figure_files"]
+    (store / "report" / "summary.json").write_text(json.dumps(summary))
+    assert run_cli("report", str(store), "--no-figures").returncode == 0
+    assert not list((store / "report").glob("acc_vs_*"))
 
 
 def test_figures_name_budgets_as_the_tables_do_and_frame_one_budget(tmp_path, tiny_descent, monkeypatch):

@@ -6,6 +6,7 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -208,6 +209,20 @@ def test_a_run_trained_on_splits_given_is_returned_only_for_the_same_data(tmp_pa
                                                          "train into another out_dir")):
         ns.train("vgg11", "synthetic", **kw, splits=b, out_dir=tmp_path / "seeded")
     assert ns.train("vgg11", "synthetic", **kw, splits=a, out_dir=tmp_path / "seeded")["finished"] == mine["finished"]
+    # a run stopped before it finished resumes on the splits it started on only (a review: other images of the same
+    # sizes went on it, its record then saying theirs); a run's record as it is while it trains
+    record = json.loads((tmp_path / "seeded" / "record.json").read_text())
+    running = {k: v for k, v in record.items() if k in ("id", "kind", "method", "label", "model", "dataset", "seed",
+                                                         "budget", "spec", "config", "started", "own_splits",
+                                                         "splits_content")}
+    (tmp_path / "seeded" / "record.json").write_text(json.dumps({**running, "status": "running"}))
+    with pytest.raises(NeuralscaleError, match="other images of the same sizes"):
+        ns.train("vgg11", "synthetic", **kw, splits=b, out_dir=tmp_path / "seeded")
+    with pytest.raises(NeuralscaleError, match="holds a run trained on splits given in Python"):
+        ns.train("vgg11", "synthetic", **kw, out_dir=tmp_path / "seeded")
+    assert ns.train("vgg11", "synthetic", **kw, splits=a, out_dir=tmp_path / "seeded")["status"] == "finished"
+    assert ns.train("vgg11", "synthetic", **kw, splits=a.subset(train=np.int64(32)), out_dir=tmp_path / "half")[
+        "data"]["train"] == 32  # (a subset's NumPy size: the number it is)
     plain = ns.train("vgg11", "synthetic", **kw, subset={"train": 48, "test": 16}, out_dir=tmp_path / "plain")
     assert "own_splits" not in plain
     assert ns.train("vgg11", "synthetic", **kw, subset={"train": 48, "test": 16},

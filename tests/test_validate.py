@@ -125,4 +125,6 @@ def test_a_python_paths_tilde_is_the_home_folder_as_a_shell_reads_it(tmp_path, m
     from neuralscale.scaling import uniform_law
     uniform_law(sp, sp.base_widths).save("~/law.json")
     assert ns.ScalingLaw.load(Path("~/law.json")).layers == list(sp.layer_names)
+    assert ns.scale(sp, "neuralscale", params="50%", source="~/law.json")["widths"] == \
+        ns.scale(sp, "neuralscale", params="50%", source=tmp_path / "home" / "law.json")["widths"]
     assert not (tmp_path / "~").exists()

@@ -242,7 +242,7 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
 
 
 def _same_data_as_finished(out_dir, spec: RunSpec, old: dict, given: Splits | None) -> None:
-    """A finished run returned again (its id the one asked for) is of the data asked for now: a run's id says only
+    """A run returned again or resumed (its id the one asked for) is of the data asked for now: a run's id says only
     the subsets asked for, not which images the caller's own splits hold (another's splits, or none, returned the
     run of the first as the result). The splits given are the run's own (their content, or for a run recorded
     before runs recorded it, their sizes and dataset); a run trained on splits given is returned only for them;
@@ -306,6 +306,8 @@ def _train_into(spec: RunSpec, out_dir, force: bool, space, splits: Splits | Non
     with exclusive(out_dir, "run directory"):
         old = read_record(out_dir)
         spec = _as_recorded(spec, old, out_dir, force)
+        if old is not None and old.get("id") == spec.id:  # one stopped and resumed (or finished meanwhile): on the
+            _same_data_as_finished(out_dir, spec, old, splits if notes.get("own_splits") else None)  # same splits
         if force and old is not None and old.get("id") != spec.id:  # "nothing finished is overwritten without
             log.info("%s: replacing run %s (--force)", out_dir, old.get("id"))  # --force"
             RunDir(out_dir).clear()
@@ -410,7 +412,8 @@ def descend(model: str | WidthSpace, dataset: str, out_dir: str | Path, config=N
             plots: bool = False, importance: Importance | None = None, measure=None,
             force: bool = False) -> DescentResult:
     """Run or continue an architecture descent; returns the laws of its iterations (those `config.iterations` asks
-    for, where more have finished), as a DescentResult (a list of ScalingLaw whose `build(params="25%")` gives a network for a budget).
+    for, where more have finished), as a DescentResult (a list of ScalingLaw whose `build(params="25%")` gives a
+    network for a budget).
 
     `importance` scores channels for pruning (default: Taylor-FO, the method's; see importance.py).
     What the laws are fitted against: `config.objective` (params, macs or latency; objective.py); `measure`

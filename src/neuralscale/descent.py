@@ -53,7 +53,7 @@ from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajecto
                       write_trajectory)
 from .space import WidthSpace
 from .train import TrainConfig, Trainer, little_learned_at, resolve_device
-from .validate import SEED_MAX, fraction, matches, ratio, whole
+from .validate import SEED_MAX, expand, fraction, matches, ratio, whole
 from .threads import settle
 from .zoo import located, model_identity, moved
 
@@ -954,11 +954,12 @@ def _learned_little(history: list[dict], warmup: int, classes: int, number: int,
 
 def law_from(source: str | Path, space: WidthSpace, iteration: int | None = None) -> ScalingLaw:
     """A law from a descent directory (its fits.json) or a fit JSON file."""
-    path = Path(source)
+    path = Path(expand(source))
     law = DescentDir(path).iteration(iteration).law if path.is_dir() else ScalingLaw.load(path)
-    if iteration is not None and law.iteration != iteration:  # (a file's one law: the iteration was ignored)
-        raise NeuralscaleError(f"{path} holds one law, of iteration {law.iteration}, not iteration {iteration}: give "
-                               "the descent's folder to choose an iteration, or leave the iteration out")
+    if iteration is not None and law.iteration != iteration:  # (a file's law: the iteration was ignored)
+        raise NeuralscaleError(f"{path} gives the law of iteration {law.iteration} (a law file's one law, or a "
+                               f"descent's last), not iteration {iteration}: give the descent's folder to choose an "
+                               "iteration, or leave the iteration out")
     law.check_space(space)
     return law
 

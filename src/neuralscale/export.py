@@ -113,9 +113,11 @@ def read_meta(path: str | Path) -> dict:
     given, path = Path(path), named(path, ".json")
     if not path.exists() and given.is_dir():  # (not "DIR.json does not exist")
         if RunDir(given).record.is_file() or is_descent_dir(given):  # (its record.json is no model file)
-            raise NeuralscaleError(f"{given} is a {'run' if RunDir(given).record.is_file() else 'descent'}'s folder, "
-                                   "not a model file: export a finished run first (neuralscale export RUN --out "
-                                   "NAME, ns.export_run), then load NAME.json")
+            run = RunDir(given).record.is_file()
+            raise NeuralscaleError(f"{given} is a run's folder, not a model file: export it first (neuralscale export "
+                                   "RUN --out NAME, ns.export_run), then load NAME.json" if run else f"{given} is a descent's folder, which keeps no network: train one of its "
+                                   "laws (train --method neuralscale --from DIR), export that run, then load its "
+                                   "NAME.json")
         inside = sorted(p.name for p in given.glob("*.json") if _exported(p))[:3]
         raise NeuralscaleError(f"{given} is a folder; name the model file in it (the .json export wrote"
                                + (f", such as {given / inside[0]})" if inside else ")"))
@@ -141,6 +143,7 @@ def load_model(path: str | Path, device: str = "cpu", data_dir: str | None = Non
     meta["input_shape"]; class names in meta["classes"]); `pixels=False` (or a model saved without its
     normalisation) gives the bare network, which takes normalised inputs."""
     _check_arguments("load_model", {"path": path}, space)
+    check_flags("load_model", {"pixels": pixels})
     path = expand(path)
     device = resolve_device(device)  # one this machine has, or one clear line (before any reading)
     meta = read_meta(path)

@@ -49,7 +49,7 @@ from .models.gate import gate_widths
 from .pruning import PruningSession, Schedule
 from .records import exclusive
 from .space import WidthSpace
-from .validate import check_paths, expand
+from .validate import check_flags, check_paths, expand
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class Pruner:
             if not isinstance(value, kind):  # not an AttributeError from inside
                 raise NeuralscaleError(f"Pruner: {name} must be {words}, not {type(value).__name__}")
         check_paths("Pruner", {"out_dir": out_dir}, optional=False)
+        check_flags("Pruner", {"progress": progress, **({} if prune_past_one is None else
+                                                          {"prune_past_one": prune_past_one})})
         out_dir = expand(out_dir)
         if importance is not None and not isinstance(importance, Importance):
             raise NeuralscaleError(f"Pruner: importance must be an Importance (such as ns.TaylorFO()), not "

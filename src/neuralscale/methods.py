@@ -30,7 +30,7 @@ from .scaling import ScalingLaw, check_objective, cost_function, law_label, solv
 from .space import WidthSpace
 from .zoo import model_identity
 from .train import resolve_device
-from .validate import plain, scalar_hint
+from .validate import check_flags, expand, plain, scalar_hint
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,8 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str | None = 
         raise NeuralscaleError(f"scale: space must be a WidthSpace (ns.space(model, dataset)), not "
                                f"{type(space).__name__}")
     iteration, min_width, multiple, batch_size = (plain(v) for v in (iteration, min_width, multiple, batch_size))
+    check_flags("scale", {"convert": convert})
+    source = expand(source)
     _check_scale_arguments(source, iteration, min_width, multiple, batch_size)
     given = [(b, m) for b, m in ((budget, budget.metric if isinstance(budget, Budget) else "params"),
                                  (params, "params"), (macs, "macs")) if b is not None]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .descent import DescentDir, at_base, largest_move
 from .errors import NeuralscaleError, first_line, warn
-from .figures import (BANDS, FORMATS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
+from .figures import (BANDS, accuracy_figure, check_formats, descent_figures, display_name, method_colors,
                       widths_figure)
 from .guard import check_report_dir
 from .methods import BASE_METHODS, METHOD_TITLES, OBJECTIVE_TITLES, SPARSE_LABEL, law_label, scale
@@ -1197,7 +1197,7 @@ def _write_report(st, accuracy: str, pages: ReportDir, formats, bands: str, figu
     dest = pages.path
     # the folder is a report's from now on: one stopped before its pages (Ctrl-C while drawing) is rebuilt on the
     # next run, and a folder of files that only look like a report's figures is never taken for one
-    earlier = _earlier_figures(pages, formats)
+    earlier = _earlier_figures(pages)
     atomic_write_text(pages.markdown, ReportDir.HEADER + " (being built)\n")
     drawn, note = _figures(st, dest, formats, bands) if figures else ([], "Figures left out (--no-figures).")
     files = sorted({p.with_suffix(f".{f}").name for _, p in drawn for f in formats if p.with_suffix(f".{f}").is_file()})
@@ -1214,10 +1214,10 @@ def _write_report(st, accuracy: str, pages: ReportDir, formats, bands: str, figu
             "rows": st.rows, "records": st.records, "figures": [p for _, p in drawn], "document": summary}
 
 
-def _earlier_figures(pages: ReportDir, formats) -> list[str]:
+def _earlier_figures(pages: ReportDir) -> list[str]:
     """The figure files an earlier build of the report in `pages` drew (its summary's `figure_files`: no other file,
-    whatever its name, in a folder a report was forced into); for one built before summaries listed them, as such a
-    build removed them: its figures' names in formats not asked for now. [] where the folder holds no report."""
+    whatever its name, in a folder a report was forced into); for one built before summaries listed them, every
+    file of a figure's name (as that build's own were named). [] where the folder holds no report."""
     if not pages.is_report():
         return []
     try:
@@ -1227,8 +1227,7 @@ def _earlier_figures(pages: ReportDir, formats) -> list[str]:
     if isinstance(listed, list) and all(isinstance(n, str) and ReportDir.is_figure(Path(n)) and Path(n).name == n
                                         for n in listed):
         return listed
-    return [p.name for p in pages.path.glob("*.*") if ReportDir.is_figure(p) and p.is_file()
-            and p.suffix.lstrip(".") in FORMATS and p.suffix.lstrip(".") not in formats]
+    return [p.name for p in pages.path.glob("*.*") if ReportDir.is_figure(p) and p.is_file()]
 
 
 def run_summary(r: dict) -> dict:

@@ -32,7 +32,7 @@ from . import modelfile
 from .generic import DoesNotRun, module_space, timm_factory, torchvision_factory
 from .models import mobilenetv2, resnet, vgg
 from .space import Family, WidthSpace
-from .validate import suggest
+from .validate import check_flags, suggest
 
 FAMILIES: dict[str, Callable[[DatasetInfo, bool], WidthSpace]] = {}
 FAMILY_INFO: dict[str, Family] = {}  # what descent and sweeps need to know of each family (space.Family)
@@ -203,6 +203,7 @@ def space(model: str | nn.Module, dataset: str | DatasetInfo | torch.Tensor | No
     if dataset is not None and not isinstance(dataset, (str, DatasetInfo, torch.Tensor)):
         raise NeuralscaleError(f"dataset must be a name (such as 'cifar10'), a DatasetInfo or an example input "
                                f"tensor, not {type(dataset).__name__}")
+    check_flags("space", {"convcut": convcut})
     _check_own(model, name, convcut)
     if isinstance(model, nn.Module):
         if isinstance(dataset, str):  # its images' shape and classes from the dataset (an image folder's own size)

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import NeuralscaleError
 from ..records import atomic_torch_save, is_temp
-from ..validate import fraction, whole
+from ..validate import fraction, plain, whole
 from .info import DatasetInfo
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class Splits:
 
     def subset(self, train: int | None = None, test: int | None = None, seed: int = 0) -> "Splits":
         """A seeded random subset of each part (for quick runs and demos)."""
+        train, test, seed = plain(train), plain(test), plain(seed)  # (a notebook's NumPy numbers)
         whole("a train subset", train)
         whole("a test subset", test)
         whole("a subset's seed", seed, low=0)
@@ -99,8 +100,12 @@ class Splits:
     def content(self) -> str:
         """These splits' own images, labels and classes, hashed (`content_digest`): two subsets of one dataset of the
         same sizes differ here, where `identity` (the sizes and the whole dataset's digest) does not."""
-        return content_digest({"train_x": self.train[0], "train_y": self.train[1], "val_x": self.val[0],
-                               "val_y": self.val[1], "test_x": self.test[0], "test_y": self.test[1],
+        def plain_bytes(t: torch.Tensor) -> torch.Tensor:  # (NumPy reads no GPU's tensor and no bfloat16)
+            t = t.detach().cpu()
+            return t.view(torch.int16) if t.dtype == torch.bfloat16 else t
+        return content_digest({"train_x": plain_bytes(self.train[0]), "train_y": plain_bytes(self.train[1]),
+                               "val_x": plain_bytes(self.val[0]), "val_y": plain_bytes(self.val[1]),
+                               "test_x": plain_bytes(self.test[0]), "test_y": plain_bytes(self.test[1]),
                                "classes": list(self.classes)})
 
     def identity(self) -> dict:
