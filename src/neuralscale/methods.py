@@ -133,8 +133,12 @@ def _check_architecture(space: WidthSpace, source: str | Path) -> None:
                                "them back")
 
 
-def _check_scale_arguments(source, iteration, min_width, multiple, batch_size) -> None:
+def _check_scale_arguments(space, source, iteration, min_width, multiple, batch_size, convert) -> None:
     """`scale`'s arguments of the wrong type or range as one NeuralscaleError, not a TypeError deep inside."""
+    if not isinstance(space, WidthSpace):
+        raise NeuralscaleError(f"scale: space must be a WidthSpace (ns.space(model, dataset)), not "
+                               f"{type(space).__name__}")
+    check_flags("scale", {"convert": convert})
     if source is not None and not isinstance(source, (str, Path)):
         raise NeuralscaleError(f"scale: source must be a descent directory or a fit file (a path), not "
                                f"{type(source).__name__}")
@@ -159,13 +163,9 @@ def scale(space: WidthSpace, method: str, budget: Budget | float | str | None = 
     measured afresh after solving (`measured`: median, interquartile range, and whether it is within
     `latency.tolerance` of the budget).
     """
-    if not isinstance(space, WidthSpace):
-        raise NeuralscaleError(f"scale: space must be a WidthSpace (ns.space(model, dataset)), not "
-                               f"{type(space).__name__}")
     iteration, min_width, multiple, batch_size = (plain(v) for v in (iteration, min_width, multiple, batch_size))
-    check_flags("scale", {"convert": convert})
+    _check_scale_arguments(space, source, iteration, min_width, multiple, batch_size, convert)
     source = expand(source)
-    _check_scale_arguments(source, iteration, min_width, multiple, batch_size)
     given = [(b, m) for b, m in ((budget, budget.metric if isinstance(budget, Budget) else "params"),
                                  (params, "params"), (macs, "macs")) if b is not None]
     if len(given) != 1:
