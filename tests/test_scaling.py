@@ -964,6 +964,12 @@ def test_a_law_is_saved_only_to_a_new_file_or_over_a_law_and_only_if_it_loads(tm
                            "a law is not saved over it, even with force"):
             law.save(fits, force=force)
     assert json.loads(fits.read_text()) == {"laws": [law.to_dict()]}
+    (tmp_path / "run").mkdir()  # a new file among a run's records: refused too (a review)
+    (tmp_path / "run" / "record.json").write_text(json.dumps({"kind": "run", "id": "x"}))
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'run'} holds neuralscale's records (a run's, a "
+                                                         "descent's or a sweep's): a law is not saved among them")):
+        law.save(tmp_path / "run" / "law.json", force=True)
+    assert not (tmp_path / "run" / "law.json").exists()
     bad = ScalingLaw(**{**law.to_dict(), "beta": [float("nan")] * len(law.layers)})
     with pytest.raises(NeuralscaleError, match="this law cannot be saved: it would not load .scaling-law file: "):
         bad.save(tmp_path / "nan.json")

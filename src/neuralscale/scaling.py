@@ -155,8 +155,8 @@ class ScalingLaw:
 
     def save(self, path: str | Path, force: bool = False) -> None:
         """Write the law to `path` (JSON): a new file, or with `force` an existing one, never one of neuralscale's
-        records (a descent's fits.json, a run's record: `save` replaced them, and the descent's every law was lost),
-        and never a law that would not load (a NaN exponent, a negative coefficient)."""
+        records (a descent's fits.json, a run's record: `save` replaced them, and the descent's every law was lost)
+        nor beside them, and never a law that would not load (a NaN exponent, a negative coefficient)."""
         check_paths("ScalingLaw.save", {"path": path}, optional=False)
         check_flags("ScalingLaw.save", {"force": force})
         path = Path(expand(path))
@@ -172,6 +172,9 @@ class ScalingLaw:
         if path.exists() and _a_record(path):
             raise NeuralscaleError(f"{path} is one of neuralscale's records (a descent's laws, a run's record or a "
                                    "sweep's plan): a law is not saved over it, even with force; give another name")
+        if any(_a_record(p) for p in path.parent.glob("*.json") if p != path):  # (a --force rerun clears them)
+            raise NeuralscaleError(f"{path.parent} holds neuralscale's records (a run's, a descent's or a sweep's): a "
+                                   "law is not saved among them, even with force; give another folder")
         atomic_write_json(path, self.to_dict())
 
     @classmethod
