@@ -128,3 +128,8 @@ def test_a_python_paths_tilde_is_the_home_folder_as_a_shell_reads_it(tmp_path, m
     assert ns.scale(sp, "neuralscale", params="50%", source="~/law.json")["widths"] == \
         ns.scale(sp, "neuralscale", params="50%", source=tmp_path / "home" / "law.json")["widths"]
     assert not (tmp_path / "~").exists()
+    (tmp_path / "~").mkdir()  # an earlier version's folder named ~: said, not used (a review)
+    (tmp_path / "~" / "law.json").write_text((tmp_path / "home" / "law.json").read_text())
+    with pytest.warns(ns.NeuralscaleWarning, match=re.escape(f"{tmp_path / '~' / 'law.json'} (a folder named ~ in the "
+                                                             "working directory) is not used: ~ is the home folder")):
+        ns.ScalingLaw.load("~/law.json")

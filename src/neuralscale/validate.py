@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .errors import NeuralscaleError
+from .errors import NeuralscaleError, warn
 
 MAX_WIDTH = 1 << 16  # channels in one layer: far beyond any real network, far below an allocation that kills the host
 MAX_RATIO = 64.0  # uniform width multiplier
@@ -199,9 +199,13 @@ def parse_whole(text: str) -> int:
 def expand(path):
     """A path argument with `~` read as the user's home folder, as a shell reads it (a literal `~` folder in the
     working directory was made), of the type given; anything else as it is."""
-    if isinstance(path, str):
-        return os.path.expanduser(path)
-    return path.expanduser() if isinstance(path, Path) else path
+    if not isinstance(path, (str, Path)) or not str(path).startswith("~"):
+        return path
+    home = os.path.expanduser(path) if isinstance(path, str) else path.expanduser()
+    if os.path.lexists(path) and os.path.abspath(path) != os.path.abspath(home):  # (an earlier version's `~` folder)
+        warn(f"{os.path.abspath(path)} (a folder named ~ in the working directory) is not used: ~ is the home folder, "
+             f"{home}; move what it holds there to go on with it")
+    return home
 
 
 def check_flags(call: str, flags: dict) -> None:
