@@ -326,3 +326,14 @@ def test_the_command_lines_defaults_are_what_its_help_and_the_api_say():
     api = inspect.signature(scale).parameters
     assert (given.batch, given.min_width, given.multiple, given.device) == \
         (api["batch_size"].default, api["min_width"].default, api["multiple"].default, api["device"].default)
+
+
+def test_descend_tests_on_a_subset_as_an_experiments_descent_does(tmp_path):
+    """`descend` had no --test-subset (an experiment's descent takes its [data] test_subset; a docs walkthrough):
+    the images it tests on when pruning ends are a seeded subset where asked, and its configuration says so."""
+    from helpers import TINY_DESCENT_ARGS
+    from neuralscale import cli
+    out = tmp_path / "d"
+    assert cli.main(["descend", *TINY_DESCENT_ARGS, "--iterations", "1", "--test-subset", "16", "--out", str(out),
+                     "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["data"]["test"] == 16

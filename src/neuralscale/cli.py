@@ -293,7 +293,7 @@ def _descend_parser(sub) -> None:
                                                     "it stops continues when rerun with a higher cap, or none")
     p.add_argument("--seed", type=int, default=0, help="seed of the descent's training (default 0)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    _add_data_args(p, "prune on a seeded random N training images", test=False)
+    _add_data_args(p, "prune on a seeded random N training images", test=True)  # (test: when pruning ends)
     p.add_argument("--out", metavar="DIR", required=True, help="the descent directory (trajectories, fits.json, logs)")
     _add_force(p, "descent directory")
     p.add_argument("--plots", action="store_true", help="also write the growth and heatmap figures into DIR")
@@ -638,7 +638,7 @@ def cmd_experiment(args) -> int:
 def cmd_descend(args) -> int:
     cfg = DescentConfig.from_dict(_given(args, DescentConfig))
     laws = descend(args.model, args.dataset, args.out, cfg, data_dir=args.data_dir, convcut=args.convcut,
-                   subset=_data_settings(args, "train", "tinyimagenet_split"), progress=not args.quiet,
+                   subset=_data_settings(args, "train", "test", "tinyimagenet_split"), progress=not args.quiet,
                    plots=args.plots, force=args.force)
     at_base = laws.configuration()
     if args.json:
