@@ -237,8 +237,9 @@ def train(model: str | WidthSpace, dataset: str, *, widths: Sequence[int] | None
         notes.update(own_splits=True, splits_content=splits.content())
     if out_dir is None:
         return execute(spec, None, space=space, splits=splits, progress=progress, raise_errors=True, notes=notes)
-    # (notes also for a run finished before records said them)
-    return {**_train_into(spec, out_dir, force, space, splits, progress, notes), **notes}
+    # (extrapolated also for a run finished before records said it; the splits' notes only as the record says them)
+    return {**_train_into(spec, out_dir, force, space, splits, progress, notes),
+            **{k: v for k, v in notes.items() if k == "extrapolated"}}
 
 
 def _same_data_as_finished(out_dir, spec: RunSpec, old: dict, given: Splits | None) -> None:
