@@ -166,7 +166,7 @@ def test_a_finished_run_asked_for_again_on_an_image_folder_changed_since_is_refu
     with pytest.raises(NeuralscaleError, match="holds another run"):
         ns.train("vgg11", f"imagefolder:{folder}", **kw, subset={"train": 10})
     from neuralscale.api import load_splits
-    with pytest.raises(NeuralscaleError, match=r"run holds a run finished on other data \(train 15, val 3, test 6, "
+    with pytest.raises(NeuralscaleError, match=r"run holds a run trained on other data \(train 15, val 3, test 6, "
                                                r"digest [0-9a-f]{16}\) than the splits given \(train 15, val 3, "
                                                r"test 6, digest [0-9a-f]{16}\); train into another out_dir"):
         ns.train("vgg11", f"imagefolder:{folder}", **kw, splits=load_splits(f"imagefolder:{folder}", kw["config"]))
@@ -198,7 +198,7 @@ def test_a_run_trained_on_splits_given_is_returned_only_for_the_same_data(tmp_pa
     del record["splits_content"]
     (legacy / "record.json").write_text(json.dumps(record))
     assert "splits_content" not in ns.train("vgg11", "synthetic", **kw, splits=s64, out_dir=legacy)
-    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'given'} holds a run finished on other data "
+    with pytest.raises(NeuralscaleError, match=re.escape(f"{tmp_path / 'given'} holds a run trained on other data "
                                                          "(train 64, val 7, test 16) than the splits given (train 48, "
                                                          "val 5, test 16); train into another out_dir")):
         ns.train("vgg11", "synthetic", **kw, splits=s48, out_dir=tmp_path / "given")

@@ -262,7 +262,7 @@ def _same_data_as_finished(out_dir, spec: RunSpec, old: dict, given: Splits | No
 
     def said(d: dict) -> str:
         return ", ".join(f"{k} {d[k]}" for k in ("train", "val", "test", "digest") if k in d)
-    raise NeuralscaleError(f"{out_dir} holds a run finished on other data ({said(then)}) than the splits given "
+    raise NeuralscaleError(f"{out_dir} holds a run trained on other data ({said(then)}) than the splits given "
                            f"({said(now)}{': other images of the same sizes' if same_data(then, now) else ''}); "
                            "train into another out_dir")
 
