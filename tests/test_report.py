@@ -324,6 +324,21 @@ def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
     (store / "report" / "summary.json").write_text(json.dumps(summary))
     assert run_cli("report", str(store), "--no-figures").returncode == 0
     assert not list((store / "report").glob("acc_vs_*"))
+    # a build stopped while drawing: the figures it drew are the report's and go with the next build that does not
+    # draw them; one's own figure-named files stay (they were left, listed nowhere: a review)
+    from neuralscale import report
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report, "widths_figure", stop)  # drawn after the accuracy figures
+        with pytest.raises(KeyboardInterrupt):
+            report.build_report(store, out=paper, force=True, formats=("png", "svg"))
+    assert (paper / "acc_vs_params.svg").is_file()
+    assert report.build_report(store, out=paper, force=True, figures=False)["markdown"].is_file()
+    assert sorted(p.name for p in paper.iterdir() if not p.name.startswith(".")) == \
+        ["growth_iteration_01.pdf", "heatmap.svg", "notes.txt", "report.html", "report.md", "summary.json"]
+    assert (paper / "heatmap.svg").read_text() == "mine"
 
 
 def test_figures_name_budgets_as_the_tables_do_and_frame_one_budget(tmp_path, tiny_descent, monkeypatch):

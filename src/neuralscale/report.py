@@ -1198,7 +1198,10 @@ def _write_report(st, accuracy: str, pages: ReportDir, formats, bands: str, figu
     # the folder is a report's from now on: one stopped before its pages (Ctrl-C while drawing) is rebuilt on the
     # next run, and a folder of files that only look like a report's figures is never taken for one
     earlier = _earlier_figures(pages)
-    atomic_write_text(pages.markdown, ReportDir.HEADER + " (being built)\n")
+    # while it draws, the page names the figure files in the folder that are not a report's (a folder forced into):
+    # a build stopped while drawing leaves its new figures, which the next build takes for its own
+    others = sorted(p.name for p in dest.iterdir() if ReportDir.is_figure(p) and p.name not in earlier)
+    atomic_write_text(pages.markdown, f"{ReportDir.HEADER} {BEING_BUILT}\n{_OTHERS}{json.dumps(others)} -->\n")
     drawn, note = _figures(st, dest, formats, bands) if figures else ([], "Figures left out (--no-figures).")
     files = sorted({p.with_suffix(f".{f}").name for _, p in drawn for f in formats if p.with_suffix(f".{f}").is_file()})
     for name in set(earlier) - set(files):  # the earlier build's figures this one does not draw (--no-figures, a
@@ -1220,6 +1223,9 @@ def _earlier_figures(pages: ReportDir) -> list[str]:
     file of a figure's name (as that build's own were named). [] where the folder holds no report."""
     if not pages.is_report():
         return []
+    others = _others_while_built(pages)
+    if others is not None:  # a build stopped while drawing: every figure but those that were there before it
+        return [p.name for p in pages.path.iterdir() if ReportDir.is_figure(p) and p.name not in others]
     try:
         listed = json.loads(pages.summary.read_text(encoding="utf-8")).get("figure_files")
     except (OSError, ValueError, UnicodeDecodeError, RecursionError, AttributeError):
@@ -1228,6 +1234,24 @@ def _earlier_figures(pages: ReportDir) -> list[str]:
                                         for n in listed):
         return listed
     return [p.name for p in pages.path.glob("*.*") if ReportDir.is_figure(p) and p.is_file()]
+
+
+BEING_BUILT = "(being built)"
+_OTHERS = "<!-- figure files not the report's: "
+
+
+def _others_while_built(pages: ReportDir) -> set[str] | None:
+    """The figure files that were not the report's when a build that was stopped while drawing began (its page says
+    so); None where the page is not such a build's (or one from before pages said which files were there)."""
+    try:
+        with open(pages.markdown, encoding="utf-8") as f:
+            first, second = f.readline(), f.readline(4096)
+        if first.rstrip("\n") != f"{ReportDir.HEADER} {BEING_BUILT}" or not second.startswith(_OTHERS):
+            return None
+        names = json.loads(second[len(_OTHERS):].rstrip().removesuffix("-->"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return set(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
 
 
 def run_summary(r: dict) -> dict:
