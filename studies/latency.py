@@ -2,9 +2,11 @@
 
 Each run measures its own latency after training, on the machine that trained it and beside whatever else ran
 there (other runs, on a GPU machine its CPU under load), so a store's runs may hold latencies of different
-hardware that cannot be compared (the report then leaves them out). This measures every distinct configuration
-(model, dataset, widths) of the given stores' finished runs in one process, interleaved round by round so that
-a change in the machine's load touches every configuration alike, and writes one CSV beside the stores:
+hardware that cannot be compared (the report then leaves them out). This measures one network per store, method
+and budget (the lowest seed's finished run: a method solved for a budget gives every seed the same network; a
+pruning baseline that chooses its widths from training, such as slimming, gives each seed its own, of which only
+that one is measured), all in one process, interleaved round by round so that a change in the machine's load
+touches every configuration alike, and writes one CSV beside the stores:
 
     python studies/latency.py studies/fmnist-vgg11/params studies/fmnist-vgg11/macs \\
         --out studies/fmnist-vgg11/latency.csv
@@ -52,7 +54,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     configs: dict[tuple, dict] = {}
     for store in args.stores:
-        for r in load_records(store):
+        for r in sorted(load_records(store), key=lambda r: r.get("seed") or 0):  # the lowest seed's network
             if r["status"] != "finished":
                 continue
             key = (store.name, r["label"], budget_key(r))
