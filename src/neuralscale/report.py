@@ -1245,8 +1245,10 @@ def _others_while_built(pages: ReportDir) -> set[str] | None:
     so); None where the page is not such a build's (or one from before pages said which files were there)."""
     try:
         with open(pages.markdown, encoding="utf-8") as f:
-            first, second = f.readline(), f.readline(4096)
-        if first.rstrip("\n") != f"{ReportDir.HEADER} {BEING_BUILT}" or not second.startswith(_OTHERS):
+            if f.readline(256).rstrip("\n") != f"{ReportDir.HEADER} {BEING_BUILT}":
+                return None
+            second = f.readline()
+        if not second.startswith(_OTHERS):
             return None
         names = json.loads(second[len(_OTHERS):].rstrip().removesuffix("-->"))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
