@@ -339,6 +339,22 @@ def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
     assert sorted(p.name for p in paper.iterdir() if not p.name.startswith(".")) == \
         ["growth_iteration_01.pdf", "heatmap.svg", "notes.txt", "report.html", "report.md", "summary.json"]
     assert (paper / "heatmap.svg").read_text() == "mine"
+    # stopped after drawing, while writing its pages (the HTML, the summary): the same; and a file of one's own that
+    # the build drew over is the report's figure now (a review: the finished page was written first, and the next
+    # build took the earlier summary's list, or every figure-named file, one's own too, for want of one)
+    for where in ("render_html", "atomic_write_json"):
+        fresh = tmp_path / f"fresh-{where}"
+        fresh.mkdir()
+        (fresh / "heatmap.svg").write_text("mine")
+        (fresh / "acc_vs_params.png").write_text("mine")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(report, where, stop)
+            with pytest.raises(KeyboardInterrupt):
+                report.build_report(store, out=fresh, force=True, formats=("png", "svg"))
+        report.build_report(store, out=fresh, force=True, figures=False)
+        assert sorted(p.name for p in fresh.iterdir() if not p.name.startswith(".")) == \
+            ["heatmap.svg", "report.html", "report.md", "summary.json"], where
+        assert (fresh / "heatmap.svg").read_text() == "mine"
 
 
 def test_figures_name_budgets_as_the_tables_do_and_frame_one_budget(tmp_path, tiny_descent, monkeypatch):

@@ -2,7 +2,7 @@
 
 `neuralscale COMMAND --help` says the same; the page is where a reader finds an option without running the tool
 (some are in no other document). Made from the parser's actions, not argparse's formatted help, so that it reads
-alike on every Python; tests/test_docs_cli.py fails when the page is not what this script writes now.
+alike on every Python; tests/test_cli_reference.py fails when the page is not what this script writes now.
 
     python tools/cli_reference.py            # rewrite docs/CLI.md
     python tools/cli_reference.py --check    # exit 1 if docs/CLI.md is out of date
@@ -17,14 +17,14 @@ from pathlib import Path
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "CLI.md"
 HEAD = """# Command-line reference
 
-Every command of `neuralscale` and every option, as `neuralscale COMMAND --help` gives them (written by
-`tools/cli_reference.py` from the parser; a test fails when this page is not current). The README's walkthrough and
-[`GUIDE.md`](GUIDE.md) say how the commands fit together.
+Every command of `neuralscale` and every option, as `neuralscale COMMAND --help` gives them, written by
+`tools/cli_reference.py` from the parser (a test fails when this page is not current; `neuralscale --version` says
+which version is installed). The README's walkthrough and [`GUIDE.md`](GUIDE.md) say how the commands fit together.
 """
 
 
 def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    return " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
 
 
 def _help(action: argparse.Action, prog: str) -> str:

@@ -1201,18 +1201,20 @@ def _write_report(st, accuracy: str, pages: ReportDir, formats, bands: str, figu
     # while it draws, the page names the figure files in the folder that are not a report's (a folder forced into):
     # a build stopped while drawing leaves its new figures, which the next build takes for its own
     others = sorted(p.name for p in dest.iterdir() if ReportDir.is_figure(p) and p.name not in earlier)
-    atomic_write_text(pages.markdown, f"{ReportDir.HEADER} {BEING_BUILT}\n{_OTHERS}{json.dumps(others)} -->\n")
+    _being_built(pages, others)
     drawn, note = _figures(st, dest, formats, bands) if figures else ([], "Figures left out (--no-figures).")
     files = sorted({p.with_suffix(f".{f}").name for _, p in drawn for f in formats if p.with_suffix(f".{f}").is_file()})
+    if set(others) & set(files):  # drawn over (--force): the report's now
+        _being_built(pages, sorted(set(others) - set(files)))
     for name in set(earlier) - set(files):  # the earlier build's figures this one does not draw (--no-figures, a
         (dest / name).unlink(missing_ok=True)  # format not asked for now, a descent not here): taken for its own
     doc = _document(st, drawn, note)
-    atomic_write_text(pages.markdown, render_markdown(doc))
     atomic_write_text(pages.html, render_html(doc, f"neuralscale: {st.model} on {st.dataset}"))
     summary = {"model": st.model, "dataset": st.dataset, "accuracy": accuracy, "store": str(st.path),
                "report": str(pages.markdown), "html": str(pages.html), "rows": st.rows,
                "runs": [run_summary(r) for r in st.records], "figure_files": files}
     atomic_write_json(pages.summary, summary)
+    atomic_write_text(pages.markdown, render_markdown(doc))  # last: until then the page says a build is under way
     return {"markdown": pages.markdown, "html": pages.html, "summary": pages.summary,
             "rows": st.rows, "records": st.records, "figures": [p for _, p in drawn], "document": summary}
 
@@ -1238,6 +1240,12 @@ def _earlier_figures(pages: ReportDir) -> list[str]:
 
 BEING_BUILT = "(being built)"
 _OTHERS = "<!-- figure files not the report's: "
+
+
+def _being_built(pages: ReportDir, others: list[str]) -> None:
+    """The page while a build runs: it says so, and names the figure files in the folder that are not the report's
+    (`others`: a folder a report was forced into may hold one's own)."""
+    atomic_write_text(pages.markdown, f"{ReportDir.HEADER} {BEING_BUILT}\n{_OTHERS}{json.dumps(others)} -->\n")
 
 
 def _others_while_built(pages: ReportDir) -> set[str] | None:
