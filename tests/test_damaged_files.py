@@ -295,3 +295,34 @@ def _damaged_nested(world, kind, table, field, value, capsys) -> None:
     finally:
         path.write_text(pristine)
         shutil.rmtree(world / "out", ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind, field, value", [
+    ("store record", "budget", {"metric": "params", "value": 999999, "ratio": 0.5}),  # a phantom row
+    ("store record", "seed", 5),  # counted as another seed
+    ("store record", "label", "morphnet"),
+    ("store record", "params", 5),  # averaged into its row
+    ("store record", "macs", 5),
+    ("run record", "dataset", "cifar10"),  # exported as another dataset's network
+    ("run record", "widths", "+1"),
+    ("run record", "model", "resnet18")])
+def test_a_records_field_that_its_spec_or_widths_contradict_is_refused(world, kind, field, value, capsys):
+    """A record's fields that its spec says too (checked against its id), and its counts (its widths'), are what the
+    spec and widths say: one edited by hand is refused in one line, not believed (an adversarial pass: a phantom
+    row, a run counted as another seed, a count averaged into a row, an export labelled with another dataset)."""
+    path = next(world.glob(FILES[kind][0]))
+    pristine = path.read_text()
+    record = json.loads(pristine)
+    record[field] = [w + 1 for w in record["widths"]] if value == "+1" else value
+    path.write_text(json.dumps(record))
+    try:
+        before = _snapshot(world)
+        capsys.readouterr()
+        code = cli.main([a.replace("{w}", str(world)) for a in FILES[kind][1][0]])
+        lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("neuralscale: error: "), lines
+        assert f"{field} " in lines[0] and (str(path) in lines[0] or record["id"] in lines[0]), lines[0]
+        assert _snapshot(world) == before
+    finally:
+        path.write_text(pristine)
+        shutil.rmtree(world / "out", ignore_errors=True)

@@ -663,12 +663,28 @@ def _read(store: Path, accuracy: str, descent: str | Path | None, model: str | N
     if model is not None and model_identity(model_spelling(model)[0]) != models[0][0]:
         raise NeuralscaleError(f"{model!r} is not the network of {store}'s runs ({models[0][0]})")
     space, no_space = _space(records, model, _model_from_store(store, sweep_cfg))
+    _check_costs(store, records, space)
     fallbacks = _mark_fallbacks(rows, descents)
     _mark_extrapolated(rows, descents, space, sweep_cfg)
     have = {r["id"] for r in records}
     planned = plan.get("runs") if isinstance(plan.get("runs"), list) else []
     return _Store(store, records, rows, accuracy, models[0][0], models[0][1], space, descent_dir,
                   fallbacks, descents, left_out, sum(i not in have for i in planned), no_space)
+
+
+def _check_costs(store: Path, records: list[dict], space: WidthSpace | None) -> None:
+    """Each finished run's parameters and MACs are its widths' (where the network can be made here): a count edited
+    in a record is refused, not averaged into its row."""
+    if space is None:
+        return
+    for r in records:
+        if r["status"] != "finished":
+            continue
+        for key, count in (("params", space.params), ("macs", space.macs)):
+            if r[key] != (n := count(r["widths"])):
+                raise NeuralscaleError(f"the record of run {r['id']} in {store} says {key} {r[key]:,}, where its "
+                                       f"widths have {n:,}: restore it, or remove the run's directory to train it "
+                                       "again")
 
 
 def _space(records: list[dict], model: str | None, beside: str | None) -> tuple[WidthSpace | None, str]:

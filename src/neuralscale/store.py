@@ -134,13 +134,29 @@ def check_record(record: Any, where: str | Path) -> dict:
     problem = (f"{missing[0]} is missing" if missing else
                next((p for k in hints if k in record for p in [_field_problem(k, record[k], hints)] if p), ""))
     if not problem:
-        problem = _config_problem(record["config"]) or spec_problem(record["spec"], record["id"])
+        problem = (_config_problem(record["config"]) or spec_problem(record["spec"], record["id"])
+                   or _mirror_problem(record))
     if not problem and record["status"] == "finished":
         problem = _finished_problem(record)
     if problem:
         what = "a finished run record" if record.get("status") == "finished" else "a run record"
         raise NeuralscaleError(f"{where} is not {what}: {problem}")
     return record
+
+
+# a record's fields that its spec holds too (written from it): reports group by them, exports say them
+MIRRORED = ("method", "label", "model", "dataset", "budget", "config", "widths")
+
+
+def _mirror_problem(record: dict) -> str:
+    """'' when the record's fields say what its spec (whose id the record's is, checked) says, else which does not:
+    an edited field is not believed (a phantom row, a run counted as another seed)."""
+    spec = record["spec"]
+    for key in MIRRORED:
+        if spec.get(key) is not None and key in record and record[key] != spec[key]:
+            return f"{key} is {_short(record[key])}, where its spec says {_short(spec[key])}"
+    seed = spec["config"].get("seed", 0)
+    return f"seed is {_short(record['seed'])}, where its spec says {_short(seed)}" if record["seed"] != seed else ""
 
 
 def _config_problem(config: dict) -> str:
