@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -633,3 +634,28 @@ def test_two_exports_to_one_name_at_once_are_refused_not_interleaved(finished_ru
     with pytest.raises(NeuralscaleError, match="is not a folder of this user's; remove it, or set TMPDIR"):
         ns.export_run(finished_run, tmp_path / "out" / "m")
     assert not (tmp_path / "out" / "m.json").exists()
+
+
+def test_what_a_killed_export_or_save_left_goes_with_the_next_write_of_that_name(finished_run, tmp_path):
+    """An export or a law's save killed while writing (SIGKILL: nothing of it runs) leaves its temporary file, named
+    for the file it wrote; no folder lock holder clears a folder of the user's, so it stayed for good however often
+    the export ran again (an adversarial pass). The next write of that name clears it, and no other file."""
+    import tempfile
+
+    from neuralscale.scaling import ScalingLaw, uniform_law
+
+    def killed_write_of(path):  # what mkstemp made for a write of `path` that never reached its rename
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ns.tmp")
+        os.write(fd, b"half a file")
+        os.close(fd)
+        return Path(name)
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [killed_write_of(out / name) for name in ("m.pt", "m.json", "m.onnx", "law.json")]
+    kept = [killed_write_of(out / name) for name in ("m.pt.x", "n.pt", "laws.json")]  # other files' writes
+    ns.export_run(finished_run, out / "m")
+    sp = ns.space("vgg11", "synthetic")
+    uniform_law(sp, sp.base_widths).save(out / "law.json")
+    assert not any(p.exists() for p in left), [p.name for p in left if p.exists()]
+    assert all(p.read_bytes() == b"half a file" for p in kept)
+    assert ScalingLaw.load(out / "law.json").model == "vgg11" and (out / "m.pt").is_file()

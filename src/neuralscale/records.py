@@ -142,6 +142,21 @@ def exclusive(directory: str | Path, what: str = "directory", wait: bool = False
         yield
 
 
+def clear_temps(path: str | Path) -> None:
+    """Remove what killed atomic writes of `path` left beside it (their temporary files, named for it): by a writer
+    that holds the lock on `path` (`exclusive_name`), so that none is another command's write under way. A folder's
+    lock holder clears its folder's (`exclusive`); this is for files that no folder of neuralscale's owns."""
+    path = Path(path)
+    prefix = f".{path.name[:200]}."
+    try:
+        for p in path.parent.iterdir():
+            if (p.name.startswith(prefix) and len(p.name) == len(prefix) + 8 + len(_TEMP_SUFFIX) and is_temp(p.name)
+                    and p.is_file() and not p.is_symlink()):
+                p.unlink(missing_ok=True)
+    except OSError:  # (a folder not there yet, or not readable: its writes will say so)
+        pass
+
+
 @contextmanager
 def exclusive_name(path: str | Path, busy: Callable[[str], str]) -> Iterator[None]:
     """Hold an exclusive lock named for `path` (files that no folder of neuralscale's owns, such as an export's

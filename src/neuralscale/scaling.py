@@ -24,7 +24,7 @@ from .accounting import measure_latency
 from .errors import NeuralscaleError
 from .budget import METRICS, UNITS
 from .data import spelled_folder
-from .records import atomic_write_json, atomic_write_text, strict
+from .records import atomic_write_json, atomic_write_text, clear_temps, exclusive_name, strict
 from .space import WidthSpace
 from .zoo import model_identity
 from .validate import MAX_WIDTH, check_flags, check_paths, expand, is_whole, matches, parse_whole
@@ -167,6 +167,12 @@ class ScalingLaw:
                                    ) from None
         if path.is_dir():
             raise NeuralscaleError(f"{path} is a directory; give a file name")
+        with exclusive_name(path, lambda pid: f"{path} is being written by another neuralscale command (pid {pid}); "
+                            "wait for it to finish, or give another name"):
+            clear_temps(path)  # what a save killed while writing left
+            self._save(path, force)
+
+    def _save(self, path: Path, force: bool) -> None:
         if path.exists() and not force:
             raise NeuralscaleError(f"{path} exists; give another name, or force=True to overwrite it")
         if path.exists() and _a_record(path):
