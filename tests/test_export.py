@@ -314,11 +314,22 @@ def test_an_export_overwrites_none_of_its_files_and_checks_the_onnx_extra_first(
     assert not list(tmp_path.glob("c.*"))
 
 
+def _as_baselines(run, widths) -> dict:
+    """The run's record as a pruning baseline's whose widths (its spec's: none, chosen in training) are not its
+    checkpoint's (a masked baseline's): its recorded widths changed by `widths`."""
+    from neuralscale.layout import RunDir
+    from neuralscale.spec import RunSpec
+    rec = json.loads((run / "record.json").read_text())
+    rec["spec"]["widths"] = None
+    rec = {**rec, "id": RunSpec.from_dict(rec["spec"]).id, "widths": [widths(w) for w in rec["widths"]]}
+    state = torch.load(RunDir(run).checkpoint, weights_only=True)
+    torch.save({**state, "owner": f"run {rec['id']}"}, RunDir(run).checkpoint)  # (the checkpoint is the run's)
+    return rec
+
+
 def test_a_checkpoint_of_other_widths_than_the_record_is_one_clear_error(finished_run, tmp_path):
     run = _copy_run(finished_run, tmp_path)
-    rec = json.loads((run / "record.json").read_text())
-    rec["widths"] = [w * 2 for w in rec["widths"]]
-    (run / "record.json").write_text(json.dumps(rec))
+    (run / "record.json").write_text(json.dumps(_as_baselines(run, lambda w: w * 2)))
     with pytest.raises(NeuralscaleError, match="is not a network of the recorded widths"):
         ns.export_run(run, tmp_path / "m")
 
@@ -543,8 +554,7 @@ def test_an_export_with_the_space_of_another_network_says_so(finished_run, tmp_p
                                                          "classes, 3 input channels)")):
         ns.export_run(finished_run, tmp_path / "m", space=ns.space("vgg11", "cifar100"))
     run = _copy_run(finished_run, tmp_path / "copy")
-    rec = json.loads((run / "record.json").read_text())
-    (run / "record.json").write_text(json.dumps({**rec, "widths": [w // 2 for w in rec["widths"]]}))
+    (run / "record.json").write_text(json.dumps(_as_baselines(run, lambda w: w // 2)))
     with pytest.raises(NeuralscaleError, match="is not a network of the recorded widths"):
         ns.export_run(run, tmp_path / "m", space=ns.space("vgg11", "synthetic"))
     # a model file of one width too few, loaded with its own network's space: the file is damaged, and says so as
@@ -639,23 +649,31 @@ def test_two_exports_to_one_name_at_once_are_refused_not_interleaved(finished_ru
 def test_what_a_killed_export_or_save_left_goes_with_the_next_write_of_that_name(finished_run, tmp_path):
     """An export or a law's save killed while writing (SIGKILL: nothing of it runs) leaves its temporary file, named
     for the file it wrote; no folder lock holder clears a folder of the user's, so it stayed for good however often
-    the export ran again (an adversarial pass). The next write of that name clears it, and no other file."""
+    the export ran again (an adversarial pass). The next write of that name clears it once it is ten minutes old
+    (younger, it may be a write under way where no lock of this machine's says so), and no other file."""
     import tempfile
 
     from neuralscale.scaling import ScalingLaw, uniform_law
 
-    def killed_write_of(path):  # what mkstemp made for a write of `path` that never reached its rename
+    def killed_write_of(path, age=3600):  # what mkstemp made for a write of `path` that never reached its rename
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ns.tmp")
         os.write(fd, b"half a file")
         os.close(fd)
+        os.utime(name, (os.path.getmtime(name) - age,) * 2)
         return Path(name)
     out = tmp_path / "out"
     out.mkdir()
     left = [killed_write_of(out / name) for name in ("m.pt", "m.json", "m.onnx", "law.json")]
     kept = [killed_write_of(out / name) for name in ("m.pt.x", "n.pt", "laws.json")]  # other files' writes
+    kept += [killed_write_of(out / "m.pt", age=0)]  # a write under way (another machine's, say: no lock here)
     ns.export_run(finished_run, out / "m")
     sp = ns.space("vgg11", "synthetic")
     uniform_law(sp, sp.base_widths).save(out / "law.json")
     assert not any(p.exists() for p in left), [p.name for p in left if p.exists()]
     assert all(p.read_bytes() == b"half a file" for p in kept)
     assert ScalingLaw.load(out / "law.json").model == "vgg11" and (out / "m.pt").is_file()
+    # an export of NAME and a save of NAME.json take one lock: neither clears the other's write (a review)
+    from neuralscale.records import exclusive_name
+    with exclusive_name(out / "m", lambda pid: f"busy {pid}"):
+        with pytest.raises(NeuralscaleError, match="being written by another neuralscale command"):
+            uniform_law(sp, sp.base_widths).save(out / "m.json", force=True)

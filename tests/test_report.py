@@ -342,7 +342,7 @@ def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
     # stopped after drawing, while writing its pages (the HTML, the summary): the same; and a file of one's own that
     # the build drew over is the report's figure now (a review: the finished page was written first, and the next
     # build took the earlier summary's list, or every figure-named file, one's own too, for want of one)
-    for where in ("render_html", "atomic_write_json"):
+    for where in ("widths_figure", "render_html", "atomic_write_json"):  # (acc_vs_params.png drawn before each)
         fresh = tmp_path / f"fresh-{where}"
         fresh.mkdir()
         (fresh / "heatmap.svg").write_text("mine")
@@ -644,8 +644,8 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
                     record["id"] = RunSpec.from_dict(record["spec"]).id
                 elif key == "data_dir":  # where its data lived (not part of what it is): no other run
                     record["spec"]["data"]["data_dir"] = value
-                elif key == "widths":  # the same label at the same budget, other widths (a law of another descent)
-                    record["widths"] = record["spec"]["widths"] = value
+                elif key in ("widths", "model"):  # the same label at the same budget, other widths (a law of
+                    record[key] = record["spec"][key] = value  # another descent); a run of another model
                     record["id"] = RunSpec.from_dict(record["spec"]).id
                 else:
                     record[key] = value
@@ -700,6 +700,8 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
              "data": ({a: {}, b: {"data": {"train": 27000, "val": 3000, "test": 10000}}},
                       f"holds runs of one dataset trained on different data (runs {a} and {b}: "
                       "training 60000, test 10000 against training 30000, test 10000): its files changed"),
+             # a count edited in one record, the other's its widths' (an adversarial pass: averaged into its row)
+             "count": ({a: {}, b: {"params": 5}}, f"the record of run {b} in "),
              # neuralscale@15 from two descents, say: one seed twice, not a second seed
              "twice": ({a: {}, f"{a}+copy": {"widths": [4, 8, 16, 16, 32, 32, 32, 31]}},
                        "uniform at ratio 0.0625 with seed 0 twice (runs ")}
@@ -708,8 +710,15 @@ def test_a_folder_of_runs_that_do_not_compare_is_refused_in_one_line(tmp_path, c
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], (name, err)
         assert name != "recipe" or ": epochs 20 against 30); their accuracies do not compare" in err[0], err
+        assert name != "count" or "says params 5, where its widths have 36,882 (as every other run's" in err[0]
     assert cli.main(["report", str(fine / a)]) == 2
     assert "is one run's directory; report the folder" in capsys.readouterr().err
+    # every run's counts other than the network here counts them (a library that builds it otherwise): the records'
+    # are shown, and that said (a review: a library's upgrade would have refused every store)
+    drift = folder("drift", {a: {"macs": 7}, b: {"macs": 7}})
+    with pytest.warns(ns.NeuralscaleWarning, match=r"no run's parameter or MAC count .* is what vgg11 counts here for "
+                                                   r"its widths \(run .*: macs 7, here 627,008\)"):
+        assert build_report(drift, figures=False)["rows"][0]["macs"] == 7
 
 
 def test_the_original_protocol_is_labelled_wherever_its_numbers_are(tmp_path, capsys):

@@ -674,17 +674,29 @@ def _read(store: Path, accuracy: str, descent: str | Path | None, model: str | N
 
 def _check_costs(store: Path, records: list[dict], space: WidthSpace | None) -> None:
     """Each finished run's parameters and MACs are its widths' (where the network can be made here): a count edited
-    in a record is refused, not averaged into its row."""
+    in a record is refused, not averaged into its row. Where no run's counts are what the network here counts (a
+    library that builds it otherwise than where the runs trained), the records' are shown, and that said."""
     if space is None:
         return
-    for r in records:
-        if r["status"] != "finished":
-            continue
-        for key, count in (("params", space.params), ("macs", space.macs)):
-            if r[key] != (n := count(r["widths"])):
-                raise NeuralscaleError(f"the record of run {r['id']} in {store} says {key} {r[key]:,}, where its "
-                                       f"widths have {n:,}: restore it, or remove the run's directory to train it "
-                                       "again")
+    wrong, right = [], 0
+    for r in (r for r in records if r["status"] == "finished"):
+        try:
+            counts = {"params": space.params(r["widths"]), "macs": space.macs(r["widths"])}
+        except NeuralscaleError as e:
+            raise NeuralscaleError(f"the record of run {r['id']} in {store}: its widths are not {space.name}'s "
+                                   f"({first_line(e, None, '').rstrip('.')}); restore it") from None
+        off = [(k, r[k], n) for k, n in counts.items() if r[k] != n]
+        wrong += [(r["id"], *off[0])] if off else []
+        right += not off
+    if wrong and right:
+        run, key, said, n = wrong[0]
+        raise NeuralscaleError(f"the record of run {run} in {store} says {key} {said:,}, where its widths have "
+                               f"{n:,} (as every other run's count is its widths'): restore it")
+    if wrong:
+        run, key, said, n = wrong[0]
+        warn(f"no run's parameter or MAC count in {store} is what {space.name} counts here for its widths (run "
+             f"{run}: {key} {said:,}, here {n:,}): the network is built otherwise here than where they trained "
+             "(another version of a library?); the records' counts are shown")
 
 
 def _space(records: list[dict], model: str | None, beside: str | None) -> tuple[WidthSpace | None, str]:
@@ -1216,12 +1228,12 @@ def _write_report(st, accuracy: str, pages: ReportDir, formats, bands: str, figu
     earlier = _earlier_figures(pages)
     # while it draws, the page names the figure files in the folder that are not a report's (a folder forced into):
     # a build stopped while drawing leaves its new figures, which the next build takes for its own
-    others = sorted(p.name for p in dest.iterdir() if ReportDir.is_figure(p) and p.name not in earlier)
+    others = {p.name: _stamp(p) for p in dest.iterdir() if ReportDir.is_figure(p) and p.name not in earlier}
     _being_built(pages, others)
     drawn, note = _figures(st, dest, formats, bands) if figures else ([], "Figures left out (--no-figures).")
     files = sorted({p.with_suffix(f".{f}").name for _, p in drawn for f in formats if p.with_suffix(f".{f}").is_file()})
     if set(others) & set(files):  # drawn over (--force): the report's now
-        _being_built(pages, sorted(set(others) - set(files)))
+        _being_built(pages, {k: v for k, v in others.items() if k not in files})
     for name in set(earlier) - set(files):  # the earlier build's figures this one does not draw (--no-figures, a
         (dest / name).unlink(missing_ok=True)  # format not asked for now, a descent not here): taken for its own
     doc = _document(st, drawn, note)
@@ -1258,15 +1270,23 @@ BEING_BUILT = "(being built)"
 _OTHERS = "<!-- figure files not the report's: "
 
 
-def _being_built(pages: ReportDir, others: list[str]) -> None:
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_mtime_ns, st.st_size]
+
+
+def _being_built(pages: ReportDir, others: dict[str, list[int]]) -> None:
     """The page while a build runs: it says so, and names the figure files in the folder that are not the report's
-    (`others`: a folder a report was forced into may hold one's own)."""
-    atomic_write_text(pages.markdown, f"{ReportDir.HEADER} {BEING_BUILT}\n{_OTHERS}{json.dumps(others)} -->\n")
+    (`others`: a folder a report was forced into may hold one's own), each with its time and size then (one the
+    build drew over before it was stopped is the report's)."""
+    text = json.dumps(dict(sorted(others.items())))
+    atomic_write_text(pages.markdown, f"{ReportDir.HEADER} {BEING_BUILT}\n{_OTHERS}{text} -->\n")
 
 
 def _others_while_built(pages: ReportDir) -> set[str] | None:
     """The figure files that were not the report's when a build that was stopped while drawing began (its page says
-    so); None where the page is not such a build's (or one from before pages said which files were there)."""
+    so), as they were then (one written since is the build's); None where the page is not such a build's (or one
+    from before pages said which files were there)."""
     try:
         with open(pages.markdown, encoding="utf-8") as f:
             if f.readline(256).rstrip("\n") != f"{ReportDir.HEADER} {BEING_BUILT}":
@@ -1274,10 +1294,18 @@ def _others_while_built(pages: ReportDir) -> set[str] | None:
             second = f.readline()
         if not second.startswith(_OTHERS):
             return None
-        names = json.loads(second[len(_OTHERS):].rstrip().removesuffix("-->"))
+        said = json.loads(second[len(_OTHERS):].rstrip().removesuffix("-->"))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return None
-    return set(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+    if not isinstance(said, dict):
+        return None
+
+    def unchanged(name: str) -> bool:
+        try:
+            return _stamp(pages.path / name) == said[name]
+        except OSError:
+            return False
+    return {name for name in said if isinstance(name, str) and unchanged(name)}
 
 
 def run_summary(r: dict) -> dict:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # train (torch's world) is imported only when a run is traine
     from .train import TrainConfig
 
 # Fields of the training configuration that do not change what is computed, so they are not part of a run's identity.
-_NOT_IDENTITY = ("device", "eval_batch_size")
+NOT_IDENTITY = ("device", "eval_batch_size")  # settings that do not change a run's outcome (not in its id)
 
 
 @dataclass
@@ -65,7 +65,7 @@ class RunSpec:
 
     def identity(self) -> dict:
         d = self.to_dict()
-        d["config"] = {k: v for k, v in self.config.items() if k not in _NOT_IDENTITY}
+        d["config"] = {k: v for k, v in self.config.items() if k not in NOT_IDENTITY}
         d.pop("latency_batches")
         init = d.pop("init")
         if init is not None:  # the run it starts from, by id: where that run lies does not change the outcome

@@ -20,7 +20,7 @@ from .errors import NeuralscaleError
 from .records import atomic_write_json, exclusive
 from .budget import METRICS, Budget
 from .layout import RunDir, StoreDir
-from .spec import spec_problem
+from .spec import NOT_IDENTITY, spec_problem
 from .validate import matches
 
 RECORD = RunDir.RECORD
@@ -153,7 +153,10 @@ def _mirror_problem(record: dict) -> str:
     an edited field is not believed (a phantom row, a run counted as another seed)."""
     spec = record["spec"]
     for key in MIRRORED:
-        if spec.get(key) is not None and key in record and record[key] != spec[key]:
+        said, told = spec.get(key), record.get(key)
+        if key == "config" and isinstance(said, dict) and isinstance(told, dict):  # (where it ran: not compared)
+            said, told = ({k: v for k, v in c.items() if k not in NOT_IDENTITY} for c in (said, told))
+        if said not in (None, {}, []) and key in record and told != said:
             return f"{key} is {_short(record[key])}, where its spec says {_short(spec[key])}"
     seed = spec["config"].get("seed", 0)
     return f"seed is {_short(record['seed'])}, where its spec says {_short(seed)}" if record["seed"] != seed else ""
