@@ -115,7 +115,7 @@ def fit_trajectory(trajectory: str | Path, space: WidthSpace, tau: str = "auto",
         start = own[1].start_widths
     law = fit(space, traj.rows, count=traj.count if tau == "auto" else tau, start=start)
     if out:
-        law.save(out, force=True)  # (checked above: a new file, or force's; never among a run's or descent's records)
+        law.save(out, force=force)  # (checked again under its lock: another fit may have written it meanwhile)
     return law
 
 

@@ -42,7 +42,7 @@ from .layout import RunDir, StoreDir
 from .store import read_record
 from .train import read_run_weights, resolve_device, unloadable
 from .zoo import CONVCUT, model_identity, model_spelling, record_model, record_space
-from .records import atomic_write, atomic_write_json, clear_temps, exclusive_name
+from .records import NAMED_SUFFIXES, atomic_write, atomic_write_json, clear_temps, exclusive_name
 from .space import WidthSpace
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def save_model(path: str | Path, model: nn.Module, space, widths, extra: dict | 
 def stem(path: str | Path) -> Path:
     """NAME of NAME.json / NAME.pt / NAME.onnx: a dot inside NAME (resnet18-0.25) is part of it."""
     path = Path(path)
-    return path.with_suffix("") if path.suffix in (".json", ".pt", ".onnx") else path
+    return path.with_suffix("") if path.suffix in NAMED_SUFFIXES else path
 
 
 def _check_name(path: str | Path) -> None:
@@ -387,7 +387,7 @@ def export_run(run_dir: str | Path, path: str | Path, *, onnx: bool = False, for
                                f"{type(model).__name__}")
     with exclusive_name(stem(path), lambda pid: f"{stem(path)} is being exported by another neuralscale command "
                         f"(pid {pid}); wait for it to finish, or export to another name"):
-        for suffix in (".json", ".pt", ".onnx"):  # what an export killed while writing left
+        for suffix in NAMED_SUFFIXES:  # what an export killed while writing left
             clear_temps(named(path, suffix))
         return _export(run_dir, path, onnx, force, space, model)
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -142,16 +143,26 @@ def exclusive(directory: str | Path, what: str = "directory", wait: bool = False
         yield
 
 
+NAMED_SUFFIXES = (".json", ".pt", ".onnx")  # the files of one NAME that no folder of neuralscale's owns
+STALE_S = 600  # a temporary file this old is no write under way
+
+
 def clear_temps(path: str | Path) -> None:
     """Remove what killed atomic writes of `path` left beside it (their temporary files, named for it): by a writer
-    that holds the lock on `path` (`exclusive_name`), so that none is another command's write under way. A folder's
-    lock holder clears its folder's (`exclusive`); this is for files that no folder of neuralscale's owns."""
+    that holds the lock on `path` (`exclusive_name`), and only this user's files at least STALE_S old, so that none
+    is a write under way (another user's, or one on another machine of a shared folder, holds no lock here). A
+    folder's lock holder clears its folder's (`exclusive`); this is for files that no folder of neuralscale's owns."""
     path = Path(path)
-    prefix = f".{path.name[:200]}."
+    if len(path.name) > 200:  # (a temporary file's name keeps 200 characters of it: it could be another file's)
+        return
+    prefix, now = f".{path.name}.", time.time()
     try:
         for p in path.parent.iterdir():
-            if (p.name.startswith(prefix) and len(p.name) == len(prefix) + 8 + len(_TEMP_SUFFIX) and is_temp(p.name)
-                    and p.is_file() and not p.is_symlink()):
+            if not (p.name.startswith(prefix) and len(p.name) == len(prefix) + 8 + len(_TEMP_SUFFIX)
+                    and is_temp(p.name)):
+                continue
+            st = p.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and now - st.st_mtime >= STALE_S:
                 p.unlink(missing_ok=True)
     except OSError:  # (a folder not there yet, or not readable: its writes will say so)
         pass
@@ -169,6 +180,8 @@ def exclusive_name(path: str | Path, busy: Callable[[str], str]) -> Iterator[Non
         resolved = Path(path).resolve()
     except (OSError, RuntimeError) as e:  # a loop of links
         raise NeuralscaleError(f"cannot use {path}: {e.strerror if isinstance(e, OSError) else e}") from None
+    if resolved.suffix in NAMED_SUFFIXES:  # NAME.json, NAME.pt, NAME.onnx: one NAME (an export's and a law's save)
+        resolved = resolved.with_suffix("")
     folder = Path(tempfile.gettempdir()) / f"neuralscale-{os.getuid()}-locks"
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
