@@ -862,3 +862,22 @@ def test_a_sweep_into_a_store_whose_image_folder_changed_since_is_refused_before
     shutil.copytree(tmp_path / "as_it_was", folder)
     r = run_cli(*args, "--seeds", "0,1", env=env)
     assert r.returncode == 0 and "1 already done, 1 to run" in r.stderr, r.stderr
+
+
+def test_a_sweep_trains_on_every_training_image_with_val_fraction_0(tmp_path):
+    """`sweep --val-fraction 0` trains on every training image, as the original does (`--preset paper` kept a 10%
+    validation split, and sweep had no option for it: an experiment file alone could); its report selects nothing
+    and says so, and `--report` with it is refused before any training."""
+    store = tmp_path / "s"
+    base = ["sweep", *TINY_RUN_ARGS, "--methods", "uniform", "--ratios", "0.0625", "--seeds", "0", "--epochs", "1",
+            "--out", str(store), "--quiet", "--val-fraction", "0"]
+    r = run_cli(*base, "--report")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--val-fraction 0 holds none" in r.stderr, r.stderr
+    assert not store.exists()
+    assert run_cli(*base).returncode == 0
+    (record,) = [json.loads(p.read_text()) for p in store.glob("runs/*/record.json")]
+    assert record["config"]["val_fraction"] == 0 and record["data"]["val"] == 0 and record["data"]["train"] == 160
+    assert record["summary"]["test_acc_at_best_val"] is None
+    r = run_cli("report", str(store), "--no-figures")
+    assert r.returncode == 2 and "report them with --accuracy final" in r.stderr, r.stderr
+    assert run_cli("report", str(store), "--no-figures", "--accuracy", "final").returncode == 0

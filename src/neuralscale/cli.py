@@ -406,6 +406,10 @@ def _sweep_parser(sub) -> None:
                    help="neuralscale, shape: which descent iterations (first, last or numbers; default last)")
     _add_convert(p)
     _add_recipe(p)
+    p.add_argument("--val-fraction", type=float, metavar="F",
+                   help="fraction of the training set held out for validation, which selects each run's reported "
+                        "epoch (default 0.1; 0: every training image, as the original trains: then report with "
+                        "--accuracy final)")
     p.add_argument("--finetune-epochs", type=int, help="l1-prune, l1-global, slimming: fine-tuning epochs (default 40)")
     p.add_argument("--finetune-lr", type=float, help="l1-prune, l1-global, slimming: fine-tuning learning rate (default 0.001)")
     p.add_argument("--pretrain-ratio", type=float, metavar="R",
@@ -421,6 +425,14 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--out", metavar="DIR", required=True, help="the run store (sweep.json, runs/)")
     _add_force(p, "run store")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    _add_executor(p)
+    p.add_argument("--report", action="store_true", help="write the report when the sweep is done")
+    _add_json(p, "counts and every run (its widths, params, macs and accuracies)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _add_executor(p) -> None:
+    """`sweep`'s executor and its resources."""
     p.add_argument("--executor", "--backend", dest="executor", choices=("sequential", "local", "ray"),
                    help="sequential: one run after another in this process (the default, unless --workers or "
                         "--devices is given: then local, as an experiment's does); local: --workers processes on "
@@ -434,9 +446,6 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--gpus-per-run", type=float, metavar="F",
                    help="ray: GPU share of each run (0.25 = 4 runs per GPU; default 0 = CPU)")
     p.add_argument("--cpus-per-run", type=float, metavar="N", help="ray: CPUs of each run (default 1)")
-    p.add_argument("--report", action="store_true", help="write the report when the sweep is done")
-    _add_json(p, "counts and every run (its widths, params, macs and accuracies)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 def _report_parser(sub) -> None:
@@ -570,6 +579,9 @@ def _data_settings(args, *keys: str) -> dict:
 
 def cmd_sweep(args) -> int:
     train = _given(args, TrainConfig)
+    if args.report and train.get("val_fraction") == 0:  # refused before hours of training, as an experiment's is
+        raise NeuralscaleError("--report selects each run's epoch on its validation split, and --val-fraction 0 holds "
+                               "none: leave --report out and run `neuralscale report --accuracy final` after")
     data = _data_settings(args, "train", "test", "data_dir", "tinyimagenet_split")
     fields = _given(args, SweepConfig, skip=("model", "dataset", "convcut"))
     cfg = sweep_config(args.model, args.dataset, preset_name=args.preset, train=train, convcut=args.convcut, data=data,
