@@ -347,6 +347,7 @@ def test_share_budgets_read_as_shares_in_reports_and_old_formats_go(tmp_path):
         fresh.mkdir()
         (fresh / "heatmap.svg").write_text("mine")
         (fresh / "acc_vs_params.png").write_text("mine")
+        (fresh / "acc_vs_macs.svg").symlink_to(tmp_path / "nowhere")  # a link to nowhere stopped the build (a review)
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(report, where, stop)
             with pytest.raises(KeyboardInterrupt):

@@ -1228,7 +1228,8 @@ def _write_report(st, accuracy: str, pages: ReportDir, formats, bands: str, figu
     earlier = _earlier_figures(pages)
     # while it draws, the page names the figure files in the folder that are not a report's (a folder forced into):
     # a build stopped while drawing leaves its new figures, which the next build takes for its own
-    others = {p.name: _stamp(p) for p in dest.iterdir() if ReportDir.is_figure(p) and p.name not in earlier}
+    others = {p.name: _stamp(p) for p in dest.iterdir()
+              if ReportDir.is_figure(p) and p.name not in earlier and p.is_file()}  # (not a link to nowhere)
     _being_built(pages, others)
     drawn, note = _figures(st, dest, formats, bands) if figures else ([], "Figures left out (--no-figures).")
     files = sorted({p.with_suffix(f".{f}").name for _, p in drawn for f in formats if p.with_suffix(f".{f}").is_file()})
