@@ -688,15 +688,15 @@ def _check_costs(store: Path, records: list[dict], space: WidthSpace | None) -> 
         off = [(k, r[k], n) for k, n in counts.items() if r[k] != n]
         wrong += [(r["id"], *off[0])] if off else []
         right += not off
-    if wrong and right:
-        run, key, said, n = wrong[0]
+    if not wrong:
+        return
+    run, key, said, n = wrong[0]
+    if right:
         raise NeuralscaleError(f"the record of run {run} in {store} says {key} {said:,}, where its widths have "
                                f"{n:,} (as every other run's count is its widths'): restore it")
-    if wrong:
-        run, key, said, n = wrong[0]
-        warn(f"no run's parameter or MAC count in {store} is what {space.name} counts here for its widths (run "
-             f"{run}: {key} {said:,}, here {n:,}): the network is built otherwise here than where they trained "
-             "(another version of a library?); the records' counts are shown")
+    warn(f"no run's parameter or MAC count in {store} is what {space.name} counts here for its widths (run "
+         f"{run}: {key} {said:,}, here {n:,}): the network is built otherwise here than where they trained "
+         "(another version of a library?); the records' counts are shown")
 
 
 def _space(records: list[dict], model: str | None, beside: str | None) -> tuple[WidthSpace | None, str]:
@@ -1306,7 +1306,7 @@ def _others_while_built(pages: ReportDir) -> set[str] | None:
             return _stamp(pages.path / name) == said[name]
         except OSError:
             return False
-    return {name for name in said if isinstance(name, str) and unchanged(name)}
+    return {name for name in said if unchanged(name)}
 
 
 def run_summary(r: dict) -> dict:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # train (torch's world) is imported only when a run is traine
     from .train import TrainConfig
 
 # Fields of the training configuration that do not change what is computed, so they are not part of a run's identity.
-NOT_IDENTITY = ("device", "eval_batch_size")  # settings that do not change a run's outcome (not in its id)
+NOT_IDENTITY = ("device", "eval_batch_size")
 
 
 @dataclass
