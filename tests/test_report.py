@@ -1282,6 +1282,34 @@ def test_each_verdict_states_its_word_its_test_and_what_it_costs_against_uniform
     assert "figure" not in _latency_note(rows, drawn=False)
 
 
+def test_a_row_that_repeats_another_rows_comparison_counts_once_in_holms_family():
+    """Two pruning baselines that pruned nothing fine-tune the same weights the same way: their rows are the same
+    network with the same accuracies, one comparison, which Holm's correction counts once (twice, neither p 0.021
+    nor morphnet's 0.030 would hold: 0.021 > 0.05/3). A row alike in all but one seed's accuracy is another
+    comparison."""
+    from neuralscale.report import comparisons_text, verdicts
+    acc = [80.0, 81.0, 82.0, 80.5, 81.5]
+
+    def side(label, diffs, **kw):
+        return [_rec(label, s, acc[s] + d, **kw) for s, d in enumerate(diffs)]
+    pruned = {"widths": [4, 8], "spec": {"pretrained": "uniform"}}  # uniform's widths, fine-tuned from its weights
+    same = [0.34, 0.14, 0.74, 0.24, 0.44]
+    records = (side("uniform", [0] * 5) + side("morphnet", [0.5, 0.1, 1.0, 0.3, 0.8])
+               + side("l1-prune", same, **pruned) + side("slimming", same, **pruned))
+    rows = {r["label"]: r for r in summarize_records(records)}
+    assert rows["l1-prune"]["p"] == rows["slimming"]["p"] == pytest.approx(0.021, abs=5e-4)
+    assert rows["morphnet"]["p"] == pytest.approx(0.030, abs=5e-4)
+    assert rows["morphnet"]["holm"] and rows["l1-prune"]["holm"] and rows["slimming"]["holm"]
+    text = comparisons_text(list(rows.values()))
+    assert text.startswith("The table makes 2 comparison(s)") and "1 row(s) repeat another row's comparison" in text
+    assert "family-wise level, 2 hold" in text
+    assert sum(v.startswith("`slimming` at ratio 0.25: **better**") for v in verdicts(list(rows.values()))) == 1
+    records[-1]["summary"] = {"test_acc_at_best_val": acc[4] + 0.45, "final_test_acc": acc[4] + 0.45}  # not alike
+    rows = {r["label"]: r for r in summarize_records(records)}
+    assert not any(rows[x]["holm"] for x in ("morphnet", "l1-prune"))  # three comparisons: 0.021 > 0.0167
+    assert comparisons_text(list(rows.values())).startswith("The table makes 3 comparison(s)")
+
+
 def test_a_law_that_is_a_fallback_is_marked_noted_and_not_set_against_its_ablations():
     """A committed descent whose iteration 1's law is a fallback (uniform scaling, no fit): a row planned as
     `neuralscale@1` before that was known is marked `(fallback)`, a row the sweep labelled so is not marked twice,

@@ -173,12 +173,34 @@ def summarize_records(records: list[dict], accuracy: str = "best-val") -> list[d
             r["paired_gap"], r["paired_ci95"], r["paired_n"] = None, None, 0
         r["same_network"] = _same_network(r, u)
         r["p"], r["p_test"] = _pvalue(r, u) if not r["same_network"] else (None, None)
-    for r, holds in zip(rows, holm([r["p"] for r in rows])):  # the family: the comparisons the verdicts make
+    for r, holds in zip(rows, _holm_once(rows)):  # the family: the comparisons the verdicts make
         r["holm"] = holds
         _show(r)
     order = {m: i for i, m in enumerate(BASE_METHODS)}
     rows.sort(key=lambda r: (*_budget_order(r), order.get(r["method"], 9), r["label"]))
     return rows
+
+
+def _repeats(r: dict) -> tuple | None:
+    """What a row's comparison is, to know one that repeats another's: its uniform, its network (every seed's
+    widths, where they are one network) and every seed's two accuracies. Two rows alike in all of it compare the
+    same runs' outcomes (two pruning baselines that pruned nothing fine-tune the same weights the same way)."""
+    if r["p"] is None or r.get("params_range"):
+        return None
+    return (_peer(r), r["start"], tuple(r["widths"]), tuple(r["trained_on"]), tuple(sorted(r["by_seed"].items())),
+            tuple(sorted(r["finals_by_seed"].items())))
+
+
+def _holm_once(rows: list[dict]) -> list[bool | None]:
+    """Holm's correction over the table's comparisons, one that repeats another's counted once (it holds as the
+    other does): a repeat is no further chance of a false finding."""
+    keys = [_repeats(r) for r in rows]
+    first: dict[tuple, int] = {}
+    for i, key in enumerate(keys):
+        if key is not None:
+            first.setdefault(key, i)
+    held = holm([r["p"] if key is None or first[key] == i else None for i, (r, key) in enumerate(zip(rows, keys))])
+    return [held[i] if key is None else held[first[key]] for i, key in enumerate(keys)]
 
 
 def _amount(record: dict) -> float | None:
@@ -229,10 +251,14 @@ def comparisons_text(rows: list[dict]) -> str:
     made = [r for r in rows if r.get("p") is not None]
     if not made:
         return ""
-    held = [r for r in made if r.get("holm")]
-    return (f"The table makes {len(made)} comparison(s) with uniform (one per row with 2+ seeds that vary, except a "
-            "row of uniform's own network: the paired t-test where seeds pair, else Welch's); with Holm's correction "
-            "for all of them at a 5% family-wise level, "
+    distinct = {_repeats(r) or id(r): r for r in made}.values()  # a row that repeats another's comparison: once
+    held = [r for r in distinct if r.get("holm")]
+    repeats = len(made) - len(distinct)
+    return (f"The table makes {len(distinct)} comparison(s) with uniform (one per row with 2+ seeds that vary, except "
+            "a row of uniform's own network: the paired t-test where seeds pair, else Welch's"
+            + (f"; {repeats} row(s) repeat another row's comparison, the same network trained the same way to the "
+               "same accuracies, and count once" if repeats else "")
+            + "); with Holm's correction for all of them at a 5% family-wise level, "
             f"{len(held)} hold (marked **holds** in the p column). A bold interval alone is one comparison read "
             "on its own.")
 
