@@ -312,6 +312,23 @@ class GroupedNet(torch.nn.Module):
         return self.head(self.last(self.grouped(self.stem(x))).mean([2, 3]))
 
 
+class LeNetNoNorm(torch.nn.Module):
+    """LeNet-5 as tutorials write it, for 1-channel 32x32 images: no batch norm, three linear layers, a view,
+    dropout and log_softmax as functions, PyTorch's default initialisation."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(16 * 5 * 5, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+    def forward(self, x):
+        F = torch.nn.functional
+        x = F.max_pool2d(F.relu(self.conv2(F.max_pool2d(F.relu(self.conv1(x)), 2))), 2)
+        x = F.relu(self.fc1(x.view(x.size(0), -1)))
+        return F.log_softmax(self.fc3(F.dropout(F.relu(self.fc2(x)), 0.2, self.training)), dim=1)
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: int = 300,
             file_size_limit: int | None = None) -> subprocess.CompletedProcess:
     """The real `neuralscale` command in its own process (a fork of tests/cli_zygote.py, which has imported

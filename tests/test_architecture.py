@@ -71,7 +71,7 @@ LAYERS = {"foundations": ["errors", "_version", "validate", "settings", "budget"
                           "progress", "threads", "collector", "memory", "command"],
           "data": ["data/", "reference/"],
           "models": ["models/", "accounting"],
-          "spaces": ["space", "generic", "modelfile", "zoo", "latency", "objective"],
+          "spaces": ["space", "initialise", "generic", "modelfile", "zoo", "latency", "objective"],
           "training": ["sgd", "captured", "train", "estimate"],
           "pruning": ["graph", "importance", "pruning/"],
           "laws": ["scaling", "descent", "loop", "methods"],

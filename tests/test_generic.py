@@ -208,34 +208,112 @@ def test_googlenet_is_made_without_its_auxiliary_heads():
     assert model.aux1 is None and model.aux2 is None and model.fc.out_features == 10
 
 
-def test_a_built_model_is_initialised_afresh_the_torchvision_way():
-    """Every build draws new weights, whatever the user's model held: Kaiming normal (fan out) for convolutions,
-    N(0, 0.01) for linear layers, unit batch-norm scales and zero biases; measured on wide layers over three seeds
-    (a mutation audit: no initialisation at all, fan in, and a standard deviation of 0.1 all passed)."""
+class _OwnInit(nn.Module):
+    """A model that initialises itself as models do: torch.nn.init with a fan, a tensor's own normal_ and fill_ on
+    `.data`, constants, a zero-initialised last batch-norm scale."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.c2, self.b2 = nn.Conv2d(16, 64, 3, padding=1), nn.BatchNorm2d(64)
+        self.fc = nn.Linear(64, 10)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                m.bias.data.zero_()
+        self.fc.weight.data.normal_(0, 0.05)
+        self.fc.bias.data.fill_(0.25)
+        nn.init.zeros_(self.b2.weight)
+
+    def forward(self, x):
+        x = torch.relu(self.b2(self.c2(torch.relu(self.b(self.c(x))))))
+        return self.fc(x.mean((2, 3)))
+
+
+class _Scaled(_OwnInit):
+    """Its second convolution's weights scaled after torch.nn.init drew them: not what a call gave them."""
+
+    def __init__(self):
+        super().__init__()
+        with torch.no_grad():
+            self.c2.weight.mul_(5.0)
+
+
+def test_a_built_model_starts_as_its_constructor_initialised_it():
+    """At its own widths and at others, each build draws new weights as the model's constructor drew its own:
+    Kaiming normal with the fan out of the new shape, the linear layer's N(0, 0.05) and its bias's 0.25 as given,
+    zero conv biases; a zero-initialised batch-norm scale starts at one (its channels' Taylor scores would be 0).
+    Measured on wide layers over three seeds (a build that kept the torchvision scheme, N(0, 0.01) for linear
+    layers, or a fan from the base widths fails)."""
     import math
+    from neuralscale.generic import module_space
+    sp = module_space("own", _OwnInit, ns.data.dataset_info("synthetic"))
+    drawn = []
+    for widths in ([16, 64], [8, 256]):
+        for seed in range(3):
+            torch.manual_seed(seed)
+            m = sp.build(widths)
+            fan_out = widths[1] * 9
+            assert abs(float(m.c2.weight.detach().std()) / math.sqrt(2 / fan_out) - 1) < 0.1, (widths, seed)
+            assert abs(float(m.fc.weight.detach().std()) / 0.05 - 1) < 0.1, (widths, seed)
+            assert torch.equal(m.fc.bias, torch.full((10,), 0.25)) and not m.c2.bias.any() and not m.c.bias.any()
+            assert torch.equal(m.b2.weight, torch.ones(widths[1])) and not m.b2.bias.any()
+            drawn.append(m.c2.weight.detach().flatten()[:20].clone())
+    assert not torch.equal(drawn[0], drawn[1])  # every seed draws its own
+    torch.manual_seed(1)
+    assert torch.equal(sp.build([16, 64]).c2.weight.detach().flatten()[:20], drawn[1])  # and again the same
 
-    class Wide(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
-            self.c2, self.b2 = nn.Conv2d(16, 64, 3, padding=1), nn.BatchNorm2d(64)
-            self.fc = nn.Linear(64, 100)
 
-        def forward(self, x):
-            x = torch.relu(self.b2(self.c2(torch.relu(self.b(self.c(x))))))
-            return self.fc(x.mean((2, 3)))
-    mine = Wide()
-    with torch.no_grad():  # far from the scheme: a build must not keep any of it
-        for t in (mine.c2.bias, mine.b2.weight, mine.b2.bias, mine.fc.weight, mine.fc.bias):
+def test_initialisation_a_model_did_otherwise_is_said_and_its_layer_default_used():
+    """Values a constructor gave a parameter otherwise than by a call (arithmetic on it, or a module handed over
+    already built and then edited) cannot be drawn again at other widths: a warning names them, and the build
+    gives them their layer's default (PyTorch's, at the new shape); the rest are followed."""
+    import math
+    from neuralscale.errors import NeuralscaleWarning
+    from neuralscale.generic import module_space
+    with pytest.warns(NeuralscaleWarning, match=r"first values of c2\.weight are not what the model's calls"):
+        sp = module_space("scaled", _Scaled, ns.data.dataset_info("synthetic"))
+    assert sp.generic.not_followed == ["c2.weight"]
+    torch.manual_seed(0)
+    m = sp.build([16, 64])
+    assert abs(float(m.c2.weight.detach().std()) / (1 / math.sqrt(3 * 16 * 9)) - 1) < 0.1  # kaiming_uniform(a=5**.5)
+    assert abs(float(m.fc.weight.detach().std()) / 0.05 - 1) < 0.1
+    mine = _OwnInit()
+    with torch.no_grad():  # far from any scheme: a build keeps none of it
+        for t in (mine.c2.bias, mine.b2.bias, mine.fc.weight, mine.fc.bias):
             t.fill_(3.0)
-    sp = ns.space(mine, torch.zeros(1, 3, 8, 8))
+    with pytest.warns(NeuralscaleWarning, match="are not what the model's calls"):
+        sp = ns.space(mine, torch.zeros(1, 3, 8, 8))
+    # built before neuralscale saw it: none of its calls were seen (its fan-out Kaiming weights, zero biases too)
+    assert {"c2.bias", "b2.bias", "fc.weight", "fc.bias", "c2.weight", "c.bias"} <= set(sp.generic.not_followed)
+    m = sp.build(list(sp.base_widths))
+    assert not (m.fc.weight == 3.0).any() and not (m.c2.bias == 3.0).any() and not m.b2.bias.any()
+
+
+def test_a_model_without_batch_norm_learns_from_its_own_initialisation(fashion_data):
+    """A LeNet without batch norms (the walkthrough that found it): built by the torchvision scheme, its three
+    linear layers at N(0, 0.01) gave one class for every image after two epochs on 1,000 Fashion-MNIST images, at
+    any seed; from its own (PyTorch's defaults) it learns: several classes predicted, well above one class's
+    share, at each of three seeds."""
+    import torch.nn.functional as F
+    from helpers import LeNetNoNorm
+    from neuralscale.generic import module_space
+    data = ns.data.load("fashionmnist")
+    x, y = data.train_x[:1000].float() / 255, data.train_y[:1000].long()  # (32x32: padded as read)
+    sp = module_space("lenet", LeNetNoNorm, ns.data.dataset_info("fashionmnist"))
     for seed in range(3):
         torch.manual_seed(seed)
         m = sp.build(list(sp.base_widths))
-        assert abs(float(m.c2.weight.detach().std()) / math.sqrt(2 / (64 * 9)) - 1) < 0.1, seed  # fan in: twice that
-        assert abs(float(m.fc.weight.detach().std()) / 0.01 - 1) < 0.1, seed
-        assert torch.equal(m.b2.weight, torch.ones(64)) and not m.b2.bias.any() and not m.c2.bias.any()
-        assert not m.fc.bias.any()
+        opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+        for _ in range(2):
+            for idx in torch.randperm(1000).split(50):
+                opt.zero_grad()
+                F.cross_entropy(m(x[idx]), y[idx]).backward()
+                opt.step()
+        with torch.no_grad():
+            guess = m.eval()(x).argmax(1)
+        share = max(int((y == c).sum()) for c in range(10)) / 1000
+        assert guess.unique().numel() >= 3 and float((guess == y).float().mean()) > share + 0.05, seed
 
 
 def test_grouped_convolutions_keep_multiples():

@@ -10,10 +10,10 @@ segments.  The image's channels and the classifier's outputs are fixed; every
 other group is a gated layer whose width is a parameter of the space.
 
 To build at any widths (smaller or larger than the original), a fresh model
-is made and each convolution, batch norm and linear layer is replaced by one of
-the new shape, then initialised the torchvision way (Kaiming normal for
-convolutions, unit batch-norm scale, N(0, 0.01) for linear layers; no
-zero-initialised residual scales, whose Taylor scores would be zero).  A gate
+is made and each convolution, batch norm and linear layer is given the new
+shape, then initialised as the model's constructor initialised it
+(initialise.py: its layers' resets, then its own torch.nn.init calls; no
+zero-initialised normalisation scales, whose Taylor scores would be zero).  A gate
 (see models/gate.py) follows every batch norm of a gated group (one per
 segment where the norm reads a concatenation), and every convolution or
 linear layer whose output a layer reads without passing one (a shortcut
@@ -45,7 +45,8 @@ from torch import fx, nn
 from .collector import paused
 from .command import optional_import
 from .data.info import DatasetInfo
-from .errors import NeuralscaleError, first_line
+from .errors import NeuralscaleError, first_line, warn
+from .initialise import followed, initialise, not_followed_text, recorded
 from .models.gate import Gate, SegmentGates
 from .models.resizing import resize_tensors as _resize
 from .space import WidthSpace
@@ -594,8 +595,11 @@ class GenericSpace:
     """Everything the width space needs from an analysed model: gated groups, and a builder."""
 
     def __init__(self, name: str, make: Callable[[], nn.Module], info: DatasetInfo):
-        with torch.device("cpu"):
-            model = make()  # once, on the CPU (some builders compute with tensors); kept as a meta skeleton
+        with torch.device("cpu"), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # (its draws are dropped: the caller's stream untouched, and the check's the same)
+            model, calls = recorded(make)  # once, on the CPU (some builders compute with tensors); kept as a meta
+        # skeleton, with how its constructor initialised it (initialise.py), which every build does again
+        self._calls, self.not_followed = followed(model, calls)
         model = model.to("meta").float().eval()  # trained in float32, whatever its own dtype
         self.template = model
         self._pickled: bytes | None = None
@@ -608,6 +612,8 @@ class GenericSpace:
             except Exception:  # noqa: BLE001  (a module of the user's that does not pickle: deepcopy it each time)
                 pass
         self.an = analyse(model, info.input_shape, info.num_classes)
+        if self.not_followed:  # (said of a model that can be scaled only)
+            warn(not_followed_text(name, self.not_followed))
         roots = sorted({self.an.find(g) for g in self.an.base if self.an.find(g) >= 0})
         self.roots = roots
         self.index = {r: i for i, r in enumerate(roots)}
@@ -735,7 +741,10 @@ class GenericSpace:
         self._set_widths(model, widths)
         if dev.type != "meta":
             model.to_empty(device=dev)
-            _initialise(model)
+            initialise(model, self._calls)
+            for name, buf in model.named_buffers():
+                if buf.is_floating_point() and not torch.isfinite(buf).all():
+                    raise NeuralscaleError(f"buffer {name} has no initial value after rebuilding the model")
         self._add_gates(model, widths)
         if self.an.nchw_only:
             model.ns_nchw_only = True
@@ -796,29 +805,6 @@ class GenericSpace:
             r = self.an.made_by(name)
             if r >= 0 and r not in gated:
                 _gate_after(model.get_submodule(name), self.index[r], widths)
-
-
-@torch.no_grad()
-def _initialise(model: nn.Module) -> None:
-    """Fresh weights everywhere: each module's own reset, then torchvision's scheme for conv, BN and linear."""
-    for m in model.modules():
-        if hasattr(m, "reset_parameters") and m is not model:
-            m.reset_parameters()
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
-            if getattr(m, "weight", None) is not None:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    for name, buf in model.named_buffers():
-        if buf.is_floating_point() and not torch.isfinite(buf).all():
-            raise NeuralscaleError(f"buffer {name} has no initial value after rebuilding the model")
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:

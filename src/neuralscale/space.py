@@ -8,11 +8,9 @@ Which spaces exist, and how a name becomes one, is zoo.py's business.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -20,35 +18,9 @@ from torch import nn
 from .accounting import _output_positions, count_macs, count_params
 from .data.info import DatasetInfo
 from .errors import EnvironmentFailure, NeuralscaleError
+from .initialise import initialisers_skipped
 from .memory import refuse_beyond
 from .validate import MAX_WIDTH, ratio as check_ratio
-
-
-_INITIALISERS = [n for n in dir(torch.nn.init)
-                 if n.endswith("_") and not n.startswith("_") and callable(getattr(torch.nn.init, n))]
-_SKIP_LOCK = threading.RLock()  # re-entrant: a model whose constructor builds another on meta
-
-
-def _unchanged(tensor, *args, **kwargs):
-    return tensor
-
-
-@contextlib.contextmanager
-def _initialisers_skipped() -> Iterator[None]:
-    """torch.nn.init's in-place initialisers (kaiming_normal_, zeros_, ...) as no-ops while a model is built
-    on the meta device, where they would fill nothing: a meta build for costing (the solver builds hundreds)
-    takes a third of the time.  Their module attributes are swapped and always restored; models call them
-    through the module (`nn.init.x_(...)`, as torch's own layers do), so this reaches them.  Only ever used
-    around a meta build in this process's main work (no thread of neuralscale builds models beside it)."""
-    with _SKIP_LOCK:
-        saved = {name: getattr(torch.nn.init, name) for name in _INITIALISERS}
-        try:
-            for name in saved:
-                setattr(torch.nn.init, name, _unchanged)
-            yield
-        finally:
-            for name, f in saved.items():
-                setattr(torch.nn.init, name, f)
 
 
 @dataclass(frozen=True)
@@ -155,7 +127,7 @@ class WidthSpace:
         if device is None:
             return self._make(widths)
         if torch.device(device).type == "meta":
-            with _initialisers_skipped(), torch.device("meta"):
+            with initialisers_skipped(), torch.device("meta"):
                 return self._make(widths)
         with torch.device(device):
             return self._make(widths)
@@ -220,7 +192,7 @@ class WidthSpace:
         process's first meta pass takes seconds. Its weights are zeros, not drawn (the caller's random stream is
         untouched). None found (a model that does not run so): count_macs makes its meta pass."""
         try:
-            with torch.random.fork_rng(devices=[]), _initialisers_skipped(), torch.device("cpu"):
+            with torch.random.fork_rng(devices=[]), initialisers_skipped(), torch.device("cpu"):
                 model = self._make(list(widths))
             with torch.no_grad():
                 for t in (*model.parameters(), *model.buffers()):

@@ -1,0 +1,228 @@
+"""How a model rebuilt at other widths gets its first weights: as its own constructor gave them.
+
+A generic model (a file of the user's, torchvision's or timm's) is built at any widths by resizing its layers
+(generic.py), which leaves their tensors without values.  They are filled as the model's constructor filled them:
+
+1. every module's own `reset_parameters()` (children before parents, as a constructor runs them): PyTorch's
+   default for its layers, at their new shapes;
+2. then, in their order, the calls the constructor made outside those resets to `torch.nn.init`'s initialisers
+   (`nn.init.kaiming_normal_(m.weight, mode="fan_out")`, `constant_`, `normal_`, ...) and to a tensor's
+   `normal_`, `uniform_`, `fill_` and `zero_` (`m.weight.data.normal_(0, 0.01)`), each on the parameter it
+   filled, with the arguments it was given: `torch.nn.init`'s compute their fan at the new shapes, numbers the
+   code computed itself stay as computed;
+3. a normalisation whose scale the constructor set to zero (a residual branch's last batch norm, timm's
+   `zero_init_last`) starts at one: a zero scale's channels would have a Taylor score of zero, and be pruned
+   first for it.
+
+The calls are recorded while the constructor runs (`recorded`), and checked once: replayed at the base widths,
+each parameter must come out as the constructor made it (its spread, largest value and mean, or its constant).
+A parameter whose values came otherwise (an initialiser imported by name before the recording, timm's own
+`trunc_normal_`, arithmetic on a tensor) keeps its layer's default, and a warning names it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import sys
+import threading
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+INITIALISERS = [n for n in dir(torch.nn.init)
+                if n.endswith("_") and not n.startswith("_") and callable(getattr(torch.nn.init, n))]
+FILLS = ("normal_", "uniform_", "fill_", "zero_")  # a tensor's own in-place initialisers, as models call them
+RESETS = ("reset_parameters", "_reset_parameters", "reset_running_stats")  # what step 1 redoes
+_LOCK = threading.RLock()  # re-entrant: a model whose constructor builds another (on meta, or recorded)
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+Call = tuple[str, bool, str, tuple, dict]  # (initialiser, a tensor's method?, parameter, args, kwargs)
+
+
+def _unchanged(tensor, *args, **kwargs):
+    return tensor
+
+
+@contextlib.contextmanager
+def initialisers_skipped() -> Iterator[None]:
+    """torch.nn.init's in-place initialisers (kaiming_normal_, zeros_, ...) as no-ops while a model is built
+    on the meta device, where they would fill nothing: a meta build for costing (the solver builds hundreds)
+    takes a third of the time.  Their module attributes are swapped and always restored; models call them
+    through the module (`nn.init.x_(...)`, as torch's own layers do), so this reaches them.  Only ever used
+    around a meta build in this process's main work (no thread of neuralscale builds models beside it)."""
+    with _LOCK:
+        saved = {name: getattr(torch.nn.init, name) for name in INITIALISERS}
+        try:
+            for name in saved:
+                setattr(torch.nn.init, name, _unchanged)
+            yield
+        finally:
+            for name, f in saved.items():
+                setattr(torch.nn.init, name, f)
+
+
+def _in_reset() -> bool:
+    """Whether the caller runs inside a module's reset (step 1 redoes those at the new shapes)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name in RESETS:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _plain(value) -> tuple[bool, object]:
+    """(whether a call's argument can be given again, the value to give): numbers, words and None; a one-number
+    tensor as its number; tuples of those."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True, value
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.device.type != "meta":
+        return True, value.item()
+    if isinstance(value, (tuple, list)):
+        parts = [_plain(v) for v in value]
+        return all(ok for ok, _ in parts), type(value)(v for _, v in parts)
+    return False, None
+
+
+def recorded(make: Callable[[], nn.Module]) -> tuple[nn.Module, list[Call]]:
+    """`make()`'s model and the initialisers its construction called on its parameters, outside its modules'
+    resets, in order (step 2 of the module's docstring)."""
+    seen: list[tuple[str, bool, torch.Tensor, tuple, dict]] = []
+    me, depth = threading.get_ident(), [0]
+
+    def wrap(f, name: str, method: bool):
+        @functools.wraps(f)
+        def call(tensor, *args, **kwargs):
+            if depth[0] == 0 and threading.get_ident() == me and isinstance(tensor, torch.Tensor) and not _in_reset():
+                seen.append((name, method, tensor, args, kwargs))  # (the tensor kept: no other reuses its memory)
+            depth[0] += 1
+            try:
+                return f(tensor, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+        return call
+    with _LOCK:
+        saved = {name: getattr(torch.nn.init, name) for name in INITIALISERS}
+        own = {name: torch.Tensor.__dict__.get(name) for name in FILLS}  # (inherited from TensorBase: None)
+        try:
+            for name, f in saved.items():
+                setattr(torch.nn.init, name, wrap(f, name, False))
+            for name in FILLS:
+                setattr(torch.Tensor, name, wrap(getattr(torch.Tensor, name), name, True))
+            model = make()
+        finally:
+            for name, f in saved.items():
+                setattr(torch.nn.init, name, f)
+            for name, f in own.items():
+                if f is None:
+                    delattr(torch.Tensor, name)
+                else:
+                    setattr(torch.Tensor, name, f)
+    return model, _named(model, seen)
+
+
+def _named(model: nn.Module, seen: list) -> list[Call]:
+    """The recorded calls on the model's parameters (the parameter itself, or its `.data`), by parameter name;
+    calls on anything else (a layer replaced afterwards, a temporary tensor, part of a parameter) are dropped."""
+    by_id, by_memory = {}, {}
+    for name, p in model.named_parameters():
+        by_id.setdefault(id(p), name)
+        if p.device.type != "meta":
+            by_memory.setdefault((p.untyped_storage().data_ptr(), p.storage_offset(), tuple(p.shape)), name)
+    calls = []
+    for fn, method, tensor, args, kwargs in seen:
+        name = by_id.get(id(tensor))
+        if name is None and tensor.device.type != "meta":
+            name = by_memory.get((tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape)))
+        ok_args, args = _plain(args)
+        ok_kwargs, values = _plain(list(kwargs.values()))
+        if name is not None and ok_args and ok_kwargs:
+            calls.append((fn, method, name, tuple(args), dict(zip(kwargs, values))))
+    return calls
+
+
+def _children_first(model: nn.Module) -> list[nn.Module]:
+    out, seen = [], set()
+
+    def visit(m: nn.Module) -> None:
+        if id(m) not in seen:
+            seen.add(id(m))
+            for child in m.children():
+                visit(child)
+            out.append(m)
+    visit(model)
+    return out
+
+
+@torch.no_grad()
+def initialise(model: nn.Module, calls: list[Call]) -> None:
+    """Fill a rebuilt model's tensors as its constructor did (the module's docstring: its resets, then its calls,
+    then no zero normalisation scale). A call that does not apply at the new shape leaves the default."""
+    for m in _children_first(model):
+        for reset in ("reset_parameters", "_reset_parameters"):
+            if callable(getattr(m, reset, None)):
+                getattr(m, reset)()
+                break
+    for fn, method, name, args, kwargs in calls:
+        try:
+            tensor = model.get_parameter(name)
+            getattr(tensor, fn)(*args, **kwargs) if method else getattr(torch.nn.init, fn)(tensor, *args, **kwargs)
+        except (AttributeError, RuntimeError, ValueError, TypeError, ZeroDivisionError):
+            continue  # (a call the new shape does not take: the checked base replays every call)
+    for m in model.modules():
+        if isinstance(m, _NORMS) and getattr(m, "weight", None) is not None and not m.weight.any():
+            m.weight.fill_(1.0)
+
+
+def _alike(made: torch.Tensor, again: torch.Tensor) -> bool:
+    """Whether `again` was drawn as `made` was: equal where `made` is constant; else a spread and largest value
+    within a factor of two and means within half a spread, each loosened by four standard errors for the chance
+    differences of few values (a tensor of 16 values: a factor of 7.7; of 4,608: 2.3; of 65,536: 2.1); under 8
+    values tell too little: alike. Read from the same evenly spaced 65,536 values at most (VGG's 100-million-weight layer:
+    milliseconds)."""
+    if made.numel() != again.numel():
+        return False
+    step = max(1, made.numel() // 65536)
+    a, b = made.detach().flatten()[::step].double(), again.detach().flatten()[::step].double()
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        return bool(torch.equal(a.isnan(), b.isnan()))
+    if a.numel() and bool((a == a[0]).all()):
+        return bool((b == a[0]).all())
+    if a.numel() < 8:
+        return True
+    chance = 4 * (2 / a.numel()) ** 0.5
+    factor = 2 + 4 * chance
+    sa, sb, ma, mb = float(a.std()), float(b.std()), float(a.abs().max()), float(b.abs().max())
+    return (sa / factor <= sb <= sa * factor and ma / factor <= mb <= ma * factor
+            and abs(float(a.mean() - b.mean())) <= (0.5 + chance) * sa)
+
+
+def followed(model: nn.Module, calls: list[Call]) -> tuple[list[Call], list[str]]:
+    """The calls kept, and the parameters whose first values they do not give: `model` (the constructor's, with
+    its values) replayed on a copy at its own shapes, compared parameter by parameter (`_alike`).  The calls on a
+    parameter that does not come out alike are dropped (it keeps its layer's default)."""
+    if not any(p.device.type != "meta" for p in model.parameters()):
+        return calls, []
+    try:
+        again = copy.deepcopy(model)
+    except Exception:  # noqa: BLE001  (a module of the user's that does not copy: its calls are kept unchecked)
+        return calls, []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)  # (the same draws on every run: the same verdict)
+        initialise(again, calls)
+    replayed = dict(again.named_parameters())
+    zero_scales = {f"{n}.weight" if n else "weight" for n, m in model.named_modules()  # (step 3 sets them to one)
+                   if isinstance(m, _NORMS) and getattr(m, "weight", None) is not None and not m.weight.any()}
+    differ = [n for n, p in model.named_parameters()
+              if n in replayed and n not in zero_scales and not _alike(p, replayed[n])]
+    return [c for c in calls if c[2] not in differ], differ
+
+
+def not_followed_text(model: str, names: list[str]) -> str:
+    """The warning for parameters whose first values `followed` could not give again."""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"{model}: the first values of {shown} are not what the model's calls to torch.nn.init (or a tensor's "
+            "normal_/uniform_/fill_/zero_) gave them; rebuilt, at any widths, they start at their layer's default")
