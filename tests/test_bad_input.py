@@ -159,6 +159,11 @@ def _cases(r: Path) -> list[tuple[list[str], str]]:
         (["train", *VGG, "--lr", "nan"], "lr must be a finite number"),
         (["train", *VGG, "--lr", "inf"], "lr must be a finite number"),
         (["train", *VGG, "--momentum", "-1"], "momentum must be at least 0"),
+        # beyond float32, as torch's optimiser takes them: a traceback after the record said running, once
+        (["train", *VGG, "--lr", "1e39"], "learning rate (lr) must be at most 3.403e+38 (float32's largest)"),
+        (["train", *VGG, "--weight-decay", "1e300"], "weight_decay must be at most 3.403e+38"),
+        (["sweep", *VGG, "--methods", "l1-prune", "--ratios", "0.5", "--finetune-lr", "1e39", "--out", str(r / "s_ft")],
+         "finetune_lr must be at most"),
         (["train", *VGG, "--weight-decay", "-1"], "weight_decay must be at least 0"),
         (["train", *VGG, "--val-fraction", "1"], "validation fraction"),
         (["train", *VGG, "--val-fraction", "-0.1"], "validation fraction"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import typing
 from pathlib import Path
@@ -223,6 +224,8 @@ WHOLE = {  # a file damaged as a whole, as disks, editors and other tools damage
     "UTF-16": '{"a": 1}'.encode("utf-16"),
     "a list": b"[1, 2, 3]",
     "a directory": None,
+    "a link to /dev/zero": "/dev/zero",  # read to its end, it would take every byte of memory there is
+    "a pipe": "fifo",  # read, it would wait for a writer for ever
 }
 WHOLE_CASES = [(kind, damage) for kind in ("run record", "store record", "fits.json", "config.json", "sweep.json")
                for damage in WHOLE]
@@ -235,13 +238,17 @@ def test_a_file_damaged_as_a_whole_is_one_line_naming_it(world, kind, damage, ca
     path.unlink()
     if WHOLE[damage] is None:
         path.mkdir()
+    elif WHOLE[damage] == "/dev/zero":
+        path.symlink_to("/dev/zero")
+    elif WHOLE[damage] == "fifo":
+        os.mkfifo(path)
     else:
         path.write_bytes(WHOLE[damage])
     try:
         for line in _refused_by_every_reader(world, kind, capsys):
             assert str(path) in line or str(path.parent) in line, line
     finally:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         path.write_bytes(pristine)
         shutil.rmtree(world / "out", ignore_errors=True)
 

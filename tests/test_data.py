@@ -63,6 +63,51 @@ def test_cifar_archive_missing_a_member(tmp_path):
         load("cifar10", tmp_path)
 
 
+def test_cifar_members_that_are_not_files_are_one_line(tmp_path):
+    """An archive whose batches are folders (or links, devices: tarfile gives no file for them) and an extracted
+    folder whose batch is a folder: each said in one line naming the member, not an AttributeError."""
+    path = tmp_path / "a" / "cifar-10-python.tar.gz"
+    path.parent.mkdir()
+    with tarfile.open(path, "w:gz") as tar:
+        for m in ["batches.meta", "test_batch", *(f"data_batch_{i}" for i in range(1, 6))]:
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{m}")
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+    with pytest.raises(NeuralscaleError, match="has no file cifar-10-batches-py/data_batch_1; it is not the cifar10"):
+        load("cifar10", path.parent)
+    folder = write_cifar(tmp_path / "b", "cifar10", per_batch=4, n_test=4, archive=False)
+    batch = (tmp_path / "b" / "cifar-10-batches-py" / "data_batch_3")
+    batch.unlink()
+    batch.mkdir()
+    with pytest.raises(NeuralscaleError, match="data_batch_3 is not a file; the CIFAR folder is damaged"):
+        load("cifar10", tmp_path / "b")
+    assert folder
+
+
+def test_an_encrypted_tinyimagenet_zip_is_one_line(tmp_path):
+    """Members marked encrypted (zipfile raises RuntimeError for them) are said in one line naming the file."""
+    path = write_tinyimagenet(tmp_path)
+    blob = bytearray(path.read_bytes())
+    at = blob.find(b"PK\x01\x02")
+    while at >= 0:  # every central-directory entry: flags (offset 8), bit 0 set
+        blob[at + 8] |= 1
+        at = blob.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(blob))
+    with pytest.raises(NeuralscaleError, match=r"tiny-imagenet-200.zip: cannot read wnids.txt \(File .* is encrypted"):
+        load("tinyimagenet", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../../train/n00001000/images/n00001000_0.JPEG", "sub/val_0.JPEG", ".."])
+def test_a_validation_annotation_outside_val_images_is_refused(tmp_path, name):
+    """val_annotations.txt names bare file names of val/images: a path out of it (a training image taken as a
+    test image) is refused, naming it."""
+    root = write_tinyimagenet(tmp_path, archive=False)
+    notes = root / "val" / "val_annotations.txt"
+    notes.write_text(notes.read_text() + f"{name}\tn00001000\t0\t0\t63\t63\n")
+    with pytest.raises(NeuralscaleError, match=f"val_annotations.txt names {re.escape(repr(name))}, not an image"):
+        load("tinyimagenet", tmp_path)
+
+
 @pytest.mark.parametrize("gz", [True, False])
 def test_fashion_mnist_idx(tmp_path, gz):
     write_fashion(tmp_path, n_train=30, n_test=12, gz=gz)

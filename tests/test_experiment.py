@@ -89,6 +89,10 @@ format = ["svg"]
     assert r.returncode == 2 and "[executor] workers must be" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("experiment", str(tmp_path / "missing.toml"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+    import os
+    os.mkfifo(tmp_path / "pipe.toml")  # exists, but read it would wait for a writer for ever
+    r = run_cli("experiment", str(tmp_path / "pipe.toml"))
+    assert r.returncode == 2 and "pipe.toml is not a regular file" in r.stderr
     # the executor's settings may be replaced for one invocation (a bigger machine), checked as the file's
     e = prepare(toml, executor={"workers": 3, "threads": None, "devices": ["cpu"]})
     assert e.executor.slots == 3 and e.executor.threads == 1

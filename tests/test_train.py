@@ -315,6 +315,33 @@ def test_a_resumed_run_draws_the_dropout_masks_the_straight_run_drew(tmp_path, m
         assert torch.equal(a, b)
 
 
+def test_a_checkpoint_whose_count_of_epochs_was_edited_is_refused(tmp_path):
+    """A checkpoint that loads but says another epoch than its history holds (a count too high finished a run of 3
+    epochs after 2, a negative or textual one trained extra epochs), or that a run without pruning was stopped, is
+    refused as not this run's, and no record of a wrong run is made; the checkpoint as written resumes."""
+    splits = _synthetic_splits(96)
+    sp = ns.space("vgg11", "synthetic")
+    cfg = TrainConfig(epochs=3, batch_size=32, augment=False)
+    ckpt = tmp_path / "c.pt"
+    first = Trainer(sp.build(sp.uniform(0.0625)), splits, cfg, callbacks=[_Interrupt(2)], checkpoint=ckpt,
+                    progress=False)
+    first.checkpoint_every_s = 0
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    pristine = ckpt.read_bytes()
+    state = torch.load(ckpt, weights_only=False)
+    assert state["epoch"] == len(state["history"]) >= 1
+    for field, value in (("epoch", 10 ** 9), ("epoch", -5), ("epoch", "1"), ("epoch", True), ("stop", True),
+                         ("stop", "no"), ("step", -1)):
+        torch.save({**state, field: value}, ckpt)
+        with pytest.raises(NeuralscaleError, match="does not fit this run"):
+            Trainer(sp.build(sp.uniform(0.0625)), splits, cfg, checkpoint=ckpt, progress=False).fit()
+    ckpt.write_bytes(pristine)
+    done = Trainer(sp.build(sp.uniform(0.0625)), splits, cfg, checkpoint=ckpt, progress=False)
+    done.fit()
+    assert len(done.history) == 3
+
+
 def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     splits = _synthetic_splits(200)
     sp = ns.space("vgg11", "synthetic")

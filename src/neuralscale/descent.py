@@ -47,7 +47,7 @@ from .layout import RunDir, StoreDir, claim_folder
 from .objective import OBJECTIVES, Objective
 from .pruning import (TRAJECTORY_STARTS, PruningSession, Schedule, TaylorPruner, ended_early, full_width_k,
                       paced_k)
-from .records import atomic_write_json, exclusive
+from .records import atomic_write_json, exclusive, read_text
 from .settings import DATA_ELSEWHERE, Settings, option
 from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajectory, solve, uniform_law,
                       write_trajectory)
@@ -333,7 +333,7 @@ class DescentDir:
         if not self.fits_path.exists():
             return []
         try:
-            top = json.loads(self.fits_path.read_text())
+            top = json.loads(read_text(self.fits_path))
             entries = top["laws"]
             if not isinstance(entries, list):
                 raise TypeError("laws is not a list")
@@ -414,7 +414,7 @@ class DescentDir:
         if not self.config_path.exists():
             return None
         try:
-            old = json.loads(self.config_path.read_text())
+            old = json.loads(read_text(self.config_path))
             if not isinstance(old, dict):
                 raise ValueError("not a descent configuration")
             for key, tp in (("model", str), ("dataset", str), ("descent", dict), ("data", dict)):

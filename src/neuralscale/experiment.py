@@ -136,8 +136,10 @@ def load(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir():
         raise NeuralscaleError(f"{path} is a folder; give the experiment's TOML file")
-    if not path.is_file():
+    if not path.exists():
         raise NeuralscaleError(f"experiment file {path} does not exist")
+    if not path.is_file():
+        raise NeuralscaleError(f"experiment file {path} is not a regular file")
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a byte-order mark some editors write
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

@@ -42,7 +42,7 @@ from .layout import RunDir, StoreDir
 from .store import read_record
 from .train import read_run_weights, resolve_device, unloadable
 from .zoo import CONVCUT, model_identity, model_spelling, record_model, record_space
-from .records import NAMED_SUFFIXES, atomic_write, atomic_write_json, clear_temps, exclusive_name
+from .records import NAMED_SUFFIXES, atomic_write, atomic_write_json, clear_temps, exclusive_name, read_text
 from .space import WidthSpace
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def read_meta(path: str | Path) -> dict:
     if not path.exists():
         raise NeuralscaleError(f"{path} does not exist")
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(read_text(path))
     except (ValueError, UnicodeDecodeError, RecursionError) as e:  # (a number of 5000 digits, nesting too deep)
         raise NeuralscaleError(f"{path} is not a neuralscale model file ({str(e)[:200] or 'nested too deeply'})") \
             from None
@@ -204,7 +204,7 @@ def _check_weights_digest(meta: dict, weights: Path, blob: bytes) -> None:
 def _exported(path: Path) -> bool:
     """Whether `path` is a model file that an export wrote (its format said)."""
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(read_text(path))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return False
     return isinstance(meta, dict) and meta.get("format") == FORMAT
@@ -421,14 +421,14 @@ def _export(run_dir, path, onnx: bool, force: bool, space: WidthSpace | None, mo
 
 def _said_onnx(json_path: Path, written: bool) -> None:
     """The export's JSON says whether NAME.onnx holds its network (`in_onnx`), no longer that it is being written."""
-    saved = {k: v for k, v in json.loads(json_path.read_text()).items() if k != "onnx_writing"}
+    saved = {k: v for k, v in json.loads(read_text(json_path)).items() if k != "onnx_writing"}
     atomic_write_json(json_path, {**saved, "preprocessing": {**saved["preprocessing"], "in_onnx": written}})
 
 
 def _wrote_onnx(json_path: Path) -> bool:
     """Whether `json_path` is an export that wrote NAME.onnx beside it."""
     try:
-        meta = json.loads(json_path.read_text())
+        meta = json.loads(read_text(json_path))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return False
     return isinstance(meta, dict) and meta.get("format") == FORMAT and (

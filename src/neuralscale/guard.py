@@ -13,7 +13,7 @@ from pathlib import Path
 from .descent import DescentDir, is_descent_dir
 from .errors import NeuralscaleError
 from .layout import ReportDir, RunDir, StoreDir
-from .records import LOCK, is_temp
+from .records import LOCK, is_temp, read_text
 from .store import is_run_dir
 
 
@@ -47,7 +47,7 @@ def _within(folder: Path) -> str | None:
 def _ours(path: Path, key: str, value) -> bool:
     """Whether `path` is a JSON table with `key` (equal to `value`, where one is given), as neuralscale writes it."""
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(read_text(path))
     except (OSError, ValueError, RecursionError):
         return False
     return isinstance(d, dict) and key in d and (value is None or d[key] == value)

@@ -33,7 +33,7 @@ from torch import nn
 
 from .accounting import device_name, measure_latency
 from .errors import NeuralscaleError
-from .records import atomic_write_json
+from .records import atomic_write_json, read_text
 from .zoo import model_identity
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ class LatencyTable:
 def _parse(path: Path) -> tuple[dict, dict, tuple]:
     """A latency table file's tables, rests and (device, batch size, threads); one clear error if it is not one."""
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(read_text(path))
         tables, rest = d["tables"], d["rest"]
         if not (isinstance(tables, dict) and isinstance(rest, dict)):
             raise TypeError("tables and rest must be objects")

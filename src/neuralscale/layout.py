@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import NeuralscaleError
-from .records import LOCK, is_temp  # the lock's name is records.exclusive's
+from .records import LOCK, is_temp, read_text  # the lock's name is records.exclusive's
 
 
 def claim_folder(path: str | os.PathLike, marker: Path, what: str, force: bool = False,
@@ -161,7 +161,7 @@ class ReportDir:
                 if not f.readline().startswith(self.HEADER):
                     return False
             if self.summary.exists():
-                summary = json.loads(self.summary.read_text(encoding="utf-8"))
+                summary = json.loads(read_text(self.summary))
                 if not (isinstance(summary, dict) and "store" in summary and "rows" in summary):
                     return False
         except (OSError, UnicodeDecodeError, ValueError, RecursionError):

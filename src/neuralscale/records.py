@@ -69,6 +69,30 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+MAX_RECORD_BYTES = 256 << 20  # far above any record, law or summary this package writes
+
+
+def read_text(path: str | Path) -> str:
+    """A JSON file this package wrote (a record, a descent's laws, a summary), as text: refused in one line where
+    it is not a regular file (a device or a pipe would be read without end) or is larger than any it writes.
+    Raises OSError where it cannot be read, UnicodeDecodeError (a ValueError) where it is not UTF-8."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # (a pipe opens without a writer; fstat says what it is)
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise NeuralscaleError(f"{path} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_RECORD_BYTES + 1)
+    if len(data) > MAX_RECORD_BYTES:
+        raise NeuralscaleError(f"{path} holds more than {MAX_RECORD_BYTES >> 20} MiB: more than any file neuralscale "
+                               "writes there; it is not one")
+    return data.decode("utf-8")
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """`write(tmp)` writes the file's content to the temporary file `tmp`, which then takes `path`'s place (a
     figure's savefig, say, given its format: the temporary file's name says none)."""

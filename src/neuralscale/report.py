@@ -34,7 +34,7 @@ from .figures import (BANDS, accuracy_figure, check_formats, descent_figures, di
                       widths_figure)
 from .guard import check_report_dir
 from .methods import BASE_METHODS, METHOD_TITLES, OBJECTIVE_TITLES, SPARSE_LABEL, law_label, scale
-from .records import atomic_write_json, atomic_write_text, exclusive
+from .records import atomic_write_json, atomic_write_text, exclusive, read_text
 from .reference import rows as reference_rows
 from .scaling import EXTRAPOLATION
 from .space import WidthSpace
@@ -1284,7 +1284,7 @@ def _earlier_figures(pages: ReportDir) -> list[str]:
     if others is not None:  # a build stopped while drawing: every figure but those that were there before it
         return [p.name for p in pages.path.iterdir() if ReportDir.is_figure(p) and p.name not in others]
     try:
-        listed = json.loads(pages.summary.read_text(encoding="utf-8")).get("figure_files")
+        listed = json.loads(read_text(pages.summary)).get("figure_files")
     except (OSError, ValueError, UnicodeDecodeError, RecursionError, AttributeError):
         listed = None
     if isinstance(listed, list) and all(isinstance(n, str) and ReportDir.is_figure(Path(n)) and Path(n).name == n

@@ -24,7 +24,7 @@ from .accounting import measure_latency
 from .errors import NeuralscaleError
 from .budget import METRICS, UNITS
 from .data import spelled_folder
-from .records import atomic_write_json, atomic_write_text, clear_temps, exclusive_name, strict
+from .records import atomic_write_json, atomic_write_text, clear_temps, exclusive_name, read_text, strict
 from .space import WidthSpace
 from .zoo import model_identity
 from .validate import MAX_WIDTH, check_flags, check_paths, expand, is_whole, matches, parse_whole
@@ -188,7 +188,7 @@ class ScalingLaw:
         check_paths("ScalingLaw.load", {"path": path}, optional=False)
         path = expand(path)
         try:
-            d = json.loads(Path(path).read_text())
+            d = json.loads(read_text(Path(path)))
         except FileNotFoundError:
             raise NeuralscaleError(f"{path} does not exist") from None
         except (ValueError, UnicodeDecodeError, RecursionError, IsADirectoryError) as e:
@@ -238,7 +238,7 @@ def _a_record(path: Path) -> bool:
     """Whether `path` is one of neuralscale's records as they are written (a descent's fits.json or config.json, a
     run's record, a sweep's plan): JSON tables that no law is saved over."""
     try:
-        d = json.loads(path.read_text())
+        d = json.loads(read_text(path))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return False
     return isinstance(d, dict) and (any(k in d for k in ("laws", "descent", "recipe")) or d.get("kind") == "run")

@@ -44,6 +44,8 @@ def _spelled(f) -> str:
 
 
 # the data's subsets and folder are no training or descent setting: where a Python caller gives them instead
+FLOAT32_MAX = 3.4028234663852886e38  # the largest float a float32 setting (a learning rate) can be as torch uses it
+
 DATA_ELSEWHERE = {"train_subset": "a data setting: give subset={'train': N} to the call (--train-subset)",
                   "test_subset": "a data setting: give subset={'test': N} to the call (--test-subset)",
                   "data_dir": "a data setting: give data_dir= to the call (--data-dir)",
@@ -140,6 +142,8 @@ class Settings:
         check_types(self, self.WHAT)
         for f in fields(self):
             value, what = getattr(self, f.name), _spelled(f)
+            if isinstance(value, float) and abs(value) > FLOAT32_MAX and value == value:  # (training is float32)
+                raise NeuralscaleError(f"{what} must be at most {FLOAT32_MAX:.4g} (float32's largest), got {value:g}")
             if "at_least" in f.metadata:
                 at_least(what, value, f.metadata["at_least"])
             if f.metadata.get("positive"):

@@ -17,7 +17,7 @@ from typing import Any, Iterator, TypedDict
 
 from .data import spelled_folder
 from .errors import NeuralscaleError
-from .records import atomic_write_json, exclusive
+from .records import atomic_write_json, exclusive, read_text
 from .budget import METRICS, Budget
 from .layout import RunDir, StoreDir
 from .spec import NOT_IDENTITY, spec_problem
@@ -72,7 +72,7 @@ def read_record(run_dir: str | Path) -> dict | None:
         return None
     again = f"restore it, or remove {path.parent} to train that run again"  # a sweep reruns a run without one
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(read_text(path))
     except (ValueError, UnicodeDecodeError, OSError, RecursionError) as e:
         raise NeuralscaleError(f"{path} is not a run record ({str(e)[:200] or 'nested too deeply'}); {again}") \
             from None
@@ -315,7 +315,7 @@ class RunStore:
         if not self.plan_path.exists():
             return None
         try:
-            plan = json.loads(self.plan_path.read_text())
+            plan = json.loads(read_text(self.plan_path))
         except (ValueError, UnicodeDecodeError, OSError, RecursionError) as e:
             raise NeuralscaleError(f"{self.plan_path} is damaged ({e}); {REPLAN}") from None
         if not isinstance(plan, dict):

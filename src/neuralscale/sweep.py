@@ -36,7 +36,7 @@ from .progress import progress_bar
 from .runs import describe
 from .spec import RunSpec
 from .scaling import cost_function, layer_multiples, narrowest
-from .settings import Settings, option
+from .settings import FLOAT32_MAX, Settings, option
 from .store import RunStore, data_counts, read_record, said_counts
 from .train import TrainConfig, checkpoint_seconds, check_splits, paper_config, resolve_device
 from .validate import SEED_MAX, at_least, at_most, check_data, check_types, matches, positive, ratio, suggest
@@ -131,6 +131,8 @@ class SweepConfig(Settings):
         at_least("finetune_epochs", self.finetune_epochs, 1)
         at_least("slimming_sparsity", self.slimming_sparsity, 0)
         positive("finetune_lr", self.finetune_lr)
+        at_most("finetune_lr", self.finetune_lr, FLOAT32_MAX)  # (fine-tuning trains in float32)
+        at_most("slimming_sparsity", self.slimming_sparsity, FLOAT32_MAX)
         ratio(self.pretrain_ratio)
         at_least("min_width", self.min_width, 1)
         at_least("multiple", self.multiple, 1)

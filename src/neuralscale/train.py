@@ -586,16 +586,24 @@ class Trainer:
         }, self.checkpoint)
 
     def _restore(self, state: dict) -> None:
+        epoch, step, stop, history = state["epoch"], state["step"], state.get("stop", False), state["history"]
+        if type(epoch) is not int or epoch < 0 or type(step) is not int or step < 0:
+            raise ValueError(f"after epoch {epoch!r}, step {step!r}")
+        if not isinstance(history, list) or len(history) != epoch:  # (one entry a finished epoch)
+            raise ValueError(f"a history of {len(history) if isinstance(history, list) else 'no'} epochs after "
+                             f"epoch {epoch}")
+        if not isinstance(stop, bool) or (stop and not self.callbacks):  # (only pruning ends a run before its last)
+            raise ValueError(f"stop is {stop!r} in a run that nothing stops early")
         for cb, cb_state in zip(self.callbacks, state.get("callbacks", [])):
             cb.load_state_dict(cb_state, self)  # may rebuild self.model at other widths first
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch, self.step, self.stop = int(state["epoch"]), int(state["step"]), bool(state.get("stop", False))
+        self.epoch, self.step, self.stop = epoch, step, stop
         if state.get("rng") is not None:
             torch.set_rng_state(state["rng"].cpu())
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
-        self.history = list(state["history"])
+        self.history = list(history)
         elapsed = state.get("elapsed_s")  # (checkpoints written before it was kept have none)
         self.elapsed_before = float(elapsed) if isinstance(elapsed, (int, float)) and math.isfinite(elapsed) \
             and elapsed >= 0 else 0.0

@@ -80,15 +80,20 @@ def read(name: str, path: Path) -> dict:
             f = path / m
             if not f.exists():
                 raise NeuralscaleError(f"{f} is missing; the CIFAR folder is incomplete, download it again")
+            if not f.is_file():
+                raise NeuralscaleError(f"{f} is not a file; the CIFAR folder is damaged, download it again")
             blobs[m] = f.read_bytes()
     else:
         try:
             with tarfile.open(path, "r:*") as tar:
                 for m in members:
                     try:
-                        blobs[m] = tar.extractfile(f"{src['folder']}/{m}").read()
+                        member = tar.extractfile(f"{src['folder']}/{m}")
                     except KeyError:
-                        raise NeuralscaleError(f"{path} has no {src['folder']}/{m}; it is not the {name} archive") from None
+                        member = None
+                    if member is None:  # (extractfile gives None for a folder, a link to nothing, a device)
+                        raise NeuralscaleError(f"{path} has no file {src['folder']}/{m}; it is not the {name} archive")
+                    blobs[m] = member.read()
                 while tar.fileobj.read(1 << 24):  # on to the stream's end, where gzip's checksum is checked (tarfile
                     pass  # stops before it: a flipped bit would decode as other pixels without a word)
         except (tarfile.TarError, EOFError, OSError, zlib.error) as e:

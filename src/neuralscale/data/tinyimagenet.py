@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..errors import NeuralscaleError
+from ..errors import NeuralscaleError, first_line
 from .images import decode, stack
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
@@ -61,8 +61,9 @@ class _Tree:
             if self.zip is None:
                 return (self.path / rel).read_bytes()
             return self.zip.read(f"{FOLDER}/{rel}")
-        except (KeyError, OSError, zipfile.BadZipFile, zlib.error, EOFError) as e:  # zlib: a damaged stream
-            raise NeuralscaleError(f"{self.path}: cannot read {rel} ({e})") from None
+        except (KeyError, OSError, zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as e:
+            # (zlib: a damaged stream; RuntimeError: an encrypted member; NotImplementedError: an unknown compression)
+            raise NeuralscaleError(f"{self.path}: cannot read {rel} ({first_line(e, None, type(e).__name__)})") from None
 
     def text(self, rel: str) -> str:
         try:
@@ -102,6 +103,8 @@ def read(path: Path, split: str = "official") -> dict:
                 continue
             if parts[1] not in label:
                 raise NeuralscaleError(f"{path}: val_annotations.txt names unknown class {parts[1]!r}")
+            if "/" in parts[0] or "\\" in parts[0] or parts[0] in ("", ".", ".."):  # upstream: a bare file name
+                raise NeuralscaleError(f"{path}: val_annotations.txt names {parts[0]!r}, not an image of val/images")
             val_items.append((f"val/images/{parts[0]}", label[parts[1]]))
     else:  # validation already sorted into class folders
         val_items = [(n, label[n.split("/")[1]]) for n in tree.names
