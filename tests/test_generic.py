@@ -278,16 +278,26 @@ def test_initialisation_a_model_did_otherwise_is_said_and_its_layer_default_used
     m = sp.build([16, 64])
     assert abs(float(m.c2.weight.detach().std()) / (1 / math.sqrt(3 * 16 * 9)) - 1) < 0.1  # kaiming_uniform(a=5**.5)
     assert abs(float(m.fc.weight.detach().std()) / 0.05 - 1) < 0.1
+    # a module handed over already built: none of its calls were seen; what it holds is read as the constant, or
+    # the first common scheme, that gives it (the CLI's twin, torchvision:NAME, replays the same calls in the same
+    # order: the same weights), and a parameter none gives is named
     mine = _OwnInit()
-    with torch.no_grad():  # far from any scheme: a build keeps none of it
-        for t in (mine.c2.bias, mine.b2.bias, mine.fc.weight, mine.fc.bias):
-            t.fill_(3.0)
-    with pytest.warns(NeuralscaleWarning, match="are not what the model's calls"):
+    with torch.no_grad():
+        mine.c2.bias.fill_(3.0)
+        mine.fc.weight.uniform_(5.0, 6.0)  # no scheme draws so
+    with pytest.warns(NeuralscaleWarning, match=r"first values of fc\.weight are not what"):
         sp = ns.space(mine, torch.zeros(1, 3, 8, 8))
-    # built before neuralscale saw it: none of its calls were seen (its fan-out Kaiming weights, zero biases too)
-    assert {"c2.bias", "b2.bias", "fc.weight", "fc.bias", "c2.weight", "c.bias"} <= set(sp.generic.not_followed)
-    m = sp.build(list(sp.base_widths))
-    assert not (m.fc.weight == 3.0).any() and not (m.c2.bias == 3.0).any() and not m.b2.bias.any()
+    assert sp.generic.not_followed == ["fc.weight"]
+    fan_out = {"mode": "fan_out", "nonlinearity": "relu"}
+    assert sp.generic._calls == [("kaiming_normal_", False, "c.weight", (), fan_out), ("fill_", True, "c.bias", (0.0,), {}),
+                                 ("kaiming_normal_", False, "c2.weight", (), fan_out),
+                                 ("fill_", True, "c2.bias", (3.0,), {}), ("fill_", True, "fc.bias", (0.25,), {})]
+    for seed in range(2):
+        torch.manual_seed(seed)
+        m = sp.build([8, 32])
+        assert abs(float(m.c2.weight.detach().std()) / math.sqrt(2 / (32 * 9)) - 1) < 0.1  # Kaiming, fan out
+        assert torch.equal(m.c2.bias, torch.full((32,), 3.0)) and torch.equal(m.fc.bias, torch.full((10,), 0.25))
+        assert float(m.fc.weight.abs().max()) < 1.0  # its layer's default, not 5 to 6
 
 
 def test_a_model_without_batch_norm_learns_from_its_own_initialisation(fashion_data):

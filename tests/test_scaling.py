@@ -773,9 +773,11 @@ def test_a_law_file_round_trips_and_a_descents_fits_give_their_last_law(tmp_path
         ScalingLaw.load(tmp_path / "list.json")
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (tmp_path / "bytes.json").write_bytes(b"\xff\xfe{}")  # not UTF-8 (nor JSON in any other encoding)
-    for name in ("deep.json", "bytes.json", "."):
+    for name in ("deep.json", "bytes.json"):
         with pytest.raises(NeuralscaleError, match="is not valid JSON"):
             ScalingLaw.load(tmp_path / name)
+    with pytest.raises(NeuralscaleError, match="is not a regular file"):  # a folder
+        ScalingLaw.load(tmp_path)
 
 
 def test_a_law_is_refused_for_a_space_of_another_dataset_size_or_layer_names():

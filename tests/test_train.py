@@ -317,8 +317,8 @@ def test_a_resumed_run_draws_the_dropout_masks_the_straight_run_drew(tmp_path, m
 
 def test_a_checkpoint_whose_count_of_epochs_was_edited_is_refused(tmp_path):
     """A checkpoint that loads but says another epoch than its history holds (a count too high finished a run of 3
-    epochs after 2, a negative or textual one trained extra epochs), or that a run without pruning was stopped, is
-    refused as not this run's, and no record of a wrong run is made; the checkpoint as written resumes."""
+    epochs after 2, a negative or textual one trained extra epochs), or a stop that is not true or false, is refused
+    as not this run's; the checkpoint as written resumes."""
     splits = _synthetic_splits(96)
     sp = ns.space("vgg11", "synthetic")
     cfg = TrainConfig(epochs=3, batch_size=32, augment=False)
@@ -331,8 +331,8 @@ def test_a_checkpoint_whose_count_of_epochs_was_edited_is_refused(tmp_path):
     pristine = ckpt.read_bytes()
     state = torch.load(ckpt, weights_only=False)
     assert state["epoch"] == len(state["history"]) >= 1
-    for field, value in (("epoch", 10 ** 9), ("epoch", -5), ("epoch", "1"), ("epoch", True), ("stop", True),
-                         ("stop", "no"), ("step", -1)):
+    for field, value in (("epoch", 10 ** 9), ("epoch", -5), ("epoch", "1"), ("epoch", True), ("stop", "no"),
+                         ("step", -1)):
         torch.save({**state, field: value}, ckpt)
         with pytest.raises(NeuralscaleError, match="does not fit this run"):
             Trainer(sp.build(sp.uniform(0.0625)), splits, cfg, checkpoint=ckpt, progress=False).fit()

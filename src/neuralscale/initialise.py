@@ -16,8 +16,11 @@ A generic model (a file of the user's, torchvision's or timm's) is built at any 
 
 The calls are recorded while the constructor runs (`recorded`), and checked once: replayed at the base widths,
 each parameter must come out as the constructor made it (its spread, largest value and mean, or its constant).
-A parameter whose values came otherwise (an initialiser imported by name before the recording, timm's own
-`trunc_normal_`, arithmetic on a tensor) keeps its layer's default, and a warning names it.
+A parameter whose values came otherwise (a module handed over already built, whose construction was not seen; an
+initialiser imported by name before the recording; timm's own `trunc_normal_`; arithmetic on a tensor) is given
+the first that gives its values of: its layer's default, its constant, or one of the schemes models use
+(`SCHEMES`: Kaiming normal by fan out or in, Xavier, N(0, 0.01), ...); where none does, it keeps its layer's
+default, and a warning names it.
 """
 
 from __future__ import annotations
@@ -179,9 +182,10 @@ def initialise(model: nn.Module, calls: list[Call]) -> None:
 
 def _alike(made: torch.Tensor, again: torch.Tensor) -> bool:
     """Whether `again` was drawn as `made` was: equal where `made` is constant; else a spread and largest value
-    within a factor of two and means within half a spread, each loosened by four standard errors for the chance
-    differences of few values (a tensor of 16 values: a factor of 7.7; of 4,608: 2.3; of 65,536: 2.1); under 8
-    values tell too little: alike. Read from the same evenly spaced 65,536 values at most (VGG's 100-million-weight layer:
+    within 20% and means within a fifth of a spread, each loosened by four standard errors for the chance
+    differences of few values (a tensor of 16 values: a factor of 2.6; of 4,608: 1.28; of 65,536: 1.22); under 8
+    values tell too little: alike (a normal and a uniform draw of one spread differ in their largest value by 2.3x;
+    Kaiming's fan out and PyTorch's default for a first convolution of 3 to 64 channels, 7x7, by 1.9x). Read from the same evenly spaced 65,536 values at most (VGG's 100-million-weight layer:
     milliseconds)."""
     if made.numel() != again.numel():
         return False
@@ -194,31 +198,69 @@ def _alike(made: torch.Tensor, again: torch.Tensor) -> bool:
     if a.numel() < 8:
         return True
     chance = 4 * (2 / a.numel()) ** 0.5
-    factor = 2 + 4 * chance
+    factor = 1.2 + chance
     sa, sb, ma, mb = float(a.std()), float(b.std()), float(a.abs().max()), float(b.abs().max())
     return (sa / factor <= sb <= sa * factor and ma / factor <= mb <= ma * factor
-            and abs(float(a.mean() - b.mean())) <= (0.5 + chance) * sa)
+            and abs(float(a.mean() - b.mean())) <= (0.2 + chance) * sa)
+
+
+# the schemes models draw their weights by (PyTorch's, torchvision's, timm's), tried in this order on a parameter
+# whose values no recorded call gives: a module handed over already built, whose construction was not seen
+SCHEMES = [("kaiming_normal_", (), {"mode": "fan_out", "nonlinearity": "relu"}),
+           ("kaiming_normal_", (), {"mode": "fan_in", "nonlinearity": "relu"}),
+           ("xavier_uniform_", (), {}), ("xavier_normal_", (), {}),
+           ("normal_", (0.0, 0.01), {}), ("normal_", (0.0, 0.001), {}), ("trunc_normal_", (), {"std": 0.02})]
+
+
+def _replayed(model: nn.Module, calls: list[Call]) -> dict[str, torch.Tensor]:
+    again = copy.deepcopy(model)
+    initialise(again, calls)
+    return dict(again.named_parameters())
+
+
+def _scheme_of(made: torch.Tensor, name: str) -> Call | None:
+    """The call that gives values like `made`: its constant, or the first of SCHEMES that draws them."""
+    flat = made.detach().flatten()
+    if flat.numel() and bool((flat == flat[0]).all()):
+        return ("fill_", True, name, (float(flat[0]),), {})
+    for fn, args, kwargs in SCHEMES:
+        drawn = torch.empty_like(made.detach())
+        try:
+            getattr(torch.nn.init, fn)(drawn, *args, **kwargs)
+        except (ValueError, RuntimeError):  # (a fan needs two dimensions: not for a bias)
+            continue
+        if _alike(made, drawn):
+            return (fn, False, name, args, dict(kwargs))
+    return None
 
 
 def followed(model: nn.Module, calls: list[Call]) -> tuple[list[Call], list[str]]:
-    """The calls kept, and the parameters whose first values they do not give: `model` (the constructor's, with
-    its values) replayed on a copy at its own shapes, compared parameter by parameter (`_alike`).  The calls on a
-    parameter that does not come out alike are dropped (it keeps its layer's default)."""
+    """The calls that give `model`'s first values (the constructor's model, with its values), and the parameters
+    none gives: replayed on a copy at its own shapes and compared parameter by parameter (`_alike`), the calls on
+    a parameter that does not come out alike are dropped; its layer's default, its constant or one of SCHEMES is
+    taken where it gives them, else it is named (and keeps its layer's default)."""
     if not any(p.device.type != "meta" for p in model.parameters()):
         return calls, []
-    try:
-        again = copy.deepcopy(model)
-    except Exception:  # noqa: BLE001  (a module of the user's that does not copy: its calls are kept unchecked)
-        return calls, []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)  # (the same draws on every run: the same verdict)
-        initialise(again, calls)
-    replayed = dict(again.named_parameters())
     zero_scales = {f"{n}.weight" if n else "weight" for n, m in model.named_modules()  # (step 3 sets them to one)
                    if isinstance(m, _NORMS) and getattr(m, "weight", None) is not None and not m.weight.any()}
-    differ = [n for n, p in model.named_parameters()
-              if n in replayed and n not in zero_scales and not _alike(p, replayed[n])]
-    return [c for c in calls if c[2] not in differ], differ
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)  # (the same draws on every run: the same verdict)
+        try:
+            replayed = _replayed(model, calls)
+        except Exception:  # noqa: BLE001  (a module of the user's that does not copy: its calls are kept unchecked)
+            return calls, []
+        made = dict(model.named_parameters())
+        differ = [n for n, p in made.items() if n in replayed and n not in zero_scales and not _alike(p, replayed[n])]
+        kept = [c for c in calls if c[2] not in differ]
+        defaults = _replayed(model, kept) if differ else {}
+        found, unknown = [], []
+        for n in differ:
+            if _alike(made[n], defaults[n]):
+                continue
+            call = _scheme_of(made[n], n)
+            found += [call] if call is not None else []
+            unknown += [n] if call is None else []
+    return kept + found, unknown
 
 
 def not_followed_text(model: str, names: list[str]) -> str:

@@ -592,8 +592,8 @@ class Trainer:
         if not isinstance(history, list) or len(history) != epoch:  # (one entry a finished epoch)
             raise ValueError(f"a history of {len(history) if isinstance(history, list) else 'no'} epochs after "
                              f"epoch {epoch}")
-        if not isinstance(stop, bool) or (stop and not self.callbacks):  # (only pruning ends a run before its last)
-            raise ValueError(f"stop is {stop!r} in a run that nothing stops early")
+        if not isinstance(stop, bool):
+            raise ValueError(f"stop is {stop!r}, not true or false")
         for cb, cb_state in zip(self.callbacks, state.get("callbacks", [])):
             cb.load_state_dict(cb_state, self)  # may rebuild self.model at other widths first
         self.model.load_state_dict(state["model"])

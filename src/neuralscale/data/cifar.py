@@ -70,10 +70,10 @@ def locate(name: str, data_dir: Path) -> Path | None:
     return None
 
 
-def read(name: str, path: Path) -> dict:
-    """Read train/test tensors from the archive or extracted folder at `path`."""
+def _blobs(name: str, path: Path, members: list[str]) -> dict[str, bytes]:
+    """Each member's bytes, from the extracted folder or the archive at `path`; one line where one is missing,
+    not a file, or the archive cannot be read."""
     src = SOURCES[name]
-    members = src["train"] + src["test"] + [src["meta"]]
     blobs: dict[str, bytes] = {}
     if path.is_dir():
         for m in members:
@@ -99,6 +99,14 @@ def read(name: str, path: Path) -> dict:
         except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
             reason = first_line(e, None, type(e).__name__)
             raise NeuralscaleError(f"{path} is not a readable archive ({reason}); delete it and download again") from None
+    return blobs
+
+
+def read(name: str, path: Path) -> dict:
+    """Read train/test tensors from the archive or extracted folder at `path`."""
+    src = SOURCES[name]
+    members = src["train"] + src["test"] + [src["meta"]]
+    blobs = _blobs(name, path, members)
 
     def part(files):
         xs, ys = [], []
