@@ -53,6 +53,22 @@ def test_export_command_from_a_run(tmp_path):
         load_model(tmp_path / "bad.json")
 
 
+def test_an_export_says_how_its_datasets_images_were_made(tmp_path, fashion_data):
+    """The input line (printed, and kept in the JSON) names the reader's own step: Fashion-MNIST's images were
+    padded, not resized (a walkthrough resized them as the line said, and lost 6 points of accuracy)."""
+    from neuralscale.export import pixels_text
+    out = tmp_path / "run"
+    ns.train("vgg11", "fashionmnist", ratio=0.0625, config=ns.TrainConfig(epochs=1, batch_size=32, device="cpu"),
+             subset={"train": 64, "test": 32}, out_dir=out, progress=False)
+    r = run_cli("export", str(out), "--out", str(tmp_path / "m"))
+    assert r.returncode == 0, r.stderr
+    said = next(x for x in r.stdout.splitlines() if x.startswith("input: "))
+    assert "zero-padded by 2 pixels a side to 32 x 32" in said and "not resized" in said
+    assert json.loads((tmp_path / "m.json").read_text())["preprocessing"]["input"] == pixels_text("fashionmnist")
+    assert "bilinear resize" in pixels_text("imagefolder:/some/where") and "bilinear" not in pixels_text("cifar10")
+    assert "64 x 64 images as they are" in pixels_text("tinyimagenet")
+
+
 def test_an_exported_model_takes_the_images_of_a_folder_as_they_are(tmp_path):
     """Trained on an image folder, exported with ONNX: the ONNX model and `load_model`'s, fed the test images as
     a user has them (pixel values read from the PNG files, nothing else), score what the run's own evaluation

@@ -342,6 +342,26 @@ def test_a_checkpoint_whose_count_of_epochs_was_edited_is_refused(tmp_path):
     assert len(done.history) == 3
 
 
+def test_channels_last_asked_of_a_model_that_views_a_map_as_a_vector_is_said_not_used(fashion_data):
+    """Such a model trains in NCHW whatever is asked (generic.py: nchw_only); asked for channels_last, the trainer
+    says so once, rather than train otherwise than its recorded setting reads; not asked, it says nothing."""
+    import warnings
+    from helpers import LeNetNoNorm
+    from neuralscale.errors import NeuralscaleWarning
+    from neuralscale.generic import module_space
+    sp = module_space("lenet", LeNetNoNorm, ns.data.dataset_info("fashionmnist"))
+    splits = load("fashionmnist").split(0.1, 0)
+    model = sp.build(list(sp.base_widths))
+    with pytest.warns(NeuralscaleWarning, match="channels_last not used: the model's forward views a feature map") \
+            as said:
+        t = Trainer(model, splits, TrainConfig(epochs=1, channels_last=True), progress=False)
+        t.set_model(sp.build(list(sp.base_widths)))  # a rebuild asks again: said once
+    assert not t.channels_last and len([w for w in said if "channels_last" in str(w.message)]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NeuralscaleWarning)
+        assert not Trainer(sp.build(list(sp.base_widths)), splits, TrainConfig(epochs=1), progress=False).channels_last
+
+
 def test_checkpoint_of_another_model_is_a_clear_error(tmp_path):
     splits = _synthetic_splits(200)
     sp = ns.space("vgg11", "synthetic")

@@ -29,7 +29,7 @@ from .errors import NeuralscaleError, NeuralscaleWarning, first_line
 from .executors import get_executor
 from .experiment import run as run_experiment
 from .figures import BANDS
-from .export import PIXELS, export_run
+from .export import export_run, pixels_text
 from .layout import RunDir
 from .logs import configure as configure_logging
 from .records import strict
@@ -551,7 +551,7 @@ def cmd_export(args) -> int:
           + (f": test accuracy {acc:.2f}%" if acc is not None else "")
           + (f"; the best-validation epoch, {best}, is in the record, not kept as weights)"
              if best is not None and best != result.get("weights_epoch") else ")"))
-    print(f"input: {PIXELS}; classes in the JSON's \"classes\"")
+    print(f"input: {pixels_text(result['dataset'])}; classes in the JSON's \"classes\"")
     if args.onnx:
         check = (f" (onnxruntime matches PyTorch to {result['max_abs_diff']:.2g})" if result["checked"]
                  else " (not checked: onnxruntime is not installed)")

@@ -48,8 +48,18 @@ from .space import WidthSpace
 log = logging.getLogger(__name__)
 
 FORMAT = "neuralscale-model"
-PIXELS = ("float32 N x C x H x W pixel values 0-255 (C: RGB, or one grey channel) at input_shape, resized as "
-          "the dataset's reader resizes them (an image folder's: PIL's bilinear resize to the square)")
+_MADE = {"fashionmnist": "Fashion-MNIST's 28 x 28 grey images zero-padded by 2 pixels a side to 32 x 32, as its "
+                         "reader pads them (not resized)",
+         "cifar10": "CIFAR-10's 32 x 32 images as they are", "cifar100": "CIFAR-100's 32 x 32 images as they are",
+         "tinyimagenet": "TinyImageNet's 64 x 64 images as they are",
+         "imagefolder": "an image folder's images resized to the square by PIL's bilinear resize, as its reader "
+                        "resizes them"}
+
+
+def pixels_text(dataset: str) -> str:
+    """What an exported network takes: pixels made from an image as the dataset's reader made its training ones."""
+    made = _MADE.get(dataset.split(":", 1)[0], "as the dataset's reader made its images")
+    return f"float32 N x C x H x W pixel values 0-255 (C: RGB, or one grey channel) at input_shape: {made}"
 
 
 class Pixels(nn.Module):
@@ -331,7 +341,7 @@ def from_run(run_dir: str | Path, path: str | Path, *, force: bool = False, onnx
                              "best_val_epoch": s.get("best_val_epoch"),
                              "test_acc_at_best_val": s.get("test_acc_at_best_val"),
                              "final_test_acc": s.get("final_test_acc"), "classes": classes,
-                             "preprocessing": {"input": PIXELS, "mean": norm["mean"], "std": norm["std"],
+                             "preprocessing": {"input": pixels_text(record["dataset"]), "mean": norm["mean"], "std": norm["std"],
                                                "in_onnx": False},  # True once NAME.onnx holds it
                              **({"onnx_writing": True} if writing else {})})  # (until then: NAME.onnx is ours)
 

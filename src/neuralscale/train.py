@@ -27,7 +27,7 @@ from .data.augment import DeviceBatches, channel_stats
 from .data.base import Splits, same_data
 from .data import dataset_info
 from .data.info import protocol
-from .errors import EnvironmentFailure, NeuralscaleError, RunFailed, first_line
+from .errors import EnvironmentFailure, NeuralscaleError, RunFailed, first_line, warn
 from .memory import refuse_beyond
 from .models.gate import gates
 from .models.resizing import as_fresh
@@ -414,6 +414,10 @@ class Trainer:
 
     def _layout(self, model: nn.Module) -> bool:
         if getattr(model, "ns_nchw_only", False):  # its forward views a map as a vector (generic.py): NCHW only
+            if self.config.channels_last and not getattr(self, "_said_nchw", False):
+                self._said_nchw = True  # (once: a pruning rebuild asks again)
+                warn(f"{self.desc}: channels_last not used: the model's forward views a feature map as a vector, "
+                     "which only NCHW computes as written; it trains in NCHW")
             return False
         if self.config.channels_last is not None:
             return self.config.channels_last
