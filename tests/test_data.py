@@ -186,6 +186,21 @@ def test_imagefolder(tmp_path):
     assert d.classes == ["class_0", "class_1", "class_2"]
 
 
+def test_a_validation_split_too_small_to_hold_an_image_is_said_as_it_is_cut(tmp_path):
+    """4 training images a class and a fraction of 0.1: none in any class. Said when the split is cut (a sweep
+    once learned it from its report, which blamed a run "trained without a validation split"); a split that holds
+    images, or none asked for, says nothing."""
+    import warnings
+    from neuralscale.errors import NeuralscaleWarning
+    write_imagefolder(tmp_path, classes=3, per_class=4, size=24)
+    d = load(f"imagefolder:{tmp_path}")
+    with pytest.warns(NeuralscaleWarning, match=r"a validation fraction of 0.1 of 12 training images holds none"):
+        assert len(d.split(0.1, 0).val[1]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NeuralscaleWarning)
+        assert len(d.split(0.25, 0).val[1]) == 3 and len(d.split(0.0, 0).val[1]) == 0
+
+
 def test_imagefolder_errors(tmp_path, monkeypatch):
     with pytest.raises(NeuralscaleError, match="does not exist"):
         load(f"imagefolder:{tmp_path / 'nope'}")

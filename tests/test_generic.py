@@ -300,6 +300,72 @@ def test_initialisation_a_model_did_otherwise_is_said_and_its_layer_default_used
         assert float(m.fc.weight.abs().max()) < 1.0  # its layer's default, not 5 to 6
 
 
+class _Written(nn.Module):
+    """Initialisation as code in the wild writes it: a fan computed by hand (the original VGG's and network
+    slimming's `normal_(0, sqrt(2 / n))`), an initialiser imported by name, a draw from a generator of its own,
+    and a `reset_parameters` of its own that takes an argument."""
+
+    def __init__(self):
+        super().__init__()
+        import math
+        from torch.nn.init import kaiming_normal_
+        self.c, self.c2 = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 64, 3, padding=1)
+        self.fc = nn.Linear(64, 10)
+        n = 3 * 3 * self.c.out_channels
+        self.c.weight.data.normal_(0, math.sqrt(2.0 / n))
+        kaiming_normal_(self.c2.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.normal_(self.fc.weight, 0, 0.05, generator=torch.Generator().manual_seed(3))
+        self.reset_parameters(0.25)
+
+    def reset_parameters(self, value):
+        nn.init.constant_(self.fc.bias, value)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.c2(torch.relu(self.c(x)))).mean((2, 3)))
+
+
+def test_fans_computed_by_hand_or_by_an_initialiser_imported_by_name_follow_the_new_widths():
+    """At four times the widths a Kaiming draw's spread halves: a hand-computed fan and an initialiser imported by
+    name are both drawn as Kaiming at the new shape (recorded as numbers, they kept the base widths' spread); a
+    draw from the model's own generator is replayed from the global stream; a `reset_parameters` that takes an
+    argument is not called again (its constant stands). Nothing is said: every parameter is followed."""
+    import math
+    import warnings
+    from neuralscale.errors import NeuralscaleWarning
+    from neuralscale.generic import module_space
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NeuralscaleWarning)
+        sp = module_space("written", _Written, ns.data.dataset_info("synthetic"))
+    assert sp.generic.not_followed == []
+    for widths in ([16, 64], [64, 256]):
+        torch.manual_seed(0)
+        m = sp.build(widths)
+        assert abs(float(m.c.weight.detach().std()) / math.sqrt(2 / (9 * widths[0])) - 1) < 0.15, widths
+        assert abs(float(m.c2.weight.detach().std()) / math.sqrt(2 / (9 * widths[1])) - 1) < 0.1, widths
+        assert abs(float(m.fc.weight.detach().std()) / 0.05 - 1) < 0.15 and torch.equal(m.fc.bias, torch.full((10,), 0.25))
+
+
+def test_another_threads_initialisers_do_not_stop_the_recording():
+    """A thread drawing tensors while a model is made (a data loader, a progress bar's work): its calls are not
+    the model's and do not hide the model's own (a shared count of nested calls lost every one)."""
+    import threading
+    from neuralscale.initialise import recorded
+    stop = threading.Event()
+
+    def busy():
+        while not stop.is_set():
+            torch.empty(200_000).uniform_()
+    worker = threading.Thread(target=busy)
+    worker.start()
+    try:
+        model, calls = recorded(_OwnInit)
+    finally:
+        stop.set()
+        worker.join()
+    assert [c[2] for c in calls] == ["c.weight", "c.bias", "c2.weight", "c2.bias", "fc.weight", "fc.bias",
+                                     "b2.weight"]
+
+
 def test_a_model_without_batch_norm_learns_from_its_own_initialisation(fashion_data):
     """A LeNet without batch norms (the walkthrough that found it): built by the torchvision scheme, its three
     linear layers at N(0, 0.01) gave one class for every image after two epochs on 1,000 Fashion-MNIST images, at

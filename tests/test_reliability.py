@@ -241,8 +241,9 @@ def test_no_file_holds_nan(tmp_path):
     assert (tmp_path / "run" / "record.json").stat().st_mode & 0o044 == 0o044  # readable by collaborators
     # a report selects by the best-validation epoch, which this run has not: it says so, and how to report it
     r = run_cli("report", str(tmp_path), "--no-figures")
-    assert r.returncode == 2 and "none with a test accuracy at the best-validation epoch (trained without a " \
-        "validation split): report them with --accuracy final" in r.stderr, r.stderr
+    assert r.returncode == 2 and "none with a test accuracy at the best-validation epoch (trained without " \
+        "validation images: none asked for, or a split too small to hold any): report them with --accuracy final" \
+        in r.stderr, r.stderr
     assert run_cli("report", str(tmp_path), "--no-figures", "--accuracy", "final").returncode == 0
 
 

@@ -1184,7 +1184,8 @@ def test_a_store_without_a_row_to_report_is_refused_with_what_it_holds(tmp_path)
     no_val = store("noval", [{"summary": {"test_acc_at_best_val": None, "best_val_epoch": None}},
                              {"record": {"status": "failed", "error": "x"}}])
     with pytest.raises(NeuralscaleError, match=r"holds 1 finished run\(s\), none with a test accuracy at the "
-                                               r"best-validation epoch \(trained without a validation split\): "
+                                               r"best-validation epoch \(trained without validation images: none asked for, or a split too "
+                                               r"small to hold any\): "
                                                r"report them with --accuracy final$"):
         build_report(no_val, figures=False)
     assert build_report(no_val, accuracy="final", figures=False)["rows"][0]["n"] == 1
@@ -1389,7 +1390,7 @@ def test_the_notes_say_how_the_runs_trained_where_selection_fell_and_what_is_lef
     left = [_rec(label, 0, None) for label in ("slimming", "l1-prune")] + [_rec("uniform", 0, 80.0)]
     assert _left_out_text(SimpleNamespace(records=left, accuracy="best-val")) == (
         " **Left out**: 2 finished run(s) without a test accuracy at the best-validation epoch (l1-prune, slimming: "
-        "trained without a validation split); `--accuracy final` reports them.")
+        "trained without validation images); `--accuracy final` reports them.")
 
 
 def test_a_reports_page_counts_its_runs_names_its_failures_and_renders_its_marks(tmp_path):

@@ -596,7 +596,8 @@ class GenericSpace:
 
     def __init__(self, name: str, make: Callable[[], nn.Module], info: DatasetInfo):
         with torch.device("cpu"), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)  # (its draws are dropped: the caller's stream untouched, and the check's the same)
+            torch.random.default_generator.manual_seed(0)  # (its draws are dropped: the caller's streams untouched
+            # (a device's too: fork_rng(devices=[]) gives back the CPU's only), and the check's the same)
             model, calls = recorded(make)  # once, on the CPU (some builders compute with tensors); kept as a meta
         # skeleton, with how its constructor initialised it (initialise.py), which every build does again
         self._calls, self.not_followed = followed(model, calls)
@@ -868,8 +869,10 @@ def timm_factory(name: str, info: DatasetInfo) -> Callable[[], nn.Module]:
 def _retarget_input(model: nn.Module, first: nn.Conv2d, channels: int) -> None:
     for n, m in model.named_modules():
         if m is first:
-            _replace(model, n, nn.Conv2d(channels, first.out_channels, first.kernel_size, first.stride,
-                                         first.padding, first.dilation, first.groups, first.bias is not None))
+            new = nn.Conv2d(channels, first.out_channels, first.kernel_size, first.stride, first.padding,
+                            first.dilation, first.groups, first.bias is not None)
+            nn.init.kaiming_normal_(new.weight, mode="fan_out", nonlinearity="relu")  # torchvision's for its convs
+            _replace(model, n, new)
             return
 
 

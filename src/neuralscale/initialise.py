@@ -8,8 +8,9 @@ A generic model (a file of the user's, torchvision's or timm's) is built at any 
 2. then, in their order, the calls the constructor made outside those resets to `torch.nn.init`'s initialisers
    (`nn.init.kaiming_normal_(m.weight, mode="fan_out")`, `constant_`, `normal_`, ...) and to a tensor's
    `normal_`, `uniform_`, `fill_` and `zero_` (`m.weight.data.normal_(0, 0.01)`), each on the parameter it
-   filled, with the arguments it was given: `torch.nn.init`'s compute their fan at the new shapes, numbers the
-   code computed itself stay as computed;
+   filled, with the arguments it was given (a `generator=` aside): `torch.nn.init`'s compute their fan at the
+   new shapes, as does a normal draw whose spread is Kaiming's for the base widths' fan (`_as_fan`); other
+   numbers the code computed itself stay as computed;
 3. a normalisation whose scale the constructor set to zero (a residual branch's last batch norm, timm's
    `zero_init_last`) starts at one: a zero scale's channels would have a Taylor score of zero, and be pruned
    first for it.
@@ -67,9 +68,13 @@ def initialisers_skipped() -> Iterator[None]:
                 setattr(torch.nn.init, name, f)
 
 
-def _in_reset() -> bool:
-    """Whether the caller runs inside a module's reset (step 1 redoes those at the new shapes)."""
+def _not_recorded() -> bool:
+    """Whether the caller's call is not the constructor's own: made inside a module's reset (step 1 redoes those
+    at the new shapes), or from torch.nn.init's code (an initialiser imported by name, `from torch.nn.init import
+    kaiming_normal_`, unseen: its `tensor.normal_(0, std)` would replay the base widths' std)."""
     frame = sys._getframe(2)
+    if frame.f_globals.get("__name__") == "torch.nn.init":
+        return True
     while frame is not None:
         if frame.f_code.co_name in RESETS:
             return True
@@ -99,7 +104,9 @@ def recorded(make: Callable[[], nn.Module]) -> tuple[nn.Module, list[Call]]:
     def wrap(f, name: str, method: bool):
         @functools.wraps(f)
         def call(tensor, *args, **kwargs):
-            if depth[0] == 0 and threading.get_ident() == me and isinstance(tensor, torch.Tensor) and not _in_reset():
+            if threading.get_ident() != me:  # (another thread's calls: neither recorded nor counted)
+                return f(tensor, *args, **kwargs)
+            if depth[0] == 0 and isinstance(tensor, torch.Tensor) and not _not_recorded():
                 seen.append((name, method, tensor, args, kwargs))  # (the tensor kept: no other reuses its memory)
             depth[0] += 1
             try:
@@ -140,11 +147,29 @@ def _named(model: nn.Module, seen: list) -> list[Call]:
         name = by_id.get(id(tensor))
         if name is None and tensor.device.type != "meta":
             name = by_memory.get((tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape)))
+        kwargs = {k: v for k, v in kwargs.items() if k != "generator"}  # (replayed from the global stream)
         ok_args, args = _plain(args)
         ok_kwargs, values = _plain(list(kwargs.values()))
         if name is not None and ok_args and ok_kwargs:
-            calls.append((fn, method, name, tuple(args), dict(zip(kwargs, values))))
+            calls.append(_as_fan((fn, method, name, tuple(args), dict(zip(kwargs, values))), tensor))
     return calls
+
+
+def _as_fan(call: Call, tensor: torch.Tensor) -> Call:
+    """A normal draw whose std is Kaiming's for the tensor's fan at the base widths (`normal_(0, sqrt(2. / n))`,
+    n = k * k * out_channels: the original VGG's and network slimming's init, timm's EfficientNet's), as the
+    Kaiming call that computes that fan at any widths; any other call as it is."""
+    fn, method, name, args, kwargs = call
+    if fn != "normal_" or tensor.dim() < 2:
+        return call
+    mean, std = (list(args) + [kwargs.get("mean", 0.0), kwargs.get("std", 1.0)][len(args):])[:2]
+    if mean != 0 or not isinstance(std, (int, float)) or std <= 0:
+        return call
+    fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(tensor)
+    for mode, fan in (("fan_out", fan_out), ("fan_in", fan_in)):
+        if fan > 0 and abs(std / (2 / fan) ** 0.5 - 1) < 1e-3:
+            return ("kaiming_normal_", False, name, (), {"mode": mode, "nonlinearity": "relu"})
+    return call
 
 
 def _children_first(model: nn.Module) -> list[nn.Module]:
@@ -167,7 +192,10 @@ def initialise(model: nn.Module, calls: list[Call]) -> None:
     for m in _children_first(model):
         for reset in ("reset_parameters", "_reset_parameters"):
             if callable(getattr(m, reset, None)):
-                getattr(m, reset)()
+                try:
+                    getattr(m, reset)()
+                except TypeError:  # (one that needs arguments: the constructor gave them; its calls were seen)
+                    pass
                 break
     for fn, method, name, args, kwargs in calls:
         try:
@@ -180,25 +208,29 @@ def initialise(model: nn.Module, calls: list[Call]) -> None:
             m.weight.fill_(1.0)
 
 
+SAMPLE = 65536  # values compared at most, evenly spaced (VGG's 100-million-weight layer: milliseconds)
+
+
+def _sample(t: torch.Tensor) -> torch.Tensor:
+    flat = t.detach().flatten()
+    return flat[:: max(1, flat.numel() // SAMPLE)][:SAMPLE].double()
+
+
 def _alike(made: torch.Tensor, again: torch.Tensor) -> bool:
     """Whether `again` was drawn as `made` was: equal where `made` is constant; else a spread and a 99th
     percentile of magnitudes within 20% and means within a fifth of a spread, each loosened by four standard
     errors for the chance differences of few values (a tensor of 16 values: a factor of 2.6; of 4,608: 1.28; of
     65,536: 1.22); under 8 values tell too little: alike (a normal and a uniform draw of one spread differ in that
     percentile by 1.5x; Kaiming's fan out and PyTorch's default for a first convolution of 3 to 64 channels, 7x7,
-    in spread by 1.9x). Read from the same evenly spaced 65,536 values at most (VGG's 100-million-weight layer:
-    milliseconds)."""
-    if made.numel() != again.numel():
-        return False
-    step = max(1, made.numel() // 65536)
-    a, b = made.detach().flatten()[::step].double(), again.detach().flatten()[::step].double()
+    in spread by 1.9x). Read from 65,536 evenly spaced values of each at most."""
+    a, b = _sample(made), _sample(again)
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        return bool(torch.equal(a.isnan(), b.isnan()))
+        return bool(a.numel() == b.numel() and torch.equal(a.isnan(), b.isnan()))
     if a.numel() and bool((a == a[0]).all()):
         return bool((b == a[0]).all())
-    if a.numel() < 8:
+    if min(a.numel(), b.numel()) < 8:
         return True
-    chance = 4 * (2 / a.numel()) ** 0.5
+    chance = 4 * (2 / min(a.numel(), b.numel())) ** 0.5
     factor = 1.2 + chance
     sa, sb = float(a.std()), float(b.std())
     qa, qb = (float(torch.quantile(x.abs(), 0.99)) for x in (a, b))  # (the largest value is too noisy: a normal's
@@ -208,11 +240,16 @@ def _alike(made: torch.Tensor, again: torch.Tensor) -> bool:
 
 
 # the schemes models draw their weights by (PyTorch's, torchvision's, timm's), tried in this order on a parameter
-# whose values no recorded call gives: a module handed over already built, whose construction was not seen
-SCHEMES = [("kaiming_normal_", (), {"mode": "fan_out", "nonlinearity": "relu"}),
-           ("kaiming_normal_", (), {"mode": "fan_in", "nonlinearity": "relu"}),
-           ("xavier_uniform_", (), {}), ("xavier_normal_", (), {}),
-           ("normal_", (0.0, 0.01), {}), ("normal_", (0.0, 0.001), {}), ("trunc_normal_", (), {"std": 0.02})]
+# whose values no recorded call gives (a module handed over already built, whose construction was not seen): the
+# call, and the draw it makes from (fan in, fan out): a normal's or a uniform's spread
+_RELU = {"nonlinearity": "relu"}
+SCHEMES = [("kaiming_normal_", {"mode": "fan_out", **_RELU}, lambda fi, fo: ("normal", (2 / fo) ** 0.5)),
+           ("kaiming_normal_", {"mode": "fan_in", **_RELU}, lambda fi, fo: ("normal", (2 / fi) ** 0.5)),
+           ("xavier_uniform_", {}, lambda fi, fo: ("uniform", (6 / (fi + fo)) ** 0.5)),
+           ("xavier_normal_", {}, lambda fi, fo: ("normal", (2 / (fi + fo)) ** 0.5)),
+           ("normal_", {"std": 0.01}, lambda fi, fo: ("normal", 0.01)),
+           ("normal_", {"std": 0.001}, lambda fi, fo: ("normal", 0.001)),
+           ("trunc_normal_", {"std": 0.02}, lambda fi, fo: ("normal", 0.02))]  # (cut at +-2: nothing at this std)
 
 
 def _replayed(model: nn.Module, calls: list[Call]) -> dict[str, torch.Tensor]:
@@ -222,18 +259,24 @@ def _replayed(model: nn.Module, calls: list[Call]) -> dict[str, torch.Tensor]:
 
 
 def _scheme_of(made: torch.Tensor, name: str) -> Call | None:
-    """The call that gives values like `made`: its constant, or the first of SCHEMES that draws them."""
+    """The call that gives values like `made`: its constant, or the first of SCHEMES that draws them (compared on
+    a draw of the sample's size, not the tensor's)."""
     flat = made.detach().flatten()
     if flat.numel() and bool((flat == flat[0]).all()):
         return ("fill_", True, name, (float(flat[0]),), {})
-    for fn, args, kwargs in SCHEMES:
-        drawn = torch.empty_like(made.detach())
-        try:
-            getattr(torch.nn.init, fn)(drawn, *args, **kwargs)
-        except (ValueError, RuntimeError):  # (a fan needs two dimensions: not for a bias)
+    if made.dim() < 2:  # (a fan needs two dimensions: none for a bias)
+        fans = None
+    else:
+        fans = torch.nn.init._calculate_fan_in_and_fan_out(made)
+    n = min(flat.numel(), SAMPLE)
+    for fn, kwargs, draw in SCHEMES:
+        if fn.startswith(("kaiming", "xavier")) and (fans is None or min(fans) <= 0):
             continue
+        kind, spread = draw(*(fans or (1, 1)))
+        drawn = torch.randn(n, dtype=torch.float64) * spread if kind == "normal" else \
+            (torch.rand(n, dtype=torch.float64) * 2 - 1) * spread
         if _alike(made, drawn):
-            return (fn, False, name, args, dict(kwargs))
+            return (fn, False, name, (), dict(kwargs))
     return None
 
 
@@ -247,7 +290,8 @@ def followed(model: nn.Module, calls: list[Call]) -> tuple[list[Call], list[str]
     zero_scales = {f"{n}.weight" if n else "weight" for n, m in model.named_modules()  # (step 3 sets them to one)
                    if isinstance(m, _NORMS) and getattr(m, "weight", None) is not None and not m.weight.any()}
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)  # (the same draws on every run: the same verdict)
+        torch.random.default_generator.manual_seed(1)  # (the same draws on every run: the same verdict; the CPU's
+        # only: fork_rng(devices=[]) gives back no device's stream)
         try:
             replayed = _replayed(model, calls)
         except Exception:  # noqa: BLE001  (a module of the user's that does not copy: its calls are kept unchecked)

@@ -678,8 +678,8 @@ def _read(store: Path, accuracy: str, descent: str | Path | None, model: str | N
     if not rows:
         if unselected := unmeasured(records, accuracy):
             raise NeuralscaleError(f"{store} holds {len(unselected)} finished run(s), none with a "
-                                   f"{ACCURACY[accuracy][1]} (trained without a validation split): report them with "
-                                   "--accuracy final")
+                                   f"{ACCURACY[accuracy][1]} (trained without validation images: none asked for, "
+                                   "or a split too small to hold any): report them with --accuracy final")
         raise NeuralscaleError(f"{store} holds no finished runs yet ({len(records)} record(s): "
                                + ", ".join(sorted({r['status'] for r in records})) + ")")
     models = sorted({_named(r) for r in records})
@@ -911,7 +911,7 @@ def _left_out_text(st: "_Store") -> str:
     if not left:
         return ""
     return (f" **Left out**: {len(left)} finished run(s) without a {ACCURACY[st.accuracy][1]} "
-            f"({', '.join(sorted({r['label'] for r in left}))}: trained without a validation split); "
+            f"({', '.join(sorted({r['label'] for r in left}))}: trained without validation images); "
             "`--accuracy final` reports them.")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import NeuralscaleError
+from ..errors import NeuralscaleError, warn
 from ..records import atomic_torch_save, is_temp
 from ..validate import fraction, plain, whole
 from .info import DatasetInfo
@@ -61,6 +61,10 @@ class ImageData:
             idx = idx[torch.randperm(len(idx), generator=g)]
             val_idx.append(idx[: int(round(len(idx) * val_fraction))])
         val_idx = torch.cat(val_idx).sort().values
+        if val_fraction > 0 and len(val_idx) == 0:  # (a tiny image folder: said as it happens, not by a report)
+            warn(f"{self.info.name}: a validation fraction of {val_fraction:g} of {len(self.train_y):,} training "
+                 "images holds none (it rounds to 0 in every class): nothing is selected on a validation split; "
+                 "give more images or a larger fraction")
         mask = torch.ones(len(self.train_y), dtype=torch.bool)
         mask[val_idx] = False
         return Splits(self.info, (self.train_x[mask], self.train_y[mask]),
