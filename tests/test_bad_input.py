@@ -438,6 +438,18 @@ def test_bad_input_in_a_real_subprocess(args, needle):
     assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
 
 
+def test_a_torch_logs_that_pytorch_refuses_is_one_line():
+    """TORCH_LOGS is read by `import torch`, before any of the command runs: a value PyTorch cannot parse was a
+    24-line traceback and its list of settings; one line now, exit status 2 (a program importing the library
+    still gets PyTorch's ValueError). A value it knows changes nothing."""
+    r = run_real_cli("info", "--model", "vgg11", "--dataset", "synthetic", env={"TORCH_LOGS": "garbage"})
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "neuralscale: error: TORCH_LOGS='garbage' is not a setting PyTorch knows; fix it or unset it (PyTorch lists "
+        "its settings where a Python program imports torch)"), r.stderr
+    r = run_real_cli("--version", env={"TORCH_LOGS": "+dynamo"})
+    assert r.returncode == 0, r.stderr
+
+
 # --- found by an adversarial pass (2026-12-04) -------------------------------------------------------------------
 def _folder(root: Path) -> Path:
     from helpers import write_imagefolder

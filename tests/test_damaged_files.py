@@ -331,3 +331,22 @@ def test_a_records_field_that_its_spec_or_widths_contradict_is_refused(world, ki
     finally:
         path.write_text(pristine)
         shutil.rmtree(world / "out", ignore_errors=True)
+
+
+@pytest.mark.parametrize("field", ["start_widths", "final_widths", "half_widths"])
+def test_a_law_whose_width_no_network_can_have_is_said_of_its_file(world, field, capsys):
+    """A descent's recorded widths past what any layer can have (70,000 channels) are fits.json's damage, said
+    naming the file by every command that reads it, not as if the user had asked for those widths (an adversarial
+    pass: 'width 1 (conv1) must be between 1 and 65536')."""
+    path = next(world.glob(FILES["fits.json"][0]))
+    pristine = path.read_text()
+    data = json.loads(pristine)
+    for law in data["laws"]:
+        law[field] = [70_000, *law["start_widths"][1:]]
+    path.write_text(json.dumps(data))
+    try:
+        for line in _refused_by_every_reader(world, "fits.json", capsys):
+            assert str(path) in line and f"{field} must be" in line, line
+    finally:
+        path.write_text(pristine)
+        shutil.rmtree(world / "out", ignore_errors=True)

@@ -6,7 +6,7 @@ import sys as _sys
 from . import collector as _collector
 from .command import as_command as _as_command, deferred as _deferred, interrupt as _interrupt
 from .command import signalled as _signalled, terminate as _terminate, terminated as _terminated
-from .command import unraisable as _unraisable
+from .command import torch_logs_refused as _torch_logs_refused, unraisable as _unraisable
 
 if _as_command():  # before torch is imported: one Ctrl-C, or SIGTERM, is one line
     if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
@@ -14,6 +14,7 @@ if _as_command():  # before torch is imported: one Ctrl-C, or SIGTERM, is one li
     if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
         _signal.signal(_signal.SIGTERM, _terminate)
     _sys.unraisablehook = _unraisable(_sys.unraisablehook)
+    _sys.excepthook = _torch_logs_refused(_sys.excepthook)
 
 # Ctrl-C or SIGTERM while torch is imported (the first second or two of every command): remembered, and said
 # once the imports are done, in the command's one line (command.deferred); a program importing the library gets

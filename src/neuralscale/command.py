@@ -24,6 +24,21 @@ def as_command() -> bool:
     return (bool(sys.argv) and sys.argv[0].rsplit("/", 1)[-1] == "neuralscale") or argv[1:3] == ["-m", "neuralscale"]
 
 
+def torch_logs_refused(previous):
+    """sys.excepthook for the command: a TORCH_LOGS that PyTorch cannot parse fails `import torch` (before any of
+    the command runs) with a ValueError listing every setting it knows; said in one line instead, exit status 2."""
+    def hook(kind, value, tb):
+        import os
+        given = os.environ.get("TORCH_LOGS")
+        if given and issubclass(kind, ValueError) and str(value).strip().startswith("Invalid log settings"):
+            sys.stderr.write(f"neuralscale: error: TORCH_LOGS={given!r} is not a setting PyTorch knows; fix it or "
+                             "unset it (PyTorch lists its settings where a Python program imports torch)\n")
+            sys.stderr.flush()
+            os._exit(2)
+        previous(kind, value, tb)
+    return hook
+
+
 def _started_by_multiprocessing(argv: list[str]) -> bool:
     """Whether this interpreter is multiprocessing's spawn child or fork server (or forked from that server):
     `python [flags] -c "from multiprocessing.spawn import ..."`. Such a worker imports its driver's main script

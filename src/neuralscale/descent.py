@@ -53,7 +53,7 @@ from .scaling import (ScalingLaw, check_objective, fit, law_label, read_trajecto
                       write_trajectory)
 from .space import WidthSpace
 from .train import TrainConfig, Trainer, little_learned_at, resolve_device
-from .validate import SEED_MAX, expand, fraction, matches, ratio, whole
+from .validate import MAX_WIDTH, SEED_MAX, expand, fraction, matches, ratio, whole
 from .threads import settle
 from .zoo import located, model_identity, moved
 
@@ -245,10 +245,11 @@ class Iteration:
         for k, tp in ITERATION_TYPES.items():
             v = values[k]
             ok = matches(v, tp) and (tp is not int or v >= 0) and (
-                tp != list[int] or (len(v) == len(law.layers) and all(w >= 1 for w in v))) and (
+                tp != list[int] or (len(v) == len(law.layers) and all(1 <= w <= MAX_WIDTH for w in v))) and (
                 k != "final_val_acc" or v is None or 0 <= v <= 100)
             if not ok:
-                words = f"{len(law.layers)} widths (positive integers)" if tp == list[int] else ITERATION_WORDS[tp]
+                words = f"{len(law.layers)} widths (integers from 1 to {MAX_WIDTH})" if tp == list[int] \
+                    else ITERATION_WORDS[tp]
                 raise NeuralscaleError(f"not a descent iteration: {k} must be {words}, got {v!r}")
         return cls(law, **values)
 
