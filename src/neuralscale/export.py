@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from .command import optional_import
+from .data.info import images_made
 from .validate import check_flags, check_paths, expand
 from .errors import NeuralscaleError
 from .descent import is_descent_dir
@@ -48,18 +49,10 @@ from .space import WidthSpace
 log = logging.getLogger(__name__)
 
 FORMAT = "neuralscale-model"
-_MADE = {"fashionmnist": "Fashion-MNIST's 28 x 28 grey images zero-padded by 2 pixels a side to 32 x 32, as its "
-                         "reader pads them (not resized)",
-         "cifar10": "CIFAR-10's 32 x 32 images as they are", "cifar100": "CIFAR-100's 32 x 32 images as they are",
-         "tinyimagenet": "TinyImageNet's 64 x 64 images as they are",
-         "imagefolder": "an image folder's images resized to the square by PIL's bilinear resize, as its reader "
-                        "resizes them"}
-
-
 def pixels_text(dataset: str) -> str:
     """What an exported network takes: pixels made from an image as the dataset's reader made its training ones."""
-    made = _MADE.get(dataset.split(":", 1)[0], "as the dataset's reader made its images")
-    return f"float32 N x C x H x W pixel values 0-255 (C: RGB, or one grey channel) at input_shape: {made}"
+    return ("float32 N x C x H x W pixel values 0-255 (C: RGB, or one grey channel) at input_shape: "
+            f"{images_made(dataset)}")
 
 
 class Pixels(nn.Module):

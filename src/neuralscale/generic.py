@@ -595,11 +595,12 @@ class GenericSpace:
     """Everything the width space needs from an analysed model: gated groups, and a builder."""
 
     def __init__(self, name: str, make: Callable[[], nn.Module], info: DatasetInfo):
+        # made once, on the CPU (some builders compute with tensors), and kept as a meta skeleton with the calls that
+        # initialised it (initialise.py), which every build makes again; its own draws are dropped: seeded here on
+        # the CPU's generator alone (fork_rng(devices=[]) gives back no device's), the caller's streams are untouched
         with torch.device("cpu"), torch.random.fork_rng(devices=[]):
-            torch.random.default_generator.manual_seed(0)  # (its draws are dropped: the caller's streams untouched
-            # (a device's too: fork_rng(devices=[]) gives back the CPU's only), and the check's the same)
-            model, calls = recorded(make)  # once, on the CPU (some builders compute with tensors); kept as a meta
-        # skeleton, with how its constructor initialised it (initialise.py), which every build does again
+            torch.random.default_generator.manual_seed(0)
+            model, calls = recorded(make)
         self._calls, self.not_followed = followed(model, calls)
         model = model.to("meta").float().eval()  # trained in float32, whatever its own dtype
         self.template = model

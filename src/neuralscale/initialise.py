@@ -264,15 +264,12 @@ def _scheme_of(made: torch.Tensor, name: str) -> Call | None:
     flat = made.detach().flatten()
     if flat.numel() and bool((flat == flat[0]).all()):
         return ("fill_", True, name, (float(flat[0]),), {})
-    if made.dim() < 2:  # (a fan needs two dimensions: none for a bias)
-        fans = None
-    else:
-        fans = torch.nn.init._calculate_fan_in_and_fan_out(made)
+    fans = torch.nn.init._calculate_fan_in_and_fan_out(made) if made.dim() >= 2 else (0, 0)  # (none for a bias)
     n = min(flat.numel(), SAMPLE)
     for fn, kwargs, draw in SCHEMES:
-        if fn.startswith(("kaiming", "xavier")) and (fans is None or min(fans) <= 0):
+        if fn.startswith(("kaiming", "xavier")) and min(fans) <= 0:
             continue
-        kind, spread = draw(*(fans or (1, 1)))
+        kind, spread = draw(*fans)
         drawn = torch.randn(n, dtype=torch.float64) * spread if kind == "normal" else \
             (torch.rand(n, dtype=torch.float64) * 2 - 1) * spread
         if _alike(made, drawn):

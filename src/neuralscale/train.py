@@ -326,6 +326,7 @@ class Trainer:
         cuda = self.device.type == "cuda"
         refuse_untrainable(sum(p.numel() for p in model.parameters()), self.device)
         self.channels_last = False  # decided per model, in set_model
+        self._said_nchw = False  # whether it said that channels_last, asked for, is not used (_layout)
         self.dtype = getattr(torch, config.dtype)
         self.amp = autocasts(config.amp, cuda, config.dtype)
         self.splits = splits
@@ -414,7 +415,7 @@ class Trainer:
 
     def _layout(self, model: nn.Module) -> bool:
         if getattr(model, "ns_nchw_only", False):  # its forward views a map as a vector (generic.py): NCHW only
-            if self.config.channels_last and not getattr(self, "_said_nchw", False):
+            if self.config.channels_last and not self._said_nchw:
                 self._said_nchw = True  # (once: a pruning rebuild asks again)
                 warn(f"{self.desc}: channels_last not used: the model's forward views a feature map as a vector, "
                      "which only NCHW computes as written; it trains in NCHW")

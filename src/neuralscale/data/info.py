@@ -44,6 +44,19 @@ KNOWN = {
     "synthetic": DatasetInfo("synthetic", 10, 3, 32),
 }
 
+# how each reader makes the images a model sees from the dataset's files (an exported network is given them so)
+IMAGES_MADE = {"fashionmnist": "Fashion-MNIST's 28 x 28 grey images zero-padded by 2 pixels a side to 32 x 32, as "
+                               "its reader pads them (not resized)",
+               "cifar10": "CIFAR-10's 32 x 32 images as they are", "cifar100": "CIFAR-100's 32 x 32 images as they are",
+               "tinyimagenet": "TinyImageNet's 64 x 64 images as they are",
+               "imagefolder": "an image folder's images resized to the square by PIL's bilinear resize, as its "
+                              "reader resizes them"}
+
+
+def images_made(dataset: str) -> str:
+    """How `dataset`'s reader made the images its models see (IMAGES_MADE), in words."""
+    return IMAGES_MADE.get(dataset_key(dataset.split(":", 1)[0]), "as the dataset's reader made its images")
+
 
 @dataclass(frozen=True)
 class Protocol:
